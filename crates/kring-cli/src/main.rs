@@ -1,0 +1,2 @@
+//! The kring command-line tool.
+fn main() {}

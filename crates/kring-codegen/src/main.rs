@@ -1,0 +1,2 @@
+//! kring-codegen.
+fn main() {}

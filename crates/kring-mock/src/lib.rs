@@ -1,0 +1,1 @@
+//! In-process Kafka cluster at the wire level, with fault injection.

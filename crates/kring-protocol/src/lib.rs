@@ -1,0 +1,20 @@
+//! kring-protocol: the Kafka wire codec.
+//!
+//! What is hand-written and what is generated:
+//! - [`primitives`]: the wire primitives (fixed-width integers, varints,
+//!   strings, bytes, arrays, compact forms, tagged fields). Hand-written.
+//! - [`messages`]: one module per API, request and response, for the full
+//!   valid version range. **Generated** by `kring-codegen` from
+//!   `protocol-specs/`; never edit by hand (`cargo codegen` regenerates,
+//!   `cargo codegen --check` fails when they are stale).
+//! - [`record`]: record batch v2 builder and decoder. Hand-written.
+//! - [`compression`]: gzip, snappy, lz4 and zstd. Hand-written.
+//! - [`error_code`]: the Kafka error code table. Hand-written.
+//!
+//! This crate performs no I/O and never reads the clock. Decoding never
+//! panics: every malformed input becomes a [`DecodeError`].
+#![forbid(unsafe_code)]
+
+pub mod primitives;
+
+pub use primitives::{DecodeError, EncodeError};

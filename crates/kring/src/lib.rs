@@ -1,0 +1,1 @@
+//! Kafka producer on io_uring.
