@@ -15,6 +15,8 @@
 //! panics: every malformed input becomes a [`DecodeError`].
 #![forbid(unsafe_code)]
 
+pub mod message;
+pub mod messages;
 pub mod primitives;
 
 pub use primitives::{DecodeError, EncodeError};
