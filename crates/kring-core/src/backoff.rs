@@ -33,7 +33,7 @@ impl SplitMix64 {
     /// A uniform value in `[0, n)` (`n > 0`), by multiply-shift.
     #[inline]
     pub fn below(&mut self, n: u32) -> u32 {
-        ((self.next_u64() >> 32) * u64::from(n) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
     }
 
     /// A uniform float in `[0, 1)`.
@@ -106,7 +106,10 @@ mod tests {
         for (attempt, base_ms) in [(0u32, 100.0f64), (1, 200.0), (2, 400.0), (3, 800.0)] {
             for _ in 0..200 {
                 let d = b.backoff(attempt, &mut rng).as_secs_f64() * 1000.0;
-                assert!(d >= base_ms * 0.8 - 1e-6 && d <= base_ms * 1.2 + 1e-6, "{attempt}: {d}");
+                assert!(
+                    d >= base_ms * 0.8 - 1e-6 && d <= base_ms * 1.2 + 1e-6,
+                    "{attempt}: {d}"
+                );
             }
         }
         let mut seen_low = false;

@@ -12,7 +12,9 @@ pub use kring_protocol::record::Compression;
 
 use crate::delivery::DeliveryCallback;
 use crate::error::ConfigError;
-use crate::partitioner::{DefaultPartitioner, Partitioner, RoundRobinPartitioner, UniformStickyPartitioner};
+use crate::partitioner::{
+    DefaultPartitioner, Partitioner, RoundRobinPartitioner, UniformStickyPartitioner,
+};
 
 /// `acks`: how many replicas must acknowledge a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +181,7 @@ impl Default for Config {
             max_block: Duration::from_secs(60),
             partitioner: PartitionerChoice::Default,
             on_delivery: None,
-            jitter_seed: 0x6b72_696e_67,
+            jitter_seed: 0x006b_7269_6e67,
         }
     }
 }
@@ -200,7 +202,12 @@ impl Config {
         for a in &self.bootstrap {
             match a.rsplit_once(':') {
                 Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {}
-                _ => return Err(invalid("bootstrap.servers", format!("`{a}` is not host:port"))),
+                _ => {
+                    return Err(invalid(
+                        "bootstrap.servers",
+                        format!("`{a}` is not host:port"),
+                    ))
+                }
             }
         }
         if self.client_id.len() > i16::MAX as usize {
@@ -216,10 +223,16 @@ impl Config {
             return Err(invalid("buffer.memory", "smaller than batch.size"));
         }
         if self.max_in_flight == 0 {
-            return Err(invalid("max.in.flight.requests.per.connection", "must be at least 1"));
+            return Err(invalid(
+                "max.in.flight.requests.per.connection",
+                "must be at least 1",
+            ));
         }
         if self.request_timeout.is_zero() || self.request_timeout.as_millis() > i32::MAX as u128 {
-            return Err(invalid("request.timeout.ms", "must be within 1..=i32::MAX ms"));
+            return Err(invalid(
+                "request.timeout.ms",
+                "must be within 1..=i32::MAX ms",
+            ));
         }
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(invalid(
@@ -286,12 +299,21 @@ mod tests {
             bootstrap: vec!["nohost".into()],
             ..base()
         };
-        assert!(matches!(c.validate(), Err(ConfigError::Invalid { setting: "bootstrap.servers", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                setting: "bootstrap.servers",
+                ..
+            })
+        ));
         let c = Config {
             acks: Acks::Leader,
             ..base()
         };
-        assert_eq!(c.validate(), Err(ConfigError::IdempotenceConflict("acks=all")));
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::IdempotenceConflict("acks=all"))
+        );
         let c = Config {
             acks: Acks::Leader,
             enable_idempotence: false,
@@ -307,6 +329,9 @@ mod tests {
             max_in_flight: 6,
             ..base()
         };
-        assert!(matches!(c.validate(), Err(ConfigError::IdempotenceConflict(_))));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::IdempotenceConflict(_))
+        ));
     }
 }

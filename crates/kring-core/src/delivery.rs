@@ -157,7 +157,12 @@ impl BatchCompletion {
         true
     }
 
-    fn record_result(&self, o: &Outcome, index: u32, timestamp_ms: i64) -> Result<RecordMetadata, DeliveryError> {
+    fn record_result(
+        &self,
+        o: &Outcome,
+        index: u32,
+        timestamp_ms: i64,
+    ) -> Result<RecordMetadata, DeliveryError> {
         match o {
             Ok(ok) => Ok(RecordMetadata {
                 partition: self.partition,
@@ -320,7 +325,9 @@ mod tests {
     #[test]
     fn one_completion_resolves_every_record() {
         let b = BatchCompletion::new(3);
-        let hs: Vec<_> = (0..5).map(|i| DeliveryHandle::new(b.clone(), i, 1000 + i64::from(i))).collect();
+        let hs: Vec<_> = (0..5)
+            .map(|i| DeliveryHandle::new(b.clone(), i, 1000 + i64::from(i)))
+            .collect();
         assert!(hs[0].try_result().is_none());
         assert!(b.complete(Ok(BatchOk {
             base_offset: 40,
@@ -376,7 +383,11 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
         assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
-        assert_eq!(b.slot.lock().unwrap().wakers.len(), 1, "same waker kept once");
+        assert_eq!(
+            b.slot.lock().unwrap().wakers.len(),
+            1,
+            "same waker kept once"
+        );
         b.complete(Ok(BatchOk {
             base_offset: 10,
             log_append_time: -1,
@@ -393,7 +404,9 @@ mod tests {
         let seen = Arc::new(Mutex::new(vec![]));
         let s2 = seen.clone();
         let cb: DeliveryCallback = Arc::new(move |r: &DeliveryReport<'_>| {
-            s2.lock().unwrap().push((r.index, r.result.as_ref().map(|m| m.offset).ok()));
+            s2.lock()
+                .unwrap()
+                .push((r.index, r.result.as_ref().map(|m| m.offset).ok()));
         });
         report_batch(
             &cb,
@@ -405,6 +418,9 @@ mod tests {
                 log_append_time: -1,
             }),
         );
-        assert_eq!(*seen.lock().unwrap(), vec![(0, Some(7)), (1, Some(8)), (2, Some(9))]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(0, Some(7)), (1, Some(8)), (2, Some(9))]
+        );
     }
 }

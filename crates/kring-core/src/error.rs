@@ -54,7 +54,9 @@ pub enum SendError {
     },
     /// An explicit partition (or one returned by a custom partitioner) does
     /// not exist.
-    #[error("partition {partition} of topic `{topic}` does not exist (the topic has {num_partitions})")]
+    #[error(
+        "partition {partition} of topic `{topic}` does not exist (the topic has {num_partitions})"
+    )]
     InvalidPartition {
         /// The topic.
         topic: Arc<str>,

@@ -33,7 +33,11 @@ pub(crate) enum Notice {
         flush_gen: u64,
     },
     /// A partition sealed a batch (it is ready to send).
-    Sealed { topic: u32, partition: u32, batch: u64 },
+    Sealed {
+        topic: u32,
+        partition: u32,
+        batch: u64,
+    },
     /// Flush every batch of a generation below `gen`.
     Flush { gen: u64, signal: Arc<Signal> },
     /// Flush everything, then stop.
@@ -112,11 +116,6 @@ impl NoticeQueue {
         self.parked.store(false, Ordering::SeqCst);
     }
 
-    /// Whether the I/O thread is marked parked.
-    pub(crate) fn is_parked(&self) -> bool {
-        self.parked.load(Ordering::SeqCst)
-    }
-
     /// Wake-ups requested by producer threads so far.
     pub(crate) fn wake_count(&self) -> u64 {
         self.wakes.load(Ordering::Relaxed)
@@ -148,7 +147,10 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert!(q.prepare_park());
         assert!(q.push(Notice::TopicWanted { topic: 1 }), "parked: wake");
-        assert!(!q.push(Notice::TopicWanted { topic: 2 }), "second push: already woken");
+        assert!(
+            !q.push(Notice::TopicWanted { topic: 2 }),
+            "second push: already woken"
+        );
         assert_eq!(q.wake_count(), 1);
         let (_, wake) = q.with(|_| ());
         assert!(!wake, "nothing pushed, no wake");

@@ -129,7 +129,12 @@ impl Shared {
     ///
     /// If [`AppendOutcome::wake`] is true the caller must wake the I/O
     /// thread.
-    pub fn append(&self, now: Instant, rec: RecordRef<'_>, block_deadline: Instant) -> Result<AppendOutcome, SendError> {
+    pub fn append(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+        block_deadline: Instant,
+    ) -> Result<AppendOutcome, SendError> {
         if self.notices.is_closed() {
             return Err(SendError::Closed);
         }
@@ -154,7 +159,10 @@ impl Shared {
         let mut wake = false;
         let mut reserved = 0usize;
         let result = loop {
-            let step = match self.topics.with_view(|v| self.try_append(v, now, &rec, &mut reserved)) {
+            let step = match self
+                .topics
+                .with_view(|v| self.try_append(v, now, &rec, &mut reserved))
+            {
                 Ok(s) => s,
                 Err(e) => break Err(e),
             };
@@ -169,13 +177,18 @@ impl Shared {
                     }
                 }
                 Step::NeedPartitions { have } => {
-                    if let Err(e) = self.wait_for_partitions(now, &rec, have, block_deadline, &mut wake) {
+                    if let Err(e) =
+                        self.wait_for_partitions(now, &rec, have, block_deadline, &mut wake)
+                    {
                         break Err(e);
                     }
                 }
                 Step::NeedMemory(n) => {
                     debug_assert_eq!(reserved, 0);
-                    if !self.pool.reserve_blocking(n, remaining(now, block_deadline)) {
+                    if !self
+                        .pool
+                        .reserve_blocking(n, remaining(now, block_deadline))
+                    {
                         break Err(SendError::BufferFull {
                             limit: self.pool.limit(),
                             waited: remaining(now, block_deadline),
@@ -243,12 +256,18 @@ impl Shared {
                 let partitions = topic.partitions.clone();
                 let s = *v.sticky_mut(topic_id);
                 let usable = s.partition < n
-                    && (available.is_empty() || partitions[s.partition as usize].available.load(std::sync::atomic::Ordering::Relaxed));
+                    && (available.is_empty()
+                        || partitions[s.partition as usize]
+                            .available
+                            .load(std::sync::atomic::Ordering::Relaxed));
                 let p = if usable {
                     s.partition
                 } else {
                     let p = pick_sticky(&mut v.rng, n, &available, u32::MAX);
-                    *v.sticky_mut(topic_id) = crate::topics::Sticky { partition: p, bytes: 0 };
+                    *v.sticky_mut(topic_id) = crate::topics::Sticky {
+                        partition: p,
+                        bytes: 0,
+                    };
                     p
                 };
                 (p, true)
@@ -257,7 +276,8 @@ impl Shared {
         // Re-borrow the topic after the sticky update.
         let topic = v.lookup(rec.topic).expect("topic present");
         let slot = topic.partitions[partition as usize].clone();
-        let (step, sealed, added) = self.append_to_slot(&slot, topic_id, partition, now, rec, reserved)?;
+        let (step, sealed, added) =
+            self.append_to_slot(&slot, topic_id, partition, now, rec, reserved)?;
         if sticky {
             if let Step::Done(_) = step {
                 let available = topic.available.clone();
@@ -266,7 +286,10 @@ impl Shared {
                 if sealed || st.bytes >= self.cfg.batch_size {
                     let cur = st.partition;
                     let p = pick_sticky(&mut v.rng, n, &available, cur);
-                    *v.sticky_mut(topic_id) = crate::topics::Sticky { partition: p, bytes: 0 };
+                    *v.sticky_mut(topic_id) = crate::topics::Sticky {
+                        partition: p,
+                        bytes: 0,
+                    };
                 }
             }
         }
@@ -287,22 +310,35 @@ impl Shared {
         let batch_size = self.cfg.batch_size;
         let mut q = slot.lock();
         if let Some(open) = q.open.as_mut() {
-            let rs = open.builder.record_size(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+            let rs = open
+                .builder
+                .record_size(rec.timestamp_ms, rec.key, rec.value, rec.headers);
             if open.builder.size_in_bytes() + rs <= batch_size {
-                let index = open.builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+                let index = open
+                    .builder
+                    .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
                 if self.cfg.keep_timestamps {
                     open.timestamps.push(rec.timestamp_ms);
                 }
-                let delivery = DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
+                let delivery =
+                    DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
                 // Seal as soon as no further record can fit, so the I/O
                 // thread sends it without waiting for the next append.
                 let full = open.builder.size_in_bytes() >= batch_size;
                 let mut wake = false;
                 if full {
                     let id = open.id;
-                    let b = q.open.take().expect("open batch").seal(self.cfg.compression);
+                    let b = q
+                        .open
+                        .take()
+                        .expect("open batch")
+                        .seal(self.cfg.compression);
                     q.sealed.push_back(b);
-                    wake = self.notices.push(Notice::Sealed { topic, partition, batch: id });
+                    wake = self.notices.push(Notice::Sealed {
+                        topic,
+                        partition,
+                        batch: id,
+                    });
                 }
                 drop(q);
                 let outcome = AppendOutcome {
@@ -362,7 +398,11 @@ impl Shared {
                 flush_gen: n.flush_gen,
             });
             if full {
-                n.list.push(Notice::Sealed { topic, partition, batch: id });
+                n.list.push(Notice::Sealed {
+                    topic,
+                    partition,
+                    batch: id,
+                });
             }
             Some(n.flush_gen)
         });
@@ -425,7 +465,13 @@ impl Shared {
 
     /// Registers the topic (asking the I/O thread for its metadata) and
     /// waits until it is known, failed, or the deadline passes.
-    fn wait_for_topic(&self, now: Instant, topic: &str, deadline: Instant, wake: &mut bool) -> Result<(), SendError> {
+    fn wait_for_topic(
+        &self,
+        now: Instant,
+        topic: &str,
+        deadline: Instant,
+        wake: &mut bool,
+    ) -> Result<(), SendError> {
         let (state, _) = self.topics.register(topic);
         let id = state.id;
         *wake |= self.notices.push(Notice::TopicWanted { topic: id });
@@ -557,12 +603,16 @@ impl Shared {
             })
         })
     }
-
 }
 
 /// A new sticky partition: uniformly among the available partitions (all
 /// partitions while none is), different from `current` when possible.
-fn pick_sticky(rng: &mut crate::backoff::SplitMix64, n: u32, available: &[u32], current: u32) -> u32 {
+fn pick_sticky(
+    rng: &mut crate::backoff::SplitMix64,
+    n: u32,
+    available: &[u32],
+    current: u32,
+) -> u32 {
     if available.is_empty() {
         if n <= 1 {
             return 0;

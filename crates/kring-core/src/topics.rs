@@ -214,7 +214,11 @@ impl TopicTable {
 
     /// Blocks up to `wait` until `done(map)` holds; returns the map seen
     /// last.
-    pub(crate) fn wait_until(&self, wait: Duration, mut done: impl FnMut(&TopicMap) -> bool) -> Arc<TopicMap> {
+    pub(crate) fn wait_until(
+        &self,
+        wait: Duration,
+        mut done: impl FnMut(&TopicMap) -> bool,
+    ) -> Arc<TopicMap> {
         let g = self.lock();
         let (g, _) = self
             .changed
@@ -337,7 +341,8 @@ mod tests {
         assert_eq!(t.register("b").0.id, 1);
         // The view reloads after the version changed.
         assert_eq!(t.with_view(|v| v.lookup("b").map(|s| s.id)), Some(1));
-        let slots: Vec<Arc<PartitionSlot>> = (0..3).map(|_| Arc::new(PartitionSlot::default())).collect();
+        let slots: Vec<Arc<PartitionSlot>> =
+            (0..3).map(|_| Arc::new(PartitionSlot::default())).collect();
         t.publish(vec![TopicState {
             id: 0,
             name: "a".into(),
