@@ -15,6 +15,8 @@
 //! panics: every malformed input becomes a [`DecodeError`].
 #![forbid(unsafe_code)]
 
+pub mod compression;
 pub mod primitives;
+pub mod record;
 
 pub use primitives::{DecodeError, EncodeError};
