@@ -9,80 +9,19 @@
 
 use bytes::Bytes;
 
-/// Size of the fixed part of a v2 record batch, up to and including the
-/// record count.
-pub(crate) const HEADER_LEN: usize = 61;
-/// Bytes before the `batch_length` field's coverage starts (base offset and
-/// the length field itself).
-pub(crate) const LOG_OVERHEAD: usize = 12;
-/// The CRC covers everything from the attributes to the end of the batch.
-const CRC_START: usize = 21;
+pub use kring_protocol::record::BatchHeader;
+use kring_protocol::record::layout;
+use kring_protocol::DecodeError;
 
-const COMPRESSION_MASK: i16 = 0x07;
-const TRANSACTIONAL_FLAG: i16 = 0x10;
-const CONTROL_FLAG: i16 = 0x20;
-
-/// The fixed header fields of one record batch (magic 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
-    /// Base offset as written in the batch (clients send 0).
-    pub base_offset: i64,
-    /// The `batch_length` field: bytes after the length field.
-    pub batch_length: i32,
-    /// Partition leader epoch field.
-    pub partition_leader_epoch: i32,
-    /// Magic byte (always 2 for a header that validated).
-    pub magic: i8,
-    /// CRC32C stored in the batch.
-    pub crc: u32,
-    /// Attributes (compression, timestamp type, transactional, control).
-    pub attributes: i16,
-    /// Offset of the last record relative to the base offset.
-    pub last_offset_delta: i32,
-    /// Timestamp of the first record.
-    pub base_timestamp: i64,
-    /// Largest timestamp in the batch.
-    pub max_timestamp: i64,
-    /// Producer id, or -1.
-    pub producer_id: i64,
-    /// Producer epoch, or -1.
-    pub producer_epoch: i16,
-    /// Sequence of the first record, or -1.
-    pub base_sequence: i32,
-    /// Number of records.
-    pub record_count: i32,
+/// The sequence of the last record of a batch, wrapping at `i32::MAX` as
+/// Kafka does.
+pub(crate) fn last_sequence(h: &BatchHeader) -> i32 {
+    increment_sequence(h.base_sequence, h.last_offset_delta)
 }
 
-impl BatchHeader {
-    /// Compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
-    pub fn compression(&self) -> i16 {
-        self.attributes & COMPRESSION_MASK
-    }
-
-    /// Whether the batch belongs to a transaction.
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & TRANSACTIONAL_FLAG != 0
-    }
-
-    /// Whether the batch is a control batch (transaction marker).
-    pub fn is_control(&self) -> bool {
-        self.attributes & CONTROL_FLAG != 0
-    }
-
-    /// Whether the batch carries a producer id (idempotent or transactional).
-    pub fn has_producer_id(&self) -> bool {
-        self.producer_id >= 0
-    }
-
-    /// The sequence of the last record, wrapping at `i32::MAX` as Kafka does.
-    pub fn last_sequence(&self) -> i32 {
-        increment_sequence(self.base_sequence, self.last_offset_delta)
-    }
-
-    /// Total size of the batch on the wire.
-    pub fn total_len(&self) -> usize {
-        LOG_OVERHEAD + self.batch_length.max(0) as usize
-    }
+/// Whether the batch carries a producer id (idempotent or transactional).
+pub(crate) fn has_producer_id(h: &BatchHeader) -> bool {
+    h.producer_id >= 0
 }
 
 /// `base + delta` in sequence space: sequences wrap from `i32::MAX` to 0.
@@ -108,53 +47,16 @@ pub enum BatchError {
     Invalid(String),
 }
 
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
-}
-
 /// Reads the fixed header at the start of `b` without checking the CRC.
-/// Needs at least [`HEADER_LEN`] bytes.
 pub(crate) fn read_header(b: &[u8]) -> Result<BatchHeader, BatchError> {
-    if b.len() < LOG_OVERHEAD + 5 {
-        return Err(BatchError::Corrupt(format!(
-            "{} bytes is shorter than a batch header",
-            b.len()
-        )));
-    }
-    let magic = b[16] as i8;
-    if magic != 2 {
-        return Err(BatchError::Invalid(format!(
-            "magic {magic}: produce v3+ only allows record batches with magic 2"
-        )));
-    }
-    if b.len() < HEADER_LEN {
-        return Err(BatchError::Corrupt(format!(
-            "{} bytes is shorter than the {HEADER_LEN}-byte v2 batch header",
-            b.len()
-        )));
-    }
-    Ok(BatchHeader {
-        base_offset: be_i64(b, 0),
-        batch_length: be_i32(b, 8),
-        partition_leader_epoch: be_i32(b, 12),
-        magic,
-        crc: be_i32(b, 17) as u32,
-        attributes: be_i16(b, 21),
-        last_offset_delta: be_i32(b, 23),
-        base_timestamp: be_i64(b, 27),
-        max_timestamp: be_i64(b, 35),
-        producer_id: be_i64(b, 43),
-        producer_epoch: be_i16(b, 51),
-        base_sequence: be_i32(b, 53),
-        record_count: be_i32(b, 57),
+    layout::peek_batch_header(b).map_err(|e| match e {
+        DecodeError::InvalidValue {
+            field: "record batch magic",
+            value,
+        } => BatchError::Invalid(format!(
+            "magic {value}: produce v3+ only allows record batches with magic 2"
+        )),
+        e => BatchError::Corrupt(e.to_string()),
     })
 }
 
@@ -164,12 +66,6 @@ pub(crate) fn read_header(b: &[u8]) -> Result<BatchHeader, BatchError> {
 /// returns the one batch.
 pub(crate) fn validate_produce_records(records: &Bytes) -> Result<(BatchHeader, Bytes), BatchError> {
     let header = read_header(records)?;
-    if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-        return Err(BatchError::Corrupt(format!(
-            "batch length {} is shorter than the header",
-            header.batch_length
-        )));
-    }
     let total = header.total_len();
     if total > records.len() {
         return Err(BatchError::Corrupt(format!(
@@ -182,7 +78,7 @@ pub(crate) fn validate_produce_records(records: &Bytes) -> Result<(BatchHeader, 
             "produce requests with version 3 or above must contain exactly one record batch".into(),
         ));
     }
-    let computed = crc32c::crc32c(&records[CRC_START..total]);
+    let computed = crc32c::crc32c(&records[layout::ATTRIBUTES..total]);
     if computed != header.crc {
         return Err(BatchError::Corrupt(format!(
             "CRC mismatch: stored {:#010x}, computed {computed:#010x}",
@@ -206,17 +102,14 @@ pub(crate) fn validate_produce_records(records: &Bytes) -> Result<(BatchHeader, 
             "clients are not allowed to write control records".into(),
         ));
     }
-    if header.has_producer_id() && header.base_sequence < 0 {
+    if has_producer_id(&header) && header.base_sequence < 0 {
         return Err(BatchError::Invalid(format!(
             "invalid sequence number {} for a batch with producer id {}",
             header.base_sequence, header.producer_id
         )));
     }
-    if header.compression() > 4 {
-        return Err(BatchError::Invalid(format!(
-            "unknown compression codec {}",
-            header.compression()
-        )));
+    if let Err(e) = header.compression() {
+        return Err(BatchError::Invalid(e.to_string()));
     }
     Ok((header, records.slice(..total)))
 }
@@ -247,7 +140,7 @@ pub(crate) mod tests {
         }
         let mut b = Vec::new();
         b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&((layout::HEADER_LEN - layout::LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
         b.extend_from_slice(&0i32.to_be_bytes());
         b.push(2);
         b.extend_from_slice(&0u32.to_be_bytes());
@@ -260,7 +153,7 @@ pub(crate) mod tests {
         b.extend_from_slice(&base_seq.to_be_bytes());
         b.extend_from_slice(&n.to_be_bytes());
         b.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&b[CRC_START..]);
+        let crc = crc32c::crc32c(&b[layout::ATTRIBUTES..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(b)
     }
@@ -270,7 +163,7 @@ pub(crate) mod tests {
         let b = batch(7, 1, 10, 3);
         let (h, body) = validate_produce_records(&b).unwrap();
         assert_eq!(h.record_count, 3);
-        assert_eq!(h.last_sequence(), 12);
+        assert_eq!(last_sequence(&h), 12);
         assert_eq!(h.producer_id, 7);
         assert_eq!(body.len(), b.len());
     }

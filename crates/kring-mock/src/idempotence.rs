@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::batch::BatchHeader;
+use crate::batch::{self, BatchHeader};
 
 /// How many recent batches per producer a broker remembers for duplicate
 /// detection (Kafka's `NUM_BATCHES_TO_RETAIN`, which is also why clients cap
@@ -132,7 +132,7 @@ impl ProducerStates {
             }
             return Ok(SequenceCheck::Append);
         }
-        let last_seq = h.last_sequence();
+        let last_seq = batch::last_sequence(h);
         if let Some(dup) = entry
             .recent
             .iter()
@@ -173,7 +173,7 @@ impl ProducerStates {
         }
         entry.recent.push_back(BatchMeta {
             first_seq: h.base_sequence,
-            last_seq: h.last_sequence(),
+            last_seq: batch::last_sequence(h),
             base_offset,
         });
     }

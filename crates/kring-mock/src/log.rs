@@ -94,7 +94,7 @@ impl PartitionLog {
         if header.is_transactional() {
             return Err(AppendError::Transactional);
         }
-        if header.has_producer_id() {
+        if batch::has_producer_id(&header) {
             if let SequenceCheck::Duplicate { base_offset } = self.producers.check(&header, policy)? {
                 return Ok(Appended {
                     base_offset,
@@ -109,7 +109,7 @@ impl PartitionLog {
             partition_leader_epoch: leader_epoch,
             ..header
         };
-        if header.has_producer_id() {
+        if batch::has_producer_id(&header) {
             self.producers.record(&header, base_offset);
         }
         let last_offset = base_offset + i64::from(header.last_offset_delta);
