@@ -16,7 +16,9 @@
 #![forbid(unsafe_code)]
 
 pub mod compression;
+pub mod error_code;
 pub mod primitives;
 pub mod record;
 
+pub use error_code::ErrorCode;
 pub use primitives::{DecodeError, EncodeError};

@@ -8,8 +8,13 @@
 //! The header layout is in [`layout`].
 
 mod builder;
+mod decoder;
 pub mod layout;
 
 pub use crate::compression::Compression;
 pub use builder::{restamp, try_restamp, Header, RecordBatchBuilder, SealedBatch};
+pub use decoder::{
+    decode_batch, decode_batches, decode_fetched_batches, DecodeOptions, Record, RecordBatch,
+    RecordHeader, Records,
+};
 pub use layout::{peek_batch_header, BatchHeader};
