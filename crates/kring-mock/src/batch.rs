@@ -2,15 +2,14 @@
 //!
 //! The mock validates what a client sends the way a broker does before it
 //! appends: framing (the length field agrees with the bytes), magic, CRC32C,
-//! and the header invariants Kafka's `LogValidator` enforces. It reads the
-//! fixed 61-byte header itself rather than decoding records, so validation of
-//! a 1 MiB batch costs one CRC pass; records are only decoded when a test asks
-//! for them ([`crate::MockCluster::records`]).
+//! the header invariants Kafka's `LogValidator` enforces, and every record
+//! (decompressed), so a client that writes a subtly broken batch hears
+//! about it here rather than from a consumer later.
 
 use bytes::Bytes;
 
 pub use kring_protocol::record::BatchHeader;
-use kring_protocol::record::layout;
+use kring_protocol::record::{decode_batch, layout, DecodeOptions};
 use kring_protocol::DecodeError;
 
 /// The sequence of the last record of a batch, wrapping at `i32::MAX` as
@@ -111,7 +110,42 @@ pub(crate) fn validate_produce_records(records: &Bytes) -> Result<(BatchHeader, 
     if let Err(e) = header.compression() {
         return Err(BatchError::Invalid(e.to_string()));
     }
-    Ok((header, records.slice(..total)))
+    let body = records.slice(..total);
+    validate_records(&header, &body)?;
+    Ok((header, body))
+}
+
+/// Decodes (decompressing if needed) every record, as Kafka's
+/// `LogValidator` does before an append: each record must decode within its
+/// length, the count must match the header, and offset deltas must run
+/// 0, 1, 2, … (Kafka enforces the latter for compressed batches; every
+/// client writes it so for all batches).
+fn validate_records(header: &BatchHeader, body: &Bytes) -> Result<(), BatchError> {
+    let opts = DecodeOptions {
+        // Already checked above.
+        verify_crc: false,
+        ..DecodeOptions::default()
+    };
+    let corrupt = |e: DecodeError| BatchError::Corrupt(e.to_string());
+    let b = decode_batch(&mut body.clone(), &opts).map_err(corrupt)?;
+    let mut n = 0i32;
+    for r in b.iter_records(&opts).map_err(corrupt)? {
+        let r = r.map_err(corrupt)?;
+        if r.offset_delta != n {
+            return Err(BatchError::Invalid(format!(
+                "record {n} has offset delta {}",
+                r.offset_delta
+            )));
+        }
+        n += 1;
+    }
+    if n != header.record_count {
+        return Err(BatchError::Corrupt(format!(
+            "header declares {} records, {n} present",
+            header.record_count
+        )));
+    }
+    Ok(())
 }
 
 /// Rewrites the broker-assigned fields of a batch: the base offset and the

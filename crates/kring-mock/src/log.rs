@@ -131,15 +131,6 @@ impl PartitionLog {
         self.batches.partition_point(|b| b.last_offset < offset)
     }
 
-    /// The first offset whose batch has a max timestamp ≥ `ts`, as
-    /// ListOffsets answers a timestamp query (Kafka searches the time index
-    /// by batch max timestamp, then returns the first record at or after
-    /// `ts`; records inside a batch are found by decoding it). Returns the
-    /// batch, for the caller to decode, or `None` when no batch qualifies.
-    pub(crate) fn first_batch_with_max_ts_at_least(&self, ts: i64) -> Option<&StoredBatch> {
-        self.batches.iter().find(|b| b.header.max_timestamp >= ts)
-    }
-
     /// The batch with the largest max timestamp (the first such on ties),
     /// for ListOffsets' MAX_TIMESTAMP query.
     pub(crate) fn batch_with_max_timestamp(&self) -> Option<&StoredBatch> {

@@ -84,6 +84,9 @@ pub enum CreateTopicError {
     /// INVALID_REPLICATION_FACTOR (38).
     #[error("invalid replication factor {0}")]
     InvalidReplicationFactor(i16),
+    /// INVALID_REPLICA_ASSIGNMENT (39).
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
 }
 
 impl CreateTopicError {
@@ -94,6 +97,7 @@ impl CreateTopicError {
             CreateTopicError::InvalidName(..) => 17,
             CreateTopicError::InvalidPartitions(_) => 37,
             CreateTopicError::InvalidReplicationFactor(_) => 38,
+            CreateTopicError::InvalidReplicaAssignment(_) => 39,
         }
     }
 }
@@ -196,10 +200,63 @@ impl State {
         replication_factor: i16,
         validate_only: bool,
     ) -> Result<(), CreateTopicError> {
+        self.create_topic_with(
+            name,
+            TopicSpec {
+                partitions,
+                replication_factor,
+                ..TopicSpec::default()
+            },
+            validate_only,
+        )
+    }
+
+    /// Creates a topic from a full specification (CreateTopics).
+    pub(crate) fn create_topic_with(
+        &mut self,
+        name: &str,
+        spec: TopicSpec,
+        validate_only: bool,
+    ) -> Result<(), CreateTopicError> {
         validate_topic_name(name)?;
         if self.topics.contains_key(name) {
             return Err(CreateTopicError::AlreadyExists(name.to_string()));
         }
+        let replica_lists = if spec.assignments.is_empty() {
+            self.spread(spec.partitions, spec.replication_factor)?
+        } else {
+            self.check_assignments(&spec.assignments)?;
+            spec.assignments
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let parts = replica_lists
+            .into_iter()
+            .map(|replicas| PartitionState {
+                leader: replicas[0],
+                leader_epoch: 0,
+                replicas,
+                log: PartitionLog::default(),
+            })
+            .collect();
+        self.topics_created += 1;
+        let id = topic_id(name, self.topics_created);
+        self.topics.insert(
+            name.to_string(),
+            TopicState {
+                id,
+                partitions: parts,
+                max_message_bytes: spec
+                    .max_message_bytes
+                    .unwrap_or(self.config.max_message_bytes),
+            },
+        );
+        Ok(())
+    }
+
+    /// Replica lists for `partitions` partitions, leaders round-robin.
+    fn spread(&mut self, partitions: i32, replication_factor: i16) -> Result<Vec<Vec<i32>>, CreateTopicError> {
         let partitions = if partitions == -1 {
             self.config.default_partitions
         } else {
@@ -218,35 +275,63 @@ impl State {
         if rf <= 0 || rf as usize > self.brokers.len() {
             return Err(CreateTopicError::InvalidReplicationFactor(replication_factor));
         }
-        if validate_only {
-            return Ok(());
-        }
         let n = self.brokers.len();
-        let mut parts = Vec::with_capacity(partitions as usize);
+        let mut lists = Vec::with_capacity(partitions as usize);
         for _ in 0..partitions {
             let first = self.next_leader % n;
             self.next_leader += 1;
-            let replicas = (0..rf as usize)
-                .map(|i| self.brokers[(first + i) % n].id)
-                .collect::<Vec<_>>();
-            parts.push(PartitionState {
-                leader: replicas[0],
-                leader_epoch: 0,
-                replicas,
-                log: PartitionLog::default(),
-            });
+            lists.push(
+                (0..rf as usize)
+                    .map(|i| self.brokers[(first + i) % n].id)
+                    .collect(),
+            );
         }
-        self.topics_created += 1;
-        let id = topic_id(name, self.topics_created);
-        self.topics.insert(
-            name.to_string(),
-            TopicState {
-                id,
-                partitions: parts,
-                max_message_bytes: self.config.max_message_bytes,
-            },
-        );
+        Ok(lists)
+    }
+
+    fn check_assignments(&self, lists: &[Vec<i32>]) -> Result<(), CreateTopicError> {
+        let rf = lists[0].len();
+        for l in lists {
+            let mut seen = Vec::with_capacity(l.len());
+            for id in l {
+                if self.broker(*id).is_none() || seen.contains(id) {
+                    return Err(CreateTopicError::InvalidReplicaAssignment(format!(
+                        "replica list {l:?} names an unknown or repeated broker"
+                    )));
+                }
+                seen.push(*id);
+            }
+            if l.is_empty() || l.len() != rf {
+                return Err(CreateTopicError::InvalidReplicaAssignment(
+                    "every partition needs the same, non-zero number of replicas".into(),
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+/// What CreateTopics asks for.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicSpec {
+    /// -1: the default.
+    pub(crate) partitions: i32,
+    /// -1: the default.
+    pub(crate) replication_factor: i16,
+    /// Explicit replica lists, one per partition (partition i = list i).
+    pub(crate) assignments: Vec<Vec<i32>>,
+    /// The topic's `max.message.bytes`, if set.
+    pub(crate) max_message_bytes: Option<usize>,
+}
+
+impl Default for TopicSpec {
+    fn default() -> Self {
+        TopicSpec {
+            partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            max_message_bytes: None,
+        }
     }
 }
 
