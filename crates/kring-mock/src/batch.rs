@@ -63,7 +63,9 @@ pub(crate) fn read_header(b: &[u8]) -> Result<BatchHeader, BatchError> {
 /// each as a broker does before appending. Produce v3+ must carry exactly one
 /// batch per partition (Kafka's `ProduceRequest.validateRecords`); this
 /// returns the one batch.
-pub(crate) fn validate_produce_records(records: &Bytes) -> Result<(BatchHeader, Bytes), BatchError> {
+pub(crate) fn validate_produce_records(
+    records: &Bytes,
+) -> Result<(BatchHeader, Bytes), BatchError> {
     let header = read_header(records)?;
     let total = header.total_len();
     if total > records.len() {
@@ -90,7 +92,9 @@ pub(crate) fn validate_produce_records(records: &Bytes) -> Result<(BatchHeader, 
             header.record_count
         )));
     }
-    if header.last_offset_delta < 0 || i64::from(header.last_offset_delta) + 1 != i64::from(header.record_count) {
+    if header.last_offset_delta < 0
+        || i64::from(header.last_offset_delta) + 1 != i64::from(header.record_count)
+    {
         return Err(BatchError::Invalid(format!(
             "inconsistent batch offset range (last offset delta {}) and record count {}",
             header.last_offset_delta, header.record_count
@@ -174,7 +178,9 @@ pub(crate) mod tests {
         }
         let mut b = Vec::new();
         b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((layout::HEADER_LEN - layout::LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(
+            &((layout::HEADER_LEN - layout::LOG_OVERHEAD + records.len()) as i32).to_be_bytes(),
+        );
         b.extend_from_slice(&0i32.to_be_bytes());
         b.push(2);
         b.extend_from_slice(&0u32.to_be_bytes());
@@ -208,28 +214,40 @@ pub(crate) mod tests {
         let last = v.len() - 1;
         v[last] ^= 0xff;
         let err = validate_produce_records(&Bytes::from(v)).unwrap_err();
-        assert!(matches!(err, BatchError::Corrupt(ref m) if m.contains("CRC")), "{err}");
+        assert!(
+            matches!(err, BatchError::Corrupt(ref m) if m.contains("CRC")),
+            "{err}"
+        );
     }
 
     #[test]
     fn short_and_overlong_inputs_are_refused() {
         let b = batch(-1, -1, -1, 2);
         let cut = b.slice(..b.len() - 1);
-        assert!(matches!(validate_produce_records(&cut), Err(BatchError::Corrupt(_))));
+        assert!(matches!(
+            validate_produce_records(&cut),
+            Err(BatchError::Corrupt(_))
+        ));
         let mut two = b.to_vec();
         two.extend_from_slice(&b);
         assert!(matches!(
             validate_produce_records(&Bytes::from(two)),
             Err(BatchError::Invalid(_))
         ));
-        assert!(matches!(validate_produce_records(&Bytes::from_static(&[1, 2, 3])), Err(BatchError::Corrupt(_))));
+        assert!(matches!(
+            validate_produce_records(&Bytes::from_static(&[1, 2, 3])),
+            Err(BatchError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn wrong_magic_is_invalid() {
         let mut v = batch(-1, -1, -1, 1).to_vec();
         v[16] = 1;
-        assert!(matches!(validate_produce_records(&Bytes::from(v)), Err(BatchError::Invalid(_))));
+        assert!(matches!(
+            validate_produce_records(&Bytes::from(v)),
+            Err(BatchError::Invalid(_))
+        ));
     }
 
     #[test]

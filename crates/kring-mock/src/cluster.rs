@@ -11,7 +11,9 @@ use crate::log::StoredBatch;
 use crate::records::{self, StoredRecord};
 use crate::server::BrokerServer;
 use crate::sink::{SinkStats, SinkTopics};
-use crate::state::{BrokerInfo, Config, Counters, CreateTopicError, Shared, State, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::state::{
+    BrokerInfo, Config, Counters, CreateTopicError, Shared, State, DEFAULT_MAX_MESSAGE_BYTES,
+};
 
 /// Errors of the cluster's control API.
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +259,9 @@ impl MockCluster {
 
     /// Creates a topic with leaders spread over the brokers.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), MockError> {
-        self.shared.lock().create_topic(name, partitions, -1, false)?;
+        self.shared
+            .lock()
+            .create_topic(name, partitions, -1, false)?;
         Ok(())
     }
 
@@ -268,17 +272,27 @@ impl MockCluster {
 
     /// Number of partitions of `topic`.
     pub fn partition_count(&self, topic: &str) -> Option<usize> {
-        self.shared.lock().topics.get(topic).map(|t| t.partitions.len())
+        self.shared
+            .lock()
+            .topics
+            .get(topic)
+            .map(|t| t.partitions.len())
     }
 
     /// Leader of a partition.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
-        self.shared.lock().partition(topic, partition).map(|p| p.leader)
+        self.shared
+            .lock()
+            .partition(topic, partition)
+            .map(|p| p.leader)
     }
 
     /// Leader epoch of a partition (bumped by every leader move).
     pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
-        self.shared.lock().partition(topic, partition).map(|p| p.leader_epoch)
+        self.shared
+            .lock()
+            .partition(topic, partition)
+            .map(|p| p.leader_epoch)
     }
 
     /// Moves a partition's leadership to `broker` and bumps its leader

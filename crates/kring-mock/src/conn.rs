@@ -10,7 +10,7 @@
 //! time would send it.
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -34,6 +34,13 @@ const PRODUCE: i16 = 0;
 /// Serves one connection until the peer closes it, a fault or protocol error
 /// closes it, or the broker stops.
 pub(crate) fn serve(shared: &Shared, broker_id: i32, stop: &AtomicBool, mut stream: TcpStream) {
+    serve_until_closed(shared, broker_id, stop, &mut stream);
+    // The broker keeps a clone of the socket (to shut it down on stop), so
+    // dropping this handle alone would leave the connection open.
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream: &mut TcpStream) {
     let ctx = Ctx {
         shared,
         broker_id,
@@ -44,7 +51,7 @@ pub(crate) fn serve(shared: &Shared, broker_id: i32, stop: &AtomicBool, mut stre
     let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut sink_conn = SinkConn::default();
     loop {
-        let n = match reader.read_from(&mut stream) {
+        let n = match reader.read_from(stream) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -82,7 +89,7 @@ pub(crate) fn serve(shared: &Shared, broker_id: i32, stop: &AtomicBool, mut stre
                 }
                 Step::Reply(r) => {
                     if !r.delay.is_zero() {
-                        if flush(&mut stream, &mut out).is_err() {
+                        if flush(stream, &mut out).is_err() {
                             return;
                         }
                         shared.sleep(r.delay, stop);
@@ -97,7 +104,7 @@ pub(crate) fn serve(shared: &Shared, broker_id: i32, stop: &AtomicBool, mut stre
                     }
                     out.extend_from_slice(&r.frame);
                     if !r.mute.is_zero() {
-                        if flush(&mut stream, &mut out).is_err() {
+                        if flush(stream, &mut out).is_err() {
                             return;
                         }
                         mute(shared, r.mute, stop);
@@ -105,7 +112,7 @@ pub(crate) fn serve(shared: &Shared, broker_id: i32, stop: &AtomicBool, mut stre
                 }
             }
         }
-        if flush(&mut stream, &mut out).is_err() {
+        if flush(stream, &mut out).is_err() {
             return;
         }
         if let Some(sink) = sink {

@@ -162,6 +162,7 @@ pub(crate) struct Fired {
 
 impl Fired {
     /// Whether any fault fired.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         *self == Fired::default()
     }
@@ -265,7 +266,11 @@ mod tests {
     fn counts_down_and_filters() {
         let mut t = FaultTable::default();
         let id = t.insert(Fault::error(0, 6).on_partition("t", 1).times(2));
-        t.insert(Fault::delay(3, Duration::from_millis(5)).on_broker(2).always());
+        t.insert(
+            Fault::delay(3, Duration::from_millis(5))
+                .on_broker(2)
+                .always(),
+        );
         assert!(t.fire(0, 1, &[("t", 0)]).is_empty());
         let f = t.fire(0, 1, &[("t", 0), ("t", 1)]);
         assert_eq!(f.error_for("t", 1), Some(6));

@@ -188,7 +188,11 @@ mod tests {
         read_header(&batch(pid, epoch, seq, n)).unwrap()
     }
 
-    fn append(s: &mut ProducerStates, h: &BatchHeader, at: i64) -> Result<SequenceCheck, SequenceError> {
+    fn append(
+        s: &mut ProducerStates,
+        h: &BatchHeader,
+        at: i64,
+    ) -> Result<SequenceCheck, SequenceError> {
         let r = s.check(h, UnknownProducerPolicy::Accept)?;
         if r == SequenceCheck::Append {
             s.record(h, at);
@@ -199,8 +203,14 @@ mod tests {
     #[test]
     fn in_order_batches_append_and_retries_are_duplicates() {
         let mut s = ProducerStates::default();
-        assert_eq!(append(&mut s, &hdr(1, 0, 0, 3), 0), Ok(SequenceCheck::Append));
-        assert_eq!(append(&mut s, &hdr(1, 0, 3, 2), 3), Ok(SequenceCheck::Append));
+        assert_eq!(
+            append(&mut s, &hdr(1, 0, 0, 3), 0),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            append(&mut s, &hdr(1, 0, 3, 2), 3),
+            Ok(SequenceCheck::Append)
+        );
         assert_eq!(
             append(&mut s, &hdr(1, 0, 0, 3), 99),
             Ok(SequenceCheck::Duplicate { base_offset: 0 })
@@ -217,7 +227,11 @@ mod tests {
         append(&mut s, &hdr(1, 0, 0, 3), 0).unwrap();
         assert!(matches!(
             append(&mut s, &hdr(1, 0, 4, 1), 3),
-            Err(SequenceError::OutOfOrder { first: 4, last: 2, .. })
+            Err(SequenceError::OutOfOrder {
+                first: 4,
+                last: 2,
+                ..
+            })
         ));
     }
 
@@ -244,14 +258,21 @@ mod tests {
         append(&mut s, &hdr(1, 2, 0, 3), 0).unwrap();
         assert!(matches!(
             append(&mut s, &hdr(1, 1, 3, 1), 3),
-            Err(SequenceError::StaleEpoch { epoch: 1, current: 2, .. })
+            Err(SequenceError::StaleEpoch {
+                epoch: 1,
+                current: 2,
+                ..
+            })
         ));
         // A new epoch must restart at 0.
         assert!(matches!(
             append(&mut s, &hdr(1, 3, 3, 1), 3),
             Err(SequenceError::OutOfOrder { .. })
         ));
-        assert_eq!(append(&mut s, &hdr(1, 3, 0, 1), 3), Ok(SequenceCheck::Append));
+        assert_eq!(
+            append(&mut s, &hdr(1, 3, 0, 1), 3),
+            Ok(SequenceCheck::Append)
+        );
         // The old epoch's batches are forgotten.
         assert!(matches!(
             append(&mut s, &hdr(1, 2, 0, 3), 4),
@@ -263,7 +284,10 @@ mod tests {
     fn unknown_producer_policy() {
         let s = ProducerStates::default();
         let h = hdr(5, 0, 17, 1);
-        assert_eq!(s.check(&h, UnknownProducerPolicy::Accept), Ok(SequenceCheck::Append));
+        assert_eq!(
+            s.check(&h, UnknownProducerPolicy::Accept),
+            Ok(SequenceCheck::Append)
+        );
         assert_eq!(
             s.check(&h, UnknownProducerPolicy::Reject),
             Err(SequenceError::UnknownProducer(5))
@@ -278,6 +302,9 @@ mod tests {
     fn sequence_wraps() {
         let mut s = ProducerStates::default();
         append(&mut s, &hdr(1, 0, i32::MAX - 1, 2), 0).unwrap();
-        assert_eq!(append(&mut s, &hdr(1, 0, 0, 1), 2), Ok(SequenceCheck::Append));
+        assert_eq!(
+            append(&mut s, &hdr(1, 0, 0, 1), 2),
+            Ok(SequenceCheck::Append)
+        );
     }
 }

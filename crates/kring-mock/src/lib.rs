@@ -59,9 +59,9 @@ mod faults;
 pub mod frame;
 mod idempotence;
 mod log;
+pub mod procstat;
 mod records;
 mod server;
-pub mod procstat;
 pub mod sink;
 mod state;
 

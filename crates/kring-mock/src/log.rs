@@ -95,7 +95,9 @@ impl PartitionLog {
             return Err(AppendError::Transactional);
         }
         if batch::has_producer_id(&header) {
-            if let SequenceCheck::Duplicate { base_offset } = self.producers.check(&header, policy)? {
+            if let SequenceCheck::Duplicate { base_offset } =
+                self.producers.check(&header, policy)?
+            {
                 return Ok(Appended {
                     base_offset,
                     duplicate: true,
@@ -154,8 +156,12 @@ mod tests {
     #[test]
     fn offsets_are_assigned_in_order() {
         let mut log = PartitionLog::default();
-        let a = log.append(&batch(-1, -1, -1, 3), 0, MAX, UnknownProducerPolicy::Accept).unwrap();
-        let b = log.append(&batch(-1, -1, -1, 2), 0, MAX, UnknownProducerPolicy::Accept).unwrap();
+        let a = log
+            .append(&batch(-1, -1, -1, 3), 0, MAX, UnknownProducerPolicy::Accept)
+            .unwrap();
+        let b = log
+            .append(&batch(-1, -1, -1, 2), 0, MAX, UnknownProducerPolicy::Accept)
+            .unwrap();
         assert_eq!((a.base_offset, b.base_offset), (0, 3));
         assert_eq!(log.high_watermark(), 5);
         assert_eq!(log.batches()[1].header.base_offset, 3);
@@ -169,8 +175,11 @@ mod tests {
     #[test]
     fn duplicate_returns_original_offset_and_stores_nothing() {
         let mut log = PartitionLog::default();
-        log.append(&batch(9, 0, 0, 2), 0, MAX, UnknownProducerPolicy::Accept).unwrap();
-        let again = log.append(&batch(9, 0, 0, 2), 0, MAX, UnknownProducerPolicy::Accept).unwrap();
+        log.append(&batch(9, 0, 0, 2), 0, MAX, UnknownProducerPolicy::Accept)
+            .unwrap();
+        let again = log
+            .append(&batch(9, 0, 0, 2), 0, MAX, UnknownProducerPolicy::Accept)
+            .unwrap();
         assert_eq!(
             again,
             Appended {
@@ -190,7 +199,8 @@ mod tests {
             log.append(&b, 0, b.len() - 1, UnknownProducerPolicy::Accept),
             Err(AppendError::TooLarge { .. })
         ));
-        log.append(&batch(9, 0, 0, 2), 0, MAX, UnknownProducerPolicy::Accept).unwrap();
+        log.append(&batch(9, 0, 0, 2), 0, MAX, UnknownProducerPolicy::Accept)
+            .unwrap();
         assert!(matches!(
             log.append(&batch(9, 0, 5, 2), 0, MAX, UnknownProducerPolicy::Accept),
             Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))

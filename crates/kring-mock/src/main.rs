@@ -44,7 +44,9 @@ fn parse_topic(s: &str) -> Result<(String, i32), String> {
         .parse()
         .map_err(|_| format!("'{n}' is not a partition count"))?;
     if name.is_empty() || n < 1 {
-        return Err(format!("'{s}': expected NAME:PARTITIONS with PARTITIONS >= 1"));
+        return Err(format!(
+            "'{s}': expected NAME:PARTITIONS with PARTITIONS >= 1"
+        ));
     }
     Ok((name.to_string(), n))
 }

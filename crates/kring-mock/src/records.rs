@@ -24,7 +24,10 @@ pub struct StoredRecord {
 }
 
 /// Decodes every record of `batch`, appending them to `out`.
-pub(crate) fn decode_into(batch: &StoredBatch, out: &mut Vec<StoredRecord>) -> Result<(), DecodeError> {
+pub(crate) fn decode_into(
+    batch: &StoredBatch,
+    out: &mut Vec<StoredRecord>,
+) -> Result<(), DecodeError> {
     let opts = DecodeOptions::default();
     let mut raw = batch.bytes.clone();
     let b = decode_batch(&mut raw, &opts)?;

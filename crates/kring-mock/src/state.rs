@@ -184,7 +184,11 @@ impl State {
             .get(usize::try_from(partition).ok()?)
     }
 
-    pub(crate) fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+    pub(crate) fn partition_mut(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<&mut PartitionState> {
         self.topics
             .get_mut(topic)?
             .partitions
@@ -256,7 +260,11 @@ impl State {
     }
 
     /// Replica lists for `partitions` partitions, leaders round-robin.
-    fn spread(&mut self, partitions: i32, replication_factor: i16) -> Result<Vec<Vec<i32>>, CreateTopicError> {
+    fn spread(
+        &mut self,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<Vec<Vec<i32>>, CreateTopicError> {
         let partitions = if partitions == -1 {
             self.config.default_partitions
         } else {
@@ -273,7 +281,9 @@ impl State {
             replication_factor
         };
         if rf <= 0 || rf as usize > self.brokers.len() {
-            return Err(CreateTopicError::InvalidReplicationFactor(replication_factor));
+            return Err(CreateTopicError::InvalidReplicationFactor(
+                replication_factor,
+            ));
         }
         let n = self.brokers.len();
         let mut lists = Vec::with_capacity(partitions as usize);
@@ -377,7 +387,10 @@ impl Default for Counters {
 
 impl Counters {
     pub(crate) fn count(&self, api_key: i16) {
-        if let Some(c) = usize::try_from(api_key).ok().and_then(|k| self.per_api.get(k)) {
+        if let Some(c) = usize::try_from(api_key)
+            .ok()
+            .and_then(|k| self.per_api.get(k))
+        {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -488,7 +501,10 @@ mod tests {
         s.create_topic("t", -1, 1, false).unwrap();
         assert_eq!(s.topics["t"].partitions.len(), 3);
         assert_eq!(s.create_topic("t", 1, 1, false).unwrap_err().code(), 36);
-        assert_eq!(s.create_topic("bad name", 1, 1, false).unwrap_err().code(), 17);
+        assert_eq!(
+            s.create_topic("bad name", 1, 1, false).unwrap_err().code(),
+            17
+        );
         assert_eq!(s.create_topic("..", 1, 1, false).unwrap_err().code(), 17);
         assert_eq!(s.create_topic("u", 0, 1, false).unwrap_err().code(), 37);
         assert_eq!(s.create_topic("u", 1, 3, false).unwrap_err().code(), 38);

@@ -22,7 +22,9 @@
 //! - Faults: an injected error answers every topic with it (with a
 //!   partition filter: only the filtered topic), creating nothing for them.
 
-use kring_protocol::messages::create_topics::{CreatableTopicResult, CreateTopicsRequest, CreateTopicsResponse};
+use kring_protocol::messages::create_topics::{
+    CreatableTopicResult, CreateTopicsRequest, CreateTopicsResponse,
+};
 
 use super::{Answer, Hdr};
 use crate::conn::Ctx;
@@ -66,7 +68,10 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: CreateTopicsRequest, fired: &F
             topics.push(result(
                 &t.name,
                 INVALID_REQUEST,
-                Some(format!("topic '{}' appears more than once in the request", t.name)),
+                Some(format!(
+                    "topic '{}' appears more than once in the request",
+                    t.name
+                )),
             ));
             continue;
         }
@@ -80,13 +85,18 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: CreateTopicsRequest, fired: &F
                 topics.push(result(
                     &t.name,
                     INVALID_REQUEST,
-                    Some("both assignments and num_partitions/replication_factor were given".into()),
+                    Some(
+                        "both assignments and num_partitions/replication_factor were given".into(),
+                    ),
                 ));
                 continue;
             }
             let mut a: Vec<_> = t.assignments.iter().collect();
             a.sort_by_key(|a| a.partition_index);
-            if a.iter().enumerate().any(|(i, a)| a.partition_index != i as i32) {
+            if a.iter()
+                .enumerate()
+                .any(|(i, a)| a.partition_index != i as i32)
+            {
                 topics.push(result(
                     &t.name,
                     INVALID_REPLICA_ASSIGNMENT,

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kring_protocol::messages::fetch::{
-    FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 
 use super::list_offsets::check_leader_epoch;
@@ -189,7 +190,11 @@ fn build(
             parts.push(pd);
         }
         responses.push(FetchableTopicResponse {
-            topic: if h.version <= 12 { t.topic.clone() } else { String::new() },
+            topic: if h.version <= 12 {
+                t.topic.clone()
+            } else {
+                String::new()
+            },
             topic_id: if h.version >= 13 { t.topic_id } else { [0; 16] },
             partitions: parts,
             ..Default::default()

@@ -45,7 +45,11 @@ const LATEST_TIERED: i64 = -5;
 pub(crate) fn partitions(req: &ListOffsetsRequest) -> Vec<(String, i32)> {
     req.topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition_index)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.clone(), p.partition_index))
+        })
         .collect()
 }
 
@@ -92,7 +96,10 @@ fn lookup(p: &PartitionState, ts: i64) -> (i64, i64, i32) {
             // Batch max timestamps bound the search; the record is found
             // inside the first batch that can hold it, or a later one
             // (record timestamps need not be ordered).
-            let start = log.batches().iter().position(|b| b.header.max_timestamp >= t);
+            let start = log
+                .batches()
+                .iter()
+                .position(|b| b.header.max_timestamp >= t);
             if let Some(start) = start {
                 for b in &log.batches()[start..] {
                     if b.header.max_timestamp < t {
@@ -139,7 +146,9 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ListOffsetsRequest, fired: &Fi
                         return failed(index, NOT_LEADER_OR_FOLLOWER);
                     }
                     if h.version >= 4 {
-                        if let Some(code) = check_leader_epoch(p.leader_epoch, q.current_leader_epoch) {
+                        if let Some(code) =
+                            check_leader_epoch(p.leader_epoch, q.current_leader_epoch)
+                        {
                             return failed(index, code);
                         }
                     }

@@ -163,7 +163,8 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: MetadataRequest, fired: &Fired
                         Some(n) => topics.push(describe(&st, &n, fired)),
                         None => topics.push(MetadataResponseTopic {
                             error_code: UNKNOWN_TOPIC_ID,
-                            name: None,
+                            // The name is nullable only from v12.
+                            name: (h.version < 12).then(String::new),
                             topic_id: id,
                             ..Default::default()
                         }),

@@ -50,11 +50,11 @@ use kring_protocol::messages::produce::{
 };
 
 use super::{Answer, Hdr};
+use crate::batch::BatchError;
 use crate::conn::Ctx;
 use crate::faults::Fired;
 use crate::idempotence::SequenceError;
 use crate::log::AppendError;
-use crate::batch::BatchError;
 use crate::state::State;
 
 /// Versions served.
@@ -120,7 +120,10 @@ fn produce_partition(
         return failed(index, UNKNOWN_TOPIC_OR_PARTITION);
     };
     let max = t.max_message_bytes;
-    let Some(p) = usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)) else {
+    let Some(p) = usize::try_from(index)
+        .ok()
+        .and_then(|i| t.partitions.get_mut(i))
+    else {
         return failed(index, UNKNOWN_TOPIC_OR_PARTITION);
     };
     if p.leader != broker_id {
@@ -168,7 +171,15 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for p in &t.partition_data {
             let r = if acks_ok {
-                produce_partition(&mut st, ctx.broker_id, &t.name, p.index, p.records.as_ref(), fired, &mut leaders)
+                produce_partition(
+                    &mut st,
+                    ctx.broker_id,
+                    &t.name,
+                    p.index,
+                    p.records.as_ref(),
+                    fired,
+                    &mut leaders,
+                )
             } else {
                 failed(p.index, INVALID_REQUIRED_ACKS)
             };
@@ -195,7 +206,11 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
     drop(st);
     ctx.shared.changed.notify_all();
     if req.acks == 0 {
-        return if any_error { Answer::Close } else { Answer::Nothing };
+        return if any_error {
+            Answer::Close
+        } else {
+            Answer::Nothing
+        };
     }
     let mut resp = ProduceResponse {
         responses,

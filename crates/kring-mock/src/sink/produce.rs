@@ -234,9 +234,11 @@ fn handle_inner(
             if flexible {
                 c.skip_tagged_fields()?;
             }
-            let offsets = t
-                .as_ref()
-                .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i)));
+            let offsets = t.as_ref().and_then(|t| {
+                usize::try_from(index)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i))
+            });
             let (error, base_offset) = match (offsets, count_records(records)) {
                 (None, _) => (UNKNOWN_TOPIC_OR_PARTITION, -1),
                 (Some(_), None) => (CORRUPT_MESSAGE, -1),
@@ -296,6 +298,8 @@ fn put_len(out: &mut Vec<u8>, n: usize, flexible: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::PaddedOffset;
+    use std::sync::Arc;
 
     #[test]
     fn counts_records_across_batches() {
@@ -309,11 +313,107 @@ mod tests {
         assert_eq!(count_records(&both[..30]), None);
     }
 
+    /// Encodes real requests (with unknown tagged fields at every level in
+    /// flexible versions, which the parser must skip) and decodes the sink's
+    /// answer with the generated response type.
+    #[test]
+    fn answers_decode_in_every_version() {
+        use bytes::Bytes;
+        use kring_protocol::message::{decode_response_frame, encode_request};
+        use kring_protocol::messages::produce::{
+            PartitionProduceData, ProduceRequest, TopicProduceData,
+        };
+        use kring_protocol::primitives::RawTaggedField;
+
+        let tags = |v: i16| {
+            if v >= 9 {
+                vec![RawTaggedField {
+                    tag: 99,
+                    data: Bytes::from_static(b"xyz"),
+                }]
+            } else {
+                Vec::new()
+            }
+        };
+        let topic = Arc::new(SinkTopic {
+            partitions: (0..4).map(|_| PaddedOffset::default()).collect(),
+        });
+        for v in VERSIONS {
+            let req = ProduceRequest {
+                transactional_id: Some("tx".into()),
+                acks: -1,
+                timeout_ms: 100,
+                topic_data: ["a", "bb"]
+                    .iter()
+                    .map(|name| TopicProduceData {
+                        name: name.to_string(),
+                        partition_data: [3, 0, 9]
+                            .iter()
+                            .map(|&index| PartitionProduceData {
+                                index,
+                                records: Some(crate::batch::tests::batch(-1, -1, -1, 2)),
+                                unknown_tagged_fields: tags(v),
+                            })
+                            .collect(),
+                        unknown_tagged_fields: tags(v),
+                    })
+                    .collect(),
+                unknown_tagged_fields: tags(v),
+            };
+            let mut wire = Vec::new();
+            encode_request(&mut wire, 77, Some("client"), v, &req).unwrap();
+            let mut out = vec![0xAA]; // responses are appended after what is there
+            let h = handle(&wire[4..], &mut out, |name| {
+                (name != b"bb").then(|| topic.clone())
+            })
+            .unwrap();
+            assert_eq!(
+                h,
+                Handled {
+                    records: 4,
+                    responded: true
+                }
+            );
+            let (corr, resp) =
+                decode_response_frame::<ProduceRequest>(Bytes::copy_from_slice(&out[5..]), v)
+                    .unwrap();
+            assert_eq!(corr, 77);
+            assert_eq!(resp.responses.len(), 2);
+            assert_eq!(resp.responses[0].name, "a");
+            assert_eq!(resp.responses[1].name, "bb");
+            let got: Vec<(i32, i16, i64)> = resp
+                .responses
+                .iter()
+                .flat_map(|t| {
+                    t.partition_responses
+                        .iter()
+                        .map(|p| (p.index, p.error_code, p.base_offset))
+                })
+                .collect();
+            let base = 2 * i64::from(v - 3);
+            assert_eq!(
+                got,
+                [
+                    (3, 0, base),
+                    (0, 0, base),
+                    (9, 3, -1),
+                    (3, 3, -1),
+                    (0, 3, -1),
+                    (9, 3, -1)
+                ],
+                "v{v}"
+            );
+        }
+    }
+
     #[test]
     fn rejects_unsupported_versions_and_short_input() {
         let mut out = Vec::new();
         let mut frame = vec![0, 0, 0, 2, 0, 0, 0, 1];
-        assert_eq!(handle(&frame, &mut out, |_| None), Err(ParseError::Version(2)));
+        assert_eq!(
+            handle(&frame, &mut out, |_| None),
+            Err(ParseError::Version(2))
+        );
         frame[3] = 9;
         assert_eq!(handle(&frame, &mut out, |_| None), Err(ParseError::Eof));
     }

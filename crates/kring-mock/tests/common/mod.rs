@@ -69,7 +69,7 @@ impl Client {
                     return Reply::Frame(got[4..].to_vec());
                 }
                 let want = 4 + size - got.len();
-                let n = self.read_some(&mut chunk[..want.min(chunk.len())]);
+                let n = self.read_some(&mut chunk[..want.min(65536)]);
                 if n == 0 {
                     return Reply::Closed(got);
                 }
@@ -95,7 +95,9 @@ impl Client {
     /// Reads one frame and decodes it as the response to `R` at `version`.
     pub fn recv<R: Request>(&mut self, version: i16) -> (i32, R::Response) {
         match self.read_reply() {
-            Reply::Frame(f) => decode_response_frame::<R>(Bytes::from(f), version).expect("decode response"),
+            Reply::Frame(f) => {
+                decode_response_frame::<R>(Bytes::from(f), version).expect("decode response")
+            }
             Reply::Closed(b) => panic!("connection closed after {} bytes", b.len()),
         }
     }
@@ -118,7 +120,11 @@ impl Client {
             Ok(0) => true,
             Ok(_) => false,
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => false,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                false
+            }
             Err(e) => panic!("read: {e}"),
         };
         self.stream
@@ -130,7 +136,12 @@ impl Client {
 
 /// A record batch of `n` records `key-{i}` / `value-{i}` with one header,
 /// timestamps `ts + i`.
-pub fn batch(n: usize, ts: i64, producer: Option<(i64, i16, i32)>, compression: Compression) -> Bytes {
+pub fn batch(
+    n: usize,
+    ts: i64,
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+) -> Bytes {
     let mut b = RecordBatchBuilder::new(ts, 1024);
     for i in 0..n {
         let k = format!("key-{i}");
@@ -151,4 +162,31 @@ pub fn batch(n: usize, ts: i64, producer: Option<(i64, i16, i32)>, compression: 
         Some((id, epoch, seq)) => sealed.stamp(id, epoch, seq, false),
         None => sealed.stamp(-1, -1, -1, false),
     }
+}
+
+use kring_protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
+
+/// A Produce request writing `records` to one partition.
+pub fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest {
+        transactional_id: None,
+        acks,
+        timeout_ms: 5000,
+        topic_data: vec![TopicProduceData {
+            name: topic.to_string(),
+            partition_data: vec![PartitionProduceData {
+                index: partition,
+                records: Some(records),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// The address of the leader of `topic`/`partition`.
+pub fn leader_addr(cluster: &kring_mock::MockCluster, topic: &str, partition: i32) -> SocketAddr {
+    let id = cluster.leader(topic, partition).expect("partition exists");
+    cluster.broker_addr(id).expect("leader is a broker")
 }
