@@ -15,6 +15,12 @@
 //! panics: every malformed input becomes a [`DecodeError`].
 #![forbid(unsafe_code)]
 
+pub mod compression;
+pub mod error_code;
+pub mod message;
+pub mod messages;
 pub mod primitives;
+pub mod record;
 
+pub use error_code::ErrorCode;
 pub use primitives::{DecodeError, EncodeError};

@@ -1,0 +1,521 @@
+//! Building a record batch v2 in place.
+//!
+//! Why in place: the producer's hot path is "append a record to the open
+//! batch of its partition". Each record is encoded straight into the
+//! batch's [`BytesMut`] — varint lengths, timestamp and offset deltas,
+//! headers — with no per-record allocation, and the buffer later travels to
+//! the I/O driver as [`Bytes`] without a copy.
+//!
+//! The life of a batch has three steps, each consuming the previous type so
+//! a batch cannot be appended to after sealing or sent before stamping:
+//! 1. [`RecordBatchBuilder`]: open; [`append`](RecordBatchBuilder::append)
+//!    records. [`record_size`](RecordBatchBuilder::record_size) tells what an
+//!    append would add, so `batch.size` checks happen before appending.
+//! 2. [`SealedBatch`]: closed; records compressed, header filled except the
+//!    producer fields and the CRC.
+//! 3. [`Bytes`] from [`SealedBatch::stamp`]: producer id, epoch, sequence
+//!    and transactional flag written, CRC32C computed once. If a retry
+//!    needs new producer fields, [`restamp`] copies once and rewrites them.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::primitives::{
+    put_varint, put_varlong, varint_len, varlong_len, DecodeError, EncodeError,
+};
+
+use super::layout::{self, HEADER_LEN};
+use super::Compression;
+
+/// A record header, borrowed, for appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// Header key.
+    pub key: &'a str,
+    /// Header value; `None` is a null value.
+    pub value: Option<&'a [u8]>,
+}
+
+/// An open record batch whose records are encoded in place.
+///
+/// The 61-byte batch header is reserved at creation and filled by
+/// [`seal`](Self::seal). Lengths are not checked against Kafka's `i32`
+/// limits: callers bound batches with [`record_size`](Self::record_size)
+/// against `batch.size` / `max.request.size`, which are far below them.
+#[derive(Debug)]
+pub struct RecordBatchBuilder {
+    buf: BytesMut,
+    base_timestamp: i64,
+    /// Largest appended timestamp; `i64::MIN` while empty.
+    max_timestamp: i64,
+    count: u32,
+}
+
+/// Encoded size of a nullable byte string inside a record: varint length
+/// (-1 = null) plus the bytes.
+#[inline(always)]
+fn nullable_len(v: Option<&[u8]>) -> usize {
+    match v {
+        None => 1,
+        Some(b) => varint_len(b.len() as i32) + b.len(),
+    }
+}
+
+#[inline(always)]
+fn headers_len(headers: &[Header<'_>]) -> usize {
+    let mut n = varint_len(headers.len() as i32);
+    for h in headers {
+        n += varint_len(h.key.len() as i32) + h.key.len() + nullable_len(h.value);
+    }
+    n
+}
+
+#[inline(always)]
+fn put_nullable<B: BufMut>(buf: &mut B, v: Option<&[u8]>) {
+    match v {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, b.len() as i32);
+            buf.put_slice(b);
+        }
+    }
+}
+
+impl RecordBatchBuilder {
+    /// Opens a batch whose records' timestamps are deltas to
+    /// `base_timestamp` (milliseconds). `capacity` is the initial buffer
+    /// reservation, header included (at least the 61 header bytes are
+    /// reserved).
+    pub fn new(base_timestamp: i64, capacity: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(capacity.max(HEADER_LEN));
+        buf.put_bytes(0, HEADER_LEN);
+        RecordBatchBuilder {
+            buf,
+            base_timestamp,
+            max_timestamp: i64::MIN,
+            count: 0,
+        }
+    }
+
+    /// Length of a record's body (everything after its length varint).
+    #[inline(always)]
+    fn body_len(
+        &self,
+        offset_delta: u32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> usize {
+        1 // attributes
+            + varlong_len(timestamp.wrapping_sub(self.base_timestamp))
+            + varint_len(offset_delta as i32)
+            + nullable_len(key)
+            + nullable_len(value)
+            + headers_len(headers)
+    }
+
+    /// Exact bytes a record with these fields would add to the batch
+    /// (uncompressed), for `batch.size` / `max.request.size` checks before
+    /// appending.
+    #[inline]
+    pub fn record_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> usize {
+        let body = self.body_len(self.count, timestamp, key, value, headers);
+        varint_len(body as i32) + body
+    }
+
+    /// Appends a record, encoding it in place: length, attributes (0),
+    /// timestamp delta, offset delta, key, value and headers. Returns the
+    /// record's index in the batch (its offset delta). Allocates only when
+    /// the buffer must grow past its capacity.
+    #[inline]
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> u32 {
+        let index = self.count;
+        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
+        let body = self.body_len(index, timestamp, key, value, headers);
+        let total = varint_len(body as i32) + body;
+        let buf = &mut self.buf;
+        buf.reserve(total);
+        put_varint(buf, body as i32);
+        buf.put_u8(0); // record attributes: unused
+        put_varlong(buf, ts_delta);
+        put_varint(buf, index as i32);
+        put_nullable(buf, key);
+        put_nullable(buf, value);
+        put_varint(buf, headers.len() as i32);
+        for h in headers {
+            put_varint(buf, h.key.len() as i32);
+            buf.put_slice(h.key.as_bytes());
+            put_nullable(buf, h.value);
+        }
+        self.count = index + 1;
+        if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+        }
+        index
+    }
+
+    /// Number of records appended.
+    #[inline]
+    pub fn record_count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether no record has been appended.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Current encoded size including the header, uncompressed.
+    #[inline]
+    pub fn size_in_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The timestamp record timestamps are deltas to.
+    #[inline]
+    pub fn base_timestamp(&self) -> i64 {
+        self.base_timestamp
+    }
+
+    /// Largest timestamp appended so far (the base timestamp while empty).
+    #[inline]
+    pub fn max_timestamp(&self) -> i64 {
+        if self.count == 0 {
+            self.base_timestamp
+        } else {
+            self.max_timestamp
+        }
+    }
+
+    /// Bytes reserved by the buffer (for allocation checks and tuning).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Closes the batch: compresses the records section with `compression`
+    /// and fills every header field except the producer fields and the CRC
+    /// (see [`SealedBatch::stamp`]). Base offset is 0, partition leader
+    /// epoch -1, timestamp type CreateTime.
+    pub fn seal(self, compression: Compression) -> Result<SealedBatch, EncodeError> {
+        let max_timestamp = self.max_timestamp();
+        let count = self.count;
+        let mut buf = match compression {
+            Compression::None => self.buf,
+            codec => {
+                let records = &self.buf[HEADER_LEN..];
+                let mut out = BytesMut::with_capacity(HEADER_LEN + records.len() / 2 + 64);
+                out.put_bytes(0, HEADER_LEN);
+                crate::compression::compress(codec, records, &mut out)?;
+                out
+            }
+        };
+        let batch_length = buf.len() - layout::LOG_OVERHEAD;
+        let batch_length = i32::try_from(batch_length).map_err(|_| EncodeError::TooLong {
+            field: "record batch",
+            len: batch_length,
+        })?;
+        let mut h = &mut buf[..HEADER_LEN];
+        h.put_i64(0); // base offset
+        h.put_i32(batch_length);
+        h.put_i32(layout::NO_PARTITION_LEADER_EPOCH);
+        h.put_i8(layout::MAGIC_V2);
+        h.put_u32(0); // crc, computed by stamp
+        h.put_i16(compression.code()); // CreateTime, not transactional, not control
+        h.put_i32(count as i32 - 1); // last offset delta
+        h.put_i64(self.base_timestamp);
+        h.put_i64(max_timestamp);
+        h.put_i64(layout::NO_PRODUCER_ID);
+        h.put_i16(layout::NO_PRODUCER_EPOCH);
+        h.put_i32(layout::NO_SEQUENCE);
+        h.put_i32(count as i32);
+        debug_assert!(h.is_empty());
+        Ok(SealedBatch { buf, count })
+    }
+}
+
+/// A closed batch: records (compressed if requested) and header written,
+/// producer fields and CRC not yet.
+#[derive(Debug)]
+pub struct SealedBatch {
+    buf: BytesMut,
+    count: u32,
+}
+
+/// Writes producer id, epoch and base sequence into a batch's header.
+#[inline]
+fn write_producer_fields(b: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    b[layout::PRODUCER_ID..layout::PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[layout::PRODUCER_EPOCH..layout::PRODUCER_EPOCH + 2]
+        .copy_from_slice(&producer_epoch.to_be_bytes());
+    b[layout::BASE_SEQUENCE..layout::BASE_SEQUENCE + 4]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+}
+
+/// Computes the CRC32C over attributes..end and stores it.
+#[inline]
+fn write_crc(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[layout::ATTRIBUTES..]);
+    b[layout::CRC..layout::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+impl SealedBatch {
+    /// Number of records.
+    #[inline]
+    pub fn record_count(&self) -> u32 {
+        self.count
+    }
+
+    /// Size on the wire (compressed), header included.
+    #[inline]
+    pub fn size_in_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Stamps the producer id, epoch, base sequence and transactional flag,
+    /// computes the CRC32C once over attributes..end, and returns the wire
+    /// bytes (a zero-copy freeze). Without idempotence pass -1, -1, -1.
+    pub fn stamp(
+        mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+        transactional: bool,
+    ) -> Bytes {
+        let b = &mut self.buf[..];
+        write_producer_fields(b, producer_id, producer_epoch, base_sequence);
+        let mut attributes = layout::read_i16(b, layout::ATTRIBUTES);
+        if transactional {
+            attributes |= layout::ATTR_TRANSACTIONAL;
+        } else {
+            attributes &= !layout::ATTR_TRANSACTIONAL;
+        }
+        b[layout::ATTRIBUTES..layout::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        write_crc(b);
+        self.buf.freeze()
+    }
+}
+
+/// Re-stamps an already stamped batch (a retry after an epoch bump or a
+/// sequence reset): copies it once, rewrites producer id, epoch and base
+/// sequence, and recomputes the CRC. Attributes are kept.
+///
+/// # Panics
+/// If `batch` is not a record batch v2 (shorter than its header, or magic
+/// other than 2); it must be a batch this crate built. [`try_restamp`]
+/// returns the error instead.
+pub fn restamp(batch: &[u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Bytes {
+    match try_restamp(batch, producer_id, producer_epoch, base_sequence) {
+        Ok(b) => b,
+        Err(e) => panic!("restamp: not a record batch v2: {e}"),
+    }
+}
+
+/// [`restamp`], returning an error for bytes that are not a batch header.
+pub fn try_restamp(
+    batch: &[u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<Bytes, DecodeError> {
+    layout::peek_batch_header(batch)?;
+    let mut buf = BytesMut::from(batch);
+    write_producer_fields(&mut buf, producer_id, producer_epoch, base_sequence);
+    write_crc(&mut buf);
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs() -> [Header<'static>; 2] {
+        [
+            Header {
+                key: "trace",
+                value: Some(b"abc"),
+            },
+            Header {
+                key: "n",
+                value: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn record_size_is_exact() {
+        let mut b = RecordBatchBuilder::new(1_000, 0);
+        assert_eq!(b.size_in_bytes(), HEADER_LEN);
+        type Case<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, Vec<Header<'a>>);
+        let cases: Vec<Case<'_>> = vec![
+            (1_000, None, None, vec![]),
+            (999, Some(b"k"), Some(&[7u8; 100]), vec![]),
+            (
+                5_000_000,
+                Some(&[1u8; 200]),
+                Some(&[2u8; 10_000]),
+                hdrs().to_vec(),
+            ),
+            (
+                i64::MIN,
+                None,
+                Some(b""),
+                vec![Header {
+                    key: "",
+                    value: Some(b""),
+                }],
+            ),
+        ];
+        for _ in 0..70 {
+            for (ts, k, v, h) in &cases {
+                let want = b.record_size(*ts, *k, *v, h);
+                let before = b.size_in_bytes();
+                b.append(*ts, *k, *v, h);
+                assert_eq!(b.size_in_bytes() - before, want);
+            }
+        }
+        assert_eq!(b.record_count(), 280);
+    }
+
+    #[test]
+    fn append_returns_offset_deltas_and_tracks_timestamps() {
+        let mut b = RecordBatchBuilder::new(100, 1024);
+        assert!(b.is_empty());
+        assert_eq!(b.max_timestamp(), 100);
+        assert_eq!(b.append(150, None, Some(b"a"), &[]), 0);
+        assert_eq!(b.append(90, None, Some(b"b"), &[]), 1);
+        assert_eq!(b.append(120, None, Some(b"c"), &[]), 2);
+        assert_eq!(b.record_count(), 3);
+        assert_eq!(b.base_timestamp(), 100);
+        assert_eq!(b.max_timestamp(), 150);
+    }
+
+    #[test]
+    fn append_within_capacity_does_not_reallocate() {
+        let mut b = RecordBatchBuilder::new(0, 16 * 1024);
+        let cap = b.capacity();
+        let ptr = b.buf.as_ptr();
+        let value = [0x5au8; 100];
+        let h = hdrs();
+        while b.size_in_bytes() + b.record_size(7, Some(b"key"), Some(&value), &h) <= cap {
+            b.append(7, Some(b"key"), Some(&value), &h);
+        }
+        assert!(b.record_count() > 100);
+        assert_eq!(b.capacity(), cap);
+        assert_eq!(b.buf.as_ptr(), ptr);
+    }
+
+    #[test]
+    fn record_encoding_matches_the_spec() {
+        let mut b = RecordBatchBuilder::new(1_000, 0);
+        b.append(1_001, None, Some(b"v"), &[]);
+        b.append(
+            1_000,
+            Some(b"k"),
+            None,
+            &[Header {
+                key: "h",
+                value: Some(b"x"),
+            }],
+        );
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            // record 0
+            0x0e,       // length 7 (zig-zag 14)
+            0x00,       // attributes
+            0x02,       // timestamp delta 1
+            0x00,       // offset delta 0
+            0x01,       // key length -1 (null)
+            0x02, b'v', // value length 1, "v"
+            0x00,       // 0 headers
+            // record 1
+            0x16,       // length 11
+            0x00,       // attributes
+            0x00,       // timestamp delta 0
+            0x02,       // offset delta 1
+            0x02, b'k', // key "k"
+            0x01,       // value null
+            0x02,       // 1 header
+            0x02, b'h', // key "h"
+            0x02, b'x', // value "x"
+        ];
+        assert_eq!(&b.buf[HEADER_LEN..], want);
+    }
+
+    #[test]
+    fn seal_and_stamp_fill_the_header() {
+        let mut b = RecordBatchBuilder::new(1_000, 0);
+        b.append(1_005, None, Some(b"x"), &[]);
+        b.append(1_002, None, Some(b"y"), &[]);
+        let sealed = b.seal(Compression::None).unwrap();
+        assert_eq!(sealed.record_count(), 2);
+        let len = sealed.size_in_bytes();
+        let bytes = sealed.stamp(42, 3, 7, true);
+        assert_eq!(bytes.len(), len);
+        let h = layout::peek_batch_header(&bytes).unwrap();
+        assert_eq!(h.base_offset, 0);
+        assert_eq!(h.total_len(), bytes.len());
+        assert_eq!(h.partition_leader_epoch, -1);
+        assert_eq!(h.attributes, layout::ATTR_TRANSACTIONAL);
+        assert_eq!(h.last_offset_delta, 1);
+        assert_eq!(h.base_timestamp, 1_000);
+        assert_eq!(h.max_timestamp, 1_005);
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, 7)
+        );
+        assert_eq!(h.record_count, 2);
+        assert_eq!(h.crc, crc32c::crc32c(&bytes[layout::ATTRIBUTES..]));
+    }
+
+    #[test]
+    fn restamp_rewrites_producer_fields_and_crc() {
+        let mut b = RecordBatchBuilder::new(0, 0);
+        b.append(0, None, Some(b"x"), &[]);
+        let first = b.seal(Compression::Gzip).unwrap().stamp(1, 0, 0, false);
+        let second = restamp(&first, 9, 4, 100);
+        let h = layout::peek_batch_header(&second).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (9, 4, 100)
+        );
+        assert_eq!(h.compression().unwrap(), Compression::Gzip);
+        assert_eq!(h.crc, crc32c::crc32c(&second[layout::ATTRIBUTES..]));
+        assert_eq!(&first[61..], &second[61..]);
+        assert!(try_restamp(&first[..60], 1, 1, 1).is_err());
+    }
+
+    #[test]
+    fn compressed_seal_sets_the_codec_bits() {
+        for codec in Compression::ALL {
+            let mut b = RecordBatchBuilder::new(0, 0);
+            for i in 0..100 {
+                b.append(i, None, Some(&[b'a'; 100]), &[]);
+            }
+            let raw_size = b.size_in_bytes();
+            let sealed = b.seal(codec).unwrap();
+            if codec != Compression::None {
+                assert!(sealed.size_in_bytes() < raw_size / 4, "{codec}");
+            }
+            let bytes = sealed.stamp(-1, -1, -1, false);
+            let h = layout::peek_batch_header(&bytes).unwrap();
+            assert_eq!(h.compression().unwrap(), codec);
+            assert_eq!(h.total_len(), bytes.len());
+            assert_eq!(h.record_count, 100);
+            assert_eq!(h.max_timestamp, 99);
+        }
+    }
+}
