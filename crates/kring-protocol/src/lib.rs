@@ -17,6 +17,8 @@
 
 pub mod compression;
 pub mod error_code;
+pub mod message;
+pub mod messages;
 pub mod primitives;
 pub mod record;
 

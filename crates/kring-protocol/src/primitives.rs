@@ -126,6 +126,13 @@ pub enum EncodeError {
         /// Its length.
         len: usize,
     },
+    /// Two tagged fields with the same tag: an unknown tagged field repeats
+    /// a tag, or uses a tag the message knows in this version.
+    #[error("tagged field {tag} appears twice")]
+    DuplicateTag {
+        /// The tag.
+        tag: u32,
+    },
     /// Compression failed.
     #[error("{codec} compression failed: {message}")]
     Compression {
@@ -178,7 +185,12 @@ fixed!(get_f64, put_f64, f64, get_f64, put_f64);
 /// Reads a boolean (one byte, non-zero is true).
 #[inline]
 pub fn get_bool(buf: &mut Bytes) -> DecodeResult<bool> {
-    Ok(get_i8(buf)? != 0)
+    let b = get_i8(buf)?;
+    #[cfg(fuzzing)]
+    if b != 0 && b != 1 {
+        canonical::mark();
+    }
+    Ok(b != 0)
 }
 
 /// Writes a boolean as one byte.
@@ -202,6 +214,30 @@ pub fn put_uuid<B: BufMut>(buf: &mut B, v: &[u8; 16]) {
     buf.put_slice(v)
 }
 
+/// Fuzzing aid: decoders note input that decodes fine but that the encoder
+/// would write differently (a non-minimal varint, a boolean byte other than
+/// 0 or 1, a tagged field holding its default), so a round-trip target can
+/// demand byte equality exactly for canonical input. Only built with
+/// `--cfg fuzzing`.
+#[cfg(fuzzing)]
+pub mod canonical {
+    use std::cell::Cell;
+
+    thread_local! {
+        static NON_CANONICAL: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Notes that the input being decoded is not in canonical form.
+    pub fn mark() {
+        NON_CANONICAL.with(|c| c.set(true));
+    }
+
+    /// Returns whether anything was marked since the last call, and clears it.
+    pub fn take() -> bool {
+        NON_CANONICAL.with(|c| c.replace(false))
+    }
+}
+
 // ---- varints -------------------------------------------------------------
 
 /// Reads an unsigned LEB128 varint of at most 5 bytes (Kafka `UNSIGNED_VARINT`).
@@ -213,6 +249,12 @@ pub fn get_unsigned_varint(buf: &mut Bytes) -> DecodeResult<u32> {
         let b = buf.get_u8();
         value |= ((b & 0x7f) as u32) << (7 * i);
         if b & 0x80 == 0 {
+            // A zero last byte (non-minimal) or bits beyond 32 decode fine
+            // but do not re-encode to the same bytes.
+            #[cfg(fuzzing)]
+            if (i > 0 && b == 0) || (i == 4 && b > 0x0f) {
+                canonical::mark();
+            }
             return Ok(value);
         }
     }
@@ -228,6 +270,10 @@ pub fn get_unsigned_varlong(buf: &mut Bytes) -> DecodeResult<u64> {
         let b = buf.get_u8();
         value |= ((b & 0x7f) as u64) << (7 * i);
         if b & 0x80 == 0 {
+            #[cfg(fuzzing)]
+            if (i > 0 && b == 0) || (i == 9 && b > 0x01) {
+                canonical::mark();
+            }
             return Ok(value);
         }
     }

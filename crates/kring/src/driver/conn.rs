@@ -1,0 +1,153 @@
+//! Per-connection write queue: frames waiting for the wire, gathered into
+//! one `SENDMSG` with many iovecs, and advanced after partial writes.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// Linux's `IOV_MAX`: the most iovecs one `sendmsg` accepts.
+pub(crate) const MAX_IOVECS: usize = 1024;
+
+/// Frames queued on a connection, the first possibly partly written.
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    frames: VecDeque<Bytes>,
+    /// Bytes of `frames[0]` already on the wire.
+    offset: usize,
+    /// Total unwritten bytes (for metrics and back-pressure checks).
+    bytes: usize,
+}
+
+impl SendQueue {
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        if frame.is_empty() {
+            return;
+        }
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.frames.clear();
+        self.offset = 0;
+        self.bytes = 0;
+    }
+
+    /// Move up to [`MAX_IOVECS`] frames into a batch for one `SENDMSG`.
+    pub(crate) fn take_batch(&mut self) -> SendBatch {
+        let n = self.frames.len().min(MAX_IOVECS);
+        let frames: Vec<Bytes> = self.frames.drain(..n).collect();
+        let offset = std::mem::take(&mut self.offset);
+        let total = frames.iter().map(Bytes::len).sum::<usize>() - offset;
+        self.bytes -= total;
+        SendBatch {
+            frames,
+            offset,
+            total,
+        }
+    }
+
+    /// Account for a completed write of `written` bytes of `batch`: frames
+    /// fully written are released, the rest go back to the front of the
+    /// queue, ahead of anything queued meanwhile.
+    pub(crate) fn complete(&mut self, batch: SendBatch, written: usize) {
+        debug_assert!(written <= batch.total);
+        let mut skip = batch.offset + written;
+        let mut unsent = Vec::new();
+        for frame in batch.frames {
+            if !unsent.is_empty() {
+                unsent.push(frame);
+            } else if skip >= frame.len() {
+                skip -= frame.len();
+            } else {
+                unsent.push(frame);
+            }
+        }
+        if unsent.is_empty() {
+            return;
+        }
+        // `skip` is now the offset into the first unsent frame.
+        let returned = unsent.iter().map(Bytes::len).sum::<usize>() - skip;
+        self.bytes += returned;
+        debug_assert_eq!(self.offset, 0, "one send in flight at a time");
+        for frame in unsent.into_iter().rev() {
+            self.frames.push_front(frame);
+        }
+        self.offset = skip;
+    }
+}
+
+/// Frames owned by one in-flight `SENDMSG`: they must stay alive until its
+/// completion arrives.
+#[derive(Debug)]
+pub(crate) struct SendBatch {
+    pub(crate) frames: Vec<Bytes>,
+    /// Bytes of `frames[0]` already written by an earlier send.
+    pub(crate) offset: usize,
+    /// Bytes this batch asks the kernel to write.
+    pub(crate) total: usize,
+}
+
+impl SendBatch {
+    /// The unwritten part of each frame, in order.
+    pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| if i == 0 { &f[self.offset..] } else { &f[..] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(batch: &SendBatch, n: usize) -> Vec<u8> {
+        batch.slices().flatten().copied().take(n).collect()
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut q = SendQueue::default();
+        for f in [&b"abc"[..], b"defg", b"hi"] {
+            q.push(Bytes::copy_from_slice(f));
+        }
+        let mut out = Vec::new();
+        // Write 1, then 3, then 2, then the rest: crossing frame boundaries.
+        for n in [1, 3, 2, usize::MAX] {
+            let b = q.take_batch();
+            let n = n.min(b.total);
+            out.extend(written(&b, n));
+            q.complete(b, n);
+        }
+        assert_eq!(out, b"abcdefghi");
+        assert!(q.is_empty());
+        assert_eq!(q.bytes, 0);
+    }
+
+    #[test]
+    fn frames_queued_during_a_send_follow_the_unsent_rest() {
+        let mut q = SendQueue::default();
+        q.push(Bytes::from_static(b"12345"));
+        let b = q.take_batch();
+        q.push(Bytes::from_static(b"678"));
+        q.complete(b, 2);
+        let b = q.take_batch();
+        assert_eq!(b.slices().flatten().copied().collect::<Vec<_>>(), b"345678");
+        assert_eq!(b.total, 6);
+    }
+
+    #[test]
+    fn batches_are_capped_at_iov_max() {
+        let mut q = SendQueue::default();
+        for _ in 0..MAX_IOVECS + 5 {
+            q.push(Bytes::from_static(b"x"));
+        }
+        assert_eq!(q.take_batch().frames.len(), MAX_IOVECS);
+        assert_eq!(q.take_batch().frames.len(), 5);
+    }
+}

@@ -1,0 +1,749 @@
+//! The I/O thread's loop: completions in, engine calls, submissions out,
+//! then one kernel wait until a completion, a wake-up or the next deadline.
+//!
+//! Every buffer the kernel reads or writes (socket addresses, iovecs and
+//! their frames, receive buffers, the eventfd counter) is owned by an entry
+//! of the `ops` slab, whose key is the submission's `user_data`. An entry is
+//! removed only when its completion is reaped, so no buffer is freed while
+//! the kernel may still touch it. A socket is closed (its fd dropped) only
+//! after every operation on it has completed; closing cancels them
+//! explicitly with `IORING_OP_ASYNC_CANCEL`.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use io_uring::{opcode, squeue, types, IoUring};
+use slab::Slab;
+
+use super::conn::{SendBatch, SendQueue};
+use super::framing::{next_frame, reserve_for_read};
+use super::handle::{DriverConfig, DriverMetrics};
+use super::socket::{resolve, tcp_socket, RawSockAddr};
+use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
+
+/// `user_data` of cancellation requests; their completions carry nothing.
+const CANCEL_USER_DATA: u64 = u64::MAX;
+/// `Op::socket` of operations that belong to no socket.
+const NO_SOCKET: usize = usize::MAX;
+/// How long shutdown waits for cancelled operations to complete.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+/// The `msghdr` and iovecs of one `SENDMSG`, boxed so their addresses are
+/// stable while the kernel reads them.
+struct SendMsgParts {
+    iovecs: Vec<libc::iovec>,
+    hdr: libc::msghdr,
+}
+
+enum OpKind {
+    /// Read of the wake-up eventfd's 8-byte counter.
+    WakeRead(#[allow(dead_code)] Box<[u8; 8]>), // held only so the kernel can write it
+    Connect(#[allow(dead_code)] Box<RawSockAddr>), // held only so the kernel can read it
+    ConnectTimeout(#[allow(dead_code)] Box<types::Timespec>), // held only so the kernel can read it
+    Send {
+        batch: SendBatch,
+        #[allow(dead_code)] // held only so the kernel can read it
+        parts: Box<SendMsgParts>,
+    },
+    Recv(BytesMut),
+}
+
+/// One operation in flight in the kernel.
+struct Op {
+    socket: usize,
+    /// The socket's serial number when the op was submitted; a completion
+    /// whose serial differs from its socket's belongs to an older socket.
+    serial: u64,
+    kind: OpKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SockState {
+    Connecting,
+    Open,
+    /// Cancelled; waiting for its operations to drain before the fd is
+    /// closed. Completions are no longer reported to the engine.
+    Closing,
+}
+
+struct Socket<C> {
+    conn: C,
+    serial: u64,
+    fd: OwnedFd,
+    state: SockState,
+    in_flight: u32,
+    connect_op: Option<usize>,
+    send_op: Option<usize>,
+    recv_op: Option<usize>,
+    queue: SendQueue,
+    /// Received bytes not yet framed. Moved into the receive op while one is
+    /// in flight.
+    recv_buf: BytesMut,
+}
+
+pub(crate) struct IoThread<E: Engine> {
+    ring: IoUring,
+    engine: E,
+    config: DriverConfig,
+    waker: IoWaker,
+    metrics: Arc<DriverMetrics>,
+    stop: Arc<AtomicBool>,
+    ops: Slab<Op>,
+    sockets: Slab<Socket<E::Conn>>,
+    by_conn: HashMap<E::Conn, usize>,
+    next_serial: u64,
+    wake_op: Option<usize>,
+    shutting_down: bool,
+    /// Engine events raised synchronously during `pump` (a failed name
+    /// lookup): the pump must run again.
+    repump: bool,
+    completions: Vec<(u64, i32)>,
+}
+
+impl<E: Engine> IoThread<E> {
+    pub(crate) fn new(
+        engine: E,
+        config: DriverConfig,
+        waker: IoWaker,
+        metrics: Arc<DriverMetrics>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, (E, DriverError)> {
+        let ring = match build_ring(config.ring_entries) {
+            Ok(r) => r,
+            Err(e) => return Err((engine, e)),
+        };
+        Ok(IoThread {
+            ring,
+            engine,
+            config,
+            waker,
+            metrics,
+            stop,
+            ops: Slab::with_capacity(64),
+            sockets: Slab::new(),
+            by_conn: HashMap::new(),
+            next_serial: 0,
+            wake_op: None,
+            shutting_down: false,
+            repump: false,
+            completions: Vec::with_capacity(256),
+        })
+    }
+
+    /// Run until the engine is finished or a stop is requested, then close
+    /// everything.
+    pub(crate) fn run(&mut self) {
+        let outcome = self.run_loop();
+        if let Err(err) = &outcome {
+            tracing::error!(error = %err, "kring I/O thread failed");
+        }
+        if !self.engine.is_finished() {
+            let reason = match &outcome {
+                Err(err) => format!("the I/O thread failed: {err}"),
+                Ok(()) => "the producer was stopped before the record was delivered".to_owned(),
+            };
+            self.engine.abort(Instant::now(), &reason);
+        }
+        self.shutdown();
+    }
+
+    fn run_loop(&mut self) -> Result<(), DriverError> {
+        loop {
+            let now = Instant::now();
+            self.reap(now);
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            self.engine.handle_wakeup(now);
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+            }
+            self.pump(now)?;
+            if self.engine.is_finished() {
+                return Ok(());
+            }
+            self.arm_wake()?;
+            if !self.engine.prepare_park() {
+                self.submit()?;
+                continue;
+            }
+            let deadline = self.engine.poll_timeout();
+            self.wait(deadline)?;
+        }
+    }
+
+    /// Carry out the engine's socket commands and queue its frames.
+    fn pump(&mut self, now: Instant) -> Result<(), DriverError> {
+        loop {
+            self.repump = false;
+            while let Some(cmd) = self.engine.poll_io() {
+                match cmd {
+                    IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
+                    IoCommand::Close { conn } => {
+                        if let Some(key) = self.by_conn.remove(&conn) {
+                            tracing::debug!(?conn, "closing connection");
+                            self.begin_close(key)?;
+                        }
+                    }
+                }
+            }
+            let mut touched: Option<usize> = None;
+            while let Some(Transmit { conn, frame }) = self.engine.poll_transmit(now) {
+                let Some(&key) = self.by_conn.get(&conn) else {
+                    tracing::warn!(?conn, "frame for a connection that is not open; dropped");
+                    continue;
+                };
+                self.sockets[key].queue.push(frame);
+                // Most turns write to one connection: start the previous
+                // one's send as soon as frames move on to another.
+                match touched {
+                    Some(prev) if prev != key => self.start_send(prev)?,
+                    _ => {}
+                }
+                touched = Some(key);
+            }
+            if let Some(key) = touched {
+                self.start_send(key)?;
+            }
+            if !self.repump {
+                return Ok(());
+            }
+        }
+    }
+
+    fn connect(&mut self, now: Instant, conn: E::Conn, addr: &str) -> Result<(), DriverError> {
+        if let Some(old) = self.by_conn.remove(&conn) {
+            self.begin_close(old)?;
+        }
+        let prepared = resolve(addr).and_then(|sa| Ok((sa, tcp_socket(&sa)?)));
+        let (sa, fd) = match prepared {
+            Ok(p) => p,
+            Err(err) => {
+                let reason = format!("cannot connect to {addr}: {err}");
+                tracing::warn!(?conn, %reason, "connect failed");
+                self.engine.handle_connect_failed(now, conn, &reason);
+                self.repump = true;
+                return Ok(());
+            }
+        };
+        tracing::debug!(?conn, %addr, resolved = %sa, "connecting");
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let raw_fd = fd.as_raw_fd();
+        let key = self.sockets.insert(Socket {
+            conn,
+            serial,
+            fd,
+            state: SockState::Connecting,
+            in_flight: 2,
+            connect_op: None,
+            send_op: None,
+            recv_op: None,
+            queue: SendQueue::default(),
+            recv_buf: BytesMut::new(),
+        });
+        self.by_conn.insert(conn, key);
+
+        let raw = Box::new(RawSockAddr::new(sa));
+        let (addr_ptr, addr_len) = (raw.as_ptr(), raw.len());
+        let ts = Box::new(types::Timespec::from(self.config.connect_timeout));
+        let ts_ptr: *const types::Timespec = &*ts;
+        let c_op = self.ops.insert(Op {
+            socket: key,
+            serial,
+            kind: OpKind::Connect(raw),
+        });
+        let t_op = self.ops.insert(Op {
+            socket: key,
+            serial,
+            kind: OpKind::ConnectTimeout(ts),
+        });
+        self.sockets[key].connect_op = Some(c_op);
+        let connect = opcode::Connect::new(types::Fd(raw_fd), addr_ptr, addr_len)
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(c_op as u64);
+        let timeout = opcode::LinkTimeout::new(ts_ptr)
+            .build()
+            .user_data(t_op as u64);
+        // SAFETY: the socket address and timespec are boxed in ops `c_op`
+        // and `t_op`, which stay in `self.ops` until their completions are
+        // reaped; the fd is owned by the socket, which is closed only after
+        // both completed.
+        unsafe { self.push(&[connect, timeout]) }
+    }
+
+    fn arm_recv(&mut self, key: usize) -> Result<(), DriverError> {
+        let sock = &mut self.sockets[key];
+        debug_assert!(sock.recv_op.is_none());
+        let mut buf = std::mem::take(&mut sock.recv_buf);
+        reserve_for_read(
+            &mut buf,
+            self.config.min_read,
+            self.config.max_response_size,
+        );
+        let spare = buf.spare_capacity_mut();
+        let ptr = spare.as_mut_ptr().cast::<u8>();
+        let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+        let entry = opcode::Recv::new(types::Fd(sock.fd.as_raw_fd()), ptr, len);
+        let (serial, _) = (sock.serial, ());
+        sock.in_flight += 1;
+        let op = self.ops.insert(Op {
+            socket: key,
+            serial,
+            kind: OpKind::Recv(buf),
+        });
+        self.sockets[key].recv_op = Some(op);
+        let entry = entry.build().user_data(op as u64);
+        // SAFETY: `ptr..ptr+len` is the spare capacity of the BytesMut now
+        // owned by op `op`; moving a BytesMut does not move its heap buffer,
+        // and the op (so the buffer) is kept until the completion is reaped.
+        unsafe { self.push(&[entry]) }
+    }
+
+    fn start_send(&mut self, key: usize) -> Result<(), DriverError> {
+        let sock = &mut self.sockets[key];
+        if sock.state != SockState::Open || sock.send_op.is_some() || sock.queue.is_empty() {
+            return Ok(());
+        }
+        let batch = sock.queue.take_batch();
+        let iovecs: Vec<libc::iovec> = batch
+            .slices()
+            .map(|s| libc::iovec {
+                iov_base: s.as_ptr().cast_mut().cast(),
+                iov_len: s.len(),
+            })
+            .collect();
+        let mut parts = Box::new(SendMsgParts {
+            iovecs,
+            // SAFETY: msghdr is plain old data; all-zero is a valid value
+            // (null name and control, no flags).
+            hdr: unsafe { std::mem::zeroed() },
+        });
+        parts.hdr.msg_iov = parts.iovecs.as_mut_ptr();
+        parts.hdr.msg_iovlen = parts.iovecs.len() as _;
+        let hdr_ptr: *const libc::msghdr = &parts.hdr;
+        let fd = sock.fd.as_raw_fd();
+        let serial = sock.serial;
+        sock.in_flight += 1;
+        let op = self.ops.insert(Op {
+            socket: key,
+            serial,
+            kind: OpKind::Send { batch, parts },
+        });
+        self.sockets[key].send_op = Some(op);
+        let entry = opcode::SendMsg::new(types::Fd(fd), hdr_ptr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(op as u64);
+        // SAFETY: the msghdr, the iovec array and the frames the iovecs point
+        // into are owned by op `op` (boxed or heap-allocated, so stable when
+        // the op moves) and kept until its completion is reaped.
+        unsafe { self.push(&[entry]) }
+    }
+
+    fn arm_wake(&mut self) -> Result<(), DriverError> {
+        if self.wake_op.is_some() {
+            return Ok(());
+        }
+        let mut buf = Box::new([0u8; 8]);
+        let ptr = buf.as_mut_ptr();
+        let op = self.ops.insert(Op {
+            socket: NO_SOCKET,
+            serial: 0,
+            kind: OpKind::WakeRead(buf),
+        });
+        self.wake_op = Some(op);
+        let entry = opcode::Read::new(types::Fd(self.waker.raw_fd()), ptr, 8)
+            .build()
+            .user_data(op as u64);
+        // SAFETY: the 8-byte buffer is boxed in op `op`, kept until the
+        // completion is reaped; the eventfd is kept open by `self.waker`,
+        // which outlives the ring (fields drop after `shutdown` drained).
+        unsafe { self.push(&[entry]) }
+    }
+
+    /// Cancel every operation of the socket; it is closed once they drained.
+    /// Reports nothing to the engine.
+    fn begin_close(&mut self, key: usize) -> Result<(), DriverError> {
+        let sock = &mut self.sockets[key];
+        if sock.state == SockState::Closing {
+            return Ok(());
+        }
+        sock.state = SockState::Closing;
+        sock.queue.clear();
+        if self.by_conn.get(&sock.conn) == Some(&key) {
+            self.by_conn.remove(&sock.conn);
+        }
+        let cancels: Vec<squeue::Entry> = [sock.connect_op, sock.send_op, sock.recv_op]
+            .into_iter()
+            .flatten()
+            .map(|op| {
+                opcode::AsyncCancel::new(op as u64)
+                    .build()
+                    .user_data(CANCEL_USER_DATA)
+            })
+            .collect();
+        if !cancels.is_empty() {
+            // SAFETY: cancellation entries carry no pointers.
+            unsafe { self.push(&cancels)? };
+        }
+        self.maybe_release(key);
+        Ok(())
+    }
+
+    /// Drop (and so close) a closing socket whose operations all completed.
+    fn maybe_release(&mut self, key: usize) {
+        let sock = &self.sockets[key];
+        if sock.state == SockState::Closing && sock.in_flight == 0 {
+            let sock = self.sockets.remove(key);
+            tracing::trace!(conn = ?sock.conn, "socket closed");
+        }
+    }
+
+    /// The connection failed: close it and tell the engine.
+    fn fail(&mut self, now: Instant, key: usize, reason: &str) -> Result<(), DriverError> {
+        let sock = &self.sockets[key];
+        let (conn, state) = (sock.conn, sock.state);
+        self.begin_close(key)?;
+        match state {
+            SockState::Connecting => {
+                tracing::warn!(?conn, %reason, "connect failed");
+                self.engine.handle_connect_failed(now, conn, reason);
+            }
+            SockState::Open => {
+                tracing::warn!(?conn, %reason, "disconnected");
+                self.engine.handle_disconnected(now, conn, reason);
+            }
+            SockState::Closing => {}
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self, now: Instant) {
+        let mut completions = std::mem::take(&mut self.completions);
+        completions.extend(
+            self.ring
+                .completion()
+                .map(|cqe| (cqe.user_data(), cqe.result())),
+        );
+        for &(user_data, res) in &completions {
+            if let Err(err) = self.complete(now, user_data, res) {
+                // Only pushing cancellations can fail here, and only if
+                // io_uring_enter itself fails; the main loop will see it.
+                tracing::error!(error = %err, "failed to queue a follow-up operation");
+            }
+        }
+        completions.clear();
+        self.completions = completions;
+    }
+
+    fn complete(&mut self, now: Instant, user_data: u64, res: i32) -> Result<(), DriverError> {
+        if user_data == CANCEL_USER_DATA {
+            return Ok(());
+        }
+        let Some(op) = self.ops.try_remove(user_data as usize) else {
+            tracing::error!(user_data, "completion for an unknown operation");
+            return Ok(());
+        };
+        if op.socket == NO_SOCKET {
+            self.wake_op = None;
+            if res < 0 && res != -libc::ECANCELED {
+                tracing::error!(error = %errno(res), "reading the wake-up eventfd failed");
+            }
+            return Ok(());
+        }
+        let key = op.socket;
+        let sock = &mut self.sockets[key];
+        if sock.serial != op.serial {
+            tracing::error!("completion for an operation of an older socket; ignored");
+            return Ok(());
+        }
+        sock.in_flight -= 1;
+        let closing = sock.state == SockState::Closing;
+        match op.kind {
+            OpKind::WakeRead(_) => {}
+            OpKind::ConnectTimeout(_) => {}
+            OpKind::Connect(_) => {
+                sock.connect_op = None;
+                if closing {
+                } else if res == 0 {
+                    sock.state = SockState::Open;
+                    let conn = sock.conn;
+                    DriverMetrics::add(&self.metrics.connects, 1);
+                    tracing::info!(?conn, "connected");
+                    self.engine.handle_connected(now, conn);
+                    self.arm_recv(key)?;
+                    self.start_send(key)?;
+                } else if res == -libc::ECANCELED {
+                    let reason =
+                        format!("connect timed out after {:?}", self.config.connect_timeout);
+                    self.fail(now, key, &reason)?;
+                } else {
+                    self.fail(now, key, &errno(res).to_string())?;
+                }
+            }
+            OpKind::Send { batch, parts: _ } => {
+                sock.send_op = None;
+                if closing {
+                } else if res < 0 {
+                    self.fail(now, key, &format!("send failed: {}", errno(res)))?;
+                } else if res == 0 && batch.total > 0 {
+                    self.fail(now, key, "send wrote nothing: connection closed")?;
+                } else {
+                    let n = res as usize;
+                    DriverMetrics::add(&self.metrics.sends, 1);
+                    DriverMetrics::add(&self.metrics.bytes_sent, n as u64);
+                    sock.queue.complete(batch, n);
+                    self.start_send(key)?;
+                }
+            }
+            OpKind::Recv(mut buf) => {
+                sock.recv_op = None;
+                if closing {
+                } else if res == 0 {
+                    self.fail(now, key, "connection closed by the broker")?;
+                } else if res < 0 {
+                    self.fail(now, key, &format!("receive failed: {}", errno(res)))?;
+                } else {
+                    let n = res as usize;
+                    // SAFETY: the kernel wrote `n` bytes (at most the length
+                    // we offered) into the spare capacity that starts at
+                    // `buf.len()`; the buffer was not touched since.
+                    unsafe { buf.set_len(buf.len() + n) };
+                    DriverMetrics::add(&self.metrics.bytes_received, n as u64);
+                    self.deliver(now, key, buf)?;
+                }
+            }
+        }
+        self.maybe_release(key);
+        Ok(())
+    }
+
+    /// Hand every complete response in `buf` to the engine, keep the rest,
+    /// and receive again.
+    fn deliver(&mut self, now: Instant, key: usize, mut buf: BytesMut) -> Result<(), DriverError> {
+        let conn = self.sockets[key].conn;
+        let max = self.config.max_response_size;
+        loop {
+            match next_frame(&mut buf, max) {
+                Ok(Some(frame)) => {
+                    DriverMetrics::add(&self.metrics.responses, 1);
+                    self.engine.handle_response(now, conn, frame);
+                }
+                Ok(None) => break,
+                Err(err) => return self.fail(now, key, &err.to_string()),
+            }
+        }
+        let sock = &mut self.sockets[key];
+        sock.recv_buf = buf;
+        if sock.state == SockState::Open {
+            self.arm_recv(key)?;
+        }
+        Ok(())
+    }
+
+    /// Submit without waiting.
+    fn submit(&mut self) -> Result<(), DriverError> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // The completion queue is full: the caller reaps next.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(()),
+                Err(e) => return Err(DriverError::Ring(e)),
+            }
+        }
+    }
+
+    /// Submit and sleep until a completion or `deadline`.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<(), DriverError> {
+        let now = Instant::now();
+        let res = match deadline {
+            Some(d) if d <= now => return self.submit(),
+            Some(d) => {
+                let ts = types::Timespec::from(d - now);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submitter().submit_and_wait(1),
+        };
+        DriverMetrics::add(&self.metrics.io_wakeups, 1);
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(DriverError::Ring(e)),
+        }
+    }
+
+    /// Queue entries contiguously (linked entries must be adjacent),
+    /// submitting first if the queue lacks room.
+    ///
+    /// # Safety
+    /// Every pointer in `entries` must stay valid until the entry's
+    /// completion is reaped.
+    unsafe fn push(&mut self, entries: &[squeue::Entry]) -> Result<(), DriverError> {
+        loop {
+            let mut sq = self.ring.submission();
+            if sq.capacity() - sq.len() >= entries.len() {
+                for e in entries {
+                    // SAFETY: room was checked above; the caller guarantees
+                    // the entry's pointers outlive its completion.
+                    unsafe { sq.push(e) }.expect("room was checked");
+                }
+                return Ok(());
+            }
+            drop(sq);
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {
+                    // Make room in the completion queue, then try again.
+                    let now = Instant::now();
+                    if self.shutting_down {
+                        self.reap_shutdown();
+                    } else {
+                        self.reap(now);
+                    }
+                }
+                Err(e) => return Err(DriverError::Ring(e)),
+            }
+        }
+    }
+
+    /// Close every socket and wait for every operation to complete, so no
+    /// buffer is released while the kernel may use it.
+    fn shutdown(&mut self) {
+        self.shutting_down = true;
+        let keys: Vec<usize> = self.sockets.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Err(err) = self.begin_close(key) {
+                tracing::error!(error = %err, "failed to cancel socket operations");
+            }
+        }
+        if let Some(op) = self.wake_op {
+            let cancel = opcode::AsyncCancel::new(op as u64)
+                .build()
+                .user_data(CANCEL_USER_DATA);
+            // SAFETY: cancellation entries carry no pointers.
+            if let Err(err) = unsafe { self.push(&[cancel]) } {
+                tracing::error!(error = %err, "failed to cancel the wake-up read");
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        while !self.ops.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                // Never free memory the kernel may still write: leak it.
+                tracing::error!(
+                    pending = self.ops.len(),
+                    "io_uring operations did not complete after cancellation; leaking their buffers"
+                );
+                for (_, op) in std::mem::take(&mut self.ops) {
+                    std::mem::forget(op);
+                }
+                for (_, sock) in std::mem::take(&mut self.sockets) {
+                    std::mem::forget(sock);
+                }
+                return;
+            }
+            let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(100)));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "io_uring_enter failed during shutdown");
+                }
+            }
+            self.reap_shutdown();
+        }
+    }
+
+    fn reap_shutdown(&mut self) {
+        let mut completions = std::mem::take(&mut self.completions);
+        completions.extend(
+            self.ring
+                .completion()
+                .map(|cqe| (cqe.user_data(), cqe.result())),
+        );
+        for &(user_data, _) in &completions {
+            if user_data == CANCEL_USER_DATA {
+                continue;
+            }
+            if let Some(op) = self.ops.try_remove(user_data as usize) {
+                if op.socket == NO_SOCKET {
+                    self.wake_op = None;
+                } else {
+                    self.sockets[op.socket].in_flight -= 1;
+                    self.maybe_release(op.socket);
+                }
+            }
+        }
+        completions.clear();
+        self.completions = completions;
+    }
+}
+
+fn errno(res: i32) -> io::Error {
+    io::Error::from_raw_os_error(-res)
+}
+
+/// Create the ring, preferring single-issuer and cooperative task running
+/// (fewer inter-processor interrupts), and check the features kring uses.
+fn build_ring(entries: u32) -> Result<IoUring, DriverError> {
+    let ring = match IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .setup_cqsize(entries.saturating_mul(2))
+        .build(entries)
+    {
+        Ok(r) => r,
+        // Older kernels reject the setup flags: retry without them.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
+            .setup_cqsize(entries.saturating_mul(2))
+            .build(entries)
+            .map_err(DriverError::from_setup)?,
+        Err(e) => return Err(DriverError::from_setup(e)),
+    };
+    if !ring.params().is_feature_ext_arg() {
+        return Err(DriverError::MissingFeature(
+            "IORING_FEAT_EXT_ARG (wait timeouts)",
+        ));
+    }
+    if !ring.params().is_feature_nodrop() {
+        return Err(DriverError::MissingFeature("IORING_FEAT_NODROP"));
+    }
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|_| DriverError::MissingFeature("IORING_REGISTER_PROBE"))?;
+    for (code, name) in [
+        (opcode::Connect::CODE, "IORING_OP_CONNECT"),
+        (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
+        (opcode::Recv::CODE, "IORING_OP_RECV"),
+        (opcode::Read::CODE, "IORING_OP_READ"),
+        (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
+        (opcode::LinkTimeout::CODE, "IORING_OP_LINK_TIMEOUT"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(DriverError::MissingFeature(name));
+        }
+    }
+    Ok(ring)
+}

@@ -1,0 +1,205 @@
+//! Starting, observing and stopping the I/O thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::event_loop::IoThread;
+use super::{DriverError, Engine, IoWaker};
+
+/// Settings of the I/O thread.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Submission queue entries (the completion queue gets twice as many).
+    pub ring_entries: u32,
+    /// How long a TCP connect may take before it fails.
+    pub connect_timeout: Duration,
+    /// The largest response accepted; a larger size prefix closes the
+    /// connection (it is most likely not a Kafka broker).
+    pub max_response_size: usize,
+    /// The least free space offered to each receive.
+    pub min_read: usize,
+    /// Name of the I/O thread.
+    pub thread_name: String,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            ring_entries: 256,
+            connect_timeout: Duration::from_secs(10),
+            max_response_size: 512 * 1024 * 1024,
+            min_read: 64 * 1024,
+            thread_name: "kring-io".to_owned(),
+        }
+    }
+}
+
+/// Counters kept by the I/O thread, readable from any thread.
+#[derive(Debug, Default)]
+pub struct DriverMetrics {
+    pub(crate) io_wakeups: AtomicU64,
+    pub(crate) sends: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) responses: AtomicU64,
+    pub(crate) connects: AtomicU64,
+}
+
+impl DriverMetrics {
+    /// Returns from the kernel wait of the I/O thread: each is one wake-up of
+    /// the thread (by a completion, a producer wake-up or a deadline).
+    pub fn io_wakeups(&self) -> u64 {
+        self.io_wakeups.load(Ordering::Relaxed)
+    }
+    /// `SENDMSG` operations completed.
+    pub fn sends(&self) -> u64 {
+        self.sends.load(Ordering::Relaxed)
+    }
+    /// Bytes written to brokers.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+    /// Bytes read from brokers.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
+    }
+    /// Complete responses handed to the engine.
+    pub fn responses(&self) -> u64 {
+        self.responses.load(Ordering::Relaxed)
+    }
+    /// TCP connections established.
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The running I/O thread.
+///
+/// Dropping it stops the thread: the engine is aborted if it had not
+/// finished, every socket is closed, and the drop waits for the thread.
+#[derive(Debug)]
+pub struct Driver {
+    waker: IoWaker,
+    metrics: Arc<DriverMetrics>,
+    stop: Arc<AtomicBool>,
+    exited: mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Driver {
+    /// Start the I/O thread driving `engine`. Fails if io_uring is not
+    /// usable here (see [`DriverError::Unavailable`]).
+    pub fn start<E: Engine>(engine: E, config: DriverConfig) -> Result<Driver, DriverError> {
+        let waker = IoWaker::new().map_err(DriverError::Start)?;
+        let metrics = Arc::new(DriverMetrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = mpsc::channel();
+        let (exited_tx, exited) = mpsc::channel::<()>();
+        let thread = {
+            let waker = waker.clone();
+            let metrics = Arc::clone(&metrics);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name(config.thread_name.clone())
+                .spawn(move || {
+                    // Held until the thread ends, so `join_timeout` sees the exit.
+                    let _exited = exited_tx;
+                    // The ring is created on the thread that uses it
+                    // (IORING_SETUP_SINGLE_ISSUER requires it).
+                    let mut io = match IoThread::new(engine, config, waker, metrics, stop) {
+                        Ok(io) => {
+                            let _ = started_tx.send(Ok(()));
+                            io
+                        }
+                        Err((mut engine, err)) => {
+                            engine.abort(std::time::Instant::now(), &err.to_string());
+                            let _ = started_tx.send(Err(err));
+                            return;
+                        }
+                    };
+                    io.run();
+                })
+                .map_err(DriverError::Start)?
+        };
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(Driver {
+                waker,
+                metrics,
+                stop,
+                exited,
+                thread: Some(thread),
+            }),
+            Ok(Err(err)) => {
+                let _ = thread.join();
+                Err(err)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(DriverError::Start(std::io::Error::other(
+                    "the I/O thread panicked during start-up",
+                )))
+            }
+        }
+    }
+
+    /// The handle producer threads use to wake the I/O thread.
+    pub fn waker(&self) -> &IoWaker {
+        &self.waker
+    }
+
+    /// The I/O thread's counters.
+    pub fn metrics(&self) -> &Arc<DriverMetrics> {
+        &self.metrics
+    }
+
+    /// `true` once the I/O thread has exited.
+    pub fn has_exited(&self) -> bool {
+        matches!(
+            self.exited.try_recv(),
+            Err(mpsc::TryRecvError::Disconnected)
+        )
+    }
+
+    /// Ask the I/O thread to stop now: it aborts the engine (which fails
+    /// whatever is pending), closes every socket and exits.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Wait up to `timeout` for the I/O thread to exit (by itself once the
+    /// engine is finished, or after [`stop`](Driver::stop)). Returns `true`
+    /// if it exited.
+    pub fn join_timeout(&mut self, timeout: Duration) -> bool {
+        match self.exited.recv_timeout(timeout) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Some(t) = self.thread.take() {
+                    if t.join().is_err() {
+                        tracing::error!("the kring I/O thread panicked");
+                    }
+                }
+                true
+            }
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => false,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop();
+            // The thread only waits for in-kernel cancellations now, which
+            // are prompt; the bound guards against a wedged kernel.
+            if !self.join_timeout(Duration::from_secs(10)) {
+                tracing::error!("the kring I/O thread did not stop within 10 s; detaching it");
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The io_uring driver: one I/O thread that owns the ring and every broker
+//! connection.
+//!
+//! Why a driver of our own rather than an async runtime: the producer core
+//! (`kring-core`) is sans-IO, so all the driver has to do is move bytes
+//! between the core and the kernel and tell the core what happened. Doing
+//! that directly on io_uring lets one thread coalesce every queued request of
+//! a connection into a single `SENDMSG`, keep a receive armed on every
+//! socket, and sleep in one `io_uring_enter` until a completion, a producer
+//! wake-up (an eventfd read kept armed on the ring) or the core's earliest
+//! deadline. There is no fixed tick: an idle producer never wakes up.
+//!
+//! The driver talks to the core through the small [`Engine`] trait, so it can
+//! be tested with a scripted engine and real sockets, independent of the
+//! core's policies.
+//!
+//! All `unsafe` code of the `kring` crate lives in this module.
+
+mod conn;
+mod engine;
+mod error;
+mod event_loop;
+mod eventfd;
+mod framing;
+mod handle;
+mod socket;
+
+pub use engine::{Engine, IoCommand, Transmit};
+pub use error::DriverError;
+pub use eventfd::IoWaker;
+pub use handle::{Driver, DriverConfig, DriverMetrics};
+
+#[cfg(test)]
+mod tests;

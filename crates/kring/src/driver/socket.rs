@@ -1,0 +1,158 @@
+//! Socket creation and address conversion for `IORING_OP_CONNECT`.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// A socket address in the C layout the kernel reads. Boxed in the connect
+/// operation so it stays put until the connect completes.
+pub(crate) struct RawSockAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawSockAddr {
+    pub(crate) fn new(addr: SocketAddr) -> RawSockAddr {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match addr {
+            SocketAddr::V4(v4) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and suitably aligned
+                // for sockaddr_in; we write one value into it.
+                unsafe {
+                    std::ptr::write(
+                        (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>(),
+                        sin,
+                    )
+                };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(v6) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: v6.port().to_be(),
+                    sin6_flowinfo: v6.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: v6.ip().octets(),
+                    },
+                    sin6_scope_id: v6.scope_id(),
+                };
+                // SAFETY: sockaddr_storage is larger than and suitably aligned
+                // for sockaddr_in6; we write one value into it.
+                unsafe {
+                    std::ptr::write(
+                        (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>(),
+                        sin6,
+                    )
+                };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        RawSockAddr {
+            storage,
+            len: len as libc::socklen_t,
+        }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
+        (&self.storage as *const libc::sockaddr_storage).cast()
+    }
+
+    pub(crate) fn len(&self) -> libc::socklen_t {
+        self.len
+    }
+}
+
+/// A non-blocking, close-on-exec TCP socket with `TCP_NODELAY` (Kafka
+/// requests are complete messages; Nagle would only add latency).
+pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket takes no pointers; the arguments are valid constants.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_TCP,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: the fd is a live socket; the option value points to a c_int
+    // that outlives the call, and its size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Resolve `"host:port"`. IP literals need no lookup; a host name is looked
+/// up with the system resolver, on the I/O thread (broker addresses are
+/// resolved once per connection attempt, and usually are literals or local
+/// names).
+pub(crate) fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let mut addrs = addr.to_socket_addrs()?;
+    addrs.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{addr} resolved to no address"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_addresses_resolve_without_lookup() {
+        assert_eq!(
+            resolve("127.0.0.1:9092").unwrap(),
+            "127.0.0.1:9092".parse().unwrap()
+        );
+        assert_eq!(resolve("[::1]:1").unwrap(), "[::1]:1".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_address_is_an_error() {
+        assert!(resolve("no-port-here").is_err());
+    }
+
+    #[test]
+    fn sockaddr_lengths() {
+        assert_eq!(
+            RawSockAddr::new("1.2.3.4:5".parse().unwrap()).len() as usize,
+            std::mem::size_of::<libc::sockaddr_in>()
+        );
+        assert_eq!(
+            RawSockAddr::new("[::1]:5".parse().unwrap()).len() as usize,
+            std::mem::size_of::<libc::sockaddr_in6>()
+        );
+    }
+}
