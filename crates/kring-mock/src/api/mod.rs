@@ -1,13 +1,13 @@
 //! Request dispatch, and one module per API key, each opening with the
 //! versions it serves and how it behaves (franz-go kfake style).
 //!
-//! A request goes through [`dispatch`]: the header is decoded (an unknown
+//! A request goes through `dispatch`: the header is decoded (an unknown
 //! API key or an unserved version closes the connection, as a Kafka broker
 //! does, except ApiVersions which answers UNSUPPORTED_VERSION per KIP-511),
 //! the body is decoded (malformed: close), the fault table is consulted with
 //! the partitions the request touches, and the API's handler builds the
 //! response. Connection-level fault effects (delay, drop, mangle) are
-//! returned to the connection as a [`Step`].
+//! returned to the connection as a `Step`.
 
 pub mod api_versions;
 pub mod create_topics;

@@ -3,7 +3,7 @@
 //! anything, so that a client benchmark measures the client.
 //!
 //! What makes it cheap:
-//! - Produce is parsed by a hand-rolled single pass ([`produce`]) that reads
+//! - Produce is parsed by a hand-rolled single pass (`sink::produce`) that reads
 //!   the topic/partition lists and hops over the records by batch header;
 //! - a connection answers every request that one `read` brought in with one
 //!   `write` (the response frames are appended to one reusable buffer);
