@@ -114,6 +114,12 @@ pub struct Workload {
     /// enable.idempotence: auto means on exactly when acks=all.
     #[arg(long, value_enum, default_value = "auto")]
     pub idempotence: Idempotence,
+    /// Send at most this many records per second (default: as fast as the
+    /// client accepts them). A fixed rate below both clients' maximum makes
+    /// their latencies comparable; at full speed latency mostly measures
+    /// how much each client lets queue up.
+    #[arg(long)]
+    pub rate: Option<u64>,
     /// Topic to produce to (created if missing).
     #[arg(long, default_value = "kring-perf")]
     pub topic: String,
@@ -208,6 +214,9 @@ impl Workload {
             Idempotence::Off => "off",
         };
         a.extend(["--idempotence".into(), idem.into()]);
+        if let Some(r) = self.rate {
+            a.extend(["--rate".into(), r.to_string()]);
+        }
         a.extend(["--topic".into(), self.topic.clone()]);
         for (k, v) in &self.properties {
             a.extend(["-X".into(), format!("{k}={v}")]);
@@ -234,7 +243,10 @@ impl Workload {
             self.max_in_flight,
             if self.idempotent() { "on" } else { "off" },
             stop
-        )
+        ) + &self
+            .rate
+            .map(|r| format!(", paced at {r} records/s"))
+            .unwrap_or_default()
     }
 }
 
@@ -248,7 +260,7 @@ pub struct Payloads {
 
 impl Payloads {
     /// Number of distinct values.
-    const POOL: usize = 64;
+    pub const POOL: usize = 64;
 
     /// Builds the pool for values of `size` bytes, deterministically.
     pub fn new(size: usize) -> Self {
@@ -317,6 +329,7 @@ impl Payloads {
 /// to stop. The clock is read once every [`SendLoop::CLOCK_EVERY`] records.
 pub struct SendLoop<'a> {
     stop: Stop,
+    rate: Option<u64>,
     partitions: &'a [i32],
     payloads: &'a Payloads,
 }
@@ -324,14 +337,23 @@ pub struct SendLoop<'a> {
 impl<'a> SendLoop<'a> {
     /// How many records go by between two reads of the clock in duration mode.
     const CLOCK_EVERY: u64 = 256;
+    /// How many records go by between two pacing decisions with a rate.
+    const PACE_EVERY: u64 = 16;
 
     /// A loop over `partitions` with values from `payloads`.
     pub fn new(stop: Stop, partitions: &'a [i32], payloads: &'a Payloads) -> Self {
         SendLoop {
             stop,
+            rate: None,
             partitions,
             payloads,
         }
+    }
+
+    /// Paces the loop to at most `rate` records per second (`None`: unpaced).
+    pub fn with_rate(mut self, rate: Option<u64>) -> Self {
+        self.rate = rate.filter(|&r| r > 0);
+        self
     }
 
     /// Calls `send(seq, partition, value)` for every record until the stop
@@ -353,6 +375,15 @@ impl<'a> SendLoop<'a> {
                     return Ok(seq)
                 }
                 _ => {}
+            }
+            if let Some(rate) = self.rate {
+                if seq.is_multiple_of(Self::PACE_EVERY) {
+                    let due = Duration::from_secs_f64(seq as f64 / rate as f64);
+                    let elapsed = start.elapsed();
+                    if due > elapsed {
+                        std::thread::sleep(due - elapsed);
+                    }
+                }
             }
             let partition = self.partitions[part_idx as usize];
             part_idx += 1;
@@ -486,6 +517,18 @@ mod tests {
             |seq, _, _| if seq == 4 { Err(seq) } else { Ok(()) },
         );
         assert_eq!(r, Err(4));
+    }
+
+    #[test]
+    fn send_loop_paces_to_the_rate() {
+        let parts = [0];
+        let payloads = Payloads::new(1);
+        // 64 records at 3,200/s cannot finish in less than 15 ms (the first
+        // record is due at 0, the 49th at 15 ms).
+        let lp = SendLoop::new(Stop::Records(64), &parts, &payloads).with_rate(Some(3200));
+        let start = Instant::now();
+        assert_eq!(lp.run::<()>(start, |_, _, _| Ok(())), Ok(64));
+        assert!(start.elapsed() >= Duration::from_millis(15));
     }
 
     #[test]
