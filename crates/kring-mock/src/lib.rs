@@ -22,6 +22,7 @@
 //! # What it serves
 //! One module per API key under [`api`], each opening with the versions it
 //! serves and how it behaves: ApiVersions, Metadata, Produce (v3–v11),
+//! FindCoordinator (no coordinator APIs behind it: see its module),
 //! InitProducerId, CreateTopics, ListOffsets, Fetch. Requests of other APIs,
 //! or of versions outside those ranges, close the connection, as a Kafka
 //! broker does.

@@ -44,6 +44,7 @@ fn api_versions_lists_exactly_what_is_served() {
                 (1, 4, 17),
                 (2, 1, 10),
                 (3, 0, 12),
+                (10, 0, 6),
                 (18, 0, 4),
                 (19, 0, 7),
                 (22, 0, 5)
@@ -106,9 +107,9 @@ fn unserved_api_and_version_close_the_connection() {
     frame[6..8].copy_from_slice(&2i16.to_be_bytes());
     cl.send_raw(&frame);
     assert!(cl.is_closed());
-    // FindCoordinator (key 10) is a key kring knows but the mock does not serve.
+    // EndTxn (key 26) is a key kring knows but the mock does not serve.
     let mut cl = Client::connect(addr);
-    cl.send_raw(&[0, 0, 0, 10, 0, 10, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    cl.send_raw(&[0, 0, 0, 10, 0, 26, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
     assert!(cl.is_closed());
     // Garbage body.
     let mut cl = Client::connect(addr);
@@ -454,4 +455,44 @@ fn leader_move_redirects_with_kip951_hints() {
 fn sink_stats_absent_outside_sink_mode() {
     let c = MockCluster::builder().build().unwrap();
     assert_eq!(c.sink_stats(), None::<SinkStats>);
+}
+
+#[test]
+fn find_coordinator_single_and_batched() {
+    use kring_protocol::messages::find_coordinator::FindCoordinatorRequest;
+    let c = MockCluster::builder().brokers(3).build().unwrap();
+    let mut cl = Client::connect(c.broker_addr(1).unwrap());
+    let single = |key: &str, key_type: i8| FindCoordinatorRequest {
+        key: key.into(),
+        key_type,
+        ..Default::default()
+    };
+    let r = cl.call(0, &single("group-a", 0));
+    assert_eq!(r.error_code, 0);
+    let addr = c.broker_addr(r.node_id).unwrap();
+    assert_eq!(
+        (r.host.as_str(), r.port),
+        ("127.0.0.1", i32::from(addr.port()))
+    );
+    // Stable per key; v3 agrees with v0.
+    assert_eq!(cl.call(3, &single("group-a", 0)).node_id, r.node_id);
+    assert_eq!(cl.call(1, &single("group-a", 5)).error_code, 42);
+    assert_eq!(cl.call(2, &single("", 0)).error_code, 42);
+    let batched = FindCoordinatorRequest {
+        key_type: 1,
+        coordinator_keys: vec!["tx-1".into(), "tx-2".into(), "".into()],
+        ..Default::default()
+    };
+    let r = cl.call(6, &batched);
+    let got: Vec<(&str, i16)> = r
+        .coordinators
+        .iter()
+        .map(|c| (c.key.as_str(), c.error_code))
+        .collect();
+    assert_eq!(got, [("tx-1", 0), ("tx-2", 0), ("", 42)]);
+    // A stopped coordinator is not available.
+    let id = r.coordinators[0].node_id;
+    c.stop_broker(id).unwrap();
+    let mut cl = Client::connect(c.broker_addr(if id == 1 { 2 } else { 1 }).unwrap());
+    assert_eq!(cl.call(6, &batched).coordinators[0].error_code, 15);
 }

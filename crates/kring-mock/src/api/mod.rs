@@ -12,6 +12,7 @@
 pub mod api_versions;
 pub mod create_topics;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -29,11 +30,12 @@ use crate::faults::Fired;
 
 /// The API keys and versions the mock serves, as ApiVersions advertises
 /// them.
-pub const SERVED: [(i16, RangeInclusive<i16>); 7] = [
+pub const SERVED: [(i16, RangeInclusive<i16>); 8] = [
     (0, produce::VERSIONS),
     (1, fetch::VERSIONS),
     (2, list_offsets::VERSIONS),
     (3, metadata::VERSIONS),
+    (10, find_coordinator::VERSIONS),
     (18, api_versions::VERSIONS),
     (19, create_topics::VERSIONS),
     (22, init_producer_id::VERSIONS),
@@ -161,6 +163,7 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
         RequestKind::CreateTopics(r) => create_topics::handle(ctx, &h, r, &fired),
         RequestKind::ListOffsets(r) => list_offsets::handle(ctx, &h, r, &fired),
         RequestKind::Fetch(r) => fetch::handle(ctx, &h, r, &fired),
+        RequestKind::FindCoordinator(r) => find_coordinator::handle(ctx, &h, r, &fired),
         _ => Answer::Close,
     };
     finish(answer, &fired)
