@@ -188,8 +188,8 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let topic = w.topic.as_str();
     let sent = SendLoop::new(w.stop(), &parts, &payloads)
         .with_rate(w.rate)
-        .run(start, |_, partition, value| {
-            let r = client.send(topic, partition, value, stats.now_ns() as usize);
+        .run(start, |_, partition, value, now_ns| {
+            let r = client.send(topic, partition, value, (start_ns + now_ns) as usize);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r
         })?;
