@@ -523,7 +523,7 @@ mod tests {
         let lp = SendLoop::new(Stop::Records(100), &parts, &payloads);
         let r = lp.run(
             Instant::now(),
-            |seq, _, _| if seq == 4 { Err(seq) } else { Ok(()) },
+            |seq, _, _, _| if seq == 4 { Err(seq) } else { Ok(()) },
         );
         assert_eq!(r, Err(4));
     }
