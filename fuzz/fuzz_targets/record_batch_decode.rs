@@ -90,15 +90,21 @@ fn reencode_and_compare(batch: &RecordBatch, records: &[Record], opts: &DecodeOp
         let ts = batch.base_timestamp.wrapping_add(r.timestamp_delta);
         let want = b.record_size(ts, r.key.as_deref(), r.value.as_deref(), &headers);
         let before = b.size_in_bytes();
-        assert_eq!(b.append(ts, r.key.as_deref(), r.value.as_deref(), &headers), i as u32);
+        assert_eq!(
+            b.append(ts, r.key.as_deref(), r.value.as_deref(), &headers),
+            i as u32
+        );
         assert_eq!(b.size_in_bytes() - before, want);
     }
-    let wire = b.seal(Compression::None).expect("uncompressed seal cannot fail").stamp(
-        batch.producer_id,
-        batch.producer_epoch,
-        batch.base_sequence,
-        batch.is_transactional(),
-    );
+    let wire = b
+        .seal(Compression::None)
+        .expect("uncompressed seal cannot fail")
+        .stamp(
+            batch.producer_id,
+            batch.producer_epoch,
+            batch.base_sequence,
+            batch.is_transactional(),
+        );
     let strict = DecodeOptions {
         verify_crc: true,
         ..*opts
@@ -114,7 +120,10 @@ fn reencode_and_compare(batch: &RecordBatch, records: &[Record], opts: &DecodeOp
     assert_eq!(again.is_transactional(), batch.is_transactional());
     let back = again.records(&strict).expect("re-encoded records decode");
     assert_eq!(back.len(), records.len());
-    let sequential = records.iter().enumerate().all(|(i, r)| r.offset_delta == i as i32);
+    let sequential = records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.offset_delta == i as i32);
     for (i, (a, b)) in records.iter().zip(&back).enumerate() {
         assert_eq!(b.offset_delta, i as i32);
         if sequential {

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod error;
+pub mod mock_sink;
 pub mod perf;
 pub mod produce;
 
@@ -26,12 +27,16 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Benchmark producing: throughput, CPU per message, delivery latency.
-    Perf(perf::PerfArgs),
+    Perf(Box<perf::PerfArgs>),
+    /// Run a kring-mock sink broker until stdin closes (used by `kring perf`).
+    #[command(hide = true)]
+    MockSink(mock_sink::MockSinkArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Perf(a) => perf::run(a),
+        Command::Perf(a) => perf::run(*a),
+        Command::MockSink(a) => mock_sink::run(a),
     }
 }

@@ -101,6 +101,7 @@ fn workload(
         batch_size: 16384,
         max_in_flight: 5,
         idempotence: Idempotence::Auto,
+        rate: None,
         topic: format!("perf-{}", layout.total),
         properties: Vec::new(),
     }

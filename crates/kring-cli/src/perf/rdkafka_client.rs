@@ -28,7 +28,7 @@ const WARM_UP: usize = usize::MAX;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Ctx {
-    stats: Arc<Stats>,
+    stats: &'static Stats,
     warm_done: AtomicU64,
     warm_error: Mutex<Option<String>>,
 }
@@ -75,7 +75,7 @@ impl Client {
             cfg.set(k, v);
         }
         let ctx = Ctx {
-            stats: Stats::new(),
+            stats: Stats::leak(),
             warm_done: AtomicU64::new(0),
             warm_error: Mutex::new(None),
         };
@@ -180,17 +180,19 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let payloads = Payloads::new(w.value_size);
     client.warm_up(w, &parts, &payloads)?;
 
-    let stats = client.ctx().stats.clone();
-    let _progress = progress.then(|| Progress::start("librdkafka", stats.clone()));
+    let stats = client.ctx().stats;
+    let _progress = progress.then(|| Progress::start("librdkafka", stats));
     let cpu0 = CpuTime::now();
     let start = Instant::now();
     let start_ns = stats.now_ns();
     let topic = w.topic.as_str();
-    let sent = SendLoop::new(w.stop(), &parts, &payloads).run(start, |_, partition, value| {
-        let r = client.send(topic, partition, value, stats.now_ns() as usize);
-        stats.sent.fetch_add(1, Ordering::Relaxed);
-        r
-    })?;
+    let sent = SendLoop::new(w.stop(), &parts, &payloads)
+        .with_rate(w.rate)
+        .run(start, |_, partition, value, now_ns| {
+            let r = client.send(topic, partition, value, (start_ns + now_ns) as usize);
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            r
+        })?;
     client
         .producer
         .flush(FLUSH_TIMEOUT)

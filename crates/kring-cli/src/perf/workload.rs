@@ -114,6 +114,12 @@ pub struct Workload {
     /// enable.idempotence: auto means on exactly when acks=all.
     #[arg(long, value_enum, default_value = "auto")]
     pub idempotence: Idempotence,
+    /// Send at most this many records per second (default: as fast as the
+    /// client accepts them). A fixed rate below both clients' maximum makes
+    /// their latencies comparable; at full speed latency mostly measures
+    /// how much each client lets queue up.
+    #[arg(long)]
+    pub rate: Option<u64>,
     /// Topic to produce to (created if missing).
     #[arg(long, default_value = "kring-perf")]
     pub topic: String,
@@ -208,6 +214,9 @@ impl Workload {
             Idempotence::Off => "off",
         };
         a.extend(["--idempotence".into(), idem.into()]);
+        if let Some(r) = self.rate {
+            a.extend(["--rate".into(), r.to_string()]);
+        }
         a.extend(["--topic".into(), self.topic.clone()]);
         for (k, v) in &self.properties {
             a.extend(["-X".into(), format!("{k}={v}")]);
@@ -234,7 +243,10 @@ impl Workload {
             self.max_in_flight,
             if self.idempotent() { "on" } else { "off" },
             stop
-        )
+        ) + &self
+            .rate
+            .map(|r| format!(", paced at {r} records/s"))
+            .unwrap_or_default()
     }
 }
 
@@ -248,7 +260,7 @@ pub struct Payloads {
 
 impl Payloads {
     /// Number of distinct values.
-    const POOL: usize = 64;
+    pub const POOL: usize = 64;
 
     /// Builds the pool for values of `size` bytes, deterministically.
     pub fn new(size: usize) -> Self {
@@ -317,39 +329,62 @@ impl Payloads {
 /// to stop. The clock is read once every [`SendLoop::CLOCK_EVERY`] records.
 pub struct SendLoop<'a> {
     stop: Stop,
+    rate: Option<u64>,
     partitions: &'a [i32],
     payloads: &'a Payloads,
 }
 
 impl<'a> SendLoop<'a> {
-    /// How many records go by between two reads of the clock in duration mode.
-    const CLOCK_EVERY: u64 = 256;
+    /// How many records go by between two reads of the clock (for the
+    /// send timestamps, the stop condition and pacing).
+    pub const CLOCK_EVERY: u64 = 64;
 
     /// A loop over `partitions` with values from `payloads`.
     pub fn new(stop: Stop, partitions: &'a [i32], payloads: &'a Payloads) -> Self {
         SendLoop {
             stop,
+            rate: None,
             partitions,
             payloads,
         }
     }
 
-    /// Calls `send(seq, partition, value)` for every record until the stop
-    /// condition; returns how many were sent or the first error of `send`.
+    /// Paces the loop to at most `rate` records per second (`None`: unpaced).
+    pub fn with_rate(mut self, rate: Option<u64>) -> Self {
+        self.rate = rate.filter(|&r| r > 0);
+        self
+    }
+
+    /// Calls `send(seq, partition, value, now_ns)` for every record until
+    /// the stop condition, where `now_ns` is the time since `start` in
+    /// nanoseconds, read from the clock once every
+    /// [`SendLoop::CLOCK_EVERY`] records (a clock read per record would be
+    /// a visible share of a client's CPU; 64 records at a million per second
+    /// are 64 µs, far below the latencies measured). Returns how many were
+    /// sent, or the first error of `send`.
     pub fn run<E>(
         &self,
         start: Instant,
-        mut send: impl FnMut(u64, i32, &[u8]) -> Result<(), E>,
+        mut send: impl FnMut(u64, i32, &[u8], u64) -> Result<(), E>,
     ) -> Result<u64, E> {
         let n_parts = self.partitions.len() as u64;
         let mut seq: u64 = 0;
         let mut part_idx: u64 = 0;
+        let mut now = Duration::ZERO;
         loop {
+            if seq.is_multiple_of(Self::CLOCK_EVERY) {
+                now = start.elapsed();
+                if let Some(rate) = self.rate {
+                    let due = Duration::from_secs_f64(seq as f64 / rate as f64);
+                    if due > now {
+                        std::thread::sleep(due - now);
+                        now = start.elapsed();
+                    }
+                }
+            }
             match self.stop {
                 Stop::Records(n) if seq >= n => return Ok(seq),
-                Stop::Duration(d)
-                    if seq.is_multiple_of(Self::CLOCK_EVERY) && start.elapsed() >= d =>
-                {
+                Stop::Duration(d) if seq.is_multiple_of(Self::CLOCK_EVERY) && now >= d => {
                     return Ok(seq)
                 }
                 _ => {}
@@ -359,7 +394,12 @@ impl<'a> SendLoop<'a> {
             if part_idx == n_parts {
                 part_idx = 0;
             }
-            send(seq, partition, self.payloads.get(seq))?;
+            send(
+                seq,
+                partition,
+                self.payloads.get(seq),
+                now.as_nanos() as u64,
+            )?;
             seq += 1;
         }
     }
@@ -463,7 +503,7 @@ mod tests {
         let lp = SendLoop::new(Stop::Records(7), &parts, &payloads);
         let mut seen = Vec::new();
         let n = lp
-            .run::<()>(Instant::now(), |seq, p, v| {
+            .run::<()>(Instant::now(), |seq, p, v, _| {
                 assert_eq!(v.len(), 10);
                 seen.push((seq, p));
                 Ok(())
@@ -483,9 +523,21 @@ mod tests {
         let lp = SendLoop::new(Stop::Records(100), &parts, &payloads);
         let r = lp.run(
             Instant::now(),
-            |seq, _, _| if seq == 4 { Err(seq) } else { Ok(()) },
+            |seq, _, _, _| if seq == 4 { Err(seq) } else { Ok(()) },
         );
         assert_eq!(r, Err(4));
+    }
+
+    #[test]
+    fn send_loop_paces_to_the_rate() {
+        let parts = [0];
+        let payloads = Payloads::new(1);
+        // 130 records at 6,400/s cannot finish in less than 20 ms: the
+        // 129th record is due at 20 ms.
+        let lp = SendLoop::new(Stop::Records(130), &parts, &payloads).with_rate(Some(6400));
+        let start = Instant::now();
+        assert_eq!(lp.run::<()>(start, |_, _, _, _| Ok(())), Ok(130));
+        assert!(start.elapsed() >= Duration::from_millis(20));
     }
 
     #[test]
@@ -493,6 +545,6 @@ mod tests {
         let parts = [0];
         let payloads = Payloads::new(1);
         let lp = SendLoop::new(Stop::Duration(Duration::ZERO), &parts, &payloads);
-        assert_eq!(lp.run::<()>(Instant::now(), |_, _, _| Ok(())), Ok(0));
+        assert_eq!(lp.run::<()>(Instant::now(), |_, _, _, _| Ok(())), Ok(0));
     }
 }
