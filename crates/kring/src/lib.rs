@@ -1,13 +1,27 @@
 //! Kafka producer on io_uring.
 //!
 //! - [`Producer`]: `send` from any thread, results as futures
-//!   ([`DeliveryFuture`]), blocking waits or callbacks.
+//!   ([`DeliveryFuture`]), blocking waits, or one producer-level callback
+//!   ([`ProducerBuilder::on_delivery`]).
 //! - [`ProducerConfig`]: typed settings, or Kafka property names.
 //! - [`driver`]: the io_uring I/O thread (the only code here that talks to
 //!   the kernel, and the only `unsafe`).
+//!
+//! The producer logic itself (accumulator, sender, retries, idempotence)
+//! is the sans-IO `kring-core`; its result and error types are this
+//! crate's ([`RecordMetadata`], [`DeliveryError`], [`SendError`]).
+//!
+//! ```no_run
+//! use kring::{Producer, Record};
+//! let producer = Producer::builder().bootstrap("127.0.0.1:9092").build()?;
+//! let delivery = producer.send(Record::new("events", b"hello").key(b"k1"))?;
+//! let metadata = delivery.wait()?;
+//! println!("written at offset {}", metadata.offset);
+//! producer.close();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod backend;
 pub mod config;
 mod delivery;
 pub mod driver;
@@ -16,12 +30,14 @@ mod metrics;
 mod producer;
 mod record;
 
-pub use backend::DeliveryResult;
 pub use config::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig};
-pub use delivery::DeliveryFuture;
-pub use error::{BuildError, DeliveryError, SendError};
+pub use delivery::{DeliveryFuture, DeliveryResult};
+pub use error::BuildError;
+pub use kring_core::partitioner::{PartitionView, Partitioner};
+pub use kring_core::{DeliveryError, DeliveryReport, FlushHandle, RecordMetadata, SendError};
 pub use metrics::Metrics;
-pub use producer::{DeliveryCallback, Producer, ProducerBuilder};
-pub use record::{Header, Record, RecordMetadata};
+pub use producer::{Producer, ProducerBuilder};
+pub use record::{Header, Record};
+
 #[cfg(test)]
 mod producer_tests;

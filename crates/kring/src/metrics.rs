@@ -7,6 +7,9 @@ pub struct Metrics {
     /// Returns of the I/O thread from its kernel wait. An idle producer
     /// keeps this still: the thread sleeps until work or a deadline.
     pub io_wakeups: u64,
+    /// Times a producer thread woke the parked I/O thread (new batches,
+    /// flush, close). Appending to an open batch never does.
+    pub wake_requests: u64,
     /// `SENDMSG` operations completed (each may carry many requests).
     pub sends: u64,
     /// Bytes written to brokers.
@@ -17,17 +20,21 @@ pub struct Metrics {
     pub responses: u64,
     /// TCP connections established.
     pub connects: u64,
+    /// Bytes of `buffer.memory` held by batches not yet completed.
+    pub buffered_bytes: u64,
 }
 
 impl Metrics {
-    pub(crate) fn from_driver(m: &crate::driver::DriverMetrics) -> Metrics {
+    pub(crate) fn new(m: &crate::driver::DriverMetrics, shared: &kring_core::Shared) -> Metrics {
         Metrics {
             io_wakeups: m.io_wakeups(),
+            wake_requests: shared.wake_requests(),
             sends: m.sends(),
             bytes_sent: m.bytes_sent(),
             bytes_received: m.bytes_received(),
             responses: m.responses(),
             connects: m.connects(),
+            buffered_bytes: shared.buffered_bytes() as u64,
         }
     }
 }

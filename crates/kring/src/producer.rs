@@ -1,28 +1,37 @@
-//! The public producer: `send` from any thread, results as futures, blocking
-//! waits or callbacks; `flush`, `close`, and a `Drop` that never loses a
-//! record silently.
+//! The public producer: `send` from any thread, results as futures,
+//! blocking waits or a producer-level callback; `flush`, `close`, and a
+//! `Drop` that never loses a record silently.
+//!
+//! The producer is the two halves of `kring-core` joined by the io_uring
+//! driver: producer threads call [`Shared`]'s append (no I/O, no lock shared
+//! between partitions), and the I/O thread owns the [`ProducerCore`]. The
+//! only thing a producer thread does for the I/O thread is write its
+//! eventfd, and only when the core says it is parked and the work is new.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{Backend, DeliveryResult};
+use kring_core::partitioner::Partitioner;
+use kring_core::{
+    DeliveryCallback, DeliveryReport, FlushHandle, PartitionerChoice, ProducerCore, RecordRef,
+    Shared,
+};
+
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
-use crate::driver::{Driver, DriverConfig, Engine, IoWaker};
-use crate::error::{BuildError, SendError};
+use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker};
+use crate::error::BuildError;
 use crate::metrics::Metrics;
 use crate::record::Record;
-
-/// The producer-level delivery callback of [`Producer::try_send`].
-pub type DeliveryCallback = Arc<dyn Fn(DeliveryResult) + Send + Sync>;
+use crate::SendError;
 
 /// Builds a [`Producer`]. Every setter of [`ProducerConfig`] is available
 /// here too (`Producer::builder().bootstrap("127.0.0.1:9092").linger(..)`).
 #[derive(Clone, Default)]
 pub struct ProducerBuilder {
     pub(crate) config: ProducerConfig,
-    pub(crate) on_delivery: Option<DeliveryCallback>,
+    on_delivery: Option<DeliveryCallback>,
+    custom_partitioner: Option<Arc<dyn Partitioner>>,
 }
 
 impl std::fmt::Debug for ProducerBuilder {
@@ -30,6 +39,7 @@ impl std::fmt::Debug for ProducerBuilder {
         f.debug_struct("ProducerBuilder")
             .field("config", &self.config)
             .field("on_delivery", &self.on_delivery.is_some())
+            .field("custom_partitioner", &self.custom_partitioner)
             .finish()
     }
 }
@@ -43,43 +53,98 @@ impl ProducerBuilder {
         self
     }
 
-    /// The callback that receives the result of every record sent with
-    /// [`Producer::try_send`]. It runs on the I/O thread: keep it short.
+    /// A callback that receives the final result of *every* record (however
+    /// it was sent), once, on the I/O thread when its batch completes. It
+    /// must be quick and must not block: it runs on the thread that drives
+    /// every broker connection. This is how [`Producer::try_send`] learns
+    /// results without a handle per record.
     #[must_use]
     pub fn on_delivery(
         mut self,
-        callback: impl Fn(DeliveryResult) + Send + Sync + 'static,
+        callback: impl Fn(&DeliveryReport<'_>) + Send + Sync + 'static,
     ) -> Self {
         self.on_delivery = Some(Arc::new(callback));
         self
     }
+
+    /// Choose partitions with `partitioner` instead of the configured
+    /// [`PartitionerKind`](crate::PartitionerKind).
+    #[must_use]
+    pub fn custom_partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.custom_partitioner = Some(partitioner);
+        self
+    }
+
+    /// Validate the configuration, start the I/O thread and return the
+    /// producer. Connecting to the brokers starts at once, in the
+    /// background; `build` does not wait for it.
+    pub fn build(self) -> Result<Producer, BuildError> {
+        let config = self.config.validate()?;
+        let core_config = config.to_core(
+            self.custom_partitioner.map(PartitionerChoice::Custom),
+            self.on_delivery,
+        );
+        let (core, shared) = ProducerCore::new(core_config, Instant::now())?;
+        let driver = Driver::start(
+            core,
+            DriverConfig {
+                connect_timeout: config.get_connect_timeout(),
+                ..DriverConfig::default()
+            },
+        )?;
+        tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
+        Ok(Producer {
+            shared,
+            waker: driver.waker().clone(),
+            metrics: Arc::clone(driver.metrics()),
+            driver: Mutex::new(driver),
+            max_block: config.get_max_block(),
+            close_bound: config.get_delivery_timeout() + config.get_request_timeout(),
+            close_state: Mutex::new(None),
+        })
+    }
 }
 
 /// A Kafka producer. Share it between threads by reference or in an `Arc`;
-/// `send` never performs I/O: it appends to a batch and returns.
+/// `send` never performs I/O: it encodes the record into its partition's
+/// open batch and returns.
 ///
-/// Dropping a producer closes it: it waits for every record to get its
-/// final result, at most `delivery.timeout.ms` (after which the core has
-/// failed every record anyway); records still pending then fail with
-/// [`DeliveryError::Aborted`](crate::DeliveryError::Aborted). Call
-/// [`close_timeout`](Producer::close_timeout) to choose the bound.
+/// # Drop
+/// Dropping a producer closes it ([`close`](Producer::close)): new records
+/// are refused, every buffered record is sent at once (ignoring
+/// `linger.ms`), and the drop waits until every record has its final
+/// result. That wait is bounded by `delivery.timeout.ms` +
+/// `request.timeout.ms`, by which time the core has given every record a
+/// result anyway; should anything still be pending then, it fails with
+/// [`DeliveryError::Aborted`](crate::DeliveryError::Aborted). No record is
+/// ever left without a result. Call
+/// [`close_timeout`](Producer::close_timeout) first to choose a shorter
+/// bound.
 pub struct Producer {
-    backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
     driver: Mutex<Driver>,
     waker: IoWaker,
-    metrics: Arc<crate::driver::DriverMetrics>,
+    metrics: Arc<DriverMetrics>,
     max_block: Duration,
-    drop_bound: Duration,
-    on_delivery: Option<DeliveryCallback>,
-    closed: AtomicBool,
+    close_bound: Duration,
+    /// `None` until closed; then whether every record got its result.
+    close_state: Mutex<Option<bool>>,
 }
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
-            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("closed", &self.shared.is_closed())
             .finish_non_exhaustive()
     }
+}
+
+/// Milliseconds since the Unix epoch, for records sent without a
+/// timestamp (0 if the clock is before 1970).
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {
@@ -88,136 +153,136 @@ impl Producer {
         ProducerBuilder::default()
     }
 
-    /// Start the I/O thread on `engine` and serve `backend` (the two halves
-    /// of the core).
-    // Called by the kring-core glue, which lands with the core; tests use it now.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn start<E: Engine>(
-        config: &ProducerConfig,
-        backend: Arc<dyn Backend>,
-        engine: E,
-        on_delivery: Option<DeliveryCallback>,
-    ) -> Result<Producer, BuildError> {
-        let driver = Driver::start(
-            engine,
-            DriverConfig {
-                connect_timeout: config.get_connect_timeout(),
-                ..DriverConfig::default()
-            },
-        )?;
-        tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
-        Ok(Producer {
-            backend,
-            waker: driver.waker().clone(),
-            metrics: Arc::clone(driver.metrics()),
-            driver: Mutex::new(driver),
-            max_block: config.get_max_block(),
-            drop_bound: config.get_delivery_timeout() + Duration::from_secs(1),
-            on_delivery,
-            closed: AtomicBool::new(false),
-        })
+    /// A producer with this configuration.
+    pub fn new(config: ProducerConfig) -> Result<Producer, BuildError> {
+        Producer::builder().config(config).build()
     }
 
-    fn block_deadline(&self, now: Instant) -> Instant {
-        now.checked_add(self.max_block)
-            .unwrap_or_else(|| now + Duration::from_secs(86400 * 365))
+    /// A producer configured with Kafka property names and string values,
+    /// e.g. `[("bootstrap.servers", "127.0.0.1:9092"), ("linger.ms", "10")]`
+    /// (see [`ProducerConfig::from_properties`]).
+    pub fn from_properties<I, K, V>(properties: I) -> Result<Producer, BuildError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Producer::new(ProducerConfig::from_properties(properties)?)
     }
 
-    /// Send a record. Returns once it is appended to a batch (blocking up
-    /// to `max.block.ms` if `buffer.memory` is full); the future resolves
-    /// with its final result.
-    pub fn send(&self, record: Record) -> Result<DeliveryFuture, SendError> {
+    fn append(&self, record: &Record<'_>) -> Result<kring_core::AppendOutcome, SendError> {
         let now = Instant::now();
-        let appended = self
-            .backend
-            .append(now, &record, self.block_deadline(now))?;
-        if appended.wake {
+        let deadline = now
+            .checked_add(self.max_block)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        let rec = RecordRef {
+            topic: record.topic,
+            partition: record.partition,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp_ms: record.timestamp.unwrap_or_else(wall_clock_ms),
+        };
+        let outcome = self.shared.append(now, rec, deadline)?;
+        if outcome.wake {
             self.waker.wake();
         }
-        Ok(DeliveryFuture::new(appended.delivery))
+        Ok(outcome)
     }
 
-    /// Send a record; `callback` receives its final result on the I/O
-    /// thread (keep it short).
-    pub fn send_with_callback(
-        &self,
-        record: Record,
-        callback: impl FnOnce(DeliveryResult) + Send + 'static,
-    ) -> Result<(), SendError> {
-        let now = Instant::now();
-        let wake = self.backend.append_with_callback(
-            now,
-            &record,
-            self.block_deadline(now),
-            Box::new(callback),
-        )?;
-        if wake {
-            self.waker.wake();
-        }
-        Ok(())
+    /// Send a record. Returns once it is encoded into a batch; blocks only
+    /// for the topic's first metadata or while `buffer.memory` is full, at
+    /// most `max.block.ms`. The returned future resolves with the record's
+    /// final result.
+    pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture, SendError> {
+        let o = self.append(&record)?;
+        Ok(DeliveryFuture::new(o.delivery, o.partition))
     }
 
-    /// Fire and forget: the result goes to the producer's
-    /// [`on_delivery`](ProducerBuilder::on_delivery) callback; without one,
-    /// failures are logged (`tracing` at error level), never dropped
-    /// silently.
-    pub fn try_send(&self, record: Record) -> Result<(), SendError> {
-        match &self.on_delivery {
-            Some(cb) => {
-                let cb = Arc::clone(cb);
-                self.send_with_callback(record, move |r| cb(r))
-            }
-            None => {
-                let topic = record.topic.clone();
-                self.send_with_callback(record, move |r| {
-                    if let Err(e) = r {
-                        tracing::error!(%topic, error = %e, "record not delivered");
-                    }
-                })
-            }
-        }
+    /// Fire and forget: like [`send`](Producer::send) without a handle. The
+    /// record's result goes to the
+    /// [`on_delivery`](ProducerBuilder::on_delivery) callback if one was
+    /// set, and is otherwise not observed (as with a dropped
+    /// [`DeliveryFuture`]); [`flush`](Producer::flush) still waits for it.
+    pub fn try_send(&self, record: Record<'_>) -> Result<(), SendError> {
+        self.append(&record).map(drop)
     }
 
     /// Send every buffered record now (ignoring `linger.ms`) and wait until
     /// every record sent before this call has its final result.
     pub fn flush(&self) {
-        let (done, wake) = self.backend.begin_flush();
-        if wake {
-            self.waker.wake();
-        }
-        while !done.wait_timeout(Duration::from_secs(3600)) {}
+        let h = self.begin_flush();
+        self.wait_io(&h, None);
     }
 
-    /// Like [`flush`](Producer::flush), giving up after `timeout`; `true`
-    /// when everything completed.
+    /// Like [`flush`](Producer::flush), giving up waiting after `timeout`
+    /// (the records are still sent); `true` when everything completed.
     pub fn flush_timeout(&self, timeout: Duration) -> bool {
-        let (done, wake) = self.backend.begin_flush();
-        if wake {
-            self.waker.wake();
-        }
-        done.wait_timeout(timeout)
+        let h = self.begin_flush();
+        self.wait_io(&h, Some(timeout))
     }
 
-    /// Close: refuse new records, deliver every buffered one, wait for all
-    /// results (bounded by `delivery.timeout.ms`, after which the core has
-    /// failed whatever is left) and stop the I/O thread.
-    pub fn close(&self) {
-        self.close_timeout(self.drop_bound);
+    /// Start a flush without waiting: the handle completes (blocking
+    /// `wait`, or as a future) when every record sent before this call has
+    /// its final result.
+    pub fn begin_flush(&self) -> FlushHandle {
+        let h = self.shared.begin_flush();
+        if h.wake {
+            self.waker.wake();
+        }
+        h
+    }
+
+    /// Waits for `h`, up to `timeout`, returning early if the I/O thread
+    /// has exited (then nobody will complete it). Returns whether it
+    /// completed.
+    fn wait_io(&self, h: &FlushHandle, timeout: Option<Duration>) -> bool {
+        // The slice only bounds how late an I/O thread that died is noticed;
+        // a live one completes the handle, which wakes this thread at once.
+        const SLICE: Duration = Duration::from_secs(1);
+        let start = Instant::now();
+        loop {
+            let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+            if h.wait_timeout(left.map_or(SLICE, |l| l.min(SLICE))) {
+                return true;
+            }
+            if left.is_some_and(|l| l <= SLICE) || self.io_thread_exited() {
+                return h.is_done();
+            }
+        }
+    }
+
+    fn io_thread_exited(&self) -> bool {
+        self.driver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .has_exited()
+    }
+
+    /// Close: refuse new records, send every buffered one now, wait for all
+    /// results and stop the I/O thread. Waits at most `delivery.timeout.ms`
+    /// \+ `request.timeout.ms` (see [Drop](Producer#drop)). Returns `true`
+    /// when every record got its result without being aborted.
+    pub fn close(&self) -> bool {
+        self.close_timeout(self.close_bound)
     }
 
     /// Close, waiting at most `timeout` for results; records still pending
     /// then fail with [`DeliveryError::Aborted`](crate::DeliveryError::Aborted).
     /// Returns `true` when every record got its result within `timeout`.
+    /// Closing again (or concurrently) waits for the first close and
+    /// returns its outcome.
     pub fn close_timeout(&self, timeout: Duration) -> bool {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return true;
+        let mut state = self.close_state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = *state {
+            return done;
         }
         let start = Instant::now();
-        let (done, wake) = self.backend.begin_close();
-        if wake {
+        let h = self.shared.begin_close();
+        if h.wake {
             self.waker.wake();
         }
-        let completed = done.wait_timeout(timeout);
+        let completed = self.wait_io(&h, Some(timeout));
         let mut driver = self.driver.lock().unwrap_or_else(|p| p.into_inner());
         if !completed {
             tracing::warn!(
@@ -233,19 +298,24 @@ impl Producer {
             driver.stop();
             driver.join_timeout(Duration::from_secs(10));
         }
+        *state = Some(completed);
         completed
+    }
+
+    /// Partitions of `topic`, if its metadata is known to this producer
+    /// (after a first `send` to it).
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.shared.partition_count(topic)
     }
 
     /// The producer's counters.
     pub fn metrics(&self) -> Metrics {
-        Metrics::from_driver(&self.metrics)
+        Metrics::new(&self.metrics, &self.shared)
     }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::Acquire) {
-            self.close_timeout(self.drop_bound);
-        }
+        self.close();
     }
 }

@@ -1,233 +1,35 @@
-//! Producer tests over a fake core: checks the public API's own logic
-//! (waking only when told to, futures, callbacks, flush, close, drop).
+//! The producer's own logic against a real broker (kring-mock, in process,
+//! real wire protocol): futures and blocking waits, waking the I/O thread
+//! only when the core says so, flush, close, close with a bound, drop.
+//! The end-to-end suite (root `tests/e2e_*.rs`) covers the rest.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use kring_mock::{Fault, MockCluster};
 
-use crate::backend::{Appended, Backend, Callback, Completion, Delivery, DeliveryResult};
-use crate::driver::{Engine, IoCommand, Transmit};
-use crate::{DeliveryError, Producer, ProducerConfig, Record, RecordMetadata, SendError};
+use crate::{
+    BuildError, ConfigError, DeliveryError, DeliveryReport, Header, Producer, ProducerBuilder,
+    Record, SendError,
+};
 
-#[derive(Default)]
-struct Slot {
-    result: Mutex<Option<DeliveryResult>>,
-    waker: Mutex<Option<Waker>>,
-    cv: Condvar,
+/// Produce API key.
+const PRODUCE: i16 = 0;
+
+fn cluster(partitions: i32) -> MockCluster {
+    MockCluster::builder()
+        .brokers(1)
+        .topic("t", partitions)
+        .build()
+        .expect("mock cluster")
 }
 
-impl Slot {
-    fn complete(&self, r: DeliveryResult) {
-        *self.result.lock().unwrap() = Some(r);
-        self.cv.notify_all();
-        if let Some(w) = self.waker.lock().unwrap().take() {
-            w.wake();
-        }
-    }
-}
-
-enum Sink {
-    Handle(Arc<Slot>),
-    Callback(Callback),
-}
-
-#[derive(Default)]
-struct State {
-    pending: VecDeque<Sink>,
-    parked: bool,
-    closing: bool,
-    stalled: bool,
-    next_offset: i64,
-    deadlines: Vec<Duration>,
-}
-
-#[derive(Default)]
-struct Fake {
-    state: Mutex<State>,
-    cv: Condvar,
-    wakes_requested: AtomicUsize,
-}
-
-impl Fake {
-    fn push(&self, now: Instant, deadline: Instant, sink: Sink) -> Result<bool, SendError> {
-        let mut s = self.state.lock().unwrap();
-        if s.closing {
-            return Err(SendError::Closed);
-        }
-        s.deadlines.push(deadline - now);
-        s.pending.push_back(sink);
-        let wake = std::mem::take(&mut s.parked);
-        if wake {
-            self.wakes_requested.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(wake)
-    }
-}
-
-struct FakeBackend(Arc<Fake>);
-
-struct Handle(Arc<Slot>);
-
-impl Delivery for Handle {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<DeliveryResult> {
-        *self.0.waker.lock().unwrap() = Some(cx.waker().clone());
-        match self.0.result.lock().unwrap().take() {
-            Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
-        }
-    }
-    fn wait(self: Box<Self>) -> DeliveryResult {
-        let mut r = self.0.result.lock().unwrap();
-        loop {
-            if let Some(r) = r.take() {
-                return r;
-            }
-            r = self.0.cv.wait(r).unwrap();
-        }
-    }
-}
-
-struct Drained(Arc<Fake>);
-
-impl Completion for Drained {
-    fn wait_timeout(&self, timeout: Duration) -> bool {
-        let s = self.0.state.lock().unwrap();
-        let (s, _) = self
-            .0
-            .cv
-            .wait_timeout_while(s, timeout, |s| !s.pending.is_empty())
-            .unwrap();
-        s.pending.is_empty()
-    }
-}
-
-impl Backend for FakeBackend {
-    fn append(&self, now: Instant, _: &Record, deadline: Instant) -> Result<Appended, SendError> {
-        let slot = Arc::new(Slot::default());
-        let wake = self
-            .0
-            .push(now, deadline, Sink::Handle(Arc::clone(&slot)))?;
-        Ok(Appended {
-            delivery: Box::new(Handle(slot)),
-            wake,
-        })
-    }
-    fn append_with_callback(
-        &self,
-        now: Instant,
-        _: &Record,
-        deadline: Instant,
-        cb: Callback,
-    ) -> Result<bool, SendError> {
-        self.0.push(now, deadline, Sink::Callback(cb))
-    }
-    fn begin_flush(&self) -> (Box<dyn Completion>, bool) {
-        let wake = std::mem::take(&mut self.0.state.lock().unwrap().parked);
-        (Box::new(Drained(Arc::clone(&self.0))), wake)
-    }
-    fn begin_close(&self) -> (Box<dyn Completion>, bool) {
-        let mut s = self.0.state.lock().unwrap();
-        s.closing = true;
-        let wake = std::mem::take(&mut s.parked);
-        (Box::new(Drained(Arc::clone(&self.0))), wake)
-    }
-}
-
-/// The I/O-thread half: delivers everything pending on each wake-up,
-/// unless stalled.
-struct FakeEngine(Arc<Fake>);
-
-impl FakeEngine {
-    fn finish_all(&self, f: impl Fn(i64) -> DeliveryResult) {
-        let sinks: Vec<(Sink, i64)> = {
-            let mut s = self.0.state.lock().unwrap();
-            let mut out = Vec::new();
-            while let Some(sink) = s.pending.pop_front() {
-                out.push((sink, s.next_offset));
-                s.next_offset += 1;
-            }
-            out
-        };
-        for (sink, offset) in sinks {
-            let r = f(offset);
-            match sink {
-                Sink::Handle(slot) => slot.complete(r),
-                Sink::Callback(cb) => cb(r),
-            }
-        }
-        self.0.cv.notify_all();
-    }
-}
-
-impl Engine for FakeEngine {
-    type Conn = u8;
-    fn handle_wakeup(&mut self, _: Instant) {
-        if !self.0.state.lock().unwrap().stalled {
-            self.finish_all(|offset| {
-                Ok(RecordMetadata {
-                    partition: 0,
-                    offset,
-                    timestamp: 0,
-                })
-            });
-        }
-    }
-    fn handle_connected(&mut self, _: Instant, _: u8) {}
-    fn handle_connect_failed(&mut self, _: Instant, _: u8, _: &str) {}
-    fn handle_disconnected(&mut self, _: Instant, _: u8, _: &str) {}
-    fn handle_response(&mut self, _: Instant, _: u8, _: Bytes) {}
-    fn handle_timeout(&mut self, _: Instant) {}
-    fn poll_io(&mut self) -> Option<IoCommand<u8>> {
-        None
-    }
-    fn poll_transmit(&mut self, _: Instant) -> Option<Transmit<u8>> {
-        None
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-    fn prepare_park(&mut self) -> bool {
-        let mut s = self.0.state.lock().unwrap();
-        if s.pending.is_empty() || s.stalled {
-            s.parked = true;
-            true
-        } else {
-            false
-        }
-    }
-    fn is_finished(&self) -> bool {
-        let s = self.0.state.lock().unwrap();
-        s.closing && s.pending.is_empty()
-    }
-    fn abort(&mut self, _: Instant, reason: &str) {
-        let reason = reason.to_owned();
-        self.finish_all(|_| Err(DeliveryError::Aborted(reason.clone())));
-    }
-}
-
-fn producer(
-    config: ProducerConfig,
-    stalled: bool,
-) -> (Producer, Arc<Fake>, Arc<Mutex<Vec<DeliveryResult>>>) {
-    let fake = Arc::new(Fake::default());
-    fake.state.lock().unwrap().stalled = stalled;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    let config = config.bootstrap("127.0.0.1:9").validate().unwrap();
-    let p = Producer::start(
-        &config,
-        Arc::new(FakeBackend(Arc::clone(&fake))),
-        FakeEngine(Arc::clone(&fake)),
-        Some(Arc::new(move |r| sink.lock().unwrap().push(r))),
-    )
-    .unwrap();
-    (p, fake, seen)
+fn builder(c: &MockCluster) -> ProducerBuilder {
+    Producer::builder().bootstrap(&c.bootstrap_servers())
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -248,94 +50,242 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
-fn assert_send<T: Send>(_: &T) {}
+fn assert_send_sync<T: Send + Sync>(_: &T) {}
 
 #[test]
 fn send_resolves_as_future_and_by_wait() {
-    let (p, _, _) = producer(ProducerConfig::default(), false);
-    let f = p.send(Record::new("t", "a")).unwrap();
-    assert_send(&f);
-    assert_eq!(block_on(f).unwrap().offset, 0);
+    let c = cluster(1);
+    let p = builder(&c).build().unwrap();
+    assert_send_sync(&p);
+    let h = [Header {
+        key: "h",
+        value: Some(b"hv"),
+    }];
+    let f = p
+        .send(
+            Record::new("t", b"a")
+                .key(b"k")
+                .headers(&h)
+                .timestamp(1_700_000_000_000),
+        )
+        .unwrap();
+    assert_send_sync(&f);
+    assert_eq!(f.partition(), 0);
+    let md = block_on(f.clone()).unwrap();
+    assert_eq!((md.partition, md.offset), (0, 0));
+    assert_eq!(md.timestamp_ms, 1_700_000_000_000);
+    assert_eq!(f.try_result(), Some(Ok(md)), "a handle resolves again");
+    let before = crate::producer_tests::now_ms();
+    let md = p.send(Record::new("t", b"b")).unwrap().wait().unwrap();
+    assert_eq!(md.offset, 1);
+    assert!(md.timestamp_ms >= before, "wall clock stamped");
+
+    let log = c.records("t", 0).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(log[0].value.as_deref(), Some(&b"a"[..]));
+    assert_eq!(log[0].timestamp, 1_700_000_000_000);
     assert_eq!(
-        p.send(Record::new("t", "b"))
-            .unwrap()
-            .wait()
-            .unwrap()
-            .offset,
-        1
+        log[0].headers,
+        vec![("h".to_owned(), Some(bytes::Bytes::from_static(b"hv")))]
+    );
+    assert_eq!(log[1].value.as_deref(), Some(&b"b"[..]));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn max_block_bounds_waiting_for_an_unknown_topic() {
+    let c = MockCluster::builder()
+        .auto_create_topics(false)
+        .build()
+        .unwrap();
+    let p = builder(&c)
+        .max_block(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = p.send(Record::new("missing", b"x")).unwrap_err();
+    let waited = start.elapsed();
+    assert!(
+        matches!(&err, SendError::MetadataTimeout { topic, .. } if &**topic == "missing"),
+        "{err}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
     );
 }
 
 #[test]
-fn max_block_becomes_the_append_deadline() {
-    let (p, fake, _) = producer(
-        ProducerConfig::default().max_block(Duration::from_millis(1234)),
-        false,
-    );
-    p.send(Record::new("t", "a")).unwrap().wait().unwrap();
-    assert_eq!(
-        fake.state.lock().unwrap().deadlines,
-        vec![Duration::from_millis(1234)]
-    );
-}
-
-#[test]
-fn wakes_only_when_the_core_says_parked() {
-    let (p, fake, seen) = producer(ProducerConfig::default(), false);
-    for i in 0..10_000 {
-        p.try_send(Record::new("t", format!("{i}"))).unwrap();
+fn try_send_reports_through_the_callback_and_wakes_rarely() {
+    let c = cluster(4);
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let (ok2, failed2) = (ok.clone(), failed.clone());
+    let p = builder(&c)
+        .linger(Duration::from_millis(20))
+        .on_delivery(move |r: &DeliveryReport<'_>| {
+            assert_eq!(r.topic, "t");
+            match r.result {
+                Ok(_) => ok2.fetch_add(1, Ordering::Relaxed),
+                Err(_) => failed2.fetch_add(1, Ordering::Relaxed),
+            };
+        })
+        .build()
+        .unwrap();
+    let n = 20_000;
+    for i in 0..n {
+        let v = format!("{i}");
+        p.try_send(Record::new("t", v.as_bytes()).key(v.as_bytes()))
+            .unwrap();
     }
     p.flush();
-    assert_eq!(seen.lock().unwrap().len(), 10_000);
-    let wakes = fake.wakes_requested.load(Ordering::Relaxed);
-    let io_wakeups = p.metrics().io_wakeups;
+    assert_eq!(ok.load(Ordering::Relaxed), n);
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    let total: usize = (0..4).map(|i| c.records("t", i).unwrap().len()).sum();
+    assert_eq!(total, n);
+    let m = p.metrics();
+    // One wake per new batch at most, never one per record.
     assert!(
-        wakes >= 1 && io_wakeups as usize <= wakes + 2,
-        "{wakes} wake requests, {io_wakeups} wake-ups"
+        m.wake_requests < (n / 100) as u64,
+        "{} wake requests for {n} records",
+        m.wake_requests
     );
+    assert_eq!(m.buffered_bytes, 0, "every batch released its memory");
 }
 
 #[test]
 fn close_delivers_everything_then_refuses() {
-    let (p, _, seen) = producer(ProducerConfig::default(), false);
+    let c = cluster(2);
+    let p = builder(&c)
+        .linger(Duration::from_secs(3600))
+        .batch_size(1 << 20)
+        .build()
+        .unwrap();
     let futures: Vec<_> = (0..100)
-        .map(|i| p.send(Record::new("t", format!("{i}"))).unwrap())
+        .map(|i| p.send(Record::new("t", format!("{i}").as_bytes())).unwrap())
         .collect();
-    for i in 0..100 {
-        p.try_send(Record::new("t", format!("{i}"))).unwrap();
-    }
-    assert!(p.close_timeout(Duration::from_secs(10)));
-    for f in futures {
+    assert!(futures.iter().all(|f| f.try_result().is_none()));
+    let start = Instant::now();
+    assert!(p.close());
+    assert!(start.elapsed() < Duration::from_secs(10));
+    for f in &futures {
         f.wait().unwrap();
     }
-    assert_eq!(seen.lock().unwrap().len(), 100);
     assert_eq!(
-        p.send(Record::new("t", "late")).unwrap_err(),
+        p.send(Record::new("t", b"late")).unwrap_err(),
         SendError::Closed
+    );
+    assert!(p.close(), "closing again returns the first outcome");
+}
+
+#[test]
+fn close_timeout_aborts_what_is_left() {
+    let c = cluster(1);
+    let p = builder(&c).linger(Duration::ZERO).build().unwrap();
+    // Warm up: metadata and producer id.
+    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
+    let f = p.send(Record::new("t", b"stuck")).unwrap();
+    let start = Instant::now();
+    assert!(!p.close_timeout(Duration::from_millis(200)));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(f.wait(), Err(DeliveryError::Aborted(_))),
+        "{:?}",
+        f.wait()
     );
 }
 
 #[test]
-fn close_timeout_fails_what_is_left() {
-    let (p, _, seen) = producer(ProducerConfig::default(), true);
-    let f = p.send(Record::new("t", "stuck")).unwrap();
-    p.try_send(Record::new("t", "stuck too")).unwrap();
-    assert!(!p.close_timeout(Duration::from_millis(50)));
-    assert!(matches!(f.wait(), Err(DeliveryError::Aborted(r)) if r.contains("stopped")));
-    assert!(matches!(
-        seen.lock().unwrap()[..],
-        [Err(DeliveryError::Aborted(_))]
-    ));
+fn drop_never_loses_a_record_silently() {
+    let c = cluster(1);
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let r2 = results.clone();
+    let p = builder(&c)
+        .linger(Duration::ZERO)
+        .request_timeout(Duration::from_millis(300))
+        .delivery_timeout(Duration::from_millis(400))
+        .on_delivery(move |r: &DeliveryReport<'_>| {
+            r2.lock().unwrap().push(r.result.is_ok());
+        })
+        .build()
+        .unwrap();
+    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
+    let f = p.send(Record::new("t", b"stuck")).unwrap();
+    let start = Instant::now();
+    drop(p);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let err = f.wait().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DeliveryError::Timeout { .. } | DeliveryError::Aborted(_)
+        ),
+        "{err}"
+    );
+    assert_eq!(*results.lock().unwrap(), vec![true, false]);
 }
 
 #[test]
-fn drop_never_loses_a_record_silently() {
-    let config = ProducerConfig::default()
-        .linger(Duration::ZERO)
-        .request_timeout(Duration::from_millis(100))
-        .delivery_timeout(Duration::from_millis(100));
-    let (p, _, _) = producer(config, true);
-    let f = p.send(Record::new("t", "stuck")).unwrap();
-    drop(p);
-    assert!(matches!(f.wait(), Err(DeliveryError::Aborted(_))));
+fn from_properties_builds_and_rejects() {
+    let c = cluster(1);
+    let p = Producer::from_properties([
+        ("bootstrap.servers", c.bootstrap_servers().as_str()),
+        ("linger.ms", "0"),
+        ("compression.type", "zstd"),
+    ])
+    .unwrap();
+    assert_eq!(
+        p.send(Record::new("t", b"z"))
+            .unwrap()
+            .wait()
+            .unwrap()
+            .offset,
+        0
+    );
+    assert_eq!(c.batches("t", 0).unwrap()[0].header.attributes & 7, 4);
+
+    let err =
+        Producer::from_properties([("bootstrap.servers", "a:1"), ("lingr.ms", "1")]).unwrap_err();
+    assert!(matches!(
+        err,
+        BuildError::Config(ConfigError::UnknownProperty { .. })
+    ));
+    let err = Producer::builder()
+        .bootstrap("a:1")
+        .max_request_size(10)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            BuildError::Config(ConfigError::OutOfRange {
+                property: "max.request.size",
+                ..
+            })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn too_large_records_fail_at_send() {
+    let c = cluster(1);
+    let p = builder(&c).max_request_size(1000).build().unwrap();
+    let big = vec![0u8; 2000];
+    assert!(matches!(
+        p.send(Record::new("t", &big)).unwrap_err(),
+        SendError::RecordTooLarge {
+            setting: "max.request.size",
+            ..
+        }
+    ));
 }

@@ -1,88 +1,102 @@
-//! What is sent and what comes back.
+//! What is sent.
+//!
+//! Why a borrowed record: `send` encodes the record straight into its
+//! partition's open batch (one copy, into the buffer that goes on the wire),
+//! so the producer never needs to own the caller's bytes. Borrowing lets a
+//! caller send from whatever it holds (`&[u8]`, `Vec`, `Bytes`, a memory
+//! map) with no allocation per record.
 
-use bytes::Bytes;
+pub use kring_protocol::record::Header;
 
-/// A record to send. Keys, values and header values are `Bytes`, so a
-/// caller that already holds `Bytes` sends them without a copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+/// A record to send, borrowed from the caller for the duration of
+/// [`Producer::send`](crate::Producer::send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
     /// The topic.
-    pub topic: String,
+    pub topic: &'a str,
     /// A fixed partition, or `None` to let the partitioner choose.
     pub partition: Option<i32>,
     /// The key (`None` is Kafka's null key).
-    pub key: Option<Bytes>,
+    pub key: Option<&'a [u8]>,
     /// The value (`None` is a null value, a tombstone on compacted topics).
-    pub value: Option<Bytes>,
+    pub value: Option<&'a [u8]>,
     /// Headers, in order; a key may repeat.
-    pub headers: Vec<Header>,
-    /// Create time in milliseconds since the epoch; `None` stamps the time
-    /// of `send`.
+    pub headers: &'a [Header<'a>],
+    /// Create time in milliseconds since the epoch; `None` stamps the wall
+    /// clock time of `send`.
     pub timestamp: Option<i64>,
 }
 
-/// One record header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The header key.
-    pub key: String,
-    /// The header value (`None` is null).
-    pub value: Option<Bytes>,
-}
-
-impl Record {
+impl<'a> Record<'a> {
     /// A keyless record with a value.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Record {
+    pub fn new(topic: &'a str, value: &'a [u8]) -> Record<'a> {
         Record {
-            topic: topic.into(),
+            topic,
             partition: None,
             key: None,
-            value: Some(value.into()),
-            headers: Vec::new(),
+            value: Some(value),
+            headers: &[],
             timestamp: None,
         }
     }
 
     /// Set the key.
     #[must_use]
-    pub fn key(mut self, key: impl Into<Bytes>) -> Record {
-        self.key = Some(key.into());
+    pub fn key(mut self, key: &'a [u8]) -> Record<'a> {
+        self.key = Some(key);
+        self
+    }
+
+    /// Set the value (`None`: a tombstone).
+    #[must_use]
+    pub fn value(mut self, value: Option<&'a [u8]>) -> Record<'a> {
+        self.value = value;
         self
     }
 
     /// Send to this partition instead of asking the partitioner.
     #[must_use]
-    pub fn partition(mut self, partition: i32) -> Record {
+    pub fn partition(mut self, partition: i32) -> Record<'a> {
         self.partition = Some(partition);
         self
     }
 
-    /// Add a header.
+    /// Set the headers.
     #[must_use]
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Record {
-        self.headers.push(Header {
-            key: key.into(),
-            value: Some(value.into()),
-        });
+    pub fn headers(mut self, headers: &'a [Header<'a>]) -> Record<'a> {
+        self.headers = headers;
         self
     }
 
     /// Set the create time (milliseconds since the epoch).
     #[must_use]
-    pub fn timestamp(mut self, millis: i64) -> Record {
+    pub fn timestamp(mut self, millis: i64) -> Record<'a> {
         self.timestamp = Some(millis);
         self
     }
 }
 
-/// Where a delivered record landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordMetadata {
-    /// The partition.
-    pub partition: i32,
-    /// The offset, or `-1` with `acks=0` (the broker does not answer).
-    pub offset: i64,
-    /// The record's timestamp: its create time, or the broker's log append
-    /// time if the topic uses `LogAppendTime`.
-    pub timestamp: i64,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_sets_every_field() {
+        let h = [Header {
+            key: "h",
+            value: Some(b"v"),
+        }];
+        let r = Record::new("t", b"v")
+            .key(b"k")
+            .partition(3)
+            .headers(&h)
+            .timestamp(42);
+        assert_eq!(r.topic, "t");
+        assert_eq!(r.key, Some(&b"k"[..]));
+        assert_eq!(r.value, Some(&b"v"[..]));
+        assert_eq!(r.partition, Some(3));
+        assert_eq!(r.headers, &h);
+        assert_eq!(r.timestamp, Some(42));
+        assert_eq!(r.value(None).value, None);
+    }
 }

@@ -29,6 +29,31 @@ pub enum ConfigError {
     /// Settings that contradict each other.
     #[error("conflicting settings: {0}")]
     Conflict(String),
+    /// A value outside the range the producer can work with.
+    #[error("invalid `{property}`: {reason}")]
+    OutOfRange {
+        /// The property.
+        property: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl From<kring_core::ConfigError> for ConfigError {
+    /// The core checks its settings again when it starts; its verdicts are
+    /// reported in this crate's terms.
+    fn from(e: kring_core::ConfigError) -> Self {
+        match e {
+            kring_core::ConfigError::Invalid { setting, reason } => ConfigError::OutOfRange {
+                property: setting,
+                reason,
+            },
+            kring_core::ConfigError::IdempotenceConflict(need) => {
+                ConfigError::Conflict(format!("enable.idempotence=true requires {need}"))
+            }
+            other => ConfigError::Conflict(other.to_string()),
+        }
+    }
 }
 
 impl ConfigError {

@@ -9,37 +9,13 @@
 
 mod error;
 mod properties;
+mod to_core;
 
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use kring_protocol::compression::Compression;
+pub use kring_core::{Acks, Compression};
 pub use properties::PROPERTY_NAMES;
-
-/// How many replicas must have a record before the broker acknowledges it
-/// (`acks`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Acks {
-    /// `acks=0`: no acknowledgement; a record counts as delivered once
-    /// written to the socket. Offsets are unknown.
-    None,
-    /// `acks=1`: the partition leader wrote it.
-    Leader,
-    /// `acks=all` (`-1`): every in-sync replica has it. Required by
-    /// idempotence.
-    All,
-}
-
-impl Acks {
-    /// The value of the `acks` field of a ProduceRequest.
-    pub fn as_i16(self) -> i16 {
-        match self {
-            Acks::None => 0,
-            Acks::Leader => 1,
-            Acks::All => -1,
-        }
-    }
-}
 
 /// How a partition is chosen for a record sent without one (`partitioner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -53,6 +29,9 @@ pub enum PartitionerKind {
     /// Keys are ignored: every record uses the sticky keyless strategy
     /// (Java's `partitioner.ignore.keys=true`).
     Sticky,
+    /// Keys are ignored: each record goes to the next partition in turn
+    /// (Java's `RoundRobinPartitioner`).
+    RoundRobin,
 }
 
 /// A setting with whether the user chose it.

@@ -93,11 +93,12 @@ impl ProducerConfig {
             "partitioner" => self.partitioner(match v {
                 "default" | "murmur2_random" => PartitionerKind::Default,
                 "sticky" => PartitionerKind::Sticky,
+                "round_robin" => PartitionerKind::RoundRobin,
                 _ => {
                     return Err(ConfigError::invalid(
                         "partitioner",
                         value,
-                        "one of default (alias murmur2_random), sticky",
+                        "one of default (alias murmur2_random), sticky, round_robin",
                     ))
                 }
             }),

@@ -47,7 +47,8 @@ pub struct Transmit<C> {
 /// [`handle_timeout`](Engine::handle_timeout) when
 /// [`poll_timeout`](Engine::poll_timeout) is due, then drains
 /// [`poll_io`](Engine::poll_io) and [`poll_transmit`](Engine::poll_transmit)
-/// until `None`, and finally parks in the kernel if
+/// until `None`, repeating both until `poll_io` yields nothing (building
+/// frames may ask for a connection), and finally parks in the kernel if
 /// [`prepare_park`](Engine::prepare_park) allows it, until a completion, a
 /// wake-up or the deadline of [`poll_timeout`](Engine::poll_timeout).
 pub trait Engine: Send + 'static {
@@ -72,7 +73,8 @@ pub trait Engine: Send + 'static {
     /// passed.
     fn handle_timeout(&mut self, now: Instant);
     /// The next socket operation to perform. Called until `None` after the
-    /// `handle_*` calls of a turn.
+    /// `handle_*` calls of a turn, and again after
+    /// [`poll_transmit`](Engine::poll_transmit) returned `None`.
     #[must_use]
     fn poll_io(&mut self) -> Option<IoCommand<Self::Conn>>;
     /// The next frame to write. Called until `None` after

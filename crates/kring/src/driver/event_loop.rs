@@ -196,21 +196,14 @@ impl<E: Engine> IoThread<E> {
         }
     }
 
-    /// Carry out the engine's socket commands and queue its frames.
+    /// Carry out the engine's socket commands and queue its frames. Building
+    /// frames may ask for connections (the core connects to a broker when
+    /// it first has a request for it), so socket commands are polled again
+    /// after the frames, until a pass yields neither.
     fn pump(&mut self, now: Instant) -> Result<(), DriverError> {
+        self.repump = false;
+        self.run_io_commands(now)?;
         loop {
-            self.repump = false;
-            while let Some(cmd) = self.engine.poll_io() {
-                match cmd {
-                    IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
-                    IoCommand::Close { conn } => {
-                        if let Some(key) = self.by_conn.remove(&conn) {
-                            tracing::debug!(?conn, "closing connection");
-                            self.begin_close(key)?;
-                        }
-                    }
-                }
-            }
             let mut touched: Option<usize> = None;
             while let Some(Transmit { conn, frame }) = self.engine.poll_transmit(now) {
                 let Some(&key) = self.by_conn.get(&conn) else {
@@ -229,10 +222,30 @@ impl<E: Engine> IoThread<E> {
             if let Some(key) = touched {
                 self.start_send(key)?;
             }
-            if !self.repump {
+            let commands = self.run_io_commands(now)?;
+            if !commands && !std::mem::take(&mut self.repump) {
                 return Ok(());
             }
         }
+    }
+
+    /// Performs every pending socket command; returns whether there was
+    /// any.
+    fn run_io_commands(&mut self, now: Instant) -> Result<bool, DriverError> {
+        let mut any = false;
+        while let Some(cmd) = self.engine.poll_io() {
+            any = true;
+            match cmd {
+                IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
+                IoCommand::Close { conn } => {
+                    if let Some(key) = self.by_conn.remove(&conn) {
+                        tracing::debug!(?conn, "closing connection");
+                        self.begin_close(key)?;
+                    }
+                }
+            }
+        }
+        Ok(any)
     }
 
     fn connect(&mut self, now: Instant, conn: E::Conn, addr: &str) -> Result<(), DriverError> {

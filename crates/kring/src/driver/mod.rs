@@ -17,6 +17,7 @@
 //! All `unsafe` code of the `kring` crate lives in this module.
 
 mod conn;
+mod core_engine;
 mod engine;
 mod error;
 mod event_loop;

@@ -41,6 +41,10 @@ enum Cmd {
     Io(IoCommand<Conn>),
     Send(Conn, Bytes),
     Deadline(Instant),
+    /// A socket command the engine produces while building frames (the
+    /// core asks for a connection when it first has a request for a
+    /// broker).
+    IoWhenTransmitting(IoCommand<Conn>),
     Finish,
 }
 
@@ -58,6 +62,7 @@ struct TestEngine {
     script: Arc<Script>,
     io: VecDeque<IoCommand<Conn>>,
     tx: VecDeque<Transmit<Conn>>,
+    io_when_transmitting: VecDeque<IoCommand<Conn>>,
     deadline: Option<Instant>,
     finished: bool,
 }
@@ -78,6 +83,7 @@ impl Engine for TestEngine {
                 Cmd::Io(c) => self.io.push_back(c),
                 Cmd::Send(conn, frame) => self.tx.push_back(Transmit { conn, frame }),
                 Cmd::Deadline(d) => self.deadline = Some(d),
+                Cmd::IoWhenTransmitting(c) => self.io_when_transmitting.push_back(c),
                 Cmd::Finish => self.finished = true,
             }
         }
@@ -103,7 +109,11 @@ impl Engine for TestEngine {
         self.io.pop_front()
     }
     fn poll_transmit(&mut self, _: Instant) -> Option<Transmit<Conn>> {
-        self.tx.pop_front()
+        let t = self.tx.pop_front();
+        if t.is_none() {
+            self.io.extend(self.io_when_transmitting.drain(..));
+        }
+        t
     }
     fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
@@ -140,6 +150,7 @@ impl Harness {
             script: Arc::clone(&script),
             io: VecDeque::new(),
             tx: VecDeque::new(),
+            io_when_transmitting: VecDeque::new(),
             deadline: None,
             finished: false,
         };
@@ -329,6 +340,18 @@ fn many_responses_in_one_read_and_one_split_across_reads() {
         assert_eq!(&g[..], &[i as u8; 3]);
     }
     assert_eq!(&got[50][..], b"split response");
+}
+
+#[test]
+fn connect_asked_for_while_transmitting_is_carried_out_in_the_same_turn() {
+    let addr = echo_server();
+    let h = Harness::start();
+    h.cmd(Cmd::IoWhenTransmitting(IoCommand::Connect {
+        conn: 5,
+        addr: addr.to_string(),
+    }));
+    let events = h.wait_for("the connection", |e| !e.is_empty());
+    assert_eq!(events, vec![Event::Connected(5)]);
 }
 
 #[test]

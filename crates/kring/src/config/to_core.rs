@@ -1,0 +1,124 @@
+//! The producer's settings in the core's terms.
+//!
+//! `ProducerConfig` is the user-facing shape (Kafka property names, explicit
+//! versus default settings); `kring_core::Config` is what the sans-IO core
+//! runs with. Everything the core needs comes from here; the connect timeout
+//! is the driver's alone.
+
+use kring_core::{Config, DeliveryCallback, PartitionerChoice};
+
+use super::{PartitionerKind, ProducerConfig};
+
+impl ProducerConfig {
+    /// The core's configuration. `partitioner` overrides
+    /// [`get_partitioner`](ProducerConfig::get_partitioner) (a custom one
+    /// given to the builder); `on_delivery` is the producer-level callback.
+    pub(crate) fn to_core(
+        &self,
+        partitioner: Option<PartitionerChoice>,
+        on_delivery: Option<DeliveryCallback>,
+    ) -> Config {
+        let partitioner = partitioner.unwrap_or(match self.get_partitioner() {
+            PartitionerKind::Default => PartitionerChoice::Default,
+            PartitionerKind::Sticky => PartitionerChoice::UniformSticky,
+            PartitionerKind::RoundRobin => PartitionerChoice::RoundRobin,
+        });
+        Config {
+            bootstrap: self.bootstrap_servers().to_vec(),
+            client_id: self.get_client_id().to_owned(),
+            acks: self.get_acks(),
+            linger: self.get_linger(),
+            batch_size: self.get_batch_size(),
+            max_request_size: self.get_max_request_size(),
+            buffer_memory: self.get_buffer_memory(),
+            compression: self.get_compression(),
+            enable_idempotence: self.get_idempotence(),
+            max_in_flight: self.get_max_in_flight(),
+            retries: self.get_retries(),
+            retry_backoff: self.get_retry_backoff(),
+            retry_backoff_max: self.get_retry_backoff_max(),
+            delivery_timeout: self.get_delivery_timeout(),
+            request_timeout: self.get_request_timeout(),
+            metadata_max_age: self.get_metadata_max_age(),
+            max_block: self.get_max_block(),
+            partitioner,
+            on_delivery,
+            ..Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Acks, Compression};
+
+    #[test]
+    fn every_setting_reaches_the_core() {
+        let c = ProducerConfig::from_properties([
+            ("bootstrap.servers", "a:1,b:2"),
+            ("client.id", "me"),
+            ("acks", "1"),
+            ("linger.ms", "7"),
+            ("batch.size", "1000"),
+            ("compression.type", "zstd"),
+            ("max.in.flight.requests.per.connection", "9"),
+            ("retries", "3"),
+            ("retry.backoff.ms", "10"),
+            ("retry.backoff.max.ms", "20"),
+            ("delivery.timeout.ms", "50000"),
+            ("request.timeout.ms", "4000"),
+            ("buffer.memory", "123456"),
+            ("max.block.ms", "6"),
+            ("max.request.size", "99999"),
+            ("partitioner", "round_robin"),
+            ("metadata.max.age.ms", "8"),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let k = c.to_core(None, None);
+        assert_eq!(k.bootstrap, ["a:1", "b:2"]);
+        assert_eq!(k.client_id, "me");
+        assert_eq!(k.acks, Acks::Leader);
+        assert_eq!(k.linger, Duration::from_millis(7));
+        assert_eq!(k.batch_size, 1000);
+        assert_eq!(k.compression, Compression::Zstd);
+        assert!(!k.enable_idempotence, "turned off by the explicit acks=1");
+        assert_eq!(k.max_in_flight, 9);
+        assert_eq!(k.retries, 3);
+        assert_eq!(k.retry_backoff, Duration::from_millis(10));
+        assert_eq!(k.retry_backoff_max, Duration::from_millis(20));
+        assert_eq!(k.delivery_timeout, Duration::from_millis(50000));
+        assert_eq!(k.request_timeout, Duration::from_millis(4000));
+        assert_eq!(k.buffer_memory, 123_456);
+        assert_eq!(k.max_block, Duration::from_millis(6));
+        assert_eq!(k.max_request_size, 99_999);
+        assert!(matches!(k.partitioner, PartitionerChoice::RoundRobin));
+        assert_eq!(k.metadata_max_age, Duration::from_millis(8));
+        assert!(k.on_delivery.is_none());
+        k.validate().unwrap();
+    }
+
+    #[test]
+    fn core_verdicts_become_config_errors() {
+        let c = ProducerConfig::default()
+            .bootstrap("a:1")
+            .max_request_size(100)
+            .validate()
+            .unwrap();
+        let err = crate::ConfigError::from(c.to_core(None, None).validate().unwrap_err());
+        assert!(
+            matches!(
+                &err,
+                crate::ConfigError::OutOfRange {
+                    property: "max.request.size",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
