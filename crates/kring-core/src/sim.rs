@@ -813,6 +813,8 @@ impl Sim {
     /// Steps until every batch has its result and no broker event is
     /// pending, at most `n` steps.
     pub fn drive_bounded(&mut self, n: usize) {
+        // Producer notices count only once the core has read them.
+        self.settle();
         self.drive_until(n, |s| s.core.pending_batches() == 0 && s.events.is_empty());
     }
 

@@ -1,6 +1,9 @@
 //! Sim tests of the core: each file covers one concern.
 
+mod accumulate;
 mod basic;
+mod readiness;
+mod sender;
 
 use std::time::Duration;
 
