@@ -474,7 +474,8 @@ impl Shared {
     ) -> Result<(), SendError> {
         let (state, _) = self.topics.register(topic);
         let id = state.id;
-        *wake |= self.notices.push(Notice::TopicWanted { topic: id });
+        let seen = state.partitions.len() as u32;
+        *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
         });
@@ -506,7 +507,10 @@ impl Shared {
         let (state, _) = self.topics.register(rec.topic);
         let id = state.id;
         let want = rec.partition.unwrap_or(0).max(0) as u32;
-        *wake |= self.notices.push(Notice::TopicWanted { topic: id });
+        *wake |= self.notices.push(Notice::TopicWanted {
+            topic: id,
+            seen: have,
+        });
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             let s = &m.by_id[id as usize];
             s.partitions.len() as u32 > want || matches!(s.status, TopicStatus::Failed(_))

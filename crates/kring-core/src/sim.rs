@@ -858,6 +858,7 @@ impl Sim {
         value: Option<&[u8]>,
     ) -> Result<DeliveryHandle, SendError> {
         let deadline = self.now + Duration::from_secs(60);
+        let mut settled = false;
         loop {
             let ts = (self.now - self.start).as_millis() as i64 + 1_700_000_000_000;
             let rec = RecordRef {
@@ -881,8 +882,14 @@ impl Sim {
                     if self.now < deadline =>
                 {
                     // The producer thread would block: let the I/O side do
-                    // everything it can now, then let time pass.
-                    self.settle();
+                    // everything it can now and try again; if that was not
+                    // enough, let time pass.
+                    if !settled {
+                        self.settle();
+                        settled = true;
+                        continue;
+                    }
+                    settled = false;
                     if self.core.prepare_park() {
                         self.parks += 1;
                     }

@@ -319,7 +319,7 @@ impl ProducerCore {
 
     fn handle_notice(&mut self, now: Instant, n: Notice) {
         match n {
-            Notice::TopicWanted { topic } => self.topic_wanted(now, topic),
+            Notice::TopicWanted { topic, seen } => self.topic_wanted(now, topic, seen),
             Notice::Opened {
                 topic,
                 partition,

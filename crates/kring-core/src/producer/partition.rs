@@ -135,14 +135,30 @@ impl ProducerCore {
         }
     }
 
-    pub(crate) fn topic_wanted(&mut self, now: Instant, topic: u32) {
+    pub(crate) fn topic_wanted(&mut self, now: Instant, topic: u32, seen: u32) {
         self.ensure_topic(topic);
+        if self
+            .topics
+            .get(topic as usize)
+            .is_some_and(|t| t.status == TopicStatus::Ready && t.partitions.len() as u32 > seen)
+        {
+            // Stale: metadata arrived after the sender looked.
+            return;
+        }
         let Some(t) = self.topics.get_mut(topic as usize) else {
             return;
         };
+        let first = t.wanted_at.is_none();
         t.wanted_at = Some(now);
         self.meta.urgent = true;
-        self.request_metadata(now);
+        if first {
+            // A topic the core has never asked about: ask now.
+            self.request_metadata(now);
+        } else {
+            // Asked before (a sender still waiting, or a partition beyond
+            // the known count): respect the backoff.
+            self.request_metadata_soon(now);
+        }
     }
 
     pub(crate) fn batch_opened(

@@ -2,6 +2,7 @@
 
 mod accumulate;
 mod basic;
+mod metadata;
 mod readiness;
 mod sender;
 
