@@ -2,6 +2,8 @@
 
 mod accumulate;
 mod basic;
+mod idempotence;
+mod lifecycle;
 mod metadata;
 mod readiness;
 mod sender;
