@@ -1,2 +1,16 @@
-//! The kring command-line tool.
-fn main() {}
+//! The `kring` binary: parses the command line and runs it (see the
+//! `kring_cli` library for everything else).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match kring_cli::run(kring_cli::Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kring: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

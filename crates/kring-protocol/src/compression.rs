@@ -230,7 +230,7 @@ fn read_bounded<R: Read>(
     // (geometrically, and never past what was actually produced).
     let mut out = Vec::with_capacity(input_len.saturating_mul(4).min(limit).min(1 << 20));
     reader
-        .take(limit as u64 + 1)
+        .take((limit as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| codec_error(codec, &e))?;
     if out.len() > limit {

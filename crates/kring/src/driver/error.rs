@@ -42,3 +42,27 @@ impl DriverError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_setup_says_why_and_how_to_fix_it() {
+        for errno in [libc::ENOSYS, libc::EPERM, libc::EACCES] {
+            let err = DriverError::from_setup(io::Error::from_raw_os_error(errno));
+            assert!(matches!(err, DriverError::Unavailable { .. }));
+            let msg = err.to_string();
+            for needle in [
+                "io_uring is unavailable",
+                "5.19",
+                "kernel.io_uring_disabled",
+                "seccomp",
+            ] {
+                assert!(msg.contains(needle), "{msg}");
+            }
+        }
+        let other = DriverError::from_setup(io::Error::from_raw_os_error(libc::ENOMEM));
+        assert!(matches!(other, DriverError::Start(_)));
+    }
+}

@@ -40,6 +40,16 @@ struct SendMsgParts {
     hdr: libc::msghdr,
 }
 
+impl SendMsgParts {
+    fn empty() -> SendMsgParts {
+        SendMsgParts {
+            iovecs: Vec::new(),
+            // SAFETY: msghdr is plain old data; all-zero is a valid value.
+            hdr: unsafe { std::mem::zeroed() },
+        }
+    }
+}
+
 enum OpKind {
     /// Read of the wake-up eventfd's 8-byte counter.
     WakeRead(#[allow(dead_code)] Box<[u8; 8]>), // held only so the kernel can write it
@@ -49,7 +59,16 @@ enum OpKind {
         batch: SendBatch,
         #[allow(dead_code)] // held only so the kernel can read it
         parts: Box<SendMsgParts>,
+        /// Sent with `SENDMSG_ZC`: a second, notification completion
+        /// tells when the kernel no longer reads the frames.
+        zero_copy: bool,
     },
+    /// A zero-copy send whose result arrived: its frames stay here until
+    /// the notification completion.
+    ZeroCopyHold(
+        #[allow(dead_code)] Vec<bytes::Bytes>,
+        #[allow(dead_code)] Box<SendMsgParts>,
+    ),
     Recv(BytesMut),
 }
 
@@ -102,7 +121,7 @@ pub(crate) struct IoThread<E: Engine> {
     /// Engine events raised synchronously during `pump` (a failed name
     /// lookup): the pump must run again.
     repump: bool,
-    completions: Vec<(u64, i32)>,
+    completions: Vec<(u64, i32, u32)>,
 }
 
 impl<E: Engine> IoThread<E> {
@@ -113,7 +132,7 @@ impl<E: Engine> IoThread<E> {
         metrics: Arc<DriverMetrics>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, (E, DriverError)> {
-        let ring = match build_ring(config.ring_entries) {
+        let ring = match build_ring(config.ring_entries, config.send_zero_copy_from.is_some()) {
             Ok(r) => r,
             Err(e) => return Err((engine, e)),
         };
@@ -328,19 +347,33 @@ impl<E: Engine> IoThread<E> {
         parts.hdr.msg_iov = parts.iovecs.as_mut_ptr();
         parts.hdr.msg_iovlen = parts.iovecs.len() as _;
         let hdr_ptr: *const libc::msghdr = &parts.hdr;
+        let zero_copy = self
+            .config
+            .send_zero_copy_from
+            .is_some_and(|min| batch.total >= min);
         let fd = sock.fd.as_raw_fd();
         let serial = sock.serial;
         sock.in_flight += 1;
         let op = self.ops.insert(Op {
             socket: key,
             serial,
-            kind: OpKind::Send { batch, parts },
+            kind: OpKind::Send {
+                batch,
+                parts,
+                zero_copy,
+            },
         });
         self.sockets[key].send_op = Some(op);
-        let entry = opcode::SendMsg::new(types::Fd(fd), hdr_ptr)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(op as u64);
+        let entry = if zero_copy {
+            opcode::SendMsgZc::new(types::Fd(fd), hdr_ptr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        } else {
+            opcode::SendMsg::new(types::Fd(fd), hdr_ptr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+        }
+        .user_data(op as u64);
         // SAFETY: the msghdr, the iovec array and the frames the iovecs point
         // into are owned by op `op` (boxed or heap-allocated, so stable when
         // the op moves) and kept until its completion is reaped.
@@ -430,10 +463,10 @@ impl<E: Engine> IoThread<E> {
         completions.extend(
             self.ring
                 .completion()
-                .map(|cqe| (cqe.user_data(), cqe.result())),
+                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
         );
-        for &(user_data, res) in &completions {
-            if let Err(err) = self.complete(now, user_data, res) {
+        for &(user_data, res, flags) in &completions {
+            if let Err(err) = self.complete(now, user_data, res, flags) {
                 // Only pushing cancellations can fail here, and only if
                 // io_uring_enter itself fails; the main loop will see it.
                 tracing::error!(error = %err, "failed to queue a follow-up operation");
@@ -443,9 +476,20 @@ impl<E: Engine> IoThread<E> {
         self.completions = completions;
     }
 
-    fn complete(&mut self, now: Instant, user_data: u64, res: i32) -> Result<(), DriverError> {
+    fn complete(
+        &mut self,
+        now: Instant,
+        user_data: u64,
+        res: i32,
+        flags: u32,
+    ) -> Result<(), DriverError> {
         if user_data == CANCEL_USER_DATA {
             return Ok(());
+        }
+        if io_uring::cqueue::more(flags) {
+            // The result of a zero-copy send; its notification follows under
+            // the same user_data, so the op stays, holding the frames.
+            return self.complete_zero_copy_result(now, user_data as usize, res);
         }
         let Some(op) = self.ops.try_remove(user_data as usize) else {
             tracing::error!(user_data, "completion for an unknown operation");
@@ -469,6 +513,8 @@ impl<E: Engine> IoThread<E> {
         match op.kind {
             OpKind::WakeRead(_) => {}
             OpKind::ConnectTimeout(_) => {}
+            // The kernel is done with a zero-copy send's frames.
+            OpKind::ZeroCopyHold(..) => {}
             OpKind::Connect(_) => {
                 sock.connect_op = None;
                 if closing {
@@ -488,7 +534,7 @@ impl<E: Engine> IoThread<E> {
                     self.fail(now, key, &errno(res).to_string())?;
                 }
             }
-            OpKind::Send { batch, parts: _ } => {
+            OpKind::Send { batch, .. } => {
                 sock.send_op = None;
                 if closing {
                 } else if res < 0 {
@@ -523,6 +569,54 @@ impl<E: Engine> IoThread<E> {
         }
         self.maybe_release(key);
         Ok(())
+    }
+
+    /// The first completion of a zero-copy send: account for the bytes
+    /// written like any send, but keep (clones of) its frames in the op
+    /// until the notification completion says the kernel released them.
+    fn complete_zero_copy_result(
+        &mut self,
+        now: Instant,
+        op_key: usize,
+        res: i32,
+    ) -> Result<(), DriverError> {
+        let Some(op) = self.ops.get_mut(op_key) else {
+            tracing::error!(op_key, "zero-copy result for an unknown operation");
+            return Ok(());
+        };
+        let key = op.socket;
+        let placeholder = OpKind::ZeroCopyHold(Vec::new(), Box::new(SendMsgParts::empty()));
+        let OpKind::Send {
+            batch,
+            parts,
+            zero_copy: true,
+        } = std::mem::replace(&mut op.kind, placeholder)
+        else {
+            tracing::error!(
+                op_key,
+                "zero-copy result for an operation that is not a zero-copy send"
+            );
+            return Ok(());
+        };
+        op.kind = OpKind::ZeroCopyHold(batch.frames.clone(), parts);
+        // The op (and the socket's in-flight count) stays until the
+        // notification; the socket may start its next send now.
+        let sock = &mut self.sockets[key];
+        sock.send_op = None;
+        if sock.state == SockState::Closing {
+            return Ok(());
+        }
+        if res < 0 {
+            return self.fail(now, key, &format!("send failed: {}", errno(res)));
+        }
+        if res == 0 && batch.total > 0 {
+            return self.fail(now, key, "send wrote nothing: connection closed");
+        }
+        let n = res as usize;
+        DriverMetrics::add(&self.metrics.sends, 1);
+        DriverMetrics::add(&self.metrics.bytes_sent, n as u64);
+        sock.queue.complete(batch, n);
+        self.start_send(key)
     }
 
     /// Hand every complete response in `buf` to the engine, keep the rest,
@@ -680,10 +774,15 @@ impl<E: Engine> IoThread<E> {
         completions.extend(
             self.ring
                 .completion()
-                .map(|cqe| (cqe.user_data(), cqe.result())),
+                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
         );
-        for &(user_data, _) in &completions {
+        for &(user_data, _, flags) in &completions {
             if user_data == CANCEL_USER_DATA {
+                continue;
+            }
+            if io_uring::cqueue::more(flags) {
+                // A zero-copy send's result: the op keeps its frames until
+                // the notification that follows.
                 continue;
             }
             if let Some(op) = self.ops.try_remove(user_data as usize) {
@@ -706,7 +805,7 @@ fn errno(res: i32) -> io::Error {
 
 /// Create the ring, preferring single-issuer and cooperative task running
 /// (fewer inter-processor interrupts), and check the features kring uses.
-fn build_ring(entries: u32) -> Result<IoUring, DriverError> {
+fn build_ring(entries: u32, zero_copy: bool) -> Result<IoUring, DriverError> {
     let ring = match IoUring::builder()
         .setup_single_issuer()
         .setup_coop_taskrun()
@@ -744,6 +843,11 @@ fn build_ring(entries: u32) -> Result<IoUring, DriverError> {
         if !probe.is_supported(code) {
             return Err(DriverError::MissingFeature(name));
         }
+    }
+    if zero_copy && !probe.is_supported(opcode::SendMsgZc::CODE) {
+        return Err(DriverError::MissingFeature(
+            "IORING_OP_SENDMSG_ZC (Linux >= 6.1), asked for by send_zero_copy_from",
+        ));
     }
     Ok(ring)
 }

@@ -22,6 +22,10 @@ pub struct DriverConfig {
     pub min_read: usize,
     /// Name of the I/O thread.
     pub thread_name: String,
+    /// Send batches of at least this many bytes with `SENDMSG_ZC` (zero
+    /// copy); `None` (the default) never does. On loopback the kernel
+    /// copies anyway, so its benefit shows only on a real NIC.
+    pub send_zero_copy_from: Option<usize>,
 }
 
 impl Default for DriverConfig {
@@ -32,6 +36,7 @@ impl Default for DriverConfig {
             max_response_size: 512 * 1024 * 1024,
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),
+            send_zero_copy_from: None,
         }
     }
 }

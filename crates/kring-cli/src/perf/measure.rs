@@ -1,0 +1,366 @@
+//! What a run measures about its own process: CPU time (getrusage
+//! RUSAGE_SELF, so every thread of the client and nothing of the broker),
+//! peak RSS, per-thread context switches from /proc, and the delivery
+//! counters and latency histogram the delivery callbacks feed.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// User and system CPU time of this whole process so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTime {
+    /// User-mode CPU seconds.
+    pub user: f64,
+    /// Kernel-mode CPU seconds.
+    pub sys: f64,
+}
+
+fn usage() -> libc::rusage {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF cannot fail.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru
+}
+
+fn tv_secs(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6
+}
+
+impl CpuTime {
+    /// CPU time used by every thread of this process so far.
+    pub fn now() -> Self {
+        let ru = usage();
+        CpuTime {
+            user: tv_secs(ru.ru_utime),
+            sys: tv_secs(ru.ru_stime),
+        }
+    }
+
+    /// CPU time spent since `earlier`.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - earlier.user,
+            sys: self.sys - earlier.sys,
+        }
+    }
+
+    /// User plus system seconds.
+    pub fn total(self) -> f64 {
+        self.user + self.sys
+    }
+}
+
+/// Peak resident set size of this process, in bytes.
+pub fn max_rss_bytes() -> u64 {
+    // ru_maxrss is in kilobytes on Linux.
+    (usage().ru_maxrss.max(0) as u64) * 1024
+}
+
+/// Context switches of one thread of this process, from /proc.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadSwitches {
+    /// Kernel thread id.
+    pub tid: u32,
+    /// Thread name (`comm`).
+    pub name: String,
+    /// Times the thread blocked and was woken (a wake-up, for an event loop).
+    pub voluntary: u64,
+    /// Times it was preempted.
+    pub involuntary: u64,
+}
+
+/// Reads voluntary and involuntary context switches of every thread of
+/// this process from /proc/self/task/*/status.
+pub fn thread_switches() -> Vec<ThreadSwitches> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let path = entry.path();
+        let name = std::fs::read_to_string(path.join("comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+            continue;
+        };
+        let (voluntary, involuntary) = parse_switches(&status);
+        out.push(ThreadSwitches {
+            tid,
+            name,
+            voluntary,
+            involuntary,
+        });
+    }
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+fn parse_switches(status: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
+}
+
+/// Per-thread switches between two snapshots; threads that exist in both.
+pub fn switch_deltas(before: &[ThreadSwitches], after: &[ThreadSwitches]) -> Vec<ThreadSwitches> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before.iter().find(|b| b.tid == a.tid)?;
+            Some(ThreadSwitches {
+                tid: a.tid,
+                name: a.name.clone(),
+                voluntary: a.voluntary - b.voluntary.min(a.voluntary),
+                involuntary: a.involuntary - b.involuntary.min(a.involuntary),
+            })
+        })
+        .collect()
+}
+
+/// Counters and the latency histogram shared by the sending thread, the
+/// delivery callbacks and the progress printer.
+pub struct Stats {
+    /// The instant every latency and timestamp is measured from.
+    pub epoch: Instant,
+    /// Records handed to the client.
+    pub sent: AtomicU64,
+    /// Records acknowledged by the broker.
+    pub acked: AtomicU64,
+    /// Records that failed.
+    pub failed: AtomicU64,
+    /// Instant (nanoseconds after `epoch`) of the last delivery seen.
+    pub last_delivery_ns: AtomicU64,
+    latency: Mutex<Histogram<u64>>,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Stats {
+    /// Fresh counters, with `epoch` = now, living for the rest of the
+    /// process: a measuring process runs one measurement, and delivery
+    /// callbacks on other threads then hold a plain reference instead of
+    /// touching a reference count per record.
+    pub fn leak() -> &'static Self {
+        Box::leak(Box::new(Stats {
+            epoch: Instant::now(),
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_delivery_ns: AtomicU64::new(0),
+            // 1 µs to 10 min at 3 significant digits.
+            latency: Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
+            ),
+            first_error: Mutex::new(None),
+        }))
+    }
+
+    /// Nanoseconds from `epoch` to now: what a send stamps on its record.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Records one successful delivery of a record sent at `sent_ns`.
+    #[inline]
+    pub fn delivered(&self, sent_ns: u64) {
+        let now = self.now_ns();
+        let us = (now.saturating_sub(sent_ns) / 1000).max(1);
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery_ns.store(now, Ordering::Relaxed);
+        if let Ok(mut h) = self.latency.lock() {
+            h.saturating_record(us);
+        }
+    }
+
+    /// Records a failed delivery and keeps the first error's text.
+    pub fn failed(&self, error: impl FnOnce() -> String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery_ns
+            .store(self.now_ns(), Ordering::Relaxed);
+        if let Ok(mut e) = self.first_error.lock() {
+            if e.is_none() {
+                *e = Some(error());
+            }
+        }
+    }
+
+    /// The first delivery error, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Latency percentiles in milliseconds: (p50, p99, p99.9, max).
+    pub fn latency_ms(&self) -> (f64, f64, f64, f64) {
+        let h = self.latency.lock().expect("latency histogram lock");
+        if h.is_empty() {
+            return (0.0, 0.0, 0.0, 0.0);
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        (
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+            ms(h.max()),
+        )
+    }
+
+    /// Waits until every sent record has a result, or `timeout` passes;
+    /// returns whether all arrived.
+    pub fn wait_all_done(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let done = self.acked.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed);
+            if done >= self.sent.load(Ordering::Relaxed) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Prints a progress line to stderr about once a second until dropped.
+pub struct Progress {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts printing for `label` (the client name) from `stats`.
+    pub fn start(label: &str, stats: &'static Stats) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let label = label.to_string();
+        let handle = std::thread::Builder::new()
+            .name("perf-progress".into())
+            .spawn(move || {
+                let tty = std::io::stderr().is_terminal();
+                let start = Instant::now();
+                let mut last_acked = 0;
+                let mut last = start;
+                let mut printed = false;
+                while !stop2.load(Ordering::Relaxed) {
+                    // Sleep in short steps so that the end of a run is not delayed.
+                    let tick = last + Duration::from_secs(1);
+                    while Instant::now() < tick && !stop2.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let now = Instant::now();
+                    let acked = stats.acked.load(Ordering::Relaxed);
+                    let rate = (acked - last_acked) as f64 / now.duration_since(last).as_secs_f64();
+                    let line = format!(
+                        "[{label}] {:5.1}s  sent {:>11}  acked {:>11}  failed {}  {:>9.0} msgs/s",
+                        now.duration_since(start).as_secs_f64(),
+                        stats.sent.load(Ordering::Relaxed),
+                        acked,
+                        stats.failed.load(Ordering::Relaxed),
+                        rate
+                    );
+                    let mut err = std::io::stderr().lock();
+                    let _ = if tty {
+                        write!(err, "\r{line}\x1b[K")
+                    } else {
+                        writeln!(err, "{line}")
+                    };
+                    let _ = err.flush();
+                    printed = true;
+                    last_acked = acked;
+                    last = now;
+                }
+                if tty && printed {
+                    let _ = writeln!(std::io::stderr());
+                }
+            })
+            .ok();
+        Progress { stop, handle }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_status() {
+        let s = "Name:\tx\nvoluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(parse_switches(s), (17, 3));
+        assert_eq!(parse_switches(""), (0, 0));
+    }
+
+    #[test]
+    fn own_threads_are_listed() {
+        let t = thread_switches();
+        let me = std::process::id();
+        assert!(t.iter().any(|t| t.tid == me), "main thread missing: {t:?}");
+    }
+
+    #[test]
+    fn deltas_match_threads_by_id() {
+        let a = |tid, v| ThreadSwitches {
+            tid,
+            name: "n".into(),
+            voluntary: v,
+            involuntary: 0,
+        };
+        let d = switch_deltas(&[a(1, 5), a(2, 9)], &[a(1, 8), a(3, 4)]);
+        assert_eq!(d, vec![a(1, 3)]);
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let t0 = CpuTime::now();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(CpuTime::now().since(t0).total() > 0.0);
+    }
+
+    #[test]
+    fn stats_count_and_percentiles() {
+        let s = Stats::leak();
+        s.sent.store(3, Ordering::Relaxed);
+        s.delivered(0);
+        s.delivered(0);
+        s.failed(|| "boom".into());
+        s.failed(|| "second".into());
+        assert_eq!(s.acked.load(Ordering::Relaxed), 2);
+        assert_eq!(s.first_error().as_deref(), Some("boom"));
+        assert!(s.wait_all_done(Duration::ZERO));
+        let (p50, p99, p999, max) = s.latency_ms();
+        assert!(p50 > 0.0 && p50 <= p99 && p99 <= p999 && p999 <= max);
+    }
+}

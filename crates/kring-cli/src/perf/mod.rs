@@ -1,0 +1,111 @@
+//! `kring perf`: the producer benchmark harness.
+//!
+//! Three roles share this command:
+//! - **orchestrator** (no `--client`): starts the broker in its own process,
+//!   then runs each measured client in a fresh child process per run
+//!   (`kring perf --client NAME --json ...`), alternating clients, and
+//!   prints every run, the medians and the kring/librdkafka ratios;
+//! - **client** (`--client NAME`): runs the workload once in this process and
+//!   reports it (JSON with `--json`), or measures idle wake-ups (`--idle`);
+//! - **matrix** (`kring perf matrix`): the whole benchmark grid, as markdown.
+//!
+//! Separate processes make CPU and memory attributable (getrusage of the
+//! client's own process) and keep runs from disturbing one another.
+
+pub mod broker;
+pub mod idle;
+pub mod matrix;
+pub mod measure;
+pub mod orchestrate;
+pub mod rdkafka_client;
+pub mod result;
+pub mod workload;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::args::duration_arg;
+use crate::error::CliError;
+use workload::Workload;
+
+/// A producer client the harness can measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClientKind {
+    /// librdkafka (bundled, via the rdkafka crate's BaseProducer).
+    Librdkafka,
+}
+
+impl ClientKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::Librdkafka => "librdkafka",
+        }
+    }
+}
+
+/// Every client the harness knows, in the order runs alternate.
+pub fn all_clients() -> Vec<ClientKind> {
+    vec![ClientKind::Librdkafka]
+}
+
+/// Which broker to start when no `--bootstrap` is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BrokerKind {
+    /// kring-mock in sink mode: acknowledges produce requests without storing.
+    Sink,
+    /// tansu with in-memory storage (found via $TANSU, ~/.cache/kring/bin, /work/tools or $PATH).
+    Tansu,
+}
+
+/// Arguments of `kring perf`.
+#[derive(Args, Clone, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PerfArgs {
+    /// The benchmark matrix instead of a single workload.
+    #[command(subcommand)]
+    pub command: Option<PerfCommand>,
+    /// The workload.
+    #[command(flatten)]
+    pub workload: Workload,
+    /// Broker to produce to (host:port); default: start one (see --broker).
+    #[arg(long, short = 'b')]
+    pub bootstrap: Option<String>,
+    /// Broker to start when no --bootstrap is given, in its own process.
+    #[arg(long, value_enum, default_value = "sink")]
+    pub broker: BrokerKind,
+    /// Also run the same workload through this client and print the ratios.
+    #[arg(long, value_enum)]
+    pub vs: Option<ClientKind>,
+    /// Runs per client (median reported); default 1, or 3 with --vs.
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// Run this client in this process instead of orchestrating child processes.
+    #[arg(long, value_enum)]
+    pub client: Option<ClientKind>,
+    /// With --client: print the result as one JSON line on stdout.
+    #[arg(long, requires = "client")]
+    pub json: bool,
+    /// Measure an idle producer's wake-ups over this long (e.g. 10s) instead of throughput.
+    #[arg(long, value_parser = duration_arg)]
+    pub idle: Option<Duration>,
+}
+
+/// Subcommands of `kring perf`.
+#[derive(Subcommand, Clone, Debug)]
+pub enum PerfCommand {
+    /// Run the whole benchmark matrix and write markdown tables.
+    Matrix(matrix::MatrixArgs),
+}
+
+/// Runs `kring perf`.
+pub fn run(args: PerfArgs) -> Result<(), CliError> {
+    if let Some(PerfCommand::Matrix(m)) = args.command {
+        return matrix::run(m);
+    }
+    match args.client {
+        Some(client) => orchestrate::run_in_process(&args, client),
+        None => orchestrate::orchestrate(&args).map(|_| ()),
+    }
+}

@@ -1,0 +1,317 @@
+//! Running measured clients in child processes and summarising them.
+//!
+//! Each run is `kring perf --client NAME --json --bootstrap ADDR <workload>`
+//! in a fresh process; clients alternate run by run so slow drifts of a
+//! noisy machine hit both alike. The broker lives in yet another process:
+//! one kring-mock sink for all runs (it stores nothing), or a fresh tansu
+//! per run (its in-memory log grows with every record).
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::broker::{ensure_topic, find_tansu, BrokerProcess};
+use super::idle::IdleResult;
+use super::result::{median_of, ratio_lines, table_header, table_row, RunResult};
+use super::workload::Workload;
+use super::{rdkafka_client, BrokerKind, ClientKind, PerfArgs};
+use crate::error::CliError;
+
+/// What to measure: the workload, where, which clients, how often.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The workload every client runs.
+    pub workload: Workload,
+    /// An existing broker, or `None` to start `broker`.
+    pub bootstrap: Option<String>,
+    /// Broker to start when `bootstrap` is `None`.
+    pub broker: BrokerKind,
+    /// Clients, in the order they alternate.
+    pub clients: Vec<ClientKind>,
+    /// Runs per client.
+    pub runs: u32,
+    /// Print each run's row as it completes (to stdout).
+    pub verbose: bool,
+}
+
+/// Every run and the per-client medians.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Each run in the order it ran.
+    pub runs: Vec<RunResult>,
+    /// One median row per client, in `Plan::clients` order.
+    pub medians: Vec<RunResult>,
+    /// The broker, for reports.
+    pub broker: String,
+}
+
+impl Outcome {
+    /// The median row of `client`.
+    pub fn median(&self, client: ClientKind) -> Option<&RunResult> {
+        self.medians.iter().find(|r| r.client == client.name())
+    }
+}
+
+/// The clients an orchestrated `kring perf` measures.
+fn clients_for(args: &PerfArgs) -> Vec<ClientKind> {
+    let mut clients = vec![super::all_clients()[0]];
+    if let Some(vs) = args.vs {
+        if !clients.contains(&vs) {
+            clients.push(vs);
+        }
+    }
+    clients
+}
+
+/// A broker for the runs: either the user's, or one this process started.
+struct Broker {
+    process: Option<BrokerProcess>,
+    bootstrap: String,
+    description: String,
+}
+
+fn start_broker(
+    w: &Workload,
+    bootstrap: &Option<String>,
+    kind: BrokerKind,
+) -> Result<Broker, CliError> {
+    if let Some(b) = bootstrap {
+        ensure_topic(b, &w.topic, w.partitions)?;
+        return Ok(Broker {
+            process: None,
+            bootstrap: b.clone(),
+            description: format!("broker at {b}"),
+        });
+    }
+    let p = match kind {
+        BrokerKind::Sink => BrokerProcess::mock_sink(&w.topic, w.partitions)?,
+        BrokerKind::Tansu => {
+            let bin = find_tansu().ok_or_else(|| {
+                CliError::Child(
+                    "tansu not found: set $TANSU, or run scripts/install-deps to cache it in ~/.cache/kring/bin"
+                        .into(),
+                )
+            })?;
+            let p = BrokerProcess::tansu(&bin)?;
+            ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
+            p
+        }
+    };
+    Ok(Broker {
+        bootstrap: p.bootstrap.clone(),
+        description: p.description.clone(),
+        process: Some(p),
+    })
+}
+
+/// Runs one client in a fresh child process and returns what it printed
+/// as its last stdout line, parsed as JSON.
+fn run_child<T: serde::de::DeserializeOwned>(
+    client: ClientKind,
+    bootstrap: &str,
+    w: &Workload,
+    extra: &[String],
+) -> Result<T, CliError> {
+    let exe =
+        std::env::current_exe().map_err(|e| CliError::io("locating the kring executable", e))?;
+    let mut child = Command::new(exe)
+        .args([
+            "perf",
+            "--client",
+            client.name(),
+            "--json",
+            "--bootstrap",
+            bootstrap,
+        ])
+        .args(w.to_args())
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| CliError::io(format!("starting the {} client process", client.name()), e))?;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut out)
+        .map_err(|e| CliError::io("reading the client's result", e))?;
+    let status = child
+        .wait()
+        .map_err(|e| CliError::io("waiting for the client process", e))?;
+    if !status.success() {
+        return Err(CliError::Child(format!(
+            "the {} client process failed ({status})",
+            client.name()
+        )));
+    }
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(line).map_err(|e| {
+        CliError::Child(format!(
+            "the {} client printed no result ({e}): {line:?}",
+            client.name()
+        ))
+    })
+}
+
+/// Measures `plan`: alternating clients, `plan.runs` runs each.
+pub fn measure(plan: &Plan) -> Result<Outcome, CliError> {
+    let w = &plan.workload;
+    // A fresh tansu per run: its in-memory log only grows.
+    let fresh_per_run = plan.bootstrap.is_none() && plan.broker == BrokerKind::Tansu;
+    let mut shared = if fresh_per_run {
+        None
+    } else {
+        Some(start_broker(w, &plan.bootstrap, plan.broker)?)
+    };
+    let mut description = shared
+        .as_ref()
+        .map(|b| b.description.clone())
+        .unwrap_or_default();
+    if plan.verbose {
+        println!("workload: {}", w.describe());
+        if let Some(b) = &shared {
+            println!("broker:   {}", b.description);
+        } else {
+            println!("broker:   a fresh tansu (in-memory storage) per run");
+        }
+        println!("{}", table_header());
+    }
+    let mut runs = Vec::new();
+    for i in 0..plan.runs {
+        for &client in &plan.clients {
+            let fresh = if fresh_per_run {
+                Some(start_broker(w, &None, plan.broker)?)
+            } else {
+                None
+            };
+            let broker = fresh.as_ref().or(shared.as_ref()).expect("a broker");
+            if fresh.is_some() {
+                description = "tansu, in-memory storage, a fresh process per run".into();
+            }
+            let r: RunResult = run_child(client, &broker.bootstrap, w, &[])?;
+            if plan.verbose {
+                println!("{}", table_row(&(i + 1).to_string(), &r));
+                let _ = std::io::stdout().flush();
+            }
+            runs.push(r);
+            drop(fresh);
+        }
+    }
+    if let Some(b) = shared.as_mut() {
+        if let Some(p) = b.process.take() {
+            drop(p);
+        }
+    }
+    let medians: Vec<RunResult> = plan
+        .clients
+        .iter()
+        .map(|c| {
+            let mine: Vec<&RunResult> = runs.iter().filter(|r| r.client == c.name()).collect();
+            median_of(c.name(), &mine)
+        })
+        .collect();
+    Ok(Outcome {
+        runs,
+        medians,
+        broker: description,
+    })
+}
+
+/// `kring perf` without `--client`: measure and print.
+pub fn orchestrate(args: &PerfArgs) -> Result<(), CliError> {
+    let clients = clients_for(args);
+    if let Some(window) = args.idle {
+        return idle_children(args, &clients, window);
+    }
+    let runs = args
+        .runs
+        .unwrap_or(if args.vs.is_some() { 3 } else { 1 })
+        .max(1);
+    let plan = Plan {
+        workload: args.workload.clone(),
+        bootstrap: args.bootstrap.clone(),
+        broker: args.broker,
+        clients: clients.clone(),
+        runs,
+        verbose: true,
+    };
+    let outcome = measure(&plan)?;
+    if runs > 1 || clients.len() > 1 {
+        println!("median of {runs} run(s):");
+        for m in &outcome.medians {
+            println!("{}", table_row("med", m));
+        }
+    }
+    print_ratios(&outcome);
+    let failed: u64 = outcome.runs.iter().map(|r| r.failed).sum();
+    if failed > 0 {
+        return Err(CliError::Child(format!(
+            "{failed} records failed across the runs"
+        )));
+    }
+    Ok(())
+}
+
+fn print_ratios(outcome: &Outcome) {
+    let k = outcome.medians.iter().find(|r| r.client == "kring");
+    let l = outcome.median(ClientKind::Librdkafka);
+    if let (Some(k), Some(l)) = (k, l) {
+        print!("{}", ratio_lines(k, l));
+    }
+}
+
+fn idle_children(
+    args: &PerfArgs,
+    clients: &[ClientKind],
+    window: Duration,
+) -> Result<(), CliError> {
+    let broker = start_broker(&args.workload, &args.bootstrap, args.broker)?;
+    println!("broker: {}", broker.description);
+    let extra = vec![
+        "--idle".to_string(),
+        super::super::args::format_duration(window),
+    ];
+    for &c in clients {
+        let r: IdleResult = run_child(c, &broker.bootstrap, &args.workload, &extra)?;
+        print!("{}", r.report());
+    }
+    Ok(())
+}
+
+/// `kring perf --client NAME`: one run (or idle measurement) in this process.
+pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliError> {
+    let broker = start_broker(&args.workload, &args.bootstrap, args.broker)?;
+    let w = &args.workload;
+    if let Some(window) = args.idle {
+        let r = match client {
+            ClientKind::Librdkafka => rdkafka_client::idle(w, &broker.bootstrap, window)?,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+        } else {
+            print!("{}", r.report());
+        }
+        return Ok(());
+    }
+    let r = match client {
+        ClientKind::Librdkafka => rdkafka_client::run(w, &broker.bootstrap, true)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&r).expect("serialisable"));
+    } else {
+        println!("workload: {}", w.describe());
+        println!("broker:   {}", broker.description);
+        println!("{}", table_header());
+        println!("{}", table_row("1", &r));
+        if r.failed > 0 {
+            return Err(CliError::Child(format!("{} records failed", r.failed)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! Produce (key 0): v3–v11.
+//!
+//! Behavior, per partition, in this order:
+//! 1. An injected error (fault) answers that error; nothing is appended.
+//! 2. Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
+//! 3. This broker is not the partition's leader: NOT_LEADER_OR_FOLLOWER.
+//!    From v10 on the partition carries the KIP-951 `current_leader` hint
+//!    (leader id and epoch) and the response lists the leader's endpoint in
+//!    `node_endpoints`, so a client can redirect without a Metadata request.
+//! 4. The records are validated like a Kafka leader validates them:
+//!    exactly one batch (v3+), magic 2, the length field agrees with the
+//!    bytes, CRC32C, record count and offset deltas, every record decodes
+//!    (compressed batches are decompressed), no control batches. Broken
+//!    framing or CRC: CORRUPT_MESSAGE; a well-formed batch breaking a rule:
+//!    INVALID_RECORD (87); larger than the topic's `max.message.bytes`:
+//!    MESSAGE_TOO_LARGE. Transactional batches: INVALID_TXN_STATE (the mock
+//!    has no transaction coordinator).
+//! 5. Idempotence (batches with a producer id), as Kafka ≥ 2.7 checks it:
+//!    the partition keeps the last 5 batches' sequence ranges and offsets per
+//!    producer id. A retry of one of them (same epoch, same first and last
+//!    sequence) is a **duplicate**: nothing is appended and the answer is
+//!    NONE with the original base offset, which is how Kafka lets a client
+//!    treat a retried request that had landed as a success. A first sequence
+//!    that does not follow the last one: OUT_OF_ORDER_SEQUENCE_NUMBER. An
+//!    older epoch: INVALID_PRODUCER_EPOCH (Kafka < 2.7 said
+//!    PRODUCER_FENCED). A newer epoch must start at sequence 0.
+//!    A producer id the partition has no state for: Kafka ≥ 2.5 (KIP-360)
+//!    accepts any first sequence — the producer's earlier records may have
+//!    been deleted by retention — and so does the mock by default; Kafka
+//!    < 2.5 answered UNKNOWN_PRODUCER_ID for a non-zero first sequence,
+//!    which the mock does with
+//!    [`UnknownProducerPolicy::Reject`](crate::UnknownProducerPolicy).
+//! 6. Appended: NONE, the base offset, log_append_time -1 (topics use
+//!    CreateTime), log_start_offset (v5+).
+//!
+//! acks must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS for every
+//! partition). With one replica, acks=-1 and acks=1 behave the same and
+//! `timeout_ms` is never waited on. acks=0 gets no response at all, as from
+//! Kafka; if any partition failed, the connection is closed instead, which
+//! is how Kafka tells an acks=0 client that something went wrong.
+//!
+//! Version notes: v5 adds log_start_offset; v8 record_errors and
+//! error_message (set for validation errors); v9 is flexible; v10 adds the
+//! KIP-951 tagged fields; v11 (KIP-890 part 1 client side) is the same on
+//! the wire.
+
+use kring_protocol::messages::produce::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceResponse,
+};
+
+use super::{Answer, Hdr};
+use crate::batch::BatchError;
+use crate::conn::Ctx;
+use crate::faults::Fired;
+use crate::idempotence::SequenceError;
+use crate::log::AppendError;
+use crate::state::State;
+
+/// Versions served.
+pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 3..=11;
+
+const CORRUPT_MESSAGE: i16 = 2;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const MESSAGE_TOO_LARGE: i16 = 10;
+const INVALID_REQUIRED_ACKS: i16 = 21;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_TXN_STATE: i16 = 48;
+const UNKNOWN_PRODUCER_ID: i16 = 59;
+const INVALID_RECORD: i16 = 87;
+
+/// The partitions a request writes to, for fault matching.
+pub(crate) fn partitions(req: &ProduceRequest) -> Vec<(String, i32)> {
+    req.topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter().map(|p| (t.name.clone(), p.index)))
+        .collect()
+}
+
+fn append_error(e: &AppendError) -> i16 {
+    match e {
+        AppendError::Batch(BatchError::Corrupt(_)) => CORRUPT_MESSAGE,
+        AppendError::Batch(BatchError::Invalid(_)) => INVALID_RECORD,
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        AppendError::Sequence(SequenceError::UnknownProducer(_)) => UNKNOWN_PRODUCER_ID,
+        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => INVALID_PRODUCER_EPOCH,
+        AppendError::TooLarge { .. } => MESSAGE_TOO_LARGE,
+        AppendError::Transactional => INVALID_TXN_STATE,
+    }
+}
+
+fn failed(index: i32, code: i16) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        index,
+        error_code: code,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        ..Default::default()
+    }
+}
+
+/// Answers one partition, appending if everything checks out.
+fn produce_partition(
+    st: &mut State,
+    broker_id: i32,
+    topic: &str,
+    index: i32,
+    records: Option<&bytes::Bytes>,
+    fired: &Fired,
+    leaders: &mut Vec<i32>,
+) -> PartitionProduceResponse {
+    if let Some(code) = fired.error_for(topic, index) {
+        return failed(index, code);
+    }
+    let policy = st.config.unknown_producer;
+    let Some(t) = st.topics.get_mut(topic) else {
+        return failed(index, UNKNOWN_TOPIC_OR_PARTITION);
+    };
+    let max = t.max_message_bytes;
+    let Some(p) = usize::try_from(index)
+        .ok()
+        .and_then(|i| t.partitions.get_mut(i))
+    else {
+        return failed(index, UNKNOWN_TOPIC_OR_PARTITION);
+    };
+    if p.leader != broker_id {
+        if !leaders.contains(&p.leader) {
+            leaders.push(p.leader);
+        }
+        return PartitionProduceResponse {
+            current_leader: LeaderIdAndEpoch {
+                leader_id: p.leader,
+                leader_epoch: p.leader_epoch,
+                ..Default::default()
+            },
+            ..failed(index, NOT_LEADER_OR_FOLLOWER)
+        };
+    }
+    let Some(records) = records else {
+        return PartitionProduceResponse {
+            error_message: Some("null records".into()),
+            ..failed(index, CORRUPT_MESSAGE)
+        };
+    };
+    match p.log.append(records, p.leader_epoch, max, policy) {
+        Ok(a) => PartitionProduceResponse {
+            index,
+            error_code: 0,
+            base_offset: a.base_offset,
+            log_append_time_ms: -1,
+            log_start_offset: p.log.log_start_offset(),
+            ..Default::default()
+        },
+        Err(e) => PartitionProduceResponse {
+            error_message: Some(e.to_string()),
+            ..failed(index, append_error(&e))
+        },
+    }
+}
+
+pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired) -> Answer {
+    let acks_ok = matches!(req.acks, -1..=1);
+    let mut leaders = Vec::new();
+    let mut any_error = false;
+    let mut st = ctx.shared.lock();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for t in &req.topic_data {
+        let mut parts = Vec::with_capacity(t.partition_data.len());
+        for p in &t.partition_data {
+            let r = if acks_ok {
+                produce_partition(
+                    &mut st,
+                    ctx.broker_id,
+                    &t.name,
+                    p.index,
+                    p.records.as_ref(),
+                    fired,
+                    &mut leaders,
+                )
+            } else {
+                failed(p.index, INVALID_REQUIRED_ACKS)
+            };
+            any_error |= r.error_code != 0;
+            parts.push(r);
+        }
+        responses.push(TopicProduceResponse {
+            name: t.name.clone(),
+            partition_responses: parts,
+            ..Default::default()
+        });
+    }
+    let node_endpoints = leaders
+        .iter()
+        .filter_map(|id| st.broker(*id))
+        .map(|b| NodeEndpoint {
+            node_id: b.id,
+            host: b.host.clone(),
+            port: i32::from(b.port),
+            rack: b.rack.clone(),
+            ..Default::default()
+        })
+        .collect();
+    drop(st);
+    ctx.shared.changed.notify_all();
+    if req.acks == 0 {
+        return if any_error {
+            Answer::Close
+        } else {
+            Answer::Nothing
+        };
+    }
+    let mut resp = ProduceResponse {
+        responses,
+        throttle_time_ms: h.throttle_ms,
+        ..Default::default()
+    };
+    if h.version >= 10 {
+        resp.node_endpoints = node_endpoints;
+    } else {
+        // The hint fields do not exist before v10.
+        for t in &mut resp.responses {
+            for p in &mut t.partition_responses {
+                p.current_leader = LeaderIdAndEpoch::default();
+            }
+        }
+    }
+    if h.version < 8 {
+        for t in &mut resp.responses {
+            for p in &mut t.partition_responses {
+                p.error_message = None;
+            }
+        }
+    }
+    h.frame(&resp)
+}

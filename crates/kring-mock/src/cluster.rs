@@ -1,0 +1,438 @@
+//! [`MockCluster`]: the handle a test holds. It builds the brokers, and
+//! everything a test does to a running cluster goes through it: read the
+//! logs back, inject faults, stop and start brokers, move leaders.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::faults::{Fault, FaultId, FaultTable};
+use crate::idempotence::UnknownProducerPolicy;
+use crate::log::StoredBatch;
+use crate::records::{self, StoredRecord};
+use crate::server::BrokerServer;
+use crate::sink::{SinkStats, SinkTopics};
+use crate::state::{
+    BrokerInfo, Config, Counters, CreateTopicError, Shared, State, DEFAULT_MAX_MESSAGE_BYTES,
+};
+
+/// Errors of the cluster's control API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockError {
+    /// No broker has this id.
+    #[error("no broker with id {0}")]
+    UnknownBroker(i32),
+    /// The topic or partition does not exist.
+    #[error("no partition {1} of topic '{0}'")]
+    UnknownPartition(String, i32),
+    /// Topic creation failed.
+    #[error(transparent)]
+    CreateTopic(#[from] CreateTopicError),
+    /// A stored batch could not be decoded (only possible if a client sent
+    /// records whose batch header validated but whose contents do not
+    /// decode; the broker, like Kafka's, checks the CRC but not every
+    /// record).
+    #[error("stored batch at offset {offset} does not decode: {source}")]
+    Decode {
+        /// Base offset of the batch.
+        offset: i64,
+        /// What the decoder said.
+        source: kring_protocol::DecodeError,
+    },
+    /// Binding or spawning failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The builder was given an impossible setting.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Builds a [`MockCluster`].
+#[derive(Debug, Clone)]
+pub struct MockClusterBuilder {
+    brokers: i32,
+    topics: Vec<(String, i32)>,
+    default_partitions: i32,
+    auto_create_topics: bool,
+    replication_factor: i16,
+    unknown_producer: UnknownProducerPolicy,
+    max_message_bytes: usize,
+    sink: bool,
+    port_base: Option<u16>,
+    cluster_id: String,
+}
+
+impl Default for MockClusterBuilder {
+    fn default() -> Self {
+        MockClusterBuilder {
+            brokers: 1,
+            topics: Vec::new(),
+            default_partitions: 1,
+            auto_create_topics: true,
+            replication_factor: 1,
+            unknown_producer: UnknownProducerPolicy::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            sink: false,
+            port_base: None,
+            cluster_id: "kring-mock-cluster".into(),
+        }
+    }
+}
+
+impl MockClusterBuilder {
+    /// Number of brokers (ids 1..=n). Default 1.
+    pub fn brokers(mut self, n: i32) -> Self {
+        self.brokers = n;
+        self
+    }
+
+    /// A topic to create at start, with `partitions` partitions whose leaders
+    /// are spread round-robin over the brokers.
+    pub fn topic(mut self, name: impl Into<String>, partitions: i32) -> Self {
+        self.topics.push((name.into(), partitions));
+        self
+    }
+
+    /// Partitions of topics created without a count: auto-created topics,
+    /// CreateTopics with -1, the sink's topics. Default 1.
+    pub fn default_partitions(mut self, n: i32) -> Self {
+        self.default_partitions = n;
+        self
+    }
+
+    /// Whether a Metadata request that allows it creates unknown topics
+    /// (Kafka's `auto.create.topics.enable`). Default true.
+    pub fn auto_create_topics(mut self, on: bool) -> Self {
+        self.auto_create_topics = on;
+        self
+    }
+
+    /// Replicas listed per partition in Metadata (capped at the broker
+    /// count). Data is not replicated; this only shapes the metadata.
+    /// Default 1.
+    pub fn replication_factor(mut self, rf: i16) -> Self {
+        self.replication_factor = rf;
+        self
+    }
+
+    /// What a non-zero first sequence from an unknown producer gets.
+    /// Default: accepted, as Kafka ≥ 2.5 does.
+    pub fn unknown_producer_policy(mut self, p: UnknownProducerPolicy) -> Self {
+        self.unknown_producer = p;
+        self
+    }
+
+    /// Largest batch a topic accepts (Kafka's `max.message.bytes`); larger
+    /// ones get MESSAGE_TOO_LARGE. Default 1,048,588.
+    pub fn max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = n;
+        self
+    }
+
+    /// Sink mode: Produce is acknowledged without storing (see
+    /// [`crate::sink`](crate#sink-mode)).
+    pub fn sink(mut self, on: bool) -> Self {
+        self.sink = on;
+        self
+    }
+
+    /// Listen on `port_base + i` for broker `i` (1-based) instead of
+    /// ephemeral ports.
+    pub fn port_base(mut self, port: u16) -> Self {
+        self.port_base = Some(port);
+        self
+    }
+
+    /// The cluster id Metadata reports.
+    pub fn cluster_id(mut self, id: impl Into<String>) -> Self {
+        self.cluster_id = id.into();
+        self
+    }
+
+    /// Binds every broker and starts serving.
+    pub fn build(self) -> Result<MockCluster, MockError> {
+        if self.brokers < 1 {
+            return Err(MockError::Config(format!("{} brokers", self.brokers)));
+        }
+        if self.default_partitions < 1 {
+            return Err(MockError::Config(format!(
+                "default partitions {}",
+                self.default_partitions
+            )));
+        }
+        let config = Config {
+            default_partitions: self.default_partitions,
+            auto_create_topics: self.auto_create_topics,
+            default_replication_factor: self.replication_factor.max(1),
+            unknown_producer: self.unknown_producer,
+            max_message_bytes: self.max_message_bytes,
+            sink: self.sink,
+            cluster_id: self.cluster_id,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(config, Vec::new())),
+            changed: Condvar::new(),
+            faults: Mutex::new(FaultTable::default()),
+            counters: Counters::default(),
+            sink: self.sink.then(SinkTopics::default),
+        });
+        let mut servers = Vec::new();
+        for id in 1..=self.brokers {
+            let port = match self.port_base {
+                Some(base) => base
+                    .checked_add(id as u16)
+                    .ok_or_else(|| MockError::Config(format!("port base {base} too high")))?,
+                None => 0,
+            };
+            let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+            let server = match BrokerServer::start(shared.clone(), id, addr) {
+                Ok(s) => s,
+                Err(e) => {
+                    for mut s in servers {
+                        BrokerServer::stop(&mut s, &shared);
+                    }
+                    return Err(e.into());
+                }
+            };
+            shared.lock().brokers.push(BrokerInfo {
+                id,
+                host: server.addr.ip().to_string(),
+                port: server.addr.port(),
+                rack: None,
+                up: true,
+            });
+            servers.push(server);
+        }
+        let cluster = MockCluster {
+            shared,
+            servers: Mutex::new(servers),
+        };
+        for (name, partitions) in &self.topics {
+            cluster.create_topic(name, *partitions)?;
+        }
+        Ok(cluster)
+    }
+}
+
+/// An in-process Kafka cluster on 127.0.0.1. Dropping it stops every broker
+/// and joins every thread.
+#[derive(Debug)]
+pub struct MockCluster {
+    shared: Arc<Shared>,
+    servers: Mutex<Vec<BrokerServer>>,
+}
+
+impl MockCluster {
+    /// A builder with one broker, no topics, auto-creation on.
+    pub fn builder() -> MockClusterBuilder {
+        MockClusterBuilder::default()
+    }
+
+    /// A builder for a sink: acknowledges Produce without storing.
+    pub fn sink() -> MockClusterBuilder {
+        MockClusterBuilder::default().sink(true)
+    }
+
+    fn servers(&self) -> MutexGuard<'_, Vec<BrokerServer>> {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `host:port` of every broker, comma-separated: a client's
+    /// `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.servers()
+            .iter()
+            .map(|s| s.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Broker ids, in order.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.servers().iter().map(|s| s.id).collect()
+    }
+
+    /// The address broker `id` listens on (also while it is stopped).
+    pub fn broker_addr(&self, id: i32) -> Option<SocketAddr> {
+        self.servers().iter().find(|s| s.id == id).map(|s| s.addr)
+    }
+
+    /// Creates a topic with leaders spread over the brokers.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), MockError> {
+        self.shared
+            .lock()
+            .create_topic(name, partitions, -1, false)?;
+        Ok(())
+    }
+
+    /// Topic names.
+    pub fn topics(&self) -> Vec<String> {
+        self.shared.lock().topics.keys().cloned().collect()
+    }
+
+    /// Number of partitions of `topic`.
+    pub fn partition_count(&self, topic: &str) -> Option<usize> {
+        self.shared
+            .lock()
+            .topics
+            .get(topic)
+            .map(|t| t.partitions.len())
+    }
+
+    /// Leader of a partition.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.shared
+            .lock()
+            .partition(topic, partition)
+            .map(|p| p.leader)
+    }
+
+    /// Leader epoch of a partition (bumped by every leader move).
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.shared
+            .lock()
+            .partition(topic, partition)
+            .map(|p| p.leader_epoch)
+    }
+
+    /// Moves a partition's leadership to `broker` and bumps its leader
+    /// epoch. Metadata reports the new leader at once; the old leader
+    /// answers NOT_LEADER_OR_FOLLOWER, with a KIP-951 current-leader hint on
+    /// Produce v10+.
+    pub fn move_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), MockError> {
+        {
+            let mut st = self.shared.lock();
+            if st.broker(broker).is_none() {
+                return Err(MockError::UnknownBroker(broker));
+            }
+            let p = st
+                .partition_mut(topic, partition)
+                .ok_or_else(|| MockError::UnknownPartition(topic.to_string(), partition))?;
+            p.leader = broker;
+            p.leader_epoch += 1;
+            if !p.replicas.contains(&broker) {
+                p.replicas.insert(0, broker);
+            }
+        }
+        self.shared.notify();
+        Ok(())
+    }
+
+    /// Stops broker `id`: closes its listener (connects are refused) and its
+    /// connections, and joins its threads. Its partitions keep it as leader.
+    pub fn stop_broker(&self, id: i32) -> Result<(), MockError> {
+        let mut servers = self.servers();
+        let s = servers
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or(MockError::UnknownBroker(id))?;
+        s.stop(&self.shared);
+        if let Some(b) = self.shared.lock().brokers.iter_mut().find(|b| b.id == id) {
+            b.up = false;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped broker again on the same port.
+    pub fn start_broker(&self, id: i32) -> Result<(), MockError> {
+        let mut servers = self.servers();
+        let s = servers
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or(MockError::UnknownBroker(id))?;
+        s.restart(self.shared.clone())?;
+        if let Some(b) = self.shared.lock().brokers.iter_mut().find(|b| b.id == id) {
+            b.up = true;
+        }
+        Ok(())
+    }
+
+    /// Whether broker `id` is listening.
+    pub fn is_broker_running(&self, id: i32) -> bool {
+        self.servers().iter().any(|s| s.id == id && s.is_running())
+    }
+
+    /// Installs a fault; it applies from the next matching request on.
+    pub fn inject(&self, fault: Fault) -> FaultId {
+        self.shared.faults().insert(fault)
+    }
+
+    /// Removes a fault. Returns whether it was still installed.
+    pub fn remove_fault(&self, id: FaultId) -> bool {
+        self.shared.faults().remove(id)
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults().clear();
+    }
+
+    /// Whether a fault is still installed (a counted fault is removed when
+    /// it has fired its last time).
+    pub fn fault_pending(&self, id: FaultId) -> bool {
+        self.shared.faults().is_pending(id)
+    }
+
+    /// How many times faults have fired in total.
+    pub fn faults_fired(&self) -> u64 {
+        self.shared.faults().fired_total()
+    }
+
+    /// Requests of `api_key` received by all brokers so far.
+    pub fn request_count(&self, api_key: i16) -> u64 {
+        self.shared.counters.get(api_key)
+    }
+
+    /// Connections accepted by all brokers so far.
+    pub fn connection_count(&self) -> u64 {
+        self.shared
+            .counters
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The stored batches of a partition, in offset order.
+    pub fn batches(&self, topic: &str, partition: i32) -> Result<Vec<StoredBatch>, MockError> {
+        let st = self.shared.lock();
+        let p = st
+            .partition(topic, partition)
+            .ok_or_else(|| MockError::UnknownPartition(topic.to_string(), partition))?;
+        Ok(p.log.batches().to_vec())
+    }
+
+    /// Every record of a partition, decoded (and decompressed), in offset
+    /// order: what a consumer reading from offset 0 would get.
+    pub fn records(&self, topic: &str, partition: i32) -> Result<Vec<StoredRecord>, MockError> {
+        let batches = self.batches(topic, partition)?;
+        let mut out = Vec::new();
+        for b in &batches {
+            records::decode_into(b, &mut out).map_err(|source| MockError::Decode {
+                offset: b.base_offset,
+                source,
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// The high watermark (next offset) of a partition.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.shared
+            .lock()
+            .partition(topic, partition)
+            .map(|p| p.log.high_watermark())
+    }
+
+    /// Sink totals, in sink mode.
+    pub fn sink_stats(&self) -> Option<SinkStats> {
+        self.shared.sink.as_ref().map(|s| s.stats())
+    }
+}
+
+impl Drop for MockCluster {
+    fn drop(&mut self) {
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        for s in servers.iter_mut() {
+            s.stop(&self.shared);
+        }
+    }
+}

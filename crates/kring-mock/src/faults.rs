@@ -1,0 +1,303 @@
+//! Fault injection: rules a test installs on a running cluster to make
+//! chosen requests fail in chosen ways.
+//!
+//! A [`Fault`] names an API key, an [`FaultAction`], and optionally a broker
+//! and a partition; it fires for the next N matching requests (one by
+//! default) or until removed. Every connection thread checks the table after
+//! decoding a request and before applying it, so a fault installed from the
+//! test thread affects the very next request that matches. Several faults can
+//! match one request; each fires (and counts down), and their actions
+//! combine: an error, a delay and a throttle can apply together, a dropped
+//! connection wins over everything.
+
+use std::time::Duration;
+
+/// What happens to a request a fault matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultAction {
+    /// Answer with this Kafka error code instead of applying the request.
+    /// With a partition filter only that partition fails (the others are
+    /// applied); without one every partition (or the top-level error) does.
+    Error(i16),
+    /// Apply the request but hold the response back this long. Responses on
+    /// a connection stay in order, so later responses wait too.
+    Delay(Duration),
+    /// Close the connection without applying the request: nothing landed.
+    DropBeforeApply,
+    /// Apply the request, then close the connection without answering: the
+    /// data landed but the client cannot know ("did it land?").
+    DropAfterApply,
+    /// Answer with `throttle_time_ms` set to this duration and then stop
+    /// reading from the connection for as long, as a Kafka broker mutes a
+    /// throttled channel (KIP-219).
+    Throttle(Duration),
+    /// Apply the request and send a well-framed response whose body is cut
+    /// to `keep` bytes (the size prefix matches the cut body), so the client
+    /// receives a complete frame that fails to decode. `keep` counts from the
+    /// start of the response header, so `keep >= 4` keeps the correlation id.
+    TruncateResponse {
+        /// Bytes of header+body to keep.
+        keep: usize,
+    },
+    /// Apply the request, then send a response of the right length whose
+    /// bytes after the correlation id are garbage.
+    CorruptResponse,
+    /// Apply the request, send the first half of the response frame, then
+    /// close the connection: the client sees a frame cut off by EOF.
+    CutResponse,
+}
+
+/// A fault rule. Build one with a constructor, narrow it with
+/// [`on_broker`](Self::on_broker) / [`on_partition`](Self::on_partition),
+/// set how often it fires with [`times`](Self::times) / [`always`](Self::always),
+/// and install it with [`crate::MockCluster::inject`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub(crate) api_key: i16,
+    pub(crate) action: FaultAction,
+    pub(crate) broker: Option<i32>,
+    pub(crate) partition: Option<(String, i32)>,
+    /// `None`: until removed.
+    pub(crate) remaining: Option<u32>,
+}
+
+impl Fault {
+    /// A fault for requests of `api_key` doing `action`, firing once.
+    pub fn new(api_key: i16, action: FaultAction) -> Self {
+        Fault {
+            api_key,
+            action,
+            broker: None,
+            partition: None,
+            remaining: Some(1),
+        }
+    }
+
+    /// Answer with Kafka error `code`.
+    pub fn error(api_key: i16, code: i16) -> Self {
+        Self::new(api_key, FaultAction::Error(code))
+    }
+
+    /// Delay the response by `d`.
+    pub fn delay(api_key: i16, d: Duration) -> Self {
+        Self::new(api_key, FaultAction::Delay(d))
+    }
+
+    /// Close the connection before applying the request.
+    pub fn drop_before_apply(api_key: i16) -> Self {
+        Self::new(api_key, FaultAction::DropBeforeApply)
+    }
+
+    /// Apply the request, then close the connection without answering.
+    pub fn drop_after_apply(api_key: i16) -> Self {
+        Self::new(api_key, FaultAction::DropAfterApply)
+    }
+
+    /// Set `throttle_time_ms` to `d` and mute the connection for `d`.
+    pub fn throttle(api_key: i16, d: Duration) -> Self {
+        Self::new(api_key, FaultAction::Throttle(d))
+    }
+
+    /// Send a complete frame holding only the first `keep` bytes of the
+    /// response.
+    pub fn truncate_response(api_key: i16, keep: usize) -> Self {
+        Self::new(api_key, FaultAction::TruncateResponse { keep })
+    }
+
+    /// Send a response whose body is garbage.
+    pub fn corrupt_response(api_key: i16) -> Self {
+        Self::new(api_key, FaultAction::CorruptResponse)
+    }
+
+    /// Send half a response frame, then close the connection.
+    pub fn cut_response(api_key: i16) -> Self {
+        Self::new(api_key, FaultAction::CutResponse)
+    }
+
+    /// Only requests sent to broker `id`.
+    pub fn on_broker(mut self, id: i32) -> Self {
+        self.broker = Some(id);
+        self
+    }
+
+    /// Only requests that touch this partition. For APIs that name no
+    /// partitions (ApiVersions, InitProducerId, a Metadata request for all
+    /// topics) a partition fault never matches.
+    pub fn on_partition(mut self, topic: impl Into<String>, partition: i32) -> Self {
+        self.partition = Some((topic.into(), partition));
+        self
+    }
+
+    /// Fire for the next `n` matching requests.
+    pub fn times(mut self, n: u32) -> Self {
+        self.remaining = Some(n);
+        self
+    }
+
+    /// Fire for every matching request until removed.
+    pub fn always(mut self) -> Self {
+        self.remaining = None;
+        self
+    }
+}
+
+/// Handle to an installed fault, for [`crate::MockCluster::remove_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FaultId(pub(crate) u64);
+
+/// The faults that fired for one request, combined.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fired {
+    /// Error codes to inject: `(partition filter, code)`.
+    pub(crate) errors: Vec<(Option<(String, i32)>, i16)>,
+    pub(crate) delay: Duration,
+    pub(crate) throttle: Duration,
+    pub(crate) drop_before: bool,
+    pub(crate) drop_after: bool,
+    pub(crate) truncate: Option<usize>,
+    pub(crate) corrupt: bool,
+    pub(crate) cut: bool,
+}
+
+impl Fired {
+    /// Whether any fault fired.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Fired::default()
+    }
+
+    /// The error to inject for `(topic, partition)`, if any.
+    pub(crate) fn error_for(&self, topic: &str, partition: i32) -> Option<i16> {
+        self.errors.iter().find_map(|(filter, code)| match filter {
+            None => Some(*code),
+            Some((t, p)) if t == topic && *p == partition => Some(*code),
+            Some(_) => None,
+        })
+    }
+
+    /// The error to inject for the request as a whole (only faults without a
+    /// partition filter).
+    pub(crate) fn error_for_request(&self) -> Option<i16> {
+        self.errors
+            .iter()
+            .find_map(|(filter, code)| filter.is_none().then_some(*code))
+    }
+}
+
+/// Installed faults.
+#[derive(Debug, Default)]
+pub(crate) struct FaultTable {
+    next_id: u64,
+    rules: Vec<(FaultId, Fault)>,
+    fired_total: u64,
+}
+
+impl FaultTable {
+    pub(crate) fn insert(&mut self, fault: Fault) -> FaultId {
+        let id = FaultId(self.next_id);
+        self.next_id += 1;
+        self.rules.push((id, fault));
+        id
+    }
+
+    pub(crate) fn remove(&mut self, id: FaultId) -> bool {
+        let before = self.rules.len();
+        self.rules.retain(|(i, _)| *i != id);
+        self.rules.len() != before
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    /// How many times any fault has fired.
+    pub(crate) fn fired_total(&self) -> u64 {
+        self.fired_total
+    }
+
+    /// Whether fault `id` is still installed (it is removed once its count
+    /// runs out).
+    pub(crate) fn is_pending(&self, id: FaultId) -> bool {
+        self.rules.iter().any(|(i, _)| *i == id)
+    }
+
+    /// Fires every fault matching a request of `api_key` on `broker` that
+    /// touches `partitions`, counting each down.
+    pub(crate) fn fire(&mut self, api_key: i16, broker: i32, partitions: &[(&str, i32)]) -> Fired {
+        let mut fired = Fired::default();
+        if self.rules.is_empty() {
+            return fired;
+        }
+        for (_, f) in self.rules.iter_mut() {
+            if f.api_key != api_key || f.broker.is_some_and(|b| b != broker) {
+                continue;
+            }
+            if let Some((t, p)) = &f.partition {
+                if !partitions.iter().any(|(tt, pp)| tt == t && pp == p) {
+                    continue;
+                }
+            }
+            if let Some(n) = f.remaining.as_mut() {
+                *n -= 1;
+            }
+            self.fired_total += 1;
+            match &f.action {
+                FaultAction::Error(code) => fired.errors.push((f.partition.clone(), *code)),
+                FaultAction::Delay(d) => fired.delay += *d,
+                FaultAction::Throttle(d) => fired.throttle = fired.throttle.max(*d),
+                FaultAction::DropBeforeApply => fired.drop_before = true,
+                FaultAction::DropAfterApply => fired.drop_after = true,
+                FaultAction::TruncateResponse { keep } => fired.truncate = Some(*keep),
+                FaultAction::CorruptResponse => fired.corrupt = true,
+                FaultAction::CutResponse => fired.cut = true,
+            }
+        }
+        self.rules.retain(|(_, f)| f.remaining != Some(0));
+        fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_down_and_filters() {
+        let mut t = FaultTable::default();
+        let id = t.insert(Fault::error(0, 6).on_partition("t", 1).times(2));
+        t.insert(
+            Fault::delay(3, Duration::from_millis(5))
+                .on_broker(2)
+                .always(),
+        );
+        assert!(t.fire(0, 1, &[("t", 0)]).is_empty());
+        let f = t.fire(0, 1, &[("t", 0), ("t", 1)]);
+        assert_eq!(f.error_for("t", 1), Some(6));
+        assert_eq!(f.error_for("t", 0), None);
+        assert_eq!(f.error_for_request(), None);
+        assert!(t.is_pending(id));
+        assert!(!t.fire(0, 3, &[("t", 1)]).is_empty());
+        assert!(!t.is_pending(id));
+        assert!(t.fire(0, 1, &[("t", 1)]).is_empty());
+        assert!(t.fire(3, 1, &[]).is_empty());
+        for _ in 0..3 {
+            assert_eq!(t.fire(3, 2, &[]).delay, Duration::from_millis(5));
+        }
+        assert_eq!(t.fired_total(), 5);
+    }
+
+    #[test]
+    fn actions_combine() {
+        let mut t = FaultTable::default();
+        t.insert(Fault::error(0, 7));
+        t.insert(Fault::throttle(0, Duration::from_millis(30)));
+        t.insert(Fault::drop_after_apply(0));
+        let f = t.fire(0, 1, &[]);
+        assert_eq!(f.error_for_request(), Some(7));
+        assert_eq!(f.error_for("any", 3), Some(7));
+        assert_eq!(f.throttle, Duration::from_millis(30));
+        assert!(f.drop_after);
+        assert!(t.fire(0, 1, &[]).is_empty());
+    }
+}

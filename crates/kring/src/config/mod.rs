@@ -1,0 +1,393 @@
+//! Producer settings: typed, with the Java client's names, defaults and
+//! cross-checks, so a configuration ported from a Java or librdkafka
+//! producer means the same thing here.
+//!
+//! A setting remembers whether it was set explicitly: like the Java client,
+//! kring turns idempotence off quietly when only the *default* of
+//! `enable.idempotence` conflicts with an explicit `acks`, but refuses a
+//! configuration that explicitly asks for both.
+
+mod error;
+mod properties;
+
+use std::time::Duration;
+
+pub use error::ConfigError;
+pub use kring_protocol::compression::Compression;
+pub use properties::PROPERTY_NAMES;
+
+/// How many replicas must have a record before the broker acknowledges it
+/// (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Acks {
+    /// `acks=0`: no acknowledgement; a record counts as delivered once
+    /// written to the socket. Offsets are unknown.
+    None,
+    /// `acks=1`: the partition leader wrote it.
+    Leader,
+    /// `acks=all` (`-1`): every in-sync replica has it. Required by
+    /// idempotence.
+    All,
+}
+
+impl Acks {
+    /// The value of the `acks` field of a ProduceRequest.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// How a partition is chosen for a record sent without one (`partitioner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PartitionerKind {
+    /// The Java client's default: keyed records go to
+    /// `murmur2(key) % partitions`; keyless records stick to one partition
+    /// until a batch is full, then move on (KIP-480). librdkafka calls it
+    /// `murmur2_random`.
+    #[default]
+    Default,
+    /// Keys are ignored: every record uses the sticky keyless strategy
+    /// (Java's `partitioner.ignore.keys=true`).
+    Sticky,
+}
+
+/// A setting with whether the user chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Setting<T> {
+    value: T,
+    explicit: bool,
+}
+
+impl<T> Setting<T> {
+    const fn default(value: T) -> Self {
+        Setting {
+            value,
+            explicit: false,
+        }
+    }
+    fn set(&mut self, value: T) {
+        self.value = value;
+        self.explicit = true;
+    }
+}
+
+/// The producer's configuration. Build it with the typed setters or from
+/// Kafka property names ([`ProducerConfig::from_properties`]); it is
+/// checked when the producer is built ([`ProducerConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerConfig {
+    bootstrap_servers: Vec<String>,
+    client_id: String,
+    acks: Setting<Acks>,
+    linger: Duration,
+    batch_size: usize,
+    compression: Compression,
+    enable_idempotence: Setting<bool>,
+    max_in_flight: Setting<usize>,
+    retries: Setting<u32>,
+    retry_backoff: Duration,
+    retry_backoff_max: Duration,
+    delivery_timeout: Setting<Duration>,
+    request_timeout: Duration,
+    buffer_memory: usize,
+    max_block: Duration,
+    max_request_size: usize,
+    partitioner: PartitionerKind,
+    metadata_max_age: Duration,
+    connect_timeout: Duration,
+}
+
+impl Default for ProducerConfig {
+    /// The Java client's defaults (Kafka 4.0), without bootstrap servers.
+    fn default() -> Self {
+        ProducerConfig {
+            bootstrap_servers: Vec::new(),
+            client_id: "kring".to_owned(),
+            acks: Setting::default(Acks::All),
+            linger: Duration::from_millis(5),
+            batch_size: 16 * 1024,
+            compression: Compression::None,
+            enable_idempotence: Setting::default(true),
+            max_in_flight: Setting::default(5),
+            retries: Setting::default(i32::MAX as u32),
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1000),
+            delivery_timeout: Setting::default(Duration::from_secs(120)),
+            request_timeout: Duration::from_secs(30),
+            buffer_memory: 32 * 1024 * 1024,
+            max_block: Duration::from_secs(60),
+            max_request_size: 1024 * 1024,
+            partitioner: PartitionerKind::Default,
+            metadata_max_age: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty => |$cfg:ident, $v:ident| $body:expr; )*) => {
+        impl ProducerConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, $v: $ty) -> Self {
+                    let $cfg = &mut self;
+                    $body;
+                    self
+                }
+            )*
+        }
+        impl crate::producer::ProducerBuilder {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, $v: $ty) -> Self {
+                    self.config = self.config.$name($v);
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// `bootstrap.servers`: a comma-separated list of `host:port` to fetch
+    /// metadata from. Required.
+    bootstrap: &str => |c, v| c.bootstrap_servers = split_servers(v);
+    /// `client.id`: sent with every request, shown in broker logs.
+    client_id: &str => |c, v| c.client_id = v.to_owned();
+    /// `acks`.
+    acks: Acks => |c, v| c.acks.set(v);
+    /// `linger.ms`: how long a batch waits for more records before it is
+    /// sent.
+    linger: Duration => |c, v| c.linger = v;
+    /// `batch.size`: the size in bytes at which a batch is sealed.
+    batch_size: usize => |c, v| c.batch_size = v;
+    /// `compression.type`.
+    compression: Compression => |c, v| c.compression = v;
+    /// `enable.idempotence`: exactly-once, in-order writes per partition
+    /// (needs `acks=all`, `retries > 0`, `max.in.flight <= 5`).
+    idempotence: bool => |c, v| c.enable_idempotence.set(v);
+    /// `max.in.flight.requests.per.connection`.
+    max_in_flight: usize => |c, v| c.max_in_flight.set(v);
+    /// `retries`: how often a failed batch is retried (within
+    /// `delivery.timeout.ms`).
+    retries: u32 => |c, v| c.retries.set(v);
+    /// `retry.backoff.ms`: the first retry delay.
+    retry_backoff: Duration => |c, v| c.retry_backoff = v;
+    /// `retry.backoff.max.ms`: the largest retry delay (exponential growth
+    /// with jitter up to it).
+    retry_backoff_max: Duration => |c, v| c.retry_backoff_max = v;
+    /// `delivery.timeout.ms`: the upper bound from `send` to a final result.
+    delivery_timeout: Duration => |c, v| c.delivery_timeout.set(v);
+    /// `request.timeout.ms`: how long one request may go unanswered.
+    request_timeout: Duration => |c, v| c.request_timeout = v;
+    /// `buffer.memory`: bytes of records buffered before `send` blocks.
+    buffer_memory: usize => |c, v| c.buffer_memory = v;
+    /// `max.block.ms`: how long `send` may block on a full buffer (or
+    /// missing metadata) before it fails.
+    max_block: Duration => |c, v| c.max_block = v;
+    /// `max.request.size`: the largest request, and so the largest record.
+    max_request_size: usize => |c, v| c.max_request_size = v;
+    /// `partitioner`.
+    partitioner: PartitionerKind => |c, v| c.partitioner = v;
+    /// `metadata.max.age.ms`: metadata is refreshed at least this often.
+    metadata_max_age: Duration => |c, v| c.metadata_max_age = v;
+    /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
+    /// take.
+    connect_timeout: Duration => |c, v| c.connect_timeout = v;
+}
+
+fn split_servers(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl ProducerConfig {
+    /// The bootstrap servers, `host:port` each.
+    pub fn bootstrap_servers(&self) -> &[String] {
+        &self.bootstrap_servers
+    }
+    /// `client.id`.
+    pub fn get_client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// `acks`.
+    pub fn get_acks(&self) -> Acks {
+        self.acks.value
+    }
+    /// `linger.ms`.
+    pub fn get_linger(&self) -> Duration {
+        self.linger
+    }
+    /// `batch.size`.
+    pub fn get_batch_size(&self) -> usize {
+        self.batch_size
+    }
+    /// `compression.type`.
+    pub fn get_compression(&self) -> Compression {
+        self.compression
+    }
+    /// `enable.idempotence` (after [`validate`](Self::validate), the value in
+    /// force).
+    pub fn get_idempotence(&self) -> bool {
+        self.enable_idempotence.value
+    }
+    /// `max.in.flight.requests.per.connection`.
+    pub fn get_max_in_flight(&self) -> usize {
+        self.max_in_flight.value
+    }
+    /// `retries`.
+    pub fn get_retries(&self) -> u32 {
+        self.retries.value
+    }
+    /// `retry.backoff.ms`.
+    pub fn get_retry_backoff(&self) -> Duration {
+        self.retry_backoff
+    }
+    /// `retry.backoff.max.ms`.
+    pub fn get_retry_backoff_max(&self) -> Duration {
+        self.retry_backoff_max
+    }
+    /// `delivery.timeout.ms`.
+    pub fn get_delivery_timeout(&self) -> Duration {
+        self.delivery_timeout.value
+    }
+    /// `request.timeout.ms`.
+    pub fn get_request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+    /// `buffer.memory`.
+    pub fn get_buffer_memory(&self) -> usize {
+        self.buffer_memory
+    }
+    /// `max.block.ms`.
+    pub fn get_max_block(&self) -> Duration {
+        self.max_block
+    }
+    /// `max.request.size`.
+    pub fn get_max_request_size(&self) -> usize {
+        self.max_request_size
+    }
+    /// `partitioner`.
+    pub fn get_partitioner(&self) -> PartitionerKind {
+        self.partitioner
+    }
+    /// `metadata.max.age.ms`.
+    pub fn get_metadata_max_age(&self) -> Duration {
+        self.metadata_max_age
+    }
+    /// `socket.connection.setup.timeout.ms`.
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Check the configuration as the Java client does, and settle the
+    /// settings that depend on others:
+    /// - `bootstrap.servers` is required, each entry `host:port`;
+    /// - explicit `enable.idempotence=true` needs `acks=all`, `retries > 0`
+    ///   and `max.in.flight.requests.per.connection <= 5`; when idempotence
+    ///   was only the default, a conflicting explicit setting turns it off;
+    /// - `delivery.timeout.ms >= linger.ms + request.timeout.ms`; when
+    ///   delivery.timeout.ms was not set explicitly, it is raised to that sum;
+    /// - sizes and counts must be positive where zero means nothing.
+    pub fn validate(mut self) -> Result<ProducerConfig, ConfigError> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(ConfigError::Missing {
+                property: "bootstrap.servers",
+            });
+        }
+        for s in &self.bootstrap_servers {
+            let port_ok = s.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !port_ok {
+                return Err(ConfigError::invalid(
+                    "bootstrap.servers",
+                    s,
+                    "a comma-separated list of host:port",
+                ));
+            }
+        }
+        for (property, value) in [
+            ("batch.size", self.batch_size),
+            (
+                "max.in.flight.requests.per.connection",
+                self.max_in_flight.value,
+            ),
+            ("buffer.memory", self.buffer_memory),
+            ("max.request.size", self.max_request_size),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(property, "0", "a positive integer"));
+            }
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err(ConfigError::Conflict(format!(
+                "retry.backoff.max.ms ({} ms) must not be below retry.backoff.ms ({} ms)",
+                self.retry_backoff_max.as_millis(),
+                self.retry_backoff.as_millis()
+            )));
+        }
+        self.check_idempotence()?;
+        let floor = self.linger + self.request_timeout;
+        if self.delivery_timeout.value < floor {
+            if self.delivery_timeout.explicit {
+                return Err(ConfigError::Conflict(format!(
+                    "delivery.timeout.ms ({} ms) must be at least linger.ms + request.timeout.ms ({} ms)",
+                    self.delivery_timeout.value.as_millis(),
+                    floor.as_millis()
+                )));
+            }
+            self.delivery_timeout.value = floor;
+        }
+        Ok(self)
+    }
+
+    fn check_idempotence(&mut self) -> Result<(), ConfigError> {
+        if !self.enable_idempotence.value {
+            return Ok(());
+        }
+        let conflicts = [
+            (
+                self.acks.value != Acks::All,
+                "acks to all",
+                self.acks.explicit,
+            ),
+            (
+                self.retries.value == 0,
+                "retries to a non-zero value",
+                self.retries.explicit,
+            ),
+            (
+                self.max_in_flight.value > 5,
+                "max.in.flight.requests.per.connection to at most 5",
+                self.max_in_flight.explicit,
+            ),
+        ];
+        for (conflict, need, _) in conflicts {
+            if conflict && self.enable_idempotence.explicit {
+                return Err(ConfigError::Conflict(format!(
+                    "enable.idempotence=true requires setting {need}"
+                )));
+            }
+        }
+        if conflicts.iter().any(|&(conflict, _, _)| conflict) {
+            tracing::info!(
+                "idempotence disabled: the configuration conflicts with it and enable.idempotence was not set"
+            );
+            self.enable_idempotence.value = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! Shared helpers of the end-to-end tests: a tansu broker on a free port,
+//! and two independent readers (librdkafka through the rdkafka crate, and
+//! kafka-python) that read a topic back with CRC checks on.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// One record as a reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// A tansu broker with in-memory storage, killed on drop.
+pub struct Tansu {
+    child: Child,
+    port: u16,
+    binary: PathBuf,
+}
+
+/// The tansu binary: `$KRING_TANSU_BIN`, else `tansu` on `PATH`, else
+/// `/work/tools/tansu`.
+pub fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("KRING_TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    let fallback = PathBuf::from("/work/tools/tansu");
+    assert!(
+        fallback.is_file(),
+        "tansu not found: set KRING_TANSU_BIN or put `tansu` on PATH \
+         (cargo install tansu --version 0.6.0 --locked --features dynostore)"
+    );
+    fallback
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let binary = tansu_binary();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let t = Tansu {
+            child,
+            port,
+            binary,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        t
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(&self.binary)
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tansu topic create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Read `expected` records of `topic` (partitions `0..partitions`) with
+/// librdkafka, CRC checks on. Sorted by (partition, offset).
+pub fn read_rdkafka(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<ReadRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kring-e2e-reader")
+        .set("enable.auto.commit", "false")
+        .set("check.crcs", "true")
+        .set("fetch.max.bytes", "52428800")
+        .create()
+        .expect("rdkafka consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while out.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "rdkafka read {} of {expected} records",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => panic!("rdkafka consumer error: {e}"),
+            Some(Ok(m)) => out.push(ReadRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+    // Nothing beyond what was expected (no duplicates).
+    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+        panic!(
+            "rdkafka read more than {expected} records: extra at partition {} offset {}",
+            m.partition(),
+            m.offset()
+        );
+    }
+    out.sort();
+    out
+}
+
+/// Read `expected` records with kafka-python (an independent record-batch
+/// decoder), CRC checks on. Sorted by (partition, offset).
+pub fn read_kafka_python(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<ReadRecord> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/read_kafka_python.py"
+    );
+    let python = std::env::var("KRING_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let mut child = Command::new(python)
+        .args([
+            script,
+            bootstrap,
+            topic,
+            &partitions.to_string(),
+            &expected.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with kafka-python (pip install kafka-python)");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut out = Vec::with_capacity(expected);
+    for line in stdout.lines() {
+        out.push(parse_line(&line.unwrap()));
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "kafka-python reader failed ({status})");
+    assert_eq!(
+        out.len(),
+        expected,
+        "kafka-python read {} records",
+        out.len()
+    );
+    out.sort();
+    out
+}
+
+fn parse_line(line: &str) -> ReadRecord {
+    let f: Vec<&str> = line.split('\t').collect();
+    assert_eq!(f.len(), 6, "bad reader line {line:?}");
+    let opt = |s: &str| (s != "-").then(|| unhex(s));
+    ReadRecord {
+        partition: f[0].parse().unwrap(),
+        offset: f[1].parse().unwrap(),
+        timestamp: f[2].parse().unwrap(),
+        key: opt(f[3]),
+        value: opt(f[4]),
+        headers: if f[5].is_empty() {
+            Vec::new()
+        } else {
+            f[5].split(',')
+                .map(|h| {
+                    let (k, v) = h.split_once('=').unwrap();
+                    (String::from_utf8(unhex(k)).unwrap(), opt(v))
+                })
+                .collect()
+        },
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
