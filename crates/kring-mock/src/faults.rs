@@ -63,10 +63,11 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// A fault for requests of `api_key` doing `action`, firing once.
-    pub fn new(api_key: i16, action: FaultAction) -> Self {
+    /// A fault for requests of `api_key` (an `i16` or a
+    /// `kring_protocol::messages::ApiKey`) doing `action`, firing once.
+    pub fn new(api_key: impl Into<i16>, action: FaultAction) -> Self {
         Fault {
-            api_key,
+            api_key: api_key.into(),
             action,
             broker: None,
             partition: None,
@@ -74,44 +75,45 @@ impl Fault {
         }
     }
 
-    /// Answer with Kafka error `code`.
-    pub fn error(api_key: i16, code: i16) -> Self {
-        Self::new(api_key, FaultAction::Error(code))
+    /// Answer with Kafka error `code` (an `i16` or a
+    /// `kring_protocol::error_code::ErrorCode`).
+    pub fn error(api_key: impl Into<i16>, code: impl Into<i16>) -> Self {
+        Self::new(api_key, FaultAction::Error(code.into()))
     }
 
     /// Delay the response by `d`.
-    pub fn delay(api_key: i16, d: Duration) -> Self {
+    pub fn delay(api_key: impl Into<i16>, d: Duration) -> Self {
         Self::new(api_key, FaultAction::Delay(d))
     }
 
     /// Close the connection before applying the request.
-    pub fn drop_before_apply(api_key: i16) -> Self {
+    pub fn drop_before_apply(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::DropBeforeApply)
     }
 
     /// Apply the request, then close the connection without answering.
-    pub fn drop_after_apply(api_key: i16) -> Self {
+    pub fn drop_after_apply(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::DropAfterApply)
     }
 
     /// Set `throttle_time_ms` to `d` and mute the connection for `d`.
-    pub fn throttle(api_key: i16, d: Duration) -> Self {
+    pub fn throttle(api_key: impl Into<i16>, d: Duration) -> Self {
         Self::new(api_key, FaultAction::Throttle(d))
     }
 
     /// Send a complete frame holding only the first `keep` bytes of the
     /// response.
-    pub fn truncate_response(api_key: i16, keep: usize) -> Self {
+    pub fn truncate_response(api_key: impl Into<i16>, keep: usize) -> Self {
         Self::new(api_key, FaultAction::TruncateResponse { keep })
     }
 
     /// Send a response whose body is garbage.
-    pub fn corrupt_response(api_key: i16) -> Self {
+    pub fn corrupt_response(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::CorruptResponse)
     }
 
     /// Send half a response frame, then close the connection.
-    pub fn cut_response(api_key: i16) -> Self {
+    pub fn cut_response(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::CutResponse)
     }
 
@@ -265,9 +267,9 @@ mod tests {
     #[test]
     fn counts_down_and_filters() {
         let mut t = FaultTable::default();
-        let id = t.insert(Fault::error(0, 6).on_partition("t", 1).times(2));
+        let id = t.insert(Fault::error(0i16, 6i16).on_partition("t", 1).times(2));
         t.insert(
-            Fault::delay(3, Duration::from_millis(5))
+            Fault::delay(3i16, Duration::from_millis(5))
                 .on_broker(2)
                 .always(),
         );
@@ -290,9 +292,9 @@ mod tests {
     #[test]
     fn actions_combine() {
         let mut t = FaultTable::default();
-        t.insert(Fault::error(0, 7));
-        t.insert(Fault::throttle(0, Duration::from_millis(30)));
-        t.insert(Fault::drop_after_apply(0));
+        t.insert(Fault::error(0i16, 7i16));
+        t.insert(Fault::throttle(0i16, Duration::from_millis(30)));
+        t.insert(Fault::drop_after_apply(0i16));
         let f = t.fire(0, 1, &[]);
         assert_eq!(f.error_for_request(), Some(7));
         assert_eq!(f.error_for("any", 3), Some(7));
