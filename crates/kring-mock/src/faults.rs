@@ -9,6 +9,10 @@
 //! match one request; each fires (and counts down), and their actions
 //! combine: an error, a delay and a throttle can apply together, a dropped
 //! connection wins over everything.
+//!
+//! For conditions a rule cannot express, a [`Hook`] per API key (style of
+//! franz-go kfake's `ControlKey`) sees every request of its key and returns
+//! the actions to apply to it.
 
 use std::time::Duration;
 
@@ -144,6 +148,29 @@ impl Fault {
     }
 }
 
+/// What a [hook](crate::MockCluster::set_hook) sees of a request, after
+/// it was decoded and before it is applied.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The broker that received it.
+    pub broker_id: i32,
+    /// Its API key.
+    pub api_key: i16,
+    /// Its version.
+    pub api_version: i16,
+    /// Its correlation id.
+    pub correlation_id: i32,
+    /// The client id from its header.
+    pub client_id: Option<&'a str>,
+    /// The partitions it touches (as faults match them).
+    pub partitions: &'a [(&'a str, i32)],
+}
+
+/// A hook: called for every request of its API key; the actions it returns
+/// apply to that request as if faults had fired (an error applies to every
+/// partition).
+pub type Hook = dyn Fn(&RequestInfo<'_>) -> Vec<FaultAction> + Send + Sync;
+
 /// Handle to an installed fault, for [`crate::MockCluster::remove_fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultId(pub(crate) u64);
@@ -163,6 +190,21 @@ pub(crate) struct Fired {
 }
 
 impl Fired {
+    /// Adds the effect of one action; `partition` narrows an error to one
+    /// partition.
+    pub(crate) fn add(&mut self, partition: Option<(String, i32)>, action: &FaultAction) {
+        match action {
+            FaultAction::Error(code) => self.errors.push((partition, *code)),
+            FaultAction::Delay(d) => self.delay += *d,
+            FaultAction::Throttle(d) => self.throttle = self.throttle.max(*d),
+            FaultAction::DropBeforeApply => self.drop_before = true,
+            FaultAction::DropAfterApply => self.drop_after = true,
+            FaultAction::TruncateResponse { keep } => self.truncate = Some(*keep),
+            FaultAction::CorruptResponse => self.corrupt = true,
+            FaultAction::CutResponse => self.cut = true,
+        }
+    }
+
     /// Whether any fault fired.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
@@ -187,15 +229,46 @@ impl Fired {
     }
 }
 
-/// Installed faults.
-#[derive(Debug, Default)]
+/// Installed faults and hooks.
+#[derive(Default)]
 pub(crate) struct FaultTable {
     next_id: u64,
     rules: Vec<(FaultId, Fault)>,
     fired_total: u64,
+    hooks: Vec<(i16, std::sync::Arc<Hook>)>,
+}
+
+impl std::fmt::Debug for FaultTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultTable")
+            .field("rules", &self.rules)
+            .field("fired_total", &self.fired_total)
+            .field(
+                "hooks",
+                &self.hooks.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl FaultTable {
+    /// Installs (or with `None` removes) the hook for `api_key`.
+    pub(crate) fn set_hook(&mut self, api_key: i16, hook: Option<std::sync::Arc<Hook>>) {
+        self.hooks.retain(|(k, _)| *k != api_key);
+        if let Some(h) = hook {
+            self.hooks.push((api_key, h));
+        }
+    }
+
+    /// The hook for `api_key`, to be called without the table locked (a
+    /// hook may itself inject faults).
+    pub(crate) fn hook(&self, api_key: i16) -> Option<std::sync::Arc<Hook>> {
+        self.hooks
+            .iter()
+            .find(|(k, _)| *k == api_key)
+            .map(|(_, h)| h.clone())
+    }
+
     pub(crate) fn insert(&mut self, fault: Fault) -> FaultId {
         let id = FaultId(self.next_id);
         self.next_id += 1;
@@ -209,8 +282,10 @@ impl FaultTable {
         self.rules.len() != before
     }
 
+    /// Removes every fault and hook.
     pub(crate) fn clear(&mut self) {
         self.rules.clear();
+        self.hooks.clear();
     }
 
     /// How many times any fault has fired.
@@ -244,16 +319,7 @@ impl FaultTable {
                 *n -= 1;
             }
             self.fired_total += 1;
-            match &f.action {
-                FaultAction::Error(code) => fired.errors.push((f.partition.clone(), *code)),
-                FaultAction::Delay(d) => fired.delay += *d,
-                FaultAction::Throttle(d) => fired.throttle = fired.throttle.max(*d),
-                FaultAction::DropBeforeApply => fired.drop_before = true,
-                FaultAction::DropAfterApply => fired.drop_after = true,
-                FaultAction::TruncateResponse { keep } => fired.truncate = Some(*keep),
-                FaultAction::CorruptResponse => fired.corrupt = true,
-                FaultAction::CutResponse => fired.cut = true,
-            }
+            fired.add(f.partition.clone(), &f.action);
         }
         self.rules.retain(|(_, f)| f.remaining != Some(0));
         fired

@@ -73,7 +73,7 @@ mod state;
 
 pub use batch::{BatchError, BatchHeader};
 pub use cluster::{MockCluster, MockClusterBuilder, MockError};
-pub use faults::{Fault, FaultAction, FaultId};
+pub use faults::{Fault, FaultAction, FaultId, Hook, RequestInfo};
 pub use idempotence::{UnknownProducerPolicy, RETAINED_BATCHES};
 pub use log::StoredBatch;
 pub use records::StoredRecord;

@@ -285,3 +285,34 @@ fn faults_on_fetch_and_list_offsets_by_partition() {
     assert_eq!(cl.call(5, &req).topics[0].partitions[0].error_code, 5);
     assert_eq!(cl.call(5, &req).topics[0].partitions[0].error_code, 0);
 }
+
+#[test]
+fn hook_decides_per_request() {
+    use kring_mock::FaultAction;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let c = cluster();
+    let mut cl = Client::connect(leader_addr(&c, "t", 0));
+    let seen = Arc::new(AtomicU32::new(0));
+    {
+        let seen = seen.clone();
+        // Fail every second Produce, and only ones from this client id.
+        c.set_hook(ApiKey::Produce, move |r| {
+            assert_eq!(r.api_key, 0);
+            assert_eq!(r.partitions, [("t", 0)]);
+            let n = seen.fetch_add(1, Ordering::Relaxed);
+            if n % 2 == 1 && r.client_id == Some("kring-mock-test") {
+                vec![FaultAction::Error(ErrorCode::REQUEST_TIMED_OUT.code())]
+            } else {
+                Vec::new()
+            }
+        });
+    }
+    let codes: Vec<i16> = (0..4)
+        .map(|_| one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0)
+        .collect();
+    assert_eq!(codes, [0, 7, 0, 7]);
+    c.remove_hook(ApiKey::Produce);
+    assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 0);
+    assert_eq!(seen.load(Ordering::Relaxed), 4);
+}
