@@ -213,7 +213,8 @@ impl Shared {
         rec: &RecordRef<'_>,
         reserved: &mut usize,
     ) -> Result<Step, SendError> {
-        let Some(topic) = v.lookup(rec.topic) else {
+        let (topic, sticky) = v.split(rec.topic);
+        let Some(topic) = topic else {
             return Ok(Step::NeedTopic);
         };
         match topic.status {
@@ -227,7 +228,6 @@ impl Shared {
             }
         }
         let n = topic.partitions.len() as u32;
-        let topic_id = topic.id;
         let requested = match rec.partition {
             Some(p) => Some(p),
             None => {
@@ -241,7 +241,7 @@ impl Shared {
                     .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
             }
         };
-        let (partition, sticky) = match requested {
+        let (partition, is_sticky) = match requested {
             Some(p) if p < 0 => {
                 return Err(SendError::InvalidPartition {
                     topic: topic.name.clone(),
@@ -252,19 +252,17 @@ impl Shared {
             Some(p) if p as u32 >= n => return Ok(Step::NeedPartitions { have: n }),
             Some(p) => (p as u32, false),
             None => {
-                let available = topic.available.clone();
-                let partitions = topic.partitions.clone();
-                let s = *v.sticky_mut(topic_id);
+                let s = *sticky.get(topic.id);
                 let usable = s.partition < n
-                    && (available.is_empty()
-                        || partitions[s.partition as usize]
+                    && (topic.available.is_empty()
+                        || topic.partitions[s.partition as usize]
                             .available
                             .load(std::sync::atomic::Ordering::Relaxed));
                 let p = if usable {
                     s.partition
                 } else {
-                    let p = pick_sticky(&mut v.rng, n, &available, u32::MAX);
-                    *v.sticky_mut(topic_id) = crate::topics::Sticky {
+                    let p = pick_sticky(&mut sticky.rng, n, &topic.available, u32::MAX);
+                    *sticky.get(topic.id) = crate::topics::Sticky {
                         partition: p,
                         bytes: 0,
                     };
@@ -273,24 +271,19 @@ impl Shared {
                 (p, true)
             }
         };
-        // Re-borrow the topic after the sticky update.
-        let topic = v.lookup(rec.topic).expect("topic present");
-        let slot = topic.partitions[partition as usize].clone();
+        let slot = &topic.partitions[partition as usize];
         let (step, sealed, added) =
-            self.append_to_slot(&slot, topic_id, partition, now, rec, reserved)?;
-        if sticky {
-            if let Step::Done(_) = step {
-                let available = topic.available.clone();
-                let st = v.sticky_mut(topic_id);
-                st.bytes += added;
-                if sealed || st.bytes >= self.cfg.batch_size {
-                    let cur = st.partition;
-                    let p = pick_sticky(&mut v.rng, n, &available, cur);
-                    *v.sticky_mut(topic_id) = crate::topics::Sticky {
-                        partition: p,
-                        bytes: 0,
-                    };
-                }
+            self.append_to_slot(slot, topic.id, partition, now, rec, reserved)?;
+        if is_sticky && matches!(step, Step::Done(_)) {
+            let st = sticky.get(topic.id);
+            st.bytes += added;
+            if sealed || st.bytes >= self.cfg.batch_size {
+                let cur = st.partition;
+                let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
+                *sticky.get(topic.id) = crate::topics::Sticky {
+                    partition: p,
+                    bytes: 0,
+                };
             }
         }
         Ok(step)

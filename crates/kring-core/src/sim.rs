@@ -77,6 +77,8 @@ struct ProducerState {
 /// One simulated partition.
 #[derive(Debug)]
 pub struct SimPartition {
+    /// The next offset to assign.
+    pub next_offset: i64,
     /// Leader node id (-1: none).
     pub leader: i32,
     /// Leader epoch.
@@ -93,6 +95,7 @@ pub struct SimPartition {
 impl SimPartition {
     fn new(leader: i32) -> Self {
         SimPartition {
+            next_offset: 0,
             leader,
             leader_epoch: 0,
             log: Vec::new(),
@@ -147,6 +150,9 @@ pub struct SimCluster {
     pub drops: Vec<(i32, i16, DropWhen)>,
     /// Requests received: (node, api key, version).
     pub requests: Vec<(i32, i16, i16)>,
+    /// Keep written records in the logs (benchmarks turn this off; offsets
+    /// still advance).
+    pub store_records: bool,
     next_pid: i64,
 }
 
@@ -175,6 +181,7 @@ impl SimCluster {
             leader_hints: true,
             drops: Vec::new(),
             requests: Vec::new(),
+            store_records: true,
             next_pid: 1000,
         }
     }
@@ -410,7 +417,7 @@ impl SimCluster {
                 let count = batch.record_count;
                 let (pid, epoch, seq) =
                     (batch.producer_id, batch.producer_epoch, batch.base_sequence);
-                let next_offset = part.log.last().map_or(0, |r| r.offset + 1);
+                let next_offset = part.next_offset;
                 if pid >= 0 {
                     let last_seq = seq.wrapping_add(count - 1);
                     match part.producers.get_mut(&pid) {
@@ -461,7 +468,8 @@ impl SimCluster {
                         st.recent.pop_front();
                     }
                 }
-                for r in records {
+                part.next_offset += i64::from(count);
+                for r in records.into_iter().filter(|_| self.store_records) {
                     part.log.push(StoredRecord {
                         offset: next_offset + i64::from(r.offset_delta),
                         key: r.key,

@@ -129,7 +129,7 @@ impl ProducerCore {
             allow_auto_topic_creation: true,
             ..Default::default()
         };
-        match self.send_request(now, id, version, &req, ReqKind::Metadata, true) {
+        match self.send_request(now, id, version, &req, ReqKind::Metadata, true, 256) {
             Ok(t) => {
                 self.meta.due = false;
                 self.meta.again = false;

@@ -387,6 +387,22 @@ impl ProducerCore {
         self.shared.notices.prepare_park()
     }
 
+    /// Starts close from the I/O thread (for example when the last producer
+    /// handle is dropped): appends fail from now on, every open batch is
+    /// sealed, and the core finishes once every record has its result.
+    /// Same as [`Shared::begin_close`] followed by
+    /// [`handle_wakeup`](Self::handle_wakeup).
+    pub fn close(&mut self, now: Instant) -> crate::FlushHandle {
+        let h = self.shared.begin_close();
+        self.handle_wakeup(now);
+        h
+    }
+
+    /// Whether close was requested (the core may still be delivering).
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
     /// True once close was requested, every record has its final result and
     /// every connection was asked to close. The driver then exits.
     #[must_use]

@@ -33,6 +33,9 @@ pub(crate) struct PartCore {
     /// Highest batch id drained from the accumulator (+1), to recognise
     /// notices about batches already gone.
     pub(crate) drained_below: u64,
+    /// Batches below this id were sealed by the core (linger, flush): a
+    /// late "opened" notice for one of them must not arm a linger timer.
+    pub(crate) sealed_below: u64,
     pub(crate) linger: Option<TimerHandle>,
     pub(crate) open_pos: Option<usize>,
     /// Batches announced minus batches drained (may dip below zero briefly
@@ -56,6 +59,7 @@ impl PartCore {
             queued: false,
             open: None,
             drained_below: 0,
+            sealed_below: 0,
             linger: None,
             open_pos: None,
             unsent: 0,
@@ -81,6 +85,8 @@ pub(crate) struct TopicCore {
     pub(crate) status: TopicStatus,
     /// When a producer thread last asked for this topic's metadata.
     pub(crate) wanted_at: Option<Instant>,
+    /// The produce request being built that already counts this topic.
+    pub(crate) request_mark: u64,
 }
 
 impl TopicCore {
@@ -131,6 +137,7 @@ impl ProducerCore {
                 partitions: Vec::new(),
                 status: st.status,
                 wanted_at: None,
+                request_mark: 0,
             });
         }
     }
@@ -184,7 +191,7 @@ impl ProducerCore {
         let dt = self.cfg.delivery_timeout;
         let p = self.part(pk);
         p.unsent += 1;
-        if batch < p.drained_below {
+        if batch < p.drained_below.max(p.sealed_below) {
             // Already drained (and maybe completed) before we read this
             // notice: nothing to schedule.
             return;
@@ -248,8 +255,12 @@ impl ProducerCore {
         {
             let mut q = slot.lock();
             if let Some(open) = q.open.take() {
+                let id = open.id;
                 let b = open.seal(compression);
                 q.sealed.push_back(b);
+                drop(q);
+                let p = self.part(pk);
+                p.sealed_below = p.sealed_below.max(id + 1);
             }
         }
         self.mark_ready(pk);
