@@ -471,8 +471,12 @@ impl Shared {
         *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
+                || self.notices.is_closed()
         });
         let st = &map.by_id[id as usize];
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
         match st.status {
             TopicStatus::Ready => Ok(()),
             TopicStatus::Failed(error) => Err(SendError::TopicError {
@@ -506,8 +510,13 @@ impl Shared {
         });
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             let s = &m.by_id[id as usize];
-            s.partitions.len() as u32 > want || matches!(s.status, TopicStatus::Failed(_))
+            s.partitions.len() as u32 > want
+                || matches!(s.status, TopicStatus::Failed(_))
+                || self.notices.is_closed()
         });
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
         let st = &map.by_id[id as usize];
         if st.partitions.len() as u32 > want {
             return Ok(());

@@ -212,6 +212,13 @@ impl TopicTable {
         self.changed.notify_all();
     }
 
+    /// Wakes every thread blocked in [`wait_until`](Self::wait_until) so it
+    /// re-checks its condition (used at close).
+    pub(crate) fn wake_all(&self) {
+        drop(self.lock());
+        self.changed.notify_all();
+    }
+
     /// Blocks up to `wait` until `done(map)` holds; returns the map seen
     /// last.
     pub(crate) fn wait_until(

@@ -338,6 +338,8 @@ impl ProducerCore {
             }
             Notice::Close { gen, signal } => {
                 self.closing = true;
+                // Senders blocked waiting for metadata give up now.
+                self.shared.topics.wake_all();
                 self.seal_all_open();
                 self.flushes.push_back((gen, signal.clone()));
                 self.close_signals.push(signal);
@@ -423,6 +425,7 @@ impl ProducerCore {
             }
         });
         self.handle_wakeup(now);
+        self.shared.topics.wake_all();
         self.fatal = Some(err.clone());
         self.fail_everything(now, &err);
         self.closing = true;

@@ -218,3 +218,43 @@ fn wake_only_for_new_batches_when_parked() {
     sim.send("t", Some(0), None, Some(b"y")).unwrap();
     assert_eq!(sim.wakes, w1);
 }
+
+/// Close started from the I/O thread (the driver, when the last handle is
+/// dropped) has the same flush-then-stop semantics, and releases senders
+/// blocked waiting for metadata.
+#[test]
+fn close_from_the_io_thread_releases_blocked_senders() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let far = now + Duration::from_secs(3600);
+    // A sender waits for a topic that does not exist.
+    let waiter = std::thread::spawn(move || {
+        shared
+            .append(
+                now,
+                crate::RecordRef {
+                    topic: "missing",
+                    partition: None,
+                    key: None,
+                    value: Some(b"v"),
+                    headers: &[],
+                    timestamp_ms: 0,
+                },
+                far,
+            )
+            .map(|o| o.partition)
+    });
+    // Let it register (it pushes a notice) before closing.
+    sim.drive_until(100_000, |s| {
+        s.shared.topic_error("missing").is_some() || s.core.stats().notices > 3
+    });
+    let now = sim.now;
+    let done = sim.core.close(now);
+    assert!(sim.core.is_closing());
+    sim.drive_until(10_000, |s| s.core.is_finished());
+    assert!(done.is_done());
+    assert!(h.wait().is_ok());
+    assert_eq!(waiter.join().unwrap(), Err(SendError::Closed));
+}

@@ -5,6 +5,7 @@ mod basic;
 mod idempotence;
 mod lifecycle;
 mod metadata;
+mod protocol;
 mod readiness;
 mod sender;
 
