@@ -1,6 +1,8 @@
 //! Multi-threaded `append` throughput: 1, 2 and 4 producer threads writing
-//! 100-byte records to 16 partitions of one topic (keyed round robin over
-//! partitions, so threads do share partitions and their locks).
+//! 100-byte records to 16 partitions of one topic. Two patterns:
+//! `shared` — every thread cycles over all 16 partitions, so threads do
+//! share partitions and their locks; `disjoint` — thread `t` cycles over
+//! its own partitions (what the sticky keyless partitioner tends to give).
 //!
 //! Shows the hot path has no global lock: per-partition mutexes, the
 //! thread-cached topic map (one atomic load), one memory reservation per
@@ -37,7 +39,18 @@ fn primed_sim() -> Sim {
 }
 
 fn bench_append(c: &mut Criterion) {
-    let mut g = c.benchmark_group("append_100B_16_partitions");
+    for disjoint in [false, true] {
+        bench_pattern(c, disjoint);
+    }
+}
+
+fn bench_pattern(c: &mut Criterion, disjoint: bool) {
+    let name = if disjoint {
+        "append_100B_16_partitions_disjoint"
+    } else {
+        "append_100B_16_partitions_shared"
+    };
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
     for threads in [1u64, 2, 4] {
@@ -69,7 +82,7 @@ fn bench_append(c: &mut Criterion) {
                                                 now,
                                                 RecordRef {
                                                     topic: "t",
-                                                    partition: Some(((i + t * 5) % 16) as i32),
+                                                    partition: Some(partition(i, t, threads, disjoint)),
                                                     key: None,
                                                     value: Some(&value),
                                                     headers: &[],
@@ -102,6 +115,16 @@ fn bench_append(c: &mut Criterion) {
         );
     }
     g.finish();
+}
+
+/// The partition of record `i` of thread `t`.
+fn partition(i: u64, t: u64, threads: u64, disjoint: bool) -> i32 {
+    if disjoint {
+        let per = 16 / threads;
+        (t * per + i % per) as i32
+    } else {
+        ((i + t * 5) % 16) as i32
+    }
 }
 
 criterion_group!(benches, bench_append);

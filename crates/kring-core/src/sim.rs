@@ -63,6 +63,8 @@ pub struct StoredRecord {
     pub value: Option<Bytes>,
     /// Create timestamp.
     pub timestamp: i64,
+    /// Headers, in order.
+    pub headers: Vec<(String, Option<Bytes>)>,
     /// Producer id and base sequence of its batch.
     pub producer: (i64, i16, i32),
 }
@@ -475,6 +477,7 @@ impl SimCluster {
                         key: r.key,
                         value: r.value,
                         timestamp: batch.base_timestamp + r.timestamp_delta,
+                        headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
                         producer: (pid, epoch, seq),
                     });
                 }
