@@ -1,1 +1,46 @@
-//! Sans-IO Kafka producer core.
+//! kring-core: the sans-IO Kafka producer core.
+//!
+//! Two halves meet here:
+//! - **Producer threads** call [`Shared::append`] (through the `kring`
+//!   crate's `Producer::send`). A record is partitioned ([`partitioner`]),
+//!   encoded in place into its partition's open batch, and a
+//!   [`DeliveryHandle`] comes back. No I/O, no global lock; the I/O thread
+//!   hears about *batches* (opened, sealed), never records.
+//! - **The I/O thread** owns the [`ProducerCore`], a state machine with no
+//!   I/O and no clock: the driver feeds it events and time, and asks what
+//!   to connect, what to write and when to wake up next. Readiness costs
+//!   O(partitions sent): ready partitions sit in per-broker queues with one
+//!   entry each, waiting ones in a cancellable deadline queue.
+//!
+//! The [`sim`] module (tests, or the `sim` feature) runs the real core
+//! against a scripted cluster in simulated time.
+//!
+//! Everything is hand-written; the wire messages come from
+//! `kring-protocol`.
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod config;
+pub mod delivery;
+pub mod error;
+mod memory;
+mod notice;
+pub mod partitioner;
+mod producer;
+mod shared;
+mod signal;
+mod timer;
+mod topics;
+
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+
+pub use config::{Acks, Compression, Config, PartitionerChoice};
+pub use delivery::{
+    BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,
+    RecordMetadata,
+};
+pub use error::{ConfigError, SendError};
+pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};
+pub use shared::{AppendOutcome, RecordRef, Shared};
+pub use signal::FlushHandle;

@@ -81,7 +81,12 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
                 }
                 continue;
             }
-            match api::dispatch(&ctx, Bytes::copy_from_slice(frame)) {
+            let step = api::dispatch(&ctx, Bytes::copy_from_slice(frame));
+            if stop.load(Ordering::Acquire) {
+                // A stopping broker answers nothing more.
+                return;
+            }
+            match step {
                 Step::Silent => {}
                 Step::Close => {
                     let _ = stream.write_all(&out);
@@ -112,11 +117,13 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
                 }
             }
         }
-        if flush(stream, &mut out).is_err() {
-            return;
-        }
+        // Count before answering, so a client that has its responses also
+        // sees them in the totals.
         if let Some(sink) = sink {
             sink_conn.flush_stats(sink, n as u64);
+        }
+        if flush(stream, &mut out).is_err() {
+            return;
         }
     }
 }

@@ -241,12 +241,12 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: FetchRequest, fired: &Fired) -
     let mut st = ctx.shared.lock();
     loop {
         let (resp, bytes, any_error) = build(ctx, h, &req, &st, fired);
+        if ctx.stop.load(std::sync::atomic::Ordering::Acquire) {
+            // The broker is stopping: it answers nothing more.
+            return Answer::Close;
+        }
         let now = Instant::now();
-        if bytes >= min_bytes
-            || any_error
-            || now >= deadline
-            || ctx.stop.load(std::sync::atomic::Ordering::Acquire)
-        {
+        if bytes >= min_bytes || any_error || now >= deadline {
             drop(st);
             return h.frame(&resp);
         }

@@ -1,0 +1,337 @@
+//! Producer settings, with the Java client's names and defaults.
+//!
+//! Why Java's defaults: users tune Kafka producers from the Java
+//! documentation; the same names and defaults mean the same behaviour.
+//! Differences are noted on the field.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use kring_protocol::record::Compression;
+
+use crate::delivery::DeliveryCallback;
+use crate::error::ConfigError;
+use crate::partitioner::{
+    DefaultPartitioner, Partitioner, RoundRobinPartitioner, UniformStickyPartitioner,
+};
+
+/// `acks`: how many replicas must acknowledge a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: no response; a record counts as delivered once it was
+    /// handed to the network (its offset is reported as -1).
+    None,
+    /// `acks=1`: the leader wrote it.
+    Leader,
+    /// `acks=all` (-1): every in-sync replica wrote it. The default.
+    All,
+}
+
+impl Acks {
+    /// The wire value.
+    pub fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// `partitioner.class` / `partitioner.ignore.keys`.
+#[derive(Clone, Default)]
+pub enum PartitionerChoice {
+    /// Keys by murmur2, keyless records sticky (the Java default).
+    #[default]
+    Default,
+    /// Ignore keys, everything sticky (`partitioner.ignore.keys=true`).
+    UniformSticky,
+    /// One record per partition in turn.
+    RoundRobin,
+    /// A custom partitioner.
+    Custom(Arc<dyn Partitioner>),
+}
+
+impl fmt::Debug for PartitionerChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionerChoice::Default => f.write_str("Default"),
+            PartitionerChoice::UniformSticky => f.write_str("UniformSticky"),
+            PartitionerChoice::RoundRobin => f.write_str("RoundRobin"),
+            PartitionerChoice::Custom(p) => write!(f, "Custom({p:?})"),
+        }
+    }
+}
+
+impl PartitionerChoice {
+    pub(crate) fn build(&self) -> Arc<dyn Partitioner> {
+        match self {
+            PartitionerChoice::Default => Arc::new(DefaultPartitioner),
+            PartitionerChoice::UniformSticky => Arc::new(UniformStickyPartitioner),
+            PartitionerChoice::RoundRobin => Arc::new(RoundRobinPartitioner::default()),
+            PartitionerChoice::Custom(p) => p.clone(),
+        }
+    }
+}
+
+/// Every producer setting. Construct with `Config::default()` and override
+/// fields; [`Config::validate`] runs when the core is created.
+#[derive(Clone)]
+pub struct Config {
+    /// `bootstrap.servers`: `host:port` addresses to fetch metadata from.
+    pub bootstrap: Vec<String>,
+    /// `client.id`, sent in every request header. Default `"kring"`.
+    pub client_id: String,
+    /// `acks`. Default [`Acks::All`].
+    pub acks: Acks,
+    /// `linger.ms`: how long a batch waits for more records. Default 5 ms
+    /// (the Java default since Kafka 4.0).
+    pub linger: Duration,
+    /// `batch.size`: target uncompressed batch size in bytes. Default 16384.
+    pub batch_size: usize,
+    /// `max.request.size`: the largest request (and record) in bytes.
+    /// Default 1 MiB.
+    pub max_request_size: usize,
+    /// `buffer.memory`: bytes of records buffered before `send` blocks.
+    /// Default 32 MiB.
+    pub buffer_memory: usize,
+    /// `compression.type`. Default none.
+    pub compression: Compression,
+    /// `enable.idempotence`. Default true (requires acks=all,
+    /// max_in_flight <= 5, retries > 0).
+    pub enable_idempotence: bool,
+    /// `max.in.flight.requests.per.connection`. Default 5.
+    pub max_in_flight: usize,
+    /// `retries`. Default `i32::MAX` (delivery timeout bounds retrying).
+    pub retries: u32,
+    /// `retry.backoff.ms`. Default 100 ms.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`. Default 1000 ms.
+    pub retry_backoff_max: Duration,
+    /// `reconnect.backoff.ms`. Default 50 ms.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`. Default 1000 ms.
+    pub reconnect_backoff_max: Duration,
+    /// `delivery.timeout.ms`: upper bound from `send` to a final result.
+    /// Default 120 s. Must be at least `linger + request_timeout`.
+    pub delivery_timeout: Duration,
+    /// `request.timeout.ms`. Default 30 s.
+    pub request_timeout: Duration,
+    /// `metadata.max.age.ms`: periodic metadata refresh. Default 5 min.
+    pub metadata_max_age: Duration,
+    /// `max.block.ms`: how long `send` may block for metadata or buffer
+    /// memory (the caller turns it into a deadline). Default 60 s.
+    pub max_block: Duration,
+    /// Partitioner. Default: murmur2 for keys, sticky otherwise.
+    pub partitioner: PartitionerChoice,
+    /// Optional per-record delivery callback, run on the I/O thread.
+    pub on_delivery: Option<DeliveryCallback>,
+    /// Seed of the jitter PRNG (tests fix it; any value works).
+    pub jitter_seed: u64,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bootstrap", &self.bootstrap)
+            .field("client_id", &self.client_id)
+            .field("acks", &self.acks)
+            .field("linger", &self.linger)
+            .field("batch_size", &self.batch_size)
+            .field("max_request_size", &self.max_request_size)
+            .field("buffer_memory", &self.buffer_memory)
+            .field("compression", &self.compression)
+            .field("enable_idempotence", &self.enable_idempotence)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("retries", &self.retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("retry_backoff_max", &self.retry_backoff_max)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("metadata_max_age", &self.metadata_max_age)
+            .field("max_block", &self.max_block)
+            .field("partitioner", &self.partitioner)
+            .field("on_delivery", &self.on_delivery.is_some())
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bootstrap: Vec::new(),
+            client_id: "kring".to_owned(),
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 16_384,
+            max_request_size: 1_048_576,
+            buffer_memory: 32 * 1024 * 1024,
+            compression: Compression::None,
+            enable_idempotence: true,
+            max_in_flight: 5,
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1000),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1000),
+            delivery_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+            metadata_max_age: Duration::from_secs(300),
+            max_block: Duration::from_secs(60),
+            partitioner: PartitionerChoice::Default,
+            on_delivery: None,
+            jitter_seed: 0x006b_7269_6e67,
+        }
+    }
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Checks the settings the way the Java client does.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bootstrap.is_empty() {
+            return Err(invalid("bootstrap.servers", "no address given"));
+        }
+        for a in &self.bootstrap {
+            match a.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {}
+                _ => {
+                    return Err(invalid(
+                        "bootstrap.servers",
+                        format!("`{a}` is not host:port"),
+                    ))
+                }
+            }
+        }
+        if self.client_id.len() > i16::MAX as usize {
+            return Err(invalid("client.id", "longer than 32767 bytes"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch.size", "must be at least 1"));
+        }
+        if self.max_request_size < 128 {
+            return Err(invalid("max.request.size", "must be at least 128 bytes"));
+        }
+        if self.buffer_memory < self.batch_size.min(self.max_request_size) {
+            return Err(invalid("buffer.memory", "smaller than batch.size"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(invalid(
+                "max.in.flight.requests.per.connection",
+                "must be at least 1",
+            ));
+        }
+        if self.request_timeout.is_zero() || self.request_timeout.as_millis() > i32::MAX as u128 {
+            return Err(invalid(
+                "request.timeout.ms",
+                "must be within 1..=i32::MAX ms",
+            ));
+        }
+        if self.delivery_timeout < self.linger + self.request_timeout {
+            return Err(invalid(
+                "delivery.timeout.ms",
+                "must be at least linger.ms + request.timeout.ms",
+            ));
+        }
+        if self.metadata_max_age.is_zero() {
+            return Err(invalid("metadata.max.age.ms", "must be positive"));
+        }
+        if self.enable_idempotence {
+            if self.acks != Acks::All {
+                return Err(ConfigError::IdempotenceConflict("acks=all"));
+            }
+            if self.max_in_flight > 5 {
+                return Err(ConfigError::IdempotenceConflict(
+                    "max.in.flight.requests.per.connection <= 5",
+                ));
+            }
+            if self.retries == 0 {
+                return Err(ConfigError::IdempotenceConflict("retries > 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        Config {
+            bootstrap: vec!["127.0.0.1:9092".into()],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn java_defaults() {
+        let c = Config::default();
+        assert_eq!(c.acks, Acks::All);
+        assert_eq!(c.linger, Duration::from_millis(5));
+        assert_eq!(c.batch_size, 16384);
+        assert_eq!(c.max_request_size, 1_048_576);
+        assert_eq!(c.buffer_memory, 33_554_432);
+        assert!(c.enable_idempotence);
+        assert_eq!(c.max_in_flight, 5);
+        assert_eq!(c.retries, 2_147_483_647);
+        assert_eq!(c.retry_backoff, Duration::from_millis(100));
+        assert_eq!(c.retry_backoff_max, Duration::from_millis(1000));
+        assert_eq!(c.delivery_timeout, Duration::from_secs(120));
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.metadata_max_age, Duration::from_secs(300));
+        assert_eq!(c.max_block, Duration::from_secs(60));
+        assert_eq!(c.client_id, "kring");
+        assert!(base().validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        assert!(Config::default().validate().is_err(), "no bootstrap");
+        let c = Config {
+            bootstrap: vec!["nohost".into()],
+            ..base()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                setting: "bootstrap.servers",
+                ..
+            })
+        ));
+        let c = Config {
+            acks: Acks::Leader,
+            ..base()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::IdempotenceConflict("acks=all"))
+        );
+        let c = Config {
+            acks: Acks::Leader,
+            enable_idempotence: false,
+            ..base()
+        };
+        assert!(c.validate().is_ok());
+        let c = Config {
+            delivery_timeout: Duration::from_secs(10),
+            ..base()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            max_in_flight: 6,
+            ..base()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::IdempotenceConflict(_))
+        ));
+    }
+}

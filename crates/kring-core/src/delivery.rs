@@ -1,0 +1,426 @@
+//! Delivery results, shared per batch.
+//!
+//! Why per batch: a batch of N records is accepted or rejected by the broker
+//! as a unit, so its result is stored once in a [`BatchCompletion`] and each
+//! record's [`DeliveryHandle`] is `(Arc<BatchCompletion>, index)`. Completing
+//! a batch of 10,000 records is one lock, one store and one condvar
+//! broadcast — no per-record allocation or wake (architecture.md).
+//!
+//! Three ways to learn a result: block ([`DeliveryHandle::wait`]), await
+//! (`DeliveryHandle` is a `Future`; wakers are registered only when a task
+//! actually polls a pending handle), or a per-producer callback
+//! ([`DeliveryCallback`]) the core calls once per record on the I/O thread,
+//! for fire-and-forget senders that never look at handles.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// Where a record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Partition the record was written to.
+    pub partition: i32,
+    /// The record's offset (`base_offset + index`), or -1 when the broker did
+    /// not report one (acks=0, or a DUPLICATE_SEQUENCE_NUMBER answer).
+    pub offset: i64,
+    /// The broker's LogAppendTime when the topic uses it, else the record's
+    /// own (create) timestamp, in milliseconds.
+    pub timestamp_ms: i64,
+}
+
+/// Why a record was not delivered. Every record that is not delivered gets
+/// exactly one of these; nothing is dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// `delivery.timeout.ms` passed before the record was acknowledged
+    /// (while waiting in the accumulator, for a leader, in retry backoff or
+    /// in flight). The record may or may not have been written.
+    #[error("delivery timed out after {timeout_ms} ms ({stage}); last error: {last_error}")]
+    Timeout {
+        /// The configured delivery timeout.
+        timeout_ms: u64,
+        /// Where the batch was when it expired.
+        stage: &'static str,
+        /// The last error the batch saw, or "none".
+        last_error: Arc<str>,
+    },
+    /// The broker rejected the batch with a non-retriable error.
+    #[error("broker rejected the batch: {name} (error code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// Kafka error code.
+        code: i16,
+        /// The error's name.
+        name: &'static str,
+        /// The broker's error message, when it sent one.
+        message: Option<Arc<str>>,
+    },
+    /// A retriable error persisted beyond `retries` attempts.
+    #[error("gave up after {attempts} attempts; last error: {name} (error code {code})")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// Kafka error code of the last failure (or -1 for a network error).
+        code: i16,
+        /// The error's name.
+        name: &'static str,
+    },
+    /// The batch could not be encoded (a compression codec failed).
+    #[error("batch encoding failed: {0}")]
+    Encode(Arc<str>),
+    /// The topic or partition does not exist (metadata said so until the
+    /// batch's delivery deadline).
+    #[error("topic {topic} partition {partition} does not exist")]
+    UnknownPartition {
+        /// Topic name.
+        topic: Arc<str>,
+        /// Partition.
+        partition: i32,
+    },
+    /// The producer was closed without waiting for this record
+    /// (`abort`), or is in a fatal state.
+    #[error("producer aborted: {0}")]
+    Aborted(Arc<str>),
+}
+
+/// A successfully written batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchOk {
+    pub(crate) base_offset: i64,
+    /// -1 unless the topic uses LogAppendTime.
+    pub(crate) log_append_time: i64,
+}
+
+type Outcome = Result<BatchOk, DeliveryError>;
+
+#[derive(Debug, Default)]
+struct Slot {
+    result: Option<Outcome>,
+    wakers: Vec<Waker>,
+}
+
+/// The shared result of one batch. Created when the batch opens; completed
+/// exactly once by the core.
+pub struct BatchCompletion {
+    partition: i32,
+    done: AtomicBool,
+    slot: Mutex<Slot>,
+    cond: Condvar,
+}
+
+impl fmt::Debug for BatchCompletion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchCompletion")
+            .field("partition", &self.partition)
+            .field("done", &self.done.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl BatchCompletion {
+    pub(crate) fn new(partition: i32) -> Arc<Self> {
+        Arc::new(BatchCompletion {
+            partition,
+            done: AtomicBool::new(false),
+            slot: Mutex::new(Slot::default()),
+            cond: Condvar::new(),
+        })
+    }
+
+    /// Whether the batch has its final result.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Stores the result and wakes every waiter. Returns false (and changes
+    /// nothing) if the batch was already complete: a batch is completed at
+    /// most once.
+    pub(crate) fn complete(&self, outcome: Outcome) -> bool {
+        let wakers = {
+            let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if s.result.is_some() {
+                return false;
+            }
+            s.result = Some(outcome);
+            self.done.store(true, Ordering::Release);
+            std::mem::take(&mut s.wakers)
+        };
+        self.cond.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+        true
+    }
+
+    fn record_result(
+        &self,
+        o: &Outcome,
+        index: u32,
+        timestamp_ms: i64,
+    ) -> Result<RecordMetadata, DeliveryError> {
+        match o {
+            Ok(ok) => Ok(RecordMetadata {
+                partition: self.partition,
+                offset: if ok.base_offset < 0 {
+                    -1
+                } else {
+                    ok.base_offset + i64::from(index)
+                },
+                timestamp_ms: if ok.log_append_time >= 0 {
+                    ok.log_append_time
+                } else {
+                    timestamp_ms
+                },
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// One record's pending delivery result.
+///
+/// Cheap to hold (an `Arc`, an index and the record's timestamp). Resolve it
+/// by [`wait`](Self::wait), by awaiting it, or by
+/// [`try_result`](Self::try_result).
+#[derive(Debug, Clone)]
+pub struct DeliveryHandle {
+    batch: Arc<BatchCompletion>,
+    index: u32,
+    timestamp_ms: i64,
+}
+
+impl DeliveryHandle {
+    pub(crate) fn new(batch: Arc<BatchCompletion>, index: u32, timestamp_ms: i64) -> Self {
+        DeliveryHandle {
+            batch,
+            index,
+            timestamp_ms,
+        }
+    }
+
+    /// The record's index in its batch.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The batch this record belongs to.
+    pub fn batch(&self) -> &Arc<BatchCompletion> {
+        &self.batch
+    }
+
+    /// The result if it is known, without blocking.
+    pub fn try_result(&self) -> Option<Result<RecordMetadata, DeliveryError>> {
+        if !self.batch.is_done() {
+            return None;
+        }
+        let s = self.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
+        s.result
+            .as_ref()
+            .map(|o| self.batch.record_result(o, self.index, self.timestamp_ms))
+    }
+
+    /// Blocks the calling thread until the result is known.
+    pub fn wait(&self) -> Result<RecordMetadata, DeliveryError> {
+        let mut s = self.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(o) = &s.result {
+                return self.batch.record_result(o, self.index, self.timestamp_ms);
+            }
+            s = self.batch.cond.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Blocks up to `timeout`; `None` if the result is still unknown then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, DeliveryError>> {
+        let s = self.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let (s, _) = self
+            .batch
+            .cond
+            .wait_timeout_while(s, timeout, |s| s.result.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        s.result
+            .as_ref()
+            .map(|o| self.batch.record_result(o, self.index, self.timestamp_ms))
+    }
+}
+
+impl Future for DeliveryHandle {
+    type Output = Result<RecordMetadata, DeliveryError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut s = this.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = &s.result {
+            return Poll::Ready(this.batch.record_result(o, this.index, this.timestamp_ms));
+        }
+        if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            s.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// What the per-producer callback sees for each record.
+#[derive(Debug)]
+pub struct DeliveryReport<'a> {
+    /// Topic of the record.
+    pub topic: &'a str,
+    /// Index of the record in its batch (its order of `send` within the
+    /// batch).
+    pub index: u32,
+    /// The record's result.
+    pub result: Result<RecordMetadata, &'a DeliveryError>,
+}
+
+/// A per-producer hook called once per record on the I/O thread when its
+/// batch completes. It must be quick and must not block (it runs on the
+/// thread that drives every broker connection).
+pub type DeliveryCallback = Arc<dyn Fn(&DeliveryReport<'_>) + Send + Sync>;
+
+/// Calls `cb` for each record of a completed batch.
+pub(crate) fn report_batch(
+    cb: &DeliveryCallback,
+    topic: &str,
+    partition: i32,
+    timestamps: &[i64],
+    outcome: &Outcome,
+) {
+    for (i, &ts) in timestamps.iter().enumerate() {
+        let index = i as u32;
+        let result = match outcome {
+            Ok(ok) => Ok(RecordMetadata {
+                partition,
+                offset: if ok.base_offset < 0 {
+                    -1
+                } else {
+                    ok.base_offset + i64::from(index)
+                },
+                timestamp_ms: if ok.log_append_time >= 0 {
+                    ok.log_append_time
+                } else {
+                    ts
+                },
+            }),
+            Err(e) => Err(e),
+        };
+        cb(&DeliveryReport {
+            topic,
+            index,
+            result,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    #[test]
+    fn one_completion_resolves_every_record() {
+        let b = BatchCompletion::new(3);
+        let hs: Vec<_> = (0..5)
+            .map(|i| DeliveryHandle::new(b.clone(), i, 1000 + i64::from(i)))
+            .collect();
+        assert!(hs[0].try_result().is_none());
+        assert!(b.complete(Ok(BatchOk {
+            base_offset: 40,
+            log_append_time: -1
+        })));
+        for (i, h) in hs.iter().enumerate() {
+            let md = h.wait().unwrap();
+            assert_eq!(md.partition, 3);
+            assert_eq!(md.offset, 40 + i as i64);
+            assert_eq!(md.timestamp_ms, 1000 + i as i64);
+        }
+        // Completed at most once.
+        assert!(!b.complete(Err(DeliveryError::Aborted("x".into()))));
+        assert!(hs[0].wait().is_ok());
+    }
+
+    #[test]
+    fn log_append_time_and_unknown_offset() {
+        let b = BatchCompletion::new(0);
+        let h = DeliveryHandle::new(b.clone(), 2, 5);
+        b.complete(Ok(BatchOk {
+            base_offset: -1,
+            log_append_time: 777,
+        }));
+        let md = h.try_result().unwrap().unwrap();
+        assert_eq!(md.offset, -1);
+        assert_eq!(md.timestamp_ms, 777);
+    }
+
+    #[test]
+    fn blocking_waiter_is_woken_from_another_thread() {
+        let b = BatchCompletion::new(1);
+        let h = DeliveryHandle::new(b.clone(), 0, 0);
+        let t = std::thread::spawn(move || h.wait());
+        // No sleep: the waiter either already waits or will see the result.
+        b.complete(Err(DeliveryError::Aborted("closed".into())));
+        assert!(matches!(t.join().unwrap(), Err(DeliveryError::Aborted(_))));
+    }
+
+    struct CountWake(AtomicUsize);
+    impl Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn future_registers_waker_once_and_is_woken() {
+        let b = BatchCompletion::new(0);
+        let mut h = DeliveryHandle::new(b.clone(), 1, 0);
+        let cw = Arc::new(CountWake(AtomicUsize::new(0)));
+        let waker = Waker::from(cw.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
+        assert_eq!(
+            b.slot.lock().unwrap().wakers.len(),
+            1,
+            "same waker kept once"
+        );
+        b.complete(Ok(BatchOk {
+            base_offset: 10,
+            log_append_time: -1,
+        }));
+        assert_eq!(cw.0.load(Ordering::SeqCst), 1);
+        match Pin::new(&mut h).poll(&mut cx) {
+            Poll::Ready(Ok(md)) => assert_eq!(md.offset, 11),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn callback_reports_each_record_once() {
+        let seen = Arc::new(Mutex::new(vec![]));
+        let s2 = seen.clone();
+        let cb: DeliveryCallback = Arc::new(move |r: &DeliveryReport<'_>| {
+            s2.lock()
+                .unwrap()
+                .push((r.index, r.result.as_ref().map(|m| m.offset).ok()));
+        });
+        report_batch(
+            &cb,
+            "t",
+            0,
+            &[1, 2, 3],
+            &Ok(BatchOk {
+                base_offset: 7,
+                log_append_time: -1,
+            }),
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(0, Some(7)), (1, Some(8)), (2, Some(9))]
+        );
+    }
+}

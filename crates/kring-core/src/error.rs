@@ -1,0 +1,90 @@
+//! Errors at the core's public boundary: what `send` can fail with, and
+//! invalid configurations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why [`Shared::append`](crate::Shared::append) did not accept a record.
+/// The record was not queued; nothing will be delivered for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The producer is closing or closed.
+    #[error("the producer is closed")]
+    Closed,
+    /// The record alone exceeds `max.request.size` or `buffer.memory`.
+    #[error("record of {size} bytes exceeds the limit of {limit} bytes ({setting})")]
+    RecordTooLarge {
+        /// The record's size in a batch of its own, batch header included.
+        size: usize,
+        /// The limit it exceeds.
+        limit: usize,
+        /// Which setting sets the limit.
+        setting: &'static str,
+    },
+    /// `buffer.memory` stayed full until the block deadline
+    /// (`max.block.ms`).
+    #[error("buffer.memory ({limit} bytes) stayed full for {waited:?}")]
+    BufferFull {
+        /// The configured `buffer.memory`.
+        limit: usize,
+        /// How long the caller was willing to wait.
+        waited: Duration,
+    },
+    /// The topic's metadata did not arrive before the block deadline
+    /// (`max.block.ms`).
+    #[error("topic `{topic}` not present in metadata after {waited:?}{}", last_error.map(|e| format!(" (last error: {})", e.name())).unwrap_or_default())]
+    MetadataTimeout {
+        /// The topic.
+        topic: Arc<str>,
+        /// How long the caller was willing to wait.
+        waited: Duration,
+        /// The last error the brokers reported for the topic, for example
+        /// UNKNOWN_TOPIC_OR_PARTITION.
+        last_error: Option<kring_protocol::ErrorCode>,
+    },
+    /// The brokers refused the topic with a non-retriable error (for
+    /// example TOPIC_AUTHORIZATION_FAILED or INVALID_TOPIC_EXCEPTION).
+    #[error("topic `{topic}` is not usable: {} (error code {})", error.name(), error.code())]
+    TopicError {
+        /// The topic.
+        topic: Arc<str>,
+        /// The broker's error.
+        error: kring_protocol::ErrorCode,
+    },
+    /// An explicit partition (or one returned by a custom partitioner) does
+    /// not exist.
+    #[error(
+        "partition {partition} of topic `{topic}` does not exist (the topic has {num_partitions})"
+    )]
+    InvalidPartition {
+        /// The topic.
+        topic: Arc<str>,
+        /// The requested partition.
+        partition: i32,
+        /// Partitions the topic has.
+        num_partitions: u32,
+    },
+    /// The topic name cannot be sent (empty, or longer than a Kafka string).
+    #[error("invalid topic name `{0}`")]
+    InvalidTopic(Arc<str>),
+}
+
+/// A configuration the producer cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting is out of its valid range.
+    #[error("invalid {setting}: {reason}")]
+    Invalid {
+        /// The setting (Java client name).
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Idempotence needs acks=all, retries > 0 and max.in.flight <= 5 (as
+    /// the Java client requires); set `enable_idempotence = false` to use
+    /// the other values.
+    #[error("enable.idempotence requires {0}; set enable_idempotence to false to use this value")]
+    IdempotenceConflict(&'static str),
+}

@@ -1,0 +1,169 @@
+//! Batches the I/O thread holds (drained from the accumulator: on the wire
+//! or waiting for a retry), and the one place every batch is completed.
+//!
+//! **Invariant:** every batch reaches exactly one of `complete_ok`,
+//! `fail_batch` or `finish_unsent`, and those are the only places that
+//! release its memory, run the callback, resolve its handles and update the
+//! flush accounting. This is how "every record gets exactly one final
+//! result" is kept.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kring_protocol::record::SealedBatch;
+use kring_protocol::ErrorCode;
+
+use crate::delivery::{report_batch, BatchCompletion, BatchOk, DeliveryError};
+
+use super::{BatchKey, PartKey, ProducerCore};
+
+/// A batch's bytes: sealed but not stamped yet, or stamped for the wire.
+#[derive(Debug)]
+pub(crate) enum BatchData {
+    Sealed(SealedBatch),
+    Stamped(Bytes),
+    /// Transiently empty while being stamped.
+    Taken,
+}
+
+/// A batch drained from the accumulator.
+#[derive(Debug)]
+pub(crate) struct InBatch {
+    pub(crate) serial: u64,
+    pub(crate) part: PartKey,
+    pub(crate) data: BatchData,
+    pub(crate) size: usize,
+    pub(crate) records: u32,
+    pub(crate) completion: Arc<BatchCompletion>,
+    pub(crate) created: Instant,
+    pub(crate) reserved: usize,
+    pub(crate) flush_gen: u64,
+    pub(crate) timestamps: Vec<i64>,
+    /// Sends so far.
+    pub(crate) attempts: u32,
+    /// Base sequence (-1 without idempotence), and the producer id and
+    /// epoch it was stamped with.
+    pub(crate) seq: i32,
+    pub(crate) pid: i64,
+    pub(crate) epoch: i16,
+    /// Its sequence was rewritten by an epoch bump.
+    pub(crate) seq_reset: bool,
+    pub(crate) last_error: Option<ErrorCode>,
+}
+
+impl InBatch {
+    /// The wire bytes (stamped).
+    pub(crate) fn bytes(&self) -> Bytes {
+        match &self.data {
+            BatchData::Stamped(b) => b.clone(),
+            _ => unreachable!("batch sent before being stamped"),
+        }
+    }
+
+    /// Stamps producer fields: the first time from the sealed batch (no
+    /// copy), later by rewriting a copy (after an epoch bump).
+    pub(crate) fn stamp(&mut self, pid: i64, epoch: i16, seq: i32) {
+        self.pid = pid;
+        self.epoch = epoch;
+        self.seq = seq;
+        self.data = match std::mem::replace(&mut self.data, BatchData::Taken) {
+            BatchData::Sealed(s) => BatchData::Stamped(s.stamp(pid, epoch, seq, false)),
+            BatchData::Stamped(b) => {
+                BatchData::Stamped(kring_protocol::record::restamp(&b, pid, epoch, seq))
+            }
+            BatchData::Taken => unreachable!("stamp of a taken batch"),
+        };
+    }
+}
+
+impl ProducerCore {
+    /// The Timeout error for a held batch.
+    pub(crate) fn timeout_error(&self, bk: BatchKey, stage: &'static str) -> DeliveryError {
+        let b = &self.batches[bk];
+        DeliveryError::Timeout {
+            timeout_ms: self.cfg.delivery_timeout.as_millis() as u64,
+            stage,
+            last_error: Arc::from(b.last_error.map_or("none", |e| e.name())),
+        }
+    }
+
+    /// Common end of every batch: memory, callback, handles, flush
+    /// accounting.
+    pub(crate) fn finish_unsent(
+        &mut self,
+        pk: PartKey,
+        completion: Arc<BatchCompletion>,
+        reserved: usize,
+        flush_gen: u64,
+        timestamps: Vec<i64>,
+        outcome: Result<BatchOk, DeliveryError>,
+    ) {
+        self.shared.pool.release(reserved);
+        if outcome.is_ok() {
+            self.stats.batches_ok += 1;
+        } else {
+            self.stats.batches_failed += 1;
+        }
+        if let Some(cb) = &self.callback {
+            let topic = self.topics[pk.0 as usize].name.clone();
+            report_batch(cb, &topic, pk.1 as i32, &timestamps, &outcome);
+        }
+        completion.complete(outcome);
+        self.pending_batches -= 1;
+        let e = self.incomplete.entry(flush_gen).or_insert(0);
+        *e -= 1;
+        if *e == 0 {
+            self.incomplete.remove(&flush_gen);
+        }
+        self.maybe_disarm_delivery(pk);
+    }
+
+    fn finish_held(&mut self, bk: BatchKey, outcome: Result<BatchOk, DeliveryError>) {
+        let b = self.batches.remove(bk);
+        self.finish_unsent(
+            b.part,
+            b.completion,
+            b.reserved,
+            b.flush_gen,
+            b.timestamps,
+            outcome,
+        );
+    }
+
+    /// A held batch was written.
+    pub(crate) fn complete_ok(&mut self, bk: BatchKey, ok: BatchOk) {
+        self.finish_held(bk, Ok(ok));
+    }
+
+    /// A held batch failed for good. `broker_fatal` marks a batch the broker
+    /// rejected after it was sent (its sequence numbers must be repaired).
+    /// The caller has removed it from the partition's retry queue.
+    pub(crate) fn fail_batch(
+        &mut self,
+        now: Instant,
+        bk: BatchKey,
+        err: DeliveryError,
+        broker_fatal: bool,
+    ) {
+        let pk = self.batches[bk].part;
+        if self.idem.enabled && self.batches[bk].seq >= 0 {
+            let timed_out_after_send =
+                matches!(err, DeliveryError::Timeout { .. }) && self.batches[bk].attempts > 0;
+            self.seq_batch_failed(pk, bk, timed_out_after_send, broker_fatal);
+        }
+        self.finish_held(bk, Err(err));
+        self.after_partition_progress(now, pk);
+    }
+
+    /// After a batch of `pk` completed or failed: re-resolve sequences and
+    /// let waiting batches of the partition go.
+    pub(crate) fn after_partition_progress(&mut self, _now: Instant, pk: PartKey) {
+        if self.idem.enabled {
+            self.maybe_resolve_sequences(pk);
+        }
+        if self.part(pk).has_unsent_work() {
+            self.mark_ready(pk);
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Connections: which exist, their handshake (ApiVersions), in-flight
+//! requests, request timeouts and reconnect backoff.
+//!
+//! The connection id space is the core's: bootstrap addresses are
+//! connected to find the cluster, then one connection per broker node that
+//! leads a partition with work (or serves metadata). Kafka answers requests
+//! on a connection in order, so in-flight requests are a FIFO and each
+//! response must carry the correlation id at its head; anything else is a
+//! protocol violation and the connection is dropped.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use kring_protocol::message::{decode_response_frame, encode_request, Request};
+use kring_protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
+use kring_protocol::messages::metadata::MetadataRequest;
+use kring_protocol::messages::produce::ProduceRequest;
+use kring_protocol::{EncodeError, ErrorCode};
+
+use crate::timer::TimerHandle;
+
+use super::{BatchKey, IoCommand, ProducerCore, TimerKey, Transmit};
+
+/// The core's name for a connection. Never reused within a core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    idx: u32,
+    serial: u32,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.serial)
+    }
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Target {
+    Bootstrap(usize),
+    Node(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    Connecting,
+    Handshaking,
+    Ready,
+}
+
+/// Negotiated request versions.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Versions {
+    pub(crate) produce: i16,
+    pub(crate) metadata: i16,
+    pub(crate) init_pid: i16,
+}
+
+/// What an in-flight request was.
+#[derive(Debug)]
+pub(crate) enum ReqKind {
+    ApiVersions,
+    Metadata,
+    InitProducerId,
+    /// `(batch key, batch serial)` of every batch in the request.
+    Produce(Vec<(BatchKey, u64)>),
+}
+
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) corr: i32,
+    pub(crate) kind: ReqKind,
+    pub(crate) version: i16,
+    pub(crate) deadline: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) target: Target,
+    pub(crate) state: ConnState,
+    pub(crate) next_corr: i32,
+    pub(crate) in_flight: VecDeque<InFlight>,
+    pub(crate) timer: Option<TimerHandle>,
+    pub(crate) versions: Versions,
+    pub(crate) api_versions_version: i16,
+}
+
+/// Reconnect backoff of a target.
+#[derive(Debug, Default)]
+pub(crate) struct Reconnect {
+    pub(crate) failures: u32,
+    pub(crate) timer: Option<TimerHandle>,
+}
+
+/// A bootstrap address.
+#[derive(Debug)]
+pub(crate) struct BootEntry {
+    pub(crate) addr: String,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) reconnect: Reconnect,
+}
+
+impl BootEntry {
+    pub(crate) fn new(addr: String) -> Self {
+        BootEntry {
+            addr,
+            conn: None,
+            reconnect: Reconnect::default(),
+        }
+    }
+}
+
+/// Produce versions kring speaks (v3 is the first with record batch v2).
+const PRODUCE_VERSIONS: (i16, i16) = (3, 11);
+/// Metadata versions kring speaks (v1+: an empty topic list means none).
+const METADATA_VERSIONS: (i16, i16) = (1, 12);
+const INIT_PID_VERSIONS: (i16, i16) = (0, 5);
+/// The ApiVersions version tried first; v0 is the fallback.
+const API_VERSIONS_FIRST: i16 = 3;
+
+impl ProducerCore {
+    pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id.idx as usize).filter(|c| c.id == id)
+    }
+
+    pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.idx as usize).filter(|c| c.id == id)
+    }
+
+    fn reconnect_mut(&mut self, t: Target) -> Option<&mut Reconnect> {
+        match t {
+            Target::Bootstrap(i) => self.bootstrap.get_mut(i).map(|b| &mut b.reconnect),
+            Target::Node(n) => self.nodes.get_mut(&n).map(|n| &mut n.reconnect),
+        }
+    }
+
+    fn target_conn_slot(&mut self, t: Target) -> Option<&mut Option<ConnId>> {
+        match t {
+            Target::Bootstrap(i) => self.bootstrap.get_mut(i).map(|b| &mut b.conn),
+            Target::Node(n) => self.nodes.get_mut(&n).map(|n| &mut n.conn),
+        }
+    }
+
+    /// Opens a connection to `t` unless it has one or is backing off.
+    pub(crate) fn connect(&mut self, t: Target) -> bool {
+        let addr = match t {
+            Target::Bootstrap(i) => match self.bootstrap.get(i) {
+                Some(b) if b.conn.is_none() && b.reconnect.timer.is_none() => b.addr.clone(),
+                _ => return false,
+            },
+            Target::Node(n) => match self.nodes.get(&n) {
+                Some(nd) if nd.conn.is_none() && nd.reconnect.timer.is_none() => nd.addr.clone(),
+                _ => return false,
+            },
+        };
+        if self.finished {
+            return false;
+        }
+        self.conn_serial = self.conn_serial.wrapping_add(1);
+        let entry = self.conns.vacant_entry();
+        let id = ConnId {
+            idx: entry.key() as u32,
+            serial: self.conn_serial,
+        };
+        entry.insert(Conn {
+            id,
+            target: t,
+            state: ConnState::Connecting,
+            next_corr: 0,
+            in_flight: VecDeque::new(),
+            timer: None,
+            versions: Versions::default(),
+            api_versions_version: API_VERSIONS_FIRST,
+        });
+        *self.target_conn_slot(t).expect("target exists") = Some(id);
+        self.stats.connects += 1;
+        tracing::debug!(%id, %addr, ?t, "connecting");
+        self.io.push_back(IoCommand::Connect { conn: id, addr });
+        true
+    }
+
+    /// Makes sure some connection can carry a control request (metadata,
+    /// InitProducerId): returns a ready one with room, or starts one.
+    pub(crate) fn control_conn(&mut self) -> Option<ConnId> {
+        let max = self.cfg.max_in_flight;
+        let mut best: Option<(usize, ConnId)> = None;
+        let mut connecting = false;
+        for (_, c) in self.conns.iter() {
+            match c.state {
+                ConnState::Ready if c.in_flight.len() < max => {
+                    let load = c.in_flight.len();
+                    if best.is_none_or(|(l, _)| load < l) {
+                        best = Some((load, c.id));
+                    }
+                }
+                ConnState::Ready => {}
+                _ => connecting = true,
+            }
+        }
+        if let Some((_, id)) = best {
+            return Some(id);
+        }
+        if connecting || !self.conns.is_empty() {
+            return None;
+        }
+        // Nothing open: a known broker first, else the next bootstrap address.
+        let mut ids: Vec<i32> = self.nodes.keys().copied().collect();
+        ids.sort_unstable();
+        if !ids.is_empty() {
+            let start = self.boot_next % ids.len();
+            for k in 0..ids.len() {
+                let n = ids[(start + k) % ids.len()];
+                if self.connect(Target::Node(n)) {
+                    self.boot_next = self.boot_next.wrapping_add(1);
+                    return None;
+                }
+            }
+        }
+        let len = self.bootstrap.len();
+        for k in 0..len {
+            let i = (self.boot_next + k) % len;
+            if self.connect(Target::Bootstrap(i)) {
+                self.boot_next = i + 1;
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Encodes a request on `conn`, records it in flight (unless no response
+    /// is expected) and arms the request timeout.
+    #[allow(clippy::too_many_arguments)] // one request's facts
+    pub(crate) fn send_request<R: Request>(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        req: &R,
+        kind: ReqKind,
+        expects_response: bool,
+        size_hint: usize,
+    ) -> Result<Transmit, EncodeError> {
+        let deadline = now + self.cfg.request_timeout;
+        let c = self
+            .conns
+            .get_mut(id.idx as usize)
+            .filter(|c| c.id == id)
+            .expect("live connection");
+        let corr = c.next_corr;
+        let mut buf = BytesMut::with_capacity(size_hint);
+        encode_request(&mut buf, corr, Some(&self.cfg.client_id), version, req)?;
+        c.next_corr = c.next_corr.wrapping_add(1) & i32::MAX;
+        if expects_response {
+            c.in_flight.push_back(InFlight {
+                corr,
+                kind,
+                version,
+                deadline,
+            });
+            if c.timer.is_none() {
+                let h = self.timers.insert(deadline, TimerKey::Request(id));
+                self.conn_mut(id).expect("conn").timer = Some(h);
+            }
+        }
+        Ok(Transmit {
+            conn: id,
+            frame: buf.freeze(),
+        })
+    }
+
+    /// Builds the ApiVersions request of a connection that just connected.
+    pub(crate) fn poll_handshake(&mut self, now: Instant) -> Option<Transmit> {
+        while let Some(id) = self.handshakes.pop_front() {
+            let Some(c) = self.conn(id) else { continue };
+            let version = c.api_versions_version;
+            let req = ApiVersionsRequest {
+                client_software_name: "kring".into(),
+                client_software_version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            };
+            match self.send_request(now, id, version, &req, ReqKind::ApiVersions, true, 256) {
+                Ok(t) => return Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode ApiVersions");
+                    self.drop_conn(now, id, "cannot encode ApiVersions", true);
+                }
+            }
+        }
+        None
+    }
+
+    pub(crate) fn handle_api_versions(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        frame: Bytes,
+    ) {
+        // A broker that does not support our version answers in v0.
+        let resp = decode_response_frame::<ApiVersionsRequest>(frame.clone(), version)
+            .or_else(|_| decode_response_frame::<ApiVersionsRequest>(frame, 0))
+            .map(|(_, r)| r);
+        let resp: ApiVersionsResponse = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_conn(
+                    now,
+                    id,
+                    &format!("undecodable ApiVersions response: {e}"),
+                    true,
+                );
+                return;
+            }
+        };
+        let err = ErrorCode(resp.error_code);
+        if err == ErrorCode::UNSUPPORTED_VERSION && version > 0 && resp.api_keys.is_empty() {
+            // Retry in v0 on the same connection.
+            if let Some(c) = self.conn_mut(id) {
+                c.api_versions_version = 0;
+            }
+            self.handshakes.push_back(id);
+            return;
+        }
+        if !err.is_ok() && err != ErrorCode::UNSUPPORTED_VERSION {
+            self.drop_conn(
+                now,
+                id,
+                &format!("ApiVersions failed: {}", err.name()),
+                true,
+            );
+            return;
+        }
+        let pick = |key: i16, (lo, hi): (i16, i16)| -> Option<i16> {
+            resp.api_keys
+                .iter()
+                .find(|k| k.api_key == key)
+                .and_then(|k| {
+                    let v = k.max_version.min(hi);
+                    (v >= lo.max(k.min_version)).then_some(v)
+                })
+        };
+        let produce = pick(ProduceRequest::API_KEY, PRODUCE_VERSIONS);
+        let metadata = pick(MetadataRequest::API_KEY, METADATA_VERSIONS);
+        let init_pid = pick(InitProducerIdRequest::API_KEY, INIT_PID_VERSIONS);
+        let (Some(produce), Some(metadata)) = (produce, metadata) else {
+            self.drop_conn(
+                now,
+                id,
+                "broker supports no Produce v3-11 or Metadata v1-12",
+                true,
+            );
+            return;
+        };
+        let Some(c) = self.conn_mut(id) else { return };
+        c.versions = Versions {
+            produce,
+            metadata,
+            init_pid: init_pid.unwrap_or(-1),
+        };
+        c.state = ConnState::Ready;
+        let target = c.target;
+        if let Some(r) = self.reconnect_mut(target) {
+            r.failures = 0;
+        }
+        tracing::debug!(%id, produce, metadata, "connection ready");
+        if let Target::Node(n) = target {
+            if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
+                self.add_work(n);
+            }
+        }
+    }
+
+    /// The driver connected `id`.
+    pub fn handle_connected(&mut self, _now: Instant, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else { return };
+        if c.state != ConnState::Connecting {
+            return;
+        }
+        c.state = ConnState::Handshaking;
+        self.handshakes.push_back(id);
+    }
+
+    /// The driver could not connect `id` (refused, unreachable, name not
+    /// resolved). The core backs off and tries again when needed.
+    pub fn handle_connect_failed(&mut self, now: Instant, id: ConnId, reason: &str) {
+        if self.conn(id).is_none() {
+            return;
+        }
+        tracing::debug!(%id, reason, "connect failed");
+        self.drop_conn(now, id, reason, false);
+    }
+
+    /// The driver lost `id` (peer closed, I/O error, bad framing). Its
+    /// in-flight requests are retried (produce) or re-issued (metadata,
+    /// producer id), and metadata is refreshed.
+    pub fn handle_disconnected(&mut self, now: Instant, id: ConnId, reason: &str) {
+        if self.conn(id).is_none() {
+            return;
+        }
+        tracing::debug!(%id, reason, "disconnected");
+        self.drop_conn(now, id, reason, false);
+    }
+
+    /// Removes the connection from every table and cancels its timer.
+    pub(crate) fn forget_conn(&mut self, id: ConnId) -> Option<Conn> {
+        self.conn(id)?;
+        let c = self.conns.remove(id.idx as usize);
+        if let Some(h) = c.timer {
+            self.timers.cancel(h);
+        }
+        if let Some(slot) = self.target_conn_slot(c.target) {
+            if *slot == Some(id) {
+                *slot = None;
+            }
+        }
+        self.handshakes.retain(|&h| h != id);
+        Some(c)
+    }
+
+    /// Drops a connection: in-flight requests are failed over (batches
+    /// retried), the target backs off before reconnecting, metadata is
+    /// refreshed. `close` asks the driver to close the socket (when the
+    /// core, not the driver, decided to drop it).
+    pub(crate) fn drop_conn(&mut self, now: Instant, id: ConnId, reason: &str, close: bool) {
+        let Some(c) = self.forget_conn(id) else {
+            return;
+        };
+        if close {
+            self.io.push_back(IoCommand::Close { conn: id });
+        }
+        // Back off before reconnecting this target.
+        let failures = {
+            let r = self.reconnect_mut(c.target);
+            match r {
+                Some(r) => {
+                    r.failures += 1;
+                    r.failures
+                }
+                None => 1,
+            }
+        };
+        let d = self.cfg.reconnect.backoff(failures - 1, &mut self.rng);
+        let h = self.timers.insert(now + d, TimerKey::Reconnect(c.target));
+        if let Some(r) = self.reconnect_mut(c.target) {
+            if let Some(old) = r.timer.replace(h) {
+                self.timers.cancel(old);
+            }
+        } else {
+            self.timers.cancel(h);
+        }
+        let had_requests = !c.in_flight.is_empty();
+        for inf in c.in_flight {
+            match inf.kind {
+                ReqKind::ApiVersions => {}
+                ReqKind::Metadata => self.metadata_lost(now),
+                ReqKind::InitProducerId => self.init_pid_lost(now),
+                ReqKind::Produce(batches) => {
+                    for (bk, serial) in batches {
+                        self.batch_lost(now, bk, serial, reason);
+                    }
+                }
+            }
+        }
+        if had_requests || matches!(c.target, Target::Node(_)) {
+            self.request_metadata_soon(now);
+        }
+    }
+
+    /// A request timed out: drop the connection (its batches are retried).
+    pub(crate) fn request_timer(&mut self, now: Instant, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else { return };
+        c.timer = None;
+        match c.in_flight.front().map(|f| f.deadline) {
+            Some(d) if d <= now => {
+                tracing::debug!(%id, "request timed out");
+                self.drop_conn(now, id, "request timed out", true);
+            }
+            Some(d) => {
+                let h = self.timers.insert(d, TimerKey::Request(id));
+                self.conn_mut(id).expect("conn").timer = Some(h);
+            }
+            None => {}
+        }
+    }
+
+    /// Reconnect backoff over: reconnect if there is a reason to.
+    pub(crate) fn reconnect_timer(&mut self, _now: Instant, t: Target) {
+        if let Some(r) = self.reconnect_mut(t) {
+            r.timer = None;
+        }
+        if let Target::Node(n) = t {
+            if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
+                self.connect(t);
+                self.add_work(n);
+            }
+        }
+        // Control requests (metadata, producer id) pick a connection when
+        // polled; nothing else to do here.
+    }
+
+    /// Pops the in-flight request a response answers, checking the
+    /// correlation id. Re-arms the connection's request timer.
+    pub(crate) fn pop_in_flight(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        corr: i32,
+    ) -> Option<InFlight> {
+        let c = self.conn_mut(id)?;
+        match c.in_flight.front() {
+            Some(f) if f.corr == corr => {}
+            Some(f) => {
+                let want = f.corr;
+                self.drop_conn(
+                    now,
+                    id,
+                    &format!(
+                        "response correlation id {corr} does not match the oldest request {want}"
+                    ),
+                    true,
+                );
+                return None;
+            }
+            None => {
+                self.drop_conn(
+                    now,
+                    id,
+                    &format!("unexpected response (correlation id {corr})"),
+                    true,
+                );
+                return None;
+            }
+        }
+        let inf = c.in_flight.pop_front().expect("front");
+        let next = c.in_flight.front().map(|f| f.deadline);
+        let timer = c.timer.take();
+        match (timer, next) {
+            (Some(h), Some(d)) => {
+                self.timers.reschedule(h, d);
+                self.conn_mut(id).expect("conn").timer = Some(h);
+            }
+            (Some(h), None) => {
+                self.timers.cancel(h);
+            }
+            (None, Some(d)) => {
+                let h = self.timers.insert(d, TimerKey::Request(id));
+                self.conn_mut(id).expect("conn").timer = Some(h);
+            }
+            (None, None) => {}
+        }
+        Some(inf)
+    }
+}

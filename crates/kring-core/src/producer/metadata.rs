@@ -1,0 +1,393 @@
+//! Cluster metadata: brokers, partition leaders, topic existence.
+//!
+//! Refreshed periodically (`metadata.max.age.ms`) and early when something
+//! says it is stale: a topic a sender waits for, a partition with work and
+//! no leader, NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION answers,
+//! a lost connection. Early refreshes are spaced by the retry backoff so a
+//! broken cluster is not hammered. Processing a response is O(partitions in
+//! it) — the one place that looks at every partition, once per refresh,
+//! never per send cycle.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kring_protocol::message::decode_response_frame;
+use kring_protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+use kring_protocol::ErrorCode;
+
+use crate::timer::TimerHandle;
+use crate::topics::{PartitionSlot, TopicState, TopicStatus};
+
+use super::conn::{ConnId, ReqKind};
+use super::partition::{Node, PartCore};
+use super::{ProducerCore, TimerKey, Transmit};
+
+/// Metadata request scheduling.
+#[derive(Debug, Default)]
+pub(crate) struct MetadataState {
+    pub(crate) in_flight: Option<ConnId>,
+    /// Send as soon as a connection can carry it.
+    pub(crate) due: bool,
+    pub(crate) timer: Option<TimerHandle>,
+    pub(crate) last_sent: Option<Instant>,
+    pub(crate) failures: u32,
+    /// Consecutive responses that still lacked a wanted topic or leader
+    /// (spaces early refreshes exponentially).
+    pub(crate) unresolved: u32,
+    /// Something wants a refresh soon (set where `now` is not at hand).
+    pub(crate) want_soon: bool,
+    /// A topic a sender waits for is unknown: retry until it appears.
+    pub(crate) urgent: bool,
+    /// Refresh again soon after the in-flight request returns.
+    pub(crate) again: bool,
+}
+
+impl ProducerCore {
+    /// Asks for metadata now.
+    pub(crate) fn request_metadata(&mut self, _now: Instant) {
+        if self.meta.in_flight.is_some() {
+            self.meta.again = true;
+            return;
+        }
+        if let Some(h) = self.meta.timer.take() {
+            self.timers.cancel(h);
+        }
+        self.meta.due = true;
+    }
+
+    /// Asks for metadata soon: now, or when the backoff since the last
+    /// request allows.
+    pub(crate) fn request_metadata_soon(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if self.meta.in_flight.is_some() {
+            self.meta.again = true;
+            return;
+        }
+        if self.meta.due {
+            return;
+        }
+        let attempt = self
+            .meta
+            .failures
+            .max(self.meta.unresolved.saturating_sub(1));
+        let backoff = self.cfg.retry.backoff(attempt, &mut self.rng);
+        let at = self.meta.last_sent.map_or(now, |l| (l + backoff).max(now));
+        self.schedule_metadata(at);
+    }
+
+    fn schedule_metadata(&mut self, at: Instant) {
+        match self.meta.timer {
+            Some(h) => {
+                if self.timers.deadline(h).is_some_and(|d| d > at) {
+                    self.timers.reschedule(h, at);
+                }
+            }
+            None => {
+                let h = self.timers.insert(at, TimerKey::Metadata);
+                self.meta.timer = Some(h);
+            }
+        }
+    }
+
+    pub(crate) fn metadata_timer(&mut self) {
+        self.meta.timer = None;
+        self.meta.due = true;
+    }
+
+    /// The metadata request was lost with its connection.
+    pub(crate) fn metadata_lost(&mut self, now: Instant) {
+        self.meta.in_flight = None;
+        self.meta.failures += 1;
+        self.request_metadata_soon(now);
+    }
+
+    /// Builds a metadata request if one is due and a connection can carry
+    /// it (starting a connection otherwise).
+    pub(crate) fn poll_metadata(&mut self, now: Instant) -> Option<Transmit> {
+        if std::mem::take(&mut self.meta.want_soon) {
+            self.request_metadata_soon(now);
+        }
+        if !self.meta.due || self.meta.in_flight.is_some() || self.finished {
+            return None;
+        }
+        let id = self.control_conn()?;
+        let version = self.conn(id)?.versions.metadata;
+        let req = MetadataRequest {
+            topics: Some(
+                self.topics
+                    .iter()
+                    .map(|t| MetadataRequestTopic {
+                        name: Some(t.name.to_string()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            allow_auto_topic_creation: true,
+            ..Default::default()
+        };
+        match self.send_request(now, id, version, &req, ReqKind::Metadata, true, 256) {
+            Ok(t) => {
+                self.meta.due = false;
+                self.meta.again = false;
+                self.meta.in_flight = Some(id);
+                self.meta.last_sent = Some(now);
+                self.stats.metadata_requests += 1;
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a metadata request");
+                self.meta.due = false;
+                self.meta.failures += 1;
+                self.request_metadata_soon(now);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn handle_metadata(&mut self, now: Instant, id: ConnId, version: i16, frame: Bytes) {
+        self.meta.in_flight = None;
+        let resp: MetadataResponse = match decode_response_frame::<MetadataRequest>(frame, version)
+        {
+            Ok((_, r)) => r,
+            Err(e) => {
+                self.meta.failures += 1;
+                self.drop_conn(
+                    now,
+                    id,
+                    &format!("undecodable metadata response: {e}"),
+                    true,
+                );
+                return;
+            }
+        };
+        self.meta.failures = 0;
+        let again = std::mem::take(&mut self.meta.again) | std::mem::take(&mut self.meta.urgent);
+        let mut soon = false;
+
+        // Brokers.
+        for b in &resp.brokers {
+            let addr = format!("{}:{}", b.host, b.port);
+            match self.nodes.get_mut(&b.node_id) {
+                Some(n) if n.addr == addr => {}
+                Some(n) => {
+                    n.addr = addr;
+                    if let Some(c) = n.conn {
+                        self.drop_conn(now, c, "broker address changed", true);
+                    }
+                }
+                None => {
+                    self.nodes.insert(
+                        b.node_id,
+                        Node {
+                            addr,
+                            conn: None,
+                            ready: Default::default(),
+                            in_work: false,
+                            reconnect: Default::default(),
+                        },
+                    );
+                }
+            }
+        }
+
+        // Topics.
+        let mut publish = Vec::new();
+        for t in &resp.topics {
+            let Some(name) = t.name.as_deref() else {
+                continue;
+            };
+            let Some(&tid) = self.topic_ids.get(name) else {
+                continue;
+            };
+            let err = ErrorCode(t.error_code);
+            let ti = tid as usize;
+            if err.is_ok() {
+                let (changed, need) = self.apply_partitions(now, tid, t);
+                soon |= need;
+                if changed || self.topics[ti].status != TopicStatus::Ready {
+                    self.topics[ti].status = TopicStatus::Ready;
+                    publish.push(self.topic_state(tid));
+                }
+            } else if err.is_retriable() || err == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
+                let wanted = self.topics[ti]
+                    .wanted_at
+                    .is_some_and(|w| now < w + self.cfg.max_block);
+                match self.topics[ti].status {
+                    TopicStatus::Ready => {
+                        // Known before (maybe being deleted or moved): keep
+                        // the partitions; batches retry until their deadline.
+                        soon |= self.topic_has_work(tid);
+                    }
+                    _ => {
+                        let st = TopicStatus::Pending {
+                            last_error: Some(err),
+                        };
+                        if self.topics[ti].status != st {
+                            self.topics[ti].status = st;
+                            publish.push(self.topic_state(tid));
+                        }
+                        soon |= wanted;
+                    }
+                }
+            } else {
+                tracing::warn!(topic = name, error = err.name(), "topic is not usable");
+                if self.topics[ti].status != TopicStatus::Failed(err) {
+                    self.topics[ti].status = TopicStatus::Failed(err);
+                    publish.push(self.topic_state(tid));
+                }
+            }
+        }
+        self.shared.topics.publish(publish);
+
+        // Bootstrap connections served their purpose once brokers are known.
+        if !self.nodes.is_empty() {
+            for i in 0..self.bootstrap.len() {
+                if let Some(c) = self.bootstrap[i].conn {
+                    if self.conn(c).is_some_and(|c| c.in_flight.is_empty()) {
+                        self.forget_conn(c);
+                        self.io.push_back(super::IoCommand::Close { conn: c });
+                    }
+                }
+            }
+        }
+
+        soon |= again && self.wants_fast_refresh(now);
+        if soon {
+            self.meta.unresolved += 1;
+            self.request_metadata_soon(now);
+        } else if !self.finished {
+            self.meta.unresolved = 0;
+            // Fresh metadata: the next refresh is the periodic one.
+            if let Some(h) = self.meta.timer.take() {
+                self.timers.cancel(h);
+            }
+            let h = self
+                .timers
+                .insert(now + self.cfg.metadata_max_age, TimerKey::Metadata);
+            self.meta.timer = Some(h);
+        }
+    }
+
+    /// Whether an early refresh asked for during the request is still
+    /// useful: a sender waits for a topic that is still unknown.
+    /// (Partitions without a leader are found while applying the response.)
+    fn wants_fast_refresh(&self, now: Instant) -> bool {
+        self.topics.iter().any(|t| {
+            !matches!(t.status, TopicStatus::Ready)
+                && t.wanted_at.is_some_and(|w| now < w + self.cfg.max_block)
+        })
+    }
+
+    fn topic_has_work(&self, tid: u32) -> bool {
+        self.topics[tid as usize]
+            .partitions
+            .iter()
+            .any(|p| p.has_unsent_work() || p.in_flight > 0)
+    }
+
+    /// Applies partition leaders. Returns (snapshot changed, refresh soon).
+    fn apply_partitions(
+        &mut self,
+        _now: Instant,
+        tid: u32,
+        t: &kring_protocol::messages::metadata::MetadataResponseTopic,
+    ) -> (bool, bool) {
+        let ti = tid as usize;
+        let count = t
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .filter(|&i| i >= 0)
+            .max()
+            .map_or(0, |m| m as usize + 1);
+        let mut changed = false;
+        let mut need = false;
+        while self.topics[ti].partitions.len() < count {
+            let slot = Arc::new(PartitionSlot::default());
+            self.topics[ti].partitions.push(PartCore::new(slot));
+            changed = true;
+        }
+        for p in &t.partitions {
+            if p.partition_index < 0 {
+                continue;
+            }
+            let pk = (tid, p.partition_index as u32);
+            let leader =
+                (p.leader_id >= 0 && self.nodes.contains_key(&p.leader_id)).then_some(p.leader_id);
+            let part = self.part(pk);
+            if p.leader_epoch >= 0 && part.leader_epoch >= 0 && p.leader_epoch < part.leader_epoch {
+                continue; // older than what we know (KIP-320)
+            }
+            if p.leader_epoch >= 0 {
+                part.leader_epoch = p.leader_epoch;
+            }
+            let old = part.leader;
+            part.leader = leader;
+            part.slot
+                .available
+                .store(leader.is_some(), Ordering::Relaxed);
+            if old.is_some() != leader.is_some() {
+                changed = true;
+            }
+            let work = part.has_unsent_work();
+            if leader.is_none() && (work || part.in_flight > 0) {
+                need = true;
+            }
+            if leader != old && leader.is_some() && work {
+                self.mark_ready(pk);
+            }
+        }
+        (changed, need)
+    }
+
+    /// The snapshot producer threads see for topic `tid`.
+    pub(crate) fn topic_state(&self, tid: u32) -> TopicState {
+        let t = &self.topics[tid as usize];
+        let partitions: Arc<[Arc<PartitionSlot>]> =
+            t.partitions.iter().map(|p| p.slot.clone()).collect();
+        let available: Arc<[u32]> = t
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.leader.is_some())
+            .map(|(i, _)| i as u32)
+            .collect();
+        TopicState {
+            id: tid,
+            name: t.name.clone(),
+            partitions,
+            available,
+            status: t.status,
+        }
+    }
+
+    /// Applies a leader hint (KIP-951) from a produce response. Returns
+    /// whether the partition now has a different, known leader.
+    pub(crate) fn apply_leader_hint(&mut self, pk: (u32, u32), leader: i32, epoch: i32) -> bool {
+        if leader < 0 || !self.nodes.contains_key(&leader) {
+            return false;
+        }
+        let part = self.part(pk);
+        if epoch >= 0
+            && part.leader_epoch >= 0
+            && epoch <= part.leader_epoch
+            && part.leader == Some(leader)
+        {
+            return false;
+        }
+        if epoch >= 0 && part.leader_epoch >= 0 && epoch < part.leader_epoch {
+            return false;
+        }
+        if epoch >= 0 {
+            part.leader_epoch = epoch;
+        }
+        let changed = part.leader != Some(leader);
+        part.leader = Some(leader);
+        part.slot.available.store(true, Ordering::Relaxed);
+        changed
+    }
+}

@@ -1,0 +1,476 @@
+//! The I/O thread's half: [`ProducerCore`], a sans-IO state machine.
+//!
+//! Why sans-IO (quinn-proto style): the core never touches a socket or the
+//! clock. The driver feeds it events (`handle_*`), asks what to do
+//! (`poll_io`, `poll_transmit`) and when to call back (`poll_timeout`). The
+//! same code then runs under the io_uring driver and under the
+//! deterministic [`Sim`](crate::sim) harness, where linger, retries,
+//! timeouts and idempotence are tested by jumping simulated time.
+//!
+//! Shape of the state:
+//! - per partition ([`partition`]): leader, an "enqueued" flag, the retry
+//!   queue, idempotence sequences and three cancellable timers (linger,
+//!   retry backoff, delivery timeout);
+//! - per broker node: a ready queue with at most one entry per partition,
+//!   and a connection ([`conn`]);
+//! - a work list of nodes whose ready queue may be drained now;
+//! - one deadline queue ([`crate::timer`]) for every timer.
+//!
+//! **Invariant:** nothing iterates all partitions on the send path. A
+//! partition enters a node's ready queue only through an event (sealed
+//! batch, linger expiry, backoff expiry, response, leader change, flush),
+//! and each sender cycle visits only the partitions it pops
+//! ([`CoreStats::partitions_visited`] counts them).
+
+mod batch;
+mod conn;
+mod idempotence;
+mod metadata;
+mod partition;
+mod produce;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use slab::Slab;
+
+use crate::backoff::{ExponentialBackoff, SplitMix64};
+use crate::config::{Acks, Config};
+use crate::delivery::{DeliveryCallback, DeliveryError};
+use crate::error::ConfigError;
+use crate::notice::Notice;
+use crate::shared::Shared;
+use crate::signal::Signal;
+use crate::timer::DeadlineQueue;
+
+pub(crate) use batch::InBatch;
+pub use conn::ConnId;
+use conn::{Conn, Target};
+use idempotence::Idempotence;
+use metadata::MetadataState;
+use partition::{Node, TopicCore};
+
+/// A topic id and partition index.
+pub(crate) type PartKey = (u32, u32);
+/// A batch's key in the core's batch slab.
+pub(crate) type BatchKey = usize;
+
+/// A socket operation for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IoCommand {
+    /// Open a TCP connection to `addr` (`host:port`) and report the result
+    /// with [`ProducerCore::handle_connected`] or
+    /// [`ProducerCore::handle_connect_failed`].
+    Connect {
+        /// The core's name for the connection.
+        conn: ConnId,
+        /// `host:port`.
+        addr: String,
+    },
+    /// Close the connection. The core has already forgotten it: report
+    /// nothing more about it (events for it are ignored anyway).
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// A request frame for the driver to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The connection.
+    pub conn: ConnId,
+    /// One complete request, 4-byte size prefix included. Frames of one
+    /// connection must reach the wire in the order they were polled.
+    pub frame: Bytes,
+}
+
+/// Counters describing what the core did (for tests, benches and metrics).
+#[derive(Debug, Default, Clone)]
+pub struct CoreStats {
+    /// Partitions popped from ready queues by the sender (lessons.md #1:
+    /// this grows with partitions *sent*, not with partitions that exist).
+    pub partitions_visited: u64,
+    /// Produce requests built.
+    pub produce_requests: u64,
+    /// Batches handed to the driver (first sends and retries).
+    pub batches_sent: u64,
+    /// Batches re-queued for another attempt.
+    pub retries: u64,
+    /// Metadata requests built.
+    pub metadata_requests: u64,
+    /// Connections asked for.
+    pub connects: u64,
+    /// Notices drained from producer threads.
+    pub notices: u64,
+    /// Batches completed successfully.
+    pub batches_ok: u64,
+    /// Batches failed.
+    pub batches_failed: u64,
+    /// Times the producer epoch was bumped.
+    pub epoch_bumps: u64,
+}
+
+/// Timer kinds in the deadline queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerKey {
+    Linger(PartKey),
+    Backoff(PartKey),
+    Delivery(PartKey),
+    Request(ConnId),
+    Reconnect(Target),
+    Metadata,
+    ProducerId,
+}
+
+/// Settings the core uses, derived from [`Config`].
+#[derive(Debug)]
+pub(crate) struct CoreConfig {
+    pub(crate) client_id: String,
+    pub(crate) acks: Acks,
+    pub(crate) linger: Duration,
+    pub(crate) max_request_size: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) retries: u32,
+    pub(crate) retry: ExponentialBackoff,
+    pub(crate) reconnect: ExponentialBackoff,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) metadata_max_age: Duration,
+    pub(crate) max_block: Duration,
+    pub(crate) idempotence: bool,
+    pub(crate) bootstrap: Vec<String>,
+}
+
+/// The producer's I/O-thread state machine. Owned by one thread (the
+/// driver's); producer threads talk to it through [`Shared`].
+///
+/// # Driving it
+/// On every turn the driver: reports what happened (`handle_connected`,
+/// `handle_connect_failed`, `handle_disconnected`, `handle_response`),
+/// calls [`handle_wakeup`](Self::handle_wakeup), calls
+/// [`handle_timeout`](Self::handle_timeout) if
+/// [`poll_timeout`](Self::poll_timeout) is due, drains
+/// [`poll_io`](Self::poll_io) then [`poll_transmit`](Self::poll_transmit)
+/// until `None`, and sleeps until an I/O completion, a wake-up or the
+/// `poll_timeout` deadline if [`prepare_park`](Self::prepare_park) returns
+/// true.
+pub struct ProducerCore {
+    pub(crate) cfg: CoreConfig,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) callback: Option<DeliveryCallback>,
+    pub(crate) timers: DeadlineQueue<TimerKey>,
+    pub(crate) rng: SplitMix64,
+    pub(crate) stats: CoreStats,
+
+    pub(crate) topics: Vec<TopicCore>,
+    pub(crate) topic_ids: HashMap<Arc<str>, u32>,
+    /// Partitions whose open batch the core knows of (for flush/close).
+    pub(crate) open_parts: Vec<PartKey>,
+
+    pub(crate) nodes: HashMap<i32, Node>,
+    /// Nodes whose ready queue may be drainable.
+    pub(crate) work: VecDeque<i32>,
+
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) conn_serial: u32,
+    pub(crate) bootstrap: Vec<conn::BootEntry>,
+    pub(crate) boot_next: usize,
+    /// Connections that need their ApiVersions request sent.
+    pub(crate) handshakes: VecDeque<ConnId>,
+    pub(crate) io: VecDeque<IoCommand>,
+
+    pub(crate) batches: Slab<InBatch>,
+    pub(crate) batch_serial: u64,
+    pub(crate) meta: MetadataState,
+    pub(crate) idem: Idempotence,
+
+    /// Batches announced and not yet completed.
+    pub(crate) pending_batches: i64,
+    /// Incomplete batches per flush generation (entries at zero removed).
+    pub(crate) incomplete: BTreeMap<u64, i64>,
+    pub(crate) flushes: VecDeque<(u64, Arc<Signal>)>,
+    pub(crate) closing: bool,
+    pub(crate) close_signals: Vec<Arc<Signal>>,
+    pub(crate) finished: bool,
+    /// A fatal error: every batch fails with it.
+    pub(crate) fatal: Option<DeliveryError>,
+
+    pub(crate) notice_buf: Vec<Notice>,
+}
+
+impl std::fmt::Debug for ProducerCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerCore")
+            .field("topics", &self.topics.len())
+            .field("nodes", &self.nodes.len())
+            .field("conns", &self.conns.len())
+            .field("pending_batches", &self.pending_batches)
+            .field("closing", &self.closing)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl ProducerCore {
+    /// Creates the core and the state shared with producer threads.
+    /// Validates `config` ([`Config::validate`]).
+    pub fn new(config: Config, now: Instant) -> Result<(ProducerCore, Arc<Shared>), ConfigError> {
+        config.validate()?;
+        let shared = Arc::new(Shared::new(&config));
+        let cfg = CoreConfig {
+            client_id: config.client_id.clone(),
+            acks: config.acks,
+            linger: config.linger,
+            max_request_size: config.max_request_size,
+            max_in_flight: config.max_in_flight,
+            retries: config.retries,
+            retry: ExponentialBackoff {
+                initial: config.retry_backoff,
+                max: config.retry_backoff_max,
+                jitter: 0.2,
+            },
+            reconnect: ExponentialBackoff {
+                initial: config.reconnect_backoff,
+                max: config.reconnect_backoff_max,
+                jitter: 0.2,
+            },
+            delivery_timeout: config.delivery_timeout,
+            request_timeout: config.request_timeout,
+            metadata_max_age: config.metadata_max_age,
+            max_block: config.max_block,
+            idempotence: config.enable_idempotence,
+            bootstrap: config.bootstrap.clone(),
+        };
+        let bootstrap = cfg
+            .bootstrap
+            .iter()
+            .map(|a| conn::BootEntry::new(a.clone()))
+            .collect();
+        let mut core = ProducerCore {
+            idem: Idempotence::new(cfg.idempotence),
+            cfg,
+            shared: shared.clone(),
+            callback: config.on_delivery.clone(),
+            timers: DeadlineQueue::new(),
+            rng: SplitMix64::new(config.jitter_seed),
+            stats: CoreStats::default(),
+            topics: Vec::new(),
+            topic_ids: HashMap::new(),
+            open_parts: Vec::new(),
+            nodes: HashMap::new(),
+            work: VecDeque::new(),
+            conns: Slab::new(),
+            conn_serial: 0,
+            bootstrap,
+            boot_next: 0,
+            handshakes: VecDeque::new(),
+            io: VecDeque::new(),
+            batches: Slab::new(),
+            batch_serial: 0,
+            meta: MetadataState::default(),
+            pending_batches: 0,
+            incomplete: BTreeMap::new(),
+            flushes: VecDeque::new(),
+            closing: false,
+            close_signals: Vec::new(),
+            finished: false,
+            fatal: None,
+            notice_buf: Vec::new(),
+        };
+        // Learn the cluster at once: a metadata request (with no topics)
+        // tells us the brokers; idempotence needs a producer id.
+        core.request_metadata(now);
+        Ok((core, shared))
+    }
+
+    /// The state shared with producer threads.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Counters of what the core did.
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    /// Batches announced by producer threads and not completed yet.
+    pub fn pending_batches(&self) -> u64 {
+        self.pending_batches.max(0) as u64
+    }
+
+    /// Drains the notices producer threads left (new and sealed batches,
+    /// topics needing metadata, flush and close). Call on every turn,
+    /// after a wake-up and before polling.
+    pub fn handle_wakeup(&mut self, now: Instant) {
+        self.shared.notices.unparked();
+        let mut buf = std::mem::take(&mut self.notice_buf);
+        self.shared.notices.drain_into(&mut buf);
+        self.stats.notices += buf.len() as u64;
+        for n in buf.drain(..) {
+            self.handle_notice(now, n);
+        }
+        self.notice_buf = buf;
+        self.check_flushes();
+        self.check_finished(now);
+    }
+
+    fn handle_notice(&mut self, now: Instant, n: Notice) {
+        match n {
+            Notice::TopicWanted { topic, seen } => self.topic_wanted(now, topic, seen),
+            Notice::Opened {
+                topic,
+                partition,
+                batch,
+                created,
+                flush_gen,
+            } => self.batch_opened(now, (topic, partition), batch, created, flush_gen),
+            Notice::Sealed {
+                topic,
+                partition,
+                batch,
+            } => self.batch_sealed((topic, partition), batch),
+            Notice::Flush { gen, signal } => {
+                self.seal_all_open();
+                self.flushes.push_back((gen, signal));
+            }
+            Notice::Close { gen, signal } => {
+                self.closing = true;
+                // Senders blocked waiting for metadata give up now.
+                self.shared.topics.wake_all();
+                self.seal_all_open();
+                self.flushes.push_back((gen, signal.clone()));
+                self.close_signals.push(signal);
+            }
+        }
+    }
+
+    /// Runs every timer due at `now`. Call when `now >= poll_timeout()`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(key) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Linger(pk) => self.linger_expired(pk),
+                TimerKey::Backoff(pk) => self.backoff_expired(pk),
+                TimerKey::Delivery(pk) => self.delivery_expired(now, pk),
+                TimerKey::Request(c) => self.request_timer(now, c),
+                TimerKey::Reconnect(t) => self.reconnect_timer(now, t),
+                TimerKey::Metadata => self.metadata_timer(),
+                TimerKey::ProducerId => self.idem.timer_fired(),
+            }
+        }
+        self.check_flushes();
+        self.check_finished(now);
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called: linger, retry backoff, request and delivery timeouts,
+    /// reconnect backoff, metadata refresh. `None` when nothing is
+    /// scheduled (only after close). Poll after every `handle_*` call.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek()
+    }
+
+    /// The next socket operation to perform. Poll until `None` after the
+    /// `handle_*` calls of a turn (and after `poll_transmit`, which may ask
+    /// for connections).
+    #[must_use]
+    pub fn poll_io(&mut self) -> Option<IoCommand> {
+        self.io.pop_front()
+    }
+
+    /// Marks the I/O thread parked, so the next producer notice asks for a
+    /// wake-up. Returns false if notices arrived meanwhile: do not sleep,
+    /// run another turn. Call right before sleeping.
+    #[must_use]
+    pub fn prepare_park(&mut self) -> bool {
+        self.shared.notices.prepare_park()
+    }
+
+    /// Starts close from the I/O thread (for example when the last producer
+    /// handle is dropped): appends fail from now on, every open batch is
+    /// sealed, and the core finishes once every record has its result.
+    /// Same as [`Shared::begin_close`] followed by
+    /// [`handle_wakeup`](Self::handle_wakeup).
+    pub fn close(&mut self, now: Instant) -> crate::FlushHandle {
+        let h = self.shared.begin_close();
+        self.handle_wakeup(now);
+        h
+    }
+
+    /// Whether close was requested (the core may still be delivering).
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// True once close was requested, every record has its final result and
+    /// every connection was asked to close. The driver then exits.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Fails everything still pending with [`DeliveryError::Aborted`] and
+    /// finishes (a forced close, or the driver stopping on a fatal error).
+    /// Rejects further appends. No record is left without a result.
+    pub fn abort(&mut self, now: Instant, reason: &str) {
+        let reason: Arc<str> = Arc::from(reason);
+        let err = DeliveryError::Aborted(reason.clone());
+        // Stop producer threads first, then collect what they queued.
+        let ((), _) = self.shared.notices.with(|n| {
+            if !n.closed {
+                self.shared.notices.set_closed(n);
+            }
+        });
+        self.handle_wakeup(now);
+        self.shared.topics.wake_all();
+        self.fatal = Some(err.clone());
+        self.fail_everything(now, &err);
+        self.closing = true;
+        self.check_flushes();
+        self.check_finished(now);
+    }
+
+    /// Completes flushes whose batches are all done.
+    pub(crate) fn check_flushes(&mut self) {
+        while let Some((gen, _)) = self.flushes.front() {
+            if self.incomplete.range(..*gen).next().is_some() {
+                break;
+            }
+            let (_, s) = self.flushes.pop_front().expect("front");
+            if !self.close_signals.iter().any(|c| Arc::ptr_eq(c, &s)) {
+                s.set();
+            }
+        }
+    }
+
+    pub(crate) fn check_finished(&mut self, _now: Instant) {
+        if !self.closing || self.finished || self.pending_batches > 0 {
+            return;
+        }
+        if !self.flushes.is_empty() {
+            return;
+        }
+        // Every record has its result: close all connections and stop.
+        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        for id in ids {
+            self.forget_conn(id);
+            self.io.push_back(IoCommand::Close { conn: id });
+        }
+        self.timers = DeadlineQueue::new();
+        for t in &mut self.topics {
+            t.clear_timers();
+        }
+        self.meta = MetadataState::default();
+        self.work.clear();
+        self.finished = true;
+        for s in self.close_signals.drain(..) {
+            s.set();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

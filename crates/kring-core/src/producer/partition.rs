@@ -1,0 +1,473 @@
+//! Per-partition and per-node state, and the events that move a partition
+//! into a node's ready queue.
+//!
+//! A partition is in at most one ready queue at a time (`queued`). It gets
+//! there only by an event: a sealed batch, linger expiry, retry backoff
+//! expiry, a response for it, its leader becoming known, a flush. A
+//! partition that cannot send when popped (backoff, waiting for an earlier
+//! sequence, no leader) simply drops out; the event that unblocks it puts
+//! it back. So the sender never re-scans waiting partitions.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::delivery::DeliveryError;
+use crate::timer::TimerHandle;
+use crate::topics::{PartitionSlot, TopicStatus};
+
+use super::conn::ConnId;
+use super::idempotence::SeqState;
+use super::{BatchKey, PartKey, ProducerCore, TimerKey};
+
+/// What the core knows about one partition.
+#[derive(Debug)]
+pub(crate) struct PartCore {
+    pub(crate) slot: Arc<PartitionSlot>,
+    pub(crate) leader: Option<i32>,
+    pub(crate) leader_epoch: i32,
+    /// In some node's ready queue.
+    pub(crate) queued: bool,
+    /// The open batch announced by producer threads, if any.
+    pub(crate) open: Option<u64>,
+    /// Highest batch id drained from the accumulator (+1), to recognise
+    /// notices about batches already gone.
+    pub(crate) drained_below: u64,
+    /// Batches below this id were sealed by the core (linger, flush): a
+    /// late "opened" notice for one of them must not arm a linger timer.
+    pub(crate) sealed_below: u64,
+    pub(crate) linger: Option<TimerHandle>,
+    pub(crate) open_pos: Option<usize>,
+    /// Batches announced minus batches drained (may dip below zero briefly
+    /// when a batch is drained before its notice is read).
+    pub(crate) unsent: i64,
+    /// Batches to send again, in sequence order.
+    pub(crate) retry: VecDeque<BatchKey>,
+    pub(crate) backoff: Option<TimerHandle>,
+    pub(crate) delivery: Option<TimerHandle>,
+    /// Batches of this partition on the wire.
+    pub(crate) in_flight: u32,
+    pub(crate) seq: SeqState,
+}
+
+impl PartCore {
+    pub(crate) fn new(slot: Arc<PartitionSlot>) -> Self {
+        PartCore {
+            slot,
+            leader: None,
+            leader_epoch: -1,
+            queued: false,
+            open: None,
+            drained_below: 0,
+            sealed_below: 0,
+            linger: None,
+            open_pos: None,
+            unsent: 0,
+            retry: VecDeque::new(),
+            backoff: None,
+            delivery: None,
+            in_flight: 0,
+            seq: SeqState::default(),
+        }
+    }
+
+    /// Whether anything of this partition waits to be sent.
+    pub(crate) fn has_unsent_work(&self) -> bool {
+        self.unsent > 0 || !self.retry.is_empty()
+    }
+}
+
+/// What the core knows about one topic.
+#[derive(Debug)]
+pub(crate) struct TopicCore {
+    pub(crate) name: Arc<str>,
+    pub(crate) partitions: Vec<PartCore>,
+    pub(crate) status: TopicStatus,
+    /// When a producer thread last asked for this topic's metadata.
+    pub(crate) wanted_at: Option<Instant>,
+    /// The produce request being built that already counts this topic.
+    pub(crate) request_mark: u64,
+}
+
+impl TopicCore {
+    pub(crate) fn clear_timers(&mut self) {
+        for p in &mut self.partitions {
+            p.linger = None;
+            p.backoff = None;
+            p.delivery = None;
+        }
+    }
+}
+
+/// A broker node.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) addr: String,
+    pub(crate) conn: Option<ConnId>,
+    /// Ready partitions led by this node, each at most once.
+    pub(crate) ready: VecDeque<PartKey>,
+    pub(crate) in_work: bool,
+    pub(crate) reconnect: super::conn::Reconnect,
+}
+
+impl ProducerCore {
+    pub(crate) fn part(&mut self, pk: PartKey) -> &mut PartCore {
+        &mut self.topics[pk.0 as usize].partitions[pk.1 as usize]
+    }
+
+    pub(crate) fn has_part(&self, pk: PartKey) -> bool {
+        self.topics
+            .get(pk.0 as usize)
+            .is_some_and(|t| (pk.1 as usize) < t.partitions.len())
+    }
+
+    /// Creates core state for topics registered by producer threads up to
+    /// `id`.
+    pub(crate) fn ensure_topic(&mut self, id: u32) {
+        if (id as usize) < self.topics.len() {
+            return;
+        }
+        let map = self.shared.topics.snapshot();
+        while self.topics.len() <= id as usize {
+            let i = self.topics.len();
+            let Some(st) = map.by_id.get(i) else { break };
+            self.topic_ids.insert(st.name.clone(), i as u32);
+            self.topics.push(TopicCore {
+                name: st.name.clone(),
+                partitions: Vec::new(),
+                status: st.status,
+                wanted_at: None,
+                request_mark: 0,
+            });
+        }
+    }
+
+    pub(crate) fn topic_wanted(&mut self, now: Instant, topic: u32, seen: u32) {
+        self.ensure_topic(topic);
+        if self
+            .topics
+            .get(topic as usize)
+            .is_some_and(|t| t.status == TopicStatus::Ready && t.partitions.len() as u32 > seen)
+        {
+            // Stale: metadata arrived after the sender looked.
+            return;
+        }
+        let Some(t) = self.topics.get_mut(topic as usize) else {
+            return;
+        };
+        let first = t.wanted_at.is_none();
+        t.wanted_at = Some(now);
+        self.meta.urgent = true;
+        if first {
+            // A topic the core has never asked about: ask now.
+            self.request_metadata(now);
+        } else {
+            // Asked before (a sender still waiting, or a partition beyond
+            // the known count): respect the backoff.
+            self.request_metadata_soon(now);
+        }
+    }
+
+    pub(crate) fn batch_opened(
+        &mut self,
+        now: Instant,
+        pk: PartKey,
+        batch: u64,
+        created: Instant,
+        flush_gen: u64,
+    ) {
+        self.pending_batches += 1;
+        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
+        if self.incomplete.get(&flush_gen) == Some(&0) {
+            self.incomplete.remove(&flush_gen);
+        }
+        if !self.has_part(pk) {
+            // Cannot happen: a batch exists only for partitions the core
+            // published. Keep the accounting consistent anyway.
+            debug_assert!(false, "batch for unknown partition {pk:?}");
+            return;
+        }
+        let linger = self.cfg.linger;
+        let dt = self.cfg.delivery_timeout;
+        let p = self.part(pk);
+        p.unsent += 1;
+        if batch < p.drained_below.max(p.sealed_below) {
+            // Already drained (and maybe completed) before we read this
+            // notice: nothing to schedule.
+            return;
+        }
+        if p.open.is_none_or(|o| o < batch) {
+            p.open = Some(batch);
+            let deadline = created + linger;
+            match p.linger {
+                Some(h) => {
+                    self.timers.reschedule(h, deadline);
+                }
+                None => {
+                    let h = self.timers.insert(deadline, TimerKey::Linger(pk));
+                    self.part(pk).linger = Some(h);
+                }
+            }
+            if self.part(pk).open_pos.is_none() {
+                let pos = self.open_parts.len();
+                self.open_parts.push(pk);
+                self.part(pk).open_pos = Some(pos);
+            }
+        }
+        if self.part(pk).delivery.is_none() {
+            let h = self.timers.insert(created + dt, TimerKey::Delivery(pk));
+            self.part(pk).delivery = Some(h);
+        }
+        let _ = now;
+    }
+
+    fn remove_open(&mut self, pk: PartKey) {
+        let p = self.part(pk);
+        p.open = None;
+        if let Some(h) = p.linger.take() {
+            self.timers.cancel(h);
+        }
+        if let Some(pos) = self.part(pk).open_pos.take() {
+            let last = self.open_parts.len() - 1;
+            self.open_parts.swap_remove(pos);
+            if pos < last {
+                let moved = self.open_parts[pos];
+                self.part(moved).open_pos = Some(pos);
+            }
+        }
+    }
+
+    pub(crate) fn batch_sealed(&mut self, pk: PartKey, batch: u64) {
+        if !self.has_part(pk) {
+            return;
+        }
+        if self.part(pk).open == Some(batch) {
+            self.remove_open(pk);
+        }
+        self.mark_ready(pk);
+    }
+
+    /// Seals the open batch of `pk` now (linger expiry, flush, close).
+    fn seal_open(&mut self, pk: PartKey) {
+        let compression = self.shared.cfg.compression;
+        self.remove_open(pk);
+        let slot = self.part(pk).slot.clone();
+        {
+            let mut q = slot.lock();
+            if let Some(open) = q.open.take() {
+                let id = open.id;
+                let b = open.seal(compression);
+                q.sealed.push_back(b);
+                drop(q);
+                let p = self.part(pk);
+                p.sealed_below = p.sealed_below.max(id + 1);
+            }
+        }
+        self.mark_ready(pk);
+    }
+
+    /// Seals every batch the core knows to be open (flush and close).
+    pub(crate) fn seal_all_open(&mut self) {
+        while let Some(&pk) = self.open_parts.last() {
+            self.seal_open(pk);
+        }
+    }
+
+    pub(crate) fn linger_expired(&mut self, pk: PartKey) {
+        self.part(pk).linger = None;
+        self.seal_open(pk);
+    }
+
+    pub(crate) fn backoff_expired(&mut self, pk: PartKey) {
+        self.part(pk).backoff = None;
+        self.mark_ready(pk);
+    }
+
+    /// Puts `pk` into its leader's ready queue unless it is there already,
+    /// backing off, or without a leader (then metadata is asked for and the
+    /// update re-adds it).
+    pub(crate) fn mark_ready(&mut self, pk: PartKey) {
+        let p = self.part(pk);
+        if p.queued || p.backoff.is_some() {
+            return;
+        }
+        let leader = p.leader;
+        match leader {
+            Some(n) if self.nodes.contains_key(&n) => {
+                self.part(pk).queued = true;
+                let node = self.nodes.get_mut(&n).expect("node");
+                node.ready.push_back(pk);
+                self.add_work(n);
+            }
+            _ => {
+                self.meta.urgent = true;
+                self.meta.want_soon = true;
+            }
+        }
+    }
+
+    /// Puts `n` on the work list (once) and makes sure it has a connection.
+    pub(crate) fn add_work(&mut self, n: i32) {
+        let Some(node) = self.nodes.get_mut(&n) else {
+            return;
+        };
+        if !node.in_work {
+            node.in_work = true;
+            self.work.push_back(n);
+        }
+    }
+
+    /// Arms the delivery timer of `pk` no later than `deadline`.
+    pub(crate) fn arm_delivery(&mut self, pk: PartKey, deadline: Instant) {
+        match self.part(pk).delivery {
+            Some(h) => {
+                if self.timers.deadline(h).is_some_and(|d| d > deadline) {
+                    self.timers.reschedule(h, deadline);
+                }
+            }
+            None => {
+                let h = self.timers.insert(deadline, TimerKey::Delivery(pk));
+                self.part(pk).delivery = Some(h);
+            }
+        }
+    }
+
+    /// Cancels the delivery timer once nothing of `pk` waits unsent.
+    pub(crate) fn maybe_disarm_delivery(&mut self, pk: PartKey) {
+        let p = self.part(pk);
+        if !p.has_unsent_work() {
+            if let Some(h) = p.delivery.take() {
+                self.timers.cancel(h);
+            }
+        }
+    }
+
+    /// The delivery timer of `pk` fired: fail what has waited longer than
+    /// `delivery.timeout.ms` (in the retry queue or the accumulator), then
+    /// re-arm for the oldest remaining batch.
+    pub(crate) fn delivery_expired(&mut self, now: Instant, pk: PartKey) {
+        self.part(pk).delivery = None;
+        let dt = self.cfg.delivery_timeout;
+        let mut oldest: Option<Instant> = None;
+        // Retry queue.
+        let retry: Vec<BatchKey> = self.part(pk).retry.iter().copied().collect();
+        for bk in retry {
+            let created = self.batches[bk].created;
+            if created + dt <= now {
+                self.part(pk).retry.retain(|&b| b != bk);
+                let err = self.timeout_error(bk, "waiting to be retried");
+                self.fail_batch(now, bk, err, false);
+            } else {
+                oldest = Some(oldest.map_or(created, |o| o.min(created)));
+            }
+        }
+        // Accumulator.
+        let slot = self.part(pk).slot.clone();
+        let mut expired = Vec::new();
+        let mut open_expired = None;
+        {
+            let mut q = slot.lock();
+            while q.sealed.front().is_some_and(|b| b.created + dt <= now) {
+                expired.push(q.sealed.pop_front().expect("front"));
+            }
+            if q.sealed.is_empty() && q.open.as_ref().is_some_and(|b| b.created + dt <= now) {
+                open_expired = q.open.take();
+            }
+            if let Some(c) = q.oldest_created() {
+                oldest = Some(oldest.map_or(c, |o| o.min(c)));
+            }
+        }
+        let timeout_ms = dt.as_millis() as u64;
+        for b in expired {
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.drained_below = p.drained_below.max(b.id + 1);
+            let err = DeliveryError::Timeout {
+                timeout_ms,
+                stage: "in the accumulator",
+                last_error: Arc::from("none"),
+            };
+            self.finish_unsent(
+                pk,
+                b.completion,
+                b.reserved,
+                b.flush_gen,
+                b.timestamps,
+                Err(err),
+            );
+        }
+        if let Some(o) = open_expired {
+            if self.part(pk).open == Some(o.id) {
+                self.remove_open(pk);
+            }
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.drained_below = p.drained_below.max(o.id + 1);
+            let err = DeliveryError::Timeout {
+                timeout_ms,
+                stage: "in an open batch (linger.ms longer than delivery.timeout.ms?)",
+                last_error: Arc::from("none"),
+            };
+            self.finish_unsent(
+                pk,
+                o.completion,
+                o.reserved,
+                o.flush_gen,
+                o.timestamps,
+                Err(err),
+            );
+        }
+        if let Some(o) = oldest {
+            self.arm_delivery(pk, o + dt);
+        }
+    }
+
+    /// Fails every pending batch (abort). Visits every partition: this is
+    /// the one O(all) path, taken once, at a forced close.
+    pub(crate) fn fail_everything(&mut self, now: Instant, err: &DeliveryError) {
+        // In flight and retry queues: every batch the core holds.
+        let keys: Vec<BatchKey> = self.batches.iter().map(|(k, _)| k).collect();
+        for bk in keys {
+            let pk = self.batches[bk].part;
+            self.part(pk).retry.retain(|&b| b != bk);
+            self.fail_batch(now, bk, err.clone(), false);
+        }
+        for ti in 0..self.topics.len() {
+            for pi in 0..self.topics[ti].partitions.len() {
+                let pk = (ti as u32, pi as u32);
+                let slot = self.part(pk).slot.clone();
+                let (sealed, open) = {
+                    let mut q = slot.lock();
+                    (std::mem::take(&mut q.sealed), q.open.take())
+                };
+                for b in sealed {
+                    self.part(pk).unsent -= 1;
+                    self.finish_unsent(
+                        pk,
+                        b.completion,
+                        b.reserved,
+                        b.flush_gen,
+                        b.timestamps,
+                        Err(err.clone()),
+                    );
+                }
+                if let Some(o) = open {
+                    self.part(pk).unsent -= 1;
+                    self.finish_unsent(
+                        pk,
+                        o.completion,
+                        o.reserved,
+                        o.flush_gen,
+                        o.timestamps,
+                        Err(err.clone()),
+                    );
+                }
+                if self.part(pk).open.is_some() {
+                    self.remove_open(pk);
+                }
+            }
+        }
+        // Pending in-flight records are failed above; connections stay
+        // until check_finished closes them.
+    }
+}

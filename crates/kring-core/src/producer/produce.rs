@@ -1,0 +1,679 @@
+//! The per-broker sender: draining ready partitions into ProduceRequests,
+//! and what a produce response does to each batch.
+//!
+//! One request takes at most one batch per partition, up to
+//! `max.request.size` (the first batch always fits, as in the Java client),
+//! and a connection keeps up to `max.in.flight` requests outstanding. The
+//! cost of building a request is the partitions it pops from the node's
+//! ready queue; partitions that still have batches go to the back of the
+//! queue for the next request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kring_protocol::message::{decode_response_frame, response_correlation_id};
+use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
+use kring_protocol::messages::produce::{
+    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
+    TopicProduceData,
+};
+use kring_protocol::ErrorCode;
+
+use crate::config::Acks;
+use crate::delivery::{BatchOk, DeliveryError};
+
+use super::batch::{BatchData, InBatch};
+use super::conn::{ConnId, ConnState, ReqKind, Target};
+use super::partition::Node;
+use super::{BatchKey, PartKey, ProducerCore, TimerKey, Transmit};
+
+/// What `take_batch` found.
+enum Take {
+    /// A batch to send; `bool`: the partition has more to send.
+    Batch(BatchKey, bool),
+    /// The next batch does not fit in what is left of this request.
+    TooBig,
+    /// The partition must wait for an event (earlier sequence in flight,
+    /// unresolved sequences).
+    Blocked,
+    /// Nothing sealed to send.
+    Empty,
+}
+
+/// Errors meaning "your metadata is stale" (the Java client's
+/// `InvalidMetadataException` family).
+fn is_invalid_metadata(e: ErrorCode) -> bool {
+    matches!(
+        e,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            | ErrorCode::LEADER_NOT_AVAILABLE
+            | ErrorCode::NOT_LEADER_OR_FOLLOWER
+            | ErrorCode::KAFKA_STORAGE_ERROR
+            | ErrorCode::FENCED_LEADER_EPOCH
+            | ErrorCode::UNKNOWN_LEADER_EPOCH
+            | ErrorCode::UNKNOWN_TOPIC_ID
+            | ErrorCode::INCONSISTENT_TOPIC_ID
+    )
+}
+
+/// Fixed bytes of a produce request besides its batches (header, acks,
+/// timeout, arrays), generously rounded up.
+const REQUEST_OVERHEAD: usize = 64;
+/// Per-partition bytes besides the batch.
+const PARTITION_OVERHEAD: usize = 16;
+
+impl ProducerCore {
+    /// The next request frame to write. Call until `None` after the
+    /// `handle_*` calls and `poll_io` of a turn. Builds handshakes, producer
+    /// id and metadata requests first, then produce requests for nodes with
+    /// ready partitions and room on their connection. With acks=0 the
+    /// batches of a returned request are complete once it is returned.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.finished {
+            return None;
+        }
+        if let Some(t) = self.poll_handshake(now) {
+            return Some(t);
+        }
+        self.maybe_bump_epoch();
+        if let Some(t) = self.poll_init_pid(now) {
+            return Some(t);
+        }
+        if let Some(t) = self.poll_metadata(now) {
+            return Some(t);
+        }
+        while let Some(n) = self.work.pop_front() {
+            match self.nodes.get_mut(&n) {
+                Some(node) => node.in_work = false,
+                None => continue,
+            }
+            if let Some(t) = self.drain_node(now, n) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    fn poll_init_pid(&mut self, now: Instant) -> Option<Transmit> {
+        if !self.idem.wants_request() || self.finished {
+            return None;
+        }
+        let id = self.control_conn()?;
+        let version = self.conn(id)?.versions.init_pid;
+        if version < 0 {
+            self.fatal = Some(DeliveryError::Broker {
+                code: ErrorCode::UNSUPPORTED_VERSION.code(),
+                name: ErrorCode::UNSUPPORTED_VERSION.name(),
+                message: Some(
+                    "the broker does not support InitProducerId; disable idempotence".into(),
+                ),
+            });
+            self.idem.state = super::idempotence::PidState::Backoff;
+            let ns: Vec<i32> = self.nodes.keys().copied().collect();
+            for n in ns {
+                self.add_work(n);
+            }
+            return None;
+        }
+        let req: InitProducerIdRequest = self.idem.request();
+        match self.send_request(now, id, version, &req, ReqKind::InitProducerId, true, 256) {
+            Ok(t) => {
+                self.init_pid_sent();
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode InitProducerId");
+                None
+            }
+        }
+    }
+
+    /// Builds one produce request for node `n` if it can send.
+    fn drain_node(&mut self, now: Instant, n: i32) -> Option<Transmit> {
+        let node = self.nodes.get(&n)?;
+        if node.ready.is_empty() {
+            return None;
+        }
+        let Some(cid) = node.conn else {
+            self.connect(Target::Node(n));
+            return None;
+        };
+        let c = self.conn(cid)?;
+        if c.state != ConnState::Ready {
+            return None;
+        }
+        let acks = self.cfg.acks;
+        if acks != Acks::None && c.in_flight.len() >= self.cfg.max_in_flight {
+            return None;
+        }
+        if self.fatal.is_none() && !self.idem.ready() {
+            return None;
+        }
+        let version = c.versions.produce;
+        let budget = self.cfg.max_request_size;
+        let mut size = REQUEST_OVERHEAD + self.cfg.client_id.len();
+        let mut entries: Vec<(PartKey, BatchKey)> = Vec::new();
+        let rounds = node.ready.len();
+        for _ in 0..rounds {
+            let Some(pk) = self.nodes.get_mut(&n).and_then(|nd| nd.ready.pop_front()) else {
+                break;
+            };
+            self.stats.partitions_visited += 1;
+            self.part(pk).queued = false;
+            if self.part(pk).leader != Some(n) {
+                self.mark_ready(pk); // leader moved: forward
+                continue;
+            }
+            if self.part(pk).backoff.is_some() {
+                continue; // the backoff timer re-adds it
+            }
+            let mark = self.stats.produce_requests + 1;
+            let t = &self.topics[pk.0 as usize];
+            let topic_extra = if t.request_mark == mark {
+                0
+            } else {
+                t.name.len() + 8
+            };
+            let room = if entries.is_empty() {
+                usize::MAX
+            } else {
+                budget.saturating_sub(size + topic_extra + PARTITION_OVERHEAD)
+            };
+            match self.take_batch(now, pk, room) {
+                Take::Batch(bk, more) => {
+                    self.topics[pk.0 as usize].request_mark = mark;
+                    size += self.batches[bk].size + PARTITION_OVERHEAD + topic_extra;
+                    entries.push((pk, bk));
+                    if more {
+                        self.requeue_partition_back(n, pk);
+                    }
+                }
+                Take::TooBig => {
+                    self.part(pk).queued = true;
+                    self.nodes.get_mut(&n).expect("node").ready.push_front(pk);
+                    break;
+                }
+                Take::Blocked | Take::Empty => {}
+            }
+        }
+        if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
+            self.add_work(n);
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        self.build_produce(now, cid, version, entries, size)
+    }
+
+    fn requeue_partition_back(&mut self, n: i32, pk: PartKey) {
+        if !self.part(pk).queued {
+            self.part(pk).queued = true;
+            self.nodes.get_mut(&n).expect("node").ready.push_back(pk);
+        }
+    }
+
+    /// Takes the next batch of `pk` that may be sent now.
+    fn take_batch(&mut self, now: Instant, pk: PartKey, room: usize) -> Take {
+        let dt = self.cfg.delivery_timeout;
+        let idem = self.idem.enabled;
+        loop {
+            if let Some(err) = self.fatal.clone() {
+                self.fail_partition(now, pk, &err);
+                return Take::Empty;
+            }
+            if let Some(&bk) = self.part(pk).retry.front() {
+                if self.batches[bk].created + dt <= now {
+                    self.part(pk).retry.pop_front();
+                    let err = self.timeout_error(bk, "waiting to be retried");
+                    self.fail_batch(now, bk, err, false);
+                    continue;
+                }
+                if idem && !self.seq_may_resend(pk, bk) {
+                    return Take::Blocked;
+                }
+                if self.batches[bk].size > room {
+                    return Take::TooBig;
+                }
+                self.part(pk).retry.pop_front();
+                let p = self.part(pk);
+                let more = !p.retry.is_empty() || p.unsent > 0;
+                return Take::Batch(bk, more);
+            }
+            if idem && !self.seq_may_take_new(pk) {
+                return Take::Blocked;
+            }
+            let slot = self.part(pk).slot.clone();
+            let (qb, more) = {
+                let mut q = slot.lock();
+                let Some(front) = q.sealed.front() else {
+                    return Take::Empty;
+                };
+                let sz = front.sealed.as_ref().map_or(0, |s| s.size_in_bytes());
+                if sz > room {
+                    return Take::TooBig;
+                }
+                let qb = q.sealed.pop_front().expect("front");
+                (qb, !q.sealed.is_empty())
+            };
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.drained_below = p.drained_below.max(qb.id + 1);
+            if p.open == Some(qb.id) {
+                // Cannot normally happen (open batches are not in `sealed`).
+                p.open = None;
+            }
+            let sealed = match qb.sealed {
+                Ok(s) => s,
+                Err(e) => {
+                    let err = DeliveryError::Encode(Arc::from(e.to_string()));
+                    self.finish_unsent(
+                        pk,
+                        qb.completion,
+                        qb.reserved,
+                        qb.flush_gen,
+                        qb.timestamps,
+                        Err(err),
+                    );
+                    continue;
+                }
+            };
+            if qb.created + dt <= now {
+                let err = DeliveryError::Timeout {
+                    timeout_ms: dt.as_millis() as u64,
+                    stage: "in the accumulator",
+                    last_error: Arc::from("none"),
+                };
+                self.finish_unsent(
+                    pk,
+                    qb.completion,
+                    qb.reserved,
+                    qb.flush_gen,
+                    qb.timestamps,
+                    Err(err),
+                );
+                continue;
+            }
+            self.batch_serial += 1;
+            let bk = self.batches.insert(InBatch {
+                serial: self.batch_serial,
+                part: pk,
+                size: sealed.size_in_bytes(),
+                records: qb.record_count,
+                data: BatchData::Sealed(sealed),
+                completion: qb.completion,
+                created: qb.created,
+                reserved: qb.reserved,
+                flush_gen: qb.flush_gen,
+                timestamps: qb.timestamps,
+                attempts: 0,
+                seq: -1,
+                pid: -1,
+                epoch: -1,
+                seq_reset: false,
+                last_error: None,
+            });
+            if idem {
+                self.assign_sequence(pk, bk);
+            } else {
+                self.batches[bk].stamp(-1, -1, -1);
+            }
+            self.maybe_disarm_delivery(pk);
+            let more = more || !self.part(pk).retry.is_empty();
+            return Take::Batch(bk, more);
+        }
+    }
+
+    /// Fails every unsent batch of `pk` (fatal producer state).
+    fn fail_partition(&mut self, now: Instant, pk: PartKey, err: &DeliveryError) {
+        while let Some(bk) = self.part(pk).retry.pop_front() {
+            self.fail_batch(now, bk, err.clone(), false);
+        }
+        let slot = self.part(pk).slot.clone();
+        let sealed = std::mem::take(&mut slot.lock().sealed);
+        for b in sealed {
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.drained_below = p.drained_below.max(b.id + 1);
+            self.finish_unsent(
+                pk,
+                b.completion,
+                b.reserved,
+                b.flush_gen,
+                b.timestamps,
+                Err(err.clone()),
+            );
+        }
+    }
+
+    fn build_produce(
+        &mut self,
+        now: Instant,
+        cid: ConnId,
+        version: i16,
+        mut entries: Vec<(PartKey, BatchKey)>,
+        size_hint: usize,
+    ) -> Option<Transmit> {
+        entries.sort_unstable_by_key(|(pk, _)| *pk);
+        let mut topic_data: Vec<TopicProduceData> = Vec::new();
+        let mut last_topic = u32::MAX;
+        for &(pk, bk) in &entries {
+            if pk.0 != last_topic {
+                last_topic = pk.0;
+                topic_data.push(TopicProduceData {
+                    name: self.topics[pk.0 as usize].name.to_string(),
+                    ..Default::default()
+                });
+            }
+            topic_data
+                .last_mut()
+                .expect("topic")
+                .partition_data
+                .push(PartitionProduceData {
+                    index: pk.1 as i32,
+                    records: Some(self.batches[bk].bytes()),
+                    ..Default::default()
+                });
+        }
+        let req = ProduceRequest {
+            transactional_id: None,
+            acks: self.cfg.acks.wire(),
+            timeout_ms: self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32,
+            topic_data,
+            ..Default::default()
+        };
+        let expects = self.cfg.acks != Acks::None;
+        let keys: Vec<(BatchKey, u64)> = entries
+            .iter()
+            .map(|&(_, bk)| (bk, self.batches[bk].serial))
+            .collect();
+        match self.send_request(
+            now,
+            cid,
+            version,
+            &req,
+            ReqKind::Produce(keys),
+            expects,
+            size_hint,
+        ) {
+            Ok(t) => {
+                self.stats.produce_requests += 1;
+                for &(pk, bk) in &entries {
+                    self.stats.batches_sent += 1;
+                    self.batches[bk].attempts += 1;
+                    if expects {
+                        self.part(pk).in_flight += 1;
+                    } else {
+                        self.complete_ok(
+                            bk,
+                            BatchOk {
+                                base_offset: -1,
+                                log_append_time: -1,
+                            },
+                        );
+                        self.after_partition_progress(now, pk);
+                    }
+                }
+                Some(t)
+            }
+            Err(e) => {
+                let err = DeliveryError::Encode(Arc::from(format!("produce request: {e}")));
+                for (_, bk) in entries {
+                    self.fail_batch(now, bk, err.clone(), false);
+                }
+                None
+            }
+        }
+    }
+
+    /// One response frame (size prefix stripped) arrived on `id`. It must
+    /// answer the oldest in-flight request of the connection.
+    pub fn handle_response(&mut self, now: Instant, id: ConnId, frame: Bytes) {
+        if self.conn(id).is_none() {
+            return;
+        }
+        let corr = match response_correlation_id(&frame) {
+            Ok(c) => c,
+            Err(_) => {
+                self.drop_conn(now, id, "response shorter than its header", true);
+                return;
+            }
+        };
+        let Some(inf) = self.pop_in_flight(now, id, corr) else {
+            return;
+        };
+        match inf.kind {
+            ReqKind::ApiVersions => self.handle_api_versions(now, id, inf.version, frame),
+            ReqKind::Metadata => self.handle_metadata(now, id, inf.version, frame),
+            ReqKind::InitProducerId => {
+                match decode_response_frame::<InitProducerIdRequest>(frame, inf.version) {
+                    Ok((_, r)) => self.handle_init_pid(now, r),
+                    Err(e) => {
+                        self.init_pid_lost(now);
+                        self.drop_conn(
+                            now,
+                            id,
+                            &format!("undecodable InitProducerId response: {e}"),
+                            true,
+                        );
+                    }
+                }
+            }
+            ReqKind::Produce(batches) => self.handle_produce(now, id, inf.version, batches, frame),
+        }
+        // The connection has room again.
+        if let Some(Target::Node(n)) = self.conn(id).map(|c| c.target) {
+            if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
+                self.add_work(n);
+            }
+        }
+        self.check_flushes();
+        self.check_finished(now);
+    }
+
+    fn batch_live(&self, bk: BatchKey, serial: u64) -> bool {
+        self.batches.get(bk).is_some_and(|b| b.serial == serial)
+    }
+
+    fn handle_produce(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        batches: Vec<(BatchKey, u64)>,
+        frame: Bytes,
+    ) {
+        let resp: ProduceResponse = match decode_response_frame::<ProduceRequest>(frame, version) {
+            Ok((_, r)) => r,
+            Err(e) => {
+                let reason = format!("undecodable produce response: {e}");
+                for (bk, serial) in batches {
+                    self.batch_lost(now, bk, serial, &reason);
+                }
+                self.drop_conn(now, id, &reason, true);
+                return;
+            }
+        };
+        // KIP-951: endpoints of nodes named in CurrentLeader hints.
+        for ep in &resp.node_endpoints {
+            let addr = format!("{}:{}", ep.host, ep.port);
+            self.nodes.entry(ep.node_id).or_insert_with(|| Node {
+                addr,
+                conn: None,
+                ready: Default::default(),
+                in_work: false,
+                reconnect: Default::default(),
+            });
+        }
+        let mut by_part: Vec<(PartKey, &PartitionProduceResponse)> = Vec::new();
+        for t in &resp.responses {
+            let Some(&tid) = self.topic_ids.get(t.name.as_str()) else {
+                continue;
+            };
+            for p in &t.partition_responses {
+                if p.index >= 0 {
+                    by_part.push(((tid, p.index as u32), p));
+                }
+            }
+        }
+        by_part.sort_unstable_by_key(|(pk, _)| *pk);
+        for (bk, serial) in batches {
+            if !self.batch_live(bk, serial) {
+                continue;
+            }
+            let pk = self.batches[bk].part;
+            let p = self.part(pk);
+            p.in_flight = p.in_flight.saturating_sub(1);
+            let pr = by_part
+                .binary_search_by_key(&pk, |(k, _)| *k)
+                .ok()
+                .map(|i| by_part[i].1);
+            match pr {
+                None => self.handle_batch_error(
+                    now,
+                    bk,
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    true,
+                    None,
+                    -1,
+                    Some("partition missing from the produce response"),
+                ),
+                Some(pr) => {
+                    let err = ErrorCode(pr.error_code);
+                    if err.is_ok() || err == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
+                        if self.idem.enabled {
+                            self.seq_batch_ok(pk, bk);
+                        }
+                        self.complete_ok(
+                            bk,
+                            BatchOk {
+                                base_offset: pr.base_offset,
+                                log_append_time: pr.log_append_time_ms,
+                            },
+                        );
+                        self.after_partition_progress(now, pk);
+                    } else {
+                        let hint = (version >= 10 && pr.current_leader.leader_id >= 0).then_some((
+                            pr.current_leader.leader_id,
+                            pr.current_leader.leader_epoch,
+                        ));
+                        let msg = pr.error_message.clone();
+                        self.handle_batch_error(
+                            now,
+                            bk,
+                            err,
+                            false,
+                            hint,
+                            pr.log_start_offset,
+                            msg.as_deref(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A batch's request was lost with its connection (or timed out).
+    pub(crate) fn batch_lost(&mut self, now: Instant, bk: BatchKey, serial: u64, reason: &str) {
+        if !self.batch_live(bk, serial) {
+            return;
+        }
+        let pk = self.batches[bk].part;
+        let p = self.part(pk);
+        p.in_flight = p.in_flight.saturating_sub(1);
+        self.handle_batch_error(
+            now,
+            bk,
+            ErrorCode::NETWORK_EXCEPTION,
+            false,
+            None,
+            -1,
+            Some(reason),
+        );
+    }
+
+    /// A batch failed with `err`: retry it (after a backoff, unless a
+    /// leader hint moved it) or fail it for good.
+    #[allow(clippy::too_many_arguments)] // the facts of one partition response
+    fn handle_batch_error(
+        &mut self,
+        now: Instant,
+        bk: BatchKey,
+        err: ErrorCode,
+        force_retriable: bool,
+        hint: Option<(i32, i32)>,
+        log_start_offset: i64,
+        message: Option<&str>,
+    ) {
+        let pk = self.batches[bk].part;
+        self.batches[bk].last_error = Some(err);
+        tracing::debug!(topic = %self.topics[pk.0 as usize].name, partition = pk.1, error = err.name(), message, "batch failed");
+        let mut leader_moved = false;
+        if let Some((leader, epoch)) = hint {
+            leader_moved = self.apply_leader_hint(pk, leader, epoch);
+        }
+        if (is_invalid_metadata(err) || err == ErrorCode::NETWORK_EXCEPTION) && !leader_moved {
+            self.request_metadata_soon(now);
+        }
+        let b = &self.batches[bk];
+        let expired = b.created + self.cfg.delivery_timeout <= now;
+        let attempts = b.attempts;
+        let can = force_retriable
+            || match self.seq_can_retry(pk, bk, err, log_start_offset) {
+                Some(x) => x,
+                None => err.is_retriable(),
+            };
+        if can && !expired && attempts <= self.cfg.retries {
+            self.requeue(now, pk, bk, !leader_moved);
+            return;
+        }
+        let error = if can && expired {
+            self.timeout_error(bk, "retrying")
+        } else if can {
+            DeliveryError::RetriesExhausted {
+                attempts,
+                code: err.code(),
+                name: err.name(),
+            }
+        } else {
+            DeliveryError::Broker {
+                code: err.code(),
+                name: err.name(),
+                message: message.map(Arc::from),
+            }
+        };
+        let broker_fatal = !matches!(error, DeliveryError::Timeout { .. });
+        self.fail_batch(now, bk, error, broker_fatal);
+    }
+
+    /// Puts a batch back for another attempt, in sequence order.
+    fn requeue(&mut self, now: Instant, pk: PartKey, bk: BatchKey, with_backoff: bool) {
+        self.stats.retries += 1;
+        let seq = self.batches[bk].seq;
+        let idem = self.idem.enabled;
+        let pos = if idem {
+            let batches = &self.batches;
+            self.topics[pk.0 as usize].partitions[pk.1 as usize]
+                .retry
+                .iter()
+                .position(|&o| batches[o].seq > seq)
+        } else {
+            None
+        };
+        let p = self.part(pk);
+        match pos {
+            Some(i) => p.retry.insert(i, bk),
+            None => p.retry.push_back(bk),
+        }
+        if with_backoff && self.part(pk).backoff.is_none() {
+            let attempt = self.batches[bk].attempts.saturating_sub(1);
+            let d = self.cfg.retry.backoff(attempt, &mut self.rng);
+            let h = self.timers.insert(now + d, TimerKey::Backoff(pk));
+            self.part(pk).backoff = Some(h);
+        }
+        let created = self.batches[bk].created;
+        self.arm_delivery(pk, created + self.cfg.delivery_timeout);
+        self.mark_ready(pk);
+    }
+}

@@ -1,0 +1,684 @@
+//! The producer-thread side: [`Shared::append`] (the accumulator's hot
+//! path), flush and close requests.
+//!
+//! Why there is no global lock: a record goes to its partition's slot,
+//! found through the thread's cached topic map (see `topics`), and is
+//! encoded in place into that slot's open batch under the slot's own mutex.
+//! Threads writing to different partitions never touch the same lock;
+//! keyless records stick to a per-thread partition, so even keyless
+//! traffic from several threads spreads over different slots. Memory is
+//! reserved once per batch. The I/O thread hears about batches, never
+//! about records (see `notice`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kring_protocol::primitives::{varint_len, varlong_len};
+use kring_protocol::record::{layout::HEADER_LEN, Compression, Header, RecordBatchBuilder};
+use kring_protocol::ErrorCode;
+
+use crate::config::Config;
+use crate::delivery::{BatchCompletion, DeliveryHandle};
+use crate::error::SendError;
+use crate::memory::{remaining, BufferPool};
+use crate::notice::{Notice, NoticeQueue};
+use crate::partitioner::{PartitionView, Partitioner};
+use crate::signal::{FlushHandle, Signal};
+use crate::topics::{OpenBatch, PartitionSlot, TopicStatus, TopicTable};
+
+/// A record to send, borrowed from the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// Explicit partition, or `None` to let the partitioner choose.
+    pub partition: Option<i32>,
+    /// Key (`None` is a null key).
+    pub key: Option<&'a [u8]>,
+    /// Value (`None` is a null value, a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [Header<'a>],
+    /// Create timestamp in milliseconds since the epoch (the caller reads
+    /// the wall clock; the core never does).
+    pub timestamp_ms: i64,
+}
+
+/// A record accepted by [`Shared::append`].
+#[derive(Debug)]
+#[must_use = "the delivery handle is the only way to learn the record's fate (unless a callback is set), and `wake` must be acted on"]
+pub struct AppendOutcome {
+    /// The record's pending result.
+    pub delivery: DeliveryHandle,
+    /// The partition chosen.
+    pub partition: i32,
+    /// The I/O thread is parked and this append gave it new work: the
+    /// caller must wake it (the io_uring driver writes its eventfd). False
+    /// for the common case of appending to an open batch.
+    pub wake: bool,
+}
+
+/// Settings the producer threads need.
+#[derive(Debug)]
+pub(crate) struct SharedConfig {
+    pub(crate) batch_size: usize,
+    pub(crate) max_request_size: usize,
+    pub(crate) compression: Compression,
+    pub(crate) keep_timestamps: bool,
+    pub(crate) partitioner: Arc<dyn Partitioner>,
+}
+
+/// State shared between producer threads and the I/O thread: the
+/// accumulator (topic table with per-partition slots), the buffer pool,
+/// the notice queue and the parked flag.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) cfg: SharedConfig,
+    pub(crate) topics: TopicTable,
+    pub(crate) notices: NoticeQueue,
+    pub(crate) pool: BufferPool,
+}
+
+/// What the locked part of an append asks the unlocked part to do.
+enum Step {
+    Done(AppendOutcome),
+    NeedTopic,
+    NeedPartitions { have: u32 },
+    NeedMemory(usize),
+}
+
+/// Exact size of a record as the first record of a fresh batch (offset
+/// and timestamp deltas 0), for the size limits checked before anything is
+/// queued.
+fn first_record_size(rec: &RecordRef<'_>) -> usize {
+    fn nullable(v: Option<&[u8]>) -> usize {
+        v.map_or(1, |b| varint_len(b.len() as i32) + b.len())
+    }
+    let mut body = 1 + varlong_len(0) + varint_len(0) + nullable(rec.key) + nullable(rec.value);
+    body += varint_len(rec.headers.len() as i32);
+    for h in rec.headers {
+        body += varint_len(h.key.len() as i32) + h.key.len() + nullable(h.value);
+    }
+    varint_len(body as i32) + body
+}
+
+impl Shared {
+    pub(crate) fn new(config: &Config) -> Shared {
+        Shared {
+            cfg: SharedConfig {
+                batch_size: config.batch_size,
+                max_request_size: config.max_request_size,
+                compression: config.compression,
+                keep_timestamps: config.on_delivery.is_some(),
+                partitioner: config.partitioner.build(),
+            },
+            topics: TopicTable::new(),
+            notices: NoticeQueue::default(),
+            pool: BufferPool::new(config.buffer_memory),
+        }
+    }
+
+    /// Appends a record to its partition's open batch.
+    ///
+    /// Never performs I/O and never waits for the network. It blocks only
+    /// in two cases, each at most until `block_deadline` (the caller's
+    /// `now + max.block.ms`): the topic has no metadata yet (the I/O thread
+    /// is asked for it), or `buffer.memory` is exhausted (until batches
+    /// complete). Records too large for `max.request.size` or
+    /// `buffer.memory` fail at once.
+    ///
+    /// If [`AppendOutcome::wake`] is true the caller must wake the I/O
+    /// thread.
+    pub fn append(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+        block_deadline: Instant,
+    ) -> Result<AppendOutcome, SendError> {
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
+            return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
+        }
+        let size = HEADER_LEN + first_record_size(&rec);
+        if size > self.cfg.max_request_size {
+            return Err(SendError::RecordTooLarge {
+                size,
+                limit: self.cfg.max_request_size,
+                setting: "max.request.size",
+            });
+        }
+        if size > self.pool.limit() {
+            return Err(SendError::RecordTooLarge {
+                size,
+                limit: self.pool.limit(),
+                setting: "buffer.memory",
+            });
+        }
+        let mut wake = false;
+        let mut reserved = 0usize;
+        let result = loop {
+            let step = match self
+                .topics
+                .with_view(|v| self.try_append(v, now, &rec, &mut reserved))
+            {
+                Ok(s) => s,
+                Err(e) => break Err(e),
+            };
+            match step {
+                Step::Done(mut o) => {
+                    o.wake |= wake;
+                    break Ok(o);
+                }
+                Step::NeedTopic => {
+                    if let Err(e) = self.wait_for_topic(now, rec.topic, block_deadline, &mut wake) {
+                        break Err(e);
+                    }
+                }
+                Step::NeedPartitions { have } => {
+                    if let Err(e) =
+                        self.wait_for_partitions(now, &rec, have, block_deadline, &mut wake)
+                    {
+                        break Err(e);
+                    }
+                }
+                Step::NeedMemory(n) => {
+                    debug_assert_eq!(reserved, 0);
+                    if !self
+                        .pool
+                        .reserve_blocking(n, remaining(now, block_deadline))
+                    {
+                        break Err(SendError::BufferFull {
+                            limit: self.pool.limit(),
+                            waited: remaining(now, block_deadline),
+                        });
+                    }
+                    reserved = n;
+                }
+            }
+        };
+        // A reservation obtained by blocking but not used (another thread
+        // opened a batch with room meanwhile) goes back.
+        self.pool.release(reserved);
+        result
+    }
+
+    /// The locked part: choose the partition and append, or say what to
+    /// wait for.
+    fn try_append(
+        &self,
+        v: &mut crate::topics::ThreadView,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        reserved: &mut usize,
+    ) -> Result<Step, SendError> {
+        let (topic, sticky) = v.split(rec.topic);
+        let Some(topic) = topic else {
+            return Ok(Step::NeedTopic);
+        };
+        match topic.status {
+            TopicStatus::Ready => {}
+            TopicStatus::Pending { .. } => return Ok(Step::NeedTopic),
+            TopicStatus::Failed(error) => {
+                return Err(SendError::TopicError {
+                    topic: topic.name.clone(),
+                    error,
+                })
+            }
+        }
+        let n = topic.partitions.len() as u32;
+        let requested = match rec.partition {
+            Some(p) => Some(p),
+            None => {
+                let view = PartitionView {
+                    num_partitions: n,
+                    available: &topic.available,
+                };
+                self.cfg
+                    .partitioner
+                    .partition(rec.topic, rec.key, rec.value, &view)
+                    .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+            }
+        };
+        let (partition, is_sticky) = match requested {
+            Some(p) if p < 0 => {
+                return Err(SendError::InvalidPartition {
+                    topic: topic.name.clone(),
+                    partition: p,
+                    num_partitions: n,
+                })
+            }
+            Some(p) if p as u32 >= n => return Ok(Step::NeedPartitions { have: n }),
+            Some(p) => (p as u32, false),
+            None => {
+                let s = *sticky.get(topic.id);
+                let usable = s.partition < n
+                    && (topic.available.is_empty()
+                        || topic.partitions[s.partition as usize]
+                            .available
+                            .load(std::sync::atomic::Ordering::Relaxed));
+                let p = if usable {
+                    s.partition
+                } else {
+                    let p = pick_sticky(&mut sticky.rng, n, &topic.available, u32::MAX);
+                    *sticky.get(topic.id) = crate::topics::Sticky {
+                        partition: p,
+                        bytes: 0,
+                    };
+                    p
+                };
+                (p, true)
+            }
+        };
+        let slot = &topic.partitions[partition as usize];
+        let (step, sealed, added) =
+            self.append_to_slot(slot, topic.id, partition, now, rec, reserved)?;
+        if is_sticky && matches!(step, Step::Done(_)) {
+            let st = sticky.get(topic.id);
+            st.bytes += added;
+            if sealed || st.bytes >= self.cfg.batch_size {
+                let cur = st.partition;
+                let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
+                *sticky.get(topic.id) = crate::topics::Sticky {
+                    partition: p,
+                    bytes: 0,
+                };
+            }
+        }
+        Ok(step)
+    }
+
+    /// Appends under the slot's lock. Returns the step, whether a batch
+    /// was sealed, and the bytes added.
+    fn append_to_slot(
+        &self,
+        slot: &PartitionSlot,
+        topic: u32,
+        partition: u32,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        reserved: &mut usize,
+    ) -> Result<(Step, bool, usize), SendError> {
+        let batch_size = self.cfg.batch_size;
+        let mut q = slot.lock();
+        if let Some(open) = q.open.as_mut() {
+            let rs = open
+                .builder
+                .record_size(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+            if open.builder.size_in_bytes() + rs <= batch_size {
+                let index = open
+                    .builder
+                    .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+                if self.cfg.keep_timestamps {
+                    open.timestamps.push(rec.timestamp_ms);
+                }
+                let delivery =
+                    DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
+                // Seal as soon as no further record can fit, so the I/O
+                // thread sends it without waiting for the next append.
+                let full = open.builder.size_in_bytes() >= batch_size;
+                let mut wake = false;
+                if full {
+                    let id = open.id;
+                    let b = q
+                        .open
+                        .take()
+                        .expect("open batch")
+                        .seal(self.cfg.compression);
+                    q.sealed.push_back(b);
+                    wake = self.notices.push(Notice::Sealed {
+                        topic,
+                        partition,
+                        batch: id,
+                    });
+                }
+                drop(q);
+                let outcome = AppendOutcome {
+                    delivery,
+                    partition: partition as i32,
+                    wake,
+                };
+                return Ok((Step::Done(outcome), full, rs));
+            }
+        }
+        // A new batch is needed: reserve its memory first.
+        let rs = first_record_size(rec);
+        let need = batch_size.max(HEADER_LEN + rs);
+        if *reserved >= need {
+            // Use the reservation obtained while blocked.
+        } else {
+            self.pool.release(std::mem::take(reserved));
+            if !self.pool.try_reserve(need) {
+                return Ok((Step::NeedMemory(need), false, 0));
+            }
+        }
+        let extra = reserved.saturating_sub(need);
+        *reserved = 0;
+        self.pool.release(extra);
+
+        let old = q.open.take().map(|o| {
+            let id = o.id;
+            (id, o.seal(self.cfg.compression))
+        });
+        let had_old = old.is_some();
+        let id = q.next_id;
+        let mut builder = RecordBatchBuilder::new(rec.timestamp_ms, need);
+        let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+        let full = builder.size_in_bytes() >= batch_size;
+        let completion = BatchCompletion::new(partition as i32);
+        let delivery = DeliveryHandle::new(completion.clone(), index, rec.timestamp_ms);
+        let old_id = old.map(|(old_id, b)| {
+            q.sealed.push_back(b);
+            old_id
+        });
+        let (r, wake) = self.notices.with(|n| {
+            if let Some(old_id) = old_id {
+                n.list.push(Notice::Sealed {
+                    topic,
+                    partition,
+                    batch: old_id,
+                });
+            }
+            if n.closed {
+                return None;
+            }
+            n.list.push(Notice::Opened {
+                topic,
+                partition,
+                batch: id,
+                created: now,
+                flush_gen: n.flush_gen,
+            });
+            if full {
+                n.list.push(Notice::Sealed {
+                    topic,
+                    partition,
+                    batch: id,
+                });
+            }
+            Some(n.flush_gen)
+        });
+        let Some(gen) = r else {
+            // Closed meanwhile. The old batch is sealed and announced; the
+            // I/O thread reaches it without a wake-up from us, because the
+            // Close notice precedes this Sealed notice and close seals and
+            // readies every partition it knows to have a batch (this one
+            // announced its batch before the close).
+            drop(q);
+            self.pool.release(need);
+            return Err(SendError::Closed);
+        };
+        self.commit_new(&mut q, id, builder, completion, now, need, gen, rec, full);
+        drop(q);
+        Ok((
+            Step::Done(AppendOutcome {
+                delivery,
+                partition: partition as i32,
+                wake,
+            }),
+            had_old || full,
+            rs,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)] // the pieces of a new batch, assembled under the slot lock
+    fn commit_new(
+        &self,
+        q: &mut crate::topics::PartitionQueue,
+        id: u64,
+        builder: RecordBatchBuilder,
+        completion: Arc<BatchCompletion>,
+        now: Instant,
+        reserved: usize,
+        flush_gen: u64,
+        rec: &RecordRef<'_>,
+        full: bool,
+    ) {
+        q.next_id = id + 1;
+        let mut timestamps = Vec::new();
+        if self.cfg.keep_timestamps {
+            timestamps.push(rec.timestamp_ms);
+        }
+        let open = OpenBatch {
+            id,
+            builder,
+            completion,
+            created: now,
+            reserved,
+            flush_gen,
+            timestamps,
+        };
+        if full {
+            q.sealed.push_back(open.seal(self.cfg.compression));
+        } else {
+            q.open = Some(open);
+        }
+    }
+
+    /// Registers the topic (asking the I/O thread for its metadata) and
+    /// waits until it is known, failed, or the deadline passes.
+    fn wait_for_topic(
+        &self,
+        now: Instant,
+        topic: &str,
+        deadline: Instant,
+        wake: &mut bool,
+    ) -> Result<(), SendError> {
+        let (state, _) = self.topics.register(topic);
+        let id = state.id;
+        let seen = state.partitions.len() as u32;
+        *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
+        let map = self.topics.wait_until(remaining(now, deadline), |m| {
+            !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
+                || self.notices.is_closed()
+        });
+        let st = &map.by_id[id as usize];
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        match st.status {
+            TopicStatus::Ready => Ok(()),
+            TopicStatus::Failed(error) => Err(SendError::TopicError {
+                topic: st.name.clone(),
+                error,
+            }),
+            TopicStatus::Pending { last_error } => Err(SendError::MetadataTimeout {
+                topic: st.name.clone(),
+                waited: remaining(now, deadline),
+                last_error,
+            }),
+        }
+    }
+
+    /// An explicit partition beyond the known count: ask for fresh metadata
+    /// and wait for the topic to grow, up to the deadline.
+    fn wait_for_partitions(
+        &self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        have: u32,
+        deadline: Instant,
+        wake: &mut bool,
+    ) -> Result<(), SendError> {
+        let (state, _) = self.topics.register(rec.topic);
+        let id = state.id;
+        let want = rec.partition.unwrap_or(0).max(0) as u32;
+        *wake |= self.notices.push(Notice::TopicWanted {
+            topic: id,
+            seen: have,
+        });
+        let map = self.topics.wait_until(remaining(now, deadline), |m| {
+            let s = &m.by_id[id as usize];
+            s.partitions.len() as u32 > want
+                || matches!(s.status, TopicStatus::Failed(_))
+                || self.notices.is_closed()
+        });
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let st = &map.by_id[id as usize];
+        if st.partitions.len() as u32 > want {
+            return Ok(());
+        }
+        if let TopicStatus::Failed(error) = st.status {
+            return Err(SendError::TopicError {
+                topic: st.name.clone(),
+                error,
+            });
+        }
+        Err(SendError::InvalidPartition {
+            topic: st.name.clone(),
+            partition: rec.partition.unwrap_or(-1),
+            num_partitions: have.max(st.partitions.len() as u32),
+        })
+    }
+
+    /// Requests a flush: every batch open now is sealed at once, and the
+    /// returned handle completes when every record appended before this
+    /// call has its final result. Wake the I/O thread if
+    /// [`FlushHandle::wake`] is set.
+    pub fn begin_flush(&self) -> FlushHandle {
+        let signal = Signal::new();
+        let s2 = signal.clone();
+        let ((), wake) = self.notices.with(move |n| {
+            n.flush_gen += 1;
+            let gen = n.flush_gen;
+            n.list.push(Notice::Flush { gen, signal: s2 });
+        });
+        FlushHandle { signal, wake }
+    }
+
+    /// Requests close: flush, then stop. Appends from now on fail with
+    /// [`SendError::Closed`]. The handle completes when the core has
+    /// finished (every record has its result and connections are closed).
+    pub fn begin_close(&self) -> FlushHandle {
+        let signal = Signal::new();
+        let s2 = signal.clone();
+        let ((), wake) = self.notices.with(|n| {
+            if n.closed {
+                // Closing already: a second close waits for the same end.
+                n.list.push(Notice::Close {
+                    gen: n.flush_gen,
+                    signal: s2,
+                });
+                return;
+            }
+            self.notices.set_closed(n);
+            n.flush_gen += 1;
+            let gen = n.flush_gen;
+            n.list.push(Notice::Close { gen, signal: s2 });
+        });
+        FlushHandle { signal, wake }
+    }
+
+    /// Whether close was requested.
+    pub fn is_closed(&self) -> bool {
+        self.notices.is_closed()
+    }
+
+    /// Bytes of `buffer.memory` currently reserved by batches.
+    pub fn buffered_bytes(&self) -> usize {
+        self.pool.used()
+    }
+
+    /// How many times producer threads asked for the I/O thread to be woken
+    /// (appends, flushes and closes that found it parked).
+    pub fn wake_requests(&self) -> u64 {
+        self.notices.wake_count()
+    }
+
+    /// Waits, on the producer thread, up to `wait` for the topic's metadata
+    /// without sending (used by a producer's `partitions_for`). Returns the
+    /// partition count if known.
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topics.with_view(|v| {
+            v.lookup(topic)
+                .filter(|t| t.status == TopicStatus::Ready)
+                .map(|t| t.partitions.len() as u32)
+        })
+    }
+
+    /// The last error metadata reported for a topic that is not usable yet.
+    pub fn topic_error(&self, topic: &str) -> Option<ErrorCode> {
+        self.topics.with_view(|v| {
+            v.lookup(topic).and_then(|t| match t.status {
+                TopicStatus::Pending { last_error } => last_error,
+                TopicStatus::Failed(e) => Some(e),
+                TopicStatus::Ready => None,
+            })
+        })
+    }
+}
+
+/// A new sticky partition: uniformly among the available partitions (all
+/// partitions while none is), different from `current` when possible.
+fn pick_sticky(
+    rng: &mut crate::backoff::SplitMix64,
+    n: u32,
+    available: &[u32],
+    current: u32,
+) -> u32 {
+    if available.is_empty() {
+        if n <= 1 {
+            return 0;
+        }
+        let mut p = rng.below(n);
+        if p == current {
+            p = (p + 1 + rng.below(n - 1)) % n;
+        }
+        return p;
+    }
+    if available.len() == 1 {
+        return available[0];
+    }
+    let len = available.len() as u32;
+    let mut i = rng.below(len);
+    if available[i as usize] == current {
+        i = (i + 1 + rng.below(len - 1)) % len;
+    }
+    available[i as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backoff::SplitMix64;
+
+    #[test]
+    fn first_record_size_matches_builder() {
+        let headers = [Header {
+            key: "h",
+            value: Some(b"v"),
+        }];
+        for (k, v, h) in [
+            (None, None, &[][..]),
+            (Some(&b"key"[..]), Some(&[7u8; 300][..]), &headers[..]),
+            (Some(&b""[..]), Some(&b"x"[..]), &[][..]),
+        ] {
+            let rec = RecordRef {
+                topic: "t",
+                partition: None,
+                key: k,
+                value: v,
+                headers: h,
+                timestamp_ms: 123,
+            };
+            let b = RecordBatchBuilder::new(123, 0);
+            assert_eq!(first_record_size(&rec), b.record_size(123, k, v, h));
+        }
+    }
+
+    #[test]
+    fn pick_sticky_avoids_current_and_stays_available() {
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..100 {
+            let p = pick_sticky(&mut rng, 10, &[1, 4, 6], 4);
+            assert!(p == 1 || p == 6);
+            let q = pick_sticky(&mut rng, 3, &[], 2);
+            assert!(q < 2);
+        }
+        assert_eq!(pick_sticky(&mut rng, 5, &[3], 3), 3);
+        assert_eq!(pick_sticky(&mut rng, 1, &[], 0), 0);
+    }
+}

@@ -1,0 +1,392 @@
+//! The topic table shared by producer threads and the I/O thread, and each
+//! partition's accumulator slot.
+//!
+//! Why copy-on-write with a version number: `send` runs on many threads and
+//! must find its topic's partitions without a global lock. The table is an
+//! immutable [`TopicMap`] behind an `Arc`; the I/O thread replaces it (rarely:
+//! on metadata changes) and bumps an atomic version. Each producer thread
+//! caches the `Arc` in a thread-local and only compares the version — one
+//! shared, read-mostly atomic load per `send`, no lock, no reference-count
+//! traffic. A thread working with a slightly stale map is harmless: the
+//! partition slots are shared `Arc`s that survive map replacement.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kring_protocol::record::{Compression, RecordBatchBuilder, SealedBatch};
+use kring_protocol::{EncodeError, ErrorCode};
+
+use crate::backoff::SplitMix64;
+use crate::delivery::BatchCompletion;
+
+/// A batch being filled. Lives in its partition's slot, under its mutex.
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    pub(crate) id: u64,
+    pub(crate) builder: RecordBatchBuilder,
+    pub(crate) completion: Arc<BatchCompletion>,
+    pub(crate) created: Instant,
+    /// Bytes reserved from `buffer.memory`.
+    pub(crate) reserved: usize,
+    /// The flush generation current when the batch opened.
+    pub(crate) flush_gen: u64,
+    /// Record timestamps, kept only when a delivery callback is set.
+    pub(crate) timestamps: Vec<i64>,
+}
+
+/// A sealed batch waiting to be drained by the I/O thread.
+#[derive(Debug)]
+pub(crate) struct QueuedBatch {
+    pub(crate) id: u64,
+    pub(crate) sealed: Result<SealedBatch, EncodeError>,
+    pub(crate) record_count: u32,
+    pub(crate) completion: Arc<BatchCompletion>,
+    pub(crate) created: Instant,
+    pub(crate) reserved: usize,
+    pub(crate) flush_gen: u64,
+    pub(crate) timestamps: Vec<i64>,
+}
+
+impl OpenBatch {
+    /// Closes the batch (compressing it). A codec failure is kept and fails
+    /// the batch when the I/O thread drains it.
+    pub(crate) fn seal(self, compression: Compression) -> QueuedBatch {
+        let record_count = self.builder.record_count();
+        QueuedBatch {
+            id: self.id,
+            sealed: self.builder.seal(compression),
+            record_count,
+            completion: self.completion,
+            created: self.created,
+            reserved: self.reserved,
+            flush_gen: self.flush_gen,
+            timestamps: self.timestamps,
+        }
+    }
+}
+
+/// A partition's accumulator state: the open batch and the sealed ones.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionQueue {
+    pub(crate) open: Option<OpenBatch>,
+    pub(crate) sealed: VecDeque<QueuedBatch>,
+    pub(crate) next_id: u64,
+}
+
+impl PartitionQueue {
+    /// Creation time of the oldest batch (sealed or open).
+    pub(crate) fn oldest_created(&self) -> Option<Instant> {
+        self.sealed
+            .front()
+            .map(|b| b.created)
+            .or_else(|| self.open.as_ref().map(|b| b.created))
+    }
+}
+
+/// One partition's slot: its queue and whether it currently has a leader.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionSlot {
+    pub(crate) queue: Mutex<PartitionQueue>,
+    pub(crate) available: AtomicBool,
+}
+
+impl PartitionSlot {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, PartitionQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What metadata says about a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TopicStatus {
+    /// No usable metadata yet; `last_error` is what the brokers last said
+    /// (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE while it is
+    /// created), if anything.
+    Pending { last_error: Option<ErrorCode> },
+    /// Partitions known.
+    Ready,
+    /// A non-retriable error (authorization, invalid name).
+    Failed(ErrorCode),
+}
+
+/// An immutable snapshot of one topic.
+#[derive(Debug)]
+pub(crate) struct TopicState {
+    pub(crate) id: u32,
+    pub(crate) name: Arc<str>,
+    pub(crate) partitions: Arc<[Arc<PartitionSlot>]>,
+    /// Partitions with a known leader, ascending.
+    pub(crate) available: Arc<[u32]>,
+    pub(crate) status: TopicStatus,
+}
+
+/// An immutable snapshot of every topic.
+#[derive(Debug, Default)]
+pub(crate) struct TopicMap {
+    pub(crate) by_name: HashMap<Arc<str>, Arc<TopicState>>,
+    pub(crate) by_id: Vec<Arc<TopicState>>,
+}
+
+static NEXT_TABLE_UID: AtomicU64 = AtomicU64::new(1);
+
+/// The shared, copy-on-write topic table.
+#[derive(Debug)]
+pub(crate) struct TopicTable {
+    uid: u64,
+    version: AtomicU64,
+    map: Mutex<Arc<TopicMap>>,
+    changed: Condvar,
+}
+
+impl TopicTable {
+    pub(crate) fn new() -> Self {
+        TopicTable {
+            uid: NEXT_TABLE_UID.fetch_add(1, Ordering::Relaxed),
+            version: AtomicU64::new(0),
+            map: Mutex::new(Arc::new(TopicMap::default())),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Arc<TopicMap>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current map (takes the lock; for slow paths and the I/O thread).
+    pub(crate) fn snapshot(&self) -> Arc<TopicMap> {
+        self.lock().clone()
+    }
+
+    /// Registers `name` if unknown. Returns its state and whether it was
+    /// newly registered.
+    pub(crate) fn register(&self, name: &str) -> (Arc<TopicState>, bool) {
+        let mut g = self.lock();
+        if let Some(t) = g.by_name.get(name) {
+            return (t.clone(), false);
+        }
+        let state = Arc::new(TopicState {
+            id: g.by_id.len() as u32,
+            name: Arc::from(name),
+            partitions: Arc::from(Vec::new()),
+            available: Arc::from(Vec::new()),
+            status: TopicStatus::Pending { last_error: None },
+        });
+        let mut next = TopicMap {
+            by_name: g.by_name.clone(),
+            by_id: g.by_id.clone(),
+        };
+        next.by_name.insert(state.name.clone(), state.clone());
+        next.by_id.push(state.clone());
+        *g = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
+        drop(g);
+        self.changed.notify_all();
+        (state, true)
+    }
+
+    /// Replaces the states of existing topics (by id) and wakes waiters.
+    pub(crate) fn publish(&self, states: Vec<TopicState>) {
+        if states.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        let mut next = TopicMap {
+            by_name: g.by_name.clone(),
+            by_id: g.by_id.clone(),
+        };
+        for s in states {
+            let s = Arc::new(s);
+            let id = s.id as usize;
+            debug_assert!(id < next.by_id.len(), "publish of an unregistered topic");
+            if id < next.by_id.len() {
+                next.by_name.insert(s.name.clone(), s.clone());
+                next.by_id[id] = s;
+            }
+        }
+        *g = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
+        drop(g);
+        self.changed.notify_all();
+    }
+
+    /// Wakes every thread blocked in [`wait_until`](Self::wait_until) so it
+    /// re-checks its condition (used at close).
+    pub(crate) fn wake_all(&self) {
+        drop(self.lock());
+        self.changed.notify_all();
+    }
+
+    /// Blocks up to `wait` until `done(map)` holds; returns the map seen
+    /// last.
+    pub(crate) fn wait_until(
+        &self,
+        wait: Duration,
+        mut done: impl FnMut(&TopicMap) -> bool,
+    ) -> Arc<TopicMap> {
+        let g = self.lock();
+        let (g, _) = self
+            .changed
+            .wait_timeout_while(g, wait, |m| !done(m))
+            .unwrap_or_else(|e| e.into_inner());
+        g.clone()
+    }
+}
+
+/// A producer thread's keyless-partitioning state for one topic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sticky {
+    pub(crate) partition: u32,
+    pub(crate) bytes: usize,
+}
+
+impl Sticky {
+    pub(crate) const NONE: Sticky = Sticky {
+        partition: u32::MAX,
+        bytes: 0,
+    };
+}
+
+/// A producer thread's keyless-partitioning state for one producer.
+#[derive(Debug)]
+pub(crate) struct StickyState {
+    /// Sticky partition per topic id.
+    per_topic: Vec<Sticky>,
+    pub(crate) rng: SplitMix64,
+}
+
+impl StickyState {
+    pub(crate) fn get(&mut self, topic: u32) -> &mut Sticky {
+        let i = topic as usize;
+        if self.per_topic.len() <= i {
+            self.per_topic.resize(i + 1, Sticky::NONE);
+        }
+        &mut self.per_topic[i]
+    }
+}
+
+/// What one producer thread caches about one producer's topic table.
+#[derive(Debug)]
+pub(crate) struct ThreadView {
+    uid: u64,
+    version: u64,
+    map: Arc<TopicMap>,
+    /// Last topic looked up, to skip hashing for runs of one topic.
+    last: Option<Arc<TopicState>>,
+    pub(crate) sticky: StickyState,
+}
+
+impl ThreadView {
+    /// The topic's current state, or `None` if this producer does not know
+    /// the topic yet.
+    #[inline]
+    #[cfg_attr(not(test), allow(dead_code))] // the hot path uses `split`
+    pub(crate) fn lookup(&mut self, name: &str) -> Option<&TopicState> {
+        self.split(name).0
+    }
+
+    /// The topic's state and, separately borrowable, the sticky state —
+    /// no reference counting on the hot path.
+    #[inline]
+    pub(crate) fn split(&mut self, name: &str) -> (Option<&TopicState>, &mut StickyState) {
+        let hit = matches!(&self.last, Some(t) if &*t.name == name);
+        if !hit {
+            self.last = self.map.by_name.get(name).cloned();
+        }
+        (self.last.as_deref(), &mut self.sticky)
+    }
+}
+
+/// How many producers' views one thread keeps (a thread rarely feeds more).
+const VIEWS_PER_THREAD: usize = 4;
+
+thread_local! {
+    static VIEWS: RefCell<Vec<ThreadView>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_THREAD_SEED: AtomicU64 = AtomicU64::new(0x5eed);
+
+impl TopicTable {
+    /// Runs `f` with this thread's up-to-date view of the table. `f` must
+    /// not call back into `with_view` (it is not re-entrant).
+    #[inline]
+    pub(crate) fn with_view<R>(&self, f: impl FnOnce(&mut ThreadView) -> R) -> R {
+        VIEWS.with(|views| {
+            let mut views = views.borrow_mut();
+            let version = self.version.load(Ordering::Acquire);
+            let i = match views.iter().position(|v| v.uid == self.uid) {
+                Some(i) => i,
+                None => {
+                    if views.len() >= VIEWS_PER_THREAD {
+                        views.remove(0);
+                    }
+                    let seed = NEXT_THREAD_SEED.fetch_add(0x9e37_79b9, Ordering::Relaxed);
+                    views.push(ThreadView {
+                        uid: self.uid,
+                        version: u64::MAX,
+                        map: Arc::new(TopicMap::default()),
+                        last: None,
+                        sticky: StickyState {
+                            per_topic: Vec::new(),
+                            rng: SplitMix64::new(seed ^ self.uid.rotate_left(32)),
+                        },
+                    });
+                    views.len() - 1
+                }
+            };
+            let v = &mut views[i];
+            if v.version != version {
+                // Load the map first, then record the version read before:
+                // a concurrent publish makes us reload next time.
+                v.map = self.snapshot();
+                v.version = version;
+                v.last = None;
+            }
+            f(v)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_publish_and_thread_view() {
+        let t = TopicTable::new();
+        assert!(t.with_view(|v| v.lookup("a").is_none()));
+        let (a, new) = t.register("a");
+        assert!(new);
+        assert_eq!(a.id, 0);
+        let (a2, new2) = t.register("a");
+        assert!(!new2);
+        assert!(Arc::ptr_eq(&a, &a2));
+        assert_eq!(t.register("b").0.id, 1);
+        // The view reloads after the version changed.
+        assert_eq!(t.with_view(|v| v.lookup("b").map(|s| s.id)), Some(1));
+        let slots: Vec<Arc<PartitionSlot>> =
+            (0..3).map(|_| Arc::new(PartitionSlot::default())).collect();
+        t.publish(vec![TopicState {
+            id: 0,
+            name: "a".into(),
+            partitions: slots.into(),
+            available: vec![0, 1, 2].into(),
+            status: TopicStatus::Ready,
+        }]);
+        let n = t.with_view(|v| v.lookup("a").map(|s| (s.partitions.len(), s.status)));
+        assert_eq!(n, Some((3, TopicStatus::Ready)));
+        let m = t.wait_until(Duration::ZERO, |m| m.by_id.len() == 2);
+        assert_eq!(m.by_id.len(), 2);
+    }
+
+    #[test]
+    fn views_are_per_table() {
+        let t1 = TopicTable::new();
+        let t2 = TopicTable::new();
+        t1.register("x");
+        assert!(t1.with_view(|v| v.lookup("x").is_some()));
+        assert!(t2.with_view(|v| v.lookup("x").is_none()));
+    }
+}
