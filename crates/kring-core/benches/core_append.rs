@@ -82,7 +82,9 @@ fn bench_pattern(c: &mut Criterion, disjoint: bool) {
                                                 now,
                                                 RecordRef {
                                                     topic: "t",
-                                                    partition: Some(partition(i, t, threads, disjoint)),
+                                                    partition: Some(partition(
+                                                        i, t, threads, disjoint,
+                                                    )),
                                                     key: None,
                                                     value: Some(&value),
                                                     headers: &[],

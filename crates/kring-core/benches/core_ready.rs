@@ -56,5 +56,25 @@ fn bench_cycle(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_cycle);
+/// Every one of 10,000 partitions receives a record per cycle: the cost per
+/// ready partition (architecture.md's hardest case for scanning clients).
+fn bench_all_ready(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sender_cycle_all_ready");
+    g.sample_size(10);
+    let total = 10_000u32;
+    g.throughput(Throughput::Elements(u64::from(total)));
+    let mut sim = sim_with(total);
+    g.bench_with_input(BenchmarkId::from_parameter(total), &total, |b, _| {
+        b.iter(|| {
+            for p in 0..total {
+                sim.send("t", Some(p as i32), None, Some(&[0u8; 100]))
+                    .unwrap();
+            }
+            sim.drive();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_cycle, bench_all_ready);
 criterion_main!(benches);

@@ -79,6 +79,9 @@ pub struct Shared {
     pub(crate) pool: BufferPool,
 }
 
+/// Initial buffer capacity of a new batch (it grows up to `batch.size`).
+const INITIAL_BATCH_CAPACITY: usize = 4096;
+
 /// What the locked part of an append asks the unlocked part to do.
 enum Step {
     Done(AppendOutcome),
@@ -363,7 +366,14 @@ impl Shared {
         });
         let had_old = old.is_some();
         let id = q.next_id;
-        let mut builder = RecordBatchBuilder::new(rec.timestamp_ms, need);
+        // Start small and let the buffer grow: a sparse partition's batch
+        // holds a few records, and a fresh 16 KiB allocation per batch costs
+        // more than two regrowths of a full one. (`need` stays reserved in
+        // the pool either way.)
+        let mut builder = RecordBatchBuilder::new(
+            rec.timestamp_ms,
+            need.min(INITIAL_BATCH_CAPACITY.max(HEADER_LEN + rs)),
+        );
         let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
         let full = builder.size_in_bytes() >= batch_size;
         let completion = BatchCompletion::new(partition as i32);

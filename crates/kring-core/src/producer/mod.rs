@@ -52,6 +52,36 @@ use idempotence::Idempotence;
 use metadata::MetadataState;
 use partition::{Node, TopicCore};
 
+/// Hasher for small integer keys (node ids): one multiply instead of
+/// SipHash, on a path taken several times per ready partition.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHash;
+
+/// The hasher [`IdHash`] builds.
+#[derive(Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.0 = (u64::from(n as u32) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// A topic id and partition index.
 pub(crate) type PartKey = (u32, u32);
 /// A batch's key in the core's batch slab.
@@ -170,7 +200,7 @@ pub struct ProducerCore {
     /// Partitions whose open batch the core knows of (for flush/close).
     pub(crate) open_parts: Vec<PartKey>,
 
-    pub(crate) nodes: HashMap<i32, Node>,
+    pub(crate) nodes: HashMap<i32, Node, IdHash>,
     /// Nodes whose ready queue may be drainable.
     pub(crate) work: VecDeque<i32>,
 
@@ -260,7 +290,7 @@ impl ProducerCore {
             topics: Vec::new(),
             topic_ids: HashMap::new(),
             open_parts: Vec::new(),
-            nodes: HashMap::new(),
+            nodes: HashMap::with_hasher(IdHash),
             work: VecDeque::new(),
             conns: Slab::new(),
             conn_serial: 0,

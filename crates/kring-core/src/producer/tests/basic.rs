@@ -39,7 +39,8 @@ fn every_codec_reaches_the_broker_intact() {
         let hs: Vec<_> = (0..50u32)
             .map(|i| {
                 let v = format!("value-{i}-{}", "x".repeat(i as usize));
-                sim.send("t", Some(0), Some(&i.to_be_bytes()), Some(v.as_bytes())).unwrap()
+                sim.send("t", Some(0), Some(&i.to_be_bytes()), Some(v.as_bytes()))
+                    .unwrap()
             })
             .collect();
         sim.drive();
@@ -89,7 +90,10 @@ fn headers_timestamps_and_null_values_reach_the_broker() {
     assert_eq!(log[1].value, None);
     assert_eq!(log[1].key.as_deref(), Some(&b"k"[..]));
     assert_eq!(log[1].timestamp, 1_234_567);
-    assert_eq!(log[1].headers, vec![("h1".to_string(), Some(bytes::Bytes::from_static(b"v1")))]);
+    assert_eq!(
+        log[1].headers,
+        vec![("h1".to_string(), Some(bytes::Bytes::from_static(b"v1")))]
+    );
 }
 
 #[test]
