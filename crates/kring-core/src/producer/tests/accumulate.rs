@@ -154,8 +154,13 @@ fn blocked_append_is_released_by_completion() {
             )
             .map(|o| o.partition)
     });
-    // Drive until the blocked thread got its memory.
-    sim.drive_until(100_000, |_| t.is_finished());
+    // Wait (without sleeping) until the thread is blocked on the pool...
+    while sim.shared.pool.waiters() == 0 {
+        std::thread::yield_now();
+    }
+    assert!(!t.is_finished());
+    // ...then let the batches complete: that releases it.
+    sim.drive();
     assert_eq!(t.join().unwrap().unwrap(), 0);
     sim.drive();
 }

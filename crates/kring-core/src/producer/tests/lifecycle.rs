@@ -246,10 +246,16 @@ fn close_from_the_io_thread_releases_blocked_senders() {
             )
             .map(|o| o.partition)
     });
-    // Let it register (it pushes a notice) before closing.
-    sim.drive_until(100_000, |s| {
-        s.shared.topic_error("missing").is_some() || s.core.stats().notices > 3
-    });
+    // Wait (without sleeping) until it registered the topic, then let the
+    // I/O side answer that the topic does not exist.
+    while !sim.shared.topics.snapshot().by_name.contains_key("missing") {
+        std::thread::yield_now();
+    }
+    sim.drive_until(100_000, |s| s.shared.topic_error("missing").is_some());
+    assert!(
+        !waiter.is_finished(),
+        "still blocked: the topic does not exist"
+    );
     let now = sim.now;
     let done = sim.core.close(now);
     assert!(sim.core.is_closing());
