@@ -263,6 +263,15 @@ fn non_default(f: &FieldInfo, place: &str) -> String {
     }
 }
 
+/// A version range as the specs write it: `3+` when it runs to the newest
+/// valid version, else `3-5` or `3`.
+pub(crate) fn spec_range(vs: Versions, valid: Versions) -> String {
+    match (vs.0, valid.0) {
+        (Some((lo, hi)), Some((_, vhi))) if hi == vhi => format!("{lo}+"),
+        _ => vs.to_string(),
+    }
+}
+
 struct Gen<'a> {
     msg: &'a Message,
     s: &'a Struct,
@@ -292,7 +301,9 @@ impl Gen<'_> {
                 .unwrap_or_default();
             format!(
                 "/// `{}`{key}: versions {}, flexible versions {}.\n",
-                m.name, m.valid, m.flexible
+                m.name,
+                m.valid,
+                spec_range(m.flexible, m.valid)
             )
         } else {
             format!("/// `{}`, part of [`{}`].\n", self.s.name, m.name)
@@ -304,10 +315,15 @@ impl Gen<'_> {
         if f.versions.is_empty() {
             doc.push_str(", in no version");
         } else {
-            write!(doc, ", versions {}", f.versions).unwrap();
+            write!(doc, ", versions {}", spec_range(f.versions, self.valid())).unwrap();
         }
         if !f.nullable.is_empty() {
-            write!(doc, ", nullable in {}", f.nullable).unwrap();
+            write!(
+                doc,
+                ", nullable in {}",
+                spec_range(f.nullable, self.valid())
+            )
+            .unwrap();
         }
         if let Some(t) = f.tag {
             write!(doc, ", tagged field {t}").unwrap();

@@ -72,7 +72,7 @@ pub(crate) fn mod_rs(apis: &[Api<'_>], header_module: &str, headers: &[&Message]
             a.name,
             r.api_key.unwrap(),
             r.valid,
-            r.flexible,
+            crate::emit::spec_range(r.flexible, r.valid),
             a.name,
             r.api_key.unwrap()
         )

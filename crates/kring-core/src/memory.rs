@@ -44,6 +44,12 @@ impl BufferPool {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Threads blocked in [`reserve_blocking`](Self::reserve_blocking).
+    #[cfg_attr(not(test), allow(dead_code))] // tests observe blocking
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     /// Reserves `n` bytes if they fit.
     pub(crate) fn try_reserve(&self, n: usize) -> bool {
         let mut cur = self.used.load(Ordering::Relaxed);

@@ -23,7 +23,9 @@ use crate::signal::Signal;
 #[derive(Debug)]
 pub(crate) enum Notice {
     /// A topic needs metadata (first use, or a sender is waiting for it).
-    TopicWanted { topic: u32 },
+    /// `seen` is the partition count the sender saw (0 while unknown), so
+    /// the I/O thread can tell a stale request from a real one.
+    TopicWanted { topic: u32, seen: u32 },
     /// A partition opened a batch.
     Opened {
         topic: u32,
@@ -140,15 +142,21 @@ mod tests {
     #[test]
     fn wake_only_when_parked_and_once() {
         let q = NoticeQueue::default();
-        assert!(!q.push(Notice::TopicWanted { topic: 0 }), "awake: no wake");
+        assert!(
+            !q.push(Notice::TopicWanted { topic: 0, seen: 0 }),
+            "awake: no wake"
+        );
         assert!(!q.prepare_park(), "pending notices: do not park");
         let mut v = vec![];
         q.drain_into(&mut v);
         assert_eq!(v.len(), 1);
         assert!(q.prepare_park());
-        assert!(q.push(Notice::TopicWanted { topic: 1 }), "parked: wake");
         assert!(
-            !q.push(Notice::TopicWanted { topic: 2 }),
+            q.push(Notice::TopicWanted { topic: 1, seen: 0 }),
+            "parked: wake"
+        );
+        assert!(
+            !q.push(Notice::TopicWanted { topic: 2, seen: 0 }),
             "second push: already woken"
         );
         assert_eq!(q.wake_count(), 1);
@@ -164,7 +172,7 @@ mod tests {
         for _ in 0..200 {
             let q = Arc::new(NoticeQueue::default());
             let q2 = q.clone();
-            let t = std::thread::spawn(move || q2.push(Notice::TopicWanted { topic: 0 }));
+            let t = std::thread::spawn(move || q2.push(Notice::TopicWanted { topic: 0, seen: 0 }));
             let parked = q.prepare_park();
             let woke = t.join().unwrap();
             assert!(!parked || woke, "parked without being woken");

@@ -79,6 +79,9 @@ pub struct Shared {
     pub(crate) pool: BufferPool,
 }
 
+/// Initial buffer capacity of a new batch (it grows up to `batch.size`).
+const INITIAL_BATCH_CAPACITY: usize = 4096;
+
 /// What the locked part of an append asks the unlocked part to do.
 enum Step {
     Done(AppendOutcome),
@@ -213,7 +216,8 @@ impl Shared {
         rec: &RecordRef<'_>,
         reserved: &mut usize,
     ) -> Result<Step, SendError> {
-        let Some(topic) = v.lookup(rec.topic) else {
+        let (topic, sticky) = v.split(rec.topic);
+        let Some(topic) = topic else {
             return Ok(Step::NeedTopic);
         };
         match topic.status {
@@ -227,7 +231,6 @@ impl Shared {
             }
         }
         let n = topic.partitions.len() as u32;
-        let topic_id = topic.id;
         let requested = match rec.partition {
             Some(p) => Some(p),
             None => {
@@ -241,7 +244,7 @@ impl Shared {
                     .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
             }
         };
-        let (partition, sticky) = match requested {
+        let (partition, is_sticky) = match requested {
             Some(p) if p < 0 => {
                 return Err(SendError::InvalidPartition {
                     topic: topic.name.clone(),
@@ -252,19 +255,17 @@ impl Shared {
             Some(p) if p as u32 >= n => return Ok(Step::NeedPartitions { have: n }),
             Some(p) => (p as u32, false),
             None => {
-                let available = topic.available.clone();
-                let partitions = topic.partitions.clone();
-                let s = *v.sticky_mut(topic_id);
+                let s = *sticky.get(topic.id);
                 let usable = s.partition < n
-                    && (available.is_empty()
-                        || partitions[s.partition as usize]
+                    && (topic.available.is_empty()
+                        || topic.partitions[s.partition as usize]
                             .available
                             .load(std::sync::atomic::Ordering::Relaxed));
                 let p = if usable {
                     s.partition
                 } else {
-                    let p = pick_sticky(&mut v.rng, n, &available, u32::MAX);
-                    *v.sticky_mut(topic_id) = crate::topics::Sticky {
+                    let p = pick_sticky(&mut sticky.rng, n, &topic.available, u32::MAX);
+                    *sticky.get(topic.id) = crate::topics::Sticky {
                         partition: p,
                         bytes: 0,
                     };
@@ -273,24 +274,19 @@ impl Shared {
                 (p, true)
             }
         };
-        // Re-borrow the topic after the sticky update.
-        let topic = v.lookup(rec.topic).expect("topic present");
-        let slot = topic.partitions[partition as usize].clone();
+        let slot = &topic.partitions[partition as usize];
         let (step, sealed, added) =
-            self.append_to_slot(&slot, topic_id, partition, now, rec, reserved)?;
-        if sticky {
-            if let Step::Done(_) = step {
-                let available = topic.available.clone();
-                let st = v.sticky_mut(topic_id);
-                st.bytes += added;
-                if sealed || st.bytes >= self.cfg.batch_size {
-                    let cur = st.partition;
-                    let p = pick_sticky(&mut v.rng, n, &available, cur);
-                    *v.sticky_mut(topic_id) = crate::topics::Sticky {
-                        partition: p,
-                        bytes: 0,
-                    };
-                }
+            self.append_to_slot(slot, topic.id, partition, now, rec, reserved)?;
+        if is_sticky && matches!(step, Step::Done(_)) {
+            let st = sticky.get(topic.id);
+            st.bytes += added;
+            if sealed || st.bytes >= self.cfg.batch_size {
+                let cur = st.partition;
+                let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
+                *sticky.get(topic.id) = crate::topics::Sticky {
+                    partition: p,
+                    bytes: 0,
+                };
             }
         }
         Ok(step)
@@ -370,7 +366,14 @@ impl Shared {
         });
         let had_old = old.is_some();
         let id = q.next_id;
-        let mut builder = RecordBatchBuilder::new(rec.timestamp_ms, need);
+        // Start small and let the buffer grow: a sparse partition's batch
+        // holds a few records, and a fresh 16 KiB allocation per batch costs
+        // more than two regrowths of a full one. (`need` stays reserved in
+        // the pool either way.)
+        let mut builder = RecordBatchBuilder::new(
+            rec.timestamp_ms,
+            need.min(INITIAL_BATCH_CAPACITY.max(HEADER_LEN + rs)),
+        );
         let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
         let full = builder.size_in_bytes() >= batch_size;
         let completion = BatchCompletion::new(partition as i32);
@@ -474,11 +477,16 @@ impl Shared {
     ) -> Result<(), SendError> {
         let (state, _) = self.topics.register(topic);
         let id = state.id;
-        *wake |= self.notices.push(Notice::TopicWanted { topic: id });
+        let seen = state.partitions.len() as u32;
+        *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
+                || self.notices.is_closed()
         });
         let st = &map.by_id[id as usize];
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
         match st.status {
             TopicStatus::Ready => Ok(()),
             TopicStatus::Failed(error) => Err(SendError::TopicError {
@@ -506,11 +514,19 @@ impl Shared {
         let (state, _) = self.topics.register(rec.topic);
         let id = state.id;
         let want = rec.partition.unwrap_or(0).max(0) as u32;
-        *wake |= self.notices.push(Notice::TopicWanted { topic: id });
+        *wake |= self.notices.push(Notice::TopicWanted {
+            topic: id,
+            seen: have,
+        });
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             let s = &m.by_id[id as usize];
-            s.partitions.len() as u32 > want || matches!(s.status, TopicStatus::Failed(_))
+            s.partitions.len() as u32 > want
+                || matches!(s.status, TopicStatus::Failed(_))
+                || self.notices.is_closed()
         });
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
         let st = &map.by_id[id as usize];
         if st.partitions.len() as u32 > want {
             return Ok(());

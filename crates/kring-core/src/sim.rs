@@ -63,6 +63,8 @@ pub struct StoredRecord {
     pub value: Option<Bytes>,
     /// Create timestamp.
     pub timestamp: i64,
+    /// Headers, in order.
+    pub headers: Vec<(String, Option<Bytes>)>,
     /// Producer id and base sequence of its batch.
     pub producer: (i64, i16, i32),
 }
@@ -77,6 +79,8 @@ struct ProducerState {
 /// One simulated partition.
 #[derive(Debug)]
 pub struct SimPartition {
+    /// The next offset to assign.
+    pub next_offset: i64,
     /// Leader node id (-1: none).
     pub leader: i32,
     /// Leader epoch.
@@ -93,6 +97,7 @@ pub struct SimPartition {
 impl SimPartition {
     fn new(leader: i32) -> Self {
         SimPartition {
+            next_offset: 0,
             leader,
             leader_epoch: 0,
             log: Vec::new(),
@@ -147,6 +152,9 @@ pub struct SimCluster {
     pub drops: Vec<(i32, i16, DropWhen)>,
     /// Requests received: (node, api key, version).
     pub requests: Vec<(i32, i16, i16)>,
+    /// Keep written records in the logs (benchmarks turn this off; offsets
+    /// still advance).
+    pub store_records: bool,
     next_pid: i64,
 }
 
@@ -175,6 +183,7 @@ impl SimCluster {
             leader_hints: true,
             drops: Vec::new(),
             requests: Vec::new(),
+            store_records: true,
             next_pid: 1000,
         }
     }
@@ -410,7 +419,7 @@ impl SimCluster {
                 let count = batch.record_count;
                 let (pid, epoch, seq) =
                     (batch.producer_id, batch.producer_epoch, batch.base_sequence);
-                let next_offset = part.log.last().map_or(0, |r| r.offset + 1);
+                let next_offset = part.next_offset;
                 if pid >= 0 {
                     let last_seq = seq.wrapping_add(count - 1);
                     match part.producers.get_mut(&pid) {
@@ -461,12 +470,14 @@ impl SimCluster {
                         st.recent.pop_front();
                     }
                 }
-                for r in records {
+                part.next_offset += i64::from(count);
+                for r in records.into_iter().filter(|_| self.store_records) {
                     part.log.push(StoredRecord {
                         offset: next_offset + i64::from(r.offset_delta),
                         key: r.key,
                         value: r.value,
                         timestamp: batch.base_timestamp + r.timestamp_delta,
+                        headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
                         producer: (pid, epoch, seq),
                     });
                 }
@@ -641,7 +652,18 @@ impl Sim {
 
     fn handle_transmit(&mut self, conn: ConnId, frame: Bytes) {
         let Some(c) = self.conns.get(&conn) else {
-            panic!("transmit on a connection the driver does not have: {conn}");
+            // A connection the "network" already dropped: its loss is
+            // reported later; until then frames written to it vanish (as a
+            // real driver drops frames of a broken socket).
+            let pending_loss = self
+                .events
+                .values()
+                .any(|e| matches!(e, SimEvent::Disconnected(c) if *c == conn));
+            assert!(
+                pending_loss,
+                "transmit on a connection the driver does not have: {conn}"
+            );
+            return;
         };
         let node = c.node;
         let key = if frame.len() >= 6 {
@@ -813,6 +835,8 @@ impl Sim {
     /// Steps until every batch has its result and no broker event is
     /// pending, at most `n` steps.
     pub fn drive_bounded(&mut self, n: usize) {
+        // Producer notices count only once the core has read them.
+        self.settle();
         self.drive_until(n, |s| s.core.pending_batches() == 0 && s.events.is_empty());
     }
 
@@ -856,6 +880,7 @@ impl Sim {
         value: Option<&[u8]>,
     ) -> Result<DeliveryHandle, SendError> {
         let deadline = self.now + Duration::from_secs(60);
+        let mut settled = false;
         loop {
             let ts = (self.now - self.start).as_millis() as i64 + 1_700_000_000_000;
             let rec = RecordRef {
@@ -879,8 +904,14 @@ impl Sim {
                     if self.now < deadline =>
                 {
                     // The producer thread would block: let the I/O side do
-                    // everything it can now, then let time pass.
-                    self.settle();
+                    // everything it can now and try again; if that was not
+                    // enough, let time pass.
+                    if !settled {
+                        self.settle();
+                        settled = true;
+                        continue;
+                    }
+                    settled = false;
                     if self.core.prepare_park() {
                         self.parks += 1;
                     }

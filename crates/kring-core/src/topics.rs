@@ -212,6 +212,13 @@ impl TopicTable {
         self.changed.notify_all();
     }
 
+    /// Wakes every thread blocked in [`wait_until`](Self::wait_until) so it
+    /// re-checks its condition (used at close).
+    pub(crate) fn wake_all(&self) {
+        drop(self.lock());
+        self.changed.notify_all();
+    }
+
     /// Blocks up to `wait` until `done(map)` holds; returns the map seen
     /// last.
     pub(crate) fn wait_until(
@@ -242,37 +249,53 @@ impl Sticky {
     };
 }
 
+/// A producer thread's keyless-partitioning state for one producer.
+#[derive(Debug)]
+pub(crate) struct StickyState {
+    /// Sticky partition per topic id.
+    per_topic: Vec<Sticky>,
+    pub(crate) rng: SplitMix64,
+}
+
+impl StickyState {
+    pub(crate) fn get(&mut self, topic: u32) -> &mut Sticky {
+        let i = topic as usize;
+        if self.per_topic.len() <= i {
+            self.per_topic.resize(i + 1, Sticky::NONE);
+        }
+        &mut self.per_topic[i]
+    }
+}
+
 /// What one producer thread caches about one producer's topic table.
 #[derive(Debug)]
 pub(crate) struct ThreadView {
     uid: u64,
     version: u64,
-    pub(crate) map: Arc<TopicMap>,
+    map: Arc<TopicMap>,
     /// Last topic looked up, to skip hashing for runs of one topic.
     last: Option<Arc<TopicState>>,
-    /// Sticky partition per topic id.
-    pub(crate) sticky: Vec<Sticky>,
-    pub(crate) rng: SplitMix64,
+    pub(crate) sticky: StickyState,
 }
 
 impl ThreadView {
     /// The topic's current state, or `None` if this producer does not know
     /// the topic yet.
     #[inline]
+    #[cfg_attr(not(test), allow(dead_code))] // the hot path uses `split`
     pub(crate) fn lookup(&mut self, name: &str) -> Option<&TopicState> {
-        let hit = matches!(&self.last, Some(t) if &*t.name == name);
-        if !hit {
-            self.last = Some(self.map.by_name.get(name)?.clone());
-        }
-        self.last.as_deref()
+        self.split(name).0
     }
 
-    pub(crate) fn sticky_mut(&mut self, topic: u32) -> &mut Sticky {
-        let i = topic as usize;
-        if self.sticky.len() <= i {
-            self.sticky.resize(i + 1, Sticky::NONE);
+    /// The topic's state and, separately borrowable, the sticky state —
+    /// no reference counting on the hot path.
+    #[inline]
+    pub(crate) fn split(&mut self, name: &str) -> (Option<&TopicState>, &mut StickyState) {
+        let hit = matches!(&self.last, Some(t) if &*t.name == name);
+        if !hit {
+            self.last = self.map.by_name.get(name).cloned();
         }
-        &mut self.sticky[i]
+        (self.last.as_deref(), &mut self.sticky)
     }
 }
 
@@ -305,8 +328,10 @@ impl TopicTable {
                         version: u64::MAX,
                         map: Arc::new(TopicMap::default()),
                         last: None,
-                        sticky: Vec::new(),
-                        rng: SplitMix64::new(seed ^ self.uid.rotate_left(32)),
+                        sticky: StickyState {
+                            per_topic: Vec::new(),
+                            rng: SplitMix64::new(seed ^ self.uid.rotate_left(32)),
+                        },
                     });
                     views.len() - 1
                 }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::faults::{Fault, FaultId, FaultTable};
+use crate::faults::{Fault, FaultAction, FaultId, FaultTable, RequestInfo};
 use crate::idempotence::UnknownProducerPolicy;
 use crate::log::StoredBatch;
 use crate::records::{self, StoredRecord};
@@ -362,7 +362,29 @@ impl MockCluster {
         self.shared.faults().remove(id)
     }
 
-    /// Removes every fault.
+    /// Installs a hook for `api_key`: it is called with every such request
+    /// (after decoding, before applying) and returns actions to apply to it,
+    /// as if faults had fired — for conditions a [`Fault`] cannot express
+    /// ("fail every third request", "delay requests from client X").
+    /// Replaces an earlier hook for the key. The hook runs on broker
+    /// threads and may call back into the cluster (for example to inject
+    /// faults or move leaders).
+    pub fn set_hook(
+        &self,
+        api_key: impl Into<i16>,
+        hook: impl Fn(&RequestInfo<'_>) -> Vec<FaultAction> + Send + Sync + 'static,
+    ) {
+        self.shared
+            .faults()
+            .set_hook(api_key.into(), Some(std::sync::Arc::new(hook)));
+    }
+
+    /// Removes the hook for `api_key`.
+    pub fn remove_hook(&self, api_key: impl Into<i16>) {
+        self.shared.faults().set_hook(api_key.into(), None);
+    }
+
+    /// Removes every fault and hook.
     pub fn clear_faults(&self) {
         self.shared.faults().clear();
     }

@@ -9,6 +9,10 @@
 //! match one request; each fires (and counts down), and their actions
 //! combine: an error, a delay and a throttle can apply together, a dropped
 //! connection wins over everything.
+//!
+//! For conditions a rule cannot express, a [`Hook`] per API key (style of
+//! franz-go kfake's `ControlKey`) sees every request of its key and returns
+//! the actions to apply to it.
 
 use std::time::Duration;
 
@@ -63,10 +67,11 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// A fault for requests of `api_key` doing `action`, firing once.
-    pub fn new(api_key: i16, action: FaultAction) -> Self {
+    /// A fault for requests of `api_key` (an `i16` or a
+    /// `kring_protocol::messages::ApiKey`) doing `action`, firing once.
+    pub fn new(api_key: impl Into<i16>, action: FaultAction) -> Self {
         Fault {
-            api_key,
+            api_key: api_key.into(),
             action,
             broker: None,
             partition: None,
@@ -74,44 +79,45 @@ impl Fault {
         }
     }
 
-    /// Answer with Kafka error `code`.
-    pub fn error(api_key: i16, code: i16) -> Self {
-        Self::new(api_key, FaultAction::Error(code))
+    /// Answer with Kafka error `code` (an `i16` or a
+    /// `kring_protocol::error_code::ErrorCode`).
+    pub fn error(api_key: impl Into<i16>, code: impl Into<i16>) -> Self {
+        Self::new(api_key, FaultAction::Error(code.into()))
     }
 
     /// Delay the response by `d`.
-    pub fn delay(api_key: i16, d: Duration) -> Self {
+    pub fn delay(api_key: impl Into<i16>, d: Duration) -> Self {
         Self::new(api_key, FaultAction::Delay(d))
     }
 
     /// Close the connection before applying the request.
-    pub fn drop_before_apply(api_key: i16) -> Self {
+    pub fn drop_before_apply(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::DropBeforeApply)
     }
 
     /// Apply the request, then close the connection without answering.
-    pub fn drop_after_apply(api_key: i16) -> Self {
+    pub fn drop_after_apply(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::DropAfterApply)
     }
 
     /// Set `throttle_time_ms` to `d` and mute the connection for `d`.
-    pub fn throttle(api_key: i16, d: Duration) -> Self {
+    pub fn throttle(api_key: impl Into<i16>, d: Duration) -> Self {
         Self::new(api_key, FaultAction::Throttle(d))
     }
 
     /// Send a complete frame holding only the first `keep` bytes of the
     /// response.
-    pub fn truncate_response(api_key: i16, keep: usize) -> Self {
+    pub fn truncate_response(api_key: impl Into<i16>, keep: usize) -> Self {
         Self::new(api_key, FaultAction::TruncateResponse { keep })
     }
 
     /// Send a response whose body is garbage.
-    pub fn corrupt_response(api_key: i16) -> Self {
+    pub fn corrupt_response(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::CorruptResponse)
     }
 
     /// Send half a response frame, then close the connection.
-    pub fn cut_response(api_key: i16) -> Self {
+    pub fn cut_response(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::CutResponse)
     }
 
@@ -142,6 +148,29 @@ impl Fault {
     }
 }
 
+/// What a [hook](crate::MockCluster::set_hook) sees of a request, after
+/// it was decoded and before it is applied.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The broker that received it.
+    pub broker_id: i32,
+    /// Its API key.
+    pub api_key: i16,
+    /// Its version.
+    pub api_version: i16,
+    /// Its correlation id.
+    pub correlation_id: i32,
+    /// The client id from its header.
+    pub client_id: Option<&'a str>,
+    /// The partitions it touches (as faults match them).
+    pub partitions: &'a [(&'a str, i32)],
+}
+
+/// A hook: called for every request of its API key; the actions it returns
+/// apply to that request as if faults had fired (an error applies to every
+/// partition).
+pub type Hook = dyn Fn(&RequestInfo<'_>) -> Vec<FaultAction> + Send + Sync;
+
 /// Handle to an installed fault, for [`crate::MockCluster::remove_fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultId(pub(crate) u64);
@@ -161,6 +190,21 @@ pub(crate) struct Fired {
 }
 
 impl Fired {
+    /// Adds the effect of one action; `partition` narrows an error to one
+    /// partition.
+    pub(crate) fn add(&mut self, partition: Option<(String, i32)>, action: &FaultAction) {
+        match action {
+            FaultAction::Error(code) => self.errors.push((partition, *code)),
+            FaultAction::Delay(d) => self.delay += *d,
+            FaultAction::Throttle(d) => self.throttle = self.throttle.max(*d),
+            FaultAction::DropBeforeApply => self.drop_before = true,
+            FaultAction::DropAfterApply => self.drop_after = true,
+            FaultAction::TruncateResponse { keep } => self.truncate = Some(*keep),
+            FaultAction::CorruptResponse => self.corrupt = true,
+            FaultAction::CutResponse => self.cut = true,
+        }
+    }
+
     /// Whether any fault fired.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
@@ -185,15 +229,46 @@ impl Fired {
     }
 }
 
-/// Installed faults.
-#[derive(Debug, Default)]
+/// Installed faults and hooks.
+#[derive(Default)]
 pub(crate) struct FaultTable {
     next_id: u64,
     rules: Vec<(FaultId, Fault)>,
     fired_total: u64,
+    hooks: Vec<(i16, std::sync::Arc<Hook>)>,
+}
+
+impl std::fmt::Debug for FaultTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultTable")
+            .field("rules", &self.rules)
+            .field("fired_total", &self.fired_total)
+            .field(
+                "hooks",
+                &self.hooks.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl FaultTable {
+    /// Installs (or with `None` removes) the hook for `api_key`.
+    pub(crate) fn set_hook(&mut self, api_key: i16, hook: Option<std::sync::Arc<Hook>>) {
+        self.hooks.retain(|(k, _)| *k != api_key);
+        if let Some(h) = hook {
+            self.hooks.push((api_key, h));
+        }
+    }
+
+    /// The hook for `api_key`, to be called without the table locked (a
+    /// hook may itself inject faults).
+    pub(crate) fn hook(&self, api_key: i16) -> Option<std::sync::Arc<Hook>> {
+        self.hooks
+            .iter()
+            .find(|(k, _)| *k == api_key)
+            .map(|(_, h)| h.clone())
+    }
+
     pub(crate) fn insert(&mut self, fault: Fault) -> FaultId {
         let id = FaultId(self.next_id);
         self.next_id += 1;
@@ -207,8 +282,10 @@ impl FaultTable {
         self.rules.len() != before
     }
 
+    /// Removes every fault and hook.
     pub(crate) fn clear(&mut self) {
         self.rules.clear();
+        self.hooks.clear();
     }
 
     /// How many times any fault has fired.
@@ -242,16 +319,7 @@ impl FaultTable {
                 *n -= 1;
             }
             self.fired_total += 1;
-            match &f.action {
-                FaultAction::Error(code) => fired.errors.push((f.partition.clone(), *code)),
-                FaultAction::Delay(d) => fired.delay += *d,
-                FaultAction::Throttle(d) => fired.throttle = fired.throttle.max(*d),
-                FaultAction::DropBeforeApply => fired.drop_before = true,
-                FaultAction::DropAfterApply => fired.drop_after = true,
-                FaultAction::TruncateResponse { keep } => fired.truncate = Some(*keep),
-                FaultAction::CorruptResponse => fired.corrupt = true,
-                FaultAction::CutResponse => fired.cut = true,
-            }
+            fired.add(f.partition.clone(), &f.action);
         }
         self.rules.retain(|(_, f)| f.remaining != Some(0));
         fired
@@ -265,9 +333,9 @@ mod tests {
     #[test]
     fn counts_down_and_filters() {
         let mut t = FaultTable::default();
-        let id = t.insert(Fault::error(0, 6).on_partition("t", 1).times(2));
+        let id = t.insert(Fault::error(0i16, 6i16).on_partition("t", 1).times(2));
         t.insert(
-            Fault::delay(3, Duration::from_millis(5))
+            Fault::delay(3i16, Duration::from_millis(5))
                 .on_broker(2)
                 .always(),
         );
@@ -290,9 +358,9 @@ mod tests {
     #[test]
     fn actions_combine() {
         let mut t = FaultTable::default();
-        t.insert(Fault::error(0, 7));
-        t.insert(Fault::throttle(0, Duration::from_millis(30)));
-        t.insert(Fault::drop_after_apply(0));
+        t.insert(Fault::error(0i16, 7i16));
+        t.insert(Fault::throttle(0i16, Duration::from_millis(30)));
+        t.insert(Fault::drop_after_apply(0i16));
         let f = t.fire(0, 1, &[]);
         assert_eq!(f.error_for_request(), Some(7));
         assert_eq!(f.error_for("any", 3), Some(7));

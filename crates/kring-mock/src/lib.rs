@@ -10,10 +10,15 @@
 //!
 //! ```no_run
 //! use kring_mock::{Fault, MockCluster};
+//! use kring_protocol::{error_code::ErrorCode, messages::ApiKey};
 //! let cluster = MockCluster::builder().brokers(3).topic("t", 16).build()?;
 //! let bootstrap = cluster.bootstrap_servers();
 //! // Fail the next two Produce requests that touch t/0.
-//! cluster.inject(Fault::error(0, 6).on_partition("t", 0).times(2));
+//! cluster.inject(
+//!     Fault::error(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER)
+//!         .on_partition("t", 0)
+//!         .times(2),
+//! );
 //! // ... run a client against `bootstrap` ...
 //! let records = cluster.records("t", 0)?;
 //! # Ok::<(), kring_mock::MockError>(())
@@ -68,7 +73,7 @@ mod state;
 
 pub use batch::{BatchError, BatchHeader};
 pub use cluster::{MockCluster, MockClusterBuilder, MockError};
-pub use faults::{Fault, FaultAction, FaultId};
+pub use faults::{Fault, FaultAction, FaultId, Hook, RequestInfo};
 pub use idempotence::{UnknownProducerPolicy, RETAINED_BATCHES};
 pub use log::StoredBatch;
 pub use records::StoredRecord;

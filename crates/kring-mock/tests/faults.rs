@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{batch, leader_addr, produce_req, Client, Reply};
 use kring_mock::{Fault, MockCluster};
+use kring_protocol::error_code::ErrorCode;
 use kring_protocol::message::decode_response_frame;
 use kring_protocol::messages::api_versions::ApiVersionsRequest;
 use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
@@ -14,6 +15,7 @@ use kring_protocol::messages::metadata::MetadataRequest;
 use kring_protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
 };
+use kring_protocol::messages::ApiKey;
 use kring_protocol::record::Compression;
 
 const PRODUCE: i16 = 0;
@@ -38,7 +40,7 @@ fn b1() -> Bytes {
 fn error_for_the_next_n_requests() {
     let c = cluster();
     let mut cl = Client::connect(leader_addr(&c, "t", 0));
-    let id = c.inject(Fault::error(PRODUCE, 6).times(2));
+    let id = c.inject(Fault::error(PRODUCE, ErrorCode::NOT_LEADER_OR_FOLLOWER).times(2));
     assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))), (6, -1));
     assert!(c.fault_pending(id));
     assert_eq!(one(&cl.call(3, &produce_req("t", 1, b1(), 1))), (6, -1));
@@ -56,7 +58,7 @@ fn error_for_the_next_n_requests() {
 fn error_on_one_partition_only() {
     let c = cluster();
     let mut cl = Client::connect(leader_addr(&c, "t", 0));
-    c.inject(Fault::error(PRODUCE, 7).on_partition("t", 1));
+    c.inject(Fault::error(PRODUCE, ErrorCode::REQUEST_TIMED_OUT).on_partition("t", 1));
     // A request for partition 0 alone does not match (and does not use the fault up).
     assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 0);
     let part = |i| PartitionProduceData {
@@ -94,9 +96,12 @@ fn errors_on_other_apis_and_broker_filter() {
         .unwrap();
     let mut b1 = Client::connect(c.broker_addr(1).unwrap());
     let mut b2 = Client::connect(c.broker_addr(2).unwrap());
-    c.inject(Fault::error(API_VERSIONS, 35).on_broker(2));
-    c.inject(Fault::error(INIT_PRODUCER_ID, 15));
-    c.inject(Fault::error(METADATA, 5).on_partition("t", 0));
+    c.inject(Fault::error(API_VERSIONS, ErrorCode::UNSUPPORTED_VERSION).on_broker(2));
+    c.inject(Fault::error(
+        INIT_PRODUCER_ID,
+        ErrorCode::COORDINATOR_NOT_AVAILABLE,
+    ));
+    c.inject(Fault::error(METADATA, ErrorCode::LEADER_NOT_AVAILABLE).on_partition("t", 0));
     let av = ApiVersionsRequest {
         client_software_name: "x".into(),
         client_software_version: "1".into(),
@@ -115,7 +120,10 @@ fn errors_on_other_apis_and_broker_filter() {
     );
     let p = &md.topics[0].partitions[0];
     assert_eq!((p.error_code, p.leader_id), (5, -1));
-    c.inject(Fault::error(METADATA, 3));
+    c.inject(Fault::error(
+        METADATA,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+    ));
     let md = b1.call(
         9,
         &MetadataRequest {
@@ -131,14 +139,14 @@ fn errors_on_other_apis_and_broker_filter() {
 fn always_until_removed() {
     let c = cluster();
     let mut cl = Client::connect(leader_addr(&c, "t", 0));
-    let id = c.inject(Fault::error(PRODUCE, 10).always());
+    let id = c.inject(Fault::error(PRODUCE, ErrorCode::MESSAGE_TOO_LARGE).always());
     for _ in 0..3 {
         assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 10);
     }
     assert!(c.remove_fault(id));
     assert!(!c.remove_fault(id));
     assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 0);
-    c.inject(Fault::error(PRODUCE, 10).always());
+    c.inject(Fault::error(PRODUCE, ErrorCode::MESSAGE_TOO_LARGE).always());
     c.clear_faults();
     assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 0);
 }
@@ -257,7 +265,9 @@ fn faults_on_fetch_and_list_offsets_by_partition() {
     };
     let c = cluster();
     let mut cl = Client::connect(leader_addr(&c, "t", 0));
-    c.inject(Fault::error(2, 5).on_partition("t", 0));
+    c.inject(
+        Fault::error(ApiKey::ListOffsets, ErrorCode::LEADER_NOT_AVAILABLE).on_partition("t", 0),
+    );
     let req = ListOffsetsRequest {
         replica_id: -1,
         topics: vec![ListOffsetsTopic {
@@ -274,4 +284,35 @@ fn faults_on_fetch_and_list_offsets_by_partition() {
     };
     assert_eq!(cl.call(5, &req).topics[0].partitions[0].error_code, 5);
     assert_eq!(cl.call(5, &req).topics[0].partitions[0].error_code, 0);
+}
+
+#[test]
+fn hook_decides_per_request() {
+    use kring_mock::FaultAction;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let c = cluster();
+    let mut cl = Client::connect(leader_addr(&c, "t", 0));
+    let seen = Arc::new(AtomicU32::new(0));
+    {
+        let seen = seen.clone();
+        // Fail every second Produce, and only ones from this client id.
+        c.set_hook(ApiKey::Produce, move |r| {
+            assert_eq!(r.api_key, 0);
+            assert_eq!(r.partitions, [("t", 0)]);
+            let n = seen.fetch_add(1, Ordering::Relaxed);
+            if n % 2 == 1 && r.client_id == Some("kring-mock-test") {
+                vec![FaultAction::Error(ErrorCode::REQUEST_TIMED_OUT.code())]
+            } else {
+                Vec::new()
+            }
+        });
+    }
+    let codes: Vec<i16> = (0..4)
+        .map(|_| one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0)
+        .collect();
+    assert_eq!(codes, [0, 7, 0, 7]);
+    c.remove_hook(ApiKey::Produce);
+    assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 0);
+    assert_eq!(seen.load(Ordering::Relaxed), 4);
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::{batch, leader_addr, produce_req, Client};
 use kring_mock::{Fault, MockCluster};
 use kring_protocol::messages::fetch::{FetchPartition, FetchRequest, FetchTopic};
+use kring_protocol::messages::ApiKey;
 use kring_protocol::record::Compression;
 
 fn threads() -> usize {
@@ -51,14 +52,14 @@ fn drop_joins_every_thread_promptly() {
         },
     );
     // A Produce whose answer is delayed by a minute.
-    c.inject(Fault::delay(0, Duration::from_secs(60)).on_partition("t", 0));
+    c.inject(Fault::delay(ApiKey::Produce, Duration::from_secs(60)).on_partition("t", 0));
     let mut delayed = Client::connect(addr);
     delayed.send(
         9,
         &produce_req("t", 0, batch(1, 0, None, Compression::None), 1),
     );
     // A muted (throttled) connection.
-    c.inject(Fault::throttle(0, Duration::from_secs(60)).on_partition("t", 1));
+    c.inject(Fault::throttle(ApiKey::Produce, Duration::from_secs(60)).on_partition("t", 1));
     let mut muted = Client::connect(leader_addr(&c, "t", 1));
     muted.call(
         9,

@@ -106,7 +106,8 @@ fn sink_metadata_auto_creates_and_other_apis_work() {
                 name: Some("bench".into()),
                 ..Default::default()
             }]),
-            allow_auto_topic_creation: true,
+            // A sink creates topics whatever the client allows.
+            allow_auto_topic_creation: false,
             ..Default::default()
         },
     );

@@ -5,8 +5,10 @@
 //!   strings, bytes, arrays, compact forms, tagged fields). Hand-written.
 //! - [`messages`]: one module per API, request and response, for the full
 //!   valid version range. **Generated** by `kring-codegen` from
-//!   `protocol-specs/`; never edit by hand (`cargo codegen` regenerates,
-//!   `cargo codegen --check` fails when they are stale).
+//!   `protocol-specs/`; never edit by hand (`cargo codegen generate`
+//!   regenerates, `cargo codegen generate --check` fails when they are stale).
+//! - [`message`]: the `Encodable`/`Decodable`/`Request` traits, header
+//!   versions and request/response framing. Hand-written.
 //! - [`record`]: record batch v2 builder and decoder. Hand-written.
 //! - [`compression`]: gzip, snappy, lz4 and zstd. Hand-written.
 //! - [`error_code`]: the Kafka error code table. Hand-written.

@@ -24,6 +24,11 @@ use crate::error::CliError;
 /// Delivery opaque that marks a warm-up record (not measured).
 const WARM_UP: usize = usize::MAX;
 
+/// Delivery opaque of a measured record whose latency is not sampled;
+/// sampled records carry their send time (never 0: it is at least the
+/// warm-up's duration after the epoch).
+const NOT_SAMPLED: usize = 0;
+
 /// How long flushing may take before the run is declared failed.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -53,7 +58,8 @@ impl ProducerContext for Ctx {
             return;
         }
         match result {
-            Ok(_) => self.stats.delivered(sent_ns as u64),
+            Ok(_) if sent_ns == NOT_SAMPLED => self.stats.acked(),
+            Ok(_) => self.stats.delivered_sample(sent_ns as u64),
             Err((e, _)) => self.stats.failed(|| e.to_string()),
         }
     }
@@ -188,8 +194,12 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let topic = w.topic.as_str();
     let sent = SendLoop::new(w.stop(), &parts, &payloads)
         .with_rate(w.rate)
-        .run(start, |_, partition, value, now_ns| {
-            let r = client.send(topic, partition, value, (start_ns + now_ns) as usize);
+        .run(start, |_, partition, value, sample| {
+            let opaque = match sample {
+                Some(now_ns) => (start_ns + now_ns).max(1) as usize,
+                None => NOT_SAMPLED,
+            };
+            let r = client.send(topic, partition, value, opaque);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r
         })?;
@@ -202,10 +212,10 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
             "delivery reports missing after flush".into(),
         ));
     }
+    let elapsed = start.elapsed();
     let cpu = CpuTime::now().since(cpu0);
     drop(_progress);
 
-    let end_ns = stats.last_delivery_ns.load(Ordering::Relaxed).max(start_ns);
     let (p50, p99, p999, max) = stats.latency_ms();
     let mut r = RunResult {
         client: "librdkafka".into(),
@@ -213,7 +223,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
         acked: stats.acked.load(Ordering::Relaxed),
         failed: stats.failed.load(Ordering::Relaxed),
         first_error: stats.first_error(),
-        elapsed_s: (end_ns - start_ns) as f64 / 1e9,
+        elapsed_s: elapsed.as_secs_f64(),
         cpu_user_s: cpu.user,
         cpu_sys_s: cpu.sys,
         p50_ms: p50,

@@ -335,8 +335,8 @@ pub struct SendLoop<'a> {
 }
 
 impl<'a> SendLoop<'a> {
-    /// How many records go by between two reads of the clock (for the
-    /// send timestamps, the stop condition and pacing).
+    /// One record in this many is a latency sample; the clock is read only
+    /// then (for its send time, the stop condition and pacing).
     pub const CLOCK_EVERY: u64 = 64;
 
     /// A loop over `partitions` with values from `payloads`.
@@ -355,25 +355,37 @@ impl<'a> SendLoop<'a> {
         self
     }
 
-    /// Calls `send(seq, partition, value, now_ns)` for every record until
-    /// the stop condition, where `now_ns` is the time since `start` in
-    /// nanoseconds, read from the clock once every
-    /// [`SendLoop::CLOCK_EVERY`] records (a clock read per record would be
-    /// a visible share of a client's CPU; 64 records at a million per second
-    /// are 64 µs, far below the latencies measured). Returns how many were
-    /// sent, or the first error of `send`.
+    /// Whether record `seq` is a sample: one record in every block of
+    /// [`SendLoop::CLOCK_EVERY`], at an offset that rotates from block to
+    /// block so that samples visit every partition of a round-robin.
+    #[inline]
+    pub fn is_sample(seq: u64) -> bool {
+        let n = Self::CLOCK_EVERY;
+        seq % n == (seq / n) % n
+    }
+
+    /// Calls `send(seq, partition, value, sample)` for every record until
+    /// the stop condition; `sample` is `Some(ns since start)` for sampled
+    /// records (see [`SendLoop::is_sample`]), whose latency is measured.
+    /// The clock is read only at samples: a clock read per record would be
+    /// a visible share of a client's CPU. Returns how many were sent, or
+    /// the first error of `send`.
     pub fn run<E>(
         &self,
         start: Instant,
-        mut send: impl FnMut(u64, i32, &[u8], u64) -> Result<(), E>,
+        mut send: impl FnMut(u64, i32, &[u8], Option<u64>) -> Result<(), E>,
     ) -> Result<u64, E> {
         let n_parts = self.partitions.len() as u64;
         let mut seq: u64 = 0;
         let mut part_idx: u64 = 0;
-        let mut now = Duration::ZERO;
         loop {
-            if seq.is_multiple_of(Self::CLOCK_EVERY) {
-                now = start.elapsed();
+            if let Stop::Records(n) = self.stop {
+                if seq >= n {
+                    return Ok(seq);
+                }
+            }
+            let sample = if Self::is_sample(seq) {
+                let mut now = start.elapsed();
                 if let Some(rate) = self.rate {
                     let due = Duration::from_secs_f64(seq as f64 / rate as f64);
                     if due > now {
@@ -381,25 +393,21 @@ impl<'a> SendLoop<'a> {
                         now = start.elapsed();
                     }
                 }
-            }
-            match self.stop {
-                Stop::Records(n) if seq >= n => return Ok(seq),
-                Stop::Duration(d) if seq.is_multiple_of(Self::CLOCK_EVERY) && now >= d => {
-                    return Ok(seq)
+                if let Stop::Duration(d) = self.stop {
+                    if now >= d {
+                        return Ok(seq);
+                    }
                 }
-                _ => {}
-            }
+                Some(now.as_nanos() as u64)
+            } else {
+                None
+            };
             let partition = self.partitions[part_idx as usize];
             part_idx += 1;
             if part_idx == n_parts {
                 part_idx = 0;
             }
-            send(
-                seq,
-                partition,
-                self.payloads.get(seq),
-                now.as_nanos() as u64,
-            )?;
+            send(seq, partition, self.payloads.get(seq), sample)?;
             seq += 1;
         }
     }
@@ -517,6 +525,18 @@ mod tests {
     }
 
     #[test]
+    fn samples_are_one_per_block_and_visit_every_partition() {
+        let n = SendLoop::CLOCK_EVERY;
+        let samples: Vec<u64> = (0..n * n).filter(|&s| SendLoop::is_sample(s)).collect();
+        assert_eq!(samples.len() as u64, n);
+        // 16 partitions round-robin: every partition gets sampled.
+        let mut parts: Vec<u64> = samples.iter().map(|s| s % 16).collect();
+        parts.sort();
+        parts.dedup();
+        assert_eq!(parts.len(), 16);
+    }
+
+    #[test]
     fn send_loop_stops_on_error() {
         let parts = [0];
         let payloads = Payloads::new(1);
@@ -532,11 +552,12 @@ mod tests {
     fn send_loop_paces_to_the_rate() {
         let parts = [0];
         let payloads = Payloads::new(1);
-        // 130 records at 6,400/s cannot finish in less than 20 ms: the
-        // 129th record is due at 20 ms.
-        let lp = SendLoop::new(Stop::Records(130), &parts, &payloads).with_rate(Some(6400));
+        // Samples (where pacing happens) are at seq 0, 65 and 130; at
+        // 6,400/s the one at 130 is due at 20.3 ms, so 131 records cannot
+        // take less than 20 ms.
+        let lp = SendLoop::new(Stop::Records(131), &parts, &payloads).with_rate(Some(6400));
         let start = Instant::now();
-        assert_eq!(lp.run::<()>(start, |_, _, _, _| Ok(())), Ok(130));
+        assert_eq!(lp.run::<()>(start, |_, _, _, _| Ok(())), Ok(131));
         assert!(start.elapsed() >= Duration::from_millis(20));
     }
 

@@ -233,6 +233,7 @@ impl ProducerCore {
 
     /// Encodes a request on `conn`, records it in flight (unless no response
     /// is expected) and arms the request timeout.
+    #[allow(clippy::too_many_arguments)] // one request's facts
     pub(crate) fn send_request<R: Request>(
         &mut self,
         now: Instant,
@@ -241,16 +242,19 @@ impl ProducerCore {
         req: &R,
         kind: ReqKind,
         expects_response: bool,
+        size_hint: usize,
     ) -> Result<Transmit, EncodeError> {
-        let timeout = self.cfg.request_timeout;
-        let client_id = self.cfg.client_id.clone();
-        let c = self.conn_mut(id).expect("live connection");
+        let deadline = now + self.cfg.request_timeout;
+        let c = self
+            .conns
+            .get_mut(id.idx as usize)
+            .filter(|c| c.id == id)
+            .expect("live connection");
         let corr = c.next_corr;
-        let mut buf = BytesMut::new();
-        encode_request(&mut buf, corr, Some(&client_id), version, req)?;
+        let mut buf = BytesMut::with_capacity(size_hint);
+        encode_request(&mut buf, corr, Some(&self.cfg.client_id), version, req)?;
         c.next_corr = c.next_corr.wrapping_add(1) & i32::MAX;
         if expects_response {
-            let deadline = now + timeout;
             c.in_flight.push_back(InFlight {
                 corr,
                 kind,
@@ -278,7 +282,7 @@ impl ProducerCore {
                 client_software_version: env!("CARGO_PKG_VERSION").into(),
                 ..Default::default()
             };
-            match self.send_request(now, id, version, &req, ReqKind::ApiVersions, true) {
+            match self.send_request(now, id, version, &req, ReqKind::ApiVersions, true, 256) {
                 Ok(t) => return Some(t),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode ApiVersions");

@@ -33,6 +33,9 @@ pub(crate) struct MetadataState {
     pub(crate) timer: Option<TimerHandle>,
     pub(crate) last_sent: Option<Instant>,
     pub(crate) failures: u32,
+    /// Consecutive responses that still lacked a wanted topic or leader
+    /// (spaces early refreshes exponentially).
+    pub(crate) unresolved: u32,
     /// Something wants a refresh soon (set where `now` is not at hand).
     pub(crate) want_soon: bool,
     /// A topic a sender waits for is unknown: retry until it appears.
@@ -67,7 +70,11 @@ impl ProducerCore {
         if self.meta.due {
             return;
         }
-        let backoff = self.cfg.retry.backoff(self.meta.failures, &mut self.rng);
+        let attempt = self
+            .meta
+            .failures
+            .max(self.meta.unresolved.saturating_sub(1));
+        let backoff = self.cfg.retry.backoff(attempt, &mut self.rng);
         let at = self.meta.last_sent.map_or(now, |l| (l + backoff).max(now));
         self.schedule_metadata(at);
     }
@@ -122,7 +129,7 @@ impl ProducerCore {
             allow_auto_topic_creation: true,
             ..Default::default()
         };
-        match self.send_request(now, id, version, &req, ReqKind::Metadata, true) {
+        match self.send_request(now, id, version, &req, ReqKind::Metadata, true, 256) {
             Ok(t) => {
                 self.meta.due = false;
                 self.meta.again = false;
@@ -250,8 +257,14 @@ impl ProducerCore {
 
         soon |= again && self.wants_fast_refresh(now);
         if soon {
+            self.meta.unresolved += 1;
             self.request_metadata_soon(now);
-        } else if self.meta.timer.is_none() && !self.finished {
+        } else if !self.finished {
+            self.meta.unresolved = 0;
+            // Fresh metadata: the next refresh is the periodic one.
+            if let Some(h) = self.meta.timer.take() {
+                self.timers.cancel(h);
+            }
             let h = self
                 .timers
                 .insert(now + self.cfg.metadata_max_age, TimerKey::Metadata);
@@ -259,13 +272,14 @@ impl ProducerCore {
         }
     }
 
-    /// Whether an early refresh is still useful: a sender waits for a topic,
-    /// or a partition with work lacks a leader.
+    /// Whether an early refresh asked for during the request is still
+    /// useful: a sender waits for a topic that is still unknown.
+    /// (Partitions without a leader are found while applying the response.)
     fn wants_fast_refresh(&self, now: Instant) -> bool {
         self.topics.iter().any(|t| {
             !matches!(t.status, TopicStatus::Ready)
                 && t.wanted_at.is_some_and(|w| now < w + self.cfg.max_block)
-        }) || self.pending_batches > 0
+        })
     }
 
     fn topic_has_work(&self, tid: u32) -> bool {

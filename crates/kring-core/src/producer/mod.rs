@@ -52,6 +52,36 @@ use idempotence::Idempotence;
 use metadata::MetadataState;
 use partition::{Node, TopicCore};
 
+/// Hasher for small integer keys (node ids): one multiply instead of
+/// SipHash, on a path taken several times per ready partition.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHash;
+
+/// The hasher [`IdHash`] builds.
+#[derive(Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.0 = (u64::from(n as u32) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// A topic id and partition index.
 pub(crate) type PartKey = (u32, u32);
 /// A batch's key in the core's batch slab.
@@ -170,7 +200,7 @@ pub struct ProducerCore {
     /// Partitions whose open batch the core knows of (for flush/close).
     pub(crate) open_parts: Vec<PartKey>,
 
-    pub(crate) nodes: HashMap<i32, Node>,
+    pub(crate) nodes: HashMap<i32, Node, IdHash>,
     /// Nodes whose ready queue may be drainable.
     pub(crate) work: VecDeque<i32>,
 
@@ -260,7 +290,7 @@ impl ProducerCore {
             topics: Vec::new(),
             topic_ids: HashMap::new(),
             open_parts: Vec::new(),
-            nodes: HashMap::new(),
+            nodes: HashMap::with_hasher(IdHash),
             work: VecDeque::new(),
             conns: Slab::new(),
             conn_serial: 0,
@@ -319,7 +349,7 @@ impl ProducerCore {
 
     fn handle_notice(&mut self, now: Instant, n: Notice) {
         match n {
-            Notice::TopicWanted { topic } => self.topic_wanted(now, topic),
+            Notice::TopicWanted { topic, seen } => self.topic_wanted(now, topic, seen),
             Notice::Opened {
                 topic,
                 partition,
@@ -338,6 +368,8 @@ impl ProducerCore {
             }
             Notice::Close { gen, signal } => {
                 self.closing = true;
+                // Senders blocked waiting for metadata give up now.
+                self.shared.topics.wake_all();
                 self.seal_all_open();
                 self.flushes.push_back((gen, signal.clone()));
                 self.close_signals.push(signal);
@@ -387,6 +419,22 @@ impl ProducerCore {
         self.shared.notices.prepare_park()
     }
 
+    /// Starts close from the I/O thread (for example when the last producer
+    /// handle is dropped): appends fail from now on, every open batch is
+    /// sealed, and the core finishes once every record has its result.
+    /// Same as [`Shared::begin_close`] followed by
+    /// [`handle_wakeup`](Self::handle_wakeup).
+    pub fn close(&mut self, now: Instant) -> crate::FlushHandle {
+        let h = self.shared.begin_close();
+        self.handle_wakeup(now);
+        h
+    }
+
+    /// Whether close was requested (the core may still be delivering).
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
     /// True once close was requested, every record has its final result and
     /// every connection was asked to close. The driver then exits.
     #[must_use]
@@ -407,6 +455,7 @@ impl ProducerCore {
             }
         });
         self.handle_wakeup(now);
+        self.shared.topics.wake_all();
         self.fatal = Some(err.clone());
         self.fail_everything(now, &err);
         self.closing = true;

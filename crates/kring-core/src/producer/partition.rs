@@ -33,6 +33,9 @@ pub(crate) struct PartCore {
     /// Highest batch id drained from the accumulator (+1), to recognise
     /// notices about batches already gone.
     pub(crate) drained_below: u64,
+    /// Batches below this id were sealed by the core (linger, flush): a
+    /// late "opened" notice for one of them must not arm a linger timer.
+    pub(crate) sealed_below: u64,
     pub(crate) linger: Option<TimerHandle>,
     pub(crate) open_pos: Option<usize>,
     /// Batches announced minus batches drained (may dip below zero briefly
@@ -56,6 +59,7 @@ impl PartCore {
             queued: false,
             open: None,
             drained_below: 0,
+            sealed_below: 0,
             linger: None,
             open_pos: None,
             unsent: 0,
@@ -81,6 +85,8 @@ pub(crate) struct TopicCore {
     pub(crate) status: TopicStatus,
     /// When a producer thread last asked for this topic's metadata.
     pub(crate) wanted_at: Option<Instant>,
+    /// The produce request being built that already counts this topic.
+    pub(crate) request_mark: u64,
 }
 
 impl TopicCore {
@@ -131,18 +137,35 @@ impl ProducerCore {
                 partitions: Vec::new(),
                 status: st.status,
                 wanted_at: None,
+                request_mark: 0,
             });
         }
     }
 
-    pub(crate) fn topic_wanted(&mut self, now: Instant, topic: u32) {
+    pub(crate) fn topic_wanted(&mut self, now: Instant, topic: u32, seen: u32) {
         self.ensure_topic(topic);
+        if self
+            .topics
+            .get(topic as usize)
+            .is_some_and(|t| t.status == TopicStatus::Ready && t.partitions.len() as u32 > seen)
+        {
+            // Stale: metadata arrived after the sender looked.
+            return;
+        }
         let Some(t) = self.topics.get_mut(topic as usize) else {
             return;
         };
+        let first = t.wanted_at.is_none();
         t.wanted_at = Some(now);
         self.meta.urgent = true;
-        self.request_metadata(now);
+        if first {
+            // A topic the core has never asked about: ask now.
+            self.request_metadata(now);
+        } else {
+            // Asked before (a sender still waiting, or a partition beyond
+            // the known count): respect the backoff.
+            self.request_metadata_soon(now);
+        }
     }
 
     pub(crate) fn batch_opened(
@@ -168,7 +191,7 @@ impl ProducerCore {
         let dt = self.cfg.delivery_timeout;
         let p = self.part(pk);
         p.unsent += 1;
-        if batch < p.drained_below {
+        if batch < p.drained_below.max(p.sealed_below) {
             // Already drained (and maybe completed) before we read this
             // notice: nothing to schedule.
             return;
@@ -232,8 +255,12 @@ impl ProducerCore {
         {
             let mut q = slot.lock();
             if let Some(open) = q.open.take() {
+                let id = open.id;
                 let b = open.seal(compression);
                 q.sealed.push_back(b);
+                drop(q);
+                let p = self.part(pk);
+                p.sealed_below = p.sealed_below.max(id + 1);
             }
         }
         self.mark_ready(pk);

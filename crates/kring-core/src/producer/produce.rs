@@ -118,7 +118,7 @@ impl ProducerCore {
             return None;
         }
         let req: InitProducerIdRequest = self.idem.request();
-        match self.send_request(now, id, version, &req, ReqKind::InitProducerId, true) {
+        match self.send_request(now, id, version, &req, ReqKind::InitProducerId, true, 256) {
             Ok(t) => {
                 self.init_pid_sent();
                 Some(t)
@@ -169,10 +169,12 @@ impl ProducerCore {
             if self.part(pk).backoff.is_some() {
                 continue; // the backoff timer re-adds it
             }
-            let topic_extra = if entries.iter().any(|(p, _)| p.0 == pk.0) {
+            let mark = self.stats.produce_requests + 1;
+            let t = &self.topics[pk.0 as usize];
+            let topic_extra = if t.request_mark == mark {
                 0
             } else {
-                self.topics[pk.0 as usize].name.len() + 8
+                t.name.len() + 8
             };
             let room = if entries.is_empty() {
                 usize::MAX
@@ -181,6 +183,7 @@ impl ProducerCore {
             };
             match self.take_batch(now, pk, room) {
                 Take::Batch(bk, more) => {
+                    self.topics[pk.0 as usize].request_mark = mark;
                     size += self.batches[bk].size + PARTITION_OVERHEAD + topic_extra;
                     entries.push((pk, bk));
                     if more {
@@ -201,7 +204,7 @@ impl ProducerCore {
         if entries.is_empty() {
             return None;
         }
-        self.build_produce(now, cid, version, entries)
+        self.build_produce(now, cid, version, entries, size)
     }
 
     fn requeue_partition_back(&mut self, n: i32, pk: PartKey) {
@@ -350,6 +353,7 @@ impl ProducerCore {
         cid: ConnId,
         version: i16,
         mut entries: Vec<(PartKey, BatchKey)>,
+        size_hint: usize,
     ) -> Option<Transmit> {
         entries.sort_unstable_by_key(|(pk, _)| *pk);
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
@@ -384,7 +388,15 @@ impl ProducerCore {
             .iter()
             .map(|&(_, bk)| (bk, self.batches[bk].serial))
             .collect();
-        match self.send_request(now, cid, version, &req, ReqKind::Produce(keys), expects) {
+        match self.send_request(
+            now,
+            cid,
+            version,
+            &req,
+            ReqKind::Produce(keys),
+            expects,
+            size_hint,
+        ) {
             Ok(t) => {
                 self.stats.produce_requests += 1;
                 for &(pk, bk) in &entries {

@@ -8,8 +8,9 @@
 //!   (v0, where empty means all); otherwise the requested ones, by name, or
 //!   by topic id from v10 on when the name is null.
 //! - An unknown topic is created on the spot, with the default partition
-//!   count, when the cluster allows auto-creation (or is a sink) and the
-//!   request does (`allow_auto_topic_creation`, v4+; always before v4). It
+//!   count, when the cluster allows auto-creation and the request does
+//!   (`allow_auto_topic_creation`, v4+; always before v4), and always in
+//!   sink mode. It
 //!   is returned with its leaders at once: the mock has no election delay,
 //!   so the LEADER_NOT_AVAILABLE a real broker may answer first never
 //!   happens here. Otherwise UNKNOWN_TOPIC_OR_PARTITION; an invalid name is
@@ -133,8 +134,10 @@ fn describe(st: &State, name: &str, fired: &Fired) -> MetadataResponseTopic {
 
 pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: MetadataRequest, fired: &Fired) -> Answer {
     let mut st = ctx.shared.lock();
-    let allow_create = (h.version < 4 || req.allow_auto_topic_creation)
-        && (st.config.auto_create_topics || st.config.sink);
+    // A sink serves benchmarks of any client: it creates every topic asked
+    // for, whatever the request's flag says.
+    let allow_create = st.config.sink
+        || ((h.version < 4 || req.allow_auto_topic_creation) && st.config.auto_create_topics);
     let mut topics = Vec::new();
     match wanted(h.version, &req) {
         Wanted::All => {

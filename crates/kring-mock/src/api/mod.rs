@@ -26,7 +26,7 @@ use kring_protocol::message::{decode_request_header, encode_response, Response};
 use kring_protocol::messages::{ApiKey, RequestKind};
 
 use crate::conn::Ctx;
-use crate::faults::Fired;
+use crate::faults::{Fired, RequestInfo};
 
 /// The API keys and versions the mock serves, as ApiVersions advertises
 /// them.
@@ -119,9 +119,9 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
     let Ok(key) = ApiKey::try_from(api_key) else {
         return Step::Close;
     };
-    if decode_request_header(&mut buf).is_err() {
+    let Ok(header) = decode_request_header(&mut buf) else {
         return Step::Close;
-    }
+    };
     let Some(versions) = served_versions(api_key) else {
         return Step::Close;
     };
@@ -146,7 +146,26 @@ pub(crate) fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
         }
     };
     let refs: Vec<(&str, i32)> = touched.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-    let fired = ctx.shared.faults().fire(api_key, ctx.broker_id, &refs);
+    let (mut fired, hook) = {
+        let mut faults = ctx.shared.faults();
+        (
+            faults.fire(api_key, ctx.broker_id, &refs),
+            faults.hook(api_key),
+        )
+    };
+    if let Some(hook) = hook {
+        let info = RequestInfo {
+            broker_id: ctx.broker_id,
+            api_key,
+            api_version: version,
+            correlation_id,
+            client_id: header.client_id.as_deref(),
+            partitions: &refs,
+        };
+        for action in hook(&info) {
+            fired.add(None, &action);
+        }
+    }
     if fired.drop_before {
         return Step::Close;
     }

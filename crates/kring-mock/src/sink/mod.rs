@@ -12,10 +12,12 @@
 //!   allocates nothing.
 //!
 //! Everything else (ApiVersions, Metadata, InitProducerId, …) goes through
-//! the ordinary handlers. Metadata, and Produce too, create unknown topics
-//! with the configured partition count, so a raw load generator needs no
-//! setup. Faults, idempotence checks and read-back do not apply in sink
-//! mode.
+//! the ordinary handlers. Metadata (whatever its `allow_auto_topic_creation`
+//! says), and Produce too, create unknown topics with the configured
+//! partition count, so any client and a raw load generator need no setup.
+//! In sink mode Produce is accepted by any broker (leadership is not
+//! checked), and faults, idempotence checks, CRC validation and read-back do
+//! not apply.
 
 pub(crate) mod produce;
 

@@ -8,10 +8,10 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `AddPartitionsToTxnRequest` (API key 24): versions 0-5, flexible versions 3-5.
+/// `AddPartitionsToTxnRequest` (API key 24): versions 0-5, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnRequest {
-    /// `Transactions`, versions 4-5.
+    /// `Transactions`, versions 4+.
     pub transactions: Vec<AddPartitionsToTxnTransaction>,
     /// `V3AndBelowTransactionalId`, versions 0-3.
     pub v3_and_below_transactional_id: String,
@@ -290,15 +290,15 @@ impl AddPartitionsToTxnRequest {
 /// `AddPartitionsToTxnTransaction`, part of [`AddPartitionsToTxnRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnTransaction {
-    /// `TransactionalId`, versions 4-5.
+    /// `TransactionalId`, versions 4+.
     pub transactional_id: String,
-    /// `ProducerId`, versions 4-5.
+    /// `ProducerId`, versions 4+.
     pub producer_id: i64,
-    /// `ProducerEpoch`, versions 4-5.
+    /// `ProducerEpoch`, versions 4+.
     pub producer_epoch: i16,
-    /// `VerifyOnly`, versions 4-5.
+    /// `VerifyOnly`, versions 4+.
     pub verify_only: bool,
-    /// `Topics`, versions 4-5.
+    /// `Topics`, versions 4+.
     pub topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -517,9 +517,9 @@ impl AddPartitionsToTxnTransaction {
 /// `AddPartitionsToTxnTopic`, part of [`AddPartitionsToTxnRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnTopic {
-    /// `Name`, versions 0-5.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `Partitions`, versions 0-5.
+    /// `Partitions`, versions 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -621,14 +621,14 @@ impl crate::message::Request for AddPartitionsToTxnRequest {
     type Response = AddPartitionsToTxnResponse;
 }
 
-/// `AddPartitionsToTxnResponse` (API key 24): versions 0-5, flexible versions 3-5.
+/// `AddPartitionsToTxnResponse` (API key 24): versions 0-5, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnResponse {
-    /// `ThrottleTimeMs`, versions 0-5.
+    /// `ThrottleTimeMs`, versions 0+.
     pub throttle_time_ms: i32,
-    /// `ErrorCode`, versions 4-5, ignorable.
+    /// `ErrorCode`, versions 4+, ignorable.
     pub error_code: i16,
-    /// `ResultsByTransaction`, versions 4-5.
+    /// `ResultsByTransaction`, versions 4+.
     pub results_by_transaction: Vec<AddPartitionsToTxnResult>,
     /// `ResultsByTopicV3AndBelow`, versions 0-3.
     pub results_by_topic_v3_and_below: Vec<AddPartitionsToTxnTopicResult>,
@@ -846,9 +846,9 @@ impl AddPartitionsToTxnResponse {
 /// `AddPartitionsToTxnResult`, part of [`AddPartitionsToTxnResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnResult {
-    /// `TransactionalId`, versions 4-5.
+    /// `TransactionalId`, versions 4+.
     pub transactional_id: String,
-    /// `TopicResults`, versions 4-5.
+    /// `TopicResults`, versions 4+.
     pub topic_results: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1000,9 +1000,9 @@ impl AddPartitionsToTxnResult {
 /// `AddPartitionsToTxnTopicResult`, part of [`AddPartitionsToTxnResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnTopicResult {
-    /// `Name`, versions 0-5.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `ResultsByPartition`, versions 0-5.
+    /// `ResultsByPartition`, versions 0+.
     pub results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1114,9 +1114,9 @@ impl AddPartitionsToTxnTopicResult {
 /// `AddPartitionsToTxnPartitionResult`, part of [`AddPartitionsToTxnResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddPartitionsToTxnPartitionResult {
-    /// `PartitionIndex`, versions 0-5.
+    /// `PartitionIndex`, versions 0+.
     pub partition_index: i32,
-    /// `PartitionErrorCode`, versions 0-5.
+    /// `PartitionErrorCode`, versions 0+.
     pub partition_error_code: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

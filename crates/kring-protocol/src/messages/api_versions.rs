@@ -8,12 +8,12 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `ApiVersionsRequest` (API key 18): versions 0-4, flexible versions 3-4.
+/// `ApiVersionsRequest` (API key 18): versions 0-4, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiVersionsRequest {
-    /// `ClientSoftwareName`, versions 3-4, ignorable.
+    /// `ClientSoftwareName`, versions 3+, ignorable.
     pub client_software_name: String,
-    /// `ClientSoftwareVersion`, versions 3-4, ignorable.
+    /// `ClientSoftwareVersion`, versions 3+, ignorable.
     pub client_software_version: String,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -152,22 +152,22 @@ impl crate::message::Request for ApiVersionsRequest {
     type Response = ApiVersionsResponse;
 }
 
-/// `ApiVersionsResponse` (API key 18): versions 0-4, flexible versions 3-4.
+/// `ApiVersionsResponse` (API key 18): versions 0-4, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersionsResponse {
-    /// `ErrorCode`, versions 0-4.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `ApiKeys`, versions 0-4.
+    /// `ApiKeys`, versions 0+.
     pub api_keys: Vec<ApiVersion>,
-    /// `ThrottleTimeMs`, versions 1-4, ignorable.
+    /// `ThrottleTimeMs`, versions 1+, ignorable.
     pub throttle_time_ms: i32,
-    /// `SupportedFeatures`, versions 3-4, tagged field 0, ignorable.
+    /// `SupportedFeatures`, versions 3+, tagged field 0, ignorable.
     pub supported_features: Vec<SupportedFeatureKey>,
-    /// `FinalizedFeaturesEpoch`, versions 3-4, tagged field 1, ignorable, default -1.
+    /// `FinalizedFeaturesEpoch`, versions 3+, tagged field 1, ignorable, default -1.
     pub finalized_features_epoch: i64,
-    /// `FinalizedFeatures`, versions 3-4, tagged field 2, ignorable.
+    /// `FinalizedFeatures`, versions 3+, tagged field 2, ignorable.
     pub finalized_features: Vec<FinalizedFeatureKey>,
-    /// `ZkMigrationReady`, versions 3-4, tagged field 3, ignorable.
+    /// `ZkMigrationReady`, versions 3+, tagged field 3, ignorable.
     pub zk_migration_ready: bool,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -456,11 +456,11 @@ impl ApiVersionsResponse {
 /// `ApiVersion`, part of [`ApiVersionsResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiVersion {
-    /// `ApiKey`, versions 0-4.
+    /// `ApiKey`, versions 0+.
     pub api_key: i16,
-    /// `MinVersion`, versions 0-4.
+    /// `MinVersion`, versions 0+.
     pub min_version: i16,
-    /// `MaxVersion`, versions 0-4.
+    /// `MaxVersion`, versions 0+.
     pub max_version: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -553,11 +553,11 @@ impl ApiVersion {
 /// `SupportedFeatureKey`, part of [`ApiVersionsResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SupportedFeatureKey {
-    /// `Name`, versions 3-4.
+    /// `Name`, versions 3+.
     pub name: String,
-    /// `MinVersion`, versions 3-4.
+    /// `MinVersion`, versions 3+.
     pub min_version: i16,
-    /// `MaxVersion`, versions 3-4.
+    /// `MaxVersion`, versions 3+.
     pub max_version: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -708,11 +708,11 @@ impl SupportedFeatureKey {
 /// `FinalizedFeatureKey`, part of [`ApiVersionsResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FinalizedFeatureKey {
-    /// `Name`, versions 3-4.
+    /// `Name`, versions 3+.
     pub name: String,
-    /// `MaxVersionLevel`, versions 3-4.
+    /// `MaxVersionLevel`, versions 3+.
     pub max_version_level: i16,
-    /// `MinVersionLevel`, versions 3-4.
+    /// `MinVersionLevel`, versions 3+.
     pub min_version_level: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

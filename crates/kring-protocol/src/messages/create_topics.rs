@@ -8,14 +8,14 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `CreateTopicsRequest` (API key 19): versions 0-7, flexible versions 5-7.
+/// `CreateTopicsRequest` (API key 19): versions 0-7, flexible versions 5+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateTopicsRequest {
-    /// `Topics`, versions 0-7.
+    /// `Topics`, versions 0+.
     pub topics: Vec<CreatableTopic>,
-    /// `timeoutMs`, versions 0-7, default 60000.
+    /// `timeoutMs`, versions 0+, default 60000.
     pub timeout_ms: i32,
-    /// `validateOnly`, versions 1-7.
+    /// `validateOnly`, versions 1+.
     pub validate_only: bool,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -171,15 +171,15 @@ impl CreateTopicsRequest {
 /// `CreatableTopic`, part of [`CreateTopicsRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatableTopic {
-    /// `Name`, versions 0-7.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `NumPartitions`, versions 0-7.
+    /// `NumPartitions`, versions 0+.
     pub num_partitions: i32,
-    /// `ReplicationFactor`, versions 0-7.
+    /// `ReplicationFactor`, versions 0+.
     pub replication_factor: i16,
-    /// `Assignments`, versions 0-7.
+    /// `Assignments`, versions 0+.
     pub assignments: Vec<CreatableReplicaAssignment>,
-    /// `Configs`, versions 0-7.
+    /// `Configs`, versions 0+.
     pub configs: Vec<CreatableTopicConfig>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -312,9 +312,9 @@ impl CreatableTopic {
 /// `CreatableReplicaAssignment`, part of [`CreateTopicsRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreatableReplicaAssignment {
-    /// `PartitionIndex`, versions 0-7.
+    /// `PartitionIndex`, versions 0+.
     pub partition_index: i32,
-    /// `BrokerIds`, versions 0-7.
+    /// `BrokerIds`, versions 0+.
     pub broker_ids: Vec<i32>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -409,9 +409,9 @@ impl CreatableReplicaAssignment {
 /// `CreatableTopicConfig`, part of [`CreateTopicsRequest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicConfig {
-    /// `Name`, versions 0-7.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `Value`, versions 0-7, nullable in 0-7.
+    /// `Value`, versions 0+, nullable in 0+.
     pub value: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -526,12 +526,12 @@ impl crate::message::Request for CreateTopicsRequest {
     type Response = CreateTopicsResponse;
 }
 
-/// `CreateTopicsResponse` (API key 19): versions 0-7, flexible versions 5-7.
+/// `CreateTopicsResponse` (API key 19): versions 0-7, flexible versions 5+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreateTopicsResponse {
-    /// `ThrottleTimeMs`, versions 2-7, ignorable.
+    /// `ThrottleTimeMs`, versions 2+, ignorable.
     pub throttle_time_ms: i32,
-    /// `Topics`, versions 0-7.
+    /// `Topics`, versions 0+.
     pub topics: Vec<CreatableTopicResult>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -655,21 +655,21 @@ impl CreateTopicsResponse {
 /// `CreatableTopicResult`, part of [`CreateTopicsResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicResult {
-    /// `Name`, versions 0-7.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `TopicId`, versions 7, ignorable.
+    /// `TopicId`, versions 7+, ignorable.
     pub topic_id: [u8; 16],
-    /// `ErrorCode`, versions 0-7.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage`, versions 1-7, nullable in 1-7, ignorable.
+    /// `ErrorMessage`, versions 1+, nullable in 1+, ignorable.
     pub error_message: Option<String>,
-    /// `TopicConfigErrorCode`, versions 5-7, tagged field 0, ignorable.
+    /// `TopicConfigErrorCode`, versions 5+, tagged field 0, ignorable.
     pub topic_config_error_code: i16,
-    /// `NumPartitions`, versions 5-7, ignorable, default -1.
+    /// `NumPartitions`, versions 5+, ignorable, default -1.
     pub num_partitions: i32,
-    /// `ReplicationFactor`, versions 5-7, ignorable, default -1.
+    /// `ReplicationFactor`, versions 5+, ignorable, default -1.
     pub replication_factor: i16,
-    /// `Configs`, versions 5-7, nullable in 5-7, ignorable.
+    /// `Configs`, versions 5+, nullable in 5+, ignorable.
     pub configs: Option<Vec<CreatableTopicConfigs>>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -901,15 +901,15 @@ impl CreatableTopicResult {
 /// `CreatableTopicConfigs`, part of [`CreateTopicsResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicConfigs {
-    /// `Name`, versions 5-7.
+    /// `Name`, versions 5+.
     pub name: String,
-    /// `Value`, versions 5-7, nullable in 5-7.
+    /// `Value`, versions 5+, nullable in 5+.
     pub value: Option<String>,
-    /// `ReadOnly`, versions 5-7.
+    /// `ReadOnly`, versions 5+.
     pub read_only: bool,
-    /// `ConfigSource`, versions 5-7, ignorable, default -1.
+    /// `ConfigSource`, versions 5+, ignorable, default -1.
     pub config_source: i8,
-    /// `IsSensitive`, versions 5-7.
+    /// `IsSensitive`, versions 5+.
     pub is_sensitive: bool,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -8,16 +8,16 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `EndTxnRequest` (API key 26): versions 0-5, flexible versions 3-5.
+/// `EndTxnRequest` (API key 26): versions 0-5, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EndTxnRequest {
-    /// `TransactionalId`, versions 0-5.
+    /// `TransactionalId`, versions 0+.
     pub transactional_id: String,
-    /// `ProducerId`, versions 0-5.
+    /// `ProducerId`, versions 0+.
     pub producer_id: i64,
-    /// `ProducerEpoch`, versions 0-5.
+    /// `ProducerEpoch`, versions 0+.
     pub producer_epoch: i16,
-    /// `Committed`, versions 0-5.
+    /// `Committed`, versions 0+.
     pub committed: bool,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -140,16 +140,16 @@ impl crate::message::Request for EndTxnRequest {
     type Response = EndTxnResponse;
 }
 
-/// `EndTxnResponse` (API key 26): versions 0-5, flexible versions 3-5.
+/// `EndTxnResponse` (API key 26): versions 0-5, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndTxnResponse {
-    /// `ThrottleTimeMs`, versions 0-5.
+    /// `ThrottleTimeMs`, versions 0+.
     pub throttle_time_ms: i32,
-    /// `ErrorCode`, versions 0-5.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `ProducerId`, versions 5, ignorable, default -1.
+    /// `ProducerId`, versions 5+, ignorable, default -1.
     pub producer_id: i64,
-    /// `ProducerEpoch`, versions 5, ignorable, default -1.
+    /// `ProducerEpoch`, versions 5+, ignorable, default -1.
     pub producer_epoch: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -8,32 +8,32 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `FetchRequest` (API key 1): versions 0-17, flexible versions 12-17.
+/// `FetchRequest` (API key 1): versions 0-17, flexible versions 12+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchRequest {
-    /// `ClusterId`, versions 12-17, nullable in 12-17, tagged field 0, ignorable, default null.
+    /// `ClusterId`, versions 12+, nullable in 12+, tagged field 0, ignorable, default null.
     pub cluster_id: Option<String>,
     /// `ReplicaId`, versions 0-14, default -1.
     pub replica_id: i32,
-    /// `ReplicaState`, versions 15-17, tagged field 1.
+    /// `ReplicaState`, versions 15+, tagged field 1.
     pub replica_state: ReplicaState,
-    /// `MaxWaitMs`, versions 0-17.
+    /// `MaxWaitMs`, versions 0+.
     pub max_wait_ms: i32,
-    /// `MinBytes`, versions 0-17.
+    /// `MinBytes`, versions 0+.
     pub min_bytes: i32,
-    /// `MaxBytes`, versions 3-17, ignorable, default 2147483647.
+    /// `MaxBytes`, versions 3+, ignorable, default 2147483647.
     pub max_bytes: i32,
-    /// `IsolationLevel`, versions 4-17, ignorable.
+    /// `IsolationLevel`, versions 4+, ignorable.
     pub isolation_level: i8,
-    /// `SessionId`, versions 7-17, ignorable.
+    /// `SessionId`, versions 7+, ignorable.
     pub session_id: i32,
-    /// `SessionEpoch`, versions 7-17, ignorable, default -1.
+    /// `SessionEpoch`, versions 7+, ignorable, default -1.
     pub session_epoch: i32,
-    /// `Topics`, versions 0-17.
+    /// `Topics`, versions 0+.
     pub topics: Vec<FetchTopic>,
-    /// `ForgottenTopicsData`, versions 7-17.
+    /// `ForgottenTopicsData`, versions 7+.
     pub forgotten_topics_data: Vec<ForgottenTopic>,
-    /// `RackId`, versions 11-17, ignorable.
+    /// `RackId`, versions 11+, ignorable.
     pub rack_id: String,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -399,9 +399,9 @@ impl FetchRequest {
 /// `ReplicaState`, part of [`FetchRequest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaState {
-    /// `ReplicaId`, versions 15-17, default -1.
+    /// `ReplicaId`, versions 15+, default -1.
     pub replica_id: i32,
-    /// `ReplicaEpoch`, versions 15-17, default -1.
+    /// `ReplicaEpoch`, versions 15+, default -1.
     pub replica_epoch: i64,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -533,9 +533,9 @@ impl ReplicaState {
 pub struct FetchTopic {
     /// `Topic`, versions 0-12, ignorable.
     pub topic: String,
-    /// `TopicId`, versions 13-17, ignorable.
+    /// `TopicId`, versions 13+, ignorable.
     pub topic_id: [u8; 16],
-    /// `Partitions`, versions 0-17.
+    /// `Partitions`, versions 0+.
     pub partitions: Vec<FetchPartition>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -664,19 +664,19 @@ impl FetchTopic {
 /// `FetchPartition`, part of [`FetchRequest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchPartition {
-    /// `Partition`, versions 0-17.
+    /// `Partition`, versions 0+.
     pub partition: i32,
-    /// `CurrentLeaderEpoch`, versions 9-17, ignorable, default -1.
+    /// `CurrentLeaderEpoch`, versions 9+, ignorable, default -1.
     pub current_leader_epoch: i32,
-    /// `FetchOffset`, versions 0-17.
+    /// `FetchOffset`, versions 0+.
     pub fetch_offset: i64,
-    /// `LastFetchedEpoch`, versions 12-17, default -1.
+    /// `LastFetchedEpoch`, versions 12+, default -1.
     pub last_fetched_epoch: i32,
-    /// `LogStartOffset`, versions 5-17, ignorable, default -1.
+    /// `LogStartOffset`, versions 5+, ignorable, default -1.
     pub log_start_offset: i64,
-    /// `PartitionMaxBytes`, versions 0-17.
+    /// `PartitionMaxBytes`, versions 0+.
     pub partition_max_bytes: i32,
-    /// `ReplicaDirectoryId`, versions 17, tagged field 0, ignorable.
+    /// `ReplicaDirectoryId`, versions 17+, tagged field 0, ignorable.
     pub replica_directory_id: [u8; 16],
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -851,9 +851,9 @@ impl FetchPartition {
 pub struct ForgottenTopic {
     /// `Topic`, versions 7-12, ignorable.
     pub topic: String,
-    /// `TopicId`, versions 13-17, ignorable.
+    /// `TopicId`, versions 13+, ignorable.
     pub topic_id: [u8; 16],
-    /// `Partitions`, versions 7-17.
+    /// `Partitions`, versions 7+.
     pub partitions: Vec<i32>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1000,18 +1000,18 @@ impl crate::message::Request for FetchRequest {
     type Response = FetchResponse;
 }
 
-/// `FetchResponse` (API key 1): versions 0-17, flexible versions 12-17.
+/// `FetchResponse` (API key 1): versions 0-17, flexible versions 12+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FetchResponse {
-    /// `ThrottleTimeMs`, versions 1-17, ignorable.
+    /// `ThrottleTimeMs`, versions 1+, ignorable.
     pub throttle_time_ms: i32,
-    /// `ErrorCode`, versions 7-17, ignorable.
+    /// `ErrorCode`, versions 7+, ignorable.
     pub error_code: i16,
-    /// `SessionId`, versions 7-17.
+    /// `SessionId`, versions 7+.
     pub session_id: i32,
-    /// `Responses`, versions 0-17.
+    /// `Responses`, versions 0+.
     pub responses: Vec<FetchableTopicResponse>,
-    /// `NodeEndpoints`, versions 16-17, tagged field 0.
+    /// `NodeEndpoints`, versions 16+, tagged field 0.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1226,9 +1226,9 @@ impl FetchResponse {
 pub struct FetchableTopicResponse {
     /// `Topic`, versions 0-12, ignorable.
     pub topic: String,
-    /// `TopicId`, versions 13-17, ignorable.
+    /// `TopicId`, versions 13+, ignorable.
     pub topic_id: [u8; 16],
-    /// `Partitions`, versions 0-17.
+    /// `Partitions`, versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1357,27 +1357,27 @@ impl FetchableTopicResponse {
 /// `PartitionData`, part of [`FetchResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionData {
-    /// `PartitionIndex`, versions 0-17.
+    /// `PartitionIndex`, versions 0+.
     pub partition_index: i32,
-    /// `ErrorCode`, versions 0-17.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `HighWatermark`, versions 0-17.
+    /// `HighWatermark`, versions 0+.
     pub high_watermark: i64,
-    /// `LastStableOffset`, versions 4-17, ignorable, default -1.
+    /// `LastStableOffset`, versions 4+, ignorable, default -1.
     pub last_stable_offset: i64,
-    /// `LogStartOffset`, versions 5-17, ignorable, default -1.
+    /// `LogStartOffset`, versions 5+, ignorable, default -1.
     pub log_start_offset: i64,
-    /// `DivergingEpoch`, versions 12-17, tagged field 0.
+    /// `DivergingEpoch`, versions 12+, tagged field 0.
     pub diverging_epoch: EpochEndOffset,
-    /// `CurrentLeader`, versions 12-17, tagged field 1.
+    /// `CurrentLeader`, versions 12+, tagged field 1.
     pub current_leader: LeaderIdAndEpoch,
-    /// `SnapshotId`, versions 12-17, tagged field 2.
+    /// `SnapshotId`, versions 12+, tagged field 2.
     pub snapshot_id: SnapshotId,
-    /// `AbortedTransactions`, versions 4-17, nullable in 4-17, ignorable.
+    /// `AbortedTransactions`, versions 4+, nullable in 4+, ignorable.
     pub aborted_transactions: Option<Vec<AbortedTransaction>>,
-    /// `PreferredReadReplica`, versions 11-17, default -1.
+    /// `PreferredReadReplica`, versions 11+, default -1.
     pub preferred_read_replica: i32,
-    /// `Records`, versions 0-17, nullable in 0-17.
+    /// `Records`, versions 0+, nullable in 0+.
     pub records: Option<Bytes>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1715,9 +1715,9 @@ impl PartitionData {
 /// `EpochEndOffset`, part of [`FetchResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochEndOffset {
-    /// `Epoch`, versions 12-17, default -1.
+    /// `Epoch`, versions 12+, default -1.
     pub epoch: i32,
-    /// `EndOffset`, versions 12-17, default -1.
+    /// `EndOffset`, versions 12+, default -1.
     pub end_offset: i64,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1847,9 +1847,9 @@ impl EpochEndOffset {
 /// `LeaderIdAndEpoch`, part of [`FetchResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
-    /// `LeaderId`, versions 12-17, default -1.
+    /// `LeaderId`, versions 12+, default -1.
     pub leader_id: i32,
-    /// `LeaderEpoch`, versions 12-17, default -1.
+    /// `LeaderEpoch`, versions 12+, default -1.
     pub leader_epoch: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1979,9 +1979,9 @@ impl LeaderIdAndEpoch {
 /// `SnapshotId`, part of [`FetchResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotId {
-    /// `EndOffset`, versions 0-17, default -1.
+    /// `EndOffset`, versions 0+, default -1.
     pub end_offset: i64,
-    /// `Epoch`, versions 0-17, default -1.
+    /// `Epoch`, versions 0+, default -1.
     pub epoch: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2079,9 +2079,9 @@ impl SnapshotId {
 /// `AbortedTransaction`, part of [`FetchResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AbortedTransaction {
-    /// `ProducerId`, versions 4-17.
+    /// `ProducerId`, versions 4+.
     pub producer_id: i64,
-    /// `FirstOffset`, versions 4-17.
+    /// `FirstOffset`, versions 4+.
     pub first_offset: i64,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2201,13 +2201,13 @@ impl AbortedTransaction {
 /// `NodeEndpoint`, part of [`FetchResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeEndpoint {
-    /// `NodeId`, versions 16-17.
+    /// `NodeId`, versions 16+.
     pub node_id: i32,
-    /// `Host`, versions 16-17.
+    /// `Host`, versions 16+.
     pub host: String,
-    /// `Port`, versions 16-17.
+    /// `Port`, versions 16+.
     pub port: i32,
-    /// `Rack`, versions 16-17, nullable in 16-17, default null.
+    /// `Rack`, versions 16+, nullable in 16+, default null.
     pub rack: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

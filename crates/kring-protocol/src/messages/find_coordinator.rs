@@ -8,14 +8,14 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `FindCoordinatorRequest` (API key 10): versions 0-6, flexible versions 3-6.
+/// `FindCoordinatorRequest` (API key 10): versions 0-6, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FindCoordinatorRequest {
     /// `Key`, versions 0-3.
     pub key: String,
-    /// `KeyType`, versions 1-6.
+    /// `KeyType`, versions 1+.
     pub key_type: i8,
-    /// `CoordinatorKeys`, versions 4-6.
+    /// `CoordinatorKeys`, versions 4+.
     pub coordinator_keys: Vec<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -213,10 +213,10 @@ impl crate::message::Request for FindCoordinatorRequest {
     type Response = FindCoordinatorResponse;
 }
 
-/// `FindCoordinatorResponse` (API key 10): versions 0-6, flexible versions 3-6.
+/// `FindCoordinatorResponse` (API key 10): versions 0-6, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindCoordinatorResponse {
-    /// `ThrottleTimeMs`, versions 1-6, ignorable.
+    /// `ThrottleTimeMs`, versions 1+, ignorable.
     pub throttle_time_ms: i32,
     /// `ErrorCode`, versions 0-3.
     pub error_code: i16,
@@ -228,7 +228,7 @@ pub struct FindCoordinatorResponse {
     pub host: String,
     /// `Port`, versions 0-3.
     pub port: i32,
-    /// `Coordinators`, versions 4-6.
+    /// `Coordinators`, versions 4+.
     pub coordinators: Vec<Coordinator>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -510,17 +510,17 @@ impl FindCoordinatorResponse {
 /// `Coordinator`, part of [`FindCoordinatorResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coordinator {
-    /// `Key`, versions 4-6.
+    /// `Key`, versions 4+.
     pub key: String,
-    /// `NodeId`, versions 4-6.
+    /// `NodeId`, versions 4+.
     pub node_id: i32,
-    /// `Host`, versions 4-6.
+    /// `Host`, versions 4+.
     pub host: String,
-    /// `Port`, versions 4-6.
+    /// `Port`, versions 4+.
     pub port: i32,
-    /// `ErrorCode`, versions 4-6.
+    /// `ErrorCode`, versions 4+.
     pub error_code: i16,
-    /// `ErrorMessage`, versions 4-6, nullable in 4-6, ignorable.
+    /// `ErrorMessage`, versions 4+, nullable in 4+, ignorable.
     pub error_message: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

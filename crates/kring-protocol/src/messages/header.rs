@@ -8,16 +8,16 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `RequestHeader`: versions 0-2, flexible versions 2.
+/// `RequestHeader`: versions 0-2, flexible versions 2+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestHeader {
-    /// `RequestApiKey`, versions 0-2.
+    /// `RequestApiKey`, versions 0+.
     pub request_api_key: i16,
-    /// `RequestApiVersion`, versions 0-2.
+    /// `RequestApiVersion`, versions 0+.
     pub request_api_version: i16,
-    /// `CorrelationId`, versions 0-2.
+    /// `CorrelationId`, versions 0+.
     pub correlation_id: i32,
-    /// `ClientId`, versions 1-2, nullable in 1-2, ignorable.
+    /// `ClientId`, versions 1+, nullable in 1+, ignorable.
     pub client_id: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -164,10 +164,10 @@ impl RequestHeader {
     }
 }
 
-/// `ResponseHeader`: versions 0-1, flexible versions 1.
+/// `ResponseHeader`: versions 0-1, flexible versions 1+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ResponseHeader {
-    /// `CorrelationId`, versions 0-1.
+    /// `CorrelationId`, versions 0+.
     pub correlation_id: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -8,16 +8,16 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `InitProducerIdRequest` (API key 22): versions 0-5, flexible versions 2-5.
+/// `InitProducerIdRequest` (API key 22): versions 0-5, flexible versions 2+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitProducerIdRequest {
-    /// `TransactionalId`, versions 0-5, nullable in 0-5.
+    /// `TransactionalId`, versions 0+, nullable in 0+.
     pub transactional_id: Option<String>,
-    /// `TransactionTimeoutMs`, versions 0-5.
+    /// `TransactionTimeoutMs`, versions 0+.
     pub transaction_timeout_ms: i32,
-    /// `ProducerId`, versions 3-5, default -1.
+    /// `ProducerId`, versions 3+, default -1.
     pub producer_id: i64,
-    /// `ProducerEpoch`, versions 3-5, default -1.
+    /// `ProducerEpoch`, versions 3+, default -1.
     pub producer_epoch: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -192,16 +192,16 @@ impl crate::message::Request for InitProducerIdRequest {
     type Response = InitProducerIdResponse;
 }
 
-/// `InitProducerIdResponse` (API key 22): versions 0-5, flexible versions 2-5.
+/// `InitProducerIdResponse` (API key 22): versions 0-5, flexible versions 2+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitProducerIdResponse {
-    /// `ThrottleTimeMs`, versions 0-5, ignorable.
+    /// `ThrottleTimeMs`, versions 0+, ignorable.
     pub throttle_time_ms: i32,
-    /// `ErrorCode`, versions 0-5.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `ProducerId`, versions 0-5, default -1.
+    /// `ProducerId`, versions 0+, default -1.
     pub producer_id: i64,
-    /// `ProducerEpoch`, versions 0-5.
+    /// `ProducerEpoch`, versions 0+.
     pub producer_epoch: i16,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

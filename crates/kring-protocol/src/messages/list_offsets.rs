@@ -8,16 +8,16 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `ListOffsetsRequest` (API key 2): versions 0-10, flexible versions 6-10.
+/// `ListOffsetsRequest` (API key 2): versions 0-10, flexible versions 6+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListOffsetsRequest {
-    /// `ReplicaId`, versions 0-10.
+    /// `ReplicaId`, versions 0+.
     pub replica_id: i32,
-    /// `IsolationLevel`, versions 2-10.
+    /// `IsolationLevel`, versions 2+.
     pub isolation_level: i8,
-    /// `Topics`, versions 0-10.
+    /// `Topics`, versions 0+.
     pub topics: Vec<ListOffsetsTopic>,
-    /// `TimeoutMs`, versions 10, ignorable.
+    /// `TimeoutMs`, versions 10+, ignorable.
     pub timeout_ms: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -167,9 +167,9 @@ impl ListOffsetsRequest {
 /// `ListOffsetsTopic`, part of [`ListOffsetsRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListOffsetsTopic {
-    /// `Name`, versions 0-10.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `Partitions`, versions 0-10.
+    /// `Partitions`, versions 0+.
     pub partitions: Vec<ListOffsetsPartition>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -273,11 +273,11 @@ impl ListOffsetsTopic {
 /// `ListOffsetsPartition`, part of [`ListOffsetsRequest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsPartition {
-    /// `PartitionIndex`, versions 0-10.
+    /// `PartitionIndex`, versions 0+.
     pub partition_index: i32,
-    /// `CurrentLeaderEpoch`, versions 4-10, ignorable, default -1.
+    /// `CurrentLeaderEpoch`, versions 4+, ignorable, default -1.
     pub current_leader_epoch: i32,
-    /// `Timestamp`, versions 0-10.
+    /// `Timestamp`, versions 0+.
     pub timestamp: i64,
     /// `MaxNumOffsets`, versions 0, default 1.
     pub max_num_offsets: i32,
@@ -414,12 +414,12 @@ impl crate::message::Request for ListOffsetsRequest {
     type Response = ListOffsetsResponse;
 }
 
-/// `ListOffsetsResponse` (API key 2): versions 0-10, flexible versions 6-10.
+/// `ListOffsetsResponse` (API key 2): versions 0-10, flexible versions 6+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListOffsetsResponse {
-    /// `ThrottleTimeMs`, versions 2-10, ignorable.
+    /// `ThrottleTimeMs`, versions 2+, ignorable.
     pub throttle_time_ms: i32,
-    /// `Topics`, versions 0-10.
+    /// `Topics`, versions 0+.
     pub topics: Vec<ListOffsetsTopicResponse>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -543,9 +543,9 @@ impl ListOffsetsResponse {
 /// `ListOffsetsTopicResponse`, part of [`ListOffsetsResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListOffsetsTopicResponse {
-    /// `Name`, versions 0-10.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `Partitions`, versions 0-10.
+    /// `Partitions`, versions 0+.
     pub partitions: Vec<ListOffsetsPartitionResponse>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -649,17 +649,17 @@ impl ListOffsetsTopicResponse {
 /// `ListOffsetsPartitionResponse`, part of [`ListOffsetsResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsPartitionResponse {
-    /// `PartitionIndex`, versions 0-10.
+    /// `PartitionIndex`, versions 0+.
     pub partition_index: i32,
-    /// `ErrorCode`, versions 0-10.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
     /// `OldStyleOffsets`, versions 0.
     pub old_style_offsets: Vec<i64>,
-    /// `Timestamp`, versions 1-10, default -1.
+    /// `Timestamp`, versions 1+, default -1.
     pub timestamp: i64,
-    /// `Offset`, versions 1-10, default -1.
+    /// `Offset`, versions 1+, default -1.
     pub offset: i64,
-    /// `LeaderEpoch`, versions 4-10, default -1.
+    /// `LeaderEpoch`, versions 4+, default -1.
     pub leader_epoch: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

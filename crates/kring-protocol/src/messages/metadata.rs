@@ -8,16 +8,16 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `MetadataRequest` (API key 3): versions 0-12, flexible versions 9-12.
+/// `MetadataRequest` (API key 3): versions 0-12, flexible versions 9+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequest {
-    /// `Topics`, versions 0-12, nullable in 1-12.
+    /// `Topics`, versions 0+, nullable in 1+.
     pub topics: Option<Vec<MetadataRequestTopic>>,
-    /// `AllowAutoTopicCreation`, versions 4-12, default true.
+    /// `AllowAutoTopicCreation`, versions 4+, default true.
     pub allow_auto_topic_creation: bool,
     /// `IncludeClusterAuthorizedOperations`, versions 8-10.
     pub include_cluster_authorized_operations: bool,
-    /// `IncludeTopicAuthorizedOperations`, versions 8-12.
+    /// `IncludeTopicAuthorizedOperations`, versions 8+.
     pub include_topic_authorized_operations: bool,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -248,9 +248,9 @@ impl MetadataRequest {
 /// `MetadataRequestTopic`, part of [`MetadataRequest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequestTopic {
-    /// `TopicId`, versions 10-12, ignorable.
+    /// `TopicId`, versions 10+, ignorable.
     pub topic_id: [u8; 16],
-    /// `Name`, versions 0-12, nullable in 10-12.
+    /// `Name`, versions 0+, nullable in 10+.
     pub name: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -387,18 +387,18 @@ impl crate::message::Request for MetadataRequest {
     type Response = MetadataResponse;
 }
 
-/// `MetadataResponse` (API key 3): versions 0-12, flexible versions 9-12.
+/// `MetadataResponse` (API key 3): versions 0-12, flexible versions 9+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponse {
-    /// `ThrottleTimeMs`, versions 3-12, ignorable.
+    /// `ThrottleTimeMs`, versions 3+, ignorable.
     pub throttle_time_ms: i32,
-    /// `Brokers`, versions 0-12.
+    /// `Brokers`, versions 0+.
     pub brokers: Vec<MetadataResponseBroker>,
-    /// `ClusterId`, versions 2-12, nullable in 2-12, ignorable, default null.
+    /// `ClusterId`, versions 2+, nullable in 2+, ignorable, default null.
     pub cluster_id: Option<String>,
-    /// `ControllerId`, versions 1-12, ignorable, default -1.
+    /// `ControllerId`, versions 1+, ignorable, default -1.
     pub controller_id: i32,
-    /// `Topics`, versions 0-12.
+    /// `Topics`, versions 0+.
     pub topics: Vec<MetadataResponseTopic>,
     /// `ClusterAuthorizedOperations`, versions 8-10, default -2147483648.
     pub cluster_authorized_operations: i32,
@@ -622,13 +622,13 @@ impl MetadataResponse {
 /// `MetadataResponseBroker`, part of [`MetadataResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetadataResponseBroker {
-    /// `NodeId`, versions 0-12.
+    /// `NodeId`, versions 0+.
     pub node_id: i32,
-    /// `Host`, versions 0-12.
+    /// `Host`, versions 0+.
     pub host: String,
-    /// `Port`, versions 0-12.
+    /// `Port`, versions 0+.
     pub port: i32,
-    /// `Rack`, versions 1-12, nullable in 1-12, ignorable, default null.
+    /// `Rack`, versions 1+, nullable in 1+, ignorable, default null.
     pub rack: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -750,17 +750,17 @@ impl MetadataResponseBroker {
 /// `MetadataResponseTopic`, part of [`MetadataResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponseTopic {
-    /// `ErrorCode`, versions 0-12.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `Name`, versions 0-12, nullable in 12.
+    /// `Name`, versions 0+, nullable in 12+.
     pub name: Option<String>,
-    /// `TopicId`, versions 10-12, ignorable.
+    /// `TopicId`, versions 10+, ignorable.
     pub topic_id: [u8; 16],
-    /// `IsInternal`, versions 1-12, ignorable.
+    /// `IsInternal`, versions 1+, ignorable.
     pub is_internal: bool,
-    /// `Partitions`, versions 0-12.
+    /// `Partitions`, versions 0+.
     pub partitions: Vec<MetadataResponsePartition>,
-    /// `TopicAuthorizedOperations`, versions 8-12, default -2147483648.
+    /// `TopicAuthorizedOperations`, versions 8+, default -2147483648.
     pub topic_authorized_operations: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -962,19 +962,19 @@ impl MetadataResponseTopic {
 /// `MetadataResponsePartition`, part of [`MetadataResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponsePartition {
-    /// `ErrorCode`, versions 0-12.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `PartitionIndex`, versions 0-12.
+    /// `PartitionIndex`, versions 0+.
     pub partition_index: i32,
-    /// `LeaderId`, versions 0-12.
+    /// `LeaderId`, versions 0+.
     pub leader_id: i32,
-    /// `LeaderEpoch`, versions 7-12, ignorable, default -1.
+    /// `LeaderEpoch`, versions 7+, ignorable, default -1.
     pub leader_epoch: i32,
-    /// `ReplicaNodes`, versions 0-12.
+    /// `ReplicaNodes`, versions 0+.
     pub replica_nodes: Vec<i32>,
-    /// `IsrNodes`, versions 0-12.
+    /// `IsrNodes`, versions 0+.
     pub isr_nodes: Vec<i32>,
-    /// `OfflineReplicas`, versions 5-12, ignorable.
+    /// `OfflineReplicas`, versions 5+, ignorable.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -45,29 +45,29 @@ use bytes::{BufMut, Bytes};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(i16)]
 pub enum ApiKey {
-    /// `Produce` (key 0), versions 0-11, flexible versions 9-11.
+    /// `Produce` (key 0), versions 0-11, flexible versions 9+.
     Produce = 0,
-    /// `Fetch` (key 1), versions 0-17, flexible versions 12-17.
+    /// `Fetch` (key 1), versions 0-17, flexible versions 12+.
     Fetch = 1,
-    /// `ListOffsets` (key 2), versions 0-10, flexible versions 6-10.
+    /// `ListOffsets` (key 2), versions 0-10, flexible versions 6+.
     ListOffsets = 2,
-    /// `Metadata` (key 3), versions 0-12, flexible versions 9-12.
+    /// `Metadata` (key 3), versions 0-12, flexible versions 9+.
     Metadata = 3,
-    /// `FindCoordinator` (key 10), versions 0-6, flexible versions 3-6.
+    /// `FindCoordinator` (key 10), versions 0-6, flexible versions 3+.
     FindCoordinator = 10,
     /// `SaslHandshake` (key 17), versions 0-1, flexible versions none.
     SaslHandshake = 17,
-    /// `ApiVersions` (key 18), versions 0-4, flexible versions 3-4.
+    /// `ApiVersions` (key 18), versions 0-4, flexible versions 3+.
     ApiVersions = 18,
-    /// `CreateTopics` (key 19), versions 0-7, flexible versions 5-7.
+    /// `CreateTopics` (key 19), versions 0-7, flexible versions 5+.
     CreateTopics = 19,
-    /// `InitProducerId` (key 22), versions 0-5, flexible versions 2-5.
+    /// `InitProducerId` (key 22), versions 0-5, flexible versions 2+.
     InitProducerId = 22,
-    /// `AddPartitionsToTxn` (key 24), versions 0-5, flexible versions 3-5.
+    /// `AddPartitionsToTxn` (key 24), versions 0-5, flexible versions 3+.
     AddPartitionsToTxn = 24,
-    /// `EndTxn` (key 26), versions 0-5, flexible versions 3-5.
+    /// `EndTxn` (key 26), versions 0-5, flexible versions 3+.
     EndTxn = 26,
-    /// `SaslAuthenticate` (key 36), versions 0-2, flexible versions 2.
+    /// `SaslAuthenticate` (key 36), versions 0-2, flexible versions 2+.
     SaslAuthenticate = 36,
 }
 

@@ -8,16 +8,16 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `ProduceRequest` (API key 0): versions 0-11, flexible versions 9-11.
+/// `ProduceRequest` (API key 0): versions 0-11, flexible versions 9+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProduceRequest {
-    /// `TransactionalId`, versions 3-11, nullable in 3-11, default null.
+    /// `TransactionalId`, versions 3+, nullable in 3+, default null.
     pub transactional_id: Option<String>,
-    /// `Acks`, versions 0-11.
+    /// `Acks`, versions 0+.
     pub acks: i16,
-    /// `TimeoutMs`, versions 0-11.
+    /// `TimeoutMs`, versions 0+.
     pub timeout_ms: i32,
-    /// `TopicData`, versions 0-11.
+    /// `TopicData`, versions 0+.
     pub topic_data: Vec<TopicProduceData>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -181,9 +181,9 @@ impl ProduceRequest {
 /// `TopicProduceData`, part of [`ProduceRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicProduceData {
-    /// `Name`, versions 0-11.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `PartitionData`, versions 0-11.
+    /// `PartitionData`, versions 0+.
     pub partition_data: Vec<PartitionProduceData>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -287,9 +287,9 @@ impl TopicProduceData {
 /// `PartitionProduceData`, part of [`ProduceRequest`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionProduceData {
-    /// `Index`, versions 0-11.
+    /// `Index`, versions 0+.
     pub index: i32,
-    /// `Records`, versions 0-11, nullable in 0-11.
+    /// `Records`, versions 0+, nullable in 0+.
     pub records: Option<Bytes>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -392,14 +392,14 @@ impl crate::message::Request for ProduceRequest {
     type Response = ProduceResponse;
 }
 
-/// `ProduceResponse` (API key 0): versions 0-11, flexible versions 9-11.
+/// `ProduceResponse` (API key 0): versions 0-11, flexible versions 9+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProduceResponse {
-    /// `Responses`, versions 0-11.
+    /// `Responses`, versions 0+.
     pub responses: Vec<TopicProduceResponse>,
-    /// `ThrottleTimeMs`, versions 1-11, ignorable.
+    /// `ThrottleTimeMs`, versions 1+, ignorable.
     pub throttle_time_ms: i32,
-    /// `NodeEndpoints`, versions 10-11, tagged field 0.
+    /// `NodeEndpoints`, versions 10+, tagged field 0.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -582,9 +582,9 @@ impl ProduceResponse {
 /// `TopicProduceResponse`, part of [`ProduceResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicProduceResponse {
-    /// `Name`, versions 0-11.
+    /// `Name`, versions 0+.
     pub name: String,
-    /// `PartitionResponses`, versions 0-11.
+    /// `PartitionResponses`, versions 0+.
     pub partition_responses: Vec<PartitionProduceResponse>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -696,21 +696,21 @@ impl TopicProduceResponse {
 /// `PartitionProduceResponse`, part of [`ProduceResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionProduceResponse {
-    /// `Index`, versions 0-11.
+    /// `Index`, versions 0+.
     pub index: i32,
-    /// `ErrorCode`, versions 0-11.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `BaseOffset`, versions 0-11.
+    /// `BaseOffset`, versions 0+.
     pub base_offset: i64,
-    /// `LogAppendTimeMs`, versions 2-11, ignorable, default -1.
+    /// `LogAppendTimeMs`, versions 2+, ignorable, default -1.
     pub log_append_time_ms: i64,
-    /// `LogStartOffset`, versions 5-11, ignorable, default -1.
+    /// `LogStartOffset`, versions 5+, ignorable, default -1.
     pub log_start_offset: i64,
-    /// `RecordErrors`, versions 8-11, ignorable.
+    /// `RecordErrors`, versions 8+, ignorable.
     pub record_errors: Vec<BatchIndexAndErrorMessage>,
-    /// `ErrorMessage`, versions 8-11, nullable in 8-11, ignorable, default null.
+    /// `ErrorMessage`, versions 8+, nullable in 8+, ignorable, default null.
     pub error_message: Option<String>,
-    /// `CurrentLeader`, versions 10-11, tagged field 0.
+    /// `CurrentLeader`, versions 10+, tagged field 0.
     pub current_leader: LeaderIdAndEpoch,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -937,9 +937,9 @@ impl PartitionProduceResponse {
 /// `BatchIndexAndErrorMessage`, part of [`ProduceResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchIndexAndErrorMessage {
-    /// `BatchIndex`, versions 8-11.
+    /// `BatchIndex`, versions 8+.
     pub batch_index: i32,
-    /// `BatchIndexErrorMessage`, versions 8-11, nullable in 8-11, default null.
+    /// `BatchIndexErrorMessage`, versions 8+, nullable in 8+, default null.
     pub batch_index_error_message: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1077,9 +1077,9 @@ impl BatchIndexAndErrorMessage {
 /// `LeaderIdAndEpoch`, part of [`ProduceResponse`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
-    /// `LeaderId`, versions 10-11, default -1.
+    /// `LeaderId`, versions 10+, default -1.
     pub leader_id: i32,
-    /// `LeaderEpoch`, versions 10-11, default -1.
+    /// `LeaderEpoch`, versions 10+, default -1.
     pub leader_epoch: i32,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1209,13 +1209,13 @@ impl LeaderIdAndEpoch {
 /// `NodeEndpoint`, part of [`ProduceResponse`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeEndpoint {
-    /// `NodeId`, versions 10-11.
+    /// `NodeId`, versions 10+.
     pub node_id: i32,
-    /// `Host`, versions 10-11.
+    /// `Host`, versions 10+.
     pub host: String,
-    /// `Port`, versions 10-11.
+    /// `Port`, versions 10+.
     pub port: i32,
-    /// `Rack`, versions 10-11, nullable in 10-11, default null.
+    /// `Rack`, versions 10+, nullable in 10+, default null.
     pub rack: Option<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

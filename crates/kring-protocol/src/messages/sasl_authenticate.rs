@@ -8,10 +8,10 @@ use crate::primitives as p;
 use crate::primitives::{DecodeError, EncodeError, RawTaggedField};
 use bytes::{BufMut, Bytes};
 
-/// `SaslAuthenticateRequest` (API key 36): versions 0-2, flexible versions 2.
+/// `SaslAuthenticateRequest` (API key 36): versions 0-2, flexible versions 2+.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SaslAuthenticateRequest {
-    /// `AuthBytes`, versions 0-2.
+    /// `AuthBytes`, versions 0+.
     pub auth_bytes: Bytes,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -119,16 +119,16 @@ impl crate::message::Request for SaslAuthenticateRequest {
     type Response = SaslAuthenticateResponse;
 }
 
-/// `SaslAuthenticateResponse` (API key 36): versions 0-2, flexible versions 2.
+/// `SaslAuthenticateResponse` (API key 36): versions 0-2, flexible versions 2+.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslAuthenticateResponse {
-    /// `ErrorCode`, versions 0-2.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage`, versions 0-2, nullable in 0-2.
+    /// `ErrorMessage`, versions 0+, nullable in 0+.
     pub error_message: Option<String>,
-    /// `AuthBytes`, versions 0-2.
+    /// `AuthBytes`, versions 0+.
     pub auth_bytes: Bytes,
-    /// `SessionLifetimeMs`, versions 1-2, ignorable.
+    /// `SessionLifetimeMs`, versions 1+, ignorable.
     pub session_lifetime_ms: i64,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes};
 /// `SaslHandshakeRequest` (API key 17): versions 0-1, flexible versions none.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SaslHandshakeRequest {
-    /// `Mechanism`, versions 0-1.
+    /// `Mechanism`, versions 0+.
     pub mechanism: String,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -103,9 +103,9 @@ impl crate::message::Request for SaslHandshakeRequest {
 /// `SaslHandshakeResponse` (API key 17): versions 0-1, flexible versions none.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SaslHandshakeResponse {
-    /// `ErrorCode`, versions 0-1.
+    /// `ErrorCode`, versions 0+.
     pub error_code: i16,
-    /// `Mechanisms`, versions 0-1.
+    /// `Mechanisms`, versions 0+.
     pub mechanisms: Vec<String>,
     /// Tagged fields kring does not know, kept so the message round-trips byte for byte.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

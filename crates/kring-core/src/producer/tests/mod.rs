@@ -1,6 +1,13 @@
 //! Sim tests of the core: each file covers one concern.
 
+mod accumulate;
 mod basic;
+mod idempotence;
+mod lifecycle;
+mod metadata;
+mod protocol;
+mod readiness;
+mod sender;
 
 use std::time::Duration;
 

@@ -1,0 +1,231 @@
+//! Point 6: the idempotent producer — producer id, sequences, order across
+//! retries with 5 requests in flight, duplicates, unknown producer, gaps.
+
+use super::*;
+use crate::sim::{DropWhen, Sim};
+use crate::Config;
+use kring_protocol::messages::ApiKey;
+use kring_protocol::ErrorCode;
+
+/// Values in the log of partition 0, as u32s.
+fn values(sim: &Sim) -> Vec<u32> {
+    sim.cluster
+        .records("t", 0)
+        .iter()
+        .map(|r| u32::from_be_bytes(r.value.as_deref().unwrap()[..4].try_into().unwrap()))
+        .collect()
+}
+
+fn pipelined() -> Config {
+    Config {
+        linger: ms(0),
+        batch_size: 100,
+        ..cfg()
+    }
+}
+
+/// Sends `n` numbered records to partition 0 in separate batches.
+fn send_numbered(sim: &mut Sim, range: std::ops::Range<u32>) -> Vec<crate::DeliveryHandle> {
+    range
+        .map(|i| {
+            let mut v = i.to_be_bytes().to_vec();
+            v.resize(60, 0); // one record per 100-byte batch
+            sim.send("t", Some(0), None, Some(&v)).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn init_producer_id_comes_first_and_sequences_grow() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let hs = send_numbered(&mut sim, 0..10);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    let keys: Vec<i16> = sim.cluster.requests.iter().map(|r| r.1).collect();
+    let pid_at = keys
+        .iter()
+        .position(|&k| k == ApiKey::InitProducerId.key())
+        .unwrap();
+    let produce_at = keys
+        .iter()
+        .position(|&k| k == ApiKey::Produce.key())
+        .unwrap();
+    assert!(pid_at < produce_at);
+    let seqs: Vec<i32> = sim
+        .cluster
+        .records("t", 0)
+        .iter()
+        .map(|r| r.producer.2)
+        .collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<i32>>());
+    assert_eq!(values(&sim), (0..10).collect::<Vec<u32>>());
+}
+
+/// The first of several in-flight batches fails; the broker then rejects
+/// the later ones as out of order; everything is retried in sequence order
+/// and lands exactly once, in order.
+#[test]
+fn order_is_kept_across_retries_with_five_in_flight() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(10);
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    let hs = send_numbered(&mut sim, 1..21);
+    sim.drive();
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h.wait().unwrap().offset, 1 + i as i64);
+    }
+    assert_eq!(values(&sim), (0..21).collect::<Vec<u32>>());
+    assert!(
+        sim.core.stats().retries >= 5,
+        "later in-flight batches were retried too"
+    );
+}
+
+/// A response is lost after the write: the retry is a duplicate, which the
+/// broker recognises; the record is stored once.
+#[test]
+fn lost_response_retry_is_deduplicated() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster
+        .drops
+        .push((1, ApiKey::Produce.key(), DropWhen::AfterHandling));
+    let hs = send_numbered(&mut sim, 1..4);
+    sim.drive();
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h.wait().unwrap().offset, 1 + i as i64);
+    }
+    assert_eq!(values(&sim), vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn duplicate_sequence_number_counts_as_success() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::DUPLICATE_SEQUENCE_NUMBER);
+    let hs = send_numbered(&mut sim, 1..2);
+    sim.drive();
+    let md = hs[0].wait().expect("success");
+    assert_eq!(
+        md.offset, -1,
+        "the broker gave no offset with the duplicate"
+    );
+    assert_eq!(sim.core.stats().retries, 0);
+}
+
+/// The broker lost the producer's state (log truncated): the batch gets
+/// UNKNOWN_PRODUCER_ID; the producer bumps its epoch, restarts the
+/// sequence at 0 and the batch lands.
+#[test]
+fn unknown_producer_id_bumps_the_epoch() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..3);
+    sim.drive();
+    for h in w {
+        h.wait().unwrap();
+    }
+    sim.cluster.forget_producers("t", 0);
+    let hs = send_numbered(&mut sim, 3..6);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    assert_eq!(values(&sim), (0..6).collect::<Vec<u32>>());
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+    let last = sim.cluster.records("t", 0).last().unwrap().producer;
+    assert_eq!(last.1, 1, "epoch bumped");
+    assert_eq!(
+        sim.cluster.records("t", 0)[3].producer.2,
+        0,
+        "sequence restarted"
+    );
+}
+
+/// A batch fails for good after being sent: sequences after it would be
+/// rejected as out of order, so the epoch is bumped and later batches
+/// start again at 0.
+#[test]
+fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::MESSAGE_TOO_LARGE);
+    let hs = send_numbered(&mut sim, 1..5);
+    sim.drive();
+    assert!(hs[0].wait().is_err());
+    for h in &hs[1..] {
+        h.wait().unwrap();
+    }
+    assert_eq!(values(&sim), vec![0, 2, 3, 4]);
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+}
+
+/// A real gap (the broker says OUT_OF_ORDER_SEQUENCE_NUMBER for the batch
+/// right after the last acknowledged one): the epoch is bumped and the
+/// batch is retried.
+#[test]
+fn out_of_order_for_the_next_batch_bumps_the_epoch() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER);
+    let hs = send_numbered(&mut sim, 1..3);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    assert_eq!(values(&sim), vec![0, 1, 2]);
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+}
+
+/// Retried batches of different partitions do not block each other.
+#[test]
+fn partitions_retry_independently() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    for _ in 0..3 {
+        sim.cluster
+            .partition("t", 0)
+            .errors
+            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    }
+    let t0 = sim.now;
+    let h0 = sim.send("t", Some(0), None, Some(b"a")).unwrap();
+    let h1 = sim.send("t", Some(1), None, Some(b"b")).unwrap();
+    sim.drive_until(1000, |_| h1.try_result().is_some());
+    assert!(
+        sim.now - t0 < ms(20),
+        "partition 1 did not wait for 0's backoff"
+    );
+    assert!(h0.try_result().is_none());
+    sim.drive();
+    h0.wait().unwrap();
+}

@@ -1,0 +1,266 @@
+//! Points 7-9: delivery results (callback, exactly once), flush, close
+//! (lessons.md #3) and idleness (lessons.md #4).
+
+use super::*;
+use crate::delivery::{DeliveryCallback, DeliveryError, DeliveryReport};
+use crate::error::SendError;
+use crate::Config;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// lessons.md #3: with linger and batch size so large that records can only
+/// leave through the final drain, close delivers every one of them.
+#[test]
+fn close_delivers_everything_buffered() {
+    let config = Config {
+        linger: Duration::from_secs(3600),
+        batch_size: 16 << 20,
+        max_request_size: 64 << 20,
+        buffer_memory: 256 << 20,
+        delivery_timeout: Duration::from_secs(7200),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 3);
+    let hs: Vec<_> = (0..25u32)
+        .map(|i| {
+            sim.send("t", Some((i % 3) as i32), None, Some(&i.to_be_bytes()))
+                .unwrap()
+        })
+        .collect();
+    sim.run_for(ms(100));
+    assert!(
+        hs.iter().all(|h| h.try_result().is_none()),
+        "nothing left before close"
+    );
+    let close = sim.close();
+    sim.drive_until(10_000, |s| s.core.is_finished());
+    assert!(close.is_done());
+    let delivered = hs
+        .iter()
+        .filter(|h| matches!(h.try_result(), Some(Ok(_))))
+        .count();
+    assert_eq!(delivered, 25, "25 of 25 delivered by close");
+    let stored: usize = (0..3).map(|p| sim.cluster.records("t", p).len()).sum();
+    assert_eq!(stored, 25);
+    assert!(
+        sim.elapsed() < Duration::from_secs(1),
+        "close did not wait for linger"
+    );
+    // Every connection was closed and nothing is scheduled any more.
+    assert_eq!(sim.core.poll_timeout(), None);
+    assert!(matches!(
+        sim.send("t", Some(0), None, Some(b"late")),
+        Err(SendError::Closed)
+    ));
+}
+
+#[test]
+fn flush_seals_now_and_waits_for_results() {
+    let config = Config {
+        linger: Duration::from_secs(3600),
+        delivery_timeout: Duration::from_secs(7200),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 4);
+    let before: Vec<_> = (0..8)
+        .map(|i| sim.send("t", Some(i % 4), None, Some(b"x")).unwrap())
+        .collect();
+    sim.run_for(ms(50));
+    let flush = sim.flush();
+    assert!(!flush.is_done());
+    // Once the I/O side has sealed the open batches, new records start new
+    // batches that are not part of this flush.
+    sim.settle();
+    let after = sim.send("t", Some(0), None, Some(b"after")).unwrap();
+    sim.drive_until(10_000, |_| flush.is_done());
+    assert!(before.iter().all(|h| matches!(h.try_result(), Some(Ok(_)))));
+    assert!(
+        after.try_result().is_none(),
+        "records sent after the flush keep lingering"
+    );
+    assert!(sim.elapsed() < Duration::from_secs(1));
+    // An empty flush completes at once.
+    let f2 = sim.flush();
+    sim.settle();
+    assert!(
+        !f2.is_done(),
+        "the record sent after the first flush is pending"
+    );
+    sim.drive_until(10_000, |_| f2.is_done());
+    assert!(after.try_result().is_some());
+    let f3 = sim.flush();
+    sim.settle();
+    assert!(f3.is_done());
+}
+
+#[test]
+fn callback_runs_once_per_record_with_results() {
+    type Seen = Arc<Mutex<Vec<(i32, Result<i64, String>)>>>;
+    let seen: Seen = Arc::default();
+    let s2 = seen.clone();
+    let cb: DeliveryCallback = Arc::new(move |r: &DeliveryReport<'_>| {
+        assert_eq!(r.topic, "t");
+        s2.lock().unwrap().push((
+            r.index as i32,
+            r.result
+                .as_ref()
+                .map(|m| m.offset)
+                .map_err(|e| e.to_string()),
+        ));
+    });
+    let config = Config {
+        on_delivery: Some(cb),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    for i in 0..5u8 {
+        sim.send("t", Some(0), None, Some(&[i])).unwrap();
+    }
+    sim.drive();
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(kring_protocol::ErrorCode::INVALID_TIMESTAMP);
+    for i in 0..2u8 {
+        sim.send("t", Some(0), None, Some(&[i])).unwrap();
+    }
+    sim.drive();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 7);
+    for i in 0..5 {
+        assert_eq!(seen[i], (i as i32, Ok(i as i64)));
+    }
+    assert!(seen[5]
+        .1
+        .as_ref()
+        .unwrap_err()
+        .contains("INVALID_TIMESTAMP"));
+    assert!(seen[6].1.is_err());
+}
+
+#[test]
+fn abort_fails_every_pending_record() {
+    let config = Config {
+        linger: Duration::from_secs(3600),
+        delivery_timeout: Duration::from_secs(7200),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    let hs: Vec<_> = (0..6)
+        .map(|i| sim.send("t", Some(i % 2), None, Some(b"x")).unwrap())
+        .collect();
+    let now = sim.now;
+    sim.core.abort(now, "test abort");
+    assert!(sim.core.is_finished());
+    for h in hs {
+        assert!(matches!(
+            h.try_result(),
+            Some(Err(DeliveryError::Aborted(_)))
+        ));
+    }
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+    assert!(matches!(
+        sim.send("t", Some(0), None, Some(b"x")),
+        Err(SendError::Closed)
+    ));
+}
+
+/// Point 9 and lessons.md #4: once everything is delivered, the next
+/// deadline is the metadata refresh, and an idle producer is not woken.
+#[test]
+fn idle_producer_sleeps_until_the_metadata_refresh() {
+    let mut sim = sim_with(cfg(), 2, 4);
+    for p in 0..4 {
+        sim.send("t", Some(p), None, Some(b"x")).unwrap();
+    }
+    sim.drive();
+    sim.settle();
+    let next = sim.core.poll_timeout().expect("the periodic refresh");
+    let wait = next - sim.now;
+    assert!(wait > Duration::from_secs(290), "next deadline in {wait:?}");
+    // Ten idle minutes: only metadata refreshes, no wake-ups from producers.
+    let (w0, p0) = (sim.wakes, sim.parks);
+    sim.run_for(Duration::from_secs(600));
+    assert_eq!(sim.wakes, w0, "no wake-ups while idle");
+    assert!(
+        sim.parks - p0 <= 8,
+        "parked {} times in 10 min",
+        sim.parks - p0
+    );
+}
+
+/// Appending to an open batch never wakes the I/O thread; a new batch
+/// wakes it only if it is parked.
+#[test]
+fn wake_only_for_new_batches_when_parked() {
+    let config = Config {
+        linger: ms(100),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.settle();
+    // The I/O side parks.
+    assert!(sim.core.prepare_park());
+    let w0 = sim.wakes;
+    let hs: Vec<_> = (0..100)
+        .map(|_| sim.send("t", Some(0), None, Some(b"x")).unwrap())
+        .collect();
+    assert_eq!(sim.wakes - w0, 1, "one wake for 100 appends");
+    sim.drive();
+    for h in hs {
+        h.wait().unwrap();
+    }
+    // Awake (not parked): no wake even for a new batch.
+    sim.settle();
+    let w1 = sim.wakes;
+    sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    assert_eq!(sim.wakes, w1);
+}
+
+/// Close started from the I/O thread (the driver, when the last handle is
+/// dropped) has the same flush-then-stop semantics, and releases senders
+/// blocked waiting for metadata.
+#[test]
+fn close_from_the_io_thread_releases_blocked_senders() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let far = now + Duration::from_secs(3600);
+    // A sender waits for a topic that does not exist.
+    let waiter = std::thread::spawn(move || {
+        shared
+            .append(
+                now,
+                crate::RecordRef {
+                    topic: "missing",
+                    partition: None,
+                    key: None,
+                    value: Some(b"v"),
+                    headers: &[],
+                    timestamp_ms: 0,
+                },
+                far,
+            )
+            .map(|o| o.partition)
+    });
+    // Wait (without sleeping) until it registered the topic, then let the
+    // I/O side answer that the topic does not exist.
+    while !sim.shared.topics.snapshot().by_name.contains_key("missing") {
+        std::thread::yield_now();
+    }
+    sim.drive_until(100_000, |s| s.shared.topic_error("missing").is_some());
+    assert!(
+        !waiter.is_finished(),
+        "still blocked: the topic does not exist"
+    );
+    let now = sim.now;
+    let done = sim.core.close(now);
+    assert!(sim.core.is_closing());
+    sim.drive_until(10_000, |s| s.core.is_finished());
+    assert!(done.is_done());
+    assert!(h.wait().is_ok());
+    assert_eq!(waiter.join().unwrap(), Err(SendError::Closed));
+}

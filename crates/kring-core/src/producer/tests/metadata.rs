@@ -1,0 +1,179 @@
+//! Point 5: metadata — bootstrap, leaders, refresh triggers, KIP-951 hints.
+
+use super::*;
+use crate::error::SendError;
+use crate::sim::{Sim, SimCluster};
+use kring_protocol::messages::ApiKey;
+use kring_protocol::ErrorCode;
+
+fn metadata_requests(sim: &Sim) -> usize {
+    sim.cluster
+        .requests
+        .iter()
+        .filter(|r| r.1 == ApiKey::Metadata.key())
+        .count()
+}
+
+fn produce_to(sim: &Sim, node: i32) -> usize {
+    sim.cluster
+        .requests
+        .iter()
+        .filter(|r| r.1 == ApiKey::Produce.key() && r.0 == node)
+        .count()
+}
+
+#[test]
+fn bootstrap_then_broker_connections() {
+    let mut sim = sim_with(cfg(), 3, 3);
+    for p in 0..3 {
+        sim.send("t", Some(p), None, Some(b"x")).unwrap();
+    }
+    sim.drive();
+    for n in 1..=3 {
+        assert_eq!(produce_to(&sim, n), 1, "node {n}");
+    }
+    // The bootstrap connection was closed once brokers were known.
+    assert!(!sim.closes.is_empty());
+}
+
+#[test]
+fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
+    let mut sim = sim_with(cfg(), 2, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    assert_eq!(produce_to(&sim, 1), 1);
+    let m0 = metadata_requests(&sim);
+    sim.cluster.move_leader("t", 0, 2);
+    let t0 = sim.now;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 2), 1);
+    // No retry backoff (100 ms): linger 5 ms, a few 1 ms round trips and a
+    // new connection.
+    assert!(sim.now - t0 < ms(50), "{:?}", sim.now - t0);
+    assert_eq!(metadata_requests(&sim), m0, "the hint sufficed");
+}
+
+#[test]
+fn leader_move_without_hints_refreshes_metadata() {
+    let mut cluster = SimCluster::new(2);
+    cluster.create_topic("t", 1);
+    cluster.leader_hints = false;
+    let mut sim = Sim::new(cfg(), cluster);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let m0 = metadata_requests(&sim);
+    sim.cluster.move_leader("t", 0, 2);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert!(
+        metadata_requests(&sim) > m0,
+        "NOT_LEADER_OR_FOLLOWER refreshed metadata"
+    );
+    assert_eq!(produce_to(&sim, 2), 1);
+}
+
+#[test]
+fn periodic_refresh_every_metadata_max_age() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let m0 = metadata_requests(&sim);
+    sim.run_for(ms(300_000 * 3 + 1000));
+    assert_eq!(metadata_requests(&sim) - m0, 3);
+}
+
+#[test]
+fn connection_loss_refreshes_metadata() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let m0 = metadata_requests(&sim);
+    sim.disconnect_node(1);
+    sim.run_for(ms(2000));
+    assert!(metadata_requests(&sim) > m0);
+}
+
+#[test]
+fn unknown_topic_waits_for_creation() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.run_for(ms(10));
+    // The topic does not exist yet; it appears 2 s later.
+    let now = sim.now;
+    let r = sim.shared.append(
+        now,
+        crate::RecordRef {
+            topic: "later",
+            partition: None,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 0,
+        },
+        now,
+    );
+    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    sim.run_for(ms(2000));
+    assert_eq!(
+        sim.shared.topic_error("later"),
+        Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+    );
+    let polls = metadata_requests(&sim);
+    assert!(
+        polls >= 3,
+        "UNKNOWN_TOPIC_OR_PARTITION keeps being retried: {polls}"
+    );
+    sim.cluster.create_topic("later", 2);
+    let h = sim.send("later", None, None, Some(b"v")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+}
+
+#[test]
+fn missing_topic_fails_after_max_block() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    let t0 = sim.now;
+    match sim.send("nope", None, None, Some(b"v")) {
+        Err(SendError::MetadataTimeout {
+            topic, last_error, ..
+        }) => {
+            assert_eq!(&*topic, "nope");
+            assert_eq!(last_error, Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(sim.now - t0 >= ms(60_000), "waited max.block.ms");
+    // Retries were spaced by the backoff (up to 1 s), not a tight loop.
+    let n = metadata_requests(&sim);
+    assert!((55..=80).contains(&n), "{n} metadata requests in 60 s");
+}
+
+#[test]
+fn auto_created_topic() {
+    let mut cluster = SimCluster::new(1);
+    cluster.auto_create = Some(3);
+    let mut sim = Sim::new(cfg(), cluster);
+    let h = sim.send("fresh", Some(2), None, Some(b"v")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().partition, 2);
+}
+
+#[test]
+fn explicit_partition_out_of_range_fails() {
+    let mut sim = sim_with(cfg(), 1, 2);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    match sim.send("t", Some(5), None, Some(b"v")) {
+        Err(SendError::InvalidPartition {
+            partition: 5,
+            num_partitions: 2,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        sim.send("t", Some(-1), None, Some(b"v")),
+        Err(SendError::InvalidPartition { partition: -1, .. })
+    ));
+}

@@ -1,0 +1,302 @@
+//! Point 4: the per-broker sender — packing, versions, in-flight limit,
+//! retries with backoff, fatal errors, request and delivery timeouts, acks.
+
+use super::*;
+use crate::config::Acks;
+use crate::delivery::DeliveryError;
+use crate::sim::DropWhen;
+use crate::Config;
+use kring_protocol::messages::ApiKey;
+use kring_protocol::ErrorCode;
+
+fn produce_requests(sim: &crate::sim::Sim) -> Vec<(i32, i16)> {
+    sim.cluster
+        .requests
+        .iter()
+        .filter(|r| r.1 == ApiKey::Produce.key())
+        .map(|r| (r.0, r.2))
+        .collect()
+}
+
+#[test]
+fn many_partitions_share_one_request_per_broker() {
+    let mut sim = sim_with(cfg(), 2, 10);
+    for p in 0..10 {
+        sim.send("t", Some(p), None, Some(b"x")).unwrap();
+    }
+    sim.drive();
+    let reqs = produce_requests(&sim);
+    // Partitions alternate between nodes 1 and 2: one request each.
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert!(reqs.iter().all(|r| r.1 == 11), "highest version: {reqs:?}");
+}
+
+#[test]
+fn requests_are_split_at_max_request_size() {
+    let config = Config {
+        max_request_size: 4000,
+        batch_size: 1500,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 6);
+    for p in 0..6 {
+        sim.send("t", Some(p), None, Some(&[1u8; 1000])).unwrap();
+    }
+    sim.drive();
+    // ~1100-byte batches, at most 3 per 4000-byte request.
+    let reqs = produce_requests(&sim);
+    assert!(reqs.len() >= 2, "{reqs:?}");
+    for p in 0..6 {
+        assert_eq!(sim.cluster.records("t", p).len(), 1);
+    }
+}
+
+#[test]
+fn produce_version_follows_api_versions() {
+    let mut cluster = crate::sim::SimCluster::new(1);
+    cluster.create_topic("t", 1);
+    cluster.produce_max_version = 7;
+    let mut sim = crate::sim::Sim::new(cfg(), cluster);
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(produce_requests(&sim), vec![(1, 7)]);
+    // ApiVersions went first on every connection.
+    let first_per_conn: std::collections::HashMap<_, _> = sim
+        .transmitted
+        .iter()
+        .rev()
+        .map(|(c, _, k)| (*c, *k))
+        .collect();
+    assert!(first_per_conn
+        .values()
+        .all(|&k| k == ApiKey::ApiVersions.key()));
+}
+
+#[test]
+fn in_flight_limit_per_connection() {
+    let config = Config {
+        linger: ms(0),
+        batch_size: 64,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(100);
+    let hs: Vec<_> = (0..20)
+        .map(|_| sim.send("t", Some(0), None, Some(&[0u8; 40])).unwrap())
+        .collect();
+    // Within the first 100 ms (before any answer) exactly 5 requests left.
+    let before = produce_requests(&sim).len();
+    sim.run_for(ms(50));
+    assert_eq!(produce_requests(&sim).len() - before, 5);
+    sim.drive();
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h.wait().unwrap().offset, 1 + i as i64);
+    }
+}
+
+#[test]
+fn retriable_errors_back_off_exponentially_with_jitter() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    for _ in 0..3 {
+        sim.cluster
+            .partition("t", 0)
+            .errors
+            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    }
+    let n0 = produce_requests(&sim).len();
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    let mut times = Vec::new();
+    let mut seen = n0;
+    sim.drive_until(10_000, |s| {
+        let n = produce_requests(s).len();
+        if n > seen {
+            seen = n;
+            times.push(s.now);
+        }
+        h.try_result().is_some()
+    });
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(times.len(), 4, "1 try + 3 retries");
+    // Gaps: 100, 200, 400 ms ±20% (+1 ms of response latency each).
+    for (i, base) in [100.0f64, 200.0, 400.0].iter().enumerate() {
+        let gap = (times[i + 1] - times[i]).as_secs_f64() * 1000.0 - 1.0;
+        assert!(
+            gap >= base * 0.8 - 0.01 && gap <= base * 1.2 + 0.01,
+            "retry {i}: {gap} ms"
+        );
+    }
+}
+
+#[test]
+fn fatal_errors_fail_the_batch() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::MESSAGE_TOO_LARGE);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    match h.wait() {
+        Err(DeliveryError::Broker { code: 10, name, .. }) => assert_eq!(name, "MESSAGE_TOO_LARGE"),
+        other => panic!("{other:?}"),
+    }
+    // The producer goes on (the epoch is bumped to keep sequences valid).
+    let h2 = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    sim.drive();
+    h2.wait().unwrap();
+    assert_eq!(sim.cluster.records("t", 0).len(), 2);
+}
+
+#[test]
+fn request_timeout_closes_the_connection_and_retries() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let t0 = sim.now;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |s| !s.closes.is_empty() && s.now > t0 + ms(29_000));
+    let closed_at = sim.now;
+    assert!(
+        closed_at - t0 >= ms(30_000),
+        "closed after request.timeout.ms"
+    );
+    assert!(h.try_result().is_none(), "not failed: retried");
+    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = false;
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(sim.cluster.records("t", 0).len(), 2);
+}
+
+#[test]
+fn delivery_timeout_fails_batches_in_flight_retries() {
+    let config = Config {
+        delivery_timeout: ms(35_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    for _ in 0..1000 {
+        sim.cluster
+            .partition("t", 0)
+            .errors
+            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    }
+    let t0 = sim.now;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    match h.wait() {
+        Err(DeliveryError::Timeout { last_error, .. }) => {
+            assert_eq!(&*last_error, "NOT_ENOUGH_REPLICAS")
+        }
+        other => panic!("{other:?}"),
+    }
+    let took = sim.now - t0;
+    assert!(took >= ms(35_000) && took < ms(37_000), "{took:?}");
+}
+
+#[test]
+fn delivery_timeout_fails_batches_waiting_in_the_accumulator() {
+    let config = Config {
+        delivery_timeout: ms(40_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    // The broker goes away: no connection can be made.
+    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    sim.disconnect_node(1);
+    let t0 = sim.now;
+    let hs: Vec<_> = (0..3)
+        .map(|_| sim.send("t", Some(0), None, Some(b"x")).unwrap())
+        .collect();
+    sim.drive();
+    for h in hs {
+        match h.wait() {
+            Err(DeliveryError::Timeout { stage, .. }) => {
+                assert!(stage.contains("accumulator"), "{stage}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let took = sim.now - t0;
+    assert!(took >= ms(40_000) && took < ms(40_100), "{took:?}");
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
+
+#[test]
+fn acks_zero_completes_on_transmit() {
+    let config = Config {
+        acks: Acks::None,
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |_| h.try_result().is_some());
+    let md = h.wait().unwrap();
+    assert_eq!(md.offset, -1);
+    // Completed when handed over: the broker's answer is not awaited (there is none).
+    assert_eq!(sim.cluster.records("t", 0).len(), 1);
+    assert_eq!(
+        sim.cluster.records("t", 0)[0].producer.0,
+        -1,
+        "no idempotence"
+    );
+}
+
+#[test]
+fn acks_one_without_idempotence() {
+    let config = Config {
+        acks: Acks::Leader,
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 0);
+    assert!(!sim
+        .cluster
+        .requests
+        .iter()
+        .any(|r| r.1 == ApiKey::InitProducerId.key()));
+}
+
+#[test]
+fn lost_connection_retries_in_flight_batches() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster
+        .drops
+        .push((1, ApiKey::Produce.key(), DropWhen::BeforeHandling));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert!(sim.connects.len() >= 3, "reconnected: {:?}", sim.connects);
+}
+
+#[test]
+fn connect_failures_back_off() {
+    let mut cluster = crate::sim::SimCluster::new(1);
+    cluster.create_topic("t", 1);
+    cluster.nodes.get_mut(&1).unwrap().up = false;
+    let mut sim = crate::sim::Sim::new(cfg(), cluster);
+    sim.run_for(ms(3000));
+    // 50 ms doubling to 1 s: about 6-8 attempts in 3 s, not hundreds.
+    let n = sim.connects.len();
+    assert!((4..=10).contains(&n), "{n} connects");
+    sim.cluster.nodes.get_mut(&1).unwrap().up = true;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+}
