@@ -92,6 +92,10 @@ impl ProducerBuilder {
                 ..DriverConfig::default()
             },
         )?;
+        // A sender that must block inside `append` (for metadata or memory)
+        // wakes the I/O thread itself, before blocking.
+        let waker = driver.waker().clone();
+        shared.set_io_waker(Arc::new(move || waker.wake()));
         tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
         Ok(Producer {
             shared,
