@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Benchmark producing: throughput, CPU per message, delivery latency.
     Perf(Box<perf::PerfArgs>),
+    /// Produce records from stdin or a file (kcat-like).
+    Produce(produce::ProduceArgs),
     /// Run a kring-mock sink broker until stdin closes (used by `kring perf`).
     #[command(hide = true)]
     MockSink(mock_sink::MockSinkArgs),
@@ -37,6 +39,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Perf(a) => perf::run(*a),
+        Command::Produce(a) => produce::run(a),
         Command::MockSink(a) => mock_sink::run(a),
     }
 }

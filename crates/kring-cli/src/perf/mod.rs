@@ -14,6 +14,7 @@
 
 pub mod broker;
 pub mod idle;
+pub mod kring_client;
 pub mod matrix;
 pub mod measure;
 pub mod orchestrate;
@@ -32,6 +33,8 @@ use workload::Workload;
 /// A producer client the harness can measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClientKind {
+    /// kring (this project's producer).
+    Kring,
     /// librdkafka (bundled, via the rdkafka crate's BaseProducer).
     Librdkafka,
 }
@@ -40,6 +43,7 @@ impl ClientKind {
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
+            ClientKind::Kring => "kring",
             ClientKind::Librdkafka => "librdkafka",
         }
     }
@@ -47,7 +51,7 @@ impl ClientKind {
 
 /// Every client the harness knows, in the order runs alternate.
 pub fn all_clients() -> Vec<ClientKind> {
-    vec![ClientKind::Librdkafka]
+    vec![ClientKind::Kring, ClientKind::Librdkafka]
 }
 
 /// Which broker to start when no `--bootstrap` is given.

@@ -14,7 +14,7 @@ use super::broker::{ensure_topic, find_tansu, BrokerProcess};
 use super::idle::IdleResult;
 use super::result::{median_of, ratio_lines, table_header, table_row, RunResult};
 use super::workload::Workload;
-use super::{rdkafka_client, BrokerKind, ClientKind, PerfArgs};
+use super::{kring_client, rdkafka_client, BrokerKind, ClientKind, PerfArgs};
 use crate::error::CliError;
 
 /// What to measure: the workload, where, which clients, how often.
@@ -290,6 +290,7 @@ pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliErro
     let w = &args.workload;
     if let Some(window) = args.idle {
         let r = match client {
+            ClientKind::Kring => kring_client::idle(w, &broker.bootstrap, window)?,
             ClientKind::Librdkafka => rdkafka_client::idle(w, &broker.bootstrap, window)?,
         };
         if args.json {
@@ -300,6 +301,7 @@ pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliErro
         return Ok(());
     }
     let r = match client {
+        ClientKind::Kring => kring_client::run(w, &broker.bootstrap, true)?,
         ClientKind::Librdkafka => rdkafka_client::run(w, &broker.bootstrap, true)?,
     };
     if args.json {

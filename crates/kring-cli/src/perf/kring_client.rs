@@ -1,0 +1,239 @@
+//! The kring side of the benchmark: the public `kring::Producer`, built
+//! from the same Kafka properties as librdkafka, every record sent with
+//! `try_send` to an explicit partition, results counted by the producer's
+//! `on_delivery` callback on the I/O thread.
+//!
+//! kring's callback gets no per-record context (that is what makes it
+//! cheap), so sampled latency is matched by order: within one partition
+//! records complete in the order they were sent (one connection, answers
+//! in order, no errors in a valid run), so the k-th result of partition p
+//! belongs to the k-th record sent to p. The sender queues (k, send time)
+//! for each sampled record of p; the callback compares its count for p
+//! with the oldest queued k, an atomic load per result, and takes the lock
+//! only for samples.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kring::{DeliveryReport, Producer, ProducerConfig, Record};
+
+use super::idle::IdleResult;
+use super::measure::{max_rss_bytes, switch_deltas, thread_switches, CpuTime, Progress, Stats};
+use super::result::RunResult;
+use super::workload::{Payloads, SendLoop, Workload};
+use crate::error::CliError;
+
+/// How long a flush may take before the run is declared failed.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// No sample pending for a partition.
+const NONE: u64 = u64::MAX;
+
+/// What the delivery callback needs: counters, and the pending latency
+/// samples of each receiving partition.
+struct Probes {
+    stats: &'static Stats,
+    measuring: AtomicBool,
+    warm_done: AtomicU64,
+    warm_error: Mutex<Option<String>>,
+    /// Partition id → index among the receiving partitions (u32::MAX: none).
+    idx_of: Vec<u32>,
+    /// Results seen per receiving partition since measuring began.
+    delivered: Vec<AtomicU64>,
+    /// Per receiving partition: k of the oldest pending sample, or NONE.
+    next_sample: Vec<AtomicU64>,
+    /// Per receiving partition: pending samples (k, send time in ns).
+    pending: Vec<Mutex<VecDeque<(u64, u64)>>>,
+}
+
+impl Probes {
+    fn new(partitions: u32, active: &[i32]) -> &'static Probes {
+        let mut idx_of = vec![u32::MAX; partitions as usize];
+        for (i, &p) in active.iter().enumerate() {
+            idx_of[p as usize] = i as u32;
+        }
+        let n = active.len();
+        Box::leak(Box::new(Probes {
+            stats: Stats::leak(),
+            measuring: AtomicBool::new(false),
+            warm_done: AtomicU64::new(0),
+            warm_error: Mutex::new(None),
+            idx_of,
+            delivered: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            next_sample: (0..n).map(|_| AtomicU64::new(NONE)).collect(),
+            pending: (0..n).map(|_| Mutex::new(VecDeque::new())).collect(),
+        }))
+    }
+
+    fn on_report(&self, r: &DeliveryReport<'_>) {
+        if !self.measuring.load(Ordering::Acquire) {
+            if let Err(e) = &r.result {
+                if let Ok(mut w) = self.warm_error.lock() {
+                    w.get_or_insert_with(|| e.to_string());
+                }
+            }
+            self.warm_done.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let md = match &r.result {
+            Ok(md) => md,
+            Err(e) => return self.stats.failed(|| e.to_string()),
+        };
+        let i = match self.idx_of.get(md.partition as usize) {
+            Some(&i) if i != u32::MAX => i as usize,
+            _ => return self.stats.acked(),
+        };
+        let k = self.delivered[i].fetch_add(1, Ordering::Relaxed);
+        if k != self.next_sample[i].load(Ordering::Acquire) {
+            return self.stats.acked();
+        }
+        let mut q = self.pending[i].lock().unwrap_or_else(|p| p.into_inner());
+        let sent_ns = q.pop_front().map(|(_, t)| t);
+        self.next_sample[i].store(q.front().map_or(NONE, |f| f.0), Ordering::Release);
+        drop(q);
+        match sent_ns {
+            Some(t) => self.stats.delivered_sample(t),
+            None => self.stats.acked(),
+        }
+    }
+
+    /// Called by the sender before it sends sampled record `k` of receiving
+    /// partition `i`.
+    fn expect_sample(&self, i: usize, k: u64, sent_ns: u64) {
+        let mut q = self.pending[i].lock().unwrap_or_else(|p| p.into_inner());
+        q.push_back((k, sent_ns));
+        if q.len() == 1 {
+            self.next_sample[i].store(k, Ordering::Release);
+        }
+    }
+}
+
+fn build(w: &Workload, bootstrap: &str, probes: &'static Probes) -> Result<Producer, CliError> {
+    let mut props = vec![("bootstrap.servers".to_string(), bootstrap.to_string())];
+    props.extend(w.properties());
+    let config = ProducerConfig::from_properties(props)
+        .map_err(|e| CliError::Kring(format!("configuration: {e}")))?;
+    Producer::builder()
+        .config(config)
+        .on_delivery(move |r| probes.on_report(r))
+        .build()
+        .map_err(|e| CliError::Kring(format!("starting the producer: {e}")))
+}
+
+/// One record to each partition, flushed, so connections and metadata are
+/// in place before anything is measured.
+fn warm_up(
+    p: &Producer,
+    w: &Workload,
+    parts: &[i32],
+    probes: &Probes,
+    value: &[u8],
+) -> Result<(), CliError> {
+    for &part in parts {
+        p.try_send(Record::new(&w.topic, value).partition(part))
+            .map_err(|e| CliError::Kring(format!("warm-up send: {e}")))?;
+    }
+    if !p.flush_timeout(FLUSH_TIMEOUT) {
+        return Err(CliError::Kring("warm-up flush timed out".into()));
+    }
+    if probes.warm_done.load(Ordering::Relaxed) < parts.len() as u64 {
+        return Err(CliError::Kring(
+            "warm-up results missing after flush".into(),
+        ));
+    }
+    if let Some(e) = probes.warm_error.lock().ok().and_then(|e| e.clone()) {
+        return Err(CliError::Kring(format!("warm-up record failed: {e}")));
+    }
+    Ok(())
+}
+
+/// One measured run of the workload through kring.
+pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, CliError> {
+    let parts = w.active_partition_ids();
+    let probes = Probes::new(w.partitions, &parts);
+    let producer = build(w, bootstrap, probes)?;
+    let payloads = Payloads::new(w.value_size);
+    warm_up(&producer, w, &parts, probes, payloads.get(0))?;
+    probes.measuring.store(true, Ordering::Release);
+
+    let stats = probes.stats;
+    let _progress = progress.then(|| Progress::start("kring", stats));
+    let wake0 = producer.metrics().io_wakeups;
+    let cpu0 = CpuTime::now();
+    let start = Instant::now();
+    let start_ns = stats.now_ns();
+    let topic = w.topic.as_str();
+    let mut sent_to = vec![0u64; parts.len()];
+    let sent = SendLoop::new(w.stop(), &parts, &payloads)
+        .with_rate(w.rate)
+        .run(start, |_, partition, value, sample| {
+            let i = probes.idx_of[partition as usize] as usize;
+            let k = sent_to[i];
+            sent_to[i] = k + 1;
+            if let Some(now_ns) = sample {
+                probes.expect_sample(i, k, start_ns + now_ns);
+            }
+            let r = producer.try_send(Record::new(topic, value).partition(partition));
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            r.map_err(|e| CliError::Kring(format!("send: {e}")))
+        })?;
+    if !producer.flush_timeout(FLUSH_TIMEOUT) || !stats.wait_all_done(FLUSH_TIMEOUT) {
+        return Err(CliError::Kring("flush timed out".into()));
+    }
+    let elapsed = start.elapsed();
+    let cpu = CpuTime::now().since(cpu0);
+    let wakeups = producer.metrics().io_wakeups - wake0;
+    drop(_progress);
+
+    let (p50, p99, p999, max) = stats.latency_ms();
+    let mut r = RunResult {
+        client: "kring".into(),
+        records: sent,
+        acked: stats.acked.load(Ordering::Relaxed),
+        failed: stats.failed.load(Ordering::Relaxed),
+        first_error: stats.first_error(),
+        elapsed_s: elapsed.as_secs_f64(),
+        cpu_user_s: cpu.user,
+        cpu_sys_s: cpu.sys,
+        p50_ms: p50,
+        p99_ms: p99,
+        p999_ms: p999,
+        max_ms: max,
+        max_rss_mb: max_rss_bytes() as f64 / 1e6,
+        io_wakeups: Some(wakeups),
+        ..Default::default()
+    };
+    r.derive(w.value_size);
+    producer.close();
+    Ok(r)
+}
+
+/// An idle kring producer: a few records sent and delivered, then nothing
+/// for `idle`; reports the I/O thread's own wake-up counter and every
+/// thread's context switches.
+pub fn idle(w: &Workload, bootstrap: &str, idle: Duration) -> Result<IdleResult, CliError> {
+    let parts = w.active_partition_ids();
+    let probes = Probes::new(w.partitions, &parts);
+    let producer = build(w, bootstrap, probes)?;
+    let payloads = Payloads::new(w.value_size);
+    warm_up(
+        &producer,
+        w,
+        &parts[..parts.len().min(4)],
+        probes,
+        payloads.get(0),
+    )?;
+    let wake0 = producer.metrics().io_wakeups;
+    let before = thread_switches();
+    std::thread::sleep(idle);
+    let after = thread_switches();
+    let wakeups = producer.metrics().io_wakeups - wake0;
+    let me = std::process::id();
+    let threads: Vec<_> = switch_deltas(&before, &after)
+        .into_iter()
+        .filter(|t| t.tid != me)
+        .collect();
+    Ok(IdleResult::new("kring", idle, Some(wakeups), threads))
+}
