@@ -18,6 +18,7 @@ use support::{landed, mock_records, Checker, Keys, Workload};
 const PRODUCE: i16 = 0;
 
 fn cluster(brokers: i32, partitions: i32) -> MockCluster {
+    support::trace::init();
     MockCluster::builder()
         .brokers(brokers)
         .topic("t", partitions)

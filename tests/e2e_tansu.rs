@@ -17,6 +17,7 @@ use kring::{Acks, Compression, Producer, ProducerBuilder};
 use support::{read_kafka_python_each, read_rdkafka_each, Checker, Keys, Tansu, Workload};
 
 fn producer(tansu: &Tansu) -> ProducerBuilder {
+    support::trace::init();
     Producer::builder().bootstrap(&tansu.bootstrap())
 }
 

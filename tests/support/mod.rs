@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+pub mod trace;
 mod workload;
 #[allow(unused_imports)] // not every test binary uses the workload helpers
 pub use workload::*;

@@ -180,14 +180,19 @@ pub struct Checker<'a> {
     /// Where kring said each record landed, if known.
     reported: Option<&'a [(i32, i64)]>,
     seen: Vec<bool>,
-    /// Per partition: the last (offset, index) seen.
+    /// Whether an occurrence of the record was where kring reported it.
+    at_reported: Vec<bool>,
+    /// Per partition: the last offset, and the index of the last record
+    /// seen for the first time.
     last: HashMap<i32, (i64, u64)>,
     count: usize,
+    duplicates: Option<usize>,
     reader: &'static str,
 }
 
 impl<'a> Checker<'a> {
-    /// A checker of `workload`, against the reported positions if given.
+    /// An exactly-once checker of `workload`, against the reported
+    /// positions if given.
     pub fn new(
         reader: &'static str,
         workload: &'a Workload,
@@ -197,9 +202,25 @@ impl<'a> Checker<'a> {
             workload,
             reported,
             seen: vec![false; workload.n],
+            at_reported: vec![false; workload.n],
             last: HashMap::new(),
             count: 0,
+            duplicates: None,
             reader,
+        }
+    }
+
+    /// An at-least-once checker: a record may be stored again (identical),
+    /// and one of its copies must be where kring reported it; order is
+    /// checked on first copies. For brokers that do not deduplicate.
+    pub fn at_least_once(
+        reader: &'static str,
+        workload: &'a Workload,
+        reported: &'a [(i32, i64)],
+    ) -> Self {
+        Checker {
+            duplicates: Some(0),
+            ..Checker::new(reader, workload, Some(reported))
         }
     }
 
@@ -223,35 +244,58 @@ impl<'a> Checker<'a> {
             r.partition,
             r.offset
         );
-        assert!(
-            !self.seen[i as usize],
-            "{who}: record {i} read twice (again at {}/{})",
-            r.partition, r.offset
-        );
-        self.seen[i as usize] = true;
-        self.count += 1;
         let want = self.workload.expected(i, r.partition, r.offset);
         assert_eq!(r, &want, "{who}: record {i} differs");
-        if let Some(rep) = self.reported {
-            assert_eq!(
-                (r.partition, r.offset),
-                rep[i as usize],
-                "{who}: record {i} is not where kring reported it"
-            );
+        let again = self.seen[i as usize];
+        match (again, self.duplicates.as_mut()) {
+            (true, None) => panic!(
+                "{who}: record {i} read twice (again at {}/{})",
+                r.partition, r.offset
+            ),
+            (true, Some(d)) => *d += 1,
+            (false, _) => self.count += 1,
         }
-        if let Some(&(off, last_i)) = self.last.get(&r.partition) {
+        self.seen[i as usize] = true;
+        if let Some(rep) = self.reported {
+            let here = (r.partition, r.offset) == rep[i as usize];
+            self.at_reported[i as usize] |= here;
+            if self.duplicates.is_none() {
+                assert!(
+                    here,
+                    "{who}: record {i} is at {}/{}, kring reported {:?}",
+                    r.partition, r.offset, rep[i as usize]
+                );
+            }
+        }
+        let last = self.last.get(&r.partition).copied();
+        if let Some((off, _)) = last {
             assert!(
-                r.offset > off && i > last_i,
-                "{who}: partition {} out of order: record {i} at offset {} after record {last_i} at {off}",
+                r.offset > off,
+                "{who}: partition {} offsets go back: {} after {off}",
                 r.partition,
                 r.offset
             );
         }
-        self.last.insert(r.partition, (r.offset, i));
+        let mut last_i = last.map(|l| l.1);
+        if !again {
+            if let Some(li) = last_i {
+                assert!(
+                    i > li,
+                    "{who}: partition {} out of order: record {i} at offset {} after record {li}",
+                    r.partition,
+                    r.offset
+                );
+            }
+            last_i = Some(i);
+        }
+        self.last
+            .insert(r.partition, (r.offset, last_i.unwrap_or(i)));
     }
 
-    /// Asserts every record was seen exactly once.
-    pub fn finish(self) {
+    /// Asserts every record was seen (exactly once, unless duplicates are
+    /// allowed) and, if positions were reported, once where reported.
+    /// Returns the number of duplicate copies.
+    pub fn finish(self) -> usize {
         let missing: Vec<usize> = self
             .seen
             .iter()
@@ -266,6 +310,22 @@ impl<'a> Checker<'a> {
             self.reader
         );
         assert_eq!(self.count, self.workload.n);
+        if self.reported.is_some() {
+            let misplaced: Vec<usize> = self
+                .at_reported
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !**s)
+                .map(|(i, _)| i)
+                .take(10)
+                .collect();
+            assert!(
+                misplaced.is_empty(),
+                "{}: records with no copy where kring reported them: {misplaced:?}",
+                self.reader
+            );
+        }
+        self.duplicates.unwrap_or(0)
     }
 }
 
