@@ -183,6 +183,17 @@ fn close_delivers_everything_then_refuses() {
         SendError::Closed
     );
     assert!(p.close(), "closing again returns the first outcome");
+    let start = Instant::now();
+    assert!(
+        !p.flush_timeout(Duration::from_secs(30)),
+        "nothing flushes a closed producer"
+    );
+    p.flush();
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
