@@ -80,6 +80,16 @@ fn run_with_chaos(
     })
 }
 
+/// Partition leaders move while records flow: every record is stored
+/// exactly once, where kring reported it.
+///
+/// Order is not checked here: after a move kring sends a partition's next
+/// batches to the new leader while earlier ones may still be in flight to
+/// the old one (which answers NOT_LEADER_OR_FOLLOWER); a Kafka broker then
+/// rejects the later batches with OUT_OF_ORDER_SEQUENCE_NUMBER until the
+/// earlier ones are resent, but librdkafka's mock checks sequences only for
+/// transactional producers and appends them. Order across leader moves is
+/// checked against kring-mock (`e2e_mock_faults`).
 #[test]
 fn leader_moves_mid_run() {
     let c = cluster();
@@ -96,7 +106,9 @@ fn leader_moves_mid_run() {
         }
     });
     assert!(p.close());
-    read_back(&bootstrap, &w, &landed);
+    let mut c = Checker::new("librdkafka", &w, Some(&landed)).unordered();
+    read_rdkafka_each(&bootstrap, TOPIC, PARTITIONS, w.n, |r| c.check(&r));
+    c.finish();
 }
 
 /// Brokers go down (connections cut, no new ones) and come back while
