@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::measure::ThreadSwitches;
 
+/// How long an idle measurement waits after the warm-up before its window
+/// opens.
+pub const SETTLE: Duration = Duration::from_millis(200);
+
 /// Wake-ups of one thread in the idle window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThreadWakeups {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kring::{DeliveryReport, Producer, ProducerConfig, Record};
 
-use super::idle::IdleResult;
+use super::idle::{IdleResult, SETTLE};
 use super::measure::{max_rss_bytes, switch_deltas, thread_switches, CpuTime, Progress, Stats};
 use super::result::RunResult;
 use super::workload::{Payloads, SendLoop, Workload};
@@ -160,7 +160,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
 
     let stats = probes.stats;
     let _progress = progress.then(|| Progress::start("kring", stats));
-    let wake0 = producer.metrics().io_wakeups;
+    let m0 = producer.metrics();
     let cpu0 = CpuTime::now();
     let start = Instant::now();
     let start_ns = stats.now_ns();
@@ -184,7 +184,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     }
     let elapsed = start.elapsed();
     let cpu = CpuTime::now().since(cpu0);
-    let wakeups = producer.metrics().io_wakeups - wake0;
+    let m1 = producer.metrics();
     drop(_progress);
 
     let (p50, p99, p999, max) = stats.latency_ms();
@@ -202,7 +202,8 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
         p999_ms: p999,
         max_ms: max,
         max_rss_mb: max_rss_bytes() as f64 / 1e6,
-        io_wakeups: Some(wakeups),
+        io_wakeups: Some(m1.io_wakeups - m0.io_wakeups),
+        responses: Some(m1.responses - m0.responses),
         ..Default::default()
     };
     r.derive(w.value_size);
@@ -225,6 +226,9 @@ pub fn idle(w: &Workload, bootstrap: &str, idle: Duration) -> Result<IdleResult,
         probes,
         payloads.get(0),
     )?;
+    // Let every thread finish what the warm-up left and go to sleep: a
+    // thread blocking counts as a context switch, not as a wake-up.
+    std::thread::sleep(SETTLE);
     let wake0 = producer.metrics().io_wakeups;
     let before = thread_switches();
     std::thread::sleep(idle);

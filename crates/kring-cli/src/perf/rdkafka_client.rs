@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
-use super::idle::IdleResult;
+use super::idle::{IdleResult, SETTLE};
 use super::measure::{max_rss_bytes, switch_deltas, thread_switches, CpuTime, Progress, Stats};
 use super::result::RunResult;
 use super::workload::{Payloads, SendLoop, Workload};
@@ -247,6 +247,9 @@ pub fn idle(w: &Workload, bootstrap: &str, idle: Duration) -> Result<IdleResult,
     let payloads = Payloads::new(w.value_size);
     client.warm_up(w, &parts[..parts.len().min(4)], &payloads)?;
     client.stop_polling();
+    // Let every thread finish what the warm-up left and go to sleep: a
+    // thread blocking counts as a context switch, not as a wake-up.
+    std::thread::sleep(SETTLE);
     let before = thread_switches();
     std::thread::sleep(idle);
     let after = thread_switches();

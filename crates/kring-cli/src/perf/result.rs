@@ -43,6 +43,9 @@ pub struct RunResult {
     pub max_rss_mb: f64,
     /// kring only: I/O thread wake-ups in the window (its own counter).
     pub io_wakeups: Option<u64>,
+    /// kring only: responses received in the window (≈ produce requests).
+    #[serde(default)]
+    pub responses: Option<u64>,
 }
 
 impl RunResult {
@@ -96,6 +99,11 @@ pub fn median_of(client: &str, runs: &[&RunResult]) -> RunResult {
         max_rss_mb: m(|r| r.max_rss_mb),
         io_wakeups: if runs.iter().all(|r| r.io_wakeups.is_some()) && !runs.is_empty() {
             Some(m(|r| r.io_wakeups.unwrap_or(0) as f64) as u64)
+        } else {
+            None
+        },
+        responses: if runs.iter().all(|r| r.responses.is_some()) && !runs.is_empty() {
+            Some(m(|r| r.responses.unwrap_or(0) as f64) as u64)
         } else {
             None
         },
