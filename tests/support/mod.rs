@@ -13,6 +13,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+pub mod trace;
+mod workload;
+#[allow(unused_imports)] // not every test binary uses the workload helpers
+pub use workload::*;
+
 /// One record as a reader saw it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ReadRecord {
@@ -134,6 +139,22 @@ pub fn read_rdkafka(
     partitions: i32,
     expected: usize,
 ) -> Vec<ReadRecord> {
+    let mut out = Vec::with_capacity(expected);
+    read_rdkafka_each(bootstrap, topic, partitions, expected, |r| out.push(r));
+    out.sort();
+    out
+}
+
+/// Read `expected` records of `topic` with librdkafka, CRC checks on,
+/// handing each to `f` as it arrives (in offset order per partition), then
+/// check that nothing more is there.
+pub fn read_rdkafka_each(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    mut f: impl FnMut(ReadRecord),
+) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "kring-e2e-reader")
@@ -148,32 +169,34 @@ pub fn read_rdkafka(
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
-    let mut out = Vec::with_capacity(expected);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while out.len() < expected {
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while seen < expected {
         assert!(
             Instant::now() < deadline,
-            "rdkafka read {} of {expected} records",
-            out.len()
+            "rdkafka read {seen} of {expected} records"
         );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(e)) => panic!("rdkafka consumer error: {e}"),
-            Some(Ok(m)) => out.push(ReadRecord {
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
+            Some(Ok(m)) => {
+                seen += 1;
+                f(ReadRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
         }
     }
     // Nothing beyond what was expected (no duplicates).
@@ -184,8 +207,6 @@ pub fn read_rdkafka(
             m.offset()
         );
     }
-    out.sort();
-    out
 }
 
 /// Read `expected` records with kafka-python (an independent record-batch
@@ -196,6 +217,21 @@ pub fn read_kafka_python(
     partitions: i32,
     expected: usize,
 ) -> Vec<ReadRecord> {
+    let mut out = Vec::with_capacity(expected);
+    read_kafka_python_each(bootstrap, topic, partitions, expected, |r| out.push(r));
+    out.sort();
+    out
+}
+
+/// Read `expected` records with kafka-python, CRC checks on, handing each
+/// to `f` as it arrives; the reader fails if there are more.
+pub fn read_kafka_python_each(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    mut f: impl FnMut(ReadRecord),
+) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/support/read_kafka_python.py"
@@ -213,21 +249,15 @@ pub fn read_kafka_python(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python3 with kafka-python (pip install kafka-python)");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut out = Vec::with_capacity(expected);
+    let stdout = BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
+    let mut seen = 0;
     for line in stdout.lines() {
-        out.push(parse_line(&line.unwrap()));
+        f(parse_line(&line.unwrap()));
+        seen += 1;
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "kafka-python reader failed ({status})");
-    assert_eq!(
-        out.len(),
-        expected,
-        "kafka-python read {} records",
-        out.len()
-    );
-    out.sort();
-    out
+    assert_eq!(seen, expected, "kafka-python read {seen} records");
 }
 
 fn parse_line(line: &str) -> ReadRecord {

@@ -42,5 +42,5 @@ pub use delivery::{
 };
 pub use error::{ConfigError, SendError};
 pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};
-pub use shared::{AppendOutcome, RecordRef, Shared};
+pub use shared::{AppendOutcome, IoWaker, RecordRef, Shared};
 pub use signal::FlushHandle;

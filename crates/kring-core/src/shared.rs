@@ -10,7 +10,8 @@
 //! reserved once per batch. The I/O thread hears about batches, never
 //! about records (see `notice`).
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use kring_protocol::primitives::{varint_len, varlong_len};
@@ -77,6 +78,24 @@ pub struct Shared {
     pub(crate) topics: TopicTable,
     pub(crate) notices: NoticeQueue,
     pub(crate) pool: BufferPool,
+    io_waker: IoWakerSlot,
+}
+
+/// Wakes the parked I/O thread from a producer thread (the io_uring
+/// driver writes its eventfd). See [`Shared::set_io_waker`].
+pub type IoWaker = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct IoWakerSlot(OnceLock<IoWaker>);
+
+impl fmt::Debug for IoWakerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "IoWaker"
+        } else {
+            "None"
+        })
+    }
 }
 
 /// Initial buffer capacity of a new batch (it grows up to `batch.size`).
@@ -118,6 +137,28 @@ impl Shared {
             topics: TopicTable::new(),
             notices: NoticeQueue::default(),
             pool: BufferPool::new(config.buffer_memory),
+            io_waker: IoWakerSlot::default(),
+        }
+    }
+
+    /// Installs how a producer thread wakes the I/O thread when `append`
+    /// must block (for metadata or buffer memory) after giving it work: that
+    /// wake-up cannot wait for `append` to return, since what the thread
+    /// waits for is the I/O thread's doing. Set once, by the driver, before
+    /// the first append; later calls are ignored. Without it, such a wake-up
+    /// is only reported through [`AppendOutcome::wake`] after the wait.
+    pub fn set_io_waker(&self, waker: IoWaker) {
+        let _ = self.io_waker.0.set(waker);
+    }
+
+    /// Wakes the I/O thread now if `wake` says it is owed a wake-up, before
+    /// this thread blocks.
+    fn wake_before_blocking(&self, wake: &mut bool) {
+        if *wake {
+            if let Some(w) = self.io_waker.0.get() {
+                w();
+                *wake = false;
+            }
         }
     }
 
@@ -188,6 +229,9 @@ impl Shared {
                 }
                 Step::NeedMemory(n) => {
                     debug_assert_eq!(reserved, 0);
+                    // Memory comes back when batches complete: the I/O
+                    // thread must know of the batches sealed so far.
+                    self.wake_before_blocking(&mut wake);
                     if !self
                         .pool
                         .reserve_blocking(n, remaining(now, block_deadline))
@@ -479,6 +523,7 @@ impl Shared {
         let id = state.id;
         let seen = state.partitions.len() as u32;
         *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
+        self.wake_before_blocking(wake);
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
                 || self.notices.is_closed()
@@ -518,6 +563,7 @@ impl Shared {
             topic: id,
             seen: have,
         });
+        self.wake_before_blocking(wake);
         let map = self.topics.wait_until(remaining(now, deadline), |m| {
             let s = &m.by_id[id as usize];
             s.partitions.len() as u32 > want
@@ -654,6 +700,39 @@ fn pick_sticky(
 mod tests {
     use super::*;
     use crate::backoff::SplitMix64;
+
+    /// A sender that blocks for metadata while the I/O thread is parked
+    /// must wake it before blocking: what it waits for is the I/O thread's
+    /// doing (found by kring's end-to-end tests: without this, the first
+    /// send to a topic after the producer went idle waited `max.block.ms`
+    /// and failed).
+    #[test]
+    fn blocking_for_metadata_wakes_a_parked_io_thread_first() {
+        let now = crate::sim::base_instant();
+        let config = Config {
+            bootstrap: vec!["127.0.0.1:9".into()],
+            ..Config::default()
+        };
+        let (mut core, shared) = crate::ProducerCore::new(config, now).unwrap();
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w2 = woken.clone();
+        shared.set_io_waker(Arc::new(move || {
+            w2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        assert!(core.prepare_park());
+        let rec = RecordRef {
+            topic: "t",
+            partition: None,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 0,
+        };
+        // A deadline of `now`: the wait ends at once, with the wake-up done.
+        let err = shared.append(now, rec, now).unwrap_err();
+        assert!(matches!(err, SendError::MetadataTimeout { .. }), "{err}");
+        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn first_record_size_matches_builder() {

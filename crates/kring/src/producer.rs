@@ -92,6 +92,10 @@ impl ProducerBuilder {
                 ..DriverConfig::default()
             },
         )?;
+        // A sender that must block inside `append` (for metadata or memory)
+        // wakes the I/O thread itself, before blocking.
+        let waker = driver.waker().clone();
+        shared.set_io_waker(Arc::new(move || waker.wake()));
         tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
         Ok(Producer {
             shared,
@@ -242,11 +246,15 @@ impl Producer {
         const SLICE: Duration = Duration::from_secs(1);
         let start = Instant::now();
         loop {
+            // After close (or a failure) nobody completes a new handle.
+            if !h.is_done() && self.io_thread_exited() {
+                return false;
+            }
             let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
             if h.wait_timeout(left.map_or(SLICE, |l| l.min(SLICE))) {
                 return true;
             }
-            if left.is_some_and(|l| l <= SLICE) || self.io_thread_exited() {
+            if left.is_some_and(|l| l <= SLICE) {
                 return h.is_done();
             }
         }

@@ -183,6 +183,17 @@ fn close_delivers_everything_then_refuses() {
         SendError::Closed
     );
     assert!(p.close(), "closing again returns the first outcome");
+    let start = Instant::now();
+    assert!(
+        !p.flush_timeout(Duration::from_secs(30)),
+        "nothing flushes a closed producer"
+    );
+    p.flush();
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -288,4 +299,35 @@ fn too_large_records_fail_at_send() {
             ..
         }
     ));
+}
+
+/// The first send to a topic after the producer went idle blocks for
+/// metadata while the I/O thread sleeps in the kernel: the sender must
+/// wake it before blocking, not after (it would wait `max.block.ms`).
+#[test]
+fn first_send_after_idle_wakes_the_io_thread_before_blocking() {
+    let c = cluster(1);
+    let p = builder(&c)
+        .max_block(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    // Let the I/O thread connect, learn the cluster and park (the scenario
+    // itself needs real idleness; nothing here waits for a timer).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.metrics().connects == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let wakes = p.metrics().wake_requests;
+    let start = Instant::now();
+    p.send(Record::new("t", b"x")).unwrap().wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        p.metrics().wake_requests > wakes,
+        "the I/O thread was parked and had to be woken"
+    );
 }

@@ -300,7 +300,21 @@ impl ProducerCore {
         version: i16,
         frame: Bytes,
     ) {
-        // A broker that does not support our version answers in v0.
+        // A broker that does not support our version answers
+        // UNSUPPORTED_VERSION (KIP-511), in a body meant to be read as v0
+        // but not always decodable as such (librdkafka's mock cluster
+        // writes a flexible-style array into it). The error code sits right
+        // after the correlation id in every version: go by it alone, and
+        // ask again in v0 on the same connection.
+        if version > 0
+            && frame.get(4..6) == Some(&ErrorCode::UNSUPPORTED_VERSION.code().to_be_bytes()[..])
+        {
+            if let Some(c) = self.conn_mut(id) {
+                c.api_versions_version = 0;
+            }
+            self.handshakes.push_back(id);
+            return;
+        }
         let resp = decode_response_frame::<ApiVersionsRequest>(frame.clone(), version)
             .or_else(|_| decode_response_frame::<ApiVersionsRequest>(frame, 0))
             .map(|(_, r)| r);
@@ -317,14 +331,6 @@ impl ProducerCore {
             }
         };
         let err = ErrorCode(resp.error_code);
-        if err == ErrorCode::UNSUPPORTED_VERSION && version > 0 && resp.api_keys.is_empty() {
-            // Retry in v0 on the same connection.
-            if let Some(c) = self.conn_mut(id) {
-                c.api_versions_version = 0;
-            }
-            self.handshakes.push_back(id);
-            return;
-        }
         if !err.is_ok() && err != ErrorCode::UNSUPPORTED_VERSION {
             self.drop_conn(
                 now,

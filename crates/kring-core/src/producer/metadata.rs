@@ -154,6 +154,7 @@ impl ProducerCore {
         {
             Ok((_, r)) => r,
             Err(e) => {
+                tracing::warn!(%id, error = %e, "undecodable metadata response");
                 self.meta.failures += 1;
                 self.drop_conn(
                     now,
@@ -161,6 +162,10 @@ impl ProducerCore {
                     &format!("undecodable metadata response: {e}"),
                     true,
                 );
+                // Nothing else asks again (a bootstrap connection's loss
+                // does not): without this, senders waiting for a topic
+                // would wait out max.block.ms.
+                self.request_metadata_soon(now);
                 return;
             }
         };

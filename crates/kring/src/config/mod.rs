@@ -70,6 +70,8 @@ pub struct ProducerConfig {
     retries: Setting<u32>,
     retry_backoff: Duration,
     retry_backoff_max: Duration,
+    reconnect_backoff: Duration,
+    reconnect_backoff_max: Duration,
     delivery_timeout: Setting<Duration>,
     request_timeout: Duration,
     buffer_memory: usize,
@@ -95,6 +97,8 @@ impl Default for ProducerConfig {
             retries: Setting::default(i32::MAX as u32),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_millis(1000),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1000),
             delivery_timeout: Setting::default(Duration::from_secs(120)),
             request_timeout: Duration::from_secs(30),
             buffer_memory: 32 * 1024 * 1024,
@@ -161,6 +165,12 @@ setters! {
     /// `retry.backoff.max.ms`: the largest retry delay (exponential growth
     /// with jitter up to it).
     retry_backoff_max: Duration => |c, v| c.retry_backoff_max = v;
+    /// `reconnect.backoff.ms`: the first delay before reconnecting to a
+    /// broker that could not be reached.
+    reconnect_backoff: Duration => |c, v| c.reconnect_backoff = v;
+    /// `reconnect.backoff.max.ms`: the largest reconnect delay (exponential
+    /// growth with jitter up to it).
+    reconnect_backoff_max: Duration => |c, v| c.reconnect_backoff_max = v;
     /// `delivery.timeout.ms`: the upper bound from `send` to a final result.
     delivery_timeout: Duration => |c, v| c.delivery_timeout.set(v);
     /// `request.timeout.ms`: how long one request may go unanswered.
@@ -234,6 +244,14 @@ impl ProducerConfig {
     /// `retry.backoff.max.ms`.
     pub fn get_retry_backoff_max(&self) -> Duration {
         self.retry_backoff_max
+    }
+    /// `reconnect.backoff.ms`.
+    pub fn get_reconnect_backoff(&self) -> Duration {
+        self.reconnect_backoff
+    }
+    /// `reconnect.backoff.max.ms`.
+    pub fn get_reconnect_backoff_max(&self) -> Duration {
+        self.reconnect_backoff_max
     }
     /// `delivery.timeout.ms`.
     pub fn get_delivery_timeout(&self) -> Duration {
@@ -313,6 +331,13 @@ impl ProducerConfig {
                 "retry.backoff.max.ms ({} ms) must not be below retry.backoff.ms ({} ms)",
                 self.retry_backoff_max.as_millis(),
                 self.retry_backoff.as_millis()
+            )));
+        }
+        if self.reconnect_backoff_max < self.reconnect_backoff {
+            return Err(ConfigError::Conflict(format!(
+                "reconnect.backoff.max.ms ({} ms) must not be below reconnect.backoff.ms ({} ms)",
+                self.reconnect_backoff_max.as_millis(),
+                self.reconnect_backoff.as_millis()
             )));
         }
         self.check_idempotence()?;

@@ -22,6 +22,8 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "max.request.size",
     "metadata.max.age.ms",
     "partitioner",
+    "reconnect.backoff.max.ms",
+    "reconnect.backoff.ms",
     "request.timeout.ms",
     "retries",
     "retry.backoff.max.ms",
@@ -85,6 +87,10 @@ impl ProducerConfig {
             ),
             "retry.backoff.ms" => self.retry_backoff(millis("retry.backoff.ms", v)?),
             "retry.backoff.max.ms" => self.retry_backoff_max(millis("retry.backoff.max.ms", v)?),
+            "reconnect.backoff.ms" => self.reconnect_backoff(millis("reconnect.backoff.ms", v)?),
+            "reconnect.backoff.max.ms" => {
+                self.reconnect_backoff_max(millis("reconnect.backoff.max.ms", v)?)
+            }
             "delivery.timeout.ms" => self.delivery_timeout(millis("delivery.timeout.ms", v)?),
             "request.timeout.ms" => self.request_timeout(millis("request.timeout.ms", v)?),
             "buffer.memory" => self.buffer_memory(size("buffer.memory", v)?),

@@ -20,6 +20,8 @@ fn every_property_parses() {
         ("retries", "3"),
         ("retry.backoff.ms", "10"),
         ("retry.backoff.max.ms", "20"),
+        ("reconnect.backoff.ms", "30"),
+        ("reconnect.backoff.max.ms", "40"),
         ("delivery.timeout.ms", "50000"),
         ("request.timeout.ms", "4000"),
         ("buffer.memory", "12345"),
@@ -41,6 +43,8 @@ fn every_property_parses() {
     assert_eq!(c.get_retries(), 3);
     assert_eq!(c.get_retry_backoff(), Duration::from_millis(10));
     assert_eq!(c.get_retry_backoff_max(), Duration::from_millis(20));
+    assert_eq!(c.get_reconnect_backoff(), Duration::from_millis(30));
+    assert_eq!(c.get_reconnect_backoff_max(), Duration::from_millis(40));
     assert_eq!(c.get_delivery_timeout(), Duration::from_millis(50000));
     assert_eq!(c.get_request_timeout(), Duration::from_millis(4000));
     assert_eq!(c.get_buffer_memory(), 12345);

@@ -37,6 +37,8 @@ impl ProducerConfig {
             retries: self.get_retries(),
             retry_backoff: self.get_retry_backoff(),
             retry_backoff_max: self.get_retry_backoff_max(),
+            reconnect_backoff: self.get_reconnect_backoff(),
+            reconnect_backoff_max: self.get_reconnect_backoff_max(),
             delivery_timeout: self.get_delivery_timeout(),
             request_timeout: self.get_request_timeout(),
             metadata_max_age: self.get_metadata_max_age(),
@@ -68,6 +70,8 @@ mod tests {
             ("retries", "3"),
             ("retry.backoff.ms", "10"),
             ("retry.backoff.max.ms", "20"),
+            ("reconnect.backoff.ms", "30"),
+            ("reconnect.backoff.max.ms", "40"),
             ("delivery.timeout.ms", "50000"),
             ("request.timeout.ms", "4000"),
             ("buffer.memory", "123456"),
@@ -91,6 +95,8 @@ mod tests {
         assert_eq!(k.retries, 3);
         assert_eq!(k.retry_backoff, Duration::from_millis(10));
         assert_eq!(k.retry_backoff_max, Duration::from_millis(20));
+        assert_eq!(k.reconnect_backoff, Duration::from_millis(30));
+        assert_eq!(k.reconnect_backoff_max, Duration::from_millis(40));
         assert_eq!(k.delivery_timeout, Duration::from_millis(50000));
         assert_eq!(k.request_timeout, Duration::from_millis(4000));
         assert_eq!(k.buffer_memory, 123_456);

@@ -29,6 +29,10 @@ pub enum DriverError {
     /// `io_uring_enter` failed with an unexpected error.
     #[error("io_uring_enter failed: {0}")]
     Ring(#[source] io::Error),
+    /// The I/O thread panicked (a bug); it failed every pending record and
+    /// closed its sockets before exiting.
+    #[error("the kring I/O thread panicked: {0}")]
+    Panicked(String),
 }
 
 impl DriverError {

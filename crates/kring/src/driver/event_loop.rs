@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,17 +157,29 @@ impl<E: Engine> IoThread<E> {
 
     /// Run until the engine is finished or a stop is requested, then close
     /// everything.
+    ///
+    /// A panic in the loop (a bug in the driver or the engine) is caught
+    /// here rather than unwound through the thread: unwinding would free
+    /// buffers the kernel may still write into. The engine is aborted (so
+    /// every pending record gets a result) and the sockets are drained and
+    /// closed as on any other exit.
     pub(crate) fn run(&mut self) {
-        let outcome = self.run_loop();
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_loop()))
+            .unwrap_or_else(|panic| Err(DriverError::Panicked(panic_message(&*panic))));
         if let Err(err) = &outcome {
             tracing::error!(error = %err, "kring I/O thread failed");
         }
-        if !self.engine.is_finished() {
+        let finished =
+            catch_unwind(AssertUnwindSafe(|| self.engine.is_finished())).unwrap_or(false);
+        if !finished {
             let reason = match &outcome {
                 Err(err) => format!("the I/O thread failed: {err}"),
                 Ok(()) => "the producer was stopped before the record was delivered".to_owned(),
             };
-            self.engine.abort(Instant::now(), &reason);
+            let engine = &mut self.engine;
+            if catch_unwind(AssertUnwindSafe(|| engine.abort(Instant::now(), &reason))).is_err() {
+                tracing::error!("aborting the engine panicked; some records may have no result");
+            }
         }
         self.shutdown();
     }
@@ -444,8 +457,12 @@ impl<E: Engine> IoThread<E> {
     }
 
     /// Drop (and so close) a closing socket whose operations all completed.
+    /// The socket may be gone already (a completion that failed the
+    /// connection released it).
     fn maybe_release(&mut self, key: usize) {
-        let sock = &self.sockets[key];
+        let Some(sock) = self.sockets.get(key) else {
+            return;
+        };
         if sock.state == SockState::Closing && sock.in_flight == 0 {
             let sock = self.sockets.remove(key);
             tracing::trace!(conn = ?sock.conn, "socket closed");
@@ -810,6 +827,14 @@ impl<E: Engine> IoThread<E> {
         completions.clear();
         self.completions = completions;
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 fn errno(res: i32) -> io::Error {

@@ -45,6 +45,8 @@ enum Cmd {
     /// core asks for a connection when it first has a request for a
     /// broker).
     IoWhenTransmitting(IoCommand<Conn>),
+    /// Panic inside the engine (standing for a bug).
+    Panic,
     Finish,
 }
 
@@ -84,6 +86,7 @@ impl Engine for TestEngine {
                 Cmd::Send(conn, frame) => self.tx.push_back(Transmit { conn, frame }),
                 Cmd::Deadline(d) => self.deadline = Some(d),
                 Cmd::IoWhenTransmitting(c) => self.io_when_transmitting.push_back(c),
+                Cmd::Panic => panic!("engine bug"),
                 Cmd::Finish => self.finished = true,
             }
         }
@@ -352,6 +355,21 @@ fn connect_asked_for_while_transmitting_is_carried_out_in_the_same_turn() {
     }));
     let events = h.wait_for("the connection", |e| !e.is_empty());
     assert_eq!(events, vec![Event::Connected(5)]);
+}
+
+#[test]
+fn a_panic_on_the_io_thread_aborts_the_engine_and_closes_sockets() {
+    let addr = echo_server();
+    let mut h = Harness::start();
+    h.connect(1, addr);
+    h.wait_for("the connection", |e| !e.is_empty());
+    h.cmd(Cmd::Panic);
+    let events = h.wait_for("the abort", |e| e.len() >= 2);
+    match &events[1] {
+        Event::Aborted(reason) => assert!(reason.contains("panicked: engine bug"), "{reason}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(h.driver.join_timeout(Duration::from_secs(10)));
 }
 
 #[test]

@@ -72,3 +72,93 @@ fn unsolicited_response_is_a_connection_error() {
     core.handle_response(now, conn, f.freeze());
     assert_eq!(core.poll_io(), None, "unknown connection: ignored");
 }
+
+/// librdkafka's mock cluster answers ApiVersions v3 with
+/// UNSUPPORTED_VERSION in a body that decodes neither as v3 nor as v0 (a
+/// flexible-style array inside a v0 body). The error code alone sends the
+/// handshake back to v0 on the same connection (found by kring's
+/// end-to-end tests against `rdkafka::mocking`).
+#[test]
+fn unsupported_api_versions_version_falls_back_to_v0_by_the_error_code() {
+    let (mut core, conn, now) = core();
+    // The 17 bytes librdkafka 2.12.1's mock broker sends.
+    let answer: [u8; 17] = [0, 0, 0, 0, 0, 0x23, 1, 0, 0x12, 0, 0, 0, 2, 0, 0, 0, 0];
+    core.handle_response(now, conn, Bytes::copy_from_slice(&answer));
+    assert_eq!(core.poll_io(), None, "the connection is kept");
+    let t = core.poll_transmit(now).expect("ApiVersions again");
+    assert_eq!(&t.frame[4..6], &18i16.to_be_bytes(), "ApiVersions");
+    assert_eq!(&t.frame[6..8], &0i16.to_be_bytes(), "version 0");
+}
+
+/// Answers the ApiVersions request `t` (correlation id 0) with the versions
+/// the core needs.
+fn answer_api_versions(core: &mut ProducerCore, conn: crate::ConnId, now: std::time::Instant) {
+    use kring_protocol::message::encode_response;
+    use kring_protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
+    let resp = ApiVersionsResponse {
+        api_keys: [(0, 3, 11), (3, 1, 12), (18, 0, 3), (22, 0, 5)]
+            .iter()
+            .map(|&(k, lo, hi)| ApiVersion {
+                api_key: k,
+                min_version: lo,
+                max_version: hi,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut f = BytesMut::new();
+    encode_response(&mut f, 0, 3, &resp).unwrap();
+    core.handle_response(now, conn, f.freeze().slice(4..));
+}
+
+/// A metadata response that cannot be decoded (librdkafka's mock cluster
+/// appends a stray byte to flexible Metadata responses) drops the
+/// connection, and metadata is asked for again after a backoff, also when
+/// the connection was a bootstrap one (found by kring's end-to-end tests:
+/// the core asked no more, and senders waited out max.block.ms).
+#[test]
+fn undecodable_metadata_response_is_asked_again() {
+    let now = base_instant();
+    let config = crate::Config {
+        bootstrap: vec!["b:1".into()],
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let (mut core, _shared) = ProducerCore::new(config, now).unwrap();
+    core.handle_wakeup(now);
+    assert!(core.poll_transmit(now).is_none());
+    let Some(IoCommand::Connect { conn, .. }) = core.poll_io() else {
+        panic!("no connect");
+    };
+    core.handle_connected(now, conn);
+    assert!(core.poll_transmit(now).is_some(), "ApiVersions");
+    answer_api_versions(&mut core, conn, now);
+    let t = core.poll_transmit(now).expect("metadata request");
+    assert_eq!(&t.frame[4..6], &3i16.to_be_bytes());
+    assert!(core.poll_transmit(now).is_none());
+    let corr = i32::from_be_bytes(t.frame[8..12].try_into().unwrap());
+    let mut f = BytesMut::new();
+    f.put_i32(corr);
+    f.put_slice(&[0xff; 5]);
+    core.handle_response(now, conn, f.freeze());
+    assert_eq!(core.poll_io(), Some(IoCommand::Close { conn }));
+    // Time moves on from deadline to deadline: a new connection comes.
+    let mut t = now;
+    for _ in 0..10 {
+        let Some(next) = core.poll_timeout() else {
+            break;
+        };
+        t = next;
+        core.handle_timeout(t);
+        assert!(core.poll_transmit(t).is_none());
+        if let Some(IoCommand::Connect { .. }) = core.poll_io() {
+            assert!(t - now < std::time::Duration::from_secs(2), "{:?}", t - now);
+            return;
+        }
+    }
+    panic!(
+        "metadata was not asked for again (last deadline {:?})",
+        t - now
+    );
+}

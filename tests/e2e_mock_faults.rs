@@ -1,0 +1,354 @@
+//! kring against kring-mock with injected faults, checked on the stored log
+//! itself: retriable errors are retried, fatal errors fail exactly the
+//! records they hit (each with its own result), dropped connections and
+//! garbled responses lose and duplicate nothing with idempotence on, and
+//! leader moves and a broker stopped and restarted mid-run keep every
+//! partition exactly-once and in order.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kring::{Acks, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, Record};
+use kring_mock::{Fault, MockCluster};
+use kring_protocol::ErrorCode;
+use support::{landed, mock_records, Checker, Keys, Workload};
+
+const PRODUCE: i16 = 0;
+
+fn cluster(brokers: i32, partitions: i32) -> MockCluster {
+    support::trace::init();
+    MockCluster::builder()
+        .brokers(brokers)
+        .topic("t", partitions)
+        .build()
+        .expect("mock cluster")
+}
+
+/// Fast retries, so faults cost milliseconds.
+fn producer(c: &MockCluster) -> ProducerBuilder {
+    Producer::builder()
+        .bootstrap(&c.bootstrap_servers())
+        .retry_backoff(Duration::from_millis(5))
+        .retry_backoff_max(Duration::from_millis(50))
+}
+
+/// Checks the stored log: every record once, in order, where reported.
+fn check_log(c: &MockCluster, w: &Workload, landed: Option<&[(i32, i64)]>) {
+    let mut checker = Checker::new("kring-mock log", w, landed);
+    let mut records = mock_records(c, "t");
+    records.sort();
+    for r in &records {
+        checker.check(r);
+    }
+    checker.finish();
+}
+
+/// Retriable errors mid-stream (each partition already holds this
+/// producer's earlier batches; for the very first batch see
+/// `first_batch_of_a_partition_lost_to_a_retriable_error`) are retried, in
+/// order, once.
+#[test]
+fn retriable_errors_are_retried() {
+    let c = cluster(1, 4);
+    let p = producer(&c).build().unwrap();
+    let w = Workload::new(5_000);
+    let mut landed = w.send_range(&p, "t", 0..500);
+    let code = |e: ErrorCode| e.code();
+    let faults = [
+        c.inject(
+            Fault::error(PRODUCE, code(ErrorCode::NOT_LEADER_OR_FOLLOWER))
+                .on_partition("t", 0)
+                .times(3),
+        ),
+        c.inject(
+            Fault::error(PRODUCE, code(ErrorCode::REQUEST_TIMED_OUT))
+                .on_partition("t", 1)
+                .times(2),
+        ),
+        c.inject(Fault::error(PRODUCE, code(ErrorCode::NOT_ENOUGH_REPLICAS)).times(2)),
+        c.inject(
+            Fault::error(PRODUCE, code(ErrorCode::CORRUPT_MESSAGE))
+                .on_partition("t", 3)
+                .times(1),
+        ),
+    ];
+    landed.extend(w.send_range(&p, "t", 500..w.n));
+    assert!(p.close());
+    for f in faults {
+        assert!(!c.fault_pending(f), "every fault fired");
+    }
+    check_log(&c, &w, Some(&landed));
+}
+
+#[test]
+fn retries_exhausted_is_reported_per_record() {
+    let c = cluster(1, 2);
+    c.inject(
+        Fault::error(PRODUCE, ErrorCode::REQUEST_TIMED_OUT.code())
+            .on_partition("t", 1)
+            .always(),
+    );
+    let p = producer(&c).idempotence(false).retries(2).build().unwrap();
+    let ok: Vec<DeliveryFuture> = (0..50)
+        .map(|i| {
+            p.send(Record::new("t", format!("ok{i}").as_bytes()).partition(0))
+                .unwrap()
+        })
+        .collect();
+    let bad: Vec<DeliveryFuture> = (0..50)
+        .map(|i| {
+            p.send(Record::new("t", format!("bad{i}").as_bytes()).partition(1))
+                .unwrap()
+        })
+        .collect();
+    p.flush();
+    landed(&ok);
+    for f in &bad {
+        match f.wait() {
+            Err(DeliveryError::RetriesExhausted { attempts, code, .. }) => {
+                assert_eq!(attempts, 3);
+                assert_eq!(code, ErrorCode::REQUEST_TIMED_OUT.code());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(c.records("t", 1).unwrap().is_empty());
+    assert_eq!(c.records("t", 0).unwrap().len(), 50);
+}
+
+/// A non-retriable error fails the records of the batch it hit, each with
+/// the broker's error; every other record is delivered, and the partition
+/// keeps working afterwards (the idempotent producer bumps its epoch).
+#[test]
+fn fatal_error_fails_exactly_the_records_it_hit() {
+    let c = cluster(1, 2);
+    let fault = c.inject(
+        Fault::error(PRODUCE, ErrorCode::INVALID_RECORD.code())
+            .on_partition("t", 1)
+            .times(1),
+    );
+    let p = producer(&c).build().unwrap();
+    let send = |partition: i32, i: usize| {
+        let v = format!("p{partition}-{i}");
+        p.send(Record::new("t", v.as_bytes()).partition(partition))
+            .unwrap()
+    };
+    let first: Vec<_> = (0..200).map(|i| (send(0, i), send(1, i))).collect();
+    p.flush();
+    assert!(!c.fault_pending(fault));
+    let mut failed = Vec::new();
+    for (i, (f0, f1)) in first.iter().enumerate() {
+        f0.wait().unwrap_or_else(|e| panic!("p0 record {i}: {e}"));
+        match f1.wait() {
+            Ok(_) => {}
+            Err(DeliveryError::Broker { code, .. }) => {
+                assert_eq!(code, ErrorCode::INVALID_RECORD.code());
+                failed.push(i);
+            }
+            Err(e) => panic!("p1 record {i}: {e}"),
+        }
+    }
+    // The failed records are the first batch of partition 1: a prefix.
+    assert!(!failed.is_empty());
+    assert_eq!(failed, (0..failed.len()).collect::<Vec<_>>());
+    // The partition works afterwards.
+    let later: Vec<_> = (200..300).map(|i| send(1, i)).collect();
+    p.flush();
+    landed(&later);
+    assert!(p.close());
+
+    let stored: Vec<String> = c
+        .records("t", 1)
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap())
+        .collect();
+    let want: Vec<String> = (failed.len()..300).map(|i| format!("p1-{i}")).collect();
+    assert_eq!(
+        stored, want,
+        "partition 1 holds exactly the delivered records, in order"
+    );
+    assert_eq!(c.records("t", 0).unwrap().len(), 200);
+}
+
+/// "Did it land?": the broker applies the request and the connection drops
+/// before the answer. The retry must not duplicate with idempotence on.
+#[test]
+fn dropped_connection_after_apply_with_idempotence_duplicates_nothing() {
+    let c = cluster(1, 4);
+    let f = c.inject(Fault::drop_after_apply(PRODUCE).times(4));
+    let p = producer(&c).build().unwrap();
+    let w = Workload::new(10_000);
+    let landed = w.send_all(&p, "t");
+    assert!(p.close());
+    assert!(!c.fault_pending(f));
+    check_log(&c, &w, Some(&landed));
+}
+
+/// The same fault without idempotence duplicates: proof that the fault
+/// bites and that the check above can fail.
+#[test]
+fn dropped_connection_after_apply_without_idempotence_duplicates() {
+    let c = cluster(1, 1);
+    let f = c.inject(Fault::drop_after_apply(PRODUCE).times(1));
+    let p = producer(&c)
+        .idempotence(false)
+        .acks(Acks::Leader)
+        .build()
+        .unwrap();
+    let w = Workload {
+        keys: Keys::None,
+        ..Workload::new(1_000)
+    };
+    w.send_all(&p, "t");
+    assert!(p.close());
+    assert!(!c.fault_pending(f));
+    let stored = c.records("t", 0).unwrap().len();
+    assert!(stored > w.n, "{stored} records stored for {} sent", w.n);
+}
+
+#[test]
+fn dropped_connection_before_apply_loses_nothing() {
+    let c = cluster(1, 4);
+    let f = c.inject(Fault::drop_before_apply(PRODUCE).times(4));
+    let p = producer(&c).build().unwrap();
+    let w = Workload::new(10_000);
+    let landed = w.send_all(&p, "t");
+    assert!(p.close());
+    assert!(!c.fault_pending(f));
+    check_log(&c, &w, Some(&landed));
+}
+
+/// Responses that cannot be decoded, or end with the connection: the
+/// requests were applied, the client cannot know; nothing duplicates.
+#[test]
+fn garbled_responses_duplicate_nothing() {
+    let c = cluster(1, 4);
+    let faults = [
+        c.inject(Fault::corrupt_response(PRODUCE).times(2)),
+        c.inject(Fault::truncate_response(PRODUCE, 6).times(2)),
+        c.inject(Fault::cut_response(PRODUCE).times(2)),
+    ];
+    let p = producer(&c).build().unwrap();
+    let w = Workload::new(10_000);
+    let landed = w.send_all(&p, "t");
+    assert!(p.close());
+    for f in faults {
+        assert!(!c.fault_pending(f));
+    }
+    check_log(&c, &w, Some(&landed));
+}
+
+/// acks=0: no response; every record counts as delivered once written
+/// (offset -1) and is stored once, in order.
+#[test]
+fn acks_0_stores_every_record() {
+    let c = cluster(1, 4);
+    let p = producer(&c)
+        .idempotence(false)
+        .acks(Acks::None)
+        .build()
+        .unwrap();
+    let w = Workload::new(10_000);
+    let futures: Vec<_> = (0..w.n as u64).map(|i| w.send(&p, "t", i)).collect();
+    p.flush();
+    for f in &futures {
+        assert_eq!(f.wait().unwrap().offset, -1);
+    }
+    assert!(p.close());
+    // Written is not yet stored: the close above waited for the sockets to
+    // be closed, after the broker read everything.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while mock_records(&c, "t").len() < w.n && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check_log(&c, &w, None);
+}
+
+/// Leaders move and a broker is stopped and restarted while records flow;
+/// with idempotence every partition ends up exactly-once and in order, each
+/// record where kring reported it.
+#[test]
+fn leader_moves_and_broker_restart_mid_run() {
+    let c = cluster(3, 6);
+    let p = producer(&c).build().unwrap();
+    let w = Workload::new(30_000);
+    let sent = AtomicUsize::new(0);
+    let landed = std::thread::scope(|s| {
+        let sender = s.spawn(|| {
+            let futures: Vec<_> = (0..w.n as u64)
+                .map(|i| {
+                    let f = w.send(&p, "t", i);
+                    sent.store(i as usize + 1, Ordering::Relaxed);
+                    f
+                })
+                .collect();
+            assert!(p.flush_timeout(Duration::from_secs(120)));
+            landed(&futures)
+        });
+        let wait_for = |n: usize| {
+            while sent.load(Ordering::Relaxed) < n && !sender.is_finished() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_for(5_000);
+        for part in 0..6 {
+            let leader = c.leader("t", part).unwrap();
+            c.move_leader("t", part, leader % 3 + 1).unwrap();
+        }
+        wait_for(12_000);
+        c.stop_broker(2).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        c.start_broker(2).unwrap();
+        wait_for(20_000);
+        for part in [0, 2, 4] {
+            let leader = c.leader("t", part).unwrap();
+            c.move_leader("t", part, leader % 3 + 1).unwrap();
+        }
+        sender.join().unwrap()
+    });
+    assert!(p.close());
+    check_log(&c, &w, Some(&landed));
+}
+
+/// The first batch a producer sends to a partition fails with a retriable
+/// error that did not append it, while its next batches are in flight. A
+/// broker with no state for the producer accepts any first sequence (Kafka
+/// 2.5 and later, KIP-360; kring-mock's default), so the next batch is appended
+/// with sequence N > 0; the retried batch (sequence 0) then gets
+/// OUT_OF_ORDER_SEQUENCE_NUMBER on every attempt. kring-core retries it
+/// until `delivery.timeout.ms`, and fails it then: the records are reported
+/// (no silent loss), but only after the whole delivery timeout, and the
+/// partition's order is already broken by the broker. Expected: the core
+/// recognises that the broker acknowledged later sequences than the batch
+/// it resends (the batch can never be accepted under this epoch), bumps the
+/// epoch and resends it at once (delivered, out of order), or fails it at
+/// once. Ignored until kring-core handles it; see the driver report.
+#[test]
+#[ignore = "kring-core: first batch lost to a retriable error stalls for delivery.timeout.ms (see doc)"]
+fn first_batch_of_a_partition_lost_to_a_retriable_error() {
+    let c = cluster(1, 1);
+    c.inject(Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS.code()).times(1));
+    let p = producer(&c)
+        .linger(Duration::ZERO)
+        .request_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    // Values of 1 KB: many batches, several requests in flight at once.
+    let value = [7u8; 1000];
+    let futures: Vec<_> = (0..200)
+        .map(|_| p.send(Record::new("t", &value)).unwrap())
+        .collect();
+    let start = std::time::Instant::now();
+    p.flush();
+    let failed = futures.iter().filter(|f| f.wait().is_err()).count();
+    assert_eq!(failed, 0, "records failed after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
