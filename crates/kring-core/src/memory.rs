@@ -1,9 +1,14 @@
 //! `buffer.memory` accounting.
 //!
-//! Why per batch, not per record: a batch reserves `max(batch.size, record)`
-//! bytes when it opens and returns them when it completes, like the Java
-//! client's `BufferPool`. That is one atomic operation per batch, so
-//! producer threads do not fight over a shared counter on every record.
+//! Why by buffer capacity, not per record and not by `batch.size`: a batch
+//! is charged its buffer's capacity — when it opens (a small buffer) and
+//! again each time the buffer grows — and returns exactly that when it
+//! completes. Charging `batch.size` per batch (the Java client's
+//! `BufferPool`) lets a thousand mostly-empty batches of sparse partitions
+//! exhaust the pool while holding a few KiB of records; charging per
+//! record would put an atomic operation on every append. A buffer grows by
+//! doubling, so a batch costs a few atomic operations however many records
+//! it holds, and producer threads do not fight over the counter.
 //!
 //! When the pool is exhausted the producer thread blocks on a condvar
 //! until batches complete or its deadline passes. The wait is the producer
@@ -87,6 +92,12 @@ impl BufferPool {
             .unwrap_or_else(|e| e.into_inner());
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         !res.timed_out()
+    }
+
+    /// Charges `n` bytes even past the limit (a buffer that already grew
+    /// more than predicted: the pool must never under-count).
+    pub(crate) fn charge(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::AcqRel);
     }
 
     /// Returns `n` bytes and wakes blocked producers.

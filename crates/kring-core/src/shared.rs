@@ -101,6 +101,12 @@ impl fmt::Debug for IoWakerSlot {
 /// Initial buffer capacity of a new batch (it grows up to `batch.size`).
 const INITIAL_BATCH_CAPACITY: usize = 4096;
 
+/// The capacity a batch buffer of capacity `cap` has after growing to hold
+/// `len` bytes: `BytesMut` (like `Vec`) at least doubles.
+fn grown_capacity(cap: usize, len: usize) -> usize {
+    cap.saturating_mul(2).max(len)
+}
+
 /// What the locked part of an append asks the unlocked part to do.
 enum Step {
     Done(AppendOutcome),
@@ -149,6 +155,19 @@ impl Shared {
     /// is only reported through [`AppendOutcome::wake`] after the wait.
     pub fn set_io_waker(&self, waker: IoWaker) {
         let _ = self.io_waker.0.set(waker);
+    }
+
+    /// Charges `n` bytes to `buffer.memory`, from `reserved` (what this
+    /// append obtained while blocked; any surplus goes back) or from the
+    /// pool. False if the pool has no room.
+    fn charge(&self, reserved: &mut usize, n: usize) -> bool {
+        let have = std::mem::take(reserved);
+        if have >= n {
+            self.pool.release(have - n);
+            return true;
+        }
+        self.pool.release(have);
+        self.pool.try_reserve(n)
     }
 
     /// Wakes the I/O thread now if `wake` says it is owed a wake-up, before
@@ -353,10 +372,36 @@ impl Shared {
             let rs = open
                 .builder
                 .record_size(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-            if open.builder.size_in_bytes() + rs <= batch_size {
+            let size = open.builder.size_in_bytes();
+            // Memory is charged by buffer capacity: when this record makes
+            // the buffer grow, the growth is charged first (one atomic per
+            // regrowth, none per record). A batch that could never get the
+            // growth is sealed and the record goes to a new batch.
+            let mut fits = size + rs <= batch_size;
+            if fits && size + rs > open.builder.capacity() {
+                let want = grown_capacity(open.builder.capacity(), size + rs);
+                let extra = want.saturating_sub(open.reserved);
+                if open.reserved + extra > self.pool.limit() {
+                    fits = false;
+                } else if extra > 0 {
+                    if !self.charge(reserved, extra) {
+                        return Ok((Step::NeedMemory(extra), false, 0));
+                    }
+                    open.reserved += extra;
+                }
+            }
+            if fits {
                 let index = open
                     .builder
                     .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+                let cap = open.builder.capacity();
+                if cap > open.reserved {
+                    // The buffer grew more than `grown_capacity` predicted
+                    // (another allocator policy): charge the truth, even
+                    // past the limit, so the pool never under-counts.
+                    self.pool.charge(cap - open.reserved);
+                    open.reserved = cap;
+                }
                 if self.cfg.keep_timestamps {
                     open.timestamps.push(rec.timestamp_ms);
                 }
@@ -389,20 +434,18 @@ impl Shared {
                 return Ok((Step::Done(outcome), full, rs));
             }
         }
-        // A new batch is needed: reserve its memory first.
+        // A new batch is needed: charge its initial buffer first. Start
+        // small and let the buffer grow (each growth charged as it
+        // happens): a sparse partition's batch holds a few records, and a
+        // fresh 16 KiB allocation per batch costs more than two regrowths
+        // of a full one.
         let rs = first_record_size(rec);
-        let need = batch_size.max(HEADER_LEN + rs);
-        if *reserved >= need {
-            // Use the reservation obtained while blocked.
-        } else {
-            self.pool.release(std::mem::take(reserved));
-            if !self.pool.try_reserve(need) {
-                return Ok((Step::NeedMemory(need), false, 0));
-            }
+        let need = batch_size
+            .max(HEADER_LEN + rs)
+            .min(INITIAL_BATCH_CAPACITY.max(HEADER_LEN + rs));
+        if !self.charge(reserved, need) {
+            return Ok((Step::NeedMemory(need), false, 0));
         }
-        let extra = reserved.saturating_sub(need);
-        *reserved = 0;
-        self.pool.release(extra);
 
         let old = q.open.take().map(|o| {
             let id = o.id;
@@ -410,15 +453,13 @@ impl Shared {
         });
         let had_old = old.is_some();
         let id = q.next_id;
-        // Start small and let the buffer grow: a sparse partition's batch
-        // holds a few records, and a fresh 16 KiB allocation per batch costs
-        // more than two regrowths of a full one. (`need` stays reserved in
-        // the pool either way.)
-        let mut builder = RecordBatchBuilder::new(
-            rec.timestamp_ms,
-            need.min(INITIAL_BATCH_CAPACITY.max(HEADER_LEN + rs)),
-        );
+        let mut builder = RecordBatchBuilder::new(rec.timestamp_ms, need);
         let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+        let mut need = need;
+        if builder.capacity() > need {
+            self.pool.charge(builder.capacity() - need);
+            need = builder.capacity();
+        }
         let full = builder.size_in_bytes() >= batch_size;
         let completion = BatchCompletion::new(partition as i32);
         let delivery = DeliveryHandle::new(completion.clone(), index, rec.timestamp_ms);

@@ -7,6 +7,15 @@
 //! partition that cannot send when popped (backoff, waiting for an earlier
 //! sequence, no leader) simply drops out; the event that unblocks it puts
 //! it back. So the sender never re-scans waiting partitions.
+//!
+//! Why linger expiry does not seal: a partition whose leader has no free
+//! in-flight slot would otherwise seal a batch of a record or two, and the
+//! records arriving while it waits would start more tiny batches (against
+//! a broker that pays per partition batch, that caps throughput). Instead
+//! linger expiry marks the open batch *due* and queues the partition; the
+//! batch stays open and keeps growing until the sender takes it into a
+//! request (`take_batch` seals it then), it fills, or a flush or close
+//! seals it. This is the Java client's "ready but still appendable" batch.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +46,10 @@ pub(crate) struct PartCore {
     /// late "opened" notice for one of them must not arm a linger timer.
     pub(crate) sealed_below: u64,
     pub(crate) linger: Option<TimerHandle>,
+    /// The open batch `open` has lingered long enough: the sender takes it
+    /// (sealing it) when it drains this partition. Until then producer
+    /// threads keep appending to it.
+    pub(crate) open_due: bool,
     pub(crate) open_pos: Option<usize>,
     /// Batches announced minus batches drained (may dip below zero briefly
     /// when a batch is drained before its notice is read).
@@ -61,6 +74,7 @@ impl PartCore {
             drained_below: 0,
             sealed_below: 0,
             linger: None,
+            open_due: false,
             open_pos: None,
             unsent: 0,
             retry: VecDeque::new(),
@@ -198,6 +212,7 @@ impl ProducerCore {
         }
         if p.open.is_none_or(|o| o < batch) {
             p.open = Some(batch);
+            p.open_due = false;
             let deadline = created + linger;
             match p.linger {
                 Some(h) => {
@@ -221,9 +236,12 @@ impl ProducerCore {
         let _ = now;
     }
 
-    fn remove_open(&mut self, pk: PartKey) {
+    /// Forgets the open batch of `pk` (sealed or failed): no linger timer,
+    /// not due, not in `open_parts`.
+    pub(crate) fn remove_open(&mut self, pk: PartKey) {
         let p = self.part(pk);
         p.open = None;
+        p.open_due = false;
         if let Some(h) = p.linger.take() {
             self.timers.cancel(h);
         }
@@ -247,7 +265,7 @@ impl ProducerCore {
         self.mark_ready(pk);
     }
 
-    /// Seals the open batch of `pk` now (linger expiry, flush, close).
+    /// Seals the open batch of `pk` now (flush, close).
     fn seal_open(&mut self, pk: PartKey) {
         let compression = self.shared.cfg.compression;
         self.remove_open(pk);
@@ -273,9 +291,15 @@ impl ProducerCore {
         }
     }
 
+    /// The open batch has lingered: the partition becomes ready, and the
+    /// batch stays open (and appendable) until the sender takes it.
     pub(crate) fn linger_expired(&mut self, pk: PartKey) {
-        self.part(pk).linger = None;
-        self.seal_open(pk);
+        let p = self.part(pk);
+        p.linger = None;
+        if p.open.is_some() {
+            p.open_due = true;
+        }
+        self.mark_ready(pk);
     }
 
     pub(crate) fn backoff_expired(&mut self, pk: PartKey) {
@@ -397,6 +421,12 @@ impl ProducerCore {
             );
         }
         if let Some(o) = open_expired {
+            // A due batch lingered and waited to be sent (no connection, no
+            // free slot); one that is not due waited for linger itself.
+            let due = {
+                let p = self.part(pk);
+                p.open == Some(o.id) && p.open_due
+            };
             if self.part(pk).open == Some(o.id) {
                 self.remove_open(pk);
             }
@@ -405,7 +435,11 @@ impl ProducerCore {
             p.drained_below = p.drained_below.max(o.id + 1);
             let err = DeliveryError::Timeout {
                 timeout_ms,
-                stage: "in an open batch (linger.ms longer than delivery.timeout.ms?)",
+                stage: if due {
+                    "in the accumulator"
+                } else {
+                    "in an open batch (linger.ms longer than delivery.timeout.ms?)"
+                },
                 last_error: Arc::from("none"),
             };
             self.finish_unsent(

@@ -18,10 +18,12 @@ use kring_protocol::messages::produce::{
     PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
     TopicProduceData,
 };
+use kring_protocol::record::Compression;
 use kring_protocol::ErrorCode;
 
 use crate::config::Acks;
 use crate::delivery::{BatchOk, DeliveryError};
+use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::batch::{BatchData, InBatch};
 use super::conn::{ConnId, ConnState, ReqKind, Target};
@@ -244,25 +246,17 @@ impl ProducerCore {
             if idem && !self.seq_may_take_new(pk) {
                 return Take::Blocked;
             }
-            let slot = self.part(pk).slot.clone();
-            let (qb, more) = {
-                let mut q = slot.lock();
-                let Some(front) = q.sealed.front() else {
-                    return Take::Empty;
-                };
-                let sz = front.sealed.as_ref().map_or(0, |s| s.size_in_bytes());
-                if sz > room {
-                    return Take::TooBig;
-                }
-                let qb = q.sealed.pop_front().expect("front");
-                (qb, !q.sealed.is_empty())
+            let (qb, more) = match self.take_queued(pk, room) {
+                Ok(x) => x,
+                Err(t) => return t,
             };
             let p = self.part(pk);
             p.unsent -= 1;
             p.drained_below = p.drained_below.max(qb.id + 1);
             if p.open == Some(qb.id) {
-                // Cannot normally happen (open batches are not in `sealed`).
-                p.open = None;
+                // Sealed by a producer thread (full) before its notice was
+                // read: it is no longer open.
+                self.remove_open(pk);
             }
             let sealed = match qb.sealed {
                 Ok(s) => s,
@@ -323,6 +317,58 @@ impl ProducerCore {
             let more = more || !self.part(pk).retry.is_empty();
             return Take::Batch(bk, more);
         }
+    }
+
+    /// Takes the oldest batch of `pk` from the accumulator: the front sealed
+    /// batch, else the open batch if it is due (lingered), sealing it now.
+    /// Returns the batch and whether the partition has more to send.
+    ///
+    /// The slot mutex orders this against producer threads: under it, the
+    /// open batch is either taken whole (later appends open a new batch,
+    /// which comes after it in sequence) or left to them. Compression runs
+    /// after the lock is dropped, so appends to the partition do not wait
+    /// for it.
+    fn take_queued(&mut self, pk: PartKey, room: usize) -> Result<(QueuedBatch, bool), Take> {
+        let compression = self.shared.cfg.compression;
+        let p = self.part(pk);
+        let due = p.open.filter(|_| p.open_due);
+        let slot = p.slot.clone();
+        let mut q = slot.lock();
+        let open_is_due =
+            |q: &PartitionQueue| due.is_some_and(|id| q.open.as_ref().is_some_and(|o| o.id == id));
+        if let Some(front) = q.sealed.front() {
+            let sz = front.sealed.as_ref().map_or(0, |s| s.size_in_bytes());
+            if sz > room {
+                return Err(Take::TooBig);
+            }
+            let qb = q.sealed.pop_front().expect("front");
+            let more = !q.sealed.is_empty() || open_is_due(&q);
+            return Ok((qb, more));
+        }
+        if !open_is_due(&q) {
+            return Err(Take::Empty);
+        }
+        let open = q.open.as_ref().expect("due open batch");
+        // Uncompressed, the size is exact; compressed, it is known only
+        // after sealing (checked below).
+        if compression == Compression::None && open.builder.size_in_bytes() > room {
+            return Err(Take::TooBig);
+        }
+        let open = q.open.take().expect("due open batch");
+        drop(q);
+        let id = open.id;
+        self.remove_open(pk);
+        let p = self.part(pk);
+        p.sealed_below = p.sealed_below.max(id + 1);
+        let qb = open.seal(compression);
+        if qb.sealed.as_ref().is_ok_and(|s| s.size_in_bytes() > room) {
+            // Sealed, but it does not fit this request: it leads the
+            // partition's queue for the next one (producer threads only
+            // ever add behind it).
+            slot.lock().sealed.push_front(qb);
+            return Err(Take::TooBig);
+        }
+        Ok((qb, false))
     }
 
     /// Fails every unsent batch of `pk` (fatal producer state).

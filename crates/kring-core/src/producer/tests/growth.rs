@@ -1,0 +1,251 @@
+//! Batches that keep growing after linger while their broker has no free
+//! in-flight slot, and `buffer.memory` charged by buffer capacity.
+
+use super::*;
+use crate::error::SendError;
+use crate::topics::TopicStatus;
+use crate::{Config, RecordRef};
+use kring_protocol::messages::ApiKey;
+use kring_protocol::record::Compression;
+
+fn produce_count(sim: &crate::sim::Sim) -> usize {
+    sim.cluster
+        .requests
+        .iter()
+        .filter(|r| r.1 == ApiKey::Produce.key())
+        .count()
+}
+
+/// Sum of the buffer capacities of the open batches of topic `t`.
+fn open_capacity(sim: &crate::sim::Sim) -> usize {
+    let map = sim.shared.topics.snapshot();
+    let t = map.by_name.get("t").expect("topic");
+    assert_eq!(t.status, TopicStatus::Ready);
+    t.partitions
+        .iter()
+        .map(|s| s.lock().open.as_ref().map_or(0, |o| o.builder.capacity()))
+        .sum()
+}
+
+/// Warms up (metadata, connection, producer id) and slows the broker down,
+/// then fills the connection's five in-flight slots with one request each
+/// (partitions 1..=5, one linger apart). Returns the sim with node 1 slow.
+fn sim_with_full_connection(config: Config) -> crate::sim::Sim {
+    let mut sim = sim_with(config, 1, 8);
+    sim.send("t", Some(0), None, Some(b"warm-up")).unwrap();
+    sim.drive();
+    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(1000);
+    let before = produce_count(&sim);
+    for p in 1..=5 {
+        sim.send("t", Some(p), None, Some(b"busy")).unwrap();
+        sim.run_for(ms(10));
+    }
+    assert_eq!(produce_count(&sim) - before, 5, "five requests in flight");
+    sim
+}
+
+fn growth_case(compression: Compression) {
+    let config = Config {
+        linger: ms(5),
+        compression,
+        ..cfg()
+    };
+    let mut sim = sim_with_full_connection(config);
+    let sent0 = sim.core.stats().batches_sent;
+    let reqs0 = produce_count(&sim);
+    // Partition 6's batch lingers out while no slot is free...
+    let mut hs = vec![sim.send("t", Some(6), None, Some(b"r0")).unwrap()];
+    sim.run_for(ms(50));
+    assert_eq!(produce_count(&sim), reqs0, "no slot: nothing sent");
+    // ...and keeps taking records while it waits.
+    for i in 1..40u32 {
+        hs.push(
+            sim.send("t", Some(6), None, Some(format!("r{i}").as_bytes()))
+                .unwrap(),
+        );
+        sim.run_for(ms(5));
+    }
+    assert_eq!(produce_count(&sim), reqs0, "still no slot");
+    sim.drive();
+    for (i, h) in hs.iter().enumerate() {
+        let md = h.wait().expect("delivered");
+        assert_eq!(md.offset, i as i64);
+    }
+    // One batch for partition 6: every record shares its base sequence.
+    let log = sim.cluster.records("t", 6);
+    assert_eq!(log.len(), 40);
+    assert!(log.iter().all(|r| r.producer == log[0].producer), "{log:?}");
+    assert_eq!(
+        sim.core.stats().batches_sent - sent0,
+        1,
+        "one batch, sent once"
+    );
+    assert_eq!(sim.shared.buffered_bytes(), 0, "memory returned");
+}
+
+#[test]
+fn lingered_batch_grows_while_the_connection_is_full() {
+    growth_case(Compression::None);
+}
+
+#[test]
+fn lingered_batch_grows_and_is_compressed_when_taken() {
+    growth_case(Compression::Lz4);
+}
+
+/// A due batch that grew stays bounded by `batch.size` (a full one is
+/// sealed and the next one opens), and requests still respect
+/// `max.request.size`: each takes the batches that fit.
+#[test]
+fn grown_batches_respect_batch_size_and_max_request_size() {
+    let config = Config {
+        linger: ms(5),
+        batch_size: 2000,
+        max_request_size: 3000,
+        ..cfg()
+    };
+    let mut sim = sim_with_full_connection(config);
+    let reqs0 = produce_count(&sim);
+    let sent0 = sim.core.stats().batches_sent;
+    let mut hs = Vec::new();
+    // Two partitions, 30 records of 100 B each while nothing can be sent:
+    // ~1,900 bytes per 2,000-byte batch, so two batches each (one sealed
+    // full, one open and due).
+    for i in 0..30u32 {
+        for p in [6, 7] {
+            hs.push(sim.send("t", Some(p), None, Some(&[i as u8; 100])).unwrap());
+        }
+        sim.run_for(ms(2));
+    }
+    assert_eq!(produce_count(&sim), reqs0);
+    sim.drive();
+    for h in &hs {
+        h.wait().expect("delivered");
+    }
+    let batches = sim.core.stats().batches_sent - sent0;
+    let requests = produce_count(&sim) - reqs0;
+    assert_eq!(batches, 4, "two per partition");
+    // Batches of ~1,900 and ~1,470 bytes: no two fit in a 3,000-byte
+    // request, so each goes in its own.
+    assert_eq!(requests, 4, "{requests} requests for the 4 new batches");
+    for p in [6u32, 7] {
+        let log = sim.cluster.records("t", p);
+        assert_eq!(log.len(), 30);
+        let mut seqs: Vec<i32> = log.iter().map(|r| r.producer.2).collect();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 2, "partition {p}: two batches");
+        for (i, r) in log.iter().enumerate() {
+            assert_eq!(r.value.as_deref(), Some(&[i as u8; 100][..]));
+        }
+    }
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
+
+/// Flush still seals a due batch that is waiting for a slot, and close
+/// delivers it.
+#[test]
+fn flush_and_close_deliver_a_due_batch_waiting_for_a_slot() {
+    let config = Config {
+        linger: ms(5),
+        ..cfg()
+    };
+    let mut sim = sim_with_full_connection(config);
+    let h = sim.send("t", Some(6), None, Some(b"due")).unwrap();
+    sim.run_for(ms(20));
+    let flush = sim.flush();
+    sim.settle();
+    let after = sim.send("t", Some(6), None, Some(b"after")).unwrap();
+    sim.drive_until(10_000, |_| flush.is_done());
+    assert_eq!(h.wait().unwrap().offset, 0);
+    let close = sim.close();
+    sim.drive_until(10_000, |_| close.is_done());
+    assert_eq!(after.wait().unwrap().offset, 1);
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
+
+/// `buffer.memory` is charged by what a batch's buffer holds: a small
+/// buffer when a batch opens, more only as it grows — not `batch.size` up
+/// front.
+#[test]
+fn memory_charged_grows_with_bytes_not_batch_size() {
+    let config = Config {
+        linger: ms(60_000),
+        batch_size: 64 * 1024,
+        buffer_memory: 1024 * 1024,
+        delivery_timeout: ms(120_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    for p in 0..8 {
+        sim.send("t", Some(p), None, Some(b"x")).unwrap();
+    }
+    let small = sim.shared.buffered_bytes();
+    assert_eq!(small, open_capacity(&sim), "charged = buffer capacity");
+    assert!(
+        small <= 8 * 4096,
+        "8 one-record batches charged {small} (batch.size would be 8 x 65536)"
+    );
+    // Partition 0 grows: the charge follows its buffer.
+    let mut last = small;
+    let mut grew = 0;
+    for _ in 0..50 {
+        sim.send("t", Some(0), None, Some(&[5u8; 1000])).unwrap();
+        let now = sim.shared.buffered_bytes();
+        assert!(now >= last);
+        if now > last {
+            grew += 1;
+        }
+        last = now;
+        assert_eq!(now, open_capacity(&sim), "charged = buffer capacity");
+    }
+    // ~51 KB written: the buffer grew a few times (doubling), not per record.
+    assert!((2..=6).contains(&grew), "grew {grew} times");
+    assert!(last >= 7 * 61 + 50 * 1000);
+    assert!(last < 8 * 4096 + 128 * 1024);
+    let close = sim.close();
+    sim.drive_until(10_000, |_| close.is_done());
+    assert_eq!(sim.shared.buffered_bytes(), 0, "released exactly");
+}
+
+/// A batch that must grow while the pool is full blocks (or fails with
+/// BufferFull at its deadline) like a new batch does, and proceeds once
+/// memory comes back.
+#[test]
+fn growth_blocks_on_buffer_memory() {
+    let config = Config {
+        linger: ms(50),
+        batch_size: 8192,
+        buffer_memory: 8192,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    sim.send("t", Some(0), None, Some(b"a")).unwrap();
+    sim.send("t", Some(1), None, Some(b"b")).unwrap();
+    assert_eq!(sim.shared.buffered_bytes(), 8192, "two 4 KiB buffers");
+    let big = [3u8; 3000];
+    // 3 KB fits partition 0's buffer; a second 3 KB must grow it.
+    sim.send("t", Some(0), None, Some(&big)).unwrap();
+    let now = sim.now;
+    let r = sim.shared.append(
+        now,
+        RecordRef {
+            topic: "t",
+            partition: Some(0),
+            key: None,
+            value: Some(&big),
+            headers: &[],
+            timestamp_ms: 0,
+        },
+        now,
+    );
+    assert!(
+        matches!(r, Err(SendError::BufferFull { limit: 8192, .. })),
+        "{r:?}"
+    );
+    // Played blocking: the sim runs the I/O side until memory is free.
+    let h = sim.send("t", Some(0), None, Some(&big)).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+    assert_eq!(sim.cluster.records("t", 0).len(), 3);
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
