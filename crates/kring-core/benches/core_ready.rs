@@ -18,6 +18,13 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use kring_core::sim::{Sim, SimCluster};
 use kring_core::Config;
 
+/// The origin of simulated time: benches read the clock once per sim
+/// (kring-core itself never does).
+#[allow(clippy::disallowed_methods)]
+fn origin() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 fn sim_with(partitions: u32) -> Sim {
     let mut cluster = SimCluster::new(1);
     cluster.create_topic("t", partitions);
@@ -26,7 +33,7 @@ fn sim_with(partitions: u32) -> Sim {
         metadata_max_age: Duration::from_secs(365 * 24 * 3600),
         ..Config::default()
     };
-    let mut sim = Sim::new(config, cluster);
+    let mut sim = Sim::new(config, cluster, origin());
     sim.send("t", Some(0), None, Some(b"prime")).unwrap();
     sim.drive();
     sim

@@ -35,6 +35,9 @@ mod topics;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
+#[cfg(test)]
+mod test_clock;
+
 pub use config::{Acks, Compression, Config, PartitionerChoice};
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,

@@ -7,7 +7,8 @@
 //! Threads writing to different partitions never touch the same lock;
 //! keyless records stick to a per-thread partition, so even keyless
 //! traffic from several threads spreads over different slots. Memory is
-//! reserved once per batch. The I/O thread hears about batches, never
+//! charged per batch buffer, when it opens and when it grows (see
+//! `memory`), never per record. The I/O thread hears about batches, never
 //! about records (see `notice`).
 
 use std::fmt;
@@ -749,7 +750,7 @@ mod tests {
     /// and failed).
     #[test]
     fn blocking_for_metadata_wakes_a_parked_io_thread_first() {
-        let now = crate::sim::base_instant();
+        let now = crate::test_clock::origin();
         let config = Config {
             bootstrap: vec!["127.0.0.1:9".into()],
             ..Config::default()

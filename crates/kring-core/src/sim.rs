@@ -44,14 +44,6 @@ use crate::error::SendError;
 use crate::producer::{ConnId, IoCommand, ProducerCore};
 use crate::shared::{RecordRef, Shared};
 
-/// The origin of simulated time. The only clock read in this crate: it
-/// gives simulated time a real `Instant` to start from; after that time
-/// only moves when the harness moves it.
-#[allow(clippy::disallowed_methods)] // see above: the origin, read once per Sim
-pub fn base_instant() -> Instant {
-    Instant::now()
-}
-
 /// A record as a simulated broker stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
@@ -562,9 +554,12 @@ impl std::fmt::Debug for Sim {
 }
 
 impl Sim {
-    /// A sim with `config` (bootstrap set to the cluster's first node).
-    pub fn new(mut config: Config, cluster: SimCluster) -> Sim {
-        let start = base_instant();
+    /// A sim with `config` (bootstrap set to the cluster's first node),
+    /// whose simulated time starts at `start`. Any instant will do (the
+    /// caller reads the clock once, or reuses one): kring-core never reads
+    /// the clock, and after `start` time only moves when the harness moves
+    /// it.
+    pub fn new(mut config: Config, cluster: SimCluster, start: Instant) -> Sim {
         if config.bootstrap.is_empty() {
             config.bootstrap = vec![cluster.nodes.values().next().expect("a node").addr.clone()];
         }

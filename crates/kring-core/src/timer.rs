@@ -203,9 +203,8 @@ mod tests {
     use std::time::Duration;
 
     fn t0() -> Instant {
-        // A fixed base instant for tests; the clippy rule forbids
-        // `Instant::now` in this crate, so tests derive from a checkpoint.
-        crate::sim::base_instant()
+        // The tests' one clock read (kring-core itself never reads it).
+        crate::test_clock::origin()
     }
 
     #[test]

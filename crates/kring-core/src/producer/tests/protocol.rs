@@ -2,7 +2,7 @@
 //! is a connection error, not a panic.
 
 use super::*;
-use crate::sim::base_instant;
+use crate::test_clock::origin as base_instant;
 use crate::{IoCommand, ProducerCore};
 use bytes::{BufMut, Bytes, BytesMut};
 
