@@ -2,7 +2,7 @@
 # Runs the whole side-by-side benchmark matrix of BENCHMARKS.md: every cell
 # runs kring and librdkafka alternately (median of 3 runs of 5 s each)
 # against a kring-mock sink and against tansu, and appends markdown tables to
-# the output file (raw runs to OUT.jsonl). Takes about an hour on 2 cores;
+# the output file (raw runs to OUT.runs). Takes about an hour on 2 cores;
 # run it in the background:
 #
 #   crates/kring-cli/bench-matrix.sh bench-matrix.md > bench-matrix.log 2>&1 &

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod error;
+pub mod log;
 pub mod mock_sink;
 pub mod perf;
 pub mod produce;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    kring_cli::log::init_from_env();
     match kring_cli::run(kring_cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,9 +1,12 @@
 //! End-to-end checks of the `kring` binary: the hidden mock sink, one
-//! measured librdkafka run reported as JSON, and the orchestrator's table.
+//! measured librdkafka run reported as a result line, and the orchestrator's
+//! table.
 //! Each run is small (a few thousand records) so the suite stays fast.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use kring_cli::perf::result::RunResult;
 
 fn kring() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kring"))
@@ -29,13 +32,13 @@ fn mock_sink_prints_its_address_and_stops_when_stdin_closes() {
 }
 
 #[test]
-fn one_librdkafka_run_reports_json() {
+fn one_librdkafka_run_reports_a_result_line() {
     let out = kring()
         .args([
             "perf",
             "--client",
             "librdkafka",
-            "--json",
+            "--result-line",
             "--records",
             "5000",
             "--partitions",
@@ -48,15 +51,15 @@ fn one_librdkafka_run_reports_json() {
         .expect("run kring perf");
     assert!(out.status.success(), "{:?}", out.status);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(v["client"], "librdkafka");
-    assert_eq!(v["records"], 5000);
-    assert_eq!(v["acked"], 5000);
-    assert_eq!(v["failed"], 0);
-    assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0);
-    assert!(v["cpu_s_per_m"].as_f64().unwrap() > 0.0);
-    let p50 = v["p50_ms"].as_f64().unwrap();
-    let p99 = v["p99_ms"].as_f64().unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v = RunResult::from_output(&stdout).expect("one result line");
+    assert_eq!(v.client, "librdkafka");
+    assert_eq!(v.records, 5000);
+    assert_eq!(v.acked, 5000);
+    assert_eq!(v.failed, 0);
+    assert!(v.msgs_per_s > 0.0);
+    assert!(v.cpu_s_per_m > 0.0);
+    let (p50, p99) = (v.p50_ms, v.p99_ms);
     assert!(p50 > 0.0 && p50 <= p99, "p50 {p50} p99 {p99}");
 }
 

@@ -119,6 +119,34 @@ fn bench_seal(c: &mut Criterion) {
     g.finish();
 }
 
+fn filled(records: usize) -> RecordBatchBuilder {
+    let mut b = RecordBatchBuilder::new(1_700_000_000_000, BATCH);
+    for (i, v) in values(records, 100).iter().enumerate() {
+        b.append(1_700_000_000_000 + i as i64, None, Some(v), &[]);
+    }
+    b
+}
+
+/// Small batches: what a producer with many partitions seals (about 1-10
+/// records of 100 B per partition per linger tick at 1,000 partitions), so
+/// a codec's per-batch setup cost shows. Throughput in records.
+fn bench_seal_small(c: &mut Criterion) {
+    for records in [1, 10] {
+        let mut g = c.benchmark_group(format!("seal_{records}x100B"));
+        g.throughput(Throughput::Elements(records as u64));
+        for codec in Compression::ALL {
+            g.bench_function(codec.name(), |bch| {
+                bch.iter_batched(
+                    || filled(records),
+                    |b| black_box(b.seal(codec).unwrap().stamp(42, 1, 0, false)),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        g.finish();
+    }
+}
+
 fn bench_crc(c: &mut Criterion) {
     let data: Vec<u8> = values(1, BATCH).pop().unwrap();
     let mut g = c.benchmark_group("crc32c");
@@ -144,5 +172,12 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_append, bench_seal, bench_crc, bench_decode);
+criterion_group!(
+    benches,
+    bench_append,
+    bench_seal,
+    bench_seal_small,
+    bench_crc,
+    bench_decode
+);
 criterion_main!(benches);

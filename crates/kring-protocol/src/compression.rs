@@ -17,9 +17,11 @@
 //!   checksums, like Kafka's `KafkaLZ4BlockOutputStream`.
 //! - zstd: a standard zstd frame (level 3, the Java client's default).
 
+use std::cell::RefCell;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
+use std::thread::LocalKey;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -123,6 +125,10 @@ const ZSTD_LEVEL: i32 = 3;
 
 /// Compresses `input` with `codec`, appending the compressed bytes to `out`.
 /// [`Compression::None`] copies.
+///
+/// gzip, lz4 and zstd reuse a per-thread compressor (see [`with_cached`]):
+/// a producer seals many small batches (one per partition per linger tick),
+/// and building a codec's state per batch cost more than compressing it.
 pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), EncodeError> {
     let err = |e: &dyn fmt::Display| EncodeError::Compression {
         codec: codec.name(),
@@ -131,32 +137,197 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<
     match codec {
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {
-            let mut enc =
-                flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(GZIP_LEVEL));
-            enc.write_all(input).map_err(|e| err(&e))?;
-            enc.finish().map_err(|e| err(&e))?;
+            with_cached(&GZIP, GzipState::new, |st| st.compress(input, out)).map_err(|e| err(&e))?
         }
         Compression::Snappy => snappy_xerial_compress(input, out).map_err(|e| err(&e))?,
-        Compression::Lz4 => {
-            let info = lz4_flex::frame::FrameInfo::new()
-                .block_size(lz4_flex::frame::BlockSize::Max64KB)
-                .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out.writer());
-            enc.write_all(input).map_err(|e| err(&e))?;
-            enc.finish().map_err(|e| err(&e))?;
+        Compression::Lz4 if input.is_empty() => {
+            // A reused frame encoder cannot write an empty frame (it only
+            // opens a frame on the first non-empty write), so the rare empty
+            // section gets a fresh one.
+            let mut enc = lz4_frame_encoder(Vec::new());
+            enc.try_finish().map_err(|e| err(&e))?;
+            out.extend_from_slice(enc.get_ref());
         }
+        Compression::Lz4 => with_cached(&LZ4, || Ok(Lz4State::new()), |st| st.compress(input, out))
+            .map_err(|e| err(&e))?,
         Compression::Zstd => {
-            // The bulk API writes the content size into the frame header, so a
-            // reader can size its output exactly.
-            let bound = zstd::zstd_safe::compress_bound(input.len());
-            let start = out.len();
-            out.resize(start + bound, 0);
-            let n = zstd::bulk::compress_to_buffer(input, &mut out[start..], ZSTD_LEVEL)
-                .map_err(|e| err(&e))?;
-            out.truncate(start + n);
+            with_cached(&ZSTD, ZstdState::new, |st| st.compress(input, out)).map_err(|e| err(&e))?
         }
     }
     Ok(())
+}
+
+/// Scratch buffers larger than this are released after use rather than
+/// kept per thread (a batch is `batch.size`, 16 KiB by default; the odd
+/// 1 MiB batch should not pin 1 MiB on every sealing thread).
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+thread_local! {
+    static GZIP: RefCell<Option<GzipState>> = const { RefCell::new(None) };
+    static LZ4: RefCell<Option<Lz4State>> = const { RefCell::new(None) };
+    static ZSTD: RefCell<Option<ZstdState>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's cached codec state, creating it with `make` on
+/// first use. Why per thread: batches are sealed on whichever thread fills
+/// them (a sender) or lingers them out (the I/O thread), so there is no
+/// single owner to hand a compressor to, and a lock would serialise the
+/// senders. A state whose job failed is dropped, never reused. Should the
+/// cache be unavailable (re-entered, or the thread is exiting) a throwaway
+/// state does the job.
+fn with_cached<T, R>(
+    key: &'static LocalKey<RefCell<Option<T>>>,
+    make: impl Fn() -> io::Result<T>,
+    mut f: impl FnMut(&mut T) -> io::Result<R>,
+) -> io::Result<R> {
+    let cached = key
+        .try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
+            let state = match slot.as_mut() {
+                Some(state) => state,
+                None => match make() {
+                    Ok(state) => slot.insert(state),
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            let r = f(state);
+            if r.is_err() {
+                *slot = None;
+            }
+            Some(r)
+        })
+        .ok()
+        .flatten();
+    match cached {
+        Some(r) => r,
+        None => f(&mut make()?),
+    }
+}
+
+/// gzip: a raw deflate stream between a fixed 10-byte header and the
+/// CRC-32/length trailer, byte for byte what `flate2::write::GzEncoder`
+/// writes (mtime 0, OS 255), but with the deflate state (hundreds of KiB in
+/// miniz_oxide) reset instead of allocated per batch.
+struct GzipState {
+    deflate: flate2::Compress,
+    scratch: Vec<u8>,
+}
+
+/// ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 (a middle level) OS=255 (unknown).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+impl GzipState {
+    fn new() -> io::Result<Self> {
+        Ok(GzipState {
+            deflate: flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false),
+            scratch: Vec::new(),
+        })
+    }
+
+    fn compress(&mut self, input: &[u8], out: &mut BytesMut) -> io::Result<()> {
+        self.deflate.reset();
+        self.scratch.clear();
+        // Deflate's worst case is a few bytes per 16 KiB stored block.
+        self.scratch.reserve(input.len() + input.len() / 1024 + 64);
+        loop {
+            let consumed = self.deflate.total_in() as usize;
+            let status = self
+                .deflate
+                .compress_vec(
+                    &input[consumed..],
+                    &mut self.scratch,
+                    flate2::FlushCompress::Finish,
+                )
+                .map_err(io::Error::other)?;
+            match status {
+                flate2::Status::StreamEnd => break,
+                // Out of room (the reserve above is an estimate): grow, go on.
+                flate2::Status::Ok | flate2::Status::BufError => {
+                    self.scratch.reserve(self.scratch.capacity().max(1024))
+                }
+            }
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(input);
+        out.reserve(GZIP_HEADER.len() + self.scratch.len() + 8);
+        out.put_slice(&GZIP_HEADER);
+        out.put_slice(&self.scratch);
+        out.put_u32_le(crc.sum());
+        out.put_u32_le(input.len() as u32); // ISIZE: the length modulo 2^32
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            self.scratch = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// lz4: the frame settings Kafka uses (64 KiB independent blocks, no
+/// checksums).
+fn lz4_frame_encoder<W: Write>(w: W) -> lz4_flex::frame::FrameEncoder<W> {
+    let info = lz4_flex::frame::FrameInfo::new()
+        .block_size(lz4_flex::frame::BlockSize::Max64KB)
+        .block_mode(lz4_flex::frame::BlockMode::Independent);
+    lz4_flex::frame::FrameEncoder::with_frame_info(info, w)
+}
+
+/// lz4: one frame encoder per thread, writing frame after frame into its
+/// own buffer; its 64 KiB block buffers and hash table are allocated once.
+struct Lz4State {
+    enc: lz4_flex::frame::FrameEncoder<Vec<u8>>,
+}
+
+impl Lz4State {
+    fn new() -> Self {
+        Lz4State {
+            enc: lz4_frame_encoder(Vec::new()),
+        }
+    }
+
+    /// `input` must not be empty (see [`compress`]).
+    fn compress(&mut self, input: &[u8], out: &mut BytesMut) -> io::Result<()> {
+        debug_assert!(!input.is_empty());
+        self.enc.get_mut().clear();
+        self.enc.write_all(input)?;
+        self.enc.try_finish().map_err(io::Error::other)?;
+        out.extend_from_slice(self.enc.get_ref());
+        let buf = self.enc.get_mut();
+        buf.clear();
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// zstd: one context per thread. Creating and initialising a context per
+/// batch was most of the cost of compressing a small batch; reused, zstd
+/// only resets it. Output is the same frame (content size in the header).
+struct ZstdState {
+    cctx: zstd::bulk::Compressor<'static>,
+    scratch: Vec<u8>,
+}
+
+impl ZstdState {
+    fn new() -> io::Result<Self> {
+        Ok(ZstdState {
+            cctx: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn compress(&mut self, input: &[u8], out: &mut BytesMut) -> io::Result<()> {
+        // Into the scratch buffer's spare capacity: no zero-filling of the
+        // worst-case bound, and `out` grows once, by the compressed size.
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(input.len()));
+        let n = self.cctx.compress_to_buffer(input, &mut self.scratch)?;
+        out.extend_from_slice(&self.scratch[..n]);
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            self.scratch = Vec::new();
+        }
+        Ok(())
+    }
 }
 
 fn snappy_xerial_compress(input: &[u8], out: &mut BytesMut) -> Result<(), snap::Error> {
@@ -332,6 +503,86 @@ mod tests {
                 let back = decompress(c, &out, data.len()).unwrap();
                 assert_eq!(&back[..], &data[..], "{c} n={n}");
             }
+        }
+    }
+
+    /// What each codec's library writes with a fresh encoder: the reused
+    /// per-thread state must produce exactly these bytes, batch after batch.
+    fn fresh(codec: Compression, input: &[u8]) -> Vec<u8> {
+        match codec {
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
+                enc.write_all(input).unwrap();
+                enc.finish().unwrap()
+            }
+            Compression::Lz4 => {
+                let mut enc = lz4_frame_encoder(Vec::new());
+                enc.write_all(input).unwrap();
+                enc.finish().unwrap()
+            }
+            Compression::Zstd => zstd::bulk::compress(input, ZSTD_LEVEL).unwrap(),
+            Compression::None | Compression::Snappy => unreachable!("not cached"),
+        }
+    }
+
+    #[test]
+    fn reused_compressors_write_what_fresh_ones_write() {
+        // Sizes in an order that shrinks and grows the state between jobs,
+        // including more than one lz4 block and a scratch past SCRATCH_KEEP.
+        let sizes = [
+            100,
+            1,
+            16 * 1024,
+            0,
+            300,
+            70_000,
+            2 * SCRATCH_KEEP,
+            100,
+            5000,
+        ];
+        for c in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            for (round, &n) in sizes.iter().enumerate() {
+                let data = sample(n + round);
+                let mut out = BytesMut::new();
+                compress(c, &data, &mut out).unwrap();
+                assert_eq!(&out[..], &fresh(c, &data)[..], "{c} n={n}");
+                assert_eq!(&decompress(c, &out, data.len()).unwrap()[..], &data[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn zstd_frames_carry_the_content_size() {
+        for n in [1, 100, 20_000] {
+            let data = sample(n);
+            let mut out = BytesMut::new();
+            compress(Compression::Zstd, &data, &mut out).unwrap();
+            assert_eq!(
+                zstd::zstd_safe::get_frame_content_size(&out).ok(),
+                Some(Some(n as u64))
+            );
+        }
+    }
+
+    #[test]
+    fn threads_compress_independently() {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let data = sample(100 * (t + 1) + i);
+                        for c in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+                            let mut out = BytesMut::new();
+                            compress(c, &data, &mut out).unwrap();
+                            assert_eq!(&decompress(c, &out, data.len()).unwrap()[..], &data[..]);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
         }
     }
 

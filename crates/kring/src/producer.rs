@@ -9,7 +9,7 @@
 //! eventfd, and only when the core says it is parked and the work is new.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use kring_core::partitioner::Partitioner;
 use kring_core::{
@@ -24,6 +24,9 @@ use crate::error::BuildError;
 use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::SendError;
+
+mod wall_clock;
+use wall_clock::WallClock;
 
 /// Builds a [`Producer`]. Every setter of [`ProducerConfig`] is available
 /// here too (`Producer::builder().bootstrap("127.0.0.1:9092").linger(..)`).
@@ -105,6 +108,7 @@ impl ProducerBuilder {
             max_block: config.get_max_block(),
             close_bound: config.get_delivery_timeout() + config.get_request_timeout(),
             close_state: Mutex::new(None),
+            clock: WallClock::start(),
         })
     }
 }
@@ -133,6 +137,9 @@ pub struct Producer {
     close_bound: Duration,
     /// `None` until closed; then whether every record got its result.
     close_state: Mutex<Option<bool>>,
+    /// Timestamps for records sent without one, derived from the
+    /// monotonic reading `send` takes anyway (see [`wall_clock`]).
+    clock: WallClock,
 }
 
 impl std::fmt::Debug for Producer {
@@ -141,14 +148,6 @@ impl std::fmt::Debug for Producer {
             .field("closed", &self.shared.is_closed())
             .finish_non_exhaustive()
     }
-}
-
-/// Milliseconds since the Unix epoch, for records sent without a
-/// timestamp (0 if the clock is before 1970).
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {
@@ -175,6 +174,8 @@ impl Producer {
     }
 
     fn append(&self, record: &Record<'_>) -> Result<kring_core::AppendOutcome, SendError> {
+        // The only clock read of a send: the record's wall-clock timestamp,
+        // if it has none, is derived from it.
         let now = Instant::now();
         let deadline = now
             .checked_add(self.max_block)
@@ -185,7 +186,10 @@ impl Producer {
             key: record.key,
             value: record.value,
             headers: record.headers,
-            timestamp_ms: record.timestamp.unwrap_or_else(wall_clock_ms),
+            timestamp_ms: match record.timestamp {
+                Some(t) => t,
+                None => self.clock.unix_ms(now),
+            },
         };
         let outcome = self.shared.append(now, rec, deadline)?;
         if outcome.wake {

@@ -5,8 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+use super::line::{Fields, LineError, LineWriter, FLOAT, TEXT, UINT};
 use super::measure::ThreadSwitches;
 
 /// How long an idle measurement waits after the warm-up before its window
@@ -14,7 +13,7 @@ use super::measure::ThreadSwitches;
 pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// Wake-ups of one thread in the idle window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ThreadWakeups {
     /// Thread name.
     pub name: String,
@@ -24,8 +23,26 @@ pub struct ThreadWakeups {
     pub involuntary: u64,
 }
 
+/// Reads a `thread` field, `NAME/VOLUNTARY/INVOLUNTARY`.
+fn parse_thread(v: &str) -> Result<ThreadWakeups, LineError> {
+    let bad = || LineError::BadValue {
+        key: "thread".into(),
+        value: v.to_string(),
+        expected: "NAME/VOLUNTARY/INVOLUNTARY",
+    };
+    let mut parts = v.rsplitn(3, '/');
+    let involuntary = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let voluntary = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let name = parts.next().ok_or_else(bad)?.to_string();
+    Ok(ThreadWakeups {
+        name,
+        voluntary,
+        involuntary,
+    })
+}
+
 /// The outcome of an idle measurement.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IdleResult {
     /// `kring` or `librdkafka`.
     pub client: String,
@@ -58,6 +75,46 @@ impl IdleResult {
                 })
                 .collect(),
         }
+    }
+
+    /// Tag of an [`IdleResult`] line.
+    pub const TAG: &'static str = "kring-perf-idle";
+
+    /// The result as one line (no newline), see [`super::line`]. Each
+    /// thread is a `thread` field, `NAME/VOLUNTARY/INVOLUNTARY`: the counts
+    /// are the last two `/`-separated parts, so the name may hold `/`.
+    pub fn to_line(&self) -> String {
+        let mut w = LineWriter::new(Self::TAG);
+        w.field("client", &self.client)
+            .field("seconds", self.seconds)
+            .opt("io_wakeups", self.io_wakeups);
+        for t in &self.threads {
+            w.field(
+                "thread",
+                format!("{}/{}/{}", t.name, t.voluntary, t.involuntary),
+            );
+        }
+        w.finish()
+    }
+
+    /// Reads the last [`IdleResult`] line of a child's `output`.
+    pub fn from_output(output: &str) -> Result<Self, LineError> {
+        let mut f = Fields::find(Self::TAG, output)?;
+        let client = f.req("client", TEXT)?;
+        let seconds = f.req("seconds", FLOAT)?;
+        let io_wakeups = f.opt("io_wakeups", UINT)?;
+        let threads = f
+            .take_all("thread")
+            .into_iter()
+            .map(|v| parse_thread(&v))
+            .collect::<Result<_, _>>()?;
+        f.finish()?;
+        Ok(IdleResult {
+            client,
+            seconds,
+            io_wakeups,
+            threads,
+        })
     }
 
     /// Voluntary switches of all listed threads together.
@@ -121,5 +178,37 @@ mod tests {
             text.contains("all client threads: 40 wake-ups (4.00/s)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn line_round_trip() {
+        let t = |name: &str, v| ThreadSwitches {
+            tid: 1,
+            name: name.into(),
+            voluntary: v,
+            involuntary: 2,
+        };
+        let with = IdleResult::new(
+            "kring",
+            Duration::from_millis(10_250),
+            Some(0),
+            vec![t("kring-io", 0), t("rdk:broker/1 x", 7)],
+        );
+        let without = IdleResult::new("librdkafka", Duration::from_secs(1), None, vec![]);
+        for r in [with, without] {
+            assert_eq!(IdleResult::from_output(&r.to_line()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn malformed_thread_field() {
+        let e = IdleResult::from_output("kring-perf-idle client=k seconds=1 thread=io/x/2")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not NAME/VOLUNTARY/INVOLUNTARY"), "{e}");
+        let e = IdleResult::from_output("kring-perf-idle client=k thread=io/1/2")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "field `seconds` is missing");
     }
 }

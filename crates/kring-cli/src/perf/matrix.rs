@@ -1,7 +1,8 @@
 //! `kring perf matrix`: the whole side-by-side grid of BENCHMARKS.md in one
 //! command. Every cell runs kring and librdkafka alternately (median of
 //! `--runs` each) against the same broker; tables are appended to `--out`
-//! as they complete, and every run's raw figures to `<out>.jsonl`, so an
+//! as they complete, and every run's raw figures to `<out>.runs` (one
+//! `kring-perf-matrix-run` line per run, the format of `super::line`), so an
 //! interrupted matrix keeps what it measured.
 
 use std::fs::OpenOptions;
@@ -51,7 +52,7 @@ pub struct MatrixArgs {
     /// where the client is measured).
     #[arg(long)]
     pub full: bool,
-    /// Markdown output (appended); raw runs go to the same path plus `.jsonl`.
+    /// Markdown output (appended); raw runs go to the same path plus `.runs`.
     #[arg(long, default_value = "bench-matrix.md")]
     pub out: PathBuf,
 }
@@ -174,7 +175,7 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::io(format!("opening {}", p.display()), e))
     };
     let mut md = open(&m.out)?;
-    let mut jsonl = open(&PathBuf::from(format!("{}.jsonl", m.out.display())))?;
+    let mut runs_log = open(&PathBuf::from(format!("{}.runs", m.out.display())))?;
     let write = |f: &mut std::fs::File, s: &str| {
         f.write_all(s.as_bytes())
             .and_then(|_| f.flush())
@@ -273,7 +274,7 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
                             continue;
                         }
                     };
-                    log_runs(&mut jsonl, &w, broker, &outcome, &write)?;
+                    log_runs(&mut runs_log, &w, broker, &outcome, &write)?;
                     let k = outcome.medians.iter().find(|r| r.client == "kring");
                     let l = outcome.median(ClientKind::Librdkafka);
                     let line = row(layout, acks, k, l);
@@ -294,6 +295,19 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Tag of a raw run in `<out>.runs`.
+pub const RUN_LINE_TAG: &str = "kring-perf-matrix-run";
+
+/// One run of a cell as a `kring-perf-matrix-run` line: the broker and the
+/// workload, then the run's fields.
+fn run_line(w: &Workload, broker: BrokerKind, r: &RunResult) -> String {
+    let mut line = super::line::LineWriter::new(RUN_LINE_TAG);
+    line.field("broker", format!("{broker:?}").to_lowercase())
+        .field("workload", w.describe());
+    r.write_fields(&mut line);
+    line.finish()
+}
+
 fn log_runs(
     f: &mut std::fs::File,
     w: &Workload,
@@ -302,12 +316,7 @@ fn log_runs(
     write: &dyn Fn(&mut std::fs::File, &str) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     for r in &o.runs {
-        let line = serde_json::json!({
-            "broker": format!("{broker:?}").to_lowercase(),
-            "workload": w.describe(),
-            "run": r,
-        });
-        write(f, &format!("{line}\n"))?;
+        write(f, &format!("{}\n", run_line(w, broker, r)))?;
     }
     Ok(())
 }

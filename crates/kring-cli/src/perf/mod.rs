@@ -3,10 +3,10 @@
 //! Three roles share this command:
 //! - **orchestrator** (no `--client`): starts the broker in its own process,
 //!   then runs each measured client in a fresh child process per run
-//!   (`kring perf --client NAME --json ...`), alternating clients, and
+//!   (`kring perf --client NAME --result-line ...`), alternating clients, and
 //!   prints every run, the medians and the kring/librdkafka ratios;
 //! - **client** (`--client NAME`): runs the workload once in this process and
-//!   reports it (JSON with `--json`), or measures idle wake-ups (`--idle`);
+//!   reports it (one `key=value` line with `--result-line`, see [`line`]), or measures idle wake-ups (`--idle`);
 //! - **matrix** (`kring perf matrix`): the whole benchmark grid, as markdown.
 //!
 //! Separate processes make CPU and memory attributable (getrusage of the
@@ -15,6 +15,7 @@
 pub mod broker;
 pub mod idle;
 pub mod kring_client;
+pub mod line;
 pub mod matrix;
 pub mod measure;
 pub mod orchestrate;
@@ -88,9 +89,10 @@ pub struct PerfArgs {
     /// Run this client in this process instead of orchestrating child processes.
     #[arg(long, value_enum)]
     pub client: Option<ClientKind>,
-    /// With --client: print the result as one JSON line on stdout.
+    /// With --client: print the result as one `key=value` line on stdout
+    /// (what the orchestrating parent reads).
     #[arg(long, requires = "client")]
-    pub json: bool,
+    pub result_line: bool,
     /// Measure an idle producer's wake-ups over this long (e.g. 10s) instead of throughput.
     #[arg(long, value_parser = duration_arg)]
     pub idle: Option<Duration>,

@@ -1,6 +1,6 @@
 //! Running measured clients in child processes and summarising them.
 //!
-//! Each run is `kring perf --client NAME --json --bootstrap ADDR <workload>`
+//! Each run is `kring perf --client NAME --result-line --bootstrap ADDR <workload>`
 //! in a fresh process; clients alternate run by run so slow drifts of a
 //! noisy machine hit both alike. The broker lives in yet another process:
 //! one kring-mock sink for all runs (it stores nothing), or a fresh tansu
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::broker::{ensure_topic, find_tansu, BrokerProcess};
 use super::idle::IdleResult;
+use super::line::LineError;
 use super::result::{median_of, ratio_lines, table_header, table_row, RunResult};
 use super::workload::Workload;
 use super::{kring_client, rdkafka_client, BrokerKind, ClientKind, PerfArgs};
@@ -104,13 +105,14 @@ fn start_broker(
     })
 }
 
-/// Runs one client in a fresh child process and returns what it printed
-/// as its last stdout line, parsed as JSON.
-fn run_child<T: serde::de::DeserializeOwned>(
+/// Runs one client in a fresh child process and returns the result line it
+/// printed on stdout, read by `parse`.
+fn run_child<T>(
     client: ClientKind,
     bootstrap: &str,
     w: &Workload,
     extra: &[String],
+    parse: fn(&str) -> Result<T, LineError>,
 ) -> Result<T, CliError> {
     let exe =
         std::env::current_exe().map_err(|e| CliError::io("locating the kring executable", e))?;
@@ -119,7 +121,7 @@ fn run_child<T: serde::de::DeserializeOwned>(
             "perf",
             "--client",
             client.name(),
-            "--json",
+            "--result-line",
             "--bootstrap",
             bootstrap,
         ])
@@ -146,14 +148,9 @@ fn run_child<T: serde::de::DeserializeOwned>(
             client.name()
         )));
     }
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    serde_json::from_str(line).map_err(|e| {
+    parse(&out).map_err(|e| {
         CliError::Child(format!(
-            "the {} client printed no result ({e}): {line:?}",
+            "the {} client printed no readable result: {e}",
             client.name()
         ))
     })
@@ -194,7 +191,7 @@ pub fn measure(plan: &Plan) -> Result<Outcome, CliError> {
             if fresh.is_some() {
                 description = "tansu, in-memory storage, a fresh process per run".into();
             }
-            let r: RunResult = run_child(client, &broker.bootstrap, w, &[])?;
+            let r = run_child(client, &broker.bootstrap, w, &[], RunResult::from_output)?;
             if plan.verbose {
                 println!("{}", table_row(&(i + 1).to_string(), &r));
                 let _ = std::io::stdout().flush();
@@ -278,7 +275,13 @@ fn idle_children(
         super::super::args::format_duration(window),
     ];
     for &c in clients {
-        let r: IdleResult = run_child(c, &broker.bootstrap, &args.workload, &extra)?;
+        let r = run_child(
+            c,
+            &broker.bootstrap,
+            &args.workload,
+            &extra,
+            IdleResult::from_output,
+        )?;
         print!("{}", r.report());
     }
     Ok(())
@@ -293,8 +296,8 @@ pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliErro
             ClientKind::Kring => kring_client::idle(w, &broker.bootstrap, window)?,
             ClientKind::Librdkafka => rdkafka_client::idle(w, &broker.bootstrap, window)?,
         };
-        if args.json {
-            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+        if args.result_line {
+            println!("{}", r.to_line());
         } else {
             print!("{}", r.report());
         }
@@ -304,8 +307,8 @@ pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliErro
         ClientKind::Kring => kring_client::run(w, &broker.bootstrap, true)?,
         ClientKind::Librdkafka => rdkafka_client::run(w, &broker.bootstrap, true)?,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&r).expect("serialisable"));
+    if args.result_line {
+        println!("{}", r.to_line());
     } else {
         println!("workload: {}", w.describe());
         println!("broker:   {}", broker.description);

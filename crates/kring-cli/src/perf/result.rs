@@ -1,13 +1,13 @@
-//! The figures of one run, as the child process reports them (one JSON line
-//! on stdout), and how runs are summarised: medians and the
-//! kring/librdkafka ratios.
+//! The figures of one run, as the child process reports them (one
+//! `key=value` line on stdout, see [`super::line`]), and how runs are
+//! summarised: medians and the kring/librdkafka ratios.
 
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use super::line::{Fields, LineError, LineWriter, FLOAT, TEXT, UINT};
 
 /// The figures of one measured run of one client.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunResult {
     /// `kring` or `librdkafka`.
     pub client: String,
@@ -44,11 +44,69 @@ pub struct RunResult {
     /// kring only: I/O thread wake-ups in the window (its own counter).
     pub io_wakeups: Option<u64>,
     /// kring only: responses received in the window (≈ produce requests).
-    #[serde(default)]
     pub responses: Option<u64>,
 }
 
 impl RunResult {
+    /// Tag of a [`RunResult`] line.
+    pub const TAG: &'static str = "kring-perf-run";
+
+    /// The result as one line (no newline), see [`super::line`].
+    pub fn to_line(&self) -> String {
+        let mut w = LineWriter::new(Self::TAG);
+        self.write_fields(&mut w);
+        w.finish()
+    }
+
+    /// Appends every field to `w`.
+    pub fn write_fields(&self, w: &mut LineWriter) {
+        w.field("client", &self.client)
+            .field("records", self.records)
+            .field("acked", self.acked)
+            .field("failed", self.failed)
+            .opt("first_error", self.first_error.as_ref())
+            .field("elapsed_s", self.elapsed_s)
+            .field("msgs_per_s", self.msgs_per_s)
+            .field("mb_per_s", self.mb_per_s)
+            .field("cpu_user_s", self.cpu_user_s)
+            .field("cpu_sys_s", self.cpu_sys_s)
+            .field("cpu_s_per_m", self.cpu_s_per_m)
+            .field("p50_ms", self.p50_ms)
+            .field("p99_ms", self.p99_ms)
+            .field("p999_ms", self.p999_ms)
+            .field("max_ms", self.max_ms)
+            .field("max_rss_mb", self.max_rss_mb)
+            .opt("io_wakeups", self.io_wakeups)
+            .opt("responses", self.responses);
+    }
+
+    /// Reads the last [`RunResult`] line of a child's `output`.
+    pub fn from_output(output: &str) -> Result<Self, LineError> {
+        let mut f = Fields::find(Self::TAG, output)?;
+        let r = RunResult {
+            client: f.req("client", TEXT)?,
+            records: f.req("records", UINT)?,
+            acked: f.req("acked", UINT)?,
+            failed: f.req("failed", UINT)?,
+            first_error: f.opt("first_error", TEXT)?,
+            elapsed_s: f.req("elapsed_s", FLOAT)?,
+            msgs_per_s: f.req("msgs_per_s", FLOAT)?,
+            mb_per_s: f.req("mb_per_s", FLOAT)?,
+            cpu_user_s: f.req("cpu_user_s", FLOAT)?,
+            cpu_sys_s: f.req("cpu_sys_s", FLOAT)?,
+            cpu_s_per_m: f.req("cpu_s_per_m", FLOAT)?,
+            p50_ms: f.req("p50_ms", FLOAT)?,
+            p99_ms: f.req("p99_ms", FLOAT)?,
+            p999_ms: f.req("p999_ms", FLOAT)?,
+            max_ms: f.req("max_ms", FLOAT)?,
+            max_rss_mb: f.req("max_rss_mb", FLOAT)?,
+            io_wakeups: f.opt("io_wakeups", UINT)?,
+            responses: f.opt("responses", UINT)?,
+        };
+        f.finish()?;
+        Ok(r)
+    }
+
     /// Fills the derived rates from the raw figures.
     pub fn derive(&mut self, value_size: usize) {
         let secs = self.elapsed_s.max(1e-9);
@@ -206,16 +264,69 @@ mod tests {
     }
 
     #[test]
-    fn json_round_trip() {
-        let r = RunResult {
+    fn line_round_trip() {
+        let full = RunResult {
             client: "kring".into(),
+            records: 12_345_678_901,
             acked: 5,
+            failed: 2,
+            first_error: Some("topic `t` not present in metadata after 60s\nnext line".into()),
+            elapsed_s: 2.000_000_123,
+            msgs_per_s: 1.0 / 3.0,
+            mb_per_s: 1e-12,
+            cpu_user_s: 0.1 + 0.2,
+            cpu_sys_s: 0.0,
+            cpu_s_per_m: 123_456.789,
+            p50_ms: 0.5,
+            p99_ms: f64::MAX,
+            p999_ms: f64::MIN_POSITIVE,
+            max_ms: 7.25,
+            max_rss_mb: 26.5,
             io_wakeups: Some(3),
-            first_error: Some("x".into()),
+            responses: Some(u64::MAX),
+        };
+        let sparse = RunResult {
+            client: "librdkafka".into(),
             ..Default::default()
         };
-        let s = serde_json::to_string(&r).unwrap();
-        assert_eq!(serde_json::from_str::<RunResult>(&s).unwrap(), r);
+        for r in [full, sparse] {
+            let line = r.to_line();
+            assert!(!line.contains('\n'), "{line}");
+            // Among other output, as a child prints it.
+            let out = format!("[kring] progress\n{line}\n");
+            assert_eq!(RunResult::from_output(&out).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn malformed_child_output_is_a_clear_error() {
+        let good = RunResult::default().to_line();
+        let cases: [(&str, String); 5] = [
+            (
+                "thread 'main' panicked at x.rs:1",
+                "no `kring-perf-run` result line".into(),
+            ),
+            (
+                &good.replace(" acked=0", ""),
+                "field `acked` is missing".into(),
+            ),
+            (
+                &good.replace("acked=0", "acked=lots"),
+                "field `acked`: \"lots\" is not an unsigned integer".into(),
+            ),
+            (
+                &format!("{good} colour=red"),
+                "unknown field `colour`".into(),
+            ),
+            (
+                &format!("{good} acked=1"),
+                "field `acked` appears more than once".into(),
+            ),
+        ];
+        for (out, want) in cases {
+            let e = RunResult::from_output(out).unwrap_err().to_string();
+            assert!(e.contains(&want), "{e:?} lacks {want:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::args::{duration_arg, format_duration, kv_arg};
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(5);
 
 /// Compression codecs both clients support.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Compression {
     /// No compression.
     None,
@@ -41,7 +41,7 @@ impl Compression {
 }
 
 /// `acks`: how many replicas must have the record before the broker answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Acks {
     /// No answer at all (fire and forget at the protocol level).
     #[value(name = "0")]

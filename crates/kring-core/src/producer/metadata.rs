@@ -136,6 +136,7 @@ impl ProducerCore {
                 self.meta.in_flight = Some(id);
                 self.meta.last_sent = Some(now);
                 self.stats.metadata_requests += 1;
+                tracing::debug!(%id, topics = self.topics.len(), "metadata request sent");
                 Some(t)
             }
             Err(e) => {
@@ -170,6 +171,12 @@ impl ProducerCore {
             }
         };
         self.meta.failures = 0;
+        tracing::debug!(
+            %id,
+            brokers = resp.brokers.len(),
+            topics = resp.topics.len(),
+            "metadata response"
+        );
         let again = std::mem::take(&mut self.meta.again) | std::mem::take(&mut self.meta.urgent);
         let mut soon = false;
 

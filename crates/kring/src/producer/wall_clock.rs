@@ -1,0 +1,202 @@
+//! Record timestamps without a second clock read per `send`.
+//!
+//! Why: `send` needs the monotonic clock anyway (for `max.block.ms` and the
+//! core's linger deadlines), and a record sent without a timestamp needs the
+//! wall clock in milliseconds, as the Java client's
+//! `System.currentTimeMillis()`. Reading both per record was an eighth of
+//! the sending thread's time. Instead the wall clock is *derived* from the
+//! monotonic reading: `wall = mono + offset`, with the offset measured at an
+//! anchor (one `SystemTime::now()` next to an `Instant`) and re-measured
+//! when the anchor is [`REANCHOR`] old.
+//!
+//! How close it stays: Linux slews `CLOCK_MONOTONIC` and `CLOCK_REALTIME`
+//! at the same NTP-adjusted rate, so between anchors the two do not drift
+//! apart; the derived value is within the anchor's own read gap (well under
+//! a microsecond) of `SystemTime::now()`, i.e. the same millisecond or, at a
+//! millisecond boundary, one off. Only a *step* of the wall clock
+//! (`settimeofday`, an NTP step) shows late: for at most [`REANCHOR`] the
+//! timestamps keep to the old time base. That is the trade: Kafka tolerates
+//! far larger skew (`message.timestamp.difference.max.ms`).
+//!
+//! Shared by every sending thread without a lock: the anchor is an atomic
+//! offset plus the atomic time it was taken. A reader that sees a new time
+//! with the old offset (or the reverse) still gets a valid estimate, since
+//! both offsets are; only one thread re-anchors at a time.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How old an anchor may get before the next reading re-measures it.
+pub(crate) const REANCHOR: Duration = Duration::from_secs(1);
+
+/// Wall-clock milliseconds derived from monotonic readings.
+#[derive(Debug)]
+pub(crate) struct WallClock {
+    /// Monotonic readings are kept as nanoseconds since this instant.
+    base: Instant,
+    /// Wall-clock ns since the Unix epoch minus monotonic ns since `base`,
+    /// at the last anchor.
+    offset_ns: AtomicI64,
+    /// Monotonic ns since `base` when the anchor was taken.
+    anchored_at_ns: AtomicU64,
+}
+
+/// Nanoseconds since the Unix epoch; negative before 1970, saturating far
+/// outside ±292 years.
+fn unix_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
+impl WallClock {
+    /// A clock anchored at `now` / `wall`.
+    pub(crate) fn new(now: Instant, wall: SystemTime) -> Self {
+        WallClock {
+            base: now,
+            offset_ns: AtomicI64::new(unix_ns(wall)),
+            anchored_at_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// A clock anchored at the current time.
+    pub(crate) fn start() -> Self {
+        WallClock::new(Instant::now(), SystemTime::now())
+    }
+
+    fn mono_ns(&self, now: Instant) -> u64 {
+        // Before `base` cannot happen for readings taken after `new`, but an
+        // `Instant` from elsewhere could be earlier: clamp, don't panic.
+        u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch at `now` (0 before
+    /// 1970, as records cannot carry earlier times). Reads the system
+    /// clock only when the anchor is [`REANCHOR`] old.
+    #[inline]
+    pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
+        self.unix_ms_with(now, SystemTime::now)
+    }
+
+    /// [`unix_ms`](Self::unix_ms) with the wall clock supplied (tests drive
+    /// it).
+    pub(crate) fn unix_ms_with(&self, now: Instant, wall: impl FnOnce() -> SystemTime) -> i64 {
+        let mono = self.mono_ns(now);
+        let anchored = self.anchored_at_ns.load(Ordering::Relaxed);
+        let offset = if mono.saturating_sub(anchored) >= REANCHOR.as_nanos() as u64
+            && self
+                .anchored_at_ns
+                .compare_exchange(anchored, mono, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // This thread won the re-anchor; others keep the old offset
+            // meanwhile. `now` was read just before `wall()`: the offset is
+            // off by their gap, nanoseconds.
+            let offset = unix_ns(wall()).saturating_sub(mono as i64);
+            self.offset_ns.store(offset, Ordering::Relaxed);
+            offset
+        } else {
+            self.offset_ns.load(Ordering::Relaxed)
+        };
+        (mono as i64).saturating_add(offset).max(0) / 1_000_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    const T0_MS: u64 = 1_700_000_000_123;
+
+    fn at_ms(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn derives_wall_time_from_the_monotonic_clock() {
+        let base = Instant::now();
+        // Anchor 0.4 ms into a millisecond.
+        let clock = WallClock::new(base, at_ms(T0_MS) + Duration::from_micros(400));
+        let no_wall = || -> SystemTime { panic!("read the wall clock before REANCHOR") };
+        assert_eq!(clock.unix_ms_with(base, no_wall), T0_MS as i64);
+        // 0.5 ms later: still the same millisecond; 0.6 ms: the next.
+        let at = |us| base + Duration::from_micros(us);
+        assert_eq!(clock.unix_ms_with(at(500), no_wall), T0_MS as i64);
+        assert_eq!(clock.unix_ms_with(at(600), no_wall), T0_MS as i64 + 1);
+        assert_eq!(
+            clock.unix_ms_with(at(999_999), no_wall),
+            T0_MS as i64 + 1000
+        );
+    }
+
+    #[test]
+    fn reanchors_once_the_anchor_is_a_second_old() {
+        let base = Instant::now();
+        let clock = WallClock::new(base, at_ms(T0_MS));
+        let reads = Cell::new(0);
+        // The wall clock was stepped forward an hour meanwhile.
+        let stepped = |ms| {
+            let reads = &reads;
+            move || {
+                reads.set(reads.get() + 1);
+                at_ms(ms)
+            }
+        };
+        let hour = 3_600_000;
+        let t = |ms| base + Duration::from_millis(ms);
+        assert_eq!(
+            clock.unix_ms_with(t(999), stepped(T0_MS + hour + 999)),
+            (T0_MS + 999) as i64,
+            "before REANCHOR the old time base holds"
+        );
+        assert_eq!(reads.get(), 0);
+        assert_eq!(
+            clock.unix_ms_with(t(1000), stepped(T0_MS + hour + 1000)),
+            (T0_MS + hour + 1000) as i64
+        );
+        assert_eq!(reads.get(), 1);
+        // The new anchor is used without another read until it is old.
+        assert_eq!(
+            clock.unix_ms_with(t(1500), stepped(0)),
+            (T0_MS + hour + 1500) as i64
+        );
+        assert_eq!(reads.get(), 1);
+        assert_eq!(
+            clock.unix_ms_with(t(2000), stepped(T0_MS + hour + 2000)),
+            (T0_MS + hour + 2000) as i64
+        );
+        assert_eq!(reads.get(), 2);
+    }
+
+    #[test]
+    fn times_before_the_epoch_and_before_the_base_clamp() {
+        let base = Instant::now() + Duration::from_secs(5);
+        let clock = WallClock::new(base, UNIX_EPOCH - Duration::from_secs(10));
+        assert_eq!(clock.unix_ms_with(base, SystemTime::now), 0);
+        // An instant before the base counts as the base.
+        let clock = WallClock::new(base, at_ms(T0_MS));
+        assert_eq!(
+            clock.unix_ms_with(base - Duration::from_secs(1), SystemTime::now),
+            T0_MS as i64
+        );
+    }
+
+    #[test]
+    fn stays_within_a_millisecond_of_the_system_clock() {
+        let clock = WallClock::start();
+        for _ in 0..1000 {
+            let before = unix_ns(SystemTime::now()) / 1_000_000;
+            let derived = clock.unix_ms(Instant::now());
+            let after = unix_ns(SystemTime::now()) / 1_000_000;
+            // Preemption between the reads widens [before, after], never
+            // breaks it; the 1 ms slack is the anchor's own read gap landing
+            // on a millisecond boundary.
+            assert!(
+                before - 1 <= derived && derived <= after + 1,
+                "{before} <= {derived} <= {after}"
+            );
+        }
+    }
+}
