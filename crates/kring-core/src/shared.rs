@@ -99,8 +99,26 @@ impl fmt::Debug for IoWakerSlot {
     }
 }
 
-/// Initial buffer capacity of a new batch (it grows up to `batch.size`).
-const INITIAL_BATCH_CAPACITY: usize = 4096;
+/// The smallest buffer a new batch starts with.
+const MIN_BATCH_CAPACITY: usize = 256;
+
+/// The buffer a new batch starts with: what the partition's previous batch
+/// reached, rounded up to a power of two, at least the first record and at
+/// most `batch.size` (unless the record alone is larger).
+///
+/// Why adaptive: memory is charged by buffer capacity, so a fixed start
+/// either wastes `buffer.memory` on sparse partitions (10,000 partitions
+/// with one record each and a 4 KiB start need 40 MiB, more than the 32 MiB
+/// default, and senders starve) or makes every batch of a busy partition
+/// regrow from small. A partition's next batch is usually like its last.
+fn initial_capacity(last_len: usize, first: usize, batch_size: usize) -> usize {
+    let want = last_len
+        .max(first)
+        .max(MIN_BATCH_CAPACITY)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX);
+    want.min(batch_size).max(first)
+}
 
 /// The capacity a batch buffer of capacity `cap` has after growing to hold
 /// `len` bytes: `BytesMut` (like `Vec`) at least doubles.
@@ -410,7 +428,8 @@ impl Shared {
                     DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
                 // Seal as soon as no further record can fit, so the I/O
                 // thread sends it without waiting for the next append.
-                let full = open.builder.size_in_bytes() >= batch_size;
+                let len = open.builder.size_in_bytes();
+                let full = len >= batch_size;
                 let mut wake = false;
                 if full {
                     let id = open.id;
@@ -426,6 +445,7 @@ impl Shared {
                         batch: id,
                     });
                 }
+                q.last_batch_len = len;
                 drop(q);
                 let outcome = AppendOutcome {
                     delivery,
@@ -435,15 +455,11 @@ impl Shared {
                 return Ok((Step::Done(outcome), full, rs));
             }
         }
-        // A new batch is needed: charge its initial buffer first. Start
-        // small and let the buffer grow (each growth charged as it
-        // happens): a sparse partition's batch holds a few records, and a
-        // fresh 16 KiB allocation per batch costs more than two regrowths
-        // of a full one.
+        // A new batch is needed: charge its initial buffer first, sized
+        // like the partition's previous batch (see `initial_capacity`);
+        // it grows from there, each growth charged as it happens.
         let rs = first_record_size(rec);
-        let need = batch_size
-            .max(HEADER_LEN + rs)
-            .min(INITIAL_BATCH_CAPACITY.max(HEADER_LEN + rs));
+        let need = initial_capacity(q.last_batch_len, HEADER_LEN + rs, batch_size);
         if !self.charge(reserved, need) {
             return Ok((Step::NeedMemory(need), false, 0));
         }
@@ -532,6 +548,7 @@ impl Shared {
         full: bool,
     ) {
         q.next_id = id + 1;
+        q.last_batch_len = builder.size_in_bytes();
         let mut timestamps = Vec::new();
         if self.cfg.keep_timestamps {
             timestamps.push(rec.timestamp_ms);

@@ -74,6 +74,9 @@ pub(crate) struct PartitionQueue {
     pub(crate) open: Option<OpenBatch>,
     pub(crate) sealed: VecDeque<QueuedBatch>,
     pub(crate) next_id: u64,
+    /// Bytes the partition's most recent batch holds (or held when it was
+    /// taken): sizes the next batch's buffer (see `shared`).
+    pub(crate) last_batch_len: usize,
 }
 
 impl PartitionQueue {

@@ -91,11 +91,19 @@ fn buffer_memory_is_accounted_per_batch_and_returned() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 4);
-    // Four partitions, one batch each: 4 x 1024 = the whole pool.
+    // Four partitions, one batch each: a one-record batch is charged a
+    // small buffer, not batch.size...
     for p in 0..4 {
         sim.send("t", Some(p), None, Some(b"x")).unwrap();
     }
-    assert_eq!(sim.shared.buffered_bytes(), 4096);
+    assert_eq!(sim.shared.buffered_bytes(), 4 * 256);
+    // ...and grows with its records, until the four fill most of the pool
+    // (a new batch for a 1,000-byte record needs more than 1 KiB).
+    for p in 0..4 {
+        sim.send("t", Some(p), None, Some(&[7u8; 800])).unwrap();
+    }
+    let used = sim.shared.buffered_bytes();
+    assert!(used > 3 * 1024 && used <= 4096, "{used}");
     // A fifth batch does not fit: with a deadline of "now" it fails.
     let now = sim.now;
     let r = sim.shared.append(
@@ -133,8 +141,10 @@ fn blocked_append_is_released_by_completion() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 2);
-    sim.send("t", Some(0), None, Some(b"a")).unwrap();
-    sim.send("t", Some(1), None, Some(b"b")).unwrap();
+    // Two batches of about 1 KiB each fill the 2 KiB pool.
+    sim.send("t", Some(0), None, Some(&[1u8; 900])).unwrap();
+    sim.send("t", Some(1), None, Some(&[2u8; 900])).unwrap();
+    assert_eq!(sim.shared.buffered_bytes(), 2048);
     let shared = sim.shared.clone();
     let now = sim.now;
     let far = now + std::time::Duration::from_secs(3600);
@@ -156,9 +166,9 @@ fn blocked_append_is_released_by_completion() {
     });
     // Wait (without sleeping) until the thread is blocked on the pool...
     while sim.shared.pool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
         std::thread::yield_now();
     }
-    assert!(!t.is_finished());
     // ...then let the batches complete: that releases it.
     sim.drive();
     assert_eq!(t.join().unwrap().unwrap(), 0);
