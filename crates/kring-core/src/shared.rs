@@ -171,7 +171,8 @@ impl Shared {
     /// wake-up cannot wait for `append` to return, since what the thread
     /// waits for is the I/O thread's doing. Set once, by the driver, before
     /// the first append; later calls are ignored. Without it, such a wake-up
-    /// is only reported through [`AppendOutcome::wake`] after the wait.
+    /// is only reported through [`AppendOutcome::wake`] after the wait, and
+    /// is lost if the append then fails: a driver must install it.
     pub fn set_io_waker(&self, waker: IoWaker) {
         let _ = self.io_waker.0.set(waker);
     }
