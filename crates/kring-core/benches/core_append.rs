@@ -20,15 +20,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kring_core::sim::{Sim, SimCluster};
 use kring_core::{Config, RecordRef};
+use kring_testclock::origin;
 
 const PER_THREAD: u64 = 100_000;
-
-/// The origin of simulated time: benches read the clock once per sim
-/// (kring-core itself never does).
-#[allow(clippy::disallowed_methods)]
-fn origin() -> std::time::Instant {
-    std::time::Instant::now()
-}
 
 fn primed_sim() -> Sim {
     let mut cluster = SimCluster::new(1);

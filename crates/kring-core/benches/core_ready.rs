@@ -17,13 +17,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kring_core::sim::{Sim, SimCluster};
 use kring_core::Config;
-
-/// The origin of simulated time: benches read the clock once per sim
-/// (kring-core itself never does).
-#[allow(clippy::disallowed_methods)]
-fn origin() -> std::time::Instant {
-    std::time::Instant::now()
-}
+use kring_testclock::origin;
 
 fn sim_with(partitions: u32) -> Sim {
     let mut cluster = SimCluster::new(1);

@@ -35,9 +35,6 @@ mod topics;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
-#[cfg(test)]
-mod test_clock;
-
 pub use config::{Acks, Compression, Config, PartitionerChoice};
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,

@@ -768,7 +768,7 @@ mod tests {
     /// and failed).
     #[test]
     fn blocking_for_metadata_wakes_a_parked_io_thread_first() {
-        let now = crate::test_clock::origin();
+        let now = kring_testclock::origin();
         let config = Config {
             bootstrap: vec!["127.0.0.1:9".into()],
             ..Config::default()

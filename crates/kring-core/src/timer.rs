@@ -204,7 +204,7 @@ mod tests {
 
     fn t0() -> Instant {
         // The tests' one clock read (kring-core itself never reads it).
-        crate::test_clock::origin()
+        kring_testclock::origin()
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn leader_move_without_hints_refreshes_metadata() {
     let mut cluster = SimCluster::new(2);
     cluster.create_topic("t", 1);
     cluster.leader_hints = false;
-    let mut sim = Sim::new(cfg(), cluster, crate::test_clock::origin());
+    let mut sim = Sim::new(cfg(), cluster, kring_testclock::origin());
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     let m0 = metadata_requests(&sim);
@@ -154,7 +154,7 @@ fn missing_topic_fails_after_max_block() {
 fn auto_created_topic() {
     let mut cluster = SimCluster::new(1);
     cluster.auto_create = Some(3);
-    let mut sim = Sim::new(cfg(), cluster, crate::test_clock::origin());
+    let mut sim = Sim::new(cfg(), cluster, kring_testclock::origin());
     let h = sim.send("fresh", Some(2), None, Some(b"v")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().partition, 2);

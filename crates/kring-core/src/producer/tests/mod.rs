@@ -27,7 +27,7 @@ pub(super) fn cfg() -> Config {
 pub(super) fn sim_with(config: Config, nodes: i32, partitions: u32) -> Sim {
     let mut cluster = SimCluster::new(nodes);
     cluster.create_topic("t", partitions);
-    Sim::new(config, cluster, crate::test_clock::origin())
+    Sim::new(config, cluster, kring_testclock::origin())
 }
 
 pub(super) fn ms(n: u64) -> Duration {

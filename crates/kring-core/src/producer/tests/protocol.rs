@@ -2,9 +2,9 @@
 //! is a connection error, not a panic.
 
 use super::*;
-use crate::test_clock::origin as base_instant;
 use crate::{IoCommand, ProducerCore};
 use bytes::{BufMut, Bytes, BytesMut};
+use kring_testclock::origin as base_instant;
 
 fn core() -> (ProducerCore, crate::ConnId, std::time::Instant) {
     let now = base_instant();

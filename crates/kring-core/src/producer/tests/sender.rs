@@ -56,7 +56,7 @@ fn produce_version_follows_api_versions() {
     let mut cluster = crate::sim::SimCluster::new(1);
     cluster.create_topic("t", 1);
     cluster.produce_max_version = 7;
-    let mut sim = crate::sim::Sim::new(cfg(), cluster, crate::test_clock::origin());
+    let mut sim = crate::sim::Sim::new(cfg(), cluster, kring_testclock::origin());
     sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(produce_requests(&sim), vec![(1, 7)]);
@@ -290,7 +290,7 @@ fn connect_failures_back_off() {
     let mut cluster = crate::sim::SimCluster::new(1);
     cluster.create_topic("t", 1);
     cluster.nodes.get_mut(&1).unwrap().up = false;
-    let mut sim = crate::sim::Sim::new(cfg(), cluster, crate::test_clock::origin());
+    let mut sim = crate::sim::Sim::new(cfg(), cluster, kring_testclock::origin());
     sim.run_for(ms(3000));
     // 50 ms doubling to 1 s: about 6-8 attempts in 3 s, not hundreds.
     let n = sim.connects.len();
