@@ -149,6 +149,20 @@ fn first_record_size(rec: &RecordRef<'_>) -> usize {
     varint_len(body as i32) + body
 }
 
+/// An upper bound of [`first_record_size`], in two additions for a record
+/// without headers (each of its varints takes at most 5 bytes; the deltas
+/// and the header count of a first record take 1). The size limits need
+/// the exact figure only for a record that could be near them.
+fn first_record_size_bound(rec: &RecordRef<'_>) -> usize {
+    if !rec.headers.is_empty() {
+        return first_record_size(rec);
+    }
+    let len = |v: Option<&[u8]>| v.map_or(0, <[u8]>::len);
+    // length + attributes + timestamp delta + offset delta + key length +
+    // value length + header count
+    5 + 1 + 1 + 1 + 5 + 5 + 1 + len(rec.key) + len(rec.value)
+}
+
 impl Shared {
     pub(crate) fn new(config: &Config) -> Shared {
         Shared {
@@ -190,6 +204,16 @@ impl Shared {
         self.pool.try_reserve(n)
     }
 
+    /// Brings a batch's charge (`charged`) up to its buffer's actual
+    /// capacity if the buffer grew more than predicted (another allocator
+    /// policy): charged even past the limit, so the pool never under-counts.
+    fn charge_capacity(&self, charged: &mut usize, capacity: usize) {
+        if capacity > *charged {
+            self.pool.charge(capacity - *charged);
+            *charged = capacity;
+        }
+    }
+
     /// Wakes the I/O thread now if `wake` says it is owed a wake-up, before
     /// this thread blocks.
     fn wake_before_blocking(&self, wake: &mut bool) {
@@ -224,21 +248,7 @@ impl Shared {
         if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
             return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
         }
-        let size = HEADER_LEN + first_record_size(&rec);
-        if size > self.cfg.max_request_size {
-            return Err(SendError::RecordTooLarge {
-                size,
-                limit: self.cfg.max_request_size,
-                setting: "max.request.size",
-            });
-        }
-        if size > self.pool.limit() {
-            return Err(SendError::RecordTooLarge {
-                size,
-                limit: self.pool.limit(),
-                setting: "buffer.memory",
-            });
-        }
+        self.check_record_size(&rec)?;
         let mut wake = false;
         let mut reserved = 0usize;
         let result = loop {
@@ -288,6 +298,32 @@ impl Shared {
         // opened a batch with room meanwhile) goes back.
         self.pool.release(reserved);
         result
+    }
+
+    /// Fails a record too large for `max.request.size` or `buffer.memory`
+    /// as the only record of a batch. Exact only when the cheap bound says
+    /// it could be (this runs on every append).
+    fn check_record_size(&self, rec: &RecordRef<'_>) -> Result<(), SendError> {
+        let limit = self.cfg.max_request_size.min(self.pool.limit());
+        if HEADER_LEN + first_record_size_bound(rec) <= limit {
+            return Ok(());
+        }
+        let size = HEADER_LEN + first_record_size(rec);
+        if size > self.cfg.max_request_size {
+            return Err(SendError::RecordTooLarge {
+                size,
+                limit: self.cfg.max_request_size,
+                setting: "max.request.size",
+            });
+        }
+        if size > self.pool.limit() {
+            return Err(SendError::RecordTooLarge {
+                size,
+                limit: self.pool.limit(),
+                setting: "buffer.memory",
+            });
+        }
+        Ok(())
     }
 
     /// The locked part: choose the partition and append, or say what to
@@ -414,14 +450,7 @@ impl Shared {
                 let index = open
                     .builder
                     .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-                let cap = open.builder.capacity();
-                if cap > open.reserved {
-                    // The buffer grew more than `grown_capacity` predicted
-                    // (another allocator policy): charge the truth, even
-                    // past the limit, so the pool never under-counts.
-                    self.pool.charge(cap - open.reserved);
-                    open.reserved = cap;
-                }
+                self.charge_capacity(&mut open.reserved, open.builder.capacity());
                 if self.cfg.keep_timestamps {
                     open.timestamps.push(rec.timestamp_ms);
                 }
@@ -474,10 +503,7 @@ impl Shared {
         let mut builder = RecordBatchBuilder::new(rec.timestamp_ms, need);
         let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
         let mut need = need;
-        if builder.capacity() > need {
-            self.pool.charge(builder.capacity() - need);
-            need = builder.capacity();
-        }
+        self.charge_capacity(&mut need, builder.capacity());
         let full = builder.size_in_bytes() >= batch_size;
         let completion = BatchCompletion::new(partition as i32);
         let delivery = DeliveryHandle::new(completion.clone(), index, rec.timestamp_ms);
@@ -792,6 +818,28 @@ mod tests {
         let err = shared.append(now, rec, now).unwrap_err();
         assert!(matches!(err, SendError::MetadataTimeout { .. }), "{err}");
         assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn first_record_size_bound_is_an_upper_bound() {
+        let big = vec![1u8; 3 << 20];
+        for (k, v) in [
+            (None, None),
+            (Some(&b""[..]), Some(&b"x"[..])),
+            (Some(&b"key"[..]), Some(&big[..200])),
+            (Some(&big[..70_000]), Some(&big[..])),
+        ] {
+            let rec = RecordRef {
+                topic: "t",
+                partition: None,
+                key: k,
+                value: v,
+                headers: &[],
+                timestamp_ms: 0,
+            };
+            let (bound, exact) = (first_record_size_bound(&rec), first_record_size(&rec));
+            assert!(bound >= exact && bound <= exact + 16, "{bound} vs {exact}");
+        }
     }
 
     #[test]
