@@ -9,27 +9,21 @@
 use bytes::Bytes;
 
 pub use kring_protocol::record::BatchHeader;
-use kring_protocol::record::{decode_batch, layout, DecodeOptions};
+use kring_protocol::record::{decode_batch, increment_sequence, layout, DecodeOptions};
 use kring_protocol::DecodeError;
 
 /// The sequence of the last record of a batch, wrapping at `i32::MAX` as
-/// Kafka does.
+/// Kafka does (the sequence helper the producer core shares).
 pub(crate) fn last_sequence(h: &BatchHeader) -> i32 {
-    increment_sequence(h.base_sequence, h.last_offset_delta)
+    increment_sequence(
+        h.base_sequence,
+        u32::try_from(h.last_offset_delta).unwrap_or(0),
+    )
 }
 
 /// Whether the batch carries a producer id (idempotent or transactional).
 pub(crate) fn has_producer_id(h: &BatchHeader) -> bool {
     h.producer_id >= 0
-}
-
-/// `base + delta` in sequence space: sequences wrap from `i32::MAX` to 0.
-pub(crate) fn increment_sequence(base: i32, delta: i32) -> i32 {
-    if base > i32::MAX - delta {
-        delta - (i32::MAX - base) - 1
-    } else {
-        base + delta
-    }
 }
 
 /// Why a batch was refused. Maps onto Kafka's `CorruptRecordException`

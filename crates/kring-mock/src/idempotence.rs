@@ -97,7 +97,7 @@ pub(crate) struct ProducerStates {
 }
 
 fn in_sequence(last: i32, next: i32) -> bool {
-    i64::from(next) == i64::from(last) + 1 || (next == 0 && last == i32::MAX)
+    next == kring_protocol::record::increment_sequence(last, 1)
 }
 
 impl ProducerStates {

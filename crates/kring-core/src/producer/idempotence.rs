@@ -35,16 +35,9 @@ use crate::timer::TimerHandle;
 
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 
-/// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
-pub(crate) fn increment_sequence(seq: i32, by: u32) -> i32 {
-    let by = by as i64;
-    let s = seq as i64;
-    if s > i32::MAX as i64 - by {
-        (by - (i32::MAX as i64 - s) - 1) as i32
-    } else {
-        (s + by) as i32
-    }
-}
+/// Kafka's sequence arithmetic (sequences wrap from `i32::MAX` to 0), the
+/// one helper the core, the Sim and kring-mock share.
+pub(crate) use kring_protocol::record::increment_sequence;
 
 /// A partition's sequence state.
 #[derive(Debug)]

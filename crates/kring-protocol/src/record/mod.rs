@@ -10,6 +10,7 @@
 mod builder;
 mod decoder;
 pub mod layout;
+mod sequence;
 
 pub use crate::compression::Compression;
 pub use builder::{restamp, try_restamp, Header, RecordBatchBuilder, SealedBatch};
@@ -18,3 +19,4 @@ pub use decoder::{
     RecordHeader, Records,
 };
 pub use layout::{peek_batch_header, BatchHeader};
+pub use sequence::{increment_sequence, last_sequence};
