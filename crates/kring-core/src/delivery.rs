@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -152,7 +153,16 @@ impl BatchCompletion {
         };
         self.cond.notify_all();
         for w in wakers {
-            w.wake();
+            // A waker is an executor's code: one that panics must not stop
+            // the others, nor the I/O thread that completes batches.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| w.wake())) {
+                if !WAKER_PANIC_LOGGED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        panic = %panic_message(&*panic),
+                        "a DeliveryFuture's waker panicked; caught (further waker panics are not logged)"
+                    );
+                }
+            }
         }
         true
     }
@@ -164,20 +174,46 @@ impl BatchCompletion {
         timestamp_ms: i64,
     ) -> Result<RecordMetadata, DeliveryError> {
         match o {
-            Ok(ok) => Ok(RecordMetadata {
-                partition: self.partition,
-                offset: if ok.base_offset < 0 {
-                    -1
-                } else {
-                    ok.base_offset + i64::from(index)
-                },
-                timestamp_ms: if ok.log_append_time >= 0 {
-                    ok.log_append_time
-                } else {
-                    timestamp_ms
-                },
-            }),
+            Ok(ok) => Ok(ok.metadata(self.partition, index, timestamp_ms)),
             Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// Logs the first waker panic only (a broken executor would otherwise log
+/// once per batch).
+static WAKER_PANIC_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+impl BatchOk {
+    /// The offset of record `index`: `base_offset + index`, or -1 (unknown)
+    /// when the broker gave none (negative) or one so large that the sum
+    /// overflows — a broker cannot have written there; `handle_produce`
+    /// already reports such batches as unknown.
+    pub(crate) fn offset(&self, index: u32) -> i64 {
+        if self.base_offset < 0 {
+            return -1;
+        }
+        self.base_offset.checked_add(i64::from(index)).unwrap_or(-1)
+    }
+
+    fn metadata(&self, partition: i32, index: u32, timestamp_ms: i64) -> RecordMetadata {
+        RecordMetadata {
+            partition,
+            offset: self.offset(index),
+            timestamp_ms: if self.log_append_time >= 0 {
+                self.log_append_time
+            } else {
+                timestamp_ms
+            },
         }
     }
 }
@@ -280,40 +316,52 @@ pub struct DeliveryReport<'a> {
 /// A per-producer hook called once per record on the I/O thread when its
 /// batch completes. It must be quick and must not block (it runs on the
 /// thread that drives every broker connection).
+///
+/// It runs fenced: a panic is caught at each call, the record's result
+/// stands (its handle resolves as if the callback had returned), the
+/// callback is still called for every later record, and the I/O thread
+/// goes on. The first panic is logged (a `tracing` warning), later ones are
+/// only counted. The process's panic hook still runs for each panic (by
+/// default it prints the message to stderr).
 pub type DeliveryCallback = Arc<dyn Fn(&DeliveryReport<'_>) + Send + Sync>;
 
-/// Calls `cb` for each record of a completed batch.
+/// Panics caught while calling a delivery callback for one batch.
+#[derive(Debug, Default)]
+pub(crate) struct CallbackPanics {
+    pub(crate) count: u64,
+    /// The first panic's message.
+    pub(crate) first: Option<String>,
+}
+
+/// Calls `cb` for each record of a completed batch, each call fenced: a
+/// panic is caught and counted, and the next record is reported as usual.
 pub(crate) fn report_batch(
     cb: &DeliveryCallback,
     topic: &str,
     partition: i32,
     timestamps: &[i64],
     outcome: &Outcome,
-) {
+) -> CallbackPanics {
+    let mut panics = CallbackPanics::default();
     for (i, &ts) in timestamps.iter().enumerate() {
         let index = i as u32;
         let result = match outcome {
-            Ok(ok) => Ok(RecordMetadata {
-                partition,
-                offset: if ok.base_offset < 0 {
-                    -1
-                } else {
-                    ok.base_offset + i64::from(index)
-                },
-                timestamp_ms: if ok.log_append_time >= 0 {
-                    ok.log_append_time
-                } else {
-                    ts
-                },
-            }),
+            Ok(ok) => Ok(ok.metadata(partition, index, ts)),
             Err(e) => Err(e),
         };
-        cb(&DeliveryReport {
+        let report = DeliveryReport {
             topic,
             index,
             result,
-        });
+        };
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| cb(&report))) {
+            panics.count += 1;
+            if panics.first.is_none() {
+                panics.first = Some(panic_message(&*panic));
+            }
+        }
     }
+    panics
 }
 
 #[cfg(test)]
@@ -399,6 +447,38 @@ mod tests {
         }
     }
 
+    struct PanicWake;
+    impl Wake for PanicWake {
+        fn wake(self: Arc<Self>) {
+            panic!("waker bug");
+        }
+    }
+
+    /// A waker that panics (a broken executor) does not stop the
+    /// completion: the result is stored, the other wakers are woken.
+    #[test]
+    fn a_panicking_waker_does_not_stop_completion() {
+        let b = BatchCompletion::new(0);
+        let mut h1 = DeliveryHandle::new(b.clone(), 0, 0);
+        let mut h2 = DeliveryHandle::new(b.clone(), 1, 0);
+        let bad = Waker::from(Arc::new(PanicWake));
+        let cw = Arc::new(CountWake(AtomicUsize::new(0)));
+        let good = Waker::from(cw.clone());
+        assert!(Pin::new(&mut h1)
+            .poll(&mut Context::from_waker(&bad))
+            .is_pending());
+        assert!(Pin::new(&mut h2)
+            .poll(&mut Context::from_waker(&good))
+            .is_pending());
+        assert!(b.complete(Ok(BatchOk {
+            base_offset: 3,
+            log_append_time: -1,
+        })));
+        assert_eq!(cw.0.load(Ordering::SeqCst), 1);
+        assert_eq!(h1.try_result().unwrap().unwrap().offset, 3);
+        assert_eq!(h2.wait().unwrap().offset, 4);
+    }
+
     #[test]
     fn callback_reports_each_record_once() {
         let seen = Arc::new(Mutex::new(vec![]));
@@ -408,7 +488,7 @@ mod tests {
                 .unwrap()
                 .push((r.index, r.result.as_ref().map(|m| m.offset).ok()));
         });
-        report_batch(
+        let _ = report_batch(
             &cb,
             "t",
             0,

@@ -65,6 +65,16 @@ pub enum SendError {
         /// Partitions the topic has.
         num_partitions: u32,
     },
+    /// The custom [`Partitioner`](crate::partitioner::Partitioner) panicked
+    /// while choosing this record's partition. The panic was caught; the
+    /// record was not queued and later records are partitioned as usual.
+    #[error("the partitioner panicked for a record of topic `{topic}`: {message}")]
+    PartitionerPanicked {
+        /// The topic.
+        topic: Arc<str>,
+        /// The panic's message.
+        message: Arc<str>,
+    },
     /// The topic name cannot be sent (empty, or longer than a Kafka string).
     #[error("invalid topic name `{0}`")]
     InvalidTopic(Arc<str>),

@@ -12,6 +12,7 @@
 //! about records (see `notice`).
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ use kring_protocol::record::{layout::HEADER_LEN, Compression, Header, RecordBatc
 use kring_protocol::ErrorCode;
 
 use crate::config::Config;
-use crate::delivery::{BatchCompletion, DeliveryHandle};
+use crate::delivery::{panic_message, BatchCompletion, DeliveryHandle};
 use crate::error::SendError;
 use crate::memory::{remaining, BufferPool};
 use crate::notice::{Notice, NoticeQueue};
@@ -80,6 +81,7 @@ pub struct Shared {
     pub(crate) notices: NoticeQueue,
     pub(crate) pool: BufferPool,
     io_waker: IoWakerSlot,
+    clock: OnceLock<fn() -> Instant>,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -130,7 +132,6 @@ fn grown_capacity(cap: usize, len: usize) -> usize {
 enum Step {
     Done(AppendOutcome),
     NeedTopic,
-    NeedPartitions { have: u32 },
     NeedMemory(usize),
 }
 
@@ -177,7 +178,25 @@ impl Shared {
             notices: NoticeQueue::default(),
             pool: BufferPool::new(config.buffer_memory),
             io_waker: IoWakerSlot::default(),
+            clock: OnceLock::new(),
         }
+    }
+
+    /// Installs the clock a producer thread reads after blocking, so that
+    /// `max.block.ms` bounds a whole [`append`](Self::append) however many
+    /// times it blocks (for metadata, then for memory). The core never reads
+    /// the clock itself; the driver passes `Instant::now`. Set once, before
+    /// the first append; later calls are ignored. Without it each blocking
+    /// step may use what was left of the budget at the start of the append.
+    pub fn set_clock(&self, clock: fn() -> Instant) {
+        let _ = self.clock.set(clock);
+    }
+
+    /// What is left of the block budget: measured with the installed clock,
+    /// or from `start` (the append's `now`) without one.
+    fn left(&self, start: Instant, deadline: Instant) -> std::time::Duration {
+        let now = self.clock.get().map_or(start, |c| c().max(start));
+        remaining(now, deadline)
     }
 
     /// Installs how a producer thread wakes the I/O thread when `append`
@@ -228,11 +247,15 @@ impl Shared {
     /// Appends a record to its partition's open batch.
     ///
     /// Never performs I/O and never waits for the network. It blocks only
-    /// in two cases, each at most until `block_deadline` (the caller's
-    /// `now + max.block.ms`): the topic has no metadata yet (the I/O thread
-    /// is asked for it), or `buffer.memory` is exhausted (until batches
-    /// complete). Records too large for `max.request.size` or
-    /// `buffer.memory` fail at once.
+    /// in two cases, together at most until `block_deadline` (the caller's
+    /// `now + max.block.ms`; see [`set_clock`](Self::set_clock)): the topic
+    /// has no metadata yet (the I/O thread is asked for it), or
+    /// `buffer.memory` is exhausted (until batches complete). Records too
+    /// large for `max.request.size` or `buffer.memory` fail at once, and so
+    /// does a partition the topic is known not to have (explicit, or chosen
+    /// by the partitioner), with [`SendError::InvalidPartition`]. The
+    /// partitioner runs fenced: if it panics, the record fails with
+    /// [`SendError::PartitionerPanicked`].
     ///
     /// If [`AppendOutcome::wake`] is true the caller must wake the I/O
     /// thread.
@@ -269,13 +292,6 @@ impl Shared {
                         break Err(e);
                     }
                 }
-                Step::NeedPartitions { have } => {
-                    if let Err(e) =
-                        self.wait_for_partitions(now, &rec, have, block_deadline, &mut wake)
-                    {
-                        break Err(e);
-                    }
-                }
                 Step::NeedMemory(n) => {
                     debug_assert_eq!(reserved, 0);
                     // Memory comes back when batches complete: the I/O
@@ -283,7 +299,7 @@ impl Shared {
                     self.wake_before_blocking(&mut wake);
                     if !self
                         .pool
-                        .reserve_blocking(n, remaining(now, block_deadline))
+                        .reserve_blocking(n, self.left(now, block_deadline))
                     {
                         break Err(SendError::BufferFull {
                             limit: self.pool.limit(),
@@ -357,21 +373,45 @@ impl Shared {
                     num_partitions: n,
                     available: &topic.available,
                 };
-                self.cfg
-                    .partitioner
-                    .partition(rec.topic, rec.key, rec.value, &view)
-                    .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+                // User code runs fenced: a panic fails this record only.
+                let chosen = catch_unwind(AssertUnwindSafe(|| {
+                    self.cfg
+                        .partitioner
+                        .partition(rec.topic, rec.key, rec.value, &view)
+                }));
+                match chosen {
+                    Ok(p) => p.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
+                    Err(panic) => {
+                        return Err(SendError::PartitionerPanicked {
+                            topic: topic.name.clone(),
+                            message: Arc::from(panic_message(&*panic)),
+                        })
+                    }
+                }
             }
         };
         let (partition, is_sticky) = match requested {
-            Some(p) if p < 0 => {
+            Some(p) if p < 0 || p as u32 >= n => {
+                if rec.partition.is_some() && p >= 0 {
+                    // The topic may have grown since the count was learnt:
+                    // refresh, so a later send sees it. This one fails now
+                    // rather than wait out max.block.ms for a partition
+                    // that usually does not exist.
+                    if self.notices.push(Notice::TopicWanted {
+                        topic: topic.id,
+                        seen: n,
+                    }) {
+                        if let Some(w) = self.io_waker.0.get() {
+                            w();
+                        }
+                    }
+                }
                 return Err(SendError::InvalidPartition {
                     topic: topic.name.clone(),
                     partition: p,
                     num_partitions: n,
-                })
+                });
             }
-            Some(p) if p as u32 >= n => return Ok(Step::NeedPartitions { have: n }),
             Some(p) => (p as u32, false),
             None => {
                 let s = *sticky.get(topic.id);
@@ -610,7 +650,7 @@ impl Shared {
         let seen = state.partitions.len() as u32;
         *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         self.wake_before_blocking(wake);
-        let map = self.topics.wait_until(remaining(now, deadline), |m| {
+        let map = self.topics.wait_until(self.left(now, deadline), |m| {
             !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
                 || self.notices.is_closed()
         });
@@ -630,50 +670,6 @@ impl Shared {
                 last_error,
             }),
         }
-    }
-
-    /// An explicit partition beyond the known count: ask for fresh metadata
-    /// and wait for the topic to grow, up to the deadline.
-    fn wait_for_partitions(
-        &self,
-        now: Instant,
-        rec: &RecordRef<'_>,
-        have: u32,
-        deadline: Instant,
-        wake: &mut bool,
-    ) -> Result<(), SendError> {
-        let (state, _) = self.topics.register(rec.topic);
-        let id = state.id;
-        let want = rec.partition.unwrap_or(0).max(0) as u32;
-        *wake |= self.notices.push(Notice::TopicWanted {
-            topic: id,
-            seen: have,
-        });
-        self.wake_before_blocking(wake);
-        let map = self.topics.wait_until(remaining(now, deadline), |m| {
-            let s = &m.by_id[id as usize];
-            s.partitions.len() as u32 > want
-                || matches!(s.status, TopicStatus::Failed(_))
-                || self.notices.is_closed()
-        });
-        if self.notices.is_closed() {
-            return Err(SendError::Closed);
-        }
-        let st = &map.by_id[id as usize];
-        if st.partitions.len() as u32 > want {
-            return Ok(());
-        }
-        if let TopicStatus::Failed(error) = st.status {
-            return Err(SendError::TopicError {
-                topic: st.name.clone(),
-                error,
-            });
-        }
-        Err(SendError::InvalidPartition {
-            topic: st.name.clone(),
-            partition: rec.partition.unwrap_or(-1),
-            num_partitions: have.max(st.partitions.len() as u32),
-        })
     }
 
     /// Requests a flush: every batch open now is sealed at once, and the

@@ -35,7 +35,7 @@ use kring_protocol::messages::produce::{
     TopicProduceResponse,
 };
 use kring_protocol::messages::ApiKey;
-use kring_protocol::record::{decode_batch, DecodeOptions};
+use kring_protocol::record::{decode_batch, increment_sequence, last_sequence, DecodeOptions};
 use kring_protocol::ErrorCode;
 
 use crate::config::Config;
@@ -147,7 +147,23 @@ pub struct SimCluster {
     /// Keep written records in the logs (benchmarks turn this off; offsets
     /// still advance).
     pub store_records: bool,
+    /// Rewrites every Metadata response before it is encoded: a broker
+    /// that lies (absurd partition indexes, ...).
+    pub metadata_rewrite: Option<Rewrite<MetadataResponse>>,
+    /// Rewrites every Produce response before it is encoded (absurd
+    /// offsets, ...).
+    pub produce_rewrite: Option<Rewrite<ProduceResponse>>,
     next_pid: i64,
+}
+
+/// A function that rewrites a response of a [`SimCluster`] before it is
+/// encoded, to make the broker lie.
+pub struct Rewrite<T>(pub Box<dyn FnMut(&mut T) + Send>);
+
+impl<T> std::fmt::Debug for Rewrite<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewrite")
+    }
 }
 
 impl SimCluster {
@@ -176,6 +192,8 @@ impl SimCluster {
             drops: Vec::new(),
             requests: Vec::new(),
             store_records: true,
+            metadata_rewrite: None,
+            produce_rewrite: None,
             next_pid: 1000,
         }
     }
@@ -188,6 +206,27 @@ impl SimCluster {
             .map(|i| SimPartition::new(ids[(i as i32 % n) as usize]))
             .collect();
         self.topics.insert(name.to_owned(), parts);
+    }
+
+    /// Adds `n` partitions to a topic (led like `create_topic`'s).
+    pub fn add_partitions(&mut self, topic: &str, n: u32) {
+        let ids: Vec<i32> = self.nodes.keys().copied().collect();
+        let parts = self.topics.get_mut(topic).expect("topic");
+        for _ in 0..n {
+            let i = parts.len();
+            parts.push(SimPartition::new(ids[i % ids.len()]));
+        }
+    }
+
+    /// Makes every producer known to a partition look as if its last
+    /// appended batch ended at sequence `last` (to test the wrap).
+    pub fn set_last_sequence(&mut self, topic: &str, p: u32, last: i32) {
+        let part = self.partition(topic, p);
+        let offset = part.next_offset - 1;
+        for st in part.producers.values_mut() {
+            st.recent.clear();
+            st.recent.push_back((last, last, offset));
+        }
     }
 
     /// A partition.
@@ -255,7 +294,10 @@ impl SimCluster {
                 encode_response(&mut out, corr, v, &resp)
             }
             RequestKind::Metadata(req) => {
-                let resp = self.metadata(&req, v);
+                let mut resp = self.metadata(&req, v);
+                if let Some(r) = &mut self.metadata_rewrite {
+                    (r.0)(&mut resp);
+                }
                 encode_response(&mut out, corr, v, &resp)
             }
             RequestKind::InitProducerId(_) => {
@@ -269,7 +311,10 @@ impl SimCluster {
                 encode_response(&mut out, corr, v, &resp)
             }
             RequestKind::Produce(req) => {
-                let resp = self.produce(node, &req, v)?;
+                let mut resp = self.produce(node, &req, v)?;
+                if let Some(r) = &mut self.produce_rewrite {
+                    (r.0)(&mut resp);
+                }
                 if req.acks == 0 {
                     return Ok(None);
                 }
@@ -413,7 +458,7 @@ impl SimCluster {
                     (batch.producer_id, batch.producer_epoch, batch.base_sequence);
                 let next_offset = part.next_offset;
                 if pid >= 0 {
-                    let last_seq = seq.wrapping_add(count - 1);
+                    let last_seq = last_sequence(seq, count as u32);
                     match part.producers.get_mut(&pid) {
                         None if seq != 0 => {
                             pr.error_code = ErrorCode::UNKNOWN_PRODUCER_ID.code();
@@ -445,7 +490,7 @@ impl SimCluster {
                                 prs.push(pr);
                                 continue;
                             }
-                            let expect = st.recent.back().map_or(0, |r| r.1.wrapping_add(1));
+                            let expect = st.recent.back().map_or(0, |r| increment_sequence(r.1, 1));
                             if seq != expect {
                                 pr.error_code = ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.code();
                                 prs.push(pr);
@@ -893,9 +938,7 @@ impl Sim {
                     }
                     return Ok(o.delivery);
                 }
-                Err(SendError::MetadataTimeout { .. })
-                | Err(SendError::BufferFull { .. })
-                | Err(SendError::InvalidPartition { .. })
+                Err(SendError::MetadataTimeout { .. }) | Err(SendError::BufferFull { .. })
                     if self.now < deadline =>
                 {
                     // The producer thread would block: let the I/O side do

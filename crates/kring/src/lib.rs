@@ -40,4 +40,6 @@ pub use producer::{Producer, ProducerBuilder};
 pub use record::{Header, Record};
 
 #[cfg(test)]
+mod fenced_tests;
+#[cfg(test)]
 mod producer_tests;

@@ -99,6 +99,9 @@ impl ProducerBuilder {
         // wakes the I/O thread itself, before blocking.
         let waker = driver.waker().clone();
         shared.set_io_waker(Arc::new(move || waker.wake()));
+        // `max.block.ms` bounds a whole send: after blocking once, a sender
+        // measures what is left of its budget before blocking again.
+        shared.set_clock(Instant::now);
         tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
         Ok(Producer {
             shared,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 
-use crate::delivery::{report_batch, BatchCompletion, BatchOk, DeliveryError};
+use crate::delivery::{report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError};
 
 use super::{BatchKey, PartKey, ProducerCore};
 
@@ -107,7 +107,10 @@ impl ProducerCore {
         }
         if let Some(cb) = &self.callback {
             let topic = self.topics[pk.0 as usize].name.clone();
-            report_batch(cb, &topic, pk.1 as i32, &timestamps, &outcome);
+            let panics = report_batch(cb, &topic, pk.1 as i32, &timestamps, &outcome);
+            if panics.count > 0 {
+                self.callback_panicked(&topic, panics);
+            }
         }
         completion.complete(outcome);
         self.pending_batches -= 1;
@@ -117,6 +120,25 @@ impl ProducerCore {
             self.incomplete.remove(&flush_gen);
         }
         self.maybe_disarm_delivery(pk);
+    }
+
+    /// The delivery callback panicked (caught): the first time logged as a
+    /// warning, later only counted (`CoreStats::callback_panics`) and
+    /// logged at debug level, so a callback that always panics does not
+    /// flood the log.
+    fn callback_panicked(&mut self, topic: &str, panics: CallbackPanics) {
+        let first_ever = self.stats.callback_panics == 0;
+        self.stats.callback_panics += panics.count;
+        let message = panics.first.unwrap_or_default();
+        if first_ever {
+            tracing::warn!(
+                topic,
+                panic = %message,
+                "the on_delivery callback panicked; caught, the record's result stands and later records are reported as usual (further panics are counted in callback_panics)"
+            );
+        } else {
+            tracing::debug!(topic, panic = %message, count = panics.count, "the on_delivery callback panicked again");
+        }
     }
 
     fn finish_held(&mut self, bk: BatchKey, outcome: Result<BatchOk, DeliveryError>) {

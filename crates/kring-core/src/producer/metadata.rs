@@ -220,7 +220,14 @@ impl ProducerCore {
             if err.is_ok() {
                 let (changed, need) = self.apply_partitions(now, tid, t);
                 soon |= need;
-                if changed || self.topics[ti].status != TopicStatus::Ready {
+                if self.topics[ti].partitions.is_empty() {
+                    // Nothing usable listed (no partitions, or only
+                    // invalid indexes): not ready; ask again while a
+                    // sender waits.
+                    soon |= self.topics[ti]
+                        .wanted_at
+                        .is_some_and(|w| now < w + self.cfg.max_block);
+                } else if changed || self.topics[ti].status != TopicStatus::Ready {
                     self.topics[ti].status = TopicStatus::Ready;
                     publish.push(self.topic_state(tid));
                 }
@@ -302,6 +309,12 @@ impl ProducerCore {
     }
 
     /// Applies partition leaders. Returns (snapshot changed, refresh soon).
+    ///
+    /// A topic's partitions are numbered from 0 and a response lists each
+    /// once, so an index outside `0..listed` (`listed`: the entries the
+    /// response holds) is a protocol error: that entry is ignored and
+    /// logged. Nothing is ever sized by an index the broker sent, only by
+    /// the number of entries it actually sent.
     fn apply_partitions(
         &mut self,
         _now: Instant,
@@ -309,11 +322,26 @@ impl ProducerCore {
         t: &kring_protocol::messages::metadata::MetadataResponseTopic,
     ) -> (bool, bool) {
         let ti = tid as usize;
+        let listed = t.partitions.len();
+        let valid = |i: i32| usize::try_from(i).is_ok_and(|i| i < listed);
+        let invalid = t
+            .partitions
+            .iter()
+            .filter(|p| !valid(p.partition_index))
+            .count();
+        if invalid > 0 {
+            tracing::warn!(
+                topic = t.name.as_deref().unwrap_or(""),
+                listed,
+                invalid,
+                "metadata lists partition indexes outside 0..{listed}; ignoring them"
+            );
+        }
         let count = t
             .partitions
             .iter()
             .map(|p| p.partition_index)
-            .filter(|&i| i >= 0)
+            .filter(|&i| valid(i))
             .max()
             .map_or(0, |m| m as usize + 1);
         let mut changed = false;
@@ -324,7 +352,7 @@ impl ProducerCore {
             changed = true;
         }
         for p in &t.partitions {
-            if p.partition_index < 0 {
+            if !valid(p.partition_index) {
                 continue;
             }
             let pk = (tid, p.partition_index as u32);

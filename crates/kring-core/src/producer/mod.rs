@@ -141,6 +141,9 @@ pub struct CoreStats {
     pub batches_failed: u64,
     /// Times the producer epoch was bumped.
     pub epoch_bumps: u64,
+    /// Delivery callback invocations that panicked (caught; the first is
+    /// logged).
+    pub callback_panics: u64,
 }
 
 /// Timer kinds in the deadline queue.

@@ -591,10 +591,11 @@ impl ProducerCore {
                         if self.idem.enabled {
                             self.seq_batch_ok(pk, bk);
                         }
+                        let base_offset = self.plausible_base_offset(bk, pr.base_offset);
                         self.complete_ok(
                             bk,
                             BatchOk {
-                                base_offset: pr.base_offset,
+                                base_offset,
                                 log_append_time: pr.log_append_time_ms,
                             },
                         );
@@ -618,6 +619,29 @@ impl ProducerCore {
                 }
             }
         }
+    }
+
+    /// The base offset to report for a batch the broker accepted: its
+    /// answer, unless the batch's last offset would not fit an `i64` (a
+    /// broker cannot have written there). Then the records were written but
+    /// their offsets are unknown: -1, the value the Java client reports
+    /// when the broker gives no offset. (The Java client adds without a
+    /// check and would report wrapped, negative offsets.)
+    fn plausible_base_offset(&self, bk: BatchKey, base_offset: i64) -> i64 {
+        let b = &self.batches[bk];
+        let last = i64::from(b.records.saturating_sub(1));
+        if base_offset >= 0 && base_offset.checked_add(last).is_none() {
+            let pk = b.part;
+            tracing::warn!(
+                topic = %self.topics[pk.0 as usize].name,
+                partition = pk.1,
+                base_offset,
+                records = b.records,
+                "the broker answered an impossible base offset; reporting the records' offsets as unknown (-1)"
+            );
+            return -1;
+        }
+        base_offset
     }
 
     /// A batch's request was lost with its connection (or timed out).

@@ -2,6 +2,7 @@
 
 mod accumulate;
 mod basic;
+mod fenced;
 mod growth;
 mod idempotence;
 mod lifecycle;

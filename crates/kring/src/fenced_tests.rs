@@ -1,0 +1,207 @@
+//! User code runs fenced, against a real broker (kring-mock): a panicking
+//! delivery callback or partitioner cannot stop the producer, partitions out
+//! of range fail at once, and `max.block.ms` bounds a whole send.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use kring_mock::{Fault, MockCluster};
+
+use crate::{
+    DeliveryReport, PartitionView, Partitioner, Producer, ProducerBuilder, Record, SendError,
+};
+
+const PRODUCE: i16 = 0;
+const METADATA: i16 = 3;
+
+fn cluster(partitions: i32) -> MockCluster {
+    MockCluster::builder()
+        .brokers(1)
+        .topic("t", partitions)
+        .build()
+        .expect("mock cluster")
+}
+
+fn builder(c: &MockCluster) -> ProducerBuilder {
+    Producer::builder().bootstrap(&c.bootstrap_servers())
+}
+
+/// Issue 15's repro over the real driver: 20 sends, the callback panics on
+/// the 6th. Every future resolves, the callback keeps being called, later
+/// sends work and close reports success.
+#[test]
+fn panicking_callback_keeps_the_io_thread_alive() {
+    let c = cluster(1);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let p = builder(&c)
+        .on_delivery(move |_: &DeliveryReport<'_>| {
+            if c2.fetch_add(1, Ordering::SeqCst) + 1 == 6 {
+                panic!("user callback bug");
+            }
+        })
+        .build()
+        .unwrap();
+    let fs: Vec<_> = (0..20u8)
+        .map(|i| p.send(Record::new("t", &[i])).unwrap())
+        .collect();
+    for (i, f) in fs.iter().enumerate() {
+        match f.wait_timeout(Duration::from_secs(10)) {
+            Some(Ok(md)) => assert_eq!(md.offset, i as i64),
+            other => panic!("record {i}: {other:?}"),
+        }
+    }
+    let md = p.send(Record::new("t", b"later")).unwrap().wait().unwrap();
+    assert_eq!(md.offset, 20);
+    p.flush();
+    assert_eq!(calls.load(Ordering::SeqCst), 21);
+    assert!(p.close(), "close reports every record delivered");
+    assert_eq!(c.records("t", 0).unwrap().len(), 21);
+}
+
+#[derive(Debug)]
+struct Lying;
+
+impl Partitioner for Lying {
+    fn partition(
+        &self,
+        _topic: &str,
+        key: Option<&[u8]>,
+        _value: Option<&[u8]>,
+        view: &PartitionView<'_>,
+    ) -> Option<u32> {
+        match key {
+            Some(b"beyond") => Some(view.num_partitions),
+            Some(b"boom") => panic!("partitioner bug"),
+            _ => Some(1),
+        }
+    }
+}
+
+/// A custom partitioner returning a partition the topic lacks fails that
+/// record at once with InvalidPartition (it used to spin in `send`); one
+/// that panics fails the record with PartitionerPanicked.
+#[test]
+fn misbehaving_partitioner_fails_the_record_at_once() {
+    let c = cluster(8);
+    let p = Arc::new(
+        builder(&c)
+            .custom_partitioner(Arc::new(Lying))
+            .build()
+            .unwrap(),
+    );
+    p.send(Record::new("t", b"v").key(b"k"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let p2 = p.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let r = p2.send(Record::new("t", b"v").key(b"beyond")).map(drop);
+        let _ = tx.send((r, start.elapsed()));
+    });
+    let (r, took) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("send did not return (it loops)");
+    assert!(
+        matches!(
+            r,
+            Err(SendError::InvalidPartition {
+                partition: 8,
+                num_partitions: 8,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    eprintln!(
+        "partitioner out of range: failed in {} µs",
+        took.as_micros()
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let start = Instant::now();
+    let r = p.send(Record::new("t", b"v").key(b"boom")).map(drop);
+    let took = start.elapsed();
+    assert!(
+        matches!(&r, Err(SendError::PartitionerPanicked { message, .. }) if message.contains("partitioner bug")),
+        "{r:?}"
+    );
+    eprintln!("partitioner panic: failed in {} µs", took.as_micros());
+    let md = p
+        .send(Record::new("t", b"v").key(b"k"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(md.partition, 1);
+    assert!(p.close());
+}
+
+/// `partition(999)` on a topic known to have 8 partitions fails at once,
+/// not after `max.block.ms`.
+#[test]
+fn explicit_partition_beyond_a_known_count_fails_at_once() {
+    let c = cluster(8);
+    let p = builder(&c)
+        .max_block(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    p.send(Record::new("t", b"v").partition(0))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let start = Instant::now();
+    let err = p
+        .send(Record::new("t", b"v").partition(999))
+        .map(drop)
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            SendError::InvalidPartition {
+                partition: 999,
+                num_partitions: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    eprintln!("partition(999) on 8: failed in {} µs", took.as_micros());
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+/// `max.block.ms` bounds a whole send: a send that first waits for the
+/// topic's metadata and then for buffer memory gives up once the budget is
+/// spent in total, not after a full budget per step.
+#[test]
+fn max_block_bounds_metadata_and_memory_waits_together() {
+    let c = cluster(1);
+    let max_block = Duration::from_millis(1000);
+    let p = builder(&c)
+        .buffer_memory(100_000)
+        .batch_size(100_000)
+        .linger(Duration::ZERO)
+        .max_block(max_block)
+        .build()
+        .unwrap();
+    // Warm up: "t" is known, then its next batch holds memory for 3 s.
+    p.send(Record::new("t", b"w")).unwrap().wait().unwrap();
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(3)).always());
+    let big = vec![7u8; 60_000];
+    let held = p.send(Record::new("t", &big)).unwrap();
+    // The next metadata request (for the new topic) is answered late.
+    c.inject(Fault::delay(METADATA, Duration::from_millis(800)));
+    let start = Instant::now();
+    let err = p.send(Record::new("fresh", &big)).map(drop).unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, SendError::BufferFull { .. }), "{err}");
+    eprintln!("metadata 800 ms + memory wait with max.block.ms 1000: gave up after {took:?}");
+    assert!(
+        took >= max_block - Duration::from_millis(50)
+            && took < max_block + Duration::from_millis(300),
+        "{took:?}"
+    );
+    held.wait().unwrap();
+}
