@@ -153,16 +153,7 @@ impl BatchCompletion {
         };
         self.cond.notify_all();
         for w in wakers {
-            // A waker is an executor's code: one that panics must not stop
-            // the others, nor the I/O thread that completes batches.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| w.wake())) {
-                if !WAKER_PANIC_LOGGED.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        panic = %panic_message(&*panic),
-                        "a DeliveryFuture's waker panicked; caught (further waker panics are not logged)"
-                    );
-                }
-            }
+            wake_fenced(w);
         }
         true
     }
@@ -183,6 +174,20 @@ impl BatchCompletion {
 /// Logs the first waker panic only (a broken executor would otherwise log
 /// once per batch).
 static WAKER_PANIC_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Wakes a task registered by a delivery or flush future. A waker is an
+/// executor's code: one that panics must not stop the other wakers, nor
+/// unwind into the I/O thread that completes batches.
+pub(crate) fn wake_fenced(w: Waker) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| w.wake())) {
+        if !WAKER_PANIC_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                panic = %panic_message(&*panic),
+                "a future's waker panicked; caught (further waker panics are not logged)"
+            );
+        }
+    }
+}
 
 /// The text of a caught panic.
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

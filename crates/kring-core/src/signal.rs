@@ -30,7 +30,7 @@ impl Signal {
         };
         self.cond.notify_all();
         for w in wakers {
-            w.wake();
+            crate::delivery::wake_fenced(w);
         }
     }
 
@@ -109,5 +109,28 @@ mod tests {
         t.join().unwrap();
         s.set(); // idempotent
         assert!(s.is_set());
+    }
+    struct PanicWake;
+    impl std::task::Wake for PanicWake {
+        fn wake(self: Arc<Self>) {
+            panic!("waker bug");
+        }
+    }
+
+    /// A panicking waker on a flush or close handle cannot unwind into the
+    /// I/O thread that completes it.
+    #[test]
+    fn a_panicking_waker_does_not_escape_set() {
+        let s = Signal::new();
+        let mut h = FlushHandle {
+            signal: s.clone(),
+            wake: false,
+        };
+        let bad = Waker::from(Arc::new(PanicWake));
+        assert!(Pin::new(&mut h)
+            .poll(&mut Context::from_waker(&bad))
+            .is_pending());
+        s.set();
+        assert!(h.is_done());
     }
 }
