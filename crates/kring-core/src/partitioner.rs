@@ -81,10 +81,16 @@ pub struct PartitionView<'a> {
 
 /// Chooses partitions for records. Called on the producer thread inside
 /// `send`, so it must be cheap and must not block.
+///
+/// It runs fenced: a partitioner that panics fails only that record, at
+/// once, with `SendError::PartitionerPanicked` (the panic is caught; the
+/// process's panic hook still reports it), and later records are
+/// partitioned as usual.
 pub trait Partitioner: Send + Sync + fmt::Debug {
     /// The partition for this record, or `None` to use the sticky keyless
-    /// strategy. A returned partition `>= num_partitions` fails the send
-    /// with `SendError::InvalidPartition`.
+    /// strategy. A returned partition `>= num_partitions` fails the send at
+    /// once with `SendError::InvalidPartition` (nothing waits for the topic
+    /// to grow).
     fn partition(
         &self,
         topic: &str,

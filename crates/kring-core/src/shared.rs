@@ -82,6 +82,9 @@ pub struct Shared {
     pub(crate) pool: BufferPool,
     io_waker: IoWakerSlot,
     clock: OnceLock<fn() -> Instant>,
+    /// Delivery callback calls that panicked (caught), counted by the I/O
+    /// thread.
+    pub(crate) callback_panics: std::sync::atomic::AtomicU64,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -179,6 +182,7 @@ impl Shared {
             pool: BufferPool::new(config.buffer_memory),
             io_waker: IoWakerSlot::default(),
             clock: OnceLock::new(),
+            callback_panics: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -708,6 +712,13 @@ impl Shared {
             n.list.push(Notice::Close { gen, signal: s2 });
         });
         FlushHandle { signal, wake }
+    }
+
+    /// How many calls of the delivery callback panicked (each caught; see
+    /// [`DeliveryCallback`](crate::DeliveryCallback)).
+    pub fn callback_panics(&self) -> u64 {
+        self.callback_panics
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether close was requested.

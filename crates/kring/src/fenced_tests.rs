@@ -56,6 +56,7 @@ fn panicking_callback_keeps_the_io_thread_alive() {
     assert_eq!(md.offset, 20);
     p.flush();
     assert_eq!(calls.load(Ordering::SeqCst), 21);
+    assert_eq!(p.metrics().callback_panics, 1);
     assert!(p.close(), "close reports every record delivered");
     assert_eq!(c.records("t", 0).unwrap().len(), 21);
 }

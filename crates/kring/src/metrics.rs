@@ -22,6 +22,9 @@ pub struct Metrics {
     pub connects: u64,
     /// Bytes of `buffer.memory` held by batches not yet completed.
     pub buffered_bytes: u64,
+    /// Calls of the [`on_delivery`](crate::ProducerBuilder::on_delivery)
+    /// callback that panicked (each was caught; the record's result stood).
+    pub callback_panics: u64,
 }
 
 impl Metrics {
@@ -35,6 +38,7 @@ impl Metrics {
             responses: m.responses(),
             connects: m.connects(),
             buffered_bytes: shared.buffered_bytes() as u64,
+            callback_panics: shared.callback_panics(),
         }
     }
 }

@@ -61,6 +61,15 @@ impl ProducerBuilder {
     /// must be quick and must not block: it runs on the thread that drives
     /// every broker connection. This is how [`Producer::try_send`] learns
     /// results without a handle per record.
+    ///
+    /// It runs fenced: if it panics, the panic is caught at that call. The
+    /// record's result stands (its [`DeliveryFuture`] resolves with it), the
+    /// callback is still called for every other record, and the I/O thread,
+    /// later sends and [`close`](Producer::close) are unaffected. The first
+    /// panic is logged as a `tracing` warning; all are counted
+    /// ([`Metrics::callback_panics`](crate::Metrics::callback_panics)). The
+    /// process's panic hook still runs for each one (by default it prints
+    /// to stderr).
     #[must_use]
     pub fn on_delivery(
         mut self,
@@ -203,8 +212,20 @@ impl Producer {
 
     /// Send a record. Returns once it is encoded into a batch; blocks only
     /// for the topic's first metadata or while `buffer.memory` is full, at
-    /// most `max.block.ms`. The returned future resolves with the record's
-    /// final result.
+    /// most `max.block.ms` in total (a send that waits for both shares one
+    /// budget). The returned future resolves with the record's final
+    /// result.
+    ///
+    /// Fails at once, without blocking, for a record too large for
+    /// `max.request.size` or `buffer.memory`, and for a partition the topic
+    /// is known not to have ([`SendError::InvalidPartition`]: an explicit
+    /// [`Record::partition`] beyond the known count — this also asks for
+    /// fresh metadata, so a topic that grew is seen by later sends — or a
+    /// custom [`Partitioner`]'s answer out of range). While the topic's
+    /// partition count is not known yet, an explicit partition waits for
+    /// the metadata (within `max.block.ms`) and is then decided. A custom
+    /// partitioner runs fenced: if it panics, this send fails with
+    /// [`SendError::PartitionerPanicked`].
     pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture, SendError> {
         let o = self.append(&record)?;
         Ok(DeliveryFuture::new(o.delivery, o.partition))

@@ -129,6 +129,9 @@ impl ProducerCore {
     fn callback_panicked(&mut self, topic: &str, panics: CallbackPanics) {
         let first_ever = self.stats.callback_panics == 0;
         self.stats.callback_panics += panics.count;
+        self.shared
+            .callback_panics
+            .fetch_add(panics.count, std::sync::atomic::Ordering::Relaxed);
         let message = panics.first.unwrap_or_default();
         if first_ever {
             tracing::warn!(
