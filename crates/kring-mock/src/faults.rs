@@ -50,6 +50,9 @@ pub enum FaultAction {
     /// Apply the request, send the first half of the response frame, then
     /// close the connection: the client sees a frame cut off by EOF.
     CutResponse,
+    /// Apply the request and answer it, with one field of the response
+    /// rewritten (Metadata and Produce; see [`Lie`](crate::Lie)).
+    Lie(crate::Lie),
 }
 
 /// A fault rule. Build one with a constructor, narrow it with
@@ -121,6 +124,11 @@ impl Fault {
         Self::new(api_key, FaultAction::CutResponse)
     }
 
+    /// Answer with a field of the response rewritten.
+    pub fn lie(api_key: impl Into<i16>, lie: crate::Lie) -> Self {
+        Self::new(api_key, FaultAction::Lie(lie))
+    }
+
     /// Only requests sent to broker `id`.
     pub fn on_broker(mut self, id: i32) -> Self {
         self.broker = Some(id);
@@ -187,6 +195,7 @@ pub(crate) struct Fired {
     pub(crate) truncate: Option<usize>,
     pub(crate) corrupt: bool,
     pub(crate) cut: bool,
+    pub(crate) lies: Vec<crate::Lie>,
 }
 
 impl Fired {
@@ -202,6 +211,7 @@ impl Fired {
             FaultAction::TruncateResponse { keep } => self.truncate = Some(*keep),
             FaultAction::CorruptResponse => self.corrupt = true,
             FaultAction::CutResponse => self.cut = true,
+            FaultAction::Lie(lie) => self.lies.push(lie.clone()),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use kring_mock::{Fault, MockCluster};
+use kring_mock::{Fault, Lie, MockCluster};
 
 use crate::{
     DeliveryReport, PartitionView, Partitioner, Producer, ProducerBuilder, Record, SendError,
@@ -179,7 +179,7 @@ fn explicit_partition_beyond_a_known_count_fails_at_once() {
 #[test]
 fn max_block_bounds_metadata_and_memory_waits_together() {
     let c = cluster(1);
-    let max_block = Duration::from_millis(1000);
+    let max_block = Duration::from_millis(1500);
     let p = builder(&c)
         .buffer_memory(100_000)
         .batch_size(100_000)
@@ -193,16 +193,84 @@ fn max_block_bounds_metadata_and_memory_waits_together() {
     let big = vec![7u8; 60_000];
     let held = p.send(Record::new("t", &big)).unwrap();
     // The next metadata request (for the new topic) is answered late.
-    c.inject(Fault::delay(METADATA, Duration::from_millis(800)));
+    c.inject(Fault::delay(METADATA, Duration::from_millis(600)));
     let start = Instant::now();
     let err = p.send(Record::new("fresh", &big)).map(drop).unwrap_err();
     let took = start.elapsed();
     assert!(matches!(err, SendError::BufferFull { .. }), "{err}");
-    eprintln!("metadata 800 ms + memory wait with max.block.ms 1000: gave up after {took:?}");
+    eprintln!("metadata 600 ms + memory wait with max.block.ms 1500: gave up after {took:?}");
     assert!(
         took >= max_block - Duration::from_millis(50)
             && took < max_block + Duration::from_millis(300),
         "{took:?}"
     );
     held.wait().unwrap();
+}
+
+/// A broker whose Metadata lists partition indexes `i32::MAX`, 2^30 and -5
+/// besides the real ones: the producer sizes nothing by them (it used to
+/// allocate 2^31 slots on the I/O thread and abort), ignores those entries
+/// and keeps producing to the real partitions.
+#[test]
+fn absurd_partition_indexes_in_metadata_are_ignored() {
+    let c = cluster(2);
+    for index in [i32::MAX, 1 << 30, -5] {
+        c.inject(Fault::lie(METADATA, Lie::ExtraPartitionIndex(index)).always());
+    }
+    let p = builder(&c)
+        .max_block(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for part in 0..2 {
+        let md = p
+            .send(Record::new("t", b"v").partition(part))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(md.partition, part);
+    }
+    assert_eq!(p.partition_count("t"), Some(2));
+    let err = p
+        .send(Record::new("t", b"v").partition(2))
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SendError::InvalidPartition {
+                num_partitions: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(p.close());
+}
+
+/// A ProduceResponse with `base_offset = i64::MAX`: the records were
+/// written, but `base_offset + index` does not exist. Every record resolves
+/// (no overflow panic on the I/O thread) with the unknown offset -1, and the
+/// producer goes on.
+#[test]
+fn absurd_base_offset_is_reported_as_unknown() {
+    let c = cluster(1);
+    let p = builder(&c)
+        .linger(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    p.send(Record::new("t", b"warm")).unwrap().wait().unwrap();
+    let lie = c.inject(Fault::lie(PRODUCE, Lie::BaseOffset(i64::MAX)).always());
+    let fs: Vec<_> = (0..5u8)
+        .map(|i| p.send(Record::new("t", &[i])).unwrap())
+        .collect();
+    for f in &fs {
+        match f.wait_timeout(Duration::from_secs(10)) {
+            Some(Ok(md)) => assert_eq!(md.offset, -1),
+            other => panic!("{other:?}"),
+        }
+    }
+    c.remove_fault(lie);
+    let md = p.send(Record::new("t", b"after")).unwrap().wait().unwrap();
+    assert_eq!(md.offset, 6);
+    assert!(p.close());
 }

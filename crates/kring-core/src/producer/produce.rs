@@ -622,15 +622,15 @@ impl ProducerCore {
     }
 
     /// The base offset to report for a batch the broker accepted: its
-    /// answer, unless the batch's last offset would not fit an `i64` (a
-    /// broker cannot have written there). Then the records were written but
-    /// their offsets are unknown: -1, the value the Java client reports
-    /// when the broker gives no offset. (The Java client adds without a
-    /// check and would report wrapped, negative offsets.)
+    /// answer, unless the log end offset after the batch (`base_offset +
+    /// records`) would not fit an `i64` (a broker cannot have written
+    /// there). Then the records were written but their offsets are unknown:
+    /// -1, the value the Java client reports when the broker gives no
+    /// offset. (The Java client adds without a check and would report
+    /// wrapped, negative offsets.)
     fn plausible_base_offset(&self, bk: BatchKey, base_offset: i64) -> i64 {
         let b = &self.batches[bk];
-        let last = i64::from(b.records.saturating_sub(1));
-        if base_offset >= 0 && base_offset.checked_add(last).is_none() {
+        if base_offset >= 0 && base_offset.checked_add(i64::from(b.records)).is_none() {
             let pk = b.part;
             tracing::warn!(
                 topic = %self.topics[pk.0 as usize].name,

@@ -202,5 +202,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: MetadataRequest, fired: &Fired
         ..Default::default()
     };
     drop(st);
+    let mut resp = resp;
+    crate::lie::metadata(&mut resp, &fired.lies);
     h.frame(&resp)
 }

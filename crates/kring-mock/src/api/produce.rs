@@ -234,5 +234,6 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
             }
         }
     }
+    crate::lie::produce(&mut resp, &fired.lies);
     h.frame(&resp)
 }
