@@ -53,7 +53,9 @@ pub enum SendError {
         error: kring_protocol::ErrorCode,
     },
     /// An explicit partition (or one returned by a custom partitioner) does
-    /// not exist.
+    /// not exist. Reported at once when the topic's partition count is
+    /// known; while it is not, the send first waits for the topic's
+    /// metadata (within `max.block.ms`).
     #[error(
         "partition {partition} of topic `{topic}` does not exist (the topic has {num_partitions})"
     )]
