@@ -9,7 +9,7 @@
 //! after every operation on it has completed; closing cancels them
 //! explicitly with `IORING_OP_ASYNC_CANCEL`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -118,11 +118,17 @@ pub(crate) struct IoThread<E: Engine> {
     by_conn: HashMap<E::Conn, usize>,
     next_serial: u64,
     wake_op: Option<usize>,
-    shutting_down: bool,
-    /// Engine events raised synchronously during `pump` (a failed name
-    /// lookup): the pump must run again.
-    repump: bool,
-    completions: Vec<(u64, i32, u32)>,
+    /// Connection attempts that failed before reaching the kernel (no
+    /// address, no socket): reported to the engine at the top of the next
+    /// turn, like completions, never from inside `pump`.
+    connect_failures: VecDeque<(E::Conn, String)>,
+    /// Completions taken off the ring and not yet handled. A submission
+    /// that needs room moves completions here and handles none of them:
+    /// engine handlers run only from [`reap`](Self::reap), at the top of
+    /// the loop, never nested inside another operation of the driver.
+    completions: VecDeque<(u64, i32, u32)>,
+    #[cfg(test)]
+    submits_for_room: u64,
 }
 
 impl<E: Engine> IoThread<E> {
@@ -149,9 +155,10 @@ impl<E: Engine> IoThread<E> {
             by_conn: HashMap::new(),
             next_serial: 0,
             wake_op: None,
-            shutting_down: false,
-            repump: false,
-            completions: Vec::with_capacity(256),
+            connect_failures: VecDeque::new(),
+            completions: VecDeque::with_capacity(256),
+            #[cfg(test)]
+            submits_for_room: 0,
         })
     }
 
@@ -200,7 +207,8 @@ impl<E: Engine> IoThread<E> {
                 return Ok(());
             }
             self.arm_wake()?;
-            if !self.engine.prepare_park() {
+            // Failures found while pumping are reported next turn, at once.
+            if !self.connect_failures.is_empty() || !self.engine.prepare_park() {
                 self.submit()?;
                 continue;
             }
@@ -214,7 +222,6 @@ impl<E: Engine> IoThread<E> {
     /// it first has a request for it), so socket commands are polled again
     /// after the frames, until a pass yields neither.
     fn pump(&mut self, now: Instant) -> Result<(), DriverError> {
-        self.repump = false;
         self.run_io_commands(now)?;
         loop {
             let mut touched: Option<usize> = None;
@@ -236,7 +243,7 @@ impl<E: Engine> IoThread<E> {
                 self.start_send(key)?;
             }
             let commands = self.run_io_commands(now)?;
-            if !commands && !std::mem::take(&mut self.repump) {
+            if !commands {
                 return Ok(());
             }
         }
@@ -251,6 +258,7 @@ impl<E: Engine> IoThread<E> {
             match cmd {
                 IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
                 IoCommand::Close { conn } => {
+                    self.connect_failures.retain(|(c, _)| *c != conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
                         tracing::debug!(?conn, "closing connection");
                         self.begin_close(key)?;
@@ -265,14 +273,14 @@ impl<E: Engine> IoThread<E> {
         if let Some(old) = self.by_conn.remove(&conn) {
             self.begin_close(old)?;
         }
+        // A new attempt supersedes an unreported failure of the last one.
+        self.connect_failures.retain(|(c, _)| *c != conn);
         let prepared = resolve(addr).and_then(|sa| Ok((sa, tcp_socket(&sa)?)));
         let (sa, fd) = match prepared {
             Ok(p) => p,
             Err(err) => {
                 let reason = format!("cannot connect to {addr}: {err}");
-                tracing::warn!(?conn, %reason, "connect failed");
-                self.engine.handle_connect_failed(now, conn, &reason);
-                self.repump = true;
+                self.connect_failures.push_back((conn, reason));
                 return Ok(());
             }
         };
@@ -488,22 +496,31 @@ impl<E: Engine> IoThread<E> {
         Ok(())
     }
 
-    fn reap(&mut self, now: Instant) {
-        let mut completions = std::mem::take(&mut self.completions);
-        completions.extend(
+    /// Move every completion the kernel posted into `self.completions`,
+    /// handling none: this is all a submission retry may do.
+    fn take_completions(&mut self) {
+        self.completions.extend(
             self.ring
                 .completion()
                 .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
         );
-        for &(user_data, res, flags) in &completions {
+    }
+
+    /// Handle every completion, including those a nested submission takes
+    /// off the ring meanwhile.
+    fn reap(&mut self, now: Instant) {
+        self.take_completions();
+        while let Some((user_data, res, flags)) = self.completions.pop_front() {
             if let Err(err) = self.complete(now, user_data, res, flags) {
                 // Only pushing cancellations can fail here, and only if
                 // io_uring_enter itself fails; the main loop will see it.
                 tracing::error!(error = %err, "failed to queue a follow-up operation");
             }
         }
-        completions.clear();
-        self.completions = completions;
+        while let Some((conn, reason)) = self.connect_failures.pop_front() {
+            tracing::warn!(?conn, %reason, "connect failed");
+            self.engine.handle_connect_failed(now, conn, &reason);
+        }
     }
 
     fn complete(
@@ -730,26 +747,37 @@ impl<E: Engine> IoThread<E> {
                 return Ok(());
             }
             drop(sq);
-            match self.ring.submit() {
+            match self.submit_for_room() {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {
                     // Make room in the completion queue, then try again.
-                    let now = Instant::now();
-                    if self.shutting_down {
-                        self.reap_shutdown();
-                    } else {
-                        self.reap(now);
-                    }
+                    // The completions are only recorded: handling them here
+                    // would run engine handlers (and release sockets) in
+                    // the middle of whatever operation is pushing.
+                    self.take_completions();
                 }
                 Err(e) => return Err(DriverError::Ring(e)),
             }
         }
     }
 
+    /// Submit to make room in the submission queue.
+    fn submit_for_room(&mut self) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(every) = self.config.busy_every {
+            self.submits_for_room += 1;
+            if self.submits_for_room % u64::from(every.get()) == 0 {
+                // What Linux 5.11-5.18 answer while completions overflowed
+                // and cannot be flushed (io_uring_enter(2), EBUSY).
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
+        }
+        self.ring.submit()
+    }
+
     /// Close every socket and wait for every operation to complete, so no
     /// buffer is released while the kernel may use it.
     fn shutdown(&mut self) {
-        self.shutting_down = true;
         let keys: Vec<usize> = self.sockets.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Err(err) = self.begin_close(key) {
@@ -800,13 +828,8 @@ impl<E: Engine> IoThread<E> {
     }
 
     fn reap_shutdown(&mut self) {
-        let mut completions = std::mem::take(&mut self.completions);
-        completions.extend(
-            self.ring
-                .completion()
-                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
-        );
-        for &(user_data, _, flags) in &completions {
+        self.take_completions();
+        while let Some((user_data, _, flags)) = self.completions.pop_front() {
             if user_data == CANCEL_USER_DATA {
                 continue;
             }
@@ -818,14 +841,12 @@ impl<E: Engine> IoThread<E> {
             if let Some(op) = self.ops.try_remove(user_data as usize) {
                 if op.socket == NO_SOCKET {
                     self.wake_op = None;
-                } else {
-                    self.sockets[op.socket].in_flight -= 1;
+                } else if let Some(sock) = self.sockets.get_mut(op.socket) {
+                    sock.in_flight -= 1;
                     self.maybe_release(op.socket);
                 }
             }
         }
-        completions.clear();
-        self.completions = completions;
     }
 }
 

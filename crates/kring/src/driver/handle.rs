@@ -26,6 +26,11 @@ pub struct DriverConfig {
     /// copy); `None` (the default) never does. On loopback the kernel
     /// copies anyway, so its benefit shows only on a real NIC.
     pub send_zero_copy_from: Option<usize>,
+    /// Test hook: every n-th submission made to free room in a full
+    /// submission queue fails with `EBUSY`, as older kernels answer while
+    /// the completion queue overflowed.
+    #[cfg(test)]
+    pub(crate) busy_every: Option<std::num::NonZeroU32>,
 }
 
 impl Default for DriverConfig {
@@ -37,6 +42,8 @@ impl Default for DriverConfig {
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),
             send_zero_copy_from: None,
+            #[cfg(test)]
+            busy_every: None,
         }
     }
 }

@@ -21,6 +21,10 @@ enum Event {
     Response(Conn, Bytes),
     Timeout,
     Aborted(String),
+    /// An engine handler ran while the driver was still draining
+    /// `poll_io`/`poll_transmit` of the same turn: the driver re-entered
+    /// the engine from inside a submission.
+    Reentered(&'static str),
 }
 
 impl std::fmt::Debug for Event {
@@ -33,6 +37,7 @@ impl std::fmt::Debug for Event {
             Event::Response(c, b) => write!(f, "Response({c}, {b:?})"),
             Event::Timeout => write!(f, "Timeout"),
             Event::Aborted(r) => write!(f, "Aborted({r})"),
+            Event::Reentered(h) => write!(f, "Reentered({h})"),
         }
     }
 }
@@ -67,12 +72,38 @@ struct TestEngine {
     io_when_transmitting: VecDeque<IoCommand<Conn>>,
     deadline: Option<Instant>,
     finished: bool,
+    /// Set while the driver drains `poll_io`/`poll_transmit`; a handler
+    /// called meanwhile is a re-entry.
+    draining: bool,
+    /// Where each connection was last asked to connect, to reconnect it
+    /// after a drop (with `echo_back`).
+    addrs: std::collections::HashMap<Conn, String>,
+    /// Echo every response back as a new request on the same connection.
+    echo_back: bool,
 }
 
 impl TestEngine {
     fn record(&self, e: Event) {
         self.script.events.lock().unwrap().push(e);
         self.script.changed.notify_all();
+    }
+    /// Connect `conn` again and queue [`PIPELINE`] requests on it.
+    fn reconnect(&mut self, conn: Conn) {
+        let Some(addr) = self.addrs.get(&conn).cloned() else {
+            return;
+        };
+        self.io.push_back(IoCommand::Connect { conn, addr });
+        for i in 0..PIPELINE {
+            self.tx.push_back(Transmit {
+                conn,
+                frame: framed(&[i as u8; 100]),
+            });
+        }
+    }
+    fn check_reentry(&self, handler: &'static str) {
+        if self.draining {
+            self.record(Event::Reentered(handler));
+        }
     }
 }
 
@@ -92,15 +123,28 @@ impl Engine for TestEngine {
         }
     }
     fn handle_connected(&mut self, _: Instant, conn: Conn) {
+        self.check_reentry("handle_connected");
         self.record(Event::Connected(conn));
     }
     fn handle_connect_failed(&mut self, _: Instant, conn: Conn, reason: &str) {
+        self.check_reentry("handle_connect_failed");
         self.record(Event::ConnectFailed(conn, reason.to_owned()));
     }
     fn handle_disconnected(&mut self, _: Instant, conn: Conn, reason: &str) {
+        self.check_reentry("handle_disconnected");
+        if self.echo_back {
+            self.reconnect(conn);
+        }
         self.record(Event::Disconnected(conn, reason.to_owned()));
     }
     fn handle_response(&mut self, _: Instant, conn: Conn, frame: Bytes) {
+        self.check_reentry("handle_response");
+        if self.echo_back {
+            self.tx.push_back(Transmit {
+                conn,
+                frame: framed(&frame),
+            });
+        }
         self.record(Event::Response(conn, frame));
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -109,12 +153,20 @@ impl Engine for TestEngine {
         self.record(Event::Timeout);
     }
     fn poll_io(&mut self) -> Option<IoCommand<Conn>> {
-        self.io.pop_front()
+        let c = self.io.pop_front();
+        self.draining |= c.is_some();
+        if let Some(IoCommand::Connect { conn, addr }) = &c {
+            self.addrs.insert(*conn, addr.clone());
+        }
+        c
     }
     fn poll_transmit(&mut self, _: Instant) -> Option<Transmit<Conn>> {
         let t = self.tx.pop_front();
         if t.is_none() {
             self.io.extend(self.io_when_transmitting.drain(..));
+            self.draining = false;
+        } else {
+            self.draining = true;
         }
         t
     }
@@ -122,6 +174,7 @@ impl Engine for TestEngine {
         self.deadline
     }
     fn prepare_park(&mut self) -> bool {
+        self.draining = false;
         self.script.parked.store(true, Ordering::SeqCst);
         if self.script.inbox.lock().unwrap().is_empty() {
             true
@@ -148,6 +201,9 @@ impl Harness {
         Self::with_config(DriverConfig::default())
     }
     fn with_config(config: DriverConfig) -> Harness {
+        Self::with_engine(config, false)
+    }
+    fn with_engine(config: DriverConfig, echo_back: bool) -> Harness {
         let script = Arc::new(Script::default());
         let engine = TestEngine {
             script: Arc::clone(&script),
@@ -156,6 +212,9 @@ impl Harness {
             io_when_transmitting: VecDeque::new(),
             deadline: None,
             finished: false,
+            draining: false,
+            addrs: std::collections::HashMap::new(),
+            echo_back,
         };
         let driver = Driver::start(engine, config).expect("io_uring available");
         Harness { script, driver }
@@ -576,4 +635,85 @@ fn finished_engine_stops_the_thread_and_drop_aborts_an_unfinished_one() {
     drop(h);
     let events = script.events.lock().unwrap().clone();
     assert!(matches!(events.last(), Some(Event::Aborted(r)) if r.contains("stopped")));
+}
+
+/// Requests each connection keeps in flight in the load test.
+const PIPELINE: usize = 8;
+
+/// An echo server that closes each connection after `n` responses.
+fn dropping_echo_server(n: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                for _ in 0..n {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let mut out = len.to_vec();
+                    out.extend_from_slice(&body);
+                    if s.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A ring of 4 entries (8 completion slots) under many connections with
+/// pipelined traffic and dropping peers: the submission queue is full and
+/// the completion queue overflows all the time. Engine handlers must still
+/// run only from the top of the loop, never from inside a submission that
+/// made room by reaping, and nothing may panic.
+#[test]
+fn a_tiny_ring_under_load_never_reenters_the_engine() {
+    let h = Harness::with_engine(
+        DriverConfig {
+            ring_entries: 4,
+            // Today's kernels rarely refuse a submission; older ones
+            // answer EBUSY while completions overflow. Do it often.
+            busy_every: std::num::NonZeroU32::new(3),
+            ..DriverConfig::default()
+        },
+        true,
+    );
+    let servers: Vec<SocketAddr> = (0..4).map(|_| echo_server()).collect();
+    let dropper = dropping_echo_server(20);
+    let conns: Conn = 32;
+    for conn in 0..conns {
+        let addr = if conn % 4 == 3 {
+            dropper
+        } else {
+            servers[conn as usize % 4]
+        };
+        h.connect(conn, addr);
+        for i in 0..PIPELINE {
+            h.send(conn, &[i as u8; 100]);
+        }
+    }
+    let events = h.wait_for("20,000 responses or a failure", |e| {
+        responses(e).len() >= 20_000
+            || e.iter()
+                .any(|e| matches!(e, Event::Reentered(_) | Event::Aborted(_)))
+    });
+    let bad: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Reentered(_) | Event::Aborted(_)))
+        .take(5)
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    let drops = events
+        .iter()
+        .filter(|e| matches!(e, Event::Disconnected(..)))
+        .count();
+    assert!(drops > 10, "only {drops} connection drops");
 }
