@@ -5,9 +5,17 @@
 //! their frames, receive buffers, the eventfd counter) is owned by an entry
 //! of the `ops` slab, whose key is the submission's `user_data`. An entry is
 //! removed only when its completion is reaped, so no buffer is freed while
-//! the kernel may still touch it. A socket is closed (its fd dropped) only
-//! after every operation on it has completed; closing cancels them
-//! explicitly with `IORING_OP_ASYNC_CANCEL`.
+//! the kernel may still touch it. That holds on every exit path, panics
+//! included: `shutdown` cancels and drains, and if it does not finish (a
+//! panic), the `Drop` of [`IoThread`] cancels and drains what is left and
+//! leaks, never frees, whatever the kernel did not complete. A socket is
+//! closed (its fd dropped) only after every operation on it has completed;
+//! closing cancels them explicitly with `IORING_OP_ASYNC_CANCEL`.
+//!
+//! Engine handlers run only from `reap` at the top of a turn. A submission
+//! that must make room (the kernel answered `EBUSY`) only moves completions
+//! into a queue; it never handles them, so no handler runs, and no socket
+//! is released, in the middle of another driver operation.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -80,6 +88,45 @@ struct Op {
     /// whose serial differs from its socket's belongs to an older socket.
     serial: u64,
     kind: OpKind,
+    tracker: OpTracker,
+}
+
+/// Tests count operations freed before their completion was reaped (a
+/// buffer the kernel might still write into). Nothing in other builds.
+struct OpTracker {
+    #[cfg(test)]
+    metrics: Arc<DriverMetrics>,
+    #[cfg(test)]
+    reaped: bool,
+}
+
+impl OpTracker {
+    #[cfg_attr(not(test), allow(unused_variables))]
+    fn new(metrics: &Arc<DriverMetrics>) -> OpTracker {
+        OpTracker {
+            #[cfg(test)]
+            metrics: Arc::clone(metrics),
+            #[cfg(test)]
+            reaped: false,
+        }
+    }
+
+    /// The operation's (final) completion was reaped.
+    fn reaped(&mut self) {
+        #[cfg(test)]
+        {
+            self.reaped = true;
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for OpTracker {
+    fn drop(&mut self) {
+        if !self.reaped {
+            DriverMetrics::add(&self.metrics.ops_freed_unreaped, 1);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +153,9 @@ struct Socket<C> {
     recv_buf: BytesMut,
 }
 
+/// The I/O thread's state. Field order matters on drop: after the `Drop`
+/// guard below has drained (or leaked) every operation, the ring drops
+/// first, then the buffers (`ops`, `sockets`) and the eventfd (`waker`).
 pub(crate) struct IoThread<E: Engine> {
     ring: IoUring,
     engine: E,
@@ -309,11 +359,13 @@ impl<E: Engine> IoThread<E> {
         let c_op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::Connect(raw),
         });
         let t_op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::ConnectTimeout(ts),
         });
         self.sockets[key].connect_op = Some(c_op);
@@ -326,8 +378,10 @@ impl<E: Engine> IoThread<E> {
             .user_data(t_op as u64);
         // SAFETY: the socket address and timespec are boxed in ops `c_op`
         // and `t_op`, which stay in `self.ops` until their completions are
-        // reaped; the fd is owned by the socket, which is closed only after
-        // both completed.
+        // reaped, on every exit path (`shutdown` or `IoThread`'s drop guard
+        // drains them, or leaks them); the fd is owned by the socket, closed
+        // only after both completed or were leaked (the kernel holds its own
+        // reference to the file of a submitted operation).
         unsafe { self.push(&[connect, timeout]) }
     }
 
@@ -349,13 +403,16 @@ impl<E: Engine> IoThread<E> {
         let op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::Recv(buf),
         });
         self.sockets[key].recv_op = Some(op);
         let entry = entry.build().user_data(op as u64);
         // SAFETY: `ptr..ptr+len` is the spare capacity of the BytesMut now
         // owned by op `op`; moving a BytesMut does not move its heap buffer,
-        // and the op (so the buffer) is kept until the completion is reaped.
+        // and the op (so the buffer) is kept until the completion is reaped
+        // on every exit path, panics included (`shutdown` or `IoThread`'s
+        // drop guard drains it, or leaks it).
         unsafe { self.push(&[entry]) }
     }
 
@@ -391,6 +448,7 @@ impl<E: Engine> IoThread<E> {
         let op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::Send {
                 batch,
                 parts,
@@ -410,7 +468,9 @@ impl<E: Engine> IoThread<E> {
         .user_data(op as u64);
         // SAFETY: the msghdr, the iovec array and the frames the iovecs point
         // into are owned by op `op` (boxed or heap-allocated, so stable when
-        // the op moves) and kept until its completion is reaped.
+        // the op moves) and kept until its completion is reaped (for a
+        // zero-copy send, its notification), on every exit path: `shutdown`
+        // or `IoThread`'s drop guard drains the op, or leaks it.
         unsafe { self.push(&[entry]) }
     }
 
@@ -423,6 +483,7 @@ impl<E: Engine> IoThread<E> {
         let op = self.ops.insert(Op {
             socket: NO_SOCKET,
             serial: 0,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::WakeRead(buf),
         });
         self.wake_op = Some(op);
@@ -430,8 +491,9 @@ impl<E: Engine> IoThread<E> {
             .build()
             .user_data(op as u64);
         // SAFETY: the 8-byte buffer is boxed in op `op`, kept until the
-        // completion is reaped; the eventfd is kept open by `self.waker`,
-        // which outlives the ring (fields drop after `shutdown` drained).
+        // completion is reaped on every exit path (`shutdown` or
+        // `IoThread`'s drop guard drains it, or leaks it); the eventfd is
+        // kept open by `self.waker`, which drops after the ring.
         unsafe { self.push(&[entry]) }
     }
 
@@ -538,10 +600,11 @@ impl<E: Engine> IoThread<E> {
             // the same user_data, so the op stays, holding the frames.
             return self.complete_zero_copy_result(now, user_data as usize, res);
         }
-        let Some(op) = self.ops.try_remove(user_data as usize) else {
+        let Some(mut op) = self.ops.try_remove(user_data as usize) else {
             tracing::error!(user_data, "completion for an unknown operation");
             return Ok(());
         };
+        op.tracker.reaped();
         if op.socket == NO_SOCKET {
             self.wake_op = None;
             if res < 0 && res != -libc::ECANCELED {
@@ -784,6 +847,10 @@ impl<E: Engine> IoThread<E> {
                 tracing::error!(error = %err, "failed to cancel socket operations");
             }
         }
+        #[cfg(test)]
+        if self.config.panic_in_shutdown {
+            panic!("injected panic in shutdown");
+        }
         if let Some(op) = self.wake_op {
             let cancel = opcode::AsyncCancel::new(op as u64)
                 .build()
@@ -838,7 +905,8 @@ impl<E: Engine> IoThread<E> {
                 // the notification that follows.
                 continue;
             }
-            if let Some(op) = self.ops.try_remove(user_data as usize) {
+            if let Some(mut op) = self.ops.try_remove(user_data as usize) {
+                op.tracker.reaped();
                 if op.socket == NO_SOCKET {
                     self.wake_op = None;
                 } else if let Some(sock) = self.sockets.get_mut(op.socket) {
@@ -846,6 +914,94 @@ impl<E: Engine> IoThread<E> {
                     self.maybe_release(op.socket);
                 }
             }
+        }
+    }
+}
+
+/// The guard behind every `// SAFETY:` comment that says an operation's
+/// buffers are kept until its completion: whatever way the I/O thread ends
+/// (`shutdown` returned, or a panic unwound out of it or out of `run`),
+/// no operation's buffers are freed while the kernel may still use them.
+/// Operations left over are cancelled and waited for (bounded); any that
+/// still did not complete are leaked, never freed. Fields drop after this
+/// runs, the ring first (it is declared first), so by then `ops` is empty.
+impl<E: Engine> Drop for IoThread<E> {
+    fn drop(&mut self) {
+        if self.ops.is_empty() {
+            return;
+        }
+        tracing::error!(
+            pending = self.ops.len(),
+            "the I/O thread ended with operations in the kernel; cancelling and draining them"
+        );
+        if catch_unwind(AssertUnwindSafe(|| self.drain_on_drop())).is_err() {
+            tracing::error!("draining the ring panicked");
+        }
+        if !self.ops.is_empty() {
+            tracing::error!(
+                pending = self.ops.len(),
+                "io_uring operations did not complete; leaking their buffers"
+            );
+            for (_, op) in std::mem::take(&mut self.ops) {
+                std::mem::forget(op);
+            }
+        }
+    }
+}
+
+impl<E: Engine> IoThread<E> {
+    /// Cancel every operation still in `ops` and wait (up to
+    /// [`SHUTDOWN_DRAIN`]) for their completions. Touches nothing but the
+    /// ring and `ops`: the rest of the state may be inconsistent after a
+    /// panic.
+    fn drain_on_drop(&mut self) {
+        // Whatever a submission took off the ring but nobody handled.
+        let mut taken = std::mem::take(&mut self.completions);
+        let keys: Vec<usize> = self.ops.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let cancel = opcode::AsyncCancel::new(key as u64)
+                .build()
+                .user_data(CANCEL_USER_DATA);
+            // SAFETY: cancellation entries carry no pointers.
+            if let Err(err) = unsafe { self.push(&[cancel]) } {
+                tracing::error!(error = %err, "failed to queue a cancellation");
+                break;
+            }
+        }
+        taken.append(&mut self.completions);
+        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        loop {
+            while let Some((user_data, _, flags)) = taken.pop_front() {
+                // A zero-copy send's result is followed by its notification.
+                if user_data == CANCEL_USER_DATA || io_uring::cqueue::more(flags) {
+                    continue;
+                }
+                if let Some(mut op) = self.ops.try_remove(user_data as usize) {
+                    op.tracker.reaped();
+                    #[cfg(test)]
+                    DriverMetrics::add(&self.metrics.drop_guard_drained, 1);
+                }
+            }
+            let now = Instant::now();
+            if self.ops.is_empty() || now >= deadline {
+                return;
+            }
+            let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(100)));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "io_uring_enter failed while draining");
+                    return;
+                }
+            }
+            self.take_completions();
+            taken.append(&mut self.completions);
         }
     }
 }

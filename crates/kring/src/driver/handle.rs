@@ -31,6 +31,10 @@ pub struct DriverConfig {
     /// the completion queue overflowed.
     #[cfg(test)]
     pub(crate) busy_every: Option<std::num::NonZeroU32>,
+    /// Test hook: panic in the middle of shutdown, after the sockets'
+    /// operations were cancelled and before they completed.
+    #[cfg(test)]
+    pub(crate) panic_in_shutdown: bool,
 }
 
 impl Default for DriverConfig {
@@ -44,6 +48,8 @@ impl Default for DriverConfig {
             send_zero_copy_from: None,
             #[cfg(test)]
             busy_every: None,
+            #[cfg(test)]
+            panic_in_shutdown: false,
         }
     }
 }
@@ -57,6 +63,13 @@ pub struct DriverMetrics {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) responses: AtomicU64,
     pub(crate) connects: AtomicU64,
+    /// Operations whose buffers were freed before their completion was
+    /// reaped (must stay 0).
+    #[cfg(test)]
+    pub(crate) ops_freed_unreaped: AtomicU64,
+    /// Operations the ring's drop guard waited for.
+    #[cfg(test)]
+    pub(crate) drop_guard_drained: AtomicU64,
 }
 
 impl DriverMetrics {

@@ -717,3 +717,50 @@ fn a_tiny_ring_under_load_never_reenters_the_engine() {
         .count();
     assert!(drops > 10, "only {drops} connection drops");
 }
+
+/// A server that accepts every connection and never writes to it.
+fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+            });
+        }
+    });
+    addr
+}
+
+/// A panic inside shutdown, after the sockets' receives were cancelled but
+/// before their completions arrived, must not free the receive buffers:
+/// the ring's drop guard drains every operation first (or leaks it).
+#[test]
+fn a_panic_in_shutdown_frees_no_buffer_before_its_completion() {
+    let silent = silent_server();
+    let mut h = Harness::with_config(DriverConfig {
+        panic_in_shutdown: true,
+        ..DriverConfig::default()
+    });
+    for conn in 0..8 {
+        h.connect(conn, silent);
+    }
+    h.wait_for("8 connections", |e| e.len() == 8);
+    let metrics = Arc::clone(h.driver.metrics());
+    h.driver.stop();
+    assert!(h.driver.join_timeout(Duration::from_secs(10)));
+    assert_eq!(
+        metrics.ops_freed_unreaped.load(Ordering::Relaxed),
+        0,
+        "buffers freed while the kernel could still write into them"
+    );
+    // 8 receives and the wake-up read were in the kernel.
+    assert!(metrics.drop_guard_drained.load(Ordering::Relaxed) >= 8);
+    // The process carries on: a new driver works.
+    let h = Harness::start();
+    h.connect(1, echo_server());
+    h.send(1, b"still alive");
+    h.wait_for("response", |e| !responses(e).is_empty());
+}
