@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,8 @@ use slab::Slab;
 use super::conn::{SendBatch, SendQueue};
 use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
-use super::socket::{resolve, tcp_socket, RawSockAddr};
+use super::resolver::{ConnectError, Lookups, Resolver};
+use super::socket::{tcp_socket, RawSockAddr};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
 /// `user_data` of cancellation requests; their completions carry nothing.
@@ -138,6 +140,15 @@ enum SockState {
     Closing,
 }
 
+/// A connection attempt whose host name is being looked up.
+struct Resolving<C> {
+    conn: C,
+    name: String,
+    deadline: Instant,
+    /// Frames the engine queued meanwhile.
+    queue: SendQueue,
+}
+
 struct Socket<C> {
     conn: C,
     serial: u64,
@@ -148,6 +159,11 @@ struct Socket<C> {
     send_op: Option<usize>,
     recv_op: Option<usize>,
     queue: SendQueue,
+    /// The `host:port` asked for (for messages).
+    name: String,
+    /// Resolved addresses not tried yet: if this connect fails, the next
+    /// is tried before the engine hears of a failure.
+    untried: VecDeque<SocketAddr>,
     /// Received bytes not yet framed. Moved into the receive op while one is
     /// in flight.
     recv_buf: BytesMut,
@@ -172,6 +188,13 @@ pub(crate) struct IoThread<E: Engine> {
     /// address, no socket): reported to the engine at the top of the next
     /// turn, like completions, never from inside `pump`.
     connect_failures: VecDeque<(E::Conn, String)>,
+    /// Name lookups running on lookup threads.
+    lookups: Lookups,
+    /// Connection attempts waiting for their lookup, by lookup id.
+    resolving: HashMap<u64, Resolving<E::Conn>>,
+    /// The lookup id of each connection that waits for one.
+    resolving_by_conn: HashMap<E::Conn, u64>,
+    next_lookup: u64,
     /// Completions taken off the ring and not yet handled. A submission
     /// that needs room moves completions here and handles none of them:
     /// engine handlers run only from [`reap`](Self::reap), at the top of
@@ -193,6 +216,11 @@ impl<E: Engine> IoThread<E> {
             Ok(r) => r,
             Err(e) => return Err((engine, e)),
         };
+        #[cfg(test)]
+        let resolver = config.resolver.clone().unwrap_or_else(Resolver::system);
+        #[cfg(not(test))]
+        let resolver = Resolver::system();
+        let lookups = Lookups::new(resolver, waker.clone());
         Ok(IoThread {
             ring,
             engine,
@@ -206,6 +234,10 @@ impl<E: Engine> IoThread<E> {
             next_serial: 0,
             wake_op: None,
             connect_failures: VecDeque::new(),
+            lookups,
+            resolving: HashMap::new(),
+            resolving_by_conn: HashMap::new(),
+            next_lookup: 0,
             completions: VecDeque::with_capacity(256),
             #[cfg(test)]
             submits_for_room: 0,
@@ -262,7 +294,10 @@ impl<E: Engine> IoThread<E> {
                 self.submit()?;
                 continue;
             }
-            let deadline = self.engine.poll_timeout();
+            let deadline = match (self.engine.poll_timeout(), self.lookup_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             self.wait(deadline)?;
         }
     }
@@ -277,7 +312,16 @@ impl<E: Engine> IoThread<E> {
             let mut touched: Option<usize> = None;
             while let Some(Transmit { conn, frame }) = self.engine.poll_transmit(now) {
                 let Some(&key) = self.by_conn.get(&conn) else {
-                    tracing::warn!(?conn, "frame for a connection that is not open; dropped");
+                    // Still resolving: the frame waits for the socket.
+                    if let Some(r) = self
+                        .resolving_by_conn
+                        .get(&conn)
+                        .and_then(|id| self.resolving.get_mut(id))
+                    {
+                        r.queue.push(frame);
+                    } else {
+                        tracing::warn!(?conn, "frame for a connection that is not open; dropped");
+                    }
                     continue;
                 };
                 self.sockets[key].queue.push(frame);
@@ -308,7 +352,7 @@ impl<E: Engine> IoThread<E> {
             match cmd {
                 IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
                 IoCommand::Close { conn } => {
-                    self.connect_failures.retain(|(c, _)| *c != conn);
+                    self.forget_attempt(conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
                         tracing::debug!(?conn, "closing connection");
                         self.begin_close(key)?;
@@ -323,18 +367,129 @@ impl<E: Engine> IoThread<E> {
         if let Some(old) = self.by_conn.remove(&conn) {
             self.begin_close(old)?;
         }
-        // A new attempt supersedes an unreported failure of the last one.
+        // A new attempt supersedes the last one's lookup and unreported
+        // failure.
+        self.forget_attempt(conn);
+        // IP literals need no lookup.
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            return self.start_connect(
+                conn,
+                addr.to_owned(),
+                VecDeque::from([sa]),
+                SendQueue::default(),
+            );
+        }
+        // Every attempt resolves anew: brokers behind DNS move.
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        match self.lookups.start(id, addr) {
+            Ok(()) => {
+                tracing::debug!(?conn, %addr, "resolving");
+                self.resolving.insert(
+                    id,
+                    Resolving {
+                        conn,
+                        name: addr.to_owned(),
+                        deadline: now + self.config.connect_timeout,
+                        queue: SendQueue::default(),
+                    },
+                );
+                self.resolving_by_conn.insert(conn, id);
+            }
+            Err(err) => self.connect_failures.push_back((conn, err.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Drop what is pending for `conn` outside its socket: a lookup (its
+    /// answer will be ignored) and an unreported connect failure.
+    fn forget_attempt(&mut self, conn: E::Conn) {
+        if let Some(id) = self.resolving_by_conn.remove(&conn) {
+            self.resolving.remove(&id);
+        }
         self.connect_failures.retain(|(c, _)| *c != conn);
-        let prepared = resolve(addr).and_then(|sa| Ok((sa, tcp_socket(&sa)?)));
-        let (sa, fd) = match prepared {
-            Ok(p) => p,
-            Err(err) => {
-                let reason = format!("cannot connect to {addr}: {err}");
-                self.connect_failures.push_back((conn, reason));
+    }
+
+    /// Take in finished lookups (connecting to what they found) and fail
+    /// the lookups that overran the connect timeout.
+    fn settle_lookups(&mut self, now: Instant) -> Result<(), DriverError> {
+        for (id, answer) in self.lookups.take_done() {
+            let Some(r) = self.resolving.remove(&id) else {
+                continue; // timed out, closed or superseded meanwhile
+            };
+            self.resolving_by_conn.remove(&r.conn);
+            match answer {
+                Ok(addrs) if !addrs.is_empty() => {
+                    tracing::debug!(conn = ?r.conn, name = %r.name, ?addrs, "resolved");
+                    self.start_connect(r.conn, r.name, addrs.into(), r.queue)?;
+                }
+                Ok(_) => {
+                    let err = ConnectError::NoAddress { name: r.name };
+                    self.connect_failures.push_back((r.conn, err.to_string()));
+                }
+                Err(source) => {
+                    let err = ConnectError::Resolve {
+                        name: r.name,
+                        source,
+                    };
+                    self.connect_failures.push_back((r.conn, err.to_string()));
+                }
+            }
+        }
+        if self.resolving.values().any(|r| r.deadline <= now) {
+            let expired: Vec<u64> = self
+                .resolving
+                .iter()
+                .filter(|(_, r)| r.deadline <= now)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in expired {
+                let r = self.resolving.remove(&id).expect("listed above");
+                self.resolving_by_conn.remove(&r.conn);
+                let err = ConnectError::ResolveTimeout {
+                    name: r.name,
+                    after: self.config.connect_timeout,
+                };
+                self.connect_failures.push_back((r.conn, err.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest lookup deadline.
+    fn lookup_deadline(&self) -> Option<Instant> {
+        self.resolving.values().map(|r| r.deadline).min()
+    }
+
+    /// Connect to the first of `addrs` a socket can be made for; the rest
+    /// are tried in turn if that connect fails. `queue` holds frames the
+    /// engine queued before the socket existed.
+    fn start_connect(
+        &mut self,
+        conn: E::Conn,
+        name: String,
+        mut addrs: VecDeque<SocketAddr>,
+        queue: SendQueue,
+    ) -> Result<(), DriverError> {
+        let (sa, fd) = loop {
+            let Some(sa) = addrs.pop_front() else {
+                // Only reached after a socket error (addrs is never empty
+                // at first): report the last one.
                 return Ok(());
+            };
+            match tcp_socket(&sa) {
+                Ok(fd) => break (sa, fd),
+                Err(source) if addrs.is_empty() => {
+                    let err = ConnectError::Socket { name, source };
+                    self.connect_failures.push_back((conn, err.to_string()));
+                    return Ok(());
+                }
+                Err(source) => {
+                    tracing::debug!(?conn, addr = %sa, error = %source, "no socket; next address");
+                }
             }
         };
-        tracing::debug!(?conn, %addr, resolved = %sa, "connecting");
+        tracing::debug!(?conn, %name, resolved = %sa, "connecting");
         let serial = self.next_serial;
         self.next_serial += 1;
         let raw_fd = fd.as_raw_fd();
@@ -347,7 +502,9 @@ impl<E: Engine> IoThread<E> {
             connect_op: None,
             send_op: None,
             recv_op: None,
-            queue: SendQueue::default(),
+            queue,
+            name,
+            untried: addrs,
             recv_buf: BytesMut::new(),
         });
         self.by_conn.insert(conn, key);
@@ -383,6 +540,27 @@ impl<E: Engine> IoThread<E> {
         // only after both completed or were leaked (the kernel holds its own
         // reference to the file of a submitted operation).
         unsafe { self.push(&[connect, timeout]) }
+    }
+
+    /// A connect failed: try the next resolved address with a new socket,
+    /// keeping the queued frames, or, with none left, fail the connection.
+    fn connect_next_or_fail(
+        &mut self,
+        now: Instant,
+        key: usize,
+        reason: &str,
+    ) -> Result<(), DriverError> {
+        let sock = &mut self.sockets[key];
+        if sock.untried.is_empty() {
+            let reason = format!("cannot connect to {}: {reason}", sock.name);
+            return self.fail(now, key, &reason);
+        }
+        tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
+        let (conn, name) = (sock.conn, sock.name.clone());
+        let untried = std::mem::take(&mut sock.untried);
+        let queue = std::mem::take(&mut sock.queue);
+        self.begin_close(key)?;
+        self.start_connect(conn, name, untried, queue)
     }
 
     fn arm_recv(&mut self, key: usize) -> Result<(), DriverError> {
@@ -579,6 +757,9 @@ impl<E: Engine> IoThread<E> {
                 tracing::error!(error = %err, "failed to queue a follow-up operation");
             }
         }
+        if let Err(err) = self.settle_lookups(now) {
+            tracing::error!(error = %err, "failed to queue a connect");
+        }
         while let Some((conn, reason)) = self.connect_failures.pop_front() {
             tracing::warn!(?conn, %reason, "connect failed");
             self.engine.handle_connect_failed(now, conn, &reason);
@@ -639,9 +820,9 @@ impl<E: Engine> IoThread<E> {
                 } else if res == -libc::ECANCELED {
                     let reason =
                         format!("connect timed out after {:?}", self.config.connect_timeout);
-                    self.fail(now, key, &reason)?;
+                    self.connect_next_or_fail(now, key, &reason)?;
                 } else {
-                    self.fail(now, key, &errno(res).to_string())?;
+                    self.connect_next_or_fail(now, key, &errno(res).to_string())?;
                 }
             }
             OpKind::Send { batch, .. } => {
@@ -829,7 +1010,7 @@ impl<E: Engine> IoThread<E> {
         #[cfg(test)]
         if let Some(every) = self.config.busy_every {
             self.submits_for_room += 1;
-            if self.submits_for_room % u64::from(every.get()) == 0 {
+            if self.submits_for_room.is_multiple_of(u64::from(every.get())) {
                 // What Linux 5.11-5.18 answer while completions overflowed
                 // and cannot be flushed (io_uring_enter(2), EBUSY).
                 return Err(io::Error::from_raw_os_error(libc::EBUSY));

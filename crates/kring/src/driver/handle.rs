@@ -13,7 +13,9 @@ use super::{DriverError, Engine, IoWaker};
 pub struct DriverConfig {
     /// Submission queue entries (the completion queue gets twice as many).
     pub ring_entries: u32,
-    /// How long a TCP connect may take before it fails.
+    /// How long a TCP connect may take before it fails; also the bound on
+    /// resolving a broker's host name (resolution runs off the I/O
+    /// thread). Each resolved address gets this long in turn.
     pub connect_timeout: Duration,
     /// The largest response accepted; a larger size prefix closes the
     /// connection (it is most likely not a Kafka broker).
@@ -35,6 +37,9 @@ pub struct DriverConfig {
     /// operations were cancelled and before they completed.
     #[cfg(test)]
     pub(crate) panic_in_shutdown: bool,
+    /// Test hook: resolve names with this instead of the system resolver.
+    #[cfg(test)]
+    pub(crate) resolver: Option<super::resolver::Resolver>,
 }
 
 impl Default for DriverConfig {
@@ -50,6 +55,8 @@ impl Default for DriverConfig {
             busy_every: None,
             #[cfg(test)]
             panic_in_shutdown: false,
+            #[cfg(test)]
+            resolver: None,
         }
     }
 }

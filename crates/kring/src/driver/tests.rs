@@ -764,3 +764,189 @@ fn a_panic_in_shutdown_frees_no_buffer_before_its_completion() {
     h.send(1, b"still alive");
     h.wait_for("response", |e| !responses(e).is_empty());
 }
+
+/// A gate a test resolver blocks on until the test opens it.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.changed.wait(open).unwrap();
+        }
+    }
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+/// A driver whose resolver maps each name through `f`.
+fn with_resolver(
+    connect_timeout: Duration,
+    f: impl Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+) -> Harness {
+    Harness::with_config(DriverConfig {
+        connect_timeout,
+        resolver: Some(resolver::Resolver::new(f)),
+        ..DriverConfig::default()
+    })
+}
+
+fn connect_name(h: &Harness, conn: Conn, name: &str) {
+    h.cmd(Cmd::Io(IoCommand::Connect {
+        conn,
+        addr: name.to_owned(),
+    }));
+}
+
+/// An address nothing listens on.
+fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A lookup that hangs must not hold up other connections' traffic or the
+/// engine's deadlines; frames queued for the resolving connection go out
+/// once it connects.
+#[test]
+fn a_slow_name_lookup_delays_nothing_else() {
+    let echo = echo_server();
+    let gate = Arc::new(Gate::default());
+    let g = Arc::clone(&gate);
+    let h = with_resolver(Duration::from_secs(30), move |name| {
+        assert_eq!(name, "slow.broker:9092");
+        g.wait();
+        Ok(vec![echo])
+    });
+    connect_name(&h, 1, "slow.broker:9092");
+    h.send(1, b"queued while resolving");
+    h.connect(2, echo);
+    h.send(2, b"fast");
+    h.cmd(Cmd::Deadline(Instant::now() + Duration::from_millis(20)));
+    let events = h.wait_for("the other broker's response and the deadline", |e| {
+        !responses(e).is_empty() && e.contains(&Event::Timeout)
+    });
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Connected(1) | Event::ConnectFailed(1, _) | Event::Response(1, _)
+        )),
+        "{events:?}"
+    );
+    gate.open();
+    let events = h.wait_for("the slow broker's response", |e| {
+        e.contains(&Event::Response(
+            1,
+            Bytes::from_static(b"queued while resolving"),
+        ))
+    });
+    assert!(events.contains(&Event::Connected(1)));
+}
+
+/// A lookup that overruns the connect timeout fails the attempt; its late
+/// answer is ignored.
+#[test]
+fn a_name_lookup_that_overruns_the_connect_timeout_fails_the_attempt() {
+    let gate = Arc::new(Gate::default());
+    let g = Arc::clone(&gate);
+    let echo = echo_server();
+    let h = with_resolver(Duration::from_millis(200), move |_| {
+        g.wait();
+        Ok(vec![echo])
+    });
+    let start = Instant::now();
+    connect_name(&h, 3, "hanging.broker:9092");
+    let events = h.wait_for("the failure", |e| !e.is_empty());
+    let waited = start.elapsed();
+    match &events[0] {
+        Event::ConnectFailed(3, r) => {
+            assert!(r.contains("resolving hanging.broker:9092 timed out"), "{r}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // The late answer connects nothing.
+    gate.open();
+    h.connect(4, echo);
+    h.send(4, b"x");
+    let events = h.wait_for("a response", |e| !responses(e).is_empty());
+    assert!(!events.contains(&Event::Connected(3)), "{events:?}");
+}
+
+/// Every resolved address is tried in order; the engine hears of a failure
+/// only when all failed.
+#[test]
+fn every_resolved_address_is_tried_in_order() {
+    let echo = echo_server();
+    let (bad1, bad2) = (closed_port(), closed_port());
+    let h = with_resolver(Duration::from_secs(5), move |name| match name {
+        "moved.broker:1" => Ok(vec![bad1, echo]),
+        "gone.broker:1" => Ok(vec![bad1, bad2]),
+        _ => Ok(vec![]),
+    });
+    connect_name(&h, 1, "moved.broker:1");
+    h.send(1, b"to the good one");
+    let events = h.wait_for("response", |e| !responses(e).is_empty());
+    assert_eq!(events[0], Event::Connected(1));
+    connect_name(&h, 2, "gone.broker:1");
+    connect_name(&h, 3, "nothing.broker:1");
+    let events = h.wait_for("two failures", |e| {
+        e.iter()
+            .filter(|e| matches!(e, Event::ConnectFailed(..)))
+            .count()
+            == 2
+    });
+    assert!(events.iter().any(
+        |e| matches!(e, Event::ConnectFailed(2, r) if r.contains("gone.broker:1") && r.contains("refused"))
+    ), "{events:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ConnectFailed(3, r) if r.contains("resolved to no address"))
+        ),
+        "{events:?}"
+    );
+}
+
+/// Each connection attempt resolves the name again: a broker that moved
+/// is found at its new address.
+#[test]
+fn every_attempt_resolves_the_name_again() {
+    let (first, second) = (echo_server(), echo_server());
+    let lookups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = Arc::clone(&lookups);
+    let h = with_resolver(Duration::from_secs(5), move |_| {
+        let addr = if n.fetch_add(1, Ordering::SeqCst) == 0 {
+            first
+        } else {
+            second
+        };
+        Ok(vec![addr])
+    });
+    connect_name(&h, 1, "broker:1");
+    h.wait_for("connected", |e| e.len() == 1);
+    h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+    connect_name(&h, 1, "broker:1");
+    h.send(1, b"again");
+    h.wait_for("response", |e| !responses(e).is_empty());
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+}
+
+/// The system resolver, end to end: `localhost` (which may list `::1`
+/// first, where nothing listens, before 127.0.0.1).
+#[test]
+fn localhost_connects_through_the_system_resolver() {
+    let echo = echo_server();
+    let h = Harness::start();
+    connect_name(&h, 1, &format!("localhost:{}", echo.port()));
+    h.send(1, b"hello");
+    let events = h.wait_for("response", |e| !responses(e).is_empty());
+    assert_eq!(events[0], Event::Connected(1));
+}
