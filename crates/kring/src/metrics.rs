@@ -22,6 +22,11 @@ pub struct Metrics {
     pub connects: u64,
     /// Bytes of `buffer.memory` held by batches not yet completed.
     pub buffered_bytes: u64,
+    /// Bytes of request frames the I/O thread holds: queued for a
+    /// connection or being written. Frames are copies of batches, so this
+    /// is memory outside `buffer.memory` (bounded per broker by
+    /// `max.in.flight` requests of at most `max.request.size`).
+    pub request_bytes_held: u64,
 }
 
 impl Metrics {
@@ -35,6 +40,7 @@ impl Metrics {
             responses: m.responses(),
             connects: m.connects(),
             buffered_bytes: shared.buffered_bytes() as u64,
+            request_bytes_held: m.request_bytes_held(),
         }
     }
 }

@@ -288,6 +288,7 @@ impl<E: Engine> IoThread<E> {
             if self.engine.is_finished() {
                 return Ok(());
             }
+            self.publish_held_bytes();
             self.arm_wake()?;
             // Failures found while pumping are reported next turn, at once.
             if !self.connect_failures.is_empty() || !self.engine.prepare_park() {
@@ -300,6 +301,34 @@ impl<E: Engine> IoThread<E> {
             };
             self.wait(deadline)?;
         }
+    }
+
+    /// Publish how many bytes of request frames the driver holds: queued
+    /// on sockets or on lookups, or owned by a send the kernel has not
+    /// finished with.
+    fn publish_held_bytes(&self) {
+        let queued: usize = self
+            .sockets
+            .iter()
+            .map(|(_, s)| s.queue.bytes())
+            .sum::<usize>()
+            + self
+                .resolving
+                .values()
+                .map(|r| r.queue.bytes())
+                .sum::<usize>();
+        let in_kernel: usize = self
+            .ops
+            .iter()
+            .map(|(_, op)| match &op.kind {
+                OpKind::Send { batch, .. } => batch.frames.iter().map(bytes::Bytes::len).sum(),
+                OpKind::ZeroCopyHold(frames, _) => frames.iter().map(bytes::Bytes::len).sum(),
+                _ => 0,
+            })
+            .sum();
+        self.metrics
+            .request_bytes_held
+            .store((queued + in_kernel) as u64, Ordering::Relaxed);
     }
 
     /// Carry out the engine's socket commands and queue its frames. Building
@@ -473,8 +502,10 @@ impl<E: Engine> IoThread<E> {
     ) -> Result<(), DriverError> {
         let (sa, fd) = loop {
             let Some(sa) = addrs.pop_front() else {
-                // Only reached after a socket error (addrs is never empty
-                // at first): report the last one.
+                // Callers pass at least one address; should one not, the
+                // engine still hears of the failure.
+                let err = ConnectError::NoAddress { name };
+                self.connect_failures.push_back((conn, err.to_string()));
                 return Ok(());
             };
             match tcp_socket(&sa) {

@@ -70,6 +70,7 @@ pub struct DriverMetrics {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) responses: AtomicU64,
     pub(crate) connects: AtomicU64,
+    pub(crate) request_bytes_held: AtomicU64,
     /// Operations whose buffers were freed before their completion was
     /// reaped (must stay 0).
     #[cfg(test)]
@@ -104,6 +105,12 @@ impl DriverMetrics {
     /// TCP connections established.
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of request frames held by the I/O thread (queued or being
+    /// written), as of its last turn.
+    pub fn request_bytes_held(&self) -> u64 {
+        self.request_bytes_held.load(Ordering::Relaxed)
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

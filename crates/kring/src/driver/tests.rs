@@ -950,3 +950,105 @@ fn localhost_connects_through_the_system_resolver() {
     let events = h.wait_for("response", |e| !responses(e).is_empty());
     assert_eq!(events[0], Event::Connected(1));
 }
+
+/// The producer end to end on a 4-entry ring with injected `EBUSY`
+/// (submissions that must reap), against three brokers with partitions
+/// spread over them and connections dropped under load: every record gets
+/// its result, and every record lands exactly once.
+#[test]
+fn the_producer_on_a_tiny_ring_delivers_everything_once() {
+    use kring_mock::{Fault, MockCluster};
+    const PRODUCE: i16 = 0;
+    const PER_SENDER: u32 = 10_000;
+    const PARTITIONS: i32 = 24;
+    let cluster = MockCluster::builder()
+        .brokers(3)
+        .topic("t", PARTITIONS)
+        .build()
+        .unwrap();
+    // Each closes a connection before applying the request: retried, and
+    // nothing lands twice.
+    cluster.inject(Fault::drop_before_apply(PRODUCE).times(40));
+    let mut builder = crate::Producer::builder()
+        .bootstrap(&cluster.bootstrap_servers())
+        .linger(Duration::from_millis(1))
+        .batch_size(4096)
+        .retry_backoff(Duration::from_millis(5));
+    builder.driver = Some(DriverConfig {
+        ring_entries: 4,
+        busy_every: std::num::NonZeroU32::new(3),
+        ..DriverConfig::default()
+    });
+    let producer = Arc::new(builder.build().unwrap());
+    let senders: Vec<_> = (0..2u32)
+        .map(|sender| {
+            let p = Arc::clone(&producer);
+            std::thread::spawn(move || {
+                let handles: Vec<_> = (0..PER_SENDER)
+                    .map(|seq| {
+                        let value = format!("{sender}:{seq}:{}", "x".repeat(150));
+                        p.send(crate::Record::new("t", value.as_bytes())).unwrap()
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.wait().err().map(|e| e.to_string()))
+                    .collect::<Vec<String>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(producer.close());
+    let mut seen = std::collections::HashSet::new();
+    for partition in 0..PARTITIONS {
+        for r in cluster.records("t", partition).unwrap() {
+            let v = r.value.expect("value");
+            assert!(seen.insert(v.clone()), "stored twice: {:?}", &v[..10]);
+        }
+    }
+    assert_eq!(seen.len(), 2 * PER_SENDER as usize);
+    assert!(cluster.faults_fired() >= 40);
+}
+
+/// Frames a peer does not read stay with the driver, counted in
+/// `request_bytes_held`, and are released when the connection closes.
+#[test]
+fn frames_held_for_a_peer_that_never_reads_are_counted_and_released() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    // Accepts, never reads, closes when told.
+    let addr = one_shot_server(move |s| {
+        let _ = rx.recv();
+        drop(s);
+    });
+    let h = Harness::start();
+    h.connect(1, addr);
+    h.wait_for("connected", |e| e.len() == 1);
+    let chunk = vec![1u8; 1024 * 1024];
+    for _ in 0..64 {
+        h.send(1, &chunk);
+    }
+    // More than the kernel's socket buffers take: some stays with us.
+    let m = Arc::clone(h.driver.metrics());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.request_bytes_held() < 16 * 1024 * 1024 {
+        assert!(Instant::now() < deadline, "held {}", m.request_bytes_held());
+        std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+    }
+    assert!(m.request_bytes_held() <= 64 * (4 + 1024 * 1024));
+    h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.request_bytes_held() != 0 {
+        assert!(Instant::now() < deadline, "held {}", m.request_bytes_held());
+        std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+    }
+    let _ = tx.send(());
+}
