@@ -25,6 +25,11 @@ pub struct Metrics {
     /// Calls of the [`on_delivery`](crate::ProducerBuilder::on_delivery)
     /// callback that panicked (each was caught; the record's result stood).
     pub callback_panics: u64,
+    /// Bytes of request frames the I/O thread holds: queued for a
+    /// connection or being written. Frames are copies of batches, so this
+    /// is memory outside `buffer.memory` (bounded per broker by
+    /// `max.in.flight` requests of at most `max.request.size`).
+    pub request_bytes_held: u64,
 }
 
 impl Metrics {
@@ -39,6 +44,7 @@ impl Metrics {
             connects: m.connects(),
             buffered_bytes: shared.buffered_bytes() as u64,
             callback_panics: shared.callback_panics(),
+            request_bytes_held: m.request_bytes_held(),
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct ProducerBuilder {
     pub(crate) config: ProducerConfig,
     on_delivery: Option<DeliveryCallback>,
     custom_partitioner: Option<Arc<dyn Partitioner>>,
+    /// Test hook: the I/O thread's settings (ring size, fault injection);
+    /// `connect_timeout` still comes from the configuration.
+    #[cfg(test)]
+    pub(crate) driver: Option<DriverConfig>,
 }
 
 impl std::fmt::Debug for ProducerBuilder {
@@ -48,6 +52,16 @@ impl std::fmt::Debug for ProducerBuilder {
 }
 
 impl ProducerBuilder {
+    #[cfg(test)]
+    fn driver_config(&self) -> DriverConfig {
+        self.driver.clone().unwrap_or_default()
+    }
+
+    #[cfg(not(test))]
+    fn driver_config(&self) -> DriverConfig {
+        DriverConfig::default()
+    }
+
     /// Start from a whole configuration (for example one made with
     /// [`ProducerConfig::from_properties`]).
     #[must_use]
@@ -91,6 +105,7 @@ impl ProducerBuilder {
     /// producer. Connecting to the brokers starts at once, in the
     /// background; `build` does not wait for it.
     pub fn build(self) -> Result<Producer, BuildError> {
+        let driver_config = self.driver_config();
         let config = self.config.validate()?;
         let core_config = config.to_core(
             self.custom_partitioner.map(PartitionerChoice::Custom),
@@ -101,7 +116,7 @@ impl ProducerBuilder {
             core,
             DriverConfig {
                 connect_timeout: config.get_connect_timeout(),
-                ..DriverConfig::default()
+                ..driver_config
             },
         )?;
         // A sender that must block inside `append` (for metadata or memory)

@@ -27,6 +27,11 @@ impl SendQueue {
         self.frames.push_back(frame);
     }
 
+    /// Unwritten bytes queued.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }

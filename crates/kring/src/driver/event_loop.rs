@@ -5,12 +5,21 @@
 //! their frames, receive buffers, the eventfd counter) is owned by an entry
 //! of the `ops` slab, whose key is the submission's `user_data`. An entry is
 //! removed only when its completion is reaped, so no buffer is freed while
-//! the kernel may still touch it. A socket is closed (its fd dropped) only
-//! after every operation on it has completed; closing cancels them
-//! explicitly with `IORING_OP_ASYNC_CANCEL`.
+//! the kernel may still touch it. That holds on every exit path, panics
+//! included: `shutdown` cancels and drains, and if it does not finish (a
+//! panic), the `Drop` of [`IoThread`] cancels and drains what is left and
+//! leaks, never frees, whatever the kernel did not complete. A socket is
+//! closed (its fd dropped) only after every operation on it has completed;
+//! closing cancels them explicitly with `IORING_OP_ASYNC_CANCEL`.
+//!
+//! Engine handlers run only from `reap` at the top of a turn. A submission
+//! that must make room (the kernel answered `EBUSY`) only moves completions
+//! into a queue; it never handles them, so no handler runs, and no socket
+//! is released, in the middle of another driver operation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +33,8 @@ use slab::Slab;
 use super::conn::{SendBatch, SendQueue};
 use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
-use super::socket::{resolve, tcp_socket, RawSockAddr};
+use super::resolver::{ConnectError, Lookups, Resolver};
+use super::socket::{tcp_socket, RawSockAddr};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
 /// `user_data` of cancellation requests; their completions carry nothing.
@@ -80,6 +90,45 @@ struct Op {
     /// whose serial differs from its socket's belongs to an older socket.
     serial: u64,
     kind: OpKind,
+    tracker: OpTracker,
+}
+
+/// Tests count operations freed before their completion was reaped (a
+/// buffer the kernel might still write into). Nothing in other builds.
+struct OpTracker {
+    #[cfg(test)]
+    metrics: Arc<DriverMetrics>,
+    #[cfg(test)]
+    reaped: bool,
+}
+
+impl OpTracker {
+    #[cfg_attr(not(test), allow(unused_variables))]
+    fn new(metrics: &Arc<DriverMetrics>) -> OpTracker {
+        OpTracker {
+            #[cfg(test)]
+            metrics: Arc::clone(metrics),
+            #[cfg(test)]
+            reaped: false,
+        }
+    }
+
+    /// The operation's (final) completion was reaped.
+    fn reaped(&mut self) {
+        #[cfg(test)]
+        {
+            self.reaped = true;
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for OpTracker {
+    fn drop(&mut self) {
+        if !self.reaped {
+            DriverMetrics::add(&self.metrics.ops_freed_unreaped, 1);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +138,15 @@ enum SockState {
     /// Cancelled; waiting for its operations to drain before the fd is
     /// closed. Completions are no longer reported to the engine.
     Closing,
+}
+
+/// A connection attempt whose host name is being looked up.
+struct Resolving<C> {
+    conn: C,
+    name: String,
+    deadline: Instant,
+    /// Frames the engine queued meanwhile.
+    queue: SendQueue,
 }
 
 struct Socket<C> {
@@ -101,11 +159,19 @@ struct Socket<C> {
     send_op: Option<usize>,
     recv_op: Option<usize>,
     queue: SendQueue,
+    /// The `host:port` asked for (for messages).
+    name: String,
+    /// Resolved addresses not tried yet: if this connect fails, the next
+    /// is tried before the engine hears of a failure.
+    untried: VecDeque<SocketAddr>,
     /// Received bytes not yet framed. Moved into the receive op while one is
     /// in flight.
     recv_buf: BytesMut,
 }
 
+/// The I/O thread's state. Field order matters on drop: after the `Drop`
+/// guard below has drained (or leaked) every operation, the ring drops
+/// first, then the buffers (`ops`, `sockets`) and the eventfd (`waker`).
 pub(crate) struct IoThread<E: Engine> {
     ring: IoUring,
     engine: E,
@@ -118,11 +184,24 @@ pub(crate) struct IoThread<E: Engine> {
     by_conn: HashMap<E::Conn, usize>,
     next_serial: u64,
     wake_op: Option<usize>,
-    shutting_down: bool,
-    /// Engine events raised synchronously during `pump` (a failed name
-    /// lookup): the pump must run again.
-    repump: bool,
-    completions: Vec<(u64, i32, u32)>,
+    /// Connection attempts that failed before reaching the kernel (no
+    /// address, no socket): reported to the engine at the top of the next
+    /// turn, like completions, never from inside `pump`.
+    connect_failures: VecDeque<(E::Conn, String)>,
+    /// Name lookups running on lookup threads.
+    lookups: Lookups,
+    /// Connection attempts waiting for their lookup, by lookup id.
+    resolving: HashMap<u64, Resolving<E::Conn>>,
+    /// The lookup id of each connection that waits for one.
+    resolving_by_conn: HashMap<E::Conn, u64>,
+    next_lookup: u64,
+    /// Completions taken off the ring and not yet handled. A submission
+    /// that needs room moves completions here and handles none of them:
+    /// engine handlers run only from [`reap`](Self::reap), at the top of
+    /// the loop, never nested inside another operation of the driver.
+    completions: VecDeque<(u64, i32, u32)>,
+    #[cfg(test)]
+    submits_for_room: u64,
 }
 
 impl<E: Engine> IoThread<E> {
@@ -137,6 +216,11 @@ impl<E: Engine> IoThread<E> {
             Ok(r) => r,
             Err(e) => return Err((engine, e)),
         };
+        #[cfg(test)]
+        let resolver = config.resolver.clone().unwrap_or_else(Resolver::system);
+        #[cfg(not(test))]
+        let resolver = Resolver::system();
+        let lookups = Lookups::new(resolver, waker.clone());
         Ok(IoThread {
             ring,
             engine,
@@ -149,9 +233,14 @@ impl<E: Engine> IoThread<E> {
             by_conn: HashMap::new(),
             next_serial: 0,
             wake_op: None,
-            shutting_down: false,
-            repump: false,
-            completions: Vec::with_capacity(256),
+            connect_failures: VecDeque::new(),
+            lookups,
+            resolving: HashMap::new(),
+            resolving_by_conn: HashMap::new(),
+            next_lookup: 0,
+            completions: VecDeque::with_capacity(256),
+            #[cfg(test)]
+            submits_for_room: 0,
         })
     }
 
@@ -199,14 +288,47 @@ impl<E: Engine> IoThread<E> {
             if self.engine.is_finished() {
                 return Ok(());
             }
+            self.publish_held_bytes();
             self.arm_wake()?;
-            if !self.engine.prepare_park() {
+            // Failures found while pumping are reported next turn, at once.
+            if !self.connect_failures.is_empty() || !self.engine.prepare_park() {
                 self.submit()?;
                 continue;
             }
-            let deadline = self.engine.poll_timeout();
+            let deadline = match (self.engine.poll_timeout(), self.lookup_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             self.wait(deadline)?;
         }
+    }
+
+    /// Publish how many bytes of request frames the driver holds: queued
+    /// on sockets or on lookups, or owned by a send the kernel has not
+    /// finished with.
+    fn publish_held_bytes(&self) {
+        let queued: usize = self
+            .sockets
+            .iter()
+            .map(|(_, s)| s.queue.bytes())
+            .sum::<usize>()
+            + self
+                .resolving
+                .values()
+                .map(|r| r.queue.bytes())
+                .sum::<usize>();
+        let in_kernel: usize = self
+            .ops
+            .iter()
+            .map(|(_, op)| match &op.kind {
+                OpKind::Send { batch, .. } => batch.frames.iter().map(bytes::Bytes::len).sum(),
+                OpKind::ZeroCopyHold(frames, _) => frames.iter().map(bytes::Bytes::len).sum(),
+                _ => 0,
+            })
+            .sum();
+        self.metrics
+            .request_bytes_held
+            .store((queued + in_kernel) as u64, Ordering::Relaxed);
     }
 
     /// Carry out the engine's socket commands and queue its frames. Building
@@ -214,13 +336,21 @@ impl<E: Engine> IoThread<E> {
     /// it first has a request for it), so socket commands are polled again
     /// after the frames, until a pass yields neither.
     fn pump(&mut self, now: Instant) -> Result<(), DriverError> {
-        self.repump = false;
         self.run_io_commands(now)?;
         loop {
             let mut touched: Option<usize> = None;
             while let Some(Transmit { conn, frame }) = self.engine.poll_transmit(now) {
                 let Some(&key) = self.by_conn.get(&conn) else {
-                    tracing::warn!(?conn, "frame for a connection that is not open; dropped");
+                    // Still resolving: the frame waits for the socket.
+                    if let Some(r) = self
+                        .resolving_by_conn
+                        .get(&conn)
+                        .and_then(|id| self.resolving.get_mut(id))
+                    {
+                        r.queue.push(frame);
+                    } else {
+                        tracing::warn!(?conn, "frame for a connection that is not open; dropped");
+                    }
                     continue;
                 };
                 self.sockets[key].queue.push(frame);
@@ -236,7 +366,7 @@ impl<E: Engine> IoThread<E> {
                 self.start_send(key)?;
             }
             let commands = self.run_io_commands(now)?;
-            if !commands && !std::mem::take(&mut self.repump) {
+            if !commands {
                 return Ok(());
             }
         }
@@ -251,6 +381,7 @@ impl<E: Engine> IoThread<E> {
             match cmd {
                 IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
                 IoCommand::Close { conn } => {
+                    self.forget_attempt(conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
                         tracing::debug!(?conn, "closing connection");
                         self.begin_close(key)?;
@@ -265,18 +396,131 @@ impl<E: Engine> IoThread<E> {
         if let Some(old) = self.by_conn.remove(&conn) {
             self.begin_close(old)?;
         }
-        let prepared = resolve(addr).and_then(|sa| Ok((sa, tcp_socket(&sa)?)));
-        let (sa, fd) = match prepared {
-            Ok(p) => p,
-            Err(err) => {
-                let reason = format!("cannot connect to {addr}: {err}");
-                tracing::warn!(?conn, %reason, "connect failed");
-                self.engine.handle_connect_failed(now, conn, &reason);
-                self.repump = true;
+        // A new attempt supersedes the last one's lookup and unreported
+        // failure.
+        self.forget_attempt(conn);
+        // IP literals need no lookup.
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            return self.start_connect(
+                conn,
+                addr.to_owned(),
+                VecDeque::from([sa]),
+                SendQueue::default(),
+            );
+        }
+        // Every attempt resolves anew: brokers behind DNS move.
+        let id = self.next_lookup;
+        self.next_lookup += 1;
+        match self.lookups.start(id, addr) {
+            Ok(()) => {
+                tracing::debug!(?conn, %addr, "resolving");
+                self.resolving.insert(
+                    id,
+                    Resolving {
+                        conn,
+                        name: addr.to_owned(),
+                        deadline: now + self.config.connect_timeout,
+                        queue: SendQueue::default(),
+                    },
+                );
+                self.resolving_by_conn.insert(conn, id);
+            }
+            Err(err) => self.connect_failures.push_back((conn, err.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Drop what is pending for `conn` outside its socket: a lookup (its
+    /// answer will be ignored) and an unreported connect failure.
+    fn forget_attempt(&mut self, conn: E::Conn) {
+        if let Some(id) = self.resolving_by_conn.remove(&conn) {
+            self.resolving.remove(&id);
+        }
+        self.connect_failures.retain(|(c, _)| *c != conn);
+    }
+
+    /// Take in finished lookups (connecting to what they found) and fail
+    /// the lookups that overran the connect timeout.
+    fn settle_lookups(&mut self, now: Instant) -> Result<(), DriverError> {
+        for (id, answer) in self.lookups.take_done() {
+            let Some(r) = self.resolving.remove(&id) else {
+                continue; // timed out, closed or superseded meanwhile
+            };
+            self.resolving_by_conn.remove(&r.conn);
+            match answer {
+                Ok(addrs) if !addrs.is_empty() => {
+                    tracing::debug!(conn = ?r.conn, name = %r.name, ?addrs, "resolved");
+                    self.start_connect(r.conn, r.name, addrs.into(), r.queue)?;
+                }
+                Ok(_) => {
+                    let err = ConnectError::NoAddress { name: r.name };
+                    self.connect_failures.push_back((r.conn, err.to_string()));
+                }
+                Err(source) => {
+                    let err = ConnectError::Resolve {
+                        name: r.name,
+                        source,
+                    };
+                    self.connect_failures.push_back((r.conn, err.to_string()));
+                }
+            }
+        }
+        if self.resolving.values().any(|r| r.deadline <= now) {
+            let expired: Vec<u64> = self
+                .resolving
+                .iter()
+                .filter(|(_, r)| r.deadline <= now)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in expired {
+                let r = self.resolving.remove(&id).expect("listed above");
+                self.resolving_by_conn.remove(&r.conn);
+                let err = ConnectError::ResolveTimeout {
+                    name: r.name,
+                    after: self.config.connect_timeout,
+                };
+                self.connect_failures.push_back((r.conn, err.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest lookup deadline.
+    fn lookup_deadline(&self) -> Option<Instant> {
+        self.resolving.values().map(|r| r.deadline).min()
+    }
+
+    /// Connect to the first of `addrs` a socket can be made for; the rest
+    /// are tried in turn if that connect fails. `queue` holds frames the
+    /// engine queued before the socket existed.
+    fn start_connect(
+        &mut self,
+        conn: E::Conn,
+        name: String,
+        mut addrs: VecDeque<SocketAddr>,
+        queue: SendQueue,
+    ) -> Result<(), DriverError> {
+        let (sa, fd) = loop {
+            let Some(sa) = addrs.pop_front() else {
+                // Callers pass at least one address; should one not, the
+                // engine still hears of the failure.
+                let err = ConnectError::NoAddress { name };
+                self.connect_failures.push_back((conn, err.to_string()));
                 return Ok(());
+            };
+            match tcp_socket(&sa) {
+                Ok(fd) => break (sa, fd),
+                Err(source) if addrs.is_empty() => {
+                    let err = ConnectError::Socket { name, source };
+                    self.connect_failures.push_back((conn, err.to_string()));
+                    return Ok(());
+                }
+                Err(source) => {
+                    tracing::debug!(?conn, addr = %sa, error = %source, "no socket; next address");
+                }
             }
         };
-        tracing::debug!(?conn, %addr, resolved = %sa, "connecting");
+        tracing::debug!(?conn, %name, resolved = %sa, "connecting");
         let serial = self.next_serial;
         self.next_serial += 1;
         let raw_fd = fd.as_raw_fd();
@@ -289,7 +533,9 @@ impl<E: Engine> IoThread<E> {
             connect_op: None,
             send_op: None,
             recv_op: None,
-            queue: SendQueue::default(),
+            queue,
+            name,
+            untried: addrs,
             recv_buf: BytesMut::new(),
         });
         self.by_conn.insert(conn, key);
@@ -301,11 +547,13 @@ impl<E: Engine> IoThread<E> {
         let c_op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::Connect(raw),
         });
         let t_op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::ConnectTimeout(ts),
         });
         self.sockets[key].connect_op = Some(c_op);
@@ -318,9 +566,32 @@ impl<E: Engine> IoThread<E> {
             .user_data(t_op as u64);
         // SAFETY: the socket address and timespec are boxed in ops `c_op`
         // and `t_op`, which stay in `self.ops` until their completions are
-        // reaped; the fd is owned by the socket, which is closed only after
-        // both completed.
+        // reaped, on every exit path (`shutdown` or `IoThread`'s drop guard
+        // drains them, or leaks them); the fd is owned by the socket, closed
+        // only after both completed or were leaked (the kernel holds its own
+        // reference to the file of a submitted operation).
         unsafe { self.push(&[connect, timeout]) }
+    }
+
+    /// A connect failed: try the next resolved address with a new socket,
+    /// keeping the queued frames, or, with none left, fail the connection.
+    fn connect_next_or_fail(
+        &mut self,
+        now: Instant,
+        key: usize,
+        reason: &str,
+    ) -> Result<(), DriverError> {
+        let sock = &mut self.sockets[key];
+        if sock.untried.is_empty() {
+            let reason = format!("cannot connect to {}: {reason}", sock.name);
+            return self.fail(now, key, &reason);
+        }
+        tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
+        let (conn, name) = (sock.conn, sock.name.clone());
+        let untried = std::mem::take(&mut sock.untried);
+        let queue = std::mem::take(&mut sock.queue);
+        self.begin_close(key)?;
+        self.start_connect(conn, name, untried, queue)
     }
 
     fn arm_recv(&mut self, key: usize) -> Result<(), DriverError> {
@@ -341,13 +612,16 @@ impl<E: Engine> IoThread<E> {
         let op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::Recv(buf),
         });
         self.sockets[key].recv_op = Some(op);
         let entry = entry.build().user_data(op as u64);
         // SAFETY: `ptr..ptr+len` is the spare capacity of the BytesMut now
         // owned by op `op`; moving a BytesMut does not move its heap buffer,
-        // and the op (so the buffer) is kept until the completion is reaped.
+        // and the op (so the buffer) is kept until the completion is reaped
+        // on every exit path, panics included (`shutdown` or `IoThread`'s
+        // drop guard drains it, or leaks it).
         unsafe { self.push(&[entry]) }
     }
 
@@ -383,6 +657,7 @@ impl<E: Engine> IoThread<E> {
         let op = self.ops.insert(Op {
             socket: key,
             serial,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::Send {
                 batch,
                 parts,
@@ -402,7 +677,9 @@ impl<E: Engine> IoThread<E> {
         .user_data(op as u64);
         // SAFETY: the msghdr, the iovec array and the frames the iovecs point
         // into are owned by op `op` (boxed or heap-allocated, so stable when
-        // the op moves) and kept until its completion is reaped.
+        // the op moves) and kept until its completion is reaped (for a
+        // zero-copy send, its notification), on every exit path: `shutdown`
+        // or `IoThread`'s drop guard drains the op, or leaks it.
         unsafe { self.push(&[entry]) }
     }
 
@@ -415,6 +692,7 @@ impl<E: Engine> IoThread<E> {
         let op = self.ops.insert(Op {
             socket: NO_SOCKET,
             serial: 0,
+            tracker: OpTracker::new(&self.metrics),
             kind: OpKind::WakeRead(buf),
         });
         self.wake_op = Some(op);
@@ -422,8 +700,9 @@ impl<E: Engine> IoThread<E> {
             .build()
             .user_data(op as u64);
         // SAFETY: the 8-byte buffer is boxed in op `op`, kept until the
-        // completion is reaped; the eventfd is kept open by `self.waker`,
-        // which outlives the ring (fields drop after `shutdown` drained).
+        // completion is reaped on every exit path (`shutdown` or
+        // `IoThread`'s drop guard drains it, or leaks it); the eventfd is
+        // kept open by `self.waker`, which drops after the ring.
         unsafe { self.push(&[entry]) }
     }
 
@@ -488,22 +767,34 @@ impl<E: Engine> IoThread<E> {
         Ok(())
     }
 
-    fn reap(&mut self, now: Instant) {
-        let mut completions = std::mem::take(&mut self.completions);
-        completions.extend(
+    /// Move every completion the kernel posted into `self.completions`,
+    /// handling none: this is all a submission retry may do.
+    fn take_completions(&mut self) {
+        self.completions.extend(
             self.ring
                 .completion()
                 .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
         );
-        for &(user_data, res, flags) in &completions {
+    }
+
+    /// Handle every completion, including those a nested submission takes
+    /// off the ring meanwhile.
+    fn reap(&mut self, now: Instant) {
+        self.take_completions();
+        while let Some((user_data, res, flags)) = self.completions.pop_front() {
             if let Err(err) = self.complete(now, user_data, res, flags) {
                 // Only pushing cancellations can fail here, and only if
                 // io_uring_enter itself fails; the main loop will see it.
                 tracing::error!(error = %err, "failed to queue a follow-up operation");
             }
         }
-        completions.clear();
-        self.completions = completions;
+        if let Err(err) = self.settle_lookups(now) {
+            tracing::error!(error = %err, "failed to queue a connect");
+        }
+        while let Some((conn, reason)) = self.connect_failures.pop_front() {
+            tracing::warn!(?conn, %reason, "connect failed");
+            self.engine.handle_connect_failed(now, conn, &reason);
+        }
     }
 
     fn complete(
@@ -521,10 +812,11 @@ impl<E: Engine> IoThread<E> {
             // the same user_data, so the op stays, holding the frames.
             return self.complete_zero_copy_result(now, user_data as usize, res);
         }
-        let Some(op) = self.ops.try_remove(user_data as usize) else {
+        let Some(mut op) = self.ops.try_remove(user_data as usize) else {
             tracing::error!(user_data, "completion for an unknown operation");
             return Ok(());
         };
+        op.tracker.reaped();
         if op.socket == NO_SOCKET {
             self.wake_op = None;
             if res < 0 && res != -libc::ECANCELED {
@@ -559,9 +851,9 @@ impl<E: Engine> IoThread<E> {
                 } else if res == -libc::ECANCELED {
                     let reason =
                         format!("connect timed out after {:?}", self.config.connect_timeout);
-                    self.fail(now, key, &reason)?;
+                    self.connect_next_or_fail(now, key, &reason)?;
                 } else {
-                    self.fail(now, key, &errno(res).to_string())?;
+                    self.connect_next_or_fail(now, key, &errno(res).to_string())?;
                 }
             }
             OpKind::Send { batch, .. } => {
@@ -730,31 +1022,46 @@ impl<E: Engine> IoThread<E> {
                 return Ok(());
             }
             drop(sq);
-            match self.ring.submit() {
+            match self.submit_for_room() {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {
                     // Make room in the completion queue, then try again.
-                    let now = Instant::now();
-                    if self.shutting_down {
-                        self.reap_shutdown();
-                    } else {
-                        self.reap(now);
-                    }
+                    // The completions are only recorded: handling them here
+                    // would run engine handlers (and release sockets) in
+                    // the middle of whatever operation is pushing.
+                    self.take_completions();
                 }
                 Err(e) => return Err(DriverError::Ring(e)),
             }
         }
     }
 
+    /// Submit to make room in the submission queue.
+    fn submit_for_room(&mut self) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(every) = self.config.busy_every {
+            self.submits_for_room += 1;
+            if self.submits_for_room.is_multiple_of(u64::from(every.get())) {
+                // What Linux 5.11-5.18 answer while completions overflowed
+                // and cannot be flushed (io_uring_enter(2), EBUSY).
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
+        }
+        self.ring.submit()
+    }
+
     /// Close every socket and wait for every operation to complete, so no
     /// buffer is released while the kernel may use it.
     fn shutdown(&mut self) {
-        self.shutting_down = true;
         let keys: Vec<usize> = self.sockets.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Err(err) = self.begin_close(key) {
                 tracing::error!(error = %err, "failed to cancel socket operations");
             }
+        }
+        #[cfg(test)]
+        if self.config.panic_in_shutdown {
+            panic!("injected panic in shutdown");
         }
         if let Some(op) = self.wake_op {
             let cancel = opcode::AsyncCancel::new(op as u64)
@@ -800,13 +1107,8 @@ impl<E: Engine> IoThread<E> {
     }
 
     fn reap_shutdown(&mut self) {
-        let mut completions = std::mem::take(&mut self.completions);
-        completions.extend(
-            self.ring
-                .completion()
-                .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
-        );
-        for &(user_data, _, flags) in &completions {
+        self.take_completions();
+        while let Some((user_data, _, flags)) = self.completions.pop_front() {
             if user_data == CANCEL_USER_DATA {
                 continue;
             }
@@ -815,17 +1117,104 @@ impl<E: Engine> IoThread<E> {
                 // the notification that follows.
                 continue;
             }
-            if let Some(op) = self.ops.try_remove(user_data as usize) {
+            if let Some(mut op) = self.ops.try_remove(user_data as usize) {
+                op.tracker.reaped();
                 if op.socket == NO_SOCKET {
                     self.wake_op = None;
-                } else {
-                    self.sockets[op.socket].in_flight -= 1;
+                } else if let Some(sock) = self.sockets.get_mut(op.socket) {
+                    sock.in_flight -= 1;
                     self.maybe_release(op.socket);
                 }
             }
         }
-        completions.clear();
-        self.completions = completions;
+    }
+}
+
+/// The guard behind every `// SAFETY:` comment that says an operation's
+/// buffers are kept until its completion: whatever way the I/O thread ends
+/// (`shutdown` returned, or a panic unwound out of it or out of `run`),
+/// no operation's buffers are freed while the kernel may still use them.
+/// Operations left over are cancelled and waited for (bounded); any that
+/// still did not complete are leaked, never freed. Fields drop after this
+/// runs, the ring first (it is declared first), so by then `ops` is empty.
+impl<E: Engine> Drop for IoThread<E> {
+    fn drop(&mut self) {
+        if self.ops.is_empty() {
+            return;
+        }
+        tracing::error!(
+            pending = self.ops.len(),
+            "the I/O thread ended with operations in the kernel; cancelling and draining them"
+        );
+        if catch_unwind(AssertUnwindSafe(|| self.drain_on_drop())).is_err() {
+            tracing::error!("draining the ring panicked");
+        }
+        if !self.ops.is_empty() {
+            tracing::error!(
+                pending = self.ops.len(),
+                "io_uring operations did not complete; leaking their buffers"
+            );
+            for (_, op) in std::mem::take(&mut self.ops) {
+                std::mem::forget(op);
+            }
+        }
+    }
+}
+
+impl<E: Engine> IoThread<E> {
+    /// Cancel every operation still in `ops` and wait (up to
+    /// [`SHUTDOWN_DRAIN`]) for their completions. Touches nothing but the
+    /// ring and `ops`: the rest of the state may be inconsistent after a
+    /// panic.
+    fn drain_on_drop(&mut self) {
+        // Whatever a submission took off the ring but nobody handled.
+        let mut taken = std::mem::take(&mut self.completions);
+        let keys: Vec<usize> = self.ops.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let cancel = opcode::AsyncCancel::new(key as u64)
+                .build()
+                .user_data(CANCEL_USER_DATA);
+            // SAFETY: cancellation entries carry no pointers.
+            if let Err(err) = unsafe { self.push(&[cancel]) } {
+                tracing::error!(error = %err, "failed to queue a cancellation");
+                break;
+            }
+        }
+        taken.append(&mut self.completions);
+        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        loop {
+            while let Some((user_data, _, flags)) = taken.pop_front() {
+                // A zero-copy send's result is followed by its notification.
+                if user_data == CANCEL_USER_DATA || io_uring::cqueue::more(flags) {
+                    continue;
+                }
+                if let Some(mut op) = self.ops.try_remove(user_data as usize) {
+                    op.tracker.reaped();
+                    #[cfg(test)]
+                    DriverMetrics::add(&self.metrics.drop_guard_drained, 1);
+                }
+            }
+            let now = Instant::now();
+            if self.ops.is_empty() || now >= deadline {
+                return;
+            }
+            let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(100)));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "io_uring_enter failed while draining");
+                    return;
+                }
+            }
+            self.take_completions();
+            taken.append(&mut self.completions);
+        }
     }
 }
 

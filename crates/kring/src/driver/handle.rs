@@ -13,7 +13,9 @@ use super::{DriverError, Engine, IoWaker};
 pub struct DriverConfig {
     /// Submission queue entries (the completion queue gets twice as many).
     pub ring_entries: u32,
-    /// How long a TCP connect may take before it fails.
+    /// How long a TCP connect may take before it fails; also the bound on
+    /// resolving a broker's host name (resolution runs off the I/O
+    /// thread). Each resolved address gets this long in turn.
     pub connect_timeout: Duration,
     /// The largest response accepted; a larger size prefix closes the
     /// connection (it is most likely not a Kafka broker).
@@ -26,6 +28,18 @@ pub struct DriverConfig {
     /// copy); `None` (the default) never does. On loopback the kernel
     /// copies anyway, so its benefit shows only on a real NIC.
     pub send_zero_copy_from: Option<usize>,
+    /// Test hook: every n-th submission made to free room in a full
+    /// submission queue fails with `EBUSY`, as older kernels answer while
+    /// the completion queue overflowed.
+    #[cfg(test)]
+    pub(crate) busy_every: Option<std::num::NonZeroU32>,
+    /// Test hook: panic in the middle of shutdown, after the sockets'
+    /// operations were cancelled and before they completed.
+    #[cfg(test)]
+    pub(crate) panic_in_shutdown: bool,
+    /// Test hook: resolve names with this instead of the system resolver.
+    #[cfg(test)]
+    pub(crate) resolver: Option<super::resolver::Resolver>,
 }
 
 impl Default for DriverConfig {
@@ -37,6 +51,12 @@ impl Default for DriverConfig {
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),
             send_zero_copy_from: None,
+            #[cfg(test)]
+            busy_every: None,
+            #[cfg(test)]
+            panic_in_shutdown: false,
+            #[cfg(test)]
+            resolver: None,
         }
     }
 }
@@ -50,6 +70,14 @@ pub struct DriverMetrics {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) responses: AtomicU64,
     pub(crate) connects: AtomicU64,
+    pub(crate) request_bytes_held: AtomicU64,
+    /// Operations whose buffers were freed before their completion was
+    /// reaped (must stay 0).
+    #[cfg(test)]
+    pub(crate) ops_freed_unreaped: AtomicU64,
+    /// Operations the ring's drop guard waited for.
+    #[cfg(test)]
+    pub(crate) drop_guard_drained: AtomicU64,
 }
 
 impl DriverMetrics {
@@ -77,6 +105,12 @@ impl DriverMetrics {
     /// TCP connections established.
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of request frames held by the I/O thread (queued or being
+    /// written), as of its last turn.
+    pub fn request_bytes_held(&self) -> u64 {
+        self.request_bytes_held.load(Ordering::Relaxed)
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

@@ -24,6 +24,7 @@ mod event_loop;
 mod eventfd;
 mod framing;
 mod handle;
+mod resolver;
 mod socket;
 
 pub use engine::{Engine, IoCommand, Transmit};

@@ -1,7 +1,7 @@
 //! Socket creation and address conversion for `IORING_OP_CONNECT`.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 /// A socket address in the C layout the kernel reads. Boxed in the connect
@@ -109,40 +109,9 @@ pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Resolve `"host:port"`. IP literals need no lookup; a host name is looked
-/// up with the system resolver, on the I/O thread (broker addresses are
-/// resolved once per connection attempt, and usually are literals or local
-/// names).
-pub(crate) fn resolve(addr: &str) -> io::Result<SocketAddr> {
-    if let Ok(sa) = addr.parse::<SocketAddr>() {
-        return Ok(sa);
-    }
-    let mut addrs = addr.to_socket_addrs()?;
-    addrs.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{addr} resolved to no address"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literal_addresses_resolve_without_lookup() {
-        assert_eq!(
-            resolve("127.0.0.1:9092").unwrap(),
-            "127.0.0.1:9092".parse().unwrap()
-        );
-        assert_eq!(resolve("[::1]:1").unwrap(), "[::1]:1".parse().unwrap());
-    }
-
-    #[test]
-    fn bad_address_is_an_error() {
-        assert!(resolve("no-port-here").is_err());
-    }
 
     #[test]
     fn sockaddr_lengths() {

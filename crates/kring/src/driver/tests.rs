@@ -21,6 +21,10 @@ enum Event {
     Response(Conn, Bytes),
     Timeout,
     Aborted(String),
+    /// An engine handler ran while the driver was still draining
+    /// `poll_io`/`poll_transmit` of the same turn: the driver re-entered
+    /// the engine from inside a submission.
+    Reentered(&'static str),
 }
 
 impl std::fmt::Debug for Event {
@@ -33,6 +37,7 @@ impl std::fmt::Debug for Event {
             Event::Response(c, b) => write!(f, "Response({c}, {b:?})"),
             Event::Timeout => write!(f, "Timeout"),
             Event::Aborted(r) => write!(f, "Aborted({r})"),
+            Event::Reentered(h) => write!(f, "Reentered({h})"),
         }
     }
 }
@@ -67,12 +72,38 @@ struct TestEngine {
     io_when_transmitting: VecDeque<IoCommand<Conn>>,
     deadline: Option<Instant>,
     finished: bool,
+    /// Set while the driver drains `poll_io`/`poll_transmit`; a handler
+    /// called meanwhile is a re-entry.
+    draining: bool,
+    /// Where each connection was last asked to connect, to reconnect it
+    /// after a drop (with `echo_back`).
+    addrs: std::collections::HashMap<Conn, String>,
+    /// Echo every response back as a new request on the same connection.
+    echo_back: bool,
 }
 
 impl TestEngine {
     fn record(&self, e: Event) {
         self.script.events.lock().unwrap().push(e);
         self.script.changed.notify_all();
+    }
+    /// Connect `conn` again and queue [`PIPELINE`] requests on it.
+    fn reconnect(&mut self, conn: Conn) {
+        let Some(addr) = self.addrs.get(&conn).cloned() else {
+            return;
+        };
+        self.io.push_back(IoCommand::Connect { conn, addr });
+        for i in 0..PIPELINE {
+            self.tx.push_back(Transmit {
+                conn,
+                frame: framed(&[i as u8; 100]),
+            });
+        }
+    }
+    fn check_reentry(&self, handler: &'static str) {
+        if self.draining {
+            self.record(Event::Reentered(handler));
+        }
     }
 }
 
@@ -92,15 +123,28 @@ impl Engine for TestEngine {
         }
     }
     fn handle_connected(&mut self, _: Instant, conn: Conn) {
+        self.check_reentry("handle_connected");
         self.record(Event::Connected(conn));
     }
     fn handle_connect_failed(&mut self, _: Instant, conn: Conn, reason: &str) {
+        self.check_reentry("handle_connect_failed");
         self.record(Event::ConnectFailed(conn, reason.to_owned()));
     }
     fn handle_disconnected(&mut self, _: Instant, conn: Conn, reason: &str) {
+        self.check_reentry("handle_disconnected");
+        if self.echo_back {
+            self.reconnect(conn);
+        }
         self.record(Event::Disconnected(conn, reason.to_owned()));
     }
     fn handle_response(&mut self, _: Instant, conn: Conn, frame: Bytes) {
+        self.check_reentry("handle_response");
+        if self.echo_back {
+            self.tx.push_back(Transmit {
+                conn,
+                frame: framed(&frame),
+            });
+        }
         self.record(Event::Response(conn, frame));
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -109,12 +153,20 @@ impl Engine for TestEngine {
         self.record(Event::Timeout);
     }
     fn poll_io(&mut self) -> Option<IoCommand<Conn>> {
-        self.io.pop_front()
+        let c = self.io.pop_front();
+        self.draining |= c.is_some();
+        if let Some(IoCommand::Connect { conn, addr }) = &c {
+            self.addrs.insert(*conn, addr.clone());
+        }
+        c
     }
     fn poll_transmit(&mut self, _: Instant) -> Option<Transmit<Conn>> {
         let t = self.tx.pop_front();
         if t.is_none() {
             self.io.extend(self.io_when_transmitting.drain(..));
+            self.draining = false;
+        } else {
+            self.draining = true;
         }
         t
     }
@@ -122,6 +174,7 @@ impl Engine for TestEngine {
         self.deadline
     }
     fn prepare_park(&mut self) -> bool {
+        self.draining = false;
         self.script.parked.store(true, Ordering::SeqCst);
         if self.script.inbox.lock().unwrap().is_empty() {
             true
@@ -148,6 +201,9 @@ impl Harness {
         Self::with_config(DriverConfig::default())
     }
     fn with_config(config: DriverConfig) -> Harness {
+        Self::with_engine(config, false)
+    }
+    fn with_engine(config: DriverConfig, echo_back: bool) -> Harness {
         let script = Arc::new(Script::default());
         let engine = TestEngine {
             script: Arc::clone(&script),
@@ -156,6 +212,9 @@ impl Harness {
             io_when_transmitting: VecDeque::new(),
             deadline: None,
             finished: false,
+            draining: false,
+            addrs: std::collections::HashMap::new(),
+            echo_back,
         };
         let driver = Driver::start(engine, config).expect("io_uring available");
         Harness { script, driver }
@@ -576,4 +635,420 @@ fn finished_engine_stops_the_thread_and_drop_aborts_an_unfinished_one() {
     drop(h);
     let events = script.events.lock().unwrap().clone();
     assert!(matches!(events.last(), Some(Event::Aborted(r)) if r.contains("stopped")));
+}
+
+/// Requests each connection keeps in flight in the load test.
+const PIPELINE: usize = 8;
+
+/// An echo server that closes each connection after `n` responses.
+fn dropping_echo_server(n: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                for _ in 0..n {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let mut out = len.to_vec();
+                    out.extend_from_slice(&body);
+                    if s.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A ring of 4 entries (8 completion slots) under many connections with
+/// pipelined traffic and dropping peers: the submission queue is full and
+/// the completion queue overflows all the time. Engine handlers must still
+/// run only from the top of the loop, never from inside a submission that
+/// made room by reaping, and nothing may panic.
+#[test]
+fn a_tiny_ring_under_load_never_reenters_the_engine() {
+    let h = Harness::with_engine(
+        DriverConfig {
+            ring_entries: 4,
+            // Today's kernels rarely refuse a submission; older ones
+            // answer EBUSY while completions overflow. Do it often.
+            busy_every: std::num::NonZeroU32::new(3),
+            ..DriverConfig::default()
+        },
+        true,
+    );
+    let servers: Vec<SocketAddr> = (0..4).map(|_| echo_server()).collect();
+    let dropper = dropping_echo_server(20);
+    let conns: Conn = 32;
+    for conn in 0..conns {
+        let addr = if conn % 4 == 3 {
+            dropper
+        } else {
+            servers[conn as usize % 4]
+        };
+        h.connect(conn, addr);
+        for i in 0..PIPELINE {
+            h.send(conn, &[i as u8; 100]);
+        }
+    }
+    let events = h.wait_for("20,000 responses or a failure", |e| {
+        responses(e).len() >= 20_000
+            || e.iter()
+                .any(|e| matches!(e, Event::Reentered(_) | Event::Aborted(_)))
+    });
+    let bad: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Reentered(_) | Event::Aborted(_)))
+        .take(5)
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    let drops = events
+        .iter()
+        .filter(|e| matches!(e, Event::Disconnected(..)))
+        .count();
+    assert!(drops > 10, "only {drops} connection drops");
+}
+
+/// A server that accepts every connection and never writes to it.
+fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+            });
+        }
+    });
+    addr
+}
+
+/// A panic inside shutdown, after the sockets' receives were cancelled but
+/// before their completions arrived, must not free the receive buffers:
+/// the ring's drop guard drains every operation first (or leaks it).
+#[test]
+fn a_panic_in_shutdown_frees_no_buffer_before_its_completion() {
+    let silent = silent_server();
+    let mut h = Harness::with_config(DriverConfig {
+        panic_in_shutdown: true,
+        ..DriverConfig::default()
+    });
+    for conn in 0..8 {
+        h.connect(conn, silent);
+    }
+    h.wait_for("8 connections", |e| e.len() == 8);
+    let metrics = Arc::clone(h.driver.metrics());
+    h.driver.stop();
+    assert!(h.driver.join_timeout(Duration::from_secs(10)));
+    assert_eq!(
+        metrics.ops_freed_unreaped.load(Ordering::Relaxed),
+        0,
+        "buffers freed while the kernel could still write into them"
+    );
+    // 8 receives and the wake-up read were in the kernel.
+    assert!(metrics.drop_guard_drained.load(Ordering::Relaxed) >= 8);
+    // The process carries on: a new driver works.
+    let h = Harness::start();
+    h.connect(1, echo_server());
+    h.send(1, b"still alive");
+    h.wait_for("response", |e| !responses(e).is_empty());
+}
+
+/// A gate a test resolver blocks on until the test opens it.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.changed.wait(open).unwrap();
+        }
+    }
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+/// A driver whose resolver maps each name through `f`.
+fn with_resolver(
+    connect_timeout: Duration,
+    f: impl Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+) -> Harness {
+    Harness::with_config(DriverConfig {
+        connect_timeout,
+        resolver: Some(resolver::Resolver::new(f)),
+        ..DriverConfig::default()
+    })
+}
+
+fn connect_name(h: &Harness, conn: Conn, name: &str) {
+    h.cmd(Cmd::Io(IoCommand::Connect {
+        conn,
+        addr: name.to_owned(),
+    }));
+}
+
+/// An address nothing listens on.
+fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A lookup that hangs must not hold up other connections' traffic or the
+/// engine's deadlines; frames queued for the resolving connection go out
+/// once it connects.
+#[test]
+fn a_slow_name_lookup_delays_nothing_else() {
+    let echo = echo_server();
+    let gate = Arc::new(Gate::default());
+    let g = Arc::clone(&gate);
+    let h = with_resolver(Duration::from_secs(30), move |name| {
+        assert_eq!(name, "slow.broker:9092");
+        g.wait();
+        Ok(vec![echo])
+    });
+    connect_name(&h, 1, "slow.broker:9092");
+    h.send(1, b"queued while resolving");
+    h.connect(2, echo);
+    h.send(2, b"fast");
+    h.cmd(Cmd::Deadline(Instant::now() + Duration::from_millis(20)));
+    let events = h.wait_for("the other broker's response and the deadline", |e| {
+        !responses(e).is_empty() && e.contains(&Event::Timeout)
+    });
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Connected(1) | Event::ConnectFailed(1, _) | Event::Response(1, _)
+        )),
+        "{events:?}"
+    );
+    gate.open();
+    let events = h.wait_for("the slow broker's response", |e| {
+        e.contains(&Event::Response(
+            1,
+            Bytes::from_static(b"queued while resolving"),
+        ))
+    });
+    assert!(events.contains(&Event::Connected(1)));
+}
+
+/// A lookup that overruns the connect timeout fails the attempt; its late
+/// answer is ignored.
+#[test]
+fn a_name_lookup_that_overruns_the_connect_timeout_fails_the_attempt() {
+    let gate = Arc::new(Gate::default());
+    let g = Arc::clone(&gate);
+    let echo = echo_server();
+    let h = with_resolver(Duration::from_millis(200), move |_| {
+        g.wait();
+        Ok(vec![echo])
+    });
+    let start = Instant::now();
+    connect_name(&h, 3, "hanging.broker:9092");
+    let events = h.wait_for("the failure", |e| !e.is_empty());
+    let waited = start.elapsed();
+    match &events[0] {
+        Event::ConnectFailed(3, r) => {
+            assert!(r.contains("resolving hanging.broker:9092 timed out"), "{r}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // The late answer connects nothing.
+    gate.open();
+    h.connect(4, echo);
+    h.send(4, b"x");
+    let events = h.wait_for("a response", |e| !responses(e).is_empty());
+    assert!(!events.contains(&Event::Connected(3)), "{events:?}");
+}
+
+/// Every resolved address is tried in order; the engine hears of a failure
+/// only when all failed.
+#[test]
+fn every_resolved_address_is_tried_in_order() {
+    let echo = echo_server();
+    let (bad1, bad2) = (closed_port(), closed_port());
+    let h = with_resolver(Duration::from_secs(5), move |name| match name {
+        "moved.broker:1" => Ok(vec![bad1, echo]),
+        "gone.broker:1" => Ok(vec![bad1, bad2]),
+        _ => Ok(vec![]),
+    });
+    connect_name(&h, 1, "moved.broker:1");
+    h.send(1, b"to the good one");
+    let events = h.wait_for("response", |e| !responses(e).is_empty());
+    assert_eq!(events[0], Event::Connected(1));
+    connect_name(&h, 2, "gone.broker:1");
+    connect_name(&h, 3, "nothing.broker:1");
+    let events = h.wait_for("two failures", |e| {
+        e.iter()
+            .filter(|e| matches!(e, Event::ConnectFailed(..)))
+            .count()
+            == 2
+    });
+    assert!(events.iter().any(
+        |e| matches!(e, Event::ConnectFailed(2, r) if r.contains("gone.broker:1") && r.contains("refused"))
+    ), "{events:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::ConnectFailed(3, r) if r.contains("resolved to no address"))
+        ),
+        "{events:?}"
+    );
+}
+
+/// Each connection attempt resolves the name again: a broker that moved
+/// is found at its new address.
+#[test]
+fn every_attempt_resolves_the_name_again() {
+    let (first, second) = (echo_server(), echo_server());
+    let lookups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = Arc::clone(&lookups);
+    let h = with_resolver(Duration::from_secs(5), move |_| {
+        let addr = if n.fetch_add(1, Ordering::SeqCst) == 0 {
+            first
+        } else {
+            second
+        };
+        Ok(vec![addr])
+    });
+    connect_name(&h, 1, "broker:1");
+    h.wait_for("connected", |e| e.len() == 1);
+    h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+    connect_name(&h, 1, "broker:1");
+    h.send(1, b"again");
+    h.wait_for("response", |e| !responses(e).is_empty());
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+}
+
+/// The system resolver, end to end: `localhost` (which may list `::1`
+/// first, where nothing listens, before 127.0.0.1).
+#[test]
+fn localhost_connects_through_the_system_resolver() {
+    let echo = echo_server();
+    let h = Harness::start();
+    connect_name(&h, 1, &format!("localhost:{}", echo.port()));
+    h.send(1, b"hello");
+    let events = h.wait_for("response", |e| !responses(e).is_empty());
+    assert_eq!(events[0], Event::Connected(1));
+}
+
+/// The producer end to end on a 4-entry ring with injected `EBUSY`
+/// (submissions that must reap), against three brokers with partitions
+/// spread over them and connections dropped under load: every record gets
+/// its result, and every record lands exactly once.
+#[test]
+fn the_producer_on_a_tiny_ring_delivers_everything_once() {
+    use kring_mock::{Fault, MockCluster};
+    const PRODUCE: i16 = 0;
+    const PER_SENDER: u32 = 10_000;
+    const PARTITIONS: i32 = 24;
+    let cluster = MockCluster::builder()
+        .brokers(3)
+        .topic("t", PARTITIONS)
+        .build()
+        .unwrap();
+    // Each closes a connection before applying the request: retried, and
+    // nothing lands twice.
+    cluster.inject(Fault::drop_before_apply(PRODUCE).times(40));
+    let mut builder = crate::Producer::builder()
+        .bootstrap(&cluster.bootstrap_servers())
+        .linger(Duration::from_millis(1))
+        .batch_size(4096)
+        .retry_backoff(Duration::from_millis(5));
+    builder.driver = Some(DriverConfig {
+        ring_entries: 4,
+        busy_every: std::num::NonZeroU32::new(3),
+        ..DriverConfig::default()
+    });
+    let producer = Arc::new(builder.build().unwrap());
+    let senders: Vec<_> = (0..2u32)
+        .map(|sender| {
+            let p = Arc::clone(&producer);
+            std::thread::spawn(move || {
+                let handles: Vec<_> = (0..PER_SENDER)
+                    .map(|seq| {
+                        let value = format!("{sender}:{seq}:{}", "x".repeat(150));
+                        p.send(crate::Record::new("t", value.as_bytes())).unwrap()
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.wait().err().map(|e| e.to_string()))
+                    .collect::<Vec<String>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(producer.close());
+    let mut seen = std::collections::HashSet::new();
+    for partition in 0..PARTITIONS {
+        for r in cluster.records("t", partition).unwrap() {
+            let v = r.value.expect("value");
+            assert!(seen.insert(v.clone()), "stored twice: {:?}", &v[..10]);
+        }
+    }
+    assert_eq!(seen.len(), 2 * PER_SENDER as usize);
+    assert!(cluster.faults_fired() >= 40);
+}
+
+/// Frames a peer does not read stay with the driver, counted in
+/// `request_bytes_held`, and are released when the connection closes.
+#[test]
+fn frames_held_for_a_peer_that_never_reads_are_counted_and_released() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    // Accepts, never reads, closes when told.
+    let addr = one_shot_server(move |s| {
+        let _ = rx.recv();
+        drop(s);
+    });
+    let h = Harness::start();
+    h.connect(1, addr);
+    h.wait_for("connected", |e| e.len() == 1);
+    let chunk = vec![1u8; 1024 * 1024];
+    for _ in 0..64 {
+        h.send(1, &chunk);
+    }
+    // More than the kernel's socket buffers take: some stays with us.
+    let m = Arc::clone(h.driver.metrics());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.request_bytes_held() < 16 * 1024 * 1024 {
+        assert!(Instant::now() < deadline, "held {}", m.request_bytes_held());
+        std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+    }
+    assert!(m.request_bytes_held() <= 64 * (4 + 1024 * 1024));
+    h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.request_bytes_held() != 0 {
+        assert!(Instant::now() < deadline, "held {}", m.request_bytes_held());
+        std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+    }
+    let _ = tx.send(());
 }
