@@ -193,34 +193,109 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The longest duration any setting may have: `i32::MAX` milliseconds
+/// (about 24.8 days), the range of Kafka's millisecond settings. Bounding
+/// every duration keeps deadline arithmetic (`now + linger`,
+/// `linger + request_timeout`, ...) free of overflow.
+pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// The largest `max.request.size`: a Kafka frame's size is an `i32`.
+pub const MAX_REQUEST_SIZE: usize = i32::MAX as usize;
+
+/// Checks one `bootstrap.servers` entry: `host:port` with a non-empty host
+/// free of whitespace and a port in 1..=65535 (`[v6]:port` for IPv6). A
+/// URL scheme is not part of an entry (the `kring` crate strips
+/// `PLAINTEXT://`; TLS and SASL are not supported yet).
+pub fn check_bootstrap_entry(a: &str) -> Result<(), String> {
+    if let Some((scheme, _)) = a.split_once("://") {
+        return Err(format!(
+            "`{a}`: the {scheme}:// protocol is not supported (TLS/SASL not supported yet; use host:port or PLAINTEXT://host:port)"
+        ));
+    }
+    if a.chars().any(char::is_whitespace) {
+        return Err(format!("`{a}` contains whitespace"));
+    }
+    let Some((host, port)) = a.rsplit_once(':') else {
+        return Err(format!("`{a}` is not host:port"));
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(format!("`{a}` has no host"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!("`{a}`: write an IPv6 address as [address]:port"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("`{a}`: the port must be a number from 1 to 65535")),
+    }
+}
+
 impl Config {
-    /// Checks the settings the way the Java client does.
+    /// Checks the settings the way the Java client does, and bounds every
+    /// value so that no later arithmetic can overflow or allocate without
+    /// limit. This is the one validation of the producer's settings: the
+    /// `kring` crate runs it too, before it builds anything.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.bootstrap.is_empty() {
             return Err(invalid("bootstrap.servers", "no address given"));
         }
         for a in &self.bootstrap {
-            match a.rsplit_once(':') {
-                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {}
-                _ => {
-                    return Err(invalid(
-                        "bootstrap.servers",
-                        format!("`{a}` is not host:port"),
-                    ))
-                }
-            }
+            check_bootstrap_entry(a).map_err(|r| invalid("bootstrap.servers", r))?;
         }
         if self.client_id.len() > i16::MAX as usize {
             return Err(invalid("client.id", "longer than 32767 bytes"));
         }
-        if self.batch_size == 0 {
-            return Err(invalid("batch.size", "must be at least 1"));
+        for (setting, d) in [
+            ("linger.ms", self.linger),
+            ("retry.backoff.ms", self.retry_backoff),
+            ("retry.backoff.max.ms", self.retry_backoff_max),
+            ("reconnect.backoff.ms", self.reconnect_backoff),
+            ("reconnect.backoff.max.ms", self.reconnect_backoff_max),
+            ("delivery.timeout.ms", self.delivery_timeout),
+            ("request.timeout.ms", self.request_timeout),
+            ("metadata.max.age.ms", self.metadata_max_age),
+            ("max.block.ms", self.max_block),
+        ] {
+            if d > MAX_DURATION {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "{} ms exceeds the maximum of {} ms",
+                        d.as_millis(),
+                        MAX_DURATION.as_millis()
+                    ),
+                ));
+            }
         }
         if self.max_request_size < 128 {
             return Err(invalid("max.request.size", "must be at least 128 bytes"));
         }
-        if self.buffer_memory < self.batch_size.min(self.max_request_size) {
-            return Err(invalid("buffer.memory", "smaller than batch.size"));
+        if self.max_request_size > MAX_REQUEST_SIZE {
+            return Err(invalid(
+                "max.request.size",
+                format!("must be at most {MAX_REQUEST_SIZE} bytes"),
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch.size", "must be at least 1"));
+        }
+        if self.batch_size > self.max_request_size {
+            return Err(invalid(
+                "batch.size",
+                format!(
+                    "{} bytes exceeds max.request.size ({} bytes): no request could carry such a batch",
+                    self.batch_size, self.max_request_size
+                ),
+            ));
+        }
+        if self.buffer_memory < self.batch_size {
+            return Err(invalid(
+                "buffer.memory",
+                format!(
+                    "{} bytes is smaller than batch.size ({} bytes)",
+                    self.buffer_memory, self.batch_size
+                ),
+            ));
         }
         if self.max_in_flight == 0 {
             return Err(invalid(
@@ -228,16 +303,47 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.request_timeout.is_zero() || self.request_timeout.as_millis() > i32::MAX as u128 {
+        if self.max_in_flight > i32::MAX as usize {
             return Err(invalid(
-                "request.timeout.ms",
-                "must be within 1..=i32::MAX ms",
+                "max.in.flight.requests.per.connection",
+                "must be at most 2147483647",
             ));
         }
+        if self.retries > i32::MAX as u32 {
+            return Err(invalid("retries", "must be at most 2147483647"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("request.timeout.ms", "must be positive"));
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err(invalid(
+                "retry.backoff.max.ms",
+                format!(
+                    "{} ms is below retry.backoff.ms ({} ms)",
+                    self.retry_backoff_max.as_millis(),
+                    self.retry_backoff.as_millis()
+                ),
+            ));
+        }
+        if self.reconnect_backoff_max < self.reconnect_backoff {
+            return Err(invalid(
+                "reconnect.backoff.max.ms",
+                format!(
+                    "{} ms is below reconnect.backoff.ms ({} ms)",
+                    self.reconnect_backoff_max.as_millis(),
+                    self.reconnect_backoff.as_millis()
+                ),
+            ));
+        }
+        // Both are bounded above, so the sum cannot overflow.
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(invalid(
                 "delivery.timeout.ms",
-                "must be at least linger.ms + request.timeout.ms",
+                format!(
+                    "{} ms is below linger.ms + request.timeout.ms ({} ms)",
+                    self.delivery_timeout.as_millis(),
+                    (self.linger + self.request_timeout).as_millis()
+                ),
             ));
         }
         if self.metadata_max_age.is_zero() {
@@ -333,5 +439,158 @@ mod tests {
             c.validate(),
             Err(ConfigError::IdempotenceConflict(_))
         ));
+    }
+
+    #[test]
+    fn port_zero_and_nonsense_bootstrap_are_refused() {
+        for bad in [
+            "host:0",
+            "host:",
+            ":9092",
+            "host",
+            "ho st:9092",
+            "host:9092 ",
+            "host:65536",
+            "SSL://host:9093",
+            "::1:9092",
+            "[]:9092",
+        ] {
+            let c = Config {
+                bootstrap: vec![bad.into()],
+                ..base()
+            };
+            assert!(
+                matches!(
+                    c.validate(),
+                    Err(ConfigError::Invalid {
+                        setting: "bootstrap.servers",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        for good in ["host:1", "[::1]:9092", "10.0.0.1:65535"] {
+            let c = Config {
+                bootstrap: vec![good.into()],
+                ..base()
+            };
+            assert_eq!(c.validate(), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn extreme_values_are_errors_and_creating_a_core_never_panics() {
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(1),
+            MAX_DURATION,
+            MAX_DURATION + Duration::from_millis(1),
+            Duration::from_secs(u64::MAX / 2),
+            Duration::MAX,
+        ];
+        let sizes = [
+            0,
+            1,
+            127,
+            128,
+            16_384,
+            MAX_REQUEST_SIZE,
+            MAX_REQUEST_SIZE + 1,
+            usize::MAX,
+        ];
+        let now = kring_testclock::origin();
+        let mut accepted = 0;
+        let mut refused = 0;
+        // A panic anywhere here fails the test.
+        let mut check = |c: Config| {
+            let ok = c.validate().is_ok();
+            let created = crate::ProducerCore::new(c, now).is_ok();
+            assert_eq!(ok, created, "validate and ProducerCore::new disagree");
+            if ok {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        };
+        for &d in &durations {
+            type Set = fn(&mut Config, Duration);
+            let setters: [Set; 9] = [
+                |c, d| c.linger = d,
+                |c, d| c.retry_backoff = d,
+                |c, d| c.retry_backoff_max = d,
+                |c, d| c.reconnect_backoff = d,
+                |c, d| c.reconnect_backoff_max = d,
+                |c, d| c.delivery_timeout = d,
+                |c, d| c.request_timeout = d,
+                |c, d| c.metadata_max_age = d,
+                |c, d| c.max_block = d,
+            ];
+            for set in setters {
+                let mut c = base();
+                set(&mut c, d);
+                check(c);
+                // Everything at once.
+                let mut c = base();
+                for set in setters {
+                    set(&mut c, d);
+                }
+                check(c);
+            }
+        }
+        for &a in &sizes {
+            for &b in &sizes {
+                for &m in &sizes {
+                    check(Config {
+                        batch_size: a,
+                        max_request_size: b,
+                        buffer_memory: m,
+                        ..base()
+                    });
+                }
+                check(Config {
+                    max_in_flight: a,
+                    enable_idempotence: false,
+                    ..base()
+                });
+            }
+        }
+        for retries in [0, 1, i32::MAX as u32, i32::MAX as u32 + 1, u32::MAX] {
+            check(Config { retries, ..base() });
+        }
+        assert!(accepted > 0 && refused > 0, "{accepted} {refused}");
+        // The named extremes.
+        for c in [
+            Config {
+                linger: Duration::MAX,
+                ..base()
+            },
+            Config {
+                batch_size: 0,
+                ..base()
+            },
+            Config {
+                batch_size: 2 << 20,
+                ..base()
+            },
+            Config {
+                buffer_memory: 100,
+                ..base()
+            },
+            Config {
+                request_timeout: Duration::ZERO,
+                ..base()
+            },
+            Config {
+                max_block: Duration::MAX,
+                ..base()
+            },
+        ] {
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid { .. })),
+                "{c:?}"
+            );
+        }
     }
 }

@@ -35,7 +35,10 @@ mod topics;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
-pub use config::{Acks, Compression, Config, PartitionerChoice};
+pub use config::{
+    check_bootstrap_entry, Acks, Compression, Config, PartitionerChoice, MAX_DURATION,
+    MAX_REQUEST_SIZE,
+};
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,
     RecordMetadata,

@@ -290,7 +290,11 @@ fn from_properties_builds_and_rejects() {
 #[test]
 fn too_large_records_fail_at_send() {
     let c = cluster(1);
-    let p = builder(&c).max_request_size(1000).build().unwrap();
+    let p = builder(&c)
+        .max_request_size(1000)
+        .batch_size(1000)
+        .build()
+        .unwrap();
     let big = vec![0u8; 2000];
     assert!(matches!(
         p.send(Record::new("t", &big)).unwrap_err(),

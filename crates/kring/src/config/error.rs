@@ -5,10 +5,14 @@
 #[non_exhaustive]
 pub enum ConfigError {
     /// A property kring does not know.
-    #[error("unknown property `{name}`; kring accepts: {}", super::PROPERTY_NAMES.join(", "))]
+    #[error("unknown property `{name}`{}; kring accepts: {}",
+        did_you_mean.map(|m| format!(" (did you mean `{m}`?)")).unwrap_or_default(),
+        super::PROPERTY_NAMES.join(", "))]
     UnknownProperty {
         /// The name given.
         name: String,
+        /// The accepted name closest to it, when one is close.
+        did_you_mean: Option<&'static str>,
     },
     /// A value that does not parse or is out of range.
     #[error("invalid value `{value}` for `{property}`: expected {expected}")]
@@ -29,6 +33,11 @@ pub enum ConfigError {
     /// Settings that contradict each other.
     #[error("conflicting settings: {0}")]
     Conflict(String),
+    /// Several problems, reported together (from
+    /// [`ProducerConfig::from_properties`](super::ProducerConfig::from_properties)),
+    /// so a pasted configuration can be fixed in one pass.
+    #[error("{} configuration problems: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Multiple(Vec<ConfigError>),
     /// A value outside the range the producer can work with.
     #[error("invalid `{property}`: {reason}")]
     OutOfRange {

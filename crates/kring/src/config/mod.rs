@@ -138,8 +138,8 @@ macro_rules! setters {
 }
 
 setters! {
-    /// `bootstrap.servers`: a comma-separated list of `host:port` to fetch
-    /// metadata from. Required.
+    /// `bootstrap.servers`: a comma-separated list of `host:port` (or
+    /// `PLAINTEXT://host:port`) to fetch metadata from. Required.
     bootstrap: &str => |c, v| c.bootstrap_servers = split_servers(v);
     /// `client.id`: sent with every request, shown in broker logs.
     client_id: &str => |c, v| c.client_id = v.to_owned();
@@ -191,10 +191,19 @@ setters! {
     connect_timeout: Duration => |c, v| c.connect_timeout = v;
 }
 
+/// Splits `bootstrap.servers` at commas, trims each entry and drops a
+/// `PLAINTEXT://` prefix (any case), as librdkafka and the Java client
+/// accept it. Entries are checked when the producer is built
+/// ([`kring_core::check_bootstrap_entry`]).
 fn split_servers(v: &str) -> Vec<String> {
+    const PLAINTEXT: &str = "plaintext://";
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .map(|s| match s.get(..PLAINTEXT.len()) {
+            Some(p) if p.eq_ignore_ascii_case(PLAINTEXT) => &s[PLAINTEXT.len()..],
+            _ => s,
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -286,72 +295,62 @@ impl ProducerConfig {
         self.connect_timeout
     }
 
-    /// Check the configuration as the Java client does, and settle the
-    /// settings that depend on others:
-    /// - `bootstrap.servers` is required, each entry `host:port`;
+    /// Check the configuration and settle the settings that depend on
+    /// others:
+    /// - `bootstrap.servers` is required;
     /// - explicit `enable.idempotence=true` needs `acks=all`, `retries > 0`
     ///   and `max.in.flight.requests.per.connection <= 5`; when idempotence
     ///   was only the default, a conflicting explicit setting turns it off;
-    /// - `delivery.timeout.ms >= linger.ms + request.timeout.ms`; when
-    ///   delivery.timeout.ms was not set explicitly, it is raised to that sum;
-    /// - sizes and counts must be positive where zero means nothing.
+    /// - `delivery.timeout.ms >= linger.ms + request.timeout.ms`: when
+    ///   delivery.timeout.ms was not set explicitly, it is raised to that
+    ///   sum; when it was, `request.timeout.ms` is lowered to fit (with a
+    ///   warning, as librdkafka does), and only a `delivery.timeout.ms` not
+    ///   above `linger.ms` is refused;
+    /// - then every range and cross-check is the core's own
+    ///   ([`kring_core::Config::validate`]): kring and kring-core run the
+    ///   same checks, so they cannot disagree, and any configuration this
+    ///   accepts builds a producer. Extreme values (`Duration::MAX`, zero
+    ///   sizes, ...) are [`ConfigError`]s, never panics.
     pub fn validate(mut self) -> Result<ProducerConfig, ConfigError> {
         if self.bootstrap_servers.is_empty() {
             return Err(ConfigError::Missing {
                 property: "bootstrap.servers",
             });
         }
-        for s in &self.bootstrap_servers {
-            let port_ok = s.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        if self.connect_timeout.is_zero() || self.connect_timeout > kring_core::MAX_DURATION {
+            return Err(ConfigError::OutOfRange {
+                property: "socket.connection.setup.timeout.ms",
+                reason: format!(
+                    "must be within 1..={} ms",
+                    kring_core::MAX_DURATION.as_millis()
+                ),
             });
-            if !port_ok {
-                return Err(ConfigError::invalid(
-                    "bootstrap.servers",
-                    s,
-                    "a comma-separated list of host:port",
-                ));
-            }
-        }
-        for (property, value) in [
-            ("batch.size", self.batch_size),
-            (
-                "max.in.flight.requests.per.connection",
-                self.max_in_flight.value,
-            ),
-            ("buffer.memory", self.buffer_memory),
-            ("max.request.size", self.max_request_size),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(property, "0", "a positive integer"));
-            }
-        }
-        if self.retry_backoff_max < self.retry_backoff {
-            return Err(ConfigError::Conflict(format!(
-                "retry.backoff.max.ms ({} ms) must not be below retry.backoff.ms ({} ms)",
-                self.retry_backoff_max.as_millis(),
-                self.retry_backoff.as_millis()
-            )));
-        }
-        if self.reconnect_backoff_max < self.reconnect_backoff {
-            return Err(ConfigError::Conflict(format!(
-                "reconnect.backoff.max.ms ({} ms) must not be below reconnect.backoff.ms ({} ms)",
-                self.reconnect_backoff_max.as_millis(),
-                self.reconnect_backoff.as_millis()
-            )));
         }
         self.check_idempotence()?;
-        let floor = self.linger + self.request_timeout;
+        // Saturating: out-of-range durations are refused by the core below.
+        let floor = self.linger.saturating_add(self.request_timeout);
         if self.delivery_timeout.value < floor {
-            if self.delivery_timeout.explicit {
+            if !self.delivery_timeout.explicit {
+                self.delivery_timeout.value = floor;
+            } else if self.delivery_timeout.value > self.linger {
+                let lowered = self.delivery_timeout.value - self.linger;
+                tracing::warn!(
+                    delivery_timeout_ms = self.delivery_timeout.value.as_millis() as u64,
+                    linger_ms = self.linger.as_secs_f64() * 1e3,
+                    from_ms = self.request_timeout.as_millis() as u64,
+                    to_ms = lowered.as_millis() as u64,
+                    "request.timeout.ms lowered to fit delivery.timeout.ms - linger.ms"
+                );
+                self.request_timeout = lowered;
+            } else {
                 return Err(ConfigError::Conflict(format!(
-                    "delivery.timeout.ms ({} ms) must be at least linger.ms + request.timeout.ms ({} ms)",
+                    "delivery.timeout.ms ({} ms) must be above linger.ms ({} ms)",
                     self.delivery_timeout.value.as_millis(),
-                    floor.as_millis()
+                    self.linger.as_secs_f64() * 1e3
                 )));
             }
-            self.delivery_timeout.value = floor;
         }
+        self.to_core(None, None).validate()?;
         Ok(self)
     }
 

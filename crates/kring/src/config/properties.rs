@@ -1,5 +1,13 @@
 //! Kafka property names (`linger.ms`, `acks`, ...) to typed settings, so a
 //! Java or librdkafka producer's configuration can be used as it is.
+//!
+//! librdkafka's names are aliases where they mean the same thing:
+//! `message.timeout.ms` (= `delivery.timeout.ms`), `queue.buffering.max.ms`
+//! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
+//! `compression.codec` (= `compression.type`), `security.protocol`
+//! (`PLAINTEXT` only), `statistics.interval.ms` (`0` only, until kring has
+//! statistics), `batch.num.messages` (accepted, not enforced: `batch.size`
+//! bounds batches) and `debug` (kring logs through `tracing`; see below).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,45 +17,89 @@ use super::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig};
 /// Every property [`ProducerConfig::from_properties`] accepts.
 pub const PROPERTY_NAMES: &[&str] = &[
     "acks",
+    "batch.num.messages",
     "batch.size",
     "bootstrap.servers",
     "buffer.memory",
     "client.id",
+    "compression.codec",
     "compression.type",
+    "debug",
     "delivery.timeout.ms",
     "enable.idempotence",
     "linger.ms",
     "max.block.ms",
     "max.in.flight.requests.per.connection",
     "max.request.size",
+    "message.timeout.ms",
     "metadata.max.age.ms",
     "partitioner",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
     "reconnect.backoff.max.ms",
     "reconnect.backoff.ms",
     "request.timeout.ms",
     "retries",
     "retry.backoff.max.ms",
     "retry.backoff.ms",
+    "security.protocol",
     "socket.connection.setup.timeout.ms",
+    "statistics.interval.ms",
+];
+
+/// librdkafka's `debug` contexts, accepted by the `debug` property.
+const DEBUG_CONTEXTS: &[&str] = &[
+    "all",
+    "generic",
+    "broker",
+    "topic",
+    "metadata",
+    "feature",
+    "queue",
+    "msg",
+    "protocol",
+    "cgrp",
+    "security",
+    "fetch",
+    "interceptor",
+    "plugin",
+    "consumer",
+    "admin",
+    "eos",
+    "mock",
+    "assignor",
+    "conf",
+    "telemetry",
 ];
 
 impl ProducerConfig {
     /// A configuration from Kafka property names and string values, e.g.
     /// `[("bootstrap.servers", "127.0.0.1:9092"), ("linger.ms", "10")]`.
-    /// Unknown names and unparsable values are errors naming the property
-    /// and what it accepts. Cross-checks happen in
-    /// [`validate`](ProducerConfig::validate), when the producer is built.
+    /// Unknown names (with the closest accepted name as a hint) and
+    /// unparsable values are errors naming the property and what it
+    /// accepts; all of them are reported at once
+    /// ([`ConfigError::Multiple`] when there are several). Cross-checks
+    /// happen in [`validate`](ProducerConfig::validate), when the producer
+    /// is built.
     pub fn from_properties<I, K, V>(properties: I) -> Result<ProducerConfig, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        properties
-            .into_iter()
-            .try_fold(ProducerConfig::default(), |c, (k, v)| {
-                c.set(k.as_ref(), v.as_ref())
-            })
+        let mut config = ProducerConfig::default();
+        let mut errors = Vec::new();
+        for (k, v) in properties {
+            match config.clone().set(k.as_ref(), v.as_ref()) {
+                Ok(c) => config = c,
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => Ok(config),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Multiple(errors)),
+        }
     }
 
     /// Set one property by its Kafka name.
@@ -62,15 +114,19 @@ impl ProducerConfig {
                 "-1" | "all" => Acks::All,
                 _ => return Err(ConfigError::invalid("acks", value, "one of 0, 1, -1, all")),
             }),
-            "linger.ms" => self.linger(millis("linger.ms", v)?),
+            "linger.ms" => self.linger(fractional_millis("linger.ms", v)?),
+            "queue.buffering.max.ms" => {
+                self.linger(fractional_millis("queue.buffering.max.ms", v)?)
+            }
             "batch.size" => self.batch_size(size("batch.size", v)?),
-            "compression.type" => {
+            "compression.type" | "compression.codec" => {
+                let property = if name == "compression.type" {
+                    "compression.type"
+                } else {
+                    "compression.codec"
+                };
                 self.compression(Compression::from_str(&v.to_ascii_lowercase()).map_err(|_| {
-                    ConfigError::invalid(
-                        "compression.type",
-                        value,
-                        "one of none, gzip, snappy, lz4, zstd",
-                    )
+                    ConfigError::invalid(property, value, "one of none, gzip, snappy, lz4, zstd")
                 })?)
             }
             "enable.idempotence" => self.idempotence(boolean("enable.idempotence", v)?),
@@ -92,8 +148,72 @@ impl ProducerConfig {
                 self.reconnect_backoff_max(millis("reconnect.backoff.max.ms", v)?)
             }
             "delivery.timeout.ms" => self.delivery_timeout(millis("delivery.timeout.ms", v)?),
+            "message.timeout.ms" => self.delivery_timeout(millis("message.timeout.ms", v)?),
             "request.timeout.ms" => self.request_timeout(millis("request.timeout.ms", v)?),
             "buffer.memory" => self.buffer_memory(size("buffer.memory", v)?),
+            "queue.buffering.max.kbytes" => self.buffer_memory(
+                size("queue.buffering.max.kbytes", v)?
+                    .checked_mul(1024)
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "queue.buffering.max.kbytes",
+                            value,
+                            "a positive number of KiB that fits in memory",
+                        )
+                    })?,
+            ),
+            "batch.num.messages" => {
+                let n = size("batch.num.messages", v)?;
+                tracing::warn!(
+                    batch_num_messages = n,
+                    "batch.num.messages is accepted but not enforced: batch.size bounds batches"
+                );
+                self
+            }
+            "security.protocol" => {
+                if !v.eq_ignore_ascii_case("plaintext") {
+                    return Err(ConfigError::invalid(
+                        "security.protocol",
+                        value,
+                        "PLAINTEXT (TLS/SASL not supported yet)",
+                    ));
+                }
+                self
+            }
+            "statistics.interval.ms" => {
+                if v != "0" {
+                    return Err(ConfigError::invalid(
+                        "statistics.interval.ms",
+                        value,
+                        "0 (periodic statistics are not supported yet; read Producer::metrics instead)",
+                    ));
+                }
+                self
+            }
+            "debug" => {
+                let contexts: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if let Some(bad) = contexts
+                    .iter()
+                    .find(|c| !DEBUG_CONTEXTS.contains(&c.to_ascii_lowercase().as_str()))
+                {
+                    return Err(ConfigError::InvalidValue {
+                        property: "debug",
+                        value: (*bad).to_owned(),
+                        expected: "comma-separated librdkafka debug contexts (all, broker, topic, metadata, msg, protocol, ...)",
+                    });
+                }
+                if !contexts.is_empty() {
+                    tracing::info!(
+                        debug = v,
+                        "kring logs through `tracing`: debug output is chosen by the subscriber's filter, e.g. KRING_LOG / RUST_LOG=kring=debug,kring_core=debug"
+                    );
+                }
+                self
+            }
             "max.block.ms" => self.max_block(millis("max.block.ms", v)?),
             "max.request.size" => self.max_request_size(size("max.request.size", v)?),
             "partitioner" => self.partitioner(match v {
@@ -115,6 +235,7 @@ impl ProducerConfig {
             _ => {
                 return Err(ConfigError::UnknownProperty {
                     name: name.to_owned(),
+                    did_you_mean: closest_name(name),
                 })
             }
         })
@@ -125,6 +246,45 @@ fn millis(property: &'static str, v: &str) -> Result<Duration, ConfigError> {
     v.parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| ConfigError::invalid(property, v, "a non-negative number of milliseconds"))
+}
+
+/// Milliseconds with an optional fraction (`0.5`), as librdkafka accepts
+/// for `linger.ms`.
+fn fractional_millis(property: &'static str, v: &str) -> Result<Duration, ConfigError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1e3).ok())
+        .ok_or_else(|| ConfigError::invalid(property, v, "a non-negative number of milliseconds"))
+}
+
+/// The accepted property name nearest to `name` (Levenshtein distance, at
+/// most a third of the name's length), for "did you mean" hints.
+fn closest_name(name: &str) -> Option<&'static str> {
+    let limit = (name.len() / 3).max(2);
+    PROPERTY_NAMES
+        .iter()
+        .map(|&p| (edit_distance(&name.to_ascii_lowercase(), p), p))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, p)| p)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 fn size(property: &'static str, v: &str) -> Result<usize, ConfigError> {

@@ -26,7 +26,7 @@ fn every_property_parses() {
         ("request.timeout.ms", "4000"),
         ("buffer.memory", "12345"),
         ("max.block.ms", "6"),
-        ("max.request.size", "999"),
+        ("max.request.size", "9999"),
         ("partitioner", "sticky"),
         ("metadata.max.age.ms", "8"),
         ("socket.connection.setup.timeout.ms", "11"),
@@ -49,7 +49,7 @@ fn every_property_parses() {
     assert_eq!(c.get_request_timeout(), Duration::from_millis(4000));
     assert_eq!(c.get_buffer_memory(), 12345);
     assert_eq!(c.get_max_block(), Duration::from_millis(6));
-    assert_eq!(c.get_max_request_size(), 999);
+    assert_eq!(c.get_max_request_size(), 9999);
     assert_eq!(c.get_partitioner(), PartitionerKind::Sticky);
     assert_eq!(c.get_metadata_max_age(), Duration::from_millis(8));
     assert_eq!(c.get_connect_timeout(), Duration::from_millis(11));
@@ -105,7 +105,8 @@ fn unknown_property_names_itself_and_the_accepted_ones() {
     assert_eq!(
         err,
         ConfigError::UnknownProperty {
-            name: "linger".into()
+            name: "linger".into(),
+            did_you_mean: None,
         }
     );
     let msg = err.to_string();
@@ -188,14 +189,27 @@ fn default_idempotence_yields_to_explicit_conflicts() {
 
 #[test]
 fn delivery_timeout_floor() {
-    let err = props(&[
+    // Explicit and below linger + request.timeout: request.timeout.ms is
+    // lowered to fit, as librdkafka does.
+    let c = props(&[
         ("bootstrap.servers", "a:1"),
         ("linger.ms", "1000"),
         ("request.timeout.ms", "30000"),
         ("delivery.timeout.ms", "30000"),
     ])
-    .unwrap_err();
-    assert!(err.to_string().contains("delivery.timeout.ms"), "{err}");
+    .unwrap();
+    assert_eq!(c.get_delivery_timeout(), Duration::from_millis(30_000));
+    assert_eq!(c.get_request_timeout(), Duration::from_millis(29_000));
+    // Not even linger fits: refused.
+    for delivery in ["1000", "999", "0"] {
+        let err = props(&[
+            ("bootstrap.servers", "a:1"),
+            ("linger.ms", "1000"),
+            ("delivery.timeout.ms", delivery),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("delivery.timeout.ms"), "{err}");
+    }
     // Not explicit: raised to the floor.
     let c = props(&[
         ("bootstrap.servers", "a:1"),
@@ -221,4 +235,246 @@ fn typed_setters_match_properties() {
     ])
     .unwrap();
     assert_eq!(typed, named);
+}
+
+#[test]
+fn librdkafka_aliases_mean_the_same() {
+    let c = props(&[
+        ("bootstrap.servers", "PLAINTEXT://a:1,plaintext://b:2"),
+        ("message.timeout.ms", "30000"),
+        ("queue.buffering.max.ms", "0.5"),
+        ("queue.buffering.max.kbytes", "1024"),
+        ("compression.codec", "lz4"),
+        ("batch.num.messages", "10000"),
+        ("security.protocol", "PLAINTEXT"),
+        ("statistics.interval.ms", "0"),
+        ("debug", "broker,topic,msg"),
+    ])
+    .unwrap();
+    assert_eq!(c.bootstrap_servers(), ["a:1", "b:2"]);
+    assert_eq!(c.get_delivery_timeout(), Duration::from_millis(30_000));
+    assert_eq!(c.get_linger(), Duration::from_micros(500));
+    assert_eq!(c.get_buffer_memory(), 1024 * 1024);
+    assert_eq!(c.get_compression(), Compression::Lz4);
+    // The obvious translation of a librdkafka config: request.timeout.ms
+    // (30 s by default) is lowered to fit below message.timeout.ms.
+    assert_eq!(c.get_request_timeout(), Duration::from_micros(29_999_500));
+    let core = c.to_core(None, None);
+    assert_eq!(core.linger, Duration::from_micros(500));
+    core.validate().unwrap();
+}
+
+#[test]
+fn fractional_linger() {
+    let c = ProducerConfig::default().set("linger.ms", "0.25").unwrap();
+    assert_eq!(c.get_linger(), Duration::from_micros(250));
+    for bad in ["-0.5", "NaN", "inf", "1e400", "x"] {
+        assert!(
+            ProducerConfig::default().set("linger.ms", bad).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_librdkafka_values_are_clear_errors() {
+    for (k, v, hint) in [
+        ("security.protocol", "SSL", "TLS/SASL not supported yet"),
+        (
+            "security.protocol",
+            "SASL_SSL",
+            "TLS/SASL not supported yet",
+        ),
+        ("statistics.interval.ms", "5000", "not supported yet"),
+        ("debug", "everything", "debug contexts"),
+    ] {
+        let err = ProducerConfig::default().set(k, v).unwrap_err();
+        assert!(err.to_string().contains(hint), "{k}={v}: {err}");
+    }
+    let err = props(&[("bootstrap.servers", "SSL://a:9093")]).unwrap_err();
+    assert!(err.to_string().contains("TLS/SASL"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_hints() {
+    let err = ProducerConfig::from_properties([
+        ("bootstrap.servers", "a:1"),
+        ("linger.mss", "5"),
+        ("acks", "2"),
+        ("compresion.type", "zstd"),
+        ("totally.unknown.thing", "1"),
+        ("batch.size", "0"),
+    ])
+    .unwrap_err();
+    let ConfigError::Multiple(errors) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(errors.len(), 5, "{err}");
+    assert_eq!(
+        errors[0],
+        ConfigError::UnknownProperty {
+            name: "linger.mss".into(),
+            did_you_mean: Some("linger.ms")
+        }
+    );
+    assert!(matches!(
+        &errors[2],
+        ConfigError::UnknownProperty {
+            did_you_mean: Some("compression.type"),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &errors[3],
+        ConfigError::UnknownProperty {
+            did_you_mean: None,
+            ..
+        }
+    ));
+    let msg = err.to_string();
+    for part in [
+        "did you mean `linger.ms`",
+        "acks",
+        "batch.size",
+        "5 configuration problems",
+    ] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+}
+
+#[test]
+fn bootstrap_nonsense_is_refused_at_build_time() {
+    for bad in [
+        "a b:1",
+        "host:0",
+        "host:x",
+        "PLAINTEXT://",
+        "PLAINTEXT://:9092",
+        "[::1:9092",
+    ] {
+        let err = props(&[("bootstrap.servers", bad)]).unwrap_err();
+        assert!(
+            err.to_string().contains("bootstrap.servers"),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(
+        props(&[("bootstrap.servers", " , ")]).unwrap_err(),
+        ConfigError::Missing {
+            property: "bootstrap.servers"
+        }
+    );
+}
+
+/// Every extreme value of every setting: `validate` either refuses it with
+/// a `ConfigError` or accepts it, and whatever it accepts the core accepts
+/// too (one validation path). A panic fails the test.
+#[test]
+fn extremes_are_config_errors_never_panics() {
+    let durations = [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_millis(1),
+        kring_core::MAX_DURATION,
+        kring_core::MAX_DURATION + Duration::from_nanos(1),
+        Duration::from_secs(u64::MAX),
+        Duration::MAX,
+    ];
+    let sizes = [
+        0,
+        1,
+        127,
+        128,
+        16_384,
+        1 << 20,
+        i32::MAX as usize,
+        usize::MAX,
+    ];
+    type SetD = fn(ProducerConfig, Duration) -> ProducerConfig;
+    let duration_setters: [SetD; 11] = [
+        ProducerConfig::linger,
+        ProducerConfig::retry_backoff,
+        ProducerConfig::retry_backoff_max,
+        ProducerConfig::reconnect_backoff,
+        ProducerConfig::reconnect_backoff_max,
+        ProducerConfig::delivery_timeout,
+        ProducerConfig::request_timeout,
+        ProducerConfig::max_block,
+        ProducerConfig::metadata_max_age,
+        ProducerConfig::connect_timeout,
+        |c, d| c.linger(d).delivery_timeout(d),
+    ];
+    type SetS = fn(ProducerConfig, usize) -> ProducerConfig;
+    let size_setters: [SetS; 4] = [
+        ProducerConfig::batch_size,
+        ProducerConfig::buffer_memory,
+        ProducerConfig::max_request_size,
+        ProducerConfig::max_in_flight,
+    ];
+    let base = || ProducerConfig::default().bootstrap("h:1");
+    let mut checked = 0;
+    let mut check = |c: ProducerConfig| {
+        if let Ok(c) = c.validate() {
+            c.to_core(None, None)
+                .validate()
+                .expect("kring accepted what the core refuses");
+        }
+        checked += 1;
+    };
+    for &d in &durations {
+        for set in duration_setters {
+            check(set(base(), d));
+            for &d2 in &durations {
+                for set2 in duration_setters {
+                    check(set2(set(base(), d), d2));
+                }
+            }
+        }
+    }
+    for &n in &sizes {
+        for set in size_setters {
+            for &m in &sizes {
+                for set2 in size_setters {
+                    check(set2(set(base(), n), m));
+                }
+            }
+        }
+    }
+    for r in [0, 1, i32::MAX as u32, u32::MAX] {
+        check(base().retries(r));
+    }
+    assert!(checked > 6000, "{checked}");
+    for c in [
+        base().linger(Duration::MAX),
+        base().request_timeout(Duration::MAX),
+        base().request_timeout(Duration::ZERO),
+        base().delivery_timeout(Duration::MAX),
+        base().max_block(Duration::MAX),
+        base().batch_size(0),
+        base().batch_size(2 << 20),
+        base().buffer_memory(1000),
+        base().connect_timeout(Duration::ZERO),
+    ] {
+        assert!(c.clone().validate().is_err(), "{c:?}");
+    }
+}
+
+/// `linger(Duration::MAX)` panicked in `build()` (an overflowing
+/// `linger + request_timeout`); it is a `ConfigError` now.
+#[test]
+fn linger_max_is_a_build_error() {
+    let r = crate::Producer::builder()
+        .bootstrap("127.0.0.1:1")
+        .linger(Duration::MAX)
+        .build();
+    assert!(
+        matches!(
+            r,
+            Err(crate::BuildError::Config(ConfigError::OutOfRange {
+                property: "linger.ms",
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
 }

@@ -46,6 +46,7 @@ fn full_batches_are_sent_without_waiting_for_linger() {
 fn records_too_large_fail_at_send() {
     let config = Config {
         max_request_size: 1000,
+        batch_size: 1000,
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
