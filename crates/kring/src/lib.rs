@@ -11,6 +11,10 @@
 //! is the sans-IO `kring-core`; its result and error types are this
 //! crate's ([`RecordMetadata`], [`DeliveryError`], [`SendError`]).
 //!
+//! Diagnostics go through `tracing` (targets `kring` and `kring_core`);
+//! with the `log` feature they also reach `log` loggers such as
+//! `env_logger` when no tracing subscriber is installed.
+//!
 //! ```no_run
 //! use kring::{Producer, Record};
 //! let producer = Producer::builder().bootstrap("127.0.0.1:9092").build()?;
@@ -35,6 +39,8 @@ pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{DeliveryError, DeliveryReport, FlushHandle, RecordMetadata, SendError};
+/// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
+pub use kring_protocol::ErrorCode;
 pub use metrics::Metrics;
 pub use producer::{Producer, ProducerBuilder};
 pub use record::{Header, Record};
