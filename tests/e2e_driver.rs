@@ -46,7 +46,7 @@ impl Engine for ApiVersionsEngine {
             });
         }
     }
-    fn handle_connect_failed(&mut self, _: Instant, _: u8, reason: &str) {
+    fn handle_connect_failed(&mut self, _: Instant, _: u8, _: std::io::ErrorKind, reason: &str) {
         let _ = self.results.send(Err(format!("connect failed: {reason}")));
     }
     fn handle_disconnected(&mut self, _: Instant, _: u8, reason: &str) {

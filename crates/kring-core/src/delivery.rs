@@ -42,14 +42,18 @@ pub enum DeliveryError {
     /// `delivery.timeout.ms` passed before the record was acknowledged
     /// (while waiting in the accumulator, for a leader, in retry backoff or
     /// in flight). The record may or may not have been written.
-    #[error("delivery timed out after {timeout_ms} ms ({stage}); last error: {last_error}")]
+    #[error(
+        "delivery timed out after {timeout_ms} ms ({stage}); last error: {}",
+        crate::cause::OrNone(last_error)
+    )]
     Timeout {
         /// The configured delivery timeout.
         timeout_ms: u64,
         /// Where the batch was when it expired.
         stage: &'static str,
-        /// The last error the batch saw, or "none".
-        last_error: Arc<str>,
+        /// The last failure the batch or its broker's connection saw
+        /// (connection refused, a broker error code, ...), if any.
+        last_error: Option<crate::LastError>,
     },
     /// The broker rejected the batch with a non-retriable error.
     #[error("broker rejected the batch: {name} (error code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]

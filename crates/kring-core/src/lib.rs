@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+mod cause;
 pub mod config;
 pub mod delivery;
 pub mod error;
@@ -35,6 +36,7 @@ mod topics;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
+pub use cause::LastError;
 pub use config::{
     check_bootstrap_entry, Acks, Compression, Config, PartitionerChoice, MAX_DURATION,
     MAX_REQUEST_SIZE,

@@ -38,13 +38,17 @@ pub use config::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig
 pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
-pub use kring_core::{DeliveryError, DeliveryReport, FlushHandle, RecordMetadata, SendError};
+pub use kring_core::{
+    DeliveryError, DeliveryReport, FlushHandle, LastError, RecordMetadata, SendError,
+};
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;
 pub use metrics::Metrics;
 pub use producer::{Producer, ProducerBuilder};
 pub use record::{Header, Record};
 
+#[cfg(test)]
+mod cause_tests;
 #[cfg(test)]
 mod fenced_tests;
 #[cfg(test)]

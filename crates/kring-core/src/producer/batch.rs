@@ -84,7 +84,11 @@ impl ProducerCore {
         DeliveryError::Timeout {
             timeout_ms: self.cfg.delivery_timeout.as_millis() as u64,
             stage,
-            last_error: Arc::from(b.last_error.map_or("none", |e| e.name())),
+            // The leader being unreachable now explains more than an
+            // earlier broker error.
+            last_error: self
+                .conn_cause(b.part)
+                .or(b.last_error.map(crate::LastError::Broker)),
         }
     }
 

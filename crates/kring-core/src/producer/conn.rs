@@ -94,6 +94,9 @@ pub(crate) struct Conn {
 pub(crate) struct Reconnect {
     pub(crate) failures: u32,
     pub(crate) timer: Option<TimerHandle>,
+    /// Why the last connection to this target failed or was lost; cleared
+    /// when a connection is ready again.
+    pub(crate) last_error: Option<crate::LastError>,
 }
 
 /// A bootstrap address.
@@ -371,6 +374,7 @@ impl ProducerCore {
         let target = c.target;
         if let Some(r) = self.reconnect_mut(target) {
             r.failures = 0;
+            r.last_error = None;
         }
         tracing::debug!(%id, produce, metadata, "connection ready");
         if let Target::Node(n) = target {
@@ -393,10 +397,32 @@ impl ProducerCore {
     /// The driver could not connect `id` (refused, unreachable, name not
     /// resolved). The core backs off and tries again when needed.
     pub fn handle_connect_failed(&mut self, now: Instant, id: ConnId, reason: &str) {
-        if self.conn(id).is_none() {
+        self.handle_connect_error(now, id, std::io::ErrorKind::Other, reason);
+    }
+
+    /// As [`handle_connect_failed`](Self::handle_connect_failed), with the
+    /// kind of failure (`ConnectionRefused`, `TimedOut`, ...): records that
+    /// time out while the broker is unreachable name it as their cause
+    /// ([`LastError::Connect`](crate::LastError::Connect)).
+    pub fn handle_connect_error(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        kind: std::io::ErrorKind,
+        reason: &str,
+    ) {
+        let Some(c) = self.conn(id) else {
             return;
-        }
+        };
+        let target = c.target;
         tracing::debug!(%id, reason, "connect failed");
+        self.record_conn_error(
+            target,
+            crate::LastError::Connect {
+                kind,
+                message: reason.into(),
+            },
+        );
         self.drop_conn(now, id, reason, false);
     }
 
@@ -404,11 +430,40 @@ impl ProducerCore {
     /// in-flight requests are retried (produce) or re-issued (metadata,
     /// producer id), and metadata is refreshed.
     pub fn handle_disconnected(&mut self, now: Instant, id: ConnId, reason: &str) {
-        if self.conn(id).is_none() {
+        let Some(c) = self.conn(id) else {
             return;
-        }
+        };
+        let target = c.target;
         tracing::debug!(%id, reason, "disconnected");
+        self.record_conn_error(
+            target,
+            crate::LastError::Disconnected {
+                message: reason.into(),
+            },
+        );
         self.drop_conn(now, id, reason, false);
+    }
+
+    fn record_conn_error(&mut self, target: Target, e: crate::LastError) {
+        if let Some(r) = self.reconnect_mut(target) {
+            r.last_error = Some(e.clone());
+        }
+        self.last_conn_error = Some(e);
+    }
+
+    /// The cause to report for a batch of `pk` that timed out before it
+    /// was answered: its leader's last connection failure (or, without a
+    /// known leader, the last one to any broker).
+    pub(crate) fn conn_cause(&self, pk: super::PartKey) -> Option<crate::LastError> {
+        let leader = self
+            .topics
+            .get(pk.0 as usize)
+            .and_then(|t| t.partitions.get(pk.1 as usize))
+            .and_then(|p| p.leader);
+        match leader.and_then(|n| self.nodes.get(&n)) {
+            Some(node) => node.reconnect.last_error.clone(),
+            None => self.last_conn_error.clone(),
+        }
     }
 
     /// Removes the connection from every table and cancels its timer.

@@ -232,6 +232,9 @@ pub struct ProducerCore {
     pub(crate) fatal: Option<DeliveryError>,
 
     pub(crate) notice_buf: Vec<Notice>,
+    /// The last connection failure to any broker: the cause reported for
+    /// a timed-out batch whose partition has no leader to blame.
+    pub(crate) last_conn_error: Option<crate::LastError>,
 }
 
 impl std::fmt::Debug for ProducerCore {
@@ -312,6 +315,7 @@ impl ProducerCore {
             finished: false,
             fatal: None,
             notice_buf: Vec::new(),
+            last_conn_error: None,
         };
         // Learn the cluster at once: a metadata request (with no topics)
         // tells us the brokers; idempotence needs a producer id.

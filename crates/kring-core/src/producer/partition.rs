@@ -409,7 +409,7 @@ impl ProducerCore {
             let err = DeliveryError::Timeout {
                 timeout_ms,
                 stage: "in the accumulator",
-                last_error: Arc::from("none"),
+                last_error: self.conn_cause(pk),
             };
             self.finish_unsent(
                 pk,
@@ -440,7 +440,7 @@ impl ProducerCore {
                 } else {
                     "in an open batch (linger.ms longer than delivery.timeout.ms?)"
                 },
-                last_error: Arc::from("none"),
+                last_error: self.conn_cause(pk),
             };
             self.finish_unsent(
                 pk,

@@ -277,7 +277,7 @@ impl ProducerCore {
                 let err = DeliveryError::Timeout {
                     timeout_ms: dt.as_millis() as u64,
                     stage: "in the accumulator",
-                    last_error: Arc::from("none"),
+                    last_error: self.conn_cause(pk),
                 };
                 self.finish_unsent(
                     pk,

@@ -20,8 +20,14 @@ impl Engine for ProducerCore {
         ProducerCore::handle_connected(self, now, conn);
     }
 
-    fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, reason: &str) {
-        ProducerCore::handle_connect_failed(self, now, conn, reason);
+    fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        kind: std::io::ErrorKind,
+        reason: &str,
+    ) {
+        ProducerCore::handle_connect_error(self, now, conn, kind, reason);
     }
 
     fn handle_disconnected(&mut self, now: Instant, conn: ConnId, reason: &str) {

@@ -61,8 +61,15 @@ pub trait Engine: Send + 'static {
     /// The connection asked for with [`IoCommand::Connect`] is established.
     fn handle_connected(&mut self, now: Instant, conn: Self::Conn);
     /// The connection could not be established (refused, unreachable,
-    /// timed out, name not resolved). The socket is already closed.
-    fn handle_connect_failed(&mut self, now: Instant, conn: Self::Conn, reason: &str);
+    /// timed out, name not resolved). The socket is already closed. `kind`
+    /// classifies the failure (`ConnectionRefused`, `TimedOut`, ...).
+    fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        conn: Self::Conn,
+        kind: std::io::ErrorKind,
+        reason: &str,
+    );
     /// An established connection broke (peer closed, I/O error, malformed
     /// response framing). The socket is being closed; frames not yet written
     /// were dropped.

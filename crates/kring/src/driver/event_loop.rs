@@ -187,7 +187,7 @@ pub(crate) struct IoThread<E: Engine> {
     /// Connection attempts that failed before reaching the kernel (no
     /// address, no socket): reported to the engine at the top of the next
     /// turn, like completions, never from inside `pump`.
-    connect_failures: VecDeque<(E::Conn, String)>,
+    connect_failures: VecDeque<(E::Conn, io::ErrorKind, String)>,
     /// Name lookups running on lookup threads.
     lookups: Lookups,
     /// Connection attempts waiting for their lookup, by lookup id.
@@ -425,7 +425,9 @@ impl<E: Engine> IoThread<E> {
                 );
                 self.resolving_by_conn.insert(conn, id);
             }
-            Err(err) => self.connect_failures.push_back((conn, err.to_string())),
+            Err(err) => self
+                .connect_failures
+                .push_back((conn, err.kind(), err.to_string())),
         }
         Ok(())
     }
@@ -436,7 +438,7 @@ impl<E: Engine> IoThread<E> {
         if let Some(id) = self.resolving_by_conn.remove(&conn) {
             self.resolving.remove(&id);
         }
-        self.connect_failures.retain(|(c, _)| *c != conn);
+        self.connect_failures.retain(|(c, _, _)| *c != conn);
     }
 
     /// Take in finished lookups (connecting to what they found) and fail
@@ -454,14 +456,16 @@ impl<E: Engine> IoThread<E> {
                 }
                 Ok(_) => {
                     let err = ConnectError::NoAddress { name: r.name };
-                    self.connect_failures.push_back((r.conn, err.to_string()));
+                    self.connect_failures
+                        .push_back((r.conn, err.kind(), err.to_string()));
                 }
                 Err(source) => {
                     let err = ConnectError::Resolve {
                         name: r.name,
                         source,
                     };
-                    self.connect_failures.push_back((r.conn, err.to_string()));
+                    self.connect_failures
+                        .push_back((r.conn, err.kind(), err.to_string()));
                 }
             }
         }
@@ -479,7 +483,8 @@ impl<E: Engine> IoThread<E> {
                     name: r.name,
                     after: self.config.connect_timeout,
                 };
-                self.connect_failures.push_back((r.conn, err.to_string()));
+                self.connect_failures
+                    .push_back((r.conn, err.kind(), err.to_string()));
             }
         }
         Ok(())
@@ -505,14 +510,16 @@ impl<E: Engine> IoThread<E> {
                 // Callers pass at least one address; should one not, the
                 // engine still hears of the failure.
                 let err = ConnectError::NoAddress { name };
-                self.connect_failures.push_back((conn, err.to_string()));
+                self.connect_failures
+                    .push_back((conn, err.kind(), err.to_string()));
                 return Ok(());
             };
             match tcp_socket(&sa) {
                 Ok(fd) => break (sa, fd),
                 Err(source) if addrs.is_empty() => {
                     let err = ConnectError::Socket { name, source };
-                    self.connect_failures.push_back((conn, err.to_string()));
+                    self.connect_failures
+                        .push_back((conn, err.kind(), err.to_string()));
                     return Ok(());
                 }
                 Err(source) => {
@@ -579,12 +586,13 @@ impl<E: Engine> IoThread<E> {
         &mut self,
         now: Instant,
         key: usize,
+        kind: io::ErrorKind,
         reason: &str,
     ) -> Result<(), DriverError> {
         let sock = &mut self.sockets[key];
         if sock.untried.is_empty() {
             let reason = format!("cannot connect to {}: {reason}", sock.name);
-            return self.fail(now, key, &reason);
+            return self.fail_with(now, key, kind, &reason);
         }
         tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
         let (conn, name) = (sock.conn, sock.name.clone());
@@ -750,13 +758,25 @@ impl<E: Engine> IoThread<E> {
 
     /// The connection failed: close it and tell the engine.
     fn fail(&mut self, now: Instant, key: usize, reason: &str) -> Result<(), DriverError> {
+        self.fail_with(now, key, io::ErrorKind::Other, reason)
+    }
+
+    /// As [`fail`](Self::fail), with the kind of failure, which the engine
+    /// hears for a connect that failed.
+    fn fail_with(
+        &mut self,
+        now: Instant,
+        key: usize,
+        kind: io::ErrorKind,
+        reason: &str,
+    ) -> Result<(), DriverError> {
         let sock = &self.sockets[key];
         let (conn, state) = (sock.conn, sock.state);
         self.begin_close(key)?;
         match state {
             SockState::Connecting => {
                 tracing::warn!(?conn, %reason, "connect failed");
-                self.engine.handle_connect_failed(now, conn, reason);
+                self.engine.handle_connect_failed(now, conn, kind, reason);
             }
             SockState::Open => {
                 tracing::warn!(?conn, %reason, "disconnected");
@@ -791,9 +811,9 @@ impl<E: Engine> IoThread<E> {
         if let Err(err) = self.settle_lookups(now) {
             tracing::error!(error = %err, "failed to queue a connect");
         }
-        while let Some((conn, reason)) = self.connect_failures.pop_front() {
+        while let Some((conn, kind, reason)) = self.connect_failures.pop_front() {
             tracing::warn!(?conn, %reason, "connect failed");
-            self.engine.handle_connect_failed(now, conn, &reason);
+            self.engine.handle_connect_failed(now, conn, kind, &reason);
         }
     }
 
@@ -851,9 +871,10 @@ impl<E: Engine> IoThread<E> {
                 } else if res == -libc::ECANCELED {
                     let reason =
                         format!("connect timed out after {:?}", self.config.connect_timeout);
-                    self.connect_next_or_fail(now, key, &reason)?;
+                    self.connect_next_or_fail(now, key, io::ErrorKind::TimedOut, &reason)?;
                 } else {
-                    self.connect_next_or_fail(now, key, &errno(res).to_string())?;
+                    let err = errno(res);
+                    self.connect_next_or_fail(now, key, err.kind(), &err.to_string())?;
                 }
             }
             OpKind::Send { batch, .. } => {

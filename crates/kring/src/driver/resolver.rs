@@ -70,6 +70,20 @@ pub(crate) enum ConnectError {
     Socket { name: String, source: io::Error },
 }
 
+impl ConnectError {
+    /// The kind of failure, for the core's typed cause.
+    pub(crate) fn kind(&self) -> io::ErrorKind {
+        match self {
+            ConnectError::Resolve { source, .. }
+            | ConnectError::Spawn { source, .. }
+            | ConnectError::Socket { source, .. } => source.kind(),
+            ConnectError::NoAddress { .. } => io::ErrorKind::NotFound,
+            ConnectError::ResolveTimeout { .. } => io::ErrorKind::TimedOut,
+            ConnectError::TooManyLookups { .. } => io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -126,7 +126,13 @@ impl Engine for TestEngine {
         self.check_reentry("handle_connected");
         self.record(Event::Connected(conn));
     }
-    fn handle_connect_failed(&mut self, _: Instant, conn: Conn, reason: &str) {
+    fn handle_connect_failed(
+        &mut self,
+        _: Instant,
+        conn: Conn,
+        _: std::io::ErrorKind,
+        reason: &str,
+    ) {
         self.check_reentry("handle_connect_failed");
         self.record(Event::ConnectFailed(conn, reason.to_owned()));
     }

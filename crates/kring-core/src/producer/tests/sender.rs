@@ -194,7 +194,12 @@ fn delivery_timeout_fails_batches_in_flight_retries() {
     sim.drive();
     match h.wait() {
         Err(DeliveryError::Timeout { last_error, .. }) => {
-            assert_eq!(&*last_error, "NOT_ENOUGH_REPLICAS")
+            assert_eq!(
+                last_error,
+                Some(crate::LastError::Broker(
+                    kring_protocol::ErrorCode::NOT_ENOUGH_REPLICAS
+                ))
+            )
         }
         other => panic!("{other:?}"),
     }
