@@ -33,15 +33,16 @@ pub enum SendError {
     },
     /// The topic's metadata did not arrive before the block deadline
     /// (`max.block.ms`).
-    #[error("topic `{topic}` not present in metadata after {waited:?}{}", last_error.map(|e| format!(" (last error: {})", e.name())).unwrap_or_default())]
+    #[error("topic `{topic}` not present in metadata after {waited:?}{}", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
     MetadataTimeout {
         /// The topic.
         topic: Arc<str>,
         /// How long the caller was willing to wait.
         waited: Duration,
-        /// The last error the brokers reported for the topic, for example
-        /// UNKNOWN_TOPIC_OR_PARTITION.
-        last_error: Option<kring_protocol::ErrorCode>,
+        /// The last error the brokers reported for the topic (for example
+        /// UNKNOWN_TOPIC_OR_PARTITION), or else why no broker could be
+        /// asked (for example connection refused).
+        last_error: Option<crate::LastError>,
     },
     /// The brokers refused the topic with a non-retriable error (for
     /// example TOPIC_AUTHORIZATION_FAILED or INVALID_TOPIC_EXCEPTION).

@@ -85,6 +85,10 @@ pub struct Shared {
     /// Delivery callback calls that panicked (caught), counted by the I/O
     /// thread.
     pub(crate) callback_panics: std::sync::atomic::AtomicU64,
+    /// The I/O thread's last connection failure while no broker connection
+    /// is ready: the cause a metadata timeout reports when the brokers
+    /// said nothing about the topic.
+    pub(crate) conn_error: std::sync::Mutex<Option<crate::LastError>>,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -183,6 +187,7 @@ impl Shared {
             io_waker: IoWakerSlot::default(),
             clock: OnceLock::new(),
             callback_panics: std::sync::atomic::AtomicU64::new(0),
+            conn_error: std::sync::Mutex::new(None),
         }
     }
 
@@ -671,7 +676,12 @@ impl Shared {
             TopicStatus::Pending { last_error } => Err(SendError::MetadataTimeout {
                 topic: st.name.clone(),
                 waited: remaining(now, deadline),
-                last_error,
+                last_error: last_error.map(crate::LastError::Broker).or_else(|| {
+                    self.conn_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone()
+                }),
             }),
         }
     }

@@ -48,3 +48,35 @@ fn timeouts_after_the_broker_died_name_connection_refused() {
         );
     }
 }
+
+#[test]
+fn metadata_timeouts_name_connection_refused() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let p = Producer::builder()
+        .bootstrap(&format!("127.0.0.1:{port}"))
+        .max_block(Duration::from_millis(300))
+        .reconnect_backoff(Duration::from_millis(20))
+        .reconnect_backoff_max(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = p.send(Record::new("t", b"x")).map(drop).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.to_ascii_lowercase().contains("refused"), "{msg}");
+    assert!(
+        matches!(
+            &err,
+            crate::SendError::MetadataTimeout {
+                last_error: Some(crate::LastError::Connect {
+                    kind: std::io::ErrorKind::ConnectionRefused,
+                    ..
+                }),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

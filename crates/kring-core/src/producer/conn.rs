@@ -376,6 +376,11 @@ impl ProducerCore {
             r.failures = 0;
             r.last_error = None;
         }
+        *self
+            .shared
+            .conn_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         tracing::debug!(%id, produce, metadata, "connection ready");
         if let Target::Node(n) = target {
             if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
@@ -447,6 +452,17 @@ impl ProducerCore {
     fn record_conn_error(&mut self, target: Target, e: crate::LastError) {
         if let Some(r) = self.reconnect_mut(target) {
             r.last_error = Some(e.clone());
+        }
+        if !self
+            .conns
+            .iter()
+            .any(|(_, c)| c.state == ConnState::Ready && c.target != target)
+        {
+            *self
+                .shared
+                .conn_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
         }
         self.last_conn_error = Some(e);
     }

@@ -140,7 +140,12 @@ fn missing_topic_fails_after_max_block() {
             topic, last_error, ..
         }) => {
             assert_eq!(&*topic, "nope");
-            assert_eq!(last_error, Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
+            assert_eq!(
+                last_error,
+                Some(crate::LastError::Broker(
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                ))
+            );
         }
         other => panic!("{other:?}"),
     }
