@@ -90,6 +90,10 @@ pub struct Config {
     pub linger: Duration,
     /// `batch.size`: target uncompressed batch size in bytes. Default 16384.
     pub batch_size: usize,
+    /// `batch.num.messages` (librdkafka): a batch is sealed once it holds
+    /// this many records. Default `i32::MAX` (no cap beyond `batch.size`,
+    /// as in the Java client).
+    pub batch_num_messages: u32,
     /// `max.request.size`: the largest request (and record) in bytes.
     /// Default 1 MiB.
     pub max_request_size: usize,
@@ -139,6 +143,7 @@ impl fmt::Debug for Config {
             .field("acks", &self.acks)
             .field("linger", &self.linger)
             .field("batch_size", &self.batch_size)
+            .field("batch_num_messages", &self.batch_num_messages)
             .field("max_request_size", &self.max_request_size)
             .field("buffer_memory", &self.buffer_memory)
             .field("compression", &self.compression)
@@ -165,6 +170,7 @@ impl Default for Config {
             acks: Acks::All,
             linger: Duration::from_millis(5),
             batch_size: 16_384,
+            batch_num_messages: i32::MAX as u32,
             max_request_size: 1_048_576,
             buffer_memory: 32 * 1024 * 1024,
             compression: Compression::None,
@@ -286,6 +292,12 @@ impl Config {
                     "{} bytes exceeds max.request.size ({} bytes): no request could carry such a batch",
                     self.batch_size, self.max_request_size
                 ),
+            ));
+        }
+        if self.batch_num_messages == 0 || self.batch_num_messages > i32::MAX as u32 {
+            return Err(invalid(
+                "batch.num.messages",
+                "must be within 1..=2147483647",
             ));
         }
         if self.buffer_memory < self.batch_size {

@@ -65,6 +65,8 @@ pub struct AppendOutcome {
 #[derive(Debug)]
 pub(crate) struct SharedConfig {
     pub(crate) batch_size: usize,
+    /// `batch.num.messages`: a batch is sealed at this many records.
+    pub(crate) batch_records: u32,
     pub(crate) max_request_size: usize,
     pub(crate) compression: Compression,
     pub(crate) keep_timestamps: bool,
@@ -176,6 +178,7 @@ impl Shared {
         Shared {
             cfg: SharedConfig {
                 batch_size: config.batch_size,
+                batch_records: config.batch_num_messages,
                 max_request_size: config.max_request_size,
                 compression: config.compression,
                 keep_timestamps: config.on_delivery.is_some(),
@@ -508,7 +511,7 @@ impl Shared {
                 // Seal as soon as no further record can fit, so the I/O
                 // thread sends it without waiting for the next append.
                 let len = open.builder.size_in_bytes();
-                let full = len >= batch_size;
+                let full = len >= batch_size || index + 1 >= self.cfg.batch_records;
                 let mut wake = false;
                 if full {
                     let id = open.id;
@@ -553,7 +556,7 @@ impl Shared {
         let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
         let mut need = need;
         self.charge_capacity(&mut need, builder.capacity());
-        let full = builder.size_in_bytes() >= batch_size;
+        let full = builder.size_in_bytes() >= batch_size || self.cfg.batch_records <= 1;
         let completion = BatchCompletion::new(partition as i32);
         let delivery = DeliveryHandle::new(completion.clone(), index, rec.timestamp_ms);
         let old_id = old.map(|(old_id, b)| {

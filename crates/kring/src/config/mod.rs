@@ -64,6 +64,7 @@ pub struct ProducerConfig {
     acks: Setting<Acks>,
     linger: Duration,
     batch_size: usize,
+    batch_num_messages: u32,
     compression: Compression,
     enable_idempotence: Setting<bool>,
     max_in_flight: Setting<usize>,
@@ -91,6 +92,7 @@ impl Default for ProducerConfig {
             acks: Setting::default(Acks::All),
             linger: Duration::from_millis(5),
             batch_size: 16 * 1024,
+            batch_num_messages: i32::MAX as u32,
             compression: Compression::None,
             enable_idempotence: Setting::default(true),
             max_in_flight: Setting::default(5),
@@ -150,6 +152,10 @@ setters! {
     linger: Duration => |c, v| c.linger = v;
     /// `batch.size`: the size in bytes at which a batch is sealed.
     batch_size: usize => |c, v| c.batch_size = v;
+    /// `batch.num.messages` (librdkafka): a batch is sealed once it holds
+    /// this many records (1..=2147483647; default no cap beyond
+    /// `batch.size`).
+    batch_num_messages: u32 => |c, v| c.batch_num_messages = v;
     /// `compression.type`.
     compression: Compression => |c, v| c.compression = v;
     /// `enable.idempotence`: exactly-once, in-order writes per partition
@@ -228,6 +234,10 @@ impl ProducerConfig {
     /// `batch.size`.
     pub fn get_batch_size(&self) -> usize {
         self.batch_size
+    }
+    /// `batch.num.messages`.
+    pub fn get_batch_num_messages(&self) -> u32 {
+        self.batch_num_messages
     }
     /// `compression.type`.
     pub fn get_compression(&self) -> Compression {

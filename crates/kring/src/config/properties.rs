@@ -6,8 +6,9 @@
 //! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
 //! `compression.codec` (= `compression.type`), `security.protocol`
 //! (`PLAINTEXT` only), `statistics.interval.ms` (`0` only, until kring has
-//! statistics), `batch.num.messages` (accepted, not enforced: `batch.size`
-//! bounds batches) and `debug` (kring logs through `tracing`; see below).
+//! statistics), `batch.num.messages` (a cap on records per batch) and
+//! `debug` (contexts are checked; kring logs through `tracing`, whose
+//! subscriber filter chooses the level).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -162,14 +163,18 @@ impl ProducerConfig {
                         )
                     })?,
             ),
-            "batch.num.messages" => {
-                let n = size("batch.num.messages", v)?;
-                tracing::warn!(
-                    batch_num_messages = n,
-                    "batch.num.messages is accepted but not enforced: batch.size bounds batches"
-                );
-                self
-            }
+            "batch.num.messages" => self.batch_num_messages(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|&n| (1..=i32::MAX as u32).contains(&n))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "batch.num.messages",
+                            value,
+                            "an integer from 1 to 2147483647",
+                        )
+                    })?,
+            ),
             "security.protocol" => {
                 if !v.eq_ignore_ascii_case("plaintext") {
                     return Err(ConfigError::invalid(

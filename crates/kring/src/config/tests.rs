@@ -256,11 +256,13 @@ fn librdkafka_aliases_mean_the_same() {
     assert_eq!(c.get_linger(), Duration::from_micros(500));
     assert_eq!(c.get_buffer_memory(), 1024 * 1024);
     assert_eq!(c.get_compression(), Compression::Lz4);
+    assert_eq!(c.get_batch_num_messages(), 10_000);
     // The obvious translation of a librdkafka config: request.timeout.ms
     // (30 s by default) is lowered to fit below message.timeout.ms.
     assert_eq!(c.get_request_timeout(), Duration::from_micros(29_999_500));
     let core = c.to_core(None, None);
     assert_eq!(core.linger, Duration::from_micros(500));
+    assert_eq!(core.batch_num_messages, 10_000);
     core.validate().unwrap();
 }
 
@@ -287,6 +289,7 @@ fn unsupported_librdkafka_values_are_clear_errors() {
         ),
         ("statistics.interval.ms", "5000", "not supported yet"),
         ("debug", "everything", "debug contexts"),
+        ("batch.num.messages", "0", "1 to 2147483647"),
     ] {
         let err = ProducerConfig::default().set(k, v).unwrap_err();
         assert!(err.to_string().contains(hint), "{k}={v}: {err}");

@@ -29,6 +29,7 @@ impl ProducerConfig {
             acks: self.get_acks(),
             linger: self.get_linger(),
             batch_size: self.get_batch_size(),
+            batch_num_messages: self.get_batch_num_messages(),
             max_request_size: self.get_max_request_size(),
             buffer_memory: self.get_buffer_memory(),
             compression: self.get_compression(),

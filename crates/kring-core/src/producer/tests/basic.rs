@@ -105,3 +105,28 @@ fn core_and_shared_cross_threads() {
     sync::<crate::DeliveryHandle>();
     sync::<crate::FlushHandle>();
 }
+
+/// `batch.num.messages` caps the records per batch: 10 records with a cap
+/// of 3 go as batches of 3, 3, 3 and 1, in order.
+#[test]
+fn batch_num_messages_caps_records_per_batch() {
+    let config = crate::Config {
+        batch_num_messages: 3,
+        linger: ms(50),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let hs: Vec<_> = (0..10u8)
+        .map(|i| sim.send("t", Some(0), None, Some(&[i])).expect("send"))
+        .collect();
+    sim.drive_bounded(500);
+    for (i, h) in hs.iter().enumerate() {
+        assert_eq!(h.try_result().expect("done").expect("ok").offset, i as i64);
+    }
+    assert_eq!(sim.core.stats().batches_sent, 4);
+    let log = sim.cluster.records("t", 0);
+    assert_eq!(log.len(), 10);
+    for (i, r) in log.iter().enumerate() {
+        assert_eq!(r.value.as_deref(), Some(&[i as u8][..]));
+    }
+}
