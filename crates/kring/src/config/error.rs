@@ -36,7 +36,7 @@ pub enum ConfigError {
     /// Several problems, reported together (from
     /// [`ProducerConfig::from_properties`](super::ProducerConfig::from_properties)),
     /// so a pasted configuration can be fixed in one pass.
-    #[error("{} configuration problems: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{}", multiple(.0))]
     Multiple(Vec<ConfigError>),
     /// A value outside the range the producer can work with.
     #[error("invalid `{property}`: {reason}")]
@@ -73,4 +73,33 @@ impl ConfigError {
             expected,
         }
     }
+}
+
+/// "N configuration problems: a; b; c", naming the accepted properties once
+/// at the end rather than after every unknown one.
+fn multiple(errors: &[ConfigError]) -> String {
+    let mut out = format!("{} configuration problems: ", errors.len());
+    let mut any_unknown = false;
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        match e {
+            ConfigError::UnknownProperty { name, did_you_mean } => {
+                any_unknown = true;
+                out.push_str(&format!("unknown property `{name}`"));
+                if let Some(m) = did_you_mean {
+                    out.push_str(&format!(" (did you mean `{m}`?)"));
+                }
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    if any_unknown {
+        out.push_str(&format!(
+            "; kring accepts: {}",
+            super::PROPERTY_NAMES.join(", ")
+        ));
+    }
+    out
 }
