@@ -80,3 +80,27 @@ fn metadata_timeouts_name_connection_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn metadata_timeouts_name_a_failed_name_lookup() {
+    let p = Producer::builder()
+        .bootstrap("no-such-broker.invalid:9092")
+        .max_block(Duration::from_millis(1500))
+        .connect_timeout(Duration::from_millis(500))
+        .reconnect_backoff(Duration::from_millis(20))
+        .reconnect_backoff_max(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = p.send(Record::new("t", b"x")).map(drop).unwrap_err();
+    // Either the resolver said no, or it did not answer in time.
+    assert!(
+        matches!(
+            &err,
+            crate::SendError::MetadataTimeout {
+                last_error: Some(crate::LastError::Connect { message, .. }),
+                ..
+            } if message.contains("resolv")
+        ),
+        "{err:?}"
+    );
+}
