@@ -30,7 +30,7 @@ use std::time::Instant;
 use kring_protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use kring_protocol::ErrorCode;
 
-use crate::delivery::DeliveryError;
+use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
@@ -38,6 +38,27 @@ use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 /// Kafka's sequence arithmetic (sequences wrap from `i32::MAX` to 0), the
 /// one helper the core, the Sim and kring-mock share.
 pub(crate) use kring_protocol::record::increment_sequence;
+
+/// How many recent batches per producer a Kafka broker remembers for
+/// duplicate detection (`NUM_BATCHES_TO_RETAIN`).
+const BROKER_RETAINED_BATCHES: usize = 5;
+
+/// Whether sequence `a` comes after `b` (sequences wrap at `i32::MAX`;
+/// within half the space, the later one is after).
+fn seq_after(a: i32, b: i32) -> bool {
+    let d = (i64::from(a) - i64::from(b)).rem_euclid(1 << 31);
+    d != 0 && d < (1 << 30)
+}
+
+/// What a partition waits for before it decides about its sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Then resume: the batch that triggered the hold is retried and its
+    /// answer decides.
+    Retry,
+    /// Then bump the epoch and rewrite the remaining batches.
+    Bump,
+}
 
 /// A partition's sequence state.
 #[derive(Debug)]
@@ -51,6 +72,15 @@ pub(crate) struct SeqState {
     pub(crate) pending: std::collections::VecDeque<BatchKey>,
     /// After a sent batch expired: the sequence after it.
     pub(crate) unresolved: Option<i32>,
+    /// Waiting until no batch is in flight and no batch's fate is unknown
+    /// (`InBatch::maybe_written`) before deciding about the sequences:
+    /// meanwhile only batches of unknown fate are re-sent, one at a time,
+    /// with their original sequence, and nothing new is drained.
+    pub(crate) hold: Option<Hold>,
+    /// Base sequences of the last batches acknowledged under the current
+    /// epoch (at most the broker's window), to tell whether an
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER proves a batch absent.
+    pub(crate) acked_recent: std::collections::VecDeque<i32>,
 }
 
 impl Default for SeqState {
@@ -62,6 +92,8 @@ impl Default for SeqState {
             last_acked: -1,
             pending: std::collections::VecDeque::new(),
             unresolved: None,
+            hold: None,
+            acked_recent: std::collections::VecDeque::new(),
         }
     }
 }
@@ -188,6 +220,7 @@ impl ProducerCore {
                 code: err.code(),
                 name: err.name(),
                 message: Some("InitProducerId failed; the idempotent producer cannot send".into()),
+                status: MessageStatus::NotPersisted,
             };
             tracing::error!(error = err.name(), "InitProducerId failed fatally");
             self.fatal = Some(e);
@@ -257,6 +290,8 @@ impl ProducerCore {
         s.next = seq;
         s.last_acked = -1;
         s.unresolved = None;
+        s.hold = None;
+        s.acked_recent.clear();
         if self.part(pk).has_unsent_work() {
             self.mark_ready(pk);
         }
@@ -265,9 +300,12 @@ impl ProducerCore {
     /// Whether `pk` may take a *new* batch now; resets a partition whose
     /// sequences belong to an old epoch once it has nothing in flight.
     pub(crate) fn seq_may_take_new(&mut self, pk: PartKey) -> bool {
+        if self.bump_pending(pk) {
+            return false;
+        }
         let (pid, epoch) = (self.idem.pid, self.idem.epoch);
         let s = &mut self.part(pk).seq;
-        if s.unresolved.is_some() {
+        if s.unresolved.is_some() || s.hold.is_some() {
             return false;
         }
         if s.pid != pid || s.epoch != epoch {
@@ -278,15 +316,82 @@ impl ProducerCore {
             s.epoch = epoch;
             s.next = 0;
             s.last_acked = -1;
+            s.acked_recent.clear();
         }
         true
     }
 
-    /// Whether retry batch `bk` may be resent: only as the lowest incomplete
-    /// sequence of its partition.
-    pub(crate) fn seq_may_resend(&mut self, pk: PartKey, bk: BatchKey) -> bool {
-        let s = &self.part(pk).seq;
-        s.pending.front().is_none_or(|&f| f == bk)
+    /// Which batch of `pk`'s retry queue may be re-sent now (its index), if
+    /// any: normally only the lowest incomplete sequence of the partition;
+    /// while the partition is on hold, the lowest batch of unknown fate,
+    /// once nothing of the partition is in flight.
+    pub(crate) fn seq_pick_resend(&mut self, pk: PartKey) -> Option<usize> {
+        self.maybe_release_hold(pk);
+        if self.bump_pending(pk) {
+            return None;
+        }
+        let batches = &self.batches;
+        let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
+        let front = *p.retry.front()?;
+        if p.seq.hold.is_some() {
+            if p.in_flight > 0 {
+                return None;
+            }
+            return p.retry.iter().position(|&b| batches[b].maybe_written);
+        }
+        p.seq
+            .pending
+            .front()
+            .is_none_or(|&f| f == front)
+            .then_some(0)
+    }
+
+    /// Whether `pk` waits for a requested epoch bump to rewrite its
+    /// sequences (performed before the next request is built).
+    fn bump_pending(&self, pk: PartKey) -> bool {
+        self.idem.rewrite.contains(&pk)
+    }
+
+    /// Whether something of `pk` is in flight or of unknown fate.
+    fn seq_busy(&self, pk: PartKey) -> bool {
+        let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
+        p.in_flight > 0 || p.seq.pending.iter().any(|&b| self.batches[b].maybe_written)
+    }
+
+    /// Puts `pk` on hold (see [`SeqState::hold`]) if it is busy, else acts
+    /// now: a `Bump` is requested at once, a `Retry` needs nothing.
+    fn hold_or(&mut self, pk: PartKey, then: Hold) {
+        if self.seq_busy(pk) {
+            let s = &mut self.part(pk).seq;
+            if s.hold != Some(Hold::Bump) {
+                s.hold = Some(then);
+            }
+            tracing::debug!(
+                partition = pk.1,
+                ?then,
+                "sequences on hold until in-flight batches resolve"
+            );
+        } else if then == Hold::Bump {
+            self.request_epoch_bump(pk);
+        }
+    }
+
+    /// Ends the hold of `pk` once nothing is in flight and no batch's fate
+    /// is unknown.
+    pub(crate) fn maybe_release_hold(&mut self, pk: PartKey) {
+        let Some(h) = self.part(pk).seq.hold else {
+            return;
+        };
+        if self.seq_busy(pk) {
+            return;
+        }
+        self.part(pk).seq.hold = None;
+        if h == Hold::Bump {
+            self.request_epoch_bump(pk);
+        }
+        if self.part(pk).has_unsent_work() {
+            self.mark_ready(pk);
+        }
     }
 
     /// Assigns the next sequence to a new batch and stamps it.
@@ -308,11 +413,17 @@ impl ProducerCore {
         }
         let last = increment_sequence(b.seq, b.records).wrapping_sub(1);
         let last = if last < 0 { i32::MAX } else { last };
-        let (bpid, bepoch) = (b.pid, b.epoch);
+        let (bpid, bepoch, base) = (b.pid, b.epoch, b.seq);
         let s = &mut self.part(pk).seq;
         s.pending.retain(|&x| x != bk);
-        if bpid == s.pid && bepoch == s.epoch && (s.last_acked < last || s.last_acked == -1) {
-            s.last_acked = last;
+        if bpid == s.pid && bepoch == s.epoch {
+            if s.last_acked == -1 || seq_after(last, s.last_acked) {
+                s.last_acked = last;
+            }
+            if s.acked_recent.len() == BROKER_RETAINED_BATCHES {
+                s.acked_recent.pop_front();
+            }
+            s.acked_recent.push_back(base);
         }
     }
 
@@ -331,7 +442,9 @@ impl ProducerCore {
             let next = increment_sequence(seq, records);
             s.unresolved = Some(s.unresolved.map_or(next, |u| u.max(next)));
         } else if broker_fatal {
-            self.request_epoch_bump(pk);
+            // A gap: bump the epoch, but not before every batch behind it
+            // has a known fate (a bump re-sends them under new sequences).
+            self.hold_or(pk, Hold::Bump);
         }
     }
 
@@ -350,42 +463,99 @@ impl ProducerCore {
         }
     }
 
-    /// Decides whether a failed idempotent batch may be retried, bumping the
-    /// epoch where the Java client does. `None` means "use the generic
-    /// retriable rule".
+    /// Whether the broker's OUT_OF_ORDER_SEQUENCE_NUMBER for `bk` proves
+    /// that no attempt of it was written: had it been, it would be among
+    /// the last batches the broker remembers (fewer than its window of
+    /// this partition's batches can have been written after it) and the
+    /// broker would have answered it as a duplicate.
+    fn out_of_order_proves_absent(&self, pk: PartKey, bk: BatchKey) -> bool {
+        let b = &self.batches[bk];
+        let s = &self.topics[pk.0 as usize].partitions[pk.1 as usize].seq;
+        if b.pid != s.pid || b.epoch != s.epoch {
+            return false;
+        }
+        let acked_after = s
+            .acked_recent
+            .iter()
+            .filter(|&&q| seq_after(q, b.seq))
+            .count();
+        let pending_after = s
+            .pending
+            .iter()
+            .position(|&x| x == bk)
+            .map_or(0, |i| s.pending.len() - i - 1);
+        acked_after + pending_after < BROKER_RETAINED_BATCHES
+    }
+
+    /// Decides what to do with an idempotent batch the broker answered
+    /// with a sequence error, following the Java client's
+    /// `TransactionManager.canRetry` with one rule added: sequences are
+    /// never rewritten (epoch bump) while a batch of the partition is in
+    /// flight or of unknown fate, since that batch may be in the log under
+    /// its old sequence. `None` means "use the generic retriable rule".
     pub(crate) fn seq_can_retry(
         &mut self,
         pk: PartKey,
         bk: BatchKey,
         err: ErrorCode,
         log_start_offset: i64,
-    ) -> Option<bool> {
+    ) -> Option<SeqVerdict> {
         if !self.idem.enabled || self.batches[bk].seq < 0 {
             return None;
         }
         let (seq, reset) = (self.batches[bk].seq, self.batches[bk].seq_reset);
         if err == ErrorCode::UNKNOWN_PRODUCER_ID {
+            // The broker lost the producer's state: it cannot recognise
+            // duplicates anyway.
             if log_start_offset == -1 || reset {
-                return Some(true);
+                return Some(SeqVerdict::Retry);
             }
             self.request_epoch_bump(pk);
-            return Some(true);
+            return Some(SeqVerdict::Retry);
         }
-        if err == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {
-            let s = &self.part(pk).seq;
-            let next_expected = increment_sequence(s.last_acked, 1);
-            let unresolved = s.unresolved;
-            if unresolved.is_none() && (reset || seq != next_expected) {
-                // An earlier batch failed; this one follows it.
-                return Some(true);
-            }
-            if unresolved.is_none() || unresolved == Some(seq) {
-                self.request_epoch_bump(pk);
-            }
-            return Some(true);
+        if err != ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {
+            return None;
         }
-        None
+        if self.batches[bk].maybe_written && self.out_of_order_proves_absent(pk, bk) {
+            self.batches[bk].maybe_written = false;
+        }
+        let s = &self.topics[pk.0 as usize].partitions[pk.1 as usize].seq;
+        if s.pending.front() != Some(&bk) {
+            // An earlier batch is not written yet; this one follows it.
+            return Some(SeqVerdict::Retry);
+        }
+        if self.batches[bk].maybe_written {
+            // It may be in the log beyond the broker's memory: only its
+            // own sequence may be re-sent, until the delivery timeout.
+            return Some(SeqVerdict::Retry);
+        }
+        // The first incomplete batch, not in the log.
+        if s.last_acked >= 0 && !seq_after(seq, s.last_acked) {
+            // The broker acknowledged later sequences (a broker without
+            // state for the producer accepts any first sequence): it can
+            // never take this batch in order under this epoch.
+            return Some(SeqVerdict::Abandon);
+        }
+        // A gap before it: bump the epoch once the batches behind it have
+        // a known fate; if they turn out written, the retry decides again.
+        if self.seq_busy(pk) {
+            self.hold_or(pk, Hold::Retry);
+        } else {
+            self.request_epoch_bump(pk);
+        }
+        Some(SeqVerdict::Retry)
     }
+}
+
+/// What to do with an idempotent batch after a sequence error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeqVerdict {
+    /// Retry it (with its sequence, or a rewritten one after a bump).
+    Retry,
+    /// Fail it, not persisted: the broker holds later sequences of the
+    /// partition, so the batch can no longer be written in order. The
+    /// sequences after it stay valid.
+    Abandon,
 }
 
 #[cfg(test)]
