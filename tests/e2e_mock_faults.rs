@@ -110,9 +110,16 @@ fn retries_exhausted_is_reported_per_record() {
     landed(&ok);
     for f in &bad {
         match f.wait() {
-            Err(DeliveryError::RetriesExhausted { attempts, code, .. }) => {
+            Err(DeliveryError::RetriesExhausted {
+                attempts,
+                code,
+                status,
+                ..
+            }) => {
                 assert_eq!(attempts, 3);
                 assert_eq!(code, ErrorCode::REQUEST_TIMED_OUT.code());
+                // A broker raises REQUEST_TIMED_OUT after appending.
+                assert_eq!(status, MessageStatus::PossiblyPersisted);
             }
             other => panic!("{other:?}"),
         }
@@ -146,8 +153,9 @@ fn fatal_error_fails_exactly_the_records_it_hit() {
         f0.wait().unwrap_or_else(|e| panic!("p0 record {i}: {e}"));
         match f1.wait() {
             Ok(_) => {}
-            Err(DeliveryError::Broker { code, .. }) => {
+            Err(DeliveryError::Broker { code, status, .. }) => {
                 assert_eq!(code, ErrorCode::INVALID_RECORD.code());
+                assert_eq!(status, MessageStatus::NotPersisted);
                 failed.push(i);
             }
             Err(e) => panic!("p1 record {i}: {e}"),
@@ -494,5 +502,35 @@ fn lost_response_behind_a_failed_first_batch_duplicates_nothing() {
     assert_eq!(o.stored, o.acked, "{o:?}");
     for e in errors.iter().flatten() {
         assert_eq!(e.status(), MessageStatus::NotPersisted, "{e}");
+    }
+}
+
+/// Every attempt is written and its answer lost, until the delivery
+/// timeout: the records fail as *possibly persisted* — and they are in the
+/// log, once each (the retries were duplicates).
+#[test]
+fn answers_lost_until_the_delivery_timeout_are_possibly_persisted() {
+    let c = cluster(1, 1);
+    let p = producer(&c)
+        .request_timeout(Duration::from_millis(500))
+        .delivery_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let w = Workload {
+        keys: Keys::None,
+        ..Workload::new(20)
+    };
+    let f = c.inject(Fault::drop_after_apply(PRODUCE).always());
+    let futures: Vec<_> = (0..w.n as u64).map(|i| w.send(&p, "t", i)).collect();
+    assert!(p.flush_timeout(Duration::from_secs(30)));
+    c.remove_fault(f);
+    let (o, errors) = outcome(&c, 0, &futures);
+    assert!(p.close());
+    assert_eq!(o.failed, w.n, "{o:?}");
+    assert_eq!(o.stored, w.n, "written once each: {o:?}");
+    assert_eq!(o.twice, 0, "{o:?}");
+    for e in errors.iter().flatten() {
+        assert!(matches!(e, DeliveryError::Timeout { .. }), "{e}");
+        assert_eq!(e.status(), MessageStatus::PossiblyPersisted, "{e}");
     }
 }

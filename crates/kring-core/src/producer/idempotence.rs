@@ -11,8 +11,6 @@
 //!   sequence of its partition, and no new batch is drained while retries
 //!   are queued, so order holds with up to 5 requests in flight;
 //! - DUPLICATE_SEQUENCE_NUMBER counts as success;
-//! - OUT_OF_ORDER_SEQUENCE_NUMBER is retried; if the batch is the one right
-//!   after the last acknowledged sequence (a real gap), the epoch is bumped;
 //! - UNKNOWN_PRODUCER_ID is retried, bumping the epoch (unless the broker
 //!   did not know the log start offset, or the sequence was already reset);
 //! - a batch that fails for good after being sent (a fatal broker error)
@@ -20,10 +18,42 @@
 //!   partition "unresolved": no new batch is drained until its in-flight
 //!   batches finish, then the epoch is bumped unless the sequences line up.
 //!
+//! One rule is added to the Java client's (which re-sends every incomplete
+//! batch under new sequences at a bump, duplicating a batch whose answer
+//! was lost after the broker wrote it): **a batch whose fate is unknown is
+//! never re-sent under a new epoch or sequence.** A batch's fate is
+//! unknown (`InBatch::maybe_written`) once an attempt went unanswered
+//! (lost connection, request timeout, undecodable answer) or was answered
+//! with an error a broker raises after appending (REQUEST_TIMED_OUT,
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...). It is re-sent with its original
+//! producer id, epoch and sequence until the broker answers (success, or a
+//! duplicate: success), or proves it absent (an OUT_OF_ORDER_SEQUENCE_NUMBER
+//! while fewer batches than the broker's window of five can have been
+//! written after it), or its delivery timeout fails it as possibly
+//! persisted. So a partition bumps only when nothing of it is in flight
+//! and no batch of it has an unknown fate; until then it is on **hold**
+//! (`SeqState::hold`): nothing new is drained, and only the batches of
+//! unknown fate are re-sent, lowest sequence first, one at a time.
+//!
+//! OUT_OF_ORDER_SEQUENCE_NUMBER for a batch:
+//! - not the partition's lowest incomplete sequence: retried after the
+//!   earlier batches (Java's "not the next sequence");
+//! - the lowest, of unknown fate: retried as it is;
+//! - the lowest, known absent, and the broker acknowledged later
+//!   sequences (a broker with no state for the producer accepts any first
+//!   sequence, KIP-360): it can never be written in order under this
+//!   epoch, so it fails at once as not persisted (as librdkafka fails it;
+//!   the Java client retries it until the delivery timeout) and the
+//!   partition goes on with the sequences after it;
+//! - the lowest, known absent, a gap before it: the epoch is bumped (the
+//!   Java client's KIP-360 bump) — once the partition is not busy; if it
+//!   is, it goes on hold and the retry after the hold decides again.
+//!
 //! An epoch bump is local (epoch + 1; a new producer id only when the epoch
 //! is exhausted) and restarts the affected partitions' sequences at 0,
-//! rewriting their incomplete batches; other partitions switch to the new
-//! epoch when their in-flight batches are done.
+//! rewriting their incomplete batches (none of them in flight or of
+//! unknown fate); other partitions switch to the new epoch when their
+//! in-flight batches are done.
 
 use std::time::Instant;
 
