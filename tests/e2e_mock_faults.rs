@@ -534,3 +534,91 @@ fn answers_lost_until_the_delivery_timeout_are_possibly_persisted() {
         assert_eq!(e.status(), MessageStatus::PossiblyPersisted, "{e}");
     }
 }
+
+/// The second shrunk case: InitProducerId answered
+/// COORDINATOR_LOAD_IN_PROGRESS twice, a slow Metadata, REQUEST_TIMED_OUT
+/// on one partition and NOT_ENOUGH_REPLICAS_AFTER_APPEND on two (kring-mock
+/// appends nothing for an injected error), then the next request written
+/// and its answer dropped. Before, the partition whose first batch was
+/// refused never recovered its sequence (its retry got
+/// OUT_OF_ORDER_SEQUENCE_NUMBER until delivery.timeout.ms). Now every
+/// record gets its result well before the delivery timeout; nothing is
+/// stored twice or out of order; a failed record is not in the log.
+#[test]
+fn refused_first_batches_then_a_lost_answer_recover_at_once() {
+    const INIT_PRODUCER_ID: i16 = 22;
+    const METADATA: i16 = 3;
+    let c = cluster(1, 4);
+    c.inject(
+        Fault::error(
+            INIT_PRODUCER_ID,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code(),
+        )
+        .times(2),
+    );
+    c.inject(Fault::delay(METADATA, Duration::from_millis(300)).times(1));
+    let first = [
+        c.inject(
+            Fault::error(PRODUCE, ErrorCode::REQUEST_TIMED_OUT.code())
+                .on_partition("t", 0)
+                .times(1),
+        ),
+        c.inject(
+            Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND.code())
+                .on_partition("t", 1)
+                .times(1),
+        ),
+        c.inject(
+            Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND.code())
+                .on_partition("t", 2)
+                .times(1),
+        ),
+    ];
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    c.set_hook(PRODUCE, move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 1 {
+            vec![FaultAction::DropAfterApply]
+        } else {
+            vec![]
+        }
+    });
+    let p = producer(&c)
+        .linger(Duration::ZERO)
+        .max_in_flight(5)
+        .request_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let per_partition = 100u64;
+    let start = std::time::Instant::now();
+    let futures: Vec<Vec<DeliveryFuture>> = (0..4)
+        .map(|_| Vec::with_capacity(per_partition as usize))
+        .collect();
+    let mut futures = futures;
+    for i in 0..per_partition {
+        for (part, fs) in futures.iter_mut().enumerate() {
+            let mut v = i.to_be_bytes().to_vec();
+            v.resize(1000, part as u8);
+            fs.push(p.send(Record::new("t", &v).partition(part as i32)).unwrap());
+        }
+    }
+    assert!(p.flush_timeout(Duration::from_secs(60)));
+    let elapsed = start.elapsed();
+    for f in first {
+        assert!(!c.fault_pending(f));
+    }
+    for (part, fs) in futures.iter().enumerate() {
+        let (o, errors) = outcome(&c, part as i32, fs);
+        eprintln!("partition {part}: {o:?}");
+        assert_eq!(o.twice, 0, "partition {part}: {o:?}");
+        assert_eq!(o.out_of_order, 0, "partition {part}: {o:?}");
+        assert_eq!(o.misplaced, 0, "partition {part}: {o:?}");
+        assert_eq!(o.failed_but_stored, 0, "partition {part}: {o:?}");
+        for e in errors.iter().flatten() {
+            assert!(!matches!(e, DeliveryError::Timeout { .. }), "{e}");
+        }
+    }
+    assert!(p.close());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
