@@ -721,6 +721,7 @@ impl ProducerCore {
             self.requeue(now, pk, bk, !leader_moved);
             return;
         }
+        // fail_batch sets the status from the batch's history.
         let error = if can && expired {
             self.timeout_error(bk, "retrying")
         } else if can {
