@@ -254,3 +254,56 @@ fn partitions_retry_independently() {
     sim.drive();
     h0.wait().unwrap();
 }
+
+/// The duplicate in the Sim: a broker that accepts any first
+/// sequence from an unknown producer (Kafka 2.5+). The first batch is
+/// refused (NOT_ENOUGH_REPLICAS) and its answer lost with the connection,
+/// which drops after writing the second batch; the three behind it vanish.
+/// The retried first batch gets OUT_OF_ORDER_SEQUENCE_NUMBER. Before, the
+/// epoch was bumped and all five re-sent from sequence 0 — the second
+/// batch was stored twice. Now the batches of unknown fate are re-sent
+/// with their own sequences first (the second is a duplicate), and the
+/// first, which can no longer be written in order, fails as not persisted.
+#[test]
+fn lost_answer_behind_a_refused_first_batch_is_not_rewritten() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    sim.cluster.accept_any_first_sequence = true;
+    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(5);
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    let mut hs = send_numbered(&mut sim, 0..1);
+    // Producer id, metadata, then the first batch goes out.
+    sim.drive_until(1_000, |s| s.cluster.topics["t"][0].attempts == 1);
+    sim.cluster
+        .drops
+        .push((1, ApiKey::Produce.key(), DropWhen::AfterHandling));
+    hs.extend(send_numbered(&mut sim, 1..5));
+    sim.drive();
+    let results: Vec<_> = hs.iter().map(|h| h.wait()).collect();
+    let stored = values(&sim);
+    let mut sorted = stored.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), stored.len(), "stored twice: {stored:?}");
+    assert_eq!(sorted, stored, "out of order: {stored:?}");
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(md) => assert_eq!(
+                stored.get(md.offset as usize),
+                Some(&(i as u32)),
+                "record {i} at {}",
+                md.offset
+            ),
+            Err(e) => {
+                assert_eq!(e.status(), crate::MessageStatus::NotPersisted, "{e}");
+                assert!(
+                    !stored.contains(&(i as u32)),
+                    "record {i} failed but stored"
+                );
+            }
+        }
+    }
+    assert_eq!(stored, vec![1, 2, 3, 4]);
+}
