@@ -35,6 +35,14 @@
 //! (`SeqState::hold`): nothing new is drained, and only the batches of
 //! unknown fate are re-sent, lowest sequence first, one at a time.
 //!
+//! A second addition: **until the broker acknowledged a batch of the
+//! current epoch, a partition has one batch in flight.** A broker with no
+//! state for the producer accepts any first sequence (KIP-360), so with
+//! pipelining a later batch could be appended before a refused first one,
+//! which could then never be written in order (the Java client retries it
+//! until the delivery timeout). It costs one round trip per partition at
+//! the start and after an epoch bump.
+//!
 //! OUT_OF_ORDER_SEQUENCE_NUMBER for a batch:
 //! - not the partition's lowest incomplete sequence: retried after the
 //!   earlier batches (Java's "not the next sequence");
@@ -42,9 +50,10 @@
 //! - the lowest, known absent, and the broker acknowledged later
 //!   sequences (a broker with no state for the producer accepts any first
 //!   sequence, KIP-360): it can never be written in order under this
-//!   epoch, so it fails at once as not persisted (as librdkafka fails it;
-//!   the Java client retries it until the delivery timeout) and the
-//!   partition goes on with the sequences after it;
+//!   epoch (possible only if the broker lost the producer's state
+//!   mid-stream), so it fails at once as not persisted (as librdkafka
+//!   fails it; the Java client retries it until the delivery timeout) and
+//!   the partition goes on with the sequences after it;
 //! - the lowest, known absent, a gap before it: the epoch is bumped (the
 //!   Java client's KIP-360 bump) — once the partition is not busy; if it
 //!   is, it goes on hold and the retry after the hold decides again.
@@ -348,7 +357,11 @@ impl ProducerCore {
             s.last_acked = -1;
             s.acked_recent.clear();
         }
-        true
+        // Until the broker acknowledged a batch of this epoch, one batch at
+        // a time: a broker with no state for the producer accepts any first
+        // sequence (KIP-360), so a later batch could land before a refused
+        // first one, which could then never be written in order.
+        s.last_acked >= 0 || s.pending.is_empty()
     }
 
     /// Which batch of `pk`'s retry queue may be re-sent now (its index), if
