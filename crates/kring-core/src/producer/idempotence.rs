@@ -77,17 +77,11 @@ use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 /// Kafka's sequence arithmetic (sequences wrap from `i32::MAX` to 0), the
 /// one helper the core, the Sim and kring-mock share.
 pub(crate) use kring_protocol::record::increment_sequence;
+use kring_protocol::record::sequence_after as seq_after;
 
 /// How many recent batches per producer a Kafka broker remembers for
 /// duplicate detection (`NUM_BATCHES_TO_RETAIN`).
 const BROKER_RETAINED_BATCHES: usize = 5;
-
-/// Whether sequence `a` comes after `b` (sequences wrap at `i32::MAX`;
-/// within half the space, the later one is after).
-fn seq_after(a: i32, b: i32) -> bool {
-    let d = (i64::from(a) - i64::from(b)).rem_euclid(1 << 31);
-    d != 0 && d < (1 << 30)
-}
 
 /// What a partition waits for before it decides about its sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,8 +448,7 @@ impl ProducerCore {
         if b.seq < 0 {
             return;
         }
-        let last = increment_sequence(b.seq, b.records).wrapping_sub(1);
-        let last = if last < 0 { i32::MAX } else { last };
+        let last = kring_protocol::record::last_sequence(b.seq, b.records);
         let (bpid, bepoch, base) = (b.pid, b.epoch, b.seq);
         let s = &mut self.part(pk).seq;
         s.pending.retain(|&x| x != bk);
