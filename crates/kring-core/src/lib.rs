@@ -38,7 +38,7 @@ pub mod sim;
 pub use config::{Acks, Compression, Config, PartitionerChoice};
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,
-    RecordMetadata,
+    MessageStatus, RecordMetadata,
 };
 pub use error::{ConfigError, SendError};
 pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};

@@ -34,7 +34,9 @@ pub use config::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig
 pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
-pub use kring_core::{DeliveryError, DeliveryReport, FlushHandle, RecordMetadata, SendError};
+pub use kring_core::{
+    DeliveryError, DeliveryReport, FlushHandle, MessageStatus, RecordMetadata, SendError,
+};
 pub use metrics::Metrics;
 pub use producer::{Producer, ProducerBuilder};
 pub use record::{Header, Record};
