@@ -24,10 +24,11 @@ fn ci(seeds: std::ops::RangeInclusive<u64>) {
         let out = run_seed(seed, Scale::Ci, &HashSet::new());
         records += out.records;
         eprintln!(
-            "seed {seed}: {} records, {} acked, {} failed as scheduled, run {:?}, close {:?} [{}]",
+            "seed {seed}: {} records, {} acked, {} failed as scheduled, {} failed out of order, run {:?}, close {:?} [{}]",
             out.records,
             out.acked,
             out.failed_expected,
+            out.failed_out_of_order,
             out.run_time,
             out.close_time,
             out.summary()
@@ -100,15 +101,24 @@ fn chaos_soak() {
     let first = env("KRING_CHAOS_SOAK_START", 1000);
     let start = Instant::now();
     let mut records = 0;
+    let (mut acked, mut failed_expected, mut failed_ooo, mut failed_stored) = (0, 0, 0, 0);
     let mut by_kind: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
     let mut failing = Vec::new();
     for seed in first..first + n {
         let out = run_seed(seed, Scale::Soak, &HashSet::new());
         records += out.records;
+        acked += out.acked;
+        failed_expected += out.failed_expected;
+        failed_ooo += out.failed_out_of_order;
+        failed_stored += out.failed_but_stored;
         println!(
-            "seed {seed}: {} {} records, run {:.1?}, close {:.1?}{}",
+            "seed {seed}: {} {} records ({} acked, {} failed as scheduled, {} failed out of order, {} failed but stored), run {:.1?}, close {:.1?}{}",
             if out.ok() { "ok" } else { "FAIL" },
             out.records,
+            out.acked,
+            out.failed_expected,
+            out.failed_out_of_order,
+            out.failed_but_stored,
             out.run_time,
             out.close_time,
             if out.ok() {
@@ -131,6 +141,10 @@ fn chaos_soak() {
         first + n,
         failing.len(),
         start.elapsed()
+    );
+    println!(
+        "  records: {acked} acked, {failed_expected} failed on partitions with a scheduled fatal error, \
+         {failed_ooo} failed with OUT_OF_ORDER_SEQUENCE_NUMBER at once, {failed_stored} failed but stored"
     );
     for (k, (seeds, count)) in &by_kind {
         println!("  {k}: {seeds} seeds, {count} records/events");
