@@ -546,6 +546,9 @@ fn parse_value(v: &[u8]) -> Option<(u32, u64)> {
     ))
 }
 
+/// Where a record was stored: (topic index, partition, offset).
+type Place = (usize, i32, i64);
+
 enum Sent {
     Future(DeliveryFuture),
     Refused(String),
@@ -743,7 +746,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
     }
 
     // What landed: (sender, seq) -> [(topic, partition, offset)].
-    let mut stored: HashMap<(u32, u64), Vec<(usize, i32, i64)>> = HashMap::new();
+    let mut stored: HashMap<(u32, u64), Vec<Place>> = HashMap::new();
     for (ti, (t, parts)) in cfg.topics.iter().enumerate() {
         for p in 0..*parts {
             let records = match c.records(t, p) {
