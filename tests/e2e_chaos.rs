@@ -60,6 +60,11 @@ fn chaos_ci_seeds_21_to_30() {
     ci(21..=30);
 }
 
+#[test]
+fn chaos_ci_seeds_31_to_40() {
+    ci(31..=40);
+}
+
 /// One seed from `KRING_CHAOS_SEED` (the repro line of a failing seed).
 #[test]
 #[ignore = "manual: KRING_CHAOS_SEED=<seed>"]
