@@ -157,3 +157,28 @@ fn chaos_soak() {
     println!("  failing seeds: {failing:?}");
     assert!(failing.is_empty(), "violating seeds: {failing:?}");
 }
+
+/// Seeds 1-10 against librdkafka's mock cluster, with the steps it can
+/// play (see `chaos::rdkafka_mock`): a second, independent broker
+/// implementation for the invariants that do not need deduplication.
+#[test]
+fn chaos_rdkafka_mock_seeds_01_to_10() {
+    let start = Instant::now();
+    let mut failing = Vec::new();
+    for seed in 1..=10 {
+        let out = chaos::rdkafka_mock::run_seed(seed, Scale::Ci);
+        eprintln!(
+            "librdkafka mock seed {seed}: {} records, {} acked, run {:?}, close {:?} [{}]",
+            out.records,
+            out.acked,
+            out.run_time,
+            out.close_time,
+            out.summary()
+        );
+        if !out.ok() {
+            failing.push((seed, out.summary()));
+        }
+    }
+    eprintln!("librdkafka mock seeds 1..=10 in {:?}", start.elapsed());
+    assert!(failing.is_empty(), "violating seeds: {failing:?}");
+}

@@ -163,9 +163,9 @@ impl ChaosConfig {
         u64::from(self.senders) * self.records_per_sender
     }
 
-    fn producer(&self, c: &MockCluster) -> kring::ProducerBuilder {
+    fn producer(&self, bootstrap: &str) -> kring::ProducerBuilder {
         Producer::builder()
-            .bootstrap(&c.bootstrap_servers())
+            .bootstrap(bootstrap)
             .acks(Acks::All)
             .idempotence(true)
             .linger(self.linger)
@@ -620,6 +620,38 @@ fn restart<'scope>(
     }
 }
 
+/// One sender thread: `records_per_sender` records, each to a random topic,
+/// keyed or not, in sequence order.
+fn send_records(
+    cfg: &ChaosConfig,
+    s: u32,
+    p: &Producer,
+    sent_total: &AtomicU64,
+    senders_done: &AtomicUsize,
+) -> Vec<(usize, Sent)> {
+    let mut rng = Rng::new(cfg.seed ^ (u64::from(s) + 1).wrapping_mul(0xd1b5_4a32));
+    let mut sent = Vec::with_capacity(cfg.records_per_sender as usize);
+    for seq in 0..cfg.records_per_sender {
+        let t = rng.below(cfg.topics.len() as u64) as usize;
+        let pad = rng.below(cfg.max_pad as u64 + 1) as usize;
+        let value = value_of(s, seq, pad);
+        let key =
+            (cfg.keyspace > 0 && rng.chance(80)).then(|| format!("k{}", rng.below(cfg.keyspace)));
+        let mut rec = Record::new(&cfg.topics[t].0, &value);
+        if let Some(k) = &key {
+            rec = rec.key(k.as_bytes());
+        }
+        let r = match p.send(rec) {
+            Ok(f) => Sent::Future(f),
+            Err(e) => Sent::Refused(e.to_string()),
+        };
+        sent.push((t, r));
+        sent_total.fetch_add(1, Ordering::Relaxed);
+    }
+    senders_done.fetch_add(1, Ordering::SeqCst);
+    sent
+}
+
 /// Plays one seed (with the steps in `skip` left out) and checks the
 /// invariants.
 pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome {
@@ -661,7 +693,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         idx += 1;
     }
     let producer = cfg
-        .producer(&c)
+        .producer(&c.bootstrap_servers())
         .on_delivery(move |r| {
             *cb.lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -682,29 +714,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         let handles: Vec<_> = (0..cfg.senders)
             .map(|s| {
                 let (p, sent_total, senders_done) = (&producer, &sent_total, &senders_done);
-                scope.spawn(move || {
-                    let mut rng = Rng::new(cfg.seed ^ (u64::from(s) + 1).wrapping_mul(0xd1b5_4a32));
-                    let mut sent = Vec::with_capacity(cfg.records_per_sender as usize);
-                    for seq in 0..cfg.records_per_sender {
-                        let t = rng.below(cfg.topics.len() as u64) as usize;
-                        let pad = rng.below(cfg.max_pad as u64 + 1) as usize;
-                        let value = value_of(s, seq, pad);
-                        let key = (cfg.keyspace > 0 && rng.chance(80))
-                            .then(|| format!("k{}", rng.below(cfg.keyspace)));
-                        let mut rec = Record::new(&cfg.topics[t].0, &value);
-                        if let Some(k) = &key {
-                            rec = rec.key(k.as_bytes());
-                        }
-                        let r = match p.send(rec) {
-                            Ok(f) => Sent::Future(f),
-                            Err(e) => Sent::Refused(e.to_string()),
-                        };
-                        sent.push((t, r));
-                        sent_total.fetch_add(1, Ordering::Relaxed);
-                    }
-                    senders_done.fetch_add(1, Ordering::SeqCst);
-                    sent
-                })
+                scope.spawn(move || send_records(cfg, s, p, sent_total, senders_done))
             })
             .collect();
         // The schedule: fire each step once enough records were sent.
@@ -730,7 +740,49 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         sent
     });
 
-    // Every broker is up again (the scope joined the restarts). Close.
+    close_and_check(
+        cfg,
+        &producer,
+        sent,
+        &callbacks,
+        &fatal,
+        &mut out,
+        true,
+        |ti, p| {
+            let t = &cfg.topics[ti].0;
+            c.records(t, p)
+                .map(|rs| {
+                    rs.into_iter()
+                        .map(|r| (r.offset, r.value.map(|v| v.to_vec())))
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+        },
+    );
+    let panics = PANICS.load(Ordering::SeqCst) - panics_before;
+    if panics > 0 {
+        out.violation("panic", || format!("{panics} panics"));
+    }
+    out.run_time = started.elapsed();
+    out
+}
+
+/// Closes the producer within its bound, reads every partition back with
+/// `read` (offset and value of each record, in offset order) and checks the
+/// invariants. With `dedup` off (a broker that does not deduplicate
+/// idempotent batches), copies and their order are not checked, and an
+/// acknowledged record must be found at its offset among its copies.
+#[allow(clippy::too_many_arguments)]
+fn close_and_check(
+    cfg: &ChaosConfig,
+    producer: &Producer,
+    sent: Vec<Vec<(usize, Sent)>>,
+    callbacks: &Mutex<HashMap<String, u64>>,
+    fatal: &HashSet<(String, i32)>,
+    out: &mut Outcome,
+    dedup: bool,
+    mut read: impl FnMut(usize, i32) -> Result<Vec<(i64, Option<Vec<u8>>)>, String>,
+) {
     let bound = cfg.delivery_timeout + cfg.request_timeout + Duration::from_secs(5);
     let t = Instant::now();
     let closed = producer.close_timeout(bound);
@@ -749,7 +801,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
     let mut stored: HashMap<(u32, u64), Vec<Place>> = HashMap::new();
     for (ti, (t, parts)) in cfg.topics.iter().enumerate() {
         for p in 0..*parts {
-            let records = match c.records(t, p) {
+            let records = match read(ti, p) {
                 Ok(r) => r,
                 Err(e) => {
                     out.violation("log_undecodable", || format!("{t}/{p}: {e}"));
@@ -758,31 +810,33 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
             };
             let mut last: HashMap<u32, u64> = HashMap::new();
             for r in &records {
-                let Some((s, seq)) = r.value.as_deref().and_then(parse_value) else {
-                    out.violation("foreign_record", || format!("{t}/{p}@{}", r.offset));
+                let (offset, value) = r;
+                let Some((s, seq)) = value.as_deref().and_then(parse_value) else {
+                    out.violation("foreign_record", || format!("{t}/{p}@{offset}"));
                     continue;
                 };
                 if s >= cfg.senders || seq >= cfg.records_per_sender {
-                    out.violation("foreign_record", || format!("{t}/{p}@{}", r.offset));
+                    out.violation("foreign_record", || format!("{t}/{p}@{offset}"));
+                    continue;
+                }
+                if !dedup {
+                    stored.entry((s, seq)).or_default().push((ti, p, *offset));
                     continue;
                 }
                 if let Some(&prev) = last.get(&s) {
                     if seq <= prev {
                         out.violation("out_of_order", || {
-                            format!(
-                                "{t}/{p}@{}: sender {s} seq {seq} after seq {prev}",
-                                r.offset
-                            )
+                            format!("{t}/{p}@{offset}: sender {s} seq {seq} after seq {prev}")
                         });
                     }
                 }
                 last.insert(s, seq);
-                stored.entry((s, seq)).or_default().push((ti, p, r.offset));
+                stored.entry((s, seq)).or_default().push((ti, p, *offset));
             }
         }
     }
     for ((s, seq), at) in &stored {
-        if at.len() > 1 {
+        if dedup && at.len() > 1 {
             out.violation("stored_twice", || {
                 let places: Vec<String> = at
                     .iter()
@@ -893,12 +947,6 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
             });
         }
     }
-    let panics = PANICS.load(Ordering::SeqCst) - panics_before;
-    if panics > 0 {
-        out.violation("panic", || format!("{panics} panics"));
-    }
-    out.run_time = started.elapsed();
-    out
 }
 
 /// The repro block printed for a failing seed.
@@ -1012,4 +1060,237 @@ pub fn shrink(seed: u64, scale: Scale, tries: u32) -> Vec<Step> {
         }
     }
     kept
+}
+
+/// The same seeds against librdkafka's mock cluster (`rdkafka::mocking`),
+/// where its fault injection reaches: Produce and InitProducerId errors
+/// (for the next requests, on any broker and partition), dropped
+/// connections (`_TRANSPORT`, for every kind of lost or garbled answer),
+/// leader moves and broker down/up. Steps it cannot express (delays,
+/// throttles, Metadata faults, errors on one partition, the fatal errors
+/// that need one) are left out. That mock does not deduplicate an
+/// idempotent producer's batches nor check their sequences (only a
+/// transactional producer's), so copies and order are not checked; every
+/// other invariant is.
+pub mod rdkafka_mock {
+    use super::*;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::mocking::MockCluster as RdMock;
+    use rdkafka::producer::DefaultProducerContext;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    fn rd_err(code: i16) -> Option<RDKafkaRespErr> {
+        use RDKafkaRespErr::*;
+        Some(match code {
+            2 => RD_KAFKA_RESP_ERR_INVALID_MSG,
+            3 => RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+            5 => RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+            6 => RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            7 => RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            13 => RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
+            14 => RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+            15 => RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+            19 => RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            20 => RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            56 => RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR,
+            _ => return None,
+        })
+    }
+
+    /// The steps this mock can play.
+    pub fn applicable(steps: &[Step]) -> Vec<Step> {
+        steps
+            .iter()
+            .filter(|s| match &s.action {
+                Action::Fault {
+                    api,
+                    action,
+                    broker: None,
+                    partition: None,
+                    ..
+                } => match action {
+                    FaultAction::Error(c) => {
+                        (*api == PRODUCE || *api == INIT_PRODUCER_ID) && rd_err(*c).is_some()
+                    }
+                    FaultAction::DropBeforeApply
+                    | FaultAction::DropAfterApply
+                    | FaultAction::CutResponse
+                    | FaultAction::CorruptResponse
+                    | FaultAction::TruncateResponse { .. } => *api == PRODUCE,
+                    _ => false,
+                },
+                Action::Fault { .. } => false,
+                Action::MoveLeader { .. } | Action::Restart { .. } => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn apply(c: &RdMock<'static, DefaultProducerContext>, s: &Step) {
+        match &s.action {
+            Action::Fault {
+                api, action, times, ..
+            } => {
+                let err = match action {
+                    FaultAction::Error(code) => rd_err(*code).expect("applicable"),
+                    _ => RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT,
+                };
+                let key = if *api == PRODUCE {
+                    RDKafkaApiKey::Produce
+                } else {
+                    RDKafkaApiKey::InitProducerId
+                };
+                c.request_errors(key, &vec![err; *times as usize]);
+            }
+            Action::MoveLeader {
+                topic,
+                partition,
+                to,
+            } => c
+                .partition_leader(topic, *partition, Some(*to))
+                .expect("move leader"),
+            Action::Restart { broker, down } => {
+                c.broker_down(*broker).expect("broker down");
+                // The downtime is the fault: a wall-clock wait on purpose
+                // (the mock's handle is not Send, so it runs here).
+                std::thread::sleep(*down);
+                c.broker_up(*broker).expect("broker up");
+            }
+        }
+    }
+
+    /// Plays the applicable steps of `cfg`'s seed and checks the
+    /// invariants that hold for this mock.
+    pub fn run(cfg: &ChaosConfig, steps: &[Step]) -> Outcome {
+        install_panic_counter();
+        let panics_before = PANICS.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let mut out = Outcome {
+            records: cfg.total_records(),
+            ..Outcome::default()
+        };
+        let c: RdMock<'static, DefaultProducerContext> =
+            RdMock::new(cfg.brokers).expect("librdkafka mock cluster");
+        for (t, p) in &cfg.topics {
+            c.create_topic(t, *p, cfg.brokers).expect("create topic");
+        }
+        // Metadata v9+ from librdkafka 2.12's mock carries a stray byte
+        // (see e2e_rdkafka_mock.rs); v8 has everything kring uses.
+        c.apiversion(RDKafkaApiKey::Metadata, Some(0), Some(8))
+            .expect("apiversion");
+        let bootstrap = c.bootstrap_servers();
+        let mut idx = 0;
+        while idx < steps.len() && steps[idx].at == 0 {
+            apply(&c, &steps[idx]);
+            idx += 1;
+        }
+        let callbacks: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let cb = callbacks.clone();
+        let producer = cfg
+            .producer(&bootstrap)
+            .metadata_max_age(Duration::from_secs(1))
+            .on_delivery(move |r| {
+                *cb.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(r.topic.to_string())
+                    .or_default() += 1;
+            })
+            .build()
+            .expect("producer");
+        let sent_total = AtomicU64::new(0);
+        let senders_done = AtomicUsize::new(0);
+        let sent = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..cfg.senders)
+                .map(|s| {
+                    let (p, sent_total, senders_done) = (&producer, &sent_total, &senders_done);
+                    scope.spawn(move || send_records(cfg, s, p, sent_total, senders_done))
+                })
+                .collect();
+            while idx < steps.len() {
+                let n = sent_total.load(Ordering::Relaxed);
+                while idx < steps.len()
+                    && (steps[idx].at <= n
+                        || senders_done.load(Ordering::SeqCst) == cfg.senders as usize)
+                {
+                    apply(&c, &steps[idx]);
+                    idx += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("sender thread"))
+                .collect::<Vec<_>>()
+        });
+        let fatal = HashSet::new();
+        close_and_check(
+            cfg,
+            &producer,
+            sent,
+            &callbacks,
+            &fatal,
+            &mut out,
+            false,
+            |ti, p| read_partition(&bootstrap, &cfg.topics[ti].0, p),
+        );
+        let panics = PANICS.load(Ordering::SeqCst) - panics_before;
+        if panics > 0 {
+            out.violation("panic", || format!("{panics} panics"));
+        }
+        out.run_time = started.elapsed();
+        out
+    }
+
+    /// Every record of one partition, read with librdkafka's consumer
+    /// (CRC checks on).
+    fn read_partition(
+        bootstrap: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<(i64, Option<Vec<u8>>)>, String> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "kring-chaos-reader")
+            .set("enable.auto.commit", "false")
+            .set("check.crcs", "true")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while (out.len() as i64) < high {
+            if Instant::now() > deadline {
+                return Err(format!("read {} of {high} records", out.len()));
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(m)) => out.push((m.offset(), m.payload().map(<[u8]>::to_vec))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `seed` against librdkafka's mock; prints the repro block on a
+    /// violation.
+    pub fn run_seed(seed: u64, scale: Scale) -> Outcome {
+        let cfg = ChaosConfig::generate(seed, scale);
+        let steps = applicable(&generate_schedule(&cfg));
+        let out = run(&cfg, &steps);
+        if !out.ok() {
+            eprintln!(
+                "(librdkafka mock) {}",
+                describe(&cfg, &steps, &HashSet::new(), &out)
+            );
+        }
+        out
+    }
 }
