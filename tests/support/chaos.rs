@@ -546,6 +546,9 @@ fn parse_value(v: &[u8]) -> Option<(u32, u64)> {
     ))
 }
 
+/// A record read back: offset and value.
+type ReadBack = (i64, Option<Vec<u8>>);
+
 /// Where a record was stored: (topic index, partition, offset).
 type Place = (usize, i32, i64);
 
@@ -781,7 +784,7 @@ fn close_and_check(
     fatal: &HashSet<(String, i32)>,
     out: &mut Outcome,
     dedup: bool,
-    mut read: impl FnMut(usize, i32) -> Result<Vec<(i64, Option<Vec<u8>>)>, String>,
+    mut read: impl FnMut(usize, i32) -> Result<Vec<ReadBack>, String>,
 ) {
     let bound = cfg.delivery_timeout + cfg.request_timeout + Duration::from_secs(5);
     let t = Instant::now();
@@ -1249,7 +1252,7 @@ pub mod rdkafka_mock {
         bootstrap: &str,
         topic: &str,
         partition: i32,
-    ) -> Result<Vec<(i64, Option<Vec<u8>>)>, String> {
+    ) -> Result<Vec<ReadBack>, String> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", "kring-chaos-reader")
