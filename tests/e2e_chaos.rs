@@ -104,6 +104,8 @@ fn chaos_soak() {
     };
     let n = env("KRING_CHAOS_SOAK", 20);
     let first = env("KRING_CHAOS_SOAK_START", 1000);
+    // The harness printed "test chaos_soak ... " without a newline.
+    println!();
     let start = Instant::now();
     let mut records = 0;
     let (mut acked, mut failed_expected, mut failed_ooo, mut failed_stored) = (0, 0, 0, 0);
