@@ -8,10 +8,13 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use kring::{Acks, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, Record};
-use kring_mock::{Fault, MockCluster};
+use kring::{
+    Acks, DeliveryError, DeliveryFuture, MessageStatus, Producer, ProducerBuilder, Record,
+};
+use kring_mock::{Fault, FaultAction, MockCluster};
 use kring_protocol::ErrorCode;
 use support::{landed, mock_records, Checker, Keys, Workload};
 
@@ -107,9 +110,16 @@ fn retries_exhausted_is_reported_per_record() {
     landed(&ok);
     for f in &bad {
         match f.wait() {
-            Err(DeliveryError::RetriesExhausted { attempts, code, .. }) => {
+            Err(DeliveryError::RetriesExhausted {
+                attempts,
+                code,
+                status,
+                ..
+            }) => {
                 assert_eq!(attempts, 3);
                 assert_eq!(code, ErrorCode::REQUEST_TIMED_OUT.code());
+                // A broker raises REQUEST_TIMED_OUT after appending.
+                assert_eq!(status, MessageStatus::PossiblyPersisted);
             }
             other => panic!("{other:?}"),
         }
@@ -143,8 +153,9 @@ fn fatal_error_fails_exactly_the_records_it_hit() {
         f0.wait().unwrap_or_else(|e| panic!("p0 record {i}: {e}"));
         match f1.wait() {
             Ok(_) => {}
-            Err(DeliveryError::Broker { code, .. }) => {
+            Err(DeliveryError::Broker { code, status, .. }) => {
                 assert_eq!(code, ErrorCode::INVALID_RECORD.code());
+                assert_eq!(status, MessageStatus::NotPersisted);
                 failed.push(i);
             }
             Err(e) => panic!("p1 record {i}: {e}"),
@@ -314,41 +325,285 @@ fn leader_moves_and_broker_restart_mid_run() {
 }
 
 /// The first batch a producer sends to a partition fails with a retriable
-/// error that did not append it, while its next batches are in flight. A
-/// broker with no state for the producer accepts any first sequence (Kafka
-/// 2.5 and later, KIP-360; kring-mock's default), so the next batch is appended
-/// with sequence N > 0; the retried batch (sequence 0) then gets
-/// OUT_OF_ORDER_SEQUENCE_NUMBER on every attempt. kring-core retries it
-/// until `delivery.timeout.ms`, and fails it then: the records are reported
-/// (no silent loss), but only after the whole delivery timeout, and the
-/// partition's order is already broken by the broker. Expected: the core
-/// recognises that the broker acknowledged later sequences than the batch
-/// it resends (the batch can never be accepted under this epoch), bumps the
-/// epoch and resends it at once (delivered, out of order), or fails it at
-/// once. Ignored until kring-core handles it; see the driver report.
+/// error that did not append it. A broker with no state for the producer
+/// accepts any first sequence (Kafka 2.5 and later, KIP-360; kring-mock's
+/// default): before, the next batches went out behind the first, were
+/// appended with sequences above 0, and the retried first batch got
+/// OUT_OF_ORDER_SEQUENCE_NUMBER on every attempt until
+/// `delivery.timeout.ms` (the Java client does the same). Now a partition
+/// sends one batch at a time until the broker acknowledged one of the
+/// epoch, so the retry lands first: every record is delivered, once, in
+/// order, at once. (When a broker loses the producer's state mid-stream,
+/// the batch that can no longer be written in order fails at once as not
+/// persisted: kring-core's Sim test
+/// `lost_answer_behind_a_refused_batch_is_not_rewritten`.)
 #[test]
-#[ignore = "kring-core: first batch lost to a retriable error stalls for delivery.timeout.ms (see doc)"]
 fn first_batch_of_a_partition_lost_to_a_retriable_error() {
     let c = cluster(1, 1);
-    c.inject(Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS.code()).times(1));
-    let p = producer(&c)
+    let f = c.inject(Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS.code()).times(1));
+    let p = pipelined(&c);
+    let w = Workload {
+        keys: Keys::None,
+        headers: false,
+        value_len: 1000,
+        ..Workload::new(200)
+    };
+    let start = std::time::Instant::now();
+    let futures: Vec<_> = (0..w.n as u64).map(|i| w.send(&p, "t", i)).collect();
+    assert!(p.flush_timeout(Duration::from_secs(60)));
+    let elapsed = start.elapsed();
+    let (o, errors) = outcome(&c, 0, &futures);
+    assert!(p.close());
+    assert!(!c.fault_pending(f));
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}: {o:?}");
+    assert_eq!(o.twice, 0, "{o:?}");
+    assert_eq!(o.out_of_order, 0, "{o:?}");
+    assert_eq!(o.misplaced, 0, "{o:?}");
+    assert_eq!(o.failed_but_stored, 0, "{o:?}");
+    assert_eq!(o.stored, o.acked, "{o:?}");
+    let failed: Vec<_> = errors.iter().flatten().collect();
+    assert!(failed.is_empty(), "{o:?}: {failed:?}");
+}
+
+/// What happened to every record of a run, read from the results and the
+/// stored log.
+#[derive(Debug, Default)]
+struct Outcome {
+    acked: usize,
+    failed: usize,
+    stored: usize,
+    /// Records stored more than once.
+    twice: usize,
+    /// Stored records that come after a higher-numbered one.
+    out_of_order: usize,
+    /// Acknowledged records not stored exactly where their result said.
+    misplaced: usize,
+    /// Failed records that are nevertheless stored.
+    failed_but_stored: usize,
+}
+
+/// Waits for every result and compares them with partition `partition` of
+/// topic "t". Record `i` names itself in its first 8 value bytes.
+fn outcome(
+    c: &MockCluster,
+    partition: i32,
+    futures: &[DeliveryFuture],
+) -> (Outcome, Vec<Option<DeliveryError>>) {
+    let results: Vec<_> = futures
+        .iter()
+        .map(|f| {
+            f.wait_timeout(Duration::from_secs(60))
+                .expect("every record gets a result")
+        })
+        .collect();
+    let mut o = Outcome::default();
+    let mut where_stored: Vec<Vec<i64>> = vec![Vec::new(); futures.len()];
+    let mut last = None;
+    for r in c.records("t", partition).unwrap() {
+        let v = r.value.as_ref().expect("value");
+        let i = u64::from_be_bytes(v[..8].try_into().unwrap()) as usize;
+        o.stored += 1;
+        if last.is_some_and(|l| i < l) {
+            o.out_of_order += 1;
+        }
+        last = Some(last.map_or(i, |l: usize| l.max(i)));
+        where_stored[i].push(r.offset);
+    }
+    let mut errors = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        if where_stored[i].len() > 1 {
+            o.twice += 1;
+        }
+        match r {
+            Ok(md) => {
+                o.acked += 1;
+                if where_stored[i] != [md.offset] {
+                    o.misplaced += 1;
+                }
+                errors.push(None);
+            }
+            Err(e) => {
+                o.failed += 1;
+                if !where_stored[i].is_empty() {
+                    o.failed_but_stored += 1;
+                }
+                errors.push(Some(e.clone()));
+            }
+        }
+    }
+    (o, errors)
+}
+
+/// A producer for one partition with 5 requests in flight and one batch
+/// (linger 0: a batch per drain).
+fn pipelined(c: &MockCluster) -> Producer {
+    producer(c)
         .linger(Duration::ZERO)
+        .max_in_flight(5)
         .request_timeout(Duration::from_secs(2))
-        .delivery_timeout(Duration::from_secs(5))
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The deterministic duplicate: request 1 gets NOT_ENOUGH_REPLICAS
+/// (not appended), request 2 is appended but its response is garbled (the
+/// connection drops; its fate and that of the requests behind it is
+/// unknown). The broker has no state for the producer, so it accepted
+/// request 2's batch with a first sequence above 0; the retried sequence 0
+/// got OUT_OF_ORDER_SEQUENCE_NUMBER, and kring bumped the epoch and re-sent
+/// every batch from sequence 0 under the new epoch — including those that
+/// had landed: 200 acked, 264 stored, 64 twice. Now nothing is stored
+/// twice or out of order and every record is delivered where its result
+/// says; a record that failed would have to be not persisted.
+#[test]
+fn lost_response_behind_a_failed_first_batch_duplicates_nothing() {
+    let c = cluster(1, 1);
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    c.set_hook(PRODUCE, move |_| {
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => vec![FaultAction::Error(ErrorCode::NOT_ENOUGH_REPLICAS.code())],
+            1 => vec![FaultAction::CorruptResponse],
+            _ => vec![],
+        }
+    });
+    let p = pipelined(&c);
+    let w = Workload {
+        keys: Keys::None,
+        headers: false,
+        value_len: 1000,
+        ..Workload::new(200)
+    };
+    let futures: Vec<_> = (0..w.n as u64).map(|i| w.send(&p, "t", i)).collect();
+    assert!(p.flush_timeout(Duration::from_secs(60)));
+    let (o, errors) = outcome(&c, 0, &futures);
+    assert!(p.close());
+    eprintln!("{o:?}");
+    assert!(n.load(Ordering::SeqCst) >= 2, "both faults fired");
+    assert_eq!(o.twice, 0, "records stored twice: {o:?}");
+    assert_eq!(o.out_of_order, 0, "stored out of order: {o:?}");
+    assert_eq!(o.misplaced, 0, "{o:?}");
+    assert_eq!(o.failed_but_stored, 0, "{o:?}");
+    assert_eq!(o.acked + o.failed, w.n);
+    assert_eq!(o.stored, o.acked, "{o:?}");
+    for e in errors.iter().flatten() {
+        assert_eq!(e.status(), MessageStatus::NotPersisted, "{e}");
+    }
+    assert_eq!(o.failed, 0, "{o:?}");
+}
+
+/// Every attempt is written and its answer lost, until the delivery
+/// timeout: the records fail as *possibly persisted* — and they are in the
+/// log, once each (the retries were duplicates).
+#[test]
+fn answers_lost_until_the_delivery_timeout_are_possibly_persisted() {
+    let c = cluster(1, 1);
+    let p = producer(&c)
+        .request_timeout(Duration::from_millis(500))
+        .delivery_timeout(Duration::from_millis(1500))
         .build()
         .unwrap();
-    // Values of 1 KB: many batches, several requests in flight at once.
-    let value = [7u8; 1000];
-    let futures: Vec<_> = (0..200)
-        .map(|_| p.send(Record::new("t", &value)).unwrap())
-        .collect();
-    let start = std::time::Instant::now();
-    p.flush();
-    let failed = futures.iter().filter(|f| f.wait().is_err()).count();
-    assert_eq!(failed, 0, "records failed after {:?}", start.elapsed());
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
+    let w = Workload {
+        keys: Keys::None,
+        ..Workload::new(20)
+    };
+    let f = c.inject(Fault::drop_after_apply(PRODUCE).always());
+    let futures: Vec<_> = (0..w.n as u64).map(|i| w.send(&p, "t", i)).collect();
+    assert!(p.flush_timeout(Duration::from_secs(30)));
+    c.remove_fault(f);
+    let (o, errors) = outcome(&c, 0, &futures);
+    assert!(p.close());
+    assert_eq!(o.failed, w.n, "{o:?}");
+    assert_eq!(o.stored, w.n, "written once each: {o:?}");
+    assert_eq!(o.twice, 0, "{o:?}");
+    for e in errors.iter().flatten() {
+        assert!(matches!(e, DeliveryError::Timeout { .. }), "{e}");
+        assert_eq!(e.status(), MessageStatus::PossiblyPersisted, "{e}");
+    }
+}
+
+/// The second shrunk case: InitProducerId answered
+/// COORDINATOR_LOAD_IN_PROGRESS twice, a slow Metadata, REQUEST_TIMED_OUT
+/// on one partition and NOT_ENOUGH_REPLICAS_AFTER_APPEND on two (kring-mock
+/// appends nothing for an injected error), then the next request written
+/// and its answer dropped. Before, the partition whose first batch was
+/// refused never recovered its sequence (its retry got
+/// OUT_OF_ORDER_SEQUENCE_NUMBER until delivery.timeout.ms). Now every
+/// record is delivered well before the delivery timeout, once, in order.
+#[test]
+fn refused_first_batches_then_a_lost_answer_recover_at_once() {
+    const INIT_PRODUCER_ID: i16 = 22;
+    const METADATA: i16 = 3;
+    let c = cluster(1, 4);
+    c.inject(
+        Fault::error(
+            INIT_PRODUCER_ID,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code(),
+        )
+        .times(2),
     );
+    c.inject(Fault::delay(METADATA, Duration::from_millis(300)).times(1));
+    let first = [
+        c.inject(
+            Fault::error(PRODUCE, ErrorCode::REQUEST_TIMED_OUT.code())
+                .on_partition("t", 0)
+                .times(1),
+        ),
+        c.inject(
+            Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND.code())
+                .on_partition("t", 1)
+                .times(1),
+        ),
+        c.inject(
+            Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND.code())
+                .on_partition("t", 2)
+                .times(1),
+        ),
+    ];
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    c.set_hook(PRODUCE, move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 1 {
+            vec![FaultAction::DropAfterApply]
+        } else {
+            vec![]
+        }
+    });
+    let p = producer(&c)
+        .linger(Duration::ZERO)
+        .max_in_flight(5)
+        .request_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let per_partition = 100u64;
+    let start = std::time::Instant::now();
+    let futures: Vec<Vec<DeliveryFuture>> = (0..4)
+        .map(|_| Vec::with_capacity(per_partition as usize))
+        .collect();
+    let mut futures = futures;
+    for i in 0..per_partition {
+        for (part, fs) in futures.iter_mut().enumerate() {
+            let mut v = i.to_be_bytes().to_vec();
+            v.resize(1000, part as u8);
+            fs.push(p.send(Record::new("t", &v).partition(part as i32)).unwrap());
+        }
+    }
+    assert!(p.flush_timeout(Duration::from_secs(60)));
+    let elapsed = start.elapsed();
+    for f in first {
+        assert!(!c.fault_pending(f));
+    }
+    for (part, fs) in futures.iter().enumerate() {
+        let (o, errors) = outcome(&c, part as i32, fs);
+        eprintln!("partition {part}: {o:?}");
+        assert_eq!(o.twice, 0, "partition {part}: {o:?}");
+        assert_eq!(o.out_of_order, 0, "partition {part}: {o:?}");
+        assert_eq!(o.misplaced, 0, "partition {part}: {o:?}");
+        assert_eq!(o.failed_but_stored, 0, "partition {part}: {o:?}");
+        assert_eq!(o.failed, 0, "partition {part}: {o:?}: {errors:?}");
+    }
+    assert!(p.close());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }

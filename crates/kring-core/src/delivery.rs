@@ -34,16 +34,47 @@ pub struct RecordMetadata {
     pub timestamp_ms: i64,
 }
 
+/// Whether a record that was not delivered may nevertheless be in the log
+/// (librdkafka's `rd_kafka_msg_status_t` for failed messages).
+///
+/// A producer cannot always know: a request may be written by the broker
+/// and its answer lost. Re-sending a `NotPersisted` record cannot duplicate
+/// it; re-sending a `PossiblyPersisted` one may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    /// The record is not in the log: it was never sent, or every attempt
+    /// was answered with an error raised before the broker appends (for
+    /// example CORRUPT_MESSAGE, NOT_ENOUGH_REPLICAS,
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER).
+    NotPersisted,
+    /// The record may be in the log: an attempt went unanswered (lost
+    /// connection, request timeout, undecodable response) or was answered
+    /// with an error the broker may raise after appending
+    /// (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    /// NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR).
+    PossiblyPersisted,
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MessageStatus::NotPersisted => "not persisted",
+            MessageStatus::PossiblyPersisted => "possibly persisted",
+        })
+    }
+}
+
 /// Why a record was not delivered. Every record that is not delivered gets
-/// exactly one of these; nothing is dropped silently.
+/// exactly one of these; nothing is dropped silently. Each says whether the
+/// record may nevertheless have been written: [`DeliveryError::status`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeliveryError {
     /// `delivery.timeout.ms` passed before the record was acknowledged
     /// (while waiting in the accumulator, for a leader, in retry backoff or
-    /// in flight). The record may or may not have been written.
+    /// in flight). `status` says whether it may have been written.
     #[error(
-        "delivery timed out after {timeout_ms} ms ({stage}); last error: {}",
+        "delivery timed out after {timeout_ms} ms ({stage}); last error: {} ({status})",
         crate::cause::OrNone(last_error)
     )]
     Timeout {
@@ -54,9 +85,11 @@ pub enum DeliveryError {
         /// The last failure the batch or its broker's connection saw
         /// (connection refused, a broker error code, ...), if any.
         last_error: Option<crate::LastError>,
+        /// Whether the record may be in the log.
+        status: MessageStatus,
     },
     /// The broker rejected the batch with a non-retriable error.
-    #[error("broker rejected the batch: {name} (error code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error("broker rejected the batch: {name} (error code {code}){} ({status})", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Broker {
         /// Kafka error code.
         code: i16,
@@ -64,9 +97,14 @@ pub enum DeliveryError {
         name: &'static str,
         /// The broker's error message, when it sent one.
         message: Option<Arc<str>>,
+        /// Whether the record may be in the log (an earlier attempt may
+        /// have been written).
+        status: MessageStatus,
     },
     /// A retriable error persisted beyond `retries` attempts.
-    #[error("gave up after {attempts} attempts; last error: {name} (error code {code})")]
+    #[error(
+        "gave up after {attempts} attempts; last error: {name} (error code {code}) ({status})"
+    )]
     RetriesExhausted {
         /// Attempts made.
         attempts: u32,
@@ -74,12 +112,15 @@ pub enum DeliveryError {
         code: i16,
         /// The error's name.
         name: &'static str,
+        /// Whether the record may be in the log.
+        status: MessageStatus,
     },
-    /// The batch could not be encoded (a compression codec failed).
+    /// The batch could not be encoded (a compression codec failed). Never
+    /// sent: not persisted.
     #[error("batch encoding failed: {0}")]
     Encode(Arc<str>),
     /// The topic or partition does not exist (metadata said so until the
-    /// batch's delivery deadline).
+    /// batch's delivery deadline). Never sent: not persisted.
     #[error("topic {topic} partition {partition} does not exist")]
     UnknownPartition {
         /// Topic name.
@@ -88,9 +129,42 @@ pub enum DeliveryError {
         partition: i32,
     },
     /// The producer was closed without waiting for this record
-    /// (`abort`), or is in a fatal state.
-    #[error("producer aborted: {0}")]
-    Aborted(Arc<str>),
+    /// (`abort`), or is in a fatal state. A record on the wire when it
+    /// was aborted is possibly persisted.
+    #[error("producer aborted: {reason} ({status})")]
+    Aborted {
+        /// Why.
+        reason: Arc<str>,
+        /// Whether the record may be in the log.
+        status: MessageStatus,
+    },
+}
+
+impl DeliveryError {
+    /// Whether the record may nevertheless be in the log.
+    pub fn status(&self) -> MessageStatus {
+        match self {
+            DeliveryError::Timeout { status, .. }
+            | DeliveryError::Broker { status, .. }
+            | DeliveryError::RetriesExhausted { status, .. }
+            | DeliveryError::Aborted { status, .. } => *status,
+            DeliveryError::Encode(_) | DeliveryError::UnknownPartition { .. } => {
+                MessageStatus::NotPersisted
+            }
+        }
+    }
+
+    /// The same error with `status` (for the variants that carry one).
+    pub(crate) fn with_status(mut self, s: MessageStatus) -> Self {
+        match &mut self {
+            DeliveryError::Timeout { status, .. }
+            | DeliveryError::Broker { status, .. }
+            | DeliveryError::RetriesExhausted { status, .. }
+            | DeliveryError::Aborted { status, .. } => *status = s,
+            DeliveryError::Encode(_) | DeliveryError::UnknownPartition { .. } => {}
+        }
+        self
+    }
 }
 
 /// A successfully written batch.
@@ -376,6 +450,13 @@ pub(crate) fn report_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn aborted(reason: &str) -> DeliveryError {
+        DeliveryError::Aborted {
+            reason: reason.into(),
+            status: MessageStatus::NotPersisted,
+        }
+    }
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
@@ -397,7 +478,7 @@ mod tests {
             assert_eq!(md.timestamp_ms, 1000 + i as i64);
         }
         // Completed at most once.
-        assert!(!b.complete(Err(DeliveryError::Aborted("x".into()))));
+        assert!(!b.complete(Err(aborted("x"))));
         assert!(hs[0].wait().is_ok());
     }
 
@@ -420,8 +501,11 @@ mod tests {
         let h = DeliveryHandle::new(b.clone(), 0, 0);
         let t = std::thread::spawn(move || h.wait());
         // No sleep: the waiter either already waits or will see the result.
-        b.complete(Err(DeliveryError::Aborted("closed".into())));
-        assert!(matches!(t.join().unwrap(), Err(DeliveryError::Aborted(_))));
+        b.complete(Err(aborted("closed")));
+        assert!(matches!(
+            t.join().unwrap(),
+            Err(DeliveryError::Aborted { .. })
+        ));
     }
 
     struct CountWake(AtomicUsize);

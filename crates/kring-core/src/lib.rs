@@ -43,7 +43,7 @@ pub use config::{
 };
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,
-    RecordMetadata,
+    MessageStatus, RecordMetadata,
 };
 pub use error::{ConfigError, SendError};
 pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};

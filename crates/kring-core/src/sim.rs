@@ -153,6 +153,10 @@ pub struct SimCluster {
     /// Rewrites every Produce response before it is encoded (absurd
     /// offsets, ...).
     pub produce_rewrite: Option<Rewrite<ProduceResponse>>,
+    /// Accept any first sequence from a producer a partition has no state
+    /// for, as Kafka 2.5 and later do (KIP-360); off: answer
+    /// UNKNOWN_PRODUCER_ID unless it is 0, as older brokers did.
+    pub accept_any_first_sequence: bool,
     next_pid: i64,
 }
 
@@ -190,6 +194,7 @@ impl SimCluster {
             produce_max_version: 11,
             leader_hints: true,
             drops: Vec::new(),
+            accept_any_first_sequence: false,
             requests: Vec::new(),
             store_records: true,
             metadata_rewrite: None,
@@ -402,6 +407,7 @@ impl SimCluster {
     ) -> Result<ProduceResponse, String> {
         let mut responses = Vec::new();
         let mut endpoints: Vec<i32> = Vec::new();
+        let accept_any_first = self.accept_any_first_sequence;
         for t in &req.topic_data {
             let mut prs = Vec::new();
             for pd in &t.partition_data {
@@ -460,7 +466,7 @@ impl SimCluster {
                 if pid >= 0 {
                     let last_seq = last_sequence(seq, count as u32);
                     match part.producers.get_mut(&pid) {
-                        None if seq != 0 => {
+                        None if seq != 0 && !accept_any_first => {
                             pr.error_code = ErrorCode::UNKNOWN_PRODUCER_ID.code();
                             prs.push(pr);
                             continue;

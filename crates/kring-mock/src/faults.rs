@@ -23,6 +23,8 @@ pub enum FaultAction {
     /// Answer with this Kafka error code instead of applying the request.
     /// With a partition filter only that partition fails (the others are
     /// applied); without one every partition (or the top-level error) does.
+    /// Produce's NOT_ENOUGH_REPLICAS_AFTER_APPEND (20) is the exception: as
+    /// from Kafka, the batch is appended first.
     Error(i16),
     /// Apply the request but hold the response back this long. Responses on
     /// a connection stay in order, so later responses wait too.

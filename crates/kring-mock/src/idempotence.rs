@@ -298,6 +298,43 @@ mod tests {
         );
     }
 
+    /// The duplicate, as Kafka 2.5+ (and 4.x) answers it: a
+    /// producer's first batch on a partition is refused before the append,
+    /// the second (sequences 5..9) is accepted with no state for the
+    /// producer; the retried first batch (0..4) is then out of order, a
+    /// retry of the second is a duplicate, and the same batches under the
+    /// next epoch from sequence 0 are new appends — the duplicate kring
+    /// produced before it stopped rewriting batches of unknown fate.
+    #[test]
+    fn first_sequence_of_an_unknown_producer_is_accepted() {
+        let mut s = ProducerStates::default();
+        assert_eq!(
+            append(&mut s, &hdr(7, 0, 5, 5), 0),
+            Ok(SequenceCheck::Append)
+        );
+        assert!(matches!(
+            append(&mut s, &hdr(7, 0, 0, 5), 5),
+            Err(SequenceError::OutOfOrder {
+                first: 0,
+                last: 9,
+                ..
+            })
+        ));
+        assert_eq!(
+            append(&mut s, &hdr(7, 0, 5, 5), 5),
+            Ok(SequenceCheck::Duplicate { base_offset: 0 })
+        );
+        assert_eq!(
+            append(&mut s, &hdr(7, 1, 0, 5), 5),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            append(&mut s, &hdr(7, 1, 5, 5), 10),
+            Ok(SequenceCheck::Append),
+            "a re-sent batch under new sequences is stored again"
+        );
+    }
+
     #[test]
     fn sequence_wraps() {
         let mut s = ProducerStates::default();

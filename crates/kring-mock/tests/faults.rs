@@ -316,3 +316,33 @@ fn hook_decides_per_request() {
     assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), 1))).0, 0);
     assert_eq!(seen.load(Ordering::Relaxed), 4);
 }
+
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND means, as from Kafka, that the leader
+/// appended the batch and then could not replicate it: the records are in
+/// the log although the answer is an error, and an idempotent retry of the
+/// same batch is a duplicate (answered with the original offset).
+#[test]
+fn not_enough_replicas_after_append_appends() {
+    let c = cluster();
+    let mut cl = Client::connect(leader_addr(&c, "t", 0));
+    c.inject(Fault::error(
+        PRODUCE,
+        ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    ));
+    let idem = batch(3, 0, Some((7, 0, 0)), Compression::None);
+    assert_eq!(
+        one(&cl.call(9, &produce_req("t", 0, idem.clone(), -1))),
+        (20, -1)
+    );
+    assert_eq!(c.high_watermark("t", 0), Some(3), "the batch was appended");
+    assert_eq!(one(&cl.call(9, &produce_req("t", 0, idem, -1))), (0, 0));
+    assert_eq!(
+        c.high_watermark("t", 0),
+        Some(3),
+        "the retry is a duplicate"
+    );
+    // Other error codes still append nothing.
+    c.inject(Fault::error(PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS));
+    assert_eq!(one(&cl.call(9, &produce_req("t", 0, b1(), -1))), (19, -1));
+    assert_eq!(c.high_watermark("t", 0), Some(3));
+}

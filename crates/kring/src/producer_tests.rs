@@ -208,7 +208,7 @@ fn close_timeout_aborts_what_is_left() {
     assert!(!p.close_timeout(Duration::from_millis(200)));
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(
-        matches!(f.wait(), Err(DeliveryError::Aborted(_))),
+        matches!(f.wait(), Err(DeliveryError::Aborted { .. })),
         "{:?}",
         f.wait()
     );
@@ -238,7 +238,7 @@ fn drop_never_loses_a_record_silently() {
     assert!(
         matches!(
             err,
-            DeliveryError::Timeout { .. } | DeliveryError::Aborted(_)
+            DeliveryError::Timeout { .. } | DeliveryError::Aborted { .. }
         ),
         "{err}"
     );

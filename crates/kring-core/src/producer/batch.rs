@@ -14,7 +14,9 @@ use bytes::Bytes;
 use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 
-use crate::delivery::{report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError};
+use crate::delivery::{
+    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError, MessageStatus,
+};
 
 use super::{BatchKey, PartKey, ProducerCore};
 
@@ -50,9 +52,44 @@ pub(crate) struct InBatch {
     /// Its sequence was rewritten by an epoch bump.
     pub(crate) seq_reset: bool,
     pub(crate) last_error: Option<ErrorCode>,
+    /// An attempt may have been written: it went unanswered, or was
+    /// answered with an error a broker may raise after appending
+    /// ([`may_have_appended`]). Such a batch is only ever re-sent with the
+    /// producer id, epoch and sequence it was sent with, so the broker can
+    /// recognise it as a duplicate; cleared only when the broker proves it
+    /// absent (see `idempotence.rs`). Fails as possibly persisted.
+    pub(crate) maybe_written: bool,
+}
+
+/// Whether a produce attempt answered with `err` may nevertheless have been
+/// appended. A Kafka broker raises these after appending to the leader's
+/// log: REQUEST_TIMED_OUT and NOT_LEADER_OR_FOLLOWER while waiting for
+/// acks=all, NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR mid
+/// write; UNKNOWN_SERVER_ERROR and NETWORK_EXCEPTION (the core's name for
+/// a lost answer) say nothing. Every other error is raised before the
+/// append (validation, NOT_ENOUGH_REPLICAS, the sequence check).
+pub(crate) fn may_have_appended(err: ErrorCode) -> bool {
+    matches!(
+        err,
+        ErrorCode::REQUEST_TIMED_OUT
+            | ErrorCode::NOT_LEADER_OR_FOLLOWER
+            | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            | ErrorCode::KAFKA_STORAGE_ERROR
+            | ErrorCode::UNKNOWN_SERVER_ERROR
+            | ErrorCode::NETWORK_EXCEPTION
+    )
 }
 
 impl InBatch {
+    /// Whether the batch may be in the log if it fails now.
+    pub(crate) fn status(&self) -> MessageStatus {
+        if self.maybe_written {
+            MessageStatus::PossiblyPersisted
+        } else {
+            MessageStatus::NotPersisted
+        }
+    }
+
     /// The wire bytes (stamped).
     pub(crate) fn bytes(&self) -> Bytes {
         match &self.data {
@@ -89,6 +126,7 @@ impl ProducerCore {
             last_error: self
                 .conn_cause(b.part)
                 .or(b.last_error.map(crate::LastError::Broker)),
+            status: b.status(),
         }
     }
 
@@ -167,7 +205,9 @@ impl ProducerCore {
 
     /// A held batch failed for good. `broker_fatal` marks a batch the broker
     /// rejected after it was sent (its sequence numbers must be repaired).
-    /// The caller has removed it from the partition's retry queue.
+    /// The caller has removed it from the partition's retry queue. The
+    /// error's [`MessageStatus`] is the batch's: possibly persisted if any
+    /// attempt may have been written.
     pub(crate) fn fail_batch(
         &mut self,
         now: Instant,
@@ -176,6 +216,7 @@ impl ProducerCore {
         broker_fatal: bool,
     ) {
         let pk = self.batches[bk].part;
+        let err = err.with_status(self.batches[bk].status());
         if self.idem.enabled && self.batches[bk].seq >= 0 {
             let timed_out_after_send =
                 matches!(err, DeliveryError::Timeout { .. }) && self.batches[bk].attempts > 0;
@@ -190,6 +231,7 @@ impl ProducerCore {
     pub(crate) fn after_partition_progress(&mut self, _now: Instant, pk: PartKey) {
         if self.idem.enabled {
             self.maybe_resolve_sequences(pk);
+            self.maybe_release_hold(pk);
         }
         if self.part(pk).has_unsent_work() {
             self.mark_ready(pk);

@@ -11,8 +11,6 @@
 //!   sequence of its partition, and no new batch is drained while retries
 //!   are queued, so order holds with up to 5 requests in flight;
 //! - DUPLICATE_SEQUENCE_NUMBER counts as success;
-//! - OUT_OF_ORDER_SEQUENCE_NUMBER is retried; if the batch is the one right
-//!   after the last acknowledged sequence (a real gap), the epoch is bumped;
 //! - UNKNOWN_PRODUCER_ID is retried, bumping the epoch (unless the broker
 //!   did not know the log start offset, or the sequence was already reset);
 //! - a batch that fails for good after being sent (a fatal broker error)
@@ -20,17 +18,58 @@
 //!   partition "unresolved": no new batch is drained until its in-flight
 //!   batches finish, then the epoch is bumped unless the sequences line up.
 //!
+//! One rule is added to the Java client's (which re-sends every incomplete
+//! batch under new sequences at a bump, duplicating a batch whose answer
+//! was lost after the broker wrote it): **a batch whose fate is unknown is
+//! never re-sent under a new epoch or sequence.** A batch's fate is
+//! unknown (`InBatch::maybe_written`) once an attempt went unanswered
+//! (lost connection, request timeout, undecodable answer) or was answered
+//! with an error a broker raises after appending (REQUEST_TIMED_OUT,
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...). It is re-sent with its original
+//! producer id, epoch and sequence until the broker answers (success, or a
+//! duplicate: success), or proves it absent (an OUT_OF_ORDER_SEQUENCE_NUMBER
+//! while fewer batches than the broker's window of five can have been
+//! written after it), or its delivery timeout fails it as possibly
+//! persisted. So a partition bumps only when nothing of it is in flight
+//! and no batch of it has an unknown fate; until then it is on **hold**
+//! (`SeqState::hold`): nothing new is drained, and only the batches of
+//! unknown fate are re-sent, lowest sequence first, one at a time.
+//!
+//! A second addition: **until the broker acknowledged a batch of the
+//! current epoch, a partition has one batch in flight.** A broker with no
+//! state for the producer accepts any first sequence (KIP-360), so with
+//! pipelining a later batch could be appended before a refused first one,
+//! which could then never be written in order (the Java client retries it
+//! until the delivery timeout). It costs one round trip per partition at
+//! the start and after an epoch bump.
+//!
+//! OUT_OF_ORDER_SEQUENCE_NUMBER for a batch:
+//! - not the partition's lowest incomplete sequence: retried after the
+//!   earlier batches (Java's "not the next sequence");
+//! - the lowest, of unknown fate: retried as it is;
+//! - the lowest, known absent, and the broker acknowledged later
+//!   sequences (a broker with no state for the producer accepts any first
+//!   sequence, KIP-360): it can never be written in order under this
+//!   epoch (possible only if the broker lost the producer's state
+//!   mid-stream), so it fails at once as not persisted (as librdkafka
+//!   fails it; the Java client retries it until the delivery timeout) and
+//!   the partition goes on with the sequences after it;
+//! - the lowest, known absent, a gap before it: the epoch is bumped (the
+//!   Java client's KIP-360 bump) — once the partition is not busy; if it
+//!   is, it goes on hold and the retry after the hold decides again.
+//!
 //! An epoch bump is local (epoch + 1; a new producer id only when the epoch
 //! is exhausted) and restarts the affected partitions' sequences at 0,
-//! rewriting their incomplete batches; other partitions switch to the new
-//! epoch when their in-flight batches are done.
+//! rewriting their incomplete batches (none of them in flight or of
+//! unknown fate); other partitions switch to the new epoch when their
+//! in-flight batches are done.
 
 use std::time::Instant;
 
 use kring_protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use kring_protocol::ErrorCode;
 
-use crate::delivery::DeliveryError;
+use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
@@ -38,6 +77,21 @@ use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 /// Kafka's sequence arithmetic (sequences wrap from `i32::MAX` to 0), the
 /// one helper the core, the Sim and kring-mock share.
 pub(crate) use kring_protocol::record::increment_sequence;
+use kring_protocol::record::sequence_after as seq_after;
+
+/// How many recent batches per producer a Kafka broker remembers for
+/// duplicate detection (`NUM_BATCHES_TO_RETAIN`).
+const BROKER_RETAINED_BATCHES: usize = 5;
+
+/// What a partition waits for before it decides about its sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Then resume: the batch that triggered the hold is retried and its
+    /// answer decides.
+    Retry,
+    /// Then bump the epoch and rewrite the remaining batches.
+    Bump,
+}
 
 /// A partition's sequence state.
 #[derive(Debug)]
@@ -51,6 +105,15 @@ pub(crate) struct SeqState {
     pub(crate) pending: std::collections::VecDeque<BatchKey>,
     /// After a sent batch expired: the sequence after it.
     pub(crate) unresolved: Option<i32>,
+    /// Waiting until no batch is in flight and no batch's fate is unknown
+    /// (`InBatch::maybe_written`) before deciding about the sequences:
+    /// meanwhile only batches of unknown fate are re-sent, one at a time,
+    /// with their original sequence, and nothing new is drained.
+    pub(crate) hold: Option<Hold>,
+    /// Base sequences of the last batches acknowledged under the current
+    /// epoch (at most the broker's window), to tell whether an
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER proves a batch absent.
+    pub(crate) acked_recent: std::collections::VecDeque<i32>,
 }
 
 impl Default for SeqState {
@@ -62,6 +125,8 @@ impl Default for SeqState {
             last_acked: -1,
             pending: std::collections::VecDeque::new(),
             unresolved: None,
+            hold: None,
+            acked_recent: std::collections::VecDeque::new(),
         }
     }
 }
@@ -188,6 +253,7 @@ impl ProducerCore {
                 code: err.code(),
                 name: err.name(),
                 message: Some("InitProducerId failed; the idempotent producer cannot send".into()),
+                status: MessageStatus::NotPersisted,
             };
             tracing::error!(error = err.name(), "InitProducerId failed fatally");
             self.fatal = Some(e);
@@ -257,6 +323,8 @@ impl ProducerCore {
         s.next = seq;
         s.last_acked = -1;
         s.unresolved = None;
+        s.hold = None;
+        s.acked_recent.clear();
         if self.part(pk).has_unsent_work() {
             self.mark_ready(pk);
         }
@@ -265,9 +333,12 @@ impl ProducerCore {
     /// Whether `pk` may take a *new* batch now; resets a partition whose
     /// sequences belong to an old epoch once it has nothing in flight.
     pub(crate) fn seq_may_take_new(&mut self, pk: PartKey) -> bool {
+        if self.bump_pending(pk) {
+            return false;
+        }
         let (pid, epoch) = (self.idem.pid, self.idem.epoch);
         let s = &mut self.part(pk).seq;
-        if s.unresolved.is_some() {
+        if s.unresolved.is_some() || s.hold.is_some() {
             return false;
         }
         if s.pid != pid || s.epoch != epoch {
@@ -278,15 +349,86 @@ impl ProducerCore {
             s.epoch = epoch;
             s.next = 0;
             s.last_acked = -1;
+            s.acked_recent.clear();
         }
-        true
+        // Until the broker acknowledged a batch of this epoch, one batch at
+        // a time: a broker with no state for the producer accepts any first
+        // sequence (KIP-360), so a later batch could land before a refused
+        // first one, which could then never be written in order.
+        s.last_acked >= 0 || s.pending.is_empty()
     }
 
-    /// Whether retry batch `bk` may be resent: only as the lowest incomplete
-    /// sequence of its partition.
-    pub(crate) fn seq_may_resend(&mut self, pk: PartKey, bk: BatchKey) -> bool {
-        let s = &self.part(pk).seq;
-        s.pending.front().is_none_or(|&f| f == bk)
+    /// Which batch of `pk`'s retry queue may be re-sent now (its index), if
+    /// any: normally only the lowest incomplete sequence of the partition;
+    /// while the partition is on hold, the lowest batch of unknown fate,
+    /// once nothing of the partition is in flight.
+    pub(crate) fn seq_pick_resend(&mut self, pk: PartKey) -> Option<usize> {
+        self.maybe_release_hold(pk);
+        if self.bump_pending(pk) {
+            return None;
+        }
+        let batches = &self.batches;
+        let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
+        let front = *p.retry.front()?;
+        if p.seq.hold.is_some() {
+            if p.in_flight > 0 {
+                return None;
+            }
+            return p.retry.iter().position(|&b| batches[b].maybe_written);
+        }
+        p.seq
+            .pending
+            .front()
+            .is_none_or(|&f| f == front)
+            .then_some(0)
+    }
+
+    /// Whether `pk` waits for a requested epoch bump to rewrite its
+    /// sequences (performed before the next request is built).
+    fn bump_pending(&self, pk: PartKey) -> bool {
+        self.idem.rewrite.contains(&pk)
+    }
+
+    /// Whether something of `pk` is in flight or of unknown fate.
+    fn seq_busy(&self, pk: PartKey) -> bool {
+        let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
+        p.in_flight > 0 || p.seq.pending.iter().any(|&b| self.batches[b].maybe_written)
+    }
+
+    /// Puts `pk` on hold (see [`SeqState::hold`]) if it is busy, else acts
+    /// now: a `Bump` is requested at once, a `Retry` needs nothing.
+    fn hold_or(&mut self, pk: PartKey, then: Hold) {
+        if self.seq_busy(pk) {
+            let s = &mut self.part(pk).seq;
+            if s.hold != Some(Hold::Bump) {
+                s.hold = Some(then);
+            }
+            tracing::debug!(
+                partition = pk.1,
+                ?then,
+                "sequences on hold until in-flight batches resolve"
+            );
+        } else if then == Hold::Bump {
+            self.request_epoch_bump(pk);
+        }
+    }
+
+    /// Ends the hold of `pk` once nothing is in flight and no batch's fate
+    /// is unknown.
+    pub(crate) fn maybe_release_hold(&mut self, pk: PartKey) {
+        let Some(h) = self.part(pk).seq.hold else {
+            return;
+        };
+        if self.seq_busy(pk) {
+            return;
+        }
+        self.part(pk).seq.hold = None;
+        if h == Hold::Bump {
+            self.request_epoch_bump(pk);
+        }
+        if self.part(pk).has_unsent_work() {
+            self.mark_ready(pk);
+        }
     }
 
     /// Assigns the next sequence to a new batch and stamps it.
@@ -306,13 +448,18 @@ impl ProducerCore {
         if b.seq < 0 {
             return;
         }
-        let last = increment_sequence(b.seq, b.records).wrapping_sub(1);
-        let last = if last < 0 { i32::MAX } else { last };
-        let (bpid, bepoch) = (b.pid, b.epoch);
+        let last = kring_protocol::record::last_sequence(b.seq, b.records);
+        let (bpid, bepoch, base) = (b.pid, b.epoch, b.seq);
         let s = &mut self.part(pk).seq;
         s.pending.retain(|&x| x != bk);
-        if bpid == s.pid && bepoch == s.epoch && (s.last_acked < last || s.last_acked == -1) {
-            s.last_acked = last;
+        if bpid == s.pid && bepoch == s.epoch {
+            if s.last_acked == -1 || seq_after(last, s.last_acked) {
+                s.last_acked = last;
+            }
+            if s.acked_recent.len() == BROKER_RETAINED_BATCHES {
+                s.acked_recent.pop_front();
+            }
+            s.acked_recent.push_back(base);
         }
     }
 
@@ -331,7 +478,9 @@ impl ProducerCore {
             let next = increment_sequence(seq, records);
             s.unresolved = Some(s.unresolved.map_or(next, |u| u.max(next)));
         } else if broker_fatal {
-            self.request_epoch_bump(pk);
+            // A gap: bump the epoch, but not before every batch behind it
+            // has a known fate (a bump re-sends them under new sequences).
+            self.hold_or(pk, Hold::Bump);
         }
     }
 
@@ -350,42 +499,99 @@ impl ProducerCore {
         }
     }
 
-    /// Decides whether a failed idempotent batch may be retried, bumping the
-    /// epoch where the Java client does. `None` means "use the generic
-    /// retriable rule".
+    /// Whether the broker's OUT_OF_ORDER_SEQUENCE_NUMBER for `bk` proves
+    /// that no attempt of it was written: had it been, it would be among
+    /// the last batches the broker remembers (fewer than its window of
+    /// this partition's batches can have been written after it) and the
+    /// broker would have answered it as a duplicate.
+    fn out_of_order_proves_absent(&self, pk: PartKey, bk: BatchKey) -> bool {
+        let b = &self.batches[bk];
+        let s = &self.topics[pk.0 as usize].partitions[pk.1 as usize].seq;
+        if b.pid != s.pid || b.epoch != s.epoch {
+            return false;
+        }
+        let acked_after = s
+            .acked_recent
+            .iter()
+            .filter(|&&q| seq_after(q, b.seq))
+            .count();
+        let pending_after = s
+            .pending
+            .iter()
+            .position(|&x| x == bk)
+            .map_or(0, |i| s.pending.len() - i - 1);
+        acked_after + pending_after < BROKER_RETAINED_BATCHES
+    }
+
+    /// Decides what to do with an idempotent batch the broker answered
+    /// with a sequence error, following the Java client's
+    /// `TransactionManager.canRetry` with one rule added: sequences are
+    /// never rewritten (epoch bump) while a batch of the partition is in
+    /// flight or of unknown fate, since that batch may be in the log under
+    /// its old sequence. `None` means "use the generic retriable rule".
     pub(crate) fn seq_can_retry(
         &mut self,
         pk: PartKey,
         bk: BatchKey,
         err: ErrorCode,
         log_start_offset: i64,
-    ) -> Option<bool> {
+    ) -> Option<SeqVerdict> {
         if !self.idem.enabled || self.batches[bk].seq < 0 {
             return None;
         }
         let (seq, reset) = (self.batches[bk].seq, self.batches[bk].seq_reset);
         if err == ErrorCode::UNKNOWN_PRODUCER_ID {
+            // The broker lost the producer's state: it cannot recognise
+            // duplicates anyway.
             if log_start_offset == -1 || reset {
-                return Some(true);
+                return Some(SeqVerdict::Retry);
             }
             self.request_epoch_bump(pk);
-            return Some(true);
+            return Some(SeqVerdict::Retry);
         }
-        if err == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {
-            let s = &self.part(pk).seq;
-            let next_expected = increment_sequence(s.last_acked, 1);
-            let unresolved = s.unresolved;
-            if unresolved.is_none() && (reset || seq != next_expected) {
-                // An earlier batch failed; this one follows it.
-                return Some(true);
-            }
-            if unresolved.is_none() || unresolved == Some(seq) {
-                self.request_epoch_bump(pk);
-            }
-            return Some(true);
+        if err != ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {
+            return None;
         }
-        None
+        if self.batches[bk].maybe_written && self.out_of_order_proves_absent(pk, bk) {
+            self.batches[bk].maybe_written = false;
+        }
+        let s = &self.topics[pk.0 as usize].partitions[pk.1 as usize].seq;
+        if s.pending.front() != Some(&bk) {
+            // An earlier batch is not written yet; this one follows it.
+            return Some(SeqVerdict::Retry);
+        }
+        if self.batches[bk].maybe_written {
+            // It may be in the log beyond the broker's memory: only its
+            // own sequence may be re-sent, until the delivery timeout.
+            return Some(SeqVerdict::Retry);
+        }
+        // The first incomplete batch, not in the log.
+        if s.last_acked >= 0 && !seq_after(seq, s.last_acked) {
+            // The broker acknowledged later sequences (a broker without
+            // state for the producer accepts any first sequence): it can
+            // never take this batch in order under this epoch.
+            return Some(SeqVerdict::Abandon);
+        }
+        // A gap before it: bump the epoch once the batches behind it have
+        // a known fate; if they turn out written, the retry decides again.
+        if self.seq_busy(pk) {
+            self.hold_or(pk, Hold::Retry);
+        } else {
+            self.request_epoch_bump(pk);
+        }
+        Some(SeqVerdict::Retry)
     }
+}
+
+/// What to do with an idempotent batch after a sequence error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeqVerdict {
+    /// Retry it (with its sequence, or a rewritten one after a bump).
+    Retry,
+    /// Fail it, not persisted: the broker holds later sequences of the
+    /// partition, so the batch can no longer be written in order. The
+    /// sequences after it stay valid.
+    Abandon,
 }
 
 #[cfg(test)]

@@ -454,7 +454,10 @@ impl ProducerCore {
     /// Rejects further appends. No record is left without a result.
     pub fn abort(&mut self, now: Instant, reason: &str) {
         let reason: Arc<str> = Arc::from(reason);
-        let err = DeliveryError::Aborted(reason.clone());
+        let err = DeliveryError::Aborted {
+            reason: reason.clone(),
+            status: crate::delivery::MessageStatus::NotPersisted,
+        };
         // Stop producer threads first, then collect what they queued.
         let ((), _) = self.shared.notices.with(|n| {
             if !n.closed {

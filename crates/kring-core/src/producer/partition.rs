@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::delivery::DeliveryError;
+use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicStatus};
 
@@ -410,6 +410,7 @@ impl ProducerCore {
                 timeout_ms,
                 stage: "in the accumulator",
                 last_error: self.conn_cause(pk),
+                status: MessageStatus::NotPersisted,
             };
             self.finish_unsent(
                 pk,
@@ -441,6 +442,7 @@ impl ProducerCore {
                     "in an open batch (linger.ms longer than delivery.timeout.ms?)"
                 },
                 last_error: self.conn_cause(pk),
+                status: MessageStatus::NotPersisted,
             };
             self.finish_unsent(
                 pk,
@@ -463,7 +465,12 @@ impl ProducerCore {
         let keys: Vec<BatchKey> = self.batches.iter().map(|(k, _)| k).collect();
         for bk in keys {
             let pk = self.batches[bk].part;
+            let before = self.part(pk).retry.len();
             self.part(pk).retry.retain(|&b| b != bk);
+            if self.part(pk).retry.len() == before {
+                // Not waiting for a retry: on the wire, its fate unknown.
+                self.batches[bk].maybe_written = true;
+            }
             self.fail_batch(now, bk, err.clone(), false);
         }
         for ti in 0..self.topics.len() {

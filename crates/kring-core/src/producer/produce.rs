@@ -22,11 +22,12 @@ use kring_protocol::record::Compression;
 use kring_protocol::ErrorCode;
 
 use crate::config::Acks;
-use crate::delivery::{BatchOk, DeliveryError};
+use crate::delivery::{BatchOk, DeliveryError, MessageStatus};
 use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::batch::{BatchData, InBatch};
 use super::conn::{ConnId, ConnState, ReqKind, Target};
+use super::idempotence::SeqVerdict;
 use super::partition::Node;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey, Transmit};
 
@@ -111,6 +112,7 @@ impl ProducerCore {
                 message: Some(
                     "the broker does not support InitProducerId; disable idempotence".into(),
                 ),
+                status: MessageStatus::NotPersisted,
             });
             self.idem.state = super::idempotence::PidState::Backoff;
             let ns: Vec<i32> = self.nodes.keys().copied().collect();
@@ -225,20 +227,25 @@ impl ProducerCore {
                 self.fail_partition(now, pk, &err);
                 return Take::Empty;
             }
-            if let Some(&bk) = self.part(pk).retry.front() {
+            if !self.part(pk).retry.is_empty() {
+                let Some(i) = (if idem {
+                    self.seq_pick_resend(pk)
+                } else {
+                    Some(0)
+                }) else {
+                    return Take::Blocked;
+                };
+                let bk = self.part(pk).retry[i];
                 if self.batches[bk].created + dt <= now {
-                    self.part(pk).retry.pop_front();
+                    self.part(pk).retry.remove(i);
                     let err = self.timeout_error(bk, "waiting to be retried");
                     self.fail_batch(now, bk, err, false);
                     continue;
                 }
-                if idem && !self.seq_may_resend(pk, bk) {
-                    return Take::Blocked;
-                }
                 if self.batches[bk].size > room {
                     return Take::TooBig;
                 }
-                self.part(pk).retry.pop_front();
+                self.part(pk).retry.remove(i);
                 let p = self.part(pk);
                 let more = !p.retry.is_empty() || p.unsent > 0;
                 return Take::Batch(bk, more);
@@ -278,6 +285,7 @@ impl ProducerCore {
                     timeout_ms: dt.as_millis() as u64,
                     stage: "in the accumulator",
                     last_error: self.conn_cause(pk),
+                    status: MessageStatus::NotPersisted,
                 };
                 self.finish_unsent(
                     pk,
@@ -307,6 +315,7 @@ impl ProducerCore {
                 epoch: -1,
                 seq_reset: false,
                 last_error: None,
+                maybe_written: false,
             });
             if idem {
                 self.assign_sequence(pk, bk);
@@ -678,6 +687,9 @@ impl ProducerCore {
     ) {
         let pk = self.batches[bk].part;
         self.batches[bk].last_error = Some(err);
+        if force_retriable || super::batch::may_have_appended(err) {
+            self.batches[bk].maybe_written = true;
+        }
         tracing::debug!(topic = %self.topics[pk.0 as usize].name, partition = pk.1, error = err.name(), message, "batch failed");
         let mut leader_moved = false;
         if let Some((leader, epoch)) = hint {
@@ -689,15 +701,27 @@ impl ProducerCore {
         let b = &self.batches[bk];
         let expired = b.created + self.cfg.delivery_timeout <= now;
         let attempts = b.attempts;
+        let verdict = if force_retriable {
+            None
+        } else {
+            self.seq_can_retry(pk, bk, err, log_start_offset)
+        };
+        let abandon = verdict == Some(SeqVerdict::Abandon);
         let can = force_retriable
-            || match self.seq_can_retry(pk, bk, err, log_start_offset) {
-                Some(x) => x,
+            || match verdict {
+                Some(v) => v == SeqVerdict::Retry,
                 None => err.is_retriable(),
             };
+        let message = if abandon {
+            Some("the broker holds later records of this partition; this batch can no longer be written in order")
+        } else {
+            message
+        };
         if can && !expired && attempts <= self.cfg.retries {
             self.requeue(now, pk, bk, !leader_moved);
             return;
         }
+        // fail_batch sets the status from the batch's history.
         let error = if can && expired {
             self.timeout_error(bk, "retrying")
         } else if can {
@@ -705,15 +729,17 @@ impl ProducerCore {
                 attempts,
                 code: err.code(),
                 name: err.name(),
+                status: MessageStatus::NotPersisted,
             }
         } else {
             DeliveryError::Broker {
                 code: err.code(),
                 name: err.name(),
                 message: message.map(Arc::from),
+                status: MessageStatus::NotPersisted,
             }
         };
-        let broker_fatal = !matches!(error, DeliveryError::Timeout { .. });
+        let broker_fatal = !abandon && !matches!(error, DeliveryError::Timeout { .. });
         self.fail_batch(now, bk, error, broker_fatal);
     }
 
@@ -744,6 +770,9 @@ impl ProducerCore {
         }
         let created = self.batches[bk].created;
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
+        if idem {
+            self.maybe_release_hold(pk);
+        }
         self.mark_ready(pk);
     }
 }

@@ -1,7 +1,11 @@
 //! Produce (key 0): v3–v11.
 //!
 //! Behavior, per partition, in this order:
-//! 1. An injected error (fault) answers that error; nothing is appended.
+//! 1. An injected error (fault) answers that error; nothing is appended —
+//!    except NOT_ENOUGH_REPLICAS_AFTER_APPEND, which, as from Kafka, means
+//!    the leader appended the batch and could not replicate it: the steps
+//!    below run as usual, and an append that succeeded (or was a duplicate)
+//!    is answered with that error instead of NONE.
 //! 2. Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
 //! 3. This broker is not the partition's leader: NOT_LEADER_OR_FOLLOWER.
 //!    From v10 on the partition carries the KIP-951 `current_leader` hint
@@ -64,6 +68,7 @@ const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const MESSAGE_TOO_LARGE: i16 = 10;
+const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -112,9 +117,11 @@ fn produce_partition(
     fired: &Fired,
     leaders: &mut Vec<i32>,
 ) -> PartitionProduceResponse {
-    if let Some(code) = fired.error_for(topic, index) {
-        return failed(index, code);
-    }
+    let after_append = match fired.error_for(topic, index) {
+        Some(NOT_ENOUGH_REPLICAS_AFTER_APPEND) => true,
+        Some(code) => return failed(index, code),
+        None => false,
+    };
     let policy = st.config.unknown_producer;
     let Some(t) = st.topics.get_mut(topic) else {
         return failed(index, UNKNOWN_TOPIC_OR_PARTITION);
@@ -146,6 +153,7 @@ fn produce_partition(
         };
     };
     match p.log.append(records, p.leader_epoch, max, policy) {
+        Ok(_) if after_append => failed(index, NOT_ENOUGH_REPLICAS_AFTER_APPEND),
         Ok(a) => PartitionProduceResponse {
             index,
             error_code: 0,

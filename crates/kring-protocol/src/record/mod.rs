@@ -19,4 +19,4 @@ pub use decoder::{
     RecordHeader, Records,
 };
 pub use layout::{peek_batch_header, BatchHeader};
-pub use sequence::{increment_sequence, last_sequence};
+pub use sequence::{increment_sequence, last_sequence, sequence_after};

@@ -26,6 +26,15 @@ pub fn last_sequence(base: i32, records: u32) -> i32 {
     increment_sequence(base, records.saturating_sub(1))
 }
 
+/// Whether sequence `a` comes after `b`: within half the sequence space
+/// ahead of it (so the later of two sequences of one producer's window is
+/// after, across the wrap from `i32::MAX` to 0).
+pub fn sequence_after(a: i32, b: i32) -> bool {
+    const SPACE: i64 = 1 << 31;
+    let d = (i64::from(a) - i64::from(b)).rem_euclid(SPACE);
+    d != 0 && d < SPACE / 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +52,17 @@ mod tests {
         assert_eq!(last_sequence(i32::MAX - 1, 4), 1);
         assert_eq!(last_sequence(7, 1), 7);
         assert_eq!(last_sequence(7, 0), 7);
+    }
+
+    #[test]
+    fn after_is_ahead_within_half_the_space() {
+        assert!(sequence_after(5, 4));
+        assert!(!sequence_after(4, 5));
+        assert!(!sequence_after(4, 4));
+        assert!(sequence_after(0, i32::MAX));
+        assert!(sequence_after(3, i32::MAX - 3));
+        assert!(!sequence_after(i32::MAX - 3, 3));
+        assert!(sequence_after(1 << 29, 0));
     }
 
     /// The Java client's formula, for every increment a batch can have.

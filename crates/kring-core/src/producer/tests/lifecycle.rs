@@ -155,7 +155,7 @@ fn abort_fails_every_pending_record() {
     for h in hs {
         assert!(matches!(
             h.try_result(),
-            Some(Err(DeliveryError::Aborted(_)))
+            Some(Err(DeliveryError::Aborted { .. }))
         ));
     }
     assert_eq!(sim.shared.buffered_bytes(), 0);
