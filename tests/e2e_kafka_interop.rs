@@ -82,7 +82,7 @@ fn spec(case: u64, i: u64) -> Spec {
         1 if i == 1 => Some(0),
         _ => Some(1_600_000_000_000 + (case * 1_000_000 + i) as i64),
     };
-    let partition = (i % 3 == 0).then(|| (i % PARTITIONS as u64) as i32);
+    let partition = i.is_multiple_of(3).then(|| (i % PARTITIONS as u64) as i32);
     Spec {
         key,
         value,
