@@ -581,8 +581,9 @@ impl KafkaCluster {
     }
 
     /// Waits until every running, unpaused node answers Metadata listing
-    /// every running node (all of them when `must_run_all`, else whichever
-    /// run). With `restarted`, also fails fast if that node exits.
+    /// every running node. Without `restarted` every node must run (one that
+    /// exits fails the wait at once, with its log); with `restarted`, only
+    /// that node must, and the others are whichever run.
     fn wait_brokers(&self, timeout: Duration, restarted: Option<i32>) -> Result<(), ClusterError> {
         let start = Instant::now();
         let all = restarted.is_none();
@@ -599,14 +600,9 @@ impl KafkaCluster {
                         ask.push((node.id, node.broker_port));
                     }
                 } else if all || restarted == Some(node.id) {
-                    let reason = if all && restarted.is_none() && node.jvm.is_none() {
-                        "exited while the cluster was starting"
-                    } else {
-                        "exited while starting"
-                    };
                     return Err(ClusterError::NodeStart {
                         node: node.id,
-                        reason: reason.to_owned(),
+                        reason: "its JVM exited while waiting for the brokers".to_owned(),
                         log: node.log().display().to_string(),
                         tail: tail(&node.log(), 40),
                     });
