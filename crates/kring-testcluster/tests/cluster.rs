@@ -253,3 +253,27 @@ fn watchdog_kills_java_when_the_test_process_dies() {
         dir.display()
     );
 }
+
+#[test]
+fn a_node_that_cannot_start_fails_the_start_with_its_log() {
+    let t = Instant::now();
+    let err = KafkaCluster::start(ClusterConfig::new(1).prop("num.io.threads", "not-a-number"))
+        .expect_err("a broker with num.io.threads=not-a-number started");
+    eprintln!("start failed after {:?}: {err}", t.elapsed());
+    match &err {
+        ClusterError::NodeStart { node, tail, .. } => {
+            assert_eq!(*node, 1);
+            assert!(
+                tail.contains("num.io.threads"),
+                "the log tail does not say why: {tail}"
+            );
+        }
+        other => panic!("expected NodeStart, got {other:?}"),
+    }
+    // Reported as soon as the JVM exits, not after the start timeout.
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+}
