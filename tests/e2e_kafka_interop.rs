@@ -229,7 +229,10 @@ fn every_codec_and_record_shape_reads_back_byte_exact() {
     let mut case = 0;
     let t = Instant::now();
     for codec in codecs {
-        for idempotence in [true, false] {
+        // Non-idempotent first: an idempotent producer writing to a
+        // partition the broker is not yet leading loses its records (see
+        // `idempotent_writes_to_just_created_topics`).
+        for idempotence in [false, true] {
             case += 1;
             let name = format!("{codec:?}, idempotence {idempotence}");
             for r in run_case(&bootstrap, "interop", case, codec, idempotence, 400, false) {
@@ -278,7 +281,8 @@ fn log_append_time_is_reported_as_the_readers_see_it() {
         .unwrap();
     let mut expected = BTreeMap::new();
     let mut names = BTreeMap::new();
-    for (case, codec, idempotence) in [(1, Compression::Lz4, true), (2, Compression::None, false)] {
+    // Non-idempotent first, as above.
+    for (case, codec, idempotence) in [(1, Compression::None, false), (2, Compression::Lz4, true)] {
         for r in run_case(
             &bootstrap,
             "interop-append-time",
@@ -305,4 +309,48 @@ fn log_append_time_is_reported_as_the_readers_see_it() {
         expected.len(),
     );
     compare("librdkafka", &rdkafka, &expected, &names);
+}
+
+/// An idempotent producer writing to topics the moment they are created,
+/// several batches in flight per partition. The broker answers the first
+/// batch (sequence 0) NOT_LEADER_OR_FOLLOWER (Metadata already names it
+/// leader, the partition is not ready yet), the batches behind it
+/// OUT_OF_ORDER_SEQUENCE_NUMBER (no state for the producer yet), and from
+/// then on every retry of every batch gets OUT_OF_ORDER_SEQUENCE_NUMBER
+/// until `delivery.timeout.ms` fails them all ("waiting to be retried").
+/// The Java client resends sequence 0 first and recovers. Fails 3 runs of 3
+/// on a 1-node cluster; first seen as a flaky failure of
+/// `every_codec_and_record_shape_reads_back_byte_exact`.
+#[test]
+#[ignore = "kring-core bug: idempotent batches after a NOT_LEADER_OR_FOLLOWER on sequence 0 loop on OUT_OF_ORDER_SEQUENCE_NUMBER until delivery.timeout.ms"]
+fn idempotent_writes_to_just_created_topics() {
+    support::trace::init();
+    let cluster = KafkaCluster::shared(1);
+    let bootstrap = cluster.bootstrap();
+    for t in 0..10 {
+        let topic = format!("fresh-{t}");
+        cluster.create_topic(&topic, PARTITIONS, 1, &[]).unwrap();
+        let p = Producer::builder()
+            .bootstrap(&bootstrap)
+            .linger(Duration::from_millis(0))
+            .batch_size(1024)
+            .delivery_timeout(Duration::from_secs(20))
+            .request_timeout(Duration::from_secs(10))
+            .build()
+            .expect("producer");
+        let value = vec![b'x'; 600];
+        let futures: Vec<DeliveryFuture> = (0..400)
+            .map(|i| {
+                p.send(kring::Record::new(&topic, &value).partition(i % PARTITIONS))
+                    .expect("send")
+            })
+            .collect();
+        for (i, f) in futures.iter().enumerate() {
+            let r = f.wait_timeout(Duration::from_secs(60)).expect("a result");
+            if let Err(e) = r {
+                panic!("{topic} record {i}: {e}");
+            }
+        }
+        assert!(p.close_timeout(Duration::from_secs(30)));
+    }
 }
