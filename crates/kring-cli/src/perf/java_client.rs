@@ -8,6 +8,10 @@
 //! directly (not through `kring perf --client java`), so its CPU figures
 //! are the Java client's alone, JIT compiler and garbage collector included.
 //!
+//! Unlike the other clients, the JVM runs the workload for a few seconds
+//! before its measured window ([`warm_up_ms`]): the window then measures
+//! the JIT-compiled steady state, not the compiler.
+//!
 //! The peer is built with Maven on first use into `~/.cache/kring/java-perf`
 //! (or `$KRING_JAVA_PERF_DIR`) and rebuilt when its sources are newer than
 //! the jar.
@@ -29,6 +33,20 @@ const MAIN_CLASS: &str = "kring.perf.JavaPerf";
 /// above what the client needs (`buffer.memory` is 32 MB by default), and
 /// the client's own logging at warnings and above, on stderr.
 const DEFAULT_JVM_OPTS: &[&str] = &["-Xmx1g", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"];
+
+/// How long the JVM runs the workload unmeasured before its window opens:
+/// `$KRING_JAVA_WARMUP_MS`, default [`DEFAULT_WARM_UP_MS`].
+pub fn warm_up_ms() -> u64 {
+    std::env::var("KRING_JAVA_WARMUP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_WARM_UP_MS)
+}
+
+/// The default JIT warm-up: a few seconds of the workload, so the measured
+/// window sees compiled code (kring and librdkafka have nothing to warm up
+/// beyond the one record per partition every client sends first).
+pub const DEFAULT_WARM_UP_MS: u64 = 3000;
 
 /// Where the built peer lives: `$KRING_JAVA_PERF_DIR`, else
 /// `~/.cache/kring/java-perf`.
@@ -176,6 +194,7 @@ fn peer_args(w: &Workload, bootstrap: &str) -> Vec<String> {
     if let Some(r) = w.rate {
         a.extend(["--rate".into(), r.to_string()]);
     }
+    a.extend(["--warm-up-ms".into(), warm_up_ms().to_string()]);
     for (k, v) in w.properties() {
         a.extend(["-X".into(), format!("{k}={v}")]);
     }
@@ -241,7 +260,7 @@ mod tests {
         .unwrap()
         .w;
         let a = peer_args(&w, "h:1").join(" ");
-        assert!(a.starts_with("--bootstrap h:1 --topic kring-perf --value-size 100 --partitions 0,2,4,6 --duration-ms 4000 --rate 1000"), "{a}");
+        assert!(a.starts_with("--bootstrap h:1 --topic kring-perf --value-size 100 --partitions 0,2,4,6 --duration-ms 4000 --rate 1000 --warm-up-ms"), "{a}");
         assert!(a.contains("-X acks=all"), "{a}");
         assert!(a.contains("-X enable.idempotence=true"), "{a}");
         assert!(a.contains("-X linger.ms=9"), "{a}");

@@ -324,6 +324,7 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
                 let broker_name = match broker {
                     BrokerKind::Sink => "kring-mock sink",
                     BrokerKind::Tansu => "tansu (memory storage)",
+                    BrokerKind::Kafka => "Apache Kafka 4.4.0 (1 node)",
                 };
                 let mut table = format!(
                     "#### {broker_name}, {size} B values, compression {}, linger.ms {}\n\n{head}\n",

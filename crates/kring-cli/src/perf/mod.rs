@@ -67,6 +67,9 @@ pub enum BrokerKind {
     Sink,
     /// tansu with in-memory storage (found via $TANSU, ~/.cache/kring/bin, /work/tools or $PATH).
     Tansu,
+    /// Apache Kafka (one KRaft node in its own JVM, via kring-testcluster;
+    /// needs $KRING_KAFKA_LIBS from scripts/install-deps).
+    Kafka,
 }
 
 /// Arguments of `kring perf`.

@@ -97,6 +97,11 @@ fn start_broker(
             ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
             p
         }
+        BrokerKind::Kafka => {
+            let p = BrokerProcess::kafka()?;
+            ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
+            p
+        }
     };
     Ok(Broker {
         bootstrap: p.bootstrap.clone(),

@@ -29,11 +29,13 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * the stop condition and pacing), one warm-up record per partition flushed
  * before measuring, and the window from the first send to the last delivery
  * result. CPU is the whole process's (every thread: sender, JIT, GC), read
- * from /proc/self/stat at both ends of the window.
+ * from /proc/self/stat at both ends of the window. With {@code --warm-up-ms}
+ * the workload also runs that long before the window, unmeasured, so that
+ * the window sees the JIT-compiled steady state.
  *
  * <p>Arguments (the orchestrating `kring perf` resolves the workload):
  * {@code --bootstrap B --topic T --value-size N --partitions P,P,...
- * (--records N | --duration-ms D) [--rate R] [-X name=value]...}; every -X
+ * (--records N | --duration-ms D) [--rate R] [--warm-up-ms W] [-X name=value]...}; every -X
  * is a producer property.
  */
 public final class JavaPerf {
@@ -193,6 +195,7 @@ public final class JavaPerf {
         long records = -1;
         long durationNs = -1;
         long rate = 0;
+        long warmUpNs = 0;
         final List<String[]> props = new ArrayList<>();
 
         static Args parse(String[] argv) {
@@ -212,6 +215,7 @@ public final class JavaPerf {
                     case "--records" -> a.records = Long.parseLong(v);
                     case "--duration-ms" -> a.durationNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(v));
                     case "--rate" -> a.rate = Long.parseLong(v);
+                    case "--warm-up-ms" -> a.warmUpNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(v));
                     case "-X" -> {
                         int eq = v.indexOf('=');
                         if (eq <= 0) {
@@ -270,8 +274,26 @@ public final class JavaPerf {
             for (int part : a.partitions) {
                 producer.send(new ProducerRecord<>(a.topic, part, null, values[0]), warm);
             }
+            long warmSent = a.partitions.length;
+            // Then, if asked, the workload itself for a while, unmeasured:
+            // the JIT compiles the send path before the window opens (a
+            // JVM's steady state, which is what a long-running producer
+            // pays per record).
+            long warmStart = System.nanoTime();
+            for (long i = 0; System.nanoTime() - warmStart < a.warmUpNs; i++) {
+                int part = a.partitions[(int) (i % a.partitions.length)];
+                producer.send(new ProducerRecord<>(a.topic, part, null, values[(int) (i % POOL)]), warm);
+                warmSent++;
+                if (a.rate > 0 && i % CLOCK_EVERY == 0) {
+                    long due = (long) (i * 1e9 / a.rate);
+                    long now = System.nanoTime() - warmStart;
+                    if (due > now) {
+                        TimeUnit.NANOSECONDS.sleep(due - now);
+                    }
+                }
+            }
             producer.flush();
-            if (warmDone.get() < a.partitions.length || warmError.get() != null) {
+            if (warmDone.get() < warmSent || warmError.get() != null) {
                 System.err.println("kring-perf-java: warm-up failed: " + warmError.get());
                 System.exit(1);
             }
