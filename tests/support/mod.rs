@@ -13,8 +13,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+mod kafka;
 pub mod trace;
 mod workload;
+#[allow(unused_imports)] // not every test binary reads with Java
+pub use kafka::*;
 #[allow(unused_imports)] // not every test binary uses the workload helpers
 pub use workload::*;
 

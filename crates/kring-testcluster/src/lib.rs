@@ -310,7 +310,11 @@ impl KafkaCluster {
             let node = lock(node);
             self.write_configs(&node, &voters)?;
         }
-        self.format_storage()?;
+        match self.storage_template() {
+            Ok((cluster_id, checkpoint)) => self.copy_storage(&cluster_id, &checkpoint)?,
+            // No writable cache: format each node (a JVM each).
+            Err(_) => self.format_storage()?,
+        }
         for node in &self.nodes {
             let mut node = lock(node);
             let jvm = self.spawn_node(&node)?;
@@ -389,6 +393,121 @@ impl KafkaCluster {
         write_file(&node.dir.join("log4j2.properties"), LOG4J2)
     }
 
+    /// Formatted KRaft storage to copy: the cluster id and the bootstrap
+    /// checkpoint that `kafka.tools.StorageTool format` writes. Neither
+    /// depends on node ids, ports or paths (with a static
+    /// `controller.quorum.voters` the checkpoint holds only feature levels),
+    /// so one format, cached beside the jars, serves every cluster and saves
+    /// a JVM start per node.
+    fn storage_template(&self) -> Result<(String, PathBuf), ClusterError> {
+        let base = self.libs.parent().unwrap_or(&self.libs).to_path_buf();
+        let template = base.join("kraft-storage-template");
+        let checkpoint_dir = template.join("__cluster_metadata-0");
+        let read = |template: &Path| -> Option<(String, PathBuf)> {
+            let meta = std::fs::read_to_string(template.join("meta.properties")).ok()?;
+            let id = meta.lines().find_map(|l| l.strip_prefix("cluster.id="))?;
+            let checkpoint = std::fs::read_dir(&checkpoint_dir)
+                .ok()?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "checkpoint"))?;
+            Some((id.trim().to_owned(), checkpoint))
+        };
+        if let Some(t) = read(&template) {
+            return Ok(t);
+        }
+        // Format into a private directory, then rename it into place (a
+        // concurrent test process may win the rename; either result is
+        // good).
+        let tmp = base.join(format!(
+            ".kraft-template-{}-{:x}",
+            std::process::id(),
+            random_u64()
+        ));
+        let data = tmp.join("data");
+        std::fs::create_dir_all(&data).map_err(|source| ClusterError::Io {
+            context: format!("creating {}", data.display()),
+            source,
+        })?;
+        let props = format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:9\n\
+             listeners=PLAINTEXT://127.0.0.1:8,CONTROLLER://127.0.0.1:9\n\
+             controller.listener.names=CONTROLLER\nlog.dirs={}\n",
+            data.display()
+        );
+        let result = write_file(&tmp.join("server.properties"), &props).and_then(|()| {
+            let log = open_log(&tmp.join("format.log"))?;
+            let status = Command::new(&self.java)
+                .args([
+                    "-Xmx256m",
+                    "-XX:+UseSerialGC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-Xshare:auto",
+                ])
+                .arg("-cp")
+                .arg(self.libs.join("*"))
+                .args([
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    &random_uuid(),
+                    "-c",
+                ])
+                .arg(tmp.join("server.properties"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().map_err(|source| ClusterError::Io {
+                    context: "duplicating a log file handle".into(),
+                    source,
+                })?)
+                .stderr(log)
+                .status()
+                .map_err(|source| ClusterError::Io {
+                    context: format!("running {}", self.java.display()),
+                    source,
+                })?;
+            if status.success() {
+                let _ = std::fs::rename(&data, &template);
+                Ok(())
+            } else {
+                Err(ClusterError::Protocol(format!(
+                    "StorageTool format failed ({status})"
+                )))
+            }
+        });
+        let _ = std::fs::remove_dir_all(&tmp);
+        result?;
+        read(&template).ok_or_else(|| ClusterError::Protocol("no usable storage template".into()))
+    }
+
+    /// Lays out every node's storage from the template: the bootstrap
+    /// checkpoint and a `meta.properties` of its own.
+    fn copy_storage(&self, cluster_id: &str, checkpoint: &Path) -> Result<(), ClusterError> {
+        for node in &self.nodes {
+            let node = lock(node);
+            let data = node.dir.join("data");
+            let meta_dir = data.join("__cluster_metadata-0");
+            std::fs::create_dir_all(&meta_dir).map_err(|source| ClusterError::Io {
+                context: format!("creating {}", meta_dir.display()),
+                source,
+            })?;
+            let name = checkpoint.file_name().unwrap_or_default();
+            std::fs::copy(checkpoint, meta_dir.join(name)).map_err(|source| ClusterError::Io {
+                context: format!("copying {}", checkpoint.display()),
+                source,
+            })?;
+            write_file(
+                &data.join("meta.properties"),
+                &format!(
+                    "#\nnode.id={}\ndirectory.id={}\nversion=1\ncluster.id={cluster_id}\n",
+                    node.id,
+                    random_uuid()
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Formats every node's storage, the nodes in parallel.
     fn format_storage(&self) -> Result<(), ClusterError> {
         let cluster_id = random_uuid();
@@ -462,8 +581,9 @@ impl KafkaCluster {
     }
 
     /// Waits until every running, unpaused node answers Metadata listing
-    /// every running node (all of them when `must_run_all`, else whichever
-    /// run). With `restarted`, also fails fast if that node exits.
+    /// every running node. Without `restarted` every node must run (one that
+    /// exits fails the wait at once, with its log); with `restarted`, only
+    /// that node must, and the others are whichever run.
     fn wait_brokers(&self, timeout: Duration, restarted: Option<i32>) -> Result<(), ClusterError> {
         let start = Instant::now();
         let all = restarted.is_none();
@@ -480,14 +600,9 @@ impl KafkaCluster {
                         ask.push((node.id, node.broker_port));
                     }
                 } else if all || restarted == Some(node.id) {
-                    let reason = if all && restarted.is_none() && node.jvm.is_none() {
-                        "exited while the cluster was starting"
-                    } else {
-                        "exited while starting"
-                    };
                     return Err(ClusterError::NodeStart {
                         node: node.id,
-                        reason: reason.to_owned(),
+                        reason: "its JVM exited while waiting for the brokers".to_owned(),
                         log: node.log().display().to_string(),
                         tail: tail(&node.log(), 40),
                     });

@@ -187,14 +187,12 @@ fn three_nodes_replicated_topic_and_controlled_shutdown() {
     }
 }
 
-/// Not a test on its own: with `KRING_TESTCLUSTER_ORPHAN` set, starts a
-/// cluster, prints java's pid and the node directory, and blocks until
-/// killed. `watchdog_kills_java_when_the_test_process_dies` runs it.
+/// Not a test on its own (hence ignored): starts a cluster, prints java's
+/// pid and the node directory, and blocks until killed.
+/// `watchdog_kills_java_when_the_test_process_dies` runs it.
 #[test]
+#[ignore = "the child process of watchdog_kills_java_when_the_test_process_dies"]
 fn orphan_child() {
-    if std::env::var_os("KRING_TESTCLUSTER_ORPHAN").is_none() {
-        return;
-    }
     let cluster = KafkaCluster::shared(1);
     // Straight to stdout: libtest captures `println!` unless --nocapture.
     let mut out = std::io::stdout();
@@ -214,8 +212,13 @@ fn orphan_child() {
 #[test]
 fn watchdog_kills_java_when_the_test_process_dies() {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "orphan_child", "--nocapture", "--test-threads=1"])
-        .env("KRING_TESTCLUSTER_ORPHAN", "1")
+        .args([
+            "--exact",
+            "orphan_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -248,5 +251,29 @@ fn watchdog_kills_java_when_the_test_process_dies() {
         eventually(Duration::from_secs(20), || !Path::new(&dir).exists()),
         "{} outlived its test process",
         dir.display()
+    );
+}
+
+#[test]
+fn a_node_that_cannot_start_fails_the_start_with_its_log() {
+    let t = Instant::now();
+    let err = KafkaCluster::start(ClusterConfig::new(1).prop("num.io.threads", "not-a-number"))
+        .expect_err("a broker with num.io.threads=not-a-number started");
+    eprintln!("start failed after {:?}: {err}", t.elapsed());
+    match &err {
+        ClusterError::NodeStart { node, tail, .. } => {
+            assert_eq!(*node, 1);
+            assert!(
+                tail.contains("num.io.threads"),
+                "the log tail does not say why: {tail}"
+            );
+        }
+        other => panic!("expected NodeStart, got {other:?}"),
+    }
+    // Reported as soon as the JVM exits, not after the start timeout.
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
     );
 }
