@@ -1,7 +1,8 @@
 //! The broker a benchmark runs against, always in a process of its own so
 //! that the client's CPU figures are the client's alone: a kring-mock sink
 //! (this binary re-executed as `kring mock-sink`), a tansu started for the
-//! run, or any broker the user names with `--bootstrap`. Also makes sure
+//! run, a 1-node Apache Kafka (via kring-testcluster), or any broker the
+//! user names with `--bootstrap`. Also makes sure
 //! the topic exists with the partitions the workload asks for.
 
 use std::future::Future;
@@ -20,11 +21,22 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use kring_testcluster::{ClusterConfig, KafkaCluster};
+
 use crate::error::CliError;
+
+/// What a [`BrokerProcess`] runs.
+enum Running {
+    /// A child process of ours (the sink, tansu).
+    Child(Child),
+    /// An Apache Kafka node (its JVM is the harness's child; dropping the
+    /// cluster kills it and removes its files).
+    Kafka(Box<KafkaCluster>),
+}
 
 /// A broker process this run started; killed when dropped.
 pub struct BrokerProcess {
-    child: Child,
+    running: Running,
     /// `host:port` to bootstrap from.
     pub bootstrap: String,
     /// What it is, for reports.
@@ -65,7 +77,7 @@ impl BrokerProcess {
         }
         let pid = child.id();
         Ok(BrokerProcess {
-            child,
+            running: Running::Child(child),
             bootstrap: bootstrap.clone(),
             description: format!("kring-mock sink at {bootstrap} (pid {pid})"),
         })
@@ -93,33 +105,67 @@ impl BrokerProcess {
             .map_err(|e| CliError::io(format!("starting tansu ({})", binary.display()), e))?;
         let bootstrap = format!("127.0.0.1:{port}");
         let pid = child.id();
-        let mut b = BrokerProcess {
-            child,
-            bootstrap: bootstrap.clone(),
-            description: format!("tansu at {bootstrap} (pid {pid})"),
-        };
+        let mut child = child;
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(&bootstrap).is_err() {
-            if Instant::now() > deadline || b.child.try_wait().ok().flatten().is_some() {
+            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(CliError::Child(format!(
                     "tansu did not start on {bootstrap}"
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(b)
+        Ok(BrokerProcess {
+            running: Running::Child(child),
+            bootstrap: bootstrap.clone(),
+            description: format!("tansu at {bootstrap} (pid {pid})"),
+        })
+    }
+
+    /// Starts a 1-node Apache Kafka (KRaft, broker and controller in one
+    /// JVM) with settings for a benchmark on a small machine: a 1 GiB
+    /// heap, the JIT's full tiers (the harness's test default stops at C1
+    /// to start faster), serial GC, two network and two I/O threads, and
+    /// the log flushed by the OS, as Kafka does by default.
+    pub fn kafka() -> Result<Self, CliError> {
+        let mut cfg = ClusterConfig::new(1);
+        cfg.heap_mb = 1024;
+        cfg.jvm_args
+            .retain(|a| !a.starts_with("-XX:TieredStopAtLevel"));
+        let cluster = KafkaCluster::start(cfg)
+            .map_err(|e| CliError::Child(format!("starting Apache Kafka: {e}")))?;
+        let bootstrap = cluster.bootstrap();
+        let node = cluster.node_ids()[0];
+        let pid = cluster
+            .pid(node)
+            .map_or_else(|| "?".to_string(), |p| p.to_string());
+        Ok(BrokerProcess {
+            description: format!(
+                "Apache Kafka {} (1 KRaft node, 1 GiB heap) at {bootstrap} (pid {pid})",
+                kring_testcluster::KAFKA_VERSION
+            ),
+            bootstrap,
+            running: Running::Kafka(Box::new(cluster)),
+        })
     }
 
     /// Process id of the broker.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Running::Child(c) => Some(c.id()),
+            Running::Kafka(k) => k.pid(k.node_ids()[0]),
+        }
     }
 }
 
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Running::Child(child) = &mut self.running {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

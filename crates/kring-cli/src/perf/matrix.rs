@@ -52,6 +52,10 @@ pub struct MatrixArgs {
     /// where the client is measured).
     #[arg(long)]
     pub full: bool,
+    /// Clients to measure, comma-separated (kring always, first); e.g.
+    /// `kring,librdkafka,java` adds the Java producer's columns.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["kring", "librdkafka"])]
+    pub clients: Vec<ClientKind>,
     /// Markdown output (appended); raw runs go to the same path plus `.runs`.
     #[arg(long, default_value = "bench-matrix.md")]
     pub out: PathBuf,
@@ -157,6 +161,75 @@ fn row(layout: Layout, acks: Acks, k: Option<&RunResult>, l: Option<&RunResult>)
     )
 }
 
+/// A row of the table for any set of clients (kring first): msgs/s, CPU
+/// µs/msg, kring's CPU ratio to each peer, and latencies.
+fn row_n(layout: Layout, acks: Acks, clients: &[ClientKind], o: &Outcome) -> String {
+    let meds: Vec<Option<&RunResult>> = clients.iter().map(|&c| o.median(c)).collect();
+    let k = o.median(ClientKind::Kring);
+    let mut s = format!(
+        "| {} / {} | {} |",
+        thousands(f64::from(layout.active)),
+        thousands(f64::from(layout.total)),
+        acks.as_str()
+    );
+    let cell = |r: Option<&RunResult>, f: &dyn Fn(&RunResult) -> String| {
+        r.map(f).unwrap_or_else(|| "–".into())
+    };
+    for m in &meds {
+        s.push_str(&format!(" {} |", cell(*m, &|r| thousands(r.msgs_per_s))));
+    }
+    for m in &meds {
+        s.push_str(&format!(
+            " {} |",
+            cell(*m, &|r| format!("{:.2}", r.cpu_s_per_m))
+        ));
+    }
+    for m in meds.iter().skip(1) {
+        let rat = match (k, m) {
+            (Some(k), Some(p)) => format!("**{:.2}**", ratio(k.cpu_s_per_m, p.cpu_s_per_m)),
+            _ => "–".into(),
+        };
+        s.push_str(&format!(" {rat} |"));
+    }
+    for m in &meds {
+        s.push_str(&format!(
+            " {} |",
+            cell(*m, &|r| format!("{:.1} / {:.1}", r.p50_ms, r.p99_ms))
+        ));
+    }
+    let failed: u64 = meds.iter().flatten().map(|r| r.failed).sum();
+    if failed > 0 {
+        s.push_str(&format!(" {failed} records failed"));
+    }
+    s
+}
+
+/// The header of [`row_n`]'s table.
+fn table_head_n(clients: &[ClientKind]) -> String {
+    let mut h = String::from("| partitions (receiving / total) | acks |");
+    let mut cols = 2;
+    for c in clients {
+        h.push_str(&format!(" {} msgs/s |", c.name()));
+        cols += 1;
+    }
+    for c in clients {
+        h.push_str(&format!(" {} CPU µs/msg |", c.name()));
+        cols += 1;
+    }
+    for c in clients.iter().skip(1) {
+        h.push_str(&format!(" CPU/msg kring/{} |", c.name()));
+        cols += 1;
+    }
+    for c in clients {
+        h.push_str(&format!(" {} p50 / p99 ms |", c.name()));
+        cols += 1;
+    }
+    h.push('\n');
+    h.push('|');
+    h.push_str(&"---|".repeat(cols));
+    h
+}
+
 const TABLE_HEAD: &str = "| partitions (receiving / total) | acks | kring msgs/s | librdkafka msgs/s | msgs/s ratio | kring CPU µs/msg | librdkafka CPU µs/msg | CPU/msg ratio | kring p50 / p99 ms | librdkafka p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|";
 
 /// Runs the matrix.
@@ -166,7 +239,19 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
         .iter()
         .map(|s| Layout::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let clients = all_clients();
+    let mut clients = vec![ClientKind::Kring];
+    for &c in &m.clients {
+        if !clients.contains(&c) {
+            clients.push(c);
+        }
+    }
+    // The classic two-client table (with both ratios) when that is what runs.
+    let classic = clients == all_clients();
+    let head = if classic {
+        TABLE_HEAD.to_string()
+    } else {
+        table_head_n(&clients)
+    };
     let open = |p: &PathBuf| {
         OpenOptions::new()
             .create(true)
@@ -239,9 +324,10 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
                 let broker_name = match broker {
                     BrokerKind::Sink => "kring-mock sink",
                     BrokerKind::Tansu => "tansu (memory storage)",
+                    BrokerKind::Kafka => "Apache Kafka 4.4.0 (1 node)",
                 };
                 let mut table = format!(
-                    "#### {broker_name}, {size} B values, compression {}, linger.ms {}\n\n{TABLE_HEAD}\n",
+                    "#### {broker_name}, {size} B values, compression {}, linger.ms {}\n\n{head}\n",
                     codec.as_str(),
                     m.linger_ms
                 );
@@ -275,9 +361,13 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
                         }
                     };
                     log_runs(&mut runs_log, &w, broker, &outcome, &write)?;
-                    let k = outcome.medians.iter().find(|r| r.client == "kring");
-                    let l = outcome.median(ClientKind::Librdkafka);
-                    let line = row(layout, acks, k, l);
+                    let line = if classic {
+                        let k = outcome.median(ClientKind::Kring);
+                        let l = outcome.median(ClientKind::Librdkafka);
+                        row(layout, acks, k, l)
+                    } else {
+                        row_n(layout, acks, &clients, &outcome)
+                    };
                     eprintln!("matrix: {line}");
                     table.push_str(&line);
                     table.push('\n');
@@ -381,5 +471,44 @@ mod tests {
             r.starts_with("| 16 / 16 | 1 | 2,000,000 | 1,000,000 |"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn three_client_rows() {
+        let mk = |client: &str, m: f64, cpu: f64| RunResult {
+            client: client.into(),
+            msgs_per_s: m,
+            cpu_s_per_m: cpu,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            ..Default::default()
+        };
+        let clients = [ClientKind::Kring, ClientKind::Librdkafka, ClientKind::Java];
+        let o = Outcome {
+            runs: Vec::new(),
+            medians: vec![
+                mk("kring", 3e5, 0.5),
+                mk("librdkafka", 2e5, 1.0),
+                mk("java", 1e5, 2.0),
+            ],
+            broker: String::new(),
+        };
+        let r = row_n(
+            Layout {
+                active: 16,
+                total: 16,
+            },
+            Acks::All,
+            &clients,
+            &o,
+        );
+        assert_eq!(
+            r,
+            "| 16 / 16 | all | 300,000 | 200,000 | 100,000 | 0.50 | 1.00 | 2.00 | **0.50** | **0.25** | 1.0 / 2.0 | 1.0 / 2.0 | 1.0 / 2.0 |"
+        );
+        let head = table_head_n(&clients);
+        let (names, rule) = head.split_once('\n').unwrap();
+        assert_eq!(names.matches('|').count(), rule.matches('|').count());
+        assert!(names.contains("| CPU/msg kring/java |"), "{names}");
     }
 }

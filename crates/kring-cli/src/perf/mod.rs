@@ -14,6 +14,7 @@
 
 pub mod broker;
 pub mod idle;
+pub mod java_client;
 pub mod kring_client;
 pub mod line;
 pub mod matrix;
@@ -38,6 +39,8 @@ pub enum ClientKind {
     Kring,
     /// librdkafka (bundled, via the rdkafka crate's BaseProducer).
     Librdkafka,
+    /// The Apache Kafka Java producer (kafka-clients), in a JVM of its own.
+    Java,
 }
 
 impl ClientKind {
@@ -46,11 +49,13 @@ impl ClientKind {
         match self {
             ClientKind::Kring => "kring",
             ClientKind::Librdkafka => "librdkafka",
+            ClientKind::Java => "java",
         }
     }
 }
 
-/// Every client the harness knows, in the order runs alternate.
+/// The clients the benchmark matrix measures by default, in the order runs
+/// alternate (`--clients` adds the Java producer).
 pub fn all_clients() -> Vec<ClientKind> {
     vec![ClientKind::Kring, ClientKind::Librdkafka]
 }
@@ -62,6 +67,9 @@ pub enum BrokerKind {
     Sink,
     /// tansu with in-memory storage (found via $TANSU, ~/.cache/kring/bin, /work/tools or $PATH).
     Tansu,
+    /// Apache Kafka (one KRaft node in its own JVM, via kring-testcluster;
+    /// needs $KRING_KAFKA_LIBS from scripts/install-deps).
+    Kafka,
 }
 
 /// Arguments of `kring perf`.
@@ -80,9 +88,10 @@ pub struct PerfArgs {
     /// Broker to start when no --bootstrap is given, in its own process.
     #[arg(long, value_enum, default_value = "sink")]
     pub broker: BrokerKind,
-    /// Also run the same workload through this client and print the ratios.
-    #[arg(long, value_enum)]
-    pub vs: Option<ClientKind>,
+    /// Also run the same workload through these clients (comma-separated,
+    /// e.g. `librdkafka,java`) and print kring's ratios to each.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub vs: Vec<ClientKind>,
     /// Runs per client (median reported); default 1, or 3 with --vs.
     #[arg(long)]
     pub runs: Option<u32>,

@@ -15,7 +15,7 @@ use super::idle::IdleResult;
 use super::line::LineError;
 use super::result::{median_of, ratio_lines, table_header, table_row, RunResult};
 use super::workload::Workload;
-use super::{kring_client, rdkafka_client, BrokerKind, ClientKind, PerfArgs};
+use super::{java_client, kring_client, rdkafka_client, BrokerKind, ClientKind, PerfArgs};
 use crate::error::CliError;
 
 /// What to measure: the workload, where, which clients, how often.
@@ -55,8 +55,8 @@ impl Outcome {
 
 /// The clients an orchestrated `kring perf` measures.
 fn clients_for(args: &PerfArgs) -> Vec<ClientKind> {
-    let mut clients = vec![super::all_clients()[0]];
-    if let Some(vs) = args.vs {
+    let mut clients = vec![ClientKind::Kring];
+    for &vs in &args.vs {
         if !clients.contains(&vs) {
             clients.push(vs);
         }
@@ -97,12 +97,26 @@ fn start_broker(
             ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
             p
         }
+        BrokerKind::Kafka => {
+            let p = BrokerProcess::kafka()?;
+            ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
+            p
+        }
     };
     Ok(Broker {
         bootstrap: p.bootstrap.clone(),
         description: p.description.clone(),
         process: Some(p),
     })
+}
+
+/// Runs one measured run of `client` in a fresh child process: the Java
+/// client is its own JVM; kring and librdkafka run in `kring perf --client`.
+fn run_measured(client: ClientKind, bootstrap: &str, w: &Workload) -> Result<RunResult, CliError> {
+    match client {
+        ClientKind::Java => java_client::run(w, bootstrap),
+        _ => run_child(client, bootstrap, w, &[], RunResult::from_output),
+    }
 }
 
 /// Runs one client in a fresh child process and returns the result line it
@@ -179,6 +193,10 @@ pub fn measure(plan: &Plan) -> Result<Outcome, CliError> {
         }
         println!("{}", table_header());
     }
+    if plan.clients.contains(&ClientKind::Java) {
+        // Build it (once) before anything is measured.
+        java_client::ensure_built()?;
+    }
     let mut runs = Vec::new();
     for i in 0..plan.runs {
         for &client in &plan.clients {
@@ -191,7 +209,7 @@ pub fn measure(plan: &Plan) -> Result<Outcome, CliError> {
             if fresh.is_some() {
                 description = "tansu, in-memory storage, a fresh process per run".into();
             }
-            let r = run_child(client, &broker.bootstrap, w, &[], RunResult::from_output)?;
+            let r = run_measured(client, &broker.bootstrap, w)?;
             if plan.verbose {
                 println!("{}", table_row(&(i + 1).to_string(), &r));
                 let _ = std::io::stdout().flush();
@@ -228,7 +246,7 @@ pub fn orchestrate(args: &PerfArgs) -> Result<(), CliError> {
     }
     let runs = args
         .runs
-        .unwrap_or(if args.vs.is_some() { 3 } else { 1 })
+        .unwrap_or(if args.vs.is_empty() { 1 } else { 3 })
         .max(1);
     let plan = Plan {
         workload: args.workload.clone(),
@@ -256,10 +274,13 @@ pub fn orchestrate(args: &PerfArgs) -> Result<(), CliError> {
 }
 
 fn print_ratios(outcome: &Outcome) {
-    let k = outcome.medians.iter().find(|r| r.client == "kring");
-    let l = outcome.median(ClientKind::Librdkafka);
-    if let (Some(k), Some(l)) = (k, l) {
-        print!("{}", ratio_lines(k, l));
+    let Some(k) = outcome.median(ClientKind::Kring) else {
+        return;
+    };
+    for peer in [ClientKind::Librdkafka, ClientKind::Java] {
+        if let Some(p) = outcome.median(peer) {
+            print!("{}", ratio_lines(k, p));
+        }
     }
 }
 
@@ -274,6 +295,13 @@ fn idle_children(
         "--idle".to_string(),
         super::super::args::format_duration(window),
     ];
+    if clients.contains(&ClientKind::Java) {
+        return Err(CliError::invalid(
+            "--vs",
+            "java",
+            "--idle measures kring and librdkafka only",
+        ));
+    }
     for &c in clients {
         let r = run_child(
             c,
@@ -295,6 +323,13 @@ pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliErro
         let r = match client {
             ClientKind::Kring => kring_client::idle(w, &broker.bootstrap, window)?,
             ClientKind::Librdkafka => rdkafka_client::idle(w, &broker.bootstrap, window)?,
+            ClientKind::Java => {
+                return Err(CliError::invalid(
+                    "--client",
+                    "java",
+                    "--idle measures kring and librdkafka only",
+                ))
+            }
         };
         if args.result_line {
             println!("{}", r.to_line());
@@ -306,6 +341,7 @@ pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliErro
     let r = match client {
         ClientKind::Kring => kring_client::run(w, &broker.bootstrap, true)?,
         ClientKind::Librdkafka => rdkafka_client::run(w, &broker.bootstrap, true)?,
+        ClientKind::Java => java_client::run(w, &broker.bootstrap)?,
     };
     if args.result_line {
         println!("{}", r.to_line());

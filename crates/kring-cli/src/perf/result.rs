@@ -177,12 +177,14 @@ pub fn ratio(kring: f64, librdkafka: f64) -> f64 {
     }
 }
 
-/// The two ratio lines, exactly as scripts grep for them.
-pub fn ratio_lines(kring: &RunResult, librdkafka: &RunResult) -> String {
+/// The two ratio lines of kring against `peer` (named by its `client`),
+/// exactly as scripts grep for them: `ratio msgs/s kring/librdkafka: 2.31`.
+pub fn ratio_lines(kring: &RunResult, peer: &RunResult) -> String {
+    let p = &peer.client;
     format!(
-        "ratio msgs/s kring/librdkafka: {:.2}\nratio cpu/msg kring/librdkafka: {:.2}\n",
-        ratio(kring.msgs_per_s, librdkafka.msgs_per_s),
-        ratio(kring.cpu_s_per_m, librdkafka.cpu_s_per_m)
+        "ratio msgs/s kring/{p}: {:.2}\nratio cpu/msg kring/{p}: {:.2}\n",
+        ratio(kring.msgs_per_s, peer.msgs_per_s),
+        ratio(kring.cpu_s_per_m, peer.cpu_s_per_m)
     )
 }
 
@@ -253,6 +255,7 @@ mod tests {
             ..Default::default()
         };
         let l = RunResult {
+            client: "librdkafka".into(),
             msgs_per_s: 1e6,
             cpu_s_per_m: 1.0,
             ..Default::default()

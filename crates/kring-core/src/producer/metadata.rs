@@ -346,6 +346,9 @@ impl ProducerCore {
             .map_or(0, |m| m as usize + 1);
         let mut changed = false;
         let mut need = false;
+        // Nodes whose ready queue holds a partition that now has another
+        // leader.
+        let mut left: Vec<i32> = Vec::new();
         while self.topics[ti].partitions.len() < count {
             let slot = Arc::new(PartitionSlot::default());
             self.topics[ti].partitions.push(PartCore::new(slot));
@@ -377,9 +380,19 @@ impl ProducerCore {
             if leader.is_none() && (work || part.in_flight > 0) {
                 need = true;
             }
+            if leader != old && part.queued {
+                if let Some(o) = old {
+                    if !left.contains(&o) {
+                        left.push(o);
+                    }
+                }
+            }
             if leader != old && leader.is_some() && work {
                 self.mark_ready(pk);
             }
+        }
+        for n in left {
+            self.forward_moved(n);
         }
         (changed, need)
     }

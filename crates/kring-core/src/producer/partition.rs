@@ -330,6 +330,32 @@ impl ProducerCore {
         }
     }
 
+    /// Takes the partitions whose leader is no longer `n` out of `n`'s
+    /// ready queue and queues them at their new leader (or asks for
+    /// metadata if they have none). A queue is otherwise drained only over
+    /// a ready connection to its node, so without this a partition that
+    /// was waiting at a leader that died would wait for that node to come
+    /// back instead of following its new leader. Costs one pass over `n`'s
+    /// queue, once per metadata response that moved its partitions.
+    pub(crate) fn forward_moved(&mut self, n: i32) {
+        let Some(node) = self.nodes.get_mut(&n) else {
+            return;
+        };
+        let topics = &self.topics;
+        let mut moved = Vec::new();
+        node.ready.retain(|&pk| {
+            let stays = topics[pk.0 as usize].partitions[pk.1 as usize].leader == Some(n);
+            if !stays {
+                moved.push(pk);
+            }
+            stays
+        });
+        for pk in moved {
+            self.part(pk).queued = false;
+            self.mark_ready(pk);
+        }
+    }
+
     /// Puts `n` on the work list (once) and makes sure it has a connection.
     pub(crate) fn add_work(&mut self, n: i32) {
         let Some(node) = self.nodes.get_mut(&n) else {

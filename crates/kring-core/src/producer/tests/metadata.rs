@@ -182,3 +182,35 @@ fn explicit_partition_out_of_range_fails() {
         Err(SendError::InvalidPartition { partition: -1, .. })
     ));
 }
+
+/// A partition waiting in a dead leader's ready queue follows its new
+/// leader as soon as metadata names it. Found against Apache Kafka
+/// (tests/e2e_kafka_failover.rs, SIGKILL of a leader): the batches of the
+/// moved partitions waited in the dead node's queue, which only a ready
+/// connection to that node drains, so nothing was sent to the new leader
+/// until the dead node came back (over a minute).
+#[test]
+fn queued_partition_follows_its_new_leader_while_the_old_one_is_down() {
+    let mut cluster = SimCluster::new(2);
+    cluster.create_topic("t", 1);
+    cluster.leader_hints = false;
+    let mut sim = Sim::new(cfg(), cluster, kring_testclock::origin());
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    assert_eq!(produce_to(&sim, 1), 1);
+    // Node 1 dies (refuses connections from now on); the controller moves
+    // its partition to node 2.
+    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    sim.disconnect_node(1);
+    sim.cluster.move_leader("t", 0, 2);
+    let t0 = sim.now;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(100_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(20_000)
+    });
+    let r = h.try_result().expect("a result within 20 s");
+    assert_eq!(r.unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 2), 1);
+    // Reconnect backoff and a metadata round trip, not the delivery timeout.
+    assert!(sim.now - t0 < ms(5_000), "{:?}", sim.now - t0);
+}
