@@ -312,17 +312,14 @@ fn log_append_time_is_reported_as_the_readers_see_it() {
 }
 
 /// An idempotent producer writing to topics the moment they are created,
-/// several batches in flight per partition. The broker answers the first
-/// batch (sequence 0) NOT_LEADER_OR_FOLLOWER (Metadata already names it
-/// leader, the partition is not ready yet), the batches behind it
-/// OUT_OF_ORDER_SEQUENCE_NUMBER (no state for the producer yet), and from
-/// then on every retry of every batch gets OUT_OF_ORDER_SEQUENCE_NUMBER
-/// until `delivery.timeout.ms` fails them all ("waiting to be retried").
-/// The Java client resends sequence 0 first and recovers. Fails 3 runs of 3
-/// on a 1-node cluster; first seen as a flaky failure of
-/// `every_codec_and_record_shape_reads_back_byte_exact`.
+/// several batches in flight per partition. Kafka answers the first batch
+/// (sequence 0) NOT_LEADER_OR_FOLLOWER while the partition is not ready,
+/// although Metadata already names the leader. Before kring-core kept one
+/// batch in flight per partition until the broker acknowledged one in the
+/// current epoch, the pipelined batches behind it got
+/// OUT_OF_ORDER_SEQUENCE_NUMBER and every retry looped on it until
+/// `delivery.timeout.ms` (4 of 4 runs); now every record is delivered.
 #[test]
-#[ignore = "kring-core bug: idempotent batches after a NOT_LEADER_OR_FOLLOWER on sequence 0 loop on OUT_OF_ORDER_SEQUENCE_NUMBER until delivery.timeout.ms"]
 fn idempotent_writes_to_just_created_topics() {
     support::trace::init();
     let cluster = KafkaCluster::shared(1);
