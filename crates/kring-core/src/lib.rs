@@ -31,6 +31,7 @@ mod shared;
 mod signal;
 mod timer;
 mod topics;
+mod wait;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -42,5 +43,5 @@ pub use delivery::{
 };
 pub use error::{ConfigError, SendError};
 pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};
-pub use shared::{AppendOutcome, IoWaker, RecordRef, Shared};
+pub use shared::{AppendOutcome, AsyncAppend, IoWaker, RecordRef, Shared};
 pub use signal::FlushHandle;

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use kring_protocol::primitives::{varint_len, varlong_len};
@@ -28,6 +29,7 @@ use crate::notice::{Notice, NoticeQueue};
 use crate::partitioner::{PartitionView, Partitioner};
 use crate::signal::{FlushHandle, Signal};
 use crate::topics::{OpenBatch, PartitionSlot, TopicStatus, TopicTable};
+use crate::wait::WaitList;
 
 /// A record to send, borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
@@ -269,20 +271,11 @@ impl Shared {
         rec: RecordRef<'_>,
         block_deadline: Instant,
     ) -> Result<AppendOutcome, SendError> {
-        if self.notices.is_closed() {
-            return Err(SendError::Closed);
-        }
-        if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
-            return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
-        }
-        self.check_record_size(&rec)?;
+        self.precheck(&rec)?;
         let mut wake = false;
         let mut reserved = 0usize;
         let result = loop {
-            let step = match self
-                .topics
-                .with_view(|v| self.try_append(v, now, &rec, &mut reserved))
-            {
+            let step = match self.attempt(now, &rec, &mut reserved) {
                 Ok(s) => s,
                 Err(e) => break Err(e),
             };
@@ -318,6 +311,106 @@ impl Shared {
         // opened a batch with room meanwhile) goes back.
         self.pool.release(reserved);
         result
+    }
+
+    /// What fails a record before anything is tried: a closed producer, a
+    /// topic name that cannot be sent, a record too large.
+    fn precheck(&self, rec: &RecordRef<'_>) -> Result<(), SendError> {
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
+            return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
+        }
+        self.check_record_size(rec)
+    }
+
+    /// One non-blocking try: appended, or what to wait for.
+    fn attempt(
+        &self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        reserved: &mut usize,
+    ) -> Result<Step, SendError> {
+        self.topics
+            .with_view(|v| self.try_append(v, now, rec, reserved))
+    }
+
+    /// Appends a record without ever blocking: fails at once where
+    /// [`append`](Self::append) would wait, with
+    /// [`SendError::BufferFull`] (`waited` zero) when `buffer.memory` is
+    /// full, or [`SendError::NoMetadataYet`] when the topic's partitions
+    /// are not known yet (the metadata is requested, and the I/O thread
+    /// woken for it, so a later try succeeds once it arrives). Every other
+    /// outcome is [`append`](Self::append)'s, including an immediate
+    /// [`SendError::InvalidPartition`] for a partition the topic is known
+    /// not to have.
+    pub fn try_append_now(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+    ) -> Result<AppendOutcome, SendError> {
+        self.precheck(&rec)?;
+        // Twice at most: metadata may arrive between the first try and the
+        // registration below.
+        for _ in 0..2 {
+            let mut reserved = 0usize;
+            let step = self.attempt(now, &rec, &mut reserved);
+            debug_assert_eq!(reserved, 0, "nothing reserved outside a wait");
+            match step? {
+                Step::Done(o) => return Ok(o),
+                Step::NeedMemory(_) => {
+                    return Err(SendError::BufferFull {
+                        limit: self.pool.limit(),
+                        waited: std::time::Duration::ZERO,
+                    })
+                }
+                Step::NeedTopic => {
+                    let (state, _) = self.topics.register(rec.topic);
+                    match state.status {
+                        TopicStatus::Ready => continue,
+                        TopicStatus::Failed(error) => {
+                            return Err(SendError::TopicError {
+                                topic: state.name.clone(),
+                                error,
+                            })
+                        }
+                        TopicStatus::Pending { last_error } => {
+                            let mut wake = self.notices.push(Notice::TopicWanted {
+                                topic: state.id,
+                                seen: state.partitions.len() as u32,
+                            });
+                            self.wake_before_blocking(&mut wake);
+                            return Err(SendError::NoMetadataYet {
+                                topic: state.name.clone(),
+                                last_error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Err(SendError::NoMetadataYet {
+            topic: Arc::from(rec.topic),
+            last_error: None,
+        })
+    }
+
+    /// Starts an append that waits by yielding instead of blocking: poll it
+    /// with [`AsyncAppend::poll_append`]. `now` is the send's clock reading
+    /// and `block_deadline` its `now + max.block.ms`; the I/O thread wakes
+    /// the task at that deadline (no timer of the caller's executor is
+    /// needed).
+    pub fn append_async(&self, now: Instant, block_deadline: Instant) -> AsyncAppend<'_> {
+        AsyncAppend {
+            shared: self,
+            start: now,
+            deadline: block_deadline,
+            reserved: 0,
+            wake: false,
+            waiting: None,
+            checked: false,
+        }
     }
 
     /// Fails a record too large for `max.request.size` or `buffer.memory`
@@ -757,6 +850,199 @@ impl Shared {
                 TopicStatus::Ready => None,
             })
         })
+    }
+}
+
+/// What an [`AsyncAppend`] is registered to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitOn {
+    Memory,
+    Topic,
+}
+
+/// An append that waits for `buffer.memory` or metadata by returning
+/// `Pending` (from [`Shared::append_async`]).
+///
+/// While it waits, its task's waker sits in the wait list of what it waits
+/// for (woken when memory is released, when metadata is published, at
+/// close), and the I/O thread holds its deadline and wakes it then: after
+/// that the append fails with the same error a blocking append gives at
+/// `max.block.ms` ([`SendError::BufferFull`] or
+/// [`SendError::MetadataTimeout`]). Dropping it cancels the append: its
+/// registration and any memory it reserved go back.
+#[derive(Debug)]
+#[must_use = "an AsyncAppend does nothing unless polled"]
+pub struct AsyncAppend<'s> {
+    shared: &'s Shared,
+    start: Instant,
+    deadline: Instant,
+    /// Memory obtained after waiting, not used yet.
+    reserved: usize,
+    /// The I/O thread is owed a wake-up.
+    wake: bool,
+    waiting: Option<(WaitOn, Option<usize>)>,
+    checked: bool,
+}
+
+impl AsyncAppend<'_> {
+    /// Tries to append `rec` (the same record on every poll); `now` is the
+    /// caller's current clock reading. `Pending` means the task's waker is
+    /// registered and will be woken.
+    pub fn poll_append(
+        &mut self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<AppendOutcome, SendError>> {
+        let r = self.step(now, rec, cx);
+        if r.is_ready() {
+            self.finish();
+        }
+        r
+    }
+
+    fn step(
+        &mut self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<AppendOutcome, SendError>> {
+        let sh = self.shared;
+        if !self.checked {
+            if let Err(e) = sh.precheck(rec) {
+                return Poll::Ready(Err(e));
+            }
+            self.checked = true;
+        }
+        loop {
+            if sh.notices.is_closed() {
+                return Poll::Ready(Err(SendError::Closed));
+            }
+            let step = match sh.attempt(now, rec, &mut self.reserved) {
+                Ok(s) => s,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            match step {
+                Step::Done(mut o) => {
+                    o.wake |= std::mem::take(&mut self.wake);
+                    return Poll::Ready(Ok(o));
+                }
+                Step::NeedTopic => {
+                    let (state, _) = sh.topics.register(rec.topic);
+                    let id = state.id as usize;
+                    if self.register(WaitOn::Topic, cx) {
+                        self.wake |= sh.notices.push(Notice::TopicWanted {
+                            topic: state.id,
+                            seen: state.partitions.len() as u32,
+                        });
+                    }
+                    // Re-checked under the table's lock, after registering:
+                    // a publish either came before (seen here) or wakes us.
+                    let map = sh.topics.snapshot();
+                    let st = &map.by_id[id];
+                    if sh.notices.is_closed() {
+                        return Poll::Ready(Err(SendError::Closed));
+                    }
+                    match st.status {
+                        TopicStatus::Ready => continue,
+                        TopicStatus::Failed(error) => {
+                            return Poll::Ready(Err(SendError::TopicError {
+                                topic: st.name.clone(),
+                                error,
+                            }))
+                        }
+                        TopicStatus::Pending { last_error } => {
+                            if self.timed_out(now) {
+                                return Poll::Ready(Err(SendError::MetadataTimeout {
+                                    topic: st.name.clone(),
+                                    waited: remaining(self.start, self.deadline),
+                                    last_error,
+                                }));
+                            }
+                            sh.wake_before_blocking(&mut self.wake);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                Step::NeedMemory(n) => {
+                    debug_assert_eq!(self.reserved, 0);
+                    self.register(WaitOn::Memory, cx);
+                    // Memory released before the registration is seen here;
+                    // released after it, it wakes us.
+                    if sh.pool.try_reserve(n) {
+                        self.reserved = n;
+                        continue;
+                    }
+                    if self.timed_out(now) {
+                        return Poll::Ready(Err(SendError::BufferFull {
+                            limit: sh.pool.limit(),
+                            waited: remaining(self.start, self.deadline),
+                        }));
+                    }
+                    // Memory comes back when batches complete: the I/O
+                    // thread must know of the batches sealed so far.
+                    sh.wake_before_blocking(&mut self.wake);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// The deadline passed: by the caller's clock, or the I/O thread said
+    /// so.
+    fn timed_out(&self, now: Instant) -> bool {
+        if now >= self.deadline {
+            return true;
+        }
+        match self.waiting {
+            Some((on, key)) => self.list(on).expired(key),
+            None => false,
+        }
+    }
+
+    fn list(&self, on: WaitOn) -> &WaitList {
+        match on {
+            WaitOn::Memory => &self.shared.pool.tasks,
+            WaitOn::Topic => &self.shared.topics.tasks,
+        }
+    }
+
+    /// Registers the task's waker in `on`'s list (moving it from the other
+    /// list if needed). Returns whether this is a new wait; a new wait's
+    /// deadline is announced to the I/O thread.
+    fn register(&mut self, on: WaitOn, cx: &mut Context<'_>) -> bool {
+        let mut key = match self.waiting.take() {
+            Some((was, key)) if was == on => key,
+            Some((was, mut key)) => {
+                self.list(was).remove(&mut key);
+                None
+            }
+            None => None,
+        };
+        let new = self.list(on).register(&mut key, cx.waker(), self.deadline);
+        self.waiting = Some((on, key));
+        if new {
+            self.wake |= self.shared.notices.push(Notice::Waiting {
+                deadline: self.deadline,
+            });
+        }
+        new
+    }
+
+    /// Ends the wait: the registration goes, unused memory goes back, an
+    /// owed wake-up is delivered.
+    fn finish(&mut self) {
+        if let Some((on, mut key)) = self.waiting.take() {
+            self.list(on).remove(&mut key);
+        }
+        self.shared.pool.release(std::mem::take(&mut self.reserved));
+        self.shared.wake_before_blocking(&mut self.wake);
+    }
+}
+
+impl Drop for AsyncAppend<'_> {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

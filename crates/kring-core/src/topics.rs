@@ -21,6 +21,7 @@ use kring_protocol::{EncodeError, ErrorCode};
 
 use crate::backoff::SplitMix64;
 use crate::delivery::BatchCompletion;
+use crate::wait::WaitList;
 
 /// A batch being filled. Lives in its partition's slot, under its mutex.
 #[derive(Debug)]
@@ -142,6 +143,9 @@ pub(crate) struct TopicTable {
     version: AtomicU64,
     map: Mutex<Arc<TopicMap>>,
     changed: Condvar,
+    /// Async senders waiting for a topic's metadata (woken on publish and
+    /// close).
+    pub(crate) tasks: WaitList,
 }
 
 impl TopicTable {
@@ -151,6 +155,7 @@ impl TopicTable {
             version: AtomicU64::new(0),
             map: Mutex::new(Arc::new(TopicMap::default())),
             changed: Condvar::new(),
+            tasks: WaitList::default(),
         }
     }
 
@@ -213,6 +218,7 @@ impl TopicTable {
         self.version.fetch_add(1, Ordering::Release);
         drop(g);
         self.changed.notify_all();
+        self.tasks.wake_all();
     }
 
     /// Wakes every thread blocked in [`wait_until`](Self::wait_until) so it
@@ -220,6 +226,7 @@ impl TopicTable {
     pub(crate) fn wake_all(&self) {
         drop(self.lock());
         self.changed.notify_all();
+        self.tasks.wake_all();
     }
 
     /// Blocks up to `wait` until `done(map)` holds; returns the map seen

@@ -36,9 +36,11 @@ pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{DeliveryError, DeliveryReport, FlushHandle, RecordMetadata, SendError};
 pub use metrics::Metrics;
-pub use producer::{Producer, ProducerBuilder};
+pub use producer::{Producer, ProducerBuilder, SendFuture};
 pub use record::{Header, Record};
 
+#[cfg(test)]
+mod async_tests;
 #[cfg(test)]
 mod fenced_tests;
 #[cfg(test)]
