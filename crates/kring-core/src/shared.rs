@@ -47,6 +47,10 @@ pub struct RecordRef<'a> {
     /// Create timestamp in milliseconds since the epoch (the caller reads
     /// the wall clock; the core never does).
     pub timestamp_ms: i64,
+    /// The caller's opaque value for this record, given back to the
+    /// delivery callback ([`DeliveryReport::context`](crate::DeliveryReport::context));
+    /// 0 for none. Kept only when a callback is set.
+    pub context: u64,
 }
 
 /// A record accepted by [`Shared::append`].
@@ -589,7 +593,7 @@ impl Shared {
                     .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
                 self.charge_capacity(&mut open.reserved, open.builder.capacity());
                 if self.cfg.keep_timestamps {
-                    open.timestamps.push(rec.timestamp_ms);
+                    open.timestamps.push(rec.timestamp_ms, rec.context);
                 }
                 let delivery =
                     DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
@@ -713,9 +717,9 @@ impl Shared {
     ) {
         q.next_id = id + 1;
         q.last_batch_len = builder.size_in_bytes();
-        let mut timestamps = Vec::new();
+        let mut timestamps = crate::delivery::PerRecord::default();
         if self.cfg.keep_timestamps {
-            timestamps.push(rec.timestamp_ms);
+            timestamps.push(rec.timestamp_ms, rec.context);
         }
         let open = OpenBatch {
             id,
@@ -1106,6 +1110,7 @@ mod tests {
             value: Some(b"v"),
             headers: &[],
             timestamp_ms: 0,
+            context: 0,
         };
         // A deadline of `now`: the wait ends at once, with the wake-up done.
         let err = shared.append(now, rec, now).unwrap_err();
@@ -1129,6 +1134,7 @@ mod tests {
                 value: v,
                 headers: &[],
                 timestamp_ms: 0,
+                context: 0,
             };
             let (bound, exact) = (first_record_size_bound(&rec), first_record_size(&rec));
             assert!(bound >= exact && bound <= exact + 16, "{bound} vs {exact}");
@@ -1153,6 +1159,7 @@ mod tests {
                 value: v,
                 headers: h,
                 timestamp_ms: 123,
+                context: 0,
             };
             let b = RecordBatchBuilder::new(123, 0);
             assert_eq!(first_record_size(&rec), b.record_size(123, k, v, h));

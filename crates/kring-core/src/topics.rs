@@ -20,7 +20,7 @@ use kring_protocol::record::{Compression, RecordBatchBuilder, SealedBatch};
 use kring_protocol::{EncodeError, ErrorCode};
 
 use crate::backoff::SplitMix64;
-use crate::delivery::BatchCompletion;
+use crate::delivery::{BatchCompletion, PerRecord};
 use crate::wait::WaitList;
 
 /// A batch being filled. Lives in its partition's slot, under its mutex.
@@ -34,8 +34,9 @@ pub(crate) struct OpenBatch {
     pub(crate) reserved: usize,
     /// The flush generation current when the batch opened.
     pub(crate) flush_gen: u64,
-    /// Record timestamps, kept only when a delivery callback is set.
-    pub(crate) timestamps: Vec<i64>,
+    /// Per-record timestamps and contexts, kept only when a delivery
+    /// callback is set (the field keeps its old name).
+    pub(crate) timestamps: PerRecord,
 }
 
 /// A sealed batch waiting to be drained by the I/O thread.
@@ -48,7 +49,7 @@ pub(crate) struct QueuedBatch {
     pub(crate) created: Instant,
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,
-    pub(crate) timestamps: Vec<i64>,
+    pub(crate) timestamps: PerRecord,
 }
 
 impl OpenBatch {

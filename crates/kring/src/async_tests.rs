@@ -317,3 +317,58 @@ fn ticker_stall_with_blocking_send_inside_tokio() {
         );
     }
 }
+
+/// The callback path tells records apart: every record's report carries
+/// the context it was sent with, its topic and partition, and its offset
+/// or error (here: 200 delivered, then one aborted at close).
+#[test]
+fn delivery_reports_carry_each_records_context_partition_and_result() {
+    let c = cluster(2);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let p = builder(&c)
+        .linger(Duration::from_millis(5))
+        .on_delivery(move |r: &crate::DeliveryReport<'_>| {
+            assert_eq!(r.topic, "t");
+            let res = r.result.as_ref().map(|m| (m.partition, m.offset));
+            s2.lock()
+                .unwrap()
+                .push((r.context, r.partition, res.map_err(|e| e.to_string())));
+        })
+        .build()
+        .unwrap();
+    p.send(Record::new("t", b"warm").partition(0))
+        .unwrap()
+        .wait()
+        .unwrap();
+    for i in 0..200u64 {
+        let part = (i % 2) as i32;
+        p.try_send(Record::new("t", b"v").partition(part).context(1000 + i))
+            .unwrap();
+    }
+    p.flush();
+    let mut got = std::mem::take(&mut *seen.lock().unwrap());
+    // The warm-up record had no context.
+    assert_eq!(got.remove(0), (0, 0, Ok((0, 0))));
+    got.sort_by_key(|g| g.0);
+    assert_eq!(got.len(), 200);
+    for (i, (ctx, part, res)) in got.iter().enumerate() {
+        let i = i as u64;
+        let want_part = (i % 2) as i32;
+        let want_offset = if want_part == 0 { 1 + i / 2 } else { i / 2 } as i64;
+        assert_eq!(*ctx, 1000 + i);
+        assert_eq!(*part, want_part);
+        assert_eq!(
+            res.as_ref().unwrap(),
+            &(want_part, want_offset),
+            "context {ctx}"
+        );
+    }
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
+    p.try_send(Record::new("t", b"stuck").partition(1).context(u64::MAX))
+        .unwrap();
+    assert!(!p.close_timeout(Duration::from_millis(200)));
+    let last = seen.lock().unwrap().pop().unwrap();
+    assert_eq!((last.0, last.1), (u64::MAX, 1));
+    assert!(last.2.is_err(), "{last:?}");
+}

@@ -198,6 +198,7 @@ impl Producer {
                 Some(t) => t,
                 None => self.clock.unix_ms(now),
             },
+            context: record.context,
         }
     }
 
