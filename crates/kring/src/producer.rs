@@ -60,7 +60,10 @@ impl ProducerBuilder {
     /// it was sent), once, on the I/O thread when its batch completes. It
     /// must be quick and must not block: it runs on the thread that drives
     /// every broker connection. This is how [`Producer::try_send`] learns
-    /// results without a handle per record.
+    /// results without a handle per record: each [`DeliveryReport`] carries
+    /// the record's topic, partition, offset or error, and the
+    /// [`Record::context`](crate::Record#structfield.context) it was sent
+    /// with.
     ///
     /// It runs fenced: if it panics, the panic is caught at that call. The
     /// record's result stands (its [`DeliveryFuture`] resolves with it), the

@@ -3,8 +3,9 @@
 //! `send` (handle dropped) to an explicit partition, results counted by the producer's
 //! `on_delivery` callback on the I/O thread.
 //!
-//! kring's callback gets no per-record context (that is what makes it
-//! cheap), so sampled latency is matched by order: within one partition
+//! Records are sent without a `Record::context` (the same path
+//! librdkafka's side is measured on), so sampled latency is matched by
+//! order: within one partition
 //! records complete in the order they were sent (one connection, answers
 //! in order, no errors in a valid run), so the k-th result of partition p
 //! belongs to the k-th record sent to p. The sender queues (k, send time)
