@@ -1118,6 +1118,57 @@ mod tests {
         assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
+    struct CountWake(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// An async append waiting for metadata is woken by the core at its
+    /// deadline (its own executor has no timer) and then fails as a
+    /// blocking append would: the core's word that the deadline passed
+    /// decides, whatever clock reading the poll brings.
+    #[test]
+    fn async_append_is_expired_by_the_cores_deadline_queue() {
+        let now = kring_testclock::origin();
+        let config = Config {
+            bootstrap: vec!["127.0.0.1:9".into()],
+            ..Config::default()
+        };
+        let (mut core, shared) = crate::ProducerCore::new(config, now).unwrap();
+        let deadline = now + std::time::Duration::from_secs(3);
+        let rec = RecordRef {
+            topic: "t",
+            partition: None,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 0,
+            context: 0,
+        };
+        let count = Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut a = shared.append_async(now, deadline);
+        assert!(a.poll_append(now, &rec, &mut cx).is_pending());
+        assert!(!shared.topics.tasks.is_empty());
+        core.handle_wakeup(now);
+        assert!(core.poll_timeout().is_some_and(|t| t <= deadline));
+        // Run the core's timers up to the deadline.
+        while let Some(t) = core.poll_timeout().filter(|&t| t <= deadline) {
+            core.handle_timeout(t);
+        }
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        match a.poll_append(now, &rec, &mut cx) {
+            Poll::Ready(Err(SendError::MetadataTimeout { waited, .. })) => {
+                assert_eq!(waited, std::time::Duration::from_secs(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(shared.topics.tasks.is_empty(), "deregistered");
+    }
+
     #[test]
     fn first_record_size_bound_is_an_upper_bound() {
         let big = vec![1u8; 3 << 20];
