@@ -142,9 +142,13 @@ fn send_async_resumes_when_memory_frees_and_rejects_bad_partitions_at_once() {
     c.inject(Fault::delay(PRODUCE, Duration::from_millis(300)).always());
     let big = vec![2u8; 40_000];
     let first = p.send(Record::new("t", &big).partition(0)).unwrap();
+    let start = Instant::now();
     let second = smol::block_on(p.send_async(Record::new("t", &big).partition(1))).unwrap();
-    // It could only be appended after the first batch released its memory.
-    assert!(first.try_result().is_some());
+    // It could only be appended once the first batch, answered after
+    // 300 ms, released its memory.
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    first.wait().unwrap();
     smol::block_on(second).unwrap();
 }
 
