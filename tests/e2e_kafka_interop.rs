@@ -108,6 +108,7 @@ fn send(p: &Producer, topic: &str, s: &Spec) -> DeliveryFuture {
         value: s.value.as_deref(),
         headers: &headers,
         timestamp: s.timestamp,
+        context: 0,
     };
     p.send(record).unwrap_or_else(|e| panic!("send: {e}"))
 }

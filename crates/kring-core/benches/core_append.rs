@@ -90,6 +90,7 @@ fn bench_pattern(c: &mut Criterion, disjoint: bool) {
                                                     value: Some(&value),
                                                     headers: &[],
                                                     timestamp_ms: 1_700_000_000_000,
+                                                    context: 0,
                                                 },
                                                 now,
                                             )

@@ -386,14 +386,48 @@ impl Future for DeliveryHandle {
 
 /// What the per-producer callback sees for each record.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DeliveryReport<'a> {
     /// Topic of the record.
     pub topic: &'a str,
+    /// The record's partition (also when it failed).
+    pub partition: i32,
     /// Index of the record in its batch (its order of `send` within the
     /// batch).
     pub index: u32,
+    /// The value the record was sent with
+    /// ([`RecordRef::context`](crate::RecordRef::context)); 0 for none.
+    pub context: u64,
     /// The record's result.
     pub result: Result<RecordMetadata, &'a DeliveryError>,
+}
+
+/// A batch's per-record side table, kept only when a delivery callback is
+/// set: each record's timestamp and, from the first record that carries a
+/// context on, each record's context (the earlier ones 0). A batch whose
+/// records carry none never allocates the second vector, so sending without
+/// context costs what it did before contexts existed.
+#[derive(Debug, Default)]
+pub(crate) struct PerRecord {
+    pub(crate) timestamps: Vec<i64>,
+    contexts: Vec<u64>,
+}
+
+impl PerRecord {
+    /// Records one more record.
+    #[inline]
+    pub(crate) fn push(&mut self, timestamp_ms: i64, context: u64) {
+        if context != 0 || !self.contexts.is_empty() {
+            self.contexts.resize(self.timestamps.len(), 0);
+            self.contexts.push(context);
+        }
+        self.timestamps.push(timestamp_ms);
+    }
+
+    /// Record `i`'s context (0 when none).
+    pub(crate) fn context(&self, i: usize) -> u64 {
+        self.contexts.get(i).copied().unwrap_or(0)
+    }
 }
 
 /// A per-producer hook called once per record on the I/O thread when its
@@ -422,11 +456,11 @@ pub(crate) fn report_batch(
     cb: &DeliveryCallback,
     topic: &str,
     partition: i32,
-    timestamps: &[i64],
+    records: &PerRecord,
     outcome: &Outcome,
 ) -> CallbackPanics {
     let mut panics = CallbackPanics::default();
-    for (i, &ts) in timestamps.iter().enumerate() {
+    for (i, &ts) in records.timestamps.iter().enumerate() {
         let index = i as u32;
         let result = match outcome {
             Ok(ok) => Ok(ok.metadata(partition, index, ts)),
@@ -434,7 +468,9 @@ pub(crate) fn report_batch(
         };
         let report = DeliveryReport {
             topic,
+            partition,
             index,
+            context: records.context(i),
             result,
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| cb(&report))) {
@@ -577,23 +613,51 @@ mod tests {
         let seen = Arc::new(Mutex::new(vec![]));
         let s2 = seen.clone();
         let cb: DeliveryCallback = Arc::new(move |r: &DeliveryReport<'_>| {
-            s2.lock()
-                .unwrap()
-                .push((r.index, r.result.as_ref().map(|m| m.offset).ok()));
+            s2.lock().unwrap().push((
+                r.index,
+                r.partition,
+                r.context,
+                r.result.as_ref().map(|m| m.offset).ok(),
+            ));
         });
+        let mut records = PerRecord::default();
+        records.push(1, 0);
+        records.push(2, 0);
+        assert!(records.contexts.capacity() == 0, "no context, no table");
+        records.push(3, 42);
+        records.push(4, 0);
         let _ = report_batch(
             &cb,
             "t",
-            0,
-            &[1, 2, 3],
+            5,
+            &records,
             &Ok(BatchOk {
                 base_offset: 7,
                 log_append_time: -1,
             }),
         );
+        let _ = report_batch(
+            &cb,
+            "t",
+            5,
+            &records,
+            &Err(DeliveryError::Aborted {
+                reason: "x".into(),
+                status: MessageStatus::NotPersisted,
+            }),
+        );
         assert_eq!(
             *seen.lock().unwrap(),
-            vec![(0, Some(7)), (1, Some(8)), (2, Some(9))]
+            vec![
+                (0, 5, 0, Some(7)),
+                (1, 5, 0, Some(8)),
+                (2, 5, 42, Some(9)),
+                (3, 5, 0, Some(10)),
+                (0, 5, 0, None),
+                (1, 5, 0, None),
+                (2, 5, 42, None),
+                (3, 5, 0, None),
+            ]
         );
     }
 }

@@ -22,14 +22,28 @@ pub enum SendError {
         /// Which setting sets the limit.
         setting: &'static str,
     },
-    /// `buffer.memory` stayed full until the block deadline
-    /// (`max.block.ms`).
+    /// `buffer.memory` is full: it stayed full until the block deadline
+    /// (`max.block.ms`), or, from a non-blocking send
+    /// ([`Shared::try_append_now`](crate::Shared::try_append_now)), it is
+    /// full now (`waited` is zero). Memory comes back as batches complete.
     #[error("buffer.memory ({limit} bytes) stayed full for {waited:?}")]
     BufferFull {
         /// The configured `buffer.memory`.
         limit: usize,
-        /// How long the caller was willing to wait.
+        /// How long the caller was willing to wait (zero: it did not wait).
         waited: Duration,
+    },
+    /// A non-blocking send found the topic's metadata not known yet (first
+    /// use, or the topic does not exist yet). The metadata was requested:
+    /// the same send succeeds once it arrives. Blocking and async sends
+    /// wait for it instead and report [`MetadataTimeout`](Self::MetadataTimeout).
+    #[error("topic `{topic}` has no metadata yet (requested){}", last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    NoMetadataYet {
+        /// The topic.
+        topic: Arc<str>,
+        /// What went wrong last while asking for it: the brokers' error
+        /// for the topic, or a connection failure.
+        last_error: Option<crate::LastError>,
     },
     /// The topic's metadata did not arrive before the block deadline
     /// (`max.block.ms`).

@@ -32,6 +32,7 @@ mod shared;
 mod signal;
 mod timer;
 mod topics;
+mod wait;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -47,5 +48,5 @@ pub use delivery::{
 };
 pub use error::{ConfigError, SendError};
 pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};
-pub use shared::{AppendOutcome, IoWaker, RecordRef, Shared};
+pub use shared::{AppendOutcome, AsyncAppend, IoWaker, RecordRef, Shared};
 pub use signal::FlushHandle;

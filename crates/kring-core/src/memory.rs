@@ -11,13 +11,16 @@
 //! it holds, and producer threads do not fight over the counter.
 //!
 //! When the pool is exhausted the producer thread blocks on a condvar
-//! until batches complete or its deadline passes. The wait is the producer
+//! until batches complete or its deadline passes; an async sender instead
+//! registers its waker in `tasks` and returns `Pending` (see `wait`). The wait is the producer
 //! thread's, not the I/O thread's; the deadline is computed by the caller
 //! (this crate never reads the clock).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::wait::WaitList;
 
 /// The byte budget shared by every open and queued batch.
 #[derive(Debug)]
@@ -27,6 +30,8 @@ pub(crate) struct BufferPool {
     waiters: AtomicUsize,
     lock: Mutex<()>,
     cond: Condvar,
+    /// Async senders waiting for memory (woken by `release`).
+    pub(crate) tasks: WaitList,
 }
 
 impl BufferPool {
@@ -37,6 +42,7 @@ impl BufferPool {
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             cond: Condvar::new(),
+            tasks: WaitList::default(),
         }
     }
 
@@ -105,11 +111,14 @@ impl BufferPool {
         if n == 0 {
             return;
         }
-        self.used.fetch_sub(n, Ordering::AcqRel);
+        // SeqCst: pairs with the fence of a task registering in `tasks`
+        // (same instruction as AcqRel on x86).
+        self.used.fetch_sub(n, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
             drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
             self.cond.notify_all();
         }
+        self.tasks.wake_all();
     }
 }
 

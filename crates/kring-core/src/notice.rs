@@ -40,6 +40,9 @@ pub(crate) enum Notice {
         partition: u32,
         batch: u64,
     },
+    /// An async sender started waiting (for memory or metadata) until
+    /// `deadline` (its `max.block.ms`): the I/O thread wakes it then.
+    Waiting { deadline: Instant },
     /// Flush every batch of a generation below `gen`.
     Flush { gen: u64, signal: Arc<Signal> },
     /// Flush everything, then stop.

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use kring_protocol::primitives::{varint_len, varlong_len};
@@ -28,6 +29,7 @@ use crate::notice::{Notice, NoticeQueue};
 use crate::partitioner::{PartitionView, Partitioner};
 use crate::signal::{FlushHandle, Signal};
 use crate::topics::{OpenBatch, PartitionSlot, TopicStatus, TopicTable};
+use crate::wait::WaitList;
 
 /// A record to send, borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +47,10 @@ pub struct RecordRef<'a> {
     /// Create timestamp in milliseconds since the epoch (the caller reads
     /// the wall clock; the core never does).
     pub timestamp_ms: i64,
+    /// The caller's opaque value for this record, given back to the
+    /// delivery callback ([`DeliveryReport::context`](crate::DeliveryReport::context));
+    /// 0 for none. Kept only when a callback is set.
+    pub context: u64,
 }
 
 /// A record accepted by [`Shared::append`].
@@ -277,20 +283,11 @@ impl Shared {
         rec: RecordRef<'_>,
         block_deadline: Instant,
     ) -> Result<AppendOutcome, SendError> {
-        if self.notices.is_closed() {
-            return Err(SendError::Closed);
-        }
-        if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
-            return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
-        }
-        self.check_record_size(&rec)?;
+        self.precheck(&rec)?;
         let mut wake = false;
         let mut reserved = 0usize;
         let result = loop {
-            let step = match self
-                .topics
-                .with_view(|v| self.try_append(v, now, &rec, &mut reserved))
-            {
+            let step = match self.attempt(now, &rec, &mut reserved) {
                 Ok(s) => s,
                 Err(e) => break Err(e),
             };
@@ -326,6 +323,106 @@ impl Shared {
         // opened a batch with room meanwhile) goes back.
         self.pool.release(reserved);
         result
+    }
+
+    /// What fails a record before anything is tried: a closed producer, a
+    /// topic name that cannot be sent, a record too large.
+    fn precheck(&self, rec: &RecordRef<'_>) -> Result<(), SendError> {
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
+            return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
+        }
+        self.check_record_size(rec)
+    }
+
+    /// One non-blocking try: appended, or what to wait for.
+    fn attempt(
+        &self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        reserved: &mut usize,
+    ) -> Result<Step, SendError> {
+        self.topics
+            .with_view(|v| self.try_append(v, now, rec, reserved))
+    }
+
+    /// Appends a record without ever blocking: fails at once where
+    /// [`append`](Self::append) would wait, with
+    /// [`SendError::BufferFull`] (`waited` zero) when `buffer.memory` is
+    /// full, or [`SendError::NoMetadataYet`] when the topic's partitions
+    /// are not known yet (the metadata is requested, and the I/O thread
+    /// woken for it, so a later try succeeds once it arrives). Every other
+    /// outcome is [`append`](Self::append)'s, including an immediate
+    /// [`SendError::InvalidPartition`] for a partition the topic is known
+    /// not to have.
+    pub fn try_append_now(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+    ) -> Result<AppendOutcome, SendError> {
+        self.precheck(&rec)?;
+        // Twice at most: metadata may arrive between the first try and the
+        // registration below.
+        for _ in 0..2 {
+            let mut reserved = 0usize;
+            let step = self.attempt(now, &rec, &mut reserved);
+            debug_assert_eq!(reserved, 0, "nothing reserved outside a wait");
+            match step? {
+                Step::Done(o) => return Ok(o),
+                Step::NeedMemory(_) => {
+                    return Err(SendError::BufferFull {
+                        limit: self.pool.limit(),
+                        waited: std::time::Duration::ZERO,
+                    })
+                }
+                Step::NeedTopic => {
+                    let (state, _) = self.topics.register(rec.topic);
+                    match state.status {
+                        TopicStatus::Ready => continue,
+                        TopicStatus::Failed(error) => {
+                            return Err(SendError::TopicError {
+                                topic: state.name.clone(),
+                                error,
+                            })
+                        }
+                        TopicStatus::Pending { last_error } => {
+                            let mut wake = self.notices.push(Notice::TopicWanted {
+                                topic: state.id,
+                                seen: state.partitions.len() as u32,
+                            });
+                            self.wake_before_blocking(&mut wake);
+                            return Err(SendError::NoMetadataYet {
+                                topic: state.name.clone(),
+                                last_error: self.metadata_cause(last_error),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Err(SendError::NoMetadataYet {
+            topic: Arc::from(rec.topic),
+            last_error: None,
+        })
+    }
+
+    /// Starts an append that waits by yielding instead of blocking: poll it
+    /// with [`AsyncAppend::poll_append`]. `now` is the send's clock reading
+    /// and `block_deadline` its `now + max.block.ms`; the I/O thread wakes
+    /// the task at that deadline (no timer of the caller's executor is
+    /// needed).
+    pub fn append_async(&self, now: Instant, block_deadline: Instant) -> AsyncAppend<'_> {
+        AsyncAppend {
+            shared: self,
+            start: now,
+            deadline: block_deadline,
+            reserved: 0,
+            wake: false,
+            waiting: None,
+            checked: false,
+        }
     }
 
     /// Fails a record too large for `max.request.size` or `buffer.memory`
@@ -504,7 +601,7 @@ impl Shared {
                     .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
                 self.charge_capacity(&mut open.reserved, open.builder.capacity());
                 if self.cfg.keep_timestamps {
-                    open.timestamps.push(rec.timestamp_ms);
+                    open.timestamps.push(rec.timestamp_ms, rec.context);
                 }
                 let delivery =
                     DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
@@ -628,9 +725,9 @@ impl Shared {
     ) {
         q.next_id = id + 1;
         q.last_batch_len = builder.size_in_bytes();
-        let mut timestamps = Vec::new();
+        let mut timestamps = crate::delivery::PerRecord::default();
         if self.cfg.keep_timestamps {
-            timestamps.push(rec.timestamp_ms);
+            timestamps.push(rec.timestamp_ms, rec.context);
         }
         let open = OpenBatch {
             id,
@@ -679,14 +776,24 @@ impl Shared {
             TopicStatus::Pending { last_error } => Err(SendError::MetadataTimeout {
                 topic: st.name.clone(),
                 waited: remaining(now, deadline),
-                last_error: last_error.map(crate::LastError::Broker).or_else(|| {
-                    self.conn_error
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone()
-                }),
+                last_error: self.metadata_cause(last_error),
             }),
         }
+    }
+
+    /// The cause reported when a topic's metadata is missing: the brokers'
+    /// error for the topic if they gave one, else the last connection
+    /// failure while no broker connection was ready.
+    fn metadata_cause(
+        &self,
+        topic_error: Option<kring_protocol::ErrorCode>,
+    ) -> Option<crate::LastError> {
+        topic_error.map(crate::LastError::Broker).or_else(|| {
+            self.conn_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
     }
 
     /// Requests a flush: every batch open now is sealed at once, and the
@@ -773,6 +880,199 @@ impl Shared {
     }
 }
 
+/// What an [`AsyncAppend`] is registered to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitOn {
+    Memory,
+    Topic,
+}
+
+/// An append that waits for `buffer.memory` or metadata by returning
+/// `Pending` (from [`Shared::append_async`]).
+///
+/// While it waits, its task's waker sits in the wait list of what it waits
+/// for (woken when memory is released, when metadata is published, at
+/// close), and the I/O thread holds its deadline and wakes it then: after
+/// that the append fails with the same error a blocking append gives at
+/// `max.block.ms` ([`SendError::BufferFull`] or
+/// [`SendError::MetadataTimeout`]). Dropping it cancels the append: its
+/// registration and any memory it reserved go back.
+#[derive(Debug)]
+#[must_use = "an AsyncAppend does nothing unless polled"]
+pub struct AsyncAppend<'s> {
+    shared: &'s Shared,
+    start: Instant,
+    deadline: Instant,
+    /// Memory obtained after waiting, not used yet.
+    reserved: usize,
+    /// The I/O thread is owed a wake-up.
+    wake: bool,
+    waiting: Option<(WaitOn, Option<usize>)>,
+    checked: bool,
+}
+
+impl AsyncAppend<'_> {
+    /// Tries to append `rec` (the same record on every poll); `now` is the
+    /// caller's current clock reading. `Pending` means the task's waker is
+    /// registered and will be woken.
+    pub fn poll_append(
+        &mut self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<AppendOutcome, SendError>> {
+        let r = self.step(now, rec, cx);
+        if r.is_ready() {
+            self.finish();
+        }
+        r
+    }
+
+    fn step(
+        &mut self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<AppendOutcome, SendError>> {
+        let sh = self.shared;
+        if !self.checked {
+            if let Err(e) = sh.precheck(rec) {
+                return Poll::Ready(Err(e));
+            }
+            self.checked = true;
+        }
+        loop {
+            if sh.notices.is_closed() {
+                return Poll::Ready(Err(SendError::Closed));
+            }
+            let step = match sh.attempt(now, rec, &mut self.reserved) {
+                Ok(s) => s,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            match step {
+                Step::Done(mut o) => {
+                    o.wake |= std::mem::take(&mut self.wake);
+                    return Poll::Ready(Ok(o));
+                }
+                Step::NeedTopic => {
+                    let (state, _) = sh.topics.register(rec.topic);
+                    let id = state.id as usize;
+                    if self.register(WaitOn::Topic, cx) {
+                        self.wake |= sh.notices.push(Notice::TopicWanted {
+                            topic: state.id,
+                            seen: state.partitions.len() as u32,
+                        });
+                    }
+                    // Re-checked under the table's lock, after registering:
+                    // a publish either came before (seen here) or wakes us.
+                    let map = sh.topics.snapshot();
+                    let st = &map.by_id[id];
+                    if sh.notices.is_closed() {
+                        return Poll::Ready(Err(SendError::Closed));
+                    }
+                    match st.status {
+                        TopicStatus::Ready => continue,
+                        TopicStatus::Failed(error) => {
+                            return Poll::Ready(Err(SendError::TopicError {
+                                topic: st.name.clone(),
+                                error,
+                            }))
+                        }
+                        TopicStatus::Pending { last_error } => {
+                            if self.timed_out(now) {
+                                return Poll::Ready(Err(SendError::MetadataTimeout {
+                                    topic: st.name.clone(),
+                                    waited: remaining(self.start, self.deadline),
+                                    last_error: sh.metadata_cause(last_error),
+                                }));
+                            }
+                            sh.wake_before_blocking(&mut self.wake);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                Step::NeedMemory(n) => {
+                    debug_assert_eq!(self.reserved, 0);
+                    self.register(WaitOn::Memory, cx);
+                    // Memory released before the registration is seen here;
+                    // released after it, it wakes us.
+                    if sh.pool.try_reserve(n) {
+                        self.reserved = n;
+                        continue;
+                    }
+                    if self.timed_out(now) {
+                        return Poll::Ready(Err(SendError::BufferFull {
+                            limit: sh.pool.limit(),
+                            waited: remaining(self.start, self.deadline),
+                        }));
+                    }
+                    // Memory comes back when batches complete: the I/O
+                    // thread must know of the batches sealed so far.
+                    sh.wake_before_blocking(&mut self.wake);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// The deadline passed: by the caller's clock, or the I/O thread said
+    /// so.
+    fn timed_out(&self, now: Instant) -> bool {
+        if now >= self.deadline {
+            return true;
+        }
+        match self.waiting {
+            Some((on, key)) => self.list(on).expired(key),
+            None => false,
+        }
+    }
+
+    fn list(&self, on: WaitOn) -> &WaitList {
+        match on {
+            WaitOn::Memory => &self.shared.pool.tasks,
+            WaitOn::Topic => &self.shared.topics.tasks,
+        }
+    }
+
+    /// Registers the task's waker in `on`'s list (moving it from the other
+    /// list if needed). Returns whether this is a new wait; a new wait's
+    /// deadline is announced to the I/O thread.
+    fn register(&mut self, on: WaitOn, cx: &mut Context<'_>) -> bool {
+        let mut key = match self.waiting.take() {
+            Some((was, key)) if was == on => key,
+            Some((was, mut key)) => {
+                self.list(was).remove(&mut key);
+                None
+            }
+            None => None,
+        };
+        let new = self.list(on).register(&mut key, cx.waker(), self.deadline);
+        self.waiting = Some((on, key));
+        if new {
+            self.wake |= self.shared.notices.push(Notice::Waiting {
+                deadline: self.deadline,
+            });
+        }
+        new
+    }
+
+    /// Ends the wait: the registration goes, unused memory goes back, an
+    /// owed wake-up is delivered.
+    fn finish(&mut self) {
+        if let Some((on, mut key)) = self.waiting.take() {
+            self.list(on).remove(&mut key);
+        }
+        self.shared.pool.release(std::mem::take(&mut self.reserved));
+        self.shared.wake_before_blocking(&mut self.wake);
+    }
+}
+
+impl Drop for AsyncAppend<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// A new sticky partition: uniformly among the available partitions (all
 /// partitions while none is), different from `current` when possible.
 fn pick_sticky(
@@ -833,11 +1133,63 @@ mod tests {
             value: Some(b"v"),
             headers: &[],
             timestamp_ms: 0,
+            context: 0,
         };
         // A deadline of `now`: the wait ends at once, with the wake-up done.
         let err = shared.append(now, rec, now).unwrap_err();
         assert!(matches!(err, SendError::MetadataTimeout { .. }), "{err}");
         assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    struct CountWake(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// An async append waiting for metadata is woken by the core at its
+    /// deadline (its own executor has no timer) and then fails as a
+    /// blocking append would: the core's word that the deadline passed
+    /// decides, whatever clock reading the poll brings.
+    #[test]
+    fn async_append_is_expired_by_the_cores_deadline_queue() {
+        let now = kring_testclock::origin();
+        let config = Config {
+            bootstrap: vec!["127.0.0.1:9".into()],
+            ..Config::default()
+        };
+        let (mut core, shared) = crate::ProducerCore::new(config, now).unwrap();
+        let deadline = now + std::time::Duration::from_secs(3);
+        let rec = RecordRef {
+            topic: "t",
+            partition: None,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 0,
+            context: 0,
+        };
+        let count = Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut a = shared.append_async(now, deadline);
+        assert!(a.poll_append(now, &rec, &mut cx).is_pending());
+        assert!(!shared.topics.tasks.is_empty());
+        core.handle_wakeup(now);
+        assert!(core.poll_timeout().is_some_and(|t| t <= deadline));
+        // Run the core's timers up to the deadline.
+        while let Some(t) = core.poll_timeout().filter(|&t| t <= deadline) {
+            core.handle_timeout(t);
+        }
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        match a.poll_append(now, &rec, &mut cx) {
+            Poll::Ready(Err(SendError::MetadataTimeout { waited, .. })) => {
+                assert_eq!(waited, std::time::Duration::from_secs(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(shared.topics.tasks.is_empty(), "deregistered");
     }
 
     #[test]
@@ -856,6 +1208,7 @@ mod tests {
                 value: v,
                 headers: &[],
                 timestamp_ms: 0,
+                context: 0,
             };
             let (bound, exact) = (first_record_size_bound(&rec), first_record_size(&rec));
             assert!(bound >= exact && bound <= exact + 16, "{bound} vs {exact}");
@@ -880,6 +1233,7 @@ mod tests {
                 value: v,
                 headers: h,
                 timestamp_ms: 123,
+                context: 0,
             };
             let b = RecordBatchBuilder::new(123, 0);
             assert_eq!(first_record_size(&rec), b.record_size(123, k, v, h));

@@ -936,6 +936,7 @@ impl Sim {
                 value,
                 headers: &[],
                 timestamp_ms: ts,
+                context: 0,
             };
             match self.shared.append(self.now, rec, self.now) {
                 Ok(o) => {

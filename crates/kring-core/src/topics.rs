@@ -20,7 +20,8 @@ use kring_protocol::record::{Compression, RecordBatchBuilder, SealedBatch};
 use kring_protocol::{EncodeError, ErrorCode};
 
 use crate::backoff::SplitMix64;
-use crate::delivery::BatchCompletion;
+use crate::delivery::{BatchCompletion, PerRecord};
+use crate::wait::WaitList;
 
 /// A batch being filled. Lives in its partition's slot, under its mutex.
 #[derive(Debug)]
@@ -33,8 +34,9 @@ pub(crate) struct OpenBatch {
     pub(crate) reserved: usize,
     /// The flush generation current when the batch opened.
     pub(crate) flush_gen: u64,
-    /// Record timestamps, kept only when a delivery callback is set.
-    pub(crate) timestamps: Vec<i64>,
+    /// Per-record timestamps and contexts, kept only when a delivery
+    /// callback is set (the field keeps its old name).
+    pub(crate) timestamps: PerRecord,
 }
 
 /// A sealed batch waiting to be drained by the I/O thread.
@@ -47,7 +49,7 @@ pub(crate) struct QueuedBatch {
     pub(crate) created: Instant,
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,
-    pub(crate) timestamps: Vec<i64>,
+    pub(crate) timestamps: PerRecord,
 }
 
 impl OpenBatch {
@@ -142,6 +144,9 @@ pub(crate) struct TopicTable {
     version: AtomicU64,
     map: Mutex<Arc<TopicMap>>,
     changed: Condvar,
+    /// Async senders waiting for a topic's metadata (woken on publish and
+    /// close).
+    pub(crate) tasks: WaitList,
 }
 
 impl TopicTable {
@@ -151,6 +156,7 @@ impl TopicTable {
             version: AtomicU64::new(0),
             map: Mutex::new(Arc::new(TopicMap::default())),
             changed: Condvar::new(),
+            tasks: WaitList::default(),
         }
     }
 
@@ -213,6 +219,7 @@ impl TopicTable {
         self.version.fetch_add(1, Ordering::Release);
         drop(g);
         self.changed.notify_all();
+        self.tasks.wake_all();
     }
 
     /// Wakes every thread blocked in [`wait_until`](Self::wait_until) so it
@@ -220,6 +227,7 @@ impl TopicTable {
     pub(crate) fn wake_all(&self) {
         drop(self.lock());
         self.changed.notify_all();
+        self.tasks.wake_all();
     }
 
     /// Blocks up to `wait` until `done(map)` holds; returns the map seen

@@ -1,8 +1,11 @@
 //! Kafka producer on io_uring.
 //!
-//! - [`Producer`]: `send` from any thread, results as futures
+//! - [`Producer`]: `send` from any thread (blocking only for metadata or
+//!   buffer memory), `send_async` from async code (yields instead, under
+//!   any runtime), `try_send` (never waits); results as futures
 //!   ([`DeliveryFuture`]), blocking waits, or one producer-level callback
-//!   ([`ProducerBuilder::on_delivery`]).
+//!   ([`ProducerBuilder::on_delivery`]) that gets each record's
+//!   [`Record::context`](Record#structfield.context).
 //! - [`ProducerConfig`]: typed settings, or Kafka property names.
 //! - [`driver`]: the io_uring I/O thread (the only code here that talks to
 //!   the kernel, and the only `unsafe`).
@@ -44,9 +47,11 @@ pub use kring_core::{
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;
 pub use metrics::Metrics;
-pub use producer::{Producer, ProducerBuilder};
+pub use producer::{Producer, ProducerBuilder, SendFuture};
 pub use record::{Header, Record};
 
+#[cfg(test)]
+mod async_tests;
 #[cfg(test)]
 mod cause_tests;
 #[cfg(test)]

@@ -74,7 +74,10 @@ impl ProducerBuilder {
     /// it was sent), once, on the I/O thread when its batch completes. It
     /// must be quick and must not block: it runs on the thread that drives
     /// every broker connection. This is how [`Producer::try_send`] learns
-    /// results without a handle per record.
+    /// results without a handle per record: each [`DeliveryReport`] carries
+    /// the record's topic, partition, offset or error, and the
+    /// [`Record::context`](crate::Record#structfield.context) it was sent
+    /// with.
     ///
     /// It runs fenced: if it panics, the panic is caught at that call. The
     /// record's result stands (its [`DeliveryFuture`] resolves with it), the
@@ -200,14 +203,10 @@ impl Producer {
         Producer::new(ProducerConfig::from_properties(properties)?)
     }
 
-    fn append(&self, record: &Record<'_>) -> Result<kring_core::AppendOutcome, SendError> {
-        // The only clock read of a send: the record's wall-clock timestamp,
-        // if it has none, is derived from it.
-        let now = Instant::now();
-        let deadline = now
-            .checked_add(self.max_block)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
-        let rec = RecordRef {
+    /// The core's view of `record`, timestamped from `now` if it has no
+    /// timestamp.
+    fn record_ref<'r>(&self, record: &Record<'r>, now: Instant) -> RecordRef<'r> {
+        RecordRef {
             topic: record.topic,
             partition: record.partition,
             key: record.key,
@@ -217,8 +216,22 @@ impl Producer {
                 Some(t) => t,
                 None => self.clock.unix_ms(now),
             },
-        };
-        let outcome = self.shared.append(now, rec, deadline)?;
+            context: record.context,
+        }
+    }
+
+    /// `now + max.block.ms`.
+    fn block_deadline(&self, now: Instant) -> Instant {
+        now.checked_add(self.max_block)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+    }
+
+    fn append(&self, record: &Record<'_>) -> Result<kring_core::AppendOutcome, SendError> {
+        // The only clock read of a send: the record's wall-clock timestamp,
+        // if it has none, is derived from it.
+        let now = Instant::now();
+        let rec = self.record_ref(record, now);
+        let outcome = self.shared.append(now, rec, self.block_deadline(now))?;
         if outcome.wake {
             self.waker.wake();
         }
@@ -246,13 +259,56 @@ impl Producer {
         Ok(DeliveryFuture::new(o.delivery, o.partition))
     }
 
-    /// Fire and forget: like [`send`](Producer::send) without a handle. The
-    /// record's result goes to the
+    /// Send a record from async code: like [`send`](Producer::send), but
+    /// where `send` would block (the topic's first metadata, or
+    /// `buffer.memory` full) the returned future yields instead, and is
+    /// woken by the I/O thread when metadata arrives, memory is released,
+    /// the producer closes, or `max.block.ms` (counted from the first poll)
+    /// passes. At that deadline it fails with the error `send` gives then
+    /// ([`SendError::MetadataTimeout`] or [`SendError::BufferFull`]). No
+    /// executor timer is involved, so it works under any runtime (tokio,
+    /// smol, `futures::executor`, ...) and never blocks the thread that
+    /// polls it. Records that need no wait are appended on the first poll,
+    /// at the cost of `send`.
+    ///
+    /// It resolves to the record's [`DeliveryFuture`] once the record is in
+    /// a batch, so a task can queue many records before awaiting any
+    /// result: `producer.send_async(rec).await?.await?` waits for both.
+    /// Dropping the future before it resolves cancels the send (nothing
+    /// was queued). Fails at once for the same reasons as `send`
+    /// (too large, a partition the topic is known not to have, closed).
+    pub fn send_async<'p, 'r>(&'p self, record: Record<'r>) -> SendFuture<'p, 'r> {
+        SendFuture {
+            producer: self,
+            record,
+            state: None,
+            done: false,
+        }
+    }
+
+    /// Send a record without ever blocking: fails at once where
+    /// [`send`](Producer::send) would wait — with
+    /// [`SendError::BufferFull`] (`waited` zero) while `buffer.memory` is
+    /// full, or [`SendError::NoMetadataYet`] while the topic's partitions
+    /// are not known (the metadata is requested, so retrying shortly
+    /// succeeds once it arrives). Otherwise like `send`, including an
+    /// immediate [`SendError::InvalidPartition`].
+    ///
+    /// It returns no handle: the record's result goes to the
     /// [`on_delivery`](ProducerBuilder::on_delivery) callback if one was
-    /// set, and is otherwise not observed (as with a dropped
+    /// set (with the record's [`Record::context`] to tell records apart),
+    /// and is otherwise not observed (as with a dropped
     /// [`DeliveryFuture`]); [`flush`](Producer::flush) still waits for it.
+    /// For the callback path with blocking back-pressure instead, use
+    /// `send` and drop the handle.
     pub fn try_send(&self, record: Record<'_>) -> Result<(), SendError> {
-        self.append(&record).map(drop)
+        let now = Instant::now();
+        let rec = self.record_ref(&record, now);
+        let outcome = self.shared.try_append_now(now, rec)?;
+        if outcome.wake {
+            self.waker.wake();
+        }
+        Ok(())
     }
 
     /// Send every buffered record now (ignoring `linger.ms`) and wait until
@@ -362,6 +418,62 @@ impl Producer {
     /// The producer's counters.
     pub fn metrics(&self) -> Metrics {
         Metrics::new(&self.metrics, &self.shared)
+    }
+}
+
+/// The future of [`Producer::send_async`]: resolves to the record's
+/// [`DeliveryFuture`] once the record is in a batch. `Send`, `Unpin`, and
+/// independent of any async runtime. Like an `async fn`'s future, it must
+/// not be polled again after it completed (that panics).
+#[must_use = "a SendFuture sends nothing unless polled"]
+pub struct SendFuture<'p, 'r> {
+    producer: &'p Producer,
+    record: Record<'r>,
+    /// Set on the first poll: the send's clock reading (timestamp, start
+    /// of `max.block.ms`) and the core's pending append.
+    state: Option<(Instant, kring_core::AsyncAppend<'p>)>,
+    done: bool,
+}
+
+impl std::fmt::Debug for SendFuture<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendFuture")
+            .field("topic", &self.record.topic)
+            .field("started", &self.state.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for SendFuture<'_, '_> {
+    type Output = Result<DeliveryFuture, SendError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        // As for an `async fn`: polling again after completion is a bug of
+        // the caller (it would send the record twice).
+        assert!(!this.done, "SendFuture polled after completion");
+        let p = this.producer;
+        let now = Instant::now();
+        let (start, append) = this
+            .state
+            .get_or_insert_with(|| (now, p.shared.append_async(now, p.block_deadline(now))));
+        let rec = p.record_ref(&this.record, *start);
+        match append.poll_append(now, &rec, cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(r) => {
+                this.state = None;
+                this.done = true;
+                std::task::Poll::Ready(r.map(|o| {
+                    if o.wake {
+                        p.waker.wake();
+                    }
+                    DeliveryFuture::new(o.delivery, o.partition)
+                }))
+            }
+        }
     }
 }
 

@@ -139,8 +139,11 @@ fn try_send_reports_through_the_callback_and_wakes_rarely() {
         })
         .build()
         .unwrap();
+    // try_send never waits: until the topic's metadata is known it fails
+    // (NoMetadataYet); a blocking send waits for it.
+    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
     let n = 20_000;
-    for i in 0..n {
+    for i in 1..n {
         let v = format!("{i}");
         p.try_send(Record::new("t", v.as_bytes()).key(v.as_bytes()))
             .unwrap();

@@ -25,6 +25,14 @@ pub struct Record<'a> {
     /// Create time in milliseconds since the epoch; `None` stamps the wall
     /// clock time of `send`.
     pub timestamp: Option<i64>,
+    /// An opaque value of the caller's, handed back with this record's
+    /// result to the [`on_delivery`](crate::ProducerBuilder::on_delivery)
+    /// callback ([`DeliveryReport::context`](crate::DeliveryReport::context)),
+    /// as librdkafka's `msg_opaque`: an index, an id, a pointer-sized
+    /// token. Not sent to the broker. 0 (the default) means none. Kept
+    /// only when a callback is set, in the batch's per-record table:
+    /// no allocation per record.
+    pub context: u64,
 }
 
 impl<'a> Record<'a> {
@@ -37,6 +45,7 @@ impl<'a> Record<'a> {
             value: Some(value),
             headers: &[],
             timestamp: None,
+            context: 0,
         }
     }
 
@@ -74,6 +83,14 @@ impl<'a> Record<'a> {
         self.timestamp = Some(millis);
         self
     }
+
+    /// Set the value the delivery callback gets back with this record's
+    /// result (see [`Record::context`](Record#structfield.context)).
+    #[must_use]
+    pub fn context(mut self, context: u64) -> Record<'a> {
+        self.context = context;
+        self
+    }
 }
 
 #[cfg(test)]
@@ -90,13 +107,15 @@ mod tests {
             .key(b"k")
             .partition(3)
             .headers(&h)
-            .timestamp(42);
+            .timestamp(42)
+            .context(9);
         assert_eq!(r.topic, "t");
         assert_eq!(r.key, Some(&b"k"[..]));
         assert_eq!(r.value, Some(&b"v"[..]));
         assert_eq!(r.partition, Some(3));
         assert_eq!(r.headers, &h);
         assert_eq!(r.timestamp, Some(42));
+        assert_eq!(r.context, 9);
         assert_eq!(r.value(None).value, None);
     }
 }

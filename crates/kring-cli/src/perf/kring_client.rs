@@ -1,10 +1,11 @@
 //! The kring side of the benchmark: the public `kring::Producer`, built
 //! from the same Kafka properties as librdkafka, every record sent with
-//! `try_send` to an explicit partition, results counted by the producer's
+//! `send` (handle dropped) to an explicit partition, results counted by the producer's
 //! `on_delivery` callback on the I/O thread.
 //!
-//! kring's callback gets no per-record context (that is what makes it
-//! cheap), so sampled latency is matched by order: within one partition
+//! Records are sent without a `Record::context` (the same path
+//! librdkafka's side is measured on), so sampled latency is matched by
+//! order: within one partition
 //! records complete in the order they were sent (one connection, answers
 //! in order, no errors in a valid run), so the k-th result of partition p
 //! belongs to the k-th record sent to p. The sender queues (k, send time)
@@ -132,7 +133,8 @@ fn warm_up(
     value: &[u8],
 ) -> Result<(), CliError> {
     for &part in parts {
-        p.try_send(Record::new(&w.topic, value).partition(part))
+        p.send(Record::new(&w.topic, value).partition(part))
+            .map(drop)
             .map_err(|e| CliError::Kring(format!("warm-up send: {e}")))?;
     }
     if !p.flush_timeout(FLUSH_TIMEOUT) {
@@ -175,7 +177,11 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
             if let Some(now_ns) = sample {
                 probes.expect_sample(i, k, start_ns + now_ns);
             }
-            let r = producer.try_send(Record::new(topic, value).partition(partition));
+            // `send`, not `try_send`: a full buffer.memory must apply
+            // back-pressure here, not fail the run.
+            let r = producer
+                .send(Record::new(topic, value).partition(partition))
+                .map(drop);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r.map_err(|e| CliError::Kring(format!("send: {e}")))
         })?;

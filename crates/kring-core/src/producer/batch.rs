@@ -15,7 +15,7 @@ use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 
 use crate::delivery::{
-    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError, MessageStatus,
+    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError, MessageStatus, PerRecord,
 };
 
 use super::{BatchKey, PartKey, ProducerCore};
@@ -41,7 +41,8 @@ pub(crate) struct InBatch {
     pub(crate) created: Instant,
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,
-    pub(crate) timestamps: Vec<i64>,
+    /// Per-record timestamps and contexts (callback only).
+    pub(crate) timestamps: PerRecord,
     /// Sends so far.
     pub(crate) attempts: u32,
     /// Base sequence (-1 without idempotence), and the producer id and
@@ -138,7 +139,7 @@ impl ProducerCore {
         completion: Arc<BatchCompletion>,
         reserved: usize,
         flush_gen: u64,
-        timestamps: Vec<i64>,
+        timestamps: PerRecord,
         outcome: Result<BatchOk, DeliveryError>,
     ) {
         self.shared.pool.release(reserved);

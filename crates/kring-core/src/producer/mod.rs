@@ -156,6 +156,8 @@ pub(crate) enum TimerKey {
     Reconnect(Target),
     Metadata,
     ProducerId,
+    /// The earliest `max.block.ms` deadline of an async sender.
+    BlockDeadline,
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -235,6 +237,8 @@ pub struct ProducerCore {
     /// The last connection failure to any broker: the cause reported for
     /// a timed-out batch whose partition has no leader to blame.
     pub(crate) last_conn_error: Option<crate::LastError>,
+    /// The timer at the earliest deadline of a waiting async sender.
+    pub(crate) block_timer: Option<crate::timer::TimerHandle>,
 }
 
 impl std::fmt::Debug for ProducerCore {
@@ -316,6 +320,7 @@ impl ProducerCore {
             fatal: None,
             notice_buf: Vec::new(),
             last_conn_error: None,
+            block_timer: None,
         };
         // Learn the cluster at once: a metadata request (with no topics)
         // tells us the brokers; idempotence needs a producer id.
@@ -369,14 +374,17 @@ impl ProducerCore {
                 partition,
                 batch,
             } => self.batch_sealed((topic, partition), batch),
+            Notice::Waiting { deadline } => self.arm_block_deadline(deadline),
             Notice::Flush { gen, signal } => {
                 self.seal_all_open();
                 self.flushes.push_back((gen, signal));
             }
             Notice::Close { gen, signal } => {
                 self.closing = true;
-                // Senders blocked waiting for metadata give up now.
+                // Senders blocked waiting for metadata give up now, and
+                // async senders waiting for memory see the close.
                 self.shared.topics.wake_all();
+                self.shared.pool.tasks.wake_all();
                 self.seal_all_open();
                 self.flushes.push_back((gen, signal.clone()));
                 self.close_signals.push(signal);
@@ -395,10 +403,36 @@ impl ProducerCore {
                 TimerKey::Reconnect(t) => self.reconnect_timer(now, t),
                 TimerKey::Metadata => self.metadata_timer(),
                 TimerKey::ProducerId => self.idem.timer_fired(),
+                TimerKey::BlockDeadline => {
+                    self.block_timer = None;
+                    let next = [
+                        self.shared.pool.tasks.expire(now),
+                        self.shared.topics.tasks.expire(now),
+                    ];
+                    if let Some(next) = next.into_iter().flatten().min() {
+                        self.arm_block_deadline(next);
+                    }
+                }
             }
         }
         self.check_flushes();
         self.check_finished(now);
+    }
+
+    /// Makes sure the block-deadline timer fires no later than `deadline`.
+    fn arm_block_deadline(&mut self, deadline: Instant) {
+        match self.block_timer {
+            Some(h) => match self.timers.deadline(h) {
+                Some(at) if at <= deadline => {}
+                Some(_) => {
+                    self.timers.reschedule(h, deadline);
+                }
+                None => {
+                    self.block_timer = Some(self.timers.insert(deadline, TimerKey::BlockDeadline))
+                }
+            },
+            None => self.block_timer = Some(self.timers.insert(deadline, TimerKey::BlockDeadline)),
+        }
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout)
@@ -466,6 +500,7 @@ impl ProducerCore {
         });
         self.handle_wakeup(now);
         self.shared.topics.wake_all();
+        self.shared.pool.tasks.wake_all();
         self.fatal = Some(err.clone());
         self.fail_everything(now, &err);
         self.closing = true;

@@ -116,6 +116,7 @@ fn buffer_memory_is_accounted_per_batch_and_returned() {
             value: Some(&[0u8; 1000]),
             headers: &[],
             timestamp_ms: 0,
+            context: 0,
         },
         now,
     );
@@ -160,6 +161,7 @@ fn blocked_append_is_released_by_completion() {
                     value: Some(&[9u8; 1000]),
                     headers: &[],
                     timestamp_ms: 0,
+                    context: 0,
                 },
                 far,
             )
@@ -208,6 +210,7 @@ fn concurrent_appends_deliver_everything_once() {
                                 value: Some(&v),
                                 headers: &[],
                                 timestamp_ms: 0,
+                                context: 0,
                             },
                             now,
                         )

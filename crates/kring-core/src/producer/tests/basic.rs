@@ -78,6 +78,7 @@ fn headers_timestamps_and_null_values_reach_the_broker() {
                 value: None,
                 headers: &headers,
                 timestamp_ms: 1_234_567,
+                context: 0,
             },
             now,
         )

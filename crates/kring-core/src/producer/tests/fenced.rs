@@ -119,6 +119,7 @@ fn append_watched(sim: &Sim, key: &'static [u8]) -> Result<i32, SendError> {
             value: Some(b"v"),
             headers: &[],
             timestamp_ms: 0,
+            context: 0,
         };
         let _ = tx.send(shared.append(now, rec, now).map(|o| o.partition));
     });

@@ -280,6 +280,7 @@ fn growth_blocks_on_buffer_memory() {
             value: Some(&big),
             headers: &[],
             timestamp_ms: 0,
+            context: 0,
         },
         now,
     );

@@ -241,6 +241,7 @@ fn close_from_the_io_thread_releases_blocked_senders() {
                     value: Some(b"v"),
                     headers: &[],
                     timestamp_ms: 0,
+                    context: 0,
                 },
                 far,
             )

@@ -111,6 +111,7 @@ fn unknown_topic_waits_for_creation() {
             value: Some(b"v"),
             headers: &[],
             timestamp_ms: 0,
+            context: 0,
         },
         now,
     );
