@@ -24,7 +24,7 @@ fn sim_with(partitions: u32) -> Sim {
     cluster.create_topic("t", partitions);
     cluster.store_records = false;
     let config = Config {
-        metadata_max_age: Duration::from_secs(365 * 24 * 3600),
+        metadata_max_age: Duration::from_millis(i32::MAX as u64),
         ..Config::default()
     };
     let mut sim = Sim::new(config, cluster, origin());

@@ -11,22 +11,8 @@ use std::time::{Duration, Instant};
 
 use kring_mock::{Fault, MockCluster};
 
-use crate::{Producer, ProducerBuilder, Record, SendError};
-
-const PRODUCE: i16 = 0;
-const METADATA: i16 = 3;
-
-fn cluster(partitions: i32) -> MockCluster {
-    MockCluster::builder()
-        .brokers(1)
-        .topic("t", partitions)
-        .build()
-        .expect("mock cluster")
-}
-
-fn builder(c: &MockCluster) -> ProducerBuilder {
-    Producer::builder().bootstrap(&c.bootstrap_servers())
-}
+use crate::test_support::{builder, cluster, METADATA, PRODUCE};
+use crate::{Producer, Record, SendError};
 
 /// A producer whose `buffer.memory` one 40 KB record fills, with the
 /// broker answering every Produce request after `delay`.

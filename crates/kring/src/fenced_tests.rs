@@ -6,26 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use kring_mock::{Fault, Lie, MockCluster};
+use kring_mock::{Fault, Lie};
 
-use crate::{
-    DeliveryReport, PartitionView, Partitioner, Producer, ProducerBuilder, Record, SendError,
-};
-
-const PRODUCE: i16 = 0;
-const METADATA: i16 = 3;
-
-fn cluster(partitions: i32) -> MockCluster {
-    MockCluster::builder()
-        .brokers(1)
-        .topic("t", partitions)
-        .build()
-        .expect("mock cluster")
-}
-
-fn builder(c: &MockCluster) -> ProducerBuilder {
-    Producer::builder().bootstrap(&c.bootstrap_servers())
-}
+use crate::test_support::{builder, cluster, METADATA, PRODUCE};
+use crate::{DeliveryReport, PartitionView, Partitioner, Record, SendError};
 
 /// Issue 15's repro over the real driver: 20 sends, the callback panics on
 /// the 6th. Every future resolves, the callback keeps being called, later

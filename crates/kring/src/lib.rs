@@ -58,3 +58,5 @@ mod cause_tests;
 mod fenced_tests;
 #[cfg(test)]
 mod producer_tests;
+#[cfg(test)]
+mod test_support;

@@ -12,25 +12,10 @@ use std::time::{Duration, Instant};
 
 use kring_mock::{Fault, MockCluster};
 
+use crate::test_support::{builder, cluster, PRODUCE};
 use crate::{
-    BuildError, ConfigError, DeliveryError, DeliveryReport, Header, Producer, ProducerBuilder,
-    Record, SendError,
+    BuildError, ConfigError, DeliveryError, DeliveryReport, Header, Producer, Record, SendError,
 };
-
-/// Produce API key.
-const PRODUCE: i16 = 0;
-
-fn cluster(partitions: i32) -> MockCluster {
-    MockCluster::builder()
-        .brokers(1)
-        .topic("t", partitions)
-        .build()
-        .expect("mock cluster")
-}
-
-fn builder(c: &MockCluster) -> ProducerBuilder {
-    Producer::builder().bootstrap(&c.bootstrap_servers())
-}
 
 fn block_on<F: Future>(f: F) -> F::Output {
     struct ThreadWaker(std::thread::Thread);

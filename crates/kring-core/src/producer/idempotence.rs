@@ -593,18 +593,3 @@ pub(crate) enum SeqVerdict {
     /// sequences after it stay valid.
     Abandon,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::increment_sequence;
-
-    #[test]
-    fn sequences_wrap_like_kafka() {
-        assert_eq!(increment_sequence(0, 5), 5);
-        assert_eq!(increment_sequence(i32::MAX - 2, 2), i32::MAX);
-        assert_eq!(increment_sequence(i32::MAX - 2, 3), 0);
-        assert_eq!(increment_sequence(i32::MAX, 1), 0);
-        assert_eq!(increment_sequence(i32::MAX, 10), 9);
-        assert_eq!(increment_sequence(-1, 1), 0);
-    }
-}
