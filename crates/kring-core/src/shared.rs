@@ -601,7 +601,7 @@ impl Shared {
                     .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
                 self.charge_capacity(&mut open.reserved, open.builder.capacity());
                 if self.cfg.keep_timestamps {
-                    open.timestamps.push(rec.timestamp_ms, rec.context);
+                    open.per_record.push(rec.timestamp_ms, rec.context);
                 }
                 let delivery =
                     DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
@@ -725,9 +725,9 @@ impl Shared {
     ) {
         q.next_id = id + 1;
         q.last_batch_len = builder.size_in_bytes();
-        let mut timestamps = crate::delivery::PerRecord::default();
+        let mut per_record = crate::delivery::PerRecord::default();
         if self.cfg.keep_timestamps {
-            timestamps.push(rec.timestamp_ms, rec.context);
+            per_record.push(rec.timestamp_ms, rec.context);
         }
         let open = OpenBatch {
             id,
@@ -736,7 +736,7 @@ impl Shared {
             created: now,
             reserved,
             flush_gen,
-            timestamps,
+            per_record,
         };
         if full {
             q.sealed.push_back(open.seal(self.cfg.compression));

@@ -36,7 +36,7 @@ pub(crate) struct OpenBatch {
     pub(crate) flush_gen: u64,
     /// Per-record timestamps and contexts, kept only when a delivery
     /// callback is set (the field keeps its old name).
-    pub(crate) timestamps: PerRecord,
+    pub(crate) per_record: PerRecord,
 }
 
 /// A sealed batch waiting to be drained by the I/O thread.
@@ -49,7 +49,7 @@ pub(crate) struct QueuedBatch {
     pub(crate) created: Instant,
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,
-    pub(crate) timestamps: PerRecord,
+    pub(crate) per_record: PerRecord,
 }
 
 impl OpenBatch {
@@ -65,7 +65,7 @@ impl OpenBatch {
             created: self.created,
             reserved: self.reserved,
             flush_gen: self.flush_gen,
-            timestamps: self.timestamps,
+            per_record: self.per_record,
         }
     }
 }

@@ -182,13 +182,23 @@ fn max_block_bounds_metadata_and_memory_waits_together() {
     let big = vec![7u8; 60_000];
     let held = p.send(Record::new("t", &big)).unwrap();
     // The next metadata request (for the new topic) is answered late.
-    c.inject(Fault::delay(METADATA, Duration::from_millis(900)));
+    c.inject(Fault::delay(METADATA, Duration::from_millis(700)));
     let start = Instant::now();
     let err = p.send(Record::new("fresh", &big)).map(drop).unwrap_err();
     let took = start.elapsed();
-    assert!(matches!(err, SendError::BufferFull { .. }), "{err}");
-    eprintln!("metadata 900 ms + memory wait with max.block.ms 1500: gave up after {took:?}");
-    // A budget per step would give up after 900 ms + 1500 ms = 2.4 s; the
+    // Normally the metadata arrives after 700 ms and the memory wait uses
+    // the rest of the budget (BufferFull). On a loaded machine the metadata
+    // can arrive after the budget is spent (MetadataTimeout): the bound
+    // must hold either way.
+    assert!(
+        matches!(
+            err,
+            SendError::BufferFull { .. } | SendError::MetadataTimeout { .. }
+        ),
+        "{err}"
+    );
+    eprintln!("metadata 700 ms + memory wait with max.block.ms 1500: {err} after {took:?}");
+    // A budget per step would give up after 700 ms + 1500 ms = 2.2 s; the
     // upper bound leaves 500 ms for a loaded machine's scheduling and still
     // fails that behaviour.
     assert!(

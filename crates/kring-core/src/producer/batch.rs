@@ -42,7 +42,7 @@ pub(crate) struct InBatch {
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,
     /// Per-record timestamps and contexts (callback only).
-    pub(crate) timestamps: PerRecord,
+    pub(crate) per_record: PerRecord,
     /// Sends so far.
     pub(crate) attempts: u32,
     /// Base sequence (-1 without idempotence), and the producer id and
@@ -139,7 +139,7 @@ impl ProducerCore {
         completion: Arc<BatchCompletion>,
         reserved: usize,
         flush_gen: u64,
-        timestamps: PerRecord,
+        per_record: PerRecord,
         outcome: Result<BatchOk, DeliveryError>,
     ) {
         self.shared.pool.release(reserved);
@@ -150,7 +150,7 @@ impl ProducerCore {
         }
         if let Some(cb) = &self.callback {
             let topic = self.topics[pk.0 as usize].name.clone();
-            let panics = report_batch(cb, &topic, pk.1 as i32, &timestamps, &outcome);
+            let panics = report_batch(cb, &topic, pk.1 as i32, &per_record, &outcome);
             if panics.count > 0 {
                 self.callback_panicked(&topic, panics);
             }
@@ -194,7 +194,7 @@ impl ProducerCore {
             b.completion,
             b.reserved,
             b.flush_gen,
-            b.timestamps,
+            b.per_record,
             outcome,
         );
     }

@@ -443,7 +443,7 @@ impl ProducerCore {
                 b.completion,
                 b.reserved,
                 b.flush_gen,
-                b.timestamps,
+                b.per_record,
                 Err(err),
             );
         }
@@ -475,7 +475,7 @@ impl ProducerCore {
                 o.completion,
                 o.reserved,
                 o.flush_gen,
-                o.timestamps,
+                o.per_record,
                 Err(err),
             );
         }
@@ -514,7 +514,7 @@ impl ProducerCore {
                         b.completion,
                         b.reserved,
                         b.flush_gen,
-                        b.timestamps,
+                        b.per_record,
                         Err(err.clone()),
                     );
                 }
@@ -525,7 +525,7 @@ impl ProducerCore {
                         o.completion,
                         o.reserved,
                         o.flush_gen,
-                        o.timestamps,
+                        o.per_record,
                         Err(err.clone()),
                     );
                 }

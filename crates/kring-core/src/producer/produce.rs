@@ -274,7 +274,7 @@ impl ProducerCore {
                         qb.completion,
                         qb.reserved,
                         qb.flush_gen,
-                        qb.timestamps,
+                        qb.per_record,
                         Err(err),
                     );
                     continue;
@@ -292,7 +292,7 @@ impl ProducerCore {
                     qb.completion,
                     qb.reserved,
                     qb.flush_gen,
-                    qb.timestamps,
+                    qb.per_record,
                     Err(err),
                 );
                 continue;
@@ -308,7 +308,7 @@ impl ProducerCore {
                 created: qb.created,
                 reserved: qb.reserved,
                 flush_gen: qb.flush_gen,
-                timestamps: qb.timestamps,
+                per_record: qb.per_record,
                 attempts: 0,
                 seq: -1,
                 pid: -1,
@@ -396,7 +396,7 @@ impl ProducerCore {
                 b.completion,
                 b.reserved,
                 b.flush_gen,
-                b.timestamps,
+                b.per_record,
                 Err(err.clone()),
             );
         }
