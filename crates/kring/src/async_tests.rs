@@ -160,7 +160,8 @@ fn try_send_fails_at_once_with_no_metadata_yet_then_full() {
         matches!(err, SendError::BufferFull { waited, .. } if waited.is_zero()),
         "{err}"
     );
-    assert!(start.elapsed() < Duration::from_millis(100));
+    // Fails at once: a blocking wait would last the 5 s produce delay.
+    assert!(start.elapsed() < Duration::from_secs(1));
     let err = p.try_send(Record::new("t", b"v").partition(3)).unwrap_err();
     assert!(matches!(err, SendError::InvalidPartition { .. }), "{err}");
     c.clear_faults();
@@ -286,11 +287,15 @@ fn a_ticker_never_stalls_while_async_sends_wait_for_memory() {
         eprintln!(
             "send_async, workers {workers:?}: worst ticker stall {stall:?}, longest poll {longest:?}"
         );
+        // Bounds that tell yielding from blocking (a blocking send holds
+        // its thread for seconds here, see the ignored measurement) with
+        // room for a loaded CI machine's scheduling; the measured figures
+        // are printed above.
         assert!(
-            longest < Duration::from_millis(50),
+            longest < Duration::from_millis(150),
             "{workers:?}: {longest:?}"
         );
-        assert!(stall < Duration::from_millis(100), "{workers:?}: {stall:?}");
+        assert!(stall < Duration::from_millis(500), "{workers:?}: {stall:?}");
     }
 }
 
