@@ -1012,16 +1012,8 @@ impl<E: Engine> IoThread<E> {
         };
         DriverMetrics::add(&self.metrics.io_wakeups, 1);
         match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(DriverError::Ring(e)),
+            Err(e) if !wait_ended_normally(&e) => Err(DriverError::Ring(e)),
+            _ => Ok(()),
         }
     }
 
@@ -1110,20 +1102,23 @@ impl<E: Engine> IoThread<E> {
                 }
                 return;
             }
-            let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(100)));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "io_uring_enter failed during shutdown");
-                }
+            if let Err(e) = self.wait_for_completion(deadline - now) {
+                tracing::error!(error = %e, "io_uring_enter failed during shutdown");
             }
             self.reap_shutdown();
+        }
+    }
+
+    /// Submits what is queued and waits for one completion, at most `left`
+    /// (capped at 100 ms so a drain loop re-checks its deadline). A timeout,
+    /// an interrupt or a full completion queue are not errors here: the
+    /// caller reaps and loops.
+    fn wait_for_completion(&mut self, left: Duration) -> std::io::Result<()> {
+        let ts = types::Timespec::from(left.min(Duration::from_millis(100)));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Err(e) if !wait_ended_normally(&e) => Err(e),
+            _ => Ok(()),
         }
     }
 
@@ -1219,19 +1214,9 @@ impl<E: Engine> IoThread<E> {
             if self.ops.is_empty() || now >= deadline {
                 return;
             }
-            let ts = types::Timespec::from((deadline - now).min(Duration::from_millis(100)));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                    ) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "io_uring_enter failed while draining");
-                    return;
-                }
+            if let Err(e) = self.wait_for_completion(deadline - now) {
+                tracing::error!(error = %e, "io_uring_enter failed while draining");
+                return;
             }
             self.take_completions();
             taken.append(&mut self.completions);
@@ -1298,4 +1283,14 @@ fn build_ring(entries: u32, zero_copy: bool) -> Result<IoUring, DriverError> {
         ));
     }
     Ok(ring)
+}
+
+/// Whether an `io_uring_enter` that waited ended the ordinary way: its
+/// timeout passed (ETIME), a signal interrupted it (EINTR) or the
+/// completion queue is full (EBUSY). The caller reaps and goes on.
+fn wait_ended_normally(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+    )
 }
