@@ -39,6 +39,57 @@ impl Acks {
     }
 }
 
+/// `security.protocol`: how connections to brokers are secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    /// `PLAINTEXT`: plain TCP. The default.
+    #[default]
+    Plaintext,
+    /// `SSL`: TLS, no SASL.
+    Ssl,
+    /// `SASL_PLAINTEXT`: SASL authentication over plain TCP.
+    SaslPlaintext,
+    /// `SASL_SSL`: SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The property value, as Kafka writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Parses a property value (case-insensitive).
+    pub fn parse(value: &str) -> Option<SecurityProtocol> {
+        [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(value.trim()))
+    }
+
+    /// Whether connections run TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL after ApiVersions.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
 /// `partitioner.class` / `partitioner.ignore.keys`.
 #[derive(Clone, Default)]
 pub enum PartitionerChoice {
@@ -127,6 +178,8 @@ pub struct Config {
     /// `max.block.ms`: how long `send` may block for metadata or buffer
     /// memory (the caller turns it into a deadline). Default 60 s.
     pub max_block: Duration,
+    /// `security.protocol`. Default [`SecurityProtocol::Plaintext`].
+    pub security_protocol: SecurityProtocol,
     /// Partitioner. Default: murmur2 for keys, sticky otherwise.
     pub partitioner: PartitionerChoice,
     /// Optional per-record delivery callback, run on the I/O thread.
@@ -185,6 +238,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(300),
             max_block: Duration::from_secs(60),
+            security_protocol: SecurityProtocol::Plaintext,
             partitioner: PartitionerChoice::Default,
             on_delivery: None,
             jitter_seed: 0x006b_7269_6e67,
@@ -272,6 +326,15 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if self.security_protocol != SecurityProtocol::Plaintext {
+            return Err(invalid(
+                "security.protocol",
+                format!(
+                    "{} is not supported yet (only PLAINTEXT)",
+                    self.security_protocol.name()
+                ),
+            ));
         }
         if self.max_request_size < 128 {
             return Err(invalid("max.request.size", "must be at least 128 bytes"));

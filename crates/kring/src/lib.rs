@@ -37,7 +37,9 @@ mod metrics;
 mod producer;
 mod record;
 
-pub use config::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig};
+pub use config::{
+    Acks, Compression, ConfigError, PartitionerKind, ProducerConfig, SecurityProtocol,
+};
 pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};

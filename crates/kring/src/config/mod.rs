@@ -14,7 +14,7 @@ mod to_core;
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use kring_core::{Acks, Compression};
+pub use kring_core::{Acks, Compression, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
 
 /// How a partition is chosen for a record sent without one (`partitioner`).
@@ -81,6 +81,7 @@ pub struct ProducerConfig {
     partitioner: PartitionerKind,
     metadata_max_age: Duration,
     connect_timeout: Duration,
+    security_protocol: SecurityProtocol,
 }
 
 impl Default for ProducerConfig {
@@ -109,6 +110,7 @@ impl Default for ProducerConfig {
             partitioner: PartitionerKind::Default,
             metadata_max_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
+            security_protocol: SecurityProtocol::Plaintext,
         }
     }
 }
@@ -195,6 +197,9 @@ setters! {
     /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
     /// take.
     connect_timeout: Duration => |c, v| c.connect_timeout = v;
+    /// `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
+    /// `SASL_SSL`.
+    security_protocol: SecurityProtocol => |c, v| c.security_protocol = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -295,6 +300,10 @@ impl ProducerConfig {
     /// `partitioner`.
     pub fn get_partitioner(&self) -> PartitionerKind {
         self.partitioner
+    }
+    /// `security.protocol`.
+    pub fn get_security_protocol(&self) -> SecurityProtocol {
+        self.security_protocol
     }
     /// `metadata.max.age.ms`.
     pub fn get_metadata_max_age(&self) -> Duration {

@@ -4,16 +4,15 @@
 //! librdkafka's names are aliases where they mean the same thing:
 //! `message.timeout.ms` (= `delivery.timeout.ms`), `queue.buffering.max.ms`
 //! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
-//! `compression.codec` (= `compression.type`), `security.protocol`
-//! (`PLAINTEXT` only), `statistics.interval.ms` (`0` only, until kring has
-//! statistics), `batch.num.messages` (a cap on records per batch) and
+//! `compression.codec` (= `compression.type`), `statistics.interval.ms`
+//! (`0` only, until kring has statistics), `batch.num.messages` (a cap on records per batch) and
 //! `debug` (contexts are checked; kring logs through `tracing`, whose
 //! subscriber filter chooses the level).
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig};
+use super::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig, SecurityProtocol};
 
 /// Every property [`ProducerConfig::from_properties`] accepts.
 pub const PROPERTY_NAMES: &[&str] = &[
@@ -176,14 +175,13 @@ impl ProducerConfig {
                     })?,
             ),
             "security.protocol" => {
-                if !v.eq_ignore_ascii_case("plaintext") {
-                    return Err(ConfigError::invalid(
+                self.security_protocol(SecurityProtocol::parse(v).ok_or_else(|| {
+                    ConfigError::invalid(
                         "security.protocol",
                         value,
-                        "PLAINTEXT (TLS/SASL not supported yet)",
-                    ));
-                }
-                self
+                        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                    )
+                })?)
             }
             "statistics.interval.ms" => {
                 if v != "0" {

@@ -281,11 +281,10 @@ fn fractional_linger() {
 #[test]
 fn unsupported_librdkafka_values_are_clear_errors() {
     for (k, v, hint) in [
-        ("security.protocol", "SSL", "TLS/SASL not supported yet"),
         (
             "security.protocol",
-            "SASL_SSL",
-            "TLS/SASL not supported yet",
+            "TLS",
+            "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
         ),
         ("statistics.interval.ms", "5000", "not supported yet"),
         ("debug", "everything", "debug contexts"),
@@ -480,4 +479,24 @@ fn linger_max_is_a_build_error() {
         ),
         "{r:?}"
     );
+}
+
+#[test]
+fn security_protocol_parses_every_kafka_name_and_unsupported_ones_fail_validation() {
+    for (v, p) in [
+        ("PLAINTEXT", SecurityProtocol::Plaintext),
+        ("ssl", SecurityProtocol::Ssl),
+        ("SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext),
+        ("SASL_SSL", SecurityProtocol::SaslSsl),
+    ] {
+        let c = ProducerConfig::default()
+            .set("security.protocol", v)
+            .unwrap();
+        assert_eq!(c.get_security_protocol(), p, "{v}");
+    }
+    let c = ProducerConfig::default()
+        .bootstrap("127.0.0.1:9092")
+        .security_protocol(SecurityProtocol::SaslSsl);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("SASL_SSL is not supported yet"), "{err}");
 }

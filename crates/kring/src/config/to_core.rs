@@ -44,6 +44,7 @@ impl ProducerConfig {
             request_timeout: self.get_request_timeout(),
             metadata_max_age: self.get_metadata_max_age(),
             max_block: self.get_max_block(),
+            security_protocol: self.get_security_protocol(),
             partitioner,
             on_delivery,
             ..Config::default()
