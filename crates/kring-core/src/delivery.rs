@@ -128,6 +128,27 @@ pub enum DeliveryError {
         /// Partition.
         partition: i32,
     },
+    /// The broker refused the record's batch as larger than the topic's
+    /// `max.message.bytes` (MESSAGE_TOO_LARGE) and the batch held this
+    /// record alone, so it cannot be split further: the record itself is
+    /// too large for the topic. (A batch of several records refused this
+    /// way is split in two and each half sent again, as the Java client
+    /// does, until every record is written or stands alone.)
+    #[error("record too large for the topic: its batch of {batch_bytes} bytes was refused with MESSAGE_TOO_LARGE{} ({status})", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    MessageTooLarge {
+        /// Size of the refused batch on the wire (header included,
+        /// compressed if the producer compresses).
+        batch_bytes: usize,
+        /// The broker's error message, when it sent one.
+        message: Option<Arc<str>>,
+        /// Whether the record may be in the log (only if an earlier
+        /// attempt went unanswered).
+        status: MessageStatus,
+    },
+    /// The record was still buffered (not yet in a request) when
+    /// `purge` was called. Never sent: not persisted.
+    #[error("purged from the producer's buffer before it was sent (not persisted)")]
+    Purged,
     /// The producer was closed without waiting for this record
     /// (`abort`), or is in a fatal state. A record on the wire when it
     /// was aborted is possibly persisted.
@@ -147,10 +168,11 @@ impl DeliveryError {
             DeliveryError::Timeout { status, .. }
             | DeliveryError::Broker { status, .. }
             | DeliveryError::RetriesExhausted { status, .. }
-            | DeliveryError::Aborted { status, .. } => *status,
-            DeliveryError::Encode(_) | DeliveryError::UnknownPartition { .. } => {
-                MessageStatus::NotPersisted
-            }
+            | DeliveryError::Aborted { status, .. }
+            | DeliveryError::MessageTooLarge { status, .. } => *status,
+            DeliveryError::Encode(_)
+            | DeliveryError::UnknownPartition { .. }
+            | DeliveryError::Purged => MessageStatus::NotPersisted,
         }
     }
 
@@ -160,8 +182,11 @@ impl DeliveryError {
             DeliveryError::Timeout { status, .. }
             | DeliveryError::Broker { status, .. }
             | DeliveryError::RetriesExhausted { status, .. }
-            | DeliveryError::Aborted { status, .. } => *status = s,
-            DeliveryError::Encode(_) | DeliveryError::UnknownPartition { .. } => {}
+            | DeliveryError::Aborted { status, .. }
+            | DeliveryError::MessageTooLarge { status, .. } => *status = s,
+            DeliveryError::Encode(_)
+            | DeliveryError::UnknownPartition { .. }
+            | DeliveryError::Purged => {}
         }
         self
     }
@@ -175,16 +200,77 @@ pub(crate) struct BatchOk {
     pub(crate) log_append_time: i64,
 }
 
-type Outcome = Result<BatchOk, DeliveryError>;
+pub(crate) type Outcome = Result<BatchOk, DeliveryError>;
+
+/// The records `first..first + count` of a batch, when the broker refused
+/// the batch as too large and the core split it: each part is sent (and
+/// completed) on its own, with its own base offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) first: u32,
+    pub(crate) count: u32,
+}
+
+/// The results of a batch that was split (only then allocated).
+#[derive(Debug)]
+struct Parts {
+    /// Records without a result yet.
+    remaining: u32,
+    /// Each completed part: its span and result.
+    done: Vec<(Span, Outcome)>,
+}
 
 #[derive(Debug, Default)]
 struct Slot {
+    /// The whole batch's result (the normal path: one store).
     result: Option<Outcome>,
+    /// Set when the batch was split: the parts' results.
+    parts: Option<Box<Parts>>,
     wakers: Vec<Waker>,
 }
 
+impl Slot {
+    fn is_complete(&self) -> bool {
+        self.result.is_some() || self.parts.as_ref().is_some_and(|p| p.remaining == 0)
+    }
+
+    /// Record `index`'s result, once the batch is complete.
+    fn record_result(
+        &self,
+        partition: i32,
+        index: u32,
+        timestamp_ms: i64,
+    ) -> Option<Result<RecordMetadata, DeliveryError>> {
+        if let Some(o) = &self.result {
+            return Some(outcome_for(o, partition, index, timestamp_ms));
+        }
+        let parts = self.parts.as_ref().filter(|p| p.remaining == 0)?;
+        let (span, o) = parts
+            .done
+            .iter()
+            .find(|(s, _)| index >= s.first && index - s.first < s.count)?;
+        Some(outcome_for(o, partition, index - span.first, timestamp_ms))
+    }
+}
+
+fn outcome_for(
+    o: &Outcome,
+    partition: i32,
+    index_in_part: u32,
+    timestamp_ms: i64,
+) -> Result<RecordMetadata, DeliveryError> {
+    match o {
+        Ok(ok) => Ok(ok.metadata(partition, index_in_part, timestamp_ms)),
+        Err(e) => Err(e.clone()),
+    }
+}
+
 /// The shared result of one batch. Created when the batch opens; completed
-/// exactly once by the core.
+/// exactly once by the core — as a whole, or, when the broker refused the
+/// batch as too large and the core split it, part by part (each record's
+/// result then comes from its part: the part's base offset plus the
+/// record's position in the part). Handles resolve when every record has
+/// its result.
 pub struct BatchCompletion {
     partition: i32,
     done: AtomicBool,
@@ -211,40 +297,87 @@ impl BatchCompletion {
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether the batch has its final result.
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
 
     /// Stores the result and wakes every waiter. Returns false (and changes
-    /// nothing) if the batch was already complete: a batch is completed at
-    /// most once.
+    /// nothing) if the batch was already complete or was split: a batch is
+    /// completed at most once, and a split batch only through its parts.
     pub(crate) fn complete(&self, outcome: Outcome) -> bool {
         let wakers = {
-            let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-            if s.result.is_some() {
+            let mut s = self.lock();
+            if s.result.is_some() || s.parts.is_some() {
                 return false;
             }
             s.result = Some(outcome);
             self.done.store(true, Ordering::Release);
             std::mem::take(&mut s.wakers)
         };
-        self.cond.notify_all();
-        for w in wakers {
-            wake_fenced(w);
+        self.wake(wakers);
+        true
+    }
+
+    /// Marks the batch, of `records` records, as split: from now on it is
+    /// completed only by [`complete_part`](Self::complete_part), once per
+    /// part. Splitting a part again needs no call (the parts still cover
+    /// the same records). Returns false if it was already complete.
+    pub(crate) fn split(&self, records: u32) -> bool {
+        let mut s = self.lock();
+        if s.result.is_some() {
+            return false;
+        }
+        if s.parts.is_none() {
+            s.parts = Some(Box::new(Parts {
+                remaining: records,
+                done: Vec::with_capacity(2),
+            }));
         }
         true
     }
 
-    fn record_result(
-        &self,
-        o: &Outcome,
-        index: u32,
-        timestamp_ms: i64,
-    ) -> Result<RecordMetadata, DeliveryError> {
-        match o {
-            Ok(ok) => Ok(ok.metadata(self.partition, index, timestamp_ms)),
-            Err(e) => Err(e.clone()),
+    /// Completes the records of `span` (a part of a split batch), or the
+    /// whole batch if `span` is `None`. The batch is done (handles resolve,
+    /// waiters wake) once every record has its result. Returns false (and
+    /// changes nothing) if those records already have one.
+    pub(crate) fn complete_part(&self, span: Option<Span>, outcome: Outcome) -> bool {
+        let Some(span) = span else {
+            return self.complete(outcome);
+        };
+        let wakers = {
+            let mut s = self.lock();
+            let Some(parts) = s.parts.as_mut() else {
+                return false;
+            };
+            let end = span.first.saturating_add(span.count);
+            let overlaps = parts
+                .done
+                .iter()
+                .any(|(d, _)| span.first < d.first + d.count && d.first < end);
+            if overlaps || span.count > parts.remaining {
+                return false;
+            }
+            parts.remaining -= span.count;
+            parts.done.push((span, outcome));
+            if parts.remaining > 0 {
+                return true;
+            }
+            self.done.store(true, Ordering::Release);
+            std::mem::take(&mut s.wakers)
+        };
+        self.wake(wakers);
+        true
+    }
+
+    fn wake(&self, wakers: Vec<Waker>) {
+        self.cond.notify_all();
+        for w in wakers {
+            wake_fenced(w);
         }
     }
 }
@@ -337,18 +470,19 @@ impl DeliveryHandle {
         if !self.batch.is_done() {
             return None;
         }
-        let s = self.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
-        s.result
-            .as_ref()
-            .map(|o| self.batch.record_result(o, self.index, self.timestamp_ms))
+        self.result_in(&self.batch.lock())
+    }
+
+    fn result_in(&self, s: &Slot) -> Option<Result<RecordMetadata, DeliveryError>> {
+        s.record_result(self.batch.partition, self.index, self.timestamp_ms)
     }
 
     /// Blocks the calling thread until the result is known.
     pub fn wait(&self) -> Result<RecordMetadata, DeliveryError> {
-        let mut s = self.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.batch.lock();
         loop {
-            if let Some(o) = &s.result {
-                return self.batch.record_result(o, self.index, self.timestamp_ms);
+            if let Some(r) = self.result_in(&s) {
+                return r;
             }
             s = self.batch.cond.wait(s).unwrap_or_else(|e| e.into_inner());
         }
@@ -356,15 +490,13 @@ impl DeliveryHandle {
 
     /// Blocks up to `timeout`; `None` if the result is still unknown then.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, DeliveryError>> {
-        let s = self.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.batch.lock();
         let (s, _) = self
             .batch
             .cond
-            .wait_timeout_while(s, timeout, |s| s.result.is_none())
+            .wait_timeout_while(s, timeout, |s| !s.is_complete())
             .unwrap_or_else(|e| e.into_inner());
-        s.result
-            .as_ref()
-            .map(|o| self.batch.record_result(o, self.index, self.timestamp_ms))
+        self.result_in(&s)
     }
 }
 
@@ -373,9 +505,9 @@ impl Future for DeliveryHandle {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut s = this.batch.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(o) = &s.result {
-            return Poll::Ready(this.batch.record_result(o, this.index, this.timestamp_ms));
+        let mut s = this.batch.lock();
+        if let Some(r) = this.result_in(&s) {
+            return Poll::Ready(r);
         }
         if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             s.wakers.push(cx.waker().clone());
@@ -424,6 +556,25 @@ impl PerRecord {
         self.timestamps.push(timestamp_ms);
     }
 
+    /// Splits the table at record `at`: keeps records `..at`, returns
+    /// records `at..` (a batch split in two parts).
+    pub(crate) fn split_off(&mut self, at: usize) -> PerRecord {
+        let timestamps = if at < self.timestamps.len() {
+            self.timestamps.split_off(at)
+        } else {
+            Vec::new()
+        };
+        let contexts = if at < self.contexts.len() {
+            self.contexts.split_off(at)
+        } else {
+            Vec::new()
+        };
+        PerRecord {
+            timestamps,
+            contexts,
+        }
+    }
+
     /// Record `i`'s context (0 when none).
     pub(crate) fn context(&self, i: usize) -> u64 {
         self.contexts.get(i).copied().unwrap_or(0)
@@ -450,26 +601,28 @@ pub(crate) struct CallbackPanics {
     pub(crate) first: Option<String>,
 }
 
-/// Calls `cb` for each record of a completed batch, each call fenced: a
-/// panic is caught and counted, and the next record is reported as usual.
+/// Calls `cb` for each record of a completed batch (or part of a split
+/// batch: `first` is the index of its first record in the batch), each
+/// call fenced: a panic is caught and counted, and the next record is
+/// reported as usual.
 pub(crate) fn report_batch(
     cb: &DeliveryCallback,
     topic: &str,
     partition: i32,
+    first: u32,
     records: &PerRecord,
     outcome: &Outcome,
 ) -> CallbackPanics {
     let mut panics = CallbackPanics::default();
     for (i, &ts) in records.timestamps.iter().enumerate() {
-        let index = i as u32;
         let result = match outcome {
-            Ok(ok) => Ok(ok.metadata(partition, index, ts)),
+            Ok(ok) => Ok(ok.metadata(partition, i as u32, ts)),
             Err(e) => Err(e),
         };
         let report = DeliveryReport {
             topic,
             partition,
-            index,
+            index: first + i as u32,
             context: records.context(i),
             result,
         };
@@ -516,6 +669,54 @@ mod tests {
         // Completed at most once.
         assert!(!b.complete(Err(aborted("x"))));
         assert!(hs[0].wait().is_ok());
+    }
+
+    /// A split batch: each part completes its records with its own base
+    /// offset; handles resolve once every part has its result; a part is
+    /// completed at most once and the whole batch can no longer be.
+    #[test]
+    fn a_split_batch_completes_part_by_part() {
+        let b = BatchCompletion::new(2);
+        let hs: Vec<_> = (0..5)
+            .map(|i| DeliveryHandle::new(b.clone(), i, 100))
+            .collect();
+        assert!(b.split(5));
+        let ok = |base| {
+            Ok(BatchOk {
+                base_offset: base,
+                log_append_time: -1,
+            })
+        };
+        assert!(!b.complete(ok(0)), "not as a whole once split");
+        assert!(b.complete_part(Some(Span { first: 0, count: 2 }), ok(10)));
+        assert!(!b.is_done());
+        assert!(hs[0].try_result().is_none());
+        assert!(hs[0].wait_timeout(Duration::from_millis(1)).is_none());
+        // Overlapping an earlier part: refused.
+        assert!(!b.complete_part(Some(Span { first: 1, count: 1 }), ok(99)));
+        // The rest split again: 2..3 fails, 3..5 lands at 50.
+        assert!(b.complete_part(Some(Span { first: 2, count: 1 }), Err(aborted("big"))));
+        assert!(!b.is_done());
+        assert!(b.complete_part(Some(Span { first: 3, count: 2 }), ok(50)));
+        assert!(b.is_done());
+        let offsets: Vec<Option<i64>> =
+            hs.iter().map(|h| h.wait().ok().map(|m| m.offset)).collect();
+        assert_eq!(offsets, vec![Some(10), Some(11), None, Some(50), Some(51)]);
+        assert!(!b.complete_part(Some(Span { first: 3, count: 2 }), ok(70)));
+        assert_eq!(hs[4].wait().unwrap().offset, 51);
+    }
+
+    #[test]
+    fn per_record_splits_with_its_contexts() {
+        let mut r = PerRecord::default();
+        for i in 0..4 {
+            r.push(i, if i == 1 { 7 } else { 0 });
+        }
+        let tail = r.split_off(2);
+        assert_eq!(r.timestamps, vec![0, 1]);
+        assert_eq!((r.context(0), r.context(1)), (0, 7));
+        assert_eq!(tail.timestamps, vec![2, 3]);
+        assert_eq!((tail.context(0), tail.context(1)), (0, 0));
     }
 
     #[test]
@@ -630,6 +831,7 @@ mod tests {
             &cb,
             "t",
             5,
+            0,
             &records,
             &Ok(BatchOk {
                 base_offset: 7,
@@ -640,6 +842,7 @@ mod tests {
             &cb,
             "t",
             5,
+            0,
             &records,
             &Err(DeliveryError::Aborted {
                 reason: "x".into(),

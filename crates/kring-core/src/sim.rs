@@ -83,6 +83,9 @@ pub struct SimPartition {
     pub errors: VecDeque<ErrorCode>,
     /// Produce attempts seen (including failed ones).
     pub attempts: u64,
+    /// The topic's `max.message.bytes`: a larger batch is answered
+    /// MESSAGE_TOO_LARGE, as Kafka does. `None`: no limit.
+    pub max_message_bytes: Option<usize>,
     producers: HashMap<i64, ProducerState>,
 }
 
@@ -95,6 +98,7 @@ impl SimPartition {
             log: Vec::new(),
             errors: VecDeque::new(),
             attempts: 0,
+            max_message_bytes: None,
             producers: HashMap::new(),
         }
     }
@@ -448,6 +452,11 @@ impl SimCluster {
                     continue;
                 }
                 let mut data = pd.records.clone().ok_or("null records")?;
+                if part.max_message_bytes.is_some_and(|max| data.len() > max) {
+                    pr.error_code = ErrorCode::MESSAGE_TOO_LARGE.code();
+                    prs.push(pr);
+                    continue;
+                }
                 let batch = decode_batch(&mut data, &DecodeOptions::default())
                     .map_err(|e| format!("bad batch: {e}"))?;
                 if !data.is_empty() {

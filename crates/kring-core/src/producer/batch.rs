@@ -15,7 +15,8 @@ use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 
 use crate::delivery::{
-    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError, MessageStatus, PerRecord,
+    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryError, MessageStatus,
+    PerRecord, Span,
 };
 
 use super::{BatchKey, PartKey, ProducerCore};
@@ -38,6 +39,9 @@ pub(crate) struct InBatch {
     pub(crate) size: usize,
     pub(crate) records: u32,
     pub(crate) completion: Arc<BatchCompletion>,
+    /// Which records of `completion`'s batch this is, when the broker
+    /// refused the batch as too large and it was split; `None`: all.
+    pub(crate) span: Option<Span>,
     pub(crate) created: Instant,
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,
@@ -131,12 +135,29 @@ impl ProducerCore {
         }
     }
 
-    /// Common end of every batch: memory, callback, handles, flush
-    /// accounting.
+    /// The end of a batch that never left the accumulator (never split).
     pub(crate) fn finish_unsent(
         &mut self,
         pk: PartKey,
         completion: Arc<BatchCompletion>,
+        reserved: usize,
+        flush_gen: u64,
+        per_record: PerRecord,
+        outcome: Result<BatchOk, DeliveryError>,
+    ) {
+        self.finish(
+            pk, completion, None, reserved, flush_gen, per_record, outcome,
+        );
+    }
+
+    /// Common end of every batch (or part of a split batch): memory,
+    /// callback, handles, flush accounting.
+    #[allow(clippy::too_many_arguments)] // the pieces of a batch being finished
+    fn finish(
+        &mut self,
+        pk: PartKey,
+        completion: Arc<BatchCompletion>,
+        span: Option<Span>,
         reserved: usize,
         flush_gen: u64,
         per_record: PerRecord,
@@ -150,12 +171,14 @@ impl ProducerCore {
         }
         if let Some(cb) = &self.callback {
             let topic = self.topics[pk.0 as usize].name.clone();
-            let panics = report_batch(cb, &topic, pk.1 as i32, &per_record, &outcome);
+            let first = span.map_or(0, |s| s.first);
+            let panics = report_batch(cb, &topic, pk.1 as i32, first, &per_record, &outcome);
             if panics.count > 0 {
                 self.callback_panicked(&topic, panics);
             }
         }
-        completion.complete(outcome);
+        let completed = completion.complete_part(span, outcome);
+        debug_assert!(completed, "a batch completed twice");
         self.pending_batches -= 1;
         let e = self.incomplete.entry(flush_gen).or_insert(0);
         *e -= 1;
@@ -189,9 +212,10 @@ impl ProducerCore {
 
     fn finish_held(&mut self, bk: BatchKey, outcome: Result<BatchOk, DeliveryError>) {
         let b = self.batches.remove(bk);
-        self.finish_unsent(
+        self.finish(
             b.part,
             b.completion,
+            b.span,
             b.reserved,
             b.flush_gen,
             b.per_record,

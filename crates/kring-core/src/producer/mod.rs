@@ -28,6 +28,7 @@ mod idempotence;
 mod metadata;
 mod partition;
 mod produce;
+mod split;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -141,6 +142,9 @@ pub struct CoreStats {
     pub batches_failed: u64,
     /// Times the producer epoch was bumped.
     pub epoch_bumps: u64,
+    /// Batches the broker refused as too large (MESSAGE_TOO_LARGE) that
+    /// were split in two and sent again.
+    pub batches_split: u64,
     /// Delivery callback invocations that panicked (caught; the first is
     /// logged).
     pub callback_panics: u64,

@@ -305,6 +305,7 @@ impl ProducerCore {
                 records: qb.record_count,
                 data: BatchData::Sealed(sealed),
                 completion: qb.completion,
+                span: None,
                 created: qb.created,
                 reserved: qb.reserved,
                 flush_gen: qb.flush_gen,
@@ -698,6 +699,15 @@ impl ProducerCore {
         if (is_invalid_metadata(err) || err == ErrorCode::NETWORK_EXCEPTION) && !leader_moved {
             self.request_metadata_soon(now);
         }
+        if self.should_split(bk, err) {
+            match self.split_batch(now, bk) {
+                Ok(()) => return,
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "cannot split a batch refused as too large; failing it"
+                ),
+            }
+        }
         let b = &self.batches[bk];
         let expired = b.created + self.cfg.delivery_timeout <= now;
         let attempts = b.attempts;
@@ -729,6 +739,12 @@ impl ProducerCore {
                 attempts,
                 code: err.code(),
                 name: err.name(),
+                status: MessageStatus::NotPersisted,
+            }
+        } else if err == ErrorCode::MESSAGE_TOO_LARGE {
+            DeliveryError::MessageTooLarge {
+                batch_bytes: self.batches[bk].size,
+                message: message.map(Arc::from),
                 status: MessageStatus::NotPersisted,
             }
         } else {

@@ -1,0 +1,268 @@
+//! A batch the broker refuses as too large (MESSAGE_TOO_LARGE, over the
+//! topic's `max.message.bytes`) is split in two and the parts are sent
+//! again, until every record is written or stands alone; a record too
+//! large alone fails with `MessageTooLarge`. Order, offsets and sequences
+//! hold, with and without idempotence.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::config::Acks;
+use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
+use crate::sim::Sim;
+use crate::{Config, DeliveryHandle};
+use kring_protocol::record::Compression;
+use kring_protocol::ErrorCode;
+
+/// A record value: its number, then `len - 4` filler bytes (varied, so a
+/// compressed batch stays large).
+fn value(i: u32, len: usize) -> Vec<u8> {
+    let mut v = i.to_be_bytes().to_vec();
+    let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(x as u8);
+    }
+    v
+}
+
+fn number(v: &[u8]) -> u32 {
+    u32::from_be_bytes(v[..4].try_into().unwrap())
+}
+
+fn send_all(sim: &mut Sim, range: std::ops::Range<u32>, len: usize) -> Vec<DeliveryHandle> {
+    range
+        .map(|i| sim.send("t", Some(0), None, Some(&value(i, len))).unwrap())
+        .collect()
+}
+
+/// Every handle resolved `Ok`, the log holds each record once, in send
+/// order, at consecutive offsets, and each handle names its record's
+/// offset.
+fn assert_delivered_in_order(sim: &Sim, hs: &[DeliveryHandle], first: u32) {
+    let log = sim.cluster.records("t", 0);
+    let numbers: Vec<u32> = log
+        .iter()
+        .map(|r| number(r.value.as_deref().unwrap()))
+        .collect();
+    let want: Vec<u32> = (first..first + hs.len() as u32).collect();
+    for w in &want {
+        let n = numbers.iter().filter(|&&x| x == *w).count();
+        assert_eq!(n, 1, "record {w} stored {n} times: {numbers:?}");
+    }
+    let start = numbers.iter().position(|&x| x == first).unwrap();
+    assert_eq!(
+        &numbers[start..start + hs.len()],
+        &want[..],
+        "stored in send order"
+    );
+    let base = log[start].offset;
+    for (i, h) in hs.iter().enumerate() {
+        let md = h.wait().unwrap_or_else(|e| panic!("record {i}: {e}"));
+        let stored = &log[start + i];
+        assert_eq!(stored.offset, base + i as i64, "consecutive offsets");
+        assert_eq!(
+            md.offset, stored.offset,
+            "record {i}'s handle names its offset"
+        );
+    }
+}
+
+fn limited(config: Config, max_message_bytes: usize) -> Sim {
+    let mut sim = sim_with(config, 1, 1);
+    sim.cluster.partition("t", 0).max_message_bytes = Some(max_message_bytes);
+    sim
+}
+
+/// The e2e case: 40 records of 500 B lingered into one batch of ~20 KB on
+/// a topic taking 4,000 B batches (below `batch.size`, where the Java
+/// client's re-packing into `batch.size` pieces would not converge).
+#[test]
+fn records_that_fit_but_batch_does_not_are_all_delivered() {
+    let config = Config {
+        linger: ms(50),
+        batch_size: 64 * 1024,
+        ..cfg()
+    };
+    let mut sim = limited(config, 4000);
+    let hs = send_all(&mut sim, 0..40, 500);
+    sim.drive();
+    assert_delivered_in_order(&sim, &hs, 0);
+    let st = sim.core.stats();
+    eprintln!(
+        "splits {}, batches ok {}, failed {}",
+        st.batches_split, st.batches_ok, st.batches_failed
+    );
+    assert!(st.batches_split >= 3, "split down to parts under 4000 B");
+    assert_eq!(st.batches_failed, 0);
+    assert_eq!(sim.shared.buffered_bytes(), 0, "every part's memory back");
+}
+
+#[test]
+fn split_without_idempotence_keeps_order_with_one_in_flight() {
+    let config = Config {
+        linger: ms(50),
+        enable_idempotence: false,
+        acks: Acks::All,
+        max_in_flight: 1,
+        ..cfg()
+    };
+    let mut sim = limited(config, 3000);
+    let hs = send_all(&mut sim, 0..30, 400);
+    sim.drive();
+    let more = send_all(&mut sim, 30..60, 400);
+    sim.drive();
+    assert_delivered_in_order(&sim, &hs, 0);
+    assert_delivered_in_order(&sim, &more, 30);
+    assert!(sim.core.stats().batches_split > 0);
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
+
+/// With idempotence and requests pipelined: the refused batch is followed
+/// by batches already in flight with later sequences. The parts take the
+/// refused batch's sequence range; the batches behind get
+/// OUT_OF_ORDER_SEQUENCE_NUMBER and are sent again after the parts.
+/// Nothing is duplicated, nothing reordered, no epoch bump is needed.
+#[test]
+fn split_ahead_of_pipelined_batches_keeps_their_sequences() {
+    let config = Config {
+        linger: ms(0),
+        batch_size: 1000,
+        max_in_flight: 5,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    // One batch acknowledged first: the partition pipelines from then on.
+    let w = send_all(&mut sim, 0..1, 100);
+    sim.drive();
+    w[0].wait().unwrap();
+    // The next attempt (the first of five pipelined batches) is refused.
+    sim.cluster
+        .partition("t", 0)
+        .errors
+        .push_back(ErrorCode::MESSAGE_TOO_LARGE);
+    let hs = send_all(&mut sim, 1..46, 100);
+    sim.drive();
+    let produce_attempts = sim.cluster.partition("t", 0).attempts;
+    assert_delivered_in_order(&sim, &hs, 1);
+    let st = sim.core.stats();
+    eprintln!(
+        "produce attempts {produce_attempts}, splits {}, retries {}, epoch bumps {}",
+        st.batches_split, st.retries, st.epoch_bumps
+    );
+    assert_eq!(st.batches_split, 1);
+    assert_eq!(st.epoch_bumps, 0, "the sequences stayed valid");
+    assert!(
+        st.retries > 0,
+        "the batches behind the split one were refused and re-sent"
+    );
+    // Every stored batch kept producer id and epoch; sequences are
+    // consecutive across the records.
+    let log = sim.cluster.records("t", 0);
+    let epochs: std::collections::BTreeSet<i16> = log.iter().map(|r| r.producer.1).collect();
+    assert_eq!(epochs.len(), 1, "{epochs:?}");
+}
+
+/// A record too large alone among records that fit: the batch is halved
+/// until it stands alone; it fails with `MessageTooLarge` (not persisted)
+/// and every other record is delivered in order.
+#[test]
+fn a_record_too_large_alone_fails_and_the_others_are_delivered() {
+    for idempotence in [true, false] {
+        let config = Config {
+            linger: ms(50),
+            enable_idempotence: idempotence,
+            acks: Acks::All,
+            max_in_flight: if idempotence { 5 } else { 1 },
+            ..cfg()
+        };
+        let mut sim = limited(config, 1500);
+        let mut hs = send_all(&mut sim, 0..5, 200);
+        let big = sim
+            .send("t", Some(0), None, Some(&value(999, 3000)))
+            .unwrap();
+        hs.extend(send_all(&mut sim, 5..10, 200));
+        sim.drive();
+        match big.wait() {
+            Err(e @ DeliveryError::MessageTooLarge { .. }) => {
+                assert_eq!(e.status(), MessageStatus::NotPersisted, "{e}");
+                eprintln!("idempotence {idempotence}: {e}");
+            }
+            other => panic!("the big record: {other:?}"),
+        }
+        assert_delivered_in_order(&sim, &hs, 0);
+        // The producer goes on.
+        let after = send_all(&mut sim, 10..12, 200);
+        sim.drive();
+        assert_delivered_in_order(&sim, &after, 10);
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+    }
+}
+
+/// The callback hears of each record exactly once, with its index in the
+/// original batch and the offset its handle reports.
+#[test]
+fn callback_reports_each_record_once_after_a_split() {
+    let seen: Arc<Mutex<Vec<(u32, i64)>>> = Arc::default();
+    let s2 = seen.clone();
+    let config = Config {
+        linger: ms(50),
+        on_delivery: Some(Arc::new(move |r: &DeliveryReport<'_>| {
+            let off = r.result.as_ref().map(|m| m.offset).unwrap_or(-2);
+            s2.lock().unwrap().push((r.index, off));
+        })),
+        ..cfg()
+    };
+    let mut sim = limited(config, 2500);
+    let hs = send_all(&mut sim, 0..20, 300);
+    sim.drive();
+    assert_delivered_in_order(&sim, &hs, 0);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    let want: Vec<(u32, i64)> = hs
+        .iter()
+        .map(|h| (h.index(), h.wait().unwrap().offset))
+        .collect();
+    assert_eq!(seen, want);
+    assert!(sim.core.stats().batches_split > 0);
+}
+
+/// Compressed batches are split too (decompressed, halved, compressed
+/// again).
+#[test]
+fn compressed_batches_are_split() {
+    for compression in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+        let config = Config {
+            linger: ms(50),
+            compression,
+            ..cfg()
+        };
+        let mut sim = limited(config, 3000);
+        let hs = send_all(&mut sim, 0..30, 400);
+        sim.drive();
+        assert_delivered_in_order(&sim, &hs, 0);
+        assert!(
+            sim.core.stats().batches_split > 0,
+            "{compression:?}: incompressible values make the batch too large"
+        );
+    }
+}
+
+/// A flush waits for every part of a split batch.
+#[test]
+fn flush_waits_for_every_part() {
+    let config = Config {
+        linger: ms(5_000),
+        ..cfg()
+    };
+    let mut sim = limited(config, 2000);
+    let hs = send_all(&mut sim, 0..16, 400);
+    let f = sim.flush();
+    sim.drive_until(100_000, |_| f.is_done());
+    for h in &hs {
+        assert!(h.try_result().is_some(), "flush done before a record");
+    }
+    assert_delivered_in_order(&sim, &hs, 0);
+}
