@@ -8,16 +8,17 @@
 //! - an explicit partition beyond the topic's partition count.
 //!
 //! Errors kring learns from one broker answer must come well before the
-//! default `max.block.ms` (60 s) and `delivery.timeout.ms` (120 s). Two
-//! tests are ignored because they show where kring does not do that (or
-//! does not do what the Java client does) today; their `ignore` reasons say
-//! what they show.
+//! default `max.block.ms` (60 s) and `delivery.timeout.ms` (120 s). One
+//! test is ignored because it shows where kring does not do that today;
+//! its `ignore` reason says what it shows. Records that each fit
+//! `max.message.bytes` but not as one batch are all delivered (the refused
+//! batch is split).
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use kring::{DeliveryError, LastError, Producer, Record, SendError};
+use kring::{DeliveryError, LastError, MessageStatus, Producer, Record, SendError};
 use kring_testcluster::KafkaCluster;
 
 /// How long an error that kring can know from one broker answer may take.
@@ -130,7 +131,10 @@ fn record_over_max_message_bytes() {
     let took = t.elapsed();
     eprintln!("a record over max.message.bytes: {r:?} after {took:?}");
     match &r {
-        Err(DeliveryError::Broker { name, .. }) => assert_eq!(*name, "MESSAGE_TOO_LARGE"),
+        // A batch of this one record: it cannot be split.
+        Err(e @ DeliveryError::MessageTooLarge { .. }) => {
+            assert_eq!(e.status(), MessageStatus::NotPersisted, "{e}")
+        }
         other => panic!("a record over max.message.bytes: {other:?}"),
     }
     assert!(took < PROMPT, "MESSAGE_TOO_LARGE took {took:?} to report");
@@ -185,45 +189,61 @@ fn partition_beyond_the_topic() {
 }
 
 /// Records that each fit the topic's `max.message.bytes` but together make
-/// a batch over it: the broker answers MESSAGE_TOO_LARGE for the batch. The
-/// Java client then splits the batch and sends the halves again (its Sender
-/// does so for any batch of more than one record) and every record is
-/// delivered; kring fails every record of the batch with MESSAGE_TOO_LARGE.
+/// a batch over it: the broker answers MESSAGE_TOO_LARGE for the batch,
+/// kring splits it and sends the halves again (as the Java client's Sender
+/// splits any refused batch of more than one record), and every record is
+/// delivered, once, in order, at consecutive offsets — with idempotence on
+/// and off.
 #[test]
-#[ignore = "kring does not split a batch the broker refuses with MESSAGE_TOO_LARGE: valid records fail"]
 fn records_that_fit_but_batch_does_not() {
     let cluster = KafkaCluster::shared(1);
-    cluster
-        .create_topic("small-batches", 1, 1, &[("max.message.bytes", "4000")])
-        .unwrap();
-    support::trace::init();
-    let p = Producer::builder()
-        .bootstrap(&cluster.bootstrap())
-        .linger(Duration::from_millis(50))
-        .build()
-        .expect("producer");
-    let value = vec![b'v'; 500];
-    let futures: Vec<_> = (0..40)
-        .map(|_| {
-            p.send(Record::new("small-batches", &value).partition(0))
-                .expect("send")
-        })
-        .collect();
-    assert!(p.flush_timeout(Duration::from_secs(60)));
-    let failed: Vec<String> = futures
-        .iter()
-        .filter_map(|f| {
-            f.wait_timeout(Duration::from_secs(60))
-                .expect("a result")
-                .err()
-        })
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of 40 records of 500 B failed on a topic taking 4000 B batches: {}",
-        failed.len(),
-        failed.first().map(String::as_str).unwrap_or_default()
-    );
-    assert!(p.close_timeout(Duration::from_secs(30)));
+    for idempotence in [true, false] {
+        let topic = format!("small-batches-{idempotence}");
+        cluster
+            .create_topic(&topic, 1, 1, &[("max.message.bytes", "4000")])
+            .unwrap();
+        support::trace::init();
+        let p = Producer::builder()
+            .bootstrap(&cluster.bootstrap())
+            .linger(Duration::from_millis(50))
+            .idempotence(idempotence)
+            .acks(kring::Acks::All)
+            .max_in_flight(if idempotence { 5 } else { 1 })
+            .build()
+            .expect("producer");
+        let futures: Vec<_> = (0..40u32)
+            .map(|i| {
+                let mut value = format!("{i:04}").into_bytes();
+                value.resize(500, b'v');
+                p.send(Record::new(&topic, &value).partition(0))
+                    .expect("send")
+            })
+            .collect();
+        assert!(p.flush_timeout(Duration::from_secs(60)));
+        let mut offsets = Vec::new();
+        let mut failed = Vec::new();
+        for f in &futures {
+            match f.wait_timeout(Duration::from_secs(60)).expect("a result") {
+                Ok(md) => offsets.push(md.offset),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "idempotence {idempotence}: {} of 40 records of 500 B failed on a topic taking 4000 B batches: {}",
+            failed.len(),
+            failed.first().map(String::as_str).unwrap_or_default()
+        );
+        let first = offsets[0];
+        assert_eq!(
+            offsets,
+            (first..first + 40).collect::<Vec<i64>>(),
+            "idempotence {idempotence}: consecutive offsets in send order"
+        );
+        eprintln!(
+            "idempotence {idempotence}: 40 records at offsets {first}..{}",
+            first + 40
+        );
+        assert!(p.close_timeout(Duration::from_secs(30)));
+    }
 }
