@@ -47,6 +47,8 @@ pub(crate) enum Notice {
     Flush { gen: u64, signal: Arc<Signal> },
     /// Flush everything, then stop.
     Close { gen: u64, signal: Arc<Signal> },
+    /// Fail every batch still in the accumulator with `Purged`.
+    Purge { signal: Arc<Signal> },
 }
 
 #[derive(Debug, Default)]

@@ -811,6 +811,24 @@ impl Shared {
         FlushHandle { signal, wake }
     }
 
+    /// Requests a purge (librdkafka's `rd_kafka_purge` with
+    /// `RD_KAFKA_PURGE_F_QUEUE`): every record still buffered in the
+    /// accumulator when the I/O thread reads the request — open and sealed
+    /// batches not yet taken into a request — fails with
+    /// [`DeliveryError::Purged`](crate::DeliveryError::Purged) (not
+    /// persisted) and its memory is released. Records on the wire or
+    /// waiting for a retry are not touched: they complete as usual. The
+    /// producer stays usable. The handle completes once the purge is done.
+    /// Wake the I/O thread if [`FlushHandle::wake`] is set.
+    pub fn begin_purge(&self) -> FlushHandle {
+        let signal = Signal::new();
+        let s2 = signal.clone();
+        let ((), wake) = self.notices.with(move |n| {
+            n.list.push(Notice::Purge { signal: s2 });
+        });
+        FlushHandle { signal, wake }
+    }
+
     /// Requests close: flush, then stop. Appends from now on fail with
     /// [`SendError::Closed`]. The handle completes when the core has
     /// finished (every record has its result and connections are closed).

@@ -39,9 +39,10 @@ impl Signal {
     }
 }
 
-/// Completes when a flush (or close) has finished: every record sent
-/// before it has its final delivery result (or, for close, the producer
-/// has stopped). Wait by blocking ([`wait`](Self::wait)) or by awaiting it.
+/// Completes when a flush (or close, or purge) has finished: every record
+/// sent before it has its final delivery result (for close, the producer
+/// has stopped; for purge, every buffered record was failed). Wait by
+/// blocking ([`wait`](Self::wait)) or by awaiting it.
 #[derive(Debug, Clone)]
 pub struct FlushHandle {
     pub(crate) signal: Arc<Signal>,

@@ -336,6 +336,43 @@ impl Producer {
         h
     }
 
+    /// Purge: fail every record still buffered — appended but not yet in a
+    /// request — with [`DeliveryError::Purged`](crate::DeliveryError::Purged)
+    /// (never sent, so not persisted), release its buffer memory, and wait
+    /// until that is done. Every such record gets exactly that one result
+    /// (its future resolves, the delivery callback is called). librdkafka's
+    /// `rd_kafka_purge` with `RD_KAFKA_PURGE_F_QUEUE`; the Java client has
+    /// no equivalent.
+    ///
+    /// Records already on the wire, or waiting to be retried after an
+    /// attempt, are not purged: they complete as usual. (Such a record may
+    /// already be in the log, and with idempotence it holds a sequence
+    /// number the partition's later records follow; only sending it again
+    /// keeps order and exactly-once.) Buffered records have no sequence
+    /// yet, so purging them leaves no gap. The producer stays usable:
+    /// records sent after `purge` returns are delivered as usual. Records
+    /// sent concurrently with it, from other threads, may or may not be
+    /// purged.
+    ///
+    /// Returns `false` only if the producer's I/O thread has stopped
+    /// (after [`close`](Producer::close)), when nothing is buffered anyway.
+    pub fn purge(&self) -> bool {
+        let h = self.begin_purge();
+        self.wait_io(&h, None)
+    }
+
+    /// Start a [`purge`](Producer::purge) without waiting: the handle
+    /// completes (blocking `wait`, or as a future) once every record
+    /// buffered when the I/O thread took the request has failed with
+    /// `Purged`.
+    pub fn begin_purge(&self) -> FlushHandle {
+        let h = self.shared.begin_purge();
+        if h.wake {
+            self.waker.wake();
+        }
+        h
+    }
+
     /// Waits for `h`, up to `timeout`, returning early if the I/O thread
     /// has exited (then nobody will complete it). Returns whether it
     /// completed.

@@ -130,6 +130,8 @@ pub struct CoreStats {
     pub batches_sent: u64,
     /// Batches re-queued for another attempt.
     pub retries: u64,
+    /// Records failed by a purge (`Purged`).
+    pub records_purged: u64,
     /// Metadata requests built.
     pub metadata_requests: u64,
     /// Connections asked for.
@@ -392,6 +394,10 @@ impl ProducerCore {
                 self.seal_all_open();
                 self.flushes.push_back((gen, signal.clone()));
                 self.close_signals.push(signal);
+            }
+            Notice::Purge { signal } => {
+                self.purge_buffered(now);
+                signal.set();
             }
         }
     }

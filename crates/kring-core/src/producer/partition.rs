@@ -484,6 +484,79 @@ impl ProducerCore {
         }
     }
 
+    /// A purge: fails every batch still in the accumulator (open or
+    /// sealed, not yet taken into a request) with `Purged` and releases
+    /// its memory. One pass over every partition, once per purge call.
+    ///
+    /// Batches on the wire or in a retry queue are left alone, as
+    /// librdkafka's purge without `PURGE_F_INFLIGHT` leaves in-flight
+    /// messages. With idempotence that is also what keeps the guarantees:
+    /// a batch gets its sequence only when a request takes it
+    /// (`take_batch`), so a purged batch never had one and purging leaves
+    /// no gap; a batch waiting for a retry has its sequence and may even be
+    /// in the log (a lost answer), so it must be re-sent with it.
+    pub(crate) fn purge_buffered(&mut self, _now: Instant) {
+        for ti in 0..self.topics.len() {
+            for pi in 0..self.topics[ti].partitions.len() {
+                let pk = (ti as u32, pi as u32);
+                let slot = self.part(pk).slot.clone();
+                let (sealed, open) = {
+                    let mut q = slot.lock();
+                    if q.sealed.is_empty() && q.open.is_none() {
+                        continue;
+                    }
+                    (std::mem::take(&mut q.sealed), q.open.take())
+                };
+                if let Some(o) = &open {
+                    if self.part(pk).open == Some(o.id) {
+                        self.remove_open(pk);
+                    }
+                    let p = self.part(pk);
+                    p.sealed_below = p.sealed_below.max(o.id + 1);
+                }
+                // The open batch is dropped unsealed (not compressed).
+                let batches = sealed
+                    .into_iter()
+                    .map(|b| {
+                        let records = b.record_count;
+                        (
+                            b.id,
+                            records,
+                            b.completion,
+                            b.reserved,
+                            b.flush_gen,
+                            b.per_record,
+                        )
+                    })
+                    .chain(open.map(|o| {
+                        let records = o.builder.record_count();
+                        (
+                            o.id,
+                            records,
+                            o.completion,
+                            o.reserved,
+                            o.flush_gen,
+                            o.per_record,
+                        )
+                    }));
+                for (id, records, completion, reserved, flush_gen, per_record) in batches {
+                    let p = self.part(pk);
+                    p.unsent -= 1;
+                    p.drained_below = p.drained_below.max(id + 1);
+                    self.stats.records_purged += u64::from(records);
+                    self.finish_unsent(
+                        pk,
+                        completion,
+                        reserved,
+                        flush_gen,
+                        per_record,
+                        Err(DeliveryError::Purged),
+                    );
+                }
+            }
+        }
+    }
+
     /// Fails every pending batch (abort). Visits every partition: this is
     /// the one O(all) path, taken once, at a forced close.
     pub(crate) fn fail_everything(&mut self, now: Instant, err: &DeliveryError) {

@@ -8,6 +8,7 @@ mod idempotence;
 mod lifecycle;
 mod metadata;
 mod protocol;
+mod purge;
 mod readiness;
 mod sender;
 mod split;

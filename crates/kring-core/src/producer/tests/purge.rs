@@ -1,0 +1,146 @@
+//! Purge (librdkafka's `rd_kafka_purge` with `PURGE_F_QUEUE`): every
+//! record still in the accumulator fails with `Purged`, exactly once, and
+//! its memory is released; records on the wire or waiting for a retry
+//! complete as usual; the producer goes on, with valid sequences.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
+use crate::sim::Sim;
+use crate::Config;
+
+fn down(sim: &mut Sim) {
+    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    sim.disconnect_node(1);
+}
+
+/// Records buffered behind a broker that went away are purged; the one
+/// batch that was on the wire when it went (now waiting for a retry, its
+/// fate unknown) is not, and is delivered once the broker is back, as are
+/// later records — under the same epoch, sequences unbroken.
+#[test]
+fn purge_fails_buffered_records_once_and_keeps_retrying_batches() {
+    let reports: Arc<Mutex<Vec<(i32, u32, bool)>>> = Arc::default();
+    let r2 = reports.clone();
+    let config = Config {
+        linger: ms(5),
+        on_delivery: Some(Arc::new(move |r: &DeliveryReport<'_>| {
+            let purged = matches!(r.result, Err(DeliveryError::Purged));
+            r2.lock().unwrap().push((r.partition, r.index, purged));
+        })),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    for p in 0..4 {
+        sim.send("t", Some(p), None, Some(b"warm")).unwrap();
+    }
+    sim.drive();
+    // One batch on the wire when the broker goes away: lost, re-queued.
+    let on_wire = sim.send("t", Some(0), None, Some(b"on-wire")).unwrap();
+    sim.run_for(ms(5));
+    assert!(on_wire.try_result().is_none());
+    down(&mut sim);
+    sim.settle();
+    let held = sim.shared.buffered_bytes();
+    assert!(held > 0, "the re-queued batch holds its memory");
+    // Many records buffered behind the missing broker.
+    let buffered: Vec<_> = (0..400u32)
+        .map(|i| {
+            let v = vec![i as u8; 100];
+            sim.send("t", Some((i % 4) as i32), None, Some(&v)).unwrap()
+        })
+        .collect();
+    sim.run_for(ms(200));
+    assert!(sim.shared.buffered_bytes() > held);
+    assert!(buffered.iter().all(|h| h.try_result().is_none()));
+
+    let h = sim.shared.begin_purge();
+    sim.settle();
+    assert!(h.is_done(), "the purge completes on the next turn");
+    for (i, b) in buffered.iter().enumerate() {
+        match b.try_result() {
+            Some(Err(e @ DeliveryError::Purged)) => {
+                assert_eq!(e.status(), MessageStatus::NotPersisted)
+            }
+            other => panic!("buffered record {i}: {other:?}"),
+        }
+    }
+    assert_eq!(sim.core.stats().records_purged, 400);
+    assert_eq!(
+        sim.shared.buffered_bytes(),
+        held,
+        "only the re-queued batch still holds memory"
+    );
+    assert!(
+        on_wire.try_result().is_none(),
+        "not purged: it may be in the log"
+    );
+    // The callback heard of each purged record once.
+    {
+        let r = reports.lock().unwrap();
+        let purged = r.iter().filter(|x| x.2).count();
+        assert_eq!(purged, 400);
+        let mut keys: Vec<(i32, u32)> = r.iter().filter(|x| x.2).map(|x| (x.0, x.1)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 400, "no record reported twice");
+    }
+
+    // The broker returns: the re-queued batch and later records go through.
+    sim.cluster.nodes.get_mut(&1).unwrap().up = true;
+    let later: Vec<_> = (0..4)
+        .map(|p| sim.send("t", Some(p), None, Some(b"later")).unwrap())
+        .collect();
+    sim.drive();
+    on_wire.wait().unwrap();
+    for h in &later {
+        h.wait().unwrap();
+    }
+    let values: Vec<&[u8]> = sim
+        .cluster
+        .records("t", 0)
+        .iter()
+        .map(|r| r.value.as_deref().unwrap())
+        .collect();
+    assert_eq!(values, vec![&b"warm"[..], b"on-wire", b"later"]);
+    for p in 1..4 {
+        assert_eq!(sim.cluster.records("t", p).len(), 2, "warm + later");
+    }
+    assert_eq!(sim.core.stats().epoch_bumps, 0, "no sequence gap");
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
+
+/// Purging with nothing buffered completes and changes nothing; a flush
+/// waiting for purged records completes; a purge after close begins still
+/// completes.
+#[test]
+fn purge_completes_flushes_and_is_harmless_when_empty() {
+    let config = Config {
+        linger: ms(60_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let h = sim.shared.begin_purge();
+    sim.settle();
+    assert!(h.is_done());
+    let hs: Vec<_> = (0..10)
+        .map(|_| sim.send("t", Some(0), None, Some(b"x")).unwrap())
+        .collect();
+    sim.settle();
+    // Lingering (60 s): buffered. A flush would send them; purge first.
+    let p = sim.shared.begin_purge();
+    let f = sim.flush();
+    sim.settle();
+    assert!(p.is_done() && f.is_done());
+    assert!(hs
+        .iter()
+        .all(|h| matches!(h.try_result(), Some(Err(DeliveryError::Purged)))));
+    assert_eq!(sim.cluster.records("t", 0).len(), 0);
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+    let after = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    let c = sim.close();
+    sim.drive_until(100_000, |_| c.is_done());
+    after.wait().unwrap();
+    assert_eq!(sim.cluster.records("t", 0).len(), 1);
+}
