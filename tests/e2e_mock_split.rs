@@ -172,3 +172,85 @@ fn a_record_too_large_alone_fails_alone() {
     assert_eq!(numbers, (0..40).collect::<Vec<u32>>());
     assert!(p.close_timeout(Duration::from_secs(30)));
 }
+
+/// Splits under faults, idempotence on: answers lost after the broker
+/// applied the request, and NOT_ENOUGH_REPLICAS, while batches are being
+/// refused as too large and split. Every record gets one result; nothing
+/// is stored twice or out of order; acknowledged records are stored at
+/// their offsets. A refused batch whose earlier answer was lost is not
+/// split (it might be in the log under its sequence range): it fails as
+/// possibly persisted — and since kring-mock refused it every time, such
+/// records must not be in the log.
+#[test]
+fn split_under_lost_answers_keeps_exactly_once() {
+    use kring_mock::Fault;
+    support::trace::init();
+    let c = MockCluster::builder()
+        .brokers(1)
+        .topic("t", PARTITIONS)
+        .max_message_bytes(LIMIT)
+        .build()
+        .expect("mock cluster");
+    let p = Producer::builder()
+        .bootstrap(&c.bootstrap_servers())
+        .linger(Duration::from_millis(5))
+        .retry_backoff(Duration::from_millis(5))
+        .retry_backoff_max(Duration::from_millis(50))
+        .build()
+        .expect("producer");
+    let n = 6000u32;
+    let mut sent = Vec::new();
+    let mut faults = Vec::new();
+    for i in 0..n {
+        if i == 1000 {
+            faults.push(c.inject(Fault::drop_after_apply(0i16).times(3)));
+            faults.push(c.inject(Fault::error(0i16, 19i16).on_partition("t", 1).times(3)));
+        }
+        if i == 3000 {
+            faults.push(c.inject(Fault::drop_after_apply(0i16).on_partition("t", 2).times(2)));
+        }
+        let part = (i % PARTITIONS as u32) as i32;
+        let f = p
+            .send(Record::new("t", &value(i, 300)).partition(part))
+            .expect("send");
+        sent.push((i, part, f));
+    }
+    assert!(p.flush_timeout(Duration::from_secs(60)), "flush");
+    for f in faults {
+        assert!(!c.fault_pending(f), "every fault fired");
+    }
+    let mut failed = 0;
+    for part in 0..PARTITIONS {
+        let stored = c.records("t", part).expect("records");
+        let at: std::collections::HashMap<u32, i64> = stored
+            .iter()
+            .map(|r| (number(r.value.as_deref().unwrap()), r.offset))
+            .collect();
+        assert_eq!(
+            at.len(),
+            stored.len(),
+            "partition {part}: nothing stored twice"
+        );
+        let numbers: Vec<u32> = stored
+            .iter()
+            .map(|r| number(r.value.as_deref().unwrap()))
+            .collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "partition {part}: in send order"
+        );
+        for (i, _, f) in sent.iter().filter(|(_, q, _)| *q == part) {
+            match f.wait_timeout(Duration::from_secs(10)).expect("a result") {
+                Ok(md) => assert_eq!(at.get(i), Some(&md.offset), "record {i}"),
+                Err(e @ DeliveryError::MessageTooLarge { .. }) => {
+                    assert_eq!(e.status(), MessageStatus::PossiblyPersisted, "{e}");
+                    assert!(!at.contains_key(i), "refused record {i} stored");
+                    failed += 1;
+                }
+                Err(e) => panic!("record {i}: {e}"),
+            }
+        }
+    }
+    eprintln!("{failed} of {n} records failed as too large after a lost answer");
+    assert!(p.close_timeout(Duration::from_secs(30)));
+}

@@ -6,6 +6,12 @@
 //! a batch of 10,000 records is one lock, one store and one condvar
 //! broadcast — no per-record allocation or wake (architecture.md).
 //!
+//! A batch the broker refuses as too large is split by the core into parts
+//! sent (and answered) separately; the parts complete the same
+//! `BatchCompletion`, each for its span of records with its own base
+//! offset, and handles resolve when every part has. Only then is a small
+//! table of part results allocated; the normal path stays one store.
+//!
 //! Three ways to learn a result: block ([`DeliveryHandle::wait`]), await
 //! (`DeliveryHandle` is a `Future`; wakers are registered only when a task
 //! actually polls a pending handle), or a per-producer callback
@@ -245,10 +251,14 @@ impl Slot {
             return Some(outcome_for(o, partition, index, timestamp_ms));
         }
         let parts = self.parts.as_ref().filter(|p| p.remaining == 0)?;
+        // Sorted by first index once the last part arrived.
+        let i = parts
+            .done
+            .partition_point(|(s, _)| s.first.saturating_add(s.count) <= index);
         let (span, o) = parts
             .done
-            .iter()
-            .find(|(s, _)| index >= s.first && index - s.first < s.count)?;
+            .get(i)
+            .filter(|(s, _)| index >= s.first && index - s.first < s.count)?;
         Some(outcome_for(o, partition, index - span.first, timestamp_ms))
     }
 }
@@ -367,6 +377,7 @@ impl BatchCompletion {
             if parts.remaining > 0 {
                 return true;
             }
+            parts.done.sort_unstable_by_key(|(s, _)| s.first);
             self.done.store(true, Ordering::Release);
             std::mem::take(&mut s.wakers)
         };

@@ -2,10 +2,11 @@
 //! or waiting for a retry), and the one place every batch is completed.
 //!
 //! **Invariant:** every batch reaches exactly one of `complete_ok`,
-//! `fail_batch` or `finish_unsent`, and those are the only places that
-//! release its memory, run the callback, resolve its handles and update the
-//! flush accounting. This is how "every record gets exactly one final
-//! result" is kept.
+//! `fail_batch` or `finish_unsent` — or is split in two (`split.rs`), each
+//! part then reaching exactly one of them for its own records — and those
+//! are the only places that release its memory, run the callback, resolve
+//! its handles and update the flush accounting. This is how "every record
+//! gets exactly one final result" is kept.
 
 use std::sync::Arc;
 use std::time::Instant;

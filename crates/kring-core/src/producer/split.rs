@@ -15,12 +15,18 @@
 //!   `batch.size` comes back whole and is refused again until its delivery
 //!   timeout. Halving converges: a part that is still too large is split
 //!   again, at most log2(records) rounds, down to single records.
-//! - **A batch of unknown fate is not split** (`InBatch::maybe_written`:
-//!   an earlier attempt went unanswered). It may be in the log under its
-//!   producer id, epoch and sequence range, and only a re-send of that same
-//!   range lets the broker recognise it (the rule `idempotence.rs` keeps);
-//!   it fails as possibly persisted instead. (The broker refusing a batch
-//!   it earlier took needs the topic's limit lowered between attempts.)
+//! - **With idempotence, a batch of unknown fate is not split**
+//!   (`InBatch::maybe_written`: an earlier attempt went unanswered). It may
+//!   be in the log under its producer id, epoch and sequence range (if the
+//!   topic's limit was lowered between attempts: a broker checks the size
+//!   before it looks for duplicates, so the refusal says nothing about an
+//!   earlier attempt), and only a re-send of that same range lets the
+//!   broker recognise it (the rule `idempotence.rs` keeps); parts under
+//!   sub-ranges would be refused as out of order and the partition's
+//!   sequences rewritten, duplicating it. It fails as possibly persisted
+//!   instead. Without idempotence a retry of such a batch may duplicate it
+//!   anyway (at least once), so it is split like any other and its parts
+//!   keep its possibly-persisted status.
 //!
 //! Sequences, as in the Java client: the parts take the refused batch's
 //! sequence range in order (the first part its base sequence, the second
@@ -90,10 +96,12 @@ fn rebuild(batch: &RecordBatch, records: &[Record]) -> Result<SealedBatch, Strin
 impl ProducerCore {
     /// Whether a batch the broker answered with `err` is split and sent
     /// again instead of failed: MESSAGE_TOO_LARGE, more than one record,
-    /// and no attempt of it can be in the log.
+    /// and, with idempotence, no attempt of it can be in the log.
     pub(crate) fn should_split(&self, bk: BatchKey, err: ErrorCode) -> bool {
         let b = &self.batches[bk];
-        err == ErrorCode::MESSAGE_TOO_LARGE && b.records > 1 && !b.maybe_written
+        err == ErrorCode::MESSAGE_TOO_LARGE
+            && b.records > 1
+            && !(b.maybe_written && self.idem.enabled)
     }
 
     /// Splits held batch `bk` (answered, not queued for a retry) in two
@@ -177,7 +185,9 @@ impl ProducerCore {
             epoch: -1,
             seq_reset: b.seq_reset,
             last_error: b.last_error,
-            maybe_written: false,
+            // Only without idempotence can it be set here; a part of a
+            // batch that may be in the log may be in the log.
+            maybe_written: b.maybe_written,
         };
         // The first part keeps the batch's key (and so its place in the
         // partition's sequence order).

@@ -266,3 +266,50 @@ fn flush_waits_for_every_part() {
     }
     assert_delivered_in_order(&sim, &hs, 0);
 }
+
+/// The answer to a too-large batch is lost (the connection drops after
+/// the broker refused it), so its fate is unknown when the retry is
+/// refused too. With idempotence it is not split — parts under narrower
+/// sequence ranges could duplicate it, were it in the log — and fails as
+/// possibly persisted; without idempotence (at least once) it is split
+/// and delivered.
+#[test]
+fn a_refused_batch_of_unknown_fate_is_split_only_without_idempotence() {
+    for idempotence in [true, false] {
+        let config = Config {
+            linger: ms(50),
+            enable_idempotence: idempotence,
+            acks: Acks::All,
+            max_in_flight: if idempotence { 5 } else { 1 },
+            ..cfg()
+        };
+        let mut sim = limited(config, 3000);
+        let w = send_all(&mut sim, 0..1, 100);
+        sim.drive();
+        w[0].wait().unwrap();
+        sim.cluster.drops.push((
+            1,
+            kring_protocol::messages::ApiKey::Produce.key(),
+            crate::sim::DropWhen::AfterHandling,
+        ));
+        let hs = send_all(&mut sim, 1..21, 400);
+        sim.drive();
+        if idempotence {
+            for h in &hs {
+                match h.wait() {
+                    Err(e @ DeliveryError::MessageTooLarge { .. }) => {
+                        assert_eq!(e.status(), MessageStatus::PossiblyPersisted, "{e}")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(sim.cluster.records("t", 0).len(), 1);
+            // The producer goes on.
+            let more = send_all(&mut sim, 21..23, 100);
+            sim.drive();
+            assert_delivered_in_order(&sim, &more, 21);
+        } else {
+            assert_delivered_in_order(&sim, &hs, 1);
+        }
+    }
+}
