@@ -367,3 +367,31 @@ fn delivery_reports_carry_each_records_context_partition_and_result() {
     assert_eq!((last.0, last.1), (u64::MAX, 1));
     assert!(last.2.is_err(), "{last:?}");
 }
+
+/// `begin_purge` is a future too: awaited (under `futures::executor`,
+/// woken by the I/O thread), it completes once every buffered record has
+/// failed with `Purged`; the producer then delivers as usual.
+#[test]
+fn purge_can_be_awaited() {
+    let c = cluster(1);
+    let p = builder(&c).linger(Duration::from_secs(30)).build().unwrap();
+    futures::executor::block_on(async {
+        let mut buffered = Vec::new();
+        for i in 0..100u32 {
+            let d = p
+                .send_async(Record::new("t", &i.to_be_bytes()).partition(0))
+                .await
+                .unwrap();
+            buffered.push(d);
+        }
+        p.begin_purge().await;
+        for d in buffered {
+            assert!(matches!(d.await, Err(crate::DeliveryError::Purged)));
+        }
+    });
+    assert_eq!(p.metrics().buffered_bytes, 0);
+    let d = p.send(Record::new("t", b"after").partition(0)).unwrap();
+    p.flush();
+    d.wait().unwrap();
+    assert_eq!(c.records("t", 0).unwrap().len(), 1);
+}
