@@ -35,6 +35,11 @@ pub(crate) enum BatchData {
 #[derive(Debug)]
 pub(crate) struct InBatch {
     pub(crate) serial: u64,
+    /// The batch's place in its partition's record order: the serial it
+    /// was drained with and, for a part of a split batch, its first
+    /// record's index. The retry queue of a partition without idempotence
+    /// is kept in this order (with idempotence, sequence order).
+    pub(crate) order: (u64, u32),
     pub(crate) part: PartKey,
     pub(crate) data: BatchData,
     pub(crate) size: usize,

@@ -300,6 +300,7 @@ impl ProducerCore {
             self.batch_serial += 1;
             let bk = self.batches.insert(InBatch {
                 serial: self.batch_serial,
+                order: (self.batch_serial, 0),
                 part: pk,
                 size: sealed.size_in_bytes(),
                 records: qb.record_count,
@@ -759,25 +760,29 @@ impl ProducerCore {
         self.fail_batch(now, bk, error, broker_fatal);
     }
 
+    /// Inserts `bk` into its partition's retry queue: in sequence order
+    /// with idempotence, else in record order (`InBatch::order`), so a
+    /// retried batch goes back ahead of later ones (the parts of a split
+    /// batch included).
+    pub(crate) fn insert_retry(&mut self, pk: PartKey, bk: BatchKey) {
+        let batches = &self.batches;
+        let b = &batches[bk];
+        let retry = &mut self.topics[pk.0 as usize].partitions[pk.1 as usize].retry;
+        let pos = if self.idem.enabled && b.seq >= 0 {
+            retry.iter().position(|&o| batches[o].seq > b.seq)
+        } else {
+            retry.iter().position(|&o| batches[o].order > b.order)
+        };
+        match pos {
+            Some(i) => retry.insert(i, bk),
+            None => retry.push_back(bk),
+        }
+    }
+
     /// Puts a batch back for another attempt, in sequence order.
     fn requeue(&mut self, now: Instant, pk: PartKey, bk: BatchKey, with_backoff: bool) {
         self.stats.retries += 1;
-        let seq = self.batches[bk].seq;
-        let idem = self.idem.enabled;
-        let pos = if idem {
-            let batches = &self.batches;
-            self.topics[pk.0 as usize].partitions[pk.1 as usize]
-                .retry
-                .iter()
-                .position(|&o| batches[o].seq > seq)
-        } else {
-            None
-        };
-        let p = self.part(pk);
-        match pos {
-            Some(i) => p.retry.insert(i, bk),
-            None => p.retry.push_back(bk),
-        }
+        self.insert_retry(pk, bk);
         if with_backoff && self.part(pk).backoff.is_none() {
             let attempt = self.batches[bk].attempts.saturating_sub(1);
             let d = self.cfg.retry.backoff(attempt, &mut self.rng);
@@ -786,7 +791,7 @@ impl ProducerCore {
         }
         let created = self.batches[bk].created;
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
-        if idem {
+        if self.idem.enabled {
             self.maybe_release_hold(pk);
         }
         self.mark_ready(pk);

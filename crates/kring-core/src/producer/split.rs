@@ -34,8 +34,10 @@
 //! or not, keep theirs. Those already in flight get
 //! OUT_OF_ORDER_SEQUENCE_NUMBER (the broker has not written the range
 //! before them) and are re-sent after the parts, as any batch behind an
-//! unwritten one is. Without idempotence the parts go to the front of the
-//! partition's retry queue.
+//! unwritten one is. Without idempotence the retry queue is kept in record
+//! order (`InBatch::order`), so the parts go ahead of any later batch
+//! waiting there, and a part retried after an error goes back ahead of
+//! the parts after it.
 //!
 //! Results: both parts share the batch's [`BatchCompletion`], each
 //! completing its own records (`InBatch::span`) with its own base offset;
@@ -166,6 +168,7 @@ impl ProducerCore {
         let first_serial = self.batch_serial;
         let mut part2 = InBatch {
             serial: second_serial,
+            order: (b.order.0, span.first + n1),
             part: pk,
             size: second.size_in_bytes(),
             records: n2,
@@ -192,6 +195,7 @@ impl ProducerCore {
         // The first part keeps the batch's key (and so its place in the
         // partition's sequence order).
         b.serial = first_serial;
+        b.order = (b.order.0, span.first);
         b.size = first.size_in_bytes();
         b.records = n1;
         b.data = BatchData::Sealed(first);
@@ -223,21 +227,11 @@ impl ProducerCore {
                 Some(i) => p.seq.pending.insert(i + 1, bk2),
                 None => p.seq.pending.push_back(bk2),
             }
-            // Into the retry queue in sequence order.
-            for key in [bk, bk2] {
-                let s = self.batches[key].seq;
-                let batches = &self.batches;
-                let retry = &mut self.topics[pk.0 as usize].partitions[pk.1 as usize].retry;
-                let pos = retry.iter().position(|&o| batches[o].seq > s);
-                match pos {
-                    Some(i) => retry.insert(i, key),
-                    None => retry.push_back(key),
-                }
-            }
-        } else {
-            p.retry.push_front(bk2);
-            p.retry.push_front(bk);
         }
+        // Into the retry queue in sequence (or record) order: ahead of the
+        // batches after it.
+        self.insert_retry(pk, bk);
+        self.insert_retry(pk, bk2);
         let created = self.batches[bk].created;
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
         if self.idem.enabled {
