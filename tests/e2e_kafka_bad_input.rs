@@ -8,11 +8,9 @@
 //! - an explicit partition beyond the topic's partition count.
 //!
 //! Errors kring learns from one broker answer must come well before the
-//! default `max.block.ms` (60 s) and `delivery.timeout.ms` (120 s). One
-//! test is ignored because it shows where kring does not do that today;
-//! its `ignore` reason says what it shows. Records that each fit
-//! `max.message.bytes` but not as one batch are all delivered (the refused
-//! batch is split).
+//! default `max.block.ms` (60 s) and `delivery.timeout.ms` (120 s). Records
+//! that each fit `max.message.bytes` but not as one batch are all
+//! delivered (the refused batch is split).
 
 mod support;
 
@@ -98,17 +96,22 @@ fn unknown_topic_within_max_block() {
 }
 
 /// With the default `max.block.ms` (60 s), a topic the broker reports as
-/// UNKNOWN_TOPIC_OR_PARTITION (auto-create off) should fail well before it.
-/// Today kring waits the full 60 s, as the Java client does (the topic
-/// might be in the middle of being created).
+/// UNKNOWN_TOPIC_OR_PARTITION (auto-create off) fails once
+/// `topic.metadata.propagation.max.ms` (default 5 s) has passed since its
+/// first use (the Java client would wait the full 60 s); a second send
+/// fails at once.
 #[test]
-#[ignore = "kring waits the full max.block.ms (60 s) for a topic the broker reports as UNKNOWN_TOPIC_OR_PARTITION"]
 fn unknown_topic_promptly_with_default_max_block() {
     let cluster = KafkaCluster::shared(1);
     cluster.create_topic("good-1", 1, 1, &[]).unwrap();
     let p = producer(cluster);
     let took = send_to_missing_topic(&p, "good-1");
     assert!(took < PROMPT, "a missing topic took {took:?} to report");
+    let again = send_to_missing_topic(&p, "good-1");
+    assert!(
+        again < Duration::from_secs(1),
+        "a topic known to be missing took {again:?} to report"
+    );
     assert!(p.close_timeout(Duration::from_secs(30)));
 }
 

@@ -178,6 +178,16 @@ pub struct Config {
     /// `max.block.ms`: how long `send` may block for metadata or buffer
     /// memory (the caller turns it into a deadline). Default 60 s.
     pub max_block: Duration,
+    /// `topic.metadata.propagation.max.ms` (librdkafka): how long after a
+    /// topic was first used the brokers' UNKNOWN_TOPIC_OR_PARTITION is taken
+    /// as "maybe still being created". Past it the topic counts as missing:
+    /// waiting sends fail with `TopicError` (UNKNOWN_TOPIC_OR_PARTITION) and
+    /// later sends fail at once, each asking for fresh metadata so the topic
+    /// is used as soon as it exists. Default 5 s (librdkafka: 30 s, the Java
+    /// client waits out `max.block.ms`): a KRaft broker learns a new topic
+    /// within a second of its creation, and a send to a topic that does not
+    /// exist should say so promptly.
+    pub topic_metadata_propagation: Duration,
     /// `security.protocol`. Default [`SecurityProtocol::Plaintext`].
     pub security_protocol: SecurityProtocol,
     /// Partitioner. Default: murmur2 for keys, sticky otherwise.
@@ -209,6 +219,11 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
             .field("max_block", &self.max_block)
+            .field(
+                "topic_metadata_propagation",
+                &self.topic_metadata_propagation,
+            )
+            .field("security_protocol", &self.security_protocol)
             .field("partitioner", &self.partitioner)
             .field("on_delivery", &self.on_delivery.is_some())
             .finish()
@@ -238,6 +253,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(300),
             max_block: Duration::from_secs(60),
+            topic_metadata_propagation: Duration::from_secs(5),
             security_protocol: SecurityProtocol::Plaintext,
             partitioner: PartitionerChoice::Default,
             on_delivery: None,
@@ -315,6 +331,10 @@ impl Config {
             ("request.timeout.ms", self.request_timeout),
             ("metadata.max.age.ms", self.metadata_max_age),
             ("max.block.ms", self.max_block),
+            (
+                "topic.metadata.propagation.max.ms",
+                self.topic_metadata_propagation,
+            ),
         ] {
             if d > MAX_DURATION {
                 return Err(invalid(

@@ -28,7 +28,7 @@ use crate::memory::{remaining, BufferPool};
 use crate::notice::{Notice, NoticeQueue};
 use crate::partitioner::{PartitionView, Partitioner};
 use crate::signal::{FlushHandle, Signal};
-use crate::topics::{OpenBatch, PartitionSlot, TopicStatus, TopicTable};
+use crate::topics::{OpenBatch, PartitionSlot, TopicState, TopicStatus, TopicTable};
 use crate::wait::WaitList;
 
 /// A record to send, borrowed from the caller.
@@ -381,12 +381,7 @@ impl Shared {
                     let (state, _) = self.topics.register(rec.topic);
                     match state.status {
                         TopicStatus::Ready => continue,
-                        TopicStatus::Failed(error) => {
-                            return Err(SendError::TopicError {
-                                topic: state.name.clone(),
-                                error,
-                            })
-                        }
+                        TopicStatus::Failed(error) => return Err(self.topic_failed(&state, error)),
                         TopicStatus::Pending { last_error } => {
                             let mut wake = self.notices.push(Notice::TopicWanted {
                                 topic: state.id,
@@ -467,12 +462,7 @@ impl Shared {
         match topic.status {
             TopicStatus::Ready => {}
             TopicStatus::Pending { .. } => return Ok(Step::NeedTopic),
-            TopicStatus::Failed(error) => {
-                return Err(SendError::TopicError {
-                    topic: topic.name.clone(),
-                    error,
-                })
-            }
+            TopicStatus::Failed(error) => return Err(self.topic_failed(topic, error)),
         }
         let n = topic.partitions.len() as u32;
         let requested = match rec.partition {
@@ -747,6 +737,28 @@ impl Shared {
 
     /// Registers the topic (asking the I/O thread for its metadata) and
     /// waits until it is known, failed, or the deadline passes.
+    /// The error for a send to a topic metadata refused. A topic that did
+    /// not exist (UNKNOWN_TOPIC_OR_PARTITION past its propagation window)
+    /// may have been created since: each such send asks the I/O thread for
+    /// fresh metadata (which it spaces by its backoff), so the topic is used
+    /// as soon as it exists.
+    fn topic_failed(&self, topic: &TopicState, error: ErrorCode) -> SendError {
+        if error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            && self.notices.push(Notice::TopicWanted {
+                topic: topic.id,
+                seen: 0,
+            })
+        {
+            if let Some(w) = self.io_waker.0.get() {
+                w();
+            }
+        }
+        SendError::TopicError {
+            topic: topic.name.clone(),
+            error,
+        }
+    }
+
     fn wait_for_topic(
         &self,
         now: Instant,

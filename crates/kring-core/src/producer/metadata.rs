@@ -235,11 +235,29 @@ impl ProducerCore {
                 let wanted = self.topics[ti]
                     .wanted_at
                     .is_some_and(|w| now < w + self.cfg.max_block);
+                let missing = err == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                    && self.topics[ti]
+                        .first_wanted
+                        .is_some_and(|f| now >= f + self.cfg.topic_metadata_propagation);
                 match self.topics[ti].status {
                     TopicStatus::Ready => {
                         // Known before (maybe being deleted or moved): keep
                         // the partitions; batches retry until their deadline.
                         soon |= self.topic_has_work(tid);
+                    }
+                    _ if missing => {
+                        // Past its propagation window: the topic does not
+                        // exist. Waiting senders fail now; later sends fail
+                        // at once and ask again (`topic_wanted`).
+                        let st = TopicStatus::Failed(err);
+                        if self.topics[ti].status != st {
+                            tracing::warn!(
+                                topic = name,
+                                "topic does not exist (UNKNOWN_TOPIC_OR_PARTITION past topic.metadata.propagation.max.ms)"
+                            );
+                            self.topics[ti].status = st;
+                            publish.push(self.topic_state(tid));
+                        }
                     }
                     _ => {
                         let st = TopicStatus::Pending {

@@ -181,6 +181,7 @@ pub(crate) struct CoreConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) metadata_max_age: Duration,
     pub(crate) max_block: Duration,
+    pub(crate) topic_metadata_propagation: Duration,
     pub(crate) idempotence: bool,
     pub(crate) bootstrap: Vec<String>,
 }
@@ -287,6 +288,7 @@ impl ProducerCore {
             request_timeout: config.request_timeout,
             metadata_max_age: config.metadata_max_age,
             max_block: config.max_block,
+            topic_metadata_propagation: config.topic_metadata_propagation,
             idempotence: config.enable_idempotence,
             bootstrap: config.bootstrap.clone(),
         };

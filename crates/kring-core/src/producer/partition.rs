@@ -99,6 +99,9 @@ pub(crate) struct TopicCore {
     pub(crate) status: TopicStatus,
     /// When a producer thread last asked for this topic's metadata.
     pub(crate) wanted_at: Option<Instant>,
+    /// When a producer thread first asked for it: the start of its
+    /// `topic.metadata.propagation.max.ms` window.
+    pub(crate) first_wanted: Option<Instant>,
     /// The produce request being built that already counts this topic.
     pub(crate) request_mark: u64,
 }
@@ -151,6 +154,7 @@ impl ProducerCore {
                 partitions: Vec::new(),
                 status: st.status,
                 wanted_at: None,
+                first_wanted: None,
                 request_mark: 0,
             });
         }
@@ -171,6 +175,7 @@ impl ProducerCore {
         };
         let first = t.wanted_at.is_none();
         t.wanted_at = Some(now);
+        t.first_wanted.get_or_insert(now);
         self.meta.urgent = true;
         if first {
             // A topic the core has never asked about: ask now.

@@ -82,6 +82,7 @@ pub struct ProducerConfig {
     metadata_max_age: Duration,
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
+    topic_metadata_propagation: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -111,6 +112,7 @@ impl Default for ProducerConfig {
             metadata_max_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
+            topic_metadata_propagation: Duration::from_secs(5),
         }
     }
 }
@@ -200,6 +202,13 @@ setters! {
     /// `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
     /// `SASL_SSL`.
     security_protocol: SecurityProtocol => |c, v| c.security_protocol = v;
+    /// `topic.metadata.propagation.max.ms` (librdkafka): how long after its
+    /// first use a topic the brokers report as UNKNOWN_TOPIC_OR_PARTITION
+    /// is waited for (it may be in the middle of being created). Past it,
+    /// sends to the topic fail at once with `SendError::TopicError`, each
+    /// asking for fresh metadata so the topic is used once it exists.
+    /// Default 5 s (librdkafka: 30 s; the Java client waits `max.block.ms`).
+    topic_metadata_propagation: Duration => |c, v| c.topic_metadata_propagation = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -300,6 +309,10 @@ impl ProducerConfig {
     /// `partitioner`.
     pub fn get_partitioner(&self) -> PartitionerKind {
         self.partitioner
+    }
+    /// `topic.metadata.propagation.max.ms`.
+    pub fn get_topic_metadata_propagation(&self) -> Duration {
+        self.topic_metadata_propagation
     }
     /// `security.protocol`.
     pub fn get_security_protocol(&self) -> SecurityProtocol {

@@ -45,6 +45,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "security.protocol",
     "socket.connection.setup.timeout.ms",
     "statistics.interval.ms",
+    "topic.metadata.propagation.max.ms",
 ];
 
 /// librdkafka's `debug` contexts, accepted by the `debug` property.
@@ -234,6 +235,9 @@ impl ProducerConfig {
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)
+            }
+            "topic.metadata.propagation.max.ms" => {
+                self.topic_metadata_propagation(millis("topic.metadata.propagation.max.ms", v)?)
             }
             _ => {
                 return Err(ConfigError::UnknownProperty {

@@ -132,9 +132,19 @@ fn unknown_topic_waits_for_creation() {
     h.wait().unwrap();
 }
 
+/// A propagation window longer than the wait: the send waits out its block
+/// deadline (the Sim's 60 s) naming the brokers' error, as the Java client
+/// does.
 #[test]
-fn missing_topic_fails_after_max_block() {
-    let mut sim = sim_with(cfg(), 1, 1);
+fn missing_topic_fails_after_max_block_within_the_propagation_window() {
+    let mut sim = sim_with(
+        Config {
+            topic_metadata_propagation: ms(120_000),
+            ..cfg()
+        },
+        1,
+        1,
+    );
     let t0 = sim.now;
     match sim.send("nope", None, None, Some(b"v")) {
         Err(SendError::MetadataTimeout {
@@ -154,6 +164,61 @@ fn missing_topic_fails_after_max_block() {
     // Retries were spaced by the backoff (up to 1 s), not a tight loop.
     let n = metadata_requests(&sim);
     assert!((55..=80).contains(&n), "{n} metadata requests in 60 s");
+}
+
+/// Past `topic.metadata.propagation.max.ms` (default 5 s) from its first
+/// use, a topic the brokers keep reporting as UNKNOWN_TOPIC_OR_PARTITION is
+/// missing: the waiting send fails then, later sends fail at once (without
+/// waiting), and once the topic is created a send uses it.
+#[test]
+fn missing_topic_fails_after_the_propagation_window_then_recovers() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    let t0 = sim.now;
+    let missing = |r: Result<crate::DeliveryHandle, SendError>| match r {
+        Err(SendError::TopicError { topic, error }) => {
+            assert_eq!(&*topic, "nope");
+            assert_eq!(error, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("{other:?}"),
+    };
+    missing(sim.send("nope", None, None, Some(b"v")));
+    let waited = sim.now - t0;
+    assert!(
+        waited >= ms(5_000) && waited < ms(7_000),
+        "failed after {waited:?}, the window is 5 s"
+    );
+    // Retries within the window were spaced by the backoff.
+    let n = metadata_requests(&sim);
+    assert!((4..=15).contains(&n), "{n} metadata requests in {waited:?}");
+
+    // Later sends fail without waiting, also for an explicit partition.
+    let t1 = sim.now;
+    missing(sim.send("nope", None, None, Some(b"v")));
+    missing(sim.send("nope", Some(0), None, Some(b"v")));
+    assert_eq!(sim.now, t1, "a known-missing topic fails at once");
+    // ... and ask for metadata again, spaced by the backoff, not per send.
+    sim.run_for(ms(2_000));
+    let asked = metadata_requests(&sim) - n;
+    assert!(
+        (1..=3).contains(&asked),
+        "{asked} refreshes after 2 failed sends"
+    );
+    sim.run_for(ms(10_000));
+    assert_eq!(
+        metadata_requests(&sim) - n,
+        asked,
+        "no polling while nobody sends to the missing topic"
+    );
+
+    // Created meanwhile: the next send's refresh finds it.
+    sim.cluster.create_topic("nope", 2);
+    missing(sim.send("nope", None, None, Some(b"v")));
+    sim.run_for(ms(2_000));
+    let h = sim
+        .send("nope", None, None, Some(b"v"))
+        .expect("the topic exists now");
+    sim.drive();
+    h.wait().expect("delivered");
 }
 
 #[test]
