@@ -133,9 +133,11 @@ impl ProducerCore {
 
     /// Common end of every batch: memory, callback, handles, flush
     /// accounting.
+    #[allow(clippy::too_many_arguments)] // one batch's parts
     pub(crate) fn finish_unsent(
         &mut self,
         pk: PartKey,
+        records: u32,
         completion: Arc<BatchCompletion>,
         reserved: usize,
         flush_gen: u64,
@@ -145,8 +147,10 @@ impl ProducerCore {
         self.shared.pool.release(reserved);
         if outcome.is_ok() {
             self.stats.batches_ok += 1;
+            self.part(pk).stats.acked += u64::from(records);
         } else {
             self.stats.batches_failed += 1;
+            self.part(pk).stats.failed += u64::from(records);
         }
         if let Some(cb) = &self.callback {
             let topic = self.topics[pk.0 as usize].name.clone();
@@ -191,6 +195,7 @@ impl ProducerCore {
         let b = self.batches.remove(bk);
         self.finish_unsent(
             b.part,
+            b.records,
             b.completion,
             b.reserved,
             b.flush_gen,

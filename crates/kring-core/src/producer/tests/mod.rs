@@ -10,6 +10,7 @@ mod metadata;
 mod protocol;
 mod readiness;
 mod sender;
+mod statistics;
 mod status;
 
 use std::time::Duration;
