@@ -63,4 +63,6 @@ mod fenced_tests;
 #[cfg(test)]
 mod producer_tests;
 #[cfg(test)]
+mod statistics_tests;
+#[cfg(test)]
 mod test_support;

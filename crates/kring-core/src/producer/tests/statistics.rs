@@ -217,6 +217,17 @@ fn retries_and_errors_by_kind() {
     assert_eq!(s.totals.retries, 3);
     let j = s.to_json();
     assert!(j.contains("\"NOT_ENOUGH_REPLICAS\":2"), "{j}");
+    // Well-formed, and in librdkafka's shape.
+    let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+    assert_eq!(v["type"], "producer");
+    assert_eq!(v["acked_msgs"], 3);
+    assert_eq!(v["brokers"]["sim-1:9092/1"]["nodeid"], 1);
+    assert_eq!(v["brokers"]["sim-1:9092/bootstrap"]["nodeid"], -1);
+    let p0j = &v["topics"]["t"]["partitions"]["0"];
+    assert_eq!(p0j["txmsgs"], 3);
+    assert_eq!(p0j["retries"], 3);
+    assert_eq!(p0j["errors"]["REQUEST_TIMED_OUT"], 1);
+    assert_eq!(v["topics"]["t"]["partitions"]["1"]["failed_msgs"], 2);
 }
 
 /// A lost connection is a disconnect; the next connection a reconnect; a
