@@ -27,9 +27,10 @@ fn counts_match_records_sent() {
     for i in 0..400u32 {
         let part = (i % 4) as i32;
         // Results are read from the statistics and the broker's log.
-        let _ = p
-            .send(Record::new("t", &i.to_be_bytes()).partition(part))
-            .unwrap();
+        drop(
+            p.send(Record::new("t", &i.to_be_bytes()).partition(part))
+                .unwrap(),
+        );
     }
     assert!(p.flush_timeout(GENEROUS));
     let s = p.statistics();
