@@ -154,6 +154,7 @@ impl ProducerBuilder {
         tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
         Ok(Producer {
             shared,
+            io_thread: driver.thread_id(),
             waker: driver.waker().clone(),
             metrics: Arc::clone(driver.metrics()),
             driver: Mutex::new(driver),
@@ -189,6 +190,8 @@ pub struct Producer {
     close_bound: Duration,
     /// `None` until closed; then whether every record got its result.
     close_state: Mutex<Option<bool>>,
+    /// The I/O thread: callbacks run there, and must not wait for it.
+    io_thread: Option<std::thread::ThreadId>,
     /// Timestamps for records sent without one, derived from the
     /// monotonic reading `send` takes anyway (see [`wall_clock`]).
     clock: WallClock,
@@ -452,11 +455,18 @@ impl Producer {
     /// [`close`](Producer::close) it returns the final snapshot, taken when
     /// the producer stopped, if statistics were used before (else, as when
     /// the I/O thread is gone for another reason, a snapshot with only the
-    /// buffer memory totals).
+    /// buffer memory totals). Called from a callback (which runs on the I/O
+    /// thread, which cannot answer while it runs the callback) it returns
+    /// that same buffer-only snapshot at once instead of waiting forever;
+    /// use [`on_statistics`](ProducerBuilder::on_statistics) there.
     pub fn statistics(&self) -> Statistics {
         const SLICE: Duration = Duration::from_millis(100);
         if let Some(s) = self.shared.final_statistics() {
             return s;
+        }
+        if self.io_thread == Some(std::thread::current().id()) {
+            tracing::debug!("Producer::statistics called on the I/O thread (from a callback): it cannot wait for itself");
+            return Statistics::unavailable(&self.shared);
         }
         let (req, wake) = self.shared.request_statistics();
         if wake {

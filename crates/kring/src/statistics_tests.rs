@@ -223,3 +223,36 @@ fn panicking_statistics_callback_does_not_kill_the_producer() {
     assert!(p.close(), "close reports every record delivered");
     assert_eq!(c.records("t", 0).unwrap().len(), 1);
 }
+
+/// `statistics()` called from a delivery callback (on the I/O thread)
+/// returns at once instead of waiting for the thread it runs on.
+#[test]
+fn statistics_from_a_callback_does_not_deadlock() {
+    use std::sync::{Arc, OnceLock};
+    let c = cluster(1);
+    let slot: Arc<OnceLock<Arc<crate::Producer>>> = Arc::new(OnceLock::new());
+    let (tx, rx) = mpsc::channel::<Statistics>();
+    let s2 = slot.clone();
+    let p = Arc::new(
+        builder(&c)
+            .on_delivery(move |_| {
+                if let Some(p) = s2.get() {
+                    let _ = tx.send(p.statistics());
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    let _ = slot.set(p.clone());
+    p.send(Record::new("t", b"x"))
+        .unwrap()
+        .wait_timeout(GENEROUS)
+        .expect("in time")
+        .unwrap();
+    let s = rx.recv_timeout(GENEROUS).expect("the callback returned");
+    assert!(s.brokers.is_empty(), "the buffer-only snapshot");
+    assert_eq!(s.totals.buffer_memory_limit, 32 * 1024 * 1024);
+    // From a producer thread it is the full one.
+    assert_eq!(p.statistics().totals.records_acked, 1);
+    assert!(p.close());
+}
