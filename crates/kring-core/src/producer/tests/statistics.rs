@@ -287,7 +287,12 @@ fn snapshot_on_request_shows_queued_records() {
     for i in 0..5u8 {
         sim.send("t", Some(1), None, Some(&[i; 50])).unwrap();
     }
-    let (req, _wake) = sim.shared.request_statistics();
+    // The I/O thread is parked: the request must wake it (else the caller
+    // would wait for an I/O thread asleep until its next deadline).
+    sim.settle();
+    assert!(sim.core.prepare_park());
+    let (req, wake) = sim.shared.request_statistics();
+    assert!(wake, "a request wakes a parked I/O thread");
     assert!(
         req.try_take().is_none(),
         "answered by the I/O thread, not the caller"
