@@ -194,6 +194,12 @@ pub struct Config {
     pub partitioner: PartitionerChoice,
     /// Optional per-record delivery callback, run on the I/O thread.
     pub on_delivery: Option<DeliveryCallback>,
+    /// `statistics.interval.ms`: how often [`on_statistics`](Self::on_statistics)
+    /// is called. Zero (the default) never calls it.
+    pub statistics_interval: Duration,
+    /// Optional statistics callback, run on the I/O thread every
+    /// `statistics_interval` (fenced: a panic is caught and counted).
+    pub on_statistics: Option<crate::StatisticsCallback>,
     /// Seed of the jitter PRNG (tests fix it; any value works).
     pub jitter_seed: u64,
 }
@@ -226,6 +232,8 @@ impl fmt::Debug for Config {
             .field("security_protocol", &self.security_protocol)
             .field("partitioner", &self.partitioner)
             .field("on_delivery", &self.on_delivery.is_some())
+            .field("statistics_interval", &self.statistics_interval)
+            .field("on_statistics", &self.on_statistics.is_some())
             .finish()
     }
 }
@@ -257,6 +265,8 @@ impl Default for Config {
             security_protocol: SecurityProtocol::Plaintext,
             partitioner: PartitionerChoice::Default,
             on_delivery: None,
+            statistics_interval: Duration::ZERO,
+            on_statistics: None,
             jitter_seed: 0x006b_7269_6e67,
         }
     }
@@ -335,6 +345,7 @@ impl Config {
                 "topic.metadata.propagation.max.ms",
                 self.topic_metadata_propagation,
             ),
+            ("statistics.interval.ms", self.statistics_interval),
         ] {
             if d > MAX_DURATION {
                 return Err(invalid(

@@ -47,6 +47,10 @@ pub use delivery::{
     MessageStatus, RecordMetadata,
 };
 pub use error::{ConfigError, SendError};
-pub use producer::{ConnId, CoreStats, IoCommand, ProducerCore, Transmit};
+pub use producer::{
+    BrokerState, BrokerStatistics, ConnId, CoreStats, ErrorCount, IoCommand, Latency,
+    PartitionStatistics, ProducerCore, Statistics, StatisticsCallback, StatisticsRequest,
+    TopicStatistics, TotalStatistics, Transmit,
+};
 pub use shared::{AppendOutcome, AsyncAppend, IoWaker, RecordRef, Shared};
 pub use signal::FlushHandle;

@@ -43,6 +43,8 @@ pub(crate) enum Notice {
     /// An async sender started waiting (for memory or metadata) until
     /// `deadline` (its `max.block.ms`): the I/O thread wakes it then.
     Waiting { deadline: Instant },
+    /// A `Statistics` snapshot is wanted.
+    Statistics(Arc<crate::producer::StatisticsRequest>),
     /// Flush every batch of a generation below `gen`.
     Flush { gen: u64, signal: Arc<Signal> },
     /// Flush everything, then stop.

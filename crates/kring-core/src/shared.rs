@@ -97,6 +97,9 @@ pub struct Shared {
     /// is ready: the cause a metadata timeout reports when the brokers
     /// said nothing about the topic.
     pub(crate) conn_error: std::sync::Mutex<Option<crate::LastError>>,
+    /// The core's last statistics snapshot, kept when it finished (only if
+    /// statistics were used).
+    pub(crate) final_statistics: OnceLock<crate::producer::Statistics>,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -197,6 +200,7 @@ impl Shared {
             clock: OnceLock::new(),
             callback_panics: std::sync::atomic::AtomicU64::new(0),
             conn_error: std::sync::Mutex::new(None),
+            final_statistics: OnceLock::new(),
         }
     }
 

@@ -44,7 +44,9 @@ pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{
-    DeliveryError, DeliveryReport, FlushHandle, LastError, MessageStatus, RecordMetadata, SendError,
+    BrokerState, BrokerStatistics, DeliveryError, DeliveryReport, ErrorCount, FlushHandle,
+    LastError, Latency, MessageStatus, PartitionStatistics, RecordMetadata, SendError, Statistics,
+    TopicStatistics, TotalStatistics,
 };
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;
@@ -60,5 +62,7 @@ mod cause_tests;
 mod fenced_tests;
 #[cfg(test)]
 mod producer_tests;
+#[cfg(test)]
+mod statistics_tests;
 #[cfg(test)]
 mod test_support;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kring_core::partitioner::Partitioner;
 use kring_core::{
     DeliveryCallback, DeliveryReport, FlushHandle, PartitionerChoice, ProducerCore, RecordRef,
-    Shared,
+    Shared, Statistics, StatisticsCallback,
 };
 
 use crate::config::ProducerConfig;
@@ -34,6 +34,7 @@ use wall_clock::WallClock;
 pub struct ProducerBuilder {
     pub(crate) config: ProducerConfig,
     on_delivery: Option<DeliveryCallback>,
+    on_statistics: Option<StatisticsCallback>,
     custom_partitioner: Option<Arc<dyn Partitioner>>,
     /// Test hook: the I/O thread's settings (ring size, fault injection);
     /// `connect_timeout` still comes from the configuration.
@@ -46,6 +47,7 @@ impl std::fmt::Debug for ProducerBuilder {
         f.debug_struct("ProducerBuilder")
             .field("config", &self.config)
             .field("on_delivery", &self.on_delivery.is_some())
+            .field("on_statistics", &self.on_statistics.is_some())
             .field("custom_partitioner", &self.custom_partitioner)
             .finish()
     }
@@ -96,6 +98,25 @@ impl ProducerBuilder {
         self
     }
 
+    /// A callback that receives a [`Statistics`] snapshot every
+    /// [`statistics_interval`](ProducerBuilder::statistics_interval)
+    /// (`statistics.interval.ms`), on the I/O thread (a deadline in its
+    /// timer queue; no extra thread). It must be quick and must not block,
+    /// like [`on_delivery`](ProducerBuilder::on_delivery). Without an
+    /// interval it is never called. For librdkafka's JSON form call
+    /// [`Statistics::to_json`].
+    ///
+    /// It runs fenced: a panic is caught, logged once as a `tracing`
+    /// warning and counted
+    /// ([`TotalStatistics::statistics_callback_panics`](crate::TotalStatistics::statistics_callback_panics));
+    /// the producer goes on and the callback is called again at the next
+    /// interval.
+    #[must_use]
+    pub fn on_statistics(mut self, callback: impl Fn(&Statistics) + Send + Sync + 'static) -> Self {
+        self.on_statistics = Some(Arc::new(callback));
+        self
+    }
+
     /// Choose partitions with `partitioner` instead of the configured
     /// [`PartitionerKind`](crate::PartitionerKind).
     #[must_use]
@@ -110,10 +131,11 @@ impl ProducerBuilder {
     pub fn build(self) -> Result<Producer, BuildError> {
         let driver_config = self.driver_config();
         let config = self.config.validate()?;
-        let core_config = config.to_core(
+        let mut core_config = config.to_core(
             self.custom_partitioner.map(PartitionerChoice::Custom),
             self.on_delivery,
         );
+        core_config.on_statistics = self.on_statistics;
         let (core, shared) = ProducerCore::new(core_config, Instant::now())?;
         let driver = Driver::start(
             core,
@@ -132,6 +154,7 @@ impl ProducerBuilder {
         tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
         Ok(Producer {
             shared,
+            io_thread: driver.thread_id(),
             waker: driver.waker().clone(),
             metrics: Arc::clone(driver.metrics()),
             driver: Mutex::new(driver),
@@ -167,6 +190,8 @@ pub struct Producer {
     close_bound: Duration,
     /// `None` until closed; then whether every record got its result.
     close_state: Mutex<Option<bool>>,
+    /// The I/O thread: callbacks run there, and must not wait for it.
+    io_thread: Option<std::thread::ThreadId>,
     /// Timestamps for records sent without one, derived from the
     /// monotonic reading `send` takes anyway (see [`wall_clock`]).
     clock: WallClock,
@@ -455,6 +480,46 @@ impl Producer {
     /// The producer's counters.
     pub fn metrics(&self) -> Metrics {
         Metrics::new(&self.metrics, &self.shared)
+    }
+
+    /// A snapshot of the producer's statistics: per broker, per topic and
+    /// partition, and totals (see [`Statistics`]).
+    ///
+    /// The I/O thread builds it between two turns of its loop (this call
+    /// asks with a notice and waits for the answer, typically microseconds;
+    /// building it visits every partition). Nothing is gathered for it on
+    /// the send path: the counters are the I/O thread's own. After
+    /// [`close`](Producer::close) it returns the final snapshot, taken when
+    /// the producer stopped, if statistics were used before (else, as when
+    /// the I/O thread is gone for another reason, a snapshot with only the
+    /// buffer memory totals). Called from a callback (which runs on the I/O
+    /// thread, which cannot answer while it runs the callback) it returns
+    /// that same buffer-only snapshot at once instead of waiting forever;
+    /// use [`on_statistics`](ProducerBuilder::on_statistics) there.
+    pub fn statistics(&self) -> Statistics {
+        const SLICE: Duration = Duration::from_millis(100);
+        if let Some(s) = self.shared.final_statistics() {
+            return s;
+        }
+        if self.io_thread == Some(std::thread::current().id()) {
+            tracing::debug!("Producer::statistics called on the I/O thread (from a callback): it cannot wait for itself");
+            return Statistics::unavailable(&self.shared);
+        }
+        let (req, wake) = self.shared.request_statistics();
+        if wake {
+            self.waker.wake();
+        }
+        loop {
+            if let Some(s) = req.wait_timeout(SLICE) {
+                return s;
+            }
+            if self.io_thread_exited() {
+                return req
+                    .try_take()
+                    .or_else(|| self.shared.final_statistics())
+                    .unwrap_or_else(|| Statistics::unavailable(&self.shared));
+            }
+        }
     }
 }
 

@@ -142,9 +142,11 @@ impl ProducerCore {
     }
 
     /// The end of a batch that never left the accumulator (never split).
+    #[allow(clippy::too_many_arguments)] // one batch's parts
     pub(crate) fn finish_unsent(
         &mut self,
         pk: PartKey,
+        records: u32,
         completion: Arc<BatchCompletion>,
         reserved: usize,
         flush_gen: u64,
@@ -152,7 +154,7 @@ impl ProducerCore {
         outcome: Result<BatchOk, DeliveryError>,
     ) {
         self.finish(
-            pk, completion, None, reserved, flush_gen, per_record, outcome,
+            pk, records, completion, None, reserved, flush_gen, per_record, outcome,
         );
     }
 
@@ -162,6 +164,7 @@ impl ProducerCore {
     fn finish(
         &mut self,
         pk: PartKey,
+        records: u32,
         completion: Arc<BatchCompletion>,
         span: Option<Span>,
         reserved: usize,
@@ -172,8 +175,10 @@ impl ProducerCore {
         self.shared.pool.release(reserved);
         if outcome.is_ok() {
             self.stats.batches_ok += 1;
+            self.part(pk).stats.acked += u64::from(records);
         } else {
             self.stats.batches_failed += 1;
+            self.part(pk).stats.failed += u64::from(records);
         }
         if let Some(cb) = &self.callback {
             let topic = self.topics[pk.0 as usize].name.clone();
@@ -220,6 +225,7 @@ impl ProducerCore {
         let b = self.batches.remove(bk);
         self.finish(
             b.part,
+            b.records,
             b.completion,
             b.span,
             b.reserved,

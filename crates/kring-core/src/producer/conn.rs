@@ -105,6 +105,7 @@ pub(crate) struct BootEntry {
     pub(crate) addr: String,
     pub(crate) conn: Option<ConnId>,
     pub(crate) reconnect: Reconnect,
+    pub(crate) stats: super::stats::BrokerCounters,
 }
 
 impl BootEntry {
@@ -113,6 +114,7 @@ impl BootEntry {
             addr,
             conn: None,
             reconnect: Reconnect::default(),
+            stats: Default::default(),
         }
     }
 }
@@ -181,6 +183,9 @@ impl ProducerCore {
         });
         *self.target_conn_slot(t).expect("target exists") = Some(id);
         self.stats.connects += 1;
+        if let Some(b) = self.broker_counters(t) {
+            b.connects += 1;
+        }
         tracing::debug!(%id, %addr, ?t, "connecting");
         self.io.push_back(IoCommand::Connect { conn: id, addr });
         true
@@ -257,6 +262,12 @@ impl ProducerCore {
         let mut buf = BytesMut::with_capacity(size_hint);
         encode_request(&mut buf, corr, Some(&self.cfg.client_id), version, req)?;
         c.next_corr = c.next_corr.wrapping_add(1) & i32::MAX;
+        let target = c.target;
+        if let Some(b) = self.broker_counters(target) {
+            b.requests += 1;
+            b.bytes_sent += buf.len() as u64;
+        }
+        let c = self.conn_mut(id).expect("live connection");
         if expects_response {
             c.in_flight.push_back(InFlight {
                 corr,
@@ -509,6 +520,13 @@ impl ProducerCore {
         if close {
             self.io.push_back(IoCommand::Close { conn: id });
         }
+        if let Some(b) = self.broker_counters(c.target) {
+            if c.state == ConnState::Connecting {
+                b.connect_failures += 1;
+            } else {
+                b.disconnects += 1;
+            }
+        }
         // Back off before reconnecting this target.
         let failures = {
             let r = self.reconnect_mut(c.target);
@@ -554,6 +572,10 @@ impl ProducerCore {
         match c.in_flight.front().map(|f| f.deadline) {
             Some(d) if d <= now => {
                 tracing::debug!(%id, "request timed out");
+                let target = c.target;
+                if let Some(b) = self.broker_counters(target) {
+                    b.request_timeouts += 1;
+                }
                 self.drop_conn(now, id, "request timed out", true);
             }
             Some(d) => {
@@ -629,6 +651,7 @@ impl ProducerCore {
             }
             (None, None) => {}
         }
+        self.record_rtt(id, now, inf.deadline);
         Some(inf)
     }
 }

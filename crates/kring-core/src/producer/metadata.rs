@@ -200,6 +200,7 @@ impl ProducerCore {
                             ready: Default::default(),
                             in_work: false,
                             reconnect: Default::default(),
+                            stats: Default::default(),
                         },
                     );
                 }

@@ -29,6 +29,7 @@ mod metadata;
 mod partition;
 mod produce;
 mod split;
+mod stats;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -52,6 +53,11 @@ use conn::{Conn, Target};
 use idempotence::Idempotence;
 use metadata::MetadataState;
 use partition::{Node, TopicCore};
+pub(crate) use stats::StatsState;
+pub use stats::{
+    BrokerState, BrokerStatistics, ErrorCount, Latency, PartitionStatistics, Statistics,
+    StatisticsCallback, StatisticsRequest, TopicStatistics, TotalStatistics,
+};
 
 /// Hasher for small integer keys (node ids): one multiply instead of
 /// SipHash, on a path taken several times per ready partition.
@@ -164,6 +170,8 @@ pub(crate) enum TimerKey {
     ProducerId,
     /// The earliest `max.block.ms` deadline of an async sender.
     BlockDeadline,
+    /// The periodic statistics callback (`statistics.interval.ms`).
+    Statistics,
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -246,6 +254,8 @@ pub struct ProducerCore {
     pub(crate) last_conn_error: Option<crate::LastError>,
     /// The timer at the earliest deadline of a waiting async sender.
     pub(crate) block_timer: Option<crate::timer::TimerHandle>,
+    /// Statistics settings, the periodic timer, callback counters.
+    pub(crate) statistics: StatsState,
 }
 
 impl std::fmt::Debug for ProducerCore {
@@ -329,7 +339,13 @@ impl ProducerCore {
             notice_buf: Vec::new(),
             last_conn_error: None,
             block_timer: None,
+            statistics: StatsState::new(
+                now,
+                config.statistics_interval,
+                config.on_statistics.clone(),
+            ),
         };
+        core.arm_statistics(now);
         // Learn the cluster at once: a metadata request (with no topics)
         // tells us the brokers; idempotence needs a producer id.
         core.request_metadata(now);
@@ -383,6 +399,7 @@ impl ProducerCore {
                 batch,
             } => self.batch_sealed((topic, partition), batch),
             Notice::Waiting { deadline } => self.arm_block_deadline(deadline),
+            Notice::Statistics(req) => self.answer_statistics(now, &req),
             Notice::Flush { gen, signal } => {
                 self.seal_all_open();
                 self.flushes.push_back((gen, signal));
@@ -415,6 +432,7 @@ impl ProducerCore {
                 TimerKey::Reconnect(t) => self.reconnect_timer(now, t),
                 TimerKey::Metadata => self.metadata_timer(),
                 TimerKey::ProducerId => self.idem.timer_fired(),
+                TimerKey::Statistics => self.statistics_timer(now),
                 TimerKey::BlockDeadline => {
                     self.block_timer = None;
                     let next = [
@@ -533,7 +551,7 @@ impl ProducerCore {
         }
     }
 
-    pub(crate) fn check_finished(&mut self, _now: Instant) {
+    pub(crate) fn check_finished(&mut self, now: Instant) {
         if !self.closing || self.finished || self.pending_batches > 0 {
             return;
         }
@@ -553,6 +571,8 @@ impl ProducerCore {
         self.meta = MetadataState::default();
         self.work.clear();
         self.finished = true;
+        self.statistics.timer = None;
+        self.keep_final_statistics(now);
         for s in self.close_signals.drain(..) {
             s.set();
         }

@@ -61,6 +61,8 @@ pub(crate) struct PartCore {
     /// Batches of this partition on the wire.
     pub(crate) in_flight: u32,
     pub(crate) seq: SeqState,
+    /// Statistics counters (I/O thread only).
+    pub(crate) stats: super::stats::PartCounters,
 }
 
 impl PartCore {
@@ -82,6 +84,7 @@ impl PartCore {
             delivery: None,
             in_flight: 0,
             seq: SeqState::default(),
+            stats: Default::default(),
         }
     }
 
@@ -125,6 +128,8 @@ pub(crate) struct Node {
     pub(crate) ready: VecDeque<PartKey>,
     pub(crate) in_work: bool,
     pub(crate) reconnect: super::conn::Reconnect,
+    /// Statistics counters, kept across connections.
+    pub(crate) stats: super::stats::BrokerCounters,
 }
 
 impl ProducerCore {
@@ -445,6 +450,7 @@ impl ProducerCore {
             };
             self.finish_unsent(
                 pk,
+                b.record_count,
                 b.completion,
                 b.reserved,
                 b.flush_gen,
@@ -477,6 +483,7 @@ impl ProducerCore {
             };
             self.finish_unsent(
                 pk,
+                o.builder.record_count(),
                 o.completion,
                 o.reserved,
                 o.flush_gen,
@@ -551,6 +558,7 @@ impl ProducerCore {
                     self.stats.records_purged += u64::from(records);
                     self.finish_unsent(
                         pk,
+                        records,
                         completion,
                         reserved,
                         flush_gen,
@@ -589,6 +597,7 @@ impl ProducerCore {
                     self.part(pk).unsent -= 1;
                     self.finish_unsent(
                         pk,
+                        b.record_count,
                         b.completion,
                         b.reserved,
                         b.flush_gen,
@@ -600,6 +609,7 @@ impl ProducerCore {
                     self.part(pk).unsent -= 1;
                     self.finish_unsent(
                         pk,
+                        o.builder.record_count(),
                         o.completion,
                         o.reserved,
                         o.flush_gen,

@@ -271,6 +271,7 @@ impl ProducerCore {
                     let err = DeliveryError::Encode(Arc::from(e.to_string()));
                     self.finish_unsent(
                         pk,
+                        qb.record_count,
                         qb.completion,
                         qb.reserved,
                         qb.flush_gen,
@@ -289,6 +290,7 @@ impl ProducerCore {
                 };
                 self.finish_unsent(
                     pk,
+                    qb.record_count,
                     qb.completion,
                     qb.reserved,
                     qb.flush_gen,
@@ -395,6 +397,7 @@ impl ProducerCore {
             p.drained_below = p.drained_below.max(b.id + 1);
             self.finish_unsent(
                 pk,
+                b.record_count,
                 b.completion,
                 b.reserved,
                 b.flush_gen,
@@ -458,6 +461,14 @@ impl ProducerCore {
                 self.stats.produce_requests += 1;
                 for &(pk, bk) in &entries {
                     self.stats.batches_sent += 1;
+                    let b = &self.batches[bk];
+                    if b.attempts == 0 {
+                        let (records, size) = (u64::from(b.records), b.size as u64);
+                        let c = &mut self.part(pk).stats;
+                        c.batches += 1;
+                        c.records += records;
+                        c.bytes += size;
+                    }
                     self.batches[bk].attempts += 1;
                     if expects {
                         self.part(pk).in_flight += 1;
@@ -497,6 +508,7 @@ impl ProducerCore {
                 return;
             }
         };
+        self.count_response(id, frame.len());
         let Some(inf) = self.pop_in_flight(now, id, corr) else {
             return;
         };
@@ -552,6 +564,7 @@ impl ProducerCore {
                 return;
             }
         };
+        self.count_throttle(id, resp.throttle_time_ms);
         // KIP-951: endpoints of nodes named in CurrentLeader hints.
         for ep in &resp.node_endpoints {
             let addr = format!("{}:{}", ep.host, ep.port);
@@ -561,6 +574,7 @@ impl ProducerCore {
                 ready: Default::default(),
                 in_work: false,
                 reconnect: Default::default(),
+                stats: Default::default(),
             });
         }
         let mut by_part: Vec<(PartKey, &PartitionProduceResponse)> = Vec::new();
@@ -689,6 +703,7 @@ impl ProducerCore {
     ) {
         let pk = self.batches[bk].part;
         self.batches[bk].last_error = Some(err);
+        self.part(pk).stats.error(err);
         if force_retriable || super::batch::may_have_appended(err) {
             self.batches[bk].maybe_written = true;
         }
@@ -782,6 +797,7 @@ impl ProducerCore {
     /// Puts a batch back for another attempt, in sequence order.
     fn requeue(&mut self, now: Instant, pk: PartKey, bk: BatchKey, with_backoff: bool) {
         self.stats.retries += 1;
+        self.part(pk).stats.retries += 1;
         self.insert_retry(pk, bk);
         if with_backoff && self.part(pk).backoff.is_none() {
             let attempt = self.batches[bk].attempts.saturating_sub(1);

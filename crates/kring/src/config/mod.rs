@@ -83,6 +83,7 @@ pub struct ProducerConfig {
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
     topic_metadata_propagation: Duration,
+    statistics_interval: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -113,6 +114,7 @@ impl Default for ProducerConfig {
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
             topic_metadata_propagation: Duration::from_secs(5),
+            statistics_interval: Duration::ZERO,
         }
     }
 }
@@ -209,6 +211,13 @@ setters! {
     /// asking for fresh metadata so the topic is used once it exists.
     /// Default 5 s (librdkafka: 30 s; the Java client waits `max.block.ms`).
     topic_metadata_propagation: Duration => |c, v| c.topic_metadata_propagation = v;
+    /// `statistics.interval.ms` (librdkafka): how often the
+    /// [`on_statistics`](crate::ProducerBuilder::on_statistics) callback is
+    /// called with a [`Statistics`](crate::Statistics) snapshot. Zero (the
+    /// default) never calls it; without a callback it has no effect
+    /// ([`Producer::statistics`](crate::Producer::statistics) works either
+    /// way). It is also the period of the RTT window.
+    statistics_interval: Duration => |c, v| c.statistics_interval = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -313,6 +322,10 @@ impl ProducerConfig {
     /// `topic.metadata.propagation.max.ms`.
     pub fn get_topic_metadata_propagation(&self) -> Duration {
         self.topic_metadata_propagation
+    }
+    /// `statistics.interval.ms`.
+    pub fn get_statistics_interval(&self) -> Duration {
+        self.statistics_interval
     }
     /// `security.protocol`.
     pub fn get_security_protocol(&self) -> SecurityProtocol {

@@ -5,7 +5,7 @@
 //! `message.timeout.ms` (= `delivery.timeout.ms`), `queue.buffering.max.ms`
 //! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
 //! `compression.codec` (= `compression.type`), `statistics.interval.ms`
-//! (`0` only, until kring has statistics), `batch.num.messages` (a cap on records per batch) and
+//! (the period of the `on_statistics` callback), `batch.num.messages` (a cap on records per batch) and
 //! `debug` (contexts are checked; kring logs through `tracing`, whose
 //! subscriber filter chooses the level).
 
@@ -185,14 +185,7 @@ impl ProducerConfig {
                 })?)
             }
             "statistics.interval.ms" => {
-                if v != "0" {
-                    return Err(ConfigError::invalid(
-                        "statistics.interval.ms",
-                        value,
-                        "0 (periodic statistics are not supported yet; read Producer::metrics instead)",
-                    ));
-                }
-                self
+                self.statistics_interval(millis("statistics.interval.ms", v)?)
             }
             "debug" => {
                 let contexts: Vec<&str> = v

@@ -247,10 +247,11 @@ fn librdkafka_aliases_mean_the_same() {
         ("compression.codec", "lz4"),
         ("batch.num.messages", "10000"),
         ("security.protocol", "PLAINTEXT"),
-        ("statistics.interval.ms", "0"),
+        ("statistics.interval.ms", "5000"),
         ("debug", "broker,topic,msg"),
     ])
     .unwrap();
+    assert_eq!(c.get_statistics_interval(), Duration::from_secs(5));
     assert_eq!(c.bootstrap_servers(), ["a:1", "b:2"]);
     assert_eq!(c.get_delivery_timeout(), Duration::from_millis(30_000));
     assert_eq!(c.get_linger(), Duration::from_micros(500));
@@ -261,6 +262,7 @@ fn librdkafka_aliases_mean_the_same() {
     // (30 s by default) is lowered to fit below message.timeout.ms.
     assert_eq!(c.get_request_timeout(), Duration::from_micros(29_999_500));
     let core = c.to_core(None, None);
+    assert_eq!(core.statistics_interval, Duration::from_secs(5));
     assert_eq!(core.linger, Duration::from_micros(500));
     assert_eq!(core.batch_num_messages, 10_000);
     core.validate().unwrap();
@@ -286,7 +288,7 @@ fn unsupported_librdkafka_values_are_clear_errors() {
             "TLS",
             "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
         ),
-        ("statistics.interval.ms", "5000", "not supported yet"),
+        ("statistics.interval.ms", "-1", "milliseconds"),
         ("debug", "everything", "debug contexts"),
         ("batch.num.messages", "0", "1 to 2147483647"),
     ] {

@@ -46,6 +46,7 @@ impl ProducerConfig {
             max_block: self.get_max_block(),
             security_protocol: self.get_security_protocol(),
             topic_metadata_propagation: self.get_topic_metadata_propagation(),
+            statistics_interval: self.get_statistics_interval(),
             partitioner,
             on_delivery,
             ..Config::default()
@@ -82,6 +83,7 @@ mod tests {
             ("max.request.size", "99999"),
             ("partitioner", "round_robin"),
             ("metadata.max.age.ms", "8"),
+            ("statistics.interval.ms", "250"),
         ])
         .unwrap()
         .validate()
@@ -107,6 +109,7 @@ mod tests {
         assert_eq!(k.max_request_size, 99_999);
         assert!(matches!(k.partitioner, PartitionerChoice::RoundRobin));
         assert_eq!(k.metadata_max_age, Duration::from_millis(8));
+        assert_eq!(k.statistics_interval, Duration::from_millis(250));
         assert!(k.on_delivery.is_none());
         k.validate().unwrap();
     }

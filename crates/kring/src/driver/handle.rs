@@ -197,6 +197,11 @@ impl Driver {
         &self.metrics
     }
 
+    /// The I/O thread's id (code running on it must not wait for it).
+    pub fn thread_id(&self) -> Option<std::thread::ThreadId> {
+        self.thread.as_ref().map(|t| t.thread().id())
+    }
+
     /// `true` once the I/O thread has exited.
     pub fn has_exited(&self) -> bool {
         matches!(

@@ -12,6 +12,7 @@ mod purge;
 mod readiness;
 mod sender;
 mod split;
+mod statistics;
 mod status;
 
 use std::time::Duration;
