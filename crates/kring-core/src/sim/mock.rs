@@ -69,7 +69,7 @@ impl SimBroker for MockCluster {
 mod tests {
     use std::time::Duration;
 
-    use kring_mock::{Fault, MockCluster};
+    use kring_mock::{Fault, FaultAction, MockCluster};
     use kring_protocol::messages::ApiKey;
     use kring_protocol::ErrorCode;
 
@@ -89,6 +89,19 @@ mod tests {
             ..Config::default()
         };
         Sim::new(config, cluster, kring_testclock::origin())
+    }
+
+    /// The numbers stored in partition t/0, in offset order.
+    fn values(sim: &Sim<MockCluster>) -> Vec<u32> {
+        sim.cluster
+            .records("t", 0)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let v = r.value.as_deref().unwrap();
+                u32::from_be_bytes([v[0], v[1], v[2], v[3]])
+            })
+            .collect()
     }
 
     fn send(sim: &mut Sim<MockCluster>, range: std::ops::Range<u32>) -> Vec<crate::DeliveryHandle> {
@@ -121,17 +134,7 @@ mod tests {
         for (i, h) in hs.iter().enumerate() {
             assert_eq!(h.wait().unwrap().offset, 1 + i as i64);
         }
-        let values: Vec<u32> = sim
-            .cluster
-            .records("t", 0)
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let v = r.value.as_deref().unwrap();
-                u32::from_be_bytes([v[0], v[1], v[2], v[3]])
-            })
-            .collect();
-        assert_eq!(values, (0..21).collect::<Vec<u32>>());
+        assert_eq!(values(&sim), (0..21).collect::<Vec<u32>>());
         assert!(sim.core.stats().retries >= 5, "{:?}", sim.core.stats());
     }
 
@@ -150,5 +153,46 @@ mod tests {
         }
         assert_eq!(sim.cluster.records("t", 0).unwrap().len(), 3);
         assert_eq!(sim.cluster.faults_fired(), 1);
+    }
+
+    /// Issue 15's deterministic duplicate: the first request fails
+    /// retriably, the second is applied but its response is garbled, with
+    /// five in flight. The retries must not store a batch twice or out of
+    /// order (it did: 212 of 200 stored).
+    #[test]
+    fn lost_first_batch_and_garbled_applied_one_store_once_in_order() {
+        let cluster = MockCluster::builder()
+            .brokers(1)
+            .topic("t", 1)
+            .build_unbound()
+            .unwrap();
+        let config = Config {
+            jitter_seed: 42,
+            linger: Duration::ZERO,
+            max_in_flight: 5,
+            ..Config::default()
+        };
+        let mut sim = Sim::new(config, cluster, kring_testclock::origin());
+        let n = std::sync::atomic::AtomicU32::new(0);
+        sim.cluster.set_hook(ApiKey::Produce, move |_| {
+            match n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                0 => vec![FaultAction::Error(ErrorCode::NOT_ENOUGH_REPLICAS.code())],
+                1 => vec![FaultAction::CorruptResponse],
+                _ => vec![],
+            }
+        });
+        let hs: Vec<_> = (0..200u32)
+            .map(|i| {
+                let mut v = i.to_be_bytes().to_vec();
+                v.resize(1024, 0);
+                sim.send("t", Some(0), None, Some(&v)).unwrap()
+            })
+            .collect();
+        sim.drive();
+        for h in &hs {
+            h.wait().unwrap();
+        }
+        assert_eq!(values(&sim), (0..200).collect::<Vec<u32>>());
+        assert!(sim.core.stats().retries > 0, "{:?}", sim.core.stats());
     }
 }
