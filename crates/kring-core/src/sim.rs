@@ -765,12 +765,15 @@ impl<B: SimBroker> Sim<B> {
 
     /// Drops every connection to `node` now (the driver reports them).
     pub fn disconnect_node(&mut self, node: i32) {
-        let ids: Vec<ConnId> = self
+        let mut ids: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| c.node == node)
             .map(|(&id, _)| id)
             .collect();
+        // In connection order, whatever the map's: a schedule replays
+        // exactly.
+        ids.sort_unstable();
         for id in ids {
             self.conns.remove(&id);
             self.events
