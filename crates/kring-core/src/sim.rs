@@ -17,6 +17,20 @@
 //! delays, dropped connections (before or after the write), black holes,
 //! nodes down, leader moves with or without KIP-951 hints.
 //!
+//! The broker side is a [`SimBroker`]: this scripted [`SimCluster`], or
+//! (with the `sim` feature) kring-mock's own request dispatch — a
+//! `kring_mock::MockCluster` built with `build_unbound` answers through
+//! the code its TCP server runs, with kring-mock's fault injection — so
+//! the Sim need not drift from the mock. [`chaos`] runs whole fuzzer- or
+//! seed-chosen fault schedules over the latter and checks the delivery
+//! guarantees.
+//!
+//! Plan: the unit tests still script `SimCluster` (error queues, drops,
+//! black holes, rewrite hooks); each of those has a kring-mock counterpart
+//! (a counted `Fault::error` on a partition, `drop_before_apply` /
+//! `drop_after_apply`, a `Delay` longer than the request timeout, `Lie`),
+//! so they can move over file by file, after which `SimCluster` goes.
+//!
 //! Behind `cfg(test)` or the `sim` feature, so the driver crate can reuse it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -43,6 +57,11 @@ use crate::delivery::DeliveryHandle;
 use crate::error::SendError;
 use crate::producer::{ConnId, IoCommand, ProducerCore};
 use crate::shared::{RecordRef, Shared};
+
+#[cfg(feature = "sim")]
+pub mod chaos;
+#[cfg(feature = "sim")]
+mod mock;
 
 /// A record as a simulated broker stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -563,6 +582,106 @@ impl SimCluster {
     }
 }
 
+/// What a simulated broker does with one request frame.
+#[derive(Debug)]
+pub enum BrokerStep {
+    /// Answer with `frame` (size prefix included) after the node's latency
+    /// plus `delay`, in order with the connection's earlier responses; then
+    /// hold every later response on the connection back by `mute` (a
+    /// throttled, muted channel).
+    Respond {
+        /// The response frame, size prefix included.
+        frame: Bytes,
+        /// Extra delay (a delay fault).
+        delay: Duration,
+        /// Mute after answering (a throttle).
+        mute: Duration,
+    },
+    /// Answer nothing (acks=0, a black hole).
+    Silent,
+    /// Drop the connection `after` this long.
+    Close {
+        /// When the driver hears of the loss.
+        after: Duration,
+        /// Discard responses already queued on the connection (else they
+        /// arrive first, as from a broker that answers in order).
+        discard_queued: bool,
+    },
+}
+
+/// A cluster the [`Sim`] drives the core against: the scripted
+/// [`SimCluster`], or kring-mock's own dispatch (`kring_mock::MockCluster`
+/// built with `build_unbound`, behind the `sim` feature), so the Sim and
+/// the wire-level mock answer with the same code.
+pub trait SimBroker {
+    /// The `host:port` the core bootstraps from.
+    fn bootstrap(&self) -> String;
+    /// The node listening at `addr`, if it accepts a connection now.
+    fn accept(&mut self, addr: &str) -> Option<i32>;
+    /// One-way latency to `node` (connects and responses take this long).
+    fn latency(&self, node: i32) -> Duration;
+    /// Handles one request frame (size prefix included) sent to `node`.
+    fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep;
+}
+
+impl SimBroker for SimCluster {
+    fn bootstrap(&self) -> String {
+        self.nodes.values().next().expect("a node").addr.clone()
+    }
+
+    fn accept(&mut self, addr: &str) -> Option<i32> {
+        self.nodes
+            .values()
+            .find(|n| n.addr == addr && n.up)
+            .map(|n| n.id)
+    }
+
+    fn latency(&self, node: i32) -> Duration {
+        self.nodes[&node].latency
+    }
+
+    fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep {
+        let key = if frame.len() >= 6 {
+            i16::from_be_bytes([frame[4], frame[5]])
+        } else {
+            -1
+        };
+        let n = self.nodes[&node].clone();
+        if !n.up {
+            return BrokerStep::Close {
+                after: Duration::from_millis(1),
+                discard_queued: false,
+            };
+        }
+        if let Some(i) = self
+            .drops
+            .iter()
+            .position(|&(dn, k, _)| dn == node && k == key)
+        {
+            let (_, _, when) = self.drops.remove(i);
+            if when == DropWhen::AfterHandling {
+                let _ = SimCluster::handle(self, node, frame);
+            }
+            return BrokerStep::Close {
+                after: n.latency,
+                discard_queued: true,
+            };
+        }
+        if n.black_hole {
+            return BrokerStep::Silent;
+        }
+        match SimCluster::handle(self, node, frame) {
+            Ok(Some(frame)) => BrokerStep::Respond {
+                frame,
+                delay: Duration::ZERO,
+                mute: Duration::ZERO,
+            },
+            Ok(None) => BrokerStep::Silent,
+            Err(e) => panic!("sim broker rejected a request from the core: {e}"),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum SimEvent {
     Connected(ConnId),
@@ -574,16 +693,18 @@ enum SimEvent {
 #[derive(Debug)]
 struct SimConn {
     node: i32,
+    /// A throttled connection answers nothing before this.
+    muted_until: Option<Instant>,
 }
 
 /// The harness: a core, its shared state, a cluster and simulated time.
-pub struct Sim {
+pub struct Sim<B = SimCluster> {
     /// The core under test.
     pub core: ProducerCore,
     /// Its shared state (what producer threads use).
     pub shared: Arc<Shared>,
     /// The cluster.
-    pub cluster: SimCluster,
+    pub cluster: B,
     /// Simulated now.
     pub now: Instant,
     /// Where simulated time started.
@@ -603,7 +724,7 @@ pub struct Sim {
     pub closes: Vec<ConnId>,
 }
 
-impl std::fmt::Debug for Sim {
+impl<B> std::fmt::Debug for Sim<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sim")
             .field("elapsed", &(self.now - self.start))
@@ -613,15 +734,15 @@ impl std::fmt::Debug for Sim {
     }
 }
 
-impl Sim {
+impl<B: SimBroker> Sim<B> {
     /// A sim with `config` (bootstrap set to the cluster's first node),
     /// whose simulated time starts at `start`. Any instant will do (the
     /// caller reads the clock once, or reuses one): kring-core never reads
     /// the clock, and after `start` time only moves when the harness moves
     /// it.
-    pub fn new(mut config: Config, cluster: SimCluster, start: Instant) -> Sim {
+    pub fn new(mut config: Config, cluster: B, start: Instant) -> Sim<B> {
         if config.bootstrap.is_empty() {
-            config.bootstrap = vec![cluster.nodes.values().next().expect("a node").addr.clone()];
+            config.bootstrap = vec![cluster.bootstrap()];
         }
         let (core, shared) = ProducerCore::new(config, start).expect("valid config");
         Sim {
@@ -651,22 +772,17 @@ impl Sim {
         self.events.insert((at, self.seq), ev);
     }
 
-    fn node_by_addr(&self, addr: &str) -> Option<i32> {
-        self.cluster
-            .nodes
-            .values()
-            .find(|n| n.addr == addr)
-            .map(|n| n.id)
-    }
-
     /// Drops every connection to `node` now (the driver reports them).
     pub fn disconnect_node(&mut self, node: i32) {
-        let ids: Vec<ConnId> = self
+        let mut ids: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| c.node == node)
             .map(|(&id, _)| id)
             .collect();
+        // In connection order, whatever the map's: a schedule replays
+        // exactly.
+        ids.sort_unstable();
         for id in ids {
             self.conns.remove(&id);
             self.events
@@ -680,13 +796,19 @@ impl Sim {
         match cmd {
             IoCommand::Connect { conn, addr } => {
                 self.connects.push(addr.clone());
-                match self.node_by_addr(&addr) {
-                    Some(n) if self.cluster.nodes[&n].up => {
-                        self.conns.insert(conn, SimConn { node: n });
-                        let at = self.now + self.cluster.nodes[&n].latency;
+                match self.cluster.accept(&addr) {
+                    Some(n) => {
+                        self.conns.insert(
+                            conn,
+                            SimConn {
+                                node: n,
+                                muted_until: None,
+                            },
+                        );
+                        let at = self.now + self.cluster.latency(n);
                         self.schedule(at, SimEvent::Connected(conn));
                     }
-                    _ => {
+                    None => {
                         let at = self.now + Duration::from_millis(1);
                         self.schedule(at, SimEvent::ConnectFailed(conn));
                     }
@@ -727,48 +849,43 @@ impl Sim {
             -1
         };
         self.transmitted.push((conn, node, key));
-        let n = self.cluster.nodes[&node].clone();
-        if !n.up {
-            self.conns.remove(&conn);
-            let at = self.now + Duration::from_millis(1);
-            self.schedule(at, SimEvent::Disconnected(conn));
-            return;
-        }
-        if let Some(i) = self
-            .cluster
-            .drops
+        let latency = self.cluster.latency(node);
+        // Responses on one connection keep their order: none is scheduled
+        // earlier than the last one queued for it.
+        let last = self
+            .events
             .iter()
-            .position(|&(dn, k, _)| dn == node && k == key)
-        {
-            let (_, _, when) = self.cluster.drops.remove(i);
-            if when == DropWhen::AfterHandling {
-                let _ = self.cluster.handle(node, frame);
-            }
-            self.conns.remove(&conn);
-            self.events
-                .retain(|_, e| !matches!(e, SimEvent::Response(c, _) if *c == conn));
-            let at = self.now + n.latency;
-            self.schedule(at, SimEvent::Disconnected(conn));
-            return;
-        }
-        if n.black_hole {
-            return;
-        }
+            .filter(|(_, e)| matches!(e, SimEvent::Response(c, _) if *c == conn))
+            .map(|(k, _)| k.0)
+            .max();
         match self.cluster.handle(node, frame) {
-            Ok(Some(resp)) => {
-                // Responses on one connection keep their order: schedule no
-                // earlier than the last one queued for it.
-                let last = self
-                    .events
-                    .iter()
-                    .filter(|(_, e)| matches!(e, SimEvent::Response(c, _) if *c == conn))
-                    .map(|(k, _)| k.0)
-                    .max();
-                let at = (self.now + n.latency).max(last.unwrap_or(self.now));
-                self.schedule(at, SimEvent::Response(conn, resp.slice(4..)));
+            BrokerStep::Respond { frame, delay, mute } => {
+                let muted = self.conns.get(&conn).and_then(|c| c.muted_until);
+                let at = (self.now + latency + delay)
+                    .max(last.unwrap_or(self.now))
+                    .max(muted.unwrap_or(self.now));
+                if !mute.is_zero() {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.muted_until = Some(at + mute);
+                    }
+                }
+                self.schedule(at, SimEvent::Response(conn, frame.slice(4..)));
             }
-            Ok(None) => {}
-            Err(e) => panic!("sim broker rejected a request from the core: {e}"),
+            BrokerStep::Silent => {}
+            BrokerStep::Close {
+                after,
+                discard_queued,
+            } => {
+                self.conns.remove(&conn);
+                let at = if discard_queued {
+                    self.events
+                        .retain(|_, e| !matches!(e, SimEvent::Response(c, _) if *c == conn));
+                    self.now + after
+                } else {
+                    (self.now + after).max(last.unwrap_or(self.now))
+                };
+                self.schedule(at, SimEvent::Disconnected(conn));
+            }
         }
     }
 
@@ -873,7 +990,7 @@ impl Sim {
 
     /// Steps until `done` holds; panics after `max_steps` (a livelock
     /// fails the test instead of hanging it).
-    pub fn drive_until(&mut self, max_steps: usize, mut done: impl FnMut(&Sim) -> bool) {
+    pub fn drive_until(&mut self, max_steps: usize, mut done: impl FnMut(&Sim<B>) -> bool) {
         for _ in 0..max_steps {
             if done(self) {
                 return;
@@ -934,6 +1051,19 @@ impl Sim {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<DeliveryHandle, SendError> {
+        self.send_with_context(topic, partition, key, value, 0)
+    }
+
+    /// [`send`](Self::send) with a [`RecordRef::context`] the delivery
+    /// callback gets back.
+    pub fn send_with_context(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        context: u64,
+    ) -> Result<DeliveryHandle, SendError> {
         let deadline = self.now + Duration::from_secs(60);
         let mut settled = false;
         loop {
@@ -945,7 +1075,7 @@ impl Sim {
                 value,
                 headers: &[],
                 timestamp_ms: ts,
-                context: 0,
+                context,
             };
             match self.shared.append(self.now, rec, self.now) {
                 Ok(o) => {

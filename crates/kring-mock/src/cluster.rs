@@ -3,7 +3,13 @@
 //! logs back, inject faults, stop and start brokers, move leaders.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::api::Step;
+use crate::conn::Ctx;
 
 use crate::faults::{Fault, FaultAction, FaultId, FaultTable, RequestInfo};
 use crate::idempotence::UnknownProducerPolicy;
@@ -151,6 +157,25 @@ impl MockClusterBuilder {
 
     /// Binds every broker and starts serving.
     pub fn build(self) -> Result<MockCluster, MockError> {
+        self.build_inner(true)
+    }
+
+    /// Builds the cluster without sockets or threads: brokers `1..=n` are
+    /// named `mock-<id>:9092` and answer only through
+    /// [`MockCluster::handle`], which runs the same request dispatch as
+    /// the TCP server. For deterministic harnesses (kring-core's `Sim`,
+    /// fuzzing). [`stop_broker`](MockCluster::stop_broker) and
+    /// [`start_broker`](MockCluster::start_broker) only mark the broker
+    /// down or up (a down broker's [`handle`](MockCluster::handle) closes
+    /// the connection). Sink mode needs connections and is refused.
+    pub fn build_unbound(self) -> Result<MockCluster, MockError> {
+        if self.sink {
+            return Err(MockError::Config("sink mode needs sockets".into()));
+        }
+        self.build_inner(false)
+    }
+
+    fn build_inner(self, bind: bool) -> Result<MockCluster, MockError> {
         if self.brokers < 1 {
             return Err(MockError::Config(format!("{} brokers", self.brokers)));
         }
@@ -178,6 +203,16 @@ impl MockClusterBuilder {
         });
         let mut servers = Vec::new();
         for id in 1..=self.brokers {
+            if !bind {
+                shared.lock().brokers.push(BrokerInfo {
+                    id,
+                    host: format!("mock-{id}"),
+                    port: 9092,
+                    rack: None,
+                    up: true,
+                });
+                continue;
+            }
             let port = match self.port_base {
                 Some(base) => base
                     .checked_add(id as u16)
@@ -206,6 +241,7 @@ impl MockClusterBuilder {
         let cluster = MockCluster {
             shared,
             servers: Mutex::new(servers),
+            unbound: !bind,
         };
         for (name, partitions) in &self.topics {
             cluster.create_topic(name, *partitions)?;
@@ -220,6 +256,8 @@ impl MockClusterBuilder {
 pub struct MockCluster {
     shared: Arc<Shared>,
     servers: Mutex<Vec<BrokerServer>>,
+    /// Built by [`MockClusterBuilder::build_unbound`]: no servers.
+    unbound: bool,
 }
 
 impl MockCluster {
@@ -240,6 +278,16 @@ impl MockCluster {
     /// `host:port` of every broker, comma-separated: a client's
     /// `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> String {
+        if self.unbound {
+            return self
+                .shared
+                .lock()
+                .brokers
+                .iter()
+                .map(|b| format!("{}:{}", b.host, b.port))
+                .collect::<Vec<_>>()
+                .join(",");
+        }
         self.servers()
             .iter()
             .map(|s| s.addr.to_string())
@@ -249,10 +297,14 @@ impl MockCluster {
 
     /// Broker ids, in order.
     pub fn broker_ids(&self) -> Vec<i32> {
+        if self.unbound {
+            return self.shared.lock().brokers.iter().map(|b| b.id).collect();
+        }
         self.servers().iter().map(|s| s.id).collect()
     }
 
-    /// The address broker `id` listens on (also while it is stopped).
+    /// The address broker `id` listens on (also while it is stopped);
+    /// `None` for an [unbound](MockClusterBuilder::build_unbound) cluster.
     pub fn broker_addr(&self, id: i32) -> Option<SocketAddr> {
         self.servers().iter().find(|s| s.id == id).map(|s| s.addr)
     }
@@ -321,6 +373,9 @@ impl MockCluster {
     /// Stops broker `id`: closes its listener (connects are refused) and its
     /// connections, and joins its threads. Its partitions keep it as leader.
     pub fn stop_broker(&self, id: i32) -> Result<(), MockError> {
+        if self.unbound {
+            return self.set_up(id, false);
+        }
         let mut servers = self.servers();
         let s = servers
             .iter_mut()
@@ -335,6 +390,9 @@ impl MockCluster {
 
     /// Starts a stopped broker again on the same port.
     pub fn start_broker(&self, id: i32) -> Result<(), MockError> {
+        if self.unbound {
+            return self.set_up(id, true);
+        }
         let mut servers = self.servers();
         let s = servers
             .iter_mut()
@@ -347,8 +405,22 @@ impl MockCluster {
         Ok(())
     }
 
-    /// Whether broker `id` is listening.
+    fn set_up(&self, id: i32, up: bool) -> Result<(), MockError> {
+        let mut st = self.shared.lock();
+        let b = st
+            .brokers
+            .iter_mut()
+            .find(|b| b.id == id)
+            .ok_or(MockError::UnknownBroker(id))?;
+        b.up = up;
+        Ok(())
+    }
+
+    /// Whether broker `id` is listening (unbound: whether it is up).
     pub fn is_broker_running(&self, id: i32) -> bool {
+        if self.unbound {
+            return self.shared.lock().broker(id).is_some_and(|b| b.up);
+        }
         self.servers().iter().any(|s| s.id == id && s.is_running())
     }
 
@@ -442,6 +514,29 @@ impl MockCluster {
             .lock()
             .partition(topic, partition)
             .map(|p| p.log.high_watermark())
+    }
+
+    /// Handles one request frame (without its 4-byte size prefix) as
+    /// broker `broker_id` would on a connection, without sockets: the same
+    /// dispatch the TCP server runs (decode, faults and hooks, the API's
+    /// handler), returning what the connection would do. Nothing here
+    /// blocks or reads the clock: delays and throttles come back in the
+    /// [`Reply`](crate::api::Reply) for the caller to play, and a Fetch
+    /// answers at once with what is stored. An unknown or stopped broker
+    /// closes the connection. In sink mode Produce takes the regular path
+    /// (the sink's fast path lives in the connection).
+    pub fn handle(&self, broker_id: i32, frame: Bytes) -> Step {
+        if !self.shared.lock().broker(broker_id).is_some_and(|b| b.up) {
+            return Step::Close;
+        }
+        let stop = AtomicBool::new(false);
+        let ctx = Ctx {
+            shared: &self.shared,
+            broker_id,
+            stop: &stop,
+            blocking: false,
+        };
+        crate::api::handle(&ctx, frame)
     }
 
     /// Sink totals, in sink mode.

@@ -27,6 +27,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) broker_id: i32,
     pub(crate) stop: &'a AtomicBool,
+    /// Whether a handler may block waiting for data (a Fetch long-poll).
+    /// False without sockets ([`crate::MockCluster::handle`]): there is no
+    /// clock there, so a Fetch answers with what is stored at once.
+    pub(crate) blocking: bool,
 }
 
 const PRODUCE: i16 = 0;
@@ -45,6 +49,7 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
         shared,
         broker_id,
         stop,
+        blocking: true,
     };
     let sink = shared.sink.as_ref();
     let mut reader = FrameReader::new(if sink.is_some() { 1 << 20 } else { 64 << 10 });
@@ -73,15 +78,15 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
                 return;
             }
             let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-            shared.counters.count(api_key);
             if let (Some(sink), PRODUCE) = (sink, api_key) {
+                shared.counters.count(api_key);
                 if sink_conn.produce(shared, sink, frame, &mut out).is_err() {
                     let _ = stream.write_all(&out);
                     return;
                 }
                 continue;
             }
-            let step = api::dispatch(&ctx, Bytes::copy_from_slice(frame));
+            let step = api::handle(&ctx, Bytes::copy_from_slice(frame));
             if stop.load(Ordering::Acquire) {
                 // A stopping broker answers nothing more.
                 return;

@@ -72,6 +72,7 @@ mod server;
 pub mod sink;
 mod state;
 
+pub use api::{Reply, Step};
 pub use batch::{BatchError, BatchHeader};
 pub use cluster::{MockCluster, MockClusterBuilder, MockError};
 pub use faults::{Fault, FaultAction, FaultId, Hook, RequestInfo};

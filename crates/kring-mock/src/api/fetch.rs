@@ -246,7 +246,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: FetchRequest, fired: &Fired) -
             return Answer::Close;
         }
         let now = Instant::now();
-        if bytes >= min_bytes || any_error || now >= deadline {
+        if bytes >= min_bytes || any_error || now >= deadline || !ctx.blocking {
             drop(st);
             return h.frame(&resp);
         }

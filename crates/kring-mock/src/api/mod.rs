@@ -49,9 +49,12 @@ pub fn served_versions(api_key: i16) -> Option<RangeInclusive<i16>> {
         .map(|(_, v)| v.clone())
 }
 
-/// What the connection does after a request.
+/// What the connection does after a request: the result of
+/// [`MockCluster::handle`](crate::MockCluster::handle), the same dispatch
+/// the TCP server runs.
 #[derive(Debug)]
-pub(crate) enum Step {
+#[non_exhaustive]
+pub enum Step {
     /// Send this response.
     Reply(Reply),
     /// Send nothing (acks=0).
@@ -62,15 +65,17 @@ pub(crate) enum Step {
 
 /// A response frame and how to send it.
 #[derive(Debug, Default)]
-pub(crate) struct Reply {
+#[non_exhaustive]
+pub struct Reply {
     /// The whole frame, size prefix included.
-    pub(crate) frame: Vec<u8>,
-    /// Hold it back this long.
-    pub(crate) delay: Duration,
-    /// After sending, read nothing for this long.
-    pub(crate) mute: Duration,
-    /// Send half of it, then close.
-    pub(crate) cut: bool,
+    pub frame: Vec<u8>,
+    /// Hold it back this long (a delay fault).
+    pub delay: Duration,
+    /// After sending, read nothing from the connection for this long (a
+    /// throttle: the channel is muted).
+    pub mute: Duration,
+    /// Send half of it, then close the connection.
+    pub cut: bool,
 }
 
 /// A handler's answer.
@@ -107,8 +112,21 @@ impl Hdr {
     }
 }
 
-/// Handles one request frame (without its size prefix).
-pub(crate) fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
+/// Handles one request frame (without its size prefix) on a broker: counts
+/// it and dispatches it. The one entry point of both the TCP connections
+/// and [`MockCluster::handle`](crate::MockCluster::handle).
+pub(crate) fn handle(ctx: &Ctx<'_>, frame: Bytes) -> Step {
+    if frame.len() < 8 {
+        return Step::Close;
+    }
+    ctx.shared
+        .counters
+        .count(i16::from_be_bytes([frame[0], frame[1]]));
+    dispatch(ctx, frame)
+}
+
+/// Decodes and answers one request frame (without its size prefix).
+fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
     let mut buf = frame;
     if buf.len() < 8 {
         return Step::Close;
