@@ -36,11 +36,13 @@ mod wait;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+#[cfg(any(test, feature = "sim"))]
+mod sim_sasl;
 
 pub use cause::LastError;
 pub use config::{
-    check_bootstrap_entry, Acks, Compression, Config, PartitionerChoice, SecurityProtocol,
-    MAX_DURATION, MAX_REQUEST_SIZE,
+    check_bootstrap_entry, Acks, Compression, Config, OAuthToken, OAuthTokenProvider,
+    PartitionerChoice, SaslConfig, SaslMechanism, SecurityProtocol, MAX_DURATION, MAX_REQUEST_SIZE,
 };
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,

@@ -43,6 +43,8 @@ use crate::delivery::DeliveryHandle;
 use crate::error::SendError;
 use crate::producer::{ConnId, IoCommand, ProducerCore};
 use crate::shared::{RecordRef, Shared};
+pub use crate::sim_sasl::SimSasl;
+use crate::sim_sasl::Verdict;
 
 /// A record as a simulated broker stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +159,8 @@ pub struct SimCluster {
     /// for, as Kafka 2.5 and later do (KIP-360); off: answer
     /// UNKNOWN_PRODUCER_ID unless it is 0, as older brokers did.
     pub accept_any_first_sequence: bool,
+    /// SASL on every node (`None`: plaintext brokers).
+    pub sasl: Option<SimSasl>,
     next_pid: i64,
 }
 
@@ -199,6 +203,7 @@ impl SimCluster {
             store_records: true,
             metadata_rewrite: None,
             produce_rewrite: None,
+            sasl: None,
             next_pid: 1000,
         }
     }
@@ -283,6 +288,8 @@ impl SimCluster {
                     (ApiKey::Metadata.key(), 0, 12),
                     (ApiKey::ApiVersions.key(), 0, 4),
                     (ApiKey::InitProducerId.key(), 0, 5),
+                    (ApiKey::SaslHandshake.key(), 0, 1),
+                    (ApiKey::SaslAuthenticate.key(), 0, 2),
                 ];
                 let resp = ApiVersionsResponse {
                     api_keys: keys
@@ -565,6 +572,7 @@ enum SimEvent {
 #[derive(Debug)]
 struct SimConn {
     node: i32,
+    auth: crate::sim_sasl::ConnAuth,
 }
 
 /// The harness: a core, its shared state, a cluster and simulated time.
@@ -592,6 +600,9 @@ pub struct Sim {
     pub connects: Vec<String>,
     /// Every close the core asked for.
     pub closes: Vec<ConnId>,
+    /// Connections a SASL broker closed (a request before authentication
+    /// or after the session expired).
+    pub sasl_closes: u64,
 }
 
 impl std::fmt::Debug for Sim {
@@ -629,6 +640,7 @@ impl Sim {
             transmitted: Vec::new(),
             connects: Vec::new(),
             closes: Vec::new(),
+            sasl_closes: 0,
         }
     }
 
@@ -673,7 +685,13 @@ impl Sim {
                 self.connects.push(addr.clone());
                 match self.node_by_addr(&addr) {
                     Some(n) if self.cluster.nodes[&n].up => {
-                        self.conns.insert(conn, SimConn { node: n });
+                        self.conns.insert(
+                            conn,
+                            SimConn {
+                                node: n,
+                                auth: Default::default(),
+                            },
+                        );
                         let at = self.now + self.cluster.nodes[&n].latency;
                         self.schedule(at, SimEvent::Connected(conn));
                     }
@@ -745,22 +763,50 @@ impl Sim {
         if n.black_hole {
             return;
         }
-        match self.cluster.handle(node, frame) {
-            Ok(Some(resp)) => {
-                // Responses on one connection keep their order: schedule no
-                // earlier than the last one queued for it.
-                let last = self
-                    .events
-                    .iter()
-                    .filter(|(_, e)| matches!(e, SimEvent::Response(c, _) if *c == conn))
-                    .map(|(k, _)| k.0)
-                    .max();
-                let at = (self.now + n.latency).max(last.unwrap_or(self.now));
-                self.schedule(at, SimEvent::Response(conn, resp.slice(4..)));
+        if let Some(sasl) = self.cluster.sasl.clone() {
+            let st = &mut self.conns.get_mut(&conn).expect("conn").auth;
+            match sasl.check(st, self.now, &frame) {
+                Verdict::Pass => {}
+                Verdict::Answer(resp) => {
+                    if let Ok((h, _)) = decode_request_frame(frame.slice(4..)) {
+                        self.cluster.requests.push((
+                            node,
+                            h.request_api_key,
+                            h.request_api_version,
+                        ));
+                    }
+                    self.schedule_response(conn, n.latency, resp);
+                    return;
+                }
+                Verdict::Close => {
+                    self.sasl_closes += 1;
+                    self.conns.remove(&conn);
+                    self.events
+                        .retain(|_, e| !matches!(e, SimEvent::Response(c, _) if *c == conn));
+                    let at = self.now + n.latency;
+                    self.schedule(at, SimEvent::Disconnected(conn));
+                    return;
+                }
             }
+        }
+        match self.cluster.handle(node, frame) {
+            Ok(Some(resp)) => self.schedule_response(conn, n.latency, resp),
             Ok(None) => {}
             Err(e) => panic!("sim broker rejected a request from the core: {e}"),
         }
+    }
+
+    fn schedule_response(&mut self, conn: ConnId, latency: Duration, resp: Bytes) {
+        // Responses on one connection keep their order: schedule no
+        // earlier than the last one queued for it.
+        let last = self
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, SimEvent::Response(c, _) if *c == conn))
+            .map(|(k, _)| k.0)
+            .max();
+        let at = (self.now + latency).max(last.unwrap_or(self.now));
+        self.schedule(at, SimEvent::Response(conn, resp.slice(4..)));
     }
 
     /// One driver turn at the current time: deliver due broker events,

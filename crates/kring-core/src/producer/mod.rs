@@ -28,6 +28,7 @@ mod idempotence;
 mod metadata;
 mod partition;
 mod produce;
+pub(crate) mod sasl;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -144,6 +145,13 @@ pub struct CoreStats {
     /// Delivery callback invocations that panicked (caught; the first is
     /// logged).
     pub callback_panics: u64,
+    /// SASL exchanges completed (first authentications and
+    /// re-authentications).
+    pub sasl_authentications: u64,
+    /// SASL re-authentications started (KIP-368).
+    pub sasl_reauthentications: u64,
+    /// SASL authentications that failed.
+    pub sasl_failures: u64,
 }
 
 /// Timer kinds in the deadline queue.
@@ -158,6 +166,8 @@ pub(crate) enum TimerKey {
     ProducerId,
     /// The earliest `max.block.ms` deadline of an async sender.
     BlockDeadline,
+    /// Time to re-authenticate the connection (KIP-368).
+    Reauth(ConnId),
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -217,6 +227,10 @@ pub struct ProducerCore {
     /// Connections that need their ApiVersions request sent.
     pub(crate) handshakes: VecDeque<ConnId>,
     pub(crate) io: VecDeque<IoCommand>,
+    /// SASL settings and state (`SASL_*` security protocols).
+    pub(crate) sasl: Option<sasl::SaslState>,
+    /// SASL requests built in response handlers, sent first.
+    pub(crate) sasl_tx: VecDeque<Transmit>,
 
     pub(crate) batches: Slab<InBatch>,
     pub(crate) batch_serial: u64,
@@ -310,6 +324,12 @@ impl ProducerCore {
             boot_next: 0,
             handshakes: VecDeque::new(),
             io: VecDeque::new(),
+            sasl: config
+                .security_protocol
+                .uses_sasl()
+                .then(|| config.sasl.clone().map(sasl::SaslState::new))
+                .flatten(),
+            sasl_tx: VecDeque::new(),
             batches: Slab::new(),
             batch_serial: 0,
             meta: MetadataState::default(),
@@ -405,6 +425,7 @@ impl ProducerCore {
                 TimerKey::Reconnect(t) => self.reconnect_timer(now, t),
                 TimerKey::Metadata => self.metadata_timer(),
                 TimerKey::ProducerId => self.idem.timer_fired(),
+                TimerKey::Reauth(c) => self.reauth_timer(now, c),
                 TimerKey::BlockDeadline => {
                     self.block_timer = None;
                     let next = [

@@ -9,6 +9,7 @@ mod lifecycle;
 mod metadata;
 mod protocol;
 mod readiness;
+mod sasl;
 mod sender;
 mod status;
 
