@@ -372,7 +372,7 @@ impl Config {
                     return Err(invalid(
                         "sasl.mechanism",
                         format!(
-                            "{} needs SASL settings (mechanism and credentials)",
+                            "{} needs a SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (kring has no GSSAPI, the Java default)",
                             self.security_protocol.name()
                         ),
                     ))
