@@ -1,9 +1,10 @@
 //! kring against kring-mock's SASL listener: every mechanism (PLAIN,
 //! SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER) delivers every codec with
 //! idempotence on, stored byte for byte; re-authentication (KIP-368) keeps
-//! the connection while records flow; a wrong password fails `send` within
-//! `max.block.ms` naming the cause, with bounded reconnect attempts, and no
-//! secret in any error or `Debug` output.
+//! the connection while records flow; a wrong password fails `send` as soon
+//! as authentication fails (not at `max.block.ms`), naming the cause, with
+//! bounded reconnect attempts, and no secret in any error or `Debug`
+//! output.
 
 mod support;
 
@@ -99,7 +100,7 @@ fn reauthentication_keeps_the_connection_while_records_flow() {
     let c = cluster(
         MockSasl::default()
             .user("alice", PASSWORD)
-            .session_lifetime(Duration::from_secs(1)),
+            .session_lifetime(Duration::from_secs(4)),
     );
     let p = builder(&c)
         .sasl_scram_sha512("alice", PASSWORD)
@@ -107,9 +108,13 @@ fn reauthentication_keeps_the_connection_while_records_flow() {
         .unwrap();
     let start = Instant::now();
     let mut futures = Vec::new();
-    // Records keep flowing for 3.5 session lifetimes; the mock closes a
-    // connection whose session expired at its next request.
-    while start.elapsed() < Duration::from_millis(3500) {
+    // Records keep flowing for 2.25 session lifetimes; the mock closes a
+    // connection whose session expired at its next request. (A request
+    // sent before re-authentication starts but read by the broker after
+    // the session ended also closes it, in Kafka too: the 5-15 % margin
+    // must cover the broker's backlog, so the session is not shorter than
+    // a loaded CI machine's hiccups.)
+    while start.elapsed() < Duration::from_millis(9000) {
         futures.push(p.send(Record::new("t", b"x").partition(0)).unwrap());
         if futures.len() % 64 == 0 {
             futures
@@ -137,10 +142,9 @@ fn reauthentication_keeps_the_connection_while_records_flow() {
         connects, 2,
         "bootstrap and broker connection, never re-opened"
     );
-    // The broker connection re-authenticated at least twice (each takes a
-    // while behind the queued produce requests of a debug build, and new
-    // requests pause meanwhile, so not every 0.9 s of wall time).
-    assert!(handshakes >= 2 + 2, "{handshakes} handshakes");
+    // The broker connection re-authenticated (at 85-95 % of each 4 s
+    // session: twice unless the machine stalls the I/O thread).
+    assert!(handshakes > 2, "{handshakes} handshakes");
 }
 
 #[test]
@@ -148,7 +152,7 @@ fn wrong_password_fails_send_with_backoff_and_no_secret() {
     let c = cluster(MockSasl::default().user("alice", PASSWORD));
     let b = builder(&c)
         .sasl_scram_sha256("alice", "Wr0ng-Secret")
-        .max_block(Duration::from_secs(3));
+        .max_block(Duration::from_secs(30));
     assert!(!format!("{b:?}").contains("Wr0ng-Secret"));
     let p = b.build().unwrap();
     let t = Instant::now();
@@ -157,8 +161,8 @@ fn wrong_password_fails_send_with_backoff_and_no_secret() {
     let attempts = c.request_count(SASL_HANDSHAKE);
     eprintln!("wrong password: {err} after {took:?}, {attempts} handshakes");
     match &err {
-        SendError::MetadataTimeout {
-            last_error: Some(LastError::Authentication { mechanism, message }),
+        SendError::AuthenticationFailed {
+            cause: LastError::Authentication { mechanism, message },
             ..
         } => {
             assert_eq!(*mechanism, "SCRAM-SHA-256");
@@ -170,13 +174,25 @@ fn wrong_password_fails_send_with_backoff_and_no_secret() {
         other => panic!("{other:?}"),
     }
     assert!(
-        took >= Duration::from_secs(3) && took < Duration::from_secs(8),
-        "{took:?}"
+        took < Duration::from_secs(5),
+        "{took:?} (max.block.ms is 30 s)"
     );
     assert!(!format!("{err} {err:?}").contains("Wr0ng-Secret"));
-    // reconnect.backoff.ms 50 doubling to 1 s, two targets: a few dozen
-    // attempts at most in 3 s, not thousands.
-    assert!((2..=40).contains(&attempts), "{attempts} attempts");
+    // One attempt failed and was reported.
+    assert!((1..=4).contains(&attempts), "{attempts} attempts");
+    // Then reconnect.backoff.ms 50 doubling to 1 s (two targets): a few
+    // dozen attempts at most in 3 s of sends, not thousands.
+    let before = c.request_count(SASL_HANDSHAKE);
+    let t = Instant::now();
+    let mut sends = 0;
+    while t.elapsed() < Duration::from_secs(3) {
+        let e = p.send(Record::new("t", b"x")).unwrap_err();
+        assert!(matches!(e, SendError::AuthenticationFailed { .. }), "{e:?}");
+        sends += 1;
+    }
+    let more = c.request_count(SASL_HANDSHAKE) - before;
+    eprintln!("then {sends} sends failed, {more} handshakes in 3 s");
+    assert!((2..=40).contains(&more), "{more} attempts in 3 s");
     assert!(p.close_timeout(Duration::from_secs(10)));
 }
 

@@ -568,5 +568,14 @@ impl ProducerCore {
             &format!("SASL {mechanism} authentication failed: {message}"),
             true,
         );
+        // No usable connection left: sends waiting for metadata fail now
+        // with this cause (the Java client throws AuthenticationException
+        // from send), instead of at max.block.ms.
+        if !self.conns.iter().any(|(_, c)| c.state == ConnState::Ready) {
+            self.shared
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            self.shared.topics.wake_all();
+        }
     }
 }

@@ -357,3 +357,60 @@ fn sasl_settings_are_validated_without_echoing_secrets() {
         .validate()
         .is_ok());
 }
+
+struct CountWake(std::sync::atomic::AtomicUsize);
+impl std::task::Wake for CountWake {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A send waiting for metadata fails as soon as authentication fails (the
+/// Java client's AuthenticationException from `send`), long before its
+/// `max.block.ms`, and is woken for it.
+#[test]
+fn a_waiting_send_fails_when_authentication_fails() {
+    let mut sim = sasl_sim(
+        sasl_cfg(SaslConfig::new(
+            SaslMechanism::Plain,
+            "alice",
+            "wrong-pw-123",
+        )),
+        SimSasl::new("alice", PASSWORD),
+    );
+    let rec = crate::RecordRef {
+        topic: "t",
+        partition: Some(0),
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+        timestamp_ms: 0,
+        context: 0,
+    };
+    let count = Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let shared = sim.shared.clone();
+    let t0 = sim.now;
+    let mut a = shared.append_async(t0, t0 + Duration::from_secs(60));
+    assert!(a.poll_append(sim.now, &rec, &mut cx).is_pending());
+    sim.drive_until(10_000, |s| s.core.stats().sasl_failures > 0);
+    sim.settle();
+    assert!(count.0.load(Ordering::SeqCst) >= 1, "woken by the failure");
+    let took = sim.now - t0;
+    match a.poll_append(sim.now, &rec, &mut cx) {
+        std::task::Poll::Ready(Err(SendError::AuthenticationFailed { topic, cause })) => {
+            assert_eq!(&*topic, "t");
+            assert!(matches!(
+                cause,
+                LastError::Authentication {
+                    mechanism: "PLAIN",
+                    ..
+                }
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    println!("async send failed after {took:?} of simulated time (max.block.ms 60 s)");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
