@@ -8,7 +8,10 @@
 //! soon as the broker refuses (well within `max.block.ms`), naming the
 //! cause, and never show the password.
 //!
-//! One single-node cluster per test binary; nextest runs these one at a
+//! OAUTHBEARER (an unsigned JWS accepted by Kafka's unsecured validator)
+//! runs on a second cluster where it is enabled.
+//!
+//! One single-node cluster per test binary (plus the OAUTHBEARER one); nextest runs these one at a
 //! time (`.config/nextest.toml`).
 
 mod support;
@@ -264,4 +267,52 @@ fn disabled_mechanism_fails_send_naming_what_the_broker_offers() {
         "the broker does not enable OAUTHBEARER (it offers: ",
         "token-Secret-123",
     );
+}
+
+/// base64url without padding (JWS segments).
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// OAUTHBEARER against Kafka's unsecured validator (the harness's default
+/// listener enables it): an unsigned JWS from the token provider
+/// authenticates and records are read back.
+#[test]
+fn oauthbearer_unsigned_token_delivers() {
+    let c = KafkaCluster::start(
+        ClusterConfig::new(1).secured(SecureListener::new(ListenerSecurity::SaslPlaintext)),
+    )
+    .unwrap_or_else(|e| panic!("cannot start a SASL_PLAINTEXT cluster: {e}"));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = calls.clone();
+    let b = builder(&c).oauthbearer_token_provider(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let claims = format!(r#"{{"sub":"alice","iat":{now},"exp":{}}}"#, now + 3600);
+        Ok(kring::OAuthToken {
+            value: format!(
+                "{}.{}.",
+                b64url(br#"{"alg":"none"}"#),
+                b64url(claims.as_bytes())
+            ),
+            lifetime: Duration::from_secs(3600),
+            principal: "alice".into(),
+        })
+    });
+    deliver_all_codecs(&c, b, "sasl-oauth", 50);
+    assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
