@@ -26,6 +26,14 @@ pub enum LastError {
     },
     /// The broker answered with an error.
     Broker(ErrorCode),
+    /// SASL authentication failed: the broker refused the mechanism or the
+    /// credentials, or the exchange broke. Never carries a secret.
+    Authentication {
+        /// The SASL mechanism (`PLAIN`, `SCRAM-SHA-256`, ...).
+        mechanism: &'static str,
+        /// What went wrong (the broker's message when it gave one).
+        message: Arc<str>,
+    },
 }
 
 impl fmt::Display for LastError {
@@ -34,6 +42,9 @@ impl fmt::Display for LastError {
             LastError::Connect { message, .. } => write!(f, "connect failed: {message}"),
             LastError::Disconnected { message } => write!(f, "disconnected: {message}"),
             LastError::Broker(e) => write!(f, "{} (error code {})", e.name(), e.code()),
+            LastError::Authentication { mechanism, message } => {
+                write!(f, "SASL {mechanism} authentication failed: {message}")
+            }
         }
     }
 }

@@ -45,6 +45,18 @@ pub enum SendError {
         /// for the topic, or a connection failure.
         last_error: Option<crate::LastError>,
     },
+    /// SASL authentication with the brokers failed while the send waited
+    /// for the topic's metadata, and no broker connection is usable: the
+    /// Java client's `AuthenticationException` from `send`, reported when
+    /// the failure happens rather than at `max.block.ms`. Later sends wait
+    /// again (the next attempt, after the reconnect backoff, may succeed).
+    #[error("topic `{topic}` has no metadata: {cause}")]
+    AuthenticationFailed {
+        /// The topic.
+        topic: Arc<str>,
+        /// The failure ([`LastError::Authentication`](crate::LastError::Authentication)).
+        cause: crate::LastError,
+    },
     /// The topic's metadata did not arrive before the block deadline
     /// (`max.block.ms`).
     #[error("topic `{topic}` not present in metadata after {waited:?}{}", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]

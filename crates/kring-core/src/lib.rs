@@ -39,8 +39,8 @@ pub mod sim;
 
 pub use cause::LastError;
 pub use config::{
-    check_bootstrap_entry, Acks, Compression, Config, PartitionerChoice, SecurityProtocol,
-    MAX_DURATION, MAX_REQUEST_SIZE,
+    check_bootstrap_entry, Acks, Compression, Config, OAuthToken, OAuthTokenProvider,
+    PartitionerChoice, SaslConfig, SaslMechanism, SecurityProtocol, MAX_DURATION, MAX_REQUEST_SIZE,
 };
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,

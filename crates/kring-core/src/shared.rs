@@ -100,6 +100,9 @@ pub struct Shared {
     /// The core's last statistics snapshot, kept when it finished (only if
     /// statistics were used).
     pub(crate) final_statistics: OnceLock<crate::producer::Statistics>,
+    /// Authentication failures while no connection was usable: a send
+    /// waiting for metadata fails when this moves.
+    pub(crate) auth_failures: std::sync::atomic::AtomicU64,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -201,6 +204,7 @@ impl Shared {
             callback_panics: std::sync::atomic::AtomicU64::new(0),
             conn_error: std::sync::Mutex::new(None),
             final_statistics: OnceLock::new(),
+            auth_failures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -421,6 +425,7 @@ impl Shared {
             wake: false,
             waiting: None,
             checked: false,
+            auth_gen: self.auth_gen(),
         }
     }
 
@@ -773,11 +778,13 @@ impl Shared {
         let (state, _) = self.topics.register(topic);
         let id = state.id;
         let seen = state.partitions.len() as u32;
+        let auth_gen = self.auth_gen();
         *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         self.wake_before_blocking(wake);
         let map = self.topics.wait_until(self.left(now, deadline), |m| {
             !matches!(m.by_id[id as usize].status, TopicStatus::Pending { .. })
                 || self.notices.is_closed()
+                || self.auth_gen() != auth_gen
         });
         let st = &map.by_id[id as usize];
         if self.notices.is_closed() {
@@ -789,11 +796,40 @@ impl Shared {
                 topic: st.name.clone(),
                 error,
             }),
-            TopicStatus::Pending { last_error } => Err(SendError::MetadataTimeout {
-                topic: st.name.clone(),
-                waited: remaining(now, deadline),
-                last_error: self.metadata_cause(last_error),
-            }),
+            TopicStatus::Pending { last_error } => Err(self
+                .auth_error(&st.name, auth_gen)
+                .unwrap_or_else(|| SendError::MetadataTimeout {
+                    topic: st.name.clone(),
+                    waited: remaining(now, deadline),
+                    last_error: self.metadata_cause(last_error),
+                })),
+        }
+    }
+
+    fn auth_gen(&self) -> u64 {
+        self.auth_failures
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// [`SendError::AuthenticationFailed`] if authentication failed since
+    /// `since` and that is still the last connection error.
+    fn auth_error(&self, topic: &Arc<str>, since: u64) -> Option<SendError> {
+        if self.auth_gen() == since {
+            return None;
+        }
+        match self
+            .conn_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            Some(cause @ crate::LastError::Authentication { .. }) => {
+                Some(SendError::AuthenticationFailed {
+                    topic: topic.clone(),
+                    cause,
+                })
+            }
+            _ => None,
         }
     }
 
@@ -943,6 +979,8 @@ pub struct AsyncAppend<'s> {
     wake: bool,
     waiting: Option<(WaitOn, Option<usize>)>,
     checked: bool,
+    /// [`Shared::auth_failures`] when the send began.
+    auth_gen: u64,
 }
 
 impl AsyncAppend<'_> {
@@ -1013,6 +1051,9 @@ impl AsyncAppend<'_> {
                             }))
                         }
                         TopicStatus::Pending { last_error } => {
+                            if let Some(e) = sh.auth_error(&st.name, self.auth_gen) {
+                                return Poll::Ready(Err(e));
+                            }
                             if self.timed_out(now) {
                                 return Poll::Ready(Err(SendError::MetadataTimeout {
                                     topic: st.name.clone(),

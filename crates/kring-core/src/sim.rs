@@ -57,9 +57,12 @@ use crate::delivery::DeliveryHandle;
 use crate::error::SendError;
 use crate::producer::{ConnId, IoCommand, ProducerCore};
 use crate::shared::{RecordRef, Shared};
+pub use sasl::SimSasl;
+use sasl::Verdict;
 
 #[cfg(feature = "sim")]
 pub mod chaos;
+mod sasl;
 #[cfg(feature = "sim")]
 mod mock;
 
@@ -180,6 +183,8 @@ pub struct SimCluster {
     /// for, as Kafka 2.5 and later do (KIP-360); off: answer
     /// UNKNOWN_PRODUCER_ID unless it is 0, as older brokers did.
     pub accept_any_first_sequence: bool,
+    /// SASL on every node (`None`: plaintext brokers).
+    pub sasl: Option<SimSasl>,
     next_pid: i64,
 }
 
@@ -222,6 +227,7 @@ impl SimCluster {
             store_records: true,
             metadata_rewrite: None,
             produce_rewrite: None,
+            sasl: None,
             next_pid: 1000,
         }
     }
@@ -306,6 +312,8 @@ impl SimCluster {
                     (ApiKey::Metadata.key(), 0, 12),
                     (ApiKey::ApiVersions.key(), 0, 4),
                     (ApiKey::InitProducerId.key(), 0, 5),
+                    (ApiKey::SaslHandshake.key(), 0, 1),
+                    (ApiKey::SaslAuthenticate.key(), 0, 2),
                 ];
                 let resp = ApiVersionsResponse {
                     api_keys: keys
@@ -622,6 +630,17 @@ pub trait SimBroker {
     fn latency(&self, node: i32) -> Duration;
     /// Handles one request frame (size prefix included) sent to `node`.
     fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep;
+    /// The SASL server screening connections to `node` now, if it is a
+    /// SASL listener (and up: a stopped or silent node is left to
+    /// `handle`).
+    fn sasl_screen(&self, node: i32) -> Option<SimSasl> {
+        let _ = node;
+        None
+    }
+    /// Notes a request the SASL screen answered itself.
+    fn record_request(&mut self, node: i32, api_key: i16, api_version: i16) {
+        let _ = (node, api_key, api_version);
+    }
 }
 
 impl SimBroker for SimCluster {
@@ -638,6 +657,18 @@ impl SimBroker for SimCluster {
 
     fn latency(&self, node: i32) -> Duration {
         self.nodes[&node].latency
+    }
+
+    fn sasl_screen(&self, node: i32) -> Option<SimSasl> {
+        let n = &self.nodes[&node];
+        if !n.up || n.black_hole {
+            return None;
+        }
+        self.sasl.clone()
+    }
+
+    fn record_request(&mut self, node: i32, api_key: i16, api_version: i16) {
+        self.requests.push((node, api_key, api_version));
     }
 
     fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep {
@@ -695,6 +726,7 @@ struct SimConn {
     node: i32,
     /// A throttled connection answers nothing before this.
     muted_until: Option<Instant>,
+    auth: sasl::ConnAuth,
 }
 
 /// The harness: a core, its shared state, a cluster and simulated time.
@@ -722,6 +754,9 @@ pub struct Sim<B = SimCluster> {
     pub connects: Vec<String>,
     /// Every close the core asked for.
     pub closes: Vec<ConnId>,
+    /// Connections a SASL broker closed (a request before authentication
+    /// or after the session expired).
+    pub sasl_closes: u64,
 }
 
 impl<B> std::fmt::Debug for Sim<B> {
@@ -759,6 +794,7 @@ impl<B: SimBroker> Sim<B> {
             transmitted: Vec::new(),
             connects: Vec::new(),
             closes: Vec::new(),
+            sasl_closes: 0,
         }
     }
 
@@ -803,6 +839,7 @@ impl<B: SimBroker> Sim<B> {
                             SimConn {
                                 node: n,
                                 muted_until: None,
+                                auth: Default::default(),
                             },
                         );
                         let at = self.now + self.cluster.latency(n);
@@ -858,6 +895,31 @@ impl<B: SimBroker> Sim<B> {
             .filter(|(_, e)| matches!(e, SimEvent::Response(c, _) if *c == conn))
             .map(|(k, _)| k.0)
             .max();
+        // A SASL listener screens each connection's requests before the
+        // broker sees them (the connection, not the broker, is
+        // authenticated).
+        if let Some(sasl) = self.cluster.sasl_screen(node) {
+            let st = &mut self.conns.get_mut(&conn).expect("conn").auth;
+            match sasl.check(st, self.now, &frame) {
+                Verdict::Pass => {}
+                Verdict::Answer(resp) => {
+                    if let Ok((h, _)) = decode_request_frame(frame.slice(4..)) {
+                        self.cluster.record_request(node, h.request_api_key, h.request_api_version);
+                    }
+                    self.schedule_response(conn, latency, resp);
+                    return;
+                }
+                Verdict::Close => {
+                    self.sasl_closes += 1;
+                    self.conns.remove(&conn);
+                    self.events
+                        .retain(|_, e| !matches!(e, SimEvent::Response(c, _) if *c == conn));
+                    let at = self.now + latency;
+                    self.schedule(at, SimEvent::Disconnected(conn));
+                    return;
+                }
+            }
+        }
         match self.cluster.handle(node, frame) {
             BrokerStep::Respond { frame, delay, mute } => {
                 let muted = self.conns.get(&conn).and_then(|c| c.muted_until);
@@ -887,6 +949,19 @@ impl<B: SimBroker> Sim<B> {
                 self.schedule(at, SimEvent::Disconnected(conn));
             }
         }
+    }
+
+    fn schedule_response(&mut self, conn: ConnId, latency: Duration, resp: Bytes) {
+        // Responses on one connection keep their order: schedule no
+        // earlier than the last one queued for it.
+        let last = self
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, SimEvent::Response(c, _) if *c == conn))
+            .map(|(k, _)| k.0)
+            .max();
+        let at = (self.now + latency).max(last.unwrap_or(self.now));
+        self.schedule(at, SimEvent::Response(conn, resp.slice(4..)));
     }
 
     /// One driver turn at the current time: deliver due broker events,

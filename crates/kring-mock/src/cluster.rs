@@ -66,6 +66,7 @@ pub struct MockClusterBuilder {
     sink: bool,
     port_base: Option<u16>,
     cluster_id: String,
+    sasl: Option<crate::sasl::MockSasl>,
 }
 
 impl Default for MockClusterBuilder {
@@ -81,6 +82,7 @@ impl Default for MockClusterBuilder {
             sink: false,
             port_base: None,
             cluster_id: "kring-mock-cluster".into(),
+            sasl: None,
         }
     }
 }
@@ -155,6 +157,13 @@ impl MockClusterBuilder {
         self
     }
 
+    /// Every broker is a SASL listener with these users and mechanisms:
+    /// requests before authentication close the connection.
+    pub fn sasl(mut self, sasl: crate::sasl::MockSasl) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Binds every broker and starts serving.
     pub fn build(self) -> Result<MockCluster, MockError> {
         self.build_inner(true)
@@ -200,6 +209,7 @@ impl MockClusterBuilder {
             faults: Mutex::new(FaultTable::default()),
             counters: Counters::default(),
             sink: self.sink.then(SinkTopics::default),
+            sasl: self.sasl,
         });
         let mut servers = Vec::new();
         for id in 1..=self.brokers {

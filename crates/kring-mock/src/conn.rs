@@ -55,6 +55,7 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
     let mut reader = FrameReader::new(if sink.is_some() { 1 << 20 } else { 64 << 10 });
     let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut sink_conn = SinkConn::default();
+    let mut sasl_conn = crate::sasl::SaslConn::default();
     loop {
         let n = match reader.read_from(stream) {
             Ok(0) | Err(_) => return,
@@ -78,6 +79,31 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
                 return;
             }
             let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+            if let Some(sasl) = &shared.sasl {
+                use crate::sasl::Verdict;
+                let verdict = sasl_conn.check(sasl, frame);
+                if !matches!(verdict, Verdict::Pass) {
+                    // Answered here, never reaching the dispatch that
+                    // counts the rest.
+                    shared.counters.count(api_key);
+                }
+                match verdict {
+                    Verdict::Pass => {}
+                    Verdict::Answer(f) => {
+                        out.extend_from_slice(&f);
+                        continue;
+                    }
+                    Verdict::AnswerAndClose(f) => {
+                        out.extend_from_slice(&f);
+                        let _ = stream.write_all(&out);
+                        return;
+                    }
+                    Verdict::Close => {
+                        let _ = stream.write_all(&out);
+                        return;
+                    }
+                }
+            }
             if let (Some(sink), PRODUCE) = (sink, api_key) {
                 shared.counters.count(api_key);
                 if sink_conn.produce(shared, sink, frame, &mut out).is_err() {

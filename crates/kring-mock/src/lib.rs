@@ -32,6 +32,11 @@
 //! or of versions outside those ranges, close the connection, as a Kafka
 //! broker does.
 //!
+//! # SASL
+//! [`MockClusterBuilder::sasl`] makes every broker a SASL listener (PLAIN,
+//! SCRAM-SHA-256/512, OAUTHBEARER; optional session lifetime for KIP-368
+//! re-authentication): see the `sasl` module.
+//!
 //! # Storage
 //! Each partition keeps an in-memory log of the batches clients sent
 //! (validated like a broker validates them: framing, magic, CRC, record
@@ -68,6 +73,7 @@ mod lie;
 mod log;
 pub mod procstat;
 mod records;
+mod sasl;
 mod server;
 pub mod sink;
 mod state;
@@ -80,5 +86,6 @@ pub use idempotence::{UnknownProducerPolicy, RETAINED_BATCHES};
 pub use lie::Lie;
 pub use log::StoredBatch;
 pub use records::StoredRecord;
+pub use sasl::MockSasl;
 pub use sink::SinkStats;
 pub use state::{CreateTopicError, DEFAULT_MAX_MESSAGE_BYTES};

@@ -415,6 +415,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// Per-partition offsets of the sink (present in sink mode).
     pub(crate) sink: Option<SinkTopics>,
+    /// SASL on every broker.
+    pub(crate) sasl: Option<crate::sasl::MockSasl>,
 }
 
 impl Shared {

@@ -1,5 +1,6 @@
-//! Connections: which exist, their handshake (ApiVersions), in-flight
-//! requests, request timeouts and reconnect backoff.
+//! Connections: which exist, their handshake (ApiVersions, then SASL when
+//! configured: [`super::sasl`]), in-flight requests, request timeouts and
+//! reconnect backoff.
 //!
 //! The connection id space is the core's: bootstrap addresses are
 //! connected to find the cluster, then one connection per broker node that
@@ -18,6 +19,8 @@ use kring_protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResp
 use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
 use kring_protocol::messages::metadata::MetadataRequest;
 use kring_protocol::messages::produce::ProduceRequest;
+use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
+use kring_protocol::messages::sasl_handshake::SaslHandshakeRequest;
 use kring_protocol::{EncodeError, ErrorCode};
 
 use crate::timer::TimerHandle;
@@ -48,6 +51,9 @@ pub(crate) enum Target {
 pub(crate) enum ConnState {
     Connecting,
     Handshaking,
+    /// SASL exchange in progress (first authentication or KIP-368
+    /// re-authentication): no new requests besides SASL ones.
+    Authenticating,
     Ready,
 }
 
@@ -65,6 +71,8 @@ pub(crate) enum ReqKind {
     ApiVersions,
     Metadata,
     InitProducerId,
+    SaslHandshake,
+    SaslAuthenticate,
     /// `(batch key, batch serial)` of every batch in the request.
     Produce(Vec<(BatchKey, u64)>),
 }
@@ -87,6 +95,7 @@ pub(crate) struct Conn {
     pub(crate) timer: Option<TimerHandle>,
     pub(crate) versions: Versions,
     pub(crate) api_versions_version: i16,
+    pub(crate) sasl: super::sasl::ConnSasl,
 }
 
 /// Reconnect backoff of a target.
@@ -180,6 +189,7 @@ impl ProducerCore {
             timer: None,
             versions: Versions::default(),
             api_versions_version: API_VERSIONS_FIRST,
+            sasl: super::sasl::ConnSasl::default(),
         });
         *self.target_conn_slot(t).expect("target exists") = Some(id);
         self.stats.connects += 1;
@@ -381,7 +391,27 @@ impl ProducerCore {
             metadata,
             init_pid: init_pid.unwrap_or(-1),
         };
+        if self.sasl.is_some() {
+            let range = |key: i16| {
+                resp.api_keys
+                    .iter()
+                    .find(|k| k.api_key == key)
+                    .map(|k| (k.min_version, k.max_version))
+            };
+            let handshake = range(SaslHandshakeRequest::API_KEY);
+            let authenticate = range(SaslAuthenticateRequest::API_KEY);
+            self.start_sasl(now, id, handshake, authenticate);
+            return;
+        }
+        self.conn_ready(id);
+    }
+
+    /// The connection can carry requests: reset its target's backoff and
+    /// send what waits for it.
+    pub(crate) fn conn_ready(&mut self, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else { return };
         c.state = ConnState::Ready;
+        let (produce, metadata) = (c.versions.produce, c.versions.metadata);
         let target = c.target;
         if let Some(r) = self.reconnect_mut(target) {
             r.failures = 0;
@@ -460,7 +490,7 @@ impl ProducerCore {
         self.drop_conn(now, id, reason, false);
     }
 
-    fn record_conn_error(&mut self, target: Target, e: crate::LastError) {
+    pub(crate) fn record_conn_error(&mut self, target: Target, e: crate::LastError) {
         if let Some(r) = self.reconnect_mut(target) {
             r.last_error = Some(e.clone());
         }
@@ -500,6 +530,10 @@ impl ProducerCore {
         if let Some(h) = c.timer {
             self.timers.cancel(h);
         }
+        if let Some(h) = c.sasl.reauth_timer {
+            self.timers.cancel(h);
+        }
+        self.sasl_tx.retain(|t| t.conn != id);
         if let Some(slot) = self.target_conn_slot(c.target) {
             if *slot == Some(id) {
                 *slot = None;
@@ -550,7 +584,7 @@ impl ProducerCore {
         let had_requests = !c.in_flight.is_empty();
         for inf in c.in_flight {
             match inf.kind {
-                ReqKind::ApiVersions => {}
+                ReqKind::ApiVersions | ReqKind::SaslHandshake | ReqKind::SaslAuthenticate => {}
                 ReqKind::Metadata => self.metadata_lost(now),
                 ReqKind::InitProducerId => self.init_pid_lost(now),
                 ReqKind::Produce(batches) => {

@@ -30,6 +30,7 @@ mod partition;
 mod produce;
 mod split;
 mod stats;
+pub(crate) mod sasl;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -156,6 +157,13 @@ pub struct CoreStats {
     /// Delivery callback invocations that panicked (caught; the first is
     /// logged).
     pub callback_panics: u64,
+    /// SASL exchanges completed (first authentications and
+    /// re-authentications).
+    pub sasl_authentications: u64,
+    /// SASL re-authentications started (KIP-368).
+    pub sasl_reauthentications: u64,
+    /// SASL authentications that failed.
+    pub sasl_failures: u64,
 }
 
 /// Timer kinds in the deadline queue.
@@ -172,6 +180,8 @@ pub(crate) enum TimerKey {
     BlockDeadline,
     /// The periodic statistics callback (`statistics.interval.ms`).
     Statistics,
+    /// Time to re-authenticate the connection (KIP-368).
+    Reauth(ConnId),
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -231,6 +241,10 @@ pub struct ProducerCore {
     /// Connections that need their ApiVersions request sent.
     pub(crate) handshakes: VecDeque<ConnId>,
     pub(crate) io: VecDeque<IoCommand>,
+    /// SASL settings and state (`SASL_*` security protocols).
+    pub(crate) sasl: Option<sasl::SaslState>,
+    /// SASL requests built in response handlers, sent first.
+    pub(crate) sasl_tx: VecDeque<Transmit>,
 
     pub(crate) batches: Slab<InBatch>,
     pub(crate) batch_serial: u64,
@@ -326,6 +340,12 @@ impl ProducerCore {
             boot_next: 0,
             handshakes: VecDeque::new(),
             io: VecDeque::new(),
+            sasl: config
+                .security_protocol
+                .uses_sasl()
+                .then(|| config.sasl.clone().map(sasl::SaslState::new))
+                .flatten(),
+            sasl_tx: VecDeque::new(),
             batches: Slab::new(),
             batch_serial: 0,
             meta: MetadataState::default(),
@@ -433,6 +453,7 @@ impl ProducerCore {
                 TimerKey::Metadata => self.metadata_timer(),
                 TimerKey::ProducerId => self.idem.timer_fired(),
                 TimerKey::Statistics => self.statistics_timer(now),
+                TimerKey::Reauth(c) => self.reauth_timer(now, c),
                 TimerKey::BlockDeadline => {
                     self.block_timer = None;
                     let next = [

@@ -77,6 +77,9 @@ impl ProducerCore {
         if self.finished {
             return None;
         }
+        if let Some(t) = self.sasl_tx.pop_front() {
+            return Some(t);
+        }
         if let Some(t) = self.poll_handshake(now) {
             return Some(t);
         }
@@ -514,6 +517,8 @@ impl ProducerCore {
         };
         match inf.kind {
             ReqKind::ApiVersions => self.handle_api_versions(now, id, inf.version, frame),
+            ReqKind::SaslHandshake => self.handle_sasl_handshake(now, id, inf.version, frame),
+            ReqKind::SaslAuthenticate => self.handle_sasl_authenticate(now, id, inf.version, frame),
             ReqKind::Metadata => self.handle_metadata(now, id, inf.version, frame),
             ReqKind::InitProducerId => {
                 match decode_response_frame::<InitProducerIdRequest>(frame, inf.version) {

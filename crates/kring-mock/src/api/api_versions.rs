@@ -41,6 +41,10 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
+/// SaslHandshake v0-1 and SaslAuthenticate v0-2, listed by a SASL
+/// listener (`crate::sasl`).
+const SASL_KEYS: [(i16, i16, i16); 2] = [(17, 0, 1), (36, 0, 2)];
+
 /// Kafka's rule for client software names and versions.
 fn valid_software_field(s: &str) -> bool {
     let b = s.as_bytes();
@@ -53,7 +57,7 @@ fn valid_software_field(s: &str) -> bool {
     }
 }
 
-pub(crate) fn handle(h: &Hdr, req: ApiVersionsRequest, fired: &Fired) -> Answer {
+pub(crate) fn handle(h: &Hdr, req: ApiVersionsRequest, fired: &Fired, sasl: bool) -> Answer {
     let mut error_code = fired.error_for_request().unwrap_or(0);
     if error_code == 0
         && h.version >= 3
@@ -62,9 +66,18 @@ pub(crate) fn handle(h: &Hdr, req: ApiVersionsRequest, fired: &Fired) -> Answer 
     {
         error_code = INVALID_REQUEST;
     }
+    let mut keys = api_keys();
+    if sasl {
+        keys.extend(SASL_KEYS.map(|(k, lo, hi)| ApiVersion {
+            api_key: k,
+            min_version: lo,
+            max_version: hi,
+            ..Default::default()
+        }));
+    }
     let resp = ApiVersionsResponse {
         error_code,
-        api_keys: api_keys(),
+        api_keys: keys,
         throttle_time_ms: h.throttle_ms,
         ..Default::default()
     };

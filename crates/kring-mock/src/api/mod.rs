@@ -193,7 +193,9 @@ fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
         throttle_ms: i32::try_from(fired.throttle.as_millis()).unwrap_or(i32::MAX),
     };
     let answer = match req {
-        RequestKind::ApiVersions(r) => api_versions::handle(&h, r, &fired),
+        RequestKind::ApiVersions(r) => {
+            api_versions::handle(&h, r, &fired, ctx.shared.sasl.is_some())
+        }
         RequestKind::Metadata(r) => metadata::handle(ctx, &h, r, &fired),
         RequestKind::Produce(r) => produce::handle(ctx, &h, r, &fired),
         RequestKind::InitProducerId(r) => init_producer_id::handle(ctx, &h, r, &fired),

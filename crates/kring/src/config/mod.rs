@@ -9,12 +9,13 @@
 
 mod error;
 mod properties;
+mod sasl;
 mod to_core;
 
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use kring_core::{Acks, Compression, SecurityProtocol};
+pub use kring_core::{Acks, Compression, OAuthToken, SaslMechanism, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
 
 /// How a partition is chosen for a record sent without one (`partitioner`).
@@ -84,6 +85,7 @@ pub struct ProducerConfig {
     security_protocol: SecurityProtocol,
     topic_metadata_propagation: Duration,
     statistics_interval: Duration,
+    sasl: sasl::SaslSettings,
 }
 
 impl Default for ProducerConfig {
@@ -115,6 +117,7 @@ impl Default for ProducerConfig {
             security_protocol: SecurityProtocol::Plaintext,
             topic_metadata_propagation: Duration::from_secs(5),
             statistics_interval: Duration::ZERO,
+            sasl: sasl::SaslSettings::default(),
         }
     }
 }
@@ -204,6 +207,14 @@ setters! {
     /// `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
     /// `SASL_SSL`.
     security_protocol: SecurityProtocol => |c, v| c.security_protocol = v;
+    /// `sasl.mechanism` (librdkafka: `sasl.mechanisms`). Prefer
+    /// [`sasl_plain`](Self::sasl_plain) and its siblings, which set the
+    /// credentials too.
+    sasl_mechanism: SaslMechanism => |c, v| c.sasl.mechanism = Some(v);
+    /// `sasl.username` (PLAIN, SCRAM).
+    sasl_username: &str => |c, v| c.sasl.username = Some(v.to_owned());
+    /// `sasl.password` (PLAIN, SCRAM). Never logged or shown by `Debug`.
+    sasl_password: &str => |c, v| c.sasl.password = Some(v.to_owned());
     /// `topic.metadata.propagation.max.ms` (librdkafka): how long after its
     /// first use a topic the brokers report as UNKNOWN_TOPIC_OR_PARTITION
     /// is waited for (it may be in the middle of being created). Past it,

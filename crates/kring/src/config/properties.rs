@@ -42,6 +42,11 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "retries",
     "retry.backoff.max.ms",
     "retry.backoff.ms",
+    "sasl.jaas.config",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.password",
+    "sasl.username",
     "security.protocol",
     "socket.connection.setup.timeout.ms",
     "statistics.interval.ms",
@@ -228,6 +233,19 @@ impl ProducerConfig {
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)
+            }
+            "sasl.mechanism" => {
+                self.sasl_mechanism(super::sasl::parse_mechanism("sasl.mechanism", v)?)
+            }
+            "sasl.mechanisms" => {
+                self.sasl_mechanism(super::sasl::parse_mechanism("sasl.mechanisms", v)?)
+            }
+            "sasl.username" => self.sasl_username(v),
+            // Not trimmed: a password may begin or end with a space.
+            "sasl.password" => self.sasl_password(value),
+            "sasl.jaas.config" => {
+                let (user, password) = super::sasl::parse_jaas(value)?;
+                self.sasl_username(&user).sasl_password(&password)
             }
             "topic.metadata.propagation.max.ms" => {
                 self.topic_metadata_propagation(millis("topic.metadata.propagation.max.ms", v)?)

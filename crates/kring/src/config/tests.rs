@@ -502,3 +502,86 @@ fn security_protocol_parses_every_kafka_name_and_unsupported_ones_fail_validatio
     let err = c.validate().unwrap_err().to_string();
     assert!(err.contains("SASL_SSL is not supported yet"), "{err}");
 }
+
+#[test]
+fn sasl_properties_reach_the_core_and_never_show_the_password() {
+    let c = ProducerConfig::from_properties([
+        ("bootstrap.servers", "h:1"),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanisms", "scram-sha-512"),
+        ("sasl.username", "alice"),
+        ("sasl.password", " pw-Sekr1t "),
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(c.get_sasl_mechanism(), Some(SaslMechanism::ScramSha512));
+    assert_eq!(c.get_sasl_username(), Some("alice"));
+    let k = c.to_core(None, None);
+    let s = k.sasl.as_ref().expect("sasl reaches the core");
+    assert_eq!(s.mechanism, SaslMechanism::ScramSha512);
+    assert_eq!(s.password, " pw-Sekr1t ", "a password is not trimmed");
+    assert_ne!(s.nonce_seed, [0; 32], "the nonce seed comes from the OS");
+    for text in [format!("{c:?}"), format!("{k:?}"), format!("{s:?}")] {
+        assert!(!text.contains("pw-Sekr1t"), "{text}");
+    }
+    let b = crate::Producer::builder()
+        .bootstrap("h:1")
+        .security_protocol(SecurityProtocol::SaslPlaintext)
+        .sasl_plain("alice", "pw-Sekr1t");
+    assert!(!format!("{b:?}").contains("pw-Sekr1t"));
+
+    // Java's JAAS line.
+    let c = ProducerConfig::from_properties([
+        ("bootstrap.servers", "h:1"),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "PLAIN"),
+        (
+            "sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="bob" password="pw-Sekr1t";"#,
+        ),
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    let s = c.to_core(None, None).sasl.unwrap();
+    assert_eq!(
+        (s.username.as_str(), s.password.as_str()),
+        ("bob", "pw-Sekr1t")
+    );
+    assert!(!format!("{c:?}").contains("pw-Sekr1t"));
+
+    // A SASL protocol needs a mechanism; GSSAPI is named as unsupported.
+    let e = ProducerConfig::default()
+        .bootstrap("h:1")
+        .security_protocol(SecurityProtocol::SaslPlaintext)
+        .sasl_password("pw-Sekr1t")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sasl.mechanism") && e.contains("GSSAPI"), "{e}");
+    assert!(!e.contains("pw-Sekr1t"));
+    let e = ProducerConfig::default()
+        .set("sasl.mechanism", "GSSAPI")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("GSSAPI is not supported"), "{e}");
+    let e = ProducerConfig::default()
+        .set(
+            "sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required password="pw-Sekr1t";"#,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("username") && !e.contains("pw-Sekr1t"), "{e}");
+    // Missing password: the core's check, in this crate's terms.
+    let e = ProducerConfig::default()
+        .bootstrap("h:1")
+        .security_protocol(SecurityProtocol::SaslPlaintext)
+        .sasl_mechanism(SaslMechanism::Plain)
+        .sasl_username("alice")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sasl.password"), "{e}");
+}

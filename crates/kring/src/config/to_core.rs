@@ -45,6 +45,7 @@ impl ProducerConfig {
             metadata_max_age: self.get_metadata_max_age(),
             max_block: self.get_max_block(),
             security_protocol: self.get_security_protocol(),
+            sasl: self.sasl_to_core(),
             topic_metadata_propagation: self.get_topic_metadata_propagation(),
             statistics_interval: self.get_statistics_interval(),
             partitioner,

@@ -10,6 +10,7 @@ mod metadata;
 mod protocol;
 mod purge;
 mod readiness;
+mod sasl;
 mod sender;
 mod split;
 mod statistics;

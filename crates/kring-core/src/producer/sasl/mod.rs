@@ -1,0 +1,581 @@
+//! SASL authentication of a connection (KIP-43 SaslHandshake, KIP-152
+//! SaslAuthenticate, KIP-368 re-authentication), sans-IO.
+//!
+//! After ApiVersions a connection of a `SASL_*` producer stays
+//! `Authenticating`: SaslHandshake (v1) names the mechanism, then
+//! SaslAuthenticate requests carry the mechanism's messages (one file per
+//! mechanism: [`plain`], [`scram`], [`oauthbearer`]) until it is done; only
+//! then does the connection become `Ready`. The SASL requests are ordinary
+//! in-flight requests of the connection (same FIFO, same request timeout).
+//!
+//! **Re-authentication.** SaslAuthenticate v1+ returns the session
+//! lifetime the broker grants; at a random 85–95 % of it (as the Java
+//! client does, so a fleet does not re-authenticate in step) the core
+//! re-authenticates on the same connection: it stops building new requests
+//! for it (`Authenticating` again), sends SaslHandshake + SaslAuthenticate
+//! behind whatever is in flight, handles the responses to the earlier
+//! requests as they come (Kafka answers in order) and resumes when the
+//! exchange succeeds. Nothing in flight is dropped.
+//!
+//! **Failure.** A refused mechanism, a wrong password or a broken
+//! exchange closes the connection with
+//! [`LastError::Authentication`](crate::LastError::Authentication) as its
+//! cause; the target then waits out its reconnect backoff like any failed
+//! connection (no tight retry loop), and records time out naming it.
+//!
+//! **Randomness.** The SCRAM client nonce must be unpredictable, but the
+//! core does no I/O: the caller passes 32 random bytes in
+//! [`SaslConfig::nonce_seed`] (the `kring` crate reads them from the OS)
+//! and nonces are HMAC-SHA-256(seed, counter) — unpredictable without the
+//! seed, reproducible in the Sim with a fixed one.
+//!
+//! **Secrets.** Passwords and tokens are never logged, never in `Debug`
+//! output and never in error messages (which carry only what the broker
+//! said, and the mechanism).
+
+pub(crate) mod oauthbearer;
+pub(crate) mod plain;
+pub(crate) mod scram;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use kring_protocol::message::decode_response_frame;
+use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
+use kring_protocol::messages::sasl_handshake::SaslHandshakeRequest;
+use kring_protocol::ErrorCode;
+use sha2::Sha256;
+
+use super::conn::{ConnId, ConnState, ReqKind};
+use super::{ProducerCore, TimerKey};
+
+/// `sasl.mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// `PLAIN` (RFC 4616): user name and password in the clear (use TLS).
+    Plain,
+    /// `SCRAM-SHA-256` (RFC 7677).
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    ScramSha512,
+    /// `OAUTHBEARER` (RFC 7628): a bearer token from a provider.
+    OAuthBearer,
+}
+
+impl SaslMechanism {
+    /// The mechanism's SASL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+
+    /// Parses a SASL mechanism name (case-insensitive).
+    pub fn parse(value: &str) -> Option<SaslMechanism> {
+        [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+            SaslMechanism::OAuthBearer,
+        ]
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+/// A bearer token from an [`OAuthTokenProvider`].
+#[derive(Clone)]
+pub struct OAuthToken {
+    /// The token (a JWS compact serialization for Kafka's validators).
+    pub value: String,
+    /// How long it stays valid from the moment the provider returned it.
+    /// The core fetches a new one once 80 % of it has passed.
+    pub lifetime: Duration,
+    /// The principal it names (for logs only).
+    pub principal: String,
+}
+
+impl fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("value", &"<redacted>")
+            .field("lifetime", &self.lifetime)
+            .field("principal", &self.principal)
+            .finish()
+    }
+}
+
+/// Returns a fresh OAUTHBEARER token, or why there is none. Called on the
+/// I/O thread when a connection (re-)authenticates and the cached token
+/// is past 80 % of its lifetime — not per request; keep it quick (a
+/// provider that must call an identity service should refresh in the
+/// background and return its latest token).
+pub type OAuthTokenProvider = Arc<dyn Fn() -> Result<OAuthToken, String> + Send + Sync>;
+
+/// SASL settings (`sasl.*`). `Debug` shows no secret.
+#[derive(Clone)]
+pub struct SaslConfig {
+    /// `sasl.mechanism`.
+    pub mechanism: SaslMechanism,
+    /// `sasl.username` (PLAIN, SCRAM).
+    pub username: String,
+    /// `sasl.password` (PLAIN, SCRAM).
+    pub password: String,
+    /// The OAUTHBEARER token source.
+    pub token_provider: Option<OAuthTokenProvider>,
+    /// 32 random bytes the SCRAM client nonces are derived from (the
+    /// caller's randomness: the core does no I/O).
+    pub nonce_seed: [u8; 32],
+}
+
+impl SaslConfig {
+    /// PLAIN or SCRAM credentials, with a zero nonce seed (set
+    /// [`nonce_seed`](Self::nonce_seed) from a random source).
+    pub fn new(mechanism: SaslMechanism, username: &str, password: &str) -> SaslConfig {
+        SaslConfig {
+            mechanism,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            token_provider: None,
+            nonce_seed: [0; 32],
+        }
+    }
+
+    /// OAUTHBEARER with a token provider.
+    pub fn oauthbearer(provider: OAuthTokenProvider) -> SaslConfig {
+        SaslConfig {
+            mechanism: SaslMechanism::OAuthBearer,
+            username: String::new(),
+            password: String::new(),
+            token_provider: Some(provider),
+            nonce_seed: [0; 32],
+        }
+    }
+
+    /// Checks the settings fit the mechanism; the error names no secret.
+    pub(crate) fn check(&self) -> Result<(), (&'static str, String)> {
+        match self.mechanism {
+            SaslMechanism::OAuthBearer => {
+                if self.token_provider.is_none() {
+                    return Err((
+                        "sasl.mechanism",
+                        "OAUTHBEARER needs a token provider".into(),
+                    ));
+                }
+            }
+            m => {
+                if self.username.is_empty() {
+                    return Err(("sasl.username", format!("{} needs a user name", m.name())));
+                }
+                if self.password.is_empty() {
+                    return Err(("sasl.password", format!("{} needs a password", m.name())));
+                }
+                if m == SaslMechanism::Plain
+                    && (self.username.contains('\0') || self.password.contains('\0'))
+                {
+                    return Err((
+                        "sasl.username",
+                        "PLAIN credentials cannot contain NUL".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("token_provider", &self.token_provider.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The core's SASL state: settings, nonce generator, cached token.
+pub(crate) struct SaslState {
+    cfg: SaslConfig,
+    nonces: u64,
+    token: Option<(OAuthToken, Instant)>,
+}
+
+impl SaslState {
+    pub(crate) fn new(cfg: SaslConfig) -> SaslState {
+        SaslState {
+            cfg,
+            nonces: 0,
+            token: None,
+        }
+    }
+
+    pub(crate) fn mechanism(&self) -> SaslMechanism {
+        self.cfg.mechanism
+    }
+
+    /// A fresh client nonce: 24 base64 characters of
+    /// HMAC-SHA-256(seed, counter).
+    fn nonce(&mut self) -> String {
+        self.nonces += 1;
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.cfg.nonce_seed)
+            .expect("HMAC takes any key");
+        m.update(&self.nonces.to_be_bytes());
+        B64.encode(&m.finalize().into_bytes()[..18])
+    }
+
+    /// The cached token, or a new one from the provider once 80 % of the
+    /// cached one's lifetime has passed.
+    fn token(&mut self, now: Instant) -> Result<String, String> {
+        if let Some((t, at)) = &self.token {
+            if now < *at + t.lifetime.mul_f64(0.8) {
+                return Ok(t.value.clone());
+            }
+        }
+        let provider = self
+            .cfg
+            .token_provider
+            .clone()
+            .ok_or("no OAUTHBEARER token provider")?;
+        let t = provider().map_err(|e| format!("the token provider failed: {e}"))?;
+        tracing::debug!(principal = %t.principal, lifetime = ?t.lifetime, "new OAUTHBEARER token");
+        let v = t.value.clone();
+        self.token = Some((t, now));
+        Ok(v)
+    }
+
+    fn exchange(&mut self, now: Instant) -> Result<Exchange, String> {
+        let c = &self.cfg;
+        let mech = match c.mechanism {
+            SaslMechanism::Plain => Mech::Plain,
+            SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+                let hash = if c.mechanism == SaslMechanism::ScramSha256 {
+                    scram::ScramHash::Sha256
+                } else {
+                    scram::ScramHash::Sha512
+                };
+                let (user, pass) = (c.username.clone(), c.password.clone());
+                let nonce = self.nonce();
+                Mech::Scram(Box::new(scram::ScramClient::new(hash, &user, &pass, nonce)))
+            }
+            SaslMechanism::OAuthBearer => Mech::OAuth {
+                token: self.token(now)?,
+                acked_error: false,
+            },
+        };
+        Ok(Exchange { mech })
+    }
+
+    fn first_message(&self, ex: &Exchange) -> Vec<u8> {
+        match &ex.mech {
+            Mech::Plain => plain::message(&self.cfg.username, &self.cfg.password),
+            Mech::Scram(s) => s.first_message(),
+            Mech::OAuth { token, .. } => oauthbearer::first_message(token),
+        }
+    }
+}
+
+impl fmt::Debug for SaslState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslState")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Mech {
+    Plain,
+    Scram(Box<scram::ScramClient>),
+    OAuth { token: String, acked_error: bool },
+}
+
+/// One connection's exchange in progress.
+pub(crate) struct Exchange {
+    mech: Mech,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Exchange")
+    }
+}
+
+impl Exchange {
+    /// The server's bytes of a successful SaslAuthenticate: the next
+    /// message to send, or `None` when authenticated.
+    fn on_server(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        match &mut self.mech {
+            Mech::Plain => Ok(None),
+            Mech::Scram(s) => s.on_server(bytes),
+            Mech::OAuth { acked_error, .. } => {
+                if bytes.is_empty() {
+                    Ok(None)
+                } else if !*acked_error {
+                    // An error challenge (JSON status): acknowledge it; the
+                    // broker then fails the exchange with its message.
+                    *acked_error = true;
+                    Ok(Some(oauthbearer::ERROR_ACK.to_vec()))
+                } else {
+                    Err("the broker sent a second OAUTHBEARER challenge".into())
+                }
+            }
+        }
+    }
+}
+
+/// Per-connection SASL facts.
+#[derive(Debug, Default)]
+pub(crate) struct ConnSasl {
+    /// SaslAuthenticate version (-1: not negotiated yet).
+    pub(crate) auth_version: i16,
+    pub(crate) exchange: Option<Exchange>,
+    /// Re-authenticating (not the first exchange).
+    pub(crate) reauth: bool,
+    /// The re-authentication timer.
+    pub(crate) reauth_timer: Option<crate::timer::TimerHandle>,
+    /// Completed exchanges on this connection.
+    pub(crate) sessions: u32,
+}
+
+/// SaslHandshake version: v1 (KIP-152: the tokens travel in
+/// SaslAuthenticate). v0 (raw tokens) is gone from Kafka 4.
+const HANDSHAKE_VERSION: i16 = 1;
+/// SaslAuthenticate versions: v1 adds the session lifetime, v2 is flexible.
+const AUTHENTICATE_VERSIONS: (i16, i16) = (0, 2);
+
+impl ProducerCore {
+    /// ApiVersions succeeded on `id`: authenticate before it is ready.
+    /// `versions` is the broker's (api key, min, max) list.
+    pub(crate) fn start_sasl(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        handshake: Option<(i16, i16)>,
+        authenticate: Option<(i16, i16)>,
+    ) {
+        let ok_handshake = handshake.is_some_and(|(lo, hi)| (lo..=hi).contains(&HANDSHAKE_VERSION));
+        let auth_version = authenticate.and_then(|(lo, hi)| {
+            let v = hi.min(AUTHENTICATE_VERSIONS.1);
+            (v >= lo.max(AUTHENTICATE_VERSIONS.0)).then_some(v)
+        });
+        let (true, Some(auth_version)) = (ok_handshake, auth_version) else {
+            self.auth_failed(
+                now,
+                id,
+                "the broker offers no SaslHandshake v1 / SaslAuthenticate v0-2 (is its listener SASL?)",
+            );
+            return;
+        };
+        if let Some(c) = self.conn_mut(id) {
+            c.sasl.auth_version = auth_version;
+            c.sasl.reauth = false;
+        }
+        self.send_handshake(now, id);
+    }
+
+    fn send_handshake(&mut self, now: Instant, id: ConnId) {
+        let Some(sasl) = &self.sasl else { return };
+        let req = SaslHandshakeRequest {
+            mechanism: sasl.mechanism().name().into(),
+            ..Default::default()
+        };
+        if let Some(c) = self.conn_mut(id) {
+            c.state = ConnState::Authenticating;
+        }
+        match self.send_request(
+            now,
+            id,
+            HANDSHAKE_VERSION,
+            &req,
+            ReqKind::SaslHandshake,
+            true,
+            64,
+        ) {
+            Ok(t) => self.sasl_tx.push_back(t),
+            Err(e) => self.auth_failed(now, id, &format!("cannot encode SaslHandshake: {e}")),
+        }
+    }
+
+    fn send_authenticate(&mut self, now: Instant, id: ConnId, bytes: Vec<u8>) {
+        let Some(version) = self.conn(id).map(|c| c.sasl.auth_version) else {
+            return;
+        };
+        let req = SaslAuthenticateRequest {
+            auth_bytes: Bytes::from(bytes),
+            ..Default::default()
+        };
+        let size = req.auth_bytes.len() + 64;
+        match self.send_request(
+            now,
+            id,
+            version,
+            &req,
+            ReqKind::SaslAuthenticate,
+            true,
+            size,
+        ) {
+            Ok(t) => self.sasl_tx.push_back(t),
+            Err(e) => self.auth_failed(now, id, &format!("cannot encode SaslAuthenticate: {e}")),
+        }
+    }
+
+    pub(crate) fn handle_sasl_handshake(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        frame: Bytes,
+    ) {
+        let r = match decode_response_frame::<SaslHandshakeRequest>(frame, version) {
+            Ok((_, r)) => r,
+            Err(e) => {
+                self.auth_failed(now, id, &format!("undecodable SaslHandshake response: {e}"));
+                return;
+            }
+        };
+        let err = ErrorCode(r.error_code);
+        if !err.is_ok() {
+            let mech = self.sasl.as_ref().map_or("", |s| s.mechanism().name());
+            let msg = if err == ErrorCode::UNSUPPORTED_SASL_MECHANISM {
+                format!(
+                    "the broker does not enable {mech} (it offers: {})",
+                    r.mechanisms.join(", ")
+                )
+            } else {
+                format!("SaslHandshake failed: {} ({})", err.name(), err.code())
+            };
+            self.auth_failed(now, id, &msg);
+            return;
+        }
+        let Some(sasl) = &mut self.sasl else { return };
+        let ex = match sasl.exchange(now) {
+            Ok(ex) => ex,
+            Err(e) => {
+                self.auth_failed(now, id, &e);
+                return;
+            }
+        };
+        let first = sasl.first_message(&ex);
+        if let Some(c) = self.conn_mut(id) {
+            c.sasl.exchange = Some(ex);
+        }
+        self.send_authenticate(now, id, first);
+    }
+
+    pub(crate) fn handle_sasl_authenticate(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        frame: Bytes,
+    ) {
+        let r = match decode_response_frame::<SaslAuthenticateRequest>(frame, version) {
+            Ok((_, r)) => r,
+            Err(e) => {
+                self.auth_failed(
+                    now,
+                    id,
+                    &format!("undecodable SaslAuthenticate response: {e}"),
+                );
+                return;
+            }
+        };
+        let err = ErrorCode(r.error_code);
+        if !err.is_ok() {
+            let msg = match r.error_message.as_deref() {
+                Some(m) if !m.is_empty() => format!("{} ({}): {m}", err.name(), err.code()),
+                _ => format!("{} ({})", err.name(), err.code()),
+            };
+            self.auth_failed(now, id, &msg);
+            return;
+        }
+        let Some(c) = self.conn_mut(id) else { return };
+        let Some(ex) = c.sasl.exchange.as_mut() else {
+            self.auth_failed(now, id, "SaslAuthenticate response without an exchange");
+            return;
+        };
+        match ex.on_server(&r.auth_bytes) {
+            Ok(Some(next)) => self.send_authenticate(now, id, next),
+            Ok(None) => self.sasl_done(now, id, r.session_lifetime_ms),
+            Err(e) => self.auth_failed(now, id, &e),
+        }
+    }
+
+    fn sasl_done(&mut self, now: Instant, id: ConnId, lifetime_ms: i64) {
+        let Some(c) = self.conn_mut(id) else { return };
+        c.sasl.exchange = None;
+        c.sasl.sessions += 1;
+        let reauth = std::mem::replace(&mut c.sasl.reauth, false);
+        self.stats.sasl_authentications += 1;
+        if lifetime_ms > 0 {
+            // Java's choice: a random point in 85-95 % of the lifetime.
+            let frac = 0.85 + 0.10 * self.rng.unit();
+            let life = Duration::from_millis(lifetime_ms.min(i64::from(i32::MAX)) as u64);
+            let at = now + life.mul_f64(frac);
+            let h = self.timers.insert(at, TimerKey::Reauth(id));
+            if let Some(old) = self
+                .conn_mut(id)
+                .and_then(|c| c.sasl.reauth_timer.replace(h))
+            {
+                self.timers.cancel(old);
+            }
+        }
+        tracing::debug!(%id, reauth, lifetime_ms, "SASL authenticated");
+        self.conn_ready(id);
+    }
+
+    /// The session is due for re-authentication.
+    pub(crate) fn reauth_timer(&mut self, now: Instant, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else { return };
+        c.sasl.reauth_timer = None;
+        if c.state != ConnState::Ready {
+            return;
+        }
+        c.sasl.reauth = true;
+        let in_flight = c.in_flight.len();
+        self.stats.sasl_reauthentications += 1;
+        tracing::debug!(%id, in_flight, "SASL re-authenticating");
+        self.send_handshake(now, id);
+    }
+
+    /// Authentication failed on `id`: close it, naming the cause; the
+    /// target backs off before the next attempt.
+    pub(crate) fn auth_failed(&mut self, now: Instant, id: ConnId, message: &str) {
+        let Some(c) = self.conn(id) else { return };
+        let target = c.target;
+        let mechanism = self.sasl.as_ref().map_or("SASL", |s| s.mechanism().name());
+        tracing::warn!(%id, mechanism, message, "SASL authentication failed");
+        self.stats.sasl_failures += 1;
+        self.record_conn_error(
+            target,
+            crate::LastError::Authentication {
+                mechanism,
+                message: message.into(),
+            },
+        );
+        self.drop_conn(
+            now,
+            id,
+            &format!("SASL {mechanism} authentication failed: {message}"),
+            true,
+        );
+        // No usable connection left: sends waiting for metadata fail now
+        // with this cause (the Java client throws AuthenticationException
+        // from send), instead of at max.block.ms.
+        if !self.conns.iter().any(|(_, c)| c.state == ConnState::Ready) {
+            self.shared
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            self.shared.topics.wake_all();
+        }
+    }
+}

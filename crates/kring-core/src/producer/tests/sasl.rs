@@ -1,0 +1,416 @@
+//! SASL in simulated time: every mechanism authenticates before any other
+//! request, failures are typed and backed off, re-authentication (KIP-368)
+//! happens before the session expires and keeps in-flight requests.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use kring_protocol::messages::ApiKey;
+
+use super::*;
+use crate::error::SendError;
+use crate::sim::SimSasl;
+use crate::{LastError, OAuthToken, SaslConfig, SaslMechanism, SecurityProtocol};
+
+const PASSWORD: &str = "pa55-W0rd-sim";
+
+fn sasl_cfg(sasl: SaslConfig) -> Config {
+    Config {
+        security_protocol: SecurityProtocol::SaslPlaintext,
+        sasl: Some(SaslConfig {
+            nonce_seed: [7; 32],
+            ..sasl
+        }),
+        ..cfg()
+    }
+}
+
+fn sasl_sim(config: Config, server: SimSasl) -> Sim {
+    let mut cluster = SimCluster::new(1);
+    cluster.create_topic("t", 1);
+    cluster.sasl = Some(server);
+    Sim::new(config, cluster, kring_testclock::origin())
+}
+
+fn token_provider(value: &'static str, lifetime: Duration, calls: Arc<AtomicU32>) -> SaslConfig {
+    SaslConfig::oauthbearer(Arc::new(move || {
+        calls.fetch_add(1, Ordering::Relaxed);
+        Ok(OAuthToken {
+            value: value.to_owned(),
+            lifetime,
+            principal: "alice".into(),
+        })
+    }))
+}
+
+#[test]
+fn every_mechanism_authenticates_before_any_other_request() {
+    let calls = Arc::new(AtomicU32::new(0));
+    for (mechanism, exchanges) in [
+        (SaslMechanism::Plain, 1),
+        (SaslMechanism::ScramSha256, 2),
+        (SaslMechanism::ScramSha512, 2),
+        (SaslMechanism::OAuthBearer, 1),
+    ] {
+        let sasl = if mechanism == SaslMechanism::OAuthBearer {
+            token_provider(PASSWORD, Duration::from_secs(3600), calls.clone())
+        } else {
+            SaslConfig::new(mechanism, "alice", PASSWORD)
+        };
+        let mut sim = sasl_sim(
+            sasl_cfg(sasl),
+            SimSasl {
+                mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+                    .map(String::from)
+                    .to_vec(),
+                ..SimSasl::new("alice", PASSWORD)
+            },
+        );
+        let hs: Vec<_> = (0..20u8)
+            .map(|i| sim.send("t", Some(0), None, Some(&[i])).expect("send"))
+            .collect();
+        sim.drive_bounded(10_000);
+        for h in &hs {
+            h.try_result().expect("done").expect("delivered");
+        }
+        assert_eq!(sim.cluster.records("t", 0).len(), 20);
+        assert_eq!(sim.sasl_closes, 0, "{mechanism:?}: no request before SASL");
+        // Per connection: ApiVersions, SaslHandshake, SaslAuthenticate x n,
+        // then the rest.
+        let keys: Vec<i16> = sim.cluster.requests.iter().map(|r| r.1).collect();
+        let want = [ApiKey::ApiVersions.key(), ApiKey::SaslHandshake.key()]
+            .into_iter()
+            .chain(std::iter::repeat_n(
+                ApiKey::SaslAuthenticate.key(),
+                exchanges,
+            ));
+        assert!(
+            keys.iter().copied().take(2 + exchanges).eq(want),
+            "{mechanism:?}: {keys:?}"
+        );
+        assert!(sim.core.stats().sasl_authentications >= 1);
+        assert_eq!(sim.core.stats().sasl_failures, 0);
+    }
+    assert!(calls.load(Ordering::Relaxed) >= 1);
+}
+
+#[test]
+fn wrong_password_is_a_typed_error_without_the_secret_and_backs_off() {
+    let config = Config {
+        max_block: Duration::from_secs(10),
+        ..sasl_cfg(SaslConfig::new(
+            SaslMechanism::ScramSha256,
+            "alice",
+            "wrong-secret-xyz",
+        ))
+    };
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("wrong-secret-xyz"), "{debug}");
+    let mut sim = sasl_sim(config, SimSasl::new("alice", PASSWORD));
+    // Sim::send plays a producer thread blocking for metadata (up to 60 s).
+    let t0 = sim.now;
+    let err = sim.send("t", Some(0), None, Some(b"x")).unwrap_err();
+    let waited = sim.now - t0;
+    let SendError::MetadataTimeout { last_error, .. } = &err else {
+        panic!("{err:?}");
+    };
+    match last_error {
+        Some(LastError::Authentication { mechanism, message }) => {
+            assert_eq!(*mechanism, "SCRAM-SHA-256");
+            assert!(
+                message.contains("Invalid username or password"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("SASL SCRAM-SHA-256 authentication failed"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-secret-xyz") && !format!("{err:?}").contains("wrong-secret-xyz"));
+    // Backoff, not a tight loop: reconnect.backoff.ms 50 ms doubling to
+    // reconnect.backoff.max.ms 1 s (±20 %), per target (bootstrap entry
+    // and node 1 are two targets here).
+    let attempts = sim.connects.len() as u64;
+    let failures = sim.core.stats().sasl_failures;
+    println!(
+        "wrong password: {attempts} connects, {failures} SASL failures in {waited:?} simulated"
+    );
+    assert_eq!(attempts, failures, "every connection failed authentication");
+    let bound = 2 * (waited.as_secs() + 8);
+    assert!(
+        attempts >= 4 && attempts <= bound,
+        "{attempts} attempts in {waited:?} (bound {bound})"
+    );
+}
+
+#[test]
+fn unknown_mechanism_names_what_the_broker_offers() {
+    let mut server = SimSasl::new("alice", PASSWORD);
+    server.mechanisms = vec!["PLAIN".into()];
+    let config = Config {
+        max_block: Duration::from_secs(2),
+        ..sasl_cfg(SaslConfig::new(
+            SaslMechanism::ScramSha512,
+            "alice",
+            PASSWORD,
+        ))
+    };
+    let mut sim = sasl_sim(config, server);
+    let err = sim.send("t", Some(0), None, Some(b"x")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("SASL SCRAM-SHA-512 authentication failed: the broker does not enable SCRAM-SHA-512 (it offers: PLAIN)"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD));
+    // No SaslAuthenticate was ever sent.
+    assert!(!sim
+        .cluster
+        .requests
+        .iter()
+        .any(|r| r.1 == ApiKey::SaslAuthenticate.key()));
+}
+
+#[test]
+fn queued_records_fail_after_delivery_timeout_naming_the_authentication_failure() {
+    // Metadata known first (authenticated), then the password stops
+    // working and the connection drops: the records queued then time out
+    // naming the authentication failure.
+    let config = Config {
+        delivery_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(2),
+        linger: ms(5),
+        ..sasl_cfg(SaslConfig::new(SaslMechanism::Plain, "alice", PASSWORD))
+    };
+    let mut sim = sasl_sim(config, SimSasl::new("alice", PASSWORD));
+    sim.send("t", Some(0), None, Some(b"first")).unwrap();
+    sim.drive_bounded(1000);
+    sim.cluster.sasl.as_mut().unwrap().users[0].1 = "rotated".into();
+    sim.disconnect_node(1);
+    let h = sim.send("t", Some(0), None, Some(b"second")).unwrap();
+    sim.drive_bounded(100_000);
+    let e = h.try_result().expect("done").unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("SASL PLAIN authentication failed"), "{text}");
+    assert!(!text.contains(PASSWORD) && !text.contains("rotated"));
+}
+
+#[test]
+fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
+    let mut server = SimSasl::new("alice", PASSWORD);
+    server.session_lifetime = Duration::from_secs(10);
+    let config = Config {
+        linger: ms(1),
+        ..sasl_cfg(SaslConfig::new(
+            SaslMechanism::ScramSha512,
+            "alice",
+            PASSWORD,
+        ))
+    };
+    let mut sim = sasl_sim(config, server);
+    // Slow broker: a produce stays in flight 40 ms.
+    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(40);
+    let mut handles = Vec::new();
+    let mut in_flight_at_reauth = Vec::new();
+    let mut reauths = 0;
+    let end = sim.now + Duration::from_secs(65);
+    while sim.now < end {
+        for i in 0..3u8 {
+            handles.push(sim.send("t", Some(0), None, Some(&[i])).unwrap());
+        }
+        let step_end = sim.now + ms(10);
+        while sim.now < step_end {
+            sim.step();
+            let r = sim.core.stats().sasl_reauthentications;
+            if r > reauths {
+                reauths = r;
+                // The SaslHandshake just queued is in flight too.
+                let n: usize = sim.core.conns.iter().map(|(_, c)| c.in_flight.len()).sum();
+                in_flight_at_reauth.push(n.saturating_sub(1));
+            }
+        }
+    }
+    sim.drive_bounded(100_000);
+    for h in &handles {
+        h.try_result().expect("done").expect("delivered");
+    }
+    let stats = sim.core.stats().clone();
+    println!(
+        "re-auth: {} records, {} re-authentications, in flight at each: {in_flight_at_reauth:?}, connects {}",
+        handles.len(),
+        stats.sasl_reauthentications,
+        sim.connects.len()
+    );
+    // 65 s with a 10 s session: a re-authentication every 8.5-9.5 s.
+    assert!((6..=8).contains(&stats.sasl_reauthentications), "{stats:?}");
+    assert_eq!(sim.sasl_closes, 0, "no request after a session expired");
+    assert_eq!(stats.retries, 0, "nothing in flight was lost");
+    assert_eq!(stats.sasl_failures, 0);
+    assert!(
+        in_flight_at_reauth.iter().any(|&n| n > 0),
+        "some re-authentication started with requests in flight: {in_flight_at_reauth:?}"
+    );
+    assert_eq!(sim.cluster.records("t", 0).len(), handles.len());
+    // Between a re-authentication's SaslHandshake and its last
+    // SaslAuthenticate no produce request went out on that connection.
+    let mut authenticating = false;
+    let mut auths = 0;
+    for &(_, _, key) in &sim.transmitted {
+        if key == ApiKey::SaslHandshake.key() {
+            authenticating = true;
+            auths = 0;
+        } else if key == ApiKey::SaslAuthenticate.key() {
+            auths += 1;
+            if auths == 2 {
+                authenticating = false;
+            }
+        } else {
+            assert!(
+                !authenticating,
+                "request {key} sent while re-authenticating"
+            );
+        }
+    }
+}
+
+#[test]
+fn oauthbearer_token_is_cached_and_refreshed_before_expiry() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut server = SimSasl::new("alice", PASSWORD);
+    server.mechanisms = vec!["OAUTHBEARER".into()];
+    server.session_lifetime = Duration::from_secs(10);
+    let config = sasl_cfg(token_provider(
+        PASSWORD,
+        Duration::from_secs(30),
+        calls.clone(),
+    ));
+    let mut sim = sasl_sim(config, server);
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_bounded(1000);
+    sim.run_for(Duration::from_secs(100));
+    let stats = sim.core.stats();
+    // ~10 re-authentications; the token (30 s, refreshed past 24 s) is
+    // fetched about every third one, not per exchange.
+    let n = calls.load(Ordering::Relaxed);
+    println!(
+        "oauth: {} authentications, {n} token fetches",
+        stats.sasl_authentications
+    );
+    assert!(stats.sasl_authentications >= 10);
+    assert!((4..=6).contains(&n), "{n} token fetches");
+    assert_eq!(sim.sasl_closes, 0);
+}
+
+#[test]
+fn a_failing_token_provider_is_an_authentication_error() {
+    let mut server = SimSasl::new("alice", PASSWORD);
+    server.mechanisms = vec!["OAUTHBEARER".into()];
+    let config = Config {
+        max_block: Duration::from_secs(2),
+        ..sasl_cfg(SaslConfig::oauthbearer(Arc::new(|| {
+            Err("idp unreachable".into())
+        })))
+    };
+    let mut sim = sasl_sim(config, server);
+    let text = sim
+        .send("t", Some(0), None, Some(b"x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(
+            "SASL OAUTHBEARER authentication failed: the token provider failed: idp unreachable"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn sasl_settings_are_validated_without_echoing_secrets() {
+    let base = |s: SaslConfig| Config {
+        bootstrap: vec!["h:1".into()],
+        ..sasl_cfg(s)
+    };
+    let e = base(SaslConfig::new(SaslMechanism::Plain, "", "pw-secret"))
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sasl.username") && !e.contains("pw-secret"),
+        "{e}"
+    );
+    let e = base(SaslConfig::new(SaslMechanism::ScramSha256, "u", ""))
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sasl.password"), "{e}");
+    let mut c = base(SaslConfig::new(SaslMechanism::Plain, "u", "p"));
+    c.sasl = None;
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("sasl.mechanism"));
+    assert!(base(SaslConfig::new(SaslMechanism::Plain, "u", "p"))
+        .validate()
+        .is_ok());
+}
+
+struct CountWake(std::sync::atomic::AtomicUsize);
+impl std::task::Wake for CountWake {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A send waiting for metadata fails as soon as authentication fails (the
+/// Java client's AuthenticationException from `send`), long before its
+/// `max.block.ms`, and is woken for it.
+#[test]
+fn a_waiting_send_fails_when_authentication_fails() {
+    let mut sim = sasl_sim(
+        sasl_cfg(SaslConfig::new(
+            SaslMechanism::Plain,
+            "alice",
+            "wrong-pw-123",
+        )),
+        SimSasl::new("alice", PASSWORD),
+    );
+    let rec = crate::RecordRef {
+        topic: "t",
+        partition: Some(0),
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+        timestamp_ms: 0,
+        context: 0,
+    };
+    let count = Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let shared = sim.shared.clone();
+    let t0 = sim.now;
+    let mut a = shared.append_async(t0, t0 + Duration::from_secs(60));
+    assert!(a.poll_append(sim.now, &rec, &mut cx).is_pending());
+    sim.drive_until(10_000, |s| s.core.stats().sasl_failures > 0);
+    sim.settle();
+    assert!(count.0.load(Ordering::SeqCst) >= 1, "woken by the failure");
+    let took = sim.now - t0;
+    match a.poll_append(sim.now, &rec, &mut cx) {
+        std::task::Poll::Ready(Err(SendError::AuthenticationFailed { topic, cause })) => {
+            assert_eq!(&*topic, "t");
+            assert!(matches!(
+                cause,
+                LastError::Authentication {
+                    mechanism: "PLAIN",
+                    ..
+                }
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+    println!("async send failed after {took:?} of simulated time (max.block.ms 60 s)");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}

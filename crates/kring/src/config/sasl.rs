@@ -1,0 +1,289 @@
+//! SASL settings: `sasl.mechanism` (librdkafka: `sasl.mechanisms`),
+//! `sasl.username`, `sasl.password`, Java's `sasl.jaas.config` for PLAIN
+//! and SCRAM, and an OAUTHBEARER token provider. `Debug` never shows the
+//! password or the JAAS text, and no error message repeats them.
+
+use std::io::Read as _;
+use std::sync::Arc;
+
+use kring_core::{OAuthToken, OAuthTokenProvider, SaslConfig, SaslMechanism};
+
+use super::{ConfigError, ProducerConfig};
+
+/// The `sasl.*` settings as given.
+#[derive(Clone, Default)]
+pub(super) struct SaslSettings {
+    pub(super) mechanism: Option<SaslMechanism>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) token_provider: Option<OAuthTokenProvider>,
+}
+
+impl PartialEq for SaslSettings {
+    fn eq(&self, o: &Self) -> bool {
+        self.mechanism == o.mechanism
+            && self.username == o.username
+            && self.password == o.password
+            && match (&self.token_provider, &o.token_provider) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl Eq for SaslSettings {}
+
+impl std::fmt::Debug for SaslSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslSettings")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("token_provider", &self.token_provider.is_some())
+            .finish()
+    }
+}
+
+/// What `sasl.mechanism` accepts.
+const MECHANISMS: &str =
+    "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI is not supported)";
+
+pub(super) fn parse_mechanism(
+    property: &'static str,
+    v: &str,
+) -> Result<SaslMechanism, ConfigError> {
+    SaslMechanism::parse(v).ok_or_else(|| ConfigError::invalid(property, v, MECHANISMS))
+}
+
+/// `username` and `password` of a Java JAAS line for PLAIN or SCRAM:
+/// `org.apache.kafka.common.security.plain.PlainLoginModule required
+/// username="alice" password="secret";` (values quoted or bare, `\"`
+/// escapes inside quotes). Errors never quote the text.
+pub(super) fn parse_jaas(text: &str) -> Result<(String, String), ConfigError> {
+    let bad = |reason: &str| ConfigError::OutOfRange {
+        property: "sasl.jaas.config",
+        reason: reason.to_owned(),
+    };
+    let text = text.trim().trim_end_matches(';').trim();
+    let (module, rest) = text
+        .split_once(char::is_whitespace)
+        .ok_or_else(|| bad("expected `<LoginModule> required username=\"..\" password=\"..\";`"))?;
+    let module_name = module.rsplit('.').next().unwrap_or(module);
+    if !matches!(module_name, "PlainLoginModule" | "ScramLoginModule") {
+        return Err(bad(
+            "kring reads PlainLoginModule and ScramLoginModule lines only (for OAUTHBEARER use the token provider)",
+        ));
+    }
+    let rest = rest.trim_start();
+    let rest = ["required", "requisite", "sufficient", "optional"]
+        .iter()
+        .find_map(|f| rest.strip_prefix(f))
+        .ok_or_else(|| bad("the login module needs a control flag (`required`)"))?;
+    let mut username = None;
+    let mut password = None;
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        let key = key.trim().to_owned();
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                return Err(bad("an option's quoted value is not closed"));
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        if key.is_empty() {
+            return Err(bad("an option without a name"));
+        }
+        match key.as_str() {
+            "username" => username = Some(value),
+            "password" => password = Some(value),
+            _ => {} // other options (e.g. tokenauth) are not kring's
+        }
+    }
+    match (username, password) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err(bad(
+            "the JAAS line needs both username and password options",
+        )),
+    }
+}
+
+/// 32 bytes from the OS for the SCRAM nonce seed (`/dev/urandom`; if it
+/// cannot be read, the std hasher's per-process random keys stand in).
+fn nonce_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .is_ok();
+    if !ok {
+        use std::hash::{BuildHasher, Hasher};
+        for (i, chunk) in seed.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    seed
+}
+
+impl ProducerConfig {
+    /// The core's SASL settings, `None` without a mechanism.
+    pub(super) fn sasl_to_core(&self) -> Option<SaslConfig> {
+        let s = &self.sasl;
+        Some(SaslConfig {
+            mechanism: s.mechanism?,
+            username: s.username.clone().unwrap_or_default(),
+            password: s.password.clone().unwrap_or_default(),
+            token_provider: s.token_provider.clone(),
+            nonce_seed: nonce_seed(),
+        })
+    }
+
+    fn sasl_credentials(mut self, mechanism: SaslMechanism, user: &str, password: &str) -> Self {
+        self.sasl.mechanism = Some(mechanism);
+        self.sasl.username = Some(user.to_owned());
+        self.sasl.password = Some(password.to_owned());
+        self
+    }
+
+    /// SASL PLAIN with these credentials (`sasl.mechanism=PLAIN`,
+    /// `sasl.username`, `sasl.password`). Set `security.protocol` to
+    /// `SASL_PLAINTEXT` or `SASL_SSL` too.
+    #[must_use]
+    pub fn sasl_plain(self, user: &str, password: &str) -> Self {
+        self.sasl_credentials(SaslMechanism::Plain, user, password)
+    }
+
+    /// SASL SCRAM-SHA-256 with these credentials.
+    #[must_use]
+    pub fn sasl_scram_sha256(self, user: &str, password: &str) -> Self {
+        self.sasl_credentials(SaslMechanism::ScramSha256, user, password)
+    }
+
+    /// SASL SCRAM-SHA-512 with these credentials.
+    #[must_use]
+    pub fn sasl_scram_sha512(self, user: &str, password: &str) -> Self {
+        self.sasl_credentials(SaslMechanism::ScramSha512, user, password)
+    }
+
+    /// SASL OAUTHBEARER with tokens from `provider`, called on the I/O
+    /// thread when a connection (re-)authenticates and the last token is
+    /// past 80 % of its lifetime.
+    #[must_use]
+    pub fn oauthbearer_token_provider<F>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Result<OAuthToken, String> + Send + Sync + 'static,
+    {
+        self.sasl.mechanism = Some(SaslMechanism::OAuthBearer);
+        self.sasl.token_provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// `sasl.mechanism`, if set.
+    pub fn get_sasl_mechanism(&self) -> Option<SaslMechanism> {
+        self.sasl.mechanism
+    }
+
+    /// `sasl.username`, if set.
+    pub fn get_sasl_username(&self) -> Option<&str> {
+        self.sasl.username.as_deref()
+    }
+}
+
+impl crate::producer::ProducerBuilder {
+    /// See [`ProducerConfig::sasl_plain`].
+    #[must_use]
+    pub fn sasl_plain(mut self, user: &str, password: &str) -> Self {
+        self.config = self.config.sasl_plain(user, password);
+        self
+    }
+
+    /// See [`ProducerConfig::sasl_scram_sha256`].
+    #[must_use]
+    pub fn sasl_scram_sha256(mut self, user: &str, password: &str) -> Self {
+        self.config = self.config.sasl_scram_sha256(user, password);
+        self
+    }
+
+    /// See [`ProducerConfig::sasl_scram_sha512`].
+    #[must_use]
+    pub fn sasl_scram_sha512(mut self, user: &str, password: &str) -> Self {
+        self.config = self.config.sasl_scram_sha512(user, password);
+        self
+    }
+
+    /// See [`ProducerConfig::oauthbearer_token_provider`].
+    #[must_use]
+    pub fn oauthbearer_token_provider<F>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Result<OAuthToken, String> + Send + Sync + 'static,
+    {
+        self.config = self.config.oauthbearer_token_provider(provider);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_lines_for_plain_and_scram() {
+        for line in [
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="s3cr\"et";"#,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required  password="s3cr\"et"  username=alice ;"#,
+        ] {
+            let (u, p) = parse_jaas(line).unwrap();
+            assert_eq!((u.as_str(), p.as_str()), ("alice", "s3cr\"et"));
+        }
+        for (line, want) in [
+            (
+                r#"com.example.Krb5LoginModule required username="a" password="hunter2";"#,
+                "PlainLoginModule",
+            ),
+            (
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule username="a" password="hunter2";"#,
+                "control flag",
+            ),
+            (
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="a";"#,
+                "password",
+            ),
+            (
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="hunter2"#,
+                "not closed",
+            ),
+        ] {
+            let e = parse_jaas(line).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+}
