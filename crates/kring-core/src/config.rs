@@ -281,11 +281,11 @@ pub const MAX_REQUEST_SIZE: usize = i32::MAX as usize;
 /// Checks one `bootstrap.servers` entry: `host:port` with a non-empty host
 /// free of whitespace and a port in 1..=65535 (`[v6]:port` for IPv6). A
 /// URL scheme is not part of an entry (the `kring` crate strips
-/// `PLAINTEXT://`; TLS and SASL are not supported yet).
+/// `PLAINTEXT://`; TLS and SASL are chosen with `security.protocol`).
 pub fn check_bootstrap_entry(a: &str) -> Result<(), String> {
     if let Some((scheme, _)) = a.split_once("://") {
         return Err(format!(
-            "`{a}`: the {scheme}:// protocol is not supported (TLS/SASL not supported yet; use host:port or PLAINTEXT://host:port)"
+            "`{a}`: the {scheme}:// prefix is not accepted (use host:port, or PLAINTEXT://host:port, and choose TLS/SASL with security.protocol)"
         ));
     }
     if a.chars().any(char::is_whitespace) {
@@ -347,14 +347,17 @@ impl Config {
                 ));
             }
         }
-        if self.security_protocol != SecurityProtocol::Plaintext {
-            return Err(invalid(
-                "security.protocol",
-                format!(
-                    "{} is not supported yet (only PLAINTEXT)",
-                    self.security_protocol.name()
-                ),
-            ));
+        match self.security_protocol {
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => {}
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                return Err(invalid(
+                    "security.protocol",
+                    format!(
+                        "{} is not supported yet (PLAINTEXT and SSL are)",
+                        self.security_protocol.name()
+                    ),
+                ));
+            }
         }
         if self.max_request_size < 128 {
             return Err(invalid("max.request.size", "must be at least 128 bytes"));

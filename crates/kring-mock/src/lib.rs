@@ -71,6 +71,7 @@ mod records;
 mod server;
 pub mod sink;
 mod state;
+mod tls;
 
 pub use batch::{BatchError, BatchHeader};
 pub use cluster::{MockCluster, MockClusterBuilder, MockError};

@@ -44,7 +44,8 @@ pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{
-    DeliveryError, DeliveryReport, FlushHandle, LastError, MessageStatus, RecordMetadata, SendError,
+    DeliveryError, DeliveryReport, FlushHandle, LastError, MessageStatus, RecordMetadata,
+    SendError, TlsFailure,
 };
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;
