@@ -15,6 +15,13 @@
 //! behind. Set `KRING_KEEP_KAFKA=1` to keep the directories (and node logs)
 //! for a post-mortem.
 //!
+//! A cluster can also serve clients on a secured listener
+//! ([`ClusterConfig::secured`]: `SASL_PLAINTEXT`, `SSL` with optional mTLS,
+//! or `SASL_SSL`; PLAIN users in the listener's JAAS config, SCRAM users
+//! written into the metadata log at format time, OAUTHBEARER with Kafka's
+//! unsecured token validator). The harness itself keeps talking to the
+//! PLAINTEXT listener; clients under test use [`KafkaCluster::secured_bootstrap`].
+//!
 //! The jars come from `scripts/install-deps` (Apache Kafka 4.4.0, pinned in
 //! `tests/kafka/pom.xml`), found through `$KRING_KAFKA_LIBS` or
 //! `~/.cache/kring/kafka-4.4.0/libs`; `java` is `$KRING_JAVA`, else `java`
@@ -122,7 +129,190 @@ pub struct ClusterConfig {
     pub jvm_args: Vec<String>,
     /// How long [`KafkaCluster::start`] and [`KafkaCluster::restart`] wait.
     pub start_timeout: Duration,
+    /// A second client listener, secured, beside the PLAINTEXT one.
+    pub secured: Option<SecureListener>,
 }
+
+/// The protocol of the secured client listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerSecurity {
+    /// SASL over plain TCP.
+    SaslPlaintext,
+    /// TLS (mutual if [`ServerTls::client_ca_pem`] is set).
+    Ssl,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl ListenerSecurity {
+    /// Kafka's name for it (`listener.security.protocol.map`).
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            ListenerSecurity::SaslPlaintext => "SASL_PLAINTEXT",
+            ListenerSecurity::Ssl => "SSL",
+            ListenerSecurity::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    fn uses_tls(self) -> bool {
+        !matches!(self, ListenerSecurity::SaslPlaintext)
+    }
+
+    fn uses_sasl(self) -> bool {
+        !matches!(self, ListenerSecurity::Ssl)
+    }
+}
+
+/// A SCRAM mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScramMechanism {
+    /// SCRAM-SHA-256.
+    Sha256,
+    /// SCRAM-SHA-512.
+    Sha512,
+}
+
+impl ScramMechanism {
+    /// The SASL mechanism name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramMechanism::Sha256 => "SCRAM-SHA-256",
+            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// The server side of TLS, as PEM text: written to files in the node's
+/// directory and configured as `ssl.keystore.type=PEM` /
+/// `ssl.truststore.type=PEM`.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The broker's certificate chain, leaf first (valid for `127.0.0.1`).
+    pub cert_chain_pem: String,
+    /// The broker's private key, unencrypted PKCS#8 (`BEGIN PRIVATE KEY`:
+    /// Kafka's PEM keystore reads no other form).
+    pub key_pem: String,
+    /// With CA certificates, clients must present a certificate signed by
+    /// one of them (`ssl.client.auth=required`, mTLS).
+    pub client_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("client_auth", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secured client listener and its users.
+#[derive(Clone)]
+pub struct SecureListener {
+    /// Its protocol.
+    pub security: ListenerSecurity,
+    /// PLAIN users: (name, password).
+    pub plain_users: Vec<(String, String)>,
+    /// SCRAM users: (mechanism, name, password), created at format time
+    /// (neither name nor password may contain `,`, `=`, `[` or `]`).
+    pub scram_users: Vec<(ScramMechanism, String, String)>,
+    /// TLS material, required for `Ssl` and `SaslSsl`.
+    pub tls: Option<ServerTls>,
+}
+
+impl std::fmt::Debug for SecureListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureListener")
+            .field("security", &self.security)
+            .field(
+                "plain_users",
+                &self.plain_users.iter().map(|u| &u.0).collect::<Vec<_>>(),
+            )
+            .field(
+                "scram_users",
+                &self
+                    .scram_users
+                    .iter()
+                    .map(|u| (u.0, &u.1))
+                    .collect::<Vec<_>>(),
+            )
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl SecureListener {
+    /// A listener of this protocol without users or TLS material.
+    pub fn new(security: ListenerSecurity) -> SecureListener {
+        SecureListener {
+            security,
+            plain_users: Vec::new(),
+            scram_users: Vec::new(),
+            tls: None,
+        }
+    }
+
+    /// Adds a PLAIN user.
+    pub fn plain_user(mut self, name: &str, password: &str) -> SecureListener {
+        self.plain_users
+            .push((name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Adds a SCRAM user for one mechanism.
+    pub fn scram_user(
+        mut self,
+        mechanism: ScramMechanism,
+        name: &str,
+        password: &str,
+    ) -> SecureListener {
+        self.scram_users
+            .push((mechanism, name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Sets the TLS material.
+    pub fn tls(mut self, tls: ServerTls) -> SecureListener {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn check(&self) -> Result<(), ClusterError> {
+        let bad = |m: String| Err(ClusterError::Protocol(m));
+        match (self.security.uses_tls(), self.tls.is_some()) {
+            (true, false) => return bad(format!("{:?} needs TLS material", self.security)),
+            (false, true) => return bad("SASL_PLAINTEXT takes no TLS material".into()),
+            _ => {}
+        }
+        let has_users = !self.plain_users.is_empty() || !self.scram_users.is_empty();
+        if !self.security.uses_sasl() && has_users {
+            return bad("an SSL listener has no SASL users".into());
+        }
+        let plain_ok = |s: &str| !s.is_empty() && !s.contains(['"', '\\', '\n']);
+        if let Some((u, _)) = self
+            .plain_users
+            .iter()
+            .find(|(u, p)| !plain_ok(u) || !plain_ok(p) || u.contains([' ', '=', ';']))
+        {
+            return bad(format!(
+                "PLAIN user {u:?}: name or password the JAAS config cannot hold"
+            ));
+        }
+        let scram_ok = |s: &str| !s.is_empty() && !s.contains([',', '=', '[', ']', '"', '\n']);
+        if let Some((_, u, _)) = self
+            .scram_users
+            .iter()
+            .find(|(_, u, p)| !scram_ok(u) || !scram_ok(p))
+        {
+            return bad(format!(
+                "SCRAM user {u:?}: name or password StorageTool cannot parse"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The secured listener's name in the broker configuration.
+const SECURED: &str = "SECURED";
 
 impl ClusterConfig {
     /// `nodes` nodes with the defaults.
@@ -141,7 +331,15 @@ impl ClusterConfig {
             .map(String::from)
             .to_vec(),
             start_timeout: Duration::from_secs(120),
+            secured: None,
         }
+    }
+
+    /// Adds a secured client listener (see [`SecureListener`]); the
+    /// PLAINTEXT one stays for the harness.
+    pub fn secured(mut self, listener: SecureListener) -> ClusterConfig {
+        self.secured = Some(listener);
+        self
     }
 
     /// Adds (or replaces) a broker property.
@@ -178,6 +376,8 @@ struct Node {
     id: i32,
     broker_port: u16,
     controller_port: u16,
+    /// The secured client listener's port (0 without one).
+    secured_port: u16,
     dir: PathBuf,
     jvm: Option<Jvm>,
     paused: bool,
@@ -240,6 +440,9 @@ impl KafkaCluster {
                 cfg.nodes
             )));
         }
+        if let Some(s) = &cfg.secured {
+            s.check()?;
+        }
         let java = java_binary()?;
         let libs = kafka_libs()?;
         let keep = std::env::var_os("KRING_KEEP_KAFKA").is_some_and(|v| !v.is_empty() && v != "0");
@@ -280,7 +483,8 @@ impl KafkaCluster {
 
     fn start_attempt(&mut self) -> Result<(), ClusterError> {
         let n = self.cfg.nodes;
-        let ports = free_ports(2 * n)?;
+        let per_node = if self.cfg.secured.is_some() { 3 } else { 2 };
+        let ports = free_ports(per_node * n)?;
         for i in 0..n {
             let id = i32::try_from(i + 1).expect("at most 9 nodes");
             let dir = self.root.join(format!("node-{id}"));
@@ -290,8 +494,13 @@ impl KafkaCluster {
             })?;
             self.nodes.push(Mutex::new(Node {
                 id,
-                broker_port: ports[2 * i],
-                controller_port: ports[2 * i + 1],
+                broker_port: ports[per_node * i],
+                controller_port: ports[per_node * i + 1],
+                secured_port: if per_node == 3 {
+                    ports[per_node * i + 2]
+                } else {
+                    0
+                },
                 dir,
                 jvm: None,
                 paused: false,
@@ -310,10 +519,21 @@ impl KafkaCluster {
             let node = lock(node);
             self.write_configs(&node, &voters)?;
         }
-        match self.storage_template() {
-            Ok((cluster_id, checkpoint)) => self.copy_storage(&cluster_id, &checkpoint)?,
-            // No writable cache: format each node (a JVM each).
-            Err(_) => self.format_storage()?,
+        let scram = self
+            .cfg
+            .secured
+            .as_ref()
+            .is_some_and(|s| !s.scram_users.is_empty());
+        if scram {
+            // SCRAM credentials go into the bootstrap checkpoint: format
+            // each node with them rather than copy the shared template.
+            self.format_storage()?;
+        } else {
+            match self.storage_template() {
+                Ok((cluster_id, checkpoint)) => self.copy_storage(&cluster_id, &checkpoint)?,
+                // No writable cache: format each node (a JVM each).
+                Err(_) => self.format_storage()?,
+            }
         }
         for node in &self.nodes {
             let mut node = lock(node);
@@ -379,6 +599,9 @@ impl KafkaCluster {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(secured) = &self.cfg.secured {
+            self.secure_props(node, secured, &mut props)?;
+        }
         for (k, v) in &self.cfg.broker_props {
             match props.iter_mut().find(|(pk, _)| pk == k) {
                 Some(p) => p.1.clone_from(v),
@@ -391,6 +614,119 @@ impl KafkaCluster {
         }
         write_file(&node.dir.join("server.properties"), &text)?;
         write_file(&node.dir.join("log4j2.properties"), LOG4J2)
+    }
+
+    /// The secured listener's properties (and TLS files) for one node.
+    fn secure_props(
+        &self,
+        node: &Node,
+        secured: &SecureListener,
+        props: &mut Vec<(String, String)>,
+    ) -> Result<(), ClusterError> {
+        let set = |props: &mut Vec<(String, String)>, k: &str, v: String| match props
+            .iter_mut()
+            .find(|(pk, _)| pk == k)
+        {
+            Some(p) => p.1 = v,
+            None => props.push((k.to_owned(), v)),
+        };
+        let l = SECURED.to_ascii_lowercase();
+        set(
+            props,
+            "listeners",
+            format!(
+                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{},{SECURED}://127.0.0.1:{}",
+                node.broker_port, node.controller_port, node.secured_port
+            ),
+        );
+        set(
+            props,
+            "advertised.listeners",
+            format!(
+                "PLAINTEXT://127.0.0.1:{},{SECURED}://127.0.0.1:{}",
+                node.broker_port, node.secured_port
+            ),
+        );
+        set(
+            props,
+            "listener.security.protocol.map",
+            format!(
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,{SECURED}:{}",
+                secured.security.kafka_name()
+            ),
+        );
+        if secured.security.uses_sasl() {
+            set(
+                props,
+                &format!("listener.name.{l}.sasl.enabled.mechanisms"),
+                "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER".to_owned(),
+            );
+            let mut plain =
+                String::from("org.apache.kafka.common.security.plain.PlainLoginModule required");
+            for (user, password) in &secured.plain_users {
+                let _ = write!(plain, " user_{user}=\"{password}\"");
+            }
+            plain.push(';');
+            set(
+                props,
+                &format!("listener.name.{l}.plain.sasl.jaas.config"),
+                plain,
+            );
+            for m in ["scram-sha-256", "scram-sha-512"] {
+                set(
+                    props,
+                    &format!("listener.name.{l}.{m}.sasl.jaas.config"),
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;".to_owned(),
+                );
+            }
+            // No server callback handler configured: the broker validates
+            // OAUTHBEARER tokens with its unsecured (unsigned JWS) validator.
+            set(
+                props,
+                &format!("listener.name.{l}.oauthbearer.sasl.jaas.config"),
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredLoginStringClaim_sub=\"broker\";"
+                    .to_owned(),
+            );
+        }
+        if let Some(tls) = &secured.tls {
+            let keystore = node.dir.join("secured-keystore.pem");
+            let mut pem = tls.key_pem.trim_end().to_owned();
+            pem.push('\n');
+            pem.push_str(tls.cert_chain_pem.trim_end());
+            pem.push('\n');
+            write_file(&keystore, &pem)?;
+            set(
+                props,
+                &format!("listener.name.{l}.ssl.keystore.type"),
+                "PEM".into(),
+            );
+            set(
+                props,
+                &format!("listener.name.{l}.ssl.keystore.location"),
+                keystore.display().to_string(),
+            );
+            if let Some(ca) = &tls.client_ca_pem {
+                let truststore = node.dir.join("secured-truststore.pem");
+                write_file(&truststore, ca)?;
+                set(
+                    props,
+                    &format!("listener.name.{l}.ssl.truststore.type"),
+                    "PEM".into(),
+                );
+                set(
+                    props,
+                    &format!("listener.name.{l}.ssl.truststore.location"),
+                    truststore.display().to_string(),
+                );
+                set(
+                    props,
+                    &format!("listener.name.{l}.ssl.client.auth"),
+                    "required".into(),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Formatted KRaft storage to copy: the cluster id and the bootstrap
@@ -531,6 +867,14 @@ impl KafkaCluster {
                 .arg(self.libs.join("*"))
                 .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
                 .arg(node.dir.join("server.properties"))
+                .args(self.cfg.secured.iter().flat_map(|s| {
+                    s.scram_users.iter().flat_map(|(m, user, password)| {
+                        [
+                            "--add-scram".to_owned(),
+                            format!("{}=[name={user},password={password}]", m.name()),
+                        ]
+                    })
+                }))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|source| ClusterError::Io {
                     context: "duplicating a log file handle".into(),
@@ -666,6 +1010,27 @@ impl KafkaCluster {
             .map(|n| format!("127.0.0.1:{}", lock(n).broker_port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The secured listener's bootstrap list (`None` without one).
+    pub fn secured_bootstrap(&self) -> Option<String> {
+        self.cfg.secured.as_ref()?;
+        Some(
+            self.nodes
+                .iter()
+                .map(|n| format!("127.0.0.1:{}", lock(n).secured_port))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
+    /// A node's secured listener address (`None` without one). Panics on
+    /// an unknown node.
+    pub fn secured_addr(&self, node: i32) -> Option<SocketAddr> {
+        self.cfg.secured.as_ref()?;
+        Some(addr(
+            lock(self.node(node).expect("a node of this cluster")).secured_port,
+        ))
     }
 
     /// The node ids, ascending (1..=N).
