@@ -35,7 +35,7 @@ use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
 use super::socket::{tcp_socket, RawSockAddr};
-use super::tls::{self, TlsConnector, TlsError, TlsSession};
+use super::tls::{self, seal, TlsConnector, TlsError, TlsSession};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
 /// `user_data` of cancellation requests; their completions carry nothing.
@@ -1488,30 +1488,4 @@ fn wait_ended_normally(e: &std::io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::ETIME | libc::EINTR | libc::EBUSY)
     )
-}
-
-/// TLS: encrypt the queued request frames (once the handshake finished)
-/// and move every record the session has to send, handshake messages
-/// first, into `wire` as one buffer.
-fn seal(
-    session: &mut TlsSession,
-    open: bool,
-    plain: &mut SendQueue,
-    wire: &mut SendQueue,
-) -> Result<(), TlsError> {
-    // Room for the records' headers and tags (≤ 22 bytes per 16 KiB
-    // record in TLS 1.3, a little more in 1.2), so the buffer grows once.
-    let plain_bytes = if open { plain.bytes() } else { 0 };
-    let mut out = Vec::with_capacity(plain_bytes + plain_bytes / 256 + 512);
-    if open {
-        while !plain.is_empty() {
-            let batch = plain.take_batch();
-            for frame in batch.slices() {
-                session.encrypt(frame)?;
-            }
-        }
-    }
-    session.take_ciphertext(&mut out);
-    wire.push(bytes::Bytes::from(out));
-    Ok(())
 }

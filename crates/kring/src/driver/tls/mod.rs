@@ -6,9 +6,12 @@
 //! received ([`TlsSession::receive`], which yields plaintext response
 //! bytes), hands in request frames ([`TlsSession::encrypt`]), and collects
 //! the ciphertext to write ([`TlsSession::take_ciphertext`]: handshake
-//! records, then encrypted requests, in order). It calls the engine's
+//! records, then encrypted requests, in order; [`seal`] does both for a
+//! connection's queues). The event loop calls the engine's
 //! `handle_connected` once [`TlsSession::is_handshaking`] turns false, so
-//! the core only ever sees an established, encrypted byte stream.
+//! the core only ever sees an established, encrypted byte stream. The
+//! io_uring loop (`event_loop.rs`) uses it; a second backend can use it
+//! unchanged.
 //!
 //! rustls's buffered `ClientConnection` is used rather than its unbuffered
 //! API: each request is encrypted from the request's own `Bytes` into one
@@ -23,6 +26,8 @@
 //! never depends on, or changes, the process-wide default provider).
 
 use kring_core::TlsFailure;
+
+use super::conn::SendQueue;
 
 #[cfg(feature = "tls")]
 mod session;
@@ -91,6 +96,32 @@ pub(crate) fn peer_expects_tls() -> TlsError {
 /// TLS record header: handshake or alert content type, major version 3.
 pub(crate) fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x15 | 0x16, 0x03, minor, ..] if *minor <= 0x04)
+}
+
+/// TLS: encrypt the queued request frames (once the handshake finished)
+/// and move every record the session has to send, handshake messages
+/// first, into `wire` as one buffer.
+pub(crate) fn seal(
+    session: &mut TlsSession,
+    open: bool,
+    plain: &mut SendQueue,
+    wire: &mut SendQueue,
+) -> Result<(), TlsError> {
+    // Room for the records' headers and tags (≤ 22 bytes per 16 KiB
+    // record in TLS 1.3, a little more in 1.2), so the buffer grows once.
+    let plain_bytes = if open { plain.bytes() } else { 0 };
+    let mut out = Vec::with_capacity(plain_bytes + plain_bytes / 256 + 512);
+    if open {
+        while !plain.is_empty() {
+            let batch = plain.take_batch();
+            for frame in batch.slices() {
+                session.encrypt(frame)?;
+            }
+        }
+    }
+    session.take_ciphertext(&mut out);
+    wire.push(bytes::Bytes::from(out));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -451,6 +451,89 @@ fn client_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::conn::SendQueue;
+    use crate::driver::tls::seal;
+    use bytes::Bytes;
+
+    /// A client session against an in-memory rustls server: the
+    /// handshake, request frames sealed from a plaintext queue into one
+    /// ciphertext buffer, the server's answer decrypted back — no socket.
+    #[test]
+    fn a_session_runs_without_any_socket() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["broker.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+        let settings = SslSettings {
+            ca: Some(Pem::Inline(cert.pem())),
+            ..SslSettings::default()
+        };
+        let mut client = TlsConnector::new(&settings)
+            .unwrap()
+            .start("broker.test:9093")
+            .unwrap();
+        let (mut plain, mut wire) = (SendQueue::default(), SendQueue::default());
+        plain.push(Bytes::from_static(b"\0\0\0\x05hello"));
+        plain.push(Bytes::from_static(b"\0\0\0\x05world"));
+        let mut answers = BytesMut::new();
+        let mut server_got = Vec::new();
+        for _ in 0..10 {
+            let open = !client.is_handshaking();
+            seal(&mut client, open, &mut plain, &mut wire).unwrap();
+            while !wire.is_empty() {
+                let batch = wire.take_batch();
+                for chunk in batch.slices() {
+                    let mut rd = chunk;
+                    while !rd.is_empty() {
+                        server.read_tls(&mut rd).unwrap();
+                        server.process_new_packets().unwrap();
+                    }
+                }
+            }
+            let _ = server.reader().read_to_end(&mut server_got);
+            if server_got.len() == 18 && !server.is_handshaking() {
+                server.writer().write_all(b"\0\0\0\x02ok").unwrap();
+            }
+            let mut to_client = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut to_client).unwrap();
+            }
+            client.receive(&to_client, &mut answers).unwrap();
+            if !answers.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(server_got, b"\0\0\0\x05hello\0\0\0\x05world");
+        assert_eq!(&answers[..], b"\0\0\0\x02ok");
+        assert!(plain.is_empty());
+    }
+
+    /// An untrusted certificate is classified as such.
+    #[test]
+    fn certificate_failures_are_classified() {
+        let untrusted = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            classify(&untrusted, true).kind,
+            TlsFailure::UntrustedCertificate
+        );
+        let name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
+        assert_eq!(classify(&name, true).kind, TlsFailure::HostnameMismatch);
+        let garbage = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert_eq!(classify(&garbage, true).kind, TlsFailure::PeerNotTls);
+        assert_eq!(classify(&garbage, false).kind, TlsFailure::Protocol);
+    }
 
     #[test]
     fn host_names_and_ip_literals() {
