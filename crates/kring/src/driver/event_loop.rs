@@ -865,11 +865,13 @@ impl<E: Engine> IoThread<E> {
         Ok(())
     }
 
-    /// The earliest TLS handshake deadline.
+    /// The earliest deadline of a handshake still running (a socket being
+    /// closed has none: it must not wake the loop).
     fn handshake_deadline(&self) -> Option<Instant> {
         self.tls.as_ref()?;
         self.sockets
             .iter()
+            .filter(|(_, s)| s.state == SockState::Handshaking)
             .filter_map(|(_, s)| s.handshake_deadline)
             .min()
     }
