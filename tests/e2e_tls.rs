@@ -383,3 +383,57 @@ fn refused_handshakes_back_off() {
     println!("untrusted certificate: {n} connections in {window:?}");
     assert!((2..=10).contains(&n), "{n} connections in {window:?}");
 }
+
+/// A self-signed broker certificate given as the CA itself (what OpenSSL
+/// and the JVM accept, common in test setups): trusted directly, whether
+/// it is marked as a CA or not; its names are still checked.
+#[test]
+fn a_self_signed_broker_certificate_can_be_trusted_directly() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    support::trace::init();
+    let self_signed = |names: &[&str], ip: bool, ca: bool| {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if ip {
+            params
+                .subject_alt_names
+                .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        }
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    for ca in [false, true] {
+        let (cert, key) = self_signed(&["localhost"], true, ca);
+        let c = MockCluster::builder()
+            .topic("t", 1)
+            .tls(cert.clone(), key)
+            .build()
+            .unwrap();
+        let p = Producer::builder()
+            .bootstrap(&c.bootstrap_servers())
+            .security_protocol(SecurityProtocol::Ssl)
+            .ssl_ca_pem(&cert)
+            .build()
+            .unwrap();
+        let w = Workload::new(50);
+        assert_eq!(w.send_all(&p, "t").len(), 50, "CA flag {ca}");
+    }
+    // Trusted, but for another name: still a mismatch.
+    let (cert, key) = self_signed(&["broker.example"], false, true);
+    let c = MockCluster::builder()
+        .topic("t", 1)
+        .tls(cert.clone(), key)
+        .build()
+        .unwrap();
+    let p = failing(&c.bootstrap_servers())
+        .security_protocol(SecurityProtocol::Ssl)
+        .ssl_ca_pem(&cert)
+        .build()
+        .unwrap();
+    expect(&p, TlsFailure::HostnameMismatch, "127.0.0.1");
+}

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use kring_core::TlsFailure;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
 };
@@ -29,20 +30,20 @@ impl TlsConnector {
     /// Reads and checks the TLS settings (files included).
     pub(crate) fn new(settings: &SslSettings) -> Result<TlsConnector, ConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = Arc::new(root_store(settings)?);
+        let (roots, pinned) = root_store(settings)?;
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| conflict(format!("TLS setup failed: {e}")))?;
-        let builder = if settings.verify_hostname {
-            builder.with_root_certificates(roots)
-        } else {
-            let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .map_err(|e| conflict(format!("TLS setup failed: {e}")))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier(inner)))
-        };
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| conflict(format!("TLS setup failed: {e}")))?;
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                inner,
+                verify_hostname: settings.verify_hostname,
+                pinned,
+            }));
         let config = match client_identity(settings)? {
             Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
                 conflict(format!(
@@ -207,13 +208,23 @@ fn classify(e: &rustls::Error, handshaking: bool) -> TlsError {
     }
 }
 
-/// Checks the chain against the trust anchors but not the name
-/// (`ssl.endpoint.identification.algorithm=none`). webpki checks the chain
-/// before the name, so a name error means the chain was accepted.
+/// webpki's verification, with two allowances: without
+/// `ssl.endpoint.identification.algorithm=https` the name is not checked
+/// (webpki checks the chain before the name, so a name error means the
+/// chain was accepted); and a broker certificate that is itself one of the
+/// configured `ssl.ca.*` certificates (a self-signed broker certificate,
+/// trusted directly, as OpenSSL and the JVM accept it) is trusted, its
+/// name still checked.
 #[derive(Debug)]
-struct ChainOnlyVerifier(Arc<WebPkiServerVerifier>);
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    verify_hostname: bool,
+    /// The explicitly configured CA certificates (none for the system
+    /// trust store).
+    pinned: Vec<CertificateDer<'static>>,
+}
 
-impl ServerCertVerifier for ChainOnlyVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -222,13 +233,30 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::Other(_),
+            )) if self
+                .pinned
+                .iter()
+                .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                if self.verify_hostname {
+                    let parsed = ParsedCertificate::try_from(end_entity)?;
+                    verify_server_name(&parsed, server_name)?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.verify_hostname => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -239,7 +267,7 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -248,11 +276,11 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -272,9 +300,15 @@ fn read_file(property: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError
 }
 
 /// The trust anchors: `ssl.ca.*`, or the system's.
-fn root_store(settings: &SslSettings) -> Result<RootCertStore, ConfigError> {
+/// Also returns the configured CA certificates themselves (empty for the
+/// system store), which a broker certificate may match directly.
+#[allow(clippy::type_complexity)]
+fn root_store(
+    settings: &SslSettings,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ConfigError> {
     const P: &str = "ssl.ca.location";
     let mut store = RootCertStore::empty();
+    let explicit = settings.ca.is_some();
     let certs: Vec<CertificateDer<'static>> = match &settings.ca {
         None => {
             let found = rustls_native_certs::load_native_certs();
@@ -322,11 +356,12 @@ fn root_store(settings: &SslSettings) -> Result<RootCertStore, ConfigError> {
             certs_in(P, &bytes, &path.display().to_string())?
         }
     };
+    let pinned = if explicit { certs.clone() } else { Vec::new() };
     let (added, _ignored) = store.add_parsable_certificates(certs);
     if added == 0 {
         return Err(bad(P, "none of the CA certificates could be used"));
     }
-    Ok(store)
+    Ok((store, pinned))
 }
 
 /// Every certificate of a PEM text; `what` names it in errors.
