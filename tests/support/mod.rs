@@ -14,6 +14,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 mod kafka;
+#[allow(dead_code)]
+pub mod pki;
 pub mod trace;
 mod workload;
 #[allow(unused_imports)] // not every test binary reads with Java

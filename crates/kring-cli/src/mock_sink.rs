@@ -23,15 +23,28 @@ pub struct MockSinkArgs {
     /// Print the sink's counters to stderr when it stops.
     #[arg(long)]
     pub stats: bool,
+    /// Serve TLS with this certificate chain (PEM file); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM file).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Runs the sink until stdin reaches end of file.
 pub fn run(a: MockSinkArgs) -> Result<(), CliError> {
     let n = i32::try_from(a.partitions)
         .map_err(|_| CliError::invalid("--partitions", a.partitions.to_string(), "too large"))?;
-    let cluster = MockCluster::sink()
+    let mut builder = MockCluster::sink()
         .default_partitions(n)
-        .topic(a.topic.clone(), n)
+        .topic(a.topic.clone(), n);
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|e| CliError::io("reading a TLS PEM file", e))
+        };
+        builder = builder.tls(read(cert)?, read(key)?);
+    }
+    let cluster = builder
         .build()
         .map_err(|e| CliError::Child(format!("kring-mock sink: {e}")))?;
     {

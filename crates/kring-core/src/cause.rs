@@ -34,6 +34,45 @@ pub enum LastError {
         /// What went wrong (the broker's message when it gave one).
         message: Arc<str>,
     },
+    /// The TLS layer failed: the handshake was refused or did not finish,
+    /// the broker's certificate was not trusted, or one side did not speak
+    /// TLS.
+    Tls {
+        /// What kind of TLS failure.
+        kind: TlsFailure,
+        /// The driver's description.
+        message: Arc<str>,
+    },
+}
+
+/// The kind of a [`LastError::Tls`] failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The broker's certificate chain does not lead to a trusted CA
+    /// (`ssl.ca.location` / the system trust store).
+    UntrustedCertificate,
+    /// The broker's certificate is not valid for the name (or IP address)
+    /// kring connected to (`ssl.endpoint.identification.algorithm=https`).
+    HostnameMismatch,
+    /// The broker's certificate is otherwise unacceptable (expired, not yet
+    /// valid, wrong usage, revoked, malformed).
+    InvalidCertificate,
+    /// The broker refused the handshake with a TLS alert (for example it
+    /// requires a client certificate, or does not trust ours).
+    Refused,
+    /// kring speaks TLS but the broker does not: it answered with bytes
+    /// that are not TLS, or closed the connection during the handshake
+    /// (a `PLAINTEXT` listener, or `security.protocol` should not be `SSL`).
+    PeerNotTls,
+    /// kring speaks plaintext but the broker answered with TLS: the
+    /// listener expects `security.protocol=SSL` (or `SASL_SSL`).
+    PeerExpectsTls,
+    /// The handshake did not finish within the connect timeout
+    /// (`socket.connection.setup.timeout.ms`).
+    HandshakeTimeout,
+    /// Any other TLS protocol error.
+    Protocol,
 }
 
 impl fmt::Display for LastError {
@@ -45,6 +84,7 @@ impl fmt::Display for LastError {
             LastError::Authentication { mechanism, message } => {
                 write!(f, "SASL {mechanism} authentication failed: {message}")
             }
+            LastError::Tls { message, .. } => write!(f, "TLS failed: {message}"),
         }
     }
 }

@@ -297,11 +297,11 @@ pub const MAX_REQUEST_SIZE: usize = i32::MAX as usize;
 /// Checks one `bootstrap.servers` entry: `host:port` with a non-empty host
 /// free of whitespace and a port in 1..=65535 (`[v6]:port` for IPv6). A
 /// URL scheme is not part of an entry (the `kring` crate strips
-/// `PLAINTEXT://`; TLS and SASL are not supported yet).
+/// `PLAINTEXT://`; TLS and SASL are chosen with `security.protocol`).
 pub fn check_bootstrap_entry(a: &str) -> Result<(), String> {
     if let Some((scheme, _)) = a.split_once("://") {
         return Err(format!(
-            "`{a}`: the {scheme}:// protocol is not supported (TLS/SASL not supported yet; use host:port or PLAINTEXT://host:port)"
+            "`{a}`: the {scheme}:// prefix is not accepted (use host:port, or PLAINTEXT://host:port, and choose TLS/SASL with security.protocol)"
         ));
     }
     if a.chars().any(char::is_whitespace) {
@@ -365,20 +365,8 @@ impl Config {
             }
         }
         match self.security_protocol {
-            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => {}
-            // TLS is not on this branch yet (the rustls driver lifts this).
-            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
-                return Err(invalid(
-                    "security.protocol",
-                    format!(
-                        "{} is not supported yet (only PLAINTEXT, SASL_PLAINTEXT)",
-                        self.security_protocol.name()
-                    ),
-                ));
-            }
-        }
-        if self.security_protocol.uses_sasl() {
-            match &self.sasl {
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => {}
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => match &self.sasl {
                 None => {
                     return Err(invalid(
                         "sasl.mechanism",
@@ -391,7 +379,7 @@ impl Config {
                 Some(s) => s
                     .check()
                     .map_err(|(setting, reason)| invalid(setting, reason))?,
-            }
+            },
         }
         if self.max_request_size < 128 {
             return Err(invalid("max.request.size", "must be at least 128 bytes"));

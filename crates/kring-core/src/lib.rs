@@ -37,7 +37,7 @@ mod wait;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
-pub use cause::LastError;
+pub use cause::{LastError, TlsFailure};
 pub use config::{
     check_bootstrap_entry, Acks, Compression, Config, OAuthToken, OAuthTokenProvider,
     PartitionerChoice, SaslConfig, SaslMechanism, SecurityProtocol, MAX_DURATION, MAX_REQUEST_SIZE,

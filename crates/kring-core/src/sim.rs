@@ -62,9 +62,9 @@ use sasl::Verdict;
 
 #[cfg(feature = "sim")]
 pub mod chaos;
-mod sasl;
 #[cfg(feature = "sim")]
 mod mock;
+mod sasl;
 
 /// A record as a simulated broker stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -904,7 +904,8 @@ impl<B: SimBroker> Sim<B> {
                 Verdict::Pass => {}
                 Verdict::Answer(resp) => {
                     if let Ok((h, _)) = decode_request_frame(frame.slice(4..)) {
-                        self.cluster.record_request(node, h.request_api_key, h.request_api_version);
+                        self.cluster
+                            .record_request(node, h.request_api_key, h.request_api_version);
                     }
                     self.schedule_response(conn, latency, resp);
                     return;

@@ -20,6 +20,7 @@ use crate::sink::{SinkStats, SinkTopics};
 use crate::state::{
     BrokerInfo, Config, Counters, CreateTopicError, Shared, State, DEFAULT_MAX_MESSAGE_BYTES,
 };
+use crate::tls::TlsSettings;
 
 /// Errors of the cluster's control API.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,7 @@ pub struct MockClusterBuilder {
     port_base: Option<u16>,
     cluster_id: String,
     sasl: Option<crate::sasl::MockSasl>,
+    tls: Option<TlsSettings>,
 }
 
 impl Default for MockClusterBuilder {
@@ -83,6 +85,7 @@ impl Default for MockClusterBuilder {
             port_base: None,
             cluster_id: "kring-mock-cluster".into(),
             sasl: None,
+            tls: None,
         }
     }
 }
@@ -151,6 +154,28 @@ impl MockClusterBuilder {
         self
     }
 
+    /// Serve TLS only (like a Kafka `SSL` listener): `cert_chain_pem` is the
+    /// brokers' certificate chain (leaf first), `key_pem` its private key
+    /// (PKCS#8, PKCS#1 or SEC1). Clients must trust the chain's CA and
+    /// connect by a name (here: the IP address 127.0.0.1) it lists.
+    pub fn tls(mut self, cert_chain_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        self.tls = Some(TlsSettings {
+            cert_chain_pem: cert_chain_pem.into(),
+            key_pem: key_pem.into(),
+            client_ca_pem: None,
+        });
+        self
+    }
+
+    /// With [`tls`](Self::tls): require a client certificate signed by a CA
+    /// in `ca_pem` (mutual TLS, Kafka's `ssl.client.auth=required`).
+    pub fn tls_client_auth(mut self, ca_pem: impl Into<String>) -> Self {
+        if let Some(t) = &mut self.tls {
+            t.client_ca_pem = Some(ca_pem.into());
+        }
+        self
+    }
+
     /// The cluster id Metadata reports.
     pub fn cluster_id(mut self, id: impl Into<String>) -> Self {
         self.cluster_id = id.into();
@@ -194,6 +219,10 @@ impl MockClusterBuilder {
                 self.default_partitions
             )));
         }
+        let tls = match &self.tls {
+            Some(t) => Some(t.server_config()?),
+            None => None,
+        };
         let config = Config {
             default_partitions: self.default_partitions,
             auto_create_topics: self.auto_create_topics,
@@ -230,7 +259,7 @@ impl MockClusterBuilder {
                 None => 0,
             };
             let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-            let server = match BrokerServer::start(shared.clone(), id, addr) {
+            let server = match BrokerServer::start(shared.clone(), id, addr, tls.clone()) {
                 Ok(s) => s,
                 Err(e) => {
                     for mut s in servers {

@@ -9,9 +9,10 @@
 //! so each response leaves exactly when a broker handling requests one at a
 //! time would send it.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,14 +38,37 @@ const PRODUCE: i16 = 0;
 
 /// Serves one connection until the peer closes it, a fault or protocol error
 /// closes it, or the broker stops.
-pub(crate) fn serve(shared: &Shared, broker_id: i32, stop: &AtomicBool, mut stream: TcpStream) {
-    serve_until_closed(shared, broker_id, stop, &mut stream);
+/// With `tls`, the connection is TLS (its handshake runs on the first read).
+pub(crate) fn serve(
+    shared: &Shared,
+    broker_id: i32,
+    stop: &AtomicBool,
+    mut stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    match tls.map(rustls::ServerConnection::new) {
+        None => serve_until_closed(shared, broker_id, stop, &mut stream),
+        Some(Ok(session)) => {
+            let mut tls = rustls::StreamOwned::new(session, stream);
+            serve_until_closed(shared, broker_id, stop, &mut tls);
+            // Handshake failures already sent their alert.
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            stream = tls.sock;
+        }
+        Some(Err(_)) => {}
+    }
     // The broker keeps a clone of the socket (to shut it down on stop), so
     // dropping this handle alone would leave the connection open.
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream: &mut TcpStream) {
+fn serve_until_closed<S: Read + Write>(
+    shared: &Shared,
+    broker_id: i32,
+    stop: &AtomicBool,
+    stream: &mut S,
+) {
     let ctx = Ctx {
         shared,
         broker_id,
@@ -159,7 +183,7 @@ fn serve_until_closed(shared: &Shared, broker_id: i32, stop: &AtomicBool, stream
     }
 }
 
-fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+fn flush<S: Write>(stream: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
     if !out.is_empty() {
         stream.write_all(out)?;
         out.clear();

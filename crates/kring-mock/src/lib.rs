@@ -77,6 +77,7 @@ mod sasl;
 mod server;
 pub mod sink;
 mod state;
+mod tls;
 
 pub use api::{Reply, Step};
 pub use batch::{BatchError, BatchHeader};

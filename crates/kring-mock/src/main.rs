@@ -31,6 +31,17 @@ struct Args {
     /// Replicas listed per partition in Metadata.
     #[arg(long, default_value_t = 1)]
     replication_factor: i16,
+    /// Serve TLS only, with this certificate chain (PEM file; needs
+    /// --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM file).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// With --tls-cert: require client certificates signed by a CA in this
+    /// PEM file (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
     /// Keep running when stdin closes (run until killed).
     #[arg(long)]
     ignore_stdin: bool,
@@ -63,6 +74,25 @@ fn main() -> ExitCode {
     }
     for (name, n) in &args.topics {
         b = b.topic(name.clone(), *n);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let pems = read(cert).and_then(|c| Ok((c, read(key)?)));
+        let client_ca = args.tls_client_ca.as_deref().map(read).transpose();
+        match (pems, client_ca) {
+            (Ok((c, k)), Ok(ca)) => {
+                b = b.tls(c, k);
+                if let Some(ca) = ca {
+                    b = b.tls_client_auth(ca);
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("kring-mock: reading TLS files: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let cluster = match b.build() {
         Ok(c) => c,

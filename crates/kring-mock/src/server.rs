@@ -33,6 +33,7 @@ pub(crate) struct BrokerServer {
     pub(crate) id: i32,
     pub(crate) addr: SocketAddr,
     running: Option<Running>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for BrokerServer {
@@ -47,15 +48,22 @@ impl std::fmt::Debug for BrokerServer {
 
 impl BrokerServer {
     /// Binds `addr` (port 0 picks a free port) and starts accepting.
-    pub(crate) fn start(shared: Arc<Shared>, id: i32, addr: SocketAddr) -> io::Result<Self> {
+    /// With `tls`, every connection is TLS.
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        id: i32,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let mut b = BrokerServer {
             id,
             addr,
             running: None,
+            tls,
         };
-        b.running = Some(spawn_acceptor(shared, id, listener)?);
+        b.running = Some(spawn_acceptor(shared, id, listener, b.tls.clone())?);
         Ok(b)
     }
 
@@ -69,7 +77,7 @@ impl BrokerServer {
             return Ok(());
         }
         let listener = TcpListener::bind(self.addr)?;
-        self.running = Some(spawn_acceptor(shared, self.id, listener)?);
+        self.running = Some(spawn_acceptor(shared, self.id, listener, self.tls.clone())?);
         Ok(())
     }
 
@@ -97,7 +105,12 @@ impl BrokerServer {
     }
 }
 
-fn spawn_acceptor(shared: Arc<Shared>, id: i32, listener: TcpListener) -> io::Result<Running> {
+fn spawn_acceptor(
+    shared: Arc<Shared>,
+    id: i32,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
     let acceptor = {
@@ -105,7 +118,7 @@ fn spawn_acceptor(shared: Arc<Shared>, id: i32, listener: TcpListener) -> io::Re
         let conns = conns.clone();
         thread::Builder::new()
             .name(format!("kring-mock-{id}-accept"))
-            .spawn(move || accept_loop(shared, id, listener, stop, conns))?
+            .spawn(move || accept_loop(shared, id, listener, tls, stop, conns))?
     };
     Ok(Running {
         stop,
@@ -118,6 +131,7 @@ fn accept_loop(
     shared: Arc<Shared>,
     id: i32,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<Conn>>>,
 ) {
@@ -142,9 +156,10 @@ fn accept_loop(
         let thread = {
             let shared = shared.clone();
             let stop = stop.clone();
+            let tls = tls.clone();
             thread::Builder::new()
                 .name(format!("kring-mock-{id}-conn"))
-                .spawn(move || conn::serve(&shared, id, &stop, stream))
+                .spawn(move || conn::serve(&shared, id, &stop, stream, tls))
         };
         let Ok(thread) = thread else {
             continue;

@@ -47,7 +47,7 @@ pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{
     BrokerState, BrokerStatistics, DeliveryError, DeliveryReport, ErrorCount, FlushHandle,
     LastError, Latency, MessageStatus, PartitionStatistics, RecordMetadata, SendError, Statistics,
-    TopicStatistics, TotalStatistics,
+    TlsFailure, TopicStatistics, TotalStatistics,
 };
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;

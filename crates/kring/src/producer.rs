@@ -53,6 +53,26 @@ impl std::fmt::Debug for ProducerBuilder {
     }
 }
 
+/// The TLS connector for `security.protocol=SSL`: files are read and
+/// checked here, so a bad certificate or key fails `build`.
+#[cfg(feature = "tls")]
+fn tls_connector(
+    config: &ProducerConfig,
+) -> Result<Option<crate::driver::tls::TlsConnector>, crate::ConfigError> {
+    if !config.get_security_protocol().uses_tls() {
+        return Ok(None);
+    }
+    crate::driver::tls::TlsConnector::new(config.ssl()).map(Some)
+}
+
+/// Without the `tls` feature, validation already refused TLS.
+#[cfg(not(feature = "tls"))]
+fn tls_connector(
+    _config: &ProducerConfig,
+) -> Result<Option<crate::driver::tls::TlsConnector>, crate::ConfigError> {
+    Ok(None)
+}
+
 impl ProducerBuilder {
     #[cfg(test)]
     fn driver_config(&self) -> DriverConfig {
@@ -131,6 +151,7 @@ impl ProducerBuilder {
     pub fn build(self) -> Result<Producer, BuildError> {
         let driver_config = self.driver_config();
         let config = self.config.validate()?;
+        let tls = tls_connector(&config)?;
         let mut core_config = config.to_core(
             self.custom_partitioner.map(PartitionerChoice::Custom),
             self.on_delivery,
@@ -141,6 +162,7 @@ impl ProducerBuilder {
             core,
             DriverConfig {
                 connect_timeout: config.get_connect_timeout(),
+                tls,
                 ..driver_config
             },
         )?;

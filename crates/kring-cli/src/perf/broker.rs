@@ -48,17 +48,30 @@ impl BrokerProcess {
     /// already created, and reads its bootstrap address from its first
     /// stdout line. The sink exits when its stdin closes, so it cannot
     /// outlive this process even if this one is killed.
-    pub fn mock_sink(topic: &str, partitions: u32) -> Result<Self, CliError> {
+    /// With `tls`, the sink serves TLS with that identity.
+    pub fn mock_sink(
+        topic: &str,
+        partitions: u32,
+        tls: Option<&super::tls::TlsFiles>,
+    ) -> Result<Self, CliError> {
         let exe = std::env::current_exe()
             .map_err(|e| CliError::io("locating the kring executable", e))?;
-        let mut child = Command::new(exe)
-            .args([
-                "mock-sink",
-                "--topic",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-            ])
+        let mut command = Command::new(exe);
+        command.args([
+            "mock-sink",
+            "--topic",
+            topic,
+            "--partitions",
+            &partitions.to_string(),
+        ]);
+        if let Some(t) = tls {
+            command
+                .arg("--tls-cert")
+                .arg(&t.cert)
+                .arg("--tls-key")
+                .arg(&t.key);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -79,7 +92,10 @@ impl BrokerProcess {
         Ok(BrokerProcess {
             running: Running::Child(child),
             bootstrap: bootstrap.clone(),
-            description: format!("kring-mock sink at {bootstrap} (pid {pid})"),
+            description: format!(
+                "kring-mock sink at {bootstrap} (pid {pid}){}",
+                if tls.is_some() { ", TLS" } else { "" }
+            ),
         })
     }
 
@@ -213,13 +229,26 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// A librdkafka configuration for `bootstrap` with `security` properties.
+fn admin_config(bootstrap: &str, security: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in security {
+        c.set(k, v);
+    }
+    c
+}
+
 /// Partitions of `topic` according to the broker, or `None` if it does
 /// not exist.
-fn topic_partitions(bootstrap: &str, topic: &str) -> Result<Option<usize>, CliError> {
+fn topic_partitions(
+    bootstrap: &str,
+    topic: &str,
+    security: &[(String, String)],
+) -> Result<Option<usize>, CliError> {
     // A metadata request for a missing topic must not create it (with the
     // broker's default partition count).
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let p: BaseProducer = admin_config(bootstrap, security)
         .set("allow.auto.create.topics", "false")
         .create()
         .map_err(|e| CliError::Rdkafka(format!("metadata client: {e}")))?;
@@ -236,10 +265,21 @@ fn topic_partitions(bootstrap: &str, topic: &str) -> Result<Option<usize>, CliEr
 
 /// Creates `topic` with `partitions` partitions unless it exists; fails if
 /// it exists with a different number of partitions.
-pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: u32) -> Result<(), CliError> {
+/// `properties` are the workload's; its `security.*` and `ssl.*` ones
+/// (how to reach the broker) are used.
+pub fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    properties: &[(String, String)],
+) -> Result<(), CliError> {
+    let security: Vec<(String, String)> = properties
+        .iter()
+        .filter(|(k, _)| k.starts_with("security.") || k.starts_with("ssl."))
+        .cloned()
+        .collect();
     let want = partitions as usize;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let admin: AdminClient<DefaultClientContext> = admin_config(bootstrap, &security)
         .create()
         .map_err(|e| CliError::Rdkafka(format!("admin client: {e}")))?;
     let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
@@ -258,7 +298,7 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: u32) -> Result<(),
     // the count of a topic that already existed).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match topic_partitions(bootstrap, topic)? {
+        match topic_partitions(bootstrap, topic, &security)? {
             Some(have) if have == want => return Ok(()),
             Some(have) if have > want => return check_count(topic, have, want),
             _ if Instant::now() > deadline => {

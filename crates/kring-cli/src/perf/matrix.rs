@@ -346,6 +346,7 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
                         clients: clients.clone(),
                         runs: m.runs,
                         verbose: false,
+                        tls: false,
                     };
                     let outcome = match measure(&plan) {
                         Ok(o) => o,

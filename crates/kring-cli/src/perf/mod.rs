@@ -22,6 +22,7 @@ pub mod measure;
 pub mod orchestrate;
 pub mod rdkafka_client;
 pub mod result;
+pub mod tls;
 pub mod workload;
 
 use std::time::Duration;
@@ -92,6 +93,11 @@ pub struct PerfArgs {
     /// e.g. `librdkafka,java`) and print kring's ratios to each.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub vs: Vec<ClientKind>,
+    /// Connect over TLS: the kring-mock sink serves TLS with a certificate
+    /// made for this run, and every client gets `security.protocol=SSL`
+    /// and `ssl.ca.location` (kring and librdkafka only).
+    #[arg(long)]
+    pub tls: bool,
     /// Runs per client (median reported); default 1, or 3 with --vs.
     #[arg(long)]
     pub runs: Option<u32>,

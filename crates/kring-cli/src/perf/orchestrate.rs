@@ -14,6 +14,7 @@ use super::broker::{ensure_topic, find_tansu, BrokerProcess};
 use super::idle::IdleResult;
 use super::line::LineError;
 use super::result::{median_of, ratio_lines, table_header, table_row, RunResult};
+use super::tls::TlsFiles;
 use super::workload::Workload;
 use super::{java_client, kring_client, rdkafka_client, BrokerKind, ClientKind, PerfArgs};
 use crate::error::CliError;
@@ -33,6 +34,8 @@ pub struct Plan {
     pub runs: u32,
     /// Print each run's row as it completes (to stdout).
     pub verbose: bool,
+    /// Over TLS, to a kring-mock sink serving TLS (`--tls`).
+    pub tls: bool,
 }
 
 /// Every run and the per-client medians.
@@ -75,9 +78,10 @@ fn start_broker(
     w: &Workload,
     bootstrap: &Option<String>,
     kind: BrokerKind,
+    tls: Option<&TlsFiles>,
 ) -> Result<Broker, CliError> {
     if let Some(b) = bootstrap {
-        ensure_topic(b, &w.topic, w.partitions)?;
+        ensure_topic(b, &w.topic, w.partitions, &w.properties)?;
         return Ok(Broker {
             process: None,
             bootstrap: b.clone(),
@@ -85,7 +89,7 @@ fn start_broker(
         });
     }
     let p = match kind {
-        BrokerKind::Sink => BrokerProcess::mock_sink(&w.topic, w.partitions)?,
+        BrokerKind::Sink => BrokerProcess::mock_sink(&w.topic, w.partitions, tls)?,
         BrokerKind::Tansu => {
             let bin = find_tansu().ok_or_else(|| {
                 CliError::Child(
@@ -94,12 +98,12 @@ fn start_broker(
                 )
             })?;
             let p = BrokerProcess::tansu(&bin)?;
-            ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
+            ensure_topic(&p.bootstrap, &w.topic, w.partitions, &w.properties)?;
             p
         }
         BrokerKind::Kafka => {
             let p = BrokerProcess::kafka()?;
-            ensure_topic(&p.bootstrap, &w.topic, w.partitions)?;
+            ensure_topic(&p.bootstrap, &w.topic, w.partitions, &w.properties)?;
             p
         }
     };
@@ -172,13 +176,34 @@ fn run_child<T>(
 
 /// Measures `plan`: alternating clients, `plan.runs` runs each.
 pub fn measure(plan: &Plan) -> Result<Outcome, CliError> {
-    let w = &plan.workload;
+    let tls = if plan.tls {
+        if plan.bootstrap.is_some() || plan.broker != BrokerKind::Sink {
+            return Err(CliError::Child(
+                "--tls starts the kring-mock sink with TLS; for another broker give \
+                 --bootstrap and -X security.protocol=SSL -X ssl.ca.location=..."
+                    .into(),
+            ));
+        }
+        if plan.clients.contains(&ClientKind::Java) {
+            return Err(CliError::Child(
+                "--tls measures kring and librdkafka only".into(),
+            ));
+        }
+        Some(TlsFiles::create()?)
+    } else {
+        None
+    };
+    let mut workload = plan.workload.clone();
+    if let Some(t) = &tls {
+        workload.properties.extend(t.client_properties());
+    }
+    let w = &workload;
     // A fresh tansu per run: its in-memory log only grows.
     let fresh_per_run = plan.bootstrap.is_none() && plan.broker == BrokerKind::Tansu;
     let mut shared = if fresh_per_run {
         None
     } else {
-        Some(start_broker(w, &plan.bootstrap, plan.broker)?)
+        Some(start_broker(w, &plan.bootstrap, plan.broker, tls.as_ref())?)
     };
     let mut description = shared
         .as_ref()
@@ -201,7 +226,7 @@ pub fn measure(plan: &Plan) -> Result<Outcome, CliError> {
     for i in 0..plan.runs {
         for &client in &plan.clients {
             let fresh = if fresh_per_run {
-                Some(start_broker(w, &None, plan.broker)?)
+                Some(start_broker(w, &None, plan.broker, None)?)
             } else {
                 None
             };
@@ -255,6 +280,7 @@ pub fn orchestrate(args: &PerfArgs) -> Result<(), CliError> {
         clients: clients.clone(),
         runs,
         verbose: true,
+        tls: args.tls,
     };
     let outcome = measure(&plan)?;
     if runs > 1 || clients.len() > 1 {
@@ -289,7 +315,7 @@ fn idle_children(
     clients: &[ClientKind],
     window: Duration,
 ) -> Result<(), CliError> {
-    let broker = start_broker(&args.workload, &args.bootstrap, args.broker)?;
+    let broker = start_broker(&args.workload, &args.bootstrap, args.broker, None)?;
     println!("broker: {}", broker.description);
     let extra = vec![
         "--idle".to_string(),
@@ -317,7 +343,7 @@ fn idle_children(
 
 /// `kring perf --client NAME`: one run (or idle measurement) in this process.
 pub fn run_in_process(args: &PerfArgs, client: ClientKind) -> Result<(), CliError> {
-    let broker = start_broker(&args.workload, &args.bootstrap, args.broker)?;
+    let broker = start_broker(&args.workload, &args.bootstrap, args.broker, None)?;
     let w = &args.workload;
     if let Some(window) = args.idle {
         let r = match client {

@@ -472,6 +472,33 @@ impl ProducerCore {
         self.drop_conn(now, id, reason, false);
     }
 
+    /// The TLS layer of `id` failed (handshake refused or timed out, an
+    /// untrusted certificate, a peer that does not speak the expected
+    /// protocol): like a failed connect, the core backs off before trying
+    /// again, and records that time out name it
+    /// ([`LastError::Tls`](crate::LastError::Tls)).
+    pub fn handle_tls_error(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        kind: crate::TlsFailure,
+        reason: &str,
+    ) {
+        let Some(c) = self.conn(id) else {
+            return;
+        };
+        let target = c.target;
+        tracing::debug!(%id, reason, "TLS failed");
+        self.record_conn_error(
+            target,
+            crate::LastError::Tls {
+                kind,
+                message: reason.into(),
+            },
+        );
+        self.drop_conn(now, id, reason, false);
+    }
+
     /// The driver lost `id` (peer closed, I/O error, bad framing). Its
     /// in-flight requests are retried (produce) or re-issued (metadata,
     /// producer id), and metadata is refreshed.

@@ -28,9 +28,9 @@ mod idempotence;
 mod metadata;
 mod partition;
 mod produce;
+pub(crate) mod sasl;
 mod split;
 mod stats;
-pub(crate) mod sasl;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;

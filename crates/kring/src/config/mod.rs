@@ -10,6 +10,7 @@
 mod error;
 mod properties;
 mod sasl;
+mod ssl;
 mod to_core;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use error::ConfigError;
 pub use kring_core::{Acks, Compression, OAuthToken, SaslMechanism, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
+pub(crate) use ssl::{Pem, SslSettings};
 
 /// How a partition is chosen for a record sent without one (`partitioner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -86,6 +88,7 @@ pub struct ProducerConfig {
     topic_metadata_propagation: Duration,
     statistics_interval: Duration,
     sasl: sasl::SaslSettings,
+    ssl: SslSettings,
 }
 
 impl Default for ProducerConfig {
@@ -118,6 +121,7 @@ impl Default for ProducerConfig {
             topic_metadata_propagation: Duration::from_secs(5),
             statistics_interval: Duration::ZERO,
             sasl: sasl::SaslSettings::default(),
+            ssl: SslSettings::default(),
         }
     }
 }
@@ -229,6 +233,39 @@ setters! {
     /// ([`Producer::statistics`](crate::Producer::statistics) works either
     /// way). It is also the period of the RTT window.
     statistics_interval: Duration => |c, v| c.statistics_interval = v;
+    /// `ssl.ca.location` (Java: `ssl.truststore.location` with
+    /// `ssl.truststore.type=PEM`): a PEM file of CA certificates (or a
+    /// directory of them) the broker's certificate must chain to. Without
+    /// it (or `ssl_ca_pem`) the operating system's trust store is used.
+    ssl_ca_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.ca = Some(Pem::File(v.into()));
+    /// `ssl.ca.pem` (Java: `ssl.truststore.certificates`): the CA
+    /// certificates as PEM text.
+    ssl_ca_pem: &str => |c, v| c.ssl.ca = Some(Pem::Inline(v.to_owned()));
+    /// `ssl.certificate.location`: the client certificate chain (PEM file)
+    /// for brokers that require client authentication (mTLS).
+    ssl_certificate_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.certificate = Some(Pem::File(v.into()));
+    /// `ssl.certificate.pem` (Java: `ssl.keystore.certificate.chain`): the
+    /// client certificate chain as PEM text.
+    ssl_certificate_pem: &str => |c, v| c.ssl.certificate = Some(Pem::Inline(v.to_owned()));
+    /// `ssl.key.location`: the client's private key (PEM file: PKCS#8,
+    /// PKCS#1 or SEC1, unencrypted).
+    ssl_key_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.key = Some(Pem::File(v.into()));
+    /// `ssl.key.pem` (Java: `ssl.keystore.key`): the client's private key
+    /// as PEM text. Never shown in `Debug` output or errors.
+    ssl_key_pem: &str => |c, v| c.ssl.key = Some(Pem::Inline(v.to_owned()));
+    /// `ssl.keystore.location` with `ssl.keystore.type=PEM` (Java): one PEM
+    /// file holding the client's private key and its certificate chain.
+    ssl_keystore_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.keystore = Some(v.into());
+    /// `ssl.key.password`: the password of an encrypted private key.
+    /// kring reads unencrypted keys only, so a key that needs it is
+    /// refused when the producer is built, with an error saying how to
+    /// decrypt it. Never shown in `Debug` output or errors.
+    ssl_key_password: &str => |c, v| c.ssl.key_password = Some(v.to_owned());
+    /// `ssl.endpoint.identification.algorithm`: `true` (`https`, the
+    /// default) checks that the broker's certificate is valid for the host
+    /// name (or IP address) kring connects to; `false` (`none`) skips that
+    /// check (the chain is still verified).
+    ssl_endpoint_identification: bool => |c, v| c.ssl.verify_hostname = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -342,6 +379,15 @@ impl ProducerConfig {
     pub fn get_security_protocol(&self) -> SecurityProtocol {
         self.security_protocol
     }
+    /// `ssl.endpoint.identification.algorithm` (`true` for `https`).
+    pub fn get_ssl_endpoint_identification(&self) -> bool {
+        self.ssl.verify_hostname
+    }
+    /// The TLS settings.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn ssl(&self) -> &SslSettings {
+        &self.ssl
+    }
     /// `metadata.max.age.ms`.
     pub fn get_metadata_max_age(&self) -> Duration {
         self.metadata_max_age
@@ -407,6 +453,16 @@ impl ProducerConfig {
             }
         }
         self.to_core(None, None).validate()?;
+        if self.security_protocol.uses_tls() && !cfg!(feature = "tls") {
+            return Err(ConfigError::OutOfRange {
+                property: "security.protocol",
+                reason: format!(
+                    "{} needs TLS, but this build of kring has its `tls` cargo feature off \
+                     (enable the feature `tls` of the `kring` crate)",
+                    self.security_protocol.name()
+                ),
+            });
+        }
         Ok(self)
     }
 

@@ -49,6 +49,21 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "sasl.username",
     "security.protocol",
     "socket.connection.setup.timeout.ms",
+    "ssl.ca.location",
+    "ssl.ca.pem",
+    "ssl.certificate.location",
+    "ssl.certificate.pem",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
     "statistics.interval.ms",
     "topic.metadata.propagation.max.ms",
 ];
@@ -246,6 +261,39 @@ impl ProducerConfig {
             "sasl.jaas.config" => {
                 let (user, password) = super::sasl::parse_jaas(value)?;
                 self.sasl_username(&user).sasl_password(&password)
+            }
+            "ssl.ca.location" | "ssl.truststore.location" => self.ssl_ca_location(v),
+            "ssl.ca.pem" | "ssl.truststore.certificates" => self.ssl_ca_pem(v),
+            "ssl.certificate.location" => self.ssl_certificate_location(v),
+            "ssl.certificate.pem" | "ssl.keystore.certificate.chain" => self.ssl_certificate_pem(v),
+            "ssl.key.location" => self.ssl_key_location(v),
+            "ssl.key.pem" | "ssl.keystore.key" => self.ssl_key_pem(v),
+            "ssl.keystore.location" => self.ssl_keystore_location(v),
+            // Not trimmed: a password may end in whitespace.
+            "ssl.key.password" => self.ssl_key_password(value),
+            "ssl.endpoint.identification.algorithm" => self.ssl_endpoint_identification(
+                super::ssl::parse_endpoint_identification(v).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "ssl.endpoint.identification.algorithm",
+                        value,
+                        "https, or none (or empty) to skip host name verification",
+                    )
+                })?,
+            ),
+            "ssl.truststore.type" | "ssl.keystore.type" => {
+                if !super::ssl::is_pem_store_type(v) {
+                    let property = if name == "ssl.truststore.type" {
+                        "ssl.truststore.type"
+                    } else {
+                        "ssl.keystore.type"
+                    };
+                    return Err(ConfigError::invalid(
+                        property,
+                        value,
+                        "PEM (kring reads no JKS or PKCS12 stores: export them to PEM, e.g. with keytool and openssl)",
+                    ));
+                }
+                self
             }
             "topic.metadata.propagation.max.ms" => {
                 self.topic_metadata_propagation(millis("topic.metadata.propagation.max.ms", v)?)

@@ -484,7 +484,7 @@ fn linger_max_is_a_build_error() {
 }
 
 #[test]
-fn security_protocol_parses_every_kafka_name_and_unsupported_ones_fail_validation() {
+fn security_protocol_parses_every_kafka_name_and_sasl_ones_need_a_mechanism() {
     for (v, p) in [
         ("PLAINTEXT", SecurityProtocol::Plaintext),
         ("ssl", SecurityProtocol::Ssl),
@@ -500,7 +500,12 @@ fn security_protocol_parses_every_kafka_name_and_unsupported_ones_fail_validatio
         .bootstrap("127.0.0.1:9092")
         .security_protocol(SecurityProtocol::SaslSsl);
     let err = c.validate().unwrap_err().to_string();
-    assert!(err.contains("SASL_SSL is not supported yet"), "{err}");
+    assert!(err.contains("SASL_SSL needs a SASL mechanism"), "{err}");
+    let c = ProducerConfig::default()
+        .bootstrap("127.0.0.1:9092")
+        .security_protocol(SecurityProtocol::SaslSsl)
+        .sasl_plain("alice", "pw");
+    assert!(c.validate().is_ok());
 }
 
 #[test]
@@ -584,4 +589,142 @@ fn sasl_properties_reach_the_core_and_never_show_the_password() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("sasl.password"), "{e}");
+}
+
+#[test]
+fn ssl_properties_parse_in_librdkafka_and_java_spellings() {
+    let c = ProducerConfig::from_properties([
+        ("ssl.ca.location", "/etc/ca.pem"),
+        ("ssl.certificate.location", "/etc/client.pem"),
+        ("ssl.key.location", "/etc/client.key"),
+        ("ssl.endpoint.identification.algorithm", "none"),
+    ])
+    .unwrap();
+    assert_eq!(c.ssl().ca, Some(Pem::File("/etc/ca.pem".into())));
+    assert_eq!(
+        c.ssl().certificate,
+        Some(Pem::File("/etc/client.pem".into()))
+    );
+    assert_eq!(c.ssl().key, Some(Pem::File("/etc/client.key".into())));
+    assert!(!c.get_ssl_endpoint_identification());
+    let c = ProducerConfig::from_properties([
+        ("ssl.truststore.type", "pem"),
+        ("ssl.truststore.certificates", "CA PEM"),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.certificate.chain", "CHAIN PEM"),
+        ("ssl.keystore.key", "KEY PEM"),
+        ("ssl.endpoint.identification.algorithm", "https"),
+    ])
+    .unwrap();
+    assert_eq!(c.ssl().ca, Some(Pem::Inline("CA PEM".into())));
+    assert_eq!(c.ssl().certificate, Some(Pem::Inline("CHAIN PEM".into())));
+    assert_eq!(c.ssl().key, Some(Pem::Inline("KEY PEM".into())));
+    assert!(c.get_ssl_endpoint_identification());
+    // Java's way to switch host name verification off: the empty string.
+    let c = ProducerConfig::default()
+        .set("ssl.endpoint.identification.algorithm", "")
+        .unwrap();
+    assert!(!c.get_ssl_endpoint_identification());
+    for (name, value) in [
+        ("ssl.truststore.type", "JKS"),
+        ("ssl.keystore.type", "PKCS12"),
+        ("ssl.endpoint.identification.algorithm", "http"),
+    ] {
+        let err = ProducerConfig::default().set(name, value).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { property, .. } if *property == name),
+            "{err}"
+        );
+    }
+}
+
+/// Key material and passwords never show in `Debug` output: not the
+/// configuration's, not the builder's.
+#[test]
+fn ssl_secrets_never_show_in_debug() {
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nS3CR3TK3YMATERIAL\n-----END PRIVATE KEY-----\n";
+    const PASSWORD: &str = "hunter2-passw0rd";
+    let c = ProducerConfig::from_properties([
+        ("bootstrap.servers", "a:1"),
+        ("security.protocol", "SSL"),
+        ("ssl.key.pem", KEY),
+        ("ssl.key.password", PASSWORD),
+        ("ssl.certificate.pem", "CERT"),
+    ])
+    .unwrap();
+    let builder = crate::Producer::builder().config(c.clone());
+    for shown in [format!("{c:?}"), format!("{c:#?}"), format!("{builder:?}")] {
+        assert!(!shown.contains("S3CR3TK3Y"), "{shown}");
+        assert!(!shown.contains(PASSWORD), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn unusable_tls_material_fails_the_build_without_quoting_it() {
+    let build = |c: ProducerConfig| {
+        crate::Producer::builder()
+            .config(
+                c.bootstrap("127.0.0.1:9")
+                    .security_protocol(SecurityProtocol::Ssl),
+            )
+            .build()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nQUJDREVGR0g=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    let ca = ca_pem();
+    let err = build(
+        ProducerConfig::default()
+            .ssl_ca_pem(&ca)
+            .ssl_certificate_pem(&ca)
+            .ssl_key_pem(encrypted)
+            .ssl_key_password("pw-not-shown"),
+    );
+    assert!(
+        err.contains("ssl.key.password") && err.contains("openssl pkey"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("QUJDREVGR0g") && !err.contains("pw-not-shown"),
+        "{err}"
+    );
+    let err = build(ProducerConfig::default().ssl_ca_location("/nonexistent/ca.pem"));
+    assert!(
+        err.contains("ssl.ca.location") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+    let err = build(ProducerConfig::default().ssl_ca_pem("not pem at all"));
+    assert!(err.contains("ssl.ca.pem"), "{err}");
+    let err = build(
+        ProducerConfig::default()
+            .ssl_ca_pem(&ca)
+            .ssl_certificate_pem(&ca),
+    );
+    assert!(err.contains("no private key"), "{err}");
+}
+
+/// A real self-signed certificate for the checks above.
+#[cfg(feature = "tls")]
+fn ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    rcgen::CertificateParams::new(vec!["ca".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem()
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn ssl_without_the_tls_feature_is_a_config_error() {
+    let err = ProducerConfig::default()
+        .bootstrap("127.0.0.1:9092")
+        .security_protocol(SecurityProtocol::Ssl)
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`tls` cargo feature"), "{err}");
 }

@@ -34,6 +34,16 @@ impl Engine for ProducerCore {
         ProducerCore::handle_disconnected(self, now, conn, reason);
     }
 
+    fn handle_tls_failed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        kind: kring_core::TlsFailure,
+        reason: &str,
+    ) {
+        ProducerCore::handle_tls_error(self, now, conn, kind, reason);
+    }
+
     fn handle_response(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
         ProducerCore::handle_response(self, now, conn, frame);
     }

@@ -74,6 +74,21 @@ pub trait Engine: Send + 'static {
     /// response framing). The socket is being closed; frames not yet written
     /// were dropped.
     fn handle_disconnected(&mut self, now: Instant, conn: Self::Conn, reason: &str);
+    /// The TLS layer of the connection failed: during the handshake
+    /// (untrusted certificate, name mismatch, refused, timed out, a peer
+    /// that does not speak TLS) or later; or a plaintext connection got a
+    /// TLS answer. The socket is already closed. The default reports it as
+    /// [`handle_disconnected`](Engine::handle_disconnected).
+    fn handle_tls_failed(
+        &mut self,
+        now: Instant,
+        conn: Self::Conn,
+        kind: kring_core::TlsFailure,
+        reason: &str,
+    ) {
+        let _ = kind;
+        self.handle_disconnected(now, conn, reason);
+    }
     /// One complete response, size prefix stripped.
     fn handle_response(&mut self, now: Instant, conn: Self::Conn, frame: Bytes);
     /// The deadline returned by [`poll_timeout`](Engine::poll_timeout) has

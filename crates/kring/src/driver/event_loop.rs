@@ -35,6 +35,7 @@ use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
 use super::socket::{tcp_socket, RawSockAddr};
+use super::tls::{self, seal, TlsConnector, TlsError, TlsSession};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
 /// `user_data` of cancellation requests; their completions carry nothing.
@@ -134,6 +135,9 @@ impl Drop for OpTracker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SockState {
     Connecting,
+    /// TCP is connected and the TLS handshake runs; the engine still
+    /// thinks the connection is being established.
+    Handshaking,
     Open,
     /// Cancelled; waiting for its operations to drain before the fd is
     /// closed. Completions are no longer reported to the engine.
@@ -164,9 +168,21 @@ struct Socket<C> {
     /// Resolved addresses not tried yet: if this connect fails, the next
     /// is tried before the engine hears of a failure.
     untried: VecDeque<SocketAddr>,
-    /// Received bytes not yet framed. Moved into the receive op while one is
-    /// in flight.
+    /// Received bytes not yet framed (with TLS: ciphertext not yet handed
+    /// to the session). Moved into the receive op while one is in flight.
     recv_buf: BytesMut,
+    /// With TLS: request frames not yet encrypted (`queue` then holds
+    /// ciphertext).
+    plain_out: SendQueue,
+    /// With TLS: the session, from the TCP connect on.
+    tls: Option<TlsSession>,
+    /// With TLS: decrypted bytes not yet framed.
+    plain_in: BytesMut,
+    /// With TLS: when the handshake must have finished.
+    handshake_deadline: Option<Instant>,
+    /// Whether anything was received yet (a plaintext connection whose
+    /// first bytes are a TLS record is talking to a TLS listener).
+    received_any: bool,
 }
 
 /// The I/O thread's state. Field order matters on drop: after the `Drop`
@@ -184,6 +200,8 @@ pub(crate) struct IoThread<E: Engine> {
     by_conn: HashMap<E::Conn, usize>,
     next_serial: u64,
     wake_op: Option<usize>,
+    /// TLS for every connection, if configured.
+    tls: Option<TlsConnector>,
     /// Connection attempts that failed before reaching the kernel (no
     /// address, no socket): reported to the engine at the top of the next
     /// turn, like completions, never from inside `pump`.
@@ -221,7 +239,9 @@ impl<E: Engine> IoThread<E> {
         #[cfg(not(test))]
         let resolver = Resolver::system();
         let lookups = Lookups::new(resolver, waker.clone());
+        let tls = config.tls.clone();
         Ok(IoThread {
+            tls,
             ring,
             engine,
             config,
@@ -295,10 +315,14 @@ impl<E: Engine> IoThread<E> {
                 self.submit()?;
                 continue;
             }
-            let deadline = match (self.engine.poll_timeout(), self.lookup_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [
+                self.engine.poll_timeout(),
+                self.lookup_deadline(),
+                self.handshake_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             self.wait(deadline)?;
         }
     }
@@ -310,7 +334,7 @@ impl<E: Engine> IoThread<E> {
         let queued: usize = self
             .sockets
             .iter()
-            .map(|(_, s)| s.queue.bytes())
+            .map(|(_, s)| s.queue.bytes() + s.plain_out.bytes())
             .sum::<usize>()
             + self
                 .resolving
@@ -353,7 +377,12 @@ impl<E: Engine> IoThread<E> {
                     }
                     continue;
                 };
-                self.sockets[key].queue.push(frame);
+                let sock = &mut self.sockets[key];
+                if self.tls.is_some() {
+                    sock.plain_out.push(frame);
+                } else {
+                    sock.queue.push(frame);
+                }
                 // Most turns write to one connection: start the previous
                 // one's send as soon as frames move on to another.
                 match touched {
@@ -531,6 +560,13 @@ impl<E: Engine> IoThread<E> {
         let serial = self.next_serial;
         self.next_serial += 1;
         let raw_fd = fd.as_raw_fd();
+        // With TLS the frames queued so far are plaintext, to be encrypted
+        // once the handshake finished.
+        let (queue, plain_out) = if self.tls.is_some() {
+            (SendQueue::default(), queue)
+        } else {
+            (queue, SendQueue::default())
+        };
         let key = self.sockets.insert(Socket {
             conn,
             serial,
@@ -544,6 +580,11 @@ impl<E: Engine> IoThread<E> {
             name,
             untried: addrs,
             recv_buf: BytesMut::new(),
+            plain_out,
+            tls: None,
+            plain_in: BytesMut::new(),
+            handshake_deadline: None,
+            received_any: false,
         });
         self.by_conn.insert(conn, key);
 
@@ -597,7 +638,11 @@ impl<E: Engine> IoThread<E> {
         tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
         let (conn, name) = (sock.conn, sock.name.clone());
         let untried = std::mem::take(&mut sock.untried);
-        let queue = std::mem::take(&mut sock.queue);
+        let queue = if self.tls.is_some() {
+            std::mem::take(&mut sock.plain_out)
+        } else {
+            std::mem::take(&mut sock.queue)
+        };
         self.begin_close(key)?;
         self.start_connect(conn, name, untried, queue)
     }
@@ -606,11 +651,19 @@ impl<E: Engine> IoThread<E> {
         let sock = &mut self.sockets[key];
         debug_assert!(sock.recv_op.is_none());
         let mut buf = std::mem::take(&mut sock.recv_buf);
-        reserve_for_read(
-            &mut buf,
-            self.config.min_read,
-            self.config.max_response_size,
-        );
+        if sock.tls.is_some() {
+            // Ciphertext: TLS records, not Kafka frames; the session takes
+            // all of it after each read.
+            if buf.capacity() - buf.len() < self.config.min_read {
+                buf.reserve(self.config.min_read);
+            }
+        } else {
+            reserve_for_read(
+                &mut buf,
+                self.config.min_read,
+                self.config.max_response_size,
+            );
+        }
         let spare = buf.spare_capacity_mut();
         let ptr = spare.as_mut_ptr().cast::<u8>();
         let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
@@ -635,7 +688,18 @@ impl<E: Engine> IoThread<E> {
 
     fn start_send(&mut self, key: usize) -> Result<(), DriverError> {
         let sock = &mut self.sockets[key];
-        if sock.state != SockState::Open || sock.send_op.is_some() || sock.queue.is_empty() {
+        if !matches!(sock.state, SockState::Open | SockState::Handshaking) || sock.send_op.is_some()
+        {
+            return Ok(());
+        }
+        if let Some(session) = sock.tls.as_mut() {
+            let open = sock.state == SockState::Open;
+            if let Err(err) = seal(session, open, &mut sock.plain_out, &mut sock.queue) {
+                return self.fail_tls(Instant::now(), key, err);
+            }
+        }
+        let sock = &mut self.sockets[key];
+        if sock.queue.is_empty() {
             return Ok(());
         }
         let batch = sock.queue.take_batch();
@@ -774,7 +838,7 @@ impl<E: Engine> IoThread<E> {
         let (conn, state) = (sock.conn, sock.state);
         self.begin_close(key)?;
         match state {
-            SockState::Connecting => {
+            SockState::Connecting | SockState::Handshaking => {
                 tracing::warn!(?conn, %reason, "connect failed");
                 self.engine.handle_connect_failed(now, conn, kind, reason);
             }
@@ -783,6 +847,51 @@ impl<E: Engine> IoThread<E> {
                 self.engine.handle_disconnected(now, conn, reason);
             }
             SockState::Closing => {}
+        }
+        Ok(())
+    }
+
+    /// The TLS layer failed (or a plaintext connection met a TLS listener):
+    /// close the socket and tell the engine what kind of failure it was.
+    fn fail_tls(&mut self, now: Instant, key: usize, err: TlsError) -> Result<(), DriverError> {
+        let sock = &self.sockets[key];
+        let (conn, state) = (sock.conn, sock.state);
+        let reason = format!("{}: {}", sock.name, err.message);
+        self.begin_close(key)?;
+        if state != SockState::Closing {
+            tracing::warn!(?conn, %reason, "TLS failed");
+            self.engine.handle_tls_failed(now, conn, err.kind, &reason);
+        }
+        Ok(())
+    }
+
+    /// The earliest deadline of a handshake still running (a socket being
+    /// closed has none: it must not wake the loop).
+    fn handshake_deadline(&self) -> Option<Instant> {
+        self.tls.as_ref()?;
+        self.sockets
+            .iter()
+            .filter(|(_, s)| s.state == SockState::Handshaking)
+            .filter_map(|(_, s)| s.handshake_deadline)
+            .min()
+    }
+
+    /// Fail the handshakes that overran the connect timeout.
+    fn expire_handshakes(&mut self, now: Instant) -> Result<(), DriverError> {
+        if self.handshake_deadline().is_none_or(|d| d > now) {
+            return Ok(());
+        }
+        let expired: Vec<usize> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.state == SockState::Handshaking)
+            .filter(|(_, s)| s.handshake_deadline.is_some_and(|d| d <= now))
+            .map(|(k, _)| k)
+            .collect();
+        for key in expired {
+            self.sockets[key].handshake_deadline = None;
+            let err = tls::handshake_timed_out(self.config.connect_timeout);
+            self.fail_tls(now, key, err)?;
         }
         Ok(())
     }
@@ -810,6 +919,9 @@ impl<E: Engine> IoThread<E> {
         }
         if let Err(err) = self.settle_lookups(now) {
             tracing::error!(error = %err, "failed to queue a connect");
+        }
+        if let Err(err) = self.expire_handshakes(now) {
+            tracing::error!(error = %err, "failed to close a connection");
         }
         while let Some((conn, kind, reason)) = self.connect_failures.pop_front() {
             tracing::warn!(?conn, %reason, "connect failed");
@@ -861,13 +973,29 @@ impl<E: Engine> IoThread<E> {
                 sock.connect_op = None;
                 if closing {
                 } else if res == 0 {
-                    sock.state = SockState::Open;
-                    let conn = sock.conn;
                     DriverMetrics::add(&self.metrics.connects, 1);
-                    tracing::info!(?conn, "connected");
-                    self.engine.handle_connected(now, conn);
-                    self.arm_recv(key)?;
-                    self.start_send(key)?;
+                    if let Some(connector) = &self.tls {
+                        // The engine hears of the connection once the
+                        // handshake finished.
+                        tracing::debug!(conn = ?sock.conn, "TCP connected; TLS handshake");
+                        match connector.start(&sock.name) {
+                            Ok(session) => {
+                                sock.tls = Some(session);
+                                sock.state = SockState::Handshaking;
+                                sock.handshake_deadline = Some(now + self.config.connect_timeout);
+                                self.arm_recv(key)?;
+                                self.start_send(key)?;
+                            }
+                            Err(err) => self.fail_tls(now, key, err)?,
+                        }
+                    } else {
+                        sock.state = SockState::Open;
+                        let conn = sock.conn;
+                        tracing::info!(?conn, "connected");
+                        self.engine.handle_connected(now, conn);
+                        self.arm_recv(key)?;
+                        self.start_send(key)?;
+                    }
                 } else if res == -libc::ECANCELED {
                     let reason =
                         format!("connect timed out after {:?}", self.config.connect_timeout);
@@ -895,6 +1023,15 @@ impl<E: Engine> IoThread<E> {
             OpKind::Recv(mut buf) => {
                 sock.recv_op = None;
                 if closing {
+                } else if res == 0 && sock.state == SockState::Handshaking {
+                    self.fail_tls(now, key, tls::closed_during_handshake())?;
+                } else if res == 0 && !sock.received_any && sock.tls.is_none() {
+                    self.fail(
+                        now,
+                        key,
+                        "connection closed by the broker before it answered (if the listener \
+                         expects TLS, set security.protocol=SSL)",
+                    )?;
                 } else if res == 0 {
                     self.fail(now, key, "connection closed by the broker")?;
                 } else if res < 0 {
@@ -906,7 +1043,14 @@ impl<E: Engine> IoThread<E> {
                     // `buf.len()`; the buffer was not touched since.
                     unsafe { buf.set_len(buf.len() + n) };
                     DriverMetrics::add(&self.metrics.bytes_received, n as u64);
-                    self.deliver(now, key, buf)?;
+                    let first = !std::mem::replace(&mut sock.received_any, true);
+                    if sock.tls.is_some() {
+                        self.deliver_tls(now, key, buf)?;
+                    } else if first && tls::looks_like_tls(&buf) {
+                        self.fail_tls(now, key, tls::peer_expects_tls())?;
+                    } else {
+                        self.deliver(now, key, buf)?;
+                    }
                 }
             }
         }
@@ -980,6 +1124,59 @@ impl<E: Engine> IoThread<E> {
         let sock = &mut self.sockets[key];
         sock.recv_buf = buf;
         if sock.state == SockState::Open {
+            self.arm_recv(key)?;
+        }
+        Ok(())
+    }
+
+    /// TLS: hand the received ciphertext to the session, finish the
+    /// handshake (telling the engine the connection is up), hand every
+    /// complete decrypted response to the engine, send what the session
+    /// has to say, and receive again.
+    fn deliver_tls(
+        &mut self,
+        now: Instant,
+        key: usize,
+        mut buf: BytesMut,
+    ) -> Result<(), DriverError> {
+        let sock = &mut self.sockets[key];
+        let Some(session) = sock.tls.as_mut() else {
+            return Ok(());
+        };
+        let result = session.receive(&buf, &mut sock.plain_in);
+        let handshaking = session.is_handshaking();
+        buf.clear();
+        sock.recv_buf = buf;
+        let received = match result {
+            Ok(r) => r,
+            Err(err) => return self.fail_tls(now, key, err),
+        };
+        let conn = sock.conn;
+        if sock.state == SockState::Handshaking && !handshaking {
+            sock.state = SockState::Open;
+            sock.handshake_deadline = None;
+            tracing::info!(?conn, "connected (TLS)");
+            self.engine.handle_connected(now, conn);
+        }
+        let max = self.config.max_response_size;
+        loop {
+            match next_frame(&mut self.sockets[key].plain_in, max) {
+                Ok(Some(frame)) => {
+                    DriverMetrics::add(&self.metrics.responses, 1);
+                    self.engine.handle_response(now, conn, frame);
+                }
+                Ok(None) => break,
+                Err(err) => return self.fail(now, key, &err.to_string()),
+            }
+        }
+        if received.closed {
+            return self.fail(now, key, "the broker closed the TLS session");
+        }
+        // Handshake replies (or key updates) wait in the session.
+        self.start_send(key)?;
+        let sock = &self.sockets[key];
+        if matches!(sock.state, SockState::Open | SockState::Handshaking) && sock.recv_op.is_none()
+        {
             self.arm_recv(key)?;
         }
         Ok(())

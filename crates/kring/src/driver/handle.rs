@@ -28,6 +28,10 @@ pub struct DriverConfig {
     /// copy); `None` (the default) never does. On loopback the kernel
     /// copies anyway, so its benefit shows only on a real NIC.
     pub send_zero_copy_from: Option<usize>,
+    /// TLS for every connection (`security.protocol=SSL`): the handshake
+    /// runs after the TCP connect, and the engine hears `handle_connected`
+    /// only once it finished.
+    pub(crate) tls: Option<super::tls::TlsConnector>,
     /// Test hook: every n-th submission made to free room in a full
     /// submission queue fails with `EBUSY`, as older kernels answer while
     /// the completion queue overflowed.
@@ -51,6 +55,7 @@ impl Default for DriverConfig {
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),
             send_zero_copy_from: None,
+            tls: None,
             #[cfg(test)]
             busy_every: None,
             #[cfg(test)]

@@ -26,6 +26,7 @@ mod framing;
 mod handle;
 mod resolver;
 mod socket;
+pub(crate) mod tls;
 
 pub use engine::{Engine, IoCommand, Transmit};
 pub use error::DriverError;

@@ -1,0 +1,579 @@
+//! The rustls side of [`super`]: the connector and the session.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kring_core::TlsFailure;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+};
+
+use crate::config::{ConfigError, Pem, SslSettings};
+
+use super::{Received, TlsError};
+
+/// The client side of TLS for every connection of one producer: trust
+/// anchors, client certificate and verification policy, built once.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsConnector {
+    config: Arc<ClientConfig>,
+}
+
+impl TlsConnector {
+    /// Reads and checks the TLS settings (files included).
+    pub(crate) fn new(settings: &SslSettings) -> Result<TlsConnector, ConfigError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (roots, pinned) = root_store(settings)?;
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| conflict(format!("TLS setup failed: {e}")))?;
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| conflict(format!("TLS setup failed: {e}")))?;
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                inner,
+                verify_hostname: settings.verify_hostname,
+                pinned,
+            }));
+        let config = match client_identity(settings)? {
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                conflict(format!(
+                    "the client certificate and key do not fit together or are unusable: {e}"
+                ))
+            })?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(TlsConnector {
+            config: Arc::new(config),
+        })
+    }
+
+    /// A session for a connection to `addr` (`host:port`): the host is the
+    /// SNI name and the name the certificate must be valid for (an IP
+    /// literal is checked against the certificate's IP addresses).
+    pub(crate) fn start(&self, addr: &str) -> Result<TlsSession, TlsError> {
+        let host = host_of(addr);
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+            TlsError::new(
+                TlsFailure::HostnameMismatch,
+                format!("`{host}` is not a valid TLS server name"),
+            )
+        })?;
+        let mut conn = ClientConnection::new(self.config.clone(), name)
+            .map_err(|e| TlsError::new(TlsFailure::Protocol, e.to_string()))?;
+        // The driver drains the ciphertext after every request it
+        // encrypts; the in-flight limit bounds what is queued.
+        conn.set_buffer_limit(None);
+        Ok(TlsSession { conn })
+    }
+}
+
+/// `host` of `host:port` (`[v6]:port` gives `v6`).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// One connection's TLS session.
+pub(crate) struct TlsSession {
+    conn: ClientConnection,
+}
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshaking", &self.conn.is_handshaking())
+            .finish()
+    }
+}
+
+impl TlsSession {
+    /// Whether the handshake is still running (no request may be sent).
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Encrypt one request frame (after the handshake). The ciphertext is
+    /// collected with [`take_ciphertext`](Self::take_ciphertext).
+    pub(crate) fn encrypt(&mut self, frame: &[u8]) -> Result<(), TlsError> {
+        debug_assert!(!self.conn.is_handshaking());
+        self.conn
+            .writer()
+            .write_all(frame)
+            .map_err(|e| TlsError::new(TlsFailure::Protocol, format!("encrypting failed: {e}")))
+    }
+
+    /// Append every TLS record waiting to be sent to `out`.
+    pub(crate) fn take_ciphertext(&mut self, out: &mut Vec<u8>) {
+        while self.conn.wants_write() {
+            // Writing into a Vec cannot fail.
+            if self.conn.write_tls(out).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Take in ciphertext the broker sent; decrypted bytes are appended to
+    /// `plain`. Handshake messages advance the handshake (its replies are
+    /// then waiting in [`take_ciphertext`](Self::take_ciphertext)).
+    pub(crate) fn receive(
+        &mut self,
+        mut cipher: &[u8],
+        plain: &mut BytesMut,
+    ) -> Result<Received, TlsError> {
+        let mut received = Received::default();
+        while !cipher.is_empty() {
+            let handshaking = self.conn.is_handshaking();
+            match self.conn.read_tls(&mut cipher) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(TlsError::new(TlsFailure::Protocol, e.to_string())),
+            }
+            let state = self
+                .conn
+                .process_new_packets()
+                .map_err(|e| classify(&e, handshaking))?;
+            let n = state.plaintext_bytes_to_read();
+            if n > 0 {
+                let old = plain.len();
+                plain.resize(old + n, 0);
+                if let Err(e) = self.conn.reader().read_exact(&mut plain[old..]) {
+                    plain.truncate(old);
+                    return Err(TlsError::new(TlsFailure::Protocol, e.to_string()));
+                }
+            }
+            if state.peer_has_closed() {
+                received.closed = true;
+            }
+        }
+        Ok(received)
+    }
+}
+
+/// Classify a rustls error; `handshaking` says whether it arrived during
+/// the handshake (where bytes that are not TLS mean a plaintext listener).
+fn classify(e: &rustls::Error, handshaking: bool) -> TlsError {
+    use rustls::Error as E;
+    match e {
+        E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            TlsError::new(
+                TlsFailure::UntrustedCertificate,
+                format!(
+                    "the broker's certificate is not trusted ({e}); set ssl.ca.location (or \
+                 ssl.ca.pem) to the CA that signed it"
+                ),
+            )
+        }
+        E::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => TlsError::new(
+            TlsFailure::HostnameMismatch,
+            format!(
+                "the broker's certificate does not match the address connected to ({e}); \
+                 connect by a name the certificate lists, or set \
+                 ssl.endpoint.identification.algorithm=none"
+            ),
+        ),
+        E::InvalidCertificate(_) => TlsError::new(
+            TlsFailure::InvalidCertificate,
+            format!("the broker's certificate was rejected: {e}"),
+        ),
+        E::AlertReceived(alert) => TlsError::new(
+            TlsFailure::Refused,
+            format!(
+                "the broker refused the TLS session (alert {alert:?}); if the listener \
+                 requires client authentication, set ssl.certificate.location and \
+                 ssl.key.location to a certificate it trusts"
+            ),
+        ),
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } if handshaking => TlsError::new(
+            TlsFailure::PeerNotTls,
+            format!(
+                "the broker did not answer with TLS ({e}); is this a PLAINTEXT listener? \
+                 (security.protocol is SSL)"
+            ),
+        ),
+        _ => TlsError::new(TlsFailure::Protocol, format!("TLS error: {e}")),
+    }
+}
+
+/// webpki's verification, with two allowances: without
+/// `ssl.endpoint.identification.algorithm=https` the name is not checked
+/// (webpki checks the chain before the name, so a name error means the
+/// chain was accepted); and a broker certificate that is itself one of the
+/// configured `ssl.ca.*` certificates (a self-signed broker certificate,
+/// trusted directly, as OpenSSL and the JVM accept it) is trusted, its
+/// name still checked.
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    verify_hostname: bool,
+    /// The explicitly configured CA certificates (none for the system
+    /// trust store).
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::Other(_),
+            )) if self
+                .pinned
+                .iter()
+                .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                if self.verify_hostname {
+                    let parsed = ParsedCertificate::try_from(end_entity)?;
+                    verify_server_name(&parsed, server_name)?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.verify_hostname => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn conflict(msg: String) -> ConfigError {
+    ConfigError::Conflict(msg)
+}
+
+fn bad(property: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::OutOfRange {
+        property,
+        reason: reason.into(),
+    }
+}
+
+fn read_file(property: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| bad(property, format!("cannot read {}: {e}", path.display())))
+}
+
+/// The trust anchors: `ssl.ca.*`, or the system's.
+/// Also returns the configured CA certificates themselves (empty for the
+/// system store), which a broker certificate may match directly.
+#[allow(clippy::type_complexity)]
+fn root_store(
+    settings: &SslSettings,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ConfigError> {
+    const P: &str = "ssl.ca.location";
+    let mut store = RootCertStore::empty();
+    let explicit = settings.ca.is_some();
+    let certs: Vec<CertificateDer<'static>> = match &settings.ca {
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                let why = found
+                    .errors
+                    .first()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                return Err(bad(
+                    P,
+                    format!(
+                        "no CA certificates found in the system trust store{why}; set \
+                         ssl.ca.location to the CA that signed the brokers' certificates"
+                    ),
+                ));
+            }
+            found.certs
+        }
+        Some(Pem::Inline(text)) => certs_in("ssl.ca.pem", text.as_bytes(), "ssl.ca.pem")?,
+        Some(Pem::File(path)) if path.is_dir() => {
+            // librdkafka accepts a directory: every file in it that holds
+            // certificates counts.
+            let mut all = Vec::new();
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| bad(P, format!("cannot read {}: {e}", path.display())))?;
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.is_file() {
+                    if let Ok(bytes) = std::fs::read(&p) {
+                        all.extend(CertificateDer::pem_slice_iter(&bytes).filter_map(Result::ok));
+                    }
+                }
+            }
+            if all.is_empty() {
+                return Err(bad(
+                    P,
+                    format!("no PEM certificates in the directory {}", path.display()),
+                ));
+            }
+            all
+        }
+        Some(Pem::File(path)) => {
+            let bytes = read_file(P, path)?;
+            certs_in(P, &bytes, &path.display().to_string())?
+        }
+    };
+    let pinned = if explicit { certs.clone() } else { Vec::new() };
+    let (added, _ignored) = store.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(bad(P, "none of the CA certificates could be used"));
+    }
+    Ok((store, pinned))
+}
+
+/// Every certificate of a PEM text; `what` names it in errors.
+fn certs_in(
+    property: &'static str,
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad(property, format!("{what} is not valid PEM")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            property,
+            format!("{what} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM text. The text is never quoted in errors.
+fn key_in(
+    property: &'static str,
+    pem: &[u8],
+    what: &str,
+    password: bool,
+) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(bad(
+            if password {
+                "ssl.key.password"
+            } else {
+                property
+            },
+            format!(
+                "{what} is an encrypted private key, which kring cannot read; decrypt it \
+                 once (e.g. `openssl pkey -in key.pem -out key-plain.pem`) and keep that \
+                 file protected"
+            ),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
+        bad(
+            property,
+            format!("{what} holds no usable PEM private key (PKCS#8, PKCS#1 or SEC1)"),
+        )
+    })
+}
+
+/// The client certificate chain and key, if configured.
+#[allow(clippy::type_complexity)]
+fn client_identity(
+    settings: &SslSettings,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ConfigError> {
+    let password = settings.key_password.is_some();
+    if let Some(path) = &settings.keystore {
+        const P: &str = "ssl.keystore.location";
+        if settings.certificate.is_some() || settings.key.is_some() {
+            return Err(conflict(
+                "set either ssl.keystore.location or the certificate and key \
+                 (ssl.certificate.* / ssl.key.*), not both"
+                    .into(),
+            ));
+        }
+        let bytes = read_file(P, path)?;
+        let what = path.display().to_string();
+        let chain = certs_in(P, &bytes, &what)?;
+        let key = key_in(P, &bytes, &what, password)?;
+        return Ok(Some((chain, key)));
+    }
+    let chain = match &settings.certificate {
+        None => None,
+        Some(Pem::Inline(t)) => Some(certs_in(
+            "ssl.certificate.pem",
+            t.as_bytes(),
+            "ssl.certificate.pem",
+        )?),
+        Some(Pem::File(p)) => {
+            let bytes = read_file("ssl.certificate.location", p)?;
+            Some(certs_in(
+                "ssl.certificate.location",
+                &bytes,
+                &p.display().to_string(),
+            )?)
+        }
+    };
+    let key = match &settings.key {
+        None => None,
+        Some(Pem::Inline(t)) => Some(key_in(
+            "ssl.key.pem",
+            t.as_bytes(),
+            "ssl.key.pem",
+            password,
+        )?),
+        Some(Pem::File(p)) => {
+            let bytes = read_file("ssl.key.location", p)?;
+            Some(key_in(
+                "ssl.key.location",
+                &bytes,
+                &p.display().to_string(),
+                password,
+            )?)
+        }
+    };
+    match (chain, key) {
+        (Some(chain), Some(key)) => Ok(Some((chain, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(conflict(
+            "a client certificate is set (ssl.certificate.*) but no private key \
+             (ssl.key.location or ssl.key.pem)"
+                .into(),
+        )),
+        (None, Some(_)) => Err(conflict(
+            "a private key is set (ssl.key.*) but no client certificate \
+             (ssl.certificate.location or ssl.certificate.pem)"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::conn::SendQueue;
+    use crate::driver::tls::seal;
+    use bytes::Bytes;
+
+    /// A client session against an in-memory rustls server: the
+    /// handshake, request frames sealed from a plaintext queue into one
+    /// ciphertext buffer, the server's answer decrypted back — no socket.
+    #[test]
+    fn a_session_runs_without_any_socket() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["broker.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+        let settings = SslSettings {
+            ca: Some(Pem::Inline(cert.pem())),
+            ..SslSettings::default()
+        };
+        let mut client = TlsConnector::new(&settings)
+            .unwrap()
+            .start("broker.test:9093")
+            .unwrap();
+        let (mut plain, mut wire) = (SendQueue::default(), SendQueue::default());
+        plain.push(Bytes::from_static(b"\0\0\0\x05hello"));
+        plain.push(Bytes::from_static(b"\0\0\0\x05world"));
+        let mut answers = BytesMut::new();
+        let mut server_got = Vec::new();
+        for _ in 0..10 {
+            let open = !client.is_handshaking();
+            seal(&mut client, open, &mut plain, &mut wire).unwrap();
+            while !wire.is_empty() {
+                let batch = wire.take_batch();
+                for chunk in batch.slices() {
+                    let mut rd = chunk;
+                    while !rd.is_empty() {
+                        server.read_tls(&mut rd).unwrap();
+                        server.process_new_packets().unwrap();
+                    }
+                }
+            }
+            let _ = server.reader().read_to_end(&mut server_got);
+            if server_got.len() == 18 && !server.is_handshaking() {
+                server.writer().write_all(b"\0\0\0\x02ok").unwrap();
+            }
+            let mut to_client = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut to_client).unwrap();
+            }
+            client.receive(&to_client, &mut answers).unwrap();
+            if !answers.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(server_got, b"\0\0\0\x05hello\0\0\0\x05world");
+        assert_eq!(&answers[..], b"\0\0\0\x02ok");
+        assert!(plain.is_empty());
+    }
+
+    /// An untrusted certificate is classified as such.
+    #[test]
+    fn certificate_failures_are_classified() {
+        let untrusted = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            classify(&untrusted, true).kind,
+            TlsFailure::UntrustedCertificate
+        );
+        let name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
+        assert_eq!(classify(&name, true).kind, TlsFailure::HostnameMismatch);
+        let garbage = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert_eq!(classify(&garbage, true).kind, TlsFailure::PeerNotTls);
+        assert_eq!(classify(&garbage, false).kind, TlsFailure::Protocol);
+    }
+
+    #[test]
+    fn host_names_and_ip_literals() {
+        assert_eq!(host_of("broker-1.example:9093"), "broker-1.example");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
+    }
+}
