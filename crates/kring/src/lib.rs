@@ -38,7 +38,7 @@ mod producer;
 mod record;
 
 pub use config::{
-    Acks, Compression, ConfigError, PartitionerKind, ProducerConfig, SecurityProtocol,
+    Acks, Compression, ConfigError, IoBackend, PartitionerKind, ProducerConfig, SecurityProtocol,
 };
 pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;

@@ -34,6 +34,47 @@ pub enum PartitionerKind {
     RoundRobin,
 }
 
+/// Which kernel interface the I/O thread uses (`io.backend`, kring only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IoBackend {
+    /// io_uring where the kernel allows it, else epoll (the default). The
+    /// choice and its reason are logged once when the producer starts.
+    #[default]
+    Auto,
+    /// io_uring only: building the producer fails where it is refused (old
+    /// kernel, seccomp profile, `kernel.io_uring_disabled`).
+    IoUring,
+    /// epoll with non-blocking sockets: works wherever Linux does.
+    Epoll,
+}
+
+impl IoBackend {
+    /// The property value: `auto`, `io_uring` or `epoll`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoBackend::Auto => "auto",
+            IoBackend::IoUring => "io_uring",
+            IoBackend::Epoll => "epoll",
+        }
+    }
+
+    /// Parses a property value (any case; `io-uring` and `iouring` too).
+    pub fn parse(v: &str) -> Option<IoBackend> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(IoBackend::Auto),
+            "io_uring" | "io-uring" | "iouring" => Some(IoBackend::IoUring),
+            "epoll" => Some(IoBackend::Epoll),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for IoBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A setting with whether the user chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Setting<T> {
@@ -83,6 +124,7 @@ pub struct ProducerConfig {
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
     topic_metadata_propagation: Duration,
+    io_backend: IoBackend,
 }
 
 impl Default for ProducerConfig {
@@ -113,6 +155,7 @@ impl Default for ProducerConfig {
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
             topic_metadata_propagation: Duration::from_secs(5),
+            io_backend: IoBackend::Auto,
         }
     }
 }
@@ -209,6 +252,9 @@ setters! {
     /// asking for fresh metadata so the topic is used once it exists.
     /// Default 5 s (librdkafka: 30 s; the Java client waits `max.block.ms`).
     topic_metadata_propagation: Duration => |c, v| c.topic_metadata_propagation = v;
+    /// `io.backend` (kring only): `auto` (default: io_uring, else epoll
+    /// where io_uring is refused), `io_uring` or `epoll`.
+    io_backend: IoBackend => |c, v| c.io_backend = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -321,6 +367,10 @@ impl ProducerConfig {
     /// `metadata.max.age.ms`.
     pub fn get_metadata_max_age(&self) -> Duration {
         self.metadata_max_age
+    }
+    /// `io.backend`.
+    pub fn get_io_backend(&self) -> IoBackend {
+        self.io_backend
     }
     /// `socket.connection.setup.timeout.ms`.
     pub fn get_connect_timeout(&self) -> Duration {

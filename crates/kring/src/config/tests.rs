@@ -500,3 +500,23 @@ fn security_protocol_parses_every_kafka_name_and_unsupported_ones_fail_validatio
     let err = c.validate().unwrap_err().to_string();
     assert!(err.contains("SASL_SSL is not supported yet"), "{err}");
 }
+
+#[test]
+fn io_backend_values() {
+    assert_eq!(ProducerConfig::default().get_io_backend(), IoBackend::Auto);
+    for (v, b) in [
+        ("auto", IoBackend::Auto),
+        ("io_uring", IoBackend::IoUring),
+        ("IO_URING", IoBackend::IoUring),
+        ("epoll", IoBackend::Epoll),
+    ] {
+        let c = ProducerConfig::default().set("io.backend", v).unwrap();
+        assert_eq!(c.get_io_backend(), b, "{v}");
+        assert_eq!(IoBackend::parse(b.as_str()), Some(b));
+    }
+    let err = ProducerConfig::default()
+        .set("io.backend", "kqueue")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("io.backend") && err.contains("epoll"), "{err}");
+}

@@ -222,7 +222,11 @@ impl Harness {
             addrs: std::collections::HashMap::new(),
             echo_back,
         };
-        let driver = Driver::start(engine, config).expect("io_uring available");
+        let asked = config.backend;
+        let driver = Driver::start(engine, config).expect("the I/O backend starts");
+        if asked != crate::IoBackend::Auto {
+            assert_eq!(driver.backend(), asked, "the backend asked for runs");
+        }
         Harness { script, driver }
     }
     fn cmd(&self, c: Cmd) {
@@ -365,6 +369,7 @@ fn zero_copy_sends_deliver_the_same_bytes() {
     let addr = echo_server();
     let h = Harness::with_config(DriverConfig {
         send_zero_copy_from: Some(64 * 1024),
+        backend: crate::IoBackend::IoUring,
         ..DriverConfig::default()
     });
     h.connect(1, addr);
@@ -748,6 +753,7 @@ fn a_panic_in_shutdown_frees_no_buffer_before_its_completion() {
     let silent = silent_server();
     let mut h = Harness::with_config(DriverConfig {
         panic_in_shutdown: true,
+        backend: crate::IoBackend::IoUring,
         ..DriverConfig::default()
     });
     for conn in 0..8 {
