@@ -27,6 +27,7 @@ pub use workload::*;
 /// `epoll` really tests epoll.
 pub fn io_backend() -> kring::IoBackend {
     match std::env::var("KRING_TEST_IO_BACKEND") {
+        Ok(v) if v.is_empty() => kring::IoBackend::Auto,
         Ok(v) => kring::IoBackend::parse(&v).unwrap_or_else(|| {
             panic!("KRING_TEST_IO_BACKEND={v}: expected auto, io_uring or epoll")
         }),

@@ -340,10 +340,11 @@ fn each_io_backend_delivers_and_says_which_it_is() {
         ),
         (
             crate::IoBackend::Auto,
-            Some(if uring_allowed {
-                crate::IoBackend::IoUring
-            } else {
-                crate::IoBackend::Epoll
+            // In this crate's tests `auto` yields to KRING_TEST_IO_BACKEND.
+            Some(match crate::driver::test_backend() {
+                crate::IoBackend::Auto if uring_allowed => crate::IoBackend::IoUring,
+                crate::IoBackend::Auto => crate::IoBackend::Epoll,
+                forced => forced,
             }),
         ),
     ] {

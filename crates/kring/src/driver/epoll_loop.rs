@@ -56,6 +56,8 @@ use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 /// recognised and ignored; `u64::MAX` is never one (keys stay far below
 /// `u32::MAX`).
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Events that say the peer closed or the socket failed.
+const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 /// Events taken from the kernel per wait.
 const MAX_EVENTS: usize = 256;
 
@@ -380,8 +382,11 @@ impl<E: Engine> EpollThread<E> {
                         tracing::info!(?conn, "connected");
                         self.engine.handle_connected(now, conn);
                         self.flush(key);
-                        if flags & libc::EPOLLIN as u32 != 0 {
-                            self.read(now, key);
+                        let readable = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLERR) as u32;
+                        if flags & readable != 0
+                            && self.sockets.get(key).is_some_and(|s| s.serial == serial)
+                        {
+                            self.read(now, key, flags & HANGUP != 0);
                         }
                     }
                     Ok(()) => {}
@@ -391,7 +396,7 @@ impl<E: Engine> EpollThread<E> {
                 let readable =
                     (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
                 if flags & readable != 0 {
-                    self.read(now, key);
+                    self.read(now, key, flags & HANGUP != 0);
                 }
                 if flags & libc::EPOLLOUT as u32 != 0 {
                     if let Some(sock) = self.sockets.get_mut(key).filter(|s| s.serial == serial) {
@@ -405,7 +410,10 @@ impl<E: Engine> EpollThread<E> {
 
     /// Read until the socket is drained, handing every complete response
     /// to the engine. A failure closes the socket (and tells the engine).
-    fn read(&mut self, now: Instant, key: usize) {
+    /// A short read means drained (new data raises a new edge), except
+    /// after a hang-up (`hangup`): the peer's close raises no further edge,
+    /// so reading goes on until it is seen (0) or `EAGAIN`.
+    fn read(&mut self, now: Instant, key: usize, hangup: bool) {
         let (min_read, max) = (self.config.min_read, self.config.max_response_size);
         loop {
             let sock = &mut self.sockets[key];
@@ -426,7 +434,7 @@ impl<E: Engine> EpollThread<E> {
                 if !self.deliver(now, key) {
                     return;
                 }
-                if n < len {
+                if n < len && !hangup {
                     // Drained for now; new data raises a new edge.
                     return;
                 }

@@ -78,6 +78,7 @@ impl Default for DriverConfig {
 #[cfg(test)]
 pub(crate) fn test_backend() -> IoBackend {
     match std::env::var("KRING_TEST_IO_BACKEND") {
+        Ok(v) if v.is_empty() => IoBackend::Auto,
         Ok(v) => IoBackend::parse(&v).unwrap_or_else(|| {
             panic!("KRING_TEST_IO_BACKEND={v}: expected auto, io_uring or epoll")
         }),

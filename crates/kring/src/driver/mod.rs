@@ -43,4 +43,6 @@ pub use handle::{Driver, DriverConfig, DriverMetrics};
 #[cfg(test)]
 pub(crate) use event_loop::io_uring_usable;
 #[cfg(test)]
+pub(crate) use handle::test_backend;
+#[cfg(test)]
 mod tests;
