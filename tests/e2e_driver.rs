@@ -1,4 +1,4 @@
-//! The io_uring driver against real broker implementations (tansu and
+//! The driver (on the backend `KRING_TEST_IO_BACKEND` names) against real broker implementations (tansu and
 //! kring-mock): many pipelined requests written in coalesced sends, every
 //! response framed and matched in order, no wake-ups while idle, a clean
 //! exit once the engine is finished.
@@ -109,7 +109,9 @@ fn exercise(bootstrap: &str) {
         results,
         finish: Arc::clone(&finish),
     };
-    let mut driver = Driver::start(engine, DriverConfig::default()).expect("io_uring");
+    let mut config = DriverConfig::default();
+    config.backend = support::io_backend();
+    let mut driver = Driver::start(engine, config).expect("the I/O backend starts");
     for want in 0..n {
         let got = rx.recv_timeout(Duration::from_secs(30)).expect("response");
         assert_eq!(got, Ok(want));

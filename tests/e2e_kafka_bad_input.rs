@@ -24,7 +24,7 @@ const PROMPT: Duration = Duration::from_secs(10);
 
 fn producer(cluster: &KafkaCluster) -> Producer {
     support::trace::init();
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(&cluster.bootstrap())
         .linger(Duration::from_millis(1))
         .build()
@@ -81,7 +81,7 @@ fn unknown_topic_within_max_block() {
     let cluster = KafkaCluster::shared(1);
     cluster.create_topic("good-1", 1, 1, &[]).unwrap();
     support::trace::init();
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&cluster.bootstrap())
         .linger(Duration::from_millis(1))
         .max_block(Duration::from_secs(3))
@@ -154,7 +154,7 @@ fn partition_beyond_the_topic() {
     let cluster = KafkaCluster::shared(1);
     cluster.create_topic("four", 4, 1, &[]).unwrap();
     support::trace::init();
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&cluster.bootstrap())
         .linger(Duration::from_millis(1))
         .build()
@@ -206,7 +206,7 @@ fn records_that_fit_but_batch_does_not() {
             .create_topic(&topic, 1, 1, &[("max.message.bytes", "4000")])
             .unwrap();
         support::trace::init();
-        let p = Producer::builder()
+        let p = support::producer_builder()
             .bootstrap(&cluster.bootstrap())
             .linger(Duration::from_millis(50))
             .idempotence(idempotence)

@@ -213,7 +213,7 @@ impl KringClient {
         let p2 = probe.clone();
         let config = ProducerConfig::from_properties(common_props(bootstrap, delivery_timeout))
             .expect("kring configuration");
-        let producer = Producer::builder()
+        let producer = support::producer_builder()
             .config(config)
             .on_delivery(move |r| {
                 let now = Instant::now();

@@ -124,7 +124,7 @@ fn run_case(
     n: u64,
     log_append_time: bool,
 ) -> Vec<ReadRecord> {
-    let mut b = Producer::builder()
+    let mut b = support::producer_builder()
         .bootstrap(bootstrap)
         .compression(compression)
         .idempotence(idempotence)
@@ -328,7 +328,7 @@ fn idempotent_writes_to_just_created_topics() {
     for t in 0..10 {
         let topic = format!("fresh-{t}");
         cluster.create_topic(&topic, PARTITIONS, 1, &[]).unwrap();
-        let p = Producer::builder()
+        let p = support::producer_builder()
             .bootstrap(&bootstrap)
             .linger(Duration::from_millis(0))
             .batch_size(1024)

@@ -31,7 +31,7 @@ fn cluster(brokers: i32, partitions: i32) -> MockCluster {
 
 /// Fast retries, so faults cost milliseconds.
 fn producer(c: &MockCluster) -> ProducerBuilder {
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .retry_backoff(Duration::from_millis(5))
         .retry_backoff_max(Duration::from_millis(50))

@@ -36,7 +36,7 @@ fn cluster() -> MockCluster<'static, DefaultProducerContext> {
 
 /// Fast retries and reconnects, so faults cost milliseconds.
 fn producer(bootstrap: &str) -> ProducerBuilder {
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(bootstrap)
         .retry_backoff(Duration::from_millis(10))
         .retry_backoff_max(Duration::from_millis(100))

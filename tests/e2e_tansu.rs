@@ -13,12 +13,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kring::{Acks, Compression, Producer, ProducerBuilder};
+use kring::{Acks, Compression, ProducerBuilder};
 use support::{read_kafka_python_each, read_rdkafka_each, Checker, Keys, Tansu, Workload};
 
 fn producer(tansu: &Tansu) -> ProducerBuilder {
     support::trace::init();
-    Producer::builder().bootstrap(&tansu.bootstrap())
+    support::producer_builder().bootstrap(&tansu.bootstrap())
 }
 
 /// Reads `topic` back with both readers and checks every record.

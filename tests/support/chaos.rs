@@ -165,6 +165,12 @@ impl ChaosConfig {
 
     fn producer(&self, bootstrap: &str) -> kring::ProducerBuilder {
         Producer::builder()
+            .io_backend(
+                std::env::var("KRING_TEST_IO_BACKEND")
+                    .ok()
+                    .and_then(|v| kring::IoBackend::parse(&v))
+                    .unwrap_or_default(),
+            )
             .bootstrap(bootstrap)
             .acks(Acks::All)
             .idempotence(true)

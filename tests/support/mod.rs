@@ -23,6 +23,25 @@ pub use kafka::*;
 #[allow(unused_imports)] // not every test binary uses the workload helpers
 pub use workload::*;
 
+/// The I/O backend the end-to-end tests run on: `KRING_TEST_IO_BACKEND`
+/// (`auto`, `io_uring`, `epoll`; scripts/test runs the suite on epoll a
+/// second time), else `auto`. An explicit backend never falls back, so
+/// `epoll` really tests epoll.
+pub fn io_backend() -> kring::IoBackend {
+    match std::env::var("KRING_TEST_IO_BACKEND") {
+        Ok(v) if v.is_empty() => kring::IoBackend::Auto,
+        Ok(v) => kring::IoBackend::parse(&v).unwrap_or_else(|| {
+            panic!("KRING_TEST_IO_BACKEND={v}: expected auto, io_uring or epoll")
+        }),
+        Err(_) => kring::IoBackend::Auto,
+    }
+}
+
+/// `Producer::builder()` on the backend of [`io_backend`].
+pub fn producer_builder() -> kring::ProducerBuilder {
+    kring::Producer::builder().io_backend(io_backend())
+}
+
 /// One record as a reader saw it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ReadRecord {

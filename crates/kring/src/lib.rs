@@ -38,8 +38,8 @@ mod producer;
 mod record;
 
 pub use config::{
-    Acks, Compression, ConfigError, OAuthToken, PartitionerKind, ProducerConfig, SaslMechanism,
-    SecurityProtocol,
+    Acks, Compression, ConfigError, IoBackend, OAuthToken, PartitionerKind, ProducerConfig,
+    SaslMechanism, SecurityProtocol,
 };
 pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use error::BuildError;

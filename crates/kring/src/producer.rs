@@ -17,7 +17,7 @@ use kring_core::{
     Shared, Statistics, StatisticsCallback,
 };
 
-use crate::config::ProducerConfig;
+use crate::config::{IoBackend, ProducerConfig};
 use crate::delivery::DeliveryFuture;
 use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker};
 use crate::error::BuildError;
@@ -163,12 +163,14 @@ impl ProducerBuilder {
             DriverConfig {
                 connect_timeout: config.get_connect_timeout(),
                 tls,
+                backend: io_backend(&config, &driver_config),
                 ..driver_config
             },
         )?;
         // A sender that must block inside `append` (for metadata or memory)
         // wakes the I/O thread itself, before blocking.
         let waker = driver.waker().clone();
+        let io_backend = driver.backend();
         shared.set_io_waker(Arc::new(move || waker.wake()));
         // `max.block.ms` bounds a whole send: after blocking once, a sender
         // measures what is left of its budget before blocking again.
@@ -184,8 +186,25 @@ impl ProducerBuilder {
             close_bound: config.get_delivery_timeout() + config.get_request_timeout(),
             close_state: Mutex::new(None),
             clock: WallClock::start(),
+            io_backend,
         })
     }
+}
+
+/// The backend to start: the configured one; in this crate's tests an
+/// `auto` left at its default yields to the test driver settings (which
+/// follow `KRING_TEST_IO_BACKEND`).
+#[cfg(test)]
+fn io_backend(config: &ProducerConfig, driver: &DriverConfig) -> IoBackend {
+    match config.get_io_backend() {
+        IoBackend::Auto => driver.backend,
+        b => b,
+    }
+}
+
+#[cfg(not(test))]
+fn io_backend(config: &ProducerConfig, _: &DriverConfig) -> IoBackend {
+    config.get_io_backend()
 }
 
 /// A Kafka producer. Share it between threads by reference or in an `Arc`;
@@ -217,6 +236,8 @@ pub struct Producer {
     /// Timestamps for records sent without one, derived from the
     /// monotonic reading `send` takes anyway (see [`wall_clock`]).
     clock: WallClock,
+    /// The backend the I/O thread runs on.
+    io_backend: IoBackend,
 }
 
 impl std::fmt::Debug for Producer {
@@ -228,6 +249,13 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
+    /// The I/O backend this producer runs on: [`IoBackend::IoUring`] or
+    /// [`IoBackend::Epoll`] (with `io.backend=auto`, whichever the kernel
+    /// allowed), never `Auto`.
+    pub fn io_backend(&self) -> IoBackend {
+        self.io_backend
+    }
+
     /// A builder with the Java client's defaults.
     pub fn builder() -> ProducerBuilder {
         ProducerBuilder::default()

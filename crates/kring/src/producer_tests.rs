@@ -323,3 +323,46 @@ fn first_send_after_idle_wakes_the_io_thread_before_blocking() {
         "the I/O thread was parked and had to be woken"
     );
 }
+
+/// `io.backend` chooses the backend, `Producer::io_backend` says which one
+/// runs, and records are delivered on each. `auto` runs io_uring where the
+/// kernel allows it (the seccomp test in `tests/io_backend_fallback.rs`
+/// covers where it does not).
+#[test]
+fn each_io_backend_delivers_and_says_which_it_is() {
+    let c = cluster(2);
+    let uring_allowed = crate::driver::io_uring_usable();
+    for (asked, expect) in [
+        (crate::IoBackend::Epoll, Some(crate::IoBackend::Epoll)),
+        (
+            crate::IoBackend::IoUring,
+            uring_allowed.then_some(crate::IoBackend::IoUring),
+        ),
+        (
+            crate::IoBackend::Auto,
+            // In this crate's tests `auto` yields to KRING_TEST_IO_BACKEND.
+            Some(match crate::driver::test_backend() {
+                crate::IoBackend::Auto if uring_allowed => crate::IoBackend::IoUring,
+                crate::IoBackend::Auto => crate::IoBackend::Epoll,
+                forced => forced,
+            }),
+        ),
+    ] {
+        let built = builder(&c).io_backend(asked).build();
+        let Some(expect) = expect else {
+            assert!(built.is_err(), "{asked}: io_uring is refused here");
+            continue;
+        };
+        let p = built.unwrap();
+        assert_eq!(p.io_backend(), expect, "{asked}");
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let v = format!("{asked}-{i}");
+                p.send(Record::new("t", v.as_bytes())).unwrap()
+            })
+            .collect();
+        for h in handles {
+            h.wait().unwrap();
+        }
+    }
+}

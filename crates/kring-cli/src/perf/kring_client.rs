@@ -114,13 +114,18 @@ impl Probes {
 fn build(w: &Workload, bootstrap: &str, probes: &'static Probes) -> Result<Producer, CliError> {
     let mut props = vec![("bootstrap.servers".to_string(), bootstrap.to_string())];
     props.extend(w.properties());
+    if let Some(b) = &w.io_backend {
+        props.push(("io.backend".to_string(), b.clone()));
+    }
     let config = ProducerConfig::from_properties(props)
         .map_err(|e| CliError::Kring(format!("configuration: {e}")))?;
-    Producer::builder()
+    let p = Producer::builder()
         .config(config)
         .on_delivery(move |r| probes.on_report(r))
         .build()
-        .map_err(|e| CliError::Kring(format!("starting the producer: {e}")))
+        .map_err(|e| CliError::Kring(format!("starting the producer: {e}")))?;
+    eprintln!("kring I/O backend: {}", p.io_backend());
+    Ok(p)
 }
 
 /// One record to each partition, flushed, so connections and metadata are

@@ -115,6 +115,7 @@ fn workload(
         rate: None,
         topic: format!("perf-{}", layout.total),
         properties: Vec::new(),
+        io_backend: None,
     }
 }
 

@@ -126,6 +126,10 @@ pub struct Workload {
     /// Any producer property, name=value (repeatable; applied last, to both clients).
     #[arg(short = 'X', value_name = "NAME=VALUE", value_parser = kv_arg)]
     pub properties: Vec<(String, String)>,
+    /// kring's I/O backend (`io.backend`: auto, io_uring or epoll); other
+    /// clients ignore it. `-X io.backend=...` works too, for kring alone.
+    #[arg(long, value_name = "BACKEND", value_parser = ["auto", "io_uring", "epoll"])]
+    pub io_backend: Option<String>,
 }
 
 /// When a run stops sending.
@@ -220,6 +224,9 @@ impl Workload {
         a.extend(["--topic".into(), self.topic.clone()]);
         for (k, v) in &self.properties {
             a.extend(["-X".into(), format!("{k}={v}")]);
+        }
+        if let Some(b) = &self.io_backend {
+            a.extend(["--io-backend".into(), b.clone()]);
         }
         a
     }

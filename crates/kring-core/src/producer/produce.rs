@@ -486,6 +486,14 @@ impl ProducerCore {
                         self.after_partition_progress(now, pk);
                     }
                 }
+                if !expects {
+                    // Those batches completed here, not in a handler: a
+                    // flush (or close) waiting for them completes now, as
+                    // the driver may get no further turn (epoll writes
+                    // finish without a completion event).
+                    self.check_flushes();
+                    self.check_finished(now);
+                }
                 Some(t)
             }
             Err(e) => {

@@ -37,6 +37,47 @@ pub enum PartitionerKind {
     RoundRobin,
 }
 
+/// Which kernel interface the I/O thread uses (`io.backend`, kring only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IoBackend {
+    /// io_uring where the kernel allows it, else epoll (the default). The
+    /// choice and its reason are logged once when the producer starts.
+    #[default]
+    Auto,
+    /// io_uring only: building the producer fails where it is refused (old
+    /// kernel, seccomp profile, `kernel.io_uring_disabled`).
+    IoUring,
+    /// epoll with non-blocking sockets: works wherever Linux does.
+    Epoll,
+}
+
+impl IoBackend {
+    /// The property value: `auto`, `io_uring` or `epoll`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoBackend::Auto => "auto",
+            IoBackend::IoUring => "io_uring",
+            IoBackend::Epoll => "epoll",
+        }
+    }
+
+    /// Parses a property value (any case; `io-uring` and `iouring` too).
+    pub fn parse(v: &str) -> Option<IoBackend> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(IoBackend::Auto),
+            "io_uring" | "io-uring" | "iouring" => Some(IoBackend::IoUring),
+            "epoll" => Some(IoBackend::Epoll),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for IoBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A setting with whether the user chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Setting<T> {
@@ -89,6 +130,7 @@ pub struct ProducerConfig {
     statistics_interval: Duration,
     sasl: sasl::SaslSettings,
     ssl: SslSettings,
+    io_backend: IoBackend,
 }
 
 impl Default for ProducerConfig {
@@ -122,6 +164,7 @@ impl Default for ProducerConfig {
             statistics_interval: Duration::ZERO,
             sasl: sasl::SaslSettings::default(),
             ssl: SslSettings::default(),
+            io_backend: IoBackend::Auto,
         }
     }
 }
@@ -266,6 +309,9 @@ setters! {
     /// name (or IP address) kring connects to; `false` (`none`) skips that
     /// check (the chain is still verified).
     ssl_endpoint_identification: bool => |c, v| c.ssl.verify_hostname = v;
+    /// `io.backend` (kring only): `auto` (default: io_uring, else epoll
+    /// where io_uring is refused), `io_uring` or `epoll`.
+    io_backend: IoBackend => |c, v| c.io_backend = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -391,6 +437,10 @@ impl ProducerConfig {
     /// `metadata.max.age.ms`.
     pub fn get_metadata_max_age(&self) -> Duration {
         self.metadata_max_age
+    }
+    /// `io.backend`.
+    pub fn get_io_backend(&self) -> IoBackend {
+        self.io_backend
     }
     /// `socket.connection.setup.timeout.ms`.
     pub fn get_connect_timeout(&self) -> Duration {

@@ -12,7 +12,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Acks, Compression, ConfigError, PartitionerKind, ProducerConfig, SecurityProtocol};
+use super::{
+    Acks, Compression, ConfigError, IoBackend, PartitionerKind, ProducerConfig, SecurityProtocol,
+};
 
 /// Every property [`ProducerConfig::from_properties`] accepts.
 pub const PROPERTY_NAMES: &[&str] = &[
@@ -27,6 +29,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "debug",
     "delivery.timeout.ms",
     "enable.idempotence",
+    "io.backend",
     "linger.ms",
     "max.block.ms",
     "max.in.flight.requests.per.connection",
@@ -204,6 +207,9 @@ impl ProducerConfig {
                     )
                 })?)
             }
+            "io.backend" => self.io_backend(IoBackend::parse(v).ok_or_else(|| {
+                ConfigError::invalid("io.backend", value, "one of auto, io_uring, epoll")
+            })?),
             "statistics.interval.ms" => {
                 self.statistics_interval(millis("statistics.interval.ms", v)?)
             }

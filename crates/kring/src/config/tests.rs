@@ -728,3 +728,23 @@ fn ssl_without_the_tls_feature_is_a_config_error() {
         .to_string();
     assert!(err.contains("`tls` cargo feature"), "{err}");
 }
+
+#[test]
+fn io_backend_values() {
+    assert_eq!(ProducerConfig::default().get_io_backend(), IoBackend::Auto);
+    for (v, b) in [
+        ("auto", IoBackend::Auto),
+        ("io_uring", IoBackend::IoUring),
+        ("IO_URING", IoBackend::IoUring),
+        ("epoll", IoBackend::Epoll),
+    ] {
+        let c = ProducerConfig::default().set("io.backend", v).unwrap();
+        assert_eq!(c.get_io_backend(), b, "{v}");
+        assert_eq!(IoBackend::parse(b.as_str()), Some(b));
+    }
+    let err = ProducerConfig::default()
+        .set("io.backend", "kqueue")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("io.backend") && err.contains("epoll"), "{err}");
+}

@@ -29,6 +29,9 @@ pub enum DriverError {
     /// `io_uring_enter` failed with an unexpected error.
     #[error("io_uring_enter failed: {0}")]
     Ring(#[source] io::Error),
+    /// `epoll_wait` failed with an unexpected error (epoll backend).
+    #[error("epoll_wait failed: {0}")]
+    Poll(#[source] io::Error),
     /// The I/O thread panicked (a bug); it failed every pending record and
     /// closed its sockets before exiting.
     #[error("the kring I/O thread panicked: {0}")]

@@ -30,6 +30,7 @@ use bytes::BytesMut;
 use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
+use super::attempts::Attempts;
 use super::conn::{SendBatch, SendQueue};
 use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
@@ -144,15 +145,6 @@ enum SockState {
     Closing,
 }
 
-/// A connection attempt whose host name is being looked up.
-struct Resolving<C> {
-    conn: C,
-    name: String,
-    deadline: Instant,
-    /// Frames the engine queued meanwhile.
-    queue: SendQueue,
-}
-
 struct Socket<C> {
     conn: C,
     serial: u64,
@@ -202,17 +194,11 @@ pub(crate) struct IoThread<E: Engine> {
     wake_op: Option<usize>,
     /// TLS for every connection, if configured.
     tls: Option<TlsConnector>,
-    /// Connection attempts that failed before reaching the kernel (no
-    /// address, no socket): reported to the engine at the top of the next
-    /// turn, like completions, never from inside `pump`.
-    connect_failures: VecDeque<(E::Conn, io::ErrorKind, String)>,
-    /// Name lookups running on lookup threads.
-    lookups: Lookups,
-    /// Connection attempts waiting for their lookup, by lookup id.
-    resolving: HashMap<u64, Resolving<E::Conn>>,
-    /// The lookup id of each connection that waits for one.
-    resolving_by_conn: HashMap<E::Conn, u64>,
-    next_lookup: u64,
+    /// Name lookups running on lookup threads, and attempts that failed
+    /// before reaching the kernel (no address, no socket): those are
+    /// reported to the engine at the top of the next turn, like
+    /// completions, never from inside `pump`.
+    attempts: Attempts<E::Conn>,
     /// Completions taken off the ring and not yet handled. A submission
     /// that needs room moves completions here and handles none of them:
     /// engine handlers run only from [`reap`](Self::reap), at the top of
@@ -238,7 +224,10 @@ impl<E: Engine> IoThread<E> {
         let resolver = config.resolver.clone().unwrap_or_else(Resolver::system);
         #[cfg(not(test))]
         let resolver = Resolver::system();
-        let lookups = Lookups::new(resolver, waker.clone());
+        let attempts = Attempts::new(
+            Lookups::new(resolver, waker.clone()),
+            config.connect_timeout,
+        );
         let tls = config.tls.clone();
         Ok(IoThread {
             tls,
@@ -253,11 +242,7 @@ impl<E: Engine> IoThread<E> {
             by_conn: HashMap::new(),
             next_serial: 0,
             wake_op: None,
-            connect_failures: VecDeque::new(),
-            lookups,
-            resolving: HashMap::new(),
-            resolving_by_conn: HashMap::new(),
-            next_lookup: 0,
+            attempts,
             completions: VecDeque::with_capacity(256),
             #[cfg(test)]
             submits_for_room: 0,
@@ -311,13 +296,13 @@ impl<E: Engine> IoThread<E> {
             self.publish_held_bytes();
             self.arm_wake()?;
             // Failures found while pumping are reported next turn, at once.
-            if !self.connect_failures.is_empty() || !self.engine.prepare_park() {
+            if self.attempts.has_failures() || !self.engine.prepare_park() {
                 self.submit()?;
                 continue;
             }
             let deadline = [
                 self.engine.poll_timeout(),
-                self.lookup_deadline(),
+                self.attempts.deadline(),
                 self.handshake_deadline(),
             ]
             .into_iter()
@@ -336,11 +321,7 @@ impl<E: Engine> IoThread<E> {
             .iter()
             .map(|(_, s)| s.queue.bytes() + s.plain_out.bytes())
             .sum::<usize>()
-            + self
-                .resolving
-                .values()
-                .map(|r| r.queue.bytes())
-                .sum::<usize>();
+            + self.attempts.queued_bytes();
         let in_kernel: usize = self
             .ops
             .iter()
@@ -366,13 +347,7 @@ impl<E: Engine> IoThread<E> {
             while let Some(Transmit { conn, frame }) = self.engine.poll_transmit(now) {
                 let Some(&key) = self.by_conn.get(&conn) else {
                     // Still resolving: the frame waits for the socket.
-                    if let Some(r) = self
-                        .resolving_by_conn
-                        .get(&conn)
-                        .and_then(|id| self.resolving.get_mut(id))
-                    {
-                        r.queue.push(frame);
-                    } else {
+                    if self.attempts.queue_frame(conn, frame).is_err() {
                         tracing::warn!(?conn, "frame for a connection that is not open; dropped");
                     }
                     continue;
@@ -410,7 +385,7 @@ impl<E: Engine> IoThread<E> {
             match cmd {
                 IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
                 IoCommand::Close { conn } => {
-                    self.forget_attempt(conn);
+                    self.attempts.forget(conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
                         tracing::debug!(?conn, "closing connection");
                         self.begin_close(key)?;
@@ -426,102 +401,16 @@ impl<E: Engine> IoThread<E> {
             self.begin_close(old)?;
         }
         // A new attempt supersedes the last one's lookup and unreported
-        // failure.
-        self.forget_attempt(conn);
-        // IP literals need no lookup.
-        if let Ok(sa) = addr.parse::<SocketAddr>() {
-            return self.start_connect(
+        // failure; IP literals need no lookup.
+        match self.attempts.begin(now, conn, addr) {
+            Some(sa) => self.start_connect(
                 conn,
                 addr.to_owned(),
                 VecDeque::from([sa]),
                 SendQueue::default(),
-            );
+            ),
+            None => Ok(()),
         }
-        // Every attempt resolves anew: brokers behind DNS move.
-        let id = self.next_lookup;
-        self.next_lookup += 1;
-        match self.lookups.start(id, addr) {
-            Ok(()) => {
-                tracing::debug!(?conn, %addr, "resolving");
-                self.resolving.insert(
-                    id,
-                    Resolving {
-                        conn,
-                        name: addr.to_owned(),
-                        deadline: now + self.config.connect_timeout,
-                        queue: SendQueue::default(),
-                    },
-                );
-                self.resolving_by_conn.insert(conn, id);
-            }
-            Err(err) => self
-                .connect_failures
-                .push_back((conn, err.kind(), err.to_string())),
-        }
-        Ok(())
-    }
-
-    /// Drop what is pending for `conn` outside its socket: a lookup (its
-    /// answer will be ignored) and an unreported connect failure.
-    fn forget_attempt(&mut self, conn: E::Conn) {
-        if let Some(id) = self.resolving_by_conn.remove(&conn) {
-            self.resolving.remove(&id);
-        }
-        self.connect_failures.retain(|(c, _, _)| *c != conn);
-    }
-
-    /// Take in finished lookups (connecting to what they found) and fail
-    /// the lookups that overran the connect timeout.
-    fn settle_lookups(&mut self, now: Instant) -> Result<(), DriverError> {
-        for (id, answer) in self.lookups.take_done() {
-            let Some(r) = self.resolving.remove(&id) else {
-                continue; // timed out, closed or superseded meanwhile
-            };
-            self.resolving_by_conn.remove(&r.conn);
-            match answer {
-                Ok(addrs) if !addrs.is_empty() => {
-                    tracing::debug!(conn = ?r.conn, name = %r.name, ?addrs, "resolved");
-                    self.start_connect(r.conn, r.name, addrs.into(), r.queue)?;
-                }
-                Ok(_) => {
-                    let err = ConnectError::NoAddress { name: r.name };
-                    self.connect_failures
-                        .push_back((r.conn, err.kind(), err.to_string()));
-                }
-                Err(source) => {
-                    let err = ConnectError::Resolve {
-                        name: r.name,
-                        source,
-                    };
-                    self.connect_failures
-                        .push_back((r.conn, err.kind(), err.to_string()));
-                }
-            }
-        }
-        if self.resolving.values().any(|r| r.deadline <= now) {
-            let expired: Vec<u64> = self
-                .resolving
-                .iter()
-                .filter(|(_, r)| r.deadline <= now)
-                .map(|(&id, _)| id)
-                .collect();
-            for id in expired {
-                let r = self.resolving.remove(&id).expect("listed above");
-                self.resolving_by_conn.remove(&r.conn);
-                let err = ConnectError::ResolveTimeout {
-                    name: r.name,
-                    after: self.config.connect_timeout,
-                };
-                self.connect_failures
-                    .push_back((r.conn, err.kind(), err.to_string()));
-            }
-        }
-        Ok(())
-    }
-
-    /// The earliest lookup deadline.
-    fn lookup_deadline(&self) -> Option<Instant> {
-        self.resolving.values().map(|r| r.deadline).min()
     }
 
     /// Connect to the first of `addrs` a socket can be made for; the rest
@@ -538,17 +427,14 @@ impl<E: Engine> IoThread<E> {
             let Some(sa) = addrs.pop_front() else {
                 // Callers pass at least one address; should one not, the
                 // engine still hears of the failure.
-                let err = ConnectError::NoAddress { name };
-                self.connect_failures
-                    .push_back((conn, err.kind(), err.to_string()));
+                self.attempts.fail(conn, &ConnectError::NoAddress { name });
                 return Ok(());
             };
             match tcp_socket(&sa) {
                 Ok(fd) => break (sa, fd),
                 Err(source) if addrs.is_empty() => {
-                    let err = ConnectError::Socket { name, source };
-                    self.connect_failures
-                        .push_back((conn, err.kind(), err.to_string()));
+                    self.attempts
+                        .fail(conn, &ConnectError::Socket { name, source });
                     return Ok(());
                 }
                 Err(source) => {
@@ -917,13 +803,15 @@ impl<E: Engine> IoThread<E> {
                 tracing::error!(error = %err, "failed to queue a follow-up operation");
             }
         }
-        if let Err(err) = self.settle_lookups(now) {
-            tracing::error!(error = %err, "failed to queue a connect");
+        for r in self.attempts.settle(now) {
+            if let Err(err) = self.start_connect(r.conn, r.name, r.addrs, r.queue) {
+                tracing::error!(error = %err, "failed to queue a connect");
+            }
         }
         if let Err(err) = self.expire_handshakes(now) {
             tracing::error!(error = %err, "failed to close a connection");
         }
-        while let Some((conn, kind, reason)) = self.connect_failures.pop_front() {
+        while let Some((conn, kind, reason)) = self.attempts.next_failure() {
             tracing::warn!(?conn, %reason, "connect failed");
             self.engine.handle_connect_failed(now, conn, kind, &reason);
         }
@@ -1421,7 +1309,7 @@ impl<E: Engine> IoThread<E> {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -1480,6 +1368,12 @@ fn build_ring(entries: u32, zero_copy: bool) -> Result<IoUring, DriverError> {
         ));
     }
     Ok(ring)
+}
+
+/// Whether this kernel (and sandbox) lets kring use io_uring.
+#[cfg(test)]
+pub(crate) fn io_uring_usable() -> bool {
+    build_ring(8, false).is_ok()
 }
 
 /// Whether an `io_uring_enter` that waited ended the ordinary way: its

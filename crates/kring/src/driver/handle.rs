@@ -5,8 +5,10 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::epoll_loop::EpollThread;
 use super::event_loop::IoThread;
 use super::{DriverError, Engine, IoWaker};
+use crate::config::IoBackend;
 
 /// Settings of the I/O thread.
 #[derive(Debug, Clone)]
@@ -24,6 +26,9 @@ pub struct DriverConfig {
     pub min_read: usize,
     /// Name of the I/O thread.
     pub thread_name: String,
+    /// The kernel interface to use: `Auto` tries io_uring and falls back
+    /// to epoll where io_uring is refused.
+    pub backend: IoBackend,
     /// Send batches of at least this many bytes with `SENDMSG_ZC` (zero
     /// copy); `None` (the default) never does. On loopback the kernel
     /// copies anyway, so its benefit shows only on a real NIC.
@@ -54,6 +59,13 @@ impl Default for DriverConfig {
             max_response_size: 512 * 1024 * 1024,
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),
+            #[cfg(not(test))]
+            backend: IoBackend::Auto,
+            // The driver's and the producer's unit tests run on the
+            // backend `KRING_TEST_IO_BACKEND` names (scripts/test runs them
+            // on each); tests of one backend's own mechanics set it.
+            #[cfg(test)]
+            backend: test_backend(),
             send_zero_copy_from: None,
             tls: None,
             #[cfg(test)]
@@ -63,6 +75,19 @@ impl Default for DriverConfig {
             #[cfg(test)]
             resolver: None,
         }
+    }
+}
+
+/// The backend tests run on: `KRING_TEST_IO_BACKEND` (`auto`, `io_uring`,
+/// `epoll`), else `Auto`.
+#[cfg(test)]
+pub(crate) fn test_backend() -> IoBackend {
+    match std::env::var("KRING_TEST_IO_BACKEND") {
+        Ok(v) if v.is_empty() => IoBackend::Auto,
+        Ok(v) => IoBackend::parse(&v).unwrap_or_else(|| {
+            panic!("KRING_TEST_IO_BACKEND={v}: expected auto, io_uring or epoll")
+        }),
+        Err(_) => IoBackend::Auto,
     }
 }
 
@@ -134,16 +159,20 @@ pub struct Driver {
     stop: Arc<AtomicBool>,
     exited: mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
+    backend: IoBackend,
 }
 
 impl Driver {
-    /// Start the I/O thread driving `engine`. Fails if io_uring is not
+    /// Start the I/O thread driving `engine` on the backend
+    /// `config.backend` asks for. With [`IoBackend::Auto`], io_uring is
+    /// tried first and epoll used where it is refused; one log line says
+    /// which backend runs and why. Fails if the backend asked for is not
     /// usable here (see [`DriverError::Unavailable`]).
     pub fn start<E: Engine>(engine: E, config: DriverConfig) -> Result<Driver, DriverError> {
         let waker = IoWaker::new().map_err(DriverError::Start)?;
         let metrics = Arc::new(DriverMetrics::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (started_tx, started_rx) = mpsc::channel();
+        let (started_tx, started_rx) = mpsc::channel::<Result<IoBackend, DriverError>>();
         let (exited_tx, exited) = mpsc::channel::<()>();
         let thread = {
             let waker = waker.clone();
@@ -154,30 +183,67 @@ impl Driver {
                 .spawn(move || {
                     // Held until the thread ends, so `join_timeout` sees the exit.
                     let _exited = exited_tx;
-                    // The ring is created on the thread that uses it
-                    // (IORING_SETUP_SINGLE_ISSUER requires it).
-                    let mut io = match IoThread::new(engine, config, waker, metrics, stop) {
-                        Ok(io) => {
-                            let _ = started_tx.send(Ok(()));
-                            io
+                    let engine = if config.backend == IoBackend::Epoll {
+                        engine
+                    } else {
+                        // The ring is created on the thread that uses it
+                        // (IORING_SETUP_SINGLE_ISSUER requires it).
+                        let ring = IoThread::new(
+                            engine,
+                            config.clone(),
+                            waker.clone(),
+                            Arc::clone(&metrics),
+                            Arc::clone(&stop),
+                        );
+                        match ring {
+                            Ok(mut io) => {
+                                if config.backend == IoBackend::Auto {
+                                    tracing::info!(
+                                        backend = "io_uring",
+                                        "kring I/O backend: io_uring (io.backend=auto)"
+                                    );
+                                }
+                                let _ = started_tx.send(Ok(IoBackend::IoUring));
+                                io.run();
+                                return;
+                            }
+                            Err((engine, err)) if config.backend == IoBackend::Auto => {
+                                tracing::info!(
+                                    backend = "epoll",
+                                    reason = %err,
+                                    "kring I/O backend: epoll, because io_uring was refused \
+                                     (io.backend=auto; set io.backend=epoll to skip the attempt)"
+                                );
+                                engine
+                            }
+                            Err((mut engine, err)) => {
+                                engine.abort(std::time::Instant::now(), &err.to_string());
+                                let _ = started_tx.send(Err(err));
+                                return;
+                            }
+                        }
+                    };
+                    match EpollThread::new(engine, config, waker, metrics, stop) {
+                        Ok(mut io) => {
+                            let _ = started_tx.send(Ok(IoBackend::Epoll));
+                            io.run();
                         }
                         Err((mut engine, err)) => {
                             engine.abort(std::time::Instant::now(), &err.to_string());
                             let _ = started_tx.send(Err(err));
-                            return;
                         }
-                    };
-                    io.run();
+                    }
                 })
                 .map_err(DriverError::Start)?
         };
         match started_rx.recv() {
-            Ok(Ok(())) => Ok(Driver {
+            Ok(Ok(backend)) => Ok(Driver {
                 waker,
                 metrics,
                 stop,
                 exited,
                 thread: Some(thread),
+                backend,
             }),
             Ok(Err(err)) => {
                 let _ = thread.join();
@@ -190,6 +256,12 @@ impl Driver {
                 )))
             }
         }
+    }
+
+    /// The backend the I/O thread runs on: [`IoBackend::IoUring`] or
+    /// [`IoBackend::Epoll`], never `Auto`.
+    pub fn backend(&self) -> IoBackend {
+        self.backend
     }
 
     /// The handle producer threads use to wake the I/O thread.

@@ -14,11 +14,19 @@
 //! be tested with a scripted engine and real sockets, independent of the
 //! core's policies.
 //!
+//! Where io_uring is refused (a seccomp profile such as Docker's default,
+//! `kernel.io_uring_disabled`, an old kernel), the same loop runs on epoll
+//! with non-blocking sockets ([`epoll_loop`]); `io.backend` chooses, and by
+//! default (`auto`) io_uring is tried first. Both backends share the write
+//! queues, response framing, name lookups and socket setup.
+//!
 //! All `unsafe` code of the `kring` crate lives in this module.
 
+mod attempts;
 mod conn;
 mod core_engine;
 mod engine;
+mod epoll_loop;
 mod error;
 mod event_loop;
 mod eventfd;
@@ -33,5 +41,9 @@ pub use error::DriverError;
 pub use eventfd::IoWaker;
 pub use handle::{Driver, DriverConfig, DriverMetrics};
 
+#[cfg(test)]
+pub(crate) use event_loop::io_uring_usable;
+#[cfg(test)]
+pub(crate) use handle::test_backend;
 #[cfg(test)]
 mod tests;

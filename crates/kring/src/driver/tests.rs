@@ -222,7 +222,11 @@ impl Harness {
             addrs: std::collections::HashMap::new(),
             echo_back,
         };
-        let driver = Driver::start(engine, config).expect("io_uring available");
+        let asked = config.backend;
+        let driver = Driver::start(engine, config).expect("the I/O backend starts");
+        if asked != crate::IoBackend::Auto {
+            assert_eq!(driver.backend(), asked, "the backend asked for runs");
+        }
         Harness { script, driver }
     }
     fn cmd(&self, c: Cmd) {
@@ -365,6 +369,7 @@ fn zero_copy_sends_deliver_the_same_bytes() {
     let addr = echo_server();
     let h = Harness::with_config(DriverConfig {
         send_zero_copy_from: Some(64 * 1024),
+        backend: crate::IoBackend::IoUring,
         ..DriverConfig::default()
     });
     h.connect(1, addr);
@@ -532,6 +537,51 @@ fn peer_close_is_a_disconnect() {
     let events = h.wait_for("disconnect", |e| e.len() == 2);
     assert_eq!(events[0], Event::Connected(2));
     assert!(matches!(&events[1], Event::Disconnected(2, r) if r.contains("closed by the broker")));
+}
+
+/// A response cut short by the broker's close, the last bytes and the FIN
+/// in one segment (TCP_CORK): the driver reads the bytes and must still see
+/// the close. On epoll both arrive as one edge-triggered event, and a short
+/// read alone would have ended reading there with the close never noticed.
+#[test]
+fn a_close_arriving_with_the_last_bytes_is_a_disconnect() {
+    let (request_read_tx, request_read_rx) = std::sync::mpsc::channel::<()>();
+    let addr = one_shot_server(move |mut s| {
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        let one: libc::c_int = 1;
+        // SAFETY: a live socket; the option value is a c_int that outlives
+        // the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        // Half of a 100-byte response, then the close, in one segment.
+        let mut partial = 100i32.to_be_bytes().to_vec();
+        partial.extend_from_slice(&[7; 50]);
+        s.write_all(&partial).unwrap();
+        drop(s);
+        let _ = request_read_tx.send(());
+    });
+    let h = Harness::start();
+    h.connect(3, addr);
+    h.wait_for("connected", |e| e.len() == 1);
+    h.send(3, b"request");
+    request_read_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server answered");
+    let events = h.wait_for("disconnect", |e| e.len() == 2);
+    assert_eq!(events[0], Event::Connected(3));
+    assert!(
+        matches!(&events[1], Event::Disconnected(3, r) if r.contains("closed by the broker")),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -748,6 +798,7 @@ fn a_panic_in_shutdown_frees_no_buffer_before_its_completion() {
     let silent = silent_server();
     let mut h = Harness::with_config(DriverConfig {
         panic_in_shutdown: true,
+        backend: crate::IoBackend::IoUring,
         ..DriverConfig::default()
     });
     for conn in 0..8 {

@@ -259,6 +259,32 @@ fn acks_zero_completes_on_transmit() {
     );
 }
 
+/// With acks=0 a batch completes inside `poll_transmit`; a flush waiting
+/// for it must complete in that same turn. A driver whose writes finish
+/// synchronously (epoll) gets no further turn to notice it otherwise: the
+/// flush (and close) hung until an unrelated timer fired.
+#[test]
+fn acks_zero_flush_completes_in_the_turn_that_transmits() {
+    let config = Config {
+        acks: Acks::None,
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let first = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |_| first.try_result().is_some());
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    let flush = sim.flush();
+    sim.drive_until(10_000, |_| h.try_result().is_some());
+    assert!(
+        flush.is_done(),
+        "the flush completes in the turn whose poll_transmit completed its last batch"
+    );
+    let close = sim.close();
+    sim.drive_until(10_000, |s| s.core.is_finished());
+    assert!(close.is_done());
+}
+
 #[test]
 fn acks_one_without_idempotence() {
     let config = Config {
