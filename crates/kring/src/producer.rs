@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use kring_core::partitioner::Partitioner;
 use kring_core::{
-    DeliveryCallback, DeliveryReport, FlushHandle, PartitionerChoice, ProducerCore, RecordRef,
-    Shared,
+    DeliveryCallback, DeliveryReport, PartitionerChoice, ProducerCore, RecordRef, Shared,
 };
 
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
 use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker};
 use crate::error::BuildError;
+use crate::flush::FlushHandle;
 use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::SendError;
@@ -315,14 +315,14 @@ impl Producer {
     /// every record sent before this call has its final result.
     pub fn flush(&self) {
         let h = self.begin_flush();
-        self.wait_io(&h, None);
+        self.wait_io(&h.0, None);
     }
 
     /// Like [`flush`](Producer::flush), giving up waiting after `timeout`
     /// (the records are still sent); `true` when everything completed.
     pub fn flush_timeout(&self, timeout: Duration) -> bool {
         let h = self.begin_flush();
-        self.wait_io(&h, Some(timeout))
+        self.wait_io(&h.0, Some(timeout))
     }
 
     /// Start a flush without waiting: the handle completes (blocking
@@ -333,13 +333,13 @@ impl Producer {
         if h.wake {
             self.waker.wake();
         }
-        h
+        FlushHandle::new(h)
     }
 
     /// Waits for `h`, up to `timeout`, returning early if the I/O thread
     /// has exited (then nobody will complete it). Returns whether it
     /// completed.
-    fn wait_io(&self, h: &FlushHandle, timeout: Option<Duration>) -> bool {
+    fn wait_io(&self, h: &kring_core::FlushHandle, timeout: Option<Duration>) -> bool {
         // The slice only bounds how late an I/O thread that died is noticed;
         // a live one completes the handle, which wakes this thread at once.
         const SLICE: Duration = Duration::from_secs(1);
@@ -407,6 +407,23 @@ impl Producer {
         }
         *state = Some(completed);
         completed
+    }
+
+    /// Waits up to `timeout` for `topic`'s metadata without sending
+    /// anything (asking the brokers for it if needed) and returns its
+    /// partition count, like the Java client's `partitionsFor`. Fails with
+    /// the error a [`send`](Producer::send) to the topic would give: after
+    /// `timeout`, [`SendError::MetadataTimeout`] carrying the last cause
+    /// (for example connection refused, as a typed
+    /// [`LastError`](crate::LastError)); [`SendError::TopicError`] when the
+    /// brokers refuse the topic. Use it to fail fast when no broker
+    /// answers: `kring produce -m` does.
+    pub fn wait_for_metadata(&self, topic: &str, timeout: Duration) -> Result<u32, SendError> {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        self.shared.wait_for_metadata(now, topic, deadline)
     }
 
     /// Partitions of `topic`, if its metadata is known to this producer

@@ -7,12 +7,14 @@
 //! `enable.idempotence` conflicts with an explicit `acks`, but refuses a
 //! configuration that explicitly asks for both.
 
+mod describe;
 mod error;
 mod properties;
 mod to_core;
 
 use std::time::Duration;
 
+pub use describe::property_description;
 pub use error::ConfigError;
 pub use kring_core::{Acks, Compression, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
@@ -358,6 +360,7 @@ impl ProducerConfig {
                 ),
             });
         }
+        check_codec_built("compression.type", self.compression)?;
         self.check_idempotence()?;
         // Saturating: out-of-range durations are refused by the core below.
         let floor = self.linger.saturating_add(self.request_timeout);
@@ -426,3 +429,20 @@ impl ProducerConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// zstd without kring's `zstd` feature is refused when configured, not when
+/// the first batch is sealed.
+pub(crate) fn check_codec_built(
+    property: &'static str,
+    codec: Compression,
+) -> Result<(), ConfigError> {
+    if codec == Compression::Zstd && !cfg!(feature = "zstd") {
+        return Err(ConfigError::InvalidValue {
+            property,
+            value: codec.name().to_owned(),
+            expected: "one of none, gzip, snappy, lz4 (zstd needs kring's `zstd` feature, \
+                       which this build was compiled without)",
+        });
+    }
+    Ok(())
+}
