@@ -93,10 +93,7 @@ impl Compression {
     /// Whether this build can compress and decompress the codec: all of
     /// them, except zstd without the `zstd` feature.
     pub const fn is_built(self) -> bool {
-        match self {
-            Compression::Zstd => cfg!(feature = "zstd"),
-            _ => true,
-        }
+        cfg!(feature = "zstd") || !matches!(self, Compression::Zstd)
     }
 
     /// The config name (`compression.type`).

@@ -230,6 +230,11 @@ fn split_servers(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// Reading settings back. A setting's builder setter owns its bare name
+/// (`linger(Duration)`), so its getter is `get_linger()`, the scheme of
+/// `std::process::Command` (`arg`/`get_args`, `current_dir`/
+/// `get_current_dir`); a value with no setter of that name has none
+/// (`bootstrap_servers()`).
 impl ProducerConfig {
     /// The bootstrap servers, `host:port` each.
     pub fn bootstrap_servers(&self) -> &[String] {
