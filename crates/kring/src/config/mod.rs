@@ -451,3 +451,31 @@ pub(crate) fn check_codec_built(
     }
     Ok(())
 }
+
+#[cfg(all(test, not(feature = "zstd")))]
+mod without_zstd_tests {
+    use super::*;
+
+    /// Built without the `zstd` feature (`cargo test -p kring
+    /// --no-default-features --lib zstd_without`): zstd is a ConfigError whether
+    /// named as a property or set through the typed setter, and the other
+    /// codecs are still accepted.
+    #[test]
+    fn zstd_without_the_feature_is_a_config_error() {
+        for name in ["compression.type", "compression.codec"] {
+            let e = ProducerConfig::from_properties([(name, "zstd")]).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::InvalidValue { value: ref v, .. } if v == "zstd"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("`zstd` feature"), "{e}");
+        }
+        let e = ProducerConfig::default()
+            .bootstrap("127.0.0.1:9092")
+            .compression(Compression::Zstd)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("`zstd` feature"), "{e}");
+        ProducerConfig::from_properties([("compression.type", "lz4")]).unwrap();
+    }
+}
