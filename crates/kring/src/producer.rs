@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use kring_core::partitioner::Partitioner;
 use kring_core::{
-    DeliveryCallback, DeliveryReport, PartitionerChoice, ProducerCore, RecordRef, Shared,
+    DeliveryCallback, DeliveryReport, FlushHandle, PartitionerChoice, ProducerCore, RecordRef,
+    Shared,
 };
 
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
 use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker};
 use crate::error::BuildError;
-use crate::flush::FlushHandle;
 use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::SendError;
@@ -328,18 +328,18 @@ impl Producer {
     /// Start a flush without waiting: the handle completes (blocking
     /// `wait`, or as a future) when every record sent before this call has
     /// its final result.
-    pub fn begin_flush(&self) -> FlushHandle {
+    pub fn begin_flush(&self) -> crate::FlushHandle {
         let h = self.shared.begin_flush();
         if h.wake {
             self.waker.wake();
         }
-        FlushHandle::new(h)
+        crate::FlushHandle::new(h)
     }
 
     /// Waits for `h`, up to `timeout`, returning early if the I/O thread
     /// has exited (then nobody will complete it). Returns whether it
     /// completed.
-    fn wait_io(&self, h: &kring_core::FlushHandle, timeout: Option<Duration>) -> bool {
+    fn wait_io(&self, h: &FlushHandle, timeout: Option<Duration>) -> bool {
         // The slice only bounds how late an I/O thread that died is noticed;
         // a live one completes the handle, which wakes this thread at once.
         const SLICE: Duration = Duration::from_secs(1);
