@@ -38,7 +38,7 @@ mod delivery;
 #[cfg(feature = "unstable-internals")]
 pub mod driver;
 #[cfg(not(feature = "unstable-internals"))]
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub)]
 mod driver;
 mod error;
 mod flush;
