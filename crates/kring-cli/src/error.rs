@@ -31,6 +31,22 @@ pub enum CliError {
     /// The kring producer failed to start or to finish.
     #[error("kring: {0}")]
     Kring(String),
+    /// The command line is incomplete or contradicts itself.
+    #[error("{0} (see --help)")]
+    Usage(String),
+    /// The topic's metadata did not arrive within `-m`: no broker answered,
+    /// or the brokers refused the topic. The cause is in `error`.
+    #[error("no usable metadata from {brokers} within {waited:?}: {error}")]
+    Metadata {
+        /// The bootstrap brokers asked.
+        brokers: String,
+        /// How long `kring produce` waited (`-m`).
+        waited: std::time::Duration,
+        /// kring's error, with the last cause (for example connection
+        /// refused) as a typed [`kring::LastError`].
+        #[source]
+        error: kring::SendError,
+    },
     /// A child process (broker or measured client) misbehaved.
     #[error("{0}")]
     Child(String),

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod error;
 pub mod log;
+pub mod metadata;
 pub mod mock_sink;
 pub mod perf;
 pub mod produce;
@@ -17,7 +18,13 @@ pub use error::CliError;
 
 /// kring: a Kafka producer on io_uring.
 #[derive(Parser, Debug)]
-#[command(name = "kring", version, about)]
+#[command(
+    name = "kring",
+    version,
+    about,
+    after_help = "Environment:\n  KRING_LOG=LEVEL  kring's log on stderr: error, warn, info, debug or trace \
+                  (off by default; -v on `produce` does the same)"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -29,8 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Benchmark producing: throughput, CPU per message, delivery latency.
     Perf(Box<perf::PerfArgs>),
-    /// Produce records from stdin or a file (kcat-like).
-    Produce(produce::ProduceArgs),
+    /// Produce records from stdin or files (kcat -P).
+    #[command(
+        after_help = "Environment:\n  KRING_LOG=LEVEL  kring's log on stderr: error, warn, info, \
+                            debug or trace (off by default)"
+    )]
+    Produce(Box<produce::ProduceArgs>),
+    /// List brokers, topics, partitions and leaders (kcat -L).
+    Metadata(metadata::MetadataArgs),
     /// Run a kring-mock sink broker until stdin closes (used by `kring perf`).
     #[command(hide = true)]
     MockSink(mock_sink::MockSinkArgs),
@@ -40,7 +53,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Perf(a) => perf::run(*a),
-        Command::Produce(a) => produce::run(a),
+        Command::Produce(a) => produce::run(*a),
+        Command::Metadata(a) => metadata::run(a),
         Command::MockSink(a) => mock_sink::run(a),
     }
 }

@@ -916,6 +916,40 @@ impl Shared {
         self.notices.is_closed()
     }
 
+    /// Waits on the caller's thread, until `deadline`, for `topic`'s
+    /// partitions to be known, without sending anything: the I/O thread is
+    /// asked for the metadata if it does not have it. Returns the partition
+    /// count, or the error a blocking [`append`](Self::append) of a record
+    /// to the topic would give by then: [`SendError::MetadataTimeout`]
+    /// with the last cause (for example connection refused),
+    /// [`SendError::TopicError`], [`SendError::InvalidTopic`] or
+    /// [`SendError::Closed`].
+    pub fn wait_for_metadata(
+        &self,
+        now: Instant,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<u32, SendError> {
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if topic.is_empty() || topic.len() > i16::MAX as usize {
+            return Err(SendError::InvalidTopic(Arc::from(topic)));
+        }
+        if let Some(n) = self.partition_count(topic) {
+            return Ok(n);
+        }
+        let mut wake = false;
+        self.wait_for_topic(now, topic, deadline, &mut wake)?;
+        // Ready now: read the count from the same published view.
+        self.partition_count(topic)
+            .ok_or_else(|| SendError::MetadataTimeout {
+                topic: Arc::from(topic),
+                waited: remaining(now, deadline),
+                last_error: None,
+            })
+    }
+
     /// Bytes of `buffer.memory` currently reserved by batches.
     pub fn buffered_bytes(&self) -> usize {
         self.pool.used()

@@ -16,6 +16,10 @@
 //! - lz4: the LZ4 *frame* format with 64 KiB independent blocks and no
 //!   checksums, like Kafka's `KafkaLZ4BlockOutputStream`.
 //! - zstd: a standard zstd frame (level 3, the Java client's default).
+//!   Only with the `zstd` feature (on by default; it builds the C library
+//!   libzstd): without it, compressing or decompressing zstd is a typed
+//!   error ([`EncodeError::CodecNotBuilt`], [`DecodeError::CodecNotBuilt`])
+//!   and [`Compression::is_built`] says so up front.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -86,6 +90,12 @@ impl Compression {
         }
     }
 
+    /// Whether this build can compress and decompress the codec: all of
+    /// them, except zstd without the `zstd` feature.
+    pub const fn is_built(self) -> bool {
+        cfg!(feature = "zstd") || !matches!(self, Compression::Zstd)
+    }
+
     /// The config name (`compression.type`).
     pub const fn name(self) -> &'static str {
         match self {
@@ -121,6 +131,7 @@ const XERIAL_HEADER_LEN: usize = 16;
 /// Uncompressed bytes per xerial block (snappy-java's default block size).
 const XERIAL_BLOCK: usize = 32 * 1024;
 const GZIP_LEVEL: u32 = 6;
+#[cfg(feature = "zstd")]
 const ZSTD_LEVEL: i32 = 3;
 
 /// Compresses `input` with `codec`, appending the compressed bytes to `out`.
@@ -150,8 +161,15 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<
         }
         Compression::Lz4 => with_cached(&LZ4, || Ok(Lz4State::new()), |st| st.compress(input, out))
             .map_err(|e| err(&e))?,
+        #[cfg(feature = "zstd")]
         Compression::Zstd => {
             with_cached(&ZSTD, ZstdState::new, |st| st.compress(input, out)).map_err(|e| err(&e))?
+        }
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => {
+            return Err(EncodeError::CodecNotBuilt {
+                codec: codec.name(),
+            })
         }
     }
     Ok(())
@@ -165,6 +183,7 @@ const SCRATCH_KEEP: usize = 256 * 1024;
 thread_local! {
     static GZIP: RefCell<Option<GzipState>> = const { RefCell::new(None) };
     static LZ4: RefCell<Option<Lz4State>> = const { RefCell::new(None) };
+    #[cfg(feature = "zstd")]
     static ZSTD: RefCell<Option<ZstdState>> = const { RefCell::new(None) };
 }
 
@@ -302,11 +321,13 @@ impl Lz4State {
 /// zstd: one context per thread. Creating and initialising a context per
 /// batch was most of the cost of compressing a small batch; reused, zstd
 /// only resets it. Output is the same frame (content size in the header).
+#[cfg(feature = "zstd")]
 struct ZstdState {
     cctx: zstd::bulk::Compressor<'static>,
     scratch: Vec<u8>,
 }
 
+#[cfg(feature = "zstd")]
 impl ZstdState {
     fn new() -> io::Result<Self> {
         Ok(ZstdState {
@@ -372,6 +393,13 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Byte
             input.len(),
             limit,
         )?,
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => {
+            return Err(DecodeError::CodecNotBuilt {
+                codec: codec.name(),
+            })
+        }
+        #[cfg(feature = "zstd")]
         Compression::Zstd => {
             let dec = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| codec_error(codec, &e))?;
@@ -458,7 +486,8 @@ fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError>
     Ok(out)
 }
 
-#[cfg(test)]
+// These tests exercise every codec, zstd included.
+#[cfg(all(test, feature = "zstd"))]
 mod tests {
     use super::*;
 
@@ -672,5 +701,36 @@ mod tests {
         }
         assert!(decompress(Compression::Gzip, b"junk", 10).is_err());
         assert!(decompress(Compression::Snappy, junk[4], 10).is_err());
+    }
+}
+
+/// Without the `zstd` feature (`cargo test -p kring-protocol
+/// --no-default-features --lib`): zstd is refused with a typed error both
+/// ways, and the other codecs still work.
+#[cfg(all(test, not(feature = "zstd")))]
+mod without_zstd {
+    use super::*;
+
+    #[test]
+    fn zstd_is_a_typed_error_and_the_rest_still_works() {
+        assert!(!Compression::Zstd.is_built());
+        let mut out = BytesMut::new();
+        assert_eq!(
+            compress(Compression::Zstd, b"abc", &mut out),
+            Err(EncodeError::CodecNotBuilt { codec: "zstd" })
+        );
+        // A real zstd frame of "abc" (as a broker would send it).
+        let frame = [
+            0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x03, 0x19, 0x00, 0x00, 0x61, 0x62, 0x63,
+        ];
+        assert_eq!(
+            decompress(Compression::Zstd, &frame, 1 << 20),
+            Err(DecodeError::CodecNotBuilt { codec: "zstd" })
+        );
+        for c in Compression::ALL.into_iter().filter(|c| c.is_built()) {
+            let mut out = BytesMut::new();
+            compress(c, b"hello hello hello", &mut out).unwrap();
+            assert_eq!(&decompress(c, &out, 100).unwrap()[..], b"hello hello hello");
+        }
     }
 }

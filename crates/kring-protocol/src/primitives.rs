@@ -87,6 +87,13 @@ pub enum DecodeError {
     /// Bytes were left over where the format requires an exact fit.
     #[error("{0} trailing bytes")]
     TrailingBytes(usize),
+    /// The data uses a compression codec this build does not include
+    /// (zstd without kring-protocol's `zstd` feature).
+    #[error("{codec} is not supported by this build (built without the `{codec}` feature)")]
+    CodecNotBuilt {
+        /// Codec name.
+        codec: &'static str,
+    },
 }
 
 /// Why encoding failed.
@@ -140,6 +147,13 @@ pub enum EncodeError {
         codec: &'static str,
         /// The codec's message.
         message: String,
+    },
+    /// The codec is not in this build (zstd without kring-protocol's
+    /// `zstd` feature).
+    #[error("{codec} is not supported by this build (built without the `{codec}` feature)")]
+    CodecNotBuilt {
+        /// Codec name.
+        codec: &'static str,
     },
 }
 

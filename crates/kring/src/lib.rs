@@ -7,8 +7,10 @@
 //!   ([`ProducerBuilder::on_delivery`]) that gets each record's
 //!   [`Record::context`](Record#structfield.context).
 //! - [`ProducerConfig`]: typed settings, or Kafka property names.
-//! - [`driver`]: the io_uring I/O thread (the only code here that talks to
-//!   the kernel, and the only `unsafe`).
+//! - The io_uring I/O thread (module `driver`, the only code here that
+//!   talks to the kernel, and the only `unsafe`) is internal. The
+//!   `unstable-internals` feature makes it public for kring's own tests;
+//!   it follows no semver promise and may change in any release.
 //!
 //! The producer logic itself (accumulator, sender, retries, idempotence)
 //! is the sans-IO `kring-core`; its result and error types are this
@@ -31,8 +33,15 @@
 
 pub mod config;
 mod delivery;
+/// The io_uring driver. Public only with the `unstable-internals` feature
+/// (for kring's own tests); not covered by semver.
+#[cfg(feature = "unstable-internals")]
 pub mod driver;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(unreachable_pub)]
+mod driver;
 mod error;
+mod flush;
 mod metrics;
 mod producer;
 mod record;
@@ -42,12 +51,14 @@ pub use config::{
     SaslMechanism, SecurityProtocol,
 };
 pub use delivery::{DeliveryFuture, DeliveryResult};
+pub use driver::DriverError;
 pub use error::BuildError;
+pub use flush::FlushHandle;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{
-    BrokerState, BrokerStatistics, DeliveryError, DeliveryReport, ErrorCount, FlushHandle,
-    LastError, Latency, MessageStatus, PartitionStatistics, RecordMetadata, SendError, Statistics,
-    TlsFailure, TopicStatistics, TotalStatistics,
+    BrokerState, BrokerStatistics, DeliveryError, DeliveryReport, ErrorCount, LastError, Latency,
+    MessageStatus, PartitionStatistics, RecordMetadata, SendError, Statistics, TlsFailure,
+    TopicStatistics, TotalStatistics,
 };
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;
@@ -61,6 +72,8 @@ mod async_tests;
 mod cause_tests;
 #[cfg(test)]
 mod fenced_tests;
+#[cfg(test)]
+mod metadata_wait_tests;
 #[cfg(test)]
 mod producer_tests;
 #[cfg(test)]

@@ -390,25 +390,25 @@ impl Producer {
     /// every record sent before this call has its final result.
     pub fn flush(&self) {
         let h = self.begin_flush();
-        self.wait_io(&h, None);
+        self.wait_io(&h.0, None);
     }
 
     /// Like [`flush`](Producer::flush), giving up waiting after `timeout`
     /// (the records are still sent); `true` when everything completed.
     pub fn flush_timeout(&self, timeout: Duration) -> bool {
         let h = self.begin_flush();
-        self.wait_io(&h, Some(timeout))
+        self.wait_io(&h.0, Some(timeout))
     }
 
     /// Start a flush without waiting: the handle completes (blocking
     /// `wait`, or as a future) when every record sent before this call has
     /// its final result.
-    pub fn begin_flush(&self) -> FlushHandle {
+    pub fn begin_flush(&self) -> crate::FlushHandle {
         let h = self.shared.begin_flush();
         if h.wake {
             self.waker.wake();
         }
-        h
+        crate::FlushHandle::new(h)
     }
 
     /// Purge: fail every record still buffered — appended but not yet in a
@@ -519,6 +519,23 @@ impl Producer {
         }
         *state = Some(completed);
         completed
+    }
+
+    /// Waits up to `timeout` for `topic`'s metadata without sending
+    /// anything (asking the brokers for it if needed) and returns its
+    /// partition count, like the Java client's `partitionsFor`. Fails with
+    /// the error a [`send`](Producer::send) to the topic would give: after
+    /// `timeout`, [`SendError::MetadataTimeout`] carrying the last cause
+    /// (for example connection refused, as a typed
+    /// [`LastError`](crate::LastError)); [`SendError::TopicError`] when the
+    /// brokers refuse the topic. Use it to fail fast when no broker
+    /// answers: `kring produce -m` does.
+    pub fn wait_for_metadata(&self, topic: &str, timeout: Duration) -> Result<u32, SendError> {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        self.shared.wait_for_metadata(now, topic, deadline)
     }
 
     /// Partitions of `topic`, if its metadata is known to this producer

@@ -500,7 +500,8 @@ mod tests {
 
     #[test]
     fn compressed_seal_sets_the_codec_bits() {
-        for codec in Compression::ALL {
+        // Every codec this build has (zstd only with the feature).
+        for codec in Compression::ALL.into_iter().filter(|c| c.is_built()) {
             let mut b = RecordBatchBuilder::new(0, 0);
             for i in 0..100 {
                 b.append(i, None, Some(&[b'a'; 100]), &[]);

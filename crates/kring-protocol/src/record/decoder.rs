@@ -458,7 +458,8 @@ mod tests {
 
     #[test]
     fn round_trip_every_codec() {
-        for codec in Compression::ALL {
+        // Every codec this build has (zstd only with the feature).
+        for codec in Compression::ALL.into_iter().filter(|c| c.is_built()) {
             let wire = build(codec, 50);
             let mut buf = wire.clone();
             let batch = decode_batch(&mut buf, &DecodeOptions::default()).unwrap();
@@ -669,7 +670,10 @@ mod tests {
             Compression::Snappy,
             Compression::Lz4,
             Compression::Zstd,
-        ] {
+        ]
+        .into_iter()
+        .filter(|c| c.is_built())
+        {
             let mut b = RecordBatchBuilder::new(0, 0);
             for _ in 0..8 {
                 b.append(0, None, Some(&big), &[]);

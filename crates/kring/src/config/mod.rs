@@ -7,6 +7,7 @@
 //! `enable.idempotence` conflicts with an explicit `acks`, but refuses a
 //! configuration that explicitly asks for both.
 
+mod describe;
 mod error;
 mod properties;
 mod sasl;
@@ -15,6 +16,7 @@ mod to_core;
 
 use std::time::Duration;
 
+pub use describe::property_description;
 pub use error::ConfigError;
 pub use kring_core::{Acks, Compression, OAuthToken, SaslMechanism, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
@@ -331,6 +333,11 @@ fn split_servers(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// Reading settings back. A setting's builder setter owns its bare name
+/// (`linger(Duration)`), so its getter is `get_linger()`, the scheme of
+/// `std::process::Command` (`arg`/`get_args`, `current_dir`/
+/// `get_current_dir`); a value with no setter of that name has none
+/// (`bootstrap_servers()`).
 impl ProducerConfig {
     /// The bootstrap servers, `host:port` each.
     pub fn bootstrap_servers(&self) -> &[String] {
@@ -478,6 +485,7 @@ impl ProducerConfig {
                 ),
             });
         }
+        check_codec_built("compression.type", self.compression)?;
         self.check_idempotence()?;
         // Saturating: out-of-range durations are refused by the core below.
         let floor = self.linger.saturating_add(self.request_timeout);
@@ -556,3 +564,48 @@ impl ProducerConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// zstd without kring's `zstd` feature is refused when configured, not when
+/// the first batch is sealed.
+pub(crate) fn check_codec_built(
+    property: &'static str,
+    codec: Compression,
+) -> Result<(), ConfigError> {
+    if codec == Compression::Zstd && !cfg!(feature = "zstd") {
+        return Err(ConfigError::InvalidValue {
+            property,
+            value: codec.name().to_owned(),
+            expected: "one of none, gzip, snappy, lz4 (zstd needs kring's `zstd` feature, \
+                       which this build was compiled without)",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(all(test, not(feature = "zstd")))]
+mod without_zstd_tests {
+    use super::*;
+
+    /// Built without the `zstd` feature (`cargo test -p kring
+    /// --no-default-features --lib zstd_without`): zstd is a ConfigError whether
+    /// named as a property or set through the typed setter, and the other
+    /// codecs are still accepted.
+    #[test]
+    fn zstd_without_the_feature_is_a_config_error() {
+        for name in ["compression.type", "compression.codec"] {
+            let e = ProducerConfig::from_properties([(name, "zstd")]).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::InvalidValue { value: ref v, .. } if v == "zstd"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("`zstd` feature"), "{e}");
+        }
+        let e = ProducerConfig::default()
+            .bootstrap("127.0.0.1:9092")
+            .compression(Compression::Zstd)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("`zstd` feature"), "{e}");
+        ProducerConfig::from_properties([("compression.type", "lz4")]).unwrap();
+    }
+}

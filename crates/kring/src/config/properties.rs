@@ -149,9 +149,11 @@ impl ProducerConfig {
                 } else {
                     "compression.codec"
                 };
-                self.compression(Compression::from_str(&v.to_ascii_lowercase()).map_err(|_| {
+                let codec = Compression::from_str(&v.to_ascii_lowercase()).map_err(|_| {
                     ConfigError::invalid(property, value, "one of none, gzip, snappy, lz4, zstd")
-                })?)
+                })?;
+                super::check_codec_built(property, codec)?;
+                self.compression(codec)
             }
             "enable.idempotence" => self.idempotence(boolean("enable.idempotence", v)?),
             "max.in.flight.requests.per.connection" => {

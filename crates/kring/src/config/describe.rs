@@ -1,0 +1,84 @@
+//! One line per accepted property, for listings such as `kring produce -X
+//! list`. Every name in [`PROPERTY_NAMES`](super::PROPERTY_NAMES) has one
+//! (a test checks), so the list of names stays the single source.
+
+/// A one-line description of an accepted property (with its default), or
+/// `None` for a name kring does not accept.
+pub fn property_description(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "acks" => "0, 1 or all (-1): replicas that must acknowledge a batch (default all)",
+        "batch.num.messages" => "librdkafka: records per batch at most (default no cap)",
+        "batch.size" => "bytes at which a partition's batch is sealed (default 16384)",
+        "bootstrap.servers" => "host:port[,host:port...] to fetch metadata from (required)",
+        "buffer.memory" => "bytes of records buffered before send blocks (default 33554432)",
+        "client.id" => "client id sent with every request (default kring)",
+        "compression.codec" => "librdkafka alias of compression.type",
+        "compression.type" => "none, gzip, snappy, lz4 or zstd (default none)",
+        "debug" => "librdkafka debug contexts; accepted, logging is chosen by the tracing filter (KRING_LOG)",
+        "delivery.timeout.ms" => "time a record may take from send to its result (default 120000)",
+        "enable.idempotence" => "exactly-once per partition, no duplicates on retry (default true)",
+        "linger.ms" => "how long a batch waits for more records, fractions allowed (default 5)",
+        "max.block.ms" => "how long send blocks for metadata or buffer memory (default 60000)",
+        "max.in.flight.requests.per.connection" => {
+            "unacknowledged requests per broker (default 5; at most 5 with idempotence)"
+        }
+        "max.request.size" => "largest produce request and record, in bytes (default 1048576)",
+        "message.timeout.ms" => "librdkafka alias of delivery.timeout.ms",
+        "metadata.max.age.ms" => "metadata is refreshed at least this often (default 300000)",
+        "partitioner" => "default (murmur2_random), sticky or round_robin (default default)",
+        "queue.buffering.max.kbytes" => "librdkafka: buffer.memory in KiB",
+        "queue.buffering.max.ms" => "librdkafka alias of linger.ms",
+        "reconnect.backoff.max.ms" => "upper bound of the reconnect backoff (default 1000)",
+        "reconnect.backoff.ms" => "first wait before reconnecting to a broker (default 50)",
+        "request.timeout.ms" => "how long to wait for a broker's response (default 30000)",
+        "retries" => "retries of a failed batch (default 2147483647, bounded by delivery.timeout.ms)",
+        "retry.backoff.max.ms" => "upper bound of the retry backoff (default 1000)",
+        "retry.backoff.ms" => "first wait before retrying a batch (default 100)",
+        "io.backend" => "auto (io_uring, else epoll where io_uring is refused), io_uring or epoll (default auto)",
+        "sasl.jaas.config" => "Java JAAS line; its username and password are used (PLAIN, SCRAM)",
+        "sasl.mechanism" => "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (no default; no GSSAPI)",
+        "sasl.mechanisms" => "librdkafka alias of sasl.mechanism",
+        "sasl.password" => "SASL password (never logged or shown)",
+        "sasl.username" => "SASL user name",
+        "security.protocol" => "PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL (SSL ones need the tls feature)",
+        "socket.connection.setup.timeout.ms" => "connect timeout per broker (default 10000)",
+        "ssl.ca.location" => "PEM file (or directory) of CAs to trust (default: the system trust store)",
+        "ssl.ca.pem" => "CA certificates as PEM text",
+        "ssl.certificate.location" => "client certificate chain, PEM file (mTLS)",
+        "ssl.certificate.pem" => "client certificate chain as PEM text (mTLS)",
+        "ssl.endpoint.identification.algorithm" => "https (default): check the broker's host name; none: skip that check",
+        "ssl.key.location" => "client private key, PEM file (unencrypted)",
+        "ssl.key.password" => "password of an encrypted key (refused: decrypt the key first; never shown)",
+        "ssl.key.pem" => "client private key as PEM text (never shown)",
+        "ssl.keystore.certificate.chain" => "Java PEM alias of ssl.certificate.pem",
+        "ssl.keystore.key" => "Java PEM alias of ssl.key.pem",
+        "ssl.keystore.location" => "Java PEM keystore: one file with the private key and its chain",
+        "ssl.keystore.type" => "PEM only (JKS and PKCS12 are refused)",
+        "ssl.truststore.certificates" => "Java PEM alias of ssl.ca.pem",
+        "ssl.truststore.location" => "Java alias of ssl.ca.location (with ssl.truststore.type=PEM)",
+        "ssl.truststore.type" => "PEM only (JKS and PKCS12 are refused)",
+        "statistics.interval.ms" => "period of the on_statistics callback (default 0: never)",
+        "topic.metadata.propagation.max.ms" => {
+            "how long a topic missing from metadata is waited for after first use (default 5000)"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::PROPERTY_NAMES;
+    use super::property_description;
+
+    /// Every accepted name is described (a property added without a
+    /// description fails here), and nothing else is.
+    #[test]
+    fn every_property_has_a_description() {
+        for name in PROPERTY_NAMES {
+            let d = property_description(name)
+                .unwrap_or_else(|| panic!("`{name}` has no description in config/describe.rs"));
+            assert!(!d.is_empty() && !d.contains('\n'), "{name}: {d:?}");
+        }
+        assert_eq!(property_description("no.such.property"), None);
+    }
+}
