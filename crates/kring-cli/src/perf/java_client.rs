@@ -178,8 +178,12 @@ fn peer_args(w: &Workload, bootstrap: &str) -> Vec<String> {
         bootstrap.into(),
         "--topic".into(),
         w.topic.clone(),
-        "--value-size".into(),
-        w.value_size.to_string(),
+        "--value-sizes".into(),
+        w.value_mix()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         "--partitions".into(),
         w.active_partition_ids()
             .iter()
@@ -193,6 +197,9 @@ fn peer_args(w: &Workload, bootstrap: &str) -> Vec<String> {
     }
     if let Some(r) = w.rate {
         a.extend(["--rate".into(), r.to_string()]);
+    }
+    if w.keys > 0 {
+        a.extend(["--keys".into(), w.keys.to_string()]);
     }
     a.extend(["--warm-up-ms".into(), warm_up_ms().to_string()]);
     for (k, v) in w.properties() {
@@ -260,10 +267,32 @@ mod tests {
         .unwrap()
         .w;
         let a = peer_args(&w, "h:1").join(" ");
-        assert!(a.starts_with("--bootstrap h:1 --topic kring-perf --value-size 100 --partitions 0,2,4,6 --duration-ms 4000 --rate 1000 --warm-up-ms"), "{a}");
+        assert!(a.starts_with("--bootstrap h:1 --topic kring-perf --value-sizes 100:1 --partitions 0,2,4,6 --duration-ms 4000 --rate 1000 --warm-up-ms"), "{a}");
         assert!(a.contains("-X acks=all"), "{a}");
         assert!(a.contains("-X enable.idempotence=true"), "{a}");
         assert!(a.contains("-X linger.ms=9"), "{a}");
         assert!(!a.contains("linger.ms=5"), "{a}");
+    }
+
+    #[test]
+    fn keyed_mixed_args_name_keys_sizes_and_every_partition() {
+        let w = W::try_parse_from([
+            "t",
+            "--records",
+            "10",
+            "--partitions",
+            "4",
+            "--keys",
+            "1000",
+            "--value-sizes",
+            "64:8,512",
+        ])
+        .unwrap()
+        .w;
+        let a = peer_args(&w, "h:1").join(" ");
+        assert!(
+            a.starts_with("--bootstrap h:1 --topic kring-perf --value-sizes 64:8,512:1 --partitions 0,1,2,3 --records 10 --keys 1000 --warm-up-ms"),
+            "{a}"
+        );
     }
 }
