@@ -101,3 +101,37 @@ fn bad_arguments_fail_with_a_message() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("duration"), "{stderr}");
 }
+
+#[test]
+fn latency_sweep_paces_every_client_at_fractions_of_the_slowest() {
+    let out = kring()
+        .args([
+            "perf",
+            "--latency-sweep",
+            "--vs",
+            "librdkafka",
+            "--runs",
+            "1",
+            "--records",
+            "4000",
+            "--keys",
+            "500",
+            "--value-sizes",
+            "50:3,500:1",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run kring perf --latency-sweep");
+    assert!(out.status.success(), "{:?}", out.status);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("500 distinct keys"), "{stdout}");
+    let table: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(table.len(), 5, "{stdout}");
+    assert!(table[1].starts_with("| max | unpaced |"), "{stdout}");
+    for (row, load) in table[2..].iter().zip(["25%", "50%", "90%"]) {
+        assert!(row.starts_with(&format!("| {load} | ")), "{stdout}");
+        // Every client's p50 / p99 / p99.9 and kring's p99 ratio.
+        assert_eq!(row.matches(" / ").count(), 4, "{row}");
+        assert!(row.contains("**"), "{row}");
+    }
+}

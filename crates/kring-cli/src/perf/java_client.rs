@@ -12,9 +12,11 @@
 //! before its measured window ([`warm_up_ms`]): the window then measures
 //! the JIT-compiled steady state, not the compiler.
 //!
-//! The peer is built with Maven on first use into `~/.cache/kring/java-perf`
-//! (or `$KRING_JAVA_PERF_DIR`) and rebuilt when its sources are newer than
-//! the jar.
+//! The peer is built with Maven on first use into
+//! `~/.cache/kring/java-perf/<digest of its sources>` (or
+//! `$KRING_JAVA_PERF_DIR`) and rebuilt when its sources are newer than the
+//! jar. The digest keeps binaries of different commits, whose peers print
+//! different result lines, from running one another's jar.
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -49,13 +51,49 @@ pub fn warm_up_ms() -> u64 {
 pub const DEFAULT_WARM_UP_MS: u64 = 3000;
 
 /// Where the built peer lives: `$KRING_JAVA_PERF_DIR`, else
-/// `~/.cache/kring/java-perf`.
+/// `~/.cache/kring/java-perf/<digest>`, the digest of the peer's sources
+/// (`~/.cache/kring/java-perf` itself when they are not found).
 pub fn out_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("KRING_JAVA_PERF_DIR") {
         return d.into();
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache/kring/java-perf")
+    let base = PathBuf::from(home).join(".cache/kring/java-perf");
+    match pom().as_deref().and_then(sources_digest) {
+        Some(h) => base.join(format!("{h:016x}")),
+        None => base,
+    }
+}
+
+/// FNV-1a (64 bits) over the pom and every file under `src/`: each one's
+/// path relative to the project and its content, in path order.
+fn sources_digest(pom: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = pom.parent()?;
+    let mut files = vec![pom.to_path_buf()];
+    let mut dirs = vec![root.join("src")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(&[0u8]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for f in &files {
+        feed(f.strip_prefix(root).unwrap_or(f).as_os_str().as_bytes());
+        feed(&std::fs::read(f).ok()?);
+    }
+    Some(h)
 }
 
 /// The peer's Maven project: `$KRING_JAVA_PERF_POM`, else the one in this
@@ -178,8 +216,12 @@ fn peer_args(w: &Workload, bootstrap: &str) -> Vec<String> {
         bootstrap.into(),
         "--topic".into(),
         w.topic.clone(),
-        "--value-size".into(),
-        w.value_size.to_string(),
+        "--value-sizes".into(),
+        w.value_mix()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         "--partitions".into(),
         w.active_partition_ids()
             .iter()
@@ -193,6 +235,9 @@ fn peer_args(w: &Workload, bootstrap: &str) -> Vec<String> {
     }
     if let Some(r) = w.rate {
         a.extend(["--rate".into(), r.to_string()]);
+    }
+    if w.keys > 0 {
+        a.extend(["--keys".into(), w.keys.to_string()]);
     }
     a.extend(["--warm-up-ms".into(), warm_up_ms().to_string()]);
     for (k, v) in w.properties() {
@@ -260,10 +305,50 @@ mod tests {
         .unwrap()
         .w;
         let a = peer_args(&w, "h:1").join(" ");
-        assert!(a.starts_with("--bootstrap h:1 --topic kring-perf --value-size 100 --partitions 0,2,4,6 --duration-ms 4000 --rate 1000 --warm-up-ms"), "{a}");
+        assert!(a.starts_with("--bootstrap h:1 --topic kring-perf --value-sizes 100:1 --partitions 0,2,4,6 --duration-ms 4000 --rate 1000 --warm-up-ms"), "{a}");
         assert!(a.contains("-X acks=all"), "{a}");
         assert!(a.contains("-X enable.idempotence=true"), "{a}");
         assert!(a.contains("-X linger.ms=9"), "{a}");
         assert!(!a.contains("linger.ms=5"), "{a}");
+    }
+
+    #[test]
+    fn keyed_mixed_args_name_keys_sizes_and_every_partition() {
+        let w = W::try_parse_from([
+            "t",
+            "--records",
+            "10",
+            "--partitions",
+            "4",
+            "--keys",
+            "1000",
+            "--value-sizes",
+            "64:8,512",
+        ])
+        .unwrap()
+        .w;
+        let a = peer_args(&w, "h:1").join(" ");
+        assert!(
+            a.starts_with("--bootstrap h:1 --topic kring-perf --value-sizes 64:8,512:1 --partitions 0,1,2,3 --records 10 --keys 1000 --warm-up-ms"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn the_build_directory_follows_the_sources() {
+        let dir = std::env::temp_dir().join(format!("kring-java-digest-{}", std::process::id()));
+        let src = dir.join("src/main/java");
+        std::fs::create_dir_all(&src).unwrap();
+        let pom = dir.join("pom.xml");
+        std::fs::write(&pom, "<project/>").unwrap();
+        std::fs::write(src.join("A.java"), "class A {}").unwrap();
+        let a = sources_digest(&pom).unwrap();
+        assert_eq!(sources_digest(&pom), Some(a), "deterministic");
+        std::fs::write(src.join("A.java"), "class A { }").unwrap();
+        let b = sources_digest(&pom).unwrap();
+        assert_ne!(a, b, "a changed source changes the digest");
+        std::fs::write(src.join("B.java"), "").unwrap();
+        assert_ne!(sources_digest(&pom), Some(b), "a new file changes it");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,14 +1,17 @@
 //! The kring side of the benchmark: the public `kring::Producer`, built
 //! from the same Kafka properties as librdkafka, every record sent with
-//! `send` (handle dropped) to an explicit partition, results counted by the producer's
-//! `on_delivery` callback on the I/O thread.
+//! `send` (handle dropped) to an explicit partition (keyed workloads: with
+//! its key and no partition, placed by kring's default murmur2
+//! partitioner), results counted by the producer's `on_delivery` callback
+//! on the I/O thread.
 //!
 //! Records are sent without a `Record::context` (the same path
 //! librdkafka's side is measured on), so sampled latency is matched by
 //! order: within one partition
 //! records complete in the order they were sent (one connection, answers
 //! in order, no errors in a valid run), so the k-th result of partition p
-//! belongs to the k-th record sent to p. The sender queues (k, send time)
+//! belongs to the k-th record sent to p (a keyed record's p comes from the
+//! workload's precomputed key→partition table). The sender queues (k, send time)
 //! for each sampled record of p; the callback compares its count for p
 //! with the oldest queued k, an atomic load per result, and takes the lock
 //! only for samples.
@@ -161,7 +164,8 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let parts = w.active_partition_ids();
     let probes = Probes::new(w.partitions, &parts);
     let producer = build(w, bootstrap, probes)?;
-    let payloads = Payloads::new(w.value_size);
+    let payloads = Payloads::for_workload(w);
+    let keys = w.key_pool();
     warm_up(&producer, w, &parts, probes, payloads.get(0))?;
     probes.measuring.store(true, Ordering::Release);
 
@@ -175,18 +179,21 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let mut sent_to = vec![0u64; parts.len()];
     let sent = SendLoop::new(w.stop(), &parts, &payloads)
         .with_rate(w.rate)
-        .run(start, |_, partition, value, sample| {
-            let i = probes.idx_of[partition as usize] as usize;
+        .with_keys(keys.as_ref())
+        .run(start, |rec| {
+            let i = probes.idx_of[rec.partition as usize] as usize;
             let k = sent_to[i];
             sent_to[i] = k + 1;
-            if let Some(now_ns) = sample {
+            if let Some(now_ns) = rec.sample {
                 probes.expect_sample(i, k, start_ns + now_ns);
             }
+            let record = match rec.key {
+                Some(key) => Record::new(topic, rec.value).key(key),
+                None => Record::new(topic, rec.value).partition(rec.partition),
+            };
             // `send`, not `try_send`: a full buffer.memory must apply
             // back-pressure here, not fail the run.
-            let r = producer
-                .send(Record::new(topic, value).partition(partition))
-                .map(drop);
+            let r = producer.send(record).map(drop);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r.map_err(|e| CliError::Kring(format!("send: {e}")))
         })?;
@@ -201,7 +208,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let (p50, p99, p999, max) = stats.latency_ms();
     let mut r = RunResult {
         client: "kring".into(),
-        records: sent,
+        records: sent.records,
         acked: stats.acked.load(Ordering::Relaxed),
         failed: stats.failed.load(Ordering::Relaxed),
         first_error: stats.first_error(),
@@ -217,7 +224,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
         responses: Some(m1.responses - m0.responses),
         ..Default::default()
     };
-    r.derive(w.value_size);
+    r.derive(sent.average_value_size());
     producer.close();
     Ok(r)
 }

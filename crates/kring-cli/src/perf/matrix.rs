@@ -4,17 +4,24 @@
 //! as they complete, and every run's raw figures to `<out>.runs` (one
 //! `kring-perf-matrix-run` line per run, the format of `super::line`), so an
 //! interrupted matrix keeps what it measured.
+//!
+//! Sections (`--sections`): `grid`, every broker × value size × codec ×
+//! layout × acks; then the workloads people run, on the first `--broker`:
+//! `keyed` (murmur2 in every client, 16 and 1,000 partitions), `mixed`
+//! (value sizes drawn from `--mix`) and `latency` (latency at 25/50/90% of
+//! the slowest client's maximum, see [`super::sweep`]).
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::orchestrate::{measure, Outcome, Plan};
 use super::result::{ratio, RunResult};
-use super::workload::{Acks, Compression, Idempotence, Workload};
+use super::sweep;
+use super::workload::{size_weight_arg, Acks, Compression, Idempotence, SizeWeight, Workload};
 use super::{all_clients, BrokerKind, ClientKind};
 use crate::args::{duration_arg, format_duration};
 use crate::error::CliError;
@@ -59,6 +66,30 @@ pub struct MatrixArgs {
     /// Markdown output (appended); raw runs go to the same path plus `.runs`.
     #[arg(long, default_value = "bench-matrix.md")]
     pub out: PathBuf,
+    /// Parts of the matrix to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["grid", "keyed", "mixed", "latency"])]
+    pub sections: Vec<Section>,
+    /// Distinct keys of the keyed section and its latency sweep.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u32,
+    /// Value sizes (SIZE:WEIGHT, comma-separated) of the mixed section.
+    #[arg(long, value_delimiter = ',', value_parser = size_weight_arg,
+          default_values = ["64:8", "512:4", "4096:2", "16384:1"])]
+    pub mix: Vec<SizeWeight>,
+}
+
+/// A part of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Section {
+    /// Every broker, value size, codec, partition layout and acks setting.
+    Grid,
+    /// Keyed records (`--keys`), 16 and 1,000 partitions, uncompressed.
+    Keyed,
+    /// Mixed value sizes (`--mix`), 16 and 1,000 partitions.
+    Mixed,
+    /// Latency at fixed rates: 100 B at 16 and 1,000 partitions, and keyed
+    /// at 16 partitions, acks 1.
+    Latency,
 }
 
 /// One partition layout: `active` of `total` partitions receive records.
@@ -116,10 +147,13 @@ fn workload(
         topic: format!("perf-{}", layout.total),
         properties: Vec::new(),
         io_backend: None,
+        keys: 0,
+        value_sizes: Vec::new(),
     }
 }
 
-fn thousands(v: f64) -> String {
+/// `v` rounded, with thousands separators.
+pub fn thousands(v: f64) -> String {
     let n = v.round() as u64;
     let s = n.to_string();
     let mut out = String::new();
@@ -296,9 +330,11 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
             reduced
         }
     };
+    let grid = m.sections.contains(&Section::Grid);
     let cells: usize = m
         .broker
         .iter()
+        .filter(|_| grid)
         .map(|&b| {
             m.compression
                 .iter()
@@ -319,14 +355,10 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
             format_duration(m.duration)
         ),
     )?;
-    for &broker in &m.broker {
+    for &broker in m.broker.iter().filter(|_| grid) {
         for &size in &m.value_size {
             for &codec in &m.compression {
-                let broker_name = match broker {
-                    BrokerKind::Sink => "kring-mock sink",
-                    BrokerKind::Tansu => "tansu (memory storage)",
-                    BrokerKind::Kafka => "Apache Kafka 4.4.0 (1 node)",
-                };
+                let broker_name = broker_name(broker);
                 let mut table = format!(
                     "#### {broker_name}, {size} B values, compression {}, linger.ms {}\n\n{head}\n",
                     codec.as_str(),
@@ -379,12 +411,277 @@ pub fn run(m: MatrixArgs) -> Result<(), CliError> {
             }
         }
     }
+    let extra_cells = workloads_people_run(&m, &clients, &mut md, &mut runs_log, &write)?;
     eprintln!(
-        "matrix: {cells} cells in {:.0} min; tables in {}",
+        "matrix: {} cells in {:.0} min; tables in {}",
+        cells + extra_cells,
         started.elapsed().as_secs_f64() / 60.0,
         m.out.display()
     );
     Ok(())
+}
+
+fn broker_name(broker: BrokerKind) -> &'static str {
+    match broker {
+        BrokerKind::Sink => "kring-mock sink",
+        BrokerKind::Tansu => "tansu (memory storage)",
+        BrokerKind::Kafka => "Apache Kafka 4.4.0 (1 node)",
+    }
+}
+
+type WriteFn<'a> = &'a dyn Fn(&mut std::fs::File, &str) -> Result<(), CliError>;
+
+/// The keyed, mixed and latency sections on the first `--broker`; returns
+/// how many cells (sweeps count as one) ran.
+fn workloads_people_run(
+    m: &MatrixArgs,
+    clients: &[ClientKind],
+    md: &mut std::fs::File,
+    runs_log: &mut std::fs::File,
+    write: WriteFn<'_>,
+) -> Result<usize, CliError> {
+    let Some(&broker) = m.broker.first() else {
+        return Ok(0);
+    };
+    let size = m.value_size.first().copied().unwrap_or(100);
+    let small = Layout {
+        active: 16,
+        total: 16,
+    };
+    let large = Layout {
+        active: 1000,
+        total: 1000,
+    };
+    let keyed = |w: Workload| Workload {
+        keys: m.keys,
+        active_partitions: None,
+        ..w
+    };
+    let mut done = 0;
+    let mut measure_cell = |w: &Workload, runs_log: &mut std::fs::File| {
+        done += 1;
+        eprintln!("matrix: {}: {}", broker_name(broker), w.describe());
+        let plan = Plan {
+            workload: w.clone(),
+            bootstrap: None,
+            broker,
+            clients: clients.to_vec(),
+            runs: m.runs,
+            verbose: false,
+            tls: false,
+        };
+        match measure(&plan) {
+            Ok(o) => log_runs(runs_log, w, broker, &o, write).map(|_| Ok(o)),
+            Err(e) => {
+                eprintln!("matrix: cell failed: {e}");
+                Ok(Err(e))
+            }
+        }
+    };
+    if m.sections.contains(&Section::Keyed) {
+        let mut table = format!(
+            "#### keyed records: {} distinct keys of 16 B, murmur2 in each client, {}, {size} B values, compression none, linger.ms {}\n\n{}\n",
+            thousands(f64::from(m.keys)),
+            broker_name(broker),
+            m.linger_ms,
+            head_x(&["partitions", "acks"], clients, false)
+        );
+        for layout in [small, large] {
+            for &acks in &m.acks {
+                let w = keyed(workload(size, layout, acks, Compression::None, m));
+                let prefix = [layout_cell(layout), acks.as_str().to_string()];
+                table.push_str(&match measure_cell(&w, runs_log)? {
+                    Ok(o) => row_x(&prefix, clients, &o, false),
+                    Err(e) => failed_row(&prefix, &e),
+                });
+                table.push('\n');
+            }
+        }
+        table.push('\n');
+        write(md, &table)?;
+    }
+    if m.sections.contains(&Section::Mixed) {
+        let list: Vec<String> = m.mix.iter().map(|s| s.to_string()).collect();
+        let mut table = format!(
+            "#### mixed value sizes {} (size:weight), {}, keyless, linger.ms {}\n\n{}\n",
+            list.join(", "),
+            broker_name(broker),
+            m.linger_ms,
+            head_x(&["partitions", "acks", "compression"], clients, true)
+        );
+        let mut cells = Vec::new();
+        for layout in [small, large] {
+            for &acks in &m.acks {
+                cells.push((layout, acks, Compression::None));
+            }
+        }
+        for &codec in m.compression.iter().filter(|&&c| c != Compression::None) {
+            cells.push((small, Acks::One, codec));
+        }
+        for (layout, acks, codec) in cells {
+            let w = Workload {
+                value_sizes: m.mix.clone(),
+                ..workload(size, layout, acks, codec, m)
+            };
+            let prefix = [
+                layout_cell(layout),
+                acks.as_str().to_string(),
+                codec.as_str().to_string(),
+            ];
+            table.push_str(&match measure_cell(&w, runs_log)? {
+                Ok(o) => row_x(&prefix, clients, &o, true),
+                Err(e) => failed_row(&prefix, &e),
+            });
+            table.push('\n');
+        }
+        table.push('\n');
+        write(md, &table)?;
+    }
+    if m.sections.contains(&Section::Latency) {
+        let sweeps = [
+            (
+                workload(size, small, Acks::One, Compression::None, m),
+                "keyless",
+            ),
+            (
+                workload(size, large, Acks::One, Compression::None, m),
+                "keyless",
+            ),
+            (
+                keyed(workload(size, small, Acks::One, Compression::None, m)),
+                "keyed",
+            ),
+        ];
+        for (w, kind) in sweeps {
+            done += 1;
+            eprintln!(
+                "matrix: latency sweep: {}: {}",
+                broker_name(broker),
+                w.describe()
+            );
+            let plan = Plan {
+                workload: w.clone(),
+                bootstrap: None,
+                broker,
+                clients: clients.to_vec(),
+                runs: m.runs,
+                verbose: false,
+                tls: false,
+            };
+            let title = format!(
+                "#### latency at fixed rates: {}, {size} B values, {kind}{}, {} partitions, acks 1, linger.ms {}\n\n",
+                broker_name(broker),
+                if w.keys > 0 {
+                    format!(" ({} keys)", thousands(f64::from(w.keys)))
+                } else {
+                    String::new()
+                },
+                thousands(f64::from(w.partitions)),
+                m.linger_ms
+            );
+            let body = match sweep::sweep(&plan, &sweep::DEFAULT_LOADS) {
+                Ok(s) => {
+                    for o in
+                        std::iter::once(&s.full_speed).chain(s.steps.iter().map(|st| &st.outcome))
+                    {
+                        log_runs(runs_log, &w, broker, o, write)?;
+                    }
+                    format!(
+                        "rates: % of {}'s full-speed {} msgs/s (median)\n\n{}",
+                        s.slowest,
+                        thousands(s.base_rate),
+                        sweep::table(clients, &s)
+                    )
+                }
+                Err(e) => {
+                    eprintln!("matrix: sweep failed: {e}");
+                    format!("failed: {e}\n")
+                }
+            };
+            eprintln!("matrix: {title}{body}");
+            write(md, &format!("{title}{body}\n"))?;
+        }
+    }
+    Ok(done)
+}
+
+fn layout_cell(l: Layout) -> String {
+    format!(
+        "{} / {}",
+        thousands(f64::from(l.active)),
+        thousands(f64::from(l.total))
+    )
+}
+
+fn failed_row(prefix: &[String], e: &CliError) -> String {
+    format!("| {} | failed: {e} |", prefix.join(" | "))
+}
+
+/// Header of [`row_x`]: the `prefix` columns, then (with `bytes`) the
+/// average value size and MB/s of each client, msgs/s, CPU µs/msg and
+/// latency of each client, and kring's ratios to each peer.
+fn head_x(prefix: &[&str], clients: &[ClientKind], bytes: bool) -> String {
+    let mut cols: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+    if bytes {
+        cols.push("avg value B".into());
+        cols.extend(clients.iter().map(|c| format!("{} MB/s", c.name())));
+    }
+    cols.extend(clients.iter().map(|c| format!("{} msgs/s", c.name())));
+    cols.extend(
+        clients
+            .iter()
+            .skip(1)
+            .map(|c| format!("msgs/s kring/{}", c.name())),
+    );
+    cols.extend(clients.iter().map(|c| format!("{} CPU µs/msg", c.name())));
+    cols.extend(
+        clients
+            .iter()
+            .skip(1)
+            .map(|c| format!("CPU/msg kring/{}", c.name())),
+    );
+    cols.extend(clients.iter().map(|c| format!("{} p50 / p99 ms", c.name())));
+    format!("| {} |\n|{}", cols.join(" | "), "---|".repeat(cols.len()))
+}
+
+/// One row under [`head_x`].
+fn row_x(prefix: &[String], clients: &[ClientKind], o: &Outcome, bytes: bool) -> String {
+    let meds: Vec<Option<&RunResult>> = clients.iter().map(|&c| o.median(c)).collect();
+    let k = o.median(ClientKind::Kring);
+    let each = |f: &dyn Fn(&RunResult) -> String| -> Vec<String> {
+        meds.iter()
+            .map(|m| m.map(f).unwrap_or_else(|| "–".into()))
+            .collect()
+    };
+    let ratios = |f: fn(&RunResult) -> f64| -> Vec<String> {
+        meds.iter()
+            .skip(1)
+            .map(|m| match (k, m) {
+                (Some(k), Some(p)) => format!("**{:.2}**", ratio(f(k), f(p))),
+                _ => "–".into(),
+            })
+            .collect()
+    };
+    let mut cols: Vec<String> = prefix.to_vec();
+    if bytes {
+        cols.push(
+            k.or(meds.iter().flatten().next().copied())
+                .map(|r| format!("{:.0}", r.avg_value_bytes))
+                .unwrap_or_else(|| "–".into()),
+        );
+        cols.extend(each(&|r| format!("{:.1}", r.mb_per_s)));
+    }
+    cols.extend(each(&|r| thousands(r.msgs_per_s)));
+    cols.extend(ratios(|r| r.msgs_per_s));
+    cols.extend(each(&|r| format!("{:.2}", r.cpu_s_per_m)));
+    cols.extend(ratios(|r| r.cpu_s_per_m));
+    cols.extend(each(&|r| format!("{:.1} / {:.1}", r.p50_ms, r.p99_ms)));
+    let failed: u64 = meds.iter().flatten().map(|r| r.failed).sum();
+    let mut s = format!("| {} |", cols.join(" | "));
+    if failed > 0 {
+        s.push_str(&format!(" {failed} records failed"));
+    }
+    s
 }
 
 /// Tag of a raw run in `<out>.runs`.
@@ -405,7 +702,7 @@ fn log_runs(
     w: &Workload,
     broker: BrokerKind,
     o: &Outcome,
-    write: &dyn Fn(&mut std::fs::File, &str) -> Result<(), CliError>,
+    write: WriteFn<'_>,
 ) -> Result<(), CliError> {
     for r in &o.runs {
         write(f, &format!("{}\n", run_line(w, broker, r)))?;
@@ -512,5 +809,39 @@ mod tests {
         let (names, rule) = head.split_once('\n').unwrap();
         assert_eq!(names.matches('|').count(), rule.matches('|').count());
         assert!(names.contains("| CPU/msg kring/java |"), "{names}");
+    }
+
+    #[test]
+    fn extra_section_rows_match_their_header() {
+        let mk = |client: &str, m: f64, cpu: f64| RunResult {
+            client: client.into(),
+            msgs_per_s: m,
+            mb_per_s: m * 1809.0 / 1e6,
+            avg_value_bytes: 1809.0,
+            cpu_s_per_m: cpu,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            ..Default::default()
+        };
+        let clients = [ClientKind::Kring, ClientKind::Librdkafka];
+        let o = Outcome {
+            runs: Vec::new(),
+            medians: vec![mk("kring", 2e5, 0.5), mk("librdkafka", 1e5, 1.0)],
+            broker: String::new(),
+        };
+        for bytes in [false, true] {
+            let head = head_x(&["partitions", "acks", "compression"], &clients, bytes);
+            let (names, rule) = head.split_once('\n').unwrap();
+            let prefix = ["16 / 16".to_string(), "1".into(), "zstd".into()];
+            let r = row_x(&prefix, &clients, &o, bytes);
+            assert_eq!(names.matches('|').count(), rule.matches('|').count());
+            assert_eq!(
+                names.matches('|').count(),
+                r.matches('|').count(),
+                "{names}\n{r}"
+            );
+            assert!(r.contains("**2.00**") && r.contains("**0.50**"), "{r}");
+            assert_eq!(r.contains("| 1809 | 361.8 | 180.9 |"), bytes, "{r}");
+        }
     }
 }

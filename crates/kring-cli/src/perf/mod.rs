@@ -22,8 +22,12 @@ pub mod measure;
 pub mod orchestrate;
 pub mod rdkafka_client;
 pub mod result;
+pub mod sweep;
 pub mod tls;
 pub mod workload;
+
+#[cfg(test)]
+mod keyed_tests;
 
 use std::time::Duration;
 
@@ -101,6 +105,11 @@ pub struct PerfArgs {
     /// Runs per client (median reported); default 1, or 3 with --vs.
     #[arg(long)]
     pub runs: Option<u32>,
+    /// Latency at fixed rates: measure every client's maximum, then run
+    /// them all at 25%, 50% and 90% of the slowest one's msgs/s (--rate)
+    /// and print p50 / p99 / p99.9 side by side.
+    #[arg(long, conflicts_with_all = ["rate", "idle", "client"])]
+    pub latency_sweep: bool,
     /// Run this client in this process instead of orchestrating child processes.
     #[arg(long, value_enum)]
     pub client: Option<ClientKind>,

@@ -16,7 +16,7 @@ use super::line::LineError;
 use super::result::{median_of, ratio_lines, table_header, table_row, RunResult};
 use super::tls::TlsFiles;
 use super::workload::Workload;
-use super::{java_client, kring_client, rdkafka_client, BrokerKind, ClientKind, PerfArgs};
+use super::{java_client, kring_client, rdkafka_client, sweep, BrokerKind, ClientKind, PerfArgs};
 use crate::error::CliError;
 
 /// What to measure: the workload, where, which clients, how often.
@@ -282,6 +282,25 @@ pub fn orchestrate(args: &PerfArgs) -> Result<(), CliError> {
         verbose: true,
         tls: args.tls,
     };
+    if args.latency_sweep {
+        let s = sweep::sweep(&plan, &sweep::DEFAULT_LOADS)?;
+        println!(
+            "latency at fixed rates (medians of {runs} run(s); rates are % of {}'s {:.0} msgs/s):",
+            s.slowest, s.base_rate
+        );
+        print!("{}", sweep::table(&clients, &s));
+        let failed: u64 = std::iter::once(&s.full_speed)
+            .chain(s.steps.iter().map(|st| &st.outcome))
+            .flat_map(|o| o.runs.iter())
+            .map(|r| r.failed)
+            .sum();
+        if failed > 0 {
+            return Err(CliError::Child(format!(
+                "{failed} records failed across the runs"
+            )));
+        }
+        return Ok(());
+    }
     let outcome = measure(&plan)?;
     if runs > 1 || clients.len() > 1 {
         println!("median of {runs} run(s):");

@@ -1,7 +1,9 @@
 //! The librdkafka side of the benchmark: the `rdkafka` crate's
 //! `BaseProducer` over the bundled librdkafka, configured with the same
-//! Kafka properties as kring, every record sent to an explicit partition,
-//! delivery callbacks counted and timed, served by a dedicated poll thread.
+//! Kafka properties as kring, every record sent to an explicit partition
+//! (keyed workloads: with its key and no partition, placed by librdkafka's
+//! `murmur2_random` partitioner, the Java client's hash), delivery
+//! callbacks counted and timed, served by a dedicated poll thread.
 //!
 //! The send timestamp travels as the record's delivery opaque (a `usize`
 //! of nanoseconds), so latency costs no allocation per record.
@@ -77,6 +79,11 @@ impl Client {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", bootstrap);
         cfg.set("client.id", "kring-perf-librdkafka");
+        if w.keys > 0 {
+            // librdkafka's default (consistent_random) hashes with CRC32;
+            // this is the Java client's murmur2, which kring uses too.
+            cfg.set("partitioner", "murmur2_random");
+        }
         for (k, v) in w.properties() {
             cfg.set(k, v);
         }
@@ -125,16 +132,21 @@ impl Client {
     }
 
     /// Sends one record, waiting out a full local queue.
+    /// A keyed record (`key` set) goes without a partition: librdkafka's
+    /// partitioner places it.
     fn send(
         &self,
         topic: &str,
         partition: i32,
+        key: Option<&[u8]>,
         value: &[u8],
         opaque: usize,
     ) -> Result<(), CliError> {
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, opaque)
-            .partition(partition)
-            .payload(value);
+        let record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, opaque).payload(value);
+        let mut record = match key {
+            Some(k) => record.key(k),
+            None => record.partition(partition),
+        };
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -152,7 +164,7 @@ impl Client {
     /// in place before anything is measured.
     fn warm_up(&self, w: &Workload, parts: &[i32], payloads: &Payloads) -> Result<(), CliError> {
         for &p in parts {
-            self.send(&w.topic, p, payloads.get(0), WARM_UP)?;
+            self.send(&w.topic, p, None, payloads.get(0), WARM_UP)?;
         }
         self.producer
             .flush(FLUSH_TIMEOUT)
@@ -183,7 +195,8 @@ impl Drop for Client {
 pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, CliError> {
     let client = Client::new(w, bootstrap)?;
     let parts = w.active_partition_ids();
-    let payloads = Payloads::new(w.value_size);
+    let payloads = Payloads::for_workload(w);
+    let keys = w.key_pool();
     client.warm_up(w, &parts, &payloads)?;
 
     let stats = client.ctx().stats;
@@ -194,12 +207,13 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let topic = w.topic.as_str();
     let sent = SendLoop::new(w.stop(), &parts, &payloads)
         .with_rate(w.rate)
-        .run(start, |_, partition, value, sample| {
-            let opaque = match sample {
+        .with_keys(keys.as_ref())
+        .run(start, |rec| {
+            let opaque = match rec.sample {
                 Some(now_ns) => (start_ns + now_ns).max(1) as usize,
                 None => NOT_SAMPLED,
             };
-            let r = client.send(topic, partition, value, opaque);
+            let r = client.send(topic, rec.partition, rec.key, rec.value, opaque);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r
         })?;
@@ -219,7 +233,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let (p50, p99, p999, max) = stats.latency_ms();
     let mut r = RunResult {
         client: "librdkafka".into(),
-        records: sent,
+        records: sent.records,
         acked: stats.acked.load(Ordering::Relaxed),
         failed: stats.failed.load(Ordering::Relaxed),
         first_error: stats.first_error(),
@@ -233,7 +247,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
         max_rss_mb: max_rss_bytes() as f64 / 1e6,
         ..Default::default()
     };
-    r.derive(w.value_size);
+    r.derive(sent.average_value_size());
     Ok(r)
 }
 

@@ -25,6 +25,9 @@ pub struct RunResult {
     pub msgs_per_s: f64,
     /// Acknowledged value bytes per second, in MB (10^6 bytes).
     pub mb_per_s: f64,
+    /// Mean value size of the records sent, bytes (the value size, unless
+    /// sizes are mixed).
+    pub avg_value_bytes: f64,
     /// User CPU seconds of the client process in the window.
     pub cpu_user_s: f64,
     /// System CPU seconds of the client process in the window.
@@ -68,6 +71,7 @@ impl RunResult {
             .field("elapsed_s", self.elapsed_s)
             .field("msgs_per_s", self.msgs_per_s)
             .field("mb_per_s", self.mb_per_s)
+            .field("avg_value_bytes", self.avg_value_bytes)
             .field("cpu_user_s", self.cpu_user_s)
             .field("cpu_sys_s", self.cpu_sys_s)
             .field("cpu_s_per_m", self.cpu_s_per_m)
@@ -92,6 +96,7 @@ impl RunResult {
             elapsed_s: f.req("elapsed_s", FLOAT)?,
             msgs_per_s: f.req("msgs_per_s", FLOAT)?,
             mb_per_s: f.req("mb_per_s", FLOAT)?,
+            avg_value_bytes: f.req("avg_value_bytes", FLOAT)?,
             cpu_user_s: f.req("cpu_user_s", FLOAT)?,
             cpu_sys_s: f.req("cpu_sys_s", FLOAT)?,
             cpu_s_per_m: f.req("cpu_s_per_m", FLOAT)?,
@@ -107,11 +112,13 @@ impl RunResult {
         Ok(r)
     }
 
-    /// Fills the derived rates from the raw figures.
-    pub fn derive(&mut self, value_size: usize) {
+    /// Fills the derived rates from the raw figures; `avg_value_size` is
+    /// the mean value size of the records sent.
+    pub fn derive(&mut self, avg_value_size: f64) {
         let secs = self.elapsed_s.max(1e-9);
+        self.avg_value_bytes = avg_value_size;
         self.msgs_per_s = self.acked as f64 / secs;
-        self.mb_per_s = self.acked as f64 * value_size as f64 / secs / 1e6;
+        self.mb_per_s = self.acked as f64 * avg_value_size / secs / 1e6;
         self.cpu_s_per_m = if self.acked == 0 {
             0.0
         } else {
@@ -147,6 +154,7 @@ pub fn median_of(client: &str, runs: &[&RunResult]) -> RunResult {
         elapsed_s: m(|r| r.elapsed_s),
         msgs_per_s: m(|r| r.msgs_per_s),
         mb_per_s: m(|r| r.mb_per_s),
+        avg_value_bytes: m(|r| r.avg_value_bytes),
         cpu_user_s: m(|r| r.cpu_user_s),
         cpu_sys_s: m(|r| r.cpu_sys_s),
         cpu_s_per_m: m(|r| r.cpu_s_per_m),
@@ -241,7 +249,7 @@ mod tests {
             cpu_sys_s: 0.5,
             ..Default::default()
         };
-        r.derive(100);
+        r.derive(100.0);
         assert_eq!(r.msgs_per_s, 1e6);
         assert_eq!(r.mb_per_s, 100.0);
         assert_eq!(r.cpu_s_per_m, 1.0);
@@ -277,6 +285,7 @@ mod tests {
             elapsed_s: 2.000_000_123,
             msgs_per_s: 1.0 / 3.0,
             mb_per_s: 1e-12,
+            avg_value_bytes: 1809.0666666666667,
             cpu_user_s: 0.1 + 0.2,
             cpu_sys_s: 0.0,
             cpu_s_per_m: 123_456.789,

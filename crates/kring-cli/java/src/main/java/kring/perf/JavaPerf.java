@@ -25,7 +25,10 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * <p>It mirrors what kring's and librdkafka's runs do
  * (crates/kring-cli/src/perf/{workload,kring_client,rdkafka_client}.rs):
  * the same pool of record values, the same round-robin over explicit
- * partitions, the clock read only at one record in 64 (a latency sample,
+ * partitions (or, with {@code --keys N}, the same keys in the same order,
+ * sent without a partition so the client's default murmur2 partitioner
+ * places them), the same sequence of value sizes with {@code --value-sizes},
+ * the clock read only at one record in 64 (a latency sample,
  * the stop condition and pacing), one warm-up record per partition flushed
  * before measuring, and the window from the first send to the last delivery
  * result. CPU is the whole process's (every thread: sender, JIT, GC), read
@@ -34,15 +37,17 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * the window sees the JIT-compiled steady state.
  *
  * <p>Arguments (the orchestrating `kring perf` resolves the workload):
- * {@code --bootstrap B --topic T --value-size N --partitions P,P,...
- * (--records N | --duration-ms D) [--rate R] [--warm-up-ms W] [-X name=value]...}; every -X
- * is a producer property.
+ * {@code --bootstrap B --topic T (--value-size N | --value-sizes S:W,S:W,...)
+ * --partitions P,P,... (--records N | --duration-ms D) [--rate R] [--keys N]
+ * [--warm-up-ms W] [-X name=value]...}; every -X is a producer property.
  */
 public final class JavaPerf {
     /** One record in this many is a latency sample (SendLoop::CLOCK_EVERY). */
     static final long CLOCK_EVERY = 64;
     /** Distinct record values (Payloads::POOL). */
     static final int POOL = 64;
+    /** Distinct values per unit of weight in a mixed pool (Payloads::PER_WEIGHT). */
+    static final int PER_WEIGHT = 16;
     /** Tag of the result line (RunResult::TAG). */
     static final String TAG = "kring-perf-run";
     /** Clock ticks per second of /proc/self/stat (USER_HZ, 100 on Linux). */
@@ -52,16 +57,39 @@ public final class JavaPerf {
 
     // ---- the workload ---------------------------------------------------
 
-    /** The pool of record values: the same bytes Payloads::new makes. */
-    static byte[][] payloads(int size) {
+    /** The pool of record values: the same bytes Payloads::mixed makes. */
+    static byte[][] payloads(int[] sizes, int[] weights) {
+        int[] slots;
+        if (sizes.length == 1) {
+            slots = new int[POOL];
+            Arrays.fill(slots, sizes[0]);
+        } else {
+            int n = 0;
+            for (int w : weights) {
+                n += PER_WEIGHT * w;
+            }
+            slots = new int[n];
+            int at = 0;
+            for (int i = 0; i < sizes.length; i++) {
+                for (int j = 0; j < PER_WEIGHT * weights[i]; j++) {
+                    slots[at++] = sizes[i];
+                }
+            }
+        }
+        return textValues(slots);
+    }
+
+    /** text_values of workload.rs: slot i gets a value of slots[i] bytes. */
+    static byte[][] textValues(int[] slots) {
         final String[] words = {
             "kafka", "record", "batch", "partition", "offset", "leader", "broker", "topic",
             "ring", "linger", "acks", "epoch", "sequence", "producer", "value", "header",
             "\"id\":", "\"ts\":", "{", "}", ",", "0", "42", "1700000000",
         };
         long seed = 0x9E3779B97F4A7C15L;
-        byte[][] values = new byte[POOL][];
-        for (int i = 0; i < POOL; i++) {
+        byte[][] values = new byte[slots.length][];
+        for (int i = 0; i < slots.length; i++) {
+            int size = slots[i];
             StringBuilder v = new StringBuilder(size + 16);
             while (v.length() < size) {
                 seed ^= seed << 13;
@@ -79,6 +107,28 @@ public final class JavaPerf {
             values[i] = Arrays.copyOf(v.toString().getBytes(StandardCharsets.US_ASCII), size);
         }
         return values;
+    }
+
+    /** The keys of a keyed workload (Keys::new): "key-" and 12 digits. */
+    static byte[][] keys(int n) {
+        byte[][] k = new byte[Math.max(1, n)][];
+        for (int i = 0; i < k.length; i++) {
+            k[i] = String.format("key-%012d", i).getBytes(StandardCharsets.US_ASCII);
+        }
+        return k;
+    }
+
+    /** The 64-bit mix of record `seq` (workload.rs `mix`: SplitMix64's output function). */
+    static long mix(long seq) {
+        long z = seq * 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    /** Maps the low 32 bits of `h` to 0..n (workload.rs `pick`). */
+    static int pick(long h, int n) {
+        return (int) (((h & 0xffffffffL) * n) >>> 32);
     }
 
     /** Whether record `seq` is a latency sample (SendLoop::is_sample). */
@@ -190,7 +240,9 @@ public final class JavaPerf {
     static final class Args {
         String bootstrap;
         String topic = "kring-perf";
-        int valueSize = 100;
+        int[] sizes = {100};
+        int[] weights = {1};
+        int keys = 0;
         int[] partitions = {0};
         long records = -1;
         long durationNs = -1;
@@ -209,7 +261,21 @@ public final class JavaPerf {
                 switch (k) {
                     case "--bootstrap" -> a.bootstrap = v;
                     case "--topic" -> a.topic = v;
-                    case "--value-size" -> a.valueSize = Integer.parseInt(v);
+                    case "--value-size" -> {
+                        a.sizes = new int[] {Integer.parseInt(v)};
+                        a.weights = new int[] {1};
+                    }
+                    case "--value-sizes" -> {
+                        String[] list = v.split(",");
+                        a.sizes = new int[list.length];
+                        a.weights = new int[list.length];
+                        for (int j = 0; j < list.length; j++) {
+                            String[] sw = list[j].split(":");
+                            a.sizes[j] = Integer.parseInt(sw[0]);
+                            a.weights[j] = sw.length > 1 ? Integer.parseInt(sw[1]) : 1;
+                        }
+                    }
+                    case "--keys" -> a.keys = Integer.parseInt(v);
                     case "--partitions" -> a.partitions =
                             Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
                     case "--records" -> a.records = Long.parseLong(v);
@@ -256,7 +322,12 @@ public final class JavaPerf {
         for (String[] kv : a.props) {
             p.put(kv[0], kv[1]);
         }
-        byte[][] values = payloads(a.valueSize);
+        byte[][] values = payloads(a.sizes, a.weights);
+        boolean mixed = a.sizes.length > 1;
+        byte[][] keys = a.keys > 0 ? keys(a.keys) : null;
+        boolean hashed = mixed || keys != null;
+        // Partitions boxed once: no Integer allocated per record.
+        Integer[] boxed = Arrays.stream(a.partitions).boxed().toArray(Integer[]::new);
         Stats stats = new Stats();
         long flushTimeoutNs = TimeUnit.SECONDS.toNanos(120);
 
@@ -281,8 +352,11 @@ public final class JavaPerf {
             // pays per record).
             long warmStart = System.nanoTime();
             for (long i = 0; System.nanoTime() - warmStart < a.warmUpNs; i++) {
-                int part = a.partitions[(int) (i % a.partitions.length)];
-                producer.send(new ProducerRecord<>(a.topic, part, null, values[(int) (i % POOL)]), warm);
+                long h = hashed ? mix(i) : 0;
+                byte[] key = keys == null ? null : keys[pick(h >>> 32, keys.length)];
+                Integer part = keys == null ? boxed[(int) (i % boxed.length)] : null;
+                byte[] value = mixed ? values[pick(h, values.length)] : values[(int) (i % values.length)];
+                producer.send(new ProducerRecord<>(a.topic, part, key, value), warm);
                 warmSent++;
                 if (a.rate > 0 && i % CLOCK_EVERY == 0) {
                     long due = (long) (i * 1e9 / a.rate);
@@ -313,6 +387,7 @@ public final class JavaPerf {
             int nParts = a.partitions.length;
             int partIdx = 0;
             long seq = 0;
+            long valueBytes = 0;
             while (true) {
                 if (a.records >= 0 && seq >= a.records) {
                     break;
@@ -340,12 +415,20 @@ public final class JavaPerf {
                         }
                     };
                 }
-                int partition = a.partitions[partIdx];
-                if (++partIdx == nParts) {
-                    partIdx = 0;
+                long h = hashed ? mix(seq) : 0;
+                byte[] key = null;
+                Integer partition = null;
+                if (keys != null) {
+                    key = keys[pick(h >>> 32, keys.length)];
+                } else {
+                    partition = boxed[partIdx];
+                    if (++partIdx == nParts) {
+                        partIdx = 0;
+                    }
                 }
-                producer.send(
-                        new ProducerRecord<>(a.topic, partition, null, values[(int) (seq % POOL)]), cb);
+                byte[] value = mixed ? values[pick(h, values.length)] : values[(int) (seq % values.length)];
+                valueBytes += value.length;
+                producer.send(new ProducerRecord<>(a.topic, partition, key, value), cb);
                 stats.sent.incrementAndGet();
                 seq++;
             }
@@ -372,7 +455,9 @@ public final class JavaPerf {
             }
             field(line, "elapsed_s", secs);
             field(line, "msgs_per_s", acked / secs);
-            field(line, "mb_per_s", acked * (double) a.valueSize / secs / 1e6);
+            double avgValue = seq == 0 ? 0.0 : valueBytes / (double) seq;
+            field(line, "mb_per_s", acked * avgValue / secs / 1e6);
+            field(line, "avg_value_bytes", avgValue);
             field(line, "cpu_user_s", user);
             field(line, "cpu_sys_s", sys);
             field(line, "cpu_s_per_m", acked == 0 ? 0.0 : (user + sys) * 1e6 / acked);
