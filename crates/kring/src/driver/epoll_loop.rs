@@ -16,10 +16,19 @@
 //! it, waits for the socket to become writable again before resuming where
 //! it stopped.
 //!
+//! TLS (`security.protocol=SSL|SASL_SSL`) runs through a connection's
+//! [`Link`]: after the TCP connect the socket is `Handshaking` (bounded by
+//! the connect timeout) and its frames wait in the link; every read's
+//! ciphertext goes to the link at once, so decrypted responses are handed
+//! on before the next read, whatever it returns; and since edge-triggered
+//! epoll will raise no event for it, whatever the session then has to send
+//! (handshake replies, key updates) is sealed and written at once. TLS
+//! failures reach the engine as `handle_tls_failed`, typed as on io_uring.
+//!
 //! What both backends share: the per-connection write queue
 //! ([`super::conn`]), response framing ([`super::framing`]), name lookups
 //! and connection attempts ([`super::attempts`], [`super::resolver`]),
-//! socket creation ([`super::socket`]).
+//! socket creation ([`super::socket`]), TLS ([`super::tls`]).
 //!
 //! Nothing the kernel reads or writes outlives a syscall here, so unlike
 //! io_uring there is nothing to drain on shutdown: closing a socket is
