@@ -38,7 +38,7 @@ fn mutual_tls_against_kafka() {
     let secured = cluster.secured_bootstrap().expect("an SSL listener");
     let client = ca.client("kring-client");
     let producer = |codec: Compression, idempotence: bool| {
-        Producer::builder()
+        support::producer_builder()
             .bootstrap(&secured)
             .security_protocol(SecurityProtocol::Ssl)
             .ssl_ca_pem(&ca.cert_pem)
@@ -83,7 +83,7 @@ fn mutual_tls_against_kafka() {
     }
 
     // No client certificate: the broker refuses the session.
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&secured)
         .security_protocol(SecurityProtocol::Ssl)
         .ssl_ca_pem(&ca.cert_pem)
@@ -109,7 +109,7 @@ fn mutual_tls_against_kafka() {
 
     // The broker's certificate from a CA kring does not trust.
     let other = TestCa::new("someone else");
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&secured)
         .security_protocol(SecurityProtocol::Ssl)
         .ssl_ca_pem(&other.cert_pem)
@@ -136,7 +136,7 @@ fn mutual_tls_against_kafka() {
 
     // A plaintext client on the SSL listener is told to use SSL (Kafka
     // answers its request with a TLS alert).
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&secured)
         .max_block(Duration::from_secs(3))
         .build()
@@ -159,7 +159,7 @@ fn mutual_tls_against_kafka() {
     p.close();
 
     // And a TLS client on the PLAINTEXT listener is told it is not TLS.
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&cluster.bootstrap())
         .security_protocol(SecurityProtocol::Ssl)
         .ssl_ca_pem(&ca.cert_pem)
@@ -209,7 +209,7 @@ fn sasl_ssl_scram_against_kafka() {
     eprintln!("cluster ready in {:?}", t.elapsed());
     let secured = cluster.secured_bootstrap().expect("a SASL_SSL listener");
     let producer = |codec: Compression, password: &str| {
-        Producer::builder()
+        support::producer_builder()
             .bootstrap(&secured)
             .security_protocol(SecurityProtocol::SaslSsl)
             .ssl_ca_pem(&ca.cert_pem)

@@ -36,7 +36,7 @@ fn tls_cluster(server: &Identity, client_ca: Option<&str>) -> MockCluster {
 }
 
 fn tls_producer(c: &MockCluster, ca: &TestCa) -> ProducerBuilder {
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .security_protocol(SecurityProtocol::Ssl)
         .ssl_ca_pem(&ca.cert_pem)
@@ -167,7 +167,7 @@ fn mutual_tls_with_files_and_in_memory_pem() {
         ("Java PEM keystore file", &java_files[..]),
     ] {
         let config = kring::ProducerConfig::from_properties(props.iter().copied()).unwrap();
-        let p = Producer::builder().config(config).build().unwrap();
+        let p = support::producer_builder_from(config).build().unwrap();
         let w = Workload::new(200);
         let landed = w.send_all(&p, "t");
         p.close();
@@ -200,7 +200,7 @@ fn send_fails_with(p: &Producer) -> (TlsFailure, String, Duration) {
 const MAX_BLOCK: Duration = Duration::from_millis(1_500);
 
 fn failing(c_bootstrap: &str) -> ProducerBuilder {
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(c_bootstrap)
         .max_block(MAX_BLOCK)
         .reconnect_backoff(Duration::from_millis(100))
@@ -252,7 +252,7 @@ fn host_name_mismatch_is_named_and_can_be_switched_off() {
         ("ssl.endpoint.identification.algorithm", "none"),
     ])
     .unwrap();
-    let p = Producer::builder().config(config).build().unwrap();
+    let p = support::producer_builder_from(config).build().unwrap();
     let w = Workload::new(100);
     assert_eq!(w.send_all(&p, "t").len(), 100);
 }
@@ -414,7 +414,7 @@ fn a_self_signed_broker_certificate_can_be_trusted_directly() {
             .tls(cert.clone(), key)
             .build()
             .unwrap();
-        let p = Producer::builder()
+        let p = support::producer_builder()
             .bootstrap(&c.bootstrap_servers())
             .security_protocol(SecurityProtocol::Ssl)
             .ssl_ca_pem(&cert)
@@ -466,4 +466,36 @@ fn sasl_scram_over_tls_round_trips() {
         c.request_count(36) >= 1,
         "SaslAuthenticate was never sent over TLS"
     );
+}
+
+/// `io.backend=epoll` forced (whatever `KRING_TEST_IO_BACKEND` says), as
+/// in a container that refuses io_uring: records round-trip over TLS in
+/// requests of about 1 MiB (each many TLS records, written in parts), and
+/// an untrusted certificate fails with the same typed error as on io_uring.
+#[test]
+fn tls_runs_on_the_epoll_backend() {
+    let ca = TestCa::new("kring test CA");
+    let c = tls_cluster(&ca.server(&["localhost"], true), None);
+    let p = tls_producer(&c, &ca)
+        .io_backend(kring::IoBackend::Epoll)
+        .batch_size(1 << 20)
+        .linger(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    assert_eq!(p.io_backend(), kring::IoBackend::Epoll);
+    let mut w = Workload::new(2_000);
+    w.value_len = 3_000;
+    let landed = w.send_all(&p, "t");
+    p.close();
+    check_log(&c, "t", &w, &landed);
+
+    let other = TestCa::new("someone else");
+    let p = failing(&c.bootstrap_servers())
+        .io_backend(kring::IoBackend::Epoll)
+        .security_protocol(SecurityProtocol::Ssl)
+        .ssl_ca_pem(&other.cert_pem)
+        .build()
+        .unwrap();
+    assert_eq!(p.io_backend(), kring::IoBackend::Epoll);
+    expect(&p, TlsFailure::UntrustedCertificate, "ssl.ca.location");
 }

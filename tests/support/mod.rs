@@ -42,6 +42,15 @@ pub fn producer_builder() -> kring::ProducerBuilder {
     kring::Producer::builder().io_backend(io_backend())
 }
 
+/// `Producer::builder().config(config)` on the backend of [`io_backend`]
+/// (set after the configuration, which would otherwise replace it).
+#[allow(dead_code)] // not every test binary builds from properties
+pub fn producer_builder_from(config: kring::ProducerConfig) -> kring::ProducerBuilder {
+    kring::Producer::builder()
+        .config(config)
+        .io_backend(io_backend())
+}
+
 /// One record as a reader saw it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ReadRecord {

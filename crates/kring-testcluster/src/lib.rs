@@ -1503,12 +1503,16 @@ fn random_u64() -> u64 {
 }
 
 /// A random Kafka UUID (16 bytes, base64url without padding), never one of
-/// the reserved ids (all zeros, or zeros and a final one).
+/// the reserved ids (all zeros, or zeros and a final one), starting with a
+/// letter.
 fn random_uuid() -> String {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&random_u64().to_be_bytes());
     b[8..].copy_from_slice(&random_u64().to_be_bytes());
-    b[0] |= 0x40; // never reserved
+    // Top bits 01: never a reserved id, and the first character is a
+    // letter (`Q`..`f`), never `-` or `_`, which Kafka's StorageTool
+    // would read as an option (`-t -xyz...`).
+    b[0] = (b[0] & 0x3f) | 0x40;
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     let mut acc: u32 = 0;
@@ -1566,5 +1570,16 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(a, b);
+    }
+
+    /// A leading `-` made StorageTool take the id for an option (1 start
+    /// in 16 before): 500 ids would all but surely contain one.
+    #[test]
+    fn uuids_never_start_with_an_option_dash() {
+        for _ in 0..500 {
+            let id = random_uuid();
+            let first = id.as_bytes()[0];
+            assert!(first.is_ascii_alphabetic(), "{id}");
+        }
     }
 }

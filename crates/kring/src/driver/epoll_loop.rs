@@ -16,10 +16,19 @@
 //! it, waits for the socket to become writable again before resuming where
 //! it stopped.
 //!
+//! TLS (`security.protocol=SSL|SASL_SSL`) runs through a connection's
+//! [`Link`]: after the TCP connect the socket is `Handshaking` (bounded by
+//! the connect timeout) and its frames wait in the link; every read's
+//! ciphertext goes to the link at once, so decrypted responses are handed
+//! on before the next read, whatever it returns; and since edge-triggered
+//! epoll will raise no event for it, whatever the session then has to send
+//! (handshake replies, key updates) is sealed and written at once. TLS
+//! failures reach the engine as `handle_tls_failed`, typed as on io_uring.
+//!
 //! What both backends share: the per-connection write queue
 //! ([`super::conn`]), response framing ([`super::framing`]), name lookups
 //! and connection attempts ([`super::attempts`], [`super::resolver`]),
-//! socket creation ([`super::socket`]).
+//! socket creation ([`super::socket`]), TLS ([`super::tls`]).
 //!
 //! Nothing the kernel reads or writes outlives a syscall here, so unlike
 //! io_uring there is nothing to drain on shutdown: closing a socket is
@@ -48,6 +57,7 @@ use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
 use super::socket::{tcp_socket, RawSockAddr};
+use super::tls::{self, Link, TlsConnector, TlsError};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
 /// The epoll token of the wake-up eventfd. Socket tokens are their slab
@@ -67,7 +77,17 @@ enum State {
     Connecting {
         deadline: Instant,
     },
+    /// TCP is connected and the TLS handshake runs (its deadline is the
+    /// link's); the engine still thinks the connection is being
+    /// established.
+    Handshaking,
     Open,
+}
+
+/// Why a write failed, found while pumping and reported next turn.
+enum WriteFailure {
+    Io(String),
+    Tls(TlsError),
 }
 
 struct Socket<C> {
@@ -75,7 +95,9 @@ struct Socket<C> {
     serial: u32,
     fd: OwnedFd,
     state: State,
-    /// Frames not yet (fully) written, in order.
+    /// Frames not yet (fully) written, in order: request frames, or with
+    /// TLS ciphertext (request frames queued before the TCP connect
+    /// finished wait here too, and move into the TLS link then).
     queue: SendQueue,
     /// The kernel took only part of the last write: wait for `EPOLLOUT`.
     write_blocked: bool,
@@ -87,8 +109,26 @@ struct Socket<C> {
     /// Resolved addresses not tried yet: if this connect fails, the next
     /// is tried before the engine hears of a failure.
     untried: VecDeque<SocketAddr>,
-    /// Received bytes not yet framed.
+    /// Received bytes not yet framed (with TLS: ciphertext, handed to the
+    /// session after every read).
     recv_buf: BytesMut,
+    /// With TLS, from the TCP connect on: the session and its plaintext
+    /// side.
+    tls: Option<Link>,
+    /// Whether anything was received yet (a plaintext connection whose
+    /// first bytes are a TLS record is talking to a TLS listener).
+    received_any: bool,
+}
+
+impl<C> Socket<C> {
+    /// When the connect or TLS handshake under way must have finished.
+    fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Connecting { deadline } => Some(deadline),
+            State::Handshaking => self.tls.as_ref()?.handshake_deadline(),
+            State::Open => None,
+        }
+    }
 }
 
 /// The I/O thread's state on the epoll backend.
@@ -111,7 +151,9 @@ pub(crate) struct EpollThread<E: Engine> {
     ready: usize,
     /// Writes that failed while pumping: (key, serial, reason), reported
     /// to the engine at the top of the next turn.
-    broken: VecDeque<(usize, u32, String)>,
+    broken: VecDeque<(usize, u32, WriteFailure)>,
+    /// TLS for every connection, if configured.
+    tls: Option<TlsConnector>,
 }
 
 impl<E: Engine> EpollThread<E> {
@@ -122,14 +164,6 @@ impl<E: Engine> EpollThread<E> {
         metrics: Arc<DriverMetrics>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, (E, DriverError)> {
-        if config.tls.is_some() {
-            return Err((
-                engine,
-                DriverError::Start(io::Error::other(
-                    "security.protocol SSL/SASL_SSL is not supported on the epoll backend yet",
-                )),
-            ));
-        }
         // SAFETY: epoll_create1 takes no pointers; the flag is a valid
         // constant.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -157,7 +191,9 @@ impl<E: Engine> EpollThread<E> {
             Lookups::new(resolver, waker.clone()),
             config.connect_timeout,
         );
+        let tls = config.tls.clone();
         Ok(EpollThread {
+            tls,
             epoll,
             engine,
             config,
@@ -243,7 +279,7 @@ impl<E: Engine> EpollThread<E> {
         let queued = self
             .sockets
             .iter()
-            .map(|(_, s)| s.queue.bytes())
+            .map(|(_, s)| s.queue.bytes() + s.tls.as_ref().map_or(0, Link::queued_bytes))
             .sum::<usize>()
             + self.attempts.queued_bytes();
         self.metrics
@@ -288,15 +324,9 @@ impl<E: Engine> EpollThread<E> {
         Ok(())
     }
 
-    /// The earliest connect deadline.
+    /// The earliest deadline of a connect or TLS handshake.
     fn connect_deadline(&self) -> Option<Instant> {
-        self.sockets
-            .iter()
-            .filter_map(|(_, s)| match s.state {
-                State::Connecting { deadline } => Some(deadline),
-                State::Open => None,
-            })
-            .min()
+        self.sockets.iter().filter_map(|(_, s)| s.deadline()).min()
     }
 
     /// Handle what happened since the last turn: readiness events, writes
@@ -315,9 +345,12 @@ impl<E: Engine> EpollThread<E> {
                 self.on_event(now, key, flags);
             }
         }
-        while let Some((key, serial, reason)) = self.broken.pop_front() {
+        while let Some((key, serial, failure)) = self.broken.pop_front() {
             if self.sockets.get(key).is_some_and(|s| s.serial == serial) {
-                self.fail(now, key, io::ErrorKind::Other, &reason);
+                match failure {
+                    WriteFailure::Io(reason) => self.fail(now, key, io::ErrorKind::Other, &reason),
+                    WriteFailure::Tls(err) => self.fail_tls(now, key, err),
+                }
             }
         }
         for r in self.attempts.settle(now) {
@@ -332,6 +365,18 @@ impl<E: Engine> EpollThread<E> {
         for key in expired {
             let reason = format!("connect timed out after {:?}", self.config.connect_timeout);
             self.connect_next_or_fail(now, key, io::ErrorKind::TimedOut, &reason);
+        }
+        let overran: Vec<usize> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| {
+                s.state == State::Handshaking && s.deadline().is_some_and(|d| d <= now)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in overran {
+            let err = tls::handshake_timed_out(self.config.connect_timeout);
+            self.fail_tls(now, key, err);
         }
         while let Some((conn, kind, reason)) = self.attempts.next_failure() {
             tracing::warn!(?conn, %reason, "connect failed");
@@ -384,11 +429,31 @@ impl<E: Engine> EpollThread<E> {
                         );
                     }
                     Ok(()) if flags & libc::EPOLLOUT as u32 != 0 => {
-                        sock.state = State::Open;
                         let conn = sock.conn;
                         DriverMetrics::add(&self.metrics.connects, 1);
-                        tracing::info!(?conn, "connected");
-                        self.engine.handle_connected(now, conn);
+                        if let Some(connector) = &self.tls {
+                            // The engine hears of the connection once the
+                            // handshake finished; the frames queued so far
+                            // wait in the link until then.
+                            tracing::debug!(?conn, "TCP connected; TLS handshake");
+                            let pending = std::mem::take(&mut sock.queue);
+                            let deadline = now + self.config.connect_timeout;
+                            match Link::start(connector, &sock.name, pending, deadline) {
+                                Ok(link) => {
+                                    sock.tls = Some(link);
+                                    sock.state = State::Handshaking;
+                                }
+                                Err(err) => {
+                                    self.fail_tls(now, key, err);
+                                    return;
+                                }
+                            }
+                        } else {
+                            sock.state = State::Open;
+                            tracing::info!(?conn, "connected");
+                            self.engine.handle_connected(now, conn);
+                        }
+                        // The ClientHello, with TLS.
                         self.flush(key);
                         let readable = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLERR) as u32;
                         if flags & readable != 0
@@ -400,7 +465,7 @@ impl<E: Engine> EpollThread<E> {
                     Ok(()) => {}
                 }
             }
-            State::Open => {
+            State::Handshaking | State::Open => {
                 let readable =
                     (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
                 if flags & readable != 0 {
@@ -421,11 +486,20 @@ impl<E: Engine> EpollThread<E> {
     /// A short read means drained (new data raises a new edge), except
     /// after a hang-up (`hangup`): the peer's close raises no further edge,
     /// so reading goes on until it is seen (0) or `EAGAIN`.
+    ///
+    /// With TLS every read's ciphertext goes to the session at once, so
+    /// the responses it decrypts are handed on before the next read
+    /// (whatever that returns), and what the session answers (handshake
+    /// messages) is written at once.
     fn read(&mut self, now: Instant, key: usize, hangup: bool) {
         let (min_read, max) = (self.config.min_read, self.config.max_response_size);
         loop {
             let sock = &mut self.sockets[key];
-            reserve_for_read(&mut sock.recv_buf, min_read, max);
+            if sock.tls.is_some() {
+                Link::reserve_for_read(&mut sock.recv_buf, min_read);
+            } else {
+                reserve_for_read(&mut sock.recv_buf, min_read, max);
+            }
             let filled = sock.recv_buf.len();
             let spare = sock.recv_buf.spare_capacity_mut();
             let (ptr, len) = (spare.as_mut_ptr(), spare.len());
@@ -439,7 +513,16 @@ impl<E: Engine> EpollThread<E> {
                 // the spare capacity, right after the `filled` bytes.
                 unsafe { sock.recv_buf.set_len(filled + n) };
                 DriverMetrics::add(&self.metrics.bytes_received, n as u64);
-                if !self.deliver(now, key) {
+                let first = !std::mem::replace(&mut sock.received_any, true);
+                let delivered = if sock.tls.is_some() {
+                    self.deliver_tls(now, key)
+                } else if first && tls::looks_like_tls(&sock.recv_buf) {
+                    self.fail_tls(now, key, tls::peer_expects_tls());
+                    false
+                } else {
+                    self.deliver(now, key)
+                };
+                if !delivered {
                     return;
                 }
                 if n < len && !hangup {
@@ -447,12 +530,24 @@ impl<E: Engine> EpollThread<E> {
                     return;
                 }
             } else if n == 0 {
-                self.fail(
-                    now,
-                    key,
-                    io::ErrorKind::Other,
-                    "connection closed by the broker",
-                );
+                if let Some(err) = sock.tls.as_ref().and_then(Link::closed_error) {
+                    self.fail_tls(now, key, err);
+                } else if !sock.received_any && sock.tls.is_none() {
+                    self.fail(
+                        now,
+                        key,
+                        io::ErrorKind::Other,
+                        "connection closed by the broker before it answered (if the listener \
+                         expects TLS, set security.protocol=SSL)",
+                    );
+                } else {
+                    self.fail(
+                        now,
+                        key,
+                        io::ErrorKind::Other,
+                        "connection closed by the broker",
+                    );
+                }
                 return;
             } else {
                 let err = io::Error::last_os_error();
@@ -491,14 +586,86 @@ impl<E: Engine> EpollThread<E> {
         }
     }
 
+    /// TLS: hand the ciphertext just read to the session, finish the
+    /// handshake (telling the engine the connection is up), hand every
+    /// complete decrypted response to the engine, and write what the
+    /// session has to say (handshake replies, then frames queued while it
+    /// ran). `false` if the connection was failed.
+    fn deliver_tls(&mut self, now: Instant, key: usize) -> bool {
+        let sock = &mut self.sockets[key];
+        let Some(link) = sock.tls.as_mut() else {
+            return true;
+        };
+        let result = link.receive(&sock.recv_buf);
+        sock.recv_buf.clear();
+        let progress = match result {
+            Ok(p) => p,
+            Err(err) => {
+                self.fail_tls(now, key, err);
+                return false;
+            }
+        };
+        let conn = sock.conn;
+        if progress.established {
+            sock.state = State::Open;
+            tracing::info!(?conn, "connected (TLS)");
+            self.engine.handle_connected(now, conn);
+        }
+        let max = self.config.max_response_size;
+        loop {
+            let Some(link) = self.sockets[key].tls.as_mut() else {
+                return true;
+            };
+            match link.next_frame(max) {
+                Ok(Some(frame)) => {
+                    DriverMetrics::add(&self.metrics.responses, 1);
+                    self.engine.handle_response(now, conn, frame);
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    self.fail(now, key, io::ErrorKind::Other, &err.to_string());
+                    return false;
+                }
+            }
+        }
+        if progress.closed {
+            self.fail(
+                now,
+                key,
+                io::ErrorKind::Other,
+                "the broker closed the TLS session",
+            );
+            return false;
+        }
+        // Edge-triggered: no event will say the session has something to
+        // write, so write now (a failure is reported next turn).
+        self.flush(key);
+        true
+    }
+
     /// Write what is queued on the socket: every queued frame gathered into
     /// one `sendmsg` (up to 1,024 at a time), until the queue is empty or
     /// the kernel takes only part; then wait for `EPOLLOUT`. A failed write
     /// is reported to the engine next turn.
+    ///
+    /// With TLS the link first seals what it has (handshake records, and
+    /// once the handshake finished the queued request frames) into the
+    /// queue; a sealing failure is reported like a failed write.
     fn flush(&mut self, key: usize) {
         let sock = &mut self.sockets[key];
-        if sock.state != State::Open || sock.write_blocked || sock.broken {
+        if !matches!(sock.state, State::Open | State::Handshaking)
+            || sock.write_blocked
+            || sock.broken
+        {
             return;
+        }
+        if let Some(link) = sock.tls.as_mut() {
+            if let Err(err) = link.seal(&mut sock.queue) {
+                sock.broken = true;
+                self.broken
+                    .push_back((key, sock.serial, WriteFailure::Tls(err)));
+                return;
+            }
         }
         while !sock.queue.is_empty() {
             let batch = sock.queue.take_batch();
@@ -546,8 +713,11 @@ impl<E: Engine> EpollThread<E> {
                 _ => {
                     sock.broken = true;
                     let serial = sock.serial;
-                    self.broken
-                        .push_back((key, serial, format!("send failed: {err}")));
+                    self.broken.push_back((
+                        key,
+                        serial,
+                        WriteFailure::Io(format!("send failed: {err}")),
+                    ));
                     return;
                 }
             }
@@ -568,7 +738,11 @@ impl<E: Engine> EpollThread<E> {
                     }
                     continue;
                 };
-                self.sockets[key].queue.push(frame);
+                let sock = &mut self.sockets[key];
+                match sock.tls.as_mut() {
+                    Some(link) => link.push(frame),
+                    None => sock.queue.push(frame),
+                }
                 // Write a connection's frames as soon as frames move on to
                 // another connection.
                 match touched {
@@ -664,6 +838,8 @@ impl<E: Engine> EpollThread<E> {
             name,
             untried: addrs,
             recv_buf: BytesMut::new(),
+            tls: None,
+            received_any: false,
         });
         self.by_conn.insert(conn, key);
     }
@@ -711,7 +887,7 @@ impl<E: Engine> EpollThread<E> {
         };
         self.close(key);
         match state {
-            State::Connecting { .. } => {
+            State::Connecting { .. } | State::Handshaking => {
                 tracing::warn!(?conn, %reason, "connect failed");
                 self.engine.handle_connect_failed(now, conn, kind, reason);
             }
@@ -720,6 +896,17 @@ impl<E: Engine> EpollThread<E> {
                 self.engine.handle_disconnected(now, conn, reason);
             }
         }
+    }
+
+    /// The TLS layer failed (or a plaintext connection met a TLS listener):
+    /// close the socket and tell the engine what kind of failure it was.
+    fn fail_tls(&mut self, now: Instant, key: usize, err: TlsError) {
+        let sock = &self.sockets[key];
+        let conn = sock.conn;
+        let reason = format!("{}: {}", sock.name, err.message);
+        self.close(key);
+        tracing::warn!(?conn, %reason, "TLS failed");
+        self.engine.handle_tls_failed(now, conn, err.kind, &reason);
     }
 }
 

@@ -36,7 +36,7 @@ use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
 use super::socket::{tcp_socket, RawSockAddr};
-use super::tls::{self, seal, TlsConnector, TlsError, TlsSession};
+use super::tls::{self, Link, TlsConnector, TlsError};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
 /// `user_data` of cancellation requests; their completions carry nothing.
@@ -154,6 +154,9 @@ struct Socket<C> {
     connect_op: Option<usize>,
     send_op: Option<usize>,
     recv_op: Option<usize>,
+    /// Frames to write: request frames, or with TLS ciphertext (request
+    /// frames queued before the TCP connect finished wait here too, and
+    /// move into the TLS link then).
     queue: SendQueue,
     /// The `host:port` asked for (for messages).
     name: String,
@@ -163,15 +166,9 @@ struct Socket<C> {
     /// Received bytes not yet framed (with TLS: ciphertext not yet handed
     /// to the session). Moved into the receive op while one is in flight.
     recv_buf: BytesMut,
-    /// With TLS: request frames not yet encrypted (`queue` then holds
-    /// ciphertext).
-    plain_out: SendQueue,
-    /// With TLS: the session, from the TCP connect on.
-    tls: Option<TlsSession>,
-    /// With TLS: decrypted bytes not yet framed.
-    plain_in: BytesMut,
-    /// With TLS: when the handshake must have finished.
-    handshake_deadline: Option<Instant>,
+    /// With TLS, from the TCP connect on: the session and its plaintext
+    /// side.
+    tls: Option<Link>,
     /// Whether anything was received yet (a plaintext connection whose
     /// first bytes are a TLS record is talking to a TLS listener).
     received_any: bool,
@@ -319,7 +316,7 @@ impl<E: Engine> IoThread<E> {
         let queued: usize = self
             .sockets
             .iter()
-            .map(|(_, s)| s.queue.bytes() + s.plain_out.bytes())
+            .map(|(_, s)| s.queue.bytes() + s.tls.as_ref().map_or(0, Link::queued_bytes))
             .sum::<usize>()
             + self.attempts.queued_bytes();
         let in_kernel: usize = self
@@ -353,8 +350,8 @@ impl<E: Engine> IoThread<E> {
                     continue;
                 };
                 let sock = &mut self.sockets[key];
-                if self.tls.is_some() {
-                    sock.plain_out.push(frame);
+                if let Some(link) = sock.tls.as_mut() {
+                    link.push(frame);
                 } else {
                     sock.queue.push(frame);
                 }
@@ -446,13 +443,6 @@ impl<E: Engine> IoThread<E> {
         let serial = self.next_serial;
         self.next_serial += 1;
         let raw_fd = fd.as_raw_fd();
-        // With TLS the frames queued so far are plaintext, to be encrypted
-        // once the handshake finished.
-        let (queue, plain_out) = if self.tls.is_some() {
-            (SendQueue::default(), queue)
-        } else {
-            (queue, SendQueue::default())
-        };
         let key = self.sockets.insert(Socket {
             conn,
             serial,
@@ -466,10 +456,7 @@ impl<E: Engine> IoThread<E> {
             name,
             untried: addrs,
             recv_buf: BytesMut::new(),
-            plain_out,
             tls: None,
-            plain_in: BytesMut::new(),
-            handshake_deadline: None,
             received_any: false,
         });
         self.by_conn.insert(conn, key);
@@ -524,11 +511,8 @@ impl<E: Engine> IoThread<E> {
         tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
         let (conn, name) = (sock.conn, sock.name.clone());
         let untried = std::mem::take(&mut sock.untried);
-        let queue = if self.tls.is_some() {
-            std::mem::take(&mut sock.plain_out)
-        } else {
-            std::mem::take(&mut sock.queue)
-        };
+        // Still connecting: no TLS link yet, the frames are plaintext.
+        let queue = std::mem::take(&mut sock.queue);
         self.begin_close(key)?;
         self.start_connect(conn, name, untried, queue)
     }
@@ -540,9 +524,7 @@ impl<E: Engine> IoThread<E> {
         if sock.tls.is_some() {
             // Ciphertext: TLS records, not Kafka frames; the session takes
             // all of it after each read.
-            if buf.capacity() - buf.len() < self.config.min_read {
-                buf.reserve(self.config.min_read);
-            }
+            Link::reserve_for_read(&mut buf, self.config.min_read);
         } else {
             reserve_for_read(
                 &mut buf,
@@ -578,9 +560,8 @@ impl<E: Engine> IoThread<E> {
         {
             return Ok(());
         }
-        if let Some(session) = sock.tls.as_mut() {
-            let open = sock.state == SockState::Open;
-            if let Err(err) = seal(session, open, &mut sock.plain_out, &mut sock.queue) {
+        if let Some(link) = sock.tls.as_mut() {
+            if let Err(err) = link.seal(&mut sock.queue) {
                 return self.fail_tls(Instant::now(), key, err);
             }
         }
@@ -758,7 +739,7 @@ impl<E: Engine> IoThread<E> {
         self.sockets
             .iter()
             .filter(|(_, s)| s.state == SockState::Handshaking)
-            .filter_map(|(_, s)| s.handshake_deadline)
+            .filter_map(|(_, s)| s.tls.as_ref()?.handshake_deadline())
             .min()
     }
 
@@ -771,11 +752,15 @@ impl<E: Engine> IoThread<E> {
             .sockets
             .iter()
             .filter(|(_, s)| s.state == SockState::Handshaking)
-            .filter(|(_, s)| s.handshake_deadline.is_some_and(|d| d <= now))
+            .filter(|(_, s)| {
+                s.tls
+                    .as_ref()
+                    .and_then(Link::handshake_deadline)
+                    .is_some_and(|d| d <= now)
+            })
             .map(|(k, _)| k)
             .collect();
         for key in expired {
-            self.sockets[key].handshake_deadline = None;
             let err = tls::handshake_timed_out(self.config.connect_timeout);
             self.fail_tls(now, key, err)?;
         }
@@ -866,11 +851,12 @@ impl<E: Engine> IoThread<E> {
                         // The engine hears of the connection once the
                         // handshake finished.
                         tracing::debug!(conn = ?sock.conn, "TCP connected; TLS handshake");
-                        match connector.start(&sock.name) {
-                            Ok(session) => {
-                                sock.tls = Some(session);
+                        let pending = std::mem::take(&mut sock.queue);
+                        let deadline = now + self.config.connect_timeout;
+                        match Link::start(connector, &sock.name, pending, deadline) {
+                            Ok(link) => {
+                                sock.tls = Some(link);
                                 sock.state = SockState::Handshaking;
-                                sock.handshake_deadline = Some(now + self.config.connect_timeout);
                                 self.arm_recv(key)?;
                                 self.start_send(key)?;
                             }
@@ -911,8 +897,11 @@ impl<E: Engine> IoThread<E> {
             OpKind::Recv(mut buf) => {
                 sock.recv_op = None;
                 if closing {
-                } else if res == 0 && sock.state == SockState::Handshaking {
-                    self.fail_tls(now, key, tls::closed_during_handshake())?;
+                } else if let Some(err) = (res == 0)
+                    .then(|| sock.tls.as_ref()?.closed_error())
+                    .flatten()
+                {
+                    self.fail_tls(now, key, err)?;
                 } else if res == 0 && !sock.received_any && sock.tls.is_none() {
                     self.fail(
                         now,
@@ -1028,27 +1017,28 @@ impl<E: Engine> IoThread<E> {
         mut buf: BytesMut,
     ) -> Result<(), DriverError> {
         let sock = &mut self.sockets[key];
-        let Some(session) = sock.tls.as_mut() else {
+        let Some(link) = sock.tls.as_mut() else {
             return Ok(());
         };
-        let result = session.receive(&buf, &mut sock.plain_in);
-        let handshaking = session.is_handshaking();
+        let result = link.receive(&buf);
         buf.clear();
         sock.recv_buf = buf;
-        let received = match result {
-            Ok(r) => r,
+        let progress = match result {
+            Ok(p) => p,
             Err(err) => return self.fail_tls(now, key, err),
         };
         let conn = sock.conn;
-        if sock.state == SockState::Handshaking && !handshaking {
+        if progress.established {
             sock.state = SockState::Open;
-            sock.handshake_deadline = None;
             tracing::info!(?conn, "connected (TLS)");
             self.engine.handle_connected(now, conn);
         }
         let max = self.config.max_response_size;
         loop {
-            match next_frame(&mut self.sockets[key].plain_in, max) {
+            let Some(link) = self.sockets[key].tls.as_mut() else {
+                return Ok(());
+            };
+            match link.next_frame(max) {
                 Ok(Some(frame)) => {
                     DriverMetrics::add(&self.metrics.responses, 1);
                     self.engine.handle_response(now, conn, frame);
@@ -1057,7 +1047,7 @@ impl<E: Engine> IoThread<E> {
                 Err(err) => return self.fail(now, key, &err.to_string()),
             }
         }
-        if received.closed {
+        if progress.closed {
             return self.fail(now, key, "the broker closed the TLS session");
         }
         // Handshake replies (or key updates) wait in the session.

@@ -1,5 +1,5 @@
-//! The io_uring driver: one I/O thread that owns the ring and every broker
-//! connection.
+//! The I/O driver: one I/O thread that owns the ring (or the epoll set) and
+//! every broker connection.
 //!
 //! Why a driver of our own rather than an async runtime: the producer core
 //! (`kring-core`) is sans-IO, so all the driver has to do is move bytes
@@ -18,7 +18,8 @@
 //! `kernel.io_uring_disabled`, an old kernel), the same loop runs on epoll
 //! with non-blocking sockets ([`epoll_loop`]); `io.backend` chooses, and by
 //! default (`auto`) io_uring is tried first. Both backends share the write
-//! queues, response framing, name lookups and socket setup.
+//! queues, response framing, name lookups, socket setup and TLS
+//! ([`tls::Link`]), so every feature runs on either.
 //!
 //! All `unsafe` code of the `kring` crate lives in this module.
 

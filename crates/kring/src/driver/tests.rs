@@ -18,6 +18,8 @@ enum Event {
     Connected(Conn),
     ConnectFailed(Conn, String),
     Disconnected(Conn, String),
+    /// `handle_tls_failed`: the kind the core would see.
+    TlsFailed(Conn, kring_core::TlsFailure, String),
     Response(Conn, Bytes),
     Timeout,
     Aborted(String),
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Event {
             Event::Connected(c) => write!(f, "Connected({c})"),
             Event::ConnectFailed(c, r) => write!(f, "ConnectFailed({c}, {r})"),
             Event::Disconnected(c, r) => write!(f, "Disconnected({c}, {r})"),
+            Event::TlsFailed(c, k, r) => write!(f, "TlsFailed({c}, {k:?}, {r})"),
             Event::Response(c, b) if b.len() > 32 => write!(f, "Response({c}, {} bytes)", b.len()),
             Event::Response(c, b) => write!(f, "Response({c}, {b:?})"),
             Event::Timeout => write!(f, "Timeout"),
@@ -142,6 +145,16 @@ impl Engine for TestEngine {
             self.reconnect(conn);
         }
         self.record(Event::Disconnected(conn, reason.to_owned()));
+    }
+    fn handle_tls_failed(
+        &mut self,
+        _: Instant,
+        conn: Conn,
+        kind: kring_core::TlsFailure,
+        reason: &str,
+    ) {
+        self.check_reentry("handle_tls_failed");
+        self.record(Event::TlsFailed(conn, kind, reason.to_owned()));
     }
     fn handle_response(&mut self, _: Instant, conn: Conn, frame: Bytes) {
         self.check_reentry("handle_response");
@@ -1108,4 +1121,291 @@ fn frames_held_for_a_peer_that_never_reads_are_counted_and_released() {
         std::thread::sleep(Duration::from_millis(5)); // polls a gauge
     }
     let _ = tx.send(());
+}
+
+/// TLS on both backends: the same scripted engine and a rustls server on
+/// loopback, each test run on io_uring (where the kernel allows it) and on
+/// epoll.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::sync::Arc;
+
+    use kring_core::TlsFailure;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+
+    use super::*;
+    use crate::config::{Pem, SslSettings};
+    use crate::driver::tls::TlsConnector;
+    use crate::IoBackend;
+
+    /// The backends to run on: epoll always, io_uring where usable.
+    fn backends() -> Vec<IoBackend> {
+        let mut all = vec![IoBackend::Epoll];
+        if crate::driver::io_uring_usable() {
+            all.push(IoBackend::IoUring);
+        }
+        all
+    }
+
+    /// A self-signed certificate for `name`, as the server's config and
+    /// its PEM (to trust it).
+    fn identity(name: &str) -> (Arc<rustls::ServerConfig>, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+            )
+            .unwrap();
+        (Arc::new(config), cert.pem())
+    }
+
+    fn harness(backend: IoBackend, ca_pem: &str, verify_hostname: bool) -> Harness {
+        let settings = SslSettings {
+            ca: Some(Pem::Inline(ca_pem.to_owned())),
+            verify_hostname,
+            ..SslSettings::default()
+        };
+        let config = DriverConfig {
+            backend,
+            tls: Some(TlsConnector::new(&settings).unwrap()),
+            ..DriverConfig::default()
+        };
+        Harness::with_config(config)
+    }
+
+    /// A TLS server that echoes each framed request back as a response.
+    fn tls_echo_server(config: Arc<rustls::ServerConfig>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(tcp) = stream else { return };
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                std::thread::spawn(move || loop {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let mut out = len.to_vec();
+                    out.extend_from_slice(&body);
+                    if s.write_all(&out).is_err() || s.flush().is_err() {
+                        return;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn tls_failure(events: &[Event]) -> Option<TlsFailure> {
+        events.iter().find_map(|e| match e {
+            Event::TlsFailed(_, kind, _) => Some(*kind),
+            _ => None,
+        })
+    }
+
+    /// Frames queued before the connection is up wait for the handshake;
+    /// a request larger than the socket buffers (written in parts, resumed
+    /// on writability on epoll) and many pipelined ones come back intact
+    /// and in order; the engine hears `handle_connected` once, before any
+    /// response.
+    #[test]
+    fn round_trip_with_a_large_request_and_many_small_ones() {
+        let (server, pem) = identity("127.0.0.1");
+        let addr = tls_echo_server(server);
+        for backend in backends() {
+            let h = harness(backend, &pem, true);
+            let big: Vec<u8> = (0..8 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+            // Queued in the same turn as the connect: before the socket
+            // (and its handshake) exists.
+            h.connect(1, addr);
+            h.send(1, b"early");
+            h.send(1, &big);
+            const MANY: usize = 2_000;
+            for i in 0..MANY {
+                h.send(1, format!("record {i}").as_bytes());
+            }
+            let events = h.wait_for("every echo", |ev| responses(ev).len() == MANY + 2);
+            assert_eq!(events[0], Event::Connected(1), "{backend:?}: {events:?}");
+            assert_eq!(
+                events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Connected(_)))
+                    .count(),
+                1,
+                "{backend:?}"
+            );
+            let got = responses(&events);
+            assert_eq!(&got[0][..], b"early", "{backend:?}");
+            assert!(
+                got[1][..] == big[..],
+                "{backend:?}: the large response differs"
+            );
+            for (i, r) in got[2..].iter().enumerate() {
+                assert_eq!(r, format!("record {i}").as_bytes(), "{backend:?}");
+            }
+            let m = h.driver.metrics();
+            // Ciphertext is larger than the plaintext it carries.
+            assert!(m.bytes_sent() > big.len() as u64, "{backend:?}");
+            assert!(m.bytes_received() > big.len() as u64, "{backend:?}");
+            assert_eq!(m.responses(), MANY as u64 + 2, "{backend:?}");
+        }
+    }
+
+    /// A certificate signed by nobody the client trusts.
+    #[test]
+    fn an_untrusted_certificate_is_typed() {
+        let (server, _) = identity("127.0.0.1");
+        let (_, other_pem) = identity("127.0.0.1");
+        let addr = tls_echo_server(server);
+        for backend in backends() {
+            let h = harness(backend, &other_pem, true);
+            h.connect(1, addr);
+            h.send(1, b"never sent");
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::UntrustedCertificate),
+                "{backend:?}: {events:?}"
+            );
+            assert!(!events.contains(&Event::Connected(1)), "{backend:?}");
+        }
+    }
+
+    /// A trusted certificate for another name; accepted without the check.
+    #[test]
+    fn a_hostname_mismatch_is_typed_unless_not_checked() {
+        let (server, pem) = identity("broker.test");
+        let addr = tls_echo_server(server);
+        for backend in backends() {
+            let h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::HostnameMismatch),
+                "{backend:?}: {events:?}"
+            );
+            let h = harness(backend, &pem, false);
+            h.connect(1, addr);
+            h.send(1, b"ping");
+            let events = h.wait_for("the echo", |ev| !responses(ev).is_empty());
+            assert_eq!(&responses(&events)[0][..], b"ping", "{backend:?}");
+        }
+    }
+
+    /// The broker reads the ClientHello and closes: not a TLS listener.
+    #[test]
+    fn the_peer_closing_mid_handshake_is_typed() {
+        for backend in backends() {
+            let (_, pem) = identity("127.0.0.1");
+            let addr = one_shot_server(|mut s| {
+                let mut hello = [0u8; 5];
+                // The whole record, so the close is a FIN, not a reset.
+                s.read_exact(&mut hello).unwrap();
+                let len = u16::from_be_bytes([hello[3], hello[4]]) as usize;
+                let mut rest = vec![0u8; len];
+                s.read_exact(&mut rest).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let _ = s.read_to_end(&mut Vec::new());
+            });
+            let h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::PeerNotTls),
+                "{backend:?}: {events:?}"
+            );
+        }
+    }
+
+    /// A plaintext listener answers the ClientHello with a Kafka frame.
+    #[test]
+    fn a_plaintext_answer_to_the_handshake_is_typed() {
+        for backend in backends() {
+            let (_, pem) = identity("127.0.0.1");
+            let addr = one_shot_server(|mut s| {
+                let mut some = [0u8; 5];
+                s.read_exact(&mut some).unwrap();
+                s.write_all(b"\0\0\0\x02ok").unwrap();
+                let _ = s.read_to_end(&mut Vec::new());
+            });
+            let h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::PeerNotTls),
+                "{backend:?}: {events:?}"
+            );
+        }
+    }
+
+    /// A listener that accepts and never answers: the handshake times out
+    /// (the driver's own deadline; the test only waits for the event).
+    #[test]
+    fn a_silent_listener_times_the_handshake_out() {
+        for backend in backends() {
+            let (_, pem) = identity("127.0.0.1");
+            let addr = one_shot_server(|mut s| {
+                let _ = s.read_to_end(&mut Vec::new());
+            });
+            let settings = SslSettings {
+                ca: Some(Pem::Inline(pem)),
+                verify_hostname: true,
+                ..SslSettings::default()
+            };
+            let h = Harness::with_config(DriverConfig {
+                backend,
+                connect_timeout: Duration::from_millis(200),
+                tls: Some(TlsConnector::new(&settings).unwrap()),
+                ..DriverConfig::default()
+            });
+            h.connect(1, addr);
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::HandshakeTimeout),
+                "{backend:?}: {events:?}"
+            );
+        }
+    }
+
+    /// A plaintext client meets a TLS listener: its first bytes are a TLS
+    /// alert.
+    #[test]
+    fn a_plaintext_client_at_a_tls_listener_is_typed() {
+        let (server, _) = identity("127.0.0.1");
+        let addr = tls_echo_server(server);
+        for backend in backends() {
+            let h = Harness::with_config(DriverConfig {
+                backend,
+                ..DriverConfig::default()
+            });
+            h.connect(1, addr);
+            h.send(1, b"a Kafka request");
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::PeerExpectsTls),
+                "{backend:?}: {events:?}"
+            );
+        }
+    }
 }

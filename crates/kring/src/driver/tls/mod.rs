@@ -9,9 +9,13 @@
 //! records, then encrypted requests, in order; [`seal`] does both for a
 //! connection's queues). The event loop calls the engine's
 //! `handle_connected` once [`TlsSession::is_handshaking`] turns false, so
-//! the core only ever sees an established, encrypted byte stream. The
-//! io_uring loop (`event_loop.rs`) uses it; a second backend can use it
-//! unchanged.
+//! the core only ever sees an established, encrypted byte stream.
+//!
+//! Both event loops, io_uring (`event_loop.rs`) and epoll
+//! (`epoll_loop.rs`), drive it through one type, [`Link`]: a connection's
+//! session with its plaintext queues and handshake deadline, and the order
+//! in which a loop must call it. A loop keeps only what is its own: the
+//! socket, the ciphertext it writes and reads, and when it may write.
 //!
 //! rustls's buffered `ClientConnection` is used rather than its unbuffered
 //! API: each request is encrypted from the request's own `Bytes` into one
@@ -28,6 +32,9 @@
 use kring_core::TlsFailure;
 
 use super::conn::SendQueue;
+
+mod link;
+pub(crate) use link::Link;
 
 #[cfg(feature = "tls")]
 mod session;
