@@ -133,6 +133,7 @@ pub struct ProducerConfig {
     sasl: sasl::SaslSettings,
     ssl: SslSettings,
     io_backend: IoBackend,
+    compression_threads: u32,
 }
 
 impl Default for ProducerConfig {
@@ -167,6 +168,7 @@ impl Default for ProducerConfig {
             sasl: sasl::SaslSettings::default(),
             ssl: SslSettings::default(),
             io_backend: IoBackend::Auto,
+            compression_threads: 1,
         }
     }
 }
@@ -314,6 +316,13 @@ setters! {
     /// `io.backend` (kring only): `auto` (default: io_uring, else epoll
     /// where io_uring is refused), `io_uring` or `epoll`.
     io_backend: IoBackend => |c, v| c.io_backend = v;
+    /// `compression.threads` (kring only): threads that compress the
+    /// batches the I/O thread seals (lingered, flushed, closed), so the
+    /// one I/O thread does not become the limit with zstd or gzip; full
+    /// batches are compressed by the thread that filled them either way.
+    /// Default 1; 0 compresses them on the I/O thread. No thread is
+    /// started with `compression.type=none`.
+    compression_threads: u32 => |c, v| c.compression_threads = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -448,6 +457,10 @@ impl ProducerConfig {
     /// `io.backend`.
     pub fn get_io_backend(&self) -> IoBackend {
         self.io_backend
+    }
+    /// `compression.threads`.
+    pub fn get_compression_threads(&self) -> u32 {
+        self.compression_threads
     }
     /// `socket.connection.setup.timeout.ms`.
     pub fn get_connect_timeout(&self) -> Duration {
