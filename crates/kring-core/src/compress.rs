@@ -101,6 +101,8 @@ struct Job {
     topic: u32,
     partition: u32,
     batch: u64,
+    /// Uncompressed bytes, counted in the backlog until done.
+    size: usize,
 }
 
 #[derive(Debug, Default)]
@@ -117,14 +119,23 @@ pub(crate) struct CompressQueue {
     /// Batches at least this large (uncompressed bytes) are handed off;
     /// `usize::MAX`: offloading off.
     min_bytes: AtomicUsize,
+    /// Uncompressed bytes handed off and not compressed yet.
+    backlog: AtomicUsize,
+    /// While the backlog is at least this, the I/O thread compresses
+    /// itself (see [`CompressQueue::wants`]).
+    backlog_cap: usize,
     inner: Mutex<Inner>,
     cv: Condvar,
 }
 
-impl Default for CompressQueue {
-    fn default() -> Self {
+impl CompressQueue {
+    /// A queue whose backlog is capped at `backlog_cap` bytes
+    /// (`max.request.size`), offloading off until enabled.
+    pub(crate) fn new(backlog_cap: usize) -> Self {
         CompressQueue {
             min_bytes: AtomicUsize::new(usize::MAX),
+            backlog: AtomicUsize::new(0),
+            backlog_cap: backlog_cap.max(1),
             inner: Mutex::new(Inner::default()),
             cv: Condvar::new(),
         }
@@ -138,8 +149,16 @@ impl CompressQueue {
 
     /// Whether a batch of `size` uncompressed bytes sealed by the I/O
     /// thread with `compression` goes to a worker.
+    ///
+    /// Not while the workers are a request's worth behind: the I/O thread
+    /// then compresses itself, sharing the work. Handing off regardless
+    /// would let the I/O thread take batches ever sooner (it no longer
+    /// pays for them) while the workers fall behind: smaller batches,
+    /// more compression per record, and requests waiting on the workers.
     pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
-        compression != Compression::None && size >= self.min_bytes.load(Ordering::Relaxed)
+        compression != Compression::None
+            && size >= self.min_bytes.load(Ordering::Relaxed)
+            && self.backlog.load(Ordering::Relaxed) < self.backlog_cap
     }
 
     /// Posts a job and wakes one waiting worker (only if one waits); gives
@@ -169,16 +188,27 @@ impl Shared {
     /// by the I/O thread without the slot's lock. Should the workers have
     /// stopped, it is compressed here and now instead (the `Sealed` notice
     /// is read at the I/O thread's next turn).
-    pub(crate) fn offload(&self, slot: Arc<PartitionSlot>, topic: u32, partition: u32, batch: u64) {
+    pub(crate) fn offload(
+        &self,
+        slot: Arc<PartitionSlot>,
+        topic: u32,
+        partition: u32,
+        batch: u64,
+        size: usize,
+    ) {
         let job = Job {
             slot,
             topic,
             partition,
             batch,
+            size,
         };
+        self.compress.backlog.fetch_add(size, Ordering::Relaxed);
         if let Err(job) = self.compress.post(job) {
-            let mut wake = false;
-            self.compress_one(&job, self.cfg.compression, &mut wake);
+            self.compress.backlog.fetch_sub(size, Ordering::Relaxed);
+            if self.compress_one(&job, self.cfg.compression).is_some() {
+                self.announce(&mut vec![job]);
+            }
         }
     }
 
@@ -198,37 +228,66 @@ impl Shared {
     }
 
     /// Compresses every batch handed off so far, on the calling thread,
-    /// and tells the I/O thread about each (waking it through the installed
+    /// and tells the I/O thread about them (waking it through the installed
     /// [`IoWaker`](crate::IoWaker) when it is parked). Returns how many
     /// batches were compressed. Never blocks except on a partition's lock
     /// for a moment.
+    ///
+    /// The I/O thread hears of finished batches together: when no job is
+    /// left, or once a request's worth (`max.request.size`) is ready. Told
+    /// of each batch alone, it would send each in a request of its own
+    /// while its connection has free slots: many small requests where one
+    /// large one would do.
     pub fn run_compression_jobs(&self) -> usize {
         let compression = self.cfg.compression;
         let mut done = 0;
-        let mut wake = false;
+        let mut ready = Vec::new();
+        let mut bytes = 0usize;
         while let Some(job) = self.compress.next() {
-            if self.compress_one(&job, compression, &mut wake) {
+            let sealed = self.compress_one(&job, compression);
+            self.compress.backlog.fetch_sub(job.size, Ordering::Relaxed);
+            if let Some(size) = sealed {
                 done += 1;
+                ready.push(job);
+                bytes += size;
+                if bytes >= self.cfg.max_request_size {
+                    self.announce(&mut ready);
+                    bytes = 0;
+                }
             }
         }
-        if wake {
-            self.wake_io();
-        }
+        self.announce(&mut ready);
         done
     }
 
-    /// Compresses one job's batch, if it is still queued.
-    fn compress_one(&self, job: &Job, compression: Compression, wake: &mut bool) -> bool {
+    /// Posts a `Sealed` notice for each job in `ready` (emptied), and wakes
+    /// the I/O thread if it is parked.
+    fn announce(&self, ready: &mut Vec<Job>) {
+        if ready.is_empty() {
+            return;
+        }
+        let ((), wake) = self.notices.with(|n| {
+            n.list.extend(ready.drain(..).map(|job| Notice::Sealed {
+                topic: job.topic,
+                partition: job.partition,
+                batch: job.batch,
+            }))
+        });
+        if wake {
+            self.wake_io();
+        }
+    }
+
+    /// Compresses one job's batch, if it is still queued; returns its size.
+    fn compress_one(&self, job: &Job, compression: Compression) -> Option<usize> {
         let builder = {
             let mut q = job.slot.lock();
-            let Some(b) = q.sealed.iter_mut().find(|b| b.id == job.batch) else {
-                return false;
-            };
+            let b = q.sealed.iter_mut().find(|b| b.id == job.batch)?;
             match std::mem::replace(&mut b.sealed, Sealing::Running) {
                 Sealing::Queued(builder) => builder,
                 other => {
                     b.sealed = other;
-                    return false;
+                    return None;
                 }
             }
         };
@@ -240,21 +299,13 @@ impl Shared {
                     message: format!("panicked: {}", panic_message(&*panic)),
                 })
             });
-        {
-            let mut q = job.slot.lock();
-            // Gone meanwhile (purged, timed out, aborted): its records
-            // already have their result; the bytes are dropped.
-            let Some(b) = q.sealed.iter_mut().find(|b| b.id == job.batch) else {
-                return false;
-            };
-            b.sealed = Sealing::Done(result);
-        }
-        *wake |= self.notices.push(Notice::Sealed {
-            topic: job.topic,
-            partition: job.partition,
-            batch: job.batch,
-        });
-        true
+        let size = result.as_ref().map_or(0, SealedBatch::size_in_bytes);
+        let mut q = job.slot.lock();
+        // Gone meanwhile (purged, timed out, aborted): its records already
+        // have their result; the bytes are dropped.
+        let b = q.sealed.iter_mut().find(|b| b.id == job.batch)?;
+        b.sealed = Sealing::Done(result);
+        Some(size)
     }
 
     /// Blocks the calling compression worker until a job is posted or the

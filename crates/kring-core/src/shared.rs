@@ -208,7 +208,7 @@ impl Shared {
             conn_error: std::sync::Mutex::new(None),
             final_statistics: OnceLock::new(),
             auth_failures: std::sync::atomic::AtomicU64::new(0),
-            compress: Default::default(),
+            compress: crate::compress::CompressQueue::new(config.max_request_size),
         }
     }
 

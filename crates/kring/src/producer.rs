@@ -196,7 +196,7 @@ impl ProducerBuilder {
 /// Batches the I/O thread seals of at least this many uncompressed bytes
 /// go to a compression thread; smaller ones cost the I/O thread about as
 /// much to hand off as to compress.
-const OFFLOAD_MIN_BYTES: usize = 1024;
+const OFFLOAD_MIN_BYTES: usize = 0;
 
 /// The compression threads (`compression.threads`): they compress the
 /// batches the I/O thread seals (lingered, flushed, closed), see
@@ -219,7 +219,7 @@ impl Compressors {
         for i in 0..n {
             let s = Arc::clone(shared);
             let spawned = std::thread::Builder::new()
-                .name(format!("kring-compress-{i}"))
+                .name(format!("kring-zip-{i}"))
                 .spawn(move || {
                     while s.wait_for_compression_jobs() {
                         s.run_compression_jobs();

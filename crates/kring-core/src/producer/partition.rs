@@ -284,10 +284,8 @@ impl ProducerCore {
             let mut q = slot.lock();
             if let Some(open) = q.open.take() {
                 let id = open.id;
-                let offload = self
-                    .shared
-                    .compress
-                    .wants(compression, open.builder.size_in_bytes());
+                let size = open.builder.size_in_bytes();
+                let offload = self.shared.compress.wants(compression, size);
                 let b = if offload {
                     open.seal_later()
                 } else {
@@ -298,7 +296,7 @@ impl ProducerCore {
                 let p = self.part(pk);
                 p.sealed_below = p.sealed_below.max(id + 1);
                 if offload {
-                    self.shared.offload(slot.clone(), pk.0, pk.1, id);
+                    self.shared.offload(slot.clone(), pk.0, pk.1, id, size);
                 }
             }
         }

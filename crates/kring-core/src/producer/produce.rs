@@ -394,7 +394,7 @@ impl ProducerCore {
         let p = self.part(pk);
         p.sealed_below = p.sealed_below.max(id + 1);
         let Some(open) = open else {
-            self.shared.offload(slot, pk.0, pk.1, id);
+            self.shared.offload(slot, pk.0, pk.1, id, size);
             return Err(Take::Empty);
         };
         let qb = open.seal(compression);
