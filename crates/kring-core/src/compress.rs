@@ -26,12 +26,16 @@
 //! - The batch keeps its `buffer.memory` charge while it is compressed, and
 //!   its records stay in the accumulator: flush, close, purge, delivery
 //!   timeouts and aborts see and finish it as any other accumulated batch
-//!   (a worker that then finds its batch gone drops the result).
+//!   (a worker that then finds its batch gone drops the result; while it
+//!   still compresses such a batch, its buffer is no longer charged: at
+//!   most one batch per worker beyond `buffer.memory`, for that moment).
 //! - Offloading is on only once a driver has started a worker
 //!   ([`Shared::enable_compression_offload`]); without one, the I/O thread
 //!   compresses as before. Batches smaller than the threshold are
 //!   compressed in place: below it, the hand-off costs the I/O thread about
 //!   what compressing does.
+//! - While the workers are `max.request.size` behind, the I/O thread
+//!   compresses itself too (see [`CompressQueue::wants`]).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
