@@ -898,6 +898,67 @@ mod tests {
     }
 
     #[test]
+    fn threads_split_partitions_records_and_rate() {
+        let w = parse(&[
+            "--threads",
+            "3",
+            "--records",
+            "10",
+            "--rate",
+            "1000",
+            "--partitions",
+            "7",
+        ]);
+        let parts = w.active_partition_ids();
+        let shares = w.shares(&parts).unwrap();
+        assert_eq!(shares.len(), 3);
+        assert_eq!(shares[0].partitions, vec![0, 3, 6]);
+        assert_eq!(shares[1].partitions, vec![1, 4]);
+        assert_eq!(shares[2].partitions, vec![2, 5]);
+        let records: Vec<Stop> = shares.iter().map(|s| s.stop).collect();
+        assert_eq!(
+            records,
+            vec![Stop::Records(4), Stop::Records(3), Stop::Records(3)]
+        );
+        let rates: Vec<Option<u64>> = shares.iter().map(|s| s.rate).collect();
+        assert_eq!(rates, vec![Some(334), Some(333), Some(333)]);
+        assert!(w.to_args().windows(2).any(|a| a == ["--threads", "3"]));
+        // More threads than receiving partitions, or keyed: refused.
+        assert!(parse(&["--threads", "3", "--partitions", "2"])
+            .shares(&[0, 1])
+            .is_err());
+        let keyed = parse(&["--threads", "2", "--keys", "10"]);
+        assert!(keyed.shares(&keyed.active_partition_ids()).is_err());
+        assert_eq!(parse(&[]).shares(&[0, 1]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn shares_run_on_their_threads_and_add_up() {
+        let w = parse(&["--threads", "2", "--records", "101", "--partitions", "4"]);
+        let parts = w.active_partition_ids();
+        let payloads = Payloads::new(10);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let sent = run_shares::<(), _>(
+            &w.shares(&parts).unwrap(),
+            &payloads,
+            None,
+            Instant::now(),
+            |t| {
+                let seen = &seen;
+                move |r: Rec<'_>| {
+                    seen.lock().unwrap().push((t, r.partition));
+                    Ok(())
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(sent.records, 101);
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 101);
+        assert!(seen.iter().all(|&(t, p)| p as usize % 2 == t), "{seen:?}");
+    }
+
+    #[test]
     fn defaults() {
         let w = parse(&[]);
         assert_eq!(w.stop(), Stop::Duration(DEFAULT_DURATION));
