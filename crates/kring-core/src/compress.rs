@@ -36,11 +36,16 @@
 //!   what compressing does.
 //! - While the workers are `max.request.size` behind, the I/O thread
 //!   compresses itself too (see [`CompressQueue::wants`]).
+//! - The I/O thread compresses itself within a small budget refilled with
+//!   time (`kring`: 4 MiB/s of uncompressed batches, a few percent of a
+//!   core) and hands off only the rest: at low rates nothing is handed off
+//!   and no latency is added.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use kring_protocol::record::{Compression, RecordBatchBuilder, SealedBatch};
 use kring_protocol::EncodeError;
@@ -109,6 +114,16 @@ struct Job {
     size: usize,
 }
 
+/// The I/O thread's own compression budget: a token bucket of
+/// uncompressed bytes, `burst` at most, refilled at `per_sec`.
+#[derive(Debug, Default)]
+struct InlineBudget {
+    tokens: f64,
+    burst: f64,
+    per_sec: f64,
+    last: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     jobs: VecDeque<Job>,
@@ -128,6 +143,10 @@ pub(crate) struct CompressQueue {
     /// While the backlog is at least this, the I/O thread compresses
     /// itself (see [`CompressQueue::wants`]).
     backlog_cap: usize,
+    /// How much the I/O thread may compress itself (a token bucket of
+    /// uncompressed bytes, refilled with time; only the I/O thread uses
+    /// it, the lock is never contended).
+    inline: Mutex<InlineBudget>,
     inner: Mutex<Inner>,
     cv: Condvar,
 }
@@ -140,6 +159,7 @@ impl CompressQueue {
             min_bytes: AtomicUsize::new(usize::MAX),
             backlog: AtomicUsize::new(0),
             backlog_cap: backlog_cap.max(1),
+            inline: Mutex::new(InlineBudget::default()),
             inner: Mutex::new(Inner::default()),
             cv: Condvar::new(),
         }
@@ -159,10 +179,34 @@ impl CompressQueue {
     /// would let the I/O thread take batches ever sooner (it no longer
     /// pays for them) while the workers fall behind: smaller batches,
     /// more compression per record, and requests waiting on the workers.
+    ///
+    /// Nor while the I/O thread's own budget covers it: at a low rate (idle
+    /// producer threads) compressing costs it little, less than the two
+    /// thread hand-offs would add to the batch's latency.
     pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
-        compression != Compression::None
-            && size >= self.min_bytes.load(Ordering::Relaxed)
-            && self.backlog.load(Ordering::Relaxed) < self.backlog_cap
+        if compression == Compression::None
+            || size < self.min_bytes.load(Ordering::Relaxed)
+            || self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
+        {
+            return false;
+        }
+        let mut b = self.inline.lock().unwrap_or_else(|e| e.into_inner());
+        if b.tokens >= size as f64 {
+            b.tokens -= size as f64;
+            return false;
+        }
+        true
+    }
+
+    /// The I/O thread is about to build requests at `now`: its own
+    /// compression budget refills for the time passed.
+    pub(crate) fn refill(&self, now: Instant) {
+        let mut b = self.inline.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = b
+            .last
+            .map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
+        b.last = Some(now);
+        b.tokens = (b.tokens + elapsed * b.per_sec).min(b.burst);
     }
 
     /// Posts a job and wakes one waiting worker (only if one waits); gives
@@ -225,7 +269,28 @@ impl Shared {
     /// [`stop_compression_workers`](Self::stop_compression_workers). Without
     /// a worker nothing handed off would ever be sent. Has no effect with
     /// `compression.type=none`.
-    pub fn enable_compression_offload(&self, min_batch_bytes: usize) {
+    ///
+    /// `inline_burst` and `inline_per_sec`: the I/O thread still
+    /// compresses such batches itself within a budget of uncompressed
+    /// bytes, refilled at `inline_per_sec` up to `inline_burst` (0, 0: hand
+    /// off every batch). At a low rate, compressing costs it little, less
+    /// than the two thread hand-offs would add to each batch's latency.
+    pub fn enable_compression_offload(
+        &self,
+        min_batch_bytes: usize,
+        inline_burst: usize,
+        inline_per_sec: usize,
+    ) {
+        {
+            let mut b = self
+                .compress
+                .inline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            b.burst = inline_burst as f64;
+            b.tokens = inline_burst as f64;
+            b.per_sec = inline_per_sec as f64;
+        }
         self.compress
             .min_bytes
             .store(min_batch_bytes.min(usize::MAX - 1), Ordering::Relaxed);

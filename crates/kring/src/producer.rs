@@ -194,9 +194,18 @@ impl ProducerBuilder {
 }
 
 /// Batches the I/O thread seals of at least this many uncompressed bytes
-/// go to a compression thread; smaller ones cost the I/O thread about as
-/// much to hand off as to compress.
+/// may go to a compression thread: any size (small ones are covered by
+/// the per-request budget below).
 const OFFLOAD_MIN_BYTES: usize = 0;
+
+/// The I/O thread still compresses lingered batches itself up to this many
+/// uncompressed bytes per second (a few percent of a core), in bursts of
+/// up to [`INLINE_BURST`]; only the rest goes to compression threads. At
+/// low rates nothing is handed off, so no hand-off latency is added.
+const INLINE_BYTES_PER_SEC: usize = 4 << 20;
+
+/// See [`INLINE_BYTES_PER_SEC`].
+const INLINE_BURST: usize = 64 << 10;
 
 /// The compression threads (`compression.threads`): they compress the
 /// batches the I/O thread seals (lingered, flushed, closed), see
@@ -235,7 +244,11 @@ impl Compressors {
             }
         }
         if !threads.is_empty() {
-            shared.enable_compression_offload(OFFLOAD_MIN_BYTES);
+            shared.enable_compression_offload(
+                OFFLOAD_MIN_BYTES,
+                INLINE_BURST,
+                INLINE_BYTES_PER_SEC,
+            );
         }
         Compressors {
             shared: Arc::clone(shared),

@@ -84,6 +84,7 @@ impl ProducerCore {
             return Some(t);
         }
         self.maybe_bump_epoch();
+        self.shared.compress.refill(now);
         if let Some(t) = self.poll_init_pid(now) {
             return Some(t);
         }

@@ -108,7 +108,7 @@ fn lingered_schedule(offload: bool, compression: Compression) -> (Sim, Results) 
     let (config, results) = counted(compression);
     let mut sim = sim_with(config, 1, 4);
     if offload {
-        sim.shared.enable_compression_offload(0);
+        sim.shared.enable_compression_offload(0, 0, 0);
     }
     warm_up(&mut sim, 4);
     let mut n = 0u32;
@@ -187,7 +187,7 @@ fn full_batch_does_not_overtake_a_lingered_batch_in_compression() {
         ..config
     };
     let mut sim = sim_with(config, 1, 2);
-    sim.shared.enable_compression_offload(0);
+    sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 2);
     let before = produce_count(&sim);
     let mut ctx = 0u64;
@@ -250,7 +250,7 @@ fn flush_and_close_with_batches_in_compression_complete_promptly() {
         ..config
     };
     let mut sim = sim_with(config, 1, 8);
-    sim.shared.enable_compression_offload(0);
+    sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 8);
     let mut ctx = 0;
     for round in 0..2 {
@@ -299,7 +299,7 @@ fn purge_takes_a_batch_waiting_for_the_worker() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
-    sim.shared.enable_compression_offload(0);
+    sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 1);
     let hs: Vec<_> = (0..5)
         .map(|i| sim.send("t", Some(0), None, Some(&value(i))).unwrap())
@@ -332,7 +332,7 @@ fn without_workers_the_io_thread_compresses() {
     let (config, results) = counted(Compression::Gzip);
     let mut sim = sim_with(config, 1, 2);
     // Jobs posted before the stop are still handed out.
-    sim.shared.enable_compression_offload(0);
+    sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 2);
     sim.send_with_context("t", Some(0), None, Some(&value(0)), 0)
         .unwrap();
@@ -358,11 +358,49 @@ fn without_workers_the_io_thread_compresses() {
     // thread, too.
     let (config, _) = counted(Compression::Gzip);
     let mut small = sim_with(config, 1, 1);
-    small.shared.enable_compression_offload(1 << 20);
+    small.shared.enable_compression_offload(1 << 20, 0, 0);
     small.send("t", Some(0), None, Some(b"x")).unwrap();
     small.drive();
     assert_eq!(small.cluster.records("t", 0).len(), 1);
     let r = results.lock().unwrap();
     assert_eq!(r.len(), 10 + 2);
+    assert!(r.values().all(|&c| c == 1), "{r:?}");
+}
+
+/// Within its budget the I/O thread compresses lingered batches itself
+/// (sent at once, no worker involved); past it, batches go to the worker,
+/// and the budget comes back with (simulated) time.
+#[test]
+fn the_io_thread_compresses_within_its_budget() {
+    let (config, results) = counted(Compression::Gzip);
+    let mut sim = sim_with(config, 1, 4);
+    // About two batches of 2 records; refilled at 2 batches per 100 ms.
+    // (header + 2 records, each a little more than its value)
+    let batch = kring_protocol::record::layout::HEADER_LEN + 2 * (value(0).len() + 12);
+    sim.shared
+        .enable_compression_offload(0, 2 * batch, 20 * batch);
+    warm_up(&mut sim, 4);
+    let mut ctx = 0u64;
+    let mut round = |sim: &mut Sim| {
+        for i in 0..8u32 {
+            let v = value(i);
+            sim.send_with_context("t", Some((i % 4) as i32), None, Some(&v), ctx)
+                .unwrap();
+            ctx += 1;
+        }
+        sim.run_for(ms(6));
+        let queued = (0..4).filter(|&p| queue_states(&sim, p) == "Q").count();
+        drive_with_worker(sim);
+        queued
+    };
+    // The warm-up used the budget; the first round's batches: some inline
+    // (what refilled meanwhile), the rest handed off.
+    let first = round(&mut sim);
+    assert!((1..=4).contains(&first), "{first} of 4 handed off");
+    // A second later the budget is full again: two inline, two handed off.
+    sim.run_for(ms(1000));
+    assert_eq!(round(&mut sim), 2);
+    let r = results.lock().unwrap();
+    assert_eq!(r.len(), 16 + 4);
     assert!(r.values().all(|&c| c == 1), "{r:?}");
 }
