@@ -72,9 +72,18 @@ fn million_records_lz4_keyed_with_headers() {
 /// 20,000 records with `codec`, keyed and keyless alternating, with
 /// headers, over 4 partitions.
 fn codec_round_trip(codec: Compression, topic: &str) {
+    codec_round_trip_with(codec, topic, 0);
+}
+
+/// [`codec_round_trip`] with `compression.threads` set to `threads`.
+fn codec_round_trip_with(codec: Compression, topic: &str, threads: u32) {
     let tansu = Tansu::start();
     tansu.create_topic(topic, 4);
-    let p = producer(&tansu).compression(codec).build().unwrap();
+    let p = producer(&tansu)
+        .compression(codec)
+        .compression_threads(threads)
+        .build()
+        .unwrap();
     let w = Workload {
         keys: Keys::Alternate,
         ..Workload::new(20_000)
@@ -107,6 +116,15 @@ fn codec_lz4() {
 #[test]
 fn codec_zstd() {
     codec_round_trip(Compression::Zstd, "codec-zstd");
+}
+
+/// Batches the I/O thread seals (lingered, and the last ones at close)
+/// compressed by compression threads: read back identically by both
+/// readers, in order.
+#[test]
+fn codecs_with_compression_threads() {
+    codec_round_trip_with(Compression::Zstd, "codec-zstd-threads", 2);
+    codec_round_trip_with(Compression::Gzip, "codec-gzip-threads", 1);
 }
 
 /// Without idempotence (acks=1, more requests in flight than idempotence

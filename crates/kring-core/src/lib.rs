@@ -21,6 +21,7 @@
 
 pub mod backoff;
 mod cause;
+mod compress;
 pub mod config;
 pub mod delivery;
 pub mod error;

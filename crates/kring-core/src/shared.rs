@@ -103,6 +103,9 @@ pub struct Shared {
     /// Authentication failures while no connection was usable: a send
     /// waiting for metadata fails when this moves.
     pub(crate) auth_failures: std::sync::atomic::AtomicU64,
+    /// Batches the I/O thread hands to compression workers (see
+    /// `compress`).
+    pub(crate) compress: crate::compress::CompressQueue,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -205,6 +208,15 @@ impl Shared {
             conn_error: std::sync::Mutex::new(None),
             final_statistics: OnceLock::new(),
             auth_failures: std::sync::atomic::AtomicU64::new(0),
+            compress: crate::compress::CompressQueue::new(config.max_request_size),
+        }
+    }
+
+    /// Wakes the I/O thread through the installed waker, if any (a
+    /// compression worker whose notice found it parked).
+    pub(crate) fn wake_io(&self) {
+        if let Some(w) = self.io_waker.0.get() {
+            w();
         }
     }
 

@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kring_protocol::record::{Compression, RecordBatchBuilder, SealedBatch};
-use kring_protocol::{EncodeError, ErrorCode};
+use kring_protocol::record::{Compression, RecordBatchBuilder};
+use kring_protocol::ErrorCode;
+
+use crate::compress::Sealing;
 
 use crate::backoff::SplitMix64;
 use crate::delivery::{BatchCompletion, PerRecord};
@@ -43,7 +45,8 @@ pub(crate) struct OpenBatch {
 #[derive(Debug)]
 pub(crate) struct QueuedBatch {
     pub(crate) id: u64,
-    pub(crate) sealed: Result<SealedBatch, EncodeError>,
+    /// Sealed, or waiting for (or in) a compression worker.
+    pub(crate) sealed: Sealing,
     pub(crate) record_count: u32,
     pub(crate) completion: Arc<BatchCompletion>,
     pub(crate) created: Instant,
@@ -56,10 +59,20 @@ impl OpenBatch {
     /// Closes the batch (compressing it). A codec failure is kept and fails
     /// the batch when the I/O thread drains it.
     pub(crate) fn seal(self, compression: Compression) -> QueuedBatch {
+        self.into_queued(|b| Sealing::Done(b.seal(compression)))
+    }
+
+    /// Closes the batch to appends without compressing it: a compression
+    /// worker seals it (see `compress`).
+    pub(crate) fn seal_later(self) -> QueuedBatch {
+        self.into_queued(Sealing::Queued)
+    }
+
+    fn into_queued(self, seal: impl FnOnce(RecordBatchBuilder) -> Sealing) -> QueuedBatch {
         let record_count = self.builder.record_count();
         QueuedBatch {
             id: self.id,
-            sealed: self.builder.seal(compression),
+            sealed: seal(self.builder),
             record_count,
             completion: self.completion,
             created: self.created,

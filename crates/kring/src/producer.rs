@@ -175,6 +175,7 @@ impl ProducerBuilder {
         // `max.block.ms` bounds a whole send: after blocking once, a sender
         // measures what is left of its budget before blocking again.
         shared.set_clock(Instant::now);
+        let compressors = Compressors::start(&shared, &config);
         tracing::debug!(bootstrap = ?config.bootstrap_servers(), "producer started");
         Ok(Producer {
             shared,
@@ -187,7 +188,88 @@ impl ProducerBuilder {
             close_state: Mutex::new(None),
             clock: WallClock::start(),
             io_backend,
+            compressors,
         })
+    }
+}
+
+/// Batches the I/O thread seals of at least this many uncompressed bytes
+/// may go to a compression thread: any size (small ones are covered by
+/// the per-request budget below).
+const OFFLOAD_MIN_BYTES: usize = 0;
+
+/// The I/O thread still compresses lingered batches itself up to this many
+/// uncompressed bytes per second (a few percent of a core), in bursts of
+/// up to [`INLINE_BURST`]; only the rest goes to compression threads. At
+/// low rates nothing is handed off, so no hand-off latency is added.
+const INLINE_BYTES_PER_SEC: usize = 4 << 20;
+
+/// See [`INLINE_BYTES_PER_SEC`].
+const INLINE_BURST: usize = 64 << 10;
+
+/// The compression threads (`compression.threads`): they compress the
+/// batches the I/O thread seals (lingered, flushed, closed), see
+/// `kring_core::Shared::enable_compression_offload`. Stopped when the
+/// producer closes; the I/O thread compresses whatever comes after.
+#[derive(Debug)]
+struct Compressors {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Compressors {
+    fn start(shared: &Arc<Shared>, config: &ProducerConfig) -> Compressors {
+        let n = if config.get_compression() == kring_core::Compression::None {
+            0
+        } else {
+            config.get_compression_threads()
+        };
+        let mut threads = Vec::new();
+        for i in 0..n {
+            let s = Arc::clone(shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("kring-zip-{i}"))
+                .spawn(move || {
+                    while s.wait_for_compression_jobs() {
+                        s.run_compression_jobs();
+                    }
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Fewer threads (or none: the I/O thread compresses).
+                    tracing::warn!(error = %e, "could not start a compression thread");
+                    break;
+                }
+            }
+        }
+        if !threads.is_empty() {
+            shared.enable_compression_offload(
+                OFFLOAD_MIN_BYTES,
+                INLINE_BURST,
+                INLINE_BYTES_PER_SEC,
+            );
+        }
+        Compressors {
+            shared: Arc::clone(shared),
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Stops the threads once they have compressed what was handed to
+    /// them, and waits for them.
+    fn stop(&self) {
+        self.shared.stop_compression_workers();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Compressors {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -238,6 +320,8 @@ pub struct Producer {
     clock: WallClock,
     /// The backend the I/O thread runs on.
     io_backend: IoBackend,
+    /// Threads compressing the batches the I/O thread seals.
+    compressors: Compressors,
 }
 
 impl std::fmt::Debug for Producer {
@@ -517,6 +601,7 @@ impl Producer {
             driver.stop();
             driver.join_timeout(Duration::from_secs(10));
         }
+        self.compressors.stop();
         *state = Some(completed);
         completed
     }

@@ -366,3 +366,80 @@ fn each_io_backend_delivers_and_says_which_it_is() {
         }
     }
 }
+
+/// With compression threads, two sending threads and batches that linger
+/// out (never full), every record is delivered once, each thread's records
+/// in order within a partition, the broker decodes every compressed batch
+/// to the records sent, and close does not wait for anything but the
+/// deliveries.
+#[test]
+fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
+    let c = cluster(2);
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let d2 = delivered.clone();
+    let p = builder(&c)
+        .linger(Duration::from_millis(1))
+        .compression(crate::Compression::Gzip)
+        .compression_threads(2)
+        .on_delivery(move |r| {
+            assert!(r.result.is_ok(), "{:?}", r.result);
+            d2.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    // A new thread names itself once it runs: look for a while.
+    let zip_thread_runs = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .any(|n| n.starts_with("kring-zip-"))
+    };
+    let t0 = Instant::now();
+    while !zip_thread_runs() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(zip_thread_runs(), "a compression thread runs");
+    const PER_THREAD: u32 = 600;
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let p = &p;
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let v = format!("thread {t} record {i:04} with a text-like value");
+                    drop(
+                        p.send(Record::new("t", v.as_bytes()).partition((i % 2) as i32))
+                            .unwrap(),
+                    );
+                    if i % 50 == 0 {
+                        // Let batches linger out while nothing fills them.
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    assert!(p.close_timeout(Duration::from_secs(30)));
+    assert!(start.elapsed() < Duration::from_secs(5), "close was prompt");
+    assert_eq!(delivered.load(Ordering::Relaxed), 2 * PER_THREAD as usize);
+    for part in 0..2 {
+        let log = c.records("t", part).unwrap();
+        assert_eq!(log.len(), PER_THREAD as usize);
+        for t in 0..2u32 {
+            let mine: Vec<u32> = log
+                .iter()
+                .filter_map(|r| {
+                    let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
+                    let rest = v.strip_prefix(&format!("thread {t} record "))?;
+                    rest.get(..4)?.parse().ok()
+                })
+                .collect();
+            let want: Vec<u32> = (0..PER_THREAD).filter(|i| i % 2 == part as u32).collect();
+            assert_eq!(mine, want, "thread {t}, partition {part}");
+        }
+    }
+    let batches = c.batches("t", 0).unwrap();
+    assert!(batches.len() > 1, "several batches: {}", batches.len());
+    assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
+}

@@ -248,6 +248,13 @@ fn peer_args(w: &Workload, bootstrap: &str) -> Vec<String> {
 
 /// One measured run through the Java producer, in a fresh JVM.
 pub fn run(w: &Workload, bootstrap: &str) -> Result<RunResult, CliError> {
+    if w.threads > 1 {
+        return Err(CliError::invalid(
+            "--threads",
+            w.threads.to_string(),
+            "the Java peer sends from one thread only",
+        ));
+    }
     let dir = ensure_built()?;
     let mut child = command(&dir, w, bootstrap)
         .stdin(Stdio::null())

@@ -24,9 +24,12 @@ use std::time::{Duration, Instant};
 use kring::{DeliveryReport, Producer, ProducerConfig, Record};
 
 use super::idle::{IdleResult, SETTLE};
-use super::measure::{max_rss_bytes, switch_deltas, thread_switches, CpuTime, Progress, Stats};
+use super::measure::{
+    max_rss_bytes, switch_deltas, thread_cpu, thread_cpu_report, thread_switches, CpuTime,
+    Progress, Stats,
+};
 use super::result::RunResult;
-use super::workload::{Payloads, SendLoop, Workload};
+use super::workload::{run_shares, Payloads, Workload};
 use crate::error::CliError;
 
 /// How long a flush may take before the run is declared failed.
@@ -120,6 +123,9 @@ fn build(w: &Workload, bootstrap: &str, probes: &'static Probes) -> Result<Produ
     if let Some(b) = &w.io_backend {
         props.push(("io.backend".to_string(), b.clone()));
     }
+    if let Some(n) = w.compression_threads {
+        props.push(("compression.threads".to_string(), n.to_string()));
+    }
     let config = ProducerConfig::from_properties(props)
         .map_err(|e| CliError::Kring(format!("configuration: {e}")))?;
     let p = Producer::builder()
@@ -166,21 +172,24 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let producer = build(w, bootstrap, probes)?;
     let payloads = Payloads::for_workload(w);
     let keys = w.key_pool();
+    let shares = w.shares(&parts)?;
     warm_up(&producer, w, &parts, probes, payloads.get(0))?;
     probes.measuring.store(true, Ordering::Release);
 
     let stats = probes.stats;
     let _progress = progress.then(|| Progress::start("kring", stats));
     let m0 = producer.metrics();
+    let threads0 = thread_cpu();
     let cpu0 = CpuTime::now();
     let start = Instant::now();
     let start_ns = stats.now_ns();
     let topic = w.topic.as_str();
-    let mut sent_to = vec![0u64; parts.len()];
-    let sent = SendLoop::new(w.stop(), &parts, &payloads)
-        .with_rate(w.rate)
-        .with_keys(keys.as_ref())
-        .run(start, |rec| {
+    let producer = &producer;
+    let sent = run_shares(&shares, &payloads, keys.as_ref(), start, |_| {
+        // Results per receiving partition sent so far by this thread: the
+        // shares' partitions are disjoint, so this is the partition's.
+        let mut sent_to = vec![0u64; parts.len()];
+        move |rec| {
             let i = probes.idx_of[rec.partition as usize] as usize;
             let k = sent_to[i];
             sent_to[i] = k + 1;
@@ -196,12 +205,17 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
             let r = producer.send(record).map(drop);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r.map_err(|e| CliError::Kring(format!("send: {e}")))
-        })?;
+        }
+    })?;
     if !producer.flush_timeout(FLUSH_TIMEOUT) || !stats.wait_all_done(FLUSH_TIMEOUT) {
         return Err(CliError::Kring("flush timed out".into()));
     }
     let elapsed = start.elapsed();
     let cpu = CpuTime::now().since(cpu0);
+    eprintln!(
+        "kring {}",
+        thread_cpu_report(&threads0, &thread_cpu(), cpu.total())
+    );
     let m1 = producer.metrics();
     drop(_progress);
 

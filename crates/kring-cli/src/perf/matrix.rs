@@ -149,6 +149,8 @@ fn workload(
         io_backend: None,
         keys: 0,
         value_sizes: Vec::new(),
+        threads: 1,
+        compression_threads: None,
     }
 }
 

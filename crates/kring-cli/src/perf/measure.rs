@@ -135,6 +135,82 @@ pub fn switch_deltas(before: &[ThreadSwitches], after: &[ThreadSwitches]) -> Vec
         .collect()
 }
 
+/// CPU time (user + system) of one thread of this process, from /proc.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreadCpu {
+    /// Kernel thread id.
+    pub tid: u32,
+    /// Thread name (`comm`).
+    pub name: String,
+    /// Seconds of CPU so far.
+    pub seconds: f64,
+}
+
+/// Reads the CPU time of every live thread of this process from
+/// /proc/self/task/*/stat (clock-tick resolution, 10 ms on most kernels).
+pub fn thread_cpu() -> Vec<ThreadCpu> {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, ticks)) = parse_stat(&stat) {
+            out.push(ThreadCpu {
+                tid,
+                name,
+                seconds: ticks as f64 / tick,
+            });
+        }
+    }
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+/// The name and utime + stime (in ticks) of a `/proc/.../stat` line.
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let utime: u64 = rest.get(11)?.parse().ok()?;
+    let stime: u64 = rest.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// One line of per-thread CPU between two snapshots, for stderr: each
+/// thread alive at the end with its seconds and share of `total` (the
+/// process's CPU over the same window), then what threads that exited
+/// meanwhile used (the rest of `total`).
+pub fn thread_cpu_report(before: &[ThreadCpu], after: &[ThreadCpu], total: f64) -> String {
+    let mut parts = Vec::new();
+    let mut listed = 0.0;
+    for a in after {
+        let b = before
+            .iter()
+            .find(|b| b.tid == a.tid)
+            .map_or(0.0, |b| b.seconds);
+        let d = (a.seconds - b).max(0.0);
+        listed += d;
+        if d > 0.0 {
+            parts.push(format!("{}={:.2}s", a.name, d));
+        }
+    }
+    let exited = (total - listed).max(0.0);
+    if exited >= 0.01 {
+        parts.push(format!("exited-threads={exited:.2}s"));
+    }
+    format!("thread cpu (of {total:.2}s): {}", parts.join(" "))
+}
+
 /// Counters and the latency histogram shared by the sending thread, the
 /// delivery callbacks and the progress printer.
 ///
@@ -319,6 +395,21 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_proc_stat() {
+        let line = "4242 (kring io) S 1 2 3 4 5 6 7 8 9 10 170 33 0 0 20 0 1 0";
+        assert_eq!(parse_stat(line), Some(("kring io".to_string(), 203)));
+        assert_eq!(parse_stat("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn own_thread_cpu_is_read() {
+        let me = thread_cpu();
+        assert!(!me.is_empty());
+        let report = thread_cpu_report(&[], &me, 1e6);
+        assert!(report.contains("exited-threads="), "{report}");
+    }
 
     #[test]
     fn parses_proc_status() {

@@ -18,9 +18,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::idle::{IdleResult, SETTLE};
-use super::measure::{max_rss_bytes, switch_deltas, thread_switches, CpuTime, Progress, Stats};
+use super::measure::{
+    max_rss_bytes, switch_deltas, thread_cpu, thread_cpu_report, thread_switches, CpuTime,
+    Progress, Stats,
+};
 use super::result::RunResult;
-use super::workload::{Payloads, SendLoop, Workload};
+use super::workload::{run_shares, Payloads, Rec, Workload};
 use crate::error::CliError;
 
 /// Delivery opaque that marks a warm-up record (not measured).
@@ -197,18 +200,19 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let parts = w.active_partition_ids();
     let payloads = Payloads::for_workload(w);
     let keys = w.key_pool();
+    let shares = w.shares(&parts)?;
     client.warm_up(w, &parts, &payloads)?;
 
     let stats = client.ctx().stats;
     let _progress = progress.then(|| Progress::start("librdkafka", stats));
+    let threads0 = thread_cpu();
     let cpu0 = CpuTime::now();
     let start = Instant::now();
     let start_ns = stats.now_ns();
     let topic = w.topic.as_str();
-    let sent = SendLoop::new(w.stop(), &parts, &payloads)
-        .with_rate(w.rate)
-        .with_keys(keys.as_ref())
-        .run(start, |rec| {
+    let client = &client;
+    let sent = run_shares(&shares, &payloads, keys.as_ref(), start, |_| {
+        move |rec: Rec<'_>| {
             let opaque = match rec.sample {
                 Some(now_ns) => (start_ns + now_ns).max(1) as usize,
                 None => NOT_SAMPLED,
@@ -216,7 +220,8 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
             let r = client.send(topic, rec.partition, rec.key, rec.value, opaque);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r
-        })?;
+        }
+    })?;
     client
         .producer
         .flush(FLUSH_TIMEOUT)
@@ -228,6 +233,10 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     }
     let elapsed = start.elapsed();
     let cpu = CpuTime::now().since(cpu0);
+    eprintln!(
+        "librdkafka {}",
+        thread_cpu_report(&threads0, &thread_cpu(), cpu.total())
+    );
     drop(_progress);
 
     let (p50, p99, p999, max) = stats.latency_ms();

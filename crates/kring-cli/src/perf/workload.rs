@@ -159,6 +159,17 @@ pub struct Workload {
     /// clients ignore it. `-X io.backend=...` works too, for kring alone.
     #[arg(long, value_name = "BACKEND", value_parser = ["auto", "io_uring", "epoll"])]
     pub io_backend: Option<String>,
+    /// Producer threads sending through one shared producer (kring and
+    /// librdkafka; the Java peer supports 1 only). The receiving
+    /// partitions are dealt out among them (thread t sends to every N-th
+    /// one), and --records and --rate are split evenly.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+    /// kring's `compression.threads` (0: the I/O thread compresses the
+    /// batches it seals; default: kring's default); other clients ignore
+    /// it.
+    #[arg(long, value_name = "N")]
+    pub compression_threads: Option<u32>,
 }
 
 /// One entry of `--value-sizes`: a value size and its weight.
@@ -333,7 +344,48 @@ impl Workload {
         if let Some(b) = &self.io_backend {
             a.extend(["--io-backend".into(), b.clone()]);
         }
+        if self.threads != 1 {
+            a.extend(["--threads".into(), self.threads.to_string()]);
+        }
+        if let Some(n) = self.compression_threads {
+            a.extend(["--compression-threads".into(), n.to_string()]);
+        }
         a
+    }
+
+    /// Each producer thread's share of the workload (see
+    /// [`Workload::threads`]): thread t sends to `parts[t]`, `parts[t + N]`,
+    /// ..., and gets an even part of `--records` and `--rate`. Keyed
+    /// workloads run on one thread only (a key's partition is not the
+    /// thread's, so latency samples could not be matched by order).
+    pub fn shares(&self, parts: &[i32]) -> Result<Vec<Share>, CliError> {
+        let n = self.threads.max(1) as usize;
+        if n > 1 && self.keys > 0 {
+            return Err(CliError::invalid(
+                "--threads",
+                n.to_string(),
+                "keyed workloads (--keys) run on one thread",
+            ));
+        }
+        if n > parts.len().max(1) {
+            return Err(CliError::invalid(
+                "--threads",
+                n.to_string(),
+                format!("more threads than receiving partitions ({})", parts.len()),
+            ));
+        }
+        let split =
+            |total: u64, t: usize| total / n as u64 + u64::from((t as u64) < total % n as u64);
+        Ok((0..n)
+            .map(|t| Share {
+                stop: match self.stop() {
+                    Stop::Records(r) => Stop::Records(split(r, t)),
+                    d => d,
+                },
+                rate: self.rate.map(|r| split(r, t).max(1)),
+                partitions: parts.iter().copied().skip(t).step_by(n).collect(),
+            })
+            .collect())
     }
 
     /// One line describing the workload, for reports.
@@ -373,6 +425,15 @@ impl Workload {
             .rate
             .map(|r| format!(", paced at {r} records/s"))
             .unwrap_or_default()
+            + &if self.threads > 1 {
+                format!(", {} producer threads", self.threads)
+            } else {
+                String::new()
+            }
+            + &self
+                .compression_threads
+                .map(|n| format!(", kring compression.threads={n}"))
+                .unwrap_or_default()
     }
 }
 
@@ -592,6 +653,73 @@ impl Keys {
     }
 }
 
+/// One producer thread's part of a workload (see [`Workload::shares`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// When this thread stops.
+    pub stop: Stop,
+    /// This thread's pace, if paced.
+    pub rate: Option<u64>,
+    /// The receiving partitions this thread sends to.
+    pub partitions: Vec<i32>,
+}
+
+/// Runs one [`SendLoop`] per share, each from `start`: on the calling
+/// thread for a single share, else on one scoped thread each
+/// (`perf-send-T`). `sender(t)` makes thread t's send function. Returns
+/// the records sent by all, or the first error.
+pub fn run_shares<E, F>(
+    shares: &[Share],
+    payloads: &Payloads,
+    keys: Option<&Keys>,
+    start: Instant,
+    sender: impl Fn(usize) -> F + Sync,
+) -> Result<Sent, E>
+where
+    E: Send,
+    F: FnMut(Rec<'_>) -> Result<(), E>,
+{
+    let one = |t: usize, s: &Share| {
+        SendLoop::new(s.stop, &s.partitions, payloads)
+            .with_rate(s.rate)
+            .with_keys(keys)
+            .run(start, sender(t))
+    };
+    if let [s] = shares {
+        return one(0, s);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .enumerate()
+            .map(|(t, s)| {
+                let one = &one;
+                std::thread::Builder::new()
+                    .name(format!("perf-send-{t}"))
+                    .spawn_scoped(scope, move || one(t, s))
+                    .expect("spawning a send thread")
+            })
+            .collect();
+        let mut total = Sent::default();
+        let mut first_err = None;
+        for h in handles {
+            match h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                Ok(s) => {
+                    total.records += s.records;
+                    total.value_bytes += s.value_bytes;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    })
+}
+
 /// One record as the send loop hands it to a client.
 #[derive(Clone, Copy, Debug)]
 pub struct Rec<'a> {
@@ -767,6 +895,67 @@ mod tests {
         W::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
             .unwrap()
             .w
+    }
+
+    #[test]
+    fn threads_split_partitions_records_and_rate() {
+        let w = parse(&[
+            "--threads",
+            "3",
+            "--records",
+            "10",
+            "--rate",
+            "1000",
+            "--partitions",
+            "7",
+        ]);
+        let parts = w.active_partition_ids();
+        let shares = w.shares(&parts).unwrap();
+        assert_eq!(shares.len(), 3);
+        assert_eq!(shares[0].partitions, vec![0, 3, 6]);
+        assert_eq!(shares[1].partitions, vec![1, 4]);
+        assert_eq!(shares[2].partitions, vec![2, 5]);
+        let records: Vec<Stop> = shares.iter().map(|s| s.stop).collect();
+        assert_eq!(
+            records,
+            vec![Stop::Records(4), Stop::Records(3), Stop::Records(3)]
+        );
+        let rates: Vec<Option<u64>> = shares.iter().map(|s| s.rate).collect();
+        assert_eq!(rates, vec![Some(334), Some(333), Some(333)]);
+        assert!(w.to_args().windows(2).any(|a| a == ["--threads", "3"]));
+        // More threads than receiving partitions, or keyed: refused.
+        assert!(parse(&["--threads", "3", "--partitions", "2"])
+            .shares(&[0, 1])
+            .is_err());
+        let keyed = parse(&["--threads", "2", "--keys", "10"]);
+        assert!(keyed.shares(&keyed.active_partition_ids()).is_err());
+        assert_eq!(parse(&[]).shares(&[0, 1]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn shares_run_on_their_threads_and_add_up() {
+        let w = parse(&["--threads", "2", "--records", "101", "--partitions", "4"]);
+        let parts = w.active_partition_ids();
+        let payloads = Payloads::new(10);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let sent = run_shares::<(), _>(
+            &w.shares(&parts).unwrap(),
+            &payloads,
+            None,
+            Instant::now(),
+            |t| {
+                let seen = &seen;
+                move |r: Rec<'_>| {
+                    seen.lock().unwrap().push((t, r.partition));
+                    Ok(())
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(sent.records, 101);
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 101);
+        assert!(seen.iter().all(|&(t, p)| p as usize % 2 == t), "{seen:?}");
     }
 
     #[test]

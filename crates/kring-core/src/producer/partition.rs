@@ -284,11 +284,20 @@ impl ProducerCore {
             let mut q = slot.lock();
             if let Some(open) = q.open.take() {
                 let id = open.id;
-                let b = open.seal(compression);
+                let size = open.builder.size_in_bytes();
+                let offload = self.shared.compress.wants(compression, size);
+                let b = if offload {
+                    open.seal_later()
+                } else {
+                    open.seal(compression)
+                };
                 q.sealed.push_back(b);
                 drop(q);
                 let p = self.part(pk);
                 p.sealed_below = p.sealed_below.max(id + 1);
+                if offload {
+                    self.shared.offload(slot.clone(), pk.0, pk.1, id, size);
+                }
             }
         }
         self.mark_ready(pk);

@@ -84,6 +84,7 @@ impl ProducerCore {
             return Some(t);
         }
         self.maybe_bump_epoch();
+        self.shared.compress.refill(now);
         if let Some(t) = self.poll_init_pid(now) {
             return Some(t);
         }
@@ -268,7 +269,7 @@ impl ProducerCore {
                 // read: it is no longer open.
                 self.remove_open(pk);
             }
-            let sealed = match qb.sealed {
+            let sealed = match qb.sealed.into_done() {
                 Ok(s) => s,
                 Err(e) => {
                     let err = DeliveryError::Encode(Arc::from(e.to_string()));
@@ -353,31 +354,56 @@ impl ProducerCore {
         let open_is_due =
             |q: &PartitionQueue| due.is_some_and(|id| q.open.as_ref().is_some_and(|o| o.id == id));
         if let Some(front) = q.sealed.front() {
-            let sz = front.sealed.as_ref().map_or(0, |s| s.size_in_bytes());
+            let Some(sealed) = front.sealed.done() else {
+                // Still being compressed by a worker: nothing behind it
+                // may overtake it; its Sealed notice makes the partition
+                // ready again.
+                return Err(Take::Empty);
+            };
+            let sz = sealed.as_ref().map_or(0, |s| s.size_in_bytes());
             if sz > room {
                 return Err(Take::TooBig);
             }
             let qb = q.sealed.pop_front().expect("front");
-            let more = !q.sealed.is_empty() || open_is_due(&q);
+            let more =
+                q.sealed.front().is_some_and(|b| b.sealed.done().is_some()) || open_is_due(&q);
             return Ok((qb, more));
         }
         if !open_is_due(&q) {
             return Err(Take::Empty);
         }
         let open = q.open.as_ref().expect("due open batch");
+        let size = open.builder.size_in_bytes();
         // Uncompressed, the size is exact; compressed, it is known only
         // after sealing (checked below).
-        if compression == Compression::None && open.builder.size_in_bytes() > room {
+        if compression == Compression::None && size > room {
             return Err(Take::TooBig);
         }
+        let offload = self.shared.compress.wants(compression, size);
         let open = q.open.take().expect("due open batch");
-        drop(q);
         let id = open.id;
+        let open = if offload {
+            // Queued where the sealed batch would go (the queue is empty):
+            // batches producer threads seal meanwhile queue behind it.
+            q.sealed.push_back(open.seal_later());
+            None
+        } else {
+            Some(open)
+        };
+        drop(q);
         self.remove_open(pk);
         let p = self.part(pk);
         p.sealed_below = p.sealed_below.max(id + 1);
+        let Some(open) = open else {
+            self.shared.offload(slot, pk.0, pk.1, id, size);
+            return Err(Take::Empty);
+        };
         let qb = open.seal(compression);
-        if qb.sealed.as_ref().is_ok_and(|s| s.size_in_bytes() > room) {
+        if qb
+            .sealed
+            .done()
+            .is_some_and(|r| r.as_ref().is_ok_and(|s| s.size_in_bytes() > room))
+        {
             // Sealed, but it does not fit this request: it leads the
             // partition's queue for the next one (producer threads only
             // ever add behind it).

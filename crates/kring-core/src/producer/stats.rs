@@ -782,7 +782,7 @@ impl ProducerCore {
                     }
                     for s in &q.sealed {
                         r += u64::from(s.record_count);
-                        b += s.sealed.as_ref().map_or(0, |s| s.size_in_bytes()) as u64;
+                        b += s.sealed.size_in_bytes() as u64;
                     }
                     (r, b)
                 };

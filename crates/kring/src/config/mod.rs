@@ -133,6 +133,7 @@ pub struct ProducerConfig {
     sasl: sasl::SaslSettings,
     ssl: SslSettings,
     io_backend: IoBackend,
+    compression_threads: Option<u32>,
 }
 
 impl Default for ProducerConfig {
@@ -167,6 +168,7 @@ impl Default for ProducerConfig {
             sasl: sasl::SaslSettings::default(),
             ssl: SslSettings::default(),
             io_backend: IoBackend::Auto,
+            compression_threads: None,
         }
     }
 }
@@ -314,6 +316,16 @@ setters! {
     /// `io.backend` (kring only): `auto` (default: io_uring, else epoll
     /// where io_uring is refused), `io_uring` or `epoll`.
     io_backend: IoBackend => |c, v| c.io_backend = v;
+    /// `compression.threads` (kring only): threads that compress the
+    /// batches the I/O thread seals (lingered, flushed, closed), so the
+    /// one I/O thread does not become the limit with zstd or gzip; full
+    /// batches are compressed by the thread that filled them either way.
+    /// Default: 1 on hosts with at least 4 CPUs, else 0 (on 2 cores the
+    /// producer and I/O threads already use both, and the hand-off costs
+    /// more CPU per record than it saves; see BENCHMARKS.md). 0
+    /// compresses them on the I/O thread. No thread is started with
+    /// `compression.type=none`.
+    compression_threads: u32 => |c, v| c.compression_threads = Some(v);
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -448,6 +460,14 @@ impl ProducerConfig {
     /// `io.backend`.
     pub fn get_io_backend(&self) -> IoBackend {
         self.io_backend
+    }
+    /// `compression.threads`: as set, else 1 where
+    /// [`std::thread::available_parallelism`] is at least 4, else 0.
+    pub fn get_compression_threads(&self) -> u32 {
+        self.compression_threads.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            u32::from(cpus >= 4)
+        })
     }
     /// `socket.connection.setup.timeout.ms`.
     pub fn get_connect_timeout(&self) -> Duration {

@@ -16,6 +16,9 @@ use super::{
     Acks, Compression, ConfigError, IoBackend, PartitionerKind, ProducerConfig, SecurityProtocol,
 };
 
+/// The most `compression.threads` accepted.
+const MAX_COMPRESSION_THREADS: u32 = 64;
+
 /// Every property [`ProducerConfig::from_properties`] accepts.
 pub const PROPERTY_NAMES: &[&str] = &[
     "acks",
@@ -25,6 +28,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "buffer.memory",
     "client.id",
     "compression.codec",
+    "compression.threads",
     "compression.type",
     "debug",
     "delivery.timeout.ms",
@@ -185,6 +189,18 @@ impl ProducerConfig {
                             "queue.buffering.max.kbytes",
                             value,
                             "a positive number of KiB that fits in memory",
+                        )
+                    })?,
+            ),
+            "compression.threads" => self.compression_threads(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|&n| n <= MAX_COMPRESSION_THREADS)
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "compression.threads",
+                            value,
+                            "an integer from 0 to 64",
                         )
                     })?,
             ),

@@ -748,3 +748,23 @@ fn io_backend_values() {
         .to_string();
     assert!(err.contains("io.backend") && err.contains("epoll"), "{err}");
 }
+
+#[test]
+fn compression_threads_values() {
+    let auto = ProducerConfig::default().get_compression_threads();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(auto, u32::from(cpus >= 4), "default follows the CPU count");
+    for (v, n) in [("0", 0), ("1", 1), ("64", 64)] {
+        let c = ProducerConfig::default()
+            .set("compression.threads", v)
+            .unwrap();
+        assert_eq!(c.get_compression_threads(), n, "{v}");
+    }
+    for bad in ["65", "-1", "two"] {
+        let err = ProducerConfig::default()
+            .set("compression.threads", bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("compression.threads"), "{bad}: {err}");
+    }
+}

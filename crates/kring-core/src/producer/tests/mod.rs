@@ -7,6 +7,7 @@ mod growth;
 mod idempotence;
 mod lifecycle;
 mod metadata;
+mod offload;
 mod protocol;
 mod purge;
 mod readiness;

@@ -1,0 +1,406 @@
+//! Compression off the I/O thread: the hand-off of batches the I/O thread
+//! seals (lingered, flushed, closed) to compression workers.
+//!
+//! Why: a full batch is sealed and compressed by the producer thread that
+//! filled it, so that work spreads over the sending threads; a batch the
+//! I/O thread takes because linger expired (or a flush or close sealed it)
+//! would otherwise be compressed on the one I/O thread, which then limits
+//! the whole producer with zstd or gzip and many partitions.
+//!
+//! How, without giving up a guarantee:
+//! - The I/O thread moves the batch out of the open slot into its
+//!   partition's queue of sealed batches as *queued for compression*
+//!   ([`Sealing::Queued`]), under the slot's lock, exactly where it would
+//!   have put the compressed batch. Producer threads only ever add behind
+//!   it, so a full batch sealed meanwhile by a producer thread waits
+//!   behind it: the I/O thread takes a partition's batches from the front
+//!   only, and not while the front is still being compressed. Order per
+//!   partition holds, and so do sequence numbers, which are assigned when
+//!   the I/O thread takes a batch.
+//! - It then posts a job (slot, batch id) here and goes on; it never waits
+//!   for a worker. A worker ([`Shared::run_compression_jobs`], on a thread
+//!   the driver starts) takes the builder out under the slot's lock,
+//!   compresses without it (appends to the partition's new batch do not
+//!   wait), puts the result back and posts a `Sealed` notice, which wakes
+//!   the I/O thread as a producer thread's full batch does.
+//! - The batch keeps its `buffer.memory` charge while it is compressed, and
+//!   its records stay in the accumulator: flush, close, purge, delivery
+//!   timeouts and aborts see and finish it as any other accumulated batch
+//!   (a worker that then finds its batch gone drops the result; while it
+//!   still compresses such a batch, its buffer is no longer charged: at
+//!   most one batch per worker beyond `buffer.memory`, for that moment).
+//! - Offloading is on only once a driver has started a worker
+//!   ([`Shared::enable_compression_offload`]); without one, the I/O thread
+//!   compresses as before. Batches smaller than the threshold are
+//!   compressed in place: below it, the hand-off costs the I/O thread about
+//!   what compressing does.
+//! - While the workers are `max.request.size` behind, the I/O thread
+//!   compresses itself too (see [`CompressQueue::wants`]).
+//! - The I/O thread compresses itself within a small budget refilled with
+//!   time (`kring`: 4 MiB/s of uncompressed batches, a few percent of a
+//!   core) and hands off only the rest: at low rates nothing is handed off
+//!   and no latency is added.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use kring_protocol::record::{Compression, RecordBatchBuilder, SealedBatch};
+use kring_protocol::EncodeError;
+
+use crate::delivery::panic_message;
+use crate::notice::Notice;
+use crate::shared::Shared;
+use crate::topics::PartitionSlot;
+
+/// Where a batch in a partition's sealed queue stands.
+#[derive(Debug)]
+pub(crate) enum Sealing {
+    /// Sealed (compressed if the codec asks): ready to send, or the
+    /// codec's failure, which fails the batch when the I/O thread takes it.
+    Done(Result<SealedBatch, EncodeError>),
+    /// Closed to appends, waiting for a compression worker.
+    Queued(RecordBatchBuilder),
+    /// A worker has the builder and is compressing it.
+    Running,
+}
+
+impl Sealing {
+    /// The sealed batch, if sealing finished (`None` while queued or
+    /// running).
+    pub(crate) fn done(&self) -> Option<&Result<SealedBatch, EncodeError>> {
+        match self {
+            Sealing::Done(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Bytes the batch holds: sealed, or uncompressed while queued (0
+    /// while a worker holds it, or after a codec failure).
+    pub(crate) fn size_in_bytes(&self) -> usize {
+        match self {
+            Sealing::Done(Ok(s)) => s.size_in_bytes(),
+            Sealing::Queued(b) => b.size_in_bytes(),
+            Sealing::Done(Err(_)) | Sealing::Running => 0,
+        }
+    }
+
+    /// The result of a finished sealing. Only finished batches are taken
+    /// from the queue; anything else is reported as a codec failure rather
+    /// than a panic on the I/O thread.
+    pub(crate) fn into_done(self) -> Result<SealedBatch, EncodeError> {
+        match self {
+            Sealing::Done(r) => r,
+            _ => Err(EncodeError::Compression {
+                codec: "internal",
+                message: "a batch was taken before its compression finished".into(),
+            }),
+        }
+    }
+}
+
+/// One batch to compress: its partition's slot, the notice coordinates and
+/// its id (the batch is found again by id, so a batch that left the queue
+/// meanwhile is simply not there).
+#[derive(Debug)]
+struct Job {
+    slot: Arc<PartitionSlot>,
+    topic: u32,
+    partition: u32,
+    batch: u64,
+    /// Uncompressed bytes, counted in the backlog until done.
+    size: usize,
+}
+
+/// The I/O thread's own compression budget: a token bucket of
+/// uncompressed bytes, `burst` at most, refilled at `per_sec`.
+#[derive(Debug, Default)]
+struct InlineBudget {
+    tokens: f64,
+    burst: f64,
+    per_sec: f64,
+    last: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    jobs: VecDeque<Job>,
+    /// Workers blocked in [`Shared::wait_for_compression_jobs`].
+    waiting: u32,
+    stopped: bool,
+}
+
+/// Jobs from the I/O thread to compression workers.
+#[derive(Debug)]
+pub(crate) struct CompressQueue {
+    /// Batches at least this large (uncompressed bytes) are handed off;
+    /// `usize::MAX`: offloading off.
+    min_bytes: AtomicUsize,
+    /// Uncompressed bytes handed off and not compressed yet.
+    backlog: AtomicUsize,
+    /// While the backlog is at least this, the I/O thread compresses
+    /// itself (see [`CompressQueue::wants`]).
+    backlog_cap: usize,
+    /// How much the I/O thread may compress itself (a token bucket of
+    /// uncompressed bytes, refilled with time; only the I/O thread uses
+    /// it, the lock is never contended).
+    inline: Mutex<InlineBudget>,
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+impl CompressQueue {
+    /// A queue whose backlog is capped at `backlog_cap` bytes
+    /// (`max.request.size`), offloading off until enabled.
+    pub(crate) fn new(backlog_cap: usize) -> Self {
+        CompressQueue {
+            min_bytes: AtomicUsize::new(usize::MAX),
+            backlog: AtomicUsize::new(0),
+            backlog_cap: backlog_cap.max(1),
+            inline: Mutex::new(InlineBudget::default()),
+            inner: Mutex::new(Inner::default()),
+            cv: Condvar::new(),
+        }
+    }
+}
+
+impl CompressQueue {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a batch of `size` uncompressed bytes sealed by the I/O
+    /// thread with `compression` goes to a worker.
+    ///
+    /// Not while the workers are a request's worth behind: the I/O thread
+    /// then compresses itself, sharing the work. Handing off regardless
+    /// would let the I/O thread take batches ever sooner (it no longer
+    /// pays for them) while the workers fall behind: smaller batches,
+    /// more compression per record, and requests waiting on the workers.
+    ///
+    /// Nor while the I/O thread's own budget covers it: at a low rate (idle
+    /// producer threads) compressing costs it little, less than the two
+    /// thread hand-offs would add to the batch's latency.
+    pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
+        if compression == Compression::None
+            || size < self.min_bytes.load(Ordering::Relaxed)
+            || self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
+        {
+            return false;
+        }
+        let mut b = self.inline.lock().unwrap_or_else(|e| e.into_inner());
+        if b.tokens >= size as f64 {
+            b.tokens -= size as f64;
+            return false;
+        }
+        true
+    }
+
+    /// The I/O thread is about to build requests at `now`: its own
+    /// compression budget refills for the time passed.
+    pub(crate) fn refill(&self, now: Instant) {
+        let mut b = self.inline.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = b
+            .last
+            .map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
+        b.last = Some(now);
+        b.tokens = (b.tokens + elapsed * b.per_sec).min(b.burst);
+    }
+
+    /// Posts a job and wakes one waiting worker (only if one waits); gives
+    /// the job back once the workers are stopped.
+    fn post(&self, job: Job) -> Result<(), Job> {
+        let mut g = self.lock();
+        if g.stopped {
+            return Err(job);
+        }
+        g.jobs.push_back(job);
+        let wake = g.waiting > 0;
+        drop(g);
+        if wake {
+            self.cv.notify_one();
+        }
+        Ok(())
+    }
+
+    fn next(&self) -> Option<Job> {
+        self.lock().jobs.pop_front()
+    }
+}
+
+impl Shared {
+    /// Hands the batch `batch` of the partition (`topic`, `partition`),
+    /// just queued as [`Sealing::Queued`] in `slot`, to the workers. Called
+    /// by the I/O thread without the slot's lock. Should the workers have
+    /// stopped, it is compressed here and now instead (the `Sealed` notice
+    /// is read at the I/O thread's next turn).
+    pub(crate) fn offload(
+        &self,
+        slot: Arc<PartitionSlot>,
+        topic: u32,
+        partition: u32,
+        batch: u64,
+        size: usize,
+    ) {
+        let job = Job {
+            slot,
+            topic,
+            partition,
+            batch,
+            size,
+        };
+        self.compress.backlog.fetch_add(size, Ordering::Relaxed);
+        if let Err(job) = self.compress.post(job) {
+            self.compress.backlog.fetch_sub(size, Ordering::Relaxed);
+            if self.compress_one(&job, self.cfg.compression).is_some() {
+                self.announce(&mut vec![job]);
+            }
+        }
+    }
+
+    /// Hands batches the I/O thread seals (lingered, flushed, closed) of at
+    /// least `min_batch_bytes` uncompressed bytes to compression workers
+    /// instead of compressing them on the I/O thread. Call it once a worker
+    /// runs: a thread looping on
+    /// [`wait_for_compression_jobs`](Self::wait_for_compression_jobs) and
+    /// [`run_compression_jobs`](Self::run_compression_jobs) until
+    /// [`stop_compression_workers`](Self::stop_compression_workers). Without
+    /// a worker nothing handed off would ever be sent. Has no effect with
+    /// `compression.type=none`.
+    ///
+    /// `inline_burst` and `inline_per_sec`: the I/O thread still
+    /// compresses such batches itself within a budget of uncompressed
+    /// bytes, refilled at `inline_per_sec` up to `inline_burst` (0, 0: hand
+    /// off every batch). At a low rate, compressing costs it little, less
+    /// than the two thread hand-offs would add to each batch's latency.
+    pub fn enable_compression_offload(
+        &self,
+        min_batch_bytes: usize,
+        inline_burst: usize,
+        inline_per_sec: usize,
+    ) {
+        {
+            let mut b = self
+                .compress
+                .inline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            b.burst = inline_burst as f64;
+            b.tokens = inline_burst as f64;
+            b.per_sec = inline_per_sec as f64;
+        }
+        self.compress
+            .min_bytes
+            .store(min_batch_bytes.min(usize::MAX - 1), Ordering::Relaxed);
+    }
+
+    /// Compresses every batch handed off so far, on the calling thread,
+    /// and tells the I/O thread about them (waking it through the installed
+    /// [`IoWaker`](crate::IoWaker) when it is parked). Returns how many
+    /// batches were compressed. Never blocks except on a partition's lock
+    /// for a moment.
+    ///
+    /// The I/O thread hears of finished batches together: when no job is
+    /// left, or once a request's worth (`max.request.size`) is ready. Told
+    /// of each batch alone, it would send each in a request of its own
+    /// while its connection has free slots: many small requests where one
+    /// large one would do.
+    pub fn run_compression_jobs(&self) -> usize {
+        let compression = self.cfg.compression;
+        let mut done = 0;
+        let mut ready = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(job) = self.compress.next() {
+            let sealed = self.compress_one(&job, compression);
+            self.compress.backlog.fetch_sub(job.size, Ordering::Relaxed);
+            if let Some(size) = sealed {
+                done += 1;
+                ready.push(job);
+                bytes += size;
+                if bytes >= self.cfg.max_request_size {
+                    self.announce(&mut ready);
+                    bytes = 0;
+                }
+            }
+        }
+        self.announce(&mut ready);
+        done
+    }
+
+    /// Posts a `Sealed` notice for each job in `ready` (emptied), and wakes
+    /// the I/O thread if it is parked.
+    fn announce(&self, ready: &mut Vec<Job>) {
+        if ready.is_empty() {
+            return;
+        }
+        let ((), wake) = self.notices.with(|n| {
+            n.list.extend(ready.drain(..).map(|job| Notice::Sealed {
+                topic: job.topic,
+                partition: job.partition,
+                batch: job.batch,
+            }))
+        });
+        if wake {
+            self.wake_io();
+        }
+    }
+
+    /// Compresses one job's batch, if it is still queued; returns its size.
+    fn compress_one(&self, job: &Job, compression: Compression) -> Option<usize> {
+        let builder = {
+            let mut q = job.slot.lock();
+            let b = q.sealed.iter_mut().find(|b| b.id == job.batch)?;
+            match std::mem::replace(&mut b.sealed, Sealing::Running) {
+                Sealing::Queued(builder) => builder,
+                other => {
+                    b.sealed = other;
+                    return None;
+                }
+            }
+        };
+        // Without the lock: appends to the partition's next batch go on.
+        let result =
+            catch_unwind(AssertUnwindSafe(|| builder.seal(compression))).unwrap_or_else(|panic| {
+                Err(EncodeError::Compression {
+                    codec: compression.name(),
+                    message: format!("panicked: {}", panic_message(&*panic)),
+                })
+            });
+        let size = result.as_ref().map_or(0, SealedBatch::size_in_bytes);
+        let mut q = job.slot.lock();
+        // Gone meanwhile (purged, timed out, aborted): its records already
+        // have their result; the bytes are dropped.
+        let b = q.sealed.iter_mut().find(|b| b.id == job.batch)?;
+        b.sealed = Sealing::Done(result);
+        Some(size)
+    }
+
+    /// Blocks the calling compression worker until a job is posted or the
+    /// workers are stopped. Returns false once stopped (the worker should
+    /// return); jobs posted before the stop are still reported first.
+    pub fn wait_for_compression_jobs(&self) -> bool {
+        let mut g = self.compress.lock();
+        loop {
+            if !g.jobs.is_empty() {
+                return true;
+            }
+            if g.stopped {
+                return false;
+            }
+            g.waiting += 1;
+            g = self.compress.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.waiting -= 1;
+        }
+    }
+
+    /// Stops the compression workers: each returns from
+    /// [`wait_for_compression_jobs`](Self::wait_for_compression_jobs) once
+    /// no job is left. From now on the I/O thread compresses itself.
+    pub fn stop_compression_workers(&self) {
+        self.compress.min_bytes.store(usize::MAX, Ordering::Relaxed);
+        self.compress.lock().stopped = true;
+        self.compress.cv.notify_all();
+    }
+}
