@@ -568,7 +568,7 @@ impl<E: Engine> EpollThread<E> {
                     }
                     continue;
                 };
-                self.sockets[key].queue.push(frame);
+                self.sockets[key].queue.push_frame(frame);
                 // Write a connection's frames as soon as frames move on to
                 // another connection.
                 match touched {

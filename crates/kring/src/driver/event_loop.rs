@@ -354,9 +354,9 @@ impl<E: Engine> IoThread<E> {
                 };
                 let sock = &mut self.sockets[key];
                 if self.tls.is_some() {
-                    sock.plain_out.push(frame);
+                    sock.plain_out.push_frame(frame);
                 } else {
-                    sock.queue.push(frame);
+                    sock.queue.push_frame(frame);
                 }
                 // Most turns write to one connection: start the previous
                 // one's send as soon as frames move on to another.

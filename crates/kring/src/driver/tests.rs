@@ -96,7 +96,7 @@ impl TestEngine {
         for i in 0..PIPELINE {
             self.tx.push_back(Transmit {
                 conn,
-                frame: framed(&[i as u8; 100]),
+                frame: framed(&[i as u8; 100]).into(),
             });
         }
     }
@@ -114,7 +114,10 @@ impl Engine for TestEngine {
         for cmd in self.script.inbox.lock().unwrap().drain(..) {
             match cmd {
                 Cmd::Io(c) => self.io.push_back(c),
-                Cmd::Send(conn, frame) => self.tx.push_back(Transmit { conn, frame }),
+                Cmd::Send(conn, frame) => self.tx.push_back(Transmit {
+                    conn,
+                    frame: frame.into(),
+                }),
                 Cmd::Deadline(d) => self.deadline = Some(d),
                 Cmd::IoWhenTransmitting(c) => self.io_when_transmitting.push_back(c),
                 Cmd::Panic => panic!("engine bug"),
@@ -148,7 +151,7 @@ impl Engine for TestEngine {
         if self.echo_back {
             self.tx.push_back(Transmit {
                 conn,
-                frame: framed(&frame),
+                frame: framed(&frame).into(),
             });
         }
         self.record(Event::Response(conn, frame));
