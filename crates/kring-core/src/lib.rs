@@ -48,6 +48,8 @@ pub use delivery::{
     MessageStatus, RecordMetadata,
 };
 pub use error::{ConfigError, SendError};
+/// A request frame as chunks ([`Transmit::frame`]).
+pub use kring_protocol::Frame;
 pub use producer::{
     BrokerState, BrokerStatistics, ConnId, CoreStats, ErrorCount, IoCommand, Latency,
     PartitionStatistics, ProducerCore, Statistics, StatisticsCallback, StatisticsRequest,

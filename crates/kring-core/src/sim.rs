@@ -1009,7 +1009,7 @@ impl<B: SimBroker> Sim<B> {
             }
             while let Some(t) = self.core.poll_transmit(now) {
                 any = true;
-                self.handle_transmit(t.conn, t.frame);
+                self.handle_transmit(t.conn, t.frame.to_bytes());
             }
             // poll_transmit may have asked for connections.
             while let Some(cmd) = self.core.poll_io() {

@@ -9,6 +9,9 @@
 //!   regenerates, `cargo codegen generate --check` fails when they are stale).
 //! - [`message`]: the `Encodable`/`Decodable`/`Request` traits, header
 //!   versions and request/response framing. Hand-written.
+//! - [`frame`]: [`frame::Frame`], a request frame as chunks, and the
+//!   ProduceRequest encoder that splices record batches in without
+//!   copying them. Hand-written.
 //! - [`record`]: record batch v2 builder and decoder. Hand-written.
 //! - [`compression`]: gzip, snappy, lz4 and zstd. Hand-written.
 //! - [`error_code`]: the Kafka error code table. Hand-written.
@@ -19,10 +22,12 @@
 
 pub mod compression;
 pub mod error_code;
+pub mod frame;
 pub mod message;
 pub mod messages;
 pub mod primitives;
 pub mod record;
 
 pub use error_code::ErrorCode;
+pub use frame::Frame;
 pub use primitives::{DecodeError, EncodeError};

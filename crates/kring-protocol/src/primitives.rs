@@ -513,6 +513,13 @@ pub fn put_nullable_bytes<B: BufMut>(buf: &mut B, b: Option<&[u8]>, compact: boo
     }
 }
 
+/// Writes only the length prefix of nullable bytes of length `len`
+/// (`None` = null), for a caller that writes the bytes themselves
+/// elsewhere (a chunked frame splicing in a record batch).
+pub fn put_nullable_bytes_prefix<B: BufMut>(buf: &mut B, len: Option<usize>, compact: bool) {
+    put_len(buf, len, compact, false);
+}
+
 /// Writes bytes.
 pub fn put_bytes<B: BufMut>(buf: &mut B, b: &[u8], compact: bool) {
     put_nullable_bytes(buf, Some(b), compact)

@@ -26,9 +26,12 @@ pub struct Metrics {
     /// callback that panicked (each was caught; the record's result stood).
     pub callback_panics: u64,
     /// Bytes of request frames the I/O thread holds: queued for a
-    /// connection or being written. Frames are copies of batches, so this
-    /// is memory outside `buffer.memory` (bounded per broker by
-    /// `max.in.flight` requests of at most `max.request.size`).
+    /// connection or being written (bounded per broker by `max.in.flight`
+    /// requests of at most `max.request.size`). A ProduceRequest's record
+    /// batches are not copied into its frame but shared with the batches,
+    /// so until a batch completes its bytes count here and in
+    /// `buffered_bytes` alike; afterwards (acks=0, or a send the kernel
+    /// has not finished) only here.
     pub request_bytes_held: u64,
 }
 

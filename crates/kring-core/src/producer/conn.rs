@@ -21,7 +21,7 @@ use kring_protocol::messages::metadata::MetadataRequest;
 use kring_protocol::messages::produce::ProduceRequest;
 use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
 use kring_protocol::messages::sasl_handshake::SaslHandshakeRequest;
-use kring_protocol::{EncodeError, ErrorCode};
+use kring_protocol::{EncodeError, ErrorCode, Frame};
 
 use crate::timer::TimerHandle;
 
@@ -262,6 +262,32 @@ impl ProducerCore {
         expects_response: bool,
         size_hint: usize,
     ) -> Result<Transmit, EncodeError> {
+        self.send_frame(
+            now,
+            id,
+            version,
+            kind,
+            expects_response,
+            |corr, client_id| {
+                let mut buf = BytesMut::with_capacity(size_hint);
+                encode_request(&mut buf, corr, Some(client_id), version, req)?;
+                Ok(Frame::from(buf.freeze()))
+            },
+        )
+    }
+
+    /// Like [`ProducerCore::send_request`], with the frame built by
+    /// `encode(correlation id, client id)`: the ProduceRequest's encoder
+    /// splices record batches in as chunks instead of copying them.
+    pub(crate) fn send_frame(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        kind: ReqKind,
+        expects_response: bool,
+        encode: impl FnOnce(i32, &str) -> Result<Frame, EncodeError>,
+    ) -> Result<Transmit, EncodeError> {
         let deadline = now + self.cfg.request_timeout;
         let c = self
             .conns
@@ -269,13 +295,12 @@ impl ProducerCore {
             .filter(|c| c.id == id)
             .expect("live connection");
         let corr = c.next_corr;
-        let mut buf = BytesMut::with_capacity(size_hint);
-        encode_request(&mut buf, corr, Some(&self.cfg.client_id), version, req)?;
+        let frame = encode(corr, &self.cfg.client_id)?;
         c.next_corr = c.next_corr.wrapping_add(1) & i32::MAX;
         let target = c.target;
         if let Some(b) = self.broker_counters(target) {
             b.requests += 1;
-            b.bytes_sent += buf.len() as u64;
+            b.bytes_sent += frame.len() as u64;
         }
         let c = self.conn_mut(id).expect("live connection");
         if expects_response {
@@ -290,10 +315,7 @@ impl ProducerCore {
                 self.conn_mut(id).expect("conn").timer = Some(h);
             }
         }
-        Ok(Transmit {
-            conn: id,
-            frame: buf.freeze(),
-        })
+        Ok(Transmit { conn: id, frame })
     }
 
     /// Builds the ApiVersions request of a connection that just connected.

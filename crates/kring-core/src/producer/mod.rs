@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use kring_protocol::Frame;
 use slab::Slab;
 
 use crate::backoff::{ExponentialBackoff, SplitMix64};
@@ -120,9 +120,13 @@ pub enum IoCommand {
 pub struct Transmit {
     /// The connection.
     pub conn: ConnId,
-    /// One complete request, 4-byte size prefix included. Frames of one
-    /// connection must reach the wire in the order they were polled.
-    pub frame: Bytes,
+    /// One complete request, 4-byte size prefix included, as chunks to
+    /// write back to back (a ProduceRequest's record batches are chunks of
+    /// their own, shared with the batches rather than copied: write each
+    /// as its own iovec and keep the chunks alive until the kernel is done
+    /// with them). Frames of one connection must reach the wire in the
+    /// order they were polled.
+    pub frame: Frame,
 }
 
 /// Counters describing what the core did (for tests, benches and metrics).

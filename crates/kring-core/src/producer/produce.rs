@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use kring_protocol::frame::encode_produce_request_frame;
 use kring_protocol::message::{decode_response_frame, response_correlation_id};
 use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
 use kring_protocol::messages::produce::{
@@ -477,14 +478,19 @@ impl ProducerCore {
             .iter()
             .map(|&(_, bk)| (bk, self.batches[bk].serial))
             .collect();
-        match self.send_request(
+        // Everything but the record batches: they are spliced in as
+        // chunks of their own, shared rather than copied.
+        let head =
+            size_hint.saturating_sub(entries.iter().map(|&(_, bk)| self.batches[bk].size).sum());
+        match self.send_frame(
             now,
             cid,
             version,
-            &req,
             ReqKind::Produce(keys),
             expects,
-            size_hint,
+            |corr, client_id| {
+                encode_produce_request_frame(corr, Some(client_id), version, &req, head)
+            },
         ) {
             Ok(t) => {
                 self.stats.produce_requests += 1;

@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use kring_core::Frame;
 
 use super::conn::SendQueue;
 use super::resolver::{ConnectError, Lookups};
@@ -100,14 +100,14 @@ impl<C: Copy + Eq + Hash + std::fmt::Debug> Attempts<C> {
 
     /// Queue a frame for a connection still being looked up; gives the
     /// frame back if `conn` has no lookup running.
-    pub(crate) fn queue_frame(&mut self, conn: C, frame: Bytes) -> Result<(), Bytes> {
+    pub(crate) fn queue_frame(&mut self, conn: C, frame: Frame) -> Result<(), Frame> {
         match self
             .by_conn
             .get(&conn)
             .and_then(|id| self.resolving.get_mut(id))
         {
             Some(r) => {
-                r.queue.push(frame);
+                r.queue.push_frame(frame);
                 Ok(())
             }
             None => Err(frame),

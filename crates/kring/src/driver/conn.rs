@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use kring_core::Frame;
 
 /// Linux's `IOV_MAX`: the most iovecs one `sendmsg` accepts.
 pub(crate) const MAX_IOVECS: usize = 1024;
@@ -19,6 +20,15 @@ pub(crate) struct SendQueue {
 }
 
 impl SendQueue {
+    /// Queue a frame: each chunk becomes an entry of its own (one iovec of
+    /// a later `SENDMSG`), shared with its owner, not copied.
+    pub(crate) fn push_frame(&mut self, frame: Frame) {
+        for chunk in frame.into_chunks() {
+            self.push(chunk);
+        }
+    }
+
+    /// Queue one buffer.
     pub(crate) fn push(&mut self, frame: Bytes) {
         if frame.is_empty() {
             return;

@@ -9,6 +9,7 @@ use std::hash::Hash;
 use std::time::Instant;
 
 use bytes::Bytes;
+pub use kring_core::Frame;
 
 /// A socket operation the engine asks the driver to perform.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +36,12 @@ pub enum IoCommand<C> {
 pub struct Transmit<C> {
     /// The connection to write to.
     pub conn: C,
-    /// One complete request, 4-byte size prefix included. Frames of one
-    /// connection reach the wire in the order they were handed over.
-    pub frame: Bytes,
+    /// One complete request, 4-byte size prefix included, as chunks (a
+    /// ProduceRequest's record batches are chunks of their own, shared with
+    /// the batches). Each chunk is written as its own iovec and kept alive
+    /// until the kernel is done with it. Frames of one connection reach the
+    /// wire in the order they were handed over.
+    pub frame: Frame,
 }
 
 /// What the I/O thread drives: the sans-IO producer core, or a test double.

@@ -741,7 +741,7 @@ impl<E: Engine> EpollThread<E> {
                 let sock = &mut self.sockets[key];
                 match sock.tls.as_mut() {
                     Some(link) => link.push(frame),
-                    None => sock.queue.push(frame),
+                    None => sock.queue.push_frame(frame),
                 }
                 // Write a connection's frames as soon as frames move on to
                 // another connection.

@@ -353,7 +353,7 @@ impl<E: Engine> IoThread<E> {
                 if let Some(link) = sock.tls.as_mut() {
                     link.push(frame);
                 } else {
-                    sock.queue.push(frame);
+                    sock.queue.push_frame(frame);
                 }
                 // Most turns write to one connection: start the previous
                 // one's send as soon as frames move on to another.

@@ -37,7 +37,7 @@ mod resolver;
 mod socket;
 pub(crate) mod tls;
 
-pub use engine::{Engine, IoCommand, Transmit};
+pub use engine::{Engine, Frame, IoCommand, Transmit};
 pub use error::DriverError;
 pub use eventfd::IoWaker;
 pub use handle::{Driver, DriverConfig, DriverMetrics};

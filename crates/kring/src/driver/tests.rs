@@ -47,7 +47,7 @@ impl std::fmt::Debug for Event {
 
 enum Cmd {
     Io(IoCommand<Conn>),
-    Send(Conn, Bytes),
+    Send(Conn, Frame),
     Deadline(Instant),
     /// A socket command the engine produces while building frames (the
     /// core asks for a connection when it first has a request for a
@@ -99,7 +99,7 @@ impl TestEngine {
         for i in 0..PIPELINE {
             self.tx.push_back(Transmit {
                 conn,
-                frame: framed(&[i as u8; 100]),
+                frame: framed(&[i as u8; 100]).into(),
             });
         }
     }
@@ -161,7 +161,7 @@ impl Engine for TestEngine {
         if self.echo_back {
             self.tx.push_back(Transmit {
                 conn,
-                frame: framed(&frame),
+                frame: framed(&frame).into(),
             });
         }
         self.record(Event::Response(conn, frame));
@@ -256,7 +256,7 @@ impl Harness {
         }));
     }
     fn send(&self, conn: Conn, payload: &[u8]) {
-        self.cmd(Cmd::Send(conn, framed(payload)));
+        self.cmd(Cmd::Send(conn, framed(payload).into()));
     }
     /// Wait until `pred` holds for the events so far (bounded, so a broken
     /// driver fails the test instead of hanging it).
@@ -375,6 +375,64 @@ fn large_frames_survive_partial_writes_and_reads() {
     // 24 MiB cannot fit the socket buffer: the write went out in parts,
     // each resumed from where the previous one stopped.
     assert!(m.sends() >= 2, "{} sends", m.sends());
+}
+
+/// One frame of `chunks` chunks (more than `IOV_MAX`), as a ProduceRequest
+/// of that many partitions is: small pieces between large shared ones, of
+/// odd sizes so that partial writes stop inside chunks.
+fn chunked_frame(chunks: usize) -> (Frame, Vec<u8>) {
+    let mut body = Vec::new();
+    let mut parts = Vec::new();
+    for i in 0..chunks {
+        let len = if i % 2 == 0 {
+            7 + i % 5
+        } else {
+            9_001 + i % 13
+        };
+        let part: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+        body.extend_from_slice(&part);
+        parts.push(Bytes::from(part));
+    }
+    let mut frame = Frame::from(Bytes::copy_from_slice(&(body.len() as i32).to_be_bytes()));
+    for p in parts {
+        frame.push(p);
+    }
+    (frame, body)
+}
+
+/// A frame of more chunks than one `SENDMSG` takes, and larger than the
+/// socket buffers: it goes out over several sends, each resuming inside a
+/// chunk where the previous one stopped, and arrives intact.
+fn chunked_frame_goes_out_whole(h: Harness) {
+    let addr = echo_server();
+    h.connect(1, addr);
+    let (frame, body) = chunked_frame(2 * conn::MAX_IOVECS + 501);
+    assert!(frame.chunks().len() > 2 * conn::MAX_IOVECS);
+    let len = frame.len();
+    h.cmd(Cmd::Send(1, frame));
+    h.send(1, b"after");
+    let events = h.wait_for("2 responses", |e| responses(e).len() == 2);
+    let got = responses(&events);
+    assert!(got[0][..] == body[..], "chunked frame corrupted");
+    assert_eq!(&got[1][..], b"after");
+    let m = h.driver.metrics();
+    assert_eq!(m.bytes_sent(), (len + 4 + 5) as u64);
+    // At most IOV_MAX chunks per send: at least three sends.
+    assert!(m.sends() >= 3, "{} sends", m.sends());
+}
+
+#[test]
+fn frames_of_more_chunks_than_iov_max_survive_partial_writes() {
+    chunked_frame_goes_out_whole(Harness::start());
+}
+
+#[test]
+fn chunked_frames_survive_partial_zero_copy_writes() {
+    chunked_frame_goes_out_whole(Harness::with_config(DriverConfig {
+        send_zero_copy_from: Some(64 * 1024),
+        backend: crate::IoBackend::IoUring,
+        ..DriverConfig::default()
+    }));
 }
 
 #[test]

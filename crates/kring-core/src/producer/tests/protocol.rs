@@ -24,7 +24,7 @@ fn core() -> (ProducerCore, crate::ConnId, std::time::Instant) {
     };
     core.handle_connected(now, conn);
     let t = core.poll_transmit(now).expect("ApiVersions");
-    assert_eq!(&t.frame[4..6], &18i16.to_be_bytes());
+    assert_eq!(&t.frame.to_bytes()[4..6], &18i16.to_be_bytes());
     (core, conn, now)
 }
 
@@ -86,8 +86,12 @@ fn unsupported_api_versions_version_falls_back_to_v0_by_the_error_code() {
     core.handle_response(now, conn, Bytes::copy_from_slice(&answer));
     assert_eq!(core.poll_io(), None, "the connection is kept");
     let t = core.poll_transmit(now).expect("ApiVersions again");
-    assert_eq!(&t.frame[4..6], &18i16.to_be_bytes(), "ApiVersions");
-    assert_eq!(&t.frame[6..8], &0i16.to_be_bytes(), "version 0");
+    assert_eq!(
+        &t.frame.to_bytes()[4..6],
+        &18i16.to_be_bytes(),
+        "ApiVersions"
+    );
+    assert_eq!(&t.frame.to_bytes()[6..8], &0i16.to_be_bytes(), "version 0");
 }
 
 /// Answers the ApiVersions request `t` (correlation id 0) with the versions
@@ -135,9 +139,9 @@ fn undecodable_metadata_response_is_asked_again() {
     assert!(core.poll_transmit(now).is_some(), "ApiVersions");
     answer_api_versions(&mut core, conn, now);
     let t = core.poll_transmit(now).expect("metadata request");
-    assert_eq!(&t.frame[4..6], &3i16.to_be_bytes());
+    assert_eq!(&t.frame.to_bytes()[4..6], &3i16.to_be_bytes());
     assert!(core.poll_transmit(now).is_none());
-    let corr = i32::from_be_bytes(t.frame[8..12].try_into().unwrap());
+    let corr = i32::from_be_bytes(t.frame.to_bytes()[8..12].try_into().unwrap());
     let mut f = BytesMut::new();
     f.put_i32(corr);
     f.put_slice(&[0xff; 5]);

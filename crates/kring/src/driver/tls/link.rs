@@ -26,6 +26,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use kring_core::Frame;
+
 use super::{TlsConnector, TlsError, TlsSession};
 use crate::driver::conn::SendQueue;
 use crate::driver::framing::{next_frame, FrameError};
@@ -83,8 +85,8 @@ impl Link {
     }
 
     /// Queue a request frame, to be encrypted by the next [`seal`](Self::seal).
-    pub(crate) fn push(&mut self, frame: Bytes) {
-        self.plain_out.push(frame);
+    pub(crate) fn push(&mut self, frame: Frame) {
+        self.plain_out.push_frame(frame);
     }
 
     /// Bytes of request frames not yet encrypted.

@@ -120,10 +120,11 @@ pub(crate) fn seal(
     let mut out = Vec::with_capacity(plain_bytes + plain_bytes / 256 + 512);
     if open {
         while !plain.is_empty() {
+            // Each chunk of the queued frames as it is (a ProduceRequest's
+            // record batches are shared, not copied): rustls copies the
+            // plaintext into its records anyway.
             let batch = plain.take_batch();
-            for frame in batch.slices() {
-                session.encrypt(frame)?;
-            }
+            session.encrypt(batch.slices())?;
         }
     }
     session.take_ciphertext(&mut out);

@@ -1,6 +1,6 @@
 //! The rustls side of [`super`]: the connector and the session.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -104,14 +104,36 @@ impl TlsSession {
         self.conn.is_handshaking()
     }
 
-    /// Encrypt one request frame (after the handshake). The ciphertext is
-    /// collected with [`take_ciphertext`](Self::take_ciphertext).
-    pub(crate) fn encrypt(&mut self, frame: &[u8]) -> Result<(), TlsError> {
+    /// Encrypt queued request bytes (after the handshake), given as the
+    /// chunks of one or more frames: one vectored write, so rustls cuts
+    /// full-size records across chunk boundaries (no concatenation first,
+    /// and no tiny record per small chunk). The ciphertext is collected
+    /// with [`take_ciphertext`](Self::take_ciphertext).
+    pub(crate) fn encrypt<'a>(
+        &mut self,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), TlsError> {
         debug_assert!(!self.conn.is_handshaking());
-        self.conn
-            .writer()
-            .write_all(frame)
-            .map_err(|e| TlsError::new(TlsFailure::Protocol, format!("encrypting failed: {e}")))
+        let fail = |e: std::io::Error| {
+            TlsError::new(TlsFailure::Protocol, format!("encrypting failed: {e}"))
+        };
+        let mut slices: Vec<IoSlice<'a>> = chunks
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .map(IoSlice::new)
+            .collect();
+        let mut rest = &mut slices[..];
+        let mut writer = self.conn.writer();
+        // With no buffer limit (set at creation) rustls takes everything at
+        // once; loop anyway rather than rely on it.
+        while !rest.is_empty() {
+            match writer.write_vectored(rest) {
+                Ok(0) => return Err(fail(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Append every TLS record waiting to be sent to `out`.
