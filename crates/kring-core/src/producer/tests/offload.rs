@@ -389,7 +389,7 @@ fn the_io_thread_compresses_within_its_budget() {
             ctx += 1;
         }
         sim.run_for(ms(6));
-        let queued = (0..4).filter(|&p| queue_states(&sim, p) == "Q").count();
+        let queued = (0..4).filter(|&p| queue_states(sim, p) == "Q").count();
         drive_with_worker(sim);
         queued
     };
