@@ -42,7 +42,7 @@ impl Engine for ApiVersionsEngine {
             encode_request(&mut buf, id, Some("kring-e2e"), VERSION, &req).unwrap();
             self.tx.push_back(Transmit {
                 conn,
-                frame: buf.freeze(),
+                frame: buf.freeze().into(),
             });
         }
     }

@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
+use super::Frame;
 use bytes::Bytes;
-use kring_core::Frame;
 
 /// Linux's `IOV_MAX`: the most iovecs one `sendmsg` accepts.
 pub(crate) const MAX_IOVECS: usize = 1024;

@@ -25,7 +25,10 @@ impl TlsSession {
         match *self {}
     }
 
-    pub(crate) fn encrypt(&mut self, _frame: &[u8]) -> Result<(), TlsError> {
+    pub(crate) fn encrypt<'a>(
+        &mut self,
+        _chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), TlsError> {
         match *self {}
     }
 
