@@ -443,3 +443,46 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
     assert!(batches.len() > 1, "several batches: {}", batches.len());
     assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
 }
+
+/// One ProduceRequest of 2,000 one-record batches (2,000 partitions of one
+/// broker): each batch a chunk of its own, about 4,000 chunks in one frame,
+/// more than one `SENDMSG` takes (IOV_MAX), written over several sends on
+/// each backend. Every record lands in its partition, from one request.
+#[test]
+fn a_request_of_more_batches_than_iov_max_arrives_whole() {
+    let c = cluster(2000);
+    let uring_allowed = crate::driver::io_uring_usable();
+    for backend in [crate::IoBackend::Epoll, crate::IoBackend::IoUring] {
+        if backend == crate::IoBackend::IoUring && !uring_allowed {
+            continue;
+        }
+        let requests_before = c.request_count(PRODUCE);
+        let p = builder(&c)
+            .io_backend(backend)
+            .linger(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let handles: Vec<_> = (0..2000)
+            .map(|i| {
+                let v = format!("{backend}-{i}");
+                p.send(Record::new("t", v.as_bytes()).partition(i)).unwrap()
+            })
+            .collect();
+        // Nothing is ready before close seals every batch at once.
+        assert!(handles.iter().all(|h| h.try_result().is_none()));
+        assert!(p.close());
+        for (i, h) in handles.iter().enumerate() {
+            assert_eq!(h.wait().unwrap().partition, i as i32);
+        }
+        assert_eq!(
+            c.request_count(PRODUCE) - requests_before,
+            1,
+            "{backend}: all 2,000 batches in one request"
+        );
+        for i in [0, 1023, 1024, 1999] {
+            let recs = c.records("t", i).unwrap();
+            let last = recs.last().expect("a record").value.clone().unwrap();
+            assert_eq!(&last[..], format!("{backend}-{i}").as_bytes());
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kring_core::Frame;
+use super::Frame;
 
 use super::conn::SendQueue;
 use super::resolver::{ConnectError, Lookups};
