@@ -106,7 +106,7 @@ impl ProducerCore {
         let b = &self.ledger[bk];
         let pk = b.part();
         let err = err.with_status(b.status());
-        if self.idem.enabled && b.seq() >= 0 {
+        if self.idem.enabled() && b.seq() >= 0 {
             let timed_out_after_send =
                 matches!(err, DeliveryError::Timeout { .. }) && b.attempts() > 0;
             self.seq_batch_failed(pk, bk, timed_out_after_send, broker_fatal);
@@ -118,7 +118,7 @@ impl ProducerCore {
     /// After a batch of `pk` completed or failed: re-resolve sequences and
     /// let waiting batches of the partition go.
     pub(crate) fn after_partition_progress(&mut self, _now: Instant, pk: PartKey) {
-        if self.idem.enabled {
+        if self.idem.enabled() {
             self.maybe_resolve_sequences(pk);
             self.maybe_release_hold(pk);
         }

@@ -142,20 +142,24 @@ pub(crate) enum PidState {
     Ready,
 }
 
-/// The producer-wide idempotence state.
+/// The producer-wide idempotence state. Its fields are private to this
+/// module: only the sequence and epoch logic here (`impl ProducerCore`
+/// below) changes the producer id, epoch and request state; the rest of
+/// the core asks through methods.
 #[derive(Debug)]
 pub(crate) struct Idempotence {
-    pub(crate) enabled: bool,
-    pub(crate) pid: i64,
-    pub(crate) epoch: i16,
-    pub(crate) state: PidState,
-    pub(crate) failures: u32,
-    pub(crate) timer: Option<TimerHandle>,
-    pub(crate) bump_required: bool,
-    pub(crate) rewrite: Vec<PartKey>,
+    enabled: bool,
+    pid: i64,
+    epoch: i16,
+    state: PidState,
+    failures: u32,
+    timer: Option<TimerHandle>,
+    bump_required: bool,
+    rewrite: Vec<PartKey>,
 }
 
 impl Idempotence {
+    /// Off, or waiting for a producer id.
     pub(crate) fn new(enabled: bool) -> Self {
         Idempotence {
             enabled,
@@ -169,6 +173,17 @@ impl Idempotence {
         }
     }
 
+    /// Whether idempotence is on (`enable.idempotence`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The broker does not support InitProducerId: never ask again (the
+    /// core fails every batch with its fatal error).
+    pub(crate) fn unsupported(&mut self) {
+        self.state = PidState::Backoff;
+    }
+
     /// Whether produce requests may be built.
     pub(crate) fn ready(&self) -> bool {
         !self.enabled || self.state == PidState::Ready
@@ -179,6 +194,7 @@ impl Idempotence {
         self.enabled && self.state == PidState::Needed
     }
 
+    /// The InitProducerId backoff timer fired.
     pub(crate) fn timer_fired(&mut self) {
         self.timer = None;
         if self.state == PidState::Backoff {
@@ -186,6 +202,7 @@ impl Idempotence {
         }
     }
 
+    /// The InitProducerId request (no transactional id).
     pub(crate) fn request(&self) -> InitProducerIdRequest {
         InitProducerIdRequest {
             transactional_id: None,

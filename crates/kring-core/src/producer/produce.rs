@@ -116,7 +116,7 @@ impl ProducerCore {
                 ),
                 status: MessageStatus::NotPersisted,
             });
-            self.idem.state = super::idempotence::PidState::Backoff;
+            self.idem.unsupported();
             let ns: Vec<i32> = self.nodes.keys().copied().collect();
             for n in ns {
                 self.add_work(n);
@@ -223,7 +223,7 @@ impl ProducerCore {
     /// Takes the next batch of `pk` that may be sent now.
     fn take_batch(&mut self, now: Instant, pk: PartKey, room: usize) -> Take {
         let dt = self.cfg.delivery_timeout;
-        let idem = self.idem.enabled;
+        let idem = self.idem.enabled();
         loop {
             if let Some(err) = self.fatal.clone() {
                 self.fail_partition(now, pk, &err);
@@ -577,7 +577,7 @@ impl ProducerCore {
                 Some(pr) => {
                     let err = ErrorCode(pr.error_code);
                     if err.is_ok() || err == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
-                        if self.idem.enabled {
+                        if self.idem.enabled() {
                             self.seq_batch_ok(pk, bk);
                         }
                         let base_offset = self.plausible_base_offset(bk, pr.base_offset);
@@ -747,7 +747,7 @@ impl ProducerCore {
         let batches = &self.ledger;
         let b = &batches[bk];
         let retry = &mut self.topics[pk.0 as usize].partitions[pk.1 as usize].retry;
-        let pos = if self.idem.enabled && b.seq() >= 0 {
+        let pos = if self.idem.enabled() && b.seq() >= 0 {
             retry.iter().position(|&o| batches[o].seq() > b.seq())
         } else {
             retry.iter().position(|&o| batches[o].order() > b.order())
@@ -771,7 +771,7 @@ impl ProducerCore {
         }
         let created = self.ledger[bk].created();
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
-        if self.idem.enabled {
+        if self.idem.enabled() {
             self.maybe_release_hold(pk);
         }
         self.mark_ready(pk);

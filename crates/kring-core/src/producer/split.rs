@@ -100,7 +100,7 @@ impl ProducerCore {
         let b = &self.ledger[bk];
         err == ErrorCode::MESSAGE_TOO_LARGE
             && b.records() > 1
-            && !(b.maybe_written() && self.idem.enabled)
+            && !(b.maybe_written() && self.idem.enabled())
     }
 
     /// Splits held batch `bk` (answered, not queued for a retry) in two
@@ -149,7 +149,7 @@ impl ProducerCore {
         let reserved_first =
             (b.reserved() as u128 * first_bytes as u128 / total.max(1) as u128) as usize;
         let seq = b.seq();
-        let sequenced = self.idem.enabled && seq >= 0;
+        let sequenced = self.idem.enabled() && seq >= 0;
         let seq2 = sequenced.then(|| increment_sequence(seq, n1));
         let bk2 = self
             .ledger
@@ -170,7 +170,7 @@ impl ProducerCore {
         self.insert_retry(pk, bk2);
         let created = self.ledger[bk].created();
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
-        if self.idem.enabled {
+        if self.idem.enabled() {
             self.maybe_release_hold(pk);
         }
         tracing::debug!(
