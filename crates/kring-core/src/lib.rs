@@ -26,6 +26,7 @@ pub mod delivery;
 pub mod error;
 mod memory;
 mod notice;
+mod oneshot;
 pub mod partitioner;
 mod producer;
 mod shared;
