@@ -15,6 +15,10 @@
 //!   and a connection ([`conn`]);
 //! - a work list of nodes whose ready queue may be drained now;
 //! - one deadline queue ([`crate::timer`]) for every timer.
+//! - the batch ledger ([`ledger`]): every batch from its announcement to
+//!   its final result, with private fields, the only code that completes,
+//!   fails or splits a batch ("every record gets exactly one final
+//!   result").
 //!
 //! **Invariant:** nothing iterates all partitions on the send path. A
 //! partition enters a node's ready queue only through an event (sealed
