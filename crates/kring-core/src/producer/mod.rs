@@ -4,7 +4,7 @@
 //! clock. The driver feeds it events (`handle_*`), asks what to do
 //! (`poll_io`, `poll_transmit`) and when to call back (`poll_timeout`). The
 //! same code then runs under the io_uring driver and under the
-//! deterministic [`Sim`](crate::sim) harness, where linger, retries,
+//! deterministic `Sim` harness (`sim.rs`), where linger, retries,
 //! timeouts and idempotence are tested by jumping simulated time.
 //!
 //! Shape of the state:

@@ -562,7 +562,7 @@ impl Conn {
 // ---------------------------------------------------------------------------
 
 /// A pending request for a snapshot: the I/O thread fills it once (a
-/// [`OneShot`](crate::oneshot) holding the snapshot until it is taken).
+/// one-shot, `oneshot.rs`, holding the snapshot until it is taken).
 #[derive(Debug, Default)]
 pub struct StatisticsRequest {
     slot: OneShot<Option<Statistics>>,
