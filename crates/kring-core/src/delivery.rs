@@ -23,9 +23,11 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use crate::oneshot::OneShot;
 
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,14 +234,9 @@ struct Slot {
     result: Option<Outcome>,
     /// Set when the batch was split: the parts' results.
     parts: Option<Box<Parts>>,
-    wakers: Vec<Waker>,
 }
 
 impl Slot {
-    fn is_complete(&self) -> bool {
-        self.result.is_some() || self.parts.as_ref().is_some_and(|p| p.remaining == 0)
-    }
-
     /// Record `index`'s result, once the batch is complete.
     fn record_result(
         &self,
@@ -283,16 +280,15 @@ fn outcome_for(
 /// its result.
 pub struct BatchCompletion {
     partition: i32,
-    done: AtomicBool,
-    slot: Mutex<Slot>,
-    cond: Condvar,
+    /// Settled when every record has its result.
+    slot: OneShot<Slot>,
 }
 
 impl fmt::Debug for BatchCompletion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchCompletion")
             .field("partition", &self.partition)
-            .field("done", &self.done.load(Ordering::Relaxed))
+            .field("done", &self.slot.is_settled())
             .finish()
     }
 }
@@ -301,36 +297,28 @@ impl BatchCompletion {
     pub(crate) fn new(partition: i32) -> Arc<Self> {
         Arc::new(BatchCompletion {
             partition,
-            done: AtomicBool::new(false),
-            slot: Mutex::new(Slot::default()),
-            cond: Condvar::new(),
+            slot: OneShot::default(),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the batch has its final result.
     pub fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.slot.is_settled()
     }
 
     /// Stores the result and wakes every waiter. Returns false (and changes
     /// nothing) if the batch was already complete or was split: a batch is
     /// completed at most once, and a split batch only through its parts.
     pub(crate) fn complete(&self, outcome: Outcome) -> bool {
-        let wakers = {
-            let mut s = self.lock();
-            if s.result.is_some() || s.parts.is_some() {
-                return false;
-            }
-            s.result = Some(outcome);
-            self.done.store(true, Ordering::Release);
-            std::mem::take(&mut s.wakers)
-        };
-        self.wake(wakers);
-        true
+        self.slot
+            .settle(|s| {
+                if s.parts.is_some() {
+                    return (false, false);
+                }
+                s.result = Some(outcome);
+                (true, true)
+            })
+            .unwrap_or(false)
     }
 
     /// Marks the batch, of `records` records, as split: from now on it is
@@ -338,17 +326,17 @@ impl BatchCompletion {
     /// part. Splitting a part again needs no call (the parts still cover
     /// the same records). Returns false if it was already complete.
     pub(crate) fn split(&self, records: u32) -> bool {
-        let mut s = self.lock();
-        if s.result.is_some() {
-            return false;
-        }
-        if s.parts.is_none() {
-            s.parts = Some(Box::new(Parts {
-                remaining: records,
-                done: Vec::with_capacity(2),
-            }));
-        }
-        true
+        self.slot
+            .settle(|s| {
+                if s.parts.is_none() {
+                    s.parts = Some(Box::new(Parts {
+                        remaining: records,
+                        done: Vec::with_capacity(2),
+                    }));
+                }
+                (false, true)
+            })
+            .unwrap_or(false)
     }
 
     /// Completes the records of `span` (a part of a split batch), or the
@@ -359,37 +347,28 @@ impl BatchCompletion {
         let Some(span) = span else {
             return self.complete(outcome);
         };
-        let wakers = {
-            let mut s = self.lock();
-            let Some(parts) = s.parts.as_mut() else {
-                return false;
-            };
-            let end = span.first.saturating_add(span.count);
-            let overlaps = parts
-                .done
-                .iter()
-                .any(|(d, _)| span.first < d.first + d.count && d.first < end);
-            if overlaps || span.count > parts.remaining {
-                return false;
-            }
-            parts.remaining -= span.count;
-            parts.done.push((span, outcome));
-            if parts.remaining > 0 {
-                return true;
-            }
-            parts.done.sort_unstable_by_key(|(s, _)| s.first);
-            self.done.store(true, Ordering::Release);
-            std::mem::take(&mut s.wakers)
-        };
-        self.wake(wakers);
-        true
-    }
-
-    fn wake(&self, wakers: Vec<Waker>) {
-        self.cond.notify_all();
-        for w in wakers {
-            wake_fenced(w);
-        }
+        self.slot
+            .settle(|s| {
+                let Some(parts) = s.parts.as_mut() else {
+                    return (false, false);
+                };
+                let end = span.first.saturating_add(span.count);
+                let overlaps = parts
+                    .done
+                    .iter()
+                    .any(|(d, _)| span.first < d.first + d.count && d.first < end);
+                if overlaps || span.count > parts.remaining {
+                    return (false, false);
+                }
+                parts.remaining -= span.count;
+                parts.done.push((span, outcome));
+                if parts.remaining > 0 {
+                    return (false, true);
+                }
+                parts.done.sort_unstable_by_key(|(s, _)| s.first);
+                (true, true)
+            })
+            .unwrap_or(false)
     }
 }
 
@@ -481,7 +460,7 @@ impl DeliveryHandle {
         if !self.batch.is_done() {
             return None;
         }
-        self.result_in(&self.batch.lock())
+        self.result_in(&self.batch.slot.lock().value)
     }
 
     fn result_in(&self, s: &Slot) -> Option<Result<RecordMetadata, DeliveryError>> {
@@ -490,24 +469,18 @@ impl DeliveryHandle {
 
     /// Blocks the calling thread until the result is known.
     pub fn wait(&self) -> Result<RecordMetadata, DeliveryError> {
-        let mut s = self.batch.lock();
-        loop {
-            if let Some(r) = self.result_in(&s) {
-                return r;
-            }
-            s = self.batch.cond.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
+        let s = self.batch.slot.wait();
+        self.result_in(&s.value)
+            .expect("a settled batch has every record's result")
     }
 
     /// Blocks up to `timeout`; `None` if the result is still unknown then.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, DeliveryError>> {
-        let s = self.batch.lock();
-        let (s, _) = self
-            .batch
-            .cond
-            .wait_timeout_while(s, timeout, |s| !s.is_complete())
-            .unwrap_or_else(|e| e.into_inner());
-        self.result_in(&s)
+        let (s, done) = self.batch.slot.wait_timeout(timeout);
+        if !done {
+            return None;
+        }
+        self.result_in(&s.value)
     }
 }
 
@@ -516,14 +489,13 @@ impl Future for DeliveryHandle {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut s = this.batch.lock();
-        if let Some(r) = this.result_in(&s) {
-            return Poll::Ready(r);
+        match this.batch.slot.poll_settled(cx) {
+            Some(s) => Poll::Ready(
+                this.result_in(&s.value)
+                    .expect("a settled batch has every record's result"),
+            ),
+            None => Poll::Pending,
         }
-        if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            s.wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 
@@ -650,6 +622,7 @@ pub(crate) fn report_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     fn aborted(reason: &str) -> DeliveryError {
         DeliveryError::Aborted {
@@ -772,11 +745,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
         assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
-        assert_eq!(
-            b.slot.lock().unwrap().wakers.len(),
-            1,
-            "same waker kept once"
-        );
+        assert_eq!(b.slot.waiting_tasks(), 1, "same waker kept once");
         b.complete(Ok(BatchOk {
             base_offset: 10,
             log_append_time: -1,

@@ -12,7 +12,7 @@
 //!   O(partitions sent): ready partitions sit in per-broker queues with one
 //!   entry each, waiting ones in a cancellable deadline queue.
 //!
-//! The [`sim`] module (tests, or the `sim` feature) runs the real core
+//! The `sim` module (tests, or the `sim` feature) runs the real core
 //! against a scripted cluster in simulated time.
 //!
 //! Everything is hand-written; the wire messages come from
@@ -27,6 +27,7 @@ pub mod delivery;
 pub mod error;
 mod memory;
 mod notice;
+mod oneshot;
 pub mod partitioner;
 mod producer;
 mod shared;

@@ -1,41 +1,30 @@
-//! A one-shot completion flag with blocking and async waiting, used for
-//! flush and close.
+//! Flush, close and purge completion: a [`OneShot`] of nothing, and the
+//! public [`FlushHandle`] that waits on it.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::oneshot::OneShot;
+
+/// Set once by the I/O thread when a flush, close or purge completes.
 #[derive(Debug, Default)]
-pub(crate) struct Signal {
-    done: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
-    cond: Condvar,
-}
+pub(crate) struct Signal(OneShot<()>);
 
 impl Signal {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Signal::default())
     }
 
+    /// Sets it and wakes every waiter; a second call does nothing.
     pub(crate) fn set(&self) {
-        let wakers = {
-            let mut w = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-            if self.done.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            std::mem::take(&mut *w)
-        };
-        self.cond.notify_all();
-        for w in wakers {
-            crate::delivery::wake_fenced(w);
-        }
+        self.0.settle(|_| (true, ()));
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.0.is_settled()
     }
 }
 
@@ -59,21 +48,12 @@ impl FlushHandle {
 
     /// Blocks until it completes.
     pub fn wait(&self) {
-        let mut g = self.signal.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        while !self.signal.is_set() {
-            g = self.signal.cond.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
+        drop(self.signal.0.wait());
     }
 
     /// Blocks up to `timeout`; returns whether it completed.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let g = self.signal.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        let _g = self
-            .signal
-            .cond
-            .wait_timeout_while(g, timeout, |_| !self.signal.is_set())
-            .unwrap_or_else(|e| e.into_inner());
-        self.signal.is_set()
+        self.signal.0.wait_timeout(timeout).1
     }
 }
 
@@ -81,20 +61,17 @@ impl Future for FlushHandle {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut w = self.signal.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        if self.signal.is_set() {
-            return Poll::Ready(());
+        match self.signal.0.poll_settled(cx) {
+            Some(_) => Poll::Ready(()),
+            None => Poll::Pending,
         }
-        if !w.iter().any(|x| x.will_wake(cx.waker())) {
-            w.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
 
     #[test]
     fn wait_returns_after_set_from_other_thread() {

@@ -142,20 +142,24 @@ pub(crate) enum PidState {
     Ready,
 }
 
-/// The producer-wide idempotence state.
+/// The producer-wide idempotence state. Its fields are private to this
+/// module: only the sequence and epoch logic here (`impl ProducerCore`
+/// below) changes the producer id, epoch and request state; the rest of
+/// the core asks through methods.
 #[derive(Debug)]
 pub(crate) struct Idempotence {
-    pub(crate) enabled: bool,
-    pub(crate) pid: i64,
-    pub(crate) epoch: i16,
-    pub(crate) state: PidState,
-    pub(crate) failures: u32,
-    pub(crate) timer: Option<TimerHandle>,
-    pub(crate) bump_required: bool,
-    pub(crate) rewrite: Vec<PartKey>,
+    enabled: bool,
+    pid: i64,
+    epoch: i16,
+    state: PidState,
+    failures: u32,
+    timer: Option<TimerHandle>,
+    bump_required: bool,
+    rewrite: Vec<PartKey>,
 }
 
 impl Idempotence {
+    /// Off, or waiting for a producer id.
     pub(crate) fn new(enabled: bool) -> Self {
         Idempotence {
             enabled,
@@ -169,6 +173,17 @@ impl Idempotence {
         }
     }
 
+    /// Whether idempotence is on (`enable.idempotence`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The broker does not support InitProducerId: never ask again (the
+    /// core fails every batch with its fatal error).
+    pub(crate) fn unsupported(&mut self) {
+        self.state = PidState::Backoff;
+    }
+
     /// Whether produce requests may be built.
     pub(crate) fn ready(&self) -> bool {
         !self.enabled || self.state == PidState::Ready
@@ -179,6 +194,7 @@ impl Idempotence {
         self.enabled && self.state == PidState::Needed
     }
 
+    /// The InitProducerId backoff timer fired.
     pub(crate) fn timer_fired(&mut self) {
         self.timer = None;
         if self.state == PidState::Backoff {
@@ -186,6 +202,7 @@ impl Idempotence {
         }
     }
 
+    /// The InitProducerId request (no transactional id).
     pub(crate) fn request(&self) -> InitProducerIdRequest {
         InitProducerIdRequest {
             transactional_id: None,
@@ -312,10 +329,9 @@ impl ProducerCore {
         let pending: Vec<BatchKey> = self.part(pk).seq.pending.iter().copied().collect();
         let mut seq = 0i32;
         for bk in pending {
-            let b = &mut self.batches[bk];
-            b.stamp(pid, epoch, seq);
-            b.seq_reset = true;
-            seq = increment_sequence(seq, b.records);
+            let b = &mut self.ledger[bk];
+            b.restamp_after_bump(pid, epoch, seq);
+            seq = increment_sequence(seq, b.records());
         }
         let s = &mut self.part(pk).seq;
         s.pid = pid;
@@ -367,14 +383,14 @@ impl ProducerCore {
         if self.bump_pending(pk) {
             return None;
         }
-        let batches = &self.batches;
+        let batches = &self.ledger;
         let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
         let front = *p.retry.front()?;
         if p.seq.hold.is_some() {
             if p.in_flight > 0 {
                 return None;
             }
-            return p.retry.iter().position(|&b| batches[b].maybe_written);
+            return p.retry.iter().position(|&b| batches[b].maybe_written());
         }
         p.seq
             .pending
@@ -392,7 +408,11 @@ impl ProducerCore {
     /// Whether something of `pk` is in flight or of unknown fate.
     fn seq_busy(&self, pk: PartKey) -> bool {
         let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
-        p.in_flight > 0 || p.seq.pending.iter().any(|&b| self.batches[b].maybe_written)
+        p.in_flight > 0
+            || p.seq
+                .pending
+                .iter()
+                .any(|&b| self.ledger[b].maybe_written())
     }
 
     /// Puts `pk` on hold (see [`SeqState::hold`]) if it is busy, else acts
@@ -434,22 +454,22 @@ impl ProducerCore {
     /// Assigns the next sequence to a new batch and stamps it.
     pub(crate) fn assign_sequence(&mut self, pk: PartKey, bk: BatchKey) {
         let (pid, epoch) = (self.idem.pid, self.idem.epoch);
-        let records = self.batches[bk].records;
+        let records = self.ledger[bk].records();
         let s = &mut self.part(pk).seq;
         let seq = s.next;
         s.next = increment_sequence(seq, records);
         s.pending.push_back(bk);
-        self.batches[bk].stamp(pid, epoch, seq);
+        self.ledger[bk].stamp(pid, epoch, seq);
     }
 
     /// Sequence bookkeeping for a successful batch.
     pub(crate) fn seq_batch_ok(&mut self, pk: PartKey, bk: BatchKey) {
-        let b = &self.batches[bk];
-        if b.seq < 0 {
+        let b = &self.ledger[bk];
+        if b.seq() < 0 {
             return;
         }
-        let last = kring_protocol::record::last_sequence(b.seq, b.records);
-        let (bpid, bepoch, base) = (b.pid, b.epoch, b.seq);
+        let last = kring_protocol::record::last_sequence(b.seq(), b.records());
+        let (bpid, bepoch, base) = (b.pid(), b.epoch(), b.seq());
         let s = &mut self.part(pk).seq;
         s.pending.retain(|&x| x != bk);
         if bpid == s.pid && bepoch == s.epoch {
@@ -471,7 +491,7 @@ impl ProducerCore {
         timed_out_after_send: bool,
         broker_fatal: bool,
     ) {
-        let (seq, records) = (self.batches[bk].seq, self.batches[bk].records);
+        let (seq, records) = (self.ledger[bk].seq(), self.ledger[bk].records());
         let s = &mut self.part(pk).seq;
         s.pending.retain(|&x| x != bk);
         if timed_out_after_send {
@@ -505,15 +525,15 @@ impl ProducerCore {
     /// this partition's batches can have been written after it) and the
     /// broker would have answered it as a duplicate.
     fn out_of_order_proves_absent(&self, pk: PartKey, bk: BatchKey) -> bool {
-        let b = &self.batches[bk];
+        let b = &self.ledger[bk];
         let s = &self.topics[pk.0 as usize].partitions[pk.1 as usize].seq;
-        if b.pid != s.pid || b.epoch != s.epoch {
+        if b.pid() != s.pid || b.epoch() != s.epoch {
             return false;
         }
         let acked_after = s
             .acked_recent
             .iter()
-            .filter(|&&q| seq_after(q, b.seq))
+            .filter(|&&q| seq_after(q, b.seq()))
             .count();
         let pending_after = s
             .pending
@@ -536,10 +556,10 @@ impl ProducerCore {
         err: ErrorCode,
         log_start_offset: i64,
     ) -> Option<SeqVerdict> {
-        if !self.idem.enabled || self.batches[bk].seq < 0 {
+        if !self.idem.enabled || self.ledger[bk].seq() < 0 {
             return None;
         }
-        let (seq, reset) = (self.batches[bk].seq, self.batches[bk].seq_reset);
+        let (seq, reset) = (self.ledger[bk].seq(), self.ledger[bk].seq_reset());
         if err == ErrorCode::UNKNOWN_PRODUCER_ID {
             // The broker lost the producer's state: it cannot recognise
             // duplicates anyway.
@@ -552,15 +572,15 @@ impl ProducerCore {
         if err != ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {
             return None;
         }
-        if self.batches[bk].maybe_written && self.out_of_order_proves_absent(pk, bk) {
-            self.batches[bk].maybe_written = false;
+        if self.ledger[bk].maybe_written() && self.out_of_order_proves_absent(pk, bk) {
+            self.ledger[bk].set_maybe_written(false);
         }
         let s = &self.topics[pk.0 as usize].partitions[pk.1 as usize].seq;
         if s.pending.front() != Some(&bk) {
             // An earlier batch is not written yet; this one follows it.
             return Some(SeqVerdict::Retry);
         }
-        if self.batches[bk].maybe_written {
+        if self.ledger[bk].maybe_written() {
             // It may be in the log beyond the broker's memory: only its
             // own sequence may be re-sent, until the delivery timeout.
             return Some(SeqVerdict::Retry);

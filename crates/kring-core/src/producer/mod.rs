@@ -4,7 +4,7 @@
 //! clock. The driver feeds it events (`handle_*`), asks what to do
 //! (`poll_io`, `poll_transmit`) and when to call back (`poll_timeout`). The
 //! same code then runs under the io_uring driver and under the
-//! deterministic [`Sim`](crate::sim) harness, where linger, retries,
+//! deterministic `Sim` harness (`sim.rs`), where linger, retries,
 //! timeouts and idempotence are tested by jumping simulated time.
 //!
 //! Shape of the state:
@@ -15,6 +15,10 @@
 //!   and a connection ([`conn`]);
 //! - a work list of nodes whose ready queue may be drained now;
 //! - one deadline queue ([`crate::timer`]) for every timer.
+//! - the batch ledger ([`ledger`]): every batch from its announcement to
+//!   its final result, with private fields, the only code that completes,
+//!   fails or splits a batch ("every record gets exactly one final
+//!   result").
 //!
 //! **Invariant:** nothing iterates all partitions on the send path. A
 //! partition enters a node's ready queue only through an event (sealed
@@ -25,6 +29,7 @@
 mod batch;
 mod conn;
 mod idempotence;
+mod ledger;
 mod metadata;
 mod partition;
 mod produce;
@@ -32,7 +37,7 @@ pub(crate) mod sasl;
 mod split;
 mod stats;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,13 +50,12 @@ use crate::delivery::{DeliveryCallback, DeliveryError};
 use crate::error::ConfigError;
 use crate::notice::Notice;
 use crate::shared::Shared;
-use crate::signal::Signal;
 use crate::timer::DeadlineQueue;
 
-pub(crate) use batch::InBatch;
 pub use conn::ConnId;
 use conn::{Conn, Target};
 use idempotence::Idempotence;
+use ledger::Ledger;
 use metadata::MetadataState;
 use partition::{Node, TopicCore};
 pub(crate) use stats::StatsState;
@@ -250,18 +254,13 @@ pub struct ProducerCore {
     /// SASL requests built in response handlers, sent first.
     pub(crate) sasl_tx: VecDeque<Transmit>,
 
-    pub(crate) batches: Slab<InBatch>,
-    pub(crate) batch_serial: u64,
+    /// Every batch from its announcement to its final result, and the
+    /// flush and close waiters (private inside: see `ledger.rs`).
+    pub(crate) ledger: Ledger,
     pub(crate) meta: MetadataState,
     pub(crate) idem: Idempotence,
 
-    /// Batches announced and not yet completed.
-    pub(crate) pending_batches: i64,
-    /// Incomplete batches per flush generation (entries at zero removed).
-    pub(crate) incomplete: BTreeMap<u64, i64>,
-    pub(crate) flushes: VecDeque<(u64, Arc<Signal>)>,
     pub(crate) closing: bool,
-    pub(crate) close_signals: Vec<Arc<Signal>>,
     pub(crate) finished: bool,
     /// A fatal error: every batch fails with it.
     pub(crate) fatal: Option<DeliveryError>,
@@ -282,7 +281,7 @@ impl std::fmt::Debug for ProducerCore {
             .field("topics", &self.topics.len())
             .field("nodes", &self.nodes.len())
             .field("conns", &self.conns.len())
-            .field("pending_batches", &self.pending_batches)
+            .field("pending_batches", &self.ledger.pending())
             .field("closing", &self.closing)
             .field("finished", &self.finished)
             .finish()
@@ -350,14 +349,9 @@ impl ProducerCore {
                 .then(|| config.sasl.clone().map(sasl::SaslState::new))
                 .flatten(),
             sasl_tx: VecDeque::new(),
-            batches: Slab::new(),
-            batch_serial: 0,
+            ledger: Ledger::new(),
             meta: MetadataState::default(),
-            pending_batches: 0,
-            incomplete: BTreeMap::new(),
-            flushes: VecDeque::new(),
             closing: false,
-            close_signals: Vec::new(),
             finished: false,
             fatal: None,
             notice_buf: Vec::new(),
@@ -388,7 +382,7 @@ impl ProducerCore {
 
     /// Batches announced by producer threads and not completed yet.
     pub fn pending_batches(&self) -> u64 {
-        self.pending_batches.max(0) as u64
+        self.ledger.pending()
     }
 
     /// Drains the notices producer threads left (new and sealed batches,
@@ -426,7 +420,7 @@ impl ProducerCore {
             Notice::Statistics(req) => self.answer_statistics(now, &req),
             Notice::Flush { gen, signal } => {
                 self.seal_all_open();
-                self.flushes.push_back((gen, signal));
+                self.ledger.add_flush(gen, signal);
             }
             Notice::Close { gen, signal } => {
                 self.closing = true;
@@ -435,8 +429,7 @@ impl ProducerCore {
                 self.shared.topics.wake_all();
                 self.shared.pool.tasks.wake_all();
                 self.seal_all_open();
-                self.flushes.push_back((gen, signal.clone()));
-                self.close_signals.push(signal);
+                self.ledger.add_close(gen, signal);
             }
             Notice::Purge { signal } => {
                 self.purge_buffered(now);
@@ -565,22 +558,14 @@ impl ProducerCore {
 
     /// Completes flushes whose batches are all done.
     pub(crate) fn check_flushes(&mut self) {
-        while let Some((gen, _)) = self.flushes.front() {
-            if self.incomplete.range(..*gen).next().is_some() {
-                break;
-            }
-            let (_, s) = self.flushes.pop_front().expect("front");
-            if !self.close_signals.iter().any(|c| Arc::ptr_eq(c, &s)) {
-                s.set();
-            }
-        }
+        self.ledger.check_flushes();
     }
 
     pub(crate) fn check_finished(&mut self, now: Instant) {
-        if !self.closing || self.finished || self.pending_batches > 0 {
+        if !self.closing || self.finished || self.ledger.pending() > 0 {
             return;
         }
-        if !self.flushes.is_empty() {
+        if self.ledger.flushes_waiting() {
             return;
         }
         // Every record has its result: close all connections and stop.
@@ -598,9 +583,7 @@ impl ProducerCore {
         self.finished = true;
         self.statistics.timer = None;
         self.keep_final_statistics(now);
-        for s in self.close_signals.drain(..) {
-            s.set();
-        }
+        self.ledger.release_close_waiters();
     }
 }
 

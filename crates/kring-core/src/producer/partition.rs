@@ -200,11 +200,7 @@ impl ProducerCore {
         created: Instant,
         flush_gen: u64,
     ) {
-        self.pending_batches += 1;
-        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
-        if self.incomplete.get(&flush_gen) == Some(&0) {
-            self.incomplete.remove(&flush_gen);
-        }
+        self.ledger.announce(flush_gen);
         if !self.has_part(pk) {
             // Cannot happen: a batch exists only for partitions the core
             // published. Keep the accounting consistent anyway.
@@ -421,7 +417,7 @@ impl ProducerCore {
         // Retry queue.
         let retry: Vec<BatchKey> = self.part(pk).retry.iter().copied().collect();
         for bk in retry {
-            let created = self.batches[bk].created;
+            let created = self.ledger[bk].created();
             if created + dt <= now {
                 self.part(pk).retry.retain(|&b| b != bk);
                 let err = self.timeout_error(bk, "waiting to be retried");
@@ -457,15 +453,7 @@ impl ProducerCore {
                 last_error: self.conn_cause(pk),
                 status: MessageStatus::NotPersisted,
             };
-            self.finish_unsent(
-                pk,
-                b.record_count,
-                b.completion,
-                b.reserved,
-                b.flush_gen,
-                b.per_record,
-                Err(err),
-            );
+            self.fail_queued(pk, b, err);
         }
         if let Some(o) = open_expired {
             // A due batch lingered and waited to be sent (no connection, no
@@ -490,15 +478,7 @@ impl ProducerCore {
                 last_error: self.conn_cause(pk),
                 status: MessageStatus::NotPersisted,
             };
-            self.finish_unsent(
-                pk,
-                o.builder.record_count(),
-                o.completion,
-                o.reserved,
-                o.flush_gen,
-                o.per_record,
-                Err(err),
-            );
+            self.fail_open(pk, o, err);
         }
         if let Some(o) = oldest {
             self.arm_delivery(pk, o + dt);
@@ -536,44 +516,19 @@ impl ProducerCore {
                     p.sealed_below = p.sealed_below.max(o.id + 1);
                 }
                 // The open batch is dropped unsealed (not compressed).
-                let batches = sealed
-                    .into_iter()
-                    .map(|b| {
-                        let records = b.record_count;
-                        (
-                            b.id,
-                            records,
-                            b.completion,
-                            b.reserved,
-                            b.flush_gen,
-                            b.per_record,
-                        )
-                    })
-                    .chain(open.map(|o| {
-                        let records = o.builder.record_count();
-                        (
-                            o.id,
-                            records,
-                            o.completion,
-                            o.reserved,
-                            o.flush_gen,
-                            o.per_record,
-                        )
-                    }));
-                for (id, records, completion, reserved, flush_gen, per_record) in batches {
+                for b in sealed {
                     let p = self.part(pk);
                     p.unsent -= 1;
-                    p.drained_below = p.drained_below.max(id + 1);
+                    p.drained_below = p.drained_below.max(b.id + 1);
+                    self.stats.records_purged += u64::from(b.record_count);
+                    self.fail_queued(pk, b, DeliveryError::Purged);
+                }
+                if let Some(o) = open {
+                    let p = self.part(pk);
+                    p.unsent -= 1;
+                    p.drained_below = p.drained_below.max(o.id + 1);
+                    let records = self.fail_open(pk, o, DeliveryError::Purged);
                     self.stats.records_purged += u64::from(records);
-                    self.finish_unsent(
-                        pk,
-                        records,
-                        completion,
-                        reserved,
-                        flush_gen,
-                        per_record,
-                        Err(DeliveryError::Purged),
-                    );
                 }
             }
         }
@@ -583,14 +538,13 @@ impl ProducerCore {
     /// the one O(all) path, taken once, at a forced close.
     pub(crate) fn fail_everything(&mut self, now: Instant, err: &DeliveryError) {
         // In flight and retry queues: every batch the core holds.
-        let keys: Vec<BatchKey> = self.batches.iter().map(|(k, _)| k).collect();
-        for bk in keys {
-            let pk = self.batches[bk].part;
+        for bk in self.ledger.keys() {
+            let pk = self.ledger[bk].part();
             let before = self.part(pk).retry.len();
             self.part(pk).retry.retain(|&b| b != bk);
             if self.part(pk).retry.len() == before {
                 // Not waiting for a retry: on the wire, its fate unknown.
-                self.batches[bk].maybe_written = true;
+                self.ledger[bk].set_maybe_written(true);
             }
             self.fail_batch(now, bk, err.clone(), false);
         }
@@ -604,27 +558,11 @@ impl ProducerCore {
                 };
                 for b in sealed {
                     self.part(pk).unsent -= 1;
-                    self.finish_unsent(
-                        pk,
-                        b.record_count,
-                        b.completion,
-                        b.reserved,
-                        b.flush_gen,
-                        b.per_record,
-                        Err(err.clone()),
-                    );
+                    self.fail_queued(pk, b, err.clone());
                 }
                 if let Some(o) = open {
                     self.part(pk).unsent -= 1;
-                    self.finish_unsent(
-                        pk,
-                        o.builder.record_count(),
-                        o.completion,
-                        o.reserved,
-                        o.flush_gen,
-                        o.per_record,
-                        Err(err.clone()),
-                    );
+                    self.fail_open(pk, o, err.clone());
                 }
                 if self.part(pk).open.is_some() {
                     self.remove_open(pk);

@@ -22,11 +22,11 @@ use kring_protocol::messages::produce::{
 use kring_protocol::record::Compression;
 use kring_protocol::ErrorCode;
 
+use crate::compress::Sealing;
 use crate::config::Acks;
 use crate::delivery::{BatchOk, DeliveryError, MessageStatus};
 use crate::topics::{PartitionQueue, QueuedBatch};
 
-use super::batch::{BatchData, InBatch};
 use super::conn::{ConnId, ConnState, ReqKind, Target};
 use super::idempotence::SeqVerdict;
 use super::partition::Node;
@@ -119,7 +119,7 @@ impl ProducerCore {
                 ),
                 status: MessageStatus::NotPersisted,
             });
-            self.idem.state = super::idempotence::PidState::Backoff;
+            self.idem.unsupported();
             let ns: Vec<i32> = self.nodes.keys().copied().collect();
             for n in ns {
                 self.add_work(n);
@@ -193,7 +193,7 @@ impl ProducerCore {
             match self.take_batch(now, pk, room) {
                 Take::Batch(bk, more) => {
                     self.topics[pk.0 as usize].request_mark = mark;
-                    size += self.batches[bk].size + PARTITION_OVERHEAD + topic_extra;
+                    size += self.ledger[bk].size() + PARTITION_OVERHEAD + topic_extra;
                     entries.push((pk, bk));
                     if more {
                         self.requeue_partition_back(n, pk);
@@ -226,7 +226,7 @@ impl ProducerCore {
     /// Takes the next batch of `pk` that may be sent now.
     fn take_batch(&mut self, now: Instant, pk: PartKey, room: usize) -> Take {
         let dt = self.cfg.delivery_timeout;
-        let idem = self.idem.enabled;
+        let idem = self.idem.enabled();
         loop {
             if let Some(err) = self.fatal.clone() {
                 self.fail_partition(now, pk, &err);
@@ -241,13 +241,13 @@ impl ProducerCore {
                     return Take::Blocked;
                 };
                 let bk = self.part(pk).retry[i];
-                if self.batches[bk].created + dt <= now {
+                if self.ledger[bk].created() + dt <= now {
                     self.part(pk).retry.remove(i);
                     let err = self.timeout_error(bk, "waiting to be retried");
                     self.fail_batch(now, bk, err, false);
                     continue;
                 }
-                if self.batches[bk].size > room {
+                if self.ledger[bk].size() > room {
                     return Take::TooBig;
                 }
                 self.part(pk).retry.remove(i);
@@ -270,22 +270,18 @@ impl ProducerCore {
                 // read: it is no longer open.
                 self.remove_open(pk);
             }
-            let sealed = match qb.sealed.into_done() {
-                Ok(s) => s,
-                Err(e) => {
-                    let err = DeliveryError::Encode(Arc::from(e.to_string()));
-                    self.finish_unsent(
-                        pk,
-                        qb.record_count,
-                        qb.completion,
-                        qb.reserved,
-                        qb.flush_gen,
-                        qb.per_record,
-                        Err(err),
-                    );
-                    continue;
+            let failed = match &qb.sealed {
+                Sealing::Done(Ok(_)) => None,
+                Sealing::Done(Err(e)) => Some(e.to_string()),
+                Sealing::Queued(_) | Sealing::Running => {
+                    Some("a batch was taken before its compression finished".to_owned())
                 }
             };
+            if let Some(msg) = failed {
+                let err = DeliveryError::Encode(Arc::from(msg));
+                self.fail_queued(pk, qb, err);
+                continue;
+            }
             if qb.created + dt <= now {
                 let err = DeliveryError::Timeout {
                     timeout_ms: dt.as_millis() as u64,
@@ -293,43 +289,14 @@ impl ProducerCore {
                     last_error: self.conn_cause(pk),
                     status: MessageStatus::NotPersisted,
                 };
-                self.finish_unsent(
-                    pk,
-                    qb.record_count,
-                    qb.completion,
-                    qb.reserved,
-                    qb.flush_gen,
-                    qb.per_record,
-                    Err(err),
-                );
+                self.fail_queued(pk, qb, err);
                 continue;
             }
-            self.batch_serial += 1;
-            let bk = self.batches.insert(InBatch {
-                serial: self.batch_serial,
-                order: (self.batch_serial, 0),
-                part: pk,
-                size: sealed.size_in_bytes(),
-                records: qb.record_count,
-                data: BatchData::Sealed(sealed),
-                completion: qb.completion,
-                span: None,
-                created: qb.created,
-                reserved: qb.reserved,
-                flush_gen: qb.flush_gen,
-                per_record: qb.per_record,
-                attempts: 0,
-                seq: -1,
-                pid: -1,
-                epoch: -1,
-                seq_reset: false,
-                last_error: None,
-                maybe_written: false,
-            });
+            let bk = self.ledger.hold(pk, qb);
             if idem {
                 self.assign_sequence(pk, bk);
             } else {
-                self.batches[bk].stamp(-1, -1, -1);
+                self.ledger[bk].stamp(-1, -1, -1);
             }
             self.maybe_disarm_delivery(pk);
             let more = more || !self.part(pk).retry.is_empty();
@@ -425,15 +392,7 @@ impl ProducerCore {
             let p = self.part(pk);
             p.unsent -= 1;
             p.drained_below = p.drained_below.max(b.id + 1);
-            self.finish_unsent(
-                pk,
-                b.record_count,
-                b.completion,
-                b.reserved,
-                b.flush_gen,
-                b.per_record,
-                Err(err.clone()),
-            );
+            self.fail_queued(pk, b, err.clone());
         }
     }
 
@@ -462,7 +421,7 @@ impl ProducerCore {
                 .partition_data
                 .push(PartitionProduceData {
                     index: pk.1 as i32,
-                    records: Some(self.batches[bk].bytes()),
+                    records: Some(self.ledger[bk].bytes()),
                     ..Default::default()
                 });
         }
@@ -476,12 +435,12 @@ impl ProducerCore {
         let expects = self.cfg.acks != Acks::None;
         let keys: Vec<(BatchKey, u64)> = entries
             .iter()
-            .map(|&(_, bk)| (bk, self.batches[bk].serial))
+            .map(|&(_, bk)| (bk, self.ledger[bk].serial()))
             .collect();
         // Everything but the record batches: they are spliced in as
         // chunks of their own, shared rather than copied.
         let head =
-            size_hint.saturating_sub(entries.iter().map(|&(_, bk)| self.batches[bk].size).sum());
+            size_hint.saturating_sub(entries.iter().map(|&(_, bk)| self.ledger[bk].size()).sum());
         match self.send_frame(
             now,
             cid,
@@ -496,15 +455,15 @@ impl ProducerCore {
                 self.stats.produce_requests += 1;
                 for &(pk, bk) in &entries {
                     self.stats.batches_sent += 1;
-                    let b = &self.batches[bk];
-                    if b.attempts == 0 {
-                        let (records, size) = (u64::from(b.records), b.size as u64);
+                    let b = &self.ledger[bk];
+                    if b.attempts() == 0 {
+                        let (records, size) = (u64::from(b.records()), b.size() as u64);
                         let c = &mut self.part(pk).stats;
                         c.batches += 1;
                         c.records += records;
                         c.bytes += size;
                     }
-                    self.batches[bk].attempts += 1;
+                    self.ledger[bk].note_attempt();
                     if expects {
                         self.part(pk).in_flight += 1;
                     } else {
@@ -587,7 +546,7 @@ impl ProducerCore {
     }
 
     fn batch_live(&self, bk: BatchKey, serial: u64) -> bool {
-        self.batches.get(bk).is_some_and(|b| b.serial == serial)
+        self.ledger.is_live(bk, serial)
     }
 
     fn handle_produce(
@@ -638,7 +597,7 @@ impl ProducerCore {
             if !self.batch_live(bk, serial) {
                 continue;
             }
-            let pk = self.batches[bk].part;
+            let pk = self.ledger[bk].part();
             let p = self.part(pk);
             p.in_flight = p.in_flight.saturating_sub(1);
             let pr = by_part
@@ -658,7 +617,7 @@ impl ProducerCore {
                 Some(pr) => {
                     let err = ErrorCode(pr.error_code);
                     if err.is_ok() || err == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
-                        if self.idem.enabled {
+                        if self.idem.enabled() {
                             self.seq_batch_ok(pk, bk);
                         }
                         let base_offset = self.plausible_base_offset(bk, pr.base_offset);
@@ -699,14 +658,14 @@ impl ProducerCore {
     /// offset. (The Java client adds without a check and would report
     /// wrapped, negative offsets.)
     fn plausible_base_offset(&self, bk: BatchKey, base_offset: i64) -> i64 {
-        let b = &self.batches[bk];
-        if base_offset >= 0 && base_offset.checked_add(i64::from(b.records)).is_none() {
-            let pk = b.part;
+        let b = &self.ledger[bk];
+        if base_offset >= 0 && base_offset.checked_add(i64::from(b.records())).is_none() {
+            let pk = b.part();
             tracing::warn!(
                 topic = %self.topics[pk.0 as usize].name,
                 partition = pk.1,
                 base_offset,
-                records = b.records,
+                records = b.records(),
                 "the broker answered an impossible base offset; reporting the records' offsets as unknown (-1)"
             );
             return -1;
@@ -719,7 +678,7 @@ impl ProducerCore {
         if !self.batch_live(bk, serial) {
             return;
         }
-        let pk = self.batches[bk].part;
+        let pk = self.ledger[bk].part();
         let p = self.part(pk);
         p.in_flight = p.in_flight.saturating_sub(1);
         self.handle_batch_error(
@@ -746,11 +705,11 @@ impl ProducerCore {
         log_start_offset: i64,
         message: Option<&str>,
     ) {
-        let pk = self.batches[bk].part;
-        self.batches[bk].last_error = Some(err);
+        let pk = self.ledger[bk].part();
+        self.ledger[bk].set_last_error(err);
         self.part(pk).stats.error(err);
         if force_retriable || super::batch::may_have_appended(err) {
-            self.batches[bk].maybe_written = true;
+            self.ledger[bk].set_maybe_written(true);
         }
         tracing::debug!(topic = %self.topics[pk.0 as usize].name, partition = pk.1, error = err.name(), message, "batch failed");
         let mut leader_moved = false;
@@ -769,9 +728,9 @@ impl ProducerCore {
                 ),
             }
         }
-        let b = &self.batches[bk];
-        let expired = b.created + self.cfg.delivery_timeout <= now;
-        let attempts = b.attempts;
+        let b = &self.ledger[bk];
+        let expired = b.created() + self.cfg.delivery_timeout <= now;
+        let attempts = b.attempts();
         let verdict = if force_retriable {
             None
         } else {
@@ -804,7 +763,7 @@ impl ProducerCore {
             }
         } else if err == ErrorCode::MESSAGE_TOO_LARGE {
             DeliveryError::MessageTooLarge {
-                batch_bytes: self.batches[bk].size,
+                batch_bytes: self.ledger[bk].size(),
                 message: message.map(Arc::from),
                 status: MessageStatus::NotPersisted,
             }
@@ -825,13 +784,13 @@ impl ProducerCore {
     /// retried batch goes back ahead of later ones (the parts of a split
     /// batch included).
     pub(crate) fn insert_retry(&mut self, pk: PartKey, bk: BatchKey) {
-        let batches = &self.batches;
+        let batches = &self.ledger;
         let b = &batches[bk];
         let retry = &mut self.topics[pk.0 as usize].partitions[pk.1 as usize].retry;
-        let pos = if self.idem.enabled && b.seq >= 0 {
-            retry.iter().position(|&o| batches[o].seq > b.seq)
+        let pos = if self.idem.enabled() && b.seq() >= 0 {
+            retry.iter().position(|&o| batches[o].seq() > b.seq())
         } else {
-            retry.iter().position(|&o| batches[o].order > b.order)
+            retry.iter().position(|&o| batches[o].order() > b.order())
         };
         match pos {
             Some(i) => retry.insert(i, bk),
@@ -845,14 +804,14 @@ impl ProducerCore {
         self.part(pk).stats.retries += 1;
         self.insert_retry(pk, bk);
         if with_backoff && self.part(pk).backoff.is_none() {
-            let attempt = self.batches[bk].attempts.saturating_sub(1);
+            let attempt = self.ledger[bk].attempts().saturating_sub(1);
             let d = self.cfg.retry.backoff(attempt, &mut self.rng);
             let h = self.timers.insert(now + d, TimerKey::Backoff(pk));
             self.part(pk).backoff = Some(h);
         }
-        let created = self.batches[bk].created;
+        let created = self.ledger[bk].created();
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
-        if self.idem.enabled {
+        if self.idem.enabled() {
             self.maybe_release_hold(pk);
         }
         self.mark_ready(pk);

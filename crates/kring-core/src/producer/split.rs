@@ -55,9 +55,6 @@ use kring_protocol::record::{
 };
 use kring_protocol::ErrorCode;
 
-use crate::delivery::Span;
-
-use super::batch::{BatchData, InBatch};
 use super::{BatchKey, PartKey, ProducerCore};
 
 /// Bytes a record adds to a batch, roughly (for choosing the split point).
@@ -100,10 +97,10 @@ impl ProducerCore {
     /// again instead of failed: MESSAGE_TOO_LARGE, more than one record,
     /// and, with idempotence, no attempt of it can be in the log.
     pub(crate) fn should_split(&self, bk: BatchKey, err: ErrorCode) -> bool {
-        let b = &self.batches[bk];
+        let b = &self.ledger[bk];
         err == ErrorCode::MESSAGE_TOO_LARGE
-            && b.records > 1
-            && !(b.maybe_written && self.idem.enabled)
+            && b.records() > 1
+            && !(b.maybe_written() && self.idem.enabled())
     }
 
     /// Splits held batch `bk` (answered, not queued for a retry) in two
@@ -111,9 +108,9 @@ impl ProducerCore {
     /// error (the batch's own bytes do not decode or re-encode) leaves the
     /// batch as it was.
     pub(crate) fn split_batch(&mut self, now: Instant, bk: BatchKey) -> Result<(), String> {
-        let b = &self.batches[bk];
-        let pk: PartKey = b.part;
-        let n = b.records;
+        let b = &self.ledger[bk];
+        let pk: PartKey = b.part();
+        let n = b.records();
         // Our own batch: its records were at most max(batch.size, one
         // record under max.request.size) before compression.
         let bound = self
@@ -146,78 +143,17 @@ impl ProducerCore {
         let n1 = at as u32;
         let n2 = n - n1;
 
-        // The records' results: from now on per part.
-        let b = &mut self.batches[bk];
-        let span = b.span.unwrap_or(Span { first: 0, count: n });
-        if b.span.is_none() {
-            b.completion.split(n);
-        }
+        // The records' results: from now on per part (the ledger splits
+        // the reservation, the per-record data and the flush accounting).
+        let b = &self.ledger[bk];
         let reserved_first =
-            (b.reserved as u128 * first_bytes as u128 / total.max(1) as u128) as usize;
-        let second_per_record = b.per_record.split_off(at);
-        let (pid, epoch, seq) = (b.pid, b.epoch, b.seq);
-        let sequenced = self.idem.enabled && seq >= 0;
-        let seq2 = if sequenced {
-            increment_sequence(seq, n1)
-        } else {
-            -1
-        };
-        self.batch_serial += 1;
-        let second_serial = self.batch_serial;
-        self.batch_serial += 1;
-        let first_serial = self.batch_serial;
-        let mut part2 = InBatch {
-            serial: second_serial,
-            order: (b.order.0, span.first + n1),
-            part: pk,
-            size: second.size_in_bytes(),
-            records: n2,
-            data: BatchData::Sealed(second),
-            completion: b.completion.clone(),
-            span: Some(Span {
-                first: span.first + n1,
-                count: n2,
-            }),
-            created: b.created,
-            reserved: b.reserved - reserved_first,
-            flush_gen: b.flush_gen,
-            per_record: second_per_record,
-            attempts: 0,
-            seq: -1,
-            pid: -1,
-            epoch: -1,
-            seq_reset: b.seq_reset,
-            last_error: b.last_error,
-            // Only without idempotence can it be set here; a part of a
-            // batch that may be in the log may be in the log.
-            maybe_written: b.maybe_written,
-        };
-        // The first part keeps the batch's key (and so its place in the
-        // partition's sequence order).
-        b.serial = first_serial;
-        b.order = (b.order.0, span.first);
-        b.size = first.size_in_bytes();
-        b.records = n1;
-        b.data = BatchData::Sealed(first);
-        b.span = Some(Span {
-            first: span.first,
-            count: n1,
-        });
-        b.reserved = reserved_first;
-        b.attempts = 0;
-        if sequenced {
-            b.stamp(pid, epoch, seq);
-            part2.stamp(pid, epoch, seq2);
-        } else {
-            b.stamp(-1, -1, -1);
-            part2.stamp(-1, -1, -1);
-        }
-        let flush_gen = part2.flush_gen;
-        let bk2 = self.batches.insert(part2);
-        // One more batch to complete before the flushes and close waiting
-        // for this one.
-        self.pending_batches += 1;
-        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
+            (b.reserved() as u128 * first_bytes as u128 / total.max(1) as u128) as usize;
+        let seq = b.seq();
+        let sequenced = self.idem.enabled() && seq >= 0;
+        let seq2 = sequenced.then(|| increment_sequence(seq, n1));
+        let bk2 = self
+            .ledger
+            .split(bk, first, second, n1, reserved_first, seq2);
         self.stats.batches_split += 1;
 
         let p = self.part(pk);
@@ -232,9 +168,9 @@ impl ProducerCore {
         // batches after it.
         self.insert_retry(pk, bk);
         self.insert_retry(pk, bk2);
-        let created = self.batches[bk].created;
+        let created = self.ledger[bk].created();
         self.arm_delivery(pk, created + self.cfg.delivery_timeout);
-        if self.idem.enabled {
+        if self.idem.enabled() {
             self.maybe_release_hold(pk);
         }
         tracing::debug!(

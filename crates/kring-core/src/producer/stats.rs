@@ -18,13 +18,14 @@
 
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kring_protocol::ErrorCode;
 
 use crate::delivery::panic_message;
 use crate::notice::Notice;
+use crate::oneshot::OneShot;
 use crate::shared::Shared;
 use crate::timer::TimerHandle;
 
@@ -560,32 +561,29 @@ impl Conn {
 // Asking the I/O thread for a snapshot
 // ---------------------------------------------------------------------------
 
-/// A pending request for a snapshot: the I/O thread fills it.
+/// A pending request for a snapshot: the I/O thread fills it once (a
+/// one-shot, `oneshot.rs`, holding the snapshot until it is taken).
 #[derive(Debug, Default)]
 pub struct StatisticsRequest {
-    slot: Mutex<Option<Statistics>>,
-    cond: Condvar,
+    slot: OneShot<Option<Statistics>>,
 }
 
 impl StatisticsRequest {
     pub(crate) fn fulfil(&self, s: Statistics) {
-        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
-        self.cond.notify_all();
+        self.slot.settle(|v| {
+            *v = Some(s);
+            (true, ())
+        });
     }
 
     /// The snapshot, if the I/O thread made it.
     pub fn try_take(&self) -> Option<Statistics> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.slot.lock().value.take()
     }
 
     /// Waits up to `timeout` for the snapshot.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Statistics> {
-        let g = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut g, _) = self
-            .cond
-            .wait_timeout_while(g, timeout, |s| s.is_none())
-            .unwrap_or_else(|e| e.into_inner());
-        g.take()
+        self.slot.wait_timeout(timeout).0.value.take()
     }
 }
 

@@ -5,6 +5,7 @@ mod basic;
 mod fenced;
 mod growth;
 mod idempotence;
+mod ledger;
 mod lifecycle;
 mod metadata;
 mod offload;

@@ -1,0 +1,602 @@
+//! The batch ledger: the one owner of every batch the I/O thread knows of,
+//! from the notice that announced it to its final result.
+//!
+//! **Invariant:** every batch (and every part of a split batch) leaves the
+//! ledger exactly once, through [`Ledger::complete`] (held batches),
+//! [`Ledger::fail_queued`] or [`Ledger::fail_open`] (batches that never
+//! left the accumulator), and only there is its `buffer.memory`
+//! reservation released, the delivery callback run (fenced), its handles
+//! resolved and the flush accounting updated. [`Ledger::split`] turns one
+//! held batch into two, each then owing its own result for its records.
+//! Every field here and every field of [`InBatch`] that this accounting
+//! depends on is private to this module, so "every record gets exactly one
+//! final result" is kept by module privacy, not by convention: no other
+//! part of the core can drop a batch from the slab, skip the callback or
+//! forget a flush.
+//!
+//! What the rest of the core may still change on a held batch is narrow and
+//! named: stamping producer id/epoch/sequence ([`InBatch::stamp`]), the
+//! attempt count, the last broker error and the "may have been written"
+//! flag (the retry and idempotence logic owns those facts).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::{Index, IndexMut};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kring_protocol::record::SealedBatch;
+use kring_protocol::ErrorCode;
+use slab::Slab;
+
+use crate::delivery::{
+    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryCallback, DeliveryError,
+    MessageStatus, PerRecord, Span,
+};
+use crate::shared::Shared;
+use crate::signal::Signal;
+use crate::topics::{OpenBatch, QueuedBatch};
+
+use super::partition::TopicCore;
+use super::{BatchKey, CoreStats, PartKey};
+
+/// A batch's bytes: sealed but not stamped yet, or stamped for the wire.
+#[derive(Debug)]
+enum BatchData {
+    Sealed(SealedBatch),
+    Stamped(Bytes),
+    /// Transiently empty while being stamped.
+    Taken,
+}
+
+/// A batch drained from the accumulator and held by the ledger (on the
+/// wire or waiting for a retry).
+#[derive(Debug)]
+pub(crate) struct InBatch {
+    serial: u64,
+    /// The batch's place in its partition's record order: the serial it
+    /// was drained with and, for a part of a split batch, its first
+    /// record's index.
+    order: (u64, u32),
+    part: PartKey,
+    data: BatchData,
+    size: usize,
+    records: u32,
+    completion: Arc<BatchCompletion>,
+    /// Which records of `completion`'s batch this is, once split; `None`:
+    /// all.
+    span: Option<Span>,
+    created: Instant,
+    reserved: usize,
+    flush_gen: u64,
+    /// Per-record timestamps and contexts (callback only).
+    per_record: PerRecord,
+    /// Sends so far.
+    attempts: u32,
+    /// Base sequence (-1 without idempotence), and the producer id and
+    /// epoch it was stamped with.
+    seq: i32,
+    pid: i64,
+    epoch: i16,
+    /// Its sequence was rewritten by an epoch bump.
+    seq_reset: bool,
+    last_error: Option<ErrorCode>,
+    /// An attempt may have been written: it went unanswered, or was
+    /// answered with an error a broker may raise after appending
+    /// (`batch::may_have_appended`). Such a batch is only ever re-sent
+    /// with the producer id, epoch and sequence it was sent with, so the
+    /// broker can recognise it as a duplicate; cleared only when the broker
+    /// proves it absent (see `idempotence.rs`). Fails as possibly
+    /// persisted.
+    maybe_written: bool,
+}
+
+impl InBatch {
+    /// A serial unique among every batch the ledger ever held: tells a
+    /// response for an earlier holder of the same slab key apart.
+    pub(super) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The batch's place in its partition's record order. The retry queue
+    /// of a partition without idempotence is kept in this order (with
+    /// idempotence, sequence order).
+    pub(super) fn order(&self) -> (u64, u32) {
+        self.order
+    }
+
+    /// Its partition.
+    pub(super) fn part(&self) -> PartKey {
+        self.part
+    }
+
+    /// Its encoded size in bytes.
+    pub(super) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Its record count.
+    pub(super) fn records(&self) -> u32 {
+        self.records
+    }
+
+    /// When its first record was appended (the delivery timeout's start).
+    pub(super) fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Bytes of `buffer.memory` it holds (released by the ledger only).
+    pub(super) fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    /// Sends so far.
+    pub(super) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// One more send of it was written into a request.
+    pub(super) fn note_attempt(&mut self) {
+        self.attempts += 1;
+    }
+
+    /// Base sequence (-1 without idempotence).
+    pub(super) fn seq(&self) -> i32 {
+        self.seq
+    }
+
+    /// The producer id it was stamped with.
+    pub(super) fn pid(&self) -> i64 {
+        self.pid
+    }
+
+    /// The epoch it was stamped with.
+    pub(super) fn epoch(&self) -> i16 {
+        self.epoch
+    }
+
+    /// Whether its sequence was rewritten by an epoch bump.
+    pub(super) fn seq_reset(&self) -> bool {
+        self.seq_reset
+    }
+
+    /// The last broker error it was answered with.
+    pub(super) fn last_error(&self) -> Option<ErrorCode> {
+        self.last_error
+    }
+
+    /// Records the broker error an attempt was answered with.
+    pub(super) fn set_last_error(&mut self, err: ErrorCode) {
+        self.last_error = Some(err);
+    }
+
+    /// Whether an attempt may have been written.
+    pub(super) fn maybe_written(&self) -> bool {
+        self.maybe_written
+    }
+
+    /// Sets or clears (the broker proved it absent) "an attempt may have
+    /// been written".
+    pub(super) fn set_maybe_written(&mut self, maybe: bool) {
+        self.maybe_written = maybe;
+    }
+
+    /// Whether the batch may be in the log if it fails now.
+    pub(super) fn status(&self) -> MessageStatus {
+        if self.maybe_written {
+            MessageStatus::PossiblyPersisted
+        } else {
+            MessageStatus::NotPersisted
+        }
+    }
+
+    /// The wire bytes (stamped).
+    pub(super) fn bytes(&self) -> Bytes {
+        match &self.data {
+            BatchData::Stamped(b) => b.clone(),
+            _ => unreachable!("batch sent before being stamped"),
+        }
+    }
+
+    /// Stamps producer fields: the first time from the sealed batch (no
+    /// copy), later by rewriting a copy (after an epoch bump).
+    pub(super) fn stamp(&mut self, pid: i64, epoch: i16, seq: i32) {
+        self.pid = pid;
+        self.epoch = epoch;
+        self.seq = seq;
+        self.data = match std::mem::replace(&mut self.data, BatchData::Taken) {
+            BatchData::Sealed(s) => BatchData::Stamped(s.stamp(pid, epoch, seq, false)),
+            BatchData::Stamped(b) => {
+                BatchData::Stamped(kring_protocol::record::restamp(&b, pid, epoch, seq))
+            }
+            BatchData::Taken => unreachable!("stamp of a taken batch"),
+        };
+    }
+
+    /// Restamps with a sequence rewritten by an epoch bump.
+    pub(super) fn restamp_after_bump(&mut self, pid: i64, epoch: i16, seq: i32) {
+        self.stamp(pid, epoch, seq);
+        self.seq_reset = true;
+    }
+}
+
+/// The parts of the core a batch's final result touches besides the
+/// ledger: borrowed for one completion, so the ledger needs no access to
+/// the rest of the core and the core exposes nothing more.
+pub(super) struct Outlet<'a> {
+    /// Memory is released into `shared.pool`; callback panics counted.
+    pub(super) shared: &'a Shared,
+    /// The producer's delivery callback, if any.
+    pub(super) callback: Option<&'a DeliveryCallback>,
+    /// Batch and panic counters.
+    pub(super) stats: &'a mut CoreStats,
+    /// Topic names (for the callback) and partition counters.
+    pub(super) topics: &'a mut [TopicCore],
+}
+
+/// Every batch from the notice announcing it to its final result, and the
+/// flush and close waiters that depend on them. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Batches drained from the accumulator, not finished yet.
+    batches: Slab<InBatch>,
+    /// The last serial handed out.
+    serial: u64,
+    /// Batches announced and not finished (held or still in the
+    /// accumulator); briefly negative when a batch ends before its
+    /// announcement is read.
+    pending: i64,
+    /// Unfinished batches per flush generation (entries at zero removed).
+    incomplete: BTreeMap<u64, i64>,
+    /// Flushes (and closes) waiting, in generation order.
+    flushes: VecDeque<(u64, Arc<Signal>)>,
+    /// Close waiters: set when the core finishes, not when their flush
+    /// generation completes.
+    close_signals: Vec<Arc<Signal>>,
+}
+
+impl Index<BatchKey> for Ledger {
+    type Output = InBatch;
+    fn index(&self, bk: BatchKey) -> &InBatch {
+        &self.batches[bk]
+    }
+}
+
+impl IndexMut<BatchKey> for Ledger {
+    /// Only the narrow mutators of [`InBatch`] are reachable through this.
+    fn index_mut(&mut self, bk: BatchKey) -> &mut InBatch {
+        &mut self.batches[bk]
+    }
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub(super) fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// Batches announced and not finished.
+    pub(super) fn pending(&self) -> u64 {
+        self.pending.max(0) as u64
+    }
+
+    /// Whether nothing is owed: no batch held or announced, no flush
+    /// generation incomplete.
+    pub(super) fn is_settled(&self) -> bool {
+        self.batches.is_empty() && self.pending == 0 && self.incomplete.is_empty()
+    }
+
+    /// A producer thread opened a batch in flush generation `flush_gen`.
+    pub(super) fn announce(&mut self, flush_gen: u64) {
+        self.pending += 1;
+        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
+        if self.incomplete.get(&flush_gen) == Some(&0) {
+            // A batch of this generation finished before its notice was
+            // read (failed unsent): the counts meet at zero.
+            self.incomplete.remove(&flush_gen);
+        }
+    }
+
+    /// Takes a sealed batch drained from the accumulator into the ledger.
+    /// The caller fails a batch whose sealing failed instead
+    /// ([`fail_queued`](Self::fail_queued)).
+    pub(super) fn hold(&mut self, pk: PartKey, qb: QueuedBatch) -> BatchKey {
+        let sealed = qb.sealed.into_done().expect("hold takes a sealed batch");
+        self.serial += 1;
+        self.batches.insert(InBatch {
+            serial: self.serial,
+            order: (self.serial, 0),
+            part: pk,
+            size: sealed.size_in_bytes(),
+            records: qb.record_count,
+            data: BatchData::Sealed(sealed),
+            completion: qb.completion,
+            span: None,
+            created: qb.created,
+            reserved: qb.reserved,
+            flush_gen: qb.flush_gen,
+            per_record: qb.per_record,
+            attempts: 0,
+            seq: -1,
+            pid: -1,
+            epoch: -1,
+            seq_reset: false,
+            last_error: None,
+            maybe_written: false,
+        })
+    }
+
+    /// Whether `bk` still holds the batch that had `serial`.
+    pub(super) fn is_live(&self, bk: BatchKey, serial: u64) -> bool {
+        self.batches.get(bk).is_some_and(|b| b.serial == serial)
+    }
+
+    /// The keys of every held batch.
+    pub(super) fn keys(&self) -> Vec<BatchKey> {
+        self.batches.iter().map(|(k, _)| k).collect()
+    }
+
+    /// The final result of held batch `bk`. Returns its partition.
+    pub(super) fn complete(
+        &mut self,
+        bk: BatchKey,
+        outcome: Result<BatchOk, DeliveryError>,
+        out: Outlet<'_>,
+    ) -> PartKey {
+        let b = self.batches.remove(bk);
+        self.finish(
+            b.part,
+            b.records,
+            &b.completion,
+            b.span,
+            b.reserved,
+            b.flush_gen,
+            &b.per_record,
+            outcome,
+            out,
+        );
+        b.part
+    }
+
+    /// The end of a sealed batch that never left the accumulator.
+    pub(super) fn fail_queued(
+        &mut self,
+        pk: PartKey,
+        qb: QueuedBatch,
+        err: DeliveryError,
+        out: Outlet<'_>,
+    ) {
+        self.finish(
+            pk,
+            qb.record_count,
+            &qb.completion,
+            None,
+            qb.reserved,
+            qb.flush_gen,
+            &qb.per_record,
+            Err(err),
+            out,
+        );
+    }
+
+    /// The end of a batch still open (never sealed). Returns its record
+    /// count.
+    pub(super) fn fail_open(
+        &mut self,
+        pk: PartKey,
+        ob: OpenBatch,
+        err: DeliveryError,
+        out: Outlet<'_>,
+    ) -> u32 {
+        let records = ob.builder.record_count();
+        self.finish(
+            pk,
+            records,
+            &ob.completion,
+            None,
+            ob.reserved,
+            ob.flush_gen,
+            &ob.per_record,
+            Err(err),
+            out,
+        );
+        records
+    }
+
+    /// The one completion path: memory, counters, callback, handles, flush
+    /// accounting, each exactly once per batch (or part).
+    #[allow(clippy::too_many_arguments)] // the pieces of a batch being finished
+    fn finish(
+        &mut self,
+        pk: PartKey,
+        records: u32,
+        completion: &BatchCompletion,
+        span: Option<Span>,
+        reserved: usize,
+        flush_gen: u64,
+        per_record: &PerRecord,
+        outcome: Result<BatchOk, DeliveryError>,
+        out: Outlet<'_>,
+    ) {
+        out.shared.pool.release(reserved);
+        let part = &mut out.topics[pk.0 as usize].partitions[pk.1 as usize].stats;
+        if outcome.is_ok() {
+            out.stats.batches_ok += 1;
+            part.acked += u64::from(records);
+        } else {
+            out.stats.batches_failed += 1;
+            part.failed += u64::from(records);
+        }
+        if let Some(cb) = out.callback {
+            let topic = &out.topics[pk.0 as usize].name;
+            let first = span.map_or(0, |s| s.first);
+            let panics = report_batch(cb, topic, pk.1 as i32, first, per_record, &outcome);
+            if panics.count > 0 {
+                callback_panicked(out.shared, out.stats, topic, panics);
+            }
+        }
+        let completed = completion.complete_part(span, outcome);
+        debug_assert!(completed, "a batch completed twice");
+        // May go below zero for a moment: a batch purged or failed before
+        // the I/O thread read its `Opened` notice is announced after its
+        // end (`announce` then brings the counts back to zero).
+        self.pending -= 1;
+        let e = self.incomplete.entry(flush_gen).or_insert(0);
+        *e -= 1;
+        if *e == 0 {
+            self.incomplete.remove(&flush_gen);
+        }
+    }
+
+    /// Splits held batch `bk` in two parts, `first` (its first `n1`
+    /// records, keeping `bk` and `reserved_first` bytes of its
+    /// reservation) and `second` (the rest, a new key, returned). Both are
+    /// stamped: with the batch's producer id and epoch and its sequence and
+    /// `seq2` when `seq2` is given, else unsequenced. The second part owes
+    /// its own result: one more pending batch in the same flush generation.
+    pub(super) fn split(
+        &mut self,
+        bk: BatchKey,
+        first: SealedBatch,
+        second: SealedBatch,
+        n1: u32,
+        reserved_first: usize,
+        seq2: Option<i32>,
+    ) -> BatchKey {
+        let second_serial = self.serial + 1;
+        let first_serial = self.serial + 2;
+        self.serial += 2;
+        let b = &mut self.batches[bk];
+        let n = b.records;
+        debug_assert!(0 < n1 && n1 < n && reserved_first <= b.reserved);
+        let span = b.span.unwrap_or(Span { first: 0, count: n });
+        if b.span.is_none() {
+            b.completion.split(n);
+        }
+        let (pid, epoch, seq) = (b.pid, b.epoch, b.seq);
+        let n2 = n - n1;
+        let mut part2 = InBatch {
+            serial: second_serial,
+            order: (b.order.0, span.first + n1),
+            part: b.part,
+            size: second.size_in_bytes(),
+            records: n2,
+            data: BatchData::Sealed(second),
+            completion: b.completion.clone(),
+            span: Some(Span {
+                first: span.first + n1,
+                count: n2,
+            }),
+            created: b.created,
+            reserved: b.reserved - reserved_first,
+            flush_gen: b.flush_gen,
+            per_record: b.per_record.split_off(n1 as usize),
+            attempts: 0,
+            seq: -1,
+            pid: -1,
+            epoch: -1,
+            seq_reset: b.seq_reset,
+            last_error: b.last_error,
+            // Only without idempotence can it be set here; a part of a
+            // batch that may be in the log may be in the log.
+            maybe_written: b.maybe_written,
+        };
+        // The first part keeps the batch's key (and so its place in the
+        // partition's sequence order).
+        b.serial = first_serial;
+        b.order = (b.order.0, span.first);
+        b.size = first.size_in_bytes();
+        b.records = n1;
+        b.data = BatchData::Sealed(first);
+        b.span = Some(Span {
+            first: span.first,
+            count: n1,
+        });
+        b.reserved = reserved_first;
+        b.attempts = 0;
+        match seq2 {
+            Some(seq2) => {
+                b.stamp(pid, epoch, seq);
+                part2.stamp(pid, epoch, seq2);
+            }
+            None => {
+                b.stamp(-1, -1, -1);
+                part2.stamp(-1, -1, -1);
+            }
+        }
+        let flush_gen = part2.flush_gen;
+        let bk2 = self.batches.insert(part2);
+        // One more batch to complete before the flushes and close waiting
+        // for this one.
+        self.pending += 1;
+        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
+        bk2
+    }
+
+    /// A flush of generation `gen` waits for every earlier batch.
+    pub(super) fn add_flush(&mut self, gen: u64, signal: Arc<Signal>) {
+        self.flushes.push_back((gen, signal));
+    }
+
+    /// A close: a flush of generation `gen` whose signal is set only when
+    /// the core finishes ([`release_close_waiters`](Self::release_close_waiters)).
+    pub(super) fn add_close(&mut self, gen: u64, signal: Arc<Signal>) {
+        self.flushes.push_back((gen, signal.clone()));
+        self.close_signals.push(signal);
+    }
+
+    /// Completes flushes whose batches are all done.
+    pub(super) fn check_flushes(&mut self) {
+        while let Some((gen, _)) = self.flushes.front() {
+            if self.incomplete.range(..*gen).next().is_some() {
+                break;
+            }
+            let (_, s) = self.flushes.pop_front().expect("front");
+            if !self.close_signals.iter().any(|c| Arc::ptr_eq(c, &s)) {
+                s.set();
+            }
+        }
+    }
+
+    /// Whether a flush (or close) still waits.
+    pub(super) fn flushes_waiting(&self) -> bool {
+        !self.flushes.is_empty()
+    }
+
+    /// The core finished: every close waiter is released. Nothing may be
+    /// owed any more.
+    pub(super) fn release_close_waiters(&mut self) {
+        debug_assert!(
+            self.is_settled(),
+            "finished with batches owed: {} held, {} pending, {:?} incomplete",
+            self.batches.len(),
+            self.pending,
+            self.incomplete
+        );
+        for s in self.close_signals.drain(..) {
+            s.set();
+        }
+    }
+}
+
+/// The delivery callback panicked (caught): the first time logged as a
+/// warning, later only counted (`CoreStats::callback_panics`) and logged at
+/// debug level, so a callback that always panics does not flood the log.
+fn callback_panicked(shared: &Shared, stats: &mut CoreStats, topic: &str, panics: CallbackPanics) {
+    let first_ever = stats.callback_panics == 0;
+    stats.callback_panics += panics.count;
+    shared
+        .callback_panics
+        .fetch_add(panics.count, Ordering::Relaxed);
+    let message = panics.first.unwrap_or_default();
+    if first_ever {
+        tracing::warn!(
+            topic,
+            panic = %message,
+            "the on_delivery callback panicked; caught, the record's result stands and later records are reported as usual (further panics are counted in callback_panics)"
+        );
+    } else {
+        tracing::debug!(topic, panic = %message, count = panics.count, "the on_delivery callback panicked again");
+    }
+}
