@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kring::{Compression, LastError, Producer, Record, SecurityProtocol, SendError, TlsFailure};
+use kring::{Compression, LastError, Record, SecurityProtocol, SendError, TlsFailure};
 use kring_testcluster::{
     ClusterConfig, KafkaCluster, ListenerSecurity, ScramMechanism, SecureListener, ServerTls,
 };
