@@ -233,6 +233,10 @@ struct Slot {
     /// Set when the batch was split: the parts' results.
     parts: Option<Box<Parts>>,
     wakers: Vec<Waker>,
+    /// Threads blocked on the condition variable. Completion notifies it
+    /// only when one is: `Condvar::notify_all` is a futex syscall even with
+    /// nobody waiting, and most batches have no blocked waiter.
+    sleepers: u32,
 }
 
 impl Slot {
@@ -327,7 +331,7 @@ impl BatchCompletion {
             }
             s.result = Some(outcome);
             self.done.store(true, Ordering::Release);
-            std::mem::take(&mut s.wakers)
+            (std::mem::take(&mut s.wakers), s.sleepers > 0)
         };
         self.wake(wakers);
         true
@@ -379,14 +383,19 @@ impl BatchCompletion {
             }
             parts.done.sort_unstable_by_key(|(s, _)| s.first);
             self.done.store(true, Ordering::Release);
-            std::mem::take(&mut s.wakers)
+            (std::mem::take(&mut s.wakers), s.sleepers > 0)
         };
         self.wake(wakers);
         true
     }
 
-    fn wake(&self, wakers: Vec<Waker>) {
-        self.cond.notify_all();
+    /// Wakes blocked threads (if `sleepers`: read under the lock that
+    /// stored the result, so a thread that saw no result was counted) and
+    /// registered tasks.
+    fn wake(&self, (wakers, sleepers): (Vec<Waker>, bool)) {
+        if sleepers {
+            self.cond.notify_all();
+        }
         for w in wakers {
             wake_fenced(w);
         }
@@ -495,18 +504,22 @@ impl DeliveryHandle {
             if let Some(r) = self.result_in(&s) {
                 return r;
             }
+            s.sleepers += 1;
             s = self.batch.cond.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.sleepers -= 1;
         }
     }
 
     /// Blocks up to `timeout`; `None` if the result is still unknown then.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, DeliveryError>> {
-        let s = self.batch.lock();
-        let (s, _) = self
+        let mut s = self.batch.lock();
+        s.sleepers += 1;
+        let (mut s, _) = self
             .batch
             .cond
             .wait_timeout_while(s, timeout, |s| !s.is_complete())
             .unwrap_or_else(|e| e.into_inner());
+        s.sleepers -= 1;
         self.result_in(&s)
     }
 }
