@@ -33,6 +33,10 @@ pub(crate) struct Slot<T> {
     /// The value being settled.
     pub(crate) value: T,
     wakers: Vec<Waker>,
+    /// Threads blocked on the condition variable. Settling notifies it
+    /// only when one is: `Condvar::notify_all` is a futex syscall even with
+    /// nobody waiting, and most batches never have a blocked waiter.
+    sleepers: u32,
 }
 
 /// A value settled once by one side and waited for by any number of
@@ -65,6 +69,7 @@ impl<T> OneShot<T> {
             slot: Mutex::new(Slot {
                 value,
                 wakers: Vec::new(),
+                sleepers: 0,
             }),
             cond: Condvar::new(),
         }
@@ -85,7 +90,7 @@ impl<T> OneShot<T> {
     /// registered task, once. Returns `None` without calling `f` when it
     /// was settled already.
     pub(crate) fn settle<R>(&self, f: impl FnOnce(&mut T) -> (bool, R)) -> Option<R> {
-        let (r, wakers) = {
+        let (r, wakers, sleepers) = {
             let mut s = self.lock();
             if self.is_settled() {
                 return None;
@@ -95,9 +100,13 @@ impl<T> OneShot<T> {
                 return Some(r);
             }
             self.settled.store(true, Ordering::Release);
-            (r, std::mem::take(&mut s.wakers))
+            // Read under the lock that stored the result: a thread that saw
+            // it unsettled counted itself before releasing the lock.
+            (r, std::mem::take(&mut s.wakers), s.sleepers > 0)
         };
-        self.cond.notify_all();
+        if sleepers {
+            self.cond.notify_all();
+        }
         for w in wakers {
             wake_fenced(w);
         }
@@ -108,7 +117,9 @@ impl<T> OneShot<T> {
     pub(crate) fn wait(&self) -> MutexGuard<'_, Slot<T>> {
         let mut g = self.lock();
         while !self.is_settled() {
+            g.sleepers += 1;
             g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.sleepers -= 1;
         }
         g
     }
@@ -116,11 +127,13 @@ impl<T> OneShot<T> {
     /// Blocks up to `timeout`; returns the value locked and whether it is
     /// settled.
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> (MutexGuard<'_, Slot<T>>, bool) {
-        let g = self.lock();
-        let (g, _) = self
+        let mut g = self.lock();
+        g.sleepers += 1;
+        let (mut g, _) = self
             .cond
             .wait_timeout_while(g, timeout, |_| !self.is_settled())
             .unwrap_or_else(|e| e.into_inner());
+        g.sleepers -= 1;
         let done = self.is_settled();
         (g, done)
     }

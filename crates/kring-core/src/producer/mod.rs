@@ -30,6 +30,7 @@ mod batch;
 mod conn;
 mod idempotence;
 mod ledger;
+mod linger;
 mod metadata;
 mod partition;
 mod produce;
@@ -177,7 +178,6 @@ pub struct CoreStats {
 /// Timer kinds in the deadline queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerKey {
-    Linger(PartKey),
     Backoff(PartKey),
     Delivery(PartKey),
     Request(ConnId),
@@ -230,6 +230,8 @@ pub struct ProducerCore {
     pub(crate) shared: Arc<Shared>,
     pub(crate) callback: Option<DeliveryCallback>,
     pub(crate) timers: DeadlineQueue<TimerKey>,
+    /// Linger deadlines of open batches (one FIFO, not a timer each).
+    pub(crate) lingers: linger::LingerQueue,
     pub(crate) rng: SplitMix64,
     pub(crate) stats: CoreStats,
 
@@ -330,6 +332,7 @@ impl ProducerCore {
             shared: shared.clone(),
             callback: config.on_delivery.clone(),
             timers: DeadlineQueue::new(),
+            lingers: Default::default(),
             rng: SplitMix64::new(config.jitter_seed),
             stats: CoreStats::default(),
             topics: Vec::new(),
@@ -440,9 +443,9 @@ impl ProducerCore {
 
     /// Runs every timer due at `now`. Call when `now >= poll_timeout()`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_lingers(now);
         while let Some(key) = self.timers.pop_due(now) {
             match key {
-                TimerKey::Linger(pk) => self.linger_expired(pk),
                 TimerKey::Backoff(pk) => self.backoff_expired(pk),
                 TimerKey::Delivery(pk) => self.delivery_expired(now, pk),
                 TimerKey::Request(c) => self.request_timer(now, c),
@@ -489,7 +492,10 @@ impl ProducerCore {
     /// scheduled (only after close). Poll after every `handle_*` call.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek()
+        match (self.timers.peek(), self.lingers.peek()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next socket operation to perform. Poll until `None` after the
@@ -575,6 +581,7 @@ impl ProducerCore {
             self.io.push_back(IoCommand::Close { conn: id });
         }
         self.timers = DeadlineQueue::new();
+        self.lingers.clear();
         for t in &mut self.topics {
             t.clear_timers();
         }

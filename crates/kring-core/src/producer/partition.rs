@@ -45,7 +45,9 @@ pub(crate) struct PartCore {
     /// Batches below this id were sealed by the core (linger, flush): a
     /// late "opened" notice for one of them must not arm a linger timer.
     pub(crate) sealed_below: u64,
-    pub(crate) linger: Option<TimerHandle>,
+    /// `open` waits for its linger deadline in the core's linger queue
+    /// (`linger.rs`).
+    pub(crate) linger: bool,
     /// The open batch `open` has lingered long enough: the sender takes it
     /// (sealing it) when it drains this partition. Until then producer
     /// threads keep appending to it.
@@ -75,7 +77,7 @@ impl PartCore {
             open: None,
             drained_below: 0,
             sealed_below: 0,
-            linger: None,
+            linger: false,
             open_due: false,
             open_pos: None,
             unsent: 0,
@@ -112,7 +114,7 @@ pub(crate) struct TopicCore {
 impl TopicCore {
     pub(crate) fn clear_timers(&mut self) {
         for p in &mut self.partitions {
-            p.linger = None;
+            p.linger = false;
             p.backoff = None;
             p.delivery = None;
         }
@@ -219,16 +221,8 @@ impl ProducerCore {
         if p.open.is_none_or(|o| o < batch) {
             p.open = Some(batch);
             p.open_due = false;
-            let deadline = created + linger;
-            match p.linger {
-                Some(h) => {
-                    self.timers.reschedule(h, deadline);
-                }
-                None => {
-                    let h = self.timers.insert(deadline, TimerKey::Linger(pk));
-                    self.part(pk).linger = Some(h);
-                }
-            }
+            p.linger = true;
+            self.arm_linger(pk, batch, created + linger);
             if self.part(pk).open_pos.is_none() {
                 let pos = self.open_parts.len();
                 self.open_parts.push(pk);
@@ -248,8 +242,8 @@ impl ProducerCore {
         let p = self.part(pk);
         p.open = None;
         p.open_due = false;
-        if let Some(h) = p.linger.take() {
-            self.timers.cancel(h);
+        if std::mem::take(&mut p.linger) {
+            self.prune_lingers();
         }
         if let Some(pos) = self.part(pk).open_pos.take() {
             let last = self.open_parts.len() - 1;
@@ -310,7 +304,7 @@ impl ProducerCore {
     /// batch stays open (and appendable) until the sender takes it.
     pub(crate) fn linger_expired(&mut self, pk: PartKey) {
         let p = self.part(pk);
-        p.linger = None;
+        p.linger = false;
         if p.open.is_some() {
             p.open_due = true;
         }

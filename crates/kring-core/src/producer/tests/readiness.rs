@@ -78,3 +78,52 @@ fn backing_off_partitions_are_not_rescanned() {
     );
     assert_eq!(sim.cluster.records("t", 0).len(), 2);
 }
+
+/// Linger deadlines live in one FIFO (`linger.rs`) with lazy removal: a
+/// batch sealed before its deadline leaves a stale entry. Stale entries
+/// never lead the queue (the core's deadline is a live batch's), and while
+/// a lingering batch holds the front, stale entries behind it are
+/// compacted away instead of piling up (one per batch sent).
+#[test]
+fn linger_queue_stays_bounded_and_its_front_live() {
+    let linger = Duration::from_secs(60);
+    let mut sim = sim_with(
+        Config {
+            linger,
+            delivery_timeout: Duration::from_secs(600),
+            batch_size: 100,
+            ..cfg()
+        },
+        1,
+        3,
+    );
+    sim.send("t", Some(2), None, Some(b"w")).unwrap();
+    sim.drive();
+    // Partition 0 lingers (a small record, an open batch), from t0.
+    let t0 = sim.now;
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.settle();
+    assert_eq!(sim.core.lingers.peek(), Some(t0 + linger));
+    // Behind it, 5,000 batches of partition 1, each full at once: every
+    // one is announced opened, then sealed (its linger entry goes stale).
+    for _ in 0..5_000 {
+        sim.send("t", Some(1), None, Some(&[7u8; 100])).unwrap();
+        sim.settle();
+    }
+    assert!(
+        sim.core.lingers.len() <= 2 * sim.core.open_parts.len() + 64,
+        "{} entries for {} open batches",
+        sim.core.lingers.len(),
+        sim.core.open_parts.len()
+    );
+    // Partition 0's batch leaves by a flush: no stale deadline remains.
+    let t1 = sim.now;
+    sim.send("t", Some(2), None, Some(b"y")).unwrap();
+    sim.settle();
+    assert_eq!(sim.core.lingers.peek(), Some(t0 + linger));
+    sim.flush();
+    sim.settle();
+    assert_eq!(sim.core.lingers.peek(), None);
+    sim.drive();
+    assert!(sim.now < t1 + linger, "the flush sent everything at once");
+}

@@ -1,0 +1,119 @@
+//! The linger queue: one FIFO of open-batch deadlines instead of a timer
+//! per partition.
+//!
+//! `linger.ms` is one constant, so batches opened in notice order have
+//! deadlines in (nearly) the same order: a queue in deadline order takes
+//! an O(1) push and pop where the deadline heap took two O(log n) sifts per
+//! batch (insert, then cancel when the sender took the batch before its
+//! deadline). At 10,000 partitions all receiving, every batch paid both.
+//!
+//! Entries are removed lazily: taking or sealing an open batch only clears
+//! the partition's `linger` flag; the entry stays until it reaches the
+//! front, where [`prune_lingers`](ProducerCore::prune_lingers) drops it.
+//! **Invariant:** after every `&mut self` call the front entry is live, so
+//! [`poll_timeout`](ProducerCore::poll_timeout) never names a deadline of a
+//! batch already gone (no spurious wake-up). An entry is live when its
+//! partition's `open` is its batch and `linger` is set; a partition has at
+//! most one live entry and only partitions in `open_parts` have one, so
+//! compaction (when the queue holds more than twice `open_parts` plus a
+//! constant) keeps the queue's memory bounded by the open batches, whatever
+//! `linger.ms` is.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::{PartKey, ProducerCore};
+
+/// Open batches waiting for their linger deadline, in deadline order.
+#[derive(Debug, Default)]
+pub(crate) struct LingerQueue {
+    entries: VecDeque<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    deadline: Instant,
+    part: PartKey,
+    batch: u64,
+}
+
+/// Stale entries tolerated beyond twice the open batches before a
+/// compaction.
+const SLACK: usize = 64;
+
+impl LingerQueue {
+    /// The earliest deadline (live: see the module invariant).
+    pub(crate) fn peek(&self) -> Option<Instant> {
+        self.entries.front().map(|e| e.deadline)
+    }
+
+    /// Forgets every entry (the core finished).
+    pub(crate) fn clear(&mut self) {
+        self.entries = VecDeque::new();
+    }
+
+    /// Entries held, stale ones included.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl ProducerCore {
+    fn linger_live(&self, part: PartKey, batch: u64) -> bool {
+        self.topics
+            .get(part.0 as usize)
+            .and_then(|t| t.partitions.get(part.1 as usize))
+            .is_some_and(|p| p.linger && p.open == Some(batch))
+    }
+
+    /// Starts the linger wait of `pk`'s open batch `batch` (its `open` and
+    /// `linger` already set), due at `deadline`.
+    pub(crate) fn arm_linger(&mut self, pk: PartKey, batch: u64, deadline: Instant) {
+        let e = Entry {
+            deadline,
+            part: pk,
+            batch,
+        };
+        let q = &mut self.lingers.entries;
+        if q.back().is_none_or(|b| b.deadline <= deadline) {
+            q.push_back(e);
+        } else {
+            // Notices from several producer threads can be slightly out of
+            // order: insert after every entry due no later (ties keep
+            // notice order).
+            let i = q.partition_point(|x| x.deadline <= deadline);
+            q.insert(i, e);
+        }
+        if q.len() > 2 * self.open_parts.len() + SLACK {
+            let mut entries = std::mem::take(&mut self.lingers.entries);
+            entries.retain(|e| self.linger_live(e.part, e.batch));
+            self.lingers.entries = entries;
+        }
+        self.prune_lingers();
+    }
+
+    /// Drops stale entries from the front (keeps the module invariant).
+    pub(crate) fn prune_lingers(&mut self) {
+        while let Some(&e) = self.lingers.entries.front() {
+            if self.linger_live(e.part, e.batch) {
+                return;
+            }
+            self.lingers.entries.pop_front();
+        }
+    }
+
+    /// Every open batch whose linger ended by `now` becomes due.
+    pub(crate) fn expire_lingers(&mut self, now: Instant) {
+        while let Some(&e) = self.lingers.entries.front() {
+            if e.deadline > now {
+                break;
+            }
+            self.lingers.entries.pop_front();
+            if self.linger_live(e.part, e.batch) {
+                self.linger_expired(e.part);
+            }
+        }
+        self.prune_lingers();
+    }
+}
