@@ -19,9 +19,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kring::{
-    Compression, LastError, Producer, ProducerBuilder, Record, SecurityProtocol, SendError,
-};
+use kring::{Compression, LastError, ProducerBuilder, Record, SecurityProtocol, SendError};
 use kring_testcluster::{
     ClusterConfig, KafkaCluster, ListenerSecurity, ScramMechanism, SecureListener,
 };
@@ -56,7 +54,7 @@ fn cluster() -> &'static KafkaCluster {
 
 fn builder(c: &KafkaCluster) -> ProducerBuilder {
     support::trace::init();
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(&c.secured_bootstrap().expect("secured listener"))
         .security_protocol(SecurityProtocol::SaslPlaintext)
         .linger(Duration::from_millis(2))
@@ -144,7 +142,12 @@ fn scram_sha512_delivers_every_codec_from_properties() {
         ("linger.ms", "2"),
     ])
     .unwrap();
-    deliver_all_codecs(c, Producer::builder().config(config), "sasl-scram512", 200);
+    deliver_all_codecs(
+        c,
+        support::producer_builder_from(config),
+        "sasl-scram512",
+        200,
+    );
 }
 
 /// Produces for 2.5 session lifetimes: every record is delivered and the

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kring::{DeliveryError, DeliveryFuture, MessageStatus, Producer, Record};
+use kring::{DeliveryError, DeliveryFuture, MessageStatus, Record};
 use kring_mock::MockCluster;
 
 fn cluster() -> MockCluster {
@@ -36,7 +36,7 @@ fn purge_behind_a_stopped_broker() {
         let c = cluster();
         let purged_reports = Arc::new(AtomicU64::new(0));
         let pr = purged_reports.clone();
-        let p = Producer::builder()
+        let p = support::producer_builder()
             .bootstrap(&c.bootstrap_servers())
             .idempotence(idempotence)
             .linger(Duration::from_secs(30))
@@ -126,7 +126,7 @@ fn purge_behind_a_stopped_broker() {
 #[test]
 fn purge_while_sending_keeps_every_result_single() {
     let c = cluster();
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .linger(Duration::from_millis(2))
         .batch_size(4096)

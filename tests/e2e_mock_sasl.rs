@@ -11,8 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kring::{
-    Compression, LastError, OAuthToken, Producer, ProducerBuilder, Record, SecurityProtocol,
-    SendError,
+    Compression, LastError, OAuthToken, ProducerBuilder, Record, SecurityProtocol, SendError,
 };
 use kring_mock::{MockCluster, MockSasl};
 
@@ -33,7 +32,7 @@ fn cluster(sasl: MockSasl) -> MockCluster {
 }
 
 fn builder(c: &MockCluster) -> ProducerBuilder {
-    Producer::builder()
+    support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .security_protocol(SecurityProtocol::SaslPlaintext)
         .linger(Duration::from_millis(2))
@@ -201,7 +200,7 @@ fn unauthenticated_requests_close_the_connection() {
     // A producer without SASL against a SASL listener: its Metadata closes
     // the connection (as Kafka does), reported as a disconnect.
     let c = cluster(MockSasl::default().user("alice", PASSWORD));
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .max_block(Duration::from_secs(2))
         .build()

@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use kring::{Acks, Compression, DeliveryError, DeliveryFuture, MessageStatus, Producer, Record};
+use kring::{Acks, Compression, DeliveryError, DeliveryFuture, MessageStatus, Record};
 use kring_mock::MockCluster;
 
 const LIMIT: usize = 4000;
@@ -42,7 +42,7 @@ fn run(idempotence: bool, compression: Compression) {
         .max_message_bytes(LIMIT)
         .build()
         .expect("mock cluster");
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .linger(Duration::from_millis(20))
         .acks(Acks::All)
@@ -128,7 +128,7 @@ fn a_record_too_large_alone_fails_alone() {
         .max_message_bytes(LIMIT)
         .build()
         .expect("mock cluster");
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .linger(Duration::from_millis(20))
         .build()
@@ -191,7 +191,7 @@ fn split_under_lost_answers_keeps_exactly_once() {
         .max_message_bytes(LIMIT)
         .build()
         .expect("mock cluster");
-    let p = Producer::builder()
+    let p = support::producer_builder()
         .bootstrap(&c.bootstrap_servers())
         .linger(Duration::from_millis(5))
         .retry_backoff(Duration::from_millis(5))
