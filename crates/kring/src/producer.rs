@@ -542,7 +542,10 @@ impl Producer {
         let start = Instant::now();
         loop {
             // After close (or a failure) nobody completes a new handle.
-            if !h.is_done() && self.io_thread_exited() {
+            // Exited first, then done: an I/O thread that completes the
+            // handle and exits between the two reads must not look like
+            // one that died without completing it.
+            if self.io_thread_exited() && !h.is_done() {
                 return false;
             }
             let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
