@@ -184,3 +184,19 @@ fn chaos_rdkafka_mock_seeds_01_to_10() {
     eprintln!("librdkafka mock seeds 1..=10 in {:?}", start.elapsed());
     assert!(failing.is_empty(), "violating seeds: {failing:?}");
 }
+
+/// Replays one input of kring-core's Sim chaos run (`kring_core::sim::chaos`,
+/// the `producer_sim` fuzz target's body; a fuzzer artifact, say) with its
+/// trace: `CHAOS_FILE=path cargo test --test e2e_chaos replay_sim_chaos_file
+/// -- --ignored --nocapture`. The file is read here because kring-core does
+/// no I/O.
+#[test]
+#[ignore = "replays the input named by CHAOS_FILE"]
+fn replay_sim_chaos_file() {
+    let path = std::env::var_os("CHAOS_FILE").expect("CHAOS_FILE=<path of a producer_sim input>");
+    let data = std::fs::read(&path).expect("CHAOS_FILE readable");
+    let out =
+        kring_core::sim::chaos::run_traced(&data, Instant::now(), Some(&mut |l| eprintln!("{l}")));
+    eprintln!("{out:?}");
+    assert!(out.is_ok(), "{out:?}");
+}

@@ -12,8 +12,8 @@
 //! The bytes are exactly those [`encode_request`](crate::message::encode_request)
 //! writes for the same request (the tests compare both for every version).
 
+use crate::message::put_size_and_header;
 use crate::message::wire as w;
-use crate::message::{Encodable, Request};
 use crate::messages::produce::ProduceRequest;
 use crate::primitives as p;
 use crate::primitives::EncodeError;
@@ -148,42 +148,26 @@ pub fn encode_produce_request_frame(
     request: &ProduceRequest,
     head_capacity: usize,
 ) -> Result<Frame, EncodeError> {
-    type R = ProduceRequest;
-    if !(R::MIN_VERSION..=R::MAX_VERSION).contains(&version) {
-        return Err(EncodeError::UnsupportedVersion {
-            api_key: R::API_KEY,
-            version,
-        });
-    }
-    let flexible = version >= R::FLEXIBLE_MIN;
-    if let Some(id) = client_id {
-        p::check_string_len("ClientId", id, false)?;
-    }
-    let header_len = 8 + p::nullable_string_len(client_id, false) + usize::from(flexible);
-    // Runs every check the generated encoder runs (lengths, fields absent
-    // from this version, duplicate tags), so what follows cannot fail
-    // half-way.
-    let body_len = request.encoded_len(version)?;
-    let size = i32::try_from(header_len + body_len).map_err(|_| EncodeError::TooLong {
-        field: "frame",
-        len: header_len + body_len,
-    })?;
     let mut fw = FrameWriter {
         head: BytesMut::with_capacity(head_capacity),
         frame: Frame {
-            chunks: Vec::with_capacity(2 * request.topic_data.len() + 2),
+            // A head piece and a batch per partition, and the tail.
+            chunks: Vec::with_capacity(
+                2 * request
+                    .topic_data
+                    .iter()
+                    .map(|t| t.partition_data.len())
+                    .sum::<usize>()
+                    + 1,
+            ),
             len: 0,
         },
     };
+    // Checks everything first (see `put_size_and_header`), so what follows
+    // cannot fail half-way.
+    let flexible = put_size_and_header(&mut fw.head, correlation_id, client_id, version, request)?;
+    let size = i32::from_be_bytes(fw.head[..4].try_into().expect("the size prefix"));
     let b = &mut fw.head;
-    b.put_i32(size);
-    b.put_i16(R::API_KEY);
-    b.put_i16(version);
-    b.put_i32(correlation_id);
-    p::put_nullable_string(b, client_id, false);
-    if flexible {
-        p::put_unsigned_varint(b, 0); // no tagged fields in the header
-    }
     if version >= 3 {
         p::put_nullable_string(b, request.transactional_id.as_deref(), flexible);
     }
@@ -215,14 +199,14 @@ pub fn encode_produce_request_frame(
         put_tags(&mut fw.head, &request.unknown_tagged_fields)?;
     }
     let frame = fw.finish();
-    debug_assert_eq!(frame.len(), 4 + header_len + body_len);
+    debug_assert_eq!(frame.len(), 4 + size as usize);
     Ok(frame)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::encode_request;
+    use crate::message::{encode_request, Request};
     use crate::messages::produce::{PartitionProduceData, TopicProduceData};
 
     fn contiguous(corr: i32, client: Option<&str>, v: i16, req: &ProduceRequest) -> Bytes {

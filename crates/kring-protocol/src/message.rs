@@ -112,6 +112,24 @@ pub fn encode_request<B: BufMut, R: Request>(
     version: i16,
     request: &R,
 ) -> Result<(), EncodeError> {
+    put_size_and_header(buf, correlation_id, client_id, version, request)?;
+    request.encode(buf, version)
+}
+
+/// Validates `request` for `version` (the version range, the client id,
+/// and the generated `encoded_len`, which runs every check the encoder
+/// runs) and writes the frame's 4-byte size and the request header:
+/// everything before the body, after which encoding cannot fail half-way.
+/// Returns whether the version is flexible. Shared by [`encode_request`]
+/// and the chunked produce frame
+/// ([`encode_produce_request_frame`](crate::frame::encode_produce_request_frame)).
+pub(crate) fn put_size_and_header<B: BufMut, R: Request>(
+    buf: &mut B,
+    correlation_id: i32,
+    client_id: Option<&str>,
+    version: i16,
+    request: &R,
+) -> Result<bool, EncodeError> {
     if !(R::MIN_VERSION..=R::MAX_VERSION).contains(&version) {
         return Err(EncodeError::UnsupportedVersion {
             api_key: R::API_KEY,
@@ -134,7 +152,7 @@ pub fn encode_request<B: BufMut, R: Request>(
     if flexible {
         p::put_unsigned_varint(buf, 0); // no tagged fields
     }
-    request.encode(buf, version)
+    Ok(flexible)
 }
 
 /// The correlation id of a response frame (without its size prefix): the

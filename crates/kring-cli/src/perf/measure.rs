@@ -75,18 +75,21 @@ pub struct ThreadSwitches {
     pub involuntary: u64,
 }
 
+/// Every live thread of this process: its kernel id and its
+/// /proc/self/task/<tid> directory (none if /proc is unreadable).
+fn threads() -> impl Iterator<Item = (u32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+}
+
 /// Reads voluntary and involuntary context switches of every thread of
 /// this process from /proc/self/task/*/status.
 pub fn thread_switches() -> Vec<ThreadSwitches> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let path = entry.path();
+    for (tid, path) in threads() {
         let name = std::fs::read_to_string(path.join("comm"))
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -152,14 +155,8 @@ pub fn thread_cpu() -> Vec<ThreadCpu> {
     // SAFETY: sysconf has no preconditions.
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+    for (tid, path) in threads() {
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
             continue;
         };
         if let Some((name, ticks)) = parse_stat(&stat) {

@@ -532,16 +532,12 @@ mod tests {
         (total, failures)
     }
 
-    /// Replays one input with its trace: `CHAOS_FILE=path cargo test -p
-    /// kring-core --lib replay_chaos_file -- --nocapture` (a fuzzer
-    /// artifact, say). Without the variable it checks that tracing a
-    /// schedule changes nothing.
+    /// Tracing a schedule changes nothing about its run. (A fuzzer
+    /// artifact is replayed with its trace by `tests/e2e_chaos.rs`
+    /// `replay_sim_chaos_file`: kring-core itself reads no files.)
     #[test]
-    fn replay_chaos_file() {
-        let data = match std::env::var_os("CHAOS_FILE") {
-            Some(f) => std::fs::read(f).expect("CHAOS_FILE"),
-            None => schedule(7),
-        };
+    fn tracing_changes_nothing() {
+        let data = schedule(7);
         let mut lines = 0;
         let traced = run_traced(
             &data,

@@ -1189,8 +1189,6 @@ mod tls {
     use std::sync::Arc;
 
     use kring_core::TlsFailure;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::PrivateKeyDer;
 
     use super::*;
     use crate::config::{Pem, SslSettings};
@@ -1209,22 +1207,7 @@ mod tls {
     /// A self-signed certificate for `name`, as the server's config and
     /// its PEM (to trust it).
     fn identity(name: &str) -> (Arc<rustls::ServerConfig>, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
-            )
-            .unwrap();
-        (Arc::new(config), cert.pem())
+        crate::driver::tls::session_tests::self_signed_server(name)
     }
 
     fn harness(backend: IoBackend, ca_pem: &str, verify_hostname: bool) -> Harness {

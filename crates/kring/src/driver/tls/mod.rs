@@ -38,6 +38,9 @@ pub(crate) use link::Link;
 
 #[cfg(feature = "tls")]
 mod session;
+/// Test helpers of the session (a self-signed rustls server).
+#[cfg(all(test, feature = "tls"))]
+pub(crate) use session::tests as session_tests;
 #[cfg(feature = "tls")]
 pub(crate) use session::{TlsConnector, TlsSession};
 

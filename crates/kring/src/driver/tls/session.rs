@@ -506,24 +506,23 @@ fn client_identity(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::driver::conn::SendQueue;
     use crate::driver::tls::seal;
     use bytes::Bytes;
 
-    /// A client session against an in-memory rustls server: the
-    /// handshake, request frames sealed from a plaintext queue into one
-    /// ciphertext buffer, the server's answer decrypted back — no socket.
-    #[test]
-    fn a_session_runs_without_any_socket() {
+    /// A rustls server config with a self-signed certificate for `name`,
+    /// and that certificate's PEM (for a client to trust it). Shared with
+    /// the driver's TLS tests.
+    pub(crate) fn self_signed_server(name: &str) -> (Arc<rustls::ServerConfig>, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["broker.test".to_owned()])
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
             .unwrap()
             .self_signed(&key)
             .unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
@@ -532,9 +531,18 @@ mod tests {
                 PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
             )
             .unwrap();
-        let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+        (Arc::new(config), cert.pem())
+    }
+
+    /// A client session against an in-memory rustls server: the
+    /// handshake, request frames sealed from a plaintext queue into one
+    /// ciphertext buffer, the server's answer decrypted back — no socket.
+    #[test]
+    fn a_session_runs_without_any_socket() {
+        let (server_config, pem) = self_signed_server("broker.test");
+        let mut server = rustls::ServerConnection::new(server_config).unwrap();
         let settings = SslSettings {
-            ca: Some(Pem::Inline(cert.pem())),
+            ca: Some(Pem::Inline(pem)),
             ..SslSettings::default()
         };
         let mut client = TlsConnector::new(&settings)
