@@ -226,55 +226,55 @@ pub(crate) struct CoreConfig {
 /// `poll_timeout` deadline if [`prepare_park`](Self::prepare_park) returns
 /// true.
 pub struct ProducerCore {
-    pub(crate) cfg: CoreConfig,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) callback: Option<DeliveryCallback>,
-    pub(crate) timers: DeadlineQueue<TimerKey>,
+    cfg: CoreConfig,
+    shared: Arc<Shared>,
+    callback: Option<DeliveryCallback>,
+    timers: DeadlineQueue<TimerKey>,
     /// Linger deadlines of open batches (one FIFO, not a timer each).
-    pub(crate) lingers: linger::LingerQueue,
-    pub(crate) rng: SplitMix64,
-    pub(crate) stats: CoreStats,
+    lingers: linger::LingerQueue,
+    rng: SplitMix64,
+    stats: CoreStats,
 
-    pub(crate) topics: Vec<TopicCore>,
-    pub(crate) topic_ids: HashMap<Arc<str>, u32>,
+    topics: Vec<TopicCore>,
+    topic_ids: HashMap<Arc<str>, u32>,
     /// Partitions whose open batch the core knows of (for flush/close).
-    pub(crate) open_parts: Vec<PartKey>,
+    open_parts: Vec<PartKey>,
 
-    pub(crate) nodes: HashMap<i32, Node, IdHash>,
+    nodes: HashMap<i32, Node, IdHash>,
     /// Nodes whose ready queue may be drainable.
-    pub(crate) work: VecDeque<i32>,
+    work: VecDeque<i32>,
 
-    pub(crate) conns: Slab<Conn>,
-    pub(crate) conn_serial: u32,
-    pub(crate) bootstrap: Vec<conn::BootEntry>,
-    pub(crate) boot_next: usize,
+    conns: Slab<Conn>,
+    conn_serial: u32,
+    bootstrap: Vec<conn::BootEntry>,
+    boot_next: usize,
     /// Connections that need their ApiVersions request sent.
-    pub(crate) handshakes: VecDeque<ConnId>,
-    pub(crate) io: VecDeque<IoCommand>,
+    handshakes: VecDeque<ConnId>,
+    io: VecDeque<IoCommand>,
     /// SASL settings and state (`SASL_*` security protocols).
-    pub(crate) sasl: Option<sasl::SaslState>,
+    sasl: Option<sasl::SaslState>,
     /// SASL requests built in response handlers, sent first.
-    pub(crate) sasl_tx: VecDeque<Transmit>,
+    sasl_tx: VecDeque<Transmit>,
 
     /// Every batch from its announcement to its final result, and the
     /// flush and close waiters (private inside: see `ledger.rs`).
-    pub(crate) ledger: Ledger,
-    pub(crate) meta: MetadataState,
-    pub(crate) idem: Idempotence,
+    ledger: Ledger,
+    meta: MetadataState,
+    idem: Idempotence,
 
-    pub(crate) closing: bool,
-    pub(crate) finished: bool,
+    closing: bool,
+    finished: bool,
     /// A fatal error: every batch fails with it.
-    pub(crate) fatal: Option<DeliveryError>,
+    fatal: Option<DeliveryError>,
 
-    pub(crate) notice_buf: Vec<Notice>,
+    notice_buf: Vec<Notice>,
     /// The last connection failure to any broker: the cause reported for
     /// a timed-out batch whose partition has no leader to blame.
-    pub(crate) last_conn_error: Option<crate::LastError>,
+    last_conn_error: Option<crate::LastError>,
     /// The timer at the earliest deadline of a waiting async sender.
-    pub(crate) block_timer: Option<crate::timer::TimerHandle>,
+    block_timer: Option<crate::timer::TimerHandle>,
     /// Statistics settings, the periodic timer, callback counters.
-    pub(crate) statistics: StatsState,
+    statistics: StatsState,
 }
 
 impl std::fmt::Debug for ProducerCore {
