@@ -171,7 +171,7 @@ impl ProducerCore {
                 _ => return false,
             },
         };
-        if self.finished {
+        if self.life.is_finished() {
             return false;
         }
         self.conn_serial = self.conn_serial.wrapping_add(1);

@@ -273,7 +273,7 @@ impl ProducerCore {
                 status: MessageStatus::NotPersisted,
             };
             tracing::error!(error = err.name(), "InitProducerId failed fatally");
-            self.fatal = Some(e);
+            self.life.set_fatal(e);
             self.idem.state = PidState::Backoff;
             let ns: Vec<i32> = self
                 .nodes

@@ -60,7 +60,7 @@ impl ProducerCore {
     /// Asks for metadata soon: now, or when the backoff since the last
     /// request allows.
     pub(crate) fn request_metadata_soon(&mut self, now: Instant) {
-        if self.finished {
+        if self.life.is_finished() {
             return;
         }
         if self.meta.in_flight.is_some() {
@@ -111,7 +111,7 @@ impl ProducerCore {
         if std::mem::take(&mut self.meta.want_soon) {
             self.request_metadata_soon(now);
         }
-        if !self.meta.due || self.meta.in_flight.is_some() || self.finished {
+        if !self.meta.due || self.meta.in_flight.is_some() || self.life.is_finished() {
             return None;
         }
         let id = self.control_conn()?;
@@ -297,7 +297,7 @@ impl ProducerCore {
         if soon {
             self.meta.unresolved += 1;
             self.request_metadata_soon(now);
-        } else if !self.finished {
+        } else if !self.life.is_finished() {
             self.meta.unresolved = 0;
             // Fresh metadata: the next refresh is the periodic one.
             if let Some(h) = self.meta.timer.take() {

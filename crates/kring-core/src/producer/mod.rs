@@ -30,6 +30,7 @@ mod batch;
 mod conn;
 mod idempotence;
 mod ledger;
+mod lifecycle;
 mod linger;
 mod metadata;
 mod partition;
@@ -57,6 +58,7 @@ pub use conn::ConnId;
 use conn::{Conn, Target};
 use idempotence::Idempotence;
 use ledger::Ledger;
+use lifecycle::Lifecycle;
 use metadata::MetadataState;
 use partition::{Node, TopicCore};
 pub(crate) use stats::StatsState;
@@ -262,10 +264,8 @@ pub struct ProducerCore {
     meta: MetadataState,
     idem: Idempotence,
 
-    closing: bool,
-    finished: bool,
-    /// A fatal error: every batch fails with it.
-    fatal: Option<DeliveryError>,
+    /// Closing, finished, the fatal error: forward only.
+    life: Lifecycle,
 
     notice_buf: Vec<Notice>,
     /// The last connection failure to any broker: the cause reported for
@@ -284,8 +284,8 @@ impl std::fmt::Debug for ProducerCore {
             .field("nodes", &self.nodes.len())
             .field("conns", &self.conns.len())
             .field("pending_batches", &self.ledger.pending())
-            .field("closing", &self.closing)
-            .field("finished", &self.finished)
+            .field("closing", &self.life.is_closing())
+            .field("finished", &self.life.is_finished())
             .finish()
     }
 }
@@ -354,9 +354,7 @@ impl ProducerCore {
             sasl_tx: VecDeque::new(),
             ledger: Ledger::new(),
             meta: MetadataState::default(),
-            closing: false,
-            finished: false,
-            fatal: None,
+            life: Lifecycle::default(),
             notice_buf: Vec::new(),
             last_conn_error: None,
             block_timer: None,
@@ -426,7 +424,7 @@ impl ProducerCore {
                 self.ledger.add_flush(gen, signal);
             }
             Notice::Close { gen, signal } => {
-                self.closing = true;
+                self.life.begin_close();
                 // Senders blocked waiting for metadata give up now, and
                 // async senders waiting for memory see the close.
                 self.shared.topics.wake_all();
@@ -527,14 +525,14 @@ impl ProducerCore {
 
     /// Whether close was requested (the core may still be delivering).
     pub fn is_closing(&self) -> bool {
-        self.closing
+        self.life.is_closing()
     }
 
     /// True once close was requested, every record has its final result and
     /// every connection was asked to close. The driver then exits.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.life.is_finished()
     }
 
     /// Fails everything still pending with [`DeliveryError::Aborted`] and
@@ -555,9 +553,9 @@ impl ProducerCore {
         self.handle_wakeup(now);
         self.shared.topics.wake_all();
         self.shared.pool.tasks.wake_all();
-        self.fatal = Some(err.clone());
+        self.life.set_fatal(err.clone());
         self.fail_everything(now, &err);
-        self.closing = true;
+        self.life.begin_close();
         self.check_flushes();
         self.check_finished(now);
     }
@@ -568,7 +566,7 @@ impl ProducerCore {
     }
 
     pub(crate) fn check_finished(&mut self, now: Instant) {
-        if !self.closing || self.finished || self.ledger.pending() > 0 {
+        if !self.life.is_closing() || self.life.is_finished() || self.ledger.pending() > 0 {
             return;
         }
         if self.ledger.flushes_waiting() {
@@ -587,7 +585,7 @@ impl ProducerCore {
         }
         self.meta = MetadataState::default();
         self.work.clear();
-        self.finished = true;
+        self.life.finish();
         self.statistics.timer = None;
         self.keep_final_statistics(now);
         self.ledger.release_close_waiters();

@@ -75,7 +75,7 @@ impl ProducerCore {
     /// batches of a returned request are complete once it is returned.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if self.finished {
+        if self.life.is_finished() {
             return None;
         }
         if let Some(t) = self.sasl_tx.pop_front() {
@@ -105,13 +105,13 @@ impl ProducerCore {
     }
 
     fn poll_init_pid(&mut self, now: Instant) -> Option<Transmit> {
-        if !self.idem.wants_request() || self.finished {
+        if !self.idem.wants_request() || self.life.is_finished() {
             return None;
         }
         let id = self.control_conn()?;
         let version = self.conn(id)?.versions.init_pid;
         if version < 0 {
-            self.fatal = Some(DeliveryError::Broker {
+            self.life.set_fatal(DeliveryError::Broker {
                 code: ErrorCode::UNSUPPORTED_VERSION.code(),
                 name: ErrorCode::UNSUPPORTED_VERSION.name(),
                 message: Some(
@@ -157,7 +157,7 @@ impl ProducerCore {
         if acks != Acks::None && c.in_flight.len() >= self.cfg.max_in_flight {
             return None;
         }
-        if self.fatal.is_none() && !self.idem.ready() {
+        if self.life.fatal().is_none() && !self.idem.ready() {
             return None;
         }
         let version = c.versions.produce;
@@ -228,7 +228,7 @@ impl ProducerCore {
         let dt = self.cfg.delivery_timeout;
         let idem = self.idem.enabled();
         loop {
-            if let Some(err) = self.fatal.clone() {
+            if let Some(err) = self.life.fatal().cloned() {
                 self.fail_partition(now, pk, &err);
                 return Take::Empty;
             }

@@ -646,7 +646,7 @@ impl ProducerCore {
                 tracing::debug!(panic = %message, "the on_statistics callback panicked again");
             }
         }
-        if self.finished {
+        if self.life.is_finished() {
             return;
         }
         let interval = self.statistics.interval;
