@@ -75,7 +75,7 @@ impl ProducerCore {
             part: pk,
             batch,
         };
-        let q = &mut self.lingers.entries;
+        let q = &mut self.timers.lingers_mut().entries;
         if q.back().is_none_or(|b| b.deadline <= deadline) {
             q.push_back(e);
         } else {
@@ -86,30 +86,30 @@ impl ProducerCore {
             q.insert(i, e);
         }
         if q.len() > 2 * self.open_parts.len() + SLACK {
-            let mut entries = std::mem::take(&mut self.lingers.entries);
+            let mut entries = std::mem::take(&mut self.timers.lingers_mut().entries);
             entries.retain(|e| self.linger_live(e.part, e.batch));
-            self.lingers.entries = entries;
+            self.timers.lingers_mut().entries = entries;
         }
         self.prune_lingers();
     }
 
     /// Drops stale entries from the front (keeps the module invariant).
     pub(crate) fn prune_lingers(&mut self) {
-        while let Some(&e) = self.lingers.entries.front() {
+        while let Some(&e) = self.timers.lingers().entries.front() {
             if self.linger_live(e.part, e.batch) {
                 return;
             }
-            self.lingers.entries.pop_front();
+            self.timers.lingers_mut().entries.pop_front();
         }
     }
 
     /// Every open batch whose linger ended by `now` becomes due.
     pub(crate) fn expire_lingers(&mut self, now: Instant) {
-        while let Some(&e) = self.lingers.entries.front() {
+        while let Some(&e) = self.timers.lingers().entries.front() {
             if e.deadline > now {
                 break;
             }
-            self.lingers.entries.pop_front();
+            self.timers.lingers_mut().entries.pop_front();
             if self.linger_live(e.part, e.batch) {
                 self.linger_expired(e.part);
             }

@@ -38,6 +38,7 @@ mod produce;
 pub(crate) mod sasl;
 mod split;
 mod stats;
+mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -52,7 +53,6 @@ use crate::delivery::{DeliveryCallback, DeliveryError};
 use crate::error::ConfigError;
 use crate::notice::Notice;
 use crate::shared::Shared;
-use crate::timer::DeadlineQueue;
 
 pub use conn::ConnId;
 use conn::{Conn, Target};
@@ -66,6 +66,7 @@ pub use stats::{
     BrokerState, BrokerStatistics, ErrorCount, Latency, PartitionStatistics, Statistics,
     StatisticsCallback, StatisticsRequest, TopicStatistics, TotalStatistics,
 };
+use timers::Timers;
 
 /// Hasher for small integer keys (node ids): one multiply instead of
 /// SipHash, on a path taken several times per ready partition.
@@ -231,9 +232,8 @@ pub struct ProducerCore {
     cfg: CoreConfig,
     shared: Arc<Shared>,
     callback: Option<DeliveryCallback>,
-    timers: DeadlineQueue<TimerKey>,
-    /// Linger deadlines of open batches (one FIFO, not a timer each).
-    lingers: linger::LingerQueue,
+    /// The deadline heap, the linger FIFO and the block-deadline timer.
+    timers: Timers,
     rng: SplitMix64,
     stats: CoreStats,
 
@@ -271,8 +271,6 @@ pub struct ProducerCore {
     /// The last connection failure to any broker: the cause reported for
     /// a timed-out batch whose partition has no leader to blame.
     last_conn_error: Option<crate::LastError>,
-    /// The timer at the earliest deadline of a waiting async sender.
-    block_timer: Option<crate::timer::TimerHandle>,
     /// Statistics settings, the periodic timer, callback counters.
     statistics: StatsState,
 }
@@ -331,8 +329,7 @@ impl ProducerCore {
             cfg,
             shared: shared.clone(),
             callback: config.on_delivery.clone(),
-            timers: DeadlineQueue::new(),
-            lingers: Default::default(),
+            timers: Timers::new(),
             rng: SplitMix64::new(config.jitter_seed),
             stats: CoreStats::default(),
             topics: Vec::new(),
@@ -357,7 +354,6 @@ impl ProducerCore {
             life: Lifecycle::default(),
             notice_buf: Vec::new(),
             last_conn_error: None,
-            block_timer: None,
             statistics: StatsState::new(
                 now,
                 config.statistics_interval,
@@ -453,7 +449,6 @@ impl ProducerCore {
                 TimerKey::Statistics => self.statistics_timer(now),
                 TimerKey::Reauth(c) => self.reauth_timer(now, c),
                 TimerKey::BlockDeadline => {
-                    self.block_timer = None;
                     let next = [
                         self.shared.pool.tasks.expire(now),
                         self.shared.topics.tasks.expire(now),
@@ -470,18 +465,7 @@ impl ProducerCore {
 
     /// Makes sure the block-deadline timer fires no later than `deadline`.
     fn arm_block_deadline(&mut self, deadline: Instant) {
-        match self.block_timer {
-            Some(h) => match self.timers.deadline(h) {
-                Some(at) if at <= deadline => {}
-                Some(_) => {
-                    self.timers.reschedule(h, deadline);
-                }
-                None => {
-                    self.block_timer = Some(self.timers.insert(deadline, TimerKey::BlockDeadline))
-                }
-            },
-            None => self.block_timer = Some(self.timers.insert(deadline, TimerKey::BlockDeadline)),
-        }
+        self.timers.arm_block_deadline(deadline);
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout)
@@ -490,10 +474,7 @@ impl ProducerCore {
     /// scheduled (only after close). Poll after every `handle_*` call.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.timers.peek(), self.lingers.peek()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_deadline()
     }
 
     /// The next socket operation to perform. Poll until `None` after the
@@ -578,8 +559,7 @@ impl ProducerCore {
             self.forget_conn(id);
             self.io.push_back(IoCommand::Close { conn: id });
         }
-        self.timers = DeadlineQueue::new();
-        self.lingers.clear();
+        self.timers.clear();
         for t in &mut self.topics {
             t.clear_timers();
         }

@@ -103,7 +103,7 @@ fn linger_queue_stays_bounded_and_its_front_live() {
     let t0 = sim.now;
     sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.settle();
-    assert_eq!(sim.core.lingers.peek(), Some(t0 + linger));
+    assert_eq!(sim.core.timers.lingers().peek(), Some(t0 + linger));
     // Behind it, 5,000 batches of partition 1, each full at once: every
     // one is announced opened, then sealed (its linger entry goes stale).
     for _ in 0..5_000 {
@@ -111,19 +111,19 @@ fn linger_queue_stays_bounded_and_its_front_live() {
         sim.settle();
     }
     assert!(
-        sim.core.lingers.len() <= 2 * sim.core.open_parts.len() + 64,
+        sim.core.timers.lingers().len() <= 2 * sim.core.open_parts.len() + 64,
         "{} entries for {} open batches",
-        sim.core.lingers.len(),
+        sim.core.timers.lingers().len(),
         sim.core.open_parts.len()
     );
     // Partition 0's batch leaves by a flush: no stale deadline remains.
     let t1 = sim.now;
     sim.send("t", Some(2), None, Some(b"y")).unwrap();
     sim.settle();
-    assert_eq!(sim.core.lingers.peek(), Some(t0 + linger));
+    assert_eq!(sim.core.timers.lingers().peek(), Some(t0 + linger));
     sim.flush();
     sim.settle();
-    assert_eq!(sim.core.lingers.peek(), None);
+    assert_eq!(sim.core.timers.lingers().peek(), None);
     sim.drive();
     assert!(sim.now < t1 + linger, "the flush sent everything at once");
 }
