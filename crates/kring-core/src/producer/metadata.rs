@@ -24,24 +24,42 @@ use super::conn::{ConnId, ReqKind};
 use super::partition::{Node, PartCore};
 use super::{ProducerCore, TimerKey, Transmit};
 
-/// Metadata request scheduling.
+/// Metadata request scheduling. Its fields are private to this module:
+/// other parts of the core only say that a refresh is wanted
+/// ([`MetadataState::set_urgent`], [`MetadataState::set_want_soon`]) and
+/// never touch the in-flight request, the refresh timer or the backoff
+/// counters, so at most one Metadata request is in flight and at most one
+/// refresh timer is armed.
 #[derive(Debug, Default)]
 pub(crate) struct MetadataState {
-    pub(crate) in_flight: Option<ConnId>,
+    in_flight: Option<ConnId>,
     /// Send as soon as a connection can carry it.
-    pub(crate) due: bool,
-    pub(crate) timer: Option<TimerHandle>,
-    pub(crate) last_sent: Option<Instant>,
-    pub(crate) failures: u32,
+    due: bool,
+    timer: Option<TimerHandle>,
+    last_sent: Option<Instant>,
+    failures: u32,
     /// Consecutive responses that still lacked a wanted topic or leader
     /// (spaces early refreshes exponentially).
-    pub(crate) unresolved: u32,
+    unresolved: u32,
     /// Something wants a refresh soon (set where `now` is not at hand).
-    pub(crate) want_soon: bool,
+    want_soon: bool,
     /// A topic a sender waits for is unknown: retry until it appears.
-    pub(crate) urgent: bool,
+    urgent: bool,
     /// Refresh again soon after the in-flight request returns.
-    pub(crate) again: bool,
+    again: bool,
+}
+
+impl MetadataState {
+    /// A topic a sender waits for is unknown, or a partition with work has
+    /// no leader: keep refreshing until the answer has it.
+    pub(crate) fn set_urgent(&mut self) {
+        self.urgent = true;
+    }
+
+    /// Refresh soon (where `now` is not at hand: the next poll schedules it).
+    pub(crate) fn set_want_soon(&mut self) {
+        self.want_soon = true;
+    }
 }
 
 impl ProducerCore {

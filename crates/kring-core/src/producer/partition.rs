@@ -183,7 +183,7 @@ impl ProducerCore {
         let first = t.wanted_at.is_none();
         t.wanted_at = Some(now);
         t.first_wanted.get_or_insert(now);
-        self.meta.urgent = true;
+        self.meta.set_urgent();
         if first {
             // A topic the core has never asked about: ask now.
             self.request_metadata(now);
@@ -333,8 +333,8 @@ impl ProducerCore {
                 self.add_work(n);
             }
             _ => {
-                self.meta.urgent = true;
-                self.meta.want_soon = true;
+                self.meta.set_urgent();
+                self.meta.set_want_soon();
             }
         }
     }
