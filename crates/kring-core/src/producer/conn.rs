@@ -10,7 +10,6 @@
 //! protocol violation and the connection is dropped.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -25,20 +24,9 @@ use kring_protocol::{EncodeError, ErrorCode, Frame};
 
 use crate::timer::TimerHandle;
 
-use super::{BatchKey, IoCommand, ProducerCore, TimerKey, Transmit};
+use super::{BatchKey, ProducerCore, TimerKey, Transmit};
 
-/// The core's name for a connection. Never reused within a core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    idx: u32,
-    serial: u32,
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conn#{}", self.serial)
-    }
-}
+pub use super::conns::ConnId;
 
 /// What a connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +86,23 @@ pub(crate) struct Conn {
     pub(crate) sasl: super::sasl::ConnSasl,
 }
 
+impl Conn {
+    /// A new connection, connecting.
+    pub(crate) fn new(id: ConnId, target: Target) -> Self {
+        Conn {
+            id,
+            target,
+            state: ConnState::Connecting,
+            next_corr: 0,
+            in_flight: VecDeque::new(),
+            timer: None,
+            versions: Versions::default(),
+            api_versions_version: API_VERSIONS_FIRST,
+            sasl: super::sasl::ConnSasl::default(),
+        }
+    }
+}
+
 /// Reconnect backoff of a target.
 #[derive(Debug, Default)]
 pub(crate) struct Reconnect {
@@ -138,23 +143,23 @@ const API_VERSIONS_FIRST: i16 = 3;
 
 impl ProducerCore {
     pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
-        self.conns.get(id.idx as usize).filter(|c| c.id == id)
+        self.conns.get(id)
     }
 
     pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut(id.idx as usize).filter(|c| c.id == id)
+        self.conns.get_mut(id)
     }
 
     fn reconnect_mut(&mut self, t: Target) -> Option<&mut Reconnect> {
         match t {
-            Target::Bootstrap(i) => self.bootstrap.get_mut(i).map(|b| &mut b.reconnect),
+            Target::Bootstrap(i) => self.conns.boot_mut(i).map(|b| &mut b.reconnect),
             Target::Node(n) => self.nodes.get_mut(&n).map(|n| &mut n.reconnect),
         }
     }
 
     fn target_conn_slot(&mut self, t: Target) -> Option<&mut Option<ConnId>> {
         match t {
-            Target::Bootstrap(i) => self.bootstrap.get_mut(i).map(|b| &mut b.conn),
+            Target::Bootstrap(i) => self.conns.boot_mut(i).map(|b| &mut b.conn),
             Target::Node(n) => self.nodes.get_mut(&n).map(|n| &mut n.conn),
         }
     }
@@ -162,7 +167,7 @@ impl ProducerCore {
     /// Opens a connection to `t` unless it has one or is backing off.
     pub(crate) fn connect(&mut self, t: Target) -> bool {
         let addr = match t {
-            Target::Bootstrap(i) => match self.bootstrap.get(i) {
+            Target::Bootstrap(i) => match self.conns.bootstrap().get(i) {
                 Some(b) if b.conn.is_none() && b.reconnect.timer.is_none() => b.addr.clone(),
                 _ => return false,
             },
@@ -174,30 +179,12 @@ impl ProducerCore {
         if self.life.is_finished() {
             return false;
         }
-        self.conn_serial = self.conn_serial.wrapping_add(1);
-        let entry = self.conns.vacant_entry();
-        let id = ConnId {
-            idx: entry.key() as u32,
-            serial: self.conn_serial,
-        };
-        entry.insert(Conn {
-            id,
-            target: t,
-            state: ConnState::Connecting,
-            next_corr: 0,
-            in_flight: VecDeque::new(),
-            timer: None,
-            versions: Versions::default(),
-            api_versions_version: API_VERSIONS_FIRST,
-            sasl: super::sasl::ConnSasl::default(),
-        });
+        let id = self.conns.open(t, addr);
         *self.target_conn_slot(t).expect("target exists") = Some(id);
         self.stats.connects += 1;
         if let Some(b) = self.broker_counters(t) {
             b.connects += 1;
         }
-        tracing::debug!(%id, %addr, ?t, "connecting");
-        self.io.push_back(IoCommand::Connect { conn: id, addr });
         true
     }
 
@@ -207,7 +194,7 @@ impl ProducerCore {
         let max = self.cfg.max_in_flight;
         let mut best: Option<(usize, ConnId)> = None;
         let mut connecting = false;
-        for (_, c) in self.conns.iter() {
+        for c in self.conns.iter() {
             match c.state {
                 ConnState::Ready if c.in_flight.len() < max => {
                     let load = c.in_flight.len();
@@ -229,20 +216,21 @@ impl ProducerCore {
         let mut ids: Vec<i32> = self.nodes.keys().copied().collect();
         ids.sort_unstable();
         if !ids.is_empty() {
-            let start = self.boot_next % ids.len();
+            let start = self.conns.boot_cursor() % ids.len();
             for k in 0..ids.len() {
                 let n = ids[(start + k) % ids.len()];
                 if self.connect(Target::Node(n)) {
-                    self.boot_next = self.boot_next.wrapping_add(1);
+                    let next = self.conns.boot_cursor().wrapping_add(1);
+                    self.conns.set_boot_cursor(next);
                     return None;
                 }
             }
         }
-        let len = self.bootstrap.len();
+        let len = self.conns.bootstrap().len();
         for k in 0..len {
-            let i = (self.boot_next + k) % len;
+            let i = (self.conns.boot_cursor() + k) % len;
             if self.connect(Target::Bootstrap(i)) {
-                self.boot_next = i + 1;
+                self.conns.set_boot_cursor(i + 1);
                 return None;
             }
         }
@@ -289,11 +277,7 @@ impl ProducerCore {
         encode: impl FnOnce(i32, &str) -> Result<Frame, EncodeError>,
     ) -> Result<Transmit, EncodeError> {
         let deadline = now + self.cfg.request_timeout;
-        let c = self
-            .conns
-            .get_mut(id.idx as usize)
-            .filter(|c| c.id == id)
-            .expect("live connection");
+        let c = self.conns.get_mut(id).expect("live connection");
         let corr = c.next_corr;
         let frame = encode(corr, &self.cfg.client_id)?;
         c.next_corr = c.next_corr.wrapping_add(1) & i32::MAX;
@@ -320,7 +304,7 @@ impl ProducerCore {
 
     /// Builds the ApiVersions request of a connection that just connected.
     pub(crate) fn poll_handshake(&mut self, now: Instant) -> Option<Transmit> {
-        while let Some(id) = self.handshakes.pop_front() {
+        while let Some(id) = self.conns.pop_handshake() {
             let Some(c) = self.conn(id) else { continue };
             let version = c.api_versions_version;
             let req = ApiVersionsRequest {
@@ -358,7 +342,7 @@ impl ProducerCore {
             if let Some(c) = self.conn_mut(id) {
                 c.api_versions_version = 0;
             }
-            self.handshakes.push_back(id);
+            self.conns.queue_handshake(id);
             return;
         }
         let resp = decode_response_frame::<ApiVersionsRequest>(frame.clone(), version)
@@ -459,7 +443,7 @@ impl ProducerCore {
             return;
         }
         c.state = ConnState::Handshaking;
-        self.handshakes.push_back(id);
+        self.conns.queue_handshake(id);
     }
 
     /// The driver could not connect `id` (refused, unreachable, name not
@@ -546,7 +530,7 @@ impl ProducerCore {
         if !self
             .conns
             .iter()
-            .any(|(_, c)| c.state == ConnState::Ready && c.target != target)
+            .any(|c| c.state == ConnState::Ready && c.target != target)
         {
             *self
                 .shared
@@ -554,7 +538,7 @@ impl ProducerCore {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
         }
-        self.last_conn_error = Some(e);
+        self.conns.set_last_error(e);
     }
 
     /// The cause to report for a batch of `pk` that timed out before it
@@ -568,27 +552,24 @@ impl ProducerCore {
             .and_then(|p| p.leader);
         match leader.and_then(|n| self.nodes.get(&n)) {
             Some(node) => node.reconnect.last_error.clone(),
-            None => self.last_conn_error.clone(),
+            None => self.conns.last_error().cloned(),
         }
     }
 
     /// Removes the connection from every table and cancels its timer.
     pub(crate) fn forget_conn(&mut self, id: ConnId) -> Option<Conn> {
-        self.conn(id)?;
-        let c = self.conns.remove(id.idx as usize);
+        let c = self.conns.remove(id)?;
         if let Some(h) = c.timer {
             self.timers.cancel(h);
         }
         if let Some(h) = c.sasl.reauth_timer {
             self.timers.cancel(h);
         }
-        self.sasl_tx.retain(|t| t.conn != id);
         if let Some(slot) = self.target_conn_slot(c.target) {
             if *slot == Some(id) {
                 *slot = None;
             }
         }
-        self.handshakes.retain(|&h| h != id);
         Some(c)
     }
 
@@ -601,7 +582,7 @@ impl ProducerCore {
             return;
         };
         if close {
-            self.io.push_back(IoCommand::Close { conn: id });
+            self.conns.push_close(id);
         }
         if let Some(b) = self.broker_counters(c.target) {
             if c.state == ConnState::Connecting {

@@ -301,11 +301,11 @@ impl ProducerCore {
 
         // Bootstrap connections served their purpose once brokers are known.
         if !self.nodes.is_empty() {
-            for i in 0..self.bootstrap.len() {
-                if let Some(c) = self.bootstrap[i].conn {
+            for i in 0..self.conns.bootstrap().len() {
+                if let Some(c) = self.conns.bootstrap()[i].conn {
                     if self.conn(c).is_some_and(|c| c.in_flight.is_empty()) {
                         self.forget_conn(c);
-                        self.io.push_back(super::IoCommand::Close { conn: c });
+                        self.conns.push_close(c);
                     }
                 }
             }

@@ -28,6 +28,7 @@
 
 mod batch;
 mod conn;
+mod conns;
 mod idempotence;
 mod ledger;
 mod lifecycle;
@@ -45,7 +46,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kring_protocol::Frame;
-use slab::Slab;
 
 use crate::backoff::{ExponentialBackoff, SplitMix64};
 use crate::config::{Acks, Config};
@@ -55,7 +55,8 @@ use crate::notice::Notice;
 use crate::shared::Shared;
 
 pub use conn::ConnId;
-use conn::{Conn, Target};
+use conn::Target;
+use conns::Conns;
 use idempotence::Idempotence;
 use ledger::Ledger;
 use lifecycle::Lifecycle;
@@ -246,17 +247,11 @@ pub struct ProducerCore {
     /// Nodes whose ready queue may be drainable.
     work: VecDeque<i32>,
 
-    conns: Slab<Conn>,
-    conn_serial: u32,
-    bootstrap: Vec<conn::BootEntry>,
-    boot_next: usize,
-    /// Connections that need their ApiVersions request sent.
-    handshakes: VecDeque<ConnId>,
-    io: VecDeque<IoCommand>,
+    /// Connections, bootstrap addresses, handshake and SASL queues,
+    /// socket commands (private inside: see `conns.rs`).
+    conns: Conns,
     /// SASL settings and state (`SASL_*` security protocols).
     sasl: Option<sasl::SaslState>,
-    /// SASL requests built in response handlers, sent first.
-    sasl_tx: VecDeque<Transmit>,
 
     /// Every batch from its announcement to its final result, and the
     /// flush and close waiters (private inside: see `ledger.rs`).
@@ -268,9 +263,6 @@ pub struct ProducerCore {
     life: Lifecycle,
 
     notice_buf: Vec<Notice>,
-    /// The last connection failure to any broker: the cause reported for
-    /// a timed-out batch whose partition has no leader to blame.
-    last_conn_error: Option<crate::LastError>,
     /// Statistics settings, the periodic timer, callback counters.
     statistics: StatsState,
 }
@@ -337,23 +329,16 @@ impl ProducerCore {
             open_parts: Vec::new(),
             nodes: HashMap::with_hasher(IdHash),
             work: VecDeque::new(),
-            conns: Slab::new(),
-            conn_serial: 0,
-            bootstrap,
-            boot_next: 0,
-            handshakes: VecDeque::new(),
-            io: VecDeque::new(),
+            conns: Conns::new(bootstrap),
             sasl: config
                 .security_protocol
                 .uses_sasl()
                 .then(|| config.sasl.clone().map(sasl::SaslState::new))
                 .flatten(),
-            sasl_tx: VecDeque::new(),
             ledger: Ledger::new(),
             meta: MetadataState::default(),
             life: Lifecycle::default(),
             notice_buf: Vec::new(),
-            last_conn_error: None,
             statistics: StatsState::new(
                 now,
                 config.statistics_interval,
@@ -482,7 +467,7 @@ impl ProducerCore {
     /// for connections).
     #[must_use]
     pub fn poll_io(&mut self) -> Option<IoCommand> {
-        self.io.pop_front()
+        self.conns.pop_io()
     }
 
     /// Marks the I/O thread parked, so the next producer notice asks for a
@@ -554,10 +539,10 @@ impl ProducerCore {
             return;
         }
         // Every record has its result: close all connections and stop.
-        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
         for id in ids {
             self.forget_conn(id);
-            self.io.push_back(IoCommand::Close { conn: id });
+            self.conns.push_close(id);
         }
         self.timers.clear();
         for t in &mut self.topics {

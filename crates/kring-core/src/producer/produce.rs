@@ -78,7 +78,7 @@ impl ProducerCore {
         if self.life.is_finished() {
             return None;
         }
-        if let Some(t) = self.sasl_tx.pop_front() {
+        if let Some(t) = self.conns.pop_sasl_tx() {
             return Some(t);
         }
         if let Some(t) = self.poll_handshake(now) {

@@ -681,7 +681,7 @@ impl ProducerCore {
     /// The counters of a connection target.
     pub(crate) fn broker_counters(&mut self, t: Target) -> Option<&mut BrokerCounters> {
         match t {
-            Target::Bootstrap(i) => self.bootstrap.get_mut(i).map(|b| &mut b.stats),
+            Target::Bootstrap(i) => self.conns.boot_mut(i).map(|b| &mut b.stats),
             Target::Node(n) => self.nodes.get_mut(&n).map(|n| &mut n.stats),
         }
     }
@@ -723,7 +723,7 @@ impl ProducerCore {
     /// its queued records): call it when asked, not per record.
     pub fn statistics(&self, now: Instant) -> Statistics {
         let period = self.statistics.period();
-        let mut brokers = Vec::with_capacity(self.nodes.len() + self.bootstrap.len());
+        let mut brokers = Vec::with_capacity(self.nodes.len() + self.conns.bootstrap().len());
         let mut ids: Vec<i32> = self.nodes.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -738,7 +738,7 @@ impl ProducerCore {
                 period,
             ));
         }
-        for b in &self.bootstrap {
+        for b in self.conns.bootstrap() {
             brokers.push(self.broker_statistics(
                 None,
                 &b.addr,
@@ -753,11 +753,7 @@ impl ProducerCore {
             retries: self.stats.retries,
             produce_requests: self.stats.produce_requests,
             metadata_requests: self.stats.metadata_requests,
-            requests_in_flight: self
-                .conns
-                .iter()
-                .map(|(_, c)| c.in_flight.len() as u64)
-                .sum(),
+            requests_in_flight: self.conns.iter().map(|c| c.in_flight.len() as u64).sum(),
             buffer_memory_used: self.shared.pool.used() as u64,
             buffer_memory_limit: self.shared.pool.limit() as u64,
             epoch_bumps: self.stats.epoch_bumps,

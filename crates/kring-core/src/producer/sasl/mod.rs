@@ -400,7 +400,7 @@ impl ProducerCore {
             true,
             64,
         ) {
-            Ok(t) => self.sasl_tx.push_back(t),
+            Ok(t) => self.conns.push_sasl_tx(t),
             Err(e) => self.auth_failed(now, id, &format!("cannot encode SaslHandshake: {e}")),
         }
     }
@@ -423,7 +423,7 @@ impl ProducerCore {
             true,
             size,
         ) {
-            Ok(t) => self.sasl_tx.push_back(t),
+            Ok(t) => self.conns.push_sasl_tx(t),
             Err(e) => self.auth_failed(now, id, &format!("cannot encode SaslAuthenticate: {e}")),
         }
     }
@@ -571,7 +571,7 @@ impl ProducerCore {
         // No usable connection left: sends waiting for metadata fail now
         // with this cause (the Java client throws AuthenticationException
         // from send), instead of at max.block.ms.
-        if !self.conns.iter().any(|(_, c)| c.state == ConnState::Ready) {
+        if !self.conns.iter().any(|c| c.state == ConnState::Ready) {
             self.shared
                 .auth_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Release);

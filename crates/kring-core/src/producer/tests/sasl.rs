@@ -228,7 +228,7 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
             if r > reauths {
                 reauths = r;
                 // The SaslHandshake just queued is in flight too.
-                let n: usize = sim.core.conns.iter().map(|(_, c)| c.in_flight.len()).sum();
+                let n: usize = sim.core.conns.iter().map(|c| c.in_flight.len()).sum();
                 in_flight_at_reauth.push(n.saturating_sub(1));
             }
         }
