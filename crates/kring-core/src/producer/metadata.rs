@@ -21,7 +21,7 @@ use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicState, TopicStatus};
 
 use super::conn::{ConnId, ReqKind};
-use super::partition::{Node, PartCore};
+use super::partition::PartCore;
 use super::{ProducerCore, TimerKey, Transmit};
 
 /// Metadata request scheduling. Its fields are private to this module:
@@ -210,17 +210,7 @@ impl ProducerCore {
                     }
                 }
                 None => {
-                    self.nodes.insert(
-                        b.node_id,
-                        Node {
-                            addr,
-                            conn: None,
-                            ready: Default::default(),
-                            in_work: false,
-                            reconnect: Default::default(),
-                            stats: Default::default(),
-                        },
-                    );
+                    self.nodes.add(b.node_id, addr);
                 }
             }
         }

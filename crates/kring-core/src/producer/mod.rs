@@ -34,6 +34,7 @@ mod ledger;
 mod lifecycle;
 mod linger;
 mod metadata;
+mod nodes;
 mod partition;
 mod produce;
 pub(crate) mod sasl;
@@ -41,7 +42,7 @@ mod split;
 mod stats;
 mod timers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,8 @@ use idempotence::Idempotence;
 use ledger::Ledger;
 use lifecycle::Lifecycle;
 use metadata::MetadataState;
-use partition::{Node, TopicCore};
+use nodes::Nodes;
+use partition::TopicCore;
 pub(crate) use stats::StatsState;
 pub use stats::{
     BrokerState, BrokerStatistics, ErrorCount, Latency, PartitionStatistics, Statistics,
@@ -243,9 +245,8 @@ pub struct ProducerCore {
     /// Partitions whose open batch the core knows of (for flush/close).
     open_parts: Vec<PartKey>,
 
-    nodes: HashMap<i32, Node, IdHash>,
-    /// Nodes whose ready queue may be drainable.
-    work: VecDeque<i32>,
+    /// Broker nodes and the work list (private inside: see `nodes.rs`).
+    nodes: Nodes,
 
     /// Connections, bootstrap addresses, handshake and SASL queues,
     /// socket commands (private inside: see `conns.rs`).
@@ -327,8 +328,7 @@ impl ProducerCore {
             topics: Vec::new(),
             topic_ids: HashMap::new(),
             open_parts: Vec::new(),
-            nodes: HashMap::with_hasher(IdHash),
-            work: VecDeque::new(),
+            nodes: Nodes::default(),
             conns: Conns::new(bootstrap),
             sasl: config
                 .security_protocol
@@ -549,7 +549,7 @@ impl ProducerCore {
             t.clear_timers();
         }
         self.meta = MetadataState::default();
-        self.work.clear();
+        self.nodes.clear_work();
         self.life.finish();
         self.statistics.timer = None;
         self.keep_final_statistics(now);

@@ -25,7 +25,6 @@ use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicStatus};
 
-use super::conn::ConnId;
 use super::idempotence::SeqState;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 
@@ -119,19 +118,6 @@ impl TopicCore {
             p.delivery = None;
         }
     }
-}
-
-/// A broker node.
-#[derive(Debug)]
-pub(crate) struct Node {
-    pub(crate) addr: String,
-    pub(crate) conn: Option<ConnId>,
-    /// Ready partitions led by this node, each at most once.
-    pub(crate) ready: VecDeque<PartKey>,
-    pub(crate) in_work: bool,
-    pub(crate) reconnect: super::conn::Reconnect,
-    /// Statistics counters, kept across connections.
-    pub(crate) stats: super::stats::BrokerCounters,
 }
 
 impl ProducerCore {
@@ -367,13 +353,7 @@ impl ProducerCore {
 
     /// Puts `n` on the work list (once) and makes sure it has a connection.
     pub(crate) fn add_work(&mut self, n: i32) {
-        let Some(node) = self.nodes.get_mut(&n) else {
-            return;
-        };
-        if !node.in_work {
-            node.in_work = true;
-            self.work.push_back(n);
-        }
+        self.nodes.add_work(n);
     }
 
     /// Arms the delivery timer of `pk` no later than `deadline`.

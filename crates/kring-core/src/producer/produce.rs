@@ -29,7 +29,6 @@ use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
 use super::idempotence::SeqVerdict;
-use super::partition::Node;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey, Transmit};
 
 /// What `take_batch` found.
@@ -92,11 +91,7 @@ impl ProducerCore {
         if let Some(t) = self.poll_metadata(now) {
             return Some(t);
         }
-        while let Some(n) = self.work.pop_front() {
-            match self.nodes.get_mut(&n) {
-                Some(node) => node.in_work = false,
-                None => continue,
-            }
+        while let Some(n) = self.nodes.pop_work() {
             if let Some(t) = self.drain_node(now, n) {
                 return Some(t);
             }
@@ -572,14 +567,7 @@ impl ProducerCore {
         // KIP-951: endpoints of nodes named in CurrentLeader hints.
         for ep in &resp.node_endpoints {
             let addr = format!("{}:{}", ep.host, ep.port);
-            self.nodes.entry(ep.node_id).or_insert_with(|| Node {
-                addr,
-                conn: None,
-                ready: Default::default(),
-                in_work: false,
-                reconnect: Default::default(),
-                stats: Default::default(),
-            });
+            self.nodes.add(ep.node_id, addr);
         }
         let mut by_part: Vec<(PartKey, &PartitionProduceResponse)> = Vec::new();
         for t in &resp.responses {
