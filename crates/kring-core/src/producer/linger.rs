@@ -14,10 +14,10 @@
 //! [`poll_timeout`](ProducerCore::poll_timeout) never names a deadline of a
 //! batch already gone (no spurious wake-up). An entry is live when its
 //! partition's `open` is its batch and `linger` is set; a partition has at
-//! most one live entry and only partitions in `open_parts` have one, so
-//! compaction (when the queue holds more than twice `open_parts` plus a
-//! constant) keeps the queue's memory bounded by the open batches, whatever
-//! `linger.ms` is.
+//! most one live entry and only partitions in the open set
+//! (`part_table.rs`) have one, so compaction (when the queue holds more
+//! than twice the open set plus a constant) keeps the queue's memory
+//! bounded by the open batches, whatever `linger.ms` is.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -85,7 +85,7 @@ impl ProducerCore {
             let i = q.partition_point(|x| x.deadline <= deadline);
             q.insert(i, e);
         }
-        if q.len() > 2 * self.open_parts.len() + SLACK {
+        if q.len() > 2 * self.topics.open_len() + SLACK {
             let mut entries = std::mem::take(&mut self.timers.lingers_mut().entries);
             entries.retain(|e| self.linger_live(e.part, e.batch));
             self.timers.lingers_mut().entries = entries;

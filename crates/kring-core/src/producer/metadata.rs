@@ -221,7 +221,7 @@ impl ProducerCore {
             let Some(name) = t.name.as_deref() else {
                 continue;
             };
-            let Some(&tid) = self.topic_ids.get(name) else {
+            let Some(tid) = self.topics.id_of(name) else {
                 continue;
             };
             let err = ErrorCode(t.error_code);

@@ -35,6 +35,7 @@ mod lifecycle;
 mod linger;
 mod metadata;
 mod nodes;
+mod part_table;
 mod partition;
 mod produce;
 pub(crate) mod sasl;
@@ -42,7 +43,6 @@ mod split;
 mod stats;
 mod timers;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ use ledger::Ledger;
 use lifecycle::Lifecycle;
 use metadata::MetadataState;
 use nodes::Nodes;
-use partition::TopicCore;
+use part_table::PartTable;
 pub(crate) use stats::StatsState;
 pub use stats::{
     BrokerState, BrokerStatistics, ErrorCount, Latency, PartitionStatistics, Statistics,
@@ -240,10 +240,9 @@ pub struct ProducerCore {
     rng: SplitMix64,
     stats: CoreStats,
 
-    topics: Vec<TopicCore>,
-    topic_ids: HashMap<Arc<str>, u32>,
-    /// Partitions whose open batch the core knows of (for flush/close).
-    open_parts: Vec<PartKey>,
+    /// Topics and partitions by id, the name index and the open set
+    /// (private inside: see `part_table.rs`).
+    topics: PartTable,
 
     /// Broker nodes and the work list (private inside: see `nodes.rs`).
     nodes: Nodes,
@@ -325,9 +324,7 @@ impl ProducerCore {
             timers: Timers::new(),
             rng: SplitMix64::new(config.jitter_seed),
             stats: CoreStats::default(),
-            topics: Vec::new(),
-            topic_ids: HashMap::new(),
-            open_parts: Vec::new(),
+            topics: PartTable::default(),
             nodes: Nodes::default(),
             conns: Conns::new(bootstrap),
             sasl: config

@@ -26,6 +26,7 @@ use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicStatus};
 
 use super::idempotence::SeqState;
+use super::part_table::OpenPos;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 
 /// What the core knows about one partition.
@@ -51,7 +52,8 @@ pub(crate) struct PartCore {
     /// (sealing it) when it drains this partition. Until then producer
     /// threads keep appending to it.
     pub(crate) open_due: bool,
-    pub(crate) open_pos: Option<usize>,
+    /// Position in the open set (`part_table.rs`).
+    pub(crate) open_pos: OpenPos,
     /// Batches announced minus batches drained (may dip below zero briefly
     /// when a batch is drained before its notice is read).
     pub(crate) unsent: i64,
@@ -78,7 +80,7 @@ impl PartCore {
             sealed_below: 0,
             linger: false,
             open_due: false,
-            open_pos: None,
+            open_pos: OpenPos::default(),
             unsent: 0,
             retry: VecDeque::new(),
             backoff: None,
@@ -138,19 +140,7 @@ impl ProducerCore {
             return;
         }
         let map = self.shared.topics.snapshot();
-        while self.topics.len() <= id as usize {
-            let i = self.topics.len();
-            let Some(st) = map.by_id.get(i) else { break };
-            self.topic_ids.insert(st.name.clone(), i as u32);
-            self.topics.push(TopicCore {
-                name: st.name.clone(),
-                partitions: Vec::new(),
-                status: st.status,
-                wanted_at: None,
-                first_wanted: None,
-                request_mark: 0,
-            });
-        }
+        self.topics.extend_to(id, &map);
     }
 
     pub(crate) fn topic_wanted(&mut self, now: Instant, topic: u32, seen: u32) {
@@ -209,11 +199,7 @@ impl ProducerCore {
             p.open_due = false;
             p.linger = true;
             self.arm_linger(pk, batch, created + linger);
-            if self.part(pk).open_pos.is_none() {
-                let pos = self.open_parts.len();
-                self.open_parts.push(pk);
-                self.part(pk).open_pos = Some(pos);
-            }
+            self.topics.mark_open(pk);
         }
         if self.part(pk).delivery.is_none() {
             let h = self.timers.insert(created + dt, TimerKey::Delivery(pk));
@@ -231,14 +217,7 @@ impl ProducerCore {
         if std::mem::take(&mut p.linger) {
             self.prune_lingers();
         }
-        if let Some(pos) = self.part(pk).open_pos.take() {
-            let last = self.open_parts.len() - 1;
-            self.open_parts.swap_remove(pos);
-            if pos < last {
-                let moved = self.open_parts[pos];
-                self.part(moved).open_pos = Some(pos);
-            }
-        }
+        self.topics.unmark_open(pk);
     }
 
     pub(crate) fn batch_sealed(&mut self, pk: PartKey, batch: u64) {
@@ -281,7 +260,7 @@ impl ProducerCore {
 
     /// Seals every batch the core knows to be open (flush and close).
     pub(crate) fn seal_all_open(&mut self) {
-        while let Some(&pk) = self.open_parts.last() {
+        while let Some(pk) = self.topics.last_open() {
             self.seal_open(pk);
         }
     }

@@ -571,7 +571,7 @@ impl ProducerCore {
         }
         let mut by_part: Vec<(PartKey, &PartitionProduceResponse)> = Vec::new();
         for t in &resp.responses {
-            let Some(&tid) = self.topic_ids.get(t.name.as_str()) else {
+            let Some(tid) = self.topics.id_of(t.name.as_str()) else {
                 continue;
             };
             for p in &t.partition_responses {

@@ -111,10 +111,10 @@ fn linger_queue_stays_bounded_and_its_front_live() {
         sim.settle();
     }
     assert!(
-        sim.core.timers.lingers().len() <= 2 * sim.core.open_parts.len() + 64,
+        sim.core.timers.lingers().len() <= 2 * sim.core.topics.open_len() + 64,
         "{} entries for {} open batches",
         sim.core.timers.lingers().len(),
-        sim.core.open_parts.len()
+        sim.core.topics.open_len()
     );
     // Partition 0's batch leaves by a flush: no stale deadline remains.
     let t1 = sim.now;
