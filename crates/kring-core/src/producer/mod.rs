@@ -548,7 +548,7 @@ impl ProducerCore {
         self.meta = MetadataState::default();
         self.nodes.clear_work();
         self.life.finish();
-        self.statistics.timer = None;
+        self.statistics.disarm();
         self.keep_final_statistics(now);
         self.ledger.release_close_waiters();
     }

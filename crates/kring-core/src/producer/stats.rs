@@ -493,19 +493,22 @@ impl PartCounters {
     }
 }
 
-/// Statistics settings and state of the core.
+/// Statistics settings and state of the core. Private to this module: the
+/// periodic timer is armed, re-armed and dropped only by the statistics
+/// code here (and [`StatsState::disarm`] when the core finishes), so there
+/// is at most one `TimerKey::Statistics` timer.
 pub(crate) struct StatsState {
-    pub(crate) started: Instant,
-    pub(crate) interval: Duration,
-    pub(crate) callback: Option<StatisticsCallback>,
-    pub(crate) timer: Option<TimerHandle>,
+    started: Instant,
+    interval: Duration,
+    callback: Option<StatisticsCallback>,
+    timer: Option<TimerHandle>,
     /// The deadline the timer was armed for.
-    pub(crate) due: Instant,
-    pub(crate) callbacks: u64,
-    pub(crate) panics: u64,
+    due: Instant,
+    callbacks: u64,
+    panics: u64,
     /// A snapshot was asked for (or a callback is set): the final one is
     /// kept at finish for `statistics()` after close.
-    pub(crate) used: bool,
+    used: bool,
 }
 
 impl std::fmt::Debug for StatsState {
@@ -534,6 +537,18 @@ impl StatsState {
             callbacks: 0,
             panics: 0,
         }
+    }
+
+    /// Forgets the periodic timer (the core finished and dropped every
+    /// timer).
+    pub(crate) fn disarm(&mut self) {
+        self.timer = None;
+    }
+
+    /// Whether the periodic timer is armed.
+    #[cfg(test)]
+    pub(crate) fn is_armed(&self) -> bool {
+        self.timer.is_some()
     }
 
     /// The RTT window period.

@@ -371,7 +371,7 @@ fn no_timer_when_statistics_are_off() {
         sim.run_for(Duration::from_secs(3));
         (
             sim.core.timers.len(),
-            sim.core.statistics.timer.is_some(),
+            sim.core.statistics.is_armed(),
             sim.parks,
         )
     };
@@ -427,5 +427,5 @@ fn panicking_statistics_callback_is_fenced() {
     let s = sim.core.statistics(sim.now);
     assert_eq!(s.totals.statistics_callback_panics, 3);
     assert_eq!(s.totals.statistics_callbacks, 3);
-    assert!(sim.core.statistics.timer.is_some(), "still armed");
+    assert!(sim.core.statistics.is_armed(), "still armed");
 }
