@@ -7,14 +7,25 @@
 //! deterministic `Sim` harness (`sim.rs`), where linger, retries,
 //! timeouts and idempotence are tested by jumping simulated time.
 //!
-//! Shape of the state:
-//! - per partition ([`partition`]): leader, an "enqueued" flag, the retry
-//!   queue, idempotence sequences and three cancellable timers (linger,
-//!   retry backoff, delivery timeout);
-//! - per broker node: a ready queue with at most one entry per partition,
-//!   and a connection ([`conn`]);
-//! - a work list of nodes whose ready queue may be drained now;
-//! - one deadline queue ([`crate::timer`]) for every timer.
+//! Shape of the state: [`ProducerCore`]'s fields are private to this
+//! module, and each group of them is an owned sub-state with private
+//! fields and a narrow API that keeps its invariant (quinn-proto's
+//! `Connection` and its `streams`, `paths`, `timers`):
+//! - the partition table ([`part_table`]): topics and partitions by id
+//!   (per partition, [`partition`]: leader, an "enqueued" flag, the retry
+//!   queue, idempotence sequences, timers), the name index and the set of
+//!   partitions with an open batch;
+//! - broker nodes and the work list ([`nodes`]): per node a ready queue
+//!   with at most one entry per partition, and a connection; a node is on
+//!   the work list of nodes to drain at most once;
+//! - the connection table ([`conns`]): connections, bootstrap addresses,
+//!   the handshake and SASL queues and the driver's socket commands (the
+//!   connection logic is [`conn`]);
+//! - every timer ([`timers`]): the deadline heap ([`crate::timer`]), the
+//!   linger FIFO ([`linger`]) and the block-deadline timer;
+//! - metadata scheduling ([`metadata`]), idempotence ([`idempotence`]),
+//!   statistics ([`stats`]) and the lifecycle ([`lifecycle`]: closing,
+//!   finished, fatal, forward only);
 //! - the batch ledger ([`ledger`]): every batch from its announcement to
 //!   its final result, with private fields, the only code that completes,
 //!   fails or splits a batch ("every record gets exactly one final
