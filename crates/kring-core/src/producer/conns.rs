@@ -179,3 +179,53 @@ impl Conns {
         self.last_error = Some(e);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_id_never_reaches_a_newer_connection() {
+        let mut conns = Conns::new(Vec::new());
+        let a = conns.open(Target::Node(1), "a:1".into());
+        assert!(conns.remove(a).is_some());
+        let b = conns.open(Target::Node(1), "a:1".into());
+        assert_eq!(a.idx, b.idx, "the slab slot is reused");
+        assert!(conns.get(a).is_none());
+        assert!(conns.remove(a).is_none());
+        assert_eq!(conns.get(b).map(|c| c.id), Some(b));
+    }
+
+    #[test]
+    fn removing_a_connection_drops_its_queued_work() {
+        let mut conns = Conns::new(Vec::new());
+        let a = conns.open(Target::Node(1), "a:1".into());
+        let b = conns.open(Target::Node(2), "b:2".into());
+        conns.queue_handshake(a);
+        conns.queue_handshake(b);
+        conns.push_sasl_tx(Transmit {
+            conn: a,
+            frame: Default::default(),
+        });
+        conns.remove(a);
+        conns.push_close(a);
+        assert_eq!(conns.pop_handshake(), Some(b));
+        assert_eq!(conns.pop_handshake(), None);
+        assert!(conns.pop_sasl_tx().is_none());
+        let io: Vec<IoCommand> = std::iter::from_fn(|| conns.pop_io()).collect();
+        assert_eq!(
+            io,
+            [
+                IoCommand::Connect {
+                    conn: a,
+                    addr: "a:1".into()
+                },
+                IoCommand::Connect {
+                    conn: b,
+                    addr: "b:2".into()
+                },
+                IoCommand::Close { conn: a },
+            ]
+        );
+    }
+}

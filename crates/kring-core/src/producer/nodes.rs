@@ -119,3 +119,33 @@ impl Index<&i32> for Nodes {
         &self.map[n]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_on_the_work_list_at_most_once() {
+        let mut nodes = Nodes::default();
+        nodes.add(1, "a:1".into());
+        nodes.add(2, "b:2".into());
+        nodes.add_work(1);
+        nodes.add_work(2);
+        nodes.add_work(1);
+        nodes.add_work(7); // unknown: ignored
+        assert_eq!(nodes.pop_work(), Some(1));
+        nodes.add_work(1); // off the list again: may rejoin
+        assert_eq!(nodes.pop_work(), Some(2));
+        assert_eq!(nodes.pop_work(), Some(1));
+        assert_eq!(nodes.pop_work(), None);
+    }
+
+    #[test]
+    fn adding_a_known_node_keeps_it() {
+        let mut nodes = Nodes::default();
+        nodes.add(1, "a:1".into()).ready.push_back((0, 0));
+        nodes.add(1, "other:1".into());
+        assert_eq!(nodes[&1].addr, "a:1");
+        assert_eq!(nodes[&1].ready.len(), 1);
+    }
+}

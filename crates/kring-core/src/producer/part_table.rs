@@ -125,3 +125,64 @@ impl<'a> IntoIterator for &'a mut PartTable {
         self.topics.iter_mut()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::partition::PartCore;
+    use crate::topics::{PartitionSlot, TopicState, TopicStatus};
+
+    fn table(topics: &[(&str, u32)]) -> (PartTable, TopicMap) {
+        let mut map = TopicMap {
+            by_name: HashMap::new(),
+            by_id: Vec::new(),
+        };
+        for (i, &(name, _)) in topics.iter().enumerate() {
+            let st = Arc::new(TopicState {
+                id: i as u32,
+                name: Arc::from(name),
+                partitions: Arc::from(Vec::new()),
+                available: Arc::from(Vec::new()),
+                status: TopicStatus::Pending { last_error: None },
+            });
+            map.by_name.insert(st.name.clone(), st.clone());
+            map.by_id.push(st);
+        }
+        let mut t = PartTable::default();
+        t.extend_to(topics.len() as u32 - 1, &map);
+        for (i, &(_, parts)) in topics.iter().enumerate() {
+            for _ in 0..parts {
+                t[i].partitions
+                    .push(PartCore::new(Arc::new(PartitionSlot::default())));
+            }
+        }
+        (t, map)
+    }
+
+    #[test]
+    fn topics_are_appended_in_id_order_with_their_names() {
+        let (mut t, map) = table(&[("a", 0), ("b", 0)]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.id_of("b"), Some(1));
+        t.extend_to(5, &map); // the shared table has no more: stops
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.id_of("c"), None);
+    }
+
+    #[test]
+    fn the_open_set_holds_each_partition_once() {
+        let (mut t, _) = table(&[("a", 3)]);
+        t.mark_open((0, 0));
+        t.mark_open((0, 1));
+        t.mark_open((0, 0));
+        t.mark_open((0, 2));
+        assert_eq!(t.open_len(), 3);
+        t.unmark_open((0, 0)); // the last one moves into its place
+        t.unmark_open((0, 0));
+        assert_eq!(t.open_len(), 2);
+        t.unmark_open((0, 2));
+        assert_eq!(t.last_open(), Some((0, 1)));
+        t.unmark_open((0, 1));
+        assert_eq!(t.last_open(), None);
+    }
+}
