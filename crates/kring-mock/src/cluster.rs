@@ -356,6 +356,17 @@ impl MockCluster {
         Ok(())
     }
 
+    /// Adds `n` partitions to an existing topic, as Kafka's
+    /// CreatePartitions does: the new ones are empty, led round-robin like a
+    /// new topic's, and Metadata lists them from now on.
+    pub fn add_partitions(&self, topic: &str, n: i32) -> Result<(), MockError> {
+        if !self.shared.lock().add_partitions(topic, n)? {
+            return Err(MockError::UnknownPartition(topic.to_string(), n));
+        }
+        self.shared.notify();
+        Ok(())
+    }
+
     /// Topic names.
     pub fn topics(&self) -> Vec<String> {
         self.shared.lock().topics.keys().cloned().collect()
@@ -407,6 +418,56 @@ impl MockCluster {
         }
         self.shared.notify();
         Ok(())
+    }
+
+    /// Forgets every idempotent producer's state on a partition, as a
+    /// broker does when the state expires (`producer.id.expiration.ms`) or
+    /// the log is truncated: the next batch of such a producer is taken as
+    /// its first (see
+    /// [`UnknownProducerPolicy`](crate::UnknownProducerPolicy) for a
+    /// non-zero first sequence).
+    pub fn forget_producers(&self, topic: &str, partition: i32) -> Result<(), MockError> {
+        let mut st = self.shared.lock();
+        let p = st
+            .partition_mut(topic, partition)
+            .ok_or_else(|| MockError::UnknownPartition(topic.to_string(), partition))?;
+        p.log.producers_mut().forget();
+        Ok(())
+    }
+
+    /// Makes every idempotent producer known to a partition look as if its
+    /// last batch ended at sequence `last` (at the partition's last
+    /// offset): its next batch must start at `last + 1`, or 0 after
+    /// `i32::MAX`. For testing a client's sequence wrap-around without
+    /// writing 2^31 records first; the client must be moved near the wrap
+    /// too.
+    pub fn set_last_sequence(
+        &self,
+        topic: &str,
+        partition: i32,
+        last: i32,
+    ) -> Result<(), MockError> {
+        let mut st = self.shared.lock();
+        let p = st
+            .partition_mut(topic, partition)
+            .ok_or_else(|| MockError::UnknownPartition(topic.to_string(), partition))?;
+        let offset = p.log.high_watermark() - 1;
+        p.log.producers_mut().set_last_sequence(last, offset);
+        Ok(())
+    }
+
+    /// Serves `api_key` (an `i16` or a `kring_protocol::messages::ApiKey`)
+    /// up to version `max` only, as an older broker would: ApiVersions
+    /// advertises the narrower range and a request of a higher version
+    /// closes the connection. `None` restores the full range. A cap above
+    /// what the mock implements changes nothing; one below its lowest
+    /// version stops serving the key (unadvertised).
+    pub fn set_max_version(&self, api_key: impl Into<i16>, max: Option<i16>) {
+        let mut st = self.shared.lock();
+        match max {
+            Some(v) => st.version_caps.insert(api_key.into(), v),
+            None => st.version_caps.remove(&api_key.into()),
+        };
     }
 
     /// Stops broker `id`: closes its listener (connects are refused) and its

@@ -31,6 +31,11 @@ pub enum FaultAction {
     Delay(Duration),
     /// Close the connection without applying the request: nothing landed.
     DropBeforeApply,
+    /// Read the request and do nothing with it: not applied, never
+    /// answered, the connection stays open — a hung broker, which only the
+    /// client's request timeout gets it out of. Later requests on the
+    /// connection are still answered (unless this fault matches them too).
+    Swallow,
     /// Apply the request, then close the connection without answering: the
     /// data landed but the client cannot know ("did it land?").
     DropAfterApply,
@@ -98,6 +103,11 @@ impl Fault {
     /// Close the connection before applying the request.
     pub fn drop_before_apply(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::DropBeforeApply)
+    }
+
+    /// Neither apply nor answer the request; keep the connection open.
+    pub fn swallow(api_key: impl Into<i16>) -> Self {
+        Self::new(api_key, FaultAction::Swallow)
     }
 
     /// Apply the request, then close the connection without answering.
@@ -193,6 +203,7 @@ pub(crate) struct Fired {
     pub(crate) delay: Duration,
     pub(crate) throttle: Duration,
     pub(crate) drop_before: bool,
+    pub(crate) swallow: bool,
     pub(crate) drop_after: bool,
     pub(crate) truncate: Option<usize>,
     pub(crate) corrupt: bool,
@@ -209,6 +220,7 @@ impl Fired {
             FaultAction::Delay(d) => self.delay += *d,
             FaultAction::Throttle(d) => self.throttle = self.throttle.max(*d),
             FaultAction::DropBeforeApply => self.drop_before = true,
+            FaultAction::Swallow => self.swallow = true,
             FaultAction::DropAfterApply => self.drop_after = true,
             FaultAction::TruncateResponse { keep } => self.truncate = Some(*keep),
             FaultAction::CorruptResponse => self.corrupt = true,

@@ -116,3 +116,94 @@ fn handle_serves_without_sockets() {
 fn sink_mode_needs_sockets() {
     assert!(MockCluster::sink().build_unbound().is_err());
 }
+
+/// The test controls over the sans-IO entry point: a stored record names
+/// its producer; forgetting producers and moving a partition's last
+/// sequence change what the idempotence check accepts; a swallowed request
+/// gets no answer; added partitions take writes.
+#[test]
+fn producer_state_controls_and_swallowed_requests() {
+    let cluster = MockCluster::builder()
+        .topic("t", 1)
+        .unknown_producer_policy(kring_mock::UnknownProducerPolicy::Reject)
+        .build_unbound()
+        .unwrap();
+    let write = |seq: i32| {
+        let req = produce_req(
+            "t",
+            0,
+            batch(2, 1_000, Some((1000, 0, seq)), Compression::None),
+            -1,
+        );
+        produce(&cluster, 1, &req).1
+    };
+    assert_eq!(write(0), 0);
+    let recs = cluster.records("t", 0).unwrap();
+    assert_eq!(
+        (recs[1].producer_id, recs[1].producer_epoch, recs[1].base_sequence),
+        (1000, 0, 0)
+    );
+
+    // The partition believes the last batch ended at i32::MAX - 1: the next
+    // one must straddle the wrap.
+    cluster.set_last_sequence("t", 0, i32::MAX - 1).unwrap();
+    assert_eq!(write(2), ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.code());
+    assert_eq!(write(i32::MAX), 0);
+    assert_eq!(write(1), 0);
+
+    // Forgotten: a non-zero first sequence is an unknown producer (the
+    // policy is Reject); sequence 0 starts afresh.
+    cluster.forget_producers("t", 0).unwrap();
+    assert_eq!(write(3), ErrorCode::UNKNOWN_PRODUCER_ID.code());
+    assert_eq!(write(0), 0);
+    assert!(cluster.forget_producers("t", 1).is_err());
+    assert!(cluster.set_last_sequence("u", 0, 5).is_err());
+
+    // Swallowed: neither applied nor answered.
+    let before = cluster.high_watermark("t", 0);
+    let id = cluster.inject(Fault::swallow(ApiKey::Produce).always());
+    let req = produce_req("t", 0, batch(1, 1_000, None, Compression::None), -1);
+    assert!(matches!(cluster.handle(1, frame(11, &req)), Step::Silent));
+    assert_eq!(cluster.high_watermark("t", 0), before);
+    assert!(cluster.remove_fault(id));
+
+    // Added partitions exist and take writes at once.
+    cluster.add_partitions("t", 2).unwrap();
+    assert_eq!(cluster.partition_count("t"), Some(3));
+    let req = produce_req("t", 2, batch(1, 1_000, None, Compression::None), -1);
+    assert_eq!(produce(&cluster, 1, &req).1, 0);
+    assert!(cluster.add_partitions("nope", 1).is_err());
+}
+
+/// A version cap narrows what ApiVersions advertises and what is served.
+#[test]
+fn max_version_caps_advertised_and_served_versions() {
+    use kring_protocol::messages::api_versions::ApiVersionsRequest;
+    let cluster = MockCluster::builder()
+        .topic("t", 1)
+        .build_unbound()
+        .unwrap();
+    let advertised = |cluster: &MockCluster| {
+        let r = reply(cluster.handle(1, frame(0, &ApiVersionsRequest::default())));
+        let (_, resp) =
+            decode_response_frame::<ApiVersionsRequest>(Bytes::from(r.frame).slice(4..), 0)
+                .unwrap();
+        resp.api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Produce.key())
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(advertised(&cluster), Some((3, 11)));
+    cluster.set_max_version(ApiKey::Produce, Some(7));
+    assert_eq!(advertised(&cluster), Some((3, 7)));
+    let req = produce_req("t", 0, batch(1, 1_000, None, Compression::None), -1);
+    assert!(matches!(cluster.handle(1, frame(11, &req)), Step::Close));
+    let r = reply(cluster.handle(1, frame(7, &req)));
+    let (_, resp) = decode_response_frame::<ProduceRequest>(Bytes::from(r.frame).slice(4..), 7)
+        .unwrap();
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    cluster.set_max_version(ApiKey::Produce, Some(1));
+    assert_eq!(advertised(&cluster), None);
+    cluster.set_max_version(ApiKey::Produce, None);
+    assert_eq!(advertised(&cluster), Some((3, 11)));
+}
