@@ -267,11 +267,11 @@ impl State {
     /// spread round-robin like a new topic's, with the topic's replication
     /// factor. `Ok(false)`: no such topic.
     pub(crate) fn add_partitions(&mut self, name: &str, n: i32) -> Result<bool, CreateTopicError> {
-        let Some(rf) = self.topics.get(name).map(|t| {
-            t.partitions
-                .first()
-                .map_or(1, |p| p.replicas.len() as i16)
-        }) else {
+        let Some(rf) = self
+            .topics
+            .get(name)
+            .map(|t| t.partitions.first().map_or(1, |p| p.replicas.len() as i16))
+        else {
             return Ok(false);
         };
         let lists = self.spread(n, rf)?;

@@ -140,7 +140,11 @@ fn producer_state_controls_and_swallowed_requests() {
     assert_eq!(write(0), 0);
     let recs = cluster.records("t", 0).unwrap();
     assert_eq!(
-        (recs[1].producer_id, recs[1].producer_epoch, recs[1].base_sequence),
+        (
+            recs[1].producer_id,
+            recs[1].producer_epoch,
+            recs[1].base_sequence
+        ),
         (1000, 0, 0)
     );
 
@@ -199,8 +203,8 @@ fn max_version_caps_advertised_and_served_versions() {
     let req = produce_req("t", 0, batch(1, 1_000, None, Compression::None), -1);
     assert!(matches!(cluster.handle(1, frame(11, &req)), Step::Close));
     let r = reply(cluster.handle(1, frame(7, &req)));
-    let (_, resp) = decode_response_frame::<ProduceRequest>(Bytes::from(r.frame).slice(4..), 7)
-        .unwrap();
+    let (_, resp) =
+        decode_response_frame::<ProduceRequest>(Bytes::from(r.frame).slice(4..), 7).unwrap();
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
     cluster.set_max_version(ApiKey::Produce, Some(1));
     assert_eq!(advertised(&cluster), None);

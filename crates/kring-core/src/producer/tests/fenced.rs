@@ -38,7 +38,7 @@ fn panicking_callback_does_not_stop_deliveries() {
         on_delivery: Some(cb),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     let hs: Vec<_> = (0..20u8)
         .map(|i| sim.send("t", Some(0), None, Some(&[i])).unwrap())
         .collect();
@@ -69,7 +69,7 @@ fn callback_panicking_on_every_record_is_counted_not_fatal() {
         on_delivery: Some(cb),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     let hs: Vec<_> = (0..10)
         .map(|i| sim.send("t", Some(i % 2), None, Some(b"v")).unwrap())
         .collect();
@@ -132,7 +132,7 @@ fn append_watched(sim: &Sim, key: &'static [u8]) -> Result<i32, SendError> {
 #[test]
 fn partitioner_out_of_range_fails_at_once() {
     for beyond in [0, 1, u32::MAX - 8] {
-        let mut sim = sim_with(custom(beyond), 1, 8);
+        let mut sim = scripted_with(custom(beyond), 1, 8);
         sim.send("t", None, Some(b"k"), Some(b"v")).unwrap();
         sim.drive();
         let notices = sim.core.stats().notices;
@@ -160,7 +160,7 @@ fn partitioner_out_of_range_fails_at_once() {
 /// records are partitioned as usual.
 #[test]
 fn panicking_partitioner_fails_the_record() {
-    let mut sim = sim_with(custom(0), 1, 3);
+    let mut sim = scripted_with(custom(0), 1, 3);
     sim.send("t", None, Some(b"k"), Some(b"v")).unwrap();
     match sim.send("t", None, Some(b"boom"), Some(b"v")) {
         Err(SendError::PartitionerPanicked { topic, message }) => {
@@ -179,7 +179,7 @@ fn panicking_partitioner_fails_the_record() {
 /// is seen by later sends.
 #[test]
 fn explicit_partition_beyond_known_count_fails_at_once() {
-    let mut sim = sim_with(cfg(), 1, 8);
+    let mut sim = scripted_with(cfg(), 1, 8);
     sim.send("t", Some(0), None, Some(b"v")).unwrap();
     sim.drive();
     let t0 = sim.now;
@@ -203,7 +203,7 @@ fn explicit_partition_beyond_known_count_fails_at_once() {
 /// While the count is unknown, the send waits for metadata, then decides.
 #[test]
 fn explicit_partition_of_an_unknown_topic_waits_for_metadata_then_decides() {
-    let mut sim = sim_with(cfg(), 1, 2);
+    let mut sim = scripted_with(cfg(), 1, 2);
     sim.cluster.create_topic("u", 2);
     let t0 = sim.now;
     match sim.send("u", Some(7), None, Some(b"v")) {
@@ -235,7 +235,7 @@ fn bogus(index: i32) -> MetadataResponsePartition {
 /// error for the topic and are ignored; the listed partitions work.
 #[test]
 fn absurd_partition_indexes_in_metadata_are_ignored() {
-    let mut sim = sim_with(cfg(), 1, 2);
+    let mut sim = scripted_with(cfg(), 1, 2);
     sim.cluster.create_topic("only-bogus", 1);
     sim.cluster.metadata_rewrite = Some(Rewrite(Box::new(|resp| {
         for t in &mut resp.topics {
@@ -290,7 +290,7 @@ fn absurd_base_offset_reports_unknown_offsets() {
         linger: ms(50),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.cluster.produce_rewrite = Some(Rewrite(Box::new(|resp| {
         for t in &mut resp.responses {
             for p in &mut t.partition_responses {
@@ -323,7 +323,7 @@ fn sequences_wrap_to_zero_like_kafka() {
         max_in_flight: 1,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"first")).unwrap();
     sim.drive();
     // Move the producer near the wrap on both sides: the core's next

@@ -31,7 +31,7 @@ fn open_capacity(sim: &crate::sim::Sim) -> usize {
 /// then fills the connection's five in-flight slots with one request each
 /// (partitions 1..=5, one linger apart). Returns the sim with node 1 slow.
 fn sim_with_full_connection(config: Config) -> crate::sim::Sim {
-    let mut sim = sim_with(config, 1, 8);
+    let mut sim = scripted_with(config, 1, 8);
     sim.send("t", Some(0), None, Some(b"warm-up")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(1000);
@@ -175,7 +175,7 @@ fn memory_charged_grows_with_bytes_not_batch_size() {
         delivery_timeout: ms(120_000),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 8);
+    let mut sim = scripted_with(config, 1, 8);
     for p in 0..8 {
         sim.send("t", Some(p), None, Some(b"x")).unwrap();
     }
@@ -218,7 +218,7 @@ fn a_new_batch_is_sized_like_the_partitions_last() {
         batch_size: 16 * 1024,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     let cap = |sim: &crate::sim::Sim, p: usize| {
         let map = sim.shared.topics.snapshot();
         let t = map.by_name.get("t").expect("topic");
@@ -260,7 +260,7 @@ fn growth_blocks_on_buffer_memory() {
         buffer_memory: 8192,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"a")).unwrap();
     sim.send("t", Some(1), None, Some(b"b")).unwrap();
     assert_eq!(sim.shared.buffered_bytes(), 512, "two 256-byte buffers");

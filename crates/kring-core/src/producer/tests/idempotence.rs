@@ -37,7 +37,7 @@ fn send_numbered(sim: &mut Sim, range: std::ops::Range<u32>) -> Vec<crate::Deliv
 
 #[test]
 fn init_producer_id_comes_first_and_sequences_grow() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let hs = send_numbered(&mut sim, 0..10);
     sim.drive();
     for h in &hs {
@@ -68,7 +68,7 @@ fn init_producer_id_comes_first_and_sequences_grow() {
 /// and lands exactly once, in order.
 #[test]
 fn order_is_kept_across_retries_with_five_in_flight() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
@@ -93,7 +93,7 @@ fn order_is_kept_across_retries_with_five_in_flight() {
 /// broker recognises; the record is stored once.
 #[test]
 fn lost_response_retry_is_deduplicated() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
@@ -110,7 +110,7 @@ fn lost_response_retry_is_deduplicated() {
 
 #[test]
 fn duplicate_sequence_number_counts_as_success() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
@@ -133,7 +133,7 @@ fn duplicate_sequence_number_counts_as_success() {
 /// sequence at 0 and the batch lands.
 #[test]
 fn unknown_producer_id_bumps_the_epoch() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..3);
     sim.drive();
     for h in w {
@@ -161,7 +161,7 @@ fn unknown_producer_id_bumps_the_epoch() {
 /// start again at 0.
 #[test]
 fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
@@ -185,7 +185,7 @@ fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
 /// retried.
 #[test]
 fn out_of_order_for_the_next_batch_bumps_the_epoch() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
@@ -209,7 +209,7 @@ fn out_of_order_for_the_next_batch_bumps_the_epoch() {
 /// the same epoch (the Java client would bump at once).
 #[test]
 fn a_transient_out_of_order_with_batches_in_flight_does_not_bump() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
@@ -233,7 +233,7 @@ fn partitions_retry_independently() {
         linger: ms(0),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     for _ in 0..3 {
@@ -266,7 +266,7 @@ fn partitions_retry_independently() {
 /// epoch: every record lands once, in order.
 #[test]
 fn refused_first_batch_at_start_keeps_order_and_duplicates_nothing() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     sim.cluster.accept_any_first_sequence = true;
     sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(5);
     sim.cluster
@@ -297,7 +297,7 @@ fn refused_first_batch_at_start_keeps_order_and_duplicates_nothing() {
 /// order, fails at once as not persisted.
 #[test]
 fn lost_answer_behind_a_refused_batch_is_not_rewritten() {
-    let mut sim = sim_with(pipelined(), 1, 1);
+    let mut sim = scripted_with(pipelined(), 1, 1);
     sim.cluster.accept_any_first_sequence = true;
     sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(5);
     let w = send_numbered(&mut sim, 0..1);

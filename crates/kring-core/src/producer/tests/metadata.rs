@@ -24,7 +24,7 @@ fn produce_to(sim: &Sim, node: i32) -> usize {
 
 #[test]
 fn bootstrap_then_broker_connections() {
-    let mut sim = sim_with(cfg(), 3, 3);
+    let mut sim = scripted_with(cfg(), 3, 3);
     for p in 0..3 {
         sim.send("t", Some(p), None, Some(b"x")).unwrap();
     }
@@ -38,7 +38,7 @@ fn bootstrap_then_broker_connections() {
 
 #[test]
 fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
-    let mut sim = sim_with(cfg(), 2, 1);
+    let mut sim = scripted_with(cfg(), 2, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     assert_eq!(produce_to(&sim, 1), 1);
@@ -77,7 +77,7 @@ fn leader_move_without_hints_refreshes_metadata() {
 
 #[test]
 fn periodic_refresh_every_metadata_max_age() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     let m0 = metadata_requests(&sim);
@@ -87,7 +87,7 @@ fn periodic_refresh_every_metadata_max_age() {
 
 #[test]
 fn connection_loss_refreshes_metadata() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     let m0 = metadata_requests(&sim);
@@ -98,7 +98,7 @@ fn connection_loss_refreshes_metadata() {
 
 #[test]
 fn unknown_topic_waits_for_creation() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.run_for(ms(10));
     // The topic does not exist yet; it appears 2 s later.
     let now = sim.now;
@@ -137,7 +137,7 @@ fn unknown_topic_waits_for_creation() {
 /// does.
 #[test]
 fn missing_topic_fails_after_max_block_within_the_propagation_window() {
-    let mut sim = sim_with(
+    let mut sim = scripted_with(
         Config {
             topic_metadata_propagation: ms(120_000),
             ..cfg()
@@ -172,7 +172,7 @@ fn missing_topic_fails_after_max_block_within_the_propagation_window() {
 /// waiting), and once the topic is created a send uses it.
 #[test]
 fn missing_topic_fails_after_the_propagation_window_then_recovers() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     let t0 = sim.now;
     let missing = |r: Result<crate::DeliveryHandle, SendError>| match r {
         Err(SendError::TopicError { topic, error }) => {
@@ -233,7 +233,7 @@ fn auto_created_topic() {
 
 #[test]
 fn explicit_partition_out_of_range_fails() {
-    let mut sim = sim_with(cfg(), 1, 2);
+    let mut sim = scripted_with(cfg(), 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     match sim.send("t", Some(5), None, Some(b"v")) {
         Err(SendError::InvalidPartition {

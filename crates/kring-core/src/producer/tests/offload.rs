@@ -106,7 +106,7 @@ fn log(sim: &Sim, p: u32) -> Vec<StoredRecord> {
 /// out. Returns the sim after everything was delivered.
 fn lingered_schedule(offload: bool, compression: Compression) -> (Sim, Results) {
     let (config, results) = counted(compression);
-    let mut sim = sim_with(config, 1, 4);
+    let mut sim = scripted_with(config, 1, 4);
     if offload {
         sim.shared.enable_compression_offload(0, 0, 0);
     }
@@ -186,7 +186,7 @@ fn full_batch_does_not_overtake_a_lingered_batch_in_compression() {
         batch_size: 1024,
         ..config
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 2);
     let before = produce_count(&sim);
@@ -249,7 +249,7 @@ fn flush_and_close_with_batches_in_compression_complete_promptly() {
         linger: ms(10_000),
         ..config
     };
-    let mut sim = sim_with(config, 1, 8);
+    let mut sim = scripted_with(config, 1, 8);
     sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 8);
     let mut ctx = 0;
@@ -298,7 +298,7 @@ fn purge_takes_a_batch_waiting_for_the_worker() {
         })),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 1);
     let hs: Vec<_> = (0..5)
@@ -330,7 +330,7 @@ fn purge_takes_a_batch_waiting_for_the_worker() {
 #[test]
 fn without_workers_the_io_thread_compresses() {
     let (config, results) = counted(Compression::Gzip);
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     // Jobs posted before the stop are still handed out.
     sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 2);
@@ -357,7 +357,7 @@ fn without_workers_the_io_thread_compresses() {
     // A threshold above the batch size keeps small batches on the I/O
     // thread, too.
     let (config, _) = counted(Compression::Gzip);
-    let mut small = sim_with(config, 1, 1);
+    let mut small = scripted_with(config, 1, 1);
     small.shared.enable_compression_offload(1 << 20, 0, 0);
     small.send("t", Some(0), None, Some(b"x")).unwrap();
     small.drive();
@@ -373,7 +373,7 @@ fn without_workers_the_io_thread_compresses() {
 #[test]
 fn the_io_thread_compresses_within_its_budget() {
     let (config, results) = counted(Compression::Gzip);
-    let mut sim = sim_with(config, 1, 4);
+    let mut sim = scripted_with(config, 1, 4);
     // About two batches of 2 records; refilled at 2 batches per 100 ms.
     // (header + 2 records, each a little more than its value)
     let batch = kring_protocol::record::layout::HEADER_LEN + 2 * (value(0).len() + 12);

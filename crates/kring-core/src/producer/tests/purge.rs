@@ -31,7 +31,7 @@ fn purge_fails_buffered_records_once_and_keeps_retrying_batches() {
         })),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 4);
+    let mut sim = scripted_with(config, 1, 4);
     for p in 0..4 {
         sim.send("t", Some(p), None, Some(b"warm")).unwrap();
     }
@@ -120,7 +120,7 @@ fn purge_completes_flushes_and_is_harmless_when_empty() {
         linger: ms(60_000),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     let h = sim.shared.begin_purge();
     sim.settle();
     assert!(h.is_done());

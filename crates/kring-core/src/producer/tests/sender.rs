@@ -20,7 +20,7 @@ fn produce_requests(sim: &crate::sim::Sim) -> Vec<(i32, i16)> {
 
 #[test]
 fn many_partitions_share_one_request_per_broker() {
-    let mut sim = sim_with(cfg(), 2, 10);
+    let mut sim = scripted_with(cfg(), 2, 10);
     for p in 0..10 {
         sim.send("t", Some(p), None, Some(b"x")).unwrap();
     }
@@ -38,7 +38,7 @@ fn requests_are_split_at_max_request_size() {
         batch_size: 1500,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 6);
+    let mut sim = scripted_with(config, 1, 6);
     for p in 0..6 {
         sim.send("t", Some(p), None, Some(&[1u8; 1000])).unwrap();
     }
@@ -79,7 +79,7 @@ fn in_flight_limit_per_connection() {
         batch_size: 64,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(100);
@@ -98,7 +98,7 @@ fn in_flight_limit_per_connection() {
 
 #[test]
 fn retriable_errors_back_off_exponentially_with_jitter() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     for _ in 0..3 {
@@ -133,7 +133,7 @@ fn retriable_errors_back_off_exponentially_with_jitter() {
 
 #[test]
 fn fatal_errors_fail_the_batch() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster
@@ -156,7 +156,7 @@ fn fatal_errors_fail_the_batch() {
 
 #[test]
 fn request_timeout_closes_the_connection_and_retries() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
@@ -181,7 +181,7 @@ fn delivery_timeout_fails_batches_in_flight_retries() {
         delivery_timeout: ms(35_000),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     for _ in 0..1000 {
@@ -214,7 +214,7 @@ fn delivery_timeout_fails_batches_waiting_in_the_accumulator() {
         delivery_timeout: ms(40_000),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     // The broker goes away: no connection can be made.
@@ -245,7 +245,7 @@ fn acks_zero_completes_on_transmit() {
         enable_idempotence: false,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive_until(10_000, |_| h.try_result().is_some());
     let md = h.wait().unwrap();
@@ -270,7 +270,7 @@ fn acks_zero_flush_completes_in_the_turn_that_transmits() {
         enable_idempotence: false,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     let first = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive_until(10_000, |_| first.try_result().is_some());
     let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
@@ -292,7 +292,7 @@ fn acks_one_without_idempotence() {
         enable_idempotence: false,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 0);
@@ -305,7 +305,7 @@ fn acks_one_without_idempotence() {
 
 #[test]
 fn lost_connection_retries_in_flight_batches() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster

@@ -75,7 +75,7 @@ fn assert_delivered_in_order(sim: &Sim, hs: &[DeliveryHandle], first: u32) {
 }
 
 fn limited(config: Config, max_message_bytes: usize) -> Sim {
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.cluster.partition("t", 0).max_message_bytes = Some(max_message_bytes);
     sim
 }
@@ -137,7 +137,7 @@ fn split_ahead_of_pipelined_batches_keeps_their_sequences() {
         max_in_flight: 5,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     // One batch acknowledged first: the partition pipelines from then on.
     let w = send_all(&mut sim, 0..1, 100);
     sim.drive();

@@ -32,7 +32,7 @@ fn broker(s: &Statistics, id: i32) -> crate::BrokerStatistics {
 /// 2 brokers, 4 partitions, 25 records each: every count adds up.
 #[test]
 fn counts_match_what_was_sent() {
-    let mut sim = sim_with(cfg(), 2, 4);
+    let mut sim = scripted_with(cfg(), 2, 4);
     let mut hs = Vec::new();
     for round in 0..25u8 {
         for p in 0..4 {
@@ -141,7 +141,7 @@ fn rtt_follows_simulated_latency() {
 /// one kept.
 #[test]
 fn throttle_time_from_responses() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"warm")).unwrap();
     sim.drive();
     let before = broker(&sim.core.statistics(sim.now), 1);
@@ -173,7 +173,7 @@ fn throttle_time_from_responses() {
 /// records and counts too.
 #[test]
 fn retries_and_errors_by_kind() {
-    let mut sim = sim_with(cfg(), 1, 2);
+    let mut sim = scripted_with(cfg(), 1, 2);
     {
         let p0 = sim.cluster.partition("t", 0);
         p0.errors.push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
@@ -235,7 +235,7 @@ fn retries_and_errors_by_kind() {
 /// counts too.
 #[test]
 fn reconnects_failures_and_timeouts() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"a")).unwrap();
     sim.drive();
     sim.disconnect_node(1);
@@ -280,7 +280,7 @@ fn snapshot_on_request_shows_queued_records() {
         linger: Duration::from_secs(10),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"prime")).unwrap();
     sim.flush();
     sim.drive();
@@ -334,7 +334,7 @@ fn periodic_callback_fires_at_the_interval() {
         on_statistics: Some(cb),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.run_for(ms(999));
     assert!(got.lock().unwrap().is_empty(), "not before the interval");
     sim.run_for(ms(1));
@@ -365,7 +365,7 @@ fn periodic_callback_fires_at_the_interval() {
 #[test]
 fn no_timer_when_statistics_are_off() {
     let timers_after_idle = |config: Config| {
-        let mut sim = sim_with(config, 1, 1);
+        let mut sim = scripted_with(config, 1, 1);
         sim.send("t", Some(0), None, Some(b"x")).unwrap();
         sim.drive();
         sim.run_for(Duration::from_secs(3));
@@ -418,7 +418,7 @@ fn panicking_statistics_callback_is_fenced() {
         on_statistics: Some(cb),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.run_for(ms(350));
     assert_eq!(*calls.lock().unwrap(), 3);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();

@@ -20,7 +20,7 @@ fn expired_in_the_accumulator_is_not_persisted() {
         delivery_timeout: ms(40_000),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().up = false;
@@ -35,7 +35,7 @@ fn expired_in_the_accumulator_is_not_persisted() {
 /// A non-retriable error on the only attempt.
 #[test]
 fn rejected_by_the_broker_is_not_persisted() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.cluster
         .partition("t", 0)
         .errors
@@ -58,7 +58,7 @@ fn retries_exhausted_status_follows_the_errors_seen() {
         acks: crate::config::Acks::Leader,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     for _ in 0..3 {
         sim.cluster
             .partition("t", 0)
@@ -89,7 +89,7 @@ fn timed_out_with_the_request_unanswered_is_possibly_persisted() {
         request_timeout: ms(30_000),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    let mut sim = scripted_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
@@ -105,7 +105,7 @@ fn timed_out_with_the_request_unanswered_is_possibly_persisted() {
 /// producer can know.
 #[test]
 fn rejected_after_an_unanswered_attempt_is_possibly_persisted() {
-    let mut sim = sim_with(cfg(), 1, 1);
+    let mut sim = scripted_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
@@ -137,7 +137,7 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
         max_in_flight: 1,
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
+    let mut sim = scripted_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
