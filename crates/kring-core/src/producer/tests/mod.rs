@@ -76,7 +76,8 @@ pub(super) fn sim_on(config: Config, builder: MockClusterBuilder) -> MockSim {
 }
 
 /// Every record stored in partition `p` of topic `t`.
-pub(super) fn log(sim: &MockSim, p: i32) -> Vec<StoredRecord> {
+pub(super) fn log<P: TryInto<i32>>(sim: &MockSim, p: P) -> Vec<StoredRecord> {
+    let p = p.try_into().ok().expect("a partition index");
     sim.cluster.records("t", p).expect("partition of t")
 }
 
@@ -88,6 +89,20 @@ pub(super) fn fail_produce(sim: &MockSim, p: i32, code: ErrorCode, times: u32) -
             .on_partition("t", p)
             .times(times),
     )
+}
+
+/// The next Produce requests fail with `codes` in turn, one code per
+/// request (for every partition it writes); later ones are applied.
+/// Installs kring-mock's Produce hook (replacing any other).
+pub(super) fn fail_produce_in_turn(sim: &MockSim, codes: Vec<ErrorCode>) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    sim.cluster.set_hook(ApiKey::Produce, move |_| {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        codes
+            .get(i)
+            .map(|c| vec![kring_mock::FaultAction::Error(c.code())])
+            .unwrap_or_default()
+    });
 }
 
 /// Stops broker `node`: connects are refused and requests on open

@@ -20,10 +20,10 @@ fn expired_in_the_accumulator_is_not_persisted() {
         delivery_timeout: ms(40_000),
         ..cfg()
     };
-    let mut sim = scripted_with(config, 1, 1);
+    let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    stop(&sim, 1);
     sim.disconnect_node(1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
@@ -35,11 +35,8 @@ fn expired_in_the_accumulator_is_not_persisted() {
 /// A non-retriable error on the only attempt.
 #[test]
 fn rejected_by_the_broker_is_not_persisted() {
-    let mut sim = scripted_with(cfg(), 1, 1);
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::INVALID_RECORD);
+    let mut sim = sim_with(cfg(), 1, 1);
+    fail_produce(&sim, 0, ErrorCode::INVALID_RECORD, 1);
     let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
     sim.drive();
     let (s, e) = status(&h);
@@ -58,17 +55,9 @@ fn retries_exhausted_status_follows_the_errors_seen() {
         acks: crate::config::Acks::Leader,
         ..cfg()
     };
-    let mut sim = scripted_with(config, 1, 2);
-    for _ in 0..3 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-        sim.cluster
-            .partition("t", 1)
-            .errors
-            .push_back(ErrorCode::REQUEST_TIMED_OUT);
-    }
+    let mut sim = sim_with(config, 1, 2);
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
+    fail_produce(&sim, 1, ErrorCode::REQUEST_TIMED_OUT, 3);
     let h0 = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     let h1 = sim.send("t", Some(1), None, Some(b"x")).unwrap();
     sim.drive();
@@ -89,10 +78,10 @@ fn timed_out_with_the_request_unanswered_is_possibly_persisted() {
         request_timeout: ms(30_000),
         ..cfg()
     };
-    let mut sim = scripted_with(config, 1, 1);
+    let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let hole = black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     let (s, e) = status(&h);
@@ -105,10 +94,10 @@ fn timed_out_with_the_request_unanswered_is_possibly_persisted() {
 /// producer can know.
 #[test]
 fn rejected_after_an_unanswered_attempt_is_possibly_persisted() {
-    let mut sim = scripted_with(cfg(), 1, 1);
+    let mut sim = sim_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let hole = black_hole(&sim, 1);
     let (t0, closes) = (sim.now, sim.closes.len());
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     // request.timeout.ms (30 s) closes the connection; the batch waits
@@ -117,11 +106,8 @@ fn rejected_after_an_unanswered_attempt_is_possibly_persisted() {
         s.closes.len() > closes && s.now > t0 + ms(29_000)
     });
     assert!(h.try_result().is_none(), "retried");
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = false;
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::INVALID_RECORD);
+    heal(&sim, hole);
+    fail_produce(&sim, 0, ErrorCode::INVALID_RECORD, 1);
     sim.drive();
     let (s, e) = status(&h);
     assert!(matches!(e, DeliveryError::Broker { code: 87, .. }), "{e}");
@@ -137,10 +123,10 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
         max_in_flight: 1,
         ..cfg()
     };
-    let mut sim = scripted_with(config, 1, 2);
+    let mut sim = sim_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let hole = black_hole(&sim, 1);
     let on_wire = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.run_for(ms(10));
     // Same leader, one request in flight: this one stays queued.
@@ -150,7 +136,7 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
     let (s, e) = status(&on_wire);
     assert!(matches!(e, DeliveryError::Aborted { .. }), "{e}");
     assert_eq!(s, MessageStatus::PossiblyPersisted, "{e}");
-    assert!(sim.cluster.records("t", 1).is_empty());
+    assert!(log(&sim, 1).is_empty());
     let (s, e) = status(&queued);
     assert!(matches!(e, DeliveryError::Aborted { .. }), "{e}");
     assert_eq!(s, MessageStatus::NotPersisted, "{e}");
