@@ -8,7 +8,9 @@
 //! test thread affects the very next request that matches. Several faults can
 //! match one request; each fires (and counts down), and their actions
 //! combine: an error, a delay and a throttle can apply together, a dropped
-//! connection wins over everything.
+//! connection wins over everything; of several errors for one partition,
+//! the earliest installed fault's is answered (so faults installed in
+//! order with growing counts script a sequence of errors).
 //!
 //! For conditions a rule cannot express, a [`Hook`] per API key (style of
 //! franz-go kfake's `ControlKey`) sees every request of its key and returns
@@ -58,7 +60,9 @@ pub enum FaultAction {
     /// close the connection: the client sees a frame cut off by EOF.
     CutResponse,
     /// Apply the request and answer it, with one field of the response
-    /// rewritten (Metadata and Produce; see [`Lie`](crate::Lie)).
+    /// rewritten (Metadata and Produce; see [`Lie`](crate::Lie)). With a
+    /// partition filter a Metadata lie touches only that topic, a Produce
+    /// lie only that partition.
     Lie(crate::Lie),
 }
 
@@ -208,7 +212,8 @@ pub(crate) struct Fired {
     pub(crate) truncate: Option<usize>,
     pub(crate) corrupt: bool,
     pub(crate) cut: bool,
-    pub(crate) lies: Vec<crate::Lie>,
+    /// Lies to tell, each narrowed to its fault's partition filter.
+    pub(crate) lies: Vec<(Option<(String, i32)>, crate::Lie)>,
 }
 
 impl Fired {
@@ -225,7 +230,7 @@ impl Fired {
             FaultAction::TruncateResponse { keep } => self.truncate = Some(*keep),
             FaultAction::CorruptResponse => self.corrupt = true,
             FaultAction::CutResponse => self.cut = true,
-            FaultAction::Lie(lie) => self.lies.push(lie.clone()),
+            FaultAction::Lie(lie) => self.lies.push((partition, lie.clone())),
         }
     }
 
