@@ -211,3 +211,40 @@ fn max_version_caps_advertised_and_served_versions() {
     cluster.set_max_version(ApiKey::Produce, None);
     assert_eq!(advertised(&cluster), Some((3, 11)));
 }
+
+/// Like Kafka's ReplicaManager, a partition refused for a producer
+/// sequence or epoch reports the log start offset (a client tells a
+/// broker that lost the producer's state, KIP-360, from an old broker that
+/// sends -1); errors raised before the log is reached report -1.
+#[test]
+fn sequence_errors_carry_the_log_start_offset() {
+    let cluster = MockCluster::builder()
+        .topic("t", 1)
+        .unknown_producer_policy(kring_mock::UnknownProducerPolicy::Reject)
+        .build_unbound()
+        .unwrap();
+    let answer = |seq: i32| {
+        let req = produce_req(
+            "t",
+            0,
+            batch(1, 1_000, Some((1000, 0, seq)), Compression::None),
+            -1,
+        );
+        let r = reply(cluster.handle(1, frame(11, &req)));
+        let (_, resp) =
+            decode_response_frame::<ProduceRequest>(Bytes::from(r.frame).slice(4..), 11).unwrap();
+        let p = &resp.responses[0].partition_responses[0];
+        (p.error_code, p.log_start_offset)
+    };
+    assert_eq!(answer(3), (ErrorCode::UNKNOWN_PRODUCER_ID.code(), 0));
+    assert_eq!(answer(0), (0, 0));
+    assert_eq!(
+        answer(5),
+        (ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.code(), 0)
+    );
+    cluster.inject(Fault::error(
+        ApiKey::Produce,
+        ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    ));
+    assert_eq!(answer(1), (ErrorCode::NOT_LEADER_OR_FOLLOWER.code(), -1));
+}
