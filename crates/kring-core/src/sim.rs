@@ -748,8 +748,9 @@ pub struct Sim<B = SimCluster> {
     pub wakes: u64,
     /// Times the harness let the core park.
     pub parks: u64,
-    /// Every frame the core transmitted: (connection, node, api key).
-    pub transmitted: Vec<(ConnId, i32, i16)>,
+    /// Every frame the core transmitted: (connection, node, api key, api
+    /// version).
+    pub transmitted: Vec<(ConnId, i32, i16, i16)>,
     /// Every connect the core asked for.
     pub connects: Vec<String>,
     /// Every close the core asked for.
@@ -880,12 +881,15 @@ impl<B: SimBroker> Sim<B> {
             return;
         };
         let node = c.node;
-        let key = if frame.len() >= 6 {
-            i16::from_be_bytes([frame[4], frame[5]])
+        let (key, version) = if frame.len() >= 8 {
+            (
+                i16::from_be_bytes([frame[4], frame[5]]),
+                i16::from_be_bytes([frame[6], frame[7]]),
+            )
         } else {
-            -1
+            (-1, -1)
         };
-        self.transmitted.push((conn, node, key));
+        self.transmitted.push((conn, node, key, version));
         let latency = self.cluster.latency(node);
         // Responses on one connection keep their order: none is scheduled
         // earlier than the last one queued for it.

@@ -18,7 +18,6 @@ mod split;
 mod statistics;
 mod status;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kring_mock::{
@@ -91,18 +90,14 @@ pub(super) fn fail_produce(sim: &MockSim, p: i32, code: ErrorCode, times: u32) -
     )
 }
 
-/// The next Produce requests fail with `codes` in turn, one code per
-/// request (for every partition it writes); later ones are applied.
-/// Installs kring-mock's Produce hook (replacing any other).
-pub(super) fn fail_produce_in_turn(sim: &MockSim, codes: Vec<ErrorCode>) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    sim.cluster.set_hook(ApiKey::Produce, move |_| {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        codes
-            .get(i)
-            .map(|c| vec![kring_mock::FaultAction::Error(c.code())])
-            .unwrap_or_default()
-    });
+/// The next Produce requests that write partition `p` of `t` fail with
+/// `codes` in turn, one per request; later ones are applied. One counted
+/// fault per code, each covering its predecessors' requests too: of the
+/// faults that fire together, the earliest installed answers.
+pub(super) fn fail_produce_in_turn(sim: &MockSim, p: i32, codes: &[ErrorCode]) {
+    for (i, &code) in codes.iter().enumerate() {
+        fail_produce(sim, p, code, i as u32 + 1);
+    }
 }
 
 /// Stops broker `node`: connects are refused and requests on open
@@ -152,18 +147,6 @@ pub(super) fn slow(sim: &MockSim, node: i32, d: Duration) -> Vec<FaultId> {
                 .inject(Fault::delay(k, d).on_broker(node).always())
         })
         .collect()
-}
-
-/// Requests of `key` received from now on, as (broker, version), in
-/// order. Installs kring-mock's hook for `key` (replacing any other).
-pub(super) fn watch(sim: &MockSim, key: ApiKey) -> Arc<Mutex<Vec<(i32, i16)>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    sim.cluster.set_hook(key, move |r| {
-        s.lock().unwrap().push((r.broker_id, r.api_version));
-        Vec::new()
-    });
-    seen
 }
 
 /// Requests of `key` received by every broker so far.

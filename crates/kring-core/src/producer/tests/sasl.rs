@@ -258,7 +258,7 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
     // SaslAuthenticate no produce request went out on that connection.
     let mut authenticating = false;
     let mut auths = 0;
-    for &(_, _, key) in &sim.transmitted {
+    for &(_, _, key, _) in &sim.transmitted {
         if key == ApiKey::SaslHandshake.key() {
             authenticating = true;
             auths = 0;

@@ -327,7 +327,8 @@ fn a_retried_part_stays_ahead_of_later_parts_without_idempotence() {
     // retriable error.
     fail_produce_in_turn(
         &sim,
-        vec![ErrorCode::MESSAGE_TOO_LARGE, ErrorCode::NOT_ENOUGH_REPLICAS],
+        0,
+        &[ErrorCode::MESSAGE_TOO_LARGE, ErrorCode::NOT_ENOUGH_REPLICAS],
     );
     let hs = send_all(&mut sim, 0..30, 400);
     sim.drive();

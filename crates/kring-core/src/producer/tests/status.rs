@@ -81,7 +81,7 @@ fn timed_out_with_the_request_unanswered_is_possibly_persisted() {
     let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    let hole = black_hole(&sim, 1);
+    black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     let (s, e) = status(&h);
@@ -126,7 +126,7 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
     let mut sim = sim_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    let hole = black_hole(&sim, 1);
+    black_hole(&sim, 1);
     let on_wire = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.run_for(ms(10));
     // Same leader, one request in flight: this one stays queued.
