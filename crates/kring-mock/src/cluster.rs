@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -15,6 +16,7 @@ use crate::faults::{Fault, FaultAction, FaultId, FaultTable, RequestInfo};
 use crate::idempotence::UnknownProducerPolicy;
 use crate::log::StoredBatch;
 use crate::records::{self, StoredRecord};
+use crate::sasl::{SaslSession, SaslStep, Verdict};
 use crate::server::BrokerServer;
 use crate::sink::{SinkStats, SinkTopics};
 use crate::state::{
@@ -201,7 +203,9 @@ impl MockClusterBuilder {
     /// fuzzing). [`stop_broker`](MockCluster::stop_broker) and
     /// [`start_broker`](MockCluster::start_broker) only mark the broker
     /// down or up (a down broker's [`handle`](MockCluster::handle) closes
-    /// the connection). Sink mode needs connections and is refused.
+    /// the connection). SASL is screened by the caller, per connection
+    /// ([`MockCluster::screen_sasl`]). Sink mode needs connections and is
+    /// refused.
     pub fn build_unbound(self) -> Result<MockCluster, MockError> {
         if self.sink {
             return Err(MockError::Config("sink mode needs sockets".into()));
@@ -238,7 +242,7 @@ impl MockClusterBuilder {
             faults: Mutex::new(FaultTable::default()),
             counters: Counters::default(),
             sink: self.sink.then(SinkTopics::default),
-            sasl: self.sasl,
+            sasl: self.sasl.map(Mutex::new),
         });
         let mut servers = Vec::new();
         for id in 1..=self.brokers {
@@ -637,6 +641,51 @@ impl MockCluster {
             blocking: false,
         };
         crate::api::handle(&ctx, frame)
+    }
+
+    /// Screens one request frame (without its size prefix) on a connection
+    /// the caller runs over [`handle`](Self::handle), as a SASL listener's
+    /// connection does before the dispatch: ApiVersions passes,
+    /// SaslHandshake and SaslAuthenticate are answered here, anything else
+    /// passes only once `session` authenticated and before its session
+    /// lifetime ran out (measured on the caller's clock, `now`). Every
+    /// request passes when the cluster is not a SASL listener. A request
+    /// answered or refused here is counted like a dispatched one.
+    pub fn screen_sasl(&self, session: &mut SaslSession, now: Instant, frame: &[u8]) -> SaslStep {
+        let Some(sasl) = &self.shared.sasl else {
+            return SaslStep::Pass;
+        };
+        let verdict = {
+            let sasl = sasl.lock().unwrap_or_else(|e| e.into_inner());
+            session.0.check(&sasl, now, frame)
+        };
+        if !matches!(verdict, Verdict::Pass) && frame.len() >= 2 {
+            self.shared
+                .counters
+                .count(i16::from_be_bytes([frame[0], frame[1]]));
+        }
+        match verdict {
+            Verdict::Pass => SaslStep::Pass,
+            Verdict::Answer(f) => SaslStep::Reply(f),
+            Verdict::AnswerAndClose(f) => SaslStep::ReplyAndClose(f),
+            Verdict::Close => SaslStep::Close,
+        }
+    }
+
+    /// Adds a SASL user, or changes its password: authentications from
+    /// now on use it; connections already authenticated stay so (until
+    /// their session lifetime ends). An error if the cluster is not a SASL
+    /// listener.
+    pub fn set_sasl_user(&self, name: &str, password: &str) -> Result<(), MockError> {
+        let sasl = self
+            .shared
+            .sasl
+            .as_ref()
+            .ok_or_else(|| MockError::Config("not a SASL cluster".into()))?;
+        sasl.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_user(name, password);
+        Ok(())
     }
 
     /// Sink totals, in sink mode.

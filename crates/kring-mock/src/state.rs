@@ -456,7 +456,8 @@ pub(crate) struct Shared {
     /// Per-partition offsets of the sink (present in sink mode).
     pub(crate) sink: Option<SinkTopics>,
     /// SASL on every broker.
-    pub(crate) sasl: Option<crate::sasl::MockSasl>,
+    /// SASL settings (users can change while the cluster runs).
+    pub(crate) sasl: Option<Mutex<crate::sasl::MockSasl>>,
 }
 
 impl Shared {

@@ -248,3 +248,102 @@ fn sequence_errors_carry_the_log_start_offset() {
     ));
     assert_eq!(answer(1), (ErrorCode::NOT_LEADER_OR_FOLLOWER.code(), -1));
 }
+
+/// SASL over the sans-IO entry point: the caller screens each connection's
+/// requests with its own session and clock; credentials can change while
+/// the cluster runs.
+#[test]
+fn sasl_is_screened_per_session_on_the_callers_clock() {
+    use kring_mock::{MockSasl, SaslSession, SaslStep};
+    use kring_protocol::messages::api_versions::ApiVersionsRequest;
+    use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
+    use kring_protocol::messages::sasl_handshake::SaslHandshakeRequest;
+    use std::time::Instant;
+
+    let cluster = MockCluster::builder()
+        .topic("t", 1)
+        .sasl(
+            MockSasl::default()
+                .user("alice", "pw")
+                .session_lifetime(Duration::from_secs(10)),
+        )
+        .build_unbound()
+        .unwrap();
+    let t0 = Instant::now();
+    let produce = frame(
+        11,
+        &produce_req("t", 0, batch(1, 1_000, None, Compression::None), -1),
+    );
+    let handshake = frame(
+        1,
+        &SaslHandshakeRequest {
+            mechanism: "PLAIN".into(),
+            ..Default::default()
+        },
+    );
+    let auth = |password: &str| {
+        frame(
+            1,
+            &SaslAuthenticateRequest {
+                auth_bytes: Bytes::from(format!("\0alice\0{password}")),
+                ..Default::default()
+            },
+        )
+    };
+    let auth_answer = |step: SaslStep| match step {
+        SaslStep::Reply(f) | SaslStep::ReplyAndClose(f) => {
+            decode_response_frame::<SaslAuthenticateRequest>(Bytes::from(f).slice(4..), 1)
+                .unwrap()
+                .1
+        }
+        other => panic!("{other:?}"),
+    };
+
+    let mut s = SaslSession::default();
+    assert!(matches!(
+        cluster.screen_sasl(&mut s, t0, &produce),
+        SaslStep::Close
+    ));
+    let versions = frame(0, &ApiVersionsRequest::default());
+    assert!(matches!(
+        cluster.screen_sasl(&mut s, t0, &versions),
+        SaslStep::Pass
+    ));
+    assert!(matches!(
+        cluster.screen_sasl(&mut s, t0, &handshake),
+        SaslStep::Reply(_)
+    ));
+    let ok = auth_answer(cluster.screen_sasl(&mut s, t0, &auth("pw")));
+    assert_eq!((ok.error_code, ok.session_lifetime_ms), (0, 10_000));
+    assert!(matches!(
+        cluster.screen_sasl(&mut s, t0 + Duration::from_secs(9), &produce),
+        SaslStep::Pass
+    ));
+    // The session lifetime runs on the caller's clock.
+    assert!(matches!(
+        cluster.screen_sasl(&mut s, t0 + Duration::from_secs(10), &produce),
+        SaslStep::Close
+    ));
+
+    // Rotated credentials: the old password fails, the new one works.
+    cluster.set_sasl_user("alice", "rotated").unwrap();
+    let mut s = SaslSession::default();
+    cluster.screen_sasl(&mut s, t0, &handshake);
+    let step = cluster.screen_sasl(&mut s, t0, &auth("pw"));
+    assert!(matches!(step, SaslStep::ReplyAndClose(_)), "{step:?}");
+    assert_ne!(auth_answer(step).error_code, 0);
+    let mut s = SaslSession::default();
+    cluster.screen_sasl(&mut s, t0, &handshake);
+    assert_eq!(
+        auth_answer(cluster.screen_sasl(&mut s, t0, &auth("rotated"))).error_code,
+        0
+    );
+    // Without SASL everything passes; set_sasl_user is an error.
+    let plain = MockCluster::builder().build_unbound().unwrap();
+    let mut s = SaslSession::default();
+    assert!(matches!(
+        plain.screen_sasl(&mut s, t0, &produce),
+        SaslStep::Pass
+    ));
+    assert!(plain.set_sasl_user("a", "b").is_err());
+}
