@@ -622,6 +622,9 @@ pub enum BrokerStep {
 /// built with `build_unbound`, behind the `sim` feature), so the Sim and
 /// the wire-level mock answer with the same code.
 pub trait SimBroker {
+    /// One connection's state of the broker's SASL screen (`()` for a
+    /// broker without SASL).
+    type Session: Default;
     /// The `host:port` the core bootstraps from.
     fn bootstrap(&self) -> String;
     /// The node listening at `addr`, if it accepts a connection now.
@@ -630,20 +633,42 @@ pub trait SimBroker {
     fn latency(&self, node: i32) -> Duration;
     /// Handles one request frame (size prefix included) sent to `node`.
     fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep;
-    /// The SASL server screening connections to `node` now, if it is a
-    /// SASL listener (and up: a stopped or silent node is left to
-    /// `handle`).
-    fn sasl_screen(&self, node: i32) -> Option<SimSasl> {
-        let _ = node;
-        None
-    }
-    /// Notes a request the SASL screen answered itself.
-    fn record_request(&mut self, node: i32, api_key: i16, api_version: i16) {
-        let _ = (node, api_key, api_version);
+    /// Screens a request frame (size prefix included) on a connection to
+    /// `node` before [`handle`](Self::handle): a SASL listener answers the
+    /// SASL exchange itself and closes a connection that sends anything
+    /// else before authenticating or after its session expired. `session`
+    /// is the connection's screening state, `now` the simulated time.
+    /// Default: everything passes.
+    fn screen(
+        &mut self,
+        node: i32,
+        session: &mut Self::Session,
+        now: Instant,
+        frame: &Bytes,
+    ) -> Screen {
+        let _ = (node, session, now, frame);
+        Screen::Pass
     }
 }
 
+/// What a broker's SASL screen does with a request
+/// ([`SimBroker::screen`]).
+#[derive(Debug)]
+pub enum Screen {
+    /// Hand it to the broker.
+    Pass,
+    /// Answer with this frame (size prefix included).
+    Answer(Bytes),
+    /// Answer with this frame, then close the connection (a failed
+    /// authentication).
+    AnswerAndClose(Bytes),
+    /// Close the connection without answering.
+    Close,
+}
+
 impl SimBroker for SimCluster {
+    type Session = sasl::ConnAuth;
+
     fn bootstrap(&self) -> String {
         self.nodes.values().next().expect("a node").addr.clone()
     }
@@ -659,16 +684,31 @@ impl SimBroker for SimCluster {
         self.nodes[&node].latency
     }
 
-    fn sasl_screen(&self, node: i32) -> Option<SimSasl> {
+    fn screen(
+        &mut self,
+        node: i32,
+        session: &mut sasl::ConnAuth,
+        now: Instant,
+        frame: &Bytes,
+    ) -> Screen {
         let n = &self.nodes[&node];
         if !n.up || n.black_hole {
-            return None;
+            return Screen::Pass;
         }
-        self.sasl.clone()
-    }
-
-    fn record_request(&mut self, node: i32, api_key: i16, api_version: i16) {
-        self.requests.push((node, api_key, api_version));
+        let Some(sasl) = self.sasl.clone() else {
+            return Screen::Pass;
+        };
+        match sasl.check(session, now, frame) {
+            Verdict::Pass => Screen::Pass,
+            Verdict::Answer(resp) => {
+                if let Ok((h, _)) = decode_request_frame(frame.slice(4..)) {
+                    self.requests
+                        .push((node, h.request_api_key, h.request_api_version));
+                }
+                Screen::Answer(resp)
+            }
+            Verdict::Close => Screen::Close,
+        }
     }
 
     fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep {
@@ -722,15 +762,16 @@ enum SimEvent {
 }
 
 #[derive(Debug)]
-struct SimConn {
+struct SimConn<S> {
     node: i32,
     /// A throttled connection answers nothing before this.
     muted_until: Option<Instant>,
-    auth: sasl::ConnAuth,
+    /// The broker's SASL screening state for the connection.
+    session: S,
 }
 
 /// The harness: a core, its shared state, a cluster and simulated time.
-pub struct Sim<B = SimCluster> {
+pub struct Sim<B: SimBroker = SimCluster> {
     /// The core under test.
     pub core: ProducerCore,
     /// Its shared state (what producer threads use).
@@ -743,7 +784,7 @@ pub struct Sim<B = SimCluster> {
     pub start: Instant,
     events: BTreeMap<(Instant, u64), SimEvent>,
     seq: u64,
-    conns: HashMap<ConnId, SimConn>,
+    conns: HashMap<ConnId, SimConn<B::Session>>,
     /// Wake-ups producer calls asked for (appends, flushes, closes).
     pub wakes: u64,
     /// Times the harness let the core park.
@@ -760,7 +801,7 @@ pub struct Sim<B = SimCluster> {
     pub sasl_closes: u64,
 }
 
-impl<B> std::fmt::Debug for Sim<B> {
+impl<B: SimBroker> std::fmt::Debug for Sim<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sim")
             .field("elapsed", &(self.now - self.start))
@@ -840,7 +881,7 @@ impl<B: SimBroker> Sim<B> {
                             SimConn {
                                 node: n,
                                 muted_until: None,
-                                auth: Default::default(),
+                                session: Default::default(),
                             },
                         );
                         let at = self.now + self.cluster.latency(n);
@@ -902,27 +943,29 @@ impl<B: SimBroker> Sim<B> {
         // A SASL listener screens each connection's requests before the
         // broker sees them (the connection, not the broker, is
         // authenticated).
-        if let Some(sasl) = self.cluster.sasl_screen(node) {
-            let st = &mut self.conns.get_mut(&conn).expect("conn").auth;
-            match sasl.check(st, self.now, &frame) {
-                Verdict::Pass => {}
-                Verdict::Answer(resp) => {
-                    if let Ok((h, _)) = decode_request_frame(frame.slice(4..)) {
-                        self.cluster
-                            .record_request(node, h.request_api_key, h.request_api_version);
-                    }
-                    self.schedule_response(conn, latency, resp);
-                    return;
-                }
-                Verdict::Close => {
-                    self.sasl_closes += 1;
-                    self.conns.remove(&conn);
-                    self.events
-                        .retain(|_, e| !matches!(e, SimEvent::Response(c, _) if *c == conn));
-                    let at = self.now + latency;
-                    self.schedule(at, SimEvent::Disconnected(conn));
-                    return;
-                }
+        let now = self.now;
+        let session = &mut self.conns.get_mut(&conn).expect("conn").session;
+        match self.cluster.screen(node, session, now, &frame) {
+            Screen::Pass => {}
+            Screen::Answer(resp) => {
+                self.schedule_response(conn, latency, resp);
+                return;
+            }
+            Screen::AnswerAndClose(resp) => {
+                let at = self.schedule_response(conn, latency, resp);
+                self.conns.remove(&conn);
+                // After the answer (events at one instant keep their order).
+                self.schedule(at, SimEvent::Disconnected(conn));
+                return;
+            }
+            Screen::Close => {
+                self.sasl_closes += 1;
+                self.conns.remove(&conn);
+                self.events
+                    .retain(|_, e| !matches!(e, SimEvent::Response(c, _) if *c == conn));
+                let at = self.now + latency;
+                self.schedule(at, SimEvent::Disconnected(conn));
+                return;
             }
         }
         match self.cluster.handle(node, frame) {
@@ -956,7 +999,7 @@ impl<B: SimBroker> Sim<B> {
         }
     }
 
-    fn schedule_response(&mut self, conn: ConnId, latency: Duration, resp: Bytes) {
+    fn schedule_response(&mut self, conn: ConnId, latency: Duration, resp: Bytes) -> Instant {
         // Responses on one connection keep their order: schedule no
         // earlier than the last one queued for it.
         let last = self
@@ -967,6 +1010,7 @@ impl<B: SimBroker> Sim<B> {
             .max();
         let at = (self.now + latency).max(last.unwrap_or(self.now));
         self.schedule(at, SimEvent::Response(conn, resp.slice(4..)));
+        at
     }
 
     /// One driver turn at the current time: deliver due broker events,

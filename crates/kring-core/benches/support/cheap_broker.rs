@@ -185,6 +185,8 @@ pub(crate) fn answer_produce(frame: &[u8], offsets: &mut [i64]) -> Bytes {
 }
 
 impl SimBroker for CheapBroker {
+    type Session = ();
+
     fn bootstrap(&self) -> String {
         self.inner.bootstrap()
     }

@@ -44,7 +44,7 @@ impl SimSasl {
 
 /// One connection's authentication state.
 #[derive(Debug, Default)]
-pub(crate) struct ConnAuth {
+pub struct ConnAuth {
     mechanism: Option<String>,
     /// SCRAM: (hash, user, client-first-bare + "," + server-first, nonce).
     scram: Option<(ScramHash, String, String, String)>,
