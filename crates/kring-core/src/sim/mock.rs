@@ -141,7 +141,8 @@ mod tests {
     /// The first of several pipelined batches fails retriably at
     /// kring-mock; its log rejects the later ones as out of order;
     /// everything is retried in sequence order and lands once, in order —
-    /// the SimCluster test of the same name, against kring-mock's dispatch.
+    /// the idempotence test of the same name, with every Produce response
+    /// held back by a delay fault instead of the broker's latency.
     #[test]
     fn order_is_kept_across_retries_with_five_in_flight() {
         let mut sim = sim(1);

@@ -27,7 +27,7 @@ use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
 
 use crate::config::Config;
-use crate::sim::{Sim, SimCluster};
+use crate::sim::Sim;
 
 /// The core against kring-mock's own request dispatch.
 pub(super) type MockSim = Sim<MockCluster>;
@@ -38,14 +38,6 @@ pub(super) fn cfg() -> Config {
         jitter_seed: 42,
         ..Config::default()
     }
-}
-
-/// A sim with `nodes` brokers and topic `t` with `partitions` partitions
-/// (the scripted `SimCluster`, for the tests not moved yet).
-pub(super) fn scripted_with(config: Config, nodes: i32, partitions: u32) -> Sim {
-    let mut cluster = SimCluster::new(nodes);
-    cluster.create_topic("t", partitions);
-    Sim::new(config, cluster, kring_testclock::origin())
 }
 
 /// The tests' kring-mock cluster: `nodes` brokers (`mock-N:9092`), topic
