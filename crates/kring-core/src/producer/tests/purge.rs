@@ -10,7 +10,7 @@ use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
 use crate::Config;
 
 fn down(sim: &mut MockSim) {
-    stop(&sim, 1);
+    stop(sim, 1);
     sim.disconnect_node(1);
 }
 

@@ -41,7 +41,7 @@ fn send_all(sim: &mut MockSim, range: std::ops::Range<u32>, len: usize) -> Vec<D
 /// order, at consecutive offsets, and each handle names its record's
 /// offset.
 fn assert_delivered_in_order(sim: &MockSim, hs: &[DeliveryHandle], first: u32) {
-    let log = log(&sim, 0);
+    let log = log(sim, 0);
     let numbers: Vec<u32> = log
         .iter()
         .map(|r| number(r.value.as_deref().unwrap()))
