@@ -18,15 +18,18 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kring_core::sim::{Sim, SimCluster};
+use kring_core::sim::Sim;
 use kring_core::{Config, RecordRef};
+use kring_mock::MockCluster;
 use kring_testclock::origin;
 
 const PER_THREAD: u64 = 100_000;
 
-fn primed_sim() -> Sim {
-    let mut cluster = SimCluster::new(1);
-    cluster.create_topic("t", 16);
+fn primed_sim() -> Sim<MockCluster> {
+    let cluster = MockCluster::builder()
+        .topic("t", 16)
+        .build_unbound()
+        .expect("mock cluster");
     let config = Config {
         linger: Duration::from_secs(3600),
         delivery_timeout: Duration::from_secs(7200),

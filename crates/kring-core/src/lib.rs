@@ -13,7 +13,7 @@
 //!   entry each, waiting ones in a cancellable deadline queue.
 //!
 //! The `sim` module (tests, or the `sim` feature) runs the real core
-//! against a scripted cluster in simulated time.
+//! against kring-mock's own request dispatch in simulated time.
 //!
 //! Everything is hand-written; the wire messages come from
 //! `kring-protocol`.

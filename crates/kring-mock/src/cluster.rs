@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -15,6 +16,7 @@ use crate::faults::{Fault, FaultAction, FaultId, FaultTable, RequestInfo};
 use crate::idempotence::UnknownProducerPolicy;
 use crate::log::StoredBatch;
 use crate::records::{self, StoredRecord};
+use crate::sasl::{SaslSession, SaslStep, Verdict};
 use crate::server::BrokerServer;
 use crate::sink::{SinkStats, SinkTopics};
 use crate::state::{
@@ -201,7 +203,9 @@ impl MockClusterBuilder {
     /// fuzzing). [`stop_broker`](MockCluster::stop_broker) and
     /// [`start_broker`](MockCluster::start_broker) only mark the broker
     /// down or up (a down broker's [`handle`](MockCluster::handle) closes
-    /// the connection). Sink mode needs connections and is refused.
+    /// the connection). SASL is screened by the caller, per connection
+    /// ([`MockCluster::screen_sasl`]). Sink mode needs connections and is
+    /// refused.
     pub fn build_unbound(self) -> Result<MockCluster, MockError> {
         if self.sink {
             return Err(MockError::Config("sink mode needs sockets".into()));
@@ -238,7 +242,7 @@ impl MockClusterBuilder {
             faults: Mutex::new(FaultTable::default()),
             counters: Counters::default(),
             sink: self.sink.then(SinkTopics::default),
-            sasl: self.sasl,
+            sasl: self.sasl.map(Mutex::new),
         });
         let mut servers = Vec::new();
         for id in 1..=self.brokers {
@@ -356,6 +360,17 @@ impl MockCluster {
         Ok(())
     }
 
+    /// Adds `n` partitions to an existing topic, as Kafka's
+    /// CreatePartitions does: the new ones are empty, led round-robin like a
+    /// new topic's, and Metadata lists them from now on.
+    pub fn add_partitions(&self, topic: &str, n: i32) -> Result<(), MockError> {
+        if !self.shared.lock().add_partitions(topic, n)? {
+            return Err(MockError::UnknownPartition(topic.to_string(), n));
+        }
+        self.shared.notify();
+        Ok(())
+    }
+
     /// Topic names.
     pub fn topics(&self) -> Vec<String> {
         self.shared.lock().topics.keys().cloned().collect()
@@ -407,6 +422,56 @@ impl MockCluster {
         }
         self.shared.notify();
         Ok(())
+    }
+
+    /// Forgets every idempotent producer's state on a partition, as a
+    /// broker does when the state expires (`producer.id.expiration.ms`) or
+    /// the log is truncated: the next batch of such a producer is taken as
+    /// its first (see
+    /// [`UnknownProducerPolicy`](crate::UnknownProducerPolicy) for a
+    /// non-zero first sequence).
+    pub fn forget_producers(&self, topic: &str, partition: i32) -> Result<(), MockError> {
+        let mut st = self.shared.lock();
+        let p = st
+            .partition_mut(topic, partition)
+            .ok_or_else(|| MockError::UnknownPartition(topic.to_string(), partition))?;
+        p.log.producers_mut().forget();
+        Ok(())
+    }
+
+    /// Makes every idempotent producer known to a partition look as if its
+    /// last batch ended at sequence `last` (at the partition's last
+    /// offset): its next batch must start at `last + 1`, or 0 after
+    /// `i32::MAX`. For testing a client's sequence wrap-around without
+    /// writing 2^31 records first; the client must be moved near the wrap
+    /// too.
+    pub fn set_last_sequence(
+        &self,
+        topic: &str,
+        partition: i32,
+        last: i32,
+    ) -> Result<(), MockError> {
+        let mut st = self.shared.lock();
+        let p = st
+            .partition_mut(topic, partition)
+            .ok_or_else(|| MockError::UnknownPartition(topic.to_string(), partition))?;
+        let offset = p.log.high_watermark() - 1;
+        p.log.producers_mut().set_last_sequence(last, offset);
+        Ok(())
+    }
+
+    /// Serves `api_key` (an `i16` or a `kring_protocol::messages::ApiKey`)
+    /// up to version `max` only, as an older broker would: ApiVersions
+    /// advertises the narrower range and a request of a higher version
+    /// closes the connection. `None` restores the full range. A cap above
+    /// what the mock implements changes nothing; one below its lowest
+    /// version stops serving the key (unadvertised).
+    pub fn set_max_version(&self, api_key: impl Into<i16>, max: Option<i16>) {
+        let mut st = self.shared.lock();
+        match max {
+            Some(v) => st.version_caps.insert(api_key.into(), v),
+            None => st.version_caps.remove(&api_key.into()),
+        };
     }
 
     /// Stops broker `id`: closes its listener (connects are refused) and its
@@ -576,6 +641,51 @@ impl MockCluster {
             blocking: false,
         };
         crate::api::handle(&ctx, frame)
+    }
+
+    /// Screens one request frame (without its size prefix) on a connection
+    /// the caller runs over [`handle`](Self::handle), as a SASL listener's
+    /// connection does before the dispatch: ApiVersions passes,
+    /// SaslHandshake and SaslAuthenticate are answered here, anything else
+    /// passes only once `session` authenticated and before its session
+    /// lifetime ran out (measured on the caller's clock, `now`). Every
+    /// request passes when the cluster is not a SASL listener. A request
+    /// answered or refused here is counted like a dispatched one.
+    pub fn screen_sasl(&self, session: &mut SaslSession, now: Instant, frame: &[u8]) -> SaslStep {
+        let Some(sasl) = &self.shared.sasl else {
+            return SaslStep::Pass;
+        };
+        let verdict = {
+            let sasl = sasl.lock().unwrap_or_else(|e| e.into_inner());
+            session.0.check(&sasl, now, frame)
+        };
+        if !matches!(verdict, Verdict::Pass) && frame.len() >= 2 {
+            self.shared
+                .counters
+                .count(i16::from_be_bytes([frame[0], frame[1]]));
+        }
+        match verdict {
+            Verdict::Pass => SaslStep::Pass,
+            Verdict::Answer(f) => SaslStep::Reply(f),
+            Verdict::AnswerAndClose(f) => SaslStep::ReplyAndClose(f),
+            Verdict::Close => SaslStep::Close,
+        }
+    }
+
+    /// Adds a SASL user, or changes its password: authentications from
+    /// now on use it; connections already authenticated stay so (until
+    /// their session lifetime ends). An error if the cluster is not a SASL
+    /// listener.
+    pub fn set_sasl_user(&self, name: &str, password: &str) -> Result<(), MockError> {
+        let sasl = self
+            .shared
+            .sasl
+            .as_ref()
+            .ok_or_else(|| MockError::Config("not a SASL cluster".into()))?;
+        sasl.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_user(name, password);
+        Ok(())
     }
 
     /// Sink totals, in sink mode.

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -105,7 +105,11 @@ fn serve_until_closed<S: Read + Write>(
             let api_key = i16::from_be_bytes([frame[0], frame[1]]);
             if let Some(sasl) = &shared.sasl {
                 use crate::sasl::Verdict;
-                let verdict = sasl_conn.check(sasl, frame);
+                let verdict = sasl_conn.check(
+                    &sasl.lock().unwrap_or_else(|e| e.into_inner()),
+                    Instant::now(),
+                    frame,
+                );
                 if !matches!(verdict, Verdict::Pass) {
                     // Answered here, never reaching the dispatch that
                     // counts the rest.

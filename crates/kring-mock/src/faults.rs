@@ -8,7 +8,9 @@
 //! test thread affects the very next request that matches. Several faults can
 //! match one request; each fires (and counts down), and their actions
 //! combine: an error, a delay and a throttle can apply together, a dropped
-//! connection wins over everything.
+//! connection wins over everything; of several errors for one partition,
+//! the earliest installed fault's is answered (so faults installed in
+//! order with growing counts script a sequence of errors).
 //!
 //! For conditions a rule cannot express, a [`Hook`] per API key (style of
 //! franz-go kfake's `ControlKey`) sees every request of its key and returns
@@ -31,6 +33,11 @@ pub enum FaultAction {
     Delay(Duration),
     /// Close the connection without applying the request: nothing landed.
     DropBeforeApply,
+    /// Read the request and do nothing with it: not applied, never
+    /// answered, the connection stays open — a hung broker, which only the
+    /// client's request timeout gets it out of. Later requests on the
+    /// connection are still answered (unless this fault matches them too).
+    Swallow,
     /// Apply the request, then close the connection without answering: the
     /// data landed but the client cannot know ("did it land?").
     DropAfterApply,
@@ -53,7 +60,9 @@ pub enum FaultAction {
     /// close the connection: the client sees a frame cut off by EOF.
     CutResponse,
     /// Apply the request and answer it, with one field of the response
-    /// rewritten (Metadata and Produce; see [`Lie`](crate::Lie)).
+    /// rewritten (Metadata and Produce; see [`Lie`](crate::Lie)). With a
+    /// partition filter a Metadata lie touches only that topic, a Produce
+    /// lie only that partition.
     Lie(crate::Lie),
 }
 
@@ -98,6 +107,11 @@ impl Fault {
     /// Close the connection before applying the request.
     pub fn drop_before_apply(api_key: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::DropBeforeApply)
+    }
+
+    /// Neither apply nor answer the request; keep the connection open.
+    pub fn swallow(api_key: impl Into<i16>) -> Self {
+        Self::new(api_key, FaultAction::Swallow)
     }
 
     /// Apply the request, then close the connection without answering.
@@ -193,11 +207,13 @@ pub(crate) struct Fired {
     pub(crate) delay: Duration,
     pub(crate) throttle: Duration,
     pub(crate) drop_before: bool,
+    pub(crate) swallow: bool,
     pub(crate) drop_after: bool,
     pub(crate) truncate: Option<usize>,
     pub(crate) corrupt: bool,
     pub(crate) cut: bool,
-    pub(crate) lies: Vec<crate::Lie>,
+    /// Lies to tell, each narrowed to its fault's partition filter.
+    pub(crate) lies: Vec<(Option<(String, i32)>, crate::Lie)>,
 }
 
 impl Fired {
@@ -209,11 +225,12 @@ impl Fired {
             FaultAction::Delay(d) => self.delay += *d,
             FaultAction::Throttle(d) => self.throttle = self.throttle.max(*d),
             FaultAction::DropBeforeApply => self.drop_before = true,
+            FaultAction::Swallow => self.swallow = true,
             FaultAction::DropAfterApply => self.drop_after = true,
             FaultAction::TruncateResponse { keep } => self.truncate = Some(*keep),
             FaultAction::CorruptResponse => self.corrupt = true,
             FaultAction::CutResponse => self.cut = true,
-            FaultAction::Lie(lie) => self.lies.push(lie.clone()),
+            FaultAction::Lie(lie) => self.lies.push((partition, lie.clone())),
         }
     }
 

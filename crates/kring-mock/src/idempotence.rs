@@ -154,6 +154,25 @@ impl ProducerStates {
         Ok(SequenceCheck::Append)
     }
 
+    /// Forgets every producer (as after the broker expired their state,
+    /// `producer.id.expiration.ms`, or truncated the log).
+    pub(crate) fn forget(&mut self) {
+        self.producers.clear();
+    }
+
+    /// Makes every known producer look as if its last batch ended at
+    /// sequence `last`, appended at `offset`.
+    pub(crate) fn set_last_sequence(&mut self, last: i32, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.recent.clear();
+            entry.recent.push_back(BatchMeta {
+                first_seq: last,
+                last_seq: last,
+                base_offset: offset,
+            });
+        }
+    }
+
     /// Records a batch that [`check`](Self::check) allowed and that was
     /// appended at `base_offset`.
     pub(crate) fn record(&mut self, h: &BatchHeader, base_offset: i64) {
@@ -198,6 +217,32 @@ mod tests {
             s.record(h, at);
         }
         Ok(r)
+    }
+
+    #[test]
+    fn forgotten_producers_and_a_moved_last_sequence() {
+        let mut s = ProducerStates::default();
+        append(&mut s, &hdr(1, 0, 0, 3), 0).unwrap();
+        s.set_last_sequence(i32::MAX - 1, 2);
+        // The next batch must follow MAX-1, across the wrap.
+        assert!(append(&mut s, &hdr(1, 0, 3, 1), 3).is_err());
+        assert_eq!(
+            append(&mut s, &hdr(1, 0, i32::MAX, 2), 3),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            append(&mut s, &hdr(1, 0, 1, 1), 5),
+            Ok(SequenceCheck::Append)
+        );
+        s.forget();
+        assert_eq!(
+            s.check(&hdr(1, 0, 2, 1), UnknownProducerPolicy::Reject),
+            Err(SequenceError::UnknownProducer(1))
+        );
+        assert_eq!(
+            s.check(&hdr(1, 0, 0, 1), UnknownProducerPolicy::Reject),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@
 //! # SASL
 //! [`MockClusterBuilder::sasl`] makes every broker a SASL listener (PLAIN,
 //! SCRAM-SHA-256/512, OAUTHBEARER; optional session lifetime for KIP-368
-//! re-authentication): see the `sasl` module.
+//! re-authentication): see the `sasl` module. A caller of the sans-IO
+//! entry point screens each connection's requests itself with
+//! [`MockCluster::screen_sasl`] and a [`SaslSession`] per connection;
+//! [`MockCluster::set_sasl_user`] changes credentials while it runs.
 //!
 //! # Storage
 //! Each partition keeps an in-memory log of the batches clients sent
@@ -87,6 +90,6 @@ pub use idempotence::{UnknownProducerPolicy, RETAINED_BATCHES};
 pub use lie::Lie;
 pub use log::StoredBatch;
 pub use records::StoredRecord;
-pub use sasl::MockSasl;
+pub use sasl::{MockSasl, SaslSession, SaslStep};
 pub use sink::SinkStats;
 pub use state::{CreateTopicError, DEFAULT_MAX_MESSAGE_BYTES};

@@ -13,18 +13,31 @@ pub enum Lie {
     /// partition entry with this index (led by the first listed broker).
     /// A client must not size anything by it (`i32::MAX`, `1 << 30`, -5).
     ExtraPartitionIndex(i32),
+    /// Metadata: every partition entry of every topic the response
+    /// describes reports this index instead of its own (`i32::MAX`: a
+    /// topic with nothing usable).
+    PartitionIndex(i32),
     /// Produce: every partition answered without an error reports this
     /// base offset (`i64::MAX`: the batch's offsets cannot be computed).
     BaseOffset(i64),
 }
 
+/// A lie and the partition its fault was narrowed to (`None`: everything).
+type Scoped = (Option<(String, i32)>, Lie);
+
 /// Applies the metadata lies.
-pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Lie]) {
+pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
     let leader = resp.brokers.first().map_or(-1, |b| b.node_id);
-    for lie in lies {
-        if let Lie::ExtraPartitionIndex(index) = *lie {
-            for t in &mut resp.topics {
-                if t.error_code == 0 {
+    for (scope, lie) in lies {
+        let topics = resp.topics.iter_mut().filter(|t| {
+            t.error_code == 0
+                && scope
+                    .as_ref()
+                    .is_none_or(|(name, _)| t.name.as_deref() == Some(name))
+        });
+        for t in topics {
+            match *lie {
+                Lie::ExtraPartitionIndex(index) => {
                     t.partitions.push(MetadataResponsePartition {
                         partition_index: index,
                         leader_id: leader,
@@ -33,22 +46,31 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Lie]) {
                         ..Default::default()
                     });
                 }
+                Lie::PartitionIndex(index) => {
+                    for p in &mut t.partitions {
+                        p.partition_index = index;
+                    }
+                }
+                Lie::BaseOffset(_) => {}
             }
         }
     }
 }
 
 /// Applies the produce lies.
-pub(crate) fn produce(resp: &mut ProduceResponse, lies: &[Lie]) {
-    for lie in lies {
-        if let Lie::BaseOffset(offset) = *lie {
-            for p in resp
-                .responses
-                .iter_mut()
-                .flat_map(|t| t.partition_responses.iter_mut())
-                .filter(|p| p.error_code == 0)
-            {
-                p.base_offset = offset;
+pub(crate) fn produce(resp: &mut ProduceResponse, lies: &[Scoped]) {
+    for (scope, lie) in lies {
+        let Lie::BaseOffset(offset) = *lie else {
+            continue;
+        };
+        for t in &mut resp.responses {
+            for p in &mut t.partition_responses {
+                let in_scope = scope
+                    .as_ref()
+                    .is_none_or(|(name, index)| *name == t.name && *index == p.index);
+                if in_scope && p.error_code == 0 {
+                    p.base_offset = offset;
+                }
             }
         }
     }
@@ -82,12 +104,34 @@ mod tests {
         };
         metadata(
             &mut m,
-            &[Lie::ExtraPartitionIndex(i32::MAX), Lie::BaseOffset(1)],
+            &[
+                (None, Lie::ExtraPartitionIndex(i32::MAX)),
+                (None, Lie::BaseOffset(1)),
+            ],
         );
         assert_eq!(m.topics[0].partitions.len(), 1);
         assert_eq!(m.topics[0].partitions[0].partition_index, i32::MAX);
         assert_eq!(m.topics[0].partitions[0].leader_id, 4);
         assert!(m.topics[1].partitions.is_empty());
+        // Narrowed to a topic: the others are left alone.
+        m.topics.push(MetadataResponseTopic {
+            name: Some("other".into()),
+            ..Default::default()
+        });
+        metadata(
+            &mut m,
+            &[
+                (Some(("ok".into(), 0)), Lie::PartitionIndex(-3)),
+                (Some(("ok".into(), 0)), Lie::ExtraPartitionIndex(7)),
+            ],
+        );
+        let indexes: Vec<i32> = m.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(indexes, [-3, 7]);
+        assert!(m.topics[2].partitions.is_empty());
 
         let mut p = ProduceResponse {
             responses: vec![TopicProduceResponse {
@@ -109,12 +153,20 @@ mod tests {
             }],
             ..Default::default()
         };
-        produce(&mut p, &[Lie::BaseOffset(i64::MAX)]);
+        p.responses[0]
+            .partition_responses
+            .push(PartitionProduceResponse {
+                index: 2,
+                base_offset: 9,
+                ..Default::default()
+            });
+        produce(&mut p, &[(None, Lie::BaseOffset(i64::MAX))]);
+        produce(&mut p, &[(Some(("t".into(), 2)), Lie::BaseOffset(5))]);
         let offsets: Vec<i64> = p.responses[0]
             .partition_responses
             .iter()
             .map(|r| r.base_offset)
             .collect();
-        assert_eq!(offsets, vec![i64::MAX, -1]);
+        assert_eq!(offsets, vec![i64::MAX, -1, 5]);
     }
 }

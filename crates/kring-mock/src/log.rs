@@ -71,6 +71,11 @@ impl PartitionLog {
         self.end_offset
     }
 
+    /// The idempotent producers' state (for the test controls).
+    pub(crate) fn producers_mut(&mut self) -> &mut ProducerStates {
+        &mut self.producers
+    }
+
     /// All stored batches in offset order.
     pub(crate) fn batches(&self) -> &[StoredBatch] {
         &self.batches

@@ -21,6 +21,13 @@ pub struct StoredRecord {
     pub value: Option<Bytes>,
     /// Headers in order: key and (nullable) value.
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// Producer id of its batch (-1: not idempotent).
+    pub producer_id: i64,
+    /// Producer epoch of its batch.
+    pub producer_epoch: i16,
+    /// Base sequence of its batch (-1: not idempotent); the record's own
+    /// sequence is this plus its position in the batch.
+    pub base_sequence: i32,
 }
 
 /// Decodes every record of `batch`, appending them to `out`.
@@ -38,6 +45,9 @@ pub(crate) fn decode_into(
             key: r.key,
             value: r.value,
             headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            producer_id: b.producer_id,
+            producer_epoch: b.producer_epoch,
+            base_sequence: b.base_sequence,
         });
     }
     Ok(())

@@ -80,6 +80,14 @@ impl MockSasl {
         self
     }
 
+    /// Adds `name`, or replaces its password.
+    pub(crate) fn set_user(&mut self, name: &str, password: &str) {
+        match self.users.iter_mut().find(|(u, _)| u == name) {
+            Some(u) => u.1 = password.to_owned(),
+            None => self.users.push((name.to_owned(), password.to_owned())),
+        }
+    }
+
     fn password(&self, user: &str) -> Option<&str> {
         self.users
             .iter()
@@ -143,6 +151,30 @@ struct ScramPending {
     nonce: String,
 }
 
+/// One connection's SASL state, for a caller that runs connections itself
+/// over the sans-IO entry point ([`crate::MockCluster::screen_sasl`]; the
+/// TCP server keeps one per connection).
+#[derive(Debug, Default)]
+pub struct SaslSession(pub(crate) SaslConn);
+
+/// What a SASL listener does with a request before the dispatch sees it
+/// ([`crate::MockCluster::screen_sasl`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SaslStep {
+    /// Not SASL's business (or no SASL): hand the request to
+    /// [`crate::MockCluster::handle`].
+    Pass,
+    /// Send this response frame (size prefix included).
+    Reply(Vec<u8>),
+    /// Send this response frame, then close the connection (a failed
+    /// handshake or authentication).
+    ReplyAndClose(Vec<u8>),
+    /// Close the connection without answering (a request before
+    /// authentication or after the session expired).
+    Close,
+}
+
 /// One connection's authentication state.
 #[derive(Debug, Default)]
 pub(crate) struct SaslConn {
@@ -167,7 +199,7 @@ pub(crate) enum Verdict {
 
 impl SaslConn {
     /// Screens one request frame (without its size prefix).
-    pub(crate) fn check(&mut self, sasl: &MockSasl, frame: &[u8]) -> Verdict {
+    pub(crate) fn check(&mut self, sasl: &MockSasl, now: Instant, frame: &[u8]) -> Verdict {
         if frame.len() < 4 {
             return Verdict::Close;
         }
@@ -177,7 +209,7 @@ impl SaslConn {
             SASL_HANDSHAKE | SASL_AUTHENTICATE => {}
             API_VERSIONS => return Verdict::Pass,
             _ if !self.authenticated => return Verdict::Close,
-            _ if self.expires.is_some_and(|e| Instant::now() >= e) => return Verdict::Close,
+            _ if self.expires.is_some_and(|e| now >= e) => return Verdict::Close,
             _ => return Verdict::Pass,
         }
         let mut buf = Bytes::copy_from_slice(frame);
@@ -209,7 +241,7 @@ impl SaslConn {
                 }
             }
             RequestKind::SaslAuthenticate(SaslAuthenticateRequest { auth_bytes, .. }) => {
-                let resp = self.authenticate(sasl, version, &auth_bytes);
+                let resp = self.authenticate(sasl, now, version, &auth_bytes);
                 let failed = resp.error_code != 0;
                 if encode_response(&mut out, corr, version, &resp).is_err() {
                     return Verdict::Close;
@@ -232,12 +264,18 @@ impl SaslConn {
         }
     }
 
-    fn done(&mut self, sasl: &MockSasl, version: i16, bytes: Vec<u8>) -> SaslAuthenticateResponse {
+    fn done(
+        &mut self,
+        sasl: &MockSasl,
+        now: Instant,
+        version: i16,
+        bytes: Vec<u8>,
+    ) -> SaslAuthenticateResponse {
         self.authenticated = true;
         self.mechanism = None;
         self.scram = None;
         let lifetime = if version >= 1 && !sasl.session_lifetime.is_zero() {
-            self.expires = Some(Instant::now() + sasl.session_lifetime);
+            self.expires = Some(now + sasl.session_lifetime);
             i64::try_from(sasl.session_lifetime.as_millis()).unwrap_or(i64::MAX)
         } else {
             self.expires = None;
@@ -253,6 +291,7 @@ impl SaslConn {
     fn authenticate(
         &mut self,
         sasl: &MockSasl,
+        now: Instant,
         version: i16,
         msg: &[u8],
     ) -> SaslAuthenticateResponse {
@@ -267,7 +306,7 @@ impl SaslConn {
                     return Self::fail("Authentication failed: malformed PLAIN message");
                 };
                 match sasl.password(&String::from_utf8_lossy(user)) {
-                    Some(p) if p.as_bytes() == pass => self.done(sasl, version, Vec::new()),
+                    Some(p) if p.as_bytes() == pass => self.done(sasl, now, version, Vec::new()),
                     _ => bad(),
                 }
             }
@@ -277,7 +316,7 @@ impl SaslConn {
                     .strip_prefix("n,,\x01auth=Bearer ")
                     .and_then(|t| t.strip_suffix("\x01\x01"));
                 match token {
-                    Some(t) if !t.is_empty() => self.done(sasl, version, Vec::new()),
+                    Some(t) if !t.is_empty() => self.done(sasl, now, version, Vec::new()),
                     _ => Self::fail("Authentication failed: invalid OAUTHBEARER message"),
                 }
             }
@@ -290,7 +329,7 @@ impl SaslConn {
                 let text = String::from_utf8_lossy(msg).into_owned();
                 match self.scram.take() {
                     None => self.scram_first(hash, &text),
-                    Some(p) => self.scram_final(sasl, version, p, &text),
+                    Some(p) => self.scram_final(sasl, now, version, p, &text),
                 }
             }
             _ => Self::fail("mechanism not enabled"),
@@ -331,6 +370,7 @@ impl SaslConn {
     fn scram_final(
         &mut self,
         sasl: &MockSasl,
+        now: Instant,
         version: i16,
         p: ScramPending,
         text: &str,
@@ -363,6 +403,7 @@ impl SaslConn {
         let server_sig = h.hmac(&h.hmac(&salted, b"Server Key"), auth.as_bytes());
         self.done(
             sasl,
+            now,
             version,
             format!("v={}", B64.encode(server_sig)).into_bytes(),
         )

@@ -130,6 +130,9 @@ pub(crate) struct State {
     pub(crate) config: Config,
     pub(crate) brokers: Vec<BrokerInfo>,
     pub(crate) topics: BTreeMap<String, TopicState>,
+    /// Highest version served per API key, below what the mock implements
+    /// ([`crate::MockCluster::set_max_version`]).
+    pub(crate) version_caps: BTreeMap<i16, i16>,
     next_producer_id: i64,
     topics_created: u64,
     /// Round-robin cursor spreading partition leaders over brokers.
@@ -142,6 +145,7 @@ impl State {
             config,
             brokers,
             topics: BTreeMap::new(),
+            version_caps: BTreeMap::new(),
             next_producer_id: 1000,
             topics_created: 0,
             next_leader: 0,
@@ -257,6 +261,42 @@ impl State {
             },
         );
         Ok(())
+    }
+
+    /// Adds `n` partitions to a topic (Kafka's CreatePartitions), leaders
+    /// spread round-robin like a new topic's, with the topic's replication
+    /// factor. `Ok(false)`: no such topic.
+    pub(crate) fn add_partitions(&mut self, name: &str, n: i32) -> Result<bool, CreateTopicError> {
+        let Some(rf) = self
+            .topics
+            .get(name)
+            .map(|t| t.partitions.first().map_or(1, |p| p.replicas.len() as i16))
+        else {
+            return Ok(false);
+        };
+        let lists = self.spread(n, rf)?;
+        let Some(t) = self.topics.get_mut(name) else {
+            return Ok(false);
+        };
+        t.partitions
+            .extend(lists.into_iter().map(|replicas| PartitionState {
+                leader: replicas[0],
+                leader_epoch: 0,
+                replicas,
+                log: PartitionLog::default(),
+            }));
+        Ok(true)
+    }
+
+    /// The versions of `api_key` served: the mock's range, capped by
+    /// [`version_caps`](Self::version_caps).
+    pub(crate) fn served(&self, api_key: i16) -> Option<std::ops::RangeInclusive<i16>> {
+        let v = crate::api::served_versions(api_key)?;
+        match self.version_caps.get(&api_key) {
+            Some(&cap) if cap < *v.start() => None,
+            Some(&cap) => Some(*v.start()..=cap.min(*v.end())),
+            None => Some(v),
+        }
     }
 
     /// Replica lists for `partitions` partitions, leaders round-robin.
@@ -416,7 +456,8 @@ pub(crate) struct Shared {
     /// Per-partition offsets of the sink (present in sink mode).
     pub(crate) sink: Option<SinkTopics>,
     /// SASL on every broker.
-    pub(crate) sasl: Option<crate::sasl::MockSasl>,
+    /// SASL settings (users can change while the cluster runs).
+    pub(crate) sasl: Option<Mutex<crate::sasl::MockSasl>>,
 }
 
 impl Shared {
@@ -495,6 +536,32 @@ mod tests {
         let leaders: Vec<i32> = s.topics["t"].partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders, [1, 2, 3, 1, 2, 3]);
         assert_eq!(s.topics["t"].partitions[1].replicas, [2, 3, 1]);
+    }
+
+    #[test]
+    fn added_partitions_continue_the_spread() {
+        let mut s = state(3);
+        s.create_topic("t", 2, 2, false).unwrap();
+        assert_eq!(s.add_partitions("t", 2), Ok(true));
+        let t = &s.topics["t"];
+        let leaders: Vec<i32> = t.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, [1, 2, 3, 1]);
+        assert!(t.partitions.iter().all(|p| p.replicas.len() == 2));
+        assert_eq!(s.add_partitions("none", 1), Ok(false));
+        assert!(s.add_partitions("t", 0).is_err());
+    }
+
+    #[test]
+    fn version_caps_narrow_what_is_served() {
+        let mut s = state(1);
+        assert_eq!(s.served(0), Some(3..=11));
+        s.version_caps.insert(0, 7);
+        assert_eq!(s.served(0), Some(3..=7));
+        s.version_caps.insert(0, 99);
+        assert_eq!(s.served(0), Some(3..=11));
+        s.version_caps.insert(0, 2);
+        assert_eq!(s.served(0), None);
+        assert_eq!(s.served(999), None);
     }
 
     #[test]

@@ -6,22 +6,27 @@
 //!
 //! Faults come from the mock's own fault injection (`MockCluster::inject`,
 //! `set_hook`); leader moves and broker stop/start from its control API.
+//! A SASL cluster screens each Sim connection's requests with the mock's
+//! own SASL listener (`MockCluster::screen_sasl`, a `SaslSession` per
+//! connection, on simulated time).
 //! Connection-level effects map onto the Sim's events: a delay or throttle
 //! schedules the response (and the connection's later ones) later, a drop
 //! or a cut response is a lost connection, reported after the responses
 //! queued before it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kring_mock::{MockCluster, Step};
+use kring_mock::{MockCluster, SaslSession, SaslStep, Step};
 
-use super::{BrokerStep, SimBroker};
+use super::{BrokerStep, Screen, SimBroker};
 
 /// One-way latency of every mock broker in the Sim.
 const LATENCY: Duration = Duration::from_millis(1);
 
 impl SimBroker for MockCluster {
+    type Session = SaslSession;
+
     fn bootstrap(&self) -> String {
         let all = self.bootstrap_servers();
         all.split(',').next().unwrap_or_default().to_owned()
@@ -39,6 +44,25 @@ impl SimBroker for MockCluster {
 
     fn latency(&self, _node: i32) -> Duration {
         LATENCY
+    }
+
+    fn screen(
+        &mut self,
+        node: i32,
+        session: &mut SaslSession,
+        now: Instant,
+        frame: &Bytes,
+    ) -> Screen {
+        // A stopped broker is left to `handle` (it closes).
+        if frame.len() < 4 || !self.is_broker_running(node) {
+            return Screen::Pass;
+        }
+        match self.screen_sasl(session, now, &frame[4..]) {
+            SaslStep::Pass => Screen::Pass,
+            SaslStep::Reply(f) => Screen::Answer(Bytes::from(f)),
+            SaslStep::ReplyAndClose(f) => Screen::AnswerAndClose(Bytes::from(f)),
+            _ => Screen::Close,
+        }
     }
 
     fn handle(&mut self, node: i32, frame: Bytes) -> BrokerStep {
@@ -117,7 +141,8 @@ mod tests {
     /// The first of several pipelined batches fails retriably at
     /// kring-mock; its log rejects the later ones as out of order;
     /// everything is retried in sequence order and lands once, in order —
-    /// the SimCluster test of the same name, against kring-mock's dispatch.
+    /// the idempotence test of the same name, with every Produce response
+    /// held back by a delay fault instead of the broker's latency.
     #[test]
     fn order_is_kept_across_retries_with_five_in_flight() {
         let mut sim = sim(1);

@@ -2,7 +2,9 @@
 //!
 //! Behavior:
 //! - Answers the API keys and version ranges this mock serves (see
-//!   [`SERVED`]), the same list in normal and sink mode. Only versions with a
+//!   [`SERVED`], narrowed by
+//!   [`MockCluster::set_max_version`](crate::MockCluster::set_max_version)),
+//!   the same list in normal and sink mode. Only versions with a
 //!   handler are advertised, so a client never picks a version the mock
 //!   would refuse.
 //! - A request of a version outside v0–v4 gets a **v0** response with
@@ -22,6 +24,7 @@ use kring_protocol::messages::api_versions::{ApiVersion, ApiVersionsRequest, Api
 
 use super::{Answer, Hdr, SERVED};
 use crate::faults::Fired;
+use crate::state::State;
 
 /// Versions served.
 pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 0..=4;
@@ -29,14 +32,19 @@ pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 0..=4;
 const UNSUPPORTED_VERSION: i16 = 35;
 const INVALID_REQUEST: i16 = 42;
 
-fn api_keys() -> Vec<ApiVersion> {
+/// The API keys and versions served (the mock's, narrowed by version
+/// caps), as advertised.
+pub(crate) fn api_keys(st: &State) -> Vec<ApiVersion> {
     SERVED
         .iter()
-        .map(|(key, versions)| ApiVersion {
-            api_key: *key,
-            min_version: *versions.start(),
-            max_version: *versions.end(),
-            ..Default::default()
+        .filter_map(|(key, _)| {
+            let versions = st.served(*key)?;
+            Some(ApiVersion {
+                api_key: *key,
+                min_version: *versions.start(),
+                max_version: *versions.end(),
+                ..Default::default()
+            })
         })
         .collect()
 }
@@ -57,7 +65,13 @@ fn valid_software_field(s: &str) -> bool {
     }
 }
 
-pub(crate) fn handle(h: &Hdr, req: ApiVersionsRequest, fired: &Fired, sasl: bool) -> Answer {
+pub(crate) fn handle(
+    h: &Hdr,
+    req: ApiVersionsRequest,
+    fired: &Fired,
+    mut keys: Vec<ApiVersion>,
+    sasl: bool,
+) -> Answer {
     let mut error_code = fired.error_for_request().unwrap_or(0);
     if error_code == 0
         && h.version >= 3
@@ -66,7 +80,6 @@ pub(crate) fn handle(h: &Hdr, req: ApiVersionsRequest, fired: &Fired, sasl: bool
     {
         error_code = INVALID_REQUEST;
     }
-    let mut keys = api_keys();
     if sasl {
         keys.extend(SASL_KEYS.map(|(k, lo, hi)| ApiVersion {
             api_key: k,
@@ -86,10 +99,10 @@ pub(crate) fn handle(h: &Hdr, req: ApiVersionsRequest, fired: &Fired, sasl: bool
 
 /// The v0 answer to an ApiVersions request of a version the mock does not
 /// serve.
-pub(crate) fn unsupported(correlation_id: i32) -> Answer {
+pub(crate) fn unsupported(correlation_id: i32, keys: Vec<ApiVersion>) -> Answer {
     let resp = ApiVersionsResponse {
         error_code: UNSUPPORTED_VERSION,
-        api_keys: api_keys(),
+        api_keys: keys,
         ..Default::default()
     };
     Hdr {

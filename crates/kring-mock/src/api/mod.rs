@@ -28,8 +28,9 @@ use kring_protocol::messages::{ApiKey, RequestKind};
 use crate::conn::Ctx;
 use crate::faults::{Fired, RequestInfo};
 
-/// The API keys and versions the mock serves, as ApiVersions advertises
-/// them.
+/// The API keys and versions the mock implements, as ApiVersions
+/// advertises them unless [`MockCluster::set_max_version`](crate::MockCluster::set_max_version)
+/// capped one.
 pub const SERVED: [(i16, RangeInclusive<i16>); 8] = [
     (0, produce::VERSIONS),
     (1, fetch::VERSIONS),
@@ -41,7 +42,7 @@ pub const SERVED: [(i16, RangeInclusive<i16>); 8] = [
     (22, init_producer_id::VERSIONS),
 ];
 
-/// The versions of `api_key` the mock serves.
+/// The versions of `api_key` the mock implements (before any cap).
 pub fn served_versions(api_key: i16) -> Option<RangeInclusive<i16>> {
     SERVED
         .iter()
@@ -140,12 +141,16 @@ fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
     let Ok(header) = decode_request_header(&mut buf) else {
         return Step::Close;
     };
-    let Some(versions) = served_versions(api_key) else {
+    let Some(versions) = ctx.shared.lock().served(api_key) else {
         return Step::Close;
     };
     if !versions.contains(&version) {
         if key == ApiKey::ApiVersions {
-            return finish(api_versions::unsupported(correlation_id), &Fired::default());
+            let keys = api_versions::api_keys(&ctx.shared.lock());
+            return finish(
+                api_versions::unsupported(correlation_id, keys),
+                &Fired::default(),
+            );
         }
         return Step::Close;
     }
@@ -187,6 +192,9 @@ fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
     if fired.drop_before {
         return Step::Close;
     }
+    if fired.swallow {
+        return Step::Silent;
+    }
     let h = Hdr {
         version,
         correlation_id,
@@ -194,7 +202,8 @@ fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
     };
     let answer = match req {
         RequestKind::ApiVersions(r) => {
-            api_versions::handle(&h, r, &fired, ctx.shared.sasl.is_some())
+            let keys = api_versions::api_keys(&ctx.shared.lock());
+            api_versions::handle(&h, r, &fired, keys, ctx.shared.sasl.is_some())
         }
         RequestKind::Metadata(r) => metadata::handle(ctx, &h, r, &fired),
         RequestKind::Produce(r) => produce::handle(ctx, &h, r, &fired),

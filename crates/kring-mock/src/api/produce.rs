@@ -35,7 +35,10 @@
 //!    which the mock does with
 //!    [`UnknownProducerPolicy::Reject`](crate::UnknownProducerPolicy).
 //! 6. Appended: NONE, the base offset, log_append_time -1 (topics use
-//!    CreateTime), log_start_offset (v5+).
+//!    CreateTime), log_start_offset (v5+). A refusal by step 5, or an
+//!    invalid record, also reports log_start_offset, as Kafka's
+//!    ReplicaManager does (KIP-360 clients read it with
+//!    UNKNOWN_PRODUCER_ID); the other errors report -1.
 //!
 //! acks must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS for every
 //! partition). With one replica, acks=-1 and acks=1 behave the same and
@@ -164,6 +167,15 @@ fn produce_partition(
         },
         Err(e) => PartitionProduceResponse {
             error_message: Some(e.to_string()),
+            // Kafka's ReplicaManager reports the log start offset with the
+            // errors the log itself raises (a producer's sequence or epoch,
+            // an invalid record), -1 with those found before it.
+            log_start_offset: match e {
+                AppendError::Sequence(_)
+                | AppendError::Batch(BatchError::Invalid(_))
+                | AppendError::Transactional => p.log.log_start_offset(),
+                AppendError::Batch(BatchError::Corrupt(_)) | AppendError::TooLarge { .. } => -1,
+            },
             ..failed(index, append_error(&e))
         },
     }

@@ -69,8 +69,9 @@ impl ScramHash {
         }
     }
 
-    /// `(StoredKey, ServerKey)` for a salted password (what a server keeps).
-    #[cfg(any(test, feature = "sim"))]
+    /// `(StoredKey, ServerKey)` for a salted password (what a server keeps;
+    /// the tests play the server).
+    #[cfg(test)]
     pub(crate) fn keys(self, salted: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let client_key = self.hmac(salted, &[b"Client Key"]);
         (self.hash(&client_key), self.hmac(salted, &[b"Server Key"]))

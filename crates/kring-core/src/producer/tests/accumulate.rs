@@ -35,7 +35,7 @@ fn full_batches_are_sent_without_waiting_for_linger() {
         sim.now - t0 >= ms(10_000),
         "the partial batch honours linger"
     );
-    assert_eq!(sim.cluster.records("t", 0).len(), 44);
+    assert_eq!(log(&sim, 0).len(), 44);
     assert!(sim.core.stats().batches_sent >= 5);
     for (i, h) in hs.iter().enumerate() {
         assert_eq!(h.wait().unwrap().offset, i as i64);
@@ -231,7 +231,7 @@ fn concurrent_appends_deliver_everything_once() {
     }
     let mut total = 0;
     for p in 0..16 {
-        let log = sim.cluster.records("t", p);
+        let log = log(&sim, p);
         total += log.len();
         let mut last = [None::<u32>; 4];
         for r in log

@@ -15,7 +15,7 @@ fn records_are_delivered_with_offsets_after_linger() {
         assert_eq!(md.partition, 0);
         assert_eq!(md.offset, i as i64);
     }
-    let log = sim.cluster.records("t", 0);
+    let log = log(&sim, 0);
     assert_eq!(log.len(), 10);
     for (i, r) in log.iter().enumerate() {
         assert_eq!(r.value.as_deref(), Some(&[i as u8][..]));
@@ -24,8 +24,8 @@ fn records_are_delivered_with_offsets_after_linger() {
     assert_eq!(sim.core.stats().batches_sent, 1);
     assert!(sim.now - t0 >= ms(5));
     // Idempotent by default: a producer id and sequence 0.
-    assert!(log[0].producer.0 >= 0);
-    assert_eq!(log[0].producer.2, 0);
+    assert!(log[0].producer_id >= 0);
+    assert_eq!(log[0].base_sequence, 0);
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn every_codec_reaches_the_broker_intact() {
         for h in hs {
             h.wait().unwrap();
         }
-        let log = sim.cluster.records("t", 0);
+        let log = log(&sim, 0);
         assert_eq!(log.len(), 50, "{codec:?}");
         for (i, r) in log.iter().enumerate() {
             assert_eq!(r.key.as_deref(), Some(&(i as u32).to_be_bytes()[..]));
@@ -86,7 +86,7 @@ fn headers_timestamps_and_null_values_reach_the_broker() {
     sim.drive();
     let md = o.delivery.wait().unwrap();
     assert_eq!(md.timestamp_ms, 1_234_567);
-    let log = sim.cluster.records("t", 0);
+    let log = log(&sim, 0);
     assert_eq!(log[0].value, None);
     assert_eq!(log[1].value, None);
     assert_eq!(log[1].key.as_deref(), Some(&b"k"[..]));
@@ -125,7 +125,7 @@ fn batch_num_messages_caps_records_per_batch() {
         assert_eq!(h.try_result().expect("done").expect("ok").offset, i as i64);
     }
     assert_eq!(sim.core.stats().batches_sent, 4);
-    let log = sim.cluster.records("t", 0);
+    let log = log(&sim, 0);
     assert_eq!(log.len(), 10);
     for (i, r) in log.iter().enumerate() {
         assert_eq!(r.value.as_deref(), Some(&[i as u8][..]));

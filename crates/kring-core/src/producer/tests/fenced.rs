@@ -6,15 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use kring_protocol::messages::metadata::MetadataResponsePartition;
-
 use super::*;
 use crate::config::PartitionerChoice;
 use crate::delivery::{DeliveryCallback, DeliveryReport};
 use crate::error::SendError;
 use crate::partitioner::{PartitionView, Partitioner};
 use crate::shared::RecordRef;
-use crate::sim::Rewrite;
+use kring_mock::{Fault, Lie};
+use kring_protocol::messages::ApiKey;
 
 /// The repro of issue 15: 20 records, the callback panics on the 6th. The
 /// panic is caught: every record still gets its result (handles and
@@ -107,7 +106,7 @@ fn custom(offset: u32) -> Config {
 
 /// Runs `append` on another thread: today's code spins forever there,
 /// which must fail the test rather than hang it.
-fn append_watched(sim: &Sim, key: &'static [u8]) -> Result<i32, SendError> {
+fn append_watched(sim: &MockSim, key: &'static [u8]) -> Result<i32, SendError> {
     let shared = sim.shared.clone();
     let now = sim.now;
     let (tx, rx) = mpsc::channel();
@@ -193,7 +192,7 @@ fn explicit_partition_beyond_known_count_fails_at_once() {
     }
     assert_eq!(sim.now, t0, "no wait");
     // The topic grows; the refresh asked for above makes it visible.
-    sim.cluster.add_partitions("t", 8);
+    sim.cluster.add_partitions("t", 8).unwrap();
     sim.run_for(ms(2_000));
     let h = sim.send("t", Some(12), None, Some(b"v")).unwrap();
     sim.drive();
@@ -204,7 +203,7 @@ fn explicit_partition_beyond_known_count_fails_at_once() {
 #[test]
 fn explicit_partition_of_an_unknown_topic_waits_for_metadata_then_decides() {
     let mut sim = sim_with(cfg(), 1, 2);
-    sim.cluster.create_topic("u", 2);
+    sim.cluster.create_topic("u", 2).unwrap();
     let t0 = sim.now;
     match sim.send("u", Some(7), None, Some(b"v")) {
         Err(SendError::InvalidPartition {
@@ -220,36 +219,23 @@ fn explicit_partition_of_an_unknown_topic_waits_for_metadata_then_decides() {
     assert_eq!(h.wait().unwrap().partition, 1);
 }
 
-fn bogus(index: i32) -> MetadataResponsePartition {
-    MetadataResponsePartition {
-        partition_index: index,
-        leader_id: 1,
-        replica_nodes: vec![1],
-        isr_nodes: vec![1],
-        ..Default::default()
-    }
-}
-
 /// A Metadata response naming partition index `i32::MAX` (or 2^30, or a
 /// negative one) must not size anything by it: such entries are a protocol
 /// error for the topic and are ignored; the listed partitions work.
 #[test]
 fn absurd_partition_indexes_in_metadata_are_ignored() {
     let mut sim = sim_with(cfg(), 1, 2);
-    sim.cluster.create_topic("only-bogus", 1);
-    sim.cluster.metadata_rewrite = Some(Rewrite(Box::new(|resp| {
-        for t in &mut resp.topics {
-            match t.name.as_deref() {
-                Some("t") => {
-                    t.partitions.push(bogus(i32::MAX));
-                    t.partitions.push(bogus(1 << 30));
-                    t.partitions.push(bogus(-7));
-                }
-                Some("only-bogus") => t.partitions = vec![bogus(i32::MAX)],
-                _ => {}
-            }
-        }
-    })));
+    sim.cluster.create_topic("only-bogus", 1).unwrap();
+    // kring-mock's metadata lies, each narrowed to its topic: `t` lists
+    // three absurd partitions besides its two, `only-bogus` lists its one
+    // partition under index i32::MAX.
+    for index in [i32::MAX, 1 << 30, -7] {
+        let lie = Fault::lie(ApiKey::Metadata, Lie::ExtraPartitionIndex(index));
+        sim.cluster.inject(lie.on_partition("t", 0).always());
+    }
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionIndex(i32::MAX));
+    sim.cluster
+        .inject(lie.on_partition("only-bogus", 0).always());
     let hs: Vec<_> = (0..2)
         .map(|p| sim.send("t", Some(p), None, Some(b"v")).unwrap())
         .collect();
@@ -291,13 +277,9 @@ fn absurd_base_offset_reports_unknown_offsets() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
-    sim.cluster.produce_rewrite = Some(Rewrite(Box::new(|resp| {
-        for t in &mut resp.responses {
-            for p in &mut t.partition_responses {
-                p.base_offset = i64::MAX - 2;
-            }
-        }
-    })));
+    let lie = sim
+        .cluster
+        .inject(Fault::lie(ApiKey::Produce, Lie::BaseOffset(i64::MAX - 2)).always());
     let hs: Vec<_> = (0..5u8)
         .map(|i| sim.send("t", Some(0), None, Some(&[i])).unwrap())
         .collect();
@@ -307,13 +289,13 @@ fn absurd_base_offset_reports_unknown_offsets() {
     }
     assert_eq!(*seen.lock().unwrap(), vec![Some(-1); 5]);
     // A plausible offset is reported as usual afterwards.
-    sim.cluster.produce_rewrite = None;
+    sim.cluster.remove_fault(lie);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 5);
 }
 
-/// Sequences wrap from `i32::MAX` to 0, in the core and in the Sim's
+/// Sequences wrap from `i32::MAX` to 0, in the core and in the MockSim's
 /// broker alike: a batch straddling the wrap and the one after it are
 /// accepted in order, without OUT_OF_ORDER_SEQUENCE_NUMBER retries.
 #[test]
@@ -335,7 +317,7 @@ fn sequences_wrap_to_zero_like_kafka() {
         s.last_acked = start - 1;
         s.next = start;
     }
-    sim.cluster.set_last_sequence("t", 0, start - 1);
+    sim.cluster.set_last_sequence("t", 0, start - 1).unwrap();
     let retries = sim.core.stats().retries;
     let batch1: Vec<_> = (0..5u8)
         .map(|i| sim.send("t", Some(0), None, Some(&[i])).unwrap())
@@ -349,9 +331,9 @@ fn sequences_wrap_to_zero_like_kafka() {
         h.wait().unwrap();
     }
     assert_eq!(sim.core.stats().retries, retries, "no retry");
-    let log = sim.cluster.records("t", 0);
+    let log = log(&sim, 0);
     assert_eq!(log.len(), 9, "each record stored once");
-    let seqs: Vec<i32> = log[1..].iter().map(|r| r.producer.2).collect();
+    let seqs: Vec<i32> = log[1..].iter().map(|r| r.base_sequence).collect();
     assert_eq!(seqs[0], start);
     assert!(
         seqs[5..].iter().all(|&s| s == 2),

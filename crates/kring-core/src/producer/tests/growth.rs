@@ -5,19 +5,16 @@ use super::*;
 use crate::error::SendError;
 use crate::topics::TopicStatus;
 use crate::{Config, RecordRef};
+use kring_mock::StoredRecord;
 use kring_protocol::messages::ApiKey;
 use kring_protocol::record::Compression;
 
-fn produce_count(sim: &crate::sim::Sim) -> usize {
-    sim.cluster
-        .requests
-        .iter()
-        .filter(|r| r.1 == ApiKey::Produce.key())
-        .count()
+fn produce_count(sim: &MockSim) -> usize {
+    requests(sim, ApiKey::Produce) as usize
 }
 
 /// Sum of the buffer capacities of the open batches of topic `t`.
-fn open_capacity(sim: &crate::sim::Sim) -> usize {
+fn open_capacity(sim: &MockSim) -> usize {
     let map = sim.shared.topics.snapshot();
     let t = map.by_name.get("t").expect("topic");
     assert_eq!(t.status, TopicStatus::Ready);
@@ -30,11 +27,11 @@ fn open_capacity(sim: &crate::sim::Sim) -> usize {
 /// Warms up (metadata, connection, producer id) and slows the broker down,
 /// then fills the connection's five in-flight slots with one request each
 /// (partitions 1..=5, one linger apart). Returns the sim with node 1 slow.
-fn sim_with_full_connection(config: Config) -> crate::sim::Sim {
+fn sim_with_full_connection(config: Config) -> MockSim {
     let mut sim = sim_with(config, 1, 8);
     sim.send("t", Some(0), None, Some(b"warm-up")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(1000);
+    slow(&sim, 1, ms(1000));
     let before = produce_count(&sim);
     for p in 1..=5 {
         sim.send("t", Some(p), None, Some(b"busy")).unwrap();
@@ -72,9 +69,13 @@ fn growth_case(compression: Compression) {
         assert_eq!(md.offset, i as i64);
     }
     // One batch for partition 6: every record shares its base sequence.
-    let log = sim.cluster.records("t", 6);
+    let log = log(&sim, 6);
     assert_eq!(log.len(), 40);
-    assert!(log.iter().all(|r| r.producer == log[0].producer), "{log:?}");
+    let producer = |r: &StoredRecord| (r.producer_id, r.producer_epoch, r.base_sequence);
+    assert!(
+        log.iter().all(|r| producer(r) == producer(&log[0])),
+        "{log:?}"
+    );
     assert_eq!(
         sim.core.stats().batches_sent - sent0,
         1,
@@ -129,9 +130,9 @@ fn grown_batches_respect_batch_size_and_max_request_size() {
     // request, so each goes in its own.
     assert_eq!(requests, 4, "{requests} requests for the 4 new batches");
     for p in [6u32, 7] {
-        let log = sim.cluster.records("t", p);
+        let log = log(&sim, p);
         assert_eq!(log.len(), 30);
-        let mut seqs: Vec<i32> = log.iter().map(|r| r.producer.2).collect();
+        let mut seqs: Vec<i32> = log.iter().map(|r| r.base_sequence).collect();
         seqs.dedup();
         assert_eq!(seqs.len(), 2, "partition {p}: two batches");
         for (i, r) in log.iter().enumerate() {
@@ -219,7 +220,7 @@ fn a_new_batch_is_sized_like_the_partitions_last() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 2);
-    let cap = |sim: &crate::sim::Sim, p: usize| {
+    let cap = |sim: &MockSim, p: usize| {
         let map = sim.shared.topics.snapshot();
         let t = map.by_name.get("t").expect("topic");
         let q = t.partitions[p].lock();
@@ -292,7 +293,7 @@ fn growth_blocks_on_buffer_memory() {
     let h = sim.send("t", Some(0), None, Some(&big)).unwrap();
     sim.drive();
     h.wait().unwrap();
-    assert_eq!(sim.cluster.records("t", 0).len(), 3);
-    assert_eq!(sim.cluster.records("t", 1).len(), 2);
+    assert_eq!(log(&sim, 0).len(), 3);
+    assert_eq!(log(&sim, 1).len(), 2);
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }

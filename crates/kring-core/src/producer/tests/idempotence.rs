@@ -2,15 +2,14 @@
 //! retries with 5 requests in flight, duplicates, unknown producer, gaps.
 
 use super::*;
-use crate::sim::{DropWhen, Sim};
 use crate::Config;
+use kring_mock::{Fault, UnknownProducerPolicy};
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
 
 /// Values in the log of partition 0, as u32s.
-fn values(sim: &Sim) -> Vec<u32> {
-    sim.cluster
-        .records("t", 0)
+fn values(sim: &MockSim) -> Vec<u32> {
+    log(sim, 0)
         .iter()
         .map(|r| u32::from_be_bytes(r.value.as_deref().unwrap()[..4].try_into().unwrap()))
         .collect()
@@ -25,7 +24,7 @@ fn pipelined() -> Config {
 }
 
 /// Sends `n` numbered records to partition 0 in separate batches.
-fn send_numbered(sim: &mut Sim, range: std::ops::Range<u32>) -> Vec<crate::DeliveryHandle> {
+fn send_numbered(sim: &mut MockSim, range: std::ops::Range<u32>) -> Vec<crate::DeliveryHandle> {
     range
         .map(|i| {
             let mut v = i.to_be_bytes().to_vec();
@@ -43,7 +42,8 @@ fn init_producer_id_comes_first_and_sequences_grow() {
     for h in &hs {
         h.wait().unwrap();
     }
-    let keys: Vec<i16> = sim.cluster.requests.iter().map(|r| r.1).collect();
+    // What the core sent, in order (to its only broker).
+    let keys: Vec<i16> = sim.transmitted.iter().map(|r| r.2).collect();
     let pid_at = keys
         .iter()
         .position(|&k| k == ApiKey::InitProducerId.key())
@@ -53,12 +53,7 @@ fn init_producer_id_comes_first_and_sequences_grow() {
         .position(|&k| k == ApiKey::Produce.key())
         .unwrap();
     assert!(pid_at < produce_at);
-    let seqs: Vec<i32> = sim
-        .cluster
-        .records("t", 0)
-        .iter()
-        .map(|r| r.producer.2)
-        .collect();
+    let seqs: Vec<i32> = log(&sim, 0).iter().map(|r| r.base_sequence).collect();
     assert_eq!(seqs, (0..10).collect::<Vec<i32>>());
     assert_eq!(values(&sim), (0..10).collect::<Vec<u32>>());
 }
@@ -72,11 +67,8 @@ fn order_is_kept_across_retries_with_five_in_flight() {
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
-    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(10);
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    slow(&sim, 1, ms(10));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
     let hs = send_numbered(&mut sim, 1..21);
     sim.drive();
     for (i, h) in hs.iter().enumerate() {
@@ -98,8 +90,7 @@ fn lost_response_retry_is_deduplicated() {
     sim.drive();
     w[0].wait().unwrap();
     sim.cluster
-        .drops
-        .push((1, ApiKey::Produce.key(), DropWhen::AfterHandling));
+        .inject(Fault::drop_after_apply(ApiKey::Produce).on_broker(1));
     let hs = send_numbered(&mut sim, 1..4);
     sim.drive();
     for (i, h) in hs.iter().enumerate() {
@@ -114,10 +105,7 @@ fn duplicate_sequence_number_counts_as_success() {
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::DUPLICATE_SEQUENCE_NUMBER);
+    fail_produce(&sim, 0, ErrorCode::DUPLICATE_SEQUENCE_NUMBER, 1);
     let hs = send_numbered(&mut sim, 1..2);
     sim.drive();
     let md = hs[0].wait().expect("success");
@@ -139,7 +127,7 @@ fn unknown_producer_id_bumps_the_epoch() {
     for h in w {
         h.wait().unwrap();
     }
-    sim.cluster.forget_producers("t", 0);
+    sim.cluster.forget_producers("t", 0).unwrap();
     let hs = send_numbered(&mut sim, 3..6);
     sim.drive();
     for h in &hs {
@@ -147,13 +135,9 @@ fn unknown_producer_id_bumps_the_epoch() {
     }
     assert_eq!(values(&sim), (0..6).collect::<Vec<u32>>());
     assert_eq!(sim.core.stats().epoch_bumps, 1);
-    let last = sim.cluster.records("t", 0).last().unwrap().producer;
-    assert_eq!(last.1, 1, "epoch bumped");
-    assert_eq!(
-        sim.cluster.records("t", 0)[3].producer.2,
-        0,
-        "sequence restarted"
-    );
+    let last = log(&sim, 0).last().unwrap().producer_epoch;
+    assert_eq!(last, 1, "epoch bumped");
+    assert_eq!(log(&sim, 0)[3].base_sequence, 0, "sequence restarted");
 }
 
 /// A batch fails for good after being sent: sequences after it would be
@@ -165,10 +149,7 @@ fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::MESSAGE_TOO_LARGE);
+    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
     let hs = send_numbered(&mut sim, 1..5);
     sim.drive();
     assert!(hs[0].wait().is_err());
@@ -189,12 +170,7 @@ fn out_of_order_for_the_next_batch_bumps_the_epoch() {
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
-    for _ in 0..3 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER);
-    }
+    fail_produce(&sim, 0, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 3);
     let hs = send_numbered(&mut sim, 1..3);
     sim.drive();
     for h in &hs {
@@ -213,10 +189,7 @@ fn a_transient_out_of_order_with_batches_in_flight_does_not_bump() {
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER);
+    fail_produce(&sim, 0, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
     let hs = send_numbered(&mut sim, 1..3);
     sim.drive();
     for h in &hs {
@@ -236,12 +209,7 @@ fn partitions_retry_independently() {
     let mut sim = sim_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    for _ in 0..3 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-    }
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
     let t0 = sim.now;
     let h0 = sim.send("t", Some(0), None, Some(b"a")).unwrap();
     let h1 = sim.send("t", Some(1), None, Some(b"b")).unwrap();
@@ -255,7 +223,7 @@ fn partitions_retry_independently() {
     h0.wait().unwrap();
 }
 
-/// The duplicate at a producer's start, in the Sim: a broker that
+/// The duplicate at a producer's start, in the MockSim: a broker that
 /// accepts any first sequence from an unknown producer (Kafka 2.5+), the
 /// first batch refused (NOT_ENOUGH_REPLICAS), the connection dropped after
 /// the next request is written. Before, the second batch went out behind
@@ -266,18 +234,14 @@ fn partitions_retry_independently() {
 /// epoch: every record lands once, in order.
 #[test]
 fn refused_first_batch_at_start_keeps_order_and_duplicates_nothing() {
-    let mut sim = sim_with(pipelined(), 1, 1);
-    sim.cluster.accept_any_first_sequence = true;
-    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(5);
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    let accept = cluster(1, 1).unknown_producer_policy(UnknownProducerPolicy::Accept);
+    let mut sim = sim_on(pipelined(), accept);
+    slow(&sim, 1, ms(5));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
     let mut hs = send_numbered(&mut sim, 0..1);
-    sim.drive_until(1_000, |s| s.cluster.topics["t"][0].attempts == 1);
+    sim.drive_until(1_000, |s| requests(s, ApiKey::Produce) == 1);
     sim.cluster
-        .drops
-        .push((1, ApiKey::Produce.key(), DropWhen::AfterHandling));
+        .inject(Fault::drop_after_apply(ApiKey::Produce).on_broker(1));
     hs.extend(send_numbered(&mut sim, 1..5));
     sim.drive();
     for (i, h) in hs.iter().enumerate() {
@@ -297,22 +261,18 @@ fn refused_first_batch_at_start_keeps_order_and_duplicates_nothing() {
 /// order, fails at once as not persisted.
 #[test]
 fn lost_answer_behind_a_refused_batch_is_not_rewritten() {
-    let mut sim = sim_with(pipelined(), 1, 1);
-    sim.cluster.accept_any_first_sequence = true;
-    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(5);
+    let accept = cluster(1, 1).unknown_producer_policy(UnknownProducerPolicy::Accept);
+    let mut sim = sim_on(pipelined(), accept);
+    slow(&sim, 1, ms(5));
     let w = send_numbered(&mut sim, 0..1);
     sim.drive();
     w[0].wait().unwrap();
-    sim.cluster.forget_producers("t", 0);
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
+    sim.cluster.forget_producers("t", 0).unwrap();
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
     let mut hs = send_numbered(&mut sim, 1..2);
-    sim.drive_until(1_000, |s| s.cluster.topics["t"][0].attempts == 2);
+    sim.drive_until(1_000, |s| requests(s, ApiKey::Produce) == 2);
     sim.cluster
-        .drops
-        .push((1, ApiKey::Produce.key(), DropWhen::AfterHandling));
+        .inject(Fault::drop_after_apply(ApiKey::Produce).on_broker(1));
     hs.extend(send_numbered(&mut sim, 2..6));
     sim.drive();
     let results: Vec<_> = hs.iter().map(|h| h.wait()).collect();

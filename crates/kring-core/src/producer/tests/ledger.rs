@@ -35,12 +35,12 @@ fn ledger_accounting_returns_to_zero_after_complete_fail_split_purge() {
         })),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 2);
-    // Partition 0 refuses batches over 2,000 B: its lingered batch splits.
-    sim.cluster.partition("t", 0).max_message_bytes = Some(2_000);
+    // The topic refuses batches over 2,000 B: partition 0's lingered batch
+    // (20 records) splits, partition 1's (5) fits.
+    let mut sim = sim_on(config, cluster(1, 2).max_message_bytes(2_000));
     let mut handles = Vec::new();
     let mut sent = 0u64;
-    let mut send = |sim: &mut crate::sim::Sim, p: i32, n: usize| {
+    let mut send = |sim: &mut MockSim, p: i32, n: usize| {
         for _ in 0..n {
             let ctx = sent;
             sent += 1;
@@ -66,7 +66,7 @@ fn ledger_accounting_returns_to_zero_after_complete_fail_split_purge() {
     //    them purged, the rest timed out in the accumulator.
     send(&mut sim, 1, 1);
     sim.run_for(ms(20));
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    stop(&sim, 1);
     sim.disconnect_node(1);
     sim.settle();
     send(&mut sim, 0, 10);

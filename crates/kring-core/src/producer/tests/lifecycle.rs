@@ -40,7 +40,7 @@ fn close_delivers_everything_buffered() {
         .filter(|h| matches!(h.try_result(), Some(Ok(_))))
         .count();
     assert_eq!(delivered, 25, "25 of 25 delivered by close");
-    let stored: usize = (0..3).map(|p| sim.cluster.records("t", p).len()).sum();
+    let stored: usize = (0..3).map(|p| log(&sim, p).len()).sum();
     assert_eq!(stored, 25);
     assert!(
         sim.elapsed() < Duration::from_secs(1),
@@ -117,10 +117,7 @@ fn callback_runs_once_per_record_with_results() {
         sim.send("t", Some(0), None, Some(&[i])).unwrap();
     }
     sim.drive();
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(kring_protocol::ErrorCode::INVALID_TIMESTAMP);
+    fail_produce(&sim, 0, kring_protocol::ErrorCode::INVALID_TIMESTAMP, 1);
     for i in 0..2u8 {
         sim.send("t", Some(0), None, Some(&[i])).unwrap();
     }

@@ -2,23 +2,19 @@
 
 use super::*;
 use crate::error::SendError;
-use crate::sim::{Sim, SimCluster};
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
 
-fn metadata_requests(sim: &Sim) -> usize {
-    sim.cluster
-        .requests
-        .iter()
-        .filter(|r| r.1 == ApiKey::Metadata.key())
-        .count()
+/// Metadata requests the brokers received.
+fn metadata_requests(sim: &MockSim) -> usize {
+    requests(sim, ApiKey::Metadata) as usize
 }
 
-fn produce_to(sim: &Sim, node: i32) -> usize {
-    sim.cluster
-        .requests
+/// Produce requests the core sent to `node`.
+fn produce_to(sim: &MockSim, node: i32) -> usize {
+    sim.transmitted
         .iter()
-        .filter(|r| r.1 == ApiKey::Produce.key() && r.0 == node)
+        .filter(|r| r.2 == ApiKey::Produce.key() && r.1 == node)
         .count()
 }
 
@@ -43,7 +39,7 @@ fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
     sim.drive();
     assert_eq!(produce_to(&sim, 1), 1);
     let m0 = metadata_requests(&sim);
-    sim.cluster.move_leader("t", 0, 2);
+    sim.cluster.move_leader("t", 0, 2).unwrap();
     let t0 = sim.now;
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive_until(10_000, |_| h.try_result().is_some());
@@ -57,14 +53,14 @@ fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
 
 #[test]
 fn leader_move_without_hints_refreshes_metadata() {
-    let mut cluster = SimCluster::new(2);
-    cluster.create_topic("t", 1);
-    cluster.leader_hints = false;
-    let mut sim = Sim::new(cfg(), cluster, kring_testclock::origin());
+    let mut sim = sim_with(cfg(), 2, 1);
+    // No KIP-951 hints: the brokers serve Produce up to v9, as before
+    // Kafka 3.7.
+    sim.cluster.set_max_version(ApiKey::Produce, Some(9));
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     let m0 = metadata_requests(&sim);
-    sim.cluster.move_leader("t", 0, 2);
+    sim.cluster.move_leader("t", 0, 2).unwrap();
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 1);
@@ -126,14 +122,14 @@ fn unknown_topic_waits_for_creation() {
         polls >= 3,
         "UNKNOWN_TOPIC_OR_PARTITION keeps being retried: {polls}"
     );
-    sim.cluster.create_topic("later", 2);
+    sim.cluster.create_topic("later", 2).unwrap();
     let h = sim.send("later", None, None, Some(b"v")).unwrap();
     sim.drive();
     h.wait().unwrap();
 }
 
 /// A propagation window longer than the wait: the send waits out its block
-/// deadline (the Sim's 60 s) naming the brokers' error, as the Java client
+/// deadline (the MockSim's 60 s) naming the brokers' error, as the Java client
 /// does.
 #[test]
 fn missing_topic_fails_after_max_block_within_the_propagation_window() {
@@ -211,7 +207,7 @@ fn missing_topic_fails_after_the_propagation_window_then_recovers() {
     );
 
     // Created meanwhile: the next send's refresh finds it.
-    sim.cluster.create_topic("nope", 2);
+    sim.cluster.create_topic("nope", 2).unwrap();
     missing(sim.send("nope", None, None, Some(b"v")));
     sim.run_for(ms(2_000));
     let h = sim
@@ -223,9 +219,10 @@ fn missing_topic_fails_after_the_propagation_window_then_recovers() {
 
 #[test]
 fn auto_created_topic() {
-    let mut cluster = SimCluster::new(1);
-    cluster.auto_create = Some(3);
-    let mut sim = Sim::new(cfg(), cluster, kring_testclock::origin());
+    let auto = MockCluster::builder()
+        .auto_create_topics(true)
+        .default_partitions(3);
+    let mut sim = sim_on(cfg(), auto);
     let h = sim.send("fresh", Some(2), None, Some(b"v")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().partition, 2);
@@ -257,18 +254,18 @@ fn explicit_partition_out_of_range_fails() {
 /// until the dead node came back (over a minute).
 #[test]
 fn queued_partition_follows_its_new_leader_while_the_old_one_is_down() {
-    let mut cluster = SimCluster::new(2);
-    cluster.create_topic("t", 1);
-    cluster.leader_hints = false;
-    let mut sim = Sim::new(cfg(), cluster, kring_testclock::origin());
+    let mut sim = sim_with(cfg(), 2, 1);
+    // No KIP-951 hints: the brokers serve Produce up to v9, as before
+    // Kafka 3.7.
+    sim.cluster.set_max_version(ApiKey::Produce, Some(9));
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     assert_eq!(produce_to(&sim, 1), 1);
     // Node 1 dies (refuses connections from now on); the controller moves
     // its partition to node 2.
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    stop(&sim, 1);
     sim.disconnect_node(1);
-    sim.cluster.move_leader("t", 0, 2);
+    sim.cluster.move_leader("t", 0, 2).unwrap();
     let t0 = sim.now;
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive_until(100_000, |s| {

@@ -20,8 +20,17 @@ mod status;
 
 use std::time::Duration;
 
+use kring_mock::{
+    Fault, FaultId, MockCluster, MockClusterBuilder, StoredRecord, UnknownProducerPolicy,
+};
+use kring_protocol::messages::ApiKey;
+use kring_protocol::ErrorCode;
+
 use crate::config::Config;
-use crate::sim::{Sim, SimCluster};
+use crate::sim::Sim;
+
+/// The core against kring-mock's own request dispatch.
+pub(super) type MockSim = Sim<MockCluster>;
 
 /// A config for sims: idempotent defaults, fixed jitter seed.
 pub(super) fn cfg() -> Config {
@@ -31,11 +40,110 @@ pub(super) fn cfg() -> Config {
     }
 }
 
-/// A sim with `nodes` brokers and topic `t` with `partitions` partitions.
-pub(super) fn sim_with(config: Config, nodes: i32, partitions: u32) -> Sim {
-    let mut cluster = SimCluster::new(nodes);
-    cluster.create_topic("t", partitions);
+/// The tests' kring-mock cluster: `nodes` brokers (`mock-N:9092`), topic
+/// `t` with `partitions` partitions led round-robin from broker 1, no
+/// auto-creation (an unknown topic is UNKNOWN_TOPIC_OR_PARTITION), and
+/// a non-zero first sequence from a producer a partition has no state for
+/// refused with UNKNOWN_PRODUCER_ID, as brokers before KIP-360 did (the
+/// tests that want today's acceptance say so).
+pub(super) fn cluster(nodes: i32, partitions: u32) -> MockClusterBuilder {
+    MockCluster::builder()
+        .brokers(nodes)
+        .topic("t", partitions as i32)
+        .auto_create_topics(false)
+        .unknown_producer_policy(UnknownProducerPolicy::Reject)
+}
+
+/// A sim with `nodes` brokers and topic `t` with `partitions` partitions,
+/// against kring-mock's dispatch.
+pub(super) fn sim_with(config: Config, nodes: i32, partitions: u32) -> MockSim {
+    sim_on(config, cluster(nodes, partitions))
+}
+
+/// A sim against the cluster `builder` builds (unbound).
+pub(super) fn sim_on(config: Config, builder: MockClusterBuilder) -> MockSim {
+    let cluster = builder.build_unbound().expect("valid mock cluster");
     Sim::new(config, cluster, kring_testclock::origin())
+}
+
+/// Every record stored in partition `p` of topic `t`.
+pub(super) fn log<P: TryInto<i32>>(sim: &MockSim, p: P) -> Vec<StoredRecord> {
+    let p = p.try_into().ok().expect("a partition index");
+    sim.cluster.records("t", p).expect("partition of t")
+}
+
+/// The next `times` Produce requests that write partition `p` of `t` fail
+/// with `code` for that partition (nothing appended).
+pub(super) fn fail_produce(sim: &MockSim, p: i32, code: ErrorCode, times: u32) -> FaultId {
+    sim.cluster.inject(
+        Fault::error(ApiKey::Produce, code)
+            .on_partition("t", p)
+            .times(times),
+    )
+}
+
+/// The next Produce requests that write partition `p` of `t` fail with
+/// `codes` in turn, one per request; later ones are applied. One counted
+/// fault per code, each covering its predecessors' requests too: of the
+/// faults that fire together, the earliest installed answers.
+pub(super) fn fail_produce_in_turn(sim: &MockSim, p: i32, codes: &[ErrorCode]) {
+    for (i, &code) in codes.iter().enumerate() {
+        fail_produce(sim, p, code, i as u32 + 1);
+    }
+}
+
+/// Stops broker `node`: connects are refused and requests on open
+/// connections close them.
+pub(super) fn stop(sim: &MockSim, node: i32) {
+    sim.cluster.stop_broker(node).expect("a broker");
+}
+
+/// Starts broker `node` again.
+pub(super) fn start(sim: &MockSim, node: i32) {
+    sim.cluster.start_broker(node).expect("a broker");
+}
+
+/// The API keys the core sends.
+const KEYS: [ApiKey; 4] = [
+    ApiKey::ApiVersions,
+    ApiKey::Metadata,
+    ApiKey::InitProducerId,
+    ApiKey::Produce,
+];
+
+/// Makes broker `node` a black hole: every request it receives from now
+/// on is swallowed (neither applied nor answered); the connection stays
+/// open. Undo with [`heal`].
+pub(super) fn black_hole(sim: &MockSim, node: i32) -> Vec<FaultId> {
+    KEYS.iter()
+        .map(|&k| {
+            sim.cluster
+                .inject(Fault::swallow(k).on_broker(node).always())
+        })
+        .collect()
+}
+
+/// Removes faults (a black hole, a standing delay).
+pub(super) fn heal(sim: &MockSim, faults: Vec<FaultId>) {
+    for f in faults {
+        sim.cluster.remove_fault(f);
+    }
+}
+
+/// Delays every response of broker `node` by `d` on top of the Sim's
+/// 1 ms one-way latency (a distant or slow broker). Undo with [`heal`].
+pub(super) fn slow(sim: &MockSim, node: i32, d: Duration) -> Vec<FaultId> {
+    KEYS.iter()
+        .map(|&k| {
+            sim.cluster
+                .inject(Fault::delay(k, d).on_broker(node).always())
+        })
+        .collect()
+}
+
+/// Requests of `key` received by every broker so far.
+pub(super) fn requests(sim: &MockSim, key: ApiKey) -> u64 {
+    sim.cluster.request_count(key.key())
 }
 
 pub(super) fn ms(n: u64) -> Duration {

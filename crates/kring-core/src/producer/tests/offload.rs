@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::compress::Sealing;
 use crate::delivery::{DeliveryError, DeliveryReport};
-use crate::sim::StoredRecord;
+use kring_mock::StoredRecord;
 use kring_protocol::messages::ApiKey;
 use kring_protocol::record::Compression;
 
@@ -30,17 +30,13 @@ fn counted(compression: Compression) -> (Config, Results) {
     (config, results)
 }
 
-fn produce_count(sim: &Sim) -> usize {
-    sim.cluster
-        .requests
-        .iter()
-        .filter(|r| r.1 == ApiKey::Produce.key())
-        .count()
+fn produce_count(sim: &MockSim) -> usize {
+    requests(sim, ApiKey::Produce) as usize
 }
 
 /// How partition `p`'s sealed queue stands: one letter per batch, `D`
 /// done, `Q` queued for a worker, `R` running.
-fn queue_states(sim: &Sim, p: usize) -> String {
+fn queue_states(sim: &MockSim, p: usize) -> String {
     let map = sim.shared.topics.snapshot();
     let t = map.by_name.get("t").expect("topic");
     let q = t.partitions[p].lock();
@@ -56,7 +52,7 @@ fn queue_states(sim: &Sim, p: usize) -> String {
 
 /// Drives the sim with a worker that compresses whatever was handed off
 /// before every step, until every batch has its result.
-fn drive_with_worker(sim: &mut Sim) {
+fn drive_with_worker(sim: &mut MockSim) {
     for _ in 0..100_000 {
         sim.shared.run_compression_jobs();
         sim.settle();
@@ -72,7 +68,7 @@ fn drive_with_worker(sim: &mut Sim) {
 
 /// Warm-up record to every partition (metadata, connection, producer id),
 /// delivered.
-fn warm_up(sim: &mut Sim, partitions: u32) {
+fn warm_up(sim: &mut MockSim, partitions: u32) {
     for p in 0..partitions {
         sim.send_with_context(
             "t",
@@ -93,8 +89,8 @@ fn value(i: u32) -> Vec<u8> {
 /// The stored log of partition `p`, timestamps zeroed: two schedules
 /// spend different simulated time waiting for their deliveries, so later
 /// rounds are sent at different instants; everything else must match.
-fn log(sim: &Sim, p: u32) -> Vec<StoredRecord> {
-    let mut log = sim.cluster.records("t", p).to_vec();
+fn log(sim: &MockSim, p: u32) -> Vec<StoredRecord> {
+    let mut log = super::log(sim, p);
     for r in &mut log {
         r.timestamp = 0;
     }
@@ -104,7 +100,7 @@ fn log(sim: &Sim, p: u32) -> Vec<StoredRecord> {
 /// The schedule of [`lingered_batches_are_compressed_by_the_worker`]: 3
 /// rounds of 20 records to each of 4 partitions, each round left to linger
 /// out. Returns the sim after everything was delivered.
-fn lingered_schedule(offload: bool, compression: Compression) -> (Sim, Results) {
+fn lingered_schedule(offload: bool, compression: Compression) -> (MockSim, Results) {
     let (config, results) = counted(compression);
     let mut sim = sim_with(config, 1, 4);
     if offload {
@@ -191,7 +187,7 @@ fn full_batch_does_not_overtake_a_lingered_batch_in_compression() {
     warm_up(&mut sim, 2);
     let before = produce_count(&sim);
     let mut ctx = 0u64;
-    let mut send = |sim: &mut Sim, i: u32| {
+    let mut send = |sim: &mut MockSim, i: u32| {
         let v = value(i);
         sim.send_with_context("t", Some(0), None, Some(&v), ctx)
             .unwrap();
@@ -218,9 +214,9 @@ fn full_batch_does_not_overtake_a_lingered_batch_in_compression() {
     // Time passes, the worker is slow: still nothing for partition 0.
     sim.run_for(ms(20));
     assert!(queue_states(&sim, 0).starts_with("QD"));
-    assert_eq!(sim.cluster.records("t", 0).len(), 1, "only the warm-up");
+    assert_eq!(log(&sim, 0).len(), 1, "only the warm-up");
     drive_with_worker(&mut sim);
-    let log = sim.cluster.records("t", 0);
+    let log = log(&sim, 0);
     assert_eq!(log.len(), 41);
     for (i, r) in log.iter().skip(1).enumerate() {
         assert_eq!(
@@ -231,7 +227,7 @@ fn full_batch_does_not_overtake_a_lingered_batch_in_compression() {
         );
     }
     // Sequences increase batch by batch (idempotence is on).
-    let mut seqs: Vec<i32> = log.iter().skip(1).map(|r| r.producer.2).collect();
+    let mut seqs: Vec<i32> = log.iter().skip(1).map(|r| r.base_sequence).collect();
     seqs.dedup();
     assert!(seqs.len() >= 3, "lingered batch plus full ones: {seqs:?}");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
@@ -321,7 +317,7 @@ fn purge_takes_a_batch_waiting_for_the_worker() {
         "nothing left to compress"
     );
     sim.settle();
-    assert_eq!(sim.cluster.records("t", 0).len(), 1, "only the warm-up");
+    assert_eq!(log(&sim, 0).len(), 1, "only the warm-up");
 }
 
 /// Once the workers are stopped (or small batches below the threshold),
@@ -361,7 +357,7 @@ fn without_workers_the_io_thread_compresses() {
     small.shared.enable_compression_offload(1 << 20, 0, 0);
     small.send("t", Some(0), None, Some(b"x")).unwrap();
     small.drive();
-    assert_eq!(small.cluster.records("t", 0).len(), 1);
+    assert_eq!(log(&small, 0).len(), 1);
     let r = results.lock().unwrap();
     assert_eq!(r.len(), 10 + 2);
     assert!(r.values().all(|&c| c == 1), "{r:?}");
@@ -381,7 +377,7 @@ fn the_io_thread_compresses_within_its_budget() {
         .enable_compression_offload(0, 2 * batch, 20 * batch);
     warm_up(&mut sim, 4);
     let mut ctx = 0u64;
-    let mut round = |sim: &mut Sim| {
+    let mut round = |sim: &mut MockSim| {
         for i in 0..8u32 {
             let v = value(i);
             sim.send_with_context("t", Some((i % 4) as i32), None, Some(&v), ctx)

@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
-use crate::sim::Sim;
 use crate::Config;
 
-fn down(sim: &mut Sim) {
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+fn down(sim: &mut MockSim) {
+    stop(sim, 1);
     sim.disconnect_node(1);
 }
 
@@ -88,7 +87,7 @@ fn purge_fails_buffered_records_once_and_keeps_retrying_batches() {
     }
 
     // The broker returns: the re-queued batch and later records go through.
-    sim.cluster.nodes.get_mut(&1).unwrap().up = true;
+    start(&sim, 1);
     let later: Vec<_> = (0..4)
         .map(|p| sim.send("t", Some(p), None, Some(b"later")).unwrap())
         .collect();
@@ -97,15 +96,11 @@ fn purge_fails_buffered_records_once_and_keeps_retrying_batches() {
     for h in &later {
         h.wait().unwrap();
     }
-    let values: Vec<&[u8]> = sim
-        .cluster
-        .records("t", 0)
-        .iter()
-        .map(|r| r.value.as_deref().unwrap())
-        .collect();
+    let stored = log(&sim, 0);
+    let values: Vec<&[u8]> = stored.iter().map(|r| r.value.as_deref().unwrap()).collect();
     assert_eq!(values, vec![&b"warm"[..], b"on-wire", b"later"]);
     for p in 1..4 {
-        assert_eq!(sim.cluster.records("t", p).len(), 2, "warm + later");
+        assert_eq!(log(&sim, p).len(), 2, "warm + later");
     }
     assert_eq!(sim.core.stats().epoch_bumps, 0, "no sequence gap");
     assert_eq!(sim.shared.buffered_bytes(), 0);
@@ -136,11 +131,11 @@ fn purge_completes_flushes_and_is_harmless_when_empty() {
     assert!(hs
         .iter()
         .all(|h| matches!(h.try_result(), Some(Err(DeliveryError::Purged)))));
-    assert_eq!(sim.cluster.records("t", 0).len(), 0);
+    assert_eq!(log(&sim, 0).len(), 0);
     assert_eq!(sim.shared.buffered_bytes(), 0);
     let after = sim.send("t", Some(0), None, Some(b"y")).unwrap();
     let c = sim.close();
     sim.drive_until(100_000, |_| c.is_done());
     after.wait().unwrap();
-    assert_eq!(sim.cluster.records("t", 0).len(), 1);
+    assert_eq!(log(&sim, 0).len(), 1);
 }

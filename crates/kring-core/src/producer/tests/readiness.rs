@@ -45,12 +45,7 @@ fn backing_off_partitions_are_not_rescanned() {
     let mut sim = sim_with(cfg(), 1, 10);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    for _ in 0..3 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-    }
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
     let v0 = sim.core.stats().partitions_visited;
     let b0 = sim.core.stats().batches_sent;
     let h0 = sim.send("t", Some(0), None, Some(b"retry me")).unwrap();
@@ -76,7 +71,7 @@ fn backing_off_partitions_are_not_rescanned() {
         visited <= batches,
         "visited {visited} > batches sent {batches}"
     );
-    assert_eq!(sim.cluster.records("t", 0).len(), 2);
+    assert_eq!(log(&sim, 0).len(), 2);
 }
 
 /// Linger deadlines live in one FIFO (`linger.rs`) with lazy removal: a

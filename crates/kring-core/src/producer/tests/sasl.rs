@@ -9,8 +9,8 @@ use kring_protocol::messages::ApiKey;
 
 use super::*;
 use crate::error::SendError;
-use crate::sim::SimSasl;
 use crate::{LastError, OAuthToken, SaslConfig, SaslMechanism, SecurityProtocol};
+use kring_mock::MockSasl;
 
 const PASSWORD: &str = "pa55-W0rd-sim";
 
@@ -25,11 +25,20 @@ fn sasl_cfg(sasl: SaslConfig) -> Config {
     }
 }
 
-fn sasl_sim(config: Config, server: SimSasl) -> Sim {
-    let mut cluster = SimCluster::new(1);
-    cluster.create_topic("t", 1);
-    cluster.sasl = Some(server);
-    Sim::new(config, cluster, kring_testclock::origin())
+/// kring-mock's SASL listener with user alice and the given mechanisms.
+fn server(mechanisms: &[&str]) -> MockSasl {
+    MockSasl::default()
+        .user("alice", PASSWORD)
+        .mechanisms(mechanisms)
+}
+
+/// PLAIN and SCRAM-SHA-256/512, user alice, no session lifetime.
+fn alice() -> MockSasl {
+    server(&["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+}
+
+fn sasl_sim(config: Config, server: MockSasl) -> MockSim {
+    sim_on(config, cluster(1, 1).sasl(server))
 }
 
 fn token_provider(value: &'static str, lifetime: Duration, calls: Arc<AtomicU32>) -> SaslConfig {
@@ -59,12 +68,7 @@ fn every_mechanism_authenticates_before_any_other_request() {
         };
         let mut sim = sasl_sim(
             sasl_cfg(sasl),
-            SimSasl {
-                mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
-                    .map(String::from)
-                    .to_vec(),
-                ..SimSasl::new("alice", PASSWORD)
-            },
+            server(&["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]),
         );
         let hs: Vec<_> = (0..20u8)
             .map(|i| sim.send("t", Some(0), None, Some(&[i])).expect("send"))
@@ -73,11 +77,11 @@ fn every_mechanism_authenticates_before_any_other_request() {
         for h in &hs {
             h.try_result().expect("done").expect("delivered");
         }
-        assert_eq!(sim.cluster.records("t", 0).len(), 20);
+        assert_eq!(log(&sim, 0).len(), 20);
         assert_eq!(sim.sasl_closes, 0, "{mechanism:?}: no request before SASL");
         // Per connection: ApiVersions, SaslHandshake, SaslAuthenticate x n,
         // then the rest.
-        let keys: Vec<i16> = sim.cluster.requests.iter().map(|r| r.1).collect();
+        let keys: Vec<i16> = sim.transmitted.iter().map(|r| r.2).collect();
         let want = [ApiKey::ApiVersions.key(), ApiKey::SaslHandshake.key()]
             .into_iter()
             .chain(std::iter::repeat_n(
@@ -106,7 +110,7 @@ fn wrong_password_is_a_typed_error_without_the_secret_and_backs_off() {
     };
     let debug = format!("{config:?}");
     assert!(!debug.contains("wrong-secret-xyz"), "{debug}");
-    let mut sim = sasl_sim(config, SimSasl::new("alice", PASSWORD));
+    let mut sim = sasl_sim(config, alice());
     // Sim::send plays a producer thread blocking for metadata (up to 60 s).
     let t0 = sim.now;
     let err = sim.send("t", Some(0), None, Some(b"x")).unwrap_err();
@@ -148,8 +152,7 @@ fn wrong_password_is_a_typed_error_without_the_secret_and_backs_off() {
 
 #[test]
 fn unknown_mechanism_names_what_the_broker_offers() {
-    let mut server = SimSasl::new("alice", PASSWORD);
-    server.mechanisms = vec!["PLAIN".into()];
+    let server = server(&["PLAIN"]);
     let config = Config {
         max_block: Duration::from_secs(2),
         ..sasl_cfg(SaslConfig::new(
@@ -168,10 +171,9 @@ fn unknown_mechanism_names_what_the_broker_offers() {
     assert!(!text.contains(PASSWORD));
     // No SaslAuthenticate was ever sent.
     assert!(!sim
-        .cluster
-        .requests
+        .transmitted
         .iter()
-        .any(|r| r.1 == ApiKey::SaslAuthenticate.key()));
+        .any(|r| r.2 == ApiKey::SaslAuthenticate.key()));
 }
 
 #[test]
@@ -185,10 +187,10 @@ fn queued_records_fail_after_delivery_timeout_naming_the_authentication_failure(
         linger: ms(5),
         ..sasl_cfg(SaslConfig::new(SaslMechanism::Plain, "alice", PASSWORD))
     };
-    let mut sim = sasl_sim(config, SimSasl::new("alice", PASSWORD));
+    let mut sim = sasl_sim(config, alice());
     sim.send("t", Some(0), None, Some(b"first")).unwrap();
     sim.drive_bounded(1000);
-    sim.cluster.sasl.as_mut().unwrap().users[0].1 = "rotated".into();
+    sim.cluster.set_sasl_user("alice", "rotated").unwrap();
     sim.disconnect_node(1);
     let h = sim.send("t", Some(0), None, Some(b"second")).unwrap();
     sim.drive_bounded(100_000);
@@ -200,8 +202,7 @@ fn queued_records_fail_after_delivery_timeout_naming_the_authentication_failure(
 
 #[test]
 fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
-    let mut server = SimSasl::new("alice", PASSWORD);
-    server.session_lifetime = Duration::from_secs(10);
+    let server = alice().session_lifetime(Duration::from_secs(10));
     let config = Config {
         linger: ms(1),
         ..sasl_cfg(SaslConfig::new(
@@ -212,7 +213,7 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
     };
     let mut sim = sasl_sim(config, server);
     // Slow broker: a produce stays in flight 40 ms.
-    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(40);
+    slow(&sim, 1, ms(39));
     let mut handles = Vec::new();
     let mut in_flight_at_reauth = Vec::new();
     let mut reauths = 0;
@@ -253,12 +254,12 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
         in_flight_at_reauth.iter().any(|&n| n > 0),
         "some re-authentication started with requests in flight: {in_flight_at_reauth:?}"
     );
-    assert_eq!(sim.cluster.records("t", 0).len(), handles.len());
+    assert_eq!(log(&sim, 0).len(), handles.len());
     // Between a re-authentication's SaslHandshake and its last
     // SaslAuthenticate no produce request went out on that connection.
     let mut authenticating = false;
     let mut auths = 0;
-    for &(_, _, key) in &sim.transmitted {
+    for &(_, _, key, _) in &sim.transmitted {
         if key == ApiKey::SaslHandshake.key() {
             authenticating = true;
             auths = 0;
@@ -279,9 +280,7 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
 #[test]
 fn oauthbearer_token_is_cached_and_refreshed_before_expiry() {
     let calls = Arc::new(AtomicU32::new(0));
-    let mut server = SimSasl::new("alice", PASSWORD);
-    server.mechanisms = vec!["OAUTHBEARER".into()];
-    server.session_lifetime = Duration::from_secs(10);
+    let server = server(&["OAUTHBEARER"]).session_lifetime(Duration::from_secs(10));
     let config = sasl_cfg(token_provider(
         PASSWORD,
         Duration::from_secs(30),
@@ -306,8 +305,7 @@ fn oauthbearer_token_is_cached_and_refreshed_before_expiry() {
 
 #[test]
 fn a_failing_token_provider_is_an_authentication_error() {
-    let mut server = SimSasl::new("alice", PASSWORD);
-    server.mechanisms = vec!["OAUTHBEARER".into()];
+    let server = server(&["OAUTHBEARER"]);
     let config = Config {
         max_block: Duration::from_secs(2),
         ..sasl_cfg(SaslConfig::oauthbearer(Arc::new(|| {
@@ -376,7 +374,7 @@ fn a_waiting_send_fails_when_authentication_fails() {
             "alice",
             "wrong-pw-123",
         )),
-        SimSasl::new("alice", PASSWORD),
+        alice(),
     );
     let rec = crate::RecordRef {
         topic: "t",

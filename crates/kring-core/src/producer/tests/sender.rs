@@ -4,17 +4,17 @@
 use super::*;
 use crate::config::Acks;
 use crate::delivery::DeliveryError;
-use crate::sim::DropWhen;
 use crate::Config;
+use kring_mock::Fault;
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
 
-fn produce_requests(sim: &crate::sim::Sim) -> Vec<(i32, i16)> {
-    sim.cluster
-        .requests
+/// The Produce requests the core sent: (node, version).
+fn produce_requests(sim: &MockSim) -> Vec<(i32, i16)> {
+    sim.transmitted
         .iter()
-        .filter(|r| r.1 == ApiKey::Produce.key())
-        .map(|r| (r.0, r.2))
+        .filter(|r| r.2 == ApiKey::Produce.key())
+        .map(|r| (r.1, r.3))
         .collect()
 }
 
@@ -47,16 +47,14 @@ fn requests_are_split_at_max_request_size() {
     let reqs = produce_requests(&sim);
     assert!(reqs.len() >= 2, "{reqs:?}");
     for p in 0..6 {
-        assert_eq!(sim.cluster.records("t", p).len(), 1);
+        assert_eq!(log(&sim, p).len(), 1);
     }
 }
 
 #[test]
 fn produce_version_follows_api_versions() {
-    let mut cluster = crate::sim::SimCluster::new(1);
-    cluster.create_topic("t", 1);
-    cluster.produce_max_version = 7;
-    let mut sim = crate::sim::Sim::new(cfg(), cluster, kring_testclock::origin());
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.cluster.set_max_version(ApiKey::Produce, Some(7));
     sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(produce_requests(&sim), vec![(1, 7)]);
@@ -65,7 +63,7 @@ fn produce_version_follows_api_versions() {
         .transmitted
         .iter()
         .rev()
-        .map(|(c, _, k)| (*c, *k))
+        .map(|(c, _, k, _)| (*c, *k))
         .collect();
     assert!(first_per_conn
         .values()
@@ -82,7 +80,7 @@ fn in_flight_limit_per_connection() {
     let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().latency = ms(100);
+    slow(&sim, 1, ms(100));
     let hs: Vec<_> = (0..20)
         .map(|_| sim.send("t", Some(0), None, Some(&[0u8; 40])).unwrap())
         .collect();
@@ -101,12 +99,7 @@ fn retriable_errors_back_off_exponentially_with_jitter() {
     let mut sim = sim_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    for _ in 0..3 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-    }
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
     let n0 = produce_requests(&sim).len();
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     let mut times = Vec::new();
@@ -136,10 +129,7 @@ fn fatal_errors_fail_the_batch() {
     let mut sim = sim_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::MESSAGE_TOO_LARGE);
+    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     match h.wait() {
@@ -151,7 +141,7 @@ fn fatal_errors_fail_the_batch() {
     let h2 = sim.send("t", Some(0), None, Some(b"y")).unwrap();
     sim.drive();
     h2.wait().unwrap();
-    assert_eq!(sim.cluster.records("t", 0).len(), 2);
+    assert_eq!(log(&sim, 0).len(), 2);
 }
 
 #[test]
@@ -159,7 +149,7 @@ fn request_timeout_closes_the_connection_and_retries() {
     let mut sim = sim_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let hole = black_hole(&sim, 1);
     let t0 = sim.now;
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive_until(10_000, |s| !s.closes.is_empty() && s.now > t0 + ms(29_000));
@@ -169,10 +159,10 @@ fn request_timeout_closes_the_connection_and_retries() {
         "closed after request.timeout.ms"
     );
     assert!(h.try_result().is_none(), "not failed: retried");
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = false;
+    heal(&sim, hole);
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 1);
-    assert_eq!(sim.cluster.records("t", 0).len(), 2);
+    assert_eq!(log(&sim, 0).len(), 2);
 }
 
 #[test]
@@ -184,12 +174,7 @@ fn delivery_timeout_fails_batches_in_flight_retries() {
     let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    for _ in 0..1000 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-    }
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
     let t0 = sim.now;
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
@@ -218,7 +203,7 @@ fn delivery_timeout_fails_batches_waiting_in_the_accumulator() {
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     // The broker goes away: no connection can be made.
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    stop(&sim, 1);
     sim.disconnect_node(1);
     let t0 = sim.now;
     let hs: Vec<_> = (0..3)
@@ -251,12 +236,8 @@ fn acks_zero_completes_on_transmit() {
     let md = h.wait().unwrap();
     assert_eq!(md.offset, -1);
     // Completed when handed over: the broker's answer is not awaited (there is none).
-    assert_eq!(sim.cluster.records("t", 0).len(), 1);
-    assert_eq!(
-        sim.cluster.records("t", 0)[0].producer.0,
-        -1,
-        "no idempotence"
-    );
+    assert_eq!(log(&sim, 0).len(), 1);
+    assert_eq!(log(&sim, 0)[0].producer_id, -1, "no idempotence");
 }
 
 /// With acks=0 a batch completes inside `poll_transmit`; a flush waiting
@@ -296,11 +277,7 @@ fn acks_one_without_idempotence() {
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 0);
-    assert!(!sim
-        .cluster
-        .requests
-        .iter()
-        .any(|r| r.1 == ApiKey::InitProducerId.key()));
+    assert_eq!(requests(&sim, ApiKey::InitProducerId), 0);
 }
 
 #[test]
@@ -309,8 +286,7 @@ fn lost_connection_retries_in_flight_batches() {
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     sim.cluster
-        .drops
-        .push((1, ApiKey::Produce.key(), DropWhen::BeforeHandling));
+        .inject(Fault::drop_before_apply(ApiKey::Produce).on_broker(1));
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 1);
@@ -319,15 +295,13 @@ fn lost_connection_retries_in_flight_batches() {
 
 #[test]
 fn connect_failures_back_off() {
-    let mut cluster = crate::sim::SimCluster::new(1);
-    cluster.create_topic("t", 1);
-    cluster.nodes.get_mut(&1).unwrap().up = false;
-    let mut sim = crate::sim::Sim::new(cfg(), cluster, kring_testclock::origin());
+    let mut sim = sim_with(cfg(), 1, 1);
+    stop(&sim, 1);
     sim.run_for(ms(3000));
     // 50 ms doubling to 1 s: about 6-8 attempts in 3 s, not hundreds.
     let n = sim.connects.len();
     assert!((4..=10).contains(&n), "{n} connects");
-    sim.cluster.nodes.get_mut(&1).unwrap().up = true;
+    start(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     h.wait().unwrap();

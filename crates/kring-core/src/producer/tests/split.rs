@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::config::Acks;
 use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
-use crate::sim::Sim;
 use crate::{Config, DeliveryHandle};
 use kring_protocol::record::Compression;
 use kring_protocol::ErrorCode;
@@ -32,7 +31,7 @@ fn number(v: &[u8]) -> u32 {
     u32::from_be_bytes(v[..4].try_into().unwrap())
 }
 
-fn send_all(sim: &mut Sim, range: std::ops::Range<u32>, len: usize) -> Vec<DeliveryHandle> {
+fn send_all(sim: &mut MockSim, range: std::ops::Range<u32>, len: usize) -> Vec<DeliveryHandle> {
     range
         .map(|i| sim.send("t", Some(0), None, Some(&value(i, len))).unwrap())
         .collect()
@@ -41,8 +40,8 @@ fn send_all(sim: &mut Sim, range: std::ops::Range<u32>, len: usize) -> Vec<Deliv
 /// Every handle resolved `Ok`, the log holds each record once, in send
 /// order, at consecutive offsets, and each handle names its record's
 /// offset.
-fn assert_delivered_in_order(sim: &Sim, hs: &[DeliveryHandle], first: u32) {
-    let log = sim.cluster.records("t", 0);
+fn assert_delivered_in_order(sim: &MockSim, hs: &[DeliveryHandle], first: u32) {
+    let log = log(sim, 0);
     let numbers: Vec<u32> = log
         .iter()
         .map(|r| number(r.value.as_deref().unwrap()))
@@ -74,10 +73,8 @@ fn assert_delivered_in_order(sim: &Sim, hs: &[DeliveryHandle], first: u32) {
     }
 }
 
-fn limited(config: Config, max_message_bytes: usize) -> Sim {
-    let mut sim = sim_with(config, 1, 1);
-    sim.cluster.partition("t", 0).max_message_bytes = Some(max_message_bytes);
-    sim
+fn limited(config: Config, max_message_bytes: usize) -> MockSim {
+    sim_on(config, cluster(1, 1).max_message_bytes(max_message_bytes))
 }
 
 /// The e2e case: 40 records of 500 B lingered into one batch of ~20 KB on
@@ -143,13 +140,10 @@ fn split_ahead_of_pipelined_batches_keeps_their_sequences() {
     sim.drive();
     w[0].wait().unwrap();
     // The next attempt (the first of five pipelined batches) is refused.
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::MESSAGE_TOO_LARGE);
+    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
     let hs = send_all(&mut sim, 1..46, 100);
     sim.drive();
-    let produce_attempts = sim.cluster.partition("t", 0).attempts;
+    let produce_attempts = requests(&sim, kring_protocol::messages::ApiKey::Produce);
     assert_delivered_in_order(&sim, &hs, 1);
     let st = sim.core.stats();
     eprintln!(
@@ -164,8 +158,8 @@ fn split_ahead_of_pipelined_batches_keeps_their_sequences() {
     );
     // Every stored batch kept producer id and epoch; sequences are
     // consecutive across the records.
-    let log = sim.cluster.records("t", 0);
-    let epochs: std::collections::BTreeSet<i16> = log.iter().map(|r| r.producer.1).collect();
+    let log = log(&sim, 0);
+    let epochs: std::collections::BTreeSet<i16> = log.iter().map(|r| r.producer_epoch).collect();
     assert_eq!(epochs.len(), 1, "{epochs:?}");
 }
 
@@ -291,10 +285,8 @@ fn a_refused_batch_of_unknown_fate_is_split_only_without_idempotence() {
         let w = send_all(&mut sim, 0..1, 100);
         sim.drive();
         w[0].wait().unwrap();
-        sim.cluster.drops.push((
-            1,
-            kring_protocol::messages::ApiKey::Produce.key(),
-            crate::sim::DropWhen::AfterHandling,
+        sim.cluster.inject(kring_mock::Fault::drop_after_apply(
+            kring_protocol::messages::ApiKey::Produce,
         ));
         let hs = send_all(&mut sim, 1..21, 400);
         sim.drive();
@@ -307,7 +299,7 @@ fn a_refused_batch_of_unknown_fate_is_split_only_without_idempotence() {
                     other => panic!("{other:?}"),
                 }
             }
-            assert_eq!(sim.cluster.records("t", 0).len(), 1);
+            assert_eq!(log(&sim, 0).len(), 1);
             // The producer goes on.
             let more = send_all(&mut sim, 21..23, 100);
             sim.drive();
@@ -333,10 +325,11 @@ fn a_retried_part_stays_ahead_of_later_parts_without_idempotence() {
     let mut sim = limited(config, 3000);
     // The batch is refused (too large), then its first part meets a
     // retriable error.
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .extend([ErrorCode::MESSAGE_TOO_LARGE, ErrorCode::NOT_ENOUGH_REPLICAS]);
+    fail_produce_in_turn(
+        &sim,
+        0,
+        &[ErrorCode::MESSAGE_TOO_LARGE, ErrorCode::NOT_ENOUGH_REPLICAS],
+    );
     let hs = send_all(&mut sim, 0..30, 400);
     sim.drive();
     assert_delivered_in_order(&sim, &hs, 0);

@@ -10,7 +10,8 @@ use kring_protocol::ErrorCode;
 
 use super::*;
 use crate::producer::stats::{BrokerState, Statistics, StatisticsCallback};
-use crate::sim::Rewrite;
+use kring_mock::Fault;
+use kring_protocol::messages::ApiKey;
 
 fn part(s: &Statistics, topic: &str, p: u32) -> crate::PartitionStatistics {
     s.topics
@@ -81,7 +82,7 @@ fn counts_match_what_was_sent() {
     let mut requests = 0;
     for id in [1, 2] {
         let b = broker(&s, id);
-        assert_eq!(b.addr, format!("sim-{id}:9092"));
+        assert_eq!(b.addr, format!("mock-{id}:9092"));
         assert_eq!(b.state, BrokerState::Up);
         assert_eq!(b.in_flight_requests, 0);
         assert_eq!(b.requests_sent, b.responses_received, "{b:?}");
@@ -103,14 +104,14 @@ fn counts_match_what_was_sent() {
 }
 
 /// RTT is the simulated latency exactly: node 1 answers in 40 ms, node 2
-/// in 5 ms.
+/// in 5 ms (the Sim's 1 ms plus a standing delay).
 #[test]
 fn rtt_follows_simulated_latency() {
-    let mut cluster = crate::sim::SimCluster::new(2);
-    cluster.create_topic("t", 2);
-    cluster.nodes.get_mut(&1).unwrap().latency = ms(40);
-    cluster.nodes.get_mut(&2).unwrap().latency = ms(5);
-    let mut sim = crate::sim::Sim::new(cfg(), cluster, kring_testclock::origin());
+    let mut sim = sim_with(cfg(), 2, 2);
+    let latency = |node: i32| if node == 1 { ms(40) } else { ms(5) };
+    for node in [1, 2] {
+        slow(&sim, node, latency(node) - ms(1));
+    }
     for i in 0..20u8 {
         sim.send("t", Some(i32::from(i % 2)), None, Some(&[i]))
             .unwrap();
@@ -124,9 +125,10 @@ fn rtt_follows_simulated_latency() {
         let r = b.rtt;
         println!("node {} rtt {r:?}", b.node_id.unwrap());
         assert!(r.count >= 10, "{r:?}");
-        let node_latency = sim.cluster.nodes[&b.node_id.unwrap()].latency;
+        assert_eq!(sim.cluster.leader("t", p as i32), b.node_id);
         assert_eq!(
-            node_latency, want,
+            latency(b.node_id.unwrap()),
+            want,
             "partition {p} led by the node with that latency"
         );
         assert_eq!(r.min, want);
@@ -147,7 +149,11 @@ fn throttle_time_from_responses() {
     let before = broker(&sim.core.statistics(sim.now), 1);
     assert_eq!(before.throttled_responses, 0);
     assert_eq!(before.throttle_time_total, Duration::ZERO);
-    sim.cluster.produce_rewrite = Some(Rewrite(Box::new(|resp| resp.throttle_time_ms = 250)));
+    // kring-mock throttles as Kafka does (KIP-219): throttle_time_ms in the
+    // response, and the connection muted that long.
+    let throttle = sim
+        .cluster
+        .inject(Fault::throttle(ApiKey::Produce, ms(250)).always());
     for i in 0..3u8 {
         sim.send("t", Some(0), None, Some(&[i])).unwrap();
         sim.drive();
@@ -156,7 +162,7 @@ fn throttle_time_from_responses() {
     assert_eq!(b.throttled_responses, 3);
     assert_eq!(b.throttle_time_total, ms(750));
     assert_eq!(b.throttle_time_last, ms(250));
-    sim.cluster.produce_rewrite = None;
+    sim.cluster.remove_fault(throttle);
     sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     let b = broker(&sim.core.statistics(sim.now), 1);
@@ -174,16 +180,16 @@ fn throttle_time_from_responses() {
 #[test]
 fn retries_and_errors_by_kind() {
     let mut sim = sim_with(cfg(), 1, 2);
-    {
-        let p0 = sim.cluster.partition("t", 0);
-        p0.errors.push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-        p0.errors.push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-        p0.errors.push_back(ErrorCode::REQUEST_TIMED_OUT);
-        sim.cluster
-            .partition("t", 1)
-            .errors
-            .push_back(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
-    }
+    fail_produce_in_turn(
+        &sim,
+        0,
+        &[
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            ErrorCode::REQUEST_TIMED_OUT,
+        ],
+    );
+    fail_produce(&sim, 1, ErrorCode::TOPIC_AUTHORIZATION_FAILED, 1);
     let ok: Vec<_> = (0..3u8)
         .map(|i| sim.send("t", Some(0), None, Some(&[i])).unwrap())
         .collect();
@@ -221,8 +227,8 @@ fn retries_and_errors_by_kind() {
     let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
     assert_eq!(v["type"], "producer");
     assert_eq!(v["acked_msgs"], 3);
-    assert_eq!(v["brokers"]["sim-1:9092/1"]["nodeid"], 1);
-    assert_eq!(v["brokers"]["sim-1:9092/bootstrap"]["nodeid"], -1);
+    assert_eq!(v["brokers"]["mock-1:9092/1"]["nodeid"], 1);
+    assert_eq!(v["brokers"]["mock-1:9092/bootstrap"]["nodeid"], -1);
     let p0j = &v["topics"]["t"]["partitions"]["0"];
     assert_eq!(p0j["txmsgs"], 3);
     assert_eq!(p0j["retries"], 3);
@@ -239,7 +245,7 @@ fn reconnects_failures_and_timeouts() {
     sim.send("t", Some(0), None, Some(b"a")).unwrap();
     sim.drive();
     sim.disconnect_node(1);
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    stop(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"b")).unwrap();
     sim.run_for(Duration::from_secs(2));
     let s = sim.core.statistics(sim.now);
@@ -252,7 +258,7 @@ fn reconnects_failures_and_timeouts() {
         1,
         "waits in the accumulator"
     );
-    sim.cluster.nodes.get_mut(&1).unwrap().up = true;
+    start(&sim, 1);
     sim.drive();
     h.wait().unwrap();
     let b2 = broker(&sim.core.statistics(sim.now), 1);
@@ -261,13 +267,13 @@ fn reconnects_failures_and_timeouts() {
     assert_eq!(b2.reconnects, b2.connects - 1);
     assert_eq!(b2.request_timeouts, 0);
     // A black hole: the request times out after request.timeout.ms.
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let hole = black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"c")).unwrap();
     sim.run_for(cfg().request_timeout + ms(100));
     let b3 = broker(&sim.core.statistics(sim.now), 1);
     assert_eq!(b3.request_timeouts, 1, "{b3:?}");
     assert_eq!(b3.disconnects, 2);
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = false;
+    heal(&sim, hole);
     sim.drive();
     h.wait().unwrap();
 }

@@ -23,7 +23,7 @@ fn expired_in_the_accumulator_is_not_persisted() {
     let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
+    stop(&sim, 1);
     sim.disconnect_node(1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
@@ -36,10 +36,7 @@ fn expired_in_the_accumulator_is_not_persisted() {
 #[test]
 fn rejected_by_the_broker_is_not_persisted() {
     let mut sim = sim_with(cfg(), 1, 1);
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::INVALID_RECORD);
+    fail_produce(&sim, 0, ErrorCode::INVALID_RECORD, 1);
     let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
     sim.drive();
     let (s, e) = status(&h);
@@ -59,16 +56,8 @@ fn retries_exhausted_status_follows_the_errors_seen() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 2);
-    for _ in 0..3 {
-        sim.cluster
-            .partition("t", 0)
-            .errors
-            .push_back(ErrorCode::NOT_ENOUGH_REPLICAS);
-        sim.cluster
-            .partition("t", 1)
-            .errors
-            .push_back(ErrorCode::REQUEST_TIMED_OUT);
-    }
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
+    fail_produce(&sim, 1, ErrorCode::REQUEST_TIMED_OUT, 3);
     let h0 = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     let h1 = sim.send("t", Some(1), None, Some(b"x")).unwrap();
     sim.drive();
@@ -92,7 +81,7 @@ fn timed_out_with_the_request_unanswered_is_possibly_persisted() {
     let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     let (s, e) = status(&h);
@@ -108,7 +97,7 @@ fn rejected_after_an_unanswered_attempt_is_possibly_persisted() {
     let mut sim = sim_with(cfg(), 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    let hole = black_hole(&sim, 1);
     let (t0, closes) = (sim.now, sim.closes.len());
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     // request.timeout.ms (30 s) closes the connection; the batch waits
@@ -117,11 +106,8 @@ fn rejected_after_an_unanswered_attempt_is_possibly_persisted() {
         s.closes.len() > closes && s.now > t0 + ms(29_000)
     });
     assert!(h.try_result().is_none(), "retried");
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = false;
-    sim.cluster
-        .partition("t", 0)
-        .errors
-        .push_back(ErrorCode::INVALID_RECORD);
+    heal(&sim, hole);
+    fail_produce(&sim, 0, ErrorCode::INVALID_RECORD, 1);
     sim.drive();
     let (s, e) = status(&h);
     assert!(matches!(e, DeliveryError::Broker { code: 87, .. }), "{e}");
@@ -140,7 +126,7 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
     let mut sim = sim_with(config, 1, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    sim.cluster.nodes.get_mut(&1).unwrap().black_hole = true;
+    black_hole(&sim, 1);
     let on_wire = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.run_for(ms(10));
     // Same leader, one request in flight: this one stays queued.
@@ -150,7 +136,7 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
     let (s, e) = status(&on_wire);
     assert!(matches!(e, DeliveryError::Aborted { .. }), "{e}");
     assert_eq!(s, MessageStatus::PossiblyPersisted, "{e}");
-    assert!(sim.cluster.records("t", 1).is_empty());
+    assert!(log(&sim, 1).is_empty());
     let (s, e) = status(&queued);
     assert!(matches!(e, DeliveryError::Aborted { .. }), "{e}");
     assert_eq!(s, MessageStatus::NotPersisted, "{e}");
