@@ -585,16 +585,26 @@ impl Shared {
         let batch_size = self.cfg.batch_size;
         let mut q = slot.lock();
         if let Some(open) = q.open.as_mut() {
-            let rs = open
-                .builder
-                .record_size(rec.timestamp_ms, rec.key, rec.value, rec.headers);
             let size = open.builder.size_in_bytes();
+            // The common case in one step: the record fits the batch and
+            // the buffer as it is (no growth, nothing to charge).
+            let appended = open.builder.try_append(
+                rec.timestamp_ms,
+                rec.key,
+                rec.value,
+                rec.headers,
+                batch_size.min(open.builder.capacity()),
+            );
+            let (index, rs) = match appended {
+                Ok(index) => (Some(index), open.builder.size_in_bytes() - size),
+                Err(rs) => (None, rs),
+            };
             // Memory is charged by buffer capacity: when this record makes
             // the buffer grow, the growth is charged first (one atomic per
             // regrowth, none per record). A batch that could never get the
             // growth is sealed and the record goes to a new batch.
             let mut fits = size + rs <= batch_size;
-            if fits && size + rs > open.builder.capacity() {
+            if index.is_none() && fits {
                 let want = grown_capacity(open.builder.capacity(), size + rs);
                 let extra = want.saturating_sub(open.reserved);
                 if open.reserved + extra > self.pool.limit() {
@@ -607,10 +617,16 @@ impl Shared {
                 }
             }
             if fits {
-                let index = open
-                    .builder
-                    .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-                self.charge_capacity(&mut open.reserved, open.builder.capacity());
+                let index = match index {
+                    Some(index) => index,
+                    None => {
+                        let index =
+                            open.builder
+                                .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+                        self.charge_capacity(&mut open.reserved, open.builder.capacity());
+                        index
+                    }
+                };
                 if self.cfg.keep_timestamps {
                     open.per_record.push(rec.timestamp_ms, rec.context);
                 }
