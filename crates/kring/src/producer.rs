@@ -390,7 +390,12 @@ impl Producer {
         // if it has none, is derived from it.
         let now = Instant::now();
         let rec = self.record_ref(record, now);
-        let outcome = self.shared.append(now, rec, self.block_deadline(now))?;
+        // Nearly every record goes into an open batch with room: the block
+        // deadline is computed only for the others.
+        let outcome = match self.shared.append_to_open(&rec) {
+            Some(o) => o,
+            None => self.shared.append(now, rec, self.block_deadline(now))?,
+        };
         if outcome.wake {
             self.waker.wake();
         }
