@@ -539,7 +539,7 @@ pub(crate) struct PerRecord {
 
 impl PerRecord {
     /// Records one more record.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, timestamp_ms: i64, context: u64) {
         if context != 0 || !self.contexts.is_empty() {
             self.push_context(context);

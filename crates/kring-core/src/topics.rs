@@ -112,6 +112,7 @@ pub(crate) struct PartitionSlot {
 }
 
 impl PartitionSlot {
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, PartitionQueue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }

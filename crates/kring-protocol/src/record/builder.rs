@@ -257,17 +257,17 @@ impl RecordBatchBuilder {
         // a[LEN_ROOM] is the attributes byte: 0.
         let mut n = put_varlong_at(&mut a, LEN_ROOM + 1, zig_ts);
         n = put_varint_at(&mut a, n, zig_offset);
-        // After a key: the value's length (at most 5 bytes).
-        let mut mid = [0u8; PREFIX];
+        // After a key: the value's length, written after the key's bytes.
+        let zig_value_len = nullable_zig_len(value);
         let mut m = 0;
         match key {
             None => {
                 n = put_varint_at(&mut a, n, 1); // zig-zag -1: null
-                n = put_varint_at(&mut a, n, nullable_zig_len(value));
+                n = put_varint_at(&mut a, n, zig_value_len);
             }
             Some(k) => {
                 n = put_varint_at(&mut a, n, zigzag32(k.len() as i32));
-                m = put_varint_at(&mut mid, 0, nullable_zig_len(value));
+                m = unsigned_varint_len(zig_value_len);
             }
         }
         let key_bytes = key.map_or(0, <[u8]>::len);
@@ -297,7 +297,7 @@ impl RecordBatchBuilder {
         }
         if let Some(k) = key {
             self.buf.extend_from_slice(k);
-            self.buf.extend_from_slice(&mid[..m]);
+            put_unsigned_varint(&mut self.buf, zig_value_len);
         }
         if let Some(v) = value {
             self.buf.extend_from_slice(v);
