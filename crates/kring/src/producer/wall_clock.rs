@@ -53,6 +53,29 @@ fn unix_ns(t: SystemTime) -> i64 {
     }
 }
 
+/// An `Instant` and a raw monotonic reading (ns) no earlier than it:
+/// the raw clock is read on both sides of the `Instant` and the later
+/// reading kept, so an `Instant` derived from raw readings never leads the
+/// real one; of a few tries, the one with the smallest gap (a preemption
+/// between the reads makes one wide).
+fn base_pair() -> (Instant, u64) {
+    let mut best: Option<(Instant, u64, u64)> = None;
+    for _ in 0..8 {
+        let r1 = crate::driver::clock::monotonic_ns();
+        let i = Instant::now();
+        let r2 = crate::driver::clock::monotonic_ns();
+        let gap = r2.saturating_sub(r1);
+        if best.is_none_or(|(_, _, g)| gap < g) {
+            best = Some((i, r2, gap));
+        }
+        if gap <= 1_000 {
+            break;
+        }
+    }
+    let (i, r, _) = best.expect("at least one try");
+    (i, r)
+}
+
 impl WallClock {
     /// A clock anchored at `now` / `wall`.
     #[cfg(test)]
@@ -73,15 +96,16 @@ impl WallClock {
 
     /// A clock anchored at the current time.
     pub(crate) fn start() -> Self {
-        let base = Instant::now();
-        let raw = crate::driver::clock::monotonic_ns();
+        let (base, raw) = base_pair();
         WallClock::new_raw(base, raw, SystemTime::now())
     }
 
     /// The monotonic clock now, as ns since the base: one
     /// `clock_gettime`, no `Instant` arithmetic (see `driver::clock`). It
-    /// trails `Instant::now()` by the gap between the two start-up reads
-    /// (nanoseconds), never leads it.
+    /// trails `Instant::now()` by the gap measured around the base
+    /// `Instant` at start (about a microsecond, see `base_pair`), never
+    /// leads it. Record timestamps do not depend on that gap (the
+    /// wall-clock anchor is taken against these readings).
     #[inline]
     pub(crate) fn read(&self) -> u64 {
         crate::driver::clock::monotonic_ns().saturating_sub(self.base_raw_ns)
@@ -218,8 +242,10 @@ mod tests {
             let before = clock.mono_ns(Instant::now());
             let raw = clock.read();
             let after = clock.mono_ns(Instant::now());
+            // Trailing by the start-up gap (about a microsecond; a
+            // millisecond allows for a loaded machine), never leading.
             assert!(
-                before <= raw + 1_000 && raw <= after,
+                before <= raw + 1_000_000 && raw <= after,
                 "{before} {raw} {after}"
             );
             let i = clock.instant(raw);
