@@ -522,38 +522,73 @@ pub struct DeliveryReport<'a> {
 /// context on, each record's context (the earlier ones 0). A batch whose
 /// records carry none never allocates the second vector, so sending without
 /// context costs what it did before contexts existed.
+///
+/// Timestamps are kept run-length encoded: records sent in the same
+/// millisecond (nearly all of a batch's, at any real rate) share one
+/// entry, so a record costs a compare and an increment rather than a
+/// vector push, and a batch's table stays a few entries long instead of
+/// regrowing with every doubling of its record count.
 #[derive(Debug, Default)]
 pub(crate) struct PerRecord {
-    pub(crate) timestamps: Vec<i64>,
+    /// (timestamp, records in a row with it), in record order.
+    runs: Vec<(i64, u32)>,
+    /// Records in the table.
+    len: u32,
     contexts: Vec<u64>,
 }
 
 impl PerRecord {
     /// Records one more record.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, timestamp_ms: i64, context: u64) {
         if context != 0 || !self.contexts.is_empty() {
-            self.contexts.resize(self.timestamps.len(), 0);
-            self.contexts.push(context);
+            self.push_context(context);
         }
-        self.timestamps.push(timestamp_ms);
+        match self.runs.last_mut() {
+            Some((ts, n)) if *ts == timestamp_ms => *n += 1,
+            _ => self.runs.push((timestamp_ms, 1)),
+        }
+        self.len += 1;
+    }
+
+    #[inline(never)]
+    fn push_context(&mut self, context: u64) {
+        self.contexts.resize(self.len as usize, 0);
+        self.contexts.push(context);
     }
 
     /// Splits the table at record `at`: keeps records `..at`, returns
     /// records `at..` (a batch split in two parts).
     pub(crate) fn split_off(&mut self, at: usize) -> PerRecord {
-        let timestamps = if at < self.timestamps.len() {
-            self.timestamps.split_off(at)
-        } else {
-            Vec::new()
-        };
+        let at32 = u32::try_from(at).unwrap_or(u32::MAX);
+        let mut tail_runs = Vec::new();
+        if at32 < self.len {
+            // The run holding record `at`, and how many of its records
+            // come before `at`.
+            let mut first = 0u32;
+            let mut i = 0;
+            while i < self.runs.len() && first + self.runs[i].1 <= at32 {
+                first += self.runs[i].1;
+                i += 1;
+            }
+            tail_runs = self.runs.split_off(i);
+            let before = at32 - first;
+            if before > 0 {
+                let (ts, n) = tail_runs[0];
+                self.runs.push((ts, before));
+                tail_runs[0] = (ts, n - before);
+            }
+        }
+        let tail_len = self.len.saturating_sub(at32);
+        self.len -= tail_len;
         let contexts = if at < self.contexts.len() {
             self.contexts.split_off(at)
         } else {
             Vec::new()
         };
         PerRecord {
-            timestamps,
+            runs: tail_runs,
+            len: tail_len,
             contexts,
         }
     }
@@ -561,6 +596,14 @@ impl PerRecord {
     /// Record `i`'s context (0 when none).
     pub(crate) fn context(&self, i: usize) -> u64 {
         self.contexts.get(i).copied().unwrap_or(0)
+    }
+
+    /// Each record's timestamp, in order.
+    #[cfg(test)]
+    pub(crate) fn timestamps(&self) -> impl Iterator<Item = i64> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|&(ts, n)| std::iter::repeat_n(ts, n as usize))
     }
 }
 
@@ -597,7 +640,41 @@ pub(crate) fn report_batch(
     outcome: &Outcome,
 ) -> CallbackPanics {
     let mut panics = CallbackPanics::default();
-    for (i, &ts) in records.timestamps.iter().enumerate() {
+    let mut i = 0usize;
+    for &(ts, n) in &records.runs {
+        for _ in 0..n {
+            report_one(
+                cb,
+                topic,
+                partition,
+                first,
+                records,
+                outcome,
+                i,
+                ts,
+                &mut panics,
+            );
+            i += 1;
+        }
+    }
+    panics
+}
+
+/// One record's report (see [`report_batch`]).
+#[allow(clippy::too_many_arguments)] // the pieces of one report
+#[inline(always)]
+fn report_one(
+    cb: &DeliveryCallback,
+    topic: &str,
+    partition: i32,
+    first: u32,
+    records: &PerRecord,
+    outcome: &Outcome,
+    i: usize,
+    ts: i64,
+    panics: &mut CallbackPanics,
+) {
+    {
         let result = match outcome {
             Ok(ok) => Ok(ok.metadata(partition, i as u32, ts)),
             Err(e) => Err(e),
@@ -616,7 +693,6 @@ pub(crate) fn report_batch(
             }
         }
     }
-    panics
 }
 
 #[cfg(test)]
@@ -697,10 +773,36 @@ mod tests {
             r.push(i, if i == 1 { 7 } else { 0 });
         }
         let tail = r.split_off(2);
-        assert_eq!(r.timestamps, vec![0, 1]);
+        assert_eq!(r.timestamps().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!((r.context(0), r.context(1)), (0, 7));
-        assert_eq!(tail.timestamps, vec![2, 3]);
+        assert_eq!(tail.timestamps().collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!((tail.context(0), tail.context(1)), (0, 0));
+    }
+
+    /// Runs of equal timestamps split anywhere, inside a run or at its
+    /// edge, and keep every record's timestamp.
+    #[test]
+    fn per_record_runs_split_anywhere() {
+        let ts = [5, 5, 5, 6, 6, 9, 5, 5, 10];
+        for at in 0..=ts.len() + 1 {
+            let mut r = PerRecord::default();
+            for &t in &ts {
+                r.push(t, 0);
+            }
+            assert_eq!(r.runs.len(), 5);
+            let tail = r.split_off(at);
+            let cut = at.min(ts.len());
+            assert_eq!(r.timestamps().collect::<Vec<_>>(), ts[..cut], "at {at}");
+            assert_eq!(tail.timestamps().collect::<Vec<_>>(), ts[cut..], "at {at}");
+            assert_eq!((r.len as usize, tail.len as usize), (cut, ts.len() - cut));
+            // Split again: the parts split as a whole table does.
+            let mut r2 = tail;
+            let t2 = r2.split_off(1);
+            assert_eq!(
+                r2.timestamps().chain(t2.timestamps()).collect::<Vec<_>>(),
+                ts[cut..]
+            );
+        }
     }
 
     #[test]

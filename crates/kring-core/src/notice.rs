@@ -132,6 +132,7 @@ impl NoticeQueue {
 
     /// Fast, lock-free check of the closed flag (authoritative check is
     /// under the lock, in `with`).
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

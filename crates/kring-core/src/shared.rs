@@ -77,6 +77,13 @@ pub(crate) struct SharedConfig {
     pub(crate) compression: Compression,
     pub(crate) keep_timestamps: bool,
     pub(crate) partitioner: Arc<dyn Partitioner>,
+    /// The partitioner is kring's default (murmur2 for keys, sticky
+    /// otherwise): [`Shared::append_to_open`] may apply it itself.
+    pub(crate) default_partitioner: bool,
+    /// `batch.size` is within `max.request.size` and `buffer.memory`: a
+    /// record that fits an open batch cannot be too large, so
+    /// [`Shared::append_to_open`] skips the size check.
+    pub(crate) batch_within_limits: bool,
 }
 
 /// State shared between producer threads and the I/O thread: the
@@ -198,6 +205,12 @@ impl Shared {
                 compression: config.compression,
                 keep_timestamps: config.on_delivery.is_some(),
                 partitioner: config.partitioner.build(),
+                default_partitioner: matches!(
+                    config.partitioner,
+                    crate::config::PartitionerChoice::Default
+                ),
+                batch_within_limits: config.batch_size
+                    <= config.max_request_size.min(config.buffer_memory),
             },
             topics: TopicTable::new(),
             notices: NoticeQueue::default(),
@@ -297,7 +310,157 @@ impl Shared {
     ///
     /// If [`AppendOutcome::wake`] is true the caller must wake the I/O
     /// thread.
+    #[inline]
     pub fn append(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+        block_deadline: Instant,
+    ) -> Result<AppendOutcome, SendError> {
+        match self.append_to_open(&rec) {
+            Some(o) => Ok(o),
+            None => self.append_slow(now, rec, block_deadline),
+        }
+    }
+
+    /// The common case of every append, on its own: the record goes into
+    /// its partition's open batch, which has room for it in its buffer as
+    /// it is (no memory to charge, no batch to open, nothing to wait for,
+    /// no error to report), with an explicit partition or kring's default
+    /// partitioner. Returns `None`, having changed nothing, whenever
+    /// anything else is needed; [`append`](Self::append) (which tries this
+    /// first) then does the whole work. A driver may call it before
+    /// computing what only the other cases need (the block deadline).
+    ///
+    /// Why a separate path: this is what nearly every record does, and the
+    /// general path's layers (size check, blocking loop, results carrying
+    /// every outcome) were more than half of a send's instructions.
+    #[inline]
+    pub fn append_to_open(&self, rec: &RecordRef<'_>) -> Option<AppendOutcome> {
+        if !self.cfg.batch_within_limits || self.notices.is_closed() {
+            return None;
+        }
+        self.topics.with_view(|v| {
+            let (topic, sticky) = v.split(rec.topic);
+            let topic = topic?;
+            if topic.status != TopicStatus::Ready {
+                return None;
+            }
+            let n = topic.partitions.len() as u32;
+            let (partition, is_sticky) = match (rec.partition, rec.key) {
+                (Some(p), _) if (p as u32) < n => (p as u32, false),
+                (Some(_), _) => return None,
+                _ if !self.cfg.default_partitioner => return None,
+                (None, Some(_)) if n == 0 => return None,
+                (None, Some(key)) => (crate::partitioner::partition_for_key(key, n), false),
+                (None, None) => {
+                    let s = *sticky.get(topic.id);
+                    let usable = s.partition < n
+                        && (topic.available.is_empty()
+                            || topic.partitions[s.partition as usize]
+                                .available
+                                .load(std::sync::atomic::Ordering::Relaxed));
+                    if !usable {
+                        return None;
+                    }
+                    (s.partition, true)
+                }
+            };
+            let slot = &topic.partitions[partition as usize];
+            let mut q = slot.lock();
+            let open = q.open.as_mut()?;
+            let size = open.builder.size_in_bytes();
+            let index = open
+                .builder
+                .try_append(
+                    rec.timestamp_ms,
+                    rec.key,
+                    rec.value,
+                    rec.headers,
+                    self.cfg.batch_size.min(open.builder.capacity()),
+                )
+                .ok()?;
+            let added = open.builder.size_in_bytes() - size;
+            let (delivery, full, wake) = self.appended(&mut q, topic.id, partition, rec, index);
+            drop(q);
+            if is_sticky {
+                self.after_sticky_append(sticky, topic, n, added, full);
+            }
+            Some(AppendOutcome {
+                delivery,
+                partition: partition as i32,
+                wake,
+            })
+        })
+    }
+
+    /// What follows a record's append into the open batch, under the slot
+    /// lock: its per-record entry, its handle, and sealing the batch once
+    /// no further record can fit (so the I/O thread sends it without
+    /// waiting for the next append). Returns the handle, whether the batch
+    /// was sealed, and whether the I/O thread must be woken.
+    #[inline(always)]
+    fn appended(
+        &self,
+        q: &mut crate::topics::PartitionQueue,
+        topic: u32,
+        partition: u32,
+        rec: &RecordRef<'_>,
+        index: u32,
+    ) -> (DeliveryHandle, bool, bool) {
+        let open = q.open.as_mut().expect("open batch");
+        if self.cfg.keep_timestamps {
+            open.per_record.push(rec.timestamp_ms, rec.context);
+        }
+        let delivery = DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
+        let len = open.builder.size_in_bytes();
+        let full = len >= self.cfg.batch_size || index + 1 >= self.cfg.batch_records;
+        let mut wake = false;
+        if full {
+            let id = open.id;
+            let b = q
+                .open
+                .take()
+                .expect("open batch")
+                .seal(self.cfg.compression);
+            q.sealed.push_back(b);
+            wake = self.notices.push(Notice::Sealed {
+                topic,
+                partition,
+                batch: id,
+            });
+        }
+        q.last_batch_len = len;
+        (delivery, full, wake)
+    }
+
+    /// Keyless sticky partitioning after an append of `added` bytes: move
+    /// on once about `batch.size` bytes went to the partition or its batch
+    /// was sealed.
+    #[inline(always)]
+    fn after_sticky_append(
+        &self,
+        sticky: &mut crate::topics::StickyState,
+        topic: &TopicState,
+        n: u32,
+        added: usize,
+        sealed: bool,
+    ) {
+        let st = sticky.get(topic.id);
+        st.bytes += added;
+        if sealed || st.bytes >= self.cfg.batch_size {
+            let cur = st.partition;
+            let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
+            *sticky.get(topic.id) = crate::topics::Sticky {
+                partition: p,
+                bytes: 0,
+            };
+        }
+    }
+
+    /// [`append`](Self::append) beyond [`append_to_open`](Self::append_to_open).
+    #[inline(never)]
+    fn append_slow(
         &self,
         now: Instant,
         rec: RecordRef<'_>,
@@ -557,16 +720,7 @@ impl Shared {
         let (step, sealed, added) =
             self.append_to_slot(slot, topic.id, partition, now, rec, reserved)?;
         if is_sticky && matches!(step, Step::Done(_)) {
-            let st = sticky.get(topic.id);
-            st.bytes += added;
-            if sealed || st.bytes >= self.cfg.batch_size {
-                let cur = st.partition;
-                let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
-                *sticky.get(topic.id) = crate::topics::Sticky {
-                    partition: p,
-                    bytes: 0,
-                };
-            }
+            self.after_sticky_append(sticky, topic, n, added, sealed);
         }
         Ok(step)
     }
@@ -585,16 +739,26 @@ impl Shared {
         let batch_size = self.cfg.batch_size;
         let mut q = slot.lock();
         if let Some(open) = q.open.as_mut() {
-            let rs = open
-                .builder
-                .record_size(rec.timestamp_ms, rec.key, rec.value, rec.headers);
             let size = open.builder.size_in_bytes();
+            // The common case in one step: the record fits the batch and
+            // the buffer as it is (no growth, nothing to charge).
+            let appended = open.builder.try_append(
+                rec.timestamp_ms,
+                rec.key,
+                rec.value,
+                rec.headers,
+                batch_size.min(open.builder.capacity()),
+            );
+            let (index, rs) = match appended {
+                Ok(index) => (Some(index), open.builder.size_in_bytes() - size),
+                Err(rs) => (None, rs),
+            };
             // Memory is charged by buffer capacity: when this record makes
             // the buffer grow, the growth is charged first (one atomic per
             // regrowth, none per record). A batch that could never get the
             // growth is sealed and the record goes to a new batch.
             let mut fits = size + rs <= batch_size;
-            if fits && size + rs > open.builder.capacity() {
+            if index.is_none() && fits {
                 let want = grown_capacity(open.builder.capacity(), size + rs);
                 let extra = want.saturating_sub(open.reserved);
                 if open.reserved + extra > self.pool.limit() {
@@ -607,35 +771,17 @@ impl Shared {
                 }
             }
             if fits {
-                let index = open
-                    .builder
-                    .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-                self.charge_capacity(&mut open.reserved, open.builder.capacity());
-                if self.cfg.keep_timestamps {
-                    open.per_record.push(rec.timestamp_ms, rec.context);
-                }
-                let delivery =
-                    DeliveryHandle::new(open.completion.clone(), index, rec.timestamp_ms);
-                // Seal as soon as no further record can fit, so the I/O
-                // thread sends it without waiting for the next append.
-                let len = open.builder.size_in_bytes();
-                let full = len >= batch_size || index + 1 >= self.cfg.batch_records;
-                let mut wake = false;
-                if full {
-                    let id = open.id;
-                    let b = q
-                        .open
-                        .take()
-                        .expect("open batch")
-                        .seal(self.cfg.compression);
-                    q.sealed.push_back(b);
-                    wake = self.notices.push(Notice::Sealed {
-                        topic,
-                        partition,
-                        batch: id,
-                    });
-                }
-                q.last_batch_len = len;
+                let index = match index {
+                    Some(index) => index,
+                    None => {
+                        let index =
+                            open.builder
+                                .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+                        self.charge_capacity(&mut open.reserved, open.builder.capacity());
+                        index
+                    }
+                };
+                let (delivery, full, wake) = self.appended(&mut q, topic, partition, rec, index);
                 drop(q);
                 let outcome = AppendOutcome {
                     delivery,

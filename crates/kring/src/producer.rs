@@ -379,6 +379,23 @@ impl Producer {
         }
     }
 
+    /// [`record_ref`](Self::record_ref) from a [`WallClock::read`].
+    #[inline]
+    fn record_ref_at<'r>(&self, record: &Record<'r>, mono: u64) -> RecordRef<'r> {
+        RecordRef {
+            topic: record.topic,
+            partition: record.partition,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp_ms: match record.timestamp {
+                Some(t) => t,
+                None => self.clock.unix_ms_at(mono),
+            },
+            context: record.context,
+        }
+    }
+
     /// `now + max.block.ms`.
     fn block_deadline(&self, now: Instant) -> Instant {
         now.checked_add(self.max_block)
@@ -388,9 +405,17 @@ impl Producer {
     fn append(&self, record: &Record<'_>) -> Result<kring_core::AppendOutcome, SendError> {
         // The only clock read of a send: the record's wall-clock timestamp,
         // if it has none, is derived from it.
-        let now = Instant::now();
-        let rec = self.record_ref(record, now);
-        let outcome = self.shared.append(now, rec, self.block_deadline(now))?;
+        let mono = self.clock.read();
+        let rec = self.record_ref_at(record, mono);
+        // Nearly every record goes into an open batch with room: the
+        // `Instant` and the block deadline are made only for the others.
+        let outcome = match self.shared.append_to_open(&rec) {
+            Some(o) => o,
+            None => {
+                let now = self.clock.instant(mono);
+                self.shared.append(now, rec, self.block_deadline(now))?
+            }
+        };
         if outcome.wake {
             self.waker.wake();
         }

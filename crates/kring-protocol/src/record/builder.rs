@@ -20,7 +20,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::primitives::{
-    put_varint, put_varlong, varint_len, varlong_len, DecodeError, EncodeError,
+    put_unsigned_varint, put_unsigned_varlong, put_varint, unsigned_varint_len,
+    unsigned_varlong_len, varint_len, DecodeError, EncodeError,
 };
 
 use super::layout::{self, HEADER_LEN};
@@ -80,6 +81,59 @@ fn put_nullable<B: BufMut>(buf: &mut B, v: Option<&[u8]>) {
     }
 }
 
+#[inline(always)]
+fn zigzag32(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+#[inline(always)]
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Bytes left free in front of a record's first varints for its length
+/// varint (at most 5 bytes).
+const LEN_ROOM: usize = 5;
+
+/// The stack array a record's leading varints are gathered in: at most
+/// `LEN_ROOM` + attributes 1 + timestamp delta 10 + offset delta 5 + key
+/// length 5 + value length 5 = 31 bytes. A power of two, so that indexes
+/// are masked rather than bounds-checked.
+const PREFIX: usize = 32;
+
+/// Writes unsigned varint `v` at `a[at..]`; returns the end. Indexes are
+/// masked: callers stay within [`PREFIX`] bytes by construction.
+#[inline(always)]
+fn put_varint_at(a: &mut [u8; PREFIX], mut at: usize, mut v: u32) -> usize {
+    while v >= 0x80 {
+        a[at & (PREFIX - 1)] = v as u8 | 0x80;
+        at += 1;
+        v >>= 7;
+    }
+    a[at & (PREFIX - 1)] = v as u8;
+    debug_assert!(at < PREFIX);
+    at + 1
+}
+
+/// [`put_varint_at`] for an unsigned varlong.
+#[inline(always)]
+fn put_varlong_at(a: &mut [u8; PREFIX], mut at: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        a[at & (PREFIX - 1)] = v as u8 | 0x80;
+        at += 1;
+        v >>= 7;
+    }
+    a[at & (PREFIX - 1)] = v as u8;
+    debug_assert!(at < PREFIX);
+    at + 1
+}
+
+/// The zig-zag length of a nullable byte string (-1 for null).
+#[inline(always)]
+fn nullable_zig_len(v: Option<&[u8]>) -> u32 {
+    zigzag32(v.map_or(-1, |b| b.len() as i32))
+}
+
 impl RecordBatchBuilder {
     /// Opens a batch whose records' timestamps are deltas to
     /// `base_timestamp` (milliseconds). `capacity` is the initial buffer
@@ -96,19 +150,19 @@ impl RecordBatchBuilder {
         }
     }
 
-    /// Length of a record's body (everything after its length varint).
+    /// Length of a record's body (everything after its length varint),
+    /// with its zig-zag timestamp delta and offset delta already computed.
     #[inline(always)]
     fn body_len(
-        &self,
-        offset_delta: u32,
-        timestamp: i64,
+        zig_ts: u64,
+        zig_offset: u32,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[Header<'_>],
     ) -> usize {
         1 // attributes
-            + varlong_len(timestamp.wrapping_sub(self.base_timestamp))
-            + varint_len(offset_delta as i32)
+            + unsigned_varlong_len(zig_ts)
+            + unsigned_varint_len(zig_offset)
             + nullable_len(key)
             + nullable_len(value)
             + headers_len(headers)
@@ -125,7 +179,8 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header<'_>],
     ) -> usize {
-        let body = self.body_len(self.count, timestamp, key, value, headers);
+        let zig_ts = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
+        let body = Self::body_len(zig_ts, zigzag32(self.count as i32), key, value, headers);
         varint_len(body as i32) + body
     }
 
@@ -141,16 +196,138 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header<'_>],
     ) -> u32 {
+        match self.try_append(timestamp, key, value, headers, usize::MAX) {
+            Ok(index) => index,
+            Err(_) => unreachable!("no batch reaches usize::MAX bytes"),
+        }
+    }
+
+    /// Appends a record (as [`append`](Self::append)) only if the batch,
+    /// header included, stays within `limit` bytes with it; otherwise
+    /// changes nothing and returns the bytes the record would add (what
+    /// [`record_size`](Self::record_size) says).
+    ///
+    /// Why one call: the producer's hot path checks `batch.size` and the
+    /// buffer's capacity before every append, and measuring the record
+    /// (five varint lengths) then measuring it again to encode it was a
+    /// sixth of the append. With `limit` at most [`capacity`](Self::capacity)
+    /// an append never allocates.
+    #[inline]
+    pub fn try_append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+        limit: usize,
+    ) -> Result<u32, usize> {
         let index = self.count;
-        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
-        let body = self.body_len(index, timestamp, key, value, headers);
+        let zig_ts = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
+        let zig_offset = zigzag32(index as i32);
+        if headers.is_empty() {
+            self.try_put_plain(zig_ts, zig_offset, key, value, limit)?;
+        } else {
+            self.try_put_general(zig_ts, zig_offset, key, value, headers, limit)?;
+        }
+        self.count = index + 1;
+        if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+        }
+        Ok(index)
+    }
+
+    /// [`try_append`](Self::try_append)'s encoding of a record without
+    /// headers, the common case, with as little work per byte as safe code
+    /// allows: the varints before the key (or, without a key, before the
+    /// value) are written into a stack array after [`LEN_ROOM`] free bytes,
+    /// the body's length is then known from how far they reach, and its
+    /// varint is written right-aligned in front of them; that run goes to
+    /// the buffer in one copy, then the key, the value's length, the value
+    /// and the header count.
+    #[inline(always)]
+    fn try_put_plain(
+        &mut self,
+        zig_ts: u64,
+        zig_offset: u32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(), usize> {
+        let mut a = [0u8; PREFIX];
+        // a[LEN_ROOM] is the attributes byte: 0.
+        let mut n = put_varlong_at(&mut a, LEN_ROOM + 1, zig_ts);
+        n = put_varint_at(&mut a, n, zig_offset);
+        // After a key: the value's length, written after the key's bytes.
+        let zig_value_len = nullable_zig_len(value);
+        let mut m = 0;
+        match key {
+            None => {
+                n = put_varint_at(&mut a, n, 1); // zig-zag -1: null
+                n = put_varint_at(&mut a, n, zig_value_len);
+            }
+            Some(k) => {
+                n = put_varint_at(&mut a, n, zigzag32(k.len() as i32));
+                m = unsigned_varint_len(zig_value_len);
+            }
+        }
+        let key_bytes = key.map_or(0, <[u8]>::len);
+        let value_bytes = value.map_or(0, <[u8]>::len);
+        // Everything after the length varint; the last 1 is the header
+        // count, 0.
+        let body = (n - LEN_ROOM) + key_bytes + m + value_bytes + 1;
+        let zig_body = zigzag32(body as i32);
+        let start = LEN_ROOM - unsigned_varint_len(zig_body);
+        let total = LEN_ROOM - start + body;
+        let len = self.buf.len();
+        if total > limit.saturating_sub(len) {
+            return Err(total);
+        }
+        put_varint_at(&mut a, start, zig_body);
+        self.buf.reserve(total);
+        let head = n - start;
+        if head <= 16 && total >= 16 {
+            // A fixed 16-byte copy (two moves, no call), then the excess
+            // cut off again: the record's own bytes overwrite it, so it
+            // needs no capacity beyond the record's.
+            let chunk: &[u8; 16] = a[start..start + 16].try_into().expect("16 bytes");
+            self.buf.extend_from_slice(chunk);
+            self.buf.truncate(len + head);
+        } else {
+            self.buf.extend_from_slice(&a[start..n]);
+        }
+        if let Some(k) = key {
+            self.buf.extend_from_slice(k);
+            put_unsigned_varint(&mut self.buf, zig_value_len);
+        }
+        if let Some(v) = value {
+            self.buf.extend_from_slice(v);
+        }
+        self.buf.put_u8(0); // no headers
+        Ok(())
+    }
+
+    /// [`try_append`](Self::try_append) for a record with headers.
+    #[inline(never)]
+    fn try_put_general(
+        &mut self,
+        zig_ts: u64,
+        zig_offset: u32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+        limit: usize,
+    ) -> Result<(), usize> {
+        let body = Self::body_len(zig_ts, zig_offset, key, value, headers);
         let total = varint_len(body as i32) + body;
+        if total > limit.saturating_sub(self.buf.len()) {
+            return Err(total);
+        }
         let buf = &mut self.buf;
         buf.reserve(total);
         put_varint(buf, body as i32);
         buf.put_u8(0); // record attributes: unused
-        put_varlong(buf, ts_delta);
-        put_varint(buf, index as i32);
+        put_unsigned_varlong(buf, zig_ts);
+        put_unsigned_varint(buf, zig_offset);
         put_nullable(buf, key);
         put_nullable(buf, value);
         put_varint(buf, headers.len() as i32);
@@ -159,11 +336,7 @@ impl RecordBatchBuilder {
             buf.put_slice(h.key.as_bytes());
             put_nullable(buf, h.value);
         }
-        self.count = index + 1;
-        if timestamp > self.max_timestamp {
-            self.max_timestamp = timestamp;
-        }
-        index
+        Ok(())
     }
 
     /// Number of records appended.
@@ -388,6 +561,114 @@ mod tests {
             }
         }
         assert_eq!(b.record_count(), 280);
+    }
+
+    /// `try_append` appends exactly when the record fits within the limit,
+    /// and otherwise reports `record_size` and changes nothing.
+    #[test]
+    fn try_append_respects_the_limit() {
+        let mut b = RecordBatchBuilder::new(1_000, 0);
+        let v = [3u8; 100];
+        let h = hdrs();
+        for (i, (k, hs)) in [(None, &[][..]), (Some(&b"key"[..]), &h[..])]
+            .into_iter()
+            .cycle()
+            .take(40)
+            .enumerate()
+        {
+            let ts = 1_000 + (i as i64) * 37;
+            let size = b.record_size(ts, k, Some(&v), hs);
+            let before = b.size_in_bytes();
+            let count = b.record_count();
+            assert_eq!(
+                b.try_append(ts, k, Some(&v), hs, before + size - 1),
+                Err(size)
+            );
+            assert_eq!((b.size_in_bytes(), b.record_count()), (before, count));
+            assert_eq!(b.try_append(ts, k, Some(&v), hs, before + size), Ok(count));
+            assert_eq!(b.size_in_bytes(), before + size);
+        }
+        // Same bytes as `append`.
+        let mut a = RecordBatchBuilder::new(1_000, 0);
+        for (i, (k, hs)) in [(None, &[][..]), (Some(&b"key"[..]), &h[..])]
+            .into_iter()
+            .cycle()
+            .take(40)
+            .enumerate()
+        {
+            a.append(1_000 + (i as i64) * 37, k, Some(&v), hs);
+        }
+        assert_eq!(a.buf, b.buf);
+    }
+
+    /// The header-less fast encoding writes the bytes the general one
+    /// writes, at every varint width of every field.
+    #[test]
+    fn plain_and_general_encodings_agree() {
+        let long_key = vec![b'k'; 200];
+        let big = vec![b'v'; 20_000];
+        let keys: [Option<&[u8]>; 4] = [None, Some(b""), Some(b"key"), Some(&long_key)];
+        let values: [Option<&[u8]>; 5] =
+            [None, Some(b""), Some(b"v"), Some(&[9u8; 100]), Some(&big)];
+        let deltas = [
+            0i64,
+            1,
+            63,
+            64,
+            8191,
+            8192,
+            -1,
+            -65,
+            1 << 40,
+            i64::MIN,
+            i64::MAX,
+        ];
+        for base in [0i64, 1_700_000_000_000] {
+            let mut plain = RecordBatchBuilder::new(base, 0);
+            let mut general = RecordBatchBuilder::new(base, 0);
+            // Enough records for 1- and 2-byte offset deltas.
+            for i in 0..100 {
+                for k in keys {
+                    for v in values {
+                        let ts = base.wrapping_add(deltas[i % deltas.len()]);
+                        let size = plain.record_size(ts, k, v, &[]);
+                        let before = plain.size_in_bytes();
+                        plain.try_append(ts, k, v, &[], usize::MAX).unwrap();
+                        assert_eq!(plain.size_in_bytes() - before, size);
+                        let zig_ts = zigzag64(ts.wrapping_sub(base));
+                        let zig_offset = zigzag32(general.count as i32);
+                        general
+                            .try_put_general(zig_ts, zig_offset, k, v, &[], usize::MAX)
+                            .unwrap();
+                        general.count += 1;
+                    }
+                }
+            }
+            assert_eq!(plain.buf, general.buf);
+        }
+    }
+
+    /// Records whose varints take their longest forms (a timestamp delta
+    /// of ten bytes, long keys and values) encode as the spec says.
+    #[test]
+    fn long_varints_decode_back() {
+        let mut b = RecordBatchBuilder::new(i64::MAX, 0);
+        let key = vec![b'k'; 300];
+        let value = vec![b'v'; 20_000];
+        b.append(i64::MIN, Some(&key), Some(&value), &hdrs());
+        b.append(0, None, None, &[]);
+        let bytes = b.seal(Compression::None).unwrap().stamp(-1, -1, -1, false);
+        let opts = crate::record::decoder::DecodeOptions::default();
+        let batch = crate::record::decoder::decode_batch(&mut bytes.clone(), &opts).unwrap();
+        let records = batch.records(&opts).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(batch.timestamp_of(&records[0]), i64::MIN);
+        assert_eq!(records[0].key.as_deref(), Some(&key[..]));
+        assert_eq!(records[0].value.as_deref(), Some(&value[..]));
+        assert_eq!(records[0].headers.len(), 2);
+        assert_eq!(batch.timestamp_of(&records[1]), 0);
+        assert_eq!(records[1].offset_delta, 1);
+        assert!(records[1].key.is_none() && records[1].value.is_none());
     }
 
     #[test]

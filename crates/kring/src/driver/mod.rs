@@ -24,6 +24,7 @@
 //! All `unsafe` code of the `kring` crate lives in this module.
 
 mod attempts;
+pub(crate) mod clock;
 mod conn;
 mod core_engine;
 mod engine;

@@ -39,6 +39,9 @@ pub(crate) struct WallClock {
     offset_ns: AtomicI64,
     /// Monotonic ns since `base` when the anchor was taken.
     anchored_at_ns: AtomicU64,
+    /// The raw `CLOCK_MONOTONIC` reading (ns) taken right after `base`:
+    /// [`read`](Self::read) is ns since `base` without an `Instant`.
+    base_raw_ns: u64,
 }
 
 /// Nanoseconds since the Unix epoch; negative before 1970, saturating far
@@ -50,19 +53,74 @@ fn unix_ns(t: SystemTime) -> i64 {
     }
 }
 
+/// An `Instant` and a raw monotonic reading (ns) no earlier than it:
+/// the raw clock is read on both sides of the `Instant` and the later
+/// reading kept, so an `Instant` derived from raw readings never leads the
+/// real one; of a few tries, the one with the smallest gap (a preemption
+/// between the reads makes one wide).
+fn base_pair() -> (Instant, u64) {
+    let mut best: Option<(Instant, u64, u64)> = None;
+    for _ in 0..8 {
+        let r1 = crate::driver::clock::monotonic_ns();
+        let i = Instant::now();
+        let r2 = crate::driver::clock::monotonic_ns();
+        let gap = r2.saturating_sub(r1);
+        if best.is_none_or(|(_, _, g)| gap < g) {
+            best = Some((i, r2, gap));
+        }
+        if gap <= 1_000 {
+            break;
+        }
+    }
+    let (i, r, _) = best.expect("at least one try");
+    (i, r)
+}
+
 impl WallClock {
     /// A clock anchored at `now` / `wall`.
+    #[cfg(test)]
     pub(crate) fn new(now: Instant, wall: SystemTime) -> Self {
+        WallClock::new_raw(now, crate::driver::clock::monotonic_ns(), wall)
+    }
+
+    /// A clock anchored at `now` / `wall`, `raw_ns` being the raw monotonic
+    /// reading at `now`.
+    fn new_raw(now: Instant, raw_ns: u64, wall: SystemTime) -> Self {
         WallClock {
             base: now,
             offset_ns: AtomicI64::new(unix_ns(wall)),
             anchored_at_ns: AtomicU64::new(0),
+            base_raw_ns: raw_ns,
         }
     }
 
     /// A clock anchored at the current time.
     pub(crate) fn start() -> Self {
-        WallClock::new(Instant::now(), SystemTime::now())
+        let (base, raw) = base_pair();
+        WallClock::new_raw(base, raw, SystemTime::now())
+    }
+
+    /// The monotonic clock now, as ns since the base: one
+    /// `clock_gettime`, no `Instant` arithmetic (see `driver::clock`). It
+    /// trails `Instant::now()` by the gap measured around the base
+    /// `Instant` at start (about a microsecond, see `base_pair`), never
+    /// leads it. Record timestamps do not depend on that gap (the
+    /// wall-clock anchor is taken against these readings).
+    #[inline]
+    pub(crate) fn read(&self) -> u64 {
+        crate::driver::clock::monotonic_ns().saturating_sub(self.base_raw_ns)
+    }
+
+    /// The `Instant` of a [`read`](Self::read).
+    pub(crate) fn instant(&self, mono: u64) -> Instant {
+        self.base + Duration::from_nanos(mono)
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch at a
+    /// [`read`](Self::read) (see [`unix_ms`](Self::unix_ms)).
+    #[inline]
+    pub(crate) fn unix_ms_at(&self, mono: u64) -> i64 {
+        self.unix_ms_at_with(mono, SystemTime::now)
     }
 
     fn mono_ns(&self, now: Instant) -> u64 {
@@ -82,7 +140,12 @@ impl WallClock {
     /// [`unix_ms`](Self::unix_ms) with the wall clock supplied (tests drive
     /// it).
     pub(crate) fn unix_ms_with(&self, now: Instant, wall: impl FnOnce() -> SystemTime) -> i64 {
-        let mono = self.mono_ns(now);
+        self.unix_ms_at_with(self.mono_ns(now), wall)
+    }
+
+    /// [`unix_ms_at`](Self::unix_ms_at) with the wall clock supplied.
+    #[inline]
+    fn unix_ms_at_with(&self, mono: u64, wall: impl FnOnce() -> SystemTime) -> i64 {
         let anchored = self.anchored_at_ns.load(Ordering::Relaxed);
         let offset = if mono.saturating_sub(anchored) >= REANCHOR.as_nanos() as u64
             && self
@@ -168,6 +231,28 @@ mod tests {
             (T0_MS + hour + 2000) as i64
         );
         assert_eq!(reads.get(), 2);
+    }
+
+    /// A raw reading and an `Instant` taken together give the same
+    /// monotonic time and the same millisecond, give or take one.
+    #[test]
+    fn raw_readings_agree_with_instants() {
+        let clock = WallClock::start();
+        for _ in 0..1000 {
+            let before = clock.mono_ns(Instant::now());
+            let raw = clock.read();
+            let after = clock.mono_ns(Instant::now());
+            // Trailing by the start-up gap (about a microsecond; a
+            // millisecond allows for a loaded machine), never leading.
+            assert!(
+                before <= raw + 1_000_000 && raw <= after,
+                "{before} {raw} {after}"
+            );
+            let i = clock.instant(raw);
+            assert!(clock.mono_ns(i) == raw);
+            let ms = clock.unix_ms_at(raw);
+            assert!((ms - clock.unix_ms(Instant::now())).abs() <= 1);
+        }
     }
 
     #[test]
