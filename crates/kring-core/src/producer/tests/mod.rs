@@ -11,6 +11,7 @@ mod metadata;
 mod offload;
 mod protocol;
 mod purge;
+mod purge_on_wire;
 mod readiness;
 mod sasl;
 mod sender;
