@@ -137,7 +137,7 @@ const ZSTD_LEVEL: i32 = 3;
 /// Compresses `input` with `codec`, appending the compressed bytes to `out`.
 /// [`Compression::None`] copies.
 ///
-/// gzip, lz4 and zstd reuse a per-thread compressor (see [`with_cached`]):
+/// gzip, lz4 and zstd reuse a compressor kept per thread (`with_cached`):
 /// a producer seals many small batches (one per partition per linger tick),
 /// and building a codec's state per batch cost more than compressing it.
 pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), EncodeError> {

@@ -6,7 +6,7 @@
 //!   (`kring perf --client NAME --result-line ...`), alternating clients, and
 //!   prints every run, the medians and the kring/librdkafka ratios;
 //! - **client** (`--client NAME`): runs the workload once in this process and
-//!   reports it (one `key=value` line with `--result-line`, see [`line`]), or measures idle wake-ups (`--idle`);
+//!   reports it (one `key=value` line with `--result-line`, see [`mod@line`]), or measures idle wake-ups (`--idle`);
 //! - **matrix** (`kring perf matrix`): the whole benchmark grid, as markdown.
 //!
 //! Separate processes make CPU and memory attributable (getrusage of the
