@@ -28,6 +28,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::oneshot::OneShot;
+use crate::producer::Settle;
 
 /// Where a record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,7 +310,7 @@ impl BatchCompletion {
     /// Stores the result and wakes every waiter. Returns false (and changes
     /// nothing) if the batch was already complete or was split: a batch is
     /// completed at most once, and a split batch only through its parts.
-    pub(crate) fn complete(&self, outcome: Outcome) -> bool {
+    pub(crate) fn complete(&self, _key: &Settle, outcome: Outcome) -> bool {
         self.slot
             .settle(|s| {
                 if s.parts.is_some() {
@@ -325,7 +326,7 @@ impl BatchCompletion {
     /// completed only by [`complete_part`](Self::complete_part), once per
     /// part. Splitting a part again needs no call (the parts still cover
     /// the same records). Returns false if it was already complete.
-    pub(crate) fn split(&self, records: u32) -> bool {
+    pub(crate) fn split(&self, _key: &Settle, records: u32) -> bool {
         self.slot
             .settle(|s| {
                 if s.parts.is_none() {
@@ -343,9 +344,9 @@ impl BatchCompletion {
     /// whole batch if `span` is `None`. The batch is done (handles resolve,
     /// waiters wake) once every record has its result. Returns false (and
     /// changes nothing) if those records already have one.
-    pub(crate) fn complete_part(&self, span: Option<Span>, outcome: Outcome) -> bool {
+    pub(crate) fn complete_part(&self, key: &Settle, span: Option<Span>, outcome: Outcome) -> bool {
         let Some(span) = span else {
-            return self.complete(outcome);
+            return self.complete(key, outcome);
         };
         self.slot
             .settle(|s| {
@@ -700,6 +701,10 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    fn key() -> Settle {
+        Settle::for_tests()
+    }
+
     fn aborted(reason: &str) -> DeliveryError {
         DeliveryError::Aborted {
             reason: reason.into(),
@@ -716,10 +721,13 @@ mod tests {
             .map(|i| DeliveryHandle::new(b.clone(), i, 1000 + i64::from(i)))
             .collect();
         assert!(hs[0].try_result().is_none());
-        assert!(b.complete(Ok(BatchOk {
-            base_offset: 40,
-            log_append_time: -1
-        })));
+        assert!(b.complete(
+            &key(),
+            Ok(BatchOk {
+                base_offset: 40,
+                log_append_time: -1
+            })
+        ));
         for (i, h) in hs.iter().enumerate() {
             let md = h.wait().unwrap();
             assert_eq!(md.partition, 3);
@@ -727,7 +735,7 @@ mod tests {
             assert_eq!(md.timestamp_ms, 1000 + i as i64);
         }
         // Completed at most once.
-        assert!(!b.complete(Err(aborted("x"))));
+        assert!(!b.complete(&key(), Err(aborted("x"))));
         assert!(hs[0].wait().is_ok());
     }
 
@@ -740,29 +748,33 @@ mod tests {
         let hs: Vec<_> = (0..5)
             .map(|i| DeliveryHandle::new(b.clone(), i, 100))
             .collect();
-        assert!(b.split(5));
+        assert!(b.split(&key(), 5));
         let ok = |base| {
             Ok(BatchOk {
                 base_offset: base,
                 log_append_time: -1,
             })
         };
-        assert!(!b.complete(ok(0)), "not as a whole once split");
-        assert!(b.complete_part(Some(Span { first: 0, count: 2 }), ok(10)));
+        assert!(!b.complete(&key(), ok(0)), "not as a whole once split");
+        assert!(b.complete_part(&key(), Some(Span { first: 0, count: 2 }), ok(10)));
         assert!(!b.is_done());
         assert!(hs[0].try_result().is_none());
         assert!(hs[0].wait_timeout(Duration::from_millis(1)).is_none());
         // Overlapping an earlier part: refused.
-        assert!(!b.complete_part(Some(Span { first: 1, count: 1 }), ok(99)));
+        assert!(!b.complete_part(&key(), Some(Span { first: 1, count: 1 }), ok(99)));
         // The rest split again: 2..3 fails, 3..5 lands at 50.
-        assert!(b.complete_part(Some(Span { first: 2, count: 1 }), Err(aborted("big"))));
+        assert!(b.complete_part(
+            &key(),
+            Some(Span { first: 2, count: 1 }),
+            Err(aborted("big"))
+        ));
         assert!(!b.is_done());
-        assert!(b.complete_part(Some(Span { first: 3, count: 2 }), ok(50)));
+        assert!(b.complete_part(&key(), Some(Span { first: 3, count: 2 }), ok(50)));
         assert!(b.is_done());
         let offsets: Vec<Option<i64>> =
             hs.iter().map(|h| h.wait().ok().map(|m| m.offset)).collect();
         assert_eq!(offsets, vec![Some(10), Some(11), None, Some(50), Some(51)]);
-        assert!(!b.complete_part(Some(Span { first: 3, count: 2 }), ok(70)));
+        assert!(!b.complete_part(&key(), Some(Span { first: 3, count: 2 }), ok(70)));
         assert_eq!(hs[4].wait().unwrap().offset, 51);
     }
 
@@ -809,10 +821,13 @@ mod tests {
     fn log_append_time_and_unknown_offset() {
         let b = BatchCompletion::new(0);
         let h = DeliveryHandle::new(b.clone(), 2, 5);
-        b.complete(Ok(BatchOk {
-            base_offset: -1,
-            log_append_time: 777,
-        }));
+        b.complete(
+            &key(),
+            Ok(BatchOk {
+                base_offset: -1,
+                log_append_time: 777,
+            }),
+        );
         let md = h.try_result().unwrap().unwrap();
         assert_eq!(md.offset, -1);
         assert_eq!(md.timestamp_ms, 777);
@@ -824,7 +839,7 @@ mod tests {
         let h = DeliveryHandle::new(b.clone(), 0, 0);
         let t = std::thread::spawn(move || h.wait());
         // No sleep: the waiter either already waits or will see the result.
-        b.complete(Err(aborted("closed")));
+        b.complete(&key(), Err(aborted("closed")));
         assert!(matches!(
             t.join().unwrap(),
             Err(DeliveryError::Aborted { .. })
@@ -848,10 +863,13 @@ mod tests {
         assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
         assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
         assert_eq!(b.slot.waiting_tasks(), 1, "same waker kept once");
-        b.complete(Ok(BatchOk {
-            base_offset: 10,
-            log_append_time: -1,
-        }));
+        b.complete(
+            &key(),
+            Ok(BatchOk {
+                base_offset: 10,
+                log_append_time: -1,
+            }),
+        );
         assert_eq!(cw.0.load(Ordering::SeqCst), 1);
         match Pin::new(&mut h).poll(&mut cx) {
             Poll::Ready(Ok(md)) => assert_eq!(md.offset, 11),
@@ -882,10 +900,13 @@ mod tests {
         assert!(Pin::new(&mut h2)
             .poll(&mut Context::from_waker(&good))
             .is_pending());
-        assert!(b.complete(Ok(BatchOk {
-            base_offset: 3,
-            log_append_time: -1,
-        })));
+        assert!(b.complete(
+            &key(),
+            Ok(BatchOk {
+                base_offset: 3,
+                log_append_time: -1,
+            })
+        ));
         assert_eq!(cw.0.load(Ordering::SeqCst), 1);
         assert_eq!(h1.try_result().unwrap().unwrap().offset, 3);
         assert_eq!(h2.wait().unwrap().offset, 4);

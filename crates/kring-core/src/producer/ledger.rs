@@ -18,6 +18,11 @@
 //! named: stamping producer id/epoch/sequence ([`InBatch::stamp`]), the
 //! attempt count, the last broker error and the "may have been written"
 //! flag (the retry and idempotence logic owns those facts).
+//!
+//! The batch's [`BatchCompletion`](crate::delivery::BatchCompletion) (what
+//! users' handles wait on) can only be settled with a [`Settle`], which
+//! only this module can make: nothing else in the crate can resolve a
+//! batch's handles behind the ledger's back.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Index, IndexMut};
@@ -37,6 +42,21 @@ use crate::delivery::{
 use crate::shared::Shared;
 use crate::signal::Signal;
 use crate::topics::{OpenBatch, QueuedBatch};
+
+/// The right to settle a [`BatchCompletion`](crate::delivery::BatchCompletion)
+/// (complete it, split it, complete a part). Its field is private to this
+/// module, so only the ledger can make one: the completion's settling
+/// methods take it, and "a batch's handles resolve only through the
+/// ledger" is kept by privacy.
+pub(crate) struct Settle(());
+
+impl Settle {
+    /// A key for the delivery module's own unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Settle {
+        Settle(())
+    }
+}
 
 use super::partition::TopicCore;
 use super::{BatchKey, CoreStats, PartKey};
@@ -436,7 +456,7 @@ impl Ledger {
                 callback_panicked(out.shared, out.stats, topic, panics);
             }
         }
-        let completed = completion.complete_part(span, outcome);
+        let completed = completion.complete_part(&Settle(()), span, outcome);
         debug_assert!(completed, "a batch completed twice");
         // May go below zero for a moment: a batch purged or failed before
         // the I/O thread read its `Opened` notice is announced after its
@@ -472,7 +492,7 @@ impl Ledger {
         debug_assert!(0 < n1 && n1 < n && reserved_first <= b.reserved);
         let span = b.span.unwrap_or(Span { first: 0, count: n });
         if b.span.is_none() {
-            b.completion.split(n);
+            b.completion.split(&Settle(()), n);
         }
         let (pid, epoch, seq) = (b.pid, b.epoch, b.seq);
         let n2 = n - n1;

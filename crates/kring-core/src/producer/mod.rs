@@ -71,6 +71,7 @@ use conn::Target;
 use conns::Conns;
 use idempotence::Idempotence;
 use ledger::Ledger;
+pub(crate) use ledger::Settle;
 use lifecycle::Lifecycle;
 use metadata::MetadataState;
 use nodes::Nodes;

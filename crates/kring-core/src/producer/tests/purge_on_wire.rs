@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use super::*;
 use crate::delivery::{DeliveryError, MessageStatus};
-use crate::sim::Sim;
 use crate::Config;
 
 /// Full batches written to a broker that already stopped (its close not yet
@@ -46,8 +45,8 @@ fn batches_written_before_the_close_was_read_outlive_a_purge_and_then_time_out()
     // connection still looks up. Full batches are sealed by the producer
     // thread and leave at once: the broker drops the connection when they
     // arrive.
-    sim.cluster.nodes.get_mut(&1).unwrap().up = false;
-    let send = |sim: &mut Sim, i: u32| {
+    stop(&sim, 1);
+    let send = |sim: &mut MockSim, i: u32| {
         sim.send("t", Some((i % 4) as i32), None, Some(&[7u8; 100]))
             .unwrap()
     };
