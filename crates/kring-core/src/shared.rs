@@ -355,12 +355,7 @@ impl Shared {
                 (None, Some(key)) => (crate::partitioner::partition_for_key(key, n), false),
                 (None, None) => {
                     let s = *sticky.get(topic.id);
-                    let usable = s.partition < n
-                        && (topic.available.is_empty()
-                            || topic.partitions[s.partition as usize]
-                                .available
-                                .load(std::sync::atomic::Ordering::Relaxed));
-                    if !usable {
+                    if !topic.sticky_usable(s.partition) {
                         return None;
                     }
                     (s.partition, true)
@@ -698,12 +693,7 @@ impl Shared {
             Some(p) => (p as u32, false),
             None => {
                 let s = *sticky.get(topic.id);
-                let usable = s.partition < n
-                    && (topic.available.is_empty()
-                        || topic.partitions[s.partition as usize]
-                            .available
-                            .load(std::sync::atomic::Ordering::Relaxed));
-                let p = if usable {
+                let p = if topic.sticky_usable(s.partition) {
                     s.partition
                 } else {
                     let p = pick_sticky(&mut sticky.rng, n, &topic.available, u32::MAX);

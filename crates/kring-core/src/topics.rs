@@ -142,6 +142,21 @@ pub(crate) struct TopicState {
     pub(crate) status: TopicStatus,
 }
 
+impl TopicState {
+    /// Whether a thread's sticky `partition` can take records now: it
+    /// exists and has a known leader — or no partition of the topic has
+    /// one, and then every partition is as good as another (the Java
+    /// client's sticky partitioner chooses among all of them then).
+    #[inline(always)]
+    pub(crate) fn sticky_usable(&self, partition: u32) -> bool {
+        (partition as usize) < self.partitions.len()
+            && (self.available.is_empty()
+                || self.partitions[partition as usize]
+                    .available
+                    .load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// An immutable snapshot of every topic.
 #[derive(Debug, Default)]
 pub(crate) struct TopicMap {

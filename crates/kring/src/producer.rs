@@ -273,6 +273,21 @@ impl Drop for Compressors {
     }
 }
 
+/// The core's view of `record`; its timestamp from `now_ms` when the
+/// record has none (a closure, so a timestamped record reads no clock).
+#[inline(always)]
+fn record_ref_with<'r>(record: &Record<'r>, now_ms: impl FnOnce() -> i64) -> RecordRef<'r> {
+    RecordRef {
+        topic: record.topic,
+        partition: record.partition,
+        key: record.key,
+        value: record.value,
+        headers: record.headers,
+        timestamp_ms: record.timestamp.unwrap_or_else(now_ms),
+        context: record.context,
+    }
+}
+
 /// The backend to start: the configured one; in this crate's tests an
 /// `auto` left at its default yields to the test driver settings (which
 /// follow `KRING_TEST_IO_BACKEND`).
@@ -365,35 +380,13 @@ impl Producer {
     /// The core's view of `record`, timestamped from `now` if it has no
     /// timestamp.
     fn record_ref<'r>(&self, record: &Record<'r>, now: Instant) -> RecordRef<'r> {
-        RecordRef {
-            topic: record.topic,
-            partition: record.partition,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            timestamp_ms: match record.timestamp {
-                Some(t) => t,
-                None => self.clock.unix_ms(now),
-            },
-            context: record.context,
-        }
+        record_ref_with(record, || self.clock.unix_ms(now))
     }
 
     /// [`record_ref`](Self::record_ref) from a [`WallClock::read`].
     #[inline]
     fn record_ref_at<'r>(&self, record: &Record<'r>, mono: u64) -> RecordRef<'r> {
-        RecordRef {
-            topic: record.topic,
-            partition: record.partition,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            timestamp_ms: match record.timestamp {
-                Some(t) => t,
-                None => self.clock.unix_ms_at(mono),
-            },
-            context: record.context,
-        }
+        record_ref_with(record, || self.clock.unix_ms_at(mono))
     }
 
     /// `now + max.block.ms`.

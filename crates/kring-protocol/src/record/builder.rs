@@ -104,15 +104,8 @@ const PREFIX: usize = 32;
 /// Writes unsigned varint `v` at `a[at..]`; returns the end. Indexes are
 /// masked: callers stay within [`PREFIX`] bytes by construction.
 #[inline(always)]
-fn put_varint_at(a: &mut [u8; PREFIX], mut at: usize, mut v: u32) -> usize {
-    while v >= 0x80 {
-        a[at & (PREFIX - 1)] = v as u8 | 0x80;
-        at += 1;
-        v >>= 7;
-    }
-    a[at & (PREFIX - 1)] = v as u8;
-    debug_assert!(at < PREFIX);
-    at + 1
+fn put_varint_at(a: &mut [u8; PREFIX], at: usize, v: u32) -> usize {
+    put_varlong_at(a, at, u64::from(v))
 }
 
 /// [`put_varint_at`] for an unsigned varlong.
