@@ -529,69 +529,126 @@ pub struct DeliveryReport<'a> {
 /// entry, so a record costs a compare and an increment rather than a
 /// vector push, and a batch's table stays a few entries long instead of
 /// regrowing with every doubling of its record count.
+///
+/// The last two runs are kept inline, only earlier ones in a vector: at
+/// 10,000 partitions a batch holds a record or two (each usually its own
+/// run, the partition's records coming milliseconds apart), and a vector
+/// of its own was an allocation per batch and a cache miss per append (a
+/// separate heap object per partition, cold again by the time the
+/// partition's next record comes).
 #[derive(Debug, Default)]
+#[repr(C)] // what `push` reads first (see `topics::PartitionSlot`)
 pub(crate) struct PerRecord {
-    /// (timestamp, records in a row with it), in record order.
-    runs: Vec<(i64, u32)>,
+    /// The last run: (timestamp, records in a row with it); zero records
+    /// while the table is empty.
+    last: (i64, u32),
+    /// The run before `last`; zero records while there is none.
+    prev: (i64, u32),
     /// Records in the table.
     len: u32,
+    /// `contexts` is not empty: the one thing `push` asks of it.
+    has_contexts: bool,
     contexts: Vec<u64>,
+    /// The runs before `prev`, in record order.
+    earlier: Vec<(i64, u32)>,
 }
 
 impl PerRecord {
+    /// How many of its first bytes an append touches.
+    #[cfg(test)]
+    pub(crate) const HOT_BYTES: usize = std::mem::offset_of!(PerRecord, contexts);
+
     /// Records one more record.
     #[inline(always)]
     pub(crate) fn push(&mut self, timestamp_ms: i64, context: u64) {
-        if context != 0 || !self.contexts.is_empty() {
+        if context != 0 || self.has_contexts {
             self.push_context(context);
         }
-        match self.runs.last_mut() {
-            Some((ts, n)) if *ts == timestamp_ms => *n += 1,
-            _ => self.runs.push((timestamp_ms, 1)),
+        if self.last.0 == timestamp_ms && self.last.1 != 0 {
+            self.last.1 += 1;
+        } else {
+            self.new_run(timestamp_ms);
         }
         self.len += 1;
+    }
+
+    /// Starts a run of `timestamp_ms` (the table's first, or a new
+    /// millisecond).
+    #[inline]
+    fn new_run(&mut self, timestamp_ms: i64) {
+        if self.prev.1 != 0 {
+            self.earlier.push(self.prev);
+        }
+        self.prev = self.last;
+        self.last = (timestamp_ms, 1);
     }
 
     #[inline(never)]
     fn push_context(&mut self, context: u64) {
         self.contexts.resize(self.len as usize, 0);
         self.contexts.push(context);
+        self.has_contexts = true;
+    }
+
+    /// The runs (timestamp, records in a row with it), in record order.
+    fn runs(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        let inline = [self.prev, self.last];
+        self.earlier
+            .iter()
+            .copied()
+            .chain(inline.into_iter().filter(|r| r.1 != 0))
+    }
+
+    /// A table of `runs` (none empty) holding `len` records.
+    fn from_runs(mut runs: Vec<(i64, u32)>, len: u32, contexts: Vec<u64>) -> PerRecord {
+        let last = runs.pop().unwrap_or((0, 0));
+        let prev = runs.pop().unwrap_or((0, 0));
+        PerRecord {
+            last,
+            prev,
+            len,
+            has_contexts: !contexts.is_empty(),
+            contexts,
+            earlier: runs,
+        }
     }
 
     /// Splits the table at record `at`: keeps records `..at`, returns
     /// records `at..` (a batch split in two parts).
     pub(crate) fn split_off(&mut self, at: usize) -> PerRecord {
         let at32 = u32::try_from(at).unwrap_or(u32::MAX);
+        let mut runs: Vec<(i64, u32)> = self.runs().collect();
         let mut tail_runs = Vec::new();
         if at32 < self.len {
             // The run holding record `at`, and how many of its records
             // come before `at`.
             let mut first = 0u32;
             let mut i = 0;
-            while i < self.runs.len() && first + self.runs[i].1 <= at32 {
-                first += self.runs[i].1;
+            while i < runs.len() && first + runs[i].1 <= at32 {
+                first += runs[i].1;
                 i += 1;
             }
-            tail_runs = self.runs.split_off(i);
+            tail_runs = runs.split_off(i);
             let before = at32 - first;
             if before > 0 {
                 let (ts, n) = tail_runs[0];
-                self.runs.push((ts, before));
+                runs.push((ts, before));
                 tail_runs[0] = (ts, n - before);
             }
         }
         let tail_len = self.len.saturating_sub(at32);
-        self.len -= tail_len;
         let contexts = if at < self.contexts.len() {
             self.contexts.split_off(at)
         } else {
             Vec::new()
         };
-        PerRecord {
-            runs: tail_runs,
-            len: tail_len,
-            contexts,
-        }
+        let head = PerRecord::from_runs(
+            runs,
+            self.len - tail_len,
+            std::mem::take(&mut self.contexts),
+        );
+        *self = head;
+        PerRecord::from_runs(tail_runs, tail_len, contexts)
     }
 
     /// Record `i`'s context (0 when none).
@@ -602,9 +659,8 @@ impl PerRecord {
     /// Each record's timestamp, in order.
     #[cfg(test)]
     pub(crate) fn timestamps(&self) -> impl Iterator<Item = i64> + '_ {
-        self.runs
-            .iter()
-            .flat_map(|&(ts, n)| std::iter::repeat_n(ts, n as usize))
+        self.runs()
+            .flat_map(|(ts, n)| std::iter::repeat_n(ts, n as usize))
     }
 }
 
@@ -642,7 +698,7 @@ pub(crate) fn report_batch(
 ) -> CallbackPanics {
     let mut panics = CallbackPanics::default();
     let mut i = 0usize;
-    for &(ts, n) in &records.runs {
+    for (ts, n) in records.runs() {
         for _ in 0..n {
             report_one(
                 cb,
@@ -801,7 +857,7 @@ mod tests {
             for &t in &ts {
                 r.push(t, 0);
             }
-            assert_eq!(r.runs.len(), 5);
+            assert_eq!(r.runs().count(), 5);
             let tail = r.split_off(at);
             let cut = at.min(ts.len());
             assert_eq!(r.timestamps().collect::<Vec<_>>(), ts[..cut], "at {at}");
