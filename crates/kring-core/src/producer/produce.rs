@@ -19,6 +19,7 @@ use kring_protocol::messages::produce::{
     PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
     TopicProduceData,
 };
+use kring_protocol::produce_fast::decode_produce_response_ok;
 use kring_protocol::record::Compression;
 use kring_protocol::ErrorCode;
 
@@ -552,6 +553,9 @@ impl ProducerCore {
         batches: Vec<(BatchKey, u64)>,
         frame: Bytes,
     ) {
+        if self.handle_produce_ok(now, id, version, &batches, &frame) {
+            return;
+        }
         let resp: ProduceResponse = match decode_response_frame::<ProduceRequest>(frame, version) {
             Ok((_, r)) => r,
             Err(e) => {
@@ -636,6 +640,63 @@ impl ProducerCore {
                 }
             }
         }
+    }
+
+    /// The common answer, read by the fast decoder
+    /// (`kring_protocol::produce_fast`): every partition accepted, listed
+    /// in the order the request listed them (the order of `batches`).
+    /// Returns false, having changed nothing, for any other response (an
+    /// error, a leader hint, another order, a batch no longer held): the
+    /// generated decoder and the general path take it.
+    fn handle_produce_ok(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        batches: &[(BatchKey, u64)],
+        frame: &[u8],
+    ) -> bool {
+        let Some(ok) = decode_produce_response_ok(frame, version) else {
+            return false;
+        };
+        if ok.partitions.len() != batches.len() {
+            return false;
+        }
+        // Every partition matched before anything is applied.
+        let mut topic = (usize::MAX, 0u32);
+        for (p, &(bk, serial)) in ok.partitions.iter().zip(batches) {
+            if !self.batch_live(bk, serial) || p.index < 0 {
+                return false;
+            }
+            if p.topic != topic.0 {
+                match self.topics.id_of(ok.topics[p.topic]) {
+                    Some(tid) => topic = (p.topic, tid),
+                    None => return false,
+                }
+            }
+            if self.ledger[bk].part() != (topic.1, p.index as u32) {
+                return false;
+            }
+        }
+        self.count_throttle(id, ok.throttle_time_ms);
+        for (p, &(bk, _)) in ok.partitions.iter().zip(batches) {
+            let pk = self.ledger[bk].part();
+            let part = self.part(pk);
+            part.in_flight = part.in_flight.saturating_sub(1);
+            if self.idem.enabled() {
+                self.seq_batch_ok(pk, bk);
+            }
+            let base_offset = self.plausible_base_offset(bk, p.base_offset);
+            self.complete_ok(
+                bk,
+                BatchOk {
+                    base_offset,
+                    log_append_time: p.log_append_time_ms,
+                },
+            );
+            self.after_partition_progress(now, pk);
+        }
+        true
     }
 
     /// The base offset to report for a batch the broker accepted: its
