@@ -401,25 +401,25 @@ impl ProducerCore {
         size_hint: usize,
     ) -> Option<Transmit> {
         entries.sort_unstable_by_key(|(pk, _)| *pk);
+        // Each topic's partition list sized once: grown by doubling, a
+        // list of thousands of one-record batches was reallocated and
+        // copied a dozen times per request.
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
-        let mut last_topic = u32::MAX;
-        for &(pk, bk) in &entries {
-            if pk.0 != last_topic {
-                last_topic = pk.0;
-                topic_data.push(TopicProduceData {
-                    name: self.topics[pk.0 as usize].name.to_string(),
-                    ..Default::default()
-                });
-            }
-            topic_data
-                .last_mut()
-                .expect("topic")
-                .partition_data
-                .push(PartitionProduceData {
+        for run in entries.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            let topic = run[0].0 .0;
+            let mut partition_data = Vec::with_capacity(run.len());
+            for &(pk, bk) in run {
+                partition_data.push(PartitionProduceData {
                     index: pk.1 as i32,
                     records: Some(self.ledger[bk].bytes()),
                     ..Default::default()
                 });
+            }
+            topic_data.push(TopicProduceData {
+                name: self.topics[topic as usize].name.to_string(),
+                partition_data,
+                ..Default::default()
+            });
         }
         let req = ProduceRequest {
             transactional_id: None,
