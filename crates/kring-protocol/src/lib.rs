@@ -26,6 +26,7 @@ pub mod frame;
 pub mod message;
 pub mod messages;
 pub mod primitives;
+pub mod produce_fast;
 pub mod record;
 
 pub use error_code::ErrorCode;

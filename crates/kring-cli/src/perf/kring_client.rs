@@ -179,6 +179,7 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     let stats = probes.stats;
     let _progress = progress.then(|| Progress::start("kring", stats));
     let m0 = producer.metrics();
+    let totals0 = producer.statistics().totals;
     let threads0 = thread_cpu();
     let cpu0 = CpuTime::now();
     let start = Instant::now();
@@ -218,6 +219,19 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
     );
     let m1 = producer.metrics();
     drop(_progress);
+    // Batches over the window (read after the CPU figures: building the
+    // statistics visits every partition). At many partitions the records
+    // per batch decide how per-batch costs show per message.
+    let totals1 = producer.statistics().totals;
+    let batches = totals1.batches_sent - totals0.batches_sent;
+    let records = totals1.records_sent - totals0.records_sent;
+    eprintln!(
+        "kring batches: {batches} ({:.2} records/batch), {} produce requests, {} I/O wake-ups ({:.3}/batch)",
+        records as f64 / batches.max(1) as f64,
+        totals1.produce_requests - totals0.produce_requests,
+        m1.io_wakeups - m0.io_wakeups,
+        (m1.io_wakeups - m0.io_wakeups) as f64 / batches.max(1) as f64,
+    );
 
     let (p50, p99, p999, max) = stats.latency_ms();
     let mut r = RunResult {

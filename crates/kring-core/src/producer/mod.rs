@@ -40,6 +40,7 @@
 mod batch;
 mod conn;
 mod conns;
+mod delivery_queue;
 mod idempotence;
 mod ledger;
 mod lifecycle;
@@ -432,7 +433,21 @@ impl ProducerCore {
     /// Runs every timer due at `now`. Call when `now >= poll_timeout()`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_lingers(now);
-        while let Some(key) = self.timers.pop_due(now) {
+        loop {
+            // The heap and the delivery queue in deadline order.
+            let queued_first = match (self.timers.deliveries().peek(), self.timers.heap_peek()) {
+                (Some(d), Some(h)) => d <= h,
+                (d, _) => d.is_some(),
+            };
+            if queued_first {
+                if let Some(pk) = self.pop_due_delivery(now) {
+                    self.delivery_expired(now, pk);
+                    continue;
+                }
+            }
+            let Some(key) = self.timers.pop_due(now) else {
+                break;
+            };
             match key {
                 TimerKey::Backoff(pk) => self.backoff_expired(pk),
                 TimerKey::Delivery(pk) => self.delivery_expired(now, pk),

@@ -25,6 +25,7 @@ use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicStatus};
 
+use super::delivery_queue::DeliveryTimer;
 use super::idempotence::SeqState;
 use super::part_table::OpenPos;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
@@ -60,7 +61,8 @@ pub(crate) struct PartCore {
     /// Batches to send again, in sequence order.
     pub(crate) retry: VecDeque<BatchKey>,
     pub(crate) backoff: Option<TimerHandle>,
-    pub(crate) delivery: Option<TimerHandle>,
+    /// The armed delivery timer (`delivery_queue.rs`).
+    pub(crate) delivery: DeliveryTimer,
     /// Batches of this partition on the wire.
     pub(crate) in_flight: u32,
     pub(crate) seq: SeqState,
@@ -84,7 +86,7 @@ impl PartCore {
             unsent: 0,
             retry: VecDeque::new(),
             backoff: None,
-            delivery: None,
+            delivery: DeliveryTimer::None,
             in_flight: 0,
             seq: SeqState::default(),
             stats: Default::default(),
@@ -117,7 +119,7 @@ impl TopicCore {
         for p in &mut self.partitions {
             p.linger = false;
             p.backoff = None;
-            p.delivery = None;
+            p.delivery = DeliveryTimer::None;
         }
     }
 }
@@ -201,9 +203,8 @@ impl ProducerCore {
             self.arm_linger(pk, batch, created + linger);
             self.topics.mark_open(pk);
         }
-        if self.part(pk).delivery.is_none() {
-            let h = self.timers.insert(created + dt, TimerKey::Delivery(pk));
-            self.part(pk).delivery = Some(h);
+        if !self.part(pk).delivery.is_armed() {
+            self.arm_delivery_new(pk, created + dt);
         }
         let _ = now;
     }
@@ -336,16 +337,25 @@ impl ProducerCore {
     }
 
     /// Arms the delivery timer of `pk` no later than `deadline`.
+    /// (An older batch came back: a retry, a split, the oldest batch left
+    /// after an expiry. Such a deadline goes to the heap, not the queue.)
     pub(crate) fn arm_delivery(&mut self, pk: PartKey, deadline: Instant) {
         match self.part(pk).delivery {
-            Some(h) => {
+            DeliveryTimer::Heap(h) => {
                 if self.timers.deadline(h).is_some_and(|d| d > deadline) {
                     self.timers.reschedule(h, deadline);
                 }
             }
-            None => {
+            DeliveryTimer::Queued { deadline: d, .. } => {
+                if d > deadline {
+                    self.unqueue_delivery(pk);
+                    let h = self.timers.insert(deadline, TimerKey::Delivery(pk));
+                    self.part(pk).delivery = DeliveryTimer::Heap(h);
+                }
+            }
+            DeliveryTimer::None => {
                 let h = self.timers.insert(deadline, TimerKey::Delivery(pk));
-                self.part(pk).delivery = Some(h);
+                self.part(pk).delivery = DeliveryTimer::Heap(h);
             }
         }
     }
@@ -353,10 +363,16 @@ impl ProducerCore {
     /// Cancels the delivery timer once nothing of `pk` waits unsent.
     pub(crate) fn maybe_disarm_delivery(&mut self, pk: PartKey) {
         let p = self.part(pk);
-        if !p.has_unsent_work() {
-            if let Some(h) = p.delivery.take() {
+        if p.has_unsent_work() {
+            return;
+        }
+        match p.delivery {
+            DeliveryTimer::None => {}
+            DeliveryTimer::Heap(h) => {
+                p.delivery = DeliveryTimer::None;
                 self.timers.cancel(h);
             }
+            DeliveryTimer::Queued { .. } => self.unqueue_delivery(pk),
         }
     }
 
@@ -364,7 +380,11 @@ impl ProducerCore {
     /// `delivery.timeout.ms` (in the retry queue or the accumulator), then
     /// re-arm for the oldest remaining batch.
     pub(crate) fn delivery_expired(&mut self, now: Instant, pk: PartKey) {
-        self.part(pk).delivery = None;
+        debug_assert!(!matches!(
+            self.part(pk).delivery,
+            DeliveryTimer::Queued { .. }
+        ));
+        self.part(pk).delivery = DeliveryTimer::None;
         let dt = self.cfg.delivery_timeout;
         let mut oldest: Option<Instant> = None;
         // Retry queue.

@@ -19,6 +19,7 @@ use kring_protocol::messages::produce::{
     PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
     TopicProduceData,
 };
+use kring_protocol::produce_fast::decode_produce_response_ok;
 use kring_protocol::record::Compression;
 use kring_protocol::ErrorCode;
 
@@ -400,25 +401,25 @@ impl ProducerCore {
         size_hint: usize,
     ) -> Option<Transmit> {
         entries.sort_unstable_by_key(|(pk, _)| *pk);
+        // Each topic's partition list sized once: grown by doubling, a
+        // list of thousands of one-record batches was reallocated and
+        // copied a dozen times per request.
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
-        let mut last_topic = u32::MAX;
-        for &(pk, bk) in &entries {
-            if pk.0 != last_topic {
-                last_topic = pk.0;
-                topic_data.push(TopicProduceData {
-                    name: self.topics[pk.0 as usize].name.to_string(),
-                    ..Default::default()
-                });
-            }
-            topic_data
-                .last_mut()
-                .expect("topic")
-                .partition_data
-                .push(PartitionProduceData {
+        for run in entries.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            let topic = run[0].0 .0;
+            let mut partition_data = Vec::with_capacity(run.len());
+            for &(pk, bk) in run {
+                partition_data.push(PartitionProduceData {
                     index: pk.1 as i32,
                     records: Some(self.ledger[bk].bytes()),
                     ..Default::default()
                 });
+            }
+            topic_data.push(TopicProduceData {
+                name: self.topics[topic as usize].name.to_string(),
+                partition_data,
+                ..Default::default()
+            });
         }
         let req = ProduceRequest {
             transactional_id: None,
@@ -552,6 +553,9 @@ impl ProducerCore {
         batches: Vec<(BatchKey, u64)>,
         frame: Bytes,
     ) {
+        if self.handle_produce_ok(now, id, version, &batches, &frame) {
+            return;
+        }
         let resp: ProduceResponse = match decode_response_frame::<ProduceRequest>(frame, version) {
             Ok((_, r)) => r,
             Err(e) => {
@@ -636,6 +640,63 @@ impl ProducerCore {
                 }
             }
         }
+    }
+
+    /// The common answer, read by the fast decoder
+    /// (`kring_protocol::produce_fast`): every partition accepted, listed
+    /// in the order the request listed them (the order of `batches`).
+    /// Returns false, having changed nothing, for any other response (an
+    /// error, a leader hint, another order, a batch no longer held): the
+    /// generated decoder and the general path take it.
+    fn handle_produce_ok(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        version: i16,
+        batches: &[(BatchKey, u64)],
+        frame: &[u8],
+    ) -> bool {
+        let Some(ok) = decode_produce_response_ok(frame, version) else {
+            return false;
+        };
+        if ok.partitions.len() != batches.len() {
+            return false;
+        }
+        // Every partition matched before anything is applied.
+        let mut topic = (usize::MAX, 0u32);
+        for (p, &(bk, serial)) in ok.partitions.iter().zip(batches) {
+            if !self.batch_live(bk, serial) || p.index < 0 {
+                return false;
+            }
+            if p.topic != topic.0 {
+                match self.topics.id_of(ok.topics[p.topic]) {
+                    Some(tid) => topic = (p.topic, tid),
+                    None => return false,
+                }
+            }
+            if self.ledger[bk].part() != (topic.1, p.index as u32) {
+                return false;
+            }
+        }
+        self.count_throttle(id, ok.throttle_time_ms);
+        for (p, &(bk, _)) in ok.partitions.iter().zip(batches) {
+            let pk = self.ledger[bk].part();
+            let part = self.part(pk);
+            part.in_flight = part.in_flight.saturating_sub(1);
+            if self.idem.enabled() {
+                self.seq_batch_ok(pk, bk);
+            }
+            let base_offset = self.plausible_base_offset(bk, p.base_offset);
+            self.complete_ok(
+                bk,
+                BatchOk {
+                    base_offset,
+                    log_append_time: p.log_append_time_ms,
+                },
+            );
+            self.after_partition_progress(now, pk);
+        }
+        true
     }
 
     /// The base offset to report for a batch the broker accepted: its

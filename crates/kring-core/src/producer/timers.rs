@@ -1,12 +1,13 @@
 //! Every deadline of the core in one place: the indexed deadline heap
-//! ([`DeadlineQueue`]), the linger FIFO ([`LingerQueue`]) and the one
-//! block-deadline timer of waiting async senders.
+//! ([`DeadlineQueue`]), the linger FIFO ([`LingerQueue`]), the delivery
+//! FIFO ([`DeliveryQueue`]) and the one block-deadline timer of waiting
+//! async senders.
 //!
 //! Why one owner: [`ProducerCore::poll_timeout`](super::ProducerCore::poll_timeout)
 //! must name the earliest of all of them, and finishing must drop all of
 //! them at once. **Invariant:** [`Timers::next_deadline`] is the earliest
-//! live deadline of the heap and the linger queue (the linger queue keeps
-//! its front live, see [`super::linger`]); there is at most one
+//! live deadline of the heap and the two queues (each keeps its front
+//! live, see [`super::linger`] and [`super::delivery_queue`]); there is at most one
 //! `TimerKey::BlockDeadline` timer, due no later than the earliest deadline
 //! announced since it last fired; after [`Timers::clear`] nothing is
 //! scheduled. The fields are private, so no code can replace a queue and
@@ -16,6 +17,7 @@ use std::time::Instant;
 
 use crate::timer::{DeadlineQueue, TimerHandle};
 
+use super::delivery_queue::DeliveryQueue;
 use super::linger::LingerQueue;
 use super::TimerKey;
 
@@ -25,6 +27,8 @@ pub(crate) struct Timers {
     queue: DeadlineQueue<TimerKey>,
     /// Linger deadlines of open batches (one FIFO, not a timer each).
     lingers: LingerQueue,
+    /// Delivery deadlines armed in creation order (`delivery_queue.rs`).
+    deliveries: DeliveryQueue,
     /// The timer at the earliest deadline of a waiting async sender.
     block: Option<TimerHandle>,
 }
@@ -34,6 +38,7 @@ impl Timers {
         Timers {
             queue: DeadlineQueue::new(),
             lingers: LingerQueue::default(),
+            deliveries: DeliveryQueue::default(),
             block: None,
         }
     }
@@ -68,12 +73,21 @@ impl Timers {
         Some(key)
     }
 
-    /// The earliest deadline of all: heap and linger queue.
+    /// The earliest heap timer's deadline.
+    pub(crate) fn heap_peek(&self) -> Option<Instant> {
+        self.queue.peek()
+    }
+
+    /// The earliest deadline of all: heap, linger and delivery queues.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        match (self.queue.peek(), self.lingers.peek()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.queue.peek(),
+            self.lingers.peek(),
+            self.deliveries.peek(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Makes sure the block-deadline timer fires no later than `deadline`.
@@ -100,10 +114,22 @@ impl Timers {
         &mut self.lingers
     }
 
+    /// The delivery deadlines.
+    pub(crate) fn deliveries(&self) -> &DeliveryQueue {
+        &self.deliveries
+    }
+
+    /// The delivery deadlines, to arm, prune and expire
+    /// (`delivery_queue.rs`).
+    pub(crate) fn deliveries_mut(&mut self) -> &mut DeliveryQueue {
+        &mut self.deliveries
+    }
+
     /// Forgets every timer (the core finished).
     pub(crate) fn clear(&mut self) {
         self.queue = DeadlineQueue::new();
         self.lingers.clear();
+        self.deliveries.clear();
         self.block = None;
     }
 

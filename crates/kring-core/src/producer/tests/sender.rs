@@ -223,6 +223,103 @@ fn delivery_timeout_fails_batches_waiting_in_the_accumulator() {
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
 
+/// Delivery deadlines of new batches wait in a FIFO (`delivery_queue.rs`),
+/// removed lazily: a partition's deadline stays exact while thousands of
+/// other batches arm and disarm theirs behind it, the queue stays bounded
+/// by compaction, and once the deadline fired nothing stale is left.
+#[test]
+fn delivery_queue_stays_bounded_and_its_deadline_exact() {
+    let dt = ms(40_000);
+    let config = Config {
+        delivery_timeout: dt,
+        batch_size: 100,
+        ..cfg()
+    };
+    // Partition 0 is led by broker 1, partition 1 by broker 2.
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.send("t", Some(1), None, Some(b"w")).unwrap();
+    sim.drive();
+    stop(&sim, 1);
+    sim.disconnect_node(1);
+    let t0 = sim.now;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.settle();
+    assert_eq!(sim.core.timers.deliveries().peek(), Some(t0 + dt));
+    // Behind it, 5,000 full batches of partition 1, each armed and
+    // disarmed (sent) at once.
+    for _ in 0..5_000 {
+        sim.send("t", Some(1), None, Some(&[7u8; 100])).unwrap();
+        sim.run_for(ms(3));
+    }
+    let q = sim.core.timers.deliveries();
+    assert!(
+        q.len() <= 2 * q.live() + 64,
+        "{} entries, {} live",
+        q.len(),
+        q.live()
+    );
+    assert_eq!(q.peek(), Some(t0 + dt));
+    assert_eq!(log(&sim, 1).len(), 5_001);
+    sim.drive();
+    match h.try_result().expect("failed by now") {
+        Err(DeliveryError::Timeout { stage, .. }) => {
+            assert!(stage.contains("accumulator"), "{stage}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let took = sim.now - t0;
+    assert!(took >= dt && took < dt + ms(100), "{took:?}");
+    assert_eq!(sim.core.timers.deliveries().peek(), None);
+    assert_eq!(sim.core.timers.deliveries().live(), 0);
+}
+
+/// A batch that comes back for a retry re-arms its partition's delivery
+/// timer for its own (older) creation, even when a newer batch of the
+/// partition already armed one in the delivery FIFO: it fails at its own
+/// deadline, not at the newer batch's, and the newer one at its own.
+#[test]
+fn a_retried_batch_keeps_its_deadline_ahead_of_a_newer_queued_one() {
+    let dt = ms(40_000);
+    let config = Config {
+        delivery_timeout: dt,
+        max_in_flight: 1,
+        retry_backoff: ms(20_000),
+        retry_backoff_max: ms(20_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    // Every answer takes 6 s and refuses the write; a retry waits ~20 s,
+    // so at its deadline `a` waits in the retry queue.
+    let _slow = slow(&sim, 1, ms(6_000));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
+    let t0 = sim.now;
+    let a = sim.send("t", Some(0), None, Some(b"a")).unwrap();
+    sim.run_for(ms(5_000));
+    // `a` is on the wire (its timer disarmed); `b` waits for the slot
+    // and arms the partition's timer at its own creation + dt.
+    let t1 = sim.now;
+    let b = sim.send("t", Some(0), None, Some(b"b")).unwrap();
+    sim.settle();
+    assert_eq!(sim.core.timers.deliveries().peek(), Some(t1 + dt));
+    sim.drive_until(1_000_000, |_| a.try_result().is_some());
+    match a.wait() {
+        Err(DeliveryError::Timeout { stage, .. }) => assert!(stage.contains("retried"), "{stage}"),
+        other => panic!("{other:?}"),
+    }
+    let took = sim.now - t0;
+    assert!(took >= dt && took < dt + ms(100), "a: {took:?}");
+    sim.drive_until(1_000_000, |_| b.try_result().is_some());
+    match b.wait() {
+        Err(DeliveryError::Timeout { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let took = sim.now - t1;
+    assert!(took >= dt, "b: {took:?}");
+}
+
 #[test]
 fn acks_zero_completes_on_transmit() {
     let config = Config {
