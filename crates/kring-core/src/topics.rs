@@ -392,7 +392,15 @@ impl TopicTable {
         VIEWS.with(|views| {
             let mut views = views.borrow_mut();
             let version = self.version.load(Ordering::Acquire);
-            let i = match views.iter().position(|v| v.uid == self.uid) {
+            // The thread's first view is nearly always the one: checked
+            // before searching.
+            let first = views.first().is_some_and(|v| v.uid == self.uid);
+            let found = if first {
+                Some(0)
+            } else {
+                views.iter().position(|v| v.uid == self.uid)
+            };
+            let i = match found {
                 Some(i) => i,
                 None => {
                     if views.len() >= VIEWS_PER_THREAD {
