@@ -395,24 +395,17 @@ impl Producer {
             .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
     }
 
-    fn append(&self, record: &Record<'_>) -> Result<kring_core::AppendOutcome, SendError> {
-        // The only clock read of a send: the record's wall-clock timestamp,
-        // if it has none, is derived from it.
-        let mono = self.clock.read();
-        let rec = self.record_ref_at(record, mono);
-        // Nearly every record goes into an open batch with room: the
-        // `Instant` and the block deadline are made only for the others.
-        let outcome = match self.shared.append_to_open(&rec) {
-            Some(o) => o,
-            None => {
-                let now = self.clock.instant(mono);
-                self.shared.append(now, rec, self.block_deadline(now))?
-            }
-        };
-        if outcome.wake {
+    /// [`send`](Self::send) beyond [`Shared::append_to_open`]: the
+    /// general append, with the `Instant` and the block deadline that only
+    /// it needs.
+    #[inline(never)]
+    fn send_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<DeliveryFuture, SendError> {
+        let now = self.clock.instant(mono);
+        let o = self.shared.append(now, rec, self.block_deadline(now))?;
+        if o.wake {
             self.waker.wake();
         }
-        Ok(outcome)
+        Ok(DeliveryFuture::new(o.delivery, o.partition))
     }
 
     /// Send a record. Returns once it is encoded into a batch; blocks only
@@ -432,8 +425,22 @@ impl Producer {
     /// partitioner runs fenced: if it panics, this send fails with
     /// [`SendError::PartitionerPanicked`].
     pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture, SendError> {
-        let o = self.append(&record)?;
-        Ok(DeliveryFuture::new(o.delivery, o.partition))
+        // The only clock read of a send: the record's wall-clock timestamp,
+        // if it has none, is derived from it.
+        let mono = self.clock.read();
+        let rec = self.record_ref_at(&record, mono);
+        // Nearly every record goes into an open batch with room: the
+        // `Instant` and the block deadline are made only for the others,
+        // and the handle goes straight into the future.
+        match self.shared.append_to_open(&rec) {
+            Some(o) => {
+                if o.wake {
+                    self.waker.wake();
+                }
+                Ok(DeliveryFuture::new(o.delivery, o.partition))
+            }
+            None => self.send_general(rec, mono),
+        }
     }
 
     /// Send a record from async code: like [`send`](Producer::send), but

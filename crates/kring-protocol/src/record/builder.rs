@@ -49,6 +49,82 @@ pub struct RecordBatchBuilder {
     /// Largest appended timestamp; `i64::MIN` while empty.
     max_timestamp: i64,
     count: u32,
+    /// The shape of the last header-less record (see [`Shape`]).
+    shape: Shape,
+}
+
+/// A key or value length standing for null in [`Shape`].
+const NULL_LEN: usize = usize::MAX;
+
+/// What a header-less record's encoding takes from its key and value
+/// lengths alone, kept per batch for the next record with the same
+/// lengths.
+///
+/// Why: a producer's records mostly repeat their shape (no key or a key
+/// of one length, values of one size), and then the key's and the value's
+/// length varints and the body length less the two deltas are the same
+/// for every record. Computing them once per batch instead of per record
+/// leaves the timestamp and offset deltas and the length varint as a
+/// record's only varints.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Key length, [`NULL_LEN`] for a null key.
+    key_len: usize,
+    /// Value length, [`NULL_LEN`] for a null value.
+    value_len: usize,
+    /// The bytes after the offset delta and before the key's (or, for a
+    /// null key, the value's) bytes, little-endian: the key length varint,
+    /// and for a null key also the value length varint. At most 6 bytes.
+    head: u64,
+    /// How many bytes of `head` are used.
+    head_len: usize,
+    /// For a key: the zig-zag value length, whose varint follows the key's
+    /// bytes.
+    value_zig: u32,
+    /// The body's bytes beyond attributes, the two deltas and `head`:
+    /// key and value bytes, the value length varint after a key, and the
+    /// header count.
+    rest: usize,
+}
+
+impl Shape {
+    /// A shape no record has (no slice is `usize::MAX - 1` long).
+    const NONE: Shape = Shape {
+        key_len: usize::MAX - 1,
+        value_len: usize::MAX - 1,
+        head: 0,
+        head_len: 0,
+        value_zig: 0,
+        rest: 0,
+    };
+
+    /// The shape of a header-less record with this key and value.
+    #[cold]
+    #[inline(never)]
+    fn of(key: Option<&[u8]>, value: Option<&[u8]>) -> Shape {
+        let value_zig = nullable_zig_len(value);
+        let value_bytes = value.map_or(0, <[u8]>::len);
+        let mut a = [0u8; PREFIX_ARRAY];
+        let (head_len, rest) = match key {
+            None => {
+                let n = put_varint_at(&mut a, 0, 1); // zig-zag -1: null
+                (put_varint_at(&mut a, n, value_zig), value_bytes + 1)
+            }
+            Some(k) => (
+                put_varint_at(&mut a, 0, zigzag32(k.len() as i32)),
+                k.len() + unsigned_varint_len(value_zig) + value_bytes + 1,
+            ),
+        };
+        let head: [u8; 8] = a[..8].try_into().expect("8 bytes");
+        Shape {
+            key_len: key.map_or(NULL_LEN, <[u8]>::len),
+            value_len: value.map_or(NULL_LEN, <[u8]>::len),
+            head: u64::from_le_bytes(head),
+            head_len,
+            value_zig,
+            rest,
+        }
+    }
 }
 
 /// Encoded size of a nullable byte string inside a record: varint length
@@ -101,16 +177,20 @@ const LEN_ROOM: usize = 5;
 /// are masked rather than bounds-checked.
 const PREFIX: usize = 32;
 
+/// The array's length: [`PREFIX`] and 8 more, so that an 8-byte store at
+/// any masked index needs no bounds check.
+const PREFIX_ARRAY: usize = PREFIX + 8;
+
 /// Writes unsigned varint `v` at `a[at..]`; returns the end. Indexes are
 /// masked: callers stay within [`PREFIX`] bytes by construction.
 #[inline(always)]
-fn put_varint_at(a: &mut [u8; PREFIX], at: usize, v: u32) -> usize {
+fn put_varint_at(a: &mut [u8; PREFIX_ARRAY], at: usize, v: u32) -> usize {
     put_varlong_at(a, at, u64::from(v))
 }
 
 /// [`put_varint_at`] for an unsigned varlong.
 #[inline(always)]
-fn put_varlong_at(a: &mut [u8; PREFIX], mut at: usize, mut v: u64) -> usize {
+fn put_varlong_at(a: &mut [u8; PREFIX_ARRAY], mut at: usize, mut v: u64) -> usize {
     while v >= 0x80 {
         a[at & (PREFIX - 1)] = v as u8 | 0x80;
         at += 1;
@@ -140,6 +220,7 @@ impl RecordBatchBuilder {
             base_timestamp,
             max_timestamp: i64::MIN,
             count: 0,
+            shape: Shape::NONE,
         }
     }
 
@@ -232,11 +313,13 @@ impl RecordBatchBuilder {
     /// [`try_append`](Self::try_append)'s encoding of a record without
     /// headers, the common case, with as little work per byte as safe code
     /// allows: the varints before the key (or, without a key, before the
-    /// value) are written into a stack array after [`LEN_ROOM`] free bytes,
-    /// the body's length is then known from how far they reach, and its
-    /// varint is written right-aligned in front of them; that run goes to
-    /// the buffer in one copy, then the key, the value's length, the value
-    /// and the header count.
+    /// value) are written into a stack array after [`LEN_ROOM`] free bytes
+    /// — the two deltas, then the key's (and for a null key the value's)
+    /// length varints from the batch's [`Shape`] in one 8-byte store — the
+    /// body's length is then known from how far they reach, and its varint
+    /// is written right-aligned in front of them; that run goes to the
+    /// buffer in one copy, then the key, the value's length after a key,
+    /// the value and the header count.
     #[inline(always)]
     fn try_put_plain(
         &mut self,
@@ -246,28 +329,23 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         limit: usize,
     ) -> Result<(), usize> {
-        let mut a = [0u8; PREFIX];
+        let key_len = key.map_or(NULL_LEN, <[u8]>::len);
+        let value_len = value.map_or(NULL_LEN, <[u8]>::len);
+        if key_len != self.shape.key_len || value_len != self.shape.value_len {
+            self.shape = Shape::of(key, value);
+        }
+        let shape = self.shape;
+        let mut a = [0u8; PREFIX_ARRAY];
         // a[LEN_ROOM] is the attributes byte: 0.
         let mut n = put_varlong_at(&mut a, LEN_ROOM + 1, zig_ts);
         n = put_varint_at(&mut a, n, zig_offset);
-        // After a key: the value's length, written after the key's bytes.
-        let zig_value_len = nullable_zig_len(value);
-        let mut m = 0;
-        match key {
-            None => {
-                n = put_varint_at(&mut a, n, 1); // zig-zag -1: null
-                n = put_varint_at(&mut a, n, zig_value_len);
-            }
-            Some(k) => {
-                n = put_varint_at(&mut a, n, zigzag32(k.len() as i32));
-                m = unsigned_varint_len(zig_value_len);
-            }
-        }
-        let key_bytes = key.map_or(0, <[u8]>::len);
-        let value_bytes = value.map_or(0, <[u8]>::len);
-        // Everything after the length varint; the last 1 is the header
-        // count, 0.
-        let body = (n - LEN_ROOM) + key_bytes + m + value_bytes + 1;
+        // At most 21 here, so the mask changes nothing (and spares the
+        // bounds check).
+        let at = n & (PREFIX - 1);
+        a[at..at + 8].copy_from_slice(&shape.head.to_le_bytes());
+        n += shape.head_len;
+        // Everything after the length varint.
+        let body = (n - LEN_ROOM) + shape.rest;
         let zig_body = zigzag32(body as i32);
         let start = LEN_ROOM - unsigned_varint_len(zig_body);
         let total = LEN_ROOM - start + body;
@@ -290,7 +368,7 @@ impl RecordBatchBuilder {
         }
         if let Some(k) = key {
             self.buf.extend_from_slice(k);
-            put_unsigned_varint(&mut self.buf, zig_value_len);
+            put_unsigned_varint(&mut self.buf, shape.value_zig);
         }
         if let Some(v) = value {
             self.buf.extend_from_slice(v);
@@ -638,6 +716,55 @@ mod tests {
                 }
             }
             assert_eq!(plain.buf, general.buf);
+        }
+    }
+
+    /// Runs of records of one shape (the per-batch [`Shape`] reused) and
+    /// changes of shape encode as the general encoder does, and each
+    /// batch starts without a shape.
+    #[test]
+    fn repeated_shapes_encode_as_the_general_encoder() {
+        let long_key = vec![b'k'; 200];
+        let big = vec![b'v'; 20_000];
+        type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+        let shapes: [KeyValue<'_>; 7] = [
+            (None, Some(&[9u8; 100])),
+            (Some(b"key-0001"), Some(&[9u8; 100])),
+            (None, None),
+            (Some(b""), Some(b"")),
+            (Some(&long_key), Some(&big)),
+            (None, Some(&[7u8; 100])),
+            (Some(b"key-0002"), None),
+        ];
+        for base in [0i64, 1_700_000_000_000] {
+            let mut plain = RecordBatchBuilder::new(base, 0);
+            let mut general = RecordBatchBuilder::new(base, 0);
+            let mut i = 0i64;
+            for _ in 0..3 {
+                for (k, v) in shapes {
+                    // Enough records of a shape for 1- and 2-byte offset
+                    // deltas and timestamp deltas.
+                    for _ in 0..40 {
+                        let ts = base + i * 13;
+                        i += 1;
+                        plain.append(ts, k, v, &[]);
+                        let zig_ts = zigzag64(ts.wrapping_sub(base));
+                        let zig_offset = zigzag32(general.count as i32);
+                        general
+                            .try_put_general(zig_ts, zig_offset, k, v, &[], usize::MAX)
+                            .unwrap();
+                        general.count += 1;
+                    }
+                }
+            }
+            assert_eq!(plain.buf, general.buf);
+            // A new batch computes its shape anew.
+            let mut next = RecordBatchBuilder::new(base, 0);
+            next.append(base, None, None, &[]);
+            let mut want = RecordBatchBuilder::new(base, 0);
+            want.try_put_general(0, 0, None, None, &[], usize::MAX)
+                .unwrap();
+            assert_eq!(next.buf, want.buf);
         }
     }
 
