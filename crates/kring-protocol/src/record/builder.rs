@@ -706,17 +706,28 @@ mod tests {
                         let before = plain.size_in_bytes();
                         plain.try_append(ts, k, v, &[], usize::MAX).unwrap();
                         assert_eq!(plain.size_in_bytes() - before, size);
-                        let zig_ts = zigzag64(ts.wrapping_sub(base));
-                        let zig_offset = zigzag32(general.count as i32);
-                        general
-                            .try_put_general(zig_ts, zig_offset, k, v, &[], usize::MAX)
-                            .unwrap();
-                        general.count += 1;
+                        put_general(&mut general, base, ts, k, v);
                     }
                 }
             }
             assert_eq!(plain.buf, general.buf);
         }
+    }
+
+    /// Appends one header-less record through the general encoder (the
+    /// reference the shape-caching paths are compared with).
+    fn put_general(
+        b: &mut RecordBatchBuilder,
+        base: i64,
+        ts: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) {
+        let zig_ts = zigzag64(ts.wrapping_sub(base));
+        let zig_offset = zigzag32(b.count as i32);
+        b.try_put_general(zig_ts, zig_offset, key, value, &[], usize::MAX)
+            .unwrap();
+        b.count += 1;
     }
 
     /// Runs of records of one shape (the per-batch [`Shape`] reused) and
@@ -748,12 +759,7 @@ mod tests {
                         let ts = base + i * 13;
                         i += 1;
                         plain.append(ts, k, v, &[]);
-                        let zig_ts = zigzag64(ts.wrapping_sub(base));
-                        let zig_offset = zigzag32(general.count as i32);
-                        general
-                            .try_put_general(zig_ts, zig_offset, k, v, &[], usize::MAX)
-                            .unwrap();
-                        general.count += 1;
+                        put_general(&mut general, base, ts, k, v);
                     }
                 }
             }
