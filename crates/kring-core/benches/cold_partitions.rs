@@ -61,11 +61,13 @@ fn cold_partitions(c: &mut Criterion) {
                 }
             })
         });
+        // Keeps the appends observable (no assertion: `--list`, as
+        // nextest calls it, runs no iteration).
         let total: u64 = parts
             .iter()
             .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).records)
             .sum();
-        assert!(total > 0);
+        std::hint::black_box(total);
     }
     g.finish();
 }
