@@ -712,11 +712,22 @@ pub(crate) fn report_batch(
                 context: 0,
                 result: Ok(ok.metadata(partition, 0, 0)),
             };
+            // Without a negative base or an overflow anywhere in the
+            // batch (always, from a broker), each offset is a plain sum.
+            let plain =
+                ok.base_offset >= 0 && ok.base_offset.checked_add(i64::from(records.len)).is_some();
             for (ts, n) in records.runs() {
+                // Partition and timestamp are the run's.
+                let run = ok.metadata(partition, 0, ts);
                 for _ in 0..n {
+                    let offset = if plain {
+                        ok.base_offset + i as i64
+                    } else {
+                        ok.offset(i as u32)
+                    };
                     report.index = first + i as u32;
                     report.context = records.context(i);
-                    report.result = Ok(ok.metadata(partition, i as u32, ts));
+                    report.result = Ok(RecordMetadata { offset, ..run });
                     report_one(cb, &report, &mut panics);
                     i += 1;
                 }
@@ -1021,5 +1032,47 @@ mod tests {
                 (3, 5, 0, None),
             ]
         );
+    }
+
+    /// Each report's offset and timestamp are the handle's for the same
+    /// record: a plain sum, unknown (-1) for a negative base or an
+    /// overflowing sum, and LogAppendTime over the record's own timestamp.
+    #[test]
+    fn report_offsets_and_timestamps_match_the_handles() {
+        let mut records = PerRecord::default();
+        for ts in [1, 1, 2, 3, 3, 3] {
+            records.push(ts, 0);
+        }
+        let cases = [
+            (7, -1),
+            (-1, -1),
+            (i64::MAX - 3, -1),
+            (i64::MAX - 5, 777),
+            (i64::MAX - 6, -1),
+        ];
+        for (base_offset, log_append_time) in cases {
+            let ok = BatchOk {
+                base_offset,
+                log_append_time,
+            };
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let s = seen.clone();
+            let cb: DeliveryCallback = Arc::new(move |r: &DeliveryReport<'_>| {
+                let m = r.result.as_ref().expect("delivered");
+                s.lock()
+                    .unwrap()
+                    .push((r.index, m.partition, m.offset, m.timestamp_ms));
+            });
+            let _ = report_batch(&cb, "t", 5, 10, &records, &Ok(ok));
+            let expected: Vec<_> = records
+                .timestamps()
+                .enumerate()
+                .map(|(i, ts)| {
+                    let m = ok.metadata(5, i as u32, ts);
+                    (10 + i as u32, m.partition, m.offset, m.timestamp_ms)
+                })
+                .collect();
+            assert_eq!(*seen.lock().unwrap(), expected, "base {base_offset}");
+        }
     }
 }
