@@ -692,7 +692,8 @@ pub(crate) struct CallbackPanics {
 /// One report is built per batch and reused: per record only its index,
 /// context and (when delivered) offset and timestamp are stored again, not
 /// the topic, partition and outcome that every record of the batch shares
-/// (about a third of the loop's work per record).
+/// (10 instructions per record fewer; BENCHMARKS.md, branch `perrecord3`).
+/// The timestamp is taken per run of equal timestamps.
 pub(crate) fn report_batch(
     cb: &DeliveryCallback,
     topic: &str,
@@ -717,7 +718,7 @@ pub(crate) fn report_batch(
             let plain =
                 ok.base_offset >= 0 && ok.base_offset.checked_add(i64::from(records.len)).is_some();
             for (ts, n) in records.runs() {
-                // Partition and timestamp are the run's.
+                // The batch's partition, the run's timestamp.
                 let run = ok.metadata(partition, 0, ts);
                 for _ in 0..n {
                     let offset = if plain {
