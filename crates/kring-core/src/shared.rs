@@ -364,7 +364,7 @@ impl Shared {
     ) -> Result<AppendOutcome, SendError> {
         match self.append_to_open(&rec) {
             Some(o) => Ok(o),
-            None => self.append_slow(now, rec, block_deadline),
+            None => self.append_general(now, rec, block_deadline),
         }
     }
 
@@ -436,29 +436,11 @@ impl Shared {
     }
 
     /// What follows a record's append into the open batch, under the slot
-    /// lock: its per-record entry, its handle, and sealing the batch once
-    /// no further record can fit (so the I/O thread sends it without
-    /// waiting for the next append). Returns the handle, whether the batch
-    /// was sealed, and whether the I/O thread must be woken.
-    #[inline(always)]
-    fn appended(
-        &self,
-        q: &mut crate::topics::PartitionQueue,
-        topic: u32,
-        partition: u32,
-        rec: &RecordRef<'_>,
-        index: u32,
-    ) -> (DeliveryHandle, bool, bool) {
-        let (batch, full, wake) = self.appended_to(q, topic, partition, rec, index);
-        (
-            DeliveryHandle::new(batch, index, rec.timestamp_ms),
-            full,
-            wake,
-        )
-    }
-
-    /// [`appended`](Self::appended) returning the batch's completion (a
-    /// reference of its own) instead of the handle made from it.
+    /// lock: its per-record entry, a reference to the batch's completion
+    /// (its handle's), and sealing the batch once no further record can
+    /// fit (so the I/O thread sends it without waiting for the next
+    /// append). Returns the completion, whether the batch was sealed, and
+    /// whether the I/O thread must be woken.
     #[inline(always)]
     fn appended_to(
         &self,
@@ -518,9 +500,12 @@ impl Shared {
         }
     }
 
-    /// [`append`](Self::append) beyond [`append_to_open`](Self::append_to_open).
+    /// [`append`](Self::append) beyond [`append_to_open`](Self::append_to_open),
+    /// for a caller that has just tried that itself (a driver's `send`):
+    /// every case, the open batch with room included, without trying the
+    /// fast path a second time.
     #[inline(never)]
-    fn append_slow(
+    pub fn append_general(
         &self,
         now: Instant,
         rec: RecordRef<'_>,
@@ -836,10 +821,10 @@ impl Shared {
                         index
                     }
                 };
-                let (delivery, full, wake) = self.appended(&mut q, topic, partition, rec, index);
+                let (batch, full, wake) = self.appended_to(&mut q, topic, partition, rec, index);
                 drop(q);
                 let outcome = AppendOutcome {
-                    delivery,
+                    delivery: DeliveryHandle::new(batch, index, rec.timestamp_ms),
                     partition: partition as i32,
                     wake,
                 };

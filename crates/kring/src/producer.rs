@@ -401,7 +401,9 @@ impl Producer {
     #[inline(never)]
     fn send_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<DeliveryFuture, SendError> {
         let now = self.clock.instant(mono);
-        let o = self.shared.append(now, rec, self.block_deadline(now))?;
+        let o = self
+            .shared
+            .append_general(now, rec, self.block_deadline(now))?;
         if o.wake {
             self.waker.wake();
         }
