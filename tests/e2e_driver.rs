@@ -121,7 +121,8 @@ fn exercise(bootstrap: &str) {
     assert_eq!(m.responses(), n as u64);
 
     // Connected and idle: the thread sleeps in the kernel.
-    let before = m.io_wakeups();
+    support::wait_until_settled(|| driver.metrics().io_wakeups());
+    let before = driver.metrics().io_wakeups();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(driver.metrics().io_wakeups(), before, "idle driver woke up");
 

@@ -14,7 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kring::{Acks, Compression, ProducerBuilder};
-use support::{read_kafka_python_each, read_rdkafka_each, Checker, Keys, Tansu, Workload};
+use support::{
+    read_kafka_python_each, read_rdkafka_each, wait_until_settled, Checker, Keys, Tansu, Workload,
+};
 
 fn producer(tansu: &Tansu) -> ProducerBuilder {
     support::trace::init();
@@ -192,7 +194,7 @@ fn idle_producer_makes_no_wakeups_in_10_s() {
     let w = Workload::new(100);
     w.send_all(&p, "idle");
     // Let the last responses and the linger of nothing settle.
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until_settled(|| p.metrics().io_wakeups);
     let before = p.metrics();
     std::thread::sleep(Duration::from_secs(10));
     let after = p.metrics();

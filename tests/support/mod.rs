@@ -37,6 +37,27 @@ pub fn io_backend() -> kring::IoBackend {
     }
 }
 
+/// Waits until an I/O thread has settled after its last activity: its
+/// wake-up count (read by `wakeups`) unchanged for 300 ms. The kernel may
+/// still wake a thread that just finished writing (a TCP acknowledgement
+/// freeing send-buffer space raises an edge-triggered `EPOLLOUT`, delayed
+/// by up to 200 ms), which is not an idle wake-up; an idle test measures
+/// from here. Panics if the count never holds still within 10 s.
+pub fn wait_until_settled(wakeups: impl Fn() -> u64) {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let mut last = wakeups();
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_millis(300) {
+        assert!(Instant::now() < give_up, "the I/O thread never settled");
+        std::thread::sleep(Duration::from_millis(10));
+        let now = wakeups();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+}
+
 /// `Producer::builder()` on the backend of [`io_backend`].
 pub fn producer_builder() -> kring::ProducerBuilder {
     kring::Producer::builder().io_backend(io_backend())
