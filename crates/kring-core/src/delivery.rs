@@ -302,6 +302,28 @@ impl BatchCompletion {
         })
     }
 
+    /// Makes a finished batch's completion new again, for a batch of
+    /// `partition`, if nothing else refers to it (no handle could see the
+    /// next batch's result). False, and nothing changed, otherwise.
+    pub(crate) fn reset(this: &mut Arc<Self>, partition: i32) -> bool {
+        match Arc::get_mut(this) {
+            Some(c) => {
+                *c = BatchCompletion {
+                    partition,
+                    slot: OneShot::default(),
+                };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The partition of the batch.
+    #[cfg(test)]
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
+    }
+
     /// Whether the batch has its final result.
     pub fn is_done(&self) -> bool {
         self.slot.is_settled()
@@ -570,6 +592,26 @@ impl PerRecord {
             self.new_run(timestamp_ms);
         }
         self.len += 1;
+    }
+
+    /// This table emptied, its vectors' capacity kept (for a new batch).
+    pub(crate) fn emptied(mut self) -> PerRecord {
+        self.earlier.clear();
+        self.contexts.clear();
+        PerRecord {
+            last: (0, 0),
+            prev: (0, 0),
+            len: 0,
+            has_contexts: false,
+            contexts: self.contexts,
+            earlier: self.earlier,
+        }
+    }
+
+    /// Records in the table.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u32 {
+        self.len
     }
 
     /// Starts a run of `timestamp_ms` (the table's first, or a new

@@ -32,6 +32,7 @@ pub mod partitioner;
 mod producer;
 mod shared;
 mod signal;
+mod spare_parts;
 mod timer;
 mod topics;
 mod wait;

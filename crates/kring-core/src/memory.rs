@@ -15,10 +15,28 @@
 //! registers its waker in `tasks` and returns `Pending` (see `wait`). The wait is the producer
 //! thread's, not the I/O thread's; the deadline is computed by the caller
 //! (this crate never reads the clock).
+//!
+//! Why finished buffers are kept as *spares*: a batch's buffer is
+//! allocated by the sending thread and its last reference dropped by the
+//! I/O thread. With glibc's allocator that free goes back to the sending
+//! thread's arena under that arena's lock, which the sending thread holds
+//! for its own allocations: at 10,000 partitions (a batch of a few records
+//! per partition, ~200,000 batches a second) the two threads met on that
+//! lock thousands of times a second, each meeting a futex sleep and
+//! wake-up, and allocation was over a tenth of the profile. So the I/O
+//! thread hands a finished buffer back ([`recycle`](BufferPool::recycle))
+//! and the next batch of a similar size takes it
+//! ([`take_spare`](BufferPool::take_spare)). A spare stays charged to
+//! `buffer.memory` by its capacity, so the pool still bounds everything;
+//! spares are given up (freed, their charge released) as soon as a
+//! reservation does not fit or anyone waits for memory, and they never
+//! hold more than an eighth of the pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
 
 use crate::wait::WaitList;
 
@@ -32,6 +50,95 @@ pub(crate) struct BufferPool {
     cond: Condvar,
     /// Async senders waiting for memory (woken by `release`).
     pub(crate) tasks: WaitList,
+    /// Finished batch buffers kept for reuse, each charged by its capacity.
+    spares: Mutex<Spares>,
+    /// Capacity held in `spares` (all of it charged in `used`).
+    spare_bytes: AtomicUsize,
+    /// At most this much capacity is kept in `spares`.
+    spare_limit: usize,
+}
+
+/// Size classes of buffers: four per power of two (256, 320, 384, 448,
+/// 512, 640, ...), class `i` of size [`class_size`]`(i)`. New batch
+/// buffers are sized to a class (see `shared::initial_capacity`) so that a
+/// spare of a class fits every batch of that class.
+/// Classes up to 3.5 GiB: buffers larger than that are never kept (and
+/// `Spares::nonempty` has a bit per class).
+const CLASSES: usize = 128;
+
+/// The largest class at or below `cap` (`cap` at least 4).
+fn class_at_or_below(cap: usize) -> usize {
+    let p = (usize::BITS - 1 - cap.leading_zeros()) as usize;
+    4 * p + ((cap >> (p - 2)) & 3)
+}
+
+/// The size of class `i`.
+fn class_size(i: usize) -> usize {
+    (4 + (i & 3)) << (i / 4 - 2)
+}
+
+/// `n` rounded up to its size class (saturating at `usize::MAX`).
+pub(crate) fn round_up_to_class(n: usize) -> usize {
+    if n < 4 {
+        return 4;
+    }
+    let i = class_at_or_below(n);
+    let size = class_size(i);
+    if size == n {
+        n
+    } else if i + 1 < CLASSES {
+        class_size(i + 1)
+    } else {
+        usize::MAX
+    }
+}
+
+/// Spare buffers by size class, each class a stack; a buffer sits in the
+/// largest class at or below its capacity.
+#[derive(Debug)]
+struct Spares {
+    classes: Vec<Vec<BytesMut>>,
+    /// Bit `i` set: class `i` is not empty (freeing all spares visits only
+    /// those).
+    nonempty: u128,
+}
+
+impl Default for Spares {
+    fn default() -> Self {
+        Spares {
+            classes: (0..CLASSES).map(|_| Vec::new()).collect(),
+            nonempty: 0,
+        }
+    }
+}
+
+impl Spares {
+    fn push(&mut self, class: usize, buf: BytesMut) {
+        self.classes[class].push(buf);
+        self.nonempty |= 1 << class;
+    }
+
+    fn pop(&mut self, class: usize) -> Option<BytesMut> {
+        if self.nonempty & (1 << class) == 0 {
+            return None;
+        }
+        let b = self.classes[class].pop();
+        if self.classes[class].is_empty() {
+            self.nonempty &= !(1 << class);
+        }
+        b
+    }
+
+    /// Every spare, leaving none.
+    fn take_all(&mut self) -> Vec<BytesMut> {
+        let mut all = Vec::new();
+        while self.nonempty != 0 {
+            let class = self.nonempty.trailing_zeros() as usize;
+            all.append(&mut self.classes[class]);
+            self.nonempty &= !(1 << class);
+        }
+        all
+    }
 }
 
 impl BufferPool {
@@ -43,16 +150,111 @@ impl BufferPool {
             lock: Mutex::new(()),
             cond: Condvar::new(),
             tasks: WaitList::default(),
+            spares: Mutex::new(Spares::default()),
+            spare_bytes: AtomicUsize::new(0),
+            spare_limit: limit / 8,
         }
+    }
+
+    fn spares(&self) -> MutexGuard<'_, Spares> {
+        self.spares.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A spare buffer for a batch expected to need `n` bytes (empty,
+    /// charged by its capacity, which the caller now holds), if one is
+    /// kept: one with room for `n` and less than twice that, else one of
+    /// at least half of it (`n` has headroom for a record or a quarter
+    /// more; a batch that outgrows it grows as any other, on the sending
+    /// thread, and is charged as it grows).
+    pub(crate) fn take_spare(&self, n: usize) -> Option<BytesMut> {
+        if self.spare_bytes.load(Ordering::Relaxed) == 0 || n < 16 {
+            return None;
+        }
+        // The first class whose buffers all hold `n`: that one and the
+        // next three, then the four below it, nearest first.
+        let mut i = class_at_or_below(n);
+        if class_size(i) < n {
+            i += 1;
+        }
+        if i >= CLASSES {
+            return None;
+        }
+        let mut g = self.spares();
+        let b = (i..(i + 4).min(CLASSES))
+            .chain((i - 4..i).rev())
+            .find_map(|c| g.pop(c))?;
+        drop(g);
+        self.spare_bytes.fetch_sub(b.capacity(), Ordering::SeqCst);
+        Some(b)
+    }
+
+    /// Hands back the buffer of a finished batch that held `charged` bytes
+    /// of the pool: kept as a spare (still charged by its capacity, the
+    /// rest released) if it fits the charge and there is room and nobody
+    /// waits for memory; otherwise freed and the whole charge released.
+    pub(crate) fn recycle(&self, mut buf: BytesMut, charged: usize) {
+        let cap = buf.capacity();
+        if cap < 4
+            || class_at_or_below(cap) >= CLASSES
+            || cap > charged
+            || self.spare_bytes.load(Ordering::Relaxed) + cap > self.spare_limit
+        {
+            drop(buf);
+            self.release(charged);
+            return;
+        }
+        buf.clear();
+        {
+            let mut g = self.spares();
+            g.push(class_at_or_below(cap), buf);
+            // Counted under the lock (a taker subtracts only what it found
+            // there), and SeqCst before the waiters are read: a sender
+            // that starts waiting after this reads `spare_bytes` after
+            // counting itself as waiting (both SeqCst), so either it sees
+            // this spare and frees it, or we see it waiting below.
+            self.spare_bytes.fetch_add(cap, Ordering::SeqCst);
+        }
+        self.release(charged - cap);
+        if self.waiters.load(Ordering::SeqCst) > 0 || !self.tasks.is_empty() {
+            self.drop_spares();
+        }
+    }
+
+    /// Frees every spare and releases its charge (wakes waiting senders).
+    /// Not for a thread holding `lock` (see `try_reserve_holding_lock`).
+    fn drop_spares(&self) {
+        let bytes = self.free_spares();
+        self.release(bytes);
+    }
+
+    /// Frees every spare; returns their capacity, still charged.
+    fn free_spares(&self) -> usize {
+        let freed = self.spares().take_all();
+        let bytes: usize = freed.iter().map(BytesMut::capacity).sum();
+        drop(freed);
+        self.spare_bytes.fetch_sub(bytes, Ordering::SeqCst);
+        bytes
+    }
+
+    /// Capacity held as spares.
+    #[cfg(test)]
+    pub(crate) fn spare_bytes(&self) -> usize {
+        self.spare_bytes.load(Ordering::SeqCst)
     }
 
     pub(crate) fn limit(&self) -> usize {
         self.limit
     }
 
-    /// Bytes currently reserved.
+    /// Bytes currently reserved (spares included).
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes reserved by batches: [`used`](Self::used) without the spares.
+    pub(crate) fn held(&self) -> usize {
+        self.used()
+            .saturating_sub(self.spare_bytes.load(Ordering::Relaxed))
     }
 
     /// Threads blocked in [`reserve_blocking`](Self::reserve_blocking).
@@ -61,8 +263,21 @@ impl BufferPool {
         self.waiters.load(Ordering::SeqCst)
     }
 
-    /// Reserves `n` bytes if they fit.
+    /// Reserves `n` bytes if they fit, giving up the spares if that makes
+    /// them fit.
     pub(crate) fn try_reserve(&self, n: usize) -> bool {
+        if self.try_reserve_unspared(n) {
+            return true;
+        }
+        if self.spare_bytes.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        self.drop_spares();
+        self.try_reserve_unspared(n)
+    }
+
+    /// Reserves `n` bytes if they fit beside what is charged now.
+    fn try_reserve_unspared(&self, n: usize) -> bool {
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
             if cur + n > self.limit {
@@ -94,10 +309,27 @@ impl BufferPool {
         // cannot be missed.
         let (_g, res) = self
             .cond
-            .wait_timeout_while(guard, wait, |_| !self.try_reserve(n))
+            .wait_timeout_while(guard, wait, |_| !self.try_reserve_holding_lock(n))
             .unwrap_or_else(|e| e.into_inner());
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         !res.timed_out()
+    }
+
+    /// [`try_reserve`](Self::try_reserve) for a thread holding `lock`:
+    /// the spares' charge is released without taking `lock` again.
+    fn try_reserve_holding_lock(&self, n: usize) -> bool {
+        if self.try_reserve_unspared(n) {
+            return true;
+        }
+        let bytes = self.free_spares();
+        if bytes == 0 {
+            return false;
+        }
+        self.used.fetch_sub(bytes, Ordering::SeqCst);
+        // Other blocked senders wait on `lock`, which we hold.
+        self.cond.notify_all();
+        self.tasks.wake_all();
+        self.try_reserve_unspared(n)
     }
 
     /// Charges `n` bytes even past the limit (a buffer that already grew
@@ -131,6 +363,118 @@ pub(crate) fn remaining(now: Instant, deadline: Instant) -> Duration {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// Classes are four per power of two, and a class's buffers hold any
+    /// request that rounds up to it.
+    #[test]
+    fn size_classes() {
+        let sizes: Vec<usize> = (32..44).map(class_size).collect();
+        assert_eq!(
+            sizes,
+            [256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792]
+        );
+        for n in 4..70_000 {
+            let r = round_up_to_class(n);
+            assert!(r >= n && r - n <= n / 4, "{n} -> {r}");
+            assert_eq!(class_size(class_at_or_below(r)), r);
+            let below = class_size(class_at_or_below(n));
+            assert!(below <= n && n - below < below / 4 + 1, "{n}: {below}");
+        }
+        assert_eq!(round_up_to_class(usize::MAX), usize::MAX);
+        assert_eq!(round_up_to_class(16384), 16384);
+    }
+
+    /// A finished buffer is kept charged and handed to the next batch that
+    /// fits it; a waiting sender or a reservation that does not fit frees
+    /// the spares first.
+    #[test]
+    fn spares_stay_charged_and_give_way_to_reservations() {
+        let p = BufferPool::new(8000);
+        assert!(p.try_reserve(1000));
+        let buf = BytesMut::with_capacity(640);
+        let cap = buf.capacity();
+        p.recycle(buf, 1000);
+        assert_eq!(p.spare_bytes(), cap);
+        assert_eq!(p.used(), cap, "the spare keeps its own charge only");
+        // A request over twice its size, or under half, finds nothing.
+        assert!(p.take_spare(2 * cap + 1).is_none());
+        assert!(p.take_spare(cap / 4).is_none());
+        let b = p.take_spare(600).expect("a spare that fits");
+        assert!(b.capacity() >= 600 && b.is_empty());
+        assert_eq!(p.spare_bytes(), 0);
+        assert_eq!(p.used(), cap, "the taker holds the charge now");
+        p.recycle(b, cap);
+        // A reservation that fits only without the spare frees it.
+        assert!(p.try_reserve(8000 - cap / 2));
+        assert_eq!(p.spare_bytes(), 0);
+        assert_eq!(p.used(), 8000 - cap / 2);
+    }
+
+    /// A buffer finished while a sender waits for memory is not kept from
+    /// it: whichever of the two sees the other first frees the spare
+    /// (the recycler, seeing a waiter, or the waiter, re-checking under
+    /// its lock — where freeing spares must not take that lock again).
+    /// Repeated so both orders occur.
+    #[test]
+    fn a_waiting_sender_gets_finished_buffers() {
+        for _ in 0..300 {
+            let p = Arc::new(BufferPool::new(1000));
+            assert!(p.try_reserve(1000));
+            let p2 = p.clone();
+            let t = std::thread::spawn(move || p2.reserve_blocking(500, Duration::from_secs(600)));
+            while p.waiters.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            p.recycle(BytesMut::with_capacity(512), 1000);
+            assert!(t.join().unwrap());
+            assert_eq!(p.spare_bytes(), 0);
+            assert_eq!(p.used(), 500);
+        }
+    }
+
+    /// A sender woken in its wait while spares are kept frees them and
+    /// proceeds — without taking the wait's lock a second time (it did,
+    /// and hung, when first written).
+    #[test]
+    fn a_sender_woken_with_spares_kept_frees_them() {
+        let p = Arc::new(BufferPool::new(1000));
+        assert!(p.try_reserve(1000));
+        let p2 = p.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(p2.reserve_blocking(500, Duration::from_secs(600)));
+        });
+        while p.waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        // 512 of the 1,000 reserved bytes become a spare (as `recycle`
+        // does before it looks for waiters), then the waiter is woken.
+        {
+            let mut g = p.spares();
+            g.push(class_at_or_below(512), BytesMut::with_capacity(512));
+            p.spare_bytes.fetch_add(512, Ordering::SeqCst);
+        }
+        drop(p.lock.lock().unwrap());
+        p.cond.notify_all();
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the woken sender hung");
+        assert!(got);
+        assert_eq!(p.spare_bytes(), 0);
+        assert_eq!(p.used(), 1000 - 512 + 500);
+    }
+
+    /// Spares never hold more than an eighth of the pool.
+    #[test]
+    fn spares_are_bounded() {
+        let p = BufferPool::new(8 * 4096);
+        assert!(p.try_reserve(8 * 4096));
+        for _ in 0..8 {
+            p.recycle(BytesMut::with_capacity(2048), 4096);
+        }
+        assert_eq!(p.spare_bytes(), 4096);
+        assert_eq!(p.used(), 4096);
+    }
 
     #[test]
     fn reserve_and_release() {

@@ -132,6 +132,8 @@ pub struct Shared {
     pub(crate) topics: TopicTable,
     pub(crate) notices: NoticeQueue,
     pub(crate) pool: BufferPool,
+    /// Completions and per-record tables of finished batches, for reuse.
+    pub(crate) parts: crate::spare_parts::SpareParts,
     io_waker: IoWakerSlot,
     clock: OnceLock<fn() -> Instant>,
     /// Delivery callback calls that panicked (caught), counted by the I/O
@@ -174,9 +176,11 @@ const MIN_BATCH_CAPACITY: usize = 256;
 
 /// The buffer a new batch starts with: what the partition's previous batch
 /// reached plus room for one more record like this one (or a quarter
-/// more, if that is larger), rounded up to a cache line; at least
+/// more, if that is larger); at least
 /// [`MIN_BATCH_CAPACITY`] and the first record, at most `batch.size`
-/// (unless the record alone is larger).
+/// (unless the record alone is larger), rounded up to a size class of the
+/// buffer pool (so a finished batch's buffer fits the next batches of its
+/// class; see `memory`).
 ///
 /// Why adaptive: memory is charged by buffer capacity, so a fixed start
 /// either wastes `buffer.memory` on sparse partitions (10,000 partitions
@@ -192,10 +196,10 @@ fn initial_capacity(last_len: usize, first: usize, batch_size: usize) -> usize {
     let last = last_len.max(first);
     let want = last
         .saturating_add(first.max(last / 4))
-        .max(MIN_BATCH_CAPACITY)
-        .checked_next_multiple_of(64)
-        .unwrap_or(usize::MAX);
-    want.min(batch_size).max(first)
+        .max(MIN_BATCH_CAPACITY);
+    crate::memory::round_up_to_class(want)
+        .min(batch_size)
+        .max(first)
 }
 
 /// The capacity a batch buffer of capacity `cap` has after growing to hold
@@ -260,6 +264,7 @@ impl Shared {
             topics: TopicTable::new(),
             notices: NoticeQueue::default(),
             pool: BufferPool::new(config.buffer_memory),
+            parts: Default::default(),
             io_waker: IoWakerSlot::default(),
             clock: OnceLock::new(),
             callback_panics: std::sync::atomic::AtomicU64::new(0),
@@ -836,9 +841,20 @@ impl Shared {
         // it grows from there, each growth charged as it happens.
         let rs = first_record_size(rec);
         let need = initial_capacity(q.last_batch_len, HEADER_LEN + rs, batch_size);
-        if !self.charge(reserved, need) {
-            return Ok((Step::NeedMemory(need), false, 0));
-        }
+        // A finished batch's buffer of about that size if one is spare
+        // (charged already, by its capacity; see `memory`).
+        let (need, spare) = match self.pool.take_spare(need) {
+            Some(buf) => {
+                self.pool.release(std::mem::take(reserved));
+                (buf.capacity(), Some(buf))
+            }
+            None => {
+                if !self.charge(reserved, need) {
+                    return Ok((Step::NeedMemory(need), false, 0));
+                }
+                (need, None)
+            }
+        };
 
         let old = q.open.take().map(|o| {
             let id = o.id;
@@ -846,12 +862,15 @@ impl Shared {
         });
         let had_old = old.is_some();
         let id = q.next_id;
-        let mut builder = RecordBatchBuilder::new(rec.timestamp_ms, need);
+        let mut builder = match spare {
+            Some(buf) => RecordBatchBuilder::in_buffer(rec.timestamp_ms, buf),
+            None => RecordBatchBuilder::new(rec.timestamp_ms, need),
+        };
         let index = builder.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
         let mut need = need;
         self.charge_capacity(&mut need, builder.capacity());
         let full = builder.size_in_bytes() >= batch_size || self.cfg.batch_records <= 1;
-        let completion = BatchCompletion::new(partition as i32);
+        let (completion, per_record) = self.parts.take(partition as i32);
         let delivery = DeliveryHandle::new(completion.clone(), index, rec.timestamp_ms);
         let old_id = old.map(|(old_id, b)| {
             q.sealed.push_back(b);
@@ -894,7 +913,9 @@ impl Shared {
             self.pool.release(need);
             return Err(SendError::Closed);
         };
-        self.commit_new(&mut q, id, builder, completion, now, need, gen, rec, full);
+        self.commit_new(
+            &mut q, id, builder, completion, per_record, now, need, gen, rec, full,
+        );
         drop(q);
         Ok((
             Step::Done(AppendOutcome {
@@ -914,6 +935,7 @@ impl Shared {
         id: u64,
         builder: RecordBatchBuilder,
         completion: Arc<BatchCompletion>,
+        mut per_record: crate::delivery::PerRecord,
         now: Instant,
         reserved: usize,
         flush_gen: u64,
@@ -922,7 +944,6 @@ impl Shared {
     ) {
         q.next_id = id + 1;
         q.last_batch_len = builder.size_in_bytes();
-        let mut per_record = crate::delivery::PerRecord::default();
         if self.cfg.keep_timestamps {
             per_record.push(rec.timestamp_ms, rec.context);
         }
@@ -1148,9 +1169,10 @@ impl Shared {
             })
     }
 
-    /// Bytes of `buffer.memory` currently reserved by batches.
+    /// Bytes of `buffer.memory` currently reserved by batches (not by
+    /// finished buffers kept for reuse).
     pub fn buffered_bytes(&self) -> usize {
-        self.pool.used()
+        self.pool.held()
     }
 
     /// How many times producer threads asked for the I/O thread to be woken

@@ -364,19 +364,34 @@ impl Ledger {
         outcome: Result<BatchOk, DeliveryError>,
         out: Outlet<'_>,
     ) -> PartKey {
-        let b = self.batches.remove(bk);
+        let shared = out.shared;
+        let mut b = self.batches.remove(bk);
+        // The buffer goes back to the pool for a later batch if nothing
+        // else holds it (see `memory`); the pool then owns its charge.
+        let reserved = match std::mem::replace(&mut b.data, BatchData::Taken) {
+            BatchData::Stamped(bytes) => match bytes.try_into_mut() {
+                Ok(buf) => {
+                    out.shared.pool.recycle(buf, b.reserved);
+                    0
+                }
+                Err(_) => b.reserved,
+            },
+            _ => b.reserved,
+        };
         self.finish(
             b.part,
             b.records,
             &b.completion,
             b.span,
-            b.reserved,
+            reserved,
             b.flush_gen,
             &b.per_record,
             outcome,
             out,
         );
-        b.part
+        let part = b.part;
+        shared.parts.put(b.completion, b.per_record);
+        part
     }
 
     /// The end of a sealed batch that never left the accumulator.

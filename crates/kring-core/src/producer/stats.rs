@@ -769,7 +769,7 @@ impl ProducerCore {
             produce_requests: self.stats.produce_requests,
             metadata_requests: self.stats.metadata_requests,
             requests_in_flight: self.conns.iter().map(|c| c.in_flight.len() as u64).sum(),
-            buffer_memory_used: self.shared.pool.used() as u64,
+            buffer_memory_used: self.shared.pool.held() as u64,
             buffer_memory_limit: self.shared.pool.limit() as u64,
             epoch_bumps: self.stats.epoch_bumps,
             delivery_callback_panics: self.stats.callback_panics,
@@ -932,7 +932,7 @@ impl Statistics {
     pub fn unavailable(shared: &Shared) -> Statistics {
         Statistics {
             totals: TotalStatistics {
-                buffer_memory_used: shared.pool.used() as u64,
+                buffer_memory_used: shared.pool.held() as u64,
                 buffer_memory_limit: shared.pool.limit() as u64,
                 ..TotalStatistics::default()
             },

@@ -213,7 +213,17 @@ impl RecordBatchBuilder {
     /// reservation, header included (at least the 61 header bytes are
     /// reserved).
     pub fn new(base_timestamp: i64, capacity: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(capacity.max(HEADER_LEN));
+        Self::in_buffer(
+            base_timestamp,
+            BytesMut::with_capacity(capacity.max(HEADER_LEN)),
+        )
+    }
+
+    /// A builder writing into `buf` (cleared first): a buffer reused from
+    /// an earlier batch instead of a new allocation. It grows from its
+    /// capacity like any other.
+    pub fn in_buffer(base_timestamp: i64, mut buf: BytesMut) -> Self {
+        buf.clear();
         buf.put_bytes(0, HEADER_LEN);
         RecordBatchBuilder {
             buf,

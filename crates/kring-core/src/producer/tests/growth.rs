@@ -232,17 +232,19 @@ fn a_new_batch_is_sized_like_the_partitions_last() {
         sim.send("t", Some(0), None, Some(&[4u8; 100])).unwrap();
     }
     sim.drive();
-    // The last batch held ~6.7 KB: the next starts with room for a
-    // quarter more (8,320 B), charged as such.
+    // The last batch held ~6.7 KB: the next wants room for a quarter more
+    // (8,320 B, rounded up to the pool's size class: 10,240 B). The last
+    // batch's own buffer (grown to 8,192 B) is spare and over half that:
+    // reused, charged by its capacity.
     sim.send("t", Some(0), None, Some(b"next")).unwrap();
-    assert_eq!(cap(&sim, 0), Some(8320));
+    assert_eq!(cap(&sim, 0), Some(8192));
     sim.send("t", Some(1), None, Some(b"other")).unwrap();
     assert_eq!(
         cap(&sim, 1),
         Some(256),
         "another partition's history is its own"
     );
-    assert_eq!(sim.shared.buffered_bytes(), 8320 + 256);
+    assert_eq!(sim.shared.buffered_bytes(), 8192 + 256);
     sim.drive();
     // That one-record batch is the history now: back to small.
     sim.send("t", Some(0), None, Some(b"sparse")).unwrap();
