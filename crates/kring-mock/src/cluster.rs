@@ -428,7 +428,7 @@ impl MockCluster {
     /// broker does when the state expires (`producer.id.expiration.ms`) or
     /// the log is truncated: the next batch of such a producer is taken as
     /// its first (see
-    /// [`UnknownProducerPolicy`](crate::UnknownProducerPolicy) for a
+    /// [`UnknownProducerPolicy`] for a
     /// non-zero first sequence).
     pub fn forget_producers(&self, topic: &str, partition: i32) -> Result<(), MockError> {
         let mut st = self.shared.lock();

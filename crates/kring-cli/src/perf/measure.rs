@@ -76,7 +76,7 @@ pub struct ThreadSwitches {
 }
 
 /// Every live thread of this process: its kernel id and its
-/// /proc/self/task/<tid> directory (none if /proc is unreadable).
+/// `/proc/self/task/<tid>` directory (none if /proc is unreadable).
 fn threads() -> impl Iterator<Item = (u32, std::path::PathBuf)> {
     std::fs::read_dir("/proc/self/task")
         .into_iter()

@@ -19,7 +19,7 @@
 //! attempt count, the last broker error and the "may have been written"
 //! flag (the retry and idempotence logic owns those facts).
 //!
-//! The batch's [`BatchCompletion`](crate::delivery::BatchCompletion) (what
+//! The batch's [`BatchCompletion`] (what
 //! users' handles wait on) can only be settled with a [`Settle`], which
 //! only this module can make: nothing else in the crate can resolve a
 //! batch's handles behind the ledger's back.
@@ -43,7 +43,7 @@ use crate::shared::Shared;
 use crate::signal::Signal;
 use crate::topics::{OpenBatch, QueuedBatch};
 
-/// The right to settle a [`BatchCompletion`](crate::delivery::BatchCompletion)
+/// The right to settle a [`BatchCompletion`]
 /// (complete it, split it, complete a part). Its field is private to this
 /// module, so only the ledger can make one: the completion's settling
 /// methods take it, and "a batch's handles resolve only through the
