@@ -460,6 +460,12 @@ pub struct DeliveryHandle {
 }
 
 impl DeliveryHandle {
+    /// The address of its batch's completion (tests: is it a reused one?).
+    #[cfg(test)]
+    pub(crate) fn batch_addr(&self) -> usize {
+        Arc::as_ptr(&self.batch) as usize
+    }
+
     pub(crate) fn new(batch: Arc<BatchCompletion>, index: u32, timestamp_ms: i64) -> Self {
         DeliveryHandle {
             batch,

@@ -13,6 +13,7 @@ mod protocol;
 mod purge;
 mod purge_on_wire;
 mod readiness;
+mod recycle;
 mod sasl;
 mod sender;
 mod split;
