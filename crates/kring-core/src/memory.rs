@@ -420,11 +420,7 @@ mod tests {
         for _ in 0..300 {
             let p = Arc::new(BufferPool::new(1000));
             assert!(p.try_reserve(1000));
-            let p2 = p.clone();
-            let t = std::thread::spawn(move || p2.reserve_blocking(500, Duration::from_secs(600)));
-            while p.waiters.load(Ordering::SeqCst) == 0 {
-                std::thread::yield_now();
-            }
+            let t = blocked_reserver(&p, 500);
             p.recycle(BytesMut::with_capacity(512), 1000);
             assert!(t.join().unwrap());
             assert_eq!(p.spare_bytes(), 0);
@@ -476,6 +472,18 @@ mod tests {
         assert_eq!(p.used(), 4096);
     }
 
+    /// A thread blocked reserving `n` bytes of `p` (a long wait: a test
+    /// ends as soon as memory comes), returned once it counts as a waiter
+    /// (spinning on the counter with yields, no sleeping).
+    fn blocked_reserver(p: &Arc<BufferPool>, n: usize) -> std::thread::JoinHandle<bool> {
+        let p2 = Arc::clone(p);
+        let t = std::thread::spawn(move || p2.reserve_blocking(n, Duration::from_secs(600)));
+        while p.waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        t
+    }
+
     #[test]
     fn reserve_and_release() {
         let p = BufferPool::new(100);
@@ -493,14 +501,7 @@ mod tests {
     fn blocked_reserver_is_released_by_another_thread() {
         let p = Arc::new(BufferPool::new(10));
         assert!(p.try_reserve(10));
-        let p2 = p.clone();
-        // A long wait: the test finishes as soon as the release happens.
-        let t = std::thread::spawn(move || p2.reserve_blocking(5, Duration::from_secs(600)));
-        // Wait until the thread is registered as a waiter (no sleeping; spin
-        // on the counter with yields).
-        while p.waiters.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
+        let t = blocked_reserver(&p, 5);
         p.release(10);
         assert!(t.join().unwrap());
         assert_eq!(p.used(), 5);

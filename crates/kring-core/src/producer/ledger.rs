@@ -365,13 +365,13 @@ impl Ledger {
         out: Outlet<'_>,
     ) -> PartKey {
         let shared = out.shared;
-        let mut b = self.batches.remove(bk);
+        let b = self.batches.remove(bk);
         // The buffer goes back to the pool for a later batch if nothing
         // else holds it (see `memory`); the pool then owns its charge.
-        let reserved = match std::mem::replace(&mut b.data, BatchData::Taken) {
+        let reserved = match b.data {
             BatchData::Stamped(bytes) => match bytes.try_into_mut() {
                 Ok(buf) => {
-                    out.shared.pool.recycle(buf, b.reserved);
+                    shared.pool.recycle(buf, b.reserved);
                     0
                 }
                 Err(_) => b.reserved,
@@ -389,9 +389,8 @@ impl Ledger {
             outcome,
             out,
         );
-        let part = b.part;
         shared.parts.put(b.completion, b.per_record);
-        part
+        b.part
     }
 
     /// The end of a sealed batch that never left the accumulator.

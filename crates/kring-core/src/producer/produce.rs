@@ -609,18 +609,7 @@ impl ProducerCore {
                 Some(pr) => {
                     let err = ErrorCode(pr.error_code);
                     if err.is_ok() || err == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
-                        if self.idem.enabled() {
-                            self.seq_batch_ok(pk, bk);
-                        }
-                        let base_offset = self.plausible_base_offset(bk, pr.base_offset);
-                        self.complete_ok(
-                            bk,
-                            BatchOk {
-                                base_offset,
-                                log_append_time: pr.log_append_time_ms,
-                            },
-                        );
-                        self.after_partition_progress(now, pk);
+                        self.partition_ok(now, pk, bk, pr.base_offset, pr.log_append_time_ms);
                     } else {
                         let hint = (version >= 10 && pr.current_leader.leader_id >= 0).then_some((
                             pr.current_leader.leader_id,
@@ -683,20 +672,34 @@ impl ProducerCore {
             let pk = self.ledger[bk].part();
             let part = self.part(pk);
             part.in_flight = part.in_flight.saturating_sub(1);
-            if self.idem.enabled() {
-                self.seq_batch_ok(pk, bk);
-            }
-            let base_offset = self.plausible_base_offset(bk, p.base_offset);
-            self.complete_ok(
-                bk,
-                BatchOk {
-                    base_offset,
-                    log_append_time: p.log_append_time_ms,
-                },
-            );
-            self.after_partition_progress(now, pk);
+            self.partition_ok(now, pk, bk, p.base_offset, p.log_append_time_ms);
         }
         true
+    }
+
+    /// A partition of a produce response accepted batch `bk` (or found it
+    /// a duplicate): its sequence advances, it completes with the offset
+    /// and time the broker gave, the partition may send again.
+    fn partition_ok(
+        &mut self,
+        now: Instant,
+        pk: PartKey,
+        bk: BatchKey,
+        base_offset: i64,
+        log_append_time: i64,
+    ) {
+        if self.idem.enabled() {
+            self.seq_batch_ok(pk, bk);
+        }
+        let base_offset = self.plausible_base_offset(bk, base_offset);
+        self.complete_ok(
+            bk,
+            BatchOk {
+                base_offset,
+                log_append_time,
+            },
+        );
+        self.after_partition_progress(now, pk);
     }
 
     /// The base offset to report for a batch the broker accepted: its
