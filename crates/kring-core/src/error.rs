@@ -24,7 +24,7 @@ pub enum SendError {
     },
     /// `buffer.memory` is full: it stayed full until the block deadline
     /// (`max.block.ms`), or, from a non-blocking send
-    /// ([`Shared::try_append_now`](crate::Shared::try_append_now)), it is
+    /// ([`Shared::try_produce_now`](crate::Shared::try_produce_now)), it is
     /// full now (`waited` is zero). Memory comes back as batches complete.
     #[error("buffer.memory ({limit} bytes) stayed full for {waited:?}")]
     BufferFull {

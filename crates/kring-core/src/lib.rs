@@ -30,6 +30,7 @@ mod notice;
 mod oneshot;
 pub mod partitioner;
 mod producer;
+mod reply;
 mod shared;
 mod signal;
 mod spare_parts;

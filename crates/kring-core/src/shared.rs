@@ -22,11 +22,12 @@ use kring_protocol::record::{layout::HEADER_LEN, Compression, Header, RecordBatc
 use kring_protocol::ErrorCode;
 
 use crate::config::Config;
-use crate::delivery::{panic_message, BatchCompletion, DeliveryHandle};
+use crate::delivery::{panic_message, DeliveryHandle};
 use crate::error::SendError;
 use crate::memory::{remaining, BufferPool};
 use crate::notice::{Notice, NoticeQueue};
 use crate::partitioner::{PartitionView, Partitioner};
+use crate::reply::{NoHandle, Reply, WithHandle};
 use crate::signal::{FlushHandle, Signal};
 use crate::topics::{OpenBatch, PartitionSlot, TopicState, TopicStatus, TopicTable};
 use crate::wait::WaitList;
@@ -53,12 +54,14 @@ pub struct RecordRef<'a> {
     pub context: u64,
 }
 
-/// A record accepted by [`Shared::append`].
+/// A record accepted by [`Shared::append`] (with its [`DeliveryHandle`]),
+/// or by [`Shared::produce`] (`D` = `()`: the result goes only to the
+/// delivery callback).
 #[derive(Debug)]
 #[must_use = "the delivery handle is the only way to learn the record's fate (unless a callback is set), and `wake` must be acted on"]
-pub struct AppendOutcome {
+pub struct AppendOutcome<D = DeliveryHandle> {
     /// The record's pending result.
-    pub delivery: DeliveryHandle,
+    pub delivery: D,
     /// The partition chosen.
     pub partition: i32,
     /// The I/O thread is parked and this append gave it new work: the
@@ -74,18 +77,18 @@ pub struct AppendOutcome {
 /// Why: an `AppendOutcome` (four words) returned from inside the view was
 /// stored and copied three times on its way out, a tenth of the fast
 /// path's instructions.
-struct OpenAppend {
-    /// The batch's completion, for the record's handle.
-    batch: Arc<BatchCompletion>,
+struct OpenAppend<B> {
+    /// The batch's completion, for the record's handle (see [`Reply`]).
+    batch: B,
     /// The record's index in its batch (bits 0-31), its partition (bits
     /// 32-62: partitions are below 2^31) and whether the I/O thread must
     /// be woken (bit 63).
     bits: u64,
 }
 
-impl OpenAppend {
+impl<B> OpenAppend<B> {
     #[inline(always)]
-    fn new(batch: Arc<BatchCompletion>, index: u32, partition: u32, wake: bool) -> Self {
+    fn new(batch: B, index: u32, partition: u32, wake: bool) -> Self {
         debug_assert!(partition < 1 << 31);
         OpenAppend {
             batch,
@@ -209,8 +212,8 @@ fn grown_capacity(cap: usize, len: usize) -> usize {
 }
 
 /// What the locked part of an append asks the unlocked part to do.
-enum Step {
-    Done(AppendOutcome),
+enum Step<D> {
+    Done(AppendOutcome<D>),
     NeedTopic,
     NeedMemory(usize),
 }
@@ -373,6 +376,22 @@ impl Shared {
         }
     }
 
+    /// [`append`](Self::append) without a delivery handle: the record's
+    /// result goes only to the delivery callback (if one is set), and the
+    /// batch makes no completion for it (see `reply`).
+    #[inline]
+    pub fn produce(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+        block_deadline: Instant,
+    ) -> Result<AppendOutcome<()>, SendError> {
+        match self.produce_to_open(&rec) {
+            Some(o) => Ok(o),
+            None => self.produce_general(now, rec, block_deadline),
+        }
+    }
+
     /// The common case of every append, on its own: the record goes into
     /// its partition's open batch, which has room for it in its buffer as
     /// it is (no memory to charge, no batch to open, nothing to wait for,
@@ -387,6 +406,18 @@ impl Shared {
     /// every outcome) were more than half of a send's instructions.
     #[inline(always)]
     pub fn append_to_open(&self, rec: &RecordRef<'_>) -> Option<AppendOutcome> {
+        self.to_open::<WithHandle>(rec)
+    }
+
+    /// [`append_to_open`](Self::append_to_open) without a delivery handle
+    /// (see [`produce`](Self::produce)).
+    #[inline(always)]
+    pub fn produce_to_open(&self, rec: &RecordRef<'_>) -> Option<AppendOutcome<()>> {
+        self.to_open::<NoHandle>(rec)
+    }
+
+    #[inline(always)]
+    fn to_open<R: Reply>(&self, rec: &RecordRef<'_>) -> Option<AppendOutcome<R::Delivery>> {
         if !self.cfg.batch_within_limits || self.notices.is_closed() {
             return None;
         }
@@ -426,7 +457,8 @@ impl Shared {
                 )
                 .ok()?;
             let added = open.builder.size_in_bytes() - size;
-            let (batch, full, wake) = self.appended_to(&mut q, topic.id, partition, rec, index);
+            let (batch, full, wake) =
+                self.appended_to::<R>(&mut q, topic.id, partition, rec, index);
             drop(q);
             if is_sticky {
                 self.after_sticky_append(sticky, topic, n, added, full);
@@ -436,30 +468,30 @@ impl Shared {
         Some(AppendOutcome {
             partition: a.partition(),
             wake: a.wake(),
-            delivery: DeliveryHandle::new(a.batch, a.bits as u32, rec.timestamp_ms),
+            delivery: R::delivery(a.batch, a.bits as u32, rec.timestamp_ms),
         })
     }
 
     /// What follows a record's append into the open batch, under the slot
     /// lock: its per-record entry, a reference to the batch's completion
-    /// (its handle's), and sealing the batch once no further record can
+    /// (its handle's, if it wants one), and sealing the batch once no further record can
     /// fit (so the I/O thread sends it without waiting for the next
     /// append). Returns the completion, whether the batch was sealed, and
     /// whether the I/O thread must be woken.
     #[inline(always)]
-    fn appended_to(
+    fn appended_to<R: Reply>(
         &self,
         q: &mut crate::topics::PartitionQueue,
         topic: u32,
         partition: u32,
         rec: &RecordRef<'_>,
         index: u32,
-    ) -> (Arc<BatchCompletion>, bool, bool) {
+    ) -> (R::Batch, bool, bool) {
         let open = q.open.as_mut().expect("open batch");
         if self.cfg.keep_timestamps {
             open.per_record.push(rec.timestamp_ms, rec.context);
         }
-        let batch = open.completion.clone();
+        let batch = R::batch(&mut open.completion, &self.parts, partition as i32);
         let len = open.builder.size_in_bytes();
         let full = len >= self.cfg.batch_size || index + 1 >= self.cfg.batch_records;
         let mut wake = false;
@@ -516,11 +548,33 @@ impl Shared {
         rec: RecordRef<'_>,
         block_deadline: Instant,
     ) -> Result<AppendOutcome, SendError> {
+        self.general::<WithHandle>(now, rec, block_deadline)
+    }
+
+    /// [`append_general`](Self::append_general) without a delivery handle
+    /// (see [`produce`](Self::produce)).
+    #[inline(never)]
+    pub fn produce_general(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+        block_deadline: Instant,
+    ) -> Result<AppendOutcome<()>, SendError> {
+        self.general::<NoHandle>(now, rec, block_deadline)
+    }
+
+    #[inline(always)]
+    fn general<R: Reply>(
+        &self,
+        now: Instant,
+        rec: RecordRef<'_>,
+        block_deadline: Instant,
+    ) -> Result<AppendOutcome<R::Delivery>, SendError> {
         self.precheck(&rec)?;
         let mut wake = false;
         let mut reserved = 0usize;
         let result = loop {
-            let step = match self.attempt(now, &rec, &mut reserved) {
+            let step = match self.attempt::<R>(now, &rec, &mut reserved) {
                 Ok(s) => s,
                 Err(e) => break Err(e),
             };
@@ -571,17 +625,19 @@ impl Shared {
     }
 
     /// One non-blocking try: appended, or what to wait for.
-    fn attempt(
+    fn attempt<R: Reply>(
         &self,
         now: Instant,
         rec: &RecordRef<'_>,
         reserved: &mut usize,
-    ) -> Result<Step, SendError> {
+    ) -> Result<Step<R::Delivery>, SendError> {
         self.topics
-            .with_view(|v| self.try_append(v, now, rec, reserved))
+            .with_view(|v| self.try_append::<R>(v, now, rec, reserved))
     }
 
-    /// Appends a record without ever blocking: fails at once where
+    /// Appends a record without ever blocking and without a delivery
+    /// handle (its result goes only to the delivery callback, as with
+    /// [`produce`](Self::produce)): fails at once where
     /// [`append`](Self::append) would wait, with
     /// [`SendError::BufferFull`] (`waited` zero) when `buffer.memory` is
     /// full, or [`SendError::NoMetadataYet`] when the topic's partitions
@@ -590,17 +646,17 @@ impl Shared {
     /// outcome is [`append`](Self::append)'s, including an immediate
     /// [`SendError::InvalidPartition`] for a partition the topic is known
     /// not to have.
-    pub fn try_append_now(
+    pub fn try_produce_now(
         &self,
         now: Instant,
         rec: RecordRef<'_>,
-    ) -> Result<AppendOutcome, SendError> {
+    ) -> Result<AppendOutcome<()>, SendError> {
         self.precheck(&rec)?;
         // Twice at most: metadata may arrive between the first try and the
         // registration below.
         for _ in 0..2 {
             let mut reserved = 0usize;
-            let step = self.attempt(now, &rec, &mut reserved);
+            let step = self.attempt::<NoHandle>(now, &rec, &mut reserved);
             debug_assert_eq!(reserved, 0, "nothing reserved outside a wait");
             match step? {
                 Step::Done(o) => return Ok(o),
@@ -682,13 +738,13 @@ impl Shared {
 
     /// The locked part: choose the partition and append, or say what to
     /// wait for.
-    fn try_append(
+    fn try_append<R: Reply>(
         &self,
         v: &mut crate::topics::ThreadView,
         now: Instant,
         rec: &RecordRef<'_>,
         reserved: &mut usize,
-    ) -> Result<Step, SendError> {
+    ) -> Result<Step<R::Delivery>, SendError> {
         let (topic, sticky) = v.split(rec.topic);
         let Some(topic) = topic else {
             return Ok(Step::NeedTopic);
@@ -763,7 +819,7 @@ impl Shared {
         };
         let slot = &topic.partitions[partition as usize];
         let (step, sealed, added) =
-            self.append_to_slot(slot, topic.id, partition, now, rec, reserved)?;
+            self.append_to_slot::<R>(slot, topic.id, partition, now, rec, reserved)?;
         if is_sticky && matches!(step, Step::Done(_)) {
             self.after_sticky_append(sticky, topic, n, added, sealed);
         }
@@ -772,7 +828,7 @@ impl Shared {
 
     /// Appends under the slot's lock. Returns the step, whether a batch
     /// was sealed, and the bytes added.
-    fn append_to_slot(
+    fn append_to_slot<R: Reply>(
         &self,
         slot: &PartitionSlot,
         topic: u32,
@@ -780,7 +836,7 @@ impl Shared {
         now: Instant,
         rec: &RecordRef<'_>,
         reserved: &mut usize,
-    ) -> Result<(Step, bool, usize), SendError> {
+    ) -> Result<(Step<R::Delivery>, bool, usize), SendError> {
         let batch_size = self.cfg.batch_size;
         let mut q = slot.lock();
         if let Some(open) = q.open.as_mut() {
@@ -826,10 +882,11 @@ impl Shared {
                         index
                     }
                 };
-                let (batch, full, wake) = self.appended_to(&mut q, topic, partition, rec, index);
+                let (batch, full, wake) =
+                    self.appended_to::<R>(&mut q, topic, partition, rec, index);
                 drop(q);
                 let outcome = AppendOutcome {
-                    delivery: DeliveryHandle::new(batch, index, rec.timestamp_ms),
+                    delivery: R::delivery(batch, index, rec.timestamp_ms),
                     partition: partition as i32,
                     wake,
                 };
@@ -870,8 +927,9 @@ impl Shared {
         let mut need = need;
         self.charge_capacity(&mut need, builder.capacity());
         let full = builder.size_in_bytes() >= batch_size || self.cfg.batch_records <= 1;
-        let (completion, per_record) = self.parts.take(partition as i32);
-        let delivery = DeliveryHandle::new(completion.clone(), index, rec.timestamp_ms);
+        let (mut completion, per_record) = R::open(&self.parts, partition as i32);
+        let batch = R::batch(&mut completion, &self.parts, partition as i32);
+        let delivery = R::delivery(batch, index, rec.timestamp_ms);
         let old_id = old.map(|(old_id, b)| {
             q.sealed.push_back(b);
             old_id
@@ -934,7 +992,7 @@ impl Shared {
         q: &mut crate::topics::PartitionQueue,
         id: u64,
         builder: RecordBatchBuilder,
-        completion: Arc<BatchCompletion>,
+        completion: Option<Arc<crate::delivery::BatchCompletion>>,
         mut per_record: crate::delivery::PerRecord,
         now: Instant,
         reserved: usize,
@@ -1271,7 +1329,7 @@ impl AsyncAppend<'_> {
             if sh.notices.is_closed() {
                 return Poll::Ready(Err(SendError::Closed));
             }
-            let step = match sh.attempt(now, rec, &mut self.reserved) {
+            let step = match sh.attempt::<WithHandle>(now, rec, &mut self.reserved) {
                 Ok(s) => s,
                 Err(e) => return Poll::Ready(Err(e)),
             };

@@ -40,7 +40,7 @@ use crate::config::Config;
 use crate::delivery::DeliveryHandle;
 use crate::error::SendError;
 use crate::producer::{ConnId, IoCommand, ProducerCore};
-use crate::shared::{RecordRef, Shared};
+use crate::shared::{AppendOutcome, RecordRef, Shared};
 
 #[cfg(feature = "sim")]
 pub mod chaos;
@@ -559,6 +559,37 @@ impl<B: SimBroker> Sim<B> {
         value: Option<&[u8]>,
         context: u64,
     ) -> Result<DeliveryHandle, SendError> {
+        self.append_with(topic, partition, key, value, context, |s, now, rec| {
+            s.append(now, rec, now)
+        })
+    }
+
+    /// [`send_with_context`](Self::send_with_context) without a handle
+    /// ([`Shared::produce`]): the result goes only to the callback.
+    pub fn produce_with_context(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        context: u64,
+    ) -> Result<(), SendError> {
+        self.append_with(topic, partition, key, value, context, |s, now, rec| {
+            s.produce(now, rec, now)
+        })
+    }
+
+    /// The blocking append of `send` and `produce`, played by stepping the
+    /// sim.
+    fn append_with<D>(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        context: u64,
+        append: impl Fn(&Shared, Instant, RecordRef<'_>) -> Result<AppendOutcome<D>, SendError>,
+    ) -> Result<D, SendError> {
         let deadline = self.now + Duration::from_secs(60);
         let mut settled = false;
         loop {
@@ -572,7 +603,7 @@ impl<B: SimBroker> Sim<B> {
                 timestamp_ms: ts,
                 context,
             };
-            match self.shared.append(self.now, rec, self.now) {
+            match append(&self.shared, self.now, rec) {
                 Ok(o) => {
                     if o.wake {
                         self.wakes += 1;

@@ -15,63 +15,135 @@
 //! Buffers go back through the buffer pool instead (`memory`), which keeps
 //! them charged to `buffer.memory`.
 //!
-//! Bounded: at most [`MAX_KEPT`] sets are kept (a few hundred KiB); beyond
-//! that the I/O thread drops them itself, as before.
+//! A batch has a completion only once a record of it was sent with a
+//! handle (`send`); records sent without one (`produce`, `try_send`,
+//! results through the delivery callback) never make one, so completions
+//! and tables are kept apart.
+//!
+//! Bounded: at most [`MAX_KEPT`] of each are kept (a few hundred KiB);
+//! beyond that the I/O thread drops them itself, as before.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::delivery::{BatchCompletion, PerRecord};
 
-/// The most sets kept at once.
+/// The most completions, and the most tables, kept at once.
 pub(crate) const MAX_KEPT: usize = 4096;
 
 /// Completions and per-record tables of finished batches.
 #[derive(Debug, Default)]
 pub(crate) struct SpareParts {
-    kept: Mutex<Vec<(Arc<BatchCompletion>, PerRecord)>>,
-    /// `kept.len()`, readable without the lock.
-    len: AtomicUsize,
+    kept: Mutex<Kept>,
+    /// `kept.completions.len()`, readable without the lock.
+    completions: AtomicUsize,
+    /// `kept.tables.len()`, readable without the lock.
+    tables: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    completions: Vec<Arc<BatchCompletion>>,
+    tables: Vec<PerRecord>,
 }
 
 impl SpareParts {
-    /// Keeps a finished batch's completion and table (the I/O thread,
-    /// after the batch's results are out), unless [`MAX_KEPT`] are kept.
-    pub(crate) fn put(&self, completion: Arc<BatchCompletion>, per_record: PerRecord) {
-        if self.len.load(Ordering::Relaxed) >= MAX_KEPT {
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a finished batch's completion (if it had one) and table (the
+    /// I/O thread, after the batch's results are out), each unless
+    /// [`MAX_KEPT`] are kept.
+    pub(crate) fn put(&self, completion: Option<Arc<BatchCompletion>>, per_record: PerRecord) {
+        let room_c = completion.is_some() && self.completions.load(Ordering::Relaxed) < MAX_KEPT;
+        let room_t = self.tables.load(Ordering::Relaxed) < MAX_KEPT;
+        if !room_c && !room_t {
             return;
         }
-        let mut g = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        g.push((completion, per_record));
-        self.len.store(g.len(), Ordering::Relaxed);
-    }
-
-    /// A completion and an empty per-record table for a new batch of
-    /// `partition`: reused if a kept completion has no other reference
-    /// left, else new.
-    pub(crate) fn take(&self, partition: i32) -> (Arc<BatchCompletion>, PerRecord) {
-        if self.len.load(Ordering::Relaxed) > 0 {
-            let kept = {
-                let mut g = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                let kept = g.pop();
-                self.len.store(g.len(), Ordering::Relaxed);
-                kept
-            };
-            if let Some((mut completion, per_record)) = kept {
-                let per_record = per_record.emptied();
-                if BatchCompletion::reset(&mut completion, partition) {
-                    return (completion, per_record);
-                }
-                return (BatchCompletion::new(partition), per_record);
-            }
+        let mut g = self.lock();
+        if let (true, Some(c)) = (room_c, completion) {
+            g.completions.push(c);
+            self.completions
+                .store(g.completions.len(), Ordering::Relaxed);
         }
-        (BatchCompletion::new(partition), PerRecord::default())
+        if room_t {
+            g.tables.push(per_record);
+            self.tables.store(g.tables.len(), Ordering::Relaxed);
+        }
     }
 
-    /// Sets kept.
+    /// An empty per-record table for a new batch, with a finished batch's
+    /// capacity if one is kept.
+    pub(crate) fn take_table(&self) -> PerRecord {
+        if self.tables.load(Ordering::Relaxed) == 0 {
+            return PerRecord::default();
+        }
+        let kept = {
+            let mut g = self.lock();
+            let t = g.tables.pop();
+            self.tables.store(g.tables.len(), Ordering::Relaxed);
+            t
+        };
+        kept.map_or_else(PerRecord::default, PerRecord::emptied)
+    }
+
+    /// A completion for a batch of `partition`: reused if a kept one has
+    /// no other reference left, else new.
+    pub(crate) fn take_completion(&self, partition: i32) -> Arc<BatchCompletion> {
+        if self.completions.load(Ordering::Relaxed) == 0 {
+            return BatchCompletion::new(partition);
+        }
+        let kept = {
+            let mut g = self.lock();
+            let c = g.completions.pop();
+            self.completions
+                .store(g.completions.len(), Ordering::Relaxed);
+            c
+        };
+        Self::reused(kept, partition)
+    }
+
+    /// [`take_completion`](Self::take_completion) and
+    /// [`take_table`](Self::take_table) under one lock.
+    pub(crate) fn take_both(&self, partition: i32) -> (Arc<BatchCompletion>, PerRecord) {
+        if self.completions.load(Ordering::Relaxed) == 0 || self.tables.load(Ordering::Relaxed) == 0
+        {
+            return (self.take_completion(partition), self.take_table());
+        }
+        let (c, t) = {
+            let mut g = self.lock();
+            let c = g.completions.pop();
+            let t = g.tables.pop();
+            self.completions
+                .store(g.completions.len(), Ordering::Relaxed);
+            self.tables.store(g.tables.len(), Ordering::Relaxed);
+            (c, t)
+        };
+        (
+            Self::reused(c, partition),
+            t.map_or_else(PerRecord::default, PerRecord::emptied),
+        )
+    }
+
+    fn reused(kept: Option<Arc<BatchCompletion>>, partition: i32) -> Arc<BatchCompletion> {
+        if let Some(mut c) = kept {
+            if BatchCompletion::reset(&mut c, partition) {
+                return c;
+            }
+            // Still referenced by a handle: dropped here, by a sending
+            // thread, in its own arena.
+        }
+        BatchCompletion::new(partition)
+    }
+
+    /// Completions and tables kept.
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+    pub(crate) fn len(&self) -> (usize, usize) {
+        (
+            self.completions.load(Ordering::Relaxed),
+            self.tables.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -86,33 +158,46 @@ mod tests {
     #[test]
     fn only_unreferenced_completions_are_reused() {
         let parts = SpareParts::default();
-        let (a, mut t) = parts.take(3);
+        let (a, mut t) = parts.take_both(3);
         t.push(1000, 0);
         t.push(1001, 0);
         t.push(1002, 0);
         let addr = Arc::as_ptr(&a);
-        parts.put(a, t);
-        assert_eq!(parts.len(), 1);
-        let (b, t) = parts.take(7);
+        parts.put(Some(a), t);
+        assert_eq!(parts.len(), (1, 1));
+        let (b, t) = parts.take_both(7);
         assert_eq!(Arc::as_ptr(&b), addr, "reused");
         assert_eq!(b.partition(), 7);
         assert!(!b.is_done());
         assert_eq!(t.len(), 0, "the table comes back empty");
 
         let handle = DeliveryHandle::new(b.clone(), 0, 0);
-        parts.put(b, t);
-        let (c, _) = parts.take(1);
+        parts.put(Some(b), t);
+        let c = parts.take_completion(1);
         assert_ne!(Arc::as_ptr(&c), addr, "still referenced: not reused");
         drop(handle);
-        assert_eq!(parts.len(), 0);
+        assert_eq!(parts.len(), (0, 1));
+    }
+
+    /// A batch without a completion gives back its table alone.
+    #[test]
+    fn tables_come_back_without_completions() {
+        let parts = SpareParts::default();
+        let mut t = parts.take_table();
+        t.push(5, 0);
+        parts.put(None, t);
+        assert_eq!(parts.len(), (0, 1));
+        let (c, t) = parts.take_both(2);
+        assert_eq!((c.partition(), t.len()), (2, 0));
+        assert_eq!(parts.len(), (0, 0));
     }
 
     #[test]
     fn at_most_max_kept() {
         let parts = SpareParts::default();
         for _ in 0..MAX_KEPT + 10 {
-            parts.put(BatchCompletion::new(0), PerRecord::default());
+            parts.put(Some(BatchCompletion::new(0)), PerRecord::default());
         }
-        assert_eq!(parts.len(), MAX_KEPT);
+        assert_eq!(parts.len(), (MAX_KEPT, MAX_KEPT));
     }
 }

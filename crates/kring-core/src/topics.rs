@@ -34,7 +34,8 @@ use crate::wait::WaitList;
 #[repr(C)]
 pub(crate) struct OpenBatch {
     pub(crate) builder: RecordBatchBuilder,
-    pub(crate) completion: Arc<BatchCompletion>,
+    /// Made by the batch's first record sent with a handle (see `reply`).
+    pub(crate) completion: Option<Arc<BatchCompletion>>,
     /// Per-record timestamps and contexts, kept only when a delivery
     /// callback is set (the field keeps its old name).
     pub(crate) per_record: PerRecord,
@@ -53,7 +54,7 @@ pub(crate) struct QueuedBatch {
     /// Sealed, or waiting for (or in) a compression worker.
     pub(crate) sealed: Sealing,
     pub(crate) record_count: u32,
-    pub(crate) completion: Arc<BatchCompletion>,
+    pub(crate) completion: Option<Arc<BatchCompletion>>,
     pub(crate) created: Instant,
     pub(crate) reserved: usize,
     pub(crate) flush_gen: u64,

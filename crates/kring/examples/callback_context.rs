@@ -2,6 +2,9 @@
 //! record's result comes to one `on_delivery` callback, which tells records
 //! apart by the `context` value each was sent with (like librdkafka's
 //! `msg_opaque`): here the index of the line in a table of the caller's.
+//! `producer.produce(record)` is the same without the retry loop: it
+//! blocks, like `send`, for metadata or buffer memory, and returns no
+//! handle either.
 //!
 //! Run: `cargo run -p kring --example callback_context -- 127.0.0.1:9092 events`
 //! (without arguments it starts an in-process kring-mock broker).

@@ -445,6 +445,48 @@ impl Producer {
         }
     }
 
+    /// Send a record whose result only the
+    /// [`on_delivery`](ProducerBuilder::on_delivery) callback needs: like
+    /// [`send`](Producer::send) (it blocks, and fails, in the same cases),
+    /// but it returns no handle. librdkafka's `produce` and the Java
+    /// client's `send(record, callback)` are used this way.
+    ///
+    /// The result goes to the callback, if one was set, with the record's
+    /// [`Record::context`] to tell records apart; without one it is not
+    /// observed (as with a dropped [`DeliveryFuture`]).
+    /// [`flush`](Producer::flush) still waits for it.
+    ///
+    /// Cheaper than `send` followed by dropping the handle: a handle
+    /// refers to its batch's completion, which costs two atomic
+    /// reference-count changes per record and one completion per batch,
+    /// each a cache miss when records go to many partitions. A batch whose
+    /// records all came through `produce` (or
+    /// [`try_send`](Producer::try_send)) has no completion at all.
+    pub fn produce(&self, record: Record<'_>) -> Result<(), SendError> {
+        let mono = self.clock.read();
+        let rec = self.record_ref_at(&record, mono);
+        let wake = match self.shared.produce_to_open(&rec) {
+            Some(o) => o.wake,
+            None => self.produce_general(rec, mono)?,
+        };
+        if wake {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// [`produce`](Self::produce) beyond [`Shared::produce_to_open`]
+    /// (see [`send_general`](Self::send_general)). Returns whether the I/O
+    /// thread must be woken.
+    #[inline(never)]
+    fn produce_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<bool, SendError> {
+        let now = self.clock.instant(mono);
+        let o = self
+            .shared
+            .produce_general(now, rec, self.block_deadline(now))?;
+        Ok(o.wake)
+    }
+
     /// Send a record from async code: like [`send`](Producer::send), but
     /// where `send` would block (the topic's first metadata, or
     /// `buffer.memory` full) the returned future yields instead, and is
@@ -486,11 +528,11 @@ impl Producer {
     /// and is otherwise not observed (as with a dropped
     /// [`DeliveryFuture`]); [`flush`](Producer::flush) still waits for it.
     /// For the callback path with blocking back-pressure instead, use
-    /// `send` and drop the handle.
+    /// [`produce`](Producer::produce).
     pub fn try_send(&self, record: Record<'_>) -> Result<(), SendError> {
         let now = Instant::now();
         let rec = self.record_ref(&record, now);
-        let outcome = self.shared.try_append_now(now, rec)?;
+        let outcome = self.shared.try_produce_now(now, rec)?;
         if outcome.wake {
             self.waker.wake();
         }

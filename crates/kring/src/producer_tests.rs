@@ -149,6 +149,49 @@ fn try_send_reports_through_the_callback_and_wakes_rarely() {
 }
 
 #[test]
+fn produce_reports_each_record_once_through_the_callback_in_order() {
+    let c = cluster(3);
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let r2 = reports.clone();
+    let p = builder(&c)
+        .linger(Duration::from_millis(5))
+        .on_delivery(move |r: &DeliveryReport<'_>| {
+            let offset = r.result.as_ref().map(|m| m.offset).ok();
+            r2.lock().unwrap().push((r.context, r.partition, offset));
+        })
+        .build()
+        .unwrap();
+    // The first record waits for the topic's metadata, as `send` would.
+    let n = 6_000u64;
+    for i in 0..n {
+        let v = format!("{i}");
+        p.produce(
+            Record::new("t", v.as_bytes())
+                .partition((i % 3) as i32)
+                .context(i),
+        )
+        .unwrap();
+    }
+    p.flush();
+    let mut reports = reports.lock().unwrap().clone();
+    reports.sort_unstable();
+    assert_eq!(reports.len() as u64, n, "each record reported once");
+    for (i, &(ctx, partition, offset)) in reports.iter().enumerate() {
+        let i = i as u64;
+        assert_eq!(ctx, i, "a record reported twice or never");
+        assert_eq!(partition, (i % 3) as i32);
+        assert_eq!(offset, Some((i / 3) as i64), "record {i} out of order");
+    }
+    for part in 0..3 {
+        let stored = c.records("t", part).unwrap();
+        assert_eq!(stored.len() as u64, n / 3);
+        let first = stored[0].value.as_deref().map(|v| v.to_vec());
+        assert_eq!(first, Some(format!("{part}").into_bytes()));
+    }
+    assert_eq!(p.metrics().buffered_bytes, 0);
+}
+
+#[test]
 fn close_delivers_everything_then_refuses() {
     let c = cluster(2);
     let p = builder(&c)

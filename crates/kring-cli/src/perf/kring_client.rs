@@ -201,9 +201,10 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
                 Some(key) => Record::new(topic, rec.value).key(key),
                 None => Record::new(topic, rec.value).partition(rec.partition),
             };
-            // `send`, not `try_send`: a full buffer.memory must apply
-            // back-pressure here, not fail the run.
-            let r = producer.send(record).map(drop);
+            // `produce`, not `try_send`: a full buffer.memory must apply
+            // back-pressure here, not fail the run. Results come through
+            // the delivery callback (as librdkafka's do), so no handle.
+            let r = producer.produce(record);
             stats.sent.fetch_add(1, Ordering::Relaxed);
             r.map_err(|e| CliError::Kring(format!("send: {e}")))
         }

@@ -83,9 +83,9 @@ pub(crate) struct InBatch {
     data: BatchData,
     size: usize,
     records: u32,
-    completion: Arc<BatchCompletion>,
-    /// Which records of `completion`'s batch this is, once split; `None`:
-    /// all.
+    /// The handles' completion, if any record was sent with a handle.
+    completion: Option<Arc<BatchCompletion>>,
+    /// Which records of the batch this is, once split; `None`: all.
     span: Option<Span>,
     created: Instant,
     reserved: usize,
@@ -381,7 +381,7 @@ impl Ledger {
         self.finish(
             b.part,
             b.records,
-            &b.completion,
+            b.completion.as_deref(),
             b.span,
             reserved,
             b.flush_gen,
@@ -404,7 +404,7 @@ impl Ledger {
         self.finish(
             pk,
             qb.record_count,
-            &qb.completion,
+            qb.completion.as_deref(),
             None,
             qb.reserved,
             qb.flush_gen,
@@ -427,7 +427,7 @@ impl Ledger {
         self.finish(
             pk,
             records,
-            &ob.completion,
+            ob.completion.as_deref(),
             None,
             ob.reserved,
             ob.flush_gen,
@@ -445,7 +445,7 @@ impl Ledger {
         &mut self,
         pk: PartKey,
         records: u32,
-        completion: &BatchCompletion,
+        completion: Option<&BatchCompletion>,
         span: Option<Span>,
         reserved: usize,
         flush_gen: u64,
@@ -470,8 +470,10 @@ impl Ledger {
                 callback_panicked(out.shared, out.stats, topic, panics);
             }
         }
-        let completed = completion.complete_part(&Settle(()), span, outcome);
-        debug_assert!(completed, "a batch completed twice");
+        if let Some(c) = completion {
+            let completed = c.complete_part(&Settle(()), span, outcome);
+            debug_assert!(completed, "a batch completed twice");
+        }
         // May go below zero for a moment: a batch purged or failed before
         // the I/O thread read its `Opened` notice is announced after its
         // end (`announce` then brings the counts back to zero).
@@ -505,8 +507,8 @@ impl Ledger {
         let n = b.records;
         debug_assert!(0 < n1 && n1 < n && reserved_first <= b.reserved);
         let span = b.span.unwrap_or(Span { first: 0, count: n });
-        if b.span.is_none() {
-            b.completion.split(&Settle(()), n);
+        if let (None, Some(c)) = (b.span, &b.completion) {
+            c.split(&Settle(()), n);
         }
         let (pid, epoch, seq) = (b.pid, b.epoch, b.seq);
         let n2 = n - n1;

@@ -2,7 +2,8 @@
 //! acknowledged, split then acknowledged, purged, timed out in the
 //! accumulator and in the retry queue — nothing is owed (no batch held or
 //! pending, no flush generation incomplete), every reserved byte of
-//! `buffer.memory` is back, and every record was reported exactly once.
+//! `buffer.memory` is back, and every record was reported exactly once
+//! (sent with a handle or without).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,14 +41,19 @@ fn ledger_accounting_returns_to_zero_after_complete_fail_split_purge() {
     let mut sim = sim_on(config, cluster(1, 2).max_message_bytes(2_000));
     let mut handles = Vec::new();
     let mut sent = 0u64;
+    // Every third record goes without a handle (`produce`): batches mix
+    // both kinds, and some have no completion at all.
     let mut send = |sim: &mut MockSim, p: i32, n: usize| {
         for _ in 0..n {
             let ctx = sent;
             sent += 1;
-            handles.push(
-                sim.send_with_context("t", Some(p), None, Some(&[7u8; 300]), ctx)
-                    .unwrap(),
-            );
+            let v = Some(&[7u8; 300][..]);
+            if ctx % 3 == 2 {
+                sim.produce_with_context("t", Some(p), None, v, ctx)
+                    .unwrap();
+            } else {
+                handles.push(sim.send_with_context("t", Some(p), None, v, ctx).unwrap());
+            }
         }
     };
 

@@ -9,6 +9,7 @@ mod ledger;
 mod lifecycle;
 mod metadata;
 mod offload;
+mod produce;
 mod protocol;
 mod purge;
 mod purge_on_wire;
