@@ -347,8 +347,10 @@ impl ThreadView {
     }
 
     /// The topic's state and, separately borrowable, the sticky state —
-    /// no reference counting on the hot path.
-    #[inline]
+    /// no reference counting on the hot path. Always inlined: with two
+    /// callers in the fast path (with and without a delivery handle) the
+    /// compiler kept it out of line, 13 instructions more per record.
+    #[inline(always)]
     pub(crate) fn split(&mut self, name: &str) -> (Option<&TopicState>, &mut StickyState) {
         let hit = matches!(&self.last, Some(t) if same_name(&t.name, name));
         if !hit {
