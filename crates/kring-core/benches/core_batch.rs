@@ -11,6 +11,9 @@
 //! header and the topic/partition lists (records skipped by length, never
 //! decoded) and a response written directly, the same approach as
 //! kring-mock's sink.
+//! `sender_cycle_cheap_broker_no_handle` is the same cycle with records
+//! appended without a delivery handle (`Producer::produce`), so batches
+//! make no completion.
 //! `broker_only` runs that broker alone over the frames one cycle sent, so
 //! the core's cost per batch is `sender_cycle_cheap_broker` minus
 //! `broker_only`.
@@ -50,6 +53,16 @@ fn cycle(sim: &mut Sim<CheapBroker>, partitions: u32) {
     sim.drive();
 }
 
+/// [`cycle`] without delivery handles (`produce`): the batches make no
+/// completion.
+fn cycle_no_handle(sim: &mut Sim<CheapBroker>, partitions: u32) {
+    for p in 0..partitions {
+        sim.produce_with_context("t", Some(p as i32), None, Some(&[0u8; 100]), 0)
+            .unwrap();
+    }
+    sim.drive();
+}
+
 fn bench_batch(c: &mut Criterion) {
     let sizes = [1_000u32, 10_000];
     let mut g = c.benchmark_group("sender_cycle_cheap_broker");
@@ -67,6 +80,18 @@ fn bench_batch(c: &mut Criterion) {
         frames.push(sim.cluster.captured.take().unwrap());
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
             b.iter(|| cycle(&mut sim, n))
+        });
+        assert_eq!(sim.core.pending_batches(), 0);
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("sender_cycle_cheap_broker_no_handle");
+    g.sample_size(20);
+    for &n in &sizes {
+        g.throughput(Throughput::Elements(u64::from(n)));
+        let mut sim = sim_with(n);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
+            b.iter(|| cycle_no_handle(&mut sim, n))
         });
         assert_eq!(sim.core.pending_batches(), 0);
     }
