@@ -560,7 +560,38 @@ type Place = (usize, i32, i64);
 
 enum Sent {
     Future(DeliveryFuture),
+    /// Sent with `Producer::produce` (no handle) and this context: the
+    /// delivery callback alone reports it.
+    Produced(u64),
     Refused(String),
+}
+
+/// What the delivery callback saw: reports per topic, and each report of a
+/// record sent without a handle (by its context).
+#[derive(Default)]
+pub struct Callbacks {
+    per_topic: HashMap<String, u64>,
+    produced: HashMap<u64, Vec<(i32, Result<kring::RecordMetadata, DeliveryError>)>>,
+}
+
+impl Callbacks {
+    /// The producer's `on_delivery`: counts and keeps `r`.
+    fn record(this: &Mutex<Callbacks>, r: &kring::DeliveryReport<'_>) {
+        let mut g = this.lock().unwrap_or_else(|e| e.into_inner());
+        *g.per_topic.entry(r.topic.to_string()).or_default() += 1;
+        if r.context != 0 {
+            let result = r.result.clone().map_err(Clone::clone);
+            g.produced
+                .entry(r.context)
+                .or_default()
+                .push((r.partition, result));
+        }
+    }
+}
+
+/// The context a record sent without a handle carries (never 0).
+fn produced_context(sender: u32, seq: u64) -> u64 {
+    (u64::from(sender) << 32 | seq) + 1
 }
 
 /// Steps to leave out, from `KRING_CHAOS_SKIP=1,4`.
@@ -650,9 +681,19 @@ fn send_records(
         if let Some(k) = &key {
             rec = rec.key(k.as_bytes());
         }
-        let r = match p.send(rec) {
-            Ok(f) => Sent::Future(f),
-            Err(e) => Sent::Refused(e.to_string()),
+        // A quarter of the records go without a handle: their results
+        // are checked from the delivery callback alone.
+        let r = if rng.chance(25) {
+            let ctx = produced_context(s, u64::from(seq));
+            match p.produce(rec.context(ctx)) {
+                Ok(()) => Sent::Produced(ctx),
+                Err(e) => Sent::Refused(e.to_string()),
+            }
+        } else {
+            match p.send(rec) {
+                Ok(f) => Sent::Future(f),
+                Err(e) => Sent::Refused(e.to_string()),
+            }
         };
         sent.push((t, r));
         sent_total.fetch_add(1, Ordering::Relaxed);
@@ -686,7 +727,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
 
     let down: Vec<AtomicBool> = (0..=cfg.brokers).map(|_| AtomicBool::new(false)).collect();
 
-    let callbacks: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let callbacks: Arc<Mutex<Callbacks>> = Arc::default();
     let cb = callbacks.clone();
     let sent_total = AtomicU64::new(0);
     let senders_done = AtomicUsize::new(0);
@@ -703,12 +744,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
     }
     let producer = cfg
         .producer(&c.bootstrap_servers())
-        .on_delivery(move |r| {
-            *cb.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(r.topic.to_string())
-                .or_default() += 1;
-        })
+        .on_delivery(move |r| Callbacks::record(&cb, r))
         .build()
         .expect("producer");
     let sent = std::thread::scope(|scope| {
@@ -786,7 +822,7 @@ fn close_and_check(
     cfg: &ChaosConfig,
     producer: &Producer,
     sent: Vec<Vec<(usize, Sent)>>,
-    callbacks: &Mutex<HashMap<String, u64>>,
+    callbacks: &Mutex<Callbacks>,
     fatal: &HashSet<(String, i32)>,
     out: &mut Outcome,
     dedup: bool,
@@ -857,30 +893,44 @@ fn close_and_check(
     }
 
     let mut per_topic: HashMap<String, u64> = HashMap::new();
+    let callbacks = std::mem::take(&mut *callbacks.lock().unwrap_or_else(|e| e.into_inner()));
     for (s, records) in sent.iter().enumerate() {
         let s = s as u32;
         for (seq, (t, r)) in records.iter().enumerate() {
             let seq = seq as u64;
             let topic = &cfg.topics[*t].0;
             let here = stored.get(&(s, seq));
-            let f = match r {
-                Sent::Future(f) => f,
+            let (partition, result) = match r {
+                Sent::Future(f) => match f.try_result() {
+                    Some(result) => (f.partition(), result),
+                    None => {
+                        *per_topic.entry(topic.clone()).or_default() += 1;
+                        out.violation("no_result", || format!("sender {s} seq {seq}"));
+                        continue;
+                    }
+                },
+                Sent::Produced(ctx) => match callbacks.produced.get(ctx).map(Vec::as_slice) {
+                    Some([(p, result)]) => (*p, result.clone()),
+                    other => {
+                        *per_topic.entry(topic.clone()).or_default() += 1;
+                        let n = other.map_or(0, <[_]>::len);
+                        out.violation("produced_results", || {
+                            format!("sender {s} seq {seq} (no handle): {n} callback reports")
+                        });
+                        continue;
+                    }
+                },
                 Sent::Refused(e) => {
                     out.violation("send_refused", || format!("sender {s} seq {seq}: {e}"));
                     continue;
                 }
             };
             *per_topic.entry(topic.clone()).or_default() += 1;
-            let Some(result) = f.try_result() else {
-                out.violation("no_result", || format!("sender {s} seq {seq}"));
-                continue;
-            };
             if let Some(at) = here {
-                if at.iter().any(|(ti, p, _)| *ti != *t || *p != f.partition()) {
+                if at.iter().any(|(ti, p, _)| *ti != *t || *p != partition) {
                     out.violation("wrong_partition", || {
                         format!(
-                            "sender {s} seq {seq} appended to {topic}/{} stored at {at:?}",
-                            f.partition()
+                            "sender {s} seq {seq} appended to {topic}/{partition} stored at {at:?}"
                         )
                     });
                 }
@@ -916,19 +966,19 @@ fn close_and_check(
                         // promise the log can check.
                         if text.ends_with("(not persisted)") {
                             out.violation("not_persisted_but_stored", || {
-                                format!("sender {s} seq {seq} on {topic}/{}: {text}", f.partition())
+                                format!("sender {s} seq {seq} on {topic}/{partition}: {text}")
                             });
                         }
                     }
                     if matches!(e, DeliveryError::Aborted { .. }) {
                         out.violation("aborted", || format!("sender {s} seq {seq}: {text}"));
-                    } else if fatal.contains(&(topic.clone(), f.partition())) {
+                    } else if fatal.contains(&(topic.clone(), partition)) {
                         out.failed_expected += 1;
                     } else if matches!(e, DeliveryError::Timeout { .. }) {
                         // Every fault here is retriable and over long before
                         // delivery.timeout.ms: a timeout is a stall.
                         out.violation("failed_timeout_retriable_only", || {
-                            format!("sender {s} seq {seq} on {topic}/{}: {text}", f.partition())
+                            format!("sender {s} seq {seq} on {topic}/{partition}: {text}")
                         });
                     } else if matches!(e, DeliveryError::Broker { code: 45, .. }) {
                         // OUT_OF_ORDER_SEQUENCE_NUMBER at once: the broker
@@ -939,17 +989,16 @@ fn close_and_check(
                         out.failed_out_of_order += 1;
                     } else {
                         out.violation("failed_retriable_only", || {
-                            format!("sender {s} seq {seq} on {topic}/{}: {text}", f.partition())
+                            format!("sender {s} seq {seq} on {topic}/{partition}: {text}")
                         });
                     }
                 }
             }
         }
     }
-    let callbacks = callbacks.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for (topic, _) in &cfg.topics {
         let want = per_topic.get(topic).copied().unwrap_or(0);
-        let got = callbacks.get(topic).copied().unwrap_or(0);
+        let got = callbacks.per_topic.get(topic).copied().unwrap_or(0);
         if want != got {
             out.violation("callback_count", || {
                 format!("{topic}: {got} callbacks for {want} records")
@@ -1195,17 +1244,12 @@ pub mod rdkafka_mock {
             apply(&c, &steps[idx]);
             idx += 1;
         }
-        let callbacks: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let callbacks: Arc<Mutex<Callbacks>> = Arc::default();
         let cb = callbacks.clone();
         let producer = cfg
             .producer(&bootstrap)
             .metadata_max_age(Duration::from_secs(1))
-            .on_delivery(move |r| {
-                *cb.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(r.topic.to_string())
-                    .or_default() += 1;
-            })
+            .on_delivery(move |r| Callbacks::record(&cb, r))
             .build()
             .expect("producer");
         let sent_total = AtomicU64::new(0);
