@@ -566,12 +566,15 @@ enum Sent {
     Refused(String),
 }
 
+/// One callback report: the partition and the result.
+type Report = (i32, Result<kring::RecordMetadata, DeliveryError>);
+
 /// What the delivery callback saw: reports per topic, and each report of a
 /// record sent without a handle (by its context).
 #[derive(Default)]
 pub struct Callbacks {
     per_topic: HashMap<String, u64>,
-    produced: HashMap<u64, Vec<(i32, Result<kring::RecordMetadata, DeliveryError>)>>,
+    produced: HashMap<u64, Vec<Report>>,
 }
 
 impl Callbacks {
@@ -684,7 +687,7 @@ fn send_records(
         // A quarter of the records go without a handle: their results
         // are checked from the delivery callback alone.
         let r = if rng.chance(25) {
-            let ctx = produced_context(s, u64::from(seq));
+            let ctx = produced_context(s, seq);
             match p.produce(rec.context(ctx)) {
                 Ok(()) => Sent::Produced(ctx),
                 Err(e) => Sent::Refused(e.to_string()),
