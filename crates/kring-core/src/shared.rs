@@ -58,7 +58,7 @@ pub struct RecordRef<'a> {
 /// or by [`Shared::produce`] (`D` = `()`: the result goes only to the
 /// delivery callback).
 #[derive(Debug)]
-#[must_use = "the delivery handle is the only way to learn the record's fate (unless a callback is set), and `wake` must be acted on"]
+#[must_use = "`wake` must be acted on, and the delivery handle (if any) is the only way to learn the record's fate without a callback"]
 pub struct AppendOutcome<D = DeliveryHandle> {
     /// The record's pending result.
     pub delivery: D,

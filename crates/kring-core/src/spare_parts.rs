@@ -79,13 +79,8 @@ impl SpareParts {
         if self.tables.load(Ordering::Relaxed) == 0 {
             return PerRecord::default();
         }
-        let kept = {
-            let mut g = self.lock();
-            let t = g.tables.pop();
-            self.tables.store(g.tables.len(), Ordering::Relaxed);
-            t
-        };
-        kept.map_or_else(PerRecord::default, PerRecord::emptied)
+        let t = self.pop_table(&mut self.lock());
+        Self::emptied(t)
     }
 
     /// A completion for a batch of `partition`: reused if a kept one has
@@ -94,14 +89,8 @@ impl SpareParts {
         if self.completions.load(Ordering::Relaxed) == 0 {
             return BatchCompletion::new(partition);
         }
-        let kept = {
-            let mut g = self.lock();
-            let c = g.completions.pop();
-            self.completions
-                .store(g.completions.len(), Ordering::Relaxed);
-            c
-        };
-        Self::reused(kept, partition)
+        let c = self.pop_completion(&mut self.lock());
+        Self::reused(c, partition)
     }
 
     /// [`take_completion`](Self::take_completion) and
@@ -113,17 +102,26 @@ impl SpareParts {
         }
         let (c, t) = {
             let mut g = self.lock();
-            let c = g.completions.pop();
-            let t = g.tables.pop();
-            self.completions
-                .store(g.completions.len(), Ordering::Relaxed);
-            self.tables.store(g.tables.len(), Ordering::Relaxed);
-            (c, t)
+            (self.pop_completion(&mut g), self.pop_table(&mut g))
         };
-        (
-            Self::reused(c, partition),
-            t.map_or_else(PerRecord::default, PerRecord::emptied),
-        )
+        (Self::reused(c, partition), Self::emptied(t))
+    }
+
+    fn pop_completion(&self, g: &mut Kept) -> Option<Arc<BatchCompletion>> {
+        let c = g.completions.pop();
+        self.completions
+            .store(g.completions.len(), Ordering::Relaxed);
+        c
+    }
+
+    fn pop_table(&self, g: &mut Kept) -> Option<PerRecord> {
+        let t = g.tables.pop();
+        self.tables.store(g.tables.len(), Ordering::Relaxed);
+        t
+    }
+
+    fn emptied(kept: Option<PerRecord>) -> PerRecord {
+        kept.map_or_else(PerRecord::default, PerRecord::emptied)
     }
 
     fn reused(kept: Option<Arc<BatchCompletion>>, partition: i32) -> Arc<BatchCompletion> {

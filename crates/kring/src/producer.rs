@@ -465,26 +465,29 @@ impl Producer {
     pub fn produce(&self, record: Record<'_>) -> Result<(), SendError> {
         let mono = self.clock.read();
         let rec = self.record_ref_at(&record, mono);
-        let wake = match self.shared.produce_to_open(&rec) {
-            Some(o) => o.wake,
-            None => self.produce_general(rec, mono)?,
-        };
-        if wake {
-            self.waker.wake();
+        match self.shared.produce_to_open(&rec) {
+            Some(o) => {
+                if o.wake {
+                    self.waker.wake();
+                }
+                Ok(())
+            }
+            None => self.produce_general(rec, mono),
         }
-        Ok(())
     }
 
-    /// [`produce`](Self::produce) beyond [`Shared::produce_to_open`]
-    /// (see [`send_general`](Self::send_general)). Returns whether the I/O
-    /// thread must be woken.
+    /// [`produce`](Self::produce) beyond [`Shared::produce_to_open`], as
+    /// [`send_general`](Self::send_general) is for `send`.
     #[inline(never)]
-    fn produce_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<bool, SendError> {
+    fn produce_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<(), SendError> {
         let now = self.clock.instant(mono);
         let o = self
             .shared
             .produce_general(now, rec, self.block_deadline(now))?;
-        Ok(o.wake)
+        if o.wake {
+            self.waker.wake();
+        }
+        Ok(())
     }
 
     /// Send a record from async code: like [`send`](Producer::send), but
