@@ -21,7 +21,7 @@
 //! and tables are kept apart.
 //!
 //! Bounded: at most [`MAX_KEPT`] of each are kept (a few hundred KiB);
-//! beyond that the I/O thread drops them itself, as before.
+//! beyond that the I/O thread drops them itself.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,25 +52,30 @@ impl SpareParts {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps a finished batch's completion (if it had one) and table (the
-    /// I/O thread, after the batch's results are out), each unless
-    /// [`MAX_KEPT`] are kept.
-    pub(crate) fn put(&self, completion: Option<Arc<BatchCompletion>>, per_record: PerRecord) {
-        let room_c = completion.is_some() && self.completions.load(Ordering::Relaxed) < MAX_KEPT;
-        let room_t = self.tables.load(Ordering::Relaxed) < MAX_KEPT;
-        if !room_c && !room_t {
+    /// Keeps finished batches' completions (those that had one) and
+    /// tables, each up to [`MAX_KEPT`], emptying `finished` (the I/O
+    /// thread, once per turn, after the batches' results are out). Once
+    /// per turn rather than per batch: the sending thread takes from these
+    /// lists at every new batch, and their cache lines would otherwise
+    /// cross between the cores twice per batch (see `memory`).
+    pub(crate) fn put_all(&self, finished: &mut Vec<(Option<Arc<BatchCompletion>>, PerRecord)>) {
+        if finished.is_empty() {
             return;
         }
         let mut g = self.lock();
-        if let (true, Some(c)) = (room_c, completion) {
-            g.completions.push(c);
-            self.completions
-                .store(g.completions.len(), Ordering::Relaxed);
+        for (completion, table) in finished.drain(..) {
+            if let Some(c) = completion {
+                if g.completions.len() < MAX_KEPT {
+                    g.completions.push(c);
+                }
+            }
+            if g.tables.len() < MAX_KEPT {
+                g.tables.push(table);
+            }
         }
-        if room_t {
-            g.tables.push(per_record);
-            self.tables.store(g.tables.len(), Ordering::Relaxed);
-        }
+        self.completions
+            .store(g.completions.len(), Ordering::Relaxed);
+        self.tables.store(g.tables.len(), Ordering::Relaxed);
     }
 
     /// An empty per-record table for a new batch, with a finished batch's
@@ -161,7 +166,7 @@ mod tests {
         t.push(1001, 0);
         t.push(1002, 0);
         let addr = Arc::as_ptr(&a);
-        parts.put(Some(a), t);
+        parts.put_all(&mut vec![(Some(a), t)]);
         assert_eq!(parts.len(), (1, 1));
         let (b, t) = parts.take_both(7);
         assert_eq!(Arc::as_ptr(&b), addr, "reused");
@@ -170,7 +175,7 @@ mod tests {
         assert_eq!(t.len(), 0, "the table comes back empty");
 
         let handle = DeliveryHandle::new(b.clone(), 0, 0);
-        parts.put(Some(b), t);
+        parts.put_all(&mut vec![(Some(b), t)]);
         let c = parts.take_completion(1);
         assert_ne!(Arc::as_ptr(&c), addr, "still referenced: not reused");
         drop(handle);
@@ -183,7 +188,7 @@ mod tests {
         let parts = SpareParts::default();
         let mut t = parts.take_table();
         t.push(5, 0);
-        parts.put(None, t);
+        parts.put_all(&mut vec![(None, t)]);
         assert_eq!(parts.len(), (0, 1));
         let (c, t) = parts.take_both(2);
         assert_eq!((c.partition(), t.len()), (2, 0));
@@ -193,9 +198,11 @@ mod tests {
     #[test]
     fn at_most_max_kept() {
         let parts = SpareParts::default();
-        for _ in 0..MAX_KEPT + 10 {
-            parts.put(Some(BatchCompletion::new(0)), PerRecord::default());
-        }
+        let mut finished: Vec<_> = (0..MAX_KEPT + 10)
+            .map(|_| (Some(BatchCompletion::new(0)), PerRecord::default()))
+            .collect();
+        parts.put_all(&mut finished);
+        assert!(finished.is_empty());
         assert_eq!(parts.len(), (MAX_KEPT, MAX_KEPT));
     }
 }

@@ -274,6 +274,9 @@ pub(crate) struct Ledger {
     /// Close waiters: set when the core finishes, not when their flush
     /// generation completes.
     close_signals: Vec<Arc<Signal>>,
+    /// Finished batches' completions and tables, handed back to the
+    /// sending threads once per turn ([`hand_back`](Self::hand_back)).
+    finished_parts: Vec<(Option<Arc<BatchCompletion>>, PerRecord)>,
 }
 
 impl Index<BatchKey> for Ledger {
@@ -389,8 +392,17 @@ impl Ledger {
             outcome,
             out,
         );
-        shared.parts.put(b.completion, b.per_record);
+        self.finished_parts.push((b.completion, b.per_record));
         b.part
+    }
+
+    /// Hands what this turn's finished batches leave back to the sending
+    /// threads, in one go: completions and tables (`spare_parts`),
+    /// buffers sorted into the spares (`memory`). Called at the end of
+    /// every turn of the I/O thread.
+    pub(super) fn hand_back(&mut self, shared: &Shared) {
+        shared.parts.put_all(&mut self.finished_parts);
+        shared.pool.sort_returned();
     }
 
     /// The end of a sealed batch that never left the accumulator.

@@ -389,8 +389,7 @@ impl ProducerCore {
             self.handle_notice(now, n);
         }
         self.notice_buf = buf;
-        self.check_flushes();
-        self.check_finished(now);
+        self.end_turn(now);
     }
 
     fn handle_notice(&mut self, now: Instant, n: Notice) {
@@ -468,8 +467,7 @@ impl ProducerCore {
                 }
             }
         }
-        self.check_flushes();
-        self.check_finished(now);
+        self.end_turn(now);
     }
 
     /// Makes sure the block-deadline timer fires no later than `deadline`.
@@ -546,16 +544,20 @@ impl ProducerCore {
         self.life.set_fatal(err.clone());
         self.fail_everything(now, &err);
         self.life.begin_close();
-        self.check_flushes();
+        self.end_turn(now);
+    }
+
+    /// How every turn of the I/O thread ends: what finished batches leave
+    /// is handed back to the sending threads (once per turn, not per
+    /// batch: see `memory`), flushes whose batches are all done complete,
+    /// and a closing core with nothing left finishes.
+    pub(crate) fn end_turn(&mut self, now: Instant) {
+        self.ledger.hand_back(&self.shared);
+        self.ledger.check_flushes();
         self.check_finished(now);
     }
 
-    /// Completes flushes whose batches are all done.
-    pub(crate) fn check_flushes(&mut self) {
-        self.ledger.check_flushes();
-    }
-
-    pub(crate) fn check_finished(&mut self, now: Instant) {
+    fn check_finished(&mut self, now: Instant) {
         if !self.life.is_closing() || self.life.is_finished() || self.ledger.pending() > 0 {
             return;
         }

@@ -478,8 +478,7 @@ impl ProducerCore {
                     // flush (or close) waiting for them completes now, as
                     // the driver may get no further turn (epoll writes
                     // finish without a completion event).
-                    self.check_flushes();
-                    self.check_finished(now);
+                    self.end_turn(now);
                 }
                 Some(t)
             }
@@ -537,8 +536,7 @@ impl ProducerCore {
                 self.add_work(n);
             }
         }
-        self.check_flushes();
-        self.check_finished(now);
+        self.end_turn(now);
     }
 
     fn batch_live(&self, bk: BatchKey, serial: u64) -> bool {
