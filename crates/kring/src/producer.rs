@@ -330,8 +330,7 @@ pub struct Producer {
     close_state: Mutex<Option<bool>>,
     /// The I/O thread: callbacks run there, and must not wait for it.
     io_thread: Option<std::thread::ThreadId>,
-    /// Timestamps for records sent without one, derived from the
-    /// monotonic reading `send` takes anyway (see [`wall_clock`]).
+    /// Timestamps for records sent without one (see [`wall_clock`]).
     clock: WallClock,
     /// The backend the I/O thread runs on.
     io_backend: IoBackend,
@@ -383,10 +382,11 @@ impl Producer {
         record_ref_with(record, || self.clock.unix_ms(now))
     }
 
-    /// [`record_ref`](Self::record_ref) from a [`WallClock::read`].
+    /// [`record_ref`](Self::record_ref) timestamped from
+    /// [`WallClock::now_ms`] (usually no clock read, see `wall_clock`).
     #[inline]
-    fn record_ref_at<'r>(&self, record: &Record<'r>, mono: u64) -> RecordRef<'r> {
-        record_ref_with(record, || self.clock.unix_ms_at(mono))
+    fn record_ref_now<'r>(&self, record: &Record<'r>) -> RecordRef<'r> {
+        record_ref_with(record, || self.clock.now_ms())
     }
 
     /// `now + max.block.ms`.
@@ -399,8 +399,8 @@ impl Producer {
     /// general append, with the `Instant` and the block deadline that only
     /// it needs.
     #[inline(never)]
-    fn send_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<DeliveryFuture, SendError> {
-        let now = self.clock.instant(mono);
+    fn send_general(&self, rec: RecordRef<'_>) -> Result<DeliveryFuture, SendError> {
+        let now = self.clock.instant(self.clock.read());
         let o = self
             .shared
             .append_general(now, rec, self.block_deadline(now))?;
@@ -427,10 +427,9 @@ impl Producer {
     /// partitioner runs fenced: if it panics, this send fails with
     /// [`SendError::PartitionerPanicked`].
     pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture, SendError> {
-        // The only clock read of a send: the record's wall-clock timestamp,
-        // if it has none, is derived from it.
-        let mono = self.clock.read();
-        let rec = self.record_ref_at(&record, mono);
+        // The record's timestamp, if it has none, usually without a clock
+        // read (see `wall_clock`).
+        let rec = self.record_ref_now(&record);
         // Nearly every record goes into an open batch with room: the
         // `Instant` and the block deadline are made only for the others,
         // and the handle goes straight into the future.
@@ -441,7 +440,7 @@ impl Producer {
                 }
                 Ok(DeliveryFuture::new(o.delivery, o.partition))
             }
-            None => self.send_general(rec, mono),
+            None => self.send_general(rec),
         }
     }
 
@@ -463,8 +462,7 @@ impl Producer {
     /// records all came through `produce` (or
     /// [`try_send`](Producer::try_send)) has no completion at all.
     pub fn produce(&self, record: Record<'_>) -> Result<(), SendError> {
-        let mono = self.clock.read();
-        let rec = self.record_ref_at(&record, mono);
+        let rec = self.record_ref_now(&record);
         match self.shared.produce_to_open(&rec) {
             Some(o) => {
                 if o.wake {
@@ -472,15 +470,15 @@ impl Producer {
                 }
                 Ok(())
             }
-            None => self.produce_general(rec, mono),
+            None => self.produce_general(rec),
         }
     }
 
     /// [`produce`](Self::produce) beyond [`Shared::produce_to_open`], as
     /// [`send_general`](Self::send_general) is for `send`.
     #[inline(never)]
-    fn produce_general(&self, rec: RecordRef<'_>, mono: u64) -> Result<(), SendError> {
-        let now = self.clock.instant(mono);
+    fn produce_general(&self, rec: RecordRef<'_>) -> Result<(), SendError> {
+        let now = self.clock.instant(self.clock.read());
         let o = self
             .shared
             .produce_general(now, rec, self.block_deadline(now))?;

@@ -26,6 +26,51 @@ pub(crate) fn monotonic_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The CPU's time-stamp counter, where it is a clock to trust: on x86-64,
+/// when the kernel itself keeps time with it (its clocksource is `tsc`,
+/// which it picks only for a counter that is invariant and in step across
+/// CPUs). `None` elsewhere; callers then read [`monotonic_ns`].
+///
+/// Why: reading `CLOCK_MONOTONIC` costs ~23 ns here (the vDSO orders its
+/// counter read with a fence and scales it), about a fifth of a record's
+/// whole cost at 16 partitions; a bare counter read is under half that,
+/// and a record's millisecond timestamp needs only to know whether the
+/// millisecond has changed (see the producer's `wall_clock`).
+#[inline]
+pub(crate) fn tsc() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if tsc_is_clock() {
+            // SAFETY: RDTSC exists on every x86-64 CPU, reads a register and
+            // touches no memory; `_rdtsc` is unsafe only as an intrinsic.
+            #[allow(unused_unsafe)]
+            return Some(unsafe { core::arch::x86_64::_rdtsc() });
+        }
+    }
+    None
+}
+
+/// Whether the kernel's clocksource is the TSC (read once).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn tsc_is_clock() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not read yet, 1: the TSC, 2: something else.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let tsc = std::fs::read_to_string(
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            )
+            .is_ok_and(|s| s.trim() == "tsc");
+            STATE.store(if tsc { 1 } else { 2 }, Ordering::Relaxed);
+            tsc
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,25 @@
 //! offset plus the atomic time it was taken. A reader that sees a new time
 //! with the old offset (or the reverse) still gets a valid estimate, since
 //! both offsets are; only one thread re-anchors at a time.
+//!
+//! Why a record's timestamp usually reads no clock at all
+//! ([`now_ms`](WallClock::now_ms)): even one `CLOCK_MONOTONIC` read per
+//! record was ~23 ns on the 2-core VM, a fifth of a record's whole cost at
+//! 16 partitions, and the timestamp changes only once a millisecond. Where
+//! the CPU's time-stamp counter is the kernel's own clock (see
+//! `driver::clock::tsc`), each thread remembers the millisecond it last
+//! read and the counter value at which the next one starts (a little
+//! early: the counter's rate is measured once, and taken a per cent
+//! slower); until then a record costs a counter read and a compare. A
+//! send that opens a batch or blocks reads the monotonic clock itself (it
+//! needs an `Instant`).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::driver::clock;
 
 /// How old an anchor may get before the next reading re-measures it.
 pub(crate) const REANCHOR: Duration = Duration::from_secs(1);
@@ -42,6 +58,66 @@ pub(crate) struct WallClock {
     /// The raw `CLOCK_MONOTONIC` reading (ns) taken right after `base`:
     /// [`read`](Self::read) is ns since `base` without an `Instant`.
     base_raw_ns: u64,
+}
+
+/// The millisecond a thread last read, and the time-stamp counter values
+/// between which it holds.
+#[derive(Debug, Clone, Copy)]
+struct MsSpan {
+    /// The [`WallClock`] that read it (its address).
+    clock: usize,
+    from: u64,
+    until: u64,
+    ms: i64,
+}
+
+thread_local! {
+    static SPAN: Cell<MsSpan> = const {
+        Cell::new(MsSpan { clock: 0, from: 0, until: 0, ms: 0 })
+    };
+}
+
+/// Time-stamp counter ticks per millisecond, a per cent under the rate
+/// measured (so a span ends early rather than late); 0 until measured.
+static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The first (counter, raw monotonic ns) pair read, to measure the rate
+/// against once [`CALIBRATION`] has passed.
+static FIRST_READING: Mutex<Option<(u64, u64)>> = Mutex::new(None);
+
+/// How far apart the two readings that measure the counter's rate are, at
+/// least.
+const CALIBRATION: Duration = Duration::from_millis(50);
+
+/// The counter's ticks per millisecond (see [`TICKS_PER_MS`]) given a
+/// reading of the counter `tsc` taken just before the raw monotonic clock
+/// read `raw_ns`; 0 while not known yet.
+fn ticks_per_ms(tsc: u64, raw_ns: u64) -> u64 {
+    let known = TICKS_PER_MS.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    let mut first = FIRST_READING.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((tsc0, raw0)) = *first else {
+        *first = Some((tsc, raw_ns));
+        return 0;
+    };
+    let elapsed_ns = raw_ns.saturating_sub(raw0);
+    if elapsed_ns < CALIBRATION.as_nanos() as u64 || tsc <= tsc0 {
+        return 0;
+    }
+    let per_ms = u128::from(tsc - tsc0) * 1_000_000 / u128::from(elapsed_ns);
+    let per_ms = u64::try_from(per_ms * 99 / 100).unwrap_or(0);
+    TICKS_PER_MS.store(per_ms, Ordering::Relaxed);
+    per_ms
+}
+
+/// The span of counter values, from `tsc` on, within the millisecond that
+/// `wall_ns` (read just after `tsc`) is in, at `per_ms` ticks per ms: it
+/// ends no later than that millisecond does.
+fn span_until(tsc: u64, wall_ns: i64, per_ms: u64) -> u64 {
+    let left_ns = 1_000_000 - wall_ns.rem_euclid(1_000_000) as u64;
+    tsc.saturating_add((u128::from(left_ns) * u128::from(per_ms) / 1_000_000) as u64)
 }
 
 /// Nanoseconds since the Unix epoch; negative before 1970, saturating far
@@ -118,7 +194,7 @@ impl WallClock {
 
     /// Wall-clock milliseconds since the Unix epoch at a
     /// [`read`](Self::read) (see [`unix_ms`](Self::unix_ms)).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn unix_ms_at(&self, mono: u64) -> i64 {
         self.unix_ms_at_with(mono, SystemTime::now)
     }
@@ -143,9 +219,64 @@ impl WallClock {
         self.unix_ms_at_with(self.mono_ns(now), wall)
     }
 
+    /// Wall-clock milliseconds since the Unix epoch now, for a record
+    /// without a timestamp: from the thread's remembered millisecond while
+    /// the time-stamp counter says it still holds (see the module docs),
+    /// else from a clock read.
+    #[inline]
+    pub(crate) fn now_ms(&self) -> i64 {
+        match clock::tsc() {
+            Some(t) => {
+                let s = SPAN.get();
+                if s.clock == self.id() && t >= s.from && t < s.until {
+                    s.ms
+                } else {
+                    self.now_ms_read(Some(t))
+                }
+            }
+            None => self.now_ms_read(None),
+        }
+    }
+
+    /// [`now_ms`](Self::now_ms) from a clock read; remembers the
+    /// millisecond for the thread when the counter `tsc` (read just
+    /// before) can tell when it ends.
+    #[cold]
+    #[inline(never)]
+    fn now_ms_read(&self, tsc: Option<u64>) -> i64 {
+        let raw = clock::monotonic_ns();
+        let wall_ns = self.unix_ns_at_with(raw.saturating_sub(self.base_raw_ns), SystemTime::now);
+        let ms = wall_ns.max(0) / 1_000_000;
+        if let Some(t) = tsc {
+            let per_ms = ticks_per_ms(t, raw);
+            if per_ms != 0 {
+                SPAN.set(MsSpan {
+                    clock: self.id(),
+                    from: t,
+                    until: span_until(t, wall_ns, per_ms),
+                    ms,
+                });
+            }
+        }
+        ms
+    }
+
+    /// Tells this clock's remembered milliseconds from another's (each
+    /// producer anchors its own).
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// [`unix_ms_at`](Self::unix_ms_at) with the wall clock supplied.
     #[inline]
     fn unix_ms_at_with(&self, mono: u64, wall: impl FnOnce() -> SystemTime) -> i64 {
+        self.unix_ns_at_with(mono, wall).max(0) / 1_000_000
+    }
+
+    /// Wall-clock nanoseconds since the Unix epoch at a
+    /// [`read`](Self::read), the wall clock supplied.
+    #[inline]
+    fn unix_ns_at_with(&self, mono: u64, wall: impl FnOnce() -> SystemTime) -> i64 {
         let anchored = self.anchored_at_ns.load(Ordering::Relaxed);
         let offset = if mono.saturating_sub(anchored) >= REANCHOR.as_nanos() as u64
             && self
@@ -162,14 +293,13 @@ impl WallClock {
         } else {
             self.offset_ns.load(Ordering::Relaxed)
         };
-        (mono as i64).saturating_add(offset).max(0) / 1_000_000
+        (mono as i64).saturating_add(offset)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
 
     const T0_MS: u64 = 1_700_000_000_123;
 
@@ -266,6 +396,47 @@ mod tests {
             clock.unix_ms_with(base - Duration::from_secs(1), SystemTime::now),
             T0_MS as i64
         );
+    }
+
+    /// A remembered millisecond ends where the millisecond does: at most
+    /// the span's share of a millisecond at the counter's rate.
+    #[test]
+    fn spans_end_with_their_millisecond() {
+        // 0.4 ms into a millisecond, 3,000 ticks a ms: 1,800 ticks left.
+        assert_eq!(span_until(10, 1_700_000_000_400_000, 3_000), 1_810);
+        // On the boundary: the whole millisecond.
+        assert_eq!(span_until(10, 1_700_000_000_000_000, 3_000), 3_010);
+        assert_eq!(span_until(10, 999_999, 3_000), 10);
+        assert_eq!(span_until(u64::MAX - 5, 0, 3_000), u64::MAX);
+    }
+
+    /// `now_ms` agrees with a clock read before and after it, over enough
+    /// milliseconds that the counter's rate is measured and remembered
+    /// milliseconds are used and end (a span that ended late would return
+    /// the previous millisecond after a read already saw the next).
+    #[test]
+    fn now_ms_keeps_to_the_clock_across_milliseconds() {
+        let clock = WallClock::start();
+        let read = || clock.unix_ms_at(clock.read());
+        let start = read();
+        let mut seen = 0u32;
+        let mut last = 0;
+        while read() < start + 150 {
+            let before = read();
+            let now = clock.now_ms();
+            let after = read();
+            assert!(
+                before <= now && now <= after,
+                "{before} <= {now} <= {after}"
+            );
+            seen += u32::from(now != last);
+            last = now;
+        }
+        assert!(seen >= 20, "only {seen} milliseconds seen");
+        if clock::tsc().is_some() {
+            assert_ne!(TICKS_PER_MS.load(Ordering::Relaxed), 0, "rate measured");
+            assert_eq!(SPAN.get().clock, clock.id(), "a millisecond remembered");
+        }
     }
 
     #[test]
