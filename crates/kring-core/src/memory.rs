@@ -43,9 +43,9 @@
 //! ([`sort_returned`](BufferPool::sort_returned)): the spares' lock and
 //! stacks are written by the sending thread at every new batch. When the
 //! I/O thread also wrote them at every finished batch, their cache lines
-//! moved between the two cores twice per batch, and at 10,000 partitions
-//! (a batch every few records) that was a fifth of the client's CPU per
-//! message. The stash is on a line only the I/O thread writes; a turn
+//! moved between the two cores twice per batch; at 10,000 partitions (a
+//! batch every few records) handing back once per turn took a tenth off
+//! the client's CPU per message (BENCHMARKS.md, round 6). The stash is on a line only the I/O thread writes; a turn
 //! moves a whole response's buffers at once. Stashed buffers count as
 //! spares: a sender short of memory frees them like any other.
 

@@ -531,10 +531,14 @@ impl Producer {
     /// For the callback path with blocking back-pressure instead, use
     /// [`produce`](Producer::produce).
     pub fn try_send(&self, record: Record<'_>) -> Result<(), SendError> {
-        let now = Instant::now();
-        let rec = self.record_ref(&record, now);
-        let outcome = self.shared.try_produce_now(now, rec)?;
-        if outcome.wake {
+        // The fast path of `produce` (an open batch with room never
+        // waits), then the general one without waiting.
+        let rec = self.record_ref_now(&record);
+        let wake = match self.shared.produce_to_open(&rec) {
+            Some(o) => o.wake,
+            None => self.shared.try_produce_now(Instant::now(), rec)?.wake,
+        };
+        if wake {
             self.waker.wake();
         }
         Ok(())
