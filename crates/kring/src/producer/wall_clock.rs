@@ -267,7 +267,8 @@ impl WallClock {
         std::ptr::from_ref(self) as usize
     }
 
-    /// [`unix_ms_at`](Self::unix_ms_at) with the wall clock supplied.
+    /// Wall-clock milliseconds since the Unix epoch at a [`read`](Self::read),
+    /// the wall clock supplied (see [`unix_ms`](Self::unix_ms)).
     #[inline]
     fn unix_ms_at_with(&self, mono: u64, wall: impl FnOnce() -> SystemTime) -> i64 {
         self.unix_ns_at_with(mono, wall).max(0) / 1_000_000
