@@ -12,7 +12,7 @@
 //! the handle's increment alone). So a batch makes its completion only when
 //! a record of it is sent with a handle, and appends are generic over
 //! [`Reply`]: [`WithHandle`] (`send`, `send_async`) or [`NoHandle`]
-//! (`produce`, `try_send`).
+//! (`produce`, `produce_async`, `try_send`).
 
 use std::sync::Arc;
 

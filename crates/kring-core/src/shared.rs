@@ -1305,19 +1305,40 @@ impl AsyncAppend<'_> {
         rec: &RecordRef<'_>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<AppendOutcome, SendError>> {
-        let r = self.step(now, rec, cx);
+        self.poll_with::<WithHandle>(now, rec, cx)
+    }
+
+    /// [`poll_append`](Self::poll_append) for a record whose result only
+    /// the delivery callback needs: no handle (see [`Shared::produce`]).
+    /// An append is polled one way or the other throughout.
+    pub fn poll_produce(
+        &mut self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<AppendOutcome<()>, SendError>> {
+        self.poll_with::<NoHandle>(now, rec, cx)
+    }
+
+    fn poll_with<R: Reply>(
+        &mut self,
+        now: Instant,
+        rec: &RecordRef<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<AppendOutcome<R::Delivery>, SendError>> {
+        let r = self.step::<R>(now, rec, cx);
         if r.is_ready() {
             self.finish();
         }
         r
     }
 
-    fn step(
+    fn step<R: Reply>(
         &mut self,
         now: Instant,
         rec: &RecordRef<'_>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<AppendOutcome, SendError>> {
+    ) -> Poll<Result<AppendOutcome<R::Delivery>, SendError>> {
         let sh = self.shared;
         if !self.checked {
             if let Err(e) = sh.precheck(rec) {
@@ -1329,7 +1350,7 @@ impl AsyncAppend<'_> {
             if sh.notices.is_closed() {
                 return Poll::Ready(Err(SendError::Closed));
             }
-            let step = match sh.attempt::<WithHandle>(now, rec, &mut self.reserved) {
+            let step = match sh.attempt::<R>(now, rec, &mut self.reserved) {
                 Ok(s) => s,
                 Err(e) => return Poll::Ready(Err(e)),
             };

@@ -138,6 +138,71 @@ fn send_async_resumes_when_memory_frees_and_rejects_bad_partitions_at_once() {
     smol::block_on(second).unwrap();
 }
 
+/// `produce_async` waits for memory like `send_async` (and fails at once
+/// for a known-bad partition), and each record's result reaches the
+/// delivery callback once, with its context.
+#[test]
+fn produce_async_waits_for_memory_and_reports_through_the_callback() {
+    let c = cluster(2);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let p = builder(&c)
+        .buffer_memory(64 * 1024)
+        .batch_size(64 * 1024)
+        .linger(Duration::ZERO)
+        .max_block(Duration::from_secs(60))
+        .on_delivery(move |r: &crate::DeliveryReport<'_>| {
+            let res = r.result.as_ref().map(|m| m.partition);
+            s2.lock()
+                .unwrap()
+                .push((r.context, res.map_err(|e| e.to_string())));
+        })
+        .build()
+        .unwrap();
+    p.send(Record::new("t", b"warm").partition(0))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let err = smol::block_on(p.produce_async(Record::new("t", b"v").partition(7))).unwrap_err();
+    assert!(
+        matches!(err, SendError::InvalidPartition { partition: 7, .. }),
+        "{err}"
+    );
+    c.inject(Fault::delay(PRODUCE, Duration::from_millis(300)).always());
+    let big = vec![3u8; 40_000];
+    p.produce(Record::new("t", &big).partition(0).context(1))
+        .unwrap();
+    let start = Instant::now();
+    smol::block_on(p.produce_async(Record::new("t", &big).partition(1).context(2))).unwrap();
+    // Appended only once the first batch, answered after 300 ms, released
+    // its memory.
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    p.flush();
+    let mut got = std::mem::take(&mut *seen.lock().unwrap());
+    got.sort_by_key(|g| g.0);
+    assert_eq!(got, vec![(0, Ok(0)), (1, Ok(0)), (2, Ok(1))]);
+}
+
+/// With memory full and the broker slow, `produce_async` gives up at
+/// `max.block.ms` with `BufferFull`, under an executor without a timer.
+#[test]
+fn produce_async_fails_at_max_block_when_memory_stays_full() {
+    let c = cluster(1);
+    let max_block = Duration::from_millis(300);
+    let p = tight(&c, max_block);
+    p.send(Record::new("t", b"warm")).unwrap().wait().unwrap();
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(5)).always());
+    let big = vec![1u8; 40_000];
+    let held = p.send(Record::new("t", &big)).unwrap();
+    let err = futures::executor::block_on(p.produce_async(Record::new("t", &big))).unwrap_err();
+    assert!(
+        matches!(err, SendError::BufferFull { waited, .. } if waited == max_block),
+        "{err}"
+    );
+    held.wait().unwrap();
+}
+
 #[test]
 fn try_send_fails_at_once_with_no_metadata_yet_then_full() {
     let c = cluster(1);

@@ -63,7 +63,7 @@ pub use kring_core::{
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;
 pub use metrics::Metrics;
-pub use producer::{Producer, ProducerBuilder, SendFuture};
+pub use producer::{ProduceFuture, Producer, ProducerBuilder, SendFuture};
 pub use record::{Header, Record};
 
 #[cfg(test)]

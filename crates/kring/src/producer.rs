@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use kring_core::partitioner::Partitioner;
 use kring_core::{
-    DeliveryCallback, DeliveryReport, FlushHandle, PartitionerChoice, ProducerCore, RecordRef,
-    Shared, Statistics, StatisticsCallback,
+    AppendOutcome, DeliveryCallback, DeliveryReport, FlushHandle, PartitionerChoice, ProducerCore,
+    RecordRef, Shared, Statistics, StatisticsCallback,
 };
 
 use crate::config::{IoBackend, ProducerConfig};
@@ -507,12 +507,18 @@ impl Producer {
     /// was queued). Fails at once for the same reasons as `send`
     /// (too large, a partition the topic is known not to have, closed).
     pub fn send_async<'p, 'r>(&'p self, record: Record<'r>) -> SendFuture<'p, 'r> {
-        SendFuture {
-            producer: self,
-            record,
-            state: None,
-            done: false,
-        }
+        SendFuture(AsyncSend::new(self, record))
+    }
+
+    /// Send a record from async code whose result only the
+    /// [`on_delivery`](ProducerBuilder::on_delivery) callback needs: what
+    /// [`produce`](Producer::produce) is to [`send`](Producer::send),
+    /// this is to [`send_async`](Producer::send_async). It yields where
+    /// `produce` would block and fails where it would fail (at
+    /// `max.block.ms` too), and resolves to `()` once the record is in a
+    /// batch; its result goes to the callback.
+    pub fn produce_async<'p, 'r>(&'p self, record: Record<'r>) -> ProduceFuture<'p, 'r> {
+        ProduceFuture(AsyncSend::new(self, record))
     }
 
     /// Send a record without ever blocking: fails at once where
@@ -752,28 +758,73 @@ impl Producer {
     }
 }
 
-/// The future of [`Producer::send_async`]: resolves to the record's
-/// [`DeliveryFuture`] once the record is in a batch. `Send`, `Unpin`, and
-/// independent of any async runtime. Like an `async fn`'s future, it must
-/// not be polled again after it completed (that panics).
-#[must_use = "a SendFuture sends nothing unless polled"]
-pub struct SendFuture<'p, 'r> {
+/// What [`SendFuture`] and [`ProduceFuture`] share: the record, and from
+/// the first poll the send's clock reading (timestamp, start of
+/// `max.block.ms`) and the core's pending append.
+struct AsyncSend<'p, 'r> {
     producer: &'p Producer,
     record: Record<'r>,
-    /// Set on the first poll: the send's clock reading (timestamp, start
-    /// of `max.block.ms`) and the core's pending append.
     state: Option<(Instant, kring_core::AsyncAppend<'p>)>,
     done: bool,
 }
 
-impl std::fmt::Debug for SendFuture<'_, '_> {
+impl<'p, 'r> AsyncSend<'p, 'r> {
+    fn new(producer: &'p Producer, record: Record<'r>) -> Self {
+        AsyncSend {
+            producer,
+            record,
+            state: None,
+            done: false,
+        }
+    }
+
+    /// Polls the append with `poll` (the core's `poll_append` or
+    /// `poll_produce`); wakes the I/O thread when the append asks for it.
+    fn poll<D>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        poll: impl FnOnce(
+            &mut kring_core::AsyncAppend<'p>,
+            Instant,
+            &RecordRef<'_>,
+            &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<AppendOutcome<D>, SendError>>,
+    ) -> std::task::Poll<Result<AppendOutcome<D>, SendError>> {
+        // As for an `async fn`: polling again after completion is a bug of
+        // the caller (it would send the record twice).
+        assert!(!self.done, "a send future polled after completion");
+        let p = self.producer;
+        let now = Instant::now();
+        let (start, append) = self
+            .state
+            .get_or_insert_with(|| (now, p.shared.append_async(now, p.block_deadline(now))));
+        let rec = p.record_ref(&self.record, *start);
+        let r = std::task::ready!(poll(append, now, &rec, cx));
+        self.state = None;
+        self.done = true;
+        if r.as_ref().is_ok_and(|o| o.wake) {
+            p.waker.wake();
+        }
+        std::task::Poll::Ready(r)
+    }
+}
+
+impl std::fmt::Debug for AsyncSend<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendFuture")
+        f.debug_struct("AsyncSend")
             .field("topic", &self.record.topic)
             .field("started", &self.state.is_some())
             .finish_non_exhaustive()
     }
 }
+
+/// The future of [`Producer::send_async`]: resolves to the record's
+/// [`DeliveryFuture`] once the record is in a batch. `Send`, `Unpin`, and
+/// independent of any async runtime. Like an `async fn`'s future, it must
+/// not be polled again after it completed (that panics).
+#[must_use = "a SendFuture sends nothing unless polled"]
+#[derive(Debug)]
+pub struct SendFuture<'p, 'r>(AsyncSend<'p, 'r>);
 
 impl std::future::Future for SendFuture<'_, '_> {
     type Output = Result<DeliveryFuture, SendError>;
@@ -782,29 +833,32 @@ impl std::future::Future for SendFuture<'_, '_> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let this = self.get_mut();
-        // As for an `async fn`: polling again after completion is a bug of
-        // the caller (it would send the record twice).
-        assert!(!this.done, "SendFuture polled after completion");
-        let p = this.producer;
-        let now = Instant::now();
-        let (start, append) = this
-            .state
-            .get_or_insert_with(|| (now, p.shared.append_async(now, p.block_deadline(now))));
-        let rec = p.record_ref(&this.record, *start);
-        match append.poll_append(now, &rec, cx) {
-            std::task::Poll::Pending => std::task::Poll::Pending,
-            std::task::Poll::Ready(r) => {
-                this.state = None;
-                this.done = true;
-                std::task::Poll::Ready(r.map(|o| {
-                    if o.wake {
-                        p.waker.wake();
-                    }
-                    DeliveryFuture::new(o.delivery, o.partition)
-                }))
-            }
-        }
+        self.get_mut()
+            .0
+            .poll(cx, |a, now, rec, cx| a.poll_append(now, rec, cx))
+            .map(|r| r.map(|o| DeliveryFuture::new(o.delivery, o.partition)))
+    }
+}
+
+/// The future of [`Producer::produce_async`]: resolves to `()` once the
+/// record is in a batch (its result goes to the delivery callback).
+/// `Send`, `Unpin`, and independent of any async runtime; must not be
+/// polled again after it completed (that panics).
+#[must_use = "a ProduceFuture sends nothing unless polled"]
+#[derive(Debug)]
+pub struct ProduceFuture<'p, 'r>(AsyncSend<'p, 'r>);
+
+impl std::future::Future for ProduceFuture<'_, '_> {
+    type Output = Result<(), SendError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.get_mut()
+            .0
+            .poll(cx, |a, now, rec, cx| a.poll_produce(now, rec, cx))
+            .map(|r| r.map(|_| ()))
     }
 }
 

@@ -112,3 +112,44 @@ fn a_split_batch_opened_without_a_handle_resolves_its_handles() {
     assert_eq!(calls, expected);
     assert_eq!(log(&sim, 0).len(), 10);
 }
+
+/// An async append polled with `poll_produce` (kring's `produce_async`)
+/// is `produce`: reported once through the callback, no completion made.
+#[test]
+fn async_produce_makes_no_completion() {
+    let (config, calls) = with_callback(cfg());
+    let mut sim = sim_with(config, 1, 2);
+    let shared = sim.shared.clone();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for ctx in 1..=4u64 {
+        let rec = crate::RecordRef {
+            topic: "t",
+            partition: Some((ctx % 2) as i32),
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 0,
+            context: ctx,
+        };
+        let now = sim.now;
+        let mut a = shared.append_async(now, now + std::time::Duration::from_secs(60));
+        // Pending until the topic's metadata is in (the first record).
+        let mut polls = 0;
+        let o = loop {
+            match a.poll_produce(sim.now, &rec, &mut cx) {
+                std::task::Poll::Ready(r) => break r.expect("appended"),
+                std::task::Poll::Pending => sim.drive(),
+            }
+            polls += 1;
+            assert!(polls < 100, "never appended");
+        };
+        assert_eq!(o.partition, (ctx % 2) as i32);
+    }
+    let flush = sim.flush();
+    sim.drive();
+    assert!(flush.is_done());
+    let mut calls = calls.lock().unwrap().clone();
+    calls.sort_by_key(|c| c.1);
+    assert_eq!(calls, vec![(1, 1, 0), (0, 2, 0), (1, 3, 1), (0, 4, 1)]);
+    assert_eq!(sim.shared.parts.len().0, 0, "no completion made");
+}
