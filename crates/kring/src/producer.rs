@@ -537,14 +537,13 @@ impl Producer {
     /// For the callback path with blocking back-pressure instead, use
     /// [`produce`](Producer::produce).
     pub fn try_send(&self, record: Record<'_>) -> Result<(), SendError> {
-        // The fast path of `produce` (an open batch with room never
-        // waits), then the general one without waiting.
-        let rec = self.record_ref_now(&record);
-        let wake = match self.shared.produce_to_open(&rec) {
-            Some(o) => o.wake,
-            None => self.shared.try_produce_now(Instant::now(), rec)?.wake,
-        };
-        if wake {
+        // Not through `produce`'s fast path: a second caller of it made
+        // the compiler take it out of line, 32 instructions more per
+        // `produce` (BENCHMARKS.md, round 6).
+        let now = Instant::now();
+        let rec = self.record_ref(&record, now);
+        let outcome = self.shared.try_produce_now(now, rec)?;
+        if outcome.wake {
             self.waker.wake();
         }
         Ok(())
