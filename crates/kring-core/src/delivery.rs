@@ -643,19 +643,12 @@ impl PerRecord {
     #[inline]
     fn new_run(&mut self, timestamp_ms: i64, records: u32) {
         if !self.spilled {
-            let n = self.inline_len as usize;
-            let delta = if n == 0 {
-                Some(0)
-            } else {
-                timestamp_ms
-                    .checked_sub(self.base)
-                    .and_then(|d| u16::try_from(d).ok())
-            };
-            if let (true, Some(d), Ok(r)) = (n < INLINE_RUNS, delta, u16::try_from(records)) {
+            if let Some(run) = self.as_inline(timestamp_ms, records) {
+                let n = self.inline_len as usize;
                 if n == 0 {
                     self.base = timestamp_ms;
                 }
-                self.inline[n] = (d, r);
+                self.inline[n] = run;
                 self.inline_len += 1;
                 return;
             }
@@ -667,6 +660,22 @@ impl PerRecord {
             }
             _ => self.later.push((timestamp_ms, records)),
         }
+    }
+
+    /// A new run as an inline entry (ms after `base`, records), if one is
+    /// free and both fit 16 bits.
+    #[inline]
+    fn as_inline(&self, timestamp_ms: i64, records: u32) -> Option<(u16, u16)> {
+        let n = self.inline_len as usize;
+        if n == INLINE_RUNS {
+            return None;
+        }
+        let delta = if n == 0 {
+            0
+        } else {
+            u16::try_from(timestamp_ms.checked_sub(self.base)?).ok()?
+        };
+        Some((delta, u16::try_from(records).ok()?))
     }
 
     #[inline(never)]

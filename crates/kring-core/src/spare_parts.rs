@@ -63,19 +63,26 @@ impl SpareParts {
             return;
         }
         let mut g = self.lock();
-        for (completion, table) in finished.drain(..) {
-            if let Some(c) = completion {
-                if g.completions.len() < MAX_KEPT {
+        for (completion, table) in finished.iter_mut() {
+            if g.completions.len() >= MAX_KEPT && g.tables.len() >= MAX_KEPT {
+                break;
+            }
+            if g.completions.len() < MAX_KEPT {
+                if let Some(c) = completion.take() {
                     g.completions.push(c);
                 }
             }
             if g.tables.len() < MAX_KEPT {
-                g.tables.push(table);
+                g.tables.push(std::mem::take(table));
             }
         }
         self.completions
             .store(g.completions.len(), Ordering::Relaxed);
         self.tables.store(g.tables.len(), Ordering::Relaxed);
+        drop(g);
+        // What did not fit is dropped here, outside the lock the sending
+        // threads take at every new batch.
+        finished.clear();
     }
 
     /// An empty per-record table for a new batch, with a finished batch's
