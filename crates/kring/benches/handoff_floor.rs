@@ -20,7 +20,9 @@
 //! read against it (BENCHMARKS.md, round 7).
 //!
 //! Run: `cargo bench -p kring --bench handoff_floor -- PARTITIONS
-//! RECORDS_PER_BATCH [RECORDS]`, e.g. `-- 16 148` and `-- 10000 7`.
+//! RECORDS_PER_BATCH [RECORDS [SLOT_LINES]]`, e.g. `-- 16 148` and
+//! `-- 10000 7`; `SLOT_LINES` 3 makes each append write three lines of its
+//! slot, as kring's does (default 1).
 //! Prints CPU ns per record of each thread (`CLOCK_THREAD_CPUTIME_ID`).
 
 #![allow(missing_docs)]
@@ -37,6 +39,9 @@ struct Slot {
 struct Open {
     buf: Vec<u8>,
     records: u32,
+    /// Lines an append also writes besides the first (a slot of three
+    /// lines, like kring's, with `-- P R N 3`).
+    more: [[u64; 8]; 2],
 }
 
 /// Batches handed to the sending side's peer, and buffers handed back.
@@ -103,6 +108,7 @@ fn main() {
     let partitions = args.first().copied().unwrap_or(10_000) as usize;
     let per_batch = args.get(1).copied().unwrap_or(7) as u32;
     let records = args.get(2).copied().unwrap_or(20_000_000);
+    let slot_lines = args.get(3).copied().unwrap_or(1) as usize;
     let capacity = HEADER + per_batch as usize * (RECORD_HEAD + VALUE);
 
     let slots: Vec<Slot> = (0..partitions)
@@ -110,6 +116,7 @@ fn main() {
             state: Mutex::new(Open {
                 buf: Vec::with_capacity(capacity),
                 records: 0,
+                more: [[0; 8]; 2],
             }),
         })
         .collect();
@@ -137,6 +144,9 @@ fn main() {
         open.buf.extend_from_slice(&head);
         open.buf.extend_from_slice(&value);
         open.records += 1;
+        for line in open.more.iter_mut().take(slot_lines - 1) {
+            line[0] = i;
+        }
         if open.records == per_batch {
             let fresh = h
                 .free
