@@ -614,6 +614,13 @@ impl PerRecord {
         self.len += 1;
     }
 
+    /// Whether the table holds heap memory a later batch could reuse (a
+    /// context vector, or runs beyond the inline ones). One that does not
+    /// is no better than a new one.
+    pub(crate) fn has_capacity(&self) -> bool {
+        self.contexts.capacity() != 0 || self.later.capacity() != 0
+    }
+
     /// This table emptied, its vectors' capacity kept (for a new batch).
     pub(crate) fn emptied(mut self) -> PerRecord {
         self.later.clear();
