@@ -101,13 +101,22 @@ fn send_side(h: &Handoff) -> (u64, u32) {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.iter().any(|a| a == "--list") {
+        // Test runners list a target's tests first (cargo-nextest, `cargo
+        // test -- --list`): this program has none.
+        return;
+    }
+    // `cargo bench` passes `--bench`; anything else (`cargo test
+    // --benches`) gets a short run that only checks it works.
+    let smoke = !raw.iter().any(|a| a == "--bench");
+    let args: Vec<u64> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let partitions = args.first().copied().unwrap_or(10_000) as usize;
     let per_batch = args.get(1).copied().unwrap_or(7) as u32;
-    let records = args.get(2).copied().unwrap_or(20_000_000);
+    let records = args
+        .get(2)
+        .copied()
+        .unwrap_or(if smoke { 100_000 } else { 20_000_000 });
     let slot_lines = args.get(3).copied().unwrap_or(1) as usize;
     let capacity = HEADER + per_batch as usize * (RECORD_HEAD + VALUE);
 
