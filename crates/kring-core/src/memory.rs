@@ -156,8 +156,9 @@ pub(crate) fn round_up_to_class(n: usize) -> usize {
 /// partition come far apart, each touching a line or two of its own — and
 /// every such line is a miss of its own; the oldest spare has had time to
 /// leave the I/O thread's cache. Measured with `kring perf` at 10,000
-/// partitions and four records per batch: 6–13 % less CPU per record;
-/// unchanged at 16 partitions (BENCHMARKS.md, round 7).
+/// partitions and four records per batch: about 9 % less CPU per record
+/// (oldest first for every size: 13 %, but 2.5 % more at 16 partitions,
+/// which this rule leaves unchanged; BENCHMARKS.md, round 7).
 #[derive(Debug)]
 struct Spares {
     classes: Vec<std::collections::VecDeque<BytesMut>>,
@@ -194,7 +195,7 @@ impl Spares {
         } else {
             q.pop_back()
         };
-        if self.classes[class].is_empty() {
+        if q.is_empty() {
             self.nonempty &= !(1 << class);
         }
         b
