@@ -46,7 +46,17 @@
 //! OUT_OF_ORDER_SEQUENCE_NUMBER for a batch:
 //! - not the partition's lowest incomplete sequence: retried after the
 //!   earlier batches (Java's "not the next sequence");
-//! - the lowest, of unknown fate: retried as it is;
+//! - the lowest, of unknown fate, and the broker acknowledged later
+//!   sequences of this producer id and epoch: it is in the log (a broker
+//!   that knows the producer takes sequences only in order), beyond the
+//!   five batches the broker remembers, so no retry can be answered as a
+//!   duplicate; it ends at once as possibly persisted (librdkafka fails it
+//!   so too, and raises a fatal error; the Java client retries it until
+//!   the delivery timeout) and the partition goes on. Possibly, not
+//!   surely: a broker that lost the producer's state (KIP-360) accepts any
+//!   sequence;
+//! - the lowest, of unknown fate, nothing later acknowledged: retried as
+//!   it is;
 //! - the lowest, known absent, and the broker acknowledged later
 //!   sequences (a broker with no state for the producer accepts any first
 //!   sequence, KIP-360): it can never be written in order under this
@@ -580,13 +590,28 @@ impl ProducerCore {
             // An earlier batch is not written yet; this one follows it.
             return Some(SeqVerdict::Retry);
         }
-        if self.ledger[bk].maybe_written() {
+        let b = &self.ledger[bk];
+        let later_acked = s.last_acked >= 0
+            && !seq_after(seq, s.last_acked)
+            && b.pid() == s.pid
+            && b.epoch() == s.epoch;
+        if b.maybe_written() {
+            if later_acked {
+                // The broker acknowledged sequences after it, which it
+                // takes only in order while it knows the producer: it is
+                // in the log, beyond the broker's memory of duplicates
+                // (unless the broker lost the producer's state meanwhile,
+                // KIP-360). No retry can ever be answered otherwise, so it
+                // ends now, possibly persisted, and the partition goes on.
+                return Some(SeqVerdict::Abandon);
+            }
             // It may be in the log beyond the broker's memory: only its
-            // own sequence may be re-sent, until the delivery timeout.
+            // own sequence may be re-sent, until the broker answers
+            // otherwise or the delivery timeout.
             return Some(SeqVerdict::Retry);
         }
         // The first incomplete batch, not in the log.
-        if s.last_acked >= 0 && !seq_after(seq, s.last_acked) {
+        if later_acked {
             // The broker acknowledged later sequences (a broker without
             // state for the producer accepts any first sequence): it can
             // never take this batch in order under this epoch.
@@ -608,8 +633,9 @@ impl ProducerCore {
 pub(crate) enum SeqVerdict {
     /// Retry it (with its sequence, or a rewritten one after a bump).
     Retry,
-    /// Fail it, not persisted: the broker holds later sequences of the
-    /// partition, so the batch can no longer be written in order. The
-    /// sequences after it stay valid.
+    /// Fail it: the broker holds later sequences of the partition, so the
+    /// batch can no longer be written in order — not persisted if it is
+    /// known absent, possibly persisted if an attempt may have been written
+    /// (`InBatch::status`). The sequences after it stay valid.
     Abandon,
 }

@@ -792,7 +792,9 @@ impl ProducerCore {
                 Some(v) => v == SeqVerdict::Retry,
                 None => err.is_retriable(),
             };
-        let message = if abandon {
+        let message = if abandon && self.ledger[bk].maybe_written() {
+            Some("the broker acknowledged later records of this partition, so this batch was most likely written, but the broker no longer remembers it to confirm")
+        } else if abandon {
             Some("the broker holds later records of this partition; this batch can no longer be written in order")
         } else {
             message

@@ -294,3 +294,64 @@ fn lost_answer_behind_a_refused_batch_is_not_rewritten() {
     }
     assert_eq!(stored, vec![0, 2, 3, 4, 5]);
 }
+
+/// Chaos seed 13001, reduced. A batch is answered
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND (appended, fate unknown to the
+/// client); its retry hangs until the request timeout; meanwhile more than
+/// the broker's window of later batches is acknowledged, so the broker
+/// forgets the written batch and answers its next retry with
+/// OUT_OF_ORDER_SEQUENCE_NUMBER instead of DUPLICATE_SEQUENCE_NUMBER.
+/// Before, kring re-sent it under its own sequence until the delivery
+/// timeout, and every later batch of the partition waited behind it and
+/// timed out too. Now the acknowledged later sequences settle it: it ends
+/// at once as possibly persisted (the broker took the sequences after it,
+/// which it accepts only in order while it knows the producer), and the
+/// partition goes on.
+#[test]
+fn written_batch_the_broker_forgot_ends_at_once_and_the_partition_goes_on() {
+    let config = Config {
+        request_timeout: ms(1_000),
+        delivery_timeout: ms(30_000),
+        ..pipelined()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    // Five batches in flight; the first is appended and answered with
+    // the error, the four behind it are acknowledged.
+    let slowed = slow(&sim, 1, ms(10));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, 1);
+    let mut hs = send_numbered(&mut sim, 1..6);
+    sim.drive_until(10_000, |s| s.core.stats().retries == 1);
+    heal(&sim, slowed);
+    // Its retry is a duplicate, answered too late: the request times out,
+    // with the four new batches sent behind it applied but unanswered.
+    // The broker now remembers only the last five of the eight batches
+    // after it.
+    sim.cluster
+        .inject(Fault::delay(ApiKey::Produce, ms(5_000)).on_partition("t", 0));
+    let sent_at = sim.now;
+    hs.extend(send_numbered(&mut sim, 6..12));
+    sim.drive();
+    let r1 = hs[0].wait();
+    let e = r1.expect_err("the broker no longer knows batch 1 and cannot say it is a duplicate");
+    assert!(
+        !matches!(e, crate::DeliveryError::Timeout { .. }),
+        "waited for the delivery timeout: {e}"
+    );
+    assert_eq!(e.status(), crate::MessageStatus::PossiblyPersisted, "{e}");
+    assert!(
+        e.to_string().contains("OUT_OF_ORDER_SEQUENCE_NUMBER"),
+        "{e}"
+    );
+    assert!(
+        sim.now < sent_at + ms(10_000),
+        "ended {:?} after the retry",
+        sim.now - sent_at
+    );
+    for (i, h) in hs.iter().enumerate().skip(1) {
+        assert_eq!(h.wait().unwrap().offset, i as i64 + 1, "record {}", i + 1);
+    }
+    assert_eq!(values(&sim), (0..12).collect::<Vec<u32>>());
+}
