@@ -80,9 +80,11 @@ fn chaos_seed() {
     }
     let out = run_seed(seed, scale, &skip_from_env());
     eprintln!(
-        "seed {seed}: {} records, {} acked, run {:?}, close {:?} [{}]",
+        "seed {seed}: {} records, {} acked, {} failed out of order, {} failed but stored, run {:?}, close {:?} [{}]",
         out.records,
         out.acked,
+        out.failed_out_of_order,
+        out.failed_but_stored,
         out.run_time,
         out.close_time,
         out.summary()
