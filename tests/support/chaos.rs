@@ -154,7 +154,7 @@ impl ChaosConfig {
             max_pad: rng.pick(&[0, 40, 200, 1_000]),
             keyspace: rng.pick(&[0, 7, 1_000]),
             retry_backoff: Duration::from_millis(rng.pick(&[5, 10, 20])),
-            request_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(2),
             delivery_timeout: Duration::from_secs(12),
         }
     }
@@ -396,13 +396,25 @@ pub fn generate_schedule(cfg: &ChaosConfig) -> Vec<Step> {
                 some_partition,
                 times,
             ),
-            48..=55 => fault(
-                rng.pick(&[PRODUCE, PRODUCE, METADATA, INIT_PRODUCER_ID]),
-                FaultAction::Delay(Duration::from_millis(rng.range(5, 800))),
-                some_broker,
-                None,
-                times,
-            ),
+            48..=55 => {
+                let api = rng.pick(&[PRODUCE, PRODUCE, METADATA, INIT_PRODUCER_ID]);
+                // One in four answered only after the request timeout, as
+                // by a broker stalled in a long pause: the client gives up
+                // on the connection although the request was applied, and
+                // what it sent behind it was applied too.
+                let (ms, times) = if rng.chance(25) {
+                    (rng.range(2_200, 3_000), rng.range(1, 2) as u32)
+                } else {
+                    (rng.range(5, 800), times)
+                };
+                fault(
+                    api,
+                    FaultAction::Delay(Duration::from_millis(ms)),
+                    some_broker,
+                    None,
+                    times,
+                )
+            }
             56..=61 => fault(
                 PRODUCE,
                 FaultAction::Throttle(Duration::from_millis(rng.range(10, 300))),
