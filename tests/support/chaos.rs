@@ -1000,7 +1000,10 @@ fn close_and_check(
                         // took later sequences of a partition whose first
                         // batch failed (Kafka >= 2.5 accepts any first
                         // sequence from an unknown producer); failing the
-                        // batch keeps order. Allowed, counted.
+                        // batch keeps order. Or the batch was written, but
+                        // so long ago that the broker no longer remembers
+                        // it to answer a retry as a duplicate (possibly
+                        // persisted). Allowed, counted.
                         out.failed_out_of_order += 1;
                     } else {
                         out.violation("failed_retriable_only", || {
