@@ -11,8 +11,11 @@
 //!   sequence of its partition, and no new batch is drained while retries
 //!   are queued, so order holds with up to 5 requests in flight;
 //! - DUPLICATE_SEQUENCE_NUMBER counts as success;
-//! - UNKNOWN_PRODUCER_ID is retried, bumping the epoch (unless the broker
-//!   did not know the log start offset, or the sequence was already reset);
+//! - UNKNOWN_PRODUCER_ID is retried after an epoch bump (unless the broker
+//!   did not know the log start offset), the bump waiting, like any other,
+//!   until nothing of the partition is in flight or of unknown fate; a
+//!   batch of unknown fate answered so fails as possibly persisted (no
+//!   re-send could be recognised as a duplicate), as librdkafka fails it;
 //! - a batch that fails for good after being sent (a fatal broker error)
 //!   bumps the epoch; one that expired after being sent leaves the
 //!   partition "unresolved": no new batch is drained until its in-flight
@@ -120,10 +123,35 @@ pub(crate) struct SeqState {
     /// meanwhile only batches of unknown fate are re-sent, one at a time,
     /// with their original sequence, and nothing new is drained.
     pub(crate) hold: Option<Hold>,
-    /// Base sequences of the last batches acknowledged under the current
-    /// epoch (at most the broker's window), to tell whether an
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER proves a batch absent.
+    /// Base sequences of the highest batches of the current epoch that are
+    /// or may be in the log (acknowledged, or failed after an attempt that
+    /// may have been written), at most the broker's window, to tell whether
+    /// an OUT_OF_ORDER_SEQUENCE_NUMBER proves a batch absent.
     pub(crate) acked_recent: std::collections::VecDeque<i32>,
+}
+
+impl SeqState {
+    /// Notes a batch of the current epoch that is or may be in the log,
+    /// keeping the broker's window of the highest sequences (a batch may
+    /// end after a later one: it is not simply the last ones noted).
+    fn note_in_log(&mut self, base: i32) {
+        self.acked_recent.push_back(base);
+        if self.acked_recent.len() > BROKER_RETAINED_BATCHES {
+            let lowest = (0..self.acked_recent.len())
+                .min_by(|&a, &b| {
+                    let (x, y) = (self.acked_recent[a], self.acked_recent[b]);
+                    if seq_after(x, y) {
+                        std::cmp::Ordering::Greater
+                    } else if x == y {
+                        std::cmp::Ordering::Equal
+                    } else {
+                        std::cmp::Ordering::Less
+                    }
+                })
+                .expect("not empty");
+            self.acked_recent.remove(lowest);
+        }
+    }
 }
 
 impl Default for SeqState {
@@ -486,10 +514,7 @@ impl ProducerCore {
             if s.last_acked == -1 || seq_after(last, s.last_acked) {
                 s.last_acked = last;
             }
-            if s.acked_recent.len() == BROKER_RETAINED_BATCHES {
-                s.acked_recent.pop_front();
-            }
-            s.acked_recent.push_back(base);
+            s.note_in_log(base);
         }
     }
 
@@ -501,9 +526,16 @@ impl ProducerCore {
         timed_out_after_send: bool,
         broker_fatal: bool,
     ) {
-        let (seq, records) = (self.ledger[bk].seq(), self.ledger[bk].records());
+        let b = &self.ledger[bk];
+        let (seq, records) = (b.seq(), b.records());
+        let (bpid, bepoch, maybe_written) = (b.pid(), b.epoch(), b.maybe_written());
         let s = &mut self.part(pk).seq;
         s.pending.retain(|&x| x != bk);
+        if maybe_written && bpid == s.pid && bepoch == s.epoch {
+            // It may be in the log: it counts among the batches the broker
+            // may remember after an earlier one (`out_of_order_proves_absent`).
+            s.note_in_log(seq);
+        }
         if timed_out_after_send {
             let next = increment_sequence(seq, records);
             s.unresolved = Some(s.unresolved.map_or(next, |u| u.max(next)));
@@ -569,14 +601,25 @@ impl ProducerCore {
         if !self.idem.enabled || self.ledger[bk].seq() < 0 {
             return None;
         }
-        let (seq, reset) = (self.ledger[bk].seq(), self.ledger[bk].seq_reset());
+        let seq = self.ledger[bk].seq();
         if err == ErrorCode::UNKNOWN_PRODUCER_ID {
-            // The broker lost the producer's state: it cannot recognise
-            // duplicates anyway.
-            if log_start_offset == -1 || reset {
+            if log_start_offset == -1 {
                 return Some(SeqVerdict::Retry);
             }
-            self.request_epoch_bump(pk);
+            // The broker lost the producer's state: it refuses this
+            // sequence under this epoch on every retry, and can recognise
+            // no duplicate. The sequences restart under a new epoch, once
+            // nothing of the partition is in flight or of unknown fate (a
+            // bump rewrites every pending batch; bumps happen only then, so
+            // no attempt from before a bump can come back with this error
+            // after it).
+            self.hold_or(pk, Hold::Bump);
+            if self.ledger[bk].maybe_written() {
+                // It may be in the log, and no re-send could be recognised
+                // as a duplicate: it ends now, possibly persisted (as
+                // librdkafka fails a retried batch answered so).
+                return Some(SeqVerdict::Abandon);
+            }
             return Some(SeqVerdict::Retry);
         }
         if err != ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {

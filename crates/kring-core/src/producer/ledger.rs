@@ -99,8 +99,6 @@ pub(crate) struct InBatch {
     seq: i32,
     pid: i64,
     epoch: i16,
-    /// Its sequence was rewritten by an epoch bump.
-    seq_reset: bool,
     last_error: Option<ErrorCode>,
     /// An attempt may have been written: it went unanswered, or was
     /// answered with an error a broker may raise after appending
@@ -176,11 +174,6 @@ impl InBatch {
         self.epoch
     }
 
-    /// Whether its sequence was rewritten by an epoch bump.
-    pub(super) fn seq_reset(&self) -> bool {
-        self.seq_reset
-    }
-
     /// The last broker error it was answered with.
     pub(super) fn last_error(&self) -> Option<ErrorCode> {
         self.last_error
@@ -237,7 +230,6 @@ impl InBatch {
     /// Restamps with a sequence rewritten by an epoch bump.
     pub(super) fn restamp_after_bump(&mut self, pid: i64, epoch: i16, seq: i32) {
         self.stamp(pid, epoch, seq);
-        self.seq_reset = true;
     }
 }
 
@@ -344,7 +336,6 @@ impl Ledger {
             seq: -1,
             pid: -1,
             epoch: -1,
-            seq_reset: false,
             last_error: None,
             maybe_written: false,
         })
@@ -544,7 +535,6 @@ impl Ledger {
             seq: -1,
             pid: -1,
             epoch: -1,
-            seq_reset: b.seq_reset,
             last_error: b.last_error,
             // Only without idempotence can it be set here; a part of a
             // batch that may be in the log may be in the log.

@@ -792,7 +792,9 @@ impl ProducerCore {
                 Some(v) => v == SeqVerdict::Retry,
                 None => err.is_retriable(),
             };
-        let message = if abandon && self.ledger[bk].maybe_written() {
+        let message = if abandon && err == ErrorCode::UNKNOWN_PRODUCER_ID {
+            Some("the broker lost this producer's state, so it can no longer tell whether this batch was written")
+        } else if abandon && self.ledger[bk].maybe_written() {
             Some("the broker acknowledged later records of this partition, so this batch was most likely written, but the broker no longer remembers it to confirm")
         } else if abandon {
             Some("the broker holds later records of this partition; this batch can no longer be written in order")
@@ -840,7 +842,10 @@ impl ProducerCore {
         let b = &batches[bk];
         let retry = &mut self.topics[pk.0 as usize].partitions[pk.1 as usize].retry;
         let pos = if self.idem.enabled() && b.seq() >= 0 {
-            retry.iter().position(|&o| batches[o].seq() > b.seq())
+            // Kafka's order: sequences wrap from i32::MAX to 0.
+            retry
+                .iter()
+                .position(|&o| kring_protocol::record::sequence_after(batches[o].seq(), b.seq()))
         } else {
             retry.iter().position(|&o| batches[o].order() > b.order())
         };

@@ -355,3 +355,196 @@ fn written_batch_the_broker_forgot_ends_at_once_and_the_partition_goes_on() {
     }
     assert_eq!(values(&sim), (0..12).collect::<Vec<u32>>());
 }
+
+/// A batch is appended but its answer is lost with the connection (fate
+/// unknown); the broker then loses the producer's state (a broker before
+/// KIP-360 answers UNKNOWN_PRODUCER_ID to a non-zero first sequence). No
+/// retry can be recognised as a duplicate now, and a re-send under a new
+/// epoch could store it twice: it fails as possibly persisted (as
+/// librdkafka fails a retried batch answered so). Before, kring bumped the
+/// epoch at once, which rewrote every pending batch, this one included: it
+/// was re-sent under epoch 1 from sequence 0 and stored a second time.
+#[test]
+fn written_batch_answered_unknown_producer_id_is_not_rewritten() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster
+        .inject(Fault::drop_after_apply(ApiKey::Produce).on_broker(1));
+    let hs = send_numbered(&mut sim, 1..2);
+    // Applied, the answer lost with the connection.
+    sim.drive_until(10_000, |s| s.cluster.faults_fired() >= 1);
+    assert_eq!(values(&sim), vec![0, 1]);
+    sim.cluster.forget_producers("t", 0).unwrap();
+    sim.drive();
+    let r = hs[0].wait();
+    let stored = values(&sim);
+    assert_eq!(
+        stored,
+        vec![0, 1],
+        "record 1 stored twice (epochs: {:?})",
+        log(&sim, 0)
+            .iter()
+            .map(|r| (r.producer_epoch, r.base_sequence))
+            .collect::<Vec<_>>()
+    );
+    if let Err(e) = r {
+        assert_eq!(e.status(), crate::MessageStatus::PossiblyPersisted, "{e}");
+    }
+}
+
+/// An OUT_OF_ORDER_SEQUENCE_NUMBER proves a batch absent only if fewer
+/// than the broker's window of batches can have been written after it;
+/// batches that failed after an attempt that may have been written count
+/// among them. Batch 1 is appended (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
+/// batches 2-5 acknowledged; its retry is a duplicate answered too late
+/// (request timeout) with batches 6-9 applied behind it, unanswered. The
+/// broker now remembers 5-9 only. Batches 6-9 wait in the retry queue
+/// behind batch 1 and expire there (possibly persisted) while batch 1's
+/// next retry is in flight; that retry is answered OUT_OF_ORDER. Before,
+/// 6-9 counted nowhere once failed, only four batches (2-5) seemed to
+/// follow batch 1, and it failed as NOT persisted although it is in the
+/// log at offset 1.
+#[test]
+fn written_batch_is_not_reported_unwritten_after_later_batches_expire() {
+    let config = Config {
+        request_timeout: ms(5_000),
+        delivery_timeout: ms(6_000),
+        ..pipelined()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    let slowed = slow(&sim, 1, ms(10));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, 1);
+    let mut hs = send_numbered(&mut sim, 1..6);
+    sim.drive_until(10_000, |s| s.core.stats().retries == 1);
+    heal(&sim, slowed);
+    // Batch 1's retry: a duplicate whose answer comes after the request
+    // timeout; batches 6-9 behind it are applied, unanswered.
+    sim.cluster
+        .inject(Fault::delay(ApiKey::Produce, ms(20_000)).on_partition("t", 0));
+    hs.extend(send_numbered(&mut sim, 6..10));
+    sim.drive_until(100_000, |s| s.core.stats().retries >= 6);
+    assert_eq!(values(&sim), (0..10).collect::<Vec<u32>>());
+    // Batch 1's next retry is answered (OUT_OF_ORDER) only after 6-9
+    // expired in the retry queue.
+    sim.cluster
+        .inject(Fault::delay(ApiKey::Produce, ms(4_000)).on_partition("t", 0));
+    sim.drive();
+    let stored = values(&sim);
+    for h in &hs[5..9] {
+        let e = h.wait().expect_err("expired in the retry queue");
+        assert!(matches!(e, crate::DeliveryError::Timeout { .. }), "{e}");
+        assert_eq!(e.status(), crate::MessageStatus::PossiblyPersisted, "{e}");
+    }
+    for (i, h) in hs.iter().enumerate() {
+        let rec = i as u32 + 1;
+        if let Err(e) = h.wait() {
+            if e.status() == crate::MessageStatus::NotPersisted {
+                assert!(
+                    !stored.contains(&rec),
+                    "record {rec} failed as not persisted but is stored: {e}"
+                );
+            }
+        }
+    }
+}
+
+/// The retry queue is kept in Kafka's wrapping sequence order. Batches
+/// straddling the wrap from `i32::MAX` to 0 all wait for a retry; only the
+/// partition's lowest pending sequence (`i32::MAX - 1`) may be re-sent,
+/// from the front of the queue. Before, the queue compared raw sequences,
+/// put the batch after the wrap (sequence 0) first, re-sent nothing, and
+/// the partition stalled until the delivery timeout failed all three.
+#[test]
+fn retries_across_the_sequence_wrap_are_resent_in_order() {
+    let config = Config {
+        delivery_timeout: ms(30_000),
+        ..pipelined()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    let start = i32::MAX - 1;
+    {
+        let s = &mut sim.core.part((0, 0)).seq;
+        s.last_acked = start - 1;
+        s.next = start;
+    }
+    sim.cluster.set_last_sequence("t", 0, start - 1).unwrap();
+    // Batch 1 (sequence MAX-1) refused before the append; 2 (MAX) and
+    // 3 (0) behind it in flight, refused as out of order.
+    slow(&sim, 1, ms(10));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
+    let sent_at = sim.now;
+    let hs = send_numbered(&mut sim, 1..4);
+    sim.drive();
+    for (i, h) in hs.iter().enumerate() {
+        let r = h.wait();
+        assert!(
+            r.is_ok(),
+            "record {}: {r:?} after {:?}",
+            i + 1,
+            sim.now - sent_at
+        );
+    }
+    assert_eq!(values(&sim), (0..4).collect::<Vec<u32>>());
+    assert!(
+        sim.now < sent_at + ms(10_000),
+        "took {:?}",
+        sim.now - sent_at
+    );
+}
+
+/// A broker that lost the producer's state a second time: the epoch is
+/// bumped again. Batch 1 fails for good (MESSAGE_TOO_LARGE) and the epoch
+/// is bumped: batches 2-4 are rewritten to epoch 1, sequences 0-2. Batch 2
+/// is acknowledged (and 3, sent at once behind it), then the broker (before
+/// KIP-360) loses the producer's state: batch 4 (sequence 2, never written)
+/// is refused with UNKNOWN_PRODUCER_ID. Before, a batch whose sequence was
+/// once rewritten by a bump was retried without another bump (the Java
+/// client's rule for batches in flight at a bump, which cannot exist in
+/// kring: it bumps only when nothing is in flight), refused the same way
+/// every time, and it and every later batch waited for the delivery
+/// timeout.
+#[test]
+fn unknown_producer_id_after_a_bump_does_not_stall_the_partition() {
+    let config = Config {
+        delivery_timeout: ms(30_000),
+        ..pipelined()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    slow(&sim, 1, ms(10));
+    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
+    let sent_at = sim.now;
+    let hs = send_numbered(&mut sim, 1..5);
+    sim.drive_until(10_000, |_| hs[1].try_result().is_some());
+    assert!(hs[0].wait().is_err());
+    hs[1].wait().unwrap();
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+    sim.cluster.forget_producers("t", 0).unwrap();
+    sim.drive();
+    let stored = values(&sim);
+    for (i, h) in hs.iter().enumerate().skip(2) {
+        let rec = i as u32 + 1;
+        match h.wait() {
+            Ok(_) => assert_eq!(stored.iter().filter(|&&v| v == rec).count(), 1),
+            Err(e) => assert!(
+                !matches!(e, crate::DeliveryError::Timeout { .. }),
+                "record {rec} waited for the delivery timeout: {e}"
+            ),
+        }
+    }
+    assert!(
+        sim.now < sent_at + ms(10_000),
+        "took {:?}",
+        sim.now - sent_at
+    );
+}
