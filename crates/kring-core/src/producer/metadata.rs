@@ -227,6 +227,22 @@ impl ProducerCore {
             let err = ErrorCode(t.error_code);
             let ti = tid as usize;
             if err.is_ok() {
+                if t.topic_id != [0; 16] {
+                    let known = std::mem::replace(&mut self.topics[ti].topic_id, t.topic_id);
+                    if known != [0; 16] && known != t.topic_id {
+                        // Deleted and created again: the new topic's
+                        // leader epochs start over, and must not be taken
+                        // for stale ones (KIP-516; the Java client's
+                        // `Metadata.updateLatestMetadata`).
+                        tracing::info!(
+                            topic = name,
+                            "topic id changed (topic recreated); forgetting its leader epochs"
+                        );
+                        for p in &mut self.topics[ti].partitions {
+                            p.leader_epoch = -1;
+                        }
+                    }
+                }
                 let (changed, need) = self.apply_partitions(now, tid, t);
                 soon |= need;
                 if self.topics[ti].partitions.is_empty() {
@@ -465,9 +481,20 @@ impl ProducerCore {
         if epoch >= 0 {
             part.leader_epoch = epoch;
         }
-        let changed = part.leader != Some(leader);
+        let old = part.leader;
+        let changed = old != Some(leader);
         part.leader = Some(leader);
         part.slot.available.store(true, Ordering::Relaxed);
+        if changed && part.queued {
+            // Waiting in the old leader's ready queue, which only a ready
+            // connection to it drains: it follows the new leader once the
+            // response is read, as after a metadata update.
+            if let Some(o) = old {
+                if !self.hinted_away.contains(&o) {
+                    self.hinted_away.push(o);
+                }
+            }
+        }
         changed
     }
 }

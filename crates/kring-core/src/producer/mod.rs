@@ -276,6 +276,10 @@ pub struct ProducerCore {
     life: Lifecycle,
 
     notice_buf: Vec<Notice>,
+    /// Nodes whose ready queue holds a partition a leader hint (KIP-951)
+    /// moved away while a produce response was read; forwarded once per
+    /// response (`forward_moved`), not once per hinted partition.
+    hinted_away: Vec<i32>,
     /// Statistics settings, the periodic timer, callback counters.
     statistics: StatsState,
 }
@@ -349,6 +353,7 @@ impl ProducerCore {
             meta: MetadataState::default(),
             life: Lifecycle::default(),
             notice_buf: Vec::new(),
+            hinted_away: Vec::new(),
             statistics: StatsState::new(
                 now,
                 config.statistics_interval,

@@ -54,6 +54,7 @@ impl PartTable {
                 wanted_at: None,
                 first_wanted: None,
                 request_mark: 0,
+                topic_id: [0; 16],
             });
         }
     }

@@ -112,6 +112,10 @@ pub(crate) struct TopicCore {
     pub(crate) first_wanted: Option<Instant>,
     /// The produce request being built that already counts this topic.
     pub(crate) request_mark: u64,
+    /// The topic id metadata last named (all zero: none yet, or a broker
+    /// before Metadata v10). A new one means the topic was deleted and
+    /// created again: its leader epochs start over.
+    pub(crate) topic_id: [u8; 16],
 }
 
 impl TopicCore {

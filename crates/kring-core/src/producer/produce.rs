@@ -223,6 +223,19 @@ impl ProducerCore {
     fn take_batch(&mut self, now: Instant, pk: PartKey, room: usize) -> Take {
         let dt = self.cfg.delivery_timeout;
         let idem = self.idem.enabled();
+        // Without idempotence, max.in.flight 1 is what keeps a partition's
+        // order across retries: one batch of the partition in flight, to
+        // whichever node (the Java client's `guaranteeMessageOrder` mutes
+        // the partition). The per-connection limit alone lets a later batch
+        // go to a new leader while an earlier one is in flight at the old.
+        // The in-flight batch's answer or loss makes the partition ready.
+        if !idem
+            && self.cfg.max_in_flight == 1
+            && self.cfg.acks != Acks::None
+            && self.part(pk).in_flight > 0
+        {
+            return Take::Blocked;
+        }
         loop {
             if let Some(err) = self.life.fatal().cloned() {
                 self.fail_partition(now, pk, &err);
@@ -626,6 +639,9 @@ impl ProducerCore {
                     }
                 }
             }
+        }
+        for n in std::mem::take(&mut self.hinted_away) {
+            self.forward_moved(n);
         }
     }
 
