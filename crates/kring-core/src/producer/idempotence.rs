@@ -133,23 +133,26 @@ pub(crate) struct SeqState {
 impl SeqState {
     /// Notes a batch of the current epoch that is or may be in the log,
     /// keeping the broker's window of the highest sequences (a batch may
-    /// end after a later one: it is not simply the last ones noted).
+    /// end after a later one: it is not simply the last ones noted). The
+    /// window is kept in sequence order (Kafka's, which wraps), lowest
+    /// first, so the usual case — acknowledged in order — is a push and a
+    /// pop.
     fn note_in_log(&mut self, base: i32) {
-        self.acked_recent.push_back(base);
-        if self.acked_recent.len() > BROKER_RETAINED_BATCHES {
-            let lowest = (0..self.acked_recent.len())
-                .min_by(|&a, &b| {
-                    let (x, y) = (self.acked_recent[a], self.acked_recent[b]);
-                    if seq_after(x, y) {
-                        std::cmp::Ordering::Greater
-                    } else if x == y {
-                        std::cmp::Ordering::Equal
-                    } else {
-                        std::cmp::Ordering::Less
-                    }
-                })
-                .expect("not empty");
-            self.acked_recent.remove(lowest);
+        let w = &mut self.acked_recent;
+        if w.len() == BROKER_RETAINED_BATCHES && w.front().is_some_and(|&f| !seq_after(base, f)) {
+            return; // below the whole window
+        }
+        if w.len() == BROKER_RETAINED_BATCHES {
+            w.pop_front();
+        }
+        if w.back().is_none_or(|&b| seq_after(base, b)) {
+            w.push_back(base);
+        } else {
+            let at = w
+                .iter()
+                .rposition(|&q| !seq_after(q, base))
+                .map_or(0, |i| i + 1);
+            w.insert(at, base);
         }
     }
 }
@@ -681,4 +684,32 @@ pub(crate) enum SeqVerdict {
     /// known absent, possibly persisted if an attempt may have been written
     /// (`InBatch::status`). The sequences after it stay valid.
     Abandon,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(bases: &[i32]) -> Vec<i32> {
+        let mut s = SeqState::default();
+        for &b in bases {
+            s.note_in_log(b);
+        }
+        s.acked_recent.into_iter().collect()
+    }
+
+    #[test]
+    fn the_window_keeps_the_five_highest_sequences_in_order() {
+        assert_eq!(window(&[0, 10, 20, 30, 40, 50, 60]), [20, 30, 40, 50, 60]);
+        // Noted out of order (a batch that failed after a later one was
+        // acknowledged): still the five highest, lowest first.
+        assert_eq!(window(&[0, 10, 30, 40, 50, 20, 60]), [20, 30, 40, 50, 60]);
+        assert_eq!(window(&[10, 20, 30, 40, 50, 5]), [10, 20, 30, 40, 50]);
+        // Across the wrap from i32::MAX to 0, Kafka's order.
+        let m = i32::MAX;
+        assert_eq!(
+            window(&[m - 20, m - 10, 3, m, 13, 23]),
+            [m - 10, m, 3, 13, 23]
+        );
+    }
 }
