@@ -337,7 +337,9 @@ impl BufferPool {
 
     /// Frees every spare and releases its charge (wakes waiting senders).
     /// Not for a thread holding `lock` (see `try_reserve_holding_lock`).
-    fn drop_spares(&self) {
+    /// Also how the core gives them up when it finishes (no batch will
+    /// take them any more).
+    pub(crate) fn drop_spares(&self) {
         let bytes = self.free_spares();
         self.release(bytes);
     }

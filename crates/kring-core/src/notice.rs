@@ -40,6 +40,11 @@ pub(crate) enum Notice {
         partition: u32,
         batch: u64,
     },
+    /// A sender is waiting for `buffer.memory`: every open batch is sent
+    /// now rather than at its linger deadline, since memory comes back only
+    /// as batches complete (the Java client's accumulator treats every
+    /// batch as ready while a thread waits for memory).
+    MemoryWanted,
     /// An async sender started waiting (for memory or metadata) until
     /// `deadline` (its `max.block.ms`): the I/O thread wakes it then.
     Waiting { deadline: Instant },

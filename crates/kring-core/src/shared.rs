@@ -591,7 +591,9 @@ impl Shared {
                 Step::NeedMemory(n) => {
                     debug_assert_eq!(reserved, 0);
                     // Memory comes back when batches complete: the I/O
-                    // thread must know of the batches sealed so far.
+                    // thread sends the open ones now, not at their linger
+                    // deadline, and must know of those sealed so far.
+                    wake |= self.notices.push(Notice::MemoryWanted);
                     self.wake_before_blocking(&mut wake);
                     if !self
                         .pool
@@ -1415,7 +1417,9 @@ impl AsyncAppend<'_> {
                         }));
                     }
                     // Memory comes back when batches complete: the I/O
-                    // thread must know of the batches sealed so far.
+                    // thread sends the open ones now, not at their linger
+                    // deadline, and must know of those sealed so far.
+                    self.wake |= sh.notices.push(Notice::MemoryWanted);
                     sh.wake_before_blocking(&mut self.wake);
                     return Poll::Pending;
                 }

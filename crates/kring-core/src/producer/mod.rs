@@ -413,6 +413,7 @@ impl ProducerCore {
                 batch,
             } => self.batch_sealed((topic, partition), batch),
             Notice::Waiting { deadline } => self.arm_block_deadline(deadline),
+            Notice::MemoryWanted => self.seal_all_open(),
             Notice::Statistics(req) => self.answer_statistics(now, &req),
             Notice::Flush { gen, signal } => {
                 self.seal_all_open();
@@ -584,6 +585,9 @@ impl ProducerCore {
         self.life.finish();
         self.statistics.disarm();
         self.keep_final_statistics(now);
+        // No batch will take a spare buffer any more: their charge goes
+        // back, so a closed producer holds nothing of `buffer.memory`.
+        self.shared.pool.drop_spares();
         self.ledger.release_close_waiters();
     }
 }

@@ -390,18 +390,33 @@ impl ProducerCore {
         Ok((qb, false))
     }
 
-    /// Fails every unsent batch of `pk` (fatal producer state).
+    /// Fails every unsent batch of `pk` (fatal producer state): the retry
+    /// queue, the sealed batches and the open one (which no request will
+    /// ever take, so it would otherwise wait for its delivery timeout).
     fn fail_partition(&mut self, now: Instant, pk: PartKey, err: &DeliveryError) {
         while let Some(bk) = self.part(pk).retry.pop_front() {
             self.fail_batch(now, bk, err.clone(), false);
         }
         let slot = self.part(pk).slot.clone();
-        let sealed = std::mem::take(&mut slot.lock().sealed);
+        let (sealed, open) = {
+            let mut q = slot.lock();
+            (std::mem::take(&mut q.sealed), q.open.take())
+        };
         for b in sealed {
             let p = self.part(pk);
             p.unsent -= 1;
             p.drained_below = p.drained_below.max(b.id + 1);
             self.fail_queued(pk, b, err.clone());
+        }
+        if let Some(o) = open {
+            if self.part(pk).open == Some(o.id) {
+                self.remove_open(pk);
+            }
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.sealed_below = p.sealed_below.max(o.id + 1);
+            p.drained_below = p.drained_below.max(o.id + 1);
+            self.fail_open(pk, o, err.clone());
         }
     }
 

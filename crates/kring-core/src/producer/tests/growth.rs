@@ -300,3 +300,79 @@ fn growth_blocks_on_buffer_memory() {
     assert_eq!(log(&sim, 1).len(), 2);
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
+/// `buffer.memory` is taken by lingering batches (linger.ms 30 s) and a
+/// sender blocks for memory: the batches are sent at once to make room
+/// (`Notice::MemoryWanted`), as the Java client's accumulator treats every
+/// batch as ready while a sender waits for memory
+/// (`RecordAccumulator.ready`: `exhausted`). Before, the sender stayed
+/// blocked until linger.ms expired (and with linger.ms above max.block.ms
+/// failed with BufferFull though nothing was wrong). The blocked sender is
+/// a real thread (`Sim::send` never blocks); the test waits for it to
+/// block, not for a timer.
+#[test]
+fn a_sender_blocked_for_memory_does_not_wait_out_linger() {
+    let config = Config {
+        linger: ms(30_000),
+        buffer_memory: 64 * 1024,
+        batch_size: 16 * 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
+    sim.drive();
+    let v = vec![7u8; 2000];
+    let rec = |p: i32| crate::RecordRef {
+        topic: "t",
+        partition: Some(p),
+        key: None,
+        value: Some(&v),
+        headers: &[],
+        timestamp_ms: 1_700_000_000_000,
+        context: 0,
+    };
+    let mut sent = 0;
+    while sim.shared.try_produce_now(sim.now, rec(sent % 8)).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 8, "memory full after {sent} records");
+    // The partition whose next record found no memory.
+    let full = sent % 8;
+    sim.settle();
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let v = vec![8u8; 2000];
+        let r = shared.append(
+            now,
+            crate::RecordRef {
+                topic: "t",
+                partition: Some(full),
+                key: None,
+                value: Some(&v),
+                headers: &[],
+                timestamp_ms: 1_700_000_000_000,
+                context: 0,
+            },
+            now + Duration::from_secs(20),
+        );
+        let _ = tx.send(r.is_ok());
+    });
+    for i in 0.. {
+        if sim.shared.pool.waiters() > 0 {
+            break;
+        }
+        assert!(i < 10_000, "the sender never blocked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    sim.run_for(ms(1_000));
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    // Let linger expire so the blocked thread ends either way.
+    sim.run_for(ms(31_000));
+    t.join().unwrap();
+    assert_eq!(
+        got,
+        Ok(true),
+        "blocked for memory 1 s after the sender began waiting (linger.ms 30 s)"
+    );
+}

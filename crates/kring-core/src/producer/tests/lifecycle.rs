@@ -262,3 +262,33 @@ fn close_from_the_io_thread_releases_blocked_senders() {
     assert!(h.wait().is_ok());
     assert_eq!(waiter.join().unwrap(), Err(SendError::Closed));
 }
+
+/// The idempotent producer's InitProducerId is refused for good
+/// (CLUSTER_AUTHORIZATION_FAILED): the producer can send nothing, and a
+/// record waiting in a lingering batch fails promptly with that error, as
+/// the Java client aborts every incomplete batch on a fatal error — not
+/// after delivery.timeout.ms.
+#[test]
+fn a_fatal_init_producer_id_fails_lingering_records_promptly() {
+    let config = Config {
+        linger: ms(5),
+        ..cfg()
+    };
+    let cluster = cluster(1, 1).build_unbound().expect("valid mock cluster");
+    cluster.inject(
+        Fault::error(
+            ApiKey::InitProducerId,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+        )
+        .always(),
+    );
+    let mut sim = Sim::new(config, cluster, kring_testclock::origin());
+    sim.run_for(ms(100));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.run_for(ms(2_000));
+    match h.try_result() {
+        Some(Err(DeliveryError::Broker { .. })) => {}
+        other => panic!("after 2 s (delivery.timeout.ms 120 s): {other:?}"),
+    }
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}

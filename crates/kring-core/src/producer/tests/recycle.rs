@@ -50,3 +50,29 @@ fn held_handles_keep_their_results_while_completions_are_reused() {
         assert_eq!(log(&sim, p).len(), 90);
     }
 }
+/// Once the producer has closed, nothing of `buffer.memory` is held: the
+/// finished batches' buffers kept as spares for later batches (there will
+/// be none) are freed and their charge released, so the pool's used bytes
+/// are back at 0, not up to half of `buffer.memory` kept until the last
+/// reference to the shared state goes.
+#[test]
+fn close_gives_back_the_spare_buffers() {
+    let mut sim = sim_with(cfg(), 1, 4);
+    for i in 0..200u32 {
+        let v = vec![i as u8; 300];
+        sim.send("t", Some((i % 4) as i32), None, Some(&v)).unwrap();
+        if i % 20 == 0 {
+            sim.drive();
+        }
+    }
+    sim.drive();
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+    let c = sim.close();
+    sim.drive_until(100_000, |_| c.is_done());
+    assert!(sim.core.is_finished());
+    assert_eq!(
+        (sim.shared.pool.used(), sim.shared.pool.spare_bytes()),
+        (0, 0),
+        "pool used bytes and spares after close"
+    );
+}
