@@ -276,3 +276,154 @@ fn absurd_base_offset_is_reported_as_unknown() {
     assert_eq!(md.offset, 6);
     assert!(p.close());
 }
+
+/// A producer reachable from its own delivery callback (a `Weak` the
+/// callback upgrades, the usual way to re-send or to stop from there).
+type SelfRef = Arc<std::sync::OnceLock<std::sync::Weak<crate::Producer>>>;
+
+/// The delivery callback runs on the I/O thread, which completes flushes:
+/// a `flush` called there used to wait for itself, forever (the Java
+/// client's KAFKA-10790 deadlock; since Kafka 4.0 `flush` refuses to wait
+/// there). It must return at once; the flush itself still happens (the
+/// batches are sealed) and the record is delivered.
+#[test]
+fn flush_inside_the_delivery_callback_does_not_wait_for_itself() {
+    let c = cluster(1);
+    let me: SelfRef = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let me2 = me.clone();
+    let p = Arc::new(
+        builder(&c)
+            .linger(Duration::ZERO)
+            .on_delivery(move |_: &DeliveryReport<'_>| {
+                if let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) {
+                    let start = Instant::now();
+                    p.flush();
+                    let ok = p.flush_timeout(Duration::from_secs(2));
+                    let _ = tx.lock().unwrap().send((start.elapsed(), ok));
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    me.set(Arc::downgrade(&p)).unwrap();
+    let f = p.send(Record::new("t", b"a")).unwrap();
+    let Ok((took, ok)) = rx.recv_timeout(Duration::from_secs(5)) else {
+        // The I/O thread is stuck in the callback: dropping the producer
+        // would wait for it too.
+        std::mem::forget(p);
+        panic!("flush called inside the delivery callback did not return within 5 s");
+    };
+    assert!(
+        took < Duration::from_secs(1),
+        "flush in the callback took {took:?}"
+    );
+    assert!(!ok, "a flush inside the callback cannot have completed");
+    assert_eq!(f.wait().unwrap().offset, 0);
+    let g = p.send(Record::new("t", b"b")).unwrap();
+    assert_eq!(g.wait().unwrap().offset, 1);
+    assert!(p.close());
+}
+
+/// `close` called inside the delivery callback cannot wait for the I/O
+/// thread it runs on (the Java client then closes without waiting). It
+/// used to wait the whole close bound (`delivery.timeout.ms` +
+/// `request.timeout.ms`, two and a half minutes by default) with every
+/// connection stalled, then try to join its own thread. It must return at
+/// once, refuse later sends, and leave no record without a result.
+#[test]
+fn close_inside_the_delivery_callback_does_not_wait_for_itself() {
+    let c = cluster(1);
+    let me: SelfRef = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let me2 = me.clone();
+    let p = Arc::new(
+        builder(&c)
+            .linger(Duration::ZERO)
+            .on_delivery(move |_: &DeliveryReport<'_>| {
+                if let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) {
+                    let start = Instant::now();
+                    p.close();
+                    let _ = tx.lock().unwrap().send(start.elapsed());
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    me.set(Arc::downgrade(&p)).unwrap();
+    let f = p.send(Record::new("t", b"a")).unwrap();
+    let Ok(took) = rx.recv_timeout(Duration::from_secs(5)) else {
+        std::mem::forget(p);
+        panic!("close called inside the delivery callback did not return within 5 s");
+    };
+    assert!(
+        took < Duration::from_secs(1),
+        "close in the callback took {took:?}"
+    );
+    assert_eq!(f.wait().unwrap().offset, 0);
+    assert!(matches!(
+        p.send(Record::new("t", b"late")),
+        Err(SendError::Closed)
+    ));
+    let start = Instant::now();
+    assert!(p.close(), "a later close waits for the end and reports it");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// The last handle of a producer dropped inside its own delivery callback
+/// (the callback upgraded its `Weak` while the application let go of its
+/// `Arc`): the drop runs on the I/O thread and cannot wait for it. It used
+/// to wait the close bound and then ten seconds for its own thread to exit.
+/// It must return at once, and the records still pending must get their
+/// results.
+#[test]
+fn dropping_the_producer_inside_the_delivery_callback_does_not_wait_for_itself() {
+    let c = cluster(1);
+    let me: SelfRef = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (tx, go_rx) = (std::sync::Mutex::new(tx), std::sync::Mutex::new(go_rx));
+    let me2 = me.clone();
+    let p = Arc::new(
+        builder(&c)
+            .linger(Duration::ZERO)
+            .on_delivery(move |_: &DeliveryReport<'_>| {
+                let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) else {
+                    return;
+                };
+                let tx = tx.lock().unwrap();
+                let _ = tx.send(None);
+                // The application drops its handle meanwhile.
+                let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(5));
+                let start = Instant::now();
+                drop(p);
+                let _ = tx.send(Some(start.elapsed()));
+            })
+            .build()
+            .unwrap(),
+    );
+    me.set(Arc::downgrade(&p)).unwrap();
+    // Stalled in the broker, so still pending when the producer goes.
+    let f = p.send(Record::new("t", b"a")).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+    c.inject(Fault::delay(PRODUCE, Duration::from_millis(300)).always());
+    let g = p.send(Record::new("t", b"b")).unwrap();
+    drop(p);
+    go_tx.send(()).unwrap();
+    let Ok(Some(took)) = rx.recv_timeout(Duration::from_secs(5)) else {
+        panic!(
+            "the producer dropped inside the delivery callback did not finish dropping within 5 s"
+        );
+    };
+    assert!(
+        took < Duration::from_secs(1),
+        "the drop in the callback took {took:?}"
+    );
+    assert_eq!(f.wait().unwrap().offset, 0);
+    match g.wait_timeout(Duration::from_secs(5)) {
+        Some(Ok(md)) => assert_eq!(md.offset, 1),
+        other => panic!("the pending record: {other:?}"),
+    }
+}

@@ -186,6 +186,7 @@ impl ProducerBuilder {
             max_block: config.get_max_block(),
             close_bound: config.get_delivery_timeout() + config.get_request_timeout(),
             close_state: Mutex::new(None),
+            callback_close: Mutex::new(None),
             clock: WallClock::start(),
             io_backend,
             compressors,
@@ -328,6 +329,9 @@ pub struct Producer {
     close_bound: Duration,
     /// `None` until closed; then whether every record got its result.
     close_state: Mutex<Option<bool>>,
+    /// The close a callback started (it could not wait for it): a later
+    /// close waits for that one.
+    callback_close: Mutex<Option<FlushHandle>>,
     /// The I/O thread: callbacks run there, and must not wait for it.
     io_thread: Option<std::thread::ThreadId>,
     /// Timestamps for records sent without one (see [`wall_clock`]).
@@ -551,6 +555,10 @@ impl Producer {
 
     /// Send every buffered record now (ignoring `linger.ms`) and wait until
     /// every record sent before this call has its final result.
+    ///
+    /// Inside a callback (which runs on the I/O thread, the thread that
+    /// completes the flush) it starts the flush and returns without
+    /// waiting, logging an error: waiting there would never end.
     pub fn flush(&self) {
         let h = self.begin_flush();
         self.wait_io(&h.0, None);
@@ -593,7 +601,8 @@ impl Producer {
     /// purged.
     ///
     /// Returns `false` only if the producer's I/O thread has stopped
-    /// (after [`close`](Producer::close)), when nothing is buffered anyway.
+    /// (after [`close`](Producer::close)), when nothing is buffered anyway,
+    /// or when called inside a callback (see [`flush`](Producer::flush)).
     pub fn purge(&self) -> bool {
         let h = self.begin_purge();
         self.wait_io(&h, None)
@@ -618,6 +627,19 @@ impl Producer {
         // The slice only bounds how late an I/O thread that died is noticed;
         // a live one completes the handle, which wakes this thread at once.
         const SLICE: Duration = Duration::from_secs(1);
+        if self.on_io_thread() {
+            // Called from a callback: the I/O thread completes the handle
+            // only after the callback returns, so waiting here would wait
+            // for itself (the Java client's KAFKA-10790; since Kafka 4.0
+            // its `flush` refuses there too). The work was requested.
+            if !h.is_done() {
+                tracing::error!(
+                    "flush, purge or close called inside a callback (on the I/O thread): \
+                     not waiting for it, which would wait for this very thread"
+                );
+            }
+            return h.is_done();
+        }
         let start = Instant::now();
         loop {
             // After close (or a failure) nobody completes a new handle.
@@ -635,6 +657,12 @@ impl Producer {
                 return h.is_done();
             }
         }
+    }
+
+    /// Whether the caller runs on the I/O thread (inside a callback),
+    /// which must never wait for the I/O thread.
+    fn on_io_thread(&self) -> bool {
+        self.io_thread == Some(std::thread::current().id())
     }
 
     fn io_thread_exited(&self) -> bool {
@@ -657,13 +685,38 @@ impl Producer {
     /// Returns `true` when every record got its result within `timeout`.
     /// Closing again (or concurrently) waits for the first close and
     /// returns its outcome.
+    ///
+    /// Called inside a callback (on the I/O thread, which cannot wait for
+    /// itself) it only starts the close and returns at once, `false` (as
+    /// the Java client overrides the timeout to zero there); the I/O
+    /// thread goes on delivering what is buffered once the callback
+    /// returns, and a later `close` from another thread waits for that.
     pub fn close_timeout(&self, timeout: Duration) -> bool {
+        if self.on_io_thread() {
+            let h = self.shared.begin_close();
+            if h.wake {
+                self.waker.wake();
+            }
+            let done = self.wait_io(&h, Some(Duration::ZERO));
+            self.callback_close
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(h);
+            return done;
+        }
         let mut state = self.close_state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(done) = *state {
             return done;
         }
         let start = Instant::now();
-        let h = self.shared.begin_close();
+        // The close a callback started, if one did: the I/O thread may have
+        // finished it and exited already, and would settle no new one.
+        let started = self
+            .callback_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let h = started.unwrap_or_else(|| self.shared.begin_close());
         if h.wake {
             self.waker.wake();
         }

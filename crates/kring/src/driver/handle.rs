@@ -314,6 +314,18 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let own = self
+            .thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id());
+        if own {
+            // Dropped on the I/O thread itself (the producer's last handle
+            // went inside a callback): it cannot wait for its own exit, and
+            // stopping it would abort what the close it was given still
+            // delivers. Detached; it exits once the engine has finished.
+            self.thread = None;
+            return;
+        }
         if self.thread.is_some() {
             self.stop();
             // The thread only waits for in-kernel cancellations now, which
