@@ -49,7 +49,7 @@
 //! moves a whole response's buffers at once. Stashed buffers count as
 //! spares: a sender short of memory frees them like any other.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub(crate) struct BufferPool {
     /// Buffers the I/O thread handed back since it last sorted them into
     /// `spares`.
     returned: Returned,
+    /// The producer is closing: blocked senders stop waiting.
+    closed: AtomicBool,
 }
 
 /// Buffers of finished batches not sorted into the spares yet, each
@@ -226,6 +228,7 @@ impl BufferPool {
             spare_bytes: AtomicUsize::new(0),
             spare_limit: limit / 2,
             returned: Returned::default(),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -431,15 +434,32 @@ impl BufferPool {
         }
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        // The condition is evaluated under `lock`; `release` takes `lock`
-        // before notifying, so a release between the check and the sleep
-        // cannot be missed.
-        let (_g, res) = self
+        // The condition is evaluated under `lock`; `release` and `close`
+        // take `lock` before notifying, so neither can be missed between
+        // the check and the sleep.
+        let mut got = false;
+        let (_g, _) = self
             .cond
-            .wait_timeout_while(guard, wait, |_| !self.try_reserve_holding_lock(n))
+            .wait_timeout_while(guard, wait, |_| {
+                if self.closed.load(Ordering::SeqCst) {
+                    return false;
+                }
+                got = self.try_reserve_holding_lock(n);
+                !got
+            })
             .unwrap_or_else(|e| e.into_inner());
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        !res.timed_out()
+        got
+    }
+
+    /// The producer is closing: senders blocked for memory stop waiting
+    /// now (and fail with `Closed`) rather than at `max.block.ms`, as the
+    /// Java client's `BufferPool.close` wakes them.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
+        self.cond.notify_all();
+        self.tasks.wake_all();
     }
 
     /// [`try_reserve`](Self::try_reserve) for a thread holding `lock`:
@@ -658,6 +678,19 @@ mod tests {
         assert_eq!(p.used(), 40);
         assert!(!p.reserve_blocking(61, Duration::ZERO));
         assert!(p.reserve_blocking(60, Duration::ZERO));
+    }
+
+    /// Close wakes a blocked reserver at once, without memory (it fails
+    /// with `Closed` in `Shared`), instead of at its `max.block.ms`.
+    #[test]
+    fn close_releases_blocked_reservers_without_memory() {
+        let p = Arc::new(BufferPool::new(10));
+        assert!(p.try_reserve(10));
+        let t = blocked_reserver(&p, 5);
+        p.close();
+        assert!(!t.join().unwrap());
+        assert_eq!(p.used(), 10);
+        assert!(!p.reserve_blocking(5, Duration::from_secs(600)));
     }
 
     #[test]

@@ -599,6 +599,9 @@ impl Shared {
                         .pool
                         .reserve_blocking(n, self.left(now, block_deadline))
                     {
+                        if self.notices.is_closed() {
+                            break Err(SendError::Closed);
+                        }
                         break Err(SendError::BufferFull {
                             limit: self.pool.limit(),
                             waited: remaining(now, block_deadline),
@@ -1180,6 +1183,7 @@ impl Shared {
             let gen = n.flush_gen;
             n.list.push(Notice::Close { gen, signal: s2 });
         });
+        self.pool.close();
         FlushHandle { signal, wake }
     }
 

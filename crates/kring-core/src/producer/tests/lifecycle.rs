@@ -292,3 +292,62 @@ fn a_fatal_init_producer_id_fails_lingering_records_promptly() {
     }
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
+
+/// Close releases a sender blocked for `buffer.memory` at once, with
+/// `Closed`, as the Java client's `BufferPool.close` does; before, it
+/// waited until memory came back or its `max.block.ms` passed (an hour
+/// here: the broker answers nothing, so no memory comes back).
+#[test]
+fn close_releases_a_sender_blocked_for_memory() {
+    let config = Config {
+        buffer_memory: 16 * 1024,
+        batch_size: 4 * 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
+    sim.drive();
+    black_hole(&sim, 1);
+    let v = vec![7u8; 1000];
+    let rec = |p: i32| crate::RecordRef {
+        topic: "t",
+        partition: Some(p),
+        key: None,
+        value: Some(&v),
+        headers: &[],
+        timestamp_ms: 0,
+        context: 0,
+    };
+    let mut sent = 0;
+    while sim.shared.try_produce_now(sim.now, rec(sent % 4)).is_ok() {
+        sent += 1;
+    }
+    sim.settle();
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let waiter = std::thread::spawn(move || {
+        let v = vec![8u8; 1000];
+        shared
+            .append(
+                now,
+                crate::RecordRef {
+                    topic: "t",
+                    partition: Some(0),
+                    key: None,
+                    value: Some(&v),
+                    headers: &[],
+                    timestamp_ms: 0,
+                    context: 0,
+                },
+                now + Duration::from_secs(3600),
+            )
+            .map(|o| o.partition)
+    });
+    // Wait (without sleeping) until it blocks for memory.
+    while sim.shared.pool.waiters() == 0 {
+        std::thread::yield_now();
+    }
+    let now = sim.now;
+    let _closing = sim.core.close(now);
+    assert_eq!(waiter.join().unwrap(), Err(SendError::Closed));
+}
