@@ -40,9 +40,9 @@ pub(crate) enum Notice {
         partition: u32,
         batch: u64,
     },
-    /// A sender is waiting for `buffer.memory`: every open batch is sent
-    /// now rather than at its linger deadline, since memory comes back only
-    /// as batches complete (the Java client's accumulator treats every
+    /// A sender is waiting for `buffer.memory`: every open batch becomes
+    /// due now rather than at its linger deadline, since memory comes back
+    /// only as batches complete (the Java client's accumulator treats every
     /// batch as ready while a thread waits for memory).
     MemoryWanted,
     /// An async sender started waiting (for memory or metadata) until

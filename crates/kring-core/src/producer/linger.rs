@@ -103,6 +103,19 @@ impl ProducerCore {
         }
     }
 
+    /// Every open batch becomes due now, whatever its linger deadline: a
+    /// sender waits for `buffer.memory`, which only completed batches give
+    /// back (the Java client's accumulator treats every batch as ready
+    /// while a thread waits for memory). As after their linger, the
+    /// batches stay open, and take records, until drained.
+    pub(crate) fn expire_all_lingers(&mut self) {
+        while let Some(e) = self.timers.lingers_mut().entries.pop_front() {
+            if self.linger_live(e.part, e.batch) {
+                self.linger_expired(e.part);
+            }
+        }
+    }
+
     /// Every open batch whose linger ended by `now` becomes due.
     pub(crate) fn expire_lingers(&mut self, now: Instant) {
         while let Some(&e) = self.timers.lingers().entries.front() {
