@@ -404,6 +404,19 @@ thread_local! {
 
 static NEXT_THREAD_SEED: AtomicU64 = AtomicU64::new(0x5eed);
 
+/// Random per process (std's `RandomState` keys, from the OS, as every
+/// `HashMap` here already draws them): mixed into each thread's sticky
+/// seed so that separate producer processes do not all start their
+/// keyless records on the same partition and walk the same sequence of
+/// partitions (the Java client draws from `ThreadLocalRandom`).
+fn process_seed() -> u64 {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| {
+        std::collections::hash_map::RandomState::new().hash_one(0x006b_7269_6e67_u64)
+    })
+}
+
 impl TopicTable {
     /// Runs `f` with this thread's up-to-date view of the table. `f` must
     /// not call back into `with_view` (it is not re-entrant).
@@ -431,7 +444,8 @@ impl TopicTable {
                     if views.len() >= VIEWS_PER_THREAD {
                         views.remove(0);
                     }
-                    let seed = NEXT_THREAD_SEED.fetch_add(0x9e37_79b9, Ordering::Relaxed);
+                    let seed =
+                        NEXT_THREAD_SEED.fetch_add(0x9e37_79b9, Ordering::Relaxed) ^ process_seed();
                     views.push(ThreadView {
                         uid: self.uid,
                         version: u64::MAX,

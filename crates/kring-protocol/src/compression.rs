@@ -734,3 +734,29 @@ mod without_zstd {
         }
     }
 }
+
+#[cfg(test)]
+mod lz4_frame {
+    use super::*;
+
+    /// The lz4 frame header is what Kafka's `KafkaLZ4BlockInputStream`
+    /// reads: magic, FLG version 1 with independent blocks and nothing
+    /// else (no content size, no checksums, no dictionary), BD 64 KiB, and
+    /// the xxh32 header checksum; then blocks and the end mark.
+    #[test]
+    fn lz4_frame_header_is_kafkas() {
+        for input in [
+            vec![7u8; 10],
+            (0..200_000u32)
+                .map(|i| i.wrapping_mul(2_654_435_761) as u8)
+                .collect(),
+        ] {
+            let mut out = BytesMut::new();
+            compress(Compression::Lz4, &input, &mut out).unwrap();
+            assert_eq!(&out[..4], &[0x04, 0x22, 0x4d, 0x18]);
+            assert_eq!(out[4], 0x60, "FLG");
+            assert_eq!(out[5], 0x40, "BD");
+            assert_eq!(&out[out.len() - 4..], &[0, 0, 0, 0], "end mark");
+        }
+    }
+}

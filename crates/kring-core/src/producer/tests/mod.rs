@@ -9,6 +9,7 @@ mod ledger;
 mod lifecycle;
 mod metadata;
 mod offload;
+mod partitioning;
 mod produce;
 mod protocol;
 mod purge;

@@ -400,3 +400,68 @@ fn the_io_thread_compresses_within_its_budget() {
     assert_eq!(r.len(), 16 + 4);
     assert!(r.values().all(|&c| c == 1), "{r:?}");
 }
+
+/// Batches compressed by the worker, refused as too large and split, with
+/// later batches of the partition in flight or still with the worker:
+/// every record is stored once, in send order, for every codec, and each
+/// gets one result.
+#[test]
+fn split_batches_compressed_by_the_worker_keep_order() {
+    fn noise(i: u32, len: usize) -> Vec<u8> {
+        let mut v = i.to_be_bytes().to_vec();
+        let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        while v.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(x as u8);
+        }
+        v
+    }
+    for compression in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        for idempotence in [true, false] {
+            let (config, results) = counted(compression);
+            let config = Config {
+                enable_idempotence: idempotence,
+                acks: crate::config::Acks::All,
+                max_in_flight: if idempotence { 5 } else { 1 },
+                ..config
+            };
+            let mut sim = sim_on(config, cluster(1, 1).max_message_bytes(1500));
+            sim.shared.enable_compression_offload(0, 0, 0);
+            warm_up(&mut sim, 1);
+            let mut n = 0u32;
+            for round in 0..6u32 {
+                for _ in 0..(3 + round * 2) {
+                    sim.send_with_context("t", Some(0), None, Some(&noise(n, 250)), u64::from(n))
+                        .unwrap();
+                    n += 1;
+                }
+                sim.run_for(ms(6));
+                if round % 2 == 1 {
+                    sim.shared.run_compression_jobs();
+                }
+                sim.settle();
+            }
+            drive_with_worker(&mut sim);
+            let log = super::log(&sim, 0);
+            let got: Vec<u32> = log
+                .iter()
+                .skip(1)
+                .map(|r| u32::from_be_bytes(r.value.as_deref().unwrap()[..4].try_into().unwrap()))
+                .collect();
+            let want: Vec<u32> = (0..n).collect();
+            assert_eq!(got, want, "{compression:?} idempotence {idempotence}");
+            assert!(sim.core.stats().batches_split > 0);
+            let r = results.lock().unwrap();
+            assert_eq!(r.len() as u32, n + 1);
+            assert!(r.values().all(|&c| c == 1), "{r:?}");
+            assert_eq!(sim.shared.buffered_bytes(), 0);
+        }
+    }
+}

@@ -334,3 +334,261 @@ fn a_retried_part_stays_ahead_of_later_parts_without_idempotence() {
     sim.drive();
     assert_delivered_in_order(&sim, &hs, 0);
 }
+
+/// One record of [`split_keeps_every_field_of_every_record`]: key, value,
+/// headers and timestamp, varied (null key, null value, empty key, null
+/// header value, timestamps before the batch's first).
+type Rec = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+    i64,
+);
+
+fn varied_records(n: u32) -> Vec<Rec> {
+    (0..n)
+        .map(|i| {
+            let key = match i % 3 {
+                0 => None,
+                1 => Some(Vec::new()),
+                _ => Some(format!("key-{i}").into_bytes()),
+            };
+            let v = value(i, 300);
+            let val = if i % 7 == 3 { None } else { Some(v) };
+            let headers = (0..(i % 4))
+                .map(|h| {
+                    (
+                        format!("h{h}"),
+                        if h == 1 {
+                            None
+                        } else {
+                            Some(vec![h as u8; h as usize * 5])
+                        },
+                    )
+                })
+                .collect();
+            // Some earlier than the first record's, some far later.
+            let ts = 1_700_000_000_000 + i64::from(i % 5) * 1_000 - 2_000 + i64::from(i) * 100_000;
+            (key, val, headers, ts)
+        })
+        .collect()
+}
+
+/// A compressed batch of records with null keys and values, headers and
+/// out-of-order timestamps is split (decompressed, halved, compressed
+/// again) and every record is stored byte for byte as sent, for every
+/// codec.
+#[test]
+fn split_keeps_every_field_of_every_record() {
+    for compression in Compression::ALL {
+        let config = Config {
+            linger: ms(50),
+            compression,
+            ..cfg()
+        };
+        let mut sim = limited(config, 2500);
+        let w = send_all(&mut sim, 0..1, 10);
+        sim.drive();
+        w[0].wait().unwrap();
+        let recs = varied_records(30);
+        let mut hs = Vec::new();
+        for (k, v, h, ts) in &recs {
+            let headers: Vec<kring_protocol::record::Header<'_>> = h
+                .iter()
+                .map(|(k, v)| kring_protocol::record::Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+                .collect();
+            let rec = crate::RecordRef {
+                topic: "t",
+                partition: Some(0),
+                key: k.as_deref(),
+                value: v.as_deref(),
+                headers: &headers,
+                timestamp_ms: *ts,
+                context: 0,
+            };
+            let now = sim.now;
+            hs.push(
+                sim.shared
+                    .append(now, rec, now + ms(60_000))
+                    .unwrap()
+                    .delivery,
+            );
+            sim.settle();
+        }
+        sim.drive();
+        for (i, h) in hs.iter().enumerate() {
+            h.wait()
+                .unwrap_or_else(|e| panic!("{compression:?} record {i}: {e}"));
+        }
+        assert!(sim.core.stats().batches_split > 0, "{compression:?}");
+        let stored = &log(&sim, 0)[1..];
+        assert_eq!(stored.len(), recs.len(), "{compression:?}");
+        for (i, (s, (k, v, h, ts))) in stored.iter().zip(&recs).enumerate() {
+            assert_eq!(s.key.as_deref(), k.as_deref(), "{compression:?} key {i}");
+            assert_eq!(
+                s.value.as_deref(),
+                v.as_deref(),
+                "{compression:?} value {i}"
+            );
+            assert_eq!(s.timestamp, *ts, "{compression:?} timestamp {i}");
+            let sh: Vec<(String, Option<Vec<u8>>)> = s
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map(|b| b.to_vec())))
+                .collect();
+            assert_eq!(&sh, h, "{compression:?} headers {i}");
+        }
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+    }
+}
+
+/// A record exactly at `max.request.size` (batch header included) is sent
+/// alone and delivered, even compressed past the limit; one byte more is
+/// refused at once.
+#[test]
+fn a_record_exactly_at_max_request_size_is_delivered() {
+    use kring_protocol::record::layout::HEADER_LEN;
+    for compression in Compression::ALL {
+        let config = Config {
+            linger: ms(5),
+            batch_size: 1000,
+            max_request_size: 4000,
+            compression,
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 1);
+        let w = send_all(&mut sim, 0..1, 10);
+        sim.drive();
+        w[0].wait().unwrap();
+        // Record: length varint (2) + attributes + ts delta + offset delta +
+        // null key (1) + value length varint (2) + value + header count.
+        let len = 4000 - HEADER_LEN - 2 - 1 - 1 - 1 - 1 - 2 - 1;
+        let small = send_all(&mut sim, 1..3, 100);
+        let h = sim.send("t", Some(0), None, Some(&value(3, len))).unwrap();
+        let after = send_all(&mut sim, 4..6, 100);
+        let too = sim.send("t", Some(0), None, Some(&value(9, len + 1)));
+        assert!(
+            matches!(too, Err(crate::SendError::RecordTooLarge { .. })),
+            "{compression:?}: {too:?}"
+        );
+        sim.drive();
+        h.wait().unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+        for x in small.iter().chain(&after) {
+            x.wait().unwrap();
+        }
+        let numbers: Vec<u32> = log(&sim, 0)
+            .iter()
+            .map(|r| number(r.value.as_deref().unwrap()))
+            .collect();
+        assert_eq!(numbers, vec![0, 1, 2, 3, 4, 5], "{compression:?}");
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+    }
+}
+
+/// The callback gets each record's own context and timestamp back after
+/// splits (the per-record table is divided between the parts).
+#[test]
+fn callback_gets_each_records_context_after_splits() {
+    type Seen = Arc<Mutex<Vec<(u64, i64, i64)>>>;
+    let seen: Seen = Arc::default();
+    let s2 = seen.clone();
+    let config = Config {
+        linger: ms(50),
+        compression: Compression::Lz4,
+        on_delivery: Some(Arc::new(move |r: &DeliveryReport<'_>| {
+            let md = r.result.as_ref().unwrap();
+            s2.lock()
+                .unwrap()
+                .push((r.context, md.offset, md.timestamp_ms));
+        })),
+        ..cfg()
+    };
+    let mut sim = limited(config, 2500);
+    let w = sim
+        .send_with_context("t", Some(0), None, Some(&value(0, 10)), 1000)
+        .unwrap();
+    sim.drive();
+    w.wait().unwrap();
+    seen.lock().unwrap().clear();
+    for i in 1..41u32 {
+        sim.send_with_context(
+            "t",
+            Some(0),
+            None,
+            Some(&value(i, 300)),
+            1000 + u64::from(i),
+        )
+        .unwrap();
+        // A new millisecond every few records: many timestamp runs.
+        if i % 3 == 0 {
+            sim.now += ms(1);
+        }
+    }
+    sim.drive();
+    assert!(sim.core.stats().batches_split > 0);
+    let stored = log(&sim, 0);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_unstable_by_key(|s| s.1);
+    assert_eq!(seen.len(), 40);
+    for (ctx, off, ts) in seen {
+        let r = &stored[off as usize];
+        assert_eq!(
+            u64::from(number(r.value.as_deref().unwrap())) + 1000,
+            ctx,
+            "offset {off}"
+        );
+        assert_eq!(r.timestamp, ts, "offset {off}");
+    }
+}
+
+/// A record too large alone first or last in its batch, with later
+/// batches of the partition pipelined behind it (idempotence, five in
+/// flight) and compressed: it fails alone, everything else is delivered in
+/// order.
+#[test]
+fn a_too_large_record_at_either_end_fails_alone_with_batches_behind() {
+    for compression in [Compression::None, Compression::Lz4] {
+        for big_at in [0usize, 9] {
+            let config = Config {
+                linger: ms(5),
+                batch_size: 2048,
+                compression,
+                ..cfg()
+            };
+            let mut sim = limited(config, 1500);
+            let w = send_all(&mut sim, 0..1, 10);
+            sim.drive();
+            w[0].wait().unwrap();
+            let mut hs = Vec::new();
+            let mut big = None;
+            let mut n = 1u32;
+            for i in 0..10 {
+                if i == big_at {
+                    big = Some(
+                        sim.send("t", Some(0), None, Some(&value(999, 1800)))
+                            .unwrap(),
+                    );
+                } else {
+                    hs.push(sim.send("t", Some(0), None, Some(&value(n, 200))).unwrap());
+                    n += 1;
+                }
+            }
+            // Batches behind it, sealed full or lingered, while it is in flight.
+            sim.run_for(ms(6));
+            for _ in 0..20 {
+                hs.push(sim.send("t", Some(0), None, Some(&value(n, 200))).unwrap());
+                n += 1;
+            }
+            sim.drive();
+            match big.unwrap().wait() {
+                Err(DeliveryError::MessageTooLarge { .. }) => {}
+                other => panic!("{compression:?} at {big_at}: {other:?}"),
+            }
+            assert_delivered_in_order(&sim, &hs, 1);
+            assert_eq!(sim.shared.buffered_bytes(), 0);
+        }
+    }
+}

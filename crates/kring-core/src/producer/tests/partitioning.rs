@@ -1,0 +1,354 @@
+//! Partitioning, record validation and protocol versions against the
+//! Java client's behaviour (literal expectations, not kring's own
+//! functions).
+
+use super::*;
+use crate::error::SendError;
+
+/// Keyed records land where the Java client puts them:
+/// `toPositive(murmur2(key)) % 7`, with the hashes of librdkafka's
+/// `java_murmur2_results` (`rdmurmur2.c`) worked out by hand. An empty key
+/// is a key (hashed), not a null key (sticky).
+#[test]
+fn keyed_records_land_in_the_java_clients_partitions() {
+    let cases: &[(&[u8], i32)] = &[
+        (b"kafka", 3),
+        (b"giberish123456789", 5),
+        (b"1234", 0),
+        (b"234", 4),
+        (b"34", 6),
+        (b"4", 6),
+        (b"PreAmbleWillBeRemoved,ThePrePartThatIs", 1),
+        (b"reAmbleWillBeRemoved,ThePrePartThatIs", 6),
+        (b"eAmbleWillBeRemoved,ThePrePartThatIs", 3),
+        (b"AmbleWillBeRemoved,ThePrePartThatIs", 3),
+        (b"", 2),
+    ];
+    let mut sim = sim_with(cfg(), 1, 7);
+    let hs: Vec<_> = cases
+        .iter()
+        .map(|(k, _)| sim.send("t", None, Some(k), Some(b"v")).unwrap())
+        .collect();
+    sim.drive();
+    for ((k, want), h) in cases.iter().zip(hs) {
+        let md = h.wait().unwrap();
+        assert_eq!(md.partition, *want, "key {:?}", String::from_utf8_lossy(k));
+    }
+    for (k, want) in cases {
+        assert!(log(&sim, *want)
+            .iter()
+            .any(|r| r.key.as_deref() == Some(*k)));
+    }
+}
+
+/// Topic names Kafka rejects (INVALID_TOPIC_EXCEPTION: bad characters,
+/// longer than 249, "." and "..") fail the send with a typed error at once,
+/// without waiting out max.block.ms, as the Java client's
+/// `InvalidTopicException` does.
+#[test]
+fn invalid_topic_names_fail_at_once() {
+    let long = "a".repeat(250);
+    for name in ["bad topic!", long.as_str(), ".", "..", "t/1"] {
+        let mut sim = sim_with(cfg(), 1, 1);
+        let t0 = sim.now;
+        let r = sim.send(name, None, None, Some(b"v"));
+        match r {
+            Err(SendError::TopicError { error, .. }) => {
+                assert_eq!(error, ErrorCode::INVALID_TOPIC_EXCEPTION, "{name:?}")
+            }
+            Err(SendError::InvalidTopic(_)) => {}
+            other => panic!("{name:?}: {other:?}"),
+        }
+        assert!(
+            sim.now - t0 < ms(1000),
+            "{name:?} waited {:?}",
+            sim.now - t0
+        );
+    }
+}
+
+/// Keyless records avoid partitions without a leader while others have
+/// one (KIP-794), and never pick a partition the topic does not have.
+#[test]
+fn keyless_records_avoid_leaderless_partitions() {
+    let config = Config {
+        linger: ms(1000),
+        batch_size: 256,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    for p in [0, 1, 3] {
+        sim.cluster.inject(
+            Fault::error(ApiKey::Metadata, ErrorCode::LEADER_NOT_AVAILABLE)
+                .on_partition("t", p)
+                .always(),
+        );
+    }
+    let hs: Vec<_> = (0..40)
+        .map(|_| sim.send("t", None, None, Some(&[0u8; 100])).unwrap())
+        .collect();
+    sim.drive();
+    for h in hs {
+        assert_eq!(h.wait().unwrap().partition, 2);
+    }
+}
+
+/// A Kafka 2.3-era broker (ApiVersions v0-2, Produce v0-7, Metadata v0-8,
+/// InitProducerId v0-1): the handshake falls back to ApiVersions v0 and
+/// idempotent records are delivered with the versions it speaks.
+#[test]
+fn kafka_2_x_broker_versions() {
+    let mut sim = sim_with(cfg(), 1, 2);
+    sim.cluster.set_max_version(ApiKey::ApiVersions, Some(2));
+    sim.cluster.set_max_version(ApiKey::Produce, Some(7));
+    sim.cluster.set_max_version(ApiKey::Metadata, Some(8));
+    sim.cluster.set_max_version(ApiKey::InitProducerId, Some(1));
+    let hs: Vec<_> = (0..10u8)
+        .map(|i| {
+            sim.send("t", Some(i32::from(i % 2)), Some(&[i]), Some(&[i]))
+                .unwrap()
+        })
+        .collect();
+    sim.drive();
+    for h in hs {
+        h.wait().unwrap();
+    }
+    let l = log(&sim, 0);
+    assert_eq!(l.len(), 5);
+    assert!(l[0].producer_id >= 0);
+}
+
+/// A Kafka 0.11 broker (ApiVersions v0-1, Produce v0-3, Metadata v0-4,
+/// InitProducerId v0): the oldest with record batch v2 and idempotence.
+#[test]
+fn kafka_0_11_broker_versions() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.cluster.set_max_version(ApiKey::ApiVersions, Some(1));
+    sim.cluster.set_max_version(ApiKey::Produce, Some(3));
+    sim.cluster.set_max_version(ApiKey::Metadata, Some(4));
+    sim.cluster.set_max_version(ApiKey::InitProducerId, Some(0));
+    let h = sim.send("t", None, Some(b"k"), Some(b"v")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+    assert_eq!(log(&sim, 0).len(), 1);
+}
+
+/// A broker older than record batch v2 (Produce v2 at most): sends fail
+/// with an error, they do not hang.
+#[test]
+fn broker_without_produce_v3_fails_records() {
+    let config = Config {
+        delivery_timeout: ms(5_000),
+        request_timeout: ms(2_000),
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.cluster.set_max_version(ApiKey::Produce, Some(2));
+    let r = sim.send("t", Some(0), None, Some(b"v"));
+    sim.drive_bounded(10_000);
+    match r {
+        Err(_) => {}
+        Ok(h) => {
+            let res = h.try_result().expect("a result, not a hang");
+            assert!(res.is_err(), "{res:?}");
+        }
+    }
+}
+
+/// Timestamps at the i64 extremes, negative and zero, and headers with
+/// empty keys, null and empty values, many of them, round-trip.
+#[test]
+fn extreme_timestamps_and_headers_round_trip() {
+    let mut sim = sim_with(cfg(), 1, 2);
+    sim.send("t", Some(1), None, None).unwrap();
+    sim.drive();
+    let many: Vec<kring_protocol::record::Header<'_>> = (0..500)
+        .map(|i| kring_protocol::record::Header {
+            key: if i % 2 == 0 { "" } else { "k" },
+            value: match i % 3 {
+                0 => None,
+                1 => Some(&b""[..]),
+                _ => Some(&b"v"[..]),
+            },
+        })
+        .collect();
+    let ts = [1_700_000_000_000, i64::MIN, i64::MAX, -1, 0, -5];
+    let now = sim.now;
+    let hs: Vec<_> = ts
+        .iter()
+        .map(|&t| {
+            sim.shared
+                .append(
+                    now,
+                    crate::RecordRef {
+                        topic: "t",
+                        partition: Some(0),
+                        key: None,
+                        value: None,
+                        headers: &many,
+                        timestamp_ms: t,
+                        context: 0,
+                    },
+                    now,
+                )
+                .map(|o| o.delivery)
+        })
+        .collect();
+    sim.drive();
+    let results: Vec<_> = hs.into_iter().map(|h| h.map(|h| h.wait())).collect();
+    let l = log(&sim, 0);
+    for r in &l {
+        assert_eq!(r.headers.len(), 500);
+        assert_eq!(r.key, None);
+        assert_eq!(r.value, None);
+    }
+    let stored: Vec<i64> = l.iter().map(|r| r.timestamp).collect();
+    eprintln!("results {results:?}");
+    eprintln!("stored {stored:?}");
+    assert_eq!(stored, ts.to_vec());
+}
+
+/// Every Produce version kring speaks (v3-v11, across the flexible
+/// boundary at v9) against every Metadata version (v1-v12, flexible from
+/// v9) and ApiVersions v0-v4: idempotent records, keyed and keyless, are
+/// delivered with exactly the capped versions.
+#[test]
+fn every_version_combination_delivers() {
+    for api in [0i16, 2, 3, 4] {
+        for produce in 3i16..=11 {
+            for metadata in [1i16, 4, 7, 8, 9, 12] {
+                let mut sim = sim_with(cfg(), 2, 3);
+                sim.cluster.set_max_version(ApiKey::ApiVersions, Some(api));
+                sim.cluster.set_max_version(ApiKey::Produce, Some(produce));
+                sim.cluster
+                    .set_max_version(ApiKey::Metadata, Some(metadata));
+                let hs: Vec<_> = (0..6u8)
+                    .map(|i| {
+                        let key = [i];
+                        sim.send("t", None, (i % 2 == 0).then_some(&key[..]), Some(&[i]))
+                            .unwrap()
+                    })
+                    .collect();
+                sim.drive_bounded(10_000);
+                for h in hs {
+                    h.try_result().expect("done").unwrap_or_else(|e| {
+                        panic!("api {api} produce {produce} metadata {metadata}: {e}")
+                    });
+                }
+                let total: usize = (0..3).map(|p| log(&sim, p).len()).sum();
+                assert_eq!(total, 6);
+                for (_, _, k, v) in &sim.transmitted {
+                    if *k == ApiKey::Produce.key() {
+                        assert_eq!(*v, produce);
+                    }
+                    if *k == ApiKey::Metadata.key() {
+                        assert_eq!(*v, metadata);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A broker without InitProducerId while idempotence is on (the default):
+/// records fail with an error saying so; nothing hangs.
+#[test]
+fn idempotence_without_init_producer_id_fails_records() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.cluster
+        .set_max_version(ApiKey::InitProducerId, Some(-1));
+    let r = sim.send("t", Some(0), None, Some(b"v"));
+    sim.drive_bounded(10_000);
+    if let Ok(h) = r {
+        let res = h.try_result().expect("a result, not a hang");
+        assert!(res.is_err(), "{res:?}");
+    }
+    assert!(log(&sim, 0).is_empty());
+}
+
+/// The first keyless record's partition in a fresh process (the child
+/// mode of the test below).
+fn first_keyless_partition() -> i32 {
+    let mut sim = sim_with(cfg(), 1, 1000);
+    let h = sim.send("t", None, None, Some(b"v")).unwrap();
+    sim.drive();
+    h.wait().unwrap().partition
+}
+
+/// Separate producer processes must not all start their keyless records
+/// on the same partition and then walk the same sequence of partitions:
+/// the Java client draws its sticky partition from `ThreadLocalRandom`
+/// (random per JVM), librdkafka from a seeded PRNG. Runs this test binary
+/// four times as a child process; each reports the partition its first
+/// keyless record went to (1,000 partitions: four equal draws by chance is
+/// one in a billion).
+#[test]
+fn keyless_sticky_partition_differs_between_processes() {
+    const CHILD: &str = "KRING_TEST_STICKY_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        println!("STICKY={}", first_keyless_partition());
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let picks: Vec<i32> = (0..4)
+        .map(|_| {
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "producer::tests::partitioning::keyless_sticky_partition_differs_between_processes",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, "1")
+                .output()
+                .expect("run child");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            stdout
+                .lines()
+                .find_map(|l| l.split_once("STICKY=").map(|(_, n)| n))
+                .unwrap_or_else(|| panic!("child output: {stdout}"))
+                .split_whitespace()
+                .next()
+                .expect("a number")
+                .parse()
+                .expect("a partition")
+        })
+        .collect();
+    assert!(
+        picks.windows(2).any(|w| w[0] != w[1]),
+        "every process started keyless records on the same partition: {picks:?}"
+    );
+}
+
+/// KIP-794 (the Java client's `BuiltInPartitioner`): a keyless record that
+/// opens a new batch in the sticky partition does not make the thread
+/// switch away at once — it switches only once its batches there are
+/// full (or twice `batch.size` went there), so no one-record batch is left
+/// behind to be sent alone at linger. 108-byte records, 8 per 1,024-byte
+/// batch: 16 records sent back to back make two full batches, not a full
+/// one, a lone record's batch and a partial one elsewhere.
+#[test]
+#[ignore = "known problem (README): the sticky partitioner switches at every new batch"]
+fn sticky_switch_leaves_no_one_record_batch_behind() {
+    let config = Config {
+        batch_size: 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    let hs: Vec<_> = (0..16)
+        .map(|_| sim.send("t", None, None, Some(&[0u8; 100])).unwrap())
+        .collect();
+    sim.drive();
+    let parts: Vec<i32> = hs.iter().map(|h| h.wait().unwrap().partition).collect();
+    let mut sizes = Vec::new();
+    for p in 0..8 {
+        for b in sim.cluster.batches("t", p).unwrap() {
+            sizes.push((p, b.last_offset - b.base_offset + 1));
+        }
+    }
+    assert!(
+        !sizes.iter().any(|&(_, n)| n == 1),
+        "batches (partition, records): {sizes:?}; record partitions {parts:?}"
+    );
+}
