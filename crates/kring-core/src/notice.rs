@@ -40,10 +40,9 @@ pub(crate) enum Notice {
         partition: u32,
         batch: u64,
     },
-    /// A sender is waiting for `buffer.memory`: every open batch becomes
-    /// due now rather than at its linger deadline, since memory comes back
-    /// only as batches complete (the Java client's accumulator treats every
-    /// batch as ready while a thread waits for memory).
+    /// A sender is waiting for `buffer.memory`, which comes back only as
+    /// batches complete: open batches whose linger would last much longer
+    /// become due now (`ProducerCore::expire_lingers_beyond`).
     MemoryWanted,
     /// An async sender started waiting (for memory or metadata) until
     /// `deadline` (its `max.block.ms`): the I/O thread wakes it then.

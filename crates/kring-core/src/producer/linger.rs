@@ -41,6 +41,11 @@ struct Entry {
 /// compaction.
 const SLACK: usize = 64;
 
+/// How much longer than this a sender waiting for `buffer.memory` lets an
+/// open batch linger (see [`ProducerCore::expire_lingers_beyond`]).
+pub(crate) const MEMORY_WAIT_LINGER_CAP: std::time::Duration =
+    std::time::Duration::from_millis(100);
+
 impl LingerQueue {
     /// The earliest deadline (live: see the module invariant).
     pub(crate) fn peek(&self) -> Option<Instant> {
@@ -103,17 +108,31 @@ impl ProducerCore {
         }
     }
 
-    /// Every open batch becomes due now, whatever its linger deadline: a
-    /// sender waits for `buffer.memory`, which only completed batches give
-    /// back (the Java client's accumulator treats every batch as ready
-    /// while a thread waits for memory). As after their linger, the
-    /// batches stay open, and take records, until drained.
-    pub(crate) fn expire_all_lingers(&mut self) {
-        while let Some(e) = self.timers.lingers_mut().entries.pop_front() {
+    /// A sender waits for `buffer.memory`, which only completed batches
+    /// give back: every open batch whose linger would end later than
+    /// [`MEMORY_WAIT_LINGER_CAP`] from `now` becomes due now. As after their
+    /// linger, the batches stay open, and take records, until drained.
+    ///
+    /// Why a cap, not all of them (the Java client treats every batch as
+    /// ready while a thread waits for memory) nor none (librdkafka): with a
+    /// long `linger.ms` a blocked sender would otherwise wait it out, and
+    /// fail with `BufferFull` if it exceeds `max.block.ms`; with a short
+    /// one, waiting it out costs little, and sending every open batch early
+    /// at full speed shrinks batches (at 10,000 partitions, 100 B values and
+    /// the default 32 MiB, from about 6 records per batch to 3.5-5, with
+    /// 6-25 % fewer msgs/s in 3 alternated pairs).
+    pub(crate) fn expire_lingers_beyond(&mut self, now: Instant) {
+        let cap = now + MEMORY_WAIT_LINGER_CAP;
+        while let Some(&e) = self.timers.lingers().entries.back() {
+            if e.deadline <= cap {
+                break;
+            }
+            self.timers.lingers_mut().entries.pop_back();
             if self.linger_live(e.part, e.batch) {
                 self.linger_expired(e.part);
             }
         }
+        self.prune_lingers();
     }
 
     /// Every open batch whose linger ended by `now` becomes due.

@@ -413,7 +413,7 @@ impl ProducerCore {
                 batch,
             } => self.batch_sealed((topic, partition), batch),
             Notice::Waiting { deadline } => self.arm_block_deadline(deadline),
-            Notice::MemoryWanted => self.expire_all_lingers(),
+            Notice::MemoryWanted => self.expire_lingers_beyond(now),
             Notice::Statistics(req) => self.answer_statistics(now, &req),
             Notice::Flush { gen, signal } => {
                 self.seal_all_open();

@@ -301,7 +301,8 @@ fn growth_blocks_on_buffer_memory() {
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
 /// `buffer.memory` is taken by lingering batches (linger.ms 30 s) and a
-/// sender blocks for memory: the batches become due at once to make room
+/// sender blocks for memory: batches lingering more than 100 ms longer
+/// become due at once to make room
 /// (`Notice::MemoryWanted`), as the Java client's accumulator treats every
 /// batch as ready while a sender waits for memory
 /// (`RecordAccumulator.ready`: `exhausted`). Before, the sender stayed
