@@ -50,9 +50,19 @@ impl ProducerConfig {
             statistics_interval: self.get_statistics_interval(),
             partitioner,
             on_delivery,
+            jitter_seed: jitter_seed(),
             ..Config::default()
         }
     }
+}
+
+/// A seed for the core's backoff jitter, different in every producer: the
+/// jitter is there so that clients that failed together do not retry and
+/// reconnect together, which one constant seed (the core's default, fixed
+/// for its tests) would defeat. From std's `RandomState` (OS randomness).
+fn jitter_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x6a69_7474_6572_u64)
 }
 
 #[cfg(test)]
@@ -61,6 +71,19 @@ mod tests {
 
     use super::*;
     use crate::config::{Acks, Compression};
+
+    /// Two producers jitter their backoffs differently (a constant seed
+    /// would have every client that failed together retry together).
+    #[test]
+    fn each_producer_gets_its_own_jitter_seed() {
+        let c = ProducerConfig::from_properties([("bootstrap.servers", "a:1")])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let seeds: std::collections::HashSet<u64> =
+            (0..4).map(|_| c.to_core(None, None).jitter_seed).collect();
+        assert_eq!(seeds.len(), 4);
+    }
 
     #[test]
     fn every_setting_reaches_the_core() {
