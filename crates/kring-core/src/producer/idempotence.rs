@@ -230,6 +230,18 @@ impl Idempotence {
         !self.enabled || self.state == PidState::Ready
     }
 
+    /// Tests: pretends the current epoch is `epoch` (to reach exhaustion).
+    #[cfg(test)]
+    pub(crate) fn force_epoch(&mut self, epoch: i16) {
+        self.epoch = epoch;
+    }
+
+    /// The current producer id and epoch (tests).
+    #[cfg(test)]
+    pub(crate) fn current(&self) -> (i64, i16) {
+        (self.pid, self.epoch)
+    }
+
     /// Whether an InitProducerId should be sent now.
     pub(crate) fn wants_request(&self) -> bool {
         self.enabled && self.state == PidState::Needed

@@ -2,6 +2,7 @@
 
 mod accumulate;
 mod basic;
+mod epoch_chaos;
 mod fenced;
 mod growth;
 mod idempotence;
