@@ -321,53 +321,13 @@ fn a_sender_blocked_for_memory_does_not_wait_out_linger() {
     let mut sim = sim_with(config, 1, 8);
     sim.send("t", Some(0), None, Some(b"warm")).unwrap();
     sim.drive();
-    let v = vec![7u8; 2000];
-    let rec = |p: i32| crate::RecordRef {
-        topic: "t",
-        partition: Some(p),
-        key: None,
-        value: Some(&v),
-        headers: &[],
-        timestamp_ms: 1_700_000_000_000,
-        context: 0,
-    };
-    let mut sent = 0;
-    while sim.shared.try_produce_now(sim.now, rec(sent % 8)).is_ok() {
-        sent += 1;
-    }
+    let sent = fill_memory(&sim, 8, 2000);
     assert!(sent > 8, "memory full after {sent} records");
-    // The partition whose next record found no memory.
-    let full = sent % 8;
     sim.settle();
-    let shared = sim.shared.clone();
-    let now = sim.now;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let t = std::thread::spawn(move || {
-        let v = vec![8u8; 2000];
-        let r = shared.append(
-            now,
-            crate::RecordRef {
-                topic: "t",
-                partition: Some(full),
-                key: None,
-                value: Some(&v),
-                headers: &[],
-                timestamp_ms: 1_700_000_000_000,
-                context: 0,
-            },
-            now + Duration::from_secs(20),
-        );
-        let _ = tx.send(r.is_ok());
-    });
-    for i in 0.. {
-        if sim.shared.pool.waiters() > 0 {
-            break;
-        }
-        assert!(i < 10_000, "the sender never blocked");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // To the partition whose next record found no memory.
+    let (t, rx) = blocked_sender(&sim, (sent % 8) as i32, 2000, Duration::from_secs(20));
     sim.run_for(ms(1_000));
-    let got = rx.recv_timeout(Duration::from_secs(10));
+    let got = rx.recv_timeout(Duration::from_secs(10)).map(|r| r.is_ok());
     // Let linger expire so the blocked thread ends either way.
     sim.run_for(ms(31_000));
     t.join().unwrap();

@@ -295,6 +295,23 @@ fn lost_answer_behind_a_refused_batch_is_not_rewritten() {
     assert_eq!(stored, vec![0, 2, 3, 4, 5]);
 }
 
+/// Record 0 acknowledged; then five batches in flight: batch 1 appended
+/// but answered NOT_ENOUGH_REPLICAS_AFTER_APPEND (fate unknown to the
+/// client, queued for a retry), batches 2-5 acknowledged behind it.
+/// Returns the handles of records 1-5.
+fn written_batch_then_four_acknowledged(config: Config) -> (MockSim, Vec<crate::DeliveryHandle>) {
+    let mut sim = sim_with(config, 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    let slowed = slow(&sim, 1, ms(10));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, 1);
+    let hs = send_numbered(&mut sim, 1..6);
+    sim.drive_until(10_000, |s| s.core.stats().retries == 1);
+    heal(&sim, slowed);
+    (sim, hs)
+}
+
 /// Chaos seed 13001, reduced. A batch is answered
 /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (appended, fate unknown to the
 /// client); its retry hangs until the request timeout; meanwhile more than
@@ -314,17 +331,7 @@ fn written_batch_the_broker_forgot_ends_at_once_and_the_partition_goes_on() {
         delivery_timeout: ms(30_000),
         ..pipelined()
     };
-    let mut sim = sim_with(config, 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    // Five batches in flight; the first is appended and answered with
-    // the error, the four behind it are acknowledged.
-    let slowed = slow(&sim, 1, ms(10));
-    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, 1);
-    let mut hs = send_numbered(&mut sim, 1..6);
-    sim.drive_until(10_000, |s| s.core.stats().retries == 1);
-    heal(&sim, slowed);
+    let (mut sim, mut hs) = written_batch_then_four_acknowledged(config);
     // Its retry is a duplicate, answered too late: the request times out,
     // with the four new batches sent behind it applied but unanswered.
     // The broker now remembers only the last five of the eight batches
@@ -413,15 +420,7 @@ fn written_batch_is_not_reported_unwritten_after_later_batches_expire() {
         delivery_timeout: ms(6_000),
         ..pipelined()
     };
-    let mut sim = sim_with(config, 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    let slowed = slow(&sim, 1, ms(10));
-    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, 1);
-    let mut hs = send_numbered(&mut sim, 1..6);
-    sim.drive_until(10_000, |s| s.core.stats().retries == 1);
-    heal(&sim, slowed);
+    let (mut sim, mut hs) = written_batch_then_four_acknowledged(config);
     // Batch 1's retry: a duplicate whose answer comes after the request
     // timeout; batches 6-9 behind it are applied, unanswered.
     sim.cluster

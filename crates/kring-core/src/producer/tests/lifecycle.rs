@@ -308,46 +308,11 @@ fn close_releases_a_sender_blocked_for_memory() {
     sim.send("t", Some(0), None, Some(b"warm")).unwrap();
     sim.drive();
     black_hole(&sim, 1);
-    let v = vec![7u8; 1000];
-    let rec = |p: i32| crate::RecordRef {
-        topic: "t",
-        partition: Some(p),
-        key: None,
-        value: Some(&v),
-        headers: &[],
-        timestamp_ms: 0,
-        context: 0,
-    };
-    let mut sent = 0;
-    while sim.shared.try_produce_now(sim.now, rec(sent % 4)).is_ok() {
-        sent += 1;
-    }
+    fill_memory(&sim, 4, 1000);
     sim.settle();
-    let shared = sim.shared.clone();
-    let now = sim.now;
-    let waiter = std::thread::spawn(move || {
-        let v = vec![8u8; 1000];
-        shared
-            .append(
-                now,
-                crate::RecordRef {
-                    topic: "t",
-                    partition: Some(0),
-                    key: None,
-                    value: Some(&v),
-                    headers: &[],
-                    timestamp_ms: 0,
-                    context: 0,
-                },
-                now + Duration::from_secs(3600),
-            )
-            .map(|o| o.partition)
-    });
-    // Wait (without sleeping) until it blocks for memory.
-    while sim.shared.pool.waiters() == 0 {
-        std::thread::yield_now();
-    }
+    let (waiter, result) = blocked_sender(&sim, 0, 1000, Duration::from_secs(3600));
     let now = sim.now;
     let _closing = sim.core.close(now);
-    assert_eq!(waiter.join().unwrap(), Err(SendError::Closed));
+    waiter.join().unwrap();
+    assert_eq!(result.recv().unwrap(), Err(SendError::Closed));
 }

@@ -154,3 +154,62 @@ pub(super) fn requests(sim: &MockSim, key: ApiKey) -> u64 {
 pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
+
+/// Appends `value_len`-byte records to `t`'s partitions `0..partitions`
+/// in turn, without blocking, until `buffer.memory` is full; returns how
+/// many went in.
+pub(super) fn fill_memory(sim: &MockSim, partitions: u32, value_len: usize) -> u32 {
+    let v = vec![7u8; value_len];
+    let mut sent = 0;
+    while sim
+        .shared
+        .try_produce_now(sim.now, record_ref((sent % partitions) as i32, &v))
+        .is_ok()
+    {
+        sent += 1;
+    }
+    sent
+}
+
+/// A record of `t` for `partition` as the append path takes it.
+pub(super) fn record_ref(partition: i32, value: &[u8]) -> crate::RecordRef<'_> {
+    crate::RecordRef {
+        topic: "t",
+        partition: Some(partition),
+        key: None,
+        value: Some(value),
+        headers: &[],
+        timestamp_ms: 1_700_000_000_000,
+        context: 0,
+    }
+}
+
+/// A real thread appending a `value_len`-byte record to `partition`,
+/// blocking for `buffer.memory` for up to `max_block`, returned once it
+/// waits (spinning on the pool's waiter count with yields, no sleeping);
+/// its result (the partition, or the error) comes on the receiver.
+pub(super) fn blocked_sender(
+    sim: &MockSim,
+    partition: i32,
+    value_len: usize,
+    max_block: Duration,
+) -> (
+    std::thread::JoinHandle<()>,
+    std::sync::mpsc::Receiver<Result<i32, crate::error::SendError>>,
+) {
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let v = vec![8u8; value_len];
+        let r = shared
+            .append(now, record_ref(partition, &v), now + max_block)
+            .map(|o| o.partition);
+        let _ = tx.send(r);
+    });
+    while sim.shared.pool.waiters() == 0 {
+        assert!(!t.is_finished(), "the sender did not block");
+        std::thread::yield_now();
+    }
+    (t, rx)
+}
