@@ -60,14 +60,31 @@ pub(crate) fn read_header(b: &[u8]) -> Result<BatchHeader, BatchError> {
 pub(crate) fn validate_produce_records(
     records: &Bytes,
 ) -> Result<(BatchHeader, Bytes), BatchError> {
-    let header = read_header(records)?;
-    let total = header.total_len();
-    if total > records.len() {
+    // Kafka iterates the records with `ByteBufferLogInputStream`, which
+    // yields no batch when fewer bytes arrived than the log overhead or the
+    // batch length says; `ProduceRequest.validateRecords` then refuses the
+    // partition with InvalidRecordException. A length below the smallest
+    // record overhead is a CorruptRecordException.
+    let no_batch = || {
+        BatchError::Invalid(
+            "produce requests with version 3 or above must have at least one record batch per partition"
+                .into(),
+        )
+    };
+    if records.len() < layout::LOG_OVERHEAD {
+        return Err(no_batch());
+    }
+    let declared = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    if declared < 14 {
         return Err(BatchError::Corrupt(format!(
-            "batch length says {total} bytes but only {} arrived",
-            records.len()
+            "record size {declared} is less than the minimum record overhead (14)"
         )));
     }
+    if layout::LOG_OVERHEAD + declared as usize > records.len() {
+        return Err(no_batch());
+    }
+    let header = read_header(records)?;
+    let total = header.total_len();
     if total < records.len() {
         return Err(BatchError::Invalid(
             "produce requests with version 3 or above must contain exactly one record batch".into(),
@@ -124,7 +141,10 @@ fn validate_records(header: &BatchHeader, body: &Bytes) -> Result<(), BatchError
         verify_crc: false,
         ..DecodeOptions::default()
     };
-    let corrupt = |e: DecodeError| BatchError::Corrupt(e.to_string());
+    // Kafka's record iterators throw InvalidRecordException for records that
+    // do not decode or do not match the header's count (the CRC already
+    // passed): INVALID_RECORD, not CORRUPT_MESSAGE.
+    let corrupt = |e: DecodeError| BatchError::Invalid(e.to_string());
     let b = decode_batch(&mut body.clone(), &opts).map_err(corrupt)?;
     let mut n = 0i32;
     for r in b.iter_records(&opts).map_err(corrupt)? {
@@ -138,7 +158,7 @@ fn validate_records(header: &BatchHeader, body: &Bytes) -> Result<(), BatchError
         n += 1;
     }
     if n != header.record_count {
-        return Err(BatchError::Corrupt(format!(
+        return Err(BatchError::Invalid(format!(
             "header declares {} records, {n} present",
             header.record_count
         )));
@@ -218,9 +238,10 @@ pub(crate) mod tests {
     fn short_and_overlong_inputs_are_refused() {
         let b = batch(-1, -1, -1, 2);
         let cut = b.slice(..b.len() - 1);
+        // As Kafka: no whole batch arrived, INVALID_RECORD.
         assert!(matches!(
             validate_produce_records(&cut),
-            Err(BatchError::Corrupt(_))
+            Err(BatchError::Invalid(_))
         ));
         let mut two = b.to_vec();
         two.extend_from_slice(&b);
@@ -230,7 +251,7 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             validate_produce_records(&Bytes::from_static(&[1, 2, 3])),
-            Err(BatchError::Corrupt(_))
+            Err(BatchError::Invalid(_))
         ));
     }
 

@@ -51,6 +51,9 @@ pub(crate) enum SequenceCheck {
     Duplicate {
         /// Base offset of the original append.
         base_offset: i64,
+        /// Max timestamp of the original batch, which Kafka answers a
+        /// duplicate with as its `log_append_time` (`BatchMetadata.timestamp`).
+        max_timestamp: i64,
     },
 }
 
@@ -82,6 +85,7 @@ struct BatchMeta {
     first_seq: i32,
     last_seq: i32,
     base_offset: i64,
+    max_timestamp: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +144,7 @@ impl ProducerStates {
         {
             return Ok(SequenceCheck::Duplicate {
                 base_offset: dup.base_offset,
+                max_timestamp: dup.max_timestamp,
             });
         }
         let last = entry.recent.back().map_or(-1, |m| m.last_seq);
@@ -169,6 +174,7 @@ impl ProducerStates {
                 first_seq: last,
                 last_seq: last,
                 base_offset: offset,
+                max_timestamp: -1,
             });
         }
     }
@@ -194,6 +200,7 @@ impl ProducerStates {
             first_seq: h.base_sequence,
             last_seq: batch::last_sequence(h),
             base_offset,
+            max_timestamp: h.max_timestamp,
         });
     }
 }
@@ -258,11 +265,17 @@ mod tests {
         );
         assert_eq!(
             append(&mut s, &hdr(1, 0, 0, 3), 99),
-            Ok(SequenceCheck::Duplicate { base_offset: 0 })
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 0,
+                max_timestamp: 1000
+            })
         );
         assert_eq!(
             append(&mut s, &hdr(1, 0, 3, 2), 99),
-            Ok(SequenceCheck::Duplicate { base_offset: 3 })
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 3,
+                max_timestamp: 1000
+            })
         );
     }
 
@@ -293,7 +306,10 @@ mod tests {
         ));
         assert_eq!(
             append(&mut s, &hdr(1, 0, 1, 1), 9),
-            Ok(SequenceCheck::Duplicate { base_offset: 1 })
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 1,
+                max_timestamp: 1000
+            })
         );
     }
 
@@ -367,7 +383,10 @@ mod tests {
         ));
         assert_eq!(
             append(&mut s, &hdr(7, 0, 5, 5), 5),
-            Ok(SequenceCheck::Duplicate { base_offset: 0 })
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 0,
+                max_timestamp: 1000
+            })
         );
         assert_eq!(
             append(&mut s, &hdr(7, 1, 0, 5), 5),

@@ -49,6 +49,10 @@ pub(crate) struct Appended {
     pub(crate) base_offset: i64,
     /// Whether this was a retry of a batch already in the log.
     pub(crate) duplicate: bool,
+    /// What Kafka answers as `log_append_time`: -1 for an append to a
+    /// CreateTime topic, the original batch's max timestamp for a duplicate
+    /// (`UnifiedLog`: `appendInfo.setLogAppendTime(duplicate.timestamp())`).
+    pub(crate) log_append_time: i64,
 }
 
 /// A partition log.
@@ -90,6 +94,15 @@ impl PartitionLog {
         policy: UnknownProducerPolicy,
     ) -> Result<Appended, AppendError> {
         let (header, body) = batch::validate_produce_records(records)?;
+        // Kafka (`UnifiedLog.analyzeAndValidateRecords`) refuses a client's
+        // v2 batch whose base offset is not 0.
+        if header.base_offset != 0 {
+            return Err(BatchError::Invalid(format!(
+                "the baseOffset of the record batch should be 0, but it is {}",
+                header.base_offset
+            ))
+            .into());
+        }
         if body.len() > max_message_bytes {
             return Err(AppendError::TooLarge {
                 size: body.len(),
@@ -100,12 +113,15 @@ impl PartitionLog {
             return Err(AppendError::Transactional);
         }
         if batch::has_producer_id(&header) {
-            if let SequenceCheck::Duplicate { base_offset } =
-                self.producers.check(&header, policy)?
+            if let SequenceCheck::Duplicate {
+                base_offset,
+                max_timestamp,
+            } = self.producers.check(&header, policy)?
             {
                 return Ok(Appended {
                     base_offset,
                     duplicate: true,
+                    log_append_time: max_timestamp,
                 });
             }
         }
@@ -130,6 +146,7 @@ impl PartitionLog {
         Ok(Appended {
             base_offset,
             duplicate: false,
+            log_append_time: -1,
         })
     }
 
@@ -189,7 +206,8 @@ mod tests {
             again,
             Appended {
                 base_offset: 0,
-                duplicate: true
+                duplicate: true,
+                log_append_time: 1000,
             }
         );
         assert_eq!(log.batches().len(), 1);

@@ -11,6 +11,8 @@
 //!   mock has no transaction coordinator (no FindCoordinator, no
 //!   AddPartitionsToTxn, no EndTxn), and a non-retriable answer tells the
 //!   client so at once instead of letting it retry forever.
+//! - A producer id without an epoch, or an epoch without a producer id
+//!   (v3+): INVALID_REQUEST, as Kafka's KafkaApis answers.
 //! - Faults: an injected error is the response's error code (producer id
 //!   -1, epoch -1).
 //!
@@ -26,10 +28,17 @@ use crate::faults::Fired;
 /// Versions served.
 pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 0..=5;
 
+const INVALID_REQUEST: i16 = 42;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: InitProducerIdRequest, fired: &Fired) -> Answer {
+    // Kafka's KafkaApis: a producer id without an epoch (or the reverse) is
+    // INVALID_REQUEST before the coordinator sees it.
+    let half = (req.producer_id == -1) != (req.producer_epoch == -1);
     let error = fired.error_for_request().or_else(|| {
+        if half {
+            return Some(INVALID_REQUEST);
+        }
         req.transactional_id
             .as_ref()
             .map(|_| TRANSACTIONAL_ID_AUTHORIZATION_FAILED)

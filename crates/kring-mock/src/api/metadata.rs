@@ -6,7 +6,9 @@
 //!   out). The controller is the lowest broker id that is running.
 //! - Topics: all of them when the request's list is null (v1+) or empty
 //!   (v0, where empty means all); otherwise the requested ones, by name, or
-//!   by topic id from v10 on when the name is null.
+//!   by topic id from v12 on when the name is null. As from Kafka, v10 and
+//!   v11 requests naming a topic id or a null name get INVALID_REQUEST on
+//!   every requested topic.
 //! - An unknown topic is created on the spot, with the default partition
 //!   count, when the cluster allows auto-creation and the request does
 //!   (`allow_auto_topic_creation`, v4+; always before v4), and always in
@@ -40,6 +42,7 @@ pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 0..=12;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const INVALID_REQUEST: i16 = 42;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 
 /// Which topics a request asks for.
@@ -133,6 +136,31 @@ fn describe(st: &State, name: &str, fired: &Fired) -> MetadataResponseTopic {
 }
 
 pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: MetadataRequest, fired: &Fired) -> Answer {
+    // Kafka's KafkaApis refuses topic ids (and null names) before v12 with
+    // InvalidRequestException; `MetadataRequest.getErrorResponse` puts
+    // INVALID_REQUEST on every requested topic and nothing else.
+    if (10..12).contains(&h.version) {
+        if let Some(t) = &req.topics {
+            if t.iter().any(|t| t.name.is_none() || t.topic_id != [0; 16]) {
+                let resp = MetadataResponse {
+                    throttle_time_ms: h.throttle_ms,
+                    controller_id: -1,
+                    topics: t
+                        .iter()
+                        .map(|t| MetadataResponseTopic {
+                            error_code: INVALID_REQUEST,
+                            name: Some(t.name.clone().unwrap_or_default()),
+                            topic_id: t.topic_id,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    cluster_authorized_operations: i32::MIN,
+                    ..Default::default()
+                };
+                return h.frame(&resp);
+            }
+        }
+    }
     let mut st = ctx.shared.lock();
     // A sink serves benchmarks of any client: it creates every topic asked
     // for, whatever the request's flag says.

@@ -35,7 +35,8 @@
 //!    which the mock does with
 //!    [`UnknownProducerPolicy::Reject`](crate::UnknownProducerPolicy).
 //! 6. Appended: NONE, the base offset, log_append_time -1 (topics use
-//!    CreateTime), log_start_offset (v5+). A refusal by step 5, or an
+//!    CreateTime; a duplicate answers the original batch's max timestamp,
+//!    as Kafka's `BatchMetadata` does), log_start_offset (v5+). A refusal by step 5, or an
 //!    invalid record, also reports log_start_offset, as Kafka's
 //!    ReplicaManager does (KIP-360 clients read it with
 //!    UNKNOWN_PRODUCER_ID); the other errors report -1.
@@ -77,6 +78,7 @@ const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
 const UNKNOWN_PRODUCER_ID: i16 = 59;
+const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 const INVALID_RECORD: i16 = 87;
 
 /// The partitions a request writes to, for fault matching.
@@ -111,12 +113,14 @@ fn failed(index: i32, code: i16) -> PartitionProduceResponse {
 }
 
 /// Answers one partition, appending if everything checks out.
+#[allow(clippy::too_many_arguments)] // one partition's facts
 fn produce_partition(
     st: &mut State,
     broker_id: i32,
     topic: &str,
     index: i32,
     records: Option<&bytes::Bytes>,
+    version: i16,
     fired: &Fired,
     leaders: &mut Vec<i32>,
 ) -> PartitionProduceResponse {
@@ -155,13 +159,25 @@ fn produce_partition(
             ..failed(index, CORRUPT_MESSAGE)
         };
     };
+    // Kafka's `ProduceRequest.validateRecords`: no zstd before v7.
+    if version < 7
+        && crate::batch::read_header(records)
+            .is_ok_and(|h| h.compression() == Ok(kring_protocol::record::Compression::Zstd))
+    {
+        return PartitionProduceResponse {
+            error_message: Some(format!(
+                "produce requests with version {version} are not allowed to use ZStandard compression"
+            )),
+            ..failed(index, UNSUPPORTED_COMPRESSION_TYPE)
+        };
+    }
     match p.log.append(records, p.leader_epoch, max, policy) {
         Ok(_) if after_append => failed(index, NOT_ENOUGH_REPLICAS_AFTER_APPEND),
         Ok(a) => PartitionProduceResponse {
             index,
             error_code: 0,
             base_offset: a.base_offset,
-            log_append_time_ms: -1,
+            log_append_time_ms: a.log_append_time,
             log_start_offset: p.log.log_start_offset(),
             ..Default::default()
         },
@@ -197,6 +213,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
                     &t.name,
                     p.index,
                     p.records.as_ref(),
+                    h.version,
                     fired,
                     &mut leaders,
                 )
