@@ -513,9 +513,12 @@ impl Shared {
         (batch, full, wake)
     }
 
-    /// Keyless sticky partitioning after an append of `added` bytes: move
-    /// on once about `batch.size` bytes went to the partition or its batch
-    /// was sealed.
+    /// Keyless sticky partitioning after an append of `added` bytes, as the
+    /// Java client's built-in partitioner does (KIP-794): move on once
+    /// `batch.size` bytes went to the partition and the record's batch is
+    /// full (`full`: sealed by this record), or once twice that went there
+    /// whatever the batch. Not when the record only sealed the batch before
+    /// it (it did not fit): its own new batch would go out alone with it.
     #[inline(always)]
     fn after_sticky_append(
         &self,
@@ -523,11 +526,12 @@ impl Shared {
         topic: &TopicState,
         n: u32,
         added: usize,
-        sealed: bool,
+        full: bool,
     ) {
         let st = sticky.get(topic.id);
         st.bytes += added;
-        if sealed || st.bytes >= self.cfg.batch_size {
+        let b = self.cfg.batch_size;
+        if (full && st.bytes >= b) || st.bytes >= 2 * b {
             let cur = st.partition;
             let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
             *sticky.get(topic.id) = crate::topics::Sticky {
@@ -823,16 +827,16 @@ impl Shared {
             }
         };
         let slot = &topic.partitions[partition as usize];
-        let (step, sealed, added) =
+        let (step, full, added) =
             self.append_to_slot::<R>(slot, topic.id, partition, now, rec, reserved)?;
         if is_sticky && matches!(step, Step::Done(_)) {
-            self.after_sticky_append(sticky, topic, n, added, sealed);
+            self.after_sticky_append(sticky, topic, n, added, full);
         }
         Ok(step)
     }
 
-    /// Appends under the slot's lock. Returns the step, whether a batch
-    /// was sealed, and the bytes added.
+    /// Appends under the slot's lock. Returns the step, whether the
+    /// record's batch is full (sealed after it), and the bytes added.
     fn append_to_slot<R: Reply>(
         &self,
         slot: &PartitionSlot,
@@ -922,7 +926,6 @@ impl Shared {
             let id = o.id;
             (id, o.seal(self.cfg.compression))
         });
-        let had_old = old.is_some();
         let id = q.next_id;
         let mut builder = match spare {
             Some(buf) => RecordBatchBuilder::in_buffer(rec.timestamp_ms, buf),
@@ -986,7 +989,7 @@ impl Shared {
                 partition: partition as i32,
                 wake,
             }),
-            had_old || full,
+            full,
             rs,
         ))
     }

@@ -329,7 +329,6 @@ fn keyless_sticky_partition_differs_between_processes() {
 /// batch: 16 records sent back to back make two full batches, not a full
 /// one, a lone record's batch and a partial one elsewhere.
 #[test]
-#[ignore = "known problem (README): the sticky partitioner switches at every new batch"]
 fn sticky_switch_leaves_no_one_record_batch_behind() {
     let config = Config {
         batch_size: 1024,
