@@ -237,7 +237,12 @@ impl SaslState {
     /// cached one's lifetime has passed.
     fn token(&mut self, now: Instant) -> Result<String, String> {
         if let Some((t, at)) = &self.token {
-            if now < *at + t.lifetime.mul_f64(0.8) {
+            // `checked_add`: a provider may say "never expires" with
+            // `Duration::MAX`; past the end of `Instant` it stays fresh.
+            if at
+                .checked_add(t.lifetime.mul_f64(0.8))
+                .is_none_or(|refresh| now < refresh)
+            {
                 return Ok(t.value.clone());
             }
         }

@@ -412,3 +412,23 @@ fn a_waiting_send_fails_when_authentication_fails() {
     println!("async send failed after {took:?} of simulated time (max.block.ms 60 s)");
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
+
+/// A provider for a token that never expires may say so with
+/// `Duration::MAX`: the cache check `fetched_at + 80 % of lifetime` must
+/// not overflow `Instant` (a panic on the I/O thread) when the token is
+/// looked up again (the second connection, a re-authentication).
+#[test]
+fn a_never_expiring_oauth_token_does_not_overflow_the_refresh_check() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let server = server(&["OAUTHBEARER"]).session_lifetime(Duration::from_secs(10));
+    let config = sasl_cfg(token_provider(PASSWORD, Duration::MAX, calls.clone()));
+    let mut sim = sasl_sim(config, server);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_bounded(1000);
+    h.try_result().expect("done").expect("delivered");
+    sim.run_for(Duration::from_secs(30));
+    let stats = sim.core.stats();
+    assert!(stats.sasl_authentications >= 3, "{stats:?}");
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "the token is cached");
+    assert_eq!(sim.sasl_closes, 0);
+}
