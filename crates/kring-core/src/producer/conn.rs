@@ -138,8 +138,30 @@ const PRODUCE_VERSIONS: (i16, i16) = (3, 11);
 /// Metadata versions kring speaks (v1+: an empty topic list means none).
 const METADATA_VERSIONS: (i16, i16) = (1, 12);
 const INIT_PID_VERSIONS: (i16, i16) = (0, 5);
-/// The ApiVersions version tried first; v0 is the fallback.
+/// The ApiVersions version tried first (and the highest kring speaks); a
+/// broker that refuses it is asked again with the highest version it lists,
+/// or v0 ([`api_versions_retry_version`]).
 const API_VERSIONS_FIRST: i16 = 3;
+
+/// The ApiVersions version to ask again with after the UNSUPPORTED_VERSION
+/// answer `frame` (correlation id first) to a request of version `refused`:
+/// the highest version at most [`API_VERSIONS_FIRST`] in the ApiVersions
+/// entry the broker lists (KIP-511, read as a v0 body), as the Java client
+/// does. v0 when the body does not decode, lists no ApiVersions entry, or
+/// lists only versions not below `refused` (asking again with one of those
+/// could loop).
+fn api_versions_retry_version(frame: Bytes, refused: i16) -> i16 {
+    let Ok((_, resp)) = decode_response_frame::<ApiVersionsRequest>(frame, 0) else {
+        return 0;
+    };
+    let resp: ApiVersionsResponse = resp;
+    resp.api_keys
+        .iter()
+        .find(|k| k.api_key == ApiVersionsRequest::API_KEY)
+        .map(|k| k.max_version.min(API_VERSIONS_FIRST))
+        .filter(|&v| (0..refused).contains(&v))
+        .unwrap_or(0)
+}
 
 impl ProducerCore {
     pub(crate) fn conn(&self, id: ConnId) -> Option<&Conn> {
@@ -334,13 +356,17 @@ impl ProducerCore {
         // UNSUPPORTED_VERSION (KIP-511), in a body meant to be read as v0
         // but not always decodable as such (librdkafka's mock cluster
         // writes a flexible-style array into it). The error code sits right
-        // after the correlation id in every version: go by it alone, and
-        // ask again in v0 on the same connection.
+        // after the correlation id in every version: go by it, and ask
+        // again on the same connection with the highest ApiVersions
+        // version the body lists that we speak, as the Java client's
+        // `NetworkClient.handleApiVersionsResponse` does; v0 when the body
+        // does not decode or lists none.
         if version > 0
             && frame.get(4..6) == Some(&ErrorCode::UNSUPPORTED_VERSION.code().to_be_bytes()[..])
         {
+            let retry = api_versions_retry_version(frame, version);
             if let Some(c) = self.conn_mut(id) {
-                c.api_versions_version = 0;
+                c.api_versions_version = retry;
             }
             self.conns.queue_handshake(id);
             return;

@@ -209,6 +209,41 @@ fn extreme_timestamps_and_headers_round_trip() {
     assert_eq!(stored, ts.to_vec());
 }
 
+/// A broker that does not serve kring's ApiVersions version answers
+/// UNSUPPORTED_VERSION listing the ApiVersions versions it does serve
+/// (KIP-511); kring asks again with the highest of those it speaks, as the
+/// Java client's `NetworkClient.handleApiVersionsResponse` does, not with
+/// v0. Every connection's handshake: the first try, then the broker's
+/// highest version.
+#[test]
+fn unsupported_api_versions_retries_with_the_brokers_highest_version() {
+    for (cap, expected) in [
+        (0i16, &[3i16, 0][..]),
+        (1, &[3, 1]),
+        (2, &[3, 2]),
+        (3, &[3]),
+        (4, &[3]),
+    ] {
+        let mut sim = sim_with(cfg(), 2, 3);
+        sim.cluster.set_max_version(ApiKey::ApiVersions, Some(cap));
+        let h = sim.send("t", Some(0), None, Some(b"v")).unwrap();
+        sim.drive_bounded(10_000);
+        h.try_result()
+            .expect("done")
+            .unwrap_or_else(|e| panic!("cap {cap}: {e}"));
+        let mut per_conn: std::collections::BTreeMap<_, Vec<i16>> = Default::default();
+        for (conn, _, k, v) in &sim.transmitted {
+            if *k == ApiKey::ApiVersions.key() {
+                per_conn.entry(*conn).or_default().push(*v);
+            }
+        }
+        assert!(!per_conn.is_empty());
+        for (conn, versions) in per_conn {
+            assert_eq!(versions, expected, "cap {cap}, connection {conn:?}");
+        }
+    }
+}
+
 /// Every Produce version kring speaks (v3-v11, across the flexible
 /// boundary at v9) against every Metadata version (v1-v12, flexible from
 /// v9) and ApiVersions v0-v4: idempotent records, keyed and keyless, are

@@ -94,6 +94,50 @@ fn unsupported_api_versions_version_falls_back_to_v0_by_the_error_code() {
     assert_eq!(&t.frame.to_bytes()[6..8], &0i16.to_be_bytes(), "version 0");
 }
 
+/// The version of the ApiVersions request sent after an UNSUPPORTED_VERSION
+/// answer (a v0 body, KIP-511) that lists `listed` as the broker's
+/// ApiVersions range (`None`: the broker lists no ApiVersions entry).
+fn api_versions_retry_after(listed: Option<(i16, i16)>) -> i16 {
+    use kring_protocol::message::encode_response;
+    use kring_protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
+    let (mut core, conn, now) = core();
+    let resp = ApiVersionsResponse {
+        error_code: 35,
+        api_keys: listed
+            .map(|(lo, hi)| ApiVersion {
+                api_key: 18,
+                min_version: lo,
+                max_version: hi,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let mut f = BytesMut::new();
+    encode_response(&mut f, 0, 0, &resp).unwrap();
+    core.handle_response(now, conn, f.freeze().slice(4..));
+    assert_eq!(core.poll_io(), None, "the connection is kept");
+    let t = core.poll_transmit(now).expect("ApiVersions again");
+    let b = t.frame.to_bytes();
+    assert_eq!(&b[4..6], &18i16.to_be_bytes(), "ApiVersions");
+    i16::from_be_bytes([b[6], b[7]])
+}
+
+/// UNSUPPORTED_VERSION lists the broker's ApiVersions versions (KIP-511):
+/// the retry uses the highest both sides speak, as the Java client's
+/// `NetworkClient.handleApiVersionsResponse` does; v0 when the broker lists
+/// none, or lists only versions at or above the one it just refused.
+#[test]
+fn unsupported_api_versions_retries_with_the_listed_version() {
+    assert_eq!(api_versions_retry_after(Some((0, 2))), 2);
+    assert_eq!(api_versions_retry_after(Some((0, 1))), 1);
+    assert_eq!(api_versions_retry_after(Some((0, 0))), 0);
+    assert_eq!(api_versions_retry_after(None), 0);
+    // A broker that refused v3 but claims v9: no loop, v0.
+    assert_eq!(api_versions_retry_after(Some((0, 9))), 0);
+}
+
 /// Answers the ApiVersions request `t` (correlation id 0) with the versions
 /// the core needs.
 fn answer_api_versions(core: &mut ProducerCore, conn: crate::ConnId, now: std::time::Instant) {
