@@ -107,6 +107,12 @@ pub enum SendError {
     /// The topic name cannot be sent (empty, or longer than a Kafka string).
     #[error("invalid topic name `{0}`")]
     InvalidTopic(Arc<str>),
+    /// The record's timestamp (milliseconds since the epoch) is negative.
+    /// Timestamps must be non-negative, as the Java client's
+    /// `ProducerRecord` requires (Kafka reads -1 as "no timestamp"); send
+    /// the record without one to have it stamped with the wall clock.
+    #[error("invalid timestamp {0}: timestamps must be non-negative")]
+    InvalidTimestamp(i64),
 }
 
 /// A configuration the producer cannot run with.

@@ -46,7 +46,8 @@ pub struct RecordRef<'a> {
     /// Headers.
     pub headers: &'a [Header<'a>],
     /// Create timestamp in milliseconds since the epoch (the caller reads
-    /// the wall clock; the core never does).
+    /// the wall clock; the core never does). Must be non-negative: a
+    /// negative one fails the append with [`SendError::InvalidTimestamp`].
     pub timestamp_ms: i64,
     /// The caller's opaque value for this record, given back to the
     /// delivery callback ([`DeliveryReport::context`](crate::DeliveryReport::context));
@@ -418,7 +419,8 @@ impl Shared {
 
     #[inline(always)]
     fn to_open<R: Reply>(&self, rec: &RecordRef<'_>) -> Option<AppendOutcome<R::Delivery>> {
-        if !self.cfg.batch_within_limits || self.notices.is_closed() {
+        // A negative timestamp goes to the general path, which refuses it.
+        if !self.cfg.batch_within_limits || self.notices.is_closed() || rec.timestamp_ms < 0 {
             return None;
         }
         let a = self.topics.with_view(|v| {
@@ -622,13 +624,17 @@ impl Shared {
     }
 
     /// What fails a record before anything is tried: a closed producer, a
-    /// topic name that cannot be sent, a record too large.
+    /// topic name that cannot be sent, a negative timestamp, a record too
+    /// large.
     fn precheck(&self, rec: &RecordRef<'_>) -> Result<(), SendError> {
         if self.notices.is_closed() {
             return Err(SendError::Closed);
         }
         if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
             return Err(SendError::InvalidTopic(Arc::from(rec.topic)));
+        }
+        if rec.timestamp_ms < 0 {
+            return Err(SendError::InvalidTimestamp(rec.timestamp_ms));
         }
         self.check_record_size(rec)
     }

@@ -43,6 +43,9 @@ fn on_send_error(e: &SendError) -> &'static str {
         SendError::PartitionerPanicked { .. } => "fix the partitioner",
         // Empty or too-long topic name: a bug in the caller.
         SendError::InvalidTopic(_) => "fix the topic name",
+        // A negative timestamp: a bug in the caller (leave it unset to
+        // have the wall clock stamped).
+        SendError::InvalidTimestamp(_) => "fix the timestamp",
         _ => "unknown (newer kring): log it and treat it as not sent",
     }
 }

@@ -336,6 +336,42 @@ fn too_large_records_fail_at_send() {
     ));
 }
 
+/// A negative explicit timestamp fails `send`, `produce` and `try_send` at
+/// once (the Java client's `ProducerRecord` refuses it), also while the
+/// partition has an open batch with room (the fast path); nothing is
+/// written.
+#[test]
+fn negative_timestamps_fail_at_send() {
+    let c = cluster(1);
+    let p = builder(&c).linger(Duration::from_secs(30)).build().unwrap();
+    let first = p.send(Record::new("t", b"ok").timestamp(0)).unwrap();
+    p.flush();
+    first.wait().unwrap();
+    // An open batch for the negatives to find.
+    let open = p.send(Record::new("t", b"ok2").timestamp(0)).unwrap();
+    for t in [-1, -5, i64::MIN] {
+        let e = p.produce(Record::new("t", b"v").timestamp(t)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("invalid timestamp {t}: timestamps must be non-negative"),
+        );
+        let e = p.send(Record::new("t", b"v").timestamp(t)).unwrap_err();
+        assert_eq!(e, SendError::InvalidTimestamp(t));
+        assert_eq!(
+            e.to_string(),
+            format!("invalid timestamp {t}: timestamps must be non-negative"),
+        );
+        let e = p.try_send(Record::new("t", b"v").timestamp(t)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("invalid timestamp {t}: timestamps must be non-negative"),
+        );
+    }
+    p.flush();
+    assert_eq!(open.wait().unwrap().offset, 1);
+    assert_eq!(c.records("t", 0).unwrap().len(), 2);
+}
+
 /// The first send to a topic after the producer went idle blocks for
 /// metadata while the I/O thread sleeps in the kernel: the sender must
 /// wake it before blocking, not after (it would wait `max.block.ms`).

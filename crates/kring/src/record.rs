@@ -23,7 +23,8 @@ pub struct Record<'a> {
     /// Headers, in order; a key may repeat.
     pub headers: &'a [Header<'a>],
     /// Create time in milliseconds since the epoch; `None` stamps the wall
-    /// clock time of `send`.
+    /// clock time of `send`. A negative time fails the send with
+    /// [`SendError::InvalidTimestamp`](crate::SendError::InvalidTimestamp).
     pub timestamp: Option<i64>,
     /// An opaque value of the caller's, handed back with this record's
     /// result to the [`on_delivery`](crate::ProducerBuilder::on_delivery)
@@ -77,7 +78,10 @@ impl<'a> Record<'a> {
         self
     }
 
-    /// Set the create time (milliseconds since the epoch).
+    /// Set the create time (milliseconds since the epoch). It must be
+    /// non-negative, as in the Java client: a negative time fails the send
+    /// at once with
+    /// [`SendError::InvalidTimestamp`](crate::SendError::InvalidTimestamp).
     #[must_use]
     pub fn timestamp(mut self, millis: i64) -> Record<'a> {
         self.timestamp = Some(millis);
