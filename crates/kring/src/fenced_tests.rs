@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use kring_mock::{Fault, Lie};
+use kring_mock::{Fault, Lie, MockCluster};
 
 use crate::test_support::{builder, cluster, METADATA, PRODUCE};
 use crate::{DeliveryReport, PartitionView, Partitioner, Record, SendError};
@@ -277,9 +277,29 @@ fn absurd_base_offset_is_reported_as_unknown() {
     assert!(p.close());
 }
 
-/// A producer reachable from its own delivery callback (a `Weak` the
-/// callback upgrades, the usual way to re-send or to stop from there).
-type SelfRef = Arc<std::sync::OnceLock<std::sync::Weak<crate::Producer>>>;
+/// A producer (linger 0) whose delivery callback reaches it through a
+/// `Weak` it upgrades (the usual way to re-send or to stop from there) and
+/// runs `f` with it for every record while the producer is alive.
+fn calling_itself_back(
+    c: &MockCluster,
+    f: impl Fn(Arc<crate::Producer>) + Send + Sync + 'static,
+) -> Arc<crate::Producer> {
+    let me: Arc<std::sync::OnceLock<std::sync::Weak<crate::Producer>>> = Arc::default();
+    let me2 = me.clone();
+    let p = Arc::new(
+        builder(c)
+            .linger(Duration::ZERO)
+            .on_delivery(move |_: &DeliveryReport<'_>| {
+                if let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) {
+                    f(p);
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    me.set(Arc::downgrade(&p)).unwrap();
+    p
+}
 
 /// The delivery callback runs on the I/O thread, which completes flushes:
 /// a `flush` called there used to wait for itself, forever (the Java
@@ -289,25 +309,14 @@ type SelfRef = Arc<std::sync::OnceLock<std::sync::Weak<crate::Producer>>>;
 #[test]
 fn flush_inside_the_delivery_callback_does_not_wait_for_itself() {
     let c = cluster(1);
-    let me: SelfRef = Arc::default();
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let me2 = me.clone();
-    let p = Arc::new(
-        builder(&c)
-            .linger(Duration::ZERO)
-            .on_delivery(move |_: &DeliveryReport<'_>| {
-                if let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) {
-                    let start = Instant::now();
-                    p.flush();
-                    let ok = p.flush_timeout(Duration::from_secs(2));
-                    let _ = tx.lock().unwrap().send((start.elapsed(), ok));
-                }
-            })
-            .build()
-            .unwrap(),
-    );
-    me.set(Arc::downgrade(&p)).unwrap();
+    let p = calling_itself_back(&c, move |p| {
+        let start = Instant::now();
+        p.flush();
+        let ok = p.flush_timeout(Duration::from_secs(2));
+        let _ = tx.lock().unwrap().send((start.elapsed(), ok));
+    });
     let f = p.send(Record::new("t", b"a")).unwrap();
     let Ok((took, ok)) = rx.recv_timeout(Duration::from_secs(5)) else {
         // The I/O thread is stuck in the callback: dropping the producer
@@ -335,24 +344,13 @@ fn flush_inside_the_delivery_callback_does_not_wait_for_itself() {
 #[test]
 fn close_inside_the_delivery_callback_does_not_wait_for_itself() {
     let c = cluster(1);
-    let me: SelfRef = Arc::default();
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let me2 = me.clone();
-    let p = Arc::new(
-        builder(&c)
-            .linger(Duration::ZERO)
-            .on_delivery(move |_: &DeliveryReport<'_>| {
-                if let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) {
-                    let start = Instant::now();
-                    p.close();
-                    let _ = tx.lock().unwrap().send(start.elapsed());
-                }
-            })
-            .build()
-            .unwrap(),
-    );
-    me.set(Arc::downgrade(&p)).unwrap();
+    let p = calling_itself_back(&c, move |p| {
+        let start = Instant::now();
+        p.close();
+        let _ = tx.lock().unwrap().send(start.elapsed());
+    });
     let f = p.send(Record::new("t", b"a")).unwrap();
     let Ok(took) = rx.recv_timeout(Duration::from_secs(5)) else {
         std::mem::forget(p);
@@ -381,30 +379,18 @@ fn close_inside_the_delivery_callback_does_not_wait_for_itself() {
 #[test]
 fn dropping_the_producer_inside_the_delivery_callback_does_not_wait_for_itself() {
     let c = cluster(1);
-    let me: SelfRef = Arc::default();
     let (tx, rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (tx, go_rx) = (std::sync::Mutex::new(tx), std::sync::Mutex::new(go_rx));
-    let me2 = me.clone();
-    let p = Arc::new(
-        builder(&c)
-            .linger(Duration::ZERO)
-            .on_delivery(move |_: &DeliveryReport<'_>| {
-                let Some(p) = me2.get().and_then(std::sync::Weak::upgrade) else {
-                    return;
-                };
-                let tx = tx.lock().unwrap();
-                let _ = tx.send(None);
-                // The application drops its handle meanwhile.
-                let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(5));
-                let start = Instant::now();
-                drop(p);
-                let _ = tx.send(Some(start.elapsed()));
-            })
-            .build()
-            .unwrap(),
-    );
-    me.set(Arc::downgrade(&p)).unwrap();
+    let p = calling_itself_back(&c, move |p| {
+        let tx = tx.lock().unwrap();
+        let _ = tx.send(None);
+        // The application drops its handle meanwhile.
+        let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(5));
+        let start = Instant::now();
+        drop(p);
+        let _ = tx.send(Some(start.elapsed()));
+    });
     // Stalled in the broker, so still pending when the producer goes.
     let f = p.send(Record::new("t", b"a")).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);

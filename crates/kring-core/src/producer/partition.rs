@@ -477,38 +477,46 @@ impl ProducerCore {
         for ti in 0..self.topics.len() {
             for pi in 0..self.topics[ti].partitions.len() {
                 let pk = (ti as u32, pi as u32);
-                let slot = self.part(pk).slot.clone();
-                let (sealed, open) = {
-                    let mut q = slot.lock();
-                    if q.sealed.is_empty() && q.open.is_none() {
-                        continue;
-                    }
-                    (std::mem::take(&mut q.sealed), q.open.take())
-                };
-                if let Some(o) = &open {
-                    if self.part(pk).open == Some(o.id) {
-                        self.remove_open(pk);
-                    }
-                    let p = self.part(pk);
-                    p.sealed_below = p.sealed_below.max(o.id + 1);
-                }
-                // The open batch is dropped unsealed (not compressed).
-                for b in sealed {
-                    let p = self.part(pk);
-                    p.unsent -= 1;
-                    p.drained_below = p.drained_below.max(b.id + 1);
-                    self.stats.records_purged += u64::from(b.record_count);
-                    self.fail_queued(pk, b, DeliveryError::Purged);
-                }
-                if let Some(o) = open {
-                    let p = self.part(pk);
-                    p.unsent -= 1;
-                    p.drained_below = p.drained_below.max(o.id + 1);
-                    let records = self.fail_open(pk, o, DeliveryError::Purged);
-                    self.stats.records_purged += u64::from(records);
-                }
+                self.stats.records_purged += self.fail_buffered(pk, &DeliveryError::Purged);
             }
         }
+    }
+
+    /// Takes `pk`'s sealed and open batches out of the accumulator and
+    /// fails each with `err` (a purge, a fatal producer state); returns how
+    /// many records failed. The open batch is dropped unsealed (not
+    /// compressed).
+    pub(crate) fn fail_buffered(&mut self, pk: PartKey, err: &DeliveryError) -> u64 {
+        let slot = self.part(pk).slot.clone();
+        let (sealed, open) = {
+            let mut q = slot.lock();
+            if q.sealed.is_empty() && q.open.is_none() {
+                return 0;
+            }
+            (std::mem::take(&mut q.sealed), q.open.take())
+        };
+        if let Some(o) = &open {
+            if self.part(pk).open == Some(o.id) {
+                self.remove_open(pk);
+            }
+            let p = self.part(pk);
+            p.sealed_below = p.sealed_below.max(o.id + 1);
+        }
+        let mut records = 0;
+        for b in sealed {
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.drained_below = p.drained_below.max(b.id + 1);
+            records += u64::from(b.record_count);
+            self.fail_queued(pk, b, err.clone());
+        }
+        if let Some(o) = open {
+            let p = self.part(pk);
+            p.unsent -= 1;
+            p.drained_below = p.drained_below.max(o.id + 1);
+            records += u64::from(self.fail_open(pk, o, err.clone()));
+        }
+        records
     }
 
     /// Fails every pending batch (abort). Visits every partition: this is

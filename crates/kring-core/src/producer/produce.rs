@@ -397,27 +397,7 @@ impl ProducerCore {
         while let Some(bk) = self.part(pk).retry.pop_front() {
             self.fail_batch(now, bk, err.clone(), false);
         }
-        let slot = self.part(pk).slot.clone();
-        let (sealed, open) = {
-            let mut q = slot.lock();
-            (std::mem::take(&mut q.sealed), q.open.take())
-        };
-        for b in sealed {
-            let p = self.part(pk);
-            p.unsent -= 1;
-            p.drained_below = p.drained_below.max(b.id + 1);
-            self.fail_queued(pk, b, err.clone());
-        }
-        if let Some(o) = open {
-            if self.part(pk).open == Some(o.id) {
-                self.remove_open(pk);
-            }
-            let p = self.part(pk);
-            p.unsent -= 1;
-            p.sealed_below = p.sealed_below.max(o.id + 1);
-            p.drained_below = p.drained_below.max(o.id + 1);
-            self.fail_open(pk, o, err.clone());
-        }
+        self.fail_buffered(pk, err);
     }
 
     fn build_produce(

@@ -407,17 +407,6 @@ fn the_io_thread_compresses_within_its_budget() {
 /// gets one result.
 #[test]
 fn split_batches_compressed_by_the_worker_keep_order() {
-    fn noise(i: u32, len: usize) -> Vec<u8> {
-        let mut v = i.to_be_bytes().to_vec();
-        let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        while v.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.push(x as u8);
-        }
-        v
-    }
     for compression in [
         Compression::Gzip,
         Compression::Snappy,
@@ -438,8 +427,14 @@ fn split_batches_compressed_by_the_worker_keep_order() {
             let mut n = 0u32;
             for round in 0..6u32 {
                 for _ in 0..(3 + round * 2) {
-                    sim.send_with_context("t", Some(0), None, Some(&noise(n, 250)), u64::from(n))
-                        .unwrap();
+                    sim.send_with_context(
+                        "t",
+                        Some(0),
+                        None,
+                        Some(&super::split::value(n, 250)),
+                        u64::from(n),
+                    )
+                    .unwrap();
                     n += 1;
                 }
                 sim.run_for(ms(6));

@@ -15,7 +15,7 @@ use kring_protocol::ErrorCode;
 
 /// A record value: its number, then `len - 4` filler bytes (varied, so a
 /// compressed batch stays large).
-fn value(i: u32, len: usize) -> Vec<u8> {
+pub(super) fn value(i: u32, len: usize) -> Vec<u8> {
     let mut v = i.to_be_bytes().to_vec();
     let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     while v.len() < len {
