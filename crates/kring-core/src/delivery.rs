@@ -128,8 +128,9 @@ pub enum DeliveryError {
     /// sent: not persisted.
     #[error("batch encoding failed: {0}")]
     Encode(Arc<str>),
-    /// The topic or partition does not exist (metadata said so until the
-    /// batch's delivery deadline). Never sent: not persisted.
+    /// The partition no longer exists: its topic was deleted and created
+    /// again (a new topic id in metadata) with fewer partitions while the
+    /// record was still buffered. Never sent: not persisted.
     #[error("topic {topic} partition {partition} does not exist")]
     UnknownPartition {
         /// Topic name.

@@ -81,8 +81,14 @@ pub enum SendError {
     },
     /// An explicit partition (or one returned by a custom partitioner) does
     /// not exist. Reported at once when the topic's partition count is
-    /// known; while it is not, the send first waits for the topic's
-    /// metadata (within `max.block.ms`).
+    /// known and the topic never had the partition; while the count is not
+    /// known, the send first waits for the topic's metadata (within
+    /// `max.block.ms`). An explicit partition the topic had but its latest
+    /// metadata lacks (the topic was deleted and created again with fewer
+    /// partitions, or a broker lags behind a partition increase) waits, as
+    /// the Java client does, for metadata listing it: reported when
+    /// `max.block.ms` passes without (a non-blocking send reports it at
+    /// once), with `num_partitions` the count metadata then lists.
     #[error(
         "partition {partition} of topic `{topic}` does not exist (the topic has {num_partitions})"
     )]

@@ -216,6 +216,12 @@ fn grown_capacity(cap: usize, len: usize) -> usize {
 enum Step<D> {
     Done(AppendOutcome<D>),
     NeedTopic,
+    /// An explicit partition the topic had, missing from its latest
+    /// metadata (`count` partitions): wait for metadata that has it.
+    NeedPartition {
+        partition: i32,
+        count: u32,
+    },
     NeedMemory(usize),
 }
 
@@ -352,13 +358,19 @@ impl Shared {
     /// Appends a record to its partition's open batch.
     ///
     /// Never performs I/O and never waits for the network. It blocks only
-    /// in two cases, together at most until `block_deadline` (the caller's
+    /// in three cases, together at most until `block_deadline` (the caller's
     /// `now + max.block.ms`; see [`set_clock`](Self::set_clock)): the topic
-    /// has no metadata yet (the I/O thread is asked for it), or
+    /// has no metadata yet (the I/O thread is asked for it), an explicit
+    /// partition the topic had is missing from its latest metadata (a
+    /// broker lagging behind a partition increase, or the topic created
+    /// again with fewer partitions: metadata is asked for until it lists
+    /// the partition, else the send fails with
+    /// [`SendError::InvalidPartition`] at the deadline), or
     /// `buffer.memory` is exhausted (until batches complete). Records too
     /// large for `max.request.size` or `buffer.memory` fail at once, and so
-    /// does a partition the topic is known not to have (explicit, or chosen
-    /// by the partitioner), with [`SendError::InvalidPartition`]. The
+    /// does a partition the topic never had (explicit, or chosen by the
+    /// partitioner; the partitioner chooses among the partitions the latest
+    /// metadata lists), with [`SendError::InvalidPartition`]. The
     /// partitioner runs fenced: if it panics, the record fails with
     /// [`SendError::PartitionerPanicked`].
     ///
@@ -429,7 +441,7 @@ impl Shared {
             if topic.status != TopicStatus::Ready {
                 return None;
             }
-            let n = topic.partitions.len() as u32;
+            let n = topic.count;
             let (partition, is_sticky) = match (rec.partition, rec.key) {
                 (Some(p), _) if (p as u32) < n => (p as u32, false),
                 (Some(_), _) => return None,
@@ -594,6 +606,17 @@ impl Shared {
                         break Err(e);
                     }
                 }
+                Step::NeedPartition { partition, .. } => {
+                    if let Err(e) = self.wait_for_partition(
+                        now,
+                        rec.topic,
+                        partition,
+                        block_deadline,
+                        &mut wake,
+                    ) {
+                        break Err(e);
+                    }
+                }
                 Step::NeedMemory(n) => {
                     debug_assert_eq!(reserved, 0);
                     // Memory comes back when batches complete: the I/O
@@ -659,8 +682,9 @@ impl Shared {
     /// are not known yet (the metadata is requested, and the I/O thread
     /// woken for it, so a later try succeeds once it arrives). Every other
     /// outcome is [`append`](Self::append)'s, including an immediate
-    /// [`SendError::InvalidPartition`] for a partition the topic is known
-    /// not to have.
+    /// [`SendError::InvalidPartition`] for a partition the topic's latest
+    /// metadata does not list (where `append` waits for one that does, if
+    /// the topic had the partition).
     pub fn try_produce_now(
         &self,
         now: Instant,
@@ -681,6 +705,21 @@ impl Shared {
                         waited: std::time::Duration::ZERO,
                     })
                 }
+                Step::NeedPartition { partition, count } => {
+                    // Not there now: ask for metadata (a later try may
+                    // find it) and fail without waiting.
+                    let (state, _) = self.topics.register(rec.topic);
+                    let mut wake = self.notices.push(Notice::TopicWanted {
+                        topic: state.id,
+                        seen: count,
+                    });
+                    self.wake_before_blocking(&mut wake);
+                    return Err(SendError::InvalidPartition {
+                        topic: state.name.clone(),
+                        partition,
+                        num_partitions: count,
+                    });
+                }
                 Step::NeedTopic => {
                     let (state, _) = self.topics.register(rec.topic);
                     match state.status {
@@ -689,7 +728,7 @@ impl Shared {
                         TopicStatus::Pending { last_error } => {
                             let mut wake = self.notices.push(Notice::TopicWanted {
                                 topic: state.id,
-                                seen: state.partitions.len() as u32,
+                                seen: state.count,
                             });
                             self.wake_before_blocking(&mut wake);
                             return Err(SendError::NoMetadataYet {
@@ -769,7 +808,7 @@ impl Shared {
             TopicStatus::Pending { .. } => return Ok(Step::NeedTopic),
             TopicStatus::Failed(error) => return Err(self.topic_failed(topic, error)),
         }
-        let n = topic.partitions.len() as u32;
+        let n = topic.count;
         let requested = match rec.partition {
             Some(p) => Some(p),
             None => {
@@ -796,6 +835,17 @@ impl Shared {
         };
         let (partition, is_sticky) = match requested {
             Some(p) if p < 0 || p as u32 >= n => {
+                if rec.partition.is_some() && p >= 0 && (p as usize) < topic.partitions.len() {
+                    // A partition the topic had: the latest metadata may
+                    // come from a broker lagging behind a partition
+                    // increase, or the topic was created again with fewer
+                    // partitions. Wait for metadata that has it, as the
+                    // Java client does (within max.block.ms).
+                    return Ok(Step::NeedPartition {
+                        partition: p,
+                        count: n,
+                    });
+                }
                 if rec.partition.is_some() && p >= 0 {
                     // The topic may have grown since the count was learnt:
                     // refresh, so a later send sees it. This one fails now
@@ -1068,7 +1118,7 @@ impl Shared {
     ) -> Result<(), SendError> {
         let (state, _) = self.topics.register(topic);
         let id = state.id;
-        let seen = state.partitions.len() as u32;
+        let seen = state.count;
         let auth_gen = self.auth_gen();
         *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         self.wake_before_blocking(wake);
@@ -1095,6 +1145,63 @@ impl Shared {
                     last_error: self.metadata_cause(last_error),
                 })),
         }
+    }
+
+    /// Waits until the latest metadata of `topic` (known, ready) lists
+    /// `partition`, which it had before, or the deadline passes: the Java
+    /// client's `waitOnMetadata` for a partition beyond the current count.
+    /// A smaller count than before comes from a broker lagging behind a
+    /// partition increase (the partition comes back) or from the topic's
+    /// deletion and creation with fewer partitions (it does not). Returns
+    /// `Ok` when the send should be tried again (the partition is listed,
+    /// or the topic's status changed); at the deadline,
+    /// [`SendError::InvalidPartition`] with the count metadata then has.
+    fn wait_for_partition(
+        &self,
+        now: Instant,
+        topic: &str,
+        partition: i32,
+        deadline: Instant,
+        wake: &mut bool,
+    ) -> Result<(), SendError> {
+        let (state, _) = self.topics.register(topic);
+        let id = state.id as usize;
+        *wake |= self.notices.push(Notice::TopicWanted {
+            topic: state.id,
+            seen: state.count,
+        });
+        self.wake_before_blocking(wake);
+        let listed = |t: &TopicState| t.status != TopicStatus::Ready || t.count > partition as u32;
+        let map = self.topics.wait_until(self.left(now, deadline), |m| {
+            listed(&m.by_id[id]) || self.notices.is_closed()
+        });
+        if self.notices.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let st = &map.by_id[id];
+        if listed(st) {
+            return Ok(());
+        }
+        Err(SendError::InvalidPartition {
+            topic: st.name.clone(),
+            partition,
+            num_partitions: st.count,
+        })
+    }
+
+    /// Whether a send of `partition` to `topic` waits for metadata that
+    /// lists it: the topic had it, its latest metadata does not (for the
+    /// simulator, which plays a blocking send's wait by stepping).
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn awaits_partition(&self, topic: &str, partition: i32) -> bool {
+        partition >= 0
+            && self.topics.with_view(|v| {
+                v.lookup(topic).is_some_and(|t| {
+                    t.status == TopicStatus::Ready
+                        && partition as u32 >= t.count
+                        && (partition as usize) < t.partitions.len()
+                })
+            })
     }
 
     fn auth_gen(&self) -> u64 {
@@ -1254,14 +1361,16 @@ impl Shared {
         self.notices.wake_count()
     }
 
-    /// Waits, on the producer thread, up to `wait` for the topic's metadata
-    /// without sending (used by a producer's `partitions_for`). Returns the
-    /// partition count if known.
+    /// The topic's partition count as its latest metadata lists it, if
+    /// known; never waits (see [`wait_for_metadata`](Self::wait_for_metadata)
+    /// for that). After the topic was created again with fewer partitions
+    /// (or while a broker lags behind a partition increase) this is the
+    /// smaller count.
     pub fn partition_count(&self, topic: &str) -> Option<u32> {
         self.topics.with_view(|v| {
             v.lookup(topic)
                 .filter(|t| t.status == TopicStatus::Ready)
-                .map(|t| t.partitions.len() as u32)
+                .map(|t| t.count)
         })
     }
 
@@ -1380,7 +1489,7 @@ impl AsyncAppend<'_> {
                     if self.register(WaitOn::Topic, cx) {
                         self.wake |= sh.notices.push(Notice::TopicWanted {
                             topic: state.id,
-                            seen: state.partitions.len() as u32,
+                            seen: state.count,
                         });
                     }
                     // Re-checked under the table's lock, after registering:
@@ -1413,6 +1522,35 @@ impl AsyncAppend<'_> {
                             return Poll::Pending;
                         }
                     }
+                }
+                Step::NeedPartition { partition, count } => {
+                    // As `wait_for_partition`, by yielding.
+                    let (state, _) = sh.topics.register(rec.topic);
+                    let id = state.id as usize;
+                    if self.register(WaitOn::Topic, cx) {
+                        self.wake |= sh.notices.push(Notice::TopicWanted {
+                            topic: state.id,
+                            seen: count,
+                        });
+                    }
+                    // Re-checked after registering, as for a topic.
+                    let map = sh.topics.snapshot();
+                    let st = &map.by_id[id];
+                    if sh.notices.is_closed() {
+                        return Poll::Ready(Err(SendError::Closed));
+                    }
+                    if st.status != TopicStatus::Ready || st.count > partition as u32 {
+                        continue;
+                    }
+                    if self.timed_out(now) {
+                        return Poll::Ready(Err(SendError::InvalidPartition {
+                            topic: st.name.clone(),
+                            partition,
+                            num_partitions: st.count,
+                        }));
+                    }
+                    sh.wake_before_blocking(&mut self.wake);
+                    return Poll::Pending;
                 }
                 Step::NeedMemory(n) => {
                     debug_assert_eq!(self.reserved, 0);

@@ -610,8 +610,19 @@ impl<B: SimBroker> Sim<B> {
                     }
                     return Ok(o.delivery);
                 }
-                Err(SendError::MetadataTimeout { .. }) | Err(SendError::BufferFull { .. })
-                    if self.now < deadline =>
+                Err(e)
+                    if self.now < deadline
+                        && match e {
+                            SendError::MetadataTimeout { .. } | SendError::BufferFull { .. } => {
+                                true
+                            }
+                            // A partition the topic had, missing from its
+                            // latest metadata: a blocking send waits for it.
+                            SendError::InvalidPartition { partition, .. } => {
+                                self.shared.awaits_partition(topic, partition)
+                            }
+                            _ => false,
+                        } =>
                 {
                     // The producer thread would block: let the I/O side do
                     // everything it can now and try again; if that was not

@@ -17,6 +17,11 @@ pub enum Lie {
     /// describes reports this index instead of its own (`i32::MAX`: a
     /// topic with nothing usable).
     PartitionIndex(i32),
+    /// Metadata: every topic the response describes lists only its
+    /// partitions with an index below this one, as a broker lagging
+    /// behind a partition increase (or serving a topic created again with
+    /// fewer partitions) does.
+    PartitionsBelow(i32),
     /// Produce: every partition answered without an error reports this
     /// base offset (`i64::MAX`: the batch's offsets cannot be computed).
     BaseOffset(i64),
@@ -50,6 +55,9 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
                     for p in &mut t.partitions {
                         p.partition_index = index;
                     }
+                }
+                Lie::PartitionsBelow(count) => {
+                    t.partitions.retain(|p| p.partition_index < count);
                 }
                 Lie::BaseOffset(_) => {}
             }
@@ -132,6 +140,13 @@ mod tests {
             .collect();
         assert_eq!(indexes, [-3, 7]);
         assert!(m.topics[2].partitions.is_empty());
+        metadata(&mut m, &[(None, Lie::PartitionsBelow(0))]);
+        let indexes: Vec<i32> = m.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(indexes, [-3], "only the indexes below 0 stay");
 
         let mut p = ProduceResponse {
             responses: vec![TopicProduceResponse {

@@ -415,19 +415,27 @@ impl Producer {
     }
 
     /// Send a record. Returns once it is encoded into a batch; blocks only
-    /// for the topic's first metadata or while `buffer.memory` is full, at
-    /// most `max.block.ms` in total (a send that waits for both shares one
-    /// budget). The returned future resolves with the record's final
-    /// result.
+    /// for the topic's first metadata, for an explicit partition the topic
+    /// had but its latest metadata lacks, or while `buffer.memory` is full,
+    /// at most `max.block.ms` in total (a send that waits for several
+    /// shares one budget). The returned future resolves with the record's
+    /// final result.
     ///
     /// Fails at once, without blocking, for a record too large for
     /// `max.request.size` or `buffer.memory`, and for a partition the topic
-    /// is known not to have ([`SendError::InvalidPartition`]: an explicit
-    /// [`Record::partition`] beyond the known count — this also asks for
+    /// never had ([`SendError::InvalidPartition`]: an explicit
+    /// [`Record::partition`] beyond every count known — this also asks for
     /// fresh metadata, so a topic that grew is seen by later sends — or a
     /// custom [`Partitioner`]'s answer out of range). While the topic's
     /// partition count is not known yet, an explicit partition waits for
-    /// the metadata (within `max.block.ms`) and is then decided. A custom
+    /// the metadata (within `max.block.ms`) and is then decided. An
+    /// explicit partition the topic had but its latest metadata lacks (the
+    /// topic was deleted and created again with fewer partitions, or a
+    /// broker lags behind a partition increase) waits, as the Java client
+    /// does, for metadata listing it, and fails with
+    /// [`SendError::InvalidPartition`] at `max.block.ms` without. Keys and
+    /// the keyless sticky choice use the partitions the latest metadata
+    /// lists. A custom
     /// partitioner runs fenced: if it panics, this send fails with
     /// [`SendError::PartitionerPanicked`].
     pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture, SendError> {
@@ -758,8 +766,8 @@ impl Producer {
         self.shared.wait_for_metadata(now, topic, deadline)
     }
 
-    /// Partitions of `topic`, if its metadata is known to this producer
-    /// (after a first `send` to it).
+    /// Partitions of `topic` its latest metadata lists, if its metadata is
+    /// known to this producer (after a first `send` to it).
     pub fn partition_count(&self, topic: &str) -> Option<u32> {
         self.shared.partition_count(topic)
     }

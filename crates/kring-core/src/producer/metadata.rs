@@ -17,6 +17,7 @@ use kring_protocol::message::decode_response_frame;
 use kring_protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use kring_protocol::ErrorCode;
 
+use crate::delivery::DeliveryError;
 use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicState, TopicStatus};
 
@@ -217,6 +218,8 @@ impl ProducerCore {
 
         // Topics.
         let mut publish = Vec::new();
+        // Topics created again (a new topic id) since the last response.
+        let mut gone = Vec::new();
         for t in &resp.topics {
             let Some(name) = t.name.as_deref() else {
                 continue;
@@ -227,6 +230,7 @@ impl ProducerCore {
             let err = ErrorCode(t.error_code);
             let ti = tid as usize;
             if err.is_ok() {
+                let mut recreated = false;
                 if t.topic_id != [0; 16] {
                     let known = std::mem::replace(&mut self.topics[ti].topic_id, t.topic_id);
                     if known != [0; 16] && known != t.topic_id {
@@ -241,10 +245,18 @@ impl ProducerCore {
                         for p in &mut self.topics[ti].partitions {
                             p.leader_epoch = -1;
                         }
+                        recreated = true;
                     }
                 }
                 let (changed, need) = self.apply_partitions(now, tid, t);
                 soon |= need;
+                if recreated {
+                    gone.push(tid);
+                }
+                // A partition the topic had is missing (recreated with
+                // fewer, or a broker lagging behind an increase): while a
+                // sender waits for it, keep asking.
+                soon |= self.missing_partition_wanted(now, tid);
                 if self.topics[ti].partitions.is_empty() {
                     // Nothing usable listed (no partitions, or only
                     // invalid indexes): not ready; ask again while a
@@ -304,6 +316,13 @@ impl ProducerCore {
             }
         }
         self.shared.topics.publish(publish);
+        // After the publish: producer threads no longer choose the
+        // partitions these topics lost (one that read the table just
+        // before may still append to one: that batch waits for a leader
+        // until its delivery timeout).
+        for tid in gone {
+            self.fail_vanished(tid);
+        }
 
         // Bootstrap connections served their purpose once brokers are known.
         if !self.nodes.is_empty() {
@@ -339,9 +358,45 @@ impl ProducerCore {
     /// (Partitions without a leader are found while applying the response.)
     fn wants_fast_refresh(&self, now: Instant) -> bool {
         self.topics.iter().any(|t| {
-            !matches!(t.status, TopicStatus::Ready)
+            (!matches!(t.status, TopicStatus::Ready) || (t.count as usize) < t.partitions.len())
                 && t.wanted_at.is_some_and(|w| now < w + self.cfg.max_block)
         })
+    }
+
+    /// Whether topic `tid` lacks a partition it had while a sender asked
+    /// for its metadata within `max.block.ms` (a send to an explicit
+    /// partition in `count..` waits for it).
+    fn missing_partition_wanted(&self, now: Instant, tid: u32) -> bool {
+        let t = &self.topics[tid as usize];
+        (t.count as usize) < t.partitions.len()
+            && t.wanted_at.is_some_and(|w| now < w + self.cfg.max_block)
+    }
+
+    /// Topic `tid` was deleted and created again (a new topic id) with
+    /// fewer partitions: the batches still buffered for the partitions it
+    /// no longer has can never be sent, and fail now with
+    /// [`DeliveryError::UnknownPartition`] rather than at their delivery
+    /// timeout. Only buffered ones, never sent (as a purge takes them): a
+    /// batch on the wire or waiting for a retry keeps its course (with
+    /// idempotence it holds a sequence) and fails at its delivery timeout.
+    fn fail_vanished(&mut self, tid: u32) {
+        let t = &self.topics[tid as usize];
+        let (name, count, len) = (t.name.clone(), t.count, t.partitions.len() as u32);
+        for pi in count..len {
+            let err = DeliveryError::UnknownPartition {
+                topic: name.clone(),
+                partition: pi as i32,
+            };
+            let failed = self.fail_buffered((tid, pi), &err);
+            if failed > 0 {
+                tracing::warn!(
+                    topic = &*name,
+                    partition = pi,
+                    records = failed,
+                    "topic recreated without this partition: its buffered records fail"
+                );
+            }
+        }
     }
 
     fn topic_has_work(&self, tid: u32) -> bool {
@@ -397,6 +452,34 @@ impl ProducerCore {
             self.topics[ti].partitions.push(PartCore::new(slot));
             changed = true;
         }
+        // The table never shrinks (slots are shared with producer threads
+        // and batches); a smaller count is published beside it. Nothing
+        // listed at all changes nothing (the caller keeps the topic as it
+        // was).
+        if count > 0 && self.topics[ti].count != count as u32 {
+            self.topics[ti].count = count as u32;
+            changed = true;
+        }
+        // Partitions the response does not list have no leader now (the
+        // Java client's accumulator holds their batches the same way):
+        // nothing is sent to them until metadata lists them again.
+        let known = self.topics[ti].count;
+        for pi in known..self.topics[ti].partitions.len() as u32 {
+            let pk = (tid, pi);
+            let part = self.part(pk);
+            if part.has_unsent_work() || part.in_flight > 0 {
+                // As for a listed partition without a leader: ask again.
+                need = true;
+            }
+            let Some(old) = part.leader.take() else {
+                continue;
+            };
+            part.slot.available.store(false, Ordering::Relaxed);
+            changed = true;
+            if part.queued && !left.contains(&old) {
+                left.push(old);
+            }
+        }
         for p in &t.partitions {
             if !valid(p.partition_index) {
                 continue;
@@ -448,12 +531,14 @@ impl ProducerCore {
         let available: Arc<[u32]> = t
             .partitions
             .iter()
+            .take(t.count as usize)
             .enumerate()
             .filter(|(_, p)| p.leader.is_some())
             .map(|(i, _)| i as u32)
             .collect();
         TopicState {
             id: tid,
+            count: t.count,
             name: t.name.clone(),
             partitions,
             available,

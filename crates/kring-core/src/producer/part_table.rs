@@ -50,6 +50,7 @@ impl PartTable {
             self.topics.push(TopicCore {
                 name: st.name.clone(),
                 partitions: Vec::new(),
+                count: 0,
                 status: st.status,
                 wanted_at: None,
                 first_wanted: None,
@@ -141,6 +142,7 @@ mod tests {
         for (i, &(name, _)) in topics.iter().enumerate() {
             let st = Arc::new(TopicState {
                 id: i as u32,
+                count: 0,
                 name: Arc::from(name),
                 partitions: Arc::from(Vec::new()),
                 available: Arc::from(Vec::new()),

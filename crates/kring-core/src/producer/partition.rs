@@ -103,7 +103,14 @@ impl PartCore {
 #[derive(Debug)]
 pub(crate) struct TopicCore {
     pub(crate) name: Arc<str>,
+    /// Every partition ever known (only grows: see `part_table`).
     pub(crate) partitions: Vec<PartCore>,
+    /// Partitions the latest metadata listed (at most `partitions.len()`;
+    /// smaller after a topic was created again with fewer partitions, or
+    /// while a broker lags behind a partition increase). Partitions at
+    /// `count` and above have no leader. Published as
+    /// [`TopicState::count`](crate::topics::TopicState::count).
+    pub(crate) count: u32,
     pub(crate) status: TopicStatus,
     /// When a producer thread last asked for this topic's metadata.
     pub(crate) wanted_at: Option<Instant>,
@@ -154,7 +161,7 @@ impl ProducerCore {
         if self
             .topics
             .get(topic as usize)
-            .is_some_and(|t| t.status == TopicStatus::Ready && t.partitions.len() as u32 > seen)
+            .is_some_and(|t| t.status == TopicStatus::Ready && t.count > seen)
         {
             // Stale: metadata arrived after the sender looked.
             return;

@@ -1,8 +1,9 @@
 //! Point 5: metadata — bootstrap, leaders, refresh triggers, KIP-951 hints.
 
 use super::*;
+use crate::delivery::DeliveryError;
 use crate::error::SendError;
-use kring_mock::FaultAction;
+use kring_mock::{FaultAction, Lie};
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
 
@@ -425,19 +426,30 @@ fn hinted_leader_is_followed_when_the_old_leader_then_disconnects() {
     assert_eq!(log(&sim, 0).len(), 11);
 }
 
-/// A topic deleted and created again with fewer partitions: once metadata
-/// says so, a send to a partition the topic no longer has fails at once
-/// (`InvalidPartition`), as the Java client's `waitOnMetadata` does against
-/// its refreshed cluster view. The partition table only grew, so the
-/// vanished partition kept its old leader and stayed available to
-/// senders and the partitioner: the record was accepted, refused by the
-/// broker as UNKNOWN_TOPIC_OR_PARTITION and retried until the delivery
-/// timeout.
-#[test]
-#[ignore = "known problem (README): the published partition table only grows"]
-fn partition_gone_after_recreation_with_fewer_partitions_fails_sends_at_once() {
+/// `t` deleted and created again with `partitions` partitions (a new
+/// topic id: `other` is created first), on one broker.
+fn recreated(partitions: i32) -> MockCluster {
+    MockCluster::builder()
+        .brokers(1)
+        .topic("other", 1)
+        .topic("t", partitions)
+        .auto_create_topics(false)
+        .build_unbound()
+        .unwrap()
+}
+
+/// A sim of `t` with 3 partitions, one record written to each, without
+/// idempotence (the clusters the tests switch to know no producer).
+fn three_partitions_written() -> MockSim {
+    three_partitions_written_lingering(cfg().linger)
+}
+
+/// [`three_partitions_written`] with `linger.ms` `linger`.
+fn three_partitions_written_lingering(linger: Duration) -> MockSim {
     let config = Config {
         enable_idempotence: false,
+        batch_size: 1024,
+        linger,
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 3);
@@ -445,12 +457,37 @@ fn partition_gone_after_recreation_with_fewer_partitions_fails_sends_at_once() {
         sim.send("t", Some(p), None, Some(b"w")).unwrap();
     }
     sim.drive();
-    // Deleted and created again with 2 partitions.
-    sim.cluster = cluster(1, 2).build_unbound().unwrap();
+    sim
+}
+
+/// A record of `t` with `partition`, `key`, and a 100-byte value.
+fn rec<'a>(partition: Option<i32>, key: Option<&'a [u8]>) -> crate::RecordRef<'a> {
+    crate::RecordRef {
+        key,
+        partition,
+        ..record_ref(0, &[5u8; 100])
+    }
+}
+
+/// A topic deleted and created again with fewer partitions: once metadata
+/// says so, a send to a partition the topic no longer has waits for
+/// metadata that lists it, up to `max.block.ms`, asking again meanwhile,
+/// then fails (`InvalidPartition` with the current count), as the Java
+/// client's `waitOnMetadata` does; an async send the same way. The
+/// partition table only grew, so the vanished partition kept its old
+/// leader and stayed available to senders and the partitioner: the record
+/// was accepted, refused by the broker as UNKNOWN_TOPIC_OR_PARTITION and
+/// retried until the delivery timeout.
+#[test]
+fn partition_gone_after_recreation_with_fewer_partitions_fails_sends_after_max_block() {
+    let mut sim = three_partitions_written();
+    sim.cluster = recreated(2);
     // The periodic refresh (metadata.max.age.ms, 5 min) learns it.
     let m0 = requests(&sim, ApiKey::Metadata);
     sim.run_for(ms(301_000));
     assert!(requests(&sim, ApiKey::Metadata) > m0, "refreshed");
+    assert_eq!(sim.shared.partition_count("t"), Some(2));
+    let (t0, m1) = (sim.now, requests(&sim, ApiKey::Metadata));
     match sim.send("t", Some(2), None, Some(b"v")) {
         Err(SendError::InvalidPartition {
             partition: 2,
@@ -468,4 +505,188 @@ fn partition_gone_after_recreation_with_fewer_partitions_fails_sends_at_once() {
             );
         }
     }
+    // The sim's send blocks up to 60 s.
+    assert!(sim.now - t0 >= ms(60_000), "waited {:?}", sim.now - t0);
+    let asked = requests(&sim, ApiKey::Metadata) - m1;
+    assert!(asked >= 3, "kept asking while the send waited: {asked}");
+
+    // Async: pending until the core's deadline queue ends the wait.
+    let deadline = sim.now + ms(3_000);
+    let shared = sim.shared.clone();
+    let mut a = shared.append_async(sim.now, deadline);
+    let r = rec(Some(2), None);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(a.poll_append(sim.now, &r, &mut cx).is_pending());
+    sim.run_for(ms(3_000));
+    match a.poll_append(sim.now, &r, &mut cx) {
+        std::task::Poll::Ready(Err(SendError::InvalidPartition {
+            partition: 2,
+            num_partitions: 2,
+            ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Records still buffered for a partition the recreated topic no longer
+/// has fail as soon as metadata shows the new topic id without it
+/// (`UnknownPartition`, never sent), not at their delivery timeout.
+#[test]
+fn buffered_records_of_a_partition_gone_with_its_topic_fail_at_once() {
+    // Lingering 10 s: the record waits in the accumulator.
+    let mut sim = three_partitions_written_lingering(ms(10_000));
+    let h = sim.send("t", Some(2), None, Some(b"v")).unwrap();
+    let kept = sim.send("t", Some(1), None, Some(b"v")).unwrap();
+    sim.cluster = recreated(2);
+    let t0 = sim.now;
+    // A send to another topic asks for metadata, which names `t`'s new id.
+    sim.send("other", Some(0), None, Some(b"o")).unwrap();
+    sim.settle();
+    assert!(sim.now - t0 < ms(1_000), "{:?}", sim.now - t0);
+    match h.try_result() {
+        Some(Err(DeliveryError::UnknownPartition { partition: 2, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(kept.try_result().is_none(), "partition 1 is kept");
+    sim.drive();
+    assert_eq!(kept.wait().unwrap().partition, 1);
+}
+
+/// After the topic shrank, keyed records hash over the partitions it has
+/// now and keyless ones stick only to those (the Java client partitions
+/// with the current cluster's count).
+#[test]
+fn after_a_shrink_records_land_only_on_listed_partitions() {
+    let mut sim = three_partitions_written();
+    sim.cluster = recreated(2);
+    sim.run_for(ms(301_000));
+    assert_eq!(sim.shared.partition_count("t"), Some(2));
+    let keys: Vec<String> = (0..200).map(|i| format!("key-{i}")).collect();
+    assert!(
+        keys.iter()
+            .any(|k| crate::partitioner::partition_for_key(k.as_bytes(), 3) == 2),
+        "some key hashes to partition 2 of 3"
+    );
+    let mut handles = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        for r in [rec(None, Some(k.as_bytes())), rec(None, None)] {
+            let now = sim.now;
+            let o = sim.shared.append(now, r, now).unwrap();
+            assert!(
+                o.partition < 2,
+                "record {i} went to partition {}",
+                o.partition
+            );
+            if let Some(k) = r.key {
+                let want = crate::partitioner::partition_for_key(k, 2);
+                assert_eq!(o.partition as u32, want, "{k:?}");
+            }
+            handles.push(o.delivery);
+        }
+    }
+    sim.drive();
+    for h in handles {
+        assert!(h.wait().unwrap().partition < 2);
+    }
+}
+
+/// A partition increase seen through a broker that lags behind it: a
+/// response lists fewer partitions than are known, then the larger count
+/// comes back. A send to an explicit partition meanwhile waits for it (as
+/// the Java client does) and goes through once it is listed again; it
+/// does not fail at once.
+#[test]
+fn explicit_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
+    let mut sim = three_partitions_written();
+    // The next three responses list partitions 0 and 1 only.
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(2));
+    sim.cluster.inject(lie.on_partition("t", 0).times(3));
+    sim.run_for(ms(301_000));
+    assert_eq!(sim.shared.partition_count("t"), Some(2), "the lag is seen");
+    let (t0, m0) = (sim.now, requests(&sim, ApiKey::Metadata));
+    let h = sim.send("t", Some(2), None, Some(b"v")).unwrap();
+    let asked = requests(&sim, ApiKey::Metadata) - m0;
+    assert!(asked >= 2, "waited for metadata listing it: {asked}");
+    assert!(sim.now - t0 < ms(60_000), "{:?}", sim.now - t0);
+    assert_eq!(sim.shared.partition_count("t"), Some(3));
+    sim.drive();
+    assert_eq!(h.wait().unwrap().partition, 2);
+}
+
+/// [`explicit_send_waits_out_a_broker_lagging_behind_a_partition_increase`]
+/// for an async send: pending while metadata lacks the partition, woken
+/// and appended once it is listed again.
+#[test]
+fn async_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let mut sim = three_partitions_written();
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(2));
+    let lie = sim.cluster.inject(lie.on_partition("t", 0).always());
+    sim.run_for(ms(301_000));
+    assert_eq!(sim.shared.partition_count("t"), Some(2));
+    let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let shared = sim.shared.clone();
+    let mut a = shared.append_async(sim.now, sim.now + ms(60_000));
+    let r = rec(Some(2), None);
+    assert!(a.poll_append(sim.now, &r, &mut cx).is_pending());
+    sim.run_for(ms(5_000));
+    assert!(
+        a.poll_append(sim.now, &r, &mut cx).is_pending(),
+        "still lagging"
+    );
+    sim.cluster.remove_fault(lie);
+    let woken = count.0.load(std::sync::atomic::Ordering::SeqCst);
+    sim.run_for(ms(5_000));
+    assert!(count.0.load(std::sync::atomic::Ordering::SeqCst) > woken);
+    let o = match a.poll_append(sim.now, &r, &mut cx) {
+        std::task::Poll::Ready(Ok(o)) => o,
+        other => panic!("{other:?}"),
+    };
+    drop(a);
+    assert_eq!(o.partition, 2);
+    sim.drive();
+    assert_eq!(o.delivery.wait().unwrap().partition, 2);
+}
+
+/// [`explicit_send_waits_out_a_broker_lagging_behind_a_partition_increase`]
+/// with a real blocking sender: its thread blocks while metadata lacks the
+/// partition and goes on once a response lists it again.
+#[test]
+fn blocked_sender_waits_out_a_broker_lagging_behind_a_partition_increase() {
+    let mut sim = three_partitions_written();
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(2));
+    let lie = sim.cluster.inject(lie.on_partition("t", 0).always());
+    sim.run_for(ms(301_000));
+    assert_eq!(sim.shared.partition_count("t"), Some(2));
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let sender = std::thread::spawn(move || {
+        shared
+            .append(now, record_ref(2, b"v"), now + ms(60_000))
+            .map(|o| o.delivery)
+    });
+    // It asks for metadata before it blocks (or appends at once).
+    while !sender.is_finished() && sim.shared.notices.with(|n| n.list.len()).0 == 0 {
+        std::thread::yield_now();
+    }
+    sim.run_for(ms(5_000));
+    assert!(!sender.is_finished(), "blocked while metadata lacks it");
+    sim.cluster.remove_fault(lie);
+    for _ in 0..100_000 {
+        if sender.is_finished() {
+            break;
+        }
+        sim.run_for(ms(10));
+        std::thread::yield_now();
+    }
+    let h = sender.join().unwrap().expect("appended");
+    sim.drive();
+    assert_eq!(h.wait().unwrap().partition, 2);
 }
