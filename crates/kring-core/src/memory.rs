@@ -475,7 +475,7 @@ impl BufferPool {
         self.used.fetch_sub(bytes, Ordering::SeqCst);
         // Other blocked senders wait on `lock`, which we hold.
         self.cond.notify_all();
-        self.tasks.wake_all();
+        self.tasks.wake_next();
         self.try_reserve_unspared(n)
     }
 
@@ -497,7 +497,7 @@ impl BufferPool {
             drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
             self.cond.notify_all();
         }
-        self.tasks.wake_all();
+        self.tasks.wake_next();
     }
 }
 

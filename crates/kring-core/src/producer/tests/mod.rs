@@ -1,6 +1,7 @@
 //! Sim tests of the core: each file covers one concern.
 
 mod accumulate;
+mod async_wait;
 mod basic;
 mod epoch_chaos;
 mod fenced;

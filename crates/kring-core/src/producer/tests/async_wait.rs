@@ -1,0 +1,164 @@
+//! Async senders waiting for `buffer.memory`: how many wake-ups a crowd of
+//! them costs, and in which order they go.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::*;
+
+/// A task's waker: counts its wake-ups.
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Many async senders wait for memory while batches complete one by one:
+/// each release wakes the oldest waiter, and a waiter that got memory
+/// passes the turn on, as the Java client's `BufferPool` signals its
+/// first waiter. Before, every release woke every waiting task (and each
+/// re-poll pushed a `MemoryWanted` notice): `waiters × releases` wake-ups,
+/// quadratic in a crowd of tasks (tokio tasks each awaiting a send).
+/// The senders also finish in the order they started waiting.
+#[test]
+fn async_senders_waiting_for_memory_are_woken_in_turn() {
+    const TASKS: usize = 200;
+    let config = Config {
+        buffer_memory: 64 * 1024,
+        batch_size: 1024,
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    sim.send("t", Some(0), None, Some(b"metadata first"))
+        .unwrap();
+    sim.drive();
+    let filled = fill_memory(&sim, 4, 900);
+    assert!(filled > 0);
+    let shared = sim.shared.clone();
+    let value = vec![9u8; 900];
+    let deadline = sim.now + Duration::from_secs(3600);
+    let counts: Vec<Arc<Count>> = (0..TASKS)
+        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+        .collect();
+    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    let mut tasks: Vec<_> = (0..TASKS)
+        .map(|_| Some(shared.append_async(sim.now, deadline)))
+        .collect();
+    let rec = |i: usize| record_ref((i % 4) as i32, &value);
+    for (i, t) in tasks.iter_mut().enumerate() {
+        let mut cx = Context::from_waker(&wakers[i]);
+        let p = t.as_mut().unwrap().poll_produce(sim.now, &rec(i), &mut cx);
+        assert!(p.is_pending(), "task {i} found memory at once");
+    }
+    // An executor: polls a task when its wake-up count moved.
+    let mut seen = vec![0usize; TASKS];
+    let mut done_order = Vec::new();
+    let mut steps = 0;
+    while done_order.len() < TASKS {
+        steps += 1;
+        assert!(steps < 200_000, "{} of {TASKS} done", done_order.len());
+        let mut polled = false;
+        for i in 0..TASKS {
+            let n = counts[i].0.load(Ordering::SeqCst);
+            if n == seen[i] || tasks[i].is_none() {
+                continue;
+            }
+            seen[i] = n;
+            polled = true;
+            let mut cx = Context::from_waker(&wakers[i]);
+            let now = sim.now;
+            if let Poll::Ready(r) = tasks[i]
+                .as_mut()
+                .unwrap()
+                .poll_produce(now, &rec(i), &mut cx)
+            {
+                assert_eq!(r.expect("appended").partition, (i % 4) as i32);
+                tasks[i] = None;
+                done_order.push(i);
+            }
+        }
+        if !polled {
+            assert!(
+                sim.step(),
+                "{} of {TASKS} done, nothing to do",
+                done_order.len()
+            );
+        }
+    }
+    let wakes: usize = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).sum();
+    eprintln!("{wakes} wake-ups for {TASKS} tasks");
+    assert!(
+        wakes <= 3 * TASKS,
+        "{wakes} wake-ups for {TASKS} waiting tasks"
+    );
+    assert_eq!(done_order, (0..TASKS).collect::<Vec<_>>(), "in turn");
+    let flush = sim.flush();
+    sim.drive();
+    assert!(flush.is_done());
+    assert_eq!(
+        log(&sim, 0).len() + log(&sim, 1).len() + log(&sim, 2).len() + log(&sim, 3).len(),
+        filled as usize + TASKS + 1
+    );
+}
+
+/// A task woken for memory and then dropped (its send cancelled) without
+/// polling hands the turn on: the next waiting task is woken, not left
+/// waiting for a release that already came.
+#[test]
+fn a_cancelled_task_hands_its_turn_on() {
+    let config = Config {
+        buffer_memory: 64 * 1024,
+        batch_size: 1024,
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    sim.send("t", Some(0), None, Some(b"metadata first"))
+        .unwrap();
+    sim.drive();
+    fill_memory(&sim, 4, 900);
+    let shared = sim.shared.clone();
+    let value = vec![9u8; 900];
+    let deadline = sim.now + Duration::from_secs(3600);
+    let counts: Vec<Arc<Count>> = (0..3)
+        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+        .collect();
+    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    let mut tasks: Vec<_> = (0..3)
+        .map(|_| Some(shared.append_async(sim.now, deadline)))
+        .collect();
+    for (i, t) in tasks.iter_mut().enumerate() {
+        let mut cx = Context::from_waker(&wakers[i]);
+        let p = t
+            .as_mut()
+            .unwrap()
+            .poll_produce(sim.now, &record_ref(0, &value), &mut cx);
+        assert!(p.is_pending());
+    }
+    // Batches complete: the first task is woken.
+    sim.drive_until(10_000, |_| counts[0].0.load(Ordering::SeqCst) > 0);
+    assert_eq!(counts[1].0.load(Ordering::SeqCst), 0, "one at a time");
+    // Cancelled without polling: the second gets the turn.
+    tasks[0] = None;
+    assert_eq!(
+        counts[1].0.load(Ordering::SeqCst),
+        1,
+        "the turn was handed on"
+    );
+    let mut cx = Context::from_waker(&wakers[1]);
+    let p = tasks[1]
+        .as_mut()
+        .unwrap()
+        .poll_produce(sim.now, &record_ref(0, &value), &mut cx);
+    assert!(p.is_ready(), "memory was there for it");
+    tasks[1] = None;
+    // It got memory and left: the third gets the turn next.
+    assert_eq!(counts[2].0.load(Ordering::SeqCst), 1);
+    drop(tasks);
+    sim.drive();
+    assert_eq!(shared.buffered_bytes(), 0, "nothing left charged");
+}
