@@ -45,6 +45,7 @@ fn sim_with(partitions: u32) -> Sim<CheapBroker> {
     sim
 }
 
+#[inline(never)] // named in callgrind's --toggle-collect
 fn cycle(sim: &mut Sim<CheapBroker>, partitions: u32) {
     for p in 0..partitions {
         sim.send("t", Some(p as i32), None, Some(&[0u8; 100]))
@@ -55,6 +56,7 @@ fn cycle(sim: &mut Sim<CheapBroker>, partitions: u32) {
 
 /// [`cycle`] without delivery handles (`produce`): the batches make no
 /// completion.
+#[inline(never)] // named in callgrind's --toggle-collect
 fn cycle_no_handle(sim: &mut Sim<CheapBroker>, partitions: u32) {
     for p in 0..partitions {
         sim.produce_with_context("t", Some(p as i32), None, Some(&[0u8; 100]), 0)

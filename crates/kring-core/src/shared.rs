@@ -441,7 +441,7 @@ impl Shared {
             if topic.status != TopicStatus::Ready {
                 return None;
             }
-            let n = topic.count;
+            let n = topic.partitions.len() as u32;
             let (partition, is_sticky) = match (rec.partition, rec.key) {
                 (Some(p), _) if (p as u32) < n => (p as u32, false),
                 (Some(_), _) => return None,
@@ -728,7 +728,7 @@ impl Shared {
                         TopicStatus::Pending { last_error } => {
                             let mut wake = self.notices.push(Notice::TopicWanted {
                                 topic: state.id,
-                                seen: state.count,
+                                seen: state.partitions.len() as u32,
                             });
                             self.wake_before_blocking(&mut wake);
                             return Err(SendError::NoMetadataYet {
@@ -808,7 +808,7 @@ impl Shared {
             TopicStatus::Pending { .. } => return Ok(Step::NeedTopic),
             TopicStatus::Failed(error) => return Err(self.topic_failed(topic, error)),
         }
-        let n = topic.count;
+        let n = topic.partitions.len() as u32;
         let requested = match rec.partition {
             Some(p) => Some(p),
             None => {
@@ -835,7 +835,7 @@ impl Shared {
         };
         let (partition, is_sticky) = match requested {
             Some(p) if p < 0 || p as u32 >= n => {
-                if rec.partition.is_some() && p >= 0 && (p as usize) < topic.partitions.len() {
+                if rec.partition.is_some() && p >= 0 && (p as u32) < topic.had {
                     // A partition the topic had: the latest metadata may
                     // come from a broker lagging behind a partition
                     // increase, or the topic was created again with fewer
@@ -1118,7 +1118,7 @@ impl Shared {
     ) -> Result<(), SendError> {
         let (state, _) = self.topics.register(topic);
         let id = state.id;
-        let seen = state.count;
+        let seen = state.partitions.len() as u32;
         let auth_gen = self.auth_gen();
         *wake |= self.notices.push(Notice::TopicWanted { topic: id, seen });
         self.wake_before_blocking(wake);
@@ -1168,10 +1168,12 @@ impl Shared {
         let id = state.id as usize;
         *wake |= self.notices.push(Notice::TopicWanted {
             topic: state.id,
-            seen: state.count,
+            seen: state.partitions.len() as u32,
         });
         self.wake_before_blocking(wake);
-        let listed = |t: &TopicState| t.status != TopicStatus::Ready || t.count > partition as u32;
+        let listed = |t: &TopicState| {
+            t.status != TopicStatus::Ready || t.partitions.len() > partition as usize
+        };
         let map = self.topics.wait_until(self.left(now, deadline), |m| {
             listed(&m.by_id[id]) || self.notices.is_closed()
         });
@@ -1185,7 +1187,7 @@ impl Shared {
         Err(SendError::InvalidPartition {
             topic: st.name.clone(),
             partition,
-            num_partitions: st.count,
+            num_partitions: st.partitions.len() as u32,
         })
     }
 
@@ -1198,8 +1200,8 @@ impl Shared {
             && self.topics.with_view(|v| {
                 v.lookup(topic).is_some_and(|t| {
                     t.status == TopicStatus::Ready
-                        && partition as u32 >= t.count
-                        && (partition as usize) < t.partitions.len()
+                        && partition as usize >= t.partitions.len()
+                        && (partition as u32) < t.had
                 })
             })
     }
@@ -1370,7 +1372,7 @@ impl Shared {
         self.topics.with_view(|v| {
             v.lookup(topic)
                 .filter(|t| t.status == TopicStatus::Ready)
-                .map(|t| t.count)
+                .map(|t| t.partitions.len() as u32)
         })
     }
 
@@ -1489,7 +1491,7 @@ impl AsyncAppend<'_> {
                     if self.register(WaitOn::Topic, cx) {
                         self.wake |= sh.notices.push(Notice::TopicWanted {
                             topic: state.id,
-                            seen: state.count,
+                            seen: state.partitions.len() as u32,
                         });
                     }
                     // Re-checked under the table's lock, after registering:
@@ -1539,14 +1541,14 @@ impl AsyncAppend<'_> {
                     if sh.notices.is_closed() {
                         return Poll::Ready(Err(SendError::Closed));
                     }
-                    if st.status != TopicStatus::Ready || st.count > partition as u32 {
+                    if st.status != TopicStatus::Ready || st.partitions.len() > partition as usize {
                         continue;
                     }
                     if self.timed_out(now) {
                         return Poll::Ready(Err(SendError::InvalidPartition {
                             topic: st.name.clone(),
                             partition,
-                            num_partitions: st.count,
+                            num_partitions: st.partitions.len() as u32,
                         }));
                     }
                     sh.wake_before_blocking(&mut self.wake);

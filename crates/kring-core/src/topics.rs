@@ -154,31 +154,32 @@ pub(crate) enum TopicStatus {
 #[derive(Debug)]
 pub(crate) struct TopicState {
     pub(crate) id: u32,
-    /// Partitions the latest metadata lists: records go to `0..count`
-    /// only (the partitioner's choice, an explicit partition). At most
-    /// `partitions.len()`, which only grows; smaller when the latest
-    /// metadata lists fewer partitions than were known (the topic was
-    /// deleted and created again with fewer, or a broker lags behind a
-    /// partition increase): an explicit partition in `count..len` then
-    /// waits for metadata that has it (see `Shared::wait_for_partition`).
-    pub(crate) count: u32,
+    /// How many partitions the topic has been known to have: the most any
+    /// metadata listed. The latest may list fewer (`partitions`): the
+    /// topic was deleted and created again with fewer, or a broker lags
+    /// behind a partition increase. An explicit partition in
+    /// `partitions.len()..had` then waits for metadata that has it (see
+    /// `Shared::wait_for_partition`).
+    pub(crate) had: u32,
     pub(crate) name: Arc<str>,
-    /// Every partition slot ever published, in index order (only grows:
-    /// slots are shared with the I/O thread and with batches).
+    /// The slots of the partitions the latest metadata lists, in index
+    /// order: records go only to these (the partitioner's choice, an
+    /// explicit partition). The I/O thread keeps the slots of partitions
+    /// no longer listed, and publishes them again if they come back.
     pub(crate) partitions: Arc<[Arc<PartitionSlot>]>,
-    /// Partitions below `count` with a known leader, ascending.
+    /// Partitions with a known leader, ascending.
     pub(crate) available: Arc<[u32]>,
     pub(crate) status: TopicStatus,
 }
 
 impl TopicState {
     /// Whether a thread's sticky `partition` can take records now: it
-    /// exists (below `count`) and has a known leader — or no partition of the topic has
+    /// exists and has a known leader — or no partition of the topic has
     /// one, and then every partition is as good as another (the Java
     /// client's sticky partitioner chooses among all of them then).
     #[inline(always)]
     pub(crate) fn sticky_usable(&self, partition: u32) -> bool {
-        partition < self.count
+        (partition as usize) < self.partitions.len()
             && (self.available.is_empty()
                 || self.partitions[partition as usize]
                     .available
@@ -236,7 +237,7 @@ impl TopicTable {
         }
         let state = Arc::new(TopicState {
             id: g.by_id.len() as u32,
-            count: 0,
+            had: 0,
             name: Arc::from(name),
             partitions: Arc::from(Vec::new()),
             available: Arc::from(Vec::new()),
@@ -504,7 +505,7 @@ mod tests {
             (0..3).map(|_| Arc::new(PartitionSlot::default())).collect();
         t.publish(vec![TopicState {
             id: 0,
-            count: 3,
+            had: 3,
             name: "a".into(),
             partitions: slots.into(),
             available: vec![0, 1, 2].into(),

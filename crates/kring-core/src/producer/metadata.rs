@@ -526,19 +526,17 @@ impl ProducerCore {
     /// The snapshot producer threads see for topic `tid`.
     pub(crate) fn topic_state(&self, tid: u32) -> TopicState {
         let t = &self.topics[tid as usize];
-        let partitions: Arc<[Arc<PartitionSlot>]> =
-            t.partitions.iter().map(|p| p.slot.clone()).collect();
-        let available: Arc<[u32]> = t
-            .partitions
+        let listed = &t.partitions[..t.count as usize];
+        let partitions: Arc<[Arc<PartitionSlot>]> = listed.iter().map(|p| p.slot.clone()).collect();
+        let available: Arc<[u32]> = listed
             .iter()
-            .take(t.count as usize)
             .enumerate()
             .filter(|(_, p)| p.leader.is_some())
             .map(|(i, _)| i as u32)
             .collect();
         TopicState {
             id: tid,
-            count: t.count,
+            had: t.partitions.len() as u32,
             name: t.name.clone(),
             partitions,
             available,

@@ -142,7 +142,7 @@ mod tests {
         for (i, &(name, _)) in topics.iter().enumerate() {
             let st = Arc::new(TopicState {
                 id: i as u32,
-                count: 0,
+                had: 0,
                 name: Arc::from(name),
                 partitions: Arc::from(Vec::new()),
                 available: Arc::from(Vec::new()),
