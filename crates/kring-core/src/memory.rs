@@ -475,7 +475,7 @@ impl BufferPool {
         self.used.fetch_sub(bytes, Ordering::SeqCst);
         // Other blocked senders wait on `lock`, which we hold.
         self.cond.notify_all();
-        self.tasks.wake_next();
+        self.tasks.wake_next(|| self.free_now());
         self.try_reserve_unspared(n)
     }
 
@@ -497,7 +497,13 @@ impl BufferPool {
             drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
             self.cond.notify_all();
         }
-        self.tasks.wake_next();
+        self.tasks.wake_next(|| self.free_now());
+    }
+
+    /// What a reservation could get now: the unreserved bytes and the
+    /// spares (which a reservation that does not fit gives up).
+    pub(crate) fn free_now(&self) -> usize {
+        self.limit.saturating_sub(self.used()) + self.all_spare_bytes()
     }
 }
 

@@ -222,7 +222,12 @@ enum Step<D> {
         partition: i32,
         count: u32,
     },
-    NeedMemory(usize),
+    /// `bytes` of `buffer.memory` for a record of partition `target`
+    /// (`topic << 32 | partition`).
+    NeedMemory {
+        bytes: usize,
+        target: u64,
+    },
 }
 
 /// Exact size of a record as the first record of a fresh batch (offset
@@ -617,7 +622,7 @@ impl Shared {
                         break Err(e);
                     }
                 }
-                Step::NeedMemory(n) => {
+                Step::NeedMemory { bytes: n, .. } => {
                     debug_assert_eq!(reserved, 0);
                     // Memory comes back when batches complete: the I/O
                     // thread sends the open ones now, not at their linger
@@ -699,7 +704,7 @@ impl Shared {
             debug_assert_eq!(reserved, 0, "nothing reserved outside a wait");
             match step? {
                 Step::Done(o) => return Ok(o),
-                Step::NeedMemory(_) => {
+                Step::NeedMemory { .. } => {
                     return Err(SendError::BufferFull {
                         limit: self.pool.limit(),
                         waited: std::time::Duration::ZERO,
@@ -759,6 +764,7 @@ impl Shared {
             reserved: 0,
             wake: false,
             waiting: None,
+            target: 0,
             checked: false,
             auth_gen: self.auth_gen(),
         }
@@ -931,7 +937,14 @@ impl Shared {
                     fits = false;
                 } else if extra > 0 {
                     if !self.charge(reserved, extra) {
-                        return Ok((Step::NeedMemory(extra), false, 0));
+                        return Ok((
+                            Step::NeedMemory {
+                                bytes: extra,
+                                target: target(topic, partition),
+                            },
+                            false,
+                            0,
+                        ));
                     }
                     open.reserved += extra;
                 }
@@ -972,7 +985,14 @@ impl Shared {
             }
             None => {
                 if !self.charge(reserved, need) {
-                    return Ok((Step::NeedMemory(need), false, 0));
+                    return Ok((
+                        Step::NeedMemory {
+                            bytes: need,
+                            target: target(topic, partition),
+                        },
+                        false,
+                        0,
+                    ));
                 }
                 (need, None)
             }
@@ -1416,6 +1436,9 @@ pub struct AsyncAppend<'s> {
     /// The I/O thread is owed a wake-up.
     wake: bool,
     waiting: Option<(WaitOn, Option<usize>)>,
+    /// The partition (`topic << 32 | partition`) of the record when it
+    /// last waited for memory.
+    target: u64,
     checked: bool,
     /// [`Shared::auth_failures`] when the send began.
     auth_gen: u64,
@@ -1483,12 +1506,18 @@ impl AsyncAppend<'_> {
             match step {
                 Step::Done(mut o) => {
                     o.wake |= std::mem::take(&mut self.wake);
+                    if let Some((WaitOn::Memory, Some(_))) = self.waiting {
+                        // It waited for memory and got it: the tasks
+                        // waiting with records for the same partition may
+                        // fit in the batch it opened.
+                        sh.pool.tasks.wake_target(self.target);
+                    }
                     return Poll::Ready(Ok(o));
                 }
                 Step::NeedTopic => {
                     let (state, _) = sh.topics.register(rec.topic);
                     let id = state.id as usize;
-                    if self.register(WaitOn::Topic, cx) {
+                    if self.register(WaitOn::Topic, 0, 0, cx) {
                         self.wake |= sh.notices.push(Notice::TopicWanted {
                             topic: state.id,
                             seen: state.partitions.len() as u32,
@@ -1529,7 +1558,7 @@ impl AsyncAppend<'_> {
                     // As `wait_for_partition`, by yielding.
                     let (state, _) = sh.topics.register(rec.topic);
                     let id = state.id as usize;
-                    if self.register(WaitOn::Topic, cx) {
+                    if self.register(WaitOn::Topic, 0, 0, cx) {
                         self.wake |= sh.notices.push(Notice::TopicWanted {
                             topic: state.id,
                             seen: count,
@@ -1554,9 +1583,10 @@ impl AsyncAppend<'_> {
                     sh.wake_before_blocking(&mut self.wake);
                     return Poll::Pending;
                 }
-                Step::NeedMemory(n) => {
+                Step::NeedMemory { bytes: n, target } => {
                     debug_assert_eq!(self.reserved, 0);
-                    self.register(WaitOn::Memory, cx);
+                    self.target = target;
+                    self.register(WaitOn::Memory, n, target, cx);
                     // Memory released before the registration is seen here;
                     // released after it, it wakes us.
                     if sh.pool.try_reserve(n) {
@@ -1599,19 +1629,30 @@ impl AsyncAppend<'_> {
         }
     }
 
+    /// What `on`'s resource has free now (memory; metadata has no amount).
+    fn free(&self, on: WaitOn) -> usize {
+        match on {
+            WaitOn::Memory => self.shared.pool.free_now(),
+            WaitOn::Topic => 0,
+        }
+    }
+
     /// Registers the task's waker in `on`'s list (moving it from the other
-    /// list if needed). Returns whether this is a new wait; a new wait's
-    /// deadline is announced to the I/O thread.
-    fn register(&mut self, on: WaitOn, cx: &mut Context<'_>) -> bool {
+    /// list if needed), waiting for `need` of it (bytes of memory).
+    /// Returns whether this is a new wait; a new wait's deadline is
+    /// announced to the I/O thread.
+    fn register(&mut self, on: WaitOn, need: usize, target: u64, cx: &mut Context<'_>) -> bool {
         let mut key = match self.waiting.take() {
             Some((was, key)) if was == on => key,
             Some((was, mut key)) => {
-                self.list(was).remove(&mut key);
+                self.list(was).remove(&mut key, || self.free(was));
                 None
             }
             None => None,
         };
-        let new = self.list(on).register(&mut key, cx.waker(), self.deadline);
+        let new = self
+            .list(on)
+            .register(&mut key, cx.waker(), self.deadline, need, target);
         self.waiting = Some((on, key));
         if new {
             self.wake |= self.shared.notices.push(Notice::Waiting {
@@ -1625,7 +1666,7 @@ impl AsyncAppend<'_> {
     /// owed wake-up is delivered.
     fn finish(&mut self) {
         if let Some((on, mut key)) = self.waiting.take() {
-            self.list(on).remove(&mut key);
+            self.list(on).remove(&mut key, || self.free(on));
         }
         self.shared.pool.release(std::mem::take(&mut self.reserved));
         self.shared.wake_before_blocking(&mut self.wake);
@@ -1640,6 +1681,11 @@ impl Drop for AsyncAppend<'_> {
 
 /// A new sticky partition: uniformly among the available partitions (all
 /// partitions while none is), different from `current` when possible.
+/// A partition as a wait list's target.
+fn target(topic: u32, partition: u32) -> u64 {
+    u64::from(topic) << 32 | u64::from(partition)
+}
+
 fn pick_sticky(
     rng: &mut crate::backoff::SplitMix64,
     n: u32,

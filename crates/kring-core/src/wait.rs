@@ -16,19 +16,31 @@
 //! still cannot proceed, registers again. Nothing here allocates per record;
 //! only a send that actually waits takes a slot.
 //!
-//! Why memory is handed over in turn ([`wake_next`](WaitList::wake_next))
+//! Why memory is handed out in turn ([`wake_next`](WaitList::wake_next))
 //! while metadata wakes everyone ([`wake_all`](WaitList::wake_all)):
 //! published metadata lets every waiting sender go on, but memory comes
 //! back a batch at a time (a response frees hundreds) and is enough for a
 //! few senders at most. Waking every waiting task at every release cost
 //! `waiters × releases` wake-ups and re-polls — quadratic in a crowd of
-//! tasks each awaiting a send. So, as the Java client's `BufferPool`
-//! signals only its first waiter, a release wakes the oldest waiting task
-//! unless it was woken already and has not polled since (it holds the
-//! turn); a task that leaves the list while holding the turn (it got its
-//! memory, failed, or was dropped) passes the turn to the next. A woken
-//! task that still finds too little memory registers again, keeps its
-//! place, and gives the turn back for the next release.
+//! tasks each awaiting a send (200 tasks: 22,000 wake-ups). So a release
+//! wakes the oldest waiting tasks whose needs fit in what is free, less
+//! what tasks woken earlier and not polled since still claim — and at
+//! least the oldest one if no woken task holds a claim, so that a wait
+//! never depends on that estimate. A woken task that leaves the list (it
+//! got its memory, failed, or was dropped) gives up its claim, and the
+//! next ones are woken if it leaves room; one that still finds too little
+//! memory registers again and keeps its place. The Java client's
+//! `BufferPool` also serves its waiters first come, first served.
+//!
+//! But a waiting task does not only need memory: a batch opened for its
+//! partition by another sender has room it can use without any. Waking
+//! only by memory left those tasks asleep while the batches they could
+//! fill waited out their linger half empty (with 64 KiB of
+//! `buffer.memory`, a third more wall time than waking everyone). So a
+//! task that got its memory and appended wakes the oldest task waiting
+//! with a record for the same partition
+//! ([`wake_target`](WaitList::wake_target)), which does the same if it
+//! fits. `benches/async_crowd.rs` in the `kring` crate measures both.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -46,8 +58,13 @@ struct Waiter {
     /// The I/O thread saw the deadline pass.
     expired: bool,
     /// Woken by [`WaitList::wake_next`] and not registered again since:
-    /// this task holds the turn.
+    /// it holds a claim on `need`.
     woken: bool,
+    /// What the task waits for (bytes of memory; 0 for metadata).
+    need: usize,
+    /// The partition its record goes to (`topic << 32 | partition`), for
+    /// [`WaitList::wake_target`].
+    target: u64,
     /// Registration number: tells this entry's place in `order` from a
     /// stale place of an earlier entry in the same slab slot.
     ticket: u64,
@@ -68,27 +85,72 @@ struct Entries {
     /// are dropped when they reach the front.
     order: std::collections::VecDeque<(usize, u64)>,
     next_ticket: u64,
+    /// The needs of the woken entries, summed.
+    claimed: usize,
+    /// How many entries are woken.
+    woken: usize,
+    /// Places in `order` by target, oldest first (stale ones dropped
+    /// lazily, as in `order`).
+    by_target: std::collections::HashMap<u64, Vec<(usize, u64)>>,
 }
 
 impl Entries {
-    /// The oldest entry not expired (expired ones were woken to fail),
-    /// dropping the places of entries that left.
-    fn first_waiting(&mut self) -> Option<usize> {
+    /// Marks entries woken, oldest first, while their needs fit in
+    /// `free` less what woken entries claim — at least the oldest one if
+    /// none is woken — and returns their wakers. Expired entries (woken
+    /// to fail) are passed over; places of entries that left are dropped
+    /// from the front.
+    fn take_turns(&mut self, free: usize, at_least_one: bool) -> Vec<Waker> {
         while let Some(&(k, t)) = self.order.front() {
             if self.waiters.get(k).is_some_and(|w| w.ticket == t) {
                 break;
             }
             self.order.pop_front();
         }
-        self.order
-            .iter()
-            .copied()
-            .find(|&(k, t)| {
-                self.waiters
+        let mut budget = free.saturating_sub(self.claimed);
+        let mut none_woken = at_least_one || self.woken == 0;
+        let mut out = Vec::new();
+        for &(k, t) in &self.order {
+            let Some(w) = self.waiters.get_mut(k) else {
+                continue;
+            };
+            if w.ticket != t || w.expired || w.woken {
+                continue;
+            }
+            if w.need > budget && !none_woken {
+                break;
+            }
+            none_woken = false;
+            budget = budget.saturating_sub(w.need);
+            w.woken = true;
+            self.woken += 1;
+            self.claimed += w.need;
+            out.push(w.waker.clone());
+            if budget == 0 {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Notes entry `k` (registration `ticket`) under `target`.
+    fn index_target(&mut self, target: u64, k: usize, ticket: u64) {
+        let list = self.by_target.entry(target).or_default();
+        list.push((k, ticket));
+        if list.len() > 64 {
+            let waiters = &self.waiters;
+            list.retain(|&(k, t)| {
+                waiters
                     .get(k)
-                    .is_some_and(|w| w.ticket == t && !w.expired)
-            })
-            .map(|(k, _)| k)
+                    .is_some_and(|w| w.ticket == t && w.target == target)
+            });
+        }
+    }
+
+    /// Gives up a woken entry's claim (it polled again, or left).
+    fn unclaim(&mut self, need: usize) {
+        self.woken -= 1;
+        self.claimed -= need;
     }
 }
 
@@ -110,6 +172,8 @@ impl WaitList {
         key: &mut Option<usize>,
         waker: &Waker,
         deadline: Instant,
+        need: usize,
+        target: u64,
     ) -> bool {
         let mut g = self.lock();
         if let Some(k) = *key {
@@ -117,9 +181,18 @@ impl WaitList {
                 if !w.waker.will_wake(waker) {
                     w.waker = waker.clone();
                 }
-                // Waiting again: the turn goes back (the caller re-checks
-                // its resource next; a release after this lock wakes it).
-                w.woken = false;
+                // Waiting again: its claim goes (the caller re-checks its
+                // resource next; a release after this lock wakes it).
+                let was_woken = std::mem::take(&mut w.woken);
+                let old = std::mem::replace(&mut w.need, need);
+                let moved = std::mem::replace(&mut w.target, target) != target;
+                let ticket = w.ticket;
+                if was_woken {
+                    g.unclaim(old);
+                }
+                if moved {
+                    g.index_target(target, k, ticket);
+                }
                 return false;
             }
         }
@@ -130,9 +203,12 @@ impl WaitList {
             deadline,
             expired: false,
             woken: false,
+            need,
+            target,
             ticket,
         });
         g.order.push_back((k, ticket));
+        g.index_target(target, k, ticket);
         if g.order.len() > 2 * g.waiters.len() + 16 {
             // Places of entries that left behind a long-waiting front.
             let Entries { waiters, order, .. } = &mut *g;
@@ -147,17 +223,19 @@ impl WaitList {
         true
     }
 
-    /// Removes a task's entry (it proceeded, failed or was dropped). An
-    /// entry that held the turn passes it to the next waiting task.
-    pub(crate) fn remove(&self, key: &mut Option<usize>) {
+    /// Removes a task's entry (it proceeded, failed or was dropped). A
+    /// woken entry gives up its claim: the next waiting tasks are woken
+    /// if that leaves room in `free()` (what is free now).
+    pub(crate) fn remove(&self, key: &mut Option<usize>, free: impl FnOnce() -> usize) {
         if let Some(k) = key.take() {
             let mut g = self.lock();
             if let Some(w) = g.waiters.try_remove(k) {
                 self.len.fetch_sub(1, Ordering::SeqCst);
                 if w.woken {
-                    let next = Self::take_turn(&mut g);
+                    g.unclaim(w.need);
+                    let next = g.take_turns(free(), false);
                     drop(g);
-                    if let Some(w) = next {
+                    for w in next {
                         wake_fenced(w);
                     }
                 }
@@ -187,29 +265,63 @@ impl WaitList {
         }
     }
 
-    /// Some of the resource came back: wakes the oldest waiting task,
-    /// unless it holds the turn already (woken, not polled since). See the
-    /// module docs for why one, not all.
-    pub(crate) fn wake_next(&self) {
+    /// A task that waited for memory appended its record for `target` (see
+    /// [`Waiter::target`]), likely into a batch it opened: wakes the
+    /// oldest task waiting with a record for the same partition, which
+    /// may fit in the batch's room without memory of its own (and, if it
+    /// does, wakes the next one the same way). Without this, memory
+    /// handed out in turn went to new batches that the tasks able to fill
+    /// them slept through, and the batches waited out their linger half
+    /// empty.
+    pub(crate) fn wake_target(&self, target: u64) {
         if self.is_empty() {
             return;
         }
-        let next = Self::take_turn(&mut self.lock());
-        if let Some(w) = next {
+        let mut out = Vec::new();
+        {
+            let mut g = self.lock();
+            let Some(mut list) = g.by_target.remove(&target) else {
+                return;
+            };
+            list.retain(|&(k, t)| {
+                let Some(w) = g.waiters.get_mut(k) else {
+                    return false;
+                };
+                if w.ticket != t || w.target != target {
+                    return false;
+                }
+                if !w.woken && !w.expired && out.is_empty() {
+                    w.woken = true;
+                    out.push((w.waker.clone(), w.need));
+                }
+                true
+            });
+            for (_, need) in &out {
+                g.woken += 1;
+                g.claimed += need;
+            }
+            if !list.is_empty() {
+                g.by_target.insert(target, list);
+            }
+        }
+        let out = out.into_iter().map(|(w, _)| w);
+        for w in out {
             wake_fenced(w);
         }
     }
 
-    /// The waker of the oldest waiting task, marked as holding the turn;
-    /// `None` if there is none or it holds the turn already.
-    fn take_turn(g: &mut Entries) -> Option<Waker> {
-        let k = g.first_waiting()?;
-        let w = &mut g.waiters[k];
-        if w.woken {
-            return None;
+    /// Some of the resource came back (`free()` is what is free now):
+    /// wakes the oldest waiting tasks whose needs fit, or the oldest one
+    /// if no woken task holds a claim. See the module docs for why not
+    /// all.
+    pub(crate) fn wake_next(&self, free: impl FnOnce() -> usize) {
+        if self.is_empty() {
+            return;
         }
-        w.woken = true;
-        Some(w.waker.clone())
+        let next = self.lock().take_turns(free(), false);
+        for w in next {
+            wake_fenced(w);
+        }
     }
 
     /// Marks and wakes the tasks whose deadline is at or before `now`;
@@ -265,10 +377,10 @@ mod tests {
         );
         let (w1, w2) = (Waker::from(c1.clone()), Waker::from(c2.clone()));
         let (mut k1, mut k2) = (None, None);
-        assert!(l.register(&mut k1, &w1, t0 + Duration::from_millis(10)));
-        assert!(l.register(&mut k2, &w2, t0 + Duration::from_millis(20)));
+        assert!(l.register(&mut k1, &w1, t0 + Duration::from_millis(10), 0, 0));
+        assert!(l.register(&mut k2, &w2, t0 + Duration::from_millis(20), 0, 0));
         assert!(
-            !l.register(&mut k1, &w1, t0),
+            !l.register(&mut k1, &w1, t0, 0, 0),
             "a refresh is not a new entry"
         );
         assert_eq!(l.expire(t0), Some(t0 + Duration::from_millis(10)));
@@ -279,56 +391,107 @@ mod tests {
         assert!(l.expired(k1) && !l.expired(k2));
         l.wake_all();
         assert_eq!(c2.0.load(Ordering::SeqCst), 1);
-        l.remove(&mut k1);
-        l.remove(&mut k2);
+        l.remove(&mut k1, || 0);
+        l.remove(&mut k2, || 0);
         assert!(l.is_empty() && k1.is_none());
         assert_eq!(l.expire(t0 + Duration::from_secs(1)), None);
     }
 
-    /// `wake_next` wakes the oldest entry that is not expired, once until
-    /// it registers again; leaving with the turn hands it on; places of
-    /// entries that left behind a long-waiting front are compacted away
-    /// without losing the order.
+    /// `wake_next` wakes the oldest entries that are not expired while
+    /// their needs fit in what is free less what woken ones claim (at
+    /// least the oldest if none is woken); registering again or leaving
+    /// gives the claim up; places of entries that left behind a
+    /// long-waiting front are compacted away without losing the order.
     #[test]
-    fn wake_next_goes_in_registration_order() {
+    fn wake_next_goes_in_registration_order_within_what_is_free() {
         let t0 = kring_testclock::origin();
         let later = t0 + Duration::from_secs(60);
+        let l = WaitList::default();
+        let counts: Vec<Arc<Count>> = (0..5)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+        let woken = |i: usize| counts[i].0.load(Ordering::SeqCst);
+        let mut keys = [None; 5];
+        assert!(l.register(&mut keys[0], &wakers[0], t0, 10, 0));
+        for i in 1..4 {
+            assert!(l.register(&mut keys[i], &wakers[i], later, 10, 0));
+        }
+        // The first expired (woken by `expire`): it is passed over.
+        assert_eq!(l.expire(t0), Some(later));
+        assert_eq!(woken(0), 1);
+        // Nothing free, nobody woken: the oldest anyway.
+        l.wake_next(|| 0);
+        assert_eq!((woken(1), woken(2)), (1, 0));
+        // 25 free, 10 claimed by the woken one: room for one more.
+        l.wake_next(|| 25);
+        assert_eq!((woken(1), woken(2), woken(3)), (1, 1, 0));
+        // Both still claim theirs: nothing more.
+        l.wake_next(|| 25);
+        assert_eq!(woken(3), 0);
+        // The first woken found too little and waits again (keeping its
+        // place): its claim goes, and the next release wakes it first.
+        assert!(!l.register(&mut keys[1], &wakers[1], later, 10, 0));
+        l.wake_next(|| 20);
+        assert_eq!((woken(1), woken(3)), (2, 0));
+        // Leaving with a claim wakes the next if it fits (10 of 25 free
+        // still claimed by the first).
+        l.remove(&mut keys[2], || 15);
+        assert_eq!(woken(3), 0, "does not fit");
+        assert!(l.register(&mut keys[2], &wakers[2], later, 10, 0));
+        l.remove(&mut keys[2], || 0);
+        l.wake_next(|| 25);
+        assert_eq!(woken(3), 1);
+        // Many short waits behind the front: compacted, order kept.
+        for _ in 0..1000 {
+            assert!(l.register(&mut keys[4], &wakers[4], later, 10, 0));
+            l.remove(&mut keys[4], || 0);
+        }
+        assert!(l.lock().order.len() <= 2 * 3 + 16 + 1);
+        assert!(l.register(&mut keys[4], &wakers[4], later, 10, 0));
+        l.remove(&mut keys[1], || 0);
+        l.remove(&mut keys[3], || 0);
+        assert_eq!(woken(4), 1, "the last one is woken once the others left");
+        l.remove(&mut keys[0], || 0);
+        l.remove(&mut keys[4], || 0);
+        assert!(l.is_empty());
+        let g = l.lock();
+        assert_eq!((g.woken, g.claimed), (0, 0));
+    }
+
+    /// `wake_target` wakes the oldest task waiting with a record for that
+    /// partition (not one woken already), whatever its place among the
+    /// others, and follows a task whose record moved to another partition.
+    #[test]
+    fn wake_target_wakes_the_oldest_of_that_partition() {
+        let later = kring_testclock::origin() + Duration::from_secs(60);
         let l = WaitList::default();
         let counts: Vec<Arc<Count>> = (0..4)
             .map(|_| Arc::new(Count(AtomicUsize::new(0))))
             .collect();
         let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
         let woken = |i: usize| counts[i].0.load(Ordering::SeqCst);
-        let mut keys = [None, None, None, None];
-        assert!(l.register(&mut keys[0], &wakers[0], t0));
-        for i in 1..3 {
-            assert!(l.register(&mut keys[i], &wakers[i], later));
+        let mut keys = [None; 4];
+        for (i, target) in [7, 9, 7, 7].into_iter().enumerate() {
+            assert!(l.register(&mut keys[i], &wakers[i], later, 10, target));
         }
-        // The first expired (woken by `expire`): the turn skips it.
-        assert_eq!(l.expire(t0), Some(later));
-        assert_eq!(woken(0), 1);
-        l.wake_next();
-        l.wake_next();
-        assert_eq!((woken(1), woken(2)), (1, 0), "one turn at a time");
-        // Registering again gives the turn back: the next release wakes
-        // it again, still first.
-        assert!(!l.register(&mut keys[1], &wakers[1], later));
-        l.wake_next();
-        assert_eq!((woken(1), woken(2)), (2, 0));
-        // Leaving with the turn hands it on.
-        l.remove(&mut keys[1]);
-        assert_eq!(woken(2), 1);
-        // Many short waits behind the front: compacted, order kept.
-        for _ in 0..1000 {
-            assert!(l.register(&mut keys[3], &wakers[3], later));
-            l.remove(&mut keys[3]);
+        l.wake_target(7);
+        assert_eq!([woken(0), woken(1), woken(2), woken(3)], [1, 0, 0, 0]);
+        l.wake_target(7);
+        assert_eq!([woken(0), woken(2), woken(3)], [1, 1, 0]);
+        // The fourth's record now goes to partition 9; the second, woken,
+        // is passed over.
+        assert!(!l.register(&mut keys[3], &wakers[3], later, 10, 9));
+        l.wake_target(9);
+        assert_eq!([woken(1), woken(3)], [1, 0]);
+        l.wake_target(9);
+        assert_eq!(woken(3), 1);
+        l.wake_target(7);
+        assert_eq!(woken(3), 1, "no longer waiting for 7");
+        for k in &mut keys {
+            l.remove(k, || 0);
         }
-        assert!(l.lock().order.len() <= 2 * 2 + 16 + 1);
-        assert!(l.register(&mut keys[3], &wakers[3], later));
-        l.remove(&mut keys[2]);
-        assert_eq!(woken(3), 1, "the last one gets the turn");
-        l.remove(&mut keys[0]);
-        l.remove(&mut keys[3]);
-        assert!(l.is_empty());
+        let g = l.lock();
+        assert_eq!((g.woken, g.claimed), (0, 0));
     }
 }
