@@ -35,7 +35,7 @@ use super::conn::{SendBatch, SendQueue};
 use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
-use super::socket::{tcp_socket, RawSockAddr};
+use super::socket::{abort_connection, tcp_socket, RawSockAddr};
 use super::tls::{self, Link, TlsConnector, TlsError};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
@@ -648,9 +648,32 @@ impl<E: Engine> IoThread<E> {
     /// Cancel every operation of the socket; it is closed once they drained.
     /// Reports nothing to the engine.
     fn begin_close(&mut self, key: usize) -> Result<(), DriverError> {
-        let sock = &mut self.sockets[key];
-        if sock.state == SockState::Closing {
+        if self.sockets[key].state == SockState::Closing {
             return Ok(());
+        }
+        // The kernel releases a zero-copy send's frames (and posts its
+        // notification) only once the peer acknowledged every byte, which
+        // a peer that stopped reading never does: the socket would stay
+        // closing, holding its frames, until the peer went away. Abort the
+        // connection instead, which drops the data queued in the kernel.
+        let serial = self.sockets[key].serial;
+        let pinned = self.ops.iter().any(|(_, op)| {
+            op.socket == key
+                && op.serial == serial
+                && matches!(
+                    op.kind,
+                    OpKind::ZeroCopyHold(..)
+                        | OpKind::Send {
+                            zero_copy: true,
+                            ..
+                        }
+                )
+        });
+        let sock = &mut self.sockets[key];
+        if pinned {
+            if let Err(err) = abort_connection(&sock.fd) {
+                tracing::debug!(conn = ?sock.conn, error = %err, "aborting the connection failed");
+            }
         }
         sock.state = SockState::Closing;
         sock.queue.clear();

@@ -109,6 +109,29 @@ pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Abort the socket's TCP connection (a reset), dropping whatever it still
+/// queues in the kernel, without closing the fd: `connect` with an
+/// `AF_UNSPEC` address disconnects a connected TCP socket.
+pub(crate) fn abort_connection(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: sockaddr is plain old data; all-zero is a valid value (and
+    // AF_UNSPEC is 0, set explicitly below anyway).
+    let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: the fd is a live socket; the address points to a sockaddr
+    // that outlives the call, with its size (the kernel copies it).
+    let rc = unsafe {
+        libc::connect(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            &unspec,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1181,6 +1181,57 @@ fn frames_held_for_a_peer_that_never_reads_are_counted_and_released() {
     let _ = tx.send(());
 }
 
+/// As above with zero-copy sends: the kernel pins the frames of a
+/// `SENDMSG_ZC` until the peer has acknowledged every byte, which a peer
+/// that never reads never does. Closing the connection must still release
+/// them (and the socket) at once, not when the peer eventually goes away,
+/// and stopping the driver must not wait out its drain bound and leak.
+#[test]
+fn zero_copy_frames_held_for_a_peer_that_never_reads_are_released_on_close() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    // Accepts, never reads, closes when told.
+    let addr = one_shot_server(move |s| {
+        let _ = rx.recv();
+        drop(s);
+    });
+    let h = Harness::with_config(DriverConfig {
+        send_zero_copy_from: Some(1),
+        backend: crate::IoBackend::IoUring,
+        ..DriverConfig::default()
+    });
+    h.connect(1, addr);
+    h.wait_for("connected", |e| e.len() == 1);
+    let chunk = vec![1u8; 1024 * 1024];
+    for _ in 0..64 {
+        h.send(1, &chunk);
+    }
+    let m = Arc::clone(h.driver.metrics());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.request_bytes_held() < 16 * 1024 * 1024 {
+        assert!(Instant::now() < deadline, "held {}", m.request_bytes_held());
+        std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+    }
+    h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while m.request_bytes_held() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "held {} after the close",
+            m.request_bytes_held()
+        );
+        std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+    }
+    let start = Instant::now();
+    drop(h);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "shutdown waited {:?} for zero-copy notifications",
+        start.elapsed()
+    );
+    assert_eq!(m.ops_freed_unreaped.load(Ordering::Relaxed), 0);
+    let _ = tx.send(());
+}
+
 /// TLS on both backends: the same scripted engine and a rustls server on
 /// loopback, each test run on io_uring (where the kernel allows it) and on
 /// epoll.
