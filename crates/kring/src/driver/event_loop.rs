@@ -1089,8 +1089,11 @@ impl<E: Engine> IoThread<E> {
             match self.ring.submit() {
                 Ok(_) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                // The completion queue is full: the caller reaps next.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(()),
+                // The completion queue is full, or the kernel could not
+                // allocate a request for now: the caller reaps next.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
+                    return Ok(())
+                }
                 Err(e) => return Err(DriverError::Ring(e)),
             }
         }
@@ -1135,8 +1138,15 @@ impl<E: Engine> IoThread<E> {
             drop(sq);
             match self.submit_for_room() {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {
-                    // Make room in the completion queue, then try again.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) =>
+                {
+                    // Make room in the completion queue, then try again
+                    // (EAGAIN, the kernel short of memory for a request,
+                    // asks for the same).
                     // The completions are only recorded: handling them here
                     // would run engine handlers (and release sockets) in
                     // the middle of whatever operation is pushing.
@@ -1155,7 +1165,7 @@ impl<E: Engine> IoThread<E> {
             if self.submits_for_room.is_multiple_of(u64::from(every.get())) {
                 // What Linux 5.11-5.18 answer while completions overflowed
                 // and cannot be flushed (io_uring_enter(2), EBUSY).
-                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+                return Err(io::Error::from_raw_os_error(self.config.busy_errno));
             }
         }
         self.ring.submit()
@@ -1390,11 +1400,12 @@ pub(crate) fn io_uring_usable() -> bool {
 }
 
 /// Whether an `io_uring_enter` that waited ended the ordinary way: its
-/// timeout passed (ETIME), a signal interrupted it (EINTR) or the
-/// completion queue is full (EBUSY). The caller reaps and goes on.
+/// timeout passed (ETIME), a signal interrupted it (EINTR), the completion
+/// queue is full (EBUSY) or the kernel could not allocate a request for
+/// now (EAGAIN). The caller reaps and goes on.
 fn wait_ended_normally(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
     )
 }

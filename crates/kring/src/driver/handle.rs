@@ -42,6 +42,11 @@ pub struct DriverConfig {
     /// the completion queue overflowed.
     #[cfg(test)]
     pub(crate) busy_every: Option<std::num::NonZeroU32>,
+    /// Test hook: the error `busy_every` injects (`EBUSY` unless set;
+    /// `EAGAIN` is what any kernel answers when it cannot allocate a
+    /// request).
+    #[cfg(test)]
+    pub(crate) busy_errno: i32,
     /// Test hook: panic in the middle of shutdown, after the sockets'
     /// operations were cancelled and before they completed.
     #[cfg(test)]
@@ -70,6 +75,8 @@ impl Default for DriverConfig {
             tls: None,
             #[cfg(test)]
             busy_every: None,
+            #[cfg(test)]
+            busy_errno: libc::EBUSY,
             #[cfg(test)]
             panic_in_shutdown: false,
             #[cfg(test)]

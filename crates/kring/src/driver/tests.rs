@@ -845,6 +845,38 @@ fn a_tiny_ring_under_load_never_reenters_the_engine() {
     assert!(drops > 10, "only {drops} connection drops");
 }
 
+/// `io_uring_enter` answers `EAGAIN` when the kernel cannot allocate
+/// memory for a request ("wait for some completions and try again",
+/// io_uring_enter(2)): a transient refusal, like `EBUSY`, that must not
+/// end the I/O thread and abort every pending record.
+#[test]
+fn a_submission_refused_with_eagain_is_retried_not_fatal() {
+    let h = Harness::with_config(DriverConfig {
+        ring_entries: 4,
+        busy_every: std::num::NonZeroU32::new(2),
+        busy_errno: libc::EAGAIN,
+        backend: crate::IoBackend::IoUring,
+        ..DriverConfig::default()
+    });
+    let addr = echo_server();
+    let conns: Conn = 8;
+    for conn in 0..conns {
+        h.connect(conn, addr);
+        for i in 0..PIPELINE {
+            h.send(conn, &[i as u8; 100]);
+        }
+    }
+    let want = conns as usize * PIPELINE;
+    let events = h.wait_for("every response or an abort", |e| {
+        responses(e).len() == want || e.iter().any(|e| matches!(e, Event::Aborted(_)))
+    });
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Aborted(_))),
+        "{:?}",
+        events.iter().find(|e| matches!(e, Event::Aborted(_)))
+    );
+}
+
 /// A server that accepts every connection and never writes to it.
 fn silent_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
