@@ -499,3 +499,33 @@ fn tls_runs_on_the_epoll_backend() {
     assert_eq!(p.io_backend(), kring::IoBackend::Epoll);
     expect(&p, TlsFailure::UntrustedCertificate, "ssl.ca.location");
 }
+
+/// Connections cut mid-request over TLS, on each backend: before the
+/// broker applied the request, after it did (no answer), and halfway
+/// through the answer's records. Every record still gets exactly one
+/// result and lands exactly once (idempotence), in order.
+#[test]
+fn connections_cut_mid_request_over_tls_lose_and_duplicate_nothing() {
+    const PRODUCE: i16 = 0;
+    let ca = TestCa::new("kring test CA");
+    for backend in [kring::IoBackend::IoUring, kring::IoBackend::Epoll] {
+        let c = tls_cluster(&ca.server(&["localhost"], true), None);
+        let faults = [
+            c.inject(kring_mock::Fault::drop_before_apply(PRODUCE).times(2)),
+            c.inject(kring_mock::Fault::drop_after_apply(PRODUCE).times(2)),
+            c.inject(kring_mock::Fault::cut_response(PRODUCE).times(2)),
+        ];
+        let p = tls_producer(&c, &ca)
+            .io_backend(backend)
+            .retry_backoff_max(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let w = Workload::new(3_000);
+        let landed = w.send_all(&p, "t");
+        assert!(p.close());
+        for f in faults {
+            assert!(!c.fault_pending(f), "{backend:?}: a fault never fired");
+        }
+        check_log(&c, "t", &w, &landed);
+    }
+}
