@@ -1344,9 +1344,16 @@ fn errno(res: i32) -> io::Error {
     io::Error::from_raw_os_error(-res)
 }
 
+/// The fewest submission entries a ring gets: [`IoThread::push`] queues
+/// entries that belong together at once (a connect and its linked timeout,
+/// a closing socket's up to three cancellations), and a queue with less
+/// room could never take them.
+const MIN_RING_ENTRIES: u32 = 4;
+
 /// Create the ring, preferring single-issuer and cooperative task running
 /// (fewer inter-processor interrupts), and check the features kring uses.
 fn build_ring(entries: u32, zero_copy: bool) -> Result<IoUring, DriverError> {
+    let entries = entries.max(MIN_RING_ENTRIES);
     let ring = match IoUring::builder()
         .setup_single_issuer()
         .setup_coop_taskrun()

@@ -13,7 +13,8 @@ use crate::config::IoBackend;
 /// Settings of the I/O thread.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Submission queue entries (the completion queue gets twice as many).
+    /// Submission queue entries (the completion queue gets twice as many);
+    /// at least 4.
     pub ring_entries: u32,
     /// How long a TCP connect may take before it fails; also the bound on
     /// resolving a broker's host name (resolution runs off the I/O

@@ -877,6 +877,22 @@ fn a_submission_refused_with_eagain_is_retried_not_fatal() {
     );
 }
 
+/// A connect is two linked entries (the connect and its timeout), which
+/// must be queued together: a ring of one entry could never take them,
+/// and the I/O thread would spin in the submission forever.
+#[test]
+fn a_ring_of_one_entry_still_connects() {
+    let h = Harness::with_config(DriverConfig {
+        ring_entries: 1,
+        backend: crate::IoBackend::IoUring,
+        ..DriverConfig::default()
+    });
+    h.connect(1, echo_server());
+    h.send(1, b"one entry");
+    let events = h.wait_for("the echo", |e| !responses(e).is_empty());
+    assert_eq!(events[0], Event::Connected(1));
+}
+
 /// A server that accepts every connection and never writes to it.
 fn silent_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
