@@ -1075,7 +1075,10 @@ impl<E: Engine> IoThread<E> {
         }
         // Handshake replies (or key updates) wait in the session.
         self.start_send(key)?;
-        let sock = &self.sockets[key];
+        // A send that failed (`fail_tls`) may have released the socket.
+        let Some(sock) = self.sockets.get(key) else {
+            return Ok(());
+        };
         if matches!(sock.state, SockState::Open | SockState::Handshaking) && sock.recv_op.is_none()
         {
             self.arm_recv(key)?;
