@@ -63,6 +63,10 @@ pub(crate) struct NoticeInner {
     /// Batches opened now belong to this flush generation.
     pub(crate) flush_gen: u64,
     pub(crate) closed: bool,
+    /// The core finished: nobody reads notices any more, so a flush,
+    /// purge or close asked for now completes at once (see
+    /// `ProducerCore::check_finished`).
+    pub(crate) finished: bool,
 }
 
 /// The notice queue plus the parked flag.

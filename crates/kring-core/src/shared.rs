@@ -1275,12 +1275,16 @@ impl Shared {
     pub fn begin_flush(&self) -> FlushHandle {
         let signal = Signal::new();
         let s2 = signal.clone();
-        let ((), wake) = self.notices.with(move |n| {
+        let (finished, wake) = self.notices.with(move |n| {
+            if n.finished {
+                return true;
+            }
             n.flush_gen += 1;
             let gen = n.flush_gen;
             n.list.push(Notice::Flush { gen, signal: s2 });
+            false
         });
-        FlushHandle { signal, wake }
+        settled_if(signal, finished, wake)
     }
 
     /// Requests a purge (librdkafka's `rd_kafka_purge` with
@@ -1295,10 +1299,14 @@ impl Shared {
     pub fn begin_purge(&self) -> FlushHandle {
         let signal = Signal::new();
         let s2 = signal.clone();
-        let ((), wake) = self.notices.with(move |n| {
+        let (finished, wake) = self.notices.with(move |n| {
+            if n.finished {
+                return true;
+            }
             n.list.push(Notice::Purge { signal: s2 });
+            false
         });
-        FlushHandle { signal, wake }
+        settled_if(signal, finished, wake)
     }
 
     /// Requests close: flush, then stop. Appends from now on fail with
@@ -1307,22 +1315,26 @@ impl Shared {
     pub fn begin_close(&self) -> FlushHandle {
         let signal = Signal::new();
         let s2 = signal.clone();
-        let ((), wake) = self.notices.with(|n| {
+        let (finished, wake) = self.notices.with(|n| {
+            if n.finished {
+                return true;
+            }
             if n.closed {
                 // Closing already: a second close waits for the same end.
                 n.list.push(Notice::Close {
                     gen: n.flush_gen,
                     signal: s2,
                 });
-                return;
+                return false;
             }
             self.notices.set_closed(n);
             n.flush_gen += 1;
             let gen = n.flush_gen;
             n.list.push(Notice::Close { gen, signal: s2 });
+            false
         });
         self.pool.close();
-        FlushHandle { signal, wake }
+        settled_if(signal, finished, wake)
     }
 
     /// How many calls of the delivery callback panicked (each caught; see
@@ -1406,6 +1418,16 @@ impl Shared {
             })
         })
     }
+}
+
+/// The handle of a flush, purge or close request: complete already if the
+/// core had `finished` (no notice was queued; every record has its
+/// result).
+fn settled_if(signal: Arc<Signal>, finished: bool, wake: bool) -> FlushHandle {
+    if finished {
+        signal.set();
+    }
+    FlushHandle { signal, wake }
 }
 
 /// What an [`AsyncAppend`] is registered to wait for.

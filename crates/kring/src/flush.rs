@@ -24,9 +24,10 @@ impl FlushHandle {
         self.0.is_done()
     }
 
-    /// Blocks until the flush completes. If the producer's I/O thread is
-    /// gone (the producer was closed or failed) this may never return:
-    /// prefer [`Producer::flush`](crate::Producer::flush), which notices.
+    /// Blocks until the flush completes (at once if the producer has
+    /// closed). Should the producer's I/O thread have died without
+    /// finishing, this may never return: prefer
+    /// [`Producer::flush`](crate::Producer::flush), which notices.
     pub fn wait(&self) {
         self.0.wait()
     }

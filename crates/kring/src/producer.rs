@@ -609,8 +609,9 @@ impl Producer {
     /// purged.
     ///
     /// Returns `false` only if the producer's I/O thread has stopped
-    /// (after [`close`](Producer::close)), when nothing is buffered anyway,
-    /// or when called inside a callback (see [`flush`](Producer::flush)).
+    /// without finishing, or when called inside a callback (see
+    /// [`flush`](Producer::flush)). After [`close`](Producer::close)
+    /// nothing is buffered, and it returns `true` at once.
     pub fn purge(&self) -> bool {
         let h = self.begin_purge();
         self.wait_io(&h, None)

@@ -216,8 +216,8 @@ fn close_delivers_everything_then_refuses() {
     assert!(p.close(), "closing again returns the first outcome");
     let start = Instant::now();
     assert!(
-        !p.flush_timeout(Duration::from_secs(30)),
-        "nothing flushes a closed producer"
+        p.flush_timeout(Duration::from_secs(30)),
+        "a closed producer has nothing left to flush: done at once"
     );
     p.flush();
     assert!(
@@ -564,4 +564,23 @@ fn a_request_of_more_batches_than_iov_max_arrives_whole() {
             assert_eq!(&last[..], format!("{backend}-{i}").as_bytes());
         }
     }
+}
+
+/// Awaiting a flush or a purge begun after close completes (it waited
+/// forever: nothing reads the request once the I/O thread has stopped).
+#[test]
+fn flush_and_purge_begun_after_close_can_be_awaited() {
+    let c = cluster(1);
+    let p = builder(&c).build().unwrap();
+    p.send(Record::new("t", b"a")).unwrap().wait().unwrap();
+    assert!(p.close());
+    let flush = p.begin_flush();
+    let purge = p.begin_purge();
+    // A bound only, so that the bug fails the test instead of hanging it.
+    assert!(flush.wait_timeout(Duration::from_secs(10)), "flush hangs");
+    assert!(purge.wait_timeout(Duration::from_secs(10)), "purge hangs");
+    block_on(flush);
+    block_on(purge);
+    assert!(p.flush_timeout(Duration::from_secs(10)));
+    assert!(p.purge());
 }

@@ -589,6 +589,22 @@ impl ProducerCore {
         // back, so a closed producer holds nothing of `buffer.memory`.
         self.shared.pool.drop_spares();
         self.ledger.release_close_waiters();
+        // The driver reads no notice from now on: flushes, purges and
+        // closes asked for since this turn's notices were read complete
+        // here (every record has its result), later ones at once
+        // (`Shared::begin_flush`).
+        let (unread, _) = self.shared.notices.with(|n| {
+            n.finished = true;
+            std::mem::take(&mut n.list)
+        });
+        for n in unread {
+            if let Notice::Flush { signal, .. }
+            | Notice::Close { signal, .. }
+            | Notice::Purge { signal } = n
+            {
+                signal.set();
+            }
+        }
     }
 }
 

@@ -316,3 +316,41 @@ fn close_releases_a_sender_blocked_for_memory() {
     waiter.join().unwrap();
     assert_eq!(result.recv().unwrap(), Err(SendError::Closed));
 }
+
+/// A driver stops reading notices once the core has finished, so a flush,
+/// purge or close begun after that — or begun just before and not read by
+/// then — must complete without the I/O thread: every record sent before
+/// it has its result. (They never completed: a `begin_flush().await` or
+/// `begin_purge().await` after close, or racing with it, hung forever.)
+#[test]
+fn flush_purge_and_close_begun_around_the_finish_complete() {
+    let config = Config {
+        linger: Duration::ZERO,
+        request_timeout: Duration::from_secs(5),
+        delivery_timeout: Duration::from_secs(6),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    h.try_result().expect("delivered").unwrap();
+    // The last request is on the wire when a flush is asked for; the
+    // core finishes (here: the request times out) in a turn that does
+    // not read notices.
+    let _stuck = black_hole(&sim, 1);
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    let close = sim.close();
+    sim.settle();
+    assert!(!close.is_done());
+    let flush = sim.shared.begin_flush();
+    let later = sim.now + Duration::from_secs(60);
+    sim.core.handle_timeout(later);
+    assert!(sim.core.is_finished());
+    assert!(h.try_result().is_some_and(|r| r.is_err()));
+    assert!(close.is_done());
+    assert!(flush.is_done(), "a flush left unread at the finish");
+    // Begun after the finish.
+    assert!(sim.shared.begin_flush().is_done());
+    assert!(sim.shared.begin_purge().is_done());
+    assert!(sim.shared.begin_close().is_done());
+}
