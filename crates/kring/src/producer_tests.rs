@@ -584,3 +584,55 @@ fn flush_and_purge_begun_after_close_can_be_awaited() {
     assert!(p.flush_timeout(Duration::from_secs(10)));
     assert!(p.purge());
 }
+
+/// With acks=0 a record is reported delivered once its request is built:
+/// close must then still write that request before the socket goes. (The
+/// I/O thread stopped as soon as the core finished, cancelling the writes
+/// under way: records reported delivered were never written.)
+#[test]
+fn close_with_acks_0_writes_every_request_it_reported_delivered() {
+    let c = cluster(1);
+    let mut backends = vec![crate::IoBackend::Epoll];
+    if crate::driver::io_uring_usable() {
+        backends.push(crate::IoBackend::IoUring);
+    }
+    for (round, backend) in backends.into_iter().enumerate() {
+        let p = builder(&c)
+            .io_backend(backend)
+            .acks(crate::Acks::None)
+            .linger(Duration::from_secs(3600))
+            .batch_size(900_000)
+            .max_request_size(64 << 20)
+            .buffer_memory(256 << 20)
+            .build()
+            .unwrap();
+        // Metadata and a connection first.
+        let warm_up = p.send(Record::new("t", b"warm-up")).unwrap();
+        p.flush();
+        warm_up.wait().unwrap();
+        // Far more than a socket takes at once: close has to wait for the
+        // writes.
+        let v = vec![7u8; 800_000];
+        let sent: Vec<_> = (0..40)
+            .map(|_| p.send(Record::new("t", &v).partition(0)).unwrap())
+            .collect();
+        assert!(p.close(), "{backend}");
+        assert!(sent.iter().all(|f| matches!(f.try_result(), Some(Ok(_)))));
+        // Nothing tells when the broker has read them (acks=0): wait for
+        // its log, bounded.
+        let want = 41 * (round + 1);
+        let start = Instant::now();
+        let mut stored = 0;
+        while start.elapsed() < Duration::from_secs(10) {
+            stored = c.records("t", 0).unwrap().len();
+            if stored >= want {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            stored, want,
+            "{backend}: records reported delivered were lost"
+        );
+    }
+}

@@ -118,9 +118,20 @@ struct Socket<C> {
     /// Whether anything was received yet (a plaintext connection whose
     /// first bytes are a TLS record is talking to a TLS listener).
     received_any: bool,
+    /// The engine finished and asked for the close with request frames
+    /// still unwritten: they are written first (see `close_when_sent`).
+    close_when_sent: bool,
 }
 
 impl<C> Socket<C> {
+    /// Request frames of an open socket not written yet (queued or in the
+    /// TLS link), unless a write failed.
+    fn has_unsent(&self) -> bool {
+        self.state == State::Open
+            && !self.broken
+            && (!self.queue.is_empty() || self.tls.as_ref().is_some_and(|l| l.queued_bytes() > 0))
+    }
+
     /// When the connect or TLS handshake under way must have finished.
     fn deadline(&self) -> Option<Instant> {
         match self.state {
@@ -250,7 +261,7 @@ impl<E: Engine> EpollThread<E> {
                 self.engine.handle_timeout(now);
             }
             self.pump(now);
-            if self.engine.is_finished() {
+            if self.engine.is_finished() && !self.close_when_sent() {
                 return Ok(());
             }
             self.publish_held_bytes();
@@ -781,8 +792,13 @@ impl<E: Engine> EpollThread<E> {
                 IoCommand::Close { conn } => {
                     self.attempts.forget(conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
-                        tracing::debug!(?conn, "closing connection");
-                        self.close(key);
+                        if self.engine.is_finished() && self.sockets[key].has_unsent() {
+                            // See `close_when_sent`.
+                            self.sockets[key].close_when_sent = true;
+                        } else {
+                            tracing::debug!(?conn, "closing connection");
+                            self.close(key);
+                        }
                     }
                 }
             }
@@ -840,6 +856,7 @@ impl<E: Engine> EpollThread<E> {
             recv_buf: BytesMut::new(),
             tls: None,
             received_any: false,
+            close_when_sent: false,
         });
         self.by_conn.insert(conn, key);
     }
@@ -867,6 +884,28 @@ impl<E: Engine> EpollThread<E> {
         self.start_connect(now, conn, name, untried, queue);
         // A socket failure of the next address is reported with the
         // attempts' failures at the end of this `reap`.
+    }
+
+    /// Closes the sockets the finished engine asked to close once their
+    /// last frames are written, those that are; returns whether any still
+    /// writes (the loop goes on for it; `stop` still ends it at once).
+    /// Why: see the io_uring loop's `close_when_sent`.
+    fn close_when_sent(&mut self) -> bool {
+        let keys: Vec<usize> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.close_when_sent)
+            .map(|(k, _)| k)
+            .collect();
+        let mut writing = false;
+        for key in keys {
+            if self.sockets[key].has_unsent() {
+                writing = true;
+            } else {
+                self.close(key);
+            }
+        }
+        writing
     }
 
     /// Close the socket (dropping its fd removes it from the epoll set).

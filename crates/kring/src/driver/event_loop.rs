@@ -172,6 +172,20 @@ struct Socket<C> {
     /// Whether anything was received yet (a plaintext connection whose
     /// first bytes are a TLS record is talking to a TLS listener).
     received_any: bool,
+    /// The engine finished and asked for the close with request frames
+    /// still unwritten: they are written first (see `close_when_sent`).
+    close_when_sent: bool,
+}
+
+impl<C> Socket<C> {
+    /// Request frames of an open socket not written yet (queued, in a send
+    /// under way, or in the TLS link).
+    fn has_unsent(&self) -> bool {
+        self.state == SockState::Open
+            && (self.send_op.is_some()
+                || !self.queue.is_empty()
+                || self.tls.as_ref().is_some_and(|l| l.queued_bytes() > 0))
+    }
 }
 
 /// The I/O thread's state. Field order matters on drop: after the `Drop`
@@ -287,7 +301,7 @@ impl<E: Engine> IoThread<E> {
                 self.engine.handle_timeout(now);
             }
             self.pump(now)?;
-            if self.engine.is_finished() {
+            if self.engine.is_finished() && !self.close_when_sent()? {
                 return Ok(());
             }
             self.publish_held_bytes();
@@ -384,8 +398,13 @@ impl<E: Engine> IoThread<E> {
                 IoCommand::Close { conn } => {
                     self.attempts.forget(conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
-                        tracing::debug!(?conn, "closing connection");
-                        self.begin_close(key)?;
+                        if self.engine.is_finished() && self.sockets[key].has_unsent() {
+                            // See `close_when_sent`.
+                            self.sockets[key].close_when_sent = true;
+                        } else {
+                            tracing::debug!(?conn, "closing connection");
+                            self.begin_close(key)?;
+                        }
                     }
                 }
             }
@@ -458,6 +477,7 @@ impl<E: Engine> IoThread<E> {
             recv_buf: BytesMut::new(),
             tls: None,
             received_any: false,
+            close_when_sent: false,
         });
         self.by_conn.insert(conn, key);
 
@@ -643,6 +663,33 @@ impl<E: Engine> IoThread<E> {
         // `IoThread`'s drop guard drains it, or leaks it); the eventfd is
         // kept open by `self.waker`, which drops after the ring.
         unsafe { self.push(&[entry]) }
+    }
+
+    /// Closes the sockets the finished engine asked to close once their
+    /// last frames are written, those that are; returns whether any still
+    /// writes (the loop goes on for it; `stop` still ends it at once).
+    ///
+    /// Why: with acks=0 the engine reports a record delivered when its
+    /// request is built, and the last requests are built in the turn the
+    /// engine finishes; cancelling their writes then lost records reported
+    /// delivered. (With acks, every request was answered before the
+    /// engine finished.)
+    fn close_when_sent(&mut self) -> Result<bool, DriverError> {
+        let keys: Vec<usize> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.close_when_sent && s.state != SockState::Closing)
+            .map(|(k, _)| k)
+            .collect();
+        let mut writing = false;
+        for key in keys {
+            if self.sockets[key].has_unsent() {
+                writing = true;
+            } else {
+                self.begin_close(key)?;
+            }
+        }
+        Ok(writing)
     }
 
     /// Cancel every operation of the socket; it is closed once they drained.
