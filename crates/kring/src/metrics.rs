@@ -20,18 +20,20 @@ pub struct Metrics {
     pub responses: u64,
     /// TCP connections established.
     pub connects: u64,
-    /// Bytes of `buffer.memory` held by batches not yet completed.
+    /// Bytes of `buffer.memory` held by batches not yet completed (and by
+    /// completed ones whose request the I/O thread still holds unwritten,
+    /// as with acks=0).
     pub buffered_bytes: u64,
     /// Calls of the [`on_delivery`](crate::ProducerBuilder::on_delivery)
     /// callback that panicked (each was caught; the record's result stood).
     pub callback_panics: u64,
     /// Bytes of request frames the I/O thread holds: queued for a
     /// connection or being written (bounded per broker by `max.in.flight`
-    /// requests of at most `max.request.size`). A ProduceRequest's record
-    /// batches are not copied into its frame but shared with the batches,
-    /// so until a batch completes its bytes count here and in
-    /// `buffered_bytes` alike; afterwards (acks=0, or a send the kernel
-    /// has not finished) only here.
+    /// requests of at most `max.request.size`; with acks=0 by
+    /// `buffer.memory`). A ProduceRequest's record batches are not copied
+    /// into its frame but shared with the batches, so their bytes count
+    /// here and in `buffered_bytes` alike until the I/O thread has let go
+    /// of the frame.
     pub request_bytes_held: u64,
 }
 

@@ -636,3 +636,65 @@ fn close_with_acks_0_writes_every_request_it_reported_delivered() {
         );
     }
 }
+
+/// With acks=0 a batch completes when its request is built, but the I/O
+/// thread still holds the request until the socket takes it: its
+/// `buffer.memory` stays charged until then, so a broker that stops
+/// reading stops the senders (at `max.block.ms`) instead of the producer
+/// queueing requests without bound. (Released at completion, 64 MiB of
+/// requests queued behind a 1 MiB `buffer.memory`.)
+#[test]
+fn acks_0_requests_waiting_to_be_written_stay_within_buffer_memory() {
+    let c = cluster(1);
+    let limit = 1 << 20;
+    let p = builder(&c)
+        .acks(crate::Acks::None)
+        .linger(Duration::ZERO)
+        .batch_size(64 << 10)
+        .buffer_memory(limit)
+        .max_block(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let warm_up = p.send(Record::new("t", b"warm-up")).unwrap();
+    p.flush();
+    warm_up.wait().unwrap();
+    // The broker stops reading: its connection thread waits in the hook.
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let g2 = gate.clone();
+    c.set_hook(PRODUCE, move |_| {
+        let (open, cv) = &*g2;
+        let mut o = open.lock().unwrap();
+        while !*o {
+            o = cv.wait(o).unwrap();
+        }
+        Vec::new()
+    });
+    let v = vec![7u8; 60_000];
+    let mut refused = 0;
+    for _ in 0..1000 {
+        match p.send(Record::new("t", &v)) {
+            Ok(_) => {}
+            Err(SendError::BufferFull { .. }) => {
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let m = p.metrics();
+    let held = m.request_bytes_held;
+    {
+        let (open, cv) = &*gate;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    // The socket's own buffers take a few MiB besides.
+    assert!(
+        refused == 3 && held <= 2 * limit as u64,
+        "{held} bytes of requests held by the I/O thread with buffer.memory {limit}, \
+         {refused} sends refused"
+    );
+    assert!(p.close());
+}

@@ -269,6 +269,16 @@ pub(crate) struct Ledger {
     /// Finished batches' completions and tables, handed back to the
     /// sending threads once per turn ([`hand_back`](Self::hand_back)).
     finished_parts: Vec<(Option<Arc<BatchCompletion>>, PerRecord)>,
+    /// Buffers of finished batches whose request the driver still held
+    /// (not written yet: acks=0; or a send the kernel has not released),
+    /// each with the `buffer.memory` it is charged. The charge goes back
+    /// once the driver has let go ([`hand_back`](Self::hand_back)).
+    ///
+    /// Why not at once: with acks=0 a batch finishes when its request is
+    /// built, and released then, its memory was taken again by new batches
+    /// while the request still waited for the socket: a broker reading
+    /// slowly let unwritten requests pile up without bound.
+    unwritten: Vec<(Bytes, usize)>,
 }
 
 impl Index<BatchKey> for Ledger {
@@ -368,7 +378,10 @@ impl Ledger {
                     shared.pool.recycle(buf, b.reserved);
                     0
                 }
-                Err(_) => b.reserved,
+                Err(bytes) => {
+                    self.unwritten.push((bytes, b.reserved));
+                    0
+                }
             },
             _ => b.reserved,
         };
@@ -393,7 +406,27 @@ impl Ledger {
     /// every turn of the I/O thread.
     pub(super) fn hand_back(&mut self, shared: &Shared) {
         shared.parts.put_all(&mut self.finished_parts);
+        let mut i = 0;
+        while i < self.unwritten.len() {
+            if self.unwritten[i].0.is_unique() {
+                let (bytes, charged) = self.unwritten.swap_remove(i);
+                match bytes.try_into_mut() {
+                    Ok(buf) => shared.pool.recycle(buf, charged),
+                    Err(_) => shared.pool.release(charged),
+                }
+            } else {
+                i += 1;
+            }
+        }
         shared.pool.sort_returned();
+    }
+
+    /// The core finished: the buffers the driver still holds are no
+    /// longer charged (nothing will be appended any more).
+    pub(super) fn release_unwritten(&mut self, shared: &Shared) {
+        for (_, charged) in self.unwritten.drain(..) {
+            shared.pool.release(charged);
+        }
     }
 
     /// The end of a sealed batch that never left the accumulator.

@@ -587,6 +587,7 @@ impl ProducerCore {
         self.keep_final_statistics(now);
         // No batch will take a spare buffer any more: their charge goes
         // back, so a closed producer holds nothing of `buffer.memory`.
+        self.ledger.release_unwritten(&self.shared);
         self.shared.pool.drop_spares();
         self.ledger.release_close_waiters();
         // The driver reads no notice from now on: flushes, purges and
