@@ -1469,7 +1469,9 @@ pub struct AsyncAppend<'s> {
 impl AsyncAppend<'_> {
     /// Tries to append `rec` (the same record on every poll); `now` is the
     /// caller's current clock reading. `Pending` means the task's waker is
-    /// registered and will be woken.
+    /// registered and will be woken. Once it returned `Ready`, do not poll
+    /// it again: a poll after `Ready(Ok)` appends the record a second time
+    /// (kring's futures refuse to be polled after completing).
     pub fn poll_append(
         &mut self,
         now: Instant,
