@@ -1105,8 +1105,6 @@ impl Shared {
         }
     }
 
-    /// Registers the topic (asking the I/O thread for its metadata) and
-    /// waits until it is known, failed, or the deadline passes.
     /// The error for a send to a topic metadata refused. A topic that did
     /// not exist (UNKNOWN_TOPIC_OR_PARTITION past its propagation window)
     /// may have been created since: each such send asks the I/O thread for
@@ -1129,6 +1127,8 @@ impl Shared {
         }
     }
 
+    /// Registers the topic (asking the I/O thread for its metadata) and
+    /// waits until it is known, failed, or the deadline passes.
     fn wait_for_topic(
         &self,
         now: Instant,

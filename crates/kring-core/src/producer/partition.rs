@@ -108,8 +108,9 @@ pub(crate) struct TopicCore {
     /// Partitions the latest metadata listed (at most `partitions.len()`;
     /// smaller after a topic was created again with fewer partitions, or
     /// while a broker lags behind a partition increase). Partitions at
-    /// `count` and above have no leader. Published as
-    /// [`TopicState::count`](crate::topics::TopicState::count).
+    /// `count` and above have no leader. The published
+    /// [`TopicState`](crate::topics::TopicState) lists only the first
+    /// `count` slots.
     pub(crate) count: u32,
     pub(crate) status: TopicStatus,
     /// When a producer thread last asked for this topic's metadata.
