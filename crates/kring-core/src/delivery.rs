@@ -60,7 +60,8 @@ pub enum MessageStatus {
     /// connection, request timeout, undecodable response) or was answered
     /// with an error the broker may raise after appending
     /// (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    /// NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR).
+    /// NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR, a
+    /// code kring does not know).
     PossiblyPersisted,
 }
 

@@ -21,18 +21,21 @@ use super::{BatchKey, PartKey, ProducerCore};
 /// log: REQUEST_TIMED_OUT and NOT_LEADER_OR_FOLLOWER while waiting for
 /// acks=all, NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR mid
 /// write; UNKNOWN_SERVER_ERROR and NETWORK_EXCEPTION (the core's name for
-/// a lost answer) say nothing. Every other error is raised before the
-/// append (validation, NOT_ENOUGH_REPLICAS, the sequence check).
+/// a lost answer) say nothing, nor does a code this client does not know
+/// (a newer broker's; the Java client reads it as UNKNOWN_SERVER_ERROR,
+/// librdkafka as possibly persisted). Every other error is raised before
+/// the append (validation, NOT_ENOUGH_REPLICAS, the sequence check).
 pub(crate) fn may_have_appended(err: ErrorCode) -> bool {
-    matches!(
-        err,
-        ErrorCode::REQUEST_TIMED_OUT
-            | ErrorCode::NOT_LEADER_OR_FOLLOWER
-            | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
-            | ErrorCode::KAFKA_STORAGE_ERROR
-            | ErrorCode::UNKNOWN_SERVER_ERROR
-            | ErrorCode::NETWORK_EXCEPTION
-    )
+    !err.is_known()
+        || matches!(
+            err,
+            ErrorCode::REQUEST_TIMED_OUT
+                | ErrorCode::NOT_LEADER_OR_FOLLOWER
+                | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                | ErrorCode::KAFKA_STORAGE_ERROR
+                | ErrorCode::UNKNOWN_SERVER_ERROR
+                | ErrorCode::NETWORK_EXCEPTION
+        )
 }
 
 impl ProducerCore {

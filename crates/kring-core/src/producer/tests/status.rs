@@ -44,6 +44,36 @@ fn rejected_by_the_broker_is_not_persisted() {
     assert_eq!(s, MessageStatus::NotPersisted, "{e}");
 }
 
+/// An error code this client does not know (a newer broker's): nothing
+/// says it was raised before the append, so, like UNKNOWN_SERVER_ERROR
+/// (the Java client reads an unknown code as that one), the record is
+/// possibly persisted; librdkafka's default for an unknown code is
+/// "permanent, possibly persisted" too. It fails at once (not retriable),
+/// typed with its code, and the producer goes on.
+#[test]
+fn an_unknown_error_code_is_possibly_persisted() {
+    for idempotence in [true, false] {
+        let config = Config {
+            enable_idempotence: idempotence,
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 1);
+        fail_produce(&sim, 0, ErrorCode(200), 1);
+        let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+        sim.drive();
+        let (s, e) = status(&h);
+        assert!(matches!(e, DeliveryError::Broker { code: 200, .. }), "{e}");
+        assert_eq!(
+            s,
+            MessageStatus::PossiblyPersisted,
+            "idempotence {idempotence}: {e}"
+        );
+        let h2 = sim.send("t", Some(0), None, Some(b"z")).unwrap();
+        sim.drive();
+        assert_eq!(h2.wait().unwrap().offset, 0);
+    }
+}
+
 /// Retries exhausted: on errors raised before the append, not persisted;
 /// on REQUEST_TIMED_OUT (the leader appended, replication timed out),
 /// possibly persisted.
