@@ -111,6 +111,31 @@ pub enum DeliveryError {
         /// have been written).
         status: MessageStatus,
     },
+    /// The broker refused the record's batch naming some of its records as
+    /// invalid (KIP-467 record errors, with INVALID_RECORD or
+    /// INVALID_TIMESTAMP: a record without a key for a compacted topic, a
+    /// timestamp out of range, ...). As in the Java client the whole batch
+    /// fails, not retried: a record the broker named carries its reason in
+    /// `record_error`; the others (`record_error` is `None`) were refused
+    /// with their batch and may be sent again alone.
+    #[error("{}", invalid_records_text(*code, name, message, record_error, *invalid_records, *status))]
+    InvalidRecords {
+        /// Kafka error code of the batch.
+        code: i16,
+        /// The error's name.
+        name: &'static str,
+        /// The broker's error message for the batch, when it sent one.
+        message: Option<Arc<str>>,
+        /// Why the broker refused this record, when it named it: its
+        /// message for the record, else the batch's, else the code's
+        /// description. `None`: this record was not named.
+        record_error: Option<Arc<str>>,
+        /// How many records of the batch the broker named.
+        invalid_records: u32,
+        /// Whether the record may be in the log (an earlier attempt may
+        /// have been written).
+        status: MessageStatus,
+    },
     /// A retriable error persisted beyond `retries` attempts.
     #[error(
         "gave up after {attempts} attempts; last error: {name} (error code {code}) ({status})"
@@ -178,6 +203,7 @@ impl DeliveryError {
         match self {
             DeliveryError::Timeout { status, .. }
             | DeliveryError::Broker { status, .. }
+            | DeliveryError::InvalidRecords { status, .. }
             | DeliveryError::RetriesExhausted { status, .. }
             | DeliveryError::Aborted { status, .. }
             | DeliveryError::MessageTooLarge { status, .. } => *status,
@@ -192,6 +218,7 @@ impl DeliveryError {
         match &mut self {
             DeliveryError::Timeout { status, .. }
             | DeliveryError::Broker { status, .. }
+            | DeliveryError::InvalidRecords { status, .. }
             | DeliveryError::RetriesExhausted { status, .. }
             | DeliveryError::Aborted { status, .. }
             | DeliveryError::MessageTooLarge { status, .. } => *status = s,
@@ -203,6 +230,89 @@ impl DeliveryError {
     }
 }
 
+/// The text of [`DeliveryError::InvalidRecords`].
+fn invalid_records_text(
+    code: i16,
+    name: &str,
+    message: &Option<Arc<str>>,
+    record_error: &Option<Arc<str>>,
+    invalid_records: u32,
+    status: MessageStatus,
+) -> String {
+    let plural = if invalid_records == 1 { "" } else { "s" };
+    match record_error {
+        Some(why) => format!(
+            "broker rejected the record as invalid: {name} (error code {code}): {why} ({status})"
+        ),
+        None => format!(
+            "broker rejected the batch: {name} (error code {code}){}; this record was refused with its batch, which held {invalid_records} invalid record{plural} ({status})",
+            message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// The records of a batch the broker named invalid (KIP-467), sorted by
+/// their index in the batch as sent (a part, if it was split), each with
+/// its reason. Kept once per batch with its shared error; each record's
+/// own [`DeliveryError::InvalidRecords`] is made when it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordErrors(Arc<[(u32, Arc<str>)]>);
+
+impl RecordErrors {
+    /// From `(index, reason)` pairs (sorted here; a repeated index keeps
+    /// its first reason).
+    pub(crate) fn new(mut errors: Vec<(u32, Arc<str>)>) -> Self {
+        errors.sort_by_key(|e| e.0);
+        errors.dedup_by_key(|e| e.0);
+        RecordErrors(errors.into())
+    }
+
+    /// How many records are named.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn reason(&self, index: u32) -> Option<Arc<str>> {
+        self.0
+            .binary_search_by_key(&index, |e| e.0)
+            .ok()
+            .map(|i| self.0[i].1.clone())
+    }
+}
+
+/// A failed batch's error and, when the broker named invalid records, the
+/// list each record's own error is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchError {
+    pub(crate) error: DeliveryError,
+    pub(crate) records: Option<RecordErrors>,
+}
+
+impl From<DeliveryError> for BatchError {
+    fn from(error: DeliveryError) -> Self {
+        BatchError {
+            error,
+            records: None,
+        }
+    }
+}
+
+impl BatchError {
+    /// Record `index`'s error (its index in the batch, or part, as sent).
+    pub(crate) fn for_record(&self, index: u32) -> DeliveryError {
+        match (&self.error, &self.records) {
+            (DeliveryError::InvalidRecords { .. }, Some(r)) => {
+                let mut e = self.error.clone();
+                if let DeliveryError::InvalidRecords { record_error, .. } = &mut e {
+                    *record_error = r.reason(index);
+                }
+                e
+            }
+            _ => self.error.clone(),
+        }
+    }
+}
+
 /// A successfully written batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchOk {
@@ -211,7 +321,7 @@ pub(crate) struct BatchOk {
     pub(crate) log_append_time: i64,
 }
 
-pub(crate) type Outcome = Result<BatchOk, DeliveryError>;
+pub(crate) type Outcome = Result<BatchOk, BatchError>;
 
 /// The records `first..first + count` of a batch, when the broker refused
 /// the batch as too large and the core split it: each part is sent (and
@@ -271,7 +381,7 @@ fn outcome_for(
 ) -> Result<RecordMetadata, DeliveryError> {
     match o {
         Ok(ok) => Ok(ok.metadata(partition, index_in_part, timestamp_ms)),
-        Err(e) => Err(e.clone()),
+        Err(e) => Err(e.for_record(index_in_part)),
     }
 }
 
@@ -838,13 +948,29 @@ pub(crate) fn report_batch(
                 }
             }
         }
+        Err(e) if e.records.is_some() => {
+            // Records named invalid: each its own error (rare; a clone
+            // per record).
+            for _ in 0..records.len {
+                let own = e.for_record(i as u32);
+                let report = DeliveryReport {
+                    topic,
+                    partition,
+                    index: first + i as u32,
+                    context: records.context(i),
+                    result: Err(&own),
+                };
+                report_one(cb, &report, &mut panics);
+                i += 1;
+            }
+        }
         Err(e) => {
             let mut report = DeliveryReport {
                 topic,
                 partition,
                 index: first,
                 context: 0,
-                result: Err(e),
+                result: Err(&e.error),
             };
             for _ in 0..records.len {
                 report.index = first + i as u32;
@@ -907,7 +1033,7 @@ mod tests {
             assert_eq!(md.timestamp_ms, 1000 + i as i64);
         }
         // Completed at most once.
-        assert!(!b.complete(&key(), Err(aborted("x"))));
+        assert!(!b.complete(&key(), Err(aborted("x").into())));
         assert!(hs[0].wait().is_ok());
     }
 
@@ -938,7 +1064,7 @@ mod tests {
         assert!(b.complete_part(
             &key(),
             Some(Span { first: 2, count: 1 }),
-            Err(aborted("big"))
+            Err(aborted("big").into())
         ));
         assert!(!b.is_done());
         assert!(b.complete_part(&key(), Some(Span { first: 3, count: 2 }), ok(50)));
@@ -1059,7 +1185,7 @@ mod tests {
         let h = DeliveryHandle::new(b.clone(), 0, 0);
         let t = std::thread::spawn(move || h.wait());
         // No sleep: the waiter either already waits or will see the result.
-        b.complete(&key(), Err(aborted("closed")));
+        b.complete(&key(), Err(aborted("closed").into()));
         assert!(matches!(
             t.join().unwrap(),
             Err(DeliveryError::Aborted { .. })
@@ -1170,7 +1296,8 @@ mod tests {
             &Err(DeliveryError::Aborted {
                 reason: "x".into(),
                 status: MessageStatus::NotPersisted,
-            }),
+            }
+            .into()),
         );
         assert_eq!(
             *seen.lock().unwrap(),

@@ -28,6 +28,21 @@ pub enum FaultAction {
     /// Produce's NOT_ENOUGH_REPLICAS_AFTER_APPEND (20) is the exception: as
     /// from Kafka, the batch is appended first.
     Error(i16),
+    /// Answer with this Kafka error code, the broker's `error_message` and
+    /// per-record errors (KIP-467 `record_errors`: a record's index in its
+    /// batch and the reason), as a Kafka leader refuses a batch holding
+    /// invalid records. Narrowed and counted as [`Error`](Self::Error);
+    /// Produce only (other keys answer the bare code), and a Produce
+    /// response before v8 carries neither the message nor the record
+    /// errors.
+    ErrorWithRecords {
+        /// The partition's error code.
+        code: i16,
+        /// The partition's `error_message`.
+        message: Option<String>,
+        /// `(batch_index, batch_index_error_message)` per record.
+        record_errors: Vec<(i32, Option<String>)>,
+    },
     /// Apply the request but hold the response back this long. Responses on
     /// a connection stay in order, so later responses wait too.
     Delay(Duration),
@@ -97,6 +112,28 @@ impl Fault {
     /// `kring_protocol::error_code::ErrorCode`).
     pub fn error(api_key: impl Into<i16>, code: impl Into<i16>) -> Self {
         Self::new(api_key, FaultAction::Error(code.into()))
+    }
+
+    /// Answer with Kafka error `code`, `message` and per-record errors
+    /// (`(index in the batch, reason)`), see
+    /// [`FaultAction::ErrorWithRecords`].
+    pub fn error_with_records(
+        api_key: impl Into<i16>,
+        code: impl Into<i16>,
+        message: Option<&str>,
+        record_errors: &[(i32, Option<&str>)],
+    ) -> Self {
+        Self::new(
+            api_key,
+            FaultAction::ErrorWithRecords {
+                code: code.into(),
+                message: message.map(str::to_owned),
+                record_errors: record_errors
+                    .iter()
+                    .map(|(i, m)| (*i, m.map(str::to_owned)))
+                    .collect(),
+            },
+        )
     }
 
     /// Delay the response by `d`.
@@ -199,11 +236,24 @@ pub type Hook = dyn Fn(&RequestInfo<'_>) -> Vec<FaultAction> + Send + Sync;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultId(pub(crate) u64);
 
+/// An injected error's message and per-record errors
+/// ([`FaultAction::ErrorWithRecords`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorDetail {
+    pub(crate) message: Option<String>,
+    pub(crate) record_errors: Vec<(i32, Option<String>)>,
+}
+
+/// An error a fault injects: its partition filter, code, and message and
+/// record errors.
+pub(crate) type InjectedError = (Option<(String, i32)>, i16, Option<ErrorDetail>);
+
 /// The faults that fired for one request, combined.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Fired {
-    /// Error codes to inject: `(partition filter, code)`.
-    pub(crate) errors: Vec<(Option<(String, i32)>, i16)>,
+    /// Error codes to inject: `(partition filter, code, message and
+    /// record errors)`.
+    pub(crate) errors: Vec<InjectedError>,
     pub(crate) delay: Duration,
     pub(crate) throttle: Duration,
     pub(crate) drop_before: bool,
@@ -221,7 +271,19 @@ impl Fired {
     /// partition.
     pub(crate) fn add(&mut self, partition: Option<(String, i32)>, action: &FaultAction) {
         match action {
-            FaultAction::Error(code) => self.errors.push((partition, *code)),
+            FaultAction::Error(code) => self.errors.push((partition, *code, None)),
+            FaultAction::ErrorWithRecords {
+                code,
+                message,
+                record_errors,
+            } => self.errors.push((
+                partition,
+                *code,
+                Some(ErrorDetail {
+                    message: message.clone(),
+                    record_errors: record_errors.clone(),
+                }),
+            )),
             FaultAction::Delay(d) => self.delay += *d,
             FaultAction::Throttle(d) => self.throttle = self.throttle.max(*d),
             FaultAction::DropBeforeApply => self.drop_before = true,
@@ -242,11 +304,24 @@ impl Fired {
 
     /// The error to inject for `(topic, partition)`, if any.
     pub(crate) fn error_for(&self, topic: &str, partition: i32) -> Option<i16> {
-        self.errors.iter().find_map(|(filter, code)| match filter {
-            None => Some(*code),
-            Some((t, p)) if t == topic && *p == partition => Some(*code),
-            Some(_) => None,
-        })
+        self.error_detail_for(topic, partition)
+            .map(|(code, _)| code)
+    }
+
+    /// The error to inject for `(topic, partition)` with its message and
+    /// record errors, if the fault that answers gave them.
+    pub(crate) fn error_detail_for(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<(i16, Option<&ErrorDetail>)> {
+        self.errors
+            .iter()
+            .find_map(|(filter, code, detail)| match filter {
+                None => Some((*code, detail.as_ref())),
+                Some((t, p)) if t == topic && *p == partition => Some((*code, detail.as_ref())),
+                Some(_) => None,
+            })
     }
 
     /// The error to inject for the request as a whole (only faults without a
@@ -254,7 +329,7 @@ impl Fired {
     pub(crate) fn error_for_request(&self) -> Option<i16> {
         self.errors
             .iter()
-            .find_map(|(filter, code)| filter.is_none().then_some(*code))
+            .find_map(|(filter, code, _)| filter.is_none().then_some(*code))
     }
 }
 

@@ -63,6 +63,13 @@ fn on_delivery_error(e: &DeliveryError) -> &'static str {
         // A non-retriable broker error (e.g. MESSAGE_TOO_LARGE,
         // TOPIC_AUTHORIZATION_FAILED, INVALID_RECORD): fix the cause.
         DeliveryError::Broker { .. } => "fix the cause the broker names",
+        // The broker named invalid records of the batch (KIP-467): a
+        // named one carries its reason; the others may be sent again.
+        DeliveryError::InvalidRecords {
+            record_error: Some(_),
+            ..
+        } => "fix this record (record_error says why)",
+        DeliveryError::InvalidRecords { .. } => "resend: only other records were invalid",
         // `retries` attempts all failed with retriable errors.
         DeliveryError::RetriesExhausted { .. } => "raise retries or fix the brokers",
         // A compression codec failed: a bug; report it.

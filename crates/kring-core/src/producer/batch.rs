@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use kring_protocol::ErrorCode;
 
-use crate::delivery::{BatchOk, DeliveryError};
+use crate::delivery::{BatchError, BatchOk, DeliveryError, Outcome, RecordErrors};
 use crate::topics::{OpenBatch, QueuedBatch};
 
 use super::ledger::{Ledger, Outlet};
@@ -83,7 +83,7 @@ impl ProducerCore {
         records
     }
 
-    fn finish_held(&mut self, bk: BatchKey, outcome: Result<BatchOk, DeliveryError>) {
+    fn finish_held(&mut self, bk: BatchKey, outcome: Outcome) {
         let (ledger, out) = self.ledger_outlet();
         let pk = ledger.complete(bk, outcome, out);
         self.maybe_disarm_delivery(pk);
@@ -106,6 +106,20 @@ impl ProducerCore {
         err: DeliveryError,
         broker_fatal: bool,
     ) {
+        self.fail_batch_naming(now, bk, err, None, broker_fatal);
+    }
+
+    /// [`fail_batch`](Self::fail_batch) with the records the broker named
+    /// invalid (`err` is then a [`DeliveryError::InvalidRecords`], made
+    /// per record when read).
+    pub(crate) fn fail_batch_naming(
+        &mut self,
+        now: Instant,
+        bk: BatchKey,
+        err: DeliveryError,
+        records: Option<RecordErrors>,
+        broker_fatal: bool,
+    ) {
         let b = &self.ledger[bk];
         let pk = b.part();
         let err = err.with_status(b.status());
@@ -114,7 +128,13 @@ impl ProducerCore {
                 matches!(err, DeliveryError::Timeout { .. }) && b.attempts() > 0;
             self.seq_batch_failed(pk, bk, timed_out_after_send, broker_fatal);
         }
-        self.finish_held(bk, Err(err));
+        self.finish_held(
+            bk,
+            Err(BatchError {
+                error: err,
+                records,
+            }),
+        );
         self.after_partition_progress(now, pk);
     }
 

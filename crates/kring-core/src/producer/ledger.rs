@@ -36,8 +36,8 @@ use kring_protocol::ErrorCode;
 use slab::Slab;
 
 use crate::delivery::{
-    report_batch, BatchCompletion, BatchOk, CallbackPanics, DeliveryCallback, DeliveryError,
-    MessageStatus, PerRecord, Span,
+    report_batch, BatchCompletion, CallbackPanics, DeliveryCallback, DeliveryError, MessageStatus,
+    Outcome, PerRecord, Span,
 };
 use crate::shared::Shared;
 use crate::signal::Signal;
@@ -362,12 +362,7 @@ impl Ledger {
     }
 
     /// The final result of held batch `bk`. Returns its partition.
-    pub(super) fn complete(
-        &mut self,
-        bk: BatchKey,
-        outcome: Result<BatchOk, DeliveryError>,
-        out: Outlet<'_>,
-    ) -> PartKey {
+    pub(super) fn complete(&mut self, bk: BatchKey, outcome: Outcome, out: Outlet<'_>) -> PartKey {
         let shared = out.shared;
         let b = self.batches.remove(bk);
         // The buffer goes back to the pool for a later batch if nothing
@@ -445,7 +440,7 @@ impl Ledger {
             qb.reserved,
             qb.flush_gen,
             &qb.per_record,
-            Err(err),
+            Err(err.into()),
             out,
         );
     }
@@ -468,7 +463,7 @@ impl Ledger {
             ob.reserved,
             ob.flush_gen,
             &ob.per_record,
-            Err(err),
+            Err(err.into()),
             out,
         );
         records
@@ -486,7 +481,7 @@ impl Ledger {
         reserved: usize,
         flush_gen: u64,
         per_record: &PerRecord,
-        outcome: Result<BatchOk, DeliveryError>,
+        outcome: Outcome,
         out: Outlet<'_>,
     ) {
         out.shared.pool.release(reserved);

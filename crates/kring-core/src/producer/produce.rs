@@ -16,8 +16,8 @@ use kring_protocol::frame::encode_produce_request_frame;
 use kring_protocol::message::{decode_response_frame, response_correlation_id};
 use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
 use kring_protocol::messages::produce::{
-    PartitionProduceData, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    TopicProduceData,
+    BatchIndexAndErrorMessage, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
+    ProduceResponse, TopicProduceData,
 };
 use kring_protocol::produce_fast::decode_produce_response_ok;
 use kring_protocol::record::Compression;
@@ -25,7 +25,7 @@ use kring_protocol::ErrorCode;
 
 use crate::compress::Sealing;
 use crate::config::Acks;
-use crate::delivery::{BatchOk, DeliveryError, MessageStatus};
+use crate::delivery::{BatchOk, DeliveryError, MessageStatus, RecordErrors};
 use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
@@ -611,6 +611,7 @@ impl ProducerCore {
                     None,
                     -1,
                     Some("partition missing from the produce response"),
+                    &[],
                 ),
                 Some(pr) => {
                     let err = ErrorCode(pr.error_code);
@@ -630,6 +631,7 @@ impl ProducerCore {
                             hint,
                             pr.log_start_offset,
                             msg.as_deref(),
+                            &pr.record_errors,
                         );
                     }
                 }
@@ -750,6 +752,7 @@ impl ProducerCore {
             None,
             -1,
             Some(reason),
+            &[],
         );
     }
 
@@ -765,6 +768,7 @@ impl ProducerCore {
         hint: Option<(i32, i32)>,
         log_start_offset: i64,
         message: Option<&str>,
+        record_errors: &[BatchIndexAndErrorMessage],
     ) {
         let pk = self.ledger[bk].part();
         self.ledger[bk].set_last_error(err);
@@ -817,6 +821,20 @@ impl ProducerCore {
             return;
         }
         // fail_batch sets the status from the batch's history.
+        if !can && !abandon && err != ErrorCode::MESSAGE_TOO_LARGE {
+            if let Some(named) = self.named_invalid_records(bk, err, message, record_errors) {
+                let error = DeliveryError::InvalidRecords {
+                    code: err.code(),
+                    name: err.name(),
+                    message: message.map(Arc::from),
+                    record_error: None,
+                    invalid_records: named.len() as u32,
+                    status: MessageStatus::NotPersisted,
+                };
+                self.fail_batch_naming(now, bk, error, Some(named), true);
+                return;
+            }
+        }
         let error = if can && expired {
             self.timeout_error(bk, "retrying")
         } else if can {
@@ -842,6 +860,34 @@ impl ProducerCore {
         };
         let broker_fatal = !abandon && !matches!(error, DeliveryError::Timeout { .. });
         self.fail_batch(now, bk, error, broker_fatal);
+    }
+
+    /// The records of `bk` a refusal named invalid (KIP-467 record
+    /// errors), each with its reason: the broker's message for it, else
+    /// for the batch, else the code's description (the Java client's
+    /// choice). Indexes outside the batch are ignored; `None` if none is
+    /// left.
+    fn named_invalid_records(
+        &self,
+        bk: BatchKey,
+        err: ErrorCode,
+        message: Option<&str>,
+        record_errors: &[BatchIndexAndErrorMessage],
+    ) -> Option<RecordErrors> {
+        let records = self.ledger[bk].records();
+        let named: Vec<(u32, Arc<str>)> = record_errors
+            .iter()
+            .filter_map(|r| {
+                let i = u32::try_from(r.batch_index).ok().filter(|&i| i < records)?;
+                let why = r
+                    .batch_index_error_message
+                    .as_deref()
+                    .or(message)
+                    .unwrap_or(err.description());
+                Some((i, Arc::from(why)))
+            })
+            .collect();
+        (!named.is_empty()).then(|| RecordErrors::new(named))
     }
 
     /// Inserts `bk` into its partition's retry queue: in sequence order

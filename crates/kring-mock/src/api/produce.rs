@@ -1,8 +1,9 @@
 //! Produce (key 0): v3–v11.
 //!
 //! Behavior, per partition, in this order:
-//! 1. An injected error (fault) answers that error; nothing is appended —
-//!    except NOT_ENOUGH_REPLICAS_AFTER_APPEND, which, as from Kafka, means
+//! 1. An injected error (fault) answers that error (with the fault's
+//!    error message and record errors, `Fault::error_with_records`);
+//!    nothing is appended — except NOT_ENOUGH_REPLICAS_AFTER_APPEND, which, as from Kafka, means
 //!    the leader appended the batch and could not replicate it: the steps
 //!    below run as usual, and an append that succeeded (or was a duplicate)
 //!    is answered with that error instead of NONE.
@@ -53,8 +54,8 @@
 //! the wire.
 
 use kring_protocol::messages::produce::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceRequest, ProduceResponse,
-    TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    ProduceRequest, ProduceResponse, TopicProduceResponse,
 };
 
 use super::{Answer, Hdr};
@@ -124,9 +125,24 @@ fn produce_partition(
     fired: &Fired,
     leaders: &mut Vec<i32>,
 ) -> PartitionProduceResponse {
-    let after_append = match fired.error_for(topic, index) {
-        Some(NOT_ENOUGH_REPLICAS_AFTER_APPEND) => true,
-        Some(code) => return failed(index, code),
+    let after_append = match fired.error_detail_for(topic, index) {
+        Some((NOT_ENOUGH_REPLICAS_AFTER_APPEND, _)) => true,
+        Some((code, None)) => return failed(index, code),
+        Some((code, Some(d))) => {
+            return PartitionProduceResponse {
+                error_message: d.message.clone(),
+                record_errors: d
+                    .record_errors
+                    .iter()
+                    .map(|(i, m)| BatchIndexAndErrorMessage {
+                        batch_index: *i,
+                        batch_index_error_message: m.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..failed(index, code)
+            }
+        }
         None => false,
     };
     let policy = st.config.unknown_producer;
@@ -268,6 +284,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
         for t in &mut resp.responses {
             for p in &mut t.partition_responses {
                 p.error_message = None;
+                p.record_errors.clear();
             }
         }
     }

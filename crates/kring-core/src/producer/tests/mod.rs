@@ -13,6 +13,7 @@ mod metadata;
 mod offload;
 mod partitioning;
 mod produce;
+mod produce_errors;
 mod protocol;
 mod purge;
 mod purge_on_wire;

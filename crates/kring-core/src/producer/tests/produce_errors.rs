@@ -1,0 +1,148 @@
+//! How each error a Produce response can carry is classified (retried or
+//! failed, with which status) and reported to the user.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
+use crate::Config;
+use kring_mock::Fault;
+use kring_protocol::messages::ApiKey;
+use kring_protocol::ErrorCode;
+
+/// A batch of three records refused with INVALID_RECORD naming record 1
+/// (KIP-467 record errors, as a compacted topic refuses a record without
+/// a key): the whole batch fails, as in the Java client, not persisted and
+/// not retried; the named record's error carries its reason, the others
+/// say they were refused with their batch, not why record 1 was; handles
+/// and the callback agree.
+#[test]
+fn record_errors_reach_each_record() {
+    let texts: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+    let t2 = texts.clone();
+    let config = Config {
+        on_delivery: Some(Arc::new(move |r: &DeliveryReport<'_>| {
+            if let Err(e) = &r.result {
+                t2.lock().unwrap().push((r.context, e.to_string()));
+            }
+        })),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let produced = sim
+        .transmitted
+        .iter()
+        .filter(|r| r.2 == ApiKey::Produce.key())
+        .count();
+    sim.cluster.inject(
+        Fault::error_with_records(
+            ApiKey::Produce,
+            ErrorCode::INVALID_RECORD,
+            Some("One or more records have been rejected"),
+            &[(1, Some("Compacted topic cannot accept message without key"))],
+        )
+        .on_partition("t", 0),
+    );
+    let hs: Vec<_> = (0..3u64)
+        .map(|i| {
+            sim.send_with_context("t", Some(0), None, Some(b"x"), i)
+                .unwrap()
+        })
+        .collect();
+    sim.drive();
+    let sent = sim
+        .transmitted
+        .iter()
+        .filter(|r| r.2 == ApiKey::Produce.key())
+        .count();
+    assert_eq!(sent - produced, 1, "one batch, not retried");
+    let reason = "Compacted topic cannot accept message without key";
+    let errs: Vec<DeliveryError> = hs.iter().map(|h| h.wait().unwrap_err()).collect();
+    for e in &errs {
+        assert_eq!(e.status(), MessageStatus::NotPersisted, "{e}");
+        assert!(e.to_string().contains("INVALID_RECORD"), "{e}");
+    }
+    for (i, e) in errs.iter().enumerate() {
+        match e {
+            DeliveryError::InvalidRecords {
+                code: 87,
+                message: Some(m),
+                record_error,
+                invalid_records: 1,
+                ..
+            } => {
+                assert_eq!(&**m, "One or more records have been rejected");
+                assert_eq!(record_error.as_deref(), (i == 1).then_some(reason), "{i}");
+            }
+            other => panic!("record {i}: {other:?}"),
+        }
+    }
+    let named = errs[1].to_string();
+    assert!(named.contains(reason), "the named record says why: {named}");
+    for i in [0, 2] {
+        let e = errs[i].to_string();
+        assert!(
+            !e.contains(reason),
+            "record {i} was not the invalid one: {e}"
+        );
+        assert!(e.contains("1 invalid record"), "record {i}: {e}");
+    }
+    let mut texts = texts.lock().unwrap().clone();
+    texts.sort();
+    let from_handles: Vec<(u64, String)> = errs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64, e.to_string()))
+        .collect();
+    assert_eq!(texts, from_handles, "the callback reports what handles do");
+    assert!(log(&sim, 0).len() == 1, "nothing of the batch written");
+}
+
+/// Record errors without a message of their own take the batch's (else
+/// the code's description), an index outside the batch is ignored, and
+/// before Produce v8 (no record errors on the wire) the batch fails as a
+/// plain broker refusal.
+#[test]
+fn record_errors_fall_back_to_the_batch_message() {
+    for max_version in [None, Some(7)] {
+        let mut sim = sim_with(cfg(), 1, 1);
+        sim.cluster.set_max_version(ApiKey::Produce, max_version);
+        sim.cluster.inject(
+            Fault::error_with_records(
+                ApiKey::Produce,
+                ErrorCode::INVALID_TIMESTAMP,
+                Some("timestamps out of range"),
+                &[(0, None), (2, None), (7, Some("not in the batch"))],
+            )
+            .on_partition("t", 0),
+        );
+        let hs: Vec<_> = (0..3)
+            .map(|_| sim.send("t", Some(0), None, Some(b"x")).unwrap())
+            .collect();
+        sim.drive();
+        for (i, h) in hs.iter().enumerate() {
+            let e = h.wait().unwrap_err();
+            assert_eq!(e.status(), MessageStatus::NotPersisted, "{e}");
+            match (max_version, &e) {
+                (
+                    None,
+                    DeliveryError::InvalidRecords {
+                        code: 32,
+                        record_error,
+                        invalid_records: 2,
+                        ..
+                    },
+                ) => assert_eq!(
+                    record_error.as_deref(),
+                    (i != 1).then_some("timestamps out of range"),
+                    "{i}"
+                ),
+                (Some(7), DeliveryError::Broker { code: 32, .. }) => {}
+                _ => panic!("{max_version:?} record {i}: {e:?}"),
+            }
+        }
+        assert!(log(&sim, 0).is_empty());
+    }
+}
