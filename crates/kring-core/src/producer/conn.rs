@@ -84,6 +84,9 @@ pub(crate) struct Conn {
     pub(crate) versions: Versions,
     pub(crate) api_versions_version: i16,
     pub(crate) sasl: super::sasl::ConnSasl,
+    /// The broker throttled this connection (KIP-219) until then: no
+    /// produce request is written to it before.
+    pub(crate) throttled_until: Option<Instant>,
 }
 
 impl Conn {
@@ -99,6 +102,7 @@ impl Conn {
             versions: Versions::default(),
             api_versions_version: API_VERSIONS_FIRST,
             sasl: super::sasl::ConnSasl::default(),
+            throttled_until: None,
         }
     }
 }

@@ -209,6 +209,8 @@ pub(crate) enum TimerKey {
     Statistics,
     /// Time to re-authenticate the connection (KIP-368).
     Reauth(ConnId),
+    /// The broker's throttle of the connection ends (KIP-219).
+    Throttle(ConnId),
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -462,6 +464,7 @@ impl ProducerCore {
                 TimerKey::ProducerId => self.idem.timer_fired(),
                 TimerKey::Statistics => self.statistics_timer(now),
                 TimerKey::Reauth(c) => self.reauth_timer(now, c),
+                TimerKey::Throttle(c) => self.throttle_timer(now, c),
                 TimerKey::BlockDeadline => {
                     let next = [
                         self.shared.pool.tasks.expire(now),

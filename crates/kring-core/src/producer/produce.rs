@@ -146,7 +146,8 @@ impl ProducerCore {
             return None;
         };
         let c = self.conn(cid)?;
-        if c.state != ConnState::Ready {
+        if c.state != ConnState::Ready || c.throttled_until.is_some_and(|t| t > now) {
+            // A throttled connection: its timer makes the node work again.
             return None;
         }
         let acks = self.cfg.acks;
@@ -574,6 +575,7 @@ impl ProducerCore {
             }
         };
         self.count_throttle(id, resp.throttle_time_ms);
+        self.throttle_conn(now, id, version, resp.throttle_time_ms);
         // KIP-951: endpoints of nodes named in CurrentLeader hints.
         for ep in &resp.node_endpoints {
             let addr = format!("{}:{}", ep.host, ep.port);
@@ -679,6 +681,7 @@ impl ProducerCore {
             }
         }
         self.count_throttle(id, ok.throttle_time_ms);
+        self.throttle_conn(now, id, version, ok.throttle_time_ms);
         for (p, &(bk, _)) in ok.partitions.iter().zip(batches) {
             let pk = self.ledger[bk].part();
             let part = self.part(pk);
@@ -686,6 +689,45 @@ impl ProducerCore {
             self.partition_ok(now, pk, bk, p.base_offset, p.log_append_time_ms);
         }
         true
+    }
+
+    /// A produce response said the broker throttled the connection
+    /// `throttle_ms` (a quota): from Produce v6 on (KIP-219) the broker
+    /// answers at once and mutes the channel that long, expecting the
+    /// client to send nothing meanwhile, as the Java client's
+    /// `NetworkClient.maybeThrottle` does. Before v6 the broker delayed the
+    /// answer itself. A request written meanwhile would only wait in the
+    /// muted channel, its request timeout running.
+    fn throttle_conn(&mut self, now: Instant, id: ConnId, version: i16, throttle_ms: i32) {
+        if version < 6 || throttle_ms <= 0 {
+            return;
+        }
+        let until = now + std::time::Duration::from_millis(throttle_ms as u64);
+        let Some(c) = self.conn_mut(id) else {
+            return;
+        };
+        if c.throttled_until.is_some_and(|t| t >= until) {
+            return;
+        }
+        c.throttled_until = Some(until);
+        tracing::debug!(%id, throttle_ms, "broker throttled the connection; no produce request before it ends");
+        self.timers.insert(until, TimerKey::Throttle(id));
+    }
+
+    /// A connection's throttle may have ended: its node sends again.
+    pub(crate) fn throttle_timer(&mut self, now: Instant, id: ConnId) {
+        let Some(c) = self.conn_mut(id) else {
+            return;
+        };
+        if c.throttled_until.is_some_and(|t| t > now) {
+            return; // extended by a later answer: its own timer comes
+        }
+        c.throttled_until = None;
+        if let Target::Node(n) = c.target {
+            if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
+                self.add_work(n);
+            }
+        }
     }
 
     /// A partition of a produce response accepted batch `bk` (or found it

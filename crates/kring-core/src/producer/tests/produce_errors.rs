@@ -146,3 +146,57 @@ fn record_errors_fall_back_to_the_batch_message() {
         assert!(log(&sim, 0).is_empty());
     }
 }
+
+/// KIP-219: a broker answering a Produce (v6+) with `throttle_time_ms`
+/// mutes the connection that long. The Java client
+/// (`NetworkClient.maybeThrottle`) sends the node nothing more until then;
+/// a request sent meanwhile only waits in the muted channel, its
+/// `request.timeout.ms` running. The record is delivered after the
+/// throttle; the in-flight requests of other brokers are unaffected.
+#[test]
+fn a_throttled_broker_gets_no_produce_request_before_the_throttle_passed() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    for p in 0..2 {
+        sim.send("t", Some(p), None, Some(b"w")).unwrap();
+    }
+    sim.drive();
+    // Partition 0 is led by broker 1, partition 1 by broker 2.
+    sim.cluster
+        .inject(Fault::throttle(ApiKey::Produce, ms(500)).on_broker(1));
+    let h1 = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |_| h1.try_result().is_some());
+    h1.wait().unwrap();
+    let answered = sim.now;
+    let to = |s: &MockSim, node: i32| {
+        s.transmitted
+            .iter()
+            .filter(|r| r.1 == node && r.2 == ApiKey::Produce.key())
+            .count()
+    };
+    let (n1, n2) = (to(&sim, 1), to(&sim, 2));
+    let h2 = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    let other = sim.send("t", Some(1), None, Some(b"z")).unwrap();
+    let (mut first1, mut first2) = (None, None);
+    sim.drive_until(10_000, |s| {
+        if first1.is_none() && to(s, 1) > n1 {
+            first1 = Some(s.now);
+        }
+        if first2.is_none() && to(s, 2) > n2 {
+            first2 = Some(s.now);
+        }
+        h2.try_result().is_some() && other.try_result().is_some()
+    });
+    assert_eq!(h2.wait().unwrap().offset, 2);
+    assert_eq!(other.wait().unwrap().offset, 1);
+    let first1 = first1.expect("sent to broker 1");
+    assert!(
+        first1 >= answered + ms(500),
+        "sent {:?} after the throttled answer",
+        first1 - answered
+    );
+    assert!(first2.expect("sent to broker 2") < answered + ms(10));
+}
