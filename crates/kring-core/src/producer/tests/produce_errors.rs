@@ -200,3 +200,43 @@ fn a_throttled_broker_gets_no_produce_request_before_the_throttle_passed() {
     );
     assert!(first2.expect("sent to broker 2") < answered + ms(10));
 }
+
+/// One request, three partitions, three answers: the accepted partition
+/// completes at once, the retriable error is retried alone, the refused
+/// one fails alone; each record has exactly one result.
+#[test]
+fn errors_on_some_partitions_of_a_request_touch_only_those() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 3);
+    for p in 0..3 {
+        sim.send("t", Some(p), None, Some(b"w")).unwrap();
+    }
+    sim.drive();
+    let produced = |s: &MockSim| {
+        s.transmitted
+            .iter()
+            .filter(|r| r.2 == ApiKey::Produce.key())
+            .count()
+    };
+    let n0 = produced(&sim);
+    fail_produce(&sim, 1, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
+    fail_produce(&sim, 2, ErrorCode::TOPIC_AUTHORIZATION_FAILED, 1);
+    let hs: Vec<_> = (0..3)
+        .map(|p| sim.send("t", Some(p), None, Some(b"x")).unwrap())
+        .collect();
+    sim.drive();
+    assert_eq!(produced(&sim) - n0, 2, "one request, then the retry");
+    assert_eq!(hs[0].wait().unwrap().offset, 1);
+    assert_eq!(hs[1].wait().unwrap().offset, 1);
+    assert!(matches!(
+        hs[2].wait(),
+        Err(DeliveryError::Broker { code: 29, .. })
+    ));
+    assert_eq!(
+        (log(&sim, 0).len(), log(&sim, 1).len(), log(&sim, 2).len()),
+        (2, 2, 1)
+    );
+}
