@@ -22,10 +22,28 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// One request frame, size prefix included, as chunks written in order.
 ///
 /// Equality compares the bytes, not how they are cut into chunks.
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` shows the request's api key, version and size, never its
+/// bytes: a frame may carry credentials (a SaslAuthenticate request holds
+/// a PLAIN password, an OAUTHBEARER token or a SCRAM proof).
+#[derive(Clone, Default)]
 pub struct Frame {
     chunks: Vec<Bytes>,
     len: usize,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Frame");
+        // Size prefix, then api key and version: header fields, no payload.
+        if let Some(h) = self.chunks.first().filter(|c| c.len() >= 8) {
+            d.field("api_key", &i16::from_be_bytes([h[4], h[5]]))
+                .field("api_version", &i16::from_be_bytes([h[6], h[7]]));
+        }
+        d.field("len", &self.len)
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
 }
 
 impl Frame {

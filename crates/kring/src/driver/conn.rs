@@ -10,13 +10,25 @@ use bytes::Bytes;
 pub(crate) const MAX_IOVECS: usize = 1024;
 
 /// Frames queued on a connection, the first possibly partly written.
-#[derive(Debug, Default)]
+/// `Debug` shows sizes only: queued requests may carry credentials (a
+/// SaslAuthenticate frame, in plaintext until TLS encrypts it).
+#[derive(Default)]
 pub(crate) struct SendQueue {
     frames: VecDeque<Bytes>,
     /// Bytes of `frames[0]` already on the wire.
     offset: usize,
     /// Total unwritten bytes (for metrics and back-pressure checks).
     bytes: usize,
+}
+
+impl std::fmt::Debug for SendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendQueue")
+            .field("buffers", &self.frames.len())
+            .field("offset", &self.offset)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
 }
 
 impl SendQueue {
@@ -97,14 +109,23 @@ impl SendQueue {
 }
 
 /// Frames owned by one in-flight `SENDMSG`: they must stay alive until its
-/// completion arrives.
-#[derive(Debug)]
+/// completion arrives. `Debug` shows sizes only, as [`SendQueue`]'s.
 pub(crate) struct SendBatch {
     pub(crate) frames: Vec<Bytes>,
     /// Bytes of `frames[0]` already written by an earlier send.
     pub(crate) offset: usize,
     /// Bytes this batch asks the kernel to write.
     pub(crate) total: usize,
+}
+
+impl std::fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("buffers", &self.frames.len())
+            .field("offset", &self.offset)
+            .field("total", &self.total)
+            .finish()
+    }
 }
 
 impl SendBatch {
@@ -123,6 +144,26 @@ mod tests {
 
     fn written(batch: &SendBatch, n: usize) -> Vec<u8> {
         batch.slices().flatten().copied().take(n).collect()
+    }
+
+    /// A queued SaslAuthenticate frame (PLAIN: the password in the clear,
+    /// before TLS) never shows in `Debug`.
+    #[test]
+    fn debug_shows_no_queued_bytes() {
+        let mut q = SendQueue::default();
+        q.push_frame(Frame::from(Bytes::from_static(
+            b"\0\0\0\x26\0\x24\0\x02\0\0\0\x02\0\x05kring\0\x15\0alice\0hunter2-secret\0",
+        )));
+        let b = q.take_batch();
+        let shown_batch = format!("{b:?}");
+        q.complete(b, 3);
+        for shown in [format!("{q:?}"), format!("{q:#?}"), shown_batch] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("alice"),
+                "{shown}"
+            );
+            assert!(shown.contains("buffers"), "{shown}");
+        }
     }
 
     #[test]

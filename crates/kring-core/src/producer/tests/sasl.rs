@@ -432,3 +432,84 @@ fn a_never_expiring_oauth_token_does_not_overflow_the_refresh_check() {
     assert_eq!(calls.load(Ordering::Relaxed), 1, "the token is cached");
     assert_eq!(sim.sasl_closes, 0);
 }
+
+/// What a driver author might log: every frame the core hands over, with
+/// `{:?}`. The SASL ones carry the PLAIN password, the OAUTHBEARER token
+/// and the SCRAM client proof; none of it may show.
+#[test]
+fn transmit_debug_shows_no_credentials() {
+    use crate::sim::{BrokerStep, Screen, SimBroker};
+    use crate::{IoCommand, ProducerCore};
+    const TOKEN: &str = "eyJhbGciOiJub25lIn0.c2VjcmV0LXRva2Vu.";
+    for mechanism in [
+        SaslMechanism::Plain,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::ScramSha512,
+        SaslMechanism::OAuthBearer,
+    ] {
+        let mut cl = cluster(1, 1)
+            .sasl(alice().mechanisms(&[mechanism.name()]))
+            .build_unbound()
+            .unwrap();
+        let sasl = if mechanism == SaslMechanism::OAuthBearer {
+            token_provider(TOKEN, Duration::from_secs(3600), Arc::default())
+        } else {
+            SaslConfig::new(mechanism, "alice", PASSWORD)
+        };
+        let config = Config {
+            bootstrap: vec![cl.bootstrap()],
+            ..sasl_cfg(sasl)
+        };
+        let now = kring_testclock::origin();
+        let (mut core, _shared) = ProducerCore::new(config, now).unwrap();
+        core.handle_wakeup(now);
+        assert!(core.poll_transmit(now).is_none());
+        let conn = match core.poll_io() {
+            Some(IoCommand::Connect { conn, .. }) => conn,
+            other => panic!("{other:?}"),
+        };
+        core.handle_connected(now, conn);
+        let mut session = Default::default();
+        let mut sasl_frames = 0;
+        while let Some(t) = core.poll_transmit(now) {
+            let frame = t.frame.to_bytes();
+            let key = i16::from_be_bytes([frame[4], frame[5]]);
+            let shown = [
+                format!("{t:?}"),
+                format!("{t:#?}"),
+                format!("{:?}", t.frame),
+            ];
+            for s in &shown {
+                assert!(
+                    !s.contains(PASSWORD) && !s.contains("c2VjcmV0LXRva2Vu") && !s.contains(",p="),
+                    "{mechanism:?}: {s}"
+                );
+            }
+            if key == ApiKey::SaslAuthenticate.key() {
+                sasl_frames += 1;
+            }
+            if key == ApiKey::Metadata.key() {
+                break;
+            }
+            let resp = match SimBroker::screen(&mut cl, 1, &mut session, now, &frame) {
+                Screen::Answer(r) => r,
+                Screen::Pass => match SimBroker::handle(&mut cl, 1, frame) {
+                    BrokerStep::Respond { frame, .. } => frame,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{mechanism:?}: {other:?}"),
+            };
+            core.handle_response(now, conn, resp.slice(4..));
+        }
+        let want = if matches!(
+            mechanism,
+            SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512
+        ) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(sasl_frames, want, "{mechanism:?}");
+        assert_eq!(core.stats().sasl_authentications, 1, "{mechanism:?}");
+    }
+}
