@@ -10,6 +10,8 @@ use kring_protocol::messages::ApiKey;
 use super::*;
 use crate::error::SendError;
 use crate::{LastError, OAuthToken, SaslConfig, SaslMechanism, SecurityProtocol};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use kring_mock::MockSasl;
 
 const PASSWORD: &str = "pa55-W0rd-sim";
@@ -431,6 +433,141 @@ fn a_never_expiring_oauth_token_does_not_overflow_the_refresh_check() {
     assert!(stats.sasl_authentications >= 3, "{stats:?}");
     assert_eq!(calls.load(Ordering::Relaxed), 1, "the token is cached");
     assert_eq!(sim.sasl_closes, 0);
+}
+
+/// kring-mock's SASL listener with its SaslAuthenticate answers rewritten
+/// by `rewrite` (a broker that lies: a forged server signature, a hostile
+/// iteration count, an odd session lifetime).
+struct Hostile {
+    inner: MockCluster,
+    rewrite:
+        Box<dyn FnMut(&mut kring_protocol::messages::sasl_authenticate::SaslAuthenticateResponse)>,
+}
+
+impl crate::sim::SimBroker for Hostile {
+    type Session = kring_mock::SaslSession;
+
+    fn bootstrap(&self) -> String {
+        self.inner.bootstrap()
+    }
+    fn accept(&mut self, addr: &str) -> Option<i32> {
+        self.inner.accept(addr)
+    }
+    fn latency(&self, node: i32) -> Duration {
+        crate::sim::SimBroker::latency(&self.inner, node)
+    }
+    fn handle(&mut self, node: i32, frame: bytes::Bytes) -> crate::sim::BrokerStep {
+        crate::sim::SimBroker::handle(&mut self.inner, node, frame)
+    }
+    fn screen(
+        &mut self,
+        node: i32,
+        session: &mut Self::Session,
+        now: std::time::Instant,
+        frame: &bytes::Bytes,
+    ) -> crate::sim::Screen {
+        use crate::sim::Screen;
+        use kring_protocol::message::{decode_response_frame, encode_response};
+        use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
+        let verdict = self.inner.screen(node, session, now, frame);
+        let key = i16::from_be_bytes([frame[4], frame[5]]);
+        let version = i16::from_be_bytes([frame[6], frame[7]]);
+        let Screen::Answer(resp) = verdict else {
+            return verdict;
+        };
+        if key != ApiKey::SaslAuthenticate.key() {
+            return Screen::Answer(resp);
+        }
+        let (corr, mut r) =
+            decode_response_frame::<SaslAuthenticateRequest>(resp.slice(4..), version).unwrap();
+        (self.rewrite)(&mut r);
+        let mut out = Vec::new();
+        encode_response(&mut out, corr, version, &r).unwrap();
+        Screen::Answer(bytes::Bytes::from(out))
+    }
+}
+
+fn hostile_sim(
+    config: Config,
+    server: MockSasl,
+    rewrite: impl FnMut(&mut kring_protocol::messages::sasl_authenticate::SaslAuthenticateResponse)
+        + 'static,
+) -> Sim<Hostile> {
+    let inner = cluster(1, 1).sasl(server).build_unbound().unwrap();
+    Sim::new(
+        config,
+        Hostile {
+            inner,
+            rewrite: Box::new(rewrite),
+        },
+        kring_testclock::origin(),
+    )
+}
+
+/// A broker whose server-final signature is wrong (it does not know the
+/// password: a man in the middle, or a spoofed listener) fails the
+/// exchange with a typed error; nothing is produced on the connection.
+#[test]
+fn a_forged_scram_server_signature_fails_authentication() {
+    for mechanism in [SaslMechanism::ScramSha256, SaslMechanism::ScramSha512] {
+        let config = Config {
+            max_block: Duration::from_secs(2),
+            ..sasl_cfg(SaslConfig::new(mechanism, "alice", PASSWORD))
+        };
+        let mut sim = hostile_sim(config, alice(), |r| {
+            if let Some(sig) = r.auth_bytes.strip_prefix(b"v=") {
+                let mut forged = b"v=".to_vec();
+                let mut raw = B64.decode(sig).unwrap();
+                raw[0] ^= 1;
+                forged.extend_from_slice(B64.encode(raw).as_bytes());
+                r.auth_bytes = bytes::Bytes::from(forged);
+            }
+        });
+        let err = sim.send("t", Some(0), None, Some(b"x")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("SASL {} authentication failed", mechanism.name()))
+                && text.contains("signature"),
+            "{mechanism:?}: {text}"
+        );
+        assert_eq!(sim.core.stats().sasl_authentications, 0);
+        assert!(sim.core.stats().sasl_failures >= 1);
+        assert!(
+            !sim.transmitted
+                .iter()
+                .any(|r| r.2 == ApiKey::Produce.key() || r.2 == ApiKey::Metadata.key()),
+            "{mechanism:?}: a request went out after a forged signature"
+        );
+    }
+}
+
+/// A session lifetime of 1 ms (or a negative one) does not wedge the
+/// connection: records are delivered.
+#[test]
+fn tiny_zero_and_negative_session_lifetimes() {
+    for lifetime in [1i64, 0, -1, -5000, i64::MIN, i64::MAX] {
+        let config = sasl_cfg(SaslConfig::new(SaslMechanism::Plain, "alice", PASSWORD));
+        let mut sim = hostile_sim(config, alice(), move |r| {
+            if r.error_code == 0 {
+                r.session_lifetime_ms = lifetime;
+            }
+        });
+        let hs: Vec<_> = (0..20u8)
+            .map(|i| sim.send("t", Some(0), None, Some(&[i])).unwrap())
+            .collect();
+        sim.run_for(Duration::from_secs(2));
+        for h in &hs {
+            h.try_result().expect("done").expect("delivered");
+        }
+        let st = sim.core.stats();
+        println!(
+            "lifetime {lifetime}: {} authentications, {} re-authentications, {} failures, {} connects",
+            st.sasl_authentications,
+            st.sasl_reauthentications,
+            st.sasl_failures,
+            sim.connects.len()
+        );
+    }
 }
 
 /// What a driver author might log: every frame the core hands over, with
