@@ -195,7 +195,8 @@ impl ProducerConfig {
 
     /// SASL OAUTHBEARER with tokens from `provider`, called on the I/O
     /// thread when a connection (re-)authenticates and the last token is
-    /// past 80 % of its lifetime.
+    /// past 80 % of its lifetime. A panic in it is caught and fails that
+    /// authentication attempt, like an `Err`.
     #[must_use]
     pub fn oauthbearer_token_provider<F>(mut self, provider: F) -> Self
     where

@@ -117,7 +117,8 @@ impl fmt::Debug for OAuthToken {
 /// I/O thread when a connection (re-)authenticates and the cached token
 /// is past 80 % of its lifetime — not per request; keep it quick (a
 /// provider that must call an identity service should refresh in the
-/// background and return its latest token).
+/// background and return its latest token). A panic is caught and fails
+/// that authentication attempt like an `Err`.
 pub type OAuthTokenProvider = Arc<dyn Fn() -> Result<OAuthToken, String> + Send + Sync>;
 
 /// SASL settings (`sasl.*`). `Debug` shows no secret.
@@ -251,7 +252,16 @@ impl SaslState {
             .token_provider
             .clone()
             .ok_or("no OAUTHBEARER token provider")?;
-        let t = provider().map_err(|e| format!("the token provider failed: {e}"))?;
+        // User code on the I/O thread, fenced like the delivery callback:
+        // a panic fails this attempt (backed off, retried), not the thread.
+        let t = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider()))
+            .map_err(|panic| {
+                format!(
+                    "the token provider panicked: {}",
+                    crate::delivery::panic_message(&*panic)
+                )
+            })?
+            .map_err(|e| format!("the token provider failed: {e}"))?;
         tracing::debug!(principal = %t.principal, lifetime = ?t.lifetime, "new OAUTHBEARER token");
         let v = t.value.clone();
         self.token = Some((t, now));

@@ -650,3 +650,36 @@ fn transmit_debug_shows_no_credentials() {
         assert_eq!(core.stats().sasl_authentications, 1, "{mechanism:?}");
     }
 }
+
+/// The token provider is user code on the I/O thread, fenced like the
+/// delivery callback: one that panics is an authentication failure of
+/// that attempt (named, backed off), not the end of the I/O thread; the
+/// next attempt asks it again.
+#[test]
+fn a_panicking_token_provider_is_an_authentication_error() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let provider = SaslConfig::oauthbearer(Arc::new(move || {
+        if c.fetch_add(1, Ordering::Relaxed) == 0 {
+            panic!("idp client bug");
+        }
+        Ok(OAuthToken {
+            value: "tok".into(),
+            lifetime: Duration::from_secs(3600),
+            principal: "alice".into(),
+        })
+    }));
+    let mut sim = sasl_sim(sasl_cfg(provider), server(&["OAUTHBEARER"]));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_bounded(10_000);
+    h.try_result().expect("done").expect("delivered");
+    let st = sim.core.stats();
+    assert_eq!(st.sasl_failures, 1, "{st:?}");
+    assert!(calls.load(Ordering::Relaxed) >= 2);
+    match sim.core.conns.last_error() {
+        Some(LastError::Authentication { message, .. }) => {
+            assert!(message.contains("panicked: idp client bug"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
