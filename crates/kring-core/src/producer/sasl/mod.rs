@@ -22,6 +22,8 @@
 //! [`LastError::Authentication`](crate::LastError::Authentication) as its
 //! cause; the target then waits out its reconnect backoff like any failed
 //! connection (no tight retry loop), and records time out naming it.
+//! A failure also drops the cached OAUTHBEARER token: the next attempt
+//! asks the provider rather than offering a refused token again.
 //!
 //! **Randomness.** The SCRAM client nonce must be unpredictable, but the
 //! core does no I/O: the caller passes 32 random bytes in
@@ -567,6 +569,13 @@ impl ProducerCore {
     pub(crate) fn auth_failed(&mut self, now: Instant, id: ConnId, message: &str) {
         let Some(c) = self.conn(id) else { return };
         let target = c.target;
+        if let Some(s) = &mut self.sasl {
+            // A token the broker refused (revoked, signed with a retired
+            // key, expired by its clock) is not offered again on every
+            // reconnect until 80 % of its stated lifetime: the next
+            // attempt asks the provider.
+            s.token = None;
+        }
         let mechanism = self.sasl.as_ref().map_or("SASL", |s| s.mechanism().name());
         tracing::warn!(%id, mechanism, message, "SASL authentication failed");
         self.stats.sasl_failures += 1;

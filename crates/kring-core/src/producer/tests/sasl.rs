@@ -442,6 +442,9 @@ struct Hostile {
     inner: MockCluster,
     rewrite:
         Box<dyn FnMut(&mut kring_protocol::messages::sasl_authenticate::SaslAuthenticateResponse)>,
+    /// SaslAuthenticate requests whose frame contains this are refused
+    /// (SASL_AUTHENTICATION_FAILED, then the connection is closed).
+    refuse: Option<&'static [u8]>,
 }
 
 impl crate::sim::SimBroker for Hostile {
@@ -469,9 +472,25 @@ impl crate::sim::SimBroker for Hostile {
         use crate::sim::Screen;
         use kring_protocol::message::{decode_response_frame, encode_response};
         use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
-        let verdict = self.inner.screen(node, session, now, frame);
         let key = i16::from_be_bytes([frame[4], frame[5]]);
         let version = i16::from_be_bytes([frame[6], frame[7]]);
+        if key == ApiKey::SaslAuthenticate.key()
+            && self
+                .refuse
+                .is_some_and(|r| frame.windows(r.len()).any(|w| w == r))
+        {
+            let header =
+                kring_protocol::message::decode_request_header(&mut frame.slice(4..)).unwrap();
+            let r = kring_protocol::messages::sasl_authenticate::SaslAuthenticateResponse {
+                error_code: ErrorCode::SASL_AUTHENTICATION_FAILED.code(),
+                error_message: Some("Authentication failed: invalid_token".into()),
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            encode_response(&mut out, header.correlation_id, version, &r).unwrap();
+            return Screen::AnswerAndClose(bytes::Bytes::from(out));
+        }
+        let verdict = self.inner.screen(node, session, now, frame);
         let Screen::Answer(resp) = verdict else {
             return verdict;
         };
@@ -499,6 +518,7 @@ fn hostile_sim(
         Hostile {
             inner,
             rewrite: Box::new(rewrite),
+            refuse: None,
         },
         kring_testclock::origin(),
     )
@@ -682,4 +702,30 @@ fn a_panicking_token_provider_is_an_authentication_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A token the broker refused (revoked, signed with a retired key, expired
+/// by the broker's clock) is not offered again: the next attempt asks the
+/// provider, instead of replaying the refused token on every reconnect
+/// until 80 % of the lifetime the provider gave it has passed.
+#[test]
+fn a_refused_oauth_token_is_not_reused() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let provider = SaslConfig::oauthbearer(Arc::new(move || {
+        let first = c.fetch_add(1, Ordering::Relaxed) == 0;
+        Ok(OAuthToken {
+            value: if first { "revoked" } else { "fresh" }.into(),
+            lifetime: Duration::from_secs(3600),
+            principal: "alice".into(),
+        })
+    }));
+    let mut sim = hostile_sim(sasl_cfg(provider), server(&["OAUTHBEARER"]), |_| {});
+    sim.cluster.refuse = Some(b"Bearer revoked");
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_bounded(10_000);
+    h.try_result().expect("done").expect("delivered");
+    let st = sim.core.stats();
+    assert_eq!(st.sasl_failures, 1, "{st:?}");
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
 }
