@@ -706,6 +706,47 @@ fn unusable_tls_material_fails_the_build_without_quoting_it() {
     assert!(err.contains("no private key"), "{err}");
 }
 
+/// A client certificate with somebody else's private key is refused when
+/// the producer is built (a typed error naming the problem, no panic), not
+/// at the first handshake; the key is not quoted.
+#[cfg(feature = "tls")]
+#[test]
+fn a_client_certificate_with_the_wrong_key_fails_the_build() {
+    let cert_key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client".to_owned()])
+        .unwrap()
+        .self_signed(&cert_key)
+        .unwrap()
+        .pem();
+    let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let body = other_key.lines().nth(1).unwrap().to_owned();
+    let err = crate::Producer::builder()
+        .config(
+            ProducerConfig::default()
+                .bootstrap("127.0.0.1:9")
+                .security_protocol(SecurityProtocol::Ssl)
+                .ssl_ca_pem(&ca_pem())
+                .ssl_certificate_pem(&cert)
+                .ssl_key_pem(&other_key),
+        )
+        .build()
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::error::BuildError::Config(crate::ConfigError::Conflict(_))
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("do not fit together"), "{text}");
+    assert!(
+        !text.contains(&body) && !format!("{err:?}").contains(&body),
+        "{text}"
+    );
+}
+
 /// A real self-signed certificate for the checks above.
 #[cfg(feature = "tls")]
 fn ca_pem() -> String {

@@ -631,11 +631,19 @@ fn transmit_debug_shows_no_credentials() {
         while let Some(t) = core.poll_transmit(now) {
             let frame = t.frame.to_bytes();
             let key = i16::from_be_bytes([frame[4], frame[5]]);
+            // The frame, and the core's state with an exchange in progress
+            // (the SCRAM client holds the password; a queued SASL frame,
+            // the credentials).
+            core.conns.push_sasl_tx(t.clone());
             let shown = [
                 format!("{t:?}"),
                 format!("{t:#?}"),
                 format!("{:?}", t.frame),
+                format!("{:?}", core.conns),
+                format!("{:?}", core.sasl),
+                format!("{core:?}"),
             ];
+            assert_eq!(core.conns.pop_sasl_tx().as_ref(), Some(&t));
             for s in &shown {
                 assert!(
                     !s.contains(PASSWORD) && !s.contains("c2VjcmV0LXRva2Vu") && !s.contains(",p="),
