@@ -120,7 +120,8 @@ impl fmt::Debug for OAuthToken {
 /// is past 80 % of its lifetime — not per request; keep it quick (a
 /// provider that must call an identity service should refresh in the
 /// background and return its latest token). A panic is caught and fails
-/// that authentication attempt like an `Err`.
+/// that authentication attempt like an `Err`. While the last token it gave
+/// is still valid, a failed refresh is logged and that token is used.
 pub type OAuthTokenProvider = Arc<dyn Fn() -> Result<OAuthToken, String> + Send + Sync>;
 
 /// SASL settings (`sasl.*`). `Debug` shows no secret.
@@ -237,7 +238,8 @@ impl SaslState {
     }
 
     /// The cached token, or a new one from the provider once 80 % of the
-    /// cached one's lifetime has passed.
+    /// cached one's lifetime has passed (the cached one while it is valid,
+    /// if the provider fails).
     fn token(&mut self, now: Instant) -> Result<String, String> {
         if let Some((t, at)) = &self.token {
             // `checked_add`: a provider may say "never expires" with
@@ -256,14 +258,30 @@ impl SaslState {
             .ok_or("no OAUTHBEARER token provider")?;
         // User code on the I/O thread, fenced like the delivery callback:
         // a panic fails this attempt (backed off, retried), not the thread.
-        let t = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider()))
+        let fetched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider()))
             .map_err(|panic| {
                 format!(
                     "the token provider panicked: {}",
                     crate::delivery::panic_message(&*panic)
                 )
-            })?
-            .map_err(|e| format!("the token provider failed: {e}"))?;
+            })
+            .and_then(|r| r.map_err(|e| format!("the token provider failed: {e}")));
+        let t = match fetched {
+            Ok(t) => t,
+            Err(e) => {
+                // A failed refresh keeps the current token while it is
+                // valid (the Java client keeps its credential until it
+                // expires): an identity service down for a moment does not
+                // end sessions that could go on.
+                if let Some((t, at)) = &self.token {
+                    if at.checked_add(t.lifetime).is_none_or(|end| now < end) {
+                        tracing::warn!(error = %e, "OAUTHBEARER token refresh failed; the current token is used until it expires");
+                        return Ok(t.value.clone());
+                    }
+                }
+                return Err(e);
+            }
+        };
         tracing::debug!(principal = %t.principal, lifetime = ?t.lifetime, "new OAUTHBEARER token");
         let v = t.value.clone();
         self.token = Some((t, now));

@@ -737,3 +737,48 @@ fn a_refused_oauth_token_is_not_reused() {
     assert_eq!(st.sasl_failures, 1, "{st:?}");
     assert_eq!(calls.load(Ordering::Relaxed), 2);
 }
+
+/// The provider failing when the token is due for a refresh (an identity
+/// service down for a moment) does not end sessions while the token it
+/// gave last is still valid: that token is offered again (as the Java
+/// client keeps its credential until it expires when a refresh fails).
+/// Once it has expired, the failure is the provider's.
+#[test]
+fn a_failing_refresh_keeps_using_the_unexpired_token() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let provider = SaslConfig::oauthbearer(Arc::new(move || {
+        if c.fetch_add(1, Ordering::Relaxed) > 0 {
+            return Err("idp unreachable".into());
+        }
+        Ok(OAuthToken {
+            value: "tok".into(),
+            lifetime: Duration::from_secs(20),
+            principal: "alice".into(),
+        })
+    }));
+    let server = server(&["OAUTHBEARER"]).session_lifetime(Duration::from_secs(3));
+    let mut sim = sasl_sim(sasl_cfg(provider), server);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_bounded(1000);
+    h.try_result().expect("done").expect("delivered");
+    // A re-authentication every 2.55-2.85 s: those after 16 s (80 % of
+    // the token's 20 s) try a refresh, while the token is still valid.
+    sim.run_for(Duration::from_millis(19_500));
+    let st = sim.core.stats().clone();
+    assert!(st.sasl_reauthentications >= 6, "{st:?}");
+    assert_eq!(st.sasl_failures, 0, "{st:?}");
+    assert!(calls.load(Ordering::Relaxed) >= 2, "a refresh was tried");
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    sim.drive_bounded(1000);
+    h.try_result().expect("done").expect("delivered");
+    // Past the token's end: the provider's failure is the error.
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.core.stats().sasl_failures >= 1);
+    match sim.core.conns.last_error() {
+        Some(LastError::Authentication { message, .. }) => {
+            assert!(message.contains("idp unreachable"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
