@@ -1192,12 +1192,7 @@ mod tests {
         ));
     }
 
-    struct CountWake(AtomicUsize);
-    impl Wake for CountWake {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_wake::CountWake;
 
     #[test]
     fn future_registers_waker_once_and_is_woken() {

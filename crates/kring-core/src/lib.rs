@@ -34,6 +34,8 @@ mod reply;
 mod shared;
 mod signal;
 mod spare_parts;
+#[cfg(test)]
+mod test_wake;
 mod timer;
 mod topics;
 mod wait;

@@ -1798,12 +1798,7 @@ mod tests {
         assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
-    struct CountWake(std::sync::atomic::AtomicUsize);
-    impl std::task::Wake for CountWake {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
+    use crate::test_wake::CountWake;
 
     /// An async append waiting for metadata is woken by the core at its
     /// deadline (its own executor has no timer) and then fails as a

@@ -357,15 +357,9 @@ impl WaitList {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::task::Wake;
     use std::time::Duration;
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_wake::CountWake as Count;
 
     #[test]
     fn expire_wakes_only_due_entries_and_reports_the_next() {

@@ -3,29 +3,16 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use super::*;
 
-/// A task's waker: counts its wake-ups.
-struct Count(AtomicUsize);
+use crate::test_wake::CountWake as Count;
 
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Many async senders wait for memory while batches complete one by one:
-/// each release wakes the oldest waiters whose needs fit in what is free
-/// (see `wait`). Before, every release woke every waiting task (and each
-/// re-poll pushed a `MemoryWanted` notice): `waiters × releases`
-/// wake-ups, quadratic in a crowd of tasks (tokio tasks each awaiting a
-/// send): 22,000 for these 200. The senders also finish in the order they
-/// started waiting.
-#[test]
-fn async_senders_waiting_for_memory_are_woken_in_turn() {
-    const TASKS: usize = 200;
+/// A sim of 4 partitions with 64 KiB of `buffer.memory` filled with
+/// 900-byte records (batches of 1 KiB, no idempotence), and how many went
+/// in.
+fn memory_full() -> (MockSim, u32) {
     let config = Config {
         buffer_memory: 64 * 1024,
         batch_size: 1024,
@@ -38,13 +25,33 @@ fn async_senders_waiting_for_memory_are_woken_in_turn() {
     sim.drive();
     let filled = fill_memory(&sim, 4, 900);
     assert!(filled > 0);
+    (sim, filled)
+}
+
+/// `n` tasks' wakers, each counting its wake-ups.
+fn counted_wakers(n: usize) -> (Vec<Arc<Count>>, Vec<Waker>) {
+    let counts: Vec<Arc<Count>> = (0..n)
+        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+        .collect();
+    let wakers = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    (counts, wakers)
+}
+
+/// Many async senders wait for memory while batches complete one by one:
+/// each release wakes the oldest waiters whose needs fit in what is free
+/// (see `wait`). Before, every release woke every waiting task (and each
+/// re-poll pushed a `MemoryWanted` notice): `waiters × releases`
+/// wake-ups, quadratic in a crowd of tasks (tokio tasks each awaiting a
+/// send): 22,000 for these 200. The senders also finish in the order they
+/// started waiting.
+#[test]
+fn async_senders_waiting_for_memory_are_woken_in_turn() {
+    const TASKS: usize = 200;
+    let (mut sim, filled) = memory_full();
     let shared = sim.shared.clone();
     let value = vec![9u8; 900];
     let deadline = sim.now + Duration::from_secs(3600);
-    let counts: Vec<Arc<Count>> = (0..TASKS)
-        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
-        .collect();
-    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    let (counts, wakers) = counted_wakers(TASKS);
     let mut tasks: Vec<_> = (0..TASKS)
         .map(|_| Some(shared.append_async(sim.now, deadline)))
         .collect();
@@ -111,24 +118,11 @@ fn async_senders_waiting_for_memory_are_woken_in_turn() {
 #[test]
 fn cancelled_tasks_hand_their_turn_on() {
     const TASKS: usize = 200;
-    let config = Config {
-        buffer_memory: 64 * 1024,
-        batch_size: 1024,
-        enable_idempotence: false,
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 4);
-    sim.send("t", Some(0), None, Some(b"metadata first"))
-        .unwrap();
-    sim.drive();
-    fill_memory(&sim, 4, 900);
+    let (mut sim, _) = memory_full();
     let shared = sim.shared.clone();
     let value = vec![9u8; 900];
     let deadline = sim.now + Duration::from_secs(3600);
-    let counts: Vec<Arc<Count>> = (0..TASKS)
-        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
-        .collect();
-    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    let (counts, wakers) = counted_wakers(TASKS);
     let mut tasks: Vec<_> = (0..TASKS)
         .map(|_| Some(shared.append_async(sim.now, deadline)))
         .collect();

@@ -618,12 +618,7 @@ fn explicit_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
 /// and appended once it is listed again.
 #[test]
 fn async_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
-    struct Count(std::sync::atomic::AtomicUsize);
-    impl std::task::Wake for Count {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
+    use crate::test_wake::CountWake as Count;
     let mut sim = three_partitions_written();
     let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(2));
     let lie = sim.cluster.inject(lie.on_partition("t", 0).always());

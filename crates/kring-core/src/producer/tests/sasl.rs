@@ -358,12 +358,7 @@ fn sasl_settings_are_validated_without_echoing_secrets() {
         .is_ok());
 }
 
-struct CountWake(std::sync::atomic::AtomicUsize);
-impl std::task::Wake for CountWake {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use crate::test_wake::CountWake;
 
 /// A send waiting for metadata fails as soon as authentication fails (the
 /// Java client's AuthenticationException from `send`), long before its
