@@ -25,6 +25,16 @@ pub enum Lie {
     /// Produce: every partition answered without an error reports this
     /// base offset (`i64::MAX`: the batch's offsets cannot be computed).
     BaseOffset(i64),
+    /// Produce (v10+): every partition answered with an error carries
+    /// this KIP-951 `current_leader` hint, whatever the error. A Kafka
+    /// broker sets the hint only with NOT_LEADER_OR_FOLLOWER and
+    /// FENCED_LEADER_EPOCH, and a client should trust it with no other.
+    CurrentLeader {
+        /// The hinted leader's node id.
+        leader_id: i32,
+        /// The hinted leader epoch.
+        leader_epoch: i32,
+    },
 }
 
 /// A lie and the partition its fault was narrowed to (`None`: everything).
@@ -59,25 +69,34 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
                 Lie::PartitionsBelow(count) => {
                     t.partitions.retain(|p| p.partition_index < count);
                 }
-                Lie::BaseOffset(_) => {}
+                Lie::BaseOffset(_) | Lie::CurrentLeader { .. } => {}
             }
         }
     }
 }
 
-/// Applies the produce lies.
-pub(crate) fn produce(resp: &mut ProduceResponse, lies: &[Scoped]) {
+/// Applies the produce lies to a response of `version`.
+pub(crate) fn produce(resp: &mut ProduceResponse, version: i16, lies: &[Scoped]) {
     for (scope, lie) in lies {
-        let Lie::BaseOffset(offset) = *lie else {
-            continue;
-        };
         for t in &mut resp.responses {
             for p in &mut t.partition_responses {
                 let in_scope = scope
                     .as_ref()
                     .is_none_or(|(name, index)| *name == t.name && *index == p.index);
-                if in_scope && p.error_code == 0 {
-                    p.base_offset = offset;
+                if !in_scope {
+                    continue;
+                }
+                match *lie {
+                    Lie::BaseOffset(offset) if p.error_code == 0 => p.base_offset = offset,
+                    // The field does not exist before v10.
+                    Lie::CurrentLeader {
+                        leader_id,
+                        leader_epoch,
+                    } if p.error_code != 0 && version >= 10 => {
+                        p.current_leader.leader_id = leader_id;
+                        p.current_leader.leader_epoch = leader_epoch;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -175,8 +194,8 @@ mod tests {
                 base_offset: 9,
                 ..Default::default()
             });
-        produce(&mut p, &[(None, Lie::BaseOffset(i64::MAX))]);
-        produce(&mut p, &[(Some(("t".into(), 2)), Lie::BaseOffset(5))]);
+        produce(&mut p, 10, &[(None, Lie::BaseOffset(i64::MAX))]);
+        produce(&mut p, 10, &[(Some(("t".into(), 2)), Lie::BaseOffset(5))]);
         let offsets: Vec<i64> = p.responses[0]
             .partition_responses
             .iter()

@@ -620,10 +620,18 @@ impl ProducerCore {
                     if err.is_ok() || err == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
                         self.partition_ok(now, pk, bk, pr.base_offset, pr.log_append_time_ms);
                     } else {
-                        let hint = (version >= 10 && pr.current_leader.leader_id >= 0).then_some((
-                            pr.current_leader.leader_id,
-                            pr.current_leader.leader_epoch,
-                        ));
+                        // KIP-951: a broker sets the hint only with these
+                        // two errors, and the Java client trusts it with no
+                        // other: any other error says nothing about who
+                        // leads the partition.
+                        let leadership = err == ErrorCode::NOT_LEADER_OR_FOLLOWER
+                            || err == ErrorCode::FENCED_LEADER_EPOCH;
+                        let hint =
+                            (version >= 10 && leadership && pr.current_leader.leader_id >= 0)
+                                .then_some((
+                                    pr.current_leader.leader_id,
+                                    pr.current_leader.leader_epoch,
+                                ));
                         let msg = pr.error_message.clone();
                         self.handle_batch_error(
                             now,

@@ -288,6 +288,6 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
             }
         }
     }
-    crate::lie::produce(&mut resp, &fired.lies);
+    crate::lie::produce(&mut resp, h.version, &fired.lies);
     h.frame(&resp)
 }

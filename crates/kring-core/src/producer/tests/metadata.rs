@@ -53,6 +53,57 @@ fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
     assert_eq!(metadata_requests(&sim), m0, "the hint sufficed");
 }
 
+/// KIP-951 hints are trusted only with the two errors a Kafka broker sets
+/// them for, NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH (as the Java
+/// client's `Sender` does): a hint riding on any other error (here
+/// NOT_ENOUGH_REPLICAS from the partition's real leader) says nothing
+/// about leadership and must not move the partition.
+#[test]
+fn leader_hint_on_other_errors_is_ignored() {
+    let mut sim = sim_with(cfg(), 2, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    assert_eq!(produce_to(&sim, 1), 1);
+    let epoch = sim.cluster.leader_epoch("t", 0).unwrap();
+    let hint = Lie::CurrentLeader {
+        leader_id: 2,
+        leader_epoch: epoch,
+    };
+    sim.cluster
+        .inject(Fault::error(ApiKey::Produce, ErrorCode::NOT_ENOUGH_REPLICAS).on_broker(1));
+    sim.cluster
+        .inject(Fault::lie(ApiKey::Produce, hint).on_broker(1));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 2), 0, "the hint was not followed");
+    assert_eq!(produce_to(&sim, 1), 3, "retried at the leader");
+}
+
+/// FENCED_LEADER_EPOCH with a hint: followed, as with
+/// NOT_LEADER_OR_FOLLOWER, without a metadata refresh.
+#[test]
+fn leader_hint_with_fenced_leader_epoch_is_followed() {
+    let mut sim = sim_with(cfg(), 2, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let m0 = metadata_requests(&sim);
+    sim.cluster.move_leader("t", 0, 2).unwrap();
+    let hint = Lie::CurrentLeader {
+        leader_id: 2,
+        leader_epoch: sim.cluster.leader_epoch("t", 0).unwrap(),
+    };
+    sim.cluster
+        .inject(Fault::error(ApiKey::Produce, ErrorCode::FENCED_LEADER_EPOCH).on_broker(1));
+    sim.cluster
+        .inject(Fault::lie(ApiKey::Produce, hint).on_broker(1));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 2), 1);
+    assert_eq!(metadata_requests(&sim), m0, "the hint sufficed");
+}
+
 #[test]
 fn leader_move_without_hints_refreshes_metadata() {
     let mut sim = sim_with(cfg(), 2, 1);
