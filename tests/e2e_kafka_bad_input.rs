@@ -63,7 +63,7 @@ fn send_to_missing_topic(p: &Producer, good: &str) -> Duration {
         }
         Err(SendError::MetadataTimeout {
             topic,
-            last_error: Some(LastError::Broker(error)),
+            last_error: Some(LastError::Broker { code: error, .. }),
             ..
         }) if &**topic == "no-such-topic" => {
             assert_eq!(error.name(), "UNKNOWN_TOPIC_OR_PARTITION")

@@ -25,7 +25,15 @@ pub enum LastError {
         message: Arc<str>,
     },
     /// The broker answered with an error.
-    Broker(ErrorCode),
+    Broker {
+        /// The error.
+        code: ErrorCode,
+        /// The broker's error message for it, when it sent one (a
+        /// ProduceResponse partition's `error_message`), or kring's
+        /// description of a failure it reports under a Kafka code (a
+        /// lost connection as NETWORK_EXCEPTION).
+        message: Option<Arc<str>>,
+    },
     /// SASL authentication failed: the broker refused the mechanism or the
     /// credentials, or the exchange broke. Never carries a secret.
     Authentication {
@@ -75,12 +83,28 @@ pub enum TlsFailure {
     Protocol,
 }
 
+impl LastError {
+    /// A broker error without a message.
+    pub fn broker(code: ErrorCode) -> Self {
+        LastError::Broker {
+            code,
+            message: None,
+        }
+    }
+}
+
 impl fmt::Display for LastError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LastError::Connect { message, .. } => write!(f, "connect failed: {message}"),
             LastError::Disconnected { message } => write!(f, "disconnected: {message}"),
-            LastError::Broker(e) => write!(f, "{} (error code {})", e.name(), e.code()),
+            LastError::Broker { code, message } => {
+                write!(f, "{} (error code {})", code.name(), code.code())?;
+                match message {
+                    Some(m) => write!(f, ": {m}"),
+                    None => Ok(()),
+                }
+            }
             LastError::Authentication { mechanism, message } => {
                 write!(f, "SASL {mechanism} authentication failed: {message}")
             }

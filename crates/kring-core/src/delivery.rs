@@ -138,7 +138,8 @@ pub enum DeliveryError {
     },
     /// A retriable error persisted beyond `retries` attempts.
     #[error(
-        "gave up after {attempts} attempts; last error: {name} (error code {code}) ({status})"
+        "gave up after {attempts} attempts; last error: {name} (error code {code}){} ({status})",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
     )]
     RetriesExhausted {
         /// Attempts made.
@@ -147,6 +148,9 @@ pub enum DeliveryError {
         code: i16,
         /// The error's name.
         name: &'static str,
+        /// The broker's error message with the last failure, when it sent
+        /// one (or kring's description of a lost connection).
+        message: Option<Arc<str>>,
         /// Whether the record may be in the log.
         status: MessageStatus,
     },

@@ -1260,7 +1260,7 @@ impl Shared {
         &self,
         topic_error: Option<kring_protocol::ErrorCode>,
     ) -> Option<crate::LastError> {
-        topic_error.map(crate::LastError::Broker).or_else(|| {
+        topic_error.map(crate::LastError::broker).or_else(|| {
             self.conn_error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -80,9 +80,10 @@ fn a_refused_topic_and_a_bad_name_are_errors() {
         matches!(
             &err,
             SendError::MetadataTimeout {
-                last_error: Some(LastError::Broker(
-                    crate::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                )),
+                last_error: Some(LastError::Broker {
+                    code: crate::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    ..
+                }),
                 ..
             }
         ),

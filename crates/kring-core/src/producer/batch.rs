@@ -61,9 +61,13 @@ impl ProducerCore {
             stage,
             // The leader being unreachable now explains more than an
             // earlier broker error.
-            last_error: self
-                .conn_cause(b.part())
-                .or(b.last_error().map(crate::LastError::Broker)),
+            last_error: self.conn_cause(b.part()).or_else(|| {
+                b.last_error()
+                    .map(|(code, message)| crate::LastError::Broker {
+                        code: *code,
+                        message: message.clone(),
+                    })
+            }),
             status: b.status(),
         }
     }

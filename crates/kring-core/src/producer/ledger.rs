@@ -99,7 +99,9 @@ pub(crate) struct InBatch {
     seq: i32,
     pid: i64,
     epoch: i16,
-    last_error: Option<ErrorCode>,
+    /// The broker error the last attempt was answered with, and its
+    /// message (allocated only for a failed attempt).
+    last_error: Option<(ErrorCode, Option<Arc<str>>)>,
     /// An attempt may have been written: it went unanswered, or was
     /// answered with an error a broker may raise after appending
     /// (`batch::may_have_appended`). Such a batch is only ever re-sent
@@ -174,14 +176,15 @@ impl InBatch {
         self.epoch
     }
 
-    /// The last broker error it was answered with.
-    pub(super) fn last_error(&self) -> Option<ErrorCode> {
-        self.last_error
+    /// The last broker error it was answered with, and its message.
+    pub(super) fn last_error(&self) -> Option<&(ErrorCode, Option<Arc<str>>)> {
+        self.last_error.as_ref()
     }
 
-    /// Records the broker error an attempt was answered with.
-    pub(super) fn set_last_error(&mut self, err: ErrorCode) {
-        self.last_error = Some(err);
+    /// Records the broker error an attempt was answered with, and the
+    /// broker's message for it (replacing an earlier attempt's).
+    pub(super) fn set_last_error(&mut self, err: ErrorCode, message: Option<&str>) {
+        self.last_error = Some((err, message.map(Arc::from)));
     }
 
     /// Whether an attempt may have been written.
@@ -563,7 +566,7 @@ impl Ledger {
             seq: -1,
             pid: -1,
             epoch: -1,
-            last_error: b.last_error,
+            last_error: b.last_error.clone(),
             // Only without idempotence can it be set here; a part of a
             // batch that may be in the log may be in the log.
             maybe_written: b.maybe_written,

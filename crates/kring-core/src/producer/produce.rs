@@ -821,7 +821,7 @@ impl ProducerCore {
         record_errors: &[BatchIndexAndErrorMessage],
     ) {
         let pk = self.ledger[bk].part();
-        self.ledger[bk].set_last_error(err);
+        self.ledger[bk].set_last_error(err, message);
         self.part(pk).stats.error(err);
         if force_retriable || super::batch::may_have_appended(err) {
             self.ledger[bk].set_maybe_written(true);
@@ -892,6 +892,8 @@ impl ProducerCore {
                 attempts,
                 code: err.code(),
                 name: err.name(),
+                // This attempt's message, as recorded above.
+                message: self.ledger[bk].last_error().and_then(|(_, m)| m.clone()),
                 status: MessageStatus::NotPersisted,
             }
         } else if err == ErrorCode::MESSAGE_TOO_LARGE {

@@ -202,7 +202,7 @@ fn missing_topic_fails_after_max_block_within_the_propagation_window() {
             assert_eq!(&*topic, "nope");
             assert_eq!(
                 last_error,
-                Some(crate::LastError::Broker(
+                Some(crate::LastError::broker(
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                 ))
             );

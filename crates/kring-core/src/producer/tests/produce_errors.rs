@@ -240,3 +240,82 @@ fn errors_on_some_partitions_of_a_request_touch_only_those() {
         (2, 2, 1)
     );
 }
+
+/// A retriable error the broker explains (its `error_message`), until the
+/// retries run out: `RetriesExhausted` keeps the last attempt's message
+/// and shows it, as `Broker` does for a non-retriable error.
+#[test]
+fn retries_exhausted_keeps_the_brokers_message() {
+    let config = Config {
+        retries: 2,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster.inject(
+        Fault::error_with_records(
+            ApiKey::Produce,
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            Some("only 1 of 3 replicas in sync"),
+            &[],
+        )
+        .on_partition("t", 0)
+        .times(2),
+    );
+    // The last attempt's message, not an earlier one's.
+    sim.cluster.inject(
+        Fault::error_with_records(
+            ApiKey::Produce,
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            Some("only 2 of 3 replicas in sync"),
+            &[],
+        )
+        .on_partition("t", 0)
+        .times(3),
+    );
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    let e = h.wait().unwrap_err();
+    assert!(matches!(e, DeliveryError::RetriesExhausted { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("NOT_ENOUGH_REPLICAS") && text.contains(": only 2 of 3 replicas in sync"),
+        "{text}"
+    );
+    assert!(!text.contains("only 1"), "{text}");
+}
+
+/// The same error until the delivery timeout: the timeout's last error
+/// carries the broker's message.
+#[test]
+fn timeout_last_error_keeps_the_brokers_message() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster.inject(
+        Fault::error_with_records(
+            ApiKey::Produce,
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            Some("only 1 of 3 replicas in sync"),
+            &[],
+        )
+        .on_partition("t", 0)
+        .always(),
+    );
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    let e = h.wait().unwrap_err();
+    let DeliveryError::Timeout { last_error, .. } = &e else {
+        panic!("{e:?}");
+    };
+    let last = last_error.as_ref().expect("a last error").to_string();
+    assert!(
+        last.contains("NOT_ENOUGH_REPLICAS") && last.contains("only 1 of 3 replicas in sync"),
+        "{last}"
+    );
+    assert!(
+        e.to_string().contains("only 1 of 3 replicas in sync"),
+        "{e}"
+    );
+}

@@ -182,7 +182,7 @@ fn delivery_timeout_fails_batches_in_flight_retries() {
         Err(DeliveryError::Timeout { last_error, .. }) => {
             assert_eq!(
                 last_error,
-                Some(crate::LastError::Broker(
+                Some(crate::LastError::broker(
                     kring_protocol::ErrorCode::NOT_ENOUGH_REPLICAS
                 ))
             )
