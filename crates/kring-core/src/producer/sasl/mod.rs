@@ -96,7 +96,10 @@ impl SaslMechanism {
 /// A bearer token from an [`OAuthTokenProvider`].
 #[derive(Clone)]
 pub struct OAuthToken {
-    /// The token (a JWS compact serialization for Kafka's validators).
+    /// The token (a JWS compact serialization for Kafka's validators). It
+    /// must be an RFC 6750 bearer token (letters, digits, `-._~+/`, then
+    /// optional `=` padding): any other token fails the authentication
+    /// attempt before it is sent, with an error that does not show it.
     pub value: String,
     /// How long it stays valid from the moment the provider returned it.
     /// The core fetches a new one once 80 % of it has passed.
@@ -265,7 +268,9 @@ impl SaslState {
                     crate::delivery::panic_message(&*panic)
                 )
             })
-            .and_then(|r| r.map_err(|e| format!("the token provider failed: {e}")));
+            .and_then(|r| r.map_err(|e| format!("the token provider failed: {e}")))
+            // A malformed token is refused before it is cached or sent.
+            .and_then(|t| oauthbearer::check_token(&t.value).map(|()| t));
         let t = match fetched {
             Ok(t) => t,
             Err(e) => {

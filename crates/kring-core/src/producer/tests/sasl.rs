@@ -777,3 +777,40 @@ fn a_failing_refresh_keeps_using_the_unexpired_token() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A token from the provider that is not an RFC 6750 bearer token (here
+/// with `\x01`, the OAUTHBEARER separator, which would smuggle a
+/// key/value pair into the client-first message) is refused before it is
+/// sent, as an authentication error that does not print the token.
+#[test]
+fn a_malformed_oauth_token_is_refused_before_it_is_sent() {
+    let provider = SaslConfig::oauthbearer(Arc::new(|| {
+        Ok(OAuthToken {
+            value: "s3cretTok\x01host=evil.example".into(),
+            lifetime: Duration::from_secs(3600),
+            principal: "alice".into(),
+        })
+    }));
+    let config = Config {
+        max_block: Duration::from_secs(2),
+        ..sasl_cfg(provider)
+    };
+    let mut sim = sasl_sim(config, server(&["OAUTHBEARER"]));
+    let text = sim
+        .send("t", Some(0), None, Some(b"x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("SASL OAUTHBEARER authentication failed")
+            && text.contains("not a valid bearer token"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret") && !text.contains("evil"), "{text}");
+    assert_eq!(sim.core.stats().sasl_authentications, 0);
+    assert!(
+        !sim.transmitted
+            .iter()
+            .any(|r| r.2 == ApiKey::SaslAuthenticate.key()),
+        "the token was sent"
+    );
+}
