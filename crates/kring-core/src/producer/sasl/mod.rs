@@ -23,7 +23,10 @@
 //! cause; the target then waits out its reconnect backoff like any failed
 //! connection (no tight retry loop), and records time out naming it.
 //! A failure also drops the cached OAUTHBEARER token: the next attempt
-//! asks the provider rather than offering a refused token again.
+//! asks the provider rather than offering a refused token again. An
+//! OAUTHBEARER error challenge (RFC 7628: the broker's JSON status, sent
+//! before it fails the exchange) is acknowledged and its `status` and
+//! `scope` are named in the error.
 //!
 //! **Randomness.** The SCRAM client nonce must be unpredictable, but the
 //! core does no I/O: the caller passes 32 random bytes in
@@ -309,7 +312,7 @@ impl SaslState {
             }
             SaslMechanism::OAuthBearer => Mech::OAuth {
                 token: self.token(now)?,
-                acked_error: false,
+                challenge: None,
             },
         };
         Ok(Exchange { mech })
@@ -335,7 +338,12 @@ impl fmt::Debug for SaslState {
 enum Mech {
     Plain,
     Scram(Box<scram::ScramClient>),
-    OAuth { token: String, acked_error: bool },
+    /// `challenge`: the broker's error challenge, described, once it
+    /// was acknowledged.
+    OAuth {
+        token: String,
+        challenge: Option<String>,
+    },
 }
 
 /// One connection's exchange in progress.
@@ -356,18 +364,30 @@ impl Exchange {
         match &mut self.mech {
             Mech::Plain => Ok(None),
             Mech::Scram(s) => s.on_server(bytes),
-            Mech::OAuth { acked_error, .. } => {
+            Mech::OAuth { challenge, .. } => {
                 if bytes.is_empty() {
                     Ok(None)
-                } else if !*acked_error {
-                    // An error challenge (JSON status): acknowledge it; the
-                    // broker then fails the exchange with its message.
-                    *acked_error = true;
-                    Ok(Some(oauthbearer::ERROR_ACK.to_vec()))
+                } else if let Some(first) = challenge {
+                    Err(format!(
+                        "the broker sent a second OAUTHBEARER challenge (the first: {first})"
+                    ))
                 } else {
-                    Err("the broker sent a second OAUTHBEARER challenge".into())
+                    // An error challenge (JSON status): acknowledge it; the
+                    // broker then fails the exchange, and the error names
+                    // the challenge's status (often the only account of
+                    // why the token was refused).
+                    *challenge = Some(oauthbearer::describe_challenge(bytes));
+                    Ok(Some(oauthbearer::ERROR_ACK.to_vec()))
                 }
             }
+        }
+    }
+
+    /// The broker's OAUTHBEARER error challenge, described, if it sent one.
+    fn challenge(&self) -> Option<&str> {
+        match &self.mech {
+            Mech::OAuth { challenge, .. } => challenge.as_deref(),
+            _ => None,
         }
     }
 }
@@ -531,10 +551,17 @@ impl ProducerCore {
         };
         let err = ErrorCode(r.error_code);
         if !err.is_ok() {
-            let msg = match r.error_message.as_deref() {
+            let mut msg = match r.error_message.as_deref() {
                 Some(m) if !m.is_empty() => format!("{} ({}): {m}", err.name(), err.code()),
                 _ => format!("{} ({})", err.name(), err.code()),
             };
+            let challenge = self
+                .conn(id)
+                .and_then(|c| c.sasl.exchange.as_ref())
+                .and_then(Exchange::challenge);
+            if let Some(ch) = challenge {
+                msg.push_str(&format!(" (OAUTHBEARER error challenge: {ch})"));
+            }
             self.auth_failed(now, id, &msg);
             return;
         }

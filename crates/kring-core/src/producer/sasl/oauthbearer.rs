@@ -39,9 +39,103 @@ pub(crate) fn check_token(token: &str) -> Result<(), String> {
     }
 }
 
+/// A server's error challenge (RFC 7628 section 3.2.2: a JSON object
+/// with `status`, and optionally `scope` and `openid-configuration`) in
+/// a few words for the authentication error: `status invalid_token, scope
+/// kafka`. Only `status` and `scope` are named, each cut to 100
+/// characters without control characters (the text is the broker's).
+pub(crate) fn describe_challenge(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let field = |key: &str| {
+        json_string_field(&text, key).map(|v| {
+            v.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+    };
+    match (field("status"), field("scope")) {
+        (Some(status), Some(scope)) => format!("status {status}, scope {scope}"),
+        (Some(status), None) => format!("status {status}"),
+        (None, _) => format!("{} bytes without a JSON status", bytes.len()),
+    }
+}
+
+/// The string value of `"key": "..."` in a JSON text (the first such pair,
+/// at any depth: enough for the flat object of an RFC 7628 challenge).
+fn json_string_field(text: &str, key: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(start) = rest.find('"') {
+        let (s, after) = json_string(&rest[start..])?;
+        let after_colon = after.trim_start().strip_prefix(':').map(str::trim_start);
+        if s == key {
+            if let Some(v) = after_colon.filter(|v| v.starts_with('"')) {
+                return json_string(v).map(|(v, _)| v);
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+/// The JSON string literal at the start of `s` (which starts with `"`),
+/// unescaped, and the text after it; `None` if it does not end.
+fn json_string(s: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut chars = s.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' | 'r' | 't' | 'b' | 'f' => out.push(' '),
+                'u' => {
+                    let hex: String = (0..4)
+                        .filter_map(|_| chars.next().map(|(_, c)| c))
+                        .collect();
+                    let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                    out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_token;
+    use super::{check_token, describe_challenge};
+
+    #[test]
+    fn rfc7628_error_challenge() {
+        let ch = br#"{"status":"invalid_token","scope":"example_scope","openid-configuration":"https://server.example.com/.well-known/openid-configuration"}"#;
+        assert_eq!(
+            describe_challenge(ch),
+            "status invalid_token, scope example_scope"
+        );
+        assert_eq!(
+            describe_challenge(br#"{ "scope" : "a\"b", "status" : "insufficient_scope" }"#),
+            "status insufficient_scope, scope a\"b"
+        );
+        assert_eq!(
+            describe_challenge(br#"{"status":"x\u0041\n"}"#),
+            "status xA "
+        );
+        assert_eq!(
+            describe_challenge(b"not json"),
+            "8 bytes without a JSON status"
+        );
+        assert_eq!(
+            describe_challenge(br#"{"status":"unterminated"#),
+            "23 bytes without a JSON status"
+        );
+        let long = format!(r#"{{"status":"{}"}}"#, "s".repeat(500));
+        assert_eq!(
+            describe_challenge(long.as_bytes()).len(),
+            "status ".len() + 100
+        );
+    }
 
     #[test]
     fn rfc6750_b64token() {

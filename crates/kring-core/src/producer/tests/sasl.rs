@@ -486,18 +486,28 @@ impl crate::sim::SimBroker for Hostile {
             return Screen::AnswerAndClose(bytes::Bytes::from(out));
         }
         let verdict = self.inner.screen(node, session, now, frame);
-        let Screen::Answer(resp) = verdict else {
-            return verdict;
+        let (resp, close) = match verdict {
+            Screen::Answer(resp) => (resp, false),
+            Screen::AnswerAndClose(resp) => (resp, true),
+            other => return other,
         };
-        if key != ApiKey::SaslAuthenticate.key() {
-            return Screen::Answer(resp);
+        let mut rewrite = |resp: bytes::Bytes| {
+            if key != ApiKey::SaslAuthenticate.key() {
+                return resp;
+            }
+            let (corr, mut r) =
+                decode_response_frame::<SaslAuthenticateRequest>(resp.slice(4..), version).unwrap();
+            (self.rewrite)(&mut r);
+            let mut out = Vec::new();
+            encode_response(&mut out, corr, version, &r).unwrap();
+            bytes::Bytes::from(out)
+        };
+        let resp = rewrite(resp);
+        if close {
+            Screen::AnswerAndClose(resp)
+        } else {
+            Screen::Answer(resp)
         }
-        let (corr, mut r) =
-            decode_response_frame::<SaslAuthenticateRequest>(resp.slice(4..), version).unwrap();
-        (self.rewrite)(&mut r);
-        let mut out = Vec::new();
-        encode_response(&mut out, corr, version, &r).unwrap();
-        Screen::Answer(bytes::Bytes::from(out))
     }
 }
 
@@ -813,4 +823,43 @@ fn a_malformed_oauth_token_is_refused_before_it_is_sent() {
             .any(|r| r.2 == ApiKey::SaslAuthenticate.key()),
         "the token was sent"
     );
+}
+
+/// A broker refusing the token answers the client-first message with an
+/// RFC 7628 error challenge (a JSON status), then fails the exchange once
+/// it is acknowledged, here with a bare message: the authentication error
+/// names the challenge's status and scope, the only account of why.
+#[test]
+fn an_oauth_error_challenge_is_named_in_the_error() {
+    let provider = SaslConfig::oauthbearer(Arc::new(|| {
+        Ok(OAuthToken {
+            value: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.".into(),
+            lifetime: Duration::from_secs(3600),
+            principal: "alice".into(),
+        })
+    }));
+    let config = Config {
+        max_block: Duration::from_secs(2),
+        ..sasl_cfg(provider)
+    };
+    let mut sim = hostile_sim(config, server(&["OAUTHBEARER"]), |r| {
+        if r.error_code == 0 {
+            r.auth_bytes = bytes::Bytes::from_static(
+                br#"{"status":"invalid_token","scope":"kafka produce","openid-configuration":"https://idp.example/.well-known/openid-configuration"}"#,
+            );
+        } else if r.error_code != 0 {
+            r.error_message = Some("Authentication failed".into());
+        }
+    });
+    let text = sim
+        .send("t", Some(0), None, Some(b"x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("SASL OAUTHBEARER authentication failed")
+            && text.contains("status invalid_token")
+            && text.contains("scope kafka produce"),
+        "{text}"
+    );
+    assert_eq!(sim.core.stats().sasl_authentications, 0);
 }
