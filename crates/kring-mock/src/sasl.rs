@@ -47,6 +47,11 @@ pub struct MockSasl {
     /// Session lifetime reported by SaslAuthenticate v1+ (zero: none, as
     /// Kafka without `connections.max.reauth.ms`).
     pub session_lifetime: Duration,
+    /// Delegation tokens (KIP-48: token id, token HMAC as base64), for a
+    /// SCRAM client-first message carrying the `tokenauth=true`
+    /// extension. As in Kafka, such a message is checked against these
+    /// only, and one without it against `users` only.
+    pub delegation_tokens: Vec<(String, String)>,
 }
 
 impl Default for MockSasl {
@@ -57,6 +62,7 @@ impl Default for MockSasl {
                 .to_vec(),
             users: Vec::new(),
             session_lifetime: Duration::ZERO,
+            delegation_tokens: Vec::new(),
         }
     }
 }
@@ -80,11 +86,33 @@ impl MockSasl {
         self
     }
 
+    /// Adds a delegation token (KIP-48): a SCRAM client authenticates
+    /// with it by sending `id` as its user name, `hmac` as its password
+    /// and the `tokenauth=true` extension.
+    pub fn delegation_token(mut self, id: &str, hmac: &str) -> Self {
+        self.delegation_tokens
+            .push((id.to_owned(), hmac.to_owned()));
+        self
+    }
+
     /// Adds `name`, or replaces its password.
     pub(crate) fn set_user(&mut self, name: &str, password: &str) {
         match self.users.iter_mut().find(|(u, _)| u == name) {
             Some(u) => u.1 = password.to_owned(),
             None => self.users.push((name.to_owned(), password.to_owned())),
+        }
+    }
+
+    /// The SCRAM secret of `user`: a delegation token's HMAC with
+    /// `tokenauth=true`, else a user's password.
+    fn scram_secret(&self, user: &str, token_auth: bool) -> Option<&str> {
+        if token_auth {
+            self.delegation_tokens
+                .iter()
+                .find(|(id, _)| id == user)
+                .map(|(_, hmac)| hmac.as_str())
+        } else {
+            self.password(user)
         }
     }
 
@@ -149,6 +177,8 @@ struct ScramPending {
     /// client-first-bare "," server-first.
     partial: String,
     nonce: String,
+    /// The client-first message carried `tokenauth=true` (KIP-48).
+    token_auth: bool,
 }
 
 /// One connection's SASL state, for a caller that runs connections itself
@@ -342,11 +372,15 @@ impl SaslConn {
         };
         let mut user = None;
         let mut cnonce = None;
+        let mut token_auth = false;
         for part in bare.split(',') {
             if let Some(u) = part.strip_prefix("n=") {
                 user = Some(u.replace("=2C", ",").replace("=3D", "="));
             } else if let Some(r) = part.strip_prefix("r=") {
                 cnonce = Some(r.to_owned());
+            } else if let Some(v) = part.strip_prefix("tokenauth=") {
+                // Kafka's ScramExtensions: only "true" turns it on.
+                token_auth = v.eq_ignore_ascii_case("true");
             }
         }
         let (Some(user), Some(cnonce)) = (user, cnonce) else {
@@ -360,6 +394,7 @@ impl SaslConn {
             user,
             partial: format!("{bare},{server_first}"),
             nonce,
+            token_auth,
         });
         SaslAuthenticateResponse {
             auth_bytes: Bytes::from(server_first.into_bytes()),
@@ -382,7 +417,7 @@ impl SaslConn {
         if without_proof != format!("c=biws,r={}", p.nonce) {
             return Self::fail("Authentication failed: client-final message with a wrong nonce");
         }
-        let Some(password) = sasl.password(&p.user) else {
+        let Some(password) = sasl.scram_secret(&p.user, p.token_auth) else {
             return bad();
         };
         let h = p.hash;

@@ -266,6 +266,12 @@ setters! {
     sasl_username: &str => |c, v| c.sasl.username = Some(v.to_owned());
     /// `sasl.password` (PLAIN, SCRAM). Never logged or shown by `Debug`.
     sasl_password: &str => |c, v| c.sasl.password = Some(v.to_owned());
+    /// SCRAM with a delegation token (KIP-48; the JAAS option
+    /// `tokenauth=true`): `sasl.username` is the token id,
+    /// `sasl.password` the token's HMAC, and the broker checks them
+    /// against its delegation tokens. SCRAM-SHA-256/512 only (another
+    /// mechanism fails the build). Default false.
+    sasl_token_auth: bool => |c, v| c.sasl.token_auth = v;
     /// `topic.metadata.propagation.max.ms` (librdkafka): how long after its
     /// first use a topic the brokers report as UNKNOWN_TOPIC_OR_PARTITION
     /// is waited for (it may be in the middle of being created). Past it,

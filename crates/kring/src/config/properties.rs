@@ -283,8 +283,10 @@ impl ProducerConfig {
             // Not trimmed: a password may begin or end with a space.
             "sasl.password" => self.sasl_password(value),
             "sasl.jaas.config" => {
-                let (user, password) = super::sasl::parse_jaas(value)?;
-                self.sasl_username(&user).sasl_password(&password)
+                let login = super::sasl::parse_jaas(value)?;
+                self.sasl_username(&login.username)
+                    .sasl_password(&login.password)
+                    .sasl_token_auth(login.token_auth)
             }
             "ssl.ca.location" | "ssl.truststore.location" => self.ssl_ca_location(v),
             "ssl.ca.pem" | "ssl.truststore.certificates" => self.ssl_ca_pem(v),

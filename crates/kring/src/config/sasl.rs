@@ -1,6 +1,7 @@
 //! SASL settings: `sasl.mechanism` (librdkafka: `sasl.mechanisms`),
 //! `sasl.username`, `sasl.password`, Java's `sasl.jaas.config` for PLAIN
-//! and SCRAM, and an OAUTHBEARER token provider. `Debug` never shows the
+//! and SCRAM (with `tokenauth=true` for delegation tokens), and an
+//! OAUTHBEARER token provider. `Debug` never shows the
 //! password or the JAAS text, and no error message repeats them.
 
 use std::io::Read as _;
@@ -17,6 +18,8 @@ pub(super) struct SaslSettings {
     pub(super) username: Option<String>,
     pub(super) password: Option<String>,
     pub(super) token_provider: Option<OAuthTokenProvider>,
+    /// SCRAM with a delegation token (KIP-48).
+    pub(super) token_auth: bool,
 }
 
 impl PartialEq for SaslSettings {
@@ -24,6 +27,7 @@ impl PartialEq for SaslSettings {
         self.mechanism == o.mechanism
             && self.username == o.username
             && self.password == o.password
+            && self.token_auth == o.token_auth
             && match (&self.token_provider, &o.token_provider) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -41,6 +45,7 @@ impl std::fmt::Debug for SaslSettings {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("token_provider", &self.token_provider.is_some())
+            .field("token_auth", &self.token_auth)
             .finish()
     }
 }
@@ -56,11 +61,30 @@ pub(super) fn parse_mechanism(
     SaslMechanism::parse(v).ok_or_else(|| ConfigError::invalid(property, v, MECHANISMS))
 }
 
-/// `username` and `password` of a Java JAAS line for PLAIN or SCRAM:
+/// What kring takes from a JAAS line.
+pub(super) struct JaasLogin {
+    pub(super) username: String,
+    pub(super) password: String,
+    /// `tokenauth=true` (ScramLoginModule only): a delegation token.
+    pub(super) token_auth: bool,
+}
+
+impl std::fmt::Debug for JaasLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JaasLogin")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("token_auth", &self.token_auth)
+            .finish()
+    }
+}
+
+/// `username`, `password` and `tokenauth` of a Java JAAS line for PLAIN
+/// or SCRAM:
 /// `org.apache.kafka.common.security.plain.PlainLoginModule required
 /// username="alice" password="secret";` (values quoted or bare, `\"`
 /// escapes inside quotes). Errors never quote the text.
-pub(super) fn parse_jaas(text: &str) -> Result<(String, String), ConfigError> {
+pub(super) fn parse_jaas(text: &str) -> Result<JaasLogin, ConfigError> {
     let bad = |reason: &str| ConfigError::OutOfRange {
         property: "sasl.jaas.config",
         reason: reason.to_owned(),
@@ -82,6 +106,7 @@ pub(super) fn parse_jaas(text: &str) -> Result<(String, String), ConfigError> {
         .ok_or_else(|| bad("the login module needs a control flag (`required`)"))?;
     let mut username = None;
     let mut password = None;
+    let mut token_auth = false;
     let mut chars = rest.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -124,11 +149,33 @@ pub(super) fn parse_jaas(text: &str) -> Result<(String, String), ConfigError> {
         match key.as_str() {
             "username" => username = Some(value),
             "password" => password = Some(value),
-            _ => {} // other options (e.g. tokenauth) are not kring's
+            // KIP-48 delegation tokens: SCRAM's client-first message then
+            // carries the `tokenauth=true` extension. Anything but true or
+            // false is refused (the Java client reads it as false), so a
+            // typo does not turn into a refused login.
+            "tokenauth" => {
+                token_auth = if value.eq_ignore_ascii_case("true") {
+                    true
+                } else if value.eq_ignore_ascii_case("false") {
+                    false
+                } else {
+                    return Err(bad("the tokenauth option must be true or false"));
+                };
+                if token_auth && module_name != "ScramLoginModule" {
+                    return Err(bad(
+                        "tokenauth=true (a delegation token) needs ScramLoginModule and a SCRAM mechanism",
+                    ));
+                }
+            }
+            _ => {} // other options are not kring's
         }
     }
     match (username, password) {
-        (Some(u), Some(p)) => Ok((u, p)),
+        (Some(username), Some(password)) => Ok(JaasLogin {
+            username,
+            password,
+            token_auth,
+        }),
         _ => Err(bad(
             "the JAAS line needs both username and password options",
         )),
@@ -162,6 +209,7 @@ impl ProducerConfig {
             username: s.username.clone().unwrap_or_default(),
             password: s.password.clone().unwrap_or_default(),
             token_provider: s.token_provider.clone(),
+            token_auth: s.token_auth,
             nonce_seed: nonce_seed(),
         })
     }
@@ -261,8 +309,12 @@ mod tests {
             r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="s3cr\"et";"#,
             r#"org.apache.kafka.common.security.scram.ScramLoginModule required  password="s3cr\"et"  username=alice ;"#,
         ] {
-            let (u, p) = parse_jaas(line).unwrap();
-            assert_eq!((u.as_str(), p.as_str()), ("alice", "s3cr\"et"));
+            let l = parse_jaas(line).unwrap();
+            assert_eq!(
+                (l.username.as_str(), l.password.as_str()),
+                ("alice", "s3cr\"et")
+            );
+            assert!(!l.token_auth);
         }
         for (line, want) in [
             (
@@ -286,5 +338,58 @@ mod tests {
             assert!(e.contains(want), "{line}: {e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
+    }
+
+    /// KIP-48: `tokenauth=true` in a ScramLoginModule line selects
+    /// delegation token authentication (it was ignored, and the token id
+    /// was then refused as an unknown SCRAM user); elsewhere, or with a
+    /// value that is neither true nor false, the line is refused.
+    #[test]
+    fn jaas_tokenauth() {
+        const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule required";
+        for (opts, want) in [
+            (
+                r#"username="tok-id" password="hunter2" tokenauth=true"#,
+                true,
+            ),
+            (
+                r#"tokenauth="TRUE" username="tok-id" password="hunter2""#,
+                true,
+            ),
+            (
+                r#"username="tok-id" password="hunter2" tokenauth=false"#,
+                false,
+            ),
+        ] {
+            let l = parse_jaas(&format!("{SCRAM} {opts};")).unwrap();
+            assert_eq!(l.token_auth, want, "{opts}");
+            assert_eq!(l.username, "tok-id");
+        }
+        for line in [
+            format!(r#"{SCRAM} username="a" password="hunter2" tokenauth=yes;"#),
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="a" password="hunter2" tokenauth=true;"#.to_owned(),
+        ] {
+            let e = parse_jaas(&line).unwrap_err().to_string();
+            assert!(e.contains("tokenauth"), "{line}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let props = [
+            ("bootstrap.servers", "h:9092"),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            (
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="tok-id" password="hunter2" tokenauth="true";"#,
+            ),
+        ];
+        let c = ProducerConfig::from_properties(props).unwrap();
+        assert!(c.sasl_to_core().unwrap().token_auth);
+        // The mechanism is checked when the producer is built.
+        let plain = c.clone().sasl_mechanism(SaslMechanism::Plain);
+        let e = plain.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("tokenauth=true") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 }

@@ -141,6 +141,13 @@ pub struct SaslConfig {
     pub password: String,
     /// The OAUTHBEARER token source.
     pub token_provider: Option<OAuthTokenProvider>,
+    /// SCRAM with a delegation token (KIP-48; the JAAS option
+    /// `tokenauth=true`): `username` is the token id, `password` the
+    /// token's HMAC, and the client-first message carries the
+    /// `tokenauth=true` extension, which tells the broker to check them
+    /// against its delegation tokens instead of its SCRAM users. SCRAM
+    /// mechanisms only.
+    pub token_auth: bool,
     /// 32 random bytes the SCRAM client nonces are derived from (the
     /// caller's randomness: the core does no I/O).
     pub nonce_seed: [u8; 32],
@@ -155,6 +162,7 @@ impl SaslConfig {
             username: username.to_owned(),
             password: password.to_owned(),
             token_provider: None,
+            token_auth: false,
             nonce_seed: [0; 32],
         }
     }
@@ -166,12 +174,27 @@ impl SaslConfig {
             username: String::new(),
             password: String::new(),
             token_provider: Some(provider),
+            token_auth: false,
             nonce_seed: [0; 32],
         }
     }
 
     /// Checks the settings fit the mechanism; the error names no secret.
     pub(crate) fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.token_auth
+            && !matches!(
+                self.mechanism,
+                SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512
+            )
+        {
+            return Err((
+                "sasl.mechanism",
+                format!(
+                    "delegation token authentication (tokenauth=true) needs SCRAM-SHA-256 or SCRAM-SHA-512, not {}",
+                    self.mechanism.name()
+                ),
+            ));
+        }
         match self.mechanism {
             SaslMechanism::OAuthBearer => {
                 if self.token_provider.is_none() {
@@ -209,6 +232,7 @@ impl fmt::Debug for SaslConfig {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("token_provider", &self.token_provider.is_some())
+            .field("token_auth", &self.token_auth)
             .finish_non_exhaustive()
     }
 }
@@ -307,8 +331,11 @@ impl SaslState {
                     scram::ScramHash::Sha512
                 };
                 let (user, pass) = (c.username.clone(), c.password.clone());
+                let token_auth = c.token_auth;
                 let nonce = self.nonce();
-                Mech::Scram(Box::new(scram::ScramClient::new(hash, &user, &pass, nonce)))
+                Mech::Scram(Box::new(scram::ScramClient::new(
+                    hash, &user, &pass, nonce, token_auth,
+                )))
             }
             SaslMechanism::OAuthBearer => Mech::OAuth {
                 token: self.token(now)?,

@@ -1,7 +1,8 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), client side,
 //! without channel binding (`n,,`), as Kafka speaks them.
 //!
-//! Three messages: client-first (`n,,n=user,r=cnonce`), the server's
+//! Three messages: client-first (`n,,n=user,r=cnonce`, with
+//! `,tokenauth=true` for a KIP-48 delegation token), the server's
 //! first (`r=cnonce+snonce,s=salt,i=iterations`) answered with
 //! client-final (`c=biws,r=nonce,p=proof`), and the server's final
 //! (`v=signature`), which is verified so a server that does not know the
@@ -122,8 +123,18 @@ pub(crate) struct ScramClient {
 
 impl ScramClient {
     /// `nonce`: printable ASCII without `,` (the caller's random source).
-    pub(crate) fn new(hash: ScramHash, user: &str, password: &str, nonce: String) -> ScramClient {
-        let bare = format!("n={},r={nonce}", escape_name(user));
+    /// `token_auth`: `user` and `password` are a delegation token's id and
+    /// HMAC, announced by the `tokenauth=true` extension (KIP-48), which
+    /// is part of the client-first-bare message and so of the proof.
+    pub(crate) fn new(
+        hash: ScramHash,
+        user: &str,
+        password: &str,
+        nonce: String,
+        token_auth: bool,
+    ) -> ScramClient {
+        let ext = if token_auth { ",tokenauth=true" } else { "" };
+        let bare = format!("n={},r={nonce}{ext}", escape_name(user));
         ScramClient {
             hash,
             password: password.as_bytes().to_vec(),
@@ -231,6 +242,7 @@ mod tests {
             "user",
             "pencil",
             "rOprNGfwEbeRWgbNEkqO".into(),
+            false,
         );
         assert_eq!(c.first_message(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let reply = c
@@ -255,6 +267,7 @@ mod tests {
             "user",
             "pencil",
             "rOprNGfwEbeRWgbNEkqO".into(),
+            false,
         );
         c.on_server(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
             .unwrap();
@@ -269,10 +282,17 @@ mod tests {
     /// (SHA-512 has no published vector).
     #[test]
     fn sha512_proof_verifies_against_rfc5802_server_math() {
-        for hash in [ScramHash::Sha256, ScramHash::Sha512] {
-            let mut c = ScramClient::new(hash, "al,i=ce", "s3cret", "cnonce123".into());
+        for (hash, token_auth) in [
+            (ScramHash::Sha256, false),
+            (ScramHash::Sha512, false),
+            (ScramHash::Sha256, true),
+        ] {
+            let mut c = ScramClient::new(hash, "al,i=ce", "s3cret", "cnonce123".into(), token_auth);
             let first = String::from_utf8(c.first_message()).unwrap();
-            assert_eq!(first, "n,,n=al=2Ci=3Dce,r=cnonce123");
+            // KIP-48: the extension is part of client-first-bare, so of
+            // the signed auth message.
+            let ext = if token_auth { ",tokenauth=true" } else { "" };
+            assert_eq!(first, format!("n,,n=al=2Ci=3Dce,r=cnonce123{ext}"));
             let server_first = "r=cnonce123SERVER,s=c2FsdHNhbHQ=,i=4096";
             let fin =
                 String::from_utf8(c.on_server(server_first.as_bytes()).unwrap().unwrap()).unwrap();
@@ -307,7 +327,7 @@ mod tests {
             ("garbage", "malformed"),
             ("m=ext,r=abcX,s=c2FsdA==,i=4096", "extension"),
         ] {
-            let mut c = ScramClient::new(ScramHash::Sha256, "u", "p", "abc".into());
+            let mut c = ScramClient::new(ScramHash::Sha256, "u", "p", "abc".into(), false);
             let e = c.on_server(msg.as_bytes()).unwrap_err();
             assert!(e.contains(want), "{msg}: {e}");
         }

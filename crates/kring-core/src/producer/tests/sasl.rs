@@ -863,3 +863,53 @@ fn an_oauth_error_challenge_is_named_in_the_error() {
     );
     assert_eq!(sim.core.stats().sasl_authentications, 0);
 }
+
+/// KIP-48 delegation tokens: with `token_auth` the SCRAM client-first
+/// message carries `tokenauth=true`, and the broker checks the token id
+/// and HMAC against its delegation tokens (not its SCRAM users), for both
+/// SCRAM mechanisms; the same credentials without the extension are
+/// refused, as a token id is no user.
+#[test]
+fn scram_with_a_delegation_token_sends_tokenauth() {
+    const HMAC: &str = "dG9rZW4taG1hYy1zZWNyZXQ=";
+    for mechanism in [SaslMechanism::ScramSha256, SaslMechanism::ScramSha512] {
+        for token_auth in [true, false] {
+            let config = Config {
+                max_block: Duration::from_secs(2),
+                ..sasl_cfg(SaslConfig {
+                    token_auth,
+                    ..SaslConfig::new(mechanism, "tokenid-1", HMAC)
+                })
+            };
+            let server = alice().delegation_token("tokenid-1", HMAC);
+            let mut sim = sasl_sim(config, server);
+            let r = sim.send("t", Some(0), None, Some(b"x"));
+            if token_auth {
+                let h = r.expect("authenticated with the token");
+                sim.drive_bounded(1000);
+                h.try_result().expect("done").expect("delivered");
+                assert_eq!(sim.core.stats().sasl_failures, 0);
+            } else {
+                let text = r.unwrap_err().to_string();
+                assert!(text.contains("authentication failed"), "{text}");
+                assert!(!text.contains(HMAC), "{text}");
+            }
+        }
+    }
+}
+
+/// `token_auth` with a mechanism other than SCRAM is refused when the
+/// producer is built.
+#[test]
+fn token_auth_needs_scram() {
+    let config = Config {
+        bootstrap: vec!["h:1".into()],
+        ..sasl_cfg(SaslConfig {
+            token_auth: true,
+            ..SaslConfig::new(SaslMechanism::Plain, "tokenid-1", PASSWORD)
+        })
+    };
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("tokenauth=true") && e.contains("SCRAM"), "{e}");
+    assert!(!e.contains(PASSWORD), "{e}");
+}
