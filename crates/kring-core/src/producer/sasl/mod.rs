@@ -10,7 +10,9 @@
 //!
 //! **Re-authentication.** SaslAuthenticate v1+ returns the session
 //! lifetime the broker grants; at a random 85–95 % of it (as the Java
-//! client does, so a fleet does not re-authenticate in step) the core
+//! client does, so a fleet does not re-authenticate in step), but no
+//! sooner than a second after the last exchange (a Kafka broker refuses
+//! re-authentication more often than that) the core
 //! re-authenticates on the same connection: it stops building new requests
 //! for it (`Authenticating` again), sends SaslHandshake + SaslAuthenticate
 //! behind whatever is in flight, handles the responses to the earlier
@@ -438,6 +440,16 @@ pub(crate) struct ConnSasl {
 const HANDSHAKE_VERSION: i16 = 1;
 /// SaslAuthenticate versions: v1 adds the session lifetime, v2 is flexible.
 const AUTHENTICATE_VERSIONS: (i16, i16) = (0, 2);
+/// The least time from one (re-)authentication to the next
+/// re-authentication, whatever session lifetime the broker grants. A Kafka
+/// broker refuses a re-authentication begun within a second of the
+/// previous one (`KafkaChannel.MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`), so
+/// sooner is never useful; and a tiny lifetime (1 ms) otherwise had the
+/// core re-authenticate hundreds of times a second, each SCRAM exchange
+/// running PBKDF2 on the I/O thread. A broker that then closes the
+/// connection for an expired session costs a reconnect (backed off)
+/// instead.
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl ProducerCore {
     /// ApiVersions succeeded on `id`: authenticate before it is ready.
@@ -611,10 +623,12 @@ impl ProducerCore {
         let reauth = std::mem::replace(&mut c.sasl.reauth, false);
         self.stats.sasl_authentications += 1;
         if lifetime_ms > 0 {
-            // Java's choice: a random point in 85-95 % of the lifetime.
+            // Java's choice: a random point in 85-95 % of the lifetime,
+            // but not within a second of this exchange (see
+            // MIN_REAUTH_INTERVAL).
             let frac = 0.85 + 0.10 * self.rng.unit();
             let life = Duration::from_millis(lifetime_ms.min(i64::from(i32::MAX)) as u64);
-            let at = now + life.mul_f64(frac);
+            let at = now + life.mul_f64(frac).max(MIN_REAUTH_INTERVAL);
             let h = self.timers.insert(at, TimerKey::Reauth(id));
             if let Some(old) = self
                 .conn_mut(id)

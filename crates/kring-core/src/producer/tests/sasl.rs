@@ -913,3 +913,46 @@ fn token_auth_needs_scram() {
     assert!(e.contains("tokenauth=true") && e.contains("SCRAM"), "{e}");
     assert!(!e.contains(PASSWORD), "{e}");
 }
+
+/// A broker granting a 1 ms session (KIP-368) does not make the core
+/// re-authenticate in a loop (it did ~690 times a second, each SCRAM
+/// exchange running PBKDF2 on the I/O thread): re-authentications are at
+/// least a second apart, as a Kafka broker requires (a re-authentication
+/// started within a second of the previous one is refused,
+/// `KafkaChannel.MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`). Records still go
+/// through.
+#[test]
+fn reauthentication_is_at_most_once_a_second() {
+    let config = sasl_cfg(SaslConfig::new(SaslMechanism::Plain, "alice", PASSWORD));
+    let mut sim = hostile_sim(config, alice(), |r| {
+        if r.error_code == 0 {
+            r.session_lifetime_ms = 1;
+        }
+    });
+    let h = sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    h.try_result().expect("done").expect("delivered");
+    let authenticates = |sim: &Sim<Hostile>| {
+        sim.transmitted
+            .iter()
+            .filter(|r| r.2 == ApiKey::SaslAuthenticate.key())
+            .count()
+    };
+    let before = authenticates(&sim);
+    let hs: Vec<_> = (0..10u8)
+        .map(|i| {
+            sim.run_for(Duration::from_secs(1));
+            sim.send("t", Some(0), None, Some(&[i])).unwrap()
+        })
+        .collect();
+    sim.run_for(Duration::from_millis(100));
+    for h in &hs {
+        h.try_result().expect("done").expect("delivered");
+    }
+    let n = authenticates(&sim) - before;
+    assert!(
+        (8..=12).contains(&n),
+        "{n} SaslAuthenticate requests in 10 s"
+    );
+    assert_eq!(sim.core.stats().sasl_failures, 0);
+}
