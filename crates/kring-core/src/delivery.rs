@@ -568,11 +568,21 @@ impl BatchOk {
 /// Cheap to hold (an `Arc`, an index and the record's timestamp). Resolve it
 /// by [`wait`](Self::wait), by awaiting it, or by
 /// [`try_result`](Self::try_result).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DeliveryHandle {
     batch: Arc<BatchCompletion>,
     index: u32,
+    /// Where this handle's task waker sits in the batch's list, once
+    /// polled (see `OneShot::poll_settled_in`).
+    waker_slot: u32,
     timestamp_ms: i64,
+}
+
+impl Clone for DeliveryHandle {
+    /// A clone is awaited on its own: it registers its own waker.
+    fn clone(&self) -> Self {
+        DeliveryHandle::new(self.batch.clone(), self.index, self.timestamp_ms)
+    }
 }
 
 impl DeliveryHandle {
@@ -586,6 +596,7 @@ impl DeliveryHandle {
         DeliveryHandle {
             batch,
             index,
+            waker_slot: crate::oneshot::NO_SLOT,
             timestamp_ms,
         }
     }
@@ -634,7 +645,7 @@ impl Future for DeliveryHandle {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match this.batch.slot.poll_settled(cx) {
+        match this.batch.slot.poll_settled_in(cx, &mut this.waker_slot) {
             Some(s) => Poll::Ready(
                 this.result_in(&s.value)
                     .expect("a settled batch has every record's result"),
@@ -1220,6 +1231,58 @@ mod tests {
             Poll::Ready(Ok(md)) => assert_eq!(md.offset, 11),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Each record's handle of a batch awaited by its own task registers
+    /// its waker once however often it is polled, a re-poll from another
+    /// task replaces it, and a clone registers its own: at completion each
+    /// registered task is woken once. (Registration no longer searches the
+    /// batch's list: see `OneShot::poll_settled_in`.)
+    #[test]
+    fn each_handle_keeps_one_registration() {
+        const N: usize = 300;
+        let b = BatchCompletion::new(0);
+        let counts: Vec<Arc<CountWake>> = (0..N + 2)
+            .map(|_| Arc::new(CountWake(AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+        let mut handles: Vec<DeliveryHandle> = (0..N)
+            .map(|i| DeliveryHandle::new(b.clone(), i as u32, 0))
+            .collect();
+        for _ in 0..3 {
+            for (h, w) in handles.iter_mut().zip(&wakers) {
+                assert!(Pin::new(h).poll(&mut Context::from_waker(w)).is_pending());
+            }
+        }
+        assert_eq!(b.slot.waiting_tasks(), N, "one registration per handle");
+        // Handle 0 is polled by another task now: that one is woken.
+        assert!(Pin::new(&mut handles[0])
+            .poll(&mut Context::from_waker(&wakers[N]))
+            .is_pending());
+        // A clone of handle 1, awaited by yet another task.
+        let mut clone = handles[1].clone();
+        assert!(Pin::new(&mut clone)
+            .poll(&mut Context::from_waker(&wakers[N + 1]))
+            .is_pending());
+        assert_eq!(b.slot.waiting_tasks(), N + 1);
+        b.complete(
+            &key(),
+            Ok(BatchOk {
+                base_offset: 0,
+                log_append_time: -1,
+            }),
+        );
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken[0], 0, "replaced by the task that polled it last");
+        assert!(woken[1..].iter().all(|&n| n == 1), "{woken:?}");
+        assert!(Pin::new(&mut clone)
+            .poll(&mut Context::from_waker(&wakers[N + 1]))
+            .is_ready());
+    }
+
+    #[test]
+    fn a_delivery_handle_stays_three_words() {
+        assert_eq!(std::mem::size_of::<DeliveryHandle>(), 24);
     }
 
     struct PanicWake;
