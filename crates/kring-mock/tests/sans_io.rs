@@ -347,3 +347,83 @@ fn sasl_is_screened_per_session_on_the_callers_clock() {
     ));
     assert!(plain.set_sasl_user("a", "b").is_err());
 }
+
+/// A CreateTopics request adding up to more than 10,000 partitions fails
+/// every topic with POLICY_VIOLATION and creates nothing, as Kafka's
+/// controller answers; found by the mock_request fuzzer, which made the
+/// mock allocate a partition list of the requested size (an abort for
+/// `i32::MAX`).
+#[test]
+fn create_topics_refuses_excessive_partition_counts() {
+    use kring_protocol::messages::create_topics::{
+        CreatableReplicaAssignment, CreatableTopic, CreateTopicsRequest, CreateTopicsResponse,
+    };
+    let cluster = MockCluster::builder()
+        .brokers(2)
+        .default_partitions(3)
+        .build_unbound()
+        .unwrap();
+    let topic = |name: &str, p: i32| CreatableTopic {
+        name: name.into(),
+        num_partitions: p,
+        replication_factor: 1,
+        ..Default::default()
+    };
+    let create = |topics: Vec<CreatableTopic>| {
+        let req = CreateTopicsRequest {
+            topics,
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let r = reply(cluster.handle(1, frame(7, &req)));
+        let (_, resp) =
+            decode_response_frame::<CreateTopicsRequest>(Bytes::from(r.frame).slice(4..), 7)
+                .unwrap();
+        let resp: CreateTopicsResponse = resp;
+        resp.topics
+            .iter()
+            .map(|t| (t.name.clone(), t.error_code))
+            .collect::<Vec<_>>()
+    };
+    let codes = |names: &[&str], code: i16| {
+        names
+            .iter()
+            .map(|n| (n.to_string(), code))
+            .collect::<Vec<_>>()
+    };
+
+    assert_eq!(create(vec![topic("huge", 1 << 20)]), codes(&["huge"], 44));
+    assert_eq!(cluster.partition_count("huge"), None);
+    assert_eq!(create(vec![topic("max", i32::MAX)]), codes(&["max"], 44));
+    // The limit is on the request's total: every topic fails.
+    assert_eq!(
+        create(vec![topic("a", 6_000), topic("b", 6_000), topic("c", 1)]),
+        codes(&["a", "b", "c"], 44)
+    );
+    assert_eq!(cluster.partition_count("c"), None);
+    // A default count (-1) and an assignment list count too.
+    let assigned = CreatableTopic {
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![CreatableReplicaAssignment {
+            partition_index: 0,
+            broker_ids: vec![1],
+            ..Default::default()
+        }],
+        ..topic("assigned", -1)
+    };
+    assert_eq!(
+        create(vec![
+            topic("big", 9_996),
+            topic("dflt", -1),
+            assigned.clone()
+        ]),
+        codes(&["big", "dflt", "assigned"], 0)
+    );
+    assert_eq!(cluster.partition_count("big"), Some(9_996));
+    assert_eq!(
+        create(vec![topic("big2", 9_997), topic("dflt2", -1), assigned]),
+        codes(&["big2", "dflt2", "assigned"], 44)
+    );
+    assert_eq!(cluster.partition_count("big2"), None);
+}

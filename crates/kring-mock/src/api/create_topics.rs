@@ -13,6 +13,11 @@
 //!   rules), INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR (more than the
 //!   brokers), INVALID_REQUEST for a name given twice in one request (both
 //!   entries fail, as in Kafka), with `error_message` (v1+).
+//! - A request whose topics add up to more than 10,000 partitions (a count
+//!   of -1 taking the default, an assignment list its length) fails every
+//!   topic with POLICY_VIOLATION, creating nothing, as Kafka's controller
+//!   does (KAFKA-17870): the count comes off the wire, and the mock would
+//!   otherwise allocate a partition list of that size (up to `i32::MAX`).
 //! - Configs: `max.message.bytes` is applied (a non-numeric value is
 //!   INVALID_CONFIG); other names are accepted and ignored.
 //! - `validate_only` (v1+) checks everything and creates nothing.
@@ -37,6 +42,11 @@ pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 0..=7;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const INVALID_CONFIG: i16 = 40;
+const POLICY_VIOLATION: i16 = 44;
+
+/// Kafka's controller refuses a CreateTopics request creating more
+/// partitions than this in all (`MAX_PARTITIONS_PER_BATCH`).
+const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
 
 /// The topics named, for fault matching (as partition -1 never matches a
 /// partition filter, a filter on `(topic, 0)` matches the topic).
@@ -58,6 +68,17 @@ fn result(name: &str, code: i16, message: Option<String>) -> CreatableTopicResul
 
 pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: CreateTopicsRequest, fired: &Fired) -> Answer {
     let mut st = ctx.shared.lock();
+    let default_partitions = st.config.default_partitions;
+    let total: i64 = req
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(default_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (n, _) => n as i64,
+        })
+        .sum();
+    let too_many = total > MAX_PARTITIONS_PER_REQUEST;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         if let Some(code) = fired.error_for(&t.name, 0) {
@@ -72,6 +93,14 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: CreateTopicsRequest, fired: &F
                     "topic '{}' appears more than once in the request",
                     t.name
                 )),
+            ));
+            continue;
+        }
+        if too_many {
+            topics.push(result(
+                &t.name,
+                POLICY_VIOLATION,
+                Some("Excessively large number of partitions per request.".into()),
             ));
             continue;
         }
