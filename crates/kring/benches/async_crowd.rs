@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use kring::{Producer, Record};
+use kring::Record;
+
+#[path = "support/crowd.rs"]
+mod crowd;
 
 /// Counts the polls of the future it wraps.
 struct Counted<F> {
@@ -41,25 +44,10 @@ impl<F: Future + Unpin> Future for Counted<F> {
     }
 }
 
-fn process_cpu() -> std::time::Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
 fn main() {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    if raw.iter().any(|a| a == "--list") {
-        return; // test runners list a target's tests first: none here
-    }
-    // `cargo bench` passes `--bench`; `cargo test --benches` gets a short run.
-    let smoke = !raw.iter().any(|a| a == "--bench");
-    let args: Vec<u64> = raw.iter().filter_map(|a| a.parse().ok()).collect();
+    let Some((args, smoke)) = crowd::args() else {
+        return;
+    };
     let tasks = args
         .first()
         .copied()
@@ -68,32 +56,20 @@ fn main() {
     let memory = args.get(2).copied().unwrap_or(256 * 1024);
     let linger = args.get(3).copied().unwrap_or(5);
 
-    let mock = kring_mock::MockCluster::sink()
-        .brokers(1)
-        .default_partitions(16)
-        .build()
-        .expect("sink");
-    let config = kring::ProducerConfig::from_properties([
-        ("bootstrap.servers", mock.bootstrap_servers()),
-        ("buffer.memory", memory.to_string()),
-        ("linger.ms", linger.to_string()),
-    ])
-    .expect("config");
-    let producer = Arc::new(
-        Producer::builder()
-            .config(config)
-            .build()
-            .expect("producer"),
+    let (_sink, producer) = crowd::sink_producer(
+        16,
+        "crowd",
+        &[
+            ("buffer.memory", memory.to_string()),
+            ("linger.ms", linger.to_string()),
+        ],
     );
-    producer
-        .wait_for_metadata("crowd", std::time::Duration::from_secs(10))
-        .expect("metadata");
     let polls = Arc::new(AtomicU64::new(0));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .expect("runtime");
-    let cpu0 = process_cpu();
+    let cpu0 = crowd::process_cpu();
     let t0 = Instant::now();
     rt.block_on(async {
         let mut handles = Vec::new();
@@ -120,7 +96,7 @@ fn main() {
     });
     producer.flush();
     let wall = t0.elapsed();
-    let cpu = process_cpu() - cpu0;
+    let cpu = crowd::process_cpu() - cpu0;
     let n = (tasks * records) as f64;
     let m = producer.metrics();
     println!(

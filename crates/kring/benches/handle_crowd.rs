@@ -16,29 +16,15 @@
 
 #![allow(missing_docs)]
 
-use std::sync::Arc;
+use kring::Record;
 
-use kring::{Producer, Record};
-
-fn process_cpu_secs() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
+#[path = "support/crowd.rs"]
+mod crowd;
 
 fn main() {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    if raw.iter().any(|a| a == "--list") {
-        return; // test runners list a target's tests first: none here
-    }
-    // `cargo bench` passes `--bench`; `cargo test --benches` gets a short run.
-    let smoke = !raw.iter().any(|a| a == "--bench");
-    let args: Vec<u64> = raw.iter().filter_map(|a| a.parse().ok()).collect();
+    let Some((args, smoke)) = crowd::args() else {
+        return;
+    };
     let n = args
         .first()
         .copied()
@@ -48,31 +34,19 @@ fn main() {
         .copied()
         .unwrap_or(if smoke { 5 } else { 1_000 });
 
-    let mock = kring_mock::MockCluster::sink()
-        .brokers(1)
-        .default_partitions(4)
-        .build()
-        .expect("sink");
-    let config = kring::ProducerConfig::from_properties([
-        ("bootstrap.servers", mock.bootstrap_servers()),
-        ("batch.size", "1048576".to_owned()),
-        ("linger.ms", linger.to_string()),
-    ])
-    .expect("config");
-    let producer = Arc::new(
-        Producer::builder()
-            .config(config)
-            .build()
-            .expect("producer"),
+    let (_sink, producer) = crowd::sink_producer(
+        4,
+        "handles",
+        &[
+            ("batch.size", "1048576".to_owned()),
+            ("linger.ms", linger.to_string()),
+        ],
     );
-    producer
-        .wait_for_metadata("handles", std::time::Duration::from_secs(10))
-        .expect("metadata");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .expect("runtime");
-    let cpu0 = process_cpu_secs();
+    let cpu0 = crowd::process_cpu();
     let t0 = std::time::Instant::now();
     rt.block_on(async {
         let value = [1u8; 20];
@@ -91,6 +65,6 @@ fn main() {
     println!(
         "{n} records, a task each: {:.0} ms wall, {:.2} µs CPU/record",
         t0.elapsed().as_secs_f64() * 1e3,
-        (process_cpu_secs() - cpu0) * 1e6 / n as f64
+        (crowd::process_cpu() - cpu0).as_secs_f64() * 1e6 / n as f64
     );
 }
