@@ -1105,13 +1105,18 @@ impl Shared {
         }
     }
 
-    /// The error for a send to a topic metadata refused. A topic that did
-    /// not exist (UNKNOWN_TOPIC_OR_PARTITION past its propagation window)
-    /// may have been created since: each such send asks the I/O thread for
-    /// fresh metadata (which it spaces by its backoff), so the topic is used
-    /// as soon as it exists.
+    /// The error for a send to a topic metadata refused. The refusal may
+    /// not last: a topic that did not exist (UNKNOWN_TOPIC_OR_PARTITION
+    /// past its propagation window) may have been created since, and one
+    /// the user could not see (TOPIC_AUTHORIZATION_FAILED) may have been
+    /// granted to them. So each such send fails with the answer known and
+    /// asks the I/O thread for fresh metadata (which it spaces by its
+    /// backoff): the topic is used as soon as the cluster allows it, not
+    /// at the next `metadata.max.age.ms`. The Java client's
+    /// `waitOnMetadata` asks again at every send too. A name the broker
+    /// calls invalid cannot change, and is not asked about again.
     fn topic_failed(&self, topic: &TopicState, error: ErrorCode) -> SendError {
-        if error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        if error != ErrorCode::INVALID_TOPIC_EXCEPTION
             && self.notices.push(Notice::TopicWanted {
                 topic: topic.id,
                 seen: 0,

@@ -1318,6 +1318,72 @@ impl KafkaCluster {
         Self::metadata_brokers(port, timeout)
     }
 
+    /// Runs Kafka's own ACL tool (`org.apache.kafka.tools.AclCommand`, the
+    /// code behind `kafka-acls.sh`) against the PLAINTEXT listener with
+    /// `args` (`--add`, `--allow-principal User:alice`, `--operation
+    /// Write`, `--topic t`, ...) and returns what it printed. The cluster
+    /// needs an authorizer (`authorizer.class.name`) and the harness's
+    /// principal, `User:ANONYMOUS`, among `super.users`.
+    ///
+    /// An `--add` returns once the controller committed the ACL; the broker
+    /// applies it from its metadata log, so a caller that must see it in
+    /// force waits with [`wait_for_acl`](Self::wait_for_acl).
+    pub fn acl(&self, args: &[&str]) -> Result<String, ClusterError> {
+        let port = *self
+            .answering_ports()
+            .first()
+            .ok_or_else(|| ClusterError::Protocol("no node is running".into()))?;
+        let out = Command::new(&self.java)
+            .args(["-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+            .arg("-cp")
+            .arg(self.libs.join("*"))
+            .arg("org.apache.kafka.tools.AclCommand")
+            .args(["--bootstrap-server", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| ClusterError::Io {
+                context: "running AclCommand".into(),
+                source,
+            })?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(ClusterError::Protocol(format!(
+                "AclCommand {args:?} failed ({}): {text}",
+                out.status
+            )))
+        }
+    }
+
+    /// Waits until the broker lists an ACL of `principal` (`User:alice`)
+    /// on the resource `resource` (`["--topic", "t"]`), i.e. until the
+    /// broker's authorizer has applied it.
+    pub fn wait_for_acl(&self, principal: &str, resource: &[&str]) -> Result<(), ClusterError> {
+        let start = Instant::now();
+        let mut args = vec!["--list"];
+        args.extend_from_slice(resource);
+        loop {
+            let listed = self.acl(&args)?;
+            if listed.contains(&format!("principal={principal}")) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(ClusterError::Timeout {
+                    what: format!("an ACL of {principal} on {resource:?}"),
+                    waited: start.elapsed(),
+                    last: listed,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn metadata_brokers(port: u16, timeout: Duration) -> Result<Vec<i32>, ClusterError> {
         let m = admin::metadata(addr(port), None, timeout)?;
         let mut ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id).collect();
