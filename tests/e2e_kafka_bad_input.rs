@@ -250,3 +250,109 @@ fn records_that_fit_but_batch_does_not() {
         assert!(p.close_timeout(Duration::from_secs(30)));
     }
 }
+
+/// A record older than the topic's `message.timestamp.before.max.ms`,
+/// in one batch with good records (same partition, idempotence on): Kafka
+/// refuses the whole batch with INVALID_TIMESTAMP and names the old record
+/// (KIP-467). Every record of that batch fails, promptly and as not
+/// persisted; the old one carries the broker's reason, the others are
+/// told they were not named. The partition goes on: the next records
+/// are delivered right after what was written before (the refused
+/// batch's sequence numbers taken back), and nothing refused is in the log.
+#[test]
+fn batch_with_a_record_too_old_fails_whole_and_the_partition_goes_on() {
+    let cluster = KafkaCluster::shared(1);
+    cluster
+        .create_topic(
+            "old-timestamps",
+            1,
+            1,
+            &[("message.timestamp.before.max.ms", "3600000")],
+        )
+        .unwrap();
+    support::trace::init();
+    let p = support::producer_builder()
+        .bootstrap(&cluster.bootstrap())
+        // Long enough that the records below share one batch.
+        .linger(Duration::from_millis(200))
+        .idempotence(true)
+        .build()
+        .expect("producer");
+    let first = p
+        .send(Record::new("old-timestamps", b"before").partition(0))
+        .expect("send");
+    assert_eq!(
+        first
+            .wait_timeout(Duration::from_secs(60))
+            .expect("a result")
+            .expect("delivered")
+            .offset,
+        0
+    );
+
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day_old = now_ms - 24 * 3600 * 1000;
+    let t = Instant::now();
+    let batch: Vec<_> = (0..5)
+        .map(|i| {
+            let r = Record::new("old-timestamps", b"in the refused batch").partition(0);
+            let r = if i == 2 { r.timestamp(day_old) } else { r };
+            p.send(r).expect("send")
+        })
+        .collect();
+    let results: Vec<_> = batch
+        .into_iter()
+        .map(|f| f.wait_timeout(Duration::from_secs(60)).expect("a result"))
+        .collect();
+    let took = t.elapsed();
+    eprintln!("a batch with a record a day old: {results:?} after {took:?}");
+    assert!(took < PROMPT, "INVALID_TIMESTAMP took {took:?} to report");
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Err(DeliveryError::InvalidRecords {
+                code,
+                record_error,
+                invalid_records,
+                status,
+                ..
+            }) => {
+                assert_eq!(*code, 32, "INVALID_TIMESTAMP");
+                assert_eq!(*invalid_records, 1);
+                assert_eq!(*status, MessageStatus::NotPersisted);
+                assert_eq!(record_error.is_some(), i == 2, "record {i}: {r:?}");
+            }
+            other => panic!("record {i}: {other:?}"),
+        }
+    }
+
+    let after: Vec<i64> = (0..3)
+        .map(|_| {
+            p.send(Record::new("old-timestamps", b"after").partition(0))
+                .expect("send")
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|f| {
+            f.wait_timeout(Duration::from_secs(60))
+                .expect("a result")
+                .expect("delivered after the refused batch")
+                .offset
+        })
+        .collect();
+    assert_eq!(after, vec![1, 2, 3]);
+    assert!(p.close_timeout(Duration::from_secs(30)));
+    let read = support::read_rdkafka(&cluster.bootstrap(), "old-timestamps", 1, 4);
+    let values: Vec<Vec<u8>> = read.into_iter().map(|r| r.value.unwrap()).collect();
+    assert_eq!(
+        values,
+        vec![
+            b"before".to_vec(),
+            b"after".to_vec(),
+            b"after".to_vec(),
+            b"after".to_vec()
+        ]
+    );
+}
