@@ -1318,17 +1318,12 @@ impl KafkaCluster {
         Self::metadata_brokers(port, timeout)
     }
 
-    /// Runs Kafka's own ACL tool (`org.apache.kafka.tools.AclCommand`, the
-    /// code behind `kafka-acls.sh`) against the PLAINTEXT listener with
-    /// `args` (`--add`, `--allow-principal User:alice`, `--operation
-    /// Write`, `--topic t`, ...) and returns what it printed. The cluster
-    /// needs an authorizer (`authorizer.class.name`) and the harness's
-    /// principal, `User:ANONYMOUS`, among `super.users`.
-    ///
-    /// An `--add` returns once the controller committed the ACL; the broker
-    /// applies it from its metadata log, so a caller that must see it in
-    /// force waits with [`wait_for_acl`](Self::wait_for_acl).
-    pub fn acl(&self, args: &[&str]) -> Result<String, ClusterError> {
+    /// Runs one of Apache Kafka's command-line tools (`class`, such as
+    /// `org.apache.kafka.tools.AclCommand`, the code behind
+    /// `kafka-acls.sh`) against the PLAINTEXT listener of the first
+    /// answering node (`--bootstrap-server` is added) and returns what it
+    /// printed, or an error with that text if it failed.
+    pub fn tool(&self, class: &str, args: &[&str]) -> Result<String, ClusterError> {
         let port = *self
             .answering_ports()
             .first()
@@ -1337,13 +1332,13 @@ impl KafkaCluster {
             .args(["-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
             .arg("-cp")
             .arg(self.libs.join("*"))
-            .arg("org.apache.kafka.tools.AclCommand")
+            .arg(class)
             .args(["--bootstrap-server", &format!("127.0.0.1:{port}")])
             .args(args)
             .stdin(Stdio::null())
             .output()
             .map_err(|source| ClusterError::Io {
-                context: "running AclCommand".into(),
+                context: format!("running {class}"),
                 source,
             })?;
         let text = format!(
@@ -1355,9 +1350,60 @@ impl KafkaCluster {
             Ok(text)
         } else {
             Err(ClusterError::Protocol(format!(
-                "AclCommand {args:?} failed ({}): {text}",
+                "{class} {args:?} failed ({}): {text}",
                 out.status
             )))
+        }
+    }
+
+    /// Kafka's ACL tool ([`tool`](Self::tool) with `AclCommand`) with
+    /// `args` (`--add`, `--allow-principal User:alice`, `--operation
+    /// Write`, `--topic t`, ...). The cluster needs an authorizer
+    /// (`authorizer.class.name`) and the harness's principal,
+    /// `User:ANONYMOUS`, among `super.users`.
+    ///
+    /// An `--add` returns once the controller committed the ACL; the broker
+    /// applies it from its metadata log, so a caller that must see it in
+    /// force waits with [`wait_for_acl`](Self::wait_for_acl).
+    pub fn acl(&self, args: &[&str]) -> Result<String, ClusterError> {
+        self.tool("org.apache.kafka.tools.AclCommand", args)
+    }
+
+    /// Deletes a topic (Kafka's `TopicCommand --delete`) and waits until no
+    /// answering node lists it.
+    pub fn delete_topic(&self, name: &str) -> Result<(), ClusterError> {
+        self.tool(
+            "org.apache.kafka.tools.TopicCommand",
+            &["--delete", "--topic", name],
+        )?;
+        let start = Instant::now();
+        loop {
+            let mut last = String::new();
+            let gone =
+                self.answering_ports()
+                    .into_iter()
+                    .all(|port| match self.describe_on(port, name) {
+                        Err(ClusterError::Kafka { code, .. })
+                            if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION =>
+                        {
+                            true
+                        }
+                        other => {
+                            last = format!("{other:?}");
+                            false
+                        }
+                    });
+            if gone {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(ClusterError::Timeout {
+                    what: format!("the deletion of {name}"),
+                    waited: start.elapsed(),
+                    last,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
