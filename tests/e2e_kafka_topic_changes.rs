@@ -163,3 +163,77 @@ fn topic_deleted_and_created_again_with_fewer_partitions_while_producing() {
         }
     }
 }
+
+/// Partitions added to a topic while records flow: with
+/// `metadata.max.age.ms` at 1 s, keyless records reach the new partitions
+/// soon after, and a send naming a new partition succeeds once the
+/// metadata lists it (before that it fails at once with
+/// `InvalidPartition`, as librdkafka's does, and asks for metadata).
+#[test]
+fn partitions_added_while_producing_are_used() {
+    const GROWN: &str = "grown-topic";
+    let c = KafkaCluster::shared(1);
+    c.create_topic(GROWN, 2, 1, &[]).unwrap();
+    support::trace::init();
+    let p = support::producer_builder()
+        .bootstrap(&c.bootstrap())
+        .linger(Duration::from_millis(2))
+        .metadata_max_age(Duration::from_secs(1))
+        .build()
+        .expect("producer");
+    let send = |r: Record<'_>| {
+        p.send(r)
+            .expect("send")
+            .wait_timeout(Duration::from_secs(60))
+            .expect("a result")
+            .expect("delivered")
+    };
+    send(Record::new(GROWN, b"before"));
+    c.tool(
+        "org.apache.kafka.tools.TopicCommand",
+        &["--alter", "--topic", GROWN, "--partitions", "6"],
+    )
+    .unwrap();
+    let grown_at = Instant::now();
+    // A send naming partition 5 succeeds once the metadata lists it.
+    let md = loop {
+        match p.send(Record::new(GROWN, b"to p5").partition(5)) {
+            Ok(f) => {
+                break f
+                    .wait_timeout(Duration::from_secs(60))
+                    .expect("a result")
+                    .expect("delivered to a new partition")
+            }
+            Err(SendError::InvalidPartition { partition: 5, .. }) => {
+                assert!(
+                    grown_at.elapsed() < Duration::from_secs(15),
+                    "partition 5 still unknown {:?} after the increase",
+                    grown_at.elapsed()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!((md.partition, md.offset), (5, 0));
+    // Keyless records now spread over all six partitions.
+    let mut used = std::collections::BTreeSet::new();
+    for i in 0..3000 {
+        let v = format!("k{i}");
+        let f = p.send(Record::new(GROWN, v.as_bytes())).expect("send");
+        if i % 100 == 99 {
+            used.insert(
+                f.wait_timeout(Duration::from_secs(60))
+                    .unwrap()
+                    .unwrap()
+                    .partition,
+            );
+        }
+    }
+    assert!(p.flush_timeout(Duration::from_secs(60)));
+    assert!(
+        used.iter().any(|&p| p >= 2),
+        "no keyless record reached a new partition: {used:?}"
+    );
+    assert!(p.close_timeout(Duration::from_secs(30)));
+}
