@@ -43,7 +43,7 @@ impl SplitMix64 {
     }
 }
 
-/// `initial * 2^attempt`, capped at `max`, then multiplied by a random
+/// `initial * 2^attempt` (`initial` at most `max`), capped at `max`, then multiplied by a random
 /// factor in `[1 - jitter, 1 + jitter]` (and capped at `max` again), as the
 /// Java client's `ExponentialBackoff` with multiplier 2 and jitter 0.2.
 #[derive(Debug, Clone, Copy)]
@@ -59,12 +59,16 @@ pub struct ExponentialBackoff {
 impl ExponentialBackoff {
     /// The backoff before retry number `attempt` (0 for the first retry).
     pub fn backoff(&self, attempt: u32, rng: &mut SplitMix64) -> Duration {
-        if self.initial.is_zero() {
+        // A start above the cap starts at the cap, as the Java client's
+        // `ExponentialBackoff` does: every backoff is then `max` (jittered
+        // below it, as any capped one).
+        let initial = self.initial.min(self.max);
+        if initial.is_zero() {
             return Duration::ZERO;
         }
-        let max = self.max.max(self.initial);
+        let max = self.max;
         let exp = attempt.min(32);
-        let term = self.initial.as_secs_f64() * f64::powi(2.0, exp as i32);
+        let term = initial.as_secs_f64() * f64::powi(2.0, exp as i32);
         let term = term.min(max.as_secs_f64());
         let factor = 1.0 - self.jitter + rng.unit() * 2.0 * self.jitter;
         let v = (term * factor).min(max.as_secs_f64()).max(0.0);

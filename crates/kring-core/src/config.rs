@@ -163,11 +163,15 @@ pub struct Config {
     pub retries: u32,
     /// `retry.backoff.ms`. Default 100 ms.
     pub retry_backoff: Duration,
-    /// `retry.backoff.max.ms`. Default 1000 ms.
+    /// `retry.backoff.max.ms`. Default 1000 ms. Below `retry.backoff.ms`
+    /// it is the backoff of every retry (the Java client's rule: its
+    /// exponential backoff starts from the smaller of the two).
     pub retry_backoff_max: Duration,
     /// `reconnect.backoff.ms`. Default 50 ms.
     pub reconnect_backoff: Duration,
-    /// `reconnect.backoff.max.ms`. Default 1000 ms.
+    /// `reconnect.backoff.max.ms`. Default 1000 ms. Below
+    /// `reconnect.backoff.ms` it is the delay of every reconnect, as in the
+    /// Java client.
     pub reconnect_backoff_max: Duration,
     /// `delivery.timeout.ms`: upper bound from `send` to a final result.
     /// Default 120 s. Must be at least `linger + request_timeout`.
@@ -434,26 +438,6 @@ impl Config {
         }
         if self.request_timeout.is_zero() {
             return Err(invalid("request.timeout.ms", "must be positive"));
-        }
-        if self.retry_backoff_max < self.retry_backoff {
-            return Err(invalid(
-                "retry.backoff.max.ms",
-                format!(
-                    "{} ms is below retry.backoff.ms ({} ms)",
-                    self.retry_backoff_max.as_millis(),
-                    self.retry_backoff.as_millis()
-                ),
-            ));
-        }
-        if self.reconnect_backoff_max < self.reconnect_backoff {
-            return Err(invalid(
-                "reconnect.backoff.max.ms",
-                format!(
-                    "{} ms is below reconnect.backoff.ms ({} ms)",
-                    self.reconnect_backoff_max.as_millis(),
-                    self.reconnect_backoff.as_millis()
-                ),
-            ));
         }
         // Both are bounded above, so the sum cannot overflow.
         if self.delivery_timeout < self.linger + self.request_timeout {

@@ -187,6 +187,22 @@ fn default_idempotence_yields_to_explicit_conflicts() {
     assert_eq!(c.get_acks(), Acks::All);
 }
 
+/// A Java configuration with `retry.backoff.ms` (or `reconnect.backoff.ms`)
+/// above its `.max.ms` (e.g. `retry.backoff.ms=2000` beside the default
+/// max of 1000, common from before Kafka 3.7) builds, as in the Java
+/// client, whose backoff then stays at the max; it was refused.
+#[test]
+fn backoff_above_its_max_is_accepted_as_in_java() {
+    for (name, value) in [
+        ("retry.backoff.ms", "2000"),
+        ("reconnect.backoff.ms", "5000"),
+    ] {
+        let c = props(&[("bootstrap.servers", "a:1"), (name, value)])
+            .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        assert_eq!(c.to_core(None, None).validate(), Ok(()), "{name}");
+    }
+}
+
 #[test]
 fn delivery_timeout_floor() {
     // Explicit and below linger + request.timeout: request.timeout.ms is

@@ -124,6 +124,71 @@ fn retriable_errors_back_off_exponentially_with_jitter() {
     }
 }
 
+/// `retry.backoff.ms` above `retry.backoff.max.ms` is a valid Java
+/// configuration (common from before Kafka 3.7 added the cap, with
+/// `retry.backoff.ms=2000` or so): the Java client's `ExponentialBackoff`
+/// takes the smaller as its start, so every retry waits
+/// `retry.backoff.max.ms`. It was refused as a configuration error.
+#[test]
+fn retry_backoff_above_its_max_backs_off_by_the_max() {
+    let config = Config {
+        retry_backoff: ms(5_000),
+        retry_backoff_max: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
+    let n0 = produce_requests(&sim).len();
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    let mut times = Vec::new();
+    let mut seen = n0;
+    sim.drive_until(10_000, |s| {
+        let n = produce_requests(s).len();
+        if n > seen {
+            seen = n;
+            times.push(s.now);
+        }
+        h.try_result().is_some()
+    });
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(times.len(), 4, "1 try + 3 retries");
+    for i in 0..3 {
+        // At most the max, jittered below it (+1 ms of response latency).
+        let gap = (times[i + 1] - times[i]).as_secs_f64() * 1000.0 - 1.0;
+        assert!(
+            (800.0 - 0.01..=1000.01).contains(&gap),
+            "retry {i}: {gap} ms"
+        );
+    }
+}
+
+/// The same for `reconnect.backoff.ms` above `reconnect.backoff.max.ms`:
+/// accepted, and a broker that refuses connections is tried again every
+/// `reconnect.backoff.max.ms` (the Java client's rule).
+#[test]
+fn reconnect_backoff_above_its_max_reconnects_by_the_max() {
+    let config = Config {
+        reconnect_backoff: ms(10_000),
+        reconnect_backoff_max: ms(500),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    stop(&sim, 1);
+    sim.disconnect_node(1);
+    let t0 = sim.now;
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.run_for(ms(3_000));
+    start(&sim, 1);
+    sim.drive_until(100_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 1);
+    // Within one capped backoff of the broker's return, not 10 s later.
+    assert!(sim.now - t0 < ms(3_000 + 600), "{:?}", sim.now - t0);
+}
+
 #[test]
 fn fatal_errors_fail_the_batch() {
     let mut sim = sim_with(cfg(), 1, 1);
