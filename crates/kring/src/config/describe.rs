@@ -23,7 +23,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
             "unacknowledged requests per broker (default 5; at most 5 with idempotence)"
         }
         "max.request.size" => "largest produce request and record, in bytes (default 1048576)",
-        "message.timeout.ms" => "librdkafka alias of delivery.timeout.ms",
+        "message.timeout.ms" => "librdkafka alias of delivery.timeout.ms (0: no timeout)",
         "metadata.max.age.ms" => "metadata is refreshed at least this often (default 300000)",
         "partitioner" => "default (murmur2_random), sticky or round_robin (default default)",
         "queue.buffering.max.kbytes" => "librdkafka: buffer.memory in KiB",

@@ -2,7 +2,8 @@
 //! Java or librdkafka producer's configuration can be used as it is.
 //!
 //! librdkafka's names are aliases where they mean the same thing:
-//! `message.timeout.ms` (= `delivery.timeout.ms`), `queue.buffering.max.ms`
+//! `message.timeout.ms` (= `delivery.timeout.ms`; its 0, no timeout, is
+//! the longest `delivery.timeout.ms`, about 24.8 days), `queue.buffering.max.ms`
 //! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
 //! `compression.codec` (= `compression.type`), `statistics.interval.ms`
 //! (the period of the `on_statistics` callback), `batch.num.messages` (a cap on records per batch) and
@@ -178,7 +179,12 @@ impl ProducerConfig {
                 self.reconnect_backoff_max(millis("reconnect.backoff.max.ms", v)?)
             }
             "delivery.timeout.ms" => self.delivery_timeout(millis("delivery.timeout.ms", v)?),
-            "message.timeout.ms" => self.delivery_timeout(millis("message.timeout.ms", v)?),
+            // librdkafka: "a time of 0 is infinite"; the longest kring has.
+            "message.timeout.ms" => self.delivery_timeout(
+                Some(millis("message.timeout.ms", v)?)
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(kring_core::MAX_DURATION),
+            ),
             "request.timeout.ms" => self.request_timeout(millis("request.timeout.ms", v)?),
             "buffer.memory" => self.buffer_memory(size("buffer.memory", v)?),
             "queue.buffering.max.kbytes" => self.buffer_memory(

@@ -284,6 +284,21 @@ fn librdkafka_aliases_mean_the_same() {
     core.validate().unwrap();
 }
 
+/// librdkafka's `message.timeout.ms=0` means no timeout ("a time of 0 is
+/// infinite"), a common setting in librdkafka configurations: the alias
+/// gives the longest `delivery.timeout.ms` kring has, where it was read
+/// as a zero timeout and refused as below `linger.ms`. Java's own
+/// `delivery.timeout.ms=0` has no such meaning and is still refused.
+#[test]
+fn librdkafka_message_timeout_zero_is_no_timeout() {
+    let c = props(&[("bootstrap.servers", "a:1"), ("message.timeout.ms", "0")])
+        .unwrap_or_else(|e| panic!("message.timeout.ms=0: {e}"));
+    assert_eq!(c.get_delivery_timeout(), kring_core::MAX_DURATION);
+    assert_eq!(c.get_request_timeout(), Duration::from_secs(30));
+    c.to_core(None, None).validate().unwrap();
+    assert!(props(&[("bootstrap.servers", "a:1"), ("delivery.timeout.ms", "0")]).is_err());
+}
+
 #[test]
 fn fractional_linger() {
     let c = ProducerConfig::default().set("linger.ms", "0.25").unwrap();
