@@ -5,7 +5,9 @@
 //! A setting remembers whether it was set explicitly: like the Java client,
 //! kring turns idempotence off quietly when only the *default* of
 //! `enable.idempotence` conflicts with an explicit `acks`, but refuses a
-//! configuration that explicitly asks for both.
+//! configuration that explicitly asks for both. Likewise a default
+//! `batch.size` (or `delivery.timeout.ms`) yields to the explicit settings
+//! it would conflict with.
 
 mod describe;
 mod error;
@@ -109,7 +111,7 @@ pub struct ProducerConfig {
     client_id: String,
     acks: Setting<Acks>,
     linger: Duration,
-    batch_size: usize,
+    batch_size: Setting<usize>,
     batch_num_messages: u32,
     compression: Compression,
     enable_idempotence: Setting<bool>,
@@ -144,7 +146,7 @@ impl Default for ProducerConfig {
             client_id: "kring".to_owned(),
             acks: Setting::default(Acks::All),
             linger: Duration::from_millis(5),
-            batch_size: 16 * 1024,
+            batch_size: Setting::default(16 * 1024),
             batch_num_messages: i32::MAX as u32,
             compression: Compression::None,
             enable_idempotence: Setting::default(true),
@@ -211,7 +213,7 @@ setters! {
     /// sent.
     linger: Duration => |c, v| c.linger = v;
     /// `batch.size`: the size in bytes at which a batch is sealed.
-    batch_size: usize => |c, v| c.batch_size = v;
+    batch_size: usize => |c, v| c.batch_size.set(v);
     /// `batch.num.messages` (librdkafka): a batch is sealed once it holds
     /// this many records (1..=2147483647; default no cap beyond
     /// `batch.size`).
@@ -375,7 +377,7 @@ impl ProducerConfig {
     }
     /// `batch.size`.
     pub fn get_batch_size(&self) -> usize {
-        self.batch_size
+        self.batch_size.value
     }
     /// `batch.num.messages`.
     pub fn get_batch_num_messages(&self) -> u32 {
@@ -491,6 +493,9 @@ impl ProducerConfig {
     ///   sum; when it was, `request.timeout.ms` is lowered to fit (with a
     ///   warning, as librdkafka does), and only a `delivery.timeout.ms` not
     ///   above `linger.ms` is refused;
+    /// - a `batch.size` left at its default is lowered to `max.request.size`
+    ///   or `buffer.memory` where either is smaller (the Java client accepts
+    ///   such settings); an explicit one above them is refused;
     /// - then every range and cross-check is the core's own
     ///   ([`kring_core::Config::validate`]): kring and kring-core run the
     ///   same checks, so they cannot disagree, and any configuration this
@@ -513,6 +518,13 @@ impl ProducerConfig {
         }
         check_codec_built("compression.type", self.compression)?;
         self.check_idempotence()?;
+        if !self.batch_size.explicit {
+            let fit = self.max_request_size.min(self.buffer_memory);
+            // A fit of 0 is refused below, by the core's own checks.
+            if self.batch_size.value > fit && fit > 0 {
+                self.batch_size.value = fit;
+            }
+        }
         // Saturating: out-of-range durations are refused by the core below.
         let floor = self.linger.saturating_add(self.request_timeout);
         if self.delivery_timeout.value < floor {

@@ -203,6 +203,42 @@ fn backoff_above_its_max_is_accepted_as_in_java() {
     }
 }
 
+/// A `max.request.size` or `buffer.memory` below the *default* batch.size
+/// (16384) is a valid Java configuration (e.g. `max.request.size=8192`
+/// to cap records at 8 KiB): the batch.size the user did not choose is
+/// lowered to fit, as delivery.timeout.ms is raised, where it was refused
+/// with an error about a batch.size the user never set. An explicit
+/// batch.size above either is still refused.
+#[test]
+fn default_batch_size_yields_to_a_smaller_max_request_size_or_buffer_memory() {
+    let c = props(&[("bootstrap.servers", "a:1"), ("max.request.size", "8192")])
+        .unwrap_or_else(|e| panic!("max.request.size=8192: {e}"));
+    assert_eq!(c.get_batch_size(), 8192);
+    c.to_core(None, None).validate().unwrap();
+    let c = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("buffer.memory", "10000"),
+        ("max.request.size", "12000"),
+    ])
+    .unwrap_or_else(|e| panic!("buffer.memory=10000: {e}"));
+    assert_eq!(c.get_batch_size(), 10_000);
+    // Chosen: kept, and refused where it cannot be.
+    let c = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("batch.size", "4096"),
+        ("max.request.size", "8192"),
+    ])
+    .unwrap();
+    assert_eq!(c.get_batch_size(), 4096);
+    let err = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("batch.size", "16384"),
+        ("max.request.size", "8192"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("batch.size"), "{err}");
+}
+
 #[test]
 fn delivery_timeout_floor() {
     // Explicit and below linger + request.timeout: request.timeout.ms is
@@ -487,7 +523,7 @@ fn extremes_are_config_errors_never_panics() {
         base().max_block(Duration::MAX),
         base().batch_size(0),
         base().batch_size(2 << 20),
-        base().buffer_memory(1000),
+        base().batch_size(16_384).buffer_memory(1000),
         base().connect_timeout(Duration::ZERO),
     ] {
         assert!(c.clone().validate().is_err(), "{c:?}");
