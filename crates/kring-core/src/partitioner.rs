@@ -15,8 +15,10 @@
 //! A [`Partitioner`] can override both decisions; returning `None` asks for
 //! the sticky behaviour.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 /// Kafka's murmur2 hash (the Java client's `Utils.murmur2`), seed
 /// `0x9747b28c`.
@@ -139,23 +141,42 @@ impl Partitioner for UniformStickyPartitioner {
 
 /// Spreads records one by one over the available partitions (all partitions
 /// while none is available), ignoring keys, like the Java client's
-/// `RoundRobinPartitioner`. The counter is shared by all topics of the
-/// producer; it is one atomic increment per record, so prefer the sticky
-/// default for throughput.
+/// `RoundRobinPartitioner`, with a counter per topic as it has (records
+/// sent to several topics in turn still go round each topic's partitions).
+/// A map lookup under a read lock and an atomic increment per record, so
+/// prefer the sticky default for throughput.
 #[derive(Debug, Default)]
 pub struct RoundRobinPartitioner {
-    counter: AtomicU32,
+    counters: RwLock<HashMap<Box<str>, AtomicU32>>,
+}
+
+impl RoundRobinPartitioner {
+    /// The topic's counter value before this record's increment.
+    fn next(&self, topic: &str) -> u32 {
+        // Nothing panics while the lock is held: a poisoned lock is intact.
+        let counters = self.counters.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = counters.get(topic) {
+            return c.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(counters);
+        self.counters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(Box::from(topic))
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 impl Partitioner for RoundRobinPartitioner {
     fn partition(
         &self,
-        _topic: &str,
+        topic: &str,
         _key: Option<&[u8]>,
         _value: Option<&[u8]>,
         view: &PartitionView<'_>,
     ) -> Option<u32> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = self.next(topic);
         if view.available.is_empty() {
             Some(n % view.num_partitions.max(1))
         } else {

@@ -427,3 +427,36 @@ fn sticky_switch_leaves_no_one_record_batch_behind() {
         "batches (partition, records): {sizes:?}; record partitions {parts:?}"
     );
 }
+
+/// The round-robin partitioner keeps a counter per topic, as the Java
+/// client's `RoundRobinPartitioner` does: records sent to two topics in
+/// turn still go round each topic's partitions. With one counter shared
+/// by every topic, a topic that got every second record of two-partition
+/// topics had all of its records land in one partition.
+#[test]
+fn round_robin_goes_round_each_topic_when_topics_interleave() {
+    let config = Config {
+        partitioner: crate::config::PartitionerChoice::RoundRobin,
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(1, 2).topic("u", 2));
+    let mut parts = std::collections::BTreeMap::<&str, Vec<i32>>::new();
+    let mut hs = Vec::new();
+    for _ in 0..4 {
+        for topic in ["t", "u"] {
+            hs.push((topic, sim.send(topic, None, None, Some(b"v")).unwrap()));
+        }
+    }
+    sim.drive();
+    for (topic, h) in hs {
+        parts
+            .entry(topic)
+            .or_default()
+            .push(h.wait().unwrap().partition);
+    }
+    for (topic, ps) in &parts {
+        let first = ps[0];
+        let want: Vec<i32> = (0..4).map(|i| (first + i) % 2).collect();
+        assert_eq!(ps, &want, "topic {topic}: {parts:?}");
+    }
+}
