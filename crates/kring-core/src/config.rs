@@ -203,7 +203,8 @@ pub struct Config {
     /// Optional per-record delivery callback, run on the I/O thread.
     pub on_delivery: Option<DeliveryCallback>,
     /// `statistics.interval.ms`: how often [`on_statistics`](Self::on_statistics)
-    /// is called. Zero (the default) never calls it.
+    /// is called. Zero (the default) never calls it; otherwise at least
+    /// 1 ms.
     pub statistics_interval: Duration,
     /// Optional statistics callback, run on the I/O thread every
     /// `statistics_interval` (fenced: a panic is caught and counted).
@@ -367,6 +368,19 @@ impl Config {
                     ),
                 ));
             }
+        }
+        // Below a millisecond (possible only through the typed setter) the
+        // I/O thread would do little but build statistics.
+        if !self.statistics_interval.is_zero()
+            && self.statistics_interval < Duration::from_millis(1)
+        {
+            return Err(invalid(
+                "statistics.interval.ms",
+                format!(
+                    "{:?} is below 1 ms (0 turns statistics off)",
+                    self.statistics_interval
+                ),
+            ));
         }
         match self.security_protocol {
             SecurityProtocol::Plaintext | SecurityProtocol::Ssl => {}

@@ -876,3 +876,30 @@ fn compression_threads_values() {
         assert!(err.contains("compression.threads"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn statistics_interval_below_a_millisecond_is_refused() {
+    let base = || ProducerConfig::default().bootstrap("a:1");
+    let err = base()
+        .statistics_interval(Duration::from_nanos(1))
+        .validate()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError::OutOfRange {
+                property: "statistics.interval.ms",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    base()
+        .statistics_interval(Duration::ZERO)
+        .validate()
+        .unwrap();
+    base()
+        .statistics_interval(Duration::from_millis(1))
+        .validate()
+        .unwrap();
+}
