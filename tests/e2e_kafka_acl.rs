@@ -14,7 +14,8 @@
 //! - a user who may write nowhere cannot get a producer id (KIP-679:
 //!   InitProducerId needs Write on some topic): with idempotence its
 //!   records fail with CLUSTER_AUTHORIZATION_FAILED, promptly, not after
-//!   `delivery.timeout.ms`.
+//!   `delivery.timeout.ms` (a send after the refusal is refused at once,
+//!   `SendError::Fatal`).
 //!
 //! One single-node cluster for the binary; the harness's PLAINTEXT
 //! listener (principal `User:ANONYMOUS`) is a super user.
@@ -240,6 +241,12 @@ fn user_who_may_write_nowhere_gets_no_producer_id_and_fails_promptly() {
             code
         }
         Err(SendError::TopicError { error, .. }) => error.code(),
+        // The producer id was refused before the send: the producer is
+        // fatally failed and refuses it at once.
+        Err(SendError::Fatal(DeliveryError::Broker { code, status, .. })) => {
+            assert_eq!(status, kring::MessageStatus::NotPersisted);
+            code
+        }
         other => panic!("{other:?}"),
     };
     assert_eq!(code, ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());

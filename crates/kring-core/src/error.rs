@@ -110,6 +110,17 @@ pub enum SendError {
         /// The panic's message.
         message: Arc<str>,
     },
+    /// The idempotent producer hit a fatal error and can send nothing any
+    /// more: a broker refused its producer id (InitProducerId) or answered
+    /// a batch with CLUSTER_AUTHORIZATION_FAILED,
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, PRODUCER_FENCED or
+    /// UNSUPPORTED_VERSION. Every record pending then failed with the same
+    /// error (those on the wire got their own answer), and every later
+    /// send is refused with it at once, as the Java client's
+    /// `failIfNotReadyForSend` refuses it. Close the producer and create a
+    /// new one once the cause (an ACL, a fenced producer) is fixed.
+    #[error("the producer failed fatally: {0}")]
+    Fatal(crate::delivery::DeliveryError),
     /// The topic name cannot be sent (empty, or longer than a Kafka string).
     #[error("invalid topic name `{0}`")]
     InvalidTopic(Arc<str>),

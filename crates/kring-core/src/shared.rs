@@ -150,6 +150,9 @@ pub struct Shared {
     /// The core's last statistics snapshot, kept when it finished (only if
     /// statistics were used).
     pub(crate) final_statistics: OnceLock<crate::producer::Statistics>,
+    /// The idempotent producer's fatal error, once the I/O thread hit one
+    /// (`ProducerCore::enter_fatal`): every later send is refused with it.
+    pub(crate) fatal: OnceLock<crate::delivery::DeliveryError>,
     /// Authentication failures while no connection was usable: a send
     /// waiting for metadata fails when this moves.
     pub(crate) auth_failures: std::sync::atomic::AtomicU64,
@@ -285,6 +288,7 @@ impl Shared {
             callback_panics: std::sync::atomic::AtomicU64::new(0),
             conn_error: std::sync::Mutex::new(None),
             final_statistics: OnceLock::new(),
+            fatal: OnceLock::new(),
             auth_failures: std::sync::atomic::AtomicU64::new(0),
             compress: crate::compress::CompressQueue::new(config.max_request_size),
         }
@@ -652,11 +656,18 @@ impl Shared {
     }
 
     /// What fails a record before anything is tried: a closed producer, a
-    /// topic name that cannot be sent, a negative timestamp, a record too
-    /// large.
+    /// producer in a fatal state, a topic name that cannot be sent, a
+    /// negative timestamp, a record too large.
+    ///
+    /// The append fast path (`to_open`) does not look at the fatal state:
+    /// entering it takes every open batch out of the accumulator, so the
+    /// fast path finds none and comes here.
     fn precheck(&self, rec: &RecordRef<'_>) -> Result<(), SendError> {
         if self.notices.is_closed() {
             return Err(SendError::Closed);
+        }
+        if let Some(e) = self.fatal.get() {
+            return Err(SendError::Fatal(e.clone()));
         }
         if rec.topic.is_empty() || rec.topic.len() > i16::MAX as usize {
             return Err(SendError::InvalidTopic(Arc::from(rec.topic)));

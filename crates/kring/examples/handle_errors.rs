@@ -46,6 +46,10 @@ fn on_send_error(e: &SendError) -> &'static str {
         // A negative timestamp: a bug in the caller (leave it unset to
         // have the wall clock stamped).
         SendError::InvalidTimestamp(_) => "fix the timestamp",
+        // The idempotent producer was refused for good (no producer id,
+        // CLUSTER_AUTHORIZATION_FAILED, PRODUCER_FENCED, ...): it sends
+        // nothing any more. Close it, fix the cause, create a new one.
+        SendError::Fatal(_) => "close the producer; fix the cause; recreate it",
         _ => "unknown (newer kring): log it and treat it as not sent",
     }
 }

@@ -413,3 +413,26 @@ fn dropping_the_producer_inside_the_delivery_callback_does_not_wait_for_itself()
         other => panic!("the pending record: {other:?}"),
     }
 }
+
+/// The broker answers a batch of the idempotent producer with
+/// PRODUCER_FENCED (another producer took its id): that record fails with
+/// it, and so does every later send, at once — the producer is fatally
+/// failed, as the Java client's is. Close completes.
+#[test]
+fn a_fenced_idempotent_producer_refuses_later_sends() {
+    let c = cluster(1);
+    let p = builder(&c).build().unwrap();
+    p.send(Record::new("t", b"warm")).unwrap().wait().unwrap();
+    c.inject(Fault::error(PRODUCE, crate::ErrorCode::PRODUCER_FENCED).times(1));
+    let fenced = p.send(Record::new("t", b"x")).unwrap();
+    match fenced.wait_timeout(Duration::from_secs(10)) {
+        Some(Err(e)) => assert_eq!(e.status(), crate::MessageStatus::NotPersisted, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    match p.send(Record::new("t", b"later")) {
+        Err(SendError::Fatal(e)) => assert!(e.to_string().contains("PRODUCER_FENCED"), "{e}"),
+        other => panic!("a send after the producer was fenced: {other:?}"),
+    }
+    assert!(p.close(), "every record has its result");
+    assert_eq!(c.records("t", 0).unwrap().len(), 1);
+}

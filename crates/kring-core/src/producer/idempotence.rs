@@ -19,7 +19,12 @@
 //! - a batch that fails for good after being sent (a fatal broker error)
 //!   bumps the epoch; one that expired after being sent leaves the
 //!   partition "unresolved": no new batch is drained until its in-flight
-//!   batches finish, then the epoch is bumped unless the sequences line up.
+//!   batches finish, then the epoch is bumped unless the sequences line up;
+//! - CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+//!   PRODUCER_FENCED and UNSUPPORTED_VERSION in a Produce answer end the
+//!   producer (`fatal_to_idempotence`, `enter_fatal`), as a refused
+//!   InitProducerId does: every batch not on the wire fails with the
+//!   error and every later send is refused with it.
 //!
 //! One rule is added to the Java client's (which re-sends every incomplete
 //! batch under new sequences at a bump, duplicating a batch whose answer
@@ -95,6 +100,34 @@ use kring_protocol::record::sequence_after as seq_after;
 /// How many recent batches per producer a Kafka broker remembers for
 /// duplicate detection (`NUM_BATCHES_TO_RETAIN`).
 const BROKER_RETAINED_BATCHES: usize = 5;
+
+/// Whether a Produce answer `err` ends an idempotent producer: the
+/// errors the Java client's `TransactionManager.handleFailedBatch` turns
+/// into a fatal error (`maybeTransitionToErrorState`): the producer is not
+/// allowed to produce (CLUSTER_AUTHORIZATION_FAILED,
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), another producer took its id
+/// (PRODUCER_FENCED), or the broker cannot take idempotent batches
+/// (UNSUPPORTED_VERSION). No retry or epoch bump can help, and a bump
+/// would only let later batches land after a gap.
+///
+/// librdkafka differs: without `enable.gapless.guarantee` it fails only
+/// the batch and bumps the epoch (`rd_kafka_handle_Produce_error`, the
+/// "message sequence gap" drain and bump) — what kring did before; only
+/// sequence desynchronisation, or a permanent error with the gapless
+/// guarantee, is fatal there (`rd_kafka_idemp_set_fatal_error`). kring
+/// follows the Java client: every later batch would meet the same refusal,
+/// and failing them at once says so instead of failing each after a
+/// round trip. Without idempotence these stay errors of their batch (as in
+/// both clients).
+pub(crate) fn fatal_to_idempotence(err: ErrorCode) -> bool {
+    matches!(
+        err,
+        ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+            | ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | ErrorCode::PRODUCER_FENCED
+            | ErrorCode::UNSUPPORTED_VERSION
+    )
+}
 
 /// What a partition waits for before it decides about its sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,12 +252,6 @@ impl Idempotence {
         self.enabled
     }
 
-    /// The broker does not support InitProducerId: never ask again (the
-    /// core fails every batch with its fatal error).
-    pub(crate) fn unsupported(&mut self) {
-        self.state = PidState::Backoff;
-    }
-
     /// Whether produce requests may be built.
     pub(crate) fn ready(&self) -> bool {
         !self.enabled || self.state == PidState::Ready
@@ -325,17 +352,41 @@ impl ProducerCore {
                 message: Some("InitProducerId failed; the idempotent producer cannot send".into()),
                 status: MessageStatus::NotPersisted,
             };
-            tracing::error!(error = err.name(), "InitProducerId failed fatally");
-            self.life.set_fatal(e);
-            self.idem.state = PidState::Backoff;
-            let ns: Vec<i32> = self
-                .nodes
-                .iter()
-                .filter(|(_, n)| !n.ready.is_empty())
-                .map(|(&id, _)| id)
-                .collect();
-            for n in ns {
-                self.add_work(n);
+            self.enter_fatal(now, e);
+        }
+    }
+
+    /// The idempotent producer cannot go on: the one path every fatal
+    /// error takes (an InitProducerId refused for good or unsupported, a
+    /// batch answered with an error [`fatal_to_idempotence`] names).
+    /// Following the Java client (`TransactionManager.transitionToFatalError`,
+    /// then `Sender.runOnce` aborting the undrained batches and
+    /// `failIfNotReadyForSend` refusing sends): every batch not on the
+    /// wire — retry queues, sealed and open batches — fails now with
+    /// `err` (its status from its own history: a batch waiting for a
+    /// retry after an unanswered attempt is possibly persisted), every
+    /// later send is refused with it (`SendError::Fatal`), and nothing is
+    /// sent any more: no producer id, no epoch bump, no produce request.
+    /// A batch on the wire keeps the fate its own answer gives (written,
+    /// or failed; retriable answers then fail with `err` when the retry
+    /// would be taken). The first fatal error is the one reported. Visits
+    /// every partition once, as a purge does.
+    pub(crate) fn enter_fatal(&mut self, now: Instant, err: DeliveryError) {
+        if self.life.fatal().is_some() {
+            return;
+        }
+        tracing::error!(error = %err, "the idempotent producer failed fatally: every pending and later record fails with this error");
+        self.life.set_fatal(err.clone());
+        let _ = self.shared.fatal.set(err.clone());
+        self.idem.state = PidState::Backoff;
+        self.idem.bump_required = false;
+        self.idem.rewrite.clear();
+        if let Some(h) = self.idem.timer.take() {
+            self.timers.cancel(h);
+        }
+        for ti in 0..self.topics.len() {
+            for pi in 0..self.topics[ti].partitions.len() {
+                self.fail_partition(now, (ti as u32, pi as u32), &err);
             }
         }
     }

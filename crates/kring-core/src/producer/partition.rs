@@ -218,6 +218,11 @@ impl ProducerCore {
         if !self.part(pk).delivery.is_armed() {
             self.arm_delivery_new(pk, created + dt);
         }
+        if let Some(err) = self.life.fatal().cloned() {
+            // Opened by a sender that got past the fatal check just before
+            // the error: no request will ever take it.
+            self.fail_buffered(pk, &err);
+        }
         let _ = now;
     }
 

@@ -29,7 +29,7 @@ use crate::delivery::{BatchOk, DeliveryError, MessageStatus, RecordErrors};
 use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
-use super::idempotence::SeqVerdict;
+use super::idempotence::{fatal_to_idempotence, SeqVerdict};
 use super::{BatchKey, PartKey, ProducerCore, TimerKey, Transmit};
 
 /// What `take_batch` found.
@@ -101,25 +101,23 @@ impl ProducerCore {
     }
 
     fn poll_init_pid(&mut self, now: Instant) -> Option<Transmit> {
-        if !self.idem.wants_request() || self.life.is_finished() {
+        if !self.idem.wants_request() || self.life.is_finished() || self.life.fatal().is_some() {
             return None;
         }
         let id = self.control_conn()?;
         let version = self.conn(id)?.versions.init_pid;
         if version < 0 {
-            self.life.set_fatal(DeliveryError::Broker {
-                code: ErrorCode::UNSUPPORTED_VERSION.code(),
-                name: ErrorCode::UNSUPPORTED_VERSION.name(),
-                message: Some(
-                    "the broker does not support InitProducerId; disable idempotence".into(),
-                ),
-                status: MessageStatus::NotPersisted,
-            });
-            self.idem.unsupported();
-            let ns: Vec<i32> = self.nodes.keys().copied().collect();
-            for n in ns {
-                self.add_work(n);
-            }
+            self.enter_fatal(
+                now,
+                DeliveryError::Broker {
+                    code: ErrorCode::UNSUPPORTED_VERSION.code(),
+                    name: ErrorCode::UNSUPPORTED_VERSION.name(),
+                    message: Some(
+                        "the broker does not support InitProducerId; disable idempotence".into(),
+                    ),
+                    status: MessageStatus::NotPersisted,
+                },
+            );
             return None;
         }
         let req: InitProducerIdRequest = self.idem.request();
@@ -394,7 +392,7 @@ impl ProducerCore {
     /// Fails every unsent batch of `pk` (fatal producer state): the retry
     /// queue, the sealed batches and the open one (which no request will
     /// ever take, so it would otherwise wait for its delivery timeout).
-    fn fail_partition(&mut self, now: Instant, pk: PartKey, err: &DeliveryError) {
+    pub(crate) fn fail_partition(&mut self, now: Instant, pk: PartKey, err: &DeliveryError) {
         while let Some(bk) = self.part(pk).retry.pop_front() {
             self.fail_batch(now, bk, err.clone(), false);
         }
@@ -827,6 +825,21 @@ impl ProducerCore {
             self.ledger[bk].set_maybe_written(true);
         }
         tracing::debug!(topic = %self.topics[pk.0 as usize].name, partition = pk.1, error = err.name(), message, "batch failed");
+        if self.idem.enabled() && fatal_to_idempotence(err) {
+            let error = DeliveryError::Broker {
+                code: err.code(),
+                name: err.name(),
+                message: Some(Arc::from(message.unwrap_or(
+                    "fatal to the idempotent producer: it sends nothing any more",
+                ))),
+                status: MessageStatus::NotPersisted,
+            };
+            // The fatal state first: a sender woken by this batch's
+            // failure must find later sends refused.
+            self.enter_fatal(now, error.clone());
+            self.fail_batch(now, bk, error, false);
+            return;
+        }
         let mut leader_moved = false;
         if let Some((leader, epoch)) = hint {
             leader_moved = self.apply_leader_hint(pk, leader, epoch);

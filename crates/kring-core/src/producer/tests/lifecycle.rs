@@ -267,7 +267,7 @@ fn close_from_the_io_thread_releases_blocked_senders() {
 /// (CLUSTER_AUTHORIZATION_FAILED): the producer can send nothing, and a
 /// record waiting in a lingering batch fails promptly with that error, as
 /// the Java client aborts every incomplete batch on a fatal error — not
-/// after delivery.timeout.ms.
+/// after delivery.timeout.ms; a later send is refused at once.
 #[test]
 fn a_fatal_init_producer_id_fails_lingering_records_promptly() {
     let config = Config {
@@ -275,6 +275,15 @@ fn a_fatal_init_producer_id_fails_lingering_records_promptly() {
         ..cfg()
     };
     let cluster = cluster(1, 1).build_unbound().expect("valid mock cluster");
+    // A retriable refusal first, so the record is in a batch by the time
+    // the fatal one comes (after the retry backoff).
+    cluster.inject(
+        Fault::error(
+            ApiKey::InitProducerId,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+        )
+        .times(1),
+    );
     cluster.inject(
         Fault::error(
             ApiKey::InitProducerId,
@@ -283,14 +292,19 @@ fn a_fatal_init_producer_id_fails_lingering_records_promptly() {
         .always(),
     );
     let mut sim = Sim::new(config, cluster, kring_testclock::origin());
-    sim.run_for(ms(100));
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    assert!(h.try_result().is_none(), "lingering");
     sim.run_for(ms(2_000));
     match h.try_result() {
         Some(Err(DeliveryError::Broker { .. })) => {}
         other => panic!("after 2 s (delivery.timeout.ms 120 s): {other:?}"),
     }
     assert_eq!(sim.shared.buffered_bytes(), 0);
+    // A later send is refused at once with the same error.
+    match sim.send("t", Some(0), None, Some(b"y")) {
+        Err(SendError::Fatal(DeliveryError::Broker { code: 31, .. })) => {}
+        other => panic!("a send after the fatal error: {other:?}"),
+    }
 }
 
 /// Close releases a sender blocked for `buffer.memory` at once, with

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::delivery::{DeliveryError, DeliveryReport, MessageStatus};
+use crate::error::SendError;
 use crate::Config;
 use kring_mock::Fault;
 use kring_protocol::messages::ApiKey;
@@ -318,4 +319,104 @@ fn timeout_last_error_keeps_the_brokers_message() {
         e.to_string().contains("only 1 of 3 replicas in sync"),
         "{e}"
     );
+}
+
+/// The broker error code a delivery error carries, if it is one.
+fn code_of(e: &DeliveryError) -> Option<i16> {
+    match e {
+        DeliveryError::Broker { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+/// The errors that end an idempotent producer (the Java client's
+/// `TransactionManager.maybeTransitionToErrorState`).
+const FATAL_TO_IDEMPOTENCE: [ErrorCode; 4] = [
+    ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ErrorCode::PRODUCER_FENCED,
+    ErrorCode::UNSUPPORTED_VERSION,
+];
+
+/// An idempotent producer's batch answered with one of the errors above:
+/// that batch fails with it, not persisted; a batch of another partition
+/// in the same request keeps the fate its own answer gives (written); a
+/// batch lingering in the accumulator (10 s linger) fails at once with
+/// the same error, not at its linger; and every later send is refused at
+/// once, as the Java client's `failIfNotReadyForSend` refuses it.
+#[test]
+fn a_fatal_produce_error_ends_the_idempotent_producer() {
+    for code in FATAL_TO_IDEMPOTENCE {
+        let config = Config {
+            linger: ms(10_000),
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 3);
+        let warm: Vec<_> = (0..3)
+            .map(|p| sim.send("t", Some(p), None, Some(b"w")).unwrap())
+            .collect();
+        sim.flush();
+        sim.drive();
+        for h in &warm {
+            h.wait().unwrap();
+        }
+        fail_produce(&sim, 0, code, 1);
+        let a = sim.send("t", Some(0), None, Some(b"a")).unwrap();
+        let b = sim.send("t", Some(1), None, Some(b"b")).unwrap();
+        sim.flush();
+        sim.settle(); // a and b on the wire, in one request
+        let c = sim.send("t", Some(2), None, Some(b"c")).unwrap();
+        sim.run_for(ms(100));
+        match a.try_result() {
+            Some(Err(e @ DeliveryError::Broker { .. })) => {
+                assert_eq!(code_of(&e), Some(code.code()), "{code:?}");
+                assert_eq!(e.status(), MessageStatus::NotPersisted, "{code:?}");
+            }
+            other => panic!("{code:?}: the refused batch: {other:?}"),
+        }
+        assert_eq!(b.try_result().map(|r| r.map(|m| m.offset)), Some(Ok(1)));
+        match c.try_result() {
+            Some(Err(e)) => {
+                assert_eq!(code_of(&e), Some(code.code()), "{code:?}: {e}");
+                assert_eq!(e.status(), MessageStatus::NotPersisted, "{code:?}");
+            }
+            other => panic!("{code:?}: the lingering batch after 100 ms: {other:?}"),
+        }
+        match sim.send("t", Some(1), None, Some(b"later")) {
+            Err(SendError::Fatal(e)) => assert_eq!(code_of(&e), Some(code.code())),
+            other => panic!("{code:?}: a later send: {other:?}"),
+        }
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+        assert_eq!(log(&sim, 0).len(), 1, "{code:?}");
+        assert_eq!(log(&sim, 1).len(), 2, "{code:?}");
+        assert_eq!(log(&sim, 2).len(), 1, "{code:?}");
+        // Close still completes: every record has its result.
+        let done = sim.close();
+        sim.drive_until(10_000, |s| s.core.is_finished());
+        assert!(done.is_done());
+    }
+}
+
+/// Without idempotence the same errors fail only their batch (as in the
+/// Java client, which has no transaction manager then): later sends go on.
+#[test]
+fn without_idempotence_those_errors_fail_only_their_batch() {
+    for code in FATAL_TO_IDEMPOTENCE {
+        let config = Config {
+            enable_idempotence: false,
+            acks: crate::config::Acks::All,
+            linger: ms(0),
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 1);
+        sim.send("t", Some(0), None, Some(b"w")).unwrap();
+        sim.drive();
+        fail_produce(&sim, 0, code, 1);
+        let a = sim.send("t", Some(0), None, Some(b"a")).unwrap();
+        sim.drive();
+        assert_eq!(code_of(&a.wait().unwrap_err()), Some(code.code()));
+        let b = sim.send("t", Some(0), None, Some(b"b")).unwrap();
+        sim.drive();
+        assert_eq!(b.wait().unwrap().offset, 1, "{code:?}");
+    }
 }
