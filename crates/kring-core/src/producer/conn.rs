@@ -85,7 +85,7 @@ pub(crate) struct Conn {
     pub(crate) api_versions_version: i16,
     pub(crate) sasl: super::sasl::ConnSasl,
     /// The broker throttled this connection (KIP-219) until then: no
-    /// produce request is written to it before.
+    /// request of any kind is written to it before.
     pub(crate) throttled_until: Option<Instant>,
 }
 
@@ -104,6 +104,15 @@ impl Conn {
             sasl: super::sasl::ConnSasl::default(),
             throttled_until: None,
         }
+    }
+
+    /// Whether the broker's throttle (KIP-219) still mutes this connection
+    /// at `now`: nothing may be written to it, as the Java client's
+    /// `NetworkClient` sends nothing to a throttled node
+    /// (`ClusterConnectionStates.isReady` is false until the throttle
+    /// ends).
+    pub(crate) fn is_throttled(&self, now: Instant) -> bool {
+        self.throttled_until.is_some_and(|t| t > now)
     }
 }
 
@@ -215,14 +224,18 @@ impl ProducerCore {
     }
 
     /// Makes sure some connection can carry a control request (metadata,
-    /// InitProducerId): returns a ready one with room, or starts one.
-    pub(crate) fn control_conn(&mut self) -> Option<ConnId> {
+    /// InitProducerId): returns the least loaded ready one with room and
+    /// not throttled (the Java client's `leastLoadedNode` skips a
+    /// throttled node), or starts one when none is open. While every open
+    /// connection is busy or throttled, none: the request waits (the
+    /// throttle's timer ends the wait).
+    pub(crate) fn control_conn(&mut self, now: Instant) -> Option<ConnId> {
         let max = self.cfg.max_in_flight;
         let mut best: Option<(usize, ConnId)> = None;
         let mut connecting = false;
         for c in self.conns.iter() {
             match c.state {
-                ConnState::Ready if c.in_flight.len() < max => {
+                ConnState::Ready if c.in_flight.len() < max && !c.is_throttled(now) => {
                     let load = c.in_flight.len();
                     if best.is_none_or(|(l, _)| load < l) {
                         best = Some((load, c.id));

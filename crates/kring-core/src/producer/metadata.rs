@@ -133,7 +133,7 @@ impl ProducerCore {
         if !self.meta.due || self.meta.in_flight.is_some() || self.life.is_finished() {
             return None;
         }
-        let id = self.control_conn()?;
+        let id = self.control_conn(now)?;
         let version = self.conn(id)?.versions.metadata;
         let req = MetadataRequest {
             topics: Some(
@@ -190,6 +190,8 @@ impl ProducerCore {
             }
         };
         self.meta.failures = 0;
+        self.count_throttle(id, resp.throttle_time_ms);
+        self.throttle_conn(now, id, version >= 6, resp.throttle_time_ms);
         tracing::debug!(
             %id,
             brokers = resp.brokers.len(),

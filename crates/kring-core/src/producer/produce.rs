@@ -104,7 +104,7 @@ impl ProducerCore {
         if !self.idem.wants_request() || self.life.is_finished() || self.life.fatal().is_some() {
             return None;
         }
-        let id = self.control_conn()?;
+        let id = self.control_conn(now)?;
         let version = self.conn(id)?.versions.init_pid;
         if version < 0 {
             self.enter_fatal(
@@ -144,7 +144,7 @@ impl ProducerCore {
             return None;
         };
         let c = self.conn(cid)?;
-        if c.state != ConnState::Ready || c.throttled_until.is_some_and(|t| t > now) {
+        if c.state != ConnState::Ready || c.is_throttled(now) {
             // A throttled connection: its timer makes the node work again.
             return None;
         }
@@ -523,7 +523,11 @@ impl ProducerCore {
             ReqKind::Metadata => self.handle_metadata(now, id, inf.version, frame),
             ReqKind::InitProducerId => {
                 match decode_response_frame::<InitProducerIdRequest>(frame, inf.version) {
-                    Ok((_, r)) => self.handle_init_pid(now, r),
+                    Ok((_, r)) => {
+                        self.count_throttle(id, r.throttle_time_ms);
+                        self.throttle_conn(now, id, inf.version >= 1, r.throttle_time_ms);
+                        self.handle_init_pid(now, r);
+                    }
                     Err(e) => {
                         self.init_pid_lost(now);
                         self.drop_conn(
@@ -573,7 +577,7 @@ impl ProducerCore {
             }
         };
         self.count_throttle(id, resp.throttle_time_ms);
-        self.throttle_conn(now, id, version, resp.throttle_time_ms);
+        self.throttle_conn(now, id, version >= 6, resp.throttle_time_ms);
         // KIP-951: endpoints of nodes named in CurrentLeader hints.
         for ep in &resp.node_endpoints {
             let addr = format!("{}:{}", ep.host, ep.port);
@@ -687,7 +691,7 @@ impl ProducerCore {
             }
         }
         self.count_throttle(id, ok.throttle_time_ms);
-        self.throttle_conn(now, id, version, ok.throttle_time_ms);
+        self.throttle_conn(now, id, version >= 6, ok.throttle_time_ms);
         for (p, &(bk, _)) in ok.partitions.iter().zip(batches) {
             let pk = self.ledger[bk].part();
             let part = self.part(pk);
@@ -697,15 +701,23 @@ impl ProducerCore {
         true
     }
 
-    /// A produce response said the broker throttled the connection
-    /// `throttle_ms` (a quota): from Produce v6 on (KIP-219) the broker
-    /// answers at once and mutes the channel that long, expecting the
-    /// client to send nothing meanwhile, as the Java client's
-    /// `NetworkClient.maybeThrottle` does. Before v6 the broker delayed the
-    /// answer itself. A request written meanwhile would only wait in the
-    /// muted channel, its request timeout running.
-    fn throttle_conn(&mut self, now: Instant, id: ConnId, version: i16, throttle_ms: i32) {
-        if version < 6 || throttle_ms <= 0 {
+    /// A response said the broker throttled the connection `throttle_ms`
+    /// (a quota): from the versions of KIP-219 on (Produce and Metadata
+    /// v6, InitProducerId v1: `client_throttles`) the broker answers at
+    /// once and mutes the channel that long, expecting the client to send
+    /// nothing meanwhile, as the Java client's `NetworkClient.maybeThrottle`
+    /// does. Before those versions the broker delayed the answer itself.
+    /// A request written meanwhile — of any kind: produce, metadata,
+    /// InitProducerId — would only wait in the muted channel, its request
+    /// timeout running; so none is (`Conn::is_throttled`).
+    pub(crate) fn throttle_conn(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        client_throttles: bool,
+        throttle_ms: i32,
+    ) {
+        if !client_throttles || throttle_ms <= 0 {
             return;
         }
         let until = now + std::time::Duration::from_millis(throttle_ms as u64);
@@ -716,7 +728,7 @@ impl ProducerCore {
             return;
         }
         c.throttled_until = Some(until);
-        tracing::debug!(%id, throttle_ms, "broker throttled the connection; no produce request before it ends");
+        tracing::debug!(%id, throttle_ms, "broker throttled the connection; no request before it ends");
         self.timers.insert(until, TimerKey::Throttle(id));
     }
 

@@ -420,3 +420,145 @@ fn without_idempotence_those_errors_fail_only_their_batch() {
         assert_eq!(b.wait().unwrap().offset, 1, "{code:?}");
     }
 }
+
+/// A throttle holds every request to the throttled connection, not only
+/// Produce (the Java client's `NetworkClient`: a throttled node is not
+/// ready, `canSendRequest` false): a metadata refresh wanted meanwhile
+/// waits for the throttle to pass when no other connection is ready.
+#[test]
+fn a_throttled_connection_gets_no_metadata_request_before_the_throttle_passed() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster
+        .inject(Fault::throttle(ApiKey::Produce, ms(1_000)).times(1));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |_| h.try_result().is_some());
+    h.wait().unwrap();
+    let answered = sim.now;
+    let sent = sim.transmitted.len();
+    // A topic nobody asked for yet: the core wants metadata now.
+    want_metadata(&sim);
+    let mut first = None;
+    sim.drive_until(10_000, |s| {
+        if first.is_none()
+            && s.transmitted[sent..]
+                .iter()
+                .any(|r| r.2 == ApiKey::Metadata.key())
+        {
+            first = Some(s.now);
+        }
+        first.is_some()
+    });
+    let first = first.unwrap();
+    assert!(
+        first >= answered + ms(1_000),
+        "metadata sent {:?} after the throttled answer",
+        first - answered
+    );
+}
+
+/// Makes the core want metadata now: a non-blocking send to a topic
+/// nobody asked for yet.
+fn want_metadata(sim: &MockSim) {
+    let rec = crate::RecordRef {
+        topic: "u",
+        ..record_ref(0, b"u")
+    };
+    let refused = sim.shared.try_produce_now(sim.now, rec);
+    assert!(
+        matches!(refused, Err(SendError::NoMetadataYet { .. })),
+        "{refused:?}"
+    );
+}
+
+/// With another broker's connection ready, a metadata refresh wanted
+/// while broker 1's connection is throttled goes there at once (the Java
+/// client's `leastLoadedNode` skips a throttled node).
+#[test]
+fn a_metadata_refresh_skips_a_throttled_connection() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    for p in 0..2 {
+        sim.send("t", Some(p), None, Some(b"w")).unwrap();
+    }
+    sim.drive();
+    // Partition 0 is led by broker 1.
+    sim.cluster.inject(
+        Fault::throttle(ApiKey::Produce, ms(1_000))
+            .on_broker(1)
+            .times(1),
+    );
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000, |_| h.try_result().is_some());
+    h.wait().unwrap();
+    let answered = sim.now;
+    let sent = sim.transmitted.len();
+    want_metadata(&sim);
+    sim.drive_until(10_000, |s| {
+        s.transmitted[sent..]
+            .iter()
+            .any(|r| r.2 == ApiKey::Metadata.key())
+    });
+    assert!(sim.now < answered + ms(10), "{:?}", sim.now - answered);
+    let to: Vec<i32> = sim.transmitted[sent..]
+        .iter()
+        .filter(|r| r.2 == ApiKey::Metadata.key())
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(to, [2], "metadata requests by broker");
+}
+
+/// A Metadata answer (v6+) carrying `throttle_time_ms` mutes its
+/// connection as a Produce answer does (KIP-219, the Java client's
+/// `maybeThrottle` for every response): a record sent meanwhile waits for
+/// the throttle to pass before its produce request is written.
+#[test]
+fn a_throttled_metadata_answer_holds_produce_requests_too() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.cluster
+        .inject(Fault::throttle(ApiKey::Metadata, ms(1_000)).times(1));
+    let sent = sim.transmitted.len();
+    want_metadata(&sim);
+    let metadata = |s: &MockSim| {
+        s.transmitted[sent..]
+            .iter()
+            .any(|r| r.2 == ApiKey::Metadata.key())
+    };
+    sim.drive_until(10_000, metadata);
+    sim.run_for(ms(5)); // answered, throttled
+    let answered = sim.now;
+    let sent = sim.transmitted.len();
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    let mut first = None;
+    sim.drive_until(10_000, |s| {
+        if first.is_none()
+            && s.transmitted[sent..]
+                .iter()
+                .any(|r| r.2 == ApiKey::Produce.key())
+        {
+            first = Some(s.now);
+        }
+        h.try_result().is_some()
+    });
+    assert_eq!(h.wait().unwrap().offset, 1);
+    let first = first.expect("sent");
+    assert!(
+        first >= answered + ms(990),
+        "produce sent {:?} after the throttled metadata answer",
+        first - answered
+    );
+}
