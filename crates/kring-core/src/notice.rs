@@ -75,6 +75,9 @@ pub(crate) struct NoticeQueue {
     inner: Mutex<NoticeInner>,
     parked: AtomicBool,
     closed: AtomicBool,
+    /// A `MemoryWanted` notice is queued and not read yet: senders refused
+    /// memory meanwhile do not queue another (see `push_memory_wanted`).
+    memory_wanted: AtomicBool,
     /// How many times a producer thread asked for the I/O thread to be woken.
     wakes: AtomicU64,
 }
@@ -122,11 +125,32 @@ impl NoticeQueue {
         was
     }
 
+    /// Asks the I/O thread for `buffer.memory` (`Notice::MemoryWanted`)
+    /// unless a request is already queued and not read yet: a sender
+    /// refused memory again and again (`try_send` in a loop, an async
+    /// send re-polled) queues one notice and wakes the I/O thread at most
+    /// once until the I/O thread reads it. The queued request covers
+    /// every later one: the I/O thread acts on it after reading every
+    /// notice of its turn (`ProducerCore::handle_wakeup`), so on every
+    /// batch announced before it. Returns whether to wake the I/O thread.
+    pub(crate) fn push_memory_wanted(&self) -> bool {
+        if self.memory_wanted.load(Ordering::Acquire)
+            || self.memory_wanted.swap(true, Ordering::AcqRel)
+        {
+            return false;
+        }
+        self.push(Notice::MemoryWanted)
+    }
+
     /// Takes every pending notice, swapping buffers with `into` (which
     /// must be empty) to keep allocations.
     pub(crate) fn drain_into(&self, into: &mut Vec<Notice>) {
         debug_assert!(into.is_empty());
         let mut g = self.lock();
+        // Under the lock: a request pushed after this drain is read at the
+        // next one; one whose flag was set before but pushed after is
+        // read then too (a second request meanwhile is harmless).
+        self.memory_wanted.store(false, Ordering::Release);
         std::mem::swap(&mut g.list, into);
     }
 

@@ -631,7 +631,7 @@ impl Shared {
                     // Memory comes back when batches complete: the I/O
                     // thread sends the open ones now, not at their linger
                     // deadline, and must know of those sealed so far.
-                    wake |= self.notices.push(Notice::MemoryWanted);
+                    wake |= self.notices.push_memory_wanted();
                     self.wake_before_blocking(&mut wake);
                     if !self
                         .pool
@@ -694,7 +694,9 @@ impl Shared {
     /// [`produce`](Self::produce)): fails at once where
     /// [`append`](Self::append) would wait, with
     /// [`SendError::BufferFull`] (`waited` zero) when `buffer.memory` is
-    /// full, or [`SendError::NoMetadataYet`] when the topic's partitions
+    /// full (the I/O thread is asked to send the lingering batches now, as
+    /// for a blocked sender, so memory comes back as they complete), or
+    /// [`SendError::NoMetadataYet`] when the topic's partitions
     /// are not known yet (the metadata is requested, and the I/O thread
     /// woken for it, so a later try succeeds once it arrives). Every other
     /// outcome is [`append`](Self::append)'s, including an immediate
@@ -716,10 +718,17 @@ impl Shared {
             match step? {
                 Step::Done(o) => return Ok(o),
                 Step::NeedMemory { .. } => {
+                    // Refused without waiting, but memory is wanted all the
+                    // same: the I/O thread sends the open batches now, not
+                    // at their linger deadline, so a later try finds
+                    // memory as soon as they complete (as for a blocked
+                    // sender; one request however many refusals).
+                    let mut wake = self.notices.push_memory_wanted();
+                    self.wake_before_blocking(&mut wake);
                     return Err(SendError::BufferFull {
                         limit: self.pool.limit(),
                         waited: std::time::Duration::ZERO,
-                    })
+                    });
                 }
                 Step::NeedPartition { partition, count } => {
                     // Not there now: ask for metadata (a later try may
@@ -1642,7 +1651,7 @@ impl AsyncAppend<'_> {
                     // Memory comes back when batches complete: the I/O
                     // thread sends the open ones now, not at their linger
                     // deadline, and must know of those sealed so far.
-                    self.wake |= sh.notices.push(Notice::MemoryWanted);
+                    self.wake |= sh.notices.push_memory_wanted();
                     sh.wake_before_blocking(&mut self.wake);
                     return Poll::Pending;
                 }

@@ -536,7 +536,9 @@ impl Producer {
     /// Send a record without ever blocking: fails at once where
     /// [`send`](Producer::send) would wait — with
     /// [`SendError::BufferFull`] (`waited` zero) while `buffer.memory` is
-    /// full, or [`SendError::NoMetadataYet`] while the topic's partitions
+    /// full (the lingering batches are sent now to free it, as for a
+    /// blocked `send`, so retrying shortly succeeds once they complete),
+    /// or [`SendError::NoMetadataYet`] while the topic's partitions
     /// are not known (the metadata is requested, so retrying shortly
     /// succeeds once it arrives). Otherwise like `send`, including an
     /// immediate [`SendError::InvalidPartition`].

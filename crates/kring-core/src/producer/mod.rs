@@ -392,8 +392,19 @@ impl ProducerCore {
         let mut buf = std::mem::take(&mut self.notice_buf);
         self.shared.notices.drain_into(&mut buf);
         self.stats.notices += buf.len() as u64;
+        let mut memory_wanted = false;
         for n in buf.drain(..) {
-            self.handle_notice(now, n);
+            if matches!(n, Notice::MemoryWanted) {
+                memory_wanted = true;
+            } else {
+                self.handle_notice(now, n);
+            }
+        }
+        if memory_wanted {
+            // After every notice of the turn: the batches announced after
+            // the request (whose senders counted on it, see
+            // `NoticeQueue::push_memory_wanted`) are covered too.
+            self.expire_lingers_beyond(now);
         }
         self.notice_buf = buf;
         self.end_turn(now);

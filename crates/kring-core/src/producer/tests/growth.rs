@@ -337,3 +337,47 @@ fn a_sender_blocked_for_memory_does_not_wait_out_linger() {
         "blocked for memory 1 s after the sender began waiting (linger.ms 30 s)"
     );
 }
+
+/// The same with a non-blocking send (`try_produce_now`, behind
+/// `Producer::try_send`): refused with `BufferFull`, it asks the I/O
+/// thread for memory as a blocked sender does, so the lingering batches
+/// (linger.ms 10 s) go now and memory is back within milliseconds, not
+/// at their linger. Refused again and again before the I/O thread read
+/// the request, it asks once: one notice, however many refusals.
+#[test]
+fn a_refused_try_send_asks_for_memory_once() {
+    let config = Config {
+        linger: ms(10_000),
+        buffer_memory: 16 * 1024,
+        batch_size: 4 * 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
+    sim.flush();
+    sim.drive();
+    let sent = fill_memory(&sim, 4, 1000);
+    assert!(sent > 4, "memory full after {sent} records");
+    let full = sim.shared.buffered_bytes();
+    sim.settle(); // the batches are announced (and, asked for, sent)
+    let v = vec![7u8; 1000];
+    let notices = sim.core.stats().notices;
+    for _ in 0..100 {
+        let r = sim.shared.try_produce_now(sim.now, record_ref(0, &v));
+        assert!(matches!(r, Err(SendError::BufferFull { .. })), "{r:?}");
+    }
+    sim.settle();
+    assert_eq!(
+        sim.core.stats().notices - notices,
+        1,
+        "one memory request for 101 refusals (and no other notice)"
+    );
+    sim.run_for(ms(50));
+    assert!(
+        sim.shared.buffered_bytes() < full,
+        "{} of {full} bytes still held 50 ms after the refusal (linger.ms 10 s)",
+        sim.shared.buffered_bytes()
+    );
+    let again = sim.shared.try_produce_now(sim.now, record_ref(0, &v));
+    assert!(again.is_ok(), "memory is back: {again:?}");
+}
