@@ -10,11 +10,46 @@
 //! doubling, so a batch costs a few atomic operations however many records
 //! it holds, and producer threads do not fight over the counter.
 //!
-//! When the pool is exhausted the producer thread blocks on a condvar
-//! until batches complete or its deadline passes; an async sender instead
-//! registers its waker in `tasks` and returns `Pending` (see `wait`). The wait is the producer
-//! thread's, not the I/O thread's; the deadline is computed by the caller
-//! (this crate never reads the clock).
+//! When the pool is exhausted the producer thread blocks until batches
+//! complete or its deadline passes; an async sender instead registers its
+//! waker in `tasks` and returns `Pending` (see `wait`). The wait is the
+//! producer thread's, not the I/O thread's; the deadline is computed by
+//! the caller (this crate never reads the clock).
+//!
+//! Why blocked threads wait in line, each on a condvar of its own: they
+//! all slept on one condvar, and every release (one per finished batch,
+//! hundreds per response) woke all of them to retake the lock, most only
+//! to go back to sleep: with 64 KiB of `buffer.memory`, 128 threads
+//! spent 11–17 µs of CPU per 100-byte record against 0.4 for one thread
+//! (BENCHMARKS.md, "Threads blocked for memory"). Now a thread takes its
+//! place at the back of `blocked` and a release hands turns as
+//! `wait::WaitList::wake_next` does for tasks: to the oldest threads whose
+//! needs fit in what is free less what threads woken earlier and not back
+//! in their wait still claim — and to the oldest one if no woken thread
+//! holds a claim, so that progress never depends on that estimate. A
+//! woken thread gives up its claim when it re-checks (it reserves, or
+//! keeps its place and sleeps again); a thread whose wait passes, or that
+//! got its memory, hands turns on to those behind it that fit as it
+//! leaves. First come, first served, as the Java client's `BufferPool`
+//! (a `Condition` per waiting thread, in a deque, the first signalled).
+//! Threads and tasks wait in separate lines, and a release serves the
+//! head of each, so neither starves the other. Why not a thread's entry
+//! in `tasks`, with a waker that marks and notifies it: the mark must be
+//! made under the lock the thread's wait condition reads, and a thread
+//! re-checking in its wait holds that lock when, freeing the spares, it
+//! wakes `tasks` — such a waker deadlocked there. A sender that does not
+//! have to wait (memory is free now) does not queue, as in the Java
+//! client.
+//!
+//! Why the thread's condvar is notified after the lock is let go, and
+//! why a woken thread is marked under the lock first: the mark is what
+//! the thread's wait condition reads, under the lock, so a notification
+//! that comes before the thread sleeps is not lost; notifying after
+//! unlocking spares the thread waking to find the lock still held. The
+//! one notification made holding the lock is a thread's own, re-checking
+//! in its wait, freeing the spares: it may not hand a turn to itself (it
+//! is awake and would miss the notification, holding a claim while
+//! asleep), and is passed over.
 //!
 //! Why finished buffers are kept as *spares*: a batch's buffer is
 //! allocated by the sending thread and its last reference dropped by the
@@ -49,8 +84,9 @@
 //! moves a whole response's buffers at once. Stashed buffers count as
 //! spares: a sender short of memory frees them like any other.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -63,8 +99,9 @@ pub(crate) struct BufferPool {
     used: AtomicUsize,
     limit: usize,
     waiters: AtomicUsize,
-    lock: Mutex<()>,
-    cond: Condvar,
+    /// Threads blocked in [`reserve_blocking`](Self::reserve_blocking),
+    /// in the order they blocked.
+    blocked: Mutex<Blocked>,
     /// Async senders waiting for memory (woken by `release`).
     pub(crate) tasks: WaitList,
     /// Finished batch buffers kept for reuse, each charged by its capacity.
@@ -78,6 +115,79 @@ pub(crate) struct BufferPool {
     returned: Returned,
     /// The producer is closing: blocked senders stop waiting.
     closed: AtomicBool,
+    /// How many times a blocked thread went to sleep (tests count
+    /// wake-ups with it).
+    #[cfg(test)]
+    sleeps: AtomicUsize,
+}
+
+/// Threads blocked for memory, first come, first served (the blocking
+/// side of [`WaitList`]'s policy; see the module docs).
+#[derive(Debug, Default)]
+struct Blocked {
+    /// In the order they blocked.
+    queue: VecDeque<BlockedThread>,
+    next_id: u64,
+    /// The needs of the woken threads, summed.
+    claimed: usize,
+    /// How many threads are woken.
+    woken: usize,
+}
+
+/// One blocked thread's place.
+#[derive(Debug)]
+struct BlockedThread {
+    /// Tells this place from the others (the thread looks itself up).
+    id: u64,
+    /// The bytes it waits for.
+    need: usize,
+    /// Given a turn and not back in its wait since: it holds a claim on
+    /// `need`.
+    woken: bool,
+    /// What it sleeps on, its own, so that a turn wakes it alone (shared
+    /// with the releaser that notifies it after letting the lock go).
+    cond: Arc<Condvar>,
+}
+
+impl Blocked {
+    /// Marks threads woken, oldest first, while their needs fit in `free`
+    /// less what woken threads claim — and, with `at_least_one`, the
+    /// oldest one if none is woken (memory came back: progress never
+    /// depends on `free` being exact) — and adds their condvars to `out`.
+    /// Thread `skip` (awake, holding the lock) is passed over.
+    fn take_turns(
+        &mut self,
+        free: usize,
+        at_least_one: bool,
+        skip: Option<u64>,
+        out: &mut Vec<Arc<Condvar>>,
+    ) {
+        let mut budget = free.saturating_sub(self.claimed);
+        let mut force = at_least_one && self.woken == 0;
+        for e in self.queue.iter_mut() {
+            if e.woken || Some(e.id) == skip {
+                continue;
+            }
+            if e.need > budget && !force {
+                break;
+            }
+            force = false;
+            budget = budget.saturating_sub(e.need);
+            e.woken = true;
+            self.woken += 1;
+            self.claimed += e.need;
+            out.push(Arc::clone(&e.cond));
+            if budget == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Gives up a woken thread's claim (it is back in its wait, or left).
+    fn unclaim(&mut self, need: usize) {
+        self.woken -= 1;
+        self.claimed -= need;
+    }
 }
 
 /// Buffers of finished batches not sorted into the spares yet, each
@@ -221,14 +331,15 @@ impl BufferPool {
             used: AtomicUsize::new(0),
             limit,
             waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cond: Condvar::new(),
+            blocked: Mutex::new(Blocked::default()),
             tasks: WaitList::default(),
             spares: Mutex::new(Spares::default()),
             spare_bytes: AtomicUsize::new(0),
             spare_limit: limit / 2,
             returned: Returned::default(),
             closed: AtomicBool::new(false),
+            #[cfg(test)]
+            sleeps: AtomicUsize::new(0),
         }
     }
 
@@ -339,7 +450,8 @@ impl BufferPool {
     }
 
     /// Frees every spare and releases its charge (wakes waiting senders).
-    /// Not for a thread holding `lock` (see `try_reserve_holding_lock`).
+    /// Not for a thread holding `blocked`'s lock (see
+    /// `try_reserve_holding_lock`).
     /// Also how the core gives them up when it finishes (no batch will
     /// take them any more).
     pub(crate) fn drop_spares(&self) {
@@ -424,7 +536,11 @@ impl BufferPool {
     }
 
     /// Reserves `n` bytes, blocking until they fit or `wait` has passed.
-    /// Returns false on timeout.
+    /// Returns false on timeout, and at once when the pool closes.
+    ///
+    /// The thread takes its place at the back of `blocked` and sleeps on
+    /// its own condvar until a release hands it a turn (see
+    /// [`Blocked::take_turns`]), its wait passes, or the pool closes.
     pub(crate) fn reserve_blocking(&self, n: usize, wait: Duration) -> bool {
         if self.try_reserve(n) {
             return true;
@@ -432,24 +548,68 @@ impl BufferPool {
         if wait.is_zero() {
             return false;
         }
+        // Its own condvar: one allocation per wait, where the thread is
+        // about to sleep anyway.
+        let cond = Arc::new(Condvar::new());
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        // The condition is evaluated under `lock`; `release` and `close`
-        // take `lock` before notifying, so neither can be missed between
-        // the check and the sleep.
+        let mut g = self.blocked();
+        let id = g.next_id;
+        g.next_id += 1;
+        g.queue.push_back(BlockedThread {
+            id,
+            need: n,
+            woken: false,
+            cond: Arc::clone(&cond),
+        });
+        // The condition is evaluated under `blocked`'s lock, and the
+        // thread's place is in the queue before the first evaluation;
+        // `release` and `close` mark a place under that lock before
+        // notifying, so neither can be missed between the check and the
+        // sleep (a release that found the queue without this thread
+        // freed its memory before the first check).
         let mut got = false;
-        let (_g, _) = self
-            .cond
-            .wait_timeout_while(guard, wait, |_| {
+        let (mut g, _) = cond
+            .wait_timeout_while(g, wait, |b| {
                 if self.closed.load(Ordering::SeqCst) {
                     return false;
                 }
-                got = self.try_reserve_holding_lock(n);
+                if let Some(e) = b.queue.iter_mut().find(|e| e.id == id) {
+                    if std::mem::take(&mut e.woken) {
+                        b.unclaim(n);
+                    }
+                }
+                got = self.try_reserve_holding_lock(n, b, id);
+                #[cfg(test)]
+                if !got {
+                    self.sleeps.fetch_add(1, Ordering::SeqCst);
+                }
                 !got
             })
             .unwrap_or_else(|e| e.into_inner());
+        // Leaving: a claim still held goes, and whoever is next and fits
+        // in what is free now gets the turn this thread leaves (its wait
+        // passed while the oldest, or it was woken as the pool closed).
+        let mut next = Vec::new();
+        if let Some(pos) = g.queue.iter().position(|e| e.id == id) {
+            if let Some(e) = g.queue.remove(pos) {
+                if e.woken {
+                    g.unclaim(n);
+                }
+            }
+        }
+        if !self.closed.load(Ordering::SeqCst) {
+            g.take_turns(self.free_now(), false, None, &mut next);
+        }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(g);
+        for c in next {
+            c.notify_one();
+        }
         got
+    }
+
+    fn blocked(&self) -> MutexGuard<'_, Blocked> {
+        self.blocked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The producer is closing: senders blocked for memory stop waiting
@@ -457,14 +617,22 @@ impl BufferPool {
     /// Java client's `BufferPool.close` wakes them.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
-        self.cond.notify_all();
+        let all: Vec<Arc<Condvar>> = self
+            .blocked()
+            .queue
+            .iter()
+            .map(|e| Arc::clone(&e.cond))
+            .collect();
+        for c in all {
+            c.notify_one();
+        }
         self.tasks.wake_all();
     }
 
-    /// [`try_reserve`](Self::try_reserve) for a thread holding `lock`:
-    /// the spares' charge is released without taking `lock` again.
-    fn try_reserve_holding_lock(&self, n: usize) -> bool {
+    /// [`try_reserve`](Self::try_reserve) for blocked thread `id` holding
+    /// `blocked`'s lock (`b`): the spares' charge is released without
+    /// taking it again.
+    fn try_reserve_holding_lock(&self, n: usize, b: &mut Blocked, id: u64) -> bool {
         if self.try_reserve_unspared(n) {
             return true;
         }
@@ -473,10 +641,23 @@ impl BufferPool {
             return false;
         }
         self.used.fetch_sub(bytes, Ordering::SeqCst);
-        // Other blocked senders wait on `lock`, which we hold.
-        self.cond.notify_all();
+        let got = self.try_reserve_unspared(n);
+        if !got {
+            // Threads ahead of this one may fit in what the spares gave
+            // back (this one, which does not, is passed over: marking it
+            // here would be a notification it misses, as it is not
+            // asleep). One that got its memory hands turns on as it
+            // leaves. Notified holding the lock, which this thread
+            // cannot let go of here (rare: spares are kept only while
+            // nobody waits).
+            let mut next = Vec::new();
+            b.take_turns(self.free_now(), false, Some(id), &mut next);
+            for c in next {
+                c.notify_one();
+            }
+        }
         self.tasks.wake_next(|| self.free_now());
-        self.try_reserve_unspared(n)
+        got
     }
 
     /// Charges `n` bytes even past the limit (a buffer that already grew
@@ -485,19 +666,32 @@ impl BufferPool {
         self.used.fetch_add(n, Ordering::AcqRel);
     }
 
-    /// Returns `n` bytes and wakes blocked producers.
+    /// Returns `n` bytes and wakes blocked producers whose turn it is.
     pub(crate) fn release(&self, n: usize) {
         if n == 0 {
             return;
         }
-        // SeqCst: pairs with the fence of a task registering in `tasks`
-        // (same instruction as AcqRel on x86).
+        // SeqCst: pairs with the fence of a task registering in `tasks`,
+        // and with a blocking thread's `waiters` increment (same
+        // instruction as AcqRel on x86).
         self.used.fetch_sub(n, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
-            self.cond.notify_all();
+            self.wake_blocked();
         }
         self.tasks.wake_next(|| self.free_now());
+    }
+
+    /// Wakes the oldest blocked threads whose needs fit in what is free,
+    /// or the oldest one if no woken thread holds a claim (after memory
+    /// came back). They are notified after the lock is let go, so that
+    /// they do not wake to find it held.
+    fn wake_blocked(&self) {
+        let mut next = Vec::new();
+        self.blocked()
+            .take_turns(self.free_now(), true, None, &mut next);
+        for c in next {
+            c.notify_one();
+        }
     }
 
     /// What a reservation could get now: the unreserved bytes and the
@@ -637,8 +831,7 @@ mod tests {
             g.push(class_at_or_below(512), BytesMut::with_capacity(512));
             p.spare_bytes.fetch_add(512, Ordering::SeqCst);
         }
-        drop(p.lock.lock().unwrap());
-        p.cond.notify_all();
+        p.wake_blocked();
         let got = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("the woken sender hung");
@@ -697,6 +890,115 @@ mod tests {
         assert!(!t.join().unwrap());
         assert_eq!(p.used(), 10);
         assert!(!p.reserve_blocking(5, Duration::from_secs(600)));
+    }
+
+    /// Threads blocked for memory are served in the order they blocked,
+    /// and a release wakes only the threads it can serve: each of `N`
+    /// threads sleeps once. When every release woke every blocked thread
+    /// (one condvar, `notify_all`), they went back to sleep `N²/2` times
+    /// and were served in any order.
+    #[test]
+    fn blocked_threads_are_woken_in_turn() {
+        const N: usize = 32;
+        let p = Arc::new(BufferPool::new(N * 100));
+        assert!(p.try_reserve(N * 100));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        for i in 0..N {
+            let (p2, tx) = (Arc::clone(&p), tx.clone());
+            threads.push(std::thread::spawn(move || {
+                let got = p2.reserve_blocking(100, Duration::from_secs(600));
+                let _ = tx.send((i, got));
+            }));
+            // Asleep in its wait before the next one blocks.
+            while p.sleeps.load(Ordering::SeqCst) < i + 1 {
+                std::thread::yield_now();
+            }
+        }
+        let mut order = Vec::new();
+        for _ in 0..N {
+            p.release(100);
+            let (i, got) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("nobody served by a release");
+            assert!(got);
+            order.push(i);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let sleeps = p.sleeps.load(Ordering::SeqCst);
+        assert!(
+            sleeps <= N + N / 4,
+            "{sleeps} sleeps of {N} blocked threads"
+        );
+        assert_eq!(order, (0..N).collect::<Vec<_>>(), "in turn");
+        assert_eq!((p.used(), p.waiters()), (N * 100, 0));
+    }
+
+    /// A thread blocked reserving `n` bytes of `p` for up to `wait`,
+    /// returned once it sleeps in its wait (the pool's `sleeps` reached
+    /// `asleep`); its result comes on the receiver (tests wait for it
+    /// with a bound: a thread left asleep fails the test, not hangs it).
+    fn sleeping_reserver(
+        p: &Arc<BufferPool>,
+        n: usize,
+        wait: Duration,
+        asleep: usize,
+    ) -> std::sync::mpsc::Receiver<bool> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p2 = Arc::clone(p);
+        let t = std::thread::spawn(move || {
+            let _ = tx.send(p2.reserve_blocking(n, wait));
+        });
+        while p.sleeps.load(Ordering::SeqCst) < asleep {
+            assert!(!t.is_finished(), "the reserver did not block");
+            std::thread::yield_now();
+        }
+        rx
+    }
+
+    /// The result of a [`sleeping_reserver`].
+    fn outcome(rx: &std::sync::mpsc::Receiver<bool>) -> bool {
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("a blocked thread was left waiting")
+    }
+
+    /// The oldest blocked thread, woken by a release that frees too
+    /// little for it, holds up the ones behind it (first come, first
+    /// served); when its wait passes it leaves, and the next one, which
+    /// fits in what is free, gets its turn then rather than at its own
+    /// deadline.
+    #[test]
+    fn a_blocked_thread_whose_wait_passes_hands_its_turn_on() {
+        let p = Arc::new(BufferPool::new(1000));
+        assert!(p.try_reserve(1000));
+        let first = sleeping_reserver(&p, 600, Duration::from_millis(300), 1);
+        let second = sleeping_reserver(&p, 100, Duration::from_secs(600), 2);
+        p.release(500);
+        assert!(!outcome(&first), "600 bytes never came free");
+        assert!(outcome(&second));
+        assert_eq!((p.used(), p.waiters()), (600, 0));
+        let g = p.blocked();
+        assert_eq!((g.queue.len(), g.woken, g.claimed), (0, 0, 0));
+    }
+
+    /// Close wakes every blocked thread, not only the oldest.
+    #[test]
+    fn close_releases_every_blocked_reserver() {
+        const N: usize = 8;
+        let p = Arc::new(BufferPool::new(1000));
+        assert!(p.try_reserve(1000));
+        let threads: Vec<_> = (0..N)
+            .map(|i| sleeping_reserver(&p, 100, Duration::from_secs(600), i + 1))
+            .collect();
+        p.close();
+        for t in &threads {
+            assert!(!outcome(t));
+        }
+        assert_eq!((p.used(), p.waiters()), (1000, 0));
+        let g = p.blocked();
+        assert_eq!((g.queue.len(), g.woken, g.claimed), (0, 0, 0));
     }
 
     #[test]

@@ -154,3 +154,104 @@ fn cancelled_tasks_hand_their_turn_on() {
     }
     assert_eq!(shared.buffered_bytes(), 0, "nothing left charged");
 }
+
+/// Threads blocked in `append` and async tasks wait for memory together,
+/// registered alternately: every one of them gets its memory as batches
+/// complete. Their lines are kept apart (the threads' in the pool, the
+/// tasks' in its wait list) and a release hands a turn to the oldest of
+/// each, so neither kind starves the other.
+#[test]
+fn blocked_threads_and_async_tasks_waiting_together_all_go() {
+    const EACH: usize = 16;
+    let (mut sim, filled) = memory_full();
+    let shared = sim.shared.clone();
+    let value = vec![9u8; 900];
+    let block = Duration::from_secs(3600);
+    let deadline = sim.now + block;
+    let (counts, wakers) = counted_wakers(EACH);
+    let mut seen = [0usize; EACH];
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut threads = Vec::new();
+    let mut tasks: Vec<_> = (0..EACH).map(|_| None).collect();
+    for i in 0..EACH {
+        let (shared2, tx, now) = (shared.clone(), tx.clone(), sim.now);
+        threads.push(std::thread::spawn(move || {
+            let v = vec![8u8; 900];
+            let r = shared2.append(now, record_ref((i % 4) as i32, &v), now + block);
+            let _ = tx.send(r.map(|o| (i, o)));
+        }));
+        while shared.pool.waiters() < i + 1 {
+            assert!(!threads[i].is_finished(), "thread {i} did not block");
+            std::thread::yield_now();
+        }
+        let mut t = shared.append_async(sim.now, deadline);
+        let mut cx = Context::from_waker(&wakers[i]);
+        let p = t.poll_produce(sim.now, &record_ref((i % 4) as i32, &value), &mut cx);
+        assert!(p.is_pending(), "task {i} found memory at once");
+        tasks[i] = Some(t);
+    }
+    let mut handles = Vec::new();
+    let (mut threads_done, mut tasks_done, mut idle) = (0, 0, 0u64);
+    while threads_done < EACH || tasks_done < EACH {
+        let mut progress = false;
+        // An executor: polls a task when its wake-up count moved.
+        for i in 0..EACH {
+            let n = counts[i].0.load(Ordering::SeqCst);
+            let Some(t) = tasks[i].as_mut() else {
+                continue;
+            };
+            if n == seen[i] {
+                continue;
+            }
+            seen[i] = n;
+            let mut cx = Context::from_waker(&wakers[i]);
+            let now = sim.now;
+            if let Poll::Ready(r) =
+                t.poll_produce(now, &record_ref((i % 4) as i32, &value), &mut cx)
+            {
+                let _ = r.expect("task appended");
+                tasks[i] = None;
+                tasks_done += 1;
+                progress = true;
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            handles.push(r.expect("thread appended"));
+            threads_done += 1;
+            progress = true;
+        }
+        if progress {
+            continue;
+        }
+        // Simulated time moves on to what is due soon (the broker's
+        // answers), never past the batches' delivery timeout while a
+        // woken thread is still on its way to append (it appends at the
+        // `now` it started with).
+        sim.settle();
+        if sim
+            .next_deadline()
+            .is_some_and(|t| t <= sim.now + Duration::from_secs(1))
+        {
+            sim.step();
+        } else {
+            idle += 1;
+            assert!(
+                idle < 2_000_000,
+                "{threads_done} threads and {tasks_done} tasks of {EACH} each done"
+            );
+            std::thread::yield_now();
+        }
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let flush = sim.flush();
+    sim.drive();
+    assert!(flush.is_done());
+    for (i, o) in &handles {
+        let r = o.delivery.try_result().expect("settled");
+        assert_eq!(r.expect("delivered").partition, (i % 4) as i32);
+    }
+    let sent: usize = (0..4).map(|p| log(&sim, p).len()).sum();
+    assert_eq!(sent, filled as usize + 2 * EACH + 1);
+}
