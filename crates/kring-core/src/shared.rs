@@ -119,8 +119,11 @@ pub(crate) struct SharedConfig {
     pub(crate) keep_timestamps: bool,
     pub(crate) partitioner: Arc<dyn Partitioner>,
     /// The partitioner is kring's default (murmur2 for keys, sticky
-    /// otherwise): [`Shared::append_to_open`] may apply it itself.
+    /// otherwise) or its key-ignoring form (`partitioner.ignore.keys`):
+    /// [`Shared::append_to_open`] may apply it itself.
     pub(crate) default_partitioner: bool,
+    /// `partitioner.ignore.keys`: keyed records go where keyless ones do.
+    pub(crate) ignore_keys: bool,
     /// `batch.size` is within `max.request.size` and `buffer.memory`: a
     /// record that fits an open batch cannot be too large, so
     /// [`Shared::append_to_open`] skips the size check.
@@ -275,6 +278,11 @@ impl Shared {
                 default_partitioner: matches!(
                     config.partitioner,
                     crate::config::PartitionerChoice::Default
+                        | crate::config::PartitionerChoice::UniformSticky
+                ),
+                ignore_keys: matches!(
+                    config.partitioner,
+                    crate::config::PartitionerChoice::UniformSticky
                 ),
                 batch_within_limits: config.batch_size
                     <= config.max_request_size.min(config.buffer_memory),
@@ -456,8 +464,10 @@ impl Shared {
                 (Some(_), _) => return None,
                 _ if !self.cfg.default_partitioner => return None,
                 (None, Some(_)) if n == 0 => return None,
-                (None, Some(key)) => (crate::partitioner::partition_for_key(key, n), false),
-                (None, None) => {
+                (None, Some(key)) if !self.cfg.ignore_keys => {
+                    (crate::partitioner::partition_for_key(key, n), false)
+                }
+                (None, _) => {
                     let s = *sticky.get(topic.id);
                     if !topic.sticky_usable(s.partition) {
                         return None;

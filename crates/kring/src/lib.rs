@@ -71,6 +71,8 @@ mod async_tests;
 #[cfg(test)]
 mod cause_tests;
 #[cfg(test)]
+mod codec_settings_tests;
+#[cfg(test)]
 mod fenced_tests;
 #[cfg(test)]
 mod metadata_wait_tests;

@@ -26,6 +26,9 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "message.timeout.ms" => "librdkafka alias of delivery.timeout.ms (0: no timeout)",
         "metadata.max.age.ms" => "metadata is refreshed at least this often (default 300000)",
         "partitioner" => "default (murmur2_random), sticky or round_robin (default default)",
+        "partitioner.ignore.keys" => {
+            "true: the default partitioner places keyed records like keyless ones, sticky (default false)"
+        }
         "queue.buffering.max.kbytes" => "librdkafka: buffer.memory in KiB",
         "queue.buffering.max.ms" => "librdkafka alias of linger.ms",
         "reconnect.backoff.max.ms" => "upper bound of the reconnect backoff (default 1000)",

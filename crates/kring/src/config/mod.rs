@@ -34,7 +34,7 @@ pub enum PartitionerKind {
     #[default]
     Default,
     /// Keys are ignored: every record uses the sticky keyless strategy
-    /// (Java's `partitioner.ignore.keys=true`).
+    /// (what Java's `partitioner.ignore.keys=true` makes of the default).
     Sticky,
     /// Keys are ignored: each record goes to the next partition in turn
     /// (Java's `RoundRobinPartitioner`).
@@ -127,6 +127,7 @@ pub struct ProducerConfig {
     max_block: Duration,
     max_request_size: usize,
     partitioner: PartitionerKind,
+    partitioner_ignore_keys: bool,
     metadata_max_age: Duration,
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
@@ -162,6 +163,7 @@ impl Default for ProducerConfig {
             max_block: Duration::from_secs(60),
             max_request_size: 1024 * 1024,
             partitioner: PartitionerKind::Default,
+            partitioner_ignore_keys: false,
             metadata_max_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
@@ -252,6 +254,13 @@ setters! {
     max_request_size: usize => |c, v| c.max_request_size = v;
     /// `partitioner`.
     partitioner: PartitionerKind => |c, v| c.partitioner = v;
+    /// `partitioner.ignore.keys` (Java, KIP-794): when true, the default
+    /// partitioner places keyed records as it places keyless ones (sticky,
+    /// uniformly over the available partitions) instead of by
+    /// `murmur2(key)`, as [`PartitionerKind::Sticky`] does. Default false.
+    /// No effect on `round_robin`, `sticky` or a custom partitioner (the
+    /// Java client's: only its built-in partitioner reads it).
+    partitioner_ignore_keys: bool => |c, v| c.partitioner_ignore_keys = v;
     /// `metadata.max.age.ms`: metadata is refreshed at least this often.
     metadata_max_age: Duration => |c, v| c.metadata_max_age = v;
     /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
@@ -439,6 +448,10 @@ impl ProducerConfig {
     /// `partitioner`.
     pub fn get_partitioner(&self) -> PartitionerKind {
         self.partitioner
+    }
+    /// `partitioner.ignore.keys`.
+    pub fn get_partitioner_ignore_keys(&self) -> bool {
+        self.partitioner_ignore_keys
     }
     /// `topic.metadata.propagation.max.ms`.
     pub fn get_topic_metadata_propagation(&self) -> Duration {

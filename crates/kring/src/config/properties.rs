@@ -42,6 +42,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "message.timeout.ms",
     "metadata.max.age.ms",
     "partitioner",
+    "partitioner.ignore.keys",
     "queue.buffering.max.kbytes",
     "queue.buffering.max.ms",
     "reconnect.backoff.max.ms",
@@ -275,6 +276,9 @@ impl ProducerConfig {
                     ))
                 }
             }),
+            "partitioner.ignore.keys" => {
+                self.partitioner_ignore_keys(boolean("partitioner.ignore.keys", v)?)
+            }
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)

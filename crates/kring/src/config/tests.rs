@@ -130,6 +130,7 @@ fn invalid_values_name_property_and_accepted_values() {
         ("batch.size", "0", "positive"),
         ("retries", "4294967295", "2147483647"),
         ("partitioner", "fnv1a", "sticky"),
+        ("partitioner.ignore.keys", "1", "true or false"),
     ] {
         let err = ProducerConfig::default().set(name, value).unwrap_err();
         let msg = err.to_string();

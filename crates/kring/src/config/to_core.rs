@@ -19,6 +19,9 @@ impl ProducerConfig {
         on_delivery: Option<DeliveryCallback>,
     ) -> Config {
         let partitioner = partitioner.unwrap_or(match self.get_partitioner() {
+            PartitionerKind::Default if self.get_partitioner_ignore_keys() => {
+                PartitionerChoice::UniformSticky
+            }
             PartitionerKind::Default => PartitionerChoice::Default,
             PartitionerKind::Sticky => PartitionerChoice::UniformSticky,
             PartitionerKind::RoundRobin => PartitionerChoice::RoundRobin,
@@ -136,6 +139,29 @@ mod tests {
         assert_eq!(k.statistics_interval, Duration::from_millis(250));
         assert!(k.on_delivery.is_none());
         k.validate().unwrap();
+    }
+
+    /// `partitioner.ignore.keys=true` turns the default partitioner into
+    /// the key-ignoring sticky one; it leaves round robin (Java: any
+    /// partitioner but the built-in one) alone, and false is the default.
+    #[test]
+    fn partitioner_ignore_keys_reaches_the_core() {
+        let core = |p: &[(&str, &str)]| {
+            let mut all = vec![("bootstrap.servers", "a:1")];
+            all.extend_from_slice(p);
+            let c = ProducerConfig::from_properties(all).unwrap();
+            c.validate().unwrap().to_core(None, None).partitioner
+        };
+        assert!(matches!(core(&[]), PartitionerChoice::Default));
+        let off = core(&[("partitioner.ignore.keys", "false")]);
+        assert!(matches!(off, PartitionerChoice::Default));
+        let on = core(&[("partitioner.ignore.keys", "TRUE")]);
+        assert!(matches!(on, PartitionerChoice::UniformSticky), "{on:?}");
+        let rr = core(&[
+            ("partitioner", "round_robin"),
+            ("partitioner.ignore.keys", "true"),
+        ]);
+        assert!(matches!(rr, PartitionerChoice::RoundRobin), "{rr:?}");
     }
 
     /// The core's checks are the only range checks: `validate` runs them,
