@@ -361,13 +361,15 @@ impl Shared {
             }
         };
         // Without the lock: appends to the partition's next batch go on.
-        let result =
-            catch_unwind(AssertUnwindSafe(|| builder.seal(compression))).unwrap_or_else(|panic| {
-                Err(EncodeError::Compression {
-                    codec: compression.name(),
-                    message: format!("panicked: {}", panic_message(&*panic)),
-                })
-            });
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            builder.seal_at(compression, self.cfg.compression_level)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(EncodeError::Compression {
+                codec: compression.name(),
+                message: format!("panicked: {}", panic_message(&*panic)),
+            })
+        });
         let size = result.as_ref().map_or(0, SealedBatch::size_in_bytes);
         let mut q = job.slot.lock();
         // Gone meanwhile (purged, timed out, aborted): its records already

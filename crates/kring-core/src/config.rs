@@ -154,6 +154,12 @@ pub struct Config {
     pub buffer_memory: usize,
     /// `compression.type`. Default none.
     pub compression: Compression,
+    /// The level `compression` compresses at (the Java client's
+    /// `compression.gzip.level` / `compression.zstd.level`, librdkafka's
+    /// `compression.level`, in the codec's own terms): gzip 0-9, zstd
+    /// its range ([`Compression::levels`]). `None` (the default): the
+    /// codec's default (gzip 6, zstd 3). lz4 and snappy take none.
+    pub compression_level: Option<i32>,
     /// `enable.idempotence`. Default true (requires acks=all,
     /// max_in_flight <= 5, retries > 0).
     pub enable_idempotence: bool,
@@ -225,6 +231,7 @@ impl fmt::Debug for Config {
             .field("max_request_size", &self.max_request_size)
             .field("buffer_memory", &self.buffer_memory)
             .field("compression", &self.compression)
+            .field("compression_level", &self.compression_level)
             .field("enable_idempotence", &self.enable_idempotence)
             .field("max_in_flight", &self.max_in_flight)
             .field("retries", &self.retries)
@@ -260,6 +267,7 @@ impl Default for Config {
             max_request_size: 1_048_576,
             buffer_memory: 32 * 1024 * 1024,
             compression: Compression::None,
+            compression_level: None,
             enable_idempotence: true,
             max_in_flight: 5,
             retries: i32::MAX as u32,
@@ -328,6 +336,44 @@ pub fn check_bootstrap_entry(a: &str) -> Result<(), String> {
 }
 
 impl Config {
+    /// A compression level is one the codec has, and lz4 (only the fast
+    /// compressor here) and snappy take none: a level that would not be
+    /// used is refused rather than ignored.
+    fn check_compression_level(&self) -> Result<(), ConfigError> {
+        let Some(level) = self.compression_level else {
+            return Ok(());
+        };
+        let codec = self.compression;
+        let setting = match codec {
+            Compression::Gzip => "compression.gzip.level",
+            Compression::Lz4 => "compression.lz4.level",
+            Compression::Zstd => "compression.zstd.level",
+            Compression::None | Compression::Snappy => "compression.level",
+        };
+        match codec.levels() {
+            Some(range) if range.contains(&level) => Ok(()),
+            Some(range) => Err(invalid(
+                setting,
+                format!(
+                    "{level} is not a {codec} level ({}..={})",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            None if codec == Compression::Lz4 => Err(invalid(
+                setting,
+                format!(
+                    "{level}: kring's lz4 (lz4_flex) has no high-compression mode, only the \
+                     fast compressor (the Java client's default level 9, librdkafka's -1 or 0)"
+                ),
+            )),
+            None => Err(invalid(
+                setting,
+                format!("{level}: compression.type={codec} takes no level"),
+            )),
+        }
+    }
+
     /// Checks the settings the way the Java client does, and bounds every
     /// value so that no later arithmetic can overflow or allocate without
     /// limit. This is the one validation of the producer's settings: the
@@ -382,6 +428,7 @@ impl Config {
                 ),
             ));
         }
+        self.check_compression_level()?;
         match self.security_protocol {
             SecurityProtocol::Plaintext | SecurityProtocol::Ssl => {}
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => match &self.sasl {
@@ -514,6 +561,57 @@ mod tests {
         assert_eq!(c.max_block, Duration::from_secs(60));
         assert_eq!(c.client_id, "kring");
         assert!(base().validate().is_ok());
+    }
+
+    /// A level the codec has is accepted; one it lacks, and any level for
+    /// lz4 (only the fast compressor) or snappy, is refused with a reason.
+    #[test]
+    fn compression_levels_are_the_codecs_own() {
+        let with = |compression, level| {
+            Config {
+                compression,
+                compression_level: level,
+                ..base()
+            }
+            .validate()
+        };
+        for (codec, level) in [
+            (Compression::Gzip, 0),
+            (Compression::Gzip, 9),
+            (Compression::Zstd, -131_072),
+            (Compression::Zstd, 22),
+        ] {
+            with(codec, Some(level)).unwrap_or_else(|e| panic!("{codec} {level}: {e}"));
+        }
+        for codec in Compression::ALL {
+            with(codec, None).unwrap();
+        }
+        for (codec, level, setting, says) in [
+            (Compression::Gzip, 10, "compression.gzip.level", "0..=9"),
+            (Compression::Gzip, -1, "compression.gzip.level", "0..=9"),
+            (Compression::Zstd, 23, "compression.zstd.level", "..=22"),
+            (
+                Compression::Lz4,
+                12,
+                "compression.lz4.level",
+                "high-compression",
+            ),
+            (
+                Compression::Snappy,
+                1,
+                "compression.level",
+                "takes no level",
+            ),
+            (Compression::None, 1, "compression.level", "takes no level"),
+        ] {
+            match with(codec, Some(level)) {
+                Err(ConfigError::Invalid { setting: s, reason }) => {
+                    assert_eq!(s, setting, "{codec} {level}");
+                    assert!(reason.contains(says), "{codec} {level}: {reason}");
+                }
+                other => panic!("{codec} {level}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub(crate) struct SharedConfig {
     pub(crate) batch_records: u32,
     pub(crate) max_request_size: usize,
     pub(crate) compression: Compression,
+    /// The level batches are compressed at (`None`: the codec's default).
+    pub(crate) compression_level: Option<i32>,
     pub(crate) keep_timestamps: bool,
     pub(crate) partitioner: Arc<dyn Partitioner>,
     /// The partitioner is kring's default (murmur2 for keys, sticky
@@ -273,6 +275,7 @@ impl Shared {
                 batch_records: config.batch_num_messages,
                 max_request_size: config.max_request_size,
                 compression: config.compression,
+                compression_level: config.compression_level,
                 keep_timestamps: config.on_delivery.is_some(),
                 partitioner: config.partitioner.build(),
                 default_partitioner: matches!(
@@ -534,7 +537,7 @@ impl Shared {
                 .open
                 .take()
                 .expect("open batch")
-                .seal(self.cfg.compression);
+                .seal(self.cfg.compression, self.cfg.compression_level);
             q.sealed.push_back(b);
             wake = self.notices.push(Notice::Sealed {
                 topic,
@@ -1030,7 +1033,7 @@ impl Shared {
 
         let old = q.open.take().map(|o| {
             let id = o.id;
-            (id, o.seal(self.cfg.compression))
+            (id, o.seal(self.cfg.compression, self.cfg.compression_level))
         });
         let id = q.next_id;
         let mut builder = match spare {
@@ -1129,7 +1132,8 @@ impl Shared {
             per_record,
         };
         if full {
-            q.sealed.push_back(open.seal(self.cfg.compression));
+            q.sealed
+                .push_back(open.seal(self.cfg.compression, self.cfg.compression_level));
         } else {
             q.open = Some(open);
         }

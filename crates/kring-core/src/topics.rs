@@ -62,10 +62,11 @@ pub(crate) struct QueuedBatch {
 }
 
 impl OpenBatch {
-    /// Closes the batch (compressing it). A codec failure is kept and fails
-    /// the batch when the I/O thread drains it.
-    pub(crate) fn seal(self, compression: Compression) -> QueuedBatch {
-        self.into_queued(|b| Sealing::Done(b.seal(compression)))
+    /// Closes the batch (compressing it at `level`, `None` for the codec's
+    /// default). A codec failure is kept and fails the batch when the I/O
+    /// thread drains it.
+    pub(crate) fn seal(self, compression: Compression, level: Option<i32>) -> QueuedBatch {
+        self.into_queued(|b| Sealing::Done(b.seal_at(compression, level)))
     }
 
     /// Closes the batch to appends without compressing it: a compression

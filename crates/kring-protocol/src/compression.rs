@@ -16,6 +16,10 @@
 //! - lz4: the LZ4 *frame* format with 64 KiB independent blocks and no
 //!   checksums, like Kafka's `KafkaLZ4BlockOutputStream`.
 //! - zstd: a standard zstd frame (level 3, the Java client's default).
+//!
+//! Levels ([`compress_at`]): gzip 0-9 (default 6, zlib's), zstd its own
+//! range (default 3); snappy has none, and lz4 only the fast compressor
+//! (`lz4_flex` has no high-compression mode), so neither takes a level.
 //!   Only with the `zstd` feature (on by default; it builds the C library
 //!   libzstd): without it, compressing or decompressing zstd is a typed
 //!   error ([`EncodeError::CodecNotBuilt`], [`DecodeError::CodecNotBuilt`])
@@ -24,6 +28,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::thread::LocalKey;
 
@@ -96,6 +101,19 @@ impl Compression {
         cfg!(feature = "zstd") || !matches!(self, Compression::Zstd)
     }
 
+    /// The compression levels [`compress_at`] accepts for this codec:
+    /// gzip 0 (stored, not deflated) to 9, zstd its own range
+    /// (-131072 to 22; 0 is its default). `None`: the codec takes no level
+    /// (none, snappy, and lz4: `lz4_flex` has only the fast compressor,
+    /// what the Java client uses at its default lz4 level).
+    pub const fn levels(self) -> Option<RangeInclusive<i32>> {
+        match self {
+            Compression::Gzip => Some(0..=9),
+            Compression::Zstd => Some(ZSTD_MIN_LEVEL..=ZSTD_MAX_LEVEL),
+            Compression::None | Compression::Snappy | Compression::Lz4 => None,
+        }
+    }
+
     /// The config name (`compression.type`).
     pub const fn name(self) -> &'static str {
         match self {
@@ -130,9 +148,14 @@ const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_LEN: usize = 16;
 /// Uncompressed bytes per xerial block (snappy-java's default block size).
 const XERIAL_BLOCK: usize = 32 * 1024;
+/// gzip's default level (zlib's, which the Java client's -1 means too).
 const GZIP_LEVEL: u32 = 6;
 #[cfg(feature = "zstd")]
 const ZSTD_LEVEL: i32 = 3;
+/// zstd's level range (`ZSTD_minCLevel()`, `ZSTD_maxCLevel()`), the one
+/// the Java client accepts for `compression.zstd.level`.
+const ZSTD_MIN_LEVEL: i32 = -(1 << 17);
+const ZSTD_MAX_LEVEL: i32 = 22;
 
 /// Compresses `input` with `codec`, appending the compressed bytes to `out`.
 /// [`Compression::None`] copies.
@@ -141,14 +164,50 @@ const ZSTD_LEVEL: i32 = 3;
 /// a producer seals many small batches (one per partition per linger tick),
 /// and building a codec's state per batch cost more than compressing it.
 pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), EncodeError> {
+    compress_at(codec, None, input, out)
+}
+
+/// [`compress`] at compression `level` (`None`: the codec's default).
+/// A level outside [`Compression::levels`] (any level, for a codec without
+/// levels) is an [`EncodeError::Compression`].
+///
+/// The per-thread compressor is made for a level and kept while batches
+/// ask for that level: a producer compresses at one level, so it is made
+/// once, not per batch.
+pub fn compress_at(
+    codec: Compression,
+    level: Option<i32>,
+    input: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
     let err = |e: &dyn fmt::Display| EncodeError::Compression {
         codec: codec.name(),
         message: e.to_string(),
     };
+    if let Some(l) = level {
+        match codec.levels() {
+            Some(range) if range.contains(&l) => {}
+            Some(range) => {
+                return Err(err(&format_args!(
+                    "level {l} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+            None => return Err(err(&format_args!("takes no level (got {l})"))),
+        }
+    }
     match codec {
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {
-            with_cached(&GZIP, GzipState::new, |st| st.compress(input, out)).map_err(|e| err(&e))?
+            let level = level.map_or(GZIP_LEVEL, |l| l as u32);
+            with_cached(
+                &GZIP,
+                |st: &GzipState| st.level == level,
+                || GzipState::new(level),
+                |st| st.compress(input, out),
+            )
+            .map_err(|e| err(&e))?
         }
         Compression::Snappy => snappy_xerial_compress(input, out).map_err(|e| err(&e))?,
         Compression::Lz4 if input.is_empty() => {
@@ -159,11 +218,23 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<
             enc.try_finish().map_err(|e| err(&e))?;
             out.extend_from_slice(enc.get_ref());
         }
-        Compression::Lz4 => with_cached(&LZ4, || Ok(Lz4State::new()), |st| st.compress(input, out))
-            .map_err(|e| err(&e))?,
+        Compression::Lz4 => with_cached(
+            &LZ4,
+            |_: &Lz4State| true,
+            || Ok(Lz4State::new()),
+            |st| st.compress(input, out),
+        )
+        .map_err(|e| err(&e))?,
         #[cfg(feature = "zstd")]
         Compression::Zstd => {
-            with_cached(&ZSTD, ZstdState::new, |st| st.compress(input, out)).map_err(|e| err(&e))?
+            let level = level.unwrap_or(ZSTD_LEVEL);
+            with_cached(
+                &ZSTD,
+                |st: &ZstdState| st.level == level,
+                || ZstdState::new(level),
+                |st| st.compress(input, out),
+            )
+            .map_err(|e| err(&e))?
         }
         #[cfg(not(feature = "zstd"))]
         Compression::Zstd => {
@@ -188,7 +259,8 @@ thread_local! {
 }
 
 /// Runs `f` on this thread's cached codec state, creating it with `make` on
-/// first use. Why per thread: batches are sealed on whichever thread fills
+/// first use or when the cached one does not `fit` (made for another
+/// level). Why per thread: batches are sealed on whichever thread fills
 /// them (a sender) or lingers them out (the I/O thread), so there is no
 /// single owner to hand a compressor to, and a lock would serialise the
 /// senders. A state whose job failed is dropped, never reused. Should the
@@ -196,12 +268,16 @@ thread_local! {
 /// state does the job.
 fn with_cached<T, R>(
     key: &'static LocalKey<RefCell<Option<T>>>,
+    fits: impl Fn(&T) -> bool,
     make: impl Fn() -> io::Result<T>,
     mut f: impl FnMut(&mut T) -> io::Result<R>,
 ) -> io::Result<R> {
     let cached = key
         .try_with(|cell| {
             let mut slot = cell.try_borrow_mut().ok()?;
+            if slot.as_ref().is_some_and(|st| !fits(st)) {
+                *slot = None;
+            }
             let state = match slot.as_mut() {
                 Some(state) => state,
                 None => match make() {
@@ -229,16 +305,31 @@ fn with_cached<T, R>(
 /// miniz_oxide) reset instead of allocated per batch.
 struct GzipState {
     deflate: flate2::Compress,
+    /// The level `deflate` compresses at.
+    level: u32,
     scratch: Vec<u8>,
 }
 
-/// ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 (a middle level) OS=255 (unknown).
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+/// ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL OS=255 (unknown), with XFL as
+/// flate2 (and gzip(1)) set it: 2 at the best level, 4 at the fastest
+/// (and 0), else 0. Informational only; readers ignore it.
+const fn gzip_header(level: u32) -> [u8; 10] {
+    let xfl = if level >= 9 {
+        2
+    } else if level <= 1 {
+        4
+    } else {
+        0
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
+}
 
 impl GzipState {
-    fn new() -> io::Result<Self> {
+    /// `level`: 0-9 (checked by [`compress_at`]).
+    fn new(level: u32) -> io::Result<Self> {
         Ok(GzipState {
-            deflate: flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false),
+            deflate: flate2::Compress::new(flate2::Compression::new(level), false),
+            level,
             scratch: Vec::new(),
         })
     }
@@ -268,8 +359,9 @@ impl GzipState {
         }
         let mut crc = flate2::Crc::new();
         crc.update(input);
-        out.reserve(GZIP_HEADER.len() + self.scratch.len() + 8);
-        out.put_slice(&GZIP_HEADER);
+        let header = gzip_header(self.level);
+        out.reserve(header.len() + self.scratch.len() + 8);
+        out.put_slice(&header);
         out.put_slice(&self.scratch);
         out.put_u32_le(crc.sum());
         out.put_u32_le(input.len() as u32); // ISIZE: the length modulo 2^32
@@ -324,14 +416,17 @@ impl Lz4State {
 #[cfg(feature = "zstd")]
 struct ZstdState {
     cctx: zstd::bulk::Compressor<'static>,
+    /// The level `cctx` compresses at.
+    level: i32,
     scratch: Vec<u8>,
 }
 
 #[cfg(feature = "zstd")]
 impl ZstdState {
-    fn new() -> io::Result<Self> {
+    fn new(level: i32) -> io::Result<Self> {
         Ok(ZstdState {
-            cctx: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
+            cctx: zstd::bulk::Compressor::new(level)?,
+            level,
             scratch: Vec::new(),
         })
     }
@@ -578,6 +673,67 @@ mod tests {
                 assert_eq!(&out[..], &fresh(c, &data)[..], "{c} n={n}");
                 assert_eq!(&decompress(c, &out, data.len()).unwrap()[..], &data[..]);
             }
+        }
+    }
+
+    /// A level reaches the compressor: the bytes are what a fresh encoder
+    /// at that level writes, also when one thread alternates levels (its
+    /// cached compressor is remade for the new level), higher levels write
+    /// less, and a level the codec does not have is an error, not a panic.
+    #[test]
+    fn levels_reach_the_compressor() {
+        // Words in a pseudo-random order: higher levels find more in it
+        // than lower ones (in `sample`'s runs every level finds it all).
+        let words = [
+            "leader", "batch", "offset", "broker", "epoch", "topic", "flush",
+        ];
+        let mut x = 0x9e37_79b9_u64;
+        let mut data = Vec::new();
+        while data.len() < 32 * 1024 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(words[(x % 7) as usize].as_bytes());
+            data.extend_from_slice(format!(" {} ", x % 1000).as_bytes());
+        }
+        let at = |c: Compression, level: Option<i32>| {
+            let mut out = BytesMut::new();
+            compress_at(c, level, &data, &mut out).unwrap();
+            assert_eq!(&decompress(c, &out, data.len()).unwrap()[..], &data[..]);
+            out
+        };
+        for round in 0..2 {
+            for level in [1, 9, 0, 6] {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::new(),
+                    flate2::Compression::new(level as u32),
+                );
+                enc.write_all(&data).unwrap();
+                let want = enc.finish().unwrap();
+                let got = at(Compression::Gzip, Some(level));
+                assert_eq!(&got[..], &want[..], "gzip {level} round {round}");
+            }
+            for level in [1, 19, -5, 3] {
+                let want = zstd::bulk::compress(&data, level).unwrap();
+                let got = at(Compression::Zstd, Some(level));
+                assert_eq!(&got[..], &want[..], "zstd {level} round {round}");
+            }
+        }
+        assert_eq!(at(Compression::Gzip, None), at(Compression::Gzip, Some(6)));
+        assert_eq!(at(Compression::Zstd, None), at(Compression::Zstd, Some(3)));
+        assert!(at(Compression::Gzip, Some(9)).len() < at(Compression::Gzip, Some(1)).len());
+        assert!(at(Compression::Zstd, Some(19)).len() < at(Compression::Zstd, Some(1)).len());
+        for (c, bad) in [
+            (Compression::Gzip, -1),
+            (Compression::Gzip, 10),
+            (Compression::Zstd, 23),
+            (Compression::Zstd, i32::MIN),
+            (Compression::Lz4, 9),
+            (Compression::Snappy, 0),
+            (Compression::None, 1),
+        ] {
+            let e = compress_at(c, Some(bad), &data, &mut BytesMut::new()).unwrap_err();
+            assert!(e.to_string().contains(&bad.to_string()), "{c} {bad}: {e}");
         }
     }
 

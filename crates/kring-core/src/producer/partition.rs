@@ -251,6 +251,7 @@ impl ProducerCore {
     /// Seals the open batch of `pk` now (flush, close).
     fn seal_open(&mut self, pk: PartKey) {
         let compression = self.shared.cfg.compression;
+        let level = self.shared.cfg.compression_level;
         self.remove_open(pk);
         let slot = self.part(pk).slot.clone();
         {
@@ -262,7 +263,7 @@ impl ProducerCore {
                 let b = if offload {
                     open.seal_later()
                 } else {
-                    open.seal(compression)
+                    open.seal(compression, level)
                 };
                 q.sealed.push_back(b);
                 drop(q);

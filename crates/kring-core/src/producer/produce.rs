@@ -323,6 +323,7 @@ impl ProducerCore {
     /// for it.
     fn take_queued(&mut self, pk: PartKey, room: usize) -> Result<(QueuedBatch, bool), Take> {
         let compression = self.shared.cfg.compression;
+        let level = self.shared.cfg.compression_level;
         let p = self.part(pk);
         let due = p.open.filter(|_| p.open_due);
         let slot = p.slot.clone();
@@ -374,7 +375,7 @@ impl ProducerCore {
             self.shared.offload(slot, pk.0, pk.1, id, size);
             return Err(Take::Empty);
         };
-        let qb = open.seal(compression);
+        let qb = open.seal(compression, level);
         if qb
             .sealed
             .done()

@@ -70,8 +70,13 @@ fn approx_size(r: &Record) -> usize {
         + 8
 }
 
-/// Encodes `records` (of `batch`) into a new sealed batch.
-fn rebuild(batch: &RecordBatch, records: &[Record]) -> Result<SealedBatch, String> {
+/// Encodes `records` (of `batch`) into a new sealed batch, compressed at
+/// `level` (the producer's).
+fn rebuild(
+    batch: &RecordBatch,
+    records: &[Record],
+    level: Option<i32>,
+) -> Result<SealedBatch, String> {
     let cap =
         kring_protocol::record::layout::HEADER_LEN + records.iter().map(approx_size).sum::<usize>();
     let mut b = RecordBatchBuilder::new(batch.base_timestamp, cap);
@@ -89,7 +94,8 @@ fn rebuild(batch: &RecordBatch, records: &[Record]) -> Result<SealedBatch, Strin
             &headers,
         );
     }
-    b.seal(batch.compression).map_err(|e| e.to_string())
+    b.seal_at(batch.compression, level)
+        .map_err(|e| e.to_string())
 }
 
 impl ProducerCore {
@@ -137,8 +143,13 @@ impl ProducerCore {
             first_bytes += sizes[at];
             at += 1;
         }
-        let first = rebuild(&batch, &records[..at])?;
-        let second = rebuild(&batch, &records[at..])?;
+        // The batch was written with the configured codec; its level is
+        // the configured one too (none for another codec, defensively).
+        let level = Some(self.shared.cfg.compression_level)
+            .filter(|_| batch.compression == self.shared.cfg.compression)
+            .flatten();
+        let first = rebuild(&batch, &records[..at], level)?;
+        let second = rebuild(&batch, &records[at..], level)?;
         drop(records);
         let n1 = at as u32;
         let n2 = n - n1;

@@ -472,6 +472,16 @@ impl RecordBatchBuilder {
     /// (see [`SealedBatch::stamp`]). Base offset is 0, partition leader
     /// epoch -1, timestamp type CreateTime.
     pub fn seal(self, compression: Compression) -> Result<SealedBatch, EncodeError> {
+        self.seal_at(compression, None)
+    }
+
+    /// [`seal`](Self::seal) at compression `level` (`None`: the codec's
+    /// default; see [`compress_at`](crate::compression::compress_at)).
+    pub fn seal_at(
+        self,
+        compression: Compression,
+        level: Option<i32>,
+    ) -> Result<SealedBatch, EncodeError> {
         let max_timestamp = self.max_timestamp();
         let count = self.count;
         let mut buf = match compression {
@@ -480,7 +490,7 @@ impl RecordBatchBuilder {
                 let records = &self.buf[HEADER_LEN..];
                 let mut out = shared_buffer(HEADER_LEN + records.len() / 2 + 64);
                 out.put_bytes(0, HEADER_LEN);
-                crate::compression::compress(codec, records, &mut out)?;
+                crate::compression::compress_at(codec, level, records, &mut out)?;
                 out
             }
         };

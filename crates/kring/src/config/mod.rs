@@ -114,6 +114,10 @@ pub struct ProducerConfig {
     batch_size: Setting<usize>,
     batch_num_messages: u32,
     compression: Compression,
+    compression_gzip_level: Setting<i32>,
+    compression_lz4_level: Setting<i32>,
+    compression_zstd_level: Setting<i32>,
+    compression_level: Setting<i32>,
     enable_idempotence: Setting<bool>,
     max_in_flight: Setting<usize>,
     retries: Setting<u32>,
@@ -150,6 +154,10 @@ impl Default for ProducerConfig {
             batch_size: Setting::default(16 * 1024),
             batch_num_messages: i32::MAX as u32,
             compression: Compression::None,
+            compression_gzip_level: Setting::default(GZIP_LEVELS.default),
+            compression_lz4_level: Setting::default(LZ4_LEVELS.default),
+            compression_zstd_level: Setting::default(ZSTD_LEVELS.default),
+            compression_level: Setting::default(RDKAFKA_LEVELS.default),
             enable_idempotence: Setting::default(true),
             max_in_flight: Setting::default(5),
             retries: Setting::default(i32::MAX as u32),
@@ -222,6 +230,25 @@ setters! {
     batch_num_messages: u32 => |c, v| c.batch_num_messages = v;
     /// `compression.type`.
     compression: Compression => |c, v| c.compression = v;
+    /// `compression.level` (librdkafka): the level of whichever codec
+    /// `compression.type` selects, -1 (the codec's default, the default)
+    /// to 12: gzip 0 (stored) to 9 (10-12 mean 9, as in librdkafka), zstd
+    /// 0-12 (0: its default, 3); lz4 and snappy only -1 or 0 (kring's lz4
+    /// has only the fast compressor). For the Java client's per-codec
+    /// levels see [`compression_gzip_level`](Self::compression_gzip_level)
+    /// and its siblings; setting both for the selected codec is refused.
+    compression_level: i32 => |c, v| c.compression_level.set(v);
+    /// `compression.gzip.level` (Java, KIP-390): 1 (fastest) to 9
+    /// (smallest), or -1 (the default): deflate's default, 6.
+    compression_gzip_level: i32 => |c, v| c.compression_gzip_level.set(v);
+    /// `compression.lz4.level` (Java, KIP-390): 1 to 17, default 9. The
+    /// Java client uses lz4's fast compressor at 9 and its high-compression
+    /// one otherwise; kring's lz4 (`lz4_flex`) has only the fast one, so
+    /// only 9 is accepted and any other level is refused when the producer
+    /// is built (with `compression.type=lz4`), not silently ignored.
+    compression_lz4_level: i32 => |c, v| c.compression_lz4_level.set(v);
+    /// `compression.zstd.level` (Java, KIP-390): -131072 to 22, default 3.
+    compression_zstd_level: i32 => |c, v| c.compression_zstd_level.set(v);
     /// `enable.idempotence`: exactly-once, in-order writes per partition
     /// (needs `acks=all`, `retries > 0`, `max.in.flight <= 5`).
     idempotence: bool => |c, v| c.enable_idempotence.set(v);
@@ -396,6 +423,85 @@ impl ProducerConfig {
     pub fn get_compression(&self) -> Compression {
         self.compression
     }
+    /// `compression.level` (librdkafka; -1: not set, the codec's default).
+    pub fn get_compression_level(&self) -> i32 {
+        self.compression_level.value
+    }
+    /// `compression.gzip.level`.
+    pub fn get_compression_gzip_level(&self) -> i32 {
+        self.compression_gzip_level.value
+    }
+    /// `compression.lz4.level`.
+    pub fn get_compression_lz4_level(&self) -> i32 {
+        self.compression_lz4_level.value
+    }
+    /// `compression.zstd.level`.
+    pub fn get_compression_zstd_level(&self) -> i32 {
+        self.compression_zstd_level.value
+    }
+    /// The level batches are compressed at, in the codec's own terms
+    /// (`None`: the codec's default), from the selected codec's Java
+    /// property or else librdkafka's `compression.level`. Levels the codec
+    /// lacks are passed on for the core to refuse.
+    pub(crate) fn core_compression_level(&self) -> Option<i32> {
+        let rdkafka = Some(self.compression_level.value)
+            .filter(|&l| self.compression_level.explicit && l != RDKAFKA_LEVELS.default);
+        let java =
+            |s: &Setting<i32>, default: i32| Some(s.value).filter(|&l| s.explicit && l != default);
+        match self.compression {
+            Compression::None => None,
+            Compression::Gzip if self.compression_gzip_level.explicit => {
+                java(&self.compression_gzip_level, GZIP_LEVELS.default)
+            }
+            Compression::Gzip => rdkafka.map(|l| l.min(9)),
+            // Java's 9 is lz4's fast compressor, kring's only one.
+            Compression::Lz4 if self.compression_lz4_level.explicit => {
+                java(&self.compression_lz4_level, LZ4_LEVELS.default)
+            }
+            // librdkafka's 0 is LZ4F's fast compressor too.
+            Compression::Lz4 | Compression::Snappy => rdkafka.filter(|&l| l != 0),
+            Compression::Zstd if self.compression_zstd_level.explicit => {
+                Some(self.compression_zstd_level.value)
+            }
+            Compression::Zstd => rdkafka,
+        }
+    }
+
+    /// Each level within its property's range (the Java client's, and
+    /// librdkafka's for `compression.level`), and not the selected codec's
+    /// level set twice.
+    fn check_compression_levels(&self) -> Result<(), ConfigError> {
+        for (levels, setting) in [
+            (GZIP_LEVELS, self.compression_gzip_level),
+            (LZ4_LEVELS, self.compression_lz4_level),
+            (ZSTD_LEVELS, self.compression_zstd_level),
+            (RDKAFKA_LEVELS, self.compression_level),
+        ] {
+            let v = setting.value;
+            if !(levels.min..=levels.max).contains(&v) && v != levels.default {
+                return Err(ConfigError::OutOfRange {
+                    property: levels.property,
+                    reason: format!("{v} is not within {}", levels.accepted),
+                });
+            }
+        }
+        let own = match self.compression {
+            Compression::Gzip => Some((&self.compression_gzip_level, GZIP_LEVELS.property)),
+            Compression::Lz4 => Some((&self.compression_lz4_level, LZ4_LEVELS.property)),
+            Compression::Zstd => Some((&self.compression_zstd_level, ZSTD_LEVELS.property)),
+            Compression::None | Compression::Snappy => None,
+        };
+        if let Some((own, property)) = own {
+            if own.explicit && self.compression_level.explicit {
+                return Err(ConfigError::Conflict(format!(
+                    "both {property} ({}) and compression.level ({}) set the {} level: set one",
+                    own.value, self.compression_level.value, self.compression
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// `enable.idempotence` (after [`validate`](Self::validate), the value in
     /// force).
     pub fn get_idempotence(&self) -> bool {
@@ -530,6 +636,7 @@ impl ProducerConfig {
             });
         }
         check_codec_built("compression.type", self.compression)?;
+        self.check_compression_levels()?;
         self.check_idempotence()?;
         if !self.batch_size.explicit {
             let fit = self.max_request_size.min(self.buffer_memory);
@@ -615,6 +722,50 @@ impl ProducerConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// A compression level property's range and default.
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    property: &'static str,
+    min: i32,
+    max: i32,
+    /// Accepted besides `min..=max` (gzip's -1).
+    default: i32,
+    accepted: &'static str,
+}
+
+/// The Java client's `CompressionType.GZIP` levels (Deflater's).
+const GZIP_LEVELS: Levels = Levels {
+    property: "compression.gzip.level",
+    min: 1,
+    max: 9,
+    default: -1,
+    accepted: "1..=9, or -1 for the default",
+};
+/// The Java client's `CompressionType.LZ4` levels (lz4-java's).
+const LZ4_LEVELS: Levels = Levels {
+    property: "compression.lz4.level",
+    min: 1,
+    max: 17,
+    default: 9,
+    accepted: "1..=17",
+};
+/// The Java client's `CompressionType.ZSTD` levels (zstd's).
+const ZSTD_LEVELS: Levels = Levels {
+    property: "compression.zstd.level",
+    min: -131_072,
+    max: 22,
+    default: 3,
+    accepted: "-131072..=22",
+};
+/// librdkafka's `compression.level`.
+const RDKAFKA_LEVELS: Levels = Levels {
+    property: "compression.level",
+    min: -1,
+    max: 12,
+    default: -1,
+    accepted: "-1..=12",
+};
 
 /// zstd without kring's `zstd` feature is refused when configured, not when
 /// the first batch is sealed.

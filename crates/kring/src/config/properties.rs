@@ -29,8 +29,12 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "buffer.memory",
     "client.id",
     "compression.codec",
+    "compression.gzip.level",
+    "compression.level",
+    "compression.lz4.level",
     "compression.threads",
     "compression.type",
+    "compression.zstd.level",
     "debug",
     "delivery.timeout.ms",
     "enable.idempotence",
@@ -160,6 +164,16 @@ impl ProducerConfig {
                 })?;
                 super::check_codec_built(property, codec)?;
                 self.compression(codec)
+            }
+            "compression.level" => self.compression_level(level("compression.level", v)?),
+            "compression.gzip.level" => {
+                self.compression_gzip_level(level("compression.gzip.level", v)?)
+            }
+            "compression.lz4.level" => {
+                self.compression_lz4_level(level("compression.lz4.level", v)?)
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level(level("compression.zstd.level", v)?)
             }
             "enable.idempotence" => self.idempotence(boolean("enable.idempotence", v)?),
             "max.in.flight.requests.per.connection" => {
@@ -394,6 +408,12 @@ fn size(property: &'static str, v: &str) -> Result<usize, ConfigError> {
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| ConfigError::invalid(property, v, "a positive integer"))
+}
+
+/// A compression level; its range is checked by `validate`.
+fn level(property: &'static str, v: &str) -> Result<i32, ConfigError> {
+    v.parse::<i32>()
+        .map_err(|_| ConfigError::invalid(property, v, "an integer compression level"))
 }
 
 fn boolean(property: &'static str, v: &str) -> Result<bool, ConfigError> {

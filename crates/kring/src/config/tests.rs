@@ -904,3 +904,80 @@ fn statistics_interval_below_a_millisecond_is_refused() {
         .validate()
         .unwrap();
 }
+
+/// The compression level properties: the Java client's defaults and
+/// ranges (gzip -1 or 1-9, lz4 1-17, zstd -131072-22) and librdkafka's
+/// (-1-12), integers only; a level the selected codec cannot use (lz4 other
+/// than its fast level, snappy) and the selected codec's level set twice
+/// are refused, each error naming the property.
+#[test]
+fn compression_level_properties() {
+    let c = ProducerConfig::default();
+    assert_eq!(c.get_compression_gzip_level(), -1);
+    assert_eq!(c.get_compression_lz4_level(), 9);
+    assert_eq!(c.get_compression_zstd_level(), 3);
+    assert_eq!(c.get_compression_level(), -1);
+    let c = ProducerConfig::from_properties([
+        ("compression.gzip.level", "1"),
+        ("compression.lz4.level", "17"),
+        ("compression.zstd.level", "-131072"),
+        ("compression.level", "12"),
+    ])
+    .unwrap();
+    assert_eq!(c.get_compression_gzip_level(), 1);
+    assert_eq!(c.get_compression_lz4_level(), 17);
+    assert_eq!(c.get_compression_zstd_level(), -131_072);
+    assert_eq!(c.get_compression_level(), 12);
+    for name in [
+        "compression.gzip.level",
+        "compression.lz4.level",
+        "compression.zstd.level",
+        "compression.level",
+    ] {
+        let e = ProducerConfig::default().set(name, "high").unwrap_err();
+        assert!(e.to_string().contains(name), "{e}");
+    }
+    for (name, value) in [
+        ("compression.gzip.level", "0"),
+        ("compression.gzip.level", "10"),
+        ("compression.gzip.level", "-2"),
+        ("compression.lz4.level", "0"),
+        ("compression.lz4.level", "18"),
+        ("compression.zstd.level", "23"),
+        ("compression.zstd.level", "-131073"),
+        ("compression.level", "-2"),
+        ("compression.level", "13"),
+    ] {
+        match props(&[("bootstrap.servers", "a:1"), (name, value)]) {
+            Err(ConfigError::OutOfRange { property, reason }) => {
+                assert_eq!(property, name);
+                assert!(reason.contains(value), "{name}={value}: {reason}");
+            }
+            other => panic!("{name}={value}: {other:?}"),
+        }
+    }
+    for (codec, name, value, says) in [
+        ("lz4", "compression.lz4.level", "12", "high-compression"),
+        ("lz4", "compression.level", "3", "high-compression"),
+        ("snappy", "compression.level", "5", "takes no level"),
+    ] {
+        let e = props(&[
+            ("bootstrap.servers", "a:1"),
+            ("compression.type", codec),
+            (name, value),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains(says), "{codec} {name}={value}: {e}");
+    }
+    let e = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("compression.type", "zstd"),
+        ("compression.zstd.level", "5"),
+        ("compression.level", "5"),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::Conflict(m) if m.contains("compression.zstd.level") && m.contains("compression.level")),
+        "{e}"
+    );
+}

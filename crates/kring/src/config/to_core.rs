@@ -36,6 +36,7 @@ impl ProducerConfig {
             max_request_size: self.get_max_request_size(),
             buffer_memory: self.get_buffer_memory(),
             compression: self.get_compression(),
+            compression_level: self.core_compression_level(),
             enable_idempotence: self.get_idempotence(),
             max_in_flight: self.get_max_in_flight(),
             retries: self.get_retries(),
@@ -139,6 +140,131 @@ mod tests {
         assert_eq!(k.statistics_interval, Duration::from_millis(250));
         assert!(k.on_delivery.is_none());
         k.validate().unwrap();
+    }
+
+    /// The selected codec's level reaches the core in the codec's terms:
+    /// the Java property for it, else librdkafka's `compression.level`
+    /// (gzip levels above 9 meaning 9, as librdkafka clamps them); the
+    /// defaults (-1, Java's lz4 9, librdkafka's lz4 0) are the codec's
+    /// default; other codecs' levels are checked but unused.
+    #[test]
+    fn compression_levels_reach_the_core() {
+        let level = |p: &[(&str, &str)]| {
+            let mut all = vec![("bootstrap.servers", "a:1")];
+            all.extend_from_slice(p);
+            let c = ProducerConfig::from_properties(all).unwrap();
+            c.validate().unwrap().to_core(None, None).compression_level
+        };
+        type Props<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Props<'_>, Option<i32>)] = &[
+            (&[("compression.type", "gzip")], None),
+            (&[("compression.type", "zstd")], None),
+            (
+                &[
+                    ("compression.type", "gzip"),
+                    ("compression.gzip.level", "9"),
+                ],
+                Some(9),
+            ),
+            (
+                &[
+                    ("compression.type", "gzip"),
+                    ("compression.gzip.level", "-1"),
+                ],
+                None,
+            ),
+            (
+                &[
+                    ("compression.type", "zstd"),
+                    ("compression.zstd.level", "-7"),
+                ],
+                Some(-7),
+            ),
+            (
+                &[
+                    ("compression.type", "zstd"),
+                    ("compression.zstd.level", "3"),
+                ],
+                Some(3),
+            ),
+            (
+                &[("compression.type", "lz4"), ("compression.lz4.level", "9")],
+                None,
+            ),
+            (
+                &[("compression.codec", "gzip"), ("compression.level", "0")],
+                Some(0),
+            ),
+            (
+                &[("compression.codec", "gzip"), ("compression.level", "12")],
+                Some(9),
+            ),
+            (
+                &[("compression.codec", "gzip"), ("compression.level", "-1")],
+                None,
+            ),
+            (
+                &[("compression.codec", "zstd"), ("compression.level", "12")],
+                Some(12),
+            ),
+            (
+                &[("compression.codec", "lz4"), ("compression.level", "0")],
+                None,
+            ),
+            (
+                &[("compression.codec", "snappy"), ("compression.level", "0")],
+                None,
+            ),
+            (
+                &[("compression.codec", "none"), ("compression.level", "5")],
+                None,
+            ),
+            // Levels of codecs not selected: accepted, unused (Java too).
+            (
+                &[
+                    ("compression.type", "zstd"),
+                    ("compression.gzip.level", "1"),
+                ],
+                None,
+            ),
+            (
+                &[
+                    ("compression.type", "gzip"),
+                    ("compression.lz4.level", "12"),
+                ],
+                None,
+            ),
+            // Order does not matter.
+            (
+                &[("compression.level", "4"), ("compression.type", "zstd")],
+                Some(4),
+            ),
+        ];
+        for (props, want) in cases {
+            assert_eq!(level(props), *want, "{props:?}");
+        }
+        assert_eq!(
+            ProducerConfig::default()
+                .bootstrap("a:1")
+                .compression(Compression::Zstd)
+                .compression_zstd_level(19)
+                .validate()
+                .unwrap()
+                .to_core(None, None)
+                .compression_level,
+            Some(19)
+        );
+        assert_eq!(
+            ProducerConfig::default()
+                .bootstrap("a:1")
+                .compression(Compression::Gzip)
+                .compression_level(1)
+                .validate()
+                .unwrap()
+                .to_core(None, None)
+                .compression_level,
+            Some(1)
+        );
     }
 
     /// `partitioner.ignore.keys=true` turns the default partitioner into

@@ -28,6 +28,71 @@ fn records_are_delivered_with_offsets_after_linger() {
     assert_eq!(log[0].base_sequence, 0);
 }
 
+/// The configured compression level is the one batches are written at,
+/// whichever thread seals them: the same records are stored smaller at a
+/// higher gzip or zstd level, and the broker decodes them all.
+#[test]
+fn compression_level_reaches_the_broker() {
+    // Words in a pseudo-random order: compressible, and more so at
+    // higher levels.
+    let words = [
+        "leader", "batch", "offset", "broker", "epoch", "topic", "flush",
+    ];
+    let mut x = 0x2545_f491_u64;
+    let values: Vec<Vec<u8>> = (0..60)
+        .map(|_| {
+            let mut v = Vec::new();
+            while v.len() < 700 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.extend_from_slice(words[(x % 7) as usize].as_bytes());
+                v.extend_from_slice(format!(" {} ", x % 1000).as_bytes());
+            }
+            v
+        })
+        .collect();
+    let stored = |compression, level| {
+        let config = crate::Config {
+            compression,
+            compression_level: level,
+            batch_size: 8 * 1024,
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 1);
+        let hs: Vec<_> = values
+            .iter()
+            .map(|v| sim.send("t", Some(0), None, Some(v)).unwrap())
+            .collect();
+        sim.drive();
+        for h in hs {
+            h.wait().unwrap();
+        }
+        let log = log(&sim, 0);
+        assert_eq!(log.len(), values.len(), "{compression} {level:?}");
+        for (r, v) in log.iter().zip(&values) {
+            assert_eq!(r.value.as_deref(), Some(&v[..]), "{compression} {level:?}");
+        }
+        let batches = sim.cluster.batches("t", 0).unwrap();
+        assert!(batches.len() > 1, "full batches and a lingered one");
+        batches.iter().map(|b| b.bytes.len()).sum::<usize>()
+    };
+    for (codec, low, high) in [
+        (crate::Compression::Gzip, 1, 9),
+        (crate::Compression::Zstd, 1, 19),
+    ] {
+        let (l, d, h) = (
+            stored(codec, Some(low)),
+            stored(codec, None),
+            stored(codec, Some(high)),
+        );
+        assert!(
+            h < l && h <= d,
+            "{codec}: level {high} {h} B, default {d} B, level {low} {l} B"
+        );
+    }
+}
+
 #[test]
 fn every_codec_reaches_the_broker_intact() {
     for codec in crate::Compression::ALL {
