@@ -8,7 +8,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
     Some(match name {
         "acks" => "0, 1 or all (-1): replicas that must acknowledge a batch (default all)",
         "batch.num.messages" => "librdkafka: records per batch at most (default no cap)",
-        "batch.size" => "bytes at which a partition's batch is sealed (default 16384)",
+        "batch.size" => "bytes at which a partition's batch is sealed (default 16384; 0: one record per batch, as in Java)",
         "bootstrap.servers" => "host:port[,host:port...] to fetch metadata from (required)",
         "buffer.memory" => "bytes of records buffered before send blocks (default 33554432)",
         "client.id" => "client id sent with every request (default kring)",

@@ -222,7 +222,9 @@ setters! {
     /// `linger.ms`: how long a batch waits for more records before it is
     /// sent.
     linger: Duration => |c, v| c.linger = v;
-    /// `batch.size`: the size in bytes at which a batch is sealed.
+    /// `batch.size`: the size in bytes at which a batch is sealed. 0
+    /// disables batching, as in the Java client: every record is a batch
+    /// of its own.
     batch_size: usize => |c, v| c.batch_size.set(v);
     /// `batch.num.messages` (librdkafka): a batch is sealed once it holds
     /// this many records (1..=2147483647; default no cap beyond

@@ -152,7 +152,10 @@ impl ProducerConfig {
             "queue.buffering.max.ms" => {
                 self.linger(fractional_millis("queue.buffering.max.ms", v)?)
             }
-            "batch.size" => self.batch_size(size("batch.size", v)?),
+            "batch.size" => self
+                .batch_size(v.parse::<usize>().map_err(|_| {
+                    ConfigError::invalid("batch.size", v, "a non-negative integer")
+                })?),
             "compression.type" | "compression.codec" => {
                 let property = if name == "compression.type" {
                     "compression.type"

@@ -127,7 +127,7 @@ fn invalid_values_name_property_and_accepted_values() {
         ),
         ("linger.ms", "-1", "milliseconds"),
         ("enable.idempotence", "yes", "true or false"),
-        ("batch.size", "0", "positive"),
+        ("batch.size", "-1", "non-negative"),
         ("retries", "4294967295", "2147483647"),
         ("partitioner", "fnv1a", "sticky"),
         ("partitioner.ignore.keys", "1", "true or false"),
@@ -375,7 +375,7 @@ fn every_problem_is_reported_at_once_with_hints() {
         ("acks", "2"),
         ("compresion.type", "zstd"),
         ("totally.unknown.thing", "1"),
-        ("batch.size", "0"),
+        ("batch.size", "-1"),
     ])
     .unwrap_err();
     let ConfigError::Multiple(errors) = &err else {
@@ -522,7 +522,6 @@ fn extremes_are_config_errors_never_panics() {
         base().request_timeout(Duration::ZERO),
         base().delivery_timeout(Duration::MAX),
         base().max_block(Duration::MAX),
-        base().batch_size(0),
         base().batch_size(2 << 20),
         base().batch_size(16_384).buffer_memory(1000),
         base().connect_timeout(Duration::ZERO),
@@ -980,4 +979,16 @@ fn compression_level_properties() {
         matches!(&e, ConfigError::Conflict(m) if m.contains("compression.zstd.level") && m.contains("compression.level")),
         "{e}"
     );
+}
+
+/// `batch.size=0` disables batching, as in the Java client ("a batch size
+/// of zero will disable batching entirely"): the core seals every batch
+/// after its first record.
+#[test]
+fn batch_size_zero_is_one_record_per_batch() {
+    let c = props(&[("bootstrap.servers", "a:1"), ("batch.size", "0")]).unwrap();
+    assert_eq!(c.get_batch_size(), 0);
+    let k = c.to_core(None, None);
+    assert_eq!((k.batch_size, k.batch_num_messages), (1, 1));
+    k.validate().unwrap();
 }

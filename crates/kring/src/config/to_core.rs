@@ -31,8 +31,14 @@ impl ProducerConfig {
             client_id: self.get_client_id().to_owned(),
             acks: self.get_acks(),
             linger: self.get_linger(),
-            batch_size: self.get_batch_size(),
-            batch_num_messages: self.get_batch_num_messages(),
+            // `batch.size=0` disables batching, as in the Java client: a
+            // batch is sealed after its first record.
+            batch_size: self.get_batch_size().max(1),
+            batch_num_messages: if self.get_batch_size() == 0 {
+                1
+            } else {
+                self.get_batch_num_messages()
+            },
             max_request_size: self.get_max_request_size(),
             buffer_memory: self.get_buffer_memory(),
             compression: self.get_compression(),
