@@ -29,15 +29,19 @@ pub(crate) fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>
     Ok(Some(frame.freeze()))
 }
 
-/// Make room for the next read: at least `min_read` bytes, and the whole
-/// rest of a response whose prefix has arrived, so a large response arrives
-/// in as few reads as possible.
+/// Make room for the next read: at least `min_read` bytes, and for a large
+/// response whose prefix has arrived, room for as much of its rest as has
+/// arrived already (the buffer at most doubles per read), so a large
+/// response takes a few reads more than one but memory follows the bytes
+/// that came, never the size the prefix claims: a peer declaring a
+/// response of hundreds of megabytes and sending a few bytes of it costs a
+/// few bytes, not an allocation of its choosing.
 pub(crate) fn reserve_for_read(buf: &mut BytesMut, min_read: usize, max: usize) {
     let rest = match declared_size(buf, max) {
         Ok(Some(size)) => (4 + size).saturating_sub(buf.len()),
         _ => 0,
     };
-    let want = rest.max(min_read);
+    let want = rest.min(buf.len()).max(min_read);
     if buf.capacity() - buf.len() < want {
         buf.reserve(want);
     }
@@ -109,14 +113,30 @@ mod tests {
     }
 
     #[test]
-    fn reserve_covers_the_rest_of_a_large_frame() {
+    fn reserve_grows_with_what_arrived_of_a_large_frame() {
         let mut b = BytesMut::new();
         b.put_i32(1_000_000);
-        b.put_slice(&[0; 10]);
+        b.put_slice(&[0; 500_000]);
         reserve_for_read(&mut b, 4096, 2_000_000);
-        assert!(b.capacity() - b.len() >= 1_000_000 - 10);
+        assert!(b.capacity() - b.len() >= 1_000_000 - 500_000);
         let mut e = BytesMut::new();
         reserve_for_read(&mut e, 4096, 2_000_000);
         assert!(e.capacity() >= 4096);
+    }
+
+    /// The size prefix is the peer's claim: room follows the bytes that
+    /// came (the minimum read, or what arrived), not the claim.
+    #[test]
+    fn a_declared_size_is_not_reserved_before_its_bytes_arrive() {
+        let mut b = BytesMut::new();
+        b.put_i32(400_000_000);
+        b.put_slice(&[0; 10]);
+        reserve_for_read(&mut b, 4096, 512 * 1024 * 1024);
+        assert!(b.capacity() - b.len() >= 4096);
+        assert!(
+            b.capacity() < 64 * 1024,
+            "reserved {} bytes for 14 received",
+            b.capacity()
+        );
     }
 }
