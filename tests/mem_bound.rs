@@ -310,6 +310,42 @@ fn stalled_broker() {
     finish(p);
 }
 
+/// (a) The same stall with a delivery callback, tiny records, each with a
+/// context and a timestamp of its own: the per-record side table (the
+/// contexts and timestamps the callback gets back) is the most a record
+/// costs beside its bytes in the batch.
+#[test]
+fn stalled_broker_per_record_tables() {
+    let _g = LOCK.lock();
+    let c = cluster(4);
+    let p = Arc::new(
+        builder(&c)
+            .request_timeout(Duration::from_millis(300))
+            .delivery_timeout(Duration::from_millis(600))
+            .on_delivery(|_| {})
+            .build()
+            .unwrap(),
+    );
+    let base = warm_up(&p, 4);
+    c.inject(Fault::swallow(PRODUCE).always());
+    let end = Instant::now() + Duration::from_millis(1500);
+    let mut sent = 0u64;
+    let mut ts = 1_700_000_000_000i64;
+    while Instant::now() < end {
+        ts += 1;
+        let r = Record::new("t", b"v")
+            .partition((ts % 4) as i32)
+            .timestamp(ts)
+            .context(ts as u64);
+        if p.produce(r).is_ok() {
+            sent += 1;
+        }
+    }
+    println!("stalled_broker_per_record_tables: {sent} records accepted");
+    check("stalled_broker_per_record_tables", base, 4);
+    finish(p);
+}
+
 /// (b) Every Produce refused as MESSAGE_TOO_LARGE a few times: batches are
 /// split in two, and the parts again.
 #[test]

@@ -717,6 +717,14 @@ pub(crate) struct PerRecord {
 /// How many runs of timestamps a [`PerRecord`] keeps inline.
 const INLINE_RUNS: usize = 8;
 
+/// The capacity a [`PerRecord`] vector of capacity `cap` grows to when it
+/// must hold `need` entries: doubling, at least 4. Explicit (with
+/// `reserve_exact`) rather than `Vec`'s own policy, so the growth is known
+/// before it happens and charged to `buffer.memory` first.
+fn grown(cap: usize, need: usize) -> usize {
+    need.max(cap.saturating_mul(2)).max(4)
+}
+
 impl PerRecord {
     /// How many of its first bytes an append touches.
     #[cfg(test)]
@@ -739,6 +747,57 @@ impl PerRecord {
         }
         self.new_run(timestamp_ms, 1);
         self.len += 1;
+    }
+
+    /// Heap bytes the table holds (its vectors' capacity): charged to
+    /// `buffer.memory` with its batch (see `shared`).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.contexts.capacity() * std::mem::size_of::<u64>()
+            + self.later.capacity() * std::mem::size_of::<(i64, u32)>()
+    }
+
+    /// Whether recording one more record with `timestamp_ms` and `context`
+    /// makes a vector grow (an allocation). Touches the vectors only when
+    /// the record could go to one: a record sharing its millisecond with
+    /// the one before and without a context reads the inline runs alone.
+    #[inline(always)]
+    pub(crate) fn push_grows(&self, timestamp_ms: i64, context: u64) -> bool {
+        ((context != 0 || self.has_contexts) && self.len as usize >= self.contexts.capacity())
+            || (self.adds_run_later(timestamp_ms) && self.later.len() == self.later.capacity())
+    }
+
+    /// [`heap_bytes`](Self::heap_bytes) after recording one more record
+    /// with `timestamp_ms` and `context` (the vectors grow exactly as
+    /// predicted here: see `grown`).
+    pub(crate) fn heap_bytes_after_push(&self, timestamp_ms: i64, context: u64) -> usize {
+        let mut contexts = self.contexts.capacity();
+        if (context != 0 || self.has_contexts) && self.len as usize >= contexts {
+            contexts = grown(contexts, self.len as usize + 1);
+        }
+        let mut later = self.later.capacity();
+        if self.adds_run_later(timestamp_ms) && self.later.len() == later {
+            later = grown(later, later + 1);
+        }
+        contexts * std::mem::size_of::<u64>() + later * std::mem::size_of::<(i64, u32)>()
+    }
+
+    /// Whether one more record with `timestamp_ms` starts a run in
+    /// `later` (as `push` and `new_run` decide).
+    #[inline(always)]
+    fn adds_run_later(&self, timestamp_ms: i64) -> bool {
+        if !self.spilled {
+            let n = self.inline_len as usize;
+            if n != 0 {
+                let last = self.inline[n - 1];
+                if self.base + i64::from(last.0) == timestamp_ms && last.1 != u16::MAX {
+                    return false;
+                }
+            }
+            if self.as_inline(timestamp_ms, 1).is_some() {
+                return false;
+            }
+        }
+        !matches!(self.later.last(), Some(last) if last.0 == timestamp_ms && last.1 != u32::MAX)
     }
 
     /// Whether the table holds heap memory a later batch could reuse (a
@@ -792,7 +851,13 @@ impl PerRecord {
             Some(last) if last.0 == timestamp_ms && last.1.checked_add(records).is_some() => {
                 last.1 += records;
             }
-            _ => self.later.push((timestamp_ms, records)),
+            _ => {
+                if self.later.len() == self.later.capacity() {
+                    let cap = grown(self.later.capacity(), self.later.len() + 1);
+                    self.later.reserve_exact(cap - self.later.len());
+                }
+                self.later.push((timestamp_ms, records))
+            }
         }
     }
 
@@ -814,6 +879,11 @@ impl PerRecord {
 
     #[inline(never)]
     fn push_context(&mut self, context: u64) {
+        let need = self.len as usize + 1;
+        if need > self.contexts.capacity() {
+            let cap = grown(self.contexts.capacity(), need);
+            self.contexts.reserve_exact(cap - self.contexts.len());
+        }
         self.contexts.resize(self.len as usize, 0);
         self.contexts.push(context);
         self.has_contexts = true;

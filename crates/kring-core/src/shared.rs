@@ -481,6 +481,12 @@ impl Shared {
             let slot = &topic.partitions[partition as usize];
             let mut q = slot.lock();
             let open = q.open.as_mut()?;
+            // A per-record table that must grow is charged first, on the
+            // general path (rarely: its vectors double).
+            if self.cfg.keep_timestamps && open.per_record.push_grows(rec.timestamp_ms, rec.context)
+            {
+                return None;
+            }
             let size = open.builder.size_in_bytes();
             let index = open
                 .builder
@@ -526,6 +532,7 @@ impl Shared {
         let open = q.open.as_mut().expect("open batch");
         if self.cfg.keep_timestamps {
             open.per_record.push(rec.timestamp_ms, rec.context);
+            debug_assert!(open.per_record.heap_bytes() <= open.table_charged);
         }
         let batch = R::batch(&mut open.completion, &self.parts, partition as i32);
         let len = open.builder.size_in_bytes();
@@ -944,32 +951,21 @@ impl Shared {
         let batch_size = self.cfg.batch_size;
         let mut q = slot.lock();
         if let Some(open) = q.open.as_mut() {
-            let size = open.builder.size_in_bytes();
-            // The common case in one step: the record fits the batch and
-            // the buffer as it is (no growth, nothing to charge).
-            let appended = open.builder.try_append(
-                rec.timestamp_ms,
-                rec.key,
-                rec.value,
-                rec.headers,
-                batch_size.min(open.builder.capacity()),
-            );
-            let (index, rs) = match appended {
-                Ok(index) => (Some(index), open.builder.size_in_bytes() - size),
-                Err(rs) => (None, rs),
-            };
-            // Memory is charged by buffer capacity: when this record makes
-            // the buffer grow, the growth is charged first (one atomic per
-            // regrowth, none per record). A batch that could never get the
-            // growth is sealed and the record goes to a new batch.
-            let mut fits = size + rs <= batch_size;
-            if index.is_none() && fits {
-                let want = grown_capacity(open.builder.capacity(), size + rs);
-                let extra = want.saturating_sub(open.reserved);
-                if open.reserved + extra > self.pool.limit() {
-                    fits = false;
-                } else if extra > 0 {
-                    if !self.charge(reserved, extra) {
+            // The per-record table's growth is charged before anything is
+            // appended (a wait for memory appends nothing): its vectors are
+            // the one part of a batch beside its buffer that grows with its
+            // records (8 B a context, 16 B a timestamp run). A growth that
+            // could never be had seals the batch, as a buffer growth does.
+            let mut table_fits = true;
+            if self.cfg.keep_timestamps {
+                let after = open
+                    .per_record
+                    .heap_bytes_after_push(rec.timestamp_ms, rec.context);
+                let extra = after.saturating_sub(open.table_charged);
+                if extra > 0 {
+                    if open.reserved + extra > self.pool.limit() {
+                        table_fits = false;
+                    } else if !self.charge(reserved, extra) {
                         return Ok((
                             Step::NeedMemory {
                                 bytes: extra,
@@ -978,30 +974,77 @@ impl Shared {
                             false,
                             0,
                         ));
+                    } else {
+                        open.reserved += extra;
+                        open.table_charged += extra;
                     }
-                    open.reserved += extra;
                 }
             }
-            if fits {
-                let index = match index {
-                    Some(index) => index,
-                    None => {
-                        let index =
-                            open.builder
-                                .append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-                        self.charge_capacity(&mut open.reserved, open.builder.capacity());
-                        index
+            if table_fits {
+                let size = open.builder.size_in_bytes();
+                // The common case in one step: the record fits the batch and
+                // the buffer as it is (no growth, nothing to charge).
+                let appended = open.builder.try_append(
+                    rec.timestamp_ms,
+                    rec.key,
+                    rec.value,
+                    rec.headers,
+                    batch_size.min(open.builder.capacity()),
+                );
+                let (index, rs) = match appended {
+                    Ok(index) => (Some(index), open.builder.size_in_bytes() - size),
+                    Err(rs) => (None, rs),
+                };
+                // Memory is charged by buffer capacity: when this record makes
+                // the buffer grow, the growth is charged first (one atomic per
+                // regrowth, none per record). A batch that could never get the
+                // growth is sealed and the record goes to a new batch.
+                let mut fits = size + rs <= batch_size;
+                if index.is_none() && fits {
+                    let want = grown_capacity(open.builder.capacity(), size + rs);
+                    let extra = want.saturating_sub(open.reserved - open.table_charged);
+                    if open.reserved + extra > self.pool.limit() {
+                        fits = false;
+                    } else if extra > 0 {
+                        if !self.charge(reserved, extra) {
+                            return Ok((
+                                Step::NeedMemory {
+                                    bytes: extra,
+                                    target: target(topic, partition),
+                                },
+                                false,
+                                0,
+                            ));
+                        }
+                        open.reserved += extra;
                     }
-                };
-                let (batch, full, wake) =
-                    self.appended_to::<R>(&mut q, topic, partition, rec, index);
-                drop(q);
-                let outcome = AppendOutcome {
-                    delivery: R::delivery(batch, index, rec.timestamp_ms),
-                    partition: partition as i32,
-                    wake,
-                };
-                return Ok((Step::Done(outcome), full, rs));
+                }
+                if fits {
+                    let index = match index {
+                        Some(index) => index,
+                        None => {
+                            let index = open.builder.append(
+                                rec.timestamp_ms,
+                                rec.key,
+                                rec.value,
+                                rec.headers,
+                            );
+                            let mut buffer = open.reserved - open.table_charged;
+                            self.charge_capacity(&mut buffer, open.builder.capacity());
+                            open.reserved = buffer + open.table_charged;
+                            index
+                        }
+                    };
+                    let (batch, full, wake) =
+                        self.appended_to::<R>(&mut q, topic, partition, rec, index);
+                    drop(q);
+                    let outcome = AppendOutcome {
+                        delivery: R::delivery(batch, index, rec.timestamp_ms),
+                        partition: partition as i32,
+                        wake,
+                    };
+                    return Ok((Step::Done(outcome), full, rs));
+                }
             }
         }
         // A new batch is needed: charge its initial buffer first, sized
@@ -1045,6 +1088,17 @@ impl Shared {
         self.charge_capacity(&mut need, builder.capacity());
         let full = builder.size_in_bytes() >= batch_size || self.cfg.batch_records <= 1;
         let (mut completion, per_record) = R::open(&self.parts, partition as i32);
+        // The table (a kept one may have capacity, up to
+        // `spare_parts::MAX_TABLE_BYTES`) with room for this record,
+        // charged even past the limit as a buffer's surprise growth is:
+        // a few hundred bytes at most, and the next charge then waits.
+        let table_charged = if self.cfg.keep_timestamps {
+            per_record.heap_bytes_after_push(rec.timestamp_ms, rec.context)
+        } else {
+            0
+        };
+        let with_table = need + table_charged;
+        self.charge_capacity(&mut need, with_table);
         let batch = R::batch(&mut completion, &self.parts, partition as i32);
         let delivery = R::delivery(batch, index, rec.timestamp_ms);
         let old_id = old.map(|(old_id, b)| {
@@ -1089,7 +1143,16 @@ impl Shared {
             return Err(SendError::Closed);
         };
         self.commit_new(
-            &mut q, id, builder, completion, per_record, now, need, gen, rec, full,
+            &mut q,
+            id,
+            builder,
+            completion,
+            per_record,
+            now,
+            (need, table_charged),
+            gen,
+            rec,
+            full,
         );
         drop(q);
         Ok((
@@ -1112,7 +1175,7 @@ impl Shared {
         completion: Option<Arc<crate::delivery::BatchCompletion>>,
         mut per_record: crate::delivery::PerRecord,
         now: Instant,
-        reserved: usize,
+        (reserved, table_charged): (usize, usize),
         flush_gen: u64,
         rec: &RecordRef<'_>,
         full: bool,
@@ -1121,6 +1184,7 @@ impl Shared {
         q.last_batch_len = builder.size_in_bytes();
         if self.cfg.keep_timestamps {
             per_record.push(rec.timestamp_ms, rec.context);
+            debug_assert!(per_record.heap_bytes() <= table_charged);
         }
         let open = OpenBatch {
             id,
@@ -1128,6 +1192,7 @@ impl Shared {
             completion,
             created: now,
             reserved,
+            table_charged,
             flush_gen,
             per_record,
         };

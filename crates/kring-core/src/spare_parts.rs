@@ -37,6 +37,17 @@ use crate::delivery::{BatchCompletion, PerRecord};
 /// The most completions, and the most tables, kept at once.
 pub(crate) const MAX_KEPT: usize = 4096;
 
+/// The largest table kept (heap bytes): a batch takes a kept table's
+/// capacity with it and charges it to `buffer.memory` when it opens, past
+/// the limit if need be, so what one new batch can add beyond the limit
+/// stays this small. Larger tables are dropped.
+pub(crate) const MAX_TABLE_BYTES: usize = 1024;
+
+/// The most heap bytes all kept tables hold together: kept tables are not
+/// charged to `buffer.memory` (no batch holds them), so this is part of
+/// the producer's constant overhead.
+pub(crate) const MAX_KEPT_TABLE_BYTES: usize = 256 * 1024;
+
 /// Completions and per-record tables of finished batches.
 #[derive(Debug, Default)]
 pub(crate) struct SpareParts {
@@ -51,6 +62,8 @@ pub(crate) struct SpareParts {
 struct Kept {
     completions: Vec<Arc<BatchCompletion>>,
     tables: Vec<PerRecord>,
+    /// The heap bytes of `tables`.
+    table_bytes: usize,
 }
 
 impl SpareParts {
@@ -78,7 +91,13 @@ impl SpareParts {
                     g.completions.push(c);
                 }
             }
-            if g.tables.len() < MAX_KEPT && table.has_capacity() {
+            let bytes = table.heap_bytes();
+            if g.tables.len() < MAX_KEPT
+                && table.has_capacity()
+                && bytes <= MAX_TABLE_BYTES
+                && g.table_bytes + bytes <= MAX_KEPT_TABLE_BYTES
+            {
+                g.table_bytes += bytes;
                 g.tables.push(std::mem::take(table));
             }
         }
@@ -134,6 +153,9 @@ impl SpareParts {
 
     fn pop_table(&self, g: &mut Kept) -> Option<PerRecord> {
         let t = g.tables.pop();
+        if let Some(t) = &t {
+            g.table_bytes -= t.heap_bytes();
+        }
         self.tables.store(g.tables.len(), Ordering::Relaxed);
         t
     }

@@ -41,8 +41,12 @@ pub(crate) struct OpenBatch {
     pub(crate) per_record: PerRecord,
     pub(crate) id: u64,
     pub(crate) created: Instant,
-    /// Bytes reserved from `buffer.memory`.
+    /// Bytes reserved from `buffer.memory`: the buffer's capacity and
+    /// `table_charged`.
     pub(crate) reserved: usize,
+    /// The part of `reserved` charged for `per_record`'s heap (its
+    /// vectors' capacity, charged before they grow).
+    pub(crate) table_charged: usize,
     /// The flush generation current when the batch opened.
     pub(crate) flush_gen: u64,
 }

@@ -381,3 +381,54 @@ fn a_refused_try_send_asks_for_memory_once() {
     let again = sim.shared.try_produce_now(sim.now, record_ref(0, &v));
     assert!(again.is_ok(), "memory is back: {again:?}");
 }
+
+/// A batch's per-record table (kept with a delivery callback: each
+/// record's context, and its timestamp when it differs from the one
+/// before) is charged to `buffer.memory` with the batch's buffer: tiny
+/// records, each with a context and a millisecond of its own, cost 24 B
+/// of table beside the ~10 B they add to the buffer, so an uncharged
+/// table let 64 KiB of `buffer.memory` hold ~6,500 records and ~200 KiB
+/// of tables. Now the table's growth is charged first, and the buffer
+/// refuses records once buffer and tables fill it.
+#[test]
+fn per_record_tables_are_charged_to_buffer_memory() {
+    let limit = 64 * 1024;
+    let config = Config {
+        buffer_memory: limit,
+        batch_size: 16 * 1024,
+        linger: ms(10_000),
+        on_delivery: Some(std::sync::Arc::new(|_: &crate::DeliveryReport<'_>| {})),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    sim.send("t", Some(0), None, Some(b"warm-up")).unwrap();
+    sim.drive();
+    let base_ts = 1_700_000_000_000i64;
+    let mut accepted = 0usize;
+    for i in 0..100_000u64 {
+        let rec = RecordRef {
+            topic: "t",
+            partition: Some((i % 4) as i32),
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: base_ts + i as i64,
+            context: i + 1,
+        };
+        match sim.shared.try_produce_now(sim.now, rec) {
+            Ok(_) => accepted += 1,
+            Err(SendError::BufferFull { .. }) => break,
+            Err(e) => panic!("record {i}: {e}"),
+        }
+    }
+    // Each record holds a context (8 B) and a timestamp run (16 B) of its
+    // own in its batch's table, beside its bytes in the buffer.
+    assert!(
+        accepted * 24 <= limit,
+        "{accepted} records accepted: their tables alone hold at least {} B, \
+         beyond buffer.memory ({limit} B)",
+        accepted * 24
+    );
+    assert!(accepted > 1000, "only {accepted} records accepted");
+    assert!(sim.shared.pool.used() <= limit + 1024);
+}
