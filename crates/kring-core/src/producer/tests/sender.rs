@@ -94,48 +94,10 @@ fn in_flight_limit_per_connection() {
     }
 }
 
-#[test]
-fn retriable_errors_back_off_exponentially_with_jitter() {
-    let mut sim = sim_with(cfg(), 1, 1);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
-    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 3);
-    let n0 = produce_requests(&sim).len();
-    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
-    let mut times = Vec::new();
-    let mut seen = n0;
-    sim.drive_until(10_000, |s| {
-        let n = produce_requests(s).len();
-        if n > seen {
-            seen = n;
-            times.push(s.now);
-        }
-        h.try_result().is_some()
-    });
-    assert_eq!(h.wait().unwrap().offset, 1);
-    assert_eq!(times.len(), 4, "1 try + 3 retries");
-    // Gaps: 100, 200, 400 ms ±20% (+1 ms of response latency each).
-    for (i, base) in [100.0f64, 200.0, 400.0].iter().enumerate() {
-        let gap = (times[i + 1] - times[i]).as_secs_f64() * 1000.0 - 1.0;
-        assert!(
-            gap >= base * 0.8 - 0.01 && gap <= base * 1.2 + 0.01,
-            "retry {i}: {gap} ms"
-        );
-    }
-}
-
-/// `retry.backoff.ms` above `retry.backoff.max.ms` is a valid Java
-/// configuration (common from before Kafka 3.7 added the cap, with
-/// `retry.backoff.ms=2000` or so): the Java client's `ExponentialBackoff`
-/// takes the smaller as its start, so every retry waits
-/// `retry.backoff.max.ms`. It was refused as a configuration error.
-#[test]
-fn retry_backoff_above_its_max_backs_off_by_the_max() {
-    let config = Config {
-        retry_backoff: ms(5_000),
-        retry_backoff_max: ms(1_000),
-        ..cfg()
-    };
+/// The gaps, in milliseconds, between the attempts of a record whose
+/// first three attempts are refused with a retriable error (less the
+/// Sim's 1 ms of response latency), and that it is then delivered.
+fn retry_gaps_ms(config: Config) -> Vec<f64> {
     let mut sim = sim_with(config, 1, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
@@ -154,11 +116,40 @@ fn retry_backoff_above_its_max_backs_off_by_the_max() {
     });
     assert_eq!(h.wait().unwrap().offset, 1);
     assert_eq!(times.len(), 4, "1 try + 3 retries");
-    for i in 0..3 {
-        // At most the max, jittered below it (+1 ms of response latency).
-        let gap = (times[i + 1] - times[i]).as_secs_f64() * 1000.0 - 1.0;
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0 - 1.0)
+        .collect()
+}
+
+#[test]
+fn retriable_errors_back_off_exponentially_with_jitter() {
+    let gaps = retry_gaps_ms(cfg());
+    // 100, 200, 400 ms ±20%.
+    for (i, (gap, base)) in gaps.iter().zip([100.0f64, 200.0, 400.0]).enumerate() {
         assert!(
-            (800.0 - 0.01..=1000.01).contains(&gap),
+            *gap >= base * 0.8 - 0.01 && *gap <= base * 1.2 + 0.01,
+            "retry {i}: {gap} ms"
+        );
+    }
+}
+
+/// `retry.backoff.ms` above `retry.backoff.max.ms` is a valid Java
+/// configuration (common from before Kafka 3.7 added the cap, with
+/// `retry.backoff.ms=2000` or so): the Java client's `ExponentialBackoff`
+/// takes the smaller as its start, so every retry waits
+/// `retry.backoff.max.ms`. It was refused as a configuration error.
+#[test]
+fn retry_backoff_above_its_max_backs_off_by_the_max() {
+    let gaps = retry_gaps_ms(Config {
+        retry_backoff: ms(5_000),
+        retry_backoff_max: ms(1_000),
+        ..cfg()
+    });
+    for (i, gap) in gaps.iter().enumerate() {
+        // At most the max, jittered below it.
+        assert!(
+            (800.0 - 0.01..=1000.01).contains(gap),
             "retry {i}: {gap} ms"
         );
     }
