@@ -69,6 +69,22 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "topic.metadata.propagation.max.ms" => {
             "how long a topic missing from metadata is waited for after first use (default 5000)"
         }
+        "client.dns.lookup" => "Java: use_all_dns_ips only, what kring does (every address of a name in turn)",
+        "connections.max.idle.ms" => "Java: accepted, no effect; kring leaves closing idle connections to the broker",
+        "interceptor.classes" => "Java: empty only (kring has no interceptors)",
+        "key.serializer" => "Java: ByteArraySerializer, ByteBufferSerializer or BytesSerializer only (kring takes bytes)",
+        "metric.reporters" => "Java: empty only (no JMX; see statistics.interval.ms)",
+        "metrics.num.samples" => "Java: accepted, no effect (kring has no Java metrics)",
+        "metrics.recording.level" => "Java: INFO, DEBUG or TRACE, accepted, no effect (kring has no Java metrics)",
+        "metrics.sample.window.ms" => "Java: accepted, no effect (kring has no Java metrics)",
+        "partitioner.adaptive.partitioning.enable" => "Java: false is kring's uniform sticky partitioner; true accepted with a warning (not load-adaptive)",
+        "partitioner.availability.timeout.ms" => "Java: 0 only (kring never marks a slow broker's partitions unavailable)",
+        "partitioner.class" => "Java: RoundRobinPartitioner (round_robin), DefaultPartitioner (default), UniformStickyPartitioner (sticky); others: ProducerBuilder::custom_partitioner",
+        "receive.buffer.bytes" => "Java: -1 or 32768 only (kring leaves socket buffers to the kernel)",
+        "send.buffer.bytes" => "Java: -1 or 131072 only (kring leaves socket buffers to the kernel)",
+        "transaction.timeout.ms" => "Java: accepted, no effect (kring has no transactions)",
+        "transactional.id" => "Java: refused, kring has no transactions",
+        "value.serializer" => "Java: ByteArraySerializer, ByteBufferSerializer or BytesSerializer only (kring takes bytes)",
         _ => return None,
     })
 }

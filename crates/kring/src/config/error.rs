@@ -38,6 +38,19 @@ pub enum ConfigError {
     /// so a pasted configuration can be fixed in one pass.
     #[error("{}", multiple(.0))]
     Multiple(Vec<ConfigError>),
+    /// A Java or librdkafka setting whose value asks for something kring
+    /// does not do (a Java class that cannot run here, transactions, ...):
+    /// refused rather than ignored, since ignoring it would change what
+    /// the producer does.
+    #[error("`{property}={value}` is not supported: {reason}")]
+    Unsupported {
+        /// The property.
+        property: &'static str,
+        /// The value given.
+        value: String,
+        /// Why kring cannot do it, and what to do instead.
+        reason: &'static str,
+    },
     /// A value outside the range the producer can work with.
     #[error("invalid `{property}`: {reason}")]
     OutOfRange {
@@ -66,6 +79,14 @@ impl From<kring_core::ConfigError> for ConfigError {
 }
 
 impl ConfigError {
+    pub(crate) fn unsupported(property: &'static str, value: &str, reason: &'static str) -> Self {
+        ConfigError::Unsupported {
+            property,
+            value: value.to_owned(),
+            reason,
+        }
+    }
+
     pub(crate) fn invalid(property: &'static str, value: &str, expected: &'static str) -> Self {
         ConfigError::InvalidValue {
             property,

@@ -9,6 +9,16 @@
 //! (the period of the `on_statistics` callback), `batch.num.messages` (a cap on records per batch) and
 //! `debug` (contexts are checked; kring logs through `tracing`, whose
 //! subscriber filter chooses the level).
+//!
+//! Java settings with no kring counterpart are accepted at the values that
+//! ask for what kring does, and refused, naming why, at any other
+//! (`java_only`): the byte serializers (`key.serializer`,
+//! `value.serializer`); `partitioner.class` naming a built-in Java
+//! partitioner kring has; the adaptive partitioner's settings; empty
+//! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
+//! socket buffer sizes left to the kernel; `connections.max.idle.ms`;
+//! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`. A
+//! `transactional.id` is always refused: kring has no transactions.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +37,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "batch.size",
     "bootstrap.servers",
     "buffer.memory",
+    "client.dns.lookup",
     "client.id",
     "compression.codec",
     "compression.gzip.level",
@@ -35,20 +46,31 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "compression.threads",
     "compression.type",
     "compression.zstd.level",
+    "connections.max.idle.ms",
     "debug",
     "delivery.timeout.ms",
     "enable.idempotence",
+    "interceptor.classes",
     "io.backend",
+    "key.serializer",
     "linger.ms",
     "max.block.ms",
     "max.in.flight.requests.per.connection",
     "max.request.size",
     "message.timeout.ms",
     "metadata.max.age.ms",
+    "metric.reporters",
+    "metrics.num.samples",
+    "metrics.recording.level",
+    "metrics.sample.window.ms",
     "partitioner",
+    "partitioner.adaptive.partitioning.enable",
+    "partitioner.availability.timeout.ms",
+    "partitioner.class",
     "partitioner.ignore.keys",
     "queue.buffering.max.kbytes",
     "queue.buffering.max.ms",
+    "receive.buffer.bytes",
     "reconnect.backoff.max.ms",
     "reconnect.backoff.ms",
     "request.timeout.ms",
@@ -61,6 +83,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "sasl.password",
     "sasl.username",
     "security.protocol",
+    "send.buffer.bytes",
     "socket.connection.setup.timeout.ms",
     "ssl.ca.location",
     "ssl.ca.pem",
@@ -79,6 +102,9 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.truststore.type",
     "statistics.interval.ms",
     "topic.metadata.propagation.max.ms",
+    "transaction.timeout.ms",
+    "transactional.id",
+    "value.serializer",
 ];
 
 /// librdkafka's `debug` contexts, accepted by the `debug` property.
@@ -293,6 +319,48 @@ impl ProducerConfig {
                     ))
                 }
             }),
+            "partitioner.class" => self.partitioner(match v {
+                "org.apache.kafka.clients.producer.RoundRobinPartitioner" => {
+                    PartitionerKind::RoundRobin
+                }
+                // Removed in Kafka 4.0 (KIP-794 made them the built-in
+                // partitioner's behaviour): keys hashed with murmur2,
+                // keyless records sticky; and keys ignored, all sticky.
+                "org.apache.kafka.clients.producer.internals.DefaultPartitioner" => {
+                    PartitionerKind::Default
+                }
+                "org.apache.kafka.clients.producer.UniformStickyPartitioner" => {
+                    PartitionerKind::Sticky
+                }
+                _ => {
+                    return Err(ConfigError::unsupported(
+                        "partitioner.class",
+                        v,
+                        "kring runs no Java class; RoundRobinPartitioner (and the removed \
+                         DefaultPartitioner and UniformStickyPartitioner) map to kring's own \
+                         partitioners, any other partitioner is set in code with \
+                         ProducerBuilder::custom_partitioner",
+                    ))
+                }
+            }),
+            "key.serializer"
+            | "value.serializer"
+            | "partitioner.adaptive.partitioning.enable"
+            | "partitioner.availability.timeout.ms"
+            | "interceptor.classes"
+            | "metric.reporters"
+            | "metrics.sample.window.ms"
+            | "metrics.num.samples"
+            | "metrics.recording.level"
+            | "send.buffer.bytes"
+            | "receive.buffer.bytes"
+            | "connections.max.idle.ms"
+            | "client.dns.lookup"
+            | "transactional.id"
+            | "transaction.timeout.ms" => {
+                java_only(name, v)?;
+                self
+            }
             "partitioner.ignore.keys" => {
                 self.partitioner_ignore_keys(boolean("partitioner.ignore.keys", v)?)
             }
@@ -359,6 +427,206 @@ impl ProducerConfig {
             }
         })
     }
+}
+
+/// The Java serializers that hand the bytes they are given on unchanged.
+const BYTE_SERIALIZERS: &[&str] = &[
+    "org.apache.kafka.common.serialization.ByteArraySerializer",
+    "org.apache.kafka.common.serialization.ByteBufferSerializer",
+    "org.apache.kafka.common.serialization.BytesSerializer",
+];
+
+/// Java settings with no kring counterpart: `Ok` where the value asks for
+/// what kring does anyway (so the setting changes nothing), an error naming
+/// the property and why where it asks for something kring does not do.
+///
+/// - `key.serializer`, `value.serializer`: kring takes records as bytes
+///   and the application serializes them; only the serializers that pass
+///   bytes through are accepted.
+/// - `partitioner.adaptive.partitioning.enable`: kring's sticky
+///   partitioner picks the next partition uniformly, as Java's does with
+///   `false`. Java's default, `true`, also weighs the choice against each
+///   partition's queue, sending more to partitions of faster brokers.
+///   `true` is accepted with a warning rather than refused: the Java
+///   default is often written out, and the difference is in how keyless
+///   records spread over partitions, never in what is delivered or its
+///   order. A load-adaptive partitioner can be set in code.
+/// - `partitioner.availability.timeout.ms`: 0 (Java's default) only. A
+///   positive value has Java stop choosing the partitions of a broker
+///   that has not taken produce requests for that long; kring never marks
+///   a partition unavailable that way, so records would keep going to a
+///   stalled broker: refused.
+/// - `interceptor.classes`, `metric.reporters`: empty only (kring runs no
+///   Java class; `metric.reporters` defaults to JmxReporter in Java, and
+///   kring's statistics come from `statistics.interval.ms` and
+///   `ProducerBuilder::on_statistics`).
+/// - `metrics.sample.window.ms`, `metrics.num.samples`,
+///   `metrics.recording.level`: how Java samples its own metrics, which
+///   kring does not have; any valid value is accepted and changes nothing.
+/// - `send.buffer.bytes`, `receive.buffer.bytes`: kring leaves socket
+///   buffer sizes to the kernel, which tunes them: -1 (Java's "OS
+///   default") and Java's defaults (131072 and 32768, the values a Java
+///   configuration written out carries) are accepted; any other size asks
+///   for a buffer kring would not set and is refused.
+/// - `connections.max.idle.ms`: kring does not close idle connections
+///   itself (the broker closes them after its own
+///   `connections.max.idle.ms`, and kring reconnects when it has something
+///   to send), which changes no delivery; any value from -1 is accepted.
+/// - `client.dns.lookup`: `use_all_dns_ips` (Java's default) is what kring
+///   does, trying each address of a name in turn;
+///   `resolve_canonical_bootstrap_servers_only` is refused.
+/// - `transactional.id`: always refused, kring has no transactions.
+/// - `transaction.timeout.ms`: used only by transactions (as in Java
+///   without a `transactional.id`, it changes nothing); any valid value.
+fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
+    match name {
+        "key.serializer" | "value.serializer" => {
+            let property = if name == "key.serializer" {
+                "key.serializer"
+            } else {
+                "value.serializer"
+            };
+            if !BYTE_SERIALIZERS.contains(&v) {
+                return Err(ConfigError::unsupported(
+                    property,
+                    v,
+                    "kring takes records as bytes and the application serializes them; \
+                     only ByteArraySerializer, ByteBufferSerializer and BytesSerializer \
+                     (org.apache.kafka.common.serialization), which pass bytes through, \
+                     are accepted",
+                ));
+            }
+        }
+        "partitioner.adaptive.partitioning.enable" => {
+            if boolean("partitioner.adaptive.partitioning.enable", v)? {
+                tracing::warn!(
+                    "partitioner.adaptive.partitioning.enable=true: kring's sticky partitioner \
+                     spreads keyless records uniformly over partitions (Java's behaviour with \
+                     false); it does not send more to partitions of faster brokers"
+                );
+            }
+        }
+        "partitioner.availability.timeout.ms" => {
+            if !millis("partitioner.availability.timeout.ms", v)?.is_zero() {
+                return Err(ConfigError::unsupported(
+                    "partitioner.availability.timeout.ms",
+                    v,
+                    "kring's partitioner never treats a partition as unavailable because its \
+                     broker is slow to take produce requests; only 0 (Java's default, off) \
+                     is kring's behaviour",
+                ));
+            }
+        }
+        "interceptor.classes" => {
+            if !v.is_empty() {
+                return Err(ConfigError::unsupported(
+                    "interceptor.classes",
+                    v,
+                    "kring runs no Java class and has no interceptors: do that work around \
+                     send and in ProducerBuilder::on_delivery; only an empty list is accepted",
+                ));
+            }
+        }
+        "metric.reporters" => {
+            if !v.is_empty() {
+                return Err(ConfigError::unsupported(
+                    "metric.reporters",
+                    v,
+                    "kring runs no Java class and has no JMX or metric reporters: its \
+                     statistics go to ProducerBuilder::on_statistics every \
+                     statistics.interval.ms; only an empty list is accepted",
+                ));
+            }
+        }
+        "metrics.sample.window.ms" => {
+            millis("metrics.sample.window.ms", v)?;
+        }
+        "metrics.num.samples" => {
+            v.parse::<u32>()
+                .ok()
+                .filter(|&n| (1..=i32::MAX as u32).contains(&n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "metrics.num.samples",
+                        v,
+                        "an integer from 1 to 2147483647",
+                    )
+                })?;
+        }
+        "metrics.recording.level" => {
+            if !["INFO", "DEBUG", "TRACE"].contains(&v) {
+                return Err(ConfigError::invalid(
+                    "metrics.recording.level",
+                    v,
+                    "INFO, DEBUG or TRACE",
+                ));
+            }
+        }
+        "send.buffer.bytes" | "receive.buffer.bytes" => {
+            let (property, java_default) = if name == "send.buffer.bytes" {
+                ("send.buffer.bytes", "131072")
+            } else {
+                ("receive.buffer.bytes", "32768")
+            };
+            if v != "-1" && v != java_default {
+                return Err(ConfigError::unsupported(
+                    property,
+                    v,
+                    "kring leaves socket buffer sizes to the kernel, which tunes them; \
+                     only -1 (the OS default) and Java's default (send 131072, receive \
+                     32768) are accepted",
+                ));
+            }
+        }
+        "connections.max.idle.ms" => {
+            v.parse::<i64>()
+                .ok()
+                .filter(|&ms| ms >= -1)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "connections.max.idle.ms",
+                        v,
+                        "a number of milliseconds, or -1",
+                    )
+                })?;
+        }
+        "client.dns.lookup" => match v {
+            "use_all_dns_ips" => {}
+            "resolve_canonical_bootstrap_servers_only" => {
+                return Err(ConfigError::unsupported(
+                    "client.dns.lookup",
+                    v,
+                    "kring does not resolve canonical host names (a Kerberos need; kring has \
+                     no GSSAPI); it tries every address of a name, Java's use_all_dns_ips",
+                ))
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "client.dns.lookup",
+                    v,
+                    "use_all_dns_ips or resolve_canonical_bootstrap_servers_only",
+                ))
+            }
+        },
+        "transactional.id" => {
+            return Err(ConfigError::unsupported(
+                "transactional.id",
+                v,
+                "kring has no transactions; idempotence (enable.idempotence, on by default) \
+                 still keeps retries from duplicating records within a partition",
+            ))
+        }
+        "transaction.timeout.ms" => {
+            millis("transaction.timeout.ms", v)?;
+        }
+        _ => {
+            return Err(ConfigError::UnknownProperty {
+                name: name.to_owned(),
+                did_you_mean: closest_name(name),
+            })
+        }
+    }
+    Ok(())
 }
 
 fn millis(property: &'static str, v: &str) -> Result<Duration, ConfigError> {

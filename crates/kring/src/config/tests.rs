@@ -992,3 +992,232 @@ fn batch_size_zero_is_one_record_per_batch() {
     assert_eq!((k.batch_size, k.batch_num_messages), (1, 1));
     k.validate().unwrap();
 }
+
+/// `key=value` lines of a Java `.properties` file (comments and blank lines
+/// skipped; enough of the format for the files below).
+fn java_properties(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once('=').expect("key=value"))
+        .collect()
+}
+
+/// A Java producer's `producer.properties` as written for the Java client
+/// (serializers, a built-in partitioner class, the adaptive partitioner's
+/// settings written out, empty interceptors and reporters, the socket and
+/// metrics defaults) loads unchanged.
+#[test]
+fn unmodified_java_producer_properties_load() {
+    let file = "
+        # producer.properties of a Java service
+        bootstrap.servers=broker1:9092,broker2:9092
+        client.id=orders-producer
+        key.serializer=org.apache.kafka.common.serialization.ByteArraySerializer
+        value.serializer=org.apache.kafka.common.serialization.ByteArraySerializer
+        acks=all
+        enable.idempotence=true
+        linger.ms=20
+        batch.size=65536
+        buffer.memory=33554432
+        compression.type=lz4
+        max.in.flight.requests.per.connection=5
+        retries=2147483647
+        delivery.timeout.ms=120000
+        request.timeout.ms=30000
+        max.block.ms=60000
+        partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner
+        partitioner.adaptive.partitioning.enable=true
+        partitioner.availability.timeout.ms=0
+        interceptor.classes=
+        metric.reporters=
+        metrics.sample.window.ms=30000
+        metrics.num.samples=2
+        metrics.recording.level=INFO
+        send.buffer.bytes=131072
+        receive.buffer.bytes=32768
+        connections.max.idle.ms=540000
+        client.dns.lookup=use_all_dns_ips
+        transaction.timeout.ms=60000
+    ";
+    let c = props(&java_properties(file)).unwrap();
+    assert_eq!(c.bootstrap_servers(), ["broker1:9092", "broker2:9092"]);
+    assert_eq!(c.get_client_id(), "orders-producer");
+    assert_eq!(c.get_linger(), Duration::from_millis(20));
+    assert_eq!(c.get_batch_size(), 65536);
+    assert_eq!(c.get_compression(), Compression::Lz4);
+    assert_eq!(c.get_partitioner(), PartitionerKind::RoundRobin);
+}
+
+#[test]
+fn byte_serializers_are_accepted_others_refused() {
+    for property in ["key.serializer", "value.serializer"] {
+        for class in [
+            "org.apache.kafka.common.serialization.ByteArraySerializer",
+            "org.apache.kafka.common.serialization.ByteBufferSerializer",
+            "org.apache.kafka.common.serialization.BytesSerializer",
+        ] {
+            ProducerConfig::default()
+                .set(property, class)
+                .unwrap_or_else(|e| panic!("{property}={class}: {e}"));
+        }
+        let class = "org.apache.kafka.common.serialization.StringSerializer";
+        let e = ProducerConfig::default().set(property, class).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Unsupported { property: p, .. } if p == property),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(property) && msg.contains(class), "{msg}");
+        assert!(msg.contains("bytes") && msg.contains("serializ"), "{msg}");
+    }
+}
+
+#[test]
+fn java_partitioner_classes_map_to_kring_partitioners() {
+    for (class, kind) in [
+        (
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+            PartitionerKind::RoundRobin,
+        ),
+        // Removed in Kafka 4.0; what they did is kring's default and sticky.
+        (
+            "org.apache.kafka.clients.producer.internals.DefaultPartitioner",
+            PartitionerKind::Default,
+        ),
+        (
+            "org.apache.kafka.clients.producer.UniformStickyPartitioner",
+            PartitionerKind::Sticky,
+        ),
+    ] {
+        let c = ProducerConfig::default()
+            .set("partitioner.class", class)
+            .unwrap();
+        assert_eq!(c.get_partitioner(), kind, "{class}");
+    }
+    let e = ProducerConfig::default()
+        .set("partitioner.class", "com.example.RegionPartitioner")
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("partitioner.class")
+            && msg.contains("com.example.RegionPartitioner")
+            && msg.contains("custom_partitioner"),
+        "{msg}"
+    );
+}
+
+/// Counts the `tracing` warnings given while it is the thread's default
+/// subscriber.
+#[derive(Default)]
+struct WarningCounter(std::sync::atomic::AtomicUsize);
+
+impl tracing::Subscriber for WarningCounter {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Warnings given while `f` runs on this thread.
+fn warnings_during(f: impl FnOnce()) -> usize {
+    let counter = std::sync::Arc::new(WarningCounter::default());
+    tracing::subscriber::with_default(counter.clone(), f);
+    counter.0.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `false` is kring's partitioner; `true`, Java's default, is accepted
+/// with a warning that kring's is not load-adaptive.
+#[test]
+fn adaptive_partitioning_settings() {
+    for (v, warnings) in [("true", 1), ("false", 0)] {
+        let given = warnings_during(|| {
+            ProducerConfig::default()
+                .set("partitioner.adaptive.partitioning.enable", v)
+                .unwrap();
+        });
+        assert_eq!(given, warnings, "{v}");
+    }
+    assert!(ProducerConfig::default()
+        .set("partitioner.adaptive.partitioning.enable", "maybe")
+        .is_err());
+    ProducerConfig::default()
+        .set("partitioner.availability.timeout.ms", "0")
+        .unwrap();
+    let msg = ProducerConfig::default()
+        .set("partitioner.availability.timeout.ms", "5000")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("partitioner.availability.timeout.ms") && msg.contains("unavailable"),
+        "{msg}"
+    );
+}
+
+/// Java settings that are harmless to kring load at the values that match
+/// what kring does; any other value is refused, naming the property and
+/// why.
+#[test]
+fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
+    for (name, value) in [
+        ("interceptor.classes", ""),
+        ("metric.reporters", ""),
+        ("metrics.sample.window.ms", "10000"),
+        ("metrics.num.samples", "3"),
+        ("metrics.recording.level", "DEBUG"),
+        ("send.buffer.bytes", "-1"),
+        ("send.buffer.bytes", "131072"),
+        ("receive.buffer.bytes", "-1"),
+        ("receive.buffer.bytes", "32768"),
+        ("connections.max.idle.ms", "-1"),
+        ("connections.max.idle.ms", "540000"),
+        ("client.dns.lookup", "use_all_dns_ips"),
+        ("transaction.timeout.ms", "60000"),
+    ] {
+        ProducerConfig::default()
+            .set(name, value)
+            .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+    }
+    for (name, value, why) in [
+        (
+            "interceptor.classes",
+            "com.example.TracingInterceptor",
+            "interceptor",
+        ),
+        (
+            "metric.reporters",
+            "org.apache.kafka.common.metrics.JmxReporter",
+            "on_statistics",
+        ),
+        ("metrics.num.samples", "0", "integer"),
+        ("metrics.recording.level", "LOUD", "INFO"),
+        ("send.buffer.bytes", "1048576", "kernel"),
+        ("receive.buffer.bytes", "65536", "kernel"),
+        ("connections.max.idle.ms", "soon", "milliseconds"),
+        (
+            "client.dns.lookup",
+            "resolve_canonical_bootstrap_servers_only",
+            "canonical",
+        ),
+        ("transactional.id", "orders-tx", "transactions"),
+        ("transaction.timeout.ms", "-5", "milliseconds"),
+    ] {
+        let e = ProducerConfig::default().set(name, value).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(name) && msg.contains(why),
+            "{name}={value}: {msg}"
+        );
+    }
+}
