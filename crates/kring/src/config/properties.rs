@@ -17,7 +17,9 @@
 //! partitioner kring has; the adaptive partitioner's settings; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
 //! socket buffer sizes left to the kernel; `connections.max.idle.ms`;
-//! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`. A
+//! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`;
+//! `enable.metrics.push` (no client metrics are pushed either way),
+//! `partitioner.rack.aware=false` and any `client.rack`. A
 //! `transactional.id` is always refused: kring has no transactions.
 
 use std::str::FromStr;
@@ -39,6 +41,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "buffer.memory",
     "client.dns.lookup",
     "client.id",
+    "client.rack",
     "compression.codec",
     "compression.gzip.level",
     "compression.level",
@@ -50,6 +53,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "debug",
     "delivery.timeout.ms",
     "enable.idempotence",
+    "enable.metrics.push",
     "interceptor.classes",
     "io.backend",
     "key.serializer",
@@ -68,6 +72,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "partitioner.availability.timeout.ms",
     "partitioner.class",
     "partitioner.ignore.keys",
+    "partitioner.rack.aware",
     "queue.buffering.max.kbytes",
     "queue.buffering.max.ms",
     "receive.buffer.bytes",
@@ -346,6 +351,9 @@ impl ProducerConfig {
             "key.serializer"
             | "value.serializer"
             | "partitioner.adaptive.partitioning.enable"
+            | "enable.metrics.push"
+            | "partitioner.rack.aware"
+            | "client.rack"
             | "partitioner.availability.timeout.ms"
             | "interceptor.classes"
             | "metric.reporters"
@@ -506,6 +514,27 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                 );
             }
         }
+        "enable.metrics.push" => {
+            if boolean("enable.metrics.push", v)? {
+                tracing::warn!(
+                    "enable.metrics.push=true: kring pushes no client metrics to the cluster \
+                     (KIP-714; Java's behaviour with false); use on_statistics for its own"
+                );
+            }
+        }
+        "partitioner.rack.aware" => {
+            if boolean("partitioner.rack.aware", v)? {
+                return Err(ConfigError::unsupported(
+                    "partitioner.rack.aware",
+                    v,
+                    "kring's partitioner does not prefer partitions whose leader is in \
+                     client.rack; only false (Java's default) is accepted",
+                ));
+            }
+        }
+        // Read by Java's producer only for `partitioner.rack.aware`, which
+        // kring refuses: any value changes nothing.
+        "client.rack" => {}
         "partitioner.availability.timeout.ms" => {
             if !millis("partitioner.availability.timeout.ms", v)?.is_zero() {
                 return Err(ConfigError::unsupported(

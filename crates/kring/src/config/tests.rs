@@ -1221,3 +1221,32 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         );
     }
 }
+
+/// Java settings about the cluster's racks and metrics push (often in
+/// Java config dumps): `enable.metrics.push` either way (true warns: no
+/// client metrics are pushed), `partitioner.rack.aware` false only,
+/// `client.rack` any value (only the rack-aware partitioner reads it).
+#[test]
+fn rack_and_metrics_push_settings() {
+    for (v, warnings) in [("true", 1), ("false", 0)] {
+        let given = warnings_during(|| {
+            ProducerConfig::default()
+                .set("enable.metrics.push", v)
+                .unwrap();
+        });
+        assert_eq!(given, warnings, "{v}");
+    }
+    ProducerConfig::default()
+        .set("partitioner.rack.aware", "false")
+        .unwrap()
+        .set("client.rack", "eu-west-1a")
+        .unwrap();
+    let msg = ProducerConfig::default()
+        .set("partitioner.rack.aware", "true")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("partitioner.rack.aware") && msg.contains("client.rack"),
+        "{msg}"
+    );
+}
