@@ -216,20 +216,24 @@ fn partitions_added_while_producing_are_used() {
         }
     };
     assert_eq!((md.partition, md.offset), (5, 0));
-    // Keyless records now spread over all six partitions.
-    let mut used = std::collections::BTreeSet::new();
-    for i in 0..3000 {
-        let v = format!("k{i}");
-        let f = p.send(Record::new(GROWN, v.as_bytes())).expect("send");
-        if i % 100 == 99 {
-            used.insert(
-                f.wait_timeout(Duration::from_secs(60))
-                    .unwrap()
-                    .unwrap()
-                    .partition,
-            );
-        }
-    }
+    // Keyless records now spread over the six partitions. The sticky
+    // partitioner moves on after each `batch.size` (16 KiB) of records: 1 KB
+    // values make about 190 moves in these 3,000 records, so the chance that
+    // none lands on one of the four new partitions is nil (with tiny values
+    // it moved only once or twice, and the test failed about once in 25).
+    let value = vec![b'k'; 1000];
+    let futures: Vec<_> = (0..3000)
+        .map(|_| p.send(Record::new(GROWN, &value)).expect("send"))
+        .collect();
+    let used: std::collections::BTreeSet<i32> = futures
+        .into_iter()
+        .map(|f| {
+            f.wait_timeout(Duration::from_secs(60))
+                .expect("a result")
+                .expect("delivered")
+                .partition
+        })
+        .collect();
     assert!(p.flush_timeout(Duration::from_secs(60)));
     assert!(
         used.iter().any(|&p| p >= 2),
