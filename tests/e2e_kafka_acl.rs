@@ -25,7 +25,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kring::{DeliveryError, ErrorCode, ProducerBuilder, Record, SecurityProtocol, SendError};
+use kring::{DeliveryError, ErrorCode, ProducerBuilder, Record, SendError};
 use kring_testcluster::{ClusterConfig, KafkaCluster, ListenerSecurity, SecureListener};
 
 const ALICE_PW: &str = "alice-Acl-pw";
@@ -59,12 +59,7 @@ fn cluster() -> &'static KafkaCluster {
 }
 
 fn builder(c: &KafkaCluster, user: &str, password: &str) -> ProducerBuilder {
-    support::trace::init();
-    support::producer_builder()
-        .bootstrap(&c.secured_bootstrap().expect("secured listener"))
-        .security_protocol(SecurityProtocol::SaslPlaintext)
-        .sasl_plain(user, password)
-        .linger(Duration::from_millis(2))
+    support::sasl_plaintext_builder(c).sasl_plain(user, password)
 }
 
 /// Grants `operation` on a topic and waits until the broker applies it.

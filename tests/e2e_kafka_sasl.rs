@@ -19,7 +19,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kring::{Compression, LastError, ProducerBuilder, Record, SecurityProtocol, SendError};
+use kring::{Compression, LastError, ProducerBuilder, Record, SendError};
 use kring_testcluster::{
     ClusterConfig, KafkaCluster, ListenerSecurity, ScramMechanism, SecureListener,
 };
@@ -53,11 +53,7 @@ fn cluster() -> &'static KafkaCluster {
 }
 
 fn builder(c: &KafkaCluster) -> ProducerBuilder {
-    support::trace::init();
-    support::producer_builder()
-        .bootstrap(&c.secured_bootstrap().expect("secured listener"))
-        .security_protocol(SecurityProtocol::SaslPlaintext)
-        .linger(Duration::from_millis(2))
+    support::sasl_plaintext_builder(c)
 }
 
 /// Sends `n` records per codec to `topic` (one partition per codec) and

@@ -63,6 +63,17 @@ pub fn producer_builder() -> kring::ProducerBuilder {
     kring::Producer::builder().io_backend(io_backend())
 }
 
+/// A producer builder for `c`'s SASL_PLAINTEXT listener (the credentials
+/// are the caller's), tracing on, 2 ms linger.
+#[allow(dead_code)] // only the SASL and ACL binaries use it
+pub fn sasl_plaintext_builder(c: &kring_testcluster::KafkaCluster) -> kring::ProducerBuilder {
+    trace::init();
+    producer_builder()
+        .bootstrap(&c.secured_bootstrap().expect("secured listener"))
+        .security_protocol(kring::SecurityProtocol::SaslPlaintext)
+        .linger(std::time::Duration::from_millis(2))
+}
+
 /// `Producer::builder().config(config)` on the backend of [`io_backend`]
 /// (set after the configuration, which would otherwise replace it).
 #[allow(dead_code)] // not every test binary builds from properties

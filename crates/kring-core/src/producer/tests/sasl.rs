@@ -794,13 +794,11 @@ fn a_failing_refresh_keeps_using_the_unexpired_token() {
 /// sent, as an authentication error that does not print the token.
 #[test]
 fn a_malformed_oauth_token_is_refused_before_it_is_sent() {
-    let provider = SaslConfig::oauthbearer(Arc::new(|| {
-        Ok(OAuthToken {
-            value: "s3cretTok\x01host=evil.example".into(),
-            lifetime: Duration::from_secs(3600),
-            principal: "alice".into(),
-        })
-    }));
+    let provider = token_provider(
+        "s3cretTok\x01host=evil.example",
+        Duration::from_secs(3600),
+        Arc::default(),
+    );
     let config = Config {
         max_block: Duration::from_secs(2),
         ..sasl_cfg(provider)
@@ -831,13 +829,11 @@ fn a_malformed_oauth_token_is_refused_before_it_is_sent() {
 /// names the challenge's status and scope, the only account of why.
 #[test]
 fn an_oauth_error_challenge_is_named_in_the_error() {
-    let provider = SaslConfig::oauthbearer(Arc::new(|| {
-        Ok(OAuthToken {
-            value: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.".into(),
-            lifetime: Duration::from_secs(3600),
-            principal: "alice".into(),
-        })
-    }));
+    let provider = token_provider(
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.",
+        Duration::from_secs(3600),
+        Arc::default(),
+    );
     let config = Config {
         max_block: Duration::from_secs(2),
         ..sasl_cfg(provider)
