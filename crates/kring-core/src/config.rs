@@ -206,6 +206,12 @@ pub struct Config {
     pub sasl: Option<SaslConfig>,
     /// Partitioner. Default: murmur2 for keys, sticky otherwise.
     pub partitioner: PartitionerChoice,
+    /// `partitioner.adaptive.partitioning.enable` (KIP-794): when the
+    /// sticky partitioner moves on, it prefers partitions with fewer
+    /// batches waiting to be sent, so partitions led by a slow broker get
+    /// fewer keyless records. Default true, as in the Java client; false
+    /// picks the next partition uniformly among those with a leader.
+    pub partitioner_adaptive: bool,
     /// Optional per-record delivery callback, run on the I/O thread.
     pub on_delivery: Option<DeliveryCallback>,
     /// `statistics.interval.ms`: how often [`on_statistics`](Self::on_statistics)
@@ -248,6 +254,7 @@ impl fmt::Debug for Config {
             .field("security_protocol", &self.security_protocol)
             .field("sasl", &self.sasl)
             .field("partitioner", &self.partitioner)
+            .field("partitioner_adaptive", &self.partitioner_adaptive)
             .field("on_delivery", &self.on_delivery.is_some())
             .field("statistics_interval", &self.statistics_interval)
             .field("on_statistics", &self.on_statistics.is_some())
@@ -283,6 +290,7 @@ impl Default for Config {
             security_protocol: SecurityProtocol::Plaintext,
             sasl: None,
             partitioner: PartitionerChoice::Default,
+            partitioner_adaptive: true,
             on_delivery: None,
             statistics_interval: Duration::ZERO,
             on_statistics: None,

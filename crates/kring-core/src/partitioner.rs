@@ -9,7 +9,9 @@
 //! thread keeps writing to one partition until it has appended about
 //! `batch.size` bytes there (or its batch was sealed), then switches to
 //! another available partition. Batches fill up instead of every partition
-//! receiving a trickle. The sticky state is per producer thread (see
+//! receiving a trickle. With `partitioner.adaptive.partitioning.enable`
+//! (the default) the next partition is the less loaded of two random
+//! candidates (`Shared::next_sticky` says why two). The sticky state is per producer thread (see
 //! `accumulator`), so threads do not contend on a shared counter.
 //!
 //! A [`Partitioner`] can override both decisions; returning `None` asks for

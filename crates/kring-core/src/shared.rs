@@ -126,6 +126,9 @@ pub(crate) struct SharedConfig {
     pub(crate) default_partitioner: bool,
     /// `partitioner.ignore.keys`: keyed records go where keyless ones do.
     pub(crate) ignore_keys: bool,
+    /// `partitioner.adaptive.partitioning.enable`: the sticky partitioner
+    /// weighs its next partition against the queues (see `next_sticky`).
+    pub(crate) adaptive: bool,
     /// `batch.size` is within `max.request.size` and `buffer.memory`: a
     /// record that fits an open batch cannot be too large, so
     /// [`Shared::append_to_open`] skips the size check.
@@ -287,6 +290,7 @@ impl Shared {
                     config.partitioner,
                     crate::config::PartitionerChoice::UniformSticky
                 ),
+                adaptive: config.partitioner_adaptive,
                 batch_within_limits: config.batch_size
                     <= config.max_request_size.min(config.buffer_memory),
             },
@@ -576,11 +580,53 @@ impl Shared {
         let b = self.cfg.batch_size;
         if (full && st.bytes >= b) || st.bytes >= 2 * b {
             let cur = st.partition;
-            let p = pick_sticky(&mut sticky.rng, n, &topic.available, cur);
+            let p = self.next_sticky(&mut sticky.rng, topic, n, cur);
             *sticky.get(topic.id) = crate::topics::Sticky {
                 partition: p,
                 bytes: 0,
             };
+        }
+    }
+
+    /// The sticky partitioner's next partition, other than `current` where
+    /// there is a choice, among those with a leader.
+    ///
+    /// Adaptive (`partitioner.adaptive.partitioning.enable`, the Java
+    /// default): of two candidates drawn at random, the one with fewer
+    /// batches waiting in its queue (open and sealed, not yet taken into a
+    /// request). A broker that answers slowly, or whose connection is down
+    /// or throttled, leaves its partitions' batches queued, so its
+    /// partitions are chosen less often and the faster brokers take more
+    /// of the keyless records, while equal queues keep the choice uniform.
+    /// The Java client weighs every partition of the topic by its queue
+    /// (probability falling linearly with the queue's length); two random
+    /// choices give the same preference for the cost of two slot locks per
+    /// switch (the classic "power of two choices": the longest queue stays
+    /// within a small constant of the shortest), where reading every queue
+    /// would cost a lock per partition (10,000 of them at a switch every
+    /// `batch.size` bytes). The locks are taken one at a time, after the
+    /// record's own slot lock was released.
+    #[cold]
+    #[inline(never)]
+    fn next_sticky(
+        &self,
+        rng: &mut crate::backoff::SplitMix64,
+        topic: &TopicState,
+        n: u32,
+        current: u32,
+    ) -> u32 {
+        let a = pick_sticky(rng, n, &topic.available, current);
+        if !self.cfg.adaptive {
+            return a;
+        }
+        let b = pick_sticky(rng, n, &topic.available, a);
+        if b == current || b == a {
+            return a;
+        }
+        let depth = |p: u32| topic.partitions.get(p as usize).map(|s| s.lock().depth());
+        match (depth(a), depth(b)) {
+            (Some(da), Some(db)) if db < da => b,
+            _ => a,
         }
     }
 
@@ -918,7 +964,7 @@ impl Shared {
                 let p = if topic.sticky_usable(s.partition) {
                     s.partition
                 } else {
-                    let p = pick_sticky(&mut sticky.rng, n, &topic.available, u32::MAX);
+                    let p = self.next_sticky(&mut sticky.rng, topic, n, u32::MAX);
                     *sticky.get(topic.id) = crate::topics::Sticky {
                         partition: p,
                         bytes: 0,

@@ -108,6 +108,12 @@ pub(crate) struct PartitionQueue {
 }
 
 impl PartitionQueue {
+    /// Batches waiting to be taken into a request, the open one included:
+    /// the load the adaptive sticky partitioner compares.
+    pub(crate) fn depth(&self) -> usize {
+        self.sealed.len() + usize::from(self.open.is_some())
+    }
+
     /// Creation time of the oldest batch (sealed or open).
     pub(crate) fn oldest_created(&self) -> Option<Instant> {
         self.sealed

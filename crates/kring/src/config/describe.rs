@@ -30,6 +30,9 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "message.timeout.ms" => "librdkafka alias of delivery.timeout.ms (0: no timeout)",
         "metadata.max.age.ms" => "metadata is refreshed at least this often (default 300000)",
         "partitioner" => "default (murmur2_random), sticky or round_robin (default default)",
+        "partitioner.adaptive.partitioning.enable" => {
+            "true: the sticky partitioner prefers partitions with fewer batches queued, so slow brokers get less (default true)"
+        }
         "partitioner.ignore.keys" => {
             "true: the default partitioner places keyed records like keyless ones, sticky (default false)"
         }
@@ -80,7 +83,6 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "enable.metrics.push" => "Java (KIP-714): kring pushes no client metrics; true accepted with a warning, false is kring's behaviour",
         "partitioner.rack.aware" => "Java: false only (kring's partitioner is not rack-aware)",
         "client.rack" => "Java: accepted, no effect (read only by the rack-aware partitioner, which kring has not)",
-        "partitioner.adaptive.partitioning.enable" => "Java: false is kring's uniform sticky partitioner; true accepted with a warning (not load-adaptive)",
         "partitioner.availability.timeout.ms" => "Java: 0 only (kring never marks a slow broker's partitions unavailable)",
         "partitioner.class" => "Java: RoundRobinPartitioner (round_robin), DefaultPartitioner (default), UniformStickyPartitioner (sticky); others: ProducerBuilder::custom_partitioner",
         "receive.buffer.bytes" => "Java: -1 or 32768 only (kring leaves socket buffers to the kernel)",

@@ -132,6 +132,7 @@ pub struct ProducerConfig {
     max_request_size: usize,
     partitioner: PartitionerKind,
     partitioner_ignore_keys: bool,
+    partitioner_adaptive: bool,
     metadata_max_age: Duration,
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
@@ -172,6 +173,7 @@ impl Default for ProducerConfig {
             max_request_size: 1024 * 1024,
             partitioner: PartitionerKind::Default,
             partitioner_ignore_keys: false,
+            partitioner_adaptive: true,
             metadata_max_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
@@ -290,6 +292,15 @@ setters! {
     /// No effect on `round_robin`, `sticky` or a custom partitioner (the
     /// Java client's: only its built-in partitioner reads it).
     partitioner_ignore_keys: bool => |c, v| c.partitioner_ignore_keys = v;
+    /// `partitioner.adaptive.partitioning.enable` (Java, KIP-794): when
+    /// the sticky partitioner moves on to another partition, it prefers
+    /// one with fewer batches waiting to be sent, so partitions led by a
+    /// slow broker get fewer keyless records. Default true, as in Java;
+    /// false picks uniformly among the partitions with a leader. Applies
+    /// wherever records are placed sticky (keyless records of `default`,
+    /// `sticky`, `partitioner.ignore.keys`, and a custom partitioner that
+    /// leaves the choice to kring).
+    partitioner_adaptive_partitioning_enable: bool => |c, v| c.partitioner_adaptive = v;
     /// `metadata.max.age.ms`: metadata is refreshed at least this often.
     metadata_max_age: Duration => |c, v| c.metadata_max_age = v;
     /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
@@ -560,6 +571,10 @@ impl ProducerConfig {
     /// `partitioner.ignore.keys`.
     pub fn get_partitioner_ignore_keys(&self) -> bool {
         self.partitioner_ignore_keys
+    }
+    /// `partitioner.adaptive.partitioning.enable`.
+    pub fn get_partitioner_adaptive_partitioning_enable(&self) -> bool {
+        self.partitioner_adaptive
     }
     /// `topic.metadata.propagation.max.ms`.
     pub fn get_topic_metadata_propagation(&self) -> Duration {

@@ -14,7 +14,7 @@
 //! ask for what kring does, and refused, naming why, at any other
 //! (`java_only`): the byte serializers (`key.serializer`,
 //! `value.serializer`); `partitioner.class` naming a built-in Java
-//! partitioner kring has; the adaptive partitioner's settings; empty
+//! partitioner kring has; `partitioner.availability.timeout.ms=0`; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
 //! socket buffer sizes left to the kernel; `connections.max.idle.ms`;
 //! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`;
@@ -350,7 +350,6 @@ impl ProducerConfig {
             }),
             "key.serializer"
             | "value.serializer"
-            | "partitioner.adaptive.partitioning.enable"
             | "enable.metrics.push"
             | "partitioner.rack.aware"
             | "client.rack"
@@ -372,6 +371,11 @@ impl ProducerConfig {
             "partitioner.ignore.keys" => {
                 self.partitioner_ignore_keys(boolean("partitioner.ignore.keys", v)?)
             }
+            "partitioner.adaptive.partitioning.enable" => self
+                .partitioner_adaptive_partitioning_enable(boolean(
+                    "partitioner.adaptive.partitioning.enable",
+                    v,
+                )?),
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)
@@ -451,14 +455,6 @@ const BYTE_SERIALIZERS: &[&str] = &[
 /// - `key.serializer`, `value.serializer`: kring takes records as bytes
 ///   and the application serializes them; only the serializers that pass
 ///   bytes through are accepted.
-/// - `partitioner.adaptive.partitioning.enable`: kring's sticky
-///   partitioner picks the next partition uniformly, as Java's does with
-///   `false`. Java's default, `true`, also weighs the choice against each
-///   partition's queue, sending more to partitions of faster brokers.
-///   `true` is accepted with a warning rather than refused: the Java
-///   default is often written out, and the difference is in how keyless
-///   records spread over partitions, never in what is delivered or its
-///   order. A load-adaptive partitioner can be set in code.
 /// - `partitioner.availability.timeout.ms`: 0 (Java's default) only. A
 ///   positive value has Java stop choosing the partitions of a broker
 ///   that has not taken produce requests for that long; kring never marks
@@ -503,15 +499,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                      (org.apache.kafka.common.serialization), which pass bytes through, \
                      are accepted",
                 ));
-            }
-        }
-        "partitioner.adaptive.partitioning.enable" => {
-            if boolean("partitioner.adaptive.partitioning.enable", v)? {
-                tracing::warn!(
-                    "partitioner.adaptive.partitioning.enable=true: kring's sticky partitioner \
-                     spreads keyless records uniformly over partitions (Java's behaviour with \
-                     false); it does not send more to partitions of faster brokers"
-                );
             }
         }
         "enable.metrics.push" => {

@@ -1148,11 +1148,25 @@ fn warnings_during(f: impl FnOnce()) -> usize {
     counter.0.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// `false` is kring's partitioner; `true`, Java's default, is accepted
-/// with a warning that kring's is not load-adaptive.
+/// `partitioner.adaptive.partitioning.enable` is kring's own setting now
+/// (default true, as in Java), either way without a warning, and reaches
+/// the core; a positive `partitioner.availability.timeout.ms` is refused.
 #[test]
 fn adaptive_partitioning_settings() {
-    warns_only_when_true("partitioner.adaptive.partitioning.enable");
+    for (v, want) in [("true", true), ("false", false), ("FALSE", false)] {
+        let given = warnings_during(|| {
+            let c = props(&[
+                ("bootstrap.servers", "a:1"),
+                ("partitioner.adaptive.partitioning.enable", v),
+            ])
+            .unwrap();
+            assert_eq!(c.get_partitioner_adaptive_partitioning_enable(), want);
+            let core = c.to_core(None, None);
+            assert_eq!(core.partitioner_adaptive, want, "{v}");
+        });
+        assert_eq!(given, 0, "partitioner.adaptive.partitioning.enable={v}");
+    }
+    assert!(ProducerConfig::default().get_partitioner_adaptive_partitioning_enable());
     assert!(ProducerConfig::default()
         .set("partitioner.adaptive.partitioning.enable", "maybe")
         .is_err());

@@ -27,6 +27,7 @@ impl ProducerConfig {
             PartitionerKind::RoundRobin => PartitionerChoice::RoundRobin,
         });
         Config {
+            partitioner_adaptive: self.get_partitioner_adaptive_partitioning_enable(),
             bootstrap: self.bootstrap_servers().to_vec(),
             client_id: self.get_client_id().to_owned(),
             acks: self.get_acks(),

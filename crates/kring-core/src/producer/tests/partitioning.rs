@@ -460,3 +460,57 @@ fn round_robin_goes_round_each_topic_when_topics_interleave() {
         assert_eq!(ps, &want, "topic {topic}: {parts:?}");
     }
 }
+
+/// Keyless records sent while one of three brokers answers Produce
+/// a second late: the share of records each broker's partitions got.
+/// Batches of about four records (`batch.size` 512), so the sticky
+/// partitioner moves on every few records; a record every millisecond.
+fn keyless_shares_with_a_slow_broker(adaptive: bool) -> [f64; 3] {
+    let config = Config {
+        linger: ms(2),
+        batch_size: 512,
+        partitioner_adaptive: adaptive,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 3, 6);
+    sim.cluster.inject(
+        Fault::delay(ApiKey::Produce, ms(1000))
+            .on_broker(2)
+            .always(),
+    );
+    let mut handles = Vec::new();
+    for _ in 0..6000 {
+        handles.push(sim.send("t", None, None, Some(&[7u8; 100])).unwrap());
+        sim.run_for(ms(1));
+    }
+    sim.drive();
+    let mut per_broker = [0usize; 3];
+    for h in handles {
+        let md = h.wait().unwrap();
+        let leader = sim.cluster.leader("t", md.partition).unwrap();
+        per_broker[(leader - 1) as usize] += 1;
+    }
+    let total: usize = per_broker.iter().sum();
+    assert_eq!(total, 6000);
+    per_broker.map(|n| n as f64 / total as f64)
+}
+
+/// With adaptive partitioning (the Java default, KIP-794), the sticky
+/// partitioner sends fewer keyless records to the partitions of a broker
+/// that answers slowly: their batches wait in the queue, and the next
+/// partition is the less loaded of two candidates. Uniform choice gives
+/// every broker about a third.
+#[test]
+fn adaptive_sticky_partitioning_sends_less_to_a_slow_broker() {
+    let adaptive = keyless_shares_with_a_slow_broker(true);
+    assert!(
+        adaptive[1] < 0.24,
+        "the slow broker's partitions got {:.3} of the records",
+        adaptive[1]
+    );
+    assert!(adaptive[0] > 0.3 && adaptive[2] > 0.3, "{adaptive:?}");
+    let uniform = keyless_shares_with_a_slow_broker(false);
+    for share in uniform {
+        assert!((0.26..0.41).contains(&share), "{uniform:?}");
+    }
+}
