@@ -619,10 +619,14 @@ impl Shared {
         if !self.cfg.adaptive {
             return a;
         }
-        let b = pick_sticky(rng, n, &topic.available, a);
-        if b == current || b == a {
+        // A second candidate, also not `current` (left on purpose) and
+        // not `a`: a few draws, where a partition of two has no second.
+        let Some(b) = (0..4)
+            .map(|_| pick_sticky(rng, n, &topic.available, current))
+            .find(|&b| b != a)
+        else {
             return a;
-        }
+        };
         let depth = |p: u32| topic.partitions.get(p as usize).map(|s| s.lock().depth());
         match (depth(a), depth(b)) {
             (Some(da), Some(db)) if db < da => b,
