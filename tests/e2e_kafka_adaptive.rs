@@ -40,7 +40,7 @@ fn keyless_records_avoid_a_stalled_broker() {
     p.wait_for_metadata(TOPIC, Duration::from_secs(60))
         .expect("metadata");
     let mut n = 0u64;
-    let mut send = |n: &mut u64| {
+    let send = |n: &mut u64| {
         let v = value(*n);
         *n += 1;
         (v.clone(), p.send(Record::new(TOPIC, &v[..])).expect("send"))
@@ -107,7 +107,6 @@ fn keyless_records_avoid_a_stalled_broker() {
             "the stalled broker's partitions took {share:.3} of the records"
         );
     }
-    drop(send);
     assert!(p.close_timeout(Duration::from_secs(60)), "closed");
 
     // Every record once, at the partition and offset reported.
