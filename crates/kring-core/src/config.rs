@@ -212,6 +212,14 @@ pub struct Config {
     /// fewer keyless records. Default true, as in the Java client; false
     /// picks the next partition uniformly among those with a leader.
     pub partitioner_adaptive: bool,
+    /// `partitioner.availability.timeout.ms` (KIP-794): with adaptive
+    /// partitioning, a broker that has had batches ready for longer than
+    /// this without being able to take them (its connection down, throttled
+    /// or with `max.in.flight` requests unanswered) has its partitions left
+    /// out when the sticky partitioner moves on, until it takes a request
+    /// again. Zero (the default, as in Java) turns this off. No effect
+    /// with `partitioner_adaptive` false.
+    pub partitioner_availability_timeout: Duration,
     /// Optional per-record delivery callback, run on the I/O thread.
     pub on_delivery: Option<DeliveryCallback>,
     /// `statistics.interval.ms`: how often [`on_statistics`](Self::on_statistics)
@@ -255,6 +263,10 @@ impl fmt::Debug for Config {
             .field("sasl", &self.sasl)
             .field("partitioner", &self.partitioner)
             .field("partitioner_adaptive", &self.partitioner_adaptive)
+            .field(
+                "partitioner_availability_timeout",
+                &self.partitioner_availability_timeout,
+            )
             .field("on_delivery", &self.on_delivery.is_some())
             .field("statistics_interval", &self.statistics_interval)
             .field("on_statistics", &self.on_statistics.is_some())
@@ -291,6 +303,7 @@ impl Default for Config {
             sasl: None,
             partitioner: PartitionerChoice::Default,
             partitioner_adaptive: true,
+            partitioner_availability_timeout: Duration::ZERO,
             on_delivery: None,
             statistics_interval: Duration::ZERO,
             on_statistics: None,

@@ -615,16 +615,50 @@ impl Shared {
         n: u32,
         current: u32,
     ) -> u32 {
-        let a = pick_sticky(rng, n, &topic.available, current);
+        let first = pick_sticky(rng, n, &topic.available, current);
         if !self.cfg.adaptive {
-            return a;
+            return first;
         }
+        // Partitions of a stalled leader (`partitioner.availability.timeout.ms`)
+        // are passed over: a few draws find another, or a walk from a
+        // random place does (rarely: each draw misses with the stalled
+        // share); with every partition stalled the first stands (Java
+        // falls back to a uniform choice when all are left out).
+        let stalled = |p: u32| {
+            topic
+                .partitions
+                .get(p as usize)
+                .is_some_and(|s| s.leader_stalled.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        let draw = |rng: &mut crate::backoff::SplitMix64, not: u32| {
+            (0..4)
+                .map(|_| pick_sticky(rng, n, &topic.available, current))
+                .find(|&p| p != not && !stalled(p))
+        };
+        let walk = |rng: &mut crate::backoff::SplitMix64| {
+            let len = if topic.available.is_empty() {
+                n
+            } else {
+                topic.available.len() as u32
+            };
+            let start = rng.below(len.max(1));
+            (0..len)
+                .map(|i| {
+                    let k = (start + i) % len;
+                    topic.available.get(k as usize).copied().unwrap_or(k)
+                })
+                .find(|&p| p != current && !stalled(p))
+        };
+        let Some(a) = (!stalled(first))
+            .then_some(first)
+            .or_else(|| draw(rng, u32::MAX))
+            .or_else(|| walk(rng))
+        else {
+            return first;
+        };
         // A second candidate, also not `current` (left on purpose) and
         // not `a`: a few draws, where a partition of two has no second.
-        let Some(b) = (0..4)
-            .map(|_| pick_sticky(rng, n, &topic.available, current))
-            .find(|&b| b != a)
-        else {
+        let Some(b) = draw(rng, a) else {
             return a;
         };
         let depth = |p: u32| topic.partitions.get(p as usize).map(|s| s.lock().depth());

@@ -123,7 +123,8 @@ impl PartitionQueue {
     }
 }
 
-/// One partition's slot: its queue and whether it currently has a leader.
+/// One partition's slot: its queue, whether it currently has a leader,
+/// and whether that leader is stalled (`partitioner.availability.timeout.ms`).
 ///
 /// Why aligned to a cache line, with its fields in a fixed order: with
 /// records spread over 10,000 partitions, a partition's slot is cold again
@@ -139,6 +140,11 @@ impl PartitionQueue {
 pub(crate) struct PartitionSlot {
     pub(crate) queue: Mutex<PartitionQueue>,
     pub(crate) available: AtomicBool,
+    /// The leader has had batches waiting that it could not take for
+    /// longer than `partitioner.availability.timeout.ms`: the adaptive
+    /// sticky partitioner does not move to this partition (the I/O thread
+    /// sets it, `ProducerCore::node_stalled`).
+    pub(crate) leader_stalled: AtomicBool,
 }
 
 impl PartitionSlot {

@@ -477,6 +477,7 @@ impl ProducerCore {
                 continue;
             };
             part.slot.available.store(false, Ordering::Relaxed);
+            part.slot.leader_stalled.store(false, Ordering::Relaxed);
             changed = true;
             if part.queued && !left.contains(&old) {
                 left.push(old);
@@ -504,6 +505,10 @@ impl ProducerCore {
             if old.is_some() != leader.is_some() {
                 changed = true;
             }
+            if leader != old {
+                self.sync_leader_stalled(pk);
+            }
+            let part = self.part(pk);
             let work = part.has_unsent_work();
             if leader.is_none() && (work || part.in_flight > 0) {
                 need = true;
@@ -570,6 +575,10 @@ impl ProducerCore {
         let changed = old != Some(leader);
         part.leader = Some(leader);
         part.slot.available.store(true, Ordering::Relaxed);
+        if changed {
+            self.sync_leader_stalled(pk);
+        }
+        let part = self.part(pk);
         if changed && part.queued {
             // Waiting in the old leader's ready queue, which only a ready
             // connection to it drains: it follows the new leader once the

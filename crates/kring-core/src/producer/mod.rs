@@ -52,6 +52,7 @@ mod partition;
 mod produce;
 pub(crate) mod sasl;
 mod split;
+mod stall;
 mod stats;
 mod timers;
 
@@ -211,6 +212,9 @@ pub(crate) enum TimerKey {
     Reauth(ConnId),
     /// The broker's throttle of the connection ends (KIP-219).
     Throttle(ConnId),
+    /// A node has waited `partitioner.availability.timeout.ms` with
+    /// batches ready it could not take (`stall.rs`).
+    NodeStall(i32),
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -229,6 +233,9 @@ pub(crate) struct CoreConfig {
     pub(crate) metadata_max_age: Duration,
     pub(crate) max_block: Duration,
     pub(crate) topic_metadata_propagation: Duration,
+    /// `partitioner.availability.timeout.ms` when it applies (positive,
+    /// adaptive partitioning on): see `stall.rs`.
+    pub(crate) availability_timeout: Option<Duration>,
     pub(crate) idempotence: bool,
     pub(crate) bootstrap: Vec<String>,
 }
@@ -327,6 +334,9 @@ impl ProducerCore {
             metadata_max_age: config.metadata_max_age,
             max_block: config.max_block,
             topic_metadata_propagation: config.topic_metadata_propagation,
+            availability_timeout: (config.partitioner_adaptive
+                && !config.partitioner_availability_timeout.is_zero())
+            .then_some(config.partitioner_availability_timeout),
             idempotence: config.enable_idempotence,
             bootstrap: config.bootstrap.clone(),
         };
@@ -476,6 +486,7 @@ impl ProducerCore {
                 TimerKey::Statistics => self.statistics_timer(now),
                 TimerKey::Reauth(c) => self.reauth_timer(now, c),
                 TimerKey::Throttle(c) => self.throttle_timer(now, c),
+                TimerKey::NodeStall(n) => self.node_stall_timer(now, n),
                 TimerKey::BlockDeadline => {
                     let next = [
                         self.shared.pool.tasks.expire(now),

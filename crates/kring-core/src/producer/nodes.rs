@@ -28,6 +28,8 @@ pub(crate) struct Node {
     pub(crate) reconnect: Reconnect,
     /// Statistics counters, kept across connections.
     pub(crate) stats: BrokerCounters,
+    /// Whether it takes requests (`stall.rs`).
+    pub(crate) stall: super::stall::NodeStall,
 }
 
 impl Node {
@@ -39,6 +41,7 @@ impl Node {
             in_work: false,
             reconnect: Default::default(),
             stats: Default::default(),
+            stall: Default::default(),
         }
     }
 }

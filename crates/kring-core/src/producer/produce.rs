@@ -94,8 +94,10 @@ impl ProducerCore {
         }
         while let Some(n) = self.nodes.pop_work() {
             if let Some(t) = self.drain_node(now, n) {
+                self.node_drained(n);
                 return Some(t);
             }
+            self.node_undrained(now, n);
         }
         None
     }

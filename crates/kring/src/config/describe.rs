@@ -83,7 +83,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "enable.metrics.push" => "Java (KIP-714): kring pushes no client metrics; true accepted with a warning, false is kring's behaviour",
         "partitioner.rack.aware" => "Java: false only (kring's partitioner is not rack-aware)",
         "client.rack" => "Java: accepted, no effect (read only by the rack-aware partitioner, which kring has not)",
-        "partitioner.availability.timeout.ms" => "Java: 0 only (kring never marks a slow broker's partitions unavailable)",
+        "partitioner.availability.timeout.ms" => "with adaptive partitioning: a broker unable to take requests this long gets no keyless records until it does; 0: off (default 0)",
         "partitioner.class" => "Java: RoundRobinPartitioner (round_robin), DefaultPartitioner (default), UniformStickyPartitioner (sticky); others: ProducerBuilder::custom_partitioner",
         "receive.buffer.bytes" => "Java: -1 or 32768 only (kring leaves socket buffers to the kernel)",
         "send.buffer.bytes" => "Java: -1 or 131072 only (kring leaves socket buffers to the kernel)",

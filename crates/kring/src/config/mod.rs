@@ -133,6 +133,7 @@ pub struct ProducerConfig {
     partitioner: PartitionerKind,
     partitioner_ignore_keys: bool,
     partitioner_adaptive: bool,
+    partitioner_availability_timeout: Duration,
     metadata_max_age: Duration,
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
@@ -174,6 +175,7 @@ impl Default for ProducerConfig {
             partitioner: PartitionerKind::Default,
             partitioner_ignore_keys: false,
             partitioner_adaptive: true,
+            partitioner_availability_timeout: Duration::ZERO,
             metadata_max_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
@@ -301,6 +303,13 @@ setters! {
     /// `sticky`, `partitioner.ignore.keys`, and a custom partitioner that
     /// leaves the choice to kring).
     partitioner_adaptive_partitioning_enable: bool => |c, v| c.partitioner_adaptive = v;
+    /// `partitioner.availability.timeout.ms` (Java, KIP-794): with
+    /// adaptive partitioning, a broker that has had batches ready for
+    /// longer than this without taking a produce request (connection down,
+    /// throttled, or `max.in.flight` requests unanswered) gets no more
+    /// keyless records until it takes one again. Zero (the default) turns
+    /// this off.
+    partitioner_availability_timeout: Duration => |c, v| c.partitioner_availability_timeout = v;
     /// `metadata.max.age.ms`: metadata is refreshed at least this often.
     metadata_max_age: Duration => |c, v| c.metadata_max_age = v;
     /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
@@ -575,6 +584,10 @@ impl ProducerConfig {
     /// `partitioner.adaptive.partitioning.enable`.
     pub fn get_partitioner_adaptive_partitioning_enable(&self) -> bool {
         self.partitioner_adaptive
+    }
+    /// `partitioner.availability.timeout.ms`.
+    pub fn get_partitioner_availability_timeout(&self) -> Duration {
+        self.partitioner_availability_timeout
     }
     /// `topic.metadata.propagation.max.ms`.
     pub fn get_topic_metadata_propagation(&self) -> Duration {

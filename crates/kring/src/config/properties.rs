@@ -14,7 +14,7 @@
 //! ask for what kring does, and refused, naming why, at any other
 //! (`java_only`): the byte serializers (`key.serializer`,
 //! `value.serializer`); `partitioner.class` naming a built-in Java
-//! partitioner kring has; `partitioner.availability.timeout.ms=0`; empty
+//! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
 //! socket buffer sizes left to the kernel; `connections.max.idle.ms`;
 //! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`;
@@ -353,7 +353,6 @@ impl ProducerConfig {
             | "enable.metrics.push"
             | "partitioner.rack.aware"
             | "client.rack"
-            | "partitioner.availability.timeout.ms"
             | "interceptor.classes"
             | "metric.reporters"
             | "metrics.sample.window.ms"
@@ -371,6 +370,9 @@ impl ProducerConfig {
             "partitioner.ignore.keys" => {
                 self.partitioner_ignore_keys(boolean("partitioner.ignore.keys", v)?)
             }
+            "partitioner.availability.timeout.ms" => self.partitioner_availability_timeout(
+                millis("partitioner.availability.timeout.ms", v)?,
+            ),
             "partitioner.adaptive.partitioning.enable" => self
                 .partitioner_adaptive_partitioning_enable(boolean(
                     "partitioner.adaptive.partitioning.enable",
@@ -455,11 +457,6 @@ const BYTE_SERIALIZERS: &[&str] = &[
 /// - `key.serializer`, `value.serializer`: kring takes records as bytes
 ///   and the application serializes them; only the serializers that pass
 ///   bytes through are accepted.
-/// - `partitioner.availability.timeout.ms`: 0 (Java's default) only. A
-///   positive value has Java stop choosing the partitions of a broker
-///   that has not taken produce requests for that long; kring never marks
-///   a partition unavailable that way, so records would keep going to a
-///   stalled broker: refused.
 /// - `interceptor.classes`, `metric.reporters`: empty only (kring runs no
 ///   Java class; `metric.reporters` defaults to JmxReporter in Java, and
 ///   kring's statistics come from `statistics.interval.ms` and
@@ -522,17 +519,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
         // Read by Java's producer only for `partitioner.rack.aware`, which
         // kring refuses: any value changes nothing.
         "client.rack" => {}
-        "partitioner.availability.timeout.ms" => {
-            if !millis("partitioner.availability.timeout.ms", v)?.is_zero() {
-                return Err(ConfigError::unsupported(
-                    "partitioner.availability.timeout.ms",
-                    v,
-                    "kring's partitioner never treats a partition as unavailable because its \
-                     broker is slow to take produce requests; only 0 (Java's default, off) \
-                     is kring's behaviour",
-                ));
-            }
-        }
         "interceptor.classes" => {
             if !v.is_empty() {
                 return Err(ConfigError::unsupported(

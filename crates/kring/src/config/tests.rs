@@ -1150,7 +1150,7 @@ fn warnings_during(f: impl FnOnce()) -> usize {
 
 /// `partitioner.adaptive.partitioning.enable` is kring's own setting now
 /// (default true, as in Java), either way without a warning, and reaches
-/// the core; a positive `partitioner.availability.timeout.ms` is refused.
+/// the core, as does `partitioner.availability.timeout.ms`.
 #[test]
 fn adaptive_partitioning_settings() {
     for (v, want) in [("true", true), ("false", false), ("FALSE", false)] {
@@ -1170,17 +1170,21 @@ fn adaptive_partitioning_settings() {
     assert!(ProducerConfig::default()
         .set("partitioner.adaptive.partitioning.enable", "maybe")
         .is_err());
-    ProducerConfig::default()
-        .set("partitioner.availability.timeout.ms", "0")
+    for (v, want) in [("0", 0), ("5000", 5000)] {
+        let c = props(&[
+            ("bootstrap.servers", "a:1"),
+            ("partitioner.availability.timeout.ms", v),
+        ])
         .unwrap();
-    let msg = ProducerConfig::default()
-        .set("partitioner.availability.timeout.ms", "5000")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("partitioner.availability.timeout.ms") && msg.contains("unavailable"),
-        "{msg}"
-    );
+        let core = c.to_core(None, None);
+        assert_eq!(
+            core.partitioner_availability_timeout,
+            Duration::from_millis(want)
+        );
+    }
+    assert!(ProducerConfig::default()
+        .set("partitioner.availability.timeout.ms", "-1")
+        .is_err());
 }
 
 /// Java settings that are harmless to kring load at the values that match

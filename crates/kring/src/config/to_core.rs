@@ -28,6 +28,7 @@ impl ProducerConfig {
         });
         Config {
             partitioner_adaptive: self.get_partitioner_adaptive_partitioning_enable(),
+            partitioner_availability_timeout: self.get_partitioner_availability_timeout(),
             bootstrap: self.bootstrap_servers().to_vec(),
             client_id: self.get_client_id().to_owned(),
             acks: self.get_acks(),

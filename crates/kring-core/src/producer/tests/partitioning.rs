@@ -514,3 +514,70 @@ fn adaptive_sticky_partitioning_sends_less_to_a_slow_broker() {
         assert!((0.26..0.41).contains(&share), "{uniform:?}");
     }
 }
+
+/// Keyless records every millisecond for 6 s while broker 2 swallows
+/// every request from 0.5 s to 3.5 s (its connection stays open, so its
+/// partitions keep their leader), with adaptive partitioning and
+/// `partitioner.availability.timeout.ms` = `timeout`. Returns how many
+/// records sent in [1.5 s, 3.5 s) and in [5 s, 6 s) went to broker 2's
+/// partitions, out of how many.
+fn keyless_to_a_black_hole(timeout: Duration) -> ((usize, usize), (usize, usize)) {
+    let config = Config {
+        linger: ms(2),
+        batch_size: 512,
+        request_timeout: ms(1000),
+        partitioner_availability_timeout: timeout,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 3, 6);
+    let mut handles = Vec::new();
+    let mut hole = Vec::new();
+    for i in 0..6000u32 {
+        if i == 500 {
+            hole = black_hole(&sim, 2);
+        }
+        if i == 3500 {
+            heal(&sim, std::mem::take(&mut hole));
+        }
+        handles.push(sim.send("t", None, None, Some(&[7u8; 100])).unwrap());
+        sim.run_for(ms(1));
+    }
+    sim.drive();
+    let mut during = (0, 0);
+    let mut after = (0, 0);
+    for (i, h) in handles.into_iter().enumerate() {
+        let md = h.wait().unwrap();
+        let on_2 = usize::from(sim.cluster.leader("t", md.partition) == Some(2));
+        if (1500..3500).contains(&i) {
+            during.0 += on_2;
+            during.1 += 1;
+        } else if i >= 5000 {
+            after.0 += on_2;
+            after.1 += 1;
+        }
+    }
+    (during, after)
+}
+
+/// `partitioner.availability.timeout.ms` (KIP-794): a broker that has had
+/// batches waiting longer than the timeout without taking a request gets
+/// no more keyless records until it takes one again; every record is
+/// still delivered once it does. Without the timeout, adaptive choice
+/// alone still sends it some (when both candidates are its partitions).
+#[test]
+fn a_stalled_broker_gets_no_keyless_records_after_the_availability_timeout() {
+    let ((on_2, of), (back, of_after)) = keyless_to_a_black_hole(ms(200));
+    assert_eq!(
+        on_2, 0,
+        "records sent to the stalled broker's partitions (of {of})"
+    );
+    assert!(
+        back * 5 > of_after,
+        "after it recovers, its partitions take a share again: {back} of {of_after}"
+    );
+    let ((on_2, of), _) = keyless_to_a_black_hole(Duration::ZERO);
+    assert!(
+        on_2 * 100 > of,
+        "without the timeout, adaptive choice alone: {on_2} of {of}"
+    );
+}
