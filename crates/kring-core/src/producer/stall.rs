@@ -43,6 +43,9 @@ pub(crate) struct NodeStall {
 impl ProducerCore {
     /// The sender built a request for node `n`: it is not stalled.
     pub(crate) fn node_drained(&mut self, n: i32) {
+        if self.cfg.availability_timeout.is_none() {
+            return; // nothing is ever marked
+        }
         let Some(node) = self.nodes.get_mut(&n) else {
             return;
         };
