@@ -2,24 +2,32 @@
 //! on by default as in the Java client) on Apache Kafka 4.4.0: while one
 //! of three brokers is stalled (SIGSTOP, its connections open but
 //! unanswered), keyless records go mostly to the partitions of the other
-//! two, whose batches do not queue up. Every record is still delivered
-//! exactly once when the broker comes back.
+//! two, whose batches do not queue up; with
+//! `partitioner.availability.timeout.ms` they stop going to the stalled
+//! broker at all once it has been unable to take a request for that long.
+//! Every record is still delivered exactly once when the broker comes
+//! back, where it was reported.
 //!
 //! With the choice made uniform, the stalled broker's two partitions of
 //! six would take about a third of the records sent during the stall
-//! (`KRING_TEST_ADAPTIVE=0` runs it with the setting off: 0.34 of the
-//! records then, against 0.09–0.10 with it on, in four runs).
+//! (`KRING_TEST_ADAPTIVE=0` runs the first phase with the setting off:
+//! 0.34 of the records then, against 0.09–0.10 with it on, in four runs).
 
 mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kring::{Acks, DeliveryFuture, Record};
+use kring::{Acks, DeliveryFuture, Producer, ProducerBuilder, Record};
 use kring_testcluster::{ClusterConfig, KafkaCluster};
 
 const TOPIC: &str = "adaptive-sticky";
 const STALL: Duration = Duration::from_secs(3);
+const AVAILABILITY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A record sent while the broker was stalled: its value, its result, and
+/// how long after the stall began it was sent.
+type Sent = (Vec<u8>, DeliveryFuture, Duration);
 
 #[test]
 fn keyless_records_avoid_a_stalled_broker() {
@@ -28,29 +36,6 @@ fn keyless_records_avoid_a_stalled_broker() {
         .unwrap_or_else(|e| panic!("cannot start a 3-node Kafka cluster: {e}"));
     c.create_topic(TOPIC, 6, 1, &[]).unwrap();
     let leaders: Vec<i32> = (0..6).map(|p| c.leader_of(TOPIC, p).unwrap()).collect();
-    let adaptive = std::env::var("KRING_TEST_ADAPTIVE").map_or(true, |v| v != "0");
-    let p = support::producer_builder()
-        .bootstrap(&c.bootstrap())
-        .acks(Acks::Leader)
-        .batch_size(2048)
-        .linger(Duration::from_millis(5))
-        .partitioner_adaptive_partitioning_enable(adaptive)
-        .build()
-        .expect("producer");
-    p.wait_for_metadata(TOPIC, Duration::from_secs(60))
-        .expect("metadata");
-    let mut n = 0u64;
-    let send = |n: &mut u64| {
-        let v = value(*n);
-        *n += 1;
-        (v.clone(), p.send(Record::new(TOPIC, &v[..])).expect("send"))
-    };
-    let mut before: Vec<(Vec<u8>, DeliveryFuture)> = Vec::new();
-    for _ in 0..2_000 {
-        before.push(send(&mut n));
-    }
-    assert!(p.flush_timeout(Duration::from_secs(60)), "flushed");
-
     // The stalled broker leads two of the six partitions (leaders are
     // spread evenly over the three nodes when the topic is created).
     let stalled = leaders[0];
@@ -59,47 +44,35 @@ fn keyless_records_avoid_a_stalled_broker() {
         2,
         "leaders {leaders:?}"
     );
-    c.pause(stalled);
-    let start = Instant::now();
-    let mut during: Vec<(Vec<u8>, DeliveryFuture)> = Vec::new();
-    while start.elapsed() < STALL {
-        for _ in 0..20 {
-            during.push(send(&mut n));
-        }
-        // About 10,000 records a second: the stalled partitions' queues
-        // grow while the others' are sent every few milliseconds.
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    c.resume(stalled);
-
-    let mut per_partition: HashMap<i32, u64> = HashMap::new();
-    let mut on_stalled = 0u64;
+    let on_stalled = |sent: &[Sent], from: Duration| -> (usize, usize) {
+        let late: Vec<_> = sent.iter().filter(|s| s.2 >= from).collect();
+        let n = late
+            .iter()
+            .filter(|s| {
+                let md =
+                    s.1.wait_timeout(Duration::from_secs(120))
+                        .expect("a result");
+                let md = md.unwrap_or_else(|e| panic!("not delivered: {e}"));
+                leaders[md.partition as usize] == stalled
+            })
+            .count();
+        (n, late.len())
+    };
     let mut reported: HashMap<(i32, i64), Vec<u8>> = HashMap::new();
-    for (i, (v, f)) in before.iter().chain(&during).enumerate() {
-        let md = f
-            .wait_timeout(Duration::from_secs(120))
-            .expect("a result")
-            .unwrap_or_else(|e| panic!("not delivered: {e}"));
-        assert!(
-            reported
-                .insert((md.partition, md.offset), v.clone())
-                .is_none(),
-            "two records reported at {}/{}",
-            md.partition,
-            md.offset
-        );
-        if i >= before.len() {
-            *per_partition.entry(md.partition).or_default() += 1;
-            if leaders[md.partition as usize] == stalled {
-                on_stalled += 1;
-            }
-        }
-    }
-    let share = on_stalled as f64 / during.len() as f64;
+    let mut n = 0u64;
+
+    // 1. Adaptive choice alone.
+    let adaptive = std::env::var("KRING_TEST_ADAPTIVE").map_or(true, |v| v != "0");
+    let p = builder(&c)
+        .partitioner_adaptive_partitioning_enable(adaptive)
+        .build()
+        .expect("producer");
+    let sent = stall_phase(&c, &p, stalled, &mut n);
+    let (to_stalled, of) = on_stalled(&sent, Duration::from_micros(1));
+    let share = to_stalled as f64 / of as f64;
     eprintln!(
-        "adaptive={adaptive}: {} records during the stall, {on_stalled} ({share:.3}) to node \
-         {stalled}'s partitions; per partition {per_partition:?}",
-        during.len()
+        "adaptive={adaptive}: {of} records during the stall, {to_stalled} ({share:.3}) to node \
+         {stalled}'s partitions"
     );
     if adaptive {
         assert!(
@@ -107,6 +80,25 @@ fn keyless_records_avoid_a_stalled_broker() {
             "the stalled broker's partitions took {share:.3} of the records"
         );
     }
+    record(&mut reported, &sent);
+    assert!(p.close_timeout(Duration::from_secs(60)), "closed");
+
+    // 2. With partitioner.availability.timeout.ms: none once the broker
+    // has been unable to take a request for the timeout (its 5 requests
+    // in flight are unanswered within milliseconds of the stall).
+    let p = builder(&c)
+        .partitioner_availability_timeout(AVAILABILITY_TIMEOUT)
+        .build()
+        .expect("producer");
+    let sent = stall_phase(&c, &p, stalled, &mut n);
+    let (to_stalled, of) = on_stalled(&sent, AVAILABILITY_TIMEOUT * 3);
+    eprintln!(
+        "availability timeout {AVAILABILITY_TIMEOUT:?}: {to_stalled} of the {of} records sent \
+         from {:?} into the stall went to node {stalled}'s partitions",
+        AVAILABILITY_TIMEOUT * 3
+    );
+    assert_eq!(to_stalled, 0, "records to the stalled broker (of {of})");
+    record(&mut reported, &sent);
     assert!(p.close_timeout(Duration::from_secs(60)), "closed");
 
     // Every record once, at the partition and offset reported.
@@ -119,6 +111,68 @@ fn keyless_records_avoid_a_stalled_broker() {
             "record at {}/{}",
             r.partition,
             r.offset
+        );
+    }
+}
+
+fn builder(c: &KafkaCluster) -> ProducerBuilder {
+    support::producer_builder()
+        .bootstrap(&c.bootstrap())
+        .acks(Acks::Leader)
+        .batch_size(2048)
+        .linger(Duration::from_millis(5))
+}
+
+/// Sends 2,000 records with every broker up, then stalls `stalled` for
+/// [`STALL`] while sending about 10,000 records a second (the stalled
+/// partitions' queues grow while the others' leave every few
+/// milliseconds), resumes it and flushes. Returns every record sent, those
+/// before the stall at time zero.
+fn stall_phase(c: &KafkaCluster, p: &Producer, stalled: i32, n: &mut u64) -> Vec<Sent> {
+    p.wait_for_metadata(TOPIC, Duration::from_secs(60))
+        .expect("metadata");
+    let send = |n: &mut u64| {
+        let v = value(*n);
+        *n += 1;
+        let f = p.send(Record::new(TOPIC, &v[..])).expect("send");
+        (v, f)
+    };
+    let mut sent = Vec::new();
+    for _ in 0..2_000 {
+        let (v, f) = send(n);
+        sent.push((v, f, Duration::ZERO));
+    }
+    assert!(p.flush_timeout(Duration::from_secs(60)), "flushed");
+    c.pause(stalled);
+    let start = Instant::now();
+    while start.elapsed() < STALL {
+        for _ in 0..20 {
+            // Sent at least a microsecond in (the records before are at 0).
+            let at = start.elapsed().max(Duration::from_micros(1));
+            let (v, f) = send(n);
+            sent.push((v, f, at));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    c.resume(stalled);
+    assert!(p.flush_timeout(Duration::from_secs(120)), "flushed");
+    sent
+}
+
+/// Adds each record's reported place; no place twice.
+fn record(reported: &mut HashMap<(i32, i64), Vec<u8>>, sent: &[Sent]) {
+    for (v, f, _) in sent {
+        let md = f
+            .wait_timeout(Duration::from_secs(1))
+            .expect("a result")
+            .unwrap_or_else(|e| panic!("not delivered: {e}"));
+        assert!(
+            reported
+                .insert((md.partition, md.offset), v.clone())
+                .is_none(),
+            "two records reported at {}/{}",
+            md.partition,
+            md.offset
         );
     }
 }

@@ -370,9 +370,10 @@ impl ProducerConfig {
             "partitioner.ignore.keys" => {
                 self.partitioner_ignore_keys(boolean("partitioner.ignore.keys", v)?)
             }
-            "partitioner.availability.timeout.ms" => self.partitioner_availability_timeout(
-                millis("partitioner.availability.timeout.ms", v)?,
-            ),
+            "partitioner.availability.timeout.ms" => self.partitioner_availability_timeout(millis(
+                "partitioner.availability.timeout.ms",
+                v,
+            )?),
             "partitioner.adaptive.partitioning.enable" => self
                 .partitioner_adaptive_partitioning_enable(boolean(
                     "partitioner.adaptive.partitioning.enable",
