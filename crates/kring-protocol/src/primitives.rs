@@ -148,6 +148,19 @@ pub enum EncodeError {
         /// The codec's message.
         message: String,
     },
+    /// An array was written with a different number of elements than its
+    /// length prefix declared (a caller of an incremental writer such as
+    /// [`ProduceFrameWriter`](crate::frame::ProduceFrameWriter) wrote more
+    /// or fewer entries than it announced).
+    #[error("`{field}` declared {declared} elements but {written} were written")]
+    CountMismatch {
+        /// Field name.
+        field: &'static str,
+        /// The length written in the prefix.
+        declared: usize,
+        /// The elements written (so far, when too many).
+        written: usize,
+    },
     /// The codec is not in this build (zstd without kring-protocol's
     /// `zstd` feature).
     #[error("{codec} is not supported by this build (built without the `{codec}` feature)")]

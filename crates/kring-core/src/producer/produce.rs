@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kring_protocol::frame::encode_produce_request_frame;
+use kring_protocol::frame::ProduceFrameWriter;
 use kring_protocol::message::{decode_response_frame, response_correlation_id};
 use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
 use kring_protocol::messages::produce::{
-    BatchIndexAndErrorMessage, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
-    ProduceResponse, TopicProduceData,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceRequest, ProduceResponse,
 };
 use kring_protocol::produce_fast::decode_produce_response_ok;
 use kring_protocol::record::Compression;
@@ -411,52 +410,47 @@ impl ProducerCore {
         size_hint: usize,
     ) -> Option<Transmit> {
         entries.sort_unstable_by_key(|(pk, _)| *pk);
-        // Each topic's partition list sized once: grown by doubling, a
-        // list of thousands of one-record batches was reallocated and
-        // copied a dozen times per request.
-        let mut topic_data: Vec<TopicProduceData> = Vec::new();
-        for run in entries.chunk_by(|a, b| a.0 .0 == b.0 .0) {
-            let topic = run[0].0 .0;
-            let mut partition_data = Vec::with_capacity(run.len());
-            for &(pk, bk) in run {
-                partition_data.push(PartitionProduceData {
-                    index: pk.1 as i32,
-                    records: Some(self.ledger[bk].bytes()),
-                    ..Default::default()
-                });
-            }
-            topic_data.push(TopicProduceData {
-                name: self.topics[topic as usize].name.to_string(),
-                partition_data,
-                ..Default::default()
-            });
-        }
-        let req = ProduceRequest {
-            transactional_id: None,
-            acks: self.cfg.acks.wire(),
-            timeout_ms: self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32,
-            topic_data,
-            ..Default::default()
-        };
         let expects = self.cfg.acks != Acks::None;
-        let keys: Vec<(BatchKey, u64)> = entries
-            .iter()
-            .map(|&(_, bk)| (bk, self.ledger[bk].serial()))
-            .collect();
         // Everything but the record batches: they are spliced in as
         // chunks of their own, shared rather than copied.
         let head =
             size_hint.saturating_sub(entries.iter().map(|&(_, bk)| self.ledger[bk].size()).sum());
-        match self.send_frame(
-            now,
-            cid,
-            version,
-            ReqKind::Produce(keys),
-            expects,
-            |corr, client_id| {
-                encode_produce_request_frame(corr, Some(client_id), version, &req, head)
-            },
-        ) {
+        // Written entry by entry from the ledger (no generated request
+        // structs per partition); the correlation id goes in last.
+        let topics = entries.chunk_by(|a, b| a.0 .0 == b.0 .0).count();
+        let writer = (|| {
+            let mut w = ProduceFrameWriter::new(
+                Some(&self.cfg.client_id),
+                version,
+                None,
+                self.cfg.acks.wire(),
+                self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32,
+                topics,
+                entries.len(),
+                head,
+            )?;
+            for run in entries.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+                w.topic(&self.topics[run[0].0 .0 as usize].name, run.len())?;
+                for &(pk, bk) in run {
+                    w.partition(pk.1 as i32, self.ledger[bk].bytes())?;
+                }
+            }
+            Ok(w)
+        })();
+        let keys: Vec<(BatchKey, u64)> = entries
+            .iter()
+            .map(|&(_, bk)| (bk, self.ledger[bk].serial()))
+            .collect();
+        match writer.and_then(|w| {
+            self.send_frame(
+                now,
+                cid,
+                version,
+                ReqKind::Produce(keys),
+                expects,
+                |corr, _client_id| w.finish(corr),
+            )
+        }) {
             Ok(t) => {
                 self.stats.produce_requests += 1;
                 for &(pk, bk) in &entries {
