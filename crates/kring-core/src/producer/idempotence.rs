@@ -90,6 +90,7 @@ use kring_protocol::ErrorCode;
 use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 
+use super::ledger::Stamp;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey};
 
 /// Kafka's sequence arithmetic (sequences wrap from `i32::MAX` to 0), the
@@ -555,15 +556,21 @@ impl ProducerCore {
         }
     }
 
-    /// Assigns the next sequence to a new batch and stamps it.
-    pub(crate) fn assign_sequence(&mut self, pk: PartKey, bk: BatchKey) {
+    /// The stamp of `pk`'s next new batch of `records` records: the
+    /// partition's next sequence, which this advances. The caller holds
+    /// the batch with it and reports its key ([`sequence_held`](Self::sequence_held)).
+    pub(crate) fn assign_sequence(&mut self, pk: PartKey, records: u32) -> Stamp {
         let (pid, epoch) = (self.idem.pid, self.idem.epoch);
-        let records = self.ledger[bk].records();
         let s = &mut self.part(pk).seq;
         let seq = s.next;
         s.next = increment_sequence(seq, records);
-        s.pending.push_back(bk);
-        self.ledger[bk].stamp(pid, epoch, seq);
+        Stamp { pid, epoch, seq }
+    }
+
+    /// The batch stamped by [`assign_sequence`](Self::assign_sequence) is
+    /// held as `bk`: it is the partition's newest pending sequence.
+    pub(crate) fn sequence_held(&mut self, pk: PartKey, bk: BatchKey) {
+        self.part(pk).seq.pending.push_back(bk);
     }
 
     /// Sequence bookkeeping for a successful batch.

@@ -61,6 +61,24 @@ impl Settle {
 use super::partition::TopicCore;
 use super::{BatchKey, CoreStats, PartKey};
 
+/// The producer fields a batch is stamped with: producer id, epoch and base
+/// sequence (each -1 without idempotence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) pid: i64,
+    pub(crate) epoch: i16,
+    pub(crate) seq: i32,
+}
+
+impl Stamp {
+    /// Without idempotence: no producer id, epoch or sequence.
+    pub(crate) const NONE: Stamp = Stamp {
+        pid: -1,
+        epoch: -1,
+        seq: -1,
+    };
+}
+
 /// A batch's bytes: sealed but not stamped yet, or stamped for the wire.
 #[derive(Debug)]
 enum BatchData {
@@ -328,9 +346,12 @@ impl Ledger {
 
     /// Takes a sealed batch drained from the accumulator into the ledger.
     /// The caller fails a batch whose sealing failed instead
-    /// ([`fail_queued`](Self::fail_queued)).
-    pub(super) fn hold(&mut self, pk: PartKey, qb: QueuedBatch) -> BatchKey {
+    /// ([`fail_queued`](Self::fail_queued)). The batch is stamped here
+    /// with `stamp` (producer id, epoch, base sequence; all -1 without
+    /// idempotence), so it is built once, ready for the wire.
+    pub(super) fn hold(&mut self, pk: PartKey, qb: QueuedBatch, stamp: Stamp) -> BatchKey {
         let sealed = qb.sealed.into_done().expect("hold takes a sealed batch");
+        let Stamp { pid, epoch, seq } = stamp;
         self.serial += 1;
         self.batches.insert(InBatch {
             serial: self.serial,
@@ -338,7 +359,7 @@ impl Ledger {
             part: pk,
             size: sealed.size_in_bytes(),
             records: qb.record_count,
-            data: BatchData::Sealed(sealed),
+            data: BatchData::Stamped(sealed.stamp(pid, epoch, seq, false)),
             completion: qb.completion,
             span: None,
             created: qb.created,
@@ -346,9 +367,9 @@ impl Ledger {
             flush_gen: qb.flush_gen,
             per_record: qb.per_record,
             attempts: 0,
-            seq: -1,
-            pid: -1,
-            epoch: -1,
+            seq,
+            pid,
+            epoch,
             last_error: None,
             maybe_written: false,
         })

@@ -29,6 +29,7 @@ use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
 use super::idempotence::{fatal_to_idempotence, SeqVerdict};
+use super::ledger::Stamp;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey, Transmit};
 
 /// What `take_batch` found.
@@ -301,11 +302,14 @@ impl ProducerCore {
                 self.fail_queued(pk, qb, err);
                 continue;
             }
-            let bk = self.ledger.hold(pk, qb);
-            if idem {
-                self.assign_sequence(pk, bk);
+            let stamp = if idem {
+                self.assign_sequence(pk, qb.record_count)
             } else {
-                self.ledger[bk].stamp(-1, -1, -1);
+                Stamp::NONE
+            };
+            let bk = self.ledger.hold(pk, qb, stamp);
+            if idem {
+                self.sequence_held(pk, bk);
             }
             self.maybe_disarm_delivery(pk);
             let more = more || !self.part(pk).retry.is_empty();
@@ -360,22 +364,19 @@ impl ProducerCore {
         let offload = self.shared.compress.wants(compression, size);
         let open = q.open.take().expect("due open batch");
         let id = open.id;
-        let open = if offload {
+        if offload {
             // Queued where the sealed batch would go (the queue is empty):
             // batches producer threads seal meanwhile queue behind it.
             q.sealed.push_back(open.seal_later());
-            None
-        } else {
-            Some(open)
-        };
-        drop(q);
-        self.remove_open(pk);
-        let p = self.part(pk);
-        p.sealed_below = p.sealed_below.max(id + 1);
-        let Some(open) = open else {
+            drop(q);
+            self.open_taken(pk, id);
             self.shared.offload(slot, pk.0, pk.1, id, size);
             return Err(Take::Empty);
-        };
+        }
+        // (Not wrapped in an `Option` shared with the branch above: each
+        // wrap and unwrap of the open batch was a copy of it.)
+        drop(q);
+        self.open_taken(pk, id);
         let qb = open.seal(compression, level);
         if qb
             .sealed
@@ -389,6 +390,13 @@ impl ProducerCore {
             return Err(Take::TooBig);
         }
         Ok((qb, false))
+    }
+
+    /// The open batch `id` of `pk` was taken from its slot to be sealed.
+    fn open_taken(&mut self, pk: PartKey, id: u64) {
+        self.remove_open(pk);
+        let p = self.part(pk);
+        p.sealed_below = p.sealed_below.max(id + 1);
     }
 
     /// Fails every unsent batch of `pk` (fatal producer state): the retry
