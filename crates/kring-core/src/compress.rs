@@ -336,10 +336,9 @@ impl Shared {
             return;
         }
         let ((), wake) = self.notices.with(|n| {
-            n.list.extend(ready.drain(..).map(|job| Notice::Sealed {
+            n.list.extend(ready.drain(..).map(|job| Notice::Compressed {
                 topic: job.topic,
                 partition: job.partition,
-                batch: job.batch,
             }))
         });
         if wake {

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::delivery::{panic_message, DeliveryHandle};
 use crate::error::SendError;
 use crate::memory::{remaining, BufferPool};
-use crate::notice::{Notice, NoticeQueue};
+use crate::notice::{FlushRequest, Notice, NoticeQueue};
 use crate::partitioner::{PartitionView, Partitioner};
 use crate::reply::{NoHandle, Reply, WithHandle};
 use crate::signal::{FlushHandle, Signal};
@@ -543,18 +543,13 @@ impl Shared {
         let full = len >= self.cfg.batch_size || index + 1 >= self.cfg.batch_records;
         let mut wake = false;
         if full {
-            let id = open.id;
             let b = q
                 .open
                 .take()
                 .expect("open batch")
                 .seal(self.cfg.compression, self.cfg.compression_level);
             q.sealed.push_back(b);
-            wake = self.notices.push(Notice::Sealed {
-                topic,
-                partition,
-                batch: id,
-            });
+            wake = self.notices.push(Notice::Sealed { topic, partition });
         }
         q.last_batch_len = len;
         (batch, full, wake)
@@ -1158,10 +1153,10 @@ impl Shared {
             }
         };
 
-        let old = q.open.take().map(|o| {
-            let id = o.id;
-            (id, o.seal(self.cfg.compression, self.cfg.compression_level))
-        });
+        let old = q
+            .open
+            .take()
+            .map(|o| o.seal(self.cfg.compression, self.cfg.compression_level));
         let id = q.next_id;
         let mut builder = match spare {
             Some(buf) => RecordBatchBuilder::in_buffer(rec.timestamp_ms, buf),
@@ -1185,17 +1180,10 @@ impl Shared {
         self.charge_capacity(&mut need, with_table);
         let batch = R::batch(&mut completion, &self.parts, partition as i32);
         let delivery = R::delivery(batch, index, rec.timestamp_ms);
-        let old_id = old.map(|(old_id, b)| {
-            q.sealed.push_back(b);
-            old_id
-        });
+        let old_sealed = old.map(|b| q.sealed.push_back(b)).is_some();
         let (r, wake) = self.notices.with(|n| {
-            if let Some(old_id) = old_id {
-                n.list.push(Notice::Sealed {
-                    topic,
-                    partition,
-                    batch: old_id,
-                });
+            if old_sealed {
+                n.list.push(Notice::Sealed { topic, partition });
             }
             if n.closed {
                 return None;
@@ -1203,16 +1191,10 @@ impl Shared {
             n.list.push(Notice::Opened {
                 topic,
                 partition,
-                batch: id,
                 created: now,
-                flush_gen: n.flush_gen,
             });
             if full {
-                n.list.push(Notice::Sealed {
-                    topic,
-                    partition,
-                    batch: id,
-                });
+                n.list.push(Notice::Sealed { topic, partition });
             }
             Some(n.flush_gen)
         });
@@ -1469,7 +1451,8 @@ impl Shared {
             }
             n.flush_gen += 1;
             let gen = n.flush_gen;
-            n.list.push(Notice::Flush { gen, signal: s2 });
+            n.list
+                .push(Notice::Flush(Box::new(FlushRequest { gen, signal: s2 })));
             false
         });
         settled_if(signal, finished, wake)
@@ -1509,16 +1492,17 @@ impl Shared {
             }
             if n.closed {
                 // Closing already: a second close waits for the same end.
-                n.list.push(Notice::Close {
+                n.list.push(Notice::Close(Box::new(FlushRequest {
                     gen: n.flush_gen,
                     signal: s2,
-                });
+                })));
                 return false;
             }
             self.notices.set_closed(n);
             n.flush_gen += 1;
             let gen = n.flush_gen;
-            n.list.push(Notice::Close { gen, signal: s2 });
+            n.list
+                .push(Notice::Close(Box::new(FlushRequest { gen, signal: s2 })));
             false
         });
         self.pool.close();
@@ -1867,9 +1851,15 @@ impl AsyncAppend<'_> {
             .register(&mut key, cx.waker(), self.deadline, need, target);
         self.waiting = Some((on, key));
         if new {
-            self.wake |= self.shared.notices.push(Notice::Waiting {
-                deadline: self.deadline,
-            });
+            let deadline = self.deadline;
+            self.wake |= self
+                .shared
+                .notices
+                .with(|n| {
+                    let deadline = n.stamp(deadline);
+                    n.list.push(Notice::Waiting { deadline });
+                })
+                .1;
         }
         new
     }

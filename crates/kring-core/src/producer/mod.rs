@@ -65,7 +65,7 @@ use crate::backoff::{ExponentialBackoff, SplitMix64};
 use crate::config::{Acks, Config};
 use crate::delivery::{DeliveryCallback, DeliveryError};
 use crate::error::ConfigError;
-use crate::notice::Notice;
+use crate::notice::{FlushRequest, Notice};
 use crate::shared::Shared;
 
 pub use conn::ConnId;
@@ -285,6 +285,13 @@ pub struct ProducerCore {
     life: Lifecycle,
 
     notice_buf: Vec<Notice>,
+    /// What the notices' creation times count from (`notice::Stamp`).
+    notice_base: Instant,
+    /// The flush generation of the last `Flush` or `Close` notice read:
+    /// the generation of the batches announced after it (senders read
+    /// `NoticeInner::flush_gen` under the same lock that orders the
+    /// notices).
+    notice_gen: u64,
     /// Nodes whose ready queue holds a partition a leader hint (KIP-951)
     /// moved away while a produce response was read; forwarded once per
     /// response (`forward_moved`), not once per hinted partition.
@@ -365,6 +372,8 @@ impl ProducerCore {
             meta: MetadataState::default(),
             life: Lifecycle::default(),
             notice_buf: Vec::new(),
+            notice_base: now,
+            notice_gen: 0,
             hinted_away: Vec::new(),
             statistics: StatsState::new(
                 now,
@@ -400,7 +409,9 @@ impl ProducerCore {
     pub fn handle_wakeup(&mut self, now: Instant) {
         self.shared.notices.unparked();
         let mut buf = std::mem::take(&mut self.notice_buf);
-        self.shared.notices.drain_into(&mut buf);
+        if let Some(base) = self.shared.notices.drain_into(&mut buf) {
+            self.notice_base = base;
+        }
         self.stats.notices += buf.len() as u64;
         let mut memory_wanted = false;
         for n in buf.drain(..) {
@@ -426,23 +437,24 @@ impl ProducerCore {
             Notice::Opened {
                 topic,
                 partition,
-                batch,
                 created,
-                flush_gen,
-            } => self.batch_opened(now, (topic, partition), batch, created, flush_gen),
-            Notice::Sealed {
-                topic,
-                partition,
-                batch,
-            } => self.batch_sealed((topic, partition), batch),
-            Notice::Waiting { deadline } => self.arm_block_deadline(deadline),
+            } => self.batch_opened(now, (topic, partition), created),
+            Notice::Sealed { topic, partition } => self.batch_sealed((topic, partition)),
+            Notice::Compressed { topic, partition } => self.batch_compressed((topic, partition)),
+            Notice::Waiting { deadline } => {
+                self.arm_block_deadline(crate::notice::unstamp(self.notice_base, deadline));
+            }
             Notice::MemoryWanted => self.expire_lingers_beyond(now),
             Notice::Statistics(req) => self.answer_statistics(now, &req),
-            Notice::Flush { gen, signal } => {
+            Notice::Flush(req) => {
+                let FlushRequest { gen, signal } = *req;
+                self.notice_gen = gen;
                 self.seal_all_open();
                 self.ledger.add_flush(gen, signal);
             }
-            Notice::Close { gen, signal } => {
+            Notice::Close(req) => {
+                let FlushRequest { gen, signal } = *req;
+                self.notice_gen = gen;
                 self.life.begin_close();
                 // Senders blocked waiting for metadata give up now, and
                 // async senders waiting for memory see the close.
@@ -624,11 +636,10 @@ impl ProducerCore {
             std::mem::take(&mut n.list)
         });
         for n in unread {
-            if let Notice::Flush { signal, .. }
-            | Notice::Close { signal, .. }
-            | Notice::Purge { signal } = n
-            {
-                signal.set();
+            match n {
+                Notice::Flush(req) | Notice::Close(req) => req.signal.set(),
+                Notice::Purge { signal } => signal.set(),
+                _ => {}
             }
         }
     }

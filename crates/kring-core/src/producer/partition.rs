@@ -40,6 +40,9 @@ pub(crate) struct PartCore {
     pub(crate) queued: bool,
     /// The open batch announced by producer threads, if any.
     pub(crate) open: Option<u64>,
+    /// Batches announced so far: the id of the next one (ids start at 0
+    /// and every id is announced, in order: `Notice::Opened`).
+    pub(crate) announced: u64,
     /// Highest batch id drained from the accumulator (+1), to recognise
     /// notices about batches already gone.
     pub(crate) drained_below: u64,
@@ -78,6 +81,7 @@ impl PartCore {
             leader_epoch: -1,
             queued: false,
             open: None,
+            announced: 0,
             drained_below: 0,
             sealed_below: 0,
             linger: false,
@@ -184,15 +188,8 @@ impl ProducerCore {
         }
     }
 
-    pub(crate) fn batch_opened(
-        &mut self,
-        now: Instant,
-        pk: PartKey,
-        batch: u64,
-        created: Instant,
-        flush_gen: u64,
-    ) {
-        self.ledger.announce(flush_gen);
+    pub(crate) fn batch_opened(&mut self, now: Instant, pk: PartKey, created: Instant) {
+        self.ledger.announce(self.notice_gen);
         if !self.has_part(pk) {
             // Cannot happen: a batch exists only for partitions the core
             // published. Keep the accounting consistent anyway.
@@ -203,6 +200,9 @@ impl ProducerCore {
         let dt = self.cfg.delivery_timeout;
         let p = self.part(pk);
         p.unsent += 1;
+        // A partition's batches are announced once each, in id order.
+        let batch = p.announced;
+        p.announced += 1;
         if batch < p.drained_below.max(p.sealed_below) {
             // Already drained (and maybe completed) before we read this
             // notice: nothing to schedule.
@@ -238,14 +238,26 @@ impl ProducerCore {
         self.topics.unmark_open(pk);
     }
 
-    pub(crate) fn batch_sealed(&mut self, pk: PartKey, batch: u64) {
+    /// A producer thread sealed the partition's last announced batch.
+    pub(crate) fn batch_sealed(&mut self, pk: PartKey) {
         if !self.has_part(pk) {
             return;
         }
-        if self.part(pk).open == Some(batch) {
+        let p = self.part(pk);
+        // `Sealed` follows its batch's `Opened` (both pushed under the
+        // partition's lock): the batch is the last one announced.
+        if p.announced > 0 && p.open == Some(p.announced - 1) {
             self.remove_open(pk);
         }
         self.mark_ready(pk);
+    }
+
+    /// A compression worker finished a batch of `pk`, which the core
+    /// sealed (so it is not the open one): the partition is ready again.
+    pub(crate) fn batch_compressed(&mut self, pk: PartKey) {
+        if self.has_part(pk) {
+            self.mark_ready(pk);
+        }
     }
 
     /// Seals the open batch of `pk` now (flush, close).

@@ -122,3 +122,46 @@ fn linger_queue_stays_bounded_and_its_front_live() {
     sim.drive();
     assert!(sim.now < t1 + linger, "the flush sent everything at once");
 }
+
+/// A batch its producer thread sealed (full, or closed by a record that
+/// did not fit) is open no more for the core, even while it waits for a
+/// free in-flight slot: no linger deadline is left for it, so the I/O
+/// thread does not wake at that time for nothing. (`Sealed` carries no
+/// batch id: it is the partition's last announced.)
+#[test]
+fn batches_sealed_by_their_senders_leave_no_linger_deadline() {
+    let linger = Duration::from_secs(60);
+    let mut sim = sim_with(
+        Config {
+            linger,
+            batch_size: 100,
+            max_in_flight: 1,
+            ..cfg()
+        },
+        1,
+        2,
+    );
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    // The connection's one slot taken for a second (a full batch of
+    // partition 1, sent at once).
+    let faults = slow(&sim, 1, ms(1000));
+    sim.send("t", Some(1), None, Some(&[7u8; 100])).unwrap();
+    sim.settle();
+    // A small record opens a batch, which lingers.
+    let t0 = sim.now;
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.settle();
+    assert_eq!(sim.core.timers.lingers().peek(), Some(t0 + linger));
+    assert_eq!(sim.core.topics.open_len(), 1);
+    // A large one does not fit: it seals that batch and opens one of its
+    // own, full at once (sealed too). Both wait for the slot.
+    sim.send("t", Some(0), None, Some(&[7u8; 100])).unwrap();
+    sim.settle();
+    assert_eq!(sim.core.topics.open_len(), 0);
+    assert_eq!(sim.core.timers.lingers().peek(), None);
+    heal(&sim, faults);
+    sim.drive();
+    assert_eq!(log(&sim, 0).len(), 3);
+    assert!(sim.now < t0 + linger, "nothing waited for the linger");
+}
