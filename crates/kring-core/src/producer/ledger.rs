@@ -333,13 +333,15 @@ impl Ledger {
         self.batches.is_empty() && self.pending == 0 && self.incomplete.is_empty()
     }
 
-    /// A producer thread opened a batch in flush generation `flush_gen`.
-    pub(super) fn announce(&mut self, flush_gen: u64) {
-        self.pending += 1;
-        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
-        if self.incomplete.get(&flush_gen) == Some(&0) {
-            // A batch of this generation finished before its notice was
-            // read (failed unsent): the counts meet at zero.
+    /// Producer threads opened `n` batches in flush generation
+    /// `flush_gen`.
+    pub(super) fn announce(&mut self, flush_gen: u64, n: u32) {
+        self.pending += i64::from(n);
+        let e = self.incomplete.entry(flush_gen).or_insert(0);
+        *e += i64::from(n);
+        if *e == 0 {
+            // Batches of this generation finished before their notices
+            // were read (failed unsent): the counts meet at zero.
             self.incomplete.remove(&flush_gen);
         }
     }

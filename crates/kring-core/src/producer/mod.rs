@@ -292,6 +292,10 @@ pub struct ProducerCore {
     /// `NoticeInner::flush_gen` under the same lock that orders the
     /// notices).
     notice_gen: u64,
+    /// Batches announced by the `Opened` notices read so far this turn
+    /// and not yet counted into the ledger (one ledger update per run of
+    /// them, not one per batch: `handle_wakeup`).
+    unannounced: u32,
     /// Nodes whose ready queue holds a partition a leader hint (KIP-951)
     /// moved away while a produce response was read; forwarded once per
     /// response (`forward_moved`), not once per hinted partition.
@@ -374,6 +378,7 @@ impl ProducerCore {
             notice_buf: Vec::new(),
             notice_base: now,
             notice_gen: 0,
+            unannounced: 0,
             hinted_away: Vec::new(),
             statistics: StatsState::new(
                 now,
@@ -415,12 +420,21 @@ impl ProducerCore {
         self.stats.notices += buf.len() as u64;
         let mut memory_wanted = false;
         for n in buf.drain(..) {
-            if matches!(n, Notice::MemoryWanted) {
-                memory_wanted = true;
-            } else {
-                self.handle_notice(now, n);
+            match n {
+                Notice::MemoryWanted => memory_wanted = true,
+                Notice::Opened { .. } | Notice::Sealed { .. } | Notice::Compressed { .. } => {
+                    self.handle_notice(now, n);
+                }
+                _ => {
+                    // Every other notice may read the ledger or change the
+                    // flush generation: the batches announced before it
+                    // are counted first.
+                    self.count_announced();
+                    self.handle_notice(now, n);
+                }
             }
         }
+        self.count_announced();
         if memory_wanted {
             // After every notice of the turn: the batches announced after
             // the request (whose senders counted on it, see
@@ -429,6 +443,17 @@ impl ProducerCore {
         }
         self.notice_buf = buf;
         self.end_turn(now);
+    }
+
+    /// Counts the batches announced since the last call into the ledger,
+    /// in the current flush generation (they were all announced in it:
+    /// `Flush` and `Close` notices, which change it, count the ones before
+    /// them first).
+    fn count_announced(&mut self) {
+        let n = std::mem::take(&mut self.unannounced);
+        if n > 0 {
+            self.ledger.announce(self.notice_gen, n);
+        }
     }
 
     fn handle_notice(&mut self, now: Instant, n: Notice) {

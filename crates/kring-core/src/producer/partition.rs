@@ -189,7 +189,9 @@ impl ProducerCore {
     }
 
     pub(crate) fn batch_opened(&mut self, now: Instant, pk: PartKey, created: Instant) {
-        self.ledger.announce(self.notice_gen);
+        // Counted into the ledger once per run of `Opened` notices
+        // (`ProducerCore::handle_wakeup`).
+        self.unannounced += 1;
         if !self.has_part(pk) {
             // Cannot happen: a batch exists only for partitions the core
             // published. Keep the accounting consistent anyway.
