@@ -1233,6 +1233,7 @@ impl Shared {
     }
 
     #[allow(clippy::too_many_arguments)] // the pieces of a new batch, assembled under the slot lock
+    #[inline(always)]
     fn commit_new(
         &self,
         q: &mut crate::topics::PartitionQueue,
