@@ -69,7 +69,7 @@ impl ProducerCore {
         self.topics
             .get(part.0 as usize)
             .and_then(|t| t.partitions.get(part.1 as usize))
-            .is_some_and(|p| p.linger && p.open == Some(batch))
+            .is_some_and(|p| p.linger && p.open() == Some(batch))
     }
 
     /// Starts the linger wait of `pk`'s open batch `batch` (its `open` and

@@ -38,11 +38,13 @@ pub(crate) struct PartCore {
     pub(crate) leader_epoch: i32,
     /// In some node's ready queue.
     pub(crate) queued: bool,
-    /// The open batch announced by producer threads, if any.
-    pub(crate) open: Option<u64>,
     /// Batches announced so far: the id of the next one (ids start at 0
     /// and every id is announced, in order: `Notice::Opened`).
     pub(crate) announced: u64,
+    /// The last announced batch is open (see [`open`](Self::open)). A
+    /// flag, not the id: the struct stays at 320 bytes, five cache lines
+    /// at the same offset for every partition of the table.
+    pub(crate) has_open: bool,
     /// Highest batch id drained from the accumulator (+1), to recognise
     /// notices about batches already gone.
     pub(crate) drained_below: u64,
@@ -80,8 +82,8 @@ impl PartCore {
             leader: None,
             leader_epoch: -1,
             queued: false,
-            open: None,
             announced: 0,
+            has_open: false,
             drained_below: 0,
             sealed_below: 0,
             linger: false,
@@ -95,6 +97,13 @@ impl PartCore {
             seq: SeqState::default(),
             stats: Default::default(),
         }
+    }
+
+    /// The open batch announced by producer threads, if any: only ever
+    /// the last one announced (an older one was drained or sealed, which
+    /// cleared it, before a newer one could be announced).
+    pub(crate) fn open(&self) -> Option<u64> {
+        self.has_open.then(|| self.announced - 1)
     }
 
     /// Whether anything of this partition waits to be sent.
@@ -210,13 +219,14 @@ impl ProducerCore {
             // notice: nothing to schedule.
             return;
         }
-        if p.open.is_none_or(|o| o < batch) {
-            p.open = Some(batch);
-            p.open_due = false;
-            p.linger = true;
-            self.arm_linger(pk, batch, created + linger);
-            self.topics.mark_open(pk);
-        }
+        // The batch is now the last announced: `open` names it (a batch
+        // open before it was sealed or drained, or is this one's
+        // predecessor, whose linger entry goes stale).
+        p.has_open = true;
+        p.open_due = false;
+        p.linger = true;
+        self.arm_linger(pk, batch, created + linger);
+        self.topics.mark_open(pk);
         if !self.part(pk).delivery.is_armed() {
             self.arm_delivery_new(pk, created + dt);
         }
@@ -232,7 +242,7 @@ impl ProducerCore {
     /// not due, not in `open_parts`.
     pub(crate) fn remove_open(&mut self, pk: PartKey) {
         let p = self.part(pk);
-        p.open = None;
+        p.has_open = false;
         p.open_due = false;
         if std::mem::take(&mut p.linger) {
             self.prune_lingers();
@@ -248,7 +258,7 @@ impl ProducerCore {
         let p = self.part(pk);
         // `Sealed` follows its batch's `Opened` (both pushed under the
         // partition's lock): the batch is the last one announced.
-        if p.announced > 0 && p.open == Some(p.announced - 1) {
+        if p.has_open {
             self.remove_open(pk);
         }
         self.mark_ready(pk);
@@ -303,7 +313,7 @@ impl ProducerCore {
     pub(crate) fn linger_expired(&mut self, pk: PartKey) {
         let p = self.part(pk);
         p.linger = false;
-        if p.open.is_some() {
+        if p.has_open {
             p.open_due = true;
         }
         self.mark_ready(pk);
@@ -465,9 +475,9 @@ impl ProducerCore {
             // free slot); one that is not due waited for linger itself.
             let due = {
                 let p = self.part(pk);
-                p.open == Some(o.id) && p.open_due
+                p.open() == Some(o.id) && p.open_due
             };
-            if self.part(pk).open == Some(o.id) {
+            if self.part(pk).open() == Some(o.id) {
                 self.remove_open(pk);
             }
             let p = self.part(pk);
@@ -524,7 +534,7 @@ impl ProducerCore {
             (std::mem::take(&mut q.sealed), q.open.take())
         };
         if let Some(o) = &open {
-            if self.part(pk).open == Some(o.id) {
+            if self.part(pk).open() == Some(o.id) {
                 self.remove_open(pk);
             }
             let p = self.part(pk);
@@ -577,12 +587,33 @@ impl ProducerCore {
                     self.part(pk).unsent -= 1;
                     self.fail_open(pk, o, err.clone());
                 }
-                if self.part(pk).open.is_some() {
+                if self.part(pk).has_open {
                     self.remove_open(pk);
                 }
             }
         }
         // Pending in-flight records are failed above; connections stay
         // until check_finished closes them.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The I/O thread touches a partition's state a few times per batch,
+    /// and at many partitions each touch is a miss: at 320 bytes (five
+    /// lines) every partition of the table starts at the same offset in
+    /// its line, so the fields a batch needs span as few lines as the
+    /// layout allows for all of them. (At 328 bytes the I/O thread's
+    /// median was 7 % higher in 8 alternated pairs of the 4-records-per-
+    /// batch run, within a noisy session.)
+    #[test]
+    fn partition_state_stays_within_five_cache_lines() {
+        assert!(
+            std::mem::size_of::<PartCore>() <= 320,
+            "{} bytes",
+            std::mem::size_of::<PartCore>()
+        );
     }
 }

@@ -325,7 +325,7 @@ impl ProducerCore {
             let p = self.part(pk);
             p.unsent -= 1;
             p.drained_below = p.drained_below.max(qb.id + 1);
-            if p.open == Some(qb.id) {
+            if p.open() == Some(qb.id) {
                 // Sealed by a producer thread (full) before its notice was
                 // read: it is no longer open.
                 self.remove_open(pk);
@@ -380,7 +380,7 @@ impl ProducerCore {
         let compression = self.shared.cfg.compression;
         let level = self.shared.cfg.compression_level;
         let p = &self.topics[pk.0 as usize].partitions[pk.1 as usize];
-        let due = p.open.filter(|_| p.open_due);
+        let due = p.open().filter(|_| p.open_due);
         // The slot borrowed, not its `Arc` cloned: at many partitions the
         // count was a cold line per batch, a locked increment and, at the
         // clone's drop, a locked decrement (cloned only to hand the slot
