@@ -413,9 +413,46 @@ impl BufferPool {
             self.returned.bytes.fetch_add(cap, Ordering::SeqCst);
         }
         self.release(charged - cap);
-        if self.waiters.load(Ordering::SeqCst) > 0 || !self.tasks.is_empty() {
+        if self.memory_wanted() {
             self.drop_spares();
         }
+    }
+
+    /// [`recycle`](Self::recycle) for many buffers at once (a turn's
+    /// finished batches): the stash's lock, its counter, the release and
+    /// the look for waiters once for all of them. Empties `bufs`.
+    pub(crate) fn recycle_all(&self, bufs: &mut Vec<(BytesMut, usize)>) {
+        let mut stashed = 0;
+        let mut released = 0;
+        {
+            let mut g = self.returned.lock();
+            for (mut buf, charged) in bufs.drain(..) {
+                let cap = buf.capacity();
+                if cap < 4 || class_at_or_below(cap) >= CLASSES || cap > charged {
+                    // Not a size the spares keep (rare: a buffer grown
+                    // past the classes or its charge): freed.
+                    released += charged;
+                    continue;
+                }
+                buf.clear();
+                released += charged - cap;
+                stashed += cap;
+                g.push(buf);
+            }
+            // As in `recycle`: counted under the lock, SeqCst before the
+            // waiters are read.
+            self.returned.bytes.fetch_add(stashed, Ordering::SeqCst);
+        }
+        self.release(released);
+        if self.memory_wanted() {
+            self.drop_spares();
+        }
+    }
+
+    /// Whether a sender waits for memory (blocked or a task). Spares are
+    /// then given up, and finished buffers go back at once.
+    pub(crate) fn memory_wanted(&self) -> bool {
+        self.waiters.load(Ordering::SeqCst) > 0 || !self.tasks.is_empty()
     }
 
     /// Moves the buffers [`recycle`](Self::recycle) stashed into the

@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 use slab::Slab;
@@ -290,6 +290,17 @@ pub(crate) struct Ledger {
     /// Finished batches' completions and tables, handed back to the
     /// sending threads once per turn ([`hand_back`](Self::hand_back)).
     finished_parts: Vec<(Option<Arc<BatchCompletion>>, PerRecord)>,
+    /// Buffers of this turn's finished batches, each with the
+    /// `buffer.memory` it is charged, handed back to the pool together at
+    /// the turn's end ([`hand_back`](Self::hand_back)): the pool's stash
+    /// lock and counters are taken once per turn instead of once per
+    /// batch. They stay charged until then, as they were while their
+    /// batches were held; while a sender waits for memory, a buffer goes
+    /// back at once instead (`complete`).
+    finished_bufs: Vec<(Bytes, usize)>,
+    /// `finished_bufs` nobody else holds any more, on their way to the
+    /// pool (kept for its capacity).
+    reusable: Vec<(BytesMut, usize)>,
     /// Buffers of finished batches whose request the driver still held
     /// (not written yet: acks=0; or a send the kernel has not released),
     /// each with the `buffer.memory` it is charged. The charge goes back
@@ -393,17 +404,16 @@ impl Ledger {
         let b = self.batches.remove(bk);
         // The buffer goes back to the pool for a later batch if nothing
         // else holds it (see `memory`); the pool then owns its charge.
+        // Normally at the turn's end, with the turn's other buffers.
         let reserved = match b.data {
-            BatchData::Stamped(bytes) => match bytes.try_into_mut() {
-                Ok(buf) => {
-                    shared.pool.recycle(buf, b.reserved);
-                    0
-                }
-                Err(bytes) => {
-                    self.unwritten.push((bytes, b.reserved));
-                    0
-                }
-            },
+            BatchData::Stamped(bytes) if shared.pool.memory_wanted() => {
+                self.return_buffer(shared, bytes, b.reserved);
+                0
+            }
+            BatchData::Stamped(bytes) => {
+                self.finished_bufs.push((bytes, b.reserved));
+                0
+            }
             _ => b.reserved,
         };
         self.finish(
@@ -417,8 +427,22 @@ impl Ledger {
             outcome,
             out,
         );
-        self.finished_parts.push((b.completion, b.per_record));
+        // Only what the sending threads may reuse (`spare_parts`): a
+        // table without heap memory is no better than a new one.
+        if b.completion.is_some() || b.per_record.has_capacity() {
+            self.finished_parts.push((b.completion, b.per_record));
+        }
         b.part
+    }
+
+    /// A finished batch's buffer, `charged` bytes of the pool: back to the
+    /// pool if nothing else holds it, else kept (still charged) until the
+    /// driver lets go of it ([`unwritten`](Self::unwritten)).
+    fn return_buffer(&mut self, shared: &Shared, bytes: Bytes, charged: usize) {
+        match bytes.try_into_mut() {
+            Ok(buf) => shared.pool.recycle(buf, charged),
+            Err(bytes) => self.unwritten.push((bytes, charged)),
+        }
     }
 
     /// Hands what this turn's finished batches leave back to the sending
@@ -427,6 +451,15 @@ impl Ledger {
     /// every turn of the I/O thread.
     pub(super) fn hand_back(&mut self, shared: &Shared) {
         shared.parts.put_all(&mut self.finished_parts);
+        if !self.finished_bufs.is_empty() {
+            for (bytes, charged) in self.finished_bufs.drain(..) {
+                match bytes.try_into_mut() {
+                    Ok(buf) => self.reusable.push((buf, charged)),
+                    Err(bytes) => self.unwritten.push((bytes, charged)),
+                }
+            }
+            shared.pool.recycle_all(&mut self.reusable);
+        }
         let mut i = 0;
         while i < self.unwritten.len() {
             if self.unwritten[i].0.is_unique() {
@@ -445,7 +478,7 @@ impl Ledger {
     /// The core finished: the buffers the driver still holds are no
     /// longer charged (nothing will be appended any more).
     pub(super) fn release_unwritten(&mut self, shared: &Shared) {
-        for (_, charged) in self.unwritten.drain(..) {
+        for (_, charged) in self.unwritten.drain(..).chain(self.finished_bufs.drain(..)) {
             shared.pool.release(charged);
         }
     }
