@@ -28,6 +28,7 @@ use crate::delivery::{BatchOk, DeliveryError, MessageStatus, RecordErrors};
 use crate::topics::{PartitionQueue, QueuedBatch};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
+use super::delivery_queue::DeliveryTimer;
 use super::idempotence::{fatal_to_idempotence, SeqVerdict};
 use super::ledger::Stamp;
 use super::{BatchKey, PartKey, ProducerCore, TimerKey, Transmit};
@@ -821,14 +822,27 @@ impl ProducerCore {
             self.seq_batch_ok(pk, bk);
         }
         let base_offset = self.plausible_base_offset(bk, base_offset);
-        self.complete_ok(
+        let (ledger, out) = self.ledger_outlet();
+        ledger.complete(
             bk,
-            BatchOk {
+            Ok(BatchOk {
                 base_offset,
                 log_append_time,
-            },
+            }),
+            out,
         );
-        self.after_partition_progress(now, pk);
+        // Usually nothing follows: no delivery timer to disarm, nothing
+        // more to send, no sequence decision waiting (`finish_held` and
+        // `after_partition_progress` would look at each in turn).
+        let p = self.part(pk);
+        if p.has_unsent_work()
+            || !matches!(p.delivery, DeliveryTimer::None)
+            || p.seq.unresolved.is_some()
+            || p.seq.hold.is_some()
+        {
+            self.maybe_disarm_delivery(pk);
+            self.after_partition_progress(now, pk);
+        }
     }
 
     /// The base offset to report for a batch the broker accepted: its
