@@ -281,7 +281,7 @@ pub(crate) struct Ledger {
     /// announcement is read.
     pending: i64,
     /// Unfinished batches per flush generation (entries at zero removed).
-    incomplete: BTreeMap<u64, i64>,
+    incomplete: FlushCounts,
     /// Flushes (and closes) waiting, in generation order.
     flushes: VecDeque<(u64, Arc<Signal>)>,
     /// Close waiters: set when the core finishes, not when their flush
@@ -348,13 +348,9 @@ impl Ledger {
     /// `flush_gen`.
     pub(super) fn announce(&mut self, flush_gen: u64, n: u32) {
         self.pending += i64::from(n);
-        let e = self.incomplete.entry(flush_gen).or_insert(0);
-        *e += i64::from(n);
-        if *e == 0 {
-            // Batches of this generation finished before their notices
-            // were read (failed unsent): the counts meet at zero.
-            self.incomplete.remove(&flush_gen);
-        }
+        // Batches of this generation may have finished before their
+        // notices were read (failed unsent): the counts then meet at zero.
+        self.incomplete.add(flush_gen, i64::from(n));
     }
 
     /// Takes a sealed batch drained from the accumulator into the ledger.
@@ -568,11 +564,7 @@ impl Ledger {
         // the I/O thread read its `Opened` notice is announced after its
         // end (`announce` then brings the counts back to zero).
         self.pending -= 1;
-        let e = self.incomplete.entry(flush_gen).or_insert(0);
-        *e -= 1;
-        if *e == 0 {
-            self.incomplete.remove(&flush_gen);
-        }
+        self.incomplete.add(flush_gen, -1);
     }
 
     /// Splits held batch `bk` in two parts, `first` (its first `n1`
@@ -655,7 +647,7 @@ impl Ledger {
         // One more batch to complete before the flushes and close waiting
         // for this one.
         self.pending += 1;
-        *self.incomplete.entry(flush_gen).or_insert(0) += 1;
+        self.incomplete.add(flush_gen, 1);
         bk2
     }
 
@@ -674,7 +666,7 @@ impl Ledger {
     /// Completes flushes whose batches are all done.
     pub(super) fn check_flushes(&mut self) {
         while let Some((gen, _)) = self.flushes.front() {
-            if self.incomplete.range(..*gen).next().is_some() {
+            if self.incomplete.any_below(*gen) {
                 break;
             }
             let (_, s) = self.flushes.pop_front().expect("front");
@@ -705,6 +697,51 @@ impl Ledger {
     }
 }
 
+/// Unfinished batches per flush generation. Generations only grow, and
+/// nearly every batch is of the newest one (a flush starts the next), so
+/// its count is kept beside the map: a batch's announcement and end are an
+/// addition, not a map look-up each. Counts may dip below zero for a moment
+/// (a batch that ended before its announcement was read).
+#[derive(Debug, Default)]
+struct FlushCounts {
+    /// The newest generation counted, and its count (0: none owed).
+    newest: u64,
+    newest_count: i64,
+    /// Older generations with a count other than zero.
+    older: BTreeMap<u64, i64>,
+}
+
+impl FlushCounts {
+    /// Adds `d` to generation `gen`'s count.
+    fn add(&mut self, gen: u64, d: i64) {
+        if gen == self.newest {
+            self.newest_count += d;
+        } else if gen > self.newest {
+            if self.newest_count != 0 {
+                self.older.insert(self.newest, self.newest_count);
+            }
+            self.newest = gen;
+            self.newest_count = d;
+        } else {
+            let e = self.older.entry(gen).or_insert(0);
+            *e += d;
+            if *e == 0 {
+                self.older.remove(&gen);
+            }
+        }
+    }
+
+    /// Whether a generation below `gen` has batches owed.
+    fn any_below(&self, gen: u64) -> bool {
+        (self.newest < gen && self.newest_count != 0) || self.older.range(..gen).next().is_some()
+    }
+
+    /// Whether no generation has batches owed.
+    fn is_empty(&self) -> bool {
+        self.newest_count == 0 && self.older.is_empty()
+    }
+}
+
 /// The delivery callback panicked (caught): the first time logged as a
 /// warning, later only counted (`CoreStats::callback_panics`) and logged at
 /// debug level, so a callback that always panics does not flood the log.
@@ -723,5 +760,52 @@ fn callback_panicked(shared: &Shared, stats: &mut CoreStats, topic: &str, panics
         );
     } else {
         tracing::debug!(topic, panic = %message, count = panics.count, "the on_delivery callback panicked again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `FlushCounts` answers as the map of every generation's count it
+    /// replaces, whatever the order of announcements and ends (a batch
+    /// may end before its announcement, a split adds one to an old
+    /// generation).
+    #[test]
+    fn flush_counts_answer_as_a_map_of_every_generation() {
+        let mut counts = FlushCounts::default();
+        let mut model: BTreeMap<u64, i64> = BTreeMap::new();
+        // A fixed pseudo-random walk over generations 0..6, mostly the
+        // newest, with ends before announcements.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut newest = 0u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(97) && newest < 6 {
+                newest += 1;
+            }
+            let gen = if x.is_multiple_of(5) {
+                (x >> 8) % (newest + 1)
+            } else {
+                newest
+            };
+            let d = if (x >> 20).is_multiple_of(2) { 1 } else { -1 };
+            counts.add(gen, d);
+            let e = model.entry(gen).or_insert(0);
+            *e += d;
+            if *e == 0 {
+                model.remove(&gen);
+            }
+            assert_eq!(counts.is_empty(), model.is_empty());
+            for g in 0..8 {
+                assert_eq!(
+                    counts.any_below(g),
+                    model.range(..g).next().is_some(),
+                    "generation {g}, counts {counts:?}, model {model:?}"
+                );
+            }
+        }
     }
 }
