@@ -100,6 +100,20 @@ impl Nodes {
     }
 
     /// Takes the next node off the work list.
+    /// Appends `pk` to node `n`'s ready queue and puts `n` on the work
+    /// list (once), with one look-up of `n`. False if `n` is unknown.
+    pub(crate) fn push_ready(&mut self, n: i32, pk: PartKey) -> bool {
+        let Some(node) = self.map.get_mut(&n) else {
+            return false;
+        };
+        node.ready.push_back(pk);
+        if !node.in_work {
+            node.in_work = true;
+            self.work.push_back(n);
+        }
+        true
+    }
+
     pub(crate) fn pop_work(&mut self) -> Option<i32> {
         while let Some(n) = self.work.pop_front() {
             if let Some(node) = self.map.get_mut(&n) {

@@ -334,11 +334,8 @@ impl ProducerCore {
         }
         let leader = p.leader;
         match leader {
-            Some(n) if self.nodes.contains_key(&n) => {
+            Some(n) if self.nodes.push_ready(n, pk) => {
                 self.part(pk).queued = true;
-                let node = self.nodes.get_mut(&n).expect("node");
-                node.ready.push_back(pk);
-                self.add_work(n);
             }
             _ => {
                 self.meta.set_urgent();
