@@ -834,11 +834,11 @@ impl ProducerCore {
         // Usually nothing follows: no delivery timer to disarm, nothing
         // more to send, no sequence decision waiting (`finish_held` and
         // `after_partition_progress` would look at each in turn).
+        let idem = self.idem.enabled();
         let p = self.part(pk);
         if p.has_unsent_work()
             || !matches!(p.delivery, DeliveryTimer::None)
-            || p.seq.unresolved.is_some()
-            || p.seq.hold.is_some()
+            || (idem && (p.seq.unresolved.is_some() || p.seq.hold.is_some()))
         {
             self.maybe_disarm_delivery(pk);
             self.after_partition_progress(now, pk);
