@@ -73,16 +73,20 @@
 //! with half about 1 % (96–97 % found one). The Java client's pool keeps
 //! every free buffer up to the whole of `buffer.memory`.
 //!
-//! Why the I/O thread hands buffers back through a stash of its own
-//! (`returned`) and sorts them into the spares once per turn
-//! ([`sort_returned`](BufferPool::sort_returned)): the spares' lock and
-//! stacks are written by the sending thread at every new batch. When the
-//! I/O thread also wrote them at every finished batch, their cache lines
-//! moved between the two cores twice per batch; at 10,000 partitions (a
-//! batch every few records) handing back once per turn took a tenth off
-//! the client's CPU per message (BENCHMARKS.md, round 6). The stash is on a line only the I/O thread writes; a turn
-//! moves a whole response's buffers at once. Stashed buffers count as
-//! spares: a sender short of memory frees them like any other.
+//! Why the I/O thread hands buffers back once per turn: the spares' lock
+//! and stacks are written by the sending thread at every new batch. When
+//! the I/O thread also wrote them at every finished batch, their cache
+//! lines moved between the two cores twice per batch; at 10,000
+//! partitions (a batch every few records) handing back once per turn took
+//! a tenth off the client's CPU per message (BENCHMARKS.md, round 6). The
+//! ledger keeps a turn's finished buffers (still charged) and hands them
+//! over together ([`recycle_all`](BufferPool::recycle_all): one lock of
+//! the spares, one release). While a sender waits for memory, a finished
+//! buffer goes back at once instead ([`recycle`](BufferPool::recycle)),
+//! through a stash of its own (`returned`, on a line only the I/O thread
+//! writes) sorted into the spares at the turn's end
+//! ([`sort_returned`](BufferPool::sort_returned)). Stashed buffers count
+//! as spares: a sender short of memory frees them like any other.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -418,31 +422,47 @@ impl BufferPool {
         }
     }
 
-    /// [`recycle`](Self::recycle) for many buffers at once (a turn's
-    /// finished batches): the stash's lock, its counter, the release and
-    /// the look for waiters once for all of them. Empties `bufs`.
+    /// [`recycle`](Self::recycle) and [`sort_returned`](Self::sort_returned)
+    /// for many buffers at once (a turn's finished batches), straight into
+    /// the spares: the spares' lock, their counter, the release and the look
+    /// for waiters once for all of them. Buffers are kept in the order
+    /// given, up to half of the pool (the rest freed, after the lock is let
+    /// go, and their charge released). Empties `bufs`.
+    ///
+    /// No sender misses them: as in `recycle`, `spare_bytes` grows (SeqCst)
+    /// before the waiters are read, so a sender that starts waiting either
+    /// sees these spares and frees them, or is seen here.
     pub(crate) fn recycle_all(&self, bufs: &mut Vec<(BytesMut, usize)>) {
-        let mut stashed = 0;
+        let mut kept = 0;
         let mut released = 0;
         {
-            let mut g = self.returned.lock();
-            for (mut buf, charged) in bufs.drain(..) {
+            let mut g = self.spares();
+            let mut room = self
+                .spare_limit
+                .saturating_sub(self.spare_bytes.load(Ordering::Relaxed));
+            for (buf, charged) in bufs.iter_mut() {
                 let cap = buf.capacity();
-                if cap < 4 || class_at_or_below(cap) >= CLASSES || cap > charged {
-                    // Not a size the spares keep (rare: a buffer grown
-                    // past the classes or its charge): freed.
-                    released += charged;
+                let class = if cap < 4 {
+                    CLASSES
+                } else {
+                    class_at_or_below(cap)
+                };
+                if class >= CLASSES || cap > *charged || cap > room {
+                    // Freed below, outside the lock the sending threads
+                    // take at every new batch.
+                    released += *charged;
                     continue;
                 }
-                buf.clear();
-                released += charged - cap;
-                stashed += cap;
-                g.push(buf);
+                room -= cap;
+                kept += cap;
+                released += *charged - cap;
+                let mut b = std::mem::take(buf);
+                b.clear();
+                g.push(class, b);
             }
-            // As in `recycle`: counted under the lock, SeqCst before the
-            // waiters are read.
-            self.returned.bytes.fetch_add(stashed, Ordering::SeqCst);
+            self.spare_bytes.fetch_add(kept, Ordering::SeqCst);
         }
+        bufs.clear();
         self.release(released);
         if self.memory_wanted() {
             self.drop_spares();
@@ -930,6 +950,63 @@ mod tests {
         p.sort_returned();
         assert_eq!(p.spare_bytes(), 4 * 4096);
         assert_eq!(p.used(), 4 * 4096);
+    }
+
+    /// A turn's buffers handed back together become spares in the order
+    /// given, up to half of the pool; the rest are freed and their charge
+    /// released, as are buffers no size class keeps and the part of a
+    /// charge beyond a buffer's capacity.
+    #[test]
+    fn buffers_handed_back_together_are_spares_up_to_the_bound() {
+        let p = BufferPool::new(8 * 4096);
+        assert!(p.try_reserve(8 * 4096));
+        let mut bufs: Vec<(BytesMut, usize)> = Vec::new();
+        for i in 0..6 {
+            let mut b = BytesMut::with_capacity(4096);
+            b.extend_from_slice(&[i as u8; 10]);
+            bufs.push((b, 4096));
+        }
+        // Charged more than its capacity: the difference goes back.
+        bufs.push((BytesMut::with_capacity(1024), 4096));
+        // Too small for any class: freed.
+        bufs.push((BytesMut::new(), 4096));
+        p.recycle_all(&mut bufs);
+        assert!(bufs.is_empty());
+        assert_eq!(p.spare_bytes(), 4 * 4096, "half of the pool");
+        assert_eq!(p.used(), 4 * 4096);
+        // Kept in the order given, emptied: the first four.
+        let got: Vec<usize> = std::iter::from_fn(|| p.take_spare(4096))
+            .map(|b| {
+                assert!(b.is_empty());
+                b.capacity()
+            })
+            .collect();
+        assert_eq!(got, [4096; 4]);
+        assert_eq!(p.spare_bytes(), 0);
+        assert_eq!(p.used(), 4 * 4096, "taken spares stay charged");
+    }
+
+    /// A sender waiting for memory when a turn's buffers come back gets
+    /// them (it waits for 600 s otherwise). Repeated so both orders occur
+    /// (the sender counted as waiting before or after the spares were
+    /// added).
+    #[test]
+    fn a_waiting_sender_gets_buffers_handed_back_together() {
+        for _ in 0..300 {
+            let p = Arc::new(BufferPool::new(1000));
+            assert!(p.try_reserve(1000));
+            let t = blocked_reserver(&p, 500);
+            let mut bufs = vec![
+                (BytesMut::with_capacity(256), 500),
+                (BytesMut::with_capacity(256), 500),
+            ];
+            p.recycle_all(&mut bufs);
+            assert!(t.join().unwrap());
+            // It freed what it needed (one spare or both); a spare left
+            // stays charged.
+            assert!(p.spare_bytes() <= 256);
+            assert_eq!(p.used(), 500 + p.spare_bytes());
+        }
     }
 
     /// A thread blocked reserving `n` bytes of `p` (a long wait: a test
