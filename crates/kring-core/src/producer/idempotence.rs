@@ -205,6 +205,13 @@ impl SeqState {
     /// pop.
     fn note_in_log(&mut self, base: i32) {
         let w = &mut self.acked_recent;
+        let [a, b, c, d, e] = w.seqs;
+        if usize::from(w.len) == BROKER_RETAINED_BATCHES && seq_after(base, a) && seq_after(base, e)
+        {
+            // The usual case: above the whole window.
+            w.seqs = [b, c, d, e, base];
+            return;
+        }
         if usize::from(w.len) == BROKER_RETAINED_BATCHES {
             if !seq_after(base, w.seqs[0]) {
                 return; // below the whole window
