@@ -79,9 +79,10 @@
 //! lines moved between the two cores twice per batch; at 10,000
 //! partitions (a batch every few records) handing back once per turn took
 //! a tenth off the client's CPU per message (BENCHMARKS.md, round 6). The
-//! ledger keeps a turn's finished buffers (still charged) and hands them
-//! over together ([`recycle_all`](BufferPool::recycle_all): one lock of
-//! the spares, one release). While a sender waits for memory, a finished
+//! ledger keeps finished buffers (still charged) and hands them over
+//! together, every 32 and at the turn's end
+//! ([`recycle_all`](BufferPool::recycle_all): one lock of the spares, one
+//! release). While a sender waits for memory, a finished
 //! buffer goes back at once instead ([`recycle`](BufferPool::recycle)),
 //! through a stash of its own (`returned`, on a line only the I/O thread
 //! writes) sorted into the spares at the turn's end
