@@ -524,25 +524,29 @@ mod tests {
                         .expect("chunked");
                     assert_eq!(got.len(), want.len(), "v{v} request {i}");
                     assert_eq!(got.to_bytes(), want, "v{v} request {i}");
-                    assert!(got.chunks().iter().all(|c| !c.is_empty()));
-                    // Every non-empty batch is its own chunk, sharing the
-                    // request's buffer (no copy).
-                    let spliced = req
-                        .topic_data
-                        .iter()
-                        .flat_map(|t| &t.partition_data)
-                        .filter_map(|p| p.records.as_ref())
-                        .filter(|r| !r.is_empty());
-                    for r in spliced {
-                        assert!(
-                            got.chunks()
-                                .iter()
-                                .any(|c| c.as_ptr() == r.as_ptr() && c.len() == r.len()),
-                            "v{v} request {i}: a batch was copied"
-                        );
-                    }
+                    assert_batches_spliced(&got, req, &format!("v{v} request {i}"));
                 }
             }
+        }
+    }
+
+    /// No empty chunk, and every non-empty batch of `req` is a chunk of
+    /// its own sharing the request's buffer (not copied).
+    fn assert_batches_spliced(got: &Frame, req: &ProduceRequest, what: &str) {
+        assert!(got.chunks().iter().all(|c| !c.is_empty()), "{what}");
+        let spliced = req
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .filter_map(|p| p.records.as_ref())
+            .filter(|r| !r.is_empty());
+        for r in spliced {
+            assert!(
+                got.chunks()
+                    .iter()
+                    .any(|c| c.as_ptr() == r.as_ptr() && c.len() == r.len()),
+                "{what}: a batch was copied"
+            );
         }
     }
 
@@ -610,21 +614,7 @@ mod tests {
                     let got = written(corr, client, v, req).expect("written");
                     assert_eq!(got.len(), want.len(), "v{v} request {i}");
                     assert_eq!(got.to_bytes(), want, "v{v} request {i}");
-                    assert!(got.chunks().iter().all(|c| !c.is_empty()));
-                    let spliced = req
-                        .topic_data
-                        .iter()
-                        .flat_map(|t| &t.partition_data)
-                        .filter_map(|p| p.records.as_ref())
-                        .filter(|r| !r.is_empty());
-                    for r in spliced {
-                        assert!(
-                            got.chunks()
-                                .iter()
-                                .any(|c| c.as_ptr() == r.as_ptr() && c.len() == r.len()),
-                            "v{v} request {i}: a batch was copied"
-                        );
-                    }
+                    assert_batches_spliced(&got, req, &format!("v{v} request {i}"));
                 }
             }
         }
