@@ -238,6 +238,14 @@ fn class_at_or_below(cap: usize) -> usize {
     4 * p + ((cap >> (p - 2)) & 3)
 }
 
+/// The class a finished buffer of capacity `cap` is kept in as a spare,
+/// if any keeps it.
+fn spare_class(cap: usize) -> Option<usize> {
+    (cap >= 4)
+        .then(|| class_at_or_below(cap))
+        .filter(|&c| c < CLASSES)
+}
+
 /// The size of class `i`.
 fn class_size(i: usize) -> usize {
     (4 + (i & 3)) << (i / 4 - 2)
@@ -401,7 +409,7 @@ impl BufferPool {
     /// [`sort_returned`]: Self::sort_returned
     pub(crate) fn recycle(&self, mut buf: BytesMut, charged: usize) {
         let cap = buf.capacity();
-        if cap < 4 || class_at_or_below(cap) >= CLASSES || cap > charged {
+        if spare_class(cap).is_none() || cap > charged {
             drop(buf);
             self.release(charged);
             return;
@@ -443,17 +451,15 @@ impl BufferPool {
                 .saturating_sub(self.spare_bytes.load(Ordering::Relaxed));
             for (buf, charged) in bufs.iter_mut() {
                 let cap = buf.capacity();
-                let class = if cap < 4 {
-                    CLASSES
-                } else {
-                    class_at_or_below(cap)
+                let class = match spare_class(cap) {
+                    Some(class) if cap <= *charged && cap <= room => class,
+                    _ => {
+                        // Freed below, outside the lock the sending threads
+                        // take at every new batch.
+                        released += *charged;
+                        continue;
+                    }
                 };
-                if class >= CLASSES || cap > *charged || cap > room {
-                    // Freed below, outside the lock the sending threads
-                    // take at every new batch.
-                    released += *charged;
-                    continue;
-                }
                 room -= cap;
                 kept += cap;
                 released += *charged - cap;
