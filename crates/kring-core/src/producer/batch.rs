@@ -64,8 +64,8 @@ impl ProducerCore {
             last_error: self.conn_cause(b.part()).or_else(|| {
                 b.last_error()
                     .map(|(code, message)| crate::LastError::Broker {
-                        code: *code,
-                        message: message.clone(),
+                        code,
+                        message: message.cloned(),
                     })
             }),
             status: b.status(),

@@ -990,7 +990,7 @@ impl ProducerCore {
                 code: err.code(),
                 name: err.name(),
                 // This attempt's message, as recorded above.
-                message: self.ledger[bk].last_error().and_then(|(_, m)| m.clone()),
+                message: self.ledger[bk].last_error().and_then(|(_, m)| m.cloned()),
                 status: MessageStatus::NotPersisted,
             }
         } else if err == ErrorCode::MESSAGE_TOO_LARGE {
