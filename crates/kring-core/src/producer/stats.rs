@@ -473,12 +473,13 @@ pub(crate) struct BrokerCounters {
 
 /// Counters of one partition.
 #[derive(Debug, Default, Clone)]
+#[repr(C)] // `acked` first: the response path's counter (see `PartCore`)
 pub(crate) struct PartCounters {
+    pub(crate) acked: u64,
     pub(crate) batches: u64,
     pub(crate) records: u64,
     pub(crate) bytes: u64,
     pub(crate) retries: u64,
-    pub(crate) acked: u64,
     pub(crate) failed: u64,
     /// (error code, count); allocated on the first error.
     pub(crate) errors: Vec<(i16, u64)>,
