@@ -35,6 +35,7 @@ use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 use slab::Slab;
 
+use crate::compress::Sealing;
 use crate::delivery::{
     report_batch, BatchCompletion, CallbackPanics, DeliveryCallback, DeliveryError, MessageStatus,
     Outcome, PerRecord, Span,
@@ -370,8 +371,14 @@ impl Ledger {
     /// ([`fail_queued`](Self::fail_queued)). The batch is stamped here
     /// with `stamp` (producer id, epoch, base sequence; all -1 without
     /// idempotence), so it is built once, ready for the wire.
-    pub(super) fn hold(&mut self, pk: PartKey, qb: QueuedBatch, stamp: Stamp) -> BatchKey {
-        let sealed = qb.sealed.into_done().expect("hold takes a sealed batch");
+    ///
+    /// The batch's parts are moved out of `qb`, which is left an empty
+    /// husk for the caller to drop: taken by value, the whole batch was
+    /// copied once more for the call (see `ProducerCore::hold_taken`).
+    pub(super) fn hold(&mut self, pk: PartKey, qb: &mut QueuedBatch, stamp: Stamp) -> BatchKey {
+        let sealed = std::mem::replace(&mut qb.sealed, Sealing::Running)
+            .into_done()
+            .expect("hold takes a sealed batch");
         let Stamp { pid, epoch, seq } = stamp;
         self.serial += 1;
         self.batches.insert(InBatch {
@@ -386,11 +393,11 @@ impl Ledger {
             epoch,
             maybe_written: false,
             data: sealed.stamp(pid, epoch, seq, false),
-            completion: qb.completion,
+            completion: qb.completion.take(),
             reserved: qb.reserved,
             span: None,
             order_first: 0,
-            per_record: qb.per_record,
+            per_record: std::mem::take(&mut qb.per_record),
             order_serial: self.serial,
             last_error_message: None,
             last_error: None,
