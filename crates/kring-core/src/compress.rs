@@ -86,19 +86,6 @@ impl Sealing {
             Sealing::Done(Err(_)) | Sealing::Running => 0,
         }
     }
-
-    /// The result of a finished sealing. Only finished batches are taken
-    /// from the queue; anything else is reported as a codec failure rather
-    /// than a panic on the I/O thread.
-    pub(crate) fn into_done(self) -> Result<SealedBatch, EncodeError> {
-        match self {
-            Sealing::Done(r) => r,
-            _ => Err(EncodeError::Compression {
-                codec: "internal",
-                message: "a batch was taken before its compression finished".into(),
-            }),
-        }
-    }
 }
 
 /// One batch to compress: its partition's slot, the notice coordinates and

@@ -65,6 +65,41 @@ pub(crate) struct QueuedBatch {
     pub(crate) per_record: PerRecord,
 }
 
+/// What the ledger keeps of a batch leaving the accumulator, besides its
+/// sealed bytes and per-record table (`Ledger::hold`): a batch is handed
+/// over in parts, each moved once, not as a whole [`QueuedBatch`] copied
+/// on the way (see `ProducerCore::hold_taken`).
+#[derive(Debug)]
+pub(crate) struct Leaving {
+    pub(crate) record_count: u32,
+    pub(crate) completion: Option<Arc<BatchCompletion>>,
+    pub(crate) created: Instant,
+    pub(crate) reserved: usize,
+    pub(crate) flush_gen: u64,
+}
+
+impl Leaving {
+    /// The batch `id` whole again: one that must wait (it does not fit
+    /// the request being built) or fail.
+    pub(crate) fn into_queued(
+        self,
+        id: u64,
+        sealed: Sealing,
+        per_record: PerRecord,
+    ) -> QueuedBatch {
+        QueuedBatch {
+            id,
+            sealed,
+            record_count: self.record_count,
+            completion: self.completion,
+            created: self.created,
+            reserved: self.reserved,
+            flush_gen: self.flush_gen,
+            per_record,
+        }
+    }
+}
+
 impl OpenBatch {
     /// Closes the batch (compressing it at `level`, `None` for the codec's
     /// default). A codec failure is kept and fails the batch when the I/O

@@ -35,14 +35,13 @@ use kring_protocol::record::SealedBatch;
 use kring_protocol::ErrorCode;
 use slab::Slab;
 
-use crate::compress::Sealing;
 use crate::delivery::{
     report_batch, BatchCompletion, CallbackPanics, DeliveryCallback, DeliveryError, MessageStatus,
     Outcome, PerRecord, Span,
 };
 use crate::shared::Shared;
 use crate::signal::Signal;
-use crate::topics::{OpenBatch, QueuedBatch};
+use crate::topics::{Leaving, OpenBatch, QueuedBatch};
 
 /// Finished batches' buffers handed back to the pool together (see
 /// `Ledger::finished_bufs`).
@@ -372,32 +371,37 @@ impl Ledger {
     /// with `stamp` (producer id, epoch, base sequence; all -1 without
     /// idempotence), so it is built once, ready for the wire.
     ///
-    /// The batch's parts are moved out of `qb`, which is left an empty
-    /// husk for the caller to drop: taken by value, the whole batch was
-    /// copied once more for the call (see `ProducerCore::hold_taken`).
-    pub(super) fn hold(&mut self, pk: PartKey, qb: &mut QueuedBatch, stamp: Stamp) -> BatchKey {
-        let sealed = std::mem::replace(&mut qb.sealed, Sealing::Running)
-            .into_done()
-            .expect("hold takes a sealed batch");
+    /// The batch comes in parts, each moved once into its slab entry (the
+    /// per-record table out of `per_record`, left empty): taken as a whole
+    /// `QueuedBatch`, it was copied again for the call (see
+    /// `ProducerCore::hold_taken`).
+    pub(super) fn hold(
+        &mut self,
+        pk: PartKey,
+        sealed: SealedBatch,
+        b: Leaving,
+        per_record: &mut PerRecord,
+        stamp: Stamp,
+    ) -> BatchKey {
         let Stamp { pid, epoch, seq } = stamp;
         self.serial += 1;
         self.batches.insert(InBatch {
-            created: qb.created,
+            created: b.created,
             serial: self.serial,
             part: pk,
             pid,
-            flush_gen: qb.flush_gen,
-            records: qb.record_count,
+            flush_gen: b.flush_gen,
+            records: b.record_count,
             seq,
             attempts: 0,
             epoch,
             maybe_written: false,
             data: sealed.stamp(pid, epoch, seq, false),
-            completion: qb.completion.take(),
-            reserved: qb.reserved,
+            completion: b.completion,
+            reserved: b.reserved,
             span: None,
             order_first: 0,
-            per_record: std::mem::take(&mut qb.per_record),
+            per_record: std::mem::take(per_record),
             order_serial: self.serial,
             last_error_message: None,
             last_error: None,

@@ -19,13 +19,13 @@ use kring_protocol::messages::produce::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceRequest, ProduceResponse,
 };
 use kring_protocol::produce_fast::decode_produce_response_ok;
-use kring_protocol::record::Compression;
+use kring_protocol::record::{Compression, SealedBatch};
 use kring_protocol::ErrorCode;
 
 use crate::compress::Sealing;
 use crate::config::Acks;
-use crate::delivery::{BatchOk, DeliveryError, MessageStatus, RecordErrors};
-use crate::topics::{PartitionQueue, QueuedBatch};
+use crate::delivery::{BatchOk, DeliveryError, MessageStatus, PerRecord, RecordErrors};
+use crate::topics::{Leaving, OpenBatch, PartitionQueue};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
 use super::delivery_queue::DeliveryTimer;
@@ -326,66 +326,73 @@ impl ProducerCore {
         }
     }
 
-    /// Holds `qb`, just taken from the accumulator of `pk`, in the ledger,
-    /// stamped for the wire, or fails it (its sealing failed, or it waited
-    /// past `delivery.timeout.ms`): `None` then. `more`: the partition's
-    /// accumulator has more to send.
-    ///
-    /// Why the batch by reference, its parts moved out of it by the ledger
-    /// ([`Ledger::hold`](super::ledger::Ledger::hold)), and called from
-    /// where the batch was taken rather than on what
-    /// [`Self::take_queued`] returns: the ~260-byte `QueuedBatch` was
-    /// copied whole at each return, each match and each call on the way
-    /// (callgrind: four `memcpy` calls per batch in `take_batch`). What is
-    /// left of it here is an empty husk, dropped by the caller.
+    /// Batch `id` of `pk` was just taken from the accumulator: it is no
+    /// longer unsent, nor open.
     #[inline(always)]
-    fn hold_taken(
-        &mut self,
-        now: Instant,
-        pk: PartKey,
-        qb: &mut QueuedBatch,
-        more: bool,
-    ) -> Result<Take, DeliveryError> {
-        let dt = self.cfg.delivery_timeout;
-        let idem = self.idem.enabled();
+    fn note_drained(&mut self, pk: PartKey, id: u64) {
         let p = self.part(pk);
         p.unsent -= 1;
-        p.drained_below = p.drained_below.max(qb.id + 1);
-        if p.open() == Some(qb.id) {
+        p.drained_below = p.drained_below.max(id + 1);
+        if p.open() == Some(id) {
             // Sealed by a producer thread (full) before its notice was
             // read: it is no longer open.
             self.remove_open(pk);
         }
-        let failed = match &qb.sealed {
-            Sealing::Done(Ok(_)) => None,
-            Sealing::Done(Err(e)) => Some(e.to_string()),
-            Sealing::Queued(_) | Sealing::Running => {
-                Some("a batch was taken before its compression finished".to_owned())
-            }
-        };
-        if let Some(msg) = failed {
-            return Err(DeliveryError::Encode(Arc::from(msg)));
-        }
-        if qb.created + dt <= now {
-            return Err(DeliveryError::Timeout {
-                timeout_ms: dt.as_millis() as u64,
-                stage: "in the accumulator",
-                last_error: self.conn_cause(pk),
-                status: MessageStatus::NotPersisted,
-            });
-        }
+    }
+
+    /// The error of a batch of `pk` created at `created` that has waited
+    /// in the accumulator past `delivery.timeout.ms`, if it has.
+    #[inline(always)]
+    fn accumulator_timeout(
+        &mut self,
+        now: Instant,
+        pk: PartKey,
+        created: Instant,
+    ) -> Option<DeliveryError> {
+        let dt = self.cfg.delivery_timeout;
+        (created + dt <= now).then(|| DeliveryError::Timeout {
+            timeout_ms: dt.as_millis() as u64,
+            stage: "in the accumulator",
+            last_error: self.conn_cause(pk),
+            status: MessageStatus::NotPersisted,
+        })
+    }
+
+    /// Holds a batch of `pk` just taken (and not failed:
+    /// [`Self::note_drained`], [`Self::accumulator_timeout`]) in the
+    /// ledger, stamped for the wire, with its sequence; `more`: the
+    /// partition's accumulator has more to send.
+    ///
+    /// Why the batch comes in parts (its sealed bytes, the few fields the
+    /// ledger keeps, its per-record table by reference) rather than as a
+    /// `QueuedBatch`: the ~260-byte batch was copied whole at each return,
+    /// match and call between the slot and the ledger (callgrind: four
+    /// `memcpy` calls per batch in `take_batch`), and a lingered open
+    /// batch was first rebuilt into a `QueuedBatch` only to be taken apart
+    /// again by the ledger. Now each part is moved once, into the ledger's
+    /// slab entry.
+    #[inline(always)]
+    fn hold_taken(
+        &mut self,
+        pk: PartKey,
+        sealed: SealedBatch,
+        leaving: Leaving,
+        per_record: &mut PerRecord,
+        more: bool,
+    ) -> Take {
+        let idem = self.idem.enabled();
         let stamp = if idem {
-            self.assign_sequence(pk, qb.record_count)
+            self.assign_sequence(pk, leaving.record_count)
         } else {
             Stamp::NONE
         };
-        let bk = self.ledger.hold(pk, qb, stamp);
+        let bk = self.ledger.hold(pk, sealed, leaving, per_record, stamp);
         if idem {
             self.sequence_held(pk, bk);
         }
         self.maybe_disarm_delivery(pk);
         let more = more || !self.part(pk).retry.is_empty();
-        Ok(Take::Batch(bk, more))
+        Take::Batch(bk, more)
     }
 
     /// Takes the oldest batch of `pk` from the accumulator: the front sealed
@@ -425,15 +432,31 @@ impl ProducerCore {
             let more =
                 q.sealed.front().is_some_and(|b| b.sealed.done().is_some()) || open_is_due(&q);
             drop(q);
-            // (Matched here, not in a shared function taking the batch by
-            // value: that call copied it.)
-            return match self.hold_taken(now, pk, &mut qb, more) {
-                Ok(t) => Some(t),
-                Err(err) => {
-                    self.fail_queued(pk, qb, err);
-                    None
-                }
+            self.note_drained(pk, qb.id);
+            let failed = match &qb.sealed {
+                Sealing::Done(Ok(_)) => None,
+                Sealing::Done(Err(e)) => Some(DeliveryError::Encode(Arc::from(e.to_string()))),
+                Sealing::Queued(_) | Sealing::Running => Some(DeliveryError::Encode(Arc::from(
+                    "a batch was taken before its compression finished",
+                ))),
             };
+            if let Some(err) = failed.or_else(|| self.accumulator_timeout(now, pk, qb.created)) {
+                self.fail_queued(pk, qb, err);
+                return None;
+            }
+            let Sealing::Done(Ok(sealed)) = std::mem::replace(&mut qb.sealed, Sealing::Running)
+            else {
+                unreachable!("checked above: the batch is sealed");
+            };
+            let leaving = Leaving {
+                record_count: qb.record_count,
+                completion: qb.completion.take(),
+                created: qb.created,
+                reserved: qb.reserved,
+                flush_gen: qb.flush_gen,
+            };
+            // What is left of `qb` is a husk, dropped here.
+            return Some(self.hold_taken(pk, sealed, leaving, &mut qb.per_record, more));
         }
         if !open_is_due(&q) {
             return Some(Take::Empty);
@@ -446,11 +469,11 @@ impl ProducerCore {
             return Some(Take::TooBig);
         }
         let offload = self.shared.compress.wants(compression, size);
-        let open = q.open.take().expect("due open batch");
         let id = open.id;
         if offload {
             // Queued where the sealed batch would go (the queue is empty):
             // batches producer threads seal meanwhile queue behind it.
+            let open = q.open.take().expect("due open batch");
             q.sealed.push_back(open.seal_later());
             drop(q);
             let slot = p.slot.clone();
@@ -458,33 +481,60 @@ impl ProducerCore {
             self.shared.offload(slot, pk.0, pk.1, id, size);
             return Some(Take::Empty);
         }
+        // Sealed and held from its parts, taken straight out of the slot:
+        // never rebuilt into a `QueuedBatch` unless it must wait or fail.
         // (Not wrapped in an `Option` shared with the branch above: each
         // wrap and unwrap of the open batch was a copy of it.)
+        let Some(OpenBatch {
+            builder,
+            completion,
+            mut per_record,
+            created,
+            reserved,
+            flush_gen,
+            ..
+        }) = q.open.take()
+        else {
+            unreachable!("due open batch");
+        };
         drop(q);
         self.open_taken(pk, id);
-        let mut qb = open.seal(compression, level);
-        if qb
-            .sealed
-            .done()
-            .is_some_and(|r| r.as_ref().is_ok_and(|s| s.size_in_bytes() > room))
-        {
-            // Sealed, but it does not fit this request: it leads the
-            // partition's queue for the next one (producer threads only
-            // ever add behind it).
-            self.topics[pk.0 as usize].partitions[pk.1 as usize]
-                .slot
-                .lock()
-                .sealed
-                .push_front(qb);
-            return Some(Take::TooBig);
-        }
-        match self.hold_taken(now, pk, &mut qb, false) {
-            Ok(t) => Some(t),
-            Err(err) => {
-                self.fail_queued(pk, qb, err);
-                None
+        let leaving = Leaving {
+            record_count: builder.record_count(),
+            completion,
+            created,
+            reserved,
+            flush_gen,
+        };
+        let sealed = match builder.seal_at(compression, level) {
+            Ok(s) if s.size_in_bytes() <= room => {
+                self.note_drained(pk, id);
+                if let Some(err) = self.accumulator_timeout(now, pk, created) {
+                    let qb = leaving.into_queued(id, Sealing::Done(Ok(s)), per_record);
+                    self.fail_queued(pk, qb, err);
+                    return None;
+                }
+                return Some(self.hold_taken(pk, s, leaving, &mut per_record, false));
             }
-        }
+            Ok(s) => s,
+            Err(e) => {
+                self.note_drained(pk, id);
+                let err = DeliveryError::Encode(Arc::from(e.to_string()));
+                let qb = leaving.into_queued(id, Sealing::Done(Err(e)), per_record);
+                self.fail_queued(pk, qb, err);
+                return None;
+            }
+        };
+        // Sealed, but it does not fit this request: it leads the
+        // partition's queue for the next one (producer threads only ever
+        // add behind it).
+        let qb = leaving.into_queued(id, Sealing::Done(Ok(sealed)), per_record);
+        self.topics[pk.0 as usize].partitions[pk.1 as usize]
+            .slot
+            .lock()
+            .sealed
+            .push_front(qb);
+        Some(Take::TooBig)
     }
 
     /// The open batch `id` of `pk` was taken from its slot to be sealed.

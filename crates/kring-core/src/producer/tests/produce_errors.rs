@@ -321,6 +321,50 @@ fn timeout_last_error_keeps_the_brokers_message() {
     );
 }
 
+/// A batch the sender takes only after it waited past
+/// `delivery.timeout.ms` fails with the accumulator's timeout, unsent,
+/// exactly once: the turn's timers ran before the deadline (the linger
+/// expired, the delivery timer not yet), its requests are built after it.
+/// Both ways a batch leaves the accumulator: a lingered open batch the
+/// sender seals as it takes it, and a batch sealed before (by a flush).
+#[test]
+fn a_batch_taken_past_its_delivery_timeout_fails_unsent() {
+    for sealed_by_flush in [false, true] {
+        let mut sim = sim_with(cfg(), 1, 1);
+        sim.send("t", Some(0), None, Some(b"w")).unwrap();
+        sim.drive();
+        let sent = sim.core.stats().batches_sent;
+        let h = sim.send("t", Some(0), None, Some(b"late")).unwrap();
+        let flush = sealed_by_flush.then(|| sim.flush());
+        let t0 = sim.now;
+        sim.core.handle_wakeup(t0);
+        // The linger ends: the partition is ready, its batch still open
+        // (or sealed by the flush).
+        sim.core.handle_timeout(t0 + cfg().linger);
+        let late = t0 + cfg().delivery_timeout;
+        assert!(
+            sim.core.poll_transmit(late).is_none(),
+            "flush {sealed_by_flush}: nothing to send"
+        );
+        match h.try_result() {
+            Some(Err(DeliveryError::Timeout { stage, status, .. })) => {
+                assert_eq!(stage, "in the accumulator");
+                assert_eq!(status, MessageStatus::NotPersisted);
+            }
+            other => panic!("flush {sealed_by_flush}: {other:?}"),
+        }
+        assert_eq!(sim.core.stats().batches_sent, sent);
+        sim.now = late;
+        sim.drive();
+        if let Some(f) = flush {
+            assert!(f.is_done());
+        }
+        assert_eq!(log(&sim, 0).len(), 1, "only the first record is written");
+        assert_eq!(sim.core.pending_batches(), 0);
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+    }
+}
+
 /// The broker error code a delivery error carries, if it is one.
 fn code_of(e: &DeliveryError) -> Option<i16> {
     match e {
