@@ -374,8 +374,9 @@ impl BufferPool {
         self.spares.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A spare buffer for a batch expected to need `n` bytes (empty,
-    /// charged by its capacity, which the caller now holds), if one is
+    /// A spare buffer for a batch expected to need `n` bytes (holding an
+    /// earlier batch's bytes, which the next batch writes over; charged by
+    /// its capacity, which the caller now holds), if one is
     /// kept: one with room for `n` and less than twice that, else one of
     /// at least half of it (`n` has headroom for a record or a quarter
     /// more; a batch that outgrows it grows as any other, on the sending
@@ -407,14 +408,15 @@ impl BufferPool {
     /// released. If anyone waits for memory, every spare is given up.
     ///
     /// [`sort_returned`]: Self::sort_returned
-    pub(crate) fn recycle(&self, mut buf: BytesMut, charged: usize) {
+    pub(crate) fn recycle(&self, buf: BytesMut, charged: usize) {
         let cap = buf.capacity();
         if spare_class(cap).is_none() || cap > charged {
             drop(buf);
             self.release(charged);
             return;
         }
-        buf.clear();
+        // Not cleared: the next batch writes its records over the old
+        // bytes (see `RecordBatchBuilder::in_buffer`).
         {
             let mut g = self.returned.lock();
             g.push(buf);
@@ -463,9 +465,8 @@ impl BufferPool {
                 room -= cap;
                 kept += cap;
                 released += *charged - cap;
-                let mut b = std::mem::take(buf);
-                b.clear();
-                g.push(class, b);
+                // Not cleared, as in `recycle`.
+                g.push(class, std::mem::take(buf));
             }
             self.spare_bytes.fetch_add(kept, Ordering::SeqCst);
         }
@@ -981,14 +982,13 @@ mod tests {
         assert!(bufs.is_empty());
         assert_eq!(p.spare_bytes(), 4 * 4096, "half of the pool");
         assert_eq!(p.used(), 4 * 4096);
-        // Kept in the order given, emptied: the first four.
-        let got: Vec<usize> = std::iter::from_fn(|| p.take_spare(4096))
-            .map(|b| {
-                assert!(b.is_empty());
-                b.capacity()
-            })
+        // Kept in the order given: the first four, with their bytes (not
+        // cleared: a batch writes its records over them).
+        let got: Vec<(usize, Vec<u8>)> = std::iter::from_fn(|| p.take_spare(4096))
+            .map(|b| (b.capacity(), b.to_vec()))
             .collect();
-        assert_eq!(got, [4096; 4]);
+        let want: Vec<(usize, Vec<u8>)> = (0..4).map(|i| (4096, vec![i as u8; 10])).collect();
+        assert_eq!(got, want);
         assert_eq!(p.spare_bytes(), 0);
         assert_eq!(p.used(), 4 * 4096, "taken spares stay charged");
     }

@@ -44,7 +44,12 @@ pub struct Header<'a> {
 /// against `batch.size` / `max.request.size`, which are far below them.
 #[derive(Debug)]
 pub struct RecordBatchBuilder {
+    /// The batch, header first, in `buf[..len]`; `buf[len..]` is scratch
+    /// room the next records are written into (see
+    /// [`try_put_plain`](Self::try_put_plain)).
     buf: BytesMut,
+    /// The batch's length, header included (`buf.len()` is at least this).
+    len: usize,
     base_timestamp: i64,
     /// Largest appended timestamp; `i64::MIN` while empty.
     max_timestamp: i64,
@@ -201,6 +206,22 @@ fn put_varlong_at(a: &mut [u8; PREFIX_ARRAY], mut at: usize, mut v: u64) -> usiz
     at + 1
 }
 
+/// Writes unsigned varint `v` at `b[at..]`; returns the end.
+#[inline(always)]
+fn put_varint_in(b: &mut [u8], mut at: usize, mut v: u32) -> usize {
+    while v >= 0x80 {
+        b[at] = v as u8 | 0x80;
+        at += 1;
+        v >>= 7;
+    }
+    b[at] = v as u8;
+    at + 1
+}
+
+/// The least a batch buffer's scratch grows by (see
+/// [`RecordBatchBuilder::make_room`]).
+const ROOM_STEP: usize = 1024;
+
 /// The zig-zag length of a nullable byte string (-1 for null).
 #[inline(always)]
 fn nullable_zig_len(v: Option<&[u8]>) -> u32 {
@@ -219,17 +240,24 @@ impl RecordBatchBuilder {
         Self::in_buffer(base_timestamp, shared_buffer(capacity.max(HEADER_LEN)))
     }
 
-    /// A builder writing into `buf` (cleared first): a buffer reused from
-    /// an earlier batch instead of a new allocation. It grows from its
+    /// A builder writing into `buf`: a buffer reused from an earlier batch
+    /// instead of a new allocation. Its bytes are not part of the batch:
+    /// records are written over them (which spares initializing the
+    /// buffer again), and none of them is ever sent. It grows from its
     /// capacity like any other. A buffer in the shared form (one from
     /// [`new`](Self::new), got back from the stamped [`Bytes`] with
     /// `try_into_mut`) keeps it, so the batch is frozen without an
     /// allocation.
     pub fn in_buffer(base_timestamp: i64, mut buf: BytesMut) -> Self {
-        buf.clear();
-        buf.put_bytes(0, HEADER_LEN);
+        if buf.len() < HEADER_LEN {
+            buf.clear();
+            buf.put_bytes(0, HEADER_LEN);
+        } else {
+            buf[..HEADER_LEN].fill(0);
+        }
         RecordBatchBuilder {
             buf,
+            len: HEADER_LEN,
             base_timestamp,
             max_timestamp: i64::MIN,
             count: 0,
@@ -337,6 +365,16 @@ impl RecordBatchBuilder {
     /// is written right-aligned in front of them; that run goes to the
     /// buffer in one copy, then the key, the value's length after a key,
     /// the value and the header count.
+    ///
+    /// The record is written into the buffer's bytes past the batch
+    /// (`buf[len..]`, initialized already: a reused buffer's old bytes, or
+    /// zeros from [`make_room`](Self::make_room)) by plain slice copies,
+    /// not appended with `BytesMut::extend_from_slice`: that call (a
+    /// capacity check, a `memcpy` call and the length update, kept out of
+    /// line by the compiler) was made twice per record, and the 16-byte
+    /// prefix copy became a `memcpy` inside it. Only a record whose
+    /// prefix is longer than 16 bytes, or that needs more than the
+    /// capacity, is appended the old way (`put_plain_extending`).
     #[inline(always)]
     fn try_put_plain(
         &mut self,
@@ -366,32 +404,83 @@ impl RecordBatchBuilder {
         let zig_body = zigzag32(body as i32);
         let start = LEN_ROOM - unsigned_varint_len(zig_body);
         let total = LEN_ROOM - start + body;
-        let len = self.buf.len();
+        let len = self.len;
         if total > limit.saturating_sub(len) {
             return Err(total);
         }
         put_varint_at(&mut a, start, zig_body);
-        self.buf.reserve(total);
         let head = n - start;
-        if head <= 16 && total >= 16 {
-            // A fixed 16-byte copy (two moves, no call), then the excess
-            // cut off again: the record's own bytes overwrite it, so it
-            // needs no capacity beyond the record's.
+        let end = len + total;
+        // The prefix goes in as a fixed 16 bytes (two moves), its excess
+        // overwritten by the record's own bytes or left in the scratch.
+        let room = end.max(len + 16);
+        if head <= 16 && (room <= self.buf.len() || self.make_room(room)) {
+            let buf = &mut self.buf[..];
             let chunk: &[u8; 16] = a[start..start + 16].try_into().expect("16 bytes");
-            self.buf.extend_from_slice(chunk);
-            self.buf.truncate(len + head);
+            buf[len..len + 16].copy_from_slice(chunk);
+            let mut at = len + head;
+            if let Some(k) = key {
+                buf[at..at + k.len()].copy_from_slice(k);
+                at = put_varint_in(buf, at + k.len(), shape.value_zig);
+            }
+            if let Some(v) = value {
+                buf[at..at + v.len()].copy_from_slice(v);
+                at += v.len();
+            }
+            buf[at] = 0; // no headers
+            debug_assert_eq!(at + 1, end);
         } else {
-            self.buf.extend_from_slice(&a[start..n]);
+            self.put_plain_extending(&a[start..n], key, shape.value_zig, value, total);
         }
+        self.len = end;
+        Ok(())
+    }
+
+    /// Makes `buf[..want]` writable: the scratch past the batch grown by
+    /// at least [`ROOM_STEP`] bytes (zeros), within the buffer's capacity.
+    /// False, changing nothing, if the capacity is short of `want`.
+    ///
+    /// Why a step: each growth is a `memset` call; a reused buffer needs
+    /// none until the batch outgrows the one before it.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, want: usize) -> bool {
+        let (have, cap) = (self.buf.len(), self.buf.capacity());
+        if want > cap {
+            return false;
+        }
+        self.buf
+            .put_bytes(0, (want - have).max(ROOM_STEP).min(cap - have));
+        true
+    }
+
+    /// [`try_put_plain`](Self::try_put_plain)'s record appended to the
+    /// buffer's end with `BytesMut`'s own calls, growing it if it must
+    /// (`append` past the capacity), as the batch's buffer always grew:
+    /// `reserve` of the record's size at the batch's length. The prefix
+    /// (`prefix`: the varints up to the key's or value's bytes) is copied
+    /// as it is.
+    #[cold]
+    #[inline(never)]
+    fn put_plain_extending(
+        &mut self,
+        prefix: &[u8],
+        key: Option<&[u8]>,
+        value_zig: u32,
+        value: Option<&[u8]>,
+        total: usize,
+    ) {
+        self.buf.truncate(self.len);
+        self.buf.reserve(total);
+        self.buf.extend_from_slice(prefix);
         if let Some(k) = key {
             self.buf.extend_from_slice(k);
-            put_unsigned_varint(&mut self.buf, shape.value_zig);
+            put_unsigned_varint(&mut self.buf, value_zig);
         }
         if let Some(v) = value {
             self.buf.extend_from_slice(v);
         }
         self.buf.put_u8(0); // no headers
-        Ok(())
     }
 
     /// [`try_append`](Self::try_append) for a record with headers.
@@ -407,10 +496,11 @@ impl RecordBatchBuilder {
     ) -> Result<(), usize> {
         let body = Self::body_len(zig_ts, zig_offset, key, value, headers);
         let total = varint_len(body as i32) + body;
-        if total > limit.saturating_sub(self.buf.len()) {
+        if total > limit.saturating_sub(self.len) {
             return Err(total);
         }
         let buf = &mut self.buf;
+        buf.truncate(self.len);
         buf.reserve(total);
         put_varint(buf, body as i32);
         buf.put_u8(0); // record attributes: unused
@@ -424,6 +514,7 @@ impl RecordBatchBuilder {
             buf.put_slice(h.key.as_bytes());
             put_nullable(buf, h.value);
         }
+        self.len = buf.len();
         Ok(())
     }
 
@@ -442,7 +533,7 @@ impl RecordBatchBuilder {
     /// Current encoded size including the header, uncompressed.
     #[inline]
     pub fn size_in_bytes(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// The timestamp record timestamps are deltas to.
@@ -459,6 +550,12 @@ impl RecordBatchBuilder {
         } else {
             self.max_timestamp
         }
+    }
+
+    /// The batch's bytes so far (header not yet filled).
+    #[cfg(test)]
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 
     /// Bytes reserved by the buffer (for allocation checks and tuning).
@@ -484,10 +581,12 @@ impl RecordBatchBuilder {
     ) -> Result<SealedBatch, EncodeError> {
         let max_timestamp = self.max_timestamp();
         let count = self.count;
+        let mut buf = self.buf;
+        buf.truncate(self.len);
         let mut buf = match compression {
-            Compression::None => self.buf,
+            Compression::None => buf,
             codec => {
-                let records = &self.buf[HEADER_LEN..];
+                let records = &buf[HEADER_LEN..];
                 let mut out = shared_buffer(HEADER_LEN + records.len() / 2 + 64);
                 out.put_bytes(0, HEADER_LEN);
                 crate::compression::compress_at(codec, level, records, &mut out)?;
@@ -717,7 +816,7 @@ mod tests {
         {
             a.append(1_000 + (i as i64) * 37, k, Some(&v), hs);
         }
-        assert_eq!(a.buf, b.buf);
+        assert_eq!(a.bytes(), b.bytes());
     }
 
     /// The header-less fast encoding writes the bytes the general one
@@ -758,7 +857,7 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(plain.buf, general.buf);
+            assert_eq!(plain.bytes(), general.bytes());
         }
     }
 
@@ -811,14 +910,14 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(plain.buf, general.buf);
+            assert_eq!(plain.bytes(), general.bytes());
             // A new batch computes its shape anew.
             let mut next = RecordBatchBuilder::new(base, 0);
             next.append(base, None, None, &[]);
             let mut want = RecordBatchBuilder::new(base, 0);
             want.try_put_general(0, 0, None, None, &[], usize::MAX)
                 .unwrap();
-            assert_eq!(next.buf, want.buf);
+            assert_eq!(next.bytes(), want.bytes());
         }
     }
 
@@ -843,6 +942,49 @@ mod tests {
         assert_eq!(batch.timestamp_of(&records[1]), 0);
         assert_eq!(records[1].offset_delta, 1);
         assert!(records[1].key.is_none() && records[1].value.is_none());
+    }
+
+    /// A reused buffer's old bytes, which records are written over, never
+    /// show in the batch: every byte of every record is written, whatever
+    /// the buffer held (here 0xAA), at any record shape, past the old
+    /// bytes, and when the batch grows past the buffer's capacity.
+    #[test]
+    fn a_reused_buffers_old_bytes_never_reach_the_batch() {
+        let key = vec![b'k'; 200];
+        let big = vec![b'v'; 3_000];
+        let h = hdrs();
+        type Rec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a [Header<'a>]);
+        let records: [Rec<'_>; 8] = [
+            (None, Some(&[9u8; 100]), &[]),
+            (None, Some(&[0u8; 100]), &[]),
+            (Some(b"key"), Some(&[1u8; 100]), &[]),
+            (None, None, &[]),
+            (Some(b""), Some(b""), &[]),
+            (Some(&key), Some(b"x"), &[]),
+            (None, Some(b"h"), &h),
+            (None, Some(&big), &[]),
+        ];
+        // Old lengths: none, shorter than the header, a few records' worth,
+        // the whole capacity.
+        for (old_len, cap) in [(0, 0), (20, 256), (700, 1024), (4096, 4096)] {
+            let mut old = BytesMut::with_capacity(cap);
+            old.put_bytes(0xaa, old_len);
+            let mut reused = RecordBatchBuilder::in_buffer(1_000, old);
+            let mut fresh = RecordBatchBuilder::new(1_000, cap);
+            for i in 0..60i64 {
+                let (k, v, hs) = records[i as usize % records.len()];
+                // Timestamp deltas of one and two bytes, and a negative one.
+                let ts = 1_000 + if i % 7 == 6 { -1 } else { i * 3 };
+                assert_eq!(reused.append(ts, k, v, hs), fresh.append(ts, k, v, hs));
+                assert_eq!(reused.bytes(), fresh.bytes(), "old {old_len}, record {i}");
+            }
+            let a = reused
+                .seal(Compression::None)
+                .unwrap()
+                .stamp(1, 2, 3, false);
+            let b = fresh.seal(Compression::None).unwrap().stamp(1, 2, 3, false);
+            assert_eq!(a, b, "old {old_len}");
+        }
     }
 
     #[test]
@@ -907,7 +1049,7 @@ mod tests {
             0x02, b'h', // key "h"
             0x02, b'x', // value "x"
         ];
-        assert_eq!(&b.buf[HEADER_LEN..], want);
+        assert_eq!(&b.bytes()[HEADER_LEN..], want);
     }
 
     #[test]
