@@ -388,7 +388,7 @@ impl Producer {
 
     /// [`record_ref`](Self::record_ref) timestamped from
     /// [`WallClock::now_ms`] (usually no clock read, see `wall_clock`).
-    #[inline]
+    #[inline(always)]
     fn record_ref_now<'r>(&self, record: &Record<'r>) -> RecordRef<'r> {
         record_ref_with(record, || self.clock.now_ms())
     }

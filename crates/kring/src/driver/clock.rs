@@ -36,7 +36,7 @@ pub(crate) fn monotonic_ns() -> u64 {
 /// whole cost at 16 partitions; a bare counter read is under half that,
 /// and a record's millisecond timestamp needs only to know whether the
 /// millisecond has changed (see the producer's `wall_clock`).
-#[inline]
+#[inline(always)]
 pub(crate) fn tsc() -> Option<u64> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -50,25 +50,40 @@ pub(crate) fn tsc() -> Option<u64> {
     None
 }
 
-/// Whether the kernel's clocksource is the TSC (read once).
+/// Whether the kernel's clocksource is the TSC: 0 not read yet, 1 the
+/// TSC, 2 something else.
 #[cfg(target_arch = "x86_64")]
-#[inline]
+static TSC_STATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether the kernel's clocksource is the TSC (read once).
+///
+/// Always inlined, its first call's file read kept out of line: with the
+/// read inside, the sending thread's timestamp (`WallClock::now_ms`, on
+/// every record) was a call of its own instead of being inlined into
+/// `Producer::produce` (BENCHMARKS.md, "Per-record cost").
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn tsc_is_clock() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    // 0: not read yet, 1: the TSC, 2: something else.
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
+    match TSC_STATE.load(std::sync::atomic::Ordering::Relaxed) {
         1 => true,
         2 => false,
-        _ => {
-            let tsc = std::fs::read_to_string(
-                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
-            )
-            .is_ok_and(|s| s.trim() == "tsc");
-            STATE.store(if tsc { 1 } else { 2 }, Ordering::Relaxed);
-            tsc
-        }
+        _ => read_tsc_is_clock(),
     }
+}
+
+/// [`tsc_is_clock`]'s first call: reads the clocksource.
+#[cfg(target_arch = "x86_64")]
+#[cold]
+#[inline(never)]
+fn read_tsc_is_clock() -> bool {
+    let tsc =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .is_ok_and(|s| s.trim() == "tsc");
+    TSC_STATE.store(
+        if tsc { 1 } else { 2 },
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    tsc
 }
 
 #[cfg(test)]

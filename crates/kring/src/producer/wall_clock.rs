@@ -223,7 +223,11 @@ impl WallClock {
     /// without a timestamp: from the thread's remembered millisecond while
     /// the time-stamp counter says it still holds (see the module docs),
     /// else from a clock read.
-    #[inline]
+    ///
+    /// Always inlined: on every record, and as a call of its own (it was,
+    /// with `tsc_is_clock`'s file read inside) it cost the call, its frame
+    /// and the caller's record fields saved around it.
+    #[inline(always)]
     pub(crate) fn now_ms(&self) -> i64 {
         match clock::tsc() {
             Some(t) => {
