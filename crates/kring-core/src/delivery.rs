@@ -717,6 +717,15 @@ pub(crate) struct PerRecord {
 /// How many runs of timestamps a [`PerRecord`] keeps inline.
 const INLINE_RUNS: usize = 8;
 
+/// What [`PerRecord::plan_push`] found one more record needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// One more in the inline run at this index (the last one).
+    SameRun(usize),
+    /// Anything else (a new run, a context), as [`PerRecord::push`] does.
+    Other,
+}
+
 /// The capacity a [`PerRecord`] vector of capacity `cap` grows to when it
 /// must hold `need` entries: doubling, at least 4. Explicit (with
 /// `reserve_exact`) rather than `Vec`'s own policy, so the growth is known
@@ -747,6 +756,44 @@ impl PerRecord {
         }
         self.new_run(timestamp_ms, 1);
         self.len += 1;
+    }
+
+    /// How [`push_planned`](Self::push_planned) will record one more
+    /// record with `timestamp_ms` and `context`, decided before the record
+    /// is appended; `None` if it makes a vector grow (see
+    /// [`push_grows`](Self::push_grows)), which must be charged first.
+    ///
+    /// Why: the append fast path asked `push_grows` before appending and
+    /// then `push` after, and both looked for the same last run (a record
+    /// sharing its millisecond with the one before, nearly all of them):
+    /// the second look is the plan.
+    #[inline(always)]
+    pub(crate) fn plan_push(&self, timestamp_ms: i64, context: u64) -> Option<Push> {
+        if context == 0 && !self.has_contexts && !self.spilled {
+            let n = self.inline_len as usize;
+            if n != 0 {
+                let i = (n - 1) % INLINE_RUNS;
+                let last = self.inline[i];
+                if self.base + i64::from(last.0) == timestamp_ms && last.1 != u16::MAX {
+                    return Some(Push::SameRun(i));
+                }
+            }
+        }
+        (!self.push_grows(timestamp_ms, context)).then_some(Push::Other)
+    }
+
+    /// Records one more record as [`plan_push`](Self::plan_push) planned
+    /// (nothing changed the table in between): what [`push`](Self::push)
+    /// does.
+    #[inline(always)]
+    pub(crate) fn push_planned(&mut self, plan: Push, timestamp_ms: i64, context: u64) {
+        match plan {
+            Push::SameRun(i) => {
+                self.inline[i % INLINE_RUNS].1 += 1;
+                self.len += 1;
+            }
+            Push::Other => self.push(timestamp_ms, context),
+        }
     }
 
     /// Heap bytes the table holds (its vectors' capacity): charged to
@@ -1206,6 +1253,56 @@ mod tests {
         assert_eq!((r.later.capacity(), r.runs().count()), (0, INLINE_RUNS));
         r.push(0, 0);
         assert_eq!(r.later.len(), 1);
+    }
+
+    /// A push planned before the append (`plan_push`, then
+    /// `push_planned`) leaves the table exactly as `push` does, and
+    /// declines exactly when `push` would grow a vector: runs extended,
+    /// new inline runs, runs in the vector, runs of 65,535 records, and
+    /// contexts from some record on.
+    #[test]
+    fn a_planned_push_is_a_push() {
+        let mut seqs: Vec<Vec<(i64, u64)>> = vec![
+            (0..40).map(|i| (1_000 + 3 * (i / 4), 0)).collect(),
+            vec![(500, 0), (500, 0), (499, 0), (600, 7), (600, 0), (600, 9)],
+            vec![(7, 0), (7, 0), (70_000, 0), (8, 0), (9, 1), (9, 0), (10, 0)],
+            vec![(i64::MAX, 0), (i64::MIN, 0), (0, 0), (0, 0)],
+            (0..30).map(|i| (100 * i, 0)).collect(),
+        ];
+        seqs.push(
+            std::iter::repeat_n((42, 0), 70_000)
+                .chain([(43, 0), (42, 3), (42, 0)])
+                .collect(),
+        );
+        for seq in &seqs {
+            let (mut pushed, mut planned) = (PerRecord::default(), PerRecord::default());
+            for &(t, c) in seq {
+                let grows = planned.push_grows(t, c);
+                match planned.plan_push(t, c) {
+                    Some(plan) => {
+                        assert!(!grows);
+                        planned.push_planned(plan, t, c);
+                    }
+                    None => {
+                        // The general path charges the growth, then pushes.
+                        assert!(grows);
+                        planned.push(t, c);
+                    }
+                }
+                pushed.push(t, c);
+                assert_eq!(
+                    (planned.base, planned.inline, planned.len, planned.inline_len),
+                    (pushed.base, pushed.inline, pushed.len, pushed.inline_len)
+                );
+                assert_eq!(
+                    (planned.spilled, planned.has_contexts),
+                    (pushed.spilled, pushed.has_contexts)
+                );
+                assert_eq!((&planned.contexts, &planned.later), (&pushed.contexts, &pushed.later));
+            }
+            let ts: Vec<i64> = seq.iter().map(|&(t, _)| t).collect();
+            assert_eq!(planned.timestamps().collect::<Vec<_>>(), ts);
+        }
     }
 
     /// Runs of equal timestamps split anywhere, inside a run or at its

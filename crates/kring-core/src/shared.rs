@@ -22,7 +22,7 @@ use kring_protocol::record::{layout::HEADER_LEN, Compression, Header, RecordBatc
 use kring_protocol::ErrorCode;
 
 use crate::config::Config;
-use crate::delivery::{panic_message, DeliveryHandle};
+use crate::delivery::{panic_message, DeliveryHandle, Push};
 use crate::error::SendError;
 use crate::memory::{remaining, BufferPool};
 use crate::notice::{FlushRequest, Notice, NoticeQueue};
@@ -487,10 +487,11 @@ impl Shared {
             let open = q.open.as_mut()?;
             // A per-record table that must grow is charged first, on the
             // general path (rarely: its vectors double).
-            if self.cfg.keep_timestamps && open.per_record.push_grows(rec.timestamp_ms, rec.context)
-            {
-                return None;
-            }
+            let push = if self.cfg.keep_timestamps {
+                open.per_record.plan_push(rec.timestamp_ms, rec.context)?
+            } else {
+                Push::Other
+            };
             let size = open.builder.size_in_bytes();
             let index = open
                 .builder
@@ -504,7 +505,7 @@ impl Shared {
                 .ok()?;
             let added = open.builder.size_in_bytes() - size;
             let (batch, full, wake) =
-                self.appended_to::<R>(&mut q, topic.id, partition, rec, index);
+                self.appended_to::<R>(&mut q, topic.id, partition, rec, index, push);
             drop(q);
             if is_sticky {
                 self.after_sticky_append(sticky, topic, n, added, full);
@@ -523,7 +524,10 @@ impl Shared {
     /// (its handle's, if it wants one), and sealing the batch once no further record can
     /// fit (so the I/O thread sends it without waiting for the next
     /// append). Returns the completion, whether the batch was sealed, and
-    /// whether the I/O thread must be woken.
+    /// whether the I/O thread must be woken. `push` is the per-record
+    /// entry [`PerRecord::plan_push`](crate::delivery::PerRecord::plan_push)
+    /// planned before the append ([`Push::Other`] where nothing was
+    /// planned).
     #[inline(always)]
     fn appended_to<R: Reply>(
         &self,
@@ -532,10 +536,12 @@ impl Shared {
         partition: u32,
         rec: &RecordRef<'_>,
         index: u32,
+        push: Push,
     ) -> (R::Batch, bool, bool) {
         let open = q.open.as_mut().expect("open batch");
         if self.cfg.keep_timestamps {
-            open.per_record.push(rec.timestamp_ms, rec.context);
+            open.per_record
+                .push_planned(push, rec.timestamp_ms, rec.context);
             debug_assert!(open.per_record.heap_bytes() <= open.table_charged);
         }
         let batch = R::batch(&mut open.completion, &self.parts, partition as i32);
@@ -1115,7 +1121,7 @@ impl Shared {
                         }
                     };
                     let (batch, full, wake) =
-                        self.appended_to::<R>(&mut q, topic, partition, rec, index);
+                        self.appended_to::<R>(&mut q, topic, partition, rec, index, Push::Other);
                     drop(q);
                     let outcome = AppendOutcome {
                         delivery: R::delivery(batch, index, rec.timestamp_ms),
