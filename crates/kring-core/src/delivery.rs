@@ -722,7 +722,11 @@ const INLINE_RUNS: usize = 8;
 pub(crate) enum Push {
     /// One more in the inline run at this index (the last one).
     SameRun(usize),
-    /// Anything else (a new run, a context), as [`PerRecord::push`] does.
+    /// A new inline run, this many ms after the first (a free one, with
+    /// no context and nothing spilled: what `push` would make of it).
+    NewInline(u16),
+    /// Anything else (a run past the inline ones, a context), as
+    /// [`PerRecord::push`] does.
     Other,
 }
 
@@ -766,7 +770,10 @@ impl PerRecord {
     /// Why: the append fast path asked `push_grows` before appending and
     /// then `push` after, and both looked for the same last run (a record
     /// sharing its millisecond with the one before, nearly all of them):
-    /// the second look is the plan.
+    /// the second look is the plan. A record starting a new inline run
+    /// (at 10,000 partitions, most of them: a partition's records come
+    /// milliseconds apart) is planned too, and recorded without `push`'s
+    /// call to `new_run`.
     #[inline(always)]
     pub(crate) fn plan_push(&self, timestamp_ms: i64, context: u64) -> Option<Push> {
         if context == 0 && !self.has_contexts && !self.spilled {
@@ -777,6 +784,9 @@ impl PerRecord {
                 if self.base + i64::from(last.0) == timestamp_ms && last.1 != u16::MAX {
                     return Some(Push::SameRun(i));
                 }
+            }
+            if let Some((delta, _)) = self.as_inline(timestamp_ms, 1) {
+                return Some(Push::NewInline(delta));
             }
         }
         (!self.push_grows(timestamp_ms, context)).then_some(Push::Other)
@@ -790,6 +800,15 @@ impl PerRecord {
         match plan {
             Push::SameRun(i) => {
                 self.inline[i % INLINE_RUNS].1 += 1;
+                self.len += 1;
+            }
+            Push::NewInline(delta) => {
+                let n = self.inline_len as usize;
+                if n == 0 {
+                    self.base = timestamp_ms;
+                }
+                self.inline[n % INLINE_RUNS] = (delta, 1);
+                self.inline_len += 1;
                 self.len += 1;
             }
             Push::Other => self.push(timestamp_ms, context),
@@ -1258,7 +1277,8 @@ mod tests {
     /// A push planned before the append (`plan_push`, then
     /// `push_planned`) leaves the table exactly as `push` does, and
     /// declines exactly when `push` would grow a vector: runs extended,
-    /// new inline runs, runs in the vector, runs of 65,535 records, and
+    /// new inline runs (the first, later ones, one more than 65,535 ms
+    /// after the first), runs in the vector, runs of 65,535 records, and
     /// contexts from some record on.
     #[test]
     fn a_planned_push_is_a_push() {
@@ -1291,14 +1311,22 @@ mod tests {
                 }
                 pushed.push(t, c);
                 assert_eq!(
-                    (planned.base, planned.inline, planned.len, planned.inline_len),
+                    (
+                        planned.base,
+                        planned.inline,
+                        planned.len,
+                        planned.inline_len
+                    ),
                     (pushed.base, pushed.inline, pushed.len, pushed.inline_len)
                 );
                 assert_eq!(
                     (planned.spilled, planned.has_contexts),
                     (pushed.spilled, pushed.has_contexts)
                 );
-                assert_eq!((&planned.contexts, &planned.later), (&pushed.contexts, &pushed.later));
+                assert_eq!(
+                    (&planned.contexts, &planned.later),
+                    (&pushed.contexts, &pushed.later)
+                );
             }
             let ts: Vec<i64> = seq.iter().map(|&(t, _)| t).collect();
             assert_eq!(planned.timestamps().collect::<Vec<_>>(), ts);
