@@ -15,9 +15,11 @@
 //! forget a flush.
 //!
 //! What the rest of the core may still change on a held batch is narrow and
-//! named: stamping producer id/epoch/sequence ([`InBatch::stamp`]), the
-//! attempt count, the last broker error and the "may have been written"
-//! flag (the retry and idempotence logic owns those facts).
+//! named: restamping producer id/epoch/sequence after an epoch bump
+//! ([`InBatch::restamp_after_bump`]; the first stamp is the ledger's, in
+//! [`Ledger::hold`]), the attempt count, the last broker error and the
+//! "may have been written" flag (the retry and idempotence logic owns
+//! those facts).
 //!
 //! The batch's [`BatchCompletion`] (what
 //! users' handles wait on) can only be settled with a [`Settle`], which
