@@ -26,6 +26,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 mod memory;
+mod next_write;
 mod notice;
 mod oneshot;
 pub mod partitioner;
@@ -55,6 +56,7 @@ pub use delivery::{
 pub use error::{ConfigError, SendError};
 /// A request frame as chunks ([`Transmit::frame`]).
 pub use kring_protocol::Frame;
+pub use next_write::NextWrite;
 pub use producer::{
     BrokerState, BrokerStatistics, ConnId, CoreStats, ErrorCount, IoCommand, Latency,
     PartitionStatistics, ProducerCore, Statistics, StatisticsCallback, StatisticsRequest,

@@ -19,6 +19,7 @@ use kring_core::{
 
 use crate::config::{IoBackend, ProducerConfig};
 use crate::delivery::DeliveryFuture;
+use crate::driver::prefetch;
 use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker};
 use crate::error::BuildError;
 use crate::metrics::Metrics;
@@ -411,6 +412,7 @@ impl Producer {
         if o.wake {
             self.waker.wake();
         }
+        prefetch::next_write(o.next_write);
         Ok(DeliveryFuture::new(o.delivery, o.partition))
     }
 
@@ -450,6 +452,7 @@ impl Producer {
                 if o.wake {
                     self.waker.wake();
                 }
+                prefetch::next_write(o.next_write);
                 Ok(DeliveryFuture::new(o.delivery, o.partition))
             }
             None => self.send_general(rec),
@@ -480,6 +483,7 @@ impl Producer {
                 if o.wake {
                     self.waker.wake();
                 }
+                prefetch::next_write(o.next_write);
                 Ok(())
             }
             None => self.produce_general(rec),
@@ -497,6 +501,7 @@ impl Producer {
         if o.wake {
             self.waker.wake();
         }
+        prefetch::next_write(o.next_write);
         Ok(())
     }
 
@@ -560,6 +565,7 @@ impl Producer {
         if outcome.wake {
             self.waker.wake();
         }
+        prefetch::next_write(outcome.next_write);
         Ok(())
     }
 
@@ -865,8 +871,11 @@ impl<'p, 'r> AsyncSend<'p, 'r> {
         let r = std::task::ready!(poll(append, now, &rec, cx));
         self.state = None;
         self.done = true;
-        if r.as_ref().is_ok_and(|o| o.wake) {
-            p.waker.wake();
+        if let Ok(o) = &r {
+            if o.wake {
+                p.waker.wake();
+            }
+            prefetch::next_write(o.next_write);
         }
         std::task::Poll::Ready(r)
     }

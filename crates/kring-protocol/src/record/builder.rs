@@ -536,6 +536,14 @@ impl RecordBatchBuilder {
         self.len
     }
 
+    /// Where the batch's next bytes go, as a plain address (the end of
+    /// the batch in its buffer). For a prefetch hint (kring-core's
+    /// `NextWrite`); nothing reads or writes through it.
+    #[inline(always)]
+    pub fn tail_address(&self) -> usize {
+        self.buf.as_ptr() as usize + self.len
+    }
+
     /// The timestamp record timestamps are deltas to.
     #[inline]
     pub fn base_timestamp(&self) -> i64 {

@@ -34,6 +34,7 @@ mod event_loop;
 mod eventfd;
 mod framing;
 mod handle;
+pub(crate) mod prefetch;
 mod resolver;
 mod socket;
 pub(crate) mod tls;
