@@ -514,10 +514,7 @@ impl Shared {
             let added = open.builder.size_in_bytes() - size;
             let (batch, full, wake) =
                 self.appended_to::<R>(&mut q, topic.id, partition, rec, index, push);
-            let next = match &q.open {
-                Some(open) => NextWrite::after(open.builder.tail_address(), added),
-                _ => NextWrite::NONE,
-            };
+            let next = q.next_write(added);
             drop(q);
             if is_sticky {
                 self.after_sticky_append(sticky, topic, n, added, full);
@@ -1133,19 +1130,15 @@ impl Shared {
                             index
                         }
                     };
-                    let tail = open.builder.tail_address();
                     let (batch, full, wake) =
                         self.appended_to::<R>(&mut q, topic, partition, rec, index, Push::Other);
+                    let next_write = q.next_write(rs);
                     drop(q);
                     let outcome = AppendOutcome {
                         delivery: R::delivery(batch, index, rec.timestamp_ms),
                         partition: partition as i32,
                         wake,
-                        next_write: if full {
-                            NextWrite::NONE
-                        } else {
-                            NextWrite::after(tail, rs)
-                        },
+                        next_write,
                     };
                     return Ok((Step::Done(outcome), full, rs));
                 }
@@ -1191,11 +1184,6 @@ impl Shared {
         let mut need = need;
         self.charge_capacity(&mut need, builder.capacity());
         let full = builder.size_in_bytes() >= batch_size || self.cfg.batch_records <= 1;
-        let next_write = if full {
-            NextWrite::NONE
-        } else {
-            NextWrite::after(builder.tail_address(), builder.size_in_bytes() - HEADER_LEN)
-        };
         let (mut completion, per_record) = R::open(&self.parts, partition as i32);
         // The table (a kept one may have capacity, up to
         // `spare_parts::MAX_TABLE_BYTES`) with room for this record,
@@ -1250,6 +1238,7 @@ impl Shared {
             rec,
             full,
         );
+        let next_write = q.next_write(rs);
         drop(q);
         Ok((
             Step::Done(AppendOutcome {

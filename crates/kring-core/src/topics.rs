@@ -149,6 +149,18 @@ impl PartitionQueue {
         self.sealed.len() + usize::from(self.open.is_some())
     }
 
+    /// Where the partition's next record will end if it is `len` bytes
+    /// long, like the one just appended: a prefetch hint for the driver
+    /// (see [`NextWrite`](crate::NextWrite)); none once the batch is
+    /// sealed.
+    #[inline(always)]
+    pub(crate) fn next_write(&self, len: usize) -> crate::NextWrite {
+        match &self.open {
+            Some(open) => crate::NextWrite::after(open.builder.tail_address(), len),
+            None => crate::NextWrite::NONE,
+        }
+    }
+
     /// Creation time of the oldest batch (sealed or open).
     pub(crate) fn oldest_created(&self) -> Option<Instant> {
         self.sealed
