@@ -61,7 +61,7 @@
 //! wake-up, and allocation was over a tenth of the profile. So the I/O
 //! thread hands a finished buffer back ([`recycle`](BufferPool::recycle))
 //! and the next batch of a similar size takes it
-//! ([`take_spare`](BufferPool::take_spare)). A spare stays charged to
+//! ([`take_spare_hinted`](BufferPool::take_spare_hinted)). A spare stays charged to
 //! `buffer.memory` by its capacity, so the pool still bounds everything;
 //! spares are given up (freed, their charge released) as soon as a
 //! reservation does not fit or anyone waits for memory, and they never
@@ -96,6 +96,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::next_write::NextWrite;
 use crate::wait::WaitList;
 
 /// The byte budget shared by every open and queued batch.
@@ -232,6 +233,12 @@ const CLASSES: usize = 128;
 /// newest first (see [`Spares::pop`]).
 const OLDEST_FIRST_UP_TO: usize = 4096;
 
+/// Whether `class`'s spares are taken oldest first (see [`Spares`]).
+#[inline]
+fn oldest_first(class: usize) -> bool {
+    class_size(class) <= OLDEST_FIRST_UP_TO
+}
+
 /// The largest class at or below `cap` (`cap` at least 4).
 fn class_at_or_below(cap: usize) -> usize {
     let p = (usize::BITS - 1 - cap.leading_zeros()) as usize;
@@ -328,8 +335,7 @@ impl Spares {
             return None;
         }
         let q = &mut self.classes[class];
-        // See the type's docs for the order.
-        let b = if class_size(class) <= OLDEST_FIRST_UP_TO {
+        let b = if oldest_first(class) {
             q.pop_front()
         } else {
             q.pop_back()
@@ -338,6 +344,16 @@ impl Spares {
             self.nonempty &= !(1 << class);
         }
         b
+    }
+
+    /// The spare [`pop`](Self::pop) would take next from `class`.
+    fn peek(&self, class: usize) -> Option<&BytesMut> {
+        let q = &self.classes[class];
+        if oldest_first(class) {
+            q.front()
+        } else {
+            q.back()
+        }
     }
 
     /// Every spare, leaving none.
@@ -374,6 +390,12 @@ impl BufferPool {
         self.spares.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// [`take_spare_hinted`](Self::take_spare_hinted) without the hint.
+    #[cfg(test)]
+    pub(crate) fn take_spare(&self, n: usize) -> Option<BytesMut> {
+        self.take_spare_hinted(n).map(|(b, _)| b)
+    }
+
     /// A spare buffer for a batch expected to need `n` bytes (holding an
     /// earlier batch's bytes, which the next batch writes over; charged by
     /// its capacity, which the caller now holds), if one is
@@ -381,7 +403,12 @@ impl BufferPool {
     /// at least half of it (`n` has headroom for a record or a quarter
     /// more; a batch that outgrows it grows as any other, on the sending
     /// thread, and is charged as it grows).
-    pub(crate) fn take_spare(&self, n: usize) -> Option<BytesMut> {
+    ///
+    /// With it, the first lines of the spare that class gives out next:
+    /// the sending thread's next new batch likely takes it, and its first
+    /// line was last written by the I/O thread (the batch header it
+    /// stamped), so the driver prefetches them (see [`NextWrite`]).
+    pub(crate) fn take_spare_hinted(&self, n: usize) -> Option<(BytesMut, NextWrite)> {
         if self.spare_bytes.load(Ordering::Relaxed) == 0 || n < 16 {
             return None;
         }
@@ -395,10 +422,14 @@ impl BufferPool {
             return None;
         }
         let mut g = self.spares();
-        let b = g.nearest(i).and_then(|c| g.pop(c))?;
+        let c = g.nearest(i)?;
+        let b = g.pop(c)?;
+        let next = g.peek(c).map_or(NextWrite::NONE, |nb| {
+            NextWrite::buffer_head(nb.as_ptr() as usize)
+        });
         drop(g);
         self.spare_bytes.fetch_sub(b.capacity(), Ordering::SeqCst);
-        Some(b)
+        Some((b, next))
     }
 
     /// Hands back the buffer of a finished batch that held `charged` bytes
@@ -894,6 +925,36 @@ mod tests {
                 want.reverse();
             }
             assert_eq!(taken, want, "capacity {cap}");
+        }
+    }
+
+    /// The hint a taken spare comes with names the first lines of the
+    /// spare its class gives out next, in either order, and none when the
+    /// class is left empty.
+    #[test]
+    fn a_taken_spare_names_the_next_one() {
+        for cap in [640, 16_384] {
+            let p = BufferPool::new(1 << 20);
+            for _ in 0..3 {
+                let b = BytesMut::with_capacity(cap);
+                let c = b.capacity();
+                assert!(p.try_reserve(c));
+                p.recycle(b, c);
+                p.sort_returned();
+            }
+            let mut hint = None;
+            for _ in 0..3 {
+                let (b, next) = p.take_spare_hinted(cap).expect("a spare");
+                if let Some(h) = hint {
+                    assert_eq!(
+                        h,
+                        NextWrite::buffer_head(b.as_ptr() as usize),
+                        "capacity {cap}"
+                    );
+                }
+                hint = Some(next);
+            }
+            assert_eq!(hint, Some(NextWrite::NONE), "capacity {cap}");
         }
     }
 

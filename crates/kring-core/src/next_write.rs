@@ -15,6 +15,14 @@
 //! takes the wait off the path: by the partition's next record they are
 //! in this core's cache.
 //!
+//! The same goes, once per batch, for the spare buffer the sending
+//! thread's next new batch will take: its first line holds the batch
+//! header the I/O thread stamped last, so writing it means taking the line
+//! from the other core's cache ([`BufferPool::take_spare_hinted`]
+//! names it).
+//!
+//! [`BufferPool::take_spare_hinted`]: crate::memory::BufferPool::take_spare_hinted
+//!
 //! The core is free of `unsafe`, and a prefetch instruction needs it in
 //! Rust, so the core only names the lines ([`NextWrite`], in every
 //! [`AppendOutcome`](crate::AppendOutcome)) and the driver issues the
@@ -47,6 +55,14 @@ impl NextWrite {
     #[inline(always)]
     pub(crate) fn after(tail: usize, len: usize) -> NextWrite {
         NextWrite(tail.wrapping_add(len).wrapping_sub(1))
+    }
+
+    /// The first two lines of a buffer at address `start`: a recycled
+    /// batch buffer the sending thread is about to write a batch header
+    /// and first record into.
+    #[inline(always)]
+    pub(crate) fn buffer_head(start: usize) -> NextWrite {
+        NextWrite(start.wrapping_add(64))
     }
 
     /// The two addresses to prefetch: the next record's last byte and the
@@ -95,5 +111,10 @@ mod tests {
             }
         }
         assert_eq!(NextWrite::NONE.lines(), None);
+    }
+
+    #[test]
+    fn a_buffer_head_is_its_first_two_lines() {
+        assert_eq!(lines(NextWrite::buffer_head(0x2000)), [0x2000, 0x2040]);
     }
 }

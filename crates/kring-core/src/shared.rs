@@ -74,6 +74,10 @@ pub struct AppendOutcome<D = DeliveryHandle> {
     /// prefetches them (see [`NextWrite`]); ignoring it changes nothing
     /// but speed.
     pub next_write: NextWrite,
+    /// The first lines of the spare buffer this thread's next new batch
+    /// will likely take, when this append opened a batch in a spare: a
+    /// driver prefetches them too.
+    pub next_buffer: NextWrite,
 }
 
 /// What [`Shared::append_to_open`]'s work inside the thread's topic view
@@ -526,6 +530,7 @@ impl Shared {
             wake: a.wake(),
             delivery: R::delivery(a.batch, a.bits as u32, rec.timestamp_ms),
             next_write: a.next,
+            next_buffer: NextWrite::NONE,
         })
     }
 
@@ -1139,6 +1144,7 @@ impl Shared {
                         partition: partition as i32,
                         wake,
                         next_write,
+                        next_buffer: NextWrite::NONE,
                     };
                     return Ok((Step::Done(outcome), full, rs));
                 }
@@ -1151,9 +1157,11 @@ impl Shared {
         let need = initial_capacity(q.last_batch_len, HEADER_LEN + rs, batch_size);
         // A finished batch's buffer of about that size if one is spare
         // (charged already, by its capacity; see `memory`).
-        let (need, spare) = match self.pool.take_spare(need) {
-            Some(buf) => {
+        let mut next_buffer = NextWrite::NONE;
+        let (need, spare) = match self.pool.take_spare_hinted(need) {
+            Some((buf, next)) => {
                 self.pool.release(std::mem::take(reserved));
+                next_buffer = next;
                 (buf.capacity(), Some(buf))
             }
             None => {
@@ -1246,6 +1254,7 @@ impl Shared {
                 partition: partition as i32,
                 wake,
                 next_write,
+                next_buffer,
             }),
             full,
             rs,

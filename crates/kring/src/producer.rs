@@ -412,7 +412,7 @@ impl Producer {
         if o.wake {
             self.waker.wake();
         }
-        prefetch::next_write(o.next_write);
+        prefetch::after_append(&o);
         Ok(DeliveryFuture::new(o.delivery, o.partition))
     }
 
@@ -452,7 +452,7 @@ impl Producer {
                 if o.wake {
                     self.waker.wake();
                 }
-                prefetch::next_write(o.next_write);
+                prefetch::after_append(&o);
                 Ok(DeliveryFuture::new(o.delivery, o.partition))
             }
             None => self.send_general(rec),
@@ -483,7 +483,7 @@ impl Producer {
                 if o.wake {
                     self.waker.wake();
                 }
-                prefetch::next_write(o.next_write);
+                prefetch::after_append(&o);
                 Ok(())
             }
             None => self.produce_general(rec),
@@ -501,7 +501,7 @@ impl Producer {
         if o.wake {
             self.waker.wake();
         }
-        prefetch::next_write(o.next_write);
+        prefetch::after_append(&o);
         Ok(())
     }
 
@@ -565,7 +565,7 @@ impl Producer {
         if outcome.wake {
             self.waker.wake();
         }
-        prefetch::next_write(outcome.next_write);
+        prefetch::after_append(&outcome);
         Ok(())
     }
 
@@ -875,7 +875,7 @@ impl<'p, 'r> AsyncSend<'p, 'r> {
             if o.wake {
                 p.waker.wake();
             }
-            prefetch::next_write(o.next_write);
+            prefetch::after_append(o);
         }
         std::task::Poll::Ready(r)
     }

@@ -1,14 +1,25 @@
 //! The prefetch behind [`kring_core::NextWrite`]: after an append, the
 //! sending thread asks for the cache lines the partition's next record
-//! will write (see that type for why). It lives here because a prefetch
+//! will write, and after opening a batch those of the spare buffer its
+//! next batch will take (see that type for why). It lives here because a prefetch
 //! instruction needs `unsafe` in Rust and the core has none.
 
-use kring_core::NextWrite;
+use kring_core::{AppendOutcome, NextWrite};
+
+/// Prefetches the lines an append's outcome names: where the
+/// partition's next record goes, and the spare buffer the next new batch
+/// takes ([`AppendOutcome::next_buffer`], set only on the path that
+/// opened a batch).
+#[inline(always)]
+pub(crate) fn after_append<D>(o: &AppendOutcome<D>) {
+    lines(o.next_write);
+    lines(o.next_buffer);
+}
 
 /// Prefetches `hint`'s lines into this core's caches. A hint only: no
 /// memory is read or written, whatever the addresses.
 #[inline(always)]
-pub(crate) fn next_write(hint: NextWrite) {
+fn lines(hint: NextWrite) {
     #[cfg(target_arch = "x86_64")]
     if let Some([last, before]) = hint.lines() {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
