@@ -1283,6 +1283,7 @@ impl Shared {
             debug_assert!(per_record.heap_bytes() <= table_charged);
         }
         let open = OpenBatch {
+            open: crate::topics::Open::Yes,
             id,
             builder,
             completion,

@@ -33,6 +33,9 @@ use crate::wait::WaitList;
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct OpenBatch {
+    /// What tells `Some` from `None` in the slot's `Option<OpenBatch>`
+    /// (see [`Open`]), on the slot's first line.
+    pub(crate) open: Open,
     pub(crate) builder: RecordBatchBuilder,
     /// Made by the batch's first record sent with a handle (see `reply`).
     pub(crate) completion: Option<Arc<BatchCompletion>>,
@@ -49,6 +52,20 @@ pub(crate) struct OpenBatch {
     pub(crate) table_charged: usize,
     /// The flush generation current when the batch opened.
     pub(crate) flush_gen: u64,
+}
+
+/// A field of one valid value in eight bytes: the largest niche a field
+/// can have (every other value), so the compiler encodes
+/// `Option<OpenBatch>`'s `None` in it rather than in another field's
+/// niche. Without it, `None` was a capacity of the per-record table's last
+/// vector, on the slot's fourth cache line, and every append read that
+/// line just to learn the batch was there (BENCHMARKS.md, "Per-batch
+/// cost", round 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub(crate) enum Open {
+    /// The only value.
+    Yes = 1,
 }
 
 /// A sealed batch waiting to be drained by the I/O thread.
@@ -630,8 +647,9 @@ mod tests {
         assert_eq!(t.with_view(|v| v.lookup(&name).map(|s| s.id)), None);
     }
 
-    /// The slot's lock, `last_batch_len` and the open batch's fields an
-    /// append touches stay within the slot's first three cache lines.
+    /// The slot's lock, `last_batch_len`, what tells an open batch from
+    /// none and the open batch's fields an append touches stay within the
+    /// slot's first three cache lines.
     #[test]
     fn what_an_append_touches_fits_three_cache_lines() {
         assert_eq!(std::mem::align_of::<PartitionSlot>(), 64);
@@ -644,6 +662,9 @@ mod tests {
         let base = std::ptr::from_ref(&s) as usize;
         let q = s.lock();
         let open = std::ptr::from_ref(&q.open) as usize - base;
+        // `None` is told apart in `OpenBatch::open`, the largest niche
+        // (see `Open`), on the first line with the lock.
+        assert!(open + std::mem::offset_of!(OpenBatch, open) + 8 <= 64);
         let hot_end = open
             + std::mem::offset_of!(OpenBatch, per_record)
             + crate::delivery::PerRecord::HOT_BYTES;
