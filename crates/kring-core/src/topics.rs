@@ -193,9 +193,10 @@ impl PartitionQueue {
 /// Why aligned to a cache line, with its fields in a fixed order: with
 /// records spread over 10,000 partitions, a partition's slot is cold again
 /// by the time its next record comes, so every cache line an append
-/// touches is a miss. The lock, `last_batch_len` and the open batch's
-/// builder, completion and per-record table take the slot's first three
-/// lines (two until the builder cached the record shape, 48 bytes: a
+/// touches is a miss. The lock, `last_batch_len`, the mark that tells an
+/// open batch from none ([`Open`]) and the open batch's builder,
+/// completion and per-record table take the slot's first three lines
+/// (two until the builder cached the record shape, 48 bytes: a
 /// smaller `Shape` and `PerRecord` would bring it back to two); the rest
 /// (batch id, times, the sealed queue) is touched when a batch opens or
 /// is sealed.
