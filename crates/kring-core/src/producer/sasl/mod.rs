@@ -642,12 +642,26 @@ impl ProducerCore {
     }
 
     /// The session is due for re-authentication.
+    ///
+    /// Not while the broker throttles the connection (KIP-219): the broker
+    /// has muted it, and the Java client sends a throttled node nothing,
+    /// re-authenticating only as it sends its next request. The exchange
+    /// starts when the throttle passes; a SaslHandshake is the one request
+    /// a broker takes on a session that expired meanwhile.
     pub(crate) fn reauth_timer(&mut self, now: Instant, id: ConnId) {
         let Some(c) = self.conn_mut(id) else { return };
         c.sasl.reauth_timer = None;
         if c.state != ConnState::Ready {
             return;
         }
+        if let Some(until) = c.throttled_until.filter(|&t| t > now) {
+            let h = self.timers.insert(until, TimerKey::Reauth(id));
+            if let Some(c) = self.conn_mut(id) {
+                c.sasl.reauth_timer = Some(h);
+            }
+            return;
+        }
+        let Some(c) = self.conn_mut(id) else { return };
         c.sasl.reauth = true;
         let in_flight = c.in_flight.len();
         self.stats.sasl_reauthentications += 1;

@@ -279,6 +279,80 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
     }
 }
 
+/// KIP-368 with KIP-219: a re-authentication that falls due while the
+/// broker throttles the connection waits until the throttle has passed,
+/// as every other request does (the broker has muted the connection; the
+/// Java client sends a throttled node nothing). Every Produce answer here
+/// throttles for 400 ms, so most re-authentications fall due inside a
+/// throttle; they still come before the session expires, and every record
+/// is delivered once.
+#[test]
+fn reauthentication_waits_for_a_throttle_to_pass() {
+    use std::time::Instant;
+    let server = alice().session_lifetime(Duration::from_secs(10));
+    let config = Config {
+        linger: ms(1),
+        ..sasl_cfg(SaslConfig::new(SaslMechanism::Plain, "alice", PASSWORD))
+    };
+    let mut sim = sasl_sim(config, server);
+    sim.cluster
+        .inject(Fault::throttle(ApiKey::Produce, ms(400)).always());
+    let mut handles = Vec::new();
+    let mut seen = sim.transmitted.len();
+    let mut handshakes = 0;
+    // A re-authentication deferred by a throttle: its handshake went out
+    // the instant the throttle ended.
+    let mut at_throttle_end = 0;
+    let mut throttle_ends: Vec<Instant> = Vec::new();
+    let end = sim.now + Duration::from_secs(45);
+    while sim.now < end {
+        handles.push(sim.send("t", Some(0), None, Some(b"r")).unwrap());
+        let step_end = sim.now + ms(50);
+        while sim.now < step_end {
+            sim.step();
+            for &(conn, _, key, _) in &sim.transmitted[seen..] {
+                let throttled = sim
+                    .core
+                    .conns
+                    .get(conn)
+                    .is_some_and(|c| c.is_throttled(sim.now));
+                if key == ApiKey::SaslHandshake.key() {
+                    handshakes += 1;
+                    assert!(!throttled, "SaslHandshake on a throttled connection");
+                    at_throttle_end += usize::from(throttle_ends.contains(&sim.now));
+                }
+            }
+            seen = sim.transmitted.len();
+            for c in sim.core.conns.iter() {
+                if let Some(t) = c.throttled_until {
+                    if !throttle_ends.contains(&t) {
+                        throttle_ends.push(t);
+                    }
+                }
+            }
+        }
+    }
+    sim.drive_bounded(100_000);
+    for h in &handles {
+        h.try_result().expect("done").expect("delivered");
+    }
+    let stats = sim.core.stats().clone();
+    println!(
+        "throttled re-auth: {} records, {handshakes} handshakes, {at_throttle_end} at a throttle's end, {} re-authentications",
+        handles.len(),
+        stats.sasl_reauthentications
+    );
+    // 45 s with a 10 s session: a re-authentication every 8.5-9.9 s.
+    assert!((4..=5).contains(&stats.sasl_reauthentications), "{stats:?}");
+    assert!(
+        at_throttle_end >= 1,
+        "no re-authentication fell due in a throttle"
+    );
+    assert_eq!(sim.sasl_closes, 0, "no request after a session expired");
+    assert_eq!(stats.sasl_failures, 0);
+    assert_eq!(log(&sim, 0).len(), handles.len());
+}
+
 #[test]
 fn oauthbearer_token_is_cached_and_refreshed_before_expiry() {
     let calls = Arc::new(AtomicU32::new(0));
