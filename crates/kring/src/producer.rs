@@ -394,6 +394,17 @@ impl Producer {
         record_ref_with(record, || self.clock.now_ms())
     }
 
+    /// What every send path does after an append: wakes the I/O thread if
+    /// the append asks for it, and prefetches the lines the outcome names
+    /// (`driver::prefetch`).
+    #[inline(always)]
+    fn appended<D>(&self, o: &AppendOutcome<D>) {
+        if o.wake {
+            self.waker.wake();
+        }
+        prefetch::after_append(o);
+    }
+
     /// `now + max.block.ms`.
     fn block_deadline(&self, now: Instant) -> Instant {
         now.checked_add(self.max_block)
@@ -409,10 +420,7 @@ impl Producer {
         let o = self
             .shared
             .append_general(now, rec, self.block_deadline(now))?;
-        if o.wake {
-            self.waker.wake();
-        }
-        prefetch::after_append(&o);
+        self.appended(&o);
         Ok(DeliveryFuture::new(o.delivery, o.partition))
     }
 
@@ -449,10 +457,7 @@ impl Producer {
         // and the handle goes straight into the future.
         match self.shared.append_to_open(&rec) {
             Some(o) => {
-                if o.wake {
-                    self.waker.wake();
-                }
-                prefetch::after_append(&o);
+                self.appended(&o);
                 Ok(DeliveryFuture::new(o.delivery, o.partition))
             }
             None => self.send_general(rec),
@@ -480,10 +485,7 @@ impl Producer {
         let rec = self.record_ref_now(&record);
         match self.shared.produce_to_open(&rec) {
             Some(o) => {
-                if o.wake {
-                    self.waker.wake();
-                }
-                prefetch::after_append(&o);
+                self.appended(&o);
                 Ok(())
             }
             None => self.produce_general(rec),
@@ -498,10 +500,7 @@ impl Producer {
         let o = self
             .shared
             .produce_general(now, rec, self.block_deadline(now))?;
-        if o.wake {
-            self.waker.wake();
-        }
-        prefetch::after_append(&o);
+        self.appended(&o);
         Ok(())
     }
 
@@ -562,10 +561,7 @@ impl Producer {
         let now = Instant::now();
         let rec = self.record_ref(&record, now);
         let outcome = self.shared.try_produce_now(now, rec)?;
-        if outcome.wake {
-            self.waker.wake();
-        }
-        prefetch::after_append(&outcome);
+        self.appended(&outcome);
         Ok(())
     }
 
@@ -872,10 +868,7 @@ impl<'p, 'r> AsyncSend<'p, 'r> {
         self.state = None;
         self.done = true;
         if let Ok(o) = &r {
-            if o.wake {
-                p.waker.wake();
-            }
-            prefetch::after_append(o);
+            p.appended(o);
         }
         std::task::Poll::Ready(r)
     }

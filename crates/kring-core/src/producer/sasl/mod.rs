@@ -661,7 +661,6 @@ impl ProducerCore {
             }
             return;
         }
-        let Some(c) = self.conn_mut(id) else { return };
         c.sasl.reauth = true;
         let in_flight = c.in_flight.len();
         self.stats.sasl_reauthentications += 1;
