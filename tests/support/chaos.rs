@@ -122,6 +122,9 @@ pub struct ChaosConfig {
     pub retry_backoff: Duration,
     pub request_timeout: Duration,
     pub delivery_timeout: Duration,
+    /// `compression.threads` (drawn last: the draws before it, and so
+    /// each seed's earlier settings, are those of before it existed).
+    pub compression_threads: u32,
 }
 
 impl ChaosConfig {
@@ -156,6 +159,7 @@ impl ChaosConfig {
             retry_backoff: Duration::from_millis(rng.pick(&[5, 10, 20])),
             request_timeout: Duration::from_secs(2),
             delivery_timeout: Duration::from_secs(12),
+            compression_threads: rng.pick(&[0, 0, 1, 2]),
         }
     }
 
@@ -178,6 +182,7 @@ impl ChaosConfig {
             .batch_size(self.batch_size)
             .max_in_flight(self.max_in_flight)
             .compression(self.codec)
+            .compression_threads(self.compression_threads)
             .retry_backoff(self.retry_backoff)
             .retry_backoff_max(Duration::from_millis(200))
             .reconnect_backoff(Duration::from_millis(10))
@@ -199,7 +204,7 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
@@ -214,6 +219,7 @@ impl fmt::Display for ChaosConfig {
             self.retry_backoff,
             self.request_timeout,
             self.delivery_timeout,
+            self.compression_threads,
         )
     }
 }
