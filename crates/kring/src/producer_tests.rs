@@ -523,6 +523,78 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
     assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
 }
 
+/// Compression threads kept a request's worth behind (a small
+/// `max.request.size`, more lingered batches than its budget lets the I/O
+/// thread compress itself), so lingered batches often wait open for them
+/// and grow meanwhile, while two sending threads race the I/O thread and
+/// the workers: every record is delivered once, each thread's records in
+/// order within each partition, every batch compressed, and no memory
+/// stays charged.
+#[test]
+fn batches_waiting_for_busy_compression_threads_arrive_once_in_order() {
+    const PARTS: u32 = 500;
+    const PER_THREAD: u32 = 20_000;
+    let c = cluster(PARTS as i32);
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let d2 = delivered.clone();
+    let p = builder(&c)
+        .linger(Duration::from_millis(1))
+        .batch_size(4_096)
+        .max_request_size(4_096)
+        .compression(crate::Compression::Gzip)
+        .compression_threads(1)
+        .on_delivery(move |r| {
+            assert!(r.result.is_ok(), "{:?}", r.result);
+            d2.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let p = &p;
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let v = format!("thread {t} record {i:05} with a text-like value");
+                    let r = Record::new("t", v.as_bytes()).partition((i % PARTS) as i32);
+                    drop(p.send(r).unwrap());
+                }
+            });
+        }
+    });
+    // Delivered without a flush or close (which would seal what waits):
+    // the batches that waited are taken once the workers catch up.
+    let total = 2 * PER_THREAD as usize;
+    let t0 = Instant::now();
+    while delivered.load(Ordering::Relaxed) < total && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        delivered.load(Ordering::Relaxed),
+        total,
+        "delivered unflushed"
+    );
+    assert_eq!(p.metrics().buffered_bytes, 0, "memory returned");
+    assert!(p.close_timeout(Duration::from_secs(30)));
+    for part in 0..PARTS {
+        let log = c.records("t", part as i32).unwrap();
+        assert_eq!(log.len(), (2 * PER_THREAD / PARTS) as usize);
+        for t in 0..2u32 {
+            let mine: Vec<u32> = log
+                .iter()
+                .filter_map(|r| {
+                    let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
+                    let rest = v.strip_prefix(&format!("thread {t} record "))?;
+                    rest.get(..5)?.parse().ok()
+                })
+                .collect();
+            let want: Vec<u32> = (0..PER_THREAD).filter(|i| i % PARTS == part).collect();
+            assert_eq!(mine, want, "thread {t}, partition {part}");
+        }
+        let batches = c.batches("t", part as i32).unwrap();
+        assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
+    }
+}
+
 /// One ProduceRequest of 2,000 one-record batches (2,000 partitions of one
 /// broker): each batch a chunk of its own, about 4,000 chunks in one frame,
 /// more than one `SENDMSG` takes (IOV_MAX), written over several sends on
