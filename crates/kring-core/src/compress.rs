@@ -34,15 +34,8 @@
 //!   compresses as before. Batches smaller than the threshold are
 //!   compressed in place: below it, the hand-off costs the I/O thread about
 //!   what compressing does.
-//! - While the workers are `max.request.size` behind, a lingered batch is
-//!   not taken: it stays open, producer threads keep appending to it, and
-//!   the core takes it once the workers have caught up (a flushed or
-//!   closed batch, which cannot wait, the I/O thread compresses itself; see
-//!   [`CompressQueue::route`]). This keeps batches as large as they grew
-//!   when the I/O thread compressed them all, and leaves the I/O thread
-//!   free to send. Every job a worker finishes is announced, also one whose
-//!   batch left meanwhile: that notice is what wakes the I/O thread to take
-//!   the batches that waited.
+//! - While the workers are `max.request.size` behind, the I/O thread
+//!   compresses itself too (see [`CompressQueue::wants`]).
 //! - The I/O thread compresses itself within a small budget refilled with
 //!   time (`kring`: 4 MiB/s of uncompressed batches, a few percent of a
 //!   core) and hands off only the rest: at low rates nothing is handed off
@@ -61,19 +54,6 @@ use crate::delivery::panic_message;
 use crate::notice::Notice;
 use crate::shared::Shared;
 use crate::topics::PartitionSlot;
-
-/// Where a batch the I/O thread seals is compressed
-/// ([`CompressQueue::route`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// On the I/O thread, now (also: no codec, or offloading off).
-    Here,
-    /// Handed to a compression worker.
-    Worker,
-    /// Not yet: the workers are behind; a lingered batch stays open (and
-    /// appendable) until they catch up.
-    Later,
-}
 
 /// Where a batch in a partition's sealed queue stands.
 #[derive(Debug)]
@@ -147,8 +127,8 @@ pub(crate) struct CompressQueue {
     min_bytes: AtomicUsize,
     /// Uncompressed bytes handed off and not compressed yet.
     backlog: AtomicUsize,
-    /// While the backlog is at least this, the workers are behind (see
-    /// [`CompressQueue::route`]).
+    /// While the backlog is at least this, the I/O thread compresses
+    /// itself (see [`CompressQueue::wants`]).
     backlog_cap: usize,
     /// How much the I/O thread may compress itself (a token bucket of
     /// uncompressed bytes, refilled with time; only the I/O thread uses
@@ -178,50 +158,37 @@ impl CompressQueue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Where a batch of `size` uncompressed bytes the I/O thread seals with
-    /// `compression` is compressed: [`Route::Here`], [`Route::Worker`] or,
-    /// when `may_wait`, [`Route::Later`].
+    /// Whether a batch of `size` uncompressed bytes sealed by the I/O
+    /// thread with `compression` goes to a worker.
     ///
-    /// Within the I/O thread's own budget it compresses here: at a low
-    /// rate (idle producer threads) that costs it little, less than the
-    /// two thread hand-offs would add to the batch's latency.
+    /// Not while the workers are a request's worth behind: the I/O thread
+    /// then compresses itself, sharing the work. Handing off regardless
+    /// would let the I/O thread take batches ever sooner (it no longer
+    /// pays for them) while the workers fall behind: smaller batches,
+    /// more compression per record, and requests waiting on the workers.
+    /// Nor does the I/O thread leave the batch open until they catch up
+    /// (tried: with `buffer.memory` full the batches hardly grew, the
+    /// workers alone compressed every lingered batch while the I/O
+    /// thread's core idled, and 10,000 partitions with zstd ran 25-30 %
+    /// slower in many small requests; BENCHMARKS.md, "Compression and
+    /// producer threads").
     ///
-    /// Not to the workers while they are a request's worth behind.
-    /// Handing off regardless would let the I/O thread take batches ever
-    /// sooner (it no longer pays for them) while the workers fall behind:
-    /// smaller batches, more compression per record, and requests waiting
-    /// on the workers. A lingered batch (`may_wait`) then stays open and
-    /// keeps growing until they catch up, as it would behind a busy I/O
-    /// thread, without the I/O thread spending itself on it; a batch that
-    /// must be sealed now (flush, close) is compressed here.
-    pub(crate) fn route(&self, compression: Compression, size: usize, may_wait: bool) -> Route {
-        if compression == Compression::None || size < self.min_bytes.load(Ordering::Relaxed) {
-            return Route::Here;
-        }
+    /// Nor while the I/O thread's own budget covers it: at a low rate (idle
+    /// producer threads) compressing costs it little, less than the two
+    /// thread hand-offs would add to the batch's latency.
+    pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
+        if compression == Compression::None
+            || size < self.min_bytes.load(Ordering::Relaxed)
+            || self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
         {
-            let mut b = self.inline.lock().unwrap_or_else(|e| e.into_inner());
-            if b.tokens >= size as f64 {
-                b.tokens -= size as f64;
-                return Route::Here;
-            }
+            return false;
         }
-        if self.behind() {
-            return if may_wait { Route::Later } else { Route::Here };
+        let mut b = self.inline.lock().unwrap_or_else(|e| e.into_inner());
+        if b.tokens >= size as f64 {
+            b.tokens -= size as f64;
+            return false;
         }
-        Route::Worker
-    }
-
-    /// The workers are a request's worth (`max.request.size` of
-    /// uncompressed bytes) behind.
-    pub(crate) fn behind(&self) -> bool {
-        self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
-    }
-
-    /// Uncompressed bytes that may still be handed off before the workers
-    /// are [`behind`](Self::behind).
-    pub(crate) fn room(&self) -> usize {
-        self.backlog_cap
-            .saturating_sub(self.backlog.load(Ordering::Relaxed))
+        true
     }
 
     /// The I/O thread is about to build requests at `now`: its own
@@ -341,15 +308,14 @@ impl Shared {
         while let Some(job) = self.compress.next() {
             let sealed = self.compress_one(&job, compression);
             self.compress.backlog.fetch_sub(job.size, Ordering::Relaxed);
-            // Announced even when its batch left meanwhile (purged, timed
-            // out): the backlog just fell, and the I/O thread may hold
-            // lingered batches back until it does (`Route::Later`).
-            done += usize::from(sealed.is_some());
-            bytes += sealed.unwrap_or(0);
-            ready.push(job);
-            if bytes >= self.cfg.max_request_size {
-                self.announce(&mut ready);
-                bytes = 0;
+            if let Some(size) = sealed {
+                done += 1;
+                ready.push(job);
+                bytes += size;
+                if bytes >= self.cfg.max_request_size {
+                    self.announce(&mut ready);
+                    bytes = 0;
+                }
             }
         }
         self.announce(&mut ready);

@@ -525,13 +525,13 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
 
 /// Compression threads kept a request's worth behind (a small
 /// `max.request.size`, more lingered batches than its budget lets the I/O
-/// thread compress itself), so lingered batches often wait open for them
-/// and grow meanwhile, while two sending threads race the I/O thread and
-/// the workers: every record is delivered once, each thread's records in
-/// order within each partition, every batch compressed, and no memory
-/// stays charged.
+/// thread compress itself), so the I/O thread hands off some lingered
+/// batches and compresses others itself, while two sending threads race
+/// it and the worker: every record is delivered once, without a flush or
+/// close sealing anything, each thread's records in order within each
+/// partition, every batch compressed, and no memory stays charged.
 #[test]
-fn batches_waiting_for_busy_compression_threads_arrive_once_in_order() {
+fn batches_beside_busy_compression_threads_arrive_once_in_order() {
     const PARTS: u32 = 500;
     const PER_THREAD: u32 = 20_000;
     let c = cluster(PARTS as i32);
@@ -561,8 +561,8 @@ fn batches_waiting_for_busy_compression_threads_arrive_once_in_order() {
             });
         }
     });
-    // Delivered without a flush or close (which would seal what waits):
-    // the batches that waited are taken once the workers catch up.
+    // Delivered without a flush or close (which would seal what is
+    // left): lingered batches alone make their way.
     let total = 2 * PER_THREAD as usize;
     let t0 = Instant::now();
     while delivered.load(Ordering::Relaxed) < total && t0.elapsed() < Duration::from_secs(20) {

@@ -56,7 +56,6 @@ mod stall;
 mod stats;
 mod timers;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -301,10 +300,6 @@ pub struct ProducerCore {
     /// moved away while a produce response was read; forwarded once per
     /// response (`forward_moved`), not once per hinted partition.
     hinted_away: Vec<i32>,
-    /// Partitions whose lingered batch stays open while the compression
-    /// workers are behind, with its size then (`compress.rs`,
-    /// `Route::Later`); each at most once (`PartCore::waits_for_workers`).
-    waiting_for_workers: VecDeque<(PartKey, usize)>,
     /// Statistics settings, the periodic timer, callback counters.
     statistics: StatsState,
 }
@@ -385,7 +380,6 @@ impl ProducerCore {
             notice_gen: 0,
             unannounced: 0,
             hinted_away: Vec::new(),
-            waiting_for_workers: VecDeque::new(),
             statistics: StatsState::new(
                 now,
                 config.statistics_interval,

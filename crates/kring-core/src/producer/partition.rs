@@ -21,7 +21,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::compress::Route;
 use crate::delivery::{DeliveryError, MessageStatus};
 use crate::timer::TimerHandle;
 use crate::topics::{PartitionSlot, TopicStatus};
@@ -60,9 +59,6 @@ pub(crate) struct PartCore {
     /// (sealing it) when it drains this partition. Until then producer
     /// threads keep appending to it.
     pub(crate) open_due: bool,
-    /// In the core's queue of partitions whose lingered batch waits for
-    /// the compression workers to catch up (`wait_for_workers`).
-    pub(crate) waits_for_workers: bool,
     /// Batches announced minus batches drained (may dip below zero briefly
     /// when a batch is drained before its notice is read).
     pub(crate) unsent: i64,
@@ -104,7 +100,6 @@ impl PartCore {
             sealed_below: 0,
             linger: false,
             open_due: false,
-            waits_for_workers: false,
             open_pos: OpenPos::default(),
             unsent: 0,
             retry: VecDeque::new(),
@@ -289,40 +284,6 @@ impl ProducerCore {
         }
     }
 
-    /// The lingered open batch of `pk` (`size` uncompressed bytes) was
-    /// left open because the compression workers are behind
-    /// ([`Route::Later`]): the partition is made ready again once they
-    /// have room for it ([`Self::resume_waiting_for_workers`]).
-    pub(crate) fn wait_for_workers(&mut self, pk: PartKey, size: usize) {
-        let p = self.part(pk);
-        if !std::mem::replace(&mut p.waits_for_workers, true) {
-            self.waiting_for_workers.push_back((pk, size));
-        }
-    }
-
-    /// Makes partitions that wait for the compression workers ready again,
-    /// in the order they began waiting, as many as the workers have room
-    /// for by the sizes their batches had then (they have grown since; a
-    /// partition that finds the workers behind again waits again, at the
-    /// back). Called as the I/O thread starts building requests; the
-    /// workers announce every job they finish, which wakes it.
-    pub(crate) fn resume_waiting_for_workers(&mut self) {
-        if self.waiting_for_workers.is_empty() {
-            return;
-        }
-        let mut room = self.shared.compress.room();
-        while room > 0 {
-            let Some((pk, size)) = self.waiting_for_workers.pop_front() else {
-                break;
-            };
-            room = room.saturating_sub(size);
-            if self.has_part(pk) {
-                self.part(pk).waits_for_workers = false;
-                self.mark_ready(pk);
-            }
-        }
-    }
-
     /// Seals the open batch of `pk` now (flush, close).
     fn seal_open(&mut self, pk: PartKey) {
         let compression = self.shared.cfg.compression;
@@ -334,7 +295,7 @@ impl ProducerCore {
             if let Some(open) = q.open.take() {
                 let id = open.id;
                 let size = open.builder.size_in_bytes();
-                let offload = self.shared.compress.route(compression, size, false) == Route::Worker;
+                let offload = self.shared.compress.wants(compression, size);
                 let b = if offload {
                     open.seal_later()
                 } else {

@@ -22,7 +22,7 @@ use kring_protocol::produce_fast::decode_produce_response_ok;
 use kring_protocol::record::{Compression, SealedBatch};
 use kring_protocol::ErrorCode;
 
-use crate::compress::{Route, Sealing};
+use crate::compress::Sealing;
 use crate::config::Acks;
 use crate::delivery::{BatchOk, DeliveryError, MessageStatus, PerRecord, RecordErrors};
 use crate::topics::{Leaving, OpenBatch, PartitionQueue};
@@ -101,7 +101,6 @@ impl ProducerCore {
         }
         self.maybe_bump_epoch();
         self.shared.compress.refill(now);
-        self.resume_waiting_for_workers();
         if let Some(t) = self.poll_init_pid(now) {
             return Some(t);
         }
@@ -469,16 +468,9 @@ impl ProducerCore {
         if compression == Compression::None && size > room {
             return Some(Take::TooBig);
         }
-        let route = self.shared.compress.route(compression, size, true);
+        let offload = self.shared.compress.wants(compression, size);
         let id = open.id;
-        if route == Route::Later {
-            // The workers are behind: the batch stays open and keeps
-            // growing; the partition is ready again once they catch up.
-            drop(q);
-            self.wait_for_workers(pk, size);
-            return Some(Take::Empty);
-        }
-        if route == Route::Worker {
+        if offload {
             // Queued where the sealed batch would go (the queue is empty):
             // batches producer threads seal meanwhile queue behind it.
             let open = q.open.take().expect("due open batch");

@@ -461,14 +461,6 @@ fn split_batches_compressed_by_the_worker_keep_order() {
     }
 }
 
-/// Records in partition `p`'s open batch (0: none open).
-fn open_records(sim: &MockSim, p: usize) -> u32 {
-    let map = sim.shared.topics.snapshot();
-    let t = map.by_name.get("t").expect("topic");
-    let q = t.partitions[p].lock();
-    q.open.as_ref().map_or(0, |o| o.builder.record_count())
-}
-
 /// Sends `n` records (contexts from `*ctx` on) to partition `p`.
 fn send_n(sim: &mut MockSim, p: u32, n: u32, ctx: &mut u64) {
     for _ in 0..n {
@@ -484,19 +476,16 @@ fn batch_of(n: usize) -> usize {
     kring_protocol::record::layout::HEADER_LEN + n * (value(0).len() + 10)
 }
 
-/// While the workers are a request's worth behind, a lingered batch is not
-/// taken: it stays open and keeps growing, as it would behind an I/O
-/// thread busy compressing, and the I/O thread compresses nothing itself.
-/// Once the workers catch up, the waiting partitions are taken in the
-/// order they began waiting, as many as the workers have room for (the
-/// rest wait on), and each batch is sent whole: one batch, in send order,
-/// each record with exactly one result, no memory left charged.
+/// While the workers are a request's worth behind, the I/O thread
+/// compresses lingered batches itself and sends them, while the batches
+/// handed off earlier still wait for the worker; every record then has
+/// exactly one result, in send order per partition, and no memory stays
+/// charged.
 #[test]
-fn lingered_batches_wait_while_the_workers_are_behind() {
+fn the_io_thread_compresses_while_the_workers_are_behind() {
     let (config, results) = counted(Compression::Gzip);
     // The workers are behind once they hold about one and a quarter
-    // batches of 10 records: two lingered batches are handed off, then
-    // the rest wait. (A batch holds 13 of these records.)
+    // batches of 10 records: two lingered batches are handed off.
     let cap = batch_of(10) * 5 / 4;
     let config = Config {
         max_request_size: cap,
@@ -506,106 +495,28 @@ fn lingered_batches_wait_while_the_workers_are_behind() {
     let mut sim = sim_with(config, 1, 5);
     sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 5);
-    let before = produce_count(&sim);
     let mut ctx = 0u64;
     for p in 0..5 {
         send_n(&mut sim, p, 10, &mut ctx);
     }
     sim.run_for(ms(6));
     let states: Vec<String> = (0..5).map(|p| queue_states(&sim, p)).collect();
-    assert_eq!(states, ["Q", "Q", "", "", ""], "two handed off, three wait");
-    // The waiting batches keep taking records, and time passes: still
-    // nothing is sealed on the I/O thread, nothing sent.
-    send_n(&mut sim, 2, 3, &mut ctx);
-    send_n(&mut sim, 3, 2, &mut ctx);
-    sim.run_for(ms(20));
-    let open: Vec<u32> = (2..5).map(|p| open_records(&sim, p)).collect();
-    assert_eq!(open, [13, 12, 10], "grew while waiting");
-    assert_eq!(produce_count(&sim), before, "nothing sent");
-    // The workers catch up: room for two more, the third waits on.
+    assert_eq!(states, ["Q", "Q", "", "", ""], "two handed off");
+    let stored: Vec<usize> = (0..5).map(|p| log(&sim, p).len() - 1).collect();
+    assert_eq!(stored, [0, 0, 10, 10, 10], "three compressed and sent");
     assert_eq!(sim.shared.run_compression_jobs(), 2);
-    sim.settle();
-    let states: Vec<String> = (0..5).map(|p| queue_states(&sim, p)).collect();
-    assert_eq!(states, ["", "", "Q", "Q", ""], "first come, first taken");
-    assert_eq!(open_records(&sim, 4), 10);
-    assert!(produce_count(&sim) > before, "the first two sent");
-    assert_eq!(sim.shared.run_compression_jobs(), 2);
-    sim.settle();
-    assert_eq!(queue_states(&sim, 4), "Q", "its turn");
     drive_with_worker(&mut sim);
-    // Each partition's records went in one batch (one base sequence), in
-    // send order.
-    let sent_to = |p: u32| -> Vec<Vec<u8>> {
-        let (lo, hi) = (10 * p, 10 * p + 10);
-        let more = match p {
-            2 => 50..53,
-            3 => 53..55,
-            _ => 0..0,
-        };
-        (lo..hi).chain(more).map(value).collect()
-    };
     for p in 0..5u32 {
-        let l = log(&sim, p);
-        let values: Vec<Vec<u8>> = l
+        let values: Vec<Vec<u8>> = log(&sim, p)
             .iter()
             .skip(1)
             .map(|r| r.value.as_deref().unwrap().to_vec())
             .collect();
-        assert_eq!(values, sent_to(p), "partition {p}");
-        let mut seqs: Vec<i32> = l.iter().skip(1).map(|r| r.base_sequence).collect();
-        seqs.dedup();
-        assert_eq!(seqs.len(), 1, "partition {p}: one batch, {seqs:?}");
+        let want: Vec<Vec<u8>> = (10 * p..10 * p + 10).map(value).collect();
+        assert_eq!(values, want, "partition {p}");
     }
     let r = results.lock().unwrap();
-    assert_eq!(r.len(), 55 + 5);
+    assert_eq!(r.len(), 50 + 5);
     assert!(r.values().all(|&c| c == 1), "{r:?}");
     assert_eq!(sim.shared.buffered_bytes(), 0, "memory returned");
-}
-
-/// A worker that finds its batches gone (they timed out while queued)
-/// still tells the I/O thread, parked meanwhile: the backlog fell, and the
-/// lingered batches waiting for it are taken then, not when something
-/// else happens to wake the I/O thread.
-#[test]
-fn finished_jobs_wake_the_io_thread_even_when_their_batches_left() {
-    let (config, results) = counted(Compression::Gzip);
-    let cap = batch_of(10) * 3 / 2;
-    let config = Config {
-        max_request_size: cap,
-        batch_size: cap,
-        request_timeout: ms(1_000),
-        delivery_timeout: ms(2_000),
-        ..config
-    };
-    let mut sim = sim_with(config, 1, 4);
-    sim.shared.enable_compression_offload(0, 0, 0);
-    warm_up(&mut sim, 4);
-    let t0 = sim.now;
-    let mut ctx = 0u64;
-    send_n(&mut sim, 0, 10, &mut ctx);
-    send_n(&mut sim, 1, 10, &mut ctx);
-    sim.run_for(ms(1_500));
-    send_n(&mut sim, 2, 10, &mut ctx);
-    send_n(&mut sim, 3, 10, &mut ctx);
-    sim.run_for(ms(10));
-    let states: Vec<String> = (0..4).map(|p| queue_states(&sim, p)).collect();
-    assert_eq!(states, ["Q", "Q", "", ""]);
-    // Partitions 0 and 1 time out with the worker; 2 and 3 still wait.
-    let left = t0 + ms(2_010) - sim.now;
-    sim.run_for(left);
-    assert_eq!(queue_states(&sim, 0), "", "timed out");
-    assert_eq!(open_records(&sim, 2), 10);
-    assert!(sim.core.prepare_park(), "nothing to do: parks");
-    assert_eq!(sim.shared.run_compression_jobs(), 0, "both gone");
-    assert!(!sim.core.prepare_park(), "the worker's notice woke it");
-    sim.settle();
-    assert_eq!(queue_states(&sim, 2), "Q", "taken once the backlog fell");
-    drive_with_worker(&mut sim);
-    assert_eq!(log(&sim, 2).len(), 11);
-    assert_eq!(log(&sim, 3).len(), 11);
-    assert_eq!(log(&sim, 0).len(), 1, "timed out, never sent");
-    let r = results.lock().unwrap();
-    assert_eq!(r.len(), 40 + 4);
-    assert!(r.values().all(|&c| c == 1), "{r:?}");
-    assert_eq!(sim.shared.buffered_bytes(), 0);
 }
