@@ -40,10 +40,25 @@
 //!   time (`kring`: 4 MiB/s of uncompressed batches, a few percent of a
 //!   core) and hands off only the rest: at low rates nothing is handed off
 //!   and no latency is added.
+//!
+//! Without compression threads, producer threads blocked for
+//! `buffer.memory` are the workers ([`Shared::enable_compression_help`]).
+//! Why: with many partitions and a slow codec, lingered batches are all
+//! the I/O thread compresses, it becomes the limit, memory fills, and the
+//! sending threads sleep until batches complete — a core idles while the
+//! one thread that could free memory is busy compressing. A blocked
+//! thread has nothing else to do: it compresses instead of sleeping,
+//! keeping its place in the line for memory (`memory.rs`). How no job is
+//! left behind: the I/O thread hands a batch off only while a thread is
+//! blocked; after posting a job it looks again at the count of blocked
+//! threads and does the jobs itself if there are none, and a thread that
+//! stops waiting with jobs left nudges the next blocked thread or, the
+//! last, does them itself (both sides sequentially consistent: one of
+//! them sees the other).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -125,6 +140,13 @@ pub(crate) struct CompressQueue {
     /// Batches at least this large (uncompressed bytes) are handed off;
     /// `usize::MAX`: offloading off.
     min_bytes: AtomicUsize,
+    /// No compression threads: producer threads blocked for memory are
+    /// the workers ([`Shared::enable_compression_help`]).
+    by_blocked: AtomicBool,
+    /// Jobs posted and not yet taken (what a blocked thread looks at).
+    queued: AtomicUsize,
+    /// Jobs done by blocked producer threads.
+    helped: AtomicU64,
     /// Uncompressed bytes handed off and not compressed yet.
     backlog: AtomicUsize,
     /// While the backlog is at least this, the I/O thread compresses
@@ -144,6 +166,9 @@ impl CompressQueue {
     pub(crate) fn new(backlog_cap: usize) -> Self {
         CompressQueue {
             min_bytes: AtomicUsize::new(usize::MAX),
+            by_blocked: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            helped: AtomicU64::new(0),
             backlog: AtomicUsize::new(0),
             backlog_cap: backlog_cap.max(1),
             inline: Mutex::new(InlineBudget::default()),
@@ -176,8 +201,12 @@ impl CompressQueue {
     /// Nor while the I/O thread's own budget covers it: at a low rate (idle
     /// producer threads) compressing costs it little, less than the two
     /// thread hand-offs would add to the batch's latency.
-    pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
+    ///
+    /// Without compression threads, only while `blocked` producer threads
+    /// wait for memory (they are the workers then).
+    pub(crate) fn wants(&self, compression: Compression, size: usize, blocked: usize) -> bool {
         if compression == Compression::None
+            || (blocked == 0 && self.by_blocked.load(Ordering::Relaxed))
             || size < self.min_bytes.load(Ordering::Relaxed)
             || self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
         {
@@ -210,6 +239,7 @@ impl CompressQueue {
             return Err(job);
         }
         g.jobs.push_back(job);
+        self.queued.fetch_add(1, Ordering::SeqCst);
         let wake = g.waiting > 0;
         drop(g);
         if wake {
@@ -219,7 +249,16 @@ impl CompressQueue {
     }
 
     fn next(&self) -> Option<Job> {
-        self.lock().jobs.pop_front()
+        let job = self.lock().jobs.pop_front();
+        if job.is_some() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        job
+    }
+
+    /// Whether a producer thread blocked for memory has a job to do.
+    pub(crate) fn has_help_wanted(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > 0 && self.by_blocked.load(Ordering::Relaxed)
     }
 }
 
@@ -250,7 +289,51 @@ impl Shared {
             if self.compress_one(&job, self.cfg.compression).is_some() {
                 self.announce(&mut vec![job]);
             }
+            return;
         }
+        if self.compress.by_blocked.load(Ordering::Relaxed) {
+            // The job is visible (SeqCst): a thread blocked now does it,
+            // or, leaving, finds it; with none blocked, it is done here.
+            if self.pool.waiters() == 0 {
+                self.run_compression_jobs();
+            } else {
+                self.pool.nudge();
+            }
+        }
+    }
+
+    /// Without compression threads (`compression.threads` 0), lets
+    /// producer threads blocked for `buffer.memory` compress the batches
+    /// the I/O thread seals (lingered, flushed, closed) of at least
+    /// `min_batch_bytes` uncompressed bytes, instead of sleeping: the I/O
+    /// thread hands a batch off only while such a thread waits, and still
+    /// compresses itself within its budget (`inline_burst`,
+    /// `inline_per_sec`, as in
+    /// [`enable_compression_offload`](Self::enable_compression_offload)).
+    /// Async senders waiting for memory do not help. Has no effect with
+    /// `compression.type=none`; call it once, before the first append.
+    pub fn enable_compression_help(
+        &self,
+        min_batch_bytes: usize,
+        inline_burst: usize,
+        inline_per_sec: usize,
+    ) {
+        self.compress.by_blocked.store(true, Ordering::Relaxed);
+        self.enable_compression_offload(min_batch_bytes, inline_burst, inline_per_sec);
+    }
+
+    /// How many compression jobs producer threads blocked for memory have
+    /// done ([`enable_compression_help`](Self::enable_compression_help)).
+    pub fn compression_jobs_by_blocked_senders(&self) -> u64 {
+        self.compress.helped.load(Ordering::Relaxed)
+    }
+
+    /// Runs the compression jobs posted so far (not those posted while it
+    /// runs: a blocked thread goes back to look at its memory in between)
+    /// on a producer thread blocked for memory: the `help` of its wait.
+    pub(crate) fn help_compress(&self) {
+        let n = self.run_jobs(self.compress.queued.load(Ordering::SeqCst));
+        self.compress.helped.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Hands batches the I/O thread seals (lingered, flushed, closed) of at
@@ -301,11 +384,20 @@ impl Shared {
     /// while its connection has free slots: many small requests where one
     /// large one would do.
     pub fn run_compression_jobs(&self) -> usize {
+        self.run_jobs(usize::MAX)
+    }
+
+    /// [`run_compression_jobs`](Self::run_compression_jobs), taking at most
+    /// `limit` jobs.
+    fn run_jobs(&self, limit: usize) -> usize {
         let compression = self.cfg.compression;
         let mut done = 0;
         let mut ready = Vec::new();
         let mut bytes = 0usize;
-        while let Some(job) = self.compress.next() {
+        for _ in 0..limit {
+            let Some(job) = self.compress.next() else {
+                break;
+            };
             let sealed = self.compress_one(&job, compression);
             self.compress.backlog.fetch_sub(job.size, Ordering::Relaxed);
             if let Some(size) = sealed {

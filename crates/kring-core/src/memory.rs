@@ -99,13 +99,18 @@ use bytes::BytesMut;
 use crate::next_write::NextWrite;
 use crate::wait::WaitList;
 
+/// What a thread blocked for memory may do meanwhile
+/// ([`BufferPool::reserve_blocking_helping`]): whether there is work (cheap:
+/// read holding the line's lock), and doing a bounded share of it.
+pub(crate) type Help<'a> = (&'a dyn Fn() -> bool, &'a dyn Fn());
+
 /// The byte budget shared by every open and queued batch.
 #[derive(Debug)]
 pub(crate) struct BufferPool {
     used: AtomicUsize,
     limit: usize,
     waiters: AtomicUsize,
-    /// Threads blocked in [`reserve_blocking`](Self::reserve_blocking),
+    /// Threads blocked in [`reserve_blocking_helping`](Self::reserve_blocking_helping),
     /// in the order they blocked.
     blocked: Mutex<Blocked>,
     /// Async senders waiting for memory (woken by `release`).
@@ -607,8 +612,8 @@ impl BufferPool {
         self.used().saturating_sub(self.all_spare_bytes())
     }
 
-    /// Threads blocked in [`reserve_blocking`](Self::reserve_blocking).
-    #[cfg_attr(not(test), allow(dead_code))] // tests observe blocking
+    /// Threads blocked in
+    /// [`reserve_blocking_helping`](Self::reserve_blocking_helping).
     pub(crate) fn waiters(&self) -> usize {
         self.waiters.load(Ordering::SeqCst)
     }
@@ -643,16 +648,39 @@ impl BufferPool {
         }
     }
 
-    /// Reserves `n` bytes, blocking until they fit or `wait` has passed.
-    /// Returns false on timeout, and at once when the pool closes.
+    /// [`reserve_blocking_helping`](Self::reserve_blocking_helping) for a
+    /// fixed `wait`, without help (tests).
+    #[cfg(test)]
+    pub(crate) fn reserve_blocking(&self, n: usize, wait: Duration) -> bool {
+        self.reserve_blocking_helping(n, &|| wait, None)
+    }
+
+    /// Reserves `n` bytes, blocking until they fit or `left()` has passed
+    /// (asked again after each spell of work). Returns false on timeout,
+    /// and at once when the pool closes.
     ///
     /// The thread takes its place at the back of `blocked` and sleeps on
     /// its own condvar until a release hands it a turn (see
     /// [`Blocked::take_turns`]), its wait passes, or the pool closes.
-    pub(crate) fn reserve_blocking(&self, n: usize, wait: Duration) -> bool {
+    ///
+    /// Meanwhile it does `help`'s work whenever there is some: `help.0`
+    /// says whether there is (read holding `blocked`'s lock: it must be
+    /// cheap), `help.1` does a bounded share of it (without the lock). The
+    /// thread keeps its place meanwhile; a turn handed to it while it works
+    /// is taken when it comes back, and past its deadline it takes no more
+    /// work. Leaving with work still there, it nudges the next blocked
+    /// thread, or, the last, does the work itself: work offered to blocked
+    /// threads never waits for one that is gone ([`Self::nudge`]).
+    pub(crate) fn reserve_blocking_helping(
+        &self,
+        n: usize,
+        left: &dyn Fn() -> Duration,
+        help: Option<Help<'_>>,
+    ) -> bool {
         if self.try_reserve(n) {
             return true;
         }
+        let mut wait = left();
         if wait.is_zero() {
             return false;
         }
@@ -671,29 +699,48 @@ impl BufferPool {
         });
         // The condition is evaluated under `blocked`'s lock, and the
         // thread's place is in the queue before the first evaluation;
-        // `release` and `close` mark a place under that lock before
-        // notifying, so neither can be missed between the check and the
-        // sleep (a release that found the queue without this thread
-        // freed its memory before the first check).
+        // `release`, `close` and `nudge` mark a place (or make work
+        // visible) before taking that lock to notify, so none can be
+        // missed between the check and the sleep (a release that found
+        // the queue without this thread freed its memory before the first
+        // check).
         let mut got = false;
-        let (mut g, _) = cond
-            .wait_timeout_while(g, wait, |b| {
-                if self.closed.load(Ordering::SeqCst) {
-                    return false;
-                }
-                if let Some(e) = b.queue.iter_mut().find(|e| e.id == id) {
-                    if std::mem::take(&mut e.woken) {
-                        b.unclaim(n);
+        loop {
+            let mut work = false;
+            // Past its deadline, the thread looks once more, then leaves.
+            let helping = help.filter(|_| !wait.is_zero());
+            let (g2, _) = cond
+                .wait_timeout_while(g, wait, |b| {
+                    if self.closed.load(Ordering::SeqCst) {
+                        return false;
                     }
-                }
-                got = self.try_reserve_holding_lock(n, b, id);
-                #[cfg(test)]
-                if !got {
+                    if let Some(e) = b.queue.iter_mut().find(|e| e.id == id) {
+                        if std::mem::take(&mut e.woken) {
+                            b.unclaim(n);
+                        }
+                    }
+                    got = self.try_reserve_holding_lock(n, b, id);
+                    if got {
+                        return false;
+                    }
+                    if helping.is_some_and(|(pending, _)| pending()) {
+                        work = true;
+                        return false;
+                    }
+                    #[cfg(test)]
                     self.sleeps.fetch_add(1, Ordering::SeqCst);
-                }
-                !got
-            })
-            .unwrap_or_else(|e| e.into_inner());
+                    true
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            g = g2;
+            let Some((_, run)) = helping.filter(|_| work) else {
+                break;
+            };
+            drop(g);
+            run();
+            wait = left();
+            g = self.blocked();
+        }
         // Leaving: a claim still held goes, and whoever is next and fits
         // in what is free now gets the turn this thread leaves (its wait
         // passed while the oldest, or it was woken as the pool closed).
@@ -708,12 +755,36 @@ impl BufferPool {
         if !self.closed.load(Ordering::SeqCst) {
             g.take_turns(self.free_now(), false, None, &mut next);
         }
+        // SeqCst: whoever offers work after this sees one blocked thread
+        // fewer, or this thread sees the work below.
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         drop(g);
         for c in next {
             c.notify_one();
         }
+        if let Some((pending, run)) = help {
+            if pending() {
+                if self.waiters() == 0 {
+                    run();
+                } else {
+                    self.nudge();
+                }
+            }
+        }
         got
+    }
+
+    /// Work for blocked threads was just made visible: the oldest blocked
+    /// thread is notified (if it is busy with earlier work, it finds this
+    /// work when it is done). Whoever offers work must check
+    /// [`waiters`](Self::waiters) after making it visible and do it
+    /// itself if no thread is blocked (one that leaves does what it finds
+    /// as it goes).
+    pub(crate) fn nudge(&self) {
+        let front = self.blocked().queue.front().map(|e| Arc::clone(&e.cond));
+        if let Some(c) = front {
+            c.notify_one();
+        }
     }
 
     fn blocked(&self) -> MutexGuard<'_, Blocked> {
@@ -1087,6 +1158,88 @@ mod tests {
             std::thread::yield_now();
         }
         t
+    }
+
+    /// A blocked reserver whose help is "take the jobs in `jobs`, counting
+    /// them into `done`" (the jobs a compression hand-off would offer).
+    fn helping_reserver(
+        p: &Arc<BufferPool>,
+        n: usize,
+        jobs: &Arc<AtomicUsize>,
+        done: &Arc<AtomicUsize>,
+    ) -> std::thread::JoinHandle<bool> {
+        let (p2, jobs, done) = (Arc::clone(p), Arc::clone(jobs), Arc::clone(done));
+        // Returned once the thread sleeps in its wait (not merely counted
+        // as waiting: before its first look, it could take memory freed
+        // for a thread ahead of it).
+        let before = p.sleeps.load(Ordering::SeqCst);
+        let t = std::thread::spawn(move || {
+            let pending = || jobs.load(Ordering::SeqCst) > 0;
+            let run = || {
+                let k = jobs.swap(0, Ordering::SeqCst);
+                done.fetch_add(k, Ordering::SeqCst);
+            };
+            p2.reserve_blocking_helping(n, &|| Duration::from_secs(600), Some((&pending, &run)))
+        });
+        while p.sleeps.load(Ordering::SeqCst) == before {
+            std::thread::yield_now();
+        }
+        t
+    }
+
+    /// A thread blocked for memory does the work offered while it waits
+    /// (nudged), keeps waiting for its memory, and gets it on a release.
+    #[test]
+    fn a_blocked_thread_does_work_offered_and_keeps_waiting() {
+        let p = Arc::new(BufferPool::new(100));
+        assert!(p.try_reserve(100));
+        let (jobs, done) = (Arc::default(), Arc::<AtomicUsize>::default());
+        let t = helping_reserver(&p, 50, &jobs, &done);
+        for round in 1..=3 {
+            jobs.fetch_add(2, Ordering::SeqCst);
+            p.nudge();
+            while done.load(Ordering::SeqCst) < 2 * round {
+                assert!(!t.is_finished(), "left without memory");
+                std::thread::yield_now();
+            }
+        }
+        assert_eq!(p.waiters(), 1, "still waiting");
+        p.release(60);
+        assert!(t.join().unwrap());
+        assert_eq!(done.load(Ordering::SeqCst), 6);
+        assert_eq!(p.used(), 90);
+    }
+
+    /// Work offered that a blocked thread has not taken when it gets its
+    /// memory: the next blocked thread is nudged to do it, and the last one
+    /// to leave does it itself — offered work never waits for a thread
+    /// that is gone.
+    #[test]
+    fn leaving_threads_pass_work_on_or_do_it() {
+        for _ in 0..100 {
+            let p = Arc::new(BufferPool::new(100));
+            assert!(p.try_reserve(100));
+            let (jobs, done) = (Arc::default(), Arc::<AtomicUsize>::default());
+            let a = helping_reserver(&p, 50, &jobs, &done);
+            let b = helping_reserver(&p, 50, &jobs, &done);
+            // Work appears without a nudge (as if the nudge went to a
+            // thread just leaving); a release then lets the first go.
+            jobs.fetch_add(1, Ordering::SeqCst);
+            p.release(50);
+            assert!(a.join().unwrap());
+            let mut spins = 0u64;
+            while done.load(Ordering::SeqCst) < 1 {
+                spins += 1;
+                assert!(spins < 1 << 26, "the work was left behind");
+                std::thread::yield_now();
+            }
+            // Again with one thread left: it does the work as it leaves.
+            jobs.fetch_add(1, Ordering::SeqCst);
+            p.release(50);
+            assert!(b.join().unwrap());
+            assert_eq!(done.load(Ordering::SeqCst), 2);
+            assert_eq!(jobs.load(Ordering::SeqCst), 0);
+        }
     }
 
     #[test]

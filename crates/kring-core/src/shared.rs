@@ -753,10 +753,15 @@ impl Shared {
                     // deadline, and must know of those sealed so far.
                     wake |= self.notices.push_memory_wanted();
                     self.wake_before_blocking(&mut wake);
-                    if !self
-                        .pool
-                        .reserve_blocking(n, self.left(now, block_deadline))
-                    {
+                    // Without compression threads, it compresses what the
+                    // I/O thread hands off meanwhile (`compress.rs`).
+                    let pending = || self.compress.has_help_wanted();
+                    let run = || self.help_compress();
+                    if !self.pool.reserve_blocking_helping(
+                        n,
+                        &|| self.left(now, block_deadline),
+                        Some((&pending, &run)),
+                    ) {
                         if self.notices.is_closed() {
                             break Err(SendError::Closed);
                         }

@@ -35,6 +35,11 @@ pub struct Metrics {
     /// here and in `buffered_bytes` alike until the I/O thread has let go
     /// of the frame.
     pub request_bytes_held: u64,
+    /// Lingered batches compressed by sending threads while they waited
+    /// for `buffer.memory` (with `compression.threads` 0, a thread blocked
+    /// in `send` compresses what the I/O thread hands off instead of
+    /// sleeping).
+    pub batches_compressed_while_blocked: u64,
 }
 
 impl Metrics {
@@ -50,6 +55,7 @@ impl Metrics {
             buffered_bytes: shared.buffered_bytes() as u64,
             callback_panics: shared.callback_panics(),
             request_bytes_held: m.request_bytes_held(),
+            batches_compressed_while_blocked: shared.compression_jobs_by_blocked_senders(),
         }
     }
 }

@@ -251,6 +251,10 @@ impl Compressors {
                 INLINE_BURST,
                 INLINE_BYTES_PER_SEC,
             );
+        } else if config.get_compression() != kring_core::Compression::None {
+            // No compression threads: sending threads blocked for
+            // `buffer.memory` compress lingered batches instead of sleeping.
+            shared.enable_compression_help(OFFLOAD_MIN_BYTES, INLINE_BURST, INLINE_BYTES_PER_SEC);
         }
         Compressors {
             shared: Arc::clone(shared),

@@ -595,6 +595,79 @@ fn batches_beside_busy_compression_threads_arrive_once_in_order() {
     }
 }
 
+/// Without compression threads, two sending threads that fill a small
+/// `buffer.memory` with lingered batches over many partitions block, and
+/// compress what the I/O thread hands them meanwhile: some batches are
+/// compressed that way, and every record is delivered once, without a
+/// flush or close, each thread's records in order within each partition,
+/// every batch compressed, and no memory stays charged.
+#[test]
+fn threads_blocked_for_memory_compress_and_everything_arrives_once_in_order() {
+    const PARTS: u32 = 200;
+    const PER_THREAD: u32 = 20_000;
+    let c = cluster(PARTS as i32);
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let d2 = delivered.clone();
+    let p = builder(&c)
+        .linger(Duration::from_millis(1))
+        .buffer_memory(256 * 1024)
+        .compression(crate::Compression::Gzip)
+        .compression_threads(0)
+        .on_delivery(move |r| {
+            assert!(r.result.is_ok(), "{:?}", r.result);
+            d2.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let p = &p;
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let v = format!("thread {t} record {i:05} with a text-like value");
+                    let r = Record::new("t", v.as_bytes()).partition((i % PARTS) as i32);
+                    drop(p.send(r).unwrap());
+                }
+            });
+        }
+    });
+    let total = 2 * PER_THREAD as usize;
+    let t0 = Instant::now();
+    while delivered.load(Ordering::Relaxed) < total && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        delivered.load(Ordering::Relaxed),
+        total,
+        "delivered unflushed"
+    );
+    let m = p.metrics();
+    assert!(
+        m.batches_compressed_while_blocked > 0,
+        "no batch compressed by a blocked thread: {m:?}"
+    );
+    assert_eq!(m.buffered_bytes, 0, "memory returned");
+    assert!(p.close_timeout(Duration::from_secs(30)));
+    for part in 0..PARTS {
+        let log = c.records("t", part as i32).unwrap();
+        assert_eq!(log.len(), (2 * PER_THREAD / PARTS) as usize);
+        for t in 0..2u32 {
+            let mine: Vec<u32> = log
+                .iter()
+                .filter_map(|r| {
+                    let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
+                    let rest = v.strip_prefix(&format!("thread {t} record "))?;
+                    rest.get(..5)?.parse().ok()
+                })
+                .collect();
+            let want: Vec<u32> = (0..PER_THREAD).filter(|i| i % PARTS == part).collect();
+            assert_eq!(mine, want, "thread {t}, partition {part}");
+        }
+        let batches = c.batches("t", part as i32).unwrap();
+        assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
+    }
+}
+
 /// One ProduceRequest of 2,000 one-record batches (2,000 partitions of one
 /// broker): each batch a chunk of its own, about 4,000 chunks in one frame,
 /// more than one `SENDMSG` takes (IOV_MAX), written over several sends on

@@ -468,7 +468,10 @@ impl ProducerCore {
         if compression == Compression::None && size > room {
             return Some(Take::TooBig);
         }
-        let offload = self.shared.compress.wants(compression, size);
+        let offload = self
+            .shared
+            .compress
+            .wants(compression, size, self.shared.pool.waiters());
         let id = open.id;
         if offload {
             // Queued where the sealed batch would go (the queue is empty):

@@ -520,3 +520,69 @@ fn the_io_thread_compresses_while_the_workers_are_behind() {
     assert!(r.values().all(|&c| c == 1), "{r:?}");
     assert_eq!(sim.shared.buffered_bytes(), 0, "memory returned");
 }
+
+/// Without compression threads, a producer thread blocked for
+/// `buffer.memory` compresses the lingered batches the I/O thread hands
+/// off (while it waits, keeping its place), they are sent, their
+/// completion frees memory and the blocked thread's record goes in. With
+/// no thread blocked, the I/O thread compresses lingered batches itself:
+/// nothing is handed to a worker that does not exist.
+#[test]
+fn threads_blocked_for_memory_compress_lingered_batches() {
+    let (config, results) = counted(Compression::Gzip);
+    let config = Config {
+        buffer_memory: 2048,
+        batch_size: 1024,
+        ..config
+    };
+    let mut sim = sim_with(config, 1, 2);
+    sim.shared.enable_compression_help(0, 0, 0);
+    warm_up(&mut sim, 2);
+    // Nobody blocked: the I/O thread compresses the lingered batch.
+    sim.send_with_context("t", Some(0), None, Some(&value(0)), 10)
+        .unwrap();
+    sim.run_for(ms(6));
+    assert_eq!(queue_states(&sim, 0), "", "compressed and sent at once");
+    assert_eq!(log(&sim, 0).len(), 2);
+    sim.drive();
+    // Two batches of about 1 KiB: a third one does not fit in the pool.
+    let big = |i: u8| {
+        let mut v = value(u32::from(i));
+        v.resize(900, b'x');
+        v
+    };
+    sim.send_with_context("t", Some(0), None, Some(&big(1)), 11)
+        .unwrap();
+    sim.send_with_context("t", Some(1), None, Some(&big(2)), 12)
+        .unwrap();
+    let (t, rx) = blocked_sender(&sim, 0, 1000, ms(3_600_000));
+    // Partition 0's batch, full, was sealed by the blocked thread before it
+    // blocked; partition 1's lingers out and is handed to it.
+    sim.run_for(ms(6));
+    // (Spinning, bounded: kring-core's tests do not read the clock.)
+    let mut spins = 0u64;
+    while sim.shared.compression_jobs_by_blocked_senders() < 1 {
+        spins += 1;
+        assert!(spins < 1 << 28, "the blocked thread compressed nothing");
+        std::thread::yield_now();
+    }
+    // (Whether the blocked thread still waits now, and whether the batch
+    // was sent while the sim ran, depends on the two threads' timing: the
+    // compressed batch's old buffer may already have freed its memory.)
+    sim.drive();
+    let r = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the blocked thread got its memory");
+    assert_eq!(r.unwrap(), 0);
+    t.join().unwrap();
+    sim.drive();
+    assert_eq!(log(&sim, 0).len(), 4);
+    assert_eq!(log(&sim, 1).len(), 2);
+    assert_eq!(log(&sim, 0)[2].value.as_deref(), Some(&big(1)[..]));
+    let r = results.lock().unwrap();
+    // Ours, the blocked thread's (context 0) and the warm-up's.
+    assert_eq!(r.len(), 3 + 1 + 2, "{r:?}");
+    assert!(r.values().all(|&c| c == 1), "{r:?}");
+    drop(r);
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+}
