@@ -204,9 +204,15 @@ impl CompressQueue {
     ///
     /// Without compression threads, only while `blocked` producer threads
     /// wait for memory (they are the workers then).
-    pub(crate) fn wants(&self, compression: Compression, size: usize, blocked: usize) -> bool {
+    /// (`blocked` is read only then: the count's line is the senders'.)
+    pub(crate) fn wants(
+        &self,
+        compression: Compression,
+        size: usize,
+        blocked: impl FnOnce() -> usize,
+    ) -> bool {
         if compression == Compression::None
-            || (blocked == 0 && self.by_blocked.load(Ordering::Relaxed))
+            || (self.by_blocked.load(Ordering::Relaxed) && blocked() == 0)
             || size < self.min_bytes.load(Ordering::Relaxed)
             || self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
         {

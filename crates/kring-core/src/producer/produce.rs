@@ -471,7 +471,7 @@ impl ProducerCore {
         let offload = self
             .shared
             .compress
-            .wants(compression, size, self.shared.pool.waiters());
+            .wants(compression, size, || self.shared.pool.waiters());
         let id = open.id;
         if offload {
             // Queued where the sealed batch would go (the queue is empty):
