@@ -143,6 +143,13 @@ pub(crate) struct CompressQueue {
     /// No compression threads: producer threads blocked for memory are
     /// the workers ([`Shared::enable_compression_help`]).
     by_blocked: AtomicBool,
+    /// Producer threads blocked for memory, as the I/O thread's routing
+    /// reads it (kept here, on a line nothing writes while no thread
+    /// blocks: the pool's own count shares its line with the counter every
+    /// append updates, and reading it for every lingered batch cost the I/O
+    /// thread a cache miss each). It may lag; nothing depends on it being
+    /// exact (see [`Shared::offload`]).
+    blocked: AtomicUsize,
     /// Jobs posted and not yet taken (what a blocked thread looks at).
     queued: AtomicUsize,
     /// Jobs done by blocked producer threads.
@@ -167,6 +174,7 @@ impl CompressQueue {
         CompressQueue {
             min_bytes: AtomicUsize::new(usize::MAX),
             by_blocked: AtomicBool::new(false),
+            blocked: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             helped: AtomicU64::new(0),
             backlog: AtomicUsize::new(0),
@@ -194,7 +202,7 @@ impl CompressQueue {
     /// Nor does the I/O thread leave the batch open until they catch up
     /// (tried: with `buffer.memory` full the batches hardly grew, the
     /// workers alone compressed every lingered batch while the I/O
-    /// thread's core idled, and 10,000 partitions with zstd ran 25-30 %
+    /// thread's core idled, and 10,000 partitions with zstd ran 20-30 %
     /// slower in many small requests; BENCHMARKS.md, "Compression and
     /// producer threads").
     ///
@@ -204,15 +212,10 @@ impl CompressQueue {
     ///
     /// Without compression threads, only while `blocked` producer threads
     /// wait for memory (they are the workers then).
-    /// (`blocked` is read only then: the count's line is the senders'.)
-    pub(crate) fn wants(
-        &self,
-        compression: Compression,
-        size: usize,
-        blocked: impl FnOnce() -> usize,
-    ) -> bool {
+    pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
         if compression == Compression::None
-            || (self.by_blocked.load(Ordering::Relaxed) && blocked() == 0)
+            || (self.by_blocked.load(Ordering::Relaxed)
+                && self.blocked.load(Ordering::Relaxed) == 0)
             || size < self.min_bytes.load(Ordering::Relaxed)
             || self.backlog.load(Ordering::Relaxed) >= self.backlog_cap
         {
@@ -260,6 +263,19 @@ impl CompressQueue {
             self.queued.fetch_sub(1, Ordering::SeqCst);
         }
         job
+    }
+
+    /// A producer thread is about to block for memory (`true`) or is done
+    /// waiting (`false`): counted for [`wants`](Self::wants), when they
+    /// are the workers.
+    pub(crate) fn note_blocked(&self, blocked: bool) {
+        if self.by_blocked.load(Ordering::Relaxed) {
+            if blocked {
+                self.blocked.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.blocked.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Whether a producer thread blocked for memory has a job to do.

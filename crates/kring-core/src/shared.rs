@@ -757,11 +757,14 @@ impl Shared {
                     // I/O thread hands off meanwhile (`compress.rs`).
                     let pending = || self.compress.has_help_wanted();
                     let run = || self.help_compress();
-                    if !self.pool.reserve_blocking_helping(
+                    self.compress.note_blocked(true);
+                    let got = self.pool.reserve_blocking_helping(
                         n,
                         &|| self.left(now, block_deadline),
                         Some((&pending, &run)),
-                    ) {
+                    );
+                    self.compress.note_blocked(false);
+                    if !got {
                         if self.notices.is_closed() {
                             break Err(SendError::Closed);
                         }

@@ -295,10 +295,7 @@ impl ProducerCore {
             if let Some(open) = q.open.take() {
                 let id = open.id;
                 let size = open.builder.size_in_bytes();
-                let offload = self
-                    .shared
-                    .compress
-                    .wants(compression, size, || self.shared.pool.waiters());
+                let offload = self.shared.compress.wants(compression, size);
                 let b = if offload {
                     open.seal_later()
                 } else {

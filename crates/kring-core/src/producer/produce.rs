@@ -468,10 +468,7 @@ impl ProducerCore {
         if compression == Compression::None && size > room {
             return Some(Take::TooBig);
         }
-        let offload = self
-            .shared
-            .compress
-            .wants(compression, size, || self.shared.pool.waiters());
+        let offload = self.shared.compress.wants(compression, size);
         let id = open.id;
         if offload {
             // Queued where the sealed batch would go (the queue is empty):
