@@ -42,7 +42,8 @@
 //!   and no latency is added.
 //!
 //! Without compression threads, producer threads blocked for
-//! `buffer.memory` are the workers ([`Shared::enable_compression_help`]).
+//! `buffer.memory` can be the workers ([`Shared::enable_compression_help`];
+//! `kring` turns it on for gzip, where it pays).
 //! Why: with many partitions and a slow codec, lingered batches are all
 //! the I/O thread compresses, it becomes the limit, memory fills, and the
 //! sending threads sleep until batches complete — a core idles while the

@@ -36,9 +36,9 @@ pub struct Metrics {
     /// of the frame.
     pub request_bytes_held: u64,
     /// Lingered batches compressed by sending threads while they waited
-    /// for `buffer.memory` (with `compression.threads` 0, a thread blocked
-    /// in `send` compresses what the I/O thread hands off instead of
-    /// sleeping).
+    /// for `buffer.memory` (with gzip and `compression.threads` 0, a
+    /// thread blocked in `send` compresses what the I/O thread hands off
+    /// instead of sleeping).
     pub batches_compressed_while_blocked: u64,
 }
 

@@ -251,9 +251,16 @@ impl Compressors {
                 INLINE_BURST,
                 INLINE_BYTES_PER_SEC,
             );
-        } else if config.get_compression() != kring_core::Compression::None {
+        } else if config.get_compression() == kring_core::Compression::Gzip {
             // No compression threads: sending threads blocked for
-            // `buffer.memory` compress lingered batches instead of sleeping.
+            // `buffer.memory` compress lingered batches instead of
+            // sleeping. With gzip only: there compressing is most of a
+            // lingered batch's cost, and relieving the I/O thread of it
+            // doubled msgs/s at 10,000 partitions with less CPU per
+            // message; with zstd msgs/s stayed the same for a third more CPU
+            // per message (the I/O thread, relieved, took batches sooner
+            // and smaller), and lz4 and snappy cost less still
+            // (BENCHMARKS.md, "Compression and producer threads", round 2).
             shared.enable_compression_help(OFFLOAD_MIN_BYTES, INLINE_BURST, INLINE_BYTES_PER_SEC);
         }
         Compressors {
