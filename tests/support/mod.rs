@@ -133,35 +133,50 @@ pub fn free_port() -> u16 {
 }
 
 impl Tansu {
+    /// Starts tansu on a free port and waits until it accepts connections.
+    /// The port is found free and then given to tansu, so another process
+    /// may take it in between: a tansu that exits before it listens is
+    /// started again on another port (as the Kafka harness retries a port
+    /// clash), a few times at most.
     pub fn start() -> Tansu {
         let binary = tansu_binary();
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let t = Tansu {
-            child,
-            port,
-            binary,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(10));
+        let mut exits = Vec::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let child = Command::new(&binary)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut t = Tansu {
+                child,
+                port,
+                binary: binary.clone(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(status)) = t.child.try_wait() {
+                    exits.push(format!("port {port}: {status}"));
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return t;
+                }
+                assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        t
+        panic!("tansu exited before listening, every time: {exits:?}");
     }
 
     pub fn bootstrap(&self) -> String {
