@@ -523,61 +523,54 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
     assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
 }
 
-/// Compression threads kept a request's worth behind (a small
-/// `max.request.size`, more lingered batches than its budget lets the I/O
-/// thread compress itself), so the I/O thread hands off some lingered
-/// batches and compresses others itself, while two sending threads race
-/// it and the worker: every record is delivered once, without a flush or
-/// close sealing anything, each thread's records in order within each
-/// partition, every batch compressed, and no memory stays charged.
-#[test]
-fn batches_beside_busy_compression_threads_arrive_once_in_order() {
-    const PARTS: u32 = 500;
-    const PER_THREAD: u32 = 20_000;
-    let c = cluster(PARTS as i32);
+/// Two sending threads, `per_thread` gzip-compressed records each,
+/// round-robin over `parts` partitions of a fresh mock cluster, with the
+/// producer `configure` sets up. Checks that every record is delivered
+/// once without a flush or close (which would seal what is left: lingered
+/// batches alone must make their way), that no memory stays charged, and
+/// that each thread's records are in order within each partition, every
+/// batch compressed. Returns the producer's metrics then.
+fn two_threads_gzip_lingered(
+    parts: u32,
+    per_thread: u32,
+    configure: impl FnOnce(crate::ProducerBuilder) -> crate::ProducerBuilder,
+) -> crate::Metrics {
+    let c = cluster(parts as i32);
     let delivered = Arc::new(AtomicUsize::new(0));
     let d2 = delivered.clone();
-    let p = builder(&c)
+    let b = builder(&c)
         .linger(Duration::from_millis(1))
-        .batch_size(4_096)
-        .max_request_size(4_096)
         .compression(crate::Compression::Gzip)
-        .compression_threads(1)
         .on_delivery(move |r| {
             assert!(r.result.is_ok(), "{:?}", r.result);
             d2.fetch_add(1, Ordering::Relaxed);
-        })
-        .build()
-        .unwrap();
+        });
+    let p = configure(b).build().unwrap();
     std::thread::scope(|s| {
         for t in 0..2u32 {
             let p = &p;
             s.spawn(move || {
-                for i in 0..PER_THREAD {
+                for i in 0..per_thread {
                     let v = format!("thread {t} record {i:05} with a text-like value");
-                    let r = Record::new("t", v.as_bytes()).partition((i % PARTS) as i32);
+                    let r = Record::new("t", v.as_bytes()).partition((i % parts) as i32);
                     drop(p.send(r).unwrap());
                 }
             });
         }
     });
-    // Delivered without a flush or close (which would seal what is
-    // left): lingered batches alone make their way.
-    let total = 2 * PER_THREAD as usize;
+    let total = 2 * per_thread as usize;
     let t0 = Instant::now();
     while delivered.load(Ordering::Relaxed) < total && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(
-        delivered.load(Ordering::Relaxed),
-        total,
-        "delivered unflushed"
-    );
-    assert_eq!(p.metrics().buffered_bytes, 0, "memory returned");
+    let n = delivered.load(Ordering::Relaxed);
+    assert_eq!(n, total, "delivered unflushed");
+    let m = p.metrics();
+    assert_eq!(m.buffered_bytes, 0, "memory returned");
     assert!(p.close_timeout(Duration::from_secs(30)));
-    for part in 0..PARTS {
+    for part in 0..parts {
         let log = c.records("t", part as i32).unwrap();
-        assert_eq!(log.len(), (2 * PER_THREAD / PARTS) as usize);
+        assert_eq!(log.len(), (2 * per_thread / parts) as usize);
         for t in 0..2u32 {
             let mine: Vec<u32> = log
                 .iter()
@@ -587,85 +580,44 @@ fn batches_beside_busy_compression_threads_arrive_once_in_order() {
                     rest.get(..5)?.parse().ok()
                 })
                 .collect();
-            let want: Vec<u32> = (0..PER_THREAD).filter(|i| i % PARTS == part).collect();
+            let want: Vec<u32> = (0..per_thread).filter(|i| i % parts == part).collect();
             assert_eq!(mine, want, "thread {t}, partition {part}");
         }
         let batches = c.batches("t", part as i32).unwrap();
         assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
     }
+    m
+}
+
+/// Compression threads kept a request's worth behind (a small
+/// `max.request.size`, more lingered batches than its budget lets the I/O
+/// thread compress itself), so the I/O thread hands off some lingered
+/// batches and compresses others itself, while two sending threads race
+/// it and the worker: everything arrives once and in order
+/// ([`two_threads_gzip_lingered`]).
+#[test]
+fn batches_beside_busy_compression_threads_arrive_once_in_order() {
+    two_threads_gzip_lingered(500, 20_000, |b| {
+        b.batch_size(4_096)
+            .max_request_size(4_096)
+            .compression_threads(1)
+    });
 }
 
 /// Without compression threads, two sending threads that fill a small
 /// `buffer.memory` with lingered batches over many partitions block, and
 /// compress what the I/O thread hands them meanwhile: some batches are
-/// compressed that way, and every record is delivered once, without a
-/// flush or close, each thread's records in order within each partition,
-/// every batch compressed, and no memory stays charged.
+/// compressed that way, and everything arrives once and in order
+/// ([`two_threads_gzip_lingered`]).
 #[test]
 fn threads_blocked_for_memory_compress_and_everything_arrives_once_in_order() {
-    const PARTS: u32 = 200;
-    const PER_THREAD: u32 = 20_000;
-    let c = cluster(PARTS as i32);
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let d2 = delivered.clone();
-    let p = builder(&c)
-        .linger(Duration::from_millis(1))
-        .buffer_memory(256 * 1024)
-        .compression(crate::Compression::Gzip)
-        .compression_threads(0)
-        .on_delivery(move |r| {
-            assert!(r.result.is_ok(), "{:?}", r.result);
-            d2.fetch_add(1, Ordering::Relaxed);
-        })
-        .build()
-        .unwrap();
-    std::thread::scope(|s| {
-        for t in 0..2u32 {
-            let p = &p;
-            s.spawn(move || {
-                for i in 0..PER_THREAD {
-                    let v = format!("thread {t} record {i:05} with a text-like value");
-                    let r = Record::new("t", v.as_bytes()).partition((i % PARTS) as i32);
-                    drop(p.send(r).unwrap());
-                }
-            });
-        }
+    let m = two_threads_gzip_lingered(200, 20_000, |b| {
+        b.buffer_memory(256 * 1024).compression_threads(0)
     });
-    let total = 2 * PER_THREAD as usize;
-    let t0 = Instant::now();
-    while delivered.load(Ordering::Relaxed) < total && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(
-        delivered.load(Ordering::Relaxed),
-        total,
-        "delivered unflushed"
-    );
-    let m = p.metrics();
     assert!(
         m.batches_compressed_while_blocked > 0,
         "no batch compressed by a blocked thread: {m:?}"
     );
-    assert_eq!(m.buffered_bytes, 0, "memory returned");
-    assert!(p.close_timeout(Duration::from_secs(30)));
-    for part in 0..PARTS {
-        let log = c.records("t", part as i32).unwrap();
-        assert_eq!(log.len(), (2 * PER_THREAD / PARTS) as usize);
-        for t in 0..2u32 {
-            let mine: Vec<u32> = log
-                .iter()
-                .filter_map(|r| {
-                    let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
-                    let rest = v.strip_prefix(&format!("thread {t} record "))?;
-                    rest.get(..5)?.parse().ok()
-                })
-                .collect();
-            let want: Vec<u32> = (0..PER_THREAD).filter(|i| i % PARTS == part).collect();
-            assert_eq!(mine, want, "thread {t}, partition {part}");
-        }
-        let batches = c.batches("t", part as i32).unwrap();
-        assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
-    }
 }
 
 /// One ProduceRequest of 2,000 one-record batches (2,000 partitions of one
