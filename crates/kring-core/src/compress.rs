@@ -28,7 +28,8 @@
 //!   timeouts and aborts see and finish it as any other accumulated batch
 //!   (a worker that then finds its batch gone drops the result; while it
 //!   still compresses such a batch, its buffer is no longer charged: at
-//!   most one batch per worker beyond `buffer.memory`, for that moment).
+//!   most one batch per compressing thread, worker or blocked sender,
+//!   beyond `buffer.memory`, for that moment).
 //! - Offloading is on only once a driver has started a worker
 //!   ([`Shared::enable_compression_offload`]); without one, the I/O thread
 //!   compresses as before. Batches smaller than the threshold are
