@@ -212,8 +212,8 @@ impl CompressQueue {
     /// producer threads) compressing costs it little, less than the two
     /// thread hand-offs would add to the batch's latency.
     ///
-    /// Without compression threads, only while `blocked` producer threads
-    /// wait for memory (they are the workers then).
+    /// Without compression threads, only while producer threads wait for
+    /// memory (they are the workers then).
     pub(crate) fn wants(&self, compression: Compression, size: usize) -> bool {
         if compression == Compression::None
             || (self.by_blocked.load(Ordering::Relaxed)

@@ -506,14 +506,7 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
         let log = c.records("t", part).unwrap();
         assert_eq!(log.len(), PER_THREAD as usize);
         for t in 0..2u32 {
-            let mine: Vec<u32> = log
-                .iter()
-                .filter_map(|r| {
-                    let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
-                    let rest = v.strip_prefix(&format!("thread {t} record "))?;
-                    rest.get(..4)?.parse().ok()
-                })
-                .collect();
+            let mine = thread_records(&log, t, 4);
             let want: Vec<u32> = (0..PER_THREAD).filter(|i| i % 2 == part as u32).collect();
             assert_eq!(mine, want, "thread {t}, partition {part}");
         }
@@ -521,6 +514,18 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
     let batches = c.batches("t", 0).unwrap();
     assert!(batches.len() > 1, "several batches: {}", batches.len());
     assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
+}
+
+/// The record numbers thread `t` sent, in log order, read from values
+/// `"thread {t} record {i}..."` with `digits` digits.
+fn thread_records(log: &[kring_mock::StoredRecord], t: u32, digits: usize) -> Vec<u32> {
+    let prefix = format!("thread {t} record ");
+    log.iter()
+        .filter_map(|r| {
+            let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
+            v.strip_prefix(&prefix)?.get(..digits)?.parse().ok()
+        })
+        .collect()
 }
 
 /// Two sending threads, `per_thread` gzip-compressed records each,
@@ -572,14 +577,7 @@ fn two_threads_gzip_lingered(
         let log = c.records("t", part as i32).unwrap();
         assert_eq!(log.len(), (2 * per_thread / parts) as usize);
         for t in 0..2u32 {
-            let mine: Vec<u32> = log
-                .iter()
-                .filter_map(|r| {
-                    let v = std::str::from_utf8(r.value.as_deref()?).ok()?;
-                    let rest = v.strip_prefix(&format!("thread {t} record "))?;
-                    rest.get(..5)?.parse().ok()
-                })
-                .collect();
+            let mine = thread_records(&log, t, 5);
             let want: Vec<u32> = (0..per_thread).filter(|i| i % parts == part).collect();
             assert_eq!(mine, want, "thread {t}, partition {part}");
         }
