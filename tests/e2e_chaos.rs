@@ -24,11 +24,12 @@ fn ci(seeds: std::ops::RangeInclusive<u64>) {
         let out = run_seed(seed, Scale::Ci, &HashSet::new());
         records += out.records;
         eprintln!(
-            "seed {seed}: {} records, {} acked, {} failed as scheduled, {} failed out of order, run {:?}, close {:?} [{}]",
+            "seed {seed}: {} records, {} acked, {} failed as scheduled, {} failed out of order, {} batches compressed while blocked, run {:?}, close {:?} [{}]",
             out.records,
             out.acked,
             out.failed_expected,
             out.failed_out_of_order,
+            out.compressed_while_blocked,
             out.run_time,
             out.close_time,
             out.summary()
@@ -65,6 +66,40 @@ fn chaos_ci_seeds_31_to_40() {
     ci(31..=40);
 }
 
+/// A seed whose senders block for a 64 KiB `buffer.memory` through its
+/// faults and, with gzip and no compression threads, compress lingered
+/// batches while they wait (`Metrics::batches_compressed_while_blocked`):
+/// the guarantees hold on that path too. Whether a run reaches it depends
+/// on timing (30 to 63 batches in five runs here), so the seed runs up to
+/// three times until one does; every run must pass the checks.
+#[test]
+fn chaos_senders_blocked_for_memory_compress_through_faults() {
+    const SEED: u64 = 63_320;
+    let cfg = chaos::ChaosConfig::generate(SEED, Scale::Soak);
+    assert_eq!(
+        (cfg.codec, cfg.compression_threads, cfg.buffer_memory),
+        (kring::Compression::Gzip, 0, Some(64 << 10)),
+        "seed {SEED} no longer draws the settings this test is about: {cfg}"
+    );
+    let mut reached = 0;
+    for run in 1..=3 {
+        let out = run_seed(SEED, Scale::Soak, &HashSet::new());
+        eprintln!(
+            "run {run}: {} records, {} acked, {} batches compressed while blocked [{}]",
+            out.records,
+            out.acked,
+            out.compressed_while_blocked,
+            out.summary()
+        );
+        assert!(out.ok(), "seed {SEED}, run {run}: {}", out.summary());
+        reached = out.compressed_while_blocked;
+        if reached > 0 {
+            break;
+        }
+    }
+    assert!(reached > 0, "no run compressed a batch while blocked");
+}
+
 /// One seed from `KRING_CHAOS_SEED` (the repro line of a failing seed).
 #[test]
 #[ignore = "manual: KRING_CHAOS_SEED=<seed>"]
@@ -78,13 +113,15 @@ fn chaos_seed() {
         shrink(seed, scale, 2);
         return;
     }
+    eprintln!("seed {seed}: {}", chaos::ChaosConfig::generate(seed, scale));
     let out = run_seed(seed, scale, &skip_from_env());
     eprintln!(
-        "seed {seed}: {} records, {} acked, {} failed out of order, {} failed but stored, run {:?}, close {:?} [{}]",
+        "seed {seed}: {} records, {} acked, {} failed out of order, {} failed but stored, {} batches compressed while blocked, run {:?}, close {:?} [{}]",
         out.records,
         out.acked,
         out.failed_out_of_order,
         out.failed_but_stored,
+        out.compressed_while_blocked,
         out.run_time,
         out.close_time,
         out.summary()
@@ -121,13 +158,14 @@ fn chaos_soak() {
         failed_ooo += out.failed_out_of_order;
         failed_stored += out.failed_but_stored;
         println!(
-            "seed {seed}: {} {} records ({} acked, {} failed as scheduled, {} failed out of order, {} failed but stored), run {:.1?}, close {:.1?}{}",
+            "seed {seed}: {} {} records ({} acked, {} failed as scheduled, {} failed out of order, {} failed but stored, {} batches compressed while blocked), run {:.1?}, close {:.1?}{}",
             if out.ok() { "ok" } else { "FAIL" },
             out.records,
             out.acked,
             out.failed_expected,
             out.failed_out_of_order,
             out.failed_but_stored,
+            out.compressed_while_blocked,
             out.run_time,
             out.close_time,
             if out.ok() {

@@ -125,6 +125,12 @@ pub struct ChaosConfig {
     /// `compression.threads` (drawn last: the draws before it, and so
     /// each seed's earlier settings, are those of before it existed).
     pub compression_threads: u32,
+    /// `buffer.memory`, `None` for the default (drawn after
+    /// `compression_threads`, for the same reason). A small one keeps the
+    /// senders blocked for memory through the faults, and with gzip and
+    /// no compression threads has them compress lingered batches while
+    /// they wait.
+    pub buffer_memory: Option<usize>,
 }
 
 impl ChaosConfig {
@@ -160,6 +166,7 @@ impl ChaosConfig {
             request_timeout: Duration::from_secs(2),
             delivery_timeout: Duration::from_secs(12),
             compression_threads: rng.pick(&[0, 0, 1, 2]),
+            buffer_memory: rng.pick(&[None, None, None, Some(64 << 10), Some(256 << 10)]),
         }
     }
 
@@ -168,7 +175,7 @@ impl ChaosConfig {
     }
 
     fn producer(&self, bootstrap: &str) -> kring::ProducerBuilder {
-        Producer::builder()
+        let b = Producer::builder()
             .io_backend(
                 std::env::var("KRING_TEST_IO_BACKEND")
                     .ok()
@@ -189,7 +196,14 @@ impl ChaosConfig {
             .reconnect_backoff_max(Duration::from_millis(200))
             .request_timeout(self.request_timeout)
             .delivery_timeout(self.delivery_timeout)
-            .max_block(self.delivery_timeout)
+            // Twice the delivery timeout: a sender blocked for memory
+            // through an outage gets it back when the batches holding it
+            // expire (a refused send counts as a violation).
+            .max_block(2 * self.delivery_timeout);
+        match self.buffer_memory {
+            Some(bytes) => b.buffer_memory(bytes),
+            None => b,
+        }
     }
 }
 
@@ -204,7 +218,7 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?} compression.threads={}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
@@ -220,6 +234,7 @@ impl fmt::Display for ChaosConfig {
             self.request_timeout,
             self.delivery_timeout,
             self.compression_threads,
+            self.buffer_memory,
         )
     }
 }
@@ -506,6 +521,10 @@ pub struct Outcome {
     pub failed_out_of_order: u64,
     pub close_time: Duration,
     pub run_time: Duration,
+    /// Batches the senders compressed while blocked for `buffer.memory`
+    /// (`Metrics::batches_compressed_while_blocked`): whether the seed
+    /// reached that path.
+    pub compressed_while_blocked: u64,
     /// Violations by kind, with a few examples each.
     pub violations: BTreeMap<&'static str, (u64, Vec<String>)>,
 }
@@ -853,6 +872,7 @@ fn close_and_check(
     let t = Instant::now();
     let closed = producer.close_timeout(bound);
     out.close_time = t.elapsed();
+    out.compressed_while_blocked = producer.metrics().batches_compressed_while_blocked;
     if !closed {
         out.violation("close_incomplete", || {
             format!("close_timeout({bound:?}) returned false")
