@@ -209,6 +209,29 @@ const INLINE_BYTES_PER_SEC: usize = 4 << 20;
 /// See [`INLINE_BYTES_PER_SEC`].
 const INLINE_BURST: usize = 64 << 10;
 
+/// Whether sending threads blocked for `buffer.memory` compress lingered
+/// batches when there are no compression threads
+/// ([`Shared::enable_compression_help`](kring_core::Shared::enable_compression_help)):
+/// where compressing is most of a lingered batch's cost. With gzip
+/// (every level) that doubled msgs/s at 10,000 partitions for less CPU
+/// per message. With zstd it pays from level 9: at 9, 1.2-1.9× msgs/s
+/// for up to a fifth more CPU per message, at 12 1.7-2.0× for the same
+/// CPU; at the default level (3) msgs/s stayed the same for a third more
+/// CPU per message (the I/O thread, relieved, took batches sooner and
+/// smaller), and at 6 it was mixed. lz4 and snappy cost less still.
+/// BENCHMARKS.md, "Compression and producer threads", rounds 2 and 3.
+pub(crate) fn blocked_senders_compress(config: &ProducerConfig) -> bool {
+    /// The lowest zstd level at which helping paid (measured: 3, 6, 9, 12).
+    const ZSTD_FROM_LEVEL: i32 = 9;
+    match config.get_compression() {
+        kring_core::Compression::Gzip => true,
+        kring_core::Compression::Zstd => config
+            .core_compression_level()
+            .is_some_and(|l| l >= ZSTD_FROM_LEVEL),
+        _ => false,
+    }
+}
+
 /// The compression threads (`compression.threads`): they compress the
 /// batches the I/O thread seals (lingered, flushed, closed), see
 /// `kring_core::Shared::enable_compression_offload`. Stopped when the
@@ -251,16 +274,10 @@ impl Compressors {
                 INLINE_BURST,
                 INLINE_BYTES_PER_SEC,
             );
-        } else if config.get_compression() == kring_core::Compression::Gzip {
+        } else if blocked_senders_compress(config) {
             // No compression threads: sending threads blocked for
             // `buffer.memory` compress lingered batches instead of
-            // sleeping. With gzip only: there compressing is most of a
-            // lingered batch's cost, and relieving the I/O thread of it
-            // doubled msgs/s at 10,000 partitions with less CPU per
-            // message; with zstd msgs/s stayed the same for a third more CPU
-            // per message (the I/O thread, relieved, took batches sooner
-            // and smaller), and lz4 and snappy cost less still
-            // (BENCHMARKS.md, "Compression and producer threads", round 2).
+            // sleeping.
             shared.enable_compression_help(OFFLOAD_MIN_BYTES, INLINE_BURST, INLINE_BYTES_PER_SEC);
         }
         Compressors {

@@ -528,14 +528,15 @@ fn thread_records(log: &[kring_mock::StoredRecord], t: u32, digits: usize) -> Ve
         .collect()
 }
 
-/// Two sending threads, `per_thread` gzip-compressed records each,
+/// Two sending threads, `per_thread` records each compressed with `codec`,
 /// round-robin over `parts` partitions of a fresh mock cluster, with the
 /// producer `configure` sets up. Checks that every record is delivered
 /// once without a flush or close (which would seal what is left: lingered
 /// batches alone must make their way), that no memory stays charged, and
 /// that each thread's records are in order within each partition, every
 /// batch compressed. Returns the producer's metrics then.
-fn two_threads_gzip_lingered(
+fn two_threads_lingered(
+    codec: crate::Compression,
     parts: u32,
     per_thread: u32,
     configure: impl FnOnce(crate::ProducerBuilder) -> crate::ProducerBuilder,
@@ -545,7 +546,7 @@ fn two_threads_gzip_lingered(
     let d2 = delivered.clone();
     let b = builder(&c)
         .linger(Duration::from_millis(1))
-        .compression(crate::Compression::Gzip)
+        .compression(codec)
         .on_delivery(move |r| {
             assert!(r.result.is_ok(), "{:?}", r.result);
             d2.fetch_add(1, Ordering::Relaxed);
@@ -582,7 +583,15 @@ fn two_threads_gzip_lingered(
             assert_eq!(mine, want, "thread {t}, partition {part}");
         }
         let batches = c.batches("t", part as i32).unwrap();
-        assert!(batches.iter().all(|b| b.header.attributes & 7 == 1), "gzip");
+        let id = match codec {
+            crate::Compression::Gzip => 1,
+            crate::Compression::Zstd => 4,
+            other => unreachable!("{other:?}: not used here"),
+        };
+        assert!(
+            batches.iter().all(|b| b.header.attributes & 7 == id),
+            "{codec:?}"
+        );
     }
     m
 }
@@ -592,10 +601,10 @@ fn two_threads_gzip_lingered(
 /// thread compress itself), so the I/O thread hands off some lingered
 /// batches and compresses others itself, while two sending threads race
 /// it and the worker: everything arrives once and in order
-/// ([`two_threads_gzip_lingered`]).
+/// ([`two_threads_lingered`]).
 #[test]
 fn batches_beside_busy_compression_threads_arrive_once_in_order() {
-    two_threads_gzip_lingered(500, 20_000, |b| {
+    two_threads_lingered(crate::Compression::Gzip, 500, 20_000, |b| {
         b.batch_size(4_096)
             .max_request_size(4_096)
             .compression_threads(1)
@@ -606,11 +615,26 @@ fn batches_beside_busy_compression_threads_arrive_once_in_order() {
 /// `buffer.memory` with lingered batches over many partitions block, and
 /// compress what the I/O thread hands them meanwhile: some batches are
 /// compressed that way, and everything arrives once and in order
-/// ([`two_threads_gzip_lingered`]).
+/// ([`two_threads_lingered`]).
 #[test]
 fn threads_blocked_for_memory_compress_and_everything_arrives_once_in_order() {
-    let m = two_threads_gzip_lingered(200, 20_000, |b| {
+    let m = two_threads_lingered(crate::Compression::Gzip, 200, 20_000, |b| {
         b.buffer_memory(256 * 1024).compression_threads(0)
+    });
+    assert!(
+        m.batches_compressed_while_blocked > 0,
+        "no batch compressed by a blocked thread: {m:?}"
+    );
+}
+
+/// The same with zstd at level 9, where blocked threads help too
+/// (`blocked_senders_compress`).
+#[test]
+fn threads_blocked_for_memory_compress_zstd_from_level_9() {
+    let m = two_threads_lingered(crate::Compression::Zstd, 200, 20_000, |b| {
+        b.buffer_memory(256 * 1024)
+            .compression_threads(0)
+            .compression_zstd_level(9)
     });
     assert!(
         m.batches_compressed_while_blocked > 0,
@@ -792,4 +816,43 @@ fn acks_0_requests_waiting_to_be_written_stay_within_buffer_memory() {
          {refused} sends refused"
     );
     assert!(p.close());
+}
+
+/// Which codecs and levels have blocked sending threads compress
+/// (`blocked_senders_compress`): gzip, and zstd from level 9 whichever
+/// property sets it; not zstd's default or level 6, nor lz4 or snappy.
+#[test]
+fn blocked_senders_compress_gzip_and_slow_zstd_levels() {
+    let with = |props: &[(&str, &str)]| {
+        let mut c = crate::ProducerConfig::default();
+        for (k, v) in props {
+            c = c.set(k, v).unwrap();
+        }
+        crate::producer::blocked_senders_compress(&c)
+    };
+    assert!(with(&[("compression.type", "gzip")]));
+    assert!(with(&[
+        ("compression.type", "gzip"),
+        ("compression.gzip.level", "1")
+    ]));
+    assert!(!with(&[("compression.type", "zstd")]));
+    assert!(!with(&[
+        ("compression.type", "zstd"),
+        ("compression.zstd.level", "6")
+    ]));
+    assert!(with(&[
+        ("compression.type", "zstd"),
+        ("compression.zstd.level", "9")
+    ]));
+    assert!(with(&[
+        ("compression.type", "zstd"),
+        ("compression.level", "12")
+    ]));
+    assert!(!with(&[
+        ("compression.type", "zstd"),
+        ("compression.level", "-1")
+    ]));
+    assert!(!with(&[("compression.type", "lz4")]));
+    assert!(!with(&[("compression.type", "snappy")]));
+    assert!(!with(&[("compression.type", "none")]));
 }

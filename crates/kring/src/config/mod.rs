@@ -389,8 +389,9 @@ setters! {
     /// Default: 1 on hosts with at least 4 CPUs, else 0 (on 2 cores the
     /// producer and I/O threads already use both, and the hand-off costs
     /// more CPU per record than it saves; see BENCHMARKS.md). 0
-    /// compresses them on the I/O thread. No thread is started with
-    /// `compression.type=none`.
+    /// compresses them on the I/O thread, or with gzip, and zstd from
+    /// level 9, on sending threads while they wait in `send` for
+    /// `buffer.memory`. No thread is started with `compression.type=none`.
     compression_threads: u32 => |c, v| c.compression_threads = Some(v);
 }
 
