@@ -233,6 +233,10 @@ pub fn run(w: &Workload, bootstrap: &str, progress: bool) -> Result<RunResult, C
         m1.io_wakeups - m0.io_wakeups,
         (m1.io_wakeups - m0.io_wakeups) as f64 / batches.max(1) as f64,
     );
+    let helped = m1.batches_compressed_while_blocked - m0.batches_compressed_while_blocked;
+    if helped > 0 {
+        eprintln!("kring batches compressed by sending threads blocked for memory: {helped}");
+    }
 
     let (p50, p99, p999, max) = stats.latency_ms();
     let mut r = RunResult {
