@@ -9,6 +9,9 @@
 
 #[path = "support/chaos.rs"]
 mod chaos;
+#[allow(dead_code)] // client certificates: not used by the chaos seeds
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;

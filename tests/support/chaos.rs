@@ -131,6 +131,11 @@ pub struct ChaosConfig {
     /// no compression threads has them compress lingered batches while
     /// they wait.
     pub buffer_memory: Option<usize>,
+    /// TLS between kring and kring-mock (drawn last): the faults, drops
+    /// and restarts then cut TLS sessions mid-record, and every reconnect
+    /// handshakes again. The librdkafka-mock runs ignore it (that mock has
+    /// no TLS listener).
+    pub tls: bool,
 }
 
 impl ChaosConfig {
@@ -167,6 +172,7 @@ impl ChaosConfig {
             delivery_timeout: Duration::from_secs(12),
             compression_threads: rng.pick(&[0, 0, 1, 2]),
             buffer_memory: rng.pick(&[None, None, None, Some(64 << 10), Some(256 << 10)]),
+            tls: rng.chance(25),
         }
     }
 
@@ -218,7 +224,7 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
@@ -235,6 +241,7 @@ impl fmt::Display for ChaosConfig {
             self.delivery_timeout,
             self.compression_threads,
             self.buffer_memory,
+            self.tls,
         )
     }
 }
@@ -742,6 +749,18 @@ fn send_records(
     sent
 }
 
+/// The test CA and the brokers' certificate (for 127.0.0.1) of the TLS
+/// seeds, made once per process.
+fn tls_identities() -> &'static (crate::pki::TestCa, crate::pki::Identity) {
+    static IDS: std::sync::OnceLock<(crate::pki::TestCa, crate::pki::Identity)> =
+        std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let ca = crate::pki::TestCa::new("kring chaos CA");
+        let server = ca.server(&["localhost"], true);
+        (ca, server)
+    })
+}
+
 /// Plays one seed (with the steps in `skip` left out) and checks the
 /// invariants.
 pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome {
@@ -755,6 +774,10 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
     let mut builder = MockCluster::builder().brokers(cfg.brokers);
     for (t, p) in &cfg.topics {
         builder = builder.topic(t, *p);
+    }
+    if cfg.tls {
+        let (_, server) = tls_identities();
+        builder = builder.tls(server.cert_pem.clone(), server.key_pem.clone());
     }
     let c = builder.build().expect("mock cluster");
     let steps: Vec<&Step> = steps
@@ -782,8 +805,13 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         }
         idx += 1;
     }
-    let producer = cfg
-        .producer(&c.bootstrap_servers())
+    let mut producer = cfg.producer(&c.bootstrap_servers());
+    if cfg.tls {
+        producer = producer
+            .security_protocol(kring::SecurityProtocol::Ssl)
+            .ssl_ca_pem(&tls_identities().0.cert_pem);
+    }
+    let producer = producer
         .on_delivery(move |r| Callbacks::record(&cb, r))
         .build()
         .expect("producer");
