@@ -37,6 +37,7 @@ use kring_mock::{Fault, FaultAction, MockCluster};
 use kring_protocol::ErrorCode;
 
 const PRODUCE: i16 = 0;
+const SASL_HANDSHAKE: i16 = 17;
 const METADATA: i16 = 3;
 const INIT_PRODUCER_ID: i16 = 22;
 
@@ -136,6 +137,11 @@ pub struct ChaosConfig {
     /// handshakes again. The librdkafka-mock runs ignore it (that mock has
     /// no TLS listener).
     pub tls: bool,
+    /// SASL/SCRAM-SHA-512 with this session lifetime (KIP-368; drawn
+    /// last): kring re-authenticates every connection in place through
+    /// the faults (over TLS too when `tls`). Ignored by the
+    /// librdkafka-mock runs, like `tls`.
+    pub sasl_lifetime: Option<Duration>,
 }
 
 impl ChaosConfig {
@@ -173,6 +179,13 @@ impl ChaosConfig {
             compression_threads: rng.pick(&[0, 0, 1, 2]),
             buffer_memory: rng.pick(&[None, None, None, Some(64 << 10), Some(256 << 10)]),
             tls: rng.chance(25),
+            sasl_lifetime: rng.pick(&[
+                None,
+                None,
+                None,
+                Some(Duration::from_millis(300)),
+                Some(Duration::from_millis(1_500)),
+            ]),
         }
     }
 
@@ -224,7 +237,7 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={} sasl.lifetime={:?}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
@@ -242,6 +255,7 @@ impl fmt::Display for ChaosConfig {
             self.compression_threads,
             self.buffer_memory,
             self.tls,
+            self.sasl_lifetime,
         )
     }
 }
@@ -532,6 +546,11 @@ pub struct Outcome {
     /// (`Metrics::batches_compressed_while_blocked`): whether the seed
     /// reached that path.
     pub compressed_while_blocked: u64,
+    /// Authentications (SaslHandshake requests) and connections the mock
+    /// took (SASL seeds): more authentications than connections means
+    /// connections re-authenticated in place.
+    pub authentications: u64,
+    pub connections: u64,
     /// Violations by kind, with a few examples each.
     pub violations: BTreeMap<&'static str, (u64, Vec<String>)>,
 }
@@ -749,6 +768,10 @@ fn send_records(
     sent
 }
 
+/// The SCRAM user of the SASL seeds.
+const SASL_USER: &str = "chaos";
+const SASL_PASSWORD: &str = "ch4os-pa55";
+
 /// The test CA and the brokers' certificate (for 127.0.0.1) of the TLS
 /// seeds, made once per process.
 fn tls_identities() -> &'static (crate::pki::TestCa, crate::pki::Identity) {
@@ -779,6 +802,13 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         let (_, server) = tls_identities();
         builder = builder.tls(server.cert_pem.clone(), server.key_pem.clone());
     }
+    if let Some(lifetime) = cfg.sasl_lifetime {
+        builder = builder.sasl(
+            kring_mock::MockSasl::default()
+                .user(SASL_USER, SASL_PASSWORD)
+                .session_lifetime(lifetime),
+        );
+    }
     let c = builder.build().expect("mock cluster");
     let steps: Vec<&Step> = steps
         .iter()
@@ -807,10 +837,17 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
     }
     let mut producer = cfg.producer(&c.bootstrap_servers());
     if cfg.tls {
-        producer = producer
-            .security_protocol(kring::SecurityProtocol::Ssl)
-            .ssl_ca_pem(&tls_identities().0.cert_pem);
+        producer = producer.ssl_ca_pem(&tls_identities().0.cert_pem);
     }
+    if cfg.sasl_lifetime.is_some() {
+        producer = producer.sasl_scram_sha512(SASL_USER, SASL_PASSWORD);
+    }
+    producer = producer.security_protocol(match (cfg.tls, cfg.sasl_lifetime.is_some()) {
+        (false, false) => kring::SecurityProtocol::Plaintext,
+        (true, false) => kring::SecurityProtocol::Ssl,
+        (false, true) => kring::SecurityProtocol::SaslPlaintext,
+        (true, true) => kring::SecurityProtocol::SaslSsl,
+    });
     let producer = producer
         .on_delivery(move |r| Callbacks::record(&cb, r))
         .build()
@@ -872,6 +909,10 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
                 .map_err(|e| e.to_string())
         },
     );
+    if cfg.sasl_lifetime.is_some() {
+        out.authentications = c.request_count(SASL_HANDSHAKE);
+        out.connections = c.connection_count();
+    }
     let panics = PANICS.load(Ordering::SeqCst) - panics_before;
     if panics > 0 {
         out.violation("panic", || format!("{panics} panics"));
