@@ -15,7 +15,9 @@
 //! - a record fails only on a partition the schedule gave a non-retriable
 //!   error (every other fault is retriable and ends well before
 //!   `delivery.timeout.ms`);
-//! - `close()` returns `true` within its bound; nothing panics.
+//! - `close()` returns `true` within its bound; nothing panics but the
+//!   delivery callback where the seed has it panic on purpose, and kring
+//!   counts exactly those (`Metrics::callback_panics`).
 //!
 //! Steps of the schedule fire when the senders together have sent `at`
 //! records (steps at 0 are installed before the producer starts). Runs are
@@ -142,6 +144,11 @@ pub struct ChaosConfig {
     /// the faults (over TLS too when `tls`). Ignored by the
     /// librdkafka-mock runs, like `tls`.
     pub sasl_lifetime: Option<Duration>,
+    /// Every this many calls the delivery callback panics, after noting
+    /// its report (drawn last): kring must catch each panic, count it in
+    /// `Metrics::callback_panics`, and still give every record its one
+    /// result.
+    pub panic_every: Option<u64>,
 }
 
 impl ChaosConfig {
@@ -186,6 +193,7 @@ impl ChaosConfig {
                 Some(Duration::from_millis(300)),
                 Some(Duration::from_millis(1_500)),
             ]),
+            panic_every: rng.pick(&[None, None, None, Some(97), Some(1_000)]),
         }
     }
 
@@ -237,7 +245,7 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={} sasl.lifetime={:?}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={} sasl.lifetime={:?} callback.panics.every={:?}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
@@ -256,6 +264,7 @@ impl fmt::Display for ChaosConfig {
             self.buffer_memory,
             self.tls,
             self.sasl_lifetime,
+            self.panic_every,
         )
     }
 }
@@ -546,6 +555,8 @@ pub struct Outcome {
     /// (`Metrics::batches_compressed_while_blocked`): whether the seed
     /// reached that path.
     pub compressed_while_blocked: u64,
+    /// Panics the delivery callback threw on purpose (`panic_every`).
+    pub callback_panics: u64,
     /// Authentications (SaslHandshake requests) and connections the mock
     /// took (SASL seeds): more authentications than connections means
     /// connections re-authenticated in place.
@@ -585,6 +596,9 @@ fn install_panic_counter() {
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<IntendedPanic>().is_some() {
+                return;
+            }
             PANICS.fetch_add(1, Ordering::SeqCst);
             prev(info);
         }));
@@ -638,10 +652,27 @@ type Report = (i32, Result<kring::RecordMetadata, DeliveryError>);
 pub struct Callbacks {
     per_topic: HashMap<String, u64>,
     produced: HashMap<u64, Vec<Report>>,
+    /// Panic at every this many calls (`ChaosConfig::panic_every`).
+    panic_every: Option<u64>,
+    calls: u64,
+    /// Panics thrown on purpose so far.
+    panicked: u64,
 }
 
+/// The payload of a panic the chaos callback throws on purpose: the
+/// panic hook neither prints nor counts it as a violation.
+struct IntendedPanic;
+
 impl Callbacks {
-    /// The producer's `on_delivery`: counts and keeps `r`.
+    fn new(panic_every: Option<u64>) -> Arc<Mutex<Callbacks>> {
+        Arc::new(Mutex::new(Callbacks {
+            panic_every,
+            ..Callbacks::default()
+        }))
+    }
+
+    /// The producer's `on_delivery`: counts and keeps `r`, then panics if
+    /// this call is one of every `panic_every`.
     fn record(this: &Mutex<Callbacks>, r: &kring::DeliveryReport<'_>) {
         let mut g = this.lock().unwrap_or_else(|e| e.into_inner());
         *g.per_topic.entry(r.topic.to_string()).or_default() += 1;
@@ -651,6 +682,15 @@ impl Callbacks {
                 .entry(r.context)
                 .or_default()
                 .push((r.partition, result));
+        }
+        g.calls += 1;
+        let panic = g.panic_every.is_some_and(|n| g.calls.is_multiple_of(n));
+        if panic {
+            g.panicked += 1;
+        }
+        drop(g);
+        if panic {
+            std::panic::panic_any(IntendedPanic);
         }
     }
 }
@@ -820,7 +860,7 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
 
     let down: Vec<AtomicBool> = (0..=cfg.brokers).map(|_| AtomicBool::new(false)).collect();
 
-    let callbacks: Arc<Mutex<Callbacks>> = Arc::default();
+    let callbacks = Callbacks::new(cfg.panic_every);
     let cb = callbacks.clone();
     let sent_total = AtomicU64::new(0);
     let senders_done = AtomicUsize::new(0);
@@ -941,7 +981,17 @@ fn close_and_check(
     let t = Instant::now();
     let closed = producer.close_timeout(bound);
     out.close_time = t.elapsed();
-    out.compressed_while_blocked = producer.metrics().batches_compressed_while_blocked;
+    let metrics = producer.metrics();
+    out.compressed_while_blocked = metrics.batches_compressed_while_blocked;
+    // Every panic the callback threw was caught and counted, and no other.
+    let panicked = callbacks.lock().unwrap_or_else(|e| e.into_inner()).panicked;
+    out.callback_panics = panicked;
+    if metrics.callback_panics != panicked {
+        let caught = metrics.callback_panics;
+        out.violation("callback_panics_counted", || {
+            format!("the callback panicked {panicked} times, kring counted {caught}")
+        });
+    }
     if !closed {
         out.violation("close_incomplete", || {
             format!("close_timeout({bound:?}) returned false")
@@ -1357,7 +1407,7 @@ pub mod rdkafka_mock {
             apply(&c, &steps[idx]);
             idx += 1;
         }
-        let callbacks: Arc<Mutex<Callbacks>> = Arc::default();
+        let callbacks = Callbacks::new(cfg.panic_every);
         let cb = callbacks.clone();
         let producer = cfg
             .producer(&bootstrap)
