@@ -27,7 +27,7 @@ fn ci(seeds: std::ops::RangeInclusive<u64>) {
         let out = run_seed(seed, Scale::Ci, &HashSet::new());
         records += out.records;
         eprintln!(
-            "seed {seed}: {} records, {} acked, {} failed as scheduled, {} failed out of order, {} batches compressed while blocked, {} SASL authentications over {} connections, {} callback panics, run {:?}, close {:?} [{}]",
+            "seed {seed}: {} records, {} acked, {} failed as scheduled, {} failed out of order, {} batches compressed while blocked, {} SASL authentications over {} connections, {} callback panics, {} refused for a lying partitioner, run {:?}, close {:?} [{}]",
             out.records,
             out.acked,
             out.failed_expected,
@@ -36,6 +36,7 @@ fn ci(seeds: std::ops::RangeInclusive<u64>) {
             out.authentications,
             out.connections,
             out.callback_panics,
+        out.refused_as_expected,
             out.run_time,
             out.close_time,
             out.summary()
@@ -122,7 +123,7 @@ fn chaos_seed() {
     eprintln!("seed {seed}: {}", chaos::ChaosConfig::generate(seed, scale));
     let out = run_seed(seed, scale, &skip_from_env());
     eprintln!(
-        "seed {seed}: {} records, {} acked, {} failed out of order, {} failed but stored, {} batches compressed while blocked, {} SASL authentications over {} connections, {} callback panics, run {:?}, close {:?} [{}]",
+        "seed {seed}: {} records, {} acked, {} failed out of order, {} failed but stored, {} batches compressed while blocked, {} SASL authentications over {} connections, {} callback panics, {} refused for a lying partitioner, run {:?}, close {:?} [{}]",
         out.records,
         out.acked,
         out.failed_out_of_order,
@@ -131,6 +132,7 @@ fn chaos_seed() {
         out.authentications,
         out.connections,
         out.callback_panics,
+        out.refused_as_expected,
         out.run_time,
         out.close_time,
         out.summary()
@@ -167,7 +169,7 @@ fn chaos_soak() {
         failed_ooo += out.failed_out_of_order;
         failed_stored += out.failed_but_stored;
         println!(
-            "seed {seed}: {} {} records ({} acked, {} failed as scheduled, {} failed out of order, {} failed but stored, {} batches compressed while blocked, {} SASL authentications over {} connections, {} callback panics), run {:.1?}, close {:.1?}{}",
+            "seed {seed}: {} {} records ({} acked, {} failed as scheduled, {} failed out of order, {} failed but stored, {} batches compressed while blocked, {} SASL authentications over {} connections, {} callback panics, {} refused for a lying partitioner), run {:.1?}, close {:.1?}{}",
             if out.ok() { "ok" } else { "FAIL" },
             out.records,
             out.acked,
@@ -178,6 +180,7 @@ fn chaos_soak() {
             out.authentications,
             out.connections,
             out.callback_panics,
+        out.refused_as_expected,
             out.run_time,
             out.close_time,
             if out.ok() {

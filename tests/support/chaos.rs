@@ -15,6 +15,8 @@
 //! - a record fails only on a partition the schedule gave a non-retriable
 //!   error (every other fault is retriable and ends well before
 //!   `delivery.timeout.ms`);
+//! - a send is refused only where the seed's partitioner lies, at once,
+//!   with the error the lie calls for, and nothing of it is stored;
 //! - `close()` returns `true` within its bound; nothing panics but the
 //!   delivery callback where the seed has it panic on purpose, and kring
 //!   counts exactly those (`Metrics::callback_panics`).
@@ -34,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use kring::{Acks, Compression, DeliveryError, DeliveryFuture, Producer, Record};
+use kring::{Acks, Compression, DeliveryError, DeliveryFuture, Producer, Record, SendError};
 use kring_mock::{Fault, FaultAction, MockCluster};
 use kring_protocol::ErrorCode;
 
@@ -149,6 +151,12 @@ pub struct ChaosConfig {
     /// `Metrics::callback_panics`, and still give every record its one
     /// result.
     pub panic_every: Option<u64>,
+    /// A custom partitioner that lies (drawn last): for some records it
+    /// names a partition past the topic's end or panics
+    /// ([`ChaosPartitioner`]). Those sends must fail at once with
+    /// `InvalidPartition` or `PartitionerPanicked` and nothing of them be
+    /// stored; every other record is delivered as usual.
+    pub lying_partitioner: bool,
 }
 
 impl ChaosConfig {
@@ -194,6 +202,7 @@ impl ChaosConfig {
                 Some(Duration::from_millis(1_500)),
             ]),
             panic_every: rng.pick(&[None, None, None, Some(97), Some(1_000)]),
+            lying_partitioner: rng.chance(30),
         }
     }
 
@@ -227,9 +236,14 @@ impl ChaosConfig {
             // through an outage gets it back when the batches holding it
             // expire (a refused send counts as a violation).
             .max_block(2 * self.delivery_timeout);
-        match self.buffer_memory {
+        let b = match self.buffer_memory {
             Some(bytes) => b.buffer_memory(bytes),
             None => b,
+        };
+        if self.lying_partitioner {
+            b.custom_partitioner(Arc::new(ChaosPartitioner))
+        } else {
+            b
         }
     }
 }
@@ -245,7 +259,7 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={} sasl.lifetime={:?} callback.panics.every={:?}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={} sasl.lifetime={:?} callback.panics.every={:?} lying.partitioner={}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
@@ -265,6 +279,7 @@ impl fmt::Display for ChaosConfig {
             self.tls,
             self.sasl_lifetime,
             self.panic_every,
+            self.lying_partitioner,
         )
     }
 }
@@ -557,6 +572,9 @@ pub struct Outcome {
     pub compressed_while_blocked: u64,
     /// Panics the delivery callback threw on purpose (`panic_every`).
     pub callback_panics: u64,
+    /// Sends refused at once because the partitioner lied
+    /// (`lying_partitioner`), as they must be.
+    pub refused_as_expected: u64,
     /// Authentications (SaslHandshake requests) and connections the mock
     /// took (SASL seeds): more authentications than connections means
     /// connections re-authenticated in place.
@@ -640,7 +658,7 @@ enum Sent {
     /// Sent with `Producer::produce` (no handle) and this context: the
     /// delivery callback alone reports it.
     Produced(u64),
-    Refused(String),
+    Refused(kring::SendError),
 }
 
 /// One callback report: the partition and the result.
@@ -659,9 +677,56 @@ pub struct Callbacks {
     panicked: u64,
 }
 
-/// The payload of a panic the chaos callback throws on purpose: the
-/// panic hook neither prints nor counts it as a violation.
+/// The payload of a panic the chaos callback or partitioner throws on
+/// purpose: the panic hook neither prints nor counts it as a violation.
 struct IntendedPanic;
+
+/// How [`ChaosPartitioner`] lies about a record of sequence number `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lie {
+    /// A partition three past the topic's last.
+    PastTheEnd,
+    /// A panic.
+    Panic,
+}
+
+fn lie_for(seq: u64) -> Option<Lie> {
+    match (seq % 101, seq % 211) {
+        (5, _) => Some(Lie::PastTheEnd),
+        (_, 9) => Some(Lie::Panic),
+        _ => None,
+    }
+}
+
+/// A partitioner that lies for the records [`lie_for`] names (read from
+/// the value's sequence number) and otherwise hashes the key (FNV-1a) or
+/// leaves keyless records to the sticky strategy.
+#[derive(Debug)]
+struct ChaosPartitioner;
+
+impl kring::Partitioner for ChaosPartitioner {
+    fn partition(
+        &self,
+        _topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        view: &kring::PartitionView<'_>,
+    ) -> Option<u32> {
+        match value
+            .and_then(parse_value)
+            .and_then(|(_, seq)| lie_for(seq))
+        {
+            Some(Lie::PastTheEnd) => return Some(view.num_partitions + 2),
+            Some(Lie::Panic) => std::panic::panic_any(IntendedPanic),
+            None => {}
+        }
+        let key = key?;
+        let h = key.iter().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+        });
+        Some(h % view.num_partitions)
+    }
+}
 
 impl Callbacks {
     fn new(panic_every: Option<u64>) -> Arc<Mutex<Callbacks>> {
@@ -793,12 +858,12 @@ fn send_records(
             let ctx = produced_context(s, seq);
             match p.produce(rec.context(ctx)) {
                 Ok(()) => Sent::Produced(ctx),
-                Err(e) => Sent::Refused(e.to_string()),
+                Err(e) => Sent::Refused(e),
             }
         } else {
             match p.send(rec) {
                 Ok(f) => Sent::Future(f),
-                Err(e) => Sent::Refused(e.to_string()),
+                Err(e) => Sent::Refused(e),
             }
         };
         sent.push((t, r));
@@ -1081,10 +1146,29 @@ fn close_and_check(
                     }
                 },
                 Sent::Refused(e) => {
-                    out.violation("send_refused", || format!("sender {s} seq {seq}: {e}"));
+                    let lie = cfg.lying_partitioner.then(|| lie_for(seq)).flatten();
+                    let expected = matches!(
+                        (lie, e),
+                        (Some(Lie::PastTheEnd), SendError::InvalidPartition { .. })
+                            | (Some(Lie::Panic), SendError::PartitionerPanicked { .. })
+                    );
+                    if !expected {
+                        out.violation("send_refused", || format!("sender {s} seq {seq}: {e}"));
+                    } else if let Some(at) = here {
+                        out.violation("refused_but_stored", || {
+                            format!("sender {s} seq {seq} refused ({e}) but stored at {at:?}")
+                        });
+                    } else {
+                        out.refused_as_expected += 1;
+                    }
                     continue;
                 }
             };
+            if cfg.lying_partitioner && lie_for(seq).is_some() {
+                out.violation("partitioner_lie_accepted", || {
+                    format!("sender {s} seq {seq}: the partitioner lied, the send was taken")
+                });
+            }
             *per_topic.entry(topic.clone()).or_default() += 1;
             if let Some(at) = here {
                 if at.iter().any(|(ti, p, _)| *ti != *t || *p != partition) {
