@@ -136,22 +136,24 @@ pub struct ChaosConfig {
     /// no compression threads has them compress lingered batches while
     /// they wait.
     pub buffer_memory: Option<usize>,
-    /// TLS between kring and kring-mock (drawn last): the faults, drops
+    /// TLS between kring and kring-mock (this and the fields below are
+    /// drawn after the ones above, each in turn): the faults, drops
     /// and restarts then cut TLS sessions mid-record, and every reconnect
     /// handshakes again. The librdkafka-mock runs ignore it (that mock has
     /// no TLS listener).
     pub tls: bool,
-    /// SASL/SCRAM-SHA-512 with this session lifetime (KIP-368; drawn
-    /// last): kring re-authenticates every connection in place through
-    /// the faults (over TLS too when `tls`). Ignored by the
-    /// librdkafka-mock runs, like `tls`.
+    /// SASL/SCRAM-SHA-512 with this session lifetime (KIP-368): kring
+    /// re-authenticates connections in place through the faults (over TLS
+    /// too when `tls`); a lifetime under kring's one-second floor between
+    /// authentications has the mock close expired sessions instead.
+    /// Ignored by the librdkafka-mock runs, like `tls`.
     pub sasl_lifetime: Option<Duration>,
     /// Every this many calls the delivery callback panics, after noting
-    /// its report (drawn last): kring must catch each panic, count it in
+    /// its report: kring must catch each panic, count it in
     /// `Metrics::callback_panics`, and still give every record its one
     /// result.
     pub panic_every: Option<u64>,
-    /// A custom partitioner that lies (drawn last): for some records it
+    /// A custom partitioner that lies: for some records it
     /// names a partition past the topic's end or panics
     /// ([`ChaosPartitioner`]). Those sends must fail at once with
     /// `InvalidPartition` or `PartitionerPanicked` and nothing of them be
@@ -259,7 +261,9 @@ impl fmt::Display for ChaosConfig {
             f,
             "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
-             request.timeout={:?} delivery.timeout={:?} compression.threads={} buffer.memory={:?} tls={} sasl.lifetime={:?} callback.panics.every={:?} lying.partitioner={}",
+             request.timeout={:?} delivery.timeout={:?} compression.threads={} \
+             buffer.memory={:?} tls={} sasl.lifetime={:?} callback.panics.every={:?} \
+             lying.partitioner={}",
             self.scale.name(),
             self.brokers,
             topics.join(","),
