@@ -212,9 +212,10 @@ const INLINE_BURST: usize = 64 << 10;
 /// Whether sending threads blocked for `buffer.memory` compress lingered
 /// batches when there are no compression threads
 /// ([`Shared::enable_compression_help`](kring_core::Shared::enable_compression_help)):
-/// where compressing is most of a lingered batch's cost. With gzip
-/// (every level) that doubled msgs/s at 10,000 partitions for less CPU
-/// per message. With zstd it pays from level 9: at 9, 1.2-1.9× msgs/s
+/// where compressing is most of a lingered batch's cost. With gzip it
+/// doubled msgs/s at 10,000 partitions for less CPU per message (measured
+/// at level 6, the default, and 1, the fastest; every level is on). With
+/// zstd it pays from level 9: at 9, 1.2-1.9× msgs/s
 /// for up to a fifth more CPU per message, at 12 1.7-2.0× for the same
 /// CPU; at the default level (3) msgs/s stayed the same for a third more
 /// CPU per message (the I/O thread, relieved, took batches sooner and
