@@ -143,19 +143,7 @@ impl Tansu {
         let mut exits = Vec::new();
         for _attempt in 0..5 {
             let port = free_port();
-            let url = format!("tcp://127.0.0.1:{port}");
-            let child = Command::new(&binary)
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+            let child = kring_testcluster::tansu_command(&binary, port)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
             let mut t = Tansu {

@@ -22,6 +22,8 @@
 //! unsecured token validator). The harness itself keeps talking to the
 //! PLAINTEXT listener; clients under test use [`KafkaCluster::secured_bootstrap`].
 //!
+//! [`tansu_command`] is the command line of the other real broker, tansu.
+//!
 //! The jars come from `scripts/install-deps` (Apache Kafka 4.4.0, pinned in
 //! `tests/kafka/pom.xml`), found through `$KRING_KAFKA_LIBS` or
 //! `~/.cache/kring/kafka-4.4.0/libs`; `java` is `$KRING_JAVA`, else `java`
@@ -42,6 +44,9 @@ use kring_protocol::ErrorCode;
 
 mod admin;
 mod process;
+mod tansu;
+
+pub use tansu::tansu_command;
 
 use process::{Janitor, Jvm};
 

@@ -103,20 +103,7 @@ impl BrokerProcess {
     /// waits until it accepts connections.
     pub fn tansu(binary: &Path) -> Result<Self, CliError> {
         let port = free_port()?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let child = kring_testcluster::tansu_command(binary, port)
             .spawn()
             .map_err(|e| CliError::io(format!("starting tansu ({})", binary.display()), e))?;
         let bootstrap = format!("127.0.0.1:{port}");
