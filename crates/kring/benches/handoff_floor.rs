@@ -20,9 +20,13 @@
 //! read against it (BENCHMARKS.md, round 7).
 //!
 //! Run: `cargo bench -p kring --bench handoff_floor -- PARTITIONS
-//! RECORDS_PER_BATCH [RECORDS [SLOT_LINES]]`, e.g. `-- 16 148` and
-//! `-- 10000 7`; `SLOT_LINES` 3 makes each append write three lines of its
-//! slot, as kring's does (default 1).
+//! RECORDS_PER_BATCH [RECORDS [SLOT_LINES [CRC_AT_SEAL]]]`, e.g. `-- 16
+//! 148` and `-- 10000 7`; `SLOT_LINES` 3 makes each append write three
+//! lines of its slot, as kring's does (default 1). `CRC_AT_SEAL` 1 moves
+//! the checksum to the sending thread, computed as it hands a full batch
+//! over, and leaves the other thread only the copy: the division of work
+//! where the thread that wrote a batch also checksums it (BENCHMARKS.md,
+//! "Per-batch cost", round 15, measures it; default 0).
 //! Prints CPU ns per record of each thread (`CLOCK_THREAD_CPUTIME_ID`).
 
 #![allow(missing_docs)]
@@ -44,9 +48,10 @@ struct Open {
     more: [[u64; 8]; 2],
 }
 
-/// Batches handed to the sending side's peer, and buffers handed back.
+/// Batches handed to the sending side's peer (with the checksum the sending
+/// thread computed, or 0), and buffers handed back.
 struct Handoff {
-    sealed: Mutex<Vec<Vec<u8>>>,
+    sealed: Mutex<Vec<(Vec<u8>, u32)>>,
     free: Mutex<Vec<Vec<u8>>>,
     done: AtomicBool,
 }
@@ -66,10 +71,11 @@ fn thread_cpu_ns() -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-/// The sending peer: checksums and copies out every batch handed over,
-/// returns the buffers once per turn. Returns its CPU time and a checksum
+/// The sending peer: checksums (unless `crc_here` is false: the sending
+/// thread did) and copies out every batch handed over, returns the
+/// buffers once per turn. Returns its CPU time and a checksum
 /// of everything it saw (so nothing is optimized away).
-fn send_side(h: &Handoff) -> (u64, u32) {
+fn send_side(h: &Handoff, crc_here: bool) -> (u64, u32) {
     let start = thread_cpu_ns();
     let mut socket = vec![0u8; 1 << 20];
     let mut at = 0usize;
@@ -85,8 +91,12 @@ fn send_side(h: &Handoff) -> (u64, u32) {
             std::thread::park();
             continue;
         }
-        for mut b in turn.drain(..) {
-            crc ^= crc32c::crc32c(&b);
+        for (mut b, sealed_crc) in turn.drain(..) {
+            crc ^= if crc_here {
+                crc32c::crc32c(&b)
+            } else {
+                sealed_crc
+            };
             if at + b.len() > socket.len() {
                 at = 0;
             }
@@ -118,6 +128,7 @@ fn main() {
         .copied()
         .unwrap_or(if smoke { 100_000 } else { 20_000_000 });
     let slot_lines = args.get(3).copied().unwrap_or(1) as usize;
+    let crc_at_seal = args.get(4).copied().unwrap_or(0) == 1;
     let capacity = HEADER + per_batch as usize * (RECORD_HEAD + VALUE);
 
     let slots: Vec<Slot> = (0..partitions)
@@ -138,7 +149,7 @@ fn main() {
         let h = Arc::clone(&h);
         std::thread::Builder::new()
             .name("floor-io".into())
-            .spawn(move || send_side(&h))
+            .spawn(move || send_side(&h, !crc_at_seal))
             .unwrap()
     };
     let value = [7u8; VALUE];
@@ -165,9 +176,14 @@ fn main() {
                 .unwrap_or_else(|| Vec::with_capacity(capacity));
             let full = std::mem::replace(&mut open.buf, fresh);
             open.records = 0;
+            let crc = if crc_at_seal {
+                crc32c::crc32c(&full)
+            } else {
+                0
+            };
             let mut sealed = h.sealed.lock().unwrap();
             let wake = sealed.is_empty();
-            sealed.push(full);
+            sealed.push((full, crc));
             drop(sealed);
             if wake {
                 peer.thread().unpark();
