@@ -41,7 +41,7 @@
 //!
 //! Results: both parts share the batch's [`BatchCompletion`], each
 //! completing its own records (`InBatch::span`) with its own base offset;
-//! see `delivery.rs`. The flush and close accounting counts each part as a
+//! see `delivery/completion.rs`. The flush and close accounting counts each part as a
 //! batch, and `buffer.memory` charged for the batch is divided between the
 //! parts by their share of its bytes.
 //!
