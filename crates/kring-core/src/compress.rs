@@ -50,7 +50,7 @@
 //! sending threads sleep until batches complete — a core idles while the
 //! one thread that could free memory is busy compressing. A blocked
 //! thread has nothing else to do: it compresses instead of sleeping,
-//! keeping its place in the line for memory (`memory.rs`). How no job is
+//! keeping its place in the line for memory (`memory/blocked.rs`). How no job is
 //! left behind: the I/O thread hands a batch off only while a thread is
 //! blocked; after posting a job it looks again at the count of blocked
 //! threads and does the jobs itself if there are none, and a thread that
