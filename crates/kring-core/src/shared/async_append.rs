@@ -320,21 +320,9 @@ mod tests {
     #[test]
     fn async_append_is_expired_by_the_cores_deadline_queue() {
         let now = kring_testclock::origin();
-        let config = Config {
-            bootstrap: vec!["127.0.0.1:9".into()],
-            ..Config::default()
-        };
-        let (mut core, shared) = crate::ProducerCore::new(config, now).unwrap();
+        let (mut core, shared) = core_without_brokers(now);
         let deadline = now + std::time::Duration::from_secs(3);
-        let rec = RecordRef {
-            topic: "t",
-            partition: None,
-            key: None,
-            value: Some(b"v"),
-            headers: &[],
-            timestamp_ms: 0,
-            context: 0,
-        };
+        let rec = RecordRef::plain("t", b"v");
         let count = Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
         let waker = std::task::Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);

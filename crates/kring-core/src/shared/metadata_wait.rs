@@ -225,26 +225,14 @@ mod tests {
     #[test]
     fn blocking_for_metadata_wakes_a_parked_io_thread_first() {
         let now = kring_testclock::origin();
-        let config = Config {
-            bootstrap: vec!["127.0.0.1:9".into()],
-            ..Config::default()
-        };
-        let (mut core, shared) = crate::ProducerCore::new(config, now).unwrap();
+        let (mut core, shared) = core_without_brokers(now);
         let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let w2 = woken.clone();
         shared.set_io_waker(Arc::new(move || {
             w2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }));
         assert!(core.prepare_park());
-        let rec = RecordRef {
-            topic: "t",
-            partition: None,
-            key: None,
-            value: Some(b"v"),
-            headers: &[],
-            timestamp_ms: 0,
-            context: 0,
-        };
+        let rec = RecordRef::plain("t", b"v");
         // A deadline of `now`: the wait ends at once, with the wake-up done.
         let err = shared.append(now, rec, now).unwrap_err();
         assert!(matches!(err, SendError::MetadataTimeout { .. }), "{err}");

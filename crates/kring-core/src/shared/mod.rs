@@ -71,6 +71,23 @@ pub struct RecordRef<'a> {
     pub context: u64,
 }
 
+/// What most of the core's tests send: `value` to `topic`, no key,
+/// partition or headers, timestamp 0.
+#[cfg(test)]
+impl<'a> RecordRef<'a> {
+    pub(crate) fn plain(topic: &'a str, value: &'a [u8]) -> Self {
+        RecordRef {
+            topic,
+            partition: None,
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp_ms: 0,
+            context: 0,
+        }
+    }
+}
+
 /// A record accepted by [`Shared::append`] (with its [`DeliveryHandle`]),
 /// or by [`Shared::produce`] (`D` = `()`: the result goes only to the
 /// delivery callback).
@@ -590,6 +607,17 @@ impl Shared {
         q.last_batch_len = len;
         (batch, full, wake)
     }
+}
+
+/// A core that knows no broker it can reach, and its shared side, for
+/// the tests of sends that wait (`metadata_wait`, `async_append`).
+#[cfg(test)]
+fn core_without_brokers(now: Instant) -> (crate::ProducerCore, Arc<Shared>) {
+    let config = Config {
+        bootstrap: vec!["127.0.0.1:9".into()],
+        ..Config::default()
+    };
+    crate::ProducerCore::new(config, now).unwrap()
 }
 
 /// A partition as a wait list's target.

@@ -229,19 +229,7 @@ fn close_from_the_io_thread_releases_blocked_senders() {
     // A sender waits for a topic that does not exist.
     let waiter = std::thread::spawn(move || {
         shared
-            .append(
-                now,
-                crate::RecordRef {
-                    topic: "missing",
-                    partition: None,
-                    key: None,
-                    value: Some(b"v"),
-                    headers: &[],
-                    timestamp_ms: 0,
-                    context: 0,
-                },
-                far,
-            )
+            .append(now, crate::RecordRef::plain("missing", b"v"), far)
             .map(|o| o.partition)
     });
     // Wait (without sleeping) until it registered the topic, then let the

@@ -151,19 +151,9 @@ fn unknown_topic_waits_for_creation() {
     sim.run_for(ms(10));
     // The topic does not exist yet; it appears 2 s later.
     let now = sim.now;
-    let r = sim.shared.append(
-        now,
-        crate::RecordRef {
-            topic: "later",
-            partition: None,
-            key: None,
-            value: Some(b"v"),
-            headers: &[],
-            timestamp_ms: 0,
-            context: 0,
-        },
-        now,
-    );
+    let r = sim
+        .shared
+        .append(now, crate::RecordRef::plain("later", b"v"), now);
     assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
     sim.run_for(ms(2000));
     assert_eq!(

@@ -448,13 +448,8 @@ fn a_waiting_send_fails_when_authentication_fails() {
         alice(),
     );
     let rec = crate::RecordRef {
-        topic: "t",
         partition: Some(0),
-        key: None,
-        value: Some(b"v"),
-        headers: &[],
-        timestamp_ms: 0,
-        context: 0,
+        ..crate::RecordRef::plain("t", b"v")
     };
     let count = Arc::new(CountWake(std::sync::atomic::AtomicUsize::new(0)));
     let waker = std::task::Waker::from(count.clone());
