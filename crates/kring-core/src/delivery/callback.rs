@@ -5,6 +5,8 @@
 //! thread; a panic must cost that one call, never another record's
 //! result or the thread.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use super::*;
 
 /// What the per-producer callback sees for each record.

@@ -6,6 +6,15 @@
 //! per record. A batch split after MESSAGE_TOO_LARGE completes part by
 //! part, and only then allocates a table of the parts' results.
 
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::oneshot::OneShot;
+
 use super::*;
 
 /// The records `first..first + count` of a batch, when the broker refused

@@ -23,15 +23,8 @@
 //! `callback` the fenced calls of the callback.
 
 use std::fmt;
-use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use crate::oneshot::OneShot;
 use crate::producer::Settle;
 
 mod callback;

@@ -36,6 +36,9 @@
 //! asleep), and is passed over.
 //!
 
+use std::collections::VecDeque;
+use std::sync::{Condvar, MutexGuard};
+
 use super::*;
 
 /// What a thread blocked for memory may do meanwhile

@@ -20,14 +20,10 @@
 //! The line blocked threads wait in is `blocked`; the finished buffers
 //! kept for reuse, and their size classes, are `spares`.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-
-use crate::next_write::NextWrite;
 use crate::wait::WaitList;
 
 mod blocked;

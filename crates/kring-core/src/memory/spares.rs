@@ -38,6 +38,12 @@
 //! ([`sort_returned`](BufferPool::sort_returned)). Stashed buffers count
 //! as spares: a sender short of memory frees them like any other.
 
+use std::sync::MutexGuard;
+
+use bytes::BytesMut;
+
+use crate::next_write::NextWrite;
+
 use super::*;
 
 /// Buffers of finished batches not sorted into the spares yet, each

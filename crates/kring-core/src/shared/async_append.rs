@@ -6,6 +6,10 @@
 //! deadline and wakes it then, so `max.block.ms` holds under any runtime
 //! and the core stays free of clock reads.
 
+use std::task::{Context, Poll};
+
+use crate::wait::WaitList;
+
 use super::*;
 
 impl Shared {

@@ -5,6 +5,11 @@
 //! Why apart: each request is one notice plus a signal the caller waits
 //! on; none of this is on the per-record path.
 
+use kring_protocol::ErrorCode;
+
+use crate::notice::FlushRequest;
+use crate::signal::{FlushHandle, Signal};
+
 use super::*;
 
 impl Shared {

@@ -7,6 +7,12 @@
 //! is the one per-record cost that matters for throughput and is kept
 //! small enough to inline; this path runs once per batch or on a miss.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::delivery::panic_message;
+use crate::partitioner::PartitionView;
+use crate::topics::{OpenBatch, PartitionSlot};
+
 use super::*;
 
 impl Shared {

@@ -7,6 +7,10 @@
 //! the one place a send blocks on the I/O thread's progress rather than
 //! on memory.
 
+use kring_protocol::ErrorCode;
+
+use crate::topics::TopicState;
+
 use super::*;
 
 impl Shared {

@@ -19,26 +19,22 @@
 //! same waits as futures) and `control` (flush, purge, close, queries).
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use kring_protocol::primitives::{varint_len, varlong_len};
-use kring_protocol::record::{layout::HEADER_LEN, Compression, Header, RecordBatchBuilder};
-use kring_protocol::ErrorCode;
+use kring_protocol::record::layout::HEADER_LEN;
+use kring_protocol::record::{Compression, Header, RecordBatchBuilder};
 
 use crate::config::Config;
-use crate::delivery::{panic_message, DeliveryHandle, Push};
+use crate::delivery::{DeliveryHandle, Push};
 use crate::error::SendError;
 use crate::memory::{remaining, BufferPool};
 use crate::next_write::NextWrite;
-use crate::notice::{FlushRequest, Notice, NoticeQueue};
-use crate::partitioner::{PartitionView, Partitioner};
+use crate::notice::{Notice, NoticeQueue};
+use crate::partitioner::Partitioner;
 use crate::reply::{NoHandle, Reply, WithHandle};
-use crate::signal::{FlushHandle, Signal};
-use crate::topics::{OpenBatch, PartitionSlot, TopicState, TopicStatus, TopicTable};
-use crate::wait::WaitList;
+use crate::topics::{TopicStatus, TopicTable};
 
 mod async_append;
 mod control;

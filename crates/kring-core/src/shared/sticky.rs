@@ -6,6 +6,8 @@
 //! `batch.size` bytes, not per record, and reads other partitions' slots;
 //! the append path only adds the bytes and calls in when a switch is due.
 
+use crate::topics::TopicState;
+
 use super::*;
 
 impl Shared {
