@@ -207,6 +207,50 @@ mod tests {
         );
     }
 
+    /// Records the broker named invalid each get their own reason, in
+    /// their own report, at their index in the whole batch (a split
+    /// part's records start at its `first`), with their own context.
+    #[test]
+    fn named_invalid_records_get_their_own_reasons_at_their_indexes() {
+        let mut records = PerRecord::default();
+        for context in [0, 7, 0, 9] {
+            records.push(1, context);
+        }
+        let error = DeliveryError::InvalidRecords {
+            code: 87,
+            name: "INVALID_RECORD",
+            message: None,
+            record_error: None,
+            invalid_records: 2,
+            status: MessageStatus::NotPersisted,
+        };
+        let named = RecordErrors::new(vec![(3, "bad key".into()), (1, "bad value".into())]);
+        let seen = Arc::new(Mutex::new(vec![]));
+        let s = seen.clone();
+        let cb: DeliveryCallback = Arc::new(move |r: &DeliveryReport<'_>| {
+            let reason = match r.result {
+                Err(DeliveryError::InvalidRecords { record_error, .. }) => record_error.clone(),
+                ref other => panic!("not an invalid-records error: {other:?}"),
+            };
+            s.lock().unwrap().push((r.index, r.context, reason));
+        });
+        let outcome = Err(BatchError {
+            error,
+            records: Some(named),
+        });
+        let panics = report_batch(&cb, "t", 5, 10, &records, &outcome);
+        assert_eq!(panics.count, 0);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                (10, 0, None),
+                (11, 7, Some("bad value".into())),
+                (12, 0, None),
+                (13, 9, Some("bad key".into())),
+            ]
+        );
+    }
+
     /// Each report's offset and timestamp are the handle's for the same
     /// record: a plain sum, unknown (-1) for a negative base or an
     /// overflowing sum, and LogAppendTime over the record's own timestamp.
