@@ -28,6 +28,39 @@ fn records_are_delivered_with_offsets_after_linger() {
     assert_eq!(log[0].base_sequence, 0);
 }
 
+/// Without idempotence a batch carries no producer state: producer id,
+/// epoch and base sequence are all -1 (a broker reads any other producer
+/// id as an idempotent producer's and checks its sequences).
+#[test]
+fn without_idempotence_batches_carry_no_producer_state() {
+    let config = crate::Config {
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    let hs: Vec<_> = (0..6u8)
+        .map(|i| {
+            sim.send("t", Some(i32::from(i % 2)), None, Some(&[i]))
+                .expect("send")
+        })
+        .collect();
+    sim.drive_bounded(200);
+    for h in &hs {
+        h.try_result().expect("done").expect("ok");
+    }
+    for p in 0..2 {
+        let log = log(&sim, p);
+        assert_eq!(log.len(), 3);
+        for r in &log {
+            assert_eq!(
+                (r.producer_id, r.producer_epoch, r.base_sequence),
+                (-1, -1, -1),
+                "partition {p}"
+            );
+        }
+    }
+}
+
 /// The configured compression level is the one batches are written at,
 /// whichever thread seals them: the same records are stored smaller at a
 /// higher gzip or zstd level, and the broker decodes them all.
