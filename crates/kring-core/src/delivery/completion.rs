@@ -428,6 +428,27 @@ mod tests {
         ));
     }
 
+    /// `wait_timeout` gives `None` while the result is unknown and the
+    /// record's own result once it is (a zero timeout never blocks).
+    #[test]
+    fn wait_timeout_is_none_until_the_result_is_known() {
+        let b = BatchCompletion::new(4);
+        let h = DeliveryHandle::new(b.clone(), 1, 0);
+        assert!(h.wait_timeout(Duration::ZERO).is_none());
+        b.complete(
+            &key(),
+            Ok(BatchOk {
+                base_offset: 70,
+                log_append_time: -1,
+            }),
+        );
+        let md = h
+            .wait_timeout(Duration::ZERO)
+            .expect("known")
+            .expect("delivered");
+        assert_eq!((md.partition, md.offset), (4, 71));
+    }
+
     #[test]
     fn future_registers_waker_once_and_is_woken() {
         let b = BatchCompletion::new(0);
