@@ -170,6 +170,12 @@ pub struct Sim<B: SimBroker> {
     /// Connections a SASL broker closed (a request before authentication
     /// or after the session expired).
     pub sasl_closes: u64,
+    /// `Some`: every transmitted frame is kept here, its chunks (the
+    /// batches' buffers among them) still referenced, as a driver keeps a
+    /// frame while the kernel may still read it; dropping them is the
+    /// kernel letting go. `None` (the default): frames are dropped once
+    /// handed to the broker.
+    pub held_frames: Option<Vec<kring_protocol::frame::Frame>>,
 }
 
 impl<B: SimBroker> std::fmt::Debug for Sim<B> {
@@ -208,6 +214,7 @@ impl<B: SimBroker> Sim<B> {
             connects: Vec::new(),
             closes: Vec::new(),
             sasl_closes: 0,
+            held_frames: None,
         }
     }
 
@@ -428,6 +435,9 @@ impl<B: SimBroker> Sim<B> {
             }
             while let Some(t) = self.core.poll_transmit(now) {
                 any = true;
+                if let Some(held) = &mut self.held_frames {
+                    held.push(t.frame.clone());
+                }
                 self.handle_transmit(t.conn, t.frame.to_bytes());
             }
             // poll_transmit may have asked for connections.

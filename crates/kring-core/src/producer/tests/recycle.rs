@@ -76,3 +76,44 @@ fn close_gives_back_the_spare_buffers() {
         "pool used bytes and spares after close"
     );
 }
+
+/// A finished batch whose buffer the driver still holds (the kernel may
+/// still read its frame) keeps its `buffer.memory` charge until the
+/// driver lets go, and then its memory comes back: senders refused while
+/// the frames are held can fill `buffer.memory` again, and everything
+/// they sent is delivered.
+#[test]
+fn buffers_the_driver_still_holds_come_back_when_it_lets_go() {
+    let config = Config {
+        buffer_memory: 64 * 1024,
+        batch_size: 4 * 1024,
+        linger: ms(1),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    sim.send("t", Some(0), None, Some(b"metadata first"))
+        .unwrap();
+    sim.drive();
+    sim.held_frames = Some(Vec::new());
+    let first = fill_memory(&sim, 4, 500);
+    assert!(first > 0);
+    sim.drive();
+    let stored = |sim: &MockSim| (0..4).map(|p| log(sim, p).len() as u32).sum::<u32>() - 1;
+    assert_eq!(stored(&sim), first, "delivered");
+    // Every batch is done, but its buffer is still in a held frame: its
+    // memory is not free for new records yet.
+    assert_eq!(fill_memory(&sim, 4, 500), 0, "memory held with the frames");
+    assert!(sim.shared.buffered_bytes() > 0);
+
+    // The driver lets go; the I/O thread's next turn takes the buffers back.
+    sim.held_frames = Some(Vec::new());
+    sim.core.handle_wakeup(sim.now);
+    let second = fill_memory(&sim, 4, 500);
+    assert!(
+        second * 2 >= first,
+        "buffer.memory is free again: {second} records fit after the frames went, {first} before"
+    );
+    sim.held_frames = None;
+    sim.drive();
+    assert_eq!(stored(&sim), first + second);
+}
