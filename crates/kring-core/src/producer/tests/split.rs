@@ -119,6 +119,13 @@ fn split_without_idempotence_keeps_order_with_one_in_flight() {
     assert_delivered_in_order(&sim, &more, 30);
     assert!(sim.core.stats().batches_split > 0);
     assert_eq!(sim.shared.buffered_bytes(), 0);
+    // The parts are restamped without producer state, as the batch was.
+    for r in log(&sim, 0) {
+        assert_eq!(
+            (r.producer_id, r.producer_epoch, r.base_sequence),
+            (-1, -1, -1)
+        );
+    }
 }
 
 /// With idempotence and requests pipelined: the refused batch is followed
