@@ -199,6 +199,38 @@ fn a_transient_out_of_order_with_batches_in_flight_does_not_bump() {
     assert_eq!(sim.core.stats().epoch_bumps, 0);
 }
 
+/// After an epoch bump the partition's sequence state follows the new
+/// epoch's batches: a transient OUT_OF_ORDER_SEQUENCE_NUMBER then is
+/// decided as it is before any bump, with no second bump.
+#[test]
+fn after_a_bump_a_transient_out_of_order_does_not_bump_again() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
+    let hs = send_numbered(&mut sim, 1..3);
+    sim.drive();
+    assert!(hs[0].wait().is_err());
+    hs[1].wait().unwrap();
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+    let epoch = log(&sim, 0).last().expect("stored").producer_epoch;
+    assert!(epoch > 0, "the new epoch's batches are stored");
+
+    fail_produce(&sim, 0, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
+    let hs = send_numbered(&mut sim, 3..5);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    assert_eq!(values(&sim), vec![0, 2, 3, 4]);
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+    assert!(log(&sim, 0)
+        .iter()
+        .skip(1)
+        .all(|r| r.producer_epoch == epoch));
+}
+
 /// Retried batches of different partitions do not block each other.
 #[test]
 fn partitions_retry_independently() {
