@@ -117,3 +117,32 @@ fn buffers_the_driver_still_holds_come_back_when_it_lets_go() {
     sim.drive();
     assert_eq!(stored(&sim), first + second);
 }
+
+/// A close while the driver still holds frames (the kernel may still read
+/// them) leaves nothing of `buffer.memory` charged either: nothing will be
+/// appended any more, so the charge of the buffers in those frames goes
+/// back when the core finishes, not when the driver lets go.
+#[test]
+fn close_releases_the_charge_of_buffers_the_driver_still_holds() {
+    let mut sim = sim_with(cfg(), 1, 4);
+    sim.send("t", Some(0), None, Some(b"metadata first"))
+        .unwrap();
+    sim.drive();
+    sim.held_frames = Some(Vec::new());
+    for i in 0..40u32 {
+        sim.send("t", Some((i % 4) as i32), None, Some(&[7u8; 300]))
+            .unwrap();
+    }
+    sim.drive();
+    assert!(sim.shared.buffered_bytes() > 0, "held with the frames");
+    let c = sim.close();
+    sim.drive_until(100_000, |_| c.is_done());
+    assert!(sim.core.is_finished());
+    assert_eq!(
+        (sim.shared.pool.used(), sim.shared.buffered_bytes()),
+        (0, 0),
+        "pool used bytes and buffered bytes after close"
+    );
+    let held = sim.held_frames.take().expect("held");
+    assert!(!held.is_empty());
+}
