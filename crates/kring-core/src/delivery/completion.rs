@@ -399,6 +399,30 @@ mod tests {
         assert_eq!(hs[4].wait().unwrap().offset, 51);
     }
 
+    /// Parts complete in whatever order their requests are answered: a
+    /// part right before one already completed is not an overlap.
+    #[test]
+    fn split_parts_complete_in_any_order() {
+        let b = BatchCompletion::new(2);
+        let hs: Vec<_> = (0..4)
+            .map(|i| DeliveryHandle::new(b.clone(), i, 100))
+            .collect();
+        assert!(b.split(&key(), 4));
+        let ok = |base| {
+            Ok(BatchOk {
+                base_offset: base,
+                log_append_time: -1,
+            })
+        };
+        assert!(b.complete_part(&key(), Some(Span { first: 3, count: 1 }), ok(30)));
+        assert!(b.complete_part(&key(), Some(Span { first: 1, count: 2 }), ok(20)));
+        assert!(!b.is_done());
+        assert!(b.complete_part(&key(), Some(Span { first: 0, count: 1 }), ok(10)));
+        assert!(b.is_done());
+        let offsets: Vec<i64> = hs.iter().map(|h| h.wait().unwrap().offset).collect();
+        assert_eq!(offsets, vec![10, 20, 21, 30]);
+    }
+
     #[test]
     fn log_append_time_and_unknown_offset() {
         let b = BatchCompletion::new(0);
