@@ -2,6 +2,7 @@
 //! its honest answer, to test that a client survives a hostile or broken
 //! broker (absurd partition indexes, impossible offsets).
 
+use kring_protocol::messages::init_producer_id::InitProducerIdResponse;
 use kring_protocol::messages::metadata::{MetadataResponse, MetadataResponsePartition};
 use kring_protocol::messages::produce::ProduceResponse;
 
@@ -25,6 +26,10 @@ pub enum Lie {
     /// Produce: every partition answered without an error reports this
     /// base offset (`i64::MAX`: the batch's offsets cannot be computed).
     BaseOffset(i64),
+    /// InitProducerId: an answer without an error gives this producer id
+    /// (`-1`: none, which no broker should send with success), its epoch
+    /// unchanged.
+    ProducerId(i64),
     /// Produce (v10+): every partition answered with an error carries
     /// this KIP-951 `current_leader` hint, whatever the error. A Kafka
     /// broker sets the hint only with NOT_LEADER_OR_FOLLOWER and
@@ -69,7 +74,7 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
                 Lie::PartitionsBelow(count) => {
                     t.partitions.retain(|p| p.partition_index < count);
                 }
-                Lie::BaseOffset(_) | Lie::CurrentLeader { .. } => {}
+                Lie::BaseOffset(_) | Lie::CurrentLeader { .. } | Lie::ProducerId(_) => {}
             }
         }
     }
@@ -98,6 +103,17 @@ pub(crate) fn produce(resp: &mut ProduceResponse, version: i16, lies: &[Scoped])
                     }
                     _ => {}
                 }
+            }
+        }
+    }
+}
+
+/// Applies the InitProducerId lies (the scope names no partition here).
+pub(crate) fn init_producer_id(resp: &mut InitProducerIdResponse, lies: &[Scoped]) {
+    for (_, lie) in lies {
+        if let Lie::ProducerId(id) = *lie {
+            if resp.error_code == 0 {
+                resp.producer_id = id;
             }
         }
     }

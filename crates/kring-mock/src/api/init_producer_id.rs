@@ -14,7 +14,7 @@
 //! - A producer id without an epoch, or an epoch without a producer id
 //!   (v3+): INVALID_REQUEST, as Kafka's KafkaApis answers.
 //! - Faults: an injected error is the response's error code (producer id
-//!   -1, epoch -1).
+//!   -1, epoch -1); `Lie::ProducerId` rewrites a successful answer's id.
 //!
 //! Version notes: v2 is flexible; v3 adds producer_id/producer_epoch to
 //! the request; v4 and v5 add nothing on the wire.
@@ -43,7 +43,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: InitProducerIdRequest, fired: 
             .as_ref()
             .map(|_| TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     });
-    let resp = match error {
+    let mut resp = match error {
         Some(code) => InitProducerIdResponse {
             throttle_time_ms: h.throttle_ms,
             error_code: code,
@@ -59,5 +59,6 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: InitProducerIdRequest, fired: 
             ..Default::default()
         },
     };
+    crate::lie::init_producer_id(&mut resp, &fired.lies);
     h.frame(&resp)
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::Config;
-use kring_mock::{Fault, UnknownProducerPolicy};
+use kring_mock::{Fault, Lie, UnknownProducerPolicy};
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
 
@@ -229,6 +229,69 @@ fn after_a_bump_a_transient_out_of_order_does_not_bump_again() {
         .iter()
         .skip(1)
         .all(|r| r.producer_epoch == epoch));
+}
+
+/// A broker answering InitProducerId with success but no producer id
+/// (-1) has given the producer nothing to send with: it asks again after
+/// a backoff, and its records go out under the id it then gets, never
+/// unsequenced.
+#[test]
+fn init_producer_id_answered_without_an_id_is_asked_again() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    sim.cluster
+        .inject(Fault::lie(ApiKey::InitProducerId, Lie::ProducerId(-1)).times(2));
+    let hs = send_numbered(&mut sim, 0..3);
+    sim.drive();
+    for h in &hs {
+        h.wait().expect("delivered");
+    }
+    assert_eq!(requests(&sim, ApiKey::InitProducerId), 3);
+    let log = log(&sim, 0);
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.iter()
+            .all(|r| r.producer_id >= 0 && r.base_sequence >= 0),
+        "sent under a producer id: {:?}",
+        log.iter()
+            .map(|r| (r.producer_id, r.base_sequence))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// InitProducerId refused with a retriable error is asked again after
+/// `retry.backoff.ms`, the wait growing with each failure as a produce
+/// retry's does (100 ms, then about 200, then about 400, each ±20 %).
+#[test]
+fn init_producer_id_retries_back_off_exponentially() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    sim.cluster.inject(
+        Fault::error(
+            ApiKey::InitProducerId,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+        )
+        .times(3),
+    );
+    let h = send_numbered(&mut sim, 0..1);
+    let mut at = Vec::new();
+    let mut seen = 0;
+    for _ in 0..2_000 {
+        let n = requests(&sim, ApiKey::InitProducerId);
+        if n > seen {
+            seen = n;
+            at.push(sim.now);
+        }
+        if seen == 4 {
+            break;
+        }
+        sim.run_for(ms(1));
+    }
+    assert_eq!(at.len(), 4, "four InitProducerId requests within 2 s");
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] >= ms(80) && gaps[0] <= ms(121), "{gaps:?}");
+    assert!(gaps[1] >= ms(160) && gaps[1] <= ms(241), "{gaps:?}");
+    assert!(gaps[2] >= ms(320) && gaps[2] <= ms(481), "{gaps:?}");
+    sim.drive();
+    h[0].wait().expect("delivered once the producer id came");
 }
 
 /// Retried batches of different partitions do not block each other.
