@@ -22,6 +22,10 @@ fn records_are_delivered_with_offsets_after_linger() {
     }
     // One batch, sent when linger (5 ms) expired, not before.
     assert_eq!(sim.core.stats().batches_sent, 1);
+    assert_eq!(
+        (sim.core.stats().batches_ok, sim.core.stats().batches_failed),
+        (1, 0)
+    );
     assert!(sim.now - t0 >= ms(5));
     // Idempotent by default: a producer id and sequence 0.
     assert!(log[0].producer_id >= 0);

@@ -158,6 +158,10 @@ fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
     }
     assert_eq!(values(&sim), vec![0, 2, 3, 4]);
     assert_eq!(sim.core.stats().epoch_bumps, 1);
+    assert_eq!(
+        (sim.core.stats().batches_ok, sim.core.stats().batches_failed),
+        (4, 1)
+    );
 }
 
 /// A real gap (the broker says OUT_OF_ORDER_SEQUENCE_NUMBER for the batch
