@@ -298,6 +298,35 @@ fn init_producer_id_retries_back_off_exponentially() {
     h[0].wait().expect("delivered once the producer id came");
 }
 
+/// A batch whose first attempt went unanswered (the connection closed
+/// before the broker applied it) is of unknown fate; its retry answered
+/// OUT_OF_ORDER_SEQUENCE_NUMBER, with no batch of the partition after it,
+/// proves it absent (had it been written, the broker would remember it
+/// and answer DUPLICATE_SEQUENCE_NUMBER). It is then an ordinary gap: the
+/// epoch is bumped and the batch rewritten, and it is delivered once.
+#[test]
+fn out_of_order_proves_a_batch_of_unknown_fate_absent() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster
+        .inject(Fault::drop_before_apply(ApiKey::Produce).times(1));
+    fail_produce(&sim, 0, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 2);
+    let hs = send_numbered(&mut sim, 1..2);
+    sim.drive();
+    let md = hs[0].wait().expect("delivered");
+    assert_eq!(values(&sim), vec![0, 1]);
+    assert_eq!(md.offset, 1);
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+    let log = log(&sim, 0);
+    assert_eq!(
+        (log[1].producer_epoch, log[1].base_sequence),
+        (log[0].producer_epoch + 1, 0),
+        "rewritten under the next epoch"
+    );
+}
+
 /// Retried batches of different partitions do not block each other.
 #[test]
 fn partitions_retry_independently() {
