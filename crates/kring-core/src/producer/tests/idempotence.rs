@@ -327,6 +327,49 @@ fn out_of_order_proves_a_batch_of_unknown_fate_absent() {
     );
 }
 
+/// A batch that expired after being sent (every attempt swallowed by a
+/// hung broker, so never written) leaves its partition's sequences
+/// unresolved: the acknowledged sequences do not reach the next one, so
+/// the epoch is bumped before the next batch goes out, and that batch is
+/// accepted at its first attempt under the new epoch (not sent into a
+/// gap and refused as out of order first).
+#[test]
+fn a_batch_expired_after_sending_leaves_a_gap_that_a_bump_closes_first() {
+    let config = Config {
+        request_timeout: ms(100),
+        delivery_timeout: ms(300),
+        ..pipelined()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    sim.cluster.inject(Fault::swallow(ApiKey::Produce).times(5));
+    let a = send_numbered(&mut sim, 1..2);
+    sim.drive_until(100_000, |_| a[0].try_result().is_some());
+    match a[0].wait() {
+        Err(e @ crate::DeliveryError::Timeout { .. }) => {
+            assert_eq!(e.status(), crate::MessageStatus::PossiblyPersisted, "{e}")
+        }
+        other => panic!("expected a delivery timeout: {other:?}"),
+    }
+    sim.cluster.clear_faults();
+    let (produces, retries) = (requests(&sim, ApiKey::Produce), sim.core.stats().retries);
+    let b = send_numbered(&mut sim, 2..3);
+    sim.drive();
+    b[0].wait().expect("delivered");
+    assert_eq!(values(&sim), vec![0, 2]);
+    assert_eq!(sim.core.stats().epoch_bumps, 1);
+    assert_eq!(
+        (
+            requests(&sim, ApiKey::Produce) - produces,
+            sim.core.stats().retries - retries
+        ),
+        (1, 0),
+        "the next batch went out once, under the new epoch"
+    );
+}
+
 /// Retried batches of different partitions do not block each other.
 #[test]
 fn partitions_retry_independently() {
