@@ -140,6 +140,27 @@ fn unknown_producer_id_bumps_the_epoch() {
     assert_eq!(log(&sim, 0)[3].base_sequence, 0, "sequence restarted");
 }
 
+/// UNKNOWN_PRODUCER_ID without a log start offset (-1: a broker that
+/// cannot say whether it lost the producer's state, KIP-360) is retried
+/// as it is, under the same epoch and sequence, as the Java client does.
+#[test]
+fn unknown_producer_id_without_a_log_start_offset_is_retried_as_is() {
+    let mut sim = sim_with(pipelined(), 1, 1);
+    let w = send_numbered(&mut sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    fail_produce(&sim, 0, ErrorCode::UNKNOWN_PRODUCER_ID, 1);
+    let hs = send_numbered(&mut sim, 1..3);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    assert_eq!(values(&sim), vec![0, 1, 2]);
+    assert_eq!(sim.core.stats().epoch_bumps, 0);
+    assert!(sim.core.stats().retries >= 1);
+    assert!(log(&sim, 0).iter().all(|r| r.producer_epoch == 0));
+}
+
 /// A batch fails for good after being sent: sequences after it would be
 /// rejected as out of order, so the epoch is bumped and later batches
 /// start again at 0.

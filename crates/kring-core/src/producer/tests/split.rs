@@ -99,7 +99,10 @@ fn records_that_fit_but_batch_does_not_are_all_delivered() {
     // Each split halves the records by size: 40 → 2 × 20 → 4 × 10 → 8 × 5
     // (parts under 4,000 B), 7 splits. Cutting one record off at a time
     // would take 39 requests' worth of refusals.
-    assert_eq!(st.batches_split, 7, "split in halves down to parts under 4000 B");
+    assert_eq!(
+        st.batches_split, 7,
+        "split in halves down to parts under 4000 B"
+    );
     assert_eq!(st.batches_failed, 0);
     assert_eq!(sim.shared.buffered_bytes(), 0, "every part's memory back");
 }
