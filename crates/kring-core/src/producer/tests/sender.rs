@@ -39,13 +39,25 @@ fn requests_are_split_at_max_request_size() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 6);
+    sim.held_frames = Some(Vec::new());
     for p in 0..6 {
         sim.send("t", Some(p), None, Some(&[1u8; 1000])).unwrap();
     }
     sim.drive();
-    // ~1100-byte batches, at most 3 per 4000-byte request.
-    let reqs = produce_requests(&sim);
-    assert!(reqs.len() >= 2, "{reqs:?}");
+    // ~1,080-byte batches: three fit in a 4,000-byte request, four do not.
+    let sizes: Vec<usize> = sim
+        .held_frames
+        .take()
+        .expect("held")
+        .iter()
+        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
+        .map(|f| f.len() - 4)
+        .collect();
+    assert_eq!(sizes.len(), 2, "two full requests: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| (3000..=4000).contains(&n)),
+        "each request at most max.request.size: {sizes:?}"
+    );
     for p in 0..6 {
         assert_eq!(log(&sim, p).len(), 1);
     }
