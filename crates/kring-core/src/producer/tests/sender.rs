@@ -63,6 +63,52 @@ fn requests_are_split_at_max_request_size() {
     }
 }
 
+/// Retried batches are packed into requests by the same budget. A hung
+/// broker swallows the first three requests; at the request timeout the
+/// connection goes, and by the time it is back all eight batches are due
+/// for a retry at once: the retries again go three to a 4,000-byte
+/// request, never more.
+#[test]
+fn retried_batches_stay_within_max_request_size() {
+    let config = Config {
+        max_request_size: 4000,
+        batch_size: 1500,
+        request_timeout: ms(100),
+        // Back after every retry's backoff (100 ms ± 20 %) has ended.
+        reconnect_backoff: ms(300),
+        reconnect_backoff_max: ms(300),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    sim.send("t", Some(0), None, Some(b"metadata first"))
+        .unwrap();
+    sim.drive();
+    sim.cluster
+        .inject(kring_mock::Fault::swallow(ApiKey::Produce).times(3));
+    sim.held_frames = Some(Vec::new());
+    let hs: Vec<_> = (0..8)
+        .map(|p| sim.send("t", Some(p), None, Some(&[1u8; 1000])).unwrap())
+        .collect();
+    sim.drive();
+    for h in &hs {
+        h.wait().expect("delivered after a retry");
+    }
+    assert_eq!(sim.core.stats().retries, 8);
+    let sizes: Vec<usize> = sim
+        .held_frames
+        .take()
+        .expect("held")
+        .iter()
+        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
+        .map(|f| f.len() - 4)
+        .collect();
+    assert!(
+        sizes.iter().all(|&n| n <= 4000),
+        "each request at most max.request.size: {sizes:?}"
+    );
+    assert_eq!(sizes.len(), 6, "3 + 3 + 2 batches, twice: {sizes:?}");
+}
+
 #[test]
 fn produce_version_follows_api_versions() {
     let mut sim = sim_with(cfg(), 1, 1);
