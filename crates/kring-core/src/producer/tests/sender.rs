@@ -63,6 +63,51 @@ fn requests_are_split_at_max_request_size() {
     }
 }
 
+/// A compressed batch's size is known only once it is sealed: one that
+/// then does not fit the request waits for the next, so compressed
+/// requests stay within `max.request.size` too (incompressible values:
+/// each lz4 batch is about as large as its records).
+#[test]
+fn compressed_batches_are_split_at_max_request_size() {
+    let config = Config {
+        max_request_size: 4000,
+        batch_size: 1500,
+        compression: crate::Compression::Lz4,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 6);
+    sim.held_frames = Some(Vec::new());
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    for p in 0..6 {
+        let v: Vec<u8> = (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        sim.send("t", Some(p), None, Some(&v)).unwrap();
+    }
+    sim.drive();
+    let sizes: Vec<usize> = sim
+        .held_frames
+        .take()
+        .expect("held")
+        .iter()
+        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
+        .map(|f| f.len() - 4)
+        .collect();
+    assert!(
+        sizes.iter().all(|&n| n <= 4000),
+        "each request at most max.request.size: {sizes:?}"
+    );
+    assert_eq!(sizes.len(), 2, "three batches to a request: {sizes:?}");
+    for p in 0..6 {
+        assert_eq!(log(&sim, p).len(), 1);
+    }
+}
+
 /// Retried batches are packed into requests by the same budget. A hung
 /// broker swallows the first three requests; at the request timeout the
 /// connection goes, and by the time it is back all eight batches are due
