@@ -494,6 +494,8 @@ fn acks_zero_completes_on_transmit() {
     // Completed when handed over: the broker's answer is not awaited (there is none).
     assert_eq!(log(&sim, 0).len(), 1);
     assert_eq!(log(&sim, 0)[0].producer_id, -1, "no idempotence");
+    // No LogAppendTime either: the record's own timestamp.
+    assert_eq!(md.timestamp_ms, log(&sim, 0)[0].timestamp);
 }
 
 /// With acks=0 a batch completes inside `poll_transmit`; a flush waiting
