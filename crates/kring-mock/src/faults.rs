@@ -74,8 +74,9 @@ pub enum FaultAction {
     /// Apply the request, send the first half of the response frame, then
     /// close the connection: the client sees a frame cut off by EOF.
     CutResponse,
-    /// Apply the request and answer it, with one field of the response
-    /// rewritten (Metadata and Produce; see [`Lie`](crate::Lie)). With a
+    /// Apply the request and answer it, with the response rewritten: a
+    /// field, or which partitions it lists and in what order (Metadata,
+    /// Produce and InitProducerId; see [`Lie`](crate::Lie)). With a
     /// partition filter a Metadata lie touches only that topic, a Produce
     /// lie only that partition.
     Lie(crate::Lie),

@@ -1,6 +1,7 @@
-//! Lies a fault can tell: a response field rewritten after the broker built
-//! its honest answer, to test that a client survives a hostile or broken
-//! broker (absurd partition indexes, impossible offsets).
+//! Lies a fault can tell: a response rewritten after the broker built its
+//! honest answer, to test that a client survives a hostile or broken
+//! broker (absurd partition indexes, impossible offsets, partitions left
+//! out or answered out of order, a producer id of -1).
 
 use kring_protocol::messages::init_producer_id::InitProducerIdResponse;
 use kring_protocol::messages::metadata::{MetadataResponse, MetadataResponsePartition};
@@ -26,6 +27,15 @@ pub enum Lie {
     /// Produce: every partition answered without an error reports this
     /// base offset (`i64::MAX`: the batch's offsets cannot be computed).
     BaseOffset(i64),
+    /// Produce: the partition the fault is narrowed to (every partition,
+    /// without a filter) is left out of the answer, though the request
+    /// was applied — a broker answering fewer partitions than it was
+    /// sent.
+    OmitPartition,
+    /// Produce: each topic's partitions are answered in the reverse of the
+    /// order the request listed them (Kafka keeps the request's order; a
+    /// client must match entries by topic and partition, not position).
+    ReversePartitions,
     /// InitProducerId: an answer without an error gives this producer id
     /// (`-1`: none, which no broker should send with success), its epoch
     /// unchanged.
@@ -74,7 +84,11 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
                 Lie::PartitionsBelow(count) => {
                     t.partitions.retain(|p| p.partition_index < count);
                 }
-                Lie::BaseOffset(_) | Lie::CurrentLeader { .. } | Lie::ProducerId(_) => {}
+                Lie::BaseOffset(_)
+                | Lie::CurrentLeader { .. }
+                | Lie::ProducerId(_)
+                | Lie::OmitPartition
+                | Lie::ReversePartitions => {}
             }
         }
     }
@@ -84,6 +98,15 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
 pub(crate) fn produce(resp: &mut ProduceResponse, version: i16, lies: &[Scoped]) {
     for (scope, lie) in lies {
         for t in &mut resp.responses {
+            match lie {
+                Lie::ReversePartitions => t.partition_responses.reverse(),
+                Lie::OmitPartition => t.partition_responses.retain(|p| {
+                    scope
+                        .as_ref()
+                        .is_some_and(|(name, index)| !(*name == t.name && *index == p.index))
+                }),
+                _ => {}
+            }
             for p in &mut t.partition_responses {
                 let in_scope = scope
                     .as_ref()
