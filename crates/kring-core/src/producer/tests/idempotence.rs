@@ -34,6 +34,26 @@ fn send_numbered(sim: &mut MockSim, range: std::ops::Range<u32>) -> Vec<crate::D
         .collect()
 }
 
+/// Record 0 sent and acknowledged, then the next `times` Produce requests
+/// for partition 0 answered with `code`.
+fn one_acknowledged_then_failing(sim: &mut MockSim, code: ErrorCode, times: u32) {
+    let w = send_numbered(sim, 0..1);
+    sim.drive();
+    w[0].wait().unwrap();
+    fail_produce(sim, 0, code, times);
+}
+
+/// Records 1 and 2 sent in batches of their own, delivered, and the
+/// partition's log is records 0, 1 and 2 in order.
+fn records_1_and_2_delivered_in_order(sim: &mut MockSim) {
+    let hs = send_numbered(sim, 1..3);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    assert_eq!(values(sim), vec![0, 1, 2]);
+}
+
 #[test]
 fn init_producer_id_comes_first_and_sequences_grow() {
     let mut sim = sim_with(pipelined(), 1, 1);
@@ -102,10 +122,7 @@ fn lost_response_retry_is_deduplicated() {
 #[test]
 fn duplicate_sequence_number_counts_as_success() {
     let mut sim = sim_with(pipelined(), 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    fail_produce(&sim, 0, ErrorCode::DUPLICATE_SEQUENCE_NUMBER, 1);
+    one_acknowledged_then_failing(&mut sim, ErrorCode::DUPLICATE_SEQUENCE_NUMBER, 1);
     let hs = send_numbered(&mut sim, 1..2);
     sim.drive();
     let md = hs[0].wait().expect("success");
@@ -146,16 +163,8 @@ fn unknown_producer_id_bumps_the_epoch() {
 #[test]
 fn unknown_producer_id_without_a_log_start_offset_is_retried_as_is() {
     let mut sim = sim_with(pipelined(), 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    fail_produce(&sim, 0, ErrorCode::UNKNOWN_PRODUCER_ID, 1);
-    let hs = send_numbered(&mut sim, 1..3);
-    sim.drive();
-    for h in &hs {
-        h.wait().unwrap();
-    }
-    assert_eq!(values(&sim), vec![0, 1, 2]);
+    one_acknowledged_then_failing(&mut sim, ErrorCode::UNKNOWN_PRODUCER_ID, 1);
+    records_1_and_2_delivered_in_order(&mut sim);
     assert_eq!(sim.core.stats().epoch_bumps, 0);
     assert!(sim.core.stats().retries >= 1);
     assert!(log(&sim, 0).iter().all(|r| r.producer_epoch == 0));
@@ -167,10 +176,7 @@ fn unknown_producer_id_without_a_log_start_offset_is_retried_as_is() {
 #[test]
 fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
     let mut sim = sim_with(pipelined(), 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
+    one_acknowledged_then_failing(&mut sim, ErrorCode::MESSAGE_TOO_LARGE, 1);
     let hs = send_numbered(&mut sim, 1..5);
     sim.drive();
     assert!(hs[0].wait().is_err());
@@ -192,16 +198,8 @@ fn a_fatal_batch_error_bumps_the_epoch_and_later_batches_continue() {
 #[test]
 fn out_of_order_for_the_next_batch_bumps_the_epoch() {
     let mut sim = sim_with(pipelined(), 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    fail_produce(&sim, 0, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 3);
-    let hs = send_numbered(&mut sim, 1..3);
-    sim.drive();
-    for h in &hs {
-        h.wait().unwrap();
-    }
-    assert_eq!(values(&sim), vec![0, 1, 2]);
+    one_acknowledged_then_failing(&mut sim, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 3);
+    records_1_and_2_delivered_in_order(&mut sim);
     assert_eq!(sim.core.stats().epoch_bumps, 1);
 }
 
@@ -211,16 +209,8 @@ fn out_of_order_for_the_next_batch_bumps_the_epoch() {
 #[test]
 fn a_transient_out_of_order_with_batches_in_flight_does_not_bump() {
     let mut sim = sim_with(pipelined(), 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    fail_produce(&sim, 0, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
-    let hs = send_numbered(&mut sim, 1..3);
-    sim.drive();
-    for h in &hs {
-        h.wait().unwrap();
-    }
-    assert_eq!(values(&sim), vec![0, 1, 2]);
+    one_acknowledged_then_failing(&mut sim, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, 1);
+    records_1_and_2_delivered_in_order(&mut sim);
     assert_eq!(sim.core.stats().epoch_bumps, 0);
 }
 
@@ -230,10 +220,7 @@ fn a_transient_out_of_order_with_batches_in_flight_does_not_bump() {
 #[test]
 fn after_a_bump_a_transient_out_of_order_does_not_bump_again() {
     let mut sim = sim_with(pipelined(), 1, 1);
-    let w = send_numbered(&mut sim, 0..1);
-    sim.drive();
-    w[0].wait().unwrap();
-    fail_produce(&sim, 0, ErrorCode::MESSAGE_TOO_LARGE, 1);
+    one_acknowledged_then_failing(&mut sim, ErrorCode::MESSAGE_TOO_LARGE, 1);
     let hs = send_numbered(&mut sim, 1..3);
     sim.drive();
     assert!(hs[0].wait().is_err());

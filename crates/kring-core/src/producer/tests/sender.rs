@@ -31,6 +31,18 @@ fn many_partitions_share_one_request_per_broker() {
     assert!(reqs.iter().all(|r| r.1 == 11), "highest version: {reqs:?}");
 }
 
+/// The sizes (size prefix excluded) of the Produce requests the sim
+/// held since `held_frames` was set; stops holding.
+fn held_produce_sizes(sim: &mut MockSim) -> Vec<usize> {
+    sim.held_frames
+        .take()
+        .expect("frames held")
+        .iter()
+        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
+        .map(|f| f.len() - 4)
+        .collect()
+}
+
 #[test]
 fn requests_are_split_at_max_request_size() {
     let config = Config {
@@ -45,14 +57,7 @@ fn requests_are_split_at_max_request_size() {
     }
     sim.drive();
     // ~1,080-byte batches: three fit in a 4,000-byte request, four do not.
-    let sizes: Vec<usize> = sim
-        .held_frames
-        .take()
-        .expect("held")
-        .iter()
-        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
-        .map(|f| f.len() - 4)
-        .collect();
+    let sizes = held_produce_sizes(&mut sim);
     assert_eq!(sizes.len(), 2, "two full requests: {sizes:?}");
     assert!(
         sizes.iter().all(|&n| (3000..=4000).contains(&n)),
@@ -90,14 +95,7 @@ fn compressed_batches_are_split_at_max_request_size() {
         sim.send("t", Some(p), None, Some(&v)).unwrap();
     }
     sim.drive();
-    let sizes: Vec<usize> = sim
-        .held_frames
-        .take()
-        .expect("held")
-        .iter()
-        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
-        .map(|f| f.len() - 4)
-        .collect();
+    let sizes = held_produce_sizes(&mut sim);
     assert!(
         sizes.iter().all(|&n| n <= 4000),
         "each request at most max.request.size: {sizes:?}"
@@ -139,14 +137,7 @@ fn retried_batches_stay_within_max_request_size() {
         h.wait().expect("delivered after a retry");
     }
     assert_eq!(sim.core.stats().retries, 8);
-    let sizes: Vec<usize> = sim
-        .held_frames
-        .take()
-        .expect("held")
-        .iter()
-        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
-        .map(|f| f.len() - 4)
-        .collect();
+    let sizes = held_produce_sizes(&mut sim);
     assert!(
         sizes.iter().all(|&n| n <= 4000),
         "each request at most max.request.size: {sizes:?}"
