@@ -20,9 +20,7 @@ fn memory_full() -> (MockSim, u32) {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 4);
-    sim.send("t", Some(0), None, Some(b"metadata first"))
-        .unwrap();
-    sim.drive();
+    learn_metadata(&mut sim);
     let filled = fill_memory(&sim, 4, 900);
     assert!(filled > 0);
     (sim, filled)

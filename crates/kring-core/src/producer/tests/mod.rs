@@ -157,6 +157,14 @@ pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// One record to partition 0 of `t`, delivered: the producer knows the
+/// topic's metadata (and the log of partition 0 holds one record more).
+pub(super) fn learn_metadata(sim: &mut MockSim) {
+    sim.send("t", Some(0), None, Some(b"metadata first"))
+        .unwrap();
+    sim.drive();
+}
+
 /// Appends `value_len`-byte records to `t`'s partitions `0..partitions`
 /// in turn, without blocking, until `buffer.memory` is full; returns how
 /// many went in.

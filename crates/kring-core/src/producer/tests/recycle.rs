@@ -91,9 +91,7 @@ fn buffers_the_driver_still_holds_come_back_when_it_lets_go() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 4);
-    sim.send("t", Some(0), None, Some(b"metadata first"))
-        .unwrap();
-    sim.drive();
+    learn_metadata(&mut sim);
     sim.held_frames = Some(Vec::new());
     let first = fill_memory(&sim, 4, 500);
     assert!(first > 0);
@@ -125,9 +123,7 @@ fn buffers_the_driver_still_holds_come_back_when_it_lets_go() {
 #[test]
 fn close_releases_the_charge_of_buffers_the_driver_still_holds() {
     let mut sim = sim_with(cfg(), 1, 4);
-    sim.send("t", Some(0), None, Some(b"metadata first"))
-        .unwrap();
-    sim.drive();
+    learn_metadata(&mut sim);
     sim.held_frames = Some(Vec::new());
     for i in 0..40u32 {
         sim.send("t", Some((i % 4) as i32), None, Some(&[7u8; 300]))

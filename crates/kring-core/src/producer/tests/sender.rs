@@ -38,7 +38,7 @@ fn held_produce_sizes(sim: &mut MockSim) -> Vec<usize> {
         .take()
         .expect("frames held")
         .iter()
-        .filter(|f| f.to_bytes()[4..6] == ApiKey::Produce.key().to_be_bytes())
+        .filter(|f| f.chunks()[0][4..6] == ApiKey::Produce.key().to_be_bytes())
         .map(|f| f.len() - 4)
         .collect()
 }
@@ -123,9 +123,7 @@ fn retried_batches_stay_within_max_request_size() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 8);
-    sim.send("t", Some(0), None, Some(b"metadata first"))
-        .unwrap();
-    sim.drive();
+    learn_metadata(&mut sim);
     sim.cluster
         .inject(kring_mock::Fault::swallow(ApiKey::Produce).times(3));
     sim.held_frames = Some(Vec::new());
