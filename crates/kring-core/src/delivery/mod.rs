@@ -371,3 +371,130 @@ fn aborted(reason: &str) -> DeliveryError {
         status: MessageStatus::NotPersisted,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error's text says, in words, whether the record may be in
+    /// the log — what a user deciding to re-send reads in a log line —
+    /// and `with_status` changes what it says for the errors that carry a
+    /// status, and nothing for those never sent.
+    #[test]
+    fn every_error_text_says_whether_the_record_may_be_in_the_log() {
+        let p = MessageStatus::PossiblyPersisted;
+        let carrying = [
+            DeliveryError::Timeout {
+                timeout_ms: 120_000,
+                stage: "in flight",
+                last_error: None,
+                status: p,
+            },
+            DeliveryError::Broker {
+                code: 87,
+                name: "INVALID_RECORD",
+                message: Some("bad".into()),
+                status: p,
+            },
+            DeliveryError::InvalidRecords {
+                code: 87,
+                name: "INVALID_RECORD",
+                message: None,
+                record_error: Some("no key".into()),
+                invalid_records: 1,
+                status: p,
+            },
+            DeliveryError::RetriesExhausted {
+                attempts: 3,
+                code: 7,
+                name: "REQUEST_TIMED_OUT",
+                message: None,
+                status: p,
+            },
+            DeliveryError::MessageTooLarge {
+                batch_bytes: 2_000_000,
+                message: None,
+                status: p,
+            },
+            aborted("closing").with_status(p),
+        ];
+        for e in carrying {
+            assert_eq!(e.status(), p, "{e:?}");
+            assert!(e.to_string().ends_with("(possibly persisted)"), "{e}");
+            let e = e.with_status(MessageStatus::NotPersisted);
+            assert_eq!(e.status(), MessageStatus::NotPersisted, "{e:?}");
+            assert!(e.to_string().ends_with("(not persisted)"), "{e}");
+        }
+        let never_sent = [
+            DeliveryError::Encode("zstd failed".into()),
+            DeliveryError::UnknownPartition {
+                topic: "t".into(),
+                partition: 9,
+            },
+            DeliveryError::Purged,
+        ];
+        for e in never_sent {
+            let e = e.with_status(p);
+            assert_eq!(e.status(), MessageStatus::NotPersisted, "{e:?}");
+            assert!(!e.to_string().contains("possibly"), "{e}");
+        }
+    }
+
+    /// A record's offset is its batch's base plus its index, and -1
+    /// (unknown) when the broker gave no base or one the index would
+    /// carry past `i64::MAX`; LogAppendTime, when the topic uses it,
+    /// replaces the record's own timestamp.
+    #[test]
+    fn record_offsets_and_timestamps_from_the_batch() {
+        let ok = |base_offset, log_append_time| BatchOk {
+            base_offset,
+            log_append_time,
+        };
+        assert_eq!(ok(100, -1).offset(0), 100);
+        assert_eq!(ok(100, -1).offset(7), 107);
+        assert_eq!(ok(-1, -1).offset(3), -1);
+        assert_eq!(ok(i64::MAX - 1, -1).offset(1), i64::MAX);
+        assert_eq!(ok(i64::MAX - 1, -1).offset(2), -1);
+        let m = ok(5, -1).metadata(3, 2, 1_700);
+        assert_eq!((m.partition, m.offset, m.timestamp_ms), (3, 7, 1_700));
+        assert_eq!(ok(5, 9_000).metadata(3, 2, 1_700).timestamp_ms, 9_000);
+    }
+
+    /// A record the broker did not name in an invalid batch says how many
+    /// it named (singular or plural) and the batch's message; a named one
+    /// carries its own reason.
+    #[test]
+    fn invalid_records_text_names_the_reason_or_the_count() {
+        let e = BatchError {
+            error: DeliveryError::InvalidRecords {
+                code: 87,
+                name: "INVALID_RECORD",
+                message: Some("batch refused".into()),
+                record_error: None,
+                invalid_records: 2,
+                status: MessageStatus::NotPersisted,
+            },
+            records: Some(RecordErrors::new(vec![
+                (3, "no key".into()),
+                (1, "too old".into()),
+                (3, "repeated".into()),
+            ])),
+        };
+        assert_eq!(e.records.as_ref().map(RecordErrors::len), Some(2));
+        let text = |i| e.for_record(i).to_string();
+        assert!(text(1).contains(": too old (not persisted)"), "{}", text(1));
+        assert!(text(3).contains(": no key (not persisted)"), "{}", text(3));
+        let other = text(2);
+        assert!(other.contains(": batch refused;"), "{other}");
+        assert!(other.contains("held 2 invalid records ("), "{other}");
+        let one = DeliveryError::InvalidRecords {
+            code: 87,
+            name: "INVALID_RECORD",
+            message: None,
+            record_error: None,
+            invalid_records: 1,
+            status: MessageStatus::NotPersisted,
+        };
+        assert!(one.to_string().contains("held 1 invalid record ("), "{one}");
+    }
+}
