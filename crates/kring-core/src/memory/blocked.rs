@@ -511,6 +511,23 @@ mod tests {
         assert_eq!((g.queue.len(), g.woken, g.claimed), (0, 0, 0));
     }
 
+    /// A thread whose wait passes takes only its own place out of the
+    /// line, not the place of the thread ahead of it, which the next
+    /// release serves.
+    #[test]
+    fn a_thread_leaving_the_line_takes_only_its_own_place() {
+        let p = Arc::new(BufferPool::new(1000));
+        assert!(p.try_reserve(1000));
+        let first = sleeping_reserver(&p, 600, Duration::from_secs(600), 1);
+        let second = sleeping_reserver(&p, 100, Duration::from_millis(50), 2);
+        assert!(!outcome(&second));
+        let needs: Vec<usize> = p.blocked().queue.iter().map(|e| e.need).collect();
+        assert_eq!(needs, [600]);
+        p.release(600);
+        assert!(outcome(&first));
+        assert_eq!((p.used(), p.waiters()), (1000, 0));
+    }
+
     /// Close wakes every blocked thread, not only the oldest.
     #[test]
     fn close_releases_every_blocked_reserver() {
@@ -527,6 +544,82 @@ mod tests {
         assert_eq!((p.used(), p.waiters()), (1000, 0));
         let g = p.blocked();
         assert_eq!((g.queue.len(), g.woken, g.claimed), (0, 0, 0));
+    }
+
+    /// Places in line needing `needs` bytes each (ids 0, 1, ...), none
+    /// woken, for `take_turns` alone (no thread sleeps on them).
+    fn line(needs: &[usize]) -> Blocked {
+        let mut b = Blocked::default();
+        for &need in needs {
+            b.queue.push_back(BlockedThread {
+                id: b.next_id,
+                need,
+                woken: false,
+                cond: Arc::new(Condvar::new()),
+            });
+            b.next_id += 1;
+        }
+        b
+    }
+
+    /// The ids of the woken places.
+    fn woken(b: &Blocked) -> Vec<u64> {
+        b.queue.iter().filter(|e| e.woken).map(|e| e.id).collect()
+    }
+
+    /// Turns go to the oldest places whose needs fit in what is free less
+    /// what woken places claim — a need equal to what is left fits, and
+    /// nobody overtakes a place that does not fit — and a woken place is
+    /// not woken again: its claim stands until it re-checks.
+    #[test]
+    fn turns_go_oldest_first_to_needs_that_fit_less_claims() {
+        let mut b = line(&[30, 20, 50, 10, 5]);
+        let mut out = Vec::new();
+        b.take_turns(50, false, None, &mut out);
+        assert_eq!(woken(&b), [0, 1]);
+        assert_eq!((b.woken, b.claimed, out.len()), (2, 50, 2));
+        // 110 free, 50 of it claimed: places 2 and 3 fit in the 60 left,
+        // exactly, and the pass stops there.
+        b.take_turns(110, false, None, &mut out);
+        assert_eq!(woken(&b), [0, 1, 2, 3]);
+        assert_eq!((b.woken, b.claimed, out.len()), (4, 110, 4));
+        // Place 0 re-checks and goes back to sleep: its claim goes, and
+        // it can be woken again.
+        b.queue[0].woken = false;
+        b.unclaim(30);
+        assert_eq!((b.woken, b.claimed), (3, 80));
+        b.take_turns(110, false, None, &mut out);
+        assert_eq!(woken(&b), [0, 1, 2, 3]);
+        assert_eq!((b.woken, b.claimed, out.len()), (4, 110, 5));
+        // Place 4 (5 bytes) does not overtake: nothing is left.
+        b.take_turns(114, false, None, &mut out);
+        assert_eq!((b.woken, out.len()), (4, 5));
+    }
+
+    /// Memory came back but fits nobody: the oldest place gets a turn
+    /// anyway when no woken place holds a claim (progress does not hang
+    /// on `free` being exact), and not when one does; a place awake
+    /// holding the lock (`skip`) is passed over.
+    #[test]
+    fn the_oldest_gets_a_turn_when_nobody_holds_one() {
+        let mut b = line(&[100, 100, 10]);
+        let mut out = Vec::new();
+        b.take_turns(0, false, None, &mut out);
+        assert!(out.is_empty());
+        b.take_turns(10, true, None, &mut out);
+        assert_eq!((woken(&b), b.claimed), (vec![0], 100));
+        b.take_turns(10, true, None, &mut out);
+        assert_eq!(woken(&b), [0], "a claim is held: no second forced turn");
+        let mut b = line(&[100, 100, 10]);
+        b.take_turns(100, false, Some(0), &mut out);
+        assert_eq!(woken(&b), [1], "the skipped place is passed over");
+        let mut b = line(&[100, 100]);
+        b.take_turns(10, true, Some(0), &mut out);
+        assert_eq!(
+            woken(&b),
+            [1],
+            "the forced turn goes past the skipped place"
+        );
     }
 
     #[test]

@@ -613,6 +613,48 @@ mod tests {
         assert_eq!(p.used(), 1000 - 512 + 500);
     }
 
+    /// A woken thread that frees the spares and still does not fit hands
+    /// the turn to a thread behind it that fits in what they gave back
+    /// (rather than leaving it asleep until the next release).
+    #[test]
+    fn spares_freed_by_a_thread_that_does_not_fit_go_to_one_that_does() {
+        let p = Arc::new(BufferPool::new(1000));
+        assert!(p.try_reserve(1000));
+        let mut results = Vec::new();
+        for (i, need) in [600, 300].into_iter().enumerate() {
+            let (p2, (tx, rx)) = (p.clone(), std::sync::mpsc::channel());
+            std::thread::spawn(move || {
+                let _ = tx.send(p2.reserve_blocking(need, Duration::from_secs(600)));
+            });
+            // Asleep in its wait before the next one blocks.
+            while p.sleeps.load(Ordering::SeqCst) < i + 1 {
+                std::thread::yield_now();
+            }
+            results.push(rx);
+        }
+        // 512 bytes of spares: the oldest (600) does not fit but is woken
+        // anyway (nobody holds a turn); it frees them, still does not fit,
+        // and the one behind it (300) does.
+        {
+            let mut g = p.spares();
+            g.push(class_at_or_below(512), BytesMut::with_capacity(512));
+            p.spare_bytes.fetch_add(512, Ordering::SeqCst);
+        }
+        p.wake_blocked();
+        let outcome = |rx: &std::sync::mpsc::Receiver<bool>| {
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("a blocked thread was left waiting")
+        };
+        assert!(
+            outcome(&results[1]),
+            "what the spares gave back was not handed on"
+        );
+        assert_eq!((p.spare_bytes(), p.used()), (0, 1000 - 512 + 300));
+        p.release(400);
+        assert!(outcome(&results[0]));
+        assert_eq!((p.used(), p.waiters()), (988, 0));
+    }
+
     /// Spares never hold more than half of the pool.
     #[test]
     fn spares_are_bounded() {
