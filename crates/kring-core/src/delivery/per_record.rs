@@ -479,6 +479,43 @@ mod tests {
         }
     }
 
+    /// What a push will hold on the heap is known before it happens, and
+    /// is what it then holds: `buffer.memory` is charged before a vector
+    /// grows, and never under-counts. Contexts from the second or the
+    /// eleventh record on, runs past the inline ones, and both together.
+    #[test]
+    fn heap_bytes_are_predicted_before_each_push() {
+        let seqs: Vec<Vec<(i64, u64)>> = vec![
+            (0..40).map(|i| (1_000 + 3 * (i / 4), 0)).collect(),
+            (0..40).map(|i| (100 * i, 0)).collect(),
+            (0..40).map(|i| (7, u64::from(i % 3 == 1))).collect(),
+            (0..60).map(|i| (70_000 * i, i as u64)).collect(),
+            (0..30).map(|i| (7, u64::from(i >= 10))).collect(),
+        ];
+        for seq in &seqs {
+            let mut r = PerRecord::default();
+            assert_eq!(r.heap_bytes(), 0);
+            for &(t, c) in seq {
+                let predicted = r.heap_bytes_after_push(t, c);
+                let grows = r.push_grows(t, c);
+                let before = r.heap_bytes();
+                r.push(t, c);
+                let held = r.contexts.capacity() * 8 + r.later.capacity() * 16;
+                assert_eq!((r.heap_bytes(), held), (predicted, predicted), "{seq:?}");
+                assert_eq!(grows, predicted > before, "{seq:?}");
+            }
+        }
+        // The ones that go to the heap do, and doubling keeps it a few
+        // allocations: 60 contexts in 4 · 2^k slots, 59 later runs too.
+        let mut r = PerRecord::default();
+        for &(t, c) in &seqs[3] {
+            r.push(t, c);
+        }
+        assert_eq!((r.contexts.capacity(), r.later.capacity()), (64, 64));
+        assert!(r.has_capacity());
+        assert!(!PerRecord::default().has_capacity());
+    }
+
     /// Runs of equal timestamps split anywhere, inside a run or at its
     /// edge, and keep every record's timestamp.
     #[test]
