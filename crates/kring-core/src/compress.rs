@@ -280,6 +280,12 @@ impl CompressQueue {
         }
     }
 
+    /// Workers asleep waiting for jobs.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> u32 {
+        self.lock().waiting
+    }
+
     /// Whether a producer thread blocked for memory has a job to do.
     pub(crate) fn has_help_wanted(&self) -> bool {
         self.queued.load(Ordering::SeqCst) > 0 && self.by_blocked.load(Ordering::Relaxed)
@@ -512,5 +518,85 @@ impl Shared {
         self.compress.min_bytes.store(usize::MAX, Ordering::Relaxed);
         self.compress.lock().stopped = true;
         self.compress.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A queue handing off batches of at least `min` bytes, with an I/O
+    /// thread budget of `burst` bytes refilled at `per_sec`.
+    fn queue(cap: usize, min: usize, burst: usize, per_sec: usize) -> CompressQueue {
+        let q = CompressQueue::new(cap);
+        q.min_bytes.store(min, Ordering::Relaxed);
+        let mut b = q.inline.lock().unwrap();
+        (b.burst, b.tokens, b.per_sec) = (burst as f64, burst as f64, per_sec as f64);
+        drop(b);
+        q
+    }
+
+    /// Which batches go to a worker: compressed ones of at least the
+    /// threshold, while the backlog is under a request's worth — and,
+    /// when blocked senders are the workers, only while one is blocked.
+    #[test]
+    fn batches_handed_off_are_compressed_large_and_not_too_many() {
+        let zstd = Compression::Zstd;
+        let q = queue(1_000, 100, 0, 0);
+        assert!(!q.wants(Compression::None, 500), "nothing to compress");
+        assert!(!q.wants(zstd, 99), "below the threshold");
+        assert!(q.wants(zstd, 100), "at the threshold");
+        q.backlog.store(999, Ordering::Relaxed);
+        assert!(q.wants(zstd, 100));
+        q.backlog.store(1_000, Ordering::Relaxed);
+        assert!(!q.wants(zstd, 100), "workers a request's worth behind");
+        q.backlog.store(0, Ordering::Relaxed);
+        q.by_blocked.store(true, Ordering::Relaxed);
+        assert!(!q.wants(zstd, 500), "no blocked sender to do it");
+        q.note_blocked(true);
+        assert!(q.wants(zstd, 500));
+        q.note_blocked(false);
+        assert!(!q.wants(zstd, 500));
+        let off = CompressQueue::new(1_000);
+        assert!(!off.wants(zstd, usize::MAX - 1), "offloading off");
+    }
+
+    /// A thread blocked for memory is offered work only when blocked
+    /// senders are the workers and a job is queued (else it would spin
+    /// through its wait instead of sleeping).
+    #[test]
+    fn blocked_senders_see_work_only_when_a_job_is_queued() {
+        let q = queue(1_000, 100, 0, 0);
+        q.queued.store(1, Ordering::SeqCst);
+        assert!(!q.has_help_wanted(), "compression threads do the jobs");
+        q.by_blocked.store(true, Ordering::Relaxed);
+        assert!(q.has_help_wanted());
+        q.queued.store(0, Ordering::SeqCst);
+        assert!(!q.has_help_wanted(), "no job queued");
+    }
+
+    /// The I/O thread compresses itself what its budget covers (which
+    /// spends it), hands off the rest, and the budget refills with time,
+    /// up to its burst.
+    #[test]
+    fn the_io_threads_budget_spends_and_refills() {
+        let zstd = Compression::Zstd;
+        let q = queue(usize::MAX, 1, 1_000, 500);
+        let t0 = kring_testclock::origin();
+        q.refill(t0);
+        assert!(!q.wants(zstd, 600), "within the budget");
+        assert!(q.wants(zstd, 600), "400 left");
+        assert!(!q.wants(zstd, 400));
+        assert!(q.wants(zstd, 1));
+        q.refill(t0 + Duration::from_millis(500));
+        assert!(!q.wants(zstd, 250), "250 refilled in half a second");
+        assert!(q.wants(zstd, 1));
+        q.refill(t0 + Duration::from_secs(60));
+        assert!(!q.wants(zstd, 1_000), "refilled to the burst");
+        assert!(q.wants(zstd, 1), "not past it");
+        q.refill(t0);
+        assert!(q.wants(zstd, 1), "a clock going back refills nothing");
     }
 }

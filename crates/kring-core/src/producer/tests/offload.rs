@@ -320,6 +320,31 @@ fn purge_takes_a_batch_waiting_for_the_worker() {
     assert_eq!(log(&sim, 0).len(), 1, "only the warm-up");
 }
 
+/// A worker asleep waiting for jobs is woken by the one the I/O thread
+/// posts (else a lingered batch would wait for a worker that sleeps on).
+#[test]
+fn a_sleeping_worker_is_woken_by_a_job() {
+    let (config, results) = counted(Compression::Gzip);
+    let mut sim = sim_with(config, 1, 2);
+    sim.shared.enable_compression_offload(0, 0, 0);
+    warm_up(&mut sim, 2);
+    let (shared, (tx, rx)) = (sim.shared.clone(), std::sync::mpsc::channel());
+    std::thread::spawn(move || {
+        let _ = tx.send(shared.wait_for_compression_jobs());
+    });
+    while sim.shared.compress.waiting() == 0 {
+        std::thread::yield_now();
+    }
+    sim.send_with_context("t", Some(0), None, Some(&value(0)), 7)
+        .unwrap();
+    sim.run_for(ms(6));
+    assert_eq!(queue_states(&sim, 0), "Q");
+    let woken = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(woken, Ok(true), "the worker slept on with a job posted");
+    drive_with_worker(&mut sim);
+    assert_eq!(results.lock().unwrap().get(&7), Some(&1));
+}
+
 /// Once the workers are stopped (or small batches below the threshold),
 /// the I/O thread compresses by itself: nothing waits for a worker that
 /// will never come.

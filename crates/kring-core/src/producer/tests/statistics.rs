@@ -324,6 +324,33 @@ fn snapshot_on_request_shows_queued_records() {
     assert_eq!(f.totals.records_acked, 6);
 }
 
+/// Batches sealed full and not yet taken by the I/O thread count in a
+/// partition's queued records and bytes as the open batch does.
+#[test]
+fn sealed_batches_count_in_queued_bytes() {
+    let config = Config {
+        linger: Duration::from_secs(10),
+        batch_size: 300,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    sim.send("t", Some(0), None, Some(b"prime")).unwrap();
+    sim.flush();
+    sim.drive();
+    for i in 0..6u8 {
+        sim.send("t", Some(1), None, Some(&[i; 100])).unwrap();
+    }
+    let p1 = part(&sim.core.statistics(sim.now), "t", 1);
+    assert_eq!(p1.queued_records, 6);
+    assert!(p1.queued_bytes >= 600, "{p1:?}");
+    let open = sim.core.topics[0].partitions[1].slot.lock();
+    let open_bytes = open.open.as_ref().map_or(0, |o| o.builder.size_in_bytes());
+    assert!(
+        (p1.queued_bytes as usize) > open_bytes + 300,
+        "sealed batches not counted: {p1:?}, open {open_bytes}"
+    );
+}
+
 fn recorder() -> (StatisticsCallback, Arc<Mutex<Vec<Statistics>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
