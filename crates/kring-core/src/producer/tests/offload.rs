@@ -329,10 +329,14 @@ fn a_sleeping_worker_is_woken_by_a_job() {
     sim.shared.enable_compression_offload(0, 0, 0);
     warm_up(&mut sim, 2);
     let (shared, (tx, rx)) = (sim.shared.clone(), std::sync::mpsc::channel());
-    std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         let _ = tx.send(shared.wait_for_compression_jobs());
     });
+    let mut spins = 0u64;
     while sim.shared.compress.waiting() == 0 {
+        assert!(!worker.is_finished(), "the worker did not wait");
+        spins += 1;
+        assert!(spins < 1 << 24, "the worker never counted itself asleep");
         std::thread::yield_now();
     }
     sim.send_with_context("t", Some(0), None, Some(&value(0)), 7)
@@ -341,6 +345,7 @@ fn a_sleeping_worker_is_woken_by_a_job() {
     assert_eq!(queue_states(&sim, 0), "Q");
     let woken = rx.recv_timeout(Duration::from_secs(20));
     assert_eq!(woken, Ok(true), "the worker slept on with a job posted");
+    assert_eq!(sim.shared.compress.waiting(), 0, "counted asleep still");
     drive_with_worker(&mut sim);
     assert_eq!(results.lock().unwrap().get(&7), Some(&1));
 }
