@@ -106,6 +106,71 @@ fn purge_fails_buffered_records_once_and_keeps_retrying_batches() {
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
 
+/// A purge takes sealed and open batches off the partitions' books:
+/// nothing left unsent, none open, every batch known gone, and the purged
+/// open batch known sealed (a late notice of it arms no linger).
+#[test]
+fn a_purge_leaves_the_partitions_books_straight() {
+    let config = Config {
+        batch_size: 4096,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    for p in 0..2 {
+        sim.send("t", Some(p), None, Some(b"warm")).unwrap();
+    }
+    sim.drive();
+    down(&mut sim);
+    // 100 records per partition: two full batches and an open one each.
+    for i in 0..200u32 {
+        let v = vec![i as u8; 100];
+        sim.send("t", Some((i % 2) as i32), None, Some(&v)).unwrap();
+    }
+    sim.run_for(ms(200));
+    for p in 0..2u32 {
+        let q = sim.core.part((0, p)).slot.lock();
+        assert_eq!(
+            (q.sealed.len(), q.open.is_some()),
+            (2, true),
+            "partition {p}"
+        );
+    }
+    let h = sim.shared.begin_purge();
+    sim.settle();
+    assert!(h.is_done());
+    assert_eq!(sim.core.stats().records_purged, 200);
+    let books = |sim: &mut MockSim, batches: u64| {
+        for p in 0..2u32 {
+            let part = sim.core.part((0, p));
+            assert_eq!((part.unsent, part.open()), (0, None), "partition {p}");
+            assert_eq!(part.announced, batches, "partition {p}");
+            assert_eq!(part.drained_below, batches, "partition {p}");
+        }
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+    };
+    books(&mut sim, 4);
+    assert_eq!(sim.core.part((0, 0)).sealed_below, 4);
+    // Again with every batch sealed (by a flush) when the purge comes.
+    for i in 0..80u32 {
+        let v = vec![i as u8; 100];
+        sim.send("t", Some((i % 2) as i32), None, Some(&v)).unwrap();
+    }
+    let flush = sim.flush();
+    sim.settle();
+    for p in 0..2u32 {
+        let q = sim.core.part((0, p)).slot.lock();
+        assert_eq!(
+            (q.sealed.len(), q.open.is_some()),
+            (2, false),
+            "partition {p}"
+        );
+    }
+    let h = sim.shared.begin_purge();
+    sim.settle();
+    assert!(h.is_done() && flush.is_done());
+    books(&mut sim, 6);
+}
+
 /// Purging with nothing buffered completes and changes nothing; a flush
 /// waiting for purged records completes; a purge after close begins still
 /// completes.

@@ -553,3 +553,84 @@ fn connect_failures_back_off() {
     sim.drive();
     h.wait().unwrap();
 }
+
+/// Fails `h` with a delivery timeout `stage` names, and returns how long
+/// after `from` it failed (driving until it has a result).
+fn timed_out_after(
+    sim: &mut MockSim,
+    h: &crate::DeliveryHandle,
+    from: std::time::Instant,
+    stage: &str,
+) -> Duration {
+    sim.drive_until(1_000_000, |_| h.try_result().is_some());
+    match h.try_result() {
+        Some(Err(DeliveryError::Timeout { stage: s, .. })) => assert!(s.contains(stage), "{s}"),
+        other => panic!("{other:?}"),
+    }
+    sim.now - from
+}
+
+/// A partition's batches each expire at their own deadline: when the
+/// oldest one's fires, the younger ones behind it — sealed, open, or
+/// waiting for a retry — wait on for theirs.
+#[test]
+fn younger_batches_outlive_the_expiry_of_older_ones() {
+    let dt = ms(40_000);
+    // In the accumulator: two full batches and an open one, 10 s apart.
+    let config = Config {
+        delivery_timeout: dt,
+        batch_size: 100,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    stop(&sim, 1);
+    sim.disconnect_node(1);
+    let mut sent = Vec::new();
+    for value in [&[1u8; 100][..], &[2u8; 100], b"open"] {
+        sent.push((sim.now, sim.send("t", Some(0), None, Some(value)).unwrap()));
+        sim.run_for(ms(10_000));
+    }
+    for (i, (at, h)) in sent.iter().enumerate() {
+        let took = timed_out_after(&mut sim, h, *at, "accumulator");
+        assert!(took >= dt && took < dt + ms(100), "{took:?}");
+        // Known gone: the warm-up's batch (id 0) and this one (id i + 1).
+        assert_eq!(sim.core.part((0, 0)).drained_below, i as u64 + 2);
+    }
+    assert_eq!(sim.shared.buffered_bytes(), 0);
+    // Nothing left unsent, every batch known gone, none open.
+    let p = sim.core.part((0, 0));
+    assert_eq!((p.unsent, p.open()), (0, None));
+    assert_eq!((p.announced, p.drained_below), (4, 4));
+
+    // In the retry queue: two batches sent 5 s apart and refused, each
+    // to wait longer for its retry than it has left.
+    let config = Config {
+        delivery_timeout: dt,
+        retry_backoff: ms(60_000),
+        retry_backoff_max: ms(60_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    // Answers take 6 s: `b` goes out while `a` is on the wire.
+    let _slow = slow(&sim, 1, ms(6_000));
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
+    let t0 = sim.now;
+    let a = sim.send("t", Some(0), None, Some(b"a")).unwrap();
+    sim.run_for(ms(5_000));
+    let t1 = sim.now;
+    let b = sim.send("t", Some(0), None, Some(b"b")).unwrap();
+    sim.run_for(ms(10_000));
+    assert_eq!(
+        sim.core.part((0, 0)).retry.len(),
+        2,
+        "both wait for a retry"
+    );
+    let took = timed_out_after(&mut sim, &a, t0, "retried");
+    assert!(took >= dt && took < dt + ms(100), "a: {took:?}");
+    let took = timed_out_after(&mut sim, &b, t1, "retried");
+    assert!(took >= dt && took < dt + ms(100), "b: {took:?}");
+}
