@@ -171,3 +171,27 @@ fn abort_tells_records_on_the_wire_from_queued_ones() {
     assert!(matches!(e, DeliveryError::Aborted { .. }), "{e}");
     assert_eq!(s, MessageStatus::NotPersisted, "{e}");
 }
+
+/// abort: a batch waiting for a retry after a refusal raised before the
+/// broker appends (NOT_ENOUGH_REPLICAS) is not on the wire, and stays not
+/// persisted.
+#[test]
+fn abort_of_a_batch_waiting_for_a_retry_keeps_it_not_persisted() {
+    let config = Config {
+        retry_backoff: ms(60_000),
+        retry_backoff_max: ms(60_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.run_for(ms(100));
+    assert_eq!(sim.core.part((0, 0)).retry.len(), 1, "waits for a retry");
+    let now = sim.now;
+    sim.core.abort(now, "test abort");
+    let (s, e) = status(&h);
+    assert!(matches!(e, DeliveryError::Aborted { .. }), "{e}");
+    assert_eq!(s, MessageStatus::NotPersisted, "{e}");
+}
