@@ -449,6 +449,20 @@ mod tests {
         }
         assert_eq!(round_up_to_class(usize::MAX), usize::MAX);
         assert_eq!(round_up_to_class(16384), 16384);
+        // The smallest sizes round up to the smallest class, 4 bytes.
+        for n in 0..=4 {
+            assert_eq!(round_up_to_class(n), 4, "{n}");
+        }
+        // The top: class 127 is 3.5 GiB, the largest kept as a spare;
+        // above it a size rounds up to no class (saturates).
+        let top = 7usize << 29;
+        assert_eq!((class_at_or_below(top), class_size(127)), (127, top));
+        assert_eq!(round_up_to_class((6 << 29) + 1), top);
+        assert_eq!(round_up_to_class(top), top);
+        assert_eq!(round_up_to_class(top + 1), usize::MAX);
+        assert_eq!(spare_class(top), Some(127));
+        assert_eq!(spare_class(4 << 30), None);
+        assert_eq!((spare_class(3), spare_class(4)), (None, Some(8)));
     }
 
     /// A finished buffer is kept charged and handed to the next batch that
