@@ -468,6 +468,23 @@ mod tests {
     /// A finished buffer is kept charged and handed to the next batch that
     /// fits it; a waiting sender or a reservation that does not fit frees
     /// the spares first.
+    /// A class that `pop` empties is known empty: the next take goes on
+    /// to the nearest class that still has a spare, and none is found
+    /// once all are taken.
+    #[test]
+    fn an_emptied_class_is_passed_over() {
+        let mut s = Spares::default();
+        for class in [40, 41] {
+            s.push(class, BytesMut::with_capacity(class_size(class)));
+        }
+        assert_eq!(s.nearest(40), Some(40));
+        assert!(s.pop(40).is_some());
+        assert_eq!(s.nearest(40), Some(41));
+        assert!(s.pop(41).is_some());
+        assert_eq!((s.nearest(40), s.nonempty), (None, 0));
+        assert!(s.pop(40).is_none());
+    }
+
     /// `Spares::nearest` picks what searching class by class picks: the
     /// first non-empty of `i..i + 4`, else of `i - 4..i` from the top.
     #[test]
