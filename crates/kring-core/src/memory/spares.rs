@@ -468,6 +468,41 @@ mod tests {
     /// A finished buffer is kept charged and handed to the next batch that
     /// fits it; a waiting sender or a reservation that does not fit frees
     /// the spares first.
+    /// What is and is not kept, and what a take prefers: a buffer larger
+    /// than its charge is freed, not kept (a spare is charged by its whole
+    /// capacity); a need of exactly a class's size takes from that class
+    /// before a larger one; needs under 16 bytes take nothing.
+    #[test]
+    fn spares_keep_their_charge_and_fit_their_class() {
+        let p = BufferPool::new(1 << 20);
+        assert!(p.try_reserve(1000));
+        let buf = BytesMut::with_capacity(1024);
+        assert!(buf.capacity() > 512);
+        p.recycle(buf, 512);
+        p.sort_returned();
+        assert_eq!(
+            (p.spare_bytes(), p.used()),
+            (0, 488),
+            "freed, charge released"
+        );
+        p.release(488);
+        let sizes = [16, class_size(40), class_size(44)];
+        assert!(p.try_reserve(sizes.iter().sum()));
+        {
+            let mut g = p.spares();
+            for size in sizes {
+                let b = BytesMut::with_capacity(size);
+                assert_eq!(b.capacity(), size);
+                g.push(class_at_or_below(size), b);
+                p.spare_bytes.fetch_add(size, Ordering::SeqCst);
+            }
+        }
+        assert!(p.take_spare(0).is_none() && p.take_spare(15).is_none());
+        assert_eq!(p.take_spare(16).map(|b| b.capacity()), Some(16));
+        let exact = p.take_spare(class_size(40)).map(|b| b.capacity());
+        assert_eq!(exact, Some(class_size(40)), "the exact class first");
+    }
+
     /// A class that `pop` empties is known empty: the next take goes on
     /// to the nearest class that still has a spare, and none is found
     /// once all are taken.
