@@ -679,6 +679,40 @@ mod tests {
         assert_eq!(p.used(), 1000 - 512 + 500);
     }
 
+    /// A finished buffer charged by exactly its capacity releases nothing
+    /// as it comes back; while a sender waits for memory it is not kept
+    /// as a spare but freed, so the waiter gets the memory now rather
+    /// than at the end of its `max.block.ms` — handed back alone or with
+    /// others.
+    #[test]
+    fn a_buffer_holding_every_byte_a_waiter_needs_is_freed_for_it() {
+        for together in [false, true] {
+            let p = Arc::new(BufferPool::new(1024));
+            assert!(p.try_reserve(1024));
+            let (p2, (tx, rx)) = (p.clone(), std::sync::mpsc::channel());
+            std::thread::spawn(move || {
+                let _ = tx.send(p2.reserve_blocking(1000, Duration::from_secs(600)));
+            });
+            while p.sleeps.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            let buf = BytesMut::with_capacity(1024);
+            assert_eq!(buf.capacity(), 1024);
+            if together {
+                p.recycle_all(&mut vec![(buf, 1024)]);
+            } else {
+                p.recycle(buf, 1024);
+            }
+            let got = rx.recv_timeout(Duration::from_secs(20));
+            assert_eq!(
+                got,
+                Ok(true),
+                "together {together}: the waiter was left asleep"
+            );
+            assert_eq!((p.spare_bytes(), p.used()), (0, 1000));
+        }
+    }
+
     /// A woken thread that frees the spares and still does not fit hands
     /// the turn to a thread behind it that fits in what they gave back
     /// (rather than leaving it asleep until the next release).
