@@ -3,8 +3,11 @@
 
 use super::*;
 use crate::config::Acks;
+use std::time::Instant;
+
 use crate::delivery::DeliveryError;
 use crate::Config;
+use crate::DeliveryHandle;
 use kring_mock::Fault;
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
@@ -437,35 +440,33 @@ fn a_retried_batch_keeps_its_deadline_ahead_of_a_newer_queued_one() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
+    // A retry waits ~20 s, so at its deadline `a` waits in the retry
+    // queue.
+    let ((t0, a), (t1, b)) = a_then_b_refused(&mut sim);
+    // `a` was on the wire when `b` came (its timer disarmed); `b` waits
+    // for the slot and arms the partition's timer at its own creation + dt.
+    sim.settle();
+    assert_eq!(sim.core.timers.deliveries().peek(), Some(t1 + dt));
+    let took = timed_out_after(&mut sim, &a, t0, "retried");
+    assert!(took >= dt && took < dt + ms(100), "a: {took:?}");
+    let took = timed_out_after(&mut sim, &b, t1, "");
+    assert!(took >= dt, "b: {took:?}");
+}
+
+/// A warmed-up partition 0 whose every answer takes 6 s and refuses the
+/// write (NOT_ENOUGH_REPLICAS): sends `a`, then `b` 5 s later, while `a`
+/// is on the wire; returns each with the time it was sent.
+fn a_then_b_refused(sim: &mut MockSim) -> ((Instant, DeliveryHandle), (Instant, DeliveryHandle)) {
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    // Every answer takes 6 s and refuses the write; a retry waits ~20 s,
-    // so at its deadline `a` waits in the retry queue.
-    let _slow = slow(&sim, 1, ms(6_000));
-    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
+    slow(sim, 1, ms(6_000));
+    fail_produce(sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
     let t0 = sim.now;
     let a = sim.send("t", Some(0), None, Some(b"a")).unwrap();
     sim.run_for(ms(5_000));
-    // `a` is on the wire (its timer disarmed); `b` waits for the slot
-    // and arms the partition's timer at its own creation + dt.
     let t1 = sim.now;
     let b = sim.send("t", Some(0), None, Some(b"b")).unwrap();
-    sim.settle();
-    assert_eq!(sim.core.timers.deliveries().peek(), Some(t1 + dt));
-    sim.drive_until(1_000_000, |_| a.try_result().is_some());
-    match a.wait() {
-        Err(DeliveryError::Timeout { stage, .. }) => assert!(stage.contains("retried"), "{stage}"),
-        other => panic!("{other:?}"),
-    }
-    let took = sim.now - t0;
-    assert!(took >= dt && took < dt + ms(100), "a: {took:?}");
-    sim.drive_until(1_000_000, |_| b.try_result().is_some());
-    match b.wait() {
-        Err(DeliveryError::Timeout { .. }) => {}
-        other => panic!("{other:?}"),
-    }
-    let took = sim.now - t1;
-    assert!(took >= dt, "b: {took:?}");
+    ((t0, a), (t1, b))
 }
 
 #[test]
@@ -556,12 +557,7 @@ fn connect_failures_back_off() {
 
 /// Fails `h` with a delivery timeout `stage` names, and returns how long
 /// after `from` it failed (driving until it has a result).
-fn timed_out_after(
-    sim: &mut MockSim,
-    h: &crate::DeliveryHandle,
-    from: std::time::Instant,
-    stage: &str,
-) -> Duration {
+fn timed_out_after(sim: &mut MockSim, h: &DeliveryHandle, from: Instant, stage: &str) -> Duration {
     sim.drive_until(1_000_000, |_| h.try_result().is_some());
     match h.try_result() {
         Some(Err(DeliveryError::Timeout { stage: s, .. })) => assert!(s.contains(stage), "{s}"),
@@ -604,8 +600,9 @@ fn younger_batches_outlive_the_expiry_of_older_ones() {
     assert_eq!((p.unsent, p.open()), (0, None));
     assert_eq!((p.announced, p.drained_below), (4, 4));
 
-    // In the retry queue: two batches sent 5 s apart and refused, each
-    // to wait longer for its retry than it has left.
+    // In the retry queue: two batches sent 5 s apart (both on the wire at
+    // once) and refused, each to wait longer for its retry than it has
+    // left.
     let config = Config {
         delivery_timeout: dt,
         retry_backoff: ms(60_000),
@@ -613,16 +610,7 @@ fn younger_batches_outlive_the_expiry_of_older_ones() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
-    // Answers take 6 s: `b` goes out while `a` is on the wire.
-    let _slow = slow(&sim, 1, ms(6_000));
-    fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
-    let t0 = sim.now;
-    let a = sim.send("t", Some(0), None, Some(b"a")).unwrap();
-    sim.run_for(ms(5_000));
-    let t1 = sim.now;
-    let b = sim.send("t", Some(0), None, Some(b"b")).unwrap();
+    let ((t0, a), (t1, b)) = a_then_b_refused(&mut sim);
     sim.run_for(ms(10_000));
     assert_eq!(
         sim.core.part((0, 0)).retry.len(),
