@@ -465,9 +465,6 @@ mod tests {
         assert_eq!((spare_class(3), spare_class(4)), (None, Some(8)));
     }
 
-    /// A finished buffer is kept charged and handed to the next batch that
-    /// fits it; a waiting sender or a reservation that does not fit frees
-    /// the spares first.
     /// What is and is not kept, and what a take prefers: a buffer larger
     /// than its charge is freed, not kept (a spare is charged by its whole
     /// capacity); a need of exactly a class's size takes from that class
@@ -543,6 +540,9 @@ mod tests {
         }
     }
 
+    /// A finished buffer is kept charged and handed to the next batch that
+    /// fits it; a waiting sender or a reservation that does not fit frees
+    /// the spares first.
     #[test]
     fn spares_stay_charged_and_give_way_to_reservations() {
         let p = BufferPool::new(8000);
