@@ -464,34 +464,6 @@ mod tests {
         assert_eq!((p.used(), p.waiters()), (N * 100, 0));
     }
 
-    /// A thread blocked reserving `n` bytes of `p` for up to `wait`,
-    /// returned once it sleeps in its wait (the pool's `sleeps` reached
-    /// `asleep`); its result comes on the receiver (tests wait for it
-    /// with a bound: a thread left asleep fails the test, not hangs it).
-    fn sleeping_reserver(
-        p: &Arc<BufferPool>,
-        n: usize,
-        wait: Duration,
-        asleep: usize,
-    ) -> std::sync::mpsc::Receiver<bool> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let p2 = Arc::clone(p);
-        let t = std::thread::spawn(move || {
-            let _ = tx.send(p2.reserve_blocking(n, wait));
-        });
-        while p.sleeps.load(Ordering::SeqCst) < asleep {
-            assert!(!t.is_finished(), "the reserver did not block");
-            std::thread::yield_now();
-        }
-        rx
-    }
-
-    /// The result of a [`sleeping_reserver`].
-    fn outcome(rx: &std::sync::mpsc::Receiver<bool>) -> bool {
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("a blocked thread was left waiting")
-    }
-
     /// The oldest blocked thread, woken by a release that frees too
     /// little for it, holds up the ones behind it (first come, first
     /// served); when its wait passes it leaves, and the next one, which

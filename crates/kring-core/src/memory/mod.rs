@@ -170,8 +170,9 @@ pub(crate) fn remaining(now: Instant, deadline: Instant) -> Duration {
 
 /// A thread blocked reserving `n` bytes of `p` (a long wait: a test
 /// ends as soon as memory comes), returned once it counts as a waiter
-/// (spinning on the counter with yields, no sleeping). Shared by the
-/// tests of `blocked` and `spares`.
+/// (spinning on the counter with yields, no sleeping). Shared, as are
+/// `sleeping_reserver` and `outcome`, by the tests of `blocked` and
+/// `spares`.
 #[cfg(test)]
 fn blocked_reserver(p: &Arc<BufferPool>, n: usize) -> std::thread::JoinHandle<bool> {
     let p2 = Arc::clone(p);
@@ -180,6 +181,36 @@ fn blocked_reserver(p: &Arc<BufferPool>, n: usize) -> std::thread::JoinHandle<bo
         std::thread::yield_now();
     }
     t
+}
+
+/// A thread blocked reserving `n` bytes of `p` for up to `wait`,
+/// returned once it sleeps in its wait (the pool's `sleeps` reached
+/// `asleep`); its result comes on the receiver (tests wait for it
+/// with a bound: a thread left asleep fails the test, not hangs it).
+#[cfg(test)]
+fn sleeping_reserver(
+    p: &Arc<BufferPool>,
+    n: usize,
+    wait: Duration,
+    asleep: usize,
+) -> std::sync::mpsc::Receiver<bool> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p2 = Arc::clone(p);
+    let t = std::thread::spawn(move || {
+        let _ = tx.send(p2.reserve_blocking(n, wait));
+    });
+    while p.sleeps.load(Ordering::SeqCst) < asleep {
+        assert!(!t.is_finished(), "the reserver did not block");
+        std::thread::yield_now();
+    }
+    rx
+}
+
+/// The result of a [`sleeping_reserver`].
+#[cfg(test)]
+fn outcome(rx: &std::sync::mpsc::Receiver<bool>) -> bool {
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("a blocked thread was left waiting")
 }
 
 #[cfg(test)]

@@ -689,13 +689,7 @@ mod tests {
         for together in [false, true] {
             let p = Arc::new(BufferPool::new(1024));
             assert!(p.try_reserve(1024));
-            let (p2, (tx, rx)) = (p.clone(), std::sync::mpsc::channel());
-            std::thread::spawn(move || {
-                let _ = tx.send(p2.reserve_blocking(1000, Duration::from_secs(600)));
-            });
-            while p.sleeps.load(Ordering::SeqCst) == 0 {
-                std::thread::yield_now();
-            }
+            let waiter = sleeping_reserver(&p, 1000, Duration::from_secs(600), 1);
             let buf = BytesMut::with_capacity(1024);
             assert_eq!(buf.capacity(), 1024);
             if together {
@@ -703,12 +697,7 @@ mod tests {
             } else {
                 p.recycle(buf, 1024);
             }
-            let got = rx.recv_timeout(Duration::from_secs(20));
-            assert_eq!(
-                got,
-                Ok(true),
-                "together {together}: the waiter was left asleep"
-            );
+            assert!(outcome(&waiter), "together {together}");
             assert_eq!((p.spare_bytes(), p.used()), (0, 1000));
         }
     }
@@ -720,18 +709,8 @@ mod tests {
     fn spares_freed_by_a_thread_that_does_not_fit_go_to_one_that_does() {
         let p = Arc::new(BufferPool::new(1000));
         assert!(p.try_reserve(1000));
-        let mut results = Vec::new();
-        for (i, need) in [600, 300].into_iter().enumerate() {
-            let (p2, (tx, rx)) = (p.clone(), std::sync::mpsc::channel());
-            std::thread::spawn(move || {
-                let _ = tx.send(p2.reserve_blocking(need, Duration::from_secs(600)));
-            });
-            // Asleep in its wait before the next one blocks.
-            while p.sleeps.load(Ordering::SeqCst) < i + 1 {
-                std::thread::yield_now();
-            }
-            results.push(rx);
-        }
+        let oldest = sleeping_reserver(&p, 600, Duration::from_secs(600), 1);
+        let behind = sleeping_reserver(&p, 300, Duration::from_secs(600), 2);
         // 512 bytes of spares: the oldest (600) does not fit but is woken
         // anyway (nobody holds a turn); it frees them, still does not fit,
         // and the one behind it (300) does.
@@ -741,17 +720,13 @@ mod tests {
             p.spare_bytes.fetch_add(512, Ordering::SeqCst);
         }
         p.wake_blocked();
-        let outcome = |rx: &std::sync::mpsc::Receiver<bool>| {
-            rx.recv_timeout(Duration::from_secs(20))
-                .expect("a blocked thread was left waiting")
-        };
         assert!(
-            outcome(&results[1]),
+            outcome(&behind),
             "what the spares gave back was not handed on"
         );
         assert_eq!((p.spare_bytes(), p.used()), (0, 1000 - 512 + 300));
         p.release(400);
-        assert!(outcome(&results[0]));
+        assert!(outcome(&oldest));
         assert_eq!((p.used(), p.waiters()), (988, 0));
     }
 

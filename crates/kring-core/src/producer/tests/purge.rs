@@ -121,20 +121,28 @@ fn a_purge_leaves_the_partitions_books_straight() {
     }
     sim.drive();
     down(&mut sim);
+    // `n` records of 100 B to each partition.
+    let buffer = |sim: &mut MockSim, n: u32| {
+        for i in 0..2 * n {
+            let v = vec![i as u8; 100];
+            sim.send("t", Some((i % 2) as i32), None, Some(&v)).unwrap();
+        }
+    };
+    // Each partition's sealed batches, and whether one is open.
+    let queued = |sim: &mut MockSim, sealed: usize, open: bool| {
+        for p in 0..2u32 {
+            let q = sim.core.part((0, p)).slot.lock();
+            assert_eq!(
+                (q.sealed.len(), q.open.is_some()),
+                (sealed, open),
+                "partition {p}"
+            );
+        }
+    };
     // 100 records per partition: two full batches and an open one each.
-    for i in 0..200u32 {
-        let v = vec![i as u8; 100];
-        sim.send("t", Some((i % 2) as i32), None, Some(&v)).unwrap();
-    }
+    buffer(&mut sim, 100);
     sim.run_for(ms(200));
-    for p in 0..2u32 {
-        let q = sim.core.part((0, p)).slot.lock();
-        assert_eq!(
-            (q.sealed.len(), q.open.is_some()),
-            (2, true),
-            "partition {p}"
-        );
-    }
+    queued(&mut sim, 2, true);
     let h = sim.shared.begin_purge();
     sim.settle();
     assert!(h.is_done());
@@ -151,20 +159,10 @@ fn a_purge_leaves_the_partitions_books_straight() {
     };
     books(&mut sim, 4);
     // Again with every batch sealed (by a flush) when the purge comes.
-    for i in 0..80u32 {
-        let v = vec![i as u8; 100];
-        sim.send("t", Some((i % 2) as i32), None, Some(&v)).unwrap();
-    }
+    buffer(&mut sim, 40);
     let flush = sim.flush();
     sim.settle();
-    for p in 0..2u32 {
-        let q = sim.core.part((0, p)).slot.lock();
-        assert_eq!(
-            (q.sealed.len(), q.open.is_some()),
-            (2, false),
-            "partition {p}"
-        );
-    }
+    queued(&mut sim, 2, false);
     let h = sim.shared.begin_purge();
     sim.settle();
     assert!(h.is_done() && flush.is_done());

@@ -457,8 +457,7 @@ fn a_retried_batch_keeps_its_deadline_ahead_of_a_newer_queued_one() {
 /// write (NOT_ENOUGH_REPLICAS): sends `a`, then `b` 5 s later, while `a`
 /// is on the wire; returns each with the time it was sent.
 fn a_then_b_refused(sim: &mut MockSim) -> ((Instant, DeliveryHandle), (Instant, DeliveryHandle)) {
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
+    learn_metadata(sim);
     slow(sim, 1, ms(6_000));
     fail_produce(sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
     let t0 = sim.now;
@@ -579,8 +578,7 @@ fn younger_batches_outlive_the_expiry_of_older_ones() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
+    learn_metadata(&mut sim);
     stop(&sim, 1);
     sim.disconnect_node(1);
     let mut sent = Vec::new();

@@ -334,9 +334,7 @@ fn sealed_batches_count_in_queued_bytes() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 2);
-    sim.send("t", Some(0), None, Some(b"prime")).unwrap();
-    sim.flush();
-    sim.drive();
+    learn_metadata(&mut sim);
     for i in 0..6u8 {
         sim.send("t", Some(1), None, Some(&[i; 100])).unwrap();
     }

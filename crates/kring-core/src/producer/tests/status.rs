@@ -183,8 +183,7 @@ fn abort_of_a_batch_waiting_for_a_retry_keeps_it_not_persisted() {
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 1);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
+    learn_metadata(&mut sim);
     fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1000);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.run_for(ms(100));
