@@ -488,4 +488,124 @@ mod tests {
         let g = l.lock();
         assert_eq!((g.woken, g.claimed), (0, 0));
     }
+
+    /// Counting wakers, their wakers, and a reader of each one's count.
+    fn counted(n: usize) -> (Vec<Arc<Count>>, Vec<Waker>) {
+        let counts: Vec<Arc<Count>> = (0..n)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        let wakers = counts.iter().map(|c| Waker::from(c.clone())).collect();
+        (counts, wakers)
+    }
+
+    /// One release wakes every waiting task whose need fits, not only the
+    /// first: three tasks of 10 in 30 free are woken at once.
+    #[test]
+    fn a_release_wakes_everyone_that_fits() {
+        let later = kring_testclock::origin() + Duration::from_secs(60);
+        let l = WaitList::default();
+        let (counts, wakers) = counted(4);
+        let mut keys = [None; 4];
+        for i in 0..4 {
+            assert!(l.register(&mut keys[i], &wakers[i], later, 10, 0));
+        }
+        l.wake_next(|| 30);
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, [1, 1, 1, 0]);
+        assert_eq!(l.lock().claimed, 30);
+        for k in &mut keys {
+            l.remove(k, || 0);
+        }
+    }
+
+    /// A task polled again with another waker (it moved to another
+    /// executor task, or its future was re-polled from a `select`) is
+    /// woken through the new one, and the old one is not woken.
+    #[test]
+    fn a_refreshed_entry_is_woken_through_its_new_waker() {
+        let later = kring_testclock::origin() + Duration::from_secs(60);
+        let l = WaitList::default();
+        let (counts, wakers) = counted(2);
+        let mut key = None;
+        assert!(l.register(&mut key, &wakers[0], later, 10, 3));
+        assert!(!l.register(&mut key, &wakers[1], later, 10, 3));
+        l.wake_next(|| 0);
+        assert_eq!(counts[0].0.load(Ordering::SeqCst), 0);
+        assert_eq!(counts[1].0.load(Ordering::SeqCst), 1);
+        assert!(!l.register(&mut key, &wakers[1], later, 10, 3));
+        l.wake_target(3);
+        assert_eq!(counts[1].0.load(Ordering::SeqCst), 2);
+        l.expire(later);
+        assert_eq!(counts[1].0.load(Ordering::SeqCst), 3);
+        assert_eq!(counts[0].0.load(Ordering::SeqCst), 0);
+        l.remove(&mut key, || 0);
+    }
+
+    /// A task whose record moved to another partition before it was
+    /// woken is not woken for the old one.
+    #[test]
+    fn a_moved_task_is_not_woken_for_its_old_partition() {
+        let later = kring_testclock::origin() + Duration::from_secs(60);
+        let l = WaitList::default();
+        let (counts, wakers) = counted(1);
+        let mut key = None;
+        assert!(l.register(&mut key, &wakers[0], later, 10, 7));
+        assert!(!l.register(&mut key, &wakers[0], later, 10, 9));
+        l.wake_target(7);
+        assert_eq!(counts[0].0.load(Ordering::SeqCst), 0);
+        l.wake_target(9);
+        assert_eq!(counts[0].0.load(Ordering::SeqCst), 1);
+        l.remove(&mut key, || 0);
+    }
+
+    /// Places of entries that left stay bounded by the entries still
+    /// waiting, in registration order and by partition, even when many
+    /// leave at once behind a long-waiting front and when more than the
+    /// compaction threshold wait for one partition; the compaction keeps
+    /// the live ones (each is still woken for its partition, oldest
+    /// first).
+    #[test]
+    fn places_of_entries_that_left_stay_bounded() {
+        let later = kring_testclock::origin() + Duration::from_secs(60);
+        let l = WaitList::default();
+        let (counts, wakers) = counted(201);
+        let mut keys = [None; 201];
+        // 70 wait for partition 7, then 130 for 8, which leave at once.
+        for i in 0..200 {
+            let target = if i < 70 { 7 } else { 8 };
+            assert!(l.register(&mut keys[i], &wakers[i], later, 10, target));
+        }
+        for k in &mut keys[70..200] {
+            l.remove(k, || 0);
+        }
+        let bounds_hold = |live: usize| {
+            let g = l.lock();
+            let order = g.order.len();
+            let by_target = g.by_target.get(&7).map_or(0, |p| p.len());
+            assert!(order <= 2 * live + 16 + 1, "order {order}, live {live}");
+            assert!(
+                by_target <= 2 * live + 64 + 1,
+                "by target {by_target}, live {live}"
+            );
+        };
+        for _ in 0..1000 {
+            assert!(l.register(&mut keys[200], &wakers[200], later, 10, 7));
+            bounds_hold(71);
+            l.remove(&mut keys[200], || 0);
+        }
+        for i in 0..70 {
+            l.wake_target(7);
+            let woken: Vec<usize> = counts[..70]
+                .iter()
+                .map(|c| c.0.load(Ordering::SeqCst))
+                .collect();
+            assert!(woken[..=i].iter().all(|&n| n == 1), "{i}: {woken:?}");
+            assert!(woken[i + 1..].iter().all(|&n| n == 0), "{i}: {woken:?}");
+        }
+        for k in &mut keys {
+            l.remove(k, || 0);
+        }
+        let g = l.lock();
+        assert_eq!((g.woken, g.claimed), (0, 0));
+    }
 }
