@@ -650,5 +650,27 @@ mod tests {
         }
         let g = l.lock();
         assert_eq!((g.woken, g.claimed), (0, 0));
+        assert!(g.order.is_empty() && g.by_target.is_empty());
+    }
+
+    /// A task whose deadline passed (woken by `expire` to fail) is passed
+    /// over by `wake_target`: the next one waiting for the partition is
+    /// woken.
+    #[test]
+    fn wake_target_passes_over_an_expired_task() {
+        let t0 = kring_testclock::origin();
+        let later = t0 + Duration::from_secs(60);
+        let l = WaitList::default();
+        let (counts, wakers) = counted(2);
+        let (mut k0, mut k1) = (None, None);
+        assert!(l.register(&mut k0, &wakers[0], t0, 10, 7));
+        assert!(l.register(&mut k1, &wakers[1], later, 10, 7));
+        assert_eq!(l.expire(t0), Some(later));
+        l.wake_target(7);
+        assert_eq!(counts[0].0.load(Ordering::SeqCst), 1, "by expire only");
+        assert_eq!(counts[1].0.load(Ordering::SeqCst), 1);
+        assert_eq!(l.lock().claimed, 10);
+        l.remove(&mut k0, || 0);
+        l.remove(&mut k1, || 0);
     }
 }
