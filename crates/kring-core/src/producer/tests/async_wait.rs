@@ -253,3 +253,114 @@ fn blocked_threads_and_async_tasks_waiting_together_all_go() {
     let sent: usize = (0..4).map(|p| log(&sim, p).len()).sum();
     assert_eq!(sent, filled as usize + 2 * EACH + 1);
 }
+
+/// A sim whose I/O side has nothing left to do and is parked, so that the
+/// next notice a sender pushes owns its wake-up.
+pub(super) fn parked(mut sim: MockSim) -> MockSim {
+    sim.settle();
+    assert!(sim.core.prepare_park(), "notices pending");
+    sim
+}
+
+/// Counts the calls of the driver's I/O waker.
+pub(super) fn counted_io_waker(sim: &MockSim) -> Arc<AtomicUsize> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    sim.shared.set_io_waker(Arc::new(move || {
+        c.fetch_add(1, Ordering::SeqCst);
+    }));
+    calls
+}
+
+/// An async send that must wait while the I/O thread is parked asks it
+/// for what it waits for (memory sooner than linger, or metadata; a
+/// partition metadata lacks: `metadata.rs`) and
+/// wakes it through the driver's waker before returning `Pending`: the
+/// notice that found the thread parked owns the wake-up, and no later
+/// notice will wake it.
+#[test]
+fn an_async_send_wakes_the_parked_io_thread_before_it_waits() {
+    // For memory.
+    let (sim, _) = memory_full();
+    let sim = parked(sim);
+    let calls = counted_io_waker(&sim);
+    let value = vec![9u8; 900];
+    let mut a = sim
+        .shared
+        .append_async(sim.now, sim.now + Duration::from_secs(60));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(a
+        .poll_produce(sim.now, &record_ref(0, &value), &mut cx)
+        .is_pending());
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "memory");
+    drop(a);
+
+    // For a topic's metadata.
+    let mut sim = sim_with(cfg(), 1, 2);
+    learn_metadata(&mut sim);
+    let sim = parked(sim);
+    let calls = counted_io_waker(&sim);
+    let r = crate::RecordRef {
+        topic: "u",
+        ..record_ref(0, b"v")
+    };
+    let mut a = sim
+        .shared
+        .append_async(sim.now, sim.now + Duration::from_secs(60));
+    assert!(a.poll_append(sim.now, &r, &mut cx).is_pending());
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "metadata");
+}
+
+/// Without a driver's I/O waker, the wake-up an async send came to own
+/// while it waited is not dropped: its outcome reports it
+/// ([`AppendOutcome::wake`], as `Shared::set_io_waker` says), even when
+/// the append itself found the I/O thread awake.
+#[test]
+fn without_an_io_waker_the_owed_wake_up_comes_back_in_the_outcome() {
+    let (sim, _) = memory_full();
+    let mut sim = parked(sim);
+    let value = vec![9u8; 900];
+    let shared = sim.shared.clone();
+    let mut a = shared.append_async(sim.now, sim.now + Duration::from_secs(3600));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(a
+        .poll_produce(sim.now, &record_ref(0, &value), &mut cx)
+        .is_pending());
+    sim.drive();
+    // Awake: the append's own notices ask for no wake-up.
+    sim.core.handle_wakeup(sim.now);
+    match a.poll_produce(sim.now, &record_ref(0, &value), &mut cx) {
+        Poll::Ready(Ok(o)) => assert!(o.wake, "the owed wake-up was dropped"),
+        other => panic!("{other:?}"),
+    }
+    drop(a);
+    assert!(shared.notices.with(|n| n.list.len()).0 > 0);
+}
+
+/// An async send checks its record before anything else, as a blocking
+/// one does: a negative timestamp or an empty topic fails at once.
+#[test]
+fn an_async_send_checks_its_record_first() {
+    let mut sim = sim_with(cfg(), 1, 2);
+    learn_metadata(&mut sim);
+    let mut cx = Context::from_waker(Waker::noop());
+    let now = sim.now;
+    let bad_time = crate::RecordRef {
+        timestamp_ms: -1,
+        ..record_ref(0, b"v")
+    };
+    let mut a = sim.shared.append_async(now, now + Duration::from_secs(60));
+    match a.poll_append(now, &bad_time, &mut cx) {
+        Poll::Ready(Err(crate::SendError::InvalidTimestamp(-1))) => {}
+        other => panic!("{other:?}"),
+    }
+    let no_topic = crate::RecordRef {
+        topic: "",
+        ..record_ref(0, b"v")
+    };
+    let mut a = sim.shared.append_async(now, now + Duration::from_secs(60));
+    match a.poll_produce(now, &no_topic, &mut cx) {
+        Poll::Ready(Err(crate::SendError::InvalidTopic(t))) => assert_eq!(&*t, ""),
+        other => panic!("{other:?}"),
+    }
+}

@@ -657,14 +657,27 @@ fn explicit_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
 /// [`explicit_send_waits_out_a_broker_lagging_behind_a_partition_increase`]
 /// for an async send: pending while metadata lacks the partition, woken
 /// and appended once it is listed again.
+///
+/// Twice: with the lagging metadata listing partitions 0 and 1, and 0
+/// only (the partition waited for is then more than one past the end);
+/// the I/O thread, parked, is woken to ask for metadata before the send
+/// returns `Pending`.
 #[test]
 fn async_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
+    for listed in [2, 1] {
+        async_send_waits_for_a_partition_listed_again(listed);
+    }
+}
+
+fn async_send_waits_for_a_partition_listed_again(listed: i32) {
     use crate::test_wake::CountWake as Count;
     let mut sim = three_partitions_written();
-    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(2));
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(listed));
     let lie = sim.cluster.inject(lie.on_partition("t", 0).always());
     sim.run_for(ms(301_000));
-    assert_eq!(sim.shared.partition_count("t"), Some(2));
+    assert_eq!(sim.shared.partition_count("t"), Some(listed as u32));
+    let mut sim = super::async_wait::parked(sim);
+    let io_wakes = super::async_wait::counted_io_waker(&sim);
     let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
     let waker = std::task::Waker::from(count.clone());
     let mut cx = std::task::Context::from_waker(&waker);
@@ -672,6 +685,7 @@ fn async_send_waits_out_a_broker_lagging_behind_a_partition_increase() {
     let mut a = shared.append_async(sim.now, sim.now + ms(60_000));
     let r = rec(Some(2), None);
     assert!(a.poll_append(sim.now, &r, &mut cx).is_pending());
+    assert_eq!(io_wakes.load(std::sync::atomic::Ordering::SeqCst), 1);
     sim.run_for(ms(5_000));
     assert!(
         a.poll_append(sim.now, &r, &mut cx).is_pending(),
