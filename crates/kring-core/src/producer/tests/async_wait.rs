@@ -364,3 +364,85 @@ fn an_async_send_checks_its_record_first() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A task that waited for a topic's metadata and then waits for memory
+/// moves its registration from the one list to the other: it takes a new
+/// place in the memory list, never the place of another task that has
+/// the same key there (which would then no longer be woken), and both
+/// tasks go.
+#[test]
+fn a_task_moving_from_metadata_to_memory_takes_a_place_of_its_own() {
+    let config = Config {
+        buffer_memory: 64 * 1024,
+        batch_size: 1024,
+        enable_idempotence: false,
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(1, 4).topic("u", 1));
+    learn_metadata(&mut sim);
+    let shared = sim.shared.clone();
+    let value = vec![9u8; 900];
+    let deadline = sim.now + Duration::from_secs(3600);
+    let (counts, wakers) = counted_wakers(2);
+    let recs = [
+        crate::RecordRef {
+            topic: "u",
+            ..record_ref(0, &value)
+        },
+        record_ref(1, &value),
+    ];
+    // The first waits for `u`'s metadata (first in the metadata list)
+    // and is woken when it comes; before it is polled again, memory fills
+    // and the second waits for memory (first in the memory list).
+    let mut tasks = [
+        Some(shared.append_async(sim.now, deadline)),
+        Some(shared.append_async(sim.now, deadline)),
+    ];
+    let mut cx = Context::from_waker(&wakers[0]);
+    let t0 = tasks[0].as_mut().unwrap();
+    assert!(t0.poll_produce(sim.now, &recs[0], &mut cx).is_pending());
+    sim.drive_until(1_000, |_| counts[0].0.load(Ordering::SeqCst) > 0);
+    assert!(fill_memory(&sim, 4, 900) > 0);
+    let mut cx = Context::from_waker(&wakers[1]);
+    let t1 = tasks[1].as_mut().unwrap();
+    assert!(t1.poll_produce(sim.now, &recs[1], &mut cx).is_pending());
+    // An executor: polls a task when its wake-up count moved.
+    let mut seen = [0usize; 2];
+    let mut waited_for_memory = false;
+    for step in 0.. {
+        assert!(step < 100_000, "tasks left: {tasks:?}");
+        if tasks.iter().all(Option::is_none) {
+            break;
+        }
+        let mut polled = false;
+        for i in 0..2 {
+            let n = counts[i].0.load(Ordering::SeqCst);
+            if n == seen[i] || tasks[i].is_none() {
+                continue;
+            }
+            seen[i] = n;
+            polled = true;
+            let mut cx = Context::from_waker(&wakers[i]);
+            let now = sim.now;
+            match tasks[i]
+                .as_mut()
+                .unwrap()
+                .poll_produce(now, &recs[i], &mut cx)
+            {
+                Poll::Ready(r) => {
+                    assert_eq!(r.expect("appended").partition, i as i32 % 2);
+                    tasks[i] = None;
+                }
+                Poll::Pending => waited_for_memory |= i == 0,
+            }
+        }
+        if !polled {
+            assert!(sim.step(), "nothing to do, tasks left: {tasks:?}");
+        }
+    }
+    assert!(waited_for_memory, "the first task never waited for memory");
+    let flush = sim.flush();
+    sim.drive();
+    assert!(flush.is_done());
+    assert_eq!(sim.cluster.records("u", 0).expect("u-0").len(), 1);
+}
