@@ -83,6 +83,50 @@ fn records_too_large_fail_at_send() {
     assert_eq!(sim.shared.buffered_bytes(), 0, "memory returned");
 }
 
+/// At the edge of `buffer.memory`: a record whose one-record batch is
+/// exactly the pool's size is sent (it can be charged), one byte more
+/// fails at once with `RecordTooLarge`, and no size in between blocks or
+/// reports a size within the limit.
+#[test]
+fn a_record_as_large_as_buffer_memory_is_sent() {
+    const LIMIT: usize = 20_000;
+    let config = Config {
+        buffer_memory: LIMIT,
+        batch_size: 1000,
+        max_request_size: 100_000,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    learn_metadata(&mut sim);
+    let (mut sent, mut refused) = (None, None);
+    for len in (LIMIT - 100..LIMIT).rev() {
+        let t0 = sim.now;
+        match sim.send("t", Some(0), None, Some(&vec![1u8; len])) {
+            Ok(h) => {
+                assert_eq!(sim.now, t0, "{len}: waited for memory");
+                sim.drive();
+                h.wait().expect("delivered");
+                sent = Some(len);
+                break;
+            }
+            Err(SendError::RecordTooLarge {
+                size,
+                limit,
+                setting: "buffer.memory",
+            }) => {
+                assert_eq!(limit, LIMIT);
+                assert!(size > LIMIT, "{len}: refused at {size}");
+                refused = Some((len, size));
+            }
+            Err(e) => panic!("{len}: {e:?}"),
+        }
+    }
+    let (sent, (refused, size)) = (sent.expect("one fits"), refused.expect("one is refused"));
+    assert_eq!(refused, sent + 1);
+    assert_eq!(size, LIMIT + 1, "the largest sent is exactly the limit");
+    assert_eq!(sim.shared.buffered_bytes(), 0, "memory returned");
+}
+
 #[test]
 fn buffer_memory_is_accounted_per_batch_and_returned() {
     let config = Config {

@@ -311,6 +311,28 @@ fn an_async_send_wakes_the_parked_io_thread_before_it_waits() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "metadata");
 }
 
+/// A sender thread that must block for memory while the I/O thread is
+/// parked wakes it (to send the lingering batches now) before it blocks.
+#[test]
+fn a_blocked_sender_wakes_the_parked_io_thread_first() {
+    let (sim, _) = memory_full();
+    let mut sim = parked(sim);
+    let calls = counted_io_waker(&sim);
+    let (t, rx) = blocked_sender(&sim, 0, 900, Duration::from_secs(3600));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    for spins in 0.. {
+        if t.is_finished() {
+            break;
+        }
+        assert!(spins < 2_000_000, "the sender never got memory");
+        if !sim.step() {
+            std::thread::yield_now();
+        }
+    }
+    t.join().unwrap();
+    assert_eq!(rx.recv().unwrap().expect("appended"), 0);
+}
+
 /// Without a driver's I/O waker, the wake-up an async send came to own
 /// while it waited is not dropped: its outcome reports it
 /// ([`AppendOutcome::wake`], as `Shared::set_io_waker` says), even when

@@ -67,6 +67,30 @@ fn invalid_topic_names_fail_at_once() {
     }
 }
 
+/// A topic name longer than a request can carry (an `i16` length: 32,767
+/// bytes) fails before anything is sent; one of exactly that length is
+/// asked for and refused by the broker (names longer than 249 are invalid).
+#[test]
+fn topic_names_beyond_the_wire_limit_fail_before_a_request() {
+    let at_limit = "a".repeat(i16::MAX as usize);
+    let beyond = "a".repeat(i16::MAX as usize + 1);
+    let mut sim = sim_with(cfg(), 1, 1);
+    let asked = requests(&sim, ApiKey::Metadata);
+    match sim.send(&beyond, None, None, Some(b"v")) {
+        Err(SendError::InvalidTopic(t)) => assert_eq!(t.len(), beyond.len()),
+        other => panic!("{other:?}"),
+    }
+    sim.settle();
+    assert_eq!(requests(&sim, ApiKey::Metadata), asked, "nothing asked");
+    match sim.send(&at_limit, None, None, Some(b"v")) {
+        Err(SendError::TopicError { error, .. }) => {
+            assert_eq!(error, ErrorCode::INVALID_TOPIC_EXCEPTION)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(requests(&sim, ApiKey::Metadata) > asked);
+}
+
 /// Keyless records avoid partitions without a leader while others have
 /// one (KIP-794), and never pick a partition the topic does not have.
 #[test]
