@@ -287,6 +287,29 @@ fn explicit_partition_out_of_range_fails() {
         sim.send("t", Some(-1), None, Some(b"v")),
         Err(SendError::InvalidPartition { partition: -1, .. })
     ));
+    // At once, also for a send that could wait (it waits only for a
+    // partition the topic had): one past the last, far beyond, negative.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let shared = sim.shared.clone();
+    for p in [2, 5, i32::MAX, -1, i32::MIN] {
+        sim.settle();
+        let notices = sim.core.stats().notices;
+        let mut a = shared.append_async(sim.now, sim.now + ms(60_000));
+        match a.poll_append(sim.now, &rec(Some(p), None), &mut cx) {
+            std::task::Poll::Ready(Err(SendError::InvalidPartition {
+                partition,
+                num_partitions: 2,
+                ..
+            })) => assert_eq!(partition, p),
+            other => panic!("{p}: {other:?}"),
+        }
+        drop(a);
+        sim.settle();
+        // A partition beyond the count asks for fresh metadata (the topic
+        // may have grown); a negative one cannot exist.
+        let asked = sim.core.stats().notices - notices;
+        assert_eq!(asked, u64::from(p >= 0), "{p}: {asked} notices");
+    }
 }
 
 /// A partition waiting in a dead leader's ready queue follows its new
