@@ -127,6 +127,42 @@ fn a_record_as_large_as_buffer_memory_is_sent() {
     assert_eq!(sim.shared.buffered_bytes(), 0, "memory returned");
 }
 
+/// A batch whose buffer doubles to exactly `buffer.memory` may grow (the
+/// growth fits), so one batch takes the whole pool: 16 KiB of memory and
+/// of `batch.size`, 100-byte records into one partition, all in one batch
+/// until it is full.
+#[test]
+fn a_batch_may_grow_to_all_of_buffer_memory() {
+    const LIMIT: usize = 16 * 1024;
+    let config = Config {
+        buffer_memory: LIMIT,
+        batch_size: LIMIT,
+        linger: ms(1000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    learn_metadata(&mut sim);
+    let now = sim.now;
+    let mut hs = Vec::new();
+    for i in 0..140 {
+        match sim.shared.append(now, record_ref(0, &[3u8; 100]), now) {
+            Ok(o) => hs.push(o.delivery),
+            Err(e) => panic!("record {i}: {e:?}"),
+        }
+    }
+    assert_eq!(sim.shared.buffered_bytes(), LIMIT);
+    sim.drive();
+    for h in &hs {
+        h.wait().expect("delivered");
+    }
+    let batches = sim.cluster.batches("t", 0).unwrap();
+    let records: Vec<i64> = batches
+        .iter()
+        .map(|b| b.last_offset - b.base_offset + 1)
+        .collect();
+    assert_eq!(records, [1, 140], "the warm-up's batch, then one");
+}
+
 #[test]
 fn buffer_memory_is_accounted_per_batch_and_returned() {
     let config = Config {

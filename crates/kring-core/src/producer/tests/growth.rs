@@ -432,3 +432,44 @@ fn per_record_tables_are_charged_to_buffer_memory() {
     assert!(accepted > 1000, "only {accepted} records accepted");
     assert!(sim.shared.pool.used() <= limit + 1024);
 }
+
+/// A finished batch's per-record table is kept for a later batch (up to
+/// `spare_parts::MAX_TABLE_BYTES` of it) with its capacity, and the batch
+/// that takes it is charged that capacity when it opens: the same records
+/// with and without a callback (which keeps tables) differ in
+/// `buffer.memory` by the kept table, no more and no less.
+#[test]
+fn a_kept_per_record_table_is_charged_to_the_batch_that_takes_it() {
+    let used_by_second_batch = |callback: bool| {
+        let config = Config {
+            linger: ms(10_000),
+            on_delivery: callback
+                .then(|| std::sync::Arc::new(|_: &crate::DeliveryReport<'_>| {}) as _),
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 1);
+        learn_metadata(&mut sim);
+        let base_ts = 1_700_000_000_000i64;
+        let rec = |i: u64| RecordRef {
+            timestamp_ms: base_ts + i as i64,
+            context: i + 1,
+            ..record_ref(0, b"v")
+        };
+        // A first batch whose table grows past its inline runs.
+        for i in 0..30 {
+            let _ = sim.shared.try_produce_now(sim.now, rec(i)).unwrap();
+        }
+        let flush = sim.flush();
+        sim.drive();
+        assert!(flush.is_done());
+        assert_eq!(sim.shared.buffered_bytes(), 0);
+        let _ = sim.shared.try_produce_now(sim.now, rec(100)).unwrap();
+        sim.shared.buffered_bytes()
+    };
+    let (with, without) = (used_by_second_batch(true), used_by_second_batch(false));
+    let table = with.checked_sub(without).expect("with a table, more");
+    assert!(
+        table > 0 && table <= crate::spare_parts::MAX_TABLE_BYTES,
+        "{with} B with a kept table, {without} B without"
+    );
+}

@@ -452,6 +452,43 @@ fn sticky_switch_leaves_no_one_record_batch_behind() {
     );
 }
 
+/// Only keyless records count toward the sticky partition's bytes (the
+/// Java client's `BuiltInPartitioner` is told only of the records it
+/// placed): records sent to explicit partitions between them, here three
+/// batches of 900 bytes (more than twice `batch.size`), do not make
+/// keyless records switch.
+#[test]
+fn records_to_explicit_partitions_do_not_move_the_sticky_partition() {
+    let config = Config {
+        batch_size: 1024,
+        linger: ms(1000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    learn_metadata(&mut sim);
+    let keyless = |sim: &MockSim| {
+        let rec = crate::RecordRef {
+            partition: None,
+            ..record_ref(0, &[0u8; 100])
+        };
+        sim.shared.append(sim.now, rec, sim.now).unwrap()
+    };
+    let first = keyless(&sim);
+    let s = first.partition;
+    let mut hs = vec![first.delivery];
+    for p in (0..4).filter(|&p| p != s) {
+        sim.send("t", Some(p), None, Some(&[1u8; 900])).unwrap();
+    }
+    for _ in 0..3 {
+        let o = keyless(&sim);
+        assert_eq!(o.partition, s, "keyless records moved");
+        hs.push(o.delivery);
+    }
+    sim.drive();
+    let parts: Vec<i32> = hs.iter().map(|h| h.wait().unwrap().partition).collect();
+    assert_eq!(parts, [s; 4], "keyless records moved");
+}
+
 /// The round-robin partitioner keeps a counter per topic, as the Java
 /// client's `RoundRobinPartitioner` does: records sent to two topics in
 /// turn still go round each topic's partitions. With one counter shared
