@@ -473,3 +473,37 @@ fn a_kept_per_record_table_is_charged_to_the_batch_that_takes_it() {
         "{with} B with a kept table, {without} B without"
     );
 }
+
+/// A request for memory covers the batches opened after it in the same
+/// I/O turn too (their senders counted on it): memory runs short for a
+/// large record to partition 3, a small one then opens a batch there in
+/// what is left, and both that batch and the ones before go at once, not
+/// at their linger (10 s).
+#[test]
+fn a_memory_request_covers_batches_opened_after_it() {
+    let config = Config {
+        linger: ms(10_000),
+        buffer_memory: 4096,
+        batch_size: 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    learn_metadata(&mut sim);
+    let now = sim.now;
+    for p in 0..3 {
+        let _ = sim
+            .shared
+            .try_produce_now(now, record_ref(p, &[1u8; 900]))
+            .unwrap();
+    }
+    sim.settle();
+    let r = sim.shared.try_produce_now(now, record_ref(3, &[2u8; 2000]));
+    assert!(matches!(r, Err(SendError::BufferFull { .. })), "{r:?}");
+    let _ = sim
+        .shared
+        .try_produce_now(now, record_ref(3, b"small"))
+        .unwrap();
+    sim.run_for(ms(100));
+    let sent: Vec<usize> = (0..4).map(|p| log(&sim, p).len()).collect();
+    assert_eq!(sent, [2, 1, 1, 1], "records stored per partition");
+}
