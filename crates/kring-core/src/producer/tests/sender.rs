@@ -71,6 +71,59 @@ fn requests_are_split_at_max_request_size() {
     }
 }
 
+/// Requests of many small batches from many topics stay within
+/// `max.request.size` too, where the per-partition and per-topic
+/// overheads (not the batches) fill most of a request, and are still
+/// packed full: 100 partitions of `t` and 20 topics with 90-byte names of
+/// 5 partitions each, one small record each, in 4,000-byte requests.
+#[test]
+fn small_batches_of_many_topics_stay_within_max_request_size() {
+    const BUDGET: usize = 4000;
+    let names: Vec<String> = (0..20)
+        .map(|i| format!("{i:02}{}", "n".repeat(88)))
+        .collect();
+    let mut builder = cluster(1, 100);
+    for n in &names {
+        builder = builder.topic(n.as_str(), 5);
+    }
+    let config = Config {
+        max_request_size: BUDGET,
+        batch_size: 1024,
+        linger: ms(100),
+        ..cfg()
+    };
+    let mut sim = sim_on(config, builder);
+    learn_metadata(&mut sim);
+    for n in &names {
+        sim.send(n, Some(0), None, Some(b"warm-up")).unwrap();
+    }
+    sim.drive();
+    sim.held_frames = Some(Vec::new());
+    let mut hs = Vec::new();
+    for p in 0..100 {
+        hs.push(sim.send("t", Some(p), None, Some(b"v")).unwrap());
+    }
+    for n in &names {
+        for p in 0..5 {
+            hs.push(sim.send(n, Some(p), None, Some(b"v")).unwrap());
+        }
+    }
+    sim.drive();
+    for h in &hs {
+        h.wait().expect("delivered");
+    }
+    let sizes = held_produce_sizes(&mut sim);
+    assert!(
+        sizes.iter().all(|&n| n <= BUDGET),
+        "each request at most max.request.size: {sizes:?}"
+    );
+    let total: usize = sizes.iter().sum();
+    assert!(
+        sizes.len() <= total.div_ceil(BUDGET * 3 / 4),
+        "requests packed at least three quarters full: {sizes:?}"
+    );
+}
+
 /// A compressed batch's size is known only once it is sealed: one that
 /// then does not fit the request waits for the next, so compressed
 /// requests stay within `max.request.size` too (incompressible values:
