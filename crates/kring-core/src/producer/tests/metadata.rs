@@ -57,13 +57,15 @@ fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
 /// them for, NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH (as the Java
 /// client's `Sender` does): a hint riding on any other error (here
 /// NOT_ENOUGH_REPLICAS from the partition's real leader) says nothing
-/// about leadership and must not move the partition.
+/// about leadership and must not move the partition, and the error asks
+/// for no metadata.
 #[test]
 fn leader_hint_on_other_errors_is_ignored() {
     let mut sim = sim_with(cfg(), 2, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
     assert_eq!(produce_to(&sim, 1), 1);
+    let m0 = metadata_requests(&sim);
     let epoch = sim.cluster.leader_epoch("t", 0).unwrap();
     let hint = Lie::CurrentLeader {
         leader_id: 2,
@@ -78,6 +80,10 @@ fn leader_hint_on_other_errors_is_ignored() {
     assert_eq!(h.wait().unwrap().offset, 1);
     assert_eq!(produce_to(&sim, 2), 0, "the hint was not followed");
     assert_eq!(produce_to(&sim, 1), 3, "retried at the leader");
+    // Nor does the error: only stale-metadata errors (the Java client's
+    // `InvalidMetadataException`s) ask for metadata (after a backoff).
+    sim.run_for(ms(1_000));
+    assert_eq!(metadata_requests(&sim), m0, "metadata asked for");
 }
 
 /// FENCED_LEADER_EPOCH with a hint: followed, as with
