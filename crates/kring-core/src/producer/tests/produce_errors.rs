@@ -202,6 +202,70 @@ fn a_throttled_broker_gets_no_produce_request_before_the_throttle_passed() {
     assert!(first2.expect("sent to broker 2") < answered + ms(10));
 }
 
+/// Whose throttle it is: before KIP-219 (Produce v5 and older) the broker
+/// delays its answer itself, and the client sends on at once; from v6 on
+/// the client keeps the throttle, also when the answer carries an error
+/// (read by the general decoder, not the all-OK fast path): the retry
+/// waits for the throttle (500 ms), not only for its backoff (100 ms).
+#[test]
+fn the_client_keeps_a_throttle_only_from_kip_219_on() {
+    let produces = |s: &MockSim| {
+        s.transmitted
+            .iter()
+            .filter(|r| r.2 == ApiKey::Produce.key())
+            .count()
+    };
+    for (max_version, error) in [(Some(5), false), (None, true)] {
+        let config = Config {
+            linger: ms(0),
+            ..cfg()
+        };
+        let mut sim = sim_with(config, 1, 1);
+        if let Some(v) = max_version {
+            sim.cluster.set_max_version(ApiKey::Produce, Some(v));
+        }
+        learn_metadata(&mut sim);
+        sim.cluster
+            .inject(Fault::throttle(ApiKey::Produce, ms(500)).times(1));
+        if error {
+            fail_produce(&sim, 0, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
+        }
+        let n0 = produces(&sim);
+        let h1 = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+        sim.drive_until(10_000, |s| produces(s) > n0);
+        let first = sim.now;
+        let mut next = None;
+        if error {
+            // The retry.
+            sim.drive_until(10_000, |s| {
+                if next.is_none() && produces(s) > n0 + 1 {
+                    next = Some(s.now);
+                }
+                h1.try_result().is_some()
+            });
+            let after = next.expect("retried") - first;
+            assert!(
+                after >= ms(500),
+                "retried {after:?} after the first request"
+            );
+        } else {
+            sim.drive_until(10_000, |_| h1.try_result().is_some());
+            let answered = sim.now;
+            let h2 = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+            sim.drive_until(10_000, |s| {
+                if next.is_none() && produces(s) > n0 + 1 {
+                    next = Some(s.now);
+                }
+                h2.try_result().is_some()
+            });
+            let after = next.expect("sent") - answered;
+            assert!(after < ms(10), "sent {after:?} after the throttled answer");
+            h2.wait().unwrap();
+        }
+        h1.wait().unwrap();
+    }
+}
+
 /// One request, three partitions, three answers: the accepted partition
 /// completes at once, the retriable error is retried alone, the refused
 /// one fails alone; each record has exactly one result.
