@@ -54,6 +54,33 @@ fn close_delivers_everything_buffered() {
     ));
 }
 
+/// A close after a flush waits for the records sent between the two: its
+/// handle completes only once they have their results (their answer is
+/// held back 500 ms), not when the flush's records had theirs.
+#[test]
+fn close_after_a_flush_waits_for_the_records_sent_since() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    learn_metadata(&mut sim);
+    let flush = sim.flush();
+    sim.drive();
+    assert!(flush.is_done());
+    sim.cluster
+        .inject(kring_mock::Fault::delay(ApiKey::Produce, ms(500)).times(1));
+    let h = sim
+        .send("t", Some(0), None, Some(b"after the flush"))
+        .unwrap();
+    let close = sim.close();
+    sim.drive_until(10_000, |s| {
+        assert!(
+            !close.is_done() || h.try_result().is_some(),
+            "close done before the record had its result"
+        );
+        s.core.is_finished()
+    });
+    assert!(close.is_done());
+    assert_eq!(h.wait().unwrap().offset, 1);
+}
+
 #[test]
 fn flush_seals_now_and_waits_for_results() {
     let config = Config {
