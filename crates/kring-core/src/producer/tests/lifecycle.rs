@@ -32,6 +32,7 @@ fn close_delivers_everything_buffered() {
         hs.iter().all(|h| h.try_result().is_none()),
         "nothing left before close"
     );
+    assert!(!sim.shared.is_closed());
     let close = sim.close();
     sim.drive_until(10_000, |s| s.core.is_finished());
     assert!(close.is_done());
@@ -48,6 +49,7 @@ fn close_delivers_everything_buffered() {
     );
     // Every connection was closed and nothing is scheduled any more.
     assert_eq!(sim.core.poll_timeout(), None);
+    assert!(sim.shared.is_closed());
     assert!(matches!(
         sim.send("t", Some(0), None, Some(b"late")),
         Err(SendError::Closed)
@@ -227,11 +229,12 @@ fn wake_only_for_new_batches_when_parked() {
     sim.settle();
     // The I/O side parks.
     assert!(sim.core.prepare_park());
-    let w0 = sim.wakes;
+    let (w0, r0) = (sim.wakes, sim.shared.wake_requests());
     let hs: Vec<_> = (0..100)
         .map(|_| sim.send("t", Some(0), None, Some(b"x")).unwrap())
         .collect();
     assert_eq!(sim.wakes - w0, 1, "one wake for 100 appends");
+    assert_eq!(sim.shared.wake_requests() - r0, 1, "as counted");
     sim.drive();
     for h in hs {
         h.wait().unwrap();
