@@ -269,6 +269,15 @@ mod tests {
         assert_eq!(q.wake_count(), 1);
         let (_, wake) = q.with(|_| ());
         assert!(!wake, "nothing pushed, no wake");
+        // Parked again: a call that pushes nothing neither wakes it nor
+        // takes the wake-up from the next push.
+        v.clear();
+        q.drain_into(&mut v);
+        assert!(q.prepare_park());
+        let (_, wake) = q.with(|_| ());
+        assert!(!wake, "parked, nothing pushed: no wake");
+        assert!(q.push(Notice::TopicWanted { topic: 3, seen: 0 }));
+        assert_eq!(q.wake_count(), 2);
     }
 
     /// The notice every new batch stores into a line the I/O thread read
