@@ -220,7 +220,19 @@ mod tests {
         assert!(!done);
         drop(g);
         let o2 = o.clone();
-        let t = std::thread::spawn(move || o2.wait().value);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let v = o2.wait().value;
+            let _ = tx.send(v);
+        });
+        // Asleep on the condition variable before anything settles.
+        for spins in 0.. {
+            if o.lock().sleepers == 1 {
+                break;
+            }
+            assert!(spins < 10_000_000, "the thread never blocked");
+            std::thread::yield_now();
+        }
 
         // Not settling: the value changes, nobody wakes.
         assert_eq!(o.settle(|v| (false, std::mem::replace(v, 1))), Some(0));
@@ -234,7 +246,9 @@ mod tests {
             }),
             Some("first")
         );
-        assert_eq!(t.join().unwrap(), 42, "the blocked thread saw the value");
+        let seen = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(seen, Ok(42), "the blocked thread woke and saw the value");
+        t.join().unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task woke once");
         assert_eq!(o.waiting_tasks(), 0);
 
