@@ -532,22 +532,13 @@ mod tests {
         assert_eq!((g.woken, g.claimed), (0, 0));
     }
 
-    /// Counting wakers, their wakers, and a reader of each one's count.
-    fn counted(n: usize) -> (Vec<Arc<Count>>, Vec<Waker>) {
-        let counts: Vec<Arc<Count>> = (0..n)
-            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
-            .collect();
-        let wakers = counts.iter().map(|c| Waker::from(c.clone())).collect();
-        (counts, wakers)
-    }
-
     /// One release wakes every waiting task whose need fits, not only the
     /// first: three tasks of 10 in 30 free are woken at once.
     #[test]
     fn a_release_wakes_everyone_that_fits() {
         let later = kring_testclock::origin() + Duration::from_secs(60);
         let l = WaitList::default();
-        let (counts, wakers) = counted(4);
+        let (counts, wakers) = crate::test_wake::counted_wakers(4);
         let mut keys = [None; 4];
         for i in 0..4 {
             assert!(l.register(&mut keys[i], &wakers[i], later, 10, 0));
@@ -568,7 +559,7 @@ mod tests {
     fn a_refreshed_entry_is_woken_through_its_new_waker() {
         let later = kring_testclock::origin() + Duration::from_secs(60);
         let l = WaitList::default();
-        let (counts, wakers) = counted(2);
+        let (counts, wakers) = crate::test_wake::counted_wakers(2);
         let mut key = None;
         assert!(l.register(&mut key, &wakers[0], later, 10, 3));
         assert!(!l.register(&mut key, &wakers[1], later, 10, 3));
@@ -590,7 +581,7 @@ mod tests {
     fn a_moved_task_is_not_woken_for_its_old_partition() {
         let later = kring_testclock::origin() + Duration::from_secs(60);
         let l = WaitList::default();
-        let (counts, wakers) = counted(1);
+        let (counts, wakers) = crate::test_wake::counted_wakers(1);
         let mut key = None;
         assert!(l.register(&mut key, &wakers[0], later, 10, 7));
         assert!(!l.register(&mut key, &wakers[0], later, 10, 9));
@@ -611,7 +602,7 @@ mod tests {
     fn places_of_entries_that_left_stay_bounded() {
         let later = kring_testclock::origin() + Duration::from_secs(60);
         let l = WaitList::default();
-        let (counts, wakers) = counted(201);
+        let (counts, wakers) = crate::test_wake::counted_wakers(201);
         let mut keys = [None; 201];
         // 70 wait for partition 7, then 130 for 8, which leave at once.
         for i in 0..200 {
@@ -661,7 +652,7 @@ mod tests {
         let t0 = kring_testclock::origin();
         let later = t0 + Duration::from_secs(60);
         let l = WaitList::default();
-        let (counts, wakers) = counted(2);
+        let (counts, wakers) = crate::test_wake::counted_wakers(2);
         let (mut k0, mut k1) = (None, None);
         assert!(l.register(&mut k0, &wakers[0], t0, 10, 7));
         assert!(l.register(&mut k1, &wakers[1], later, 10, 7));

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::*;
 
-use crate::test_wake::CountWake as Count;
+use crate::test_wake::{counted_wakers, poll_woken};
 
 /// A sim of 4 partitions with 64 KiB of `buffer.memory` filled with
 /// 900-byte records (batches of 1 KiB, no idempotence), and how many went
@@ -24,15 +24,6 @@ fn memory_full() -> (MockSim, u32) {
     let filled = fill_memory(&sim, 4, 900);
     assert!(filled > 0);
     (sim, filled)
-}
-
-/// `n` tasks' wakers, each counting its wake-ups.
-fn counted_wakers(n: usize) -> (Vec<Arc<Count>>, Vec<Waker>) {
-    let counts: Vec<Arc<Count>> = (0..n)
-        .map(|_| Arc::new(Count(AtomicUsize::new(0))))
-        .collect();
-    let wakers = counts.iter().map(|c| Waker::from(c.clone())).collect();
-    (counts, wakers)
 }
 
 /// Many async senders wait for memory while batches complete one by one:
@@ -66,26 +57,15 @@ fn async_senders_waiting_for_memory_are_woken_in_turn() {
     while done_order.len() < TASKS {
         steps += 1;
         assert!(steps < 200_000, "{} of {TASKS} done", done_order.len());
-        let mut polled = false;
-        for i in 0..TASKS {
-            let n = counts[i].0.load(Ordering::SeqCst);
-            if n == seen[i] || tasks[i].is_none() {
-                continue;
-            }
-            seen[i] = n;
-            polled = true;
-            let mut cx = Context::from_waker(&wakers[i]);
-            let now = sim.now;
-            if let Poll::Ready(r) = tasks[i]
-                .as_mut()
-                .unwrap()
-                .poll_produce(now, &rec(i), &mut cx)
-            {
-                assert_eq!(r.expect("appended").partition, (i % 4) as i32);
-                tasks[i] = None;
-                done_order.push(i);
-            }
-        }
+        let now = sim.now;
+        let polled = poll_woken(&mut tasks, &counts, &wakers, &mut seen, |i, t, cx| {
+            let Poll::Ready(r) = t.poll_produce(now, &rec(i), cx) else {
+                return false;
+            };
+            assert_eq!(r.expect("appended").partition, (i % 4) as i32);
+            done_order.push(i);
+            true
+        });
         if !polled {
             assert!(
                 sim.step(),
@@ -193,26 +173,17 @@ fn blocked_threads_and_async_tasks_waiting_together_all_go() {
     while threads_done < EACH || tasks_done < EACH {
         let mut progress = false;
         // An executor: polls a task when its wake-up count moved.
-        for i in 0..EACH {
-            let n = counts[i].0.load(Ordering::SeqCst);
-            let Some(t) = tasks[i].as_mut() else {
-                continue;
+        let now = sim.now;
+        poll_woken(&mut tasks, &counts, &wakers, &mut seen, |i, t, cx| {
+            let Poll::Ready(r) = t.poll_produce(now, &record_ref((i % 4) as i32, &value), cx)
+            else {
+                return false;
             };
-            if n == seen[i] {
-                continue;
-            }
-            seen[i] = n;
-            let mut cx = Context::from_waker(&wakers[i]);
-            let now = sim.now;
-            if let Poll::Ready(r) =
-                t.poll_produce(now, &record_ref((i % 4) as i32, &value), &mut cx)
-            {
-                let _ = r.expect("task appended");
-                tasks[i] = None;
-                tasks_done += 1;
-                progress = true;
-            }
-        }
+            let _ = r.expect("task appended");
+            tasks_done += 1;
+            progress = true;
+            true
+        });
         while let Ok(r) = rx.try_recv() {
             handles.push(r.expect("thread appended"));
             threads_done += 1;
@@ -436,28 +407,19 @@ fn a_task_moving_from_metadata_to_memory_takes_a_place_of_its_own() {
         if tasks.iter().all(Option::is_none) {
             break;
         }
-        let mut polled = false;
-        for i in 0..2 {
-            let n = counts[i].0.load(Ordering::SeqCst);
-            if n == seen[i] || tasks[i].is_none() {
-                continue;
+        let now = sim.now;
+        let polled = poll_woken(&mut tasks, &counts, &wakers, &mut seen, |i, t, cx| match t
+            .poll_produce(now, &recs[i], cx)
+        {
+            Poll::Ready(r) => {
+                assert_eq!(r.expect("appended").partition, i as i32 % 2);
+                true
             }
-            seen[i] = n;
-            polled = true;
-            let mut cx = Context::from_waker(&wakers[i]);
-            let now = sim.now;
-            match tasks[i]
-                .as_mut()
-                .unwrap()
-                .poll_produce(now, &recs[i], &mut cx)
-            {
-                Poll::Ready(r) => {
-                    assert_eq!(r.expect("appended").partition, i as i32 % 2);
-                    tasks[i] = None;
-                }
-                Poll::Pending => waited_for_memory |= i == 0,
+            Poll::Pending => {
+                waited_for_memory |= i == 0;
+                false
             }
-        }
+        });
         if !polled {
             assert!(sim.step(), "nothing to do, tasks left: {tasks:?}");
         }
