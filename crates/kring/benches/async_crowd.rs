@@ -3,7 +3,8 @@
 //!
 //! `TASKS` tokio tasks (a multi-thread runtime of 2 workers) each send
 //! `RECORDS` 100-byte records with `produce_async` to a kring-mock sink
-//! (16 partitions, in this process); `buffer.memory` is small (256 KiB
+//! (`PARTITIONS` partitions, 16 by default, in this process; 1 is a hot
+//! key's crowd); `buffer.memory` is small (256 KiB
 //! by default), so most sends wait for memory. Prints the wall time, the process's CPU time
 //! per record, and how often tasks were polled per record.
 //!
@@ -13,7 +14,8 @@
 //! with the number of tasks times the number of releases.
 //!
 //! Run: `cargo bench -p kring --bench async_crowd -- [TASKS [RECORDS
-//! [BUFFER_MEMORY [LINGER_MS]]]]` (defaults 2000, 100, 256 KiB and 5).
+//! [BUFFER_MEMORY [LINGER_MS [PARTITIONS]]]]]` (defaults 2000, 100, 256
+//! KiB, 5 and 16).
 
 #![allow(missing_docs)]
 
@@ -55,9 +57,10 @@ fn main() {
     let records = args.get(1).copied().unwrap_or(if smoke { 10 } else { 100 });
     let memory = args.get(2).copied().unwrap_or(256 * 1024);
     let linger = args.get(3).copied().unwrap_or(5);
+    let partitions = args.get(4).copied().unwrap_or(16);
 
     let (_sink, producer) = crowd::sink_producer(
-        16,
+        partitions as i32,
         "crowd",
         &[
             ("buffer.memory", memory.to_string()),
@@ -79,7 +82,7 @@ fn main() {
             handles.push(tokio::spawn(async move {
                 let value = [7u8; 100];
                 for i in 0..records {
-                    let p = ((t * records + i) % 16) as i32;
+                    let p = ((t * records + i) % partitions) as i32;
                     let record = Record::new("crowd", &value).partition(p);
                     Counted {
                         inner: producer.produce_async(record),
