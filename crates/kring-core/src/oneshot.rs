@@ -225,14 +225,7 @@ mod tests {
             let v = o2.wait().value;
             let _ = tx.send(v);
         });
-        // Asleep on the condition variable before anything settles.
-        for spins in 0.. {
-            if o.lock().sleepers == 1 {
-                break;
-            }
-            assert!(spins < 10_000_000, "the thread never blocked");
-            std::thread::yield_now();
-        }
+        asleep(&o, 1);
 
         // Not settling: the value changes, nobody wakes.
         assert_eq!(o.settle(|v| (false, std::mem::replace(v, 1))), Some(0));
@@ -249,6 +242,7 @@ mod tests {
         let seen = rx.recv_timeout(Duration::from_secs(10));
         assert_eq!(seen, Ok(42), "the blocked thread woke and saw the value");
         t.join().unwrap();
+        assert_eq!(o.lock().sleepers, 0, "it counted itself out");
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task woke once");
         assert_eq!(o.waiting_tasks(), 0);
 
@@ -266,5 +260,39 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "no second wake-up");
         assert!(o.poll_settled(&mut cx).is_some());
         assert!(o.wait_timeout(Duration::ZERO).1);
+    }
+
+    /// Waits until `n` threads sleep on `o`'s condition variable (so that
+    /// a settle finds them asleep, not about to look).
+    fn asleep<T>(o: &OneShot<T>, n: u32) {
+        for spins in 0.. {
+            if o.lock().sleepers == n {
+                return;
+            }
+            assert!(spins < 10_000_000, "the thread never blocked");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A thread waiting with a timeout sleeps until the value settles (not
+    /// returning before it), is woken by the settle, and counts itself out.
+    #[test]
+    fn a_wait_with_a_timeout_is_woken_by_the_settle() {
+        let o: Arc<OneShot<u32>> = Arc::new(OneShot::new(0));
+        let o2 = o.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let (g, done) = o2.wait_timeout(Duration::from_secs(600));
+            let _ = tx.send((g.value, done));
+        });
+        asleep(&o, 1);
+        assert!(rx.try_recv().is_err(), "returned before the settle");
+        o.settle(|v| {
+            *v = 5;
+            (true, ())
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok((5, true)));
+        t.join().unwrap();
+        assert_eq!(o.lock().sleepers, 0);
     }
 }
