@@ -123,6 +123,33 @@ fn linger_queue_stays_bounded_and_its_front_live() {
     assert!(sim.now < t1 + linger, "the flush sent everything at once");
 }
 
+/// Batches opened by several producer threads can be announced out of
+/// the order of their creation (each thread stamps its own `now`): the
+/// linger queue keeps them in deadline order, so each batch leaves at its
+/// own linger, the later-announced earlier one first.
+#[test]
+fn batches_announced_out_of_order_leave_at_their_own_linger() {
+    let linger = ms(100);
+    let mut sim = sim_with(Config { linger, ..cfg() }, 1, 3);
+    learn_metadata(&mut sim);
+    let t0 = sim.now;
+    // Created at t0 + 20, t0 + 40, then t0 + 10, announced in that order.
+    for (p, created) in [(0, 20), (1, 40), (2, 10)] {
+        let _ = sim
+            .shared
+            .append(t0 + ms(created), record_ref(p, b"v"), t0)
+            .unwrap();
+    }
+    sim.settle();
+    let stored = |s: &MockSim| (0..3).map(|p| log(s, p).len()).collect::<Vec<_>>();
+    let base = stored(&sim);
+    for (at, sent) in [(115, [0, 0, 1]), (125, [1, 0, 1]), (145, [1, 1, 1])] {
+        sim.run_for(t0 + ms(at) - sim.now);
+        let now: Vec<usize> = stored(&sim).iter().zip(&base).map(|(a, b)| a - b).collect();
+        assert_eq!(now, sent, "{at} ms: records stored per partition");
+    }
+}
+
 /// A batch its producer thread sealed (full, or closed by a record that
 /// did not fit) is open no more for the core, even while it waits for a
 /// free in-flight slot: no linger deadline is left for it, so the I/O
