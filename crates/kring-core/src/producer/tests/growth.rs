@@ -507,3 +507,33 @@ fn a_memory_request_covers_batches_opened_after_it() {
     let sent: Vec<usize> = (0..4).map(|p| log(&sim, p).len()).collect();
     assert_eq!(sent, [2, 1, 1, 1], "records stored per partition");
 }
+
+/// A request for memory leaves alone the batches whose linger ends soon
+/// anyway (within `MEMORY_WAIT_LINGER_CAP`, 100 ms): with linger.ms 50
+/// nothing goes before its linger, however short memory is.
+#[test]
+fn a_memory_request_leaves_batches_about_to_go_alone() {
+    let config = Config {
+        linger: ms(50),
+        buffer_memory: 4096,
+        batch_size: 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    learn_metadata(&mut sim);
+    let t0 = sim.now;
+    for p in 0..3 {
+        let _ = sim
+            .shared
+            .try_produce_now(t0, record_ref(p, &[1u8; 900]))
+            .unwrap();
+    }
+    let r = sim.shared.try_produce_now(t0, record_ref(3, &[2u8; 2000]));
+    assert!(matches!(r, Err(SendError::BufferFull { .. })), "{r:?}");
+    sim.run_for(ms(40));
+    let sent: usize = (1..3).map(|p| log(&sim, p).len()).sum();
+    assert_eq!(sent, 0, "sent before their linger");
+    sim.run_for(ms(20));
+    let sent: usize = (1..3).map(|p| log(&sim, p).len()).sum();
+    assert_eq!(sent, 2, "sent at their linger");
+}
