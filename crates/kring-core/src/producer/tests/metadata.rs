@@ -130,6 +130,36 @@ fn leader_move_without_hints_refreshes_metadata() {
     assert_eq!(produce_to(&sim, 2), 1);
 }
 
+/// A known topic a metadata response says nothing of but
+/// UNKNOWN_TOPIC_OR_PARTITION (being deleted, or a broker behind) keeps
+/// its partitions, past `topic.metadata.propagation` too: sends go on at
+/// once (their batches retry until their delivery timeout), and nothing
+/// fails the topic as if it had never existed.
+#[test]
+fn a_known_topic_stays_usable_when_a_response_does_not_know_it() {
+    let mut sim = three_partitions_written();
+    // Past `topic.metadata.propagation` (5 s) since `t` was first wanted.
+    sim.run_for(ms(6_000));
+    sim.cluster = MockCluster::builder()
+        .brokers(1)
+        .topic("other", 1)
+        .auto_create_topics(false)
+        .build_unbound()
+        .unwrap();
+    let m0 = metadata_requests(&sim);
+    // A send to another topic asks for metadata, which does not know `t`.
+    sim.send("other", Some(0), None, Some(b"o")).unwrap();
+    sim.settle();
+    assert!(metadata_requests(&sim) > m0, "asked");
+    assert_eq!(sim.shared.partition_count("t"), Some(3));
+    let now = sim.now;
+    let o = sim
+        .shared
+        .try_produce_now(now, rec(Some(1), None))
+        .expect("the topic is still usable");
+    assert_eq!(o.partition, 1);
+}
+
 #[test]
 fn periodic_refresh_every_metadata_max_age() {
     let mut sim = sim_with(cfg(), 1, 1);
