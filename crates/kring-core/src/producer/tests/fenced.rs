@@ -220,16 +220,18 @@ fn explicit_partition_of_an_unknown_topic_waits_for_metadata_then_decides() {
 }
 
 /// A Metadata response naming partition index `i32::MAX` (or 2^30, or a
-/// negative one) must not size anything by it: such entries are a protocol
-/// error for the topic and are ignored; the listed partitions work.
+/// negative one, or one just past the entries it lists) must not size
+/// anything by it: such entries are a protocol error for the topic and
+/// are ignored; the listed partitions work.
 #[test]
 fn absurd_partition_indexes_in_metadata_are_ignored() {
     let mut sim = sim_with(cfg(), 1, 2);
     sim.cluster.create_topic("only-bogus", 1).unwrap();
     // kring-mock's metadata lies, each narrowed to its topic: `t` lists
-    // three absurd partitions besides its two, `only-bogus` lists its one
-    // partition under index i32::MAX.
-    for index in [i32::MAX, 1 << 30, -7] {
+    // four bogus partitions besides its two (the last, 6, is the number
+    // of entries: one past the highest index the entries allow),
+    // `only-bogus` lists its one partition under index i32::MAX.
+    for index in [i32::MAX, 1 << 30, -7, 6] {
         let lie = Fault::lie(ApiKey::Metadata, Lie::ExtraPartitionIndex(index));
         sim.cluster.inject(lie.on_partition("t", 0).always());
     }
