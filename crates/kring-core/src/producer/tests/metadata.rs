@@ -86,6 +86,42 @@ fn leader_hint_on_other_errors_is_ignored() {
     assert_eq!(metadata_requests(&sim), m0, "metadata asked for");
 }
 
+/// A KIP-951 hint naming another leader with an older leader epoch than
+/// the one known (a stale answer, or a broker behind) is ignored, as a
+/// metadata response with an older epoch is (KIP-320): the batch is
+/// retried at the leader the newer epoch names, and nothing goes to the
+/// hinted node.
+#[test]
+fn leader_hint_with_an_older_epoch_is_ignored() {
+    let mut sim = sim_with(cfg(), 2, 1);
+    // Two moves: t/0 back at node 1 with leader epoch 2, which the
+    // producer learns.
+    for n in [2, 1] {
+        sim.cluster.move_leader("t", 0, n).unwrap();
+    }
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let epoch = sim.cluster.leader_epoch("t", 0).unwrap();
+    assert!(epoch >= 1, "epoch {epoch}");
+    let (to1, to2) = (produce_to(&sim, 1), produce_to(&sim, 2));
+    let hint = Lie::CurrentLeader {
+        leader_id: 2,
+        leader_epoch: epoch - 1,
+    };
+    sim.cluster.inject(
+        Fault::error(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER)
+            .on_broker(1)
+            .times(1),
+    );
+    sim.cluster
+        .inject(Fault::lie(ApiKey::Produce, hint).on_broker(1).times(1));
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 2), to2, "the stale hint was followed");
+    assert_eq!(produce_to(&sim, 1), to1 + 2, "retried at the leader");
+}
+
 /// FENCED_LEADER_EPOCH with a hint: followed, as with
 /// NOT_LEADER_OR_FOLLOWER, without a metadata refresh.
 #[test]
