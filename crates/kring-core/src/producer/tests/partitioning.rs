@@ -620,6 +620,60 @@ fn keyless_to_a_black_hole(timeout: Duration) -> ((usize, usize), (usize, usize)
     (during, after)
 }
 
+/// A partition led by a stalled broker (no keyless records for it, KIP-794)
+/// that moves to a healthy leader takes that leader's mark: keyless records
+/// go to it again while the old leader is still stalled.
+#[test]
+fn a_partition_moved_off_a_stalled_broker_gets_keyless_records_again() {
+    let config = Config {
+        linger: ms(2),
+        batch_size: 512,
+        request_timeout: ms(60_000),
+        partitioner_availability_timeout: ms(200),
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(3, 6).topic("other", 1));
+    learn_metadata(&mut sim);
+    let _hole = black_hole(&sim, 2);
+    let keyless = |sim: &mut MockSim, n: usize| -> Vec<i32> {
+        (0..n)
+            .map(|_| {
+                let now = sim.now;
+                let rec = crate::RecordRef {
+                    partition: None,
+                    ..record_ref(0, &[7u8; 100])
+                };
+                let o = sim.shared.append(now, rec, now).unwrap();
+                sim.run_for(ms(1));
+                o.partition
+            })
+            .collect()
+    };
+    // Broker 2 stalls: after the timeout, its partitions get nothing.
+    let _ = keyless(&mut sim, 1000);
+    let moved: Vec<i32> = (0..6)
+        .filter(|&p| sim.cluster.leader("t", p) == Some(2))
+        .collect();
+    assert!(!moved.is_empty());
+    let during = keyless(&mut sim, 500);
+    assert!(during.iter().all(|p| !moved.contains(p)), "{during:?}");
+    // Its partitions move to broker 1; a metadata response says so.
+    for &p in &moved {
+        sim.cluster.move_leader("t", p, 1).unwrap();
+    }
+    let m0 = requests(&sim, ApiKey::Metadata);
+    let _ = sim.send("other", Some(0), None, Some(b"o"));
+    sim.drive_until(10_000, |s| requests(s, ApiKey::Metadata) > m0);
+    sim.settle();
+    let after = keyless(&mut sim, 1000);
+    let back = after.iter().filter(|p| moved.contains(p)).count();
+    assert!(
+        back * 10 > after.len(),
+        "{back} of {} on the moved partitions",
+        after.len()
+    );
+}
+
 /// `partitioner.availability.timeout.ms` (KIP-794): a broker that has had
 /// batches waiting longer than the timeout without taking a request gets
 /// no more keyless records until it takes one again; every record is
