@@ -427,6 +427,48 @@ fn delivery_timeout_fails_batches_waiting_in_the_accumulator() {
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
 
+/// Batches announced out of the order of their creation (producer threads
+/// stamp their own `now`) each fail at their own delivery timeout: the
+/// earlier-created batch, announced second, is not held back behind the
+/// later one's deadline.
+#[test]
+fn delivery_timeouts_announced_out_of_order_each_fire_on_time() {
+    let dt = ms(40_000);
+    let config = Config {
+        delivery_timeout: dt,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    learn_metadata(&mut sim);
+    stop(&sim, 1);
+    sim.disconnect_node(1);
+    let t0 = sim.now;
+    // Created at t0 + 20 ms (partition 0), then t0 + 10 ms (partition 1).
+    let hs: Vec<_> = [(0, 20), (1, 10)]
+        .into_iter()
+        .map(|(p, created)| {
+            let o = sim
+                .shared
+                .append(t0 + ms(created), record_ref(p, b"x"), t0)
+                .unwrap();
+            o.delivery
+        })
+        .collect();
+    sim.settle();
+    sim.run_for(t0 + dt + ms(15) - sim.now);
+    assert!(
+        matches!(hs[1].try_result(), Some(Err(DeliveryError::Timeout { .. }))),
+        "the earlier batch at its deadline: {:?}",
+        hs[1].try_result()
+    );
+    assert!(hs[0].try_result().is_none(), "the later one not yet");
+    sim.run_for(ms(10));
+    assert!(matches!(
+        hs[0].try_result(),
+        Some(Err(DeliveryError::Timeout { .. }))
+    ));
+}
+
 /// Delivery deadlines of new batches wait in a FIFO (`delivery_queue.rs`),
 /// removed lazily: a partition's deadline stays exact while thousands of
 /// other batches arm and disarm theirs behind it, the queue stays bounded
