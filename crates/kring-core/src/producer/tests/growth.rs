@@ -481,8 +481,25 @@ fn a_kept_per_record_table_is_charged_to_the_batch_that_takes_it() {
 /// at their linger (10 s).
 #[test]
 fn a_memory_request_covers_batches_opened_after_it() {
+    let mut sim = three_batches_and_a_refusal(ms(10_000), true);
+    let now = sim.now;
+    let _ = sim
+        .shared
+        .try_produce_now(now, record_ref(3, b"small"))
+        .unwrap();
+    sim.run_for(ms(100));
+    let sent: Vec<usize> = (0..4).map(|p| log(&sim, p).len()).collect();
+    assert_eq!(sent, [2, 1, 1, 1], "records stored per partition");
+}
+
+/// 4 KiB of `buffer.memory` over four partitions (batches of 1 KiB,
+/// linger.ms `linger`): a 900-byte record opens a batch in each of
+/// partitions 0 to 2 (announced to the I/O thread first if `announced`),
+/// then a 2,000-byte record for partition 3 is refused memory, which asks
+/// the I/O thread for it.
+fn three_batches_and_a_refusal(linger: Duration, announced: bool) -> MockSim {
     let config = Config {
-        linger: ms(10_000),
+        linger,
         buffer_memory: 4096,
         batch_size: 1024,
         ..cfg()
@@ -496,16 +513,12 @@ fn a_memory_request_covers_batches_opened_after_it() {
             .try_produce_now(now, record_ref(p, &[1u8; 900]))
             .unwrap();
     }
-    sim.settle();
+    if announced {
+        sim.settle();
+    }
     let r = sim.shared.try_produce_now(now, record_ref(3, &[2u8; 2000]));
     assert!(matches!(r, Err(SendError::BufferFull { .. })), "{r:?}");
-    let _ = sim
-        .shared
-        .try_produce_now(now, record_ref(3, b"small"))
-        .unwrap();
-    sim.run_for(ms(100));
-    let sent: Vec<usize> = (0..4).map(|p| log(&sim, p).len()).collect();
-    assert_eq!(sent, [2, 1, 1, 1], "records stored per partition");
+    sim
 }
 
 /// A request for memory leaves alone the batches whose linger ends soon
@@ -513,23 +526,7 @@ fn a_memory_request_covers_batches_opened_after_it() {
 /// nothing goes before its linger, however short memory is.
 #[test]
 fn a_memory_request_leaves_batches_about_to_go_alone() {
-    let config = Config {
-        linger: ms(50),
-        buffer_memory: 4096,
-        batch_size: 1024,
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 4);
-    learn_metadata(&mut sim);
-    let t0 = sim.now;
-    for p in 0..3 {
-        let _ = sim
-            .shared
-            .try_produce_now(t0, record_ref(p, &[1u8; 900]))
-            .unwrap();
-    }
-    let r = sim.shared.try_produce_now(t0, record_ref(3, &[2u8; 2000]));
-    assert!(matches!(r, Err(SendError::BufferFull { .. })), "{r:?}");
+    let mut sim = three_batches_and_a_refusal(ms(50), false);
     sim.run_for(ms(40));
     let sent: usize = (1..3).map(|p| log(&sim, p).len()).sum();
     assert_eq!(sent, 0, "sent before their linger");
