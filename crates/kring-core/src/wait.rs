@@ -103,8 +103,10 @@ struct Entries {
 /// `tasks²` (10,000 tasks over 16 partitions: a quarter of the
 /// `async_crowd` bench's samples). Places of entries that left are
 /// popped from the front as they reach it, and the rest are compacted
-/// when the deque doubles past what was live at the last compaction, so
-/// both a wake and a registration cost O(1) amortized.
+/// when the deque doubles past what was live at the last compaction: a
+/// registration costs O(1) amortized, and a wake walks only the places
+/// ahead of the task it wakes (tasks woken and not polled yet, and places
+/// of tasks that left behind one of them, which the compaction bounds).
 #[derive(Debug, Default)]
 struct TargetPlaces {
     places: std::collections::VecDeque<(usize, u64)>,
