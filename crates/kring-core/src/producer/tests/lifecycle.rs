@@ -371,16 +371,20 @@ fn flush_purge_and_close_begun_around_the_finish_complete() {
     // not read notices.
     let _stuck = black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    assert!(!sim.core.is_closing());
     let close = sim.close();
     sim.settle();
     assert!(!close.is_done());
+    assert!(sim.core.is_closing() && !sim.core.is_finished());
     let flush = sim.shared.begin_flush();
+    let purge = sim.shared.begin_purge();
     let later = sim.now + Duration::from_secs(60);
     sim.core.handle_timeout(later);
     assert!(sim.core.is_finished());
     assert!(h.try_result().is_some_and(|r| r.is_err()));
     assert!(close.is_done());
     assert!(flush.is_done(), "a flush left unread at the finish");
+    assert!(purge.is_done(), "a purge left unread at the finish");
     // Begun after the finish.
     assert!(sim.shared.begin_flush().is_done());
     assert!(sim.shared.begin_purge().is_done());
