@@ -50,6 +50,8 @@ fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
     // No retry backoff (100 ms): linger 5 ms, a few 1 ms round trips and a
     // new connection.
     assert!(sim.now - t0 < ms(50), "{:?}", sim.now - t0);
+    // Nor later (a refresh would come after a backoff).
+    sim.run_for(ms(1_000));
     assert_eq!(metadata_requests(&sim), m0, "the hint sufficed");
 }
 
@@ -143,6 +145,8 @@ fn leader_hint_with_fenced_leader_epoch_is_followed() {
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 1);
     assert_eq!(produce_to(&sim, 2), 1);
+    // Nor later (a refresh would come after a backoff).
+    sim.run_for(ms(1_000));
     assert_eq!(metadata_requests(&sim), m0, "the hint sufficed");
 }
 
