@@ -24,6 +24,30 @@ pub enum Lie {
     /// behind a partition increase (or serving a topic created again with
     /// fewer partitions) does.
     PartitionsBelow(i32),
+    /// Metadata: partition `partition` of every topic the response
+    /// describes is reported led by `leader_id` at `leader_epoch`,
+    /// whatever the cluster says: the view of a broker whose metadata lags
+    /// behind a leader change. A client must ignore a leader older than
+    /// the epoch it knows (KIP-320).
+    PartitionLeader {
+        /// The partition index the lie rewrites.
+        partition: i32,
+        /// The leader reported.
+        leader_id: i32,
+        /// The leader epoch reported (-1: none, as before KIP-320).
+        leader_epoch: i32,
+    },
+    /// Metadata: broker `node_id` is advertised at `host:port` instead of
+    /// its own address, as after the broker moved (a new host or
+    /// `advertised.listeners`). A client must reconnect there.
+    BrokerAddress {
+        /// The broker whose address is rewritten.
+        node_id: i32,
+        /// The host advertised.
+        host: String,
+        /// The port advertised.
+        port: i32,
+    },
     /// Produce: every partition answered without an error reports this
     /// base offset (`i64::MAX`: the batch's offsets cannot be computed).
     BaseOffset(i64),
@@ -58,6 +82,19 @@ type Scoped = (Option<(String, i32)>, Lie);
 /// Applies the metadata lies.
 pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
     let leader = resp.brokers.first().map_or(-1, |b| b.node_id);
+    for (_, lie) in lies {
+        if let Lie::BrokerAddress {
+            node_id,
+            host,
+            port,
+        } = lie
+        {
+            for b in resp.brokers.iter_mut().filter(|b| b.node_id == *node_id) {
+                b.host.clone_from(host);
+                b.port = *port;
+            }
+        }
+    }
     for (scope, lie) in lies {
         let topics = resp.topics.iter_mut().filter(|t| {
             t.error_code == 0
@@ -84,7 +121,20 @@ pub(crate) fn metadata(resp: &mut MetadataResponse, lies: &[Scoped]) {
                 Lie::PartitionsBelow(count) => {
                     t.partitions.retain(|p| p.partition_index < count);
                 }
-                Lie::BaseOffset(_)
+                Lie::PartitionLeader {
+                    partition,
+                    leader_id,
+                    leader_epoch,
+                } => {
+                    for p in t.partitions.iter_mut() {
+                        if p.partition_index == partition {
+                            p.leader_id = leader_id;
+                            p.leader_epoch = leader_epoch;
+                        }
+                    }
+                }
+                Lie::BrokerAddress { .. }
+                | Lie::BaseOffset(_)
                 | Lie::CurrentLeader { .. }
                 | Lie::ProducerId(_)
                 | Lie::OmitPartition
@@ -241,5 +291,66 @@ mod tests {
             .map(|r| r.base_offset)
             .collect();
         assert_eq!(offsets, vec![i64::MAX, -1, 5]);
+    }
+
+    #[test]
+    fn stale_leaders_and_moved_brokers() {
+        let partition = |i| MetadataResponsePartition {
+            partition_index: i,
+            leader_id: 1,
+            leader_epoch: 3,
+            ..Default::default()
+        };
+        let mut m = MetadataResponse {
+            brokers: vec![
+                MetadataResponseBroker {
+                    node_id: 1,
+                    host: "a".into(),
+                    port: 1,
+                    ..Default::default()
+                },
+                MetadataResponseBroker {
+                    node_id: 2,
+                    host: "b".into(),
+                    port: 2,
+                    ..Default::default()
+                },
+            ],
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: vec![partition(0), partition(1)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        metadata(
+            &mut m,
+            &[
+                (
+                    None,
+                    Lie::PartitionLeader {
+                        partition: 1,
+                        leader_id: 2,
+                        leader_epoch: 2,
+                    },
+                ),
+                (
+                    None,
+                    Lie::BrokerAddress {
+                        node_id: 2,
+                        host: "moved".into(),
+                        port: 9,
+                    },
+                ),
+            ],
+        );
+        let leaders: Vec<(i32, i32)> = m.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.leader_id, p.leader_epoch))
+            .collect();
+        assert_eq!(leaders, [(1, 3), (2, 2)], "only partition 1 rewritten");
+        let brokers: Vec<(&str, i32)> = m.brokers.iter().map(|b| (&*b.host, b.port)).collect();
+        assert_eq!(brokers, [("a", 1), ("moved", 9)], "only broker 2 moved");
     }
 }

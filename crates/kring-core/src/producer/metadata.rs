@@ -558,15 +558,8 @@ impl ProducerCore {
             return false;
         }
         let part = self.part(pk);
-        if epoch >= 0
-            && part.leader_epoch >= 0
-            && epoch <= part.leader_epoch
-            && part.leader == Some(leader)
-        {
-            return false;
-        }
         if epoch >= 0 && part.leader_epoch >= 0 && epoch < part.leader_epoch {
-            return false;
+            return false; // older than what we know (KIP-320)
         }
         if epoch >= 0 {
             part.leader_epoch = epoch;

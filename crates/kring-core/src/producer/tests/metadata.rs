@@ -170,6 +170,295 @@ fn leader_move_without_hints_refreshes_metadata() {
     assert_eq!(produce_to(&sim, 2), 1);
 }
 
+/// A broker whose metadata lags behind a leader change reports the old
+/// leader at an older leader epoch: that entry is ignored (KIP-320, the
+/// Java client's `Metadata.updateLatestMetadata`), and records keep going
+/// to the leader the newer epoch names. Followed, the producer would send
+/// to the old leader, be refused with NOT_LEADER_OR_FOLLOWER and come back
+/// on every refresh. An entry without an epoch (-1, brokers before
+/// KIP-320) cannot be compared and is taken.
+#[test]
+fn metadata_with_an_older_leader_epoch_is_ignored() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 1);
+    sim.cluster.move_leader("t", 0, 2).unwrap();
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    assert_eq!(produce_to(&sim, 2), 1);
+    let epoch = sim.cluster.leader_epoch("t", 0).unwrap();
+    assert!(epoch >= 1, "epoch {epoch}");
+    let lagging = |leader_epoch| {
+        Fault::lie(
+            ApiKey::Metadata,
+            Lie::PartitionLeader {
+                partition: 0,
+                leader_id: 1,
+                leader_epoch,
+            },
+        )
+        .always()
+    };
+    let stale = sim.cluster.inject(lagging(epoch - 1));
+    let m0 = metadata_requests(&sim);
+    sim.run_for(ms(1_500));
+    assert!(metadata_requests(&sim) > m0, "no refresh");
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 1), 0, "the stale leader was followed");
+    assert_eq!(produce_to(&sim, 2), 2);
+
+    // (The old leader answers NOT_LEADER_OR_FOLLOWER with a KIP-951 hint
+    // naming node 2, which is followed.)
+    sim.cluster.remove_fault(stale);
+    let unversioned = sim.cluster.inject(lagging(-1));
+    sim.run_for(ms(1_500));
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    sim.drive_until(1_000_000, |_| h.try_result().is_some());
+    sim.cluster.remove_fault(unversioned);
+    assert_eq!(h.wait().unwrap().offset, 2);
+    assert_eq!(
+        produce_to(&sim, 1),
+        1,
+        "a leader without an epoch was not taken"
+    );
+    assert_eq!(log(&sim, 0).len(), 3);
+}
+
+/// The leader epoch a KIP-951 hint carries counts as known, as one from
+/// metadata does: a lagging broker's metadata naming the old leader at
+/// the epoch before is ignored after the hint was followed.
+#[test]
+fn a_leader_epoch_learned_from_a_hint_makes_older_metadata_stale() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let before = sim.cluster.leader_epoch("t", 0).unwrap();
+    // The move is learned from node 1's NOT_LEADER_OR_FOLLOWER hint.
+    sim.cluster.move_leader("t", 0, 2).unwrap();
+    let stale = Lie::PartitionLeader {
+        partition: 0,
+        leader_id: 1,
+        leader_epoch: before,
+    };
+    sim.cluster
+        .inject(Fault::lie(ApiKey::Metadata, stale).always());
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(1_000_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(produce_to(&sim, 1), 2, "w, then x refused");
+    let m0 = metadata_requests(&sim);
+    sim.run_for(ms(1_500));
+    assert!(metadata_requests(&sim) > m0, "no refresh");
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    sim.drive_until(1_000_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 2);
+    assert_eq!(produce_to(&sim, 1), 2, "the stale metadata was followed");
+}
+
+/// A partition whose leader is a broker the response does not list (a
+/// broker behind, or a node that just left) has no usable leader: its
+/// records wait, the producer asks again at the retry backoff's pace
+/// (not at `metadata.max.age.ms`), and they are delivered once metadata
+/// names a leader it knows.
+#[test]
+fn a_leader_the_response_does_not_list_is_no_leader() {
+    let mut sim = sim_with(cfg(), 2, 1);
+    let unlisted = sim.cluster.inject(
+        Fault::lie(
+            ApiKey::Metadata,
+            Lie::PartitionLeader {
+                partition: 0,
+                leader_id: 7,
+                leader_epoch: 0,
+            },
+        )
+        .always(),
+    );
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.run_for(ms(2_000));
+    assert!(h.try_result().is_none());
+    assert!(metadata_requests(&sim) >= 4, "{}", metadata_requests(&sim));
+    assert_eq!(produce_to(&sim, 1) + produce_to(&sim, 2), 0);
+    sim.cluster.remove_fault(unlisted);
+    let t0 = sim.now;
+    sim.drive_until(1_000_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(30_000)
+    });
+    assert_eq!(h.wait().unwrap().offset, 0);
+    assert!(sim.now - t0 < ms(2_000), "{:?}", sim.now - t0);
+}
+
+/// A response listing only invalid partition indexes for a known topic
+/// (a broken broker) tells nothing about it: the topic keeps its
+/// partitions and leaders, and records sent to it are delivered at once.
+#[test]
+fn a_known_topic_listed_with_only_invalid_indexes_keeps_its_partitions() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 3);
+    sim.send("t", Some(2), None, Some(b"w")).unwrap();
+    sim.drive();
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionIndex(i32::MAX));
+    sim.cluster.inject(lie.always());
+    let m0 = metadata_requests(&sim);
+    sim.run_for(ms(1_500));
+    assert!(metadata_requests(&sim) > m0, "no refresh");
+    assert_eq!(sim.shared.partition_count("t"), Some(3));
+    let t0 = sim.now;
+    let h = sim.send("t", Some(2), None, Some(b"x")).unwrap();
+    sim.drive_until(1_000_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(30_000)
+    });
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert!(sim.now - t0 < ms(100), "{:?}", sim.now - t0);
+}
+
+/// A partition a response stops listing (a broker lagging behind, or the
+/// topic being recreated) while a batch is buffered for it: the batch
+/// waits, and the producer keeps asking at the retry backoff's pace, long
+/// after any sender waited for metadata (`max.block.ms`), until metadata
+/// lists the partition again; then it is delivered.
+#[test]
+fn a_batch_for_an_unlisted_partition_keeps_metadata_coming() {
+    let config = Config {
+        linger: ms(2_000),
+        max_block: ms(100),
+        metadata_max_age: ms(60_000),
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(2, 3).topic("u", 1));
+    let h = sim.send("t", Some(2), None, Some(b"x")).unwrap();
+    sim.run_for(ms(1_000));
+    assert!(h.try_result().is_none(), "lingers");
+    let lie = sim
+        .cluster
+        .inject(Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(2)).always());
+    let m0 = metadata_requests(&sim);
+    // An unrelated topic's first send asks for metadata, which no longer
+    // lists t/2.
+    sim.send("u", Some(0), None, Some(b"u")).unwrap();
+    sim.run_for(ms(3_000));
+    assert!(h.try_result().is_none());
+    assert!(
+        metadata_requests(&sim) >= m0 + 4,
+        "{m0} -> {}",
+        metadata_requests(&sim)
+    );
+    sim.cluster.remove_fault(lie);
+    let t0 = sim.now;
+    sim.drive_until(1_000_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(30_000)
+    });
+    assert_eq!(h.wait().unwrap().offset, 0);
+    assert!(sim.now - t0 < ms(2_000), "{:?}", sim.now - t0);
+}
+
+/// A partition that loses its leader gets no more keyless records (they
+/// go to the partitions that have one, as the Java client's partitioner
+/// chooses among available partitions), and gets them again once it has
+/// a leader. Adaptive partitioning is off: it would avoid the partition
+/// for its growing queue alone.
+#[test]
+fn keyless_records_avoid_a_partition_without_a_leader() {
+    let config = Config {
+        partitioner_adaptive: false,
+        metadata_max_age: ms(1_000),
+        linger: ms(0),
+        batch_size: 100,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(1), None, Some(b"w")).unwrap();
+    sim.drive();
+    let leaderless = sim.cluster.inject(
+        Fault::lie(
+            ApiKey::Metadata,
+            Lie::PartitionLeader {
+                partition: 1,
+                leader_id: -1,
+                leader_epoch: 0,
+            },
+        )
+        .always(),
+    );
+    sim.run_for(ms(1_500));
+    let to = |sim: &mut MockSim, n: usize| -> Vec<i32> {
+        let hs: Vec<_> = (0..n)
+            .map(|_| sim.send("t", None, None, Some(&[7; 60])).unwrap())
+            .collect();
+        sim.run_for(ms(200));
+        let mut parts: Vec<i32> = hs
+            .iter()
+            .map(|h| h.try_result().expect("delivered").unwrap().partition)
+            .collect();
+        parts.dedup();
+        parts
+    };
+    assert_eq!(to(&mut sim, 20), [0], "only the partition with a leader");
+    // A new leader, at a newer epoch.
+    sim.cluster.remove_fault(leaderless);
+    sim.cluster.move_leader("t", 1, 1).unwrap();
+    sim.run_for(ms(1_500));
+    let mut parts = to(&mut sim, 200);
+    parts.sort_unstable();
+    parts.dedup();
+    assert_eq!(parts, [0, 1], "both again");
+}
+
+/// A broker advertised at a new address (it moved, or its
+/// `advertised.listeners` changed): the connection to its old address is
+/// closed and the producer connects to the new one. Nothing answers there,
+/// so the record waits; when metadata names an address that answers, it
+/// is delivered, once.
+#[test]
+fn a_broker_advertised_at_a_new_address_is_reached_there() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    };
+    // t/0 at node 1, t/1 at node 2.
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(1), None, Some(b"w")).unwrap();
+    sim.drive();
+    assert_eq!(produce_to(&sim, 2), 1);
+    let moved = Lie::BrokerAddress {
+        node_id: 2,
+        host: "mock-2-moved".into(),
+        port: 9092,
+    };
+    let lie = sim
+        .cluster
+        .inject(Fault::lie(ApiKey::Metadata, moved).always());
+    sim.run_for(ms(1_500));
+    let h = sim.send("t", Some(1), None, Some(b"x")).unwrap();
+    sim.run_for(ms(1_000));
+    assert!(
+        sim.connects.iter().any(|a| a == "mock-2-moved:9092"),
+        "{:?}",
+        sim.connects
+    );
+    assert!(h.try_result().is_none(), "sent to the old address");
+    assert_eq!(produce_to(&sim, 2), 1);
+
+    sim.cluster.remove_fault(lie);
+    let t0 = sim.now;
+    sim.drive_until(1_000_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(30_000)
+    });
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(log(&sim, 1).len(), 2);
+}
+
 /// A known topic a metadata response says nothing of but
 /// UNKNOWN_TOPIC_OR_PARTITION (being deleted, or a broker behind) keeps
 /// its partitions, past `topic.metadata.propagation` too: sends go on at
@@ -208,6 +497,28 @@ fn periodic_refresh_every_metadata_max_age() {
     let m0 = metadata_requests(&sim);
     sim.run_for(ms(300_000 * 3 + 1000));
     assert_eq!(metadata_requests(&sim) - m0, 3);
+}
+
+/// Steady traffic to partitions that have leaders asks for metadata only
+/// every `metadata.max.age.ms`: records waiting in batches when a
+/// response arrives are no reason to ask again.
+#[test]
+fn steady_traffic_asks_for_metadata_only_at_max_age() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        linger: ms(50),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let m0 = metadata_requests(&sim);
+    for i in 0..150 {
+        sim.send("t", Some(i % 2), None, Some(b"x")).unwrap();
+        sim.run_for(ms(20));
+    }
+    let asked = metadata_requests(&sim) - m0;
+    assert!((2..=4).contains(&asked), "{asked} in 3 s");
 }
 
 #[test]
