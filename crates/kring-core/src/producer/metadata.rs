@@ -27,7 +27,7 @@ use super::{ProducerCore, TimerKey, Transmit};
 
 /// Metadata request scheduling. Its fields are private to this module:
 /// other parts of the core only say that a refresh is wanted
-/// ([`MetadataState::set_urgent`], [`MetadataState::set_want_soon`]) and
+/// ([`MetadataState::set_want_soon`], `request_metadata(_soon)`) and
 /// never touch the in-flight request, the refresh timer or the backoff
 /// counters, so at most one Metadata request is in flight and at most one
 /// refresh timer is armed.
@@ -44,19 +44,13 @@ pub(crate) struct MetadataState {
     unresolved: u32,
     /// Something wants a refresh soon (set where `now` is not at hand).
     want_soon: bool,
-    /// A topic a sender waits for is unknown: retry until it appears.
-    urgent: bool,
-    /// Refresh again soon after the in-flight request returns.
+    /// Refresh again soon after the in-flight request returns (it was
+    /// built before what is now wanted, such as a topic a sender just
+    /// asked for).
     again: bool,
 }
 
 impl MetadataState {
-    /// A topic a sender waits for is unknown, or a partition with work has
-    /// no leader: keep refreshing until the answer has it.
-    pub(crate) fn set_urgent(&mut self) {
-        self.urgent = true;
-    }
-
     /// Refresh soon (where `now` is not at hand: the next poll schedules it).
     pub(crate) fn set_want_soon(&mut self) {
         self.want_soon = true;
@@ -198,7 +192,7 @@ impl ProducerCore {
             topics = resp.topics.len(),
             "metadata response"
         );
-        let again = std::mem::take(&mut self.meta.again) | std::mem::take(&mut self.meta.urgent);
+        let again = std::mem::take(&mut self.meta.again);
         let mut soon = false;
 
         // Brokers.

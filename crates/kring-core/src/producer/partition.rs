@@ -198,7 +198,6 @@ impl ProducerCore {
         let first = t.wanted_at.is_none();
         t.wanted_at = Some(now);
         t.first_wanted.get_or_insert(now);
-        self.meta.set_urgent();
         if first {
             // A topic the core has never asked about: ask now.
             self.request_metadata(now);
@@ -350,7 +349,6 @@ impl ProducerCore {
                 self.part(pk).queued = true;
             }
             _ => {
-                self.meta.set_urgent();
                 self.meta.set_want_soon();
             }
         }

@@ -459,6 +459,50 @@ fn a_broker_advertised_at_a_new_address_is_reached_there() {
     assert_eq!(log(&sim, 1).len(), 2);
 }
 
+/// An async send to a topic the producer has not asked about, made while
+/// a metadata request for other topics is in flight: that request cannot
+/// answer for it, so another is sent as soon as it returns (not at the
+/// next `metadata.max.age.ms`), and the send goes on at once. The task
+/// asks once; nothing re-asks for it while it waits.
+#[test]
+fn a_topic_wanted_while_metadata_is_in_flight_is_asked_for_next() {
+    use std::task::Context;
+    let mut sim = sim_on(cfg(), cluster(1, 1).topic("v", 1).topic("u", 1));
+    learn_metadata(&mut sim);
+    let m0 = metadata_requests(&sim);
+    // A request for `t` and `v` (a first non-blocking send to `v`), its
+    // answer 200 ms late.
+    sim.cluster
+        .inject(Fault::delay(ApiKey::Metadata, ms(200)).times(1));
+    let now = sim.now;
+    let r = sim
+        .shared
+        .append(now, crate::RecordRef::plain("v", b"v"), now);
+    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    sim.run_for(ms(50));
+    assert_eq!(metadata_requests(&sim), m0 + 1);
+    let shared = sim.shared.clone();
+    let t0 = sim.now;
+    let mut task = shared.append_async(t0, t0 + Duration::from_secs(60));
+    let rec = crate::RecordRef::plain("u", b"u");
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(task.poll_append(t0, &rec, &mut cx).is_pending());
+    let appended = loop {
+        assert!(sim.now - t0 < ms(10_000), "still waiting");
+        if let std::task::Poll::Ready(r) = task.poll_append(sim.now, &rec, &mut cx) {
+            break r;
+        }
+        if !sim.step() {
+            sim.run_for(ms(10));
+        }
+    };
+    let h = appended.expect("appended").delivery;
+    sim.drive();
+    assert_eq!(h.wait().unwrap().partition, 0);
+    assert!(sim.now - t0 < ms(500), "{:?}", sim.now - t0);
+    assert_eq!(metadata_requests(&sim), m0 + 2);
+}
+
 /// A known topic a metadata response says nothing of but
 /// UNKNOWN_TOPIC_OR_PARTITION (being deleted, or a broker behind) keeps
 /// its partitions, past `topic.metadata.propagation` too: sends go on at
@@ -497,28 +541,39 @@ fn periodic_refresh_every_metadata_max_age() {
     let m0 = metadata_requests(&sim);
     sim.run_for(ms(300_000 * 3 + 1000));
     assert_eq!(metadata_requests(&sim) - m0, 3);
+    assert_eq!(
+        sim.core.stats().metadata_requests as usize,
+        metadata_requests(&sim),
+        "counted"
+    );
 }
 
-/// Steady traffic to partitions that have leaders asks for metadata only
-/// every `metadata.max.age.ms`: records waiting in batches when a
-/// response arrives are no reason to ask again.
+/// Metadata requests that keep failing are retried at an exponentially
+/// growing backoff, up to `retry.backoff.max.ms` (1 s), not every 100 ms:
+/// each answer cut off (the connection lost with it), or each answer
+/// undecodable.
 #[test]
-fn steady_traffic_asks_for_metadata_only_at_max_age() {
-    let config = Config {
-        metadata_max_age: ms(1_000),
-        linger: ms(50),
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 2, 2);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
-    let m0 = metadata_requests(&sim);
-    for i in 0..150 {
-        sim.send("t", Some(i % 2), None, Some(b"x")).unwrap();
-        sim.run_for(ms(20));
+fn failing_metadata_requests_back_off_exponentially() {
+    for fault in [
+        Fault::cut_response(ApiKey::Metadata),
+        Fault::corrupt_response(ApiKey::Metadata),
+    ] {
+        let mut sim = sim_with(cfg(), 1, 1);
+        learn_metadata(&mut sim);
+        sim.cluster.inject(fault.always());
+        let m0 = metadata_requests(&sim);
+        // A send to an unknown topic asks, and keeps asking.
+        let now = sim.now;
+        let r = sim
+            .shared
+            .append(now, crate::RecordRef::plain("u", b"u"), now);
+        assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+        sim.run_for(ms(5_000));
+        // About 0.1 + 0.2 + 0.4 + 0.8 + 1 + 1 + 1 s (with jitter): 7 to
+        // 9; every 100 ms would be 50.
+        let asked = metadata_requests(&sim) - m0;
+        assert!((5..=12).contains(&asked), "{asked} requests in 5 s");
     }
-    let asked = metadata_requests(&sim) - m0;
-    assert!((2..=4).contains(&asked), "{asked} in 3 s");
 }
 
 #[test]
