@@ -576,6 +576,74 @@ fn failing_metadata_requests_back_off_exponentially() {
     }
 }
 
+/// A metadata request goes to the least loaded ready connection (the
+/// Java client's `leastLoadedNode`): not behind Produce requests a slow
+/// broker has yet to answer.
+#[test]
+fn metadata_goes_to_the_least_loaded_connection() {
+    let config = Config {
+        linger: ms(0),
+        ..cfg()
+    };
+    // t/0 at node 1, t/1 at node 2; `u` unknown to the producer so far.
+    let mut sim = sim_on(config, cluster(2, 2).topic("u", 1));
+    for p in 0..2 {
+        sim.send("t", Some(p), None, Some(b"w")).unwrap();
+    }
+    sim.drive();
+    sim.cluster
+        .inject(Fault::delay(ApiKey::Produce, ms(500)).on_broker(1));
+    for v in [b"x", b"y"] {
+        sim.send("t", Some(0), None, Some(v)).unwrap();
+        sim.run_for(ms(5));
+    }
+    let in_flight_at_1 = sim
+        .transmitted
+        .iter()
+        .filter(|r| r.1 == 1 && r.2 == ApiKey::Produce.key())
+        .count();
+    assert_eq!(in_flight_at_1, 3, "w, x, y");
+    let sent = sim.transmitted.len();
+    let now = sim.now;
+    let r = sim
+        .shared
+        .append(now, crate::RecordRef::plain("u", b"u"), now);
+    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    sim.run_for(ms(5));
+    let to: Vec<i32> = sim.transmitted[sent..]
+        .iter()
+        .filter(|r| r.2 == ApiKey::Metadata.key())
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(to, [2], "sent to the idle broker");
+}
+
+/// A connection with `max.in.flight.requests.per.connection` requests in
+/// flight carries no metadata request either: it waits for a slot.
+#[test]
+fn metadata_waits_for_a_slot_on_a_full_connection() {
+    let config = Config {
+        linger: ms(0),
+        max_in_flight: 1,
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(1, 1).topic("u", 1));
+    learn_metadata(&mut sim);
+    sim.cluster.inject(Fault::delay(ApiKey::Produce, ms(500)));
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.run_for(ms(5));
+    let m0 = metadata_requests(&sim);
+    let now = sim.now;
+    let r = sim
+        .shared
+        .append(now, crate::RecordRef::plain("u", b"u"), now);
+    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    sim.run_for(ms(300));
+    assert_eq!(metadata_requests(&sim), m0, "sent past the in-flight limit");
+    sim.run_for(ms(300));
+    assert_eq!(metadata_requests(&sim), m0 + 1);
+}
+
 #[test]
 fn connection_loss_refreshes_metadata() {
     let mut sim = sim_with(cfg(), 1, 1);

@@ -199,6 +199,12 @@ fn a_throttled_broker_gets_no_produce_request_before_the_throttle_passed() {
         "sent {:?} after the throttled answer",
         first1 - answered
     );
+    // And as soon as it passed: the throttle's end unmutes it.
+    assert!(
+        first1 < answered + ms(510),
+        "sent {:?} after the throttled answer",
+        first1 - answered
+    );
     assert!(first2.expect("sent to broker 2") < answered + ms(10));
 }
 

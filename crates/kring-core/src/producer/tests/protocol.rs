@@ -138,6 +138,30 @@ fn unsupported_api_versions_retries_with_the_listed_version() {
     assert_eq!(api_versions_retry_after(Some((0, 9))), 0);
 }
 
+/// A broker that refuses ApiVersions v0 too (UNSUPPORTED_VERSION to the
+/// retry) speaks nothing kring can: the connection is dropped and
+/// reconnected after a backoff, never retried at v0 again on the same
+/// connection (a loop of requests as fast as the broker answers).
+#[test]
+fn unsupported_api_versions_at_v0_drops_the_connection() {
+    let (mut core, conn, now) = core();
+    let refused = |id: i32| {
+        let mut f = BytesMut::new();
+        f.put_i32(id);
+        f.put_i16(35);
+        f.put_i32(0); // no api keys
+        f.freeze()
+    };
+    core.handle_response(now, conn, refused(0));
+    assert_eq!(core.poll_io(), None, "the connection is kept");
+    let t = core.poll_transmit(now).expect("ApiVersions v0");
+    assert_eq!(&t.frame.to_bytes()[6..8], &0i16.to_be_bytes());
+    core.handle_response(now, conn, refused(1));
+    assert_eq!(core.poll_io(), Some(IoCommand::Close { conn }));
+    assert!(core.poll_transmit(now).is_none());
+    assert!(core.poll_timeout().is_some_and(|t| t > now), "a backoff");
+}
+
 /// Answers the ApiVersions request `t` (correlation id 0) with the versions
 /// the core needs.
 fn answer_api_versions(core: &mut ProducerCore, conn: crate::ConnId, now: std::time::Instant) {

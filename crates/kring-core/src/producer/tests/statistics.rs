@@ -266,6 +266,13 @@ fn reconnects_failures_and_timeouts() {
     assert_eq!(b2.connects, 2 + b.connect_failures, "{b2:?}");
     assert_eq!(b2.reconnects, b2.connects - 1);
     assert_eq!(b2.request_timeouts, 0);
+    // Every connection started, the bootstrap one included.
+    assert_eq!(
+        sim.core.stats().connects as usize,
+        sim.connects.len(),
+        "{:?}",
+        sim.connects
+    );
     // A black hole: the request times out after request.timeout.ms.
     let hole = black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"c")).unwrap();
