@@ -456,7 +456,8 @@ impl ProducerCore {
     }
 
     /// The connection can carry requests: reset its target's backoff and
-    /// send what waits for it.
+    /// clear the connection error senders report. Called while a response
+    /// (ApiVersions, or SASL's last) is handled.
     pub(crate) fn conn_ready(&mut self, id: ConnId) {
         let Some(c) = self.conn_mut(id) else { return };
         c.state = ConnState::Ready;
@@ -472,11 +473,9 @@ impl ProducerCore {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = None;
         tracing::debug!(%id, produce, metadata, "connection ready");
-        if let Target::Node(n) = target {
-            if self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()) {
-                self.add_work(n);
-            }
-        }
+        // What waits for it is sent when the response that made it ready
+        // is done (`handle_response` puts a node with queued partitions
+        // back on the work list after every response).
     }
 
     /// The driver connected `id`.

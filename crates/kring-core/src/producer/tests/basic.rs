@@ -65,6 +65,27 @@ fn without_idempotence_batches_carry_no_producer_state() {
     }
 }
 
+/// Without idempotence nothing waits for a producer id: records for a
+/// broker the producer has no connection to yet leave as soon as that
+/// connection is ready (its handshake done), not at some later event.
+#[test]
+fn records_leave_when_their_brokers_connection_is_ready() {
+    let config = crate::Config {
+        enable_idempotence: false,
+        linger: ms(0),
+        ..cfg()
+    };
+    // t/1 at node 2, which nothing has connected to.
+    let mut sim = sim_with(config, 2, 2);
+    learn_metadata(&mut sim);
+    let t0 = sim.now;
+    let h = sim.send("t", Some(1), None, Some(b"x")).unwrap();
+    sim.drive_until(100_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 0);
+    // A connect, ApiVersions and Produce: a few 1 ms round trips.
+    assert!(sim.now - t0 < ms(20), "{:?}", sim.now - t0);
+}
+
 /// The configured compression level is the one batches are written at,
 /// whichever thread seals them: the same records are stored smaller at a
 /// higher gzip or zstd level, and the broker decodes them all.

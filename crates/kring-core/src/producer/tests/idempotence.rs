@@ -270,6 +270,38 @@ fn init_producer_id_answered_without_an_id_is_asked_again() {
     );
 }
 
+/// A broker that does not serve InitProducerId at all (not advertised in
+/// ApiVersions) cannot give an idempotent producer an id: its records
+/// fail at once with UNSUPPORTED_VERSION, saying to disable idempotence,
+/// rather than waiting out their delivery timeout while the producer
+/// asks in a version the broker does not speak.
+#[test]
+fn a_broker_without_init_producer_id_fails_an_idempotent_producer_at_once() {
+    use crate::delivery::DeliveryError;
+    let mut sim = sim_with(pipelined(), 1, 1);
+    sim.cluster
+        .set_max_version(ApiKey::InitProducerId, Some(-1));
+    let t0 = sim.now;
+    // The producer is failed by the time the send's metadata came (the
+    // blocking send drives the sim), or soon after.
+    let e = match sim.send("t", Some(0), None, Some(b"x")) {
+        Err(crate::error::SendError::Fatal(e)) => e,
+        Err(e) => panic!("{e:?}"),
+        Ok(h) => {
+            sim.drive_until(100_000, |_| h.try_result().is_some());
+            h.wait().unwrap_err()
+        }
+    };
+    assert!(
+        matches!(e, DeliveryError::Broker { code, .. } if code == ErrorCode::UNSUPPORTED_VERSION.code()),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("disable idempotence"), "{e}");
+    assert!(sim.now - t0 < ms(100), "{:?}", sim.now - t0);
+    assert_eq!(requests(&sim, ApiKey::InitProducerId), 0);
+    assert!(log(&sim, 0).is_empty());
+}
+
 /// InitProducerId refused with a retriable error is asked again after
 /// `retry.backoff.ms`, the wait growing with each failure as a produce
 /// retry's does (100 ms, then about 200, then about 400, each ±20 %).

@@ -351,22 +351,6 @@ fn every_version_combination_delivers() {
     }
 }
 
-/// A broker without InitProducerId while idempotence is on (the default):
-/// records fail with an error saying so; nothing hangs.
-#[test]
-fn idempotence_without_init_producer_id_fails_records() {
-    let mut sim = sim_with(cfg(), 1, 1);
-    sim.cluster
-        .set_max_version(ApiKey::InitProducerId, Some(-1));
-    let r = sim.send("t", Some(0), None, Some(b"v"));
-    sim.drive_bounded(10_000);
-    if let Ok(h) = r {
-        let res = h.try_result().expect("a result, not a hang");
-        assert!(res.is_err(), "{res:?}");
-    }
-    assert!(log(&sim, 0).is_empty());
-}
-
 /// The first keyless record's partition in a fresh process (the child
 /// mode of the test below).
 fn first_keyless_partition() -> i32 {

@@ -391,6 +391,32 @@ fn timeout_last_error_keeps_the_brokers_message() {
     );
 }
 
+/// A record that waits out its delivery timeout for a leader that went
+/// down names the leader's connection failure, even while another
+/// broker's connection is up.
+#[test]
+fn timeout_last_error_names_the_leaders_connection_failure() {
+    let mut sim = sim_with(cfg(), 2, 2);
+    for p in 0..2 {
+        sim.send("t", Some(p), None, Some(b"w")).unwrap();
+    }
+    sim.drive();
+    stop(&sim, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_until(10_000_000, |_| h.try_result().is_some());
+    let e = h.wait().unwrap_err();
+    let DeliveryError::Timeout { last_error, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(
+        matches!(
+            last_error,
+            Some(crate::LastError::Connect { .. } | crate::LastError::Disconnected { .. })
+        ),
+        "{last_error:?}"
+    );
+}
+
 /// A batch the sender takes only after it waited past
 /// `delivery.timeout.ms` fails with the accumulator's timeout, unsent,
 /// exactly once: the turn's timers ran before the deadline (the linger

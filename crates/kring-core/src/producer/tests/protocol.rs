@@ -2,6 +2,7 @@
 //! is a connection error, not a panic.
 
 use super::*;
+use crate::error::SendError;
 use crate::{IoCommand, ProducerCore};
 use bytes::{BufMut, Bytes, BytesMut};
 use kring_testclock::origin as base_instant;
@@ -39,9 +40,11 @@ fn wrong_correlation_id_drops_the_connection() {
     // Later events for the dropped connection are ignored.
     core.handle_response(now, conn, Bytes::from_static(b"\0\0\0\0"));
     core.handle_disconnected(now, conn, "late");
-    // It reconnects after the backoff.
+    // It reconnects after the backoff: reconnect.backoff.ms (50 ms, ±20 %
+    // jitter) for a first failure.
     let t = core.poll_timeout().unwrap();
     assert!(t > now);
+    assert!(t <= now + ms(60), "{:?}", t - now);
     core.handle_timeout(t);
     assert!(core.poll_transmit(t).is_none());
     assert!(matches!(core.poll_io(), Some(IoCommand::Connect { .. })));
@@ -160,6 +163,77 @@ fn unsupported_api_versions_at_v0_drops_the_connection() {
     assert_eq!(core.poll_io(), Some(IoCommand::Close { conn }));
     assert!(core.poll_transmit(now).is_none());
     assert!(core.poll_timeout().is_some_and(|t| t > now), "a backoff");
+}
+
+/// A broker's ApiVersions answer with an error other than
+/// UNSUPPORTED_VERSION (whatever versions it lists) drops the connection.
+#[test]
+fn api_versions_with_another_error_drops_the_connection() {
+    use kring_protocol::message::encode_response;
+    use kring_protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
+    let (mut core, conn, now) = core();
+    let resp = ApiVersionsResponse {
+        error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(),
+        api_keys: [(0, 3, 11), (3, 1, 12), (18, 0, 3), (22, 0, 5)]
+            .iter()
+            .map(|&(k, lo, hi)| ApiVersion {
+                api_key: k,
+                min_version: lo,
+                max_version: hi,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut f = BytesMut::new();
+    encode_response(&mut f, 0, 3, &resp).unwrap();
+    core.handle_response(now, conn, f.freeze().slice(4..));
+    assert_eq!(core.poll_io(), Some(IoCommand::Close { conn }));
+}
+
+/// A TLS failure (here an untrusted certificate) is a failed connect:
+/// the core backs off before trying again, and a send waiting for
+/// metadata names it as the cause.
+#[test]
+fn a_tls_failure_is_the_cause_a_waiting_send_reports() {
+    let now = base_instant();
+    let config = crate::Config {
+        bootstrap: vec!["b:1".into()],
+        ..cfg()
+    };
+    let (mut core, shared) = ProducerCore::new(config, now).unwrap();
+    core.handle_wakeup(now);
+    assert!(core.poll_transmit(now).is_none());
+    let Some(IoCommand::Connect { conn, .. }) = core.poll_io() else {
+        panic!("a connect");
+    };
+    core.handle_tls_error(
+        now,
+        conn,
+        crate::TlsFailure::UntrustedCertificate,
+        "invalid peer certificate: UnknownIssuer",
+    );
+    assert!(core.poll_transmit(now).is_none());
+    assert_eq!(core.poll_io(), None, "the driver closed it");
+    assert!(core.poll_timeout().is_some_and(|t| t > now), "a backoff");
+    let err = shared
+        .append(now, crate::RecordRef::plain("t", b"v"), now)
+        .unwrap_err();
+    let (SendError::MetadataTimeout { last_error, .. }
+    | SendError::NoMetadataYet { last_error, .. }) = err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(
+        matches!(
+            last_error,
+            Some(crate::LastError::Tls {
+                kind: crate::TlsFailure::UntrustedCertificate,
+                ..
+            })
+        ),
+        "{last_error:?}"
+    );
 }
 
 /// Answers the ApiVersions request `t` (correlation id 0) with the versions
