@@ -503,6 +503,74 @@ fn a_topic_wanted_while_metadata_is_in_flight_is_asked_for_next() {
     assert_eq!(metadata_requests(&sim), m0 + 2);
 }
 
+/// A topic answered with a retriable error (LEADER_NOT_AVAILABLE: just
+/// created, its leaders not yet elected) is waited for, not failed: the
+/// send goes on once the answer has leaders.
+#[test]
+fn a_topic_answered_leader_not_available_is_waited_for() {
+    let mut sim = sim_on(cfg(), cluster(1, 1).topic("u", 1));
+    learn_metadata(&mut sim);
+    sim.cluster
+        .inject(Fault::error(ApiKey::Metadata, ErrorCode::LEADER_NOT_AVAILABLE).times(2));
+    let h = sim.send("u", Some(0), None, Some(b"u")).unwrap();
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 0);
+    assert_eq!(sim.shared.topic_error("u"), None);
+}
+
+/// A known topic answered with an error while records are buffered for
+/// it (a topic being moved, or a broker behind): its partitions are kept,
+/// and metadata is asked for again at the retry backoff's pace (not at
+/// `metadata.max.age.ms`) until an answer lists it, long after any sender
+/// waited for it (`max.block.ms`).
+#[test]
+fn a_known_topic_answered_with_an_error_while_it_has_work_is_asked_again() {
+    let config = Config {
+        linger: ms(5_000),
+        max_block: ms(100),
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.run_for(ms(500));
+    let refused = sim
+        .cluster
+        .inject(Fault::error(ApiKey::Metadata, ErrorCode::LEADER_NOT_AVAILABLE).always());
+    let m0 = metadata_requests(&sim);
+    // The periodic refresh finds the error, then the backoff's: about
+    // 0.1 + 0.2 + 0.4 + 0.8 + 1 s; every `metadata.max.age.ms` would be 3.
+    sim.run_for(ms(3_000));
+    let asked = metadata_requests(&sim) - m0;
+    assert!(asked >= 5, "{asked} requests in 3 s");
+    assert_eq!(sim.shared.partition_count("t"), Some(1));
+    sim.cluster.remove_fault(refused);
+    sim.drive();
+    assert_eq!(h.wait().unwrap().offset, 0);
+}
+
+/// A topic a sender waits for, listed with nothing usable (only invalid
+/// partition indexes): still unknown, and asked for again at the retry
+/// backoff's pace while the sender waits (one registration: an async
+/// task's, which does not ask again by itself).
+#[test]
+fn a_wanted_topic_listed_with_nothing_usable_is_asked_for_again() {
+    let mut sim = sim_on(cfg(), cluster(1, 1).topic("u", 1));
+    learn_metadata(&mut sim);
+    let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionIndex(i32::MAX));
+    sim.cluster.inject(lie.on_partition("u", 0).always());
+    let m0 = metadata_requests(&sim);
+    let now = sim.now;
+    let r = sim
+        .shared
+        .append(now, crate::RecordRef::plain("u", b"u"), now);
+    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    sim.run_for(ms(3_000));
+    let asked = metadata_requests(&sim) - m0;
+    assert!(asked >= 5, "{asked} requests in 3 s");
+    assert_eq!(sim.shared.partition_count("u"), None);
+}
+
 /// A known topic a metadata response says nothing of but
 /// UNKNOWN_TOPIC_OR_PARTITION (being deleted, or a broker behind) keeps
 /// its partitions, past `topic.metadata.propagation` too: sends go on at
@@ -909,6 +977,17 @@ fn non_idempotent_max_in_flight_one_keeps_order_across_a_leader_move() {
 /// until the delivery timeout, for every record, indefinitely.
 #[test]
 fn recreated_topic_with_lower_leader_epochs_is_followed() {
+    // The old t/0 at node 2, epoch 3; the recreated one at node 1, epoch 1
+    // (created at node 2, then moved). Then the old t/0 at node 2, epoch
+    // 1; the recreated one at node 1, epoch 0 (as created).
+    recreated_topic_followed(&[2, 1, 2], true);
+    recreated_topic_followed(&[2], false);
+}
+
+/// `recreated_topic_with_lower_leader_epochs_is_followed` with t/0 moved
+/// along `old_moves` before, then recreated at node 2 and moved to node 1
+/// (`moved`), or created at node 1 (behind a topic of two partitions).
+fn recreated_topic_followed(old_moves: &[i32], moved: bool) {
     let config = Config {
         enable_idempotence: false,
         ..cfg()
@@ -916,26 +995,34 @@ fn recreated_topic_with_lower_leader_epochs_is_followed() {
     let mut sim = sim_with(config, 2, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
-    // A few leader moves: t/0 at node 2, leader epoch 3; the producer
-    // learns it (a NOT_LEADER_OR_FOLLOWER hint or a refresh).
-    for n in [2, 1, 2] {
+    // The producer learns the moves (a NOT_LEADER_OR_FOLLOWER hint or a
+    // refresh).
+    for &n in old_moves {
         sim.cluster.move_leader("t", 0, n).unwrap();
     }
+    let old_leader = *old_moves.last().unwrap();
+    let before = produce_to(&sim, old_leader);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     assert_eq!(h.wait().unwrap().offset, 1);
-    assert_eq!(produce_to(&sim, 2), 1);
-    // The topic is deleted and created again: a new topic id, t/0 led by
-    // node 1 at leader epoch 1 (created at node 2, then moved).
+    assert_eq!(produce_to(&sim, old_leader), before + 1);
+    // The topic is deleted and created again: a new topic id, lower leader
+    // epochs, another leader.
+    // (kring-mock's topic ids count the topics a cluster created: another
+    // topic first gives `t` a new id, as a real recreation does.)
     let recreated = MockCluster::builder()
         .brokers(2)
-        .topic("other", 1)
+        .topic("other", if moved { 1 } else { 2 })
         .topic("t", 1)
         .auto_create_topics(false)
         .build_unbound()
         .unwrap();
-    recreated.move_leader("t", 0, 1).unwrap();
-    assert_eq!(recreated.leader_epoch("t", 0), Some(1));
+    if moved {
+        recreated.move_leader("t", 0, 1).unwrap();
+    }
+    let epoch = recreated.leader_epoch("t", 0).unwrap();
+    assert!(epoch < old_moves.len() as i32, "{epoch}");
+    assert_ne!(recreated.leader("t", 0), Some(old_leader));
     sim.cluster = recreated;
     let t0 = sim.now;
     let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
