@@ -658,6 +658,43 @@ fn a_partition_moved_off_a_stalled_broker_gets_keyless_records_again() {
     );
 }
 
+/// A broker that cannot take a request for less than
+/// `partitioner.availability.timeout.ms` at a time (here throttled for
+/// 300 ms after each answer, against a 1 s timeout) is never marked
+/// stalled: its partitions keep their share of keyless records.
+#[test]
+fn a_broker_busy_for_less_than_the_availability_timeout_is_not_stalled() {
+    let config = Config {
+        linger: ms(2),
+        batch_size: 512,
+        partitioner_availability_timeout: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    learn_metadata(&mut sim);
+    sim.cluster
+        .inject(Fault::throttle(ApiKey::Produce, ms(300)).on_broker(2));
+    let mut to_2 = 0;
+    for i in 0..3_000 {
+        let now = sim.now;
+        let rec = crate::RecordRef {
+            partition: None,
+            ..record_ref(0, &[7u8; 100])
+        };
+        let o = sim.shared.append(now, rec, now).unwrap();
+        to_2 += usize::from(o.partition == 1);
+        sim.run_for(ms(1));
+        let stalled = sim
+            .core
+            .part((0, 1))
+            .slot
+            .leader_stalled
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(!stalled, "broker 2 marked stalled after {i} ms");
+    }
+    assert!(to_2 > 300, "{to_2} of 3000 to broker 2's partition");
+}
+
 /// `partitioner.availability.timeout.ms` (KIP-794): a broker that has had
 /// batches waiting longer than the timeout without taking a request gets
 /// no more keyless records until it takes one again; every record is
