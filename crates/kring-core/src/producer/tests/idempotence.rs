@@ -572,6 +572,8 @@ fn written_batch_the_broker_forgot_ends_at_once_and_the_partition_goes_on() {
         assert_eq!(h.wait().unwrap().offset, i as i64 + 1, "record {}", i + 1);
     }
     assert_eq!(values(&sim), (0..12).collect::<Vec<u32>>());
+    // The sequences after it stay valid: no epoch bump rewrites them.
+    assert_eq!(sim.core.stats().epoch_bumps, 0);
 }
 
 /// A batch is appended but its answer is lost with the connection (fate
