@@ -273,8 +273,8 @@ mod tests {
         let mut q = DeadlineQueue::new();
         let mut model: Vec<(Instant, u32, TimerHandle)> = vec![];
         let mut next = 0u32;
-        for _ in 0..5000 {
-            match rng.next_u64() % 4 {
+        for _ in 0..20_000 {
+            match rng.next_u64() % 5 {
                 0 | 1 => {
                     let d = base + Duration::from_micros(rng.next_u64() % 10_000);
                     let h = q.insert(d, next);
@@ -304,6 +304,7 @@ mod tests {
                 }
             }
             assert_eq!(q.len(), model.len());
+            assert_eq!(q.peek(), model.iter().map(|m| m.0).min());
         }
     }
 }
