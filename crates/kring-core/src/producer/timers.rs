@@ -139,3 +139,33 @@ impl Timers {
         self.queue.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// At most one block-deadline timer: arming again moves it earlier or
+    /// leaves it, whatever other timers fired meanwhile; once it fired, the
+    /// next arming schedules a new one.
+    #[test]
+    fn one_block_deadline_timer() {
+        let base = kring_testclock::origin();
+        let at = |ms: u64| base + Duration::from_millis(ms);
+        let mut t = Timers::new();
+        t.arm_block_deadline(at(50));
+        t.insert(at(5), TimerKey::Metadata);
+        assert_eq!(t.pop_due(at(5)), Some(TimerKey::Metadata));
+        t.arm_block_deadline(at(80));
+        t.arm_block_deadline(at(30));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.next_deadline(), Some(at(30)));
+        assert_eq!(t.pop_due(at(30)), Some(TimerKey::BlockDeadline));
+        t.arm_block_deadline(at(90));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.next_deadline(), Some(at(90)));
+        t.clear();
+        assert_eq!(t.next_deadline(), None);
+    }
+}

@@ -430,3 +430,63 @@ fn a_task_moving_from_metadata_to_memory_takes_a_place_of_its_own() {
     assert!(flush.is_done());
     assert_eq!(sim.cluster.records("u", 0).expect("u-0").len(), 1);
 }
+
+/// Async senders waiting for a topic that never comes each fail at their
+/// own block deadline, whichever registered first: the one timer that
+/// wakes waiting tasks is moved earlier for an earlier deadline, and a
+/// later one does not push it back.
+#[test]
+fn async_senders_waiting_for_a_topic_fail_at_their_own_block_deadlines() {
+    for deadlines_ms in [[1_000u64, 3_000], [3_000, 1_000]] {
+        let mut sim = sim_with(cfg(), 1, 1);
+        learn_metadata(&mut sim);
+        let shared = sim.shared.clone();
+        let start = sim.now;
+        let rec = crate::RecordRef {
+            topic: "never",
+            ..record_ref(0, b"v")
+        };
+        let (counts, wakers) = counted_wakers(2);
+        let mut tasks: Vec<_> = deadlines_ms
+            .iter()
+            .map(|&d| Some(shared.append_async(start, start + ms(d))))
+            .collect();
+        for (i, t) in tasks.iter_mut().enumerate() {
+            let mut cx = Context::from_waker(&wakers[i]);
+            let p = t.as_mut().unwrap().poll_append(start, &rec, &mut cx);
+            assert!(p.is_pending(), "task {i}");
+        }
+        let mut failed_at = [None; 2];
+        let mut seen = [0usize; 2];
+        for step in 0.. {
+            assert!(step < 100_000, "tasks left: {tasks:?}");
+            if tasks.iter().all(Option::is_none) {
+                break;
+            }
+            let now = sim.now;
+            let polled = poll_woken(&mut tasks, &counts, &wakers, &mut seen, |i, t, cx| match t
+                .poll_append(now, &rec, cx)
+            {
+                Poll::Ready(r) => {
+                    assert!(
+                        matches!(r, Err(crate::error::SendError::MetadataTimeout { .. })),
+                        "{r:?}"
+                    );
+                    failed_at[i] = Some(now - start);
+                    true
+                }
+                Poll::Pending => false,
+            });
+            if !polled && !sim.step() {
+                sim.run_for(ms(10));
+            }
+        }
+        for (i, &d) in deadlines_ms.iter().enumerate() {
+            let at = failed_at[i].unwrap();
+            assert!(
+                at >= ms(d) && at < ms(d + 50),
+                "task {i} (deadline {d} ms) failed after {at:?}"
+            );
+        }
+    }
+}
