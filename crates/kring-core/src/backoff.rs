@@ -108,13 +108,20 @@ mod tests {
         };
         let mut rng = SplitMix64::new(5);
         for (attempt, base_ms) in [(0u32, 100.0f64), (1, 200.0), (2, 400.0), (3, 800.0)] {
+            let (mut lo, mut hi) = (f64::MAX, 0.0f64);
             for _ in 0..200 {
                 let d = b.backoff(attempt, &mut rng).as_secs_f64() * 1000.0;
                 assert!(
                     d >= base_ms * 0.8 - 1e-6 && d <= base_ms * 1.2 + 1e-6,
                     "{attempt}: {d}"
                 );
+                (lo, hi) = (lo.min(d), hi.max(d));
             }
+            // The whole ±20 % is used, both sides of the base.
+            assert!(
+                lo < base_ms * 0.85 && hi > base_ms * 1.15,
+                "{attempt}: {lo}..{hi}"
+            );
         }
         let mut seen_low = false;
         for _ in 0..200 {
