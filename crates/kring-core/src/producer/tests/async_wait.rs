@@ -304,6 +304,56 @@ fn a_blocked_sender_wakes_the_parked_io_thread_first() {
     assert_eq!(rx.recv().unwrap().expect("appended"), 0);
 }
 
+/// A sender thread that must block for a partition its topic had but the
+/// latest metadata lacks (a broker lagging behind a partition increase)
+/// wakes the parked I/O thread, so that metadata is asked for, before it
+/// blocks; it goes on once metadata lists the partition again.
+#[test]
+fn a_sender_blocked_for_a_partition_wakes_the_parked_io_thread_first() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 3);
+    learn_metadata(&mut sim);
+    let lag = sim
+        .cluster
+        .inject(Fault::lie(ApiKey::Metadata, kring_mock::Lie::PartitionsBelow(2)).always());
+    sim.run_for(ms(1_500));
+    assert_eq!(sim.shared.partition_count("t"), Some(2));
+    let mut sim = parked(sim);
+    let calls = counted_io_waker(&sim);
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = shared
+            .append(now, record_ref(2, b"v"), now + Duration::from_secs(3600))
+            .map(|o| o.partition);
+        let _ = tx.send(r);
+    });
+    for spins in 0.. {
+        if calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        assert!(!t.is_finished(), "the sender did not block");
+        assert!(spins < 20_000_000, "the parked I/O thread was not woken");
+        std::thread::yield_now();
+    }
+    sim.cluster.remove_fault(lag);
+    for spins in 0.. {
+        if t.is_finished() {
+            break;
+        }
+        assert!(spins < 2_000_000, "the sender never got its partition");
+        if !sim.step() {
+            std::thread::yield_now();
+        }
+    }
+    t.join().unwrap();
+    assert_eq!(rx.recv().unwrap().expect("appended"), 2);
+}
+
 /// Without a driver's I/O waker, the wake-up an async send came to own
 /// while it waited is not dropped: its outcome reports it
 /// ([`AppendOutcome::wake`], as `Shared::set_io_waker` says), even when
