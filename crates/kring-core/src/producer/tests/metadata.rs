@@ -363,6 +363,38 @@ fn a_batch_for_an_unlisted_partition_keeps_metadata_coming() {
     assert!(sim.now - t0 < ms(2_000), "{:?}", sim.now - t0);
 }
 
+/// A partition waiting in the ready queue of a broker that is down, which
+/// metadata then stops listing and later lists again under another
+/// leader: it leaves the dead broker's queue when it is unlisted (that
+/// queue is drained only over a ready connection to its broker), so the
+/// new leader gets its records at once. Left there, they would wait for
+/// the dead broker or their delivery timeout.
+#[test]
+fn a_partition_unlisted_while_queued_at_a_dead_broker_follows_its_next_leader() {
+    // t/0 at node 1, t/1 at node 2.
+    let mut sim = sim_with(cfg(), 2, 2);
+    learn_metadata(&mut sim);
+    sim.send("t", Some(1), None, Some(b"w")).unwrap();
+    sim.drive();
+    stop(&sim, 2);
+    sim.disconnect_node(2);
+    let lie = sim
+        .cluster
+        .inject(Fault::lie(ApiKey::Metadata, Lie::PartitionsBelow(1)).always());
+    let h = sim.send("t", Some(1), None, Some(b"x")).unwrap();
+    sim.run_for(ms(2_000));
+    assert!(h.try_result().is_none());
+    assert_eq!(sim.shared.partition_count("t"), Some(1), "t/1 unlisted");
+    sim.cluster.move_leader("t", 1, 1).unwrap();
+    sim.cluster.remove_fault(lie);
+    let t0 = sim.now;
+    sim.drive_until(1_000_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(30_000)
+    });
+    assert_eq!(h.wait().unwrap().offset, 1);
+    assert!(sim.now - t0 < ms(3_000), "{:?}", sim.now - t0);
+}
+
 /// A partition that loses its leader gets no more keyless records (they
 /// go to the partitions that have one, as the Java client's partitioner
 /// chooses among available partitions), and gets them again once it has
