@@ -603,6 +603,38 @@ fn a_wanted_topic_listed_with_nothing_usable_is_asked_for_again() {
     assert_eq!(sim.shared.partition_count("u"), None);
 }
 
+/// `Shared::wait_for_metadata` (the driver's `partitions_for`): a known
+/// topic's partition count at once; a name that is empty or longer than
+/// the wire's `i16` length an `InvalidTopic` at once (the longest allowed
+/// is asked for); an unknown topic a `MetadataTimeout` at the deadline.
+#[test]
+fn wait_for_metadata_answers_counts_and_typed_errors() {
+    let mut sim = sim_with(cfg(), 1, 3);
+    learn_metadata(&mut sim);
+    let now = sim.now;
+    let shared = sim.shared.clone();
+    assert_eq!(shared.wait_for_metadata(now, "t", now), Ok(3));
+    for name in [String::new(), "n".repeat(i16::MAX as usize + 1)] {
+        assert!(
+            matches!(
+                shared.wait_for_metadata(now, &name, now),
+                Err(SendError::InvalidTopic(_))
+            ),
+            "{} bytes",
+            name.len()
+        );
+    }
+    let longest = "n".repeat(i16::MAX as usize);
+    assert!(matches!(
+        shared.wait_for_metadata(now, &longest, now),
+        Err(SendError::MetadataTimeout { .. })
+    ));
+    assert!(matches!(
+        shared.wait_for_metadata(now, "u", now),
+        Err(SendError::MetadataTimeout { .. })
+    ));
+}
+
 /// A known topic a metadata response says nothing of but
 /// UNKNOWN_TOPIC_OR_PARTITION (being deleted, or a broker behind) keeps
 /// its partitions, past `topic.metadata.propagation` too: sends go on at
