@@ -225,6 +225,33 @@ fn blocked_threads_and_async_tasks_waiting_together_all_go() {
     assert_eq!(sent, filled as usize + 2 * EACH + 1);
 }
 
+/// A test executor: until every task in `tasks` is done, polls those whose
+/// wake-up count moved (`poll` gets the sim's time and returns whether the
+/// task finished), else lets the sim go on (a step, or 10 ms when nothing
+/// is due).
+fn run_woken<T: std::fmt::Debug>(
+    sim: &mut MockSim,
+    tasks: &mut [Option<T>],
+    counts: &[Arc<crate::test_wake::CountWake>],
+    wakers: &[Waker],
+    mut poll: impl FnMut(usize, std::time::Instant, &mut T, &mut Context<'_>) -> bool,
+) {
+    let mut seen = vec![0usize; tasks.len()];
+    for step in 0.. {
+        assert!(step < 100_000, "tasks left: {tasks:?}");
+        if tasks.iter().all(Option::is_none) {
+            break;
+        }
+        let now = sim.now;
+        let polled = poll_woken(tasks, counts, wakers, &mut seen, |i, t, cx| {
+            poll(i, now, t, cx)
+        });
+        if !polled && !sim.step() {
+            sim.run_for(ms(10));
+        }
+    }
+}
+
 /// A sim whose I/O side has nothing left to do and is parked, so that the
 /// next notice a sender pushes owns its wake-up.
 pub(super) fn parked(mut sim: MockSim) -> MockSim {
@@ -282,6 +309,21 @@ fn an_async_send_wakes_the_parked_io_thread_before_it_waits() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "metadata");
 }
 
+/// Steps the sim until the sender thread `t` is done (a bounded spin, no
+/// sleeping), then joins it; `stuck` says what it waited for.
+fn step_until_finished(sim: &mut MockSim, t: std::thread::JoinHandle<()>, stuck: &str) {
+    for spins in 0.. {
+        if t.is_finished() {
+            break;
+        }
+        assert!(spins < 2_000_000, "{stuck}");
+        if !sim.step() {
+            std::thread::yield_now();
+        }
+    }
+    t.join().unwrap();
+}
+
 /// A sender thread that must block for memory while the I/O thread is
 /// parked wakes it (to send the lingering batches now) before it blocks.
 #[test]
@@ -291,16 +333,7 @@ fn a_blocked_sender_wakes_the_parked_io_thread_first() {
     let calls = counted_io_waker(&sim);
     let (t, rx) = blocked_sender(&sim, 0, 900, Duration::from_secs(3600));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    for spins in 0.. {
-        if t.is_finished() {
-            break;
-        }
-        assert!(spins < 2_000_000, "the sender never got memory");
-        if !sim.step() {
-            std::thread::yield_now();
-        }
-    }
-    t.join().unwrap();
+    step_until_finished(&mut sim, t, "the sender never got memory");
     assert_eq!(rx.recv().unwrap().expect("appended"), 0);
 }
 
@@ -341,16 +374,7 @@ fn a_sender_blocked_for_a_partition_wakes_the_parked_io_thread_first() {
         std::thread::yield_now();
     }
     sim.cluster.remove_fault(lag);
-    for spins in 0.. {
-        if t.is_finished() {
-            break;
-        }
-        assert!(spins < 2_000_000, "the sender never got its partition");
-        if !sim.step() {
-            std::thread::yield_now();
-        }
-    }
-    t.join().unwrap();
+    step_until_finished(&mut sim, t, "the sender never got its partition");
     assert_eq!(rx.recv().unwrap().expect("appended"), 2);
 }
 
@@ -449,18 +473,13 @@ fn a_task_moving_from_metadata_to_memory_takes_a_place_of_its_own() {
     let mut cx = Context::from_waker(&wakers[1]);
     let t1 = tasks[1].as_mut().unwrap();
     assert!(t1.poll_produce(sim.now, &recs[1], &mut cx).is_pending());
-    // An executor: polls a task when its wake-up count moved.
-    let mut seen = [0usize; 2];
     let mut waited_for_memory = false;
-    for step in 0.. {
-        assert!(step < 100_000, "tasks left: {tasks:?}");
-        if tasks.iter().all(Option::is_none) {
-            break;
-        }
-        let now = sim.now;
-        let polled = poll_woken(&mut tasks, &counts, &wakers, &mut seen, |i, t, cx| match t
-            .poll_produce(now, &recs[i], cx)
-        {
+    run_woken(
+        &mut sim,
+        &mut tasks,
+        &counts,
+        &wakers,
+        |i, now, t, cx| match t.poll_produce(now, &recs[i], cx) {
             Poll::Ready(r) => {
                 assert_eq!(r.expect("appended").partition, i as i32 % 2);
                 true
@@ -469,11 +488,8 @@ fn a_task_moving_from_metadata_to_memory_takes_a_place_of_its_own() {
                 waited_for_memory |= i == 0;
                 false
             }
-        });
-        if !polled {
-            assert!(sim.step(), "nothing to do, tasks left: {tasks:?}");
-        }
-    }
+        },
+    );
     assert!(waited_for_memory, "the first task never waited for memory");
     let flush = sim.flush();
     sim.drive();
@@ -507,16 +523,12 @@ fn async_senders_waiting_for_a_topic_fail_at_their_own_block_deadlines() {
             assert!(p.is_pending(), "task {i}");
         }
         let mut failed_at = [None; 2];
-        let mut seen = [0usize; 2];
-        for step in 0.. {
-            assert!(step < 100_000, "tasks left: {tasks:?}");
-            if tasks.iter().all(Option::is_none) {
-                break;
-            }
-            let now = sim.now;
-            let polled = poll_woken(&mut tasks, &counts, &wakers, &mut seen, |i, t, cx| match t
-                .poll_append(now, &rec, cx)
-            {
+        run_woken(
+            &mut sim,
+            &mut tasks,
+            &counts,
+            &wakers,
+            |i, now, t, cx| match t.poll_append(now, &rec, cx) {
                 Poll::Ready(r) => {
                     assert!(
                         matches!(r, Err(crate::error::SendError::MetadataTimeout { .. })),
@@ -526,11 +538,8 @@ fn async_senders_waiting_for_a_topic_fail_at_their_own_block_deadlines() {
                     true
                 }
                 Poll::Pending => false,
-            });
-            if !polled && !sim.step() {
-                sim.run_for(ms(10));
-            }
-        }
+            },
+        );
         for (i, &d) in deadlines_ms.iter().enumerate() {
             let at = failed_at[i].unwrap();
             assert!(

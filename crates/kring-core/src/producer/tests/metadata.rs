@@ -20,6 +20,32 @@ fn produce_to(sim: &MockSim, node: i32) -> usize {
         .count()
 }
 
+/// Drives `sim` until `h` has its result (30 s of simulated time at the
+/// most), which must be a success that came within `within`.
+fn delivered_within(
+    sim: &mut MockSim,
+    h: &crate::DeliveryHandle,
+    within: Duration,
+) -> crate::RecordMetadata {
+    let t0 = sim.now;
+    sim.drive_until(1_000_000, |s| {
+        h.try_result().is_some() || s.now - t0 > ms(30_000)
+    });
+    let md = h.try_result().expect("a result within 30 s");
+    assert!(sim.now - t0 < within, "{:?}", sim.now - t0);
+    md.expect("delivered")
+}
+
+/// A first non-blocking send to `topic`, which the producer does not know:
+/// it asks for the topic's metadata and fails at once.
+fn ask_about(sim: &MockSim, topic: &str) {
+    let now = sim.now;
+    let r = sim
+        .shared
+        .append(now, crate::RecordRef::plain(topic, b"v"), now);
+    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })), "{r:?}");
+}
+
 #[test]
 fn bootstrap_then_broker_connections() {
     let mut sim = sim_with(cfg(), 3, 3);
@@ -288,12 +314,7 @@ fn a_leader_the_response_does_not_list_is_no_leader() {
     assert!(metadata_requests(&sim) >= 4, "{}", metadata_requests(&sim));
     assert_eq!(produce_to(&sim, 1) + produce_to(&sim, 2), 0);
     sim.cluster.remove_fault(unlisted);
-    let t0 = sim.now;
-    sim.drive_until(1_000_000, |s| {
-        h.try_result().is_some() || s.now - t0 > ms(30_000)
-    });
-    assert_eq!(h.wait().unwrap().offset, 0);
-    assert!(sim.now - t0 < ms(2_000), "{:?}", sim.now - t0);
+    assert_eq!(delivered_within(&mut sim, &h, ms(2_000)).offset, 0);
 }
 
 /// A response listing only invalid partition indexes for a known topic
@@ -314,13 +335,8 @@ fn a_known_topic_listed_with_only_invalid_indexes_keeps_its_partitions() {
     sim.run_for(ms(1_500));
     assert!(metadata_requests(&sim) > m0, "no refresh");
     assert_eq!(sim.shared.partition_count("t"), Some(3));
-    let t0 = sim.now;
     let h = sim.send("t", Some(2), None, Some(b"x")).unwrap();
-    sim.drive_until(1_000_000, |s| {
-        h.try_result().is_some() || s.now - t0 > ms(30_000)
-    });
-    assert_eq!(h.wait().unwrap().offset, 1);
-    assert!(sim.now - t0 < ms(100), "{:?}", sim.now - t0);
+    assert_eq!(delivered_within(&mut sim, &h, ms(100)).offset, 1);
 }
 
 /// A partition a response stops listing (a broker lagging behind, or the
@@ -355,12 +371,7 @@ fn a_batch_for_an_unlisted_partition_keeps_metadata_coming() {
         metadata_requests(&sim)
     );
     sim.cluster.remove_fault(lie);
-    let t0 = sim.now;
-    sim.drive_until(1_000_000, |s| {
-        h.try_result().is_some() || s.now - t0 > ms(30_000)
-    });
-    assert_eq!(h.wait().unwrap().offset, 0);
-    assert!(sim.now - t0 < ms(2_000), "{:?}", sim.now - t0);
+    assert_eq!(delivered_within(&mut sim, &h, ms(2_000)).offset, 0);
 }
 
 /// A partition waiting in the ready queue of a broker that is down, which
@@ -387,12 +398,7 @@ fn a_partition_unlisted_while_queued_at_a_dead_broker_follows_its_next_leader() 
     assert_eq!(sim.shared.partition_count("t"), Some(1), "t/1 unlisted");
     sim.cluster.move_leader("t", 1, 1).unwrap();
     sim.cluster.remove_fault(lie);
-    let t0 = sim.now;
-    sim.drive_until(1_000_000, |s| {
-        h.try_result().is_some() || s.now - t0 > ms(30_000)
-    });
-    assert_eq!(h.wait().unwrap().offset, 1);
-    assert!(sim.now - t0 < ms(3_000), "{:?}", sim.now - t0);
+    assert_eq!(delivered_within(&mut sim, &h, ms(3_000)).offset, 1);
 }
 
 /// A partition that loses its leader gets no more keyless records (they
@@ -483,11 +489,7 @@ fn a_broker_advertised_at_a_new_address_is_reached_there() {
     assert_eq!(produce_to(&sim, 2), 1);
 
     sim.cluster.remove_fault(lie);
-    let t0 = sim.now;
-    sim.drive_until(1_000_000, |s| {
-        h.try_result().is_some() || s.now - t0 > ms(30_000)
-    });
-    assert_eq!(h.wait().unwrap().offset, 1);
+    assert_eq!(delivered_within(&mut sim, &h, ms(30_000)).offset, 1);
     assert_eq!(log(&sim, 1).len(), 2);
 }
 
@@ -506,11 +508,7 @@ fn a_topic_wanted_while_metadata_is_in_flight_is_asked_for_next() {
     // answer 200 ms late.
     sim.cluster
         .inject(Fault::delay(ApiKey::Metadata, ms(200)).times(1));
-    let now = sim.now;
-    let r = sim
-        .shared
-        .append(now, crate::RecordRef::plain("v", b"v"), now);
-    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    ask_about(&sim, "v");
     sim.run_for(ms(50));
     assert_eq!(metadata_requests(&sim), m0 + 1);
     let shared = sim.shared.clone();
@@ -592,11 +590,7 @@ fn a_wanted_topic_listed_with_nothing_usable_is_asked_for_again() {
     let lie = Fault::lie(ApiKey::Metadata, Lie::PartitionIndex(i32::MAX));
     sim.cluster.inject(lie.on_partition("u", 0).always());
     let m0 = metadata_requests(&sim);
-    let now = sim.now;
-    let r = sim
-        .shared
-        .append(now, crate::RecordRef::plain("u", b"u"), now);
-    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    ask_about(&sim, "u");
     sim.run_for(ms(3_000));
     let asked = metadata_requests(&sim) - m0;
     assert!(asked >= 5, "{asked} requests in 3 s");
@@ -736,11 +730,7 @@ fn metadata_goes_to_the_least_loaded_connection() {
         .count();
     assert_eq!(in_flight_at_1, 3, "w, x, y");
     let sent = sim.transmitted.len();
-    let now = sim.now;
-    let r = sim
-        .shared
-        .append(now, crate::RecordRef::plain("u", b"u"), now);
-    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    ask_about(&sim, "u");
     sim.run_for(ms(5));
     let to: Vec<i32> = sim.transmitted[sent..]
         .iter()
@@ -765,11 +755,7 @@ fn metadata_waits_for_a_slot_on_a_full_connection() {
     sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.run_for(ms(5));
     let m0 = metadata_requests(&sim);
-    let now = sim.now;
-    let r = sim
-        .shared
-        .append(now, crate::RecordRef::plain("u", b"u"), now);
-    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    ask_about(&sim, "u");
     sim.run_for(ms(300));
     assert_eq!(metadata_requests(&sim), m0, "sent past the in-flight limit");
     sim.run_for(ms(300));
@@ -792,11 +778,7 @@ fn unknown_topic_waits_for_creation() {
     let mut sim = sim_with(cfg(), 1, 1);
     sim.run_for(ms(10));
     // The topic does not exist yet; it appears 2 s later.
-    let now = sim.now;
-    let r = sim
-        .shared
-        .append(now, crate::RecordRef::plain("later", b"v"), now);
-    assert!(matches!(r, Err(SendError::MetadataTimeout { .. })));
+    ask_about(&sim, "later");
     sim.run_for(ms(2000));
     assert_eq!(
         sim.shared.topic_error("later"),
@@ -1088,14 +1070,9 @@ fn recreated_topic_followed(old_moves: &[i32], moved: bool) {
     assert!(epoch < old_moves.len() as i32, "{epoch}");
     assert_ne!(recreated.leader("t", 0), Some(old_leader));
     sim.cluster = recreated;
-    let t0 = sim.now;
     let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
-    sim.drive_until(1_000_000, |s| {
-        h.try_result().is_some() || s.now - t0 > ms(30_000)
-    });
-    let r = h.try_result().expect("a result within 30 s");
-    assert_eq!(r.unwrap().offset, 0, "written to the recreated topic");
-    assert!(sim.now - t0 < ms(5_000), "{:?}", sim.now - t0);
+    let md = delivered_within(&mut sim, &h, ms(5_000));
+    assert_eq!(md.offset, 0, "written to the recreated topic");
 }
 
 /// A broker going down for good (a controlled shutdown, then a long

@@ -7,13 +7,30 @@ use crate::{IoCommand, ProducerCore};
 use bytes::{BufMut, Bytes, BytesMut};
 use kring_testclock::origin as base_instant;
 
+/// A core bootstrapping from `b:1`, its connection to it connected and
+/// its ApiVersions request sent.
 fn core() -> (ProducerCore, crate::ConnId, std::time::Instant) {
+    let (mut core, _shared, conn, now) = connecting_core();
+    core.handle_connected(now, conn);
+    let t = core.poll_transmit(now).expect("ApiVersions");
+    assert_eq!(&t.frame.to_bytes()[4..6], &18i16.to_be_bytes());
+    (core, conn, now)
+}
+
+/// A core bootstrapping from `b:1`, its connection to it asked of the
+/// driver.
+fn connecting_core() -> (
+    ProducerCore,
+    std::sync::Arc<crate::Shared>,
+    crate::ConnId,
+    std::time::Instant,
+) {
     let now = base_instant();
     let config = crate::Config {
         bootstrap: vec!["b:1".into()],
         ..cfg()
     };
-    let (mut core, _shared) = ProducerCore::new(config, now).unwrap();
+    let (mut core, shared) = ProducerCore::new(config, now).unwrap();
     core.handle_wakeup(now);
     assert!(core.poll_transmit(now).is_none());
     let conn = match core.poll_io() {
@@ -23,10 +40,7 @@ fn core() -> (ProducerCore, crate::ConnId, std::time::Instant) {
         }
         other => panic!("{other:?}"),
     };
-    core.handle_connected(now, conn);
-    let t = core.poll_transmit(now).expect("ApiVersions");
-    assert_eq!(&t.frame.to_bytes()[4..6], &18i16.to_be_bytes());
-    (core, conn, now)
+    (core, shared, conn, now)
 }
 
 #[test]
@@ -169,25 +183,9 @@ fn unsupported_api_versions_at_v0_drops_the_connection() {
 /// UNSUPPORTED_VERSION (whatever versions it lists) drops the connection.
 #[test]
 fn api_versions_with_another_error_drops_the_connection() {
-    use kring_protocol::message::encode_response;
-    use kring_protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
     let (mut core, conn, now) = core();
-    let resp = ApiVersionsResponse {
-        error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(),
-        api_keys: [(0, 3, 11), (3, 1, 12), (18, 0, 3), (22, 0, 5)]
-            .iter()
-            .map(|&(k, lo, hi)| ApiVersion {
-                api_key: k,
-                min_version: lo,
-                max_version: hi,
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let mut f = BytesMut::new();
-    encode_response(&mut f, 0, 3, &resp).unwrap();
-    core.handle_response(now, conn, f.freeze().slice(4..));
+    let answer = api_versions_answer(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    core.handle_response(now, conn, answer);
     assert_eq!(core.poll_io(), Some(IoCommand::Close { conn }));
 }
 
@@ -196,17 +194,7 @@ fn api_versions_with_another_error_drops_the_connection() {
 /// metadata names it as the cause.
 #[test]
 fn a_tls_failure_is_the_cause_a_waiting_send_reports() {
-    let now = base_instant();
-    let config = crate::Config {
-        bootstrap: vec!["b:1".into()],
-        ..cfg()
-    };
-    let (mut core, shared) = ProducerCore::new(config, now).unwrap();
-    core.handle_wakeup(now);
-    assert!(core.poll_transmit(now).is_none());
-    let Some(IoCommand::Connect { conn, .. }) = core.poll_io() else {
-        panic!("a connect");
-    };
+    let (mut core, shared, conn, now) = connecting_core();
     core.handle_tls_error(
         now,
         conn,
@@ -239,9 +227,16 @@ fn a_tls_failure_is_the_cause_a_waiting_send_reports() {
 /// Answers the ApiVersions request `t` (correlation id 0) with the versions
 /// the core needs.
 fn answer_api_versions(core: &mut ProducerCore, conn: crate::ConnId, now: std::time::Instant) {
+    core.handle_response(now, conn, api_versions_answer(0));
+}
+
+/// An ApiVersions v3 answer (correlation id 0, size prefix stripped) with
+/// `error_code` and the versions the core needs.
+fn api_versions_answer(error_code: i16) -> Bytes {
     use kring_protocol::message::encode_response;
     use kring_protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
     let resp = ApiVersionsResponse {
+        error_code,
         api_keys: [(0, 3, 11), (3, 1, 12), (18, 0, 3), (22, 0, 5)]
             .iter()
             .map(|&(k, lo, hi)| ApiVersion {
@@ -255,7 +250,7 @@ fn answer_api_versions(core: &mut ProducerCore, conn: crate::ConnId, now: std::t
     };
     let mut f = BytesMut::new();
     encode_response(&mut f, 0, 3, &resp).unwrap();
-    core.handle_response(now, conn, f.freeze().slice(4..));
+    f.freeze().slice(4..)
 }
 
 /// A metadata response that cannot be decoded (librdkafka's mock cluster
