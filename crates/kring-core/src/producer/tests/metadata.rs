@@ -762,6 +762,28 @@ fn metadata_waits_for_a_slot_on_a_full_connection() {
     assert_eq!(metadata_requests(&sim), m0 + 1);
 }
 
+/// Steady traffic to partitions that have leaders asks for metadata only
+/// every `metadata.max.age.ms`: records waiting in batches when a
+/// response arrives are no reason to ask again.
+#[test]
+fn steady_traffic_asks_for_metadata_only_at_max_age() {
+    let config = Config {
+        metadata_max_age: ms(1_000),
+        linger: ms(50),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    let m0 = metadata_requests(&sim);
+    for i in 0..150 {
+        sim.send("t", Some(i % 2), None, Some(b"x")).unwrap();
+        sim.run_for(ms(20));
+    }
+    let asked = metadata_requests(&sim) - m0;
+    assert!((2..=4).contains(&asked), "{asked} in 3 s");
+}
+
 #[test]
 fn connection_loss_refreshes_metadata() {
     let mut sim = sim_with(cfg(), 1, 1);
