@@ -1,7 +1,8 @@
 //! Lies a fault can tell: a response rewritten after the broker built its
 //! honest answer, to test that a client survives a hostile or broken
 //! broker (absurd partition indexes, impossible offsets, partitions left
-//! out or answered out of order, a producer id of -1).
+//! out or answered out of order, a producer id of -1) or one whose view
+//! lags (a stale leader and epoch, a broker's old address).
 
 use kring_protocol::messages::init_producer_id::InitProducerIdResponse;
 use kring_protocol::messages::metadata::{MetadataResponse, MetadataResponsePartition};
