@@ -20,6 +20,15 @@ fn produce_to(sim: &MockSim, node: i32) -> usize {
         .count()
 }
 
+/// The tests' config with `metadata.max.age.ms` at 1 s, so that a
+/// periodic refresh (which brings a lie or its end) comes within a test.
+fn refreshed_every_second() -> Config {
+    Config {
+        metadata_max_age: ms(1_000),
+        ..cfg()
+    }
+}
+
 /// Drives `sim` until `h` has its result (30 s of simulated time at the
 /// most), which must be a success that came within `within`.
 fn delivered_within(
@@ -205,10 +214,7 @@ fn leader_move_without_hints_refreshes_metadata() {
 /// KIP-320) cannot be compared and is taken.
 #[test]
 fn metadata_with_an_older_leader_epoch_is_ignored() {
-    let config = Config {
-        metadata_max_age: ms(1_000),
-        ..cfg()
-    };
+    let config = refreshed_every_second();
     let mut sim = sim_with(config, 2, 1);
     sim.cluster.move_leader("t", 0, 2).unwrap();
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
@@ -259,10 +265,7 @@ fn metadata_with_an_older_leader_epoch_is_ignored() {
 /// the epoch before is ignored after the hint was followed.
 #[test]
 fn a_leader_epoch_learned_from_a_hint_makes_older_metadata_stale() {
-    let config = Config {
-        metadata_max_age: ms(1_000),
-        ..cfg()
-    };
+    let config = refreshed_every_second();
     let mut sim = sim_with(config, 2, 1);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
     sim.drive();
@@ -322,10 +325,7 @@ fn a_leader_the_response_does_not_list_is_no_leader() {
 /// partitions and leaders, and records sent to it are delivered at once.
 #[test]
 fn a_known_topic_listed_with_only_invalid_indexes_keeps_its_partitions() {
-    let config = Config {
-        metadata_max_age: ms(1_000),
-        ..cfg()
-    };
+    let config = refreshed_every_second();
     let mut sim = sim_with(config, 2, 3);
     sim.send("t", Some(2), None, Some(b"w")).unwrap();
     sim.drive();
@@ -410,10 +410,9 @@ fn a_partition_unlisted_while_queued_at_a_dead_broker_follows_its_next_leader() 
 fn keyless_records_avoid_a_partition_without_a_leader() {
     let config = Config {
         partitioner_adaptive: false,
-        metadata_max_age: ms(1_000),
         linger: ms(0),
         batch_size: 100,
-        ..cfg()
+        ..refreshed_every_second()
     };
     let mut sim = sim_with(config, 2, 2);
     sim.send("t", Some(1), None, Some(b"w")).unwrap();
@@ -460,10 +459,7 @@ fn keyless_records_avoid_a_partition_without_a_leader() {
 /// is delivered, once.
 #[test]
 fn a_broker_advertised_at_a_new_address_is_reached_there() {
-    let config = Config {
-        metadata_max_age: ms(1_000),
-        ..cfg()
-    };
+    let config = refreshed_every_second();
     // t/0 at node 1, t/1 at node 2.
     let mut sim = sim_with(config, 2, 2);
     sim.send("t", Some(1), None, Some(b"w")).unwrap();
@@ -558,8 +554,7 @@ fn a_known_topic_answered_with_an_error_while_it_has_work_is_asked_again() {
     let config = Config {
         linger: ms(5_000),
         max_block: ms(100),
-        metadata_max_age: ms(1_000),
-        ..cfg()
+        ..refreshed_every_second()
     };
     let mut sim = sim_with(config, 1, 1);
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
@@ -768,9 +763,8 @@ fn metadata_waits_for_a_slot_on_a_full_connection() {
 #[test]
 fn steady_traffic_asks_for_metadata_only_at_max_age() {
     let config = Config {
-        metadata_max_age: ms(1_000),
         linger: ms(50),
-        ..cfg()
+        ..refreshed_every_second()
     };
     let mut sim = sim_with(config, 2, 2);
     sim.send("t", Some(0), None, Some(b"w")).unwrap();
