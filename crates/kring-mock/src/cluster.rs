@@ -60,6 +60,7 @@ pub enum MockError {
 #[derive(Debug, Clone)]
 pub struct MockClusterBuilder {
     brokers: i32,
+    first_node_id: i32,
     topics: Vec<(String, i32)>,
     default_partitions: i32,
     auto_create_topics: bool,
@@ -77,6 +78,7 @@ impl Default for MockClusterBuilder {
     fn default() -> Self {
         MockClusterBuilder {
             brokers: 1,
+            first_node_id: 1,
             topics: Vec::new(),
             default_partitions: 1,
             auto_create_topics: true,
@@ -93,9 +95,18 @@ impl Default for MockClusterBuilder {
 }
 
 impl MockClusterBuilder {
-    /// Number of brokers (ids 1..=n). Default 1.
+    /// Number of brokers (ids 1..=n, or from
+    /// [`first_node_id`](Self::first_node_id)). Default 1.
     pub fn brokers(mut self, n: i32) -> Self {
         self.brokers = n;
+        self
+    }
+
+    /// The first broker's node id; the others follow in order. Default 1.
+    /// Many real clusters (Strimzi, those set up in ZooKeeper days) number
+    /// their brokers from 0, an id a client could mistake for "none".
+    pub fn first_node_id(mut self, id: i32) -> Self {
+        self.first_node_id = id;
         self
     }
 
@@ -149,8 +160,8 @@ impl MockClusterBuilder {
         self
     }
 
-    /// Listen on `port_base + i` for broker `i` (1-based) instead of
-    /// ephemeral ports.
+    /// Listen on `port_base + i` for the `i`-th broker (counted from 1,
+    /// whatever its node id) instead of ephemeral ports.
     pub fn port_base(mut self, port: u16) -> Self {
         self.port_base = Some(port);
         self
@@ -196,7 +207,7 @@ impl MockClusterBuilder {
         self.build_inner(true)
     }
 
-    /// Builds the cluster without sockets or threads: brokers `1..=n` are
+    /// Builds the cluster without sockets or threads: brokers are
     /// named `mock-<id>:9092` and answer only through
     /// [`MockCluster::handle`], which runs the same request dispatch as
     /// the TCP server. For deterministic harnesses (kring-core's `Sim`,
@@ -217,6 +228,16 @@ impl MockClusterBuilder {
         if self.brokers < 1 {
             return Err(MockError::Config(format!("{} brokers", self.brokers)));
         }
+        let last_node_id = self
+            .first_node_id
+            .checked_add(self.brokers - 1)
+            .filter(|_| self.first_node_id >= 0)
+            .ok_or_else(|| {
+                MockError::Config(format!(
+                    "{} brokers from node id {}",
+                    self.brokers, self.first_node_id
+                ))
+            })?;
         if self.default_partitions < 1 {
             return Err(MockError::Config(format!(
                 "default partitions {}",
@@ -245,7 +266,7 @@ impl MockClusterBuilder {
             sasl: self.sasl.map(Mutex::new),
         });
         let mut servers = Vec::new();
-        for id in 1..=self.brokers {
+        for id in self.first_node_id..=last_node_id {
             if !bind {
                 shared.lock().brokers.push(BrokerInfo {
                     id,
@@ -257,8 +278,9 @@ impl MockClusterBuilder {
                 continue;
             }
             let port = match self.port_base {
-                Some(base) => base
-                    .checked_add(id as u16)
+                Some(base) => u16::try_from(id - self.first_node_id + 1)
+                    .ok()
+                    .and_then(|nth| base.checked_add(nth))
                     .ok_or_else(|| MockError::Config(format!("port base {base} too high")))?,
                 None => 0,
             };

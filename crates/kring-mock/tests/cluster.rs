@@ -162,6 +162,50 @@ fn metadata_describes_brokers_and_spread_leaders() {
     }
 }
 
+/// Brokers numbered from 0 (`first_node_id`), as many real clusters number
+/// them: node 0 is listed, leads partitions, is the controller and answers
+/// at its own address.
+#[test]
+fn brokers_can_be_numbered_from_zero() {
+    let c = MockCluster::builder()
+        .brokers(3)
+        .first_node_id(0)
+        .topic("t", 4)
+        .build()
+        .unwrap();
+    assert_eq!(c.broker_ids(), [0, 1, 2]);
+    let mut cl = Client::connect(c.broker_addr(0).unwrap());
+    let all = MetadataRequest {
+        topics: None,
+        ..Default::default()
+    };
+    let r = cl.call(12, &all);
+    let ids: Vec<i32> = r.brokers.iter().map(|b| b.node_id).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    assert_eq!(r.controller_id, 0);
+    let leaders: Vec<i32> = r.topics[0].partitions.iter().map(|p| p.leader_id).collect();
+    assert_eq!(leaders, [0, 1, 2, 0]);
+    let mut zero = Client::connect(leader_addr(&c, "t", 0));
+    let resp = zero.call(
+        9,
+        &produce_req("t", 0, batch(2, 0, None, Compression::None), -1),
+    );
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(c.records("t", 0).unwrap().len(), 2);
+}
+
+/// Node ids below 0, or past `i32::MAX`, are refused at build time.
+#[test]
+fn node_ids_out_of_range_are_refused() {
+    for (brokers, first) in [(1, -1), (2, i32::MAX)] {
+        let r = MockCluster::builder()
+            .brokers(brokers)
+            .first_node_id(first)
+            .build_unbound();
+        assert!(r.is_err(), "{brokers} brokers from {first}");
+    }
+}
+
 #[test]
 fn metadata_auto_creates_and_reports_unknown_topics() {
     let c = MockCluster::builder()

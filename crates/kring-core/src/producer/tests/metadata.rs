@@ -90,6 +90,31 @@ fn leader_move_with_kip951_hint_skips_backoff_and_metadata() {
     assert_eq!(metadata_requests(&sim), m0, "the hint sufficed");
 }
 
+/// Node 0 is a broker like any other (many real clusters number theirs
+/// from 0): it leads a partition, and a KIP-951 hint naming it is followed
+/// at once, as one naming any other node is, without metadata.
+#[test]
+fn a_leader_hint_naming_node_zero_is_followed() {
+    let mut sim = sim_on(cfg(), cluster(2, 1).first_node_id(0));
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    assert_eq!(produce_to(&sim, 0), 1, "node 0 leads t-0");
+    let m0 = metadata_requests(&sim);
+    sim.cluster.move_leader("t", 0, 1).unwrap();
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    assert_eq!(delivered_within(&mut sim, &h, ms(50)).offset, 1);
+    sim.cluster.move_leader("t", 0, 0).unwrap();
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    assert_eq!(delivered_within(&mut sim, &h, ms(50)).offset, 2);
+    assert_eq!(
+        produce_to(&sim, 0),
+        3,
+        "the first send, the refused one, and back"
+    );
+    sim.run_for(ms(1_000));
+    assert_eq!(metadata_requests(&sim), m0, "the hints sufficed");
+}
+
 /// KIP-951 hints are trusted only with the two errors a Kafka broker sets
 /// them for, NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH (as the Java
 /// client's `Sender` does): a hint riding on any other error (here
