@@ -836,6 +836,53 @@ fn unknown_topic_waits_for_creation() {
     h.wait().unwrap();
 }
 
+/// The connection cause a send waiting for metadata reports is a failure
+/// while no broker connection was ready: a broker refusing connections
+/// while another connection is ready is not why metadata is missing, and
+/// is not named. Once the last ready connection is lost, its failure is
+/// named, also while a connection to another broker is still in its
+/// handshake.
+#[test]
+fn a_connection_failure_is_the_metadata_cause_only_with_no_connection_ready() {
+    let mut sim = sim_with(cfg(), 2, 2);
+    let h = sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+    sim.cluster.stop_broker(2).unwrap();
+    sim.send("t", Some(1), None, Some(b"x")).unwrap();
+    sim.run_for(ms(50));
+    assert!(sim.connects.iter().any(|a| a == "mock-2:9092"));
+    let cause = |sim: &MockSim, topic: &str| {
+        let now = sim.now;
+        match sim
+            .shared
+            .append(now, crate::RecordRef::plain(topic, b"v"), now)
+        {
+            Err(SendError::MetadataTimeout { last_error, .. }) => last_error,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(cause(&sim, "u"), None, "node 1's connection is ready");
+    // Node 2 accepts again, but its ApiVersions answer takes 10 s.
+    let slow = Fault::new(ApiKey::ApiVersions, FaultAction::Delay(ms(10_000)));
+    sim.cluster.inject(slow.on_broker(2));
+    sim.cluster.start_broker(2).unwrap();
+    let c2 = |sim: &MockSim| sim.connects.iter().filter(|a| *a == "mock-2:9092").count();
+    let tried = c2(&sim);
+    sim.drive_until(100_000, |s| c2(s) > tried);
+    sim.cluster.stop_broker(1).unwrap();
+    sim.disconnect_node(1);
+    sim.run_for(ms(50));
+    let last = cause(&sim, "v");
+    assert!(
+        matches!(
+            last,
+            Some(crate::LastError::Disconnected { .. } | crate::LastError::Connect { .. })
+        ),
+        "{last:?}"
+    );
+}
+
 /// A propagation window longer than the wait: the send waits out its block
 /// deadline (the MockSim's 60 s) naming the brokers' error, as the Java client
 /// does.
