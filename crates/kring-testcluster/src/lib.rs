@@ -6,7 +6,9 @@
 //! Metadata. Topics are created, and leaders looked up, with kring-protocol's
 //! own messages over a plain `TcpStream` — no JVM per admin call. Nodes can
 //! be SIGKILLed, SIGTERMed (controlled shutdown), SIGSTOPped, SIGCONTed and
-//! restarted on the same storage.
+//! restarted on the same storage. Nodes are numbered from 0, as Strimzi
+//! and ZooKeeper-era clusters number their brokers, so every test against
+//! the cluster meets a broker whose id a client could mistake for "none".
 //!
 //! Teardown never depends on `Drop` alone: every JVM runs under a `sh`
 //! watchdog that SIGKILLs it and removes its directory as soon as the test
@@ -491,7 +493,7 @@ impl KafkaCluster {
         let per_node = if self.cfg.secured.is_some() { 3 } else { 2 };
         let ports = free_ports(per_node * n)?;
         for i in 0..n {
-            let id = i32::try_from(i + 1).expect("at most 9 nodes");
+            let id = i32::try_from(i).expect("at most 9 nodes");
             let dir = self.root.join(format!("node-{id}"));
             std::fs::create_dir_all(dir.join("data")).map_err(|source| ClusterError::Io {
                 context: format!("creating {}", dir.display()),
@@ -1038,7 +1040,7 @@ impl KafkaCluster {
         ))
     }
 
-    /// The node ids, ascending (1..=N).
+    /// The node ids, ascending (0..N).
     pub fn node_ids(&self) -> Vec<i32> {
         self.nodes.iter().map(|n| lock(n).id).collect()
     }
@@ -1443,7 +1445,7 @@ impl KafkaCluster {
     }
 
     fn node(&self, id: i32) -> Result<&Mutex<Node>, ClusterError> {
-        usize::try_from(id - 1)
+        usize::try_from(id)
             .ok()
             .and_then(|i| self.nodes.get(i))
             .ok_or(ClusterError::NoSuchNode(id))

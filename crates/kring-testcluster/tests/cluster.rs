@@ -75,14 +75,14 @@ fn one_node_produce_kill_restart_pause_resume() {
     let t = Instant::now();
     let cluster = KafkaCluster::start(ClusterConfig::new(1)).unwrap();
     eprintln!("1-node cluster up in {:?}", t.elapsed());
-    assert_eq!(cluster.node_ids(), vec![1]);
-    assert_eq!(cluster.bootstrap(), cluster.broker_addr(1).to_string());
-    let dir = cluster.node_dir(1);
+    assert_eq!(cluster.node_ids(), vec![0]);
+    assert_eq!(cluster.bootstrap(), cluster.broker_addr(0).to_string());
+    let dir = cluster.node_dir(0);
     assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
 
     cluster.create_topic("harness", 2, 1, &[]).unwrap();
-    assert_eq!(cluster.leader_of("harness", 0).unwrap(), 1);
-    assert_eq!(cluster.leader_of("harness", 1).unwrap(), 1);
+    assert_eq!(cluster.leader_of("harness", 0).unwrap(), 0);
+    assert_eq!(cluster.leader_of("harness", 1).unwrap(), 0);
     match cluster.create_topic("harness", 2, 1, &[]) {
         Err(ClusterError::Kafka { code, .. }) => assert_eq!(code.name(), "TOPIC_ALREADY_EXISTS"),
         other => panic!("creating a topic twice: {other:?}"),
@@ -93,22 +93,22 @@ fn one_node_produce_kill_restart_pause_resume() {
     );
 
     // SIGKILL: the JVM is gone and the port refuses.
-    let pid = cluster.pid(1).unwrap();
+    let pid = cluster.pid(0).unwrap();
     assert!(pid_alive(pid));
-    cluster.kill(1);
+    cluster.kill(0);
     assert!(!pid_alive(pid), "java {pid} survived SIGKILL");
-    assert!(!cluster.is_running(1));
-    assert!(cluster.ping(1, Duration::from_secs(2)).is_err());
+    assert!(!cluster.is_running(0));
+    assert!(cluster.ping(0, Duration::from_secs(2)).is_err());
     assert!(matches!(
         cluster.wait_all_brokers(Duration::from_secs(1)),
-        Err(ClusterError::NotRunning(1))
+        Err(ClusterError::NotRunning(0))
     ));
 
     // Restart on the same storage: the log continues where it was.
     let t = Instant::now();
-    cluster.restart(1).unwrap();
+    cluster.restart(0).unwrap();
     eprintln!("node restarted in {:?}", t.elapsed());
-    assert_ne!(cluster.pid(1), Some(pid));
+    assert_ne!(cluster.pid(0), Some(pid));
     cluster.wait_all_brokers(Duration::from_secs(30)).unwrap();
     assert_eq!(
         produce(&cluster.bootstrap(), "harness", 1, 10),
@@ -116,18 +116,18 @@ fn one_node_produce_kill_restart_pause_resume() {
     );
 
     // SIGSTOP: Metadata goes unanswered; SIGCONT: answered again.
-    cluster.pause(1);
-    assert!(cluster.is_running(1));
-    match cluster.ping(1, Duration::from_millis(1500)) {
+    cluster.pause(0);
+    assert!(cluster.is_running(0));
+    match cluster.ping(0, Duration::from_millis(1500)) {
         Err(ClusterError::Io { .. }) => {}
         other => panic!("a paused node answered Metadata: {other:?}"),
     }
-    cluster.resume(1);
-    assert_eq!(cluster.ping(1, Duration::from_secs(30)).unwrap(), vec![1]);
+    cluster.resume(0);
+    assert_eq!(cluster.ping(0, Duration::from_secs(30)).unwrap(), vec![0]);
 
     // Drop kills the JVM and removes the files.
-    let pid = cluster.pid(1).unwrap();
-    let log = cluster.node_log(1);
+    let pid = cluster.pid(0).unwrap();
+    let log = cluster.node_log(0);
     assert!(
         std::fs::metadata(&log).is_ok_and(|m| m.len() > 0),
         "{} is empty",
@@ -143,9 +143,9 @@ fn three_nodes_replicated_topic_and_controlled_shutdown() {
     let t = Instant::now();
     let cluster = KafkaCluster::start(ClusterConfig::new(3)).unwrap();
     eprintln!("3-node cluster up in {:?}", t.elapsed());
-    assert_eq!(cluster.node_ids(), vec![1, 2, 3]);
-    for id in [1, 2, 3] {
-        assert_eq!(cluster.brokers_seen_by(id).unwrap(), vec![1, 2, 3]);
+    assert_eq!(cluster.node_ids(), vec![0, 1, 2]);
+    for id in [0, 1, 2] {
+        assert_eq!(cluster.brokers_seen_by(id).unwrap(), vec![0, 1, 2]);
     }
     cluster
         .create_topic("replicated", 3, 3, &[("min.insync.replicas", "2")])
@@ -153,7 +153,7 @@ fn three_nodes_replicated_topic_and_controlled_shutdown() {
     for p in cluster.describe_topic("replicated").unwrap() {
         let mut replicas = p.replicas.clone();
         replicas.sort_unstable();
-        assert_eq!(replicas, vec![1, 2, 3], "{p:?}");
+        assert_eq!(replicas, vec![0, 1, 2], "{p:?}");
         assert_eq!(p.isr.len(), 3, "{p:?}");
     }
     assert_eq!(
@@ -186,8 +186,8 @@ fn three_nodes_replicated_topic_and_controlled_shutdown() {
     cluster.restart(leader).unwrap();
     eprintln!("node {leader} rejoined in {:?}", t.elapsed());
     cluster.wait_all_brokers(Duration::from_secs(60)).unwrap();
-    for id in [1, 2, 3] {
-        assert_eq!(cluster.brokers_seen_by(id).unwrap(), vec![1, 2, 3]);
+    for id in [0, 1, 2] {
+        assert_eq!(cluster.brokers_seen_by(id).unwrap(), vec![0, 1, 2]);
     }
 }
 
@@ -203,8 +203,8 @@ fn orphan_child() {
     writeln!(
         out,
         "PID {} DIR {}",
-        cluster.pid(1).unwrap(),
-        cluster.node_dir(1).display()
+        cluster.pid(0).unwrap(),
+        cluster.node_dir(0).display()
     )
     .unwrap();
     out.flush().unwrap();
@@ -266,7 +266,7 @@ fn a_node_that_cannot_start_fails_the_start_with_its_log() {
     eprintln!("start failed after {:?}: {err}", t.elapsed());
     match &err {
         ClusterError::NodeStart { node, tail, .. } => {
-            assert_eq!(*node, 1);
+            assert_eq!(*node, 0);
             assert!(
                 tail.contains("num.io.threads"),
                 "the log tail does not say why: {tail}"

@@ -93,8 +93,8 @@ fn sasl_plaintext_listener_authenticates_and_refuses() {
         ),
     )
     .expect("a SASL_PLAINTEXT cluster");
-    let secured = cluster.secured_addr(1).expect("a secured listener");
-    assert_ne!(secured, cluster.broker_addr(1));
+    let secured = cluster.secured_addr(0).expect("a secured listener");
+    assert_ne!(secured, cluster.broker_addr(0));
     assert_eq!(
         cluster.secured_bootstrap().as_deref(),
         Some(secured.to_string().as_str())
