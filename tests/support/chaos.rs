@@ -113,6 +113,9 @@ pub struct ChaosConfig {
     pub seed: u64,
     pub scale: Scale,
     pub brokers: i32,
+    /// The first broker's node id (0 or 1: many real clusters number theirs
+    /// from 0); the others follow.
+    pub first_node_id: i32,
     pub topics: Vec<(String, i32)>,
     pub senders: u32,
     pub records_per_sender: u64,
@@ -175,6 +178,9 @@ impl ChaosConfig {
             seed,
             scale,
             brokers: 3,
+            // From the seed, not the generator: every other choice of a
+            // seed stays what it was before node ids varied.
+            first_node_id: (seed % 2) as i32,
             topics,
             senders: rng.range(2, 3) as u32,
             records_per_sender,
@@ -259,13 +265,14 @@ impl fmt::Display for ChaosConfig {
             .collect();
         write!(
             f,
-            "scale={} brokers={} topics=[{}] senders={} records/sender={} linger={:?} \
+            "scale={} brokers={} first.node.id={} topics=[{}] senders={} records/sender={} linger={:?} \
              batch.size={} max.in.flight={} codec={:?} pad<={} keys={} backoff={:?} \
              request.timeout={:?} delivery.timeout={:?} compression.threads={} \
              buffer.memory={:?} tls={} sasl.lifetime={:?} callback.panics.every={:?} \
              lying.partitioner={}",
             self.scale.name(),
             self.brokers,
+            self.first_node_id,
             topics.join(","),
             self.senders,
             self.records_per_sender,
@@ -411,7 +418,7 @@ pub fn generate_schedule(cfg: &ChaosConfig) -> Vec<Step> {
         };
         let (topic, parts) = cfg.topics[rng.below(cfg.topics.len() as u64) as usize].clone();
         let partition = (topic, rng.below(parts as u64) as i32);
-        let broker = rng.range(1, cfg.brokers as u64) as i32;
+        let broker = cfg.first_node_id + rng.below(cfg.brokers as u64) as i32;
         let some_broker = if rng.chance(40) { Some(broker) } else { None };
         let some_partition = if rng.chance(50) {
             Some(partition.clone())
@@ -903,7 +910,9 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         records: cfg.total_records(),
         ..Outcome::default()
     };
-    let mut builder = MockCluster::builder().brokers(cfg.brokers);
+    let mut builder = MockCluster::builder()
+        .brokers(cfg.brokers)
+        .first_node_id(cfg.first_node_id);
     for (t, p) in &cfg.topics {
         builder = builder.topic(t, *p);
     }
@@ -927,7 +936,10 @@ pub fn run(cfg: &ChaosConfig, steps: &[Step], skip: &HashSet<usize>) -> Outcome 
         .collect();
     let fatal = fatal_partitions(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
 
-    let down: Vec<AtomicBool> = (0..=cfg.brokers).map(|_| AtomicBool::new(false)).collect();
+    // Indexed by node id.
+    let down: Vec<AtomicBool> = (0..cfg.first_node_id + cfg.brokers)
+        .map(|_| AtomicBool::new(false))
+        .collect();
 
     let callbacks = Callbacks::new(cfg.panic_every);
     let cb = callbacks.clone();
@@ -1437,7 +1449,10 @@ pub mod rdkafka_mock {
             .collect()
     }
 
-    fn apply(c: &RdMock<'static, DefaultProducerContext>, s: &Step) {
+    /// Plays step `s`; `first` is the node id the schedule's brokers start
+    /// at (librdkafka's mock numbers its own from 1).
+    fn apply(c: &RdMock<'static, DefaultProducerContext>, first: i32, s: &Step) {
+        let rd_id = |id: i32| id - first + 1;
         match &s.action {
             Action::Fault {
                 api, action, times, ..
@@ -1458,14 +1473,14 @@ pub mod rdkafka_mock {
                 partition,
                 to,
             } => c
-                .partition_leader(topic, *partition, Some(*to))
+                .partition_leader(topic, *partition, Some(rd_id(*to)))
                 .expect("move leader"),
             Action::Restart { broker, down } => {
-                c.broker_down(*broker).expect("broker down");
+                c.broker_down(rd_id(*broker)).expect("broker down");
                 // The downtime is the fault: a wall-clock wait on purpose
                 // (the mock's handle is not Send, so it runs here).
                 std::thread::sleep(*down);
-                c.broker_up(*broker).expect("broker up");
+                c.broker_up(rd_id(*broker)).expect("broker up");
             }
         }
     }
@@ -1492,7 +1507,7 @@ pub mod rdkafka_mock {
         let bootstrap = c.bootstrap_servers();
         let mut idx = 0;
         while idx < steps.len() && steps[idx].at == 0 {
-            apply(&c, &steps[idx]);
+            apply(&c, cfg.first_node_id, &steps[idx]);
             idx += 1;
         }
         let callbacks = Callbacks::new(cfg.panic_every);
@@ -1518,7 +1533,7 @@ pub mod rdkafka_mock {
                     && (steps[idx].at <= n
                         || senders_done.load(Ordering::SeqCst) == cfg.senders as usize)
                 {
-                    apply(&c, &steps[idx]);
+                    apply(&c, cfg.first_node_id, &steps[idx]);
                     idx += 1;
                 }
                 std::thread::sleep(Duration::from_millis(1));

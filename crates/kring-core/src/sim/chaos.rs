@@ -160,7 +160,12 @@ pub fn run_traced(
         }
     };
     let mut input = Input { data, pos: 0 };
-    let brokers = 1 + input.below(3) as i32;
+    // Brokers are numbered from 0 or from 1 (many real clusters number
+    // theirs from 0), chosen by the same byte as their count, so that every
+    // other choice of a schedule stays where it was.
+    let first_byte = input.byte();
+    let brokers = 1 + i32::from(first_byte % 3);
+    let first = i32::from(first_byte / 3 % 2);
     let partitions = 1 + input.below(4) as i32;
     let senders = 1 + input.below(3) as u32;
     let idempotent = !input.byte().is_multiple_of(4);
@@ -211,6 +216,7 @@ pub fn run_traced(
     };
     let cluster = MockCluster::builder()
         .brokers(brokers)
+        .first_node_id(first)
         .replication_factor(brokers as i16)
         .topic(TOPIC, partitions)
         .build_unbound()
@@ -223,7 +229,7 @@ pub fn run_traced(
     let mut ops = 0;
     say(&|| {
         format!(
-            "{brokers} brokers, {partitions} partitions, {senders} senders, idempotence {idempotent}, \
+            "{brokers} brokers from node {first}, {partitions} partitions, {senders} senders, idempotence {idempotent}, \
              acks {acks:?}, linger {linger:?}, batch.size {batch_size}, in flight {max_in_flight}, \
              {compression:?}, request timeout {request_timeout:?}, delivery timeout {delivery_timeout:?}"
         )
@@ -284,21 +290,21 @@ pub fn run_traced(
             }
             // A fault on the next request(s) of some API.
             10..=13 => {
-                let fault = fault(&mut input, brokers, partitions);
+                let fault = fault(&mut input, first, brokers, partitions);
                 say(&|| format!("  fault {fault:?}"));
                 sim.cluster.inject(fault);
             }
             // A leader move.
             14 => {
                 let p = input.below(partitions as usize) as i32;
-                let to = 1 + input.below(brokers as usize) as i32;
+                let to = first + input.below(brokers as usize) as i32;
                 sim.cluster
                     .move_leader(TOPIC, p, to)
                     .map_err(|e| format!("move_leader: {e}"))?;
             }
             // A broker stops (its connections drop) or starts.
             _ => {
-                let id = 1 + input.below(brokers as usize) as i32;
+                let id = first + input.below(brokers as usize) as i32;
                 if sim.cluster.is_broker_running(id) {
                     sim.cluster
                         .stop_broker(id)
@@ -462,7 +468,9 @@ pub fn run_traced(
     Ok(summary)
 }
 
-fn fault(input: &mut Input<'_>, brokers: i32, partitions: i32) -> Fault {
+/// A fault for the next request(s) of some API, on one of the brokers
+/// numbered `first..first + brokers` or on any.
+fn fault(input: &mut Input<'_>, first: i32, brokers: i32, partitions: i32) -> Fault {
     let api: i16 = input.pick(&[0, 0, 0, 0, 3, 3, 22, 18]);
     // Fatal errors end a schedule's interesting part early: one in four.
     let fatal = input.byte().is_multiple_of(4);
@@ -495,7 +503,7 @@ fn fault(input: &mut Input<'_>, brokers: i32, partitions: i32) -> Fault {
     };
     let mut f = Fault::new(api, action).times(1 + input.below(4) as u32);
     if input.byte().is_multiple_of(2) {
-        f = f.on_broker(1 + input.below(brokers as usize) as i32);
+        f = f.on_broker(first + input.below(brokers as usize) as i32);
     }
     if matches!(api, 0 | 3) && input.byte().is_multiple_of(2) {
         f = f.on_partition(TOPIC, input.below(partitions as usize) as i32);
