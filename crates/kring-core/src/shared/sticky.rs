@@ -40,7 +40,8 @@ impl Shared {
     }
 
     /// The sticky partitioner's next partition, other than `current` where
-    /// there is a choice, among those with a leader.
+    /// there is a choice, among those with a leader (and, adaptive, not
+    /// stalled: `current` again if it is the only such one).
     ///
     /// Adaptive (`partitioner.adaptive.partitioning.enable`, the Java
     /// default): of two candidates drawn at random, the one with fewer
@@ -100,10 +101,14 @@ impl Shared {
                 })
                 .find(|&p| p != current && !stalled(p))
         };
+        // Only the current partition is not stalled: it stays (the Java
+        // client chooses among the partitions not left out, the current
+        // one included), rather than move to a stalled one.
         let Some(a) = (!stalled(first))
             .then_some(first)
             .or_else(|| draw(rng, u32::MAX))
             .or_else(|| walk(rng))
+            .or_else(|| (topic.sticky_usable(current) && !stalled(current)).then_some(current))
         else {
             return first;
         };
@@ -153,16 +158,67 @@ fn pick_sticky(
 mod tests {
     use super::*;
     use crate::backoff::SplitMix64;
+    use crate::topics::{PartitionSlot, TopicStatus};
+    use std::sync::atomic::Ordering::Relaxed;
 
+    /// Topic `t` with `n` partitions, each with a leader; those in
+    /// `stalled` are led by a stalled broker.
+    fn topic(n: u32, stalled: &[u32]) -> TopicState {
+        let partitions: Arc<[Arc<PartitionSlot>]> = (0..n)
+            .map(|p| {
+                let slot = PartitionSlot::default();
+                slot.available.store(true, Relaxed);
+                slot.leader_stalled.store(stalled.contains(&p), Relaxed);
+                Arc::new(slot)
+            })
+            .collect();
+        TopicState {
+            id: 0,
+            had: n,
+            name: Arc::from("t"),
+            partitions,
+            available: (0..n).collect(),
+            status: TopicStatus::Ready,
+        }
+    }
+
+    /// One partition of ten not stalled: the four random draws mostly miss
+    /// it, and the walk over the partitions finds it, from any current
+    /// partition (itself included: it stays).
+    #[test]
+    fn the_one_partition_not_stalled_is_found() {
+        let shared = Shared::new(&crate::Config::default());
+        let mut rng = SplitMix64::new(5);
+        let t = topic(10, &[0, 1, 2, 3, 4, 5, 6, 8, 9]);
+        for current in 0..10 {
+            for _ in 0..50 {
+                assert_eq!(shared.next_sticky(&mut rng, &t, 10, current), 7);
+            }
+        }
+        // Every partition stalled: the first draw stands (as Java falls
+        // back to a uniform choice), never the current one.
+        let all = topic(3, &[0, 1, 2]);
+        for _ in 0..50 {
+            let p = shared.next_sticky(&mut rng, &all, 3, 1);
+            assert!(p == 0 || p == 2, "{p}");
+        }
+    }
+
+    /// Uniform over the available partitions other than the current one
+    /// (over all partitions while none is available).
     #[test]
     fn pick_sticky_avoids_current_and_stays_available() {
         let mut rng = SplitMix64::new(3);
-        for _ in 0..100 {
-            let p = pick_sticky(&mut rng, 10, &[1, 4, 6], 4);
-            assert!(p == 1 || p == 6);
-            let q = pick_sticky(&mut rng, 3, &[], 2);
-            assert!(q < 2);
+        let (mut available, mut all) = ([0; 10], [0; 3]);
+        for _ in 0..600 {
+            available[pick_sticky(&mut rng, 10, &[1, 4, 6], 4) as usize] += 1;
+            all[pick_sticky(&mut rng, 3, &[], 2) as usize] += 1;
         }
+        let picked: Vec<usize> = (0..10).filter(|&p| available[p] > 0).collect();
+        assert_eq!(picked, [1, 6], "{available:?}");
+        // 300 each expected; a skew to one side (2:1) would give 200.
+        assert!(available[1] > 250 && available[6] > 250, "{available:?}");
+        assert!(all[0] > 250 && all[1] > 250 && all[2] == 0, "{all:?}");
         assert_eq!(pick_sticky(&mut rng, 5, &[3], 3), 3);
         assert_eq!(pick_sticky(&mut rng, 1, &[], 0), 0);
     }

@@ -436,6 +436,40 @@ fn sticky_switch_leaves_no_one_record_batch_behind() {
     );
 }
 
+/// The sticky partition changes once at least `batch.size` bytes went to
+/// it and its batch is full (KIP-794, as the Java client's built-in
+/// partitioner does), not at the first full batch. Here `batch.size` is
+/// exactly eight records' batch: each partition takes 16 records, two
+/// full batches (the first full at fewer bytes than `batch.size`, the
+/// batch header not counted).
+#[test]
+fn the_sticky_partition_changes_after_batch_size_bytes_and_a_full_batch() {
+    let rec = record_ref(0, &[0u8; 100]);
+    let mut eight = kring_protocol::record::RecordBatchBuilder::new(rec.timestamp_ms, 4096);
+    for _ in 0..8 {
+        eight.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+    }
+    let config = Config {
+        batch_size: eight.size_in_bytes(),
+        linger: ms(1000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    learn_metadata(&mut sim);
+    let now = sim.now;
+    let parts: Vec<i32> = (0..64)
+        .map(|_| {
+            let rec = crate::RecordRef {
+                partition: None,
+                ..rec
+            };
+            sim.shared.append(now, rec, now).unwrap().partition
+        })
+        .collect();
+    let runs: Vec<usize> = parts.chunk_by(|a, b| a == b).map(<[i32]>::len).collect();
+    assert_eq!(runs, [16, 16, 16, 16], "{parts:?}");
+}
+
 /// Only keyless records count toward the sticky partition's bytes (the
 /// Java client's `BuiltInPartitioner` is told only of the records it
 /// placed): records sent to explicit partitions between them, here three
@@ -604,6 +638,46 @@ fn keyless_to_a_black_hole(timeout: Duration) -> ((usize, usize), (usize, usize)
     (during, after)
 }
 
+/// Appends `n` keyless 100 B records to `t`, one a millisecond, without
+/// blocking; returns the partition each went to.
+fn keyless(sim: &mut MockSim, n: usize) -> Vec<i32> {
+    (0..n)
+        .map(|_| {
+            let now = sim.now;
+            let rec = crate::RecordRef {
+                partition: None,
+                ..record_ref(0, &[7u8; 100])
+            };
+            let o = sim.shared.append(now, rec, now).unwrap();
+            sim.run_for(ms(1));
+            o.partition
+        })
+        .collect()
+}
+
+/// With two partitions and one of them led by a stalled broker, the
+/// other is the only one to stick to: a switch due on it stays on it
+/// rather than move to the stalled one (as the Java client's built-in
+/// partitioner chooses among the partitions it has not left out, the
+/// current one included).
+#[test]
+fn the_only_partition_not_stalled_keeps_the_keyless_records() {
+    let config = Config {
+        linger: ms(2),
+        batch_size: 512,
+        request_timeout: ms(60_000),
+        partitioner_availability_timeout: ms(200),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    learn_metadata(&mut sim);
+    let _hole = black_hole(&sim, 2);
+    let _ = keyless(&mut sim, 1000);
+    let during = keyless(&mut sim, 500);
+    let to_stalled = during.iter().filter(|&&p| p == 1).count();
+    assert_eq!(to_stalled, 0, "of {} records", during.len());
+}
+
 /// A partition led by a stalled broker (no keyless records for it, KIP-794)
 /// that moves to a healthy leader takes that leader's mark: keyless records
 /// go to it again while the old leader is still stalled.
@@ -619,20 +693,6 @@ fn a_partition_moved_off_a_stalled_broker_gets_keyless_records_again() {
     let mut sim = sim_on(config, cluster(3, 6).topic("other", 1));
     learn_metadata(&mut sim);
     let _hole = black_hole(&sim, 2);
-    let keyless = |sim: &mut MockSim, n: usize| -> Vec<i32> {
-        (0..n)
-            .map(|_| {
-                let now = sim.now;
-                let rec = crate::RecordRef {
-                    partition: None,
-                    ..record_ref(0, &[7u8; 100])
-                };
-                let o = sim.shared.append(now, rec, now).unwrap();
-                sim.run_for(ms(1));
-                o.partition
-            })
-            .collect()
-    };
     // Broker 2 stalls: after the timeout, its partitions get nothing.
     let _ = keyless(&mut sim, 1000);
     let moved: Vec<i32> = (0..6)
