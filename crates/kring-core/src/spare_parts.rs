@@ -260,6 +260,70 @@ mod tests {
         t
     }
 
+    /// Completions and tables are kept up to their own limits: once
+    /// [`MAX_KEPT`] completions are kept, tables still are, and the other
+    /// way round.
+    #[test]
+    fn completions_and_tables_fill_up_apart() {
+        let parts = SpareParts::default();
+        let mut finished: Vec<_> = (0..MAX_KEPT + 10)
+            .map(|_| (Some(BatchCompletion::new(0)), PerRecord::default()))
+            .collect();
+        parts.put_all(&mut finished);
+        assert_eq!(parts.len(), (MAX_KEPT, 0));
+        let mut finished: Vec<_> = (0..MAX_KEPT + 10)
+            .map(|_| (None, with_capacity()))
+            .collect();
+        parts.put_all(&mut finished);
+        assert_eq!(parts.len(), (MAX_KEPT, MAX_KEPT));
+        // The other way round: tables first.
+        let parts = SpareParts::default();
+        let mut finished: Vec<_> = (0..MAX_KEPT + 10)
+            .map(|_| (None, with_capacity()))
+            .collect();
+        parts.put_all(&mut finished);
+        assert_eq!(parts.len(), (0, MAX_KEPT));
+        let mut finished: Vec<_> = (0..MAX_KEPT + 10)
+            .map(|_| (Some(BatchCompletion::new(0)), PerRecord::default()))
+            .collect();
+        parts.put_all(&mut finished);
+        assert_eq!(parts.len(), (MAX_KEPT, MAX_KEPT));
+    }
+
+    /// Kept tables hold at most [`MAX_KEPT_TABLE_BYTES`] of heap memory
+    /// together, also after some were taken and others put back.
+    #[test]
+    fn kept_tables_stay_within_their_byte_limit() {
+        let parts = SpareParts::default();
+        // A table of a few hundred bytes: its records' contexts.
+        let table = || {
+            let mut t = PerRecord::default();
+            for i in 0..32 {
+                t.push(1, i);
+            }
+            t
+        };
+        let bytes = table().heap_bytes();
+        assert!(bytes <= MAX_TABLE_BYTES, "{bytes}");
+        let fit = MAX_KEPT_TABLE_BYTES / bytes;
+        assert!(fit < MAX_KEPT, "the byte limit is the one reached: {bytes}");
+        let tables = |n: usize| -> Vec<_> { (0..n).map(|_| (None, table())).collect() };
+        parts.put_all(&mut tables(fit + 1));
+        assert_eq!(parts.len().1, fit);
+        // One taken, two put back: one of them fits.
+        let _ = parts.take_table();
+        parts.put_all(&mut tables(2));
+        assert_eq!(parts.len().1, fit);
+        assert_eq!(parts.lock().table_bytes, fit * bytes);
+        // All taken: all fit again.
+        for _ in 0..fit {
+            let _ = parts.take_table();
+        }
+        assert_eq!(parts.lock().table_bytes, 0);
+        parts.put_all(&mut tables(fit));
+        assert_eq!(parts.len().1, fit);
+    }
+
     #[test]
     fn at_most_max_kept() {
         let parts = SpareParts::default();
