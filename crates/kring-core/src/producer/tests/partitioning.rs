@@ -655,6 +655,31 @@ fn keyless(sim: &mut MockSim, n: usize) -> Vec<i32> {
         .collect()
 }
 
+/// The load the adaptive partitioner compares is the batches a partition
+/// has waiting: the sealed ones and the open one. 108-byte records, 8 per
+/// 1,024-byte batch: 30 records lingering are three full batches and an
+/// open one.
+#[test]
+fn a_partitions_queue_depth_counts_sealed_and_open_batches() {
+    let config = Config {
+        batch_size: 1024,
+        linger: ms(1000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 2);
+    learn_metadata(&mut sim);
+    let depth = |sim: &mut MockSim| sim.core.part((0, 1)).slot.lock().depth();
+    assert_eq!(depth(&mut sim), 0);
+    let now = sim.now;
+    for _ in 0..30 {
+        let o = sim.shared.append(now, record_ref(1, &[0u8; 100]), now);
+        assert_eq!(o.unwrap().partition, 1);
+    }
+    assert_eq!(depth(&mut sim), 4);
+    sim.drive();
+    assert_eq!(depth(&mut sim), 0);
+}
+
 /// With two partitions and one of them led by a stalled broker, the
 /// other is the only one to stick to: a switch due on it stays on it
 /// rather than move to the stalled one (as the Java client's built-in
