@@ -599,6 +599,29 @@ mod tests {
         assert_eq!(m.by_id.len(), 2);
     }
 
+    /// One thread feeding several producers keeps a view of each table,
+    /// and each sees only its own topics, also past the views a thread
+    /// keeps (the oldest is dropped and rebuilt when used again).
+    #[test]
+    fn one_thread_sees_each_table_through_its_own_view() {
+        let tables: Vec<TopicTable> = (0..VIEWS_PER_THREAD + 2)
+            .map(|_| TopicTable::new())
+            .collect();
+        for (i, t) in tables.iter().enumerate() {
+            t.register(&format!("topic-of-{i}"));
+        }
+        for _ in 0..3 {
+            for (i, t) in tables.iter().enumerate() {
+                t.with_view(|v| {
+                    for j in 0..tables.len() {
+                        let name = format!("topic-of-{j}");
+                        assert_eq!(v.lookup(&name).is_some(), i == j, "table {i}, {name}");
+                    }
+                });
+            }
+        }
+    }
+
     #[test]
     fn same_name_compares_every_byte() {
         let names = [
@@ -631,6 +654,19 @@ mod tests {
                 assert_eq!(same_name(a, &b), a == b, "{a:?} vs {b:?}");
             }
             assert!(same_name(a, a));
+        }
+        // Every length up to 70 bytes, every position: a name against
+        // itself elsewhere in memory, and against it with that one byte
+        // changed.
+        for n in 0..=70u8 {
+            let a: String = (0..n).map(|i| char::from(b'a' + i % 26)).collect();
+            assert!(same_name(&a, &a.clone()), "{a:?}");
+            for i in 0..usize::from(n) {
+                let mut b = a.clone().into_bytes();
+                b[i] = b'#';
+                let b = String::from_utf8(b).expect("ASCII");
+                assert!(!same_name(&a, &b), "{a:?} vs {b:?}");
+            }
         }
     }
 
