@@ -470,6 +470,20 @@ fn the_sticky_partition_changes_after_batch_size_bytes_and_a_full_batch() {
     assert_eq!(runs, [16, 16, 16, 16], "{parts:?}");
 }
 
+/// One broker and `t` with `partitions` partitions, its metadata known;
+/// `batch.size` 1,024 and `linger.ms` 1,000, so that batches wait to be
+/// counted.
+fn lingering(partitions: u32) -> MockSim {
+    let config = Config {
+        batch_size: 1024,
+        linger: ms(1000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, partitions);
+    learn_metadata(&mut sim);
+    sim
+}
+
 /// Only keyless records count toward the sticky partition's bytes (the
 /// Java client's `BuiltInPartitioner` is told only of the records it
 /// placed): records sent to explicit partitions between them, here three
@@ -477,13 +491,7 @@ fn the_sticky_partition_changes_after_batch_size_bytes_and_a_full_batch() {
 /// keyless records switch.
 #[test]
 fn records_to_explicit_partitions_do_not_move_the_sticky_partition() {
-    let config = Config {
-        batch_size: 1024,
-        linger: ms(1000),
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 4);
-    learn_metadata(&mut sim);
+    let mut sim = lingering(4);
     let keyless = |sim: &MockSim| {
         let rec = crate::RecordRef {
             partition: None,
@@ -661,13 +669,7 @@ fn keyless(sim: &mut MockSim, n: usize) -> Vec<i32> {
 /// open one.
 #[test]
 fn a_partitions_queue_depth_counts_sealed_and_open_batches() {
-    let config = Config {
-        batch_size: 1024,
-        linger: ms(1000),
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 2);
-    learn_metadata(&mut sim);
+    let mut sim = lingering(2);
     let depth = |sim: &mut MockSim| sim.core.part((0, 1)).slot.lock().depth();
     assert_eq!(depth(&mut sim), 0);
     let now = sim.now;
