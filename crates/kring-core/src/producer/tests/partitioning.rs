@@ -682,6 +682,18 @@ fn a_partitions_queue_depth_counts_sealed_and_open_batches() {
     assert_eq!(depth(&mut sim), 0);
 }
 
+/// Small batches that go out at once, and a broker stalled after 200 ms
+/// (`partitioner.availability.timeout.ms`); requests never time out.
+fn stalls_after_200ms() -> Config {
+    Config {
+        linger: ms(2),
+        batch_size: 512,
+        request_timeout: ms(60_000),
+        partitioner_availability_timeout: ms(200),
+        ..cfg()
+    }
+}
+
 /// With two partitions and one of them led by a stalled broker, the
 /// other is the only one to stick to: a switch due on it stays on it
 /// rather than move to the stalled one (as the Java client's built-in
@@ -689,14 +701,7 @@ fn a_partitions_queue_depth_counts_sealed_and_open_batches() {
 /// current one included).
 #[test]
 fn the_only_partition_not_stalled_keeps_the_keyless_records() {
-    let config = Config {
-        linger: ms(2),
-        batch_size: 512,
-        request_timeout: ms(60_000),
-        partitioner_availability_timeout: ms(200),
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 2, 2);
+    let mut sim = sim_with(stalls_after_200ms(), 2, 2);
     learn_metadata(&mut sim);
     let _hole = black_hole(&sim, 2);
     let _ = keyless(&mut sim, 1000);
@@ -710,14 +715,7 @@ fn the_only_partition_not_stalled_keeps_the_keyless_records() {
 /// go to it again while the old leader is still stalled.
 #[test]
 fn a_partition_moved_off_a_stalled_broker_gets_keyless_records_again() {
-    let config = Config {
-        linger: ms(2),
-        batch_size: 512,
-        request_timeout: ms(60_000),
-        partitioner_availability_timeout: ms(200),
-        ..cfg()
-    };
-    let mut sim = sim_on(config, cluster(3, 6).topic("other", 1));
+    let mut sim = sim_on(stalls_after_200ms(), cluster(3, 6).topic("other", 1));
     learn_metadata(&mut sim);
     let _hole = black_hole(&sim, 2);
     // Broker 2 stalls: after the timeout, its partitions get nothing.
