@@ -707,3 +707,63 @@ impl ProducerCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SCRAM client nonces: 24 characters, a new one for every exchange,
+    /// and a different sequence for a different seed.
+    #[test]
+    fn every_nonce_is_new() {
+        let cfg = |seed: u8| SaslConfig {
+            nonce_seed: [seed; 32],
+            ..SaslConfig::new(SaslMechanism::ScramSha256, "alice", "secret")
+        };
+        let mut a = SaslState::new(cfg(1));
+        let first: Vec<String> = (0..100).map(|_| a.nonce()).collect();
+        let distinct: std::collections::HashSet<&String> = first.iter().collect();
+        assert_eq!(distinct.len(), 100);
+        assert!(first.iter().all(|n| n.len() == 24), "{first:?}");
+        let mut b = SaslState::new(cfg(2));
+        assert!(!first.contains(&b.nonce()));
+    }
+
+    /// PLAIN separates its fields with NUL, so credentials holding one are
+    /// refused, naming the setting and not the secret.
+    #[test]
+    fn plain_credentials_with_a_nul_are_refused() {
+        for (user, pass) in [("al\0ice", "secret"), ("alice", "sec\0ret")] {
+            let plain = SaslConfig::new(SaslMechanism::Plain, user, pass);
+            let (setting, why) = plain.check().expect_err("NUL refused");
+            assert_eq!(setting, "sasl.username");
+            assert!(!why.contains("sec"), "{why}");
+        }
+        assert!(SaslConfig::new(SaslMechanism::Plain, "alice", "secret")
+            .check()
+            .is_ok());
+    }
+
+    /// `Debug` shows what helps (mechanism, user, principal, lifetime) and
+    /// never a password or token.
+    #[test]
+    fn debug_names_the_settings_but_no_secret() {
+        let scram = SaslConfig::new(SaslMechanism::ScramSha512, "alice", "hunter2");
+        let token = OAuthToken {
+            value: "eyJhbGciOiJub25lIn0.c2VjcmV0.".into(),
+            lifetime: Duration::from_secs(3600),
+            principal: "svc-orders".into(),
+        };
+        let shown = [
+            format!("{scram:?}"),
+            format!("{:?}", SaslState::new(scram.clone())),
+        ];
+        for s in &shown {
+            assert!(s.contains("ScramSha512") && s.contains("alice"), "{s}");
+            assert!(!s.contains("hunter2"), "{s}");
+        }
+        let t = format!("{token:?}");
+        assert!(t.contains("svc-orders") && t.contains("3600"), "{t}");
+        assert!(!t.contains("c2VjcmV0"), "{t}");
+    }
+}
