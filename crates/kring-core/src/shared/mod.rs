@@ -638,6 +638,8 @@ mod tests {
         assert!(initial_capacity(rec, rec, 16384) >= 2 * rec - HEADER_LEN);
         let two = rec + 110;
         assert!(initial_capacity(two, rec, 16384) >= two + 110);
+        // A larger batch: a quarter more room than it held.
+        assert!(initial_capacity(5000, rec, 16384) >= 6250);
         for last in [0, 1, 100, 1000, 5000, 16383, 16384, 100_000] {
             let c = initial_capacity(last, rec, 16384);
             assert_eq!(c % 64, 0, "a whole number of cache lines");

@@ -246,6 +246,38 @@ fn wake_only_for_new_batches_when_parked() {
     assert_eq!(sim.wakes, w1);
 }
 
+/// A record that fills its open batch to `batch.size` seals it, and wakes
+/// the parked I/O thread to send it now rather than at linger. Here
+/// `batch.size` is exactly eight records' batch, opened before the park.
+#[test]
+fn a_record_that_fills_its_batch_wakes_the_parked_io_thread() {
+    let rec = record_ref(0, &[0u8; 100]);
+    let mut eight = kring_protocol::record::RecordBatchBuilder::new(rec.timestamp_ms, 4096);
+    for _ in 0..8 {
+        eight.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+    }
+    let config = Config {
+        batch_size: eight.size_in_bytes(),
+        linger: ms(100),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.settle();
+    let now = sim.now;
+    let first = sim.shared.append(now, rec, now).unwrap();
+    sim.settle();
+    assert!(sim.core.prepare_park());
+    let w0 = sim.shared.wake_requests();
+    for i in 1..8 {
+        let o = sim.shared.append(now, rec, now).unwrap();
+        assert_eq!(o.wake, i == 7, "record {i} of the batch");
+    }
+    assert_eq!(sim.shared.wake_requests() - w0, 1);
+    assert!(!first.wake, "appended while awake");
+}
+
 /// Close started from the I/O thread (the driver, when the last handle is
 /// dropped) has the same flush-then-stop semantics, and releases senders
 /// blocked waiting for metadata.
