@@ -652,18 +652,24 @@ mod tests {
     #[test]
     fn first_record_size_bound_is_an_upper_bound() {
         let big = vec![1u8; 3 << 20];
-        for (k, v) in [
-            (None, None),
-            (Some(&b""[..]), Some(&b"x"[..])),
-            (Some(&b"key"[..]), Some(&big[..200])),
-            (Some(&big[..70_000]), Some(&big[..])),
+        let headers = [Header {
+            key: "trace",
+            value: Some(&big[..5_000]),
+        }];
+        for (k, v, h) in [
+            (None, None, &[][..]),
+            (Some(&b""[..]), Some(&b"x"[..]), &[][..]),
+            (Some(&b"key"[..]), Some(&big[..200]), &[][..]),
+            (Some(&big[..70_000]), Some(&big[..]), &[][..]),
+            // Headers count too.
+            (Some(&b"key"[..]), Some(&big[..200]), &headers[..]),
         ] {
             let rec = RecordRef {
                 topic: "t",
                 partition: None,
                 key: k,
                 value: v,
-                headers: &[],
+                headers: h,
                 timestamp_ms: 0,
                 context: 0,
             };
