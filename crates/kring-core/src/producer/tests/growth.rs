@@ -336,6 +336,15 @@ fn a_sender_blocked_for_memory_does_not_wait_out_linger() {
         Ok(true),
         "blocked for memory 1 s after the sender began waiting (linger.ms 30 s)"
     );
+    // What the blocked sender reserved was charged exactly: once all is
+    // delivered and the producer closed, the pool holds nothing.
+    let c = sim.close();
+    sim.drive_until(100_000, |_| c.is_done());
+    assert!(sim.core.is_finished());
+    assert_eq!(
+        (sim.shared.pool.used(), sim.shared.pool.spare_bytes()),
+        (0, 0)
+    );
 }
 
 /// The same with a non-blocking send (`try_produce_now`, behind
