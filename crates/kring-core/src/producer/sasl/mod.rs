@@ -431,8 +431,6 @@ pub(crate) struct ConnSasl {
     pub(crate) reauth: bool,
     /// The re-authentication timer.
     pub(crate) reauth_timer: Option<crate::timer::TimerHandle>,
-    /// Completed exchanges on this connection.
-    pub(crate) sessions: u32,
 }
 
 /// SaslHandshake version: v1 (KIP-152: the tokens travel in
@@ -619,7 +617,6 @@ impl ProducerCore {
     fn sasl_done(&mut self, now: Instant, id: ConnId, lifetime_ms: i64) {
         let Some(c) = self.conn_mut(id) else { return };
         c.sasl.exchange = None;
-        c.sasl.sessions += 1;
         let reauth = std::mem::replace(&mut c.sasl.reauth, false);
         self.stats.sasl_authentications += 1;
         if lifetime_ms > 0 {

@@ -202,6 +202,26 @@ fn queued_records_fail_after_delivery_timeout_naming_the_authentication_failure(
     assert!(!text.contains(PASSWORD) && !text.contains("rotated"));
 }
 
+/// A broker that grants no session lifetime (Kafka's default,
+/// `connections.max.reauth.ms` 0) is never re-authenticated with.
+#[test]
+fn no_session_lifetime_means_no_reauthentication() {
+    let config = sasl_cfg(SaslConfig::new(
+        SaslMechanism::ScramSha256,
+        "alice",
+        PASSWORD,
+    ));
+    let mut sim = sasl_sim(config, alice());
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+    sim.run_for(Duration::from_secs(3_600));
+    let stats = sim.core.stats();
+    assert_eq!(stats.sasl_reauthentications, 0);
+    // One authentication per connection (bootstrap, then the broker's).
+    assert_eq!(stats.sasl_authentications as usize, sim.connects.len());
+}
+
 #[test]
 fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
     let server = alice().session_lifetime(Duration::from_secs(10));
@@ -219,6 +239,7 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
     let mut handles = Vec::new();
     let mut in_flight_at_reauth = Vec::new();
     let mut reauths = 0;
+    let mut reauth_at = vec![sim.now];
     let end = sim.now + Duration::from_secs(65);
     while sim.now < end {
         for i in 0..3u8 {
@@ -230,6 +251,7 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
             let r = sim.core.stats().sasl_reauthentications;
             if r > reauths {
                 reauths = r;
+                reauth_at.push(sim.now);
                 // The SaslHandshake just queued is in flight too.
                 let n: usize = sim.core.conns.iter().map(|c| c.in_flight.len()).sum();
                 in_flight_at_reauth.push(n.saturating_sub(1));
@@ -247,8 +269,14 @@ fn reauthentication_happens_before_expiry_and_keeps_in_flight_requests() {
         stats.sasl_reauthentications,
         sim.connects.len()
     );
-    // 65 s with a 10 s session: a re-authentication every 8.5-9.5 s.
+    // 65 s with a 10 s session: a re-authentication every 8.5-9.5 s (as
+    // Java: at 85-95 % of the lifetime, from the end of the exchange
+    // before, a few milliseconds after it began).
     assert!((6..=8).contains(&stats.sasl_reauthentications), "{stats:?}");
+    for w in reauth_at.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(gap >= ms(8_500) && gap < ms(9_600), "{reauth_at:?}");
+    }
     assert_eq!(sim.sasl_closes, 0, "no request after a session expired");
     assert_eq!(stats.retries, 0, "nothing in flight was lost");
     assert_eq!(stats.sasl_failures, 0);
