@@ -56,6 +56,30 @@ fn close_delivers_everything_buffered() {
     ));
 }
 
+/// A send after `close` fails at once with `Closed`, also while its
+/// partition's batch is still open (the I/O thread has not read the close
+/// yet): close flushes what was sent before it, and nothing after.
+#[test]
+fn a_send_after_close_fails_while_its_batch_is_still_open() {
+    let config = Config {
+        linger: ms(1_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    let h = sim.send("t", Some(0), None, Some(b"before")).unwrap();
+    let close = sim.close();
+    let now = sim.now;
+    let late = sim.shared.append(now, record_ref(0, b"after"), now);
+    assert!(
+        matches!(late, Err(SendError::Closed)),
+        "{:?}",
+        late.map(|o| o.partition)
+    );
+    sim.drive_until(10_000, |_| close.is_done());
+    assert_eq!(h.wait().unwrap().offset, 0);
+    assert_eq!(log(&sim, 0).len(), 1);
+}
+
 /// A close after a flush waits for the records sent between the two: its
 /// handle completes only once they have their results (their answer is
 /// held back 500 ms), not when the flush's records had theirs.

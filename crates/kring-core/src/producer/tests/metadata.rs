@@ -883,6 +883,36 @@ fn a_connection_failure_is_the_metadata_cause_only_with_no_connection_ready() {
     );
 }
 
+/// A topic the brokers stop allowing (TOPIC_AUTHORIZATION_FAILED in
+/// metadata: its ACLs changed) fails sends at once with that error, also
+/// while its partition has an open batch with room.
+#[test]
+fn a_topic_no_longer_authorized_fails_sends_though_a_batch_is_open() {
+    let config = Config {
+        linger: ms(5_000),
+        ..refreshed_every_second()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    learn_metadata(&mut sim);
+    sim.send("t", Some(0), None, Some(b"open")).unwrap();
+    sim.cluster
+        .inject(Fault::error(ApiKey::Metadata, ErrorCode::TOPIC_AUTHORIZATION_FAILED).always());
+    sim.run_for(ms(1_500));
+    let now = sim.now;
+    let r = sim.shared.append(now, record_ref(0, b"late"), now);
+    assert!(
+        matches!(
+            r,
+            Err(SendError::TopicError {
+                error: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                ..
+            })
+        ),
+        "{:?}",
+        r.map(|o| o.partition)
+    );
+}
+
 /// A propagation window longer than the wait: the send waits out its block
 /// deadline (the MockSim's 60 s) naming the brokers' error, as the Java client
 /// does.
