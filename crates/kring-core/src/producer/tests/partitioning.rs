@@ -484,6 +484,44 @@ fn lingering(partitions: u32) -> MockSim {
     sim
 }
 
+/// `partitioner.ignore.keys` (the uniform sticky partitioner): keyed
+/// records go where keyless ones do, to the sticky partition, never by
+/// their key's hash, also when their key's partition has an open batch.
+#[test]
+fn keys_are_ignored_by_the_uniform_sticky_partitioner() {
+    let config = Config {
+        partitioner: crate::config::PartitionerChoice::UniformSticky,
+        batch_size: 16_384,
+        linger: ms(1000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 4);
+    learn_metadata(&mut sim);
+    let now = sim.now;
+    for p in 0..4 {
+        let o = sim.shared.append(now, record_ref(p, b"open"), now);
+        assert_eq!(o.unwrap().partition, p);
+    }
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    let hashed: std::collections::BTreeSet<u32> = keys
+        .iter()
+        .map(|k| crate::partitioner::partition_for_key(k.as_bytes(), 4))
+        .collect();
+    assert!(hashed.len() > 1, "the keys hash to several partitions");
+    let placed: std::collections::BTreeSet<i32> = keys
+        .iter()
+        .map(|k| {
+            let rec = crate::RecordRef {
+                partition: None,
+                key: Some(k.as_bytes()),
+                ..record_ref(0, &[0u8; 100])
+            };
+            sim.shared.append(now, rec, now).unwrap().partition
+        })
+        .collect();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+}
+
 /// Only keyless records count toward the sticky partition's bytes (the
 /// Java client's `BuiltInPartitioner` is told only of the records it
 /// placed): records sent to explicit partitions between them, here three
