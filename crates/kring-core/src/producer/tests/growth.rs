@@ -347,6 +347,47 @@ fn a_sender_blocked_for_memory_does_not_wait_out_linger() {
     );
 }
 
+/// The clock a driver installs (`Shared::set_clock`) bounds the whole of an
+/// append by `max.block.ms`: a wait for memory gets only what is left of
+/// the budget when it begins (here nothing: the clock reads past the
+/// deadline, as after a long wait for metadata), not the budget the append
+/// started with. The append runs on a thread of its own: without the
+/// clock it would block for the whole minute.
+#[test]
+fn a_wait_for_memory_gets_only_what_is_left_of_max_block() {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    static AHEAD_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    fn clock() -> std::time::Instant {
+        *BASE.get().expect("set") + ms(AHEAD_MS.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    let config = Config {
+        linger: ms(30_000),
+        buffer_memory: 64 * 1024,
+        batch_size: 16 * 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
+    sim.drive();
+    BASE.set(sim.now).unwrap();
+    sim.shared.set_clock(clock);
+    let sent = fill_memory(&sim, 8, 2000);
+    assert!(sent > 8, "memory full after {sent} records");
+    // 61 s of the append's 60 s budget are gone.
+    AHEAD_MS.store(61_000, std::sync::atomic::Ordering::SeqCst);
+    let shared = sim.shared.clone();
+    let (now, p) = (sim.now, (sent % 8) as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let v = vec![8u8; 2000];
+        let r = shared.append(now, record_ref(p, &v), now + ms(60_000));
+        let _ = tx.send(r.map(|o| o.partition));
+    });
+    let r = rx.recv_timeout(Duration::from_secs(10));
+    assert!(matches!(r, Ok(Err(SendError::BufferFull { .. }))), "{r:?}");
+    t.join().unwrap();
+}
+
 /// The same with a non-blocking send (`try_produce_now`, behind
 /// `Producer::try_send`): refused with `BufferFull`, it asks the I/O
 /// thread for memory as a blocked sender does, so the lingering batches
