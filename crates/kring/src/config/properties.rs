@@ -697,3 +697,24 @@ fn boolean(property: &'static str, v: &str) -> Result<bool, ConfigError> {
         _ => Err(ConfigError::invalid(property, v, "true or false")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("abc", "", 3),
+            ("", "abc", 3),
+            ("linger.ms", "linger.ms", 0),
+            ("lingr.ms", "linger.ms", 1),
+            ("kitten", "sitting", 3),
+            ("delivery.timeout", "delivery.timeout.ms", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a:?} {b:?}");
+            assert_eq!(edit_distance(b, a), d, "{b:?} {a:?}");
+        }
+    }
+}

@@ -131,6 +131,13 @@ fn invalid_values_name_property_and_accepted_values() {
         ("retries", "4294967295", "2147483647"),
         ("partitioner", "fnv1a", "sticky"),
         ("partitioner.ignore.keys", "1", "true or false"),
+        ("buffer.memory", "0", "a positive integer"),
+        ("max.request.size", "0", "a positive integer"),
+        (
+            "max.in.flight.requests.per.connection",
+            "0",
+            "a positive integer",
+        ),
     ] {
         let err = ProducerConfig::default().set(name, value).unwrap_err();
         let msg = err.to_string();
@@ -1263,5 +1270,65 @@ fn rack_and_metrics_push_settings() {
     assert!(
         msg.contains("partitioner.rack.aware") && msg.contains("client.rack"),
         "{msg}"
+    );
+}
+
+/// librdkafka's `partitioner` names kring implements, aliases included.
+#[test]
+fn librdkafka_partitioner_names() {
+    for (value, kind) in [
+        ("default", PartitionerKind::Default),
+        ("murmur2_random", PartitionerKind::Default),
+        ("sticky", PartitionerKind::Sticky),
+        ("round_robin", PartitionerKind::RoundRobin),
+    ] {
+        let c = ProducerConfig::default().set("partitioner", value).unwrap();
+        assert_eq!(c.get_partitioner(), kind, "{value}");
+    }
+}
+
+/// `client.dns.lookup`: Java's default is accepted; the canonical-name
+/// lookup (a Kerberos need) is a known setting kring does not support,
+/// said as such, not taken for a typo.
+#[test]
+fn client_dns_lookup_values() {
+    assert!(ProducerConfig::default()
+        .set("client.dns.lookup", "use_all_dns_ips")
+        .is_ok());
+    let e = ProducerConfig::default()
+        .set(
+            "client.dns.lookup",
+            "resolve_canonical_bootstrap_servers_only",
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Unsupported {
+                property: "client.dns.lookup",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = ProducerConfig::default()
+        .set("client.dns.lookup", "default")
+        .unwrap_err();
+    assert!(matches!(e, ConfigError::InvalidValue { .. }), "{e:?}");
+}
+
+/// "Did you mean" reaches a third of a long name: a name missing its
+/// `.ms` (three edits) still gets the hint.
+#[test]
+fn a_long_name_three_edits_off_gets_a_hint() {
+    let e = ProducerConfig::default()
+        .set("delivery.timeout", "1000")
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::UnknownProperty {
+            name: "delivery.timeout".into(),
+            did_you_mean: Some("delivery.timeout.ms"),
+        }
     );
 }
