@@ -1332,3 +1332,16 @@ fn a_long_name_three_edits_off_gets_a_hint() {
         }
     );
 }
+
+/// `topic.metadata.propagation.max.ms` reaches the core (its default is the
+/// core's own, so only a set value shows it was carried over).
+#[test]
+fn topic_metadata_propagation_reaches_the_core() {
+    let c = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("topic.metadata.propagation.max.ms", "1234"),
+    ])
+    .unwrap();
+    let core = c.to_core(None, None);
+    assert_eq!(core.topic_metadata_propagation, Duration::from_millis(1234));
+}
