@@ -300,6 +300,21 @@ fn growth_blocks_on_buffer_memory() {
     assert_eq!(log(&sim, 1).len(), 2);
     assert_eq!(sim.shared.buffered_bytes(), 0);
 }
+/// `t` with 8 partitions and a record delivered; `buffer.memory` 64 KiB,
+/// batches of 16 KiB that linger 30 s (so `fill_memory` fills it).
+fn lingering_8_partitions_64k() -> MockSim {
+    let config = Config {
+        linger: ms(30_000),
+        buffer_memory: 64 * 1024,
+        batch_size: 16 * 1024,
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 8);
+    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
+    sim.drive();
+    sim
+}
+
 /// `buffer.memory` is taken by lingering batches (linger.ms 30 s) and a
 /// sender blocks for memory: batches lingering more than 100 ms longer
 /// become due at once to make room
@@ -312,15 +327,7 @@ fn growth_blocks_on_buffer_memory() {
 /// block, not for a timer.
 #[test]
 fn a_sender_blocked_for_memory_does_not_wait_out_linger() {
-    let config = Config {
-        linger: ms(30_000),
-        buffer_memory: 64 * 1024,
-        batch_size: 16 * 1024,
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 8);
-    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
-    sim.drive();
+    let mut sim = lingering_8_partitions_64k();
     let sent = fill_memory(&sim, 8, 2000);
     assert!(sent > 8, "memory full after {sent} records");
     sim.settle();
@@ -360,15 +367,7 @@ fn a_wait_for_memory_gets_only_what_is_left_of_max_block() {
     fn clock() -> std::time::Instant {
         *BASE.get().expect("set") + ms(AHEAD_MS.load(std::sync::atomic::Ordering::SeqCst))
     }
-    let config = Config {
-        linger: ms(30_000),
-        buffer_memory: 64 * 1024,
-        batch_size: 16 * 1024,
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 8);
-    sim.send("t", Some(0), None, Some(b"warm")).unwrap();
-    sim.drive();
+    let sim = lingering_8_partitions_64k();
     BASE.set(sim.now).unwrap();
     sim.shared.set_clock(clock);
     let sent = fill_memory(&sim, 8, 2000);

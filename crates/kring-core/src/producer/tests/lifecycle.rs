@@ -239,18 +239,28 @@ fn idle_producer_sleeps_until_the_metadata_refresh() {
     );
 }
 
+/// One broker, `t` with one partition, `config` with `linger.ms` 100: one
+/// record delivered, and nothing left to do.
+fn idle_after_one_record(config: Config) -> MockSim {
+    let mut sim = sim_with(
+        Config {
+            linger: ms(100),
+            ..config
+        },
+        1,
+        1,
+    );
+    sim.send("t", Some(0), None, Some(b"w")).unwrap();
+    sim.drive();
+    sim.settle();
+    sim
+}
+
 /// Appending to an open batch never wakes the I/O thread; a new batch
 /// wakes it only if it is parked.
 #[test]
 fn wake_only_for_new_batches_when_parked() {
-    let config = Config {
-        linger: ms(100),
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 1);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
-    sim.settle();
+    let mut sim = idle_after_one_record(cfg());
     // The I/O side parks.
     assert!(sim.core.prepare_park());
     let (w0, r0) = (sim.wakes, sim.shared.wake_requests());
@@ -276,19 +286,10 @@ fn wake_only_for_new_batches_when_parked() {
 #[test]
 fn a_record_that_fills_its_batch_wakes_the_parked_io_thread() {
     let rec = record_ref(0, &[0u8; 100]);
-    let mut eight = kring_protocol::record::RecordBatchBuilder::new(rec.timestamp_ms, 4096);
-    for _ in 0..8 {
-        eight.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-    }
-    let config = Config {
-        batch_size: eight.size_in_bytes(),
-        linger: ms(100),
+    let mut sim = idle_after_one_record(Config {
+        batch_size: eight_records_batch(&rec),
         ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 1);
-    sim.send("t", Some(0), None, Some(b"w")).unwrap();
-    sim.drive();
-    sim.settle();
+    });
     let now = sim.now;
     let first = sim.shared.append(now, rec, now).unwrap();
     sim.settle();

@@ -181,6 +181,16 @@ pub(super) fn fill_memory(sim: &MockSim, partitions: u32, value_len: usize) -> u
     sent
 }
 
+/// The size of a batch of exactly eight records like `rec`: as
+/// `batch.size`, a batch is full (sealed) with its eighth record.
+pub(super) fn eight_records_batch(rec: &crate::RecordRef<'_>) -> usize {
+    let mut b = kring_protocol::record::RecordBatchBuilder::new(rec.timestamp_ms, 4096);
+    for _ in 0..8 {
+        b.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
+    }
+    b.size_in_bytes()
+}
+
 /// A record of `t` for `partition` as the append path takes it.
 pub(super) fn record_ref(partition: i32, value: &[u8]) -> crate::RecordRef<'_> {
     crate::RecordRef {

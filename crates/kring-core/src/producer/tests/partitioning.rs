@@ -445,12 +445,8 @@ fn sticky_switch_leaves_no_one_record_batch_behind() {
 #[test]
 fn the_sticky_partition_changes_after_batch_size_bytes_and_a_full_batch() {
     let rec = record_ref(0, &[0u8; 100]);
-    let mut eight = kring_protocol::record::RecordBatchBuilder::new(rec.timestamp_ms, 4096);
-    for _ in 0..8 {
-        eight.append(rec.timestamp_ms, rec.key, rec.value, rec.headers);
-    }
     let config = Config {
-        batch_size: eight.size_in_bytes(),
+        batch_size: eight_records_batch(&rec),
         linger: ms(1000),
         ..cfg()
     };
