@@ -584,6 +584,116 @@ mod tests {
         assert!(base().validate().is_ok());
     }
 
+    /// `acks` on the wire: 0, 1, and -1 for all.
+    #[test]
+    fn acks_wire_values() {
+        assert_eq!(
+            [Acks::None, Acks::Leader, Acks::All].map(Acks::wire),
+            [0, 1, -1]
+        );
+    }
+
+    /// Each limit `validate` checks takes its own edge value and refuses
+    /// the next one.
+    #[test]
+    fn limits_take_their_edge_values() {
+        let ok = |c: Config| assert!(c.validate().is_ok(), "{c:?}");
+        let refused = |c: Config, setting: &str| match c.validate() {
+            Err(ConfigError::Invalid { setting: s, .. }) => assert_eq!(s, setting),
+            other => panic!("{setting}: {other:?}"),
+        };
+        ok(Config {
+            delivery_timeout: MAX_DURATION,
+            ..base()
+        });
+        refused(
+            Config {
+                delivery_timeout: MAX_DURATION + Duration::from_millis(1),
+                ..base()
+            },
+            "delivery.timeout.ms",
+        );
+        ok(Config {
+            client_id: "c".repeat(i16::MAX as usize),
+            ..base()
+        });
+        refused(
+            Config {
+                client_id: "c".repeat(i16::MAX as usize + 1),
+                ..base()
+            },
+            "client.id",
+        );
+        for (size, fits) in [
+            (127, false),
+            (128, true),
+            (MAX_REQUEST_SIZE, true),
+            (MAX_REQUEST_SIZE + 1, false),
+        ] {
+            let c = Config {
+                max_request_size: size,
+                batch_size: size.min(128),
+                ..base()
+            };
+            if fits {
+                ok(c);
+            } else {
+                refused(c, "max.request.size");
+            }
+        }
+        let batch = base().batch_size;
+        ok(Config {
+            buffer_memory: batch,
+            ..base()
+        });
+        refused(
+            Config {
+                buffer_memory: batch - 1,
+                ..base()
+            },
+            "buffer.memory",
+        );
+        ok(Config {
+            batch_num_messages: i32::MAX as u32,
+            ..base()
+        });
+        for n in [0, i32::MAX as u32 + 1] {
+            refused(
+                Config {
+                    batch_num_messages: n,
+                    ..base()
+                },
+                "batch.num.messages",
+            );
+        }
+        let (no_idempotence, max) = (
+            Config {
+                enable_idempotence: false,
+                ..base()
+            },
+            i32::MAX as usize,
+        );
+        ok(Config {
+            max_in_flight: max,
+            retries: max as u32,
+            ..no_idempotence.clone()
+        });
+        refused(
+            Config {
+                max_in_flight: max + 1,
+                ..no_idempotence.clone()
+            },
+            "max.in.flight.requests.per.connection",
+        );
+        refused(
+            Config {
+                retries: max as u32 + 1,
+                ..no_idempotence
+            },
+            "retries",
+        );
+    }
+
     /// A level the codec has is accepted; one it lacks, and any level for
     /// lz4 (only the fast compressor) or snappy, is refused with a reason.
     #[test]
