@@ -330,10 +330,14 @@ fn bucket_of(v: u64) -> usize {
     ((e - 2) * SUB + sub).min(BUCKETS - 1)
 }
 
-/// The largest value that falls into bucket `i`.
+/// The largest value that falls into bucket `i` (the last bucket takes
+/// every value past the range).
 fn bucket_high(i: usize) -> u64 {
     if i < SUB {
         return i as u64;
+    }
+    if i >= BUCKETS - 1 {
+        return u64::MAX;
     }
     let e = i / SUB + 2;
     let sub = (i % SUB) as u64;
@@ -1095,6 +1099,18 @@ mod tests {
         }
     }
 
+    /// Each bucket's upper bound is exact: the largest value in it, the
+    /// next value the first of the next bucket.
+    #[test]
+    fn bucket_bounds_are_exact() {
+        for b in 0..BUCKETS - 1 {
+            let high = bucket_high(b);
+            assert_eq!(bucket_of(high), b, "bucket {b} high {high}");
+            assert_eq!(bucket_of(high + 1), b + 1, "bucket {b} high {high}");
+        }
+        assert_eq!(bucket_high(BUCKETS - 1), u64::MAX);
+    }
+
     #[test]
     fn quantiles_of_known_samples() {
         let mut h = LogHistogram::default();
@@ -1110,6 +1126,23 @@ mod tests {
         assert!((500.0..=500.0 * 1.125).contains(&p50), "p50 {p50}");
         assert!((990.0..=1000.0).contains(&p99), "p99 {p99}");
         assert_eq!(l.mean, Duration::from_micros(500_500));
+    }
+
+    /// Values past the bucket range (2^42 µs and up) land in the last
+    /// bucket, and its quantiles are the largest sample, not a bound below it.
+    #[test]
+    fn the_largest_values_land_in_the_last_bucket() {
+        let mut h = LogHistogram::default();
+        for v in [1 << 42, 1 << 50, u64::MAX - 1, u64::MAX] {
+            assert_eq!(bucket_of(v), BUCKETS - 1, "{v}");
+            h.record(v);
+        }
+        assert_eq!(h.counts[BUCKETS - 1], 4);
+        // The last bucket has no upper bound below the largest sample.
+        assert_eq!(h.quantile(0.5), u64::MAX);
+        let mut one = LogHistogram::default();
+        one.record(1 << 42);
+        assert_eq!(one.quantile(0.99), 1 << 42);
     }
 
     #[test]
@@ -1129,6 +1162,142 @@ mod tests {
         assert_eq!(l.count, 2, "{l:?}");
         // Long silence: nothing recent.
         assert_eq!(w.latency(t0 + Duration::from_secs(60), p).count, 0);
+    }
+
+    /// Every field of the JSON form, at a value no other field has, and
+    /// every broker state's name: a swapped, dropped or miscounted field
+    /// changes the string.
+    #[test]
+    fn the_json_form_carries_every_field_in_librdkafkas_names() {
+        let names = [
+            BrokerState::Idle,
+            BrokerState::Backoff,
+            BrokerState::Connecting,
+            BrokerState::Handshaking,
+            BrokerState::Up,
+        ]
+        .map(BrokerState::name);
+        assert_eq!(names, ["INIT", "DOWN", "CONNECT", "APIVERSION_QUERY", "UP"]);
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        let s = Statistics {
+            client_id: "c".into(),
+            age: us(7_000_001),
+            brokers: vec![
+                BrokerStatistics {
+                    node_id: Some(3),
+                    addr: "h:9092".into(),
+                    state: BrokerState::Up,
+                    in_flight_requests: 2,
+                    requests_sent: 11,
+                    bytes_sent: 1_100,
+                    responses_received: 9,
+                    bytes_received: 900,
+                    rtt: Latency {
+                        count: 4,
+                        min: us(100),
+                        max: us(900),
+                        mean: us(250),
+                        p50: us(200),
+                        p90: us(800),
+                        p99: us(890),
+                    },
+                    connects: 5,
+                    reconnects: 4,
+                    connect_failures: 6,
+                    disconnects: 7,
+                    request_timeouts: 8,
+                    throttled_responses: 12,
+                    throttle_time_total: ms(1_300),
+                    throttle_time_last: ms(140),
+                },
+                BrokerStatistics {
+                    node_id: None,
+                    addr: "b:1".into(),
+                    state: BrokerState::Backoff,
+                    requests_sent: 13,
+                    bytes_sent: 130,
+                    responses_received: 14,
+                    bytes_received: 140,
+                    ..Default::default()
+                },
+            ],
+            topics: vec![
+                TopicStatistics {
+                    name: "t".into(),
+                    partitions: vec![
+                        PartitionStatistics {
+                            partition: 0,
+                            leader: Some(3),
+                            queued_records: 21,
+                            queued_bytes: 2_100,
+                            in_flight_batches: 22,
+                            retry_batches: 23,
+                            batches_sent: 24,
+                            records_sent: 25,
+                            bytes_sent: 2_500,
+                            retries: 26,
+                            records_acked: 27,
+                            records_failed: 28,
+                            errors: vec![
+                                ErrorCount {
+                                    code: ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                                    count: 2,
+                                },
+                                ErrorCount {
+                                    code: ErrorCode::REQUEST_TIMED_OUT,
+                                    count: 3,
+                                },
+                            ],
+                        },
+                        PartitionStatistics {
+                            partition: 1,
+                            leader: None,
+                            queued_records: 31,
+                            queued_bytes: 3_100,
+                            bytes_sent: 3_500,
+                            ..Default::default()
+                        },
+                    ],
+                },
+                TopicStatistics {
+                    name: "u".into(),
+                    partitions: vec![],
+                },
+            ],
+            totals: TotalStatistics {
+                records_sent: 41,
+                records_acked: 42,
+                records_failed: 43,
+                queued_records: 44,
+                retries: 45,
+                buffer_memory_used: 46,
+                buffer_memory_limit: 47,
+                ..Default::default()
+            },
+        };
+        let want = concat!(
+            r#"{"client_id":"c","type":"producer","age":7000001,"msg_cnt":44,"msg_size":5200,"#,
+            r#""msg_size_max":47,"buffer_memory_used":46,"tx":24,"txbytes":1230,"rx":23,"#,
+            r#""rxbytes":1040,"txmsgs":41,"txmsg_bytes":6000,"acked_msgs":42,"failed_msgs":43,"#,
+            r#""retries":45,"brokers":{"h:9092/3":{"name":"h:9092/3","nodeid":3,"#,
+            r#""nodename":"h:9092","state":"UP","waitresp_cnt":2,"tx":11,"txbytes":1100,"rx":9,"#,
+            r#""rxbytes":900,"connects":5,"connect_failures":6,"disconnects":7,"req_timeouts":8,"#,
+            r#""throttle_cnt":12,"throttle_total_ms":1300,"throttle_last_ms":140,"rtt":{"min":100,"#,
+            r#""max":900,"avg":250,"sum":1000,"cnt":4,"p50":200,"p90":800,"p99":890}},"#,
+            r#""b:1/bootstrap":{"name":"b:1/bootstrap","nodeid":-1,"nodename":"b:1","#,
+            r#""state":"DOWN","waitresp_cnt":0,"tx":13,"txbytes":130,"rx":14,"rxbytes":140,"#,
+            r#""connects":0,"connect_failures":0,"disconnects":0,"req_timeouts":0,"throttle_cnt":0,"#,
+            r#""throttle_total_ms":0,"throttle_last_ms":0,"rtt":{"min":0,"max":0,"avg":0,"sum":0,"#,
+            r#""cnt":0,"p50":0,"p90":0,"p99":0}}},"topics":{"t":{"topic":"t","partitions":{"#,
+            r#""0":{"partition":0,"leader":3,"msgq_cnt":21,"msgq_bytes":2100,"msgs_inflight":22,"#,
+            r#""txbatches":24,"txmsgs":25,"txbytes":2500,"retries":26,"acked_msgs":27,"#,
+            r#""failed_msgs":28,"errors":{"NOT_LEADER_OR_FOLLOWER":2,"REQUEST_TIMED_OUT":3}},"#,
+            r#""1":{"partition":1,"leader":-1,"msgq_cnt":31,"msgq_bytes":3100,"msgs_inflight":0,"#,
+            r#""txbatches":0,"txmsgs":0,"txbytes":3500,"retries":0,"acked_msgs":0,"failed_msgs":0,"#,
+            r#""errors":{}}}},"u":{"topic":"u","partitions":{}}}}"#,
+        );
+        assert_eq!(s.to_json(), want);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::IoWaker;
 
 /// Lookup threads running at once, abandoned ones included.
-const MAX_LOOKUPS: usize = 16;
+pub(crate) const MAX_LOOKUPS: usize = 16;
 
 type ResolveFn = dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + Send + Sync;
 

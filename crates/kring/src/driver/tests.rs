@@ -249,6 +249,13 @@ impl Harness {
             self.driver.waker().wake();
         }
     }
+    /// Several commands the engine takes in one turn.
+    fn cmds(&self, cs: impl IntoIterator<Item = Cmd>) {
+        self.script.inbox.lock().unwrap().extend(cs);
+        if self.script.parked.swap(false, Ordering::SeqCst) {
+            self.driver.waker().wake();
+        }
+    }
     fn connect(&self, conn: Conn, addr: SocketAddr) {
         self.cmd(Cmd::Io(IoCommand::Connect {
             conn,
@@ -1055,6 +1062,124 @@ fn a_name_lookup_that_overruns_the_connect_timeout_fails_the_attempt() {
     h.send(4, b"x");
     let events = h.wait_for("a response", |e| !responses(e).is_empty());
     assert!(!events.contains(&Event::Connected(3)), "{events:?}");
+}
+
+/// A connection closed while its name is being looked up hears nothing
+/// of the lookup: its answer connects nothing, and the id is free for a
+/// new attempt.
+#[test]
+fn a_connection_closed_during_its_lookup_hears_nothing_of_it() {
+    let gate = Arc::new(Gate::default());
+    let g = Arc::clone(&gate);
+    let echo = echo_server();
+    let h = with_resolver(Duration::from_secs(30), move |name| {
+        if name == "slow.broker:1" {
+            g.wait();
+        }
+        Ok(vec![echo])
+    });
+    connect_name(&h, 1, "slow.broker:1");
+    h.send(1, b"never sent");
+    h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+    gate.open();
+    // The lookup's thread has answered once the resolver returned; a turn
+    // later its answer has been taken in (or dropped).
+    connect_name(&h, 2, "fast.broker:1");
+    h.send(2, b"x");
+    h.wait_for("a response on 2", |e| !responses(e).is_empty());
+    connect_name(&h, 3, "fast.broker:1");
+    h.send(3, b"y");
+    let events = h.wait_for("a response on 3", |e| responses(e).len() == 2);
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Connected(1) | Event::ConnectFailed(1, _) | Event::Response(1, _)
+        )),
+        "{events:?}"
+    );
+    // The id connects again, to a name looked up anew, and only its new
+    // frame goes out.
+    connect_name(&h, 1, "fast.broker:1");
+    h.send(1, b"z");
+    let events = h.wait_for("a response on 1", |e| {
+        e.contains(&Event::Response(1, Bytes::from_static(b"z")))
+    });
+    let on_1: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Connected(1) | Event::ConnectFailed(1, _) | Event::Response(1, _)
+            )
+        })
+        .collect();
+    assert_eq!(
+        on_1,
+        [
+            &Event::Connected(1),
+            &Event::Response(1, Bytes::from_static(b"z"))
+        ]
+    );
+}
+
+/// A resolver that hangs holds at most [`resolver::MAX_LOOKUPS`] threads:
+/// the next name fails at once, naming the cap. A failure queued for a
+/// connection closed in the same turn is dropped; another connection's is
+/// reported. Once the lookups return, names resolve again.
+#[test]
+fn hung_lookups_are_capped_and_only_a_closed_connections_failure_is_dropped() {
+    let gate = Arc::new(Gate::default());
+    let g = Arc::clone(&gate);
+    let echo = echo_server();
+    let h = with_resolver(Duration::from_secs(30), move |_| {
+        g.wait();
+        Ok(vec![echo])
+    });
+    let cap = resolver::MAX_LOOKUPS as Conn;
+    h.cmds((0..cap).map(|c| {
+        Cmd::Io(IoCommand::Connect {
+            conn: c,
+            addr: "hung.broker:1".to_owned(),
+        })
+    }));
+    let over = |conn| {
+        Cmd::Io(IoCommand::Connect {
+            conn,
+            addr: "one.more:1".to_owned(),
+        })
+    };
+    h.cmds([
+        over(cap),
+        over(cap + 1),
+        Cmd::Io(IoCommand::Close { conn: cap + 1 }),
+    ]);
+    let events = h.wait_for("the failure", |e| !e.is_empty());
+    match &events[..] {
+        [Event::ConnectFailed(c, r)] if *c == cap => assert!(
+            r.contains("cannot resolve one.more:1: 16 name lookups are still running"),
+            "{r}"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    gate.open();
+    let events = h.wait_for("the hung lookups connect", |e| {
+        e.iter()
+            .filter(|e| matches!(e, Event::Connected(_)))
+            .count()
+            == cap as usize
+    });
+    connect_name(&h, cap + 2, "one.more:1");
+    h.send(cap + 2, b"after");
+    let later = h.wait_for("a response", |e| !responses(e).is_empty());
+    assert!(later.contains(&Event::Connected(cap + 2)), "{later:?}");
+    assert_eq!(
+        later
+            .iter()
+            .filter(|e| matches!(e, Event::ConnectFailed(..)))
+            .count(),
+        1,
+        "{events:?}"
+    );
 }
 
 /// Every resolved address is tried in order; the engine hears of a failure
