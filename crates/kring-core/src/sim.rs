@@ -163,6 +163,9 @@ pub struct Sim<B: SimBroker> {
     /// Every frame the core transmitted: (connection, node, api key, api
     /// version).
     pub transmitted: Vec<(ConnId, i32, i16, i16)>,
+    /// Bytes of every response handed to the core, size prefixes
+    /// included.
+    pub received_bytes: u64,
     /// Every connect the core asked for.
     pub connects: Vec<String>,
     /// Every close the core asked for.
@@ -211,6 +214,7 @@ impl<B: SimBroker> Sim<B> {
             wakes: 0,
             parks: 0,
             transmitted: Vec::new(),
+            received_bytes: 0,
             connects: Vec::new(),
             closes: Vec::new(),
             sasl_closes: 0,
@@ -412,7 +416,10 @@ impl<B: SimBroker> Sim<B> {
                     self.conns.remove(&c);
                     self.core.handle_connect_failed(now, c, "sim: refused")
                 }
-                SimEvent::Response(c, f) => self.core.handle_response(now, c, f),
+                SimEvent::Response(c, f) => {
+                    self.received_bytes += 4 + f.len() as u64;
+                    self.core.handle_response(now, c, f)
+                }
                 SimEvent::Disconnected(c) => {
                     self.conns.remove(&c);
                     self.core

@@ -98,6 +98,13 @@ mod tests {
         }
     }
 
+    /// A response of exactly the limit is framed; one byte more is not.
+    #[test]
+    fn a_response_of_the_limit_is_framed() {
+        let mut b = framed(&[&[9; 100]]);
+        assert_eq!(next_frame(&mut b, 100).unwrap().unwrap(), &[9; 100][..]);
+    }
+
     #[test]
     fn bad_prefixes_are_errors() {
         let mut b = BytesMut::from(&(-1i32).to_be_bytes()[..]);
@@ -114,9 +121,12 @@ mod tests {
 
     #[test]
     fn reserve_grows_with_what_arrived_of_a_large_frame() {
-        let mut b = BytesMut::new();
+        // No spare room before the call: what there is after it was
+        // reserved for the rest of the frame.
+        let mut b = BytesMut::with_capacity(500_004);
         b.put_i32(1_000_000);
         b.put_slice(&[0; 500_000]);
+        assert_eq!(b.capacity(), b.len());
         reserve_for_read(&mut b, 4096, 2_000_000);
         assert!(b.capacity() - b.len() >= 1_000_000 - 500_000);
         let mut e = BytesMut::new();

@@ -1010,12 +1010,19 @@ fn a_slow_name_lookup_delays_nothing_else() {
     });
     connect_name(&h, 1, "slow.broker:9092");
     h.send(1, b"queued while resolving");
+    let held = vec![7u8; 1000];
+    h.send(1, &held);
     h.connect(2, echo);
     h.send(2, b"fast");
     h.cmd(Cmd::Deadline(Instant::now() + Duration::from_millis(20)));
     let events = h.wait_for("the other broker's response and the deadline", |e| {
         !responses(e).is_empty() && e.contains(&Event::Timeout)
     });
+    // Frames queued on a lookup count among the bytes the driver holds
+    // (published by the turn that queued them, turns before these events).
+    let queued = 2 * 4 + b"queued while resolving".len() + held.len();
+    let now_held = h.driver.metrics().request_bytes_held();
+    assert!(now_held >= queued as u64, "{now_held} < {queued}");
     assert!(
         !events.iter().any(|e| matches!(
             e,

@@ -100,6 +100,34 @@ fn every_mechanism_authenticates_before_any_other_request() {
     assert!(calls.load(Ordering::Relaxed) >= 1);
 }
 
+/// SASL settings under `security.protocol` PLAINTEXT are ignored, as the
+/// Java client ignores them: no SaslHandshake, records delivered.
+#[test]
+fn sasl_settings_without_a_sasl_protocol_are_ignored() {
+    let config = Config {
+        security_protocol: SecurityProtocol::Plaintext,
+        ..sasl_cfg(SaslConfig::new(SaslMechanism::Plain, "alice", PASSWORD))
+    };
+    let mut sim = sim_on(config, cluster(1, 1));
+    let hs: Vec<_> = (0..5u8)
+        .map(|i| sim.send("t", Some(0), None, Some(&[i])).expect("send"))
+        .collect();
+    sim.drive_bounded(10_000);
+    for h in &hs {
+        h.try_result().expect("done").expect("delivered");
+    }
+    assert_eq!(log(&sim, 0).len(), 5);
+    let keys: Vec<i16> = sim.transmitted.iter().map(|r| r.2).collect();
+    assert!(keys.contains(&ApiKey::Produce.key()), "{keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|&k| k == ApiKey::SaslHandshake.key() || k == ApiKey::SaslAuthenticate.key()),
+        "{keys:?}"
+    );
+    assert_eq!(sim.core.stats().sasl_authentications, 0);
+}
+
 #[test]
 fn wrong_password_is_a_typed_error_without_the_secret_and_backs_off() {
     let config = Config {

@@ -101,6 +101,15 @@ fn counts_match_what_was_sent() {
         .map(|b| b.requests_sent)
         .sum();
     assert_eq!(requests + boot, sim.transmitted.len() as u64);
+    let received: u64 = s.brokers.iter().map(|b| b.bytes_received).sum();
+    assert_eq!(received, sim.received_bytes, "size prefixes included");
+    let metadata = sim
+        .transmitted
+        .iter()
+        .filter(|r| r.2 == ApiKey::Metadata.key())
+        .count();
+    assert_eq!(t.metadata_requests, metadata as u64);
+    assert!(metadata >= 1);
 }
 
 /// RTT is the simulated latency exactly: node 1 answers in 40 ms, node 2
@@ -279,6 +288,11 @@ fn reconnects_failures_and_timeouts() {
     sim.run_for(cfg().request_timeout + ms(100));
     let b3 = broker(&sim.core.statistics(sim.now), 1);
     assert_eq!(b3.request_timeouts, 1, "{b3:?}");
+    // The retry (and a metadata refresh) wait unanswered.
+    let s = sim.core.statistics(sim.now);
+    let waiting: u64 = s.brokers.iter().map(|b| b.in_flight_requests).sum();
+    assert!(broker(&s, 1).in_flight_requests >= 1, "{s:?}");
+    assert_eq!(s.totals.requests_in_flight, waiting);
     assert_eq!(b3.disconnects, 2);
     heal(&sim, hole);
     sim.drive();
@@ -396,6 +410,52 @@ fn periodic_callback_fires_at_the_interval() {
     sim.drive();
     sim.run_for(Duration::from_secs(5));
     assert_eq!(got.lock().unwrap().len(), 3);
+    assert!(
+        !sim.core.statistics.is_armed(),
+        "no handle outlives the timers"
+    );
+}
+
+/// An I/O thread that handles the deadline late keeps the interval's grid
+/// when it is behind by less than an interval, and starts a new grid from
+/// now, with one call and no catch-up burst, when it is further behind.
+#[test]
+fn a_late_statistics_deadline_neither_drifts_nor_bursts() {
+    let (cb, got) = recorder();
+    let config = Config {
+        statistics_interval: Duration::from_secs(1),
+        on_statistics: Some(cb),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.run_for(ms(1_000));
+    // The I/O thread stalls: the deadline of 2 s is handled at 2.5 s.
+    sim.now += ms(1_500);
+    sim.settle();
+    sim.run_for(ms(600));
+    // Stalled again, past two deadlines: handled at 6.7 s, once.
+    sim.now += ms(3_600);
+    sim.settle();
+    sim.run_for(ms(1_000));
+    let ages: Vec<Duration> = got.lock().unwrap().iter().map(|s| s.age).collect();
+    assert_eq!(ages, [1_000, 2_500, 3_000, 6_700, 7_700].map(ms));
+}
+
+/// The state a broker's connection shows while its TCP connect is under
+/// way (a reconnect to a slow broker), and once it is up again.
+#[test]
+fn a_connection_being_made_shows_as_connecting() {
+    let mut sim = sim_with(cfg(), 1, 1);
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    slow(&sim, 1, ms(40));
+    sim.disconnect_node(1);
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    let state = |s: &MockSim| broker(&s.core.statistics(s.now), 1).state;
+    sim.drive_until(1_000, |s| state(s) == BrokerState::Connecting);
+    sim.drive();
+    h.wait().unwrap();
+    assert_eq!(state(&sim), BrokerState::Up);
 }
 
 /// No statistics deadline is armed unless both a callback and an interval
