@@ -91,16 +91,44 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
+    /// Work the optimizer cannot fold away: tens of microseconds.
+    fn busy() {
+        for i in 0..100_000u64 {
+            std::hint::black_box(i);
+        }
+    }
+
     /// Readings advance with `Instant`, within the time between the reads.
     #[test]
     fn follows_instant() {
         let i0 = Instant::now();
         let m0 = monotonic_ns();
-        std::hint::black_box((0..100_000u64).sum::<u64>());
+        busy();
         let m1 = monotonic_ns();
         let i1 = Instant::now();
         let mono = Duration::from_nanos(m1 - m0);
         assert!(mono <= i1 - i0, "{mono:?} > {:?}", i1 - i0);
-        assert!(m1 >= m0);
+        assert!(m1 > m0, "a nanosecond clock moves over 100,000 iterations");
+    }
+
+    /// The counter is read exactly where the kernel keeps time with it,
+    /// and it counts.
+    #[test]
+    fn the_tsc_is_read_where_the_kernel_keeps_time_with_it() {
+        let source = std::fs::read_to_string(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+        )
+        .unwrap_or_default();
+        let t0 = tsc();
+        assert_eq!(
+            t0.is_some(),
+            cfg!(target_arch = "x86_64") && source.trim() == "tsc",
+            "clocksource {source:?}"
+        );
+        if let Some(t0) = t0 {
+            busy();
+            let t1 = tsc().expect("still the clock");
+            assert!(t1 > t0 + 1_000, "{t0} then {t1}");
+        }
     }
 }

@@ -76,6 +76,8 @@ fn callback_panicking_on_every_record_is_counted_not_fatal() {
     assert!(hs.iter().all(|h| h.wait().is_ok()));
     assert_eq!(sim.core.stats().callback_panics, 10);
     assert_eq!(sim.shared.callback_panics(), 10);
+    let totals = sim.core.statistics(sim.now).totals;
+    assert_eq!(totals.delivery_callback_panics, 10);
 }
 
 #[derive(Debug)]

@@ -152,6 +152,7 @@ fn unknown_producer_id_bumps_the_epoch() {
     }
     assert_eq!(values(&sim), (0..6).collect::<Vec<u32>>());
     assert_eq!(sim.core.stats().epoch_bumps, 1);
+    assert_eq!(sim.core.statistics(sim.now).totals.epoch_bumps, 1);
     let last = log(&sim, 0).last().unwrap().producer_epoch;
     assert_eq!(last, 1, "epoch bumped");
     assert_eq!(log(&sim, 0)[3].base_sequence, 0, "sequence restarted");
