@@ -1303,7 +1303,7 @@ mod tests {
     #[test]
     fn json_escapes_and_nests() {
         let s = Statistics {
-            client_id: "a\"b\\c\n".into(),
+            client_id: "a\"b\\c\n\r\t\u{1}\u{1f} é".into(),
             brokers: vec![BrokerStatistics {
                 node_id: Some(1),
                 addr: "h:1".into(),
@@ -1322,7 +1322,10 @@ mod tests {
             ..Default::default()
         };
         let j = s.to_json();
-        assert!(j.starts_with("{\"client_id\":\"a\\\"b\\\\c\\n\""), "{j}");
+        assert!(
+            j.starts_with(r#"{"client_id":"a\"b\\c\n\r\t\u0001\u001f é""#),
+            "{j}"
+        );
         assert!(
             j.contains("\"brokers\":{\"h:1/1\":{\"name\":\"h:1/1\",\"nodeid\":1"),
             "{j}"

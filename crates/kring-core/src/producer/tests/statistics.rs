@@ -332,6 +332,11 @@ fn snapshot_on_request_shows_queued_records() {
     assert_eq!(p1.records_sent, 0);
     assert_eq!(s.totals.queued_records, 5);
     assert!(s.totals.buffer_memory_used > 0);
+    // What a caller can say without the I/O thread: the memory totals.
+    let alone = Statistics::unavailable(&sim.shared);
+    assert_eq!(alone.totals.buffer_memory_used, s.totals.buffer_memory_used);
+    assert_eq!(alone.totals.buffer_memory_limit, cfg().buffer_memory as u64);
+    assert!(alone.brokers.is_empty() && alone.topics.is_empty());
     sim.flush();
     sim.drive();
     let s = sim.core.statistics(sim.now);
@@ -362,12 +367,15 @@ fn sealed_batches_count_in_queued_bytes() {
     let p1 = part(&sim.core.statistics(sim.now), "t", 1);
     assert_eq!(p1.queued_records, 6);
     assert!(p1.queued_bytes >= 600, "{p1:?}");
-    let open = sim.core.topics[0].partitions[1].slot.lock();
-    let open_bytes = open.open.as_ref().map_or(0, |o| o.builder.size_in_bytes());
+    let q = sim.core.topics[0].partitions[1].slot.lock();
+    let open_bytes = q.open.as_ref().map_or(0, |o| o.builder.size_in_bytes());
     assert!(
         (p1.queued_bytes as usize) > open_bytes + 300,
         "sealed batches not counted: {p1:?}, open {open_bytes}"
     );
+    assert!(q.sealed.len() >= 2, "two full batches sealed");
+    let sealed: usize = q.sealed.iter().map(|s| s.sealed.size_in_bytes()).sum();
+    assert_eq!(p1.queued_bytes as usize, open_bytes + sealed);
 }
 
 fn recorder() -> (StatisticsCallback, Arc<Mutex<Vec<Statistics>>>) {
@@ -456,6 +464,28 @@ fn a_connection_being_made_shows_as_connecting() {
     sim.drive();
     h.wait().unwrap();
     assert_eq!(state(&sim), BrokerState::Up);
+}
+
+/// A broker the producer never needed shows as INIT; one whose connect
+/// was refused shows as DOWN while the reconnect backoff runs.
+#[test]
+fn idle_and_backing_off_brokers_are_told_apart() {
+    let mut sim = sim_with(cfg(), 2, 1);
+    sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    let s = sim.core.statistics(sim.now);
+    let leader = part(&s, "t", 0).leader.expect("a leader");
+    let other = 3 - leader;
+    assert_eq!(broker(&s, other).state, BrokerState::Idle);
+    assert_eq!(broker(&s, leader).state, BrokerState::Up);
+    sim.disconnect_node(leader);
+    stop(&sim, leader);
+    let h = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    let state = |s: &MockSim| broker(&s.core.statistics(s.now), leader).state;
+    sim.drive_until(1_000, |s| state(s) == BrokerState::Backoff);
+    start(&sim, leader);
+    sim.drive();
+    h.wait().unwrap();
 }
 
 /// No statistics deadline is armed unless both a callback and an interval
