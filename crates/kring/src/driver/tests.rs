@@ -771,6 +771,51 @@ fn finished_engine_stops_the_thread_and_drop_aborts_an_unfinished_one() {
     assert!(matches!(events.last(), Some(Event::Aborted(r)) if r.contains("stopped")));
 }
 
+/// A finished engine that closes a connection in the turn it builds its
+/// last frame (acks=0: the records count as delivered once written) gets
+/// every byte of it written before the socket closes, on both backends.
+#[test]
+fn a_finished_engines_close_waits_for_its_last_frame_to_be_written() {
+    let mut backends = vec![crate::IoBackend::Epoll];
+    if crate::driver::io_uring_usable() {
+        backends.push(crate::IoBackend::IoUring);
+    }
+    // More than the socket buffers take in one write.
+    let payload = vec![5u8; 32 * 1024 * 1024];
+    for backend in backends {
+        let (tx, rx) = std::sync::mpsc::channel::<usize>();
+        let addr = one_shot_server(move |mut s| {
+            let mut total = 0;
+            let mut buf = vec![0u8; 1 << 16];
+            // Until the close (or a reset: the count so far).
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                total += n;
+            }
+            let _ = tx.send(total);
+        });
+        let mut h = Harness::with_config(DriverConfig {
+            backend,
+            ..DriverConfig::default()
+        });
+        h.connect(1, addr);
+        h.wait_for("connected", |e| e.len() == 1);
+        assert_eq!(h.driver.metrics().connects(), 1, "{backend:?}");
+        h.cmds([
+            Cmd::Send(1, framed(&payload).into()),
+            Cmd::IoWhenTransmitting(IoCommand::Close { conn: 1 }),
+            Cmd::Finish,
+        ]);
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server saw the connection end");
+        assert_eq!(got, 4 + payload.len(), "{backend:?}");
+        assert!(
+            h.driver.join_timeout(Duration::from_secs(10)),
+            "{backend:?}"
+        );
+    }
+}
+
 /// Requests each connection keeps in flight in the load test.
 const PIPELINE: usize = 8;
 
@@ -1245,6 +1290,7 @@ fn every_attempt_resolves_the_name_again() {
     h.send(1, b"again");
     h.wait_for("response", |e| !responses(e).is_empty());
     assert_eq!(lookups.load(Ordering::SeqCst), 2);
+    assert_eq!(h.driver.metrics().connects(), 2);
 }
 
 /// The system resolver, end to end: `localhost` (which may list `::1`
@@ -1482,6 +1528,48 @@ mod tls {
             }
         });
         addr
+    }
+
+    /// Over TLS too, a finished engine's close waits until its last frame
+    /// has left the TLS link and the socket: the server decrypts every
+    /// byte of it.
+    #[test]
+    fn a_finished_engines_close_waits_for_its_last_frame_over_tls() {
+        let (server, pem) = identity("127.0.0.1");
+        let payload = vec![5u8; 32 * 1024 * 1024];
+        for backend in backends() {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<usize>();
+            let config = server.clone();
+            std::thread::spawn(move || {
+                let (tcp, _) = listener.accept().unwrap();
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                let mut total = 0;
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    total += n;
+                }
+                let _ = tx.send(total);
+            });
+            let mut h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            h.wait_for("connected", |e| e.len() == 1);
+            h.cmds([
+                Cmd::Send(1, framed(&payload).into()),
+                Cmd::IoWhenTransmitting(IoCommand::Close { conn: 1 }),
+                Cmd::Finish,
+            ]);
+            let got = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server saw the connection end");
+            assert_eq!(got, 4 + payload.len(), "{backend:?}");
+            assert!(
+                h.driver.join_timeout(Duration::from_secs(10)),
+                "{backend:?}"
+            );
+        }
     }
 
     fn tls_failure(events: &[Event]) -> Option<TlsFailure> {
