@@ -147,4 +147,40 @@ mod tests {
             std::mem::size_of::<libc::sockaddr_in6>()
         );
     }
+
+    /// Sockets are non-blocking (the epoll loop must never wait in a
+    /// call), close on exec (a child process of the application must not
+    /// inherit broker connections) and send small requests at once.
+    #[test]
+    fn sockets_are_nonblocking_close_on_exec_and_nodelay() {
+        use std::os::fd::AsRawFd;
+        let addr = "127.0.0.1:9";
+        let fd = tcp_socket(&addr.parse().unwrap()).expect("a socket");
+        let raw = fd.as_raw_fd();
+        // SAFETY: fcntl on a live fd owned by `fd`; no pointers.
+        let (fl, fd_flags) = unsafe {
+            (
+                libc::fcntl(raw, libc::F_GETFL),
+                libc::fcntl(raw, libc::F_GETFD),
+            )
+        };
+        assert!(fl >= 0 && fd_flags >= 0);
+        assert_ne!(fl & libc::O_NONBLOCK, 0, "{addr}: non-blocking");
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "{addr}: close on exec");
+        let mut nodelay: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live socket; the value and length point to locals
+        // that outlive the call, the length giving the value's size.
+        let rc = unsafe {
+            libc::getsockopt(
+                raw,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut nodelay as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_ne!(nodelay, 0, "{addr}: TCP_NODELAY");
+    }
 }
