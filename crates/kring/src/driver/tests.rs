@@ -771,6 +771,26 @@ fn finished_engine_stops_the_thread_and_drop_aborts_an_unfinished_one() {
     assert!(matches!(events.last(), Some(Event::Aborted(r)) if r.contains("stopped")));
 }
 
+/// Bytes read until the peer closes (or resets: the count so far).
+fn bytes_until_the_end(s: &mut impl Read) -> usize {
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        total += n;
+    }
+    total
+}
+
+/// In one engine turn: a frame of `payload` on `conn`, its close asked
+/// for while transmitting, and the engine finished.
+fn send_close_and_finish(h: &Harness, conn: Conn, payload: &[u8]) {
+    h.cmds([
+        Cmd::Send(conn, framed(payload).into()),
+        Cmd::IoWhenTransmitting(IoCommand::Close { conn }),
+        Cmd::Finish,
+    ]);
+}
+
 /// A finished engine that closes a connection in the turn it builds its
 /// last frame (acks=0: the records count as delivered once written) gets
 /// every byte of it written before the socket closes, on both backends.
@@ -785,13 +805,7 @@ fn a_finished_engines_close_waits_for_its_last_frame_to_be_written() {
     for backend in backends {
         let (tx, rx) = std::sync::mpsc::channel::<usize>();
         let addr = one_shot_server(move |mut s| {
-            let mut total = 0;
-            let mut buf = vec![0u8; 1 << 16];
-            // Until the close (or a reset: the count so far).
-            while let Ok(n @ 1..) = s.read(&mut buf) {
-                total += n;
-            }
-            let _ = tx.send(total);
+            let _ = tx.send(bytes_until_the_end(&mut s));
         });
         let mut h = Harness::with_config(DriverConfig {
             backend,
@@ -800,11 +814,7 @@ fn a_finished_engines_close_waits_for_its_last_frame_to_be_written() {
         h.connect(1, addr);
         h.wait_for("connected", |e| e.len() == 1);
         assert_eq!(h.driver.metrics().connects(), 1, "{backend:?}");
-        h.cmds([
-            Cmd::Send(1, framed(&payload).into()),
-            Cmd::IoWhenTransmitting(IoCommand::Close { conn: 1 }),
-            Cmd::Finish,
-        ]);
+        send_close_and_finish(&h, 1, &payload);
         let got = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("the server saw the connection end");
@@ -1546,21 +1556,12 @@ mod tls {
                 let (tcp, _) = listener.accept().unwrap();
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut s = rustls::StreamOwned::new(conn, tcp);
-                let mut total = 0;
-                let mut buf = vec![0u8; 1 << 16];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    total += n;
-                }
-                let _ = tx.send(total);
+                let _ = tx.send(bytes_until_the_end(&mut s));
             });
             let mut h = harness(backend, &pem, true);
             h.connect(1, addr);
             h.wait_for("connected", |e| e.len() == 1);
-            h.cmds([
-                Cmd::Send(1, framed(&payload).into()),
-                Cmd::IoWhenTransmitting(IoCommand::Close { conn: 1 }),
-                Cmd::Finish,
-            ]);
+            send_close_and_finish(&h, 1, &payload);
             let got = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the server saw the connection end");

@@ -385,16 +385,22 @@ fn recorder() -> (StatisticsCallback, Arc<Mutex<Vec<Statistics>>>) {
     (cb, got)
 }
 
-/// The callback runs at every interval of simulated time, not otherwise.
-#[test]
-fn periodic_callback_fires_at_the_interval() {
+/// One broker, one partition, the statistics callback every second,
+/// recording what it is given.
+fn statistics_every_second() -> (MockSim, Arc<Mutex<Vec<Statistics>>>) {
     let (cb, got) = recorder();
     let config = Config {
         statistics_interval: Duration::from_secs(1),
         on_statistics: Some(cb),
         ..cfg()
     };
-    let mut sim = sim_with(config, 1, 1);
+    (sim_with(config, 1, 1), got)
+}
+
+/// The callback runs at every interval of simulated time, not otherwise.
+#[test]
+fn periodic_callback_fires_at_the_interval() {
+    let (mut sim, got) = statistics_every_second();
     sim.run_for(ms(999));
     assert!(got.lock().unwrap().is_empty(), "not before the interval");
     sim.run_for(ms(1));
@@ -429,13 +435,7 @@ fn periodic_callback_fires_at_the_interval() {
 /// now, with one call and no catch-up burst, when it is further behind.
 #[test]
 fn a_late_statistics_deadline_neither_drifts_nor_bursts() {
-    let (cb, got) = recorder();
-    let config = Config {
-        statistics_interval: Duration::from_secs(1),
-        on_statistics: Some(cb),
-        ..cfg()
-    };
-    let mut sim = sim_with(config, 1, 1);
+    let (mut sim, got) = statistics_every_second();
     sim.run_for(ms(1_000));
     // The I/O thread stalls: the deadline of 2 s is handled at 2.5 s.
     sim.now += ms(1_500);
