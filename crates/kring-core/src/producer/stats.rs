@@ -16,6 +16,7 @@
 //! slot to count what is queued there, which is O(partitions) per
 //! snapshot, never per record.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -29,8 +30,8 @@ use crate::oneshot::OneShot;
 use crate::shared::Shared;
 use crate::timer::TimerHandle;
 
-use super::conn::{Conn, ConnState, Target};
-use super::{ConnId, ProducerCore, TimerKey};
+use super::conn::{Conn, ConnState, ReqKind, Target};
+use super::{ConnId, PartKey, ProducerCore, TimerKey};
 
 /// The periodic statistics callback (`on_statistics`), run on the I/O
 /// thread every `statistics.interval.ms`.
@@ -202,6 +203,8 @@ pub struct PartitionStatistics {
     pub queued_bytes: u64,
     /// Batches on the wire, waiting for their response (gauge).
     pub in_flight_batches: u64,
+    /// Records in those batches (gauge).
+    pub in_flight_records: u64,
     /// Batches waiting to be retried (gauge).
     pub retry_batches: u64,
     /// Batches sent for the first time.
@@ -782,8 +785,9 @@ impl ProducerCore {
             statistics_callbacks: self.statistics.callbacks,
             ..TotalStatistics::default()
         };
+        let on_wire = self.records_on_the_wire();
         let mut topics = Vec::with_capacity(self.topics.len());
-        for t in &self.topics {
+        for (ti, t) in self.topics.iter().enumerate() {
             let mut parts = Vec::with_capacity(t.partitions.len());
             for (i, p) in t.partitions.iter().enumerate() {
                 let (queued_records, queued_bytes) = {
@@ -821,6 +825,7 @@ impl ProducerCore {
                     queued_records,
                     queued_bytes,
                     in_flight_batches: u64::from(p.in_flight),
+                    in_flight_records: on_wire.get(&(ti as u32, i as u32)).copied().unwrap_or(0),
                     retry_batches: p.retry.len() as u64,
                     batches_sent: c.batches,
                     records_sent: c.records,
@@ -843,6 +848,26 @@ impl ProducerCore {
             topics,
             totals,
         }
+    }
+
+    /// Records of the batches in requests awaiting their response, per
+    /// partition (a walk of the requests in flight, paid per snapshot).
+    fn records_on_the_wire(&self) -> HashMap<PartKey, u64> {
+        let mut on_wire = HashMap::new();
+        for c in self.conns.iter() {
+            for f in &c.in_flight {
+                let ReqKind::Produce(batches) = &f.kind else {
+                    continue;
+                };
+                for &(bk, serial) in batches {
+                    if self.ledger.is_live(bk, serial) {
+                        let b = &self.ledger[bk];
+                        *on_wire.entry(b.part()).or_default() += u64::from(b.records());
+                    }
+                }
+            }
+        }
+        on_wire
     }
 
     #[allow(clippy::too_many_arguments)] // one broker's facts
@@ -953,7 +978,7 @@ impl Statistics {
     /// `nodename`, `state`, `waitresp_cnt`, `tx`, `txbytes`, `rx`,
     /// `rxbytes`, `connects`, `disconnects`, `req_timeouts`, `rtt` in µs);
     /// `topics` keyed by name with `partitions` keyed by index (`leader`,
-    /// `msgq_cnt`, `msgq_bytes`, `msgs_inflight` (batches), `txmsgs`,
+    /// `msgq_cnt`, `msgq_bytes`, `msgs_inflight` (records on the wire), `txmsgs`,
     /// `txbytes`, `acked_msgs`, `failed_msgs`, `retries`, `errors`). Only the
     /// fields kring has; names with the same meaning as librdkafka's.
     /// Fields librdkafka has and kring does not (consumer state,
@@ -1053,7 +1078,7 @@ impl Statistics {
                     p.leader.unwrap_or(-1),
                     p.queued_records,
                     p.queued_bytes,
-                    p.in_flight_batches,
+                    p.in_flight_records,
                     p.batches_sent,
                     p.records_sent,
                     p.bytes_sent,
@@ -1232,6 +1257,7 @@ mod tests {
                             queued_records: 21,
                             queued_bytes: 2_100,
                             in_flight_batches: 22,
+                            in_flight_records: 29,
                             retry_batches: 23,
                             batches_sent: 24,
                             records_sent: 25,
@@ -1290,7 +1316,7 @@ mod tests {
             r#""connects":0,"connect_failures":0,"disconnects":0,"req_timeouts":0,"throttle_cnt":0,"#,
             r#""throttle_total_ms":0,"throttle_last_ms":0,"rtt":{"min":0,"max":0,"avg":0,"sum":0,"#,
             r#""cnt":0,"p50":0,"p90":0,"p99":0}}},"topics":{"t":{"topic":"t","partitions":{"#,
-            r#""0":{"partition":0,"leader":3,"msgq_cnt":21,"msgq_bytes":2100,"msgs_inflight":22,"#,
+            r#""0":{"partition":0,"leader":3,"msgq_cnt":21,"msgq_bytes":2100,"msgs_inflight":29,"#,
             r#""txbatches":24,"txmsgs":25,"txbytes":2500,"retries":26,"acked_msgs":27,"#,
             r#""failed_msgs":28,"errors":{"NOT_LEADER_OR_FOLLOWER":2,"REQUEST_TIMED_OUT":3}},"#,
             r#""1":{"partition":1,"leader":-1,"msgq_cnt":31,"msgq_bytes":3100,"msgs_inflight":0,"#,

@@ -299,6 +299,44 @@ fn reconnects_failures_and_timeouts() {
     h.wait().unwrap();
 }
 
+/// Records in requests awaiting their response count per partition, as
+/// librdkafka's `msgs_inflight` does; none once they are answered.
+#[test]
+fn records_on_the_wire_count_per_partition() {
+    let mut sim = sim_with(cfg(), 1, 2);
+    sim.send("t", Some(0), None, Some(b"prime")).unwrap();
+    sim.drive();
+    let hole = black_hole(&sim, 1);
+    let hs: Vec<_> = [0, 0, 0, 1, 1]
+        .into_iter()
+        .map(|p| sim.send("t", Some(p), None, Some(b"v")).unwrap())
+        .collect();
+    sim.run_for(ms(100));
+    let s = sim.core.statistics(sim.now);
+    let (p0, p1) = (part(&s, "t", 0), part(&s, "t", 1));
+    assert_eq!(
+        (p0.in_flight_records, p1.in_flight_records),
+        (3, 2),
+        "{s:?}"
+    );
+    assert!(p0.in_flight_batches >= 1 && p1.in_flight_batches >= 1);
+    assert_eq!(p0.queued_records + p1.queued_records, 0, "all sent");
+    assert!(
+        s.to_json().contains(r#""msgs_inflight":3,"#),
+        "{}",
+        s.to_json()
+    );
+    heal(&sim, hole);
+    sim.disconnect_node(1);
+    sim.drive();
+    for h in &hs {
+        h.wait().unwrap();
+    }
+    let s = sim.core.statistics(sim.now);
+    assert_eq!(part(&s, "t", 0).in_flight_records, 0);
+    assert_eq!(part(&s, "t", 1).in_flight_records, 0);
+}
+
 /// `Shared::request_statistics` is answered on the I/O thread's next turn;
 /// queued records show while linger holds them back.
 #[test]
