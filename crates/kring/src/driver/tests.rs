@@ -617,6 +617,57 @@ fn peer_close_is_a_disconnect() {
     assert!(matches!(&events[1], Event::Disconnected(2, r) if r.contains("closed by the broker")));
 }
 
+/// A plaintext broker that closes before sending a byte may be a TLS
+/// listener: the reason says so. One that answered first gets no such
+/// hint. Both backends.
+#[test]
+fn a_close_before_any_answer_hints_at_tls_and_a_later_one_does_not() {
+    let mut backends = vec![crate::IoBackend::Epoll];
+    if crate::driver::io_uring_usable() {
+        backends.push(crate::IoBackend::IoUring);
+    }
+    for backend in backends {
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            ..DriverConfig::default()
+        });
+        h.connect(1, one_shot_server(drop));
+        // Answers one request, then closes.
+        h.connect(
+            2,
+            one_shot_server(|mut s| {
+                let mut len = [0u8; 4];
+                s.read_exact(&mut len).unwrap();
+                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                s.read_exact(&mut body).unwrap();
+                s.write_all(&framed(&body)).unwrap();
+            }),
+        );
+        h.send(2, b"one");
+        let events = h.wait_for("both closes", |e| {
+            e.iter()
+                .filter(|e| matches!(e, Event::Disconnected(..)))
+                .count()
+                == 2
+        });
+        let reason = |conn| {
+            events
+                .iter()
+                .find_map(|e| match e {
+                    Event::Disconnected(c, r) if *c == conn => Some(r.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert!(
+            reason(1).contains("before it answered") && reason(1).contains("security.protocol=SSL"),
+            "{backend:?}: {}",
+            reason(1)
+        );
+        assert_eq!(reason(2), "connection closed by the broker", "{backend:?}");
+    }
+}
+
 /// A response cut short by the broker's close, the last bytes and the FIN
 /// in one segment (TCP_CORK): the driver reads the bytes and must still see
 /// the close. On epoll both arrive as one edge-triggered event, and a short
