@@ -285,6 +285,15 @@ impl Harness {
     }
 }
 
+/// The backends to run on: epoll always, io_uring where usable.
+fn backends() -> Vec<crate::IoBackend> {
+    let mut all = vec![crate::IoBackend::Epoll];
+    if crate::driver::io_uring_usable() {
+        all.push(crate::IoBackend::IoUring);
+    }
+    all
+}
+
 fn framed(payload: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(4 + payload.len());
     b.put_i32(payload.len() as i32);
@@ -622,11 +631,7 @@ fn peer_close_is_a_disconnect() {
 /// hint. Both backends.
 #[test]
 fn a_close_before_any_answer_hints_at_tls_and_a_later_one_does_not() {
-    let mut backends = vec![crate::IoBackend::Epoll];
-    if crate::driver::io_uring_usable() {
-        backends.push(crate::IoBackend::IoUring);
-    }
-    for backend in backends {
+    for backend in backends() {
         let h = Harness::with_config(DriverConfig {
             backend,
             ..DriverConfig::default()
@@ -847,13 +852,9 @@ fn send_close_and_finish(h: &Harness, conn: Conn, payload: &[u8]) {
 /// every byte of it written before the socket closes, on both backends.
 #[test]
 fn a_finished_engines_close_waits_for_its_last_frame_to_be_written() {
-    let mut backends = vec![crate::IoBackend::Epoll];
-    if crate::driver::io_uring_usable() {
-        backends.push(crate::IoBackend::IoUring);
-    }
     // More than the socket buffers take in one write.
     let payload = vec![5u8; 32 * 1024 * 1024];
-    for backend in backends {
+    for backend in backends() {
         let (tx, rx) = std::sync::mpsc::channel::<usize>();
         let addr = one_shot_server(move |mut s| {
             let _ = tx.send(bytes_until_the_end(&mut s));
@@ -1534,15 +1535,6 @@ mod tls {
     use crate::config::{Pem, SslSettings};
     use crate::driver::tls::TlsConnector;
     use crate::IoBackend;
-
-    /// The backends to run on: epoll always, io_uring where usable.
-    fn backends() -> Vec<IoBackend> {
-        let mut all = vec![IoBackend::Epoll];
-        if crate::driver::io_uring_usable() {
-            all.push(IoBackend::IoUring);
-        }
-        all
-    }
 
     /// A self-signed certificate for `name`, as the server's config and
     /// its PEM (to trust it).
