@@ -40,6 +40,10 @@ impl TlsSettings {
     /// The rustls server configuration (ring provider, TLS 1.2 and 1.3).
     pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, MockError> {
         let bad = |what: &str| MockError::Config(format!("tls: {what}"));
+        // rustls 0.23.48 deprecates `ring`'s provider for lacking
+        // post-quantum key exchange; a test broker does not need it, and
+        // ring builds without cmake.
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = CertificateDer::pem_slice_iter(self.cert_chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()

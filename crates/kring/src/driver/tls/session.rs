@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use kring_core::TlsFailure;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_name, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
@@ -19,6 +20,17 @@ use crate::config::{ConfigError, Pem, SslSettings};
 
 use super::{Received, TlsError};
 
+/// The crypto behind every TLS connection: rustls's `ring` backend, chosen
+/// because it builds without cmake, where aws-lc-rs needs it. rustls
+/// 0.23.48 deprecates it for lacking post-quantum key exchange
+/// (X25519MLKEM768); it offers X25519 and the NIST curves, which every
+/// Kafka listener accepts, and switching backends is a build-time choice
+/// for kring's users to ask for, not a lint to follow.
+#[allow(deprecated)]
+pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// The client side of TLS for every connection of one producer: trust
 /// anchors, client certificate and verification policy, built once.
 #[derive(Debug, Clone)]
@@ -29,7 +41,7 @@ pub(crate) struct TlsConnector {
 impl TlsConnector {
     /// Reads and checks the TLS settings (files included).
     pub(crate) fn new(settings: &SslSettings) -> Result<TlsConnector, ConfigError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider();
         let (roots, pinned) = root_store(settings)?;
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -521,7 +533,7 @@ pub(crate) mod tests {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
