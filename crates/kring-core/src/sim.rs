@@ -139,6 +139,9 @@ struct SimConn<S> {
     muted_until: Option<Instant>,
     /// The broker's SASL screening state for the connection.
     session: S,
+    /// The core has heard `handle_connected`: before it, a frame written
+    /// to the connection is a core bug (drivers drop such frames on close).
+    connected: bool,
 }
 
 /// The harness: a core, its shared state, a cluster and simulated time.
@@ -264,6 +267,7 @@ impl<B: SimBroker> Sim<B> {
                                 node: n,
                                 muted_until: None,
                                 session: Default::default(),
+                                connected: false,
                             },
                         );
                         let at = self.now + self.cluster.latency(n);
@@ -303,6 +307,10 @@ impl<B: SimBroker> Sim<B> {
             );
             return;
         };
+        assert!(
+            c.connected,
+            "transmit on connection {conn} before handle_connected"
+        );
         let node = c.node;
         let (key, version) = if frame.len() >= 8 {
             (
@@ -411,7 +419,12 @@ impl<B: SimBroker> Sim<B> {
                 continue;
             };
             match ev {
-                SimEvent::Connected(c) => self.core.handle_connected(now, c),
+                SimEvent::Connected(c) => {
+                    if let Some(sc) = self.conns.get_mut(&c) {
+                        sc.connected = true;
+                    }
+                    self.core.handle_connected(now, c)
+                }
                 SimEvent::ConnectFailed(c) => {
                     self.conns.remove(&c);
                     self.core.handle_connect_failed(now, c, "sim: refused")

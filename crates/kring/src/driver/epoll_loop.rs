@@ -126,6 +126,10 @@ struct Socket<C> {
 impl<C> Socket<C> {
     /// Request frames of an open socket not written yet (queued or in the
     /// TLS link), unless a write failed.
+    ///
+    /// Only an open socket's: a close drops frames queued while the
+    /// connection or its TLS handshake is under way (the core writes none
+    /// to a connection before its `handle_connected`; the Sim checks it).
     fn has_unsent(&self) -> bool {
         self.state == State::Open
             && !self.broken

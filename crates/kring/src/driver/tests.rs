@@ -1618,6 +1618,61 @@ mod tls {
         }
     }
 
+    /// Frames waiting in the TLS link for the send under way count toward
+    /// `request_bytes_held` beside that send's ciphertext; a close releases
+    /// them all.
+    #[test]
+    fn frames_waiting_in_the_tls_link_count_as_held() {
+        let (server, pem) = identity("127.0.0.1");
+        for backend in backends() {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let config = server.clone();
+            // Finishes the handshake, then reads nothing until told.
+            std::thread::spawn(move || {
+                let (mut tcp, _) = listener.accept().unwrap();
+                let mut conn = rustls::ServerConnection::new(config).unwrap();
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut tcp).is_err() {
+                        return;
+                    }
+                }
+                let _ = rx.recv();
+            });
+            let h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            h.wait_for("connected", |e| e.len() == 1);
+            let chunk = vec![1u8; 1024 * 1024];
+            for _ in 0..64 {
+                h.send(1, &chunk);
+            }
+            // The socket's buffers take a few MiB and the send under way
+            // holds one sealing's ciphertext; the rest waits in the link.
+            let m = Arc::clone(h.driver.metrics());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while m.request_bytes_held() < 48 * 1024 * 1024 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{backend:?}: held {}",
+                    m.request_bytes_held()
+                );
+                std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+            }
+            h.cmd(Cmd::Io(IoCommand::Close { conn: 1 }));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while m.request_bytes_held() != 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{backend:?}: held {} after the close",
+                    m.request_bytes_held()
+                );
+                std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+            }
+            let _ = tx.send(());
+        }
+    }
+
     fn tls_failure(events: &[Event]) -> Option<TlsFailure> {
         events.iter().find_map(|e| match e {
             Event::TlsFailed(_, kind, _) => Some(*kind),
