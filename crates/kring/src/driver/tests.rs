@@ -1748,6 +1748,29 @@ mod tls {
         }
     }
 
+    /// A trusted certificate past its validity: rejected, and typed as an
+    /// invalid certificate (neither untrusted nor a name mismatch).
+    #[test]
+    fn an_expired_certificate_is_typed() {
+        let (server, pem) =
+            crate::driver::tls::session_tests::self_signed_server_with("127.0.0.1", |p| {
+                p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            });
+        let addr = tls_echo_server(server);
+        for backend in backends() {
+            let h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+            assert_eq!(
+                tls_failure(&events),
+                Some(TlsFailure::InvalidCertificate),
+                "{backend:?}: {events:?}"
+            );
+            assert!(!events.contains(&Event::Connected(1)), "{backend:?}");
+        }
+    }
+
     /// A trusted certificate for another name; accepted without the check.
     #[test]
     fn a_hostname_mismatch_is_typed_unless_not_checked() {

@@ -526,13 +526,30 @@ pub(crate) mod tests {
 
     /// A rustls server config with a self-signed certificate for `name`,
     /// and that certificate's PEM (for a client to trust it). Shared with
-    /// the driver's TLS tests.
+    /// the driver's TLS tests. Each certificate has a subject (and so an
+    /// issuer) of its own, as real self-signed certificates do: trusting
+    /// another one then fails as an unknown issuer, which is the verdict
+    /// the verifier's directly trusted certificates are told apart in.
     pub(crate) fn self_signed_server(name: &str) -> (Arc<rustls::ServerConfig>, String) {
+        self_signed_server_with(name, |_| {})
+    }
+
+    /// [`self_signed_server`] with the certificate's parameters changed
+    /// by `adjust` first (say, its validity).
+    pub(crate) fn self_signed_server_with(
+        name: &str,
+        adjust: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> (Arc<rustls::ServerConfig>, String) {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("kring test {serial}"));
+        adjust(&mut params);
+        let cert = params.self_signed(&key).unwrap();
         let provider = crypto_provider();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
