@@ -1793,6 +1793,43 @@ mod tls {
         }
     }
 
+    /// A broker that ends an established TLS connection after answering,
+    /// with close_notify or with a bare FIN: an ordinary disconnect, not
+    /// a TLS failure, whose message would blame the listener.
+    #[test]
+    fn a_close_after_the_handshake_is_a_disconnect() {
+        let (server, pem) = identity("127.0.0.1");
+        for (backend, notify) in backends().into_iter().flat_map(|b| [(b, true), (b, false)]) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let config = server.clone();
+            std::thread::spawn(move || {
+                let (tcp, _) = listener.accept().unwrap();
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                let mut frame = [0u8; 8];
+                s.read_exact(&mut frame).unwrap();
+                s.write_all(&frame).unwrap();
+                if notify {
+                    s.conn.send_close_notify();
+                }
+                s.flush().unwrap();
+                s.sock.shutdown(std::net::Shutdown::Write).unwrap();
+                let _ = s.sock.read_to_end(&mut Vec::new());
+            });
+            let h = harness(backend, &pem, true);
+            h.connect(1, addr);
+            h.send(1, b"ping");
+            let events = h.wait_for("the disconnect", |ev| {
+                ev.iter()
+                    .any(|e| matches!(e, Event::Disconnected(..) | Event::TlsFailed(..)))
+            });
+            let what = format!("{backend:?}, close_notify {notify}: {events:?}");
+            assert_eq!(&responses(&events)[0][..], b"ping", "{what}");
+            assert_eq!(tls_failure(&events), None, "{what}");
+        }
+    }
+
     /// The broker reads the ClientHello and closes: not a TLS listener.
     #[test]
     fn the_peer_closing_mid_handshake_is_typed() {

@@ -635,4 +635,82 @@ pub(crate) mod tests {
         assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
         assert_eq!(host_of("[::1]:9093"), "::1");
     }
+
+    /// Runs the handshake of `settings` against an in-memory `server`
+    /// for `broker.test`: `Ok` once it finished, else the client's error.
+    fn handshake(
+        settings: &SslSettings,
+        server: Arc<rustls::ServerConfig>,
+    ) -> Result<(), TlsError> {
+        let mut server = rustls::ServerConnection::new(server).unwrap();
+        let mut client = TlsConnector::new(settings)
+            .unwrap()
+            .start("broker.test:9093")?;
+        let (mut plain, mut wire) = (SendQueue::default(), SendQueue::default());
+        for _ in 0..10 {
+            seal(&mut client, false, &mut plain, &mut wire)?;
+            while !wire.is_empty() {
+                for chunk in wire.take_batch().slices() {
+                    let mut rd = chunk;
+                    while !rd.is_empty() && server.read_tls(&mut rd).is_ok() {
+                        let _ = server.process_new_packets();
+                    }
+                }
+            }
+            let mut to_client = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut to_client).unwrap();
+            }
+            client.receive(&to_client, &mut BytesMut::new())?;
+            if !client.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("the handshake neither finished nor failed");
+    }
+
+    /// `ssl.ca.location` names a PEM file or, as librdkafka allows, a
+    /// directory whose files' certificates all count (files holding none
+    /// are skipped); a directory without any, or a path that cannot be
+    /// read, is a configuration error naming it.
+    #[test]
+    fn ca_location_is_a_file_or_a_directory() {
+        let (server, pem) = self_signed_server("broker.test");
+        let (_, other_pem) = self_signed_server("broker.test");
+        let dir = std::env::temp_dir().join(format!("kring-ca-{}", std::process::id()));
+        let (trusted, other, empty) = (dir.join("trusted"), dir.join("other"), dir.join("empty"));
+        for d in [&trusted, &other, &empty] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(trusted.join("a.pem"), &other_pem).unwrap();
+        std::fs::write(trusted.join("b.pem"), &pem).unwrap();
+        std::fs::write(trusted.join("README"), "not a certificate").unwrap();
+        std::fs::write(other.join("a.pem"), &other_pem).unwrap();
+        let with = |path: std::path::PathBuf| SslSettings {
+            ca: Some(Pem::File(path)),
+            ..SslSettings::default()
+        };
+        for location in [trusted.join("b.pem"), trusted.clone()] {
+            handshake(&with(location.clone()), server.clone())
+                .unwrap_or_else(|e| panic!("{}: {e:?}", location.display()));
+        }
+        for location in [other.join("a.pem"), other.clone()] {
+            let e = handshake(&with(location.clone()), server.clone()).unwrap_err();
+            assert_eq!(
+                e.kind,
+                TlsFailure::UntrustedCertificate,
+                "{}",
+                location.display()
+            );
+        }
+        for (location, says) in [
+            (empty.clone(), "no PEM certificates in the directory"),
+            (dir.join("missing.pem"), "cannot read"),
+            (trusted.join("README"), "README"),
+        ] {
+            let e = TlsConnector::new(&with(location.clone())).unwrap_err();
+            assert!(e.to_string().contains(says), "{}: {e}", location.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
