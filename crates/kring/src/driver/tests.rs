@@ -373,6 +373,28 @@ fn echoes_many_frames_in_order_and_coalesces_sends() {
     assert!(sends < 100, "1000 frames took {sends} sends: not coalesced");
 }
 
+/// Frames an engine turn builds for one open connection leave in one
+/// send, not one per frame or a first send cut short, on both backends.
+#[test]
+fn one_turns_frames_for_a_connection_leave_in_one_send() {
+    for backend in backends() {
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            ..DriverConfig::default()
+        });
+        h.connect(1, echo_server());
+        h.wait_for("connected", |e| e.len() == 1);
+        h.cmds((0..200u32).map(|i| Cmd::Send(1, framed(&i.to_be_bytes()).into())));
+        let events = h.wait_for("200 responses", |e| responses(e).len() == 200);
+        assert_eq!(
+            responses(&events)[199][..],
+            199u32.to_be_bytes(),
+            "{backend:?}"
+        );
+        assert_eq!(h.driver.metrics().sends(), 1, "{backend:?}");
+    }
+}
+
 #[test]
 fn large_frames_survive_partial_writes_and_reads() {
     let addr = echo_server();
