@@ -1674,6 +1674,14 @@ mod tls {
         }
     }
 
+    /// Waits for the connection's TLS failure, which must be `want`;
+    /// returns the events so far.
+    fn expect_tls_failure(h: &Harness, want: TlsFailure, backend: IoBackend) -> Vec<Event> {
+        let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
+        assert_eq!(tls_failure(&events), Some(want), "{backend:?}: {events:?}");
+        events
+    }
+
     fn tls_failure(events: &[Event]) -> Option<TlsFailure> {
         events.iter().find_map(|e| match e {
             Event::TlsFailed(_, kind, _) => Some(*kind),
@@ -1739,12 +1747,7 @@ mod tls {
             let h = harness(backend, &other_pem, true);
             h.connect(1, addr);
             h.send(1, b"never sent");
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::UntrustedCertificate),
-                "{backend:?}: {events:?}"
-            );
+            let events = expect_tls_failure(&h, TlsFailure::UntrustedCertificate, backend);
             assert!(!events.contains(&Event::Connected(1)), "{backend:?}");
         }
     }
@@ -1762,12 +1765,7 @@ mod tls {
         for backend in backends() {
             let h = harness(backend, &pem, true);
             h.connect(1, addr);
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::InvalidCertificate),
-                "{backend:?}: {events:?}"
-            );
+            let events = expect_tls_failure(&h, TlsFailure::InvalidCertificate, backend);
             assert!(!events.contains(&Event::Connected(1)), "{backend:?}");
         }
     }
@@ -1780,12 +1778,7 @@ mod tls {
         for backend in backends() {
             let h = harness(backend, &pem, true);
             h.connect(1, addr);
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::HostnameMismatch),
-                "{backend:?}: {events:?}"
-            );
+            expect_tls_failure(&h, TlsFailure::HostnameMismatch, backend);
             let h = harness(backend, &pem, false);
             h.connect(1, addr);
             h.send(1, b"ping");
@@ -1848,12 +1841,7 @@ mod tls {
             });
             let h = harness(backend, &pem, true);
             h.connect(1, addr);
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::PeerNotTls),
-                "{backend:?}: {events:?}"
-            );
+            expect_tls_failure(&h, TlsFailure::PeerNotTls, backend);
         }
     }
 
@@ -1870,12 +1858,7 @@ mod tls {
             });
             let h = harness(backend, &pem, true);
             h.connect(1, addr);
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::PeerNotTls),
-                "{backend:?}: {events:?}"
-            );
+            expect_tls_failure(&h, TlsFailure::PeerNotTls, backend);
         }
     }
 
@@ -1900,12 +1883,7 @@ mod tls {
                 ..DriverConfig::default()
             });
             h.connect(1, addr);
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::HandshakeTimeout),
-                "{backend:?}: {events:?}"
-            );
+            expect_tls_failure(&h, TlsFailure::HandshakeTimeout, backend);
         }
     }
 
@@ -1922,12 +1900,7 @@ mod tls {
             });
             h.connect(1, addr);
             h.send(1, b"a Kafka request");
-            let events = h.wait_for("a TLS failure", |ev| tls_failure(ev).is_some());
-            assert_eq!(
-                tls_failure(&events),
-                Some(TlsFailure::PeerExpectsTls),
-                "{backend:?}: {events:?}"
-            );
+            expect_tls_failure(&h, TlsFailure::PeerExpectsTls, backend);
         }
     }
 }
