@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,8 @@ enum Cmd {
 struct Script {
     inbox: Mutex<VecDeque<Cmd>>,
     parked: AtomicBool,
+    /// `prepare_park` calls: the driver's turns that ended in a wait.
+    parks: AtomicUsize,
     events: Mutex<Vec<Event>>,
     changed: Condvar,
 }
@@ -194,6 +196,7 @@ impl Engine for TestEngine {
     }
     fn prepare_park(&mut self) -> bool {
         self.draining = false;
+        self.script.parks.fetch_add(1, Ordering::SeqCst);
         self.script.parked.store(true, Ordering::SeqCst);
         if self.script.inbox.lock().unwrap().is_empty() {
             true
@@ -805,18 +808,33 @@ fn close_while_connecting_reports_nothing() {
         .any(|e| matches!(e, Event::ConnectFailed(6, _))));
 }
 
+/// A deadline ends the kernel wait, which sleeps until it rather than
+/// ticking or spinning, on both backends.
 #[test]
 fn engine_deadline_ends_the_wait() {
-    let h = Harness::start();
-    let before = h.driver.metrics().io_wakeups();
-    let start = Instant::now();
-    h.cmd(Cmd::Deadline(start + Duration::from_millis(30)));
-    h.wait_for("timeout", |e| e.contains(&Event::Timeout));
-    assert!(start.elapsed() >= Duration::from_millis(30));
-    // One wake-up for the command, one (rarely two, if the kernel timer
-    // fires a hair early) for the deadline: no tick.
-    let wakeups = h.driver.metrics().io_wakeups() - before;
-    assert!((1..=4).contains(&wakeups), "{wakeups} wake-ups");
+    for backend in backends() {
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            ..DriverConfig::default()
+        });
+        let before = h.driver.metrics().io_wakeups();
+        let parks = h.script.parks.load(Ordering::SeqCst);
+        let start = Instant::now();
+        h.cmd(Cmd::Deadline(start + Duration::from_millis(30)));
+        h.wait_for("timeout", |e| e.contains(&Event::Timeout));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // One wake-up for the command, one (rarely two, if the kernel timer
+        // fires a hair early) for the deadline: no tick.
+        let wakeups = h.driver.metrics().io_wakeups() - before;
+        assert!(
+            (1..=4).contains(&wakeups),
+            "{backend:?}: {wakeups} wake-ups"
+        );
+        // And as few turns: a loop that did not sleep would turn without
+        // counting wake-ups.
+        let turns = h.script.parks.load(Ordering::SeqCst) - parks;
+        assert!(turns <= 6, "{backend:?}: {turns} turns");
+    }
 }
 
 #[test]
