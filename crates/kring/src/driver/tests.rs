@@ -222,6 +222,13 @@ impl Harness {
     fn start() -> Harness {
         Self::with_config(DriverConfig::default())
     }
+    /// A harness on `backend`, otherwise the default configuration.
+    fn on(backend: crate::IoBackend) -> Harness {
+        Self::with_config(DriverConfig {
+            backend,
+            ..DriverConfig::default()
+        })
+    }
     fn with_config(config: DriverConfig) -> Harness {
         Self::with_engine(config, false)
     }
@@ -381,10 +388,7 @@ fn echoes_many_frames_in_order_and_coalesces_sends() {
 #[test]
 fn one_turns_frames_for_a_connection_leave_in_one_send() {
     for backend in backends() {
-        let h = Harness::with_config(DriverConfig {
-            backend,
-            ..DriverConfig::default()
-        });
+        let h = Harness::on(backend);
         h.connect(1, echo_server());
         h.wait_for("connected", |e| e.len() == 1);
         h.cmds((0..200u32).map(|i| Cmd::Send(1, framed(&i.to_be_bytes()).into())));
@@ -657,10 +661,7 @@ fn peer_close_is_a_disconnect() {
 #[test]
 fn a_close_before_any_answer_hints_at_tls_and_a_later_one_does_not() {
     for backend in backends() {
-        let h = Harness::with_config(DriverConfig {
-            backend,
-            ..DriverConfig::default()
-        });
+        let h = Harness::on(backend);
         h.connect(1, one_shot_server(drop));
         // Answers one request, then closes.
         h.connect(
@@ -813,10 +814,7 @@ fn close_while_connecting_reports_nothing() {
 #[test]
 fn engine_deadline_ends_the_wait() {
     for backend in backends() {
-        let h = Harness::with_config(DriverConfig {
-            backend,
-            ..DriverConfig::default()
-        });
+        let h = Harness::on(backend);
         let before = h.driver.metrics().io_wakeups();
         let parks = h.script.parks.load(Ordering::SeqCst);
         let start = Instant::now();
@@ -877,16 +875,6 @@ fn bytes_until_the_end(s: &mut impl Read) -> usize {
     total
 }
 
-/// In one engine turn: a frame of `payload` on `conn`, its close asked
-/// for while transmitting, and the engine finished.
-fn send_close_and_finish(h: &Harness, conn: Conn, payload: &[u8]) {
-    h.cmds([
-        Cmd::Send(conn, framed(payload).into()),
-        Cmd::IoWhenTransmitting(IoCommand::Close { conn }),
-        Cmd::Finish,
-    ]);
-}
-
 /// A finished engine that closes a connection in the turn it builds its
 /// last frame (acks=0: the records count as delivered once written) gets
 /// every byte of it written before the socket closes, on both backends.
@@ -899,23 +887,38 @@ fn a_finished_engines_close_waits_for_its_last_frame_to_be_written() {
         let addr = one_shot_server(move |mut s| {
             let _ = tx.send(bytes_until_the_end(&mut s));
         });
-        let mut h = Harness::with_config(DriverConfig {
-            backend,
-            ..DriverConfig::default()
-        });
+        let h = Harness::on(backend);
         h.connect(1, addr);
         h.wait_for("connected", |e| e.len() == 1);
         assert_eq!(h.driver.metrics().connects(), 1, "{backend:?}");
-        send_close_and_finish(&h, 1, &payload);
-        let got = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server saw the connection end");
-        assert_eq!(got, 4 + payload.len(), "{backend:?}");
-        assert!(
-            h.driver.join_timeout(Duration::from_secs(10)),
-            "{backend:?}"
-        );
+        every_byte_before_the_close(h, &rx, &payload, Duration::from_secs(20), backend);
     }
+}
+
+/// In one engine turn: a frame of `payload` on connection 1 of `h`, its
+/// close asked for while transmitting, and the engine finished. Then: the
+/// server (which sends on `rx` the bytes it read before the connection
+/// ended) read the whole frame within `within`, and the driver stopped.
+fn every_byte_before_the_close(
+    mut h: Harness,
+    rx: &std::sync::mpsc::Receiver<usize>,
+    payload: &[u8],
+    within: Duration,
+    backend: crate::IoBackend,
+) {
+    h.cmds([
+        Cmd::Send(1, framed(payload).into()),
+        Cmd::IoWhenTransmitting(IoCommand::Close { conn: 1 }),
+        Cmd::Finish,
+    ]);
+    let got = rx
+        .recv_timeout(within)
+        .expect("the server saw the connection end");
+    assert_eq!(got, 4 + payload.len(), "{backend:?}");
+    assert!(
+        h.driver.join_timeout(Duration::from_secs(10)),
+        "{backend:?}"
+    );
 }
 
 /// Requests each connection keeps in flight in the load test.
@@ -1644,18 +1647,10 @@ mod tls {
                 let mut s = rustls::StreamOwned::new(conn, tcp);
                 let _ = tx.send(bytes_until_the_end(&mut s));
             });
-            let mut h = harness(backend, &pem, true);
+            let h = harness(backend, &pem, true);
             h.connect(1, addr);
             h.wait_for("connected", |e| e.len() == 1);
-            send_close_and_finish(&h, 1, &payload);
-            let got = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the server saw the connection end");
-            assert_eq!(got, 4 + payload.len(), "{backend:?}");
-            assert!(
-                h.driver.join_timeout(Duration::from_secs(10)),
-                "{backend:?}"
-            );
+            every_byte_before_the_close(h, &rx, &payload, Duration::from_secs(30), backend);
         }
     }
 
@@ -1912,10 +1907,7 @@ mod tls {
         let (server, _) = identity("127.0.0.1");
         let addr = tls_echo_server(server);
         for backend in backends() {
-            let h = Harness::with_config(DriverConfig {
-                backend,
-                ..DriverConfig::default()
-            });
+            let h = Harness::on(backend);
             h.connect(1, addr);
             h.send(1, b"a Kafka request");
             expect_tls_failure(&h, TlsFailure::PeerExpectsTls, backend);
