@@ -1247,7 +1247,7 @@ impl<E: Engine> IoThread<E> {
                 tracing::error!(error = %err, "failed to cancel the wake-up read");
             }
         }
-        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        let deadline = Instant::now() + self.drain_bound();
         while !self.ops.is_empty() {
             let now = Instant::now();
             if now >= deadline {
@@ -1256,9 +1256,7 @@ impl<E: Engine> IoThread<E> {
                     pending = self.ops.len(),
                     "io_uring operations did not complete after cancellation; leaking their buffers"
                 );
-                for (_, op) in std::mem::take(&mut self.ops) {
-                    std::mem::forget(op);
-                }
+                self.leak_ops();
                 for (_, sock) in std::mem::take(&mut self.sockets) {
                     std::mem::forget(sock);
                 }
@@ -1284,8 +1282,39 @@ impl<E: Engine> IoThread<E> {
         }
     }
 
-    fn reap_shutdown(&mut self) {
+    /// How long shutdown and the drop guard wait for cancelled operations
+    /// to complete before leaking them.
+    fn drain_bound(&self) -> Duration {
+        #[cfg(test)]
+        if let Some(bound) = self.config.drain_sees_nothing_for {
+            return bound;
+        }
+        SHUTDOWN_DRAIN
+    }
+
+    /// Takes the completions a drain waits for off the ring (the test hook
+    /// `drain_sees_nothing_for` throws them away, as if the kernel kept
+    /// every operation).
+    fn take_drain_completions(&mut self) {
         self.take_completions();
+        #[cfg(test)]
+        if self.config.drain_sees_nothing_for.is_some() {
+            self.completions.clear();
+        }
+    }
+
+    /// Leaks every operation left: their buffers are never freed, since
+    /// the kernel may still use them.
+    fn leak_ops(&mut self) {
+        #[cfg(test)]
+        DriverMetrics::add(&self.metrics.ops_leaked, self.ops.len() as u64);
+        for (_, op) in std::mem::take(&mut self.ops) {
+            std::mem::forget(op);
+        }
+    }
+
+    fn reap_shutdown(&mut self) {
+        self.take_drain_completions();
         while let Some((user_data, _, flags)) = self.completions.pop_front() {
             if user_data == CANCEL_USER_DATA {
                 continue;
@@ -1332,9 +1361,7 @@ impl<E: Engine> Drop for IoThread<E> {
                 pending = self.ops.len(),
                 "io_uring operations did not complete; leaking their buffers"
             );
-            for (_, op) in std::mem::take(&mut self.ops) {
-                std::mem::forget(op);
-            }
+            self.leak_ops();
         }
     }
 }
@@ -1346,6 +1373,7 @@ impl<E: Engine> IoThread<E> {
     /// panic.
     fn drain_on_drop(&mut self) {
         // Whatever a submission took off the ring but nobody handled.
+        self.take_drain_completions();
         let mut taken = std::mem::take(&mut self.completions);
         let keys: Vec<usize> = self.ops.iter().map(|(k, _)| k).collect();
         for key in keys {
@@ -1358,8 +1386,9 @@ impl<E: Engine> IoThread<E> {
                 break;
             }
         }
+        self.take_drain_completions();
         taken.append(&mut self.completions);
-        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        let deadline = Instant::now() + self.drain_bound();
         loop {
             while let Some((user_data, _, flags)) = taken.pop_front() {
                 // A zero-copy send's result is followed by its notification.
@@ -1380,7 +1409,7 @@ impl<E: Engine> IoThread<E> {
                 tracing::error!(error = %e, "io_uring_enter failed while draining");
                 return;
             }
-            self.take_completions();
+            self.take_drain_completions();
             taken.append(&mut self.completions);
         }
     }

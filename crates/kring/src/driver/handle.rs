@@ -52,6 +52,11 @@ pub struct DriverConfig {
     /// operations were cancelled and before they completed.
     #[cfg(test)]
     pub(crate) panic_in_shutdown: bool,
+    /// Test hook: the drains of shutdown and of the ring's drop guard see
+    /// no completion, as if the kernel kept every operation, and give up
+    /// after this long instead of `SHUTDOWN_DRAIN`: what they then leak.
+    #[cfg(test)]
+    pub(crate) drain_sees_nothing_for: Option<Duration>,
     /// Test hook: resolve names with this instead of the system resolver.
     #[cfg(test)]
     pub(crate) resolver: Option<super::resolver::Resolver>,
@@ -80,6 +85,8 @@ impl Default for DriverConfig {
             busy_errno: libc::EBUSY,
             #[cfg(test)]
             panic_in_shutdown: false,
+            #[cfg(test)]
+            drain_sees_nothing_for: None,
             #[cfg(test)]
             resolver: None,
         }
@@ -116,6 +123,10 @@ pub struct DriverMetrics {
     /// Operations the ring's drop guard waited for.
     #[cfg(test)]
     pub(crate) drop_guard_drained: AtomicU64,
+    /// Operations leaked (never freed) because their completion did not
+    /// come within the drain bound.
+    #[cfg(test)]
+    pub(crate) ops_leaked: AtomicU64,
 }
 
 impl DriverMetrics {
