@@ -129,6 +129,28 @@ impl std::fmt::Debug for SendBatch {
 }
 
 impl SendBatch {
+    /// The first `written` bytes this batch asked to write, as slices of
+    /// its frames (sharing their buffers): what a zero-copy send that
+    /// wrote `written` bytes left the kernel reading, and all it must
+    /// keep alive until its notification. The unwritten rest goes back to
+    /// the queue ([`SendQueue::complete`]), which holds it from then on,
+    /// so the two are never counted twice.
+    pub(crate) fn written_part(&self, written: usize) -> Vec<Bytes> {
+        debug_assert!(written <= self.total);
+        let mut left = written;
+        let mut part = Vec::new();
+        for (i, frame) in self.frames.iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            let start = if i == 0 { self.offset } else { 0 };
+            let end = frame.len().min(start + left);
+            part.push(frame.slice(start..end));
+            left -= end - start;
+        }
+        part
+    }
+
     /// The unwritten part of each frame, in order.
     pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
         self.frames
@@ -195,6 +217,29 @@ mod tests {
         let b = q.take_batch();
         assert_eq!(b.slices().flatten().copied().collect::<Vec<_>>(), b"345678");
         assert_eq!(b.total, 6);
+    }
+
+    /// A zero-copy send's hold covers exactly the bytes it wrote, across
+    /// frame boundaries and after an earlier partial write; the queue
+    /// holds exactly the rest.
+    #[test]
+    fn the_written_part_and_the_requeued_rest_split_the_batch() {
+        let mut q = SendQueue::default();
+        for f in [&b"abc"[..], b"defg", b"hi"] {
+            q.push(Bytes::copy_from_slice(f));
+        }
+        let mut held = Vec::new();
+        for n in [1, 3, 0, 2, usize::MAX] {
+            let b = q.take_batch();
+            let n = n.min(b.total);
+            let part = b.written_part(n);
+            assert_eq!(part.concat(), written(&b, n), "{n}");
+            held.extend(part);
+            q.complete(b, n);
+            let queued: usize = held.iter().map(Bytes::len).sum::<usize>() + q.bytes;
+            assert_eq!(queued, 9, "after writing {n}");
+        }
+        assert_eq!(held.concat(), b"abcdefghi");
     }
 
     #[test]

@@ -76,8 +76,8 @@ enum OpKind {
         /// tells when the kernel no longer reads the frames.
         zero_copy: bool,
     },
-    /// A zero-copy send whose result arrived: its frames stay here until
-    /// the notification completion.
+    /// A zero-copy send whose result arrived: the part of its frames it
+    /// wrote stays here until the notification completion.
     ZeroCopyHold(
         #[allow(dead_code)] Vec<bytes::Bytes>,
         #[allow(dead_code)] Box<SendMsgParts>,
@@ -341,7 +341,9 @@ impl<E: Engine> IoThread<E> {
             .ops
             .iter()
             .map(|(_, op)| match &op.kind {
-                OpKind::Send { batch, .. } => batch.frames.iter().map(bytes::Bytes::len).sum(),
+                // What the send asks the kernel to write (an earlier send
+                // wrote the rest of its first frame).
+                OpKind::Send { batch, .. } => batch.total,
                 OpKind::ZeroCopyHold(frames, _) => frames.iter().map(bytes::Bytes::len).sum(),
                 _ => 0,
             })
@@ -1036,7 +1038,12 @@ impl<E: Engine> IoThread<E> {
             );
             return Ok(());
         };
-        op.kind = OpKind::ZeroCopyHold(batch.frames.clone(), parts);
+        // The kernel reads only what it took: a failed send keeps all.
+        let held = match usize::try_from(res) {
+            Ok(n) if n <= batch.total => batch.written_part(n),
+            _ => batch.frames.clone(),
+        };
+        op.kind = OpKind::ZeroCopyHold(held, parts);
         // The op (and the socket's in-flight count) stays until the
         // notification; the socket may start its next send now.
         let sock = &mut self.sockets[key];
