@@ -281,6 +281,34 @@ mod tests {
         }
     }
 
+    /// What a response at many partitions looks like: counts and a name
+    /// length past 127, two-byte varints in the flexible versions (a
+    /// topic of 10,000 partitions answered at once). The fast decoder
+    /// must still answer, exactly as the generated one.
+    #[test]
+    fn long_lists_and_long_names_are_decoded_too() {
+        for version in ProduceRequest::MIN_VERSION..=ProduceRequest::MAX_VERSION {
+            let mut r = all_ok(version);
+            r.responses[0].name = "t".repeat(200);
+            r.responses[0].partition_responses = (0..300)
+                .map(|i| part(i, 1 << 20 | i64::from(i), version))
+                .collect();
+            r.responses.extend((0..130).map(|i| TopicProduceResponse {
+                name: format!("topic-{i}"),
+                partition_responses: vec![part(i, 5, version)],
+                ..Default::default()
+            }));
+            let f = frame(&r, version);
+            let (_, generated) =
+                decode_response_frame::<ProduceRequest>(f.clone(), version).unwrap();
+            let fast = decode_produce_response_ok(&f, version).expect("all-OK");
+            let (topics, parts) = expected(&generated);
+            assert_eq!(fast.topics, topics, "v{version}");
+            assert_eq!(fast.partitions, parts, "v{version}");
+            assert_eq!(fast.partitions.len(), 300 + 1 + 130);
+        }
+    }
+
     /// Anything beyond the all-OK shape is left to the generated decoder.
     #[test]
     fn anything_else_is_left_to_the_generated_decoder() {
