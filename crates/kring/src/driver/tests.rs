@@ -1598,6 +1598,55 @@ fn zero_copy_frames_held_for_a_peer_that_never_reads_are_released_on_close() {
     let _ = tx.send(());
 }
 
+/// A zero-copy send still in the kernel when the driver stops: shutdown's
+/// drain, and the ring's drop guard when shutdown panicked, skip its
+/// result (which says a notification follows) and remove it only at the
+/// notification, the kernel's word that it no longer reads the frames.
+#[test]
+fn a_zero_copy_send_in_the_kernel_is_held_until_its_notification_at_shutdown() {
+    for panic_in_shutdown in [false, true] {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        // Accepts, never reads, closes when told.
+        let addr = one_shot_server(move |s| {
+            let _ = rx.recv();
+            drop(s);
+        });
+        let mut h = Harness::with_config(DriverConfig {
+            send_zero_copy_from: Some(1),
+            panic_in_shutdown,
+            backend: crate::IoBackend::IoUring,
+            ..DriverConfig::default()
+        });
+        h.connect(1, addr);
+        h.wait_for("connected", |e| e.len() == 1);
+        let chunk = vec![1u8; 1 << 20];
+        for _ in 0..64 {
+            h.send(1, &chunk);
+        }
+        // The peer's and our socket buffers are full: a send waits in the
+        // kernel.
+        let m = Arc::clone(h.driver.metrics());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while m.request_bytes_held() < 16 << 20 {
+            assert!(Instant::now() < deadline, "held {}", m.request_bytes_held());
+            std::thread::sleep(Duration::from_millis(5)); // polls a gauge
+        }
+        h.driver.stop();
+        assert!(h.driver.join_timeout(Duration::from_secs(4)));
+        assert_eq!(
+            m.drop_guard_drained.load(Ordering::Relaxed) > 0,
+            panic_in_shutdown,
+            "the drop guard drains only after a panic"
+        );
+        assert_eq!(
+            m.ops_freed_unreaped.load(Ordering::Relaxed),
+            0,
+            "panic {panic_in_shutdown}: an operation removed before its last completion"
+        );
+        let _ = tx.send(());
+    }
+}
+
 /// TLS on both backends: the same scripted engine and a rustls server on
 /// loopback, each test run on io_uring (where the kernel allows it) and on
 /// epoll.
