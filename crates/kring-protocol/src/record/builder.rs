@@ -995,6 +995,34 @@ mod tests {
         }
     }
 
+    /// Records shorter than the 16 bytes the fast path copies at once fill
+    /// a buffer up to its last byte, as the producer fills one (the limit
+    /// at its capacity), and encode as records appended to a buffer that
+    /// grows: the copy never reaches past the buffer.
+    #[test]
+    fn short_records_fill_a_buffer_to_its_last_byte() {
+        let values = [&b""[..], b"a", b"bc", b"defghij", b"klmnopqrs"];
+        for cap in 240..=320 {
+            let mut full = RecordBatchBuilder::new(7, cap);
+            let cap = full.capacity();
+            let mut grown = RecordBatchBuilder::new(7, 0);
+            for i in 0usize.. {
+                let (k, v) = match i % 6 {
+                    5 => (Some(&b""[..]), None),
+                    j => (None, Some(values[j])),
+                };
+                let ts = 7 + i as i64 % 3;
+                if full.try_append(ts, k, v, &[], cap).is_err() {
+                    break;
+                }
+                grown.append(ts, k, v, &[]);
+            }
+            assert!(cap - full.size_in_bytes() < 16, "capacity {cap}");
+            assert_eq!(full.capacity(), cap);
+            assert_eq!(full.bytes(), grown.bytes(), "capacity {cap}");
+        }
+    }
+
     #[test]
     fn append_returns_offset_deltas_and_tracks_timestamps() {
         let mut b = RecordBatchBuilder::new(100, 1024);
