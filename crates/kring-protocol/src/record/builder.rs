@@ -1032,6 +1032,7 @@ mod tests {
         assert_eq!(b.append(90, None, Some(b"b"), &[]), 1);
         assert_eq!(b.append(120, None, Some(b"c"), &[]), 2);
         assert_eq!(b.record_count(), 3);
+        assert!(!b.is_empty());
         assert_eq!(b.base_timestamp(), 100);
         assert_eq!(b.max_timestamp(), 150);
     }

@@ -402,6 +402,67 @@ fn one_turns_frames_for_a_connection_leave_in_one_send() {
     }
 }
 
+/// A signal the process handles, delivered while the I/O thread sleeps in
+/// the kernel (profilers, runtimes and applications install handlers),
+/// interrupts the wait with `EINTR`: the loop waits again, it does not
+/// end. On both backends.
+#[test]
+fn a_handled_signal_during_the_wait_does_not_stop_the_loop() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: `act` is fully initialised (zeroed, then handler and empty
+    // mask set); the handler does nothing, so it is async-signal-safe. No
+    // SA_RESTART: the kernel wait returns EINTR, as it would for any
+    // handler of the application's.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut act.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &act, std::ptr::null_mut()),
+            0
+        );
+    }
+    for (i, backend) in backends().into_iter().enumerate() {
+        let name = format!("kring-sig-{i}");
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            thread_name: name.clone(),
+            ..DriverConfig::default()
+        });
+        h.connect(1, echo_server());
+        h.wait_for("connected", |e| e.len() == 1);
+        let tid = thread_id(&name);
+        for round in 1..=10 {
+            while !h.script.parked.load(Ordering::SeqCst) {
+                std::thread::yield_now(); // polls a flag
+            }
+            // Parked: let it reach the kernel wait (not a timer).
+            std::thread::sleep(Duration::from_millis(2));
+            // SAFETY: a plain syscall on this process's own thread id.
+            let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
+            assert_eq!(rc, 0, "tgkill");
+            h.send(1, b"still there");
+            h.wait_for("the echo", |e| responses(e).len() == round);
+        }
+        assert!(
+            h.driver.metrics().io_wakeups() >= 10,
+            "{backend:?}: the signals woke the loop"
+        );
+    }
+}
+
+/// The kernel's id of this process's thread named `name`.
+fn thread_id(name: &str) -> libc::pid_t {
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            return task.file_name().to_str().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no thread named {name}");
+}
+
 #[test]
 fn large_frames_survive_partial_writes_and_reads() {
     let addr = echo_server();
