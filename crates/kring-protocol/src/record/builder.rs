@@ -1050,6 +1050,8 @@ mod tests {
         assert!(b.record_count() > 100);
         assert_eq!(b.capacity(), cap);
         assert_eq!(b.buf.as_ptr(), ptr);
+        // Where the next record goes (the producer's prefetch hint).
+        assert_eq!(b.tail_address(), ptr as usize + b.size_in_bytes());
     }
 
     #[test]

@@ -63,6 +63,10 @@ mod tests {
         assert!(sequence_after(3, i32::MAX - 3));
         assert!(!sequence_after(i32::MAX - 3, 3));
         assert!(sequence_after(1 << 29, 0));
+        // Exactly half the space apart, neither is after the other: "after"
+        // stays one way round.
+        assert!(sequence_after((1 << 30) - 1, 0) && !sequence_after(0, (1 << 30) - 1));
+        assert!(!sequence_after(1 << 30, 0) && !sequence_after(0, 1 << 30));
     }
 
     /// The Java client's formula, for every increment a batch can have.
