@@ -463,6 +463,33 @@ fn thread_id(name: &str) -> libc::pid_t {
     panic!("no thread named {name}");
 }
 
+/// A read that fills the buffer's free room exactly is followed by one
+/// that finds nothing yet (`EAGAIN` on epoll): that is "drained for now",
+/// not a failed connection. Tiny reads (`min_read` 1) and responses of 8
+/// bytes make every read end so, on both backends.
+#[test]
+fn a_read_that_fills_the_buffer_exactly_is_not_a_failure() {
+    for backend in backends() {
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            min_read: 1,
+            ..DriverConfig::default()
+        });
+        h.connect(1, echo_server());
+        h.wait_for("connected", |e| e.len() == 1);
+        for round in 1..=20u32 {
+            h.send(1, &round.to_be_bytes());
+            // The echo, or whatever came instead of it.
+            let events = h.wait_for("an event", |e| e.len() > round as usize);
+            assert_eq!(
+                responses(&events).len(),
+                round as usize,
+                "{backend:?}: {events:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn large_frames_survive_partial_writes_and_reads() {
     let addr = echo_server();
