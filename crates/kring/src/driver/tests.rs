@@ -1508,6 +1508,43 @@ fn every_resolved_address_is_tried_in_order() {
     );
 }
 
+/// An address the kernel refuses at once (`connect` fails before any
+/// packet: here the broadcast address, "network unreachable") is skipped
+/// for the next one like an address that refused later; with none left
+/// the failure names the broker and the kernel's reason. On both backends.
+#[test]
+fn an_address_refused_at_once_is_skipped_for_the_next() {
+    for backend in backends() {
+        let echo = echo_server();
+        let unreachable: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            resolver: Some(resolver::Resolver::new(move |name| match name {
+                "moved.broker:1" => Ok(vec![unreachable, echo]),
+                _ => Ok(vec![unreachable]),
+            })),
+            ..DriverConfig::default()
+        });
+        connect_name(&h, 1, "moved.broker:1");
+        h.send(1, b"to the good one");
+        let events = h.wait_for("the response or a failure", |e| {
+            e.iter()
+                .any(|e| matches!(e, Event::Response(..) | Event::ConnectFailed(..)))
+        });
+        assert!(
+            matches!(&events[..], [Event::Connected(1), Event::Response(1, _)]),
+            "{backend:?}: {events:?}"
+        );
+        connect_name(&h, 2, "gone.broker:1");
+        let events = h.wait_for("the failure", |e| e.len() == 3);
+        assert!(
+            matches!(&events[2], Event::ConnectFailed(2, r)
+                if r.contains("gone.broker:1") && r.contains("unreachable")),
+            "{backend:?}: {events:?}"
+        );
+    }
+}
+
 /// Each connection attempt resolves the name again: a broker that moved
 /// is found at its new address.
 #[test]
