@@ -245,6 +245,31 @@ fn close_timeout_aborts_what_is_left() {
     );
 }
 
+/// `close` waits up to `delivery.timeout.ms` + `request.timeout.ms`: a
+/// record stuck at a broker that never answers gets its own result, a
+/// delivery timeout, before that bound, and nothing is aborted.
+#[test]
+fn close_waits_for_the_delivery_timeout() {
+    let c = cluster(1);
+    let p = builder(&c)
+        .linger(Duration::ZERO)
+        .request_timeout(Duration::from_millis(300))
+        .delivery_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
+    let f = p.send(Record::new("t", b"stuck")).unwrap();
+    let start = Instant::now();
+    assert!(p.close(), "a record was aborted");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(f.wait(), Err(DeliveryError::Timeout { .. })),
+        "{:?}",
+        f.wait()
+    );
+}
+
 #[test]
 fn drop_never_loses_a_record_silently() {
     let c = cluster(1);
@@ -501,6 +526,8 @@ fn lingered_batches_compressed_by_compression_threads_arrive_in_order() {
     let start = Instant::now();
     assert!(p.close_timeout(Duration::from_secs(30)));
     assert!(start.elapsed() < Duration::from_secs(5), "close was prompt");
+    // Close stopped and joined the compression threads.
+    assert!(!zip_thread_runs(), "a compression thread outlived close");
     assert_eq!(delivered.load(Ordering::Relaxed), 2 * PER_THREAD as usize);
     for part in 0..2 {
         let log = c.records("t", part).unwrap();
