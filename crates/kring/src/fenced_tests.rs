@@ -315,10 +315,12 @@ fn flush_inside_the_delivery_callback_does_not_wait_for_itself() {
         let start = Instant::now();
         p.flush();
         let ok = p.flush_timeout(Duration::from_secs(2));
-        let _ = tx.lock().unwrap().send((start.elapsed(), ok));
+        // A purge cannot wait there either.
+        let purged = p.purge();
+        let _ = tx.lock().unwrap().send((start.elapsed(), ok, purged));
     });
     let f = p.send(Record::new("t", b"a")).unwrap();
-    let Ok((took, ok)) = rx.recv_timeout(Duration::from_secs(5)) else {
+    let Ok((took, ok, purged)) = rx.recv_timeout(Duration::from_secs(5)) else {
         // The I/O thread is stuck in the callback: dropping the producer
         // would wait for it too.
         std::mem::forget(p);
@@ -329,6 +331,7 @@ fn flush_inside_the_delivery_callback_does_not_wait_for_itself() {
         "flush in the callback took {took:?}"
     );
     assert!(!ok, "a flush inside the callback cannot have completed");
+    assert!(!purged, "nor a purge");
     assert_eq!(f.wait().unwrap().offset, 0);
     let g = p.send(Record::new("t", b"b")).unwrap();
     assert_eq!(g.wait().unwrap().offset, 1);

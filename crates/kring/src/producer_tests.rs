@@ -203,9 +203,11 @@ fn close_delivers_everything_then_refuses() {
         .map(|i| p.send(Record::new("t", format!("{i}").as_bytes())).unwrap())
         .collect();
     assert!(futures.iter().all(|f| f.try_result().is_none()));
+    assert_eq!(format!("{p:?}"), "Producer { closed: false, .. }");
     let start = Instant::now();
     assert!(p.close());
     assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(format!("{p:?}"), "Producer { closed: true, .. }");
     for f in &futures {
         f.wait().unwrap();
     }
