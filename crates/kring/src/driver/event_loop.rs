@@ -1383,7 +1383,8 @@ impl<E: Engine> IoThread<E> {
     /// ring and `ops`: the rest of the state may be inconsistent after a
     /// panic.
     fn drain_on_drop(&mut self) {
-        // Whatever a submission took off the ring but nobody handled.
+        // Whatever is on the ring, or a submission took off it but nobody
+        // handled.
         self.take_drain_completions();
         let mut taken = std::mem::take(&mut self.completions);
         let keys: Vec<usize> = self.ops.iter().map(|(k, _)| k).collect();
