@@ -229,14 +229,20 @@ fn close_delivers_everything_then_refuses() {
     );
 }
 
+/// Delivers a first record (metadata and producer id in place), then
+/// makes `c` hold every produce request for 30 s and sends one record
+/// more: its pending result.
+fn stuck_after_warm_up(c: &MockCluster, p: &Producer) -> crate::DeliveryFuture {
+    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
+    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
+    p.send(Record::new("t", b"stuck")).unwrap()
+}
+
 #[test]
 fn close_timeout_aborts_what_is_left() {
     let c = cluster(1);
     let p = builder(&c).linger(Duration::ZERO).build().unwrap();
-    // Warm up: metadata and producer id.
-    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
-    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
-    let f = p.send(Record::new("t", b"stuck")).unwrap();
+    let f = stuck_after_warm_up(&c, &p);
     let start = Instant::now();
     assert!(!p.close_timeout(Duration::from_millis(200)));
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -259,9 +265,7 @@ fn close_waits_for_the_delivery_timeout() {
         .delivery_timeout(Duration::from_millis(400))
         .build()
         .unwrap();
-    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
-    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
-    let f = p.send(Record::new("t", b"stuck")).unwrap();
+    let f = stuck_after_warm_up(&c, &p);
     let start = Instant::now();
     assert!(p.close(), "a record was aborted");
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -286,9 +290,7 @@ fn drop_never_loses_a_record_silently() {
         })
         .build()
         .unwrap();
-    p.send(Record::new("t", b"first")).unwrap().wait().unwrap();
-    c.inject(Fault::delay(PRODUCE, Duration::from_secs(30)).always());
-    let f = p.send(Record::new("t", b"stuck")).unwrap();
+    let f = stuck_after_warm_up(&c, &p);
     let start = Instant::now();
     drop(p);
     assert!(start.elapsed() < Duration::from_secs(10));
