@@ -15,7 +15,8 @@ fn returns_the_partition_count_and_sends_need_no_wait_afterwards() {
         .build()
         .unwrap();
     assert_eq!(p.partition_count("t"), None);
-    assert_eq!(p.wait_for_metadata("t", Duration::from_secs(30)), Ok(3));
+    // A wait too long to add to an `Instant`: as long as it takes.
+    assert_eq!(p.wait_for_metadata("t", Duration::MAX), Ok(3));
     assert_eq!(p.partition_count("t"), Some(3));
     // Known now: a bad partition fails at once, a good one goes.
     assert!(matches!(

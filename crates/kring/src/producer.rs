@@ -436,8 +436,7 @@ impl Producer {
 
     /// `now + max.block.ms`.
     fn block_deadline(&self, now: Instant) -> Instant {
-        now.checked_add(self.max_block)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+        deadline_after(now, self.max_block)
     }
 
     /// [`send`](Self::send) beyond [`Shared::append_to_open`]: the
@@ -794,10 +793,8 @@ impl Producer {
     /// answers: `kring produce -m` does.
     pub fn wait_for_metadata(&self, topic: &str, timeout: Duration) -> Result<u32, SendError> {
         let now = Instant::now();
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
-        self.shared.wait_for_metadata(now, topic, deadline)
+        self.shared
+            .wait_for_metadata(now, topic, deadline_after(now, timeout))
     }
 
     /// Partitions of `topic` its latest metadata lists, if its metadata is
@@ -954,6 +951,13 @@ impl std::future::Future for ProduceFuture<'_, '_> {
             .poll(cx, |a, now, rec, cx| a.poll_produce(now, rec, cx))
             .map(|r| r.map(|_| ()))
     }
+}
+
+/// `now + wait`, or a year from now for a wait too long to add to an
+/// `Instant` (`Duration::MAX`: "as long as it takes").
+fn deadline_after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 impl Drop for Producer {

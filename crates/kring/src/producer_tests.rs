@@ -276,6 +276,25 @@ fn close_waits_for_the_delivery_timeout() {
     );
 }
 
+/// Dropping the producer closes it: what is buffered is delivered, not
+/// aborted.
+#[test]
+fn drop_delivers_what_is_buffered() {
+    let c = cluster(1);
+    let p = builder(&c)
+        .linger(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let futures: Vec<_> = (0..10)
+        .map(|i| p.send(Record::new("t", format!("{i}").as_bytes())).unwrap())
+        .collect();
+    drop(p);
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(f.wait().unwrap().offset, i as i64);
+    }
+    assert_eq!(c.records("t", 0).unwrap().len(), 10);
+}
+
 #[test]
 fn drop_never_loses_a_record_silently() {
     let c = cluster(1);
