@@ -682,5 +682,27 @@ mod tests {
         assert_ne!(a, Frame::from(Bytes::from_static(b"abce")));
         assert_eq!(a.to_bytes(), Bytes::from_static(b"abcd"));
         assert_eq!(a.len(), 4);
+        assert!(!a.is_empty() && Frame::default().is_empty());
+        assert_eq!(a.into_chunks(), [&b"ab"[..], b"cd"]);
+    }
+
+    /// `Debug` shows the api key, version and sizes, never the bytes: a
+    /// SaslAuthenticate frame carries a password.
+    #[test]
+    fn debug_shows_the_header_and_no_bytes() {
+        let mut f = Frame::from(Bytes::from_static(b"\0\0\0\x1a\0\x24\0\x02\0\0\0\x07"));
+        f.push(Bytes::from_static(b"\0alice\0hunter2"));
+        assert_eq!(
+            format!("{f:?}"),
+            "Frame { api_key: 36, api_version: 2, len: 26, chunks: 2 }"
+        );
+        // A first chunk too short for the header: sizes only.
+        let short = Frame::from(Bytes::from_static(b"\0\0\0\x03abc"));
+        assert_eq!(format!("{short:?}"), "Frame { len: 7, chunks: 1 }");
+        let eight = Frame::from(Bytes::from_static(b"\0\0\0\x04\0\x03\0\x01"));
+        assert_eq!(
+            format!("{eight:?}"),
+            "Frame { api_key: 3, api_version: 1, len: 8, chunks: 1 }"
+        );
     }
 }
