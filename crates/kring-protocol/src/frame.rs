@@ -641,14 +641,29 @@ mod tests {
             assert!(mismatch(w.partition(0, rec())));
             // More partitions than announced.
             let mut w = new(1).unwrap();
-            w.topic("a", 1).unwrap();
-            w.partition(0, rec()).unwrap();
-            assert!(mismatch(w.partition(1, rec())));
-            // Fewer partitions than announced, at the next topic and at the end.
-            let mut w = new(2).unwrap();
             w.topic("a", 2).unwrap();
             w.partition(0, rec()).unwrap();
-            assert!(mismatch(w.topic("b", 0)));
+            w.partition(1, rec()).unwrap();
+            assert!(matches!(
+                w.partition(2, rec()),
+                Err(EncodeError::CountMismatch {
+                    field: "PartitionData",
+                    declared: 2,
+                    written: 3,
+                })
+            ));
+            // Fewer partitions than announced, at the next topic and at the end.
+            let mut w = new(2).unwrap();
+            w.topic("a", 3).unwrap();
+            w.partition(0, rec()).unwrap();
+            assert!(matches!(
+                w.topic("b", 0),
+                Err(EncodeError::CountMismatch {
+                    field: "PartitionData",
+                    declared: 3,
+                    written: 1,
+                })
+            ));
             let mut w = new(1).unwrap();
             w.topic("a", 2).unwrap();
             w.partition(0, rec()).unwrap();
@@ -656,10 +671,24 @@ mod tests {
             // More topics than announced, and fewer.
             let mut w = new(1).unwrap();
             w.topic("a", 0).unwrap();
-            assert!(mismatch(w.topic("b", 0)));
-            let mut w = new(2).unwrap();
+            assert!(matches!(
+                w.topic("b", 0),
+                Err(EncodeError::CountMismatch {
+                    field: "TopicData",
+                    declared: 1,
+                    written: 2,
+                })
+            ));
+            let mut w = new(3).unwrap();
             w.topic("a", 0).unwrap();
-            assert!(mismatch(w.finish(1).map(|_| ())));
+            assert!(matches!(
+                w.finish(1),
+                Err(EncodeError::CountMismatch {
+                    field: "TopicData",
+                    declared: 3,
+                    written: 1,
+                })
+            ));
             // A topic name too long for its prefix (classic: i16).
             let mut w = new(1).unwrap();
             assert!(
