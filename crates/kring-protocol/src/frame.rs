@@ -656,9 +656,10 @@ mod tests {
             assert_eq!(counts(w.partition(2, rec())), Some(("PartitionData", 2, 3)));
             // Fewer partitions than announced, at the next topic and at the end.
             let mut w = new(2).unwrap();
-            w.topic("a", 3).unwrap();
+            w.topic("a", 5).unwrap();
             w.partition(0, rec()).unwrap();
-            assert_eq!(counts(w.topic("b", 0)), Some(("PartitionData", 3, 1)));
+            w.partition(1, rec()).unwrap();
+            assert_eq!(counts(w.topic("b", 0)), Some(("PartitionData", 5, 2)));
             let mut w = new(1).unwrap();
             w.topic("a", 2).unwrap();
             w.partition(0, rec()).unwrap();
@@ -667,9 +668,10 @@ mod tests {
             let mut w = new(1).unwrap();
             w.topic("a", 0).unwrap();
             assert_eq!(counts(w.topic("b", 0)), Some(("TopicData", 1, 2)));
-            let mut w = new(3).unwrap();
+            let mut w = new(5).unwrap();
             w.topic("a", 0).unwrap();
-            assert_eq!(counts(w.finish(1).map(|_| ())), Some(("TopicData", 3, 1)));
+            w.topic("b", 0).unwrap();
+            assert_eq!(counts(w.finish(1).map(|_| ())), Some(("TopicData", 5, 2)));
             // A topic name too long for its prefix (classic: i16).
             let mut w = new(1).unwrap();
             assert!(
