@@ -633,19 +633,40 @@ mod tests {
             .to_vec();
         // Record: [len=8 → 0x10] [attr] [ts] [off] [klen 1 → 0x02] k [vlen → 0x02] v [hdrs 0]
         assert_eq!(wire[HEADER_LEN], 0x10);
-        let cases: [(usize, u8); 5] = [
-            (HEADER_LEN, 0x12),     // record length 9: longer than the section
-            (HEADER_LEN, 0x0e),     // record length 7: header count cut off
-            (HEADER_LEN, 0x03),     // record length -2
-            (HEADER_LEN + 4, 0x7e), // key length 63: beyond the record
-            (HEADER_LEN + 8, 0x7f), // header count -64
+        let eof = |needed, remaining| DecodeError::UnexpectedEof { needed, remaining };
+        let cases = [
+            // record length 9: longer than the section
+            (HEADER_LEN, 0x12, eof(9, 8)),
+            // record length 7: header count cut off
+            (HEADER_LEN, 0x0e, eof(1, 0)),
+            // record length -2
+            (HEADER_LEN, 0x03, DecodeError::InvalidLength(-2)),
+            // key length 63: beyond the record
+            (HEADER_LEN + 4, 0x7e, eof(63, 4)),
+            // key length -2 (only -1 means null)
+            (HEADER_LEN + 4, 0x03, DecodeError::InvalidLength(-2)),
+            // value length -3
+            (HEADER_LEN + 6, 0x05, DecodeError::InvalidLength(-3)),
+            // header count -64
+            (
+                HEADER_LEN + 8,
+                0x7f,
+                DecodeError::InvalidValue {
+                    field: "record header count",
+                    value: -64,
+                },
+            ),
         ];
-        for (at, byte) in cases {
+        for (at, byte, want) in cases {
             let mut bad = wire.clone();
             bad[at] = byte;
             fix_crc(&mut bad);
             let batch = decode_batch(&mut Bytes::from(bad), &opts).unwrap();
-            assert!(batch.records(&opts).is_err(), "byte {byte:#x} at {at}");
+            assert_eq!(
+                batch.records(&opts).unwrap_err(),
+                want,
+                "byte {byte:#x} at {at}"
+            );
         }
         // A huge header count must fail without allocating for it.
         let mut bad = wire.clone();
@@ -660,6 +681,105 @@ mod tests {
             batch.records(&opts),
             Err(DecodeError::UnexpectedEof { .. })
         ));
+    }
+
+    #[test]
+    fn a_batch_with_no_records_decodes() {
+        // A header with nothing after it: what compaction leaves of a batch
+        // whose records were all removed (Kafka keeps it for the producer
+        // state). Its length is the smallest valid one.
+        let wire = build(Compression::None, 0);
+        assert_eq!(wire.len(), HEADER_LEN);
+        let mut buf = wire.clone();
+        let batch = decode_batch(&mut buf, &DecodeOptions::default()).unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(batch.record_count, 0);
+        assert_eq!(batch.header().batch_length, layout::MIN_BATCH_LENGTH);
+        assert!(batch.records(&DecodeOptions::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn header_gives_back_the_fields_read() {
+        for n in [1, 7] {
+            let wire = build(Compression::Lz4, n);
+            let batch = decode_batch(&mut wire.clone(), &DecodeOptions::default()).unwrap();
+            assert_eq!(batch.header(), layout::peek_batch_header(&wire).unwrap());
+            assert_eq!(
+                batch.header().batch_length as usize,
+                wire.len() - LOG_OVERHEAD
+            );
+        }
+    }
+
+    #[test]
+    fn each_attribute_bit_is_read_alone() {
+        // The second record's own timestamp is base + 1 = max: move max so
+        // that LogAppendTime (every record at max) can be told apart.
+        let mut wire = build(Compression::None, 2).to_vec();
+        let max = 1_800_000_000_000i64;
+        wire[layout::MAX_TIMESTAMP..layout::MAX_TIMESTAMP + 8].copy_from_slice(&max.to_be_bytes());
+        let read = |bits: i16| {
+            let mut raw = wire.clone();
+            raw[layout::ATTRIBUTES..layout::ATTRIBUTES + 2].copy_from_slice(&bits.to_be_bytes());
+            fix_crc(&mut raw);
+            let batch = decode_batch(&mut Bytes::from(raw), &DecodeOptions::default()).unwrap();
+            let record = batch.records(&DecodeOptions::default()).unwrap().remove(1);
+            (
+                batch.is_transactional(),
+                batch.is_control(),
+                batch.is_log_append_time(),
+                batch.timestamp_of(&record) == batch.max_timestamp,
+            )
+        };
+        assert_eq!(read(0), (false, false, false, false));
+        assert_eq!(
+            read(layout::ATTR_TRANSACTIONAL),
+            (true, false, false, false)
+        );
+        assert_eq!(read(layout::ATTR_CONTROL), (false, true, false, false));
+        assert_eq!(
+            read(layout::ATTR_LOG_APPEND_TIME),
+            (false, false, true, true)
+        );
+        // The other bits (codec none, delete horizon) set too.
+        assert_eq!(
+            read(!(layout::ATTR_TRANSACTIONAL | layout::ATTR_COMPRESSION_MASK)),
+            (false, true, true, true)
+        );
+    }
+
+    /// Checks `size_hint` against what the iterator still yields, at every
+    /// step: the lower bound never above it, the upper bound given and
+    /// never below it.
+    fn check_size_hints(mut iter: Records) -> usize {
+        let mut yielded = 0;
+        loop {
+            let left = iter.clone().count();
+            let (lo, hi) = iter.size_hint();
+            assert!(lo <= left, "lower bound {lo} above {left}");
+            let hi = hi.expect("a batch's records are bounded");
+            assert!(hi >= left, "upper bound {hi} below {left}");
+            if iter.next().is_none() {
+                assert_eq!(iter.size_hint(), (0, Some(0)));
+                return yielded;
+            }
+            yielded += 1;
+        }
+    }
+
+    #[test]
+    fn size_hint_bounds_what_is_left_even_with_an_error_at_the_end() {
+        let opts = DecodeOptions::default();
+        let wire = build(Compression::None, 3).to_vec();
+        let batch = decode_batch(&mut Bytes::from(wire.clone()), &opts).unwrap();
+        assert_eq!(check_size_hints(batch.iter_records(&opts).unwrap()), 3);
+        // Declares 2 of its 3 records: two records, then the trailing
+        // bytes' error, one more item than the count.
+        let mut fewer = wire;
+        fewer[layout::RECORD_COUNT..layout::RECORD_COUNT + 4].copy_from_slice(&2i32.to_be_bytes());
+        fix_crc(&mut fewer);
+        let batch = decode_batch(&mut Bytes::from(fewer), &opts).unwrap();
+        assert_eq!(check_size_hints(batch.iter_records(&opts).unwrap()), 3);
     }
 
     #[test]
