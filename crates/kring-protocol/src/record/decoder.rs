@@ -641,6 +641,8 @@ mod tests {
             (HEADER_LEN, 0x0e, eof(1, 0)),
             // record length -2
             (HEADER_LEN, 0x03, DecodeError::InvalidLength(-2)),
+            // record length 0: not even its attributes
+            (HEADER_LEN, 0x00, eof(1, 0)),
             // key length 63: beyond the record
             (HEADER_LEN + 4, 0x7e, eof(63, 4)),
             // key length -2 (only -1 means null)
@@ -745,6 +747,47 @@ mod tests {
         assert_eq!(
             read(!(layout::ATTR_TRANSACTIONAL | layout::ATTR_COMPRESSION_MASK)),
             (false, true, true, true)
+        );
+    }
+
+    #[test]
+    fn header_keys_may_be_empty_but_not_negative() {
+        let opts = DecodeOptions::default();
+        let mut b = RecordBatchBuilder::new(0, 0);
+        b.append(
+            0,
+            None,
+            Some(b"v"),
+            &[Header {
+                key: "",
+                value: None,
+            }],
+        );
+        let wire = b
+            .seal(Compression::None)
+            .unwrap()
+            .stamp(-1, -1, -1, false)
+            .to_vec();
+        let batch = decode_batch(&mut Bytes::from(wire.clone()), &opts).unwrap();
+        let headers = &batch.records(&opts).unwrap()[0].headers;
+        assert_eq!(
+            headers,
+            &[RecordHeader {
+                key: String::new(),
+                value: None
+            }]
+        );
+        // [len] [attr] [ts] [off] [key null 0x01] [vlen 0x02] v [count 0x02]
+        // [header key length] [header value length]
+        let at = HEADER_LEN + 8;
+        assert_eq!(wire[at], 0x00);
+        let mut bad = wire;
+        bad[at] = 0x03; // -2
+        fix_crc(&mut bad);
+        let batch = decode_batch(&mut Bytes::from(bad), &opts).unwrap();
+        assert_eq!(
+            batch.records(&opts).unwrap_err(),
+            DecodeError::InvalidLength(-2)
         );
     }
 
