@@ -617,6 +617,17 @@ mod tests {
         );
     }
 
+    /// The tests over "every codec this build has" skip what `is_built`
+    /// denies: with the feature on, that must be none of them, or they
+    /// would pass over nothing. (Without it, `without_zstd` checks the rest.)
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn with_the_zstd_feature_every_codec_is_built() {
+        for c in Compression::ALL {
+            assert!(c.is_built(), "{c}");
+        }
+    }
+
     #[test]
     fn every_codec_round_trips() {
         for n in [0, 1, 100, XERIAL_BLOCK, XERIAL_BLOCK + 1, 200_000] {
@@ -673,6 +684,50 @@ mod tests {
                 assert_eq!(&out[..], &fresh(c, &data)[..], "{c} n={n}");
                 assert_eq!(&decompress(c, &out, data.len()).unwrap()[..], &data[..]);
             }
+        }
+    }
+
+    /// The capacity of this thread's cached output buffer for `codec`
+    /// (`None`: no state cached).
+    fn scratch_capacity(codec: Compression) -> Option<usize> {
+        match codec {
+            Compression::Gzip => GZIP.with(|g| g.borrow().as_ref().map(|st| st.scratch.capacity())),
+            Compression::Lz4 => {
+                LZ4.with(|g| g.borrow().as_ref().map(|st| st.enc.get_ref().capacity()))
+            }
+            Compression::Zstd => ZSTD.with(|g| g.borrow().as_ref().map(|st| st.scratch.capacity())),
+            Compression::None | Compression::Snappy => None,
+        }
+    }
+
+    #[test]
+    fn each_thread_keeps_a_small_scratch_buffer_and_releases_a_large_one() {
+        // Nearly incompressible bytes, so the output is as large as the input.
+        let noise = |n: usize| {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        for c in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            // A thread of its own: its cached state starts empty.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut out = BytesMut::new();
+                    compress(c, &noise(16 * 1024), &mut out).unwrap();
+                    let kept = scratch_capacity(c).unwrap();
+                    assert!((16 * 1024..=SCRATCH_KEEP).contains(&kept), "{c}: {kept}");
+                    compress(c, &noise(SCRATCH_KEEP + 1), &mut out).unwrap();
+                    assert_eq!(scratch_capacity(c), Some(0), "{c}");
+                    compress(c, &noise(100), &mut out).unwrap();
+                    assert!(scratch_capacity(c).unwrap() > 0, "{c}");
+                });
+            });
         }
     }
 
