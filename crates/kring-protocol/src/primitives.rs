@@ -702,6 +702,24 @@ mod tests {
     }
 
     #[test]
+    fn a_string_may_fill_its_int16_prefix_exactly() {
+        let longest = "s".repeat(i16::MAX as usize);
+        assert_eq!(check_string_len("f", &longest, false), Ok(()));
+        let mut b = BytesMut::new();
+        put_string(&mut b, &longest, false);
+        assert_eq!(get_string(&mut b.freeze(), false, "f").unwrap(), longest);
+        let over = "s".repeat(i16::MAX as usize + 1);
+        assert_eq!(
+            check_string_len("f", &over, false),
+            Err(EncodeError::TooLong {
+                field: "f",
+                len: 32_768
+            })
+        );
+        assert_eq!(check_string_len("f", &over, true), Ok(()));
+    }
+
+    #[test]
     fn bytes_are_split_without_copy() {
         let mut b = BytesMut::new();
         put_bytes(&mut b, b"hello", false);

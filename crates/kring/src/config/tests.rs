@@ -856,6 +856,7 @@ fn io_backend_values() {
         let c = ProducerConfig::default().set("io.backend", v).unwrap();
         assert_eq!(c.get_io_backend(), b, "{v}");
         assert_eq!(IoBackend::parse(b.as_str()), Some(b));
+        assert_eq!(b.to_string(), b.as_str());
     }
     let err = ProducerConfig::default()
         .set("io.backend", "kqueue")
