@@ -315,6 +315,12 @@ mod tests {
                 ("alice", "s3cr\"et")
             );
             assert!(!l.token_auth);
+            let shown = format!("{l:?}");
+            assert!(
+                shown.contains("alice") && shown.contains("redacted"),
+                "{shown}"
+            );
+            assert!(!shown.contains("s3cr"), "{shown}");
         }
         for (line, want) in [
             (

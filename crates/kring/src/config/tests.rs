@@ -419,6 +419,11 @@ fn every_problem_is_reported_at_once_with_hints() {
     ] {
         assert!(msg.contains(part), "{part}: {msg}");
     }
+    assert!(msg.starts_with("5 configuration problems: "), "{msg}");
+    // One between each two problems, and one before the accepted names.
+    assert_eq!(msg.matches("; ").count(), 5, "{msg}");
+    assert!(msg.contains("; kring accepts: "), "{msg}");
+    assert!(!msg.contains(": ;"), "{msg}");
 }
 
 #[test]
@@ -603,7 +608,11 @@ fn sasl_properties_reach_the_core_and_never_show_the_password() {
     assert_ne!(s.nonce_seed, [0; 32], "the nonce seed comes from the OS");
     for text in [format!("{c:?}"), format!("{k:?}"), format!("{s:?}")] {
         assert!(!text.contains("pw-Sekr1t"), "{text}");
+        // Shown, not left out: a Debug that printed nothing would pass
+        // the line above.
+        assert!(text.contains("alice"), "{text}");
     }
+    assert!(format!("{c:?}").contains("redacted"));
     let b = crate::Producer::builder()
         .bootstrap("h:1")
         .security_protocol(SecurityProtocol::SaslPlaintext)
@@ -1345,4 +1354,64 @@ fn topic_metadata_propagation_reaches_the_core() {
     .unwrap();
     let core = c.to_core(None, None);
     assert_eq!(core.topic_metadata_propagation, Duration::from_millis(1234));
+}
+
+/// Two configurations are equal exactly when their SASL settings are: each
+/// field counts, and a token provider is the same only if it is the same
+/// `Arc` (a clone), not another closure.
+#[test]
+fn sasl_settings_take_part_in_equality() {
+    let base = || ProducerConfig::default().sasl_plain("u", "p");
+    assert_eq!(base(), base());
+    for other in [
+        ProducerConfig::default(),
+        ProducerConfig::default().sasl_scram_sha256("u", "p"),
+        ProducerConfig::default().sasl_plain("v", "p"),
+        ProducerConfig::default().sasl_plain("u", "q"),
+        base().sasl_token_auth(true),
+    ] {
+        assert_ne!(base(), other, "{other:?}");
+    }
+    let with_provider =
+        || ProducerConfig::default().oauthbearer_token_provider(|| Err("none".to_owned()));
+    let a = with_provider();
+    assert_eq!(a, a.clone());
+    assert_ne!(a, with_provider());
+    assert_ne!(
+        a,
+        ProducerConfig::default().sasl_mechanism(SaslMechanism::OAuthBearer)
+    );
+}
+
+/// `socket.connection.setup.timeout.ms` accepts up to the longest duration
+/// the core takes, and no more.
+#[test]
+fn connect_timeout_may_be_the_longest_duration() {
+    let base = || ProducerConfig::default().bootstrap("h:1");
+    let c = base()
+        .connect_timeout(kring_core::MAX_DURATION)
+        .validate()
+        .unwrap();
+    assert_eq!(c.get_connect_timeout(), kring_core::MAX_DURATION);
+    let err = base()
+        .connect_timeout(kring_core::MAX_DURATION + Duration::from_millis(1))
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("socket.connection.setup.timeout.ms"), "{err}");
+}
+
+/// An unset `batch.size` is lowered to what one request and the buffer can
+/// hold, never raised to it.
+#[test]
+fn an_unset_batch_size_is_only_ever_lowered_to_fit() {
+    let base = || ProducerConfig::default().bootstrap("h:1");
+    let c = base().validate().unwrap();
+    assert_eq!(c.get_batch_size(), 16_384);
+    let c = base().max_request_size(10_000).validate().unwrap();
+    assert_eq!(c.get_batch_size(), 10_000);
+    let c = base().buffer_memory(12_000).validate().unwrap();
+    assert_eq!(c.get_batch_size(), 12_000);
+    let c = base().max_request_size(1 << 20).validate().unwrap();
+    assert_eq!(c.get_batch_size(), 16_384);
 }
