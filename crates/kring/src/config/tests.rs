@@ -606,6 +606,8 @@ fn sasl_properties_reach_the_core_and_never_show_the_password() {
     assert_eq!(s.mechanism, SaslMechanism::ScramSha512);
     assert_eq!(s.password, " pw-Sekr1t ", "a password is not trimmed");
     assert_ne!(s.nonce_seed, [0; 32], "the nonce seed comes from the OS");
+    let again = c.to_core(None, None).sasl.unwrap().nonce_seed;
+    assert_ne!(s.nonce_seed, again, "each producer's nonces are its own");
     for text in [format!("{c:?}"), format!("{k:?}"), format!("{s:?}")] {
         assert!(!text.contains("pw-Sekr1t"), "{text}");
         // Shown, not left out: a Debug that printed nothing would pass
