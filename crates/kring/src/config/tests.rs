@@ -735,14 +735,22 @@ fn ssl_secrets_never_show_in_debug() {
         ("ssl.key.pem", KEY),
         ("ssl.key.password", PASSWORD),
         ("ssl.certificate.pem", "CERT"),
+        ("ssl.ca.location", "/etc/ca.pem"),
     ])
     .unwrap();
     let builder = crate::Producer::builder().config(c.clone());
     for shown in [format!("{c:?}"), format!("{c:#?}"), format!("{builder:?}")] {
         assert!(!shown.contains("S3CR3TK3Y"), "{shown}");
         assert!(!shown.contains(PASSWORD), "{shown}");
-        assert!(shown.contains("redacted"), "{shown}");
+        // Where each piece comes from is shown; the key's size only.
+        assert!(shown.contains("bytes, redacted)"), "{shown}");
+        assert!(shown.contains("inline PEM (4 bytes)"), "{shown}");
+        assert!(shown.contains("/etc/ca.pem"), "{shown}");
     }
+    assert_eq!(
+        format!("{:?}", super::ssl::Pem::Inline(KEY.to_owned())),
+        format!("inline PEM ({} bytes, redacted)", KEY.len())
+    );
 }
 
 #[cfg(feature = "tls")]
@@ -1416,4 +1424,39 @@ fn an_unset_batch_size_is_only_ever_lowered_to_fit() {
     assert_eq!(c.get_batch_size(), 12_000);
     let c = base().max_request_size(1 << 20).validate().unwrap();
     assert_eq!(c.get_batch_size(), 16_384);
+}
+
+/// Each SASL shorthand sets its mechanism and both credentials; the token
+/// provider shorthand sets OAUTHBEARER and hands the provider to the core.
+#[test]
+fn sasl_shorthands_set_mechanism_and_credentials() {
+    type Shorthand = fn(ProducerConfig, &str, &str) -> ProducerConfig;
+    let shorthands: [(Shorthand, SaslMechanism); 3] = [
+        (ProducerConfig::sasl_plain, SaslMechanism::Plain),
+        (
+            ProducerConfig::sasl_scram_sha256,
+            SaslMechanism::ScramSha256,
+        ),
+        (
+            ProducerConfig::sasl_scram_sha512,
+            SaslMechanism::ScramSha512,
+        ),
+    ];
+    for (set, mechanism) in shorthands {
+        let c = set(ProducerConfig::default(), "u", "p");
+        assert_eq!(c.get_sasl_mechanism(), Some(mechanism));
+        assert_eq!(c.get_sasl_username(), Some("u"));
+        let s = c
+            .to_core(None, None)
+            .sasl
+            .expect("credentials reach the core");
+        assert_eq!((s.mechanism, s.password.as_str()), (mechanism, "p"));
+    }
+    let c = ProducerConfig::default().oauthbearer_token_provider(|| Err("none".to_owned()));
+    assert_eq!(c.get_sasl_mechanism(), Some(SaslMechanism::OAuthBearer));
+    let s = c
+        .to_core(None, None)
+        .sasl
+        .expect("the provider reaches the core");
+    assert!(s.token_provider.is_some());
 }
