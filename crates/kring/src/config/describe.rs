@@ -110,4 +110,34 @@ mod tests {
         }
         assert_eq!(property_description("no.such.property"), None);
     }
+
+    /// A default a description states is the default: setting the property
+    /// to it changes nothing but the mark that it was set.
+    #[test]
+    fn stated_defaults_are_the_defaults() {
+        let shown = |c: &super::super::ProducerConfig| {
+            format!("{c:?}").replace("explicit: true", "explicit: false")
+        };
+        let default = shown(&super::super::ProducerConfig::default());
+        let mut checked = 0;
+        for name in PROPERTY_NAMES {
+            let d = property_description(name).unwrap();
+            let Some(at) = d.find("(default ") else {
+                continue;
+            };
+            let stated = d[at + "(default ".len()..]
+                .split([')', ';'])
+                .next()
+                .unwrap();
+            if stated.contains(' ') {
+                continue; // prose, not a value ("no cap")
+            }
+            let set = super::super::ProducerConfig::default()
+                .set(name, stated)
+                .unwrap_or_else(|e| panic!("{name}={stated}: {e}"));
+            assert_eq!(shown(&set), default, "{name}: stated default {stated}");
+            checked += 1;
+        }
+        assert!(checked >= 28, "{checked}");
+    }
 }
