@@ -687,6 +687,14 @@ mod tests {
         }
     }
 
+    /// The next number of a xorshift sequence (test data, not randomness).
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
     /// The capacity of this thread's cached output buffer for `codec`
     /// (`None`: no state cached).
     fn scratch_capacity(codec: Compression) -> Option<usize> {
@@ -705,14 +713,7 @@ mod tests {
         // Nearly incompressible bytes, so the output is as large as the input.
         let noise = |n: usize| {
             let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect::<Vec<u8>>()
+            (0..n).map(|_| xorshift(&mut x) as u8).collect::<Vec<u8>>()
         };
         for c in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
             // A thread of its own: its cached state starts empty.
@@ -745,9 +746,7 @@ mod tests {
         let mut x = 0x9e37_79b9_u64;
         let mut data = Vec::new();
         while data.len() < 32 * 1024 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             data.extend_from_slice(words[(x % 7) as usize].as_bytes());
             data.extend_from_slice(format!(" {} ", x % 1000).as_bytes());
         }
