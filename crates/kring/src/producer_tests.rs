@@ -191,6 +191,13 @@ fn produce_reports_each_record_once_through_the_callback_in_order() {
     assert_eq!(p.metrics().buffered_bytes, 0);
 }
 
+/// Sends records "0", "1", ... to `t` and returns their futures in order.
+fn send_numbered(p: &Producer, n: usize) -> Vec<crate::DeliveryFuture> {
+    (0..n)
+        .map(|i| p.send(Record::new("t", format!("{i}").as_bytes())).unwrap())
+        .collect()
+}
+
 #[test]
 fn close_delivers_everything_then_refuses() {
     let c = cluster(2);
@@ -199,9 +206,7 @@ fn close_delivers_everything_then_refuses() {
         .batch_size(1 << 20)
         .build()
         .unwrap();
-    let futures: Vec<_> = (0..100)
-        .map(|i| p.send(Record::new("t", format!("{i}").as_bytes())).unwrap())
-        .collect();
+    let futures = send_numbered(&p, 100);
     assert!(futures.iter().all(|f| f.try_result().is_none()));
     assert_eq!(format!("{p:?}"), "Producer { closed: false, .. }");
     let start = Instant::now();
@@ -285,9 +290,7 @@ fn drop_delivers_what_is_buffered() {
         .linger(Duration::from_secs(3600))
         .build()
         .unwrap();
-    let futures: Vec<_> = (0..10)
-        .map(|i| p.send(Record::new("t", format!("{i}").as_bytes())).unwrap())
-        .collect();
+    let futures = send_numbered(&p, 10);
     drop(p);
     for (i, f) in futures.iter().enumerate() {
         assert_eq!(f.wait().unwrap().offset, i as i64);

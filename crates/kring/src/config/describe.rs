@@ -96,7 +96,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::PROPERTY_NAMES;
+    use super::super::{ProducerConfig, PROPERTY_NAMES};
     use super::property_description;
 
     /// Every accepted name is described (a property added without a
@@ -115,10 +115,9 @@ mod tests {
     /// to it changes nothing but the mark that it was set.
     #[test]
     fn stated_defaults_are_the_defaults() {
-        let shown = |c: &super::super::ProducerConfig| {
-            format!("{c:?}").replace("explicit: true", "explicit: false")
-        };
-        let default = shown(&super::super::ProducerConfig::default());
+        let shown =
+            |c: &ProducerConfig| format!("{c:?}").replace("explicit: true", "explicit: false");
+        let default = shown(&ProducerConfig::default());
         let mut checked = 0;
         for name in PROPERTY_NAMES {
             let d = property_description(name).unwrap();
@@ -132,7 +131,7 @@ mod tests {
             if stated.contains(' ') {
                 continue; // prose, not a value ("no cap")
             }
-            let set = super::super::ProducerConfig::default()
+            let set = ProducerConfig::default()
                 .set(name, stated)
                 .unwrap_or_else(|e| panic!("{name}={stated}: {e}"));
             assert_eq!(shown(&set), default, "{name}: stated default {stated}");
