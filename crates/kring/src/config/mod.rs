@@ -143,6 +143,8 @@ pub struct ProducerConfig {
     ssl: SslSettings,
     io_backend: IoBackend,
     compression_threads: Option<u32>,
+    send_buffer: u32,
+    receive_buffer: u32,
 }
 
 impl Default for ProducerConfig {
@@ -185,6 +187,8 @@ impl Default for ProducerConfig {
             ssl: SslSettings::default(),
             io_backend: IoBackend::Auto,
             compression_threads: None,
+            send_buffer: 0,
+            receive_buffer: 0,
         }
     }
 }
@@ -393,6 +397,19 @@ setters! {
     /// level 9, on sending threads while they wait in `send` for
     /// `buffer.memory`. No thread is started with `compression.type=none`.
     compression_threads: u32 => |c, v| c.compression_threads = Some(v);
+    /// `send.buffer.bytes` (librdkafka: `socket.send.buffer.bytes`): the
+    /// kernel's send buffer (`SO_SNDBUF`) of each broker connection, in
+    /// bytes. 0, kring's default, leaves it to the kernel, which grows it
+    /// with the connection's bandwidth and latency; a size fixes it (Java
+    /// fixes 131072 by default). Linux caps it at `net.core.wmem_max`.
+    /// At most 2147483647.
+    send_buffer_bytes: u32 => |c, v| c.send_buffer = v;
+    /// `receive.buffer.bytes` (librdkafka: `socket.receive.buffer.bytes`):
+    /// the kernel's receive buffer (`SO_RCVBUF`) of each broker
+    /// connection, in bytes; 0, the default, leaves it to the kernel (Java
+    /// fixes 32768). Linux caps it at `net.core.rmem_max`. At most
+    /// 2147483647.
+    receive_buffer_bytes: u32 => |c, v| c.receive_buffer = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -631,6 +648,14 @@ impl ProducerConfig {
     pub fn get_connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
+    /// `send.buffer.bytes` (0: the kernel's).
+    pub fn get_send_buffer_bytes(&self) -> u32 {
+        self.send_buffer
+    }
+    /// `receive.buffer.bytes` (0: the kernel's).
+    pub fn get_receive_buffer_bytes(&self) -> u32 {
+        self.receive_buffer
+    }
 
     /// Check the configuration and settle the settings that depend on
     /// others:
@@ -665,6 +690,18 @@ impl ProducerConfig {
                     kring_core::MAX_DURATION.as_millis()
                 ),
             });
+        }
+        for (property, size) in [
+            ("send.buffer.bytes", self.send_buffer),
+            ("receive.buffer.bytes", self.receive_buffer),
+        ] {
+            // The kernel takes an int.
+            if size > i32::MAX as u32 {
+                return Err(ConfigError::OutOfRange {
+                    property,
+                    reason: "must be at most 2147483647 bytes (0: the kernel's own)".to_owned(),
+                });
+            }
         }
         check_codec_built("compression.type", self.compression)?;
         self.check_compression_levels()?;

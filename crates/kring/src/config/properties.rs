@@ -6,7 +6,10 @@
 //! the longest `delivery.timeout.ms`, about 24.8 days), `queue.buffering.max.ms`
 //! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
 //! `compression.codec` (= `compression.type`), `statistics.interval.ms`
-//! (the period of the `on_statistics` callback), `batch.num.messages` (a cap on records per batch) and
+//! (the period of the `on_statistics` callback), `batch.num.messages` (a cap on records per batch),
+//! `socket.send.buffer.bytes` and `socket.receive.buffer.bytes` (= Java's
+//! `send.buffer.bytes` and `receive.buffer.bytes`, with 0 for the
+//! system's default where Java has -1) and
 //! `debug` (contexts are checked; kring logs through `tracing`, whose
 //! subscriber filter chooses the level).
 //!
@@ -16,7 +19,7 @@
 //! `value.serializer`); `partitioner.class` naming a built-in Java
 //! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
-//! socket buffer sizes left to the kernel; `connections.max.idle.ms`;
+//! `connections.max.idle.ms`;
 //! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`;
 //! `enable.metrics.push` (no client metrics are pushed either way),
 //! `partitioner.rack.aware=false` and any `client.rack`. A
@@ -90,6 +93,8 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "security.protocol",
     "send.buffer.bytes",
     "socket.connection.setup.timeout.ms",
+    "socket.receive.buffer.bytes",
+    "socket.send.buffer.bytes",
     "ssl.ca.location",
     "ssl.ca.pem",
     "ssl.certificate.location",
@@ -358,8 +363,6 @@ impl ProducerConfig {
             | "metrics.sample.window.ms"
             | "metrics.num.samples"
             | "metrics.recording.level"
-            | "send.buffer.bytes"
-            | "receive.buffer.bytes"
             | "connections.max.idle.ms"
             | "client.dns.lookup"
             | "transactional.id"
@@ -382,6 +385,16 @@ impl ProducerConfig {
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)
+            }
+            "send.buffer.bytes" => self.send_buffer_bytes(java_buffer("send.buffer.bytes", v)?),
+            "receive.buffer.bytes" => {
+                self.receive_buffer_bytes(java_buffer("receive.buffer.bytes", v)?)
+            }
+            "socket.send.buffer.bytes" => {
+                self.send_buffer_bytes(rdkafka_buffer("socket.send.buffer.bytes", v)?)
+            }
+            "socket.receive.buffer.bytes" => {
+                self.receive_buffer_bytes(rdkafka_buffer("socket.receive.buffer.bytes", v)?)
             }
             "sasl.mechanism" => {
                 self.sasl_mechanism(super::sasl::parse_mechanism("sasl.mechanism", v)?)
@@ -451,6 +464,36 @@ const BYTE_SERIALIZERS: &[&str] = &[
     "org.apache.kafka.common.serialization.BytesSerializer",
 ];
 
+/// Java's `send.buffer.bytes` / `receive.buffer.bytes`: -1 for the OS
+/// default (0 in kring), else a size of at least 1 byte (Java refuses 0
+/// when it connects).
+fn java_buffer(name: &'static str, v: &str) -> Result<u32, ConfigError> {
+    match v.parse::<i64>() {
+        Ok(-1) => Ok(0),
+        Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => Ok(n as u32),
+        _ => Err(ConfigError::invalid(
+            name,
+            v,
+            "a size in bytes from 1 to 2147483647, or -1 for the OS default",
+        )),
+    }
+}
+
+/// librdkafka's `socket.send.buffer.bytes` / `socket.receive.buffer.bytes`:
+/// 0 (the system default) to 100000000, librdkafka's range.
+fn rdkafka_buffer(name: &'static str, v: &str) -> Result<u32, ConfigError> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|&n| n <= 100_000_000)
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                name,
+                v,
+                "a size in bytes from 0 (the system default) to 100000000",
+            )
+        })
+}
+
 /// Java settings with no kring counterpart: `Ok` where the value asks for
 /// what kring does anyway (so the setting changes nothing), an error naming
 /// the property and why where it asks for something kring does not do.
@@ -465,11 +508,6 @@ const BYTE_SERIALIZERS: &[&str] = &[
 /// - `metrics.sample.window.ms`, `metrics.num.samples`,
 ///   `metrics.recording.level`: how Java samples its own metrics, which
 ///   kring does not have; any valid value is accepted and changes nothing.
-/// - `send.buffer.bytes`, `receive.buffer.bytes`: kring leaves socket
-///   buffer sizes to the kernel, which tunes them: -1 (Java's "OS
-///   default") and Java's defaults (131072 and 32768, the values a Java
-///   configuration written out carries) are accepted; any other size asks
-///   for a buffer kring would not set and is refused.
 /// - `connections.max.idle.ms`: kring does not close idle connections
 ///   itself (the broker closes them after its own
 ///   `connections.max.idle.ms`, and kring reconnects when it has something
@@ -562,22 +600,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                     "metrics.recording.level",
                     v,
                     "INFO, DEBUG or TRACE",
-                ));
-            }
-        }
-        "send.buffer.bytes" | "receive.buffer.bytes" => {
-            let (property, java_default) = if name == "send.buffer.bytes" {
-                ("send.buffer.bytes", "131072")
-            } else {
-                ("receive.buffer.bytes", "32768")
-            };
-            if v != "-1" && v != java_default {
-                return Err(ConfigError::unsupported(
-                    property,
-                    v,
-                    "kring leaves socket buffer sizes to the kernel, which tunes them; \
-                     only -1 (the OS default) and Java's default (send 131072, receive \
-                     32768) are accepted",
                 ));
             }
         }

@@ -1069,6 +1069,8 @@ fn unmodified_java_producer_properties_load() {
     ";
     let c = props(&java_properties(file)).unwrap();
     assert_eq!(c.bootstrap_servers(), ["broker1:9092", "broker2:9092"]);
+    assert_eq!(c.get_send_buffer_bytes(), 131072);
+    assert_eq!(c.get_receive_buffer_bytes(), 32768);
     assert_eq!(c.get_client_id(), "orders-producer");
     assert_eq!(c.get_linger(), Duration::from_millis(20));
     assert_eq!(c.get_batch_size(), 65536);
@@ -1225,10 +1227,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("metrics.sample.window.ms", "10000"),
         ("metrics.num.samples", "3"),
         ("metrics.recording.level", "DEBUG"),
-        ("send.buffer.bytes", "-1"),
-        ("send.buffer.bytes", "131072"),
-        ("receive.buffer.bytes", "-1"),
-        ("receive.buffer.bytes", "32768"),
         ("connections.max.idle.ms", "-1"),
         ("connections.max.idle.ms", "540000"),
         ("client.dns.lookup", "use_all_dns_ips"),
@@ -1251,8 +1249,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ),
         ("metrics.num.samples", "0", "integer"),
         ("metrics.recording.level", "LOUD", "INFO"),
-        ("send.buffer.bytes", "1048576", "kernel"),
-        ("receive.buffer.bytes", "65536", "kernel"),
         ("connections.max.idle.ms", "soon", "milliseconds"),
         (
             "client.dns.lookup",
@@ -1459,4 +1455,73 @@ fn sasl_shorthands_set_mechanism_and_credentials() {
         .sasl
         .expect("the provider reaches the core");
     assert!(s.token_provider.is_some());
+}
+
+/// Socket buffer sizes: Java's names take -1 for the kernel's own (kring's
+/// default) and a size of at least one byte; librdkafka's take 0 for the
+/// system's and sizes up to its 100000000. Each reaches the setter, and
+/// anything else is refused naming the property.
+#[test]
+fn socket_buffer_sizes_in_java_and_librdkafka_terms() {
+    let d = ProducerConfig::default();
+    assert_eq!(
+        (d.get_send_buffer_bytes(), d.get_receive_buffer_bytes()),
+        (0, 0)
+    );
+    for (name, value, send, receive) in [
+        ("send.buffer.bytes", "-1", 0, 0),
+        ("send.buffer.bytes", "1", 1, 0),
+        ("send.buffer.bytes", "1048576", 1048576, 0),
+        ("send.buffer.bytes", "2147483647", i32::MAX as u32, 0),
+        ("receive.buffer.bytes", "-1", 0, 0),
+        ("receive.buffer.bytes", "65536", 0, 65536),
+        ("socket.send.buffer.bytes", "0", 0, 0),
+        ("socket.send.buffer.bytes", "100000000", 100_000_000, 0),
+        ("socket.receive.buffer.bytes", "0", 0, 0),
+        ("socket.receive.buffer.bytes", "4096", 0, 4096),
+    ] {
+        let c = ProducerConfig::default()
+            .send_buffer_bytes(7)
+            .receive_buffer_bytes(7)
+            .set(name, value)
+            .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        let (want_send, want_receive) = if name.contains("send") {
+            (send, 7)
+        } else {
+            (7, receive)
+        };
+        assert_eq!(
+            (c.get_send_buffer_bytes(), c.get_receive_buffer_bytes()),
+            (want_send, want_receive),
+            "{name}={value}"
+        );
+    }
+    for (name, value) in [
+        ("send.buffer.bytes", "0"),
+        ("send.buffer.bytes", "-2"),
+        ("send.buffer.bytes", "2147483648"),
+        ("send.buffer.bytes", "128k"),
+        ("receive.buffer.bytes", "0"),
+        ("socket.send.buffer.bytes", "-1"),
+        ("socket.send.buffer.bytes", "100000001"),
+        ("socket.receive.buffer.bytes", "-1"),
+    ] {
+        let e = ProducerConfig::default().set(name, value).unwrap_err();
+        assert!(e.to_string().contains(name), "{name}={value}: {e}");
+    }
+    // The typed setters take any u32; validation bounds them by the int
+    // the kernel takes.
+    for c in [
+        ProducerConfig::default().send_buffer_bytes(i32::MAX as u32 + 1),
+        ProducerConfig::default().receive_buffer_bytes(u32::MAX),
+    ] {
+        let e = c.bootstrap("localhost:9092").validate().unwrap_err();
+        assert!(e.to_string().contains("buffer.bytes"), "{e}");
+    }
+    let ok = ProducerConfig::default()
+        .send_buffer_bytes(i32::MAX as u32)
+        .receive_buffer_bytes(i32::MAX as u32)
+        .bootstrap("localhost:9092")
+        .validate();
+    assert!(ok.is_ok(), "{ok:?}");
 }

@@ -56,7 +56,7 @@ use super::event_loop::panic_message;
 use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
-use super::socket::{tcp_socket, RawSockAddr};
+use super::socket::{tcp_socket, RawSockAddr, SocketBuffers};
 use super::tls::{self, Link, TlsConnector, TlsError};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
@@ -832,7 +832,7 @@ impl<E: Engine> EpollThread<E> {
                 self.attempts.fail(conn, &ConnectError::NoAddress { name });
                 return;
             };
-            match connecting_socket(&self.epoll, sa, token) {
+            match connecting_socket(&self.epoll, sa, self.config.socket_buffers, token) {
                 Ok(fd) => break (sa, fd),
                 Err(source) if addrs.is_empty() => {
                     self.attempts
@@ -972,8 +972,13 @@ fn epoll_ctl(
 
 /// A non-blocking socket with its connect to `sa` under way, registered
 /// edge-triggered for reading and writing under `token`.
-fn connecting_socket(epoll: &OwnedFd, sa: SocketAddr, token: u64) -> io::Result<OwnedFd> {
-    let fd = tcp_socket(&sa)?;
+fn connecting_socket(
+    epoll: &OwnedFd,
+    sa: SocketAddr,
+    buffers: SocketBuffers,
+    token: u64,
+) -> io::Result<OwnedFd> {
+    let fd = tcp_socket(&sa, buffers)?;
     let raw = RawSockAddr::new(sa);
     // SAFETY: the address points into `raw`, live for the call, with its
     // length; the fd is a live socket.

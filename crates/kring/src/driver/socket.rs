@@ -71,9 +71,25 @@ impl RawSockAddr {
     }
 }
 
+/// The kernel socket buffer sizes to ask for (`send.buffer.bytes` and
+/// `receive.buffer.bytes`). Zero, the default, leaves a buffer to the
+/// kernel, which grows it with the connection's bandwidth and latency;
+/// a fixed size turns that tuning off for that buffer. Linux doubles
+/// the value asked for (the extra half is its bookkeeping) and caps it at
+/// `net.core.wmem_max` / `net.core.rmem_max`, as it does for every client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketBuffers {
+    /// `SO_SNDBUF` in bytes; 0 for the kernel's own.
+    pub send: u32,
+    /// `SO_RCVBUF` in bytes; 0 for the kernel's own.
+    pub receive: u32,
+}
+
 /// A non-blocking, close-on-exec TCP socket with `TCP_NODELAY` (Kafka
-/// requests are complete messages; Nagle would only add latency).
-pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+/// requests are complete messages; Nagle would only add latency) and the
+/// buffer sizes asked for, set before the connect (the receive buffer
+/// bounds the window the handshake offers).
+pub(crate) fn tcp_socket(addr: &SocketAddr, buffers: SocketBuffers) -> io::Result<OwnedFd> {
     let domain = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -91,22 +107,43 @@ pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
+    set_int_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    for (option, size) in [
+        (libc::SO_SNDBUF, buffers.send),
+        (libc::SO_RCVBUF, buffers.receive),
+    ] {
+        if size > 0 {
+            // Sizes above i32::MAX are refused by the configuration; the
+            // kernel caps what it grants anyway.
+            let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+            set_int_option(&fd, libc::SOL_SOCKET, option, size)?;
+        }
+    }
+    Ok(fd)
+}
+
+/// `setsockopt` of an `int` option.
+fn set_int_option(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the fd is a live socket; the option value points to a c_int
     // that outlives the call, and its size is passed.
     let rc = unsafe {
         libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            level,
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// Abort the socket's TCP connection (a reset), dropping whatever it still
@@ -132,9 +169,42 @@ pub(crate) fn abort_connection(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `getsockopt` of an `int` option: what the kernel holds for `fd`.
+#[cfg(test)]
+pub(crate) fn int_option(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt only reads the fd number (any value is safe to
+    // pass: a closed or non-socket fd is an error); the value and length
+    // point to locals that outlive the call, the length giving the
+    // value's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn option_of(fd: &OwnedFd, level: libc::c_int, option: libc::c_int) -> libc::c_int {
+        int_option(fd.as_raw_fd(), level, option).expect("getsockopt")
+    }
 
     #[test]
     fn sockaddr_lengths() {
@@ -151,11 +221,38 @@ mod tests {
     /// Sockets are non-blocking (the epoll loop must never wait in a
     /// call), close on exec (a child process of the application must not
     /// inherit broker connections) and send small requests at once.
+    /// Sizes asked for are set (Linux reports twice the size, its
+    /// bookkeeping included); zero leaves the kernel's defaults.
+    #[test]
+    fn buffer_sizes_asked_for_are_set_and_zero_leaves_the_kernels() {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let default = tcp_socket(&addr, SocketBuffers::default()).unwrap();
+        let kernel_send = option_of(&default, libc::SOL_SOCKET, libc::SO_SNDBUF);
+        let kernel_receive = option_of(&default, libc::SOL_SOCKET, libc::SO_RCVBUF);
+        for (send, receive) in [(8192, 0), (0, 12288), (24576, 20480)] {
+            let fd = tcp_socket(&addr, SocketBuffers { send, receive }).unwrap();
+            let got_send = option_of(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF);
+            let got_receive = option_of(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF);
+            let want = |asked: u32, kernel| if asked == 0 { kernel } else { 2 * asked as i32 };
+            assert_eq!(got_send, want(send, kernel_send), "send {send}");
+            assert_eq!(
+                got_receive,
+                want(receive, kernel_receive),
+                "receive {receive}"
+            );
+        }
+        // Above the system's cap the kernel grants the cap, without error.
+        let huge = SocketBuffers {
+            send: u32::MAX,
+            receive: u32::MAX,
+        };
+        assert!(tcp_socket(&addr, huge).is_ok());
+    }
+
     #[test]
     fn sockets_are_nonblocking_close_on_exec_and_nodelay() {
-        use std::os::fd::AsRawFd;
         let addr = "127.0.0.1:9";
-        let fd = tcp_socket(&addr.parse().unwrap()).expect("a socket");
+        let fd = tcp_socket(&addr.parse().unwrap(), SocketBuffers::default()).expect("a socket");
         let raw = fd.as_raw_fd();
         // SAFETY: fcntl on a live fd owned by `fd`; no pointers.
         let (fl, fd_flags) = unsafe {
@@ -167,20 +264,7 @@ mod tests {
         assert!(fl >= 0 && fd_flags >= 0);
         assert_ne!(fl & libc::O_NONBLOCK, 0, "{addr}: non-blocking");
         assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "{addr}: close on exec");
-        let mut nodelay: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: a live socket; the value and length point to locals
-        // that outlive the call, the length giving the value's size.
-        let rc = unsafe {
-            libc::getsockopt(
-                raw,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&mut nodelay as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
+        let nodelay = option_of(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
         assert_ne!(nodelay, 0, "{addr}: TCP_NODELAY");
     }
 }

@@ -490,6 +490,95 @@ fn a_read_that_fills_the_buffer_exactly_is_not_a_failure() {
     }
 }
 
+/// Whether `f` holds within `bound`, polled every 50 µs: for an
+/// effect of the kernel that no event of the harness announces.
+fn holds_within(bound: Duration, f: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + bound;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    f()
+}
+
+/// With a small send buffer (`send.buffer.bytes`) and a peer that does not
+/// read yet, frames written one per turn fill the kernel's buffers until a
+/// write finds no room: on epoll that is `sendmsg` failing with `EAGAIN`
+/// after earlier writes went out whole, which must wait for room, not fail
+/// the connection. Once the peer reads, every frame arrives, in order.
+#[test]
+fn a_full_send_buffer_waits_for_room_and_loses_nothing() {
+    for backend in backends() {
+        let gate = Arc::new(Gate::default());
+        let opened = Arc::clone(&gate);
+        let addr = one_shot_server(move |mut s| {
+            opened.wait();
+            loop {
+                let mut len = [0u8; 4];
+                if s.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                if s.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if s.write_all(&len).and_then(|_| s.write_all(&body)).is_err() {
+                    return;
+                }
+            }
+        });
+        let h = Harness::with_config(DriverConfig {
+            backend,
+            socket_buffers: SocketBuffers {
+                send: 4096,
+                receive: 4096,
+            },
+            ..DriverConfig::default()
+        });
+        h.connect(1, addr);
+        h.wait_for("connected", |e| e.len() == 1);
+        let payload = |i: u32| -> Vec<u8> {
+            let mut p = i.to_be_bytes().to_vec();
+            p.resize(1000, i as u8);
+            p
+        };
+        let m = Arc::clone(h.driver.metrics());
+        let mut sent = 0u32;
+        // One frame per turn, each written whole, until one is not.
+        while sent < 10_000 {
+            let before = m.sends();
+            h.send(1, &payload(sent));
+            sent += 1;
+            if !holds_within(Duration::from_millis(300), || m.sends() > before) {
+                break;
+            }
+        }
+        // About 170 frames of 1 KB fill 8 KiB of send buffer (4096 asked
+        // for, doubled) and the peer's receive buffer; the kernel's own
+        // send buffer, which grows to megabytes, would take thousands.
+        assert!(
+            sent < 1_000,
+            "{backend:?}: {sent} frames did not fill the buffers; is send.buffer.bytes set?"
+        );
+        // More while the connection waits for room.
+        for _ in 0..50 {
+            h.send(1, &payload(sent));
+            sent += 1;
+        }
+        gate.open();
+        let events = h.wait_for("every echo, or a failure", |e| {
+            responses(e).len() == sent as usize || e.len() > 1 + responses(e).len()
+        });
+        let got = responses(&events);
+        assert_eq!(got.len(), sent as usize, "{backend:?}: {:?}", &events[..2]);
+        for (i, r) in got.iter().enumerate() {
+            assert_eq!(&r[..], &payload(i as u32)[..], "{backend:?}: frame {i}");
+        }
+    }
+}
+
 #[test]
 fn large_frames_survive_partial_writes_and_reads() {
     let addr = echo_server();
@@ -697,7 +786,7 @@ fn connect_times_out() {
 fn full_backlog_listener() -> (SocketAddr, std::os::fd::OwnedFd, Vec<std::os::fd::OwnedFd>) {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let fd = socket::tcp_socket(&any).unwrap();
+    let fd = socket::tcp_socket(&any, socket::SocketBuffers::default()).unwrap();
     let raw = socket::RawSockAddr::new(any);
     // SAFETY: fd is a live socket; the address is valid for its length.
     let rc = unsafe { libc::bind(fd.as_raw_fd(), raw.as_ptr(), raw.len()) };
@@ -1580,6 +1669,75 @@ fn localhost_connects_through_the_system_resolver() {
     h.send(1, b"hello");
     let events = h.wait_for("response", |e| !responses(e).is_empty());
     assert_eq!(events[0], Event::Connected(1));
+}
+
+/// `send.buffer.bytes` and `receive.buffer.bytes` reach every broker
+/// connection of a producer, on each backend, and with buffers far smaller
+/// than its requests (each write and read then goes in many parts) every
+/// record is delivered.
+#[test]
+fn socket_buffer_properties_reach_every_broker_connection() {
+    use kring_mock::MockCluster;
+    use std::os::fd::RawFd;
+    // The process's TCP sockets whose buffers are the doubled sizes asked
+    // for (fds are read from /proc; one closing meanwhile is skipped).
+    let sockets_with = |send: i32, receive: i32| -> usize {
+        let mut n = 0;
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let is_socket = std::fs::read_link(entry.path())
+                .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+            let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+                continue;
+            };
+            let of = |o| socket::int_option(fd, libc::SOL_SOCKET, o).ok();
+            if is_socket
+                && of(libc::SO_SNDBUF) == Some(send)
+                && of(libc::SO_RCVBUF) == Some(receive)
+            {
+                n += 1;
+            }
+        }
+        n
+    };
+    for backend in backends() {
+        let cluster = MockCluster::builder()
+            .brokers(2)
+            .topic("t", 4)
+            .build()
+            .unwrap();
+        let config = crate::ProducerConfig::default()
+            .bootstrap(&cluster.bootstrap_servers())
+            .set("send.buffer.bytes", "6000")
+            .and_then(|c| c.set("socket.receive.buffer.bytes", "7000"))
+            .unwrap()
+            .batch_size(64 * 1024)
+            .linger(Duration::from_millis(2));
+        let mut builder = crate::Producer::builder().config(config);
+        builder.driver = Some(DriverConfig {
+            backend,
+            ..DriverConfig::default()
+        });
+        let producer = builder.build().unwrap();
+        let value = vec![7u8; 1000];
+        let handles: Vec<_> = (0..4_000)
+            .map(|_| producer.send(crate::Record::new("t", &value[..])).unwrap())
+            .collect();
+        for h in handles {
+            h.wait().unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        }
+        let stored: i64 = (0..4)
+            .map(|p| cluster.high_watermark("t", p).unwrap())
+            .sum();
+        assert_eq!(stored, 4_000, "{backend:?}");
+        // Both brokers lead partitions; the bootstrap connection may be one
+        // of them or a third.
+        let found = sockets_with(12_000, 14_000);
+        assert!(
+            found >= 2,
+            "{backend:?}: {found} sockets with the sizes asked for"
+        );
+        producer.close();
+    }
 }
 
 /// The producer end to end on a 4-entry ring with injected `EBUSY`
