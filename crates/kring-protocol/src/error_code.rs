@@ -1105,6 +1105,30 @@ mod tests {
             Err(ErrorCode::NOT_ENOUGH_REPLICAS)
         );
         assert!(ErrorCode::NONE.is_ok());
+        for c in ErrorCode::all().filter(|&c| c != ErrorCode::NONE) {
+            assert!(!c.is_ok(), "{c}");
+            assert_eq!(c.into_result(), Err(c));
+        }
+        assert!(!ErrorCode::from_i16(i16::MAX).is_ok());
         assert_eq!(i16::from(ErrorCode::INVALID_RECORD), 87);
+    }
+
+    /// The description is the table's, the one `Display` shows; a code the
+    /// table does not know says so.
+    #[test]
+    fn descriptions_come_from_the_table() {
+        assert_eq!(
+            ErrorCode::MESSAGE_TOO_LARGE.description(),
+            "message larger than the broker accepts"
+        );
+        for c in ErrorCode::all() {
+            let shown = c.to_string();
+            assert!(!c.description().is_empty(), "{shown}");
+            assert!(
+                shown.ends_with(&format!("): {}", c.description())),
+                "{shown}"
+            );
+        }
+        assert_eq!(ErrorCode::from_i16(999).description(), "unknown error code");
     }
 }
