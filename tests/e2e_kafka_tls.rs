@@ -1,7 +1,8 @@
 //! kring against Apache Kafka 4.4 over an SSL listener that requires client
 //! certificates (mTLS), certificates made in the test: every codec with
 //! idempotence on, read back with librdkafka (over the harness's PLAINTEXT
-//! listener) byte-exact at the offsets kring reported; and a client without
+//! listener) byte-exact at the offsets kring reported; TLS 1.2 and 1.3
+//! each alone (`ssl.enabled.protocols`); and a client without
 //! a certificate, trusting the wrong CA, or speaking the wrong protocol
 //! (plaintext to SSL, TLS to PLAINTEXT) fails with a typed TLS cause.
 //! Then SASL_SSL (SCRAM-SHA-512 inside TLS): every codec read back, and a
@@ -11,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kring::{Compression, LastError, Record, SecurityProtocol, SendError, TlsFailure};
+use kring::{Compression, LastError, Record, SecurityProtocol, SendError, TlsFailure, TlsVersion};
 use kring_testcluster::{
     ClusterConfig, KafkaCluster, ListenerSecurity, ScramMechanism, SecureListener, ServerTls,
 };
@@ -80,6 +81,25 @@ fn mutual_tls_against_kafka() {
             w.n,
             t.elapsed()
         );
+    }
+
+    // Each TLS version alone (`ssl.enabled.protocols`) against the JVM's
+    // TLS, which speaks both.
+    for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let p = support::producer_builder()
+            .bootstrap(&secured)
+            .security_protocol(SecurityProtocol::Ssl)
+            .ssl_ca_pem(&ca.cert_pem)
+            .ssl_certificate_pem(&client.cert_pem)
+            .ssl_key_pem(&client.key_pem)
+            .ssl_enabled_protocols(&[version])
+            .build()
+            .unwrap();
+        let w = Workload::new(100);
+        let landed = w.send_all(&p, "tls-0-None");
+        assert_eq!(landed.len(), 100, "{version:?}");
+        p.close();
+        eprintln!("{version:?} only: 100 records acknowledged");
     }
 
     // No client certificate: the broker refuses the session.

@@ -57,6 +57,8 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "ssl.ca.pem" => "CA certificates as PEM text",
         "ssl.certificate.location" => "client certificate chain, PEM file (mTLS)",
         "ssl.certificate.pem" => "client certificate chain as PEM text (mTLS)",
+        "ssl.enabled.protocols" => "TLS versions offered: TLSv1.2, TLSv1.3 or both (default TLSv1.2,TLSv1.3)",
+        "ssl.protocol" => "Java: TLS, TLSv1.2 or TLSv1.3, accepted (ssl.enabled.protocols chooses the versions)",
         "ssl.endpoint.identification.algorithm" => "https (default): check the broker's host name; none: skip that check",
         "ssl.key.location" => "client private key, PEM file (unencrypted)",
         "ssl.key.password" => "password of an encrypted key (refused: decrypt the key first; never shown)",

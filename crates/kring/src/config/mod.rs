@@ -22,6 +22,9 @@ pub use describe::property_description;
 pub use error::ConfigError;
 pub use kring_core::{Acks, Compression, OAuthToken, SaslMechanism, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
+pub use ssl::TlsVersion;
+#[cfg(all(test, feature = "tls"))]
+pub(crate) use ssl::TlsVersions;
 pub(crate) use ssl::{Pem, SslSettings};
 
 /// How a partition is chosen for a record sent without one (`partitioner`).
@@ -383,6 +386,10 @@ setters! {
     /// name (or IP address) kring connects to; `false` (`none`) skips that
     /// check (the chain is still verified).
     ssl_endpoint_identification: bool => |c, v| c.ssl.verify_hostname = v;
+    /// `ssl.enabled.protocols`: the TLS versions offered to brokers
+    /// (default both, TLS 1.3 preferred). An empty list is refused when
+    /// the producer is built.
+    ssl_enabled_protocols: &[TlsVersion] => |c, v| c.ssl.versions = ssl::TlsVersions::of(v);
     /// `io.backend` (kring only): `auto` (default: io_uring, else epoll
     /// where io_uring is refused), `io_uring` or `epoll`.
     io_backend: IoBackend => |c, v| c.io_backend = v;
@@ -623,6 +630,14 @@ impl ProducerConfig {
     pub fn get_ssl_endpoint_identification(&self) -> bool {
         self.ssl.verify_hostname
     }
+    /// `ssl.enabled.protocols`: the TLS versions offered, newest first.
+    pub fn get_ssl_enabled_protocols(&self) -> Vec<TlsVersion> {
+        let v = self.ssl.versions;
+        [(v.tls13, TlsVersion::Tls13), (v.tls12, TlsVersion::Tls12)]
+            .into_iter()
+            .filter_map(|(on, version)| on.then_some(version))
+            .collect()
+    }
     /// The TLS settings.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn ssl(&self) -> &SslSettings {
@@ -702,6 +717,12 @@ impl ProducerConfig {
                     reason: "must be at most 2147483647 bytes (0: the kernel's own)".to_owned(),
                 });
             }
+        }
+        if !self.ssl.versions.tls12 && !self.ssl.versions.tls13 {
+            return Err(ConfigError::OutOfRange {
+                property: "ssl.enabled.protocols",
+                reason: "must list TLSv1.2, TLSv1.3 or both".to_owned(),
+            });
         }
         check_codec_built("compression.type", self.compression)?;
         self.check_compression_levels()?;

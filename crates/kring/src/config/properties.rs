@@ -20,7 +20,8 @@
 //! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
 //! `connections.max.idle.ms`;
-//! `client.dns.lookup=use_all_dns_ips`; `transaction.timeout.ms`;
+//! `client.dns.lookup=use_all_dns_ips`; `ssl.protocol` naming TLS 1.2 or
+//! 1.3 (`ssl.enabled.protocols` chooses the versions); `transaction.timeout.ms`;
 //! `enable.metrics.push` (no client metrics are pushed either way),
 //! `partitioner.rack.aware=false` and any `client.rack`. A
 //! `transactional.id` is always refused: kring has no transactions.
@@ -99,6 +100,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.ca.pem",
     "ssl.certificate.location",
     "ssl.certificate.pem",
+    "ssl.enabled.protocols",
     "ssl.endpoint.identification.algorithm",
     "ssl.key.location",
     "ssl.key.password",
@@ -107,6 +109,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.keystore.key",
     "ssl.keystore.location",
     "ssl.keystore.type",
+    "ssl.protocol",
     "ssl.truststore.certificates",
     "ssl.truststore.location",
     "ssl.truststore.type",
@@ -420,6 +423,15 @@ impl ProducerConfig {
             "ssl.keystore.location" => self.ssl_keystore_location(v),
             // Not trimmed: a password may end in whitespace.
             "ssl.key.password" => self.ssl_key_password(value),
+            "ssl.enabled.protocols" => self.ssl_enabled_protocols(
+                &super::ssl::parse_enabled_protocols(v)
+                    .map_err(|why| ConfigError::invalid("ssl.enabled.protocols", value, why))?,
+            ),
+            "ssl.protocol" => {
+                super::ssl::ssl_protocol_accepted(v)
+                    .map_err(|why| ConfigError::unsupported("ssl.protocol", value, why))?;
+                self
+            }
             "ssl.endpoint.identification.algorithm" => self.ssl_endpoint_identification(
                 super::ssl::parse_endpoint_identification(v).ok_or_else(|| {
                     ConfigError::invalid(

@@ -59,6 +59,103 @@ pub(crate) struct SslSettings {
     /// `ssl.endpoint.identification.algorithm=https` (the default) versus
     /// `none` (or empty).
     pub(crate) verify_hostname: bool,
+    /// `ssl.enabled.protocols`: the TLS versions offered (both by
+    /// default, as Java's default `TLSv1.2,TLSv1.3`).
+    pub(crate) versions: TlsVersions,
+}
+
+/// A TLS protocol version (`ssl.enabled.protocols`). kring's TLS (rustls)
+/// speaks TLS 1.2 and 1.3 only; the older versions are broken and Kafka
+/// brokers have not needed them since Java 8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 (`TLSv1.2`).
+    Tls12,
+    /// TLS 1.3 (`TLSv1.3`).
+    Tls13,
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = ();
+    /// Java's names, `TLSv1.2` and `TLSv1.3` (any case).
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "tlsv1.2" => Ok(TlsVersion::Tls12),
+            "tlsv1.3" => Ok(TlsVersion::Tls13),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Which TLS versions a producer offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TlsVersions {
+    pub(crate) tls12: bool,
+    pub(crate) tls13: bool,
+}
+
+impl TlsVersions {
+    /// The versions of `list` (none offered for an empty list, which
+    /// validation refuses).
+    pub(crate) fn of(list: &[TlsVersion]) -> TlsVersions {
+        TlsVersions {
+            tls12: list.contains(&TlsVersion::Tls12),
+            tls13: list.contains(&TlsVersion::Tls13),
+        }
+    }
+}
+
+/// `ssl.enabled.protocols`: a comma-separated list of `TLSv1.2` and
+/// `TLSv1.3`. Old versions (`TLSv1`, `TLSv1.1`, ...) listed beside them
+/// are left out with a warning, as current JDKs disable them whatever the
+/// list says, so a Java configuration naming them still loads; a list of
+/// old versions only, or anything else, is `Err` with the reason.
+pub(crate) fn parse_enabled_protocols(v: &str) -> Result<Vec<TlsVersion>, &'static str> {
+    let mut out = Vec::new();
+    let mut old = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.parse::<TlsVersion>() {
+            Ok(version) => out.push(version),
+            Err(()) if is_old_tls(name) => old.push(name),
+            Err(()) => return Err("a comma-separated list of TLSv1.2 and TLSv1.3"),
+        }
+    }
+    if out.is_empty() {
+        return Err(if old.is_empty() {
+            "TLSv1.2, TLSv1.3 or both (an empty list offers nothing)"
+        } else {
+            ONLY_NEW_TLS
+        });
+    }
+    if !old.is_empty() {
+        tracing::warn!(
+            ignored = ?old,
+            "ssl.enabled.protocols: versions before TLSv1.2 are not offered"
+        );
+    }
+    Ok(out)
+}
+
+/// `ssl.protocol` (Java: the `SSLContext` protocol, which the enabled
+/// protocols override): `TLS`, `TLSv1.2` and `TLSv1.3` are what kring
+/// does; the old versions and SSL are refused.
+pub(crate) fn ssl_protocol_accepted(v: &str) -> Result<(), &'static str> {
+    if v.eq_ignore_ascii_case("TLS") || v.parse::<TlsVersion>().is_ok() {
+        Ok(())
+    } else if is_old_tls(v) {
+        Err(ONLY_NEW_TLS)
+    } else {
+        Err("not a TLS protocol kring knows: TLS, TLSv1.2 or TLSv1.3")
+    }
+}
+
+const ONLY_NEW_TLS: &str =
+    "kring speaks TLSv1.2 and TLSv1.3 only; SSL, TLSv1 and TLSv1.1 are broken and not offered";
+
+fn is_old_tls(name: &str) -> bool {
+    ["tlsv1", "tlsv1.1", "sslv3", "sslv2", "ssl", "sslv2hello"]
+        .contains(&name.to_ascii_lowercase().as_str())
 }
 
 impl Default for SslSettings {
@@ -70,6 +167,10 @@ impl Default for SslSettings {
             keystore: None,
             key_password: None,
             verify_hostname: true,
+            versions: TlsVersions {
+                tls12: true,
+                tls13: true,
+            },
         }
     }
 }
@@ -95,6 +196,7 @@ impl fmt::Debug for SslSettings {
                 &self.key_password.as_ref().map(|_| "<redacted>"),
             )
             .field("verify_hostname", &self.verify_hostname)
+            .field("versions", &self.versions)
             .finish()
     }
 }

@@ -1525,3 +1525,61 @@ fn socket_buffer_sizes_in_java_and_librdkafka_terms() {
         .validate();
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+/// `ssl.enabled.protocols` takes Java's version names in any order and
+/// case; old versions listed beside TLS 1.2 or 1.3 are left out, as
+/// current JDKs leave them out, and a list of nothing else is refused.
+/// `ssl.protocol` accepts what kring does and refuses the old versions.
+#[test]
+fn tls_versions_in_java_terms() {
+    use crate::TlsVersion::{Tls12, Tls13};
+    assert_eq!(
+        ProducerConfig::default().get_ssl_enabled_protocols(),
+        [Tls13, Tls12]
+    );
+    for (value, want) in [
+        ("TLSv1.2", &[Tls12][..]),
+        ("tlsv1.3", &[Tls13][..]),
+        ("TLSv1.2,TLSv1.3", &[Tls13, Tls12][..]),
+        (" TLSv1.3 , TLSv1.2 ", &[Tls13, Tls12][..]),
+        ("TLSv1,TLSv1.1,TLSv1.2", &[Tls12][..]),
+    ] {
+        let c = ProducerConfig::default()
+            .set("ssl.enabled.protocols", value)
+            .unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(c.get_ssl_enabled_protocols(), want, "{value}");
+    }
+    for (value, why) in [
+        ("", "empty"),
+        ("TLSv1.1", "TLSv1.2 and TLSv1.3 only"),
+        ("TLSv1,SSLv3", "TLSv1.2 and TLSv1.3 only"),
+        ("TLSv1.2,TLSv1.4", "list of TLSv1.2 and TLSv1.3"),
+    ] {
+        let e = ProducerConfig::default()
+            .set("ssl.enabled.protocols", value)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ssl.enabled.protocols") && e.contains(why),
+            "{value}: {e}"
+        );
+    }
+    for ok in ["TLS", "TLSv1.2", "TLSv1.3", "tls"] {
+        let c = ProducerConfig::default().set("ssl.protocol", ok).unwrap();
+        assert_eq!(c, ProducerConfig::default(), "{ok} changes nothing");
+    }
+    for refused in ["TLSv1.1", "SSL", "SSLv3", "DTLS"] {
+        let e = ProducerConfig::default()
+            .set("ssl.protocol", refused)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ssl.protocol"), "{refused}: {e}");
+    }
+    // The typed setter's empty list is refused when the producer is built.
+    let e = ProducerConfig::default()
+        .bootstrap("localhost:9093")
+        .ssl_enabled_protocols(&[])
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("ssl.enabled.protocols"), "{e}");
+}

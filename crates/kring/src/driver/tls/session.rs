@@ -43,8 +43,15 @@ impl TlsConnector {
     pub(crate) fn new(settings: &SslSettings) -> Result<TlsConnector, ConfigError> {
         let provider = crypto_provider();
         let (roots, pinned) = root_store(settings)?;
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+            (settings.versions.tls13, &rustls::version::TLS13),
+            (settings.versions.tls12, &rustls::version::TLS12),
+        ]
+        .into_iter()
+        .filter_map(|(on, v)| on.then_some(v))
+        .collect();
         let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&versions)
             .map_err(|e| conflict(format!("TLS setup failed: {e}")))?;
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
@@ -222,6 +229,19 @@ fn classify(e: &rustls::Error, handshaking: bool) -> TlsError {
         E::InvalidCertificate(_) => TlsError::new(
             TlsFailure::InvalidCertificate,
             format!("the broker's certificate was rejected: {e}"),
+        ),
+        E::AlertReceived(rustls::AlertDescription::ProtocolVersion) => TlsError::new(
+            TlsFailure::Refused,
+            "the broker speaks none of the TLS versions offered (alert ProtocolVersion); \
+             check ssl.enabled.protocols"
+                .to_owned(),
+        ),
+        E::PeerIncompatible(why) if handshaking => TlsError::new(
+            TlsFailure::Protocol,
+            format!(
+                "the broker's TLS does not fit what kring offers ({why:?}); if it is a TLS \
+                 version, check ssl.enabled.protocols"
+            ),
         ),
         E::AlertReceived(alert) => TlsError::new(
             TlsFailure::Refused,
@@ -520,6 +540,7 @@ fn client_identity(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::TlsVersion;
     use crate::driver::conn::SendQueue;
     use crate::driver::tls::seal;
     use bytes::Bytes;
@@ -540,6 +561,15 @@ pub(crate) mod tests {
         name: &str,
         adjust: impl FnOnce(&mut rcgen::CertificateParams),
     ) -> (Arc<rustls::ServerConfig>, String) {
+        self_signed_server_speaking(name, adjust, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// [`self_signed_server_with`] speaking only `versions`.
+    fn self_signed_server_speaking(
+        name: &str,
+        adjust: impl FnOnce(&mut rcgen::CertificateParams),
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> (Arc<rustls::ServerConfig>, String) {
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = rcgen::KeyPair::generate().unwrap();
@@ -552,7 +582,7 @@ pub(crate) mod tests {
         let cert = params.self_signed(&key).unwrap();
         let provider = crypto_provider();
         let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
@@ -637,11 +667,12 @@ pub(crate) mod tests {
     }
 
     /// Runs the handshake of `settings` against an in-memory `server`
-    /// for `broker.test`: `Ok` once it finished, else the client's error.
+    /// for `broker.test`: `Ok` with the version negotiated once it
+    /// finished, else the client's error.
     fn handshake(
         settings: &SslSettings,
         server: Arc<rustls::ServerConfig>,
-    ) -> Result<(), TlsError> {
+    ) -> Result<rustls::ProtocolVersion, TlsError> {
         let mut server = rustls::ServerConnection::new(server).unwrap();
         let mut client = TlsConnector::new(settings)
             .unwrap()
@@ -663,10 +694,48 @@ pub(crate) mod tests {
             }
             client.receive(&to_client, &mut BytesMut::new())?;
             if !client.is_handshaking() {
-                return Ok(());
+                return Ok(server.protocol_version().expect("negotiated"));
             }
         }
         panic!("the handshake neither finished nor failed");
+    }
+
+    /// `ssl.enabled.protocols` decides the versions offered: a client of
+    /// one version negotiates it with a server of both, and fails against
+    /// a server of only the other one; a client of both takes 1.3 where
+    /// it can.
+    #[test]
+    fn enabled_protocols_choose_the_versions_offered() {
+        use rustls::version::{TLS12, TLS13};
+        use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+        use TlsVersion::{Tls12, Tls13};
+        let both: &[&'static rustls::SupportedProtocolVersion] = &[&TLS13, &TLS12];
+        for (client, server, negotiated) in [
+            (&[Tls12][..], both, Some(TLSv1_2)),
+            (&[Tls13][..], both, Some(TLSv1_3)),
+            (&[Tls12, Tls13][..], both, Some(TLSv1_3)),
+            (&[Tls12, Tls13][..], &[&TLS12][..], Some(TLSv1_2)),
+            (&[Tls12][..], &[&TLS13][..], None),
+            (&[Tls13][..], &[&TLS12][..], None),
+        ] {
+            let (server_config, pem) = self_signed_server_speaking("broker.test", |_| {}, server);
+            let settings = SslSettings {
+                ca: Some(Pem::Inline(pem)),
+                versions: crate::config::TlsVersions::of(client),
+                ..SslSettings::default()
+            };
+            let got = handshake(&settings, server_config);
+            match negotiated {
+                Some(v) => assert_eq!(got.unwrap(), v, "{client:?}"),
+                None => {
+                    let e = got.unwrap_err();
+                    assert!(
+                        e.message.contains("ssl.enabled.protocols"),
+                        "{client:?}: {e:?}"
+                    );
+                }
+            }
+        }
     }
 
     /// `ssl.ca.location` names a PEM file or, as librdkafka allows, a
