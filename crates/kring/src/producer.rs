@@ -20,7 +20,7 @@ use kring_core::{
 use crate::config::{IoBackend, ProducerConfig};
 use crate::delivery::DeliveryFuture;
 use crate::driver::prefetch;
-use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker, SocketBuffers};
+use crate::driver::{Driver, DriverConfig, DriverMetrics, IoWaker, SocketOptions};
 use crate::error::BuildError;
 use crate::metrics::Metrics;
 use crate::record::Record;
@@ -163,9 +163,10 @@ impl ProducerBuilder {
             core,
             DriverConfig {
                 connect_timeout: config.get_connect_timeout(),
-                socket_buffers: SocketBuffers {
+                socket_options: SocketOptions {
                     send: config.get_send_buffer_bytes(),
                     receive: config.get_receive_buffer_bytes(),
+                    keepalive: config.get_socket_keepalive(),
                 },
                 tls,
                 backend: io_backend(&config, &driver_config),

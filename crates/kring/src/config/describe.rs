@@ -89,6 +89,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "partitioner.class" => "Java: RoundRobinPartitioner (round_robin), DefaultPartitioner (default), UniformStickyPartitioner (sticky); others: ProducerBuilder::custom_partitioner",
         "receive.buffer.bytes" => "socket receive buffer (SO_RCVBUF) per broker; -1: the kernel's, which it tunes (default -1; Java's 32768)",
         "send.buffer.bytes" => "socket send buffer (SO_SNDBUF) per broker; -1: the kernel's, which it tunes (default -1; Java's 131072)",
+        "socket.keepalive.enable" => "librdkafka: TCP keepalive on broker connections (default true; Java always sets it, librdkafka's default is false)",
         "socket.receive.buffer.bytes" => "librdkafka alias of receive.buffer.bytes, 0 for the system default (default 0)",
         "socket.send.buffer.bytes" => "librdkafka alias of send.buffer.bytes, 0 for the system default (default 0)",
         "transaction.timeout.ms" => "Java: accepted, no effect (kring has no transactions)",
@@ -141,6 +142,6 @@ mod tests {
             assert_eq!(shown(&set), default, "{name}: stated default {stated}");
             checked += 1;
         }
-        assert!(checked >= 32, "{checked}");
+        assert!(checked >= 34, "{checked}");
     }
 }

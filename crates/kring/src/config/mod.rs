@@ -148,6 +148,7 @@ pub struct ProducerConfig {
     compression_threads: Option<u32>,
     send_buffer: u32,
     receive_buffer: u32,
+    socket_keepalive: bool,
 }
 
 impl Default for ProducerConfig {
@@ -192,6 +193,7 @@ impl Default for ProducerConfig {
             compression_threads: None,
             send_buffer: 0,
             receive_buffer: 0,
+            socket_keepalive: true,
         }
     }
 }
@@ -417,6 +419,11 @@ setters! {
     /// fixes 32768). Linux caps it at `net.core.rmem_max`. At most
     /// 2147483647.
     receive_buffer_bytes: u32 => |c, v| c.receive_buffer = v;
+    /// `socket.keepalive.enable` (librdkafka): TCP keepalive probes on
+    /// broker connections, so one whose broker vanished without closing
+    /// it is noticed even while idle. Default true, as the Java client
+    /// always sets it (librdkafka's default is false).
+    socket_keepalive: bool => |c, v| c.socket_keepalive = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -670,6 +677,10 @@ impl ProducerConfig {
     /// `receive.buffer.bytes` (0: the kernel's).
     pub fn get_receive_buffer_bytes(&self) -> u32 {
         self.receive_buffer
+    }
+    /// `socket.keepalive.enable`.
+    pub fn get_socket_keepalive(&self) -> bool {
+        self.socket_keepalive
     }
 
     /// Check the configuration and settle the settings that depend on

@@ -94,6 +94,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "security.protocol",
     "send.buffer.bytes",
     "socket.connection.setup.timeout.ms",
+    "socket.keepalive.enable",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
     "ssl.ca.location",
@@ -392,6 +393,9 @@ impl ProducerConfig {
             "send.buffer.bytes" => self.send_buffer_bytes(java_buffer("send.buffer.bytes", v)?),
             "receive.buffer.bytes" => {
                 self.receive_buffer_bytes(java_buffer("receive.buffer.bytes", v)?)
+            }
+            "socket.keepalive.enable" => {
+                self.socket_keepalive(boolean("socket.keepalive.enable", v)?)
             }
             "socket.send.buffer.bytes" => {
                 self.send_buffer_bytes(rdkafka_buffer("socket.send.buffer.bytes", v)?)

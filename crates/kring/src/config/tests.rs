@@ -1468,6 +1468,17 @@ fn socket_buffer_sizes_in_java_and_librdkafka_terms() {
         (d.get_send_buffer_bytes(), d.get_receive_buffer_bytes()),
         (0, 0)
     );
+    assert!(d.get_socket_keepalive(), "on by default, as in Java");
+    for (value, on) in [("false", false), ("true", true)] {
+        let c = ProducerConfig::default()
+            .socket_keepalive(!on)
+            .set("socket.keepalive.enable", value)
+            .unwrap();
+        assert_eq!(c.get_socket_keepalive(), on, "{value}");
+    }
+    assert!(ProducerConfig::default()
+        .set("socket.keepalive.enable", "sometimes")
+        .is_err());
     for (name, value, send, receive) in [
         ("send.buffer.bytes", "-1", 0, 0),
         ("send.buffer.bytes", "1", 1, 0),

@@ -56,7 +56,7 @@ use super::event_loop::panic_message;
 use super::framing::{next_frame, reserve_for_read};
 use super::handle::{DriverConfig, DriverMetrics};
 use super::resolver::{ConnectError, Lookups, Resolver};
-use super::socket::{tcp_socket, RawSockAddr, SocketBuffers};
+use super::socket::{tcp_socket, RawSockAddr, SocketOptions};
 use super::tls::{self, Link, TlsConnector, TlsError};
 use super::{DriverError, Engine, IoCommand, IoWaker, Transmit};
 
@@ -832,7 +832,7 @@ impl<E: Engine> EpollThread<E> {
                 self.attempts.fail(conn, &ConnectError::NoAddress { name });
                 return;
             };
-            match connecting_socket(&self.epoll, sa, self.config.socket_buffers, token) {
+            match connecting_socket(&self.epoll, sa, self.config.socket_options, token) {
                 Ok(fd) => break (sa, fd),
                 Err(source) if addrs.is_empty() => {
                     self.attempts
@@ -975,7 +975,7 @@ fn epoll_ctl(
 fn connecting_socket(
     epoll: &OwnedFd,
     sa: SocketAddr,
-    buffers: SocketBuffers,
+    buffers: SocketOptions,
     token: u64,
 ) -> io::Result<OwnedFd> {
     let fd = tcp_socket(&sa, buffers)?;

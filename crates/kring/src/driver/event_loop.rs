@@ -456,7 +456,7 @@ impl<E: Engine> IoThread<E> {
                 self.attempts.fail(conn, &ConnectError::NoAddress { name });
                 return Ok(());
             };
-            match tcp_socket(&sa, self.config.socket_buffers) {
+            match tcp_socket(&sa, self.config.socket_options) {
                 Ok(fd) => break (sa, fd),
                 Err(source) if addrs.is_empty() => {
                     self.attempts

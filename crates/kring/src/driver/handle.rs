@@ -27,10 +27,10 @@ pub struct DriverConfig {
     pub min_read: usize,
     /// Name of the I/O thread.
     pub thread_name: String,
-    /// Kernel socket buffer sizes for every broker connection
-    /// (`send.buffer.bytes`, `receive.buffer.bytes`); zeros, the default,
-    /// leave them to the kernel.
-    pub socket_buffers: super::SocketBuffers,
+    /// Socket options of every broker connection: buffer sizes
+    /// (`send.buffer.bytes`, `receive.buffer.bytes`; by default the
+    /// kernel's) and TCP keepalive (on by default).
+    pub socket_options: super::SocketOptions,
     /// The kernel interface to use: `Auto` tries io_uring and falls back
     /// to epoll where io_uring is refused.
     pub backend: IoBackend,
@@ -74,7 +74,7 @@ impl Default for DriverConfig {
             max_response_size: 512 * 1024 * 1024,
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),
-            socket_buffers: super::SocketBuffers::default(),
+            socket_options: super::SocketOptions::default(),
             #[cfg(not(test))]
             backend: IoBackend::Auto,
             // The driver's and the producer's unit tests run on the

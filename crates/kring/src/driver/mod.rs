@@ -43,7 +43,7 @@ pub use engine::{Engine, Frame, IoCommand, Transmit};
 pub use error::DriverError;
 pub use eventfd::IoWaker;
 pub use handle::{Driver, DriverConfig, DriverMetrics};
-pub use socket::SocketBuffers;
+pub use socket::SocketOptions;
 
 #[cfg(test)]
 pub(crate) use event_loop::io_uring_usable;

@@ -71,25 +71,41 @@ impl RawSockAddr {
     }
 }
 
-/// The kernel socket buffer sizes to ask for (`send.buffer.bytes` and
-/// `receive.buffer.bytes`). Zero, the default, leaves a buffer to the
-/// kernel, which grows it with the connection's bandwidth and latency;
-/// a fixed size turns that tuning off for that buffer. Linux doubles
-/// the value asked for (the extra half is its bookkeeping) and caps it at
-/// `net.core.wmem_max` / `net.core.rmem_max`, as it does for every client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SocketBuffers {
+/// Socket options of every broker connection. The buffer sizes
+/// (`send.buffer.bytes`, `receive.buffer.bytes`): zero, the default, leaves
+/// a buffer to the kernel, which grows it with the connection's bandwidth
+/// and latency; a fixed size turns that tuning off for that buffer. Linux
+/// doubles the value asked for (the extra half is its bookkeeping) and
+/// caps it at `net.core.wmem_max` / `net.core.rmem_max`, as it does for
+/// every client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
     /// `SO_SNDBUF` in bytes; 0 for the kernel's own.
     pub send: u32,
     /// `SO_RCVBUF` in bytes; 0 for the kernel's own.
     pub receive: u32,
+    /// `SO_KEEPALIVE` (`socket.keepalive.enable`): TCP keepalive probes
+    /// on idle connections, so a broker that vanished without a word (a
+    /// host gone, a NAT entry dropped) is noticed. On by default, as the
+    /// Java client always sets it.
+    pub keepalive: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            send: 0,
+            receive: 0,
+            keepalive: true,
+        }
+    }
 }
 
 /// A non-blocking, close-on-exec TCP socket with `TCP_NODELAY` (Kafka
 /// requests are complete messages; Nagle would only add latency) and the
-/// buffer sizes asked for, set before the connect (the receive buffer
-/// bounds the window the handshake offers).
-pub(crate) fn tcp_socket(addr: &SocketAddr, buffers: SocketBuffers) -> io::Result<OwnedFd> {
+/// `options` asked for, set before the connect (the receive buffer bounds
+/// the window the handshake offers).
+pub(crate) fn tcp_socket(addr: &SocketAddr, options: SocketOptions) -> io::Result<OwnedFd> {
     let domain = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -108,9 +124,12 @@ pub(crate) fn tcp_socket(addr: &SocketAddr, buffers: SocketBuffers) -> io::Resul
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     set_int_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    if options.keepalive {
+        set_int_option(&fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    }
     for (option, size) in [
-        (libc::SO_SNDBUF, buffers.send),
-        (libc::SO_RCVBUF, buffers.receive),
+        (libc::SO_SNDBUF, options.send),
+        (libc::SO_RCVBUF, options.receive),
     ] {
         if size > 0 {
             // Sizes above i32::MAX are refused by the configuration; the
@@ -220,17 +239,23 @@ mod tests {
 
     /// Sockets are non-blocking (the epoll loop must never wait in a
     /// call), close on exec (a child process of the application must not
-    /// inherit broker connections) and send small requests at once.
+    /// inherit broker connections), send small requests at once, and
+    /// probe idle connections unless asked not to.
     /// Sizes asked for are set (Linux reports twice the size, its
     /// bookkeeping included); zero leaves the kernel's defaults.
     #[test]
     fn buffer_sizes_asked_for_are_set_and_zero_leaves_the_kernels() {
         let addr = "127.0.0.1:9".parse().unwrap();
-        let default = tcp_socket(&addr, SocketBuffers::default()).unwrap();
+        let default = tcp_socket(&addr, SocketOptions::default()).unwrap();
         let kernel_send = option_of(&default, libc::SOL_SOCKET, libc::SO_SNDBUF);
         let kernel_receive = option_of(&default, libc::SOL_SOCKET, libc::SO_RCVBUF);
         for (send, receive) in [(8192, 0), (0, 12288), (24576, 20480)] {
-            let fd = tcp_socket(&addr, SocketBuffers { send, receive }).unwrap();
+            let options = SocketOptions {
+                send,
+                receive,
+                ..SocketOptions::default()
+            };
+            let fd = tcp_socket(&addr, options).unwrap();
             let got_send = option_of(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF);
             let got_receive = option_of(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF);
             let want = |asked: u32, kernel| if asked == 0 { kernel } else { 2 * asked as i32 };
@@ -242,9 +267,10 @@ mod tests {
             );
         }
         // Above the system's cap the kernel grants the cap, without error.
-        let huge = SocketBuffers {
+        let huge = SocketOptions {
             send: u32::MAX,
             receive: u32::MAX,
+            keepalive: true,
         };
         assert!(tcp_socket(&addr, huge).is_ok());
     }
@@ -252,7 +278,7 @@ mod tests {
     #[test]
     fn sockets_are_nonblocking_close_on_exec_and_nodelay() {
         let addr = "127.0.0.1:9";
-        let fd = tcp_socket(&addr.parse().unwrap(), SocketBuffers::default()).expect("a socket");
+        let fd = tcp_socket(&addr.parse().unwrap(), SocketOptions::default()).expect("a socket");
         let raw = fd.as_raw_fd();
         // SAFETY: fcntl on a live fd owned by `fd`; no pointers.
         let (fl, fd_flags) = unsafe {
@@ -266,5 +292,13 @@ mod tests {
         assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "{addr}: close on exec");
         let nodelay = option_of(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
         assert_ne!(nodelay, 0, "{addr}: TCP_NODELAY");
+        let keepalive = option_of(&fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE);
+        assert_ne!(keepalive, 0, "{addr}: SO_KEEPALIVE, on by default");
+        let off = SocketOptions {
+            keepalive: false,
+            ..SocketOptions::default()
+        };
+        let fd = tcp_socket(&addr.parse().unwrap(), off).unwrap();
+        assert_eq!(option_of(&fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
     }
 }

@@ -531,9 +531,10 @@ fn a_full_send_buffer_waits_for_room_and_loses_nothing() {
         });
         let h = Harness::with_config(DriverConfig {
             backend,
-            socket_buffers: SocketBuffers {
+            socket_options: SocketOptions {
                 send: 4096,
                 receive: 4096,
+                ..SocketOptions::default()
             },
             ..DriverConfig::default()
         });
@@ -786,7 +787,7 @@ fn connect_times_out() {
 fn full_backlog_listener() -> (SocketAddr, std::os::fd::OwnedFd, Vec<std::os::fd::OwnedFd>) {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let fd = socket::tcp_socket(&any, socket::SocketBuffers::default()).unwrap();
+    let fd = socket::tcp_socket(&any, socket::SocketOptions::default()).unwrap();
     let raw = socket::RawSockAddr::new(any);
     // SAFETY: fd is a live socket; the address is valid for its length.
     let rc = unsafe { libc::bind(fd.as_raw_fd(), raw.as_ptr(), raw.len()) };
@@ -1671,17 +1672,19 @@ fn localhost_connects_through_the_system_resolver() {
     assert_eq!(events[0], Event::Connected(1));
 }
 
-/// `send.buffer.bytes` and `receive.buffer.bytes` reach every broker
-/// connection of a producer, on each backend, and with buffers far smaller
+/// `send.buffer.bytes`, `receive.buffer.bytes` and
+/// `socket.keepalive.enable` reach every broker connection of a producer,
+/// on each backend, and with buffers far smaller
 /// than its requests (each write and read then goes in many parts) every
 /// record is delivered.
 #[test]
-fn socket_buffer_properties_reach_every_broker_connection() {
+fn socket_properties_reach_every_broker_connection() {
     use kring_mock::MockCluster;
     use std::os::fd::RawFd;
     // The process's TCP sockets whose buffers are the doubled sizes asked
-    // for (fds are read from /proc; one closing meanwhile is skipped).
-    let sockets_with = |send: i32, receive: i32| -> usize {
+    // for and whose keepalive is as asked (fds are read from /proc; one
+    // closing meanwhile is skipped).
+    let sockets_with = |send: i32, receive: i32, keepalive: bool| -> usize {
         let mut n = 0;
         for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
             let is_socket = std::fs::read_link(entry.path())
@@ -1693,13 +1696,15 @@ fn socket_buffer_properties_reach_every_broker_connection() {
             if is_socket
                 && of(libc::SO_SNDBUF) == Some(send)
                 && of(libc::SO_RCVBUF) == Some(receive)
+                && of(libc::SO_KEEPALIVE) == Some(i32::from(keepalive))
             {
                 n += 1;
             }
         }
         n
     };
-    for backend in backends() {
+    let runs = backends().into_iter().flat_map(|b| [(b, false), (b, true)]);
+    for (backend, keepalive) in runs {
         let cluster = MockCluster::builder()
             .brokers(2)
             .topic("t", 4)
@@ -1709,6 +1714,14 @@ fn socket_buffer_properties_reach_every_broker_connection() {
             .bootstrap(&cluster.bootstrap_servers())
             .set("send.buffer.bytes", "6000")
             .and_then(|c| c.set("socket.receive.buffer.bytes", "7000"))
+            .and_then(|c| {
+                // The default is on; off only when asked.
+                if keepalive {
+                    Ok(c)
+                } else {
+                    c.set("socket.keepalive.enable", "false")
+                }
+            })
             .unwrap()
             .batch_size(64 * 1024)
             .linger(Duration::from_millis(2));
@@ -1731,7 +1744,7 @@ fn socket_buffer_properties_reach_every_broker_connection() {
         assert_eq!(stored, 4_000, "{backend:?}");
         // Both brokers lead partitions; the bootstrap connection may be one
         // of them or a third.
-        let found = sockets_with(12_000, 14_000);
+        let found = sockets_with(12_000, 14_000, keepalive);
         assert!(
             found >= 2,
             "{backend:?}: {found} sockets with the sizes asked for"
