@@ -19,7 +19,11 @@
 //! `value.serializer`); `partitioner.class` naming a built-in Java
 //! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
-//! `connections.max.idle.ms`;
+//! `connections.max.idle.ms`; `socket.connection.setup.timeout.max.ms`
+//! (kring does not grow the connect timeout); `metadata.max.idle.ms` (kring
+//! keeps its topics); `metadata.recovery.strategy=rebootstrap` and its
+//! trigger (kring goes back to the bootstrap servers whenever no known
+//! broker can be reached);
 //! `client.dns.lookup=use_all_dns_ips`; `ssl.protocol` naming TLS 1.2 or
 //! 1.3 (`ssl.enabled.protocols` chooses the versions); `transaction.timeout.ms`;
 //! `enable.metrics.push` (no client metrics are pushed either way),
@@ -67,6 +71,9 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "max.request.size",
     "message.timeout.ms",
     "metadata.max.age.ms",
+    "metadata.max.idle.ms",
+    "metadata.recovery.rebootstrap.trigger.ms",
+    "metadata.recovery.strategy",
     "metric.reporters",
     "metrics.num.samples",
     "metrics.recording.level",
@@ -93,6 +100,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "sasl.username",
     "security.protocol",
     "send.buffer.bytes",
+    "socket.connection.setup.timeout.max.ms",
     "socket.connection.setup.timeout.ms",
     "socket.keepalive.enable",
     "socket.receive.buffer.bytes",
@@ -368,6 +376,10 @@ impl ProducerConfig {
             | "metrics.num.samples"
             | "metrics.recording.level"
             | "connections.max.idle.ms"
+            | "socket.connection.setup.timeout.max.ms"
+            | "metadata.max.idle.ms"
+            | "metadata.recovery.strategy"
+            | "metadata.recovery.rebootstrap.trigger.ms"
             | "client.dns.lookup"
             | "transactional.id"
             | "transaction.timeout.ms" => {
@@ -631,6 +643,44 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                     )
                 })?;
         }
+        "socket.connection.setup.timeout.max.ms" | "metadata.recovery.rebootstrap.trigger.ms" => {
+            let property = if name == "metadata.recovery.rebootstrap.trigger.ms" {
+                "metadata.recovery.rebootstrap.trigger.ms"
+            } else {
+                "socket.connection.setup.timeout.max.ms"
+            };
+            millis(property, v)?;
+        }
+        "metadata.max.idle.ms" => {
+            v.parse::<i64>()
+                .ok()
+                .filter(|&ms| ms >= 5000)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "metadata.max.idle.ms",
+                        v,
+                        "a number of milliseconds from 5000",
+                    )
+                })?;
+        }
+        "metadata.recovery.strategy" => match v {
+            "rebootstrap" => {}
+            "none" => {
+                return Err(ConfigError::unsupported(
+                    "metadata.recovery.strategy",
+                    v,
+                    "kring always goes back to bootstrap.servers (resolved again) when it \
+                     can reach none of the brokers it knows, as rebootstrap does",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "metadata.recovery.strategy",
+                    v,
+                    "rebootstrap (or none, which kring does not do)",
+                ))
+            }
+        },
         "client.dns.lookup" => match v {
             "use_all_dns_ips" => {}
             "resolve_canonical_bootstrap_servers_only" => {

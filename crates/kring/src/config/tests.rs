@@ -1231,10 +1231,19 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("connections.max.idle.ms", "540000"),
         ("client.dns.lookup", "use_all_dns_ips"),
         ("transaction.timeout.ms", "60000"),
+        ("socket.connection.setup.timeout.max.ms", "30000"),
+        ("metadata.max.idle.ms", "300000"),
+        ("metadata.recovery.strategy", "rebootstrap"),
+        ("metadata.recovery.rebootstrap.trigger.ms", "300000"),
     ] {
-        ProducerConfig::default()
+        let c = ProducerConfig::default()
             .set(name, value)
             .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        assert_eq!(
+            c,
+            ProducerConfig::default(),
+            "{name}={value} changes nothing"
+        );
     }
     for (name, value, why) in [
         (
@@ -1256,6 +1265,14 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
             "canonical",
         ),
         ("transactional.id", "orders-tx", "transactions"),
+        ("metadata.recovery.strategy", "none", "rebootstrap"),
+        ("metadata.recovery.strategy", "sometimes", "rebootstrap"),
+        ("metadata.max.idle.ms", "4999", "5000"),
+        (
+            "socket.connection.setup.timeout.max.ms",
+            "-1",
+            "milliseconds",
+        ),
         ("transaction.timeout.ms", "-5", "milliseconds"),
     ] {
         let e = ProducerConfig::default().set(name, value).unwrap_err();

@@ -1753,6 +1753,78 @@ fn socket_properties_reach_every_broker_connection() {
     }
 }
 
+/// A cluster replaced behind its bootstrap name: every broker the
+/// producer knows is gone for good, and the name now leads to other
+/// brokers with other ids. kring goes back to the bootstrap name when no
+/// known broker can be reached (Java's `metadata.recovery.strategy=
+/// rebootstrap`), learns the new cluster from it, and delivers there,
+/// on each backend.
+#[test]
+fn a_cluster_replaced_behind_its_bootstrap_name_is_found_again() {
+    use kring_mock::MockCluster;
+    for backend in backends() {
+        let old = MockCluster::builder()
+            .brokers(2)
+            .topic("t", 2)
+            .build()
+            .unwrap();
+        let new = MockCluster::builder()
+            .brokers(2)
+            .first_node_id(10)
+            .topic("t", 2)
+            .build()
+            .unwrap();
+        let behind_name = Arc::new(Mutex::new(old.broker_addr(old.broker_ids()[0]).unwrap()));
+        let name = Arc::clone(&behind_name);
+        let mut builder = crate::Producer::builder()
+            .bootstrap("kafka.test:9092")
+            .linger(Duration::from_millis(1))
+            .reconnect_backoff(Duration::from_millis(10))
+            .reconnect_backoff_max(Duration::from_millis(100))
+            // Without the way back, records fail at this bound.
+            .request_timeout(Duration::from_secs(5))
+            .delivery_timeout(Duration::from_secs(15));
+        builder.driver = Some(DriverConfig {
+            backend,
+            resolver: Some(resolver::Resolver::new(move |host: &str| {
+                if host == "kafka.test:9092" {
+                    Ok(vec![*name.lock().unwrap()])
+                } else {
+                    // The brokers' advertised "127.0.0.1:port".
+                    host.parse()
+                        .map(|a| vec![a])
+                        .map_err(|_| std::io::Error::other(format!("unknown host {host}")))
+                }
+            })),
+            ..DriverConfig::default()
+        });
+        let producer = builder.build().unwrap();
+        let send_all = |n: usize| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    producer
+                        .send(crate::Record::new("t", format!("{i}").as_bytes()))
+                        .unwrap()
+                })
+                .collect();
+            for h in handles {
+                h.wait().unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+            }
+        };
+        send_all(100);
+        let stored =
+            |c: &MockCluster| -> i64 { (0..2).map(|p| c.high_watermark("t", p).unwrap()).sum() };
+        assert_eq!(stored(&old), 100, "{backend:?}");
+        for id in old.broker_ids() {
+            old.stop_broker(id).unwrap();
+        }
+        *behind_name.lock().unwrap() = new.broker_addr(new.broker_ids()[0]).unwrap();
+        send_all(100);
+        assert_eq!(stored(&new), 100, "{backend:?}");
+        producer.close();
+    }
+}
+
 /// The producer end to end on a 4-entry ring with injected `EBUSY`
 /// (submissions that must reap), against three brokers with partitions
 /// spread over them and connections dropped under load: every record gets
