@@ -27,6 +27,14 @@ pub fn property_description(name: &str) -> Option<&'static str> {
             "unacknowledged requests per broker (default 5; at most 5 with idempotence)"
         }
         "max.request.size" => "largest produce request and record, in bytes (default 1048576)",
+        "metadata.broker.list" => "librdkafka alias of bootstrap.servers",
+        "request.required.acks" => "librdkafka alias of acks",
+        "message.send.max.retries" => "librdkafka alias of retries",
+        "message.max.bytes" => "librdkafka: max.request.size, 1000 to 1000000000",
+        "topic.metadata.refresh.interval.ms" => "librdkafka alias of metadata.max.age.ms (-1, no periodic refresh, refused)",
+        "socket.nagle.disable" => "librdkafka: true only, kring always sends at once (TCP_NODELAY)",
+        "api.version.request" => "librdkafka: true only, kring always asks brokers for their API versions",
+        "enable.ssl.certificate.verification" => "librdkafka: true only, kring always verifies broker certificates",
         "message.timeout.ms" => "librdkafka alias of delivery.timeout.ms (0: no timeout)",
         "metadata.max.age.ms" => "metadata is refreshed at least this often (default 300000)",
         "partitioner" => "default (murmur2_random), sticky or round_robin (default default)",

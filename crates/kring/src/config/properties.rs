@@ -7,6 +7,13 @@
 //! (= `linger.ms`), `queue.buffering.max.kbytes` (`buffer.memory` in KiB),
 //! `compression.codec` (= `compression.type`), `statistics.interval.ms`
 //! (the period of the `on_statistics` callback), `batch.num.messages` (a cap on records per batch),
+//! `metadata.broker.list` (= `bootstrap.servers`), `request.required.acks`
+//! (= `acks`), `message.send.max.retries` (= `retries`),
+//! `message.max.bytes` (= `max.request.size`, in librdkafka's range),
+//! `topic.metadata.refresh.interval.ms` (= `metadata.max.age.ms`; its -1,
+//! no periodic refresh, is refused), the switches kring always has on
+//! (`socket.nagle.disable`, `api.version.request`,
+//! `enable.ssl.certificate.verification`: true accepted, false refused),
 //! `socket.send.buffer.bytes` and `socket.receive.buffer.bytes` (= Java's
 //! `send.buffer.bytes` and `receive.buffer.bytes`, with 0 for the
 //! system's default where Java has -1) and
@@ -43,6 +50,7 @@ const MAX_COMPRESSION_THREADS: u32 = 64;
 /// Every property [`ProducerConfig::from_properties`] accepts.
 pub const PROPERTY_NAMES: &[&str] = &[
     "acks",
+    "api.version.request",
     "batch.num.messages",
     "batch.size",
     "bootstrap.servers",
@@ -62,6 +70,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "delivery.timeout.ms",
     "enable.idempotence",
     "enable.metrics.push",
+    "enable.ssl.certificate.verification",
     "interceptor.classes",
     "io.backend",
     "key.serializer",
@@ -69,7 +78,10 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "max.block.ms",
     "max.in.flight.requests.per.connection",
     "max.request.size",
+    "message.max.bytes",
+    "message.send.max.retries",
     "message.timeout.ms",
+    "metadata.broker.list",
     "metadata.max.age.ms",
     "metadata.max.idle.ms",
     "metadata.recovery.rebootstrap.trigger.ms",
@@ -89,6 +101,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "receive.buffer.bytes",
     "reconnect.backoff.max.ms",
     "reconnect.backoff.ms",
+    "request.required.acks",
     "request.timeout.ms",
     "retries",
     "retry.backoff.max.ms",
@@ -103,6 +116,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "socket.connection.setup.timeout.max.ms",
     "socket.connection.setup.timeout.ms",
     "socket.keepalive.enable",
+    "socket.nagle.disable",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
     "ssl.ca.location",
@@ -124,6 +138,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.truststore.type",
     "statistics.interval.ms",
     "topic.metadata.propagation.max.ms",
+    "topic.metadata.refresh.interval.ms",
     "transaction.timeout.ms",
     "transactional.id",
     "value.serializer",
@@ -188,13 +203,24 @@ impl ProducerConfig {
     pub fn set(self, name: &str, value: &str) -> Result<ProducerConfig, ConfigError> {
         let v = value.trim();
         Ok(match name {
-            "bootstrap.servers" => self.bootstrap(v),
+            "bootstrap.servers" | "metadata.broker.list" => self.bootstrap(v),
             "client.id" => self.client_id(v),
-            "acks" => self.acks(match v.to_ascii_lowercase().as_str() {
+            "acks" | "request.required.acks" => self.acks(match v.to_ascii_lowercase().as_str() {
                 "0" => Acks::None,
                 "1" => Acks::Leader,
                 "-1" | "all" => Acks::All,
-                _ => return Err(ConfigError::invalid("acks", value, "one of 0, 1, -1, all")),
+                _ => {
+                    let property = if name == "acks" {
+                        "acks"
+                    } else {
+                        "request.required.acks"
+                    };
+                    return Err(ConfigError::invalid(
+                        property,
+                        value,
+                        "one of 0, 1, -1, all",
+                    ));
+                }
             }),
             "linger.ms" => self.linger(fractional_millis("linger.ms", v)?),
             "queue.buffering.max.ms" => {
@@ -230,12 +256,17 @@ impl ProducerConfig {
             "max.in.flight.requests.per.connection" => {
                 self.max_in_flight(size("max.in.flight.requests.per.connection", v)?)
             }
-            "retries" => self.retries(
+            "retries" | "message.send.max.retries" => self.retries(
                 v.parse::<u32>()
                     .ok()
                     .filter(|&r| r <= i32::MAX as u32)
                     .ok_or_else(|| {
-                        ConfigError::invalid("retries", value, "an integer from 0 to 2147483647")
+                        let property = if name == "retries" {
+                            "retries"
+                        } else {
+                            "message.send.max.retries"
+                        };
+                        ConfigError::invalid(property, value, "an integer from 0 to 2147483647")
                     })?,
             ),
             "retry.backoff.ms" => self.retry_backoff(millis("retry.backoff.ms", v)?),
@@ -329,6 +360,56 @@ impl ProducerConfig {
             }
             "max.block.ms" => self.max_block(millis("max.block.ms", v)?),
             "max.request.size" => self.max_request_size(size("max.request.size", v)?),
+            // librdkafka: the largest request, 1000 to 1000000000.
+            "message.max.bytes" => self.max_request_size(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1000..=1_000_000_000).contains(n))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "message.max.bytes",
+                            value,
+                            "a size in bytes from 1000 to 1000000000",
+                        )
+                    })?,
+            ),
+            "topic.metadata.refresh.interval.ms" => {
+                if v == "-1" {
+                    return Err(ConfigError::unsupported(
+                        "topic.metadata.refresh.interval.ms",
+                        value,
+                        "kring always refreshes metadata periodically \
+                         (metadata.max.age.ms)",
+                    ));
+                }
+                self.metadata_max_age(millis("topic.metadata.refresh.interval.ms", v)?)
+            }
+            // librdkafka switches that kring always has on: accepted on,
+            // refused off.
+            "socket.nagle.disable"
+            | "api.version.request"
+            | "enable.ssl.certificate.verification" => {
+                let (property, why) = match name {
+                    "socket.nagle.disable" => (
+                        "socket.nagle.disable",
+                        "kring always sends requests at once (TCP_NODELAY)",
+                    ),
+                    "api.version.request" => (
+                        "api.version.request",
+                        "kring always asks brokers for their API versions (Kafka 0.10 and later)",
+                    ),
+                    _ => (
+                        "enable.ssl.certificate.verification",
+                        "kring always verifies the broker's certificate; trust a private CA \
+                         with ssl.ca.location, or skip only the host name check with \
+                         ssl.endpoint.identification.algorithm=none",
+                    ),
+                };
+                if !boolean(property, v)? {
+                    return Err(ConfigError::unsupported(property, value, why));
+                }
+                self
+            }
             "partitioner" => self.partitioner(match v {
                 "default" | "murmur2_random" => PartitionerKind::Default,
                 "sticky" => PartitionerKind::Sticky,

@@ -328,6 +328,63 @@ fn librdkafka_aliases_mean_the_same() {
     core.validate().unwrap();
 }
 
+/// More librdkafka names: each alias gives what its Java name gives, and
+/// its errors name the alias the configuration used.
+#[test]
+fn more_librdkafka_aliases_mean_the_same() {
+    let pairs = [
+        ("metadata.broker.list", "bootstrap.servers", "a:1,b:2"),
+        ("request.required.acks", "acks", "1"),
+        ("request.required.acks", "acks", "-1"),
+        ("request.required.acks", "acks", "0"),
+        ("message.send.max.retries", "retries", "3"),
+        ("message.max.bytes", "max.request.size", "2000000"),
+        (
+            "topic.metadata.refresh.interval.ms",
+            "metadata.max.age.ms",
+            "60000",
+        ),
+    ];
+    for (alias, java, value) in pairs {
+        let base = ProducerConfig::default().linger(Duration::from_millis(7));
+        let by_alias = base.clone().set(alias, value).unwrap();
+        let by_java = base.set(java, value).unwrap();
+        assert_eq!(by_alias, by_java, "{alias}={value}");
+        assert_ne!(
+            by_alias,
+            ProducerConfig::default().linger(Duration::from_millis(7)),
+            "{alias}"
+        );
+    }
+    for (alias, bad) in [
+        ("request.required.acks", "2"),
+        ("message.send.max.retries", "-1"),
+        ("message.max.bytes", "999"),
+        ("message.max.bytes", "1000000001"),
+        ("topic.metadata.refresh.interval.ms", "-1"),
+    ] {
+        let e = ProducerConfig::default().set(alias, bad).unwrap_err();
+        assert!(e.to_string().contains(alias), "{alias}={bad}: {e}");
+    }
+    for switch in [
+        "socket.nagle.disable",
+        "api.version.request",
+        "enable.ssl.certificate.verification",
+    ] {
+        let c = ProducerConfig::default().set(switch, "true").unwrap();
+        assert_eq!(
+            c,
+            ProducerConfig::default(),
+            "{switch}=true changes nothing"
+        );
+        let e = ProducerConfig::default().set(switch, "false").unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Unsupported { .. }) && e.to_string().contains(switch),
+            "{switch}=false: {e}"
+        );
+    }
+}
+
 /// librdkafka's `message.timeout.ms=0` means no timeout ("a time of 0 is
 /// infinite"), a common setting in librdkafka configurations: the alias
 /// gives the longest `delivery.timeout.ms` kring has, where it was read
