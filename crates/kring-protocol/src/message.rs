@@ -470,3 +470,39 @@ pub(crate) mod wire {
             .sum())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wire;
+    use crate::primitives::EncodeError;
+
+    /// A length fits its prefix up to the prefix's largest count: an
+    /// `int32` for classic fields, an unsigned varint holding length + 1
+    /// for compact ones; one more is `TooLong`, naming the field. Only
+    /// lengths are checked, so no buffer of that size is needed.
+    #[test]
+    fn lengths_fit_their_prefix_up_to_its_largest_count() {
+        let classic = i32::MAX as usize;
+        let compact = u32::MAX as usize - 1;
+        for check in [wire::check_bytes_len, wire::check_array_len] {
+            assert_eq!(check("f", 0, false), Ok(()));
+            assert_eq!(check("f", classic, false), Ok(()));
+            assert_eq!(
+                check("f", classic + 1, false),
+                Err(EncodeError::TooLong {
+                    field: "f",
+                    len: classic + 1
+                })
+            );
+            assert_eq!(check("f", classic + 1, true), Ok(()));
+            assert_eq!(check("f", compact, true), Ok(()));
+            assert_eq!(
+                check("f", compact + 1, true),
+                Err(EncodeError::TooLong {
+                    field: "f",
+                    len: compact + 1
+                })
+            );
+        }
+    }
+}

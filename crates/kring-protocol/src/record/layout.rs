@@ -213,3 +213,60 @@ pub fn peek_batch_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         record_count: read_i32(buf, RECORD_COUNT),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordBatchBuilder;
+
+    /// A batch stamped without idempotence carries Kafka's "none" in each
+    /// producer field: -1 on the wire, all bits set.
+    #[test]
+    fn the_no_producer_values_are_all_ones_on_the_wire() {
+        let mut b = RecordBatchBuilder::new(0, 0);
+        b.append(0, None, Some(b"v"), &[]);
+        let bytes = b.seal(Compression::None).unwrap().stamp(
+            NO_PRODUCER_ID,
+            NO_PRODUCER_EPOCH,
+            NO_SEQUENCE,
+            false,
+        );
+        assert_eq!(bytes[PRODUCER_ID..PRODUCER_ID + 8], [0xff; 8]);
+        assert_eq!(bytes[PRODUCER_EPOCH..PRODUCER_EPOCH + 2], [0xff; 2]);
+        assert_eq!(bytes[BASE_SEQUENCE..BASE_SEQUENCE + 4], [0xff; 4]);
+        assert_eq!(
+            bytes[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4],
+            NO_PARTITION_LEADER_EPOCH.to_be_bytes()
+        );
+    }
+
+    /// Each attribute bit is read alone, whatever the others hold, and the
+    /// last offset is the base plus the last delta.
+    #[test]
+    fn header_flags_and_last_offset() {
+        let mut b = RecordBatchBuilder::new(0, 0);
+        b.append(0, None, Some(b"v"), &[]);
+        b.append(0, None, Some(b"w"), &[]);
+        let mut bytes = b
+            .seal(Compression::None)
+            .unwrap()
+            .stamp(1, 0, 0, false)
+            .to_vec();
+        bytes[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&1_000i64.to_be_bytes());
+        let flags = [ATTR_TRANSACTIONAL, ATTR_CONTROL, ATTR_LOG_APPEND_TIME];
+        for set in 0..8u8 {
+            let mut attributes = ATTR_DELETE_HORIZON | 0x03; // unrelated bits on
+            for (i, &f) in flags.iter().enumerate() {
+                if set & (1 << i) != 0 {
+                    attributes |= f;
+                }
+            }
+            bytes[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+            let h = peek_batch_header(&bytes).unwrap();
+            assert_eq!(h.is_transactional(), set & 1 != 0, "{attributes:#x}");
+            assert_eq!(h.is_control(), set & 2 != 0, "{attributes:#x}");
+            assert_eq!(h.is_log_append_time(), set & 4 != 0, "{attributes:#x}");
+            assert_eq!(h.last_offset(), 1_001);
+        }
+    }
+}
