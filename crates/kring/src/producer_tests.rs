@@ -191,6 +191,47 @@ fn produce_reports_each_record_once_through_the_callback_in_order() {
     assert_eq!(p.metrics().buffered_bytes, 0);
 }
 
+/// `delivery.report.only.error`: the callback hears of the records that
+/// failed and of no other, while every record's handle still resolves.
+#[test]
+fn only_failed_records_reach_the_callback_when_asked() {
+    for only_error in [false, true] {
+        let c = cluster(2);
+        // Partition 1 refuses every batch (INVALID_RECORD, not retried).
+        c.inject(Fault::error(PRODUCE, 87i16).on_partition("t", 1).always());
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let r2 = Arc::clone(&reports);
+        let config = crate::ProducerConfig::default()
+            .bootstrap(&c.bootstrap_servers())
+            .set("delivery.report.only.error", &only_error.to_string())
+            .unwrap();
+        let p = Producer::builder()
+            .config(config)
+            .on_delivery(move |r: &DeliveryReport<'_>| {
+                r2.lock().unwrap().push((r.partition, r.result.is_ok()));
+            })
+            .build()
+            .unwrap();
+        let handles: Vec<_> = (0..200)
+            .map(|i| p.send(Record::new("t", b"v").partition(i % 2)).unwrap())
+            .collect();
+        let results: Vec<bool> = handles.iter().map(|h| h.wait().is_ok()).collect();
+        assert_eq!(results.iter().filter(|&&ok| ok).count(), 100);
+        p.close();
+        let mut reports = reports.lock().unwrap().clone();
+        reports.sort_unstable();
+        let failed = vec![(1, false); 100];
+        if only_error {
+            assert_eq!(reports, failed);
+        } else {
+            let mut all = vec![(0, true); 100];
+            all.extend(failed);
+            all.sort_unstable();
+            assert_eq!(reports, all);
+        }
+    }
+}
+
 /// Sends records "0", "1", ... to `t` and returns their futures in order.
 fn send_numbered(p: &Producer, n: usize) -> Vec<crate::DeliveryFuture> {
     (0..n)

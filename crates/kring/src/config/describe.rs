@@ -27,6 +27,8 @@ pub fn property_description(name: &str) -> Option<&'static str> {
             "unacknowledged requests per broker (default 5; at most 5 with idempotence)"
         }
         "max.request.size" => "largest produce request and record, in bytes (default 1048576)",
+        "delivery.report.only.error" => "librdkafka: true calls on_delivery for failed records only (default false)",
+        "queue.buffering.max.messages" => "librdkafka: 0 only (no count limit); kring bounds its buffer in bytes, see queue.buffering.max.kbytes",
         "metadata.broker.list" => "librdkafka alias of bootstrap.servers",
         "request.required.acks" => "librdkafka alias of acks",
         "message.send.max.retries" => "librdkafka alias of retries",

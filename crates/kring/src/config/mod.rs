@@ -149,6 +149,7 @@ pub struct ProducerConfig {
     send_buffer: u32,
     receive_buffer: u32,
     socket_keepalive: bool,
+    delivery_report_only_error: bool,
 }
 
 impl Default for ProducerConfig {
@@ -194,6 +195,7 @@ impl Default for ProducerConfig {
             send_buffer: 0,
             receive_buffer: 0,
             socket_keepalive: true,
+            delivery_report_only_error: false,
         }
     }
 }
@@ -424,6 +426,11 @@ setters! {
     /// it is noticed even while idle. Default true, as the Java client
     /// always sets it (librdkafka's default is false).
     socket_keepalive: bool => |c, v| c.socket_keepalive = v;
+    /// `delivery.report.only.error` (librdkafka): the
+    /// [`on_delivery`](crate::ProducerBuilder::on_delivery) callback is
+    /// called for failed records only (default false: for every record).
+    /// Handles returned by `send` still resolve for every record.
+    delivery_report_only_error: bool => |c, v| c.delivery_report_only_error = v;
 }
 
 /// Splits `bootstrap.servers` at commas, trims each entry and drops a
@@ -681,6 +688,10 @@ impl ProducerConfig {
     /// `socket.keepalive.enable`.
     pub fn get_socket_keepalive(&self) -> bool {
         self.socket_keepalive
+    }
+    /// `delivery.report.only.error`.
+    pub fn get_delivery_report_only_error(&self) -> bool {
+        self.delivery_report_only_error
     }
 
     /// Check the configuration and settle the settings that depend on

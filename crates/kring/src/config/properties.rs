@@ -14,6 +14,8 @@
 //! no periodic refresh, is refused), the switches kring always has on
 //! (`socket.nagle.disable`, `api.version.request`,
 //! `enable.ssl.certificate.verification`: true accepted, false refused),
+//! `queue.buffering.max.messages` (0 only: kring bounds its buffer in
+//! bytes), `delivery.report.only.error` (the callback hears failures only),
 //! `socket.send.buffer.bytes` and `socket.receive.buffer.bytes` (= Java's
 //! `send.buffer.bytes` and `receive.buffer.bytes`, with 0 for the
 //! system's default where Java has -1) and
@@ -67,6 +69,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "compression.zstd.level",
     "connections.max.idle.ms",
     "debug",
+    "delivery.report.only.error",
     "delivery.timeout.ms",
     "enable.idempotence",
     "enable.metrics.push",
@@ -97,6 +100,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "partitioner.ignore.keys",
     "partitioner.rack.aware",
     "queue.buffering.max.kbytes",
+    "queue.buffering.max.messages",
     "queue.buffering.max.ms",
     "receive.buffer.bytes",
     "reconnect.backoff.max.ms",
@@ -486,6 +490,32 @@ impl ProducerConfig {
             "send.buffer.bytes" => self.send_buffer_bytes(java_buffer("send.buffer.bytes", v)?),
             "receive.buffer.bytes" => {
                 self.receive_buffer_bytes(java_buffer("receive.buffer.bytes", v)?)
+            }
+            "delivery.report.only.error" => {
+                self.delivery_report_only_error(boolean("delivery.report.only.error", v)?)
+            }
+            "queue.buffering.max.messages" => {
+                // librdkafka: 0 disables the count limit, which is what
+                // kring does.
+                if v != "0" {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|&n| n <= i32::MAX as u32)
+                        .ok_or_else(|| {
+                            ConfigError::invalid(
+                                "queue.buffering.max.messages",
+                                value,
+                                "an integer from 0 to 2147483647",
+                            )
+                        })?;
+                    return Err(ConfigError::unsupported(
+                        "queue.buffering.max.messages",
+                        value,
+                        "kring bounds what it buffers in bytes, not records: set \
+                         queue.buffering.max.kbytes (or buffer.memory) instead, and 0 here",
+                    ));
+                }
+                self
             }
             "socket.keepalive.enable" => {
                 self.socket_keepalive(boolean("socket.keepalive.enable", v)?)

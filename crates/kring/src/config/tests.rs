@@ -366,6 +366,30 @@ fn more_librdkafka_aliases_mean_the_same() {
         let e = ProducerConfig::default().set(alias, bad).unwrap_err();
         assert!(e.to_string().contains(alias), "{alias}={bad}: {e}");
     }
+    // No count limit is what kring does; a limit is refused naming the
+    // byte bound to use instead.
+    let c = ProducerConfig::default()
+        .set("queue.buffering.max.messages", "0")
+        .unwrap();
+    assert_eq!(c, ProducerConfig::default());
+    let e = ProducerConfig::default()
+        .set("queue.buffering.max.messages", "100000")
+        .unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Unsupported { .. })
+            && e.to_string().contains("queue.buffering.max.kbytes"),
+        "{e}"
+    );
+    let e = ProducerConfig::default()
+        .set("queue.buffering.max.messages", "-1")
+        .unwrap_err();
+    assert!(matches!(e, ConfigError::InvalidValue { .. }), "{e}");
+    for (value, on) in [("true", true), ("false", false)] {
+        let c = ProducerConfig::default()
+            .set("delivery.report.only.error", value)
+            .unwrap();
+        assert_eq!(c.get_delivery_report_only_error(), on);
+    }
     for switch in [
         "socket.nagle.disable",
         "api.version.request",

@@ -5,6 +5,8 @@
 //! runs with. Everything the core needs comes from here; the connect timeout
 //! is the driver's alone.
 
+use std::sync::Arc;
+
 use kring_core::{Config, DeliveryCallback, PartitionerChoice};
 
 use super::{PartitionerKind, ProducerConfig};
@@ -61,7 +63,19 @@ impl ProducerConfig {
             topic_metadata_propagation: self.get_topic_metadata_propagation(),
             statistics_interval: self.get_statistics_interval(),
             partitioner,
-            on_delivery,
+            on_delivery: match on_delivery {
+                // librdkafka's `delivery.report.only.error`: the callback
+                // hears of failed records only.
+                Some(cb) if self.get_delivery_report_only_error() => {
+                    let only_errors: DeliveryCallback = Arc::new(move |r| {
+                        if r.result.is_err() {
+                            cb(r);
+                        }
+                    });
+                    Some(only_errors)
+                }
+                cb => cb,
+            },
             jitter_seed: jitter_seed(),
             ..Config::default()
         }
