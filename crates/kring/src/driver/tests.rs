@@ -328,24 +328,30 @@ fn echo_server() -> SocketAddr {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
-            std::thread::spawn(move || loop {
-                let mut len = [0u8; 4];
-                if s.read_exact(&mut len).is_err() {
-                    return;
-                }
-                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-                if s.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let mut out = len.to_vec();
-                out.extend_from_slice(&body);
-                if s.write_all(&out).is_err() {
-                    return;
-                }
-            });
+            std::thread::spawn(move || echo_frames(&mut s));
         }
     });
     addr
+}
+
+/// Echoes each framed request on `s` back as a response, until the
+/// connection ends.
+fn echo_frames(s: &mut TcpStream) {
+    loop {
+        let mut len = [0u8; 4];
+        if s.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        if s.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut out = len.to_vec();
+        out.extend_from_slice(&body);
+        if s.write_all(&out).is_err() {
+            return;
+        }
+    }
 }
 
 /// A server that runs `f` on its first connection.
@@ -515,19 +521,7 @@ fn a_full_send_buffer_waits_for_room_and_loses_nothing() {
         let opened = Arc::clone(&gate);
         let addr = one_shot_server(move |mut s| {
             opened.wait();
-            loop {
-                let mut len = [0u8; 4];
-                if s.read_exact(&mut len).is_err() {
-                    return;
-                }
-                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-                if s.read_exact(&mut body).is_err() {
-                    return;
-                }
-                if s.write_all(&len).and_then(|_| s.write_all(&body)).is_err() {
-                    return;
-                }
-            }
+            echo_frames(&mut s);
         });
         let h = Harness::with_config(DriverConfig {
             backend,
