@@ -328,16 +328,16 @@ fn echo_server() -> SocketAddr {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
-            std::thread::spawn(move || echo_frames(&mut s));
+            std::thread::spawn(move || echo_frames(&mut s, usize::MAX));
         }
     });
     addr
 }
 
-/// Echoes each framed request on `s` back as a response, until the
-/// connection ends.
-fn echo_frames(s: &mut TcpStream) {
-    loop {
+/// Echoes each framed request on `s` back as a response, for at most `n`
+/// requests or until the connection ends.
+fn echo_frames(s: &mut TcpStream, n: usize) {
+    for _ in 0..n {
         let mut len = [0u8; 4];
         if s.read_exact(&mut len).is_err() {
             return;
@@ -521,7 +521,7 @@ fn a_full_send_buffer_waits_for_room_and_loses_nothing() {
         let opened = Arc::clone(&gate);
         let addr = one_shot_server(move |mut s| {
             opened.wait();
-            echo_frames(&mut s);
+            echo_frames(&mut s, usize::MAX);
         });
         let h = Harness::with_config(DriverConfig {
             backend,
@@ -1115,23 +1115,7 @@ fn dropping_echo_server(n: usize) -> SocketAddr {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
-            std::thread::spawn(move || {
-                for _ in 0..n {
-                    let mut len = [0u8; 4];
-                    if s.read_exact(&mut len).is_err() {
-                        return;
-                    }
-                    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-                    if s.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let mut out = len.to_vec();
-                    out.extend_from_slice(&body);
-                    if s.write_all(&out).is_err() {
-                        return;
-                    }
-                }
-            });
+            std::thread::spawn(move || echo_frames(&mut s, n));
         }
     });
     addr
