@@ -186,6 +186,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `metadata.max.age.ms`: periodic metadata refresh. Default 5 min.
     pub metadata_max_age: Duration,
+    /// `metadata.max.idle.ms`: a topic nothing was sent to for this long,
+    /// with nothing buffered or in flight, is left out of metadata
+    /// requests until it is sent to again (which asks for its metadata
+    /// soon). Its partitions' state, idempotent sequences included, is
+    /// kept. Default 5 min; at least 5 s, as in the Java client.
+    pub metadata_max_idle: Duration,
     /// `max.block.ms`: how long `send` may block for metadata or buffer
     /// memory (the caller turns it into a deadline). Default 60 s.
     pub max_block: Duration,
@@ -254,6 +260,7 @@ impl fmt::Debug for Config {
             .field("delivery_timeout", &self.delivery_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
+            .field("metadata_max_idle", &self.metadata_max_idle)
             .field("max_block", &self.max_block)
             .field(
                 "topic_metadata_propagation",
@@ -297,6 +304,7 @@ impl Default for Config {
             delivery_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(300),
+            metadata_max_idle: Duration::from_secs(300),
             max_block: Duration::from_secs(60),
             topic_metadata_propagation: Duration::from_secs(5),
             security_protocol: SecurityProtocol::Plaintext,
@@ -324,6 +332,10 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 /// every duration keeps deadline arithmetic (`now + linger`,
 /// `linger + request_timeout`, ...) free of overflow.
 pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// The shortest `metadata.max.idle.ms`, as in the Java client: a topic is
+/// not forgotten between two sends a few seconds apart.
+pub const METADATA_MAX_IDLE_MIN: Duration = Duration::from_secs(5);
 
 /// The largest `max.request.size`: a Kafka frame's size is an `i32`.
 pub const MAX_REQUEST_SIZE: usize = i32::MAX as usize;
@@ -418,6 +430,7 @@ impl Config {
             ("delivery.timeout.ms", self.delivery_timeout),
             ("request.timeout.ms", self.request_timeout),
             ("metadata.max.age.ms", self.metadata_max_age),
+            ("metadata.max.idle.ms", self.metadata_max_idle),
             ("max.block.ms", self.max_block),
             (
                 "topic.metadata.propagation.max.ms",
@@ -535,6 +548,16 @@ impl Config {
         if self.metadata_max_age.is_zero() {
             return Err(invalid("metadata.max.age.ms", "must be positive"));
         }
+        if self.metadata_max_idle < METADATA_MAX_IDLE_MIN {
+            return Err(invalid(
+                "metadata.max.idle.ms",
+                format!(
+                    "{} ms is below the minimum of {} ms",
+                    self.metadata_max_idle.as_millis(),
+                    METADATA_MAX_IDLE_MIN.as_millis()
+                ),
+            ));
+        }
         if self.enable_idempotence {
             if self.acks != Acks::All {
                 return Err(ConfigError::IdempotenceConflict("acks=all"));
@@ -579,6 +602,7 @@ mod tests {
         assert_eq!(c.delivery_timeout, Duration::from_secs(120));
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.metadata_max_age, Duration::from_secs(300));
+        assert_eq!(c.metadata_max_idle, Duration::from_secs(300));
         assert_eq!(c.max_block, Duration::from_secs(60));
         assert_eq!(c.client_id, "kring");
         assert!(base().validate().is_ok());
@@ -623,6 +647,24 @@ mod tests {
                 ..base()
             },
             "client.id",
+        );
+        ok(Config {
+            metadata_max_idle: METADATA_MAX_IDLE_MIN,
+            ..base()
+        });
+        refused(
+            Config {
+                metadata_max_idle: METADATA_MAX_IDLE_MIN - Duration::from_millis(1),
+                ..base()
+            },
+            "metadata.max.idle.ms",
+        );
+        refused(
+            Config {
+                metadata_max_idle: MAX_DURATION + Duration::from_millis(1),
+                ..base()
+            },
+            "metadata.max.idle.ms",
         );
         for (size, fits) in [
             (127, false),
@@ -863,7 +905,7 @@ mod tests {
         };
         for &d in &durations {
             type Set = fn(&mut Config, Duration);
-            let setters: [Set; 9] = [
+            let setters: [Set; 10] = [
                 |c, d| c.linger = d,
                 |c, d| c.retry_backoff = d,
                 |c, d| c.retry_backoff_max = d,
@@ -872,6 +914,7 @@ mod tests {
                 |c, d| c.delivery_timeout = d,
                 |c, d| c.request_timeout = d,
                 |c, d| c.metadata_max_age = d,
+                |c, d| c.metadata_max_idle = d,
                 |c, d| c.max_block = d,
             ];
             for set in setters {

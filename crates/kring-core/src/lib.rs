@@ -48,6 +48,7 @@ pub use cause::{LastError, TlsFailure};
 pub use config::{
     check_bootstrap_entry, Acks, Compression, Config, OAuthToken, OAuthTokenProvider,
     PartitionerChoice, SaslConfig, SaslMechanism, SecurityProtocol, MAX_DURATION, MAX_REQUEST_SIZE,
+    METADATA_MAX_IDLE_MIN,
 };
 pub use delivery::{
     BatchCompletion, DeliveryCallback, DeliveryError, DeliveryHandle, DeliveryReport,

@@ -129,10 +129,14 @@ impl ProducerCore {
         }
         let id = self.control_conn(now)?;
         let version = self.conn(id)?.versions.metadata;
+        self.mark_idle_topics(now);
         let req = MetadataRequest {
+            // Never `None`, which asks for every topic in the cluster: with
+            // every topic idle, an empty list still brings the brokers.
             topics: Some(
                 self.topics
                     .iter()
+                    .filter(|t| !t.idle)
                     .map(|t| MetadataRequestTopic {
                         name: Some(t.name.to_string()),
                         ..Default::default()
@@ -392,6 +396,48 @@ impl ProducerCore {
                     "topic recreated without this partition: its buffered records fail"
                 );
             }
+        }
+    }
+
+    /// Marks idle the topics nothing was sent to for `metadata.max.idle.ms`
+    /// and that have nothing buffered or in flight nor a sender that may
+    /// still wait for their metadata (`max.block.ms`), so that metadata
+    /// requests leave them out (the Java client's `metadata.max.idle.ms`:
+    /// a producer that wrote to many short-lived topics does not ask for
+    /// all of them at every refresh). What the core keeps of them
+    /// (partitions, idempotent sequences, the published table) stays, so
+    /// the next send needs no metadata first; it clears the mark
+    /// (`batch_opened`, `topic_wanted`). O(partitions of topics not yet
+    /// idle), at each metadata request.
+    fn mark_idle_topics(&mut self, now: Instant) {
+        let max_idle = self.cfg.metadata_max_idle;
+        for tid in 0..self.topics.len() as u32 {
+            let t = &mut self.topics[tid as usize];
+            if t.idle {
+                continue;
+            }
+            let Some(used) = t.last_used else {
+                t.last_used = Some(now);
+                continue;
+            };
+            // A sender may still wait for it: a topic not known yet (a
+            // failed one fails its senders at once), or a partition a
+            // lagging broker left out (`missing_partition_wanted`).
+            let waited_for = t.wanted_at.is_some_and(|w| now < w + self.cfg.max_block)
+                && (matches!(t.status, TopicStatus::Pending { .. })
+                    || (t.count as usize) < t.partitions.len());
+            if now.saturating_duration_since(used) < max_idle
+                || waited_for
+                || self.topic_has_work(tid)
+            {
+                continue;
+            }
+            let t = &mut self.topics[tid as usize];
+            t.idle = true;
+            tracing::debug!(
+                topic = &*t.name,
+                "topic idle: left out of metadata requests"
+            );
         }
     }
 

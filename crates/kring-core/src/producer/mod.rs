@@ -231,6 +231,7 @@ pub(crate) struct CoreConfig {
     pub(crate) delivery_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) metadata_max_age: Duration,
+    pub(crate) metadata_max_idle: Duration,
     pub(crate) max_block: Duration,
     pub(crate) topic_metadata_propagation: Duration,
     /// `partitioner.availability.timeout.ms` when it applies (positive,
@@ -343,6 +344,7 @@ impl ProducerCore {
             delivery_timeout: config.delivery_timeout,
             request_timeout: config.request_timeout,
             metadata_max_age: config.metadata_max_age,
+            metadata_max_idle: config.metadata_max_idle,
             max_block: config.max_block,
             topic_metadata_propagation: config.topic_metadata_propagation,
             availability_timeout: (config.partitioner_adaptive

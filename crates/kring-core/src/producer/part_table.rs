@@ -55,6 +55,8 @@ impl PartTable {
                 wanted_at: None,
                 first_wanted: None,
                 request_mark: 0,
+                last_used: None,
+                idle: false,
                 topic_id: [0; 16],
             });
         }

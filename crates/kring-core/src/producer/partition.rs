@@ -145,6 +145,15 @@ pub(crate) struct TopicCore {
     pub(crate) first_wanted: Option<Instant>,
     /// The produce request being built that already counts this topic.
     pub(crate) request_mark: u64,
+    /// When a batch of this topic was last opened, or a sender last asked
+    /// for its metadata (`None`: not since the core learnt of it; the
+    /// first metadata request starts the clock). `metadata.max.idle.ms`
+    /// counts from here.
+    pub(crate) last_used: Option<Instant>,
+    /// Left out of metadata requests: idle for `metadata.max.idle.ms`
+    /// with nothing buffered or in flight (see `metadata.rs`). Cleared by
+    /// the next batch or metadata wish for it.
+    pub(crate) idle: bool,
     /// The topic id metadata last named (all zero: none yet, or a broker
     /// before Metadata v10). A new one means the topic was deleted and
     /// created again: its leader epochs start over.
@@ -198,6 +207,10 @@ impl ProducerCore {
         let first = t.wanted_at.is_none();
         t.wanted_at = Some(now);
         t.first_wanted.get_or_insert(now);
+        t.last_used = Some(now);
+        if std::mem::take(&mut t.idle) {
+            tracing::debug!(topic = &*t.name, "idle topic wanted again");
+        }
         if first {
             // A topic the core has never asked about: ask now.
             self.request_metadata(now);
@@ -220,6 +233,18 @@ impl ProducerCore {
         }
         let linger = self.cfg.linger;
         let dt = self.cfg.delivery_timeout;
+        let t = &mut self.topics[pk.0 as usize];
+        t.last_used = Some(created);
+        if t.idle {
+            // Sent to again after `metadata.max.idle.ms`: back in metadata
+            // requests, and its leaders, unrefreshed while it was idle,
+            // are asked for soon (the Java client asks before sending; the
+            // batch may go to the last known leader meanwhile, which
+            // redirects or refuses it if that changed).
+            t.idle = false;
+            tracing::debug!(topic = &*t.name, "idle topic sent to again");
+            self.request_metadata_soon(now);
+        }
         let p = self.part(pk);
         p.unsent += 1;
         // A partition's batches are announced once each, in id order.
@@ -246,7 +271,6 @@ impl ProducerCore {
             // the error: no request will ever take it.
             self.fail_buffered(pk, &err);
         }
-        let _ = now;
     }
 
     /// Forgets the open batch of `pk` (sealed or failed): no linger timer,

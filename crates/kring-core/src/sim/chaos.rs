@@ -201,6 +201,11 @@ pub fn run_traced(
         compression,
         request_timeout,
         delivery_timeout,
+        // The shortest, not read from the schedule (which keeps every
+        // stored input meaning what it did): the topic goes idle in the
+        // pauses between steps, and comes back with its leaders maybe
+        // moved meanwhile.
+        metadata_max_idle: crate::METADATA_MAX_IDLE_MIN,
         on_delivery: Some(Arc::new(move |r: &DeliveryReport<'_>| {
             let res = match &r.result {
                 Ok(m) => Ok((m.partition, m.offset)),

@@ -63,7 +63,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "sasl.username" => "SASL user name",
         "security.protocol" => "PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL (SSL ones need the tls feature)",
         "socket.connection.setup.timeout.max.ms" => "Java: accepted; kring gives every connect attempt socket.connection.setup.timeout.ms, without growing it",
-        "metadata.max.idle.ms" => "Java: accepted (from 5000); kring keeps every topic it has sent to in its metadata requests",
+        "metadata.max.idle.ms" => "a topic not sent to for this long is left out of metadata requests until sent to again (default 300000, from 5000)",
         "metadata.recovery.strategy" => "Java: rebootstrap only, which kring does: back to bootstrap.servers when no known broker can be reached (default rebootstrap)",
         "metadata.recovery.rebootstrap.trigger.ms" => "Java: accepted; kring goes back to bootstrap.servers as soon as no known broker can be reached",
         "socket.connection.setup.timeout.ms" => "connect timeout per broker (default 10000)",

@@ -138,6 +138,7 @@ pub struct ProducerConfig {
     partitioner_adaptive: bool,
     partitioner_availability_timeout: Duration,
     metadata_max_age: Duration,
+    metadata_max_idle: Duration,
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
     topic_metadata_propagation: Duration,
@@ -184,6 +185,7 @@ impl Default for ProducerConfig {
             partitioner_adaptive: true,
             partitioner_availability_timeout: Duration::ZERO,
             metadata_max_age: Duration::from_secs(300),
+            metadata_max_idle: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
             topic_metadata_propagation: Duration::from_secs(5),
@@ -323,6 +325,14 @@ setters! {
     partitioner_availability_timeout: Duration => |c, v| c.partitioner_availability_timeout = v;
     /// `metadata.max.age.ms`: metadata is refreshed at least this often.
     metadata_max_age: Duration => |c, v| c.metadata_max_age = v;
+    /// `metadata.max.idle.ms` (Java): a topic nothing was sent to for this
+    /// long, with nothing buffered or in flight, is left out of metadata
+    /// requests until the next send to it, so a producer that wrote to many
+    /// short-lived topics stops asking about them. What kring keeps of the
+    /// topic (partitions, idempotent sequences) stays, so that send needs
+    /// no metadata first; it asks for the topic's leaders soon after.
+    /// Default 5 min; at least 5 s, as in Java.
+    metadata_max_idle: Duration => |c, v| c.metadata_max_idle = v;
     /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
     /// take.
     connect_timeout: Duration => |c, v| c.connect_timeout = v;
@@ -660,6 +670,10 @@ impl ProducerConfig {
     /// `metadata.max.age.ms`.
     pub fn get_metadata_max_age(&self) -> Duration {
         self.metadata_max_age
+    }
+    /// `metadata.max.idle.ms`.
+    pub fn get_metadata_max_idle(&self) -> Duration {
+        self.metadata_max_idle
     }
     /// `io.backend`.
     pub fn get_io_backend(&self) -> IoBackend {

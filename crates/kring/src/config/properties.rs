@@ -29,8 +29,8 @@
 //! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
 //! `connections.max.idle.ms`; `socket.connection.setup.timeout.max.ms`
-//! (kring does not grow the connect timeout); `metadata.max.idle.ms` (kring
-//! keeps its topics); `metadata.recovery.strategy=rebootstrap` and its
+//! (kring does not grow the connect timeout);
+//! `metadata.recovery.strategy=rebootstrap` and its
 //! trigger (kring goes back to the bootstrap servers whenever no known
 //! broker can be reached);
 //! `client.dns.lookup=use_all_dns_ips`; `ssl.protocol` naming TLS 1.2 or
@@ -462,7 +462,6 @@ impl ProducerConfig {
             | "metrics.recording.level"
             | "connections.max.idle.ms"
             | "socket.connection.setup.timeout.max.ms"
-            | "metadata.max.idle.ms"
             | "metadata.recovery.strategy"
             | "metadata.recovery.rebootstrap.trigger.ms"
             | "client.dns.lookup"
@@ -484,6 +483,19 @@ impl ProducerConfig {
                     v,
                 )?),
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
+            "metadata.max.idle.ms" => self.metadata_max_idle(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|&ms| ms >= 5000)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "metadata.max.idle.ms",
+                            v,
+                            "a number of milliseconds from 5000",
+                        )
+                    })?,
+            ),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)
             }
@@ -761,18 +773,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                 "socket.connection.setup.timeout.max.ms"
             };
             millis(property, v)?;
-        }
-        "metadata.max.idle.ms" => {
-            v.parse::<i64>()
-                .ok()
-                .filter(|&ms| ms >= 5000)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "metadata.max.idle.ms",
-                        v,
-                        "a number of milliseconds from 5000",
-                    )
-                })?;
         }
         "metadata.recovery.strategy" => match v {
             "rebootstrap" => {}

@@ -29,6 +29,7 @@ fn every_property_parses() {
         ("max.request.size", "9999"),
         ("partitioner", "sticky"),
         ("metadata.max.age.ms", "8"),
+        ("metadata.max.idle.ms", "60000"),
         ("socket.connection.setup.timeout.ms", "11"),
     ])
     .unwrap();
@@ -52,6 +53,7 @@ fn every_property_parses() {
     assert_eq!(c.get_max_request_size(), 9999);
     assert_eq!(c.get_partitioner(), PartitionerKind::Sticky);
     assert_eq!(c.get_metadata_max_age(), Duration::from_millis(8));
+    assert_eq!(c.get_metadata_max_idle(), Duration::from_secs(60));
     assert_eq!(c.get_connect_timeout(), Duration::from_millis(11));
 }
 
@@ -556,7 +558,7 @@ fn extremes_are_config_errors_never_panics() {
         usize::MAX,
     ];
     type SetD = fn(ProducerConfig, Duration) -> ProducerConfig;
-    let duration_setters: [SetD; 11] = [
+    let duration_setters: [SetD; 12] = [
         ProducerConfig::linger,
         ProducerConfig::retry_backoff,
         ProducerConfig::retry_backoff_max,
@@ -566,6 +568,7 @@ fn extremes_are_config_errors_never_panics() {
         ProducerConfig::request_timeout,
         ProducerConfig::max_block,
         ProducerConfig::metadata_max_age,
+        ProducerConfig::metadata_max_idle,
         ProducerConfig::connect_timeout,
         |c, d| c.linger(d).delivery_timeout(d),
     ];
@@ -1313,7 +1316,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("client.dns.lookup", "use_all_dns_ips"),
         ("transaction.timeout.ms", "60000"),
         ("socket.connection.setup.timeout.max.ms", "30000"),
-        ("metadata.max.idle.ms", "300000"),
         ("metadata.recovery.strategy", "rebootstrap"),
         ("metadata.recovery.rebootstrap.trigger.ms", "300000"),
     ] {
@@ -1691,4 +1693,29 @@ fn tls_versions_in_java_terms() {
         .validate()
         .unwrap_err();
     assert!(e.to_string().contains("ssl.enabled.protocols"), "{e}");
+}
+
+/// `metadata.max.idle.ms` through the typed setter: 5 s (Java's minimum)
+/// is taken, anything shorter refused by name, as the property is.
+#[test]
+fn metadata_max_idle_has_javas_floor() {
+    let base = || ProducerConfig::default().bootstrap("h:1");
+    let c = base()
+        .metadata_max_idle(Duration::from_secs(5))
+        .validate()
+        .unwrap();
+    assert_eq!(c.get_metadata_max_idle(), Duration::from_secs(5));
+    assert_eq!(
+        ProducerConfig::default().get_metadata_max_idle(),
+        Duration::from_secs(300)
+    );
+    let e = base()
+        .metadata_max_idle(Duration::from_millis(4_999))
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("metadata.max.idle.ms"), "{e}");
+    let c = ProducerConfig::default()
+        .set("metadata.max.idle.ms", "5000")
+        .unwrap();
+    assert_eq!(c.get_metadata_max_idle(), Duration::from_secs(5));
 }

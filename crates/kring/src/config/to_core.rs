@@ -57,6 +57,7 @@ impl ProducerConfig {
             delivery_timeout: self.get_delivery_timeout(),
             request_timeout: self.get_request_timeout(),
             metadata_max_age: self.get_metadata_max_age(),
+            metadata_max_idle: self.get_metadata_max_idle(),
             max_block: self.get_max_block(),
             security_protocol: self.get_security_protocol(),
             sasl: self.sasl_to_core(),
@@ -133,6 +134,7 @@ mod tests {
             ("max.request.size", "99999"),
             ("partitioner", "round_robin"),
             ("metadata.max.age.ms", "8"),
+            ("metadata.max.idle.ms", "5001"),
             ("statistics.interval.ms", "250"),
         ])
         .unwrap()
@@ -159,6 +161,7 @@ mod tests {
         assert_eq!(k.max_request_size, 99_999);
         assert!(matches!(k.partitioner, PartitionerChoice::RoundRobin));
         assert_eq!(k.metadata_max_age, Duration::from_millis(8));
+        assert_eq!(k.metadata_max_idle, Duration::from_millis(5001));
         assert_eq!(k.statistics_interval, Duration::from_millis(250));
         assert!(k.on_delivery.is_none());
         k.validate().unwrap();

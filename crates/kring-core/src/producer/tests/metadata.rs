@@ -1259,7 +1259,9 @@ fn recreated(partitions: i32) -> MockCluster {
 }
 
 /// A sim of `t` with 3 partitions, one record written to each, without
-/// idempotence (the clusters the tests switch to know no producer).
+/// idempotence (the clusters the tests switch to know no producer). `t`
+/// never goes idle (`metadata.max.idle.ms` an hour): the tests wait out
+/// the 300 s periodic refresh and want it to name `t`.
 fn three_partitions_written() -> MockSim {
     three_partitions_written_lingering(cfg().linger)
 }
@@ -1270,6 +1272,7 @@ fn three_partitions_written_lingering(linger: Duration) -> MockSim {
         enable_idempotence: false,
         batch_size: 1024,
         linger,
+        metadata_max_idle: ms(3_600_000),
         ..cfg()
     };
     let mut sim = sim_with(config, 1, 3);
@@ -1530,4 +1533,214 @@ fn blocked_sender_waits_out_a_broker_lagging_behind_a_partition_increase() {
     let h = sender.join().unwrap().expect("appended");
     sim.drive();
     assert_eq!(h.wait().unwrap().partition, 2);
+}
+
+/// The topics each metadata request named, in order, from the frames the
+/// Sim kept (`held_frames` must be on).
+fn metadata_topics(sim: &MockSim) -> Vec<Vec<String>> {
+    use kring_protocol::message::decode_request_frame;
+    use kring_protocol::messages::RequestKind;
+    let frames = sim.held_frames.as_ref().expect("held_frames on");
+    frames
+        .iter()
+        .filter_map(|f| {
+            let bytes = f.to_bytes().slice(4..);
+            match decode_request_frame(bytes).expect("a request the core encoded") {
+                (_, RequestKind::Metadata(m)) => Some(
+                    m.topics
+                        .expect("a topic list, never all topics")
+                        .into_iter()
+                        .map(|t| t.name.expect("named"))
+                        .collect(),
+                ),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `metadata.max.idle.ms` 30 s and a refresh every 10 s over topics `t`
+/// and `u` (one partition each, one broker), the frames kept.
+fn two_topics_refreshed() -> MockSim {
+    let config = Config {
+        metadata_max_age: ms(10_000),
+        metadata_max_idle: ms(30_000),
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(1, 1).topic("u", 1));
+    sim.held_frames = Some(Vec::new());
+    sim
+}
+
+/// Java's `metadata.max.idle.ms`: a topic nothing was sent to for that
+/// long is left out of metadata requests, while one still sent to stays;
+/// a send to the idle topic brings it back at once: its record goes out
+/// and the next metadata request (soon, not at the next periodic refresh)
+/// names it again.
+#[test]
+fn an_idle_topic_is_left_out_of_metadata_requests_until_sent_to_again() {
+    let mut sim = two_topics_refreshed();
+    for topic in ["t", "u"] {
+        let h = sim.send(topic, Some(0), None, Some(b"first")).unwrap();
+        sim.drive();
+        h.wait().unwrap();
+    }
+    assert!(
+        metadata_topics(&sim)
+            .iter()
+            .any(|m| m.contains(&"u".into())),
+        "u was asked about: {:?}",
+        metadata_topics(&sim)
+    );
+    // `t` is sent to every 5 s for a minute; `u` is not.
+    for _ in 0..12 {
+        sim.run_for(ms(5_000));
+        let h = sim.send("t", Some(0), None, Some(b"more")).unwrap();
+        sim.drive();
+        h.wait().unwrap();
+    }
+    let asked = metadata_topics(&sim);
+    let last = asked.last().unwrap();
+    assert_eq!(last, &["t".to_string()], "u left out: {asked:?}");
+    // Refreshes went on naming t alone (u left out from 30–40 s after
+    // its last send).
+    let without_u = asked.iter().rev().take_while(|m| m == &last).count();
+    assert!(without_u >= 2, "{asked:?}");
+
+    let before = asked.len();
+    let t0 = sim.now;
+    let h = sim.send("u", Some(0), None, Some(b"again")).unwrap();
+    sim.drive_until(100_000, |s| {
+        h.try_result().is_some() && metadata_topics(s).len() > before
+    });
+    assert_eq!(h.wait().unwrap().offset, 1, "delivered after the first");
+    let asked = metadata_topics(&sim);
+    assert!(asked[before].contains(&"u".to_string()), "{asked:?}");
+    assert!(sim.now - t0 < ms(2_000), "asked soon: {:?}", sim.now - t0);
+    assert_eq!(log(&sim, 0).len(), 13);
+    assert_eq!(sim.cluster.records("u", 0).unwrap().len(), 2);
+}
+
+/// A topic with a batch still retrying is not idle, however long ago it
+/// was sent to: its leader may move, and only metadata would tell.
+#[test]
+fn a_topic_with_a_batch_retrying_is_not_idle() {
+    let mut sim = two_topics_refreshed();
+    let h = sim.send("u", Some(0), None, Some(b"first")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+    let refusal = sim.cluster.inject(
+        Fault::error(ApiKey::Produce, ErrorCode::NOT_ENOUGH_REPLICAS)
+            .on_partition("u", 0)
+            .always(),
+    );
+    let h = sim.send("u", Some(0), None, Some(b"stuck")).unwrap();
+    sim.run_for(ms(80_000));
+    assert!(h.try_result().is_none(), "still retrying");
+    let asked = metadata_topics(&sim);
+    assert!(asked.len() >= 8, "{asked:?}");
+    assert!(
+        asked
+            .iter()
+            .rev()
+            .take(3)
+            .all(|m| m.contains(&"u".to_string())),
+        "u named while its batch retries: {asked:?}"
+    );
+    sim.cluster.remove_fault(refusal);
+    sim.drive_until(1_000_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 1);
+    // Done: idle 30 s later, and left out.
+    sim.run_for(ms(50_000));
+    let asked = metadata_topics(&sim);
+    assert!(
+        !asked.last().unwrap().contains(&"u".to_string()),
+        "{asked:?}"
+    );
+}
+
+/// A sender blocked waiting for a topic's metadata keeps that topic in
+/// metadata requests past `metadata.max.idle.ms` (here 5 s, the minimum,
+/// with brokers answering UNKNOWN_TOPIC_OR_PARTITION for a minute): the
+/// topic is created 20 s in, and the sender goes on.
+#[test]
+fn a_topic_a_blocked_sender_waits_for_is_not_idle() {
+    let config = Config {
+        metadata_max_idle: ms(5_000),
+        topic_metadata_propagation: ms(60_000),
+        max_block: ms(60_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.held_frames = Some(Vec::new());
+    sim.run_for(ms(10));
+    let shared = sim.shared.clone();
+    let now = sim.now;
+    let sender = std::thread::spawn(move || {
+        shared
+            .append(
+                now,
+                crate::RecordRef::plain("later", b"v"),
+                now + ms(60_000),
+            )
+            .map(|o| o.delivery)
+    });
+    while !sender.is_finished() && sim.shared.notices.with(|n| n.list.len()).0 == 0 {
+        std::thread::yield_now();
+    }
+    sim.run_for(ms(20_000));
+    assert!(!sender.is_finished(), "blocked: the topic does not exist");
+    sim.cluster.create_topic("later", 1).unwrap();
+    let t0 = sim.now;
+    while !sender.is_finished() && sim.now - t0 < ms(10_000) {
+        sim.run_for(ms(10));
+        std::thread::yield_now();
+    }
+    assert!(
+        sender.is_finished(),
+        "the topic's metadata came: {:?}",
+        metadata_topics(&sim).last()
+    );
+    let h = sender.join().unwrap().expect("appended");
+    sim.drive();
+    h.wait().unwrap();
+}
+
+/// A topic found missing and then left alone goes idle like any other;
+/// created later, the next send to it (which fails at once, the topic
+/// being known as missing) asks for it again by name, and the send after
+/// that uses it.
+#[test]
+fn an_idle_missing_topic_is_asked_for_again_when_wanted() {
+    let config = Config {
+        metadata_max_idle: ms(5_000),
+        metadata_max_age: ms(10_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.held_frames = Some(Vec::new());
+    let missing = |r: Result<crate::DeliveryHandle, SendError>| match r {
+        Err(SendError::TopicError { error, .. }) => {
+            assert_eq!(error, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("{other:?}"),
+    };
+    missing(sim.send("nope", None, None, Some(b"v")));
+    sim.run_for(ms(30_000));
+    let asked = metadata_topics(&sim);
+    assert!(asked.last().unwrap().is_empty(), "nope left out: {asked:?}");
+
+    sim.cluster.create_topic("nope", 2).unwrap();
+    missing(sim.send("nope", None, None, Some(b"v")));
+    sim.run_for(ms(2_000));
+    assert!(
+        metadata_topics(&sim).last().unwrap() == &["nope".to_string()],
+        "{:?}",
+        metadata_topics(&sim)
+    );
+    let h = sim
+        .send("nope", None, None, Some(b"v"))
+        .expect("the topic exists now");
+    sim.drive();
+    h.wait().expect("delivered");
 }
