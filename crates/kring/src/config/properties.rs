@@ -36,6 +36,9 @@
 //! `client.dns.lookup=use_all_dns_ips`; `ssl.protocol` naming TLS 1.2 or
 //! 1.3 (`ssl.enabled.protocols` chooses the versions); `transaction.timeout.ms`;
 //! `enable.metrics.push` (no client metrics are pushed either way),
+//! `metadata.cluster.check.enable` (no cluster check is sent either way),
+//! `buffer.memory.allocation.strategy` (kring's is incremental; `full`
+//! warns), empty `config.providers`, `transaction.two.phase.commit.enable=false`,
 //! `partitioner.rack.aware=false` and any `client.rack`. A
 //! `transactional.id` is always refused: kring has no transactions.
 
@@ -57,6 +60,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "batch.size",
     "bootstrap.servers",
     "buffer.memory",
+    "buffer.memory.allocation.strategy",
     "client.dns.lookup",
     "client.id",
     "client.rack",
@@ -67,6 +71,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "compression.threads",
     "compression.type",
     "compression.zstd.level",
+    "config.providers",
     "connections.max.idle.ms",
     "debug",
     "delivery.report.only.error",
@@ -85,6 +90,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "message.send.max.retries",
     "message.timeout.ms",
     "metadata.broker.list",
+    "metadata.cluster.check.enable",
     "metadata.max.age.ms",
     "metadata.max.idle.ms",
     "metadata.recovery.rebootstrap.trigger.ms",
@@ -144,6 +150,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "topic.metadata.propagation.max.ms",
     "topic.metadata.refresh.interval.ms",
     "transaction.timeout.ms",
+    "transaction.two.phase.commit.enable",
     "transactional.id",
     "value.serializer",
 ];
@@ -466,7 +473,11 @@ impl ProducerConfig {
             | "metadata.recovery.rebootstrap.trigger.ms"
             | "client.dns.lookup"
             | "transactional.id"
-            | "transaction.timeout.ms" => {
+            | "transaction.timeout.ms"
+            | "transaction.two.phase.commit.enable"
+            | "config.providers"
+            | "buffer.memory.allocation.strategy"
+            | "metadata.cluster.check.enable" => {
                 java_only(name, v)?;
                 self
             }
@@ -694,6 +705,53 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                     "enable.metrics.push=true: kring pushes no client metrics to the cluster \
                      (KIP-714; Java's behaviour with false); use on_statistics for its own"
                 );
+            }
+        }
+        "metadata.cluster.check.enable" => {
+            if boolean("metadata.cluster.check.enable", v)? {
+                tracing::warn!(
+                    "metadata.cluster.check.enable=true: kring does not send brokers its \
+                     cluster and node ids, so a broker cannot tell a misrouted connection \
+                     (Java's behaviour with false, and with brokers before 4.4)"
+                );
+            }
+        }
+        "buffer.memory.allocation.strategy" => match v.to_ascii_lowercase().as_str() {
+            // What kring does: a batch's buffer grows as records are
+            // appended (by doubling, up to batch.size) and is charged to
+            // buffer.memory as it grows.
+            "incremental" => {}
+            "full" => tracing::warn!(
+                "buffer.memory.allocation.strategy=full: kring charges a batch to \
+                 buffer.memory as its buffer grows (incremental), never a whole batch.size \
+                 up front"
+            ),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "buffer.memory.allocation.strategy",
+                    v,
+                    "full or incremental",
+                ))
+            }
+        },
+        "config.providers" => {
+            if !v.is_empty() {
+                return Err(ConfigError::unsupported(
+                    "config.providers",
+                    v,
+                    "kring runs no Java class and has no config providers: resolve \
+                     ${provider:path:key} references before handing the properties to \
+                     kring; only an empty list is accepted",
+                ));
+            }
+        }
+        "transaction.two.phase.commit.enable" => {
+            if boolean("transaction.two.phase.commit.enable", v)? {
+                return Err(ConfigError::unsupported(
+                    "transaction.two.phase.commit.enable",
+                    v,
+                    "kring has no transactions; only false (Java's default) is accepted",
+                ));
             }
         }
         "partitioner.rack.aware" => {

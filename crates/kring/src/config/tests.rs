@@ -1318,6 +1318,13 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("socket.connection.setup.timeout.max.ms", "30000"),
         ("metadata.recovery.strategy", "rebootstrap"),
         ("metadata.recovery.rebootstrap.trigger.ms", "300000"),
+        ("config.providers", ""),
+        ("transaction.two.phase.commit.enable", "false"),
+        ("buffer.memory.allocation.strategy", "incremental"),
+        ("buffer.memory.allocation.strategy", "INCREMENTAL"),
+        ("buffer.memory.allocation.strategy", "full"),
+        ("metadata.cluster.check.enable", "true"),
+        ("metadata.cluster.check.enable", "false"),
     ] {
         let c = ProducerConfig::default()
             .set(name, value)
@@ -1357,6 +1364,18 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
             "milliseconds",
         ),
         ("transaction.timeout.ms", "-5", "milliseconds"),
+        ("config.providers", "file", "config provider"),
+        (
+            "transaction.two.phase.commit.enable",
+            "true",
+            "transactions",
+        ),
+        (
+            "buffer.memory.allocation.strategy",
+            "partial",
+            "incremental",
+        ),
+        ("metadata.cluster.check.enable", "yes please", "true"),
     ] {
         let e = ProducerConfig::default().set(name, value).unwrap_err();
         let msg = e.to_string();
@@ -1718,4 +1737,24 @@ fn metadata_max_idle_has_javas_floor() {
         .set("metadata.max.idle.ms", "5000")
         .unwrap();
     assert_eq!(c.get_metadata_max_idle(), Duration::from_secs(5));
+}
+
+/// Java 4.4's memory strategy and cluster check: the values naming what
+/// kring does load silently, the others with one warning each.
+#[test]
+fn java_44_settings_warn_where_kring_differs() {
+    warns_only_when_true("metadata.cluster.check.enable");
+    for (v, warnings) in [
+        ("incremental", 0),
+        ("Incremental", 0),
+        ("full", 1),
+        ("FULL", 1),
+    ] {
+        let given = warnings_during(|| {
+            ProducerConfig::default()
+                .set("buffer.memory.allocation.strategy", v)
+                .unwrap();
+        });
+        assert_eq!(given, warnings, "buffer.memory.allocation.strategy={v}");
+    }
 }
