@@ -192,6 +192,13 @@ pub struct Config {
     /// soon). Its partitions' state, idempotent sequences included, is
     /// kept. Default 5 min; at least 5 s, as in the Java client.
     pub metadata_max_idle: Duration,
+    /// `connections.max.idle.ms`: a ready connection with nothing in
+    /// flight and no request or response for this long is closed (and
+    /// opened again when needed), so that it is the client, not the
+    /// broker's own idle timeout (10 min by default), that ends it, and
+    /// never under a request just written. `None`: never (Java's -1,
+    /// librdkafka's 0). Default 9 min, as in the Java client.
+    pub connections_max_idle: Option<Duration>,
     /// `max.block.ms`: how long `send` may block for metadata or buffer
     /// memory (the caller turns it into a deadline). Default 60 s.
     pub max_block: Duration,
@@ -261,6 +268,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
             .field("metadata_max_idle", &self.metadata_max_idle)
+            .field("connections_max_idle", &self.connections_max_idle)
             .field("max_block", &self.max_block)
             .field(
                 "topic_metadata_propagation",
@@ -305,6 +313,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(300),
             metadata_max_idle: Duration::from_secs(300),
+            connections_max_idle: Some(Duration::from_secs(540)),
             max_block: Duration::from_secs(60),
             topic_metadata_propagation: Duration::from_secs(5),
             security_protocol: SecurityProtocol::Plaintext,
@@ -548,6 +557,18 @@ impl Config {
         if self.metadata_max_age.is_zero() {
             return Err(invalid("metadata.max.age.ms", "must be positive"));
         }
+        if let Some(d) = self.connections_max_idle {
+            if d.is_zero() || d > MAX_DURATION {
+                return Err(invalid(
+                    "connections.max.idle.ms",
+                    format!(
+                        "{} ms is outside 1..={} ms (None: never close idle connections)",
+                        d.as_millis(),
+                        MAX_DURATION.as_millis()
+                    ),
+                ));
+            }
+        }
         if self.metadata_max_idle < METADATA_MAX_IDLE_MIN {
             return Err(invalid(
                 "metadata.max.idle.ms",
@@ -603,6 +624,7 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.metadata_max_age, Duration::from_secs(300));
         assert_eq!(c.metadata_max_idle, Duration::from_secs(300));
+        assert_eq!(c.connections_max_idle, Some(Duration::from_secs(540)));
         assert_eq!(c.max_block, Duration::from_secs(60));
         assert_eq!(c.client_id, "kring");
         assert!(base().validate().is_ok());
@@ -648,6 +670,23 @@ mod tests {
             },
             "client.id",
         );
+        for (idle, fits) in [
+            (None, true),
+            (Some(Duration::from_millis(1)), true),
+            (Some(MAX_DURATION), true),
+            (Some(Duration::ZERO), false),
+            (Some(MAX_DURATION + Duration::from_millis(1)), false),
+        ] {
+            let c = Config {
+                connections_max_idle: idle,
+                ..base()
+            };
+            if fits {
+                ok(c);
+            } else {
+                refused(c, "connections.max.idle.ms");
+            }
+        }
         ok(Config {
             metadata_max_idle: METADATA_MAX_IDLE_MIN,
             ..base()
@@ -905,7 +944,7 @@ mod tests {
         };
         for &d in &durations {
             type Set = fn(&mut Config, Duration);
-            let setters: [Set; 10] = [
+            let setters: [Set; 11] = [
                 |c, d| c.linger = d,
                 |c, d| c.retry_backoff = d,
                 |c, d| c.retry_backoff_max = d,
@@ -915,6 +954,7 @@ mod tests {
                 |c, d| c.request_timeout = d,
                 |c, d| c.metadata_max_age = d,
                 |c, d| c.metadata_max_idle = d,
+                |c, d| c.connections_max_idle = Some(d),
                 |c, d| c.max_block = d,
             ];
             for set in setters {

@@ -87,6 +87,9 @@ pub(crate) struct Conn {
     /// The broker throttled this connection (KIP-219) until then: no
     /// request of any kind is written to it before.
     pub(crate) throttled_until: Option<Instant>,
+    /// When a request was last written to it or a response read from it
+    /// (`None`: neither yet): `connections.max.idle.ms` counts from here.
+    pub(crate) last_active: Option<Instant>,
 }
 
 impl Conn {
@@ -103,6 +106,7 @@ impl Conn {
             api_versions_version: API_VERSIONS_FIRST,
             sasl: super::sasl::ConnSasl::default(),
             throttled_until: None,
+            last_active: None,
         }
     }
 
@@ -326,16 +330,27 @@ impl ProducerCore {
             b.bytes_sent += frame.len() as u64;
         }
         let c = self.conn_mut(id).expect("live connection");
+        c.last_active = Some(now);
         if expects_response {
+            let first = c.in_flight.is_empty();
             c.in_flight.push_back(InFlight {
                 corr,
                 kind,
                 version,
                 deadline,
             });
-            if c.timer.is_none() {
-                let h = self.timers.insert(deadline, TimerKey::Request(id));
-                self.conn_mut(id).expect("conn").timer = Some(h);
+            // The timer watches the oldest request's deadline; with nothing
+            // in flight it watched for idleness (later than any deadline).
+            match c.timer {
+                Some(h) if first => {
+                    let live = self.timers.reschedule(h, deadline);
+                    debug_assert!(live, "a connection's timer is live while it holds it");
+                }
+                Some(_) => {}
+                None => {
+                    let h = self.timers.insert(deadline, TimerKey::Request(id));
+                    self.conn_mut(id).expect("conn").timer = Some(h);
+                }
             }
         }
         Ok(Transmit { conn: id, frame })
@@ -688,8 +703,43 @@ impl ProducerCore {
                 let h = self.timers.insert(d, TimerKey::Request(id));
                 self.conn_mut(id).expect("conn").timer = Some(h);
             }
-            None => {}
+            None => self.idle_timer(now, id),
         }
+    }
+
+    /// The timer of a connection with nothing in flight fired: close it if
+    /// it has been idle for `connections.max.idle.ms` (Java's `Selector`
+    /// closes such connections too), else watch again from its last
+    /// activity. Only a ready connection whose broker has no partition
+    /// ready to send is closed: a connection still in its handshake is
+    /// watched by its requests' deadlines, and work waiting for a node
+    /// (muted by a throttle, say) keeps its connection. Not a failure: no
+    /// reconnect backoff, no metadata refresh; the next request for the
+    /// broker connects again.
+    fn idle_timer(&mut self, now: Instant, id: ConnId) {
+        let Some(idle) = self.cfg.connections_max_idle else {
+            return;
+        };
+        let Some(c) = self.conn(id) else { return };
+        let since = c.last_active.unwrap_or(now);
+        if now < since + idle {
+            let h = self.timers.insert(since + idle, TimerKey::Request(id));
+            self.conn_mut(id).expect("conn").timer = Some(h);
+            return;
+        }
+        let wanted = match c.target {
+            Target::Node(n) => self.nodes.get(&n).is_some_and(|nd| !nd.ready.is_empty()),
+            Target::Bootstrap(_) => false,
+        };
+        if c.state != ConnState::Ready || wanted {
+            let h = self.timers.insert(now + idle, TimerKey::Request(id));
+            self.conn_mut(id).expect("conn").timer = Some(h);
+            return;
+        }
+        tracing::debug!(%id, idle_ms = idle.as_millis() as u64, "closing an idle connection");
+        self.forget_conn(id);
+        self.conns.push_close(id);
+        self.stats.idle_closes += 1;
     }
 
     /// Reconnect backoff over: reconnect if there is a reason to.
@@ -748,15 +798,29 @@ impl ProducerCore {
                 self.timers.reschedule(h, d);
                 self.conn_mut(id).expect("conn").timer = Some(h);
             }
-            (Some(h), None) => {
-                self.timers.cancel(h);
-            }
+            (Some(h), None) => match self.cfg.connections_max_idle {
+                // Nothing in flight: the same timer now watches for
+                // `connections.max.idle.ms` (`request_timer`).
+                Some(idle) => {
+                    self.timers.reschedule(h, now + idle);
+                    self.conn_mut(id).expect("conn").timer = Some(h);
+                }
+                None => {
+                    self.timers.cancel(h);
+                }
+            },
             (None, Some(d)) => {
                 let h = self.timers.insert(d, TimerKey::Request(id));
                 self.conn_mut(id).expect("conn").timer = Some(h);
             }
-            (None, None) => {}
+            (None, None) => {
+                if let Some(idle) = self.cfg.connections_max_idle {
+                    let h = self.timers.insert(now + idle, TimerKey::Request(id));
+                    self.conn_mut(id).expect("conn").timer = Some(h);
+                }
+            }
         }
+        self.conn_mut(id).expect("conn").last_active = Some(now);
         self.record_rtt(id, now, inf.deadline);
         Some(inf)
     }

@@ -193,6 +193,9 @@ pub struct CoreStats {
     pub sasl_reauthentications: u64,
     /// SASL authentications that failed.
     pub sasl_failures: u64,
+    /// Connections closed after `connections.max.idle.ms` without a
+    /// request or a response.
+    pub idle_closes: u64,
 }
 
 /// Timer kinds in the deadline queue.
@@ -232,6 +235,7 @@ pub(crate) struct CoreConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) metadata_max_age: Duration,
     pub(crate) metadata_max_idle: Duration,
+    pub(crate) connections_max_idle: Option<Duration>,
     pub(crate) max_block: Duration,
     pub(crate) topic_metadata_propagation: Duration,
     /// `partitioner.availability.timeout.ms` when it applies (positive,
@@ -345,6 +349,7 @@ impl ProducerCore {
             request_timeout: config.request_timeout,
             metadata_max_age: config.metadata_max_age,
             metadata_max_idle: config.metadata_max_idle,
+            connections_max_idle: config.connections_max_idle,
             max_block: config.max_block,
             topic_metadata_propagation: config.topic_metadata_propagation,
             availability_timeout: (config.partitioner_adaptive

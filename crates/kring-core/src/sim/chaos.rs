@@ -206,6 +206,9 @@ pub fn run_traced(
         // pauses between steps, and comes back with its leaders maybe
         // moved meanwhile.
         metadata_max_idle: crate::METADATA_MAX_IDLE_MIN,
+        // Short, for the same reason: connections are closed as idle in
+        // the pauses and opened again under the faults that follow.
+        connections_max_idle: Some(Duration::from_secs(10)),
         on_delivery: Some(Arc::new(move |r: &DeliveryReport<'_>| {
             let res = match &r.result {
                 Ok(m) => Ok((m.partition, m.offset)),

@@ -89,7 +89,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
             "how long a topic missing from metadata is waited for after first use (default 5000)"
         }
         "client.dns.lookup" => "Java: use_all_dns_ips only, what kring does (every address of a name in turn)",
-        "connections.max.idle.ms" => "Java: accepted, no effect; kring leaves closing idle connections to the broker",
+        "connections.max.idle.ms" => "a broker connection idle this long is closed, and opened again when needed; -1 or 0: never (default 540000)",
         "interceptor.classes" => "Java: empty only (kring has no interceptors)",
         "key.serializer" => "Java: ByteArraySerializer, ByteBufferSerializer or BytesSerializer only (kring takes bytes)",
         "metric.reporters" => "Java: empty only (no JMX; see statistics.interval.ms)",

@@ -139,6 +139,7 @@ pub struct ProducerConfig {
     partitioner_availability_timeout: Duration,
     metadata_max_age: Duration,
     metadata_max_idle: Duration,
+    connections_max_idle: Option<Duration>,
     connect_timeout: Duration,
     security_protocol: SecurityProtocol,
     topic_metadata_propagation: Duration,
@@ -186,6 +187,7 @@ impl Default for ProducerConfig {
             partitioner_availability_timeout: Duration::ZERO,
             metadata_max_age: Duration::from_secs(300),
             metadata_max_idle: Duration::from_secs(300),
+            connections_max_idle: Some(Duration::from_secs(540)),
             connect_timeout: Duration::from_secs(10),
             security_protocol: SecurityProtocol::Plaintext,
             topic_metadata_propagation: Duration::from_secs(5),
@@ -333,6 +335,14 @@ setters! {
     /// no metadata first; it asks for the topic's leaders soon after.
     /// Default 5 min; at least 5 s, as in Java.
     metadata_max_idle: Duration => |c, v| c.metadata_max_idle = v;
+    /// `connections.max.idle.ms`: a broker connection with no request or
+    /// response for this long and nothing in flight is closed by kring,
+    /// and opened again when something needs it. Closing first, before
+    /// the broker's own idle timeout (`connections.max.idle.ms`, 10 min by
+    /// default on brokers), keeps a request from being written into a
+    /// connection the broker is closing. `None` never closes (the
+    /// property's -1, or librdkafka's 0). Default 9 min, as in Java.
+    connections_max_idle: Option<Duration> => |c, v| c.connections_max_idle = v;
     /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
     /// take.
     connect_timeout: Duration => |c, v| c.connect_timeout = v;
@@ -670,6 +680,10 @@ impl ProducerConfig {
     /// `metadata.max.age.ms`.
     pub fn get_metadata_max_age(&self) -> Duration {
         self.metadata_max_age
+    }
+    /// `connections.max.idle.ms` (`None`: never).
+    pub fn get_connections_max_idle(&self) -> Option<Duration> {
+        self.connections_max_idle
     }
     /// `metadata.max.idle.ms`.
     pub fn get_metadata_max_idle(&self) -> Duration {

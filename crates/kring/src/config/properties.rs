@@ -28,7 +28,7 @@
 //! `value.serializer`); `partitioner.class` naming a built-in Java
 //! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
-//! `connections.max.idle.ms`; `socket.connection.setup.timeout.max.ms`
+//! `socket.connection.setup.timeout.max.ms`
 //! (kring does not grow the connect timeout);
 //! `metadata.recovery.strategy=rebootstrap` and its
 //! trigger (kring goes back to the bootstrap servers whenever no known
@@ -467,7 +467,6 @@ impl ProducerConfig {
             | "metrics.sample.window.ms"
             | "metrics.num.samples"
             | "metrics.recording.level"
-            | "connections.max.idle.ms"
             | "socket.connection.setup.timeout.max.ms"
             | "metadata.recovery.strategy"
             | "metadata.recovery.rebootstrap.trigger.ms"
@@ -494,6 +493,20 @@ impl ProducerConfig {
                     v,
                 )?),
             "metadata.max.age.ms" => self.metadata_max_age(millis("metadata.max.age.ms", v)?),
+            // Java's -1 and librdkafka's 0 both mean never.
+            "connections.max.idle.ms" => self.connections_max_idle(
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|&ms| (-1..=i64::from(i32::MAX)).contains(&ms))
+                    .map(|ms| (ms > 0).then(|| Duration::from_millis(ms as u64)))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "connections.max.idle.ms",
+                            v,
+                            "a number of milliseconds up to 2147483647, or -1 or 0 for never",
+                        )
+                    })?,
+            ),
             "metadata.max.idle.ms" => self.metadata_max_idle(
                 v.parse::<u64>()
                     .ok()
@@ -670,10 +683,6 @@ fn rdkafka_buffer(name: &'static str, v: &str) -> Result<u32, ConfigError> {
 /// - `metrics.sample.window.ms`, `metrics.num.samples`,
 ///   `metrics.recording.level`: how Java samples its own metrics, which
 ///   kring does not have; any valid value is accepted and changes nothing.
-/// - `connections.max.idle.ms`: kring does not close idle connections
-///   itself (the broker closes them after its own
-///   `connections.max.idle.ms`, and kring reconnects when it has something
-///   to send), which changes no delivery; any value from -1 is accepted.
 /// - `client.dns.lookup`: `use_all_dns_ips` (Java's default) is what kring
 ///   does, trying each address of a name in turn;
 ///   `resolve_canonical_bootstrap_servers_only` is refused.
@@ -811,18 +820,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                     "INFO, DEBUG or TRACE",
                 ));
             }
-        }
-        "connections.max.idle.ms" => {
-            v.parse::<i64>()
-                .ok()
-                .filter(|&ms| ms >= -1)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "connections.max.idle.ms",
-                        v,
-                        "a number of milliseconds, or -1",
-                    )
-                })?;
         }
         "socket.connection.setup.timeout.max.ms" | "metadata.recovery.rebootstrap.trigger.ms" => {
             let property = if name == "metadata.recovery.rebootstrap.trigger.ms" {

@@ -1311,8 +1311,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("metrics.sample.window.ms", "10000"),
         ("metrics.num.samples", "3"),
         ("metrics.recording.level", "DEBUG"),
-        ("connections.max.idle.ms", "-1"),
-        ("connections.max.idle.ms", "540000"),
         ("client.dns.lookup", "use_all_dns_ips"),
         ("transaction.timeout.ms", "60000"),
         ("socket.connection.setup.timeout.max.ms", "30000"),
@@ -1348,7 +1346,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ),
         ("metrics.num.samples", "0", "integer"),
         ("metrics.recording.level", "LOUD", "INFO"),
-        ("connections.max.idle.ms", "soon", "milliseconds"),
         (
             "client.dns.lookup",
             "resolve_canonical_bootstrap_servers_only",
@@ -1757,4 +1754,43 @@ fn java_44_settings_warn_where_kring_differs() {
         });
         assert_eq!(given, warnings, "buffer.memory.allocation.strategy={v}");
     }
+}
+
+/// `connections.max.idle.ms`: Java's default (9 min); a value of
+/// milliseconds; -1 (Java) and 0 (librdkafka) for never; anything else,
+/// negative or beyond `i32::MAX` or not a number, refused by name.
+#[test]
+fn connections_max_idle_property() {
+    let idle = |v: &str| {
+        ProducerConfig::default()
+            .set("connections.max.idle.ms", v)
+            .map(|c| c.get_connections_max_idle())
+    };
+    assert_eq!(
+        ProducerConfig::default().get_connections_max_idle(),
+        Some(Duration::from_secs(540))
+    );
+    assert_eq!(idle("540000").unwrap(), Some(Duration::from_secs(540)));
+    assert_eq!(idle("1").unwrap(), Some(Duration::from_millis(1)));
+    assert_eq!(idle("-1").unwrap(), None);
+    assert_eq!(idle("0").unwrap(), None);
+    for bad in ["-2", "2147483648", "soon", ""] {
+        let e = idle(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("connections.max.idle.ms") && e.contains("milliseconds"),
+            "{bad}: {e}"
+        );
+    }
+    let c = ProducerConfig::default()
+        .bootstrap("h:1")
+        .connections_max_idle(None)
+        .validate()
+        .unwrap();
+    assert_eq!(c.to_core(None, None).connections_max_idle, None);
+    let e = ProducerConfig::default()
+        .bootstrap("h:1")
+        .connections_max_idle(Some(Duration::ZERO))
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("connections.max.idle.ms"), "{e}");
 }

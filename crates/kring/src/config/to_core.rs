@@ -58,6 +58,7 @@ impl ProducerConfig {
             request_timeout: self.get_request_timeout(),
             metadata_max_age: self.get_metadata_max_age(),
             metadata_max_idle: self.get_metadata_max_idle(),
+            connections_max_idle: self.get_connections_max_idle(),
             max_block: self.get_max_block(),
             security_protocol: self.get_security_protocol(),
             sasl: self.sasl_to_core(),
@@ -135,6 +136,7 @@ mod tests {
             ("partitioner", "round_robin"),
             ("metadata.max.age.ms", "8"),
             ("metadata.max.idle.ms", "5001"),
+            ("connections.max.idle.ms", "60000"),
             ("statistics.interval.ms", "250"),
         ])
         .unwrap()
@@ -162,6 +164,7 @@ mod tests {
         assert!(matches!(k.partitioner, PartitionerChoice::RoundRobin));
         assert_eq!(k.metadata_max_age, Duration::from_millis(8));
         assert_eq!(k.metadata_max_idle, Duration::from_millis(5001));
+        assert_eq!(k.connections_max_idle, Some(Duration::from_secs(60)));
         assert_eq!(k.statistics_interval, Duration::from_millis(250));
         assert!(k.on_delivery.is_none());
         k.validate().unwrap();

@@ -7,6 +7,7 @@ mod epoch_chaos;
 mod fenced;
 mod growth;
 mod idempotence;
+mod idle_connections;
 mod ledger;
 mod lifecycle;
 mod metadata;
