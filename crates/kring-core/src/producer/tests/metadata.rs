@@ -1744,3 +1744,44 @@ fn an_idle_missing_topic_is_asked_for_again_when_wanted() {
     sim.drive();
     h.wait().expect("delivered");
 }
+
+/// A topic idle while its partition's leader moved: the next send goes to
+/// the leader kring last knew, is redirected, and lands once, in order
+/// after the records before it (idempotence on, sequences kept while the
+/// topic was idle).
+#[test]
+fn an_idle_topic_whose_leader_moved_meanwhile_is_delivered_once() {
+    let config = Config {
+        metadata_max_age: ms(10_000),
+        metadata_max_idle: ms(5_000),
+        ..cfg()
+    };
+    let mut sim = sim_on(config, cluster(2, 1));
+    sim.held_frames = Some(Vec::new());
+    for v in [b"a", b"b"] {
+        let h = sim.send("t", Some(0), None, Some(v)).unwrap();
+        sim.drive();
+        h.wait().unwrap();
+    }
+    sim.run_for(ms(30_000));
+    assert!(
+        metadata_topics(&sim).last().unwrap().is_empty(),
+        "t idle: {:?}",
+        metadata_topics(&sim)
+    );
+    let leader = sim.cluster.leader("t", 0).unwrap();
+    let other = if leader == 1 { 2 } else { 1 };
+    sim.cluster.move_leader("t", 0, other).unwrap();
+    let h = sim.send("t", Some(0), None, Some(b"c")).unwrap();
+    assert_eq!(delivered_within(&mut sim, &h, ms(5_000)).offset, 2);
+    let values: Vec<_> = log(&sim, 0).iter().map(|r| r.value.clone()).collect();
+    assert_eq!(
+        values,
+        [
+            Some(b"a".to_vec()),
+            Some(b"b".to_vec()),
+            Some(b"c".to_vec())
+        ]
+        .map(|v| v.map(bytes::Bytes::from))
+    );
+}
