@@ -96,6 +96,8 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "metrics.num.samples" => "Java: accepted, no effect (kring has no Java metrics)",
         "metrics.recording.level" => "Java: INFO, DEBUG or TRACE, accepted, no effect (kring has no Java metrics)",
         "metrics.sample.window.ms" => "Java: accepted, no effect (kring has no Java metrics)",
+        "sticky.partitioning.linger.ms" => "librdkafka: refused (kring's sticky partitioner moves on when a batch is full or sent, as Java's)",
+        "socket.timeout.ms" => "librdkafka: refused (set request.timeout.ms, kring's one request timeout)",
         "metadata.cluster.check.enable" => "Java (4.4): kring sends brokers no cluster check; true accepted with a warning, false is kring's behaviour",
         "buffer.memory.allocation.strategy" => "Java (4.4): kring charges a batch as its buffer grows, which is incremental; full accepted with a warning",
         "config.providers" => "Java: accepted empty only (kring loads no config provider classes)",

@@ -129,6 +129,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "socket.nagle.disable",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
+    "socket.timeout.ms",
     "ssl.ca.location",
     "ssl.ca.pem",
     "ssl.certificate.location",
@@ -147,6 +148,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.truststore.location",
     "ssl.truststore.type",
     "statistics.interval.ms",
+    "sticky.partitioning.linger.ms",
     "topic.metadata.propagation.max.ms",
     "topic.metadata.refresh.interval.ms",
     "transaction.timeout.ms",
@@ -529,6 +531,49 @@ impl ProducerConfig {
             }
             "delivery.report.only.error" => {
                 self.delivery_report_only_error(boolean("delivery.report.only.error", v)?)
+            }
+            // librdkafka settings with no kring counterpart at any value:
+            // refused with what to do instead, rather than as unknown.
+            "sticky.partitioning.linger.ms" => {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|&ms| ms <= 900_000)
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "sticky.partitioning.linger.ms",
+                            value,
+                            "a number of milliseconds from 0 to 900000",
+                        )
+                    })?;
+                return Err(ConfigError::unsupported(
+                    "sticky.partitioning.linger.ms",
+                    value,
+                    "kring's sticky partitioner (the Java client's, KIP-480 and KIP-794) \
+                     moves to another partition when the batch it fills is full or sent, \
+                     not after a time: remove this setting \
+                     (partitioner.adaptive.partitioning.enable chooses how the next \
+                     partition is picked)",
+                ));
+            }
+            "socket.timeout.ms" => {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|&ms| (10..=300_000).contains(&ms))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "socket.timeout.ms",
+                            value,
+                            "a number of milliseconds from 10 to 300000",
+                        )
+                    })?;
+                return Err(ConfigError::unsupported(
+                    "socket.timeout.ms",
+                    value,
+                    "kring has one request timeout, request.timeout.ms (the Java \
+                     client's): how long a request waits for its response, which is \
+                     librdkafka's socket.timeout.ms, and the broker's ack timeout, which \
+                     is librdkafka's request.timeout.ms; set request.timeout.ms instead",
+                ));
             }
             "queue.buffering.max.messages" => {
                 // librdkafka: 0 disables the count limit, which is what

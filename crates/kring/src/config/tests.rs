@@ -1794,3 +1794,36 @@ fn connections_max_idle_property() {
         .unwrap_err();
     assert!(e.to_string().contains("connections.max.idle.ms"), "{e}");
 }
+
+/// Two librdkafka settings kring has no counterpart for are refused with
+/// what to do instead (not as unknown names), after their values are
+/// checked as librdkafka checks them.
+#[test]
+fn librdkafka_settings_without_a_counterpart_say_what_to_do() {
+    for (name, value, hint) in [
+        ("sticky.partitioning.linger.ms", "10", "batch"),
+        ("sticky.partitioning.linger.ms", "0", "batch"),
+        ("socket.timeout.ms", "60000", "request.timeout.ms"),
+    ] {
+        match ProducerConfig::default().set(name, value) {
+            Err(e @ ConfigError::Unsupported { .. }) => {
+                assert!(e.to_string().contains(hint), "{name}={value}: {e}")
+            }
+            other => panic!("{name}={value}: {other:?}"),
+        }
+    }
+    for (name, value) in [
+        ("sticky.partitioning.linger.ms", "900001"),
+        ("sticky.partitioning.linger.ms", "soon"),
+        ("socket.timeout.ms", "9"),
+        ("socket.timeout.ms", "300001"),
+    ] {
+        assert!(
+            matches!(
+                ProducerConfig::default().set(name, value),
+                Err(ConfigError::InvalidValue { .. })
+            ),
+            "{name}={value}"
+        );
+    }
+}
