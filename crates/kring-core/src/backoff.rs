@@ -76,6 +76,37 @@ impl ExponentialBackoff {
     }
 }
 
+/// The connect timeout of each attempt to one broker address, as the Java
+/// client's connection setup timeout (`ClusterConnectionStates`): `base`
+/// (`socket.connection.setup.timeout.ms`) for an attempt after none
+/// failed, doubled for each consecutive failed attempt, with ±20 % jitter,
+/// capped at `max` (`socket.connection.setup.timeout.max.ms`). A `max` not
+/// above `base` is every attempt's timeout, without jitter: the Java
+/// client's `ExponentialBackoff` then gives a constant `max`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectTimeout {
+    /// `socket.connection.setup.timeout.ms`.
+    pub(crate) base: Duration,
+    /// `socket.connection.setup.timeout.max.ms`.
+    pub(crate) max: Duration,
+}
+
+impl ConnectTimeout {
+    /// The timeout of an attempt that follows `failed` consecutive failed
+    /// attempts to the same address.
+    pub(crate) fn attempt(&self, failed: u32, rng: &mut SplitMix64) -> Duration {
+        if self.max <= self.base {
+            return self.max;
+        }
+        ExponentialBackoff {
+            initial: self.base,
+            max: self.max,
+            jitter: 0.2,
+        }
+        .backoff(failed, rng)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +167,40 @@ mod tests {
             ..b
         };
         assert_eq!(zero.backoff(3, &mut rng), Duration::ZERO);
+    }
+
+    /// The connect timeout doubles per failed attempt within ±20 %, stays
+    /// at its cap (jittered below it), and is a constant `max` when `max`
+    /// is not above `base` (Java's rule: no growth, no jitter).
+    #[test]
+    fn connect_timeout_doubles_to_its_cap_and_is_constant_without_room() {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let t = ConnectTimeout {
+            base: Duration::from_millis(1000),
+            max: Duration::from_millis(30_000),
+        };
+        let mut rng = SplitMix64::new(7);
+        for (failed, nominal) in [(0u32, 1000.0), (1, 2000.0), (2, 4000.0), (3, 8000.0)] {
+            for _ in 0..100 {
+                let d = ms(t.attempt(failed, &mut rng));
+                assert!(
+                    (nominal * 0.8 - 1e-6..=nominal * 1.2 + 1e-6).contains(&d),
+                    "{failed}: {d}"
+                );
+            }
+        }
+        for failed in [5, 6, 40, u32::MAX] {
+            let d = ms(t.attempt(failed, &mut rng));
+            assert!((24_000.0 - 1e-6..=30_000.0).contains(&d), "{failed}: {d}");
+        }
+        for (base, max) in [(60_000, 30_000), (30_000, 30_000)] {
+            let t = ConnectTimeout {
+                base: Duration::from_millis(base),
+                max: Duration::from_millis(max),
+            };
+            for failed in [0, 1, 7] {
+                assert_eq!(t.attempt(failed, &mut rng), Duration::from_millis(max));
+            }
+        }
     }
 }

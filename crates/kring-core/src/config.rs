@@ -179,6 +179,21 @@ pub struct Config {
     /// `reconnect.backoff.ms` it is the delay of every reconnect, as in the
     /// Java client.
     pub reconnect_backoff_max: Duration,
+    /// `socket.connection.setup.timeout.ms`: the connect timeout of an
+    /// attempt to reach a broker address after none failed (the driver
+    /// bounds its name lookup, the TCP connect to each resolved address
+    /// and the TLS handshake by it). Each consecutive failed attempt to
+    /// the same address doubles it, with ±20 % jitter, up to
+    /// [`connect_timeout_max`](Self::connect_timeout_max); a connection
+    /// that got through resets it (the Java client's rule). Default 10 s.
+    /// Each [`IoCommand::Connect`](crate::IoCommand::Connect) carries its
+    /// attempt's timeout.
+    pub connect_timeout: Duration,
+    /// `socket.connection.setup.timeout.max.ms`: the most the connect
+    /// timeout grows to. Default 30 s. Not above `connect_timeout`, it is
+    /// every attempt's timeout, without growth or jitter, as in the Java
+    /// client.
+    pub connect_timeout_max: Duration,
     /// `delivery.timeout.ms`: upper bound from `send` to a final result.
     /// Default 120 s. Must be at least `linger + request_timeout`.
     pub delivery_timeout: Duration,
@@ -264,6 +279,8 @@ impl fmt::Debug for Config {
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("retry_backoff_max", &self.retry_backoff_max)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("connect_timeout_max", &self.connect_timeout_max)
             .field("delivery_timeout", &self.delivery_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("metadata_max_age", &self.metadata_max_age)
@@ -309,6 +326,8 @@ impl Default for Config {
             retry_backoff_max: Duration::from_millis(1000),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1000),
+            connect_timeout: Duration::from_secs(10),
+            connect_timeout_max: Duration::from_secs(30),
             delivery_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             metadata_max_age: Duration::from_secs(300),
@@ -436,6 +455,11 @@ impl Config {
             ("retry.backoff.max.ms", self.retry_backoff_max),
             ("reconnect.backoff.ms", self.reconnect_backoff),
             ("reconnect.backoff.max.ms", self.reconnect_backoff_max),
+            ("socket.connection.setup.timeout.ms", self.connect_timeout),
+            (
+                "socket.connection.setup.timeout.max.ms",
+                self.connect_timeout_max,
+            ),
             ("delivery.timeout.ms", self.delivery_timeout),
             ("request.timeout.ms", self.request_timeout),
             ("metadata.max.age.ms", self.metadata_max_age),
@@ -543,6 +567,18 @@ impl Config {
         if self.request_timeout.is_zero() {
             return Err(invalid("request.timeout.ms", "must be positive"));
         }
+        // A zero timeout would fail every connect before it started.
+        for (setting, d) in [
+            ("socket.connection.setup.timeout.ms", self.connect_timeout),
+            (
+                "socket.connection.setup.timeout.max.ms",
+                self.connect_timeout_max,
+            ),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(setting, "must be positive"));
+            }
+        }
         // Both are bounded above, so the sum cannot overflow.
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(invalid(
@@ -626,6 +662,8 @@ mod tests {
         assert_eq!(c.metadata_max_idle, Duration::from_secs(300));
         assert_eq!(c.connections_max_idle, Some(Duration::from_secs(540)));
         assert_eq!(c.max_block, Duration::from_secs(60));
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.connect_timeout_max, Duration::from_secs(30));
         assert_eq!(c.client_id, "kring");
         assert!(base().validate().is_ok());
     }
@@ -659,6 +697,32 @@ mod tests {
             },
             "delivery.timeout.ms",
         );
+        for (setting, set) in [
+            (
+                "socket.connection.setup.timeout.ms",
+                (|c, d| c.connect_timeout = d) as fn(&mut Config, Duration),
+            ),
+            ("socket.connection.setup.timeout.max.ms", |c, d| {
+                c.connect_timeout_max = d
+            }),
+        ] {
+            let with = |d| {
+                let mut c = base();
+                set(&mut c, d);
+                c
+            };
+            ok(with(Duration::from_millis(1)));
+            ok(with(MAX_DURATION));
+            refused(with(Duration::ZERO), setting);
+            refused(with(MAX_DURATION + Duration::from_millis(1)), setting);
+        }
+        // A max below the start is the Java client's constant timeout, not
+        // an error.
+        ok(Config {
+            connect_timeout: Duration::from_secs(60),
+            connect_timeout_max: Duration::from_secs(1),
+            ..base()
+        });
         ok(Config {
             client_id: "c".repeat(i16::MAX as usize),
             ..base()
@@ -944,7 +1008,7 @@ mod tests {
         };
         for &d in &durations {
             type Set = fn(&mut Config, Duration);
-            let setters: [Set; 11] = [
+            let setters: [Set; 13] = [
                 |c, d| c.linger = d,
                 |c, d| c.retry_backoff = d,
                 |c, d| c.retry_backoff_max = d,
@@ -956,6 +1020,8 @@ mod tests {
                 |c, d| c.metadata_max_idle = d,
                 |c, d| c.connections_max_idle = Some(d),
                 |c, d| c.max_block = d,
+                |c, d| c.connect_timeout = d,
+                |c, d| c.connect_timeout_max = d,
             ];
             for set in setters {
                 let mut c = base();

@@ -18,7 +18,9 @@
 //! connection on simulated time) — so the Sim cannot drift from the mock.
 //! Faults are the mock's own: counted `Fault::error`s on a partition,
 //! `drop_before_apply` / `drop_after_apply`, delays and throttles (played
-//! as simulated latency), `Fault::swallow` (a black hole), `Lie`s
+//! as simulated latency), `Fault::swallow` (a black hole), addresses whose
+//! connects go unanswered ([`Sim::unanswered`]: each times out after the
+//! timeout its `Connect` carries), `Lie`s
 //! (absurd metadata or offsets), hooks, leader moves, broker stop/start,
 //! and the test controls (`forget_producers`, `set_last_sequence`,
 //! `set_max_version`, `add_partitions`, `set_sasl_user`). [`chaos`] runs
@@ -30,7 +32,7 @@
 //! Behind `cfg(test)` or the `sim` feature, so other crates' tests (and the
 //! fuzz target) can reuse it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -128,6 +130,8 @@ pub enum Screen {
 enum SimEvent {
     Connected(ConnId),
     ConnectFailed(ConnId),
+    /// A connect nothing answered, failed when its timeout ran out.
+    ConnectTimedOut(ConnId, Duration),
     Response(ConnId, Bytes),
     Disconnected(ConnId),
 }
@@ -171,6 +175,14 @@ pub struct Sim<B: SimBroker> {
     pub received_bytes: u64,
     /// Every connect the core asked for.
     pub connects: Vec<String>,
+    /// The timeout of each connect in [`connects`](Self::connects), index
+    /// for index.
+    pub connect_timeouts: Vec<Duration>,
+    /// Addresses whose connects nothing answers (a host that drops the
+    /// SYN): each attempt fails as timed out when the timeout its
+    /// `Connect` carries runs out, as the I/O driver fails it. Checked
+    /// when the connect is asked for; empty by default.
+    pub unanswered: BTreeSet<String>,
     /// Every close the core asked for.
     pub closes: Vec<ConnId>,
     /// Connections a SASL broker closed (a request before authentication
@@ -219,6 +231,8 @@ impl<B: SimBroker> Sim<B> {
             transmitted: Vec::new(),
             received_bytes: 0,
             connects: Vec::new(),
+            connect_timeouts: Vec::new(),
+            unanswered: BTreeSet::new(),
             closes: Vec::new(),
             sasl_closes: 0,
             held_frames: None,
@@ -257,8 +271,17 @@ impl<B: SimBroker> Sim<B> {
 
     fn handle_io(&mut self, cmd: IoCommand) {
         match cmd {
-            IoCommand::Connect { conn, addr } => {
+            IoCommand::Connect {
+                conn,
+                addr,
+                timeout,
+            } => {
                 self.connects.push(addr.clone());
+                self.connect_timeouts.push(timeout);
+                if self.unanswered.contains(&addr) {
+                    self.schedule(self.now + timeout, SimEvent::ConnectTimedOut(conn, timeout));
+                    return;
+                }
                 match self.cluster.accept(&addr) {
                     Some(n) => {
                         self.conns.insert(
@@ -286,7 +309,7 @@ impl<B: SimBroker> Sim<B> {
                     SimEvent::Response(c, _)
                     | SimEvent::Connected(c)
                     | SimEvent::Disconnected(c) => *c != conn,
-                    SimEvent::ConnectFailed(c) => *c != conn,
+                    SimEvent::ConnectFailed(c) | SimEvent::ConnectTimedOut(c, _) => *c != conn,
                 });
             }
         }
@@ -429,6 +452,12 @@ impl<B: SimBroker> Sim<B> {
                     self.conns.remove(&c);
                     self.core.handle_connect_failed(now, c, "sim: refused")
                 }
+                SimEvent::ConnectTimedOut(c, after) => self.core.handle_connect_error(
+                    now,
+                    c,
+                    std::io::ErrorKind::TimedOut,
+                    &format!("sim: connect timed out after {after:?}"),
+                ),
                 SimEvent::Response(c, f) => {
                     self.received_bytes += 4 + f.len() as u64;
                     self.core.handle_response(now, c, f)

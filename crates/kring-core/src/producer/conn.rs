@@ -120,10 +120,20 @@ impl Conn {
     }
 }
 
-/// Reconnect backoff of a target.
+/// Reconnect backoff and connect timeout of a target (a bootstrap
+/// address or a broker node: each counts its own failures).
 #[derive(Debug, Default)]
 pub(crate) struct Reconnect {
+    /// Connections to the target lost or failed since one was last ready:
+    /// the reconnect backoff grows with them.
     pub(crate) failures: u32,
+    /// Consecutive attempts to the target that failed before the driver
+    /// connected them (refused, unreachable, name not resolved, timed out,
+    /// TLS handshake failed): the next attempt's connect timeout grows
+    /// with them. Zero again once a connection got that far (it is lost
+    /// later, or becomes ready), as the Java client's
+    /// `failedConnectAttempts`.
+    pub(crate) connect_failures: u32,
     pub(crate) timer: Option<TimerHandle>,
     /// Why the last connection to this target failed or was lost; cleared
     /// when a connection is ready again.
@@ -203,22 +213,29 @@ impl ProducerCore {
         }
     }
 
-    /// Opens a connection to `t` unless it has one or is backing off.
+    /// Opens a connection to `t` unless it has one or is backing off. The
+    /// attempt's connect timeout grows with the target's consecutive
+    /// failed attempts ([`Reconnect::connect_failures`]).
     pub(crate) fn connect(&mut self, t: Target) -> bool {
-        let addr = match t {
+        let (addr, failed) = match t {
             Target::Bootstrap(i) => match self.conns.bootstrap().get(i) {
-                Some(b) if b.conn.is_none() && b.reconnect.timer.is_none() => b.addr.clone(),
+                Some(b) if b.conn.is_none() && b.reconnect.timer.is_none() => {
+                    (b.addr.clone(), b.reconnect.connect_failures)
+                }
                 _ => return false,
             },
             Target::Node(n) => match self.nodes.get(&n) {
-                Some(nd) if nd.conn.is_none() && nd.reconnect.timer.is_none() => nd.addr.clone(),
+                Some(nd) if nd.conn.is_none() && nd.reconnect.timer.is_none() => {
+                    (nd.addr.clone(), nd.reconnect.connect_failures)
+                }
                 _ => return false,
             },
         };
         if self.life.is_finished() {
             return false;
         }
-        let id = self.conns.open(t, addr);
+        let timeout = self.cfg.connect_timeout.attempt(failed, &mut self.rng);
+        let id = self.conns.open(t, addr, timeout);
         *self.target_conn_slot(t).expect("target exists") = Some(id);
         self.stats.connects += 1;
         if let Some(b) = self.broker_counters(t) {
@@ -480,6 +497,7 @@ impl ProducerCore {
         let target = c.target;
         if let Some(r) = self.reconnect_mut(target) {
             r.failures = 0;
+            r.connect_failures = 0;
             r.last_error = None;
         }
         *self
@@ -648,12 +666,20 @@ impl ProducerCore {
                 b.disconnects += 1;
             }
         }
-        // Back off before reconnecting this target.
+        // Back off before reconnecting this target. A connection the
+        // driver never connected is one more failed attempt, and the next
+        // one gets a longer connect timeout; one that got further ends the
+        // run (the Java client's `ClusterConnectionStates.disconnected`).
         let failures = {
             let r = self.reconnect_mut(c.target);
             match r {
                 Some(r) => {
                     r.failures += 1;
+                    if c.state == ConnState::Connecting {
+                        r.connect_failures = r.connect_failures.saturating_add(1);
+                    } else {
+                        r.connect_failures = 0;
+                    }
                     r.failures
                 }
                 None => 1,

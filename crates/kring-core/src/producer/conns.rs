@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::Duration;
 
 use slab::Slab;
 
@@ -80,8 +81,9 @@ impl Conns {
         self.slab.get_mut(id.idx as usize).filter(|c| c.id == id)
     }
 
-    /// Adds a connection to `addr` for `t` and asks the driver to connect it.
-    pub(crate) fn open(&mut self, t: Target, addr: String) -> ConnId {
+    /// Adds a connection to `addr` for `t` and asks the driver to connect
+    /// it within `timeout`.
+    pub(crate) fn open(&mut self, t: Target, addr: String, timeout: Duration) -> ConnId {
         self.serial = self.serial.wrapping_add(1);
         let entry = self.slab.vacant_entry();
         let id = ConnId {
@@ -89,8 +91,12 @@ impl Conns {
             serial: self.serial,
         };
         entry.insert(Conn::new(id, t));
-        tracing::debug!(%id, %addr, ?t, "connecting");
-        self.io.push_back(IoCommand::Connect { conn: id, addr });
+        tracing::debug!(%id, %addr, ?t, ?timeout, "connecting");
+        self.io.push_back(IoCommand::Connect {
+            conn: id,
+            addr,
+            timeout,
+        });
         id
     }
 
@@ -184,12 +190,14 @@ impl Conns {
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[test]
     fn a_stale_id_never_reaches_a_newer_connection() {
         let mut conns = Conns::new(Vec::new());
-        let a = conns.open(Target::Node(1), "a:1".into());
+        let a = conns.open(Target::Node(1), "a:1".into(), SECOND);
         assert!(conns.remove(a).is_some());
-        let b = conns.open(Target::Node(1), "a:1".into());
+        let b = conns.open(Target::Node(1), "a:1".into(), SECOND);
         assert_eq!(a.idx, b.idx, "the slab slot is reused");
         assert!(conns.get(a).is_none());
         assert!(conns.remove(a).is_none());
@@ -199,8 +207,8 @@ mod tests {
     #[test]
     fn removing_a_connection_drops_its_queued_work() {
         let mut conns = Conns::new(Vec::new());
-        let a = conns.open(Target::Node(1), "a:1".into());
-        let b = conns.open(Target::Node(2), "b:2".into());
+        let a = conns.open(Target::Node(1), "a:1".into(), SECOND);
+        let b = conns.open(Target::Node(2), "b:2".into(), 2 * SECOND);
         conns.queue_handshake(a);
         conns.queue_handshake(b);
         conns.push_sasl_tx(Transmit {
@@ -218,11 +226,13 @@ mod tests {
             [
                 IoCommand::Connect {
                     conn: a,
-                    addr: "a:1".into()
+                    addr: "a:1".into(),
+                    timeout: SECOND,
                 },
                 IoCommand::Connect {
                     conn: b,
-                    addr: "b:2".into()
+                    addr: "b:2".into(),
+                    timeout: 2 * SECOND,
                 },
                 IoCommand::Close { conn: a },
             ]

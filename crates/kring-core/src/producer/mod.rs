@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use kring_protocol::Frame;
 
-use crate::backoff::{ExponentialBackoff, SplitMix64};
+use crate::backoff::{ConnectTimeout, ExponentialBackoff, SplitMix64};
 use crate::config::{Acks, Config};
 use crate::delivery::{DeliveryCallback, DeliveryError};
 use crate::error::ConfigError;
@@ -131,6 +131,13 @@ pub enum IoCommand {
         conn: ConnId,
         /// `host:port`.
         addr: String,
+        /// How long this attempt may take before it fails as timed out:
+        /// the name lookup, the TCP connect (each resolved address tried
+        /// gets this long) and, with TLS, the handshake after it. The core
+        /// grows it per consecutive failed attempt to the address
+        /// ([`Config::connect_timeout`] up to
+        /// [`Config::connect_timeout_max`]); a driver uses it as given.
+        timeout: Duration,
     },
     /// Close the connection. The core has already forgotten it: report
     /// nothing more about it (events for it are ignored anyway).
@@ -231,6 +238,7 @@ pub(crate) struct CoreConfig {
     pub(crate) retries: u32,
     pub(crate) retry: ExponentialBackoff,
     pub(crate) reconnect: ExponentialBackoff,
+    pub(crate) connect_timeout: ConnectTimeout,
     pub(crate) delivery_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) metadata_max_age: Duration,
@@ -344,6 +352,10 @@ impl ProducerCore {
                 initial: config.reconnect_backoff,
                 max: config.reconnect_backoff_max,
                 jitter: 0.2,
+            },
+            connect_timeout: ConnectTimeout {
+                base: config.connect_timeout,
+                max: config.connect_timeout_max,
             },
             delivery_timeout: config.delivery_timeout,
             request_timeout: config.request_timeout,

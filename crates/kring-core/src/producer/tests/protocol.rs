@@ -34,7 +34,7 @@ fn connecting_core() -> (
     core.handle_wakeup(now);
     assert!(core.poll_transmit(now).is_none());
     let conn = match core.poll_io() {
-        Some(IoCommand::Connect { conn, addr }) => {
+        Some(IoCommand::Connect { conn, addr, .. }) => {
             assert_eq!(addr, "b:1");
             conn
         }

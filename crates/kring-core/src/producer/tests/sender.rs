@@ -6,8 +6,10 @@ use crate::config::Acks;
 use std::time::Instant;
 
 use crate::delivery::DeliveryError;
+use crate::error::SendError;
 use crate::Config;
 use crate::DeliveryHandle;
+use crate::LastError;
 use kring_mock::Fault;
 use kring_protocol::messages::ApiKey;
 use kring_protocol::ErrorCode;
@@ -647,6 +649,202 @@ fn connect_failures_back_off() {
     let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
     sim.drive();
     h.wait().unwrap();
+}
+
+/// The timeouts, in ms, of the connects to `addr` the core asked for, from
+/// its `from`-th connect (to any address) on.
+fn connect_timeouts_ms(sim: &MockSim, addr: &str, from: usize) -> Vec<f64> {
+    sim.connects[from..]
+        .iter()
+        .zip(&sim.connect_timeouts[from..])
+        .filter(|(a, _)| *a == addr)
+        .map(|(_, t)| t.as_secs_f64() * 1e3)
+        .collect()
+}
+
+/// Checks that `timeouts` (ms) are those of consecutive failed attempts
+/// under the Java client's connection setup timeout: attempt `k` takes
+/// `base * 2^k` capped at `max`, jittered by ±20 % and never above `max`.
+fn assert_connect_timeouts_grow(timeouts: &[f64], base: f64, max: f64) {
+    for (k, &t) in timeouts.iter().enumerate() {
+        let nominal = (base * 2f64.powi(k as i32)).min(max);
+        let (lo, hi) = (nominal * 0.8, (nominal * 1.2).min(max));
+        assert!(
+            t >= lo - 1e-3 && t <= hi + 1e-3,
+            "attempt {k}: {t} ms, not within {lo}..={hi}: {timeouts:?}"
+        );
+    }
+}
+
+/// The connect timeout grows per failed attempt as the Java client's
+/// connection setup timeout does: `socket.connection.setup.timeout.ms` for
+/// the first attempt, doubled (±20 %) for each consecutive failed one, up
+/// to `socket.connection.setup.timeout.max.ms`, where it stays; once a
+/// connection got through, the next attempt starts from the base again.
+/// Node 2's address answers no connect (the Sim fails each when the
+/// timeout its `Connect` carries runs out, as the driver does) while a
+/// record for partition 1, which node 2 leads, waits.
+#[test]
+fn the_connect_timeout_doubles_per_failed_attempt_to_its_max_and_resets() {
+    let (base, max) = (1_000.0, 30_000.0);
+    let config = Config {
+        connect_timeout: ms(1_000),
+        connect_timeout_max: ms(30_000),
+        // The record waits out the whole outage.
+        delivery_timeout: Duration::from_secs(3_600),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(1), None, Some(b"w")).unwrap();
+    sim.drive();
+    let node2 = "mock-2:9092";
+    let first = connect_timeouts_ms(&sim, node2, 0);
+    assert_eq!(first.len(), 1, "no failure yet: {first:?}");
+    assert_connect_timeouts_grow(&first, base, max);
+
+    sim.unanswered.insert(node2.to_owned());
+    let from = sim.connects.len();
+    sim.disconnect_node(2);
+    let h = sim.send("t", Some(1), None, Some(b"x")).unwrap();
+    sim.run_for(Duration::from_secs(300));
+    let grown = connect_timeouts_ms(&sim, node2, from);
+    println!("connect timeouts (ms) while unanswered: {grown:.0?}");
+    // 1 + 2 + 4 + 8 + 16 s, then 24-30 s each (plus backoffs): about 15
+    // attempts in 300 s, the cap reached from the sixth on.
+    assert!((10..=18).contains(&grown.len()), "{grown:?}");
+    assert_connect_timeouts_grow(&grown, base, max);
+    assert!(h.try_result().is_none(), "the record still waits");
+    let LastError::Connect { kind, message } = sim.core.conn_cause((0, 1)).expect("a cause") else {
+        panic!("not a connect failure");
+    };
+    assert_eq!(kind, std::io::ErrorKind::TimedOut);
+    assert!(message.contains("timed out after"), "{message}");
+
+    // The address answers again: after the attempt under way times out,
+    // the next one connects and the record goes.
+    sim.unanswered.clear();
+    sim.drive_until(100_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 1);
+
+    // Lost again: the attempts start from the base again.
+    sim.unanswered.insert(node2.to_owned());
+    let from = sim.connects.len();
+    sim.disconnect_node(2);
+    let h = sim.send("t", Some(1), None, Some(b"y")).unwrap();
+    sim.run_for(Duration::from_secs(10));
+    let again = connect_timeouts_ms(&sim, node2, from);
+    println!("after a connection got through: {again:.0?}");
+    assert!(again.len() >= 2, "{again:?}");
+    assert_connect_timeouts_grow(&again, base, max);
+    sim.unanswered.clear();
+    sim.drive_until(100_000, |_| h.try_result().is_some());
+    assert_eq!(h.wait().unwrap().offset, 2);
+}
+
+/// A connection that got past its connect and was lost before it was
+/// ready (here, at its ApiVersions request) ends the run of failed
+/// attempts too, as in the Java client (`disconnected` outside
+/// `CONNECTING` resets the connection setup timeout): the next attempt
+/// starts from the base, not from where the failed ones had grown to.
+#[test]
+fn a_connection_lost_after_connecting_ends_the_run_of_failed_attempts() {
+    let (base, max) = (1_000.0, 30_000.0);
+    let config = Config {
+        connect_timeout: ms(1_000),
+        connect_timeout_max: ms(30_000),
+        delivery_timeout: Duration::from_secs(3_600),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 2, 2);
+    sim.send("t", Some(1), None, Some(b"w")).unwrap();
+    sim.drive();
+    let node2 = "mock-2:9092";
+    sim.unanswered.insert(node2.to_owned());
+    let from = sim.connects.len();
+    sim.disconnect_node(2);
+    let _waiting = sim.send("t", Some(1), None, Some(b"x")).unwrap();
+    let attempts = |s: &MockSim| connect_timeouts_ms(s, node2, from).len();
+    // Three attempts time out; the fourth connects, and the broker closes
+    // it at its ApiVersions request.
+    sim.drive_until(100_000, |s| attempts(s) == 3);
+    let sent = sim.transmitted.len();
+    sim.unanswered.clear();
+    sim.cluster.inject(
+        Fault::drop_before_apply(ApiKey::ApiVersions)
+            .on_broker(2)
+            .times(1),
+    );
+    sim.drive_until(100_000, |s| attempts(s) == 4);
+    sim.unanswered.insert(node2.to_owned());
+    sim.drive_until(100_000, |s| attempts(s) == 6);
+    let timeouts = connect_timeouts_ms(&sim, node2, from);
+    println!("three failed, one lost at ApiVersions, two failed: {timeouts:.0?}");
+    assert_connect_timeouts_grow(&timeouts[..4], base, max);
+    assert_connect_timeouts_grow(&timeouts[4..], base, max);
+    assert!(
+        sim.transmitted[sent..]
+            .iter()
+            .any(|t| t.1 == 2 && t.2 == ApiKey::ApiVersions.key()),
+        "the fourth attempt connected"
+    );
+}
+
+/// A bootstrap address counts its own failed attempts: one that answers
+/// no connect gets ever longer attempts, up to the max, and a send waiting
+/// for metadata fails naming the timed-out connect.
+#[test]
+fn an_unanswering_bootstrap_address_gets_growing_connect_timeouts() {
+    let (base, max) = (500.0, 4_000.0);
+    let config = Config {
+        connect_timeout: ms(500),
+        connect_timeout_max: ms(4_000),
+        ..cfg()
+    };
+    let mut sim = sim_with(config, 1, 1);
+    sim.unanswered.insert("mock-1:9092".to_owned());
+    // Sim::send plays a producer thread blocking for metadata (60 s).
+    let err = sim.send("t", Some(0), None, Some(b"x")).unwrap_err();
+    match &err {
+        SendError::MetadataTimeout {
+            last_error: Some(LastError::Connect { kind, message }),
+            ..
+        } => {
+            assert_eq!(*kind, std::io::ErrorKind::TimedOut);
+            assert!(message.contains("timed out after"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let timeouts = connect_timeouts_ms(&sim, "mock-1:9092", 0);
+    assert_eq!(timeouts.len(), sim.connects.len(), "{:?}", sim.connects);
+    // 0.5 + 1 + 2 + 4 s, then 3.2-4 s each (plus backoffs): about 15 in
+    // 60 s.
+    assert!((12..=20).contains(&timeouts.len()), "{timeouts:?}");
+    assert_connect_timeouts_grow(&timeouts, base, max);
+
+    // It answers again: the bootstrap connection gets through, is ready,
+    // and (the broker known) is closed without a failure.
+    sim.unanswered.clear();
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive();
+    h.wait().unwrap();
+    // Unanswered again, node 1's connection lost: node 1 is tried, then,
+    // while it backs off, the bootstrap address; each starts from the
+    // base, the bootstrap address's run of failures ended by its ready
+    // connection.
+    sim.unanswered.insert("mock-1:9092".to_owned());
+    let from = sim.connects.len();
+    sim.disconnect_node(1);
+    let _waiting = sim.send("t", Some(0), None, Some(b"y")).unwrap();
+    sim.run_for(ms(1_500));
+    let again = connect_timeouts_ms(&sim, "mock-1:9092", from);
+    println!("node 1, then the bootstrap address, in turn: {again:.0?}");
+    assert!(again.len() >= 2, "{again:?}");
+    for t in &again[..2] {
+        assert!(
+            (400.0..=600.0).contains(t),
+            "from the base again: {again:?}"
+        );
+    }
 }
 
 /// Fails `h` with a delivery timeout `stage` names, and returns how long

@@ -285,7 +285,9 @@ fn reconnects_failures_and_timeouts() {
     // A black hole: the request times out after request.timeout.ms.
     let hole = black_hole(&sim, 1);
     let h = sim.send("t", Some(0), None, Some(b"c")).unwrap();
-    sim.run_for(cfg().request_timeout + ms(100));
+    // Past the timeout, the reconnect backoff (50 ms ± 20 %) and the
+    // retry backoff (100 ms ± 20 %), whatever the jitter draws.
+    sim.run_for(cfg().request_timeout + ms(300));
     let b3 = broker(&sim.core.statistics(sim.now), 1);
     assert_eq!(b3.request_timeouts, 1, "{b3:?}");
     // The retry (and a metadata refresh) wait unanswered.
