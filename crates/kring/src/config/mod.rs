@@ -141,6 +141,7 @@ pub struct ProducerConfig {
     metadata_max_idle: Duration,
     connections_max_idle: Option<Duration>,
     connect_timeout: Duration,
+    connect_timeout_max: Duration,
     security_protocol: SecurityProtocol,
     topic_metadata_propagation: Duration,
     statistics_interval: Duration,
@@ -189,6 +190,7 @@ impl Default for ProducerConfig {
             metadata_max_idle: Duration::from_secs(300),
             connections_max_idle: Some(Duration::from_secs(540)),
             connect_timeout: Duration::from_secs(10),
+            connect_timeout_max: Duration::from_secs(30),
             security_protocol: SecurityProtocol::Plaintext,
             topic_metadata_propagation: Duration::from_secs(5),
             statistics_interval: Duration::ZERO,
@@ -343,9 +345,21 @@ setters! {
     /// connection the broker is closing. `None` never closes (the
     /// property's -1, or librdkafka's 0). Default 9 min, as in Java.
     connections_max_idle: Option<Duration> => |c, v| c.connections_max_idle = v;
-    /// `socket.connection.setup.timeout.ms`: how long a TCP connect may
-    /// take.
+    /// `socket.connection.setup.timeout.ms`: how long the first attempt to
+    /// connect to a broker may take (looking up its name, the TCP connect
+    /// and, with TLS, the handshake; default 10 s). As in the Java client,
+    /// each consecutive failed attempt to the same broker doubles it, with
+    /// ±20 % jitter, up to
+    /// [`connect_timeout_max`](Self::connect_timeout_max); a connection
+    /// that gets through resets it. Above that max (default 30 s) every
+    /// attempt gets the max: raise both for a longer one.
     connect_timeout: Duration => |c, v| c.connect_timeout = v;
+    /// `socket.connection.setup.timeout.max.ms`: the most the connect
+    /// timeout grows to over consecutive failed attempts to a broker
+    /// (default 30 s). Not above
+    /// [`connect_timeout`](Self::connect_timeout), it is every attempt's
+    /// timeout, without growth or jitter (the Java client's rule).
+    connect_timeout_max: Duration => |c, v| c.connect_timeout_max = v;
     /// `security.protocol`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
     /// `SASL_SSL`.
     security_protocol: SecurityProtocol => |c, v| c.security_protocol = v;
@@ -705,6 +719,10 @@ impl ProducerConfig {
     pub fn get_connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
+    /// `socket.connection.setup.timeout.max.ms`.
+    pub fn get_connect_timeout_max(&self) -> Duration {
+        self.connect_timeout_max
+    }
     /// `send.buffer.bytes` (0: the kernel's).
     pub fn get_send_buffer_bytes(&self) -> u32 {
         self.send_buffer
@@ -736,6 +754,10 @@ impl ProducerConfig {
     /// - a `batch.size` left at its default is lowered to `max.request.size`
     ///   or `buffer.memory` where either is smaller (the Java client accepts
     ///   such settings); an explicit one above them is refused;
+    /// - `socket.connection.setup.timeout.ms` above
+    ///   `socket.connection.setup.timeout.max.ms` is accepted with a
+    ///   warning, as the Java client does: every connect attempt then gets
+    ///   the max;
     /// - then every range and cross-check is the core's own
     ///   ([`kring_core::Config::validate`]): kring and kring-core run the
     ///   same checks, so they cannot disagree, and any configuration this
@@ -745,15 +767,6 @@ impl ProducerConfig {
         if self.bootstrap_servers.is_empty() {
             return Err(ConfigError::Missing {
                 property: "bootstrap.servers",
-            });
-        }
-        if self.connect_timeout.is_zero() || self.connect_timeout > kring_core::MAX_DURATION {
-            return Err(ConfigError::OutOfRange {
-                property: "socket.connection.setup.timeout.ms",
-                reason: format!(
-                    "must be within 1..={} ms",
-                    kring_core::MAX_DURATION.as_millis()
-                ),
             });
         }
         for (property, size) in [
@@ -808,6 +821,15 @@ impl ProducerConfig {
             }
         }
         self.to_core(None, None).validate()?;
+        if self.connect_timeout > self.connect_timeout_max {
+            // As the Java client warns (`warnDisablingExponentialBackoff`).
+            tracing::warn!(
+                connect_timeout_ms = self.connect_timeout.as_millis() as u64,
+                connect_timeout_max_ms = self.connect_timeout_max.as_millis() as u64,
+                "socket.connection.setup.timeout.ms is above socket.connection.setup.timeout.max.ms: \
+                 every connect attempt gets the max"
+            );
+        }
         if self.security_protocol.uses_tls() && !cfg!(feature = "tls") {
             return Err(ConfigError::OutOfRange {
                 property: "security.protocol",

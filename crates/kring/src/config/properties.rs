@@ -28,8 +28,6 @@
 //! `value.serializer`); `partitioner.class` naming a built-in Java
 //! partitioner kring has; empty
 //! `interceptor.classes` and `metric.reporters`; Java's metrics sampling;
-//! `socket.connection.setup.timeout.max.ms`
-//! (kring does not grow the connect timeout);
 //! `metadata.recovery.strategy=rebootstrap` and its
 //! trigger (kring goes back to the bootstrap servers whenever no known
 //! broker can be reached);
@@ -469,7 +467,6 @@ impl ProducerConfig {
             | "metrics.sample.window.ms"
             | "metrics.num.samples"
             | "metrics.recording.level"
-            | "socket.connection.setup.timeout.max.ms"
             | "metadata.recovery.strategy"
             | "metadata.recovery.rebootstrap.trigger.ms"
             | "client.dns.lookup"
@@ -524,6 +521,9 @@ impl ProducerConfig {
             ),
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout(millis("socket.connection.setup.timeout.ms", v)?)
+            }
+            "socket.connection.setup.timeout.max.ms" => {
+                self.connect_timeout_max(millis("socket.connection.setup.timeout.max.ms", v)?)
             }
             "send.buffer.bytes" => self.send_buffer_bytes(java_buffer("send.buffer.bytes", v)?),
             "receive.buffer.bytes" => {
@@ -866,13 +866,8 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                 ));
             }
         }
-        "socket.connection.setup.timeout.max.ms" | "metadata.recovery.rebootstrap.trigger.ms" => {
-            let property = if name == "metadata.recovery.rebootstrap.trigger.ms" {
-                "metadata.recovery.rebootstrap.trigger.ms"
-            } else {
-                "socket.connection.setup.timeout.max.ms"
-            };
-            millis(property, v)?;
+        "metadata.recovery.rebootstrap.trigger.ms" => {
+            millis("metadata.recovery.rebootstrap.trigger.ms", v)?;
         }
         "metadata.recovery.strategy" => match v {
             "rebootstrap" => {}

@@ -31,6 +31,7 @@ fn every_property_parses() {
         ("metadata.max.age.ms", "8"),
         ("metadata.max.idle.ms", "60000"),
         ("socket.connection.setup.timeout.ms", "11"),
+        ("socket.connection.setup.timeout.max.ms", "12"),
     ])
     .unwrap();
     assert_eq!(c.bootstrap_servers(), ["a:1", "b:2"]);
@@ -55,6 +56,7 @@ fn every_property_parses() {
     assert_eq!(c.get_metadata_max_age(), Duration::from_millis(8));
     assert_eq!(c.get_metadata_max_idle(), Duration::from_secs(60));
     assert_eq!(c.get_connect_timeout(), Duration::from_millis(11));
+    assert_eq!(c.get_connect_timeout_max(), Duration::from_millis(12));
 }
 
 #[test]
@@ -558,7 +560,7 @@ fn extremes_are_config_errors_never_panics() {
         usize::MAX,
     ];
     type SetD = fn(ProducerConfig, Duration) -> ProducerConfig;
-    let duration_setters: [SetD; 12] = [
+    let duration_setters: [SetD; 13] = [
         ProducerConfig::linger,
         ProducerConfig::retry_backoff,
         ProducerConfig::retry_backoff_max,
@@ -570,6 +572,7 @@ fn extremes_are_config_errors_never_panics() {
         ProducerConfig::metadata_max_age,
         ProducerConfig::metadata_max_idle,
         ProducerConfig::connect_timeout,
+        ProducerConfig::connect_timeout_max,
         |c, d| c.linger(d).delivery_timeout(d),
     ];
     type SetS = fn(ProducerConfig, usize) -> ProducerConfig;
@@ -621,6 +624,7 @@ fn extremes_are_config_errors_never_panics() {
         base().batch_size(2 << 20),
         base().batch_size(16_384).buffer_memory(1000),
         base().connect_timeout(Duration::ZERO),
+        base().connect_timeout_max(Duration::ZERO),
     ] {
         assert!(c.clone().validate().is_err(), "{c:?}");
     }
@@ -1313,7 +1317,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("metrics.recording.level", "DEBUG"),
         ("client.dns.lookup", "use_all_dns_ips"),
         ("transaction.timeout.ms", "60000"),
-        ("socket.connection.setup.timeout.max.ms", "30000"),
         ("metadata.recovery.strategy", "rebootstrap"),
         ("metadata.recovery.rebootstrap.trigger.ms", "300000"),
         ("config.providers", ""),
@@ -1355,11 +1358,6 @@ fn java_only_settings_accept_what_kring_does_and_refuse_the_rest() {
         ("metadata.recovery.strategy", "none", "rebootstrap"),
         ("metadata.recovery.strategy", "sometimes", "rebootstrap"),
         ("metadata.max.idle.ms", "4999", "5000"),
-        (
-            "socket.connection.setup.timeout.max.ms",
-            "-1",
-            "milliseconds",
-        ),
         ("transaction.timeout.ms", "-5", "milliseconds"),
         ("config.providers", "file", "config provider"),
         (
@@ -1505,22 +1503,98 @@ fn sasl_settings_take_part_in_equality() {
     );
 }
 
-/// `socket.connection.setup.timeout.ms` accepts up to the longest duration
-/// the core takes, and no more.
+/// `socket.connection.setup.timeout.ms` and its `.max.ms` accept up to
+/// the longest duration the core takes, and no more.
 #[test]
 fn connect_timeout_may_be_the_longest_duration() {
     let base = || ProducerConfig::default().bootstrap("h:1");
     let c = base()
         .connect_timeout(kring_core::MAX_DURATION)
+        .connect_timeout_max(kring_core::MAX_DURATION)
         .validate()
         .unwrap();
     assert_eq!(c.get_connect_timeout(), kring_core::MAX_DURATION);
-    let err = base()
-        .connect_timeout(kring_core::MAX_DURATION + Duration::from_millis(1))
-        .validate()
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("socket.connection.setup.timeout.ms"), "{err}");
+    assert_eq!(c.get_connect_timeout_max(), kring_core::MAX_DURATION);
+    let over = kring_core::MAX_DURATION + Duration::from_millis(1);
+    for (property, c) in [
+        (
+            "socket.connection.setup.timeout.ms",
+            base().connect_timeout(over),
+        ),
+        (
+            "socket.connection.setup.timeout.max.ms",
+            base().connect_timeout_max(over),
+        ),
+    ] {
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(property), "{err}");
+    }
+}
+
+/// `socket.connection.setup.timeout.max.ms` sets how far the connect
+/// timeout grows (Java's default 30 s, beside the 10 s start), from the
+/// property or the typed setter, and reaches the core, which grows the
+/// timeout; zero, or no number of milliseconds, is refused naming the
+/// property. A max below the start is the Java client's constant timeout,
+/// accepted.
+#[test]
+fn the_connect_timeout_max_is_settable_and_checked() {
+    let d = ProducerConfig::default();
+    assert_eq!(d.get_connect_timeout(), Duration::from_secs(10));
+    assert_eq!(d.get_connect_timeout_max(), Duration::from_secs(30));
+    let c = props(&[
+        ("bootstrap.servers", "h:1"),
+        ("socket.connection.setup.timeout.max.ms", "45000"),
+    ])
+    .unwrap();
+    assert_eq!(c.get_connect_timeout_max(), Duration::from_secs(45));
+    assert_eq!(
+        c.to_core(None, None).connect_timeout_max,
+        Duration::from_secs(45)
+    );
+    assert_eq!(
+        c,
+        ProducerConfig::default()
+            .bootstrap("h:1")
+            .connect_timeout_max(Duration::from_secs(45))
+    );
+    let builder = crate::Producer::builder().connect_timeout_max(Duration::from_secs(45));
+    assert_eq!(
+        builder.config.get_connect_timeout_max(),
+        Duration::from_secs(45)
+    );
+    for (value, says) in [("-1", "milliseconds"), ("soon", "milliseconds")] {
+        let e = ProducerConfig::default()
+            .set("socket.connection.setup.timeout.max.ms", value)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("socket.connection.setup.timeout.max.ms") && e.contains(says),
+            "{value}: {e}"
+        );
+    }
+    for (property, value) in [
+        ("socket.connection.setup.timeout.max.ms", "0"),
+        ("socket.connection.setup.timeout.ms", "0"),
+    ] {
+        let e = props(&[("bootstrap.servers", "h:1"), (property, value)]).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::OutOfRange { property: p, .. } if p == property),
+            "{property}={value}: {e}"
+        );
+        assert!(e.to_string().contains("positive"), "{e}");
+    }
+    let c = props(&[
+        ("bootstrap.servers", "h:1"),
+        ("socket.connection.setup.timeout.ms", "60000"),
+        ("socket.connection.setup.timeout.max.ms", "5000"),
+    ])
+    .unwrap();
+    let k = c.to_core(None, None);
+    assert_eq!(
+        (k.connect_timeout, k.connect_timeout_max),
+        (Duration::from_secs(60), Duration::from_secs(5))
+    );
 }
 
 /// An unset `batch.size` is lowered to what one request and the buffer can

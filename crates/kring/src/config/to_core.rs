@@ -2,8 +2,9 @@
 //!
 //! `ProducerConfig` is the user-facing shape (Kafka property names, explicit
 //! versus default settings); `kring_core::Config` is what the sans-IO core
-//! runs with. Everything the core needs comes from here; the connect timeout
-//! is the driver's alone.
+//! runs with. Everything the core needs comes from here, the connect
+//! timeouts too: the core decides each connect attempt's timeout and the
+//! driver applies it.
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ impl ProducerConfig {
             retry_backoff_max: self.get_retry_backoff_max(),
             reconnect_backoff: self.get_reconnect_backoff(),
             reconnect_backoff_max: self.get_reconnect_backoff_max(),
+            connect_timeout: self.get_connect_timeout(),
+            connect_timeout_max: self.get_connect_timeout_max(),
             delivery_timeout: self.get_delivery_timeout(),
             request_timeout: self.get_request_timeout(),
             metadata_max_age: self.get_metadata_max_age(),
@@ -138,6 +141,8 @@ mod tests {
             ("metadata.max.idle.ms", "5001"),
             ("connections.max.idle.ms", "60000"),
             ("statistics.interval.ms", "250"),
+            ("socket.connection.setup.timeout.ms", "11"),
+            ("socket.connection.setup.timeout.max.ms", "12"),
         ])
         .unwrap()
         .validate()
@@ -166,6 +171,8 @@ mod tests {
         assert_eq!(k.metadata_max_idle, Duration::from_millis(5001));
         assert_eq!(k.connections_max_idle, Some(Duration::from_secs(60)));
         assert_eq!(k.statistics_interval, Duration::from_millis(250));
+        assert_eq!(k.connect_timeout, Duration::from_millis(11));
+        assert_eq!(k.connect_timeout_max, Duration::from_millis(12));
         assert!(k.on_delivery.is_none());
         k.validate().unwrap();
     }
