@@ -102,6 +102,7 @@ fn exercise(bootstrap: &str) {
         io: VecDeque::from([IoCommand::Connect {
             conn: 1,
             addr: bootstrap.to_owned(),
+            timeout: Duration::from_secs(10),
         }]),
         tx: VecDeque::new(),
         n,

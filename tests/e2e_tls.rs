@@ -348,8 +348,9 @@ fn a_handshake_that_never_finishes_times_out_and_backs_off() {
         took >= window && took < window + Duration::from_secs(5),
         "{took:?}"
     );
-    // Each attempt costs 200 ms plus a backoff from 100 ms doubling to 1 s:
-    // at most ~8 in 3 s; a storm would be hundreds.
+    // Each attempt's handshake timeout starts at 200 ms and doubles (±20 %)
+    // per failed attempt, plus a reconnect backoff: about 5 in 3 s; a
+    // storm would be hundreds.
     assert!((2..=10).contains(&n), "{n} connection attempts in {took:?}");
     p.close();
     stop.store(true, Ordering::Release);

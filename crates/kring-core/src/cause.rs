@@ -76,8 +76,9 @@ pub enum TlsFailure {
     /// kring speaks plaintext but the broker answered with TLS: the
     /// listener expects `security.protocol=SSL` (or `SASL_SSL`).
     PeerExpectsTls,
-    /// The handshake did not finish within the connect timeout
-    /// (`socket.connection.setup.timeout.ms`).
+    /// The handshake did not finish within the attempt's connect timeout
+    /// (`socket.connection.setup.timeout.ms`, grown per failed attempt up
+    /// to `socket.connection.setup.timeout.max.ms`).
     HandshakeTimeout,
     /// Any other TLS protocol error.
     Protocol,

@@ -38,7 +38,9 @@ pub struct ProducerBuilder {
     on_statistics: Option<StatisticsCallback>,
     custom_partitioner: Option<Arc<dyn Partitioner>>,
     /// Test hook: the I/O thread's settings (ring size, fault injection);
-    /// `connect_timeout` still comes from the configuration.
+    /// socket options and TLS still come from the configuration, and so
+    /// do the connect timeouts (the core puts them in each connect
+    /// command).
     #[cfg(test)]
     pub(crate) driver: Option<DriverConfig>,
 }
@@ -162,7 +164,6 @@ impl ProducerBuilder {
         let driver = Driver::start(
             core,
             DriverConfig {
-                connect_timeout: config.get_connect_timeout(),
                 socket_options: SocketOptions {
                     send: config.get_send_buffer_bytes(),
                     receive: config.get_receive_buffer_bytes(),

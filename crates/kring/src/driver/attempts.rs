@@ -18,6 +18,8 @@ use super::resolver::{ConnectError, Lookups};
 struct Resolving<C> {
     conn: C,
     name: String,
+    /// The attempt's connect timeout (it bounds the lookup too).
+    timeout: Duration,
     deadline: Instant,
     /// Frames the engine queued meanwhile.
     queue: SendQueue,
@@ -28,6 +30,8 @@ pub(crate) struct Resolved<C> {
     pub(crate) conn: C,
     pub(crate) name: String,
     pub(crate) addrs: VecDeque<SocketAddr>,
+    /// The attempt's connect timeout, for each address's connect.
+    pub(crate) timeout: Duration,
     /// Frames the engine queued while the name was being looked up.
     pub(crate) queue: SendQueue,
 }
@@ -35,7 +39,6 @@ pub(crate) struct Resolved<C> {
 /// Pending attempts of one I/O thread.
 pub(crate) struct Attempts<C> {
     lookups: Lookups,
-    timeout: Duration,
     /// Attempts waiting for their lookup, by lookup id.
     resolving: HashMap<u64, Resolving<C>>,
     /// The lookup id of each connection that waits for one.
@@ -46,11 +49,9 @@ pub(crate) struct Attempts<C> {
 }
 
 impl<C: Copy + Eq + Hash + std::fmt::Debug> Attempts<C> {
-    /// `timeout` bounds each lookup (the connect timeout).
-    pub(crate) fn new(lookups: Lookups, timeout: Duration) -> Attempts<C> {
+    pub(crate) fn new(lookups: Lookups) -> Attempts<C> {
         Attempts {
             lookups,
-            timeout,
             resolving: HashMap::new(),
             by_conn: HashMap::new(),
             next_lookup: 0,
@@ -60,9 +61,16 @@ impl<C: Copy + Eq + Hash + std::fmt::Debug> Attempts<C> {
 
     /// Start an attempt to reach `addr` for `conn`, superseding any earlier
     /// one. An IP literal needs no lookup: its address comes back at once.
-    /// Otherwise a lookup starts (its answer comes from
-    /// [`settle`](Self::settle)), or its failure is queued.
-    pub(crate) fn begin(&mut self, now: Instant, conn: C, addr: &str) -> Option<SocketAddr> {
+    /// Otherwise a lookup starts, bounded by the attempt's connect
+    /// `timeout` (its answer comes from [`settle`](Self::settle)), or its
+    /// failure is queued.
+    pub(crate) fn begin(
+        &mut self,
+        now: Instant,
+        conn: C,
+        addr: &str,
+        timeout: Duration,
+    ) -> Option<SocketAddr> {
         self.forget(conn);
         if let Ok(sa) = addr.parse::<SocketAddr>() {
             return Some(sa);
@@ -78,7 +86,8 @@ impl<C: Copy + Eq + Hash + std::fmt::Debug> Attempts<C> {
                     Resolving {
                         conn,
                         name: addr.to_owned(),
-                        deadline: now + self.timeout,
+                        timeout,
+                        deadline: now + timeout,
                         queue: SendQueue::default(),
                     },
                 );
@@ -135,6 +144,7 @@ impl<C: Copy + Eq + Hash + std::fmt::Debug> Attempts<C> {
                         conn: r.conn,
                         name: r.name,
                         addrs: addrs.into(),
+                        timeout: r.timeout,
                         queue: r.queue,
                     });
                 }
@@ -160,7 +170,7 @@ impl<C: Copy + Eq + Hash + std::fmt::Debug> Attempts<C> {
                 self.by_conn.remove(&r.conn);
                 let err = ConnectError::ResolveTimeout {
                     name: r.name,
-                    after: self.timeout,
+                    after: r.timeout,
                 };
                 self.fail(r.conn, &err);
             }

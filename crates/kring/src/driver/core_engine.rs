@@ -54,7 +54,15 @@ impl Engine for ProducerCore {
 
     fn poll_io(&mut self) -> Option<IoCommand<ConnId>> {
         ProducerCore::poll_io(self).map(|c| match c {
-            kring_core::IoCommand::Connect { conn, addr, .. } => IoCommand::Connect { conn, addr },
+            kring_core::IoCommand::Connect {
+                conn,
+                addr,
+                timeout,
+            } => IoCommand::Connect {
+                conn,
+                addr,
+                timeout,
+            },
             kring_core::IoCommand::Close { conn } => IoCommand::Close { conn },
         })
     }

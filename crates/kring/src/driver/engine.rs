@@ -6,7 +6,7 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 pub use kring_core::Frame;
@@ -22,6 +22,13 @@ pub enum IoCommand<C> {
         conn: C,
         /// `"host:port"`; IP literals are used as is, names are resolved.
         addr: String,
+        /// The attempt's connect timeout (the core's, which grows it per
+        /// failed attempt): it bounds the name lookup, the TCP connect to
+        /// each resolved address in turn and, with TLS, the handshake;
+        /// running out fails the attempt as `TimedOut` (a handshake's as
+        /// [`TlsFailure::HandshakeTimeout`](kring_core::TlsFailure::HandshakeTimeout)),
+        /// with a reason that names it.
+        timeout: Duration,
     },
     /// Close the connection. The driver reports nothing back for it; frames
     /// still queued for it are dropped (the engine owns their fate).

@@ -18,7 +18,7 @@
 //!
 //! TLS (`security.protocol=SSL|SASL_SSL`) runs through a connection's
 //! [`Link`]: after the TCP connect the socket is `Handshaking` (bounded by
-//! the connect timeout) and its frames wait in the link; every read's
+//! the attempt's connect timeout) and its frames wait in the link; every read's
 //! ciphertext goes to the link at once, so decrypted responses are handed
 //! on before the next read, whatever it returns; and since edge-triggered
 //! epoll will raise no event for it, whatever the session then has to send
@@ -45,7 +45,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use slab::Slab;
@@ -106,6 +106,9 @@ struct Socket<C> {
     broken: bool,
     /// The `host:port` asked for (for messages).
     name: String,
+    /// The attempt's connect timeout, from its `Connect` command: it
+    /// bounds the connect to each address and the TLS handshake.
+    timeout: Duration,
     /// Resolved addresses not tried yet: if this connect fails, the next
     /// is tried before the engine hears of a failure.
     untried: VecDeque<SocketAddr>,
@@ -202,10 +205,7 @@ impl<E: Engine> EpollThread<E> {
         let resolver = config.resolver.clone().unwrap_or_else(Resolver::system);
         #[cfg(not(test))]
         let resolver = Resolver::system();
-        let attempts = Attempts::new(
-            Lookups::new(resolver, waker.clone()),
-            config.connect_timeout,
-        );
+        let attempts = Attempts::new(Lookups::new(resolver, waker.clone()));
         let tls = config.tls.clone();
         Ok(EpollThread {
             tls,
@@ -369,7 +369,7 @@ impl<E: Engine> EpollThread<E> {
             }
         }
         for r in self.attempts.settle(now) {
-            self.start_connect(now, r.conn, r.name, r.addrs, r.queue);
+            self.start_connect(now, r.conn, r.name, r.addrs, r.queue, r.timeout);
         }
         let expired: Vec<usize> = self
             .sockets
@@ -378,7 +378,7 @@ impl<E: Engine> EpollThread<E> {
             .map(|(k, _)| k)
             .collect();
         for key in expired {
-            let reason = format!("connect timed out after {:?}", self.config.connect_timeout);
+            let reason = format!("connect timed out after {:?}", self.sockets[key].timeout);
             self.connect_next_or_fail(now, key, io::ErrorKind::TimedOut, &reason);
         }
         let overran: Vec<usize> = self
@@ -390,7 +390,7 @@ impl<E: Engine> EpollThread<E> {
             .map(|(k, _)| k)
             .collect();
         for key in overran {
-            let err = tls::handshake_timed_out(self.config.connect_timeout);
+            let err = tls::handshake_timed_out(self.sockets[key].timeout);
             self.fail_tls(now, key, err);
         }
         while let Some((conn, kind, reason)) = self.attempts.next_failure() {
@@ -452,7 +452,7 @@ impl<E: Engine> EpollThread<E> {
                             // wait in the link until then.
                             tracing::debug!(?conn, "TCP connected; TLS handshake");
                             let pending = std::mem::take(&mut sock.queue);
-                            let deadline = now + self.config.connect_timeout;
+                            let deadline = now + sock.timeout;
                             match Link::start(connector, &sock.name, pending, deadline) {
                                 Ok(link) => {
                                     sock.tls = Some(link);
@@ -782,15 +782,20 @@ impl<E: Engine> EpollThread<E> {
         while let Some(cmd) = self.engine.poll_io() {
             any = true;
             match cmd {
-                IoCommand::Connect { conn, addr } => {
+                IoCommand::Connect {
+                    conn,
+                    addr,
+                    timeout,
+                } => {
                     if let Some(old) = self.by_conn.remove(&conn) {
                         self.close(old);
                     }
                     // A new attempt supersedes the last one's lookup and
                     // unreported failure; IP literals need no lookup.
-                    if let Some(sa) = self.attempts.begin(now, conn, &addr) {
+                    if let Some(sa) = self.attempts.begin(now, conn, &addr, timeout) {
                         let addrs = VecDeque::from([sa]);
-                        self.start_connect(now, conn, addr, addrs, SendQueue::default());
+                        let queue = SendQueue::default();
+                        self.start_connect(now, conn, addr, addrs, queue, timeout);
                     }
                 }
                 IoCommand::Close { conn } => {
@@ -811,9 +816,10 @@ impl<E: Engine> EpollThread<E> {
     }
 
     /// Start a non-blocking connect to the first of `addrs` a socket can
-    /// be made for; the rest are tried in turn if it fails. `queue` holds
-    /// frames the engine queued before the socket existed. A failure with
-    /// no address left is queued for the engine (next turn).
+    /// be made for, failing after `timeout`; the rest are tried in turn
+    /// (each within `timeout`) if it fails. `queue` holds frames the
+    /// engine queued before the socket existed. A failure with no address
+    /// left is queued for the engine (next turn).
     fn start_connect(
         &mut self,
         now: Instant,
@@ -821,6 +827,7 @@ impl<E: Engine> EpollThread<E> {
         name: String,
         mut addrs: VecDeque<SocketAddr>,
         queue: SendQueue,
+        timeout: Duration,
     ) {
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
@@ -850,12 +857,13 @@ impl<E: Engine> EpollThread<E> {
             serial,
             fd,
             state: State::Connecting {
-                deadline: now + self.config.connect_timeout,
+                deadline: now + timeout,
             },
             queue,
             write_blocked: false,
             broken: false,
             name,
+            timeout,
             untried: addrs,
             recv_buf: BytesMut::new(),
             tls: None,
@@ -881,11 +889,11 @@ impl<E: Engine> EpollThread<E> {
             return;
         }
         tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
-        let (conn, name) = (sock.conn, std::mem::take(&mut sock.name));
+        let (conn, name, timeout) = (sock.conn, std::mem::take(&mut sock.name), sock.timeout);
         let untried = std::mem::take(&mut sock.untried);
         let queue = std::mem::take(&mut sock.queue);
         self.close(key);
-        self.start_connect(now, conn, name, untried, queue);
+        self.start_connect(now, conn, name, untried, queue, timeout);
         // A socket failure of the next address is reported with the
         // attempts' failures at the end of this `reap`.
     }

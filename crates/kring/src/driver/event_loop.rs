@@ -164,6 +164,9 @@ struct Socket<C> {
     queue: SendQueue,
     /// The `host:port` asked for (for messages).
     name: String,
+    /// The attempt's connect timeout, from its `Connect` command: it
+    /// bounds the connect to each address and the TLS handshake.
+    timeout: Duration,
     /// Resolved addresses not tried yet: if this connect fails, the next
     /// is tried before the engine hears of a failure.
     untried: VecDeque<SocketAddr>,
@@ -243,10 +246,7 @@ impl<E: Engine> IoThread<E> {
         let resolver = config.resolver.clone().unwrap_or_else(Resolver::system);
         #[cfg(not(test))]
         let resolver = Resolver::system();
-        let attempts = Attempts::new(
-            Lookups::new(resolver, waker.clone()),
-            config.connect_timeout,
-        );
+        let attempts = Attempts::new(Lookups::new(resolver, waker.clone()));
         let tls = config.tls.clone();
         Ok(IoThread {
             tls,
@@ -404,7 +404,11 @@ impl<E: Engine> IoThread<E> {
         while let Some(cmd) = self.engine.poll_io() {
             any = true;
             match cmd {
-                IoCommand::Connect { conn, addr } => self.connect(now, conn, &addr)?,
+                IoCommand::Connect {
+                    conn,
+                    addr,
+                    timeout,
+                } => self.connect(now, conn, &addr, timeout)?,
                 IoCommand::Close { conn } => {
                     self.attempts.forget(conn);
                     if let Some(key) = self.by_conn.remove(&conn) {
@@ -422,32 +426,41 @@ impl<E: Engine> IoThread<E> {
         Ok(any)
     }
 
-    fn connect(&mut self, now: Instant, conn: E::Conn, addr: &str) -> Result<(), DriverError> {
+    fn connect(
+        &mut self,
+        now: Instant,
+        conn: E::Conn,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
         if let Some(old) = self.by_conn.remove(&conn) {
             self.begin_close(old)?;
         }
         // A new attempt supersedes the last one's lookup and unreported
         // failure; IP literals need no lookup.
-        match self.attempts.begin(now, conn, addr) {
+        match self.attempts.begin(now, conn, addr, timeout) {
             Some(sa) => self.start_connect(
                 conn,
                 addr.to_owned(),
                 VecDeque::from([sa]),
                 SendQueue::default(),
+                timeout,
             ),
             None => Ok(()),
         }
     }
 
-    /// Connect to the first of `addrs` a socket can be made for; the rest
-    /// are tried in turn if that connect fails. `queue` holds frames the
-    /// engine queued before the socket existed.
+    /// Connect to the first of `addrs` a socket can be made for, within
+    /// `timeout`; the rest are tried in turn (each within `timeout`) if
+    /// that connect fails. `queue` holds frames the engine queued before
+    /// the socket existed.
     fn start_connect(
         &mut self,
         conn: E::Conn,
         name: String,
         mut addrs: VecDeque<SocketAddr>,
         queue: SendQueue,
+        timeout: Duration,
     ) -> Result<(), DriverError> {
         let (sa, fd) = loop {
             let Some(sa) = addrs.pop_front() else {
@@ -483,6 +496,7 @@ impl<E: Engine> IoThread<E> {
             recv_op: None,
             queue,
             name,
+            timeout,
             untried: addrs,
             recv_buf: BytesMut::new(),
             tls: None,
@@ -493,7 +507,7 @@ impl<E: Engine> IoThread<E> {
 
         let raw = Box::new(RawSockAddr::new(sa));
         let (addr_ptr, addr_len) = (raw.as_ptr(), raw.len());
-        let ts = Box::new(types::Timespec::from(self.config.connect_timeout));
+        let ts = Box::new(types::Timespec::from(timeout));
         let ts_ptr: *const types::Timespec = &*ts;
         let c_op = self.ops.insert(Op {
             socket: key,
@@ -539,12 +553,12 @@ impl<E: Engine> IoThread<E> {
             return self.fail_with(now, key, kind, &reason);
         }
         tracing::debug!(conn = ?sock.conn, name = %sock.name, %reason, "connect failed; trying the next address");
-        let (conn, name) = (sock.conn, sock.name.clone());
+        let (conn, name, timeout) = (sock.conn, sock.name.clone(), sock.timeout);
         let untried = std::mem::take(&mut sock.untried);
         // Still connecting: no TLS link yet, the frames are plaintext.
         let queue = std::mem::take(&mut sock.queue);
         self.begin_close(key)?;
-        self.start_connect(conn, name, untried, queue)
+        self.start_connect(conn, name, untried, queue, timeout)
     }
 
     fn arm_recv(&mut self, key: usize) -> Result<(), DriverError> {
@@ -823,7 +837,7 @@ impl<E: Engine> IoThread<E> {
             .min()
     }
 
-    /// Fail the handshakes that overran the connect timeout.
+    /// Fail the handshakes that overran their attempt's connect timeout.
     fn expire_handshakes(&mut self, now: Instant) -> Result<(), DriverError> {
         if self.handshake_deadline().is_none_or(|d| d > now) {
             return Ok(());
@@ -841,7 +855,7 @@ impl<E: Engine> IoThread<E> {
             .map(|(k, _)| k)
             .collect();
         for key in expired {
-            let err = tls::handshake_timed_out(self.config.connect_timeout);
+            let err = tls::handshake_timed_out(self.sockets[key].timeout);
             self.fail_tls(now, key, err)?;
         }
         Ok(())
@@ -869,7 +883,7 @@ impl<E: Engine> IoThread<E> {
             }
         }
         for r in self.attempts.settle(now) {
-            if let Err(err) = self.start_connect(r.conn, r.name, r.addrs, r.queue) {
+            if let Err(err) = self.start_connect(r.conn, r.name, r.addrs, r.queue, r.timeout) {
                 tracing::error!(error = %err, "failed to queue a connect");
             }
         }
@@ -932,7 +946,7 @@ impl<E: Engine> IoThread<E> {
                         // handshake finished.
                         tracing::debug!(conn = ?sock.conn, "TCP connected; TLS handshake");
                         let pending = std::mem::take(&mut sock.queue);
-                        let deadline = now + self.config.connect_timeout;
+                        let deadline = now + sock.timeout;
                         match Link::start(connector, &sock.name, pending, deadline) {
                             Ok(link) => {
                                 sock.tls = Some(link);
@@ -951,8 +965,7 @@ impl<E: Engine> IoThread<E> {
                         self.start_send(key)?;
                     }
                 } else if res == -libc::ECANCELED {
-                    let reason =
-                        format!("connect timed out after {:?}", self.config.connect_timeout);
+                    let reason = format!("connect timed out after {:?}", sock.timeout);
                     self.connect_next_or_fail(now, key, io::ErrorKind::TimedOut, &reason)?;
                 } else {
                     let err = errno(res);

@@ -10,16 +10,14 @@ use super::event_loop::IoThread;
 use super::{DriverError, Engine, IoWaker};
 use crate::config::IoBackend;
 
-/// Settings of the I/O thread.
+/// Settings of the I/O thread. The connect timeout is not one of them:
+/// each [`IoCommand::Connect`](super::IoCommand::Connect) carries its
+/// attempt's own, which the engine decides.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     /// Submission queue entries (the completion queue gets twice as many);
     /// at least 4.
     pub ring_entries: u32,
-    /// How long a TCP connect may take before it fails; also the bound on
-    /// resolving a broker's host name (resolution runs off the I/O
-    /// thread). Each resolved address gets this long in turn.
-    pub connect_timeout: Duration,
     /// The largest response accepted; a larger size prefix closes the
     /// connection (it is most likely not a Kafka broker).
     pub max_response_size: usize,
@@ -70,7 +68,6 @@ impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
             ring_entries: 256,
-            connect_timeout: Duration::from_secs(10),
             max_response_size: 512 * 1024 * 1024,
             min_read: 64 * 1024,
             thread_name: "kring-io".to_owned(),

@@ -5,11 +5,12 @@
 //! stall every broker's traffic, every linger and every timeout. So the I/O
 //! thread hands each name to a short-lived lookup thread, which posts the
 //! result to a shared list and wakes the I/O thread through its eventfd.
-//! The I/O thread bounds each lookup by the connect timeout and ignores a
-//! result that arrives after it gave up (or after the connection was closed
-//! or asked for again). Lookup threads are capped: one stuck in the system
-//! resolver keeps counting until it returns, so a resolver that hangs
-//! cannot make the I/O thread spawn without bound.
+//! The I/O thread bounds each lookup by its attempt's connect timeout (the
+//! one its `Connect` command carries) and ignores a result that arrives
+//! after it gave up (or after the connection was closed or asked for
+//! again). Lookup threads are capped: one stuck in the system resolver
+//! keeps counting until it returns, so a resolver that hangs cannot make
+//! the I/O thread spawn without bound.
 
 use std::fmt;
 use std::io;

@@ -13,6 +13,10 @@ use super::*;
 
 type Conn = u32;
 
+/// The connect timeout of the tests' `Connect` commands, unless a test
+/// gives its own.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone, PartialEq)]
 enum Event {
     Connected(Conn),
@@ -80,9 +84,9 @@ struct TestEngine {
     /// Set while the driver drains `poll_io`/`poll_transmit`; a handler
     /// called meanwhile is a re-entry.
     draining: bool,
-    /// Where each connection was last asked to connect, to reconnect it
-    /// after a drop (with `echo_back`).
-    addrs: std::collections::HashMap<Conn, String>,
+    /// Where (and within what timeout) each connection was last asked to
+    /// connect, to reconnect it after a drop (with `echo_back`).
+    addrs: std::collections::HashMap<Conn, (String, Duration)>,
     /// Echo every response back as a new request on the same connection.
     echo_back: bool,
 }
@@ -94,10 +98,14 @@ impl TestEngine {
     }
     /// Connect `conn` again and queue [`PIPELINE`] requests on it.
     fn reconnect(&mut self, conn: Conn) {
-        let Some(addr) = self.addrs.get(&conn).cloned() else {
+        let Some((addr, timeout)) = self.addrs.get(&conn).cloned() else {
             return;
         };
-        self.io.push_back(IoCommand::Connect { conn, addr });
+        self.io.push_back(IoCommand::Connect {
+            conn,
+            addr,
+            timeout,
+        });
         for i in 0..PIPELINE {
             self.tx.push_back(Transmit {
                 conn,
@@ -176,8 +184,13 @@ impl Engine for TestEngine {
     fn poll_io(&mut self) -> Option<IoCommand<Conn>> {
         let c = self.io.pop_front();
         self.draining |= c.is_some();
-        if let Some(IoCommand::Connect { conn, addr }) = &c {
-            self.addrs.insert(*conn, addr.clone());
+        if let Some(IoCommand::Connect {
+            conn,
+            addr,
+            timeout,
+        }) = &c
+        {
+            self.addrs.insert(*conn, (addr.clone(), *timeout));
         }
         c
     }
@@ -216,6 +229,9 @@ impl Engine for TestEngine {
 struct Harness {
     script: Arc<Script>,
     driver: Driver,
+    /// The timeout of the connects [`connect`](Self::connect) and
+    /// [`connect_name`] ask for.
+    timeout: Duration,
 }
 
 impl Harness {
@@ -250,7 +266,15 @@ impl Harness {
         if asked != crate::IoBackend::Auto {
             assert_eq!(driver.backend(), asked, "the backend asked for runs");
         }
-        Harness { script, driver }
+        Harness {
+            script,
+            driver,
+            timeout: CONNECT_TIMEOUT,
+        }
+    }
+    /// This harness, its connects asking for `timeout`.
+    fn connecting_within(self, timeout: Duration) -> Harness {
+        Harness { timeout, ..self }
     }
     fn cmd(&self, c: Cmd) {
         self.script.inbox.lock().unwrap().push_back(c);
@@ -270,6 +294,7 @@ impl Harness {
         self.cmd(Cmd::Io(IoCommand::Connect {
             conn,
             addr: addr.to_string(),
+            timeout: self.timeout,
         }));
     }
     fn send(&self, conn: Conn, payload: &[u8]) {
@@ -710,6 +735,7 @@ fn connect_asked_for_while_transmitting_is_carried_out_in_the_same_turn() {
     h.cmd(Cmd::IoWhenTransmitting(IoCommand::Connect {
         conn: 5,
         addr: addr.to_string(),
+        timeout: CONNECT_TIMEOUT,
     }));
     let events = h.wait_for("the connection", |e| !e.is_empty());
     assert_eq!(events, vec![Event::Connected(5)]);
@@ -751,29 +777,92 @@ fn unresolvable_address_is_a_connect_failure() {
     h.cmd(Cmd::Io(IoCommand::Connect {
         conn: 4,
         addr: "not an address".to_owned(),
+        timeout: CONNECT_TIMEOUT,
     }));
     let events = h.wait_for("connect failure", |e| !e.is_empty());
     assert!(matches!(&events[0], Event::ConnectFailed(4, r) if r.contains("not an address")));
 }
 
+/// Each connect times out after the timeout its own `Connect` command
+/// carries (the core grows it per failed attempt), named in the reason:
+/// two connects to a broker that never answers, asked for together with
+/// different timeouts, fail in the order of their timeouts, each no
+/// sooner than its own. On both backends.
 #[test]
-fn connect_times_out() {
+fn a_connect_times_out_after_its_own_timeout() {
     // A listener whose accept queue is full drops further SYNs, so a new
-    // connect hangs until the linked timeout cancels it.
+    // connect hangs until its timeout ends it.
     let listener = full_backlog_listener();
-    let addr = listener.0;
-    let h = Harness::with_config(DriverConfig {
-        connect_timeout: Duration::from_millis(200),
-        ..DriverConfig::default()
-    });
-    let start = Instant::now();
-    h.connect(5, addr);
-    let events = h.wait_for("connect timeout", |e| !e.is_empty());
-    match &events[0] {
-        Event::ConnectFailed(5, reason) => assert!(reason.contains("timed out"), "{reason}"),
-        other => panic!("unexpected {other:?}"),
+    let addr = listener.0.to_string();
+    let (short, long) = (Duration::from_millis(150), Duration::from_millis(600));
+    for backend in backends() {
+        let h = Harness::on(backend);
+        let start = Instant::now();
+        h.cmds([(5, long), (6, short)].map(|(conn, timeout)| {
+            Cmd::Io(IoCommand::Connect {
+                conn,
+                addr: addr.clone(),
+                timeout,
+            })
+        }));
+        let events = h.wait_for("the first failure", |e| !e.is_empty());
+        let first = start.elapsed();
+        let events_2 = h.wait_for("the second failure", |e| e.len() == 2);
+        let second = start.elapsed();
+        match (&events[0], &events_2[1]) {
+            (Event::ConnectFailed(6, a), Event::ConnectFailed(5, b)) => {
+                assert!(a.contains("timed out after 150ms"), "{backend:?}: {a}");
+                assert!(b.contains("timed out after 600ms"), "{backend:?}: {b}");
+            }
+            _ => panic!("{backend:?}: {events_2:?}"),
+        }
+        assert!(first >= short && first < long, "{backend:?}: {first:?}");
+        assert!(second >= long, "{backend:?}: {second:?}");
     }
-    assert!(start.elapsed() >= Duration::from_millis(200));
+    drop(listener);
+}
+
+/// The producer's connect attempts to a broker that never answers get
+/// the timeouts the core grows (`socket.connection.setup.timeout.ms`
+/// 100 ms, doubled per failed attempt up to `.max.ms` 400 ms), each
+/// enforced by the driver: by the end of a 2 s wait for metadata the last
+/// attempt failed after more than the start could be. On both backends.
+#[test]
+fn the_producers_connect_attempts_get_the_growing_timeout() {
+    let listener = full_backlog_listener();
+    for backend in backends() {
+        let p = crate::Producer::builder()
+            .bootstrap(&listener.0.to_string())
+            .io_backend(backend)
+            .connect_timeout(Duration::from_millis(100))
+            .connect_timeout_max(Duration::from_millis(400))
+            .max_block(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let err = p.send(crate::Record::new("t", b"x")).map(drop).unwrap_err();
+        let crate::SendError::MetadataTimeout {
+            last_error: Some(crate::LastError::Connect { kind, message }),
+            ..
+        } = &err
+        else {
+            panic!("{backend:?}: {err:?}");
+        };
+        assert_eq!(
+            *kind,
+            std::io::ErrorKind::TimedOut,
+            "{backend:?}: {message}"
+        );
+        // "... connect timed out after 345.678ms"
+        let after = message
+            .rsplit_once("timed out after ")
+            .and_then(|(_, d)| d.strip_suffix("ms"))
+            .and_then(|ms| ms.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{backend:?}: {message}"));
+        assert!(
+            after > 120.0 && after <= 400.0,
+            "{backend:?}: grown past 100 ms ± 20 %, at most 400 ms: {message}"
+        );
+    }
     drop(listener);
 }
 
@@ -1321,22 +1410,24 @@ impl Gate {
     }
 }
 
-/// A driver whose resolver maps each name through `f`.
+/// A driver whose resolver maps each name through `f`, its connects
+/// asking for `connect_timeout`.
 fn with_resolver(
     connect_timeout: Duration,
     f: impl Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
 ) -> Harness {
     Harness::with_config(DriverConfig {
-        connect_timeout,
         resolver: Some(resolver::Resolver::new(f)),
         ..DriverConfig::default()
     })
+    .connecting_within(connect_timeout)
 }
 
 fn connect_name(h: &Harness, conn: Conn, name: &str) {
     h.cmd(Cmd::Io(IoCommand::Connect {
         conn,
         addr: name.to_owned(),
+        timeout: h.timeout,
     }));
 }
 
@@ -1410,7 +1501,10 @@ fn a_name_lookup_that_overruns_the_connect_timeout_fails_the_attempt() {
     let waited = start.elapsed();
     match &events[0] {
         Event::ConnectFailed(3, r) => {
-            assert!(r.contains("resolving hanging.broker:9092 timed out"), "{r}")
+            assert!(
+                r.contains("resolving hanging.broker:9092 timed out after 200ms"),
+                "{r}"
+            )
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -1500,12 +1594,14 @@ fn hung_lookups_are_capped_and_only_a_closed_connections_failure_is_dropped() {
         Cmd::Io(IoCommand::Connect {
             conn: c,
             addr: "hung.broker:1".to_owned(),
+            timeout: h.timeout,
         })
     }));
     let over = |conn| {
         Cmd::Io(IoCommand::Connect {
             conn,
             addr: "one.more:1".to_owned(),
+            timeout: h.timeout,
         })
     };
     h.cmds([
@@ -2330,12 +2426,20 @@ mod tls {
             };
             let h = Harness::with_config(DriverConfig {
                 backend,
-                connect_timeout: Duration::from_millis(200),
                 tls: Some(TlsConnector::new(&settings).unwrap()),
                 ..DriverConfig::default()
-            });
+            })
+            .connecting_within(Duration::from_millis(200));
             h.connect(1, addr);
-            expect_tls_failure(&h, TlsFailure::HandshakeTimeout, backend);
+            let events = expect_tls_failure(&h, TlsFailure::HandshakeTimeout, backend);
+            let reason = events.iter().find_map(|e| match e {
+                Event::TlsFailed(1, _, r) => Some(r),
+                _ => None,
+            });
+            assert!(
+                reason.is_some_and(|r| r.contains("within 200ms")),
+                "the attempt's own timeout: {backend:?}: {events:?}"
+            );
         }
     }
 

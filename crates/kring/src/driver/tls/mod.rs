@@ -87,8 +87,9 @@ pub(crate) fn handshake_timed_out(after: std::time::Duration) -> TlsError {
     TlsError::new(
         TlsFailure::HandshakeTimeout,
         format!(
-            "the TLS handshake did not finish within {after:?} \
-             (socket.connection.setup.timeout.ms); is this a TLS listener?"
+            "the TLS handshake did not finish within {after:?} (the attempt's connect \
+             timeout: socket.connection.setup.timeout.ms, grown per failed attempt up to \
+             socket.connection.setup.timeout.max.ms); is this a TLS listener?"
         ),
     )
 }
