@@ -43,9 +43,11 @@ impl SplitMix64 {
     }
 }
 
-/// `initial * 2^attempt` (`initial` at most `max`), capped at `max`, then multiplied by a random
+/// `initial * 2^attempt`, capped at `max`, then multiplied by a random
 /// factor in `[1 - jitter, 1 + jitter]` (and capped at `max` again), as the
-/// Java client's `ExponentialBackoff` with multiplier 2 and jitter 0.2.
+/// Java client's `ExponentialBackoff` with multiplier 2 and jitter 0.2. With
+/// no room to grow (`max` not above `initial`) every backoff is exactly
+/// `max`, without jitter, as in Java.
 #[derive(Debug, Clone, Copy)]
 pub struct ExponentialBackoff {
     /// The first backoff (`retry.backoff.ms`).
@@ -59,14 +61,16 @@ pub struct ExponentialBackoff {
 impl ExponentialBackoff {
     /// The backoff before retry number `attempt` (0 for the first retry).
     pub fn backoff(&self, attempt: u32, rng: &mut SplitMix64) -> Duration {
-        // A start above the cap starts at the cap, as the Java client's
-        // `ExponentialBackoff` does: every backoff is then `max` (jittered
-        // below it, as any capped one).
-        let initial = self.initial.min(self.max);
+        // No room to grow: the Java client's `ExponentialBackoff` then
+        // gives `max` every time, unjittered (checked against
+        // kafka-clients 4.4: initial 60 s or 30 s, max 30 s, give 30 s).
+        if self.max <= self.initial {
+            return self.max;
+        }
+        let (initial, max) = (self.initial, self.max);
         if initial.is_zero() {
             return Duration::ZERO;
         }
-        let max = self.max;
         let exp = attempt.min(32);
         let term = initial.as_secs_f64() * f64::powi(2.0, exp as i32);
         let term = term.min(max.as_secs_f64());
@@ -95,9 +99,6 @@ impl ConnectTimeout {
     /// The timeout of an attempt that follows `failed` consecutive failed
     /// attempts to the same address.
     pub(crate) fn attempt(&self, failed: u32, rng: &mut SplitMix64) -> Duration {
-        if self.max <= self.base {
-            return self.max;
-        }
         ExponentialBackoff {
             initial: self.base,
             max: self.max,
@@ -167,6 +168,16 @@ mod tests {
             ..b
         };
         assert_eq!(zero.backoff(3, &mut rng), Duration::ZERO);
+        // No room to grow: exactly the max, every attempt.
+        for initial in [1000, 2000] {
+            let flat = ExponentialBackoff {
+                initial: Duration::from_millis(initial),
+                ..b
+            };
+            for attempt in [0, 1, 9] {
+                assert_eq!(flat.backoff(attempt, &mut rng), Duration::from_millis(1000));
+            }
+        }
     }
 
     /// The connect timeout doubles per failed attempt within ±20 %, stays

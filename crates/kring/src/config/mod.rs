@@ -821,6 +821,14 @@ impl ProducerConfig {
             }
         }
         self.to_core(None, None).validate()?;
+        if self.retry_backoff > self.retry_backoff_max {
+            // As the Java client warns (`warnDisablingExponentialBackoff`).
+            tracing::warn!(
+                retry_backoff_ms = self.retry_backoff.as_millis() as u64,
+                retry_backoff_max_ms = self.retry_backoff_max.as_millis() as u64,
+                "retry.backoff.ms is above retry.backoff.max.ms: every retry waits the max"
+            );
+        }
         if self.connect_timeout > self.connect_timeout_max {
             // As the Java client warns (`warnDisablingExponentialBackoff`).
             tracing::warn!(

@@ -1901,3 +1901,22 @@ fn librdkafka_settings_without_a_counterpart_say_what_to_do() {
         );
     }
 }
+
+/// A `retry.backoff.ms` above `retry.backoff.max.ms` makes every retry
+/// wait the max (the core's `ExponentialBackoff`, as Java's); validating
+/// such a configuration warns once, as the Java client does, and a
+/// backoff below its max does not.
+#[test]
+fn a_retry_backoff_above_its_max_warns() {
+    for (backoff, max, warnings) in [(2_000, 1_000, 1), (100, 1_000, 0), (1_000, 1_000, 0)] {
+        let given = warnings_during(|| {
+            ProducerConfig::default()
+                .bootstrap("h:1")
+                .retry_backoff(Duration::from_millis(backoff))
+                .retry_backoff_max(Duration::from_millis(max))
+                .validate()
+                .unwrap();
+        });
+        assert_eq!(given, warnings, "{backoff} over {max}");
+    }
+}
