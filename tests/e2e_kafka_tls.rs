@@ -2,7 +2,8 @@
 //! certificates (mTLS), certificates made in the test: every codec with
 //! idempotence on, read back with librdkafka (over the harness's PLAINTEXT
 //! listener) byte-exact at the offsets kring reported; TLS 1.2 and 1.3
-//! each alone (`ssl.enabled.protocols`); and a client without
+//! each alone (`ssl.enabled.protocols`), and single cipher suites
+//! (`ssl.cipher.suites`); and a client without
 //! a certificate, trusting the wrong CA, or speaking the wrong protocol
 //! (plaintext to SSL, TLS to PLAINTEXT) fails with a typed TLS cause.
 //! Then SASL_SSL (SCRAM-SHA-512 inside TLS): every codec read back, and a
@@ -12,7 +13,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kring::{Compression, LastError, Record, SecurityProtocol, SendError, TlsFailure, TlsVersion};
+use kring::{
+    Compression, LastError, Record, SecurityProtocol, SendError, TlsCipherSuite, TlsFailure,
+    TlsVersion,
+};
 use kring_testcluster::{
     ClusterConfig, KafkaCluster, ListenerSecurity, ScramMechanism, SecureListener, ServerTls,
 };
@@ -100,6 +104,33 @@ fn mutual_tls_against_kafka() {
         assert_eq!(landed.len(), 100, "{version:?}");
         p.close();
         eprintln!("{version:?} only: 100 records acknowledged");
+    }
+
+    // One cipher suite at a time (`ssl.cipher.suites`) against the JVM's
+    // TLS: a TLS 1.3 suite, and the TLS 1.2 ECDHE suites of both key
+    // types (whichever the test CA's server key is).
+    for suites in [
+        &[TlsCipherSuite::Tls13Chacha20Poly1305Sha256][..],
+        &[
+            TlsCipherSuite::EcdheRsaAes256GcmSha384,
+            TlsCipherSuite::EcdheEcdsaAes256GcmSha384,
+        ][..],
+    ] {
+        let p = support::producer_builder()
+            .bootstrap(&secured)
+            .security_protocol(SecurityProtocol::Ssl)
+            .ssl_ca_pem(&ca.cert_pem)
+            .ssl_certificate_pem(&client.cert_pem)
+            .ssl_key_pem(&client.key_pem)
+            .ssl_enabled_protocols(&[suites[0].version()])
+            .ssl_cipher_suites(suites)
+            .build()
+            .unwrap();
+        let w = Workload::new(100);
+        let landed = w.send_all(&p, "tls-0-None");
+        assert_eq!(landed.len(), 100, "{suites:?}");
+        p.close();
+        eprintln!("{suites:?} only: 100 records acknowledged");
     }
 
     // No client certificate: the broker refuses the session.

@@ -48,7 +48,7 @@ mod record;
 
 pub use config::{
     Acks, Compression, ConfigError, IoBackend, OAuthToken, PartitionerKind, ProducerConfig,
-    SaslMechanism, SecurityProtocol, TlsVersion,
+    SaslMechanism, SecurityProtocol, TlsCipherSuite, TlsVersion,
 };
 pub use delivery::{DeliveryFuture, DeliveryResult};
 pub use driver::DriverError;

@@ -67,6 +67,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "metadata.recovery.strategy" => "Java: rebootstrap only, which kring does: back to bootstrap.servers when no known broker can be reached (default rebootstrap)",
         "metadata.recovery.rebootstrap.trigger.ms" => "Java: accepted; kring goes back to bootstrap.servers as soon as no known broker can be reached",
         "socket.connection.setup.timeout.ms" => "connect timeout of a broker's first attempt, doubled (±20 % jitter) per consecutive failed one up to socket.connection.setup.timeout.max.ms (default 10000)",
+        "ssl.cipher.suites" => "cipher suites offered, in order (IANA names, comma-separated, or OpenSSL names); suites kring does not implement are skipped with a warning (default: all)",
         "ssl.ca.location" => "PEM file (or directory) of CAs to trust (default: the system trust store)",
         "ssl.ca.pem" => "CA certificates as PEM text",
         "ssl.certificate.location" => "client certificate chain, PEM file (mTLS)",

@@ -22,10 +22,10 @@ pub use describe::property_description;
 pub use error::ConfigError;
 pub use kring_core::{Acks, Compression, OAuthToken, SaslMechanism, SecurityProtocol};
 pub use properties::PROPERTY_NAMES;
-pub use ssl::TlsVersion;
 #[cfg(all(test, feature = "tls"))]
 pub(crate) use ssl::TlsVersions;
 pub(crate) use ssl::{Pem, SslSettings};
+pub use ssl::{TlsCipherSuite, TlsVersion};
 
 /// How a partition is chosen for a record sent without one (`partitioner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -428,6 +428,12 @@ setters! {
     /// (default both, TLS 1.3 preferred). An empty list is refused when
     /// the producer is built.
     ssl_enabled_protocols: &[TlsVersion] => |c, v| c.ssl.versions = ssl::TlsVersions::of(v);
+    /// `ssl.cipher.suites`: the cipher suites offered to brokers, in order
+    /// of preference; empty (the default) offers every suite kring's TLS
+    /// implements. Suites of a TLS version `ssl.enabled.protocols` leaves
+    /// out are not offered; a list with none for the enabled versions is
+    /// refused when the producer is built.
+    ssl_cipher_suites: &[TlsCipherSuite] => |c, v| c.ssl.cipher_suites = dedup(v);
     /// `io.backend` (kring only): `auto` (default: io_uring, else epoll
     /// where io_uring is refused), `io_uring` or `epoll`.
     io_backend: IoBackend => |c, v| c.io_backend = v;
@@ -686,6 +692,11 @@ impl ProducerConfig {
             .filter_map(|(on, version)| on.then_some(version))
             .collect()
     }
+    /// `ssl.cipher.suites`: the suites offered, in order of preference
+    /// (empty: all of them).
+    pub fn get_ssl_cipher_suites(&self) -> &[TlsCipherSuite] {
+        &self.ssl.cipher_suites
+    }
     /// The TLS settings.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn ssl(&self) -> &SslSettings {
@@ -785,6 +796,26 @@ impl ProducerConfig {
             return Err(ConfigError::OutOfRange {
                 property: "ssl.enabled.protocols",
                 reason: "must list TLSv1.2, TLSv1.3 or both".to_owned(),
+            });
+        }
+        let enabled = self.get_ssl_enabled_protocols();
+        let suites = &self.ssl.cipher_suites;
+        if !suites.is_empty() && !suites.iter().any(|s| enabled.contains(&s.version())) {
+            return Err(ConfigError::OutOfRange {
+                property: "ssl.cipher.suites",
+                reason: format!(
+                    "lists no suite of the enabled TLS versions ({}): {}",
+                    enabled
+                        .iter()
+                        .map(|v| v.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    suites
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             });
         }
         check_codec_built("compression.type", self.compression)?;
@@ -979,4 +1010,15 @@ mod without_zstd_tests {
         assert!(e.to_string().contains("`zstd` feature"), "{e}");
         ProducerConfig::from_properties([("compression.type", "lz4")]).unwrap();
     }
+}
+
+/// `list` without repeats, in its order.
+fn dedup<T: PartialEq + Copy>(list: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(list.len());
+    for &x in list {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
 }

@@ -132,6 +132,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.ca.pem",
     "ssl.certificate.location",
     "ssl.certificate.pem",
+    "ssl.cipher.suites",
     "ssl.enabled.protocols",
     "ssl.endpoint.identification.algorithm",
     "ssl.key.location",
@@ -631,6 +632,10 @@ impl ProducerConfig {
             "ssl.keystore.location" => self.ssl_keystore_location(v),
             // Not trimmed: a password may end in whitespace.
             "ssl.key.password" => self.ssl_key_password(value),
+            "ssl.cipher.suites" => self.ssl_cipher_suites(
+                &super::ssl::parse_cipher_suites(v)
+                    .map_err(|why| ConfigError::invalid("ssl.cipher.suites", value, why))?,
+            ),
             "ssl.enabled.protocols" => self.ssl_enabled_protocols(
                 &super::ssl::parse_enabled_protocols(v)
                     .map_err(|why| ConfigError::invalid("ssl.enabled.protocols", value, why))?,

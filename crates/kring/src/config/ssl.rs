@@ -62,6 +62,157 @@ pub(crate) struct SslSettings {
     /// `ssl.enabled.protocols`: the TLS versions offered (both by
     /// default, as Java's default `TLSv1.2,TLSv1.3`).
     pub(crate) versions: TlsVersions,
+    /// `ssl.cipher.suites`: the suites offered, in order of preference;
+    /// empty (the default, Java's `null`) offers all of them.
+    pub(crate) cipher_suites: Vec<TlsCipherSuite>,
+}
+
+/// A TLS cipher suite kring's TLS (rustls) can offer (`ssl.cipher.suites`):
+/// the AEAD suites with forward secrecy, which every Kafka listener on a
+/// current JDK or OpenSSL accepts. Suites without them (CBC, static RSA
+/// key exchange, ...) are not implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsCipherSuite {
+    /// TLS 1.3 `TLS_AES_128_GCM_SHA256`.
+    Tls13Aes128GcmSha256,
+    /// TLS 1.3 `TLS_AES_256_GCM_SHA384`.
+    Tls13Aes256GcmSha384,
+    /// TLS 1.3 `TLS_CHACHA20_POLY1305_SHA256`.
+    Tls13Chacha20Poly1305Sha256,
+    /// TLS 1.2 `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`.
+    EcdheEcdsaAes128GcmSha256,
+    /// TLS 1.2 `TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384`.
+    EcdheEcdsaAes256GcmSha384,
+    /// TLS 1.2 `TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256`.
+    EcdheEcdsaChacha20Poly1305Sha256,
+    /// TLS 1.2 `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`.
+    EcdheRsaAes128GcmSha256,
+    /// TLS 1.2 `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`.
+    EcdheRsaAes256GcmSha384,
+    /// TLS 1.2 `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`.
+    EcdheRsaChacha20Poly1305Sha256,
+}
+
+/// Each suite with its IANA name (Java's) and its OpenSSL name
+/// (librdkafka's; TLS 1.3 suites have the IANA one there too).
+const CIPHER_SUITES: [(TlsCipherSuite, &str, &str); 9] = {
+    use TlsCipherSuite::*;
+    [
+        (
+            Tls13Aes256GcmSha384,
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_AES_256_GCM_SHA384",
+        ),
+        (
+            Tls13Aes128GcmSha256,
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_128_GCM_SHA256",
+        ),
+        (
+            Tls13Chacha20Poly1305Sha256,
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            EcdheEcdsaAes256GcmSha384,
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+        ),
+        (
+            EcdheEcdsaAes128GcmSha256,
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (
+            EcdheEcdsaChacha20Poly1305Sha256,
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+        ),
+        (
+            EcdheRsaAes256GcmSha384,
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+        ),
+        (
+            EcdheRsaAes128GcmSha256,
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+        ),
+        (
+            EcdheRsaChacha20Poly1305Sha256,
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            "ECDHE-RSA-CHACHA20-POLY1305",
+        ),
+    ]
+};
+
+impl TlsCipherSuite {
+    /// The suite's IANA name, as Java names it (`TLS_AES_128_GCM_SHA256`).
+    pub fn name(self) -> &'static str {
+        CIPHER_SUITES
+            .iter()
+            .find(|(s, ..)| *s == self)
+            .map(|(_, iana, _)| *iana)
+            .expect("every suite is listed")
+    }
+
+    /// The TLS version the suite belongs to.
+    pub fn version(self) -> TlsVersion {
+        use TlsCipherSuite::*;
+        match self {
+            Tls13Aes128GcmSha256 | Tls13Aes256GcmSha384 | Tls13Chacha20Poly1305Sha256 => {
+                TlsVersion::Tls13
+            }
+            _ => TlsVersion::Tls12,
+        }
+    }
+}
+
+impl std::str::FromStr for TlsCipherSuite {
+    type Err = ();
+    /// The IANA name (Java's `ssl.cipher.suites`) or the OpenSSL name
+    /// (librdkafka's), any case.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        CIPHER_SUITES
+            .iter()
+            .find(|(_, iana, openssl)| {
+                s.eq_ignore_ascii_case(iana) || s.eq_ignore_ascii_case(openssl)
+            })
+            .map(|(suite, ..)| *suite)
+            .ok_or(())
+    }
+}
+
+/// `ssl.cipher.suites`: suite names separated by commas (Java) or colons
+/// (librdkafka's OpenSSL list), in order of preference. Names of suites
+/// kring's TLS does not implement are left out with a warning, as an
+/// OpenSSL cipher list skips what it does not know, so a configuration
+/// listing older suites beside current ones still loads; a list naming
+/// none kring implements is `Err`. Empty: every suite (the default).
+pub(crate) fn parse_cipher_suites(v: &str) -> Result<Vec<TlsCipherSuite>, &'static str> {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for name in v.split([',', ':']).map(str::trim).filter(|n| !n.is_empty()) {
+        match name.parse::<TlsCipherSuite>() {
+            Ok(suite) if !out.contains(&suite) => out.push(suite),
+            Ok(_) => {}
+            Err(()) => skipped.push(name),
+        }
+    }
+    if out.is_empty() && !skipped.is_empty() {
+        return Err(
+            "names no suite kring's TLS implements: the TLS 1.3 suites, and the TLS 1.2 \
+             ECDHE suites with AES-GCM or ChaCha20-Poly1305 (IANA or OpenSSL names)",
+        );
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            ignored = ?skipped,
+            "ssl.cipher.suites: suites kring's TLS does not implement are not offered"
+        );
+    }
+    Ok(out)
 }
 
 /// A TLS protocol version (`ssl.enabled.protocols`). kring's TLS (rustls)
@@ -74,6 +225,16 @@ pub enum TlsVersion {
     Tls12,
     /// TLS 1.3 (`TLSv1.3`).
     Tls13,
+}
+
+impl TlsVersion {
+    /// Java's name: `TLSv1.2` or `TLSv1.3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
 }
 
 impl std::str::FromStr for TlsVersion {
@@ -171,6 +332,7 @@ impl Default for SslSettings {
                 tls12: true,
                 tls13: true,
             },
+            cipher_suites: Vec::new(),
         }
     }
 }
@@ -197,6 +359,7 @@ impl fmt::Debug for SslSettings {
             )
             .field("verify_hostname", &self.verify_hostname)
             .field("versions", &self.versions)
+            .field("cipher_suites", &self.cipher_suites)
             .finish()
     }
 }

@@ -1920,3 +1920,78 @@ fn a_retry_backoff_above_its_max_warns() {
         assert_eq!(given, warnings, "{backoff} over {max}");
     }
 }
+
+/// `ssl.cipher.suites`: Java's IANA names (commas) and librdkafka's
+/// OpenSSL names (colons), any case, in the order given, repeats once;
+/// suites kring does not implement are skipped with one warning, a list
+/// of only those is refused; the suites must include one of an enabled
+/// TLS version (checked when the configuration is validated).
+#[test]
+fn cipher_suites_property() {
+    use TlsCipherSuite::*;
+    let suites = |v: &str| {
+        ProducerConfig::default()
+            .set("ssl.cipher.suites", v)
+            .map(|c| c.get_ssl_cipher_suites().to_vec())
+    };
+    assert!(ProducerConfig::default().get_ssl_cipher_suites().is_empty());
+    assert_eq!(
+        suites("TLS_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").unwrap(),
+        [Tls13Aes256GcmSha384, EcdheRsaAes128GcmSha256]
+    );
+    assert_eq!(
+        suites("ECDHE-ECDSA-CHACHA20-POLY1305:ecdhe-rsa-aes256-gcm-sha384:ECDHE-ECDSA-CHACHA20-POLY1305")
+            .unwrap(),
+        [EcdheEcdsaChacha20Poly1305Sha256, EcdheRsaAes256GcmSha384]
+    );
+    assert!(suites("").unwrap().is_empty(), "empty: all of them");
+    let warnings = warnings_during(|| {
+        assert_eq!(
+            suites("TLS_RSA_WITH_AES_128_CBC_SHA,TLS_AES_128_GCM_SHA256").unwrap(),
+            [Tls13Aes128GcmSha256]
+        );
+    });
+    assert_eq!(warnings, 1, "the skipped suite is warned of");
+    let e = suites("TLS_RSA_WITH_AES_128_CBC_SHA:DHE-RSA-AES128-SHA").unwrap_err();
+    assert!(
+        e.to_string().contains("ssl.cipher.suites") && e.to_string().contains("implements"),
+        "{e}"
+    );
+    // Every suite round-trips through its name.
+    for s in [
+        Tls13Aes128GcmSha256,
+        Tls13Aes256GcmSha384,
+        Tls13Chacha20Poly1305Sha256,
+        EcdheEcdsaAes128GcmSha256,
+        EcdheEcdsaAes256GcmSha384,
+        EcdheEcdsaChacha20Poly1305Sha256,
+        EcdheRsaAes128GcmSha256,
+        EcdheRsaAes256GcmSha384,
+        EcdheRsaChacha20Poly1305Sha256,
+    ] {
+        assert_eq!(s.name().parse::<TlsCipherSuite>(), Ok(s));
+        assert_eq!(
+            s.name().starts_with("TLS_ECDHE"),
+            s.version() == TlsVersion::Tls12
+        );
+    }
+    // Only TLS 1.3 suites with only TLS 1.2 enabled: nothing to offer.
+    let base = || ProducerConfig::default().bootstrap("h:1");
+    let e = base()
+        .ssl_enabled_protocols(&[TlsVersion::Tls12])
+        .ssl_cipher_suites(&[Tls13Aes128GcmSha256])
+        .validate()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("ssl.cipher.suites") && e.to_string().contains("TLSv1.2"),
+        "{e}"
+    );
+    base()
+        .ssl_enabled_protocols(&[TlsVersion::Tls12])
+        .ssl_cipher_suites(&[Tls13Aes128GcmSha256, EcdheRsaAes128GcmSha256])
+        .validate()
+        .unwrap();
+    let c = base().ssl_cipher_suites(&[EcdheRsaAes128GcmSha256, EcdheRsaAes128GcmSha256]);
+    assert_eq!(c.get_ssl_cipher_suites(), [EcdheRsaAes128GcmSha256]);
+    assert!(format!("{c:?}").contains("EcdheRsaAes128GcmSha256"));
+}

@@ -16,7 +16,7 @@ use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
 };
 
-use crate::config::{ConfigError, Pem, SslSettings};
+use crate::config::{ConfigError, Pem, SslSettings, TlsCipherSuite};
 
 use super::{Received, TlsError};
 
@@ -41,7 +41,7 @@ pub(crate) struct TlsConnector {
 impl TlsConnector {
     /// Reads and checks the TLS settings (files included).
     pub(crate) fn new(settings: &SslSettings) -> Result<TlsConnector, ConfigError> {
-        let provider = crypto_provider();
+        let provider = offering(crypto_provider(), &settings.cipher_suites);
         let (roots, pinned) = root_store(settings)?;
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
             (settings.versions.tls13, &rustls::version::TLS13),
@@ -93,6 +93,44 @@ impl TlsConnector {
         // encrypts; the in-flight limit bounds what is queued.
         conn.set_buffer_limit(None);
         Ok(TlsSession { conn })
+    }
+}
+
+/// `provider` offering only `suites`, in their order (`ssl.cipher.suites`;
+/// empty: all of them, in the provider's order).
+fn offering(provider: Arc<CryptoProvider>, suites: &[TlsCipherSuite]) -> Arc<CryptoProvider> {
+    if suites.is_empty() {
+        return provider;
+    }
+    let mut p = (*provider).clone();
+    p.cipher_suites = suites
+        .iter()
+        .filter_map(|&want| {
+            let id = suite_id(want);
+            provider
+                .cipher_suites
+                .iter()
+                .find(|s| s.suite() == id)
+                .copied()
+        })
+        .collect();
+    Arc::new(p)
+}
+
+/// rustls's id of `suite`.
+fn suite_id(suite: TlsCipherSuite) -> rustls::CipherSuite {
+    use rustls::CipherSuite as C;
+    use TlsCipherSuite::*;
+    match suite {
+        Tls13Aes128GcmSha256 => C::TLS13_AES_128_GCM_SHA256,
+        Tls13Aes256GcmSha384 => C::TLS13_AES_256_GCM_SHA384,
+        Tls13Chacha20Poly1305Sha256 => C::TLS13_CHACHA20_POLY1305_SHA256,
+        EcdheEcdsaAes128GcmSha256 => C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        EcdheEcdsaAes256GcmSha384 => C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        EcdheEcdsaChacha20Poly1305Sha256 => C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        EcdheRsaAes128GcmSha256 => C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        EcdheRsaAes256GcmSha384 => C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        EcdheRsaChacha20Poly1305Sha256 => C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     }
 }
 
@@ -240,9 +278,18 @@ fn classify(e: &rustls::Error, handshaking: bool) -> TlsError {
             TlsFailure::Protocol,
             format!(
                 "the broker's TLS does not fit what kring offers ({why:?}); if it is a TLS \
-                 version, check ssl.enabled.protocols"
+                 version, check ssl.enabled.protocols, if a cipher suite, ssl.cipher.suites"
             ),
         ),
+        E::AlertReceived(rustls::AlertDescription::HandshakeFailure) if handshaking => {
+            TlsError::new(
+                TlsFailure::Refused,
+                "the broker refused the TLS handshake (alert HandshakeFailure): it shares no \
+                 cipher suite with the ones offered (check ssl.cipher.suites), or it requires \
+                 a client certificate (set ssl.certificate.location and ssl.key.location)"
+                    .to_owned(),
+            )
+        }
         E::AlertReceived(alert) => TlsError::new(
             TlsFailure::Refused,
             format!(
@@ -570,6 +617,18 @@ pub(crate) mod tests {
         adjust: impl FnOnce(&mut rcgen::CertificateParams),
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> (Arc<rustls::ServerConfig>, String) {
+        self_signed_server_of(name, adjust, versions, &[])
+    }
+
+    /// [`self_signed_server_speaking`] offering only `suites` (all when
+    /// empty). Its key is ECDSA (rcgen's default), so of the TLS 1.2
+    /// suites only the ECDHE_ECDSA ones can be negotiated with it.
+    fn self_signed_server_of(
+        name: &str,
+        adjust: impl FnOnce(&mut rcgen::CertificateParams),
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        suites: &[TlsCipherSuite],
+    ) -> (Arc<rustls::ServerConfig>, String) {
         static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = rcgen::KeyPair::generate().unwrap();
@@ -580,7 +639,7 @@ pub(crate) mod tests {
             .push(rcgen::DnType::CommonName, format!("kring test {serial}"));
         adjust(&mut params);
         let cert = params.self_signed(&key).unwrap();
-        let provider = crypto_provider();
+        let provider = offering(crypto_provider(), suites);
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .unwrap()
@@ -673,6 +732,14 @@ pub(crate) mod tests {
         settings: &SslSettings,
         server: Arc<rustls::ServerConfig>,
     ) -> Result<rustls::ProtocolVersion, TlsError> {
+        handshake_with(settings, server).map(|s| s.protocol_version().expect("negotiated"))
+    }
+
+    /// [`handshake`], giving the server's side of the finished handshake.
+    fn handshake_with(
+        settings: &SslSettings,
+        server: Arc<rustls::ServerConfig>,
+    ) -> Result<rustls::ServerConnection, TlsError> {
         let mut server = rustls::ServerConnection::new(server).unwrap();
         let mut client = TlsConnector::new(settings)
             .unwrap()
@@ -694,7 +761,7 @@ pub(crate) mod tests {
             }
             client.receive(&to_client, &mut BytesMut::new())?;
             if !client.is_handshaking() {
-                return Ok(server.protocol_version().expect("negotiated"));
+                return Ok(server);
             }
         }
         panic!("the handshake neither finished nor failed");
@@ -734,6 +801,84 @@ pub(crate) mod tests {
                         "{client:?}: {e:?}"
                     );
                 }
+            }
+        }
+    }
+
+    /// `ssl.cipher.suites` decides the suites offered: against a server
+    /// of one suite, a client offering it (alone or among others, by Java
+    /// or OpenSSL name) negotiates it, and a client offering only others
+    /// fails naming `ssl.cipher.suites`; with no list, every suite is
+    /// offered.
+    #[test]
+    fn cipher_suites_choose_the_suites_offered() {
+        use rustls::version::{TLS12, TLS13};
+        use TlsCipherSuite::*;
+        let cases: [(
+            &[&'static rustls::SupportedProtocolVersion],
+            TlsCipherSuite,
+            &str,
+            bool,
+        ); 7] = [
+            (
+                &[&TLS13],
+                Tls13Aes256GcmSha384,
+                "TLS_AES_256_GCM_SHA384",
+                true,
+            ),
+            (
+                &[&TLS13],
+                Tls13Aes256GcmSha384,
+                "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384",
+                true,
+            ),
+            (&[&TLS13], Tls13Aes256GcmSha384, "", true),
+            (
+                &[&TLS13],
+                Tls13Aes256GcmSha384,
+                "TLS_AES_128_GCM_SHA256",
+                false,
+            ),
+            (
+                &[&TLS12],
+                EcdheEcdsaAes128GcmSha256,
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                true,
+            ),
+            (
+                &[&TLS12],
+                EcdheEcdsaAes128GcmSha256,
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                true,
+            ),
+            (
+                &[&TLS12],
+                EcdheEcdsaAes128GcmSha256,
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                false,
+            ),
+        ];
+        for (versions, served, offered, agrees) in cases {
+            let (server, pem) = self_signed_server_of("broker.test", |_| {}, versions, &[served]);
+            let settings = SslSettings {
+                ca: Some(Pem::Inline(pem)),
+                cipher_suites: offered
+                    .split([',', ':'])
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.parse().unwrap())
+                    .collect(),
+                ..SslSettings::default()
+            };
+            match handshake_with(&settings, server) {
+                Ok(s) if agrees => {
+                    let got = s.negotiated_cipher_suite().expect("negotiated").suite();
+                    assert_eq!(got, suite_id(served), "{offered}");
+                }
+                Err(e) if !agrees => {
+                    assert!(e.message.contains("ssl.cipher.suites"), "{offered}: {e:?}")
+                }
+                Ok(_) => panic!("{offered}: negotiated a suite the server does not offer"),
+                Err(e) => panic!("{offered}: {e:?}"),
             }
         }
     }
