@@ -37,6 +37,11 @@
 //! `metadata.cluster.check.enable` (no cluster check is sent either way),
 //! `buffer.memory.allocation.strategy` (kring's is incremental; `full`
 //! warns), empty `config.providers`, `transaction.two.phase.commit.enable=false`,
+//! the JVM's TLS machinery at its defaults (`ssl.trustmanager.algorithm=PKIX`,
+//! `ssl.keymanager.algorithm=SunX509`, empty `ssl.provider`,
+//! `security.providers`, `ssl.engine.factory.class`,
+//! `ssl.secure.random.implementation`, and empty store passwords: PEM stores
+//! have none),
 //! `partitioner.rack.aware=false` and any `client.rack`. A
 //! `transactional.id` is always refused: kring has no transactions.
 
@@ -120,6 +125,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "sasl.password",
     "sasl.username",
     "security.protocol",
+    "security.providers",
     "send.buffer.bytes",
     "socket.connection.setup.timeout.max.ms",
     "socket.connection.setup.timeout.ms",
@@ -135,16 +141,23 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "ssl.cipher.suites",
     "ssl.enabled.protocols",
     "ssl.endpoint.identification.algorithm",
+    "ssl.engine.factory.class",
     "ssl.key.location",
     "ssl.key.password",
     "ssl.key.pem",
+    "ssl.keymanager.algorithm",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
     "ssl.keystore.location",
+    "ssl.keystore.password",
     "ssl.keystore.type",
     "ssl.protocol",
+    "ssl.provider",
+    "ssl.secure.random.implementation",
+    "ssl.trustmanager.algorithm",
     "ssl.truststore.certificates",
     "ssl.truststore.location",
+    "ssl.truststore.password",
     "ssl.truststore.type",
     "statistics.interval.ms",
     "sticky.partitioning.linger.ms",
@@ -222,11 +235,7 @@ impl ProducerConfig {
                 "1" => Acks::Leader,
                 "-1" | "all" => Acks::All,
                 _ => {
-                    let property = if name == "acks" {
-                        "acks"
-                    } else {
-                        "request.required.acks"
-                    };
+                    let property = name_of(name);
                     return Err(ConfigError::invalid(
                         property,
                         value,
@@ -243,11 +252,7 @@ impl ProducerConfig {
                     ConfigError::invalid("batch.size", v, "a non-negative integer")
                 })?),
             "compression.type" | "compression.codec" => {
-                let property = if name == "compression.type" {
-                    "compression.type"
-                } else {
-                    "compression.codec"
-                };
+                let property = name_of(name);
                 let codec = Compression::from_str(&v.to_ascii_lowercase()).map_err(|_| {
                     ConfigError::invalid(property, value, "one of none, gzip, snappy, lz4, zstd")
                 })?;
@@ -273,11 +278,7 @@ impl ProducerConfig {
                     .ok()
                     .filter(|&r| r <= i32::MAX as u32)
                     .ok_or_else(|| {
-                        let property = if name == "retries" {
-                            "retries"
-                        } else {
-                            "message.send.max.retries"
-                        };
+                        let property = name_of(name);
                         ConfigError::invalid(property, value, "an integer from 0 to 2147483647")
                     })?,
             ),
@@ -476,7 +477,15 @@ impl ProducerConfig {
             | "transaction.two.phase.commit.enable"
             | "config.providers"
             | "buffer.memory.allocation.strategy"
-            | "metadata.cluster.check.enable" => {
+            | "metadata.cluster.check.enable"
+            | "ssl.keymanager.algorithm"
+            | "ssl.trustmanager.algorithm"
+            | "ssl.provider"
+            | "security.providers"
+            | "ssl.engine.factory.class"
+            | "ssl.secure.random.implementation"
+            | "ssl.keystore.password"
+            | "ssl.truststore.password" => {
                 java_only(name, v)?;
                 self
             }
@@ -656,11 +665,7 @@ impl ProducerConfig {
             ),
             "ssl.truststore.type" | "ssl.keystore.type" => {
                 if !super::ssl::is_pem_store_type(v) {
-                    let property = if name == "ssl.truststore.type" {
-                        "ssl.truststore.type"
-                    } else {
-                        "ssl.keystore.type"
-                    };
+                    let property = name_of(name);
                     return Err(ConfigError::invalid(
                         property,
                         value,
@@ -742,11 +747,7 @@ fn rdkafka_buffer(name: &'static str, v: &str) -> Result<u32, ConfigError> {
 fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
     match name {
         "key.serializer" | "value.serializer" => {
-            let property = if name == "key.serializer" {
-                "key.serializer"
-            } else {
-                "value.serializer"
-            };
+            let property = name_of(name);
             if !BYTE_SERIALIZERS.contains(&v) {
                 return Err(ConfigError::unsupported(
                     property,
@@ -793,6 +794,56 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                 ))
             }
         },
+        // The JVM's TLS machinery: kring's TLS is rustls, which verifies
+        // certificates by PKIX path validation (webpki) and has one key.
+        "ssl.trustmanager.algorithm" => {
+            if !v.eq_ignore_ascii_case("PKIX") {
+                return Err(ConfigError::unsupported(
+                    "ssl.trustmanager.algorithm",
+                    v,
+                    "kring verifies broker certificates by PKIX path validation (rustls and \
+                     webpki), not through a JSSE trust manager; only PKIX (the JVM's \
+                     default) is accepted",
+                ));
+            }
+        }
+        "ssl.keymanager.algorithm" => {
+            if !v.eq_ignore_ascii_case("SunX509") && !v.eq_ignore_ascii_case("PKIX") {
+                return Err(ConfigError::unsupported(
+                    "ssl.keymanager.algorithm",
+                    v,
+                    "kring presents the one client certificate configured, without a JSSE \
+                     key manager; only the JVM's SunX509 (or PKIX) is accepted",
+                ));
+            }
+        }
+        "ssl.provider"
+        | "security.providers"
+        | "ssl.engine.factory.class"
+        | "ssl.secure.random.implementation" => {
+            if !v.is_empty() {
+                return Err(ConfigError::unsupported(
+                    name_of(name),
+                    v,
+                    "kring's TLS is rustls with the ring provider, not a JVM security \
+                     provider or engine; only an empty value (the JVM's default) is accepted",
+                ));
+            }
+        }
+        // PEM stores, the only kind kring reads, have no store password (in
+        // Java either: "not supported for PEM format"); ssl.key.password
+        // decrypts an encrypted key.
+        "ssl.keystore.password" | "ssl.truststore.password" => {
+            if !v.is_empty() {
+                return Err(ConfigError::unsupported(
+                    name_of(name),
+                    "<redacted>",
+                    "kring reads PEM key and trust stores, which have no store password (as \
+                     in Java); convert a JKS or PKCS12 store to PEM, and set \
+                     ssl.key.password if the key is encrypted",
+                ));
+            }
+        }
         "config.providers" => {
             if !v.is_empty() {
                 return Err(ConfigError::unsupported(
@@ -997,9 +1048,19 @@ fn boolean(property: &'static str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// `name` as the `&'static str` of [`PROPERTY_NAMES`] (errors name the
+/// property statically); names not listed there are not passed here.
+fn name_of(name: &str) -> &'static str {
+    PROPERTY_NAMES
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .unwrap_or("property")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::*;
 
     #[test]
     fn edit_distance_counts_insertions_deletions_and_substitutions() {
@@ -1014,6 +1075,27 @@ mod tests {
         ] {
             assert_eq!(edit_distance(a, b), d, "{a:?} {b:?}");
             assert_eq!(edit_distance(b, a), d, "{b:?} {a:?}");
+        }
+    }
+
+    /// Every listed name comes back as itself (errors name what was set);
+    /// an unlisted one cannot reach an error by it.
+    #[test]
+    fn name_of_gives_back_each_listed_name() {
+        for &n in PROPERTY_NAMES {
+            assert_eq!(name_of(n), n);
+        }
+        assert_eq!(name_of("no.such.property"), "property");
+        // The aliases whose errors go through it name the one set.
+        for (name, value) in [
+            ("request.required.acks", "7"),
+            ("compression.codec", "brotli"),
+            ("message.send.max.retries", "-3"),
+            ("ssl.keystore.type", "JKS9"),
+            ("value.serializer", "com.example.Avro"),
+        ] {
+            let e = ProducerConfig::default().set(name, value).unwrap_err();
+            assert!(e.to_string().contains(name), "{name}: {e}");
         }
     }
 }

@@ -1995,3 +1995,43 @@ fn cipher_suites_property() {
     assert_eq!(c.get_ssl_cipher_suites(), [EcdheRsaAes128GcmSha256]);
     assert!(format!("{c:?}").contains("EcdheRsaAes128GcmSha256"));
 }
+
+/// The JVM's TLS settings: their JVM defaults (or empty) load, anything
+/// else is refused naming why; a store password is never echoed.
+#[test]
+fn jvm_tls_settings_accept_the_defaults_only() {
+    for (name, value) in [
+        ("ssl.trustmanager.algorithm", "PKIX"),
+        ("ssl.keymanager.algorithm", "SunX509"),
+        ("ssl.provider", ""),
+        ("security.providers", ""),
+        ("ssl.engine.factory.class", ""),
+        ("ssl.secure.random.implementation", ""),
+        ("ssl.keystore.password", ""),
+        ("ssl.truststore.password", ""),
+    ] {
+        let c = ProducerConfig::default()
+            .set(name, value)
+            .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        assert_eq!(c, ProducerConfig::default(), "{name}={value}");
+    }
+    for (name, value, why) in [
+        ("ssl.trustmanager.algorithm", "SunX509", "PKIX"),
+        ("ssl.keymanager.algorithm", "NewSunX509", "SunX509"),
+        ("ssl.provider", "SunJSSE", "rustls"),
+        ("security.providers", "com.example.Creator", "rustls"),
+        ("ssl.engine.factory.class", "com.example.Factory", "rustls"),
+        ("ssl.secure.random.implementation", "SHA1PRNG", "rustls"),
+        ("ssl.keystore.password", "hunter2", "PEM"),
+        ("ssl.truststore.password", "hunter2", "PEM"),
+    ] {
+        let e = ProducerConfig::default().set(name, value).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(name) && msg.contains(why),
+            "{name}={value}: {msg}"
+        );
+        assert!(!msg.contains("hunter2"), "a password in an error: {msg}");
+        assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+    }
+}
