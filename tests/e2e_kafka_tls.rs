@@ -87,34 +87,25 @@ fn mutual_tls_against_kafka() {
         );
     }
 
-    // Each TLS version alone (`ssl.enabled.protocols`) against the JVM's
-    // TLS, which speaks both.
-    for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
-        let p = support::producer_builder()
-            .bootstrap(&secured)
-            .security_protocol(SecurityProtocol::Ssl)
-            .ssl_ca_pem(&ca.cert_pem)
-            .ssl_certificate_pem(&client.cert_pem)
-            .ssl_key_pem(&client.key_pem)
-            .ssl_enabled_protocols(&[version])
-            .build()
-            .unwrap();
-        let w = Workload::new(100);
-        let landed = w.send_all(&p, "tls-0-None");
-        assert_eq!(landed.len(), 100, "{version:?}");
-        p.close();
-        eprintln!("{version:?} only: 100 records acknowledged");
-    }
-
-    // One cipher suite at a time (`ssl.cipher.suites`) against the JVM's
-    // TLS: a TLS 1.3 suite, and the TLS 1.2 ECDHE suites of both key
-    // types (whichever the test CA's server key is).
-    for suites in [
-        &[TlsCipherSuite::Tls13Chacha20Poly1305Sha256][..],
-        &[
-            TlsCipherSuite::EcdheRsaAes256GcmSha384,
-            TlsCipherSuite::EcdheEcdsaAes256GcmSha384,
-        ][..],
+    // Each TLS version alone (`ssl.enabled.protocols`), then one cipher
+    // suite at a time (`ssl.cipher.suites`): a TLS 1.3 suite, and the TLS
+    // 1.2 ECDHE suites of both key types (whichever the test CA's server
+    // key is), against the JVM's TLS, which speaks both versions.
+    let one_version = |v| (vec![v], vec![]);
+    for (versions, suites) in [
+        one_version(TlsVersion::Tls12),
+        one_version(TlsVersion::Tls13),
+        (
+            vec![TlsVersion::Tls13],
+            vec![TlsCipherSuite::Tls13Chacha20Poly1305Sha256],
+        ),
+        (
+            vec![TlsVersion::Tls12],
+            vec![
+                TlsCipherSuite::EcdheRsaAes256GcmSha384,
+                TlsCipherSuite::EcdheEcdsaAes256GcmSha384,
+            ],
+        ),
     ] {
         let p = support::producer_builder()
             .bootstrap(&secured)
@@ -122,15 +113,15 @@ fn mutual_tls_against_kafka() {
             .ssl_ca_pem(&ca.cert_pem)
             .ssl_certificate_pem(&client.cert_pem)
             .ssl_key_pem(&client.key_pem)
-            .ssl_enabled_protocols(&[suites[0].version()])
-            .ssl_cipher_suites(suites)
+            .ssl_enabled_protocols(&versions)
+            .ssl_cipher_suites(&suites)
             .build()
             .unwrap();
         let w = Workload::new(100);
         let landed = w.send_all(&p, "tls-0-None");
-        assert_eq!(landed.len(), 100, "{suites:?}");
+        assert_eq!(landed.len(), 100, "{versions:?} {suites:?}");
         p.close();
-        eprintln!("{suites:?} only: 100 records acknowledged");
+        eprintln!("{versions:?} only, suites {suites:?}: 100 records acknowledged");
     }
 
     // No client certificate: the broker refuses the session.
