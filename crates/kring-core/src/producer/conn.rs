@@ -365,8 +365,7 @@ impl ProducerCore {
                 }
                 Some(_) => {}
                 None => {
-                    let h = self.timers.insert(deadline, TimerKey::Request(id));
-                    self.conn_mut(id).expect("conn").timer = Some(h);
+                    self.arm_conn_timer(id, deadline);
                 }
             }
         }
@@ -726,11 +725,16 @@ impl ProducerCore {
                 self.drop_conn(now, id, "request timed out", true);
             }
             Some(d) => {
-                let h = self.timers.insert(d, TimerKey::Request(id));
-                self.conn_mut(id).expect("conn").timer = Some(h);
+                self.arm_conn_timer(id, d);
             }
             None => self.idle_timer(now, id),
         }
+    }
+
+    /// Arms the timer of connection `id`, which has none, for `at`.
+    fn arm_conn_timer(&mut self, id: ConnId, at: Instant) {
+        let h = self.timers.insert(at, TimerKey::Request(id));
+        self.conn_mut(id).expect("live connection").timer = Some(h);
     }
 
     /// The timer of a connection with nothing in flight fired: close it if
@@ -747,10 +751,9 @@ impl ProducerCore {
             return;
         };
         let Some(c) = self.conn(id) else { return };
-        let since = c.last_active.unwrap_or(now);
-        if now < since + idle {
-            let h = self.timers.insert(since + idle, TimerKey::Request(id));
-            self.conn_mut(id).expect("conn").timer = Some(h);
+        let due = c.last_active.unwrap_or(now) + idle;
+        if now < due {
+            self.arm_conn_timer(id, due);
             return;
         }
         let wanted = match c.target {
@@ -758,8 +761,7 @@ impl ProducerCore {
             Target::Bootstrap(_) => false,
         };
         if c.state != ConnState::Ready || wanted {
-            let h = self.timers.insert(now + idle, TimerKey::Request(id));
-            self.conn_mut(id).expect("conn").timer = Some(h);
+            self.arm_conn_timer(id, now + idle);
             return;
         }
         tracing::debug!(%id, idle_ms = idle.as_millis() as u64, "closing an idle connection");
@@ -836,13 +838,11 @@ impl ProducerCore {
                 }
             },
             (None, Some(d)) => {
-                let h = self.timers.insert(d, TimerKey::Request(id));
-                self.conn_mut(id).expect("conn").timer = Some(h);
+                self.arm_conn_timer(id, d);
             }
             (None, None) => {
                 if let Some(idle) = self.cfg.connections_max_idle {
-                    let h = self.timers.insert(now + idle, TimerKey::Request(id));
-                    self.conn_mut(id).expect("conn").timer = Some(h);
+                    self.arm_conn_timer(id, now + idle);
                 }
             }
         }

@@ -96,7 +96,7 @@ pub enum TlsCipherSuite {
 
 /// Each suite with its IANA name (Java's) and its OpenSSL name
 /// (librdkafka's; TLS 1.3 suites have the IANA one there too).
-const CIPHER_SUITES: [(TlsCipherSuite, &str, &str); 9] = {
+pub(super) const CIPHER_SUITES: [(TlsCipherSuite, &str, &str); 9] = {
     use TlsCipherSuite::*;
     [
         (
@@ -195,8 +195,8 @@ pub(crate) fn parse_cipher_suites(v: &str) -> Result<Vec<TlsCipherSuite>, &'stat
     let mut skipped = Vec::new();
     for name in v.split([',', ':']).map(str::trim).filter(|n| !n.is_empty()) {
         match name.parse::<TlsCipherSuite>() {
-            Ok(suite) if !out.contains(&suite) => out.push(suite),
-            Ok(_) => {}
+            // Repeats go in the setter (`ProducerConfig::ssl_cipher_suites`).
+            Ok(suite) => out.push(suite),
             Err(()) => skipped.push(name),
         }
     }
