@@ -286,7 +286,10 @@ fn b64url(data: &[u8]) -> String {
 
 /// OAUTHBEARER against Kafka's unsecured validator (the harness's default
 /// listener enables it): an unsigned JWS from the token provider
-/// authenticates and records are read back.
+/// authenticates and records are read back; then the same from a token
+/// endpoint (KIP-768's client_credentials grant, a real HTTP server), set
+/// by Java's property names; and a token endpoint that refuses the client
+/// fails `build` at once, naming the endpoint's answer but not the secret.
 #[test]
 fn oauthbearer_unsigned_token_delivers() {
     let c = KafkaCluster::start(
@@ -314,4 +317,87 @@ fn oauthbearer_unsigned_token_delivers() {
     });
     deliver_all_codecs(&c, b, "sasl-oauth", 50);
     assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+
+    const SECRET: &str = "s3cret-Client-Value";
+    let server = support::token_server::TokenServer::start(
+        "kring-app",
+        SECRET,
+        "kafka.produce",
+        "svc-kring",
+    );
+    let config = kring::ProducerConfig::from_properties([
+        ("bootstrap.servers", c.secured_bootstrap().unwrap().as_str()),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        (
+            "sasl.login.callback.handler.class",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        ),
+        ("sasl.oauthbearer.token.endpoint.url", server.url.as_str()),
+        ("sasl.oauthbearer.client.credentials.client.id", "kring-app"),
+        ("sasl.oauthbearer.client.credentials.client.secret", SECRET),
+        ("sasl.oauthbearer.scope", "kafka.produce"),
+        ("linger.ms", "2"),
+    ])
+    .unwrap();
+    deliver_all_codecs(
+        &c,
+        support::producer_builder_from(config.clone()),
+        "sasl-oidc",
+        20,
+    );
+    assert_eq!(
+        server.issued.load(std::sync::atomic::Ordering::Relaxed) as usize,
+        Compression::ALL.len(),
+        "one token per producer, fetched at build (refreshed in 48 minutes at the earliest)"
+    );
+
+    // Wrong secret: 401 is final, so `build` fails without retrying.
+    let started = Instant::now();
+    let refused = support::producer_builder_from(config.clone().oauthbearer_client_credentials(
+        &server.url,
+        "kring-app",
+        "not-the-Secret",
+    ))
+    .build()
+    .map(drop)
+    .unwrap_err();
+    let text = format!("{refused} {refused:?}");
+    eprintln!("{text}");
+    assert!(matches!(refused, kring::BuildError::Login(_)), "{text}");
+    assert!(
+        text.contains("HTTP 401") && text.contains("invalid_client"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-Secret") && !text.contains(SECRET),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing listening: retried until sasl.login.retry.backoff.max.ms.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/token", closed.local_addr().unwrap());
+    drop(closed);
+    let started = Instant::now();
+    let unreachable = support::producer_builder_from(
+        config
+            .oauthbearer_client_credentials(&dead, "kring-app", SECRET)
+            .set("sasl.login.retry.backoff.max.ms", "1500")
+            .unwrap(),
+    )
+    .build()
+    .map(drop)
+    .unwrap_err()
+    .to_string();
+    let took = started.elapsed();
+    eprintln!("{unreachable} after {took:?}");
+    assert!(unreachable.contains(&dead), "{unreachable}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
 }

@@ -16,6 +16,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 mod kafka;
 #[allow(dead_code)]
 pub mod pki;
+#[allow(dead_code)] // only the SASL tests use it
+pub mod token_server;
 pub mod trace;
 mod workload;
 #[allow(unused_imports)] // not every test binary reads with Java

@@ -17,6 +17,13 @@ pub enum BuildError {
     /// The I/O thread could not start (for example, io_uring is blocked).
     #[error(transparent)]
     Driver(#[from] DriverError),
+    /// No OAUTHBEARER token could be fetched from the token endpoint
+    /// (`sasl.oauthbearer.token.endpoint.url`) within
+    /// `sasl.login.retry.backoff.max.ms`: the endpoint refused the
+    /// client's credentials, could not be reached, or answered with no
+    /// valid token. The message never shows the client secret or a token.
+    #[error("OAUTHBEARER login failed: {0}")]
+    Login(String),
 }
 
 impl From<kring_core::ConfigError> for BuildError {

@@ -43,6 +43,7 @@ mod driver;
 mod error;
 mod flush;
 mod metrics;
+mod oauth;
 mod producer;
 mod record;
 

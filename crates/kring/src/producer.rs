@@ -159,6 +159,11 @@ impl ProducerBuilder {
             self.custom_partitioner.map(PartitionerChoice::Custom),
             self.on_delivery,
         );
+        // A token endpoint: the first token now, refreshed in the
+        // background (`crate::oauth`); the core reads the latest.
+        if let (Some(oidc), Some(sasl)) = (config.oidc_settings(), core_config.sasl.as_mut()) {
+            sasl.token_provider = Some(crate::oauth::start(oidc).map_err(BuildError::Login)?);
+        }
         core_config.on_statistics = self.on_statistics;
         let (core, shared) = ProducerCore::new(core_config, Instant::now())?;
         let driver = Driver::start(

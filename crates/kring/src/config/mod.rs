@@ -11,6 +11,7 @@
 
 mod describe;
 mod error;
+pub(crate) mod oauth;
 mod properties;
 mod sasl;
 mod ssl;
@@ -818,6 +819,7 @@ impl ProducerConfig {
                 ),
             });
         }
+        self.check_oidc()?;
         check_codec_built("compression.type", self.compression)?;
         self.check_compression_levels()?;
         self.check_idempotence()?;

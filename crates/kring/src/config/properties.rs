@@ -120,8 +120,26 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "retry.backoff.max.ms",
     "retry.backoff.ms",
     "sasl.jaas.config",
+    "sasl.login.callback.handler.class",
+    "sasl.login.connect.timeout.ms",
+    "sasl.login.read.timeout.ms",
+    "sasl.login.refresh.buffer.seconds",
+    "sasl.login.refresh.min.period.seconds",
+    "sasl.login.refresh.window.factor",
+    "sasl.login.refresh.window.jitter",
+    "sasl.login.retry.backoff.max.ms",
+    "sasl.login.retry.backoff.ms",
     "sasl.mechanism",
     "sasl.mechanisms",
+    "sasl.oauthbearer.client.credentials.client.id",
+    "sasl.oauthbearer.client.credentials.client.secret",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.header.urlencode",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.token.endpoint.url",
     "sasl.password",
     "sasl.username",
     "security.protocol",
@@ -628,9 +646,45 @@ impl ProducerConfig {
             "sasl.password" => self.sasl_password(value),
             "sasl.jaas.config" => {
                 let login = super::sasl::parse_jaas(value)?;
-                self.sasl_username(&login.username)
-                    .sasl_password(&login.password)
-                    .sasl_token_auth(login.token_auth)
+                match login.oauth {
+                    Some(o) => self.oauth_jaas(o),
+                    None => self
+                        .sasl_username(&login.username)
+                        .sasl_password(&login.password)
+                        .sasl_token_auth(login.token_auth),
+                }
+            }
+            // librdkafka: `oidc` fetches tokens from the token endpoint,
+            // `default` takes them from the application (kring's token
+            // provider).
+            "sasl.oauthbearer.method" => match v.to_ascii_lowercase().as_str() {
+                "oidc" | "default" => self,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "sasl.oauthbearer.method",
+                        value,
+                        "oidc (a token endpoint) or default (a token provider)",
+                    ))
+                }
+            },
+            // Java's OIDC login handler is what kring's token endpoint
+            // support does; other handler classes cannot run here.
+            "sasl.login.callback.handler.class" => {
+                if !matches!(
+                    v,
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler"
+                        | "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler"
+                        | ""
+                ) {
+                    return Err(ConfigError::unsupported(
+                        "sasl.login.callback.handler.class",
+                        value,
+                        "kring runs no Java classes; OAuthBearerLoginCallbackHandler (a token \
+                         endpoint, sasl.oauthbearer.token.endpoint.url) is built in, and other \
+                         token sources can be a token provider",
+                    ));
+                }
+                self
             }
             "ssl.ca.location" | "ssl.truststore.location" => self.ssl_ca_location(v),
             "ssl.ca.pem" | "ssl.truststore.certificates" => self.ssl_ca_pem(v),
@@ -676,6 +730,17 @@ impl ProducerConfig {
             }
             "topic.metadata.propagation.max.ms" => {
                 self.topic_metadata_propagation(millis("topic.metadata.propagation.max.ms", v)?)
+            }
+            n if n.starts_with("sasl.oauthbearer.") || n.starts_with("sasl.login.") => {
+                match self.set_oidc_property(n, value) {
+                    Some(r) => r?,
+                    None => {
+                        return Err(ConfigError::UnknownProperty {
+                            name: name.to_owned(),
+                            did_you_mean: closest_name(name),
+                        })
+                    }
+                }
             }
             _ => {
                 return Err(ConfigError::UnknownProperty {
@@ -982,7 +1047,7 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn millis(property: &'static str, v: &str) -> Result<Duration, ConfigError> {
+pub(super) fn millis(property: &'static str, v: &str) -> Result<Duration, ConfigError> {
     v.parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| ConfigError::invalid(property, v, "a non-negative number of milliseconds"))
@@ -1040,7 +1105,7 @@ fn level(property: &'static str, v: &str) -> Result<i32, ConfigError> {
         .map_err(|_| ConfigError::invalid(property, v, "an integer compression level"))
 }
 
-fn boolean(property: &'static str, v: &str) -> Result<bool, ConfigError> {
+pub(super) fn boolean(property: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),

@@ -20,6 +20,8 @@ pub(super) struct SaslSettings {
     pub(super) token_provider: Option<OAuthTokenProvider>,
     /// SCRAM with a delegation token (KIP-48).
     pub(super) token_auth: bool,
+    /// OAUTHBEARER tokens from a token endpoint.
+    pub(super) oidc: super::oauth::OidcSettings,
 }
 
 impl PartialEq for SaslSettings {
@@ -28,6 +30,7 @@ impl PartialEq for SaslSettings {
             && self.username == o.username
             && self.password == o.password
             && self.token_auth == o.token_auth
+            && self.oidc == o.oidc
             && match (&self.token_provider, &o.token_provider) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -46,6 +49,7 @@ impl std::fmt::Debug for SaslSettings {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("token_provider", &self.token_provider.is_some())
             .field("token_auth", &self.token_auth)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -67,6 +71,17 @@ pub(super) struct JaasLogin {
     pub(super) password: String,
     /// `tokenauth=true` (ScramLoginModule only): a delegation token.
     pub(super) token_auth: bool,
+    /// OAuthBearerLoginModule's `clientId`, `clientSecret` and `scope`
+    /// (KIP-768, before Java 4.1 gave them properties of their own).
+    pub(super) oauth: Option<JaasOAuth>,
+}
+
+/// The token endpoint options of an OAuthBearerLoginModule line.
+#[derive(Default)]
+pub(super) struct JaasOAuth {
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) scope: Option<String>,
 }
 
 impl std::fmt::Debug for JaasLogin {
@@ -75,7 +90,11 @@ impl std::fmt::Debug for JaasLogin {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("token_auth", &self.token_auth)
-            .finish()
+            .field(
+                "oauth_client_id",
+                &self.oauth.as_ref().and_then(|o| o.client_id.as_deref()),
+            )
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,9 +113,12 @@ pub(super) fn parse_jaas(text: &str) -> Result<JaasLogin, ConfigError> {
         .split_once(char::is_whitespace)
         .ok_or_else(|| bad("expected `<LoginModule> required username=\"..\" password=\"..\";`"))?;
     let module_name = module.rsplit('.').next().unwrap_or(module);
-    if !matches!(module_name, "PlainLoginModule" | "ScramLoginModule") {
+    if !matches!(
+        module_name,
+        "PlainLoginModule" | "ScramLoginModule" | "OAuthBearerLoginModule"
+    ) {
         return Err(bad(
-            "kring reads PlainLoginModule and ScramLoginModule lines only (for OAUTHBEARER use the token provider)",
+            "kring reads PlainLoginModule, ScramLoginModule and OAuthBearerLoginModule lines only",
         ));
     }
     let rest = rest.trim_start();
@@ -107,6 +129,8 @@ pub(super) fn parse_jaas(text: &str) -> Result<JaasLogin, ConfigError> {
     let mut username = None;
     let mut password = None;
     let mut token_auth = false;
+    let oauth_module = module_name == "OAuthBearerLoginModule";
+    let mut oauth = JaasOAuth::default();
     let mut chars = rest.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -167,14 +191,32 @@ pub(super) fn parse_jaas(text: &str) -> Result<JaasLogin, ConfigError> {
                     ));
                 }
             }
+            "clientId" if oauth_module => oauth.client_id = Some(value),
+            "clientSecret" if oauth_module => oauth.client_secret = Some(value),
+            "scope" if oauth_module => oauth.scope = Some(value),
+            k if oauth_module && k.starts_with("unsecuredLogin") => {
+                return Err(bad(
+                    "kring does not make unsecured OAUTHBEARER tokens (unsecuredLogin* options): \
+                     give a token endpoint or a token provider",
+                ))
+            }
             _ => {} // other options are not kring's
         }
+    }
+    if oauth_module {
+        return Ok(JaasLogin {
+            username: String::new(),
+            password: String::new(),
+            token_auth: false,
+            oauth: Some(oauth),
+        });
     }
     match (username, password) {
         (Some(username), Some(password)) => Ok(JaasLogin {
             username,
             password,
             token_auth,
+            oauth: None,
         }),
         _ => Err(bad(
             "the JAAS line needs both username and password options",
@@ -208,7 +250,14 @@ impl ProducerConfig {
             mechanism: s.mechanism?,
             username: s.username.clone().unwrap_or_default(),
             password: s.password.clone().unwrap_or_default(),
-            token_provider: s.token_provider.clone(),
+            // With a token endpoint, the provider is the token source
+            // `build` starts (`crate::oauth`); until then, one that says so.
+            token_provider: match &s.token_provider {
+                None if s.oidc.is_set() => Some(Arc::new(|| {
+                    Err("the token endpoint's token source has not started".to_owned())
+                })),
+                p => p.clone(),
+            },
             token_auth: s.token_auth,
             nonce_seed: nonce_seed(),
         })

@@ -1,0 +1,504 @@
+//! OAUTHBEARER tokens from an OAuth 2 token endpoint (KIP-768, the
+//! `client_credentials` grant): `sasl.oauthbearer.token.endpoint.url`,
+//! the client id and secret (Java 4.1+'s
+//! `sasl.oauthbearer.client.credentials.client.*`, librdkafka's
+//! `sasl.oauthbearer.client.*`), `sasl.oauthbearer.scope`, and Java's
+//! `sasl.login.*` refresh, retry and timeout settings with Java's defaults
+//! and ranges. The settings only: fetching and refreshing is
+//! `crate::oauth`, started when the producer is built. The secret never
+//! reaches `Debug` output or an error.
+
+use std::time::Duration;
+
+use super::{ConfigError, ProducerConfig};
+
+/// When a token is refreshed, as the Java client's
+/// `ExpiringCredentialRefreshConfig` (`sasl.login.refresh.*`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RefreshPolicy {
+    /// `sasl.login.refresh.window.factor` (0.5–1.0, default 0.8): the
+    /// share of a token's lifetime after which it is refreshed.
+    pub(crate) window_factor: f64,
+    /// `sasl.login.refresh.window.jitter` (0–0.25, default 0.05): a random
+    /// share added to the factor.
+    pub(crate) window_jitter: f64,
+    /// `sasl.login.refresh.min.period.seconds` (0–900, default 60): the
+    /// least time between two refreshes.
+    pub(crate) min_period: Duration,
+    /// `sasl.login.refresh.buffer.seconds` (0–3600, default 300): refresh
+    /// at least this long before the token expires.
+    pub(crate) buffer: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        RefreshPolicy {
+            window_factor: 0.8,
+            window_jitter: 0.05,
+            min_period: Duration::from_secs(60),
+            buffer: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The token endpoint and how to use it.
+#[derive(Clone, PartialEq)]
+pub(crate) struct OidcSettings {
+    /// `sasl.oauthbearer.token.endpoint.url`: `https://`, `http://`, or
+    /// `file://` (a file holding the token, read again at each refresh,
+    /// as the Java client's `FileJwtRetriever`).
+    pub(crate) endpoint: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+    /// `sasl.oauthbearer.scope`.
+    pub(crate) scope: Option<String>,
+    /// `sasl.oauthbearer.header.urlencode` (default false): URL-encode the
+    /// id and secret inside the Basic authorization header (RFC 6749
+    /// §2.3.1).
+    pub(crate) header_urlencode: bool,
+    /// `sasl.oauthbearer.sub.claim.name` (default `sub`): the claim that
+    /// names the principal.
+    pub(crate) sub_claim: String,
+    pub(crate) refresh: RefreshPolicy,
+    /// `sasl.login.retry.backoff.ms` (default 100).
+    pub(crate) retry_backoff: Duration,
+    /// `sasl.login.retry.backoff.max.ms` (default 10000): also the time a
+    /// fetch keeps retrying before it fails.
+    pub(crate) retry_backoff_max: Duration,
+    /// `sasl.login.connect.timeout.ms` (default: 10 s; Java: the JDK's).
+    pub(crate) connect_timeout: Duration,
+    /// `sasl.login.read.timeout.ms` (default: 30 s; Java: the JDK's).
+    pub(crate) read_timeout: Duration,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        OidcSettings {
+            endpoint: None,
+            client_id: None,
+            client_secret: None,
+            scope: None,
+            header_urlencode: false,
+            sub_claim: "sub".to_owned(),
+            refresh: RefreshPolicy::default(),
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(10_000),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("scope", &self.scope)
+            .field("header_urlencode", &self.header_urlencode)
+            .field("sub_claim", &self.sub_claim)
+            .field("refresh", &self.refresh)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("retry_backoff_max", &self.retry_backoff_max)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .finish()
+    }
+}
+
+impl OidcSettings {
+    /// Whether any token-endpoint setting was given (then the endpoint is
+    /// required and the mechanism must be OAUTHBEARER).
+    pub(crate) fn is_set(&self) -> bool {
+        self.endpoint.is_some() || self.client_id.is_some() || self.client_secret.is_some()
+    }
+
+    /// The settings a fetch needs, checked; the error names no secret.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.endpoint else {
+            return Err(ConfigError::Missing {
+                property: "sasl.oauthbearer.token.endpoint.url",
+            });
+        };
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("file") => {}
+            Some("http" | "https") => {
+                if self.client_id.as_deref().is_none_or(str::is_empty) {
+                    return Err(ConfigError::Missing {
+                        property: "sasl.oauthbearer.client.credentials.client.id",
+                    });
+                }
+                if self.client_secret.as_deref().is_none_or(str::is_empty) {
+                    return Err(ConfigError::Missing {
+                        property: "sasl.oauthbearer.client.credentials.client.secret",
+                    });
+                }
+                if !cfg!(feature = "oidc") {
+                    return Err(ConfigError::Unsupported {
+                        property: "sasl.oauthbearer.token.endpoint.url",
+                        value: url.clone(),
+                        reason: "kring was built without its `oidc` feature (the HTTP client); \
+                                 enable it, or give a file:// URL",
+                    });
+                }
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    "sasl.oauthbearer.token.endpoint.url",
+                    url,
+                    "an https://, http:// or file:// URL",
+                ))
+            }
+        }
+        let r = &self.refresh;
+        let ranges = [
+            (
+                "sasl.login.refresh.window.factor",
+                (0.5..=1.0).contains(&r.window_factor),
+                "must be between 0.5 and 1.0",
+            ),
+            (
+                "sasl.login.refresh.window.jitter",
+                (0.0..=0.25).contains(&r.window_jitter),
+                "must be between 0 and 0.25",
+            ),
+            (
+                "sasl.login.refresh.min.period.seconds",
+                r.min_period <= Duration::from_secs(900),
+                "must be between 0 and 900",
+            ),
+            (
+                "sasl.login.refresh.buffer.seconds",
+                r.buffer <= Duration::from_secs(3600),
+                "must be between 0 and 3600",
+            ),
+        ];
+        for (property, ok, reason) in ranges {
+            if !ok {
+                return Err(ConfigError::OutOfRange {
+                    property,
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+        if self.sub_claim.trim().is_empty() {
+            return Err(ConfigError::OutOfRange {
+                property: "sasl.oauthbearer.sub.claim.name",
+                reason: "must name a claim".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ProducerConfig {
+    /// SASL OAUTHBEARER with tokens from an OAuth 2 token endpoint, the
+    /// `client_credentials` grant (KIP-768; Java's
+    /// `sasl.oauthbearer.token.endpoint.url` with
+    /// `sasl.oauthbearer.client.credentials.client.id` and `.secret`,
+    /// librdkafka's `sasl.oauthbearer.method=oidc`). When the producer is
+    /// built it fetches the first token (retrying for up to
+    /// `sasl.login.retry.backoff.max.ms`; `build` fails if it cannot), then
+    /// a background thread refreshes it as the Java client does
+    /// (`sasl.login.refresh.*`); the I/O thread never waits for the
+    /// endpoint. The URL may also be `file://` (a file holding the token,
+    /// read again at each refresh). Set `security.protocol` to
+    /// `SASL_SSL` or `SASL_PLAINTEXT` too.
+    #[must_use]
+    pub fn oauthbearer_client_credentials(
+        mut self,
+        token_endpoint_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Self {
+        self.sasl.mechanism = Some(kring_core::SaslMechanism::OAuthBearer);
+        self.sasl.oidc.endpoint = Some(token_endpoint_url.to_owned());
+        self.sasl.oidc.client_id = Some(client_id.to_owned());
+        self.sasl.oidc.client_secret = Some(client_secret.to_owned());
+        self
+    }
+
+    /// `sasl.oauthbearer.scope`: the scope the token request asks for
+    /// (none by default).
+    #[must_use]
+    pub fn oauthbearer_scope(mut self, scope: &str) -> Self {
+        self.sasl.oidc.scope = (!scope.trim().is_empty()).then(|| scope.trim().to_owned());
+        self
+    }
+
+    /// OAuthBearerLoginModule's `clientId`, `clientSecret` and `scope`
+    /// from `sasl.jaas.config`.
+    pub(super) fn oauth_jaas(mut self, o: super::sasl::JaasOAuth) -> Self {
+        let s = &mut self.sasl.oidc;
+        s.client_id = o.client_id.or(s.client_id.take());
+        s.client_secret = o.client_secret.or(s.client_secret.take());
+        s.scope = o.scope.filter(|v| !v.trim().is_empty()).or(s.scope.take());
+        self
+    }
+
+    /// A token endpoint needs OAUTHBEARER and no token provider beside it.
+    pub(super) fn check_oidc(&self) -> Result<(), ConfigError> {
+        if !self.sasl.oidc.is_set() {
+            return Ok(());
+        }
+        if self.sasl.mechanism != Some(kring_core::SaslMechanism::OAuthBearer) {
+            return Err(ConfigError::Conflict(format!(
+                "a token endpoint (sasl.oauthbearer.*) needs sasl.mechanism=OAUTHBEARER, not {}",
+                self.sasl.mechanism.map_or("none", |m| m.name())
+            )));
+        }
+        if self.sasl.token_provider.is_some() {
+            return Err(ConfigError::Conflict(
+                "both a token provider and a token endpoint (sasl.oauthbearer.token.endpoint.url) \
+                 are set: choose one"
+                    .to_owned(),
+            ));
+        }
+        self.sasl.oidc.check()
+    }
+
+    /// The token endpoint settings (with their defaults), if any is set.
+    pub(crate) fn oidc_settings(&self) -> Option<&OidcSettings> {
+        self.sasl.oidc.is_set().then_some(&self.sasl.oidc)
+    }
+
+    /// Sets one `sasl.oauthbearer.*` / `sasl.login.*` property of the
+    /// token endpoint; `None` when `name` is not one of them.
+    pub(super) fn set_oidc_property(
+        mut self,
+        name: &str,
+        value: &str,
+    ) -> Option<Result<ProducerConfig, ConfigError>> {
+        let v = value.trim();
+        let o = &mut self.sasl.oidc;
+        let r = (|| {
+            match name {
+                "sasl.oauthbearer.token.endpoint.url" => o.endpoint = Some(v.to_owned()),
+                "sasl.oauthbearer.client.credentials.client.id" | "sasl.oauthbearer.client.id" => {
+                    o.client_id = Some(v.to_owned())
+                }
+                "sasl.oauthbearer.client.credentials.client.secret"
+                | "sasl.oauthbearer.client.secret" => o.client_secret = Some(value.to_owned()),
+                "sasl.oauthbearer.scope" => o.scope = (!v.is_empty()).then(|| v.to_owned()),
+                "sasl.oauthbearer.header.urlencode" => {
+                    o.header_urlencode = super::properties::boolean(name_of(name), v)?
+                }
+                "sasl.oauthbearer.sub.claim.name" => o.sub_claim = v.to_owned(),
+                "sasl.login.refresh.window.factor" => o.refresh.window_factor = float(name, v)?,
+                "sasl.login.refresh.window.jitter" => o.refresh.window_jitter = float(name, v)?,
+                "sasl.login.refresh.min.period.seconds" => {
+                    o.refresh.min_period = Duration::from_secs(seconds(name, v)?)
+                }
+                "sasl.login.refresh.buffer.seconds" => {
+                    o.refresh.buffer = Duration::from_secs(seconds(name, v)?)
+                }
+                "sasl.login.retry.backoff.ms" => {
+                    o.retry_backoff = super::properties::millis(name_of(name), v)?
+                }
+                "sasl.login.retry.backoff.max.ms" => {
+                    o.retry_backoff_max = super::properties::millis(name_of(name), v)?
+                }
+                "sasl.login.connect.timeout.ms" => {
+                    o.connect_timeout = super::properties::millis(name_of(name), v)?
+                }
+                "sasl.login.read.timeout.ms" => {
+                    o.read_timeout = super::properties::millis(name_of(name), v)?
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })();
+        match r {
+            Ok(false) => None,
+            Ok(true) => {
+                if name == "sasl.oauthbearer.token.endpoint.url" {
+                    self.sasl.mechanism = self
+                        .sasl
+                        .mechanism
+                        .or(Some(kring_core::SaslMechanism::OAuthBearer));
+                }
+                Some(Ok(self))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl crate::producer::ProducerBuilder {
+    /// See [`ProducerConfig::oauthbearer_client_credentials`].
+    #[must_use]
+    pub fn oauthbearer_client_credentials(
+        mut self,
+        token_endpoint_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Self {
+        self.config = self.config.oauthbearer_client_credentials(
+            token_endpoint_url,
+            client_id,
+            client_secret,
+        );
+        self
+    }
+
+    /// See [`ProducerConfig::oauthbearer_scope`].
+    #[must_use]
+    pub fn oauthbearer_scope(mut self, scope: &str) -> Self {
+        self.config = self.config.oauthbearer_scope(scope);
+        self
+    }
+}
+
+/// The names [`ProducerConfig::set_oidc_property`] takes.
+pub(super) const OIDC_PROPERTY_NAMES: &[&str] = &[
+    "sasl.login.connect.timeout.ms",
+    "sasl.login.read.timeout.ms",
+    "sasl.login.refresh.buffer.seconds",
+    "sasl.login.refresh.min.period.seconds",
+    "sasl.login.refresh.window.factor",
+    "sasl.login.refresh.window.jitter",
+    "sasl.login.retry.backoff.max.ms",
+    "sasl.login.retry.backoff.ms",
+    "sasl.oauthbearer.client.credentials.client.id",
+    "sasl.oauthbearer.client.credentials.client.secret",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.header.urlencode",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.token.endpoint.url",
+];
+
+/// `name` as a `&'static str` from [`OIDC_PROPERTY_NAMES`].
+fn name_of(name: &str) -> &'static str {
+    OIDC_PROPERTY_NAMES
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .unwrap_or("sasl.oauthbearer")
+}
+
+fn float(name: &str, v: &str) -> Result<f64, ConfigError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| ConfigError::invalid(name_of(name), v, "a number"))
+}
+
+fn seconds(name: &str, v: &str) -> Result<u64, ConfigError> {
+    v.parse::<u64>()
+        .map_err(|_| ConfigError::invalid(name_of(name), v, "a whole number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(extra: &[(&str, &str)]) -> Result<ProducerConfig, ConfigError> {
+        let mut p = vec![
+            ("bootstrap.servers", "h:9092"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+        ];
+        p.extend_from_slice(extra);
+        ProducerConfig::from_properties(p)
+    }
+
+    #[test]
+    fn java_and_librdkafka_names_set_the_same_settings() {
+        for names in [
+            [
+                "sasl.oauthbearer.client.credentials.client.id",
+                "sasl.oauthbearer.client.credentials.client.secret",
+            ],
+            [
+                "sasl.oauthbearer.client.id",
+                "sasl.oauthbearer.client.secret",
+            ],
+        ] {
+            let c = props(&[
+                (
+                    "sasl.oauthbearer.token.endpoint.url",
+                    "https://idp.example/token",
+                ),
+                (names[0], "kring-app"),
+                (names[1], "hunter2"),
+                ("sasl.oauthbearer.scope", "kafka.write"),
+                ("sasl.login.refresh.window.factor", "0.9"),
+                ("sasl.login.refresh.buffer.seconds", "120"),
+                ("sasl.login.retry.backoff.max.ms", "2000"),
+            ])
+            .unwrap()
+            .validate()
+            .unwrap();
+            let o = c.oidc_settings().unwrap();
+            assert_eq!(o.client_id.as_deref(), Some("kring-app"));
+            assert_eq!(o.scope.as_deref(), Some("kafka.write"));
+            assert_eq!(o.refresh.window_factor, 0.9);
+            assert_eq!(o.refresh.buffer, Duration::from_secs(120));
+            assert_eq!(o.retry_backoff_max, Duration::from_secs(2));
+            let shown = format!("{c:?}");
+            assert!(
+                shown.contains("kring-app") && !shown.contains("hunter2"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_and_missing_settings_are_refused_without_the_secret() {
+        let base = [
+            (
+                "sasl.oauthbearer.token.endpoint.url",
+                "https://idp.example/token",
+            ),
+            ("sasl.oauthbearer.client.id", "app"),
+            ("sasl.oauthbearer.client.secret", "hunter2"),
+        ];
+        for (extra, want) in [
+            (("sasl.login.refresh.window.factor", "0.4"), "window.factor"),
+            (("sasl.login.refresh.window.jitter", "0.3"), "window.jitter"),
+            (
+                ("sasl.login.refresh.min.period.seconds", "901"),
+                "min.period",
+            ),
+            (("sasl.login.refresh.buffer.seconds", "3601"), "buffer"),
+            (
+                ("sasl.oauthbearer.token.endpoint.url", "ftp://x/y"),
+                "endpoint.url",
+            ),
+            (("sasl.oauthbearer.client.id", ""), "client.id"),
+        ] {
+            let mut p = base.to_vec();
+            p.push(extra);
+            let e = props(&p)
+                .and_then(ProducerConfig::validate)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{extra:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        // A file needs no client credentials.
+        props(&[(
+            "sasl.oauthbearer.token.endpoint.url",
+            "file:///run/secrets/token",
+        )])
+        .unwrap()
+        .validate()
+        .unwrap();
+        // Another mechanism with a token endpoint is a contradiction.
+        let e = props(&base)
+            .unwrap()
+            .sasl_mechanism(kring_core::SaslMechanism::Plain)
+            .sasl_plain("a", "b")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OAUTHBEARER"), "{e}");
+    }
+}
