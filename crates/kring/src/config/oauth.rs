@@ -450,6 +450,53 @@ mod tests {
         }
     }
 
+    /// Before Java 4.1 the id, secret and scope were options of the JAAS
+    /// line; kring reads them there too, and refuses what it cannot do.
+    #[test]
+    fn the_oauthbearer_jaas_line_and_the_java_and_librdkafka_switches() {
+        let c = props(&[
+            ("sasl.oauthbearer.token.endpoint.url", "https://idp.example/t"),
+            (
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="jaas-app" clientSecret="hunter2" scope="kafka";"#,
+            ),
+            (
+                "sasl.login.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+            ),
+            ("sasl.oauthbearer.method", "oidc"),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let o = c.oidc_settings().unwrap();
+        assert_eq!(o.client_id.as_deref(), Some("jaas-app"));
+        assert_eq!(o.client_secret.as_deref(), Some("hunter2"));
+        assert_eq!(o.scope.as_deref(), Some("kafka"));
+        for (name, value, want) in [
+            (
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="hunter2";"#,
+                "unsecured",
+            ),
+            (
+                "sasl.login.callback.handler.class",
+                "com.example.MyHandler",
+                "no Java classes",
+            ),
+            ("sasl.oauthbearer.method", "magic", "oidc"),
+            ("sasl.oauthbearer.expected.audience", "x", "unknown property"),
+            ("sasl.login.refresh.window.factor", "lots", "a number"),
+        ] {
+            let e = props(&[(name, value)]).unwrap_err().to_string();
+            assert!(e.contains(want), "{name}={value}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        // Login settings alone ask for no token endpoint.
+        let c = props(&[("sasl.login.retry.backoff.ms", "200")]).unwrap();
+        assert!(c.oidc_settings().is_none());
+    }
+
     #[test]
     fn out_of_range_and_missing_settings_are_refused_without_the_secret() {
         let base = [
