@@ -69,6 +69,10 @@ pub(crate) struct OidcSettings {
     pub(crate) connect_timeout: Duration,
     /// `sasl.login.read.timeout.ms` (default: 30 s; Java: the JDK's).
     pub(crate) read_timeout: Duration,
+    /// The CAs an `https://` endpoint's certificate must chain to
+    /// (librdkafka's `https.ca.location` / `https.ca.pem`); `None` is the
+    /// system trust store (also `https.ca.location=probe`).
+    pub(crate) ca: Option<super::ssl::Pem>,
 }
 
 impl Default for OidcSettings {
@@ -85,6 +89,7 @@ impl Default for OidcSettings {
             retry_backoff_max: Duration::from_millis(10_000),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            ca: None,
         }
     }
 }
@@ -106,6 +111,7 @@ impl std::fmt::Debug for OidcSettings {
             .field("retry_backoff_max", &self.retry_backoff_max)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("ca", &self.ca.is_some())
             .finish()
     }
 }
@@ -309,6 +315,10 @@ impl ProducerConfig {
                 "sasl.login.read.timeout.ms" => {
                     o.read_timeout = super::properties::millis(name_of(name), v)?
                 }
+                "https.ca.location" => {
+                    o.ca = (!v.is_empty() && v != "probe").then(|| super::ssl::Pem::File(v.into()))
+                }
+                "https.ca.pem" => o.ca = (!v.is_empty()).then(|| super::ssl::Pem::Inline(v.into())),
                 _ => return Ok(false),
             }
             Ok(true)
@@ -356,6 +366,8 @@ impl crate::producer::ProducerBuilder {
 
 /// The names [`ProducerConfig::set_oidc_property`] takes.
 pub(super) const OIDC_PROPERTY_NAMES: &[&str] = &[
+    "https.ca.location",
+    "https.ca.pem",
     "sasl.login.connect.timeout.ms",
     "sasl.login.read.timeout.ms",
     "sasl.login.refresh.buffer.seconds",
@@ -485,13 +497,37 @@ mod tests {
                 "no Java classes",
             ),
             ("sasl.oauthbearer.method", "magic", "oidc"),
-            ("sasl.oauthbearer.expected.audience", "x", "unknown property"),
+            (
+                "sasl.oauthbearer.expected.audience",
+                "x",
+                "unknown property",
+            ),
             ("sasl.login.refresh.window.factor", "lots", "a number"),
         ] {
             let e = props(&[(name, value)]).unwrap_err().to_string();
             assert!(e.contains(want), "{name}={value}: {e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
+        // librdkafka's CAs for an https:// endpoint; `probe` is the
+        // system's store.
+        let with_ca = |v: &str| {
+            props(&[
+                (
+                    "sasl.oauthbearer.token.endpoint.url",
+                    "https://idp.example/t",
+                ),
+                ("https.ca.location", v),
+            ])
+            .unwrap()
+            .sasl
+            .oidc
+            .ca
+        };
+        assert!(with_ca("probe").is_none());
+        assert!(matches!(
+            with_ca("/etc/idp-ca.pem"),
+            Some(super::super::ssl::Pem::File(_))
+        ));
         // Login settings alone ask for no token endpoint.
         let c = props(&[("sasl.login.retry.backoff.ms", "200")]).unwrap();
         assert!(c.oidc_settings().is_none());

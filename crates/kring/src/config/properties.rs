@@ -82,6 +82,8 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "enable.idempotence",
     "enable.metrics.push",
     "enable.ssl.certificate.verification",
+    "https.ca.location",
+    "https.ca.pem",
     "interceptor.classes",
     "io.backend",
     "key.serializer",
@@ -731,7 +733,10 @@ impl ProducerConfig {
             "topic.metadata.propagation.max.ms" => {
                 self.topic_metadata_propagation(millis("topic.metadata.propagation.max.ms", v)?)
             }
-            n if n.starts_with("sasl.oauthbearer.") || n.starts_with("sasl.login.") => {
+            n if n.starts_with("sasl.oauthbearer.")
+                || n.starts_with("sasl.login.")
+                || n.starts_with("https.ca.") =>
+            {
                 match self.set_oidc_property(n, value) {
                     Some(r) => r?,
                     None => {

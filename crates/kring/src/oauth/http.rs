@@ -25,18 +25,15 @@ pub(super) fn agent(s: &OidcSettings) -> Result<ureq::Agent, String> {
     use std::sync::Arc;
 
     use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-    let found = rustls_native_certs::load_native_certs();
-    let certs: Vec<Certificate<'static>> = found
-        .certs
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
-    if certs.is_empty() && s.url().starts_with("https://") {
-        return Err(format!(
-            "no trusted CA certificates in the system's store for {}",
-            s.url()
-        ));
-    }
+    let certs: Vec<Certificate<'static>> = if s.url().starts_with("https://") {
+        crate::driver::tls::ca_certs(s.ca.as_ref(), "https.ca.location", "https.ca.pem")
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
         .unversioned_rustls_crypto_provider(crate::driver::tls::crypto_provider())
@@ -203,5 +200,111 @@ mod tests {
         assert_eq!(error_summary("<html>"), "");
         assert_eq!(redact("x hunter2 y".into(), "hunter2"), "x <redacted> y");
         assert!(unretryable(401) && !unretryable(503) && !unretryable(429));
+    }
+
+    /// A test CA and a certificate it signs for localhost and 127.0.0.1:
+    /// (the CA's PEM, a rustls server config with the certificate).
+    fn https_server_config() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+        use rustls::pki_types::pem::PemObject as _;
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "kring oauth test CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf.subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(crate::driver::tls::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::from_pem_slice(
+                        key.serialize_pem().as_bytes(),
+                    )
+                    .unwrap(),
+                )
+                .unwrap();
+        (ca.pem(), std::sync::Arc::new(config))
+    }
+
+    /// Serves `n` connections over TLS with one token answer each (a
+    /// handshake the client aborts just ends that connection).
+    fn serve_tokens(config: std::sync::Arc<rustls::ServerConfig>, n: usize) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n).flatten() {
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut r = BufReader::new(&mut tls);
+                let mut len = 0;
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let json = r#"{"access_token":"h.p.s"}"#;
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
+                );
+                let _ = tls.flush();
+            }
+        });
+        port
+    }
+
+    /// An https:// endpoint is reached through kring's rustls, trusting
+    /// the CAs of `https.ca.pem`; without them (the system's store) its
+    /// certificate is refused.
+    #[test]
+    fn an_https_endpoint_is_trusted_through_https_ca() {
+        let (ca_pem, config) = https_server_config();
+        let port = serve_tokens(config, 2);
+        let settings = OidcSettings {
+            endpoint: Some(format!("https://localhost:{port}/token")),
+            client_id: Some("app".into()),
+            client_secret: Some("hunter2".into()),
+            ca: Some(crate::config::Pem::Inline(ca_pem)),
+            ..OidcSettings::default()
+        };
+        let a = agent(&settings).unwrap();
+        assert_eq!(post(&a, &settings).unwrap(), "h.p.s");
+        let system = OidcSettings {
+            ca: None,
+            ..settings
+        };
+        match agent(&system) {
+            // A machine with no system CAs refuses at once, naming them.
+            Err(e) => assert!(e.contains("https.ca.location"), "{e}"),
+            Ok(a) => {
+                let e = post(&a, &system).unwrap_err();
+                assert!(e.retryable);
+                assert!(
+                    e.message.contains("localhost") && !e.message.contains("hunter2"),
+                    "{}",
+                    e.message
+                );
+                eprintln!("{}", e.message);
+            }
+        }
     }
 }

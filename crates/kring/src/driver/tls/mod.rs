@@ -42,7 +42,7 @@ mod session;
 #[cfg(all(test, feature = "tls"))]
 pub(crate) use session::tests as session_tests;
 #[cfg(feature = "tls")]
-pub(crate) use session::{crypto_provider, TlsConnector, TlsSession};
+pub(crate) use session::{ca_certs, crypto_provider, TlsConnector, TlsSession};
 
 #[cfg(not(feature = "tls"))]
 mod disabled;

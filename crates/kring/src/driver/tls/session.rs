@@ -407,10 +407,33 @@ fn read_file(property: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError
 fn root_store(
     settings: &SslSettings,
 ) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ConfigError> {
-    const P: &str = "ssl.ca.location";
     let mut store = RootCertStore::empty();
-    let explicit = settings.ca.is_some();
-    let certs: Vec<CertificateDer<'static>> = match &settings.ca {
+    let certs = ca_certs(settings.ca.as_ref(), "ssl.ca.location", "ssl.ca.pem")?;
+    let pinned = if settings.ca.is_some() {
+        certs.clone()
+    } else {
+        Vec::new()
+    };
+    let (added, _ignored) = store.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(bad(
+            "ssl.ca.location",
+            "none of the CA certificates could be used",
+        ));
+    }
+    Ok((store, pinned))
+}
+
+/// The CA certificates `ca` names (a file, a directory of files as
+/// librdkafka accepts, or PEM text), or the system trust store's when it
+/// is `None`; `location` and `pem` are the properties errors name
+/// (`ssl.ca.*` for brokers, `https.ca.*` for an OAuth token endpoint).
+pub(crate) fn ca_certs(
+    ca: Option<&Pem>,
+    location: &'static str,
+    pem: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    Ok(match ca {
         None => {
             let found = rustls_native_certs::load_native_certs();
             if found.certs.is_empty() {
@@ -420,22 +443,20 @@ fn root_store(
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default();
                 return Err(bad(
-                    P,
+                    location,
                     format!(
                         "no CA certificates found in the system trust store{why}; set \
-                         ssl.ca.location to the CA that signed the brokers' certificates"
+                         {location} to the CA that signed the server's certificate"
                     ),
                 ));
             }
             found.certs
         }
-        Some(Pem::Inline(text)) => certs_in("ssl.ca.pem", text.as_bytes(), "ssl.ca.pem")?,
+        Some(Pem::Inline(text)) => certs_in(pem, text.as_bytes(), pem)?,
         Some(Pem::File(path)) if path.is_dir() => {
-            // librdkafka accepts a directory: every file in it that holds
-            // certificates counts.
             let mut all = Vec::new();
             let entries = std::fs::read_dir(path)
-                .map_err(|e| bad(P, format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| bad(location, format!("cannot read {}: {e}", path.display())))?;
             for entry in entries.flatten() {
                 let p = entry.path();
                 if p.is_file() {
@@ -446,23 +467,17 @@ fn root_store(
             }
             if all.is_empty() {
                 return Err(bad(
-                    P,
+                    location,
                     format!("no PEM certificates in the directory {}", path.display()),
                 ));
             }
             all
         }
         Some(Pem::File(path)) => {
-            let bytes = read_file(P, path)?;
-            certs_in(P, &bytes, &path.display().to_string())?
+            let bytes = read_file(location, path)?;
+            certs_in(location, &bytes, &path.display().to_string())?
         }
-    };
-    let pinned = if explicit { certs.clone() } else { Vec::new() };
-    let (added, _ignored) = store.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(bad(P, "none of the CA certificates could be used"));
-    }
-    Ok((store, pinned))
+    })
 }
 
 /// Every certificate of a PEM text; `what` names it in errors.
