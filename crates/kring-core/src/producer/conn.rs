@@ -127,11 +127,12 @@ pub(crate) struct Reconnect {
     /// Connections to the target lost or failed since one was last ready:
     /// the reconnect backoff grows with them.
     pub(crate) failures: u32,
-    /// Consecutive attempts to the target that failed before the driver
-    /// connected them (refused, unreachable, name not resolved, timed out,
-    /// TLS handshake failed): the next attempt's connect timeout grows
-    /// with them. Zero again once a connection got that far (it is lost
-    /// later, or becomes ready), as the Java client's
+    /// Consecutive attempts to the target that failed while being set up:
+    /// before the driver connected them (refused, unreachable, name not
+    /// resolved, timed out, TLS handshake failed) or, with SASL, before
+    /// their first authentication succeeded. The next attempt's connect
+    /// timeout grows with them. Zero again once a connection got that far
+    /// (it is lost later, or becomes ready), as the Java client's
     /// `failedConnectAttempts`.
     pub(crate) connect_failures: u32,
     pub(crate) timer: Option<TimerHandle>,
@@ -665,16 +666,28 @@ impl ProducerCore {
                 b.disconnects += 1;
             }
         }
-        // Back off before reconnecting this target. A connection the
-        // driver never connected is one more failed attempt, and the next
-        // one gets a longer connect timeout; one that got further ends the
-        // run (the Java client's `ClusterConnectionStates.disconnected`).
+        // Back off before reconnecting this target. A connection still
+        // being set up is one more failed attempt, and the next one gets a
+        // longer connect timeout; one that got further ends the run (the
+        // Java client's `ClusterConnectionStates.disconnected`). Set up
+        // means not connected yet, or, with SASL, not authenticated yet:
+        // the Java client authenticates (with its own ApiVersions) before
+        // the connection leaves CONNECTING, so a refused login does not
+        // reset the run there either. A re-authentication's failure ends a
+        // connection that was ready.
+        let in_setup = match c.state {
+            ConnState::Connecting => true,
+            ConnState::Handshaking | ConnState::Authenticating => {
+                self.sasl.is_some() && !c.sasl.reauth
+            }
+            _ => false,
+        };
         let failures = {
             let r = self.reconnect_mut(c.target);
             match r {
                 Some(r) => {
                     r.failures += 1;
-                    if c.state == ConnState::Connecting {
+                    if in_setup {
                         r.connect_failures = r.connect_failures.saturating_add(1);
                     } else {
                         r.connect_failures = 0;

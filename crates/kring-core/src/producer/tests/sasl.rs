@@ -180,6 +180,99 @@ fn wrong_password_is_a_typed_error_without_the_secret_and_backs_off() {
     );
 }
 
+/// A refused login is a failed connection setup, as in the Java client
+/// (which authenticates before the connection leaves CONNECTING): each
+/// attempt's connect timeout doubles (±20 %) from
+/// `socket.connection.setup.timeout.ms` to its max, as after connects
+/// that time out, where a reset after every login would keep it at the
+/// base.
+#[test]
+fn refused_logins_lengthen_the_connect_timeout_like_failed_connects() {
+    let config = Config {
+        max_block: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(1),
+        connect_timeout_max: Duration::from_secs(8),
+        ..sasl_cfg(SaslConfig::new(
+            SaslMechanism::ScramSha256,
+            "alice",
+            "wrong-secret-xyz",
+        ))
+    };
+    let mut sim = sasl_sim(config, alice());
+    sim.send("t", Some(0), None, Some(b"x")).unwrap_err();
+    let addr = sim.connects[0].clone();
+    let timeouts: Vec<f64> = sim
+        .connects
+        .iter()
+        .zip(&sim.connect_timeouts)
+        .filter(|(a, _)| **a == addr)
+        .map(|(_, t)| t.as_secs_f64())
+        .collect();
+    println!("{addr}: {timeouts:.2?}");
+    assert!(timeouts.len() >= 6, "{timeouts:?}");
+    for (k, &t) in timeouts.iter().enumerate() {
+        let nominal = 2f64.powi(k as i32).min(8.0);
+        assert!(
+            t >= nominal * 0.8 - 1e-3 && t <= (nominal * 1.2).min(8.0) + 1e-3,
+            "attempt {k}: {t} s: {timeouts:?}"
+        );
+    }
+}
+
+/// A re-authentication that fails ends a connection that was ready, so
+/// the run of failed setups starts afresh: the next attempt gets the base
+/// connect timeout, the ones after it (each login refused) grow from
+/// there. The token provider's second token, the one the re-authentication
+/// uses, is one the broker refuses.
+#[test]
+fn a_failed_reauthentication_is_not_a_failed_setup() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let provider = SaslConfig::oauthbearer(Arc::new(move || {
+        let first = counter.fetch_add(1, Ordering::Relaxed) == 0;
+        Ok(OAuthToken {
+            value: if first { "good-token" } else { "revoked-token" }.to_owned(),
+            lifetime: Duration::from_secs(5),
+            principal: "alice".into(),
+        })
+    }));
+    let config = Config {
+        connect_timeout: Duration::from_secs(1),
+        connect_timeout_max: Duration::from_secs(30),
+        delivery_timeout: Duration::from_secs(3_600),
+        ..sasl_cfg(provider)
+    };
+    let server = server(&["OAUTHBEARER"]).session_lifetime(Duration::from_secs(10));
+    let mut sim = hostile_sim(config, server, |_| {});
+    sim.cluster.refuse = Some(b"Bearer revoked-token");
+    let h = sim.send("t", Some(0), None, Some(b"x")).unwrap();
+    sim.drive_bounded(1000);
+    h.try_result().expect("done").expect("delivered");
+    let before = sim.connects.len();
+    sim.run_for(Duration::from_secs(40));
+    let stats = sim.core.stats();
+    assert!(stats.sasl_reauthentications >= 1, "{stats:?}");
+    assert!(stats.sasl_failures >= 3, "{stats:?}");
+    let node = sim.connects[before..].first().expect("a reconnect").clone();
+    let after: Vec<f64> = sim.connects[before..]
+        .iter()
+        .zip(&sim.connect_timeouts[before..])
+        .filter(|(a, _)| **a == node)
+        .map(|(_, t)| t.as_secs_f64())
+        .collect();
+    println!("after the failed re-authentication, {node}: {after:.2?}");
+    // Two targets share the address (the bootstrap entry and node 1, each
+    // with its own run): both start from the base, then double.
+    assert!(after.len() >= 4, "{after:?}");
+    for (k, &t) in after.iter().take(4).enumerate() {
+        let nominal = 2f64.powi(k as i32 / 2);
+        assert!(
+            t >= nominal * 0.8 - 1e-3 && t <= nominal * 1.2 + 1e-3,
+            "attempt {k}: {t} s: {after:?}"
+        );
+    }
+}
+
 #[test]
 fn unknown_mechanism_names_what_the_broker_offers() {
     let server = server(&["PLAIN"]);
