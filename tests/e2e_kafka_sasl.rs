@@ -288,7 +288,7 @@ fn b64url(data: &[u8]) -> String {
 /// listener enables it): an unsigned JWS from the token provider
 /// authenticates and records are read back; then the same from a token
 /// endpoint (KIP-768's client_credentials grant, a real HTTP server), set
-/// by Java's property names; and a token endpoint that refuses the client
+/// by Java's property names, with SASL extensions (KIP-342); and a token endpoint that refuses the client
 /// fails `build` at once, naming the endpoint's answer but not the secret.
 #[test]
 fn oauthbearer_unsigned_token_delivers() {
@@ -337,6 +337,12 @@ fn oauthbearer_unsigned_token_delivers() {
         ("sasl.oauthbearer.client.credentials.client.id", "kring-app"),
         ("sasl.oauthbearer.client.credentials.client.secret", SECRET),
         ("sasl.oauthbearer.scope", "kafka.produce"),
+        // KIP-342 extensions, as Confluent Cloud requires: the broker
+        // parses each pair (a malformed one fails the login).
+        (
+            "sasl.oauthbearer.extensions",
+            "logicalCluster=lkc-kring1,identityPoolId=pool-Kr1ng",
+        ),
         ("linger.ms", "2"),
     ])
     .unwrap();

@@ -65,6 +65,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "sasl.oauthbearer.client.secret" => "librdkafka alias of sasl.oauthbearer.client.credentials.client.secret",
         "https.ca.location" => "librdkafka: PEM file (or directory) of CAs an https:// token endpoint must chain to; probe: the system trust store (default probe)",
         "https.ca.pem" => "librdkafka: the same CAs as PEM text (no default)",
+        "sasl.oauthbearer.extensions" => "librdkafka: OAUTHBEARER SASL extensions, key=value,... (KIP-342; Confluent Cloud's logicalCluster, identityPoolId; no default)",
         "sasl.oauthbearer.scope" => "scope the token request asks for (no default)",
         "sasl.oauthbearer.method" => "librdkafka: oidc (a token endpoint) or default (a token provider); kring picks by what is set",
         "sasl.oauthbearer.header.urlencode" => "true: URL-encode the client id and secret in the Basic header, RFC 6749 2.3.1 (default false)",

@@ -244,7 +244,43 @@ impl ProducerConfig {
         s.client_id = o.client_id.or(s.client_id.take());
         s.client_secret = o.client_secret.or(s.client_secret.take());
         s.scope = o.scope.filter(|v| !v.trim().is_empty()).or(s.scope.take());
+        for (k, v) in o.extensions {
+            self = self.oauthbearer_extension(&k, &v);
+        }
         self
+    }
+
+    /// An OAUTHBEARER SASL extension (KIP-342): `key=value` sent after the
+    /// token when authenticating, as Confluent Cloud's `logicalCluster`
+    /// and `identityPoolId` must be (librdkafka's
+    /// `sasl.oauthbearer.extensions`, the JAAS line's `extension_<key>`).
+    /// Setting a key again replaces its value. Checked when the producer
+    /// is built: letters only for the key, and not `auth`.
+    #[must_use]
+    pub fn oauthbearer_extension(mut self, key: &str, value: &str) -> Self {
+        let ext = &mut self.sasl.oauth_extensions;
+        match ext.iter_mut().find(|(k, _)| k == key) {
+            Some(e) => e.1 = value.to_owned(),
+            None => ext.push((key.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    /// librdkafka's `sasl.oauthbearer.extensions`: `key=value` pairs
+    /// separated by commas.
+    fn oauthbearer_extensions_list(self, v: &str) -> Result<Self, ConfigError> {
+        let mut c = self;
+        for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, val)) = pair.split_once('=') else {
+                return Err(ConfigError::invalid(
+                    "sasl.oauthbearer.extensions",
+                    v,
+                    "key=value pairs separated by commas",
+                ));
+            };
+            c = c.oauthbearer_extension(k.trim(), val.trim());
+        }
+        Ok(c)
     }
 
     /// A token endpoint needs OAUTHBEARER and no token provider beside it.
@@ -281,6 +317,9 @@ impl ProducerConfig {
         value: &str,
     ) -> Option<Result<ProducerConfig, ConfigError>> {
         let v = value.trim();
+        if name == "sasl.oauthbearer.extensions" {
+            return Some(self.oauthbearer_extensions_list(v));
+        }
         let o = &mut self.sasl.oidc;
         let r = (|| {
             match name {
@@ -362,6 +401,13 @@ impl crate::producer::ProducerBuilder {
         self.config = self.config.oauthbearer_scope(scope);
         self
     }
+
+    /// See [`ProducerConfig::oauthbearer_extension`].
+    #[must_use]
+    pub fn oauthbearer_extension(mut self, key: &str, value: &str) -> Self {
+        self.config = self.config.oauthbearer_extension(key, value);
+        self
+    }
 }
 
 /// The names [`ProducerConfig::set_oidc_property`] takes.
@@ -380,6 +426,7 @@ pub(super) const OIDC_PROPERTY_NAMES: &[&str] = &[
     "sasl.oauthbearer.client.credentials.client.secret",
     "sasl.oauthbearer.client.id",
     "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.extensions",
     "sasl.oauthbearer.header.urlencode",
     "sasl.oauthbearer.scope",
     "sasl.oauthbearer.sub.claim.name",
@@ -528,6 +575,57 @@ mod tests {
             with_ca("/etc/idp-ca.pem"),
             Some(super::super::ssl::Pem::File(_))
         ));
+        // SASL extensions: librdkafka's list and the JAAS line's
+        // `extension_*`, in order, a key set again replaced; checked at
+        // validation, naming the key and not the value; `Debug` shows keys.
+        let c = props(&[
+            ("sasl.oauthbearer.extensions", "logicalCluster=lkc-1, identityPoolId=pool-2"),
+            (
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required extension_traceId="t-9" extension_logicalCluster="lkc-7";"#,
+            ),
+        ])
+        .unwrap()
+        .oauthbearer_token_provider(|| Err("unused".into()));
+        let core = c.sasl_to_core().unwrap();
+        let ext: Vec<(&str, &str)> = core
+            .oauth_extensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            ext,
+            [
+                ("logicalCluster", "lkc-7"),
+                ("identityPoolId", "pool-2"),
+                ("traceId", "t-9")
+            ]
+        );
+        let shown = format!("{c:?} {core:?}");
+        assert!(
+            shown.contains("identityPoolId") && !shown.contains("pool-2"),
+            "{shown}"
+        );
+        c.clone().validate().unwrap();
+        for (k, v, want) in [
+            ("auth", "hunter2", "carries the token"),
+            ("log_cluster", "hunter2", "letters only"),
+            ("k", "hunter2\u{1}", "printable ASCII"),
+        ] {
+            let e = c
+                .clone()
+                .oauthbearer_extension(k, v)
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains("sasl.oauthbearer.extensions"),
+                "{e}"
+            );
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let e = props(&[("sasl.oauthbearer.extensions", "novalue")]).unwrap_err();
+        assert!(e.to_string().contains("key=value"), "{e}");
         // Login settings alone ask for no token endpoint.
         let c = props(&[("sasl.login.retry.backoff.ms", "200")]).unwrap();
         assert!(c.oidc_settings().is_none());

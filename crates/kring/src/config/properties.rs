@@ -137,6 +137,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "sasl.oauthbearer.client.credentials.client.secret",
     "sasl.oauthbearer.client.id",
     "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.extensions",
     "sasl.oauthbearer.header.urlencode",
     "sasl.oauthbearer.method",
     "sasl.oauthbearer.scope",

@@ -22,6 +22,8 @@ pub(super) struct SaslSettings {
     pub(super) token_auth: bool,
     /// OAUTHBEARER tokens from a token endpoint.
     pub(super) oidc: super::oauth::OidcSettings,
+    /// OAUTHBEARER SASL extensions (KIP-342).
+    pub(super) oauth_extensions: Vec<(String, String)>,
 }
 
 impl PartialEq for SaslSettings {
@@ -31,6 +33,7 @@ impl PartialEq for SaslSettings {
             && self.password == o.password
             && self.token_auth == o.token_auth
             && self.oidc == o.oidc
+            && self.oauth_extensions == o.oauth_extensions
             && match (&self.token_provider, &o.token_provider) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
@@ -50,6 +53,14 @@ impl std::fmt::Debug for SaslSettings {
             .field("token_provider", &self.token_provider.is_some())
             .field("token_auth", &self.token_auth)
             .field("oidc", &self.oidc)
+            .field(
+                "oauth_extensions",
+                &self
+                    .oauth_extensions
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -82,6 +93,8 @@ pub(super) struct JaasOAuth {
     pub(super) client_id: Option<String>,
     pub(super) client_secret: Option<String>,
     pub(super) scope: Option<String>,
+    /// `extension_<key>="value"`: SASL extensions (KIP-342).
+    pub(super) extensions: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for JaasLogin {
@@ -191,6 +204,9 @@ pub(super) fn parse_jaas(text: &str) -> Result<JaasLogin, ConfigError> {
                     ));
                 }
             }
+            k if oauth_module && k.starts_with("extension_") => oauth
+                .extensions
+                .push((k["extension_".len()..].to_owned(), value)),
             "clientId" if oauth_module => oauth.client_id = Some(value),
             "clientSecret" if oauth_module => oauth.client_secret = Some(value),
             "scope" if oauth_module => oauth.scope = Some(value),
@@ -259,6 +275,7 @@ impl ProducerConfig {
                 p => p.clone(),
             },
             token_auth: s.token_auth,
+            oauth_extensions: s.oauth_extensions.clone(),
             nonce_seed: nonce_seed(),
         })
     }

@@ -150,6 +150,12 @@ pub struct SaslConfig {
     /// against its delegation tokens instead of its SCRAM users. SCRAM
     /// mechanisms only.
     pub token_auth: bool,
+    /// OAUTHBEARER SASL extensions (KIP-342), sent as `key=value` pairs
+    /// after the token in the client's first message, in this order (for
+    /// example Confluent Cloud's `logicalCluster` and `identityPoolId`).
+    /// Keys are letters only and not `auth`; values printable ASCII,
+    /// spaces, tabs or line breaks. `Debug` shows the keys only.
+    pub oauth_extensions: Vec<(String, String)>,
     /// 32 random bytes the SCRAM client nonces are derived from (the
     /// caller's randomness: the core does no I/O).
     pub nonce_seed: [u8; 32],
@@ -165,6 +171,7 @@ impl SaslConfig {
             password: password.to_owned(),
             token_provider: None,
             token_auth: false,
+            oauth_extensions: Vec::new(),
             nonce_seed: [0; 32],
         }
     }
@@ -177,6 +184,7 @@ impl SaslConfig {
             password: String::new(),
             token_provider: Some(provider),
             token_auth: false,
+            oauth_extensions: Vec::new(),
             nonce_seed: [0; 32],
         }
     }
@@ -196,6 +204,18 @@ impl SaslConfig {
                     self.mechanism.name()
                 ),
             ));
+        }
+        if !self.oauth_extensions.is_empty() && self.mechanism != SaslMechanism::OAuthBearer {
+            return Err((
+                "sasl.oauthbearer.extensions",
+                format!(
+                    "SASL extensions are OAUTHBEARER's, not {}'s",
+                    self.mechanism.name()
+                ),
+            ));
+        }
+        for (k, v) in &self.oauth_extensions {
+            oauthbearer::check_extension(k, v).map_err(|e| ("sasl.oauthbearer.extensions", e))?;
         }
         match self.mechanism {
             SaslMechanism::OAuthBearer => {
@@ -235,6 +255,14 @@ impl fmt::Debug for SaslConfig {
             .field("password", &"<redacted>")
             .field("token_provider", &self.token_provider.is_some())
             .field("token_auth", &self.token_auth)
+            .field(
+                "oauth_extensions",
+                &self
+                    .oauth_extensions
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -351,7 +379,9 @@ impl SaslState {
         match &ex.mech {
             Mech::Plain => plain::message(&self.cfg.username, &self.cfg.password),
             Mech::Scram(s) => s.first_message(),
-            Mech::OAuth { token, .. } => oauthbearer::first_message(token),
+            Mech::OAuth { token, .. } => {
+                oauthbearer::first_message(token, &self.cfg.oauth_extensions)
+            }
         }
     }
 }

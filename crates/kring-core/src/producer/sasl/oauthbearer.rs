@@ -1,10 +1,48 @@
 //! OAUTHBEARER (RFC 7628) client messages as Kafka uses them (KIP-255).
 
 /// The initial client response: GS2 header without authorization id,
-/// then `auth=Bearer <token>` between `\x01` separators. The token must
-/// have passed [`check_token`].
-pub(crate) fn first_message(token: &str) -> Vec<u8> {
-    format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+/// then `auth=Bearer <token>` and each SASL extension (KIP-342) as
+/// `key=value`, each pair ended by `\x01`, and a last `\x01`. The token
+/// must have passed [`check_token`], the extensions
+/// [`check_extension`].
+pub(crate) fn first_message(token: &str, extensions: &[(String, String)]) -> Vec<u8> {
+    let mut m = format!("n,,\x01auth=Bearer {token}\x01");
+    for (k, v) in extensions {
+        m.push_str(k);
+        m.push('=');
+        m.push_str(v);
+        m.push('\x01');
+    }
+    m.push('\x01');
+    m.into_bytes()
+}
+
+/// Checks a SASL extension as the Java client does
+/// (`OAuthBearerClientInitialResponse`): the key letters only and not
+/// `auth`, the value printable ASCII, spaces, tabs or line breaks (RFC
+/// 7628's `value`), so that neither can end its pair or start another.
+/// The error names the key, never the value.
+pub(crate) fn check_extension(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!(
+            "the OAUTHBEARER extension name `{}` is not letters only (KIP-342)",
+            key.escape_debug()
+        ));
+    }
+    if key == "auth" {
+        return Err("`auth` is not an OAUTHBEARER extension name: it carries the token".into());
+    }
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) || b" \t\r\n".contains(&b))
+    {
+        return Err(format!(
+            "the value of the OAUTHBEARER extension `{key}` is empty or holds a byte outside \
+             printable ASCII, space, tab and line breaks (RFC 7628)"
+        ));
+    }
+    Ok(())
 }
 
 /// What the client sends after the server answered with an error
@@ -105,7 +143,38 @@ fn json_string(s: &str) -> Option<(String, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_token, describe_challenge};
+    use super::{check_extension, check_token, describe_challenge, first_message};
+
+    /// KIP-342: each extension a `key=value` pair of its own after the
+    /// token, as Kafka's broker parses them (and Confluent Cloud requires
+    /// `logicalCluster` and `identityPoolId`).
+    #[test]
+    fn extensions_follow_the_token_pair_by_pair() {
+        assert_eq!(first_message("t0k", &[]), b"n,,\x01auth=Bearer t0k\x01\x01");
+        let ext = [
+            ("logicalCluster".to_owned(), "lkc-abc12".to_owned()),
+            ("identityPoolId".to_owned(), "pool-X y".to_owned()),
+        ];
+        assert_eq!(
+            first_message("t0k", &ext),
+            b"n,,\x01auth=Bearer t0k\x01logicalCluster=lkc-abc12\x01identityPoolId=pool-X y\x01\x01"
+        );
+        for (k, v) in [("logicalCluster", "lkc-1"), ("a", "b\tc\r\n~")] {
+            assert_eq!(check_extension(k, v), Ok(()), "{k}={v:?}");
+        }
+        for (k, v, want) in [
+            ("auth", "hunter2", "carries the token"),
+            ("log_cluster", "hunter2", "letters only"),
+            ("", "hunter2", "letters only"),
+            ("k", "", "empty"),
+            ("k", "hunter2\x01host=evil", "printable ASCII"),
+            ("k", "hunter2\u{e9}", "printable ASCII"),
+        ] {
+            let e = check_extension(k, v).unwrap_err();
+            assert!(e.contains(want), "{k}={v:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
 
     #[test]
     fn rfc7628_error_challenge() {
@@ -162,7 +231,7 @@ mod tests {
     #[test]
     fn rfc7628_initial_response() {
         assert_eq!(
-            super::first_message("vF9dft4qmT"),
+            super::first_message("vF9dft4qmT", &[]),
             b"n,,\x01auth=Bearer vF9dft4qmT\x01\x01"
         );
     }
