@@ -56,7 +56,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "retry.backoff.ms" => "first wait before retrying a batch (default 100)",
         "compression.threads" => "kring: threads compressing the batches the I/O thread seals (lingered, flushed); 0: the I/O thread itself (default 1 with 4+ CPUs, else 0)",
         "io.backend" => "auto (io_uring, else epoll where io_uring is refused), io_uring or epoll (default auto)",
-        "sasl.jaas.config" => "Java JAAS line; its username and password are used (PLAIN, SCRAM), and tokenauth=true (SCRAM with a delegation token)",
+        "sasl.jaas.config" => "Java JAAS line; its username and password are used (PLAIN, SCRAM), tokenauth=true (SCRAM with a delegation token), and OAuthBearerLoginModule's clientId, clientSecret, scope and extension_<key>",
         "sasl.mechanism" => "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (no default; no GSSAPI)",
         "sasl.oauthbearer.token.endpoint.url" => "OAUTHBEARER tokens from this OAuth 2 token endpoint (client_credentials grant), or file:// a token file; refreshed in the background (no default)",
         "sasl.oauthbearer.client.credentials.client.id" => "the token endpoint's client id (no default)",

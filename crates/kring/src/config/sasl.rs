@@ -1,8 +1,10 @@
 //! SASL settings: `sasl.mechanism` (librdkafka: `sasl.mechanisms`),
-//! `sasl.username`, `sasl.password`, Java's `sasl.jaas.config` for PLAIN
-//! and SCRAM (with `tokenauth=true` for delegation tokens), and an
-//! OAUTHBEARER token provider. `Debug` never shows the
-//! password or the JAAS text, and no error message repeats them.
+//! `sasl.username`, `sasl.password`, Java's `sasl.jaas.config` (PLAIN and
+//! SCRAM credentials, with `tokenauth=true` for delegation tokens;
+//! OAuthBearerLoginModule's token endpoint client and SASL extensions),
+//! and an OAUTHBEARER token provider. `Debug` never shows the password,
+//! the JAAS text or an extension's value, and no error message repeats
+//! them. The token endpoint's own settings are `oauth.rs`.
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -112,7 +114,8 @@ impl std::fmt::Debug for JaasLogin {
 }
 
 /// `username`, `password` and `tokenauth` of a Java JAAS line for PLAIN
-/// or SCRAM:
+/// or SCRAM, or `clientId`, `clientSecret`, `scope` and `extension_<key>`
+/// of one for OAUTHBEARER:
 /// `org.apache.kafka.common.security.plain.PlainLoginModule required
 /// username="alice" password="secret";` (values quoted or bare, `\"`
 /// escapes inside quotes). Errors never quote the text.
