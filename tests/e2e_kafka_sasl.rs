@@ -268,22 +268,6 @@ fn disabled_mechanism_fails_send_naming_what_the_broker_offers() {
     );
 }
 
-/// base64url without padding (JWS segments).
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 /// OAUTHBEARER against Kafka's unsecured validator (the harness's default
 /// listener enables it): an unsigned JWS from the token provider
 /// authenticates and records are read back; then the same from a token
@@ -300,17 +284,8 @@ fn oauthbearer_unsigned_token_delivers() {
     let counter = calls.clone();
     let b = builder(&c).oauthbearer_token_provider(move || {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs();
-        let claims = format!(r#"{{"sub":"alice","iat":{now},"exp":{}}}"#, now + 3600);
         Ok(kring::OAuthToken {
-            value: format!(
-                "{}.{}.",
-                b64url(br#"{"alg":"none"}"#),
-                b64url(claims.as_bytes())
-            ),
+            value: support::token_server::unsigned_jwt("alice", Duration::from_secs(3600)),
             lifetime: Duration::from_secs(3600),
             principal: "alice".into(),
         })

@@ -410,36 +410,9 @@ impl crate::producer::ProducerBuilder {
     }
 }
 
-/// The names [`ProducerConfig::set_oidc_property`] takes.
-pub(super) const OIDC_PROPERTY_NAMES: &[&str] = &[
-    "https.ca.location",
-    "https.ca.pem",
-    "sasl.login.connect.timeout.ms",
-    "sasl.login.read.timeout.ms",
-    "sasl.login.refresh.buffer.seconds",
-    "sasl.login.refresh.min.period.seconds",
-    "sasl.login.refresh.window.factor",
-    "sasl.login.refresh.window.jitter",
-    "sasl.login.retry.backoff.max.ms",
-    "sasl.login.retry.backoff.ms",
-    "sasl.oauthbearer.client.credentials.client.id",
-    "sasl.oauthbearer.client.credentials.client.secret",
-    "sasl.oauthbearer.client.id",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.extensions",
-    "sasl.oauthbearer.header.urlencode",
-    "sasl.oauthbearer.scope",
-    "sasl.oauthbearer.sub.claim.name",
-    "sasl.oauthbearer.token.endpoint.url",
-];
-
-/// `name` as a `&'static str` from [`OIDC_PROPERTY_NAMES`].
+/// `name` as the `&'static str` of [`PROPERTY_NAMES`](super::PROPERTY_NAMES).
 fn name_of(name: &str) -> &'static str {
-    OIDC_PROPERTY_NAMES
-        .iter()
-        .find(|n| **n == name)
-        .copied()
-        .unwrap_or("sasl.oauthbearer")
+    super::properties::name_of(name)
 }
 
 fn float(name: &str, v: &str) -> Result<f64, ConfigError> {

@@ -1121,7 +1121,7 @@ pub(super) fn boolean(property: &'static str, v: &str) -> Result<bool, ConfigErr
 
 /// `name` as the `&'static str` of [`PROPERTY_NAMES`] (errors name the
 /// property statically); names not listed there are not passed here.
-fn name_of(name: &str) -> &'static str {
+pub(super) fn name_of(name: &str) -> &'static str {
     PROPERTY_NAMES
         .iter()
         .find(|n| **n == name)
