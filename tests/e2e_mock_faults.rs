@@ -615,3 +615,70 @@ fn refused_first_batches_then_a_lost_answer_recover_at_once() {
     assert!(p.close());
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
+
+/// Client sockets connected to `port` on 127.0.0.1 that are ESTABLISHED,
+/// from the kernel's table (`/proc/net/tcp`): what the I/O thread holds
+/// open, whatever its own books say.
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // f[2]: remote address, "0100007F:PORT" in hex; f[3]: state, 01 ESTABLISHED.
+            f.len() > 3
+                && f[3] == "01"
+                && f[2]
+                    .split_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// `connections.max.idle.ms` on real sockets (the Sim tests the timer's
+/// rules): once nothing was sent or received for that long, the I/O
+/// thread closes the broker connection — the kernel holds no established
+/// socket to the broker any more — and the next record opens a new one
+/// and is delivered, once, after the first.
+#[test]
+fn an_idle_connection_is_closed_and_the_next_record_reconnects() {
+    let c = cluster(1, 1);
+    let port: u16 = c
+        .bootstrap_servers()
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("a port");
+    let p = producer(&c)
+        .connections_max_idle(Some(Duration::from_millis(300)))
+        .linger(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let first = p.send(Record::new("t", b"first")).unwrap();
+    assert_eq!(first.wait().unwrap().offset, 0);
+    let accepted = c.connection_count();
+    assert!(accepted >= 1);
+    // Each snapshot is a round trip through the I/O thread: no sleep.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while established_to(port) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} connection(s) to the broker: {:?}",
+            established_to(port),
+            p.statistics().brokers
+        );
+        let _ = p.statistics();
+    }
+    let second = p.send(Record::new("t", b"second")).unwrap();
+    assert_eq!(second.wait().unwrap().offset, 1);
+    assert!(c.connection_count() > accepted, "a new connection");
+    let values: Vec<Vec<u8>> = c
+        .records("t", 0)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value.unwrap_or_default().to_vec())
+        .collect();
+    assert_eq!(values, [b"first".to_vec(), b"second".to_vec()]);
+    assert!(p.close_timeout(Duration::from_secs(10)));
+}
