@@ -144,14 +144,6 @@ impl OidcSettings {
                         property: "sasl.oauthbearer.client.credentials.client.secret",
                     });
                 }
-                if !cfg!(feature = "oidc") {
-                    return Err(ConfigError::Unsupported {
-                        property: "sasl.oauthbearer.token.endpoint.url",
-                        value: url.clone(),
-                        reason: "kring was built without its `oidc` feature (the HTTP client); \
-                                 enable it, or give a file:// URL",
-                    });
-                }
             }
             _ => {
                 return Err(ConfigError::invalid(
@@ -196,6 +188,14 @@ impl OidcSettings {
             return Err(ConfigError::OutOfRange {
                 property: "sasl.oauthbearer.sub.claim.name",
                 reason: "must name a claim".to_owned(),
+            });
+        }
+        if !cfg!(feature = "oidc") && scheme.as_deref() != Some("file") {
+            return Err(ConfigError::Unsupported {
+                property: "sasl.oauthbearer.token.endpoint.url",
+                value: url.clone(),
+                reason: "kring was built without its `oidc` feature (the HTTP client); \
+                         enable it, or give a file:// URL",
             });
         }
         Ok(())
@@ -434,7 +434,8 @@ mod tests {
     fn props(extra: &[(&str, &str)]) -> Result<ProducerConfig, ConfigError> {
         let mut p = vec![
             ("bootstrap.servers", "h:9092"),
-            ("security.protocol", "SASL_SSL"),
+            // Not SASL_SSL: these tests run without the `tls` feature too.
+            ("security.protocol", "SASL_PLAINTEXT"),
             ("sasl.mechanism", "OAUTHBEARER"),
         ];
         p.extend_from_slice(extra);
@@ -480,6 +481,31 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    /// Built without the HTTP client, an http(s):// endpoint is refused
+    /// once the rest of the settings hold; a token file still works.
+    #[cfg(not(feature = "oidc"))]
+    #[test]
+    fn token_endpoints_over_http_without_the_oidc_feature_are_refused() {
+        let c = props(&[
+            (
+                "sasl.oauthbearer.token.endpoint.url",
+                "https://idp.example/t",
+            ),
+            ("sasl.oauthbearer.client.id", "app"),
+            ("sasl.oauthbearer.client.secret", "hunter2"),
+        ])
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("`oidc` feature") && !e.contains("hunter2"),
+            "{e}"
+        );
+        props(&[("sasl.oauthbearer.token.endpoint.url", "file:///run/token")])
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     /// Before Java 4.1 the id, secret and scope were options of the JAAS
