@@ -70,6 +70,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "sasl.oauthbearer.method" => "librdkafka: oidc (a token endpoint) or default (a token provider); kring picks by what is set",
         "sasl.oauthbearer.header.urlencode" => "true: URL-encode the client id and secret in the Basic header, RFC 6749 2.3.1 (default false)",
         "sasl.oauthbearer.sub.claim.name" => "the token claim that names the principal (default sub)",
+        "sasl.oauthbearer.scope.claim.name" => "the token claim that holds its scopes, a string or a list of strings when present (default scope)",
         "sasl.login.callback.handler.class" => "Java: OAuthBearerLoginCallbackHandler only (built in: the token endpoint)",
         "sasl.login.refresh.window.factor" => "refresh a token after this share of its lifetime, 0.5 to 1.0 (default 0.8)",
         "sasl.login.refresh.window.jitter" => "random share added to the window factor, 0 to 0.25 (default 0.05)",

@@ -59,6 +59,10 @@ pub(crate) struct OidcSettings {
     /// `sasl.oauthbearer.sub.claim.name` (default `sub`): the claim that
     /// names the principal.
     pub(crate) sub_claim: String,
+    /// `sasl.oauthbearer.scope.claim.name` (default `scope`): the claim
+    /// that, when present, must hold the token's scopes (a string or a
+    /// list of strings).
+    pub(crate) scope_claim: String,
     pub(crate) refresh: RefreshPolicy,
     /// `sasl.login.retry.backoff.ms` (default 100).
     pub(crate) retry_backoff: Duration,
@@ -84,6 +88,7 @@ impl Default for OidcSettings {
             scope: None,
             header_urlencode: false,
             sub_claim: "sub".to_owned(),
+            scope_claim: "scope".to_owned(),
             refresh: RefreshPolicy::default(),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_millis(10_000),
@@ -106,6 +111,7 @@ impl std::fmt::Debug for OidcSettings {
             .field("scope", &self.scope)
             .field("header_urlencode", &self.header_urlencode)
             .field("sub_claim", &self.sub_claim)
+            .field("scope_claim", &self.scope_claim)
             .field("refresh", &self.refresh)
             .field("retry_backoff", &self.retry_backoff)
             .field("retry_backoff_max", &self.retry_backoff_max)
@@ -184,11 +190,16 @@ impl OidcSettings {
                 });
             }
         }
-        if self.sub_claim.trim().is_empty() {
-            return Err(ConfigError::OutOfRange {
-                property: "sasl.oauthbearer.sub.claim.name",
-                reason: "must name a claim".to_owned(),
-            });
+        for (property, claim) in [
+            ("sasl.oauthbearer.sub.claim.name", &self.sub_claim),
+            ("sasl.oauthbearer.scope.claim.name", &self.scope_claim),
+        ] {
+            if claim.trim().is_empty() {
+                return Err(ConfigError::OutOfRange {
+                    property,
+                    reason: "must name a claim".to_owned(),
+                });
+            }
         }
         if !cfg!(feature = "oidc") && scheme.as_deref() != Some("file") {
             return Err(ConfigError::Unsupported {
@@ -334,6 +345,7 @@ impl ProducerConfig {
                     o.header_urlencode = super::properties::boolean(name_of(name), v)?
                 }
                 "sasl.oauthbearer.sub.claim.name" => o.sub_claim = v.to_owned(),
+                "sasl.oauthbearer.scope.claim.name" => o.scope_claim = v.to_owned(),
                 "sasl.login.refresh.window.factor" => o.refresh.window_factor = float(name, v)?,
                 "sasl.login.refresh.window.jitter" => o.refresh.window_jitter = float(name, v)?,
                 "sasl.login.refresh.min.period.seconds" => {
@@ -465,6 +477,8 @@ mod tests {
                 ("sasl.login.refresh.window.factor", "0.9"),
                 ("sasl.login.refresh.buffer.seconds", "120"),
                 ("sasl.login.retry.backoff.max.ms", "2000"),
+                ("sasl.oauthbearer.sub.claim.name", "client_id"),
+                ("sasl.oauthbearer.scope.claim.name", "scp"),
             ])
             .unwrap()
             .validate()
@@ -475,6 +489,10 @@ mod tests {
             assert_eq!(o.refresh.window_factor, 0.9);
             assert_eq!(o.refresh.buffer, Duration::from_secs(120));
             assert_eq!(o.retry_backoff_max, Duration::from_secs(2));
+            assert_eq!(
+                (o.sub_claim.as_str(), o.scope_claim.as_str()),
+                ("client_id", "scp")
+            );
             let shown = format!("{c:?}");
             assert!(
                 shown.contains("kring-app") && !shown.contains("hunter2"),
@@ -653,6 +671,11 @@ mod tests {
                 "endpoint.url",
             ),
             (("sasl.oauthbearer.client.id", ""), "client.id"),
+            (("sasl.oauthbearer.sub.claim.name", " "), "sub.claim.name"),
+            (
+                ("sasl.oauthbearer.scope.claim.name", ""),
+                "scope.claim.name",
+            ),
         ] {
             let mut p = base.to_vec();
             p.push(extra);

@@ -141,6 +141,7 @@ pub const PROPERTY_NAMES: &[&str] = &[
     "sasl.oauthbearer.header.urlencode",
     "sasl.oauthbearer.method",
     "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.scope.claim.name",
     "sasl.oauthbearer.sub.claim.name",
     "sasl.oauthbearer.token.endpoint.url",
     "sasl.password",

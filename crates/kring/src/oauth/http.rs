@@ -21,6 +21,9 @@ fn unretryable(status: u16) -> bool {
 /// The HTTP client: kring's rustls with the ring provider and the
 /// system's trust store, the `sasl.login.*` timeouts, no redirects (a
 /// redirect would resend the credentials elsewhere), statuses as answers.
+/// ureq's default proxy stays: `ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY`
+/// from the environment, minus `NO_PROXY` (librdkafka's libcurl reads the
+/// same variables; the Java client reads system properties instead).
 pub(super) fn agent(s: &OidcSettings) -> Result<ureq::Agent, String> {
     use std::sync::Arc;
 

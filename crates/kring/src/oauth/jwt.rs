@@ -17,8 +17,9 @@ pub(crate) struct Claims {
     pub(crate) principal: String,
 }
 
-/// Reads `token`'s claims; `sub_claim` names the principal's claim.
-pub(crate) fn claims(token: &str, sub_claim: &str) -> Result<Claims, String> {
+/// Reads `token`'s claims; `sub_claim` names the principal's claim and
+/// `scope_claim` the scopes' (checked when present, not required).
+pub(crate) fn claims(token: &str, sub_claim: &str, scope_claim: &str) -> Result<Claims, String> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
         return Err(format!(
@@ -57,15 +58,15 @@ pub(crate) fn claims(token: &str, sub_claim: &str) -> Result<Claims, String> {
         }
         None => return Err(format!("the access token has no `{sub_claim}` claim")),
     };
-    if let Some(scope) = obj.get("scope") {
+    if let Some(scope) = obj.get(scope_claim) {
         let ok = scope.is_string()
             || scope
                 .as_array()
                 .is_some_and(|a| a.iter().all(serde_json::Value::is_string));
         if !ok {
-            return Err(
-                "the access token's `scope` claim is not a string or list of strings".into(),
-            );
+            return Err(format!(
+                "the access token's `{scope_claim}` claim is not a string or list of strings"
+            ));
         }
     }
     Ok(Claims {
@@ -90,7 +91,7 @@ mod tests {
         let t =
             unsigned(r#"{"sub":"svc-orders","iat":1700000000,"exp":1700003600.5,"scope":"a b"}"#);
         assert_eq!(
-            claims(&t, "sub").unwrap(),
+            claims(&t, "sub", "scope").unwrap(),
             Claims {
                 expiry_ms: 1_700_003_600_500,
                 issued_ms: Some(1_700_000_000_000),
@@ -98,7 +99,15 @@ mod tests {
             }
         );
         let t = unsigned(r#"{"client_id":"app","exp":5,"scope":["x","y"]}"#);
-        assert_eq!(claims(&t, "client_id").unwrap().principal, "app");
+        assert_eq!(claims(&t, "client_id", "scope").unwrap().principal, "app");
+        // `sasl.oauthbearer.scope.claim.name` names the claim checked.
+        let t = unsigned(r#"{"sub":"a","exp":5,"scope":7,"scp":["x"]}"#);
+        assert!(claims(&t, "sub", "scp").is_ok());
+        let e = claims(&t, "sub", "scope").unwrap_err();
+        let t = unsigned(r#"{"sub":"a","exp":5,"scope":"x","scp":7}"#);
+        assert!(claims(&t, "sub", "scope").is_ok());
+        let e2 = claims(&t, "sub", "scp").unwrap_err();
+        assert!(e.contains("`scope`") && e2.contains("`scp`"), "{e} {e2}");
     }
 
     #[test]
@@ -117,7 +126,7 @@ mod tests {
             (unsigned(r#"{"exp":1}"#), "no `sub`"),
             (unsigned(r#"{"exp":1,"sub":"a","scope":7}"#), "`scope`"),
         ] {
-            let e = claims(&t, "sub").unwrap_err();
+            let e = claims(&t, "sub", "scope").unwrap_err();
             assert!(e.contains(want), "{t}: {e}");
             assert!(!e.contains("hunter2") && !e.contains(secretish), "{e}");
         }

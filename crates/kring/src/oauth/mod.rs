@@ -120,7 +120,7 @@ fn fetch<C: Clock>(
     slot: &Slot,
 ) -> Result<Current, String> {
     let value = endpoint.fetch(&mut On { clock, slot })?;
-    let claims = jwt::claims(&value, &settings.sub_claim)
+    let claims = jwt::claims(&value, &settings.sub_claim, &settings.scope_claim)
         .map_err(|e| format!("the token from {}: {e}", endpoint.url()))?;
     let now = clock.now_ms();
     if claims.expiry_ms <= now {
