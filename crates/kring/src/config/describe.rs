@@ -69,6 +69,28 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "sasl.oauthbearer.scope" => "scope the token request asks for (no default)",
         "sasl.oauthbearer.method" => "librdkafka: oidc (a token endpoint) or default (a token provider); kring picks by what is set",
         "sasl.oauthbearer.header.urlencode" => "true: URL-encode the client id and secret in the Basic header, RFC 6749 2.3.1 (default false)",
+        "sasl.oauthbearer.jwt.retriever.class" => "Java: DefaultJwtRetriever, ClientCredentialsJwtRetriever or FileJwtRetriever (what kring does); JwtBearerJwtRetriever refused",
+        "sasl.oauthbearer.jwt.validator.class" => "Java: DefaultJwtValidator or ClientJwtValidator (kring checks claims as the latter)",
+        "sasl.oauthbearer.jwks.endpoint.url"
+        | "sasl.oauthbearer.jwks.endpoint.refresh.ms"
+        | "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"
+        | "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms"
+        | "sasl.oauthbearer.expected.audience"
+        | "sasl.oauthbearer.expected.issuer"
+        | "sasl.oauthbearer.allow.unverified.audience"
+        | "sasl.oauthbearer.allow.unverified.issuer"
+        | "sasl.oauthbearer.clock.skew.seconds" => "Java: the broker's token validation; accepted (type checked) and ignored, as in a Java client",
+        "sasl.oauthbearer.assertion.algorithm"
+        | "sasl.oauthbearer.assertion.claim.aud"
+        | "sasl.oauthbearer.assertion.claim.exp.seconds"
+        | "sasl.oauthbearer.assertion.claim.iss"
+        | "sasl.oauthbearer.assertion.claim.jti.include"
+        | "sasl.oauthbearer.assertion.claim.nbf.seconds"
+        | "sasl.oauthbearer.assertion.claim.sub"
+        | "sasl.oauthbearer.assertion.file"
+        | "sasl.oauthbearer.assertion.private.key.file"
+        | "sasl.oauthbearer.assertion.private.key.passphrase"
+        | "sasl.oauthbearer.assertion.template.file" => "Java: client assertions (KIP-1139, KIP-1258); refused, kring sends none",
         "sasl.oauthbearer.sub.claim.name" => "the token claim that names the principal (default sub)",
         "sasl.oauthbearer.scope.claim.name" => "the token claim that holds its scopes, a string or a list of strings when present (default scope)",
         "sasl.login.callback.handler.class" => "Java: OAuthBearerLoginCallbackHandler only (built in: the token endpoint)",

@@ -6,7 +6,10 @@
 //! `sasl.login.*` refresh, retry and timeout settings with Java's defaults
 //! and ranges. The settings only: fetching and refreshing is
 //! `crate::oauth`, started when the producer is built. The secret never
-//! reaches `Debug` output or an error.
+//! reaches `Debug` output or an error. Java 4.4's other OAuth names load as
+//! they would in a Java client: the broker's validation settings are
+//! checked and ignored, Java's own retriever and validator classes accepted,
+//! and the client assertion settings (KIP-1139, KIP-1258) refused.
 
 use std::time::Duration;
 
@@ -331,6 +334,9 @@ impl ProducerConfig {
         if name == "sasl.oauthbearer.extensions" {
             return Some(self.oauthbearer_extensions_list(v));
         }
+        if let Some(r) = java_client_only(name, v) {
+            return Some(r.map(|()| self));
+        }
         let o = &mut self.sasl.oidc;
         let r = (|| {
             match name {
@@ -419,6 +425,112 @@ impl crate::producer::ProducerBuilder {
     pub fn oauthbearer_extension(mut self, key: &str, value: &str) -> Self {
         self.config = self.config.oauthbearer_extension(key, value);
         self
+    }
+}
+
+/// The broker's token validation settings, which the Java client's
+/// configuration accepts too (a properties file shared by brokers and
+/// clients loads) and which change nothing in a client: checked for
+/// Java's type, then ignored, as in Java.
+const BROKER_VALIDATION: &[&str] = &[
+    "sasl.oauthbearer.allow.unverified.audience",
+    "sasl.oauthbearer.allow.unverified.issuer",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+];
+
+/// Java's retriever and validator classes, and the client assertion
+/// settings (KIP-1139's jwt-bearer grant, KIP-1258's `client_assertion`),
+/// which kring does not have.
+const ASSERTION: &[&str] = &[
+    "sasl.oauthbearer.assertion.algorithm",
+    "sasl.oauthbearer.assertion.claim.aud",
+    "sasl.oauthbearer.assertion.claim.exp.seconds",
+    "sasl.oauthbearer.assertion.claim.iss",
+    "sasl.oauthbearer.assertion.claim.jti.include",
+    "sasl.oauthbearer.assertion.claim.nbf.seconds",
+    "sasl.oauthbearer.assertion.claim.sub",
+    "sasl.oauthbearer.assertion.file",
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.template.file",
+];
+
+/// Java 4.x's OAuth names that set nothing kring has: `Some(Ok)` where the
+/// value asks for what kring does (or only the broker reads it),
+/// `Some(Err)` naming why otherwise; `None` for any other name.
+fn java_client_only(name: &str, v: &str) -> Option<Result<(), ConfigError>> {
+    const PKG: &str = "org.apache.kafka.common.security.oauthbearer.";
+    if BROKER_VALIDATION.contains(&name) {
+        let property = name_of(name);
+        let ok = if name.ends_with(".ms") {
+            v.parse::<i64>().is_ok()
+        } else if name.ends_with(".seconds") {
+            v.parse::<i32>().is_ok()
+        } else if name.contains(".allow.") {
+            matches!(v.to_ascii_lowercase().as_str(), "true" | "false")
+        } else {
+            true
+        };
+        return Some(if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                property,
+                v,
+                "a value of Java's type (the broker's setting; it changes nothing in a client)",
+            ))
+        });
+    }
+    if ASSERTION.contains(&name) {
+        let shown = if name.ends_with(".passphrase") {
+            "<redacted>"
+        } else {
+            v
+        };
+        return Some(Err(ConfigError::unsupported(
+            name_of(name),
+            shown,
+            "kring does not sign or send client assertions (the jwt-bearer grant, KIP-1139, \
+             and client_assertion, KIP-1258); use a client id and secret, a token file \
+             (file://), or a token provider",
+        )));
+    }
+    match name {
+        "sasl.oauthbearer.jwt.retriever.class" => {
+            let class = v.strip_prefix(PKG).unwrap_or(v);
+            Some(match class {
+                ""
+                | "DefaultJwtRetriever"
+                | "ClientCredentialsJwtRetriever"
+                | "FileJwtRetriever" => Ok(()),
+                _ => Err(ConfigError::unsupported(
+                    name_of(name),
+                    v,
+                    "kring runs no Java classes; it fetches tokens as DefaultJwtRetriever does \
+                     (client credentials for an http(s):// endpoint, a file:// token), and \
+                     does not do JwtBearerJwtRetriever's jwt-bearer grant (KIP-1139)",
+                )),
+            })
+        }
+        "sasl.oauthbearer.jwt.validator.class" => {
+            let class = v.strip_prefix(PKG).unwrap_or(v);
+            Some(match class {
+                "" | "DefaultJwtValidator" | "ClientJwtValidator" => Ok(()),
+                _ => Err(ConfigError::unsupported(
+                    name_of(name),
+                    v,
+                    "kring runs no Java classes; it checks a token's claims as \
+                     ClientJwtValidator does",
+                )),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -541,6 +653,22 @@ mod tests {
                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
             ),
             ("sasl.oauthbearer.method", "oidc"),
+            // Java's own retriever and validator, and the broker's
+            // validation settings: accepted, changing nothing.
+            (
+                "sasl.oauthbearer.jwt.retriever.class",
+                "org.apache.kafka.common.security.oauthbearer.ClientCredentialsJwtRetriever",
+            ),
+            (
+                "sasl.oauthbearer.jwt.validator.class",
+                "org.apache.kafka.common.security.oauthbearer.DefaultJwtValidator",
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.url", "https://idp.example/jwks"),
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "3600000"),
+            ("sasl.oauthbearer.expected.audience", "kafka,kafka2"),
+            ("sasl.oauthbearer.expected.issuer", "https://idp.example"),
+            ("sasl.oauthbearer.clock.skew.seconds", "30"),
+            ("sasl.oauthbearer.allow.unverified.audience", "false"),
         ])
         .unwrap()
         .validate()
@@ -562,7 +690,28 @@ mod tests {
             ),
             ("sasl.oauthbearer.method", "magic", "oidc"),
             (
-                "sasl.oauthbearer.expected.audience",
+                "sasl.oauthbearer.jwt.retriever.class",
+                "org.apache.kafka.common.security.oauthbearer.JwtBearerJwtRetriever",
+                "jwt-bearer",
+            ),
+            (
+                "sasl.oauthbearer.assertion.private.key.passphrase",
+                "hunter2",
+                "client assertions",
+            ),
+            ("sasl.oauthbearer.assertion.claim.iss", "svc", "KIP-1258"),
+            (
+                "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+                "soon",
+                "Java's type",
+            ),
+            (
+                "sasl.oauthbearer.allow.unverified.issuer",
+                "yes",
+                "Java's type",
+            ),
+            (
+                "sasl.oauthbearer.jwks.endpoint.urls",
                 "x",
                 "unknown property",
             ),
