@@ -272,8 +272,10 @@ fn disabled_mechanism_fails_send_naming_what_the_broker_offers() {
 /// listener enables it): an unsigned JWS from the token provider
 /// authenticates and records are read back; then the same from a token
 /// endpoint (KIP-768's client_credentials grant, a real HTTP server), set
-/// by Java's property names, with SASL extensions (KIP-342); and a token endpoint that refuses the client
-/// fails `build` at once, naming the endpoint's answer but not the secret.
+/// by Java's property names, with SASL extensions (KIP-342), and with a
+/// signed client assertion in place of the secret (both of Java 4.4's
+/// kinds); and a token endpoint that refuses the client fails `build` at
+/// once, naming the endpoint's answer but not the secret.
 #[test]
 fn oauthbearer_unsigned_token_delivers() {
     let c = KafkaCluster::start(
@@ -359,6 +361,86 @@ fn oauthbearer_unsigned_token_delivers() {
         "{:?}",
         started.elapsed()
     );
+    // Client assertions (Java 4.4's names): kring signs an ES256 JWT for
+    // each token request, as the jwt-bearer grant (KIP-1139) and as the
+    // client_credentials grant's client_assertion (KIP-1258); the server
+    // verifies the signature and the claims before it hands out a token.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let dir = std::env::temp_dir().join(format!("kring-e2e-assertion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("client-key.pem");
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let other_key_file = dir.join("other-key.pem");
+    std::fs::write(
+        &other_key_file,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    const AUD: &str = "https://idp.kring.test";
+    for (grant, retriever) in [
+        (
+            "jwt-bearer",
+            "org.apache.kafka.common.security.oauthbearer.JwtBearerJwtRetriever",
+        ),
+        (
+            "client_assertion",
+            "org.apache.kafka.common.security.oauthbearer.DefaultJwtRetriever",
+        ),
+    ] {
+        let server = support::token_server::TokenServer::start_with(
+            "svc-kring",
+            support::token_server::es256_assertion_check(
+                grant,
+                key.public_key_raw().to_vec(),
+                "kring-app",
+                AUD.to_owned(),
+                "kafka.produce",
+            ),
+        );
+        let with_key = |key: &std::path::Path| {
+            kring::ProducerConfig::from_properties([
+                ("bootstrap.servers", c.secured_bootstrap().unwrap().as_str()),
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "OAUTHBEARER"),
+                ("sasl.oauthbearer.token.endpoint.url", server.url.as_str()),
+                ("sasl.oauthbearer.jwt.retriever.class", retriever),
+                ("sasl.oauthbearer.assertion.algorithm", "ES256"),
+                (
+                    "sasl.oauthbearer.assertion.private.key.file",
+                    key.to_str().unwrap(),
+                ),
+                ("sasl.oauthbearer.assertion.claim.iss", "kring-app"),
+                ("sasl.oauthbearer.assertion.claim.aud", AUD),
+                ("sasl.oauthbearer.assertion.claim.jti.include", "true"),
+                ("sasl.oauthbearer.scope", "kafka.produce"),
+                ("linger.ms", "2"),
+            ])
+            .unwrap()
+        };
+        deliver_all_codecs(
+            &c,
+            support::producer_builder_from(with_key(&key_file)),
+            &format!("sasl-assertion-{}", grant.replace('_', "-")),
+            10,
+        );
+        assert_eq!(
+            server.issued.load(std::sync::atomic::Ordering::Relaxed) as usize,
+            Compression::ALL.len(),
+            "{grant}: one token per producer"
+        );
+        // Signed with a key the server does not know: refused at build.
+        let refused = support::producer_builder_from(with_key(&other_key_file))
+            .build()
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            matches!(refused, kring::BuildError::Login(_))
+                && refused.to_string().contains("HTTP 401"),
+            "{grant}: {refused}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
     // Nothing listening: retried until sasl.login.retry.backoff.max.ms.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/token", closed.local_addr().unwrap());

@@ -69,7 +69,7 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         "sasl.oauthbearer.scope" => "scope the token request asks for (no default)",
         "sasl.oauthbearer.method" => "librdkafka: oidc (a token endpoint) or default (a token provider); kring picks by what is set",
         "sasl.oauthbearer.header.urlencode" => "true: URL-encode the client id and secret in the Basic header, RFC 6749 2.3.1 (default false)",
-        "sasl.oauthbearer.jwt.retriever.class" => "Java: DefaultJwtRetriever, ClientCredentialsJwtRetriever or FileJwtRetriever (what kring does); JwtBearerJwtRetriever refused",
+        "sasl.oauthbearer.jwt.retriever.class" => "Java: JwtBearerJwtRetriever for the jwt-bearer grant (KIP-1139); DefaultJwtRetriever, ClientCredentialsJwtRetriever, FileJwtRetriever: by the endpoint's scheme (default)",
         "sasl.oauthbearer.jwt.validator.class" => "Java: DefaultJwtValidator or ClientJwtValidator (kring checks claims as the latter)",
         "sasl.oauthbearer.jwks.endpoint.url"
         | "sasl.oauthbearer.jwks.endpoint.refresh.ms"
@@ -80,17 +80,17 @@ pub fn property_description(name: &str) -> Option<&'static str> {
         | "sasl.oauthbearer.allow.unverified.audience"
         | "sasl.oauthbearer.allow.unverified.issuer"
         | "sasl.oauthbearer.clock.skew.seconds" => "Java: the broker's token validation; accepted (type checked) and ignored, as in a Java client",
-        "sasl.oauthbearer.assertion.algorithm"
-        | "sasl.oauthbearer.assertion.claim.aud"
-        | "sasl.oauthbearer.assertion.claim.exp.seconds"
-        | "sasl.oauthbearer.assertion.claim.iss"
-        | "sasl.oauthbearer.assertion.claim.jti.include"
-        | "sasl.oauthbearer.assertion.claim.nbf.seconds"
-        | "sasl.oauthbearer.assertion.claim.sub"
-        | "sasl.oauthbearer.assertion.file"
-        | "sasl.oauthbearer.assertion.private.key.file"
-        | "sasl.oauthbearer.assertion.private.key.passphrase"
-        | "sasl.oauthbearer.assertion.template.file" => "Java: client assertions (KIP-1139, KIP-1258); refused, kring sends none",
+        "sasl.oauthbearer.assertion.algorithm" => "RS256 or ES256: how a client assertion is signed (default RS256)",
+        "sasl.oauthbearer.assertion.claim.aud" => "the aud claim of a signed client assertion (no default)",
+        "sasl.oauthbearer.assertion.claim.iss" => "the iss claim of a signed client assertion; set, client_credentials sends an assertion instead of the secret (KIP-1258; no default)",
+        "sasl.oauthbearer.assertion.claim.sub" => "the sub claim of a signed client assertion (no default)",
+        "sasl.oauthbearer.assertion.claim.exp.seconds" => "a signed assertion expires this long after it is made, 0 to 86400 (default 300)",
+        "sasl.oauthbearer.assertion.claim.nbf.seconds" => "a signed assertion is valid from this long before it is made, 0 to 3600 (default 60)",
+        "sasl.oauthbearer.assertion.claim.jti.include" => "true: a random jti claim in each signed assertion (default false)",
+        "sasl.oauthbearer.assertion.file" => "a ready-made client assertion (JWT), read for each token request; preferred to signing one (no default)",
+        "sasl.oauthbearer.assertion.private.key.file" => "PEM PKCS #8 private key (PKCS #1 too for RS256) that signs client assertions (no default)",
+        "sasl.oauthbearer.assertion.private.key.passphrase" => "refused: kring reads no encrypted keys (no default)",
+        "sasl.oauthbearer.assertion.template.file" => "JSON {\"header\": {..}, \"payload\": {..}} merged into signed assertions (no default)",
         "sasl.oauthbearer.sub.claim.name" => "the token claim that names the principal (default sub)",
         "sasl.oauthbearer.scope.claim.name" => "the token claim that holds its scopes, a string or a list of strings when present (default scope)",
         "sasl.login.callback.handler.class" => "Java: OAuthBearerLoginCallbackHandler only (built in: the token endpoint)",

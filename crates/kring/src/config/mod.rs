@@ -9,6 +9,7 @@
 //! `batch.size` (or `delivery.timeout.ms`) yields to the explicit settings
 //! it would conflict with.
 
+pub(crate) mod assertion;
 mod describe;
 mod error;
 pub(crate) mod oauth;

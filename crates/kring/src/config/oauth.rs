@@ -6,13 +6,15 @@
 //! `sasl.login.*` refresh, retry and timeout settings with Java's defaults
 //! and ranges. The settings only: fetching and refreshing is
 //! `crate::oauth`, started when the producer is built. The secret never
-//! reaches `Debug` output or an error. Java 4.4's other OAuth names load as
-//! they would in a Java client: the broker's validation settings are
-//! checked and ignored, Java's own retriever and validator classes accepted,
-//! and the client assertion settings (KIP-1139, KIP-1258) refused.
+//! reaches `Debug` output or an error. Client assertions (Java 4.4's
+//! `sasl.oauthbearer.assertion.*`, KIP-1139 and KIP-1258) are
+//! `super::assertion`. Java's other OAuth names load as they would in a
+//! Java client: the broker's validation settings are checked and ignored,
+//! Java's own retriever and validator classes accepted.
 
 use std::time::Duration;
 
+pub(crate) use super::assertion::AssertionSettings;
 use super::{ConfigError, ProducerConfig};
 
 /// When a token is refreshed, as the Java client's
@@ -80,6 +82,24 @@ pub(crate) struct OidcSettings {
     /// (librdkafka's `https.ca.location` / `https.ca.pem`); `None` is the
     /// system trust store (also `https.ca.location=probe`).
     pub(crate) ca: Option<super::ssl::Pem>,
+    /// `sasl.oauthbearer.assertion.*`: a signed (or ready-made) JWT in
+    /// place of the client secret, or as the jwt-bearer grant.
+    pub(crate) assertion: AssertionSettings,
+    /// `sasl.oauthbearer.jwt.retriever.class` naming `JwtBearerJwtRetriever`:
+    /// the jwt-bearer grant (KIP-1139) instead of `client_credentials`.
+    pub(crate) jwt_bearer: bool,
+}
+
+/// The request a token fetch sends to an http(s):// endpoint, as Java 4.4
+/// chooses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenRequest {
+    /// `client_credentials` with the id and secret in Basic authorization.
+    ClientSecret,
+    /// `client_credentials` authenticated by a client assertion (KIP-1258).
+    ClientAssertion,
+    /// The jwt-bearer grant (KIP-1139).
+    JwtBearer,
 }
 
 impl Default for OidcSettings {
@@ -98,6 +118,8 @@ impl Default for OidcSettings {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             ca: None,
+            assertion: AssertionSettings::default(),
+            jwt_bearer: false,
         }
     }
 }
@@ -121,6 +143,8 @@ impl std::fmt::Debug for OidcSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("ca", &self.ca.is_some())
+            .field("assertion", &self.assertion)
+            .field("jwt_bearer", &self.jwt_bearer)
             .finish()
     }
 }
@@ -129,7 +153,22 @@ impl OidcSettings {
     /// Whether any token-endpoint setting was given (then the endpoint is
     /// required and the mechanism must be OAUTHBEARER).
     pub(crate) fn is_set(&self) -> bool {
-        self.endpoint.is_some() || self.client_id.is_some() || self.client_secret.is_some()
+        self.endpoint.is_some()
+            || self.client_id.is_some()
+            || self.client_secret.is_some()
+            || self.assertion.is_set()
+            || self.jwt_bearer
+    }
+
+    /// What a fetch from an http(s):// endpoint sends.
+    pub(crate) fn token_request(&self) -> TokenRequest {
+        if self.jwt_bearer {
+            TokenRequest::JwtBearer
+        } else if self.assertion.replaces_secret() {
+            TokenRequest::ClientAssertion
+        } else {
+            TokenRequest::ClientSecret
+        }
     }
 
     /// The settings a fetch needs, checked; the error names no secret.
@@ -141,7 +180,17 @@ impl OidcSettings {
         };
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         match scheme.as_deref() {
+            Some("file") if self.jwt_bearer => {
+                return Err(ConfigError::invalid(
+                    "sasl.oauthbearer.token.endpoint.url",
+                    url,
+                    "an https:// or http:// URL (JwtBearerJwtRetriever posts its grant there)",
+                ))
+            }
             Some("file") => {}
+            Some("http" | "https") if self.token_request() != TokenRequest::ClientSecret => {
+                self.assertion.check()?
+            }
             Some("http" | "https") => {
                 if self.client_id.as_deref().is_none_or(str::is_empty) {
                     return Err(ConfigError::Missing {
@@ -334,6 +383,15 @@ impl ProducerConfig {
         if name == "sasl.oauthbearer.extensions" {
             return Some(self.oauthbearer_extensions_list(v));
         }
+        if let Some(r) = self.sasl.oidc.assertion.set(name, value) {
+            return Some(r.map(|()| self));
+        }
+        if name == "sasl.oauthbearer.jwt.retriever.class" {
+            return Some(retriever(v).map(|jwt_bearer| {
+                self.sasl.oidc.jwt_bearer = jwt_bearer;
+                self
+            }));
+        }
         if let Some(r) = java_client_only(name, v) {
             return Some(r.map(|()| self));
         }
@@ -444,28 +502,33 @@ const BROKER_VALIDATION: &[&str] = &[
     "sasl.oauthbearer.jwks.endpoint.url",
 ];
 
-/// Java's retriever and validator classes, and the client assertion
-/// settings (KIP-1139's jwt-bearer grant, KIP-1258's `client_assertion`),
-/// which kring does not have.
-const ASSERTION: &[&str] = &[
-    "sasl.oauthbearer.assertion.algorithm",
-    "sasl.oauthbearer.assertion.claim.aud",
-    "sasl.oauthbearer.assertion.claim.exp.seconds",
-    "sasl.oauthbearer.assertion.claim.iss",
-    "sasl.oauthbearer.assertion.claim.jti.include",
-    "sasl.oauthbearer.assertion.claim.nbf.seconds",
-    "sasl.oauthbearer.assertion.claim.sub",
-    "sasl.oauthbearer.assertion.file",
-    "sasl.oauthbearer.assertion.private.key.file",
-    "sasl.oauthbearer.assertion.private.key.passphrase",
-    "sasl.oauthbearer.assertion.template.file",
-];
+/// `sasl.oauthbearer.jwt.retriever.class`: whether it names the jwt-bearer
+/// grant's retriever; Java's others are what kring does anyway (the
+/// endpoint's scheme picks between a token file and a request).
+fn retriever(v: &str) -> Result<bool, ConfigError> {
+    let class = v.strip_prefix(JAVA_PACKAGE).unwrap_or(v);
+    match class {
+        "JwtBearerJwtRetriever" => Ok(true),
+        "" | "DefaultJwtRetriever" | "ClientCredentialsJwtRetriever" | "FileJwtRetriever" => {
+            Ok(false)
+        }
+        _ => Err(ConfigError::unsupported(
+            "sasl.oauthbearer.jwt.retriever.class",
+            v,
+            "kring runs no Java classes; it has DefaultJwtRetriever, \
+             ClientCredentialsJwtRetriever, FileJwtRetriever and JwtBearerJwtRetriever built in, \
+             and other token sources can be a token provider",
+        )),
+    }
+}
+
+/// The package of Java's OAuth classes.
+const JAVA_PACKAGE: &str = "org.apache.kafka.common.security.oauthbearer.";
 
 /// Java 4.x's OAuth names that set nothing kring has: `Some(Ok)` where the
 /// value asks for what kring does (or only the broker reads it),
 /// `Some(Err)` naming why otherwise; `None` for any other name.
 fn java_client_only(name: &str, v: &str) -> Option<Result<(), ConfigError>> {
-    const PKG: &str = "org.apache.kafka.common.security.oauthbearer.";
     if BROKER_VALIDATION.contains(&name) {
         let property = name_of(name);
         let ok = if name.ends_with(".ms") {
@@ -487,39 +550,9 @@ fn java_client_only(name: &str, v: &str) -> Option<Result<(), ConfigError>> {
             ))
         });
     }
-    if ASSERTION.contains(&name) {
-        let shown = if name.ends_with(".passphrase") {
-            "<redacted>"
-        } else {
-            v
-        };
-        return Some(Err(ConfigError::unsupported(
-            name_of(name),
-            shown,
-            "kring does not sign or send client assertions (the jwt-bearer grant, KIP-1139, \
-             and client_assertion, KIP-1258); use a client id and secret, a token file \
-             (file://), or a token provider",
-        )));
-    }
     match name {
-        "sasl.oauthbearer.jwt.retriever.class" => {
-            let class = v.strip_prefix(PKG).unwrap_or(v);
-            Some(match class {
-                ""
-                | "DefaultJwtRetriever"
-                | "ClientCredentialsJwtRetriever"
-                | "FileJwtRetriever" => Ok(()),
-                _ => Err(ConfigError::unsupported(
-                    name_of(name),
-                    v,
-                    "kring runs no Java classes; it fetches tokens as DefaultJwtRetriever does \
-                     (client credentials for an http(s):// endpoint, a file:// token), and \
-                     does not do JwtBearerJwtRetriever's jwt-bearer grant (KIP-1139)",
-                )),
-            })
-        }
         "sasl.oauthbearer.jwt.validator.class" => {
-            let class = v.strip_prefix(PKG).unwrap_or(v);
+            let class = v.strip_prefix(JAVA_PACKAGE).unwrap_or(v);
             Some(match class {
                 "" | "DefaultJwtValidator" | "ClientJwtValidator" => Ok(()),
                 _ => Err(ConfigError::unsupported(
@@ -691,15 +724,9 @@ mod tests {
             ("sasl.oauthbearer.method", "magic", "oidc"),
             (
                 "sasl.oauthbearer.jwt.retriever.class",
-                "org.apache.kafka.common.security.oauthbearer.JwtBearerJwtRetriever",
-                "jwt-bearer",
+                "com.example.MyRetriever",
+                "no Java classes",
             ),
-            (
-                "sasl.oauthbearer.assertion.private.key.passphrase",
-                "hunter2",
-                "client assertions",
-            ),
-            ("sasl.oauthbearer.assertion.claim.iss", "svc", "KIP-1258"),
             (
                 "sasl.oauthbearer.jwks.endpoint.refresh.ms",
                 "soon",
@@ -852,5 +879,135 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("OAUTHBEARER"), "{e}");
+    }
+    /// Java 4.4's client assertions: the jwt-bearer grant (KIP-1139) and
+    /// `client_assertion` (KIP-1258), chosen as Java chooses, checked with
+    /// Java's ranges, the passphrase refused and never shown.
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn client_assertion_settings_choose_the_request_and_are_checked() {
+        use super::super::assertion::SigningAlgorithm;
+        let endpoint = (
+            "sasl.oauthbearer.token.endpoint.url",
+            "https://idp.example/token",
+        );
+        let c = props(&[
+            endpoint,
+            (
+                "sasl.oauthbearer.jwt.retriever.class",
+                "org.apache.kafka.common.security.oauthbearer.JwtBearerJwtRetriever",
+            ),
+            ("sasl.oauthbearer.assertion.algorithm", "es256"),
+            (
+                "sasl.oauthbearer.assertion.private.key.file",
+                "/etc/kafka/key.pem",
+            ),
+            (
+                "sasl.oauthbearer.assertion.claim.aud",
+                "https://idp.example",
+            ),
+            ("sasl.oauthbearer.assertion.claim.sub", "svc"),
+            ("sasl.oauthbearer.assertion.claim.exp.seconds", "86400"),
+            ("sasl.oauthbearer.assertion.claim.nbf.seconds", "0"),
+            ("sasl.oauthbearer.assertion.claim.jti.include", "true"),
+            (
+                "sasl.oauthbearer.assertion.template.file",
+                "/etc/kafka/t.json",
+            ),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let o = c.oidc_settings().unwrap();
+        assert_eq!(o.token_request(), TokenRequest::JwtBearer);
+        let a = &o.assertion;
+        assert_eq!(a.algorithm, SigningAlgorithm::Es256);
+        assert_eq!((a.exp_seconds, a.nbf_seconds, a.jti), (86_400, 0, true));
+        assert_eq!(a.aud.as_deref(), Some("https://idp.example"));
+        // An `iss` claim (or an assertion file) authenticates
+        // client_credentials in place of the secret; the id is optional.
+        let c = props(&[
+            endpoint,
+            ("sasl.oauthbearer.assertion.claim.iss", "svc"),
+            (
+                "sasl.oauthbearer.assertion.private.key.file",
+                "/etc/kafka/key.pem",
+            ),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(
+            c.oidc_settings().unwrap().token_request(),
+            TokenRequest::ClientAssertion
+        );
+        let c = props(&[endpoint, ("sasl.oauthbearer.assertion.file", "/run/a.jwt")])
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(
+            c.oidc_settings().unwrap().token_request(),
+            TokenRequest::ClientAssertion
+        );
+        // Without either, the secret is still needed.
+        let e = props(&[endpoint, ("sasl.oauthbearer.assertion.claim.sub", "svc")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("client.id"), "{e}");
+        let refused = [
+            (
+                vec![("sasl.oauthbearer.assertion.claim.iss", "svc")],
+                "assertion.private.key.file",
+            ),
+            (
+                vec![
+                    ("sasl.oauthbearer.assertion.claim.iss", "svc"),
+                    ("sasl.oauthbearer.assertion.private.key.file", "/k.pem"),
+                    (
+                        "sasl.oauthbearer.assertion.private.key.passphrase",
+                        "hunter2",
+                    ),
+                ],
+                "encrypted",
+            ),
+            (
+                vec![("sasl.oauthbearer.assertion.claim.exp.seconds", "86401")],
+                "between 0 and 86400",
+            ),
+            (
+                vec![("sasl.oauthbearer.assertion.claim.nbf.seconds", "-1")],
+                "between 0 and 3600",
+            ),
+            (
+                vec![("sasl.oauthbearer.assertion.algorithm", "HS256")],
+                "RS256 or ES256",
+            ),
+            (
+                vec![
+                    ("sasl.oauthbearer.token.endpoint.url", "file:///run/token"),
+                    (
+                        "sasl.oauthbearer.jwt.retriever.class",
+                        "JwtBearerJwtRetriever",
+                    ),
+                ],
+                "posts its grant",
+            ),
+        ];
+        for (extra, want) in refused {
+            let mut p = vec![endpoint];
+            p.extend(extra);
+            let c = props(&p);
+            if let Ok(c) = &c {
+                let shown = format!("{c:?}");
+                assert!(!shown.contains("hunter2"), "{shown}");
+            }
+            let e = c
+                .and_then(ProducerConfig::validate)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{p:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

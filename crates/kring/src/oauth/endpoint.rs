@@ -72,7 +72,7 @@ impl Endpoint {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let e = match self.attempt() {
+            let e = match self.attempt(clock.now_ms()) {
                 Ok(token) => return Ok(token),
                 Err(e) => e,
             };
@@ -93,8 +93,9 @@ impl Endpoint {
         }
     }
 
-    /// One attempt.
-    fn attempt(&self) -> Result<String, Failure> {
+    /// One attempt at `now_ms` (when a client assertion is signed).
+    #[cfg_attr(not(feature = "oidc"), allow(unused_variables))]
+    fn attempt(&self, now_ms: u64) -> Result<String, Failure> {
         let url = self.settings.url();
         if let Some(path) = url.strip_prefix("file://") {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -107,7 +108,7 @@ impl Endpoint {
         }
         #[cfg(feature = "oidc")]
         if let Some(agent) = &self.agent {
-            return super::http::post(agent, &self.settings);
+            return super::http::post(agent, &self.settings, now_ms);
         }
         Err(Failure {
             retryable: false,

@@ -1,14 +1,15 @@
-//! The HTTP side of a token fetch (feature `oidc`): the
-//! `client_credentials` request as the Java client's
-//! `ClientCredentialsRequestGenerator` sends it (Basic authorization in
-//! standard base64, optionally URL-encoded id and secret, the scope
-//! form-encoded), the answer's `access_token`, and RFC 6749 §5.2 error
-//! answers made into messages that never carry the secret.
+//! The HTTP side of a token fetch (feature `oidc`): the request as Java
+//! 4.4's formatters write it — `client_credentials` with the id and secret
+//! in Basic authorization (standard base64, optionally URL-encoded id and
+//! secret), or with a client assertion (KIP-1258), or the jwt-bearer grant
+//! (KIP-1139); the scope form-encoded — the answer's `access_token`, and
+//! RFC 6749 §5.2 error answers made into messages that never carry the
+//! secret or an assertion.
 
 use base64::Engine as _;
 
 use super::endpoint::Failure;
-use crate::config::oauth::OidcSettings;
+use crate::config::oauth::{OidcSettings, TokenRequest};
 
 /// Bytes of an answer read at most (a token response is a few KiB).
 const MAX_BODY: u64 = 1 << 20;
@@ -54,32 +55,91 @@ pub(super) fn agent(s: &OidcSettings) -> Result<ureq::Agent, String> {
         .into())
 }
 
-/// One `client_credentials` request with `s`'s credentials.
-pub(super) fn post(agent: &ureq::Agent, s: &OidcSettings) -> Result<String, Failure> {
-    let url = s.url();
-    let secret = s.client_secret.as_deref().unwrap_or_default();
-    let (id, secret_enc) = if s.header_urlencode {
-        (
-            form_encode(s.client_id.as_deref().unwrap_or_default()),
-            form_encode(secret),
-        )
-    } else {
-        (s.client_id.clone().unwrap_or_default(), secret.to_owned())
-    };
-    // RFC 7617: standard base64, not the URL alphabet.
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret_enc}"));
-    let mut body = "grant_type=client_credentials".to_owned();
-    if let Some(scope) = &s.scope {
-        body.push_str("&scope=");
-        body.push_str(&form_encode(scope));
+/// The form body of `s`'s token request and its Basic authorization, if
+/// any, as Java 4.4's request formatters write them; `assertion` is the
+/// client assertion of the two requests that carry one.
+fn request(s: &OidcSettings, assertion: Option<&str>) -> (String, Option<String>) {
+    let scope = s
+        .scope
+        .as_deref()
+        .map(|v| format!("&scope={}", form_encode(v.trim())))
+        .unwrap_or_default();
+    let assertion = form_encode(assertion.unwrap_or_default());
+    match s.token_request() {
+        TokenRequest::ClientSecret => {
+            let secret = s.client_secret.as_deref().unwrap_or_default();
+            let id = s.client_id.as_deref().unwrap_or_default();
+            let (id, secret) = if s.header_urlencode {
+                (form_encode(id), form_encode(secret))
+            } else {
+                (id.to_owned(), secret.to_owned())
+            };
+            // RFC 7617: standard base64, not the URL alphabet.
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            (
+                format!("grant_type=client_credentials{scope}"),
+                Some(format!("Basic {basic}")),
+            )
+        }
+        TokenRequest::ClientAssertion => {
+            let id = s
+                .client_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(|id| format!("&client_id={}", form_encode(id)))
+                .unwrap_or_default();
+            (
+                format!(
+                    "client_assertion_type={}&client_assertion={assertion}\
+                     &grant_type=client_credentials{id}{scope}",
+                    form_encode(CLIENT_ASSERTION_TYPE)
+                ),
+                None,
+            )
+        }
+        TokenRequest::JwtBearer => (
+            format!(
+                "grant_type={}&assertion={assertion}{scope}",
+                form_encode(JWT_BEARER_GRANT)
+            ),
+            None,
+        ),
     }
-    let redact = |m: String| redact(m, secret);
-    let mut resp = agent
+}
+
+/// RFC 7523 §2.2's `client_assertion_type`.
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// RFC 7523 §2.1's `grant_type`.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// One token request with `s`'s credentials at `now_ms` (the time a
+/// client assertion is signed at).
+pub(super) fn post(agent: &ureq::Agent, s: &OidcSettings, now_ms: u64) -> Result<String, Failure> {
+    let url = s.url();
+    let assertion = match s.token_request() {
+        TokenRequest::ClientSecret => None,
+        _ => Some(
+            super::assertion::assertion(&s.assertion, now_ms).map_err(|message| Failure {
+                retryable: false,
+                message,
+            })?,
+        ),
+    };
+    let (body, authorization) = request(s, assertion.as_deref());
+    // Neither the secret nor the assertion (a credential while it is
+    // valid) may reach a message.
+    let secret = s.client_secret.as_deref().unwrap_or_default();
+    let redact = |m: String| redact(redact(m, secret), assertion.as_deref().unwrap_or_default());
+    let mut req = agent
         .post(url)
         .header("Accept", "application/json")
-        .header("Authorization", &format!("Basic {basic}"))
         .header("Cache-Control", "no-cache")
-        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(a) = &authorization {
+        req = req.header("Authorization", a);
+    }
+    let mut resp = req
         .send(body.as_bytes())
         .map_err(|e| Failure::retry(redact(format!("token request to {url} failed: {e}"))))?;
     let status = resp.status().as_u16();
@@ -181,6 +241,54 @@ mod tests {
     fn form_encoding_is_javas() {
         assert_eq!(form_encode("kafka.write a/b"), "kafka.write+a%2Fb");
         assert_eq!(form_encode("p@ss:wörd*_-"), "p%40ss%3Aw%C3%B6rd*_-");
+    }
+
+    /// The three requests, byte for byte as Java 4.4's formatters write
+    /// them.
+    #[test]
+    fn request_bodies_are_javas() {
+        let secret = OidcSettings {
+            client_id: Some("app 1".into()),
+            client_secret: Some("p@ss".into()),
+            scope: Some(" kafka.write ".into()),
+            ..OidcSettings::default()
+        };
+        let (body, auth) = request(&secret, None);
+        assert_eq!(body, "grant_type=client_credentials&scope=kafka.write");
+        // base64("app 1:p@ss")
+        assert_eq!(auth.as_deref(), Some("Basic YXBwIDE6cEBzcw=="));
+        let encoded = OidcSettings {
+            header_urlencode: true,
+            ..secret.clone()
+        };
+        // base64("app+1:p%40ss")
+        assert_eq!(
+            request(&encoded, None).1.as_deref(),
+            Some("Basic YXBwKzE6cCU0MHNz")
+        );
+        let mut assertion = secret.clone();
+        assertion.assertion.iss = Some("svc".into());
+        assert_eq!(assertion.token_request(), TokenRequest::ClientAssertion);
+        let (body, auth) = request(&assertion, Some("h.p.s"));
+        assert_eq!(
+            body,
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
+             &client_assertion=h.p.s&grant_type=client_credentials&client_id=app+1&scope=kafka.write"
+        );
+        assert_eq!(auth, None);
+        let bearer = OidcSettings {
+            jwt_bearer: true,
+            scope: None,
+            ..assertion
+        };
+        assert_eq!(
+            request(&bearer, Some("h.p.s")),
+            (
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=h.p.s"
+                    .to_owned(),
+                None
+            )
+        );
     }
 
     #[test]
@@ -290,7 +398,7 @@ mod tests {
             ..OidcSettings::default()
         };
         let a = agent(&settings).unwrap();
-        assert_eq!(post(&a, &settings).unwrap(), "h.p.s");
+        assert_eq!(post(&a, &settings, 0).unwrap(), "h.p.s");
         let system = OidcSettings {
             ca: None,
             ..settings
@@ -299,7 +407,7 @@ mod tests {
             // A machine with no system CAs refuses at once, naming them.
             Err(e) => assert!(e.contains("https.ca.location"), "{e}"),
             Ok(a) => {
-                let e = post(&a, &system).unwrap_err();
+                let e = post(&a, &system, 0).unwrap_err();
                 assert!(e.retryable);
                 assert!(
                     e.message.contains("localhost") && !e.message.contains("hunter2"),

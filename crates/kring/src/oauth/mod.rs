@@ -10,6 +10,8 @@
 //! The settings are `crate::config::oauth`; one fetch and its retries are
 //! [`endpoint`], its HTTP request `http`; what a token must claim is [`jwt`].
 
+#[cfg(feature = "oidc")]
+mod assertion;
 mod endpoint;
 #[cfg(feature = "oidc")]
 mod http;
