@@ -379,7 +379,14 @@ mod tests {
         let (path, settings) = token_file("stop");
         write_token(&path, "svc", wall_ms(), wall_ms() + 3600 * S);
         let provider = start(&settings).unwrap();
-        assert_eq!(provider().unwrap().principal, "svc");
+        let t = provider().unwrap();
+        assert_eq!(t.principal, "svc");
+        // The lifetime is counted from the wall clock's now.
+        assert!(
+            t.lifetime <= Duration::from_secs(3600) && t.lifetime > Duration::from_secs(3000),
+            "{:?}",
+            t.lifetime
+        );
         let threads = || {
             std::fs::read_dir("/proc/self/task")
                 .unwrap()
@@ -405,6 +412,62 @@ mod tests {
             std::thread::yield_now();
         }
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// A fetch's retries wait on the refresher's clock (so dropping the
+    /// provider ends them), doubling within the budget.
+    #[test]
+    fn a_fetchs_retries_wait_on_the_refreshers_clock() {
+        let (path, mut settings) = token_file("retries");
+        settings.retry_backoff_max = Duration::from_millis(1000);
+        let endpoint = Endpoint::new(&settings).unwrap();
+        let slot = Slot::default();
+        let mut clock = Sim {
+            now: T0,
+            waits: Vec::new(),
+            max: 10,
+            on_wait: |_| {},
+        };
+        let e = fetch(&endpoint, &settings, &mut clock, &slot).unwrap_err();
+        assert!(e.contains("cannot be read"), "{e}");
+        assert_eq!(
+            clock.waits,
+            [T0 + 100, T0 + 300, T0 + 700, T0 + 1000],
+            "100, 200, 400 ms, then what is left of the second"
+        );
+        // A stopped source ends the retries at once.
+        slot.lock().stopped = true;
+        clock.waits.clear();
+        fetch(&endpoint, &settings, &mut clock, &slot).unwrap_err();
+        assert!(clock.waits.is_empty());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// The jitter's draws are uniform in [0, 1): in range, and not all
+    /// the same.
+    #[test]
+    fn jitter_draws_lie_in_the_unit_interval() {
+        let draws: Vec<f64> = (0..200).map(|_| draw()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)), "{draws:?}");
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((0.3..0.7).contains(&mean), "{mean}");
+    }
+
+    /// The wall clock's wait: a time already past returns at once, a near
+    /// one after it has come (a real wait of 20 ms: this is the adapter to
+    /// real time itself), and a stopped source at once.
+    #[test]
+    fn the_wall_clocks_wait() {
+        let slot = Slot::default();
+        let mut clock = WallClock;
+        assert!(clock.wait_until(&slot, 0));
+        let started = std::time::Instant::now();
+        let until = wall_ms() + 20;
+        assert!(clock.wait_until(&slot, until));
+        assert!(wall_ms() >= until);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        slot.lock().stopped = true;
+        assert!(!clock.wait_until(&slot, u64::MAX));
     }
 
     /// A token that expired before it arrived fails the fetch.
