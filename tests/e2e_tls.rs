@@ -122,7 +122,8 @@ fn large_requests_over_tls() {
 
 /// Mutual TLS: the broker requires a client certificate; kring presents
 /// one from PEM files (librdkafka names), from in-memory PEM (Java PEM
-/// names) and from a Java PEM keystore file (key and chain in one file).
+/// names) and from a Java PEM keystore file (key and chain in one file),
+/// each also with the key encrypted (PKCS #8) and `ssl.key.password`.
 #[test]
 fn mutual_tls_with_files_and_in_memory_pem() {
     let ca = TestCa::new("kring test CA");
@@ -135,6 +136,13 @@ fn mutual_tls_with_files_and_in_memory_pem() {
     let keystore = dir.write(
         "keystore.pem",
         &format!("{}{}", client.key_pem, client.cert_pem),
+    );
+    const PASSWORD: &str = "kring key pass";
+    let encrypted_pem = client.encrypted_key_pem(PASSWORD);
+    let encrypted_key_file = dir.write("client-encrypted.key", &encrypted_pem);
+    let encrypted_keystore = dir.write(
+        "keystore-encrypted.pem",
+        &format!("{}{}", client.cert_pem, encrypted_pem),
     );
     let bootstrap = c.bootstrap_servers();
     let librdkafka = [
@@ -161,12 +169,51 @@ fn mutual_tls_with_files_and_in_memory_pem() {
         ("ssl.keystore.type", "PEM"),
         ("ssl.keystore.location", keystore.to_str().unwrap()),
     ];
-    for (name, props) in [
-        ("librdkafka files", &librdkafka[..]),
-        ("Java inline PEM", &java_inline[..]),
-        ("Java PEM keystore file", &java_files[..]),
-    ] {
-        let config = kring::ProducerConfig::from_properties(props.iter().copied()).unwrap();
+    let encrypted = |props: &[(&'static str, &str)], key: (&'static str, String)| {
+        let mut p: Vec<(&str, String)> = props
+            .iter()
+            .filter(|(k, _)| *k != key.0)
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect();
+        p.push(key);
+        p.push(("ssl.key.password", PASSWORD.to_owned()));
+        p
+    };
+    let owned = |props: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        props.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    };
+    let runs = [
+        ("librdkafka files", owned(&librdkafka)),
+        ("Java inline PEM", owned(&java_inline)),
+        ("Java PEM keystore file", owned(&java_files)),
+        (
+            "librdkafka files, encrypted key",
+            encrypted(
+                &librdkafka,
+                (
+                    "ssl.key.location",
+                    encrypted_key_file.to_str().unwrap().to_owned(),
+                ),
+            ),
+        ),
+        (
+            "Java inline PEM, encrypted key",
+            encrypted(&java_inline, ("ssl.keystore.key", encrypted_pem.clone())),
+        ),
+        (
+            "Java PEM keystore file, encrypted key",
+            encrypted(
+                &java_files,
+                (
+                    "ssl.keystore.location",
+                    encrypted_keystore.to_str().unwrap().to_owned(),
+                ),
+            ),
+        ),
+    ];
+    let n_runs = runs.len();
+    for (name, props) in runs {
+        let config = kring::ProducerConfig::from_properties(props).unwrap();
         let p = support::producer_builder_from(config).build().unwrap();
         let w = Workload::new(200);
         let landed = w.send_all(&p, "t");
@@ -176,7 +223,32 @@ fn mutual_tls_with_files_and_in_memory_pem() {
     }
     let mut records = mock_records(&c, "t");
     records.sort();
-    assert_eq!(records.len(), 600);
+    assert_eq!(records.len(), 200 * n_runs);
+    // The wrong password fails the build, naming the setting, not the value.
+    let wrong = encrypted(
+        &librdkafka,
+        (
+            "ssl.key.location",
+            encrypted_key_file.to_str().unwrap().to_owned(),
+        ),
+    )
+    .into_iter()
+    .map(|(k, v)| {
+        if k == "ssl.key.password" {
+            (k, "hunter2".to_owned())
+        } else {
+            (k, v)
+        }
+    });
+    let e = support::producer_builder_from(kring::ProducerConfig::from_properties(wrong).unwrap())
+        .build()
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ssl.key.password") && e.contains("wrong password") && !e.contains("hunter2"),
+        "{e}"
+    );
 }
 
 /// Sends one record with a short `max.block.ms` and returns the TLS cause

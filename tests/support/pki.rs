@@ -14,6 +14,29 @@ pub struct Identity {
     pub key_pem: String,
 }
 
+impl Identity {
+    /// The key as an encrypted PKCS #8 PEM block (`ENCRYPTED PRIVATE KEY`:
+    /// PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC, what `openssl pkcs8
+    /// -topk8 -v2 aes-256-cbc` writes), under `password`.
+    pub fn encrypted_key_pem(&self, password: &str) -> String {
+        use pkcs8::der::{pem::LineEnding, Decode as _};
+        let key = KeyPair::from_pem(&self.key_pem).unwrap();
+        let der = key.serialize_der();
+        let info = pkcs8::PrivateKeyInfo::from_der(&der).unwrap();
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            2048,
+            b"kring-test-salt!",
+            &[7u8; 16],
+        )
+        .unwrap();
+        info.encrypt_with_params(params, password)
+            .unwrap()
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .unwrap()
+            .to_string()
+    }
+}
+
 /// A test CA that signs certificates.
 pub struct TestCa {
     pub cert_pem: String,

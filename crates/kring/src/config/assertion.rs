@@ -63,11 +63,11 @@ pub(crate) struct AssertionSettings {
     /// again for each request (it takes precedence over signing here).
     pub(crate) file: Option<PathBuf>,
     /// `sasl.oauthbearer.assertion.private.key.file`: the signing key, a
-    /// PEM PKCS #8 private key (PKCS #1 also for RS256), read again for
-    /// each request.
+    /// PEM PKCS #8 private key (PKCS #1 also for RS256; encrypted PKCS #8
+    /// with the passphrase), read again for each request.
     pub(crate) private_key_file: Option<PathBuf>,
-    /// `sasl.oauthbearer.assertion.private.key.passphrase`: refused by the
-    /// check (kring reads no encrypted keys), kept to say so.
+    /// `sasl.oauthbearer.assertion.private.key.passphrase`: the password of
+    /// an encrypted PKCS #8 key (`ENCRYPTED PRIVATE KEY`).
     pub(crate) passphrase: Option<String>,
     /// `sasl.oauthbearer.assertion.template.file`: JSON with `header` and
     /// `payload` objects merged into the assertion (over the claims above,
@@ -136,14 +136,6 @@ impl AssertionSettings {
             return Err(ConfigError::Missing {
                 property: "sasl.oauthbearer.assertion.private.key.file",
             });
-        }
-        if self.passphrase.is_some() {
-            return Err(ConfigError::unsupported(
-                "sasl.oauthbearer.assertion.private.key.passphrase",
-                "<redacted>",
-                "kring reads no encrypted private keys; give it the key decrypted \
-                 (`openssl pkcs8 -in key.pem -out plain.pem`) in a file only it can read",
-            ));
         }
         Ok(())
     }

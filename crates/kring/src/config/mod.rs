@@ -408,7 +408,7 @@ setters! {
     /// client certificate chain as PEM text.
     ssl_certificate_pem: &str => |c, v| c.ssl.certificate = Some(Pem::Inline(v.to_owned()));
     /// `ssl.key.location`: the client's private key (PEM file: PKCS#8,
-    /// PKCS#1 or SEC1, unencrypted).
+    /// PKCS#1 or SEC1; an encrypted PKCS#8 key with `ssl.key.password`).
     ssl_key_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.key = Some(Pem::File(v.into()));
     /// `ssl.key.pem` (Java: `ssl.keystore.key`): the client's private key
     /// as PEM text. Never shown in `Debug` output or errors.
@@ -416,10 +416,11 @@ setters! {
     /// `ssl.keystore.location` with `ssl.keystore.type=PEM` (Java): one PEM
     /// file holding the client's private key and its certificate chain.
     ssl_keystore_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.keystore = Some(v.into());
-    /// `ssl.key.password`: the password of an encrypted private key.
-    /// kring reads unencrypted keys only, so a key that needs it is
-    /// refused when the producer is built, with an error saying how to
-    /// decrypt it. Never shown in `Debug` output or errors.
+    /// `ssl.key.password`: the password of an encrypted PKCS #8 private
+    /// key (`ENCRYPTED PRIVATE KEY`: PBES2, PBKDF2 or scrypt with AES-CBC,
+    /// as `openssl pkcs8 -topk8` and Java write it). A wrong password, or
+    /// OpenSSL's older `Proc-Type: 4,ENCRYPTED` form, fails the build with
+    /// a typed error. Never shown in `Debug` output or errors.
     ssl_key_password: &str => |c, v| c.ssl.key_password = Some(v.to_owned());
     /// `ssl.endpoint.identification.algorithm`: `true` (`https`, the
     /// default) checks that the broker's certificate is valid for the host

@@ -933,10 +933,18 @@ mod tests {
                 "sasl.oauthbearer.assertion.private.key.file",
                 "/etc/kafka/key.pem",
             ),
+            (
+                "sasl.oauthbearer.assertion.private.key.passphrase",
+                "hunter2 ",
+            ),
         ])
         .unwrap()
         .validate()
         .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let a = &c.oidc_settings().unwrap().assertion;
+        assert_eq!(a.passphrase.as_deref(), Some("hunter2 "), "not trimmed");
         assert_eq!(
             c.oidc_settings().unwrap().token_request(),
             TokenRequest::ClientAssertion
@@ -959,17 +967,6 @@ mod tests {
             (
                 vec![("sasl.oauthbearer.assertion.claim.iss", "svc")],
                 "assertion.private.key.file",
-            ),
-            (
-                vec![
-                    ("sasl.oauthbearer.assertion.claim.iss", "svc"),
-                    ("sasl.oauthbearer.assertion.private.key.file", "/k.pem"),
-                    (
-                        "sasl.oauthbearer.assertion.private.key.passphrase",
-                        "hunter2",
-                    ),
-                ],
-                "encrypted",
             ),
             (
                 vec![("sasl.oauthbearer.assertion.claim.exp.seconds", "86401")],

@@ -865,13 +865,31 @@ fn unusable_tls_material_fails_the_build_without_quoting_it() {
             .ssl_key_password("pw-not-shown"),
     );
     assert!(
-        err.contains("ssl.key.password") && err.contains("openssl pkey"),
+        err.contains("ssl.key.password") && err.contains("ENCRYPTED PRIVATE KEY block"),
         "{err}"
     );
     assert!(
         !err.contains("QUJDREVGR0g") && !err.contains("pw-not-shown"),
         "{err}"
     );
+    // An encrypted key without its password, or in OpenSSL's legacy form.
+    let err = build(
+        ProducerConfig::default()
+            .ssl_ca_pem(&ca)
+            .ssl_certificate_pem(&ca)
+            .ssl_key_pem(encrypted),
+    );
+    assert!(err.contains("set ssl.key.password"), "{err}");
+    let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nQUJD\n-----END RSA PRIVATE KEY-----\n";
+    let err = build(
+        ProducerConfig::default()
+            .ssl_ca_pem(&ca)
+            .ssl_certificate_pem(&ca)
+            .ssl_key_pem(legacy)
+            .ssl_key_password("pw-not-shown"),
+    );
+    assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
+    assert!(!err.contains("pw-not-shown"), "{err}");
     let err = build(ProducerConfig::default().ssl_ca_location("/nonexistent/ca.pem"));
     assert!(
         err.contains("ssl.ca.location") && err.contains("/nonexistent/ca.pem"),

@@ -63,7 +63,13 @@ pub(crate) fn assertion(s: &AssertionSettings, now_ms: u64) -> Result<String, St
         .private_key_file
         .as_ref()
         .ok_or("no sasl.oauthbearer.assertion.private.key.file to sign the assertion with")?;
-    let signature = sign(s.algorithm, key_path, signing_input.as_bytes(), &rng)?;
+    let signature = sign(
+        s.algorithm,
+        key_path,
+        s.passphrase.as_deref(),
+        signing_input.as_bytes(),
+        &rng,
+    )?;
     Ok(format!(
         "{signing_input}.{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature)
@@ -96,22 +102,42 @@ fn template(path: &std::path::Path) -> Result<(Object, Object), String> {
     Ok((part("header")?, part("payload")?))
 }
 
-/// Signs `message` with the key in `path` (PEM).
+/// Signs `message` with the key in `path` (PEM; decrypted with
+/// `passphrase` if it is an encrypted PKCS #8 key).
 fn sign(
     algorithm: SigningAlgorithm,
     path: &std::path::Path,
+    passphrase: Option<&str>,
     message: &[u8],
     rng: &SystemRandom,
 ) -> Result<Vec<u8>, String> {
+    use crate::driver::tls::encrypted_key::{self, KeyForm};
     let shown = path.display();
     let pem = std::fs::read(path)
         .map_err(|e| format!("the assertion's private key {shown} cannot be read: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-        format!(
-            "the assertion's private key {shown} holds no unencrypted PEM private key \
-             (PKCS #8 `BEGIN PRIVATE KEY`)"
-        )
-    })?;
+    let text = String::from_utf8_lossy(&pem);
+    let key = match (encrypted_key::form(&text), passphrase) {
+        (KeyForm::Plain, _) => PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+            format!(
+                "the assertion's private key {shown} holds no PEM private key \
+                 (PKCS #8 `BEGIN PRIVATE KEY`)"
+            )
+        })?,
+        (KeyForm::LegacyEncrypted, _) => {
+            return Err(format!(
+                "the assertion's private key {shown} is {}",
+                encrypted_key::LEGACY
+            ))
+        }
+        (KeyForm::Pkcs8Encrypted, None) => {
+            return Err(format!(
+                "the assertion's private key {shown} is encrypted: set \
+                 sasl.oauthbearer.assertion.private.key.passphrase"
+            ))
+        }
+        (KeyForm::Pkcs8Encrypted, Some(p)) => encrypted_key::decrypt(&text, p)
+            .map_err(|why| format!("the assertion's private key {shown} holds {why}"))?,
+    };
     let unusable = |what: &str| {
         format!(
             "the assertion's private key {shown} is not {what} key for {}",
@@ -344,7 +370,7 @@ mod tests {
                     private_key_file: Some(garbage),
                     ..AssertionSettings::default()
                 },
-                "no unencrypted PEM private key",
+                "holds no PEM private key",
             ),
             (
                 AssertionSettings {

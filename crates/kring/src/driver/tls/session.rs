@@ -498,27 +498,39 @@ fn certs_in(
     Ok(certs)
 }
 
-/// The private key of a PEM text. The text is never quoted in errors.
+/// The private key of a PEM text, decrypted with `password`
+/// (`ssl.key.password`) if it is an encrypted PKCS #8 key. Neither the
+/// text nor the password is quoted in errors.
 fn key_in(
     property: &'static str,
     pem: &[u8],
     what: &str,
-    password: bool,
+    password: Option<&str>,
 ) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    use super::encrypted_key::{self, KeyForm};
     let text = String::from_utf8_lossy(pem);
-    if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err(bad(
-            if password {
-                "ssl.key.password"
-            } else {
-                property
-            },
-            format!(
-                "{what} is an encrypted private key, which kring cannot read; decrypt it \
-                 once (e.g. `openssl pkey -in key.pem -out key-plain.pem`) and keep that \
-                 file protected"
-            ),
-        ));
+    match (encrypted_key::form(&text), password) {
+        (KeyForm::Plain, _) => {}
+        (KeyForm::LegacyEncrypted, _) => {
+            return Err(bad(
+                property,
+                format!("{what} is {}", encrypted_key::LEGACY),
+            ))
+        }
+        (KeyForm::Pkcs8Encrypted, None) => {
+            return Err(bad(
+                "ssl.key.password",
+                format!(
+                    "{what} is an encrypted private key: set ssl.key.password to its \
+                     password (or decrypt it once with `openssl pkey` and keep that file \
+                     protected)"
+                ),
+            ))
+        }
+        (KeyForm::Pkcs8Encrypted, Some(password)) => {
+            return encrypted_key::decrypt(&text, password)
+                .map_err(|why| bad("ssl.key.password", format!("{what} holds {why}")))
+        }
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
         bad(
@@ -533,7 +545,7 @@ fn key_in(
 fn client_identity(
     settings: &SslSettings,
 ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ConfigError> {
-    let password = settings.key_password.is_some();
+    let password = settings.key_password.as_deref();
     if let Some(path) = &settings.keystore {
         const P: &str = "ssl.keystore.location";
         if settings.certificate.is_some() || settings.key.is_some() {
