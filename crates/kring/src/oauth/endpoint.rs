@@ -158,6 +158,37 @@ mod tests {
         assert_eq!(retry_wait(1, Duration::ZERO, ms(7)), None);
     }
 
+    /// A failure retrying cannot change (here: no key to sign the client
+    /// assertion with) ends the fetch at once, whatever budget is left.
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn an_unretryable_failure_is_not_retried() {
+        struct Counting(Vec<Duration>);
+        impl Waits for Counting {
+            fn now_ms(&self) -> u64 {
+                0
+            }
+            fn sleep(&mut self, d: Duration) -> bool {
+                self.0.push(d);
+                true
+            }
+        }
+        let mut settings = OidcSettings {
+            endpoint: Some("http://127.0.0.1:9/token".into()),
+            jwt_bearer: true,
+            retry_backoff_max: Duration::from_secs(3600),
+            ..OidcSettings::default()
+        };
+        settings.assertion.private_key_file = Some("/nonexistent/kring-key.pem".into());
+        let mut waits = Counting(Vec::new());
+        let e = Endpoint::new(&settings)
+            .unwrap()
+            .fetch(&mut waits)
+            .unwrap_err();
+        assert!(e.contains("cannot be read"), "{e}");
+        assert!(waits.0.is_empty(), "{:?}", waits.0);
+    }
+
     #[test]
     fn a_token_file_is_read_and_an_unreadable_one_retried_within_the_budget() {
         let dir = std::env::temp_dir().join(format!("kring-oauth-{}", std::process::id()));

@@ -123,6 +123,10 @@ mod tests {
                 "`sub` claim is not a name",
             ),
             (unsigned(r#"{"exp":"hunter2","sub":"a"}"#), "`exp` claim"),
+            (unsigned(r#"{"exp":-5,"sub":"a"}"#), "`exp` claim"),
+            (unsigned(r#"{"exp":1e13,"sub":"a"}"#), "`exp` claim"),
+            (unsigned(r#"{"exp":1e300,"sub":"a"}"#), "`exp` claim"),
+            (unsigned(r#"{"exp":5,"iat":-1,"sub":"a"}"#), "`iat` claim"),
             (unsigned(r#"{"exp":1}"#), "no `sub`"),
             (unsigned(r#"{"exp":1,"sub":"a","scope":7}"#), "`scope`"),
         ] {

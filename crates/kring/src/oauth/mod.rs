@@ -485,6 +485,7 @@ mod tests {
         };
         let e = fetch(&endpoint, &settings, &mut clock, &slot).unwrap_err();
         assert!(e.contains("expired") && e.contains("clock"), "{e}");
+        assert!(e.contains(&format!("file://{}", path.display())), "{e}");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

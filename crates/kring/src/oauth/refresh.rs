@@ -107,6 +107,15 @@ mod tests {
         assert_eq!(refresh_at(NOW, Some(start), exp, &p2, 0.0), NOW);
     }
 
+    /// Exactly both buffers left: the usual rule, whose end buffer puts
+    /// the refresh at the minimum period.
+    #[test]
+    fn a_token_with_exactly_both_buffers_left_follows_the_usual_rule() {
+        let p = policy();
+        let exp = NOW + 360 * S;
+        assert_eq!(refresh_at(NOW, Some(NOW), exp, &p, 0.0), NOW + 60 * S);
+    }
+
     #[test]
     fn a_token_shorter_than_both_buffers_is_refreshed_at_the_factor_of_what_is_left() {
         let p = policy();
