@@ -251,6 +251,78 @@ fn mutual_tls_with_files_and_in_memory_pem() {
     );
 }
 
+/// PKCS #12 stores (OpenSSL's and keytool's, under
+/// `crates/kring/src/driver/tls/testdata/pkcs12`): Java's configuration
+/// (`ssl.keystore.type=PKCS12` key store and trust store with their
+/// passwords) and librdkafka's (`ssl.keystore.location` is PKCS #12, the
+/// CA a PEM file) each deliver over mutual TLS; a wrong store password
+/// fails the build naming the file, not the password.
+#[test]
+fn mutual_tls_with_pkcs12_stores() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/kring/src/driver/tls/testdata/pkcs12");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    let server = Identity {
+        cert_pem: read("server.pem"),
+        key_pem: read("server.key"),
+    };
+    let c = tls_cluster(&server, Some(&read("ca.pem")));
+    let bootstrap = c.bootstrap_servers();
+    let java = |keystore: &str, store_password: &str| {
+        vec![
+            ("bootstrap.servers", bootstrap.clone()),
+            ("security.protocol", "SSL".to_owned()),
+            ("ssl.truststore.type", "PKCS12".to_owned()),
+            ("ssl.truststore.location", path("trust.p12")),
+            ("ssl.truststore.password", "kring-trust-pass".to_owned()),
+            ("ssl.keystore.type", "PKCS12".to_owned()),
+            ("ssl.keystore.location", path(keystore)),
+            ("ssl.keystore.password", store_password.to_owned()),
+            ("ssl.key.password", store_password.to_owned()),
+        ]
+    };
+    let librdkafka = vec![
+        ("bootstrap.servers", bootstrap.clone()),
+        ("security.protocol", "SSL".to_owned()),
+        ("ssl.ca.location", path("ca.pem")),
+        ("ssl.keystore.location", path("client.p12")),
+        ("ssl.keystore.password", "kring-store-pass".to_owned()),
+    ];
+    let runs = [
+        (
+            "Java, OpenSSL's store",
+            java("client.p12", "kring-store-pass"),
+        ),
+        (
+            "Java, keytool's store",
+            java("client-keytool.p12", "kring-store-pass"),
+        ),
+        ("librdkafka", librdkafka),
+    ];
+    let n_runs = runs.len();
+    for (name, props) in runs {
+        let config = kring::ProducerConfig::from_properties(props).unwrap();
+        let p = support::producer_builder_from(config).build().unwrap();
+        let w = Workload::new(100);
+        let landed = w.send_all(&p, "t");
+        p.close();
+        assert_eq!(landed.len(), 100, "{name}");
+    }
+    assert_eq!(mock_records(&c, "t").len(), 100 * n_runs);
+    let e = support::producer_builder_from(
+        kring::ProducerConfig::from_properties(java("client.p12", "hunter2")).unwrap(),
+    )
+    .build()
+    .map(drop)
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("client.p12") && e.contains("password does not match") && !e.contains("hunter2"),
+        "{e}"
+    );
+}
+
 /// Sends one record with a short `max.block.ms` and returns the TLS cause
 /// the metadata timeout names, and how long `send` took.
 fn send_fails_with(p: &Producer) -> (TlsFailure, String, Duration) {

@@ -413,8 +413,10 @@ setters! {
     /// `ssl.key.pem` (Java: `ssl.keystore.key`): the client's private key
     /// as PEM text. Never shown in `Debug` output or errors.
     ssl_key_pem: &str => |c, v| c.ssl.key = Some(Pem::Inline(v.to_owned()));
-    /// `ssl.keystore.location` with `ssl.keystore.type=PEM` (Java): one PEM
-    /// file holding the client's private key and its certificate chain.
+    /// `ssl.keystore.location`: one file holding the client's private key
+    /// and its certificate chain — PEM (Java's `ssl.keystore.type=PEM`) or
+    /// PKCS #12 (Java's default type, and librdkafka's meaning), with
+    /// `ssl.keystore.password`.
     ssl_keystore_location: impl Into<std::path::PathBuf> => |c, v| c.ssl.keystore = Some(v.into());
     /// `ssl.key.password`: the password of an encrypted PKCS #8 private
     /// key (`ENCRYPTED PRIVATE KEY`: PBES2, PBKDF2 or scrypt with AES-CBC,
@@ -422,6 +424,15 @@ setters! {
     /// OpenSSL's older `Proc-Type: 4,ENCRYPTED` form, fails the build with
     /// a typed error. Never shown in `Debug` output or errors.
     ssl_key_password: &str => |c, v| c.ssl.key_password = Some(v.to_owned());
+    /// `ssl.keystore.password`: the password of a PKCS #12 key store
+    /// (`ssl.keystore.location`), which checks its integrity and decrypts
+    /// it (the key too, unless `ssl.key.password` is set). Never shown in
+    /// `Debug` output or errors.
+    ssl_keystore_password: &str => |c, v| c.ssl.keystore_password = (!v.is_empty()).then(|| v.to_owned());
+    /// `ssl.truststore.password`: the password of a PKCS #12 trust store
+    /// (`ssl.truststore.location`). Never shown in `Debug` output or
+    /// errors.
+    ssl_truststore_password: &str => |c, v| c.ssl.truststore_password = (!v.is_empty()).then(|| v.to_owned());
     /// `ssl.endpoint.identification.algorithm`: `true` (`https`, the
     /// default) checks that the broker's certificate is valid for the host
     /// name (or IP address) kring connects to; `false` (`none`) skips that

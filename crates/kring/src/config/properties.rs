@@ -527,9 +527,7 @@ impl ProducerConfig {
             | "ssl.provider"
             | "security.providers"
             | "ssl.engine.factory.class"
-            | "ssl.secure.random.implementation"
-            | "ssl.keystore.password"
-            | "ssl.truststore.password" => {
+            | "ssl.secure.random.implementation" => {
                 java_only(name, v)?;
                 self
             }
@@ -744,16 +742,20 @@ impl ProducerConfig {
                 })?,
             ),
             "ssl.truststore.type" | "ssl.keystore.type" => {
-                if !super::ssl::is_pem_store_type(v) {
+                if !super::ssl::is_readable_store_type(v) {
                     let property = name_of(name);
                     return Err(ConfigError::invalid(
                         property,
                         value,
-                        "PEM (kring reads no JKS or PKCS12 stores: export them to PEM, e.g. with keytool and openssl)",
+                        "PEM or PKCS12 (kring reads no JKS stores: convert one with `keytool \
+                         -importkeystore -srckeystore s.jks -destkeystore s.p12 -deststoretype PKCS12`)",
                     ));
                 }
                 self
             }
+            // Not trimmed: a password may end in whitespace.
+            "ssl.keystore.password" => self.ssl_keystore_password(value),
+            "ssl.truststore.password" => self.ssl_truststore_password(value),
             "topic.metadata.propagation.max.ms" => {
                 self.topic_metadata_propagation(millis("topic.metadata.propagation.max.ms", v)?)
             }
@@ -921,20 +923,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                     v,
                     "kring's TLS is rustls with the ring provider, not a JVM security \
                      provider or engine; only an empty value (the JVM's default) is accepted",
-                ));
-            }
-        }
-        // PEM stores, the only kind kring reads, have no store password (in
-        // Java either: "not supported for PEM format"); ssl.key.password
-        // decrypts an encrypted key.
-        "ssl.keystore.password" | "ssl.truststore.password" => {
-            if !v.is_empty() {
-                return Err(ConfigError::unsupported(
-                    name_of(name),
-                    "<redacted>",
-                    "kring reads PEM key and trust stores, which have no store password (as \
-                     in Java); convert a JKS or PKCS12 store to PEM, and set \
-                     ssl.key.password if the key is encrypted",
                 ));
             }
         }

@@ -3,10 +3,12 @@
 //!
 //! Both spellings are accepted: librdkafka's (`ssl.ca.location`,
 //! `ssl.ca.pem`, `ssl.certificate.location`, `ssl.key.location`, ...) and
-//! the Java client's PEM forms (`ssl.truststore.type=PEM` with
-//! `ssl.truststore.location` / `ssl.truststore.certificates`,
-//! `ssl.keystore.type=PEM` with `ssl.keystore.location` /
-//! `ssl.keystore.certificate.chain` / `ssl.keystore.key`). Files are read
+//! the Java client's (`ssl.truststore.location` /
+//! `ssl.truststore.certificates`, `ssl.keystore.location` /
+//! `ssl.keystore.certificate.chain` / `ssl.keystore.key`). Store files may
+//! be PEM or PKCS #12 (`ssl.*.type` PEM or PKCS12; the content decides,
+//! so librdkafka's PKCS #12 `ssl.keystore.location` reads too), with
+//! `ssl.keystore.password` / `ssl.truststore.password`. Files are read
 //! when the producer is built. Key material and passwords never appear in
 //! `Debug` output or error messages.
 
@@ -51,11 +53,15 @@ pub(crate) struct SslSettings {
     pub(crate) certificate: Option<Pem>,
     /// The client's private key (`ssl.key.*`, `ssl.keystore.key`).
     pub(crate) key: Option<Pem>,
-    /// A PEM file with both the key and the certificate chain
-    /// (`ssl.keystore.location` with `ssl.keystore.type=PEM`).
+    /// A key store with both the key and the certificate chain
+    /// (`ssl.keystore.location`): PEM, or PKCS #12 (told apart by content).
     pub(crate) keystore: Option<PathBuf>,
     /// `ssl.key.password`.
     pub(crate) key_password: Option<String>,
+    /// `ssl.keystore.password`: a PKCS #12 key store's password.
+    pub(crate) keystore_password: Option<String>,
+    /// `ssl.truststore.password`: a PKCS #12 trust store's password.
+    pub(crate) truststore_password: Option<String>,
     /// `ssl.endpoint.identification.algorithm=https` (the default) versus
     /// `none` (or empty).
     pub(crate) verify_hostname: bool,
@@ -327,6 +333,8 @@ impl Default for SslSettings {
             key: None,
             keystore: None,
             key_password: None,
+            keystore_password: None,
+            truststore_password: None,
             verify_hostname: true,
             versions: TlsVersions {
                 tls12: true,
@@ -357,6 +365,14 @@ impl fmt::Debug for SslSettings {
                 "key_password",
                 &self.key_password.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "keystore_password",
+                &self.keystore_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "truststore_password",
+                &self.truststore_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("verify_hostname", &self.verify_hostname)
             .field("versions", &self.versions)
             .field("cipher_suites", &self.cipher_suites)
@@ -374,7 +390,8 @@ pub(crate) fn parse_endpoint_identification(v: &str) -> Option<bool> {
     }
 }
 
-/// `ssl.truststore.type` / `ssl.keystore.type`: kring reads PEM only.
-pub(crate) fn is_pem_store_type(v: &str) -> bool {
-    v.eq_ignore_ascii_case("PEM")
+/// `ssl.truststore.type` / `ssl.keystore.type`: kring reads PEM and
+/// PKCS #12 stores (telling them apart by their content), not JKS.
+pub(crate) fn is_readable_store_type(v: &str) -> bool {
+    v.eq_ignore_ascii_case("PEM") || v.eq_ignore_ascii_case("PKCS12")
 }

@@ -798,9 +798,15 @@ fn ssl_properties_parse_in_librdkafka_and_java_spellings() {
         .set("ssl.endpoint.identification.algorithm", "")
         .unwrap();
     assert!(!c.get_ssl_endpoint_identification());
+    // PKCS #12 stores are read (told apart from PEM by content); JKS not.
+    ProducerConfig::default()
+        .set("ssl.keystore.type", "PKCS12")
+        .unwrap()
+        .set("ssl.truststore.type", "pkcs12")
+        .unwrap();
     for (name, value) in [
         ("ssl.truststore.type", "JKS"),
-        ("ssl.keystore.type", "PKCS12"),
+        ("ssl.keystore.type", "JKS"),
         ("ssl.endpoint.identification.algorithm", "http"),
     ] {
         let err = ProducerConfig::default().set(name, value).unwrap_err();
@@ -822,6 +828,8 @@ fn ssl_secrets_never_show_in_debug() {
         ("security.protocol", "SSL"),
         ("ssl.key.pem", KEY),
         ("ssl.key.password", PASSWORD),
+        ("ssl.keystore.password", PASSWORD),
+        ("ssl.truststore.password", PASSWORD),
         ("ssl.certificate.pem", "CERT"),
         ("ssl.ca.location", "/etc/ca.pem"),
     ])
@@ -2030,8 +2038,6 @@ fn jvm_tls_settings_accept_the_defaults_only() {
         ("security.providers", "com.example.Creator", "rustls"),
         ("ssl.engine.factory.class", "com.example.Factory", "rustls"),
         ("ssl.secure.random.implementation", "SHA1PRNG", "rustls"),
-        ("ssl.keystore.password", "hunter2", "PEM"),
-        ("ssl.truststore.password", "hunter2", "PEM"),
     ] {
         let e = ProducerConfig::default().set(name, value).unwrap_err();
         let msg = e.to_string();

@@ -30,7 +30,7 @@ pub(super) fn agent(s: &OidcSettings) -> Result<ureq::Agent, String> {
 
     use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
     let certs: Vec<Certificate<'static>> = if s.url().starts_with("https://") {
-        crate::driver::tls::ca_certs(s.ca.as_ref(), "https.ca.location", "https.ca.pem")
+        crate::driver::tls::ca_certs(s.ca.as_ref(), "https.ca.location", "https.ca.pem", None)
             .map_err(|e| e.to_string())?
             .iter()
             .map(|c| Certificate::from_der(c.as_ref()).to_owned())

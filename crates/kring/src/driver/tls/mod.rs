@@ -39,6 +39,8 @@ pub(crate) use link::Link;
 #[cfg(feature = "tls")]
 pub(crate) mod encrypted_key;
 #[cfg(feature = "tls")]
+mod pkcs12;
+#[cfg(feature = "tls")]
 mod session;
 /// Test helpers of the session (a self-signed rustls server).
 #[cfg(all(test, feature = "tls"))]

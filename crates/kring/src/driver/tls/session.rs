@@ -408,7 +408,12 @@ fn root_store(
     settings: &SslSettings,
 ) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ConfigError> {
     let mut store = RootCertStore::empty();
-    let certs = ca_certs(settings.ca.as_ref(), "ssl.ca.location", "ssl.ca.pem")?;
+    let certs = ca_certs(
+        settings.ca.as_ref(),
+        "ssl.ca.location",
+        "ssl.ca.pem",
+        settings.truststore_password.as_deref(),
+    )?;
     let pinned = if settings.ca.is_some() {
         certs.clone()
     } else {
@@ -424,14 +429,16 @@ fn root_store(
     Ok((store, pinned))
 }
 
-/// The CA certificates `ca` names (a file, a directory of files as
-/// librdkafka accepts, or PEM text), or the system trust store's when it
-/// is `None`; `location` and `pem` are the properties errors name
-/// (`ssl.ca.*` for brokers, `https.ca.*` for an OAuth token endpoint).
+/// The CA certificates `ca` names (a PEM or PKCS #12 file, a directory of
+/// PEM files as librdkafka accepts, or PEM text), or the system trust
+/// store's when it is `None`; `location` and `pem` are the properties
+/// errors name (`ssl.ca.*` for brokers, `https.ca.*` for an OAuth token
+/// endpoint); `password` opens a PKCS #12 file.
 pub(crate) fn ca_certs(
     ca: Option<&Pem>,
     location: &'static str,
     pem: &'static str,
+    password: Option<&str>,
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     Ok(match ca {
         None => {
@@ -475,7 +482,18 @@ pub(crate) fn ca_certs(
         }
         Some(Pem::File(path)) => {
             let bytes = read_file(location, path)?;
-            certs_in(location, &bytes, &path.display().to_string())?
+            let what = path.display().to_string();
+            if super::pkcs12::looks_like_pkcs12(&bytes) {
+                let pw = password.unwrap_or_default();
+                let store = super::pkcs12::read(&bytes, pw, pw)
+                    .map_err(|why| bad(location, format!("{what} is {why}")))?;
+                if store.certs.is_empty() {
+                    return Err(bad(location, format!("{what} holds no certificate")));
+                }
+                store.certs
+            } else {
+                certs_in(location, &bytes, &what)?
+            }
         }
     })
 }
@@ -540,6 +558,46 @@ fn key_in(
     })
 }
 
+/// The key of a PKCS #12 key store and its chain, the certificate of the
+/// key first (found by its public key), then the store's others.
+#[allow(clippy::type_complexity)]
+fn pkcs12_identity(
+    settings: &SslSettings,
+    bytes: &[u8],
+    what: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ConfigError> {
+    const P: &str = "ssl.keystore.location";
+    let password = settings.keystore_password.as_deref().unwrap_or_default();
+    let key_password = settings.key_password.as_deref().unwrap_or(password);
+    let store = super::pkcs12::read(bytes, password, key_password)
+        .map_err(|why| bad(P, format!("{what} is {why}")))?;
+    let key = store
+        .key
+        .ok_or_else(|| bad(P, format!("{what} holds no private key")))?;
+    let signer = crypto_provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|_| bad(P, format!("{what} holds a private key kring cannot use")))?;
+    let leaf = store
+        .certs
+        .iter()
+        .position(|c| {
+            rustls::sign::CertifiedKey::new(vec![c.clone()], signer.clone())
+                .keys_match()
+                .is_ok()
+        })
+        .ok_or_else(|| {
+            bad(
+                P,
+                format!("{what} holds no certificate for its private key"),
+            )
+        })?;
+    let mut chain = store.certs;
+    let leaf = chain.remove(leaf);
+    chain.insert(0, leaf);
+    Ok((chain, key))
+}
+
 /// The client certificate chain and key, if configured.
 #[allow(clippy::type_complexity)]
 fn client_identity(
@@ -557,6 +615,9 @@ fn client_identity(
         }
         let bytes = read_file(P, path)?;
         let what = path.display().to_string();
+        if super::pkcs12::looks_like_pkcs12(&bytes) {
+            return pkcs12_identity(settings, &bytes, &what).map(Some);
+        }
         let chain = certs_in(P, &bytes, &what)?;
         let key = key_in(P, &bytes, &what, password)?;
         return Ok(Some((chain, key)));
