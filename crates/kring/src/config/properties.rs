@@ -40,8 +40,7 @@
 //! the JVM's TLS machinery at its defaults (`ssl.trustmanager.algorithm=PKIX`,
 //! `ssl.keymanager.algorithm=SunX509`, empty `ssl.provider`,
 //! `security.providers`, `ssl.engine.factory.class`,
-//! `ssl.secure.random.implementation`, and empty store passwords: PEM stores
-//! have none),
+//! `ssl.secure.random.implementation`),
 //! `partitioner.rack.aware=false` and any `client.rack`. A
 //! `transactional.id` is always refused: kring has no transactions.
 
