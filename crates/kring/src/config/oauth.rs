@@ -920,6 +920,23 @@ mod tests {
         .unwrap();
         let o = c.oidc_settings().unwrap();
         assert_eq!(o.token_request(), TokenRequest::JwtBearer);
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("Es256") && shown.contains("/etc/kafka/key.pem"),
+            "{shown}"
+        );
+        // Java's spelling in any case; an assertion setting alone asks for
+        // a token endpoint.
+        let c = props(&[endpoint, ("sasl.oauthbearer.assertion.algorithm", "rs256")]).unwrap();
+        assert_eq!(
+            c.sasl.oidc.assertion.algorithm,
+            super::super::assertion::SigningAlgorithm::Rs256
+        );
+        let e = props(&[("sasl.oauthbearer.assertion.claim.iss", "svc")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("token.endpoint.url"), "{e}");
         let a = &o.assertion;
         assert_eq!(a.algorithm, SigningAlgorithm::Es256);
         assert_eq!((a.exp_seconds, a.nbf_seconds, a.jti), (86_400, 0, true));

@@ -309,7 +309,15 @@ mod tests {
         assert_eq!(claims["nbf"], NOW / 1000);
         let jti = claims["jti"].as_str().unwrap().to_owned();
         assert_eq!(jti.len(), 36);
-        assert_eq!(&jti[14..15], "4");
+        // Version 4, variant RFC 4122 (10xx), on every draw.
+        let rng = SystemRandom::new();
+        for _ in 0..64 {
+            let u = uuid_v4(&rng).unwrap();
+            let dashes: Vec<usize> = u.match_indices('-').map(|(i, _)| i).collect();
+            assert_eq!(dashes, [8, 13, 18, 23], "{u}");
+            assert_eq!(&u[14..15], "4", "{u}");
+            assert!("89ab".contains(&u[19..20]), "{u}");
+        }
         assert_ne!(decode(b.split('.').nth(1).unwrap())["jti"], claims["jti"]);
         let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(parts[2])
@@ -340,9 +348,11 @@ mod tests {
             assertion(&from_file, NOW).unwrap(),
             "aGVhZA.cGF5bG9hZA.c2ln"
         );
-        std::fs::write(&file, "not a jwt").unwrap();
-        let e = assertion(&from_file, NOW).unwrap_err();
-        assert!(e.contains("does not hold a JWT"), "{e}");
+        for not_a_jwt in ["not a jwt", "a.b c.d", "a.b"] {
+            std::fs::write(&file, not_a_jwt).unwrap();
+            let e = assertion(&from_file, NOW).unwrap_err();
+            assert!(e.contains("does not hold a JWT"), "{not_a_jwt}: {e}");
+        }
 
         let rsa = d.join("rsa.pem");
         std::fs::write(&rsa, TEST_RSA_KEY).unwrap();
