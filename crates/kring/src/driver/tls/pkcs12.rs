@@ -52,7 +52,7 @@ pub(crate) fn looks_like_pkcs12(bytes: &[u8]) -> bool {
 /// shrouded key decrypted with `password` and `key_password`.
 pub(crate) fn read(bytes: &[u8], password: &str, key_password: &str) -> Result<Store, String> {
     let pfx = pkcs12::pfx::Pfx::from_der(bytes)
-        .map_err(|_| "not a PKCS #12 store (no PFX structure)".to_owned())?;
+        .map_err(|_| "neither PEM text nor a PKCS #12 store".to_owned())?;
     if pfx.auth_safe.content_type != ID_DATA {
         return Err("a PKCS #12 store signed with public keys, which kring does not read".into());
     }
@@ -289,11 +289,11 @@ mod tests {
             (CLIENT, "hunter2", "MAC the password does not match"),
             (TRUST, "hunter2", "MAC the password does not match"),
             (CLIENT_LEGACY, "kring-store-pass", "legacy PKCS #12"),
-            (&b"0\x03\x02\x01\x03"[..], "hunter2", "not a PKCS #12 store"),
+            (&b"0\x03\x02\x01\x03"[..], "hunter2", "nor a PKCS #12 store"),
             (
                 &CLIENT[..CLIENT.len() - 9],
                 "hunter2",
-                "not a PKCS #12 store",
+                "nor a PKCS #12 store",
             ),
         ] {
             let e = read(bytes, password, password).err().unwrap();
