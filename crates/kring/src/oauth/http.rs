@@ -313,6 +313,82 @@ mod tests {
         assert!(unretryable(401) && !unretryable(503) && !unretryable(429));
     }
 
+    /// Serves one plain HTTP answer per connection, in order; returns the
+    /// URL.
+    fn serve_answers(answers: Vec<(u16, &'static str)>) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for ((status, body), stream) in answers.into_iter().zip(listener.incoming()) {
+                let mut stream = stream.unwrap();
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                let (mut line, mut len) = (String::new(), 0);
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut request = vec![0; len];
+                let _ = r.read_exact(&mut request);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    /// 200 and 201 carry the token; other statuses fail, retryable unless
+    /// Java's list says retrying cannot help; the answer's error is named
+    /// and the secret is not.
+    #[test]
+    fn statuses_are_answers_and_say_whether_to_retry() {
+        let url = serve_answers(vec![
+            (200, r#"{"access_token":"a.b.c"}"#),
+            (201, r#"{"access_token":"d.e.f"}"#),
+            (503, "busy"),
+            (
+                401,
+                r#"{"error":"invalid_client","error_description":"no hunter2"}"#,
+            ),
+            (200, r#"{"token":"x"}"#),
+        ]);
+        let settings = OidcSettings {
+            endpoint: Some(url),
+            client_id: Some("app".into()),
+            client_secret: Some("hunter2".into()),
+            ..OidcSettings::default()
+        };
+        let a = agent(&settings).unwrap();
+        assert_eq!(post(&a, &settings, 0).unwrap(), "a.b.c");
+        assert_eq!(post(&a, &settings, 0).unwrap(), "d.e.f");
+        let busy = post(&a, &settings, 0).unwrap_err();
+        assert!(
+            busy.retryable && busy.message.contains("HTTP 503"),
+            "{busy:?}"
+        );
+        let refused = post(&a, &settings, 0).unwrap_err();
+        assert!(!refused.retryable, "{refused:?}");
+        assert!(
+            refused.message.contains("HTTP 401: invalid_client")
+                && !refused.message.contains("hunter2"),
+            "{}",
+            refused.message
+        );
+        let odd = post(&a, &settings, 0).unwrap_err();
+        assert!(
+            !odd.retryable && odd.message.contains("no `access_token`"),
+            "{odd:?}"
+        );
+    }
+
     /// A test CA and a certificate it signs for localhost and 127.0.0.1:
     /// (the CA's PEM, a rustls server config with the certificate).
     fn https_server_config() -> (String, std::sync::Arc<rustls::ServerConfig>) {
