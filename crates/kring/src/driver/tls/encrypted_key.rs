@@ -6,6 +6,7 @@
 //! either); the error says how to convert it. The decryption itself is the
 //! `pkcs8` crate's. Errors name what failed, never the password or the key.
 
+use der::Decode as _;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
@@ -50,15 +51,20 @@ pub(crate) fn decrypt(pem: &str, password: &str) -> Result<PrivateKeyDer<'static
     let (label, doc) = pkcs8::Document::from_pem(&block)
         .map_err(|_| "an ENCRYPTED PRIVATE KEY block that is not valid PEM")?;
     debug_assert_eq!(label, "ENCRYPTED PRIVATE KEY");
-    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
-        .map_err(|_| "an ENCRYPTED PRIVATE KEY block that is not PKCS #8")?;
-    let key = info.decrypt(password).map_err(|e| match e {
-        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { .. }) => {
-            "a key encrypted with a scheme kring does not read (it reads PBES2: PBKDF2 or \
-             scrypt with AES-128/192/256-CBC)"
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|_| {
+        // pkcs5 parses only the schemes it can decrypt: name the others.
+        match pkcs12::pbe_params::EncryptedPrivateKeyInfo::from_der(doc.as_bytes()) {
+            Ok(other) => format!(
+                "a key encrypted with a scheme kring does not read ({}; it reads PBES2: \
+                 PBKDF2 or scrypt with AES-128/192/256-CBC)",
+                other.encryption_algorithm.oid
+            ),
+            Err(_) => "an ENCRYPTED PRIVATE KEY block that is not PKCS #8".to_owned(),
         }
-        _ => "a key the password does not decrypt (a wrong password)",
     })?;
+    let key = info
+        .decrypt(password)
+        .map_err(|_| "a key the password does not decrypt (a wrong password)")?;
     Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
         key.as_bytes().to_vec(),
     )))
@@ -114,5 +120,10 @@ mod tests {
             form("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"),
             KeyForm::LegacyEncrypted
         );
+        // PBES2 with 3DES (`openssl pkcs8 -topk8 -v2 des3`): a scheme
+        // kring does not read, said so even with the right password.
+        let des3 = include_str!("testdata/rsa-2048-test-key-des3.pem");
+        let e = decrypt(des3, PASSWORD).unwrap_err();
+        assert!(e.contains("a scheme kring does not read"), "{e}");
     }
 }
