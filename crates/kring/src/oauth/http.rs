@@ -313,28 +313,32 @@ mod tests {
         assert!(unretryable(401) && !unretryable(503) && !unretryable(429));
     }
 
+    /// Reads one HTTP request's head and body; `None` if it ends early.
+    fn read_request(r: &mut impl std::io::BufRead) -> Option<Vec<u8>> {
+        let (mut line, mut len) = (String::new(), 0);
+        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            line.clear();
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).ok().map(|()| body)
+    }
+
     /// Serves one plain HTTP answer per connection, in order; returns the
     /// URL.
     fn serve_answers(answers: Vec<(u16, &'static str)>) -> String {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             for ((status, body), stream) in answers.into_iter().zip(listener.incoming()) {
                 let mut stream = stream.unwrap();
-                let mut r = BufReader::new(stream.try_clone().unwrap());
-                let (mut line, mut len) = (String::new(), 0);
-                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut request = vec![0; len];
-                let _ = r.read_exact(&mut request);
+                let _ = read_request(&mut BufReader::new(stream.try_clone().unwrap()));
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -424,7 +428,7 @@ mod tests {
     /// Serves `n` connections over TLS with one token answer each (a
     /// handshake the client aborts just ends that connection).
     fn serve_tokens(config: std::sync::Arc<rustls::ServerConfig>, n: usize) -> u16 {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
@@ -432,19 +436,7 @@ mod tests {
                 let conn = rustls::ServerConnection::new(config.clone()).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, stream);
                 let mut r = BufReader::new(&mut tls);
-                let mut len = 0;
-                let mut line = String::new();
-                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; len];
-                if r.read_exact(&mut body).is_err() {
+                if read_request(&mut r).is_none() {
                     continue;
                 }
                 let json = r#"{"access_token":"h.p.s"}"#;
