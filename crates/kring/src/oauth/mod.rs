@@ -470,6 +470,16 @@ mod tests {
         assert!(!clock.wait_until(&slot, u64::MAX));
     }
 
+    /// `start` checks the first token against the wall clock's now.
+    #[test]
+    fn start_refuses_a_token_that_expired_an_hour_ago() {
+        let (path, settings) = token_file("start-expired");
+        write_token(&path, "svc", wall_ms() - 7200 * S, wall_ms() - 3600 * S);
+        let e = start(&settings).err().unwrap();
+        assert!(e.contains("expired"), "{e}");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
     /// A token that expired before it arrived fails the fetch.
     #[test]
     fn an_expired_token_is_refused() {
