@@ -242,6 +242,7 @@ mod tests {
     const CLIENT: &[u8] = include_bytes!("testdata/pkcs12/client.p12");
     const CLIENT_KEYTOOL: &[u8] = include_bytes!("testdata/pkcs12/client-keytool.p12");
     const CLIENT_LEGACY: &[u8] = include_bytes!("testdata/pkcs12/client-legacy.p12");
+    const CLIENT_PLAIN: &[u8] = include_bytes!("testdata/pkcs12/client-plain.p12");
     const TRUST: &[u8] = include_bytes!("testdata/pkcs12/trust.p12");
     const CA: &str = include_str!("testdata/pkcs12/ca.pem");
 
@@ -272,6 +273,19 @@ mod tests {
         let leaf = a.certs.iter().find(|c| **c != ca_der()).unwrap().clone();
         let certified = rustls::sign::CertifiedKey::new(vec![leaf], signer);
         certified.keys_match().unwrap();
+    }
+
+    /// A store without a MAC or encryption (a plain key bag) reads with
+    /// any password, and gives the same key.
+    #[test]
+    fn an_unprotected_store_gives_its_plain_key() {
+        let plain = read(CLIENT_PLAIN, "", "").unwrap();
+        let openssl = read(CLIENT, "kring-store-pass", "kring-store-pass").unwrap();
+        assert_eq!(
+            plain.key.unwrap().secret_der(),
+            openssl.key.unwrap().secret_der()
+        );
+        assert_eq!(plain.certs.len(), 1);
     }
 
     #[test]
@@ -308,5 +322,6 @@ mod tests {
         );
         assert!(looks_like_pkcs12(CLIENT) && looks_like_pkcs12(TRUST));
         assert!(!looks_like_pkcs12(CA.as_bytes()));
+        assert!(!looks_like_pkcs12(b"not PEM, not DER"));
     }
 }
