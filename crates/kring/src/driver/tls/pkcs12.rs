@@ -243,6 +243,9 @@ mod tests {
     const CLIENT_KEYTOOL: &[u8] = include_bytes!("testdata/pkcs12/client-keytool.p12");
     const CLIENT_LEGACY: &[u8] = include_bytes!("testdata/pkcs12/client-legacy.p12");
     const CLIENT_PLAIN: &[u8] = include_bytes!("testdata/pkcs12/client-plain.p12");
+    const CLIENT_SHA384: &[u8] = include_bytes!("testdata/pkcs12/client-sha384.p12");
+    const CLIENT_SHA512: &[u8] = include_bytes!("testdata/pkcs12/client-sha512.p12");
+    const CLIENT_3DES: &[u8] = include_bytes!("testdata/pkcs12/client-3des.p12");
     const TRUST: &[u8] = include_bytes!("testdata/pkcs12/trust.p12");
     const CA: &str = include_str!("testdata/pkcs12/ca.pem");
 
@@ -275,6 +278,22 @@ mod tests {
         certified.keys_match().unwrap();
     }
 
+    /// MACs with SHA-384 and SHA-512 check too, and not with a wrong
+    /// password.
+    #[test]
+    fn sha384_and_sha512_macs_are_checked() {
+        let want = read(CLIENT, "kring-store-pass", "kring-store-pass").unwrap();
+        for store in [CLIENT_SHA384, CLIENT_SHA512] {
+            let s = read(store, "kring-store-pass", "kring-store-pass").unwrap();
+            assert_eq!(
+                s.key.unwrap().secret_der(),
+                want.key.as_ref().unwrap().secret_der()
+            );
+            let e = read(store, "hunter2", "hunter2").err().unwrap();
+            assert!(e.contains("MAC the password does not match"), "{e}");
+        }
+    }
+
     /// A store without a MAC or encryption (a plain key bag) reads with
     /// any password, and gives the same key.
     #[test]
@@ -303,6 +322,7 @@ mod tests {
             (CLIENT, "hunter2", "MAC the password does not match"),
             (TRUST, "hunter2", "MAC the password does not match"),
             (CLIENT_LEGACY, "kring-store-pass", "legacy PKCS #12"),
+            (CLIENT_3DES, "kring-store-pass", "legacy PKCS #12"),
             (&b"0\x03\x02\x01\x03"[..], "hunter2", "nor a PKCS #12 store"),
             (
                 &CLIENT[..CLIENT.len() - 9],
