@@ -7,6 +7,9 @@
 //! with a token.
 
 use std::io::{BufRead, BufReader, Read, Write};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -20,29 +23,6 @@ pub struct TokenServer {
     pub issued: Arc<AtomicU32>,
 }
 
-/// base64 of `data` in `alphabet` (no padding when `pad` is false).
-fn b64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-        if pad {
-            for _ in chunk.len()..3 {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// An unsigned JWS for `sub`, valid for `lifetime` from now.
 pub fn unsigned_jwt(sub: &str, lifetime: Duration) -> String {
     let now = SystemTime::now()
@@ -55,8 +35,8 @@ pub fn unsigned_jwt(sub: &str, lifetime: Duration) -> String {
     );
     format!(
         "{}.{}.",
-        b64(br#"{"alg":"none"}"#, URL, false),
-        b64(claims.as_bytes(), URL, false)
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(claims)
     )
 }
 
@@ -71,10 +51,7 @@ pub struct TokenRequest {
 impl TokenServer {
     /// Serves tokens for `sub` to `client_id`/`secret` asking for `scope`.
     pub fn start(client_id: &str, secret: &str, scope: &str, sub: &str) -> TokenServer {
-        let want_auth = format!(
-            "Basic {}",
-            b64(format!("{client_id}:{secret}").as_bytes(), STD, true)
-        );
+        let want_auth = format!("Basic {}", STANDARD.encode(format!("{client_id}:{secret}")));
         let want_body = format!("grant_type=client_credentials&scope={scope}");
         TokenServer::start_with(sub, move |r| r.auth == want_auth && r.body == want_body)
     }
@@ -108,7 +85,6 @@ pub fn es256_assertion_check(
     aud: String,
     scope: &'static str,
 ) -> impl Fn(&TokenRequest) -> bool + Send + 'static {
-    use base64::Engine as _;
     move |r| {
         let form: std::collections::HashMap<&str, &str> = r
             .body
@@ -141,7 +117,7 @@ pub fn es256_assertion_check(
         let Some((input, sig)) = jwt.rsplit_once('.') else {
             return false;
         };
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let b64 = URL_SAFE_NO_PAD;
         let Ok(sig) = b64.decode(sig) else {
             return false;
         };

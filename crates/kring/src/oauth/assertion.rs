@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
-use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use serde_json::{Map, Value};
 
 use crate::config::assertion::{AssertionSettings, SigningAlgorithm};
@@ -111,33 +111,21 @@ fn sign(
     message: &[u8],
     rng: &SystemRandom,
 ) -> Result<Vec<u8>, String> {
-    use crate::driver::tls::encrypted_key::{self, KeyForm};
+    use crate::driver::tls::encrypted_key::{load, KeyError, LEGACY};
     let shown = path.display();
     let pem = std::fs::read(path)
         .map_err(|e| format!("the assertion's private key {shown} cannot be read: {e}"))?;
-    let text = String::from_utf8_lossy(&pem);
-    let key = match (encrypted_key::form(&text), passphrase) {
-        (KeyForm::Plain, _) => PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-            format!(
-                "the assertion's private key {shown} holds no PEM private key \
-                 (PKCS #8 `BEGIN PRIVATE KEY`)"
-            )
-        })?,
-        (KeyForm::LegacyEncrypted, _) => {
-            return Err(format!(
-                "the assertion's private key {shown} is {}",
-                encrypted_key::LEGACY
-            ))
-        }
-        (KeyForm::Pkcs8Encrypted, None) => {
-            return Err(format!(
-                "the assertion's private key {shown} is encrypted: set \
-                 sasl.oauthbearer.assertion.private.key.passphrase"
-            ))
-        }
-        (KeyForm::Pkcs8Encrypted, Some(p)) => encrypted_key::decrypt(&text, p)
-            .map_err(|why| format!("the assertion's private key {shown} holds {why}"))?,
-    };
+    let key = load(&pem, passphrase).map_err(|e| {
+        let why = match e {
+            KeyError::NoKey => "holds no PEM private key (PKCS #8 `BEGIN PRIVATE KEY`)".to_owned(),
+            KeyError::Legacy => format!("is {LEGACY}"),
+            KeyError::NeedsPassword => {
+                "is encrypted: set sasl.oauthbearer.assertion.private.key.passphrase".to_owned()
+            }
+            KeyError::Decrypt(why) => format!("holds {why}"),
+        };
+        format!("the assertion's private key {shown} {why}")
+    })?;
     let unusable = |what: &str| {
         format!(
             "the assertion's private key {shown} is not {what} key for {}",
@@ -195,6 +183,7 @@ fn uuid_v4(rng: &SystemRandom) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::pem::PemObject as _;
     use std::path::PathBuf;
 
     /// A 2048-bit RSA key made for these tests only (`openssl genpkey

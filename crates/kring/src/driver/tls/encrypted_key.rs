@@ -7,14 +7,41 @@
 //! `pkcs8` crate's. Errors name what failed, never the password or the key.
 
 use der::Decode as _;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{pem::PemObject as _, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
 
+/// Why a PEM text gave no private key; each caller names its own
+/// settings around it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KeyError {
+    /// No PEM private key in the text.
+    NoKey,
+    /// OpenSSL's traditional encrypted form ([`LEGACY`] says how to convert).
+    Legacy,
+    /// An encrypted PKCS #8 key and no password.
+    NeedsPassword,
+    /// The encrypted key could not be opened: why, fit for "holds ...".
+    Decrypt(String),
+}
+
+/// The private key of a PEM text: as it is, or decrypted with `password`
+/// if it is an encrypted PKCS #8 key (a password for a plain key is not
+/// needed and not checked, as in Java and librdkafka).
+pub(crate) fn load(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'static>, KeyError> {
+    let text = String::from_utf8_lossy(pem);
+    match (form(&text), password) {
+        (KeyForm::Plain, _) => PrivateKeyDer::from_pem_slice(pem).map_err(|_| KeyError::NoKey),
+        (KeyForm::LegacyEncrypted, _) => Err(KeyError::Legacy),
+        (KeyForm::Pkcs8Encrypted, None) => Err(KeyError::NeedsPassword),
+        (KeyForm::Pkcs8Encrypted, Some(p)) => decrypt(&text, p).map_err(KeyError::Decrypt),
+    }
+}
+
 /// How a PEM text's private key is stored.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum KeyForm {
+enum KeyForm {
     /// Not encrypted (or no key at all).
     Plain,
     /// PKCS #8 `ENCRYPTED PRIVATE KEY`.
@@ -24,7 +51,7 @@ pub(crate) enum KeyForm {
 }
 
 /// How `pem`'s private key is stored.
-pub(crate) fn form(pem: &str) -> KeyForm {
+fn form(pem: &str) -> KeyForm {
     if pem.contains(BEGIN) {
         KeyForm::Pkcs8Encrypted
     } else if pem.contains("Proc-Type: 4,ENCRYPTED") {
@@ -41,7 +68,7 @@ pub(crate) const LEGACY: &str = "an OpenSSL traditional encrypted key (Proc-Type
 
 /// The private key of `pem`'s `ENCRYPTED PRIVATE KEY` block, decrypted with
 /// `password`.
-pub(crate) fn decrypt(pem: &str, password: &str) -> Result<PrivateKeyDer<'static>, String> {
+fn decrypt(pem: &str, password: &str) -> Result<PrivateKeyDer<'static>, String> {
     let start = pem.find(BEGIN).ok_or("no ENCRYPTED PRIVATE KEY block")?;
     let end = pem[start..]
         .find(END)
@@ -73,7 +100,6 @@ pub(crate) fn decrypt(pem: &str, password: &str) -> Result<PrivateKeyDer<'static
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::pem::PemObject as _;
 
     /// The oauth tests' RSA key, and the same key encrypted by OpenSSL 3
     /// (`openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:kring-test-pass`:

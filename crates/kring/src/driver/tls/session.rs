@@ -525,36 +525,22 @@ fn key_in(
     what: &str,
     password: Option<&str>,
 ) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    use super::encrypted_key::{self, KeyForm};
-    let text = String::from_utf8_lossy(pem);
-    match (encrypted_key::form(&text), password) {
-        (KeyForm::Plain, _) => {}
-        (KeyForm::LegacyEncrypted, _) => {
-            return Err(bad(
-                property,
-                format!("{what} is {}", encrypted_key::LEGACY),
-            ))
-        }
-        (KeyForm::Pkcs8Encrypted, None) => {
-            return Err(bad(
-                "ssl.key.password",
-                format!(
-                    "{what} is an encrypted private key: set ssl.key.password to its \
-                     password (or decrypt it once with `openssl pkey` and keep that file \
-                     protected)"
-                ),
-            ))
-        }
-        (KeyForm::Pkcs8Encrypted, Some(password)) => {
-            return encrypted_key::decrypt(&text, password)
-                .map_err(|why| bad("ssl.key.password", format!("{what} holds {why}")))
-        }
-    }
-    PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
-        bad(
+    use super::encrypted_key::{load, KeyError, LEGACY};
+    load(pem, password).map_err(|e| match e {
+        KeyError::NoKey => bad(
             property,
             format!("{what} holds no usable PEM private key (PKCS#8, PKCS#1 or SEC1)"),
-        )
+        ),
+        KeyError::Legacy => bad(property, format!("{what} is {LEGACY}")),
+        KeyError::NeedsPassword => bad(
+            "ssl.key.password",
+            format!(
+                "{what} is an encrypted private key: set ssl.key.password to its \
+                 password (or decrypt it once with `openssl pkey` and keep that file \
+                 protected)"
+            ),
+        ),
+        KeyError::Decrypt(why) => bad("ssl.key.password", format!("{what} holds {why}")),
     })
 }
 
