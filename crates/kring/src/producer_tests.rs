@@ -301,7 +301,10 @@ fn close_timeout_aborts_what_is_left() {
 
 /// `close` waits up to `delivery.timeout.ms` + `request.timeout.ms`: a
 /// record stuck at a broker that never answers gets its own result, a
-/// delivery timeout, before that bound, and nothing is aborted.
+/// delivery timeout, before that bound, and nothing is aborted. The retry
+/// backoff outlasts the delivery timeout, so no retry is in flight at the
+/// deadline (one sent just before 400 ms would answer only at its own
+/// request timeout, right at the close bound).
 #[test]
 fn close_waits_for_the_delivery_timeout() {
     let c = cluster(1);
@@ -309,6 +312,8 @@ fn close_waits_for_the_delivery_timeout() {
         .linger(Duration::ZERO)
         .request_timeout(Duration::from_millis(300))
         .delivery_timeout(Duration::from_millis(400))
+        .retry_backoff(Duration::from_secs(1))
+        .retry_backoff_max(Duration::from_secs(1))
         .build()
         .unwrap();
     let f = stuck_after_warm_up(&c, &p);
