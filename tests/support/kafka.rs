@@ -11,6 +11,17 @@ use super::{parse_line, ReadRecord};
 /// end offsets with the Java consumer (CRC checks on). Sorted by
 /// (partition, offset).
 pub fn read_java(bootstrap: &str, topic: &str, partitions: i32) -> Vec<ReadRecord> {
+    read_java_isolated(bootstrap, topic, partitions, "read_uncommitted")
+}
+
+/// [`read_java`] with the consumer's `isolation.level` (`read_committed`:
+/// up to the last stable offsets, aborted transactions skipped).
+pub fn read_java_isolated(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+) -> Vec<ReadRecord> {
     let java = kring_testcluster::java_binary().unwrap_or_else(|e| panic!("{e}"));
     let libs = kring_testcluster::kafka_libs().unwrap_or_else(|e| panic!("{e}"));
     let jar = kring_testcluster::support_jar().unwrap_or_else(|e| panic!("{e}"));
@@ -28,6 +39,7 @@ pub fn read_java(bootstrap: &str, topic: &str, partitions: i32) -> Vec<ReadRecor
             topic,
             &partitions.to_string(),
             "120000",
+            isolation,
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -163,6 +163,15 @@ pub struct Config {
     /// `enable.idempotence`. Default true (requires acks=all,
     /// max_in_flight <= 5, retries > 0).
     pub enable_idempotence: bool,
+    /// `transactional.id`: makes the producer transactional (KIP-98):
+    /// records are sent only inside transactions (`Shared::begin_transaction`
+    /// … `commit_transaction`), which readers with `read_committed` see
+    /// whole or not at all. Needs idempotence. Default none.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a
+    /// transaction stay open before aborting it (sent with
+    /// InitProducerId). Default 60 s, as in the Java client.
+    pub transaction_timeout: Duration,
     /// `max.in.flight.requests.per.connection`. Default 5.
     pub max_in_flight: usize,
     /// `retries`. Default `i32::MAX` (delivery timeout bounds retrying).
@@ -299,6 +308,8 @@ impl fmt::Debug for Config {
                 "partitioner_availability_timeout",
                 &self.partitioner_availability_timeout,
             )
+            .field("transactional_id", &self.transactional_id)
+            .field("transaction_timeout", &self.transaction_timeout)
             .field("on_delivery", &self.on_delivery.is_some())
             .field("statistics_interval", &self.statistics_interval)
             .field("on_statistics", &self.on_statistics.is_some())
@@ -320,6 +331,8 @@ impl Default for Config {
             compression: Compression::None,
             compression_level: None,
             enable_idempotence: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
             max_in_flight: 5,
             retries: i32::MAX as u32,
             retry_backoff: Duration::from_millis(100),
@@ -614,6 +627,26 @@ impl Config {
                     METADATA_MAX_IDLE_MIN.as_millis()
                 ),
             ));
+        }
+        if let Some(id) = &self.transactional_id {
+            if !self.enable_idempotence {
+                return Err(ConfigError::IdempotenceConflict(
+                    "enable.idempotence=true (a transactional.id needs it)",
+                ));
+            }
+            if id.is_empty() || id.len() > i16::MAX as usize {
+                return Err(invalid(
+                    "transactional.id",
+                    "must be 1 to 32767 bytes".to_owned(),
+                ));
+            }
+            let ms = self.transaction_timeout.as_millis();
+            if ms == 0 || ms > i32::MAX as u128 {
+                return Err(invalid(
+                    "transaction.timeout.ms",
+                    format!("{ms} ms is outside 1..={} ms", i32::MAX),
+                ));
+            }
         }
         if self.enable_idempotence {
             if self.acks != Acks::All {

@@ -121,6 +121,12 @@ pub enum SendError {
     /// new one once the cause (an ACL, a fenced producer) is fixed.
     #[error("the producer failed fatally: {0}")]
     Fatal(crate::delivery::DeliveryError),
+    /// A transactional producer was sent a record outside a transaction
+    /// (before `begin_transaction`, or while the transaction commits or
+    /// aborts, or after an error the transaction must be aborted for), as
+    /// the Java client's `failIfNotReadyForSend` refuses it. Not queued.
+    #[error("cannot send {0}")]
+    NotInTransaction(&'static str),
     /// The topic name cannot be sent (empty, or longer than a Kafka string).
     #[error("invalid topic name `{0}`")]
     InvalidTopic(Arc<str>),

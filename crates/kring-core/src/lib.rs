@@ -39,6 +39,7 @@ mod spare_parts;
 mod test_wake;
 mod timer;
 mod topics;
+mod txn;
 mod wait;
 
 #[cfg(any(test, feature = "sim"))]
@@ -65,3 +66,4 @@ pub use producer::{
 };
 pub use shared::{AppendOutcome, AsyncAppend, IoWaker, RecordRef, Shared};
 pub use signal::FlushHandle;
+pub use txn::{TransactionError, TransactionHandle};

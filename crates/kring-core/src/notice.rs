@@ -68,6 +68,33 @@ pub(crate) enum Notice {
     Close(Box<FlushRequest>),
     /// Fail every batch still in the accumulator with `Purged`.
     Purge { signal: Arc<Signal> },
+    /// A transactional call (`crate::txn`).
+    Txn(Box<TxnNotice>),
+}
+
+/// What a transactional call asks of the I/O thread.
+#[derive(Debug)]
+pub(crate) enum TxnNotice {
+    /// Get the producer id for the `transactional.id` (init_transactions).
+    Init(Arc<crate::txn::TxnOp>),
+    /// A transaction began: batches announced from now belong to it.
+    Begin,
+    /// Commit or abort the transaction: every batch of a generation below
+    /// `gen` belongs to it (the gate closed with this notice).
+    End {
+        commit: bool,
+        gen: u64,
+        op: Arc<crate::txn::TxnOp>,
+    },
+}
+
+/// Whether a batch may open now (see `crate::txn`): always without a
+/// `transactional.id`; with one, only inside a transaction.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxnGate {
+    #[default]
+    Open,
+    Closed,
 }
 
 /// A flush or close: the generation it waits for, and what to set when
@@ -93,6 +120,8 @@ pub(crate) struct NoticeInner {
     /// Batches opened now belong to this flush generation.
     pub(crate) flush_gen: u64,
     pub(crate) closed: bool,
+    /// Whether a batch may open (transactions: `crate::txn`).
+    pub(crate) txn_gate: TxnGate,
     /// The core finished: nobody reads notices any more, so a flush,
     /// purge or close asked for now completes at once (see
     /// `ProducerCore::check_finished`).

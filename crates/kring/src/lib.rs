@@ -59,7 +59,7 @@ pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{
     BrokerState, BrokerStatistics, DeliveryError, DeliveryReport, ErrorCount, LastError, Latency,
     MessageStatus, PartitionStatistics, RecordMetadata, SendError, Statistics, TlsFailure,
-    TopicStatistics, TotalStatistics,
+    TopicStatistics, TotalStatistics, TransactionError,
 };
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;

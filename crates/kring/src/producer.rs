@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::SendError;
 
+mod transaction;
 mod wall_clock;
 use wall_clock::WallClock;
 

@@ -74,6 +74,9 @@ impl ProducerCore {
 
     /// Fails a sealed batch that never left the accumulator.
     pub(crate) fn fail_queued(&mut self, pk: PartKey, qb: QueuedBatch, err: DeliveryError) {
+        if self.txn.is_some() {
+            self.txn_batch_failed(&err);
+        }
         let (ledger, out) = self.ledger_outlet();
         ledger.fail_queued(pk, qb, err, out);
         self.maybe_disarm_delivery(pk);
@@ -81,6 +84,9 @@ impl ProducerCore {
 
     /// Fails a batch still open (never sealed). Returns its record count.
     pub(crate) fn fail_open(&mut self, pk: PartKey, ob: OpenBatch, err: DeliveryError) -> u32 {
+        if self.txn.is_some() {
+            self.txn_batch_failed(&err);
+        }
         let (ledger, out) = self.ledger_outlet();
         let records = ledger.fail_open(pk, ob, err, out);
         self.maybe_disarm_delivery(pk);
@@ -131,6 +137,9 @@ impl ProducerCore {
             let timed_out_after_send =
                 matches!(err, DeliveryError::Timeout { .. }) && b.attempts() > 0;
             self.seq_batch_failed(pk, bk, timed_out_after_send, broker_fatal);
+        }
+        if self.txn.is_some() {
+            self.txn_batch_failed(&err);
         }
         self.finish_held(
             bk,

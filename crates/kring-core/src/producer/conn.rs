@@ -14,7 +14,10 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kring_protocol::message::{decode_response_frame, encode_request, Request};
+use kring_protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
 use kring_protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use kring_protocol::messages::end_txn::EndTxnRequest;
+use kring_protocol::messages::find_coordinator::FindCoordinatorRequest;
 use kring_protocol::messages::init_producer_id::InitProducerIdRequest;
 use kring_protocol::messages::metadata::MetadataRequest;
 use kring_protocol::messages::produce::ProduceRequest;
@@ -51,6 +54,10 @@ pub(crate) struct Versions {
     pub(crate) produce: i16,
     pub(crate) metadata: i16,
     pub(crate) init_pid: i16,
+    /// Transactions (-1: not supported).
+    pub(crate) find_coordinator: i16,
+    pub(crate) add_partitions: i16,
+    pub(crate) end_txn: i16,
 }
 
 /// What an in-flight request was.
@@ -63,6 +70,10 @@ pub(crate) enum ReqKind {
     SaslAuthenticate,
     /// `(batch key, batch serial)` of every batch in the request.
     Produce(Vec<(BatchKey, u64)>),
+    /// FindCoordinator for the transaction.
+    FindCoordinator,
+    /// A transactional request (`transaction`).
+    Txn(super::transaction::TxnRequest),
 }
 
 #[derive(Debug)]
@@ -166,6 +177,12 @@ const PRODUCE_VERSIONS: (i16, i16) = (3, 11);
 /// Metadata versions kring speaks (v1+: an empty topic list means none).
 const METADATA_VERSIONS: (i16, i16) = (1, 12);
 const INIT_PID_VERSIONS: (i16, i16) = (0, 5);
+/// FindCoordinator: v1 added the key type; v4 batches keys.
+const FIND_COORDINATOR_VERSIONS: (i16, i16) = (1, 4);
+/// AddPartitionsToTxn: v4+ are broker-to-broker (KIP-890).
+const ADD_PARTITIONS_VERSIONS: (i16, i16) = (0, 3);
+/// EndTxn: v5 is transaction version 2 (KIP-890 part 2), not spoken.
+const END_TXN_VERSIONS: (i16, i16) = (0, 4);
 /// The ApiVersions version tried first (and the highest kring speaks); a
 /// broker that refuses it is asked again with the highest version it lists,
 /// or v0 ([`api_versions_retry_version`]).
@@ -457,6 +474,9 @@ impl ProducerCore {
         let produce = pick(ProduceRequest::API_KEY, PRODUCE_VERSIONS);
         let metadata = pick(MetadataRequest::API_KEY, METADATA_VERSIONS);
         let init_pid = pick(InitProducerIdRequest::API_KEY, INIT_PID_VERSIONS);
+        let find_coordinator = pick(FindCoordinatorRequest::API_KEY, FIND_COORDINATOR_VERSIONS);
+        let add_partitions = pick(AddPartitionsToTxnRequest::API_KEY, ADD_PARTITIONS_VERSIONS);
+        let end_txn = pick(EndTxnRequest::API_KEY, END_TXN_VERSIONS);
         let (Some(produce), Some(metadata)) = (produce, metadata) else {
             self.drop_conn(
                 now,
@@ -471,6 +491,9 @@ impl ProducerCore {
             produce,
             metadata,
             init_pid: init_pid.unwrap_or(-1),
+            find_coordinator: find_coordinator.unwrap_or(-1),
+            add_partitions: add_partitions.unwrap_or(-1),
+            end_txn: end_txn.unwrap_or(-1),
         };
         if self.sasl.is_some() {
             let range = |key: i16| {
@@ -712,6 +735,10 @@ impl ProducerCore {
                 ReqKind::ApiVersions | ReqKind::SaslHandshake | ReqKind::SaslAuthenticate => {}
                 ReqKind::Metadata => self.metadata_lost(now),
                 ReqKind::InitProducerId => self.init_pid_lost(now),
+                ReqKind::FindCoordinator => {
+                    self.txn_request_lost(now, &super::transaction::TxnRequest::FindCoordinator)
+                }
+                ReqKind::Txn(req) => self.txn_request_lost(now, &req),
                 ReqKind::Produce(batches) => {
                     for (bk, serial) in batches {
                         self.batch_lost(now, bk, serial, reason);

@@ -267,6 +267,10 @@ pub(crate) enum PidState {
 #[derive(Debug)]
 pub(crate) struct Idempotence {
     enabled: bool,
+    /// With a `transactional.id` the producer id comes from the
+    /// transaction coordinator, when `init_transactions` asks for it
+    /// (`transaction`), and the epoch is never bumped locally.
+    transactional: bool,
     pid: i64,
     epoch: i16,
     state: PidState,
@@ -278,9 +282,10 @@ pub(crate) struct Idempotence {
 
 impl Idempotence {
     /// Off, or waiting for a producer id.
-    pub(crate) fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool, transactional: bool) -> Self {
         Idempotence {
             enabled,
+            transactional,
             pid: -1,
             epoch: -1,
             state: PidState::Needed,
@@ -315,7 +320,22 @@ impl Idempotence {
 
     /// Whether an InitProducerId should be sent now.
     pub(crate) fn wants_request(&self) -> bool {
-        self.enabled && self.state == PidState::Needed
+        self.enabled && !self.transactional && self.state == PidState::Needed
+    }
+
+    /// The producer id and epoch now.
+    pub(crate) fn current_pid(&self) -> (i64, i16) {
+        (self.pid, self.epoch)
+    }
+
+    /// `init_transactions` was called: batches wait for its producer id.
+    pub(crate) fn await_transactional_init(&mut self) {
+        if self.state == PidState::Ready {
+            // A second init (the first was answered): nothing changes
+            // until the new answer.
+            return;
+        }
+        self.state = PidState::Requesting;
     }
 
     /// The InitProducerId backoff timer fired.
@@ -422,6 +442,7 @@ impl ProducerCore {
         tracing::error!(error = %err, "the idempotent producer failed fatally: every pending and later record fails with this error");
         self.life.set_fatal(err.clone());
         let _ = self.shared.fatal.set(err.clone());
+        self.shared.txn_fatal(&err);
         self.idem.state = PidState::Backoff;
         self.idem.bump_required = false;
         self.idem.rewrite.clear();
@@ -435,8 +456,51 @@ impl ProducerCore {
         }
     }
 
-    /// Asks for an epoch bump that restarts `pk`'s sequences.
+    /// The transaction coordinator gave the producer id and epoch (at
+    /// `init_transactions`, or bumped at the end of an abort): every
+    /// partition's sequences restart at 0 under it (lazily, as each
+    /// takes its next batch: `seq_may_take_new`), which needs no partition
+    /// on hold any more (nothing of the transaction is in flight).
+    pub(crate) fn set_transactional_pid(&mut self, pid: i64, epoch: i16) {
+        self.idem.pid = pid;
+        self.idem.epoch = epoch;
+        self.idem.state = PidState::Ready;
+        self.idem.failures = 0;
+        self.idem.bump_required = false;
+        self.idem.rewrite.clear();
+        for ti in 0..self.topics.len() {
+            for pi in 0..self.topics[ti].partitions.len() {
+                let s = &mut self.part((ti as u32, pi as u32)).seq;
+                s.unresolved = None;
+                s.hold = None;
+            }
+        }
+        let ns: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.ready.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        for n in ns {
+            self.add_work(n);
+        }
+    }
+
+    /// Asks for an epoch bump that restarts `pk`'s sequences. A
+    /// transactional producer cannot bump locally: its transaction must
+    /// be aborted, and the abort bumps (`transaction`).
     pub(crate) fn request_epoch_bump(&mut self, pk: PartKey) {
+        if self.idem.transactional {
+            self.txn_needs_bump(DeliveryError::Broker {
+                code: ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.code(),
+                name: ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.name(),
+                message: Some(
+                    "the partition's sequences need an epoch bump; abort the transaction".into(),
+                ),
+                status: MessageStatus::NotPersisted,
+            });
+            return;
+        }
         self.idem.bump_required = true;
         if !self.idem.rewrite.contains(&pk) {
             self.idem.rewrite.push(pk);

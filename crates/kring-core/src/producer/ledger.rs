@@ -325,6 +325,8 @@ pub(crate) struct Ledger {
     /// while the request still waited for the socket: a broker reading
     /// slowly let unwritten requests pile up without bound.
     unwritten: Vec<(Bytes, usize)>,
+    /// Batches carry the transactional attribute.
+    transactional: bool,
 }
 
 impl Index<BatchKey> for Ledger {
@@ -342,9 +344,18 @@ impl IndexMut<BatchKey> for Ledger {
 }
 
 impl Ledger {
-    /// An empty ledger.
-    pub(super) fn new() -> Ledger {
-        Ledger::default()
+    /// An empty ledger; `transactional`: batches are stamped with the
+    /// transactional attribute (a producer with a `transactional.id`).
+    pub(super) fn new(transactional: bool) -> Ledger {
+        Ledger {
+            transactional,
+            ..Ledger::default()
+        }
+    }
+
+    /// Whether a batch of a flush generation below `gen` is unfinished.
+    pub(super) fn any_below(&self, gen: u64) -> bool {
+        self.incomplete.any_below(gen)
     }
 
     /// Batches announced and not finished.
@@ -398,7 +409,7 @@ impl Ledger {
             attempts: 0,
             epoch,
             maybe_written: false,
-            data: sealed.stamp(pid, epoch, seq, false),
+            data: sealed.stamp(pid, epoch, seq, self.transactional),
             completion: b.completion,
             reserved: b.reserved,
             span: None,
@@ -643,7 +654,7 @@ impl Ledger {
             // Only without idempotence can it be set here; a part of a
             // batch that may be in the log may be in the log.
             maybe_written: b.maybe_written,
-            data: second.stamp(pid, epoch, seq2, false),
+            data: second.stamp(pid, epoch, seq2, self.transactional),
             completion: b.completion.clone(),
             reserved: b.reserved - reserved_first,
             span: Some(Span {
@@ -664,7 +675,7 @@ impl Ledger {
         b.pid = pid;
         b.epoch = epoch;
         b.seq = seq1;
-        b.data = first.stamp(pid, epoch, seq1, false);
+        b.data = first.stamp(pid, epoch, seq1, self.transactional);
         b.span = Some(Span {
             first: span.first,
             count: n1,

@@ -55,6 +55,7 @@ mod split;
 mod stall;
 mod stats;
 mod timers;
+mod transaction;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -225,6 +226,8 @@ pub(crate) enum TimerKey {
     /// A node has waited `partitioner.availability.timeout.ms` with
     /// batches ready it could not take (`stall.rs`).
     NodeStall(i32),
+    /// A transactional request's retry backoff ended (`transaction`).
+    Txn,
 }
 
 /// Settings the core uses, derived from [`Config`].
@@ -293,6 +296,9 @@ pub struct ProducerCore {
     ledger: Ledger,
     meta: MetadataState,
     idem: Idempotence,
+    /// With a `transactional.id`: the coordinator and the transaction
+    /// (private inside: see `transaction.rs`).
+    txn: Option<transaction::TxnCore>,
 
     /// Closing, finished, the fatal error: forward only.
     life: Lifecycle,
@@ -376,7 +382,11 @@ impl ProducerCore {
             .map(|a| conn::BootEntry::new(a.clone()))
             .collect();
         let mut core = ProducerCore {
-            idem: Idempotence::new(cfg.idempotence),
+            idem: Idempotence::new(cfg.idempotence, config.transactional_id.is_some()),
+            txn: config
+                .transactional_id
+                .as_deref()
+                .map(|id| transaction::TxnCore::new(id, config.transaction_timeout)),
             cfg,
             shared: shared.clone(),
             callback: config.on_delivery.clone(),
@@ -391,7 +401,7 @@ impl ProducerCore {
                 .uses_sasl()
                 .then(|| config.sasl.clone().map(sasl::SaslState::new))
                 .flatten(),
-            ledger: Ledger::new(),
+            ledger: Ledger::new(config.transactional_id.is_some()),
             meta: MetadataState::default(),
             life: Lifecycle::default(),
             notice_buf: Vec::new(),
@@ -500,6 +510,7 @@ impl ProducerCore {
                 let FlushRequest { gen, signal } = *req;
                 self.notice_gen = gen;
                 self.life.begin_close();
+                self.txn_close(now, gen);
                 // Senders blocked waiting for metadata give up now, and
                 // async senders waiting for memory see the close.
                 self.shared.topics.wake_all();
@@ -511,6 +522,7 @@ impl ProducerCore {
                 self.purge_buffered(now);
                 signal.set();
             }
+            Notice::Txn(n) => self.handle_txn_notice(now, *n),
         }
     }
 
@@ -543,6 +555,7 @@ impl ProducerCore {
                 TimerKey::Reauth(c) => self.reauth_timer(now, c),
                 TimerKey::Throttle(c) => self.throttle_timer(now, c),
                 TimerKey::NodeStall(n) => self.node_stall_timer(now, n),
+                TimerKey::Txn => self.txn_timer(),
                 TimerKey::BlockDeadline => {
                     let next = [
                         self.shared.pool.tasks.expire(now),
@@ -648,7 +661,7 @@ impl ProducerCore {
         if !self.life.is_closing() || self.life.is_finished() || self.ledger.pending() > 0 {
             return;
         }
-        if self.ledger.flushes_waiting() {
+        if self.ledger.flushes_waiting() || !self.txn_settled() {
             return;
         }
         // Every record has its result: close all connections and stop.
@@ -671,6 +684,7 @@ impl ProducerCore {
         self.ledger.release_unwritten(&self.shared);
         self.shared.pool.drop_spares();
         self.ledger.release_close_waiters();
+        self.shared.txn_closed();
         // The driver reads no notice from now on: flushes, purges and
         // closes asked for since this turn's notices were read complete
         // here (every record has its result), later ones at once
@@ -683,6 +697,13 @@ impl ProducerCore {
             match n {
                 Notice::Flush(req) | Notice::Close(req) => req.signal.set(),
                 Notice::Purge { signal } => signal.set(),
+                Notice::Txn(n) => {
+                    if let crate::notice::TxnNotice::Init(op)
+                    | crate::notice::TxnNotice::End { op, .. } = *n
+                    {
+                        crate::txn::settle(&op, Err(crate::TransactionError::Closed));
+                    }
+                }
                 _ => {}
             }
         }

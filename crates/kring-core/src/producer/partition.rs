@@ -231,6 +231,9 @@ impl ProducerCore {
             debug_assert!(false, "batch for unknown partition {pk:?}");
             return;
         }
+        if self.txn.is_some() {
+            self.txn_batch_opened(pk);
+        }
         let linger = self.cfg.linger;
         let dt = self.cfg.delivery_timeout;
         let t = &mut self.topics[pk.0 as usize];

@@ -101,6 +101,9 @@ impl ProducerCore {
         }
         self.maybe_bump_epoch();
         self.shared.compress.refill(now);
+        if let Some(t) = self.poll_txn(now) {
+            return Some(t);
+        }
         if let Some(t) = self.poll_init_pid(now) {
             return Some(t);
         }
@@ -190,6 +193,9 @@ impl ProducerCore {
             }
             if self.part(pk).backoff.is_some() {
                 continue; // the backoff timer re-adds it
+            }
+            if self.txn.is_some() && self.txn_holds(pk) {
+                continue; // AddPartitionsToTxn's answer re-adds it
             }
             let mark = self.stats.produce_requests + 1;
             let t = &self.topics[pk.0 as usize];
@@ -571,11 +577,12 @@ impl ProducerCore {
         // request structs per partition, no second look at the ledger);
         // the correlation id goes in last.
         let topics = entries.chunk_by(|a, b| a.pk.0 == b.pk.0).count();
+        let txn_id = self.txn.as_ref().map(|t| t.id());
         let writer = (|| {
             let mut w = ProduceFrameWriter::new(
                 Some(&self.cfg.client_id),
                 version,
-                None,
+                txn_id,
                 self.cfg.acks.wire(),
                 self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32,
                 topics,
@@ -685,6 +692,14 @@ impl ProducerCore {
                 }
             }
             ReqKind::Produce(batches) => self.handle_produce(now, id, inf.version, batches, frame),
+            ReqKind::FindCoordinator => self.handle_txn_response(
+                now,
+                id,
+                inf.version,
+                super::transaction::TxnRequest::FindCoordinator,
+                frame,
+            ),
+            ReqKind::Txn(req) => self.handle_txn_response(now, id, inf.version, req, frame),
         }
         // The connection has room again.
         if let Some(Target::Node(n)) = self.conn(id).map(|c| c.target) {

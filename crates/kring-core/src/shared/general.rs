@@ -535,6 +535,9 @@ impl Shared {
             if n.closed {
                 return None;
             }
+            if n.txn_gate == crate::notice::TxnGate::Closed {
+                return Some(None);
+            }
             n.list.push(Notice::Opened {
                 topic,
                 partition,
@@ -543,7 +546,7 @@ impl Shared {
             if full {
                 n.list.push(Notice::Sealed { topic, partition });
             }
-            Some(n.flush_gen)
+            Some(Some(n.flush_gen))
         });
         let Some(gen) = r else {
             // Closed meanwhile. The old batch is sealed and announced; the
@@ -554,6 +557,14 @@ impl Shared {
             drop(q);
             self.pool.release(need);
             return Err(SendError::Closed);
+        };
+        let Some(gen) = gen else {
+            // A transactional producer outside a transaction (see
+            // `crate::txn`): the old batch is sealed and announced, as
+            // above; this record is refused.
+            drop(q);
+            self.pool.release(need);
+            return Err(SendError::NotInTransaction(self.txn_phase_words()));
         };
         self.commit_new(
             &mut q,

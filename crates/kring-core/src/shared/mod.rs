@@ -41,6 +41,7 @@ mod control;
 mod general;
 mod metadata_wait;
 mod sticky;
+mod txn;
 
 pub use async_append::AsyncAppend;
 
@@ -207,6 +208,8 @@ pub struct Shared {
     /// Batches the I/O thread hands to compression workers (see
     /// `compress`).
     pub(crate) compress: crate::compress::CompressQueue,
+    /// The transaction's state, with a `transactional.id` (`crate::txn`).
+    pub(crate) txn: Option<crate::txn::Txn>,
 }
 
 /// Wakes the parked I/O thread from a producer thread (the io_uring
@@ -312,7 +315,7 @@ fn first_record_size_bound(rec: &RecordRef<'_>) -> usize {
 
 impl Shared {
     pub(crate) fn new(config: &Config) -> Shared {
-        Shared {
+        let shared = Shared {
             cfg: SharedConfig {
                 batch_size: config.batch_size,
                 batch_records: config.batch_num_messages,
@@ -346,7 +349,18 @@ impl Shared {
             fatal: OnceLock::new(),
             auth_failures: std::sync::atomic::AtomicU64::new(0),
             compress: crate::compress::CompressQueue::new(config.max_request_size),
+            txn: config
+                .transactional_id
+                .as_ref()
+                .map(|_| crate::txn::Txn::new()),
+        };
+        if shared.txn.is_some() {
+            // No batch before the first transaction begins.
+            shared
+                .notices
+                .with(|n| n.txn_gate = crate::notice::TxnGate::Closed);
         }
+        shared
     }
 
     /// Wakes the I/O thread through the installed waker, if any (a

@@ -124,6 +124,8 @@ pub struct ProducerConfig {
     compression_zstd_level: Setting<i32>,
     compression_level: Setting<i32>,
     enable_idempotence: Setting<bool>,
+    transactional_id: Option<String>,
+    transaction_timeout: Duration,
     max_in_flight: Setting<usize>,
     retries: Setting<u32>,
     retry_backoff: Duration,
@@ -173,6 +175,8 @@ impl Default for ProducerConfig {
             compression_zstd_level: Setting::default(ZSTD_LEVELS.default),
             compression_level: Setting::default(RDKAFKA_LEVELS.default),
             enable_idempotence: Setting::default(true),
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
             max_in_flight: Setting::default(5),
             retries: Setting::default(i32::MAX as u32),
             retry_backoff: Duration::from_millis(100),
@@ -277,6 +281,17 @@ setters! {
     /// `enable.idempotence`: exactly-once, in-order writes per partition
     /// (needs `acks=all`, `retries > 0`, `max.in.flight <= 5`).
     idempotence: bool => |c, v| c.enable_idempotence.set(v);
+    /// `transactional.id`: makes the producer transactional (KIP-98, the
+    /// Java client's transactions): call `init_transactions` once, then
+    /// send records between `begin_transaction` and `commit_transaction`
+    /// (or `abort_transaction`); readers with `isolation.level=read_committed`
+    /// see a transaction's records all or none. Needs idempotence (an
+    /// explicit `enable.idempotence=false` is refused), so `acks=all`.
+    transactional_id: &str => |c, v| c.transactional_id = Some(v.to_owned());
+    /// `transaction.timeout.ms`: how long the coordinator lets a
+    /// transaction stay open before aborting it (default 60 s; the
+    /// broker's `transaction.max.timeout.ms`, 15 min by default, bounds it).
+    transaction_timeout: Duration => |c, v| c.transaction_timeout = v;
     /// `max.in.flight.requests.per.connection`.
     max_in_flight: usize => |c, v| c.max_in_flight.set(v);
     /// `retries`: how often a failed batch is retried (within
@@ -622,6 +637,14 @@ impl ProducerConfig {
     pub fn get_idempotence(&self) -> bool {
         self.enable_idempotence.value
     }
+    /// `transactional.id`, if set.
+    pub fn get_transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+    /// `transaction.timeout.ms`.
+    pub fn get_transaction_timeout(&self) -> Duration {
+        self.transaction_timeout
+    }
     /// `max.in.flight.requests.per.connection`.
     pub fn get_max_in_flight(&self) -> usize {
         self.max_in_flight.value
@@ -898,6 +921,13 @@ impl ProducerConfig {
     }
 
     fn check_idempotence(&mut self) -> Result<(), ConfigError> {
+        let transactional = self.transactional_id.is_some();
+        if transactional && !self.enable_idempotence.value {
+            // The Java client's rule: transactions need idempotence.
+            return Err(ConfigError::Conflict(
+                "transactional.id requires enable.idempotence=true".to_owned(),
+            ));
+        }
         if !self.enable_idempotence.value {
             return Ok(());
         }
@@ -919,9 +949,14 @@ impl ProducerConfig {
             ),
         ];
         for (conflict, need, _) in conflicts {
-            if conflict && self.enable_idempotence.explicit {
+            if conflict && (self.enable_idempotence.explicit || transactional) {
+                let why = if transactional {
+                    "transactional.id (which needs idempotence)"
+                } else {
+                    "enable.idempotence=true"
+                };
                 return Err(ConfigError::Conflict(format!(
-                    "enable.idempotence=true requires setting {need}"
+                    "{why} requires setting {need}"
                 )));
             }
         }

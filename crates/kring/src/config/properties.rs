@@ -41,8 +41,7 @@
 //! `ssl.keymanager.algorithm=SunX509`, empty `ssl.provider`,
 //! `security.providers`, `ssl.engine.factory.class`,
 //! `ssl.secure.random.implementation`),
-//! `partitioner.rack.aware=false` and any `client.rack`. A
-//! `transactional.id` is always refused: kring has no transactions.
+//! `partitioner.rack.aware=false` and any `client.rack`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -313,6 +312,25 @@ impl ProducerConfig {
                 self.compression_zstd_level(level("compression.zstd.level", v)?)
             }
             "enable.idempotence" => self.idempotence(boolean("enable.idempotence", v)?),
+            "transactional.id" => {
+                if v.is_empty() {
+                    // Java: an empty id means none.
+                    self
+                } else {
+                    self.transactional_id(v)
+                }
+            }
+            "transaction.timeout.ms" => {
+                let d = millis("transaction.timeout.ms", v)?;
+                if d.is_zero() || d.as_millis() > i32::MAX as u128 {
+                    return Err(ConfigError::invalid(
+                        "transaction.timeout.ms",
+                        v,
+                        "1 to 2147483647 milliseconds",
+                    ));
+                }
+                self.transaction_timeout(d)
+            }
             "max.in.flight.requests.per.connection" => {
                 self.max_in_flight(size("max.in.flight.requests.per.connection", v)?)
             }
@@ -515,8 +533,6 @@ impl ProducerConfig {
             | "metadata.recovery.strategy"
             | "metadata.recovery.rebootstrap.trigger.ms"
             | "client.dns.lookup"
-            | "transactional.id"
-            | "transaction.timeout.ms"
             | "transaction.two.phase.commit.enable"
             | "config.providers"
             | "buffer.memory.allocation.strategy"
@@ -836,9 +852,6 @@ fn rdkafka_buffer(name: &'static str, v: &str) -> Result<u32, ConfigError> {
 /// - `client.dns.lookup`: `use_all_dns_ips` (Java's default) is what kring
 ///   does, trying each address of a name in turn;
 ///   `resolve_canonical_bootstrap_servers_only` is refused.
-/// - `transactional.id`: always refused, kring has no transactions.
-/// - `transaction.timeout.ms`: used only by transactions (as in Java
-///   without a `transactional.id`, it changes nothing); any valid value.
 fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
     match name {
         "key.serializer" | "value.serializer" => {
@@ -941,7 +954,7 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                 return Err(ConfigError::unsupported(
                     "transaction.two.phase.commit.enable",
                     v,
-                    "kring has no transactions; only false (Java's default) is accepted",
+                    "kring has no two-phase commit of transactions (KIP-939); only false (Java's default) is accepted",
                 ));
             }
         }
@@ -1042,17 +1055,6 @@ fn java_only(name: &str, v: &str) -> Result<(), ConfigError> {
                 ))
             }
         },
-        "transactional.id" => {
-            return Err(ConfigError::unsupported(
-                "transactional.id",
-                v,
-                "kring has no transactions; idempotence (enable.idempotence, on by default) \
-                 still keeps retries from duplicating records within a partition",
-            ))
-        }
-        "transaction.timeout.ms" => {
-            millis("transaction.timeout.ms", v)?;
-        }
         _ => {
             return Err(ConfigError::UnknownProperty {
                 name: name.to_owned(),

@@ -49,6 +49,8 @@ impl ProducerConfig {
             compression: self.get_compression(),
             compression_level: self.core_compression_level(),
             enable_idempotence: self.get_idempotence(),
+            transactional_id: self.get_transactional_id().map(str::to_owned),
+            transaction_timeout: self.get_transaction_timeout(),
             max_in_flight: self.get_max_in_flight(),
             retries: self.get_retries(),
             retry_backoff: self.get_retry_backoff(),

@@ -25,7 +25,10 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * hex and {@code -} for null; headers as {@code hex(key)=hex(value)} joined
  * by commas. kring's end-to-end tests parse these lines.
  *
- * <p>Usage: {@code ReadTopic BOOTSTRAP TOPIC PARTITIONS [TIMEOUT_MS]}.
+ * <p>Usage: {@code ReadTopic BOOTSTRAP TOPIC PARTITIONS [TIMEOUT_MS [ISOLATION]]},
+ * ISOLATION being {@code read_uncommitted} (the default) or
+ * {@code read_committed} (then the end offsets are the last stable ones, and
+ * records of aborted transactions are skipped).
  * Exits 2 if the end offsets are not reached within the timeout.
  */
 public final class ReadTopic {
@@ -42,6 +45,7 @@ public final class ReadTopic {
         String topic = args[1];
         int partitions = Integer.parseInt(args[2]);
         long timeoutMs = args.length > 3 ? Long.parseLong(args[3]) : 120_000L;
+        String isolation = args.length > 4 ? args[4] : "read_uncommitted";
 
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
@@ -51,6 +55,7 @@ public final class ReadTopic {
         props.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, String.valueOf(16 << 20));
         props.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, String.valueOf(64 << 20));
         props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "10000");
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
 
         BufferedWriter out = new BufferedWriter(
                 new OutputStreamWriter(System.out, StandardCharsets.UTF_8), 1 << 20);

@@ -1,0 +1,257 @@
+//! Transactions (KIP-98) on Apache Kafka 4.4.0, read back with the Java
+//! consumer at `isolation.level=read_committed` (and `read_uncommitted`,
+//! to see that what an abort hid was written):
+//!
+//! - committed transactions are seen whole, aborted ones not at all, on
+//!   every partition they touched, in the order sent;
+//! - sends and calls outside their place are refused with typed errors;
+//! - a second producer with the same `transactional.id` fences the first
+//!   (whose open transaction the coordinator aborts) and goes on;
+//! - a producer closed inside a transaction aborts it.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kring::{DeliveryFuture, Producer, Record, SendError, TransactionError};
+use kring_testcluster::KafkaCluster;
+
+fn cluster() -> &'static KafkaCluster {
+    support::trace::init();
+    KafkaCluster::shared(1)
+}
+
+fn producer(c: &KafkaCluster, txn_id: &str) -> Producer {
+    support::producer_builder()
+        .bootstrap(&c.bootstrap())
+        .transactional_id(txn_id)
+        .linger(Duration::from_millis(5))
+        .batch_size(2048)
+        .build()
+        .expect("producer")
+}
+
+/// Sends `n` records `{tag}-{i}` round robin over `partitions`.
+fn send_tagged(
+    p: &Producer,
+    topic: &str,
+    partitions: i32,
+    tag: &str,
+    n: usize,
+) -> Vec<DeliveryFuture> {
+    (0..n)
+        .map(|i| {
+            p.send(
+                Record::new(topic, format!("{tag}-{i}").as_bytes())
+                    .partition(i as i32 % partitions),
+            )
+            .expect("send inside a transaction")
+        })
+        .collect()
+}
+
+fn all_delivered(fs: &[DeliveryFuture]) {
+    for f in fs {
+        f.wait_timeout(Duration::from_secs(60))
+            .expect("a result")
+            .unwrap_or_else(|e| panic!("not delivered: {e}"));
+    }
+}
+
+/// Per partition, the values in offset order.
+fn read(
+    c: &KafkaCluster,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+) -> BTreeMap<i32, Vec<String>> {
+    let mut out: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for r in support::read_java_isolated(&c.bootstrap(), topic, partitions, isolation) {
+        out.entry(r.partition)
+            .or_default()
+            .push(String::from_utf8(r.value.expect("a value")).expect("utf-8"));
+    }
+    out
+}
+
+/// What `send_tagged` sent with these tags, per partition, in order.
+fn expected(partitions: i32, runs: &[(&str, usize)]) -> BTreeMap<i32, Vec<String>> {
+    let mut out: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (tag, n) in runs {
+        for i in 0..*n {
+            out.entry(i as i32 % partitions)
+                .or_default()
+                .push(format!("{tag}-{i}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn read_committed_sees_committed_transactions_whole_and_aborted_ones_not_at_all() {
+    let c = cluster();
+    c.create_topic("txn-mixed", 3, 1, &[]).unwrap();
+    let p = producer(c, "kring-txn-mixed");
+    p.init_transactions().expect("init_transactions");
+
+    p.begin_transaction().unwrap();
+    let one = send_tagged(&p, "txn-mixed", 3, "c1", 300);
+    p.commit_transaction().expect("commit");
+    all_delivered(&one);
+
+    // Aborted after every record was written: they are in the log, and
+    // read_committed skips them.
+    p.begin_transaction().unwrap();
+    let two = send_tagged(&p, "txn-mixed", 3, "a2", 200);
+    all_delivered(&two);
+    p.abort_transaction().expect("abort");
+
+    p.begin_transaction().unwrap();
+    let three = send_tagged(&p, "txn-mixed", 3, "c3", 100);
+    p.commit_transaction().expect("commit");
+    all_delivered(&three);
+
+    // An empty transaction commits without a request.
+    p.begin_transaction().unwrap();
+    p.commit_transaction().expect("empty commit");
+    p.close();
+
+    assert_eq!(
+        read(c, "txn-mixed", 3, "read_committed"),
+        expected(3, &[("c1", 300), ("c3", 100)]),
+        "read_committed"
+    );
+    assert_eq!(
+        read(c, "txn-mixed", 3, "read_uncommitted"),
+        expected(3, &[("c1", 300), ("a2", 200), ("c3", 100)]),
+        "read_uncommitted: the aborted records were written"
+    );
+}
+
+#[test]
+fn calls_out_of_place_are_refused() {
+    let c = cluster();
+    c.create_topic("txn-refused", 1, 1, &[]).unwrap();
+    let p = producer(c, "kring-txn-refused");
+    let rec = || Record::new("txn-refused", b"x".as_slice());
+
+    assert!(
+        matches!(p.send(rec()), Err(SendError::NotInTransaction(_))),
+        "send before init_transactions"
+    );
+    assert!(matches!(
+        p.begin_transaction(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    assert!(matches!(
+        p.commit_transaction(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    p.init_transactions().expect("init_transactions");
+    assert!(
+        matches!(p.send(rec()), Err(SendError::NotInTransaction(_))),
+        "send before begin_transaction"
+    );
+    assert!(matches!(
+        p.abort_transaction(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    p.begin_transaction().unwrap();
+    assert!(matches!(
+        p.begin_transaction(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    let f = p.send(rec()).expect("inside the transaction");
+    p.commit_transaction().expect("commit");
+    f.wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("delivered");
+    assert!(
+        matches!(p.send(rec()), Err(SendError::NotInTransaction(_))),
+        "send after commit"
+    );
+
+    let plain = support::producer_builder()
+        .bootstrap(&c.bootstrap())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        plain.init_transactions(),
+        Err(TransactionError::NotTransactional)
+    ));
+    assert_eq!(
+        read(c, "txn-refused", 1, "read_committed"),
+        BTreeMap::from([(0, vec!["x".to_owned()])])
+    );
+}
+
+#[test]
+fn a_second_producer_with_the_same_id_fences_the_first() {
+    let c = cluster();
+    c.create_topic("txn-fenced", 2, 1, &[]).unwrap();
+    let old = producer(c, "kring-txn-fenced");
+    old.init_transactions().expect("init");
+    old.begin_transaction().unwrap();
+    let written = send_tagged(&old, "txn-fenced", 2, "old", 50);
+    all_delivered(&written);
+
+    // The new producer's init aborts the old one's open transaction and
+    // bumps the epoch.
+    let new = producer(c, "kring-txn-fenced");
+    new.init_transactions()
+        .expect("init of the second producer");
+    match old.commit_transaction() {
+        Err(TransactionError::Fatal(e)) => {
+            let s = e.to_string();
+            assert!(
+                s.contains("PRODUCER_FENCED") || s.contains("INVALID_PRODUCER_EPOCH"),
+                "fenced: {s}"
+            );
+        }
+        other => panic!("the fenced producer's commit: {other:?}"),
+    }
+    assert!(matches!(
+        old.begin_transaction(),
+        Err(TransactionError::Fatal(_))
+    ));
+
+    new.begin_transaction().unwrap();
+    let fresh = send_tagged(&new, "txn-fenced", 2, "new", 40);
+    new.commit_transaction()
+        .expect("commit of the second producer");
+    all_delivered(&fresh);
+    drop(old);
+    new.close();
+
+    assert_eq!(
+        read(c, "txn-fenced", 2, "read_committed"),
+        expected(2, &[("new", 40)])
+    );
+}
+
+#[test]
+fn closing_inside_a_transaction_aborts_it() {
+    let c = cluster();
+    c.create_topic("txn-closed", 2, 1, &[]).unwrap();
+    let p = producer(c, "kring-txn-closed");
+    p.init_transactions().expect("init");
+    p.begin_transaction().unwrap();
+    let fs = send_tagged(&p, "txn-closed", 2, "open", 60);
+    all_delivered(&fs);
+    assert!(p.close(), "closed");
+
+    // The next producer with the id starts at once (nothing left open)
+    // and its transaction is the only one seen.
+    let q = producer(c, "kring-txn-closed");
+    q.init_transactions().expect("init");
+    q.begin_transaction().unwrap();
+    let fs = send_tagged(&q, "txn-closed", 2, "next", 20);
+    q.commit_transaction().expect("commit");
+    all_delivered(&fs);
+    q.close();
+    assert_eq!(
+        read(c, "txn-closed", 2, "read_committed"),
+        expected(2, &[("next", 20)])
+    );
+}
