@@ -133,13 +133,15 @@ impl ProducerCore {
         let b = &self.ledger[bk];
         let pk = b.part();
         let err = err.with_status(b.status());
-        if self.idem.enabled() && b.seq() >= 0 {
-            let timed_out_after_send =
-                matches!(err, DeliveryError::Timeout { .. }) && b.attempts() > 0;
-            self.seq_batch_failed(pk, bk, timed_out_after_send, broker_fatal);
-        }
+        let sequenced = (self.idem.enabled() && b.seq() >= 0)
+            .then(|| matches!(err, DeliveryError::Timeout { .. }) && b.attempts() > 0);
         if self.txn.is_some() {
+            // First: this error is the transaction's cause, not what the
+            // sequences make of it.
             self.txn_batch_failed(&err);
+        }
+        if let Some(timed_out_after_send) = sequenced {
+            self.seq_batch_failed(pk, bk, timed_out_after_send, broker_fatal);
         }
         self.finish_held(
             bk,

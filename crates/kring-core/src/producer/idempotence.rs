@@ -491,11 +491,9 @@ impl ProducerCore {
     /// be aborted, and the abort bumps (`transaction`).
     pub(crate) fn request_epoch_bump(&mut self, pk: PartKey) {
         if self.idem.transactional {
-            self.txn_needs_bump(DeliveryError::Broker {
-                code: ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.code(),
-                name: ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.name(),
-                message: Some(
-                    "the partition's sequences need an epoch bump; abort the transaction".into(),
+            self.txn_needs_bump(DeliveryError::Aborted {
+                reason: std::sync::Arc::from(
+                    "a partition's sequences need an epoch bump, which only aborting the transaction makes",
                 ),
                 status: MessageStatus::NotPersisted,
             });

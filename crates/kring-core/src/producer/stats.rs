@@ -271,7 +271,8 @@ pub struct TotalStatistics {
     pub buffer_memory_used: u64,
     /// `buffer.memory`.
     pub buffer_memory_limit: u64,
-    /// Producer epoch bumps (idempotence).
+    /// Producer epoch bumps (idempotence; with transactions, the bumps an
+    /// abort ends with).
     pub epoch_bumps: u64,
     /// Delivery callback calls that panicked (caught).
     pub delivery_callback_panics: u64,

@@ -735,6 +735,9 @@ impl ProducerCore {
                 bumped,
                 "transactional producer id acquired"
             );
+            if bumped {
+                self.stats.epoch_bumps += 1;
+            }
             self.set_transactional_pid(r.producer_id, r.producer_epoch);
             match init {
                 Some(op) => self.shared.txn_op_done(&op, Phase::Ready),
