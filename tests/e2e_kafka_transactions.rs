@@ -255,3 +255,47 @@ fn closing_inside_a_transaction_aborts_it() {
         expected(2, &[("next", 20)])
     );
 }
+
+/// A 3-node cluster: the transaction coordinator (the leader of
+/// `__transaction_state`'s one partition) is killed after a transaction's
+/// records were written and before its commit. The commit finds the new
+/// coordinator and lands; the next transaction goes on with the node
+/// still down.
+#[test]
+fn the_commit_finds_the_new_coordinator_after_the_old_one_is_killed() {
+    support::trace::init();
+    let c = KafkaCluster::start(
+        kring_testcluster::ClusterConfig::new(3)
+            .prop("broker.session.timeout.ms", "6000")
+            .prop("broker.heartbeat.interval.ms", "500"),
+    )
+    .unwrap_or_else(|e| panic!("cannot start a 3-node Kafka cluster: {e}"));
+    c.create_topic("txn-failover", 6, 3, &[]).unwrap();
+    let p = producer(&c, "kring-txn-failover");
+    p.init_transactions().expect("init");
+    p.begin_transaction().unwrap();
+    let one = send_tagged(&p, "txn-failover", 6, "t1", 300);
+    p.commit_transaction().expect("first commit");
+    all_delivered(&one);
+
+    p.begin_transaction().unwrap();
+    let two = send_tagged(&p, "txn-failover", 6, "t2", 300);
+    all_delivered(&two);
+    let coordinator = c.leader_of("__transaction_state", 0).unwrap();
+    c.kill(coordinator);
+    p.commit_transaction()
+        .expect("commit after the coordinator was killed");
+
+    p.begin_transaction().unwrap();
+    let three = send_tagged(&p, "txn-failover", 6, "t3", 200);
+    p.commit_transaction()
+        .expect("a transaction with the node down");
+    all_delivered(&three);
+    assert!(p.close());
+    c.restart(coordinator).unwrap();
+    c.wait_all_brokers(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        read(&c, "txn-failover", 6, "read_committed"),
+        expected(6, &[("t1", 300), ("t2", 300), ("t3", 200)])
+    );
+}

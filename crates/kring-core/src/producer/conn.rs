@@ -746,6 +746,9 @@ impl ProducerCore {
                 }
             }
         }
+        if let Target::Node(n) = c.target {
+            self.txn_node_lost(now, n);
+        }
         if had_requests || matches!(c.target, Target::Node(_)) {
             self.request_metadata_soon(now);
         }

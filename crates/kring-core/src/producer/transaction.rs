@@ -614,6 +614,21 @@ impl ProducerCore {
         self.txn_lookup_again(now);
     }
 
+    /// A connection to node `n` was lost or could not be made: if `n` is
+    /// the coordinator, it is looked up again (after the backoff), as the
+    /// Java client does when its coordinator is unreachable — a killed
+    /// coordinator's successor is found only by asking.
+    pub(crate) fn txn_node_lost(&mut self, now: Instant, n: i32) {
+        let Some(t) = self.txn.as_mut() else { return };
+        if t.coordinator.as_ref().is_some_and(|(c, _)| *c == n) && t.in_flight.is_none() {
+            tracing::debug!(
+                node = n,
+                "lost the transaction coordinator: looking it up again"
+            );
+            self.txn_lookup_again(now);
+        }
+    }
+
     fn txn_fatal(&mut self, now: Instant, code: ErrorCode, message: &str) {
         self.enter_fatal(now, broker_error(code, message));
     }
