@@ -81,6 +81,7 @@ mod server;
 pub mod sink;
 mod state;
 mod tls;
+mod txn;
 
 pub use api::{Reply, Step};
 pub use batch::{BatchError, BatchHeader};
@@ -93,3 +94,4 @@ pub use records::StoredRecord;
 pub use sasl::{MockSasl, SaslSession, SaslStep};
 pub use sink::SinkStats;
 pub use state::{CreateTopicError, DEFAULT_MAX_MESSAGE_BYTES};
+pub use txn::{TransactionInfo, TxnState, MAX_TRANSACTION_TIMEOUT_MS};
