@@ -19,7 +19,7 @@
 //!    framing or CRC: CORRUPT_MESSAGE; a well-formed batch breaking a rule:
 //!    INVALID_RECORD (87); larger than the topic's `max.message.bytes`:
 //!    MESSAGE_TOO_LARGE.
-//! 4b. Transactional batches (KIP-890 part 1 verification, as Kafka 4.x):
+//! 5. Transactional batches (KIP-890 part 1 verification, as Kafka 4.x):
 //!    a request with transactional batches but no `transactional_id` is
 //!    TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition. Before a
 //!    producer's first transactional batch on a partition in a
@@ -31,10 +31,10 @@
 //!    INVALID_PRODUCER_EPOCH; a transaction being completed, or its
 //!    coordinator stopped, NOT_ENOUGH_REPLICAS (Kafka's retriable stand-in
 //!    for coordinator errors older clients would not retry). Later batches
-//!    of the open transaction are checked by step 5 only. A
+//!    of the open transaction are checked by step 6 only. A
 //!    non-transactional batch from a producer whose transaction is open on
 //!    the partition: INVALID_TXN_STATE.
-//! 5. Idempotence (batches with a producer id), as Kafka ≥ 2.7 checks it:
+//! 6. Idempotence (batches with a producer id), as Kafka ≥ 2.7 checks it:
 //!    the partition keeps the last 5 batches' sequence ranges and offsets per
 //!    producer id. A retry of one of them (same epoch, same first and last
 //!    sequence) is a **duplicate**: nothing is appended and the answer is
@@ -51,9 +51,10 @@
 //!    [`UnknownProducerPolicy::Reject`](crate::UnknownProducerPolicy).
 //!    Appended transactional batches stay beyond the last stable offset
 //!    until their transaction's marker (see `MockCluster::read_committed`).
-//! 6. Appended: NONE, the base offset, log_append_time -1 (topics use
+//! 7. Appended: NONE, the base offset, log_append_time -1 (topics use
 //!    CreateTime; a duplicate answers the original batch's max timestamp,
-//!    as Kafka's `BatchMetadata` does), log_start_offset (v5+). A refusal by step 5, or an
+//!    as Kafka's `BatchMetadata` does), log_start_offset (v5+). A refusal by step 6 (or a
+//!    non-transactional write into an open transaction), or an
 //!    invalid record, also reports log_start_offset, as Kafka's
 //!    ReplicaManager does (KIP-360 clients read it with
 //!    UNKNOWN_PRODUCER_ID); the other errors report -1.
@@ -67,7 +68,8 @@
 //! Version notes: v5 adds log_start_offset; v8 record_errors and
 //! error_message (set for validation errors); v9 is flexible; v10 adds the
 //! KIP-951 tagged fields; v11 (KIP-890 part 1 client side) is the same on
-//! the wire.
+//! the wire and gets TRANSACTION_ABORTABLE where older versions get
+//! INVALID_TXN_STATE (step 5).
 
 use kring_protocol::messages::produce::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,

@@ -230,9 +230,7 @@ pub(crate) fn fence_and_abort(st: &mut State, txn_id: &str) {
     if m.state != TxnState::Ongoing {
         return;
     }
-    if m.epoch < i16::MAX {
-        m.epoch += 1;
-    }
+    m.epoch = m.epoch.saturating_add(1);
     m.last_epoch = -1;
     m.state = TxnState::PrepareAbort;
     if !st.txn.hold_markers {
