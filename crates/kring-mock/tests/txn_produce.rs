@@ -137,6 +137,32 @@ fn a_transaction_being_completed_is_not_enough_replicas_for_produce() {
     );
 }
 
+/// ListOffsets v7 LATEST of t/0 at `isolation`.
+fn latest(c: &MockCluster, isolation: i8) -> i64 {
+    use kring_protocol::messages::list_offsets::{
+        ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+    };
+    let req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: isolation,
+        topics: vec![ListOffsetsTopic {
+            name: "t".into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: 0,
+                current_leader_epoch: -1,
+                timestamp: -1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r = call(c, c.leader("t", 0).unwrap(), 7, &req);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
 #[test]
 fn commit_makes_records_visible_to_read_committed() {
     let c = cluster(1);
@@ -152,7 +178,10 @@ fn commit_makes_records_visible_to_read_committed() {
     assert_eq!(c.high_watermark("t", 0), Some(5));
     assert_eq!(committed_values(&c, "t", 0), ["before"]);
     assert_eq!(all_values(&c, "t", 0), ["before", "a", "b", "during", "c"]);
+    // ListOffsets LATEST: the LSO for read_committed, else the HW.
+    assert_eq!((latest(&c, 1), latest(&c, 0)), (1, 5));
     assert_eq!(end(&c, id, pe, true), NONE);
+    assert_eq!((latest(&c, 1), latest(&c, 0)), (6, 6));
     assert_eq!(
         committed_values(&c, "t", 0),
         ["before", "a", "b", "during", "c"]

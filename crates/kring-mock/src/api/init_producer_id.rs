@@ -12,7 +12,7 @@
 //! - With a transactional id, Kafka's `TransactionCoordinator` (see the
 //!   `txn` module): an empty id is INVALID_REQUEST; a
 //!   `transaction_timeout_ms` ≤ 0 or above 15 minutes
-//!   ([`MAX_TRANSACTION_TIMEOUT_MS`](crate::MAX_TRANSACTION_TIMEOUT_MS))
+//!   ([`MAX_TRANSACTION_TIMEOUT_MS`])
 //!   INVALID_TRANSACTION_TIMEOUT; a broker that does not coordinate the id
 //!   NOT_COORDINATOR. Then the id keeps one producer id and every init
 //!   bumps its epoch, fencing the previous holder; the timeout is kept
