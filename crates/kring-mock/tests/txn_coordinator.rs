@@ -493,3 +493,29 @@ fn the_sasl_screens_time_drives_the_timeout_too() {
         TxnState::CompleteAbort
     );
 }
+
+#[test]
+fn an_exhausted_epoch_rotates_to_a_new_producer_id() {
+    // Kafka's `isEpochExhausted` (epoch ≥ i16::MAX - 1): the next init
+    // gets a new producer id at epoch 0.
+    let c = cluster(1);
+    let id = "old-timer";
+    let (pid, _) = init(&c, id);
+    let mut last = (pid, 0);
+    while last.1 < i16::MAX - 1 {
+        let (err, p, e) = init_on(&c, 1, 5, id, 60_000, None);
+        assert_eq!((err, p), (NONE, pid));
+        last = (p, e);
+    }
+    let (err, rotated, epoch) = init_on(&c, 1, 5, id, 60_000, Some(last));
+    assert_eq!(err, NONE);
+    assert_ne!(rotated, pid);
+    assert_eq!(epoch, 0);
+    // The old producer id is fenced for anything but a retry of that.
+    assert_eq!(
+        init_on(&c, 1, 5, id, 60_000, Some(last)),
+        (NONE, rotated, 0)
+    );
+    assert_eq!(add(&c, id, last, &[("t", 0)]), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(add(&c, id, (rotated, 0), &[("t", 0)]), NONE);
+}
