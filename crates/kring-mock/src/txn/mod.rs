@@ -118,20 +118,28 @@ pub(crate) struct TxnMeta {
 /// The cluster's time for the coordinator. The mock never reads a clock in
 /// its logic: a TCP cluster's connections read the wall clock per request,
 /// an unbound one hears the caller's time (`screen_sasl`,
-/// `advance_clock_to`); the clock keeps the latest it was told.
+/// `advance_clock_to`); the clock keeps the latest it was told. Until it
+/// is first told, it stands at the build time; the first time it hears is
+/// taken as it is, so a harness whose simulated time began before the
+/// cluster was built is followed from its first request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     now: Instant,
+    told: bool,
 }
 
 impl Clock {
     pub(crate) fn new(start: Instant) -> Self {
-        Clock { now: start }
+        Clock {
+            now: start,
+            told: false,
+        }
     }
 
-    /// Moves the clock to `t` if that is later.
+    /// Moves the clock to `t` if that is later (or if it was never told).
     pub(crate) fn advance(&mut self, t: Instant) {
-        self.now = self.now.max(t);
+        self.now = if self.told { self.now.max(t) } else { t };
+        self.told = true;
     }
 
     pub(crate) fn now(&self) -> Instant {
@@ -236,4 +244,20 @@ pub(crate) fn info(st: &State, txn_id: &str) -> Option<TransactionInfo> {
         partitions: m.partitions.iter().cloned().collect(),
         coordinator: coordinator_for(st, 1, txn_id).map_or(-1, |b| b.id),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_takes_its_first_time_as_it_is_then_only_moves_forward() {
+        let built = Instant::now();
+        let mut c = Clock::new(built + Duration::from_secs(10));
+        c.advance(built);
+        assert_eq!(c.now(), built);
+        c.advance(built + Duration::from_secs(3));
+        c.advance(built + Duration::from_secs(1));
+        assert_eq!(c.now(), built + Duration::from_secs(3));
+    }
 }
