@@ -179,6 +179,24 @@ impl ProducerStates {
         }
     }
 
+    /// Applies a transaction marker of `producer_id` at `epoch` (Kafka's
+    /// `ProducerStateEntry.update`): a new epoch (a fencing abort) replaces
+    /// the old one and its batches, so the producer's next batch must
+    /// start at sequence 0; the same epoch keeps the sequences running.
+    pub(crate) fn end_txn(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                recent: VecDeque::with_capacity(RETAINED_BATCHES),
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.recent.clear();
+        }
+    }
+
     /// Records a batch that [`check`](Self::check) allowed and that was
     /// appended at `base_offset`.
     pub(crate) fn record(&mut self, h: &BatchHeader, base_offset: i64) {

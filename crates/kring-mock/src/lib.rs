@@ -27,10 +27,23 @@
 //! # What it serves
 //! One module per API key under [`api`], each opening with the versions it
 //! serves and how it behaves: ApiVersions, Metadata, Produce (v3–v11),
-//! FindCoordinator (no coordinator APIs behind it: see its module),
-//! InitProducerId, CreateTopics, ListOffsets, Fetch. Requests of other APIs,
-//! or of versions outside those ranges, close the connection, as a Kafka
+//! FindCoordinator, InitProducerId, AddPartitionsToTxn (v0–v3), EndTxn
+//! (v0–v4), CreateTopics, ListOffsets, Fetch. Requests of other APIs, or
+//! of versions outside those ranges, close the connection, as a Kafka
 //! broker does.
+//!
+//! # Transactions
+//! A transaction coordinator as Kafka's (transaction version 1: the
+//! producer adds partitions, EndTxn writes COMMIT/ABORT markers into
+//! them, InitProducerId fences older epochs and aborts what they left
+//! open, timeouts abort on the cluster's clock), and partition leaders
+//! that verify transactional batches with it (KIP-890 part 1). Tests see
+//! a transaction with [`MockCluster::transaction_state`], what a
+//! read_committed consumer would read with
+//! [`MockCluster::read_committed`], move a coordinator with
+//! [`MockCluster::move_transaction_coordinator`], hold markers back with
+//! [`MockCluster::hold_transaction_markers`] and move time with
+//! [`MockCluster::advance_clock_to`].
 //!
 //! # SASL
 //! [`MockClusterBuilder::sasl`] makes every broker a SASL listener (PLAIN,
@@ -81,6 +94,7 @@ mod server;
 pub mod sink;
 mod state;
 mod tls;
+mod txn;
 
 pub use api::{Reply, Step};
 pub use batch::{BatchError, BatchHeader};
@@ -93,3 +107,4 @@ pub use records::StoredRecord;
 pub use sasl::{MockSasl, SaslSession, SaslStep};
 pub use sink::SinkStats;
 pub use state::{CreateTopicError, DEFAULT_MAX_MESSAGE_BYTES};
+pub use txn::{TransactionInfo, TxnState, MAX_TRANSACTION_TIMEOUT_MS};

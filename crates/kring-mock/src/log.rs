@@ -4,12 +4,16 @@
 //! base offset and leader epoch written in (both outside the CRC), which is
 //! what a Kafka leader stores and what Fetch returns. With a single replica
 //! the high watermark is the log end offset: a batch is committed the moment
-//! it is appended.
+//! it is appended. Transactional batches open their producer's transaction
+//! on the partition until a marker ([`PartitionLog::append_marker`]) ends
+//! it; the last stable offset stops at the oldest open one.
 
 use bytes::Bytes;
 
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::idempotence::{ProducerStates, SequenceCheck, SequenceError, UnknownProducerPolicy};
+use crate::txn::marker;
+use crate::txn::partition::PartitionTxns;
 
 /// One stored record batch, as [`crate::MockCluster::batches`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +40,10 @@ pub(crate) enum AppendError {
     /// The batch exceeds the topic's `max.message.bytes`.
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: usize },
-    /// Transactional batches need a transaction coordinator, which the mock
-    /// does not have.
-    #[error("transactional produce is not supported by kring-mock")]
-    Transactional,
+    /// A non-transactional batch from a producer with a transaction open on
+    /// the partition (Kafka's `InvalidTxnStateException`): INVALID_TXN_STATE.
+    #[error("expected a transactional write from producer {0}: its transaction is open on this partition")]
+    InvalidTxnState(i64),
 }
 
 /// Where an append landed.
@@ -62,6 +66,7 @@ pub(crate) struct PartitionLog {
     log_start_offset: i64,
     end_offset: i64,
     producers: ProducerStates,
+    txns: PartitionTxns,
 }
 
 impl PartitionLog {
@@ -78,6 +83,17 @@ impl PartitionLog {
     /// The idempotent producers' state (for the test controls).
     pub(crate) fn producers_mut(&mut self) -> &mut ProducerStates {
         &mut self.producers
+    }
+
+    /// Open and aborted transactions.
+    pub(crate) fn txns(&self) -> &PartitionTxns {
+        &self.txns
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of
+    /// the oldest transaction still open here.
+    pub(crate) fn last_stable_offset(&self) -> i64 {
+        self.txns.last_stable_offset(self.end_offset)
     }
 
     /// All stored batches in offset order.
@@ -109,9 +125,6 @@ impl PartitionLog {
                 max: max_message_bytes,
             });
         }
-        if header.is_transactional() {
-            return Err(AppendError::Transactional);
-        }
         if batch::has_producer_id(&header) {
             if let SequenceCheck::Duplicate {
                 base_offset,
@@ -124,6 +137,9 @@ impl PartitionLog {
                     log_append_time: max_timestamp,
                 });
             }
+            if !header.is_transactional() && self.txns.is_ongoing(header.producer_id) {
+                return Err(AppendError::InvalidTxnState(header.producer_id));
+            }
         }
         let base_offset = self.end_offset;
         let stored = batch::assign(&body, base_offset, leader_epoch);
@@ -134,6 +150,9 @@ impl PartitionLog {
         };
         if batch::has_producer_id(&header) {
             self.producers.record(&header, base_offset);
+            if header.is_transactional() {
+                self.txns.data(header.producer_id, base_offset);
+            }
         }
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         self.batches.push(StoredBatch {
@@ -148,6 +167,51 @@ impl PartitionLog {
             duplicate: false,
             log_append_time: -1,
         })
+    }
+
+    /// Appends a transaction marker for `producer_id` (as a leader does on
+    /// the coordinator's WriteTxnMarkers): closes its transaction here and
+    /// moves its epoch to the marker's (a fencing abort bumped it). The
+    /// marker's timestamp is the partition's largest so far (the mock has
+    /// no wall clock to take it from). Returns the marker's offset.
+    pub(crate) fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+    ) -> i64 {
+        let timestamp = self
+            .batches
+            .iter()
+            .map(|b| b.header.max_timestamp)
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        let raw = marker::control_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            timestamp,
+        );
+        let offset = self.end_offset;
+        let bytes = batch::assign(&raw, offset, leader_epoch);
+        let header = match batch::read_header(&bytes) {
+            Ok(h) => h,
+            Err(e) => unreachable!("a marker the mock built has a header: {e}"),
+        };
+        self.batches.push(StoredBatch {
+            base_offset: offset,
+            last_offset: offset,
+            header,
+            bytes,
+        });
+        self.end_offset = offset + 1;
+        self.producers.end_txn(producer_id, producer_epoch);
+        self.txns.end(producer_id, commit, offset);
+        offset
     }
 
     /// Index of the batch holding `offset` (or the first batch after it).

@@ -16,6 +16,7 @@ use crate::faults::FaultTable;
 use crate::idempotence::UnknownProducerPolicy;
 use crate::log::PartitionLog;
 use crate::sink::SinkTopics;
+use crate::txn::Coordinators;
 
 /// Kafka's default `max.message.bytes` (1 MiB + 12 bytes of log overhead).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
@@ -133,6 +134,8 @@ pub(crate) struct State {
     /// Highest version served per API key, below what the mock implements
     /// ([`crate::MockCluster::set_max_version`]).
     pub(crate) version_caps: BTreeMap<i16, i16>,
+    /// The transaction coordinator's state (every broker's share of it).
+    pub(crate) txn: Coordinators,
     next_producer_id: i64,
     topics_created: u64,
     /// Round-robin cursor spreading partition leaders over brokers.
@@ -140,12 +143,14 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(config: Config, brokers: Vec<BrokerInfo>) -> Self {
+    /// A cluster model whose clock starts at `start`.
+    pub(crate) fn new(config: Config, brokers: Vec<BrokerInfo>, start: Instant) -> Self {
         State {
             config,
             brokers,
             topics: BTreeMap::new(),
             version_caps: BTreeMap::new(),
+            txn: Coordinators::new(start),
             next_producer_id: 1000,
             topics_created: 0,
             next_leader: 0,
@@ -526,6 +531,7 @@ mod tests {
                     up: true,
                 })
                 .collect(),
+            Instant::now(),
         )
     }
 

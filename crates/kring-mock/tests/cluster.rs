@@ -47,7 +47,9 @@ fn api_versions_lists_exactly_what_is_served() {
                 (10, 0, 6),
                 (18, 0, 4),
                 (19, 0, 7),
-                (22, 0, 5)
+                (22, 0, 5),
+                (24, 0, 3),
+                (26, 0, 4)
             ],
             "v{v}"
         );
@@ -365,7 +367,7 @@ fn create_topics_all_outcomes() {
 }
 
 #[test]
-fn init_producer_id_allocates_fresh_ids_and_refuses_transactions() {
+fn init_producer_id_allocates_fresh_ids_and_sends_transactions_to_their_coordinator() {
     let c = MockCluster::builder().brokers(2).build().unwrap();
     let mut a = Client::connect(c.broker_addr(1).unwrap());
     let mut b = Client::connect(c.broker_addr(2).unwrap());
@@ -391,12 +393,18 @@ fn init_producer_id_allocates_fresh_ids_and_refuses_transactions() {
         },
     );
     assert_ne!(r3.producer_id, r1.producer_id);
+    // A transactional id goes to its coordinator only (the transaction
+    // tests cover the rest).
     let txn = InitProducerIdRequest {
         transactional_id: Some("tx".into()),
         ..idem
     };
-    let r = a.call(2, &txn);
-    assert_eq!((r.error_code, r.producer_id), (53, -1));
+    let coordinator = c.transaction_coordinator("tx").unwrap();
+    let (mut at, mut other) = if coordinator == 1 { (a, b) } else { (b, a) };
+    let r = other.call(2, &txn);
+    assert_eq!((r.error_code, r.producer_id), (16, -1), "NOT_COORDINATOR");
+    let r = at.call(2, &txn);
+    assert_eq!((r.error_code, r.producer_epoch), (0, 0));
 }
 
 #[test]

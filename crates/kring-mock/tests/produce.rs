@@ -148,8 +148,15 @@ fn validation_errors() {
         b.append(0, None, Some(b"v"), &[]);
         b.seal(Compression::None).unwrap().stamp(5, 0, 0, true)
     };
-    let r = cl.call(9, &produce_req("t", 0, txn, 1));
-    assert_eq!(one(&r).0, 48);
+    // Without a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    // (Kafka's KafkaApis); with an id no InitProducerId named: the
+    // coordinator knows no such producer, INVALID_PRODUCER_ID_MAPPING.
+    let r = cl.call(9, &produce_req("t", 0, txn.clone(), 1));
+    assert_eq!(one(&r).0, 53);
+    let mut req = produce_req("t", 0, txn, 1);
+    req.transactional_id = Some("nobody".into());
+    let r = cl.call(9, &req);
+    assert_eq!(one(&r).0, 49);
     // Invalid acks.
     let r = cl.call(9, &produce_req("t", 0, good.clone(), 2));
     assert_eq!(one(&r).0, 21);

@@ -25,9 +25,16 @@
 //!   records and no partition has an error, the broker waits up to
 //!   `max_wait_ms` for appends (woken by every Produce), then answers with
 //!   whatever there is.
-//! - High watermark = last stable offset = log end (one replica, no
-//!   transactions); aborted transactions: null for read_uncommitted, empty
-//!   for read_committed; no preferred read replica (-1). Follower fields
+//! - High watermark = log end (one replica). Last stable offset: the first
+//!   offset of the oldest transaction still open on the partition, else
+//!   the high watermark (reported at both isolation levels, as Kafka
+//!   does). read_uncommitted (isolation level 0) reads up to the high
+//!   watermark and gets null aborted transactions. read_committed (1)
+//!   reads only batches below the last stable offset and gets the aborted
+//!   transactions (producer id, first offset) that overlap what it read,
+//!   which the consumer uses to drop their records (Kafka's
+//!   `collectAbortedTransactions`); transaction markers are returned as
+//!   stored, for the consumer to skip. No preferred read replica (-1). Follower fields
 //!   (replica id/state, last fetched epoch, log start offset, rack) are
 //!   accepted and ignored: the mock's partitions have no followers.
 
@@ -35,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kring_protocol::messages::fetch::{
-    FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
-    PartitionData,
+    AbortedTransaction, FetchRequest, FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch,
+    NodeEndpoint, PartitionData,
 };
 
 use super::list_offsets::check_leader_epoch;
@@ -150,26 +157,33 @@ fn build(
             }
             let log = &p.log;
             pd.high_watermark = log.high_watermark();
-            pd.last_stable_offset = log.high_watermark();
+            pd.last_stable_offset = log.last_stable_offset();
             pd.log_start_offset = log.log_start_offset();
-            if read_committed {
-                pd.aborted_transactions = Some(Vec::new());
-            }
             if q.fetch_offset < log.log_start_offset() || q.fetch_offset > log.high_watermark() {
                 any_error = true;
                 parts.push(fail(pd, OFFSET_OUT_OF_RANGE));
                 continue;
             }
             let limit = (q.partition_max_bytes.max(0) as usize).min(budget);
+            let upper = if read_committed {
+                log.last_stable_offset()
+            } else {
+                i64::MAX
+            };
             let mut chunks: Vec<&Bytes> = Vec::new();
             let mut size = 0usize;
+            let mut next_offset = q.fetch_offset;
             for b in &log.batches()[log.batch_index_for(q.fetch_offset)..] {
+                if b.base_offset >= upper {
+                    break;
+                }
                 let first_of_response = total == 0 && chunks.is_empty();
                 if size + b.bytes.len() > limit && !first_of_response {
                     break;
                 }
                 size += b.bytes.len();
                 chunks.push(&b.bytes);
+                next_offset = b.last_offset + 1;
                 if size >= limit {
                     break;
                 }
@@ -185,6 +199,19 @@ fn build(
                     buf.freeze()
                 }
             });
+            if read_committed {
+                pd.aborted_transactions = Some(
+                    log.txns()
+                        .aborted_between(q.fetch_offset, next_offset)
+                        .into_iter()
+                        .map(|a| AbortedTransaction {
+                            producer_id: a.producer_id,
+                            first_offset: a.first_offset,
+                            ..Default::default()
+                        })
+                        .collect(),
+                );
+            }
             total += size;
             budget = budget.saturating_sub(size);
             parts.push(pd);

@@ -1,22 +1,26 @@
 //! FindCoordinator (key 10): v0–v6.
 //!
-//! Why a mock without consumer groups or transactions serves it: clients
-//! infer broker features from the APIs a broker advertises, and librdkafka
-//! (2.x, `rdkafka_feature.c`) enables LZ4 compression only when the broker
-//! lists FindCoordinator — its marker for brokers ≥ 0.8.2. Without it,
+//! Why a mock without consumer groups serves it: clients infer broker
+//! features from the APIs a broker advertises, and librdkafka (2.x,
+//! `rdkafka_feature.c`) enables LZ4 compression only when the broker lists
+//! FindCoordinator — its marker for brokers ≥ 0.8.2. Without it,
 //! librdkafka silently produces uncompressed batches when asked for LZ4.
-//! kring will need the API for transactions too.
+//! A transactional producer finds its transaction coordinator here.
 //!
 //! Behavior:
 //! - Key type 0 (group) or 1 (transaction); any other: INVALID_REQUEST. An
 //!   empty key: INVALID_REQUEST.
 //! - The coordinator is a broker chosen by a hash of the key (stable for a
-//!   key while the cluster lives, spread over the brokers). If that broker is
-//!   stopped: COORDINATOR_NOT_AVAILABLE, as when the coordinator partition
-//!   has no leader.
-//! - The coordinator's own APIs (JoinGroup, OffsetCommit, AddPartitionsToTxn,
-//!   EndTxn, …) are **not** served: requests for them close the connection,
-//!   and InitProducerId refuses transactional ids.
+//!   key while the cluster lives, spread over the brokers); a
+//!   transactional id a test moved
+//!   ([`MockCluster::move_transaction_coordinator`](crate::MockCluster::move_transaction_coordinator))
+//!   is where it was put. If that broker is stopped:
+//!   COORDINATOR_NOT_AVAILABLE, as while the coordinator partition has no
+//!   leader (the mock elects none: a test moves the id to fail over).
+//! - Transaction coordinators serve InitProducerId, AddPartitionsToTxn and
+//!   EndTxn (see the `txn` module). Group coordinators' APIs (JoinGroup,
+//!   OffsetCommit, …) are **not** served: requests for them close the
+//!   connection.
 //! - v0–v3 answer one key in the top-level fields; v4+ answer every key in
 //!   `coordinators`. Faults: an injected error is every key's error code.
 
@@ -44,11 +48,9 @@ fn coordinator(st: &State, key_type: i8, key: &str, fired: &Fired) -> (i16, i32,
     if !(0..=1).contains(&key_type) || key.is_empty() || st.brokers.is_empty() {
         return none(INVALID_REQUEST);
     }
-    let mut h: u32 = 0x811c_9dc5;
-    for b in key.bytes().chain([key_type as u8]) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    let b = &st.brokers[h as usize % st.brokers.len()];
+    let Some(b) = crate::txn::coordinator_for(st, key_type, key) else {
+        return none(INVALID_REQUEST);
+    };
     if !b.up {
         return none(COORDINATOR_NOT_AVAILABLE);
     }

@@ -4,8 +4,9 @@
 //! - Fault error, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER as for
 //!   Produce. From v4 a `current_leader_epoch` ≥ 0 is checked: older than
 //!   the partition's is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
-//! - Timestamp -1 (latest): the high watermark (also for read_committed:
-//!   with no transactions the last stable offset is the high watermark).
+//! - Timestamp -1 (latest): the high watermark; for read_committed
+//!   (isolation level 1, v2+) the last stable offset, which stops at the
+//!   oldest open transaction, as Kafka's `fetchOffsetForTimestamp` does.
 //!   -2 (earliest) and -4 (earliest local, v8+): the log start offset.
 //!   -3 (max timestamp, v7+): the offset and timestamp of the first record
 //!   with the largest timestamp. -5 (latest tiered, v9+): offset -1, as
@@ -72,10 +73,11 @@ fn decoded(b: &StoredBatch) -> Vec<StoredRecord> {
 }
 
 /// `(offset, timestamp, leader epoch)` for a timestamp query.
-fn lookup(p: &PartitionState, ts: i64) -> (i64, i64, i32) {
+fn lookup(p: &PartitionState, ts: i64, read_committed: bool) -> (i64, i64, i32) {
     let log = &p.log;
     let epoch_of = |b: &StoredBatch| b.header.partition_leader_epoch;
     match ts {
+        LATEST if read_committed => (log.last_stable_offset(), -1, p.leader_epoch),
         LATEST => (log.high_watermark(), -1, p.leader_epoch),
         EARLIEST | EARLIEST_LOCAL => {
             let epoch = log.batches().first().map_or(p.leader_epoch, epoch_of);
@@ -152,7 +154,8 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ListOffsetsRequest, fired: &Fi
                             return failed(index, code);
                         }
                     }
-                    let (offset, timestamp, epoch) = lookup(p, q.timestamp);
+                    let (offset, timestamp, epoch) =
+                        lookup(p, q.timestamp, h.version >= 2 && req.isolation_level == 1);
                     ListOffsetsPartitionResponse {
                         partition_index: index,
                         error_code: 0,

@@ -9,8 +9,10 @@
 //! response. Connection-level fault effects (delay, drop, mangle) are
 //! returned to the connection as a `Step`.
 
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod create_topics;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod init_producer_id;
@@ -19,7 +21,7 @@ pub mod metadata;
 pub mod produce;
 
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kring_protocol::message::{decode_request_header, encode_response, Response};
@@ -31,7 +33,7 @@ use crate::faults::{Fired, RequestInfo};
 /// The API keys and versions the mock implements, as ApiVersions
 /// advertises them unless [`MockCluster::set_max_version`](crate::MockCluster::set_max_version)
 /// capped one.
-pub const SERVED: [(i16, RangeInclusive<i16>); 8] = [
+pub const SERVED: [(i16, RangeInclusive<i16>); 10] = [
     (0, produce::VERSIONS),
     (1, fetch::VERSIONS),
     (2, list_offsets::VERSIONS),
@@ -40,6 +42,8 @@ pub const SERVED: [(i16, RangeInclusive<i16>); 8] = [
     (18, api_versions::VERSIONS),
     (19, create_topics::VERSIONS),
     (22, init_producer_id::VERSIONS),
+    (24, add_partitions_to_txn::VERSIONS),
+    (26, end_txn::VERSIONS),
 ];
 
 /// The versions of `api_key` the mock implements (before any cap).
@@ -123,6 +127,12 @@ pub(crate) fn handle(ctx: &Ctx<'_>, frame: Bytes) -> Step {
     ctx.shared
         .counters
         .count(i16::from_be_bytes([frame[0], frame[1]]));
+    // The transaction coordinator's timeouts run on the request's time:
+    // the wall clock where there are sockets, the caller's otherwise.
+    let wall = ctx.blocking.then(Instant::now);
+    if crate::txn::tick(&mut ctx.shared.lock(), wall) {
+        ctx.shared.changed.notify_all();
+    }
     dispatch(ctx, frame)
 }
 
@@ -165,6 +175,7 @@ fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
             RequestKind::ListOffsets(r) => list_offsets::partitions(r),
             RequestKind::Metadata(r) => metadata::partitions(version, r, &st),
             RequestKind::CreateTopics(r) => create_topics::partitions(r),
+            RequestKind::AddPartitionsToTxn(r) => add_partitions_to_txn::partitions(r),
             _ => Vec::new(),
         }
     };
@@ -212,6 +223,8 @@ fn dispatch(ctx: &Ctx<'_>, frame: Bytes) -> Step {
         RequestKind::ListOffsets(r) => list_offsets::handle(ctx, &h, r, &fired),
         RequestKind::Fetch(r) => fetch::handle(ctx, &h, r, &fired),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(ctx, &h, r, &fired),
+        RequestKind::AddPartitionsToTxn(r) => add_partitions_to_txn::handle(ctx, &h, r, &fired),
+        RequestKind::EndTxn(r) => end_txn::handle(ctx, &h, r, &fired),
         _ => Answer::Close,
     };
     finish(answer, &fired)
@@ -262,5 +275,21 @@ fn garble(frame: &mut [u8]) {
         x ^= x >> 7;
         x ^= x << 17;
         *b = (x >> 24) as u8;
+    }
+}
+
+/// Kafka's answer to a client too old for PRODUCER_FENCED: a request of a
+/// version before `since` (the one that added the code) gets
+/// INVALID_PRODUCER_EPOCH instead, which such clients treat the same way.
+pub(crate) fn fenced_for_version(
+    code: kring_protocol::error_code::ErrorCode,
+    version: i16,
+    since: i16,
+) -> i16 {
+    use kring_protocol::error_code::ErrorCode;
+    if code == ErrorCode::PRODUCER_FENCED && version < since {
+        ErrorCode::INVALID_PRODUCER_EPOCH.code()
+    } else {
+        code.code()
     }
 }

@@ -18,9 +18,23 @@
 //!    (compressed batches are decompressed), no control batches. Broken
 //!    framing or CRC: CORRUPT_MESSAGE; a well-formed batch breaking a rule:
 //!    INVALID_RECORD (87); larger than the topic's `max.message.bytes`:
-//!    MESSAGE_TOO_LARGE. Transactional batches: INVALID_TXN_STATE (the mock
-//!    has no transaction coordinator).
-//! 5. Idempotence (batches with a producer id), as Kafka ≥ 2.7 checks it:
+//!    MESSAGE_TOO_LARGE.
+//! 5. Transactional batches (KIP-890 part 1 verification, as Kafka 4.x):
+//!    a request with transactional batches but no `transactional_id` is
+//!    TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition. Before a
+//!    producer's first transactional batch on a partition in a
+//!    transaction, the leader asks the id's coordinator whether the
+//!    partition was added (AddPartitionsToTxn): not added is
+//!    INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v11, Kafka's
+//!    `genericError` for clients that know it); another producer id or no
+//!    such transactional id INVALID_PRODUCER_ID_MAPPING; another epoch
+//!    INVALID_PRODUCER_EPOCH; a transaction being completed, or its
+//!    coordinator stopped, NOT_ENOUGH_REPLICAS (Kafka's retriable stand-in
+//!    for coordinator errors older clients would not retry). Later batches
+//!    of the open transaction are checked by step 6 only. A
+//!    non-transactional batch from a producer whose transaction is open on
+//!    the partition: INVALID_TXN_STATE.
+//! 6. Idempotence (batches with a producer id), as Kafka ≥ 2.7 checks it:
 //!    the partition keeps the last 5 batches' sequence ranges and offsets per
 //!    producer id. A retry of one of them (same epoch, same first and last
 //!    sequence) is a **duplicate**: nothing is appended and the answer is
@@ -35,9 +49,12 @@
 //!    < 2.5 answered UNKNOWN_PRODUCER_ID for a non-zero first sequence,
 //!    which the mock does with
 //!    [`UnknownProducerPolicy::Reject`](crate::UnknownProducerPolicy).
-//! 6. Appended: NONE, the base offset, log_append_time -1 (topics use
+//!    Appended transactional batches stay beyond the last stable offset
+//!    until their transaction's marker (see `MockCluster::read_committed`).
+//! 7. Appended: NONE, the base offset, log_append_time -1 (topics use
 //!    CreateTime; a duplicate answers the original batch's max timestamp,
-//!    as Kafka's `BatchMetadata` does), log_start_offset (v5+). A refusal by step 5, or an
+//!    as Kafka's `BatchMetadata` does), log_start_offset (v5+). A refusal by step 6 (or a
+//!    non-transactional write into an open transaction), or an
 //!    invalid record, also reports log_start_offset, as Kafka's
 //!    ReplicaManager does (KIP-360 clients read it with
 //!    UNKNOWN_PRODUCER_ID); the other errors report -1.
@@ -51,12 +68,15 @@
 //! Version notes: v5 adds log_start_offset; v8 record_errors and
 //! error_message (set for validation errors); v9 is flexible; v10 adds the
 //! KIP-951 tagged fields; v11 (KIP-890 part 1 client side) is the same on
-//! the wire.
+//! the wire and gets TRANSACTION_ABORTABLE where older versions get
+//! INVALID_TXN_STATE (step 5).
 
 use kring_protocol::messages::produce::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     ProduceRequest, ProduceResponse, TopicProduceResponse,
 };
+
+use kring_protocol::error_code::ErrorCode;
 
 use super::{Answer, Hdr};
 use crate::batch::BatchError;
@@ -65,6 +85,7 @@ use crate::faults::Fired;
 use crate::idempotence::SequenceError;
 use crate::log::AppendError;
 use crate::state::State;
+use crate::txn;
 
 /// Versions served.
 pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 3..=11;
@@ -72,6 +93,7 @@ pub(crate) const VERSIONS: std::ops::RangeInclusive<i16> = 3..=11;
 const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 const MESSAGE_TOO_LARGE: i16 = 10;
 const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -81,6 +103,7 @@ const INVALID_TXN_STATE: i16 = 48;
 const UNKNOWN_PRODUCER_ID: i16 = 59;
 const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 const INVALID_RECORD: i16 = 87;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 /// The partitions a request writes to, for fault matching.
 pub(crate) fn partitions(req: &ProduceRequest) -> Vec<(String, i32)> {
@@ -98,8 +121,54 @@ fn append_error(e: &AppendError) -> i16 {
         AppendError::Sequence(SequenceError::UnknownProducer(_)) => UNKNOWN_PRODUCER_ID,
         AppendError::Sequence(SequenceError::StaleEpoch { .. }) => INVALID_PRODUCER_EPOCH,
         AppendError::TooLarge { .. } => MESSAGE_TOO_LARGE,
-        AppendError::Transactional => INVALID_TXN_STATE,
+        AppendError::InvalidTxnState(_) => INVALID_TXN_STATE,
     }
+}
+
+/// Whether a partition's records are a transactional batch.
+fn is_transactional(records: Option<&bytes::Bytes>) -> bool {
+    records.is_some_and(|r| crate::batch::read_header(r).is_ok_and(|h| h.is_transactional()))
+}
+
+/// KIP-890 part 1: the leader's check with the coordinator before a
+/// producer's first transactional batch of a transaction on a partition,
+/// mapped as Kafka's `ReplicaManager` maps the coordinator's answer.
+/// `None`: append (not transactional, already open here, or verified).
+fn verify(
+    st: &State,
+    txn_id: Option<&str>,
+    topic: &str,
+    index: i32,
+    records: Option<&bytes::Bytes>,
+    version: i16,
+) -> Option<(i16, &'static str)> {
+    let h = crate::batch::read_header(records?).ok()?;
+    if !h.is_transactional() {
+        return None;
+    }
+    let p = st.partition(topic, index)?;
+    if p.log.txns().is_ongoing(h.producer_id) {
+        return None;
+    }
+    let e = txn::coordinator::verify(st, txn_id?, h.producer_id, h.producer_epoch, topic, index)
+        .err()?;
+    Some(match e {
+        ErrorCode::TRANSACTION_ABORTABLE if version >= 11 => {
+            (e.code(), "partition was not added to the transaction")
+        }
+        ErrorCode::TRANSACTION_ABORTABLE => (
+            INVALID_TXN_STATE,
+            "partition was not added to the transaction",
+        ),
+        ErrorCode::PRODUCER_FENCED => (INVALID_PRODUCER_EPOCH, "producer epoch is fenced"),
+        ErrorCode::INVALID_PRODUCER_ID_MAPPING => {
+            (e.code(), "the producer id is not the transactional id's")
+        }
+        _ => (
+            NOT_ENOUGH_REPLICAS,
+            "unable to verify the partition has been added to the transaction",
+        ),
+    })
 }
 
 fn failed(index: i32, code: i16) -> PartitionProduceResponse {
@@ -122,6 +191,7 @@ fn produce_partition(
     index: i32,
     records: Option<&bytes::Bytes>,
     version: i16,
+    txn_id: Option<&str>,
     fired: &Fired,
     leaders: &mut Vec<i32>,
 ) -> PartitionProduceResponse {
@@ -146,6 +216,7 @@ fn produce_partition(
         None => false,
     };
     let policy = st.config.unknown_producer;
+    let unverified = verify(st, txn_id, topic, index, records, version);
     let Some(t) = st.topics.get_mut(topic) else {
         return failed(index, UNKNOWN_TOPIC_OR_PARTITION);
     };
@@ -187,6 +258,12 @@ fn produce_partition(
             ..failed(index, UNSUPPORTED_COMPRESSION_TYPE)
         };
     }
+    if let Some((code, why)) = unverified {
+        return PartitionProduceResponse {
+            error_message: Some(why.into()),
+            ..failed(index, code)
+        };
+    }
     match p.log.append(records, p.leader_epoch, max, policy) {
         Ok(_) if after_append => failed(index, NOT_ENOUGH_REPLICAS_AFTER_APPEND),
         Ok(a) => PartitionProduceResponse {
@@ -205,7 +282,7 @@ fn produce_partition(
             log_start_offset: match e {
                 AppendError::Sequence(_)
                 | AppendError::Batch(BatchError::Invalid(_))
-                | AppendError::Transactional => p.log.log_start_offset(),
+                | AppendError::InvalidTxnState(_) => p.log.log_start_offset(),
                 AppendError::Batch(BatchError::Corrupt(_)) | AppendError::TooLarge { .. } => -1,
             },
             ..failed(index, append_error(&e))
@@ -215,6 +292,14 @@ fn produce_partition(
 
 pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired) -> Answer {
     let acks_ok = matches!(req.acks, -1..=1);
+    // Kafka's KafkaApis: transactional records need a transactional id
+    // the client may write to; without one the whole request fails.
+    let unauthorized = req.transactional_id.is_none()
+        && req
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .any(|p| is_transactional(p.records.as_ref()));
     let mut leaders = Vec::new();
     let mut any_error = false;
     let mut st = ctx.shared.lock();
@@ -222,7 +307,9 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
     for t in &req.topic_data {
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for p in &t.partition_data {
-            let r = if acks_ok {
+            let r = if unauthorized {
+                failed(p.index, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            } else if acks_ok {
                 produce_partition(
                     &mut st,
                     ctx.broker_id,
@@ -230,6 +317,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, h: &Hdr, req: ProduceRequest, fired: &Fired)
                     p.index,
                     p.records.as_ref(),
                     h.version,
+                    req.transactional_id.as_deref(),
                     fired,
                     &mut leaders,
                 )

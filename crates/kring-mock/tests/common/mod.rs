@@ -190,3 +190,4 @@ pub fn leader_addr(cluster: &kring_mock::MockCluster, topic: &str, partition: i3
     let id = cluster.leader(topic, partition).expect("partition exists");
     cluster.broker_addr(id).expect("leader is a broker")
 }
+pub mod txn;

@@ -24,6 +24,8 @@ use crate::state::{
 };
 use crate::tls::TlsSettings;
 
+mod transactions;
+
 /// Errors of the cluster's control API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -258,7 +260,7 @@ impl MockClusterBuilder {
             cluster_id: self.cluster_id,
         };
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(config, Vec::new())),
+            state: Mutex::new(State::new(config, Vec::new(), Instant::now())),
             changed: Condvar::new(),
             faults: Mutex::new(FaultTable::default()),
             counters: Counters::default(),
@@ -621,11 +623,15 @@ impl MockCluster {
     }
 
     /// Every record of a partition, decoded (and decompressed), in offset
-    /// order: what a consumer reading from offset 0 would get.
+    /// order: what a read_uncommitted consumer reading from offset 0 would
+    /// get — records of open and aborted transactions included,
+    /// transaction markers (control batches) left out, as consumers never
+    /// return them. See [`read_committed`](Self::read_committed) for the
+    /// other isolation level.
     pub fn records(&self, topic: &str, partition: i32) -> Result<Vec<StoredRecord>, MockError> {
         let batches = self.batches(topic, partition)?;
         let mut out = Vec::new();
-        for b in &batches {
+        for b in batches.iter().filter(|b| !b.header.is_control()) {
             records::decode_into(b, &mut out).map_err(|source| MockError::Decode {
                 offset: b.base_offset,
                 source,
@@ -671,9 +677,14 @@ impl MockCluster {
     /// SaslHandshake and SaslAuthenticate are answered here, anything else
     /// passes only once `session` authenticated and before its session
     /// lifetime ran out (measured on the caller's clock, `now`). Every
-    /// request passes when the cluster is not a SASL listener. A request
+    /// request passes when the cluster is not a SASL listener. `now` also
+    /// advances the cluster's clock, as
+    /// [`advance_clock_to`](Self::advance_clock_to) does: a harness
+    /// screening every request keeps the transaction coordinator on its
+    /// time. A request
     /// answered or refused here is counted like a dispatched one.
     pub fn screen_sasl(&self, session: &mut SaslSession, now: Instant, frame: &[u8]) -> SaslStep {
+        self.tell_time(now);
         let Some(sasl) = &self.shared.sasl else {
             return SaslStep::Pass;
         };
