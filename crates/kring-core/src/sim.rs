@@ -714,6 +714,47 @@ impl<B: SimBroker> Sim<B> {
         h
     }
 
+    /// Starts `init_transactions` (counting the wake-up it asks for).
+    pub fn init_transactions(
+        &mut self,
+    ) -> Result<crate::TransactionHandle, crate::TransactionError> {
+        let h = self.shared.init_transactions()?;
+        if h.wake {
+            self.wakes += 1;
+        }
+        Ok(h)
+    }
+
+    /// Begins a transaction (counting the wake-up it asks for).
+    pub fn begin_transaction(&mut self) -> Result<(), crate::TransactionError> {
+        if self.shared.begin_transaction()? {
+            self.wakes += 1;
+        }
+        Ok(())
+    }
+
+    /// Starts committing the transaction.
+    pub fn commit_transaction(
+        &mut self,
+    ) -> Result<crate::TransactionHandle, crate::TransactionError> {
+        let h = self.shared.commit_transaction()?;
+        if h.wake {
+            self.wakes += 1;
+        }
+        Ok(h)
+    }
+
+    /// Starts aborting the transaction.
+    pub fn abort_transaction(
+        &mut self,
+    ) -> Result<crate::TransactionHandle, crate::TransactionError> {
+        let h = self.shared.abort_transaction()?;
+        if h.wake {
+            self.wakes += 1;
+        }
+        Ok(h)
+    }
+
     /// Requests close (counting the wake-up it asks for).
     pub fn close(&mut self) -> crate::FlushHandle {
         let h = self.shared.begin_close();

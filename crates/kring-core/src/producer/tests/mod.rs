@@ -25,6 +25,7 @@ mod sender;
 mod split;
 mod statistics;
 mod status;
+mod transactions;
 
 use std::time::Duration;
 
