@@ -7,14 +7,21 @@
 //! - sends and calls outside their place are refused with typed errors;
 //! - a second producer with the same `transactional.id` fences the first
 //!   (whose open transaction the coordinator aborts) and goes on;
-//! - a producer closed inside a transaction aborts it.
+//! - a producer closed inside a transaction aborts it;
+//! - consumer offsets sent to a transaction become the group's committed
+//!   offsets when it commits, and not when it aborts (read back with
+//!   Kafka's `ConsumerGroupCommand`);
+//! - the commit finds a new coordinator after the old one is killed.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kring::{DeliveryFuture, Producer, Record, SendError, TransactionError};
+use kring::{
+    ConsumerGroupMetadata, DeliveryFuture, OffsetToCommit, Producer, Record, SendError,
+    TransactionError,
+};
 use kring_testcluster::KafkaCluster;
 
 fn cluster() -> &'static KafkaCluster {
@@ -297,5 +304,82 @@ fn the_commit_finds_the_new_coordinator_after_the_old_one_is_killed() {
     assert_eq!(
         read(&c, "txn-failover", 6, "read_committed"),
         expected(6, &[("t1", 300), ("t2", 300), ("t3", 200)])
+    );
+}
+
+/// The group's committed offsets, `(topic, partition) -> offset`, as
+/// Kafka's `kafka-consumer-groups --describe` prints them.
+fn group_offsets(c: &KafkaCluster, group: &str) -> BTreeMap<(String, i32), i64> {
+    let out = c
+        .tool(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &["--describe", "--group", group],
+        )
+        .unwrap_or_else(|e| panic!("ConsumerGroupCommand: {e}"));
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[0] == group)
+                .then(|| Some(((f[1].to_owned(), f[2].parse().ok()?), f[3].parse().ok()?)))
+                .flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn offsets_sent_to_a_transaction_commit_and_abort_with_it() {
+    let c = cluster();
+    c.create_topic("txn-offsets-in", 2, 1, &[]).unwrap();
+    c.create_topic("txn-offsets-out", 1, 1, &[]).unwrap();
+    let p = producer(c, "kring-txn-offsets");
+    p.init_transactions().expect("init");
+    let group = ConsumerGroupMetadata::new("kring-eos-group");
+    let want = |a: i64, b: i64| {
+        BTreeMap::from([
+            (("txn-offsets-in".to_owned(), 0), a),
+            (("txn-offsets-in".to_owned(), 1), b),
+        ])
+    };
+
+    p.begin_transaction().unwrap();
+    let out = send_tagged(&p, "txn-offsets-out", 1, "o", 10);
+    p.send_offsets_to_transaction(
+        [
+            OffsetToCommit::new("txn-offsets-in", 0, 42),
+            OffsetToCommit::new("txn-offsets-in", 1, 7),
+        ],
+        &group,
+    )
+    .expect("offsets into the transaction");
+    p.commit_transaction().expect("commit");
+    all_delivered(&out);
+    assert_eq!(
+        group_offsets(c, "kring-eos-group"),
+        want(42, 7),
+        "committed"
+    );
+
+    p.begin_transaction().unwrap();
+    let _aborted = send_tagged(&p, "txn-offsets-out", 1, "x", 5);
+    p.send_offsets_to_transaction([OffsetToCommit::new("txn-offsets-in", 0, 99)], &group)
+        .expect("offsets");
+    p.abort_transaction().expect("abort");
+    assert_eq!(
+        group_offsets(c, "kring-eos-group"),
+        want(42, 7),
+        "an aborted transaction's offsets are not committed"
+    );
+
+    // Offsets alone, no record: the transaction still ends at the
+    // coordinator.
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction([OffsetToCommit::new("txn-offsets-in", 1, 8)], &group)
+        .expect("offsets");
+    p.commit_transaction().expect("commit of offsets alone");
+    assert_eq!(group_offsets(c, "kring-eos-group"), want(42, 8));
+    p.close();
+    assert_eq!(
+        read(c, "txn-offsets-out", 1, "read_committed"),
+        expected(1, &[("o", 10)])
     );
 }

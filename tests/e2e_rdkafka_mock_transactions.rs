@@ -11,13 +11,19 @@
 //!   left a gap in its partition's sequences), and the next transaction
 //!   commits;
 //! - a fenced EndTxn is fatal: the commit fails, and so does every later
-//!   call and send.
+//!   call and send;
+//! - consumer offsets go through retried AddOffsetsToTxn and TxnOffsetCommit
+//!   errors, and a stale consumer generation makes the transaction
+//!   abortable.
 
 mod support;
 
 use std::time::Duration;
 
-use kring::{DeliveryFuture, Producer, Record, SendError, TransactionError};
+use kring::{
+    ConsumerGroupMetadata, DeliveryFuture, OffsetToCommit, Producer, Record, SendError,
+    TransactionError,
+};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -214,4 +220,61 @@ fn a_fenced_end_txn_is_fatal() {
         p.send(Record::new(TOPIC, b"after".as_slice())),
         Err(SendError::Fatal(_))
     ));
+}
+
+#[test]
+fn offsets_go_through_retriable_errors_and_a_stale_generation_is_abortable() {
+    let c = cluster();
+    let bootstrap = c.bootstrap_servers();
+    use RDKafkaRespErr::*;
+    let p = producer(&bootstrap, "offsets");
+    p.init_transactions().expect("init");
+    let group = ConsumerGroupMetadata::new("g1");
+    c.request_errors(
+        RDKafkaApiKey::AddOffsetsToTxn,
+        &[
+            RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        ],
+    );
+    c.request_errors(
+        RDKafkaApiKey::TxnOffsetCommit,
+        &[
+            RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+        ],
+    );
+    p.begin_transaction().unwrap();
+    let fs = send(&p, 20, "o");
+    p.send_offsets_to_transaction([OffsetToCommit::new(TOPIC, 0, 10)], &group)
+        .expect("offsets through the errors");
+    p.commit_transaction().expect("commit");
+    assert!(results(&fs).iter().all(Result::is_ok));
+
+    // The consumer left the group meanwhile: its generation is stale.
+    p.begin_transaction().unwrap();
+    c.request_errors(
+        RDKafkaApiKey::TxnOffsetCommit,
+        &[RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION],
+    );
+    match p.send_offsets_to_transaction(
+        [OffsetToCommit::new(TOPIC, 0, 20)],
+        &group.clone().member(3, "member-1"),
+    ) {
+        Err(TransactionError::Abortable(e)) => {
+            assert!(e.to_string().contains("ILLEGAL_GENERATION"), "{e}")
+        }
+        other => panic!("offsets of a stale generation: {other:?}"),
+    }
+    assert!(matches!(
+        p.commit_transaction(),
+        Err(TransactionError::Abortable(_))
+    ));
+    p.abort_transaction().expect("abort");
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction([OffsetToCommit::new(TOPIC, 0, 30)], &group)
+        .expect("offsets of the next transaction");
+    p.commit_transaction()
+        .expect("the next transaction commits");
+    assert!(p.close());
 }

@@ -22,6 +22,8 @@ pub(crate) const APIS: &[&str] = &[
     "InitProducerId",
     "AddPartitionsToTxn",
     "EndTxn",
+    "AddOffsetsToTxn",
+    "TxnOffsetCommit",
     "SaslAuthenticate",
 ];
 

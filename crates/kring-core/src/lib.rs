@@ -66,4 +66,4 @@ pub use producer::{
 };
 pub use shared::{AppendOutcome, AsyncAppend, IoWaker, RecordRef, Shared};
 pub use signal::FlushHandle;
-pub use txn::{TransactionError, TransactionHandle};
+pub use txn::{ConsumerGroupMetadata, OffsetToCommit, TransactionError, TransactionHandle};

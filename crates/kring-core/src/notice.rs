@@ -79,6 +79,12 @@ pub(crate) enum TxnNotice {
     Init(Arc<crate::txn::TxnOp>),
     /// A transaction began: batches announced from now belong to it.
     Begin,
+    /// Commit consumer offsets with the transaction.
+    Offsets {
+        group: crate::txn::ConsumerGroupMetadata,
+        offsets: Vec<crate::txn::OffsetToCommit>,
+        op: Arc<crate::txn::TxnOp>,
+    },
     /// Commit or abort the transaction: every batch of a generation below
     /// `gen` belongs to it (the gate closed with this notice).
     End {

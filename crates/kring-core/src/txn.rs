@@ -112,6 +112,7 @@ pub(crate) enum OpKind {
     Init,
     Commit,
     Abort,
+    SendOffsets,
 }
 
 impl OpKind {
@@ -120,6 +121,83 @@ impl OpKind {
             OpKind::Init => "init_transactions",
             OpKind::Commit => "commit_transaction",
             OpKind::Abort => "abort_transaction",
+            OpKind::SendOffsets => "send_offsets_to_transaction",
+        }
+    }
+}
+
+/// The consumer group whose offsets a transaction commits (the Java
+/// client's `ConsumerGroupMetadata`): its id, and the consumer's
+/// generation and member id, which let the group coordinator refuse the
+/// commit of a consumer that has left the group (a zombie), as KIP-447
+/// intends. Without them (`new`) the commit is checked by group id only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub(crate) group_id: String,
+    pub(crate) generation_id: i32,
+    pub(crate) member_id: String,
+    pub(crate) group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// A group by id only (generation -1, no member id).
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+
+    /// The consumer's generation and member id, as its group coordinator
+    /// gave them.
+    #[must_use]
+    pub fn member(mut self, generation_id: i32, member_id: impl Into<String>) -> Self {
+        self.generation_id = generation_id;
+        self.member_id = member_id.into();
+        self
+    }
+
+    /// The consumer's `group.instance.id` (static membership, KIP-345).
+    #[must_use]
+    pub fn group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
+        self
+    }
+
+    /// The group id.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+}
+
+/// One partition's offset to commit with a transaction: the offset of the
+/// next record to consume (the last one processed + 1), as Kafka commits
+/// offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetToCommit {
+    /// The topic consumed.
+    pub topic: String,
+    /// The partition consumed.
+    pub partition: i32,
+    /// The next offset to consume.
+    pub offset: i64,
+    /// The leader epoch of the last record consumed, if known (-1: none).
+    pub leader_epoch: i32,
+    /// Metadata stored with the offset.
+    pub metadata: Option<String>,
+}
+
+impl OffsetToCommit {
+    /// `offset` of `topic`/`partition`, no leader epoch, no metadata.
+    pub fn new(topic: impl Into<String>, partition: i32, offset: i64) -> Self {
+        OffsetToCommit {
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
         }
     }
 }

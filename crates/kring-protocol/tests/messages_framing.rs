@@ -85,6 +85,12 @@ fn encode_request_writes_the_generated_header() {
                         encode_request(&mut frame, 42, client_id, v, r)
                     }
                     RequestKind::EndTxn(r) => encode_request(&mut frame, 42, client_id, v, r),
+                    RequestKind::AddOffsetsToTxn(r) => {
+                        encode_request(&mut frame, 42, client_id, v, r)
+                    }
+                    RequestKind::TxnOffsetCommit(r) => {
+                        encode_request(&mut frame, 42, client_id, v, r)
+                    }
                     RequestKind::SaslAuthenticate(r) => {
                         encode_request(&mut frame, 42, client_id, v, r)
                     }

@@ -57,9 +57,10 @@ pub use error::BuildError;
 pub use flush::FlushHandle;
 pub use kring_core::partitioner::{PartitionView, Partitioner};
 pub use kring_core::{
-    BrokerState, BrokerStatistics, DeliveryError, DeliveryReport, ErrorCount, LastError, Latency,
-    MessageStatus, PartitionStatistics, RecordMetadata, SendError, Statistics, TlsFailure,
-    TopicStatistics, TotalStatistics, TransactionError,
+    BrokerState, BrokerStatistics, ConsumerGroupMetadata, DeliveryError, DeliveryReport,
+    ErrorCount, LastError, Latency, MessageStatus, OffsetToCommit, PartitionStatistics,
+    RecordMetadata, SendError, Statistics, TlsFailure, TopicStatistics, TotalStatistics,
+    TransactionError,
 };
 /// Kafka's error codes, as carried by [`DeliveryError`] and [`SendError`].
 pub use kring_protocol::ErrorCode;

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kring_protocol::message::{decode_response_frame, encode_request, Request};
+use kring_protocol::messages::add_offsets_to_txn::AddOffsetsToTxnRequest;
 use kring_protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
 use kring_protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use kring_protocol::messages::end_txn::EndTxnRequest;
@@ -23,6 +24,7 @@ use kring_protocol::messages::metadata::MetadataRequest;
 use kring_protocol::messages::produce::ProduceRequest;
 use kring_protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
 use kring_protocol::messages::sasl_handshake::SaslHandshakeRequest;
+use kring_protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 use kring_protocol::{EncodeError, ErrorCode, Frame};
 
 use crate::timer::TimerHandle;
@@ -58,6 +60,8 @@ pub(crate) struct Versions {
     pub(crate) find_coordinator: i16,
     pub(crate) add_partitions: i16,
     pub(crate) end_txn: i16,
+    pub(crate) add_offsets: i16,
+    pub(crate) txn_offset_commit: i16,
 }
 
 /// What an in-flight request was.
@@ -183,6 +187,10 @@ const FIND_COORDINATOR_VERSIONS: (i16, i16) = (1, 4);
 const ADD_PARTITIONS_VERSIONS: (i16, i16) = (0, 3);
 /// EndTxn: v5 is transaction version 2 (KIP-890 part 2), not spoken.
 const END_TXN_VERSIONS: (i16, i16) = (0, 4);
+/// AddOffsetsToTxn.
+const ADD_OFFSETS_VERSIONS: (i16, i16) = (0, 4);
+/// TxnOffsetCommit: v5 is transaction version 2 (it adds the group itself).
+const TXN_OFFSET_COMMIT_VERSIONS: (i16, i16) = (0, 4);
 /// The ApiVersions version tried first (and the highest kring speaks); a
 /// broker that refuses it is asked again with the highest version it lists,
 /// or v0 ([`api_versions_retry_version`]).
@@ -477,6 +485,8 @@ impl ProducerCore {
         let find_coordinator = pick(FindCoordinatorRequest::API_KEY, FIND_COORDINATOR_VERSIONS);
         let add_partitions = pick(AddPartitionsToTxnRequest::API_KEY, ADD_PARTITIONS_VERSIONS);
         let end_txn = pick(EndTxnRequest::API_KEY, END_TXN_VERSIONS);
+        let add_offsets = pick(AddOffsetsToTxnRequest::API_KEY, ADD_OFFSETS_VERSIONS);
+        let txn_offset_commit = pick(TxnOffsetCommitRequest::API_KEY, TXN_OFFSET_COMMIT_VERSIONS);
         let (Some(produce), Some(metadata)) = (produce, metadata) else {
             self.drop_conn(
                 now,
@@ -494,6 +504,8 @@ impl ProducerCore {
             find_coordinator: find_coordinator.unwrap_or(-1),
             add_partitions: add_partitions.unwrap_or(-1),
             end_txn: end_txn.unwrap_or(-1),
+            add_offsets: add_offsets.unwrap_or(-1),
+            txn_offset_commit: txn_offset_commit.unwrap_or(-1),
         };
         if self.sasl.is_some() {
             let range = |key: i16| {

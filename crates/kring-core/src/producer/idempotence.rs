@@ -443,6 +443,9 @@ impl ProducerCore {
         self.life.set_fatal(err.clone());
         let _ = self.shared.fatal.set(err.clone());
         self.shared.txn_fatal(&err);
+        if let Some(t) = self.txn.as_mut() {
+            t.fail_offsets(&crate::txn::TransactionError::Fatal(err.clone()));
+        }
         self.idem.state = PidState::Backoff;
         self.idem.bump_required = false;
         self.idem.rewrite.clear();

@@ -685,6 +685,9 @@ impl ProducerCore {
         self.shared.pool.drop_spares();
         self.ledger.release_close_waiters();
         self.shared.txn_closed();
+        if let Some(t) = self.txn.as_mut() {
+            t.fail_offsets(&crate::TransactionError::Closed);
+        }
         // The driver reads no notice from now on: flushes, purges and
         // closes asked for since this turn's notices were read complete
         // here (every record has its result), later ones at once
@@ -699,6 +702,7 @@ impl ProducerCore {
                 Notice::Purge { signal } => signal.set(),
                 Notice::Txn(n) => {
                     if let crate::notice::TxnNotice::Init(op)
+                    | crate::notice::TxnNotice::Offsets { op, .. }
                     | crate::notice::TxnNotice::End { op, .. } = *n
                     {
                         crate::txn::settle(&op, Err(crate::TransactionError::Closed));

@@ -13,6 +13,10 @@
 //!   batch of the transaction is announced, in one request for all the
 //!   partitions waiting, and a partition popped from a ready queue before
 //!   that waits aside (`blocked`) until the answer;
+//! - `send_offsets_to_transaction`: AddOffsetsToTxn (the group id) to the
+//!   transaction coordinator, then TxnOffsetCommit to the group's
+//!   coordinator (FindCoordinator, key type 0), both before EndTxn; the
+//!   group's offsets then commit or abort with the transaction;
 //! - commit and abort wait, like a flush, for every batch of the
 //!   transaction to have its final result (an abort first fails the
 //!   batches not sent yet), then send EndTxn to the coordinator; a
@@ -37,24 +41,28 @@
 //! that the client leaves adding partitions to it), as the Java client
 //! caps them when it speaks version 1.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use kring_protocol::message::decode_response_frame;
+use kring_protocol::messages::add_offsets_to_txn::AddOffsetsToTxnRequest;
 use kring_protocol::messages::add_partitions_to_txn::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
 };
 use kring_protocol::messages::end_txn::EndTxnRequest;
 use kring_protocol::messages::find_coordinator::FindCoordinatorRequest;
 use kring_protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+use kring_protocol::messages::txn_offset_commit::{
+    TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kring_protocol::ErrorCode;
 
 use crate::delivery::{DeliveryError, MessageStatus};
 use crate::notice::TxnNotice;
 use crate::timer::TimerHandle;
-use crate::txn::{Phase, TxnOp};
+use crate::txn::{ConsumerGroupMetadata, OffsetToCommit, Phase, TransactionError, TxnOp};
 
 use super::conn::{ConnId, ConnState, ReqKind, Target};
 use super::{PartKey, ProducerCore, TimerKey, Transmit};
@@ -71,7 +79,24 @@ pub(crate) enum TxnRequest {
     InitProducerId,
     /// The partitions it adds.
     AddPartitions(Vec<PartKey>),
+    /// AddOffsetsToTxn of the first pending offsets.
+    AddOffsets,
+    /// FindCoordinator for the first pending offsets' group.
+    FindGroupCoordinator,
+    /// TxnOffsetCommit of the first pending offsets.
+    OffsetCommit,
     EndTxn,
+}
+
+/// A `send_offsets_to_transaction` in progress.
+#[derive(Debug)]
+struct PendingOffsets {
+    group: ConsumerGroupMetadata,
+    /// Not committed yet.
+    offsets: Vec<OffsetToCommit>,
+    op: Arc<TxnOp>,
+    /// AddOffsetsToTxn answered: TxnOffsetCommit next.
+    added: bool,
 }
 
 /// A commit or abort waiting for its batches, then for EndTxn.
@@ -119,6 +144,13 @@ pub(crate) struct TxnCore {
     /// An abort must end with an epoch bump (InitProducerId with the
     /// current producer id and epoch).
     bump: bool,
+    /// `send_offsets_to_transaction` calls, in order.
+    offsets: VecDeque<PendingOffsets>,
+    /// A group's offsets joined the transaction (EndTxn is then due even
+    /// with no partition added).
+    offsets_added: bool,
+    /// The group coordinator of the first pending offsets' group.
+    group_coordinator: Option<(i32, String)>,
 }
 
 impl TxnCore {
@@ -140,6 +172,28 @@ impl TxnCore {
             abortable: None,
             sweep: false,
             bump: false,
+            offsets: VecDeque::new(),
+            offsets_added: false,
+            group_coordinator: None,
+        }
+    }
+
+    /// Whether anything was added to the transaction at the coordinator
+    /// (partitions or a group's offsets): only then is EndTxn sent.
+    fn started(&self) -> bool {
+        !self.added.is_empty() || self.offsets_added
+    }
+
+    /// Fails every pending `send_offsets_to_transaction` with `err` (as
+    /// an abortable error).
+    fn drop_offsets(&mut self, err: &DeliveryError) {
+        self.fail_offsets(&TransactionError::Abortable(err.clone()));
+    }
+
+    /// Fails every pending `send_offsets_to_transaction` with `err`.
+    pub(crate) fn fail_offsets(&mut self, err: &TransactionError) {
+        for o in self.offsets.drain(..) {
+            crate::txn::settle(&o.op, Err(err.clone()));
         }
     }
 
@@ -177,8 +231,28 @@ impl ProducerCore {
                 t.init = Some(op);
                 self.idem.await_transactional_init();
             }
+            TxnNotice::Offsets { group, offsets, op } => {
+                if !t.active || t.abortable.is_some() {
+                    let e = t
+                        .abortable
+                        .clone()
+                        .unwrap_or_else(|| DeliveryError::Aborted {
+                            reason: Arc::from("no transaction to add offsets to"),
+                            status: MessageStatus::NotPersisted,
+                        });
+                    crate::txn::settle(&op, Err(TransactionError::Abortable(e)));
+                    return;
+                }
+                t.offsets.push_back(PendingOffsets {
+                    group,
+                    offsets,
+                    op,
+                    added: false,
+                });
+            }
             TxnNotice::Begin => {
                 t.active = true;
+                t.offsets_added = false;
                 t.added.clear();
                 t.adding.clear();
                 t.to_add.clear();
@@ -200,6 +274,12 @@ impl ProducerCore {
                     // Records not sent yet will never be: fail them now.
                     let t = self.txn.as_mut().expect("transactional");
                     t.to_add.clear();
+                    t.drop_offsets(&DeliveryError::Aborted {
+                        reason: Arc::from(
+                            "the transaction was aborted before the offsets were committed",
+                        ),
+                        status: MessageStatus::NotPersisted,
+                    });
                     let err = DeliveryError::Aborted {
                         reason: Arc::from("the transaction was aborted before the record was sent"),
                         status: MessageStatus::NotPersisted,
@@ -278,6 +358,7 @@ impl ProducerCore {
         t.abortable = Some(err.clone());
         t.sweep = true;
         t.to_add.clear();
+        t.drop_offsets(err);
         if t.ending.as_ref().is_some_and(|e| e.commit) {
             // The commit fails (`txn_abortable` settles it); what it
             // waited for still finishes, and the user aborts next.
@@ -345,18 +426,27 @@ impl ProducerCore {
             TxnRequest::InitProducerId
         } else if !t.to_add.is_empty() && t.abortable.is_none() {
             TxnRequest::AddPartitions(t.to_add.clone())
+        } else if let Some(o) = t.offsets.front() {
+            if !o.added {
+                TxnRequest::AddOffsets
+            } else if t.group_coordinator.is_none() {
+                return self.send_find_coordinator(now, true);
+            } else {
+                let id = self.group_coordinator_conn(now)?;
+                return self.send_txn_request(now, id, TxnRequest::OffsetCommit);
+            }
         } else if let Some(e) = &t.ending {
             if self.ledger.any_below(e.gen) {
                 return None;
             }
-            if e.ended || (!e.commit && t.bump && t.added.is_empty()) {
+            if e.ended || (!e.commit && t.bump && !t.started()) {
                 if t.bump {
                     TxnRequest::InitProducerId
                 } else {
                     self.txn_end_done(now);
                     return None;
                 }
-            } else if t.added.is_empty() {
+            } else if !t.started() {
                 // Nothing was added: nothing to end at the coordinator.
                 self.txn_end_done(now);
                 return None;
@@ -367,7 +457,7 @@ impl ProducerCore {
             return None;
         };
         if t.coordinator.is_none() {
-            return self.send_find_coordinator(now);
+            return self.send_find_coordinator(now, false);
         }
         let id = self.coordinator_conn(now)?;
         self.send_txn_request(now, id, next)
@@ -382,10 +472,13 @@ impl ProducerCore {
         t.to_add.clear();
         t.abortable = None;
         t.bump = false;
+        t.offsets_added = false;
         self.shared.txn_op_done(&e.op, Phase::Ready);
     }
 
-    fn send_find_coordinator(&mut self, now: Instant) -> Option<Transmit> {
+    /// FindCoordinator for the transaction (`group`: false) or for the
+    /// first pending offsets' group.
+    fn send_find_coordinator(&mut self, now: Instant, group: bool) -> Option<Transmit> {
         let id = self.control_conn(now)?;
         let version = self.conn(id)?.versions.find_coordinator;
         if version < 1 {
@@ -396,21 +489,32 @@ impl ProducerCore {
             );
             return None;
         }
-        let key = self.txn.as_ref()?.id.to_string();
+        let t = self.txn.as_ref()?;
+        let (key, key_type, kind) = if group {
+            let g = t.offsets.front()?.group.group_id.clone();
+            (g, 0, TxnRequest::FindGroupCoordinator)
+        } else {
+            (t.id.to_string(), 1, TxnRequest::FindCoordinator)
+        };
         let req = FindCoordinatorRequest {
             key: if version < 4 {
                 key.clone()
             } else {
                 String::new()
             },
-            key_type: 1,
+            key_type,
             coordinator_keys: if version >= 4 { vec![key] } else { Vec::new() },
             ..Default::default()
         };
-        match self.send_request(now, id, version, &req, ReqKind::FindCoordinator, true, 128) {
-            Ok(t) => {
-                self.txn_mut()?.in_flight = Some(TxnRequest::FindCoordinator);
-                Some(t)
+        let req_kind = if group {
+            ReqKind::Txn(kind.clone())
+        } else {
+            ReqKind::FindCoordinator
+        };
+        match self.send_request(now, id, version, &req, req_kind, true, 128) {
+            Ok(tx) => {
+                self.txn_mut()?.in_flight = Some(kind);
+                Some(tx)
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode FindCoordinator");
@@ -419,10 +523,22 @@ impl ProducerCore {
         }
     }
 
-    /// A ready connection to the coordinator, or `None` (connecting, or
-    /// busy: a response or a connection brings the next poll).
+    /// A ready connection to the transaction coordinator, or `None`
+    /// (connecting, or busy: a response or a connection brings the next
+    /// poll).
     fn coordinator_conn(&mut self, now: Instant) -> Option<ConnId> {
-        let (node, addr) = self.txn.as_ref()?.coordinator.clone()?;
+        let c = self.txn.as_ref()?.coordinator.clone()?;
+        self.node_conn(now, c)
+    }
+
+    /// A ready connection to the group coordinator, as
+    /// [`coordinator_conn`](Self::coordinator_conn).
+    fn group_coordinator_conn(&mut self, now: Instant) -> Option<ConnId> {
+        let c = self.txn.as_ref()?.group_coordinator.clone()?;
+        self.node_conn(now, c)
+    }
+
+    fn node_conn(&mut self, now: Instant, (node, addr): (i32, String)) -> Option<ConnId> {
         let conn = match self.nodes.get(&node) {
             Some(n) => n.conn,
             None => {
@@ -545,7 +661,85 @@ impl ProducerCore {
                     128,
                 )
             }
-            TxnRequest::FindCoordinator => unreachable!("sent by send_find_coordinator"),
+            TxnRequest::AddOffsets => {
+                if versions.add_offsets < 0 {
+                    self.txn_fatal(
+                        now,
+                        ErrorCode::UNSUPPORTED_VERSION,
+                        "the coordinator does not support AddOffsetsToTxn",
+                    );
+                    return None;
+                }
+                let group_id = t.offsets.front()?.group.group_id.clone();
+                let r = AddOffsetsToTxnRequest {
+                    transactional_id: txn_id,
+                    producer_id: pid,
+                    producer_epoch: epoch,
+                    group_id,
+                    ..Default::default()
+                };
+                self.send_request(
+                    now,
+                    id,
+                    versions.add_offsets,
+                    &r,
+                    ReqKind::Txn(req.clone()),
+                    true,
+                    128,
+                )
+            }
+            TxnRequest::OffsetCommit => {
+                if versions.txn_offset_commit < 0 {
+                    self.txn_fatal(
+                        now,
+                        ErrorCode::UNSUPPORTED_VERSION,
+                        "the group coordinator does not support TxnOffsetCommit",
+                    );
+                    return None;
+                }
+                let o = t.offsets.front()?;
+                let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
+                for off in &o.offsets {
+                    let p = TxnOffsetCommitRequestPartition {
+                        partition_index: off.partition,
+                        committed_offset: off.offset,
+                        committed_leader_epoch: off.leader_epoch,
+                        committed_metadata: off.metadata.clone(),
+                        ..Default::default()
+                    };
+                    match topics.iter_mut().find(|tp| tp.name == off.topic) {
+                        Some(tp) => tp.partitions.push(p),
+                        None => topics.push(TxnOffsetCommitRequestTopic {
+                            name: off.topic.clone(),
+                            partitions: vec![p],
+                            ..Default::default()
+                        }),
+                    }
+                }
+                let r = TxnOffsetCommitRequest {
+                    transactional_id: txn_id,
+                    group_id: o.group.group_id.clone(),
+                    producer_id: pid,
+                    producer_epoch: epoch,
+                    generation_id: o.group.generation_id,
+                    member_id: o.group.member_id.clone(),
+                    group_instance_id: o.group.group_instance_id.clone(),
+                    topics,
+                    ..Default::default()
+                };
+                self.send_request(
+                    now,
+                    id,
+                    versions.txn_offset_commit,
+                    &r,
+                    ReqKind::Txn(req.clone()),
+                    true,
+                    256,
+                )
+            }
+            TxnRequest::FindCoordinator | TxnRequest::FindGroupCoordinator => {
+                unreachable!("sent by send_find_coordinator")
+            }
         };
         match sent {
             Ok(tx) => {
@@ -602,6 +796,15 @@ impl ProducerCore {
     pub(crate) fn txn_request_lost(&mut self, now: Instant, req: &TxnRequest) {
         let Some(t) = self.txn.as_mut() else { return };
         t.in_flight = None;
+        if matches!(
+            req,
+            TxnRequest::FindGroupCoordinator | TxnRequest::OffsetCommit
+        ) {
+            // The group's coordinator: looked up again.
+            t.group_coordinator = None;
+            self.txn_retry(now, false);
+            return;
+        }
         if let TxnRequest::AddPartitions(parts) = req {
             // Asked again (the answer may have added them; adding twice is
             // harmless).
@@ -620,7 +823,13 @@ impl ProducerCore {
     /// coordinator's successor is found only by asking.
     pub(crate) fn txn_node_lost(&mut self, now: Instant, n: i32) {
         let Some(t) = self.txn.as_mut() else { return };
-        if t.coordinator.as_ref().is_some_and(|(c, _)| *c == n) && t.in_flight.is_none() {
+        if t.in_flight.is_some() {
+            return;
+        }
+        if t.group_coordinator.as_ref().is_some_and(|(c, _)| *c == n) {
+            t.group_coordinator = None;
+        }
+        if t.coordinator.as_ref().is_some_and(|(c, _)| *c == n) {
             tracing::debug!(
                 node = n,
                 "lost the transaction coordinator: looking it up again"
@@ -704,6 +913,62 @@ impl ProducerCore {
                     }
                 }
             }
+            TxnRequest::FindGroupCoordinator => {
+                match decode_response_frame::<FindCoordinatorRequest>(frame, version) {
+                    Ok((_, r)) => {
+                        self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
+                        let (err, node, host, port) = match r.coordinators.first() {
+                            Some(c) if version >= 4 => {
+                                (ErrorCode(c.error_code), c.node_id, c.host.clone(), c.port)
+                            }
+                            _ => (ErrorCode(r.error_code), r.node_id, r.host.clone(), r.port),
+                        };
+                        self.handle_find_group_coordinator(
+                            now,
+                            err,
+                            node,
+                            format!("{host}:{port}"),
+                        );
+                    }
+                    Err(e) => {
+                        self.txn_request_lost(now, &TxnRequest::FindGroupCoordinator);
+                        self.drop_conn(now, id, &undecodable(&e), true);
+                    }
+                }
+            }
+            TxnRequest::AddOffsets => {
+                match decode_response_frame::<AddOffsetsToTxnRequest>(frame, version) {
+                    Ok((_, r)) => {
+                        self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
+                        self.handle_add_offsets(now, ErrorCode(r.error_code));
+                    }
+                    Err(e) => {
+                        self.txn_lookup_again(now);
+                        self.drop_conn(now, id, &undecodable(&e), true);
+                    }
+                }
+            }
+            TxnRequest::OffsetCommit => {
+                match decode_response_frame::<TxnOffsetCommitRequest>(frame, version) {
+                    Ok((_, r)) => {
+                        self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
+                        let results: Vec<(String, i32, ErrorCode)> = r
+                            .topics
+                            .iter()
+                            .flat_map(|t| {
+                                t.partitions.iter().map(|p| {
+                                    (t.name.clone(), p.partition_index, ErrorCode(p.error_code))
+                                })
+                            })
+                            .collect();
+                        self.handle_txn_offset_commit(now, results);
+                    }
+                    Err(e) => {
+                        self.txn_request_lost(now, &TxnRequest::OffsetCommit);
+                        self.drop_conn(now, id, &undecodable(&e), true);
+                    }
+                }
+            }
             TxnRequest::EndTxn => match decode_response_frame::<EndTxnRequest>(frame, version) {
                 Ok((_, r)) => {
                     self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
@@ -734,6 +999,139 @@ impl ProducerCore {
         } else {
             self.txn_fatal(now, err, "FindCoordinator for the transactional.id failed");
         }
+    }
+
+    fn handle_find_group_coordinator(
+        &mut self,
+        now: Instant,
+        err: ErrorCode,
+        node: i32,
+        addr: String,
+    ) {
+        if err.is_ok() && node >= 0 {
+            tracing::debug!(node, %addr, "group coordinator found");
+            self.nodes.add(node, addr.clone());
+            if let Some(t) = self.txn.as_mut() {
+                t.group_coordinator = Some((node, addr));
+                t.failures = 0;
+            }
+        } else if err == ErrorCode::GROUP_AUTHORIZATION_FAILED {
+            self.txn_batch_failed(&broker_error(
+                err,
+                "FindCoordinator for the group of the transaction's offsets",
+            ));
+        } else if err == ErrorCode::COORDINATOR_NOT_AVAILABLE
+            || err == ErrorCode::NOT_COORDINATOR
+            || err == ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            || err.is_ok()
+        {
+            self.txn_retry(now, false);
+        } else {
+            self.txn_fatal(now, err, "FindCoordinator for the offsets' group failed");
+        }
+    }
+
+    /// AddOffsetsToTxn answered (the Java client's `AddOffsetsToTxnHandler`).
+    fn handle_add_offsets(&mut self, now: Instant, err: ErrorCode) {
+        if err.is_ok() {
+            let Some(t) = self.txn.as_mut() else { return };
+            t.failures = 0;
+            t.offsets_added = true;
+            if let Some(o) = t.offsets.front_mut() {
+                o.added = true;
+            }
+            // The group's coordinator may differ from the last group's.
+            t.group_coordinator = None;
+        } else if err == ErrorCode::NOT_COORDINATOR || err == ErrorCode::COORDINATOR_NOT_AVAILABLE {
+            self.txn_lookup_again(now);
+        } else if err == ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            || err == ErrorCode::CONCURRENT_TRANSACTIONS
+        {
+            self.txn_retry(now, false);
+        } else if err == ErrorCode::UNKNOWN_PRODUCER_ID
+            || err == ErrorCode::INVALID_PRODUCER_ID_MAPPING
+        {
+            self.txn_needs_bump(broker_error(err, "AddOffsetsToTxn"));
+        } else if err == ErrorCode::GROUP_AUTHORIZATION_FAILED
+            || err == ErrorCode::TRANSACTION_ABORTABLE
+        {
+            self.txn_batch_failed(&broker_error(err, "AddOffsetsToTxn refused the group"));
+        } else {
+            self.txn_fatal(
+                now,
+                err,
+                "AddOffsetsToTxn failed; the transactional producer cannot go on",
+            );
+        }
+    }
+
+    /// TxnOffsetCommit answered, per partition (the Java client's
+    /// `TxnOffsetCommitHandler`): committed partitions are done, the rest
+    /// retried (after looking the group coordinator up again if it moved).
+    fn handle_txn_offset_commit(&mut self, now: Instant, results: Vec<(String, i32, ErrorCode)>) {
+        let mut lookup = false;
+        let mut abortable: Option<ErrorCode> = None;
+        let mut fatal: Option<ErrorCode> = None;
+        let mut done: Vec<(String, i32)> = Vec::new();
+        for (topic, partition, e) in results {
+            if e.is_ok() {
+                done.push((topic, partition));
+            } else if e == ErrorCode::COORDINATOR_NOT_AVAILABLE
+                || e == ErrorCode::NOT_COORDINATOR
+                || e == ErrorCode::REQUEST_TIMED_OUT
+            {
+                lookup = true;
+            } else if e == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                || e == ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+            {
+                // Retried as it is.
+            } else if e == ErrorCode::GROUP_AUTHORIZATION_FAILED
+                || e == ErrorCode::FENCED_INSTANCE_ID
+                || e == ErrorCode::UNKNOWN_MEMBER_ID
+                || e == ErrorCode::ILLEGAL_GENERATION
+                || e == ErrorCode::TRANSACTION_ABORTABLE
+            {
+                abortable.get_or_insert(e);
+            } else {
+                fatal.get_or_insert(e);
+            }
+        }
+        if let Some(e) = fatal {
+            self.txn_fatal(
+                now,
+                e,
+                "TxnOffsetCommit failed; the transactional producer cannot go on",
+            );
+            return;
+        }
+        if let Some(e) = abortable {
+            let msg = if e == ErrorCode::UNKNOWN_MEMBER_ID || e == ErrorCode::ILLEGAL_GENERATION {
+                "TxnOffsetCommit: the consumer's group metadata is stale (it left the group)"
+            } else {
+                "TxnOffsetCommit refused the group's offsets"
+            };
+            self.txn_batch_failed(&broker_error(e, msg));
+            return;
+        }
+        let Some(t) = self.txn.as_mut() else { return };
+        let Some(o) = t.offsets.front_mut() else {
+            return;
+        };
+        o.offsets.retain(|off| {
+            !done
+                .iter()
+                .any(|(tp, p)| *tp == off.topic && *p == off.partition)
+        });
+        if o.offsets.is_empty() {
+            let o = t.offsets.pop_front().expect("front");
+            t.failures = 0;
+            self.shared.txn_offsets_done(&o.op);
+            return;
+        }
+        if lookup {
+            t.group_coordinator = None;
+        }
+        self.txn_retry(now, false);
     }
 
     fn handle_txn_init_pid(&mut self, now: Instant, r: InitProducerIdResponse) {
@@ -876,6 +1274,11 @@ impl ProducerCore {
             || err == ErrorCode::CONCURRENT_TRANSACTIONS
         {
             self.txn_retry(now, false);
+        } else if err == ErrorCode::TRANSACTION_ABORTABLE {
+            self.txn_batch_failed(&broker_error(
+                err,
+                "EndTxn: the transaction must be aborted",
+            ));
         } else if err == ErrorCode::UNKNOWN_PRODUCER_ID
             || err == ErrorCode::INVALID_PRODUCER_ID_MAPPING
         {

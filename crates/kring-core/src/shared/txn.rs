@@ -92,6 +92,53 @@ impl Shared {
         )
     }
 
+    /// Starts `send_offsets_to_transaction` (the Java client's
+    /// `sendOffsetsToTransaction`): `offsets` of `group` are committed
+    /// with the transaction — visible to the group if it commits, never if
+    /// it aborts (exactly-once consume-transform-produce). Inside a
+    /// transaction only. The coordinator learns the group
+    /// (AddOffsetsToTxn), then the group's coordinator takes the offsets
+    /// (TxnOffsetCommit); the handle completes when it has.
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<crate::txn::OffsetToCommit>,
+        group: crate::txn::ConsumerGroupMetadata,
+    ) -> Result<TransactionHandle, TransactionError> {
+        let txn = self.txn()?;
+        let mut st = txn.lock();
+        if self.notices.is_closed() {
+            return Err(TransactionError::Closed);
+        }
+        if st.phase != Phase::InTransaction {
+            return Err(Self::refused(
+                st.phase,
+                st.error.as_ref(),
+                OpKind::SendOffsets.name(),
+            ));
+        }
+        if st.op.is_some() {
+            return Err(TransactionError::InvalidState {
+                op: OpKind::SendOffsets.name(),
+                state: "while an earlier send_offsets_to_transaction runs",
+            });
+        }
+        let op = Arc::new(TxnOp::default());
+        let op2 = op.clone();
+        let (_, wake) = self.notices.with(|n| {
+            n.list.push(Notice::Txn(Box::new(TxnNotice::Offsets {
+                group,
+                offsets,
+                op: op2,
+            })));
+        });
+        st.op = Some((OpKind::SendOffsets, op.clone()));
+        Ok(TransactionHandle {
+            op,
+            kind: OpKind::SendOffsets,
+            wake,
+        })
+    }
+
     fn start_op(
         &self,
         kind: OpKind,
@@ -125,6 +172,7 @@ impl Shared {
             }
             let notice = match kind {
                 OpKind::Init => TxnNotice::Init(op2),
+                OpKind::SendOffsets => unreachable!("send_offsets_to_transaction has its own path"),
                 OpKind::Commit | OpKind::Abort => {
                     // Like a flush: every batch opened before waits.
                     n.flush_gen += 1;
@@ -161,6 +209,18 @@ impl Shared {
             st.op = None;
         }
         drop(st);
+        settle(op, Ok(()));
+    }
+
+    /// I/O thread: a `send_offsets_to_transaction` finished; the phase
+    /// stays.
+    pub(crate) fn txn_offsets_done(&self, op: &Arc<TxnOp>) {
+        if let Some(txn) = &self.txn {
+            let mut st = txn.lock();
+            if st.op.as_ref().is_some_and(|(_, o)| Arc::ptr_eq(o, op)) {
+                st.op = None;
+            }
+        }
         settle(op, Ok(()));
     }
 

@@ -9,6 +9,7 @@
 //! re-exported here. [`ApiKey`], [`RequestKind`] and [`ResponseKind`]
 //! dispatch on an API key read from the wire (mock broker, fuzzing).
 
+pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod create_topics;
@@ -22,7 +23,9 @@ pub mod metadata;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod txn_offset_commit;
 
+pub use add_offsets_to_txn::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 pub use add_partitions_to_txn::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 pub use api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 pub use create_topics::{CreateTopicsRequest, CreateTopicsResponse};
@@ -36,6 +39,7 @@ pub use metadata::{MetadataRequest, MetadataResponse};
 pub use produce::{ProduceRequest, ProduceResponse};
 pub use sasl_authenticate::{SaslAuthenticateRequest, SaslAuthenticateResponse};
 pub use sasl_handshake::{SaslHandshakeRequest, SaslHandshakeResponse};
+pub use txn_offset_commit::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::message::{Decodable, Encodable};
 use crate::primitives::{DecodeError, EncodeError};
@@ -65,15 +69,19 @@ pub enum ApiKey {
     InitProducerId = 22,
     /// `AddPartitionsToTxn` (key 24), versions 0-5, flexible versions 3+.
     AddPartitionsToTxn = 24,
+    /// `AddOffsetsToTxn` (key 25), versions 0-4, flexible versions 3+.
+    AddOffsetsToTxn = 25,
     /// `EndTxn` (key 26), versions 0-5, flexible versions 3+.
     EndTxn = 26,
+    /// `TxnOffsetCommit` (key 28), versions 0-4, flexible versions 3+.
+    TxnOffsetCommit = 28,
     /// `SaslAuthenticate` (key 36), versions 0-2, flexible versions 2+.
     SaslAuthenticate = 36,
 }
 
 impl ApiKey {
     /// Every API kring speaks, in key order.
-    pub const ALL: [ApiKey; 12] = [
+    pub const ALL: [ApiKey; 14] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -84,7 +92,9 @@ impl ApiKey {
         ApiKey::CreateTopics,
         ApiKey::InitProducerId,
         ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
         ApiKey::EndTxn,
+        ApiKey::TxnOffsetCommit,
         ApiKey::SaslAuthenticate,
     ];
 
@@ -106,7 +116,9 @@ impl ApiKey {
             ApiKey::CreateTopics => "CreateTopics",
             ApiKey::InitProducerId => "InitProducerId",
             ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+            ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
             ApiKey::EndTxn => "EndTxn",
+            ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
             ApiKey::SaslAuthenticate => "SaslAuthenticate",
         }
     }
@@ -124,7 +136,9 @@ impl ApiKey {
             ApiKey::CreateTopics => 0,
             ApiKey::InitProducerId => 0,
             ApiKey::AddPartitionsToTxn => 0,
+            ApiKey::AddOffsetsToTxn => 0,
             ApiKey::EndTxn => 0,
+            ApiKey::TxnOffsetCommit => 0,
             ApiKey::SaslAuthenticate => 0,
         }
     }
@@ -142,7 +156,9 @@ impl ApiKey {
             ApiKey::CreateTopics => 7,
             ApiKey::InitProducerId => 5,
             ApiKey::AddPartitionsToTxn => 5,
+            ApiKey::AddOffsetsToTxn => 4,
             ApiKey::EndTxn => 5,
+            ApiKey::TxnOffsetCommit => 4,
             ApiKey::SaslAuthenticate => 2,
         }
     }
@@ -161,7 +177,9 @@ impl ApiKey {
             ApiKey::CreateTopics => 5,
             ApiKey::InitProducerId => 2,
             ApiKey::AddPartitionsToTxn => 3,
+            ApiKey::AddOffsetsToTxn => 3,
             ApiKey::EndTxn => 3,
+            ApiKey::TxnOffsetCommit => 3,
             ApiKey::SaslAuthenticate => 2,
         }
     }
@@ -191,7 +209,9 @@ impl TryFrom<i16> for ApiKey {
             19 => Ok(ApiKey::CreateTopics),
             22 => Ok(ApiKey::InitProducerId),
             24 => Ok(ApiKey::AddPartitionsToTxn),
+            25 => Ok(ApiKey::AddOffsetsToTxn),
             26 => Ok(ApiKey::EndTxn),
+            28 => Ok(ApiKey::TxnOffsetCommit),
             36 => Ok(ApiKey::SaslAuthenticate),
             _ => Err(DecodeError::UnknownApiKey(key)),
         }
@@ -228,8 +248,12 @@ pub enum RequestKind {
     InitProducerId(InitProducerIdRequest),
     /// A [`AddPartitionsToTxnRequest`].
     AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// A [`AddOffsetsToTxnRequest`].
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
     /// A [`EndTxnRequest`].
     EndTxn(EndTxnRequest),
+    /// A [`TxnOffsetCommitRequest`].
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     /// A [`SaslAuthenticateRequest`].
     SaslAuthenticate(SaslAuthenticateRequest),
 }
@@ -248,7 +272,9 @@ impl RequestKind {
             Self::CreateTopics(_) => ApiKey::CreateTopics,
             Self::InitProducerId(_) => ApiKey::InitProducerId,
             Self::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Self::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
             Self::EndTxn(_) => ApiKey::EndTxn,
+            Self::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
             Self::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
         }
     }
@@ -276,7 +302,13 @@ impl RequestKind {
             ApiKey::AddPartitionsToTxn => {
                 Self::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(buf, version)?)
             }
+            ApiKey::AddOffsetsToTxn => {
+                Self::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(buf, version)?)
+            }
             ApiKey::EndTxn => Self::EndTxn(EndTxnRequest::decode(buf, version)?),
+            ApiKey::TxnOffsetCommit => {
+                Self::TxnOffsetCommit(TxnOffsetCommitRequest::decode(buf, version)?)
+            }
             ApiKey::SaslAuthenticate => {
                 Self::SaslAuthenticate(SaslAuthenticateRequest::decode(buf, version)?)
             }
@@ -301,7 +333,13 @@ impl RequestKind {
             ApiKey::AddPartitionsToTxn => {
                 Self::AddPartitionsToTxn(AddPartitionsToTxnRequest::sample(version))
             }
+            ApiKey::AddOffsetsToTxn => {
+                Self::AddOffsetsToTxn(AddOffsetsToTxnRequest::sample(version))
+            }
             ApiKey::EndTxn => Self::EndTxn(EndTxnRequest::sample(version)),
+            ApiKey::TxnOffsetCommit => {
+                Self::TxnOffsetCommit(TxnOffsetCommitRequest::sample(version))
+            }
             ApiKey::SaslAuthenticate => {
                 Self::SaslAuthenticate(SaslAuthenticateRequest::sample(version))
             }
@@ -336,7 +374,13 @@ impl RequestKind {
             ApiKey::AddPartitionsToTxn => {
                 Self::AddPartitionsToTxn(AddPartitionsToTxnRequest::sample_with_nulls(version))
             }
+            ApiKey::AddOffsetsToTxn => {
+                Self::AddOffsetsToTxn(AddOffsetsToTxnRequest::sample_with_nulls(version))
+            }
             ApiKey::EndTxn => Self::EndTxn(EndTxnRequest::sample_with_nulls(version)),
+            ApiKey::TxnOffsetCommit => {
+                Self::TxnOffsetCommit(TxnOffsetCommitRequest::sample_with_nulls(version))
+            }
             ApiKey::SaslAuthenticate => {
                 Self::SaslAuthenticate(SaslAuthenticateRequest::sample_with_nulls(version))
             }
@@ -357,7 +401,9 @@ impl Encodable for RequestKind {
             Self::CreateTopics(m) => m.encode(buf, version),
             Self::InitProducerId(m) => m.encode(buf, version),
             Self::AddPartitionsToTxn(m) => m.encode(buf, version),
+            Self::AddOffsetsToTxn(m) => m.encode(buf, version),
             Self::EndTxn(m) => m.encode(buf, version),
+            Self::TxnOffsetCommit(m) => m.encode(buf, version),
             Self::SaslAuthenticate(m) => m.encode(buf, version),
         }
     }
@@ -373,7 +419,9 @@ impl Encodable for RequestKind {
             Self::CreateTopics(m) => m.encoded_len(version),
             Self::InitProducerId(m) => m.encoded_len(version),
             Self::AddPartitionsToTxn(m) => m.encoded_len(version),
+            Self::AddOffsetsToTxn(m) => m.encoded_len(version),
             Self::EndTxn(m) => m.encoded_len(version),
+            Self::TxnOffsetCommit(m) => m.encoded_len(version),
             Self::SaslAuthenticate(m) => m.encoded_len(version),
         }
     }
@@ -429,9 +477,19 @@ impl From<AddPartitionsToTxnRequest> for RequestKind {
         Self::AddPartitionsToTxn(m)
     }
 }
+impl From<AddOffsetsToTxnRequest> for RequestKind {
+    fn from(m: AddOffsetsToTxnRequest) -> Self {
+        Self::AddOffsetsToTxn(m)
+    }
+}
 impl From<EndTxnRequest> for RequestKind {
     fn from(m: EndTxnRequest) -> Self {
         Self::EndTxn(m)
+    }
+}
+impl From<TxnOffsetCommitRequest> for RequestKind {
+    fn from(m: TxnOffsetCommitRequest) -> Self {
+        Self::TxnOffsetCommit(m)
     }
 }
 impl From<SaslAuthenticateRequest> for RequestKind {
@@ -464,8 +522,12 @@ pub enum ResponseKind {
     InitProducerId(InitProducerIdResponse),
     /// A [`AddPartitionsToTxnResponse`].
     AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    /// A [`AddOffsetsToTxnResponse`].
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
     /// A [`EndTxnResponse`].
     EndTxn(EndTxnResponse),
+    /// A [`TxnOffsetCommitResponse`].
+    TxnOffsetCommit(TxnOffsetCommitResponse),
     /// A [`SaslAuthenticateResponse`].
     SaslAuthenticate(SaslAuthenticateResponse),
 }
@@ -484,7 +546,9 @@ impl ResponseKind {
             Self::CreateTopics(_) => ApiKey::CreateTopics,
             Self::InitProducerId(_) => ApiKey::InitProducerId,
             Self::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Self::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
             Self::EndTxn(_) => ApiKey::EndTxn,
+            Self::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
             Self::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
         }
     }
@@ -512,7 +576,13 @@ impl ResponseKind {
             ApiKey::AddPartitionsToTxn => {
                 Self::AddPartitionsToTxn(AddPartitionsToTxnResponse::decode(buf, version)?)
             }
+            ApiKey::AddOffsetsToTxn => {
+                Self::AddOffsetsToTxn(AddOffsetsToTxnResponse::decode(buf, version)?)
+            }
             ApiKey::EndTxn => Self::EndTxn(EndTxnResponse::decode(buf, version)?),
+            ApiKey::TxnOffsetCommit => {
+                Self::TxnOffsetCommit(TxnOffsetCommitResponse::decode(buf, version)?)
+            }
             ApiKey::SaslAuthenticate => {
                 Self::SaslAuthenticate(SaslAuthenticateResponse::decode(buf, version)?)
             }
@@ -537,7 +607,13 @@ impl ResponseKind {
             ApiKey::AddPartitionsToTxn => {
                 Self::AddPartitionsToTxn(AddPartitionsToTxnResponse::sample(version))
             }
+            ApiKey::AddOffsetsToTxn => {
+                Self::AddOffsetsToTxn(AddOffsetsToTxnResponse::sample(version))
+            }
             ApiKey::EndTxn => Self::EndTxn(EndTxnResponse::sample(version)),
+            ApiKey::TxnOffsetCommit => {
+                Self::TxnOffsetCommit(TxnOffsetCommitResponse::sample(version))
+            }
             ApiKey::SaslAuthenticate => {
                 Self::SaslAuthenticate(SaslAuthenticateResponse::sample(version))
             }
@@ -572,7 +648,13 @@ impl ResponseKind {
             ApiKey::AddPartitionsToTxn => {
                 Self::AddPartitionsToTxn(AddPartitionsToTxnResponse::sample_with_nulls(version))
             }
+            ApiKey::AddOffsetsToTxn => {
+                Self::AddOffsetsToTxn(AddOffsetsToTxnResponse::sample_with_nulls(version))
+            }
             ApiKey::EndTxn => Self::EndTxn(EndTxnResponse::sample_with_nulls(version)),
+            ApiKey::TxnOffsetCommit => {
+                Self::TxnOffsetCommit(TxnOffsetCommitResponse::sample_with_nulls(version))
+            }
             ApiKey::SaslAuthenticate => {
                 Self::SaslAuthenticate(SaslAuthenticateResponse::sample_with_nulls(version))
             }
@@ -593,7 +675,9 @@ impl Encodable for ResponseKind {
             Self::CreateTopics(m) => m.encode(buf, version),
             Self::InitProducerId(m) => m.encode(buf, version),
             Self::AddPartitionsToTxn(m) => m.encode(buf, version),
+            Self::AddOffsetsToTxn(m) => m.encode(buf, version),
             Self::EndTxn(m) => m.encode(buf, version),
+            Self::TxnOffsetCommit(m) => m.encode(buf, version),
             Self::SaslAuthenticate(m) => m.encode(buf, version),
         }
     }
@@ -609,7 +693,9 @@ impl Encodable for ResponseKind {
             Self::CreateTopics(m) => m.encoded_len(version),
             Self::InitProducerId(m) => m.encoded_len(version),
             Self::AddPartitionsToTxn(m) => m.encoded_len(version),
+            Self::AddOffsetsToTxn(m) => m.encoded_len(version),
             Self::EndTxn(m) => m.encoded_len(version),
+            Self::TxnOffsetCommit(m) => m.encoded_len(version),
             Self::SaslAuthenticate(m) => m.encoded_len(version),
         }
     }
@@ -665,9 +751,19 @@ impl From<AddPartitionsToTxnResponse> for ResponseKind {
         Self::AddPartitionsToTxn(m)
     }
 }
+impl From<AddOffsetsToTxnResponse> for ResponseKind {
+    fn from(m: AddOffsetsToTxnResponse) -> Self {
+        Self::AddOffsetsToTxn(m)
+    }
+}
 impl From<EndTxnResponse> for ResponseKind {
     fn from(m: EndTxnResponse) -> Self {
         Self::EndTxn(m)
+    }
+}
+impl From<TxnOffsetCommitResponse> for ResponseKind {
+    fn from(m: TxnOffsetCommitResponse) -> Self {
+        Self::TxnOffsetCommit(m)
     }
 }
 impl From<SaslAuthenticateResponse> for ResponseKind {

@@ -38,6 +38,28 @@ impl Producer {
         Ok(())
     }
 
+    /// Commits consumer offsets with the transaction (the Java client's
+    /// `sendOffsetsToTransaction`, for exactly-once
+    /// consume-transform-produce): the group's offsets become its
+    /// committed offsets if the transaction commits, and never if it
+    /// aborts. Each [`OffsetToCommit`](crate::OffsetToCommit) names the
+    /// next offset to consume (the last one processed + 1). `group` is the
+    /// consumer's group metadata: with its generation and member id
+    /// ([`ConsumerGroupMetadata::member`](crate::ConsumerGroupMetadata::member)),
+    /// a consumer that has left the group (a zombie) cannot commit. Inside a
+    /// transaction only; blocks until the group's coordinator has the
+    /// offsets, up to `max.block.ms`.
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: impl IntoIterator<Item = crate::OffsetToCommit>,
+        group: &crate::ConsumerGroupMetadata,
+    ) -> Result<(), TransactionError> {
+        let h = self
+            .shared
+            .send_offsets_to_transaction(offsets.into_iter().collect(), group.clone())?;
+        self.wait_transaction(&h)
+    }
+
     /// Commits the transaction: sends every record of it at once (ignoring
     /// `linger.ms`), waits until each has its result, then asks the
     /// coordinator to commit; readers with `isolation.level=read_committed`
