@@ -676,6 +676,39 @@ mod tests {
         }
     }
 
+    /// A transactional id must be a Kafka string, needs idempotence, and
+    /// its timeout must fit InitProducerId's int32.
+    #[test]
+    fn transactional_settings_are_checked() {
+        let tx = |id: &str| Config {
+            transactional_id: Some(id.to_owned()),
+            ..base()
+        };
+        assert!(tx("tx-1").validate().is_ok());
+        assert!(tx("").validate().is_err());
+        assert!(tx(&"x".repeat(i16::MAX as usize + 1)).validate().is_err());
+        let no_idem = Config {
+            enable_idempotence: false,
+            ..tx("tx-1")
+        };
+        assert!(matches!(
+            no_idem.validate(),
+            Err(ConfigError::IdempotenceConflict(_))
+        ));
+        for (ms, ok) in [
+            (0, false),
+            (1, true),
+            (i32::MAX as u64, true),
+            (i32::MAX as u64 + 1, false),
+        ] {
+            let c = Config {
+                transaction_timeout: Duration::from_millis(ms),
+                ..tx("tx-1")
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{ms} ms");
+        }
+    }
+
     #[test]
     fn java_defaults() {
         let c = Config::default();

@@ -453,3 +453,51 @@ fn purge_can_be_awaited() {
     d.wait().unwrap();
     assert_eq!(c.records("t", 0).unwrap().len(), 1);
 }
+
+/// The transactional calls' async forms, under tokio: they yield, and
+/// what they commit or abort is what read_committed sees at kring-mock's
+/// coordinator.
+#[test]
+fn transactions_commit_and_abort_from_async_code() {
+    let c = MockCluster::builder()
+        .brokers(2)
+        .topic("t", 2)
+        .build()
+        .unwrap();
+    let p = builder(&c).transactional_id("async-tx").build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        p.init_transactions_async().await.expect("init");
+        p.begin_transaction().unwrap();
+        let d = p
+            .send_async(Record::new("t", b"kept".as_slice()).partition(0))
+            .await
+            .unwrap();
+        p.commit_transaction_async().await.expect("commit");
+        d.await.expect("delivered");
+        p.begin_transaction().unwrap();
+        let d = p
+            .send_async(Record::new("t", b"dropped".as_slice()).partition(1))
+            .await
+            .unwrap();
+        d.await.expect("written before the abort");
+        p.abort_transaction_async().await.expect("abort");
+        assert!(matches!(
+            p.commit_transaction_async().await,
+            Err(crate::TransactionError::InvalidState { .. })
+        ));
+    });
+    let values = |part: i32| -> Vec<Vec<u8>> {
+        c.read_committed("t", part)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value.unwrap().to_vec())
+            .collect()
+    };
+    assert_eq!(values(0), vec![b"kept".to_vec()]);
+    assert!(values(1).is_empty());
+    assert_eq!(c.records("t", 1).unwrap().len(), 1, "written, then aborted");
+}

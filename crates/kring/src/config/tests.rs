@@ -190,6 +190,58 @@ fn explicit_idempotence_conflicts_are_errors() {
     }
 }
 
+/// A `transactional.id` needs idempotence, as in the Java client: its
+/// default no longer yields to a conflicting setting, and an explicit
+/// `enable.idempotence=false` is refused.
+#[test]
+fn a_transactional_id_requires_idempotence() {
+    let c = props(&[("bootstrap.servers", "a:1"), ("transactional.id", "tx-1")]).unwrap();
+    assert_eq!(c.get_transactional_id(), Some("tx-1"));
+    assert!(c.get_idempotence());
+    assert_eq!(c.get_transaction_timeout(), Duration::from_secs(60));
+    for (k, v, need) in [
+        ("acks", "1", "acks to all"),
+        ("retries", "0", "retries"),
+        ("max.in.flight.requests.per.connection", "6", "at most 5"),
+        ("enable.idempotence", "false", "enable.idempotence=true"),
+    ] {
+        let err = props(&[
+            ("bootstrap.servers", "a:1"),
+            ("transactional.id", "tx-1"),
+            (k, v),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Conflict(m) if m.contains(need) && m.contains("transactional.id")),
+            "{k}={v}: {err}"
+        );
+    }
+    // Java: an empty id is no id.
+    let c = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("transactional.id", ""),
+        ("acks", "1"),
+    ])
+    .unwrap();
+    assert_eq!(c.get_transactional_id(), None);
+    let c = props(&[
+        ("bootstrap.servers", "a:1"),
+        ("transaction.timeout.ms", "900000"),
+    ])
+    .unwrap();
+    assert_eq!(c.get_transaction_timeout(), Duration::from_secs(900));
+    for bad in ["0", "2147483648", "-1", "soon"] {
+        assert!(
+            props(&[
+                ("bootstrap.servers", "a:1"),
+                ("transaction.timeout.ms", bad)
+            ])
+            .is_err(),
+            "transaction.timeout.ms={bad}"
+        );
+    }
+}
+
 #[test]
 fn default_idempotence_yields_to_explicit_conflicts() {
     let c = props(&[("bootstrap.servers", "a:1"), ("acks", "1")]).unwrap();

@@ -86,6 +86,52 @@ impl Producer {
         self.wait_transaction(&h)
     }
 
+    /// [`init_transactions`](Self::init_transactions) for async code: yields
+    /// instead of blocking the executor's thread, and waits without a time
+    /// limit (wrap it in your runtime's timeout; dropping the future leaves
+    /// the operation running, and calling again waits for it).
+    pub async fn init_transactions_async(&self) -> Result<(), TransactionError> {
+        let h = self.shared.init_transactions()?;
+        self.await_transaction(h).await
+    }
+
+    /// [`send_offsets_to_transaction`](Self::send_offsets_to_transaction)
+    /// for async code (see [`init_transactions_async`](Self::init_transactions_async)).
+    pub async fn send_offsets_to_transaction_async(
+        &self,
+        offsets: impl IntoIterator<Item = crate::OffsetToCommit>,
+        group: &crate::ConsumerGroupMetadata,
+    ) -> Result<(), TransactionError> {
+        let h = self
+            .shared
+            .send_offsets_to_transaction(offsets.into_iter().collect(), group.clone())?;
+        self.await_transaction(h).await
+    }
+
+    /// [`commit_transaction`](Self::commit_transaction) for async code (see
+    /// [`init_transactions_async`](Self::init_transactions_async)).
+    pub async fn commit_transaction_async(&self) -> Result<(), TransactionError> {
+        let h = self.shared.commit_transaction()?;
+        self.await_transaction(h).await
+    }
+
+    /// [`abort_transaction`](Self::abort_transaction) for async code (see
+    /// [`init_transactions_async`](Self::init_transactions_async)).
+    pub async fn abort_transaction_async(&self) -> Result<(), TransactionError> {
+        let h = self.shared.abort_transaction()?;
+        self.await_transaction(h).await
+    }
+
+    async fn await_transaction(&self, h: TransactionHandle) -> Result<(), TransactionError> {
+        if h.wake {
+            self.waker.wake();
+        }
+        if self.io_thread_exited() && !h.is_done() {
+            return Err(TransactionError::Closed);
+        }
+        h.await
+    }
+
     /// Waits for a transactional operation up to `max.block.ms`.
     fn wait_transaction(&self, h: &TransactionHandle) -> Result<(), TransactionError> {
         if h.wake {
