@@ -267,7 +267,8 @@ fn closing_inside_a_transaction_aborts_it() {
 /// `__transaction_state`'s one partition) is killed after a transaction's
 /// records were written and before its commit. The commit finds the new
 /// coordinator and lands; the next transaction goes on with the node
-/// still down.
+/// still down. Then 30 transactions run while a partition leader and
+/// then the coordinator are killed and restarted under them.
 #[test]
 fn the_commit_finds_the_new_coordinator_after_the_old_one_is_killed() {
     support::trace::init();
@@ -304,6 +305,90 @@ fn the_commit_finds_the_new_coordinator_after_the_old_one_is_killed() {
     assert_eq!(
         read(&c, "txn-failover", 6, "read_committed"),
         expected(6, &[("t1", 300), ("t2", 300), ("t3", 200)])
+    );
+
+    // Then 30 transactions while brokers are killed and restarted under
+    // them (a partition leader, then the coordinator). Whatever each call
+    // answers, read_committed must end with exactly the records of the
+    // transactions whose commit succeeded, each once, in order per
+    // partition: exactly-once through failures.
+    c.create_topic("txn-chaos", 6, 3, &[]).unwrap();
+    let p = support::producer_builder()
+        .bootstrap(&c.bootstrap())
+        .transactional_id("kring-txn-chaos")
+        .linger(Duration::from_millis(5))
+        .request_timeout(Duration::from_secs(5))
+        .delivery_timeout(Duration::from_secs(30))
+        .max_block(Duration::from_secs(30))
+        .build()
+        .expect("producer");
+    p.init_transactions().expect("init");
+    let mut committed: Vec<(String, usize)> = Vec::new();
+    let mut aborted = 0;
+    let mut down: Option<i32> = None;
+    for k in 0..30 {
+        match k {
+            8 => down = Some(c.leader_of("txn-chaos", 0).unwrap()),
+            20 => down = Some(c.leader_of("__transaction_state", 0).unwrap()),
+            14 | 26 => {
+                let n = down.take().expect("a node down");
+                c.restart(n).unwrap();
+                c.wait_all_brokers(Duration::from_secs(60)).unwrap();
+            }
+            _ => {}
+        }
+        if matches!(k, 8 | 20) {
+            c.kill(down.expect("chosen"));
+        }
+        let tag = format!("k{k}");
+        p.begin_transaction().expect("begin");
+        let fs = send_tagged(&p, "txn-chaos", 6, &tag, 60);
+        let outcome = loop {
+            match p.commit_transaction() {
+                Err(TransactionError::Timeout { .. }) => continue,
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                for f in &fs {
+                    f.wait_timeout(Duration::from_secs(60))
+                        .expect("a result")
+                        .unwrap_or_else(|e| panic!("{tag}: committed, yet a record failed: {e}"));
+                }
+                committed.push((tag, 60));
+            }
+            Err(TransactionError::Abortable(e)) => {
+                tracing::info!(%e, "transaction {k} aborted");
+                loop {
+                    match p.abort_transaction() {
+                        Err(TransactionError::Timeout { .. }) => continue,
+                        other => break other.expect("abort"),
+                    }
+                }
+                aborted += 1;
+            }
+            Err(e) => panic!("transaction {k}: {e}"),
+        }
+    }
+    if let Some(n) = down {
+        c.restart(n).unwrap();
+    }
+    assert!(p.close());
+    c.wait_all_brokers(Duration::from_secs(60)).unwrap();
+    eprintln!(
+        "chaos: {} transactions committed, {aborted} aborted",
+        committed.len()
+    );
+    let runs: Vec<(&str, usize)> = committed.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    assert!(
+        committed.len() >= 20,
+        "most transactions commit ({aborted} aborted)"
+    );
+    assert_eq!(
+        read(&c, "txn-chaos", 6, "read_committed"),
+        expected(6, &runs),
+        "exactly the committed transactions, once each ({aborted} aborted)"
     );
 }
 
