@@ -132,3 +132,51 @@ fn a_failed_record_is_named_and_the_exit_code_is_non_zero() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("record 0 failed"), "{stderr}");
 }
+
+/// `-X transactional.id=...`: the whole input is one transaction,
+/// committed when every record was written; when one fails, the rest is
+/// aborted and read_committed sees none of it.
+#[test]
+fn a_transactional_input_commits_whole_or_aborts() {
+    let cluster = MockCluster::builder().topic("tx", 2).build().unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let args = |partition: &'static str| {
+        vec![
+            "-b".to_owned(),
+            bootstrap.clone(),
+            "-t".to_owned(),
+            "tx".to_owned(),
+            "-p".to_owned(),
+            partition.to_owned(),
+            "-X".to_owned(),
+            "transactional.id=cli-tx".to_owned(),
+            "-X".to_owned(),
+            "max.block.ms=2000".to_owned(),
+        ]
+    };
+    let run = |partition: &'static str, input: &[u8]| {
+        let a = args(partition);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        produce(&a, input)
+    };
+    let ok = run("0", b"a\nb\nc\n");
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stderr}");
+    assert!(stderr.contains("transaction committed"), "{stderr}");
+    let committed: Vec<Vec<u8>> = cluster
+        .read_committed("tx", 0)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value.unwrap().to_vec())
+        .collect();
+    assert_eq!(committed, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+
+    // Partition 7 does not exist: the record fails and the transaction is
+    // aborted.
+    let bad = run("7", b"x\n");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{stderr}");
+    assert!(stderr.contains("transaction aborted"), "{stderr}");
+    assert_eq!(cluster.read_committed("tx", 0).unwrap().len(), 3);
+    assert!(cluster.read_committed("tx", 1).unwrap().is_empty());
+}

@@ -9,6 +9,11 @@
 //! waiting `max.block.ms` per record. Every record then gets its result;
 //! the command exits non-zero if any failed, after listing each failed
 //! record (its index in the input, from 0) and the error.
+//!
+//! With `-X transactional.id=ID` the whole input is one transaction:
+//! committed when every record was written and the input read to its
+//! end, aborted otherwise (then readers with `read_committed` see none of
+//! it, and the command fails).
 
 pub mod input;
 
@@ -203,6 +208,14 @@ pub fn run(a: ProduceArgs) -> Result<(), CliError> {
         });
     }
 
+    let transactional = producer.is_transactional();
+    if transactional {
+        producer
+            .init_transactions()
+            .and_then(|()| producer.begin_transaction())
+            .map_err(|e| CliError::Kring(format!("starting the transaction: {e}")))?;
+    }
+
     let headers: Vec<Header<'_>> = a
         .headers
         .iter()
@@ -271,6 +284,21 @@ pub fn run(a: ProduceArgs) -> Result<(), CliError> {
     for (i, f) in pending {
         if let Err(e) = f.wait() {
             failed.push((i, e.to_string()));
+        }
+    }
+    if transactional {
+        let ended = if failed.is_empty() && read_result.is_ok() {
+            producer.commit_transaction().map(|()| "committed")
+        } else {
+            producer.abort_transaction().map(|()| "aborted")
+        };
+        match ended {
+            Ok(how) if !a.quiet => eprintln!("kring: transaction {how}"),
+            Ok(_) => {}
+            Err(e) => {
+                producer.close();
+                return Err(CliError::Kring(format!("ending the transaction: {e}")));
+            }
         }
     }
     producer.close();

@@ -14,6 +14,11 @@ use super::Producer;
 use crate::TransactionError;
 
 impl Producer {
+    /// Whether the producer has a `transactional.id`.
+    pub fn is_transactional(&self) -> bool {
+        self.shared.is_transactional()
+    }
+
     /// Prepares a producer with a `transactional.id` for transactions:
     /// finds the transaction coordinator and gets the producer id and
     /// epoch of the id, which fences every earlier producer with the same
