@@ -396,16 +396,7 @@ impl ProducerCore {
                 self.start_sequences_at_beginning(pk);
             }
             self.idem.bump_required = false;
-            // Every node with queued partitions can go now.
-            let ns: Vec<i32> = self
-                .nodes
-                .iter()
-                .filter(|(_, n)| !n.ready.is_empty())
-                .map(|(&id, _)| id)
-                .collect();
-            for n in ns {
-                self.add_work(n);
-            }
+            self.wake_nodes_with_ready();
         } else if err.is_retriable() || err == ErrorCode::UNKNOWN_SERVER_ERROR || err.is_ok() {
             self.init_pid_backoff(now);
         } else {
@@ -478,6 +469,12 @@ impl ProducerCore {
                 s.hold = None;
             }
         }
+        self.wake_nodes_with_ready();
+    }
+
+    /// Every node with queued partitions can go now (a producer id
+    /// arrived).
+    fn wake_nodes_with_ready(&mut self) {
         let ns: Vec<i32> = self
             .nodes
             .iter()

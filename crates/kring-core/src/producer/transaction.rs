@@ -52,7 +52,7 @@ use kring_protocol::messages::add_partitions_to_txn::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
 };
 use kring_protocol::messages::end_txn::EndTxnRequest;
-use kring_protocol::messages::find_coordinator::FindCoordinatorRequest;
+use kring_protocol::messages::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use kring_protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use kring_protocol::messages::txn_offset_commit::{
     TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -205,6 +205,23 @@ impl TxnCore {
     /// Whether a batch of `pk` may go into a produce request now.
     pub(crate) fn may_send(&self, pk: PartKey) -> bool {
         self.added.contains(&pk)
+    }
+}
+
+/// A FindCoordinator answer's error, node and `host:port` (v4+ answer
+/// in `coordinators`, one key asked).
+fn coordinator_of(r: &FindCoordinatorResponse, version: i16) -> (ErrorCode, i32, String) {
+    match r.coordinators.first() {
+        Some(c) if version >= 4 => (
+            ErrorCode(c.error_code),
+            c.node_id,
+            format!("{}:{}", c.host, c.port),
+        ),
+        _ => (
+            ErrorCode(r.error_code),
+            r.node_id,
+            format!("{}:{}", r.host, r.port),
+        ),
     }
 }
 
@@ -861,13 +878,8 @@ impl ProducerCore {
                 match decode_response_frame::<FindCoordinatorRequest>(frame, version) {
                     Ok((_, r)) => {
                         self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
-                        let (err, node, host, port) = match r.coordinators.first() {
-                            Some(c) if version >= 4 => {
-                                (ErrorCode(c.error_code), c.node_id, c.host.clone(), c.port)
-                            }
-                            _ => (ErrorCode(r.error_code), r.node_id, r.host.clone(), r.port),
-                        };
-                        self.handle_find_coordinator(now, err, node, format!("{host}:{port}"));
+                        let (err, node, addr) = coordinator_of(&r, version);
+                        self.handle_find_coordinator(now, err, node, addr);
                     }
                     Err(e) => {
                         self.txn_lookup_again(now);
@@ -917,18 +929,8 @@ impl ProducerCore {
                 match decode_response_frame::<FindCoordinatorRequest>(frame, version) {
                     Ok((_, r)) => {
                         self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
-                        let (err, node, host, port) = match r.coordinators.first() {
-                            Some(c) if version >= 4 => {
-                                (ErrorCode(c.error_code), c.node_id, c.host.clone(), c.port)
-                            }
-                            _ => (ErrorCode(r.error_code), r.node_id, r.host.clone(), r.port),
-                        };
-                        self.handle_find_group_coordinator(
-                            now,
-                            err,
-                            node,
-                            format!("{host}:{port}"),
-                        );
+                        let (err, node, addr) = coordinator_of(&r, version);
+                        self.handle_find_group_coordinator(now, err, node, addr);
                     }
                     Err(e) => {
                         self.txn_request_lost(now, &TxnRequest::FindGroupCoordinator);
