@@ -651,7 +651,7 @@ impl ProducerCore {
             TxnRequest::FindCoordinator => {
                 match decode_response_frame::<FindCoordinatorRequest>(frame, version) {
                     Ok((_, r)) => {
-                        self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
+                        self.throttle_conn(now, id, version >= 2, r.throttle_time_ms);
                         let (err, node, host, port) = match r.coordinators.first() {
                             Some(c) if version >= 4 => {
                                 (ErrorCode(c.error_code), c.node_id, c.host.clone(), c.port)
