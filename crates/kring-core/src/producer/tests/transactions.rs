@@ -1125,6 +1125,31 @@ fn concurrent_transactions_on_the_first_add_is_retried_soon() {
         finish(&mut sim, &h).expect("commit");
         assert!(a.wait().is_ok());
     }
+    // One partition loading, the other CONCURRENT_TRANSACTIONS: the
+    // backoff.
+    let n = sent(&sim, ApiKey::AddPartitionsToTxn);
+    sim.cluster.inject(
+        Fault::error(
+            ApiKey::AddPartitionsToTxn,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+        )
+        .on_partition("t", 0),
+    );
+    sim.cluster.inject(
+        Fault::error(
+            ApiKey::AddPartitionsToTxn,
+            ErrorCode::CONCURRENT_TRANSACTIONS,
+        )
+        .on_partition("t", 1),
+    );
+    sim.begin_transaction().unwrap();
+    let hs = send_n(&mut sim, 2, "m", 2);
+    sim.drive_until(100_000, |s| sent(s, ApiKey::AddPartitionsToTxn) == n + 1);
+    sim.run_for(Duration::from_millis(200));
+    assert_eq!(sent(&sim, ApiKey::AddPartitionsToTxn), n + 1, "mixed");
+    let h = sim.commit_transaction().unwrap();
+    finish(&mut sim, &h).expect("commit");
+    assert!(hs.iter().all(|h| h.wait().is_ok()));
 }
 
 /// EndTxn of a commit answered INVALID_PRODUCER_ID_MAPPING (the
@@ -1202,4 +1227,118 @@ fn close_during_init_fails_it_and_later_calls() {
         sim.init_transactions(),
         Err(TransactionError::Closed)
     ));
+}
+
+/// Partitions of two topics added in one AddPartitionsToTxn: each is
+/// named under its own topic, and both topics' records commit.
+#[test]
+fn partitions_of_two_topics_are_added_under_their_topics() {
+    let mut sim = ready_with(txn_cfg(), cluster(1, 2).topic("u", 2));
+    // A first transaction learns both topics' metadata.
+    sim.begin_transaction().unwrap();
+    let t0 = sim.send("t", Some(0), None, Some(b"t0")).unwrap();
+    let u0 = sim.send("u", Some(0), None, Some(b"u0")).unwrap();
+    let h = sim.commit_transaction().unwrap();
+    finish(&mut sim, &h).expect("first commit");
+    assert!(t0.wait().is_ok() && u0.wait().is_ok());
+    let n = requests(&sim, ApiKey::AddPartitionsToTxn);
+    sim.begin_transaction().unwrap();
+    let hs: Vec<_> = [("u", 1), ("t", 1), ("u", 0), ("t", 0)]
+        .iter()
+        .map(|&(topic, p)| {
+            let v = format!("{topic}{p}!");
+            sim.send(topic, Some(p), None, Some(v.as_bytes())).unwrap()
+        })
+        .collect();
+    let h = sim.commit_transaction().unwrap();
+    finish(&mut sim, &h).expect("second commit");
+    assert!(hs.iter().all(|h| h.wait().is_ok()));
+    assert_eq!(
+        requests(&sim, ApiKey::AddPartitionsToTxn),
+        n + 1,
+        "one request"
+    );
+    for (topic, p) in [("t", 0), ("t", 1), ("u", 0), ("u", 1)] {
+        let got: Vec<Vec<u8>> = sim
+            .cluster
+            .read_committed(topic, p)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value.unwrap().to_vec())
+            .collect();
+        let mut want = Vec::new();
+        if p == 0 {
+            want.push(format!("{topic}0").into_bytes());
+        }
+        want.push(format!("{topic}{p}!").into_bytes());
+        assert_eq!(got, want, "{topic}/{p}");
+    }
+}
+
+/// Three batches in flight on three brokers, answered after `delays`
+/// (ms, by partition): partition 0 refused for good, partition 1 with a
+/// retriable error, partition 2 refused for good.
+fn answer_after(sim: &MockSim, delays: [u64; 3]) {
+    for (p, code) in [
+        (0, ErrorCode::TOPIC_AUTHORIZATION_FAILED),
+        (1, ErrorCode::NOT_ENOUGH_REPLICAS),
+        (2, ErrorCode::TOPIC_AUTHORIZATION_FAILED),
+    ] {
+        let leader = sim.cluster.leader("t", p).unwrap();
+        sim.cluster
+            .inject(Fault::delay(ApiKey::Produce, ms(delays[p as usize])).on_broker(leader));
+        fail_produce(sim, p, code, 1);
+    }
+}
+
+/// Once the transaction must be aborted, a later failure changes nothing
+/// (the Java client skips the transition): a batch that came back with
+/// a retriable error after the first failure is retried and written,
+/// not failed by the later one. The same while the abort runs.
+#[test]
+fn a_later_failure_leaves_batches_awaiting_their_retry_alone() {
+    let config = Config {
+        retry_backoff: Duration::from_secs(1),
+        retry_backoff_max: Duration::from_secs(1),
+        ..txn_cfg()
+    };
+    let mut sim = ready_with(config, cluster(3, 3));
+    // Every partition added and its metadata known.
+    commit_three(&mut sim, "w");
+
+    // Abortable after partition 0; partition 1 back for a retry, then
+    // partition 2's failure.
+    answer_after(&sim, [50, 100, 150]);
+    sim.begin_transaction().unwrap();
+    let hs = send_n(&mut sim, 3, "x", 3);
+    sim.drive_until(100_000, |_| hs.iter().all(|h| h.try_result().is_some()));
+    assert!(hs[0].wait().is_err() && hs[2].wait().is_err());
+    assert!(hs[1].wait().is_ok(), "retried: {:?}", hs[1].wait());
+    let h = sim.abort_transaction().unwrap();
+    finish(&mut sim, &h).expect("abort");
+
+    // Aborting while all three are in flight: partition 1 back for a
+    // retry, then the failures.
+    answer_after(&sim, [100, 50, 150]);
+    sim.begin_transaction().unwrap();
+    let n = sent(&sim, ApiKey::Produce);
+    let hs = send_n(&mut sim, 3, "y", 3);
+    sim.drive_until(100_000, |s| sent(s, ApiKey::Produce) == n + 3);
+    let h = sim.abort_transaction().unwrap();
+    finish(&mut sim, &h).expect("abort");
+    assert!(hs[0].wait().is_err() && hs[2].wait().is_err());
+    assert!(hs[1].wait().is_ok(), "retried: {:?}", hs[1].wait());
+    commit_three(&mut sim, "z");
+}
+
+/// Commits one record per partition of three.
+fn commit_three(sim: &mut MockSim, tag: &str) {
+    sim.begin_transaction().unwrap();
+    let hs = send_n(sim, 3, tag, 3);
+    let h = sim.commit_transaction().unwrap();
+    finish(sim, &h).unwrap_or_else(|e| panic!("commit {tag}: {e}"));
+    assert!(hs.iter().all(|h| h.wait().is_ok()));
+    for p in 0..3 {
+        assert!(committed(sim, p).ends_with(&values(3, p, &[(tag, 3)])));
+    }
 }
