@@ -877,7 +877,7 @@ impl ProducerCore {
             TxnRequest::FindCoordinator => {
                 match decode_response_frame::<FindCoordinatorRequest>(frame, version) {
                     Ok((_, r)) => {
-                        self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
+                        self.throttle_conn(now, id, version >= 2, r.throttle_time_ms);
                         let (err, node, addr) = coordinator_of(&r, version);
                         self.handle_find_coordinator(now, err, node, addr);
                     }
@@ -928,7 +928,7 @@ impl ProducerCore {
             TxnRequest::FindGroupCoordinator => {
                 match decode_response_frame::<FindCoordinatorRequest>(frame, version) {
                     Ok((_, r)) => {
-                        self.throttle_conn(now, id, version >= 1, r.throttle_time_ms);
+                        self.throttle_conn(now, id, version >= 2, r.throttle_time_ms);
                         let (err, node, addr) = coordinator_of(&r, version);
                         self.handle_find_group_coordinator(now, err, node, addr);
                     }
