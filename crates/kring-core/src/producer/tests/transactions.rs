@@ -82,6 +82,20 @@ fn values(partitions: i32, p: i32, runs: &[(&str, usize)]) -> Vec<Vec<u8>> {
     out
 }
 
+/// A transaction of `n` records `{tag}{i}` over `partitions` partitions
+/// commits, and read_committed holds exactly its records (the producer
+/// goes on after whatever the test did before).
+fn the_next_transaction_commits(sim: &mut MockSim, partitions: i32, tag: &str, n: usize) {
+    sim.begin_transaction().unwrap();
+    let next = send_n(sim, partitions, tag, n);
+    let h = sim.commit_transaction().unwrap();
+    finish(sim, &h).expect("the next transaction");
+    assert!(next.iter().all(|h| h.wait().is_ok()));
+    for p in 0..partitions {
+        assert_eq!(committed(sim, p), values(partitions, p, &[(tag, n)]));
+    }
+}
+
 /// Committed transactions are seen whole, aborted ones not at all, on
 /// every partition, on three brokers.
 #[test]
@@ -513,14 +527,7 @@ fn a_record_failing_during_the_commit_fails_the_commit() {
     );
     let h = sim.abort_transaction().unwrap();
     finish(&mut sim, &h).expect("abort");
-    sim.begin_transaction().unwrap();
-    let next = send_n(&mut sim, 2, "g", 4);
-    let h = sim.commit_transaction().unwrap();
-    finish(&mut sim, &h).expect("the next transaction");
-    assert!(next.iter().all(|h| h.wait().is_ok()));
-    for p in 0..2 {
-        assert_eq!(committed(&sim, p), values(2, p, &[("g", 4)]));
-    }
+    the_next_transaction_commits(&mut sim, 2, "g", 4);
 }
 
 /// Close while an abort (after an abortable error) runs lets that abort
@@ -722,14 +729,7 @@ fn an_abort_with_a_batch_awaiting_its_retry_bumps_the_epoch() {
     assert_eq!(sim.core.stats().epoch_bumps, 1);
     let st = sim.cluster.transaction_state(TXN).unwrap();
     assert_eq!((st.state, st.producer_epoch), (TxnState::Empty, 1));
-    sim.begin_transaction().unwrap();
-    let next = send_n(&mut sim, 2, "z", 4);
-    let h = sim.commit_transaction().unwrap();
-    finish(&mut sim, &h).expect("the next transaction");
-    assert!(next.iter().all(|h| h.wait().is_ok()));
-    for p in 0..2 {
-        assert_eq!(committed(&sim, p), values(2, p, &[("z", 4)]));
-    }
+    the_next_transaction_commits(&mut sim, 2, "z", 4);
 }
 
 /// After a fatal error (EndTxn refused for authorization) nothing more
